@@ -1,0 +1,123 @@
+"""The error envelope (DESIGN §5): every API error is `{"message": ..., "errors": {...}}`.
+
+Status codes: 400 bad parameters or malformed JSON, 401, 403, 404, 405, 409 illegal transition
+or conflicting write, 422 validation failed, 429 with Retry-After. Anything unexpected is a
+JSON 500, logged with its traceback, never an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger("api")
+
+
+class APIError(exceptions.APIException):
+    """An error with a message and optional per-field errors."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Bad request."
+
+    def __init__(self, message: str | None = None, errors: dict | None = None):
+        super().__init__(message or self.default_detail)
+        self.message = str(message or self.default_detail)
+        self.errors = errors
+
+
+class BadRequest(APIError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Bad request."
+
+
+class Conflict(APIError):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict."
+
+
+class Unprocessable(APIError):
+    status_code = 422
+    default_detail = "Validation failed."
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail to `{"field.sub[0]": ["message"]}`."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else "base"
+            path = f"{prefix}.{name}" if prefix else str(name)
+            for k, v in _flatten(value, path).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            out.setdefault(prefix or "base", []).extend(str(item) for item in detail)
+        else:
+            for index, item in enumerate(detail):
+                if item in ({}, []):
+                    continue
+                for k, v in _flatten(item, f"{prefix}[{index}]").items():
+                    out.setdefault(k, []).extend(v)
+    else:
+        out.setdefault(prefix or "base", []).append(str(detail))
+    return out
+
+
+def _envelope(message: str, errors: dict | None = None) -> dict:
+    body: dict = {"message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def exception_handler(exc, context):
+    headers = {}
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"base": exc.messages}
+        exc = Unprocessable(errors=errors)
+    elif isinstance(exc, IntegrityError):
+        # A unique constraint lost a race with a concurrent writer: the write did not happen.
+        logger.info("integrity error mapped to 409: %s", exc)
+        exc = Conflict("Conflicting write: the record was changed or created concurrently. Retry.")
+
+    if isinstance(exc, APIError):
+        body = _envelope(exc.message, exc.errors)
+        status_code = exc.status_code
+    elif isinstance(exc, exceptions.ValidationError):
+        status_code = 422
+        body = _envelope("Validation failed.", _flatten(exc.detail))
+    elif isinstance(exc, exceptions.ParseError):
+        status_code = 400
+        body = _envelope(f"Malformed request body: {exc.detail}")
+    elif isinstance(exc, exceptions.APIException):
+        status_code = exc.status_code
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None) is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+        detail = exc.detail
+        if isinstance(detail, dict):
+            message = str(detail.get("detail", detail.get("message", exc.default_detail)))
+        elif isinstance(detail, list):
+            message = " ".join(str(d) for d in detail)
+        else:
+            message = str(detail)
+        body = _envelope(message)
+    else:
+        logger.exception("unhandled API error", exc_info=exc)
+        status_code = 500
+        body = _envelope("Internal server error.")
+
+    set_rollback()
+    return Response(body, status=status_code, headers=headers)

@@ -1,0 +1,187 @@
+"""Filter predicates (DESIGN §5) on top of django-filter.
+
+A resource declares its filters as a `PredicateFilterSet`; each query parameter is parsed with
+one grammar, and each value is converted by the model field's own form field (dates, numbers,
+choices, booleans), so a malformed value is a 400 naming the parameter:
+
+    ?status=active            equals             ?status=active,suspended   in
+    ?status=!expired          not (in)           ?ids=1,2,3                 id in
+    ?created_at=>2026-01-01   also <, <=, >=     ?created_at=>=2026-01-01<2026-02-01   range
+    ?remarks=                 is empty           ?remarks=!                 is present
+
+A parameter that is not a declared filter (nor one of the view's own parameters) is a 400.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import get_model_field
+
+from .exceptions import BadRequest
+
+# Query parameters the toolkit itself reads; never taken for filters.
+RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort"})
+
+_RANGE = re.compile(r"^(>=|<=|>|<)([^<>]+?)(?:(>=|<=|>|<)([^<>]+))?$")
+_LOOKUPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+_ORDERED = (
+    models.DateField,
+    models.DateTimeField,
+    models.TimeField,
+    models.IntegerField,
+    models.DecimalField,
+    models.FloatField,
+    models.CharField,
+    models.AutoField,
+)
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A parsed filter: `kind` is one of in, not_in, range, empty, present."""
+
+    kind: str
+    values: tuple = ()
+    bounds: tuple = ()  # ((lookup, value), ...) for range
+
+    def to_q(self, path: str, blank_is_empty: bool) -> Q:
+        if self.kind in ("empty", "present"):
+            q = Q(**{f"{path}__isnull": True})
+            if blank_is_empty:
+                q |= Q(**{path: ""})
+            return q if self.kind == "empty" else ~q
+        if self.kind == "range":
+            return Q(**{f"{path}__{lookup}": value for lookup, value in self.bounds})
+        q = Q(**{f"{path}__in": self.values})
+        return q if self.kind == "in" else ~q
+
+
+def _value_field(model_field) -> forms.Field:
+    """The form field that converts one raw value for this model field."""
+    if isinstance(model_field, models.ForeignKey):
+        model_field = model_field.target_field
+    if isinstance(model_field, models.BooleanField):
+        return forms.NullBooleanField()
+    if isinstance(model_field, (models.AutoField, models.BigAutoField)):
+        return forms.IntegerField()
+    if isinstance(model_field, models.JSONField):
+        return forms.CharField()
+    field = model_field.formfield()
+    field.required = True
+    if isinstance(field, forms.CharField):
+        field.max_length = None
+        field.validators = []
+    return field
+
+
+class PredicateField(forms.Field):
+    """Parses the raw parameter into a `Predicate` of typed values."""
+
+    def __init__(self, *, value_field: forms.Field, ordered: bool, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+        self.value_field = value_field
+        self.ordered = ordered
+
+    def _convert(self, raw: str):
+        if isinstance(self.value_field, forms.NullBooleanField):
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValidationError(f"'{raw}' is not a boolean (use true or false).")
+            return lowered in ("true", "1")
+        try:
+            return self.value_field.clean(raw.strip())
+        except ValidationError as exc:
+            raise ValidationError(f"'{raw}': {' '.join(exc.messages)}") from None
+
+    def to_python(self, value):
+        if value is None:
+            return None
+        if value == "":
+            return Predicate("empty")
+        if value == "!":
+            return Predicate("present")
+        match = _RANGE.match(value)
+        if match:
+            if not self.ordered:
+                raise ValidationError("Comparisons are not supported on this field.")
+            op1, v1, op2, v2 = match.groups()
+            bounds = [(_LOOKUPS[op1], self._convert(v1))]
+            if op2:
+                bounds.append((_LOOKUPS[op2], self._convert(v2)))
+            return Predicate("range", bounds=tuple(bounds))
+        negate = value.startswith("!")
+        raw_values = [v for v in (value[1:] if negate else value).split(",")]
+        if any(v.strip() == "" for v in raw_values):
+            raise ValidationError("Empty value in the list.")
+        values = tuple(self._convert(v) for v in raw_values)
+        return Predicate("not_in" if negate else "in", values=values)
+
+
+class PredicateFilter(django_filters.Filter):
+    """One query parameter with the predicate grammar, typed by its model field."""
+
+    def _model_field(self):
+        return get_model_field(self.model, self.field_name)
+
+    @property
+    def field(self):
+        if not hasattr(self, "_field"):
+            model_field = self._model_field()
+            self._field = PredicateField(
+                value_field=_value_field(model_field),
+                ordered=isinstance(model_field, _ORDERED) and not getattr(model_field, "choices", None),
+                label=self.label,
+                help_text=self.extra.get("help_text", ""),
+            )
+        return self._field
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        model_field = self._model_field()
+        blank_is_empty = isinstance(model_field, (models.CharField, models.TextField))
+        return qs.filter(value.to_q(self.field_name, blank_is_empty))
+
+
+class PredicateFilterSet(django_filters.FilterSet):
+    """Every field in `Meta.fields` becomes a `PredicateFilter`; `ids` is always there."""
+
+    ids = PredicateFilter(field_name="id", help_text="Comma-separated ids.")
+
+    @classmethod
+    def filter_for_field(cls, field, field_name, lookup_expr=None):
+        return PredicateFilter(field_name=field_name)
+
+
+class PredicateFilterBackend(DjangoFilterBackend):
+    """Rejects unknown parameters and reports malformed values as 400 naming the parameter."""
+
+    def get_filterset_class(self, view, queryset=None):
+        return getattr(view, "filterset_class", None)
+
+    def filter_queryset(self, request, queryset, view):
+        allowed = set(RESERVED_PARAMS) | set(getattr(view, "extra_query_params", ()))
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is not None:
+            allowed |= set(filterset.filters)
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise BadRequest(
+                f"Unknown query parameter: {', '.join(unknown)}",
+                {name: ["Unknown query parameter."] for name in unknown},
+            )
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid():
+            errors = {name: list(messages) for name, messages in filterset.errors.items()}
+            raise BadRequest(f"Invalid filter: {', '.join(sorted(errors))}", errors)
+        return filterset.qs

@@ -1,0 +1,83 @@
+"""Page-number pagination in the 4me style: a bare array, totals and links in headers."""
+
+import math
+
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+from .exceptions import BadRequest
+
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+def _positive_int(request, name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1 or (maximum is not None and value > maximum):
+        bounds = f"1 to {maximum}" if maximum else "1 or more"
+        raise BadRequest(f"{name} must be a whole number from {bounds}.", {name: [f"Must be {bounds}."]})
+    return value
+
+
+class PagePagination(BasePagination):
+    """`?page=` and `?per_page=` (default 20, max 100); headers X-Pagination-* and Link."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.per_page = _positive_int(request, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+        self.page = _positive_int(request, "page", 1)
+        self.total = queryset.count()
+        self.total_pages = max(1, math.ceil(self.total / self.per_page))
+        start = (self.page - 1) * self.per_page
+        return list(queryset[start : start + self.per_page])
+
+    def _link(self, page: int) -> str:
+        url = self.request.build_absolute_uri()
+        url = replace_query_param(url, "per_page", self.per_page)
+        return replace_query_param(url, "page", page)
+
+    def get_headers(self) -> dict[str, str]:
+        links = [f'<{self._link(1)}>; rel="first"']
+        if self.page > 1:
+            links.append(f'<{self._link(min(self.page - 1, self.total_pages))}>; rel="prev"')
+        if self.page < self.total_pages:
+            links.append(f'<{self._link(self.page + 1)}>; rel="next"')
+        links.append(f'<{self._link(self.total_pages)}>; rel="last"')
+        return {
+            "X-Pagination-Per-Page": str(self.per_page),
+            "X-Pagination-Current-Page": str(self.page),
+            "X-Pagination-Total-Pages": str(self.total_pages),
+            "X-Pagination-Total-Entries": str(self.total),
+            "Link": ", ".join(links),
+        }
+
+    def get_paginated_response(self, data):
+        return Response(data, headers=self.get_headers())
+
+    def get_paginated_response_schema(self, schema):
+        return schema
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": "page",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "default": 1},
+                "description": "Page number.",
+            },
+            {
+                "name": "per_page",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE},
+                "description": "Resources per page.",
+            },
+        ]

@@ -1,0 +1,27 @@
+"""Role-based permissions (DESIGN §4): viewer < operator < manager < admin.
+
+A view declares `read_role` (default viewer) and `write_role`; an action may declare its own
+`required_role` (passed through `@action(required_role=...)`). The authenticated request's
+`auth` is the tenancy context, which knows the caller's role.
+"""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+
+class RolePermission(BasePermission):
+    message = "Your role does not allow this."
+
+    def has_permission(self, request, view) -> bool:
+        context = request.auth
+        if context is None or not hasattr(context, "has_role"):
+            return False
+        required = getattr(view, "required_role", None)
+        if required is None:
+            if request.method in SAFE_METHODS:
+                required = getattr(view, "read_role", "viewer")
+            else:
+                required = getattr(view, "write_role", "admin")
+        if not context.has_role(required):
+            self.message = f"This needs the {required} role or higher; your role is {context.role}."
+            return False
+        return True

@@ -1,0 +1,79 @@
+"""OpenAPI additions for the toolkit's conventions: pagination headers, `?fields=`, errors."""
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiParameter
+
+_PAGINATION_HEADERS = {
+    "X-Pagination-Per-Page": "Resources per page.",
+    "X-Pagination-Current-Page": "This page's number.",
+    "X-Pagination-Total-Pages": "Number of pages.",
+    "X-Pagination-Total-Entries": "Number of resources in the whole collection.",
+    "Link": 'Links to the first, prev, next and last pages (rel="first" ...).',
+}
+
+_ERRORS = {
+    "400": "Bad parameters or malformed JSON.",
+    "401": "No token, or the token was rejected.",
+    "403": "The caller's role does not allow this.",
+    "404": "No such resource in the caller's organization.",
+    "409": "Illegal transition or conflicting write.",
+    "422": "Validation failed; `errors` names each field.",
+    "429": "Too many requests; see Retry-After.",
+}
+
+
+def _error_response(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def _is_list_action(self) -> bool:
+        return getattr(self.view, "action", None) == "list" or self._is_list_view()
+
+    def _get_response_headers_for_code(self, status_code, direction="response"):
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if (
+            status_code == "200"
+            and self.method == "GET"
+            and self._is_list_action()
+            and getattr(self.view, "pagination_class", None)
+        ):
+            for name, description in _PAGINATION_HEADERS.items():
+                headers[name] = {
+                    "schema": {"type": "string" if name == "Link" else "integer"},
+                    "description": description,
+                }
+        if status_code == "201" and self.method == "POST" and getattr(self.view, "action", None) == "create":
+            headers["Location"] = {"schema": {"type": "string", "format": "uri"}, "description": "The new resource."}
+        return headers
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        public = not self.get_auth()
+        for code, description in _ERRORS.items():
+            if public and code in ("401", "403"):
+                continue
+            if self.method == "GET" and code in ("409", "422"):
+                continue
+            responses.setdefault(code, _error_response(description))
+        return responses
+
+    def get_override_parameters(self):
+        parameters = super().get_override_parameters()
+        serializer_class = getattr(self.view, "serializer_class", None)
+        if self.method == "GET" and hasattr(serializer_class, "readable_field_names"):
+            parameters = [
+                *parameters,
+                OpenApiParameter(
+                    "fields",
+                    str,
+                    description=(
+                        "Comma-separated fields to return (id is always present). "
+                        f"Collections default to: {', '.join(getattr(serializer_class.Meta, 'default_fields', []))}."
+                    ),
+                ),
+            ]
+        return parameters

@@ -1,0 +1,43 @@
+"""`?sort=name,-created_at` (DESIGN §5).
+
+A view declares `sort_fields` (public key -> ORM path) and `default_sort` (its
+`get_default_sort()` may vary it by request); `id` is always
+appended as a tie-breaker so that pages are stable.
+"""
+
+from .exceptions import BadRequest
+
+
+class SortBackend:
+    def filter_queryset(self, request, queryset, view):
+        sort_fields: dict[str, str] = getattr(view, "sort_fields", {})
+        raw = request.query_params.get("sort") or view.get_default_sort()
+        keys = [key.strip() for key in raw.split(",") if key.strip()]
+        not_allowed = [key.lstrip("-") for key in keys if key.lstrip("-") not in sort_fields]
+        if not_allowed:
+            raise BadRequest(f"Sorting not allowed on fields: {', '.join(not_allowed)}")
+        ordering = []
+        for key in keys:
+            descending = key.startswith("-")
+            path = sort_fields[key.lstrip("-")]
+            ordering.append(f"-{path}" if descending else path)
+        if not any(o.lstrip("-") in ("id", "pk") for o in ordering):
+            descending_default = ordering and ordering[-1].startswith("-")
+            ordering.append("-id" if descending_default else "id")
+        return queryset.order_by(*ordering)
+
+    def get_schema_operation_parameters(self, view):
+        if getattr(view, "action", None) != "list":
+            return []
+        keys = ", ".join(sorted(getattr(view, "sort_fields", {})))
+        return [
+            {
+                "name": "sort",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": (
+                    f"Comma-separated sort keys, '-' for descending. Allowed: {keys}. Default: {view.default_sort}."
+                ),
+            }
+        ]

@@ -1,0 +1,130 @@
+"""The base viewsets: one place for tenancy scoping, `?fields=`, sort, filters and writes.
+
+A resource's viewset is declarative:
+
+    class CounterpartyViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
+        queryset = Counterparty.objects.all()
+        serializer_class = CounterpartySerializer
+        filterset_class = CounterpartyFilterSet
+        sort_fields = {"name": "name", "created_at": "created_at"}
+        default_sort = "name"
+        write_role = "manager"
+        create_service = staticmethod(services.create_counterparty)
+        ...
+
+Reads and writes only ever see the caller's organization (`queryset.for_organization`), so
+another organization's object is a 404. Writes go through the resource's services (which write
+the events); views validate, call and serialize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rest_framework import status, viewsets
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from .exceptions import BadRequest
+
+
+class ResourceViewSet(viewsets.GenericViewSet):
+    """List and retrieve, scoped to the caller's organization."""
+
+    sort_fields: dict[str, str] = {}
+    default_sort: str = "name"
+    read_role: str = "viewer"
+    write_role: str = "manager"
+    extra_query_params: tuple[str, ...] = ()
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = "[0-9]+"
+
+    @property
+    def organization(self):
+        return self.request.auth.organization
+
+    def get_queryset(self):
+        return self.queryset.for_organization(self.organization)
+
+    def get_default_sort(self) -> str:
+        return self.default_sort
+
+    def selected_fields(self, serializer_class) -> list[str] | None:
+        """`?fields=` on reads; a collection's default fields otherwise; None means all."""
+        if self.request.method not in ("GET", "HEAD"):
+            return None
+        raw = self.request.query_params.get("fields")
+        if raw:
+            names = [name.strip() for name in raw.split(",") if name.strip()]
+            readable = serializer_class.readable_field_names()
+            unknown = [name for name in names if name not in readable]
+            if unknown:
+                raise BadRequest(
+                    f"Unknown field: {', '.join(unknown)}",
+                    {"fields": [f"Unknown field: {name}" for name in unknown]},
+                )
+            return names
+        if self.action == "list":
+            return list(getattr(serializer_class.Meta, "default_fields", [])) or None
+        return None
+
+    def get_serializer(self, *args, **kwargs):
+        serializer_class = self.get_serializer_class()
+        kwargs.setdefault("context", self.get_serializer_context())
+        if "data" not in kwargs and hasattr(serializer_class, "readable_field_names"):
+            kwargs.setdefault("fields", self.selected_fields(serializer_class))
+        return serializer_class(*args, **kwargs)
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        serializer = self.get_serializer(page, many=True)
+        return self.get_paginated_response(serializer.data)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    def respond(self, instance, status_code: int = status.HTTP_200_OK, headers=None) -> Response:
+        """The full resource, re-read through the scoped queryset (so its joins apply)."""
+        fresh = self.get_queryset().get(pk=instance.pk)
+        return Response(self.get_serializer(fresh).data, status=status_code, headers=headers)
+
+    def detail_url(self, instance) -> str:
+        return reverse(f"{self.basename}-detail", kwargs={"pk": instance.pk}, request=self.request)
+
+
+class CreateMixin:
+    """POST: 201 with a Location header and the full resource."""
+
+    create_service: Callable
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.create_service(
+            organization=self.organization, actor=request.user, data=serializer.validated_data
+        )
+        return self.respond(instance, status.HTTP_201_CREATED, {"Location": self.detail_url(instance)})
+
+
+class UpdateMixin:
+    """PATCH: 200 with the full resource."""
+
+    update_service: Callable
+
+    def partial_update(self, request, *args, **kwargs):
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        instance = self.update_service(instance=instance, actor=request.user, data=serializer.validated_data)
+        return self.respond(instance)
+
+
+class DestroyMixin:
+    """DELETE: 204."""
+
+    delete_service: Callable
+
+    def destroy(self, request, *args, **kwargs):
+        self.delete_service(instance=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

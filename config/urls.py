@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.api.routers import ApiRouter
+from config.views import healthz
+from contracts.api import CounterpartyViewSet
+from events.api import EventViewSet
+from tenancy.api import MembershipViewSet, MeView, TokenRefreshView, TokenView
+
+router = ApiRouter()
+router.register("counterparties", CounterpartyViewSet, basename="counterparty")
+router.register("events", EventViewSet, basename="event")
+router.register("members", MembershipViewSet, basename="member")
+
+api_v1 = [
+    path("token", TokenView.as_view(), name="token"),
+    path("token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
+    path("me", MeView.as_view(), name="me"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]

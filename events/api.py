@@ -1,0 +1,69 @@
+"""`GET /api/v1/events`: the audit trail, and the outbox to stream from with `?since=ID`."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers
+
+from config.api.exceptions import BadRequest
+from config.api.filters import PredicateFilterSet
+from config.api.serializers import ResourceSerializer
+from config.api.viewsets import ResourceViewSet
+
+from .models import Event
+
+
+class EventSerializer(ResourceSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Event
+        fields = ["id", "type", "actor", "object_type", "object_id", "payload", "occurred_at"]
+        read_only_fields = fields
+        default_fields = fields
+
+    def get_actor(self, event) -> dict | None:
+        if event.actor_id is None:
+            return None
+        return {"id": event.actor_id, "name": event.actor.username}
+
+
+class EventFilterSet(PredicateFilterSet):
+    class Meta:
+        model = Event
+        fields = ["type", "object_type", "object_id", "occurred_at"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "since",
+                int,
+                description="Only events after this id, oldest first: resume a stream from the last id seen.",
+            )
+        ]
+    )
+)
+class EventViewSet(ResourceViewSet):
+    queryset = Event.objects.select_related("actor")
+    serializer_class = EventSerializer
+    filterset_class = EventFilterSet
+    sort_fields = {"id": "id", "occurred_at": "occurred_at", "type": "type"}
+    default_sort = "-id"
+    extra_query_params = ("since",)
+
+    def since(self) -> int | None:
+        raw = self.request.query_params.get("since")
+        if raw in (None, ""):
+            return None
+        if not raw.isdigit():
+            raise BadRequest("since must be an event id (a whole number).", {"since": ["Must be a whole number."]})
+        return int(raw)
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        since = self.since()
+        return queryset if since is None else queryset.filter(id__gt=since)
+
+    def get_default_sort(self) -> str:
+        # A reader following the stream reads forward from its cursor.
+        return "id" if self.since() is not None else self.default_sort

@@ -1,0 +1,67 @@
+"""Writing events, and describing a change for an event's payload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from .models import Event
+
+
+def jsonable(value: Any) -> Any:
+    """A value as it goes into an event payload (JSON types only)."""
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def record_event(
+    *,
+    type: str,
+    obj: models.Model,
+    actor=None,
+    payload: dict | None = None,
+    object_type: str | None = None,
+    occurred_at: dt.datetime | None = None,
+) -> Event:
+    """Write one event about a tenant-owned `obj`, inside the transaction of the change."""
+    return Event.objects.create(
+        organization_id=obj.organization_id,
+        type=type,
+        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+        object_type=object_type or obj._meta.model_name,
+        object_id=obj.pk,
+        payload=jsonable(payload or {}),
+        occurred_at=occurred_at or timezone.now(),
+    )
+
+
+def apply_changes(instance: models.Model, data: dict) -> dict[str, dict]:
+    """Set `data` on `instance`; return `{field: {"before": .., "after": ..}}` for real changes."""
+    changes = {}
+    for name, value in data.items():
+        before = getattr(instance, name)
+        if before != value:
+            changes[name] = {"before": jsonable(before), "after": jsonable(value)}
+            setattr(instance, name, value)
+    return changes
+
+
+def snapshot(instance: models.Model, fields: list[str]) -> dict:
+    """The named fields of an instance, for a created/deleted event's payload."""
+    return {name: jsonable(getattr(instance, name)) for name in fields}

@@ -1,0 +1,1 @@
+"""SLA rules and calendars: built by the SLA engine issue."""

@@ -1,0 +1,148 @@
+"""Token, refresh, me and members endpoints."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.exceptions import Unprocessable
+from config.api.filters import PredicateFilterSet
+from config.api.serializers import ResourceSerializer
+from config.api.viewsets import ResourceViewSet
+
+from .auth import issue_tokens, refresh_access
+from .models import Membership
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+    org = serializers.SlugField(required=False, max_length=64)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RefreshRequestSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class TokenView(APIView):
+    """Log in: a token pair for the user in one organization."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenPairSerializer}, auth=[])
+    def post(self, request):
+        form = TokenRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None:
+            raise AuthenticationFailed("Invalid username or password.")
+        memberships = list(Membership.objects.select_related("organization", "user").filter(user=user))
+        if data.get("org"):
+            memberships = [m for m in memberships if m.organization.slug == data["org"]]
+            if not memberships:
+                raise AuthenticationFailed(f"You are not a member of organization {data['org']!r}.")
+        if not memberships:
+            raise AuthenticationFailed("You are not a member of any organization.")
+        if len(memberships) > 1:
+            slugs = ", ".join(sorted(m.organization.slug for m in memberships))
+            raise Unprocessable(
+                "You are a member of several organizations: say which with org.",
+                {"org": [f"Required; one of: {slugs}."]},
+            )
+        return Response(issue_tokens(memberships[0]))
+
+
+class TokenRefreshView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=RefreshRequestSerializer,
+        responses={200: inline_serializer("AccessToken", {"access": serializers.CharField()})},
+        auth=[],
+    )
+    def post(self, request):
+        form = RefreshRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return Response({"access": refresh_access(form.validated_data["refresh"])})
+
+
+class MeView(APIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Me",
+                {
+                    "user": inline_serializer(
+                        "MeUser", {"id": serializers.IntegerField(), "username": serializers.CharField()}
+                    ),
+                    "organization": inline_serializer(
+                        "MeOrganization",
+                        {
+                            "slug": serializers.CharField(),
+                            "name": serializers.CharField(),
+                            "default_currency": serializers.CharField(),
+                            "default_time_zone": serializers.CharField(),
+                        },
+                    ),
+                    "role": serializers.CharField(),
+                },
+            )
+        }
+    )
+    def get(self, request):
+        organization = request.auth.organization
+        return Response(
+            {
+                "user": {"id": request.user.pk, "username": request.user.get_username()},
+                "organization": {
+                    "slug": organization.slug,
+                    "name": organization.name,
+                    "default_currency": organization.default_currency,
+                    "default_time_zone": organization.default_time_zone,
+                },
+                "role": request.auth.role,
+            }
+        )
+
+
+class MembershipSerializer(ResourceSerializer):
+    user = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "role", "created_at", "updated_at"]
+        read_only_fields = fields
+        default_fields = fields
+
+    def get_user(self, membership) -> dict:
+        return {"id": membership.user_id, "username": membership.user.username}
+
+
+class MembershipFilterSet(PredicateFilterSet):
+    class Meta:
+        model = Membership
+        fields = ["role", "created_at"]
+
+
+class MembershipViewSet(ResourceViewSet):
+    """The organization's memberships (admins only)."""
+
+    queryset = Membership.objects.select_related("user")
+    serializer_class = MembershipSerializer
+    filterset_class = MembershipFilterSet
+    sort_fields = {"username": "user__username", "role": "role", "created_at": "created_at"}
+    default_sort = "username"
+    read_role = "admin"

@@ -1,0 +1,173 @@
+"""JWT authentication that puts every request inside one organization (DESIGN §4).
+
+Two kinds of bearer token are accepted:
+
+- HS256 tokens this service issues (`POST /api/v1/token`, `manage.py issue_token`), carrying
+  `user_id`, `org` (slug) and `role`. The role that counts is the membership's current one, so
+  a demotion takes effect at once; a token whose org the user is no longer a member of is a 401.
+- RS256/ES256 tokens from an external OAuth2 issuer, when `JWT_PUBLIC_KEY` or `JWT_JWKS_URL`
+  is set. Issuer and audience are required and checked; the organization and role come from
+  the configured claims, and a local user (plus its membership) is provisioned for the token's
+  `sub` on first use and kept in step with the token's role.
+
+The algorithm is chosen from the token header, but each algorithm is bound to its own key:
+an HS256 token is only ever checked with the service's secret, so a token "signed" with the
+public key as an HMAC secret fails, and `alg: none` is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+
+import jwt
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework import authentication, exceptions
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from .models import ExternalIdentity, Membership, Organization, Role, role_at_least
+
+LOCAL_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    """`request.auth`: who is calling, in which organization, with which role."""
+
+    membership: Membership
+    claims: dict
+
+    @property
+    def organization(self) -> Organization:
+        return self.membership.organization
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
+
+    def has_role(self, required: str) -> bool:
+        return role_at_least(self.role, required)
+
+
+def issue_tokens(membership: Membership) -> dict[str, str]:
+    """A refresh and an access token for one membership (user in one organization)."""
+    refresh = RefreshToken.for_user(membership.user)
+    refresh["org"] = membership.organization.slug
+    refresh["role"] = membership.role
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def refresh_access(raw_refresh: str) -> str:
+    """A new access token from a refresh token, with the membership's current role."""
+    try:
+        refresh = RefreshToken(raw_refresh)
+    except TokenError as exc:
+        raise exceptions.AuthenticationFailed(f"Refresh token rejected: {exc}") from None
+    membership = _local_membership(refresh.payload)
+    refresh["role"] = membership.role
+    return str(refresh.access_token)
+
+
+def _local_membership(claims: dict) -> Membership:
+    user_id, org = claims.get(settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")), claims.get("org")
+    if user_id is None or not org:
+        raise exceptions.AuthenticationFailed("Token has no user or organization claim.")
+    membership = (
+        Membership.objects.select_related("user", "organization")
+        .filter(user_id=user_id, organization__slug=org)
+        .first()
+    )
+    if membership is None or not membership.user.is_active:
+        raise exceptions.AuthenticationFailed(f"No active membership of organization {org!r} for this token.")
+    return membership
+
+
+@functools.lru_cache(maxsize=4)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+
+
+def external_issuer_enabled() -> bool:
+    config = settings.EXTERNAL_JWT
+    return bool(config["PUBLIC_KEY"] or config["JWKS_URL"])
+
+
+class TenantJWTAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+        raw = header[1].decode("latin-1")
+        try:
+            algorithm = jwt.get_unverified_header(raw).get("alg")
+        except jwt.PyJWTError:
+            raise exceptions.AuthenticationFailed("Malformed token.") from None
+        if algorithm == LOCAL_ALGORITHM:
+            membership, claims = self._local(raw)
+        elif algorithm in settings.EXTERNAL_JWT["ALGORITHMS"] and external_issuer_enabled():
+            membership, claims = self._external(raw)
+        else:
+            raise exceptions.AuthenticationFailed(f"Token algorithm {algorithm!r} is not accepted.")
+        return membership.user, TenantContext(membership=membership, claims=claims)
+
+    def _local(self, raw: str) -> tuple[Membership, dict]:
+        try:
+            token = AccessToken(raw)
+        except TokenError as exc:
+            raise exceptions.AuthenticationFailed(f"Token rejected: {exc}") from None
+        return _local_membership(token.payload), dict(token.payload)
+
+    def _external(self, raw: str) -> tuple[Membership, dict]:
+        config = settings.EXTERNAL_JWT
+        try:
+            if config["JWKS_URL"]:
+                key = _jwks_client(config["JWKS_URL"]).get_signing_key_from_jwt(raw).key
+            else:
+                key = config["PUBLIC_KEY"]
+            claims = jwt.decode(
+                raw,
+                key,
+                algorithms=config["ALGORITHMS"],
+                audience=config["AUDIENCE"] or None,
+                issuer=config["ISSUER"] or None,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise exceptions.AuthenticationFailed(f"Token rejected: {exc}") from None
+        org_slug, role = claims.get(config["ORG_CLAIM"]), claims.get(config["ROLE_CLAIM"])
+        if role not in Role.values:
+            raise exceptions.AuthenticationFailed(f"Token role claim {role!r} is not one of {', '.join(Role.values)}.")
+        organization = Organization.objects.filter(slug=org_slug).first() if isinstance(org_slug, str) else None
+        if organization is None:
+            raise exceptions.AuthenticationFailed(f"Token organization {org_slug!r} is not known here.")
+        return provision_external_user(claims["iss"], claims["sub"], organization, role), claims
+
+
+@transaction.atomic
+def provision_external_user(issuer: str, subject: str, organization: Organization, role: str) -> Membership:
+    """The local user and membership of an external subject, created on first use."""
+    identity = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
+    if identity is None:
+        issuer_tag = hashlib.sha256(issuer.encode()).hexdigest()[:8]
+        user = get_user_model().objects.create(username=f"ext:{issuer_tag}:{subject}"[:150])
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+    membership, created = Membership.objects.select_related("user", "organization").get_or_create(
+        user=identity.user, organization=organization, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
+    return membership

@@ -1,0 +1,111 @@
+"""Tenants (4me's account), memberships and roles (DESIGN §4)."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .currencies import is_currency
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.MANAGER: 2, Role.ADMIN: 3}
+
+
+def role_at_least(role: str, required: str) -> bool:
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(required)]
+
+
+def validate_currency(value: str) -> None:
+    if not is_currency(value):
+        raise ValidationError(f"{value!r} is not an ISO 4217 currency code.")
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone.")
+
+
+class TenantQuerySet(models.QuerySet):
+    """The one scoping method every read and write of tenant-owned data goes through."""
+
+    def for_organization(self, organization: Organization) -> TenantQuerySet:
+        return self.filter(organization=organization)
+
+
+class TenantModel(models.Model):
+    """Base for every tenant-owned model: a required organization and the scoped queryset."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class SourcedModel(TenantModel):
+    """A record integrators sync: `source` (max 30) + `sourceID` (max 128), unique per
+    organization and source (each concrete model declares the unique constraint)."""
+
+    source = models.CharField(max_length=30, blank=True, default="")
+    source_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class Organization(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=160)
+    default_currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
+    default_time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")]
+        ordering = ["organization__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class ExternalIdentity(models.Model):
+    """The local user provisioned for a subject of an external OAuth2 issuer."""
+
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_unique")]
+        verbose_name_plural = "external identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer}"
