@@ -1,7 +1,7 @@
 """`?sort=name,-created_at` (DESIGN §5).
 
 A view declares `sort_fields` (public key -> ORM path) and `default_sort` (its
-`get_default_sort()` may vary it by request); `id` is always
+`get_default_sort()` may vary it by request); `id` is always sortable and always
 appended as a tie-breaker so that pages are stable.
 """
 
@@ -10,7 +10,7 @@ from .exceptions import BadRequest
 
 class SortBackend:
     def filter_queryset(self, request, queryset, view):
-        sort_fields: dict[str, str] = getattr(view, "sort_fields", {})
+        sort_fields: dict[str, str] = {"id": "id", **getattr(view, "sort_fields", {})}
         raw = request.query_params.get("sort") or view.get_default_sort()
         keys = [key.strip() for key in raw.split(",") if key.strip()]
         not_allowed = [key.lstrip("-") for key in keys if key.lstrip("-") not in sort_fields]
@@ -29,7 +29,7 @@ class SortBackend:
     def get_schema_operation_parameters(self, view):
         if getattr(view, "action", None) != "list":
             return []
-        keys = ", ".join(sorted(getattr(view, "sort_fields", {})))
+        keys = ", ".join(sorted({"id", *getattr(view, "sort_fields", {})}))
         return [
             {
                 "name": "sort",

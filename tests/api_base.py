@@ -1,0 +1,296 @@
+"""The shared API test base (NetBox's API test cases are the model).
+
+Every endpoint's tests subclass `ResourceAPITests` and declare what the resource is; the base
+then checks the cross-cutting conventions once, the same way for every resource:
+
+- list (bare array, pagination headers, Link), get, create (201 + Location), update (PATCH);
+- 401 without a token, 403 for a role too low to read or write;
+- another organization's object: 404 on get, update, delete and every detail action, and
+  absent from the list;
+- `?fields=` (default collection fields, picked fields, 400 for an unknown one);
+- `?sort=` (every allowed key, 400 for a key not allowed);
+- every declared filter (each must have a case here, so a new filter cannot go untested),
+  400 for an unknown filter and for a malformed value;
+- a query count that does not grow with the page size, and equals the declared count.
+
+Read-only resources subclass `ResourceAPITests`; resources with POST and PATCH subclass
+`WritableResourceAPITests`, which adds the write conventions. A subclass declares:
+
+    url, factory(org, **overrides) -> instance, create_data, update_data,
+    write_role, read_role (default viewer), default_fields, sort_keys,
+    filter_cases: [(param, value, [labels of the instances that must match])],
+    filter_objects(org) -> {label: instance}, malformed_filters: [(param, value)],
+    list_queries (with a comment naming each query), detail_actions: [(name, body)].
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from tenancy.models import ROLE_RANK, Role
+
+ROLES = [Role.VIEWER, Role.OPERATOR, Role.MANAGER, Role.ADMIN]
+
+
+def role_below(role: str) -> str | None:
+    rank = ROLE_RANK[Role(role)]
+    return ROLES[rank - 1].value if rank > 0 else None
+
+
+@pytest.mark.django_db
+class ResourceAPITests:
+    url: str
+    create_data: dict | None = None
+    update_data: dict | None = None
+    read_role = "viewer"
+    write_role = "manager"
+    default_fields: list[str] = []
+    sort_keys: list[str] = []
+    default_sort: str = "name"
+    filter_cases: list[tuple[str, str, list[str]]] = []
+    malformed_filters: list[tuple[str, str]] = []
+    list_queries: int
+    detail_actions: list[tuple[str, dict]] = []
+    deletable = False
+
+    # --- to declare -------------------------------------------------------------------------
+
+    def factory(self, org, **overrides):
+        raise AssertionError("A resource's tests must say how to make one (factory).")
+
+    def filter_objects(self, org) -> dict[str, object]:
+        return {}
+
+    def check_created(self, instance, data: dict) -> None:
+        """Resource-specific checks of a created object (optional)."""
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def detail(self, obj) -> str:
+        return f"{self.url}/{obj.pk}"
+
+    def get_list(self, client: APIClient, **params):
+        query = f"?{urlencode(params)}" if params else ""
+        return client.get(f"{self.url}{query}")
+
+    # --- list and get -----------------------------------------------------------------------
+
+    def test_list_is_a_bare_array_with_pagination_headers(self, api, org):
+        objects = [self.factory(org) for _ in range(3)]
+        total = type(objects[0]).objects.filter(organization=org).count()
+        response = self.get_list(api(self.read_role), per_page=2)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert isinstance(body, list) and len(body) == 2
+        assert response["X-Pagination-Per-Page"] == "2"
+        assert response["X-Pagination-Current-Page"] == "1"
+        assert response["X-Pagination-Total-Entries"] == str(total)
+        assert int(response["X-Pagination-Total-Pages"]) >= 2
+        links = response["Link"]
+        for rel in ("first", "next", "last"):
+            assert f'rel="{rel}"' in links
+        assert 'rel="prev"' not in links
+        second = self.get_list(api(self.read_role), per_page=2, page=2)
+        assert 'rel="prev"' in second["Link"]
+        assert {o["id"] for o in body}.isdisjoint({o["id"] for o in second.json()})
+
+    def test_pagination_bounds_are_400(self, api, org):
+        client = api(self.read_role)
+        for value in ("0", "101", "abc", "-1"):
+            response = self.get_list(client, per_page=value)
+            assert response.status_code == 400, value
+            assert "per_page" in response.json()["message"]
+        assert self.get_list(client, page="0").status_code == 400
+
+    def test_get_returns_all_fields(self, api, org):
+        obj = self.factory(org)
+        response = api(self.read_role).get(self.detail(obj))
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["id"] == obj.pk
+        assert set(self.default_fields) <= set(body)
+
+    def test_unknown_id_is_404(self, api, org):
+        response = api(self.read_role).get(f"{self.url}/999999999")
+        assert response.status_code == 404
+        assert response.json() == {"message": "Not found."}
+
+    # --- auth ---------------------------------------------------------------------------------
+
+    def test_401_without_token(self, anon, org):
+        obj = self.factory(org)
+        for response in (anon.get(self.url), anon.get(self.detail(obj))):
+            assert response.status_code == 401
+            assert response["Content-Type"].startswith("application/json")
+            assert response.json()["message"]
+        if self.create_data is not None:
+            assert anon.post(self.url, self.create_data, format="json").status_code == 401
+
+    def test_403_for_a_role_too_low(self, api, org):
+        below_read = role_below(self.read_role)
+        if below_read:
+            assert self.get_list(api(below_read)).status_code == 403
+        below_write = role_below(self.write_role)
+        if self.create_data is not None and below_write:
+            response = api(below_write).post(self.url, self.create_data, format="json")
+            assert response.status_code == 403
+            assert self.write_role in response.json()["message"]
+        if self.update_data is not None and below_write:
+            obj = self.factory(org)
+            assert api(below_write).patch(self.detail(obj), self.update_data, format="json").status_code == 403
+
+    # --- tenancy ------------------------------------------------------------------------------
+
+    def test_other_organizations_object_is_404_everywhere(self, api, org, other_org):
+        theirs = self.factory(other_org)
+        mine = self.factory(org)
+        client = api("admin")
+        assert client.get(self.detail(theirs)).status_code == 404
+        listed = {o["id"] for o in self.get_list(client, per_page=100).json()}
+        assert mine.pk in listed and theirs.pk not in listed
+        if self.update_data is not None:
+            assert client.patch(self.detail(theirs), self.update_data, format="json").status_code == 404
+        if self.deletable:
+            assert client.delete(self.detail(theirs)).status_code == 404
+        for action, body in self.detail_actions:
+            response = client.post(f"{self.detail(theirs)}/{action}", body, format="json")
+            assert response.status_code == 404, (action, response.content)
+        # ... and the other organization's members cannot see ours.
+        assert api("admin", org=other_org).get(self.detail(mine)).status_code == 404
+
+    # --- fields -------------------------------------------------------------------------------
+
+    def test_default_collection_fields(self, api, org):
+        self.factory(org)
+        body = self.get_list(api(self.read_role)).json()
+        assert list(body[0]) == self.default_fields
+
+    def test_fields_picks_and_keeps_id(self, api, org):
+        obj = self.factory(org)
+        picked = [f for f in self.default_fields if f != "id"][:2]
+        body = self.get_list(api(self.read_role), fields=",".join(picked)).json()
+        assert set(body[0]) == {"id", *picked}
+        single = api(self.read_role).get(f"{self.detail(obj)}?fields={picked[0]}").json()
+        assert set(single) == {"id", picked[0]}
+
+    def test_unknown_field_is_400(self, api, org):
+        response = self.get_list(api(self.read_role), fields="id,no_such_field")
+        assert response.status_code == 400
+        assert "no_such_field" in response.json()["message"]
+
+    # --- sort ---------------------------------------------------------------------------------
+
+    def test_every_sort_key_works_both_ways(self, api, org):
+        for _ in range(3):
+            self.factory(org)
+        client = api(self.read_role)
+        for key in self.sort_keys:
+            for direction in ("", "-"):
+                response = self.get_list(client, sort=f"{direction}{key}")
+                assert response.status_code == 200, (key, response.content)
+
+    def test_sort_orders_by_the_key(self, api, org):
+        for _ in range(3):
+            self.factory(org)
+        client = api(self.read_role)
+        for key in ["id", *self.sort_keys]:
+            for descending in (False, True):
+                body = self.get_list(client, sort=f"{'-' if descending else ''}{key}", fields=key).json()
+                values = [o[key] for o in body if o.get(key) is not None] if key in body[0] else []
+                assert values == sorted(values, reverse=descending), (key, descending, values)
+
+    def test_sort_not_allowed_is_400(self, api, org):
+        response = self.get_list(api(self.read_role), sort="-no_such_key")
+        assert response.status_code == 400
+        assert response.json() == {"message": "Sorting not allowed on fields: no_such_key"}
+
+    # --- filters ------------------------------------------------------------------------------
+
+    def test_every_declared_filter_has_a_case(self):
+        from django.urls import resolve
+
+        view = resolve(self.url).func
+        filterset_class = view.cls.filterset_class
+        declared = set(filterset_class.base_filters) if filterset_class else set()
+        covered = {param for param, _, _ in self.filter_cases}
+        assert declared <= covered, f"filters without a test case: {sorted(declared - covered)}"
+
+    def test_filter_cases(self, api, org, other_org):
+        objects = self.filter_objects(org)
+        self.filter_objects(other_org)  # never leaks into our results
+        client = api(self.read_role)
+        for param, value, expected in self.filter_cases:
+            if param == "ids":
+                value = ",".join(str(objects[label].pk) for label in value.split(","))
+            response = self.get_list(client, **{param: value}, per_page=100)
+            assert response.status_code == 200, (param, value, response.content)
+            got = {o["id"] for o in response.json()}
+            want = {objects[label].pk for label in expected}
+            assert got == want, (param, value, sorted(got), sorted(want))
+
+    def test_unknown_and_malformed_filters_are_400(self, api, org):
+        client = api(self.read_role)
+        response = self.get_list(client, no_such_filter="x")
+        assert response.status_code == 400
+        assert "no_such_filter" in response.json()["errors"]
+        for param, value in [*self.malformed_filters, ("ids", "1,abc")]:
+            response = self.get_list(client, **{param: value})
+            assert response.status_code == 400, (param, value, response.content)
+            assert param in response.json()["errors"]
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def test_query_count_does_not_grow_with_page_size(self, api, org):
+        for _ in range(12):
+            self.factory(org)
+        client = api(self.read_role)
+        counts = []
+        for per_page in (2, 12):
+            with CaptureQueriesContext(connection) as queries:
+                response = self.get_list(client, per_page=per_page)
+            assert response.status_code == 200
+            counts.append(len(queries))
+        assert counts[0] == counts[1] == self.list_queries, [q["sql"] for q in queries.captured_queries]
+
+
+class WritableResourceAPITests(ResourceAPITests):
+    """A resource with POST and PATCH: the write conventions on top of the read ones."""
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def test_create(self, api, org):
+        response = api(self.write_role).post(self.url, self.create_data, format="json")
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert response["Location"].endswith(f"{self.url}/{body['id']}")
+        fetched = api(self.read_role).get(response["Location"])
+        assert fetched.status_code == 200 and fetched.json() == body
+        self.check_created(body, self.create_data)
+
+    def test_create_rejects_read_only_and_unknown_fields(self, api, org):
+        data = {**self.create_data, "id": 12345, "created_at": "2020-01-01T00:00:00Z", "no_such_field": 1}
+        response = api(self.write_role).post(self.url, data, format="json")
+        assert response.status_code == 422, response.content
+        errors = response.json()["errors"]
+        assert "read-only" in errors["id"][0] and "Unknown" in errors["no_such_field"][0]
+
+    def test_malformed_json_is_400(self, api, org):
+        response = api(self.write_role).post(self.url, '{"name": ', content_type="application/json")
+        assert response.status_code == 400
+        assert "Malformed" in response.json()["message"]
+        response = api(self.write_role).post(self.url, "[1, 2]", content_type="application/json")
+        assert response.status_code == 422
+
+    def test_update(self, api, org):
+        obj = self.factory(org)
+        response = api(self.write_role).patch(self.detail(obj), self.update_data, format="json")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        for key, value in self.update_data.items():
+            if not key.endswith("_id"):
+                assert body[key] == value, key

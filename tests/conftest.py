@@ -1,0 +1,74 @@
+"""Shared fixtures: organizations, members of every role, and authenticated API clients.
+
+`api(role)` is a client for a member with that role in `org`; `api(role, org=other_org)` for
+another organization. Tokens are real JWTs issued the way `POST /api/v1/token` issues them.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tenancy.auth import issue_tokens
+from tenancy.models import Membership, Organization
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Throttle counters live in the cache; every test starts with a clean slate.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return Organization.objects.create(
+        slug="acme", name="Acme Field Services", default_currency="EUR", default_time_zone="Europe/Amsterdam"
+    )
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return Organization.objects.create(
+        slug="globex", name="Globex", default_currency="USD", default_time_zone="America/New_York"
+    )
+
+
+@pytest.fixture
+def make_member(db):
+    def make(role: str = "manager", org: Organization | None = None, username: str | None = None) -> Membership:
+        user = get_user_model().objects.create_user(
+            username=username or f"user{next(_counter)}-{role}", password="secret-password"
+        )
+        return Membership.objects.create(user=user, organization=org, role=role)
+
+    return make
+
+
+def client_for(membership: Membership) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(membership)['access']}")
+    client.membership = membership
+    return client
+
+
+@pytest.fixture
+def api(org, make_member):
+    """`api("operator")` -> an APIClient authenticated as a new operator of `org`."""
+
+    def make(role: str = "manager", org: Organization = org) -> APIClient:
+        return client_for(make_member(role, org))
+
+    return make
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
