@@ -150,11 +150,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.strip_trailing_slashes",
+    ],
     "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "jwtAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-        },
         "schemas": {
             "Error": {
                 "type": "object",
@@ -169,5 +169,4 @@ SPECTACULAR_SETTINGS = {
             },
         },
     },
-    "SECURITY": [{"jwtAuth": []}],
 }

@@ -28,6 +28,8 @@ class CounterpartyFilterSet(PredicateFilterSet):
 
 
 class CounterpartyViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
+    """The customers and vendors that contracts are made with. Managers write, everyone reads."""
+
     queryset = Counterparty.objects.all()
     serializer_class = CounterpartySerializer
     filterset_class = CounterpartyFilterSet

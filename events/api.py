@@ -44,6 +44,8 @@ class EventFilterSet(PredicateFilterSet):
     )
 )
 class EventViewSet(ResourceViewSet):
+    """Every change, newest first; with `?since=ID`, the events after that id, oldest first."""
+
     queryset = Event.objects.select_related("actor")
     serializer_class = EventSerializer
     filterset_class = EventFilterSet

@@ -1,5 +1,6 @@
 """OpenAPI additions for the toolkit's conventions: pagination headers, `?fields=`, errors."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFilterExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiParameter
 
@@ -20,6 +21,52 @@ _ERRORS = {
     "422": "Validation failed; `errors` names each field.",
     "429": "Too many requests; see Retry-After.",
 }
+
+
+class TenantJWTScheme(OpenApiAuthenticationExtension):
+    target_class = "tenancy.auth.TenantJWTAuthentication"
+    name = "jwtAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token from POST /api/v1/token (or an external issuer's RS256/ES256 token).",
+        }
+
+
+class PredicateFilterScheme(OpenApiFilterExtension):
+    """Filters take the predicate grammar, so they are documented as strings with its rules."""
+
+    target_class = "config.api.filters.PredicateFilterBackend"
+    priority = 1
+
+    def get_schema_operation_parameters(self, auto_schema, *args, **kwargs):
+        view = auto_schema.view
+        filterset_class = getattr(view, "filterset_class", None)
+        if getattr(view, "action", None) != "list" or filterset_class is None:
+            return []
+        parameters = []
+        for name, filter_ in filterset_class.base_filters.items():
+            model_field = filterset_class._meta.model._meta.get_field(filter_.field_name.split("__")[0])
+            choices = getattr(model_field, "choices", None)
+            described = model_field.get_internal_type()
+            if choices:
+                described = f"one of {', '.join(str(value) for value, _ in choices)}"
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": (
+                        f"Filter on {filter_.field_name} ({described}): `v`, `a,b` (in), `!a` (not), "
+                        "`>v`, `>=v`, `<v`, `<=v`, ranges `>=a<b`, empty value (is empty), `!` (is present)."
+                    ),
+                }
+            )
+        return parameters
 
 
 def _error_response(description: str) -> dict:
@@ -77,3 +124,9 @@ class AutoSchema(SpectacularAutoSchema):
                 ),
             ]
         return parameters
+
+
+def strip_trailing_slashes(result, generator, request, public):
+    """The routes accept an optional trailing slash; document the canonical form without it."""
+    result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}
+    return result

@@ -29,7 +29,8 @@ from .exceptions import BadRequest
 
 
 class ResourceViewSet(viewsets.GenericViewSet):
-    """List and retrieve, scoped to the caller's organization."""
+    # List and retrieve, scoped to the caller's organization. (A comment, not a docstring:
+    # the OpenAPI description of each resource comes from its own viewset's docstring.)
 
     sort_fields: dict[str, str] = {}
     default_sort: str = "name"
@@ -94,7 +95,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
 
 
 class CreateMixin:
-    """POST: 201 with a Location header and the full resource."""
+    # POST: 201 with a Location header and the full resource.
 
     create_service: Callable
 
@@ -108,7 +109,7 @@ class CreateMixin:
 
 
 class UpdateMixin:
-    """PATCH: 200 with the full resource."""
+    # PATCH: 200 with the full resource.
 
     update_service: Callable
 
@@ -121,7 +122,7 @@ class UpdateMixin:
 
 
 class DestroyMixin:
-    """DELETE: 204."""
+    # DELETE: 204.
 
     delete_service: Callable
 

@@ -1,0 +1,132 @@
+"""The REST toolkit's cross-cutting behaviour: errors, JSON everywhere, health, schema, throttling."""
+
+import pytest
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import OperationalError, connection
+from django.test import RequestFactory
+from rest_framework.test import APIRequestFactory
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from config.api.filters import Predicate, PredicateField
+from config.api.middleware import ApiErrorMiddleware
+
+
+@pytest.mark.django_db
+class TestJsonErrors:
+    def test_unknown_api_url_is_json_404(self, api):
+        response = api("viewer").get("/api/v1/no-such-resource")
+        assert response.status_code == 404
+        assert response.json() == {"message": "Not found."}
+
+    def test_unknown_api_url_without_token_is_json_too(self, anon):
+        response = anon.get("/api/v2/anything")
+        assert response.status_code == 404 and response["Content-Type"] == "application/json"
+
+    def test_non_numeric_id_is_json_404(self, api):
+        response = api("viewer").get("/api/v1/counterparties/abc")
+        assert response.status_code == 404 and response.json()["message"]
+
+    def test_method_not_allowed_is_json_405(self, api):
+        response = api("manager").delete("/api/v1/counterparties")
+        assert response.status_code == 405
+        assert response.json()["message"] == 'Method "DELETE" not allowed.'
+
+    def test_unsupported_media_type_is_json(self, api):
+        response = api("manager").post(
+            "/api/v1/counterparties", "name=x", content_type="application/x-www-form-urlencoded"
+        )
+        assert response.status_code == 415 and "message" in response.json()
+
+    def test_unexpected_error_in_a_view_is_json_500(self):
+        class Broken(APIView):
+            authentication_classes = []
+            permission_classes = []
+
+            def get(self, request):
+                raise RuntimeError("boom")
+
+        response = Broken.as_view()(APIRequestFactory().get("/api/v1/broken"))
+        assert response.status_code == 500
+        assert response.data == {"message": "Internal server error."}
+
+    def test_middleware_turns_exceptions_and_html_errors_under_api_into_json(self):
+        from django.http import HttpResponseNotFound
+
+        middleware = ApiErrorMiddleware(lambda request: HttpResponseNotFound("<h1>Not Found</h1>"))
+        request = RequestFactory().get("/api/v1/x")
+        response = middleware(request)
+        assert response.status_code == 404 and response["Content-Type"] == "application/json"
+        crashed = middleware.process_exception(request, RuntimeError("boom"))
+        assert crashed.status_code == 500 and b"Internal server error" in crashed.content
+        # Outside /api/ Django's own pages are left alone.
+        assert middleware.process_exception(RequestFactory().get("/admin/"), RuntimeError()) is None
+        assert middleware(RequestFactory().get("/admin/x"))["Content-Type"].startswith("text/html")
+
+    def test_throttled_requests_get_429_with_retry_after(self, api, monkeypatch):
+        monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/min", "anon": "2/min"})
+        client = api("viewer")
+        statuses = [client.get("/api/v1/counterparties").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        response = client.get("/api/v1/counterparties")
+        assert int(response["Retry-After"]) >= 1
+        assert "throttled" in response.json()["message"].lower()
+
+
+@pytest.mark.django_db
+class TestHealthAndSchema:
+    def test_healthz_ok(self, anon):
+        response = anon.get("/healthz")
+        assert response.status_code == 200
+        assert response.json()["database"] == "ok"
+
+    def test_healthz_503_when_the_database_is_unreachable(self, anon, monkeypatch):
+        def unreachable(*args, **kwargs):
+            raise OperationalError("connection refused")
+
+        monkeypatch.setattr(connection, "cursor", unreachable)
+        response = anon.get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["status"] == "error"
+
+    def test_schema_documents_conventions(self, anon):
+        response = anon.get("/api/v1/schema?format=json")
+        assert response.status_code == 200
+        schema = response.json()
+        listing = schema["paths"]["/api/v1/counterparties"]["get"]
+        assert {"X-Pagination-Total-Entries", "Link"} <= set(listing["responses"]["200"]["headers"])
+        assert {"fields", "sort", "page", "per_page", "kind", "ids"} <= {p["name"] for p in listing["parameters"]}
+        assert listing["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+        assert "jwtAuth" in schema["components"]["securitySchemes"]
+        create = schema["paths"]["/api/v1/counterparties"]["post"]
+        assert "Location" in create["responses"]["201"]["headers"]
+        assert "422" in create["responses"]
+
+    def test_swagger_ui_is_served(self, anon):
+        assert anon.get("/api/v1/docs").status_code == 200
+
+
+class TestPredicateGrammar:
+    def parse(self, raw, field=None, ordered=True):
+        return PredicateField(value_field=field or forms.IntegerField(), ordered=ordered).clean(raw)
+
+    def test_forms(self):
+        assert self.parse(None) is None
+        assert self.parse("") == Predicate("empty")
+        assert self.parse("!") == Predicate("present")
+        assert self.parse("5") == Predicate("in", values=(5,))
+        assert self.parse("1,2,3") == Predicate("in", values=(1, 2, 3))
+        assert self.parse("!1,2") == Predicate("not_in", values=(1, 2))
+        assert self.parse(">5") == Predicate("range", bounds=(("gt", 5),))
+        assert self.parse(">=5<9") == Predicate("range", bounds=(("gte", 5), ("lt", 9)))
+        assert self.parse("<=9") == Predicate("range", bounds=(("lte", 9),))
+
+    @pytest.mark.parametrize("raw", ["x", "1,,2", ">", ">1<", ">a", "!x", "1,x"])
+    def test_malformed(self, raw):
+        with pytest.raises(ValidationError):
+            self.parse(raw)
+
+    def test_comparisons_only_on_ordered_fields(self):
+        with pytest.raises(ValidationError, match="Comparisons"):
+            self.parse(">1", ordered=False)
