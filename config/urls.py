@@ -4,12 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api.routers import ApiRouter
 from config.views import healthz
-from contracts.api import CounterpartyViewSet
+from contracts.api import ContractViewSet, CounterpartyViewSet, LineItemViewSet
 from events.api import EventViewSet
 from tenancy.api import MembershipViewSet, MeView, TokenRefreshView, TokenView
 
 router = ApiRouter()
 router.register("counterparties", CounterpartyViewSet, basename="counterparty")
+router.register("contracts", ContractViewSet, basename="contract")
+router.register(r"contracts/(?P<contract_pk>[0-9]+)/line_items", LineItemViewSet, basename="contract-line-item")
 router.register("events", EventViewSet, basename="event")
 router.register("members", MembershipViewSet, basename="member")
 

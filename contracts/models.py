@@ -1,8 +1,13 @@
-"""Counterparties (and, with the contracts issue, contracts)."""
+"""Counterparties, contracts, their approvals, line items and lifecycle reminders."""
 
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
 from django.db import models
+from django_fsm import RETURN_VALUE, FSMField, transition
 
-from tenancy.models import SourcedModel
+from tenancy.models import SourcedModel, TenantModel, validate_currency, validate_time_zone
 
 
 class Counterparty(SourcedModel):
@@ -36,3 +41,226 @@ class Counterparty(SourcedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Contract(SourcedModel):
+    """The authoritative record of a contract, with its lifecycle (django-fsm-2).
+
+    The transition methods only move the state; `contracts.services` checks the rules
+    (dual approval, who may act, what is missing), locks the row and writes the events.
+    """
+
+    class Type(models.TextChoices):
+        SERVICE_CONTRACT = "service_contract"
+        MAINTENANCE_AGREEMENT = "maintenance_agreement"
+        PARTS_SUPPLY = "parts_supply"
+        MUTUAL_AID = "mutual_aid"
+        MANAGED_SERVICE = "managed_service"
+        PROJECT = "project"
+        WARRANTY = "warranty"
+
+    class Role(models.TextChoices):
+        CUSTOMER = "customer", "customer (we deliver to them)"
+        VENDOR = "vendor", "vendor (they deliver to us)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        PENDING_APPROVAL = "pending_approval"
+        SCHEDULED = "scheduled"
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+        EXPIRED = "expired"
+        TERMINATED = "terminated"
+        RENEWED = "renewed"
+
+    reference = models.CharField(max_length=64)
+    name = models.CharField(max_length=160)
+    description = models.TextField(blank=True, default="")
+    remarks = models.TextField(blank=True, default="")
+    contract_type = models.CharField(max_length=32, choices=Type.choices)
+    counterparty = models.ForeignKey(Counterparty, on_delete=models.PROTECT, related_name="contracts")
+    counterparty_role = models.CharField(max_length=16, choices=Role.choices)
+    status = FSMField(max_length=24, choices=Status.choices, default=Status.DRAFT)
+    start_date = models.DateField(null=True, blank=True)
+    expiry_date = models.DateField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
+    notice_period_days = models.PositiveIntegerField(default=0)
+    notice_date = models.DateField(null=True, blank=True, editable=False)
+    auto_renew = models.BooleanField(default=False)
+    renewal_term_months = models.PositiveIntegerField(null=True, blank=True)
+    renewed_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="renewed_by"
+    )
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    contract_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    hours_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    coverage_areas = models.JSONField(null=True, blank=True)
+    # Bounding box of the coverage, so that `covers=` narrows the candidates in SQL.
+    coverage_min_lon = models.FloatField(null=True, blank=True, editable=False)
+    coverage_min_lat = models.FloatField(null=True, blank=True, editable=False)
+    coverage_max_lon = models.FloatField(null=True, blank=True, editable=False)
+    coverage_max_lat = models.FloatField(null=True, blank=True, editable=False)
+    service_territory_id = models.CharField(max_length=128, blank=True, default="")
+    dispatch_agreement_id = models.CharField(max_length=128, blank=True, default="")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # Each submission opens a new approval round; only approvals of the current round count.
+    approval_round = models.PositiveIntegerField(default=0)
+    notice_given_at = models.DateTimeField(null=True, blank=True)
+    notice_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "reference"], name="contract_unique_reference"),
+            models.UniqueConstraint(
+                fields=["organization", "source", "source_id"],
+                condition=~models.Q(source_id=""),
+                name="contract_unique_source_id",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expiry_date__isnull=True)
+                | models.Q(start_date__isnull=True)
+                | models.Q(expiry_date__gte=models.F("start_date")),
+                name="contract_expiry_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "name"], name="contract_org_name"),
+            models.Index(fields=["status", "start_date"], name="contract_status_start"),
+            models.Index(fields=["status", "expiry_date"], name="contract_status_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.name}"
+
+    # --- derived -------------------------------------------------------------------------------
+
+    def compute_notice_date(self) -> dt.date | None:
+        if self.expiry_date is None:
+            return None
+        return self.expiry_date - dt.timedelta(days=self.notice_period_days or 0)
+
+    def local_today(self, now: dt.datetime) -> dt.date:
+        return now.astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
+
+    def start_of_day(self, day: dt.date) -> dt.datetime:
+        """The instant a local calendar day begins in the contract's time zone."""
+        return dt.datetime.combine(day, dt.time.min, tzinfo=zoneinfo.ZoneInfo(self.time_zone))
+
+    # --- transitions (state only; see services) ------------------------------------------------
+
+    @transition(field=status, source=Status.DRAFT, target=Status.PENDING_APPROVAL, custom={"admin": True})
+    def submit(self):
+        pass
+
+    @transition(
+        field=status,
+        source=Status.PENDING_APPROVAL,
+        target=RETURN_VALUE(Status.PENDING_APPROVAL, Status.SCHEDULED, Status.ACTIVE),
+        custom={"admin": True},
+    )
+    def approve(self, target: str = Status.PENDING_APPROVAL):
+        return target
+
+    @transition(field=status, source=Status.PENDING_APPROVAL, target=Status.DRAFT, custom={"admin": True})
+    def reject(self):
+        pass
+
+    @transition(field=status, source=Status.SCHEDULED, target=Status.ACTIVE)
+    def activate(self):
+        pass
+
+    @transition(field=status, source=Status.ACTIVE, target=Status.SUSPENDED, custom={"admin": True})
+    def suspend(self):
+        pass
+
+    @transition(field=status, source=Status.SUSPENDED, target=Status.ACTIVE, custom={"admin": True})
+    def resume(self):
+        pass
+
+    @transition(
+        field=status, source=[Status.ACTIVE, Status.SUSPENDED], target=Status.TERMINATED, custom={"admin": True}
+    )
+    def terminate(self):
+        pass
+
+    @transition(field=status, source=[Status.ACTIVE, Status.SUSPENDED], target=Status.EXPIRED)
+    def expire(self):
+        pass
+
+    @transition(field=status, source=[Status.ACTIVE, Status.SUSPENDED, Status.EXPIRED], target=Status.RENEWED)
+    def mark_renewed(self):
+        pass
+
+
+class ContractApproval(TenantModel):
+    """One approver's decision in one approval round of a contract."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="approvals")
+    approval_round = models.PositiveIntegerField()
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True, default="")
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+        constraints = [
+            # The database, not only the service, refuses a second approval by the same person.
+            models.UniqueConstraint(
+                fields=["contract", "approval_round", "approver"],
+                condition=models.Q(decision="approved"),
+                name="approval_once_per_round",
+            )
+        ]
+
+
+class LineItem(TenantModel):
+    """A service or part a contract covers (or prices)."""
+
+    class Kind(models.TextChoices):
+        SERVICE = "service"
+        PART = "part"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="line_items")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SERVICE)
+    description = models.CharField(max_length=255)
+    sku = models.CharField(max_length=64, blank=True, default="")
+    quantity = models.DecimalField(max_digits=12, decimal_places=3, default=1)
+    unit = models.CharField(max_length=32, blank=True, default="")
+    unit_price = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    covered = models.BooleanField(default=True)
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class ContractReminder(TenantModel):
+    """A time-driven notice sent once: `expiring` at 90/60/30/7 days, `notice_due` at 30/7.
+
+    The unique constraint makes sending exactly-once when several `run_lifecycle` run at once.
+    """
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="reminders")
+    kind = models.CharField(max_length=16)
+    window_days = models.PositiveIntegerField()
+    due_date = models.DateField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contract", "kind", "window_days", "due_date"], name="reminder_once_per_window"
+            )
+        ]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+import calendar
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
+from django.http import Http404
+from django.utils import timezone
+from django_fsm import can_proceed
 
-from config.api.exceptions import Conflict
+from config.api.exceptions import Conflict, Forbidden, Unprocessable
 from events.services import apply_changes, record_event, snapshot
+from tenancy.currencies import quantize
 
-from .models import Counterparty
+from .geo import bounding_box
+from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem
 
 COUNTERPARTY_FIELDS = ["name", "kind", "reference", "email", "phone", "address", "remarks", "source", "source_id"]
 
@@ -54,3 +64,532 @@ def delete_counterparty(*, instance: Counterparty, actor) -> None:
         raise Conflict(
             f"Counterparty {instance.pk} is still used by {', '.join(used_by)}; it cannot be deleted."
         ) from None
+
+
+# --- contracts ----------------------------------------------------------------------------------
+
+TERM_FIELDS = frozenset(
+    {
+        "contract_type", "counterparty", "counterparty_role", "currency", "contract_value", "start_date",
+        "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "hours_budget",
+    }
+)  # fmt: skip
+CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
+# The lifecycle actions of the API and the admin; the others (activate, expire, mark_renewed) are the clock's.
+API_ACTIONS = ("submit", "approve", "reject", "suspend", "resume", "terminate", "give_notice", "renew")
+CONTRACT_SNAPSHOT = [
+    "reference", "name", "contract_type", "counterparty_id", "counterparty_role", "status", "start_date",
+    "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "currency",
+    "contract_value", "hours_budget", "renewed_from_id",
+]  # fmt: skip
+REMINDER_WINDOWS = {"expiring": (90, 60, 30, 7), "notice_due": (30, 7)}
+# The widest UTC offset (+14:00): a local date has begun somewhere once UTC is this far behind.
+_MAX_OFFSET = dt.timedelta(hours=14)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _derive(contract: Contract) -> None:
+    """Fields the contract keeps for queries: notice date, coverage bounding box, rounded money."""
+    contract.notice_date = contract.compute_notice_date()
+    if contract.contract_value is not None:
+        contract.contract_value = quantize(contract.contract_value, contract.currency)
+    box = bounding_box(contract.coverage_areas) if contract.coverage_areas else (None, None, None, None)
+    (contract.coverage_min_lon, contract.coverage_min_lat, contract.coverage_max_lon, contract.coverage_max_lat) = box
+
+
+def _locked(contract: Contract) -> Contract:
+    return Contract.objects.select_for_update().select_related("organization").get(pk=contract.pk)
+
+
+def allowed_actions(contract: Contract, now: dt.datetime | None = None) -> list[str]:
+    """The API actions open to the contract in its current state."""
+    transitions = {t.name for t in contract.get_available_status_transitions()}
+    allowed = [name for name in API_ACTIONS if name in transitions]
+    if contract.status == Contract.Status.ACTIVE and contract.auto_renew and contract.notice_given_at is None:
+        allowed.append("give_notice")
+    if contract.status in (Contract.Status.ACTIVE, Contract.Status.SUSPENDED, Contract.Status.EXPIRED):
+        allowed.append("renew")
+    return allowed
+
+
+def _illegal(contract: Contract, action: str) -> Conflict:
+    allowed = allowed_actions(contract)
+    return Conflict(
+        f"Cannot {action} a contract that is {contract.status}; "
+        f"allowed now: {', '.join(allowed) if allowed else 'none'}."
+    )
+
+
+def _move(contract: Contract, action: str, *, actor, reason: str = "", now=None, **kwargs) -> Contract:
+    """Apply one transition, save, and write its `contract.state_changed` event."""
+    method = getattr(contract, action)
+    if not can_proceed(method):
+        raise _illegal(contract, action)
+    before = contract.status
+    method(**kwargs)
+    contract.save()
+    record_event(
+        type="contract.state_changed",
+        obj=contract,
+        actor=actor,
+        payload={"from": before, "to": contract.status, "action": action, "reason": reason},
+        occurred_at=now,
+    )
+    return contract
+
+
+def _on_active(contract: Contract, *, actor, now=None) -> None:
+    """A contract has become active: the contract it renews becomes `renewed`."""
+    original = contract.renewed_from
+    if original is not None and can_proceed(original.mark_renewed):
+        _move(_locked(original), "mark_renewed", actor=actor, reason=f"renewed by {contract.reference}", now=now)
+
+
+@transaction.atomic
+def create_contract(*, organization, actor, data: dict) -> Contract:
+    data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
+    line_items = data.pop("line_items", [])
+    contract = Contract(organization=organization, **data)
+    _derive(contract)
+    contract.save()
+    for item in line_items:
+        LineItem.objects.create(organization=organization, contract=contract, **item)
+    record_event(type="contract.created", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
+    return contract
+
+
+@transaction.atomic
+def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
+    contract = _locked(instance)
+    changing = {name for name, value in data.items() if getattr(contract, name) != value}
+    if contract.status in CLOSED and changing:
+        raise Conflict(f"The contract is {contract.status}; it can no longer be edited.")
+    terms = sorted(changing & TERM_FIELDS)
+    if terms and contract.status != Contract.Status.DRAFT:
+        raise Conflict(
+            f"Terms ({', '.join(terms)}) can only be changed while the contract is a draft; it is {contract.status}.",
+            {name: ["Only editable in draft."] for name in terms},
+        )
+    changes = apply_changes(contract, data)
+    if changes:
+        _derive(contract)
+        contract.save()
+        record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
+    return contract
+
+
+@transaction.atomic
+def delete_contract(*, instance: Contract, actor) -> None:
+    contract = _locked(instance)
+    if contract.status != Contract.Status.DRAFT:
+        raise Conflict(f"Only a draft can be deleted; this contract is {contract.status}.")
+    record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
+    contract.delete()
+
+
+@transaction.atomic
+def submit_contract(*, contract: Contract, actor) -> Contract:
+    contract = _locked(contract)
+    if not can_proceed(contract.submit):
+        raise _illegal(contract, "submit")
+    missing = {}
+    if contract.start_date is None:
+        missing["start_date"] = ["Required to submit."]
+    if contract.auto_renew:
+        if contract.expiry_date is None:
+            missing["expiry_date"] = ["Required to submit a contract with auto_renew."]
+        if not contract.renewal_term_months:
+            missing["renewal_term_months"] = ["Required to submit a contract with auto_renew."]
+    if missing:
+        raise Unprocessable(f"Cannot submit: missing {', '.join(missing)}.", missing)
+    contract.submitted_by = actor
+    contract.submitted_at = timezone.now()
+    contract.approval_round += 1
+    return _move(contract, "submit", actor=actor)
+
+
+@transaction.atomic
+def approve_contract(*, contract: Contract, actor, comment: str = "", now: dt.datetime | None = None) -> Contract:
+    """Dual approval: two different managers or admins, neither the submitter."""
+    now = now or timezone.now()
+    contract = _locked(contract)
+    if not can_proceed(contract.approve):
+        raise _illegal(contract, "approve")
+    if contract.submitted_by_id == actor.pk:
+        raise Forbidden("You submitted this contract, so you cannot approve it: two other approvers are needed.")
+    approvals = ContractApproval.objects.filter(
+        contract=contract, approval_round=contract.approval_round, decision=ContractApproval.Decision.APPROVED
+    )
+    if approvals.filter(approver=actor).exists():
+        raise Forbidden("You have already approved this contract; a second, different approver is needed.")
+    ContractApproval.objects.create(
+        organization_id=contract.organization_id,
+        contract=contract,
+        approval_round=contract.approval_round,
+        approver=actor,
+        decision=ContractApproval.Decision.APPROVED,
+        comment=comment,
+        decided_at=now,
+    )
+    record_event(type="contract.approved", obj=contract, actor=actor, payload={"comment": comment}, occurred_at=now)
+    if approvals.count() < 2:
+        return contract
+    target = Contract.Status.ACTIVE
+    if contract.start_date > contract.local_today(now):
+        target = Contract.Status.SCHEDULED
+    _move(contract, "approve", actor=actor, reason=comment, now=now, target=target)
+    if target == Contract.Status.ACTIVE:
+        _on_active(contract, actor=actor, now=now)
+    return contract
+
+
+@transaction.atomic
+def reject_contract(*, contract: Contract, actor, reason: str) -> Contract:
+    contract = _locked(contract)
+    if not can_proceed(contract.reject):
+        raise _illegal(contract, "reject")
+    ContractApproval.objects.create(
+        organization_id=contract.organization_id,
+        contract=contract,
+        approval_round=contract.approval_round,
+        approver=actor,
+        decision=ContractApproval.Decision.REJECTED,
+        comment=reason,
+        decided_at=timezone.now(),
+    )
+    return _move(contract, "reject", actor=actor, reason=reason)
+
+
+@transaction.atomic
+def suspend_contract(*, contract: Contract, actor, reason: str) -> Contract:
+    return _move(_locked(contract), "suspend", actor=actor, reason=reason)
+
+
+@transaction.atomic
+def resume_contract(*, contract: Contract, actor, reason: str = "") -> Contract:
+    return _move(_locked(contract), "resume", actor=actor, reason=reason)
+
+
+@transaction.atomic
+def terminate_contract(*, contract: Contract, actor, reason: str) -> Contract:
+    return _move(_locked(contract), "terminate", actor=actor, reason=reason)
+
+
+@transaction.atomic
+def give_notice(*, contract: Contract, actor, reason: str = "", now: dt.datetime | None = None) -> Contract:
+    """Record notice of non-renewal; after the notice date it is too late."""
+    now = now or timezone.now()
+    contract = _locked(contract)
+    if contract.status != Contract.Status.ACTIVE or not contract.auto_renew:
+        raise Conflict(
+            f"Notice of non-renewal is given on an active contract with auto_renew; this one is {contract.status}"
+            f"{'' if contract.auto_renew else ' without auto_renew'}."
+        )
+    if contract.notice_given_at is not None:
+        raise Conflict(f"Notice was already given at {contract.notice_given_at.isoformat()}.")
+    if contract.local_today(now) > contract.notice_date:
+        raise Conflict(f"Too late: the notice date was {contract.notice_date}; the contract will renew.")
+    contract.notice_given_at, contract.notice_reason = now, reason
+    contract.save(update_fields=["notice_given_at", "notice_reason", "updated_at"])
+    record_event(type="contract.notice_given", obj=contract, actor=actor, payload={"reason": reason}, occurred_at=now)
+    return contract
+
+
+def _renewal_reference(contract: Contract) -> str:
+    """The original's reference with the first free `-R2`, `-R3`, ... suffix (within 64 characters)."""
+    candidates = (f"{contract.reference[: 62 - len(str(n))]}-R{n}" for n in itertools.count(2))
+    taken = Contract.objects.filter(organization_id=contract.organization_id)
+    return next(c for c in candidates if not taken.filter(reference=c).exists())
+
+
+def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple[dt.date, dt.date | None]:
+    if start_date is None:
+        start_date = contract.expiry_date + dt.timedelta(days=1) if contract.expiry_date else contract.local_today(now)
+    if expiry_date is None:
+        term = term_months or contract.renewal_term_months
+        if term:
+            expiry_date = add_months(start_date, term) - dt.timedelta(days=1)
+        elif contract.start_date and contract.expiry_date:
+            expiry_date = start_date + (contract.expiry_date - contract.start_date)
+    if expiry_date is not None and expiry_date < start_date:
+        raise Unprocessable("The renewal cannot expire before it starts.", {"expiry_date": ["Before start_date."]})
+    return start_date, expiry_date
+
+
+def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, status, now) -> Contract:
+    renewal = Contract.objects.create(
+        organization_id=contract.organization_id,
+        reference=_renewal_reference(contract),
+        name=contract.name,
+        description=contract.description,
+        contract_type=contract.contract_type,
+        counterparty_id=contract.counterparty_id,
+        counterparty_role=contract.counterparty_role,
+        status=status,
+        start_date=start_date,
+        expiry_date=expiry_date,
+        time_zone=contract.time_zone,
+        notice_period_days=contract.notice_period_days,
+        notice_date=(expiry_date - dt.timedelta(days=contract.notice_period_days)) if expiry_date else None,
+        auto_renew=contract.auto_renew,
+        renewal_term_months=contract.renewal_term_months,
+        renewed_from=contract,
+        currency=contract.currency,
+        contract_value=contract.contract_value,
+        hours_budget=contract.hours_budget,
+        coverage_areas=contract.coverage_areas,
+        coverage_min_lon=contract.coverage_min_lon,
+        coverage_min_lat=contract.coverage_min_lat,
+        coverage_max_lon=contract.coverage_max_lon,
+        coverage_max_lat=contract.coverage_max_lat,
+        service_territory_id=contract.service_territory_id,
+        dispatch_agreement_id=contract.dispatch_agreement_id,
+    )
+    LineItem.objects.bulk_create(
+        LineItem(
+            organization_id=item.organization_id,
+            contract=renewal,
+            kind=item.kind,
+            description=item.description,
+            sku=item.sku,
+            quantity=item.quantity,
+            unit=item.unit,
+            unit_price=item.unit_price,
+            covered=item.covered,
+            notes=item.notes,
+        )
+        for item in contract.line_items.all()
+    )
+    record_event(
+        type="contract.created", obj=renewal, actor=actor, payload=snapshot(renewal, CONTRACT_SNAPSHOT), occurred_at=now
+    )
+    return renewal
+
+
+@transaction.atomic
+def renew_contract(
+    *, contract: Contract, actor, start_date=None, expiry_date=None, term_months=None, now=None
+) -> Contract:
+    """Draft the renewal: a new contract with the same terms and line items, linked both ways."""
+    now = now or timezone.now()
+    contract = _locked(contract)
+    if contract.status not in (Contract.Status.ACTIVE, Contract.Status.SUSPENDED, Contract.Status.EXPIRED):
+        raise _illegal(contract, "renew")
+    existing = Contract.objects.filter(renewed_from=contract).values_list("pk", flat=True).first()
+    if existing is not None:
+        raise Conflict(f"This contract already has a renewal (id {existing}).")
+    start_date, expiry_date = _renewal_dates(contract, start_date, expiry_date, term_months, now)
+    return _create_renewal(
+        contract, actor=actor, start_date=start_date, expiry_date=expiry_date, status=Contract.Status.DRAFT, now=now
+    )
+
+
+# --- the clock: run_lifecycle -------------------------------------------------------------------
+
+
+@dataclass
+class LifecycleSummary:
+    activated: int = 0
+    expired: int = 0
+    auto_renewed: int = 0
+    reminders: int = 0
+
+
+def _candidates(queryset, batch_size: int = 500):
+    """Ids of the candidates, in batches, so memory does not grow with the table."""
+    last = 0
+    while True:
+        ids = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return
+        yield from ids
+        last = ids[-1]
+
+
+def _lock_if(pk: int, **conditions) -> Contract | None:
+    """The contract, locked, if it still meets the conditions; None if another runner got there first."""
+    return (
+        Contract.objects.select_for_update(skip_locked=True)
+        .select_related("organization", "renewed_from")
+        .filter(pk=pk, **conditions)
+        .first()
+    )
+
+
+def activate_due(*, now: dt.datetime, log=lambda message: None) -> int:
+    """Scheduled contracts become active at the start of their start date (contract time zone)."""
+    count = 0
+    horizon = (now + _MAX_OFFSET).date()
+    due = Contract.objects.filter(status=Contract.Status.SCHEDULED, start_date__lte=horizon)
+    for pk in _candidates(due):
+        with transaction.atomic():
+            contract = _lock_if(pk, status=Contract.Status.SCHEDULED)
+            if contract is None or now < contract.start_of_day(contract.start_date):
+                continue
+            _move(contract, "activate", actor=None, reason="start date reached", now=now)
+            _on_active(contract, actor=None, now=now)
+            count += 1
+            log(f"activated {contract.reference}")
+    return count
+
+
+def expire_due(*, now: dt.datetime, log=lambda message: None) -> tuple[int, int]:
+    """At the end of the expiry date: auto-renew (active, auto_renew, no notice), else expire."""
+    expired = renewed = 0
+    horizon = (now + _MAX_OFFSET).date()
+    live = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
+    due = Contract.objects.filter(status__in=live, expiry_date__lt=horizon)
+    for pk in _candidates(due):
+        with transaction.atomic():
+            contract = _lock_if(pk, status__in=live)
+            if contract is None or now < contract.start_of_day(contract.expiry_date + dt.timedelta(days=1)):
+                continue
+            renews = (
+                contract.status == Contract.Status.ACTIVE
+                and contract.auto_renew
+                and contract.notice_given_at is None
+                and contract.renewal_term_months
+                and not Contract.objects.filter(renewed_from=contract).exists()
+            )
+            if renews:
+                start = contract.expiry_date + dt.timedelta(days=1)
+                expiry = add_months(start, contract.renewal_term_months) - dt.timedelta(days=1)
+                renewal = _create_renewal(
+                    contract, actor=None, start_date=start, expiry_date=expiry, status=Contract.Status.ACTIVE, now=now
+                )
+                record_event(
+                    type="contract.state_changed",
+                    obj=renewal,
+                    actor=None,
+                    payload={"from": None, "to": "active", "action": "auto_renew", "reason": "renewal clause"},
+                    occurred_at=now,
+                )
+                _on_active(renewal, actor=None, now=now)
+                renewed += 1
+                log(f"auto-renewed {contract.reference} as {renewal.reference}")
+            else:
+                _move(contract, "expire", actor=None, reason="expiry date passed", now=now)
+                expired += 1
+                log(f"expired {contract.reference}")
+    return expired, renewed
+
+
+def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: int, now) -> bool:
+    """Record the tightest window reached (and the wider ones as done), exactly once."""
+    reached = [w for w in REMINDER_WINDOWS[kind] if days_left <= w]
+    if not reached:
+        return False
+    sent = set(
+        ContractReminder.objects.filter(contract=contract, kind=kind, due_date=due_date).values_list(
+            "window_days", flat=True
+        )
+    )
+    tightest = min(reached)
+    if tightest in sent:
+        return False
+    try:
+        with transaction.atomic():
+            ContractReminder.objects.bulk_create(
+                ContractReminder(
+                    organization_id=contract.organization_id,
+                    contract=contract,
+                    kind=kind,
+                    window_days=w,
+                    due_date=due_date,
+                )
+                for w in reached
+                if w not in sent
+            )
+    except IntegrityError:
+        return False  # another runner sent it
+    record_event(
+        type=f"contract.{kind}",
+        obj=contract,
+        actor=None,
+        payload={"window_days": tightest, "date": due_date, "days_left": days_left},
+        occurred_at=now,
+    )
+    return True
+
+
+def send_reminders(*, now: dt.datetime, log=lambda message: None) -> int:
+    """`contract.expiring` at 90/60/30/7 days before expiry, `contract.notice_due` at 30/7 before the notice date."""
+    count = 0
+    widest = max(REMINDER_WINDOWS["expiring"])
+    horizon = (now + _MAX_OFFSET).date() + dt.timedelta(days=widest)
+    live = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
+    due = Contract.objects.filter(status__in=live, expiry_date__lte=horizon)
+    for pk in _candidates(due):
+        with transaction.atomic():
+            contract = _lock_if(pk, status__in=live)
+            if contract is None:
+                continue
+            today = contract.local_today(now)
+            days_to_expiry = (contract.expiry_date - today).days
+            if days_to_expiry >= 0 and _send_reminder(contract, "expiring", contract.expiry_date, days_to_expiry, now):
+                count += 1
+                log(f"{contract.reference}: expires in {days_to_expiry} days")
+            if contract.auto_renew and contract.notice_given_at is None and contract.notice_date is not None:
+                days_to_notice = (contract.notice_date - today).days
+                if days_to_notice >= 0 and _send_reminder(
+                    contract, "notice_due", contract.notice_date, days_to_notice, now
+                ):
+                    count += 1
+                    log(f"{contract.reference}: notice of non-renewal due in {days_to_notice} days")
+    return count
+
+
+def run_lifecycle(*, now: dt.datetime, log=lambda message: None) -> LifecycleSummary:
+    summary = LifecycleSummary()
+    summary.activated = activate_due(now=now, log=log)
+    summary.expired, summary.auto_renewed = expire_due(now=now, log=log)
+    summary.reminders = send_reminders(now=now, log=log)
+    return summary
+
+
+# --- line items ---------------------------------------------------------------------------------
+
+LINE_ITEM_SNAPSHOT = ["contract_id", "kind", "description", "sku", "quantity", "unit", "unit_price", "covered"]
+
+
+def contract_for_line_items(*, organization, contract_id) -> Contract:
+    """The contract of a line-item route, within the caller's organization (else 404)."""
+    contract = Contract.objects.for_organization(organization).filter(pk=contract_id).first()
+    if contract is None:
+        raise Http404
+    return contract
+
+
+def _draft_only(contract: Contract) -> None:
+    if contract.status != Contract.Status.DRAFT:
+        raise Conflict(f"Line items are terms: editable only while the contract is a draft; it is {contract.status}.")
+
+
+@transaction.atomic
+def create_line_item(*, contract: Contract, actor, data: dict) -> LineItem:
+    _draft_only(_locked(contract))
+    item = LineItem.objects.create(organization_id=contract.organization_id, contract=contract, **data)
+    record_event(type="line_item.created", obj=item, actor=actor, payload=snapshot(item, LINE_ITEM_SNAPSHOT))
+    return item
+
+
+@transaction.atomic
+def update_line_item(*, item: LineItem, actor, data: dict) -> LineItem:
+    _draft_only(_locked(item.contract))
+    changes = apply_changes(item, data)
+    if changes:
+        item.save()
+        record_event(type="line_item.updated", obj=item, actor=actor, payload={"changes": changes})
+    return item
+
+
+@transaction.atomic
+def delete_line_item(*, item: LineItem, actor) -> None:
+    _draft_only(_locked(item.contract))
+    record_event(type="line_item.deleted", obj=item, actor=actor, payload=snapshot(item, LINE_ITEM_SNAPSHOT))
+    item.delete()

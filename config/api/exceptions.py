@@ -37,6 +37,11 @@ class BadRequest(APIError):
     default_detail = "Bad request."
 
 
+class Forbidden(APIError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = "You may not do this."
+
+
 class Conflict(APIError):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Conflict."

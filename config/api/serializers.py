@@ -68,7 +68,29 @@ class ReferenceIdField(serializers.PrimaryKeyRelatedField):
             self.fail("does_not_exist", model=model, pk_value=data)
 
 
-class ResourceSerializer(serializers.ModelSerializer):
+class StrictInputMixin:
+    """Input with a field that is read-only or does not exist is a 422, not silently ignored."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"base": ["Expected a JSON object."]})
+        errors = {}
+        for key in data:
+            field = self.fields.get(key)
+            if field is None:
+                errors[key] = ["Unknown field."]
+            elif field.read_only:
+                errors[key] = ["This field is read-only."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class ActionSerializer(StrictInputMixin, serializers.Serializer):
+    """The body of an action sub-path (`POST /contracts/{id}/approve`)."""
+
+
+class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
     """Base for every resource serializer.
 
     `Meta.default_fields` lists what a collection returns without `?fields=`; a single GET
@@ -86,20 +108,6 @@ class ResourceSerializer(serializers.ModelSerializer):
     @classmethod
     def readable_field_names(cls) -> list[str]:
         return [name for name, field in cls().fields.items() if not field.write_only]
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"base": ["Expected a JSON object."]})
-        errors = {}
-        for key in data:
-            field = self.fields.get(key)
-            if field is None:
-                errors[key] = ["Unknown field."]
-            elif field.read_only:
-                errors[key] = ["This field is read-only."]
-        if errors:
-            raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

@@ -91,7 +91,9 @@ class ResourceViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(fresh).data, status=status_code, headers=headers)
 
     def detail_url(self, instance) -> str:
-        return reverse(f"{self.basename}-detail", kwargs={"pk": instance.pk}, request=self.request)
+        # Nested routes (contracts/{contract_pk}/line_items) keep their parent's keyword.
+        kwargs = {**{k: v for k, v in self.kwargs.items() if k != self.lookup_field}, "pk": instance.pk}
+        return reverse(f"{self.basename}-detail", kwargs=kwargs, request=self.request)
 
 
 class CreateMixin:
