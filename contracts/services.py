@@ -60,7 +60,7 @@ def delete_counterparty(*, instance: Counterparty, actor) -> None:
     try:
         instance.delete()
     except ProtectedError as exc:
-        used_by = sorted({obj._meta.verbose_name_plural for obj in exc.protected_objects})
+        used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
         raise Conflict(
             f"Counterparty {instance.pk} is still used by {', '.join(used_by)}; it cannot be deleted."
         ) from None
