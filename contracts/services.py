@@ -285,11 +285,10 @@ def give_notice(*, contract: Contract, actor, reason: str = "", now: dt.datetime
     """Record notice of non-renewal; after the notice date it is too late."""
     now = now or timezone.now()
     contract = _locked(contract)
-    if contract.status != Contract.Status.ACTIVE or not contract.auto_renew:
-        raise Conflict(
-            f"Notice of non-renewal is given on an active contract with auto_renew; this one is {contract.status}"
-            f"{'' if contract.auto_renew else ' without auto_renew'}."
-        )
+    if contract.status != Contract.Status.ACTIVE:
+        raise _illegal(contract, "give_notice")
+    if not contract.auto_renew:
+        raise Conflict("This contract has no auto_renew: there is no renewal to give notice of.")
     if contract.notice_given_at is not None:
         raise Conflict(f"Notice was already given at {contract.notice_given_at.isoformat()}.")
     if contract.local_today(now) > contract.notice_date:
