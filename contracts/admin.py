@@ -1,7 +1,23 @@
-from django.contrib import admin
+"""Staff screens. Every write goes through `contracts.services`, as the API's do, so dual
+approval, the editing rules and the events hold in the admin too."""
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django_fsm.admin import FSMAdminMixin
+
+from config.api.exceptions import APIError
+from events.models import Event
 
 from . import services
-from .models import Counterparty
+from .models import Contract, ContractApproval, Counterparty, LineItem
+
+
+def _changed_data(form) -> dict:
+    return {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
 
 
 @admin.register(Counterparty)
@@ -17,13 +33,222 @@ class CounterpartyAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        # Through the services, so the admin writes the same events as the API.
-        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
         if change:
-            services.update_counterparty(instance=Counterparty.objects.get(pk=obj.pk), actor=request.user, data=data)
+            services.update_counterparty(
+                instance=Counterparty.objects.get(pk=obj.pk), actor=request.user, data=_changed_data(form)
+            )
         else:
-            created = services.create_counterparty(organization=obj.organization, actor=request.user, data=data)
+            created = services.create_counterparty(
+                organization=obj.organization, actor=request.user, data=_changed_data(form)
+            )
             obj.pk = created.pk
 
     def delete_model(self, request, obj):
         services.delete_counterparty(instance=obj, actor=request.user)
+
+
+class ExpiringSoonFilter(admin.SimpleListFilter):
+    title = "expiring"
+    parameter_name = "expiring"
+
+    def lookups(self, request, model_admin):
+        return [("30", "within 30 days"), ("90", "within 90 days")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        today = timezone.now().date()
+        return queryset.filter(
+            status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],
+            expiry_date__gte=today,
+            expiry_date__lte=today + dt.timedelta(days=int(self.value())),
+        )
+
+
+class LineItemInline(admin.TabularInline):
+    model = LineItem
+    extra = 0
+    fields = ["kind", "description", "sku", "quantity", "unit", "unit_price", "covered", "notes"]
+
+    def has_add_permission(self, request, obj=None):
+        return obj is not None and obj.status == Contract.Status.DRAFT
+
+    def has_change_permission(self, request, obj=None):
+        return obj is not None and obj.status == Contract.Status.DRAFT
+
+    has_delete_permission = has_change_permission
+
+
+class ApprovalInline(admin.TabularInline):
+    model = ContractApproval
+    extra = 0
+    fields = ["approval_round", "approver", "decision", "comment", "decided_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea, max_length=2000)
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea, max_length=2000, required=False)
+
+
+class CommentForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea, max_length=2000, required=False)
+
+
+# The lifecycle buttons call these services instead of the bare transition methods.
+TRANSITION_SERVICES = {
+    "submit": services.submit_contract,
+    "approve": services.approve_contract,
+    "reject": services.reject_contract,
+    "suspend": services.suspend_contract,
+    "resume": services.resume_contract,
+    "terminate": services.terminate_contract,
+}
+
+
+@admin.register(Contract)
+class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
+    fsm_fields = ["status"]
+    fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
+    list_display = [
+        "reference", "name", "contract_type", "status", "counterparty", "counterparty_role",
+        "start_date", "expiry_date", "organization",
+    ]  # fmt: skip
+    list_filter = ["status", "contract_type", "counterparty_role", ExpiringSoonFilter, "auto_renew", "organization"]
+    search_fields = ["reference", "name", "counterparty__name", "source_id"]
+    list_select_related = ["counterparty", "organization"]
+    autocomplete_fields = ["counterparty"]
+    inlines = [LineItemInline, ApprovalInline]
+    actions = ["give_notice", "draft_renewal"]
+    readonly_fields = [
+        "status", "notice_date", "renewed_from", "submitted_by", "submitted_at", "approval_round",
+        "notice_given_at", "notice_reason", "created_at", "updated_at", "recent_events",
+    ]  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ["organization", "reference", "name", "contract_type", "status", "description", "remarks"]}),
+        ("Parties", {"fields": ["counterparty", "counterparty_role"]}),
+        (
+            "Terms",
+            {
+                "fields": [
+                    "start_date",
+                    "expiry_date",
+                    "time_zone",
+                    "notice_period_days",
+                    "notice_date",
+                    "auto_renew",
+                    "renewal_term_months",
+                    "currency",
+                    "contract_value",
+                    "hours_budget",
+                ]
+            },
+        ),  # fmt: skip
+        ("Coverage and dispatch", {"fields": ["coverage_areas", "service_territory_id", "dispatch_agreement_id"]}),
+        ("Sync", {"fields": ["source", "source_id"]}),
+        (
+            "Approval and notice",
+            {"fields": ["submitted_by", "submitted_at", "approval_round", "notice_given_at", "notice_reason"]},
+        ),
+        ("History", {"fields": ["renewed_from", "created_at", "updated_at", "recent_events"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        if obj is not None:
+            fields.append("organization")
+            if obj.status != Contract.Status.DRAFT:
+                fields += sorted(services.TERM_FIELDS)
+            if obj.status in services.CLOSED:
+                fields += [f.name for f in Contract._meta.fields if f.editable and f.name not in fields]
+        return fields
+
+    @admin.display(description="Events")
+    def recent_events(self, obj):
+        events = list(
+            Event.objects.filter(organization_id=obj.organization_id, object_type="contract", object_id=obj.pk)
+            .select_related("actor")
+            .order_by("-id")[:50]
+        )
+        if not events:
+            return "none yet"
+        rows = format_html_join(
+            "\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", e.payload) for e in events),
+        )
+        return format_html("<table>{}</table>", rows)
+
+    def save_model(self, request, obj, form, change):
+        data = _changed_data(form)
+        if change:
+            services.update_contract(instance=Contract.objects.get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            created = services.create_contract(organization=obj.organization, actor=request.user, data=data)
+            obj.pk = created.pk
+
+    def save_formset(self, request, form, formset, change):
+        # Line items go through the services (draft-only, events); approvals are read-only here.
+        # The admin's history message reads new/changed/deleted_objects, so they are filled in.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if formset.model is not LineItem:
+            return
+        for item_form in formset.forms:
+            item = item_form.instance
+            if item_form in formset.deleted_forms:
+                if item.pk:
+                    services.delete_line_item(item=item, actor=request.user)
+                    formset.deleted_objects.append(item)
+            elif item_form.has_changed():
+                data = {name: item_form.cleaned_data[name] for name in item_form.changed_data}
+                if item.pk:
+                    item = services.update_line_item(
+                        item=LineItem.objects.get(pk=item.pk), actor=request.user, data=data
+                    )
+                    formset.changed_objects.append((item, list(data)))
+                else:
+                    item = services.create_line_item(contract=form.instance, actor=request.user, data=data)
+                    formset.new_objects.append(item)
+
+    def delete_model(self, request, obj):
+        services.delete_contract(instance=obj, actor=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.status == Contract.Status.DRAFT
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
+        service = TRANSITION_SERVICES.get(transition_name)
+        if service is None:
+            self.message_user(request, f"{transition_name} is not an action staff can take.", messages.ERROR)
+            return False
+        try:
+            service(contract=obj, actor=request.user, **(kwargs or {}))
+        except APIError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return False
+        self.message_user(request, f"{transition_name}: done.", messages.SUCCESS)
+        return True
+
+    @admin.action(description="Give notice of non-renewal")
+    def give_notice(self, request, queryset):
+        self._each(request, queryset, lambda contract: services.give_notice(contract=contract, actor=request.user))
+
+    @admin.action(description="Draft a renewal")
+    def draft_renewal(self, request, queryset):
+        self._each(request, queryset, lambda contract: services.renew_contract(contract=contract, actor=request.user))
+
+    def _each(self, request, queryset, act) -> None:
+        for contract in queryset:
+            try:
+                act(contract)
+            except APIError as exc:
+                self.message_user(request, f"{contract.reference}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{contract.reference}: done.", messages.SUCCESS)

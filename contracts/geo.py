@@ -18,7 +18,7 @@ import json
 from numbers import Real
 
 import shapely
-from shapely.geometry import Point, shape
+from shapely.geometry import LinearRing, MultiPolygon, Point, Polygon
 from shapely.validation import explain_validity
 
 _DEFAULT_CRS_NAMES = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "EPSG:4326"}
@@ -39,9 +39,44 @@ def _check_crs(obj: dict, path: str, errors: dict) -> None:
     crs = obj.get("crs")
     if crs is None:
         return
-    name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
-    if name not in _DEFAULT_CRS_NAMES:
+    name = None
+    if isinstance(crs, dict) and crs.get("type") == "name" and isinstance(crs.get("properties"), dict):
+        name = crs["properties"].get("name")
+    if not isinstance(name, str) or name not in _DEFAULT_CRS_NAMES:
         _add(errors, f"{path}.crs", "Only WGS 84 longitude/latitude (the RFC 7946 default) is accepted.")
+
+
+def _xy(ring: list) -> list[tuple]:
+    """A ring's positions without altitude (which may be given for some positions and not others)."""
+    return [(position[0], position[1]) for position in ring]
+
+
+def _polygon(rings: list) -> Polygon:
+    return Polygon(_xy(rings[0]), [_xy(ring) for ring in rings[1:]])
+
+
+def _shape(geometry: dict) -> Polygon | MultiPolygon:
+    """The 2D shapely geometry of a structurally valid Polygon or MultiPolygon."""
+    if geometry["type"] == "Polygon":
+        return _polygon(geometry["coordinates"])
+    return MultiPolygon([_polygon(rings) for rings in geometry["coordinates"]])
+
+
+def _check_polygon_validity(rings: list, path: str, errors: dict) -> bool:
+    """Each ring simple (its fault at the ring's path), then the polygon (holes inside the shell, ...)."""
+    ok = True
+    for r, ring in enumerate(rings):
+        linear_ring = LinearRing(_xy(ring))
+        if not linear_ring.is_valid:
+            _add(errors, f"{path}[{r}]", f"Invalid geometry: {explain_validity(linear_ring)}.")
+            ok = False
+    if not ok:
+        return False
+    polygon = _polygon(rings)
+    if not polygon.is_valid:
+        _add(errors, path, f"Invalid geometry: {explain_validity(polygon)}.")
+        return False
+    return True
 
 
 def _check_position(position, path: str, errors: dict) -> bool:
@@ -102,14 +137,27 @@ def _check_geometry(geometry, path: str, errors: dict) -> None:
         _add(errors, coordinates_path, "A MultiPolygon is a non-empty list of polygons.")
         structure_ok = False
     else:
+        # A list, not a generator: every faulty polygon is reported, not only the first.
         structure_ok = all(
-            _check_polygon_rings(polygon, f"{coordinates_path}[{p}]", errors) for p, polygon in enumerate(coordinates)
+            [_check_polygon_rings(polygon, f"{coordinates_path}[{p}]", errors) for p, polygon in enumerate(coordinates)]
         )
     if not structure_ok:
         return
-    geom = shape(geometry)
-    if not geom.is_valid:
-        _add(errors, coordinates_path, f"Invalid geometry: {explain_validity(geom)}.")
+    if kind == "Polygon":
+        _check_polygon_validity(coordinates, coordinates_path, errors)
+        return
+    polygons_ok = all(
+        [_check_polygon_validity(polygon, f"{coordinates_path}[{p}]", errors) for p, polygon in enumerate(coordinates)]
+    )
+    if polygons_ok:
+        multi = _shape(geometry)
+        if not multi.is_valid:
+            _add(
+                errors,
+                coordinates_path,
+                f"Invalid geometry: {explain_validity(multi)} (the polygons of a MultiPolygon must not overlap "
+                "or share an edge).",
+            )
 
 
 def validate_coverage(value, path: str = "coverage_areas") -> None:
@@ -117,11 +165,14 @@ def validate_coverage(value, path: str = "coverage_areas") -> None:
     errors: dict[str, list[str]] = {}
     if not isinstance(value, dict):
         raise CoverageError({path: ["GeoJSON must be an object."]})
-    _check_crs(value, path, errors)
     kind = value.get("type")
     if kind in _GEOMETRY_TYPES:
-        _check_geometry(value, path, errors)
-    elif kind == "Feature":
+        _check_geometry(value, path, errors)  # checks its crs too
+        if errors:
+            raise CoverageError(errors)
+        return
+    _check_crs(value, path, errors)
+    if kind == "Feature":
         _check_geometry(value.get("geometry"), f"{path}.geometry", errors)
     elif kind == "FeatureCollection":
         features = value.get("features")
@@ -133,6 +184,7 @@ def validate_coverage(value, path: str = "coverage_areas") -> None:
                 if not isinstance(feature, dict) or feature.get("type") != "Feature":
                     _add(errors, f"{feature_path}.type", "Expected a Feature.")
                     continue
+                _check_crs(feature, feature_path, errors)
                 _check_geometry(feature.get("geometry"), f"{feature_path}.geometry", errors)
     else:
         _add(errors, f"{path}.type", f"Expected Polygon, MultiPolygon, Feature or FeatureCollection, got {kind!r}.")
@@ -151,7 +203,7 @@ def _geometries(value: dict):
 
 @functools.lru_cache(maxsize=4096)
 def _area_from_json(text: str):
-    area = shapely.union_all([shape(g) for g in _geometries(json.loads(text))])
+    area = shapely.union_all([_shape(g) for g in _geometries(json.loads(text))])
     shapely.prepare(area)
     return area
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilterSet
-from config.api.serializers import ResourceSerializer
+from config.api.serializers import ReferenceField, ResourceSerializer
 from config.api.viewsets import ResourceViewSet
 
 from .auth import issue_tokens, refresh_access
@@ -34,13 +34,27 @@ class RefreshRequestSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class TokenView(APIView):
-    """Log in: a token pair for the user in one organization."""
+REJECTED = OpenApiResponse({"$ref": "#/components/schemas/Error"}, description="The credentials were rejected.")
+
+
+class PublicAuthView(APIView):
+    """An endpoint that takes credentials in its body instead of a bearer token.
+
+    With no authentication classes DRF would turn every AuthenticationFailed into a 403 (it has
+    no WWW-Authenticate challenge to send); rejected credentials are a 401 here too.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenPairSerializer}, auth=[])
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class TokenView(PublicAuthView):
+    """Log in: a token pair for the user in one organization."""
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenPairSerializer, 401: REJECTED}, auth=[])
     def post(self, request):
         form = TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -64,13 +78,12 @@ class TokenView(APIView):
         return Response(issue_tokens(memberships[0]))
 
 
-class TokenRefreshView(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+class TokenRefreshView(PublicAuthView):
+    """A new access token (with the membership's current role) for a refresh token."""
 
     @extend_schema(
         request=RefreshRequestSerializer,
-        responses={200: inline_serializer("AccessToken", {"access": serializers.CharField()})},
+        responses={200: inline_serializer("AccessToken", {"access": serializers.CharField()}), 401: REJECTED},
         auth=[],
     )
     def post(self, request):
@@ -119,16 +132,13 @@ class MeView(APIView):
 
 
 class MembershipSerializer(ResourceSerializer):
-    user = serializers.SerializerMethodField()
+    user = ReferenceField()
 
     class Meta:
         model = Membership
         fields = ["id", "user", "role", "created_at", "updated_at"]
         read_only_fields = fields
         default_fields = fields
-
-    def get_user(self, membership) -> dict:
-        return {"id": membership.user_id, "username": membership.user.username}
 
 
 class MembershipFilterSet(PredicateFilterSet):
@@ -146,3 +156,4 @@ class MembershipViewSet(ResourceViewSet):
     sort_fields = {"username": "user__username", "role": "role", "created_at": "created_at"}
     default_sort = "username"
     read_role = "admin"
+    write_role = "admin"

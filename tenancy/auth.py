@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -32,6 +32,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from .models import ExternalIdentity, Membership, Organization, Role, role_at_least
 
 LOCAL_ALGORITHM = "HS256"
+SUBJECT_MAX_LENGTH = ExternalIdentity._meta.get_field("subject").max_length
 
 
 @dataclass(frozen=True)
@@ -130,17 +131,25 @@ class TenantJWTAuthentication(authentication.BaseAuthentication):
 
     def _external(self, raw: str) -> tuple[Membership, dict]:
         config = settings.EXTERNAL_JWT
+        if not (config["ISSUER"] and config["AUDIENCE"]):
+            # PyJWT skips the issuer check when no issuer is given: never accept such tokens.
+            raise exceptions.AuthenticationFailed("External tokens are refused: issuer or audience not configured.")
+        key = config["PUBLIC_KEY"]
+        if config["JWKS_URL"]:
+            try:
+                # The PyJWK itself, not its bare key: it binds the key to its own algorithm, so
+                # an ES256 token naming an RSA key's kid is refused instead of crashing PyJWT.
+                key = _jwks_client(config["JWKS_URL"]).get_signing_key_from_jwt(raw)
+            except (jwt.PyJWTError, ValueError) as exc:
+                # ValueError: the JWKS endpoint answered with something that is not JSON.
+                raise exceptions.AuthenticationFailed(f"Token rejected: no signing key: {exc}") from None
         try:
-            if config["JWKS_URL"]:
-                key = _jwks_client(config["JWKS_URL"]).get_signing_key_from_jwt(raw).key
-            else:
-                key = config["PUBLIC_KEY"]
             claims = jwt.decode(
                 raw,
                 key,
                 algorithms=config["ALGORITHMS"],
-                audience=config["AUDIENCE"] or None,
-                issuer=config["ISSUER"] or None,
+                audience=config["AUDIENCE"],
+                issuer=config["ISSUER"],
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.PyJWTError as exc:
@@ -151,19 +160,40 @@ class TenantJWTAuthentication(authentication.BaseAuthentication):
         organization = Organization.objects.filter(slug=org_slug).first() if isinstance(org_slug, str) else None
         if organization is None:
             raise exceptions.AuthenticationFailed(f"Token organization {org_slug!r} is not known here.")
+        if len(claims["sub"]) > SUBJECT_MAX_LENGTH:
+            raise exceptions.AuthenticationFailed(f"Token subject is longer than {SUBJECT_MAX_LENGTH} characters.")
         return provision_external_user(claims["iss"], claims["sub"], organization, role), claims
+
+
+def external_username(issuer: str, subject: str) -> str:
+    """The local username of an external subject: unique per (issuer, subject), at most 150 characters."""
+    issuer_tag = hashlib.sha256(issuer.encode()).hexdigest()[:8]
+    username = f"ext:{issuer_tag}:{subject}"
+    if len(username) > 150:
+        # Truncating would give two long subjects with a common prefix the same user.
+        username = f"ext:{issuer_tag}:sha256:{hashlib.sha256(subject.encode()).hexdigest()}"
+    return username
 
 
 @transaction.atomic
 def provision_external_user(issuer: str, subject: str, organization: Organization, role: str) -> Membership:
     """The local user and membership of an external subject, created on first use."""
-    identity = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
+    identities = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject)
+    identity = identities.first()
     if identity is None:
-        issuer_tag = hashlib.sha256(issuer.encode()).hexdigest()[:8]
-        user = get_user_model().objects.create(username=f"ext:{issuer_tag}:{subject}"[:150])
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-        identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+        try:
+            with transaction.atomic():
+                user = get_user_model()(username=external_username(issuer, subject))
+                user.set_unusable_password()
+                user.save()
+                identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+        except IntegrityError:
+            # A concurrent first request of the same subject created it: use that one.
+            identity = identities.first()
+            if identity is None:
+                raise
+    if not identity.user.is_active:
+        raise exceptions.AuthenticationFailed("This user is not active.")
     membership, created = Membership.objects.select_related("user", "organization").get_or_create(
         user=identity.user, organization=organization, defaults={"role": role}
     )

@@ -4,6 +4,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFi
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiParameter
 
+from .filters import PredicateFilter
+
 _PAGINATION_HEADERS = {
     "X-Pagination-Per-Page": "Resources per page.",
     "X-Pagination-Current-Page": "This page's number.",
@@ -49,21 +51,25 @@ class PredicateFilterScheme(OpenApiFilterExtension):
             return []
         parameters = []
         for name, filter_ in filterset_class.base_filters.items():
-            model_field = filterset_class._meta.model._meta.get_field(filter_.field_name.split("__")[0])
-            choices = getattr(model_field, "choices", None)
-            described = model_field.get_internal_type()
-            if choices:
-                described = f"one of {', '.join(str(value) for value, _ in choices)}"
+            description = filter_.extra.get("help_text") or ""
+            if isinstance(filter_, PredicateFilter):
+                model_field = filterset_class._meta.model._meta.get_field(filter_.field_name.split("__")[0])
+                choices = getattr(model_field, "choices", None)
+                described = model_field.get_internal_type()
+                if choices:
+                    described = f"one of {', '.join(str(value) for value, _ in choices)}"
+                description = (
+                    f"Filter on {filter_.field_name} ({described}): `v`, `a,b` (in), `!a` (not), "
+                    "`>v`, `>=v`, `<v`, `<=v`, ranges `>=a<b`, empty value (is empty), `!` (is present). "
+                    f"{description}"
+                ).strip()
             parameters.append(
                 {
                     "name": name,
                     "in": "query",
                     "required": False,
                     "schema": {"type": "string"},
-                    "description": (
-                        f"Filter on {filter_.field_name} ({described}): `v`, `a,b` (in), `!a` (not), "
-                        "`>v`, `>=v`, `<v`, `<=v`, ranges `>=a<b`, empty value (is empty), `!` (is present)."
-                    ),
+                    "description": description,
                 }
             )
         return parameters

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .exceptions import Conflict
@@ -21,6 +22,15 @@ def tenant_of(serializer_field) -> object | None:
     return getattr(auth, "organization", None)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "readOnly": True,
+        "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "sourceID": {"type": "string"}},
+        "required": ["id", "name"],
+    }
+)
 class ReferenceField(serializers.Field):
     """Read-only nested reference: `{"id": 1, "name": "Acme", "sourceID": "A-1"}`."""
 

@@ -257,6 +257,7 @@ class TestLineItemsAPI(WritableResourceAPITests):
         "created_at", "updated_at",
     ]  # fmt: skip
     sort_keys = ["description", "kind", "sku", "created_at"]
+    default_sort = "id"
     deletable = True
     # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page.
     list_queries = 4

@@ -17,6 +17,7 @@ class TestEventsAPI(ResourceAPITests):
     url = "/api/v1/events"
     default_fields = ["id", "type", "actor", "object_type", "object_id", "payload", "occurred_at"]
     sort_keys = ["occurred_at", "type"]
+    default_sort = "-id"
     # 1 membership (auth), 2 count, 3 the page with its actors (joined).
     list_queries = 3
     filter_cases = [

@@ -1,5 +1,6 @@
 """Print an access token for a user (for operators and scripts)."""
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from tenancy.auth import issue_tokens
@@ -15,6 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--refresh", action="store_true", help="Print the refresh token too (second line).")
 
     def handle(self, *args, username, org=None, refresh=False, **options):
+        if not get_user_model().objects.filter(username=username).exists():
+            raise CommandError(f"No user named {username!r}.")
         memberships = Membership.objects.select_related("user", "organization").filter(user__username=username)
         if org:
             memberships = memberships.filter(organization__slug=org)
