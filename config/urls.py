@@ -1,17 +1,24 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from breaches.api import BreachViewSet
 from config.api.routers import ApiRouter
 from config.views import healthz
 from contracts.api import ContractViewSet, CounterpartyViewSet, LineItemViewSet
 from events.api import EventViewSet
+from slas.api import CalendarViewSet, SchemaView, SlaRuleViewSet
 from tenancy.api import MembershipViewSet, MeView, TokenRefreshView, TokenView
+from workorders.api import WorkOrderViewSet
 
 router = ApiRouter()
 router.register("counterparties", CounterpartyViewSet, basename="counterparty")
 router.register("contracts", ContractViewSet, basename="contract")
 router.register(r"contracts/(?P<contract_pk>[0-9]+)/line_items", LineItemViewSet, basename="contract-line-item")
+router.register("calendars", CalendarViewSet, basename="calendar")
+router.register("sla_rules", SlaRuleViewSet, basename="sla-rule")
+router.register("work_orders", WorkOrderViewSet, basename="work-order")
+router.register("breaches", BreachViewSet, basename="breach")
 router.register("events", EventViewSet, basename="event")
 router.register("members", MembershipViewSet, basename="member")
 
@@ -21,6 +28,7 @@ api_v1 = [
     path("me", MeView.as_view(), name="me"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^schemas/(?P<name>escalation|penalty_clause)/?$", SchemaView.as_view(), name="config-schema"),
     *router.urls,
 ]
 

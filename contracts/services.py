@@ -103,7 +103,7 @@ def _derive(contract: Contract) -> None:
 
 
 def _locked(contract: Contract) -> Contract:
-    return Contract.objects.select_for_update().select_related("organization").get(pk=contract.pk)
+    return Contract.objects.select_for_update(of=("self",)).select_related("organization").get(pk=contract.pk)
 
 
 def allowed_actions(contract: Contract, now: dt.datetime | None = None) -> list[str]:
@@ -413,7 +413,7 @@ def _candidates(queryset, batch_size: int = 500):
 def _lock_if(pk: int, **conditions) -> Contract | None:
     """The contract, locked, if it still meets the conditions; None if another runner got there first."""
     return (
-        Contract.objects.select_for_update(skip_locked=True)
+        Contract.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("organization", "renewed_from")
         .filter(pk=pk, **conditions)
         .first()

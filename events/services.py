@@ -10,6 +10,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from .handlers import dispatch
 from .models import Event
 
 
@@ -39,8 +40,9 @@ def record_event(
     object_type: str | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> Event:
-    """Write one event about a tenant-owned `obj`, inside the transaction of the change."""
-    return Event.objects.create(
+    """Write one event about a tenant-owned `obj`, inside the transaction of the change, and
+    run the handlers registered for its type (see `events.handlers`)."""
+    event = Event.objects.create(
         organization_id=obj.organization_id,
         type=type,
         actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
@@ -49,6 +51,8 @@ def record_event(
         payload=jsonable(payload or {}),
         occurred_at=occurred_at or timezone.now(),
     )
+    event.reactions = dispatch(event)
+    return event
 
 
 def apply_changes(instance: models.Model, data: dict) -> dict[str, dict]:

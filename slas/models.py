@@ -1,1 +1,98 @@
-"""SLA rules and calendars: built by the SLA engine issue."""
+"""Business-hours calendars and the SLA rules of contracts.
+
+The clock semantics (business time, due times) live in the pure module `slas.clock`; these
+models hold what it needs and turn themselves into its inputs (`Calendar.spec`).
+"""
+
+import datetime as dt
+
+from django.db import models
+
+from contracts.models import Contract
+from tenancy.models import TenantModel, validate_time_zone
+
+from .clock import CalendarSpec
+
+
+class Calendar(TenantModel):
+    """Weekly working intervals in local wall time, plus holidays (whole local dates)."""
+
+    name = models.CharField(max_length=160)
+    time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
+    # [{"weekday": 1-7 (ISO), "start": "HH:MM", "end": "HH:MM" | "24:00"}, ...]
+    hours = models.JSONField(default=list)
+    # [{"date": "YYYY-MM-DD", "name": "..."}, ...]
+    holidays = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "name"], name="calendar_org_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def spec(self) -> CalendarSpec:
+        """The clock's view of this calendar (hashable: compiled calendars are cached by it)."""
+        return CalendarSpec(
+            time_zone=self.time_zone,
+            hours=tuple((h["weekday"], h["start"], h["end"]) for h in self.hours),
+            holidays=frozenset(dt.date.fromisoformat(h["date"]) for h in self.holidays),
+        )
+
+
+class SlaRule(TenantModel):
+    """A response, on-site or resolution target for a band of priorities of one contract.
+
+    Rules are versioned: past draft, an amendment ends a rule at an instant and creates its
+    successor (`previous_version`), so a job's clocks keep the version in force when it was
+    reported.
+    """
+
+    class Metric(models.TextChoices):
+        RESPONSE = "response"
+        ON_SITE = "on_site"
+        RESOLUTION = "resolution"
+
+    class Priority(models.TextChoices):
+        CRITICAL = "critical"
+        HIGH = "high"
+        MEDIUM = "medium"
+        LOW = "low"
+        PLANNED = "planned"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="sla_rules")
+    name = models.CharField(max_length=160)
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    priorities = models.JSONField()
+    target_minutes = models.PositiveIntegerField()
+    calendar = models.ForeignKey(Calendar, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
+    pause_on_hold = models.BooleanField()
+    escalation = models.JSONField(default=list, blank=True)
+    penalty = models.JSONField(null=True, blank=True)
+    monthly_penalty_cap = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    active = models.BooleanField(default=True)
+    effective_from = models.DateTimeField()
+    effective_to = models.DateTimeField(null=True, blank=True)
+    previous_version = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="next_version"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["contract", "metric", "effective_from"], name="rule_contract_metric")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(target_minutes__gte=1), name="rule_target_positive"),
+            models.CheckConstraint(
+                condition=models.Q(effective_to__isnull=True) | models.Q(effective_to__gt=models.F("effective_from")),
+                name="rule_effective_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.metric} {self.target_minutes} min)"
+
+    def in_force_at(self, instant: dt.datetime) -> bool:
+        return self.effective_from <= instant and (self.effective_to is None or instant < self.effective_to)

@@ -36,6 +36,8 @@ class ResourceViewSet(viewsets.GenericViewSet):
     default_sort: str = "name"
     read_role: str = "viewer"
     write_role: str = "manager"
+    # An action may need its own role: @action(..., required_role="operator").
+    required_role: str | None = None
     extra_query_params: tuple[str, ...] = ()
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_regex = "[0-9]+"

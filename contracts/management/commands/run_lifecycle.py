@@ -1,23 +1,11 @@
 """Time-driven contract transitions; safe from cron on several machines at once, idempotent."""
 
-import datetime as dt
 import time
 
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.core.management.base import BaseCommand
 
+from config.management import parse_now
 from contracts.services import run_lifecycle
-
-
-def parse_now(value: str | None):
-    """`--now` as an aware datetime (an ISO timestamp; without an offset it is UTC)."""
-    if not value:
-        return timezone.now()
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise CommandError(f"--now {value!r} is not an ISO 8601 timestamp.")
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
 
 
 class Command(BaseCommand):

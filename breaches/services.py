@@ -1,0 +1,342 @@
+"""Recording, refreshing and finalising breaches exactly once; acknowledging and waiving them.
+
+Exactly once: a breach is unique per clock in the database, and the scan claims the clocks it
+records with `SELECT ... FOR UPDATE SKIP LOCKED` and flips them to `breached` in the same
+transaction, so two scanners (or a scanner and a live job update) never record a clock twice.
+
+Figures: actual = business minutes from the clock's start to its stop (or to now while it
+runs), counting a started minute as a minute; overage = actual - target. The penalty follows
+`breaches.penalties`; the monthly cap is per rule and month of detection in the contract's
+time zone, over the breaches that are not waived. A breach is final once its clock stopped;
+its penalty is then fixed (and, with the ledger, posted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from config.api.exceptions import Conflict
+from events.services import record_event
+from slas.models import SlaRule
+from workorders.clocks import live_elapsed_seconds, next_escalation, pauses_for
+from workorders.models import SlaClock
+
+from .models import Breach
+from .penalties import ZERO, breach_penalty, within_monthly_cap
+
+
+def _minutes(seconds: int) -> int:
+    return math.ceil(seconds / 60)
+
+
+def _month(contract, instant: dt.datetime) -> str:
+    return contract.local_today(instant).strftime("%Y-%m")
+
+
+def _claimed_clocks(queryset):
+    return queryset.select_related("rule__calendar", "rule__contract", "work_order").prefetch_related(
+        "work_order__holds"
+    )
+
+
+class _PenaltyBook:
+    """The month's penalties so far per (rule, month), read once per batch under a rule lock."""
+
+    def __init__(self, rule_ids, months):
+        # Lock the rules in id order: concurrent scanners cannot both fill the same month's cap.
+        list(SlaRule.objects.select_for_update().filter(pk__in=sorted(rule_ids)).order_by("pk").values_list("pk"))
+        rows = (
+            Breach.objects.filter(sla_rule_id__in=rule_ids, penalty_month__in=months)
+            .exclude(state=Breach.State.WAIVED)
+            .values("sla_rule_id", "penalty_month")
+            .annotate(total=Sum("penalty_amount"))
+        )
+        self.totals = defaultdict(lambda: ZERO, {(r["sla_rule_id"], r["penalty_month"]): r["total"] for r in rows})
+
+    def price(self, breach: Breach, rule: SlaRule) -> None:
+        """Set the breach's penalty within the rule's monthly cap (its old amount given back first)."""
+        key = (rule.pk, breach.penalty_month)
+        already = self.totals[key] - (breach.penalty_amount if breach.pk else ZERO)
+        full = breach_penalty(rule.penalty, breach.overage_minutes, breach.currency)
+        breach.penalty_amount = within_monthly_cap(full, already, rule.monthly_penalty_cap, breach.currency)
+        self.totals[key] = already + breach.penalty_amount
+
+
+def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
+    holds = list(clock_row.work_order.holds.all())
+    seconds = live_elapsed_seconds(clock_row, holds, now)
+    breach.actual_minutes = _minutes(seconds)
+    breach.overage_minutes = max(0, breach.actual_minutes - breach.target_minutes)
+    breach.clock_stopped_at = clock_row.stopped_at
+    breach.final = clock_row.stopped_at is not None
+    if clock_row.due_at is not None:
+        breach.due_at = clock_row.due_at  # a replayed hold may have moved it
+
+
+def _new_breach(clock_row: SlaClock, now: dt.datetime) -> Breach:
+    rule = clock_row.rule
+    breach = Breach(
+        organization_id=clock_row.organization_id,
+        clock=clock_row,
+        contract_id=rule.contract_id,
+        sla_rule=rule,
+        work_order_id=clock_row.work_order_id,
+        metric=clock_row.metric,
+        target_minutes=clock_row.target_minutes,
+        currency=rule.contract.currency,
+        due_at=clock_row.due_at,
+        detected_at=now,
+        penalty_month=_month(rule.contract, now),
+    )
+    _measure(breach, clock_row, now)
+    return breach
+
+
+def _detected_payload(breach: Breach) -> dict:
+    return {
+        "work_order": breach.work_order_id,
+        "sla_rule": breach.sla_rule_id,
+        "metric": breach.metric,
+        "due_at": breach.due_at,
+        "overage_minutes": breach.overage_minutes,
+        "penalty_amount": breach.penalty_amount,
+        "currency": breach.currency,
+    }
+
+
+def _finalised(breach: Breach, actor=None, now=None) -> None:
+    record_event(
+        type="breach.finalized",
+        obj=breach,
+        actor=actor,
+        payload={**_detected_payload(breach), "actual_minutes": breach.actual_minutes},
+        occurred_at=now,
+    )
+
+
+@transaction.atomic
+def record_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breach | None:
+    """Record the breach of one clock (at once, from a job update); None if already recorded."""
+    clock_row = _claimed_clocks(SlaClock.objects.select_for_update(of=("self",))).get(pk=clock_row.pk)
+    if Breach.objects.filter(clock=clock_row).exists() or clock_row.due_at is None:
+        return None
+    breach = _new_breach(clock_row, now)
+    _PenaltyBook({clock_row.rule_id}, {breach.penalty_month}).price(breach, clock_row.rule)
+    try:
+        with transaction.atomic():
+            breach.save()
+    except IntegrityError:
+        return None  # a scanner recorded it in the meantime
+    record_event(type="breach.detected", obj=breach, actor=actor, payload=_detected_payload(breach), occurred_at=now)
+    if breach.final:
+        _finalised(breach, actor, now)
+    return breach
+
+
+@transaction.atomic
+def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breach | None:
+    """A breached clock stopped: fix the breach's figures and penalty (once)."""
+    breach = Breach.objects.select_for_update().filter(clock_id=clock_row.pk, final=False).first()
+    if breach is None:
+        return None
+    clock_row = _claimed_clocks(SlaClock.objects).get(pk=clock_row.pk)
+    _measure(breach, clock_row, now)
+    _PenaltyBook({breach.sla_rule_id}, {breach.penalty_month}).price(breach, clock_row.rule)
+    breach.save()
+    if breach.final:
+        _finalised(breach, actor, now)
+    return breach
+
+
+# --- handlers of the work orders' clock events (registered in BreachesConfig.ready) -------------
+
+
+def on_clock_breached(event) -> bool:
+    return record_breach(clock_row=SlaClock(pk=event.object_id), now=event.occurred_at, actor=event.actor) is not None
+
+
+def on_clock_stopped(event) -> bool:
+    return settle_breach(clock_row=SlaClock(pk=event.object_id), now=event.occurred_at, actor=event.actor) is not None
+
+
+# --- acknowledging and waiving ------------------------------------------------------------------
+
+
+@transaction.atomic
+def acknowledge_breach(*, breach: Breach, actor) -> Breach:
+    breach = Breach.objects.select_for_update().get(pk=breach.pk)
+    if breach.state != Breach.State.OPEN:
+        raise Conflict(f"Only an open breach can be acknowledged; this one is {breach.state}.")
+    breach.state, breach.acknowledged_by, breach.acknowledged_at = Breach.State.ACKNOWLEDGED, actor, timezone.now()
+    breach.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "updated_at"])
+    record_event(type="breach.acknowledged", obj=breach, actor=actor, payload={"work_order": breach.work_order_id})
+    return breach
+
+
+@transaction.atomic
+def waive_breach(*, breach: Breach, actor, reason: str) -> Breach:
+    """Waive a breach: its penalty no longer counts (and, with the ledger, is reversed)."""
+    breach = Breach.objects.select_for_update().get(pk=breach.pk)
+    if breach.state == Breach.State.WAIVED:
+        raise Conflict(f"The breach was already waived at {breach.waived_at.isoformat()}.")
+    breach.state, breach.waived_by, breach.waived_at, breach.waiver_reason = (
+        Breach.State.WAIVED,
+        actor,
+        timezone.now(),
+        reason,
+    )
+    breach.save(update_fields=["state", "waived_by", "waived_at", "waiver_reason", "updated_at"])
+    record_event(
+        type="breach.waived",
+        obj=breach,
+        actor=actor,
+        payload={"reason": reason, "penalty_amount": breach.penalty_amount, "currency": breach.currency},
+    )
+    return breach
+
+
+# --- the scan -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanSummary:
+    clocks_examined: int = 0
+    new_breaches: int = 0
+    escalations: int = 0
+    refreshed: int = 0
+    finalized: int = 0
+    seconds: float = 0.0
+    batches: list = field(default_factory=list)
+
+
+def _scope(queryset, organization):
+    return queryset if organization is None else queryset.filter(organization=organization)
+
+
+def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
+    """Claim up to `batch_size` running clocks past due and record their breaches."""
+    with transaction.atomic():
+        due = SlaClock.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            state=SlaClock.State.RUNNING, due_at__lte=now
+        )
+        clocks = list(_claimed_clocks(_scope(due, organization)).order_by("due_at", "pk")[:batch_size])
+        if not clocks:
+            return 0, 0
+        SlaClock.objects.filter(pk__in=[c.pk for c in clocks]).update(state=SlaClock.State.BREACHED, updated_at=now)
+        recorded = set(Breach.objects.filter(clock__in=clocks).values_list("clock_id", flat=True))
+        fresh = [_new_breach(c, now) for c in clocks if c.pk not in recorded]
+        book = _PenaltyBook({b.sla_rule_id for b in fresh}, {b.penalty_month for b in fresh})
+        for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
+            book.price(breach, breach.sla_rule)
+        Breach.objects.bulk_create(fresh)
+        for breach in fresh:
+            record_event(type="breach.detected", obj=breach, payload=_detected_payload(breach), occurred_at=now)
+        return len(clocks), len(fresh)
+
+
+def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
+    """Announce each escalation level a running clock has passed, once per clock and level."""
+    with transaction.atomic():
+        due = SlaClock.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            next_escalation_at__lte=now, stopped_at__isnull=True
+        )
+        clocks = list(_claimed_clocks(_scope(due, organization)).order_by("next_escalation_at", "pk")[:batch_size])
+        sent = 0
+        for clock_row in clocks:
+            rule = clock_row.rule
+            levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
+            pauses = pauses_for(rule, list(clock_row.work_order.holds.all()))
+            while clock_row.next_escalation_at is not None and clock_row.next_escalation_at <= now:
+                level = levels[clock_row.escalations_sent]
+                record_event(
+                    type="sla.escalation",
+                    obj=clock_row,
+                    payload={
+                        "work_order": clock_row.work_order_id,
+                        "sla_rule": rule.pk,
+                        "level": level["name"],
+                        "at_percent": level["at_percent"],
+                        "notify": level.get("notify", []),
+                        "reached_at": clock_row.next_escalation_at,
+                    },
+                    occurred_at=now,
+                )
+                sent += 1
+                clock_row.escalations_sent += 1
+                clock_row.next_escalation_at = next_escalation(
+                    rule, clock_row.started_at, pauses, clock_row.escalations_sent
+                )
+            clock_row.save(update_fields=["escalations_sent", "next_escalation_at", "updated_at"])
+        return len(clocks), sent
+
+
+def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int]:
+    """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped."""
+    with transaction.atomic():
+        open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            final=False, pk__gt=after
+        )
+        breaches = list(
+            _scope(open_breaches, organization)
+            .select_related("clock__rule__calendar", "clock__work_order", "sla_rule")
+            .prefetch_related("clock__work_order__holds")
+            .order_by("pk")[:batch_size]
+        )
+        if not breaches:
+            return 0, 0, after
+        book = _PenaltyBook({b.sla_rule_id for b in breaches}, {b.penalty_month for b in breaches})
+        changed, finalized = [], []
+        for breach in breaches:
+            before = (breach.actual_minutes, breach.final, breach.penalty_amount)
+            _measure(breach, breach.clock, now)
+            book.price(breach, breach.sla_rule)
+            if (breach.actual_minutes, breach.final, breach.penalty_amount) != before:
+                changed.append(breach)
+            if breach.final:
+                finalized.append(breach)
+        Breach.objects.bulk_update(
+            changed, ["actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at"]
+        )
+        for breach in finalized:
+            _finalised(breach, now=now)
+        return len(changed), len(finalized), breaches[-1].pk
+
+
+def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000, log=lambda message: None):
+    """Find new breaches, announce escalations, refresh running breaches; safe to run anywhere at once."""
+    started = time.monotonic()
+    summary = ScanSummary()
+    while True:
+        examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size)
+        summary.clocks_examined += examined
+        summary.new_breaches += new
+        if examined:
+            log(f"breaches: {summary.new_breaches} new of {summary.clocks_examined} clocks past due")
+        if examined < batch_size:
+            break
+    while True:
+        examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size)
+        summary.clocks_examined += examined
+        summary.escalations += sent
+        if examined < batch_size:
+            break
+    after = 0
+    while True:
+        refreshed, finalized, last = _refresh_batch(
+            now=now, organization=organization, after=after, batch_size=batch_size
+        )
+        summary.refreshed += refreshed
+        summary.finalized += finalized
+        if last == after:
+            break
+        after = last
+    summary.seconds = time.monotonic() - started
+    return summary

@@ -1,0 +1,17 @@
+"""Helpers shared by the scheduled management commands."""
+
+import datetime as dt
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+
+def parse_now(value: str | None) -> dt.datetime:
+    """`--now` as an aware datetime: an ISO 8601 timestamp (UTC when it has no offset)."""
+    if not value:
+        return timezone.now()
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise CommandError(f"--now {value!r} is not an ISO 8601 timestamp.")
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)

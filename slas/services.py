@@ -1,0 +1,170 @@
+"""Writes on calendars and SLA rules. Each writes its event; the work-order clocks that an edit
+affects are recomputed by the workorders app's handlers for these events (events.handlers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import ProtectedError, Q
+from django.utils import timezone
+
+from config.api.exceptions import Conflict, Unprocessable
+from contracts.models import Contract
+from events.services import apply_changes, record_event, snapshot
+
+from .models import Calendar, SlaRule
+
+CALENDAR_SNAPSHOT = ["name", "time_zone", "hours", "holidays"]
+RULE_SNAPSHOT = [
+    "contract_id", "name", "metric", "priorities", "target_minutes", "calendar_id", "pause_on_hold", "escalation",
+    "penalty", "monthly_penalty_cap", "active", "effective_from", "effective_to", "previous_version_id",
+]  # fmt: skip
+# What an amendment may change; `name` may always be edited in place.
+RULE_TERMS = frozenset(
+    {
+        "metric", "priorities", "target_minutes", "calendar", "pause_on_hold", "escalation", "penalty",
+        "monthly_penalty_cap", "active", "effective_from", "effective_to",
+    }
+)  # fmt: skip
+CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
+
+
+# --- calendars ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_calendar(*, organization, actor, data: dict) -> Calendar:
+    calendar = Calendar.objects.create(organization=organization, **data)
+    record_event(type="calendar.created", obj=calendar, actor=actor, payload=snapshot(calendar, CALENDAR_SNAPSHOT))
+    return calendar
+
+
+@transaction.atomic
+def update_calendar(*, instance: Calendar, actor, data: dict) -> Calendar:
+    """Edit a calendar; the running clocks that use it are recomputed in the same transaction.
+
+    `calendar.recomputed_clocks` says how many (from the handlers' reactions).
+    """
+    calendar = Calendar.objects.select_for_update().get(pk=instance.pk)
+    changes = apply_changes(calendar, data)
+    calendar.recomputed_clocks = 0
+    if changes:
+        calendar.save()
+        event = record_event(type="calendar.updated", obj=calendar, actor=actor, payload={"changes": changes})
+        calendar.recomputed_clocks = sum(v for v in event.reactions.values() if isinstance(v, int))
+    return calendar
+
+
+@transaction.atomic
+def delete_calendar(*, instance: Calendar, actor) -> None:
+    record_event(type="calendar.deleted", obj=instance, actor=actor, payload=snapshot(instance, CALENDAR_SNAPSHOT))
+    try:
+        instance.delete()
+    except ProtectedError:
+        raise Conflict(f"Calendar {instance.pk} is used by SLA rules; it cannot be deleted.") from None
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def default_effective_from(contract: Contract, now: dt.datetime | None = None) -> dt.datetime:
+    """While a draft: the start of the contract's start date (its time zone); afterwards: now."""
+    if contract.status == Contract.Status.DRAFT and contract.start_date is not None:
+        return contract.start_of_day(contract.start_date)
+    return now or timezone.now()
+
+
+def _check_overlap(rule: SlaRule) -> None:
+    """Two active rules of a contract with one metric, overlapping bands and periods: 422."""
+    if not rule.active:
+        return
+    others = SlaRule.objects.filter(contract_id=rule.contract_id, metric=rule.metric, active=True).exclude(pk=rule.pk)
+    if rule.effective_to is not None:
+        others = others.filter(effective_from__lt=rule.effective_to)
+    others = others.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=rule.effective_from))
+    for other in others:
+        shared = sorted(set(other.priorities) & set(rule.priorities))
+        if shared:
+            raise Unprocessable(
+                f"Overlaps rule {other.pk} ({other.name}): same metric, priorities {', '.join(shared)}, "
+                "and overlapping effective periods.",
+                {"priorities": [f"Overlaps rule {other.pk} for {', '.join(shared)}."]},
+            )
+
+
+def _open_contract(contract: Contract) -> Contract:
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    if contract.status in CLOSED:
+        raise Conflict(f"The contract is {contract.status}: its rules can no longer change.")
+    return contract
+
+
+@transaction.atomic
+def create_rule(*, organization, actor, data: dict) -> SlaRule:
+    contract = _open_contract(data["contract"])
+    data = {"pause_on_hold": data.get("metric") == SlaRule.Metric.RESOLUTION, **data}
+    data.setdefault("effective_from", default_effective_from(contract))
+    rule = SlaRule(organization=organization, **data)
+    _check_overlap(rule)
+    rule.save()
+    record_event(type="sla_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
+    return rule
+
+
+@transaction.atomic
+def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
+    """Edit in place while the contract is a draft; past draft only the name (terms: `amend`)."""
+    rule = SlaRule.objects.select_for_update().get(pk=instance.pk)
+    contract = _open_contract(rule.contract)
+    terms = sorted(name for name, value in data.items() if name in RULE_TERMS and getattr(rule, name) != value)
+    if terms and contract.status != Contract.Status.DRAFT:
+        raise Conflict(
+            f"The contract is {contract.status}: terms never rewrite history. Change {', '.join(terms)} with "
+            f"POST /api/v1/sla_rules/{rule.pk}/amend, which ends this rule and starts its successor.",
+            {name: ["Use amend."] for name in terms},
+        )
+    changes = apply_changes(rule, data)
+    if changes:
+        _check_overlap(rule)
+        rule.save()
+        record_event(type="sla_rule.updated", obj=rule, actor=actor, payload={"changes": changes})
+    return rule
+
+
+@transaction.atomic
+def amend_rule(*, rule: SlaRule, actor, data: dict, effective_from: dt.datetime | None = None) -> SlaRule:
+    """End `rule` at `effective_from` (default now) and create its successor with `data` applied.
+
+    Jobs reported before that instant keep the old version; those reported at or after it
+    switch to the successor (their clocks are recomputed by the workorders handler).
+    """
+    rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
+    _open_contract(rule.contract)
+    effective_from = effective_from or timezone.now()
+    if hasattr(rule, "next_version"):
+        raise Conflict(f"Rule {rule.pk} was already amended by rule {rule.next_version.pk}; amend that one.")
+    if effective_from <= rule.effective_from or (rule.effective_to and effective_from >= rule.effective_to):
+        raise Unprocessable(
+            "effective_from must fall within the rule's effective period.",
+            {"effective_from": [f"Must be after {rule.effective_from.isoformat()} and before the rule's end."]},
+        )
+    successor = SlaRule(
+        organization_id=rule.organization_id,
+        contract_id=rule.contract_id,
+        **{name: getattr(rule, name) for name in ("name", *RULE_TERMS) if name != "effective_from"},
+    )
+    successor.previous_version = rule
+    successor.effective_from = effective_from
+    apply_changes(successor, data)
+    rule.effective_to = effective_from
+    rule.save(update_fields=["effective_to", "updated_at"])
+    _check_overlap(successor)
+    successor.save()
+    record_event(
+        type="sla_rule.amended",
+        obj=successor,
+        actor=actor,
+        payload={"previous_version": rule.pk, "effective_from": effective_from, **snapshot(successor, RULE_SNAPSHOT)},
+    )
+    return successor

@@ -1,0 +1,95 @@
+"""Turning a job, its holds and a rule into the state of that rule's clock (DESIGN §6).
+
+`evaluate` is a function of its inputs and `now` only; the services store what it returns, so
+the scan can find due clocks with one indexed query on `due_at`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from slas import clock
+from slas.models import SlaRule
+
+from .models import Hold, SlaClock, WorkOrder
+
+STOPS = {
+    SlaRule.Metric.RESPONSE: "responded_at",
+    SlaRule.Metric.ON_SITE: "on_site_at",
+    SlaRule.Metric.RESOLUTION: "resolved_at",
+}
+
+
+@dataclass(frozen=True)
+class ClockState:
+    started_at: dt.datetime
+    due_at: dt.datetime | None
+    stopped_at: dt.datetime | None
+    state: str
+    elapsed_seconds: int
+    next_escalation_at: dt.datetime | None
+
+
+def calendar_of(rule: SlaRule):
+    """The clock's calendar for a rule: its calendar's spec, or None for 24x7."""
+    return rule.calendar.spec if rule.calendar_id else None
+
+
+def pauses_for(rule: SlaRule, holds: list[Hold]) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """The holds that pause this rule's clock: on-hold time if the rule pauses on hold, and the
+    time a job spent resolved before it was reopened (resolution clocks only)."""
+    return [
+        (hold.start, hold.end)
+        for hold in holds
+        if (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
+        or (hold.kind == Hold.Kind.REOPENED and rule.metric == SlaRule.Metric.RESOLUTION)
+    ]
+
+
+def _clip(pauses, stop: dt.datetime):
+    """Pauses as they stood at `stop`: later ones dropped, open ones ended there."""
+    return [(start, stop if end is None or end > stop else end) for start, end in pauses if start < stop]
+
+
+def next_escalation(rule: SlaRule, start, pauses, sent: int) -> dt.datetime | None:
+    """When the running clock reaches its next escalation level (levels in at_percent order)."""
+    levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
+    if sent >= len(levels):
+        return None
+    minutes = max(1, math.ceil(rule.target_minutes * levels[sent]["at_percent"] / 100))
+    return clock.due(calendar_of(rule), start, minutes, pauses)
+
+
+def evaluate(rule: SlaRule, work_order: WorkOrder, holds: list[Hold], now: dt.datetime, sent: int = 0) -> ClockState:
+    calendar = calendar_of(rule)
+    start = work_order.reported_at
+    stop = getattr(work_order, STOPS[rule.metric])
+    pauses = pauses_for(rule, holds)
+    if stop is not None:
+        pauses = _clip(pauses, stop)
+        due_at = clock.due(calendar, start, rule.target_minutes, pauses)
+        elapsed = clock.business_seconds(calendar, start, stop, pauses)
+        met = due_at is None or stop <= due_at
+        state = SlaClock.State.MET if met else SlaClock.State.BREACHED
+        return ClockState(start, due_at, stop, state, elapsed, None)
+    due_at = clock.due(calendar, start, rule.target_minutes, pauses)
+    elapsed = clock.business_seconds(calendar, start, max(now, start), pauses)
+    if work_order.status == WorkOrder.Status.CANCELLED:
+        return ClockState(start, due_at, None, SlaClock.State.CANCELLED, elapsed, None)
+    if due_at is not None and due_at <= now:
+        state = SlaClock.State.BREACHED
+    elif any(end is None and begin <= now for begin, end in pauses):
+        state = SlaClock.State.PAUSED
+    else:
+        state = SlaClock.State.RUNNING
+    return ClockState(start, due_at, None, state, elapsed, next_escalation(rule, start, pauses, sent))
+
+
+def live_elapsed_seconds(clock_row: SlaClock, holds: list[Hold], now: dt.datetime) -> int:
+    """Business seconds of a clock up to now (its stored figure once it has stopped)."""
+    if clock_row.stopped_at is not None or clock_row.state == SlaClock.State.CANCELLED:
+        return clock_row.elapsed_seconds
+    rule = clock_row.rule
+    return clock.business_seconds(calendar_of(rule), clock_row.started_at, now, pauses_for(rule, holds))

@@ -1,0 +1,268 @@
+"""Writes on work orders, and keeping their SLA clocks true.
+
+Every change to a job, its holds, its rules or their calendars recomputes the clocks it affects
+in the same transaction. A clock that turns breached writes `sla_clock.breached` and one that
+stops writes `sla_clock.stopped`; the breaches app records and finalises breaches in its
+handlers for those events (events.handlers), so a job stopped after its due time gets its
+breach at once, not at the next scan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.api.exceptions import Conflict, Unprocessable
+from contracts.models import Contract
+from events.services import apply_changes, record_event, snapshot
+from slas.models import SlaRule
+
+from .clocks import evaluate
+from .models import Hold, SlaClock, WorkOrder
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+TIMESTAMPS = ("reported_at", "responded_at", "on_site_at", "resolved_at")
+SNAPSHOT = ["reference", "summary", "contract_id", "priority", "status", *TIMESTAMPS, "source", "source_id"]
+TERMINAL = (WorkOrder.Status.CLOSED, WorkOrder.Status.CANCELLED)
+# Where a job may go from each status (reopening a resolved job included).
+NEXT_STATUS = {
+    WorkOrder.Status.OPEN: {"in_progress", "on_hold", "resolved", "cancelled"},
+    WorkOrder.Status.IN_PROGRESS: {"open", "on_hold", "resolved", "cancelled"},
+    WorkOrder.Status.ON_HOLD: {"open", "in_progress", "resolved", "cancelled"},
+    WorkOrder.Status.RESOLVED: {"open", "in_progress", "closed"},
+    WorkOrder.Status.CLOSED: set(),
+    WorkOrder.Status.CANCELLED: set(),
+}
+RECOMPUTE_BATCH = 500
+
+
+# --- clocks -------------------------------------------------------------------------------------
+
+
+def rules_for(work_order: WorkOrder) -> list[SlaRule]:
+    """The rules in force at the job's reported_at whose band holds its priority."""
+    if work_order.contract_id is None:
+        return []
+    rules = SlaRule.objects.select_related("calendar", "contract").filter(
+        Q(effective_to__isnull=True) | Q(effective_to__gt=work_order.reported_at),
+        contract_id=work_order.contract_id,
+        active=True,
+        effective_from__lte=work_order.reported_at,
+    )
+    return [rule for rule in rules if work_order.priority in rule.priorities]
+
+
+def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, actor=None) -> int:
+    """Bring the job's clocks up to date; returns how many clocks were written.
+
+    A job gets clocks when its contract is active; once it has them they follow every change
+    (a new priority band, an amended rule, an edited calendar) whatever the contract does next.
+    """
+    now = now or timezone.now()
+    existing = {c.rule_id: c for c in work_order.sla_clocks.select_related("rule__calendar")}
+    contract_active = work_order.contract_id is not None and work_order.contract.status == Contract.Status.ACTIVE
+    if not contract_active and not existing:
+        return 0
+    wanted = {rule.pk: rule for rule in rules_for(work_order)}
+    holds = list(work_order.holds.all())
+    written = 0
+    for rule_id, clock_row in existing.items():
+        if rule_id not in wanted and clock_row.state != SlaClock.State.CANCELLED:
+            # The job left this rule's band (or the rule's version changed): the clock no longer applies.
+            clock_row.state, clock_row.next_escalation_at = SlaClock.State.CANCELLED, None
+            clock_row.save(update_fields=["state", "next_escalation_at", "updated_at"])
+            written += 1
+    for rule in wanted.values():
+        clock_row = existing.get(rule.pk)
+        before = (clock_row.state, clock_row.stopped_at) if clock_row else (None, None)
+        result = evaluate(rule, work_order, holds, now, sent=clock_row.escalations_sent if clock_row else 0)
+        if clock_row is None:
+            clock_row = SlaClock(
+                organization_id=work_order.organization_id,
+                work_order=work_order,
+                rule=rule,
+                metric=rule.metric,
+                target_minutes=rule.target_minutes,
+            )
+        clock_row.target_minutes = rule.target_minutes
+        clock_row.started_at, clock_row.due_at, clock_row.stopped_at = (
+            result.started_at,
+            result.due_at,
+            result.stopped_at,
+        )
+        clock_row.state, clock_row.elapsed_seconds = result.state, result.elapsed_seconds
+        clock_row.next_escalation_at = result.next_escalation_at
+        clock_row.save()
+        written += 1
+        _announce(clock_row, before, actor=actor, now=now)
+    return written
+
+
+def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:
+    """Events for the breaches app: a clock that turned breached, a breached clock that stopped."""
+    was_state, was_stopped = before
+    if clock_row.state == SlaClock.State.BREACHED and was_state != SlaClock.State.BREACHED:
+        record_event(
+            type="sla_clock.breached",
+            obj=clock_row,
+            actor=actor,
+            payload={"work_order": clock_row.work_order_id, "due_at": clock_row.due_at},
+            occurred_at=now,
+        )
+    if clock_row.stopped_at is not None and clock_row.stopped_at != was_stopped:
+        record_event(
+            type="sla_clock.stopped",
+            obj=clock_row,
+            actor=actor,
+            payload={
+                "work_order": clock_row.work_order_id,
+                "state": clock_row.state,
+                "stopped_at": clock_row.stopped_at,
+            },
+            occurred_at=now,
+        )
+
+
+def recompute_where(work_orders, *, now: dt.datetime | None = None) -> int:
+    """Recompute the clocks of many jobs, in batches of ids so memory stays flat; returns the
+    number of clocks written."""
+    now = now or timezone.now()
+    written, last = 0, 0
+    work_orders = work_orders.exclude(status__in=TERMINAL)
+    while True:
+        batch = list(work_orders.filter(pk__gt=last).select_related("contract").order_by("pk")[:RECOMPUTE_BATCH])
+        if not batch:
+            return written
+        for work_order in batch:
+            written += recompute_clocks(work_order, now=now)
+        last = batch[-1].pk
+
+
+# --- handlers of lower apps' events (registered in WorkordersConfig.ready) -----------------------
+
+
+def on_calendar_updated(event) -> int:
+    """A calendar changed: recompute the running and paused clocks of rules that use it."""
+    jobs = WorkOrder.objects.filter(
+        sla_clocks__rule__calendar_id=event.object_id,
+        sla_clocks__stopped_at__isnull=True,
+    ).distinct()
+    return recompute_where(jobs)
+
+
+def on_rule_changed(event) -> int:
+    """A rule was created, edited or amended: the jobs of its contract reported since it took
+    effect may now fall under it (or under its successor)."""
+    rule = SlaRule.objects.get(pk=event.object_id)
+    jobs = WorkOrder.objects.filter(contract_id=rule.contract_id, reported_at__gte=rule.effective_from)
+    return recompute_where(jobs)
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
+    errors = {}
+    for name in TIMESTAMPS:
+        value = getattr(work_order, name)
+        if value is None:
+            continue
+        if value > now + FUTURE_TOLERANCE:
+            errors[name] = ["Must not be more than 5 minutes in the future."]
+        elif name != "reported_at" and value < work_order.reported_at:
+            errors[name] = ["Must not be before reported_at."]
+    if (
+        "resolved_at" not in errors
+        and work_order.resolved_at
+        and work_order.on_site_at
+        and work_order.resolved_at < work_order.on_site_at
+    ):
+        errors["resolved_at"] = ["Must not be before on_site_at."]
+    if errors:
+        raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
+
+
+def _change_status(work_order: WorkOrder, new: str, *, at: dt.datetime, hold_reason: str, now) -> None:
+    """Move the job to `new` at instant `at`, opening and closing holds and stamping times."""
+    old = work_order.status
+    if new not in NEXT_STATUS[old]:
+        allowed = ", ".join(sorted(NEXT_STATUS[old])) or "none"
+        raise Conflict(f"A work order cannot go from {old} to {new}; from {old} it can go to: {allowed}.")
+    if at < work_order.status_changed_at:
+        raise Unprocessable(
+            "status_changed_at is before the job's previous status change.",
+            {"status_changed_at": [f"Must not be before {work_order.status_changed_at.isoformat()}."]},
+        )
+    if at > now + FUTURE_TOLERANCE:
+        raise Unprocessable(
+            "status_changed_at is in the future.", {"status_changed_at": ["Must not be in the future."]}
+        )
+    if old == WorkOrder.Status.ON_HOLD:
+        work_order.holds.filter(kind=Hold.Kind.ON_HOLD, end__isnull=True).update(end=at)
+    if new == WorkOrder.Status.ON_HOLD:
+        Hold.objects.create(
+            organization_id=work_order.organization_id, work_order=work_order, start=at, reason=hold_reason
+        )
+    if old == WorkOrder.Status.RESOLVED and new in (WorkOrder.Status.OPEN, WorkOrder.Status.IN_PROGRESS):
+        # Reopened: the resolution clock resumes; the time spent resolved does not count.
+        Hold.objects.create(
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            kind=Hold.Kind.REOPENED,
+            start=work_order.resolved_at,
+            end=at,
+            reason="resolved, then reopened",
+        )
+        work_order.resolved_at = None
+    if new == WorkOrder.Status.IN_PROGRESS and work_order.responded_at is None:
+        work_order.responded_at = at
+    if new == WorkOrder.Status.RESOLVED and work_order.resolved_at is None:
+        work_order.resolved_at = at
+    work_order.status, work_order.status_changed_at = new, at
+
+
+@transaction.atomic
+def create_work_order(*, organization, actor, data: dict, now: dt.datetime | None = None) -> WorkOrder:
+    now = now or timezone.now()
+    data = dict(data)
+    status = data.pop("status", WorkOrder.Status.OPEN)
+    hold_reason = data.pop("hold_reason", "")
+    changed_at = data.pop("status_changed_at", None)
+    work_order = WorkOrder(organization=organization, status_changed_at=data["reported_at"], **data)
+    _validate_timestamps(work_order, now)
+    work_order.save()
+    if status != WorkOrder.Status.OPEN:
+        _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
+        _validate_timestamps(work_order, now)
+        work_order.save()
+    record_event(type="work_order.created", obj=work_order, actor=actor, payload=snapshot(work_order, SNAPSHOT))
+    recompute_clocks(work_order, now=now, actor=actor)
+    return work_order
+
+
+@transaction.atomic
+def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetime | None = None) -> WorkOrder:
+    now = now or timezone.now()
+    work_order = WorkOrder.objects.select_for_update(of=("self",)).select_related("contract").get(pk=instance.pk)
+    if work_order.status in TERMINAL:
+        raise Conflict(f"The work order is {work_order.status}; it can no longer change.")
+    data = dict(data)
+    status = data.pop("status", None)
+    hold_reason = data.pop("hold_reason", "")
+    changed_at = data.pop("status_changed_at", None)
+    before = snapshot(work_order, SNAPSHOT)
+    apply_changes(work_order, data)
+    if status is not None and status != work_order.status:
+        _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
+    _validate_timestamps(work_order, now)
+    after = snapshot(work_order, SNAPSHOT)
+    changes = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    if not changes:
+        return work_order
+    work_order.save()
+    record_event(type="work_order.updated", obj=work_order, actor=actor, payload={"changes": changes})
+    recompute_clocks(work_order, now=now, actor=actor)
+    return work_order
