@@ -1,0 +1,114 @@
+"""Demo calendar (Mon-Fri 08:00-17:00 Europe/London with the UK bank holidays of this year and
+the next) and SLA rules on the demo contracts."""
+
+import datetime as dt
+
+from django.utils import timezone
+
+from contracts.models import Contract
+from tenancy.models import Organization
+
+from . import services
+from .models import Calendar, SlaRule
+
+
+def easter_sunday(year: int) -> dt.date:
+    """Anonymous Gregorian algorithm."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    m = (32 + 2 * e + 2 * i - h - k) % 7
+    n = (a + 11 * h + 22 * m) // 451
+    month, day = divmod(h + m - 7 * n + 114, 31)
+    return dt.date(year, month, day + 1)
+
+
+def _monday_on_or_after(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=(7 - day.weekday()) % 7)
+
+
+def _last_monday(year: int, month: int) -> dt.date:
+    last = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    return last - dt.timedelta(days=last.weekday())
+
+
+def uk_bank_holidays(year: int) -> list[tuple[dt.date, str]]:
+    """England and Wales bank holidays, with weekend substitutes."""
+    easter = easter_sunday(year)
+    new_year = _monday_on_or_after(dt.date(year, 1, 1))
+    christmas = dt.date(year, 12, 25)
+    boxing = dt.date(year, 12, 26)
+    if christmas.weekday() >= 5:  # Saturday or Sunday: substitutes on Monday and Tuesday
+        christmas, boxing = _monday_on_or_after(christmas), _monday_on_or_after(christmas) + dt.timedelta(days=1)
+    elif boxing.weekday() >= 5:
+        boxing = _monday_on_or_after(boxing)
+    return [
+        (new_year, "New Year's Day"),
+        (easter - dt.timedelta(days=2), "Good Friday"),
+        (easter + dt.timedelta(days=1), "Easter Monday"),
+        (_monday_on_or_after(dt.date(year, 5, 1)), "Early May bank holiday"),
+        (_last_monday(year, 5), "Spring bank holiday"),
+        (_last_monday(year, 8), "Summer bank holiday"),
+        (christmas, "Christmas Day"),
+        (boxing, "Boxing Day"),
+    ]
+
+
+DEMO_RULES = [
+    # contract, name, metric, priorities, target minutes, on the office calendar?, escalation, penalty
+    ("DEMO-SC-001", "Critical response", "response", ["critical", "high"], 60, False,
+     [{"at_percent": 50, "name": "Dispatcher", "notify": ["dispatch@demo.example"]},
+      {"at_percent": 90, "name": "Duty manager", "notify": ["duty@demo.example"]}],
+     {"fixed_amount": "150", "per_unit_amount": "25", "unit_minutes": 30, "per_breach_cap": "600"}),
+    ("DEMO-SC-001", "On site", "on_site", ["critical", "high"], 240, True, [], {"fixed_amount": "100"}),
+    ("DEMO-SC-001", "Resolution", "resolution", ["critical", "high", "medium"], 960, True,
+     [{"at_percent": 75, "name": "Account manager", "notify": ["am@demo.example"]}],
+     {"fixed_amount": "200", "per_unit_amount": "50", "unit_minutes": 60, "per_breach_cap": "1000"}),
+    ("DEMO-MA-001", "Response", "response", ["critical", "high", "medium", "low"], 240, True, [],
+     {"fixed_amount": "75"}),
+]  # fmt: skip
+
+
+def seed(log) -> None:
+    demo = Organization.objects.get(slug="demo")
+    this_year = timezone.now().year
+    holidays = [
+        {"date": day.isoformat(), "name": name}
+        for year in (this_year, this_year + 1)
+        for day, name in uk_bank_holidays(year)
+    ]
+    calendar, _ = Calendar.objects.update_or_create(
+        organization=demo,
+        name="UK office hours",
+        defaults={
+            "time_zone": "Europe/London",
+            "hours": [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
+            "holidays": holidays,
+        },
+    )
+    created = 0
+    for reference, name, metric, priorities, target, office, escalation, penalty in DEMO_RULES:
+        contract = Contract.objects.filter(organization=demo, reference=reference).first()
+        if contract is None or SlaRule.objects.filter(contract=contract, name=name).exists():
+            continue
+        services.create_rule(
+            organization=demo,
+            actor=None,
+            data={
+                "contract": contract,
+                "name": name,
+                "metric": metric,
+                "priorities": priorities,
+                "target_minutes": target,
+                "calendar": calendar if office else None,
+                "escalation": escalation,
+                "penalty": penalty,
+                "monthly_penalty_cap": "5000",
+                "effective_from": contract.start_of_day(contract.start_date),
+            },
+        )
+        created += 1
+    log(f"calendar {calendar.name!r} with {len(holidays)} bank holidays; {created} new SLA rules")
