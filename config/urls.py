@@ -7,6 +7,7 @@ from config.api.routers import ApiRouter
 from config.views import healthz
 from contracts.api import ContractViewSet, CounterpartyViewSet, LineItemViewSet
 from events.api import EventViewSet
+from ledger.api import BalanceView, LedgerEntryViewSet, LotsView
 from slas.api import CalendarViewSet, SchemaView, SlaRuleViewSet
 from tenancy.api import MembershipViewSet, MeView, TokenRefreshView, TokenView
 from workorders.api import WorkOrderViewSet
@@ -19,6 +20,7 @@ router.register("calendars", CalendarViewSet, basename="calendar")
 router.register("sla_rules", SlaRuleViewSet, basename="sla-rule")
 router.register("work_orders", WorkOrderViewSet, basename="work-order")
 router.register("breaches", BreachViewSet, basename="breach")
+router.register("ledger_entries", LedgerEntryViewSet, basename="ledger-entry")
 router.register("events", EventViewSet, basename="event")
 router.register("members", MembershipViewSet, basename="member")
 
@@ -29,6 +31,8 @@ api_v1 = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^schemas/(?P<name>escalation|penalty_clause)/?$", SchemaView.as_view(), name="config-schema"),
+    re_path(r"^contracts/(?P<contract_pk>[0-9]+)/balance/?$", BalanceView.as_view(), name="contract-balance"),
+    re_path(r"^contracts/(?P<contract_pk>[0-9]+)/lots/?$", LotsView.as_view(), name="contract-lots"),
     *router.urls,
 ]
 

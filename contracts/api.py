@@ -100,12 +100,14 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "contract_type", "counterparty", "counterparty_id", "counterparty_role", "status",
             "start_date", "expiry_date", "time_zone", "notice_period_days", "notice_date",
             "auto_renew", "renewal_term_months", "renewed_from", "renewed_by", "currency",
-            "contract_value", "hours_budget", "coverage_areas", "service_territory_id",
+            "contract_value", "hours_budget", "remaining_hours", "low_balance_threshold_hours", "allow_overrun",
+            "coverage_areas", "service_territory_id",
             "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
-            "status", "notice_date", "submitted_at", "notice_given_at", "notice_reason", "created_at", "updated_at",
+            "status", "notice_date", "submitted_at", "notice_given_at", "notice_reason", "remaining_hours",
+            "created_at", "updated_at",
         ]  # fmt: skip
         default_fields = [
             "id", "reference", "name", "contract_type", "status", "counterparty",
@@ -114,6 +116,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         extra_kwargs = {
             "contract_value": {"min_value": 0},
             "hours_budget": {"min_value": 0},
+            "low_balance_threshold_hours": {"min_value": 0},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
             "notice_period_days": {"max_value": 3650},
         }

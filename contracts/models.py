@@ -94,6 +94,11 @@ class Contract(SourcedModel):
     currency = models.CharField(max_length=3, validators=[validate_currency])
     contract_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
     hours_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # The hour ledger's running balance, kept by `ledger.services` under this row's lock (so
+    # postings on one contract are serialised); `verify_ledger` proves it against the entries.
+    remaining_hours = models.DecimalField(max_digits=14, decimal_places=2, default=0, editable=False)
+    low_balance_threshold_hours = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    allow_overrun = models.BooleanField(default=False)
     coverage_areas = models.JSONField(null=True, blank=True)
     # Bounding box of the coverage, so that `covers=` narrows the candidates in SQL.
     coverage_min_lon = models.FloatField(null=True, blank=True, editable=False)

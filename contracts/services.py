@@ -5,7 +5,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
@@ -341,6 +342,8 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         currency=contract.currency,
         contract_value=contract.contract_value,
         hours_budget=contract.hours_budget,
+        low_balance_threshold_hours=contract.low_balance_threshold_hours,
+        allow_overrun=contract.allow_overrun,
         coverage_areas=contract.coverage_areas,
         coverage_min_lon=contract.coverage_min_lon,
         coverage_min_lat=contract.coverage_min_lat,
@@ -397,6 +400,17 @@ class LifecycleSummary:
     expired: int = 0
     auto_renewed: int = 0
     reminders: int = 0
+    # Counts of the steps higher apps add (e.g. the ledger's expiry of prepaid lots).
+    more: dict = field(default_factory=dict)
+
+
+# Time-driven work of higher apps, run by `run_lifecycle` after the contracts' own steps:
+# `step(now=..., log=...) -> int`, registered in the app's AppConfig.ready().
+LIFECYCLE_STEPS: dict[str, Callable[..., int]] = {}
+
+
+def register_lifecycle_step(name: str, step: Callable[..., int]) -> None:
+    LIFECYCLE_STEPS[name] = step
 
 
 def _candidates(queryset, batch_size: int = 500):
@@ -548,6 +562,8 @@ def run_lifecycle(*, now: dt.datetime, log=lambda message: None) -> LifecycleSum
     summary.activated = activate_due(now=now, log=log)
     summary.expired, summary.auto_renewed = expire_due(now=now, log=log)
     summary.reminders = send_reminders(now=now, log=log)
+    for name, step in LIFECYCLE_STEPS.items():
+        summary.more[name] = step(now=now, log=log)
     return summary
 
 

@@ -25,5 +25,7 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Summary: {summary.activated} activated, {summary.expired} expired, "
-            f"{summary.auto_renewed} auto-renewed, {summary.reminders} reminders sent in {elapsed:.2f}s."
+            f"{summary.auto_renewed} auto-renewed, {summary.reminders} reminders sent"
+            + "".join(f", {count} {name}" for name, count in summary.more.items())
+            + f" in {elapsed:.2f}s."
         )

@@ -1,0 +1,139 @@
+"""Ledger entries are read-only here; managers post through a form that calls the service.
+The contract page gains the balance and a burn-down chart (server-rendered SVG)."""
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from config.api.exceptions import APIError
+from contracts.admin import ContractAdmin
+from contracts.models import Contract
+
+from . import services
+from .models import LedgerEntry
+
+POSTED_FIELDS = [
+    "contract", "entry_type", "hours", "amount", "currency", "work_order", "description", "occurred_at", "expires_at",
+]  # fmt: skip
+
+
+class PostingForm(forms.ModelForm):
+    class Meta:
+        model = LedgerEntry
+        fields = POSTED_FIELDS
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        entry = LedgerEntry(
+            organization_id=cleaned["contract"].organization_id,
+            **{name: cleaned.get(name) for name in POSTED_FIELDS},
+        )
+        entry.currency = entry.currency or ""
+        entry.description = entry.description or ""
+        try:
+            services.check_entry(entry, entry.occurred_at)
+        except APIError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return cleaned
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    form = PostingForm
+    list_display = ["id", "contract", "entry_type", "reason_code", "hours", "amount", "currency", "occurred_at"]
+    list_filter = ["entry_type", "reason_code", "organization"]
+    search_fields = ["contract__reference", "description"]
+    list_select_related = ["contract"]
+    raw_id_fields = ["contract", "work_order"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data.get(name) for name in POSTED_FIELDS if form.cleaned_data.get(name) is not None}
+        try:
+            entry = services.post_entry(organization=obj.contract.organization, actor=request.user, data=data)
+        except APIError as exc:
+            messages.error(request, exc.message)
+            return
+        obj.pk = entry.pk
+
+
+def burn_down_svg(contract: Contract, width: int = 640, height: int = 200) -> str:
+    """Remaining hours after each entry, as a step line; no scripts, no external assets."""
+    points, remaining = [], Decimal(0)
+    for occurred_at, effect in (
+        LedgerEntry.objects.filter(contract=contract)
+        .annotate(effect=services.HOUR_EFFECT)
+        .order_by("occurred_at", "id")
+        .values_list("occurred_at", "effect")
+    ):
+        remaining += effect
+        points.append((occurred_at.timestamp(), float(remaining)))
+    if len(points) < 2:
+        return format_html("<em>{}</em>", "Not enough entries for a chart yet.")
+    t0, t1 = points[0][0], points[-1][0] or 1
+    low, high = min(0.0, *(p[1] for p in points)), max(1.0, *(p[1] for p in points))
+
+    def xy(t, v):
+        x = 40 + (width - 50) * ((t - t0) / ((t1 - t0) or 1))
+        y = 10 + (height - 30) * (1 - (v - low) / ((high - low) or 1))
+        return f"{x:.1f},{y:.1f}"
+
+    steps = [xy(*points[0])]
+    for (_, previous), (t, v) in zip(points, points[1:], strict=False):
+        steps += [xy(t, previous), xy(t, v)]
+    zero_y = xy(t0, 0).split(",")[1]
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="Burn-down">'
+        '<line x1="40" x2="{w}" y1="{z}" y2="{z}" stroke="#bbb"/>'
+        '<polyline fill="none" stroke="#2a6ebb" stroke-width="2" points="{pts}"/>'
+        '<text x="2" y="14" font-size="11">{hi:.0f} h</text><text x="2" y="{zt}" font-size="11">0 h</text>'
+        "</svg>",
+        w=width,
+        h=height,
+        z=zero_y,
+        zt=float(zero_y) + 4,
+        pts=" ".join(steps),
+        hi=high,
+    )
+
+
+admin.site.unregister(Contract)
+
+
+@admin.register(Contract)
+class ContractWithLedgerAdmin(ContractAdmin):
+    """The contracts admin, plus the hour ledger's balance and burn-down."""
+
+    readonly_fields = [*ContractAdmin.readonly_fields, "balance_summary", "burn_down"]
+    fieldsets = [*ContractAdmin.fieldsets, ("Hours", {"fields": ["balance_summary", "burn_down"]})]
+
+    @admin.display(description="Balance")
+    def balance_summary(self, obj):
+        figures = services.balance(obj)
+        rows = [
+            (label, figures[key])
+            for key, label in [
+                ("total_hours", "Total hours"),
+                ("consumed_hours", "Consumed"),
+                ("expired_hours", "Expired"),
+                ("remaining_hours", "Remaining"),
+                ("overrun_hours", "Overrun"),
+                ("expiring_hours", "Expiring in 30 days"),
+                ("burn_rate_hours_per_day", "Burn rate (h/day, 30 days)"),
+                ("projected_exhaustion_date", "Projected exhaustion"),
+            ]
+        ]
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+    @admin.display(description="Burn-down (remaining hours)")
+    def burn_down(self, obj):
+        return burn_down_svg(obj)

@@ -1,0 +1,256 @@
+"""`/api/v1/ledger_entries` (POST, list, get: a mistake is corrected by a new adjustment), and
+a contract's `balance` and `lots`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from breaches.models import Breach
+from config.api.exceptions import BadRequest, Forbidden, Unprocessable
+from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
+from config.api.viewsets import CreateMixin, ResourceViewSet
+from contracts.models import Contract
+from tenancy.currencies import quantize
+from workorders.models import WorkOrder
+
+from . import services
+from .models import IdempotencyKey, LedgerEntry
+
+HAND_POSTED_BY_OPERATORS = (LedgerEntry.Type.WORK,)
+
+
+class LedgerEntrySerializer(ResourceSerializer):
+    contract = ReferenceField()
+    contract_id = ReferenceIdField(source="contract", queryset=Contract.objects.all())
+    work_order = ReferenceField()
+    work_order_id = ReferenceIdField(
+        source="work_order", queryset=WorkOrder.objects.all(), required=False, allow_null=True
+    )
+    breach = ReferenceField()
+    breach_id = ReferenceIdField(source="breach", queryset=Breach.objects.all(), required=False, allow_null=True)
+    lot = ReferenceField()
+    created_by = ReferenceField()
+    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id", "contract", "contract_id", "entry_type", "reason_code", "hours", "amount", "currency",
+            "work_order", "work_order_id", "breach", "breach_id", "lot", "description", "occurred_at",
+            "expires_at", "created_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["reason_code", "created_at"]
+        default_fields = [
+            "id", "contract", "entry_type", "reason_code", "hours", "amount", "currency", "work_order",
+            "occurred_at", "expires_at", "created_at",
+        ]  # fmt: skip
+
+    def to_representation(self, entry):
+        data = super().to_representation(entry)
+        if data.get("amount") is not None and entry.currency:
+            data["amount"] = str(quantize(entry.amount, entry.currency))
+        return data
+
+
+class LedgerEntryFilterSet(PredicateFilterSet):
+    contract_id = PredicateFilter(field_name="contract")
+    work_order_id = PredicateFilter(field_name="work_order")
+    breach_id = PredicateFilter(field_name="breach")
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["entry_type", "reason_code", "occurred_at", "expires_at", "created_at"]
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, default=str)
+    return hashlib.sha256(f"{request.path}\n{body}".encode()).hexdigest()
+
+
+class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
+    """The hour ledger: append-only. Operators post work; managers post the other types.
+
+    `Idempotency-Key` on POST: the same key with the same body returns the original entry (and
+    status); with a different body it is a 422. A retrying client never posts twice.
+    """
+
+    queryset = LedgerEntry.objects.select_related("contract", "work_order", "breach", "lot", "created_by")
+    serializer_class = LedgerEntrySerializer
+    filterset_class = LedgerEntryFilterSet
+    sort_fields = {"occurred_at": "occurred_at", "hours": "hours", "created_at": "created_at"}
+    default_sort = "-id"
+    write_role = "operator"
+
+    def create_service(self, *, organization, actor, data):
+        if data["entry_type"] not in HAND_POSTED_BY_OPERATORS and not self.request.auth.has_role("manager"):
+            raise Forbidden(f"Posting {data['entry_type']} entries needs the manager role; operators post work.")
+        return services.post_entry(organization=organization, actor=actor, data=data)
+
+    def create(self, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return super().create(request, *args, **kwargs)
+        if len(key) > 255:
+            raise BadRequest("Idempotency-Key is at most 255 characters.")
+        fingerprint = _fingerprint(request)
+        try:
+            with transaction.atomic():
+                replayed = self._replay(key, fingerprint)
+                if replayed is not None:
+                    return replayed
+                response = super().create(request, *args, **kwargs)
+                IdempotencyKey.objects.create(
+                    organization=self.organization,
+                    key=key,
+                    fingerprint=fingerprint,
+                    status_code=response.status_code,
+                    entry_id=response.data["id"],
+                )
+                return response
+        except IntegrityError:
+            # A concurrent request with the same key won: answer as it did.
+            replayed = self._replay(key, fingerprint)
+            if replayed is None:
+                raise
+            return replayed
+
+    def _replay(self, key: str, fingerprint: str) -> Response | None:
+        record = IdempotencyKey.objects.filter(organization=self.organization, key=key).first()
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise Unprocessable(
+                "This Idempotency-Key was used with a different request body.",
+                {"Idempotency-Key": [f"Already used for entry {record.entry_id}."]},
+            )
+        return self.respond(record.entry, record.status_code, {"Location": self.detail_url(record.entry)})
+
+
+# --- balance and lots ---------------------------------------------------------------------------
+
+
+class ContractLedgerView(APIView):
+    """Shared: the contract of the route, in the caller's organization (else 404)."""
+
+    read_role = "viewer"
+
+    def contract(self, pk) -> Contract:
+        return get_object_or_404(Contract.objects.for_organization(self.request.auth.organization), pk=pk)
+
+    def as_of(self):
+        raw = self.request.query_params.get("as_of")
+        if not raw:
+            return None
+        parsed = parse_datetime(raw)
+        if parsed is None or parsed.tzinfo is None:
+            raise BadRequest("as_of must be an ISO 8601 timestamp with an offset.", {"as_of": ["Invalid."]})
+        return parsed
+
+    def check_params(self, allowed: set[str]) -> None:
+        unknown = sorted(set(self.request.query_params) - allowed)
+        if unknown:
+            raise BadRequest(f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown."] for n in unknown})
+
+
+class BalanceView(ContractLedgerView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("as_of", str, description="ISO timestamp (default now)."),
+            OpenApiParameter("window_days", int, description="Burn-rate window (default 30)."),
+        ],
+        responses={
+            200: inline_serializer(
+                "Balance",
+                {
+                    "contract": serializers.IntegerField(),
+                    "as_of": serializers.DateTimeField(),
+                    "total_hours": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "consumed_hours": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "remaining_hours": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "expired_hours": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "overrun_hours": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "expiring_hours": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "window_days": serializers.IntegerField(),
+                    "burn_rate_hours_per_day": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "projected_exhaustion_date": serializers.DateField(allow_null=True),
+                    "penalties": serializers.DictField(),
+                },
+            )
+        },
+    )
+    def get(self, request, contract_pk):
+        self.check_params({"as_of", "window_days"})
+        raw_window = request.query_params.get("window_days") or "30"
+        if not raw_window.isdigit() or not 1 <= int(raw_window) <= 3650:
+            raise BadRequest("window_days must be a whole number from 1 to 3650.", {"window_days": ["Out of range."]})
+        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=int(raw_window))
+        return Response(_json(figures))
+
+
+class LotsView(ContractLedgerView):
+    @extend_schema(
+        parameters=[OpenApiParameter("as_of", str, description="ISO timestamp (default now).")],
+        responses={
+            200: inline_serializer(
+                "Lot",
+                {
+                    "id": serializers.IntegerField(),
+                    "entry_type": serializers.CharField(),
+                    "occurred_at": serializers.DateTimeField(),
+                    "expires_at": serializers.DateTimeField(allow_null=True),
+                    "allocated": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "consumed": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "expired": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    "remaining": serializers.DecimalField(max_digits=14, decimal_places=2),
+                },
+                many=True,
+            )
+        },
+    )
+    def get(self, request, contract_pk):
+        self.check_params({"as_of"})
+        book = services.replay(self.contract(contract_pk), as_of=self.as_of())
+        return Response(
+            [
+                _json(
+                    {
+                        "id": lot.entry.pk,
+                        "entry_type": lot.entry.entry_type,
+                        "occurred_at": lot.entry.occurred_at,
+                        "expires_at": lot.entry.expires_at,
+                        "allocated": lot.allocated,
+                        "consumed": lot.consumed,
+                        "expired": lot.expired,
+                        "remaining": lot.remaining,
+                    }
+                )
+                for lot in book.lots
+            ]
+        )
+
+
+def _json(figures: dict) -> dict:
+    """Decimals as strings with two places, datetimes ISO with Z, dates ISO."""
+    out = {}
+    for key, value in figures.items():
+        if hasattr(value, "quantize") and key != "penalties":
+            out[key] = str(value.quantize(services.ZERO))
+        elif isinstance(value, dt.datetime):
+            out[key] = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, dt.date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,421 @@
+"""Posting to the hour ledger, the balance and the prepaid lots.
+
+Hours are stored as posted: positive for allocations (initial allocation, renewal, credit) and
+for work; an adjustment is signed (+ gives hours back, - takes them); the expiry of a lot is an
+`adjustment` with reason `lot_expired`, negative, linked to its lot. So
+
+    remaining = allocated + adjustments - work
+
+`Contract.remaining_hours` keeps that figure as a running balance. Every posting locks the
+contract row first, so postings on one contract are serialised and the overdraw check can
+never be passed by two writers at once; `verify_ledger` proves the running balance against a
+fresh sum. System postings (allocations, penalties, their reversals, lot expiries) carry a
+unique `system_key`, so each happens exactly once however often the triggering code runs.
+
+Lots: every entry that adds hours is a lot (with `expires_at` or without). Work, and negative
+manual adjustments, consume the lots that are still valid first-expiring-first (lots without an
+expiry last); what no lot covers is overrun. The lot view replays the entries in time order, so
+it always agrees with them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DecimalField, F, Max, Q, Sum, Value, When
+from django.utils import timezone
+
+from breaches.models import Breach
+from config.api.exceptions import Conflict, Unprocessable
+from contracts.models import Contract
+from events.services import record_event
+from tenancy.currencies import quantize
+
+from .models import LedgerEntry
+
+T = LedgerEntry.Type
+ZERO = Decimal("0.00")
+ALLOCATIONS = (T.INITIAL_ALLOCATION, T.RENEWAL, T.CREDIT)
+WITH_EXPIRY = ALLOCATIONS
+WORKABLE = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+EXPIRING_WINDOW = dt.timedelta(days=30)
+
+# The signed effect of an entry on the remaining hours, in SQL.
+HOUR_EFFECT = Case(
+    When(entry_type=T.WORK, then=-F("hours")),
+    default=F("hours"),
+    output_field=DecimalField(max_digits=14, decimal_places=2),
+)
+
+
+def hour_effect(entry: LedgerEntry) -> Decimal:
+    return -entry.hours if entry.entry_type == T.WORK else entry.hours
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
+    """The rules of a hand-made posting; 422 naming the field, 409 for the contract's state."""
+    contract, kind = entry.contract, entry.entry_type
+    errors: dict[str, list[str]] = {}
+    if kind == T.WORK:
+        if entry.work_order is None:
+            errors["work_order_id"] = ["Required for work."]
+        elif entry.work_order.contract_id != contract.pk:
+            errors["work_order_id"] = ["The work order belongs to another contract."]
+        if entry.hours <= 0:
+            errors["hours"] = ["Work is a positive number of hours."]
+    elif kind in ALLOCATIONS:
+        if entry.hours < 0 or (entry.hours == 0 and not (kind == T.CREDIT and entry.amount)):
+            errors["hours"] = ["An allocation is a positive number of hours (a credit may be money only)."]
+    elif kind == T.ADJUSTMENT:
+        if entry.hours == 0:
+            errors["hours"] = ["An adjustment changes the hours: + gives hours back, - takes them."]
+        if not entry.description.strip():
+            errors["description"] = ["Say why (an adjustment corrects an earlier entry)."]
+    elif kind == T.PENALTY:
+        if entry.hours != 0:
+            errors["hours"] = ["A penalty is money: it moves no hours."]
+        if not entry.amount or entry.amount <= 0:
+            errors["amount"] = ["Required: the penalty's amount."]
+    if entry.expires_at is not None and kind not in WITH_EXPIRY:
+        errors["expires_at"] = ["Only allocated hours (initial allocation, renewal, credit) expire."]
+    if entry.expires_at is not None and entry.expires_at <= entry.occurred_at:
+        errors["expires_at"] = ["Must be after occurred_at."]
+    if entry.amount is not None:
+        if entry.amount < 0:
+            errors["amount"] = ["Must not be negative."]
+        if entry.currency != contract.currency:
+            errors["currency"] = [f"Money on this contract is in {contract.currency}."]
+        else:
+            entry.amount = quantize(entry.amount, entry.currency)
+    elif entry.currency:
+        errors["currency"] = ["Only with an amount."]
+    if entry.occurred_at > now + FUTURE_TOLERANCE:
+        errors["occurred_at"] = ["Must not be in the future."]
+    if errors:
+        raise Unprocessable(f"Invalid ledger entry: {', '.join(errors)}.", errors)
+    if kind == T.WORK and contract.status not in WORKABLE:
+        raise Conflict(f"Work is posted on active or suspended contracts; this one is {contract.status}.")
+    closed = LedgerEntry.objects.filter(contract=contract, reason_code=LedgerEntry.Reason.LOT_EXPIRED).aggregate(
+        last=Max("occurred_at")
+    )["last"]
+    if closed is not None and entry.occurred_at < closed:
+        raise Conflict(f"The books of this contract are closed up to {closed.isoformat()} (a lot expired then).")
+
+
+# --- posting ------------------------------------------------------------------------------------
+
+
+def _lock(contract: Contract) -> Contract:
+    return Contract.objects.select_for_update(of=("self",)).get(pk=contract.pk)
+
+
+def _book(entry: LedgerEntry, contract: Contract, actor) -> LedgerEntry:
+    """Save the entry, move the running balance, write the events. The contract is locked."""
+    before = contract.remaining_hours
+    entry.save()
+    contract.remaining_hours = before + hour_effect(entry)
+    Contract.objects.filter(pk=contract.pk).update(remaining_hours=contract.remaining_hours)
+    record_event(
+        type="ledger.entry_posted",
+        obj=entry,
+        actor=actor,
+        object_type="ledger_entry",
+        payload={
+            "contract": contract.pk,
+            "entry_type": entry.entry_type,
+            "reason_code": entry.reason_code,
+            "hours": entry.hours,
+            "amount": entry.amount,
+            "currency": entry.currency,
+            "remaining_hours": contract.remaining_hours,
+        },
+        occurred_at=entry.created_at,
+    )
+    threshold = contract.low_balance_threshold_hours
+    if threshold is not None and before >= threshold > contract.remaining_hours:
+        record_event(
+            type="contract.balance_low",
+            obj=contract,
+            actor=actor,
+            payload={"remaining_hours": contract.remaining_hours, "threshold_hours": threshold, "entry": entry.pk},
+        )
+    return entry
+
+
+@transaction.atomic
+def post_entry(*, organization, actor, data: dict, now: dt.datetime | None = None) -> LedgerEntry:
+    """A hand-made posting (API, admin). Overdrawing is a 409 unless the contract allows overrun."""
+    now = now or timezone.now()
+    contract = _lock(data["contract"])
+    entry = LedgerEntry(
+        organization=organization,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        **{"occurred_at": now, **data, "contract": contract},
+    )
+    check_entry(entry, now)
+    if hour_effect(entry) < 0 and contract.remaining_hours + hour_effect(entry) < 0 and not contract.allow_overrun:
+        raise Conflict(
+            f"Not enough hours: {contract.remaining_hours} remain and this takes {-hour_effect(entry)}; "
+            "the contract does not allow overrun."
+        )
+    return _book(entry, contract, actor)
+
+
+def post_system_entry(*, contract: Contract, system_key: str, **fields) -> LedgerEntry | None:
+    """A posting the system makes itself, exactly once per `system_key` (None if already made)."""
+    contract = _lock(contract)
+    if LedgerEntry.objects.filter(organization_id=contract.organization_id, system_key=system_key).exists():
+        return None
+    entry = LedgerEntry(organization_id=contract.organization_id, contract=contract, system_key=system_key, **fields)
+    entry.occurred_at = entry.occurred_at or timezone.now()
+    try:
+        with transaction.atomic():
+            return _book(entry, contract, None)
+    except IntegrityError:
+        return None  # another process posted it first
+
+
+# --- reactions to lower apps' events (registered in LedgerConfig.ready) -------------------------
+
+
+def on_contract_state_changed(event) -> bool:
+    """A contract becoming active for the first time gets its hours: initial allocation, or
+    renewal for a renewal contract. (Resuming from suspension is not a first activation.)"""
+    if event.payload.get("to") != Contract.Status.ACTIVE or event.payload.get("from") == Contract.Status.SUSPENDED:
+        return False
+    contract = Contract.objects.get(pk=event.object_id)
+    if not contract.hours_budget:
+        return False
+    expires_at = contract.start_of_day(contract.expiry_date + dt.timedelta(days=1)) if contract.expiry_date else None
+    kind = T.RENEWAL if contract.renewed_from_id else T.INITIAL_ALLOCATION
+    # The hours belong to the contract's period: approved after its start, they date from the start.
+    occurred_at = min(event.occurred_at, contract.start_of_day(contract.start_date))
+    entry = post_system_entry(
+        contract=contract,
+        system_key=f"allocation:contract:{contract.pk}",
+        entry_type=kind,
+        reason_code=LedgerEntry.Reason.SYSTEM,
+        hours=contract.hours_budget,
+        expires_at=expires_at,
+        occurred_at=occurred_at,
+        description=f"{kind.label} of the contract's hours budget",
+    )
+    return entry is not None
+
+
+def on_breach_finalized(event) -> bool:
+    """A breach's penalty is final: post it (not for a breach already waived, nor a zero one)."""
+    breach = Breach.objects.select_related("contract").get(pk=event.object_id)
+    if breach.state == Breach.State.WAIVED or breach.penalty_amount <= 0:
+        return False
+    entry = post_system_entry(
+        contract=breach.contract,
+        system_key=f"penalty:breach:{breach.pk}",
+        entry_type=T.PENALTY,
+        reason_code=LedgerEntry.Reason.SYSTEM,
+        amount=quantize(breach.penalty_amount, breach.currency),
+        currency=breach.currency,
+        breach=breach,
+        work_order_id=breach.work_order_id,
+        occurred_at=event.occurred_at,
+        description=f"Penalty for the {breach.metric} breach of work order {breach.work_order_id}",
+    )
+    return entry is not None
+
+
+def on_breach_waived(event) -> bool:
+    """A waived breach's penalty, if it was posted, is reversed."""
+    penalty = LedgerEntry.objects.filter(
+        organization_id=event.organization_id, system_key=f"penalty:breach:{event.object_id}"
+    ).first()
+    if penalty is None:
+        return False
+    entry = post_system_entry(
+        contract=penalty.contract,
+        system_key=f"penalty_reversal:breach:{event.object_id}",
+        entry_type=T.PENALTY,
+        reason_code=LedgerEntry.Reason.PENALTY_REVERSAL,
+        amount=-penalty.amount,
+        currency=penalty.currency,
+        breach_id=penalty.breach_id,
+        work_order_id=penalty.work_order_id,
+        reverses=penalty,
+        occurred_at=event.occurred_at,
+        description=f"Reversal: breach {event.object_id} was waived",
+    )
+    return entry is not None
+
+
+# --- lots ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lot:
+    entry: LedgerEntry
+    allocated: Decimal
+    consumed: Decimal = ZERO
+    expired: Decimal = ZERO
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.allocated - self.consumed - self.expired
+
+    def valid_at(self, instant: dt.datetime) -> bool:
+        return self.entry.expires_at is None or instant < self.entry.expires_at
+
+
+@dataclass
+class LotBook:
+    lots: list[Lot] = field(default_factory=list)
+    overrun: Decimal = ZERO  # consumption no lot covered
+
+
+def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
+    """Replay the entries in time order: lots, their consumption first-expiring-first, expiries."""
+    entries = LedgerEntry.objects.filter(contract=contract).exclude(entry_type=T.PENALTY)
+    if as_of is not None:
+        entries = entries.filter(occurred_at__lte=as_of)
+    book = LotBook()
+    by_id: dict[int, Lot] = {}
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    for entry in entries.order_by("occurred_at", "id").only(
+        "id", "entry_type", "reason_code", "hours", "occurred_at", "expires_at", "lot_id"
+    ):
+        effect = hour_effect(entry)
+        if entry.reason_code == LedgerEntry.Reason.LOT_EXPIRED:
+            by_id[entry.lot_id].expired += -effect
+        elif effect > 0:
+            lot = Lot(entry=entry, allocated=effect)
+            book.lots.append(lot)
+            by_id[entry.pk] = lot
+        elif effect < 0:
+            need = -effect
+            for lot in sorted(
+                (lot for lot in book.lots if lot.valid_at(entry.occurred_at) and lot.remaining > 0),
+                key=lambda lot: (lot.entry.expires_at or far, lot.entry.pk),
+            ):
+                take = min(need, lot.remaining)
+                lot.consumed += take
+                need -= take
+                if not need:
+                    break
+            book.overrun += need
+    return book
+
+
+def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
+    """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle)."""
+    expired_lots = (
+        LedgerEntry.objects.filter(expires_at__lte=now)
+        .exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
+        .values_list("pk", "contract_id")
+        .order_by("expires_at", "pk")
+    )
+    posted = 0
+    for lot_id, contract_id in list(expired_lots):
+        with transaction.atomic():
+            contract = _lock(Contract(pk=contract_id))
+            lot = LedgerEntry.objects.get(pk=lot_id)
+            remainder = next(x.remaining for x in replay(contract, as_of=lot.expires_at).lots if x.entry.pk == lot_id)
+            entry = post_system_entry(
+                contract=contract,
+                system_key=f"lot_expiry:entry:{lot_id}",
+                entry_type=T.ADJUSTMENT,
+                reason_code=LedgerEntry.Reason.LOT_EXPIRED,
+                hours=-max(remainder, ZERO),
+                lot=lot,
+                occurred_at=lot.expires_at,
+                description=f"Unused hours of lot {lot_id} expired",
+            )
+            if entry is not None:
+                posted += 1
+                log(f"lot {lot_id} of contract {contract_id}: {-entry.hours} hours expired")
+    return posted
+
+
+# --- balance ------------------------------------------------------------------------------------
+
+
+def _sum(queryset, expression) -> Decimal:
+    return queryset.aggregate(total=Sum(expression, default=Value(ZERO)))["total"] or ZERO
+
+
+def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days: int = 30) -> dict:
+    """The contract's hours as of an instant, summed fresh from the entries."""
+    as_of = as_of or timezone.now()
+    entries = LedgerEntry.objects.filter(contract=contract, occurred_at__lte=as_of)
+    figures = entries.aggregate(
+        allocated=Sum("hours", filter=Q(hours__gt=0) & ~Q(entry_type=T.WORK), default=Value(ZERO)),
+        taken=Sum("hours", filter=Q(hours__lt=0) & ~Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED), default=Value(ZERO)),
+        work=Sum("hours", filter=Q(entry_type=T.WORK), default=Value(ZERO)),
+        expired=Sum("hours", filter=Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED), default=Value(ZERO)),
+    )
+    total, consumed, expired = figures["allocated"], figures["work"] - figures["taken"], -figures["expired"]
+    remaining = total - consumed - expired
+    window_start = as_of - dt.timedelta(days=window_days)
+    recent = _sum(entries.filter(entry_type=T.WORK, occurred_at__gt=window_start), "hours")
+    burn_rate = (recent / window_days).quantize(Decimal("0.01"))
+    exhaustion = None
+    if recent > 0:
+        days_left = max(remaining, ZERO) / (recent / window_days)
+        exhaustion = contract.local_today(as_of + dt.timedelta(days=float(days_left)))
+    book = replay(contract, as_of=as_of)
+    expiring = sum(
+        (
+            lot.remaining
+            for lot in book.lots
+            if lot.entry.expires_at is not None and as_of < lot.entry.expires_at <= as_of + EXPIRING_WINDOW
+        ),
+        ZERO,
+    )
+    penalties: dict[str, dict[str, str]] = {}
+    for row in (
+        entries.filter(entry_type=T.PENALTY)
+        .values("currency")
+        .annotate(
+            accrued=Sum("amount", filter=Q(amount__gt=0), default=Value(Decimal(0))),
+            waived=Sum("amount", filter=Q(amount__lt=0), default=Value(Decimal(0))),
+        )
+        .order_by("currency")
+    ):
+        penalties[row["currency"]] = {
+            "accrued": str(quantize(row["accrued"], row["currency"])),
+            "waived": str(quantize(-row["waived"], row["currency"])),
+        }
+    return {
+        "contract": contract.pk,
+        "as_of": as_of,
+        "total_hours": total,
+        "consumed_hours": consumed,
+        "remaining_hours": remaining,
+        "expired_hours": expired,
+        "overrun_hours": max(-remaining, ZERO),
+        "expiring_hours": expiring,
+        "window_days": window_days,
+        "burn_rate_hours_per_day": burn_rate,
+        "projected_exhaustion_date": exhaustion,
+        "penalties": penalties,
+    }
+
+
+def running_balance_errors(contracts=None) -> list[tuple[int, Decimal, Decimal]]:
+    """Contracts whose running balance differs from the sum of their entries: (id, kept, summed)."""
+    contracts = Contract.objects.all() if contracts is None else contracts
+    sums = dict(
+        LedgerEntry.objects.filter(contract__in=contracts)
+        .values("contract_id")
+        .annotate(total=Sum(HOUR_EFFECT))
+        .values_list("contract_id", "total")
+    )
+    return [
+        (pk, kept, sums.get(pk, ZERO))
+        for pk, kept in contracts.values_list("pk", "remaining_hours").order_by("pk")
+        if kept != sums.get(pk, ZERO)
+    ]
