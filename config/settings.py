@@ -151,6 +151,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PriorityEnum": "slas.models.SlaRule.Priority",
+        "ContractStatusEnum": "contracts.models.Contract.Status",
+        "WorkOrderStatusEnum": "workorders.models.WorkOrder.Status",
+        "BreachStateEnum": "breaches.models.Breach.State",
+        "ClockStateEnum": "workorders.models.SlaClock.State",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.strip_trailing_slashes",
