@@ -80,7 +80,7 @@ Public API
   compiled calendar, or None (24x7).
 - On epoch seconds, as methods of a compiled calendar (or ``TWENTY_FOUR_SEVEN``):
   ``.business_seconds(a, b, pauses=())``, ``.due(start, target_seconds, pauses=())`` and
-  ``.intervals(a, b)``.
+  ``.intervals(a, b)``; ``CompiledCalendar.years`` tells which local years are compiled so far.
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ class Calendar:
                     if pause_end is not None and pause_end <= start:
                         continue
                     reached_by_pause = span.at(pause_start if pause_start > start else start)
-                    if goal < reached_by_pause:
+                    if goal <= reached_by_pause:
                         break  # reached before (or just as) this pause begins
                     if pause_end is None:
                         return None  # on hold with no end in sight
@@ -495,9 +495,15 @@ class CompiledCalendar(Calendar):
             raw += intervals
         return _span(self._zone, lo_year, hi_year, raw)
 
-    def __repr__(self) -> str:
+    @property
+    def years(self) -> tuple[int, int] | None:
+        """The local years compiled so far, ``(first, last)`` inclusive; None before the first use."""
         span = self._span
-        covered = f"{span.lo_year}-{span.hi_year - 1}" if span.lo_year is not None else "nothing yet"
+        return None if span.lo_year is None else (span.lo_year, span.hi_year - 1)
+
+    def __repr__(self) -> str:
+        covered = "{}-{}".format(*self.years) if self.years else "nothing yet"
+        span = self._span
         return f"<CompiledCalendar {self.spec.time_zone}, {len(span.starts)} intervals, years {covered}>"
 
     def _snapshot(self) -> _Span:
@@ -627,6 +633,6 @@ def due(
     """
     if type(target_minutes) is not int or target_minutes < 1:
         raise ValueError(f"a target must be a whole number of minutes, at least 1, not {target_minutes!r}")
-    cal = _calendar(calendar)
+    cal = calendar if isinstance(calendar, Calendar) else compile_calendar(calendar)
     t = cal.due(_epoch(start, "start"), target_minutes * 60, _epoch_pauses(pauses) if pauses else ())
     return None if t is None else datetime.fromtimestamp(t, UTC)
