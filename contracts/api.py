@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
 
 import django_filters
 from django import forms
@@ -114,7 +115,8 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "start_date", "expiry_date", "created_at", "updated_at",
         ]  # fmt: skip
         extra_kwargs = {
-            "contract_value": {"min_value": 0},
+            # 14 integer digits at most, so rounding to the currency's minor unit still fits the column.
+            "contract_value": {"min_value": 0, "max_value": Decimal("99999999999999")},
             "hours_budget": {"min_value": 0},
             "low_balance_threshold_hours": {"min_value": 0},
             "renewal_term_months": {"min_value": 1, "max_value": 120},

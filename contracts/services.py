@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -301,8 +302,10 @@ def give_notice(*, contract: Contract, actor, reason: str = "", now: dt.datetime
 
 
 def _renewal_reference(contract: Contract) -> str:
-    """The original's reference with the first free `-R2`, `-R3`, ... suffix (within 64 characters)."""
-    candidates = (f"{contract.reference[: 62 - len(str(n))]}-R{n}" for n in itertools.count(2))
+    """The original's reference with the first free `-R2`, `-R3`, ... suffix (within 64 characters);
+    a renewal of a renewal continues the count (C-1-R2 renews as C-1-R3)."""
+    base = re.sub(r"-R\d+$", "", contract.reference)
+    candidates = (f"{base[: 62 - len(str(n))]}-R{n}" for n in itertools.count(2))
     taken = Contract.objects.filter(organization_id=contract.organization_id)
     return next(c for c in candidates if not taken.filter(reference=c).exists())
 

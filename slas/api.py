@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -49,11 +50,15 @@ class CalendarSerializer(ResourceSerializer):
         return value
 
     def validate_hours(self, value):
+        """Stored normalised: sorted by weekday and start, times as "HH:MM"."""
         try:
-            parse_hours(value)
+            hours = parse_hours(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
-        return value
+        if not hours:
+            # A calendar without working time would make every clock on it never due.
+            raise serializers.ValidationError("At least one working interval is needed.")
+        return [{"weekday": weekday, "start": start, "end": end} for weekday, start, end in hours]
 
     def validate_holidays(self, value):
         dates = [h["date"] for h in value]
@@ -129,7 +134,7 @@ class SlaRuleSerializer(ResourceSerializer):
         ]  # fmt: skip
         extra_kwargs = {
             "target_minutes": {"min_value": 1, "max_value": 525600},
-            "monthly_penalty_cap": {"min_value": 0},
+            "monthly_penalty_cap": {"min_value": 0, "max_value": Decimal("99999999999999")},
         }
 
     def validate_priorities(self, value):
@@ -144,13 +149,18 @@ class SlaRuleSerializer(ResourceSerializer):
             errors |= validation_errors("escalation", attrs["escalation"], "escalation")
         if attrs.get("penalty") is not None:
             errors |= validation_errors("penalty_clause", attrs["penalty"], "penalty")
-        start = attrs.get("effective_from", getattr(self.instance, "effective_from", None))
-        end = attrs.get("effective_to", getattr(self.instance, "effective_to", None))
+        start, end = self.period(attrs)
         if start and end and end <= start:
             errors["effective_to"] = ["Must be after effective_from."]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+    def period(self, attrs) -> tuple:
+        """The effective period the input leaves the rule with (a defaulted start is checked by the service)."""
+        start = attrs.get("effective_from", getattr(self.instance, "effective_from", None))
+        end = attrs.get("effective_to", getattr(self.instance, "effective_to", None))
+        return start, end
 
     def to_representation(self, rule):
         data = super().to_representation(rule)
@@ -166,6 +176,11 @@ class AmendSerializer(SlaRuleSerializer):
 
     class Meta(SlaRuleSerializer.Meta):
         fields = [name for name in SlaRuleSerializer.Meta.fields if name != "contract_id"]
+
+    def period(self, attrs) -> tuple:
+        # The successor's period: the rule's own bounds are the service's to check (an amended
+        # rule is a 409, an effective_from outside the rule's period a 422 naming effective_from).
+        return attrs.get("effective_from"), attrs.get("effective_to")
 
 
 class SlaRuleFilterSet(PredicateFilterSet):

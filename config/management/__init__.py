@@ -11,7 +11,10 @@ def parse_now(value: str | None) -> dt.datetime:
     """`--now` as an aware datetime: an ISO 8601 timestamp (UTC when it has no offset)."""
     if not value:
         return timezone.now()
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well-formed but impossible, e.g. 2026-02-30 or +25:00
+        parsed = None
     if parsed is None:
         raise CommandError(f"--now {value!r} is not an ISO 8601 timestamp.")
     return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)

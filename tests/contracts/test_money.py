@@ -1,0 +1,235 @@
+"""Money on contracts: ISO 4217 `currency` and `contract_value` rounded half-up to its minor unit.
+
+JPY has 0 minor digits, EUR 2, KWD 3. The currency defaults to the organization's (`org`: EUR,
+`other_org`: USD). An unknown, lower-case, withdrawn or non-money code is a 422 naming `currency`.
+"""
+
+from decimal import Decimal
+
+import pytest
+from model_bakery import baker
+
+from contracts.models import Contract, Counterparty
+from tenancy.currencies import MINOR_UNITS, is_currency, minor_unit, quantize
+from tenancy.models import Organization
+
+URL = "/api/v1/contracts"
+
+
+def body(counterparty, **overrides) -> dict:
+    return {
+        "reference": overrides.pop("reference", "M-1"),
+        "name": "Fleet maintenance",
+        "contract_type": "maintenance_agreement",
+        "counterparty_id": counterparty.pk,
+        "counterparty_role": "customer",
+        **overrides,
+    }
+
+
+def create(client, counterparty, **overrides):
+    return client.post(URL, body(counterparty, **overrides), format="json")
+
+
+# --- the currency table and quantize (unit) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "digits"),
+    [
+        ("JPY", 0), ("KRW", 0), ("ISK", 0), ("CLP", 0), ("VND", 0), ("UGX", 0),
+        ("EUR", 2), ("USD", 2), ("GBP", 2), ("CHF", 2), ("HUF", 2),
+        ("KWD", 3), ("BHD", 3), ("JOD", 3), ("OMR", 3), ("TND", 3), ("IQD", 3), ("LYD", 3),
+        ("CLF", 4), ("UYW", 4),
+    ],
+)  # fmt: skip
+def test_minor_units_follow_iso_4217(code, digits):
+    assert is_currency(code)
+    assert minor_unit(code) == digits
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "XXX",  # "no currency"
+        "XTS",  # reserved for testing
+        "XAU", "XAG", "XDR", "XSU", "XUA",  # no minor unit: not money a contract is priced in
+        "HRK", "VEF", "MRO", "STD", "DEM", "FRF", "ZWL",  # withdrawn
+        "ABC", "eur", "Eur", "EU", "EURO", "", " EUR",
+    ],
+)  # fmt: skip
+def test_codes_that_are_not_contract_currencies(code):
+    assert not is_currency(code)
+
+
+def test_the_table_holds_only_well_formed_codes_with_sensible_minor_units():
+    assert len(MINOR_UNITS) > 150
+    for code, digits in MINOR_UNITS.items():
+        assert len(code) == 3 and code.isascii() and code.isupper(), code
+        assert digits in (0, 2, 3, 4), code
+
+
+@pytest.mark.parametrize(
+    ("amount", "code", "expected"),
+    [
+        ("100.5", "JPY", "101"),  # half-up, not half-even (which would give 100)
+        ("102.5", "JPY", "103"),
+        ("100.4999", "JPY", "100"),
+        ("0.5", "JPY", "1"),
+        ("1.2345", "KWD", "1.235"),  # half-even would give 1.234
+        ("1.2344", "KWD", "1.234"),
+        ("0.0005", "KWD", "0.001"),
+        ("10.005", "EUR", "10.01"),
+        ("10.015", "EUR", "10.02"),
+        ("10.0049", "EUR", "10.00"),
+        ("10", "EUR", "10.00"),
+        ("7", "KWD", "7.000"),
+        ("12.34", "JPY", "12"),
+    ],
+)
+def test_quantize_rounds_half_up_to_the_minor_unit(amount, code, expected):
+    result = quantize(Decimal(amount), code)
+    assert str(result) == expected
+    assert result.as_tuple().exponent == -minor_unit(code)
+
+
+# --- through the API --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+class TestContractValueRounding:
+    @pytest.mark.parametrize(
+        ("currency", "value", "expected"),
+        [
+            ("JPY", "100.5", "101"),
+            ("JPY", "100.4", "100"),
+            ("JPY", "102.5", "103"),
+            ("JPY", "0.5", "1"),
+            ("JPY", "250000", "250000"),
+            ("EUR", "10.005", "10.01"),
+            ("EUR", "10.004", "10.00"),
+            ("EUR", "12000", "12000.00"),
+            ("EUR", "0", "0.00"),
+            ("KWD", "1.2345", "1.235"),
+            ("KWD", "1.2344", "1.234"),
+            ("KWD", "0.0005", "0.001"),
+            ("KWD", "99", "99.000"),
+        ],
+    )
+    def test_create_rounds_half_up_to_the_minor_unit(self, api, counterparty, currency, value, expected):
+        client = api("manager")
+        response = create(client, counterparty, currency=currency, contract_value=value)
+        assert response.status_code == 201, response.content
+        created = response.json()
+        assert created["currency"] == currency
+        assert created["contract_value"] == expected
+        # Stored rounded, and read back the same way.
+        assert Contract.objects.get(pk=created["id"]).contract_value == Decimal(expected)
+        assert client.get(f"{URL}/{created['id']}").json()["contract_value"] == expected
+        listed = client.get(f"{URL}?fields=contract_value,currency").json()
+        assert listed == [{"id": created["id"], "contract_value": expected, "currency": currency}]
+
+    def test_a_json_number_is_rounded_the_same_way(self, api, counterparty):
+        response = create(api("manager"), counterparty, currency="JPY", contract_value=100.5)
+        assert response.status_code == 201, response.content
+        assert response.json()["contract_value"] == "101"
+
+    def test_value_is_optional(self, api, counterparty):
+        response = create(api("manager"), counterparty, currency="KWD")
+        assert response.status_code == 201, response.content
+        assert response.json()["contract_value"] is None
+
+    @pytest.mark.parametrize("value", ["-0.01", "-1", "abc", "1.2.3", "NaN", "Infinity", "1e400"])
+    def test_invalid_values_are_422_naming_contract_value(self, api, counterparty, value):
+        response = create(api("manager"), counterparty, currency="EUR", contract_value=value)
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["contract_value"]
+        assert not Contract.objects.exists()
+
+    def test_patch_in_draft_rounds_to_the_contracts_currency(self, api, counterparty):
+        client = api("manager")
+        created = create(client, counterparty, currency="KWD", contract_value="5").json()
+        response = client.patch(f"{URL}/{created['id']}", {"contract_value": "1.2345"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["contract_value"] == "1.235"
+        assert Contract.objects.get(pk=created["id"]).contract_value == Decimal("1.235")
+
+    def test_patch_of_currency_and_value_together_rounds_to_the_new_currency(self, api, counterparty):
+        client = api("manager")
+        created = create(client, counterparty, currency="EUR", contract_value="10.00").json()
+        response = client.patch(f"{URL}/{created['id']}", {"currency": "JPY", "contract_value": "100.5"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["currency"] == "JPY"
+        assert response.json()["contract_value"] == "101"
+
+    def test_bug_a_value_that_overflows_once_rounded_is_422_not_500(self, api, counterparty):
+        # 14 integer digits fit the column (18 digits, 4 decimals); rounding JPY half-up makes 15.
+        response = create(api("manager"), counterparty, currency="JPY", contract_value="99999999999999.5")
+        assert response.status_code == 422, response.content
+        assert "contract_value" in response.json()["errors"]
+
+
+@pytest.mark.django_db
+class TestCurrencyValidation:
+    @pytest.mark.parametrize(
+        "code", ["XXX", "eur", "ABC", "Eur", "EURO", "EU", "XAU", "XDR", "HRK", "VEF", "", 978, None, ["EUR"]]
+    )
+    def test_not_a_currency_is_422_naming_currency(self, api, counterparty, code):
+        response = create(api("manager"), counterparty, currency=code, contract_value="1")
+        assert response.status_code == 422, response.content
+        payload = response.json()
+        assert payload["message"] == "Validation failed."
+        assert list(payload["errors"]) == ["currency"]
+        assert not Contract.objects.exists()
+
+    @pytest.mark.parametrize("code", ["XXX", "eur", "ABC"])
+    def test_the_message_quotes_the_code(self, api, counterparty, code):
+        response = create(api("manager"), counterparty, currency=code)
+        assert response.json()["errors"]["currency"] == [f"{code!r} is not an ISO 4217 currency code."]
+
+    @pytest.mark.parametrize("code", ["JPY", "EUR", "KWD", "USD", "CHF", "CLF"])
+    def test_real_codes_are_accepted(self, api, counterparty, code):
+        response = create(api("manager"), counterparty, currency=code)
+        assert response.status_code == 201, response.content
+        assert response.json()["currency"] == code
+
+    def test_patch_with_an_invalid_code_is_422_and_changes_nothing(self, api, counterparty):
+        client = api("manager")
+        created = create(client, counterparty, currency="JPY", contract_value="7").json()
+        response = client.patch(f"{URL}/{created['id']}", {"currency": "jpy"}, format="json")
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["currency"]
+        contract = Contract.objects.get(pk=created["id"])
+        assert (contract.currency, contract.contract_value) == ("JPY", Decimal("7"))
+
+
+@pytest.mark.django_db
+class TestDefaultCurrency:
+    def test_defaults_to_the_organizations_currency(self, api, org, counterparty):
+        response = create(api("manager"), counterparty, contract_value="10.005")
+        assert response.status_code == 201, response.content
+        created = response.json()
+        assert created["currency"] == org.default_currency == "EUR"
+        assert created["contract_value"] == "10.01"
+        assert Contract.objects.get(pk=created["id"]).currency == "EUR"
+
+    def test_each_organization_has_its_own_default(self, api, other_org):
+        theirs = baker.make(Counterparty, organization=other_org)
+        response = create(api("manager", org=other_org), theirs, contract_value="0.125")
+        assert response.status_code == 201, response.content
+        assert response.json()["currency"] == "USD"
+        assert response.json()["contract_value"] == "0.13"
+
+    def test_the_default_currency_drives_the_rounding(self, api, make_member):
+        yen = Organization.objects.create(
+            slug="nippon", name="Nippon Service", default_currency="JPY", default_time_zone="Asia/Tokyo"
+        )
+        party = baker.make(Counterparty, organization=yen)
+        response = create(api("manager", org=yen), party, contract_value="100.5")
+        assert response.status_code == 201, response.content
+        assert (response.json()["currency"], response.json()["contract_value"]) == ("JPY", "101")
+
+    def test_an_explicit_currency_wins_over_the_default(self, api, counterparty):
+        response = create(api("manager"), counterparty, currency="KWD", contract_value="1.2345")
+        assert response.status_code == 201, response.content
+        assert (response.json()["currency"], response.json()["contract_value"]) == ("KWD", "1.235")
