@@ -24,7 +24,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,40 +36,11 @@ TARGET_MINUTES = (1, 5_000)
 ROUNDS = 5  # the timed loop runs this often; best and median are reported
 
 
-def easter(year: int) -> date:
-    """Easter Sunday (Gregorian), by the anonymous Gregorian algorithm (Meeus/Jones/Butcher)."""
-    a = year % 19
-    b, c = divmod(year, 100)
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month, day = divmod(h + ell - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
 def dutch_holidays(year: int) -> set[date]:
     """The Dutch public holidays of `year` (Bevrijdingsdag counted every year)."""
-    easter_sunday = easter(year)
-    kings_day = date(year, 4, 27)
-    if kings_day.isoweekday() == 7:
-        kings_day = date(year, 4, 26)
-    return {
-        date(year, 1, 1),  # Nieuwjaarsdag
-        easter_sunday - timedelta(days=2),  # Goede Vrijdag
-        easter_sunday,  # Eerste Paasdag
-        easter_sunday + timedelta(days=1),  # Tweede Paasdag
-        kings_day,  # Koningsdag
-        date(year, 5, 5),  # Bevrijdingsdag
-        easter_sunday + timedelta(days=39),  # Hemelvaartsdag
-        easter_sunday + timedelta(days=49),  # Eerste Pinksterdag
-        easter_sunday + timedelta(days=50),  # Tweede Pinksterdag
-        date(year, 12, 25),  # Eerste Kerstdag
-        date(year, 12, 26),  # Tweede Kerstdag
-    }
+    from slas.holidays import dutch_public_holidays
+
+    return {day for day, _ in dutch_public_holidays(year)}
 
 
 def calendar_spec():

@@ -1,61 +1,14 @@
 """Demo calendar (Mon-Fri 08:00-17:00 Europe/London with the UK bank holidays of this year and
 the next) and SLA rules on the demo contracts."""
 
-import datetime as dt
-
 from django.utils import timezone
 
 from contracts.models import Contract
 from tenancy.models import Organization
 
 from . import services
+from .holidays import uk_bank_holidays
 from .models import Calendar, SlaRule
-
-
-def easter_sunday(year: int) -> dt.date:
-    """Anonymous Gregorian algorithm."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    m = (32 + 2 * e + 2 * i - h - k) % 7
-    n = (a + 11 * h + 22 * m) // 451
-    month, day = divmod(h + m - 7 * n + 114, 31)
-    return dt.date(year, month, day + 1)
-
-
-def _monday_on_or_after(day: dt.date) -> dt.date:
-    return day + dt.timedelta(days=(7 - day.weekday()) % 7)
-
-
-def _last_monday(year: int, month: int) -> dt.date:
-    last = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-    return last - dt.timedelta(days=last.weekday())
-
-
-def uk_bank_holidays(year: int) -> list[tuple[dt.date, str]]:
-    """England and Wales bank holidays, with weekend substitutes."""
-    easter = easter_sunday(year)
-    new_year = _monday_on_or_after(dt.date(year, 1, 1))
-    christmas = dt.date(year, 12, 25)
-    boxing = dt.date(year, 12, 26)
-    if christmas.weekday() >= 5:  # Saturday or Sunday: substitutes on Monday and Tuesday
-        christmas, boxing = _monday_on_or_after(christmas), _monday_on_or_after(christmas) + dt.timedelta(days=1)
-    elif boxing.weekday() >= 5:
-        boxing = _monday_on_or_after(boxing)
-    return [
-        (new_year, "New Year's Day"),
-        (easter - dt.timedelta(days=2), "Good Friday"),
-        (easter + dt.timedelta(days=1), "Easter Monday"),
-        (_monday_on_or_after(dt.date(year, 5, 1)), "Early May bank holiday"),
-        (_last_monday(year, 5), "Spring bank holiday"),
-        (_last_monday(year, 8), "Summer bank holiday"),
-        (christmas, "Christmas Day"),
-        (boxing, "Boxing Day"),
-    ]
-
 
 DEMO_RULES = [
     # contract, name, metric, priorities, target minutes, on the office calendar?, escalation, penalty
