@@ -88,6 +88,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -358,7 +359,7 @@ def _check_target(target_seconds: object) -> int:
     return target_seconds
 
 
-class Calendar:
+class Calendar(ABC):
     """Business time on epoch seconds; `CompiledCalendar` and `TWENTY_FOUR_SEVEN` are the two kinds.
 
     Subclasses provide ``_snapshot()`` (an object with ``at``/``when``, see `_Span`) and
@@ -367,11 +368,11 @@ class Calendar:
 
     spec: CalendarSpec | None = None
 
-    def _snapshot(self):
-        raise NotImplementedError
+    @abstractmethod
+    def _snapshot(self): ...
 
-    def _grow(self, instant: int | None) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _grow(self, instant: int | None) -> bool: ...
 
     def business_seconds(self, a: int, b: int, pauses: Iterable[Pause] = ()) -> int:
         """Business seconds in [a, b) (epoch seconds) outside `pauses`; 0 when b <= a."""
@@ -448,8 +449,8 @@ class _TwentyFourSeven(Calendar):
     def _snapshot(self):
         return self._IDENTITY
 
-    def _grow(self, instant: int | None) -> bool:  # pragma: no cover - the identity never runs out
-        return True
+    def _grow(self, instant: int | None) -> bool:
+        return True  # the identity covers every instant: never called
 
     def business_seconds(self, a: int, b: int, pauses: Iterable[Pause] = ()) -> int:
         if not pauses:  # fast path
