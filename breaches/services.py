@@ -3,12 +3,22 @@
 Exactly once: a breach is unique per clock in the database, and the scan claims the clocks it
 records with `SELECT ... FOR UPDATE SKIP LOCKED` and flips them to `breached` in the same
 transaction, so two scanners (or a scanner and a live job update) never record a clock twice.
+A clock is past due when it still runs *after* its due time (DESIGN §6: stopped at the due time
+is met), so a scan at exactly the due time records nothing yet.
 
 Figures: actual = business minutes from the clock's start to its stop (or to now while it
 runs), counting a started minute as a minute; overage = actual - target. The penalty follows
 `breaches.penalties`; the monthly cap is per rule and month of detection in the contract's
-time zone, over the breaches that are not waived. A breach is final once its clock stopped;
-its penalty is then fixed (and, with the ledger, posted).
+time zone, over the breaches that are not waived. A breach is final once its clock stopped (or
+was cancelled: the job left the rule's band; it then keeps the figures it was last measured
+with); its penalty is then fixed (and, with the ledger, posted).
+
+- A waived breach's penalty is frozen at the amount waived and no longer counts toward the
+  monthly cap; its minutes keep following the clock.
+- A breach whose clock is no longer past due (the job's times were corrected, e.g. an earlier
+  response time or a later reported_at) carries no penalty while that holds.
+- The scan refreshes the running breaches before it records new ones, so within a month's cap
+  the earlier breaches' growth comes before the newly detected ones.
 """
 
 from __future__ import annotations
@@ -17,15 +27,16 @@ import datetime as dt
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from config.api.exceptions import Conflict
+from config.api.exceptions import Conflict, Unprocessable
 from events.services import record_event
 from slas.models import SlaRule
+from tenancy.currencies import quantize
 from workorders.clocks import live_elapsed_seconds, next_escalation, pauses_for
 from workorders.models import SlaClock
 
@@ -62,21 +73,43 @@ class _PenaltyBook:
         self.totals = defaultdict(lambda: ZERO, {(r["sla_rule_id"], r["penalty_month"]): r["total"] for r in rows})
 
     def price(self, breach: Breach, rule: SlaRule) -> None:
-        """Set the breach's penalty within the rule's monthly cap (its old amount given back first)."""
+        """Set the breach's penalty within the rule's monthly cap (its old amount given back first).
+
+        A waived breach keeps the amount it was waived at and does not count toward the cap; a
+        breach whose clock is no longer past due carries no penalty.
+        """
+        if breach.state == Breach.State.WAIVED:
+            return
         key = (rule.pk, breach.penalty_month)
         already = self.totals[key] - (breach.penalty_amount if breach.pk else ZERO)
-        full = breach_penalty(rule.penalty, breach.overage_minutes, breach.currency)
+        full = breach_penalty(rule.penalty, breach.overage_minutes, breach.currency) if breach.past_due else ZERO
         breach.penalty_amount = within_monthly_cap(full, already, rule.monthly_penalty_cap, breach.currency)
         self.totals[key] = already + breach.penalty_amount
 
 
+def _past_due(clock_row: SlaClock, now: dt.datetime) -> bool:
+    """Whether the clock is (still) breached: stopped after its due time or running past it (a
+    correction of the job's times may have moved it back within its target)."""
+    if clock_row.due_at is None:
+        return False
+    return (clock_row.stopped_at or now) > clock_row.due_at
+
+
 def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
+    """Set the breach's figures from its clock at `now`; `breach.past_due` (not stored) tells
+    `_PenaltyBook.price` whether the clock is still breached."""
+    if clock_row.state == SlaClock.State.CANCELLED:
+        # The clock no longer applies (its job was cancelled or left the rule's priority band):
+        # the breach keeps the figures it was last measured with, and is final.
+        breach.final, breach.past_due = True, True
+        return
     holds = list(clock_row.work_order.holds.all())
     seconds = live_elapsed_seconds(clock_row, holds, now)
     breach.actual_minutes = _minutes(seconds)
     breach.overage_minutes = max(0, breach.actual_minutes - breach.target_minutes)
     breach.clock_stopped_at = clock_row.stopped_at
     breach.final = clock_row.stopped_at is not None
+    breach.past_due = _past_due(clock_row, now)
     if clock_row.due_at is not None:
         breach.due_at = clock_row.due_at  # a replayed hold may have moved it
 
@@ -100,6 +133,11 @@ def _new_breach(clock_row: SlaClock, now: dt.datetime) -> Breach:
     return breach
 
 
+def _penalty(breach: Breach):
+    """The penalty as money is written everywhere: in the currency's minor unit ("17.50", not "17.5000")."""
+    return quantize(breach.penalty_amount, breach.currency)
+
+
 def _detected_payload(breach: Breach) -> dict:
     return {
         "work_order": breach.work_order_id,
@@ -107,7 +145,7 @@ def _detected_payload(breach: Breach) -> dict:
         "metric": breach.metric,
         "due_at": breach.due_at,
         "overage_minutes": breach.overage_minutes,
-        "penalty_amount": breach.penalty_amount,
+        "penalty_amount": _penalty(breach),
         "currency": breach.currency,
     }
 
@@ -171,34 +209,38 @@ def on_clock_stopped(event) -> bool:
 
 
 @transaction.atomic
-def acknowledge_breach(*, breach: Breach, actor) -> Breach:
+def acknowledge_breach(*, breach: Breach, actor, now: dt.datetime | None = None) -> Breach:
+    """Acknowledge an open breach (409 once acknowledged or waived)."""
+    now = now or timezone.now()
     breach = Breach.objects.select_for_update().get(pk=breach.pk)
     if breach.state != Breach.State.OPEN:
         raise Conflict(f"Only an open breach can be acknowledged; this one is {breach.state}.")
-    breach.state, breach.acknowledged_by, breach.acknowledged_at = Breach.State.ACKNOWLEDGED, actor, timezone.now()
+    breach.state, breach.acknowledged_by, breach.acknowledged_at = Breach.State.ACKNOWLEDGED, actor, now
     breach.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "updated_at"])
-    record_event(type="breach.acknowledged", obj=breach, actor=actor, payload={"work_order": breach.work_order_id})
+    payload = {"work_order": breach.work_order_id}
+    record_event(type="breach.acknowledged", obj=breach, actor=actor, payload=payload, occurred_at=now)
     return breach
 
 
 @transaction.atomic
-def waive_breach(*, breach: Breach, actor, reason: str) -> Breach:
-    """Waive a breach: its penalty no longer counts (and, with the ledger, is reversed)."""
+def waive_breach(*, breach: Breach, actor, reason: str, now: dt.datetime | None = None) -> Breach:
+    """Waive a breach (open or acknowledged), with a reason: its penalty no longer counts toward
+    the month's cap and stays at the amount waived (with the ledger, a posted one is reversed)."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise Unprocessable("A waiver needs a reason.", {"reason": ["This field may not be blank."]})
     breach = Breach.objects.select_for_update().get(pk=breach.pk)
     if breach.state == Breach.State.WAIVED:
         raise Conflict(f"The breach was already waived at {breach.waived_at.isoformat()}.")
-    breach.state, breach.waived_by, breach.waived_at, breach.waiver_reason = (
-        Breach.State.WAIVED,
-        actor,
-        timezone.now(),
-        reason,
-    )
+    breach.state, breach.waived_by, breach.waived_at, breach.waiver_reason = Breach.State.WAIVED, actor, now, reason
     breach.save(update_fields=["state", "waived_by", "waived_at", "waiver_reason", "updated_at"])
     record_event(
         type="breach.waived",
         obj=breach,
         actor=actor,
-        payload={"reason": reason, "penalty_amount": breach.penalty_amount, "currency": breach.currency},
+        payload={"reason": reason, "penalty_amount": _penalty(breach), "currency": breach.currency},
+        occurred_at=now,
     )
     return breach
 
@@ -208,26 +250,45 @@ def waive_breach(*, breach: Breach, actor, reason: str) -> Breach:
 
 @dataclass
 class ScanSummary:
-    clocks_examined: int = 0
+    clocks_past_due: int = 0  # running clocks past due, claimed by this scan
+    clocks_escalating: int = 0  # running clocks past their next escalation level, claimed by this scan
     new_breaches: int = 0
     escalations: int = 0
     refreshed: int = 0
     finalized: int = 0
     seconds: float = 0.0
-    batches: list = field(default_factory=list)
+
+    @property
+    def clocks_examined(self) -> int:
+        return self.clocks_past_due + self.clocks_escalating
 
 
 def _scope(queryset, organization):
     return queryset if organization is None else queryset.filter(organization=organization)
 
 
+def past_due_clocks(*, now: dt.datetime, organization=None):
+    """Running clocks still running after their stored due time, in due order: one query on the
+    partial index `clock_running_due`, never a walk over the open jobs."""
+    due = SlaClock.objects.filter(state=SlaClock.State.RUNNING, due_at__lt=now)
+    return _scope(due, organization).order_by("due_at", "pk")
+
+
+def escalating_clocks(*, now: dt.datetime, organization=None):
+    """Running clocks past their next escalation level (the partial index `clock_next_escalation`)."""
+    due = SlaClock.objects.filter(next_escalation_at__lte=now, stopped_at__isnull=True)
+    return _scope(due, organization).order_by("next_escalation_at", "pk")
+
+
 def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
-    """Claim up to `batch_size` running clocks past due and record their breaches."""
+    """Claim up to `batch_size` running clocks past due and record their breaches.
+
+    Rows another scanner holds are skipped; the claimed ones flip to breached in the same
+    transaction, so no other scanner claims them again.
+    """
     with transaction.atomic():
-        due = SlaClock.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            state=SlaClock.State.RUNNING, due_at__lte=now
-        )
-        clocks = list(_claimed_clocks(_scope(due, organization)).order_by("due_at", "pk")[:batch_size])
+        due = past_due_clocks(now=now, organization=organization)
+        clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
         if not clocks:
             return 0, 0
         SlaClock.objects.filter(pk__in=[c.pk for c in clocks]).update(state=SlaClock.State.BREACHED, updated_at=now)
@@ -245,10 +306,8 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
 def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
     """Announce each escalation level a running clock has passed, once per clock and level."""
     with transaction.atomic():
-        due = SlaClock.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            next_escalation_at__lte=now, stopped_at__isnull=True
-        )
-        clocks = list(_claimed_clocks(_scope(due, organization)).order_by("next_escalation_at", "pk")[:batch_size])
+        due = escalating_clocks(now=now, organization=organization)
+        clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
         sent = 0
         for clock_row in clocks:
             rule = clock_row.rule
@@ -278,6 +337,9 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
         return len(clocks), sent
 
 
+_REFRESHED = ("actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at")
+
+
 def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int]:
     """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped."""
     with transaction.atomic():
@@ -295,48 +357,53 @@ def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, i
         book = _PenaltyBook({b.sla_rule_id for b in breaches}, {b.penalty_month for b in breaches})
         changed, finalized = [], []
         for breach in breaches:
-            before = (breach.actual_minutes, breach.final, breach.penalty_amount)
+            before = tuple(getattr(breach, name) for name in _REFRESHED)
             _measure(breach, breach.clock, now)
             book.price(breach, breach.sla_rule)
-            if (breach.actual_minutes, breach.final, breach.penalty_amount) != before:
+            if tuple(getattr(breach, name) for name in _REFRESHED) != before:
+                breach.updated_at = timezone.now()  # bulk_update does not touch auto_now fields
                 changed.append(breach)
             if breach.final:
                 finalized.append(breach)
-        Breach.objects.bulk_update(
-            changed, ["actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at"]
-        )
+        Breach.objects.bulk_update(changed, [*_REFRESHED, "updated_at"])
         for breach in finalized:
             _finalised(breach, now=now)
         return len(changed), len(finalized), breaches[-1].pk
 
 
 def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000, log=lambda message: None):
-    """Find new breaches, announce escalations, refresh running breaches; safe to run anywhere at once."""
+    """Refresh running breaches, record new ones, announce escalations; safe to run anywhere at once.
+
+    Each batch is its own transaction; memory stays flat whatever the number of clocks.
+    """
     started = time.monotonic()
     summary = ScanSummary()
-    while True:
-        examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size)
-        summary.clocks_examined += examined
-        summary.new_breaches += new
-        if examined:
-            log(f"breaches: {summary.new_breaches} new of {summary.clocks_examined} clocks past due")
-        if examined < batch_size:
-            break
-    while True:
-        examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size)
-        summary.clocks_examined += examined
-        summary.escalations += sent
-        if examined < batch_size:
-            break
     after = 0
     while True:
         refreshed, finalized, last = _refresh_batch(
             now=now, organization=organization, after=after, batch_size=batch_size
         )
-        summary.refreshed += refreshed
-        summary.finalized += finalized
         if last == after:
             break
+        summary.refreshed += refreshed
+        summary.finalized += finalized
+        log(f"open breaches: {summary.refreshed} refreshed, {summary.finalized} finalised")
         after = last
+    while True:
+        examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size)
+        summary.clocks_past_due += examined
+        summary.new_breaches += new
+        if examined:
+            log(f"breaches: {summary.new_breaches} new of {summary.clocks_past_due} clocks past due")
+        if examined < batch_size:
+            break
+    while True:
+        examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size)
+        summary.clocks_escalating += examined
+        summary.escalations += sent
+        if examined:
+            log(f"escalations: {summary.escalations} of {summary.clocks_escalating} clocks")
+        if examined < batch_size:
+            break
     summary.seconds = time.monotonic() - started
     return summary

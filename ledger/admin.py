@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from config.api.exceptions import APIError
@@ -25,6 +27,8 @@ class PostingForm(forms.ModelForm):
         fields = POSTED_FIELDS
 
     def clean(self):
+        """Every rule the service applies (the overdraw check included), so that a form that
+        validates posts; the service checks again under the contract's lock."""
         cleaned = super().clean()
         if self.errors:
             return cleaned
@@ -35,8 +39,13 @@ class PostingForm(forms.ModelForm):
         entry.currency = entry.currency or ""
         entry.description = entry.description or ""
         try:
-            services.check_entry(entry, entry.occurred_at)
+            services.check_entry(entry, timezone.now())
+            services.check_overdraw(entry, entry.contract)
         except APIError as exc:
+            for field, errors in (exc.errors or {}).items():
+                name = field.removesuffix("_id")
+                if name in self.fields:
+                    self.add_error(name, errors)
             raise forms.ValidationError(exc.message) from None
         return cleaned
 
@@ -61,13 +70,25 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         try:
             entry = services.post_entry(organization=obj.contract.organization, actor=request.user, data=data)
         except APIError as exc:
-            messages.error(request, exc.message)
+            # Only a concurrent posting can get here (the form checked everything): nothing was posted.
+            messages.error(request, f"Not posted: {exc.message}")
+            obj.posting_failed = True
             return
         obj.pk = entry.pk
 
+    def log_addition(self, request, obj, message):
+        if getattr(obj, "posting_failed", False):
+            return None
+        return super().log_addition(request, obj, message)
 
-def burn_down_svg(contract: Contract, width: int = 640, height: int = 200) -> str:
-    """Remaining hours after each entry, as a step line; no scripts, no external assets."""
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(obj, "posting_failed", False):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_add(request, obj, post_url_continue)
+
+
+def burn_down_svg(contract: Contract, width: int = 640, height: int = 200, now=None) -> str:
+    """Remaining hours after each entry, as a step line up to now; no scripts, no external assets."""
     points, remaining = [], Decimal(0)
     for occurred_at, effect in (
         LedgerEntry.objects.filter(contract=contract)
@@ -77,9 +98,11 @@ def burn_down_svg(contract: Contract, width: int = 640, height: int = 200) -> st
     ):
         remaining += effect
         points.append((occurred_at.timestamp(), float(remaining)))
-    if len(points) < 2:
-        return format_html("<em>{}</em>", "Not enough entries for a chart yet.")
-    t0, t1 = points[0][0], points[-1][0] or 1
+    if not points:
+        return format_html("<em>{}</em>", "No entries yet.")
+    # The line runs on to now (or to the last entry, if one is dated later).
+    points.append((max((now or timezone.now()).timestamp(), points[-1][0]), points[-1][1]))
+    t0, t1 = points[0][0], points[-1][0]
     low, high = min(0.0, *(p[1] for p in points)), max(1.0, *(p[1] for p in points))
 
     def xy(t, v):
@@ -95,14 +118,14 @@ def burn_down_svg(contract: Contract, width: int = 640, height: int = 200) -> st
         '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="Burn-down">'
         '<line x1="40" x2="{w}" y1="{z}" y2="{z}" stroke="#bbb"/>'
         '<polyline fill="none" stroke="#2a6ebb" stroke-width="2" points="{pts}"/>'
-        '<text x="2" y="14" font-size="11">{hi:.0f} h</text><text x="2" y="{zt}" font-size="11">0 h</text>'
+        '<text x="2" y="14" font-size="11">{hi} h</text><text x="2" y="{zt}" font-size="11">0 h</text>'
         "</svg>",
         w=width,
         h=height,
         z=zero_y,
-        zt=float(zero_y) + 4,
+        zt=f"{float(zero_y) + 4:.1f}",
         pts=" ".join(steps),
-        hi=high,
+        hi=f"{high:.0f}",  # format_html escapes its arguments to strings: format them first
     )
 
 
@@ -118,9 +141,11 @@ class ContractWithLedgerAdmin(ContractAdmin):
 
     @admin.display(description="Balance")
     def balance_summary(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
         figures = services.balance(obj)
         rows = [
-            (label, figures[key])
+            (label, "-" if figures[key] is None else figures[key])
             for key, label in [
                 ("total_hours", "Total hours"),
                 ("consumed_hours", "Consumed"),
@@ -136,4 +161,6 @@ class ContractWithLedgerAdmin(ContractAdmin):
 
     @admin.display(description="Burn-down (remaining hours)")
     def burn_down(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
         return burn_down_svg(obj)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from breaches.models import Breach
-from config.api.exceptions import BadRequest, Forbidden, Unprocessable
+from config.api.exceptions import APIError, BadRequest, Forbidden, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
@@ -83,7 +83,8 @@ class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
     """The hour ledger: append-only. Operators post work; managers post the other types.
 
     `Idempotency-Key` on POST: the same key with the same body returns the original entry (and
-    status); with a different body it is a 422. A retrying client never posts twice.
+    status); with a different body it is a 422. A retrying client never posts twice, even when its
+    retries arrive at once. A request that failed (4xx) is not remembered: its retry runs again.
     """
 
     queryset = LedgerEntry.objects.select_related("contract", "work_order", "breach", "lot", "created_by")
@@ -98,6 +99,19 @@ class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
             raise Forbidden(f"Posting {data['entry_type']} entries needs the manager role; operators post work.")
         return services.post_entry(organization=organization, actor=actor, data=data)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description=(
+                    "At most 255 characters, unique per organization. A retry with the same key and body returns "
+                    "the original entry and status; the same key with another body is a 422."
+                ),
+            )
+        ]
+    )
     def create(self, request, *args, **kwargs):
         key = request.headers.get("Idempotency-Key")
         if not key:
@@ -119,8 +133,9 @@ class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
                     entry_id=response.data["id"],
                 )
                 return response
-        except IntegrityError:
-            # A concurrent request with the same key won: answer as it did.
+        except (IntegrityError, APIError):
+            # A concurrent request with the same key may have won (its entry then took the hours this
+            # one wanted, or its key was inserted first): answer as it did.
             replayed = self._replay(key, fingerprint)
             if replayed is None:
                 raise
@@ -153,7 +168,10 @@ class ContractLedgerView(APIView):
         raw = self.request.query_params.get("as_of")
         if not raw:
             return None
-        parsed = parse_datetime(raw)
+        try:
+            parsed = parse_datetime(raw)
+        except ValueError:  # well formed but not a date (2026-02-30)
+            parsed = None
         if parsed is None or parsed.tzinfo is None:
             raise BadRequest("as_of must be an ISO 8601 timestamp with an offset.", {"as_of": ["Invalid."]})
         return parsed

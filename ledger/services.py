@@ -14,8 +14,14 @@ unique `system_key`, so each happens exactly once however often the triggering c
 
 Lots: every entry that adds hours is a lot (with `expires_at` or without). Work, and negative
 manual adjustments, consume the lots that are still valid first-expiring-first (lots without an
-expiry last); what no lot covers is overrun. The lot view replays the entries in time order, so
-it always agrees with them.
+expiry last); what no lot covers is overrun, a debt that the next lot to arrive pays first. So
+the lots' remaining hours, less the overrun, always equal the balance's remaining hours, and the
+overrun is the balance's overrun. The lot view replays the entries in time order, so it always
+agrees with them.
+
+A lot that has expired keeps its unused hours in the running balance until `run_lifecycle`
+books their expiry; the overdraw check does not count them, so work after a lot's expiry can
+never draw on its hours, whenever the expiry is booked.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ T = LedgerEntry.Type
 ZERO = Decimal("0.00")
 ALLOCATIONS = (T.INITIAL_ALLOCATION, T.RENEWAL, T.CREDIT)
 WITH_EXPIRY = ALLOCATIONS
+WITH_MONEY = (T.PENALTY, T.CREDIT)
 WORKABLE = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 EXPIRING_WINDOW = dt.timedelta(days=30)
@@ -63,11 +70,16 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
     """The rules of a hand-made posting; 422 naming the field, 409 for the contract's state."""
     contract, kind = entry.contract, entry.entry_type
     errors: dict[str, list[str]] = {}
+    if entry.work_order is not None and entry.work_order.contract_id != contract.pk:
+        errors["work_order_id"] = ["The work order belongs to another contract."]
+    if entry.breach is not None:
+        if kind != T.PENALTY:
+            errors["breach_id"] = ["Only a penalty is linked to a breach."]
+        elif entry.breach.contract_id != contract.pk:
+            errors["breach_id"] = ["The breach belongs to another contract."]
     if kind == T.WORK:
         if entry.work_order is None:
             errors["work_order_id"] = ["Required for work."]
-        elif entry.work_order.contract_id != contract.pk:
-            errors["work_order_id"] = ["The work order belongs to another contract."]
         if entry.hours <= 0:
             errors["hours"] = ["Work is a positive number of hours."]
     elif kind in ALLOCATIONS:
@@ -83,12 +95,17 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
             errors["hours"] = ["A penalty is money: it moves no hours."]
         if not entry.amount or entry.amount <= 0:
             errors["amount"] = ["Required: the penalty's amount."]
-    if entry.expires_at is not None and kind not in WITH_EXPIRY:
-        errors["expires_at"] = ["Only allocated hours (initial allocation, renewal, credit) expire."]
-    if entry.expires_at is not None and entry.expires_at <= entry.occurred_at:
-        errors["expires_at"] = ["Must be after occurred_at."]
+    if entry.expires_at is not None:
+        if kind not in WITH_EXPIRY or entry.hours <= 0:
+            errors["expires_at"] = ["Only allocated hours (initial allocation, renewal, credit) expire."]
+        elif entry.expires_at <= entry.occurred_at:
+            errors["expires_at"] = ["Must be after occurred_at."]
+        elif entry.expires_at <= now:
+            errors["expires_at"] = ["Must be in the future: these hours would have expired already."]
     if entry.amount is not None:
-        if entry.amount < 0:
+        if kind not in WITH_MONEY:
+            errors["amount"] = ["Only penalties and credits carry money."]
+        elif entry.amount < 0:
             errors["amount"] = ["Must not be negative."]
         if entry.currency != contract.currency:
             errors["currency"] = [f"Money on this contract is in {contract.currency}."]
@@ -105,8 +122,37 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
     closed = LedgerEntry.objects.filter(contract=contract, reason_code=LedgerEntry.Reason.LOT_EXPIRED).aggregate(
         last=Max("occurred_at")
     )["last"]
-    if closed is not None and entry.occurred_at < closed:
+    if closed is not None and entry.occurred_at < closed and hour_effect(entry) != 0:
+        # Hours posted before a booked expiry would change what that lot left over.
         raise Conflict(f"The books of this contract are closed up to {closed.isoformat()} (a lot expired then).")
+
+
+def unbooked_expiries(contract: Contract, at: dt.datetime) -> Decimal:
+    """Unused hours of lots that expired by `at` whose expiry `run_lifecycle` has not booked yet:
+    still in the running balance, but no longer available to anything posted at `at`."""
+    pending = LedgerEntry.objects.filter(contract=contract, expires_at__lte=at, hours__gt=0).exclude(
+        expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED
+    )
+    if not pending.exists():
+        return ZERO
+    book = replay(contract, as_of=at)
+    return sum((lot.remaining for lot in book.lots if lot.expired_by(at)), ZERO)
+
+
+def check_overdraw(entry: LedgerEntry, contract: Contract) -> None:
+    """409 if the entry takes more hours than remain (and the contract does not allow overrun)."""
+    effect = hour_effect(entry)
+    if effect >= 0 or contract.allow_overrun:
+        return
+    remaining = contract.remaining_hours
+    if remaining + effect >= 0:
+        expired = unbooked_expiries(contract, entry.occurred_at)
+        if remaining - expired + effect >= 0:
+            return
+        remaining = f"{remaining - expired} ({expired} more expired at or before {entry.occurred_at.isoformat()})"
+    raise Conflict(
+        f"Not enough hours: {remaining} remain and this takes {-effect}; the contract does not allow overrun."
+    )
 
 
 # --- posting ------------------------------------------------------------------------------------
@@ -160,14 +206,11 @@ def post_entry(*, organization, actor, data: dict, now: dt.datetime | None = Non
         **{"occurred_at": now, **data, "contract": contract},
     )
     check_entry(entry, now)
-    if hour_effect(entry) < 0 and contract.remaining_hours + hour_effect(entry) < 0 and not contract.allow_overrun:
-        raise Conflict(
-            f"Not enough hours: {contract.remaining_hours} remain and this takes {-hour_effect(entry)}; "
-            "the contract does not allow overrun."
-        )
+    check_overdraw(entry, contract)
     return _book(entry, contract, actor)
 
 
+@transaction.atomic
 def post_system_entry(*, contract: Contract, system_key: str, **fields) -> LedgerEntry | None:
     """A posting the system makes itself, exactly once per `system_key` (None if already made)."""
     contract = _lock(contract)
@@ -270,6 +313,9 @@ class Lot:
     def valid_at(self, instant: dt.datetime) -> bool:
         return self.entry.expires_at is None or instant < self.entry.expires_at
 
+    def expired_by(self, instant: dt.datetime) -> bool:
+        return self.entry.expires_at is not None and self.entry.expires_at <= instant
+
 
 @dataclass
 class LotBook:
@@ -292,7 +338,10 @@ def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
         if entry.reason_code == LedgerEntry.Reason.LOT_EXPIRED:
             by_id[entry.lot_id].expired += -effect
         elif effect > 0:
-            lot = Lot(entry=entry, allocated=effect)
+            # A new lot pays the overrun (consumption no lot covered) first.
+            paid = min(book.overrun, effect)
+            lot = Lot(entry=entry, allocated=effect, consumed=paid)
+            book.overrun -= paid
             book.lots.append(lot)
             by_id[entry.pk] = lot
         elif effect < 0:
@@ -313,7 +362,7 @@ def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
 def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
     """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle)."""
     expired_lots = (
-        LedgerEntry.objects.filter(expires_at__lte=now)
+        LedgerEntry.objects.filter(expires_at__lte=now, hours__gt=0)
         .exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
         .values_list("pk", "contract_id")
         .order_by("expires_at", "pk")
@@ -323,13 +372,14 @@ def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
         with transaction.atomic():
             contract = _lock(Contract(pk=contract_id))
             lot = LedgerEntry.objects.get(pk=lot_id)
-            remainder = next(x.remaining for x in replay(contract, as_of=lot.expires_at).lots if x.entry.pk == lot_id)
+            book = replay(contract, as_of=lot.expires_at)
+            remainder = next((x.remaining for x in book.lots if x.entry.pk == lot_id), ZERO)
             entry = post_system_entry(
                 contract=contract,
                 system_key=f"lot_expiry:entry:{lot_id}",
                 entry_type=T.ADJUSTMENT,
                 reason_code=LedgerEntry.Reason.LOT_EXPIRED,
-                hours=-max(remainder, ZERO),
+                hours=ZERO - max(remainder, ZERO),
                 lot=lot,
                 occurred_at=lot.expires_at,
                 description=f"Unused hours of lot {lot_id} expired",
@@ -341,6 +391,11 @@ def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
 
 
 # --- balance ------------------------------------------------------------------------------------
+
+
+def _hours(value: Decimal) -> Decimal:
+    """Two places, whatever the backend's sums return (SQLite drops trailing zeros; no -0.00)."""
+    return (value + ZERO).quantize(ZERO)
 
 
 def _sum(queryset, expression) -> Decimal:
@@ -365,7 +420,10 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     exhaustion = None
     if recent > 0:
         days_left = max(remaining, ZERO) / (recent / window_days)
-        exhaustion = contract.local_today(as_of + dt.timedelta(days=float(days_left)))
+        try:
+            exhaustion = contract.local_today(as_of + dt.timedelta(days=float(days_left)))
+        except OverflowError:
+            exhaustion = None  # beyond the calendar (year 9999): not in any foreseeable future
     book = replay(contract, as_of=as_of)
     expiring = sum(
         (
@@ -392,12 +450,12 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     return {
         "contract": contract.pk,
         "as_of": as_of,
-        "total_hours": total,
-        "consumed_hours": consumed,
-        "remaining_hours": remaining,
-        "expired_hours": expired,
-        "overrun_hours": max(-remaining, ZERO),
-        "expiring_hours": expiring,
+        "total_hours": _hours(total),
+        "consumed_hours": _hours(consumed),
+        "remaining_hours": _hours(remaining),
+        "expired_hours": _hours(expired),
+        "overrun_hours": _hours(max(-remaining, ZERO)),
+        "expiring_hours": _hours(expiring),
         "window_days": window_days,
         "burn_rate_hours_per_day": burn_rate,
         "projected_exhaustion_date": exhaustion,

@@ -93,6 +93,15 @@ def _check_overlap(rule: SlaRule) -> None:
             )
 
 
+def _check_period(rule: SlaRule) -> None:
+    """effective_to after effective_from, whichever of them was defaulted (422, not the DB's check)."""
+    if rule.effective_to is not None and rule.effective_to <= rule.effective_from:
+        raise Unprocessable(
+            "effective_to must be after effective_from.",
+            {"effective_to": [f"Must be after effective_from ({rule.effective_from.isoformat()})."]},
+        )
+
+
 def _open_contract(contract: Contract) -> Contract:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if contract.status in CLOSED:
@@ -106,6 +115,7 @@ def create_rule(*, organization, actor, data: dict) -> SlaRule:
     data = {"pause_on_hold": data.get("metric") == SlaRule.Metric.RESOLUTION, **data}
     data.setdefault("effective_from", default_effective_from(contract))
     rule = SlaRule(organization=organization, **data)
+    _check_period(rule)
     _check_overlap(rule)
     rule.save()
     record_event(type="sla_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
@@ -117,6 +127,12 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
     """Edit in place while the contract is a draft; past draft only the name (terms: `amend`)."""
     rule = SlaRule.objects.select_for_update().get(pk=instance.pk)
     contract = _open_contract(rule.contract)
+    if "contract" in data and data["contract"].pk != rule.contract_id:
+        raise Unprocessable(
+            "A rule belongs to its contract; it cannot move to another one.",
+            {"contract_id": ["Cannot change; create a rule on the other contract instead."]},
+        )
+    data = {name: value for name, value in data.items() if name != "contract"}
     terms = sorted(name for name, value in data.items() if name in RULE_TERMS and getattr(rule, name) != value)
     if terms and contract.status != Contract.Status.DRAFT:
         raise Conflict(
@@ -126,6 +142,7 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
         )
     changes = apply_changes(rule, data)
     if changes:
+        _check_period(rule)
         _check_overlap(rule)
         rule.save()
         record_event(type="sla_rule.updated", obj=rule, actor=actor, payload={"changes": changes})
@@ -157,6 +174,7 @@ def amend_rule(*, rule: SlaRule, actor, data: dict, effective_from: dt.datetime 
     successor.previous_version = rule
     successor.effective_from = effective_from
     apply_changes(successor, data)
+    _check_period(successor)
     rule.effective_to = effective_from
     rule.save(update_fields=["effective_to", "updated_at"])
     _check_overlap(successor)

@@ -7,6 +7,7 @@ from numbers import Real
 
 from django.db.models import Prefetch
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
@@ -15,7 +16,7 @@ from config.api.viewsets import CreateMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
 
 from . import services
-from .clocks import live_elapsed_seconds
+from .clocks import live_elapsed_seconds, shown_state
 from .models import Hold, SlaClock, WorkOrder
 
 
@@ -27,6 +28,7 @@ class HoldSerializer(serializers.ModelSerializer):
 
 class ClockSerializer(serializers.ModelSerializer):
     sla_rule = ReferenceField(source="rule")
+    state = serializers.SerializerMethodField()
     elapsed_minutes = serializers.SerializerMethodField()
     remaining_minutes = serializers.SerializerMethodField()
 
@@ -37,10 +39,19 @@ class ClockSerializer(serializers.ModelSerializer):
             "elapsed_minutes", "remaining_minutes",
         ]  # fmt: skip
 
+    def _now(self):
+        # One instant for the whole response, so every clock of a page is read at the same time.
+        return self.context.setdefault("now", timezone.now())
+
     def _elapsed_seconds(self, clock_row) -> int:
         # The prefetch hands each clock its parent job, whose holds are prefetched too.
         holds = list(clock_row.work_order.holds.all())
-        return live_elapsed_seconds(clock_row, holds, self.context.get("now") or timezone.now())
+        return live_elapsed_seconds(clock_row, holds, self._now())
+
+    @extend_schema_field(serializers.ChoiceField(choices=SlaClock.State.choices))
+    def get_state(self, clock_row) -> str:
+        """A clock still running after its due time is breached, even before the scan recorded it."""
+        return shown_state(clock_row, self._now())
 
     def get_elapsed_minutes(self, clock_row) -> int:
         return self._elapsed_seconds(clock_row) // 60

@@ -62,7 +62,30 @@ def next_escalation(rule: SlaRule, start, pauses, sent: int) -> dt.datetime | No
     return clock.due(calendar_of(rule), start, minutes, pauses)
 
 
-def evaluate(rule: SlaRule, work_order: WorkOrder, holds: list[Hold], now: dt.datetime, sent: int = 0) -> ClockState:
+def evaluate(
+    rule: SlaRule,
+    work_order: WorkOrder,
+    holds: list[Hold],
+    now: dt.datetime,
+    sent: int = 0,
+    was_breached: bool = False,
+) -> ClockState:
+    """The clock of `rule` on `work_order` as its timestamps and holds say, at `now`.
+
+    - Stopped (the metric's timestamp is set): met at or before the due time, else breached.
+    - Cancelled job, not stopped: the job's `status_changed_at` is the instant of cancellation.
+      A clock already past due then is breached and stops there (its breach is final); any
+      other is cancelled. The same holds for the response and on-site clocks of a job resolved
+      (or closed) without a response or a site visit: they end at the resolution. Elapsed
+      time counts up to that instant, not to `now`, so a replay gives the same clock as live.
+    - Running after its due time: breached. Recording that breach is the scan's job (it finds
+      running clocks with `due_at < now` in one indexed query), so the clock stays `running` in the
+      database until the scan has recorded it (`was_breached`: it already was breached); the
+      API shows it as breached meanwhile. This keeps a step-by-step replay of a job's history
+      (each step sent after the fact, when every due time has long passed) from recording a
+      breach for a clock that the next step stops in time.
+    - Else paused while an open hold pauses it, running otherwise.
+    """
     calendar = calendar_of(rule)
     start = work_order.reported_at
     stop = getattr(work_order, STOPS[rule.metric])
@@ -74,17 +97,43 @@ def evaluate(rule: SlaRule, work_order: WorkOrder, holds: list[Hold], now: dt.da
         met = due_at is None or stop <= due_at
         state = SlaClock.State.MET if met else SlaClock.State.BREACHED
         return ClockState(start, due_at, stop, state, elapsed, None)
+    ended_at = _ended_without_stop(work_order, rule)
+    if ended_at is not None:
+        cancelled_at = max(ended_at, start)
+        pauses = _clip(pauses, cancelled_at)
+        due_at = clock.due(calendar, start, rule.target_minutes, pauses)
+        elapsed = clock.business_seconds(calendar, start, cancelled_at, pauses)
+        if due_at is not None and due_at < cancelled_at:
+            return ClockState(start, due_at, cancelled_at, SlaClock.State.BREACHED, elapsed, None)
+        return ClockState(start, due_at, None, SlaClock.State.CANCELLED, elapsed, None)
     due_at = clock.due(calendar, start, rule.target_minutes, pauses)
     elapsed = clock.business_seconds(calendar, start, max(now, start), pauses)
-    if work_order.status == WorkOrder.Status.CANCELLED:
-        return ClockState(start, due_at, None, SlaClock.State.CANCELLED, elapsed, None)
-    if due_at is not None and due_at <= now:
-        state = SlaClock.State.BREACHED
+    if due_at is not None and due_at < now:
+        state = SlaClock.State.BREACHED if was_breached else SlaClock.State.RUNNING
     elif any(end is None and begin <= now for begin, end in pauses):
         state = SlaClock.State.PAUSED
     else:
         state = SlaClock.State.RUNNING
     return ClockState(start, due_at, None, state, elapsed, next_escalation(rule, start, pauses, sent))
+
+
+def _ended_without_stop(work_order: WorkOrder, rule: SlaRule) -> dt.datetime | None:
+    """When a clock whose stop never came ended anyway: the job was cancelled, or resolved
+    without the on-site visit (or response) this clock waits for."""
+    if work_order.status == WorkOrder.Status.CANCELLED:
+        return work_order.status_changed_at
+    finished = (WorkOrder.Status.RESOLVED, WorkOrder.Status.CLOSED)
+    if work_order.status in finished and rule.metric != SlaRule.Metric.RESOLUTION:
+        return work_order.resolved_at or work_order.status_changed_at
+    return None
+
+
+def shown_state(clock_row: SlaClock, now: dt.datetime) -> str:
+    """The state as the API shows it: a clock still running after its due time is breached
+    (DESIGN §6), even before the scan has recorded its breach."""
+    if clock_row.state == SlaClock.State.RUNNING and clock_row.due_at is not None and clock_row.due_at < now:
+        return SlaClock.State.BREACHED
+    return clock_row.state
 
 
 def live_elapsed_seconds(clock_row: SlaClock, holds: list[Hold], now: dt.datetime) -> int:

@@ -3,13 +3,16 @@
 Every change to a job, its holds, its rules or their calendars recomputes the clocks it affects
 in the same transaction. A clock that turns breached writes `sla_clock.breached` and one that
 stops writes `sla_clock.stopped`; the breaches app records and finalises breaches in its
-handlers for those events (events.handlers), so a job stopped after its due time gets its
-breach at once, not at the next scan.
+handlers for those events (events.handlers), so a job stopped after its due time (or cancelled
+after it) gets its breach at once, not at the next scan. A clock still running after its due
+time is the scan's to record (see `clocks.evaluate`), so a history replayed one change at a time
+records the breaches it would have recorded live, and no others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
@@ -25,7 +28,9 @@ from .models import Hold, SlaClock, WorkOrder
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 TIMESTAMPS = ("reported_at", "responded_at", "on_site_at", "resolved_at")
-SNAPSHOT = ["reference", "summary", "contract_id", "priority", "status", *TIMESTAMPS, "source", "source_id"]
+SNAPSHOT = [
+    "reference", "summary", "contract_id", "priority", "status", *TIMESTAMPS, "location", "source", "source_id",
+]  # fmt: skip
 TERMINAL = (WorkOrder.Status.CLOSED, WorkOrder.Status.CANCELLED)
 # Where a job may go from each status (reopening a resolved job included).
 NEXT_STATUS = {
@@ -55,30 +60,53 @@ def rules_for(work_order: WorkOrder) -> list[SlaRule]:
     return [rule for rule in rules if work_order.priority in rule.priorities]
 
 
-def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, actor=None) -> int:
-    """Bring the job's clocks up to date; returns how many clocks were written.
+@dataclass(frozen=True)
+class Recomputed:
+    clock: SlaClock
+    was_running: bool  # neither stopped nor cancelled before the recomputation
+
+
+def _running(clock_row: SlaClock) -> bool:
+    return clock_row.stopped_at is None and clock_row.state != SlaClock.State.CANCELLED
+
+
+def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, actor=None) -> list[Recomputed]:
+    """Bring the job's clocks up to date; returns the clocks it wrote.
 
     A job gets clocks when its contract is active; once it has them they follow every change
     (a new priority band, an amended rule, an edited calendar) whatever the contract does next.
     """
     now = now or timezone.now()
-    existing = {c.rule_id: c for c in work_order.sla_clocks.select_related("rule__calendar")}
+    # Locked: a scan committing between this read and the save below must not have its
+    # escalation bookkeeping overwritten (it would announce a level twice).
+    existing = {
+        c.rule_id: c for c in work_order.sla_clocks.select_for_update(of=("self",)).select_related("rule__calendar")
+    }
     contract_active = work_order.contract_id is not None and work_order.contract.status == Contract.Status.ACTIVE
     if not contract_active and not existing:
-        return 0
+        return []
     wanted = {rule.pk: rule for rule in rules_for(work_order)}
     holds = list(work_order.holds.all())
-    written = 0
+    written = []
     for rule_id, clock_row in existing.items():
         if rule_id not in wanted and clock_row.state != SlaClock.State.CANCELLED:
             # The job left this rule's band (or the rule's version changed): the clock no longer applies.
+            was_running = _running(clock_row)
             clock_row.state, clock_row.next_escalation_at = SlaClock.State.CANCELLED, None
             clock_row.save(update_fields=["state", "next_escalation_at", "updated_at"])
-            written += 1
+            written.append(Recomputed(clock_row, was_running))
     for rule in wanted.values():
         clock_row = existing.get(rule.pk)
         before = (clock_row.state, clock_row.stopped_at) if clock_row else (None, None)
-        result = evaluate(rule, work_order, holds, now, sent=clock_row.escalations_sent if clock_row else 0)
+        was_running = clock_row is not None and _running(clock_row)
+        result = evaluate(
+            rule,
+            work_order,
+            holds,
+            now,
+            sent=clock_row.escalations_sent if clock_row else 0,
+            was_breached=clock_row is not None and clock_row.state == SlaClock.State.BREACHED,
+        )
         if clock_row is None:
             clock_row = SlaClock(
                 organization_id=work_order.organization_id,
@@ -96,7 +124,7 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
         clock_row.state, clock_row.elapsed_seconds = result.state, result.elapsed_seconds
         clock_row.next_escalation_at = result.next_escalation_at
         clock_row.save()
-        written += 1
+        written.append(Recomputed(clock_row, was_running))
         _announce(clock_row, before, actor=actor, now=now)
     return written
 
@@ -126,36 +154,56 @@ def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:
         )
 
 
-def recompute_where(work_orders, *, now: dt.datetime | None = None) -> int:
-    """Recompute the clocks of many jobs, in batches of ids so memory stays flat; returns the
-    number of clocks written."""
+def recompute_where(work_orders, *, now: dt.datetime | None = None, counts=lambda recomputed: True) -> int:
+    """Recompute the clocks of many jobs, in batches of ids so memory stays flat; returns how
+    many of the clocks written `counts` accepts (default: all).
+
+    Each batch of jobs is locked (in id order) the way a job update locks its job, so a
+    concurrent update is never overwritten with clocks computed from the job as it was.
+    """
     now = now or timezone.now()
     written, last = 0, 0
     work_orders = work_orders.exclude(status__in=TERMINAL)
     while True:
-        batch = list(work_orders.filter(pk__gt=last).select_related("contract").order_by("pk")[:RECOMPUTE_BATCH])
+        batch = list(
+            work_orders.filter(pk__gt=last)
+            .select_related("contract")
+            .select_for_update(of=("self",))
+            .order_by("pk")[:RECOMPUTE_BATCH]
+        )
         if not batch:
             return written
         for work_order in batch:
-            written += recompute_clocks(work_order, now=now)
+            written += sum(1 for recomputed in recompute_clocks(work_order, now=now) if counts(recomputed))
         last = batch[-1].pk
 
 
 # --- handlers of lower apps' events (registered in WorkordersConfig.ready) -----------------------
 
+# What a calendar's clocks depend on; a new name changes no due time.
+CALENDAR_TERMS = frozenset({"time_zone", "hours", "holidays"})
+
 
 def on_calendar_updated(event) -> int:
-    """A calendar changed: recompute the running and paused clocks of rules that use it."""
-    jobs = WorkOrder.objects.filter(
-        sla_clocks__rule__calendar_id=event.object_id,
-        sla_clocks__stopped_at__isnull=True,
-    ).distinct()
-    return recompute_where(jobs)
+    """A calendar changed: recompute the running and paused clocks of the rules that use it;
+    returns how many of those clocks were recomputed (the X-Recomputed-Clocks header)."""
+    if not CALENDAR_TERMS & set(event.payload.get("changes", {})):
+        return 0
+    calendar_id = event.object_id
+    running = SlaClock.objects.filter(rule__calendar_id=calendar_id, stopped_at__isnull=True).exclude(
+        state=SlaClock.State.CANCELLED
+    )
+    jobs = WorkOrder.objects.filter(pk__in=running.values("work_order_id"))
+    return recompute_where(
+        jobs, counts=lambda recomputed: recomputed.was_running and recomputed.clock.rule.calendar_id == calendar_id
+    )
 
 
 def on_rule_changed(event) -> int:
     """A rule was created, edited or amended: the jobs of its contract reported since it took
-    effect may now fall under it (or under its successor)."""
+    effect may now fall under it (or under its successor). A new name changes no clock."""
+    if event.type == "sla_rule.updated" and set(event.payload.get("changes", {})) <= {"name"}:
+        return 0
     rule = SlaRule.objects.get(pk=event.object_id)
     jobs = WorkOrder.objects.filter(contract_id=rule.contract_id, reported_at__gte=rule.effective_from)
     return recompute_where(jobs)

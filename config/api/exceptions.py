@@ -59,6 +59,8 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
         for key, value in detail.items():
             name = key if key != "non_field_errors" else "base"
             path = f"{prefix}.{name}" if prefix else str(name)
+            if isinstance(name, int):  # DRF keys a list item's errors by its index
+                path = f"{prefix}[{name}]"
             for k, v in _flatten(value, path).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):

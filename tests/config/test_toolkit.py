@@ -130,3 +130,10 @@ class TestPredicateGrammar:
     def test_comparisons_only_on_ordered_fields(self):
         with pytest.raises(ValidationError, match="Comparisons"):
             self.parse(">1", ordered=False)
+
+
+def test_list_item_errors_are_keyed_by_json_path():
+    from config.api.exceptions import _flatten
+
+    detail = {"priorities": {0: ["Not a valid choice."]}, "holidays": [{}, {"date": ["Invalid date."]}]}
+    assert _flatten(detail) == {"priorities[0]": ["Not a valid choice."], "holidays[1].date": ["Invalid date."]}

@@ -30,7 +30,8 @@ class Command(BaseCommand):
             now=now, organization=organization, batch_size=batch_size, log=lambda m: self.stdout.write(f"  {m}")
         )
         self.stdout.write(
-            f"Summary: {summary.clocks_examined} clocks examined, {summary.new_breaches} new breaches, "
+            f"Summary: {summary.clocks_examined} clocks examined ({summary.clocks_past_due} past due, "
+            f"{summary.clocks_escalating} past an escalation level), {summary.new_breaches} new breaches, "
             f"{summary.escalations} escalations, {summary.refreshed} breaches refreshed, "
             f"{summary.finalized} finalised, in {summary.seconds:.2f}s."
         )

@@ -1,0 +1,168 @@
+"""Two `scan_breaches` at the same instant record each breach and each escalation exactly once
+(DESIGN §6, §8, §10: the scheduled commands run on every node).
+
+On PostgreSQL the two scans are real OS processes on the test database, held at a barrier (a
+table lock the test holds until both wait on it) so they start claiming clocks at the same time.
+On SQLite (one process, in-memory test database) the two scans run one after the other, and the
+second must find nothing left to do.
+
+300 running clocks past due (150 jobs, a response and a resolution rule with three escalation
+levels each), claimed in batches of 20: each clock gets one breach, each level one `sla.escalation`
+event, the two summaries add up to the totals, and the response rule's monthly cap (less than
+its 150 fixed penalties) is met exactly, not exceeded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.db.models import Sum
+
+from breaches.models import Breach
+from events.models import Event
+from tests.breaches.factories import active_contract, make_job, make_rule, minutes, scan
+from workorders.models import SlaClock
+
+JOBS = 150
+BATCH = 20
+NOW = minutes(JOBS + 120)  # every job's response (60) and resolution (90) target has passed
+LEVELS = [
+    {"at_percent": 25, "name": "notice"},
+    {"at_percent": 75, "name": "warning"},
+    {"at_percent": 100, "name": "due"},
+]
+SUMMARY = re.compile(
+    r"^Summary: (\d+) clocks examined \((\d+) past due, (\d+) past an escalation level\), (\d+) new breaches, "
+    r"(\d+) escalations, (\d+) breaches refreshed, (\d+) finalised, in \d+\.\d\ds\.$",
+    re.MULTILINE,
+)
+
+
+def summary(output: str) -> dict[str, int]:
+    match = SUMMARY.search(output)
+    assert match, output
+    keys = ["examined", "past_due", "escalating", "new", "escalations", "refreshed", "finalised"]
+    return dict(zip(keys, map(int, match.groups()), strict=True))
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
+
+
+def start_scan() -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    command = [sys.executable, "manage.py", "scan_breaches", "--now", NOW.isoformat(), "--batch-size", str(BATCH)]
+    return subprocess.Popen(
+        command, cwd=Path(settings.BASE_DIR), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def two_scans_at_once() -> list[str]:
+    """Start two scan processes held at a barrier; release them together; return their outputs."""
+    import psycopg
+
+    db = connection.settings_dict
+    barrier = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )
+    processes = []
+    try:
+        # Claiming clocks takes a row lock (ROW SHARE), which waits on this EXCLUSIVE table lock.
+        barrier.execute("LOCK TABLE workorders_slaclock IN EXCLUSIVE MODE")
+        processes = [start_scan(), start_scan()]
+        deadline = time.monotonic() + 120
+        waiting = 0
+        while waiting < 2:
+            crashed = [p for p in processes if p.poll() is not None]
+            assert not crashed, [p.communicate() for p in crashed]
+            assert time.monotonic() < deadline, "the two scans never both reached the barrier"
+            time.sleep(0.05)
+            waiting = barrier.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'workorders_slaclock'::regclass AND NOT granted"
+            ).fetchone()[0]
+        barrier.commit()  # both are waiting: let them go at once
+        outputs = []
+        for process in processes:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, (out, err)
+            outputs.append(out)
+        return outputs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        barrier.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_scans_at_once_record_each_breach_and_each_escalation_once(org):
+    contract = active_contract(org)
+    response = make_rule(
+        contract,
+        metric="response",
+        target_minutes=60,
+        escalation=LEVELS,
+        penalty={"fixed_amount": "10"},
+        monthly_penalty_cap="1000",
+    )
+    resolution = make_rule(
+        contract, metric="resolution", target_minutes=90, escalation=LEVELS, penalty={"fixed_amount": "7"}
+    )
+    for n in range(JOBS):
+        make_job(contract, minutes(n), now=minutes(n))
+    clocks = set(SlaClock.objects.filter(state="running").values_list("pk", flat=True))
+    assert len(clocks) == 2 * JOBS
+    assert not SlaClock.objects.filter(due_at__gte=NOW).exists()
+
+    if connection.vendor == "postgresql":
+        outputs = two_scans_at_once()
+    else:
+        outputs = [scan(NOW, batch_size=BATCH), scan(NOW, batch_size=BATCH)]
+        assert summary(outputs[1])["new"] == summary(outputs[1])["escalations"] == 0
+    summaries = [summary(output) for output in outputs]
+
+    # Each clock has exactly one breach, announced once.
+    assert sorted(Breach.objects.values_list("clock_id", flat=True)) == sorted(clocks)
+    detected = Counter(Event.objects.filter(type="breach.detected").values_list("object_id", flat=True))
+    assert sorted(detected) == sorted(Breach.objects.values_list("pk", flat=True))
+    assert set(detected.values()) == {1}
+    assert sum(s["new"] for s in summaries) == 2 * JOBS
+    assert sum(s["past_due"] for s in summaries) == 2 * JOBS
+
+    # Each clock's three levels, once each.
+    escalated = Counter(
+        (event.object_id, event.payload["level"]) for event in Event.objects.filter(type="sla.escalation")
+    )
+    assert set(escalated) == {(clock, level["name"]) for clock in clocks for level in LEVELS}
+    assert set(escalated.values()) == {1}
+    assert sum(s["escalations"] for s in summaries) == len(LEVELS) * 2 * JOBS
+    assert set(SlaClock.objects.values_list("escalations_sent", flat=True)) == {len(LEVELS)}
+
+    # The monthly cap of the response rule (100 breaches' worth) is met exactly, never exceeded.
+    def total(rule):
+        return Breach.objects.filter(sla_rule=rule).aggregate(total=Sum("penalty_amount"))["total"]
+
+    assert total(response) == Decimal("1000")
+    assert total(resolution) == Decimal("7") * JOBS
+    assert not Breach.objects.filter(penalty_amount__lt=0).exists()

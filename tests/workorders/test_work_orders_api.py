@@ -1,0 +1,623 @@
+"""`/api/v1/work_orders`: the shared API conventions, then the rules of jobs: sourceID, timestamps,
+status changes with holds and stamps, replayed histories, and the clocks a job gets.
+
+The office calendar is Monday to Friday 08:00-17:00 in Europe/Amsterdam; instants are fixed ones
+in 2026 (`ams(...)` is Amsterdam wall time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from breaches.models import Breach
+from events.models import Event
+from tests.api_base import WritableResourceAPITests
+from tests.contracts.factories import make_contract
+from tests.slas.factories import ams, iso, make_calendar, make_rule
+from tests.workorders.factories import change, make_job
+from workorders.models import Hold, SlaClock, WorkOrder
+
+URL = "/api/v1/work_orders"
+FRIDAY_16 = ams(2026, 1, 9, 16, 0)
+MONDAY = ams(2026, 1, 12, 0, 0)
+POINT = {"type": "Point", "coordinates": [4.9041, 52.3676]}
+
+
+def at(day: dt.datetime, hour: int, minute: int = 0) -> dt.datetime:
+    return day.replace(hour=hour, minute=minute)
+
+
+class TestWorkOrdersAPI(WritableResourceAPITests):
+    url = URL
+    write_role = "operator"
+    update_data = {"summary": "Pump replaced", "priority": "critical", "location": POINT, "reference": "WO-9"}
+    default_fields = [
+        "id", "reference", "summary", "contract", "priority", "status", "reported_at", "resolved_at", "sourceID",
+        "sla_clocks", "created_at", "updated_at",
+    ]  # fmt: skip
+    sort_keys = ["reference", "priority", "status", "reported_at", "resolved_at", "created_at", "updated_at"]
+    default_sort = "-reported_at"
+    # 1 membership (auth), 2 count, 3 the page joined with contract, 4 the holds of the page's jobs,
+    # 5 the clocks of the page's jobs joined with their rule and its calendar.
+    list_queries = 5
+    filter_cases = [
+        ("reference", "WO-A", ["a"]),
+        ("status", "open", ["a"]),
+        ("status", "in_progress,resolved", ["b", "c"]),
+        ("status", "!open", ["b", "c"]),
+        ("priority", "critical", ["a"]),
+        ("priority", "!critical", ["b", "c"]),
+        ("source", "dispatch", ["a", "b"]),
+        ("source", "", ["c"]),
+        ("sourceID", "D-2", ["b"]),
+        ("sourceID", "!", ["a", "b"]),
+        ("reported_at", ">=2026-03-01<2026-04-01", ["b"]),
+        ("responded_at", "!", ["b"]),
+        ("responded_at", "", ["a", "c"]),
+        ("on_site_at", ">2026-03-02T10:00:00Z", ["b"]),
+        ("resolved_at", "<2026-05-01", ["c"]),
+        ("created_at", ">2000-01-01", ["a", "b", "c"]),
+        ("updated_at", "<2000-01-01", []),
+        ("contract_id", lambda objs: str(objs["a"].contract_id), ["a", "b"]),
+        ("contract_id", "", ["c"]),
+        ("ids", "a,c", ["a", "c"]),
+    ]
+    malformed_filters = [
+        ("status", "flying"),
+        ("priority", "urgent"),
+        ("reported_at", ">2026-13-01"),
+        ("contract_id", "abc"),
+        ("resolved_at", "<soon"),
+    ]
+
+    @pytest.fixture(autouse=True)
+    def _contracts(self, org):
+        self.contracts = {}
+        self.contract = self.contract_of(org)
+        self.create_data = {
+            "reference": "WO-1",
+            "summary": "Fire pump fails to start",
+            "source": "dispatch",
+            "sourceID": "J-1",
+            "contract_id": self.contract.pk,
+            "priority": "high",
+            "reported_at": iso(FRIDAY_16),
+            "responded_at": iso(at(FRIDAY_16, 16, 30)),
+            # resolved, so that every clock has stopped and the POST and the GET show the same figures
+            "status": "resolved",
+            "status_changed_at": iso(at(FRIDAY_16, 17)),
+            "location": POINT,
+        }
+
+    def contract_of(self, org):
+        """An active contract of `org` with a 120-minute response rule on the office calendar."""
+        if org.pk not in self.contracts:
+            contract = make_contract(org, status="active")
+            make_rule(contract, metric="response", target_minutes=120, calendar=make_calendar(org))
+            make_rule(contract, metric="resolution", target_minutes=480)  # 24x7, pauses on hold
+            self.contracts[org.pk] = contract
+        return self.contracts[org.pk]
+
+    def factory(self, org, **overrides):
+        """A job with clocks and a hold (so the list's holds and clocks are really fetched), resolved
+        so that its clocks have stopped: two reads of it a minute apart are the same."""
+        job = make_job(org, contract=self.contract_of(org), **overrides)
+        change(job, status="on_hold", hold_reason="Parts", status_changed_at=at(MONDAY, 10))
+        change(job, status="in_progress", status_changed_at=at(MONDAY, 11))
+        return change(job, status="resolved", status_changed_at=at(MONDAY, 12))
+
+    def filter_objects(self, org):
+        contract = self.contract_of(org)
+        utc = dt.UTC
+        return {
+            "a": make_job(org, contract=contract, reference="WO-A", priority="critical", source="dispatch",
+                          source_id="D-1", reported_at=dt.datetime(2026, 2, 2, 9, tzinfo=utc)),
+            "b": make_job(org, contract=contract, reference="WO-B", priority="high", source="dispatch",
+                          source_id="D-2", reported_at=dt.datetime(2026, 3, 2, 9, tzinfo=utc),
+                          status="in_progress", status_changed_at=dt.datetime(2026, 3, 2, 10, tzinfo=utc),
+                          on_site_at=dt.datetime(2026, 3, 2, 11, tzinfo=utc)),
+            "c": make_job(org, reference="WO-C", priority="low", reported_at=dt.datetime(2026, 4, 1, 9, tzinfo=utc),
+                          status="resolved", status_changed_at=dt.datetime(2026, 4, 1, 12, tzinfo=utc)),
+        }  # fmt: skip
+
+    def check_created(self, body, data):
+        assert body["status"] == "resolved" and body["resolved_at"] == "2026-01-09T16:00:00Z"
+        assert body["holds"] == [] and body["location"] == POINT
+        assert body["contract"] == {"id": self.contract.pk, "name": self.contract.name}
+        assert body["sourceID"] == "J-1" and body["source"] == "dispatch"
+        by_metric = {c["metric"]: c for c in body["sla_clocks"]}
+        assert set(by_metric) == {"response", "resolution"}
+        response = by_metric["response"]
+        # Friday 16:00 + 120 business minutes: one hour on Friday, one on Monday.
+        assert response["due_at"] == "2026-01-12T08:00:00Z" and response["started_at"] == "2026-01-09T15:00:00Z"
+        assert response["state"] == "met" and response["stopped_at"] == "2026-01-09T15:30:00Z"
+        assert response["elapsed_minutes"] == 30 and response["remaining_minutes"] == 90
+        assert response["target_minutes"] == 120 and response["sla_rule"]["name"]
+        resolution = by_metric["resolution"]  # 24x7: 480 minutes from Friday 16:00, resolved after 60
+        assert (resolution["due_at"], resolution["state"], resolution["elapsed_minutes"]) == (
+            "2026-01-09T23:00:00Z",
+            "met",
+            60,
+        )
+
+
+def clocks(client, job) -> dict[str, dict]:
+    return {c["metric"]: c for c in client.get(f"{URL}/{job.pk}").json()["sla_clocks"]}
+
+
+@pytest.fixture
+def office(org):
+    """An active contract with response 120, on-site 240 and resolution 480 minutes on the office
+    calendar for critical and high jobs."""
+    calendar = make_calendar(org)
+    contract = make_contract(org, status="active")
+    for metric, minutes in (("response", 120), ("on_site", 240), ("resolution", 480)):
+        make_rule(contract, metric=metric, target_minutes=minutes, calendar=calendar)
+    return contract
+
+
+def create(client, **fields):
+    body = {"reported_at": iso(FRIDAY_16), **fields}
+    return client.post(URL, body, format="json")
+
+
+@pytest.mark.django_db
+class TestInput:
+    def test_reported_at_is_required(self, api):
+        response = api("operator").post(URL, {"summary": "x"}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"reported_at"}
+
+    def test_duplicate_source_id_is_409_giving_the_existing_id(self, api, org, other_org):
+        client = api("operator")
+        first = create(client, source="dispatch", sourceID="J-7").json()
+        response = create(client, source="dispatch", sourceID="J-7")
+        assert response.status_code == 409
+        body = response.json()
+        assert str(first["id"]) in body["message"] and body["errors"] == {
+            "sourceID": [f"Already used by id {first['id']}."]
+        }
+        assert create(client, source="other-dispatch", sourceID="J-7").status_code == 201  # another source
+        assert create(api("operator", org=other_org), source="dispatch", sourceID="J-7").status_code == 201
+        second = create(client, source="dispatch", sourceID="J-8").json()
+        response = client.patch(f"{URL}/{second['id']}", {"sourceID": "J-7"}, format="json")
+        assert response.status_code == 409 and str(first["id"]) in response.json()["message"]
+        assert WorkOrder.objects.filter(organization=org, source="dispatch", source_id="J-7").count() == 1
+
+    def test_jobs_without_source_id_do_not_clash(self, api):
+        client = api("operator")
+        assert create(client).status_code == 201 and create(client).status_code == 201
+
+    def test_other_organizations_contract_is_422(self, api, other_org):
+        theirs = make_contract(other_org, status="active")
+        response = create(api("operator"), contract_id=theirs.pk)
+        assert response.status_code == 422
+        assert response.json()["errors"] == {"contract_id": [f"Contract {theirs.pk} does not exist."]}
+
+    @pytest.mark.parametrize(
+        "location",
+        [
+            {"type": "Polygon", "coordinates": [[[4, 52], [5, 52], [5, 53], [4, 52]]]},
+            {"type": "Point", "coordinates": [200, 52]},
+            {"type": "Point", "coordinates": [4.9, 95]},
+            {"type": "Point", "coordinates": [4.9]},
+            {"type": "Point", "coordinates": ["4.9", "52.3"]},
+            {"type": "Point", "coordinates": [True, 52]},
+            {"type": "Point"},
+            [4.9, 52.3],
+            "POINT(4.9 52.3)",
+        ],
+    )
+    def test_location_must_be_a_geojson_point(self, api, location):
+        response = create(api("operator"), location=location)
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"location"}
+
+    def test_location_is_optional(self, api):
+        client = api("operator")
+        assert create(client, location=None).json()["location"] is None
+        assert create(client).json()["location"] is None
+        with_altitude = {"type": "Point", "coordinates": [4.9, 52.3, 2.0]}
+        assert create(client, location=with_altitude).json()["location"] == with_altitude
+
+    def test_location_can_be_changed_and_the_event_says_so(self, api):
+        client = api("operator")
+        job = create(client).json()
+        response = client.patch(f"{URL}/{job['id']}", {"location": POINT}, format="json")
+        assert response.status_code == 200 and response.json()["location"] == POINT
+        assert WorkOrder.objects.get(pk=job["id"]).location == POINT
+        event = Event.objects.get(type="work_order.updated", object_id=job["id"])
+        assert event.payload["changes"] == {"location": {"before": None, "after": POINT}}
+
+    def test_holds_and_clocks_are_read_only(self, api):
+        response = create(api("operator"), holds=[], sla_clocks=[])
+        assert response.status_code == 422
+        assert set(response.json()["errors"]) == {"holds", "sla_clocks"}
+
+    def test_status_changed_at_and_hold_reason_need_their_status(self, api):
+        client = api("operator")
+        job = create(client).json()
+        response = client.patch(f"{URL}/{job['id']}", {"status_changed_at": iso(MONDAY)}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"status_changed_at"}
+        response = client.patch(f"{URL}/{job['id']}", {"status": "in_progress", "hold_reason": "Parts"}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"hold_reason"}
+
+    def test_a_viewer_cannot_write(self, api, org):
+        job = make_job(org)
+        assert api("viewer").patch(f"{URL}/{job.pk}", {"status": "in_progress"}, format="json").status_code == 403
+
+
+@pytest.mark.django_db
+class TestTimestamps:
+    @pytest.mark.parametrize("name", ["responded_at", "on_site_at", "resolved_at"])
+    def test_none_before_reported_at(self, api, name):
+        response = create(api("operator"), **{name: iso(at(FRIDAY_16, 15, 59))})
+        assert response.status_code == 422
+        assert response.json()["errors"] == {name: ["Must not be before reported_at."]}
+
+    @pytest.mark.parametrize("name", ["reported_at", "responded_at", "on_site_at", "resolved_at"])
+    def test_none_more_than_five_minutes_in_the_future(self, api, name):
+        future = iso(timezone.now() + dt.timedelta(minutes=10))
+        response = create(api("operator"), **{name: future})
+        assert response.status_code == 422
+        assert name in response.json()["errors"]
+        assert "future" in response.json()["errors"][name][0]
+
+    def test_a_few_minutes_of_clock_skew_are_fine(self, api):
+        soon = timezone.now() + dt.timedelta(minutes=2)
+        response = create(api("operator"), reported_at=iso(soon - dt.timedelta(hours=1)), on_site_at=iso(soon))
+        assert response.status_code == 201, response.content
+
+    def test_resolved_at_not_before_on_site_at(self, api):
+        response = create(api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 9, 59)))
+        assert response.status_code == 422
+        assert response.json()["errors"] == {"resolved_at": ["Must not be before on_site_at."]}
+        equal = create(api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 10)))
+        assert equal.status_code == 201
+
+    def test_every_problem_names_its_field(self, api):
+        response = create(
+            api("operator"),
+            responded_at=iso(at(FRIDAY_16, 12)),
+            on_site_at=iso(timezone.now() + dt.timedelta(hours=1)),
+        )
+        assert response.status_code == 422
+        assert set(response.json()["errors"]) == {"responded_at", "on_site_at"}
+
+    def test_moving_reported_at_after_a_stamp_is_422_naming_the_stamp(self, api):
+        client = api("operator")
+        job = create(client, responded_at=iso(at(FRIDAY_16, 16, 30))).json()
+        response = client.patch(f"{URL}/{job['id']}", {"reported_at": iso(at(FRIDAY_16, 17))}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"responded_at"}
+        assert WorkOrder.objects.get(pk=job["id"]).reported_at == FRIDAY_16
+
+    def test_status_changed_at_is_not_before_the_previous_change_nor_in_the_future(self, api):
+        client = api("operator")
+        job = create(client).json()
+        url = f"{URL}/{job['id']}"
+        before_report = client.patch(
+            url, {"status": "in_progress", "status_changed_at": iso(at(FRIDAY_16, 15))}, format="json"
+        )
+        assert before_report.status_code == 422 and set(before_report.json()["errors"]) == {"status_changed_at"}
+        ok = client.patch(url, {"status": "on_hold", "status_changed_at": iso(at(MONDAY, 10))}, format="json")
+        assert ok.status_code == 200
+        earlier = client.patch(url, {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 9))}, format="json")
+        assert earlier.status_code == 422 and set(earlier.json()["errors"]) == {"status_changed_at"}
+        future = iso(timezone.now() + dt.timedelta(hours=1))
+        response = client.patch(url, {"status": "in_progress", "status_changed_at": future}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"status_changed_at"}
+        same_instant = client.patch(
+            url, {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 10))}, format="json"
+        )
+        assert same_instant.status_code == 200
+
+
+@pytest.mark.django_db
+class TestStatusChanges:
+    def patch(self, client, job_id, **data):
+        return client.patch(f"{URL}/{job_id}", data, format="json")
+
+    def test_in_progress_stamps_responded_at_and_resolved_stamps_resolved_at(self, api):
+        client = api("operator")
+        job = create(client).json()
+        body = self.patch(client, job["id"], status="in_progress", status_changed_at=iso(at(MONDAY, 8, 30))).json()
+        assert body["responded_at"] == iso(at(MONDAY, 8, 30)) and body["status_changed_at"] == iso(at(MONDAY, 8, 30))
+        body = self.patch(client, job["id"], status="resolved", status_changed_at=iso(at(MONDAY, 11))).json()
+        assert body["resolved_at"] == iso(at(MONDAY, 11)) and body["responded_at"] == iso(at(MONDAY, 8, 30))
+
+    def test_stamps_do_not_overwrite_given_times(self, api):
+        client = api("operator")
+        job = create(client, responded_at=iso(at(FRIDAY_16, 16, 10))).json()
+        body = self.patch(client, job["id"], status="in_progress", status_changed_at=iso(at(MONDAY, 8, 30))).json()
+        assert body["responded_at"] == iso(at(FRIDAY_16, 16, 10))
+        body = self.patch(
+            client, job["id"], status="resolved", resolved_at=iso(at(MONDAY, 9)), status_changed_at=iso(at(MONDAY, 11))
+        ).json()
+        assert body["resolved_at"] == iso(at(MONDAY, 9))
+
+    def test_status_changed_at_defaults_to_now(self, api):
+        client = api("operator")
+        job = create(client).json()
+        before = timezone.now()
+        body = self.patch(client, job["id"], status="in_progress").json()
+        assert before <= dt.datetime.fromisoformat(body["responded_at"]) <= timezone.now()
+
+    def test_on_hold_opens_a_hold_and_leaving_it_closes_it(self, api):
+        client = api("operator")
+        job = create(client).json()
+        body = self.patch(
+            client, job["id"], status="on_hold", hold_reason="Waiting for parts", status_changed_at=iso(at(MONDAY, 10))
+        ).json()
+        assert body["holds"] == [
+            {"start": iso(at(MONDAY, 10)), "end": None, "reason": "Waiting for parts", "kind": "on_hold"}
+        ]
+        body = self.patch(client, job["id"], status="open", status_changed_at=iso(at(MONDAY, 12))).json()
+        assert body["holds"][0]["end"] == iso(at(MONDAY, 12))
+        body = self.patch(client, job["id"], status="on_hold", status_changed_at=iso(at(MONDAY, 13))).json()
+        body = self.patch(client, job["id"], status="resolved", status_changed_at=iso(at(MONDAY, 14))).json()
+        assert [(h["start"], h["end"], h["reason"]) for h in body["holds"]] == [
+            (iso(at(MONDAY, 10)), iso(at(MONDAY, 12)), "Waiting for parts"),
+            (iso(at(MONDAY, 13)), iso(at(MONDAY, 14)), ""),
+        ]
+        assert body["responded_at"] is None  # on hold is not a response
+
+    def test_a_job_can_be_created_on_hold(self, api):
+        response = create(
+            api("operator"), status="on_hold", hold_reason="Customer away", status_changed_at=iso(at(FRIDAY_16, 16, 5))
+        )
+        assert response.status_code == 201
+        assert response.json()["holds"][0]["start"] == iso(at(FRIDAY_16, 16, 5))
+
+    @pytest.mark.parametrize(
+        ("path", "target"),
+        [
+            ([], "closed"),
+            (["in_progress"], "closed"),
+            (["resolved"], "cancelled"),
+            (["resolved", "closed"], "open"),
+            (["cancelled"], "open"),
+        ],
+    )
+    def test_illegal_transitions_are_409(self, api, path, target):
+        client = api("operator")
+        job = create(client).json()
+        for status in path:
+            assert self.patch(client, job["id"], status=status).status_code == 200
+        response = self.patch(client, job["id"], status=target)
+        assert response.status_code == 409
+        assert WorkOrder.objects.get(pk=job["id"]).status == (path[-1] if path else "open")
+
+    @pytest.mark.parametrize("final", ["closed", "cancelled"])
+    def test_closed_and_cancelled_jobs_no_longer_change(self, api, final):
+        client = api("operator")
+        job = create(client).json()
+        if final == "closed":
+            self.patch(client, job["id"], status="resolved")
+        assert self.patch(client, job["id"], status=final).status_code == 200
+        response = self.patch(client, job["id"], summary="Too late")
+        assert response.status_code == 409 and final in response.json()["message"]
+
+    def test_cancelling_cancels_the_running_clocks(self, api, office):
+        client = api("operator")
+        job = create(client, contract_id=office.pk, priority="high", reported_at=iso(at(MONDAY, 9)),
+                      responded_at=iso(at(MONDAY, 9, 20))).json()  # fmt: skip
+        self.patch(client, job["id"], status="cancelled", status_changed_at=iso(at(MONDAY, 9, 30)))
+        by_metric = clocks(client, WorkOrder(pk=job["id"]))
+        assert by_metric["response"]["state"] == "met"  # stopped before the cancellation
+        for metric in ("on_site", "resolution"):
+            assert by_metric[metric]["state"] == "cancelled"
+            assert by_metric[metric]["elapsed_minutes"] == 30  # up to the cancellation, not to now
+        assert not Breach.objects.exists()
+
+    def test_a_clock_past_due_when_the_job_is_cancelled_stays_breached(self, api, office):
+        client = api("operator")
+        job = create(client, contract_id=office.pk, priority="high", reported_at=iso(at(MONDAY, 9))).json()
+        # Cancelled at 12:00: the response was due at 11:00 (breached), on-site due 13:00 (not yet).
+        self.patch(client, job["id"], status="cancelled", status_changed_at=iso(at(MONDAY, 12)))
+        by_metric = clocks(client, WorkOrder(pk=job["id"]))
+        assert by_metric["response"]["state"] == "breached"
+        assert by_metric["response"]["stopped_at"] == iso(at(MONDAY, 12))
+        assert by_metric["response"]["elapsed_minutes"] == 180
+        assert by_metric["on_site"]["state"] == "cancelled"
+        breach = Breach.objects.get()
+        assert breach.clock.metric == "response" and breach.final
+
+
+@pytest.mark.django_db
+class TestClocksOfAJob:
+    def test_the_rules_in_force_at_reported_at_on_an_active_contract_for_the_jobs_band(self, api, org):
+        contract = make_contract(org, status="active")
+        make_rule(contract, metric="response", priorities=["high"], name="in force")
+        make_rule(contract, metric="on_site", priorities=["low"], name="other band")
+        make_rule(contract, metric="resolution", priorities=["high"], active=False, name="inactive")
+        make_rule(contract, metric="on_site", priorities=["high"], effective_from=at(MONDAY, 9), name="later")
+        make_rule(contract, metric="resolution", priorities=["high"], effective_from=ams(2025, 1, 1),
+                  effective_to=ams(2026, 1, 1), name="ended")  # fmt: skip
+        job = create(api("operator"), contract_id=contract.pk, priority="high").json()
+        assert [c["sla_rule"]["name"] for c in job["sla_clocks"]] == ["in force"]
+
+    @pytest.mark.parametrize("status", ["draft", "pending_approval", "scheduled", "suspended", "expired"])
+    def test_no_clocks_unless_the_contract_is_active(self, api, org, status):
+        contract = make_contract(org, status=status)
+        make_rule(contract)
+        job = create(api("operator"), contract_id=contract.pk, priority="high").json()
+        assert job["sla_clocks"] == []
+
+    def test_no_contract_no_clocks(self, api):
+        assert create(api("operator"), priority="critical").json()["sla_clocks"] == []
+
+    def test_a_priority_change_recomputes_against_the_new_band(self, api, org):
+        calendar = make_calendar(org)
+        contract = make_contract(org, status="active")
+        critical = make_rule(contract, priorities=["critical"], target_minutes=60, calendar=calendar)
+        high = make_rule(contract, priorities=["high"], target_minutes=120, calendar=calendar)
+        client = api("operator")
+        job = create(client, contract_id=contract.pk, priority="high", reported_at=iso(at(MONDAY, 9))).json()
+
+        def by_rule():
+            body = client.get(f"{URL}/{job['id']}").json()
+            return {c["sla_rule"]["id"]: (c["state"], c["due_at"]) for c in body["sla_clocks"]}
+
+        assert by_rule() == {high.pk: ("breached", iso(at(MONDAY, 11)))}  # running, and long past due
+        client.patch(f"{URL}/{job['id']}", {"priority": "critical"}, format="json")
+        assert by_rule() == {
+            high.pk: ("cancelled", iso(at(MONDAY, 11))),
+            critical.pk: ("breached", iso(at(MONDAY, 10))),
+        }
+        client.patch(f"{URL}/{job['id']}", {"priority": "high"}, format="json")
+        assert by_rule() == {
+            high.pk: ("breached", iso(at(MONDAY, 11))),
+            critical.pk: ("cancelled", iso(at(MONDAY, 10))),
+        }
+        client.patch(f"{URL}/{job['id']}", {"priority": "low"}, format="json")
+        assert {state for state, _ in by_rule().values()} == {"cancelled"}
+
+    def test_a_new_contract_replaces_the_clocks(self, api, org):
+        first, second = make_contract(org, status="active"), make_contract(org, status="active")
+        old = make_rule(first, target_minutes=60)
+        new = make_rule(second, target_minutes=30)
+        client = api("operator")
+        job = create(client, contract_id=first.pk, priority="high").json()
+        body = client.patch(f"{URL}/{job['id']}", {"contract_id": second.pk}, format="json").json()
+        assert {c["sla_rule"]["id"]: c["state"] for c in body["sla_clocks"]} == {
+            old.pk: "cancelled",
+            new.pk: "breached",
+        }
+
+    def test_moving_reported_at_moves_the_clocks(self, api, office):
+        client = api("operator")
+        job = create(client, contract_id=office.pk, priority="high").json()
+        body = client.patch(f"{URL}/{job['id']}", {"reported_at": iso(at(MONDAY, 9))}, format="json").json()
+        assert {c["metric"]: c["due_at"] for c in body["sla_clocks"]} == {
+            "response": iso(at(MONDAY, 11)),
+            "on_site": iso(at(MONDAY, 13)),
+            "resolution": iso(at(MONDAY, 17)),  # eight hours: due at the closing instant
+        }
+
+    def test_a_job_stopped_after_its_due_time_gets_its_breach_at_once(self, api, office):
+        client = api("operator")
+        job = create(client, contract_id=office.pk, priority="high").json()
+        response_clock = SlaClock.objects.get(work_order_id=job["id"], metric="response")
+        # Running past due (Monday 09:00): shown breached, recorded by the next scan, which finds
+        # it as a running clock past due.
+        assert clocks(client, WorkOrder(pk=job["id"]))["response"]["state"] == "breached"
+        assert response_clock.state == "running" and not Breach.objects.exists()
+        assert SlaClock.objects.filter(state="running", due_at__lt=timezone.now(), pk=response_clock.pk).exists()
+        client.patch(
+            f"{URL}/{job['id']}", {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 10))}, format="json"
+        )
+        response_clock.refresh_from_db()
+        assert response_clock.state == "breached" and response_clock.stopped_at == at(MONDAY, 10)
+        breach = Breach.objects.get(clock=response_clock)
+        assert breach.final and breach.overage_minutes == 60
+        assert Event.objects.filter(type="sla_clock.breached", object_id=response_clock.pk).count() == 1
+
+    def test_a_job_stopped_in_time_is_met_and_has_no_breach(self, api, office):
+        client = api("operator")
+        job = create(client, contract_id=office.pk, priority="high").json()
+        client.patch(
+            f"{URL}/{job['id']}", {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 9))}, format="json"
+        )
+        response_clock = clocks(client, WorkOrder(pk=job["id"]))["response"]
+        assert response_clock["state"] == "met" and response_clock["stopped_at"] == iso(at(MONDAY, 9))
+        assert response_clock["elapsed_minutes"] == 120 and response_clock["remaining_minutes"] == 0
+        assert not Breach.objects.exists()
+
+    def test_reopening_a_resolved_job_resumes_its_resolution_clock(self, api, office):
+        client = api("operator")
+        url = f"{URL}/{create(client, contract_id=office.pk, priority='high').json()['id']}"
+        client.patch(url, {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 8, 30))}, format="json")
+        client.patch(url, {"on_site_at": iso(at(MONDAY, 9))}, format="json")
+        body = client.patch(url, {"status": "resolved", "status_changed_at": iso(at(MONDAY, 10))}, format="json").json()
+        resolution = {c["metric"]: c for c in body["sla_clocks"]}["resolution"]
+        assert resolution["state"] == "met" and resolution["elapsed_minutes"] == 180  # 1 h Friday, 2 h Monday
+        # Reopened on Tuesday 09:00: the time spent resolved does not count; five hours are left.
+        tuesday = ams(2026, 1, 13)
+        body = client.patch(url, {"status": "in_progress", "status_changed_at": iso(at(tuesday, 9))}, format="json")
+        body = body.json()
+        assert body["resolved_at"] is None
+        assert body["holds"] == [
+            {"start": iso(at(MONDAY, 10)), "end": iso(at(tuesday, 9)), "reason": "resolved, then reopened",
+             "kind": "reopened"}
+        ]  # fmt: skip
+        by_metric = {c["metric"]: c for c in body["sla_clocks"]}
+        assert by_metric["resolution"]["stopped_at"] is None and by_metric["resolution"]["due_at"] == iso(
+            at(tuesday, 14)
+        )
+        assert by_metric["response"]["state"] == "met" and by_metric["on_site"]["state"] == "met"  # unaffected
+        body = client.patch(url, {"status": "resolved", "status_changed_at": iso(at(tuesday, 13))}, format="json")
+        resolution = {c["metric"]: c for c in body.json()["sla_clocks"]}["resolution"]
+        assert resolution["state"] == "met" and resolution["elapsed_minutes"] == 420
+        assert resolution["stopped_at"] == iso(at(tuesday, 13))
+        assert not Breach.objects.exists()
+
+    def test_a_change_and_its_recomputation_are_one_transaction(self, api, office, monkeypatch):
+        client = api("operator")
+        job = create(client, contract_id=office.pk, priority="high").json()
+
+        def fail(*args, **kwargs):
+            raise RuntimeError("recomputation failed")
+
+        monkeypatch.setattr("workorders.services.recompute_clocks", fail)
+        client.raise_request_exception = False
+        response = client.patch(
+            f"{URL}/{job['id']}", {"status": "on_hold", "status_changed_at": iso(at(MONDAY, 9))}, format="json"
+        )
+        assert response.status_code == 500
+        assert WorkOrder.objects.get(pk=job["id"]).status == "open"
+        assert not Hold.objects.exists() and not Event.objects.filter(type="work_order.updated").exists()
+
+
+@pytest.mark.django_db
+class TestReplayedHistory:
+    """A dispatch system replays a job's history after the fact, one change at a time, with
+    explicit status_changed_at values; the clocks come out as they would have live.
+
+    Office hours Mon-Fri 08:00-17:00 Amsterdam; response 120, on-site 240, resolution 480 minutes
+    (the resolution pauses on hold). Reported Friday 16:00:
+    - response due Monday 09:00 (1 h Friday + 1 h Monday); responded Monday 08:30: met, 90 min;
+    - on-site due Monday 11:00 (1 h + 3 h); on site Monday 10:00: met, 180 min;
+    - resolution: 5 h used by the hold at Monday 12:00 (1 h Friday + 4 h Monday); on hold until
+      Tuesday 10:00, so the 3 h left run to Tuesday 13:00; resolved Tuesday 12:30: met, 450 min.
+    """
+
+    def test_step_by_step_replay_gives_the_live_clocks(self, api, office):
+        client = api("operator")
+        tuesday = ams(2026, 1, 13)
+        job = create(client, contract_id=office.pk, priority="high", source="dispatch", sourceID="R-1").json()
+        url = f"{URL}/{job['id']}"
+        steps = [
+            {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 8, 30))},
+            {"on_site_at": iso(at(MONDAY, 10))},
+            {"status": "on_hold", "hold_reason": "Waiting for parts", "status_changed_at": iso(at(MONDAY, 12))},
+            {"status": "in_progress", "status_changed_at": iso(at(tuesday, 10))},
+            {"status": "resolved", "status_changed_at": iso(at(tuesday, 12, 30))},
+        ]
+        for step in steps:
+            response = client.patch(url, step, format="json")
+            assert response.status_code == 200, (step, response.content)
+        body = client.get(url).json()
+        assert body["responded_at"] == iso(at(MONDAY, 8, 30)) and body["resolved_at"] == iso(at(tuesday, 12, 30))
+        assert body["holds"] == [
+            {"start": iso(at(MONDAY, 12)), "end": iso(at(tuesday, 10)), "reason": "Waiting for parts",
+             "kind": "on_hold"}
+        ]  # fmt: skip
+        got = {
+            c["metric"]: (c["due_at"], c["stopped_at"], c["state"], c["elapsed_minutes"], c["remaining_minutes"])
+            for c in body["sla_clocks"]
+        }
+        assert got == {
+            "response": ("2026-01-12T08:00:00Z", "2026-01-12T07:30:00Z", "met", 90, 30),
+            "on_site": ("2026-01-12T10:00:00Z", "2026-01-12T09:00:00Z", "met", 180, 60),
+            "resolution": ("2026-01-13T12:00:00Z", "2026-01-13T11:30:00Z", "met", 450, 30),
+        }
+        # Between the steps every due time had long passed in real time, yet nothing was late:
+        # no breach was recorded (a penalty for a met target would be posted in the ledger).
+        assert not Breach.objects.exists()
+
+    def test_the_response_example_of_the_issue(self, api, office):
+        """Reported Friday 16:00, 120 minutes: due Monday 09:00 local."""
+        job = create(api("operator"), contract_id=office.pk, priority="high").json()
+        due = {c["metric"]: c["due_at"] for c in job["sla_clocks"]}["response"]
+        assert dt.datetime.fromisoformat(due).astimezone(ams(2026, 1, 1).tzinfo) == at(MONDAY, 9)
