@@ -104,6 +104,15 @@ def _derive(contract: Contract) -> None:
     (contract.coverage_min_lon, contract.coverage_min_lat, contract.coverage_max_lon, contract.coverage_max_lat) = box
 
 
+# The ledger keeps `remaining_hours` under the contract's row lock; a contract write from here
+# never carries it, so a stale in-memory copy can never overwrite a posting's balance.
+_WRITABLE = [f.name for f in Contract._meta.concrete_fields if not f.primary_key and f.name != "remaining_hours"]
+
+
+def _save(contract: Contract) -> None:
+    contract.save(update_fields=_WRITABLE)
+
+
 def _locked(contract: Contract) -> Contract:
     return Contract.objects.select_for_update(of=("self",)).select_related("organization").get(pk=contract.pk)
 
@@ -134,7 +143,7 @@ def _move(contract: Contract, action: str, *, actor, reason: str = "", now=None,
         raise _illegal(contract, action)
     before = contract.status
     method(**kwargs)
-    contract.save()
+    _save(contract)
     record_event(
         type="contract.state_changed",
         obj=contract,
@@ -155,12 +164,9 @@ def _on_active(contract: Contract, *, actor, now=None) -> None:
 @transaction.atomic
 def create_contract(*, organization, actor, data: dict) -> Contract:
     data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
-    line_items = data.pop("line_items", [])
     contract = Contract(organization=organization, **data)
     _derive(contract)
     contract.save()
-    for item in line_items:
-        LineItem.objects.create(organization=organization, contract=contract, **item)
     record_event(type="contract.created", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
     return contract
 
@@ -180,7 +186,7 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
     changes = apply_changes(contract, data)
     if changes:
         _derive(contract)
-        contract.save()
+        _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
     return contract
 
