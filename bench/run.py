@@ -24,6 +24,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/sla_bench"
 BENCHMARKS = [
     "list_counterparties",
     "clock_due",
+    "scan",
+    "ledger_bench",
 ]
 
 

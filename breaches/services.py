@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from config.api.exceptions import Conflict, Unprocessable
@@ -98,6 +98,7 @@ def _past_due(clock_row: SlaClock, now: dt.datetime) -> bool:
 def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
     """Set the breach's figures from its clock at `now`; `breach.past_due` (not stored) tells
     `_PenaltyBook.price` whether the clock is still breached."""
+    breach.measured_at = now
     if clock_row.state == SlaClock.State.CANCELLED:
         # The clock no longer applies (its job was cancelled or left the rule's priority band):
         # the breach keeps the figures it was last measured with, and is final.
@@ -338,13 +339,15 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
 
 
 _REFRESHED = ("actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at")
+# Figures are whole minutes: re-measuring a running breach more often than this changes nothing.
+REFRESH_EVERY = dt.timedelta(minutes=1)
 
 
 def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int]:
     """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped."""
     with transaction.atomic():
         open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            final=False, pk__gt=after
+            Q(measured_at__isnull=True) | Q(measured_at__lte=now - REFRESH_EVERY), final=False, pk__gt=after
         )
         breaches = list(
             _scope(open_breaches, organization)
@@ -360,12 +363,14 @@ def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, i
             before = tuple(getattr(breach, name) for name in _REFRESHED)
             _measure(breach, breach.clock, now)
             book.price(breach, breach.sla_rule)
+            fields = {"measured_at": now}
             if tuple(getattr(breach, name) for name in _REFRESHED) != before:
-                breach.updated_at = timezone.now()  # bulk_update does not touch auto_now fields
+                fields |= {name: getattr(breach, name) for name in _REFRESHED} | {"updated_at": timezone.now()}
                 changed.append(breach)
+            # One UPDATE per row: far cheaper than bulk_update's CASE expressions at this size.
+            Breach.objects.filter(pk=breach.pk).update(**fields)
             if breach.final:
                 finalized.append(breach)
-        Breach.objects.bulk_update(changed, [*_REFRESHED, "updated_at"])
         for breach in finalized:
             _finalised(breach, now=now)
         return len(changed), len(finalized), breaches[-1].pk

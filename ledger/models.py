@@ -61,6 +61,12 @@ class LedgerEntry(TenantModel):
             models.Index(fields=["contract", "occurred_at"], name="ledger_contract_occurred"),
             models.Index(fields=["contract", "entry_type"], name="ledger_contract_type"),
             models.Index(fields=["expires_at"], condition=models.Q(expires_at__isnull=False), name="ledger_lot_expiry"),
+            # The "books closed up to" lookup that every posting makes under the contract's lock.
+            models.Index(
+                fields=["contract", "occurred_at"],
+                condition=models.Q(reason_code="lot_expired"),
+                name="ledger_contract_expiries",
+            ),
         ]
 
     def __str__(self) -> str:

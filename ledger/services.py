@@ -27,6 +27,7 @@ never draw on its hours, whenever the expiry is booked.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -299,9 +300,19 @@ def on_breach_waived(event) -> bool:
 # --- lots ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LotEntry:
+    """The allocation entry a lot comes from (what the lot view shows of it)."""
+
+    pk: int
+    entry_type: str
+    occurred_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
 @dataclass
 class Lot:
-    entry: LedgerEntry
+    entry: LotEntry
     allocated: Decimal
     consumed: Decimal = ZERO
     expired: Decimal = ZERO
@@ -323,38 +334,46 @@ class LotBook:
     overrun: Decimal = ZERO  # consumption no lot covered
 
 
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
 def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
-    """Replay the entries in time order: lots, their consumption first-expiring-first, expiries."""
+    """Replay the entries in time order: lots, their consumption first-expiring-first, expiries.
+
+    The lots that can still be drawn on sit in a heap keyed on (expiry, id); time only moves
+    forward, so a lot found expired at the top is dropped for good. One pass, O(n log lots).
+    """
     entries = LedgerEntry.objects.filter(contract=contract).exclude(entry_type=T.PENALTY)
     if as_of is not None:
         entries = entries.filter(occurred_at__lte=as_of)
     book = LotBook()
     by_id: dict[int, Lot] = {}
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    for entry in entries.order_by("occurred_at", "id").only(
+    drawable: list[tuple[dt.datetime, int, Lot]] = []
+    for pk, kind, reason, hours, occurred_at, expires_at, lot_id in entries.order_by("occurred_at", "id").values_list(
         "id", "entry_type", "reason_code", "hours", "occurred_at", "expires_at", "lot_id"
     ):
-        effect = hour_effect(entry)
-        if entry.reason_code == LedgerEntry.Reason.LOT_EXPIRED:
-            by_id[entry.lot_id].expired += -effect
+        effect = -hours if kind == T.WORK else hours
+        if reason == LedgerEntry.Reason.LOT_EXPIRED:
+            by_id[lot_id].expired += -effect
         elif effect > 0:
             # A new lot pays the overrun (consumption no lot covered) first.
             paid = min(book.overrun, effect)
-            lot = Lot(entry=entry, allocated=effect, consumed=paid)
+            lot = Lot(entry=LotEntry(pk, kind, occurred_at, expires_at), allocated=effect, consumed=paid)
             book.overrun -= paid
             book.lots.append(lot)
-            by_id[entry.pk] = lot
+            by_id[pk] = lot
+            if lot.remaining > 0:
+                heapq.heappush(drawable, (expires_at or _NEVER, pk, lot))
         elif effect < 0:
             need = -effect
-            for lot in sorted(
-                (lot for lot in book.lots if lot.valid_at(entry.occurred_at) and lot.remaining > 0),
-                key=lambda lot: (lot.entry.expires_at or far, lot.entry.pk),
-            ):
+            while need and drawable:
+                lot = drawable[0][2]
+                if not lot.valid_at(occurred_at) or lot.remaining <= 0:
+                    heapq.heappop(drawable)
+                    continue
                 take = min(need, lot.remaining)
                 lot.consumed += take
                 need -= take
-                if not need:
-                    break
             book.overrun += need
     return book
 

@@ -152,6 +152,22 @@ def test_a_second_scan_records_nothing_new_and_later_ones_refresh_the_running_fi
     assert Breach.objects.count() == 1 and len(events("breach.detected")) == 1
 
 
+def test_a_running_breach_is_re_measured_at_most_once_a_minute(contract):
+    """Its figures are whole minutes: a scan within the minute reads no breach at all."""
+    make_rule(contract, target_minutes=60, penalty=CLAUSE)
+    make_job(contract, T0)
+    scan(minutes(95))
+    breach = Breach.objects.get()
+    assert breach.measured_at == minutes(95)
+    soon = summary(scan(minutes(95.5)))
+    assert soon["refreshed"] == 0
+    breach.refresh_from_db()
+    assert breach.measured_at == minutes(95) and figures(breach) == (95, 35, Decimal("150.00"), False)
+    summary(scan(minutes(96)))
+    breach.refresh_from_db()
+    assert breach.measured_at == minutes(96) and figures(breach)[0] == 96
+
+
 # --- the service records and finalises at once --------------------------------------------------
 
 
