@@ -108,7 +108,7 @@ ESCALATION_NAMES = {50: "Dispatcher", 75: "Account manager", 90: "Duty manager"}
 
 WORKORDER_COLUMNS = (
     "id, organization_id, contract_id, source, source_id, reference, summary, priority, status, reported_at, "
-    "responded_at, on_site_at, resolved_at, status_changed_at, created_at, updated_at"
+    "responded_at, on_site_at, resolved_at, status_changed_at, created_at, updated_at, sla_tracked"
 )
 CLOCK_COLUMNS = (
     "id, organization_id, work_order_id, rule_id, metric, target_minutes, started_at, due_at, stopped_at, state, "
@@ -544,7 +544,7 @@ class Generator:
         return (
             f"{pk}\t{contract.organization}\t{contract.pk}\t\t\tWO-{pk:08d}\tBench job {pk}\t{priority}\t{status}\t"
             f"{ts(reported)}\t{ts(responded)}\t{ts(on_site)}\t{ts(resolved)}\t{ts(changed)}\t{ts(reported)}\t"
-            f"{ts(changed)}\n"
+            f"{ts(changed)}\tt\n"
         )
 
     def clock(self, pk, contract, rule, start, stop, holds, buffers) -> None:

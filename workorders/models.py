@@ -35,6 +35,9 @@ class WorkOrder(SourcedModel):
     # The instant of the last status change: a replayed change may not go back before it.
     status_changed_at = models.DateTimeField()
     location = models.JSONField(null=True, blank=True)
+    # Whether the job falls under its contract's SLA: set when it is reported (or moved) onto an
+    # active contract. Only such jobs have clocks; a later activation does not backdate them.
+    sla_tracked = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -73,8 +73,9 @@ def _running(clock_row: SlaClock) -> bool:
 def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, actor=None) -> list[Recomputed]:
     """Bring the job's clocks up to date; returns the clocks it wrote.
 
-    A job gets clocks when its contract is active; once it has them they follow every change
-    (a new priority band, an amended rule, an edited calendar) whatever the contract does next.
+    A job gets clocks when it was reported (or moved) onto an active contract (`sla_tracked`);
+    they then follow every change (a new priority band, an amended rule, an edited calendar)
+    whatever the contract does next.
     """
     now = now or timezone.now()
     # Locked: a scan committing between this read and the save below must not have its
@@ -82,10 +83,9 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
     existing = {
         c.rule_id: c for c in work_order.sla_clocks.select_for_update(of=("self",)).select_related("rule__calendar")
     }
-    contract_active = work_order.contract_id is not None and work_order.contract.status == Contract.Status.ACTIVE
-    if not contract_active and not existing:
+    if not work_order.sla_tracked and not existing:
         return []
-    wanted = {rule.pk: rule for rule in rules_for(work_order)}
+    wanted = {rule.pk: rule for rule in rules_for(work_order)} if work_order.sla_tracked else {}
     holds = list(work_order.holds.all())
     written = []
     for rule_id, clock_row in existing.items():
@@ -272,6 +272,10 @@ def _change_status(work_order: WorkOrder, new: str, *, at: dt.datetime, hold_rea
     work_order.status, work_order.status_changed_at = new, at
 
 
+def _on_active_contract(work_order: WorkOrder) -> bool:
+    return work_order.contract is not None and work_order.contract.status == Contract.Status.ACTIVE
+
+
 @transaction.atomic
 def create_work_order(*, organization, actor, data: dict, now: dt.datetime | None = None) -> WorkOrder:
     now = now or timezone.now()
@@ -280,6 +284,7 @@ def create_work_order(*, organization, actor, data: dict, now: dt.datetime | Non
     hold_reason = data.pop("hold_reason", "")
     changed_at = data.pop("status_changed_at", None)
     work_order = WorkOrder(organization=organization, status_changed_at=data["reported_at"], **data)
+    work_order.sla_tracked = _on_active_contract(work_order)
     _validate_timestamps(work_order, now)
     work_order.save()
     if status != WorkOrder.Status.OPEN:
@@ -303,6 +308,8 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     changed_at = data.pop("status_changed_at", None)
     before = snapshot(work_order, SNAPSHOT)
     apply_changes(work_order, data)
+    if "contract" in data and work_order.contract_id != before["contract_id"]:
+        work_order.sla_tracked = _on_active_contract(work_order)
     if status is not None and status != work_order.status:
         _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
     _validate_timestamps(work_order, now)

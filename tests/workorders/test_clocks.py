@@ -352,3 +352,23 @@ def test_a_job_resolved_without_a_site_visit_ends_its_on_site_clock(org):
     assert SlaClock.objects.get(work_order=quick).state == "cancelled"
     late = SlaClock.objects.get(work_order=slow)
     assert (late.state, late.stopped_at) == ("breached", start + dt.timedelta(hours=3))
+
+
+@pytest.mark.django_db
+def test_a_job_reported_before_its_contract_was_active_gets_no_backdated_clocks(org):
+    start = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    contract = make_contract(org, status="scheduled")
+    make_rule(contract, target_minutes=60, effective_from=start - dt.timedelta(days=1))
+    job = services.create_work_order(
+        organization=org, actor=None, data={"contract": contract, "priority": "high", "reported_at": start}, now=start
+    )
+    contract.status = "active"
+    contract.save(update_fields=["status"])
+    services.update_work_order(instance=job, actor=None, data={"summary": "Still open"}, now=start)
+    assert not SlaClock.objects.filter(work_order=job).exists()
+    # A job reported (or moved) onto the active contract does get them.
+    moved = services.create_work_order(
+        organization=org, actor=None, data={"priority": "high", "reported_at": start}, now=start
+    )
+    services.update_work_order(instance=moved, actor=None, data={"contract": contract}, now=start)
+    assert SlaClock.objects.filter(work_order=moved).count() == 1
