@@ -8,12 +8,7 @@ from tenancy.models import SourcedModel, TenantModel
 
 
 class WorkOrder(SourcedModel):
-    class Priority(models.TextChoices):
-        CRITICAL = "critical"
-        HIGH = "high"
-        MEDIUM = "medium"
-        LOW = "low"
-        PLANNED = "planned"
+    Priority = SlaRule.Priority  # the bands rules are written for
 
     class Status(models.TextChoices):
         OPEN = "open"

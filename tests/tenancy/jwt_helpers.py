@@ -85,3 +85,16 @@ def external_token(
         payload.pop(name)
     headers = {"kid": kid} if kid else None
     return jwt.encode(payload, private_key, algorithm=algorithm, headers=headers)
+
+
+ME = "/api/v1/me"
+MEMBERS = "/api/v1/members"
+
+
+def assert_401(response) -> str:
+    assert response.status_code == 401, response.content
+    assert response["Content-Type"].startswith("application/json")
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    body = response.json()
+    assert set(body) == {"message"} and body["message"], body
+    return body["message"]

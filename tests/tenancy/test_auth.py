@@ -13,19 +13,7 @@ from rest_framework.test import APIClient
 from tenancy.auth import issue_tokens
 from tenancy.models import Membership
 
-from .jwt_helpers import bearer, craft, external_token, local_claims, public_pem, sign_local
-
-ME = "/api/v1/me"
-MEMBERS = "/api/v1/members"
-
-
-def assert_401(response) -> str:
-    assert response.status_code == 401, response.content
-    assert response["Content-Type"].startswith("application/json")
-    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
-    body = response.json()
-    assert set(body) == {"message"} and body["message"], body
-    return body["message"]
+from .jwt_helpers import ME, MEMBERS, assert_401, bearer, craft, external_token, local_claims, public_pem, sign_local
 
 
 @pytest.fixture

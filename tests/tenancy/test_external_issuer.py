@@ -13,19 +13,7 @@ from django.contrib.auth import get_user_model
 from tenancy.auth import _jwks_client, issue_tokens
 from tenancy.models import ExternalIdentity, Membership
 
-from .jwt_helpers import ISSUER, bearer, craft, external_claims, external_token, public_pem
-
-ME = "/api/v1/me"
-MEMBERS = "/api/v1/members"
-
-
-def assert_401(response) -> str:
-    assert response.status_code == 401, response.content
-    assert response["Content-Type"].startswith("application/json")
-    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
-    body = response.json()
-    assert set(body) == {"message"} and body["message"], body
-    return body["message"]
+from .jwt_helpers import ISSUER, ME, MEMBERS, assert_401, bearer, craft, external_claims, external_token, public_pem
 
 
 def nothing_provisioned() -> bool:
