@@ -34,7 +34,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from config.api.exceptions import Conflict, Unprocessable
-from events.services import record_event
+from events.services import record_event, record_events
 from slas.models import SlaRule
 from tenancy.currencies import quantize
 from workorders.clocks import live_elapsed_seconds, next_escalation, pauses_for
@@ -299,8 +299,7 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
         for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
             book.price(breach, breach.sla_rule)
         Breach.objects.bulk_create(fresh)
-        for breach in fresh:
-            record_event(type="breach.detected", obj=breach, payload=_detected_payload(breach), occurred_at=now)
+        record_events(type="breach.detected", items=[(b, _detected_payload(b)) for b in fresh], occurred_at=now)
         return len(clocks), len(fresh)
 
 
@@ -309,33 +308,37 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
     with transaction.atomic():
         due = escalating_clocks(now=now, organization=organization)
         clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
-        sent = 0
+        announcements = []
         for clock_row in clocks:
             rule = clock_row.rule
             levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
             pauses = pauses_for(rule, list(clock_row.work_order.holds.all()))
             while clock_row.next_escalation_at is not None and clock_row.next_escalation_at <= now:
                 level = levels[clock_row.escalations_sent]
-                record_event(
-                    type="sla.escalation",
-                    obj=clock_row,
-                    payload={
-                        "work_order": clock_row.work_order_id,
-                        "sla_rule": rule.pk,
-                        "level": level["name"],
-                        "at_percent": level["at_percent"],
-                        "notify": level.get("notify", []),
-                        "reached_at": clock_row.next_escalation_at,
-                    },
-                    occurred_at=now,
+                announcements.append(
+                    (
+                        clock_row,
+                        {
+                            "work_order": clock_row.work_order_id,
+                            "sla_rule": rule.pk,
+                            "level": level["name"],
+                            "at_percent": level["at_percent"],
+                            "notify": level.get("notify", []),
+                            "reached_at": clock_row.next_escalation_at,
+                        },
+                    )
                 )
-                sent += 1
                 clock_row.escalations_sent += 1
                 clock_row.next_escalation_at = next_escalation(
                     rule, clock_row.started_at, pauses, clock_row.escalations_sent
                 )
-            clock_row.save(update_fields=["escalations_sent", "next_escalation_at", "updated_at"])
-        return len(clocks), sent
+            SlaClock.objects.filter(pk=clock_row.pk).update(
+                escalations_sent=clock_row.escalations_sent,
+                next_escalation_at=clock_row.next_escalation_at,
+                updated_at=timezone.now(),
+            )
+        record_events(type="sla.escalation", items=announcements, occurred_at=now)
+        return len(clocks), len(announcements)
 
 
 _REFRESHED = ("actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at")

@@ -55,6 +55,24 @@ def record_event(
     return event
 
 
+def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred_at: dt.datetime) -> list[Event]:
+    """Many events of one type in one INSERT (a scan's batch), with their handlers run as one by one."""
+    events = Event.objects.bulk_create(
+        Event(
+            organization_id=obj.organization_id,
+            type=type,
+            object_type=obj._meta.model_name,
+            object_id=obj.pk,
+            payload=jsonable(payload),
+            occurred_at=occurred_at,
+        )
+        for obj, payload in items
+    )
+    for event in events:
+        event.reactions = dispatch(event)
+    return events
+
+
 def apply_changes(instance: models.Model, data: dict) -> dict[str, dict]:
     """Set `data` on `instance`; return `{field: {"before": .., "after": ..}}` for real changes."""
     changes = {}
