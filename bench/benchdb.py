@@ -25,6 +25,9 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+# The benchmarks import the project's pure modules (the clock, the penalties) by name.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def database_url(base_url: str, name: str) -> str:
@@ -60,8 +63,6 @@ def vacuum_analyze(url: str) -> None:
 def use_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import django
     from django.apps import apps
 

@@ -56,11 +56,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import benchdb
 
-import benchdb  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATABASE = "sla_bench_ledger"
 SEED = 20261123

@@ -56,14 +56,12 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import benchdb
+
+from breaches.penalties import breach_penalty, within_monthly_cap  # pure: no Django needed
+from slas import clock  # pure
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import benchdb  # noqa: E402
-
-from breaches.penalties import breach_penalty, within_monthly_cap  # noqa: E402  (pure; no Django needed)
-from slas import clock  # noqa: E402  (pure)
 
 DATABASE = "sla_bench_scan"
 # Work orders; the last is the headline size. BENCH_SCAN_SIZES="20000,50000" for a quick try.
