@@ -1,9 +1,16 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
 from config.api.exceptions import APIError
 
 from . import services
 from .models import Breach
+
+
+class WaiveForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea, max_length=2000, strip=True)
 
 
 @admin.register(Breach)
@@ -31,11 +38,24 @@ class BreachAdmin(admin.ModelAdmin):
         for breach in queryset:
             self._run(request, breach, lambda b: services.acknowledge_breach(breach=b, actor=request.user))
 
-    @admin.action(description="Waive selected breaches (reason: waived by staff in the admin)")
+    @admin.action(description="Waive selected breaches…")
     def waive(self, request, queryset):
-        reason = f"Waived by {request.user} in the admin."
-        for breach in queryset:
-            self._run(request, breach, lambda b: services.waive_breach(breach=b, actor=request.user, reason=reason))
+        """Asks for the reason first (a waiver without one is not accepted), then waives."""
+        form = WaiveForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            for breach in queryset:
+                self._run(request, breach, lambda b: services.waive_breach(breach=b, actor=request.user, reason=reason))
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Waive breaches",
+            "opts": self.model._meta,
+            "breaches": queryset,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/breaches/breach/waive.html", context)
 
     def _run(self, request, breach, act):
         try:

@@ -48,3 +48,25 @@ def test_the_contract_page_shows_balance_and_burn_down(staff_client):
     contract = Contract.objects.get(reference="DEMO-SC-001")
     content = staff_client.get(f"/admin/contracts/contract/{contract.pk}/change/").content.decode()
     assert 'aria-label="Burn-down"' in content and "Remaining" in content
+
+
+@pytest.mark.django_db
+def test_waiving_in_the_admin_asks_for_a_reason(staff_client):
+    from django.utils import timezone
+
+    from breaches.models import Breach
+    from breaches.services import scan_breaches
+
+    scan_breaches(now=timezone.now())
+    breach = Breach.objects.filter(state="open").first()
+    selected = {"action": "waive", "_selected_action": [breach.pk]}
+    page = staff_client.post("/admin/breaches/breach/", selected)
+    assert page.status_code == 200 and b'name="reason"' in page.content
+    blank = staff_client.post("/admin/breaches/breach/", {**selected, "apply": "1", "reason": "  "})
+    assert blank.status_code == 200
+    breach.refresh_from_db()
+    assert breach.state == "open"
+    done = staff_client.post("/admin/breaches/breach/", {**selected, "apply": "1", "reason": "Customer delay"})
+    assert done.status_code == 302
+    breach.refresh_from_db()
+    assert (breach.state, breach.waiver_reason) == ("waived", "Customer delay")
