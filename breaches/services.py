@@ -99,18 +99,16 @@ def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
     """Set the breach's figures from its clock at `now`; `breach.past_due` (not stored) tells
     `_PenaltyBook.price` whether the clock is still breached."""
     breach.measured_at = now
-    if clock_row.state == SlaClock.State.CANCELLED:
-        # The clock no longer applies (its job was cancelled or left the rule's priority band):
-        # the breach keeps the figures it was last measured with, and is final.
-        breach.final, breach.past_due = True, True
-        return
+    # A cancelled clock (its job left the rule's priority band) no longer applies: the breach is
+    # final, with the time the clock ran until then (which the clock keeps).
+    cancelled = clock_row.state == SlaClock.State.CANCELLED
     holds = list(clock_row.work_order.holds.all())
     seconds = live_elapsed_seconds(clock_row, holds, now)
     breach.actual_minutes = _minutes(seconds)
     breach.overage_minutes = max(0, breach.actual_minutes - breach.target_minutes)
     breach.clock_stopped_at = clock_row.stopped_at
-    breach.final = clock_row.stopped_at is not None
-    breach.past_due = _past_due(clock_row, now)
+    breach.final = cancelled or clock_row.stopped_at is not None
+    breach.past_due = cancelled or _past_due(clock_row, now)
     if clock_row.due_at is not None:
         breach.due_at = clock_row.due_at  # a replayed hold may have moved it
 

@@ -23,7 +23,7 @@ from contracts.models import Contract
 from events.services import apply_changes, record_event, snapshot
 from slas.models import SlaRule
 
-from .clocks import evaluate
+from .clocks import evaluate, live_elapsed_seconds
 from .models import Hold, SlaClock, WorkOrder
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -89,12 +89,22 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
     holds = list(work_order.holds.all())
     written = []
     for rule_id, clock_row in existing.items():
-        if rule_id not in wanted and clock_row.state != SlaClock.State.CANCELLED:
-            # The job left this rule's band (or the rule's version changed): the clock no longer applies.
+        if rule_id not in wanted and clock_row.state != SlaClock.State.CANCELLED and clock_row.stopped_at is None:
+            # The job left this rule's band (or the rule's version changed): the clock no longer
+            # applies. It keeps the time it ran until now, and says so, so that a breach of it
+            # is settled at once.
             was_running = _running(clock_row)
+            clock_row.elapsed_seconds = live_elapsed_seconds(clock_row, holds, now)
             clock_row.state, clock_row.next_escalation_at = SlaClock.State.CANCELLED, None
-            clock_row.save(update_fields=["state", "next_escalation_at", "updated_at"])
+            clock_row.save(update_fields=["state", "elapsed_seconds", "next_escalation_at", "updated_at"])
             written.append(Recomputed(clock_row, was_running))
+            record_event(
+                type="sla_clock.stopped",
+                obj=clock_row,
+                actor=actor,
+                payload={"work_order": clock_row.work_order_id, "state": clock_row.state, "stopped_at": None},
+                occurred_at=now,
+            )
     for rule in wanted.values():
         clock_row = existing.get(rule.pk)
         before = (clock_row.state, clock_row.stopped_at) if clock_row else (None, None)

@@ -212,18 +212,18 @@ def test_a_running_breach_is_finalised_when_its_job_is_answered(contract):
     assert len(events("breach.finalized")) == 1
 
 
-def test_the_scan_finalises_a_breach_whose_clock_no_longer_applies(contract):
+def test_a_breach_whose_clock_no_longer_applies_is_final_at_once(contract):
     make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
     job = make_job(contract, T0)
     scan(minutes(95))
     update_job(job, minutes(120), priority="low")  # the job leaves the rule's band: its clock is cancelled
-    assert SlaClock.objects.get().state == "cancelled"
-    result = summary(scan(minutes(200)))
-    assert (result["new"], result["finalised"]) == (0, 1)
+    clock_row = SlaClock.objects.get()
+    assert (clock_row.state, clock_row.elapsed_seconds) == ("cancelled", 120 * 60)
     breach = Breach.objects.get()
-    assert figures(breach) == (95, 35, Decimal("150.00"), True)  # as last measured
+    assert figures(breach) == (120, 60, Decimal("150.00"), True)  # as the clock stood when it stopped applying
     assert len(events("breach.finalized")) == 1
-    summary(scan(minutes(300)))
+    result = summary(scan(minutes(200)))
+    assert (result["new"], result["finalised"]) == (0, 0)
     assert len(events("breach.finalized")) == 1
 
 
