@@ -443,15 +443,17 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
             exhaustion = contract.local_today(as_of + dt.timedelta(days=float(days_left)))
         except OverflowError:
             exhaustion = None  # beyond the calendar (year 9999): not in any foreseeable future
-    book = replay(contract, as_of=as_of)
-    expiring = sum(
-        (
-            lot.remaining
-            for lot in book.lots
-            if lot.entry.expires_at is not None and as_of < lot.entry.expires_at <= as_of + EXPIRING_WINDOW
-        ),
-        ZERO,
-    )
+    window = Q(expires_at__gt=as_of, expires_at__lte=as_of + EXPIRING_WINDOW, hours__gt=0)
+    expiring = ZERO
+    if entries.filter(window).exists():  # the replay (O(entries)) only when a lot expires soon
+        expiring = sum(
+            (
+                lot.remaining
+                for lot in replay(contract, as_of=as_of).lots
+                if lot.entry.expires_at is not None and as_of < lot.entry.expires_at <= as_of + EXPIRING_WINDOW
+            ),
+            ZERO,
+        )
     penalties: dict[str, dict[str, str]] = {}
     for row in (
         entries.filter(entry_type=T.PENALTY)
