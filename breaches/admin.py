@@ -4,6 +4,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from config.api.exceptions import APIError
+from events.admin import ReadOnlyAdminMixin
 
 from . import services
 from .models import Breach
@@ -14,7 +15,7 @@ class WaiveForm(forms.Form):
 
 
 @admin.register(Breach)
-class BreachAdmin(admin.ModelAdmin):
+class BreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id", "contract", "work_order", "metric", "overage_minutes", "penalty_amount", "currency", "state", "final",
         "detected_at",
@@ -23,15 +24,6 @@ class BreachAdmin(admin.ModelAdmin):
     search_fields = ["contract__reference", "work_order__reference"]
     list_select_related = ["contract", "work_order"]
     actions = ["acknowledge", "waive"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Acknowledge selected breaches")
     def acknowledge(self, request, queryset):

@@ -221,6 +221,19 @@ def submit_contract(*, contract: Contract, actor) -> Contract:
     return _move(contract, "submit", actor=actor)
 
 
+def _decide(contract: Contract, actor, decision: str, comment: str, at: dt.datetime) -> ContractApproval:
+    """One approver's decision in the contract's current approval round."""
+    return ContractApproval.objects.create(
+        organization_id=contract.organization_id,
+        contract=contract,
+        approval_round=contract.approval_round,
+        approver=actor,
+        decision=decision,
+        comment=comment,
+        decided_at=at,
+    )
+
+
 @transaction.atomic
 def approve_contract(*, contract: Contract, actor, comment: str = "", now: dt.datetime | None = None) -> Contract:
     """Dual approval: two different managers or admins, neither the submitter."""
@@ -235,15 +248,7 @@ def approve_contract(*, contract: Contract, actor, comment: str = "", now: dt.da
     )
     if approvals.filter(approver=actor).exists():
         raise Forbidden("You have already approved this contract; a second, different approver is needed.")
-    ContractApproval.objects.create(
-        organization_id=contract.organization_id,
-        contract=contract,
-        approval_round=contract.approval_round,
-        approver=actor,
-        decision=ContractApproval.Decision.APPROVED,
-        comment=comment,
-        decided_at=now,
-    )
+    _decide(contract, actor, ContractApproval.Decision.APPROVED, comment, now)
     record_event(type="contract.approved", obj=contract, actor=actor, payload={"comment": comment}, occurred_at=now)
     if approvals.count() < 2:
         return contract
@@ -261,15 +266,7 @@ def reject_contract(*, contract: Contract, actor, reason: str) -> Contract:
     contract = _locked(contract)
     if not can_proceed(contract.reject):
         raise _illegal(contract, "reject")
-    ContractApproval.objects.create(
-        organization_id=contract.organization_id,
-        contract=contract,
-        approval_round=contract.approval_round,
-        approver=actor,
-        decision=ContractApproval.Decision.REJECTED,
-        comment=reason,
-        decided_at=timezone.now(),
-    )
+    _decide(contract, actor, ContractApproval.Decision.REJECTED, reason, timezone.now())
     return _move(contract, "reject", actor=actor, reason=reason)
 
 

@@ -4,7 +4,8 @@ from .models import Event
 
 
 class ReadOnlyAdminMixin:
-    """The audit trail is never edited, added to or deleted by hand."""
+    """Records that change only through their services (or never: the audit trail) are looked
+    at in the admin, not added, edited or deleted by hand."""
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from events.admin import ReadOnlyAdminMixin
+
 from .models import Hold, SlaClock, WorkOrder
 
 
@@ -26,7 +28,7 @@ class ClockInline(admin.TabularInline):
 
 
 @admin.register(WorkOrder)
-class WorkOrderAdmin(admin.ModelAdmin):
+class WorkOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Work orders come from dispatch systems through the API; here staff look, not edit, so
     that every change goes through the service that keeps the clocks true."""
 
@@ -44,12 +46,3 @@ class WorkOrderAdmin(admin.ModelAdmin):
     search_fields = ["reference", "summary", "source_id", "contract__reference"]
     list_select_related = ["contract", "organization"]
     inlines = [HoldInline, ClockInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
