@@ -14,8 +14,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
-from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import (
     ActionSerializer,
     ReferenceField,
@@ -355,11 +355,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return super().filter_queryset(queryset)
 
     def _expiring(self, queryset):
-        raw = self.request.query_params.get("within_days") or "90"
-        if not raw.isdigit() or not 0 <= int(raw) <= 3650:
-            raise BadRequest("within_days must be a whole number from 0 to 3650.", {"within_days": ["Out of range."]})
+        within_days = query_int(self.request, "within_days", 90, 0, 3650)
         today = timezone.now().date()
-        until = today + dt.timedelta(days=int(raw))
+        until = today + dt.timedelta(days=within_days)
         return queryset.filter(
             Q(expiry_date__gte=today, expiry_date__lte=until) | Q(notice_date__gte=today, notice_date__lte=until),
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],

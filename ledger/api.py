@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from breaches.models import Breach
 from config.api.exceptions import APIError, BadRequest, Forbidden, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.models import Contract
@@ -210,10 +211,8 @@ class BalanceView(ContractLedgerView):
     )
     def get(self, request, contract_pk):
         self.check_params({"as_of", "window_days"})
-        raw_window = request.query_params.get("window_days") or "30"
-        if not raw_window.isdigit() or not 1 <= int(raw_window) <= 3650:
-            raise BadRequest("window_days must be a whole number from 1 to 3650.", {"window_days": ["Out of range."]})
-        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=int(raw_window))
+        window_days = query_int(request, "window_days", 30, 1, 3650)
+        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=window_days)
         return Response(_json(figures))
 
 

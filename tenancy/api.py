@@ -12,14 +12,14 @@ from rest_framework.views import APIView
 
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilterSet
-from config.api.serializers import ReferenceField, ResourceSerializer
+from config.api.serializers import ActionSerializer, ReferenceField, ResourceSerializer
 from config.api.viewsets import ResourceViewSet
 
 from .auth import issue_tokens, refresh_access
 from .models import Membership
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(ActionSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
     org = serializers.SlugField(required=False, max_length=64)
@@ -30,7 +30,7 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class RefreshRequestSerializer(serializers.Serializer):
+class RefreshRequestSerializer(ActionSerializer):
     refresh = serializers.CharField()
 
 

@@ -11,15 +11,20 @@ from .exceptions import BadRequest
 class SortBackend:
     def filter_queryset(self, request, queryset, view):
         sort_fields: dict[str, str] = {"id": "id", **getattr(view, "sort_fields", {})}
-        raw = request.query_params.get("sort") or view.get_default_sort()
+        raw = request.query_params.get("sort")
+        if raw is None:
+            raw = view.get_default_sort()
         keys = [key.strip() for key in raw.split(",") if key.strip()]
-        not_allowed = [key.lstrip("-") for key in keys if key.lstrip("-") not in sort_fields]
+        if not keys:
+            raise BadRequest("sort names no key: give sort keys, or leave sort out.", {"sort": ["Blank."]})
+        # One leading '-' at most: '--name' is not a key.
+        not_allowed = [key.removeprefix("-") for key in keys if key.removeprefix("-") not in sort_fields]
         if not_allowed:
             raise BadRequest(f"Sorting not allowed on fields: {', '.join(not_allowed)}")
         ordering = []
         for key in keys:
             descending = key.startswith("-")
-            path = sort_fields[key.lstrip("-")]
+            path = sort_fields[key.removeprefix("-")]
             ordering.append(f"-{path}" if descending else path)
         if not any(o.lstrip("-") in ("id", "pk") for o in ordering):
             descending_default = ordering and ordering[-1].startswith("-")

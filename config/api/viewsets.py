@@ -57,8 +57,11 @@ class ResourceViewSet(viewsets.GenericViewSet):
         if self.request.method not in ("GET", "HEAD"):
             return None
         raw = self.request.query_params.get("fields")
-        if raw:
+        if raw is not None:
             names = [name.strip() for name in raw.split(",") if name.strip()]
+            if not names:
+                message = "fields names no field: give field names, or leave fields out."
+                raise BadRequest(message, {"fields": ["Blank."]})
             readable = serializer_class.readable_field_names()
             unknown = [name for name in names if name not in readable]
             if unknown:
