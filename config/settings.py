@@ -151,6 +151,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "GET_LIB_DOC_EXCLUDES": "config.api.schema.lib_doc_excludes",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "PriorityEnum": "slas.models.SlaRule.Priority",

@@ -210,7 +210,7 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     create_service = staticmethod(services.create_rule)
     update_service = staticmethod(services.update_rule)
 
-    @extend_schema(request=AmendSerializer, responses={201: SlaRuleSerializer})
+    @extend_schema(request=AmendSerializer(partial=True), responses={201: SlaRuleSerializer})
     @action(detail=True, methods=["post"])
     def amend(self, request, pk=None):
         """End this rule at `effective_from` (default now) and create its successor (201)."""

@@ -34,15 +34,23 @@ class SortBackend:
     def get_schema_operation_parameters(self, view):
         if getattr(view, "action", None) != "list":
             return []
-        keys = ", ".join(sorted({"id", *getattr(view, "sort_fields", {})}))
+        keys = sorted({"id", *getattr(view, "sort_fields", {})})
         return [
             {
                 "name": "sort",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "string"},
+                "style": "form",
+                "explode": False,
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "items": {"type": "string", "enum": [*keys, *(f"-{key}" for key in keys)]},
+                },
                 "description": (
-                    f"Comma-separated sort keys, '-' for descending. Allowed: {keys}. Default: {view.default_sort}."
+                    f"Comma-separated sort keys, '-' for descending (`sort=name,-created_at`). "
+                    f"Allowed: {', '.join(keys)}. Default: {view.default_sort}."
                 ),
             }
         ]
