@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilterSet
 from config.api.serializers import ActionSerializer, ReferenceField, ResourceSerializer
+from config.api.throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
 from config.api.viewsets import ResourceViewSet
 
 from .auth import issue_tokens, refresh_access
@@ -52,7 +53,10 @@ class PublicAuthView(APIView):
 
 
 class TokenView(PublicAuthView):
-    """Log in: a token pair for the user in one organization."""
+    """Log in: a token pair for the user in one organization. Attempts are limited per client
+    address and per username (`THROTTLE_LOGIN_RATE`, default 10 a minute each)."""
+
+    throttle_classes = [AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle]
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenPairSerializer, 401: REJECTED}, auth=[])
     def post(self, request):

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import Http404, JsonResponse
 
 from .filters import MAX_DB_ID
+from .throttling import rate_limit_headers
 
 logger = logging.getLogger("api")
 
@@ -55,16 +56,16 @@ class ApiErrorMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (
-            request.path.startswith("/api/")
-            and response.status_code >= 400
-            and not response.get("Content-Type", "").startswith("application/json")
-        ):
+        if not request.path.startswith("/api/"):
+            return response
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             replacement = _json_error(response.status_code)
             for header in ("Allow", "Retry-After", "WWW-Authenticate"):
                 if header in response:
                     replacement[header] = response[header]
-            return replacement
+            response = replacement
+        for name, value in rate_limit_headers(request).items():
+            response.setdefault(name, value)
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
