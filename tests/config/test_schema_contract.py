@@ -109,3 +109,27 @@ class TestDescriptions:
                 if code.startswith(("4", "5")):
                     ref = response["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/Error"), (method, path, code)
+
+
+@pytest.mark.django_db
+class TestOfflineDocs:
+    """Swagger UI and ReDoc load everything from the service itself (drf-spectacular-sidecar)."""
+
+    @pytest.mark.parametrize("page", ["/api/v1/docs", "/api/v1/redoc"])
+    def test_docs_reference_no_external_host_and_their_assets_answer(self, anon, page):
+        import re
+
+        response = anon.get(page)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+        assert assets, html
+        for url in assets:
+            assert not re.match(r"^(?:[a-z]+:)?//", url), f"{page} loads {url} from another host"
+            assert anon.get(url if url.startswith("/") else f"{page}{url}").status_code == 200, url
+        # Nothing in the page (inline scripts included) names another host.
+        assert not re.search(r"https?://(?!testserver)", html), re.findall(r"https?://[^\s\"']+", html)
+
+    def test_swagger_ui_script_points_at_the_schema(self, anon):
+        script = anon.get("/api/v1/docs?script=").content.decode()
+        assert "/api/v1/schema" in script and "https://" not in script
