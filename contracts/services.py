@@ -161,10 +161,25 @@ def _on_active(contract: Contract, *, actor, now=None) -> None:
         _move(_locked(original), "mark_renewed", actor=actor, reason=f"renewed by {contract.reference}", now=now)
 
 
+def _check_counterparty_role(contract: Contract) -> None:
+    """A vendor cannot be the customer side of a contract, nor a customer the vendor side; a
+    counterparty of kind `both` can be either (422 naming counterparty_role)."""
+    counterparty = contract.counterparty
+    if counterparty is None or not contract.counterparty_role:
+        return
+    if counterparty.kind not in (Counterparty.Kind.BOTH, contract.counterparty_role):
+        raise Unprocessable(
+            f"Counterparty {counterparty.pk} is a {counterparty.kind}; it cannot be the {contract.counterparty_role} "
+            "on a contract.",
+            {"counterparty_role": [f"Must be {counterparty.kind} for this counterparty (or use one of kind both)."]},
+        )
+
+
 @transaction.atomic
 def create_contract(*, organization, actor, data: dict) -> Contract:
     data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
     contract = Contract(organization=organization, **data)
+    _check_counterparty_role(contract)
     _derive(contract)
     contract.save()
     record_event(type="contract.created", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
@@ -185,6 +200,7 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
         )
     changes = apply_changes(contract, data)
     if changes:
+        _check_counterparty_role(contract)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})

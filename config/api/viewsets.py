@@ -91,8 +91,14 @@ class ResourceViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def respond(self, instance, status_code: int = status.HTTP_200_OK, headers=None) -> Response:
-        """The full resource, re-read through the scoped queryset (so its joins apply)."""
+        """The full resource, re-read through the scoped queryset (so its joins apply).
+
+        A service that recomputed SLA clocks says how many in `instance.recomputed_clocks`;
+        the response carries it as `X-Recomputed-Clocks`."""
         fresh = self.get_queryset().get(pk=instance.pk)
+        headers = dict(headers or {})
+        if getattr(instance, "recomputed_clocks", None) is not None:
+            headers["X-Recomputed-Clocks"] = str(instance.recomputed_clocks)
         return Response(self.get_serializer(fresh).data, status=status_code, headers=headers)
 
     def detail_url(self, instance) -> str:
