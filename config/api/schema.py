@@ -122,6 +122,20 @@ class AutoSchema(SpectacularAutoSchema):
     def _is_list_action(self) -> bool:
         return getattr(self.view, "action", None) == "list" or self._is_list_view()
 
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        from rest_framework import serializers
+
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.DecimalField) and schema.get("type") == "string":
+            # Money and hours go in as a decimal string ("12.50", exact) or a JSON number.
+            number = {"type": "number"}
+            alternatives = [{k: v for k, v in schema.items() if k not in ("nullable", "description")}, number]
+            schema = {
+                "anyOf": alternatives,
+                **{k: schema[k] for k in ("nullable", "description") if k in schema},
+            }
+        return schema
+
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         from .serializers import ResourceSerializer, StrictInputMixin
 
