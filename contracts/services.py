@@ -425,6 +425,17 @@ class LifecycleSummary:
     # Counts of the steps higher apps add (e.g. the ledger's expiry of prepaid lots).
     more: dict = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        """For people: `1 activated, 1 expired, 0 auto-renewed, 2 reminders, 0 lots expired`."""
+        counts = {
+            "activated": self.activated,
+            "expired": self.expired,
+            "auto-renewed": self.auto_renewed,
+            "reminders": self.reminders,
+            **self.more,
+        }
+        return ", ".join(f"{count} {name}" for name, count in counts.items())
+
 
 # Time-driven work of higher apps, run by `run_lifecycle` after the contracts' own steps:
 # `step(now=..., log=...) -> int`, registered in the app's AppConfig.ready().
