@@ -138,3 +138,29 @@ class TestQueryNumbers:
     def test_blank_sort_is_400(self, api):
         response = api("viewer").get("/api/v1/counterparties?sort=,")
         assert response.status_code == 400 and "sort" in response.json()["errors"]
+
+
+@pytest.mark.django_db
+class TestActionVocabulary:
+    def test_an_unknown_field_lists_the_accepted_ones(self, api):
+        client = api("manager")
+        contract = client.post(
+            "/api/v1/counterparties", {"name": "Acme", "kind": "customer"}, format="json"
+        ).json()
+        response = client.post(f"/api/v1/counterparties/{contract['id']}", {}, format="json")
+        assert response.status_code == 405
+        response = client.post("/api/v1/counterparties", {"name": "B", "nmae": "typo"}, format="json")
+        assert response.status_code == 422
+        message = response.json()["errors"]["nmae"][0]
+        assert message.startswith("Unknown field. Accepted fields: ") and "name" in message and "kind" in message
+
+    def test_action_bodies_take_reason_and_comment(self, api, org):
+        from tests.contracts.factories import make_contract
+
+        contract = make_contract(org, status="pending_approval")
+        response = api("manager").post(f"/api/v1/contracts/{contract.pk}/approve", {"reason": "x"}, format="json")
+        assert response.status_code == 422
+        assert response.json()["errors"]["reason"] == ["Unknown field. Accepted fields: comment."]
+        response = api("manager").post(f"/api/v1/contracts/{contract.pk}/reject", {"comment": "x"}, format="json")
+        assert response.status_code == 422
+        assert "Accepted fields: reason." in response.json()["errors"]["comment"][0]
