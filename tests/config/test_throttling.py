@@ -5,7 +5,6 @@ Redis (REDIS_URL, default redis://127.0.0.1:6379/0, with a key prefix of this te
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
+
+from bench.list_counterparties import free_port, stop, wait_for_health
 
 TOKEN = "/api/v1/token"
 
@@ -92,12 +93,6 @@ class TestLogin:
 # --- two real server processes on one Redis --------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post_login(port: int, username: str) -> int:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{TOKEN}",
@@ -110,18 +105,6 @@ def post_login(port: int, username: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-
-
-def wait_for(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.stdout.read()
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"server on {port} did not start")
 
 
 def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path):
@@ -154,12 +137,10 @@ def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path
     ]
     try:
         for port, server in zip(ports, servers, strict=True):
-            wait_for(port, server)
+            wait_for_health(server, port)
         # Alternate between the two processes: the fifth attempt is refused, whichever serves it.
         statuses = [post_login(ports[i % 2], "mallory") for i in range(6)]
         assert statuses == [401, 401, 401, 401, 429, 429]
     finally:
         for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=10)
+            stop(server)

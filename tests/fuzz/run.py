@@ -17,36 +17,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"Refusing an unusual database name: {name!r}")
-    maintenance = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+# The server helpers of the list benchmark: a free loopback port, a fresh database, health, stop.
+from bench.list_counterparties import free_port, reset_database, stop, wait_for_health  # noqa: E402
 
 
 def manage(env: dict, *args: str) -> str:
@@ -54,20 +37,6 @@ def manage(env: dict, *args: str) -> str:
         [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
     return result.stdout.strip()
-
-
-def wait_until_up(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("The server exited before it answered.")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"The server did not answer on {base} within {timeout} s.")
 
 
 def main() -> int:
@@ -93,7 +62,7 @@ def main() -> int:
     }
     env.pop("REDIS_URL", None)  # one server, its own local cache: the fuzz never touches a shared Redis
     print(f"== fuzz: fresh database {urlsplit(options.database_url).path.lstrip('/')}, migrate, seed_demo", flush=True)
-    recreate_database(options.database_url)
+    reset_database(options.database_url)
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "seed_demo", "--quiet")
     token = manage(env, "issue_token", "demo-manager", "--org", "demo").splitlines()[0]
@@ -111,7 +80,7 @@ def main() -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until_up(base, server)
+        wait_for_health(server, port, timeout=60)
         command = [
             str(BIN / "schemathesis"),
             "--config-file",
@@ -144,11 +113,7 @@ def main() -> int:
         print(f"== fuzz: schemathesis exited {status} after {time.monotonic() - started:.0f} s", flush=True)
         return status
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         server_log.close()
 
 
