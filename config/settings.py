@@ -170,6 +170,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.strip_trailing_slashes",
+        "config.api.schema.document_rate_limit_headers",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {

@@ -199,6 +199,30 @@ class AutoSchema(SpectacularAutoSchema):
         return parameters
 
 
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": "Requests allowed in the current window.",
+    "X-RateLimit-Remaining": "Requests left in the current window.",
+    "X-RateLimit-Reset": "When the current window ends (UTC epoch seconds).",
+}
+
+
+def document_rate_limit_headers(result, generator, request, public):
+    """Every API response carries X-RateLimit-*; a 429 also Retry-After (config/api/throttling.py)."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for code, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                for name, description in _RATE_LIMIT_HEADERS.items():
+                    headers.setdefault(name, {"schema": {"type": "integer"}, "description": description})
+                if code == "429":
+                    headers.setdefault(
+                        "Retry-After", {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+                    )
+    return result
+
+
 def strip_trailing_slashes(result, generator, request, public):
     """The routes accept an optional trailing slash; document the canonical form without it."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}

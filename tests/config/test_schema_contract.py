@@ -103,6 +103,15 @@ class TestDescriptions:
         for leak in ("Base for every resource serializer", "`source` (max 30) and `sourceID` (max 128) of resources"):
             assert leak not in text
 
+    def test_every_response_documents_the_rate_limit_headers(self, schema):
+        for path, method, operation in operations(schema):
+            for code, response in operation["responses"].items():
+                assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+                    response["headers"]
+                ), (method, path, code)
+                if code == "429":
+                    assert "Retry-After" in response["headers"]
+
     def test_every_error_response_has_the_envelope(self, schema):
         for path, method, operation in operations(schema):
             for code, response in operation["responses"].items():
