@@ -19,27 +19,21 @@ from django.utils import timezone
 
 from events import feed
 from events.models import Event
-from events.services import record_event, record_events
+from events.services import record_events
 from tenancy.models import Organization
+
+from .helpers import Thing, emit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="real concurrent writers")
 
 
 def write(org, n=0):
-    return record_event(type="thing.happened", obj=org_object(org), payload={"n": n})
+    return emit(org, n=n)
 
 
 def org_object(org):
-    # record_event describes a tenant-owned object; any object with organization_id and pk will do.
-    class Thing:
-        organization_id = org.pk
-        pk = 1
-
-        class _meta:
-            model_name = "thing"
-
-    return Thing()
+    return Thing(org)
 
 
 def read_since(client, cursor):
