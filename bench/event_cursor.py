@@ -47,16 +47,10 @@ def run(database_url: str) -> dict:
     from events import feed
     from events.services import record_event, record_events
     from tenancy.models import Organization
+    from tests.events.helpers import Thing
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     orgs = [Organization.objects.create(slug=f"org{i}", name=f"Org {i}") for i in range(10)]
-
-    class Thing:
-        class _meta:
-            model_name = "thing"
-
-        def __init__(self, org):
-            self.organization_id, self.pk = org.pk, 1
 
     def writer(org, stop, counts, index, extra_work):
         n = 0
@@ -121,9 +115,4 @@ def run(database_url: str) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(benchdb.ROOT))
-    base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sla_bench")
-    for key, value in run(base).items():
-        print(f"  {key:<32} {value:.2f}" if isinstance(value, float) else f"  {key:<32} {value}")
+    benchdb.main(run)

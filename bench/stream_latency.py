@@ -54,24 +54,22 @@ def run(database_url: str) -> dict:
     from events.services import record_event
     from tenancy.auth import issue_tokens
     from tenancy.models import Membership, Organization
+    from tests.events.helpers import Thing
     from tests.stream.servers import AsgiServer, redis_url
 
     redis = redis_url()
     prefix = f"sla-bench-{uuid.uuid4().hex[:12]}"
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis], "prefix": prefix}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis, "socket_timeout": 30}], "prefix": prefix},
+        }
     }
     channel_layers.backends.clear()
 
     org = Organization.objects.create(slug="bench", name="Bench")
     user = get_user_model().objects.create_user(username="bench-viewer", password="x")
     token = issue_tokens(Membership.objects.create(user=user, organization=org, role="viewer"))["access"]
-
-    class Thing:
-        organization_id, pk = org.pk, 1
-
-        class _meta:
-            model_name = "thing"
 
     figures: dict[str, float | int] = {"errors": 0}
     server = AsgiServer({"DATABASE_URL": url, "REDIS_URL": redis, "CHANNEL_LAYER_PREFIX": prefix})
@@ -106,7 +104,7 @@ def run(database_url: str) -> dict:
                 stamp: list[float] = []
                 with transaction.atomic():
                     transaction.on_commit(lambda stamp=stamp: stamp.append(time.monotonic()))
-                    event = record_event(type="bench.live", obj=Thing(), payload={"n": n})
+                    event = record_event(type="bench.live", obj=Thing(org), payload={"n": n})
                 committed[event.pk] = stamp[0]
                 if pace:
                     time.sleep(pace)
@@ -129,9 +127,4 @@ def run(database_url: str) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(benchdb.ROOT))
-    base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sla_bench")
-    for key, value in run(base).items():
-        print(f"  {key:<24} {value:.2f}" if isinstance(value, float) else f"  {key:<24} {value}")
+    benchdb.main(run)

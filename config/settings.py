@@ -188,7 +188,11 @@ if env.str("REDIS_URL", default=""):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [env.str("REDIS_URL")], "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sla")},
+            "CONFIG": {
+                # channels-redis waits up to 5 s in BZPOPMIN; redis-py 8 gives up reading after 5 s by default.
+                "hosts": [{"address": env.str("REDIS_URL"), "socket_timeout": 30}],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sla"),
+            },
         }
     }
 else:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -45,6 +46,8 @@ from events.feed import group_name
 from events.models import Event
 
 from . import reader
+
+logger = logging.getLogger("stream")
 
 
 class FirstRenderer(BaseContentNegotiation):
@@ -116,7 +119,14 @@ async def follow(subscription: reader.Subscription, opening: str):
 
 async def _listen(layer, channel: str, wake: asyncio.Event) -> None:
     while True:
-        await layer.receive(channel)
+        try:
+            await layer.receive(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The channel layer is unreachable for now: re-read and retry; the heartbeat re-reads too.
+            logger.warning("live stream: channel layer receive failed", exc_info=True)
+            await asyncio.sleep(1)
         wake.set()
 
 

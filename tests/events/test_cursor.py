@@ -66,15 +66,19 @@ class Writer(threading.Thread):
             connection.close()
 
 
+def start_writer(org, release: threading.Event | None = None, hold: float = 0.0) -> Writer:
+    writer = Writer(org, release=release or threading.Event(), hold=hold)
+    writer.start()
+    return writer
+
+
 def reverse_commit_scenario(org, client):
     """A inserts first; B inserts after A and tries to commit first; a reader reads in between."""
     cursor = read_since(client, 0)[-1] if Event.objects.filter(organization=org).exists() else 0
     b_done = threading.Event()
-    a = Writer(org, release=b_done, hold=1.5)
-    a.start()
+    a = start_writer(org, release=b_done, hold=1.5)
     assert a.inserted.wait(10)
-    b = Writer(org, release=threading.Event(), hold=0)
-    b.start()
+    b = start_writer(org)
     b.committed.wait(1.0)  # without the order lock B commits here, while A is still open
     seen = read_since(client, cursor)  # A is still open
     cursor = seen[-1] if seen else cursor
@@ -191,14 +195,11 @@ def test_the_lock_is_held_until_the_transaction_ends(org, other_org):
     """While one transaction holds `org`'s order, another organization's writer is not held up,
     and a writer of `org` waits."""
     release = threading.Event()
-    a = Writer(org, release=release, hold=5)
-    a.start()
+    a = start_writer(org, release=release, hold=5)
     assert a.inserted.wait(10)
-    other = Writer(other_org, release=threading.Event(), hold=0)
-    other.start()
+    other = start_writer(other_org)
     assert other.committed.wait(5)  # a different organization is not blocked
-    same = Writer(org, release=threading.Event(), hold=0)
-    same.start()
+    same = start_writer(org)
     assert not same.inserted.wait(0.5)  # blocked on the order lock
     release.set()
     assert same.committed.wait(5)
@@ -210,8 +211,7 @@ def test_the_lock_is_held_until_the_transaction_ends(org, other_org):
 @pytest.mark.skipif("connection.vendor != 'sqlite'", reason="SQLite's own single-writer rule")
 def test_on_sqlite_no_second_writer_draws_an_id_before_the_first_commits(org):
     release = threading.Event()
-    a = Writer(org, release=release, hold=5)
-    a.start()
+    a = start_writer(org, release=release, hold=5)
     assert a.inserted.wait(10)
     outcome = {}
 

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -39,13 +40,10 @@ class AsgiServer:
         command = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
         command += ["--fd", str(self.sock.fileno()), "--log-level", "warning", "--no-access-log"]
         full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1", **env}
+        # Output to a file, not a pipe: a pipe nobody reads fills up and blocks the server's loop.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server; closed by stop())
         self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=full_env,
-            pass_fds=[self.sock.fileno()],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            command, cwd=ROOT, env=full_env, pass_fds=[self.sock.fileno()], stdout=self.log, stderr=subprocess.STDOUT
         )
         self._wait_ready()
 
@@ -61,7 +59,7 @@ class AsgiServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read().decode(errors='replace')}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 with urllib.request.urlopen(f"{self.http}/healthz", timeout=2) as response:
                     if json.load(response)["status"] == "ok":
@@ -72,6 +70,8 @@ class AsgiServer:
         raise RuntimeError("server did not become ready")
 
     def stop(self) -> str:
+        if self.log.closed:
+            return ""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -80,13 +80,21 @@ class AsgiServer:
                 self.process.kill()
                 self.process.wait()
         self.sock.close()
-        return self.process.stdout.read().decode(errors="replace")
+        output = self.output()
+        self.log.close()
+        return output
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.stop()
+        output = self.stop()
+        if exc[0] is not None:
+            print(f"--- server output ---\n{output[-5000:]}")
 
 
 def post_json(url: str, body: dict, token: str) -> dict:

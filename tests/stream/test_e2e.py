@@ -7,19 +7,26 @@ reconnects with its cursor receives exactly those 100, in order, over WebSocket 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
+import os
 import time
 import uuid
 
 import pytest
 import redis
-from django.db import connection
+from channels.layers import channel_layers
+from django.db import connection, transaction
+from django.utils import timezone
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from events.models import Event
+from events.services import record_events
 from tenancy.auth import issue_tokens
+from tests.events.helpers import Thing
 
 from .servers import AsgiServer, database_url, post_json, redis_url
 
@@ -32,23 +39,27 @@ pytestmark = [
 
 
 @pytest.fixture
-def two_servers():
+def server_env():
     url = redis_url()
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis is required for the end-to-end stream test ({url}): {exc}")
-    env = {
+    return {
         "DATABASE_URL": database_url(connection.settings_dict),
         "CONN_MAX_AGE": "0",
         "REDIS_URL": url,
         "CHANNEL_LAYER_PREFIX": f"sla-test-{uuid.uuid4().hex[:12]}",  # this run's own keys and channels
         "THROTTLE_USER_RATE": "100000/min",
     }
+
+
+@pytest.fixture
+def two_servers(server_env):
     servers = []
     try:
-        servers.append(AsgiServer(env))
-        servers.append(AsgiServer(env))
+        servers.append(AsgiServer(server_env))
+        servers.append(AsgiServer(server_env))
         yield servers
     finally:
         for server in servers:
@@ -99,6 +110,8 @@ def test_two_processes_one_redis(two_servers, org, make_member):
 
     # Live across processes: written through A, received on B within a second.
     with authenticated(b, viewer, since=None) as ws:
+        # Idle longer than channels-redis's 5 s blocking read first: the connection must survive it.
+        time.sleep(6)
         for n in range(3):
             created = post_json(f"{a.http}/api/v1/counterparties", {"name": f"Live {n}"}, manager)
             written = time.monotonic()
@@ -131,3 +144,46 @@ def test_another_organizations_client_on_the_other_process_gets_nothing(two_serv
         post_json(f"{a.http}/api/v1/counterparties", {"name": "Ours"}, manager)
         with pytest.raises(TimeoutError):
             next_event(ws, timeout=1.0)
+
+
+def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env, org, make_member, settings):
+    """uvicorn applies backpressure: once the socket buffers are full its send waits, and the
+    stream closes the connection after STREAM_SEND_TIMEOUT instead of buffering the log."""
+    viewer = issue_tokens(make_member("viewer", org))["access"]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": server_env["REDIS_URL"], "socket_timeout": 30}],
+                "prefix": server_env["CHANNEL_LAYER_PREFIX"],
+            },
+        }
+    }
+    channel_layers.backends.clear()
+    with AsgiServer({**server_env, "STREAM_SEND_TIMEOUT": "1", "LOG_LEVEL": "INFO"}) as server:
+        # The client stops reading after max_queue messages: TCP then fills up to the server.
+        with connect(f"{server.ws}/api/v1/stream", open_timeout=10, max_queue=4) as ws:
+            ws.send(json.dumps({"type": "auth", "token": viewer}))
+            ws.send(json.dumps({"type": "subscribe", "since": None}))
+            json.loads(ws.recv(timeout=5))
+            json.loads(ws.recv(timeout=5))
+            # 4,000 events of about 4 KB that do not compress (permessage-deflate is on): far more
+            # than the socket buffers between the two hold.
+            for start in range(0, 4000, 500):
+                with transaction.atomic():
+                    record_events(
+                        type="thing.happened",
+                        items=[
+                            (Thing(org, pk=n), {"filler": base64.b64encode(os.urandom(3000)).decode()})
+                            for n in range(start, start + 500)
+                        ],
+                        occurred_at=timezone.now(),
+                    )
+            time.sleep(3)  # the server's send has waited longer than its timeout by now
+            received = 0
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=10)
+                    received += 1
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408, closed.value
+        assert received < 4000
