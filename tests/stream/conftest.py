@@ -1,4 +1,4 @@
-"""Fixtures for the live stream: an in-memory channel layer of its own per test, quick timers,
+"""Fixtures for the live stream (the in-memory channel layer comes from tests/conftest.py): timers,
 and helpers to drive `config.asgi.application` with Channels' WebsocketCommunicator.
 
 Stream tests use `django_db(transaction=True)`: the stream reads in other threads, on their own
@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.db import connection, connections
 
@@ -25,7 +24,6 @@ from tests.events.helpers import emit
 
 @pytest.fixture(autouse=True)
 def _stream_settings(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.STREAM = {**settings.STREAM, "AUTH_TIMEOUT": 5.0, "HEARTBEAT": 30.0, "SEND_TIMEOUT": 10.0}
     # The stream reads in pooled threads (on PostgreSQL); with persistent connections those would
     # outlive the test and keep the test database from being dropped.
@@ -33,7 +31,6 @@ def _stream_settings(settings):
     max_age, database["CONN_MAX_AGE"] = database["CONN_MAX_AGE"], 0
     yield settings.STREAM
     database["CONN_MAX_AGE"] = max_age
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
