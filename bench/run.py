@@ -26,6 +26,8 @@ BENCHMARKS = [
     "clock_due",
     "scan",
     "ledger_bench",
+    "event_cursor",
+    "stream_latency",
 ]
 
 

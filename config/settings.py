@@ -211,3 +211,29 @@ else:
 
 # Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
 SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+# --- Live event stream (issue 9): WebSocket /api/v1/stream and SSE /api/v1/events/stream ---
+# daphne first, so `manage.py runserver` serves HTTP and WebSocket on one port (ASGI).
+INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "stream"]
+# Pokes ("organization N has new events") between processes: Redis when REDIS_URL is set
+# (production, several processes), in memory otherwise (one process: `make run`).
+if env.str("REDIS_URL", default=""):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # channels-redis waits up to 5 s in BZPOPMIN; redis-py 8 gives up reading after 5 s by default.
+                "hosts": [{"address": env.str("REDIS_URL"), "socket_timeout": 30}],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sla"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+STREAM = {
+    "AUTH_TIMEOUT": env.float("STREAM_AUTH_TIMEOUT", default=5.0),  # s to send a valid auth message
+    "HEARTBEAT": env.float("STREAM_HEARTBEAT", default=30.0),  # s between heartbeats (and safety re-reads)
+    "SEND_TIMEOUT": env.float("STREAM_SEND_TIMEOUT", default=10.0),  # s a client may take to take one message
+    "REPLAY_LIMIT": env.int("STREAM_REPLAY_LIMIT", default=10_000),  # events a resuming cursor may be behind
+    "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
+    "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
+}

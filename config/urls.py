@@ -42,6 +42,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("stream.urls")),  # live event stream (SSE); the WebSocket is in config/asgi.py
     path("api/v1/", include(api_v1)),
 ]
 
