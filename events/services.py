@@ -10,7 +10,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from .handlers import dispatch
+from .handlers import dispatch, dispatch_recorded
 from .models import Event
 
 
@@ -52,6 +52,7 @@ def record_event(
         occurred_at=occurred_at or timezone.now(),
     )
     event.reactions = dispatch(event)
+    dispatch_recorded([event])
     return event
 
 
@@ -70,6 +71,7 @@ def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred
     )
     for event in events:
         event.reactions = dispatch(event)
+    dispatch_recorded(events)
     return events
 
 

@@ -1,0 +1,111 @@
+from django.contrib import admin, messages
+from django.db import transaction
+
+from events.admin import ReadOnlyAdminMixin
+
+from . import services
+from .models import EmailNotification, WebhookDelivery, WebhookEndpoint
+from .targets import UnsafeTarget, check_url
+
+
+class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = WebhookDelivery
+    fields = ["id", "event", "status", "attempts", "last_http_status", "last_duration_ms", "next_attempt_at"]
+    readonly_fields = fields
+    ordering = ["-id"]
+    show_change_link = True
+    max_num = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        # The latest 20: an endpoint may have thousands.
+        latest = super().get_queryset(request).order_by("-id").values_list("pk", flat=True)[:20]
+        return super().get_queryset(request).filter(pk__in=list(latest)).select_related("event")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Endpoints are created and changed through the API (which shows the secret once and checks
+    the URL); here staff look, disable or enable, rotate a secret and redeliver."""
+
+    list_display = ["id", "url", "organization", "active", "event_types", "failing_since", "disabled_reason"]
+    list_filter = ["active", "organization"]
+    search_fields = ["url", "description"]
+    list_select_related = ["organization"]
+    readonly_fields = [
+        "organization", "url", "event_types", "previous_secret_expires_at", "failing_since", "disabled_at",
+        "disabled_reason", "created_at", "updated_at",
+    ]  # fmt: skip
+    exclude = ["secret", "previous_secret"]
+    inlines = [DeliveryInline]
+    actions = ["rotate_secrets", "disable", "enable"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # Through the service: events, and the endpoint's deliveries failed when disabled.
+        data = {name: form.cleaned_data[name] for name in form.changed_data}
+        services.update_endpoint(instance=obj, actor=request.user, data=data)
+
+    def delete_model(self, request, obj):
+        services.delete_endpoint(instance=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            services.delete_endpoint(instance=endpoint, actor=request.user)
+
+    @admin.action(description="Rotate the secret (the old one signs beside it for 24 h)")
+    def rotate_secrets(self, request, queryset):
+        for endpoint in queryset:
+            services.rotate_secret(endpoint=endpoint, actor=request.user)
+        self.message_user(request, "Rotated. Only POST /api/v1/webhooks/{id}/rotate_secret shows a new secret.")
+
+    @admin.action(description="Disable")
+    def disable(self, request, queryset):
+        with transaction.atomic():
+            for endpoint in queryset.filter(active=True):
+                services.update_endpoint(instance=endpoint, actor=request.user, data={"active": False})
+
+    @admin.action(description="Enable")
+    def enable(self, request, queryset):
+        for endpoint in queryset.filter(active=False):
+            try:
+                check_url(endpoint.url)
+            except UnsafeTarget as exc:
+                self.message_user(request, f"{endpoint.url}: {exc}", messages.ERROR)
+                continue
+            services.update_endpoint(instance=endpoint, actor=request.user, data={"active": True})
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id", "webhook_id", "endpoint", "event", "status", "attempts", "last_http_status", "last_duration_ms",
+        "next_attempt_at", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "organization"]
+    search_fields = ["endpoint__url", "=event__id", "event__type"]
+    list_select_related = ["endpoint", "event"]
+    ordering = ["-id"]
+    actions = ["redeliver"]
+
+    @admin.action(description="Redeliver now (same webhook-id)")
+    def redeliver(self, request, queryset):
+        done = 0
+        for delivery in queryset:
+            try:
+                services.redeliver(delivery=delivery, actor=request.user)
+                done += 1
+            except Exception as exc:  # a disabled endpoint, a delivery in flight: say so, go on
+                self.message_user(request, f"{delivery.webhook_id}: {exc}", messages.WARNING)
+        self.message_user(request, f"{done} deliveries due again now.")
+
+
+@admin.register(EmailNotification)
+class EmailNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "kind", "subject", "recipients", "status", "attempts", "sent_at", "next_attempt_at"]
+    list_filter = ["kind", "status", "organization"]
+    search_fields = ["subject", "=event__id"]
+    list_select_related = ["event"]
+    ordering = ["-id"]
