@@ -60,7 +60,7 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
 class WebhookEndpointFilterSet(PredicateFilterSet):
     class Meta:
         model = WebhookEndpoint
-        fields = ["active", "url", "created_at"]
+        fields = ["active", "created_at"]
 
 
 class WebhookDeliverySerializer(ResourceSerializer):

@@ -74,8 +74,16 @@ def _write_deliveries(events, now) -> None:
         for event in events
         if event.type not in DIRECT_ONLY
         for pk, organization_id, patterns in endpoints
-        if organization_id == event.organization_id and matches(patterns, event.type)
+        if organization_id == event.organization_id and matches(patterns, event.type) and not _about(event, pk)
     )
+
+
+def _about(event, endpoint_id: int) -> bool:
+    """An endpoint is not sent the events about itself (its creation, updates, rotations) or
+    about its own deliveries (a redelivery asked for)."""
+    if event.object_type == "webhookendpoint":
+        return event.object_id == endpoint_id
+    return event.object_type == "webhookdelivery" and event.payload.get("webhook") == endpoint_id
 
 
 def _write_emails(events, now) -> None:

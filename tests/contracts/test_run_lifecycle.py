@@ -515,7 +515,10 @@ class TestReminders:
         assert summary(output) == (0, 0, 0, 1)
         assert f"  {contract.reference}: expires in 20 days\n" in output
         (event,) = events(contract, "contract.expiring")
-        assert event.payload == {"window_days": 30, "date": "2026-12-31", "days_left": 20}
+        assert event.payload == {
+            "window_days": 30, "date": "2026-12-31", "days_left": 20, "reference": contract.reference,
+            "name": contract.name,
+        }  # fmt: skip
         # The wider windows count as done: they are never sent late ...
         assert sorted(ContractReminder.objects.filter(contract=contract).values_list("window_days", flat=True)) == [
             30, 60, 90,
