@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ import pytest
 from django.core.management import call_command
 from standardwebhooks.webhooks import Webhook
 
-from notifications import services
+from notifications import services, targets
+
+PUBLIC_V4, PUBLIC_V6 = "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
 
 
 @dataclass
@@ -88,6 +91,23 @@ def receiver():
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A stub resolver: `dns["name"] = [addresses]`; any other name does not resolve."""
+    answers: dict[str, list[str]] = {}
+    calls: list[str] = []
+
+    def resolve(host, port):
+        calls.append(host)
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(answers[host])
+
+    monkeypatch.setattr(targets, "resolve", resolve)
+    answers["calls"] = calls
+    return answers
 
 
 @pytest.fixture

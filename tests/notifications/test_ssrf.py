@@ -24,28 +24,9 @@ from notifications import services, targets
 from notifications.models import WebhookDelivery
 from notifications.targets import UnsafeTarget, check_url
 
-from .conftest import Receiver, _handler, deliver
+from .conftest import PUBLIC_V4, PUBLIC_V6, Receiver, _handler, deliver
 
 pytestmark = pytest.mark.django_db
-
-PUBLIC_V4, PUBLIC_V6 = "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
-
-
-@pytest.fixture
-def dns(monkeypatch):
-    """A stub resolver: `dns["name"] = [addresses]`; any other name does not resolve."""
-    answers: dict[str, list[str]] = {}
-    calls: list[str] = []
-
-    def resolve(host, port):
-        calls.append(host)
-        if host not in answers:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return list(answers[host])
-
-    monkeypatch.setattr(targets, "resolve", resolve)
-    answers["calls"] = calls
-    return answers
 
 
 @pytest.fixture
