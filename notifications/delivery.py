@@ -196,11 +196,15 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: dt.datetime
 def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datetime) -> WebhookDelivery | None:
     """Write an attempt's outcome under the row's lease; None if the row is gone or not ours."""
     with transaction.atomic():
-        endpoint_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
-        if endpoint_id is None:
+        found = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", "endpoint__failing_since")
+        if not found:
             return None  # the endpoint (and its deliveries) was deleted meanwhile
-        # Endpoint first, then the delivery: the same order as every other writer of both.
-        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+        [(endpoint_id, failing_since)] = found
+        # A success on an endpoint that was not failing changes only the delivery; anything else
+        # locks the endpoint first, then the delivery: the order of every other writer of both.
+        endpoint = None
+        if not outcome.ok or failing_since is not None:
+            endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
         delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id, lease_token=token).first()
         if delivery is None:
             return None
@@ -211,7 +215,7 @@ def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datet
         delivery.last_error = outcome.error
         if outcome.ok:
             delivery.status, delivery.next_attempt_at, delivery.delivered_at = Status.SUCCEEDED, None, now
-            if endpoint.failing_since is not None:
+            if endpoint is not None and endpoint.failing_since is not None:
                 endpoint.failing_since = None
                 endpoint.save(update_fields=["failing_since", "updated_at"])
         else:
@@ -269,23 +273,24 @@ def send_claimed_emails(ids: list[int], token: str, now: dt.datetime) -> tuple[i
     mail = get_connection()
     try:
         for row in rows.order_by("next_attempt_at", "pk"):
-            message = render(row, connection=mail)
-            error = ""
+            error, subject = "", ""
             try:
+                message = render(row, connection=mail)
+                subject = message.subject
                 message.send()
             except Exception as exc:  # SMTP, network or backend failure: retried on the schedule
                 error = f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]
+                logger.warning("e-mail %s failed: %s", row.pk, error)
             with transaction.atomic():
                 fresh = EmailNotification.objects.select_for_update().filter(pk=row.pk, lease_token=token).first()
                 if fresh is None:
                     continue
                 _released(fresh, now)
-                fresh.subject = message.subject[:255]
+                fresh.subject = subject[:255]
                 fresh.last_error = error
                 if error:
                     _schedule_retry(fresh, now)
                     failed += 1
-                    logger.info("e-mail %s failed: %s", row.pk, error)
                 else:
                     fresh.status, fresh.next_attempt_at, fresh.sent_at = Status.SUCCEEDED, None, now
                     sent += 1

@@ -310,30 +310,57 @@ def test_now_needs_once_and_bad_options_are_errors(db):
         call_command("deliver_notifications", once=True, now="tomorrow")
 
 
-@pytest.mark.django_db(transaction=True)  # the worker recycles its connection between passes
-def test_the_long_running_worker_delivers_and_stops_cleanly_on_sigterm(org, endpoint, receiver):
-    """The worker in this process's main thread; a timer thread sends SIGTERM once the delivery
-    has arrived (and only while the worker's own handler is installed)."""
+def run_worker_until_received(receiver, count: int) -> tuple[str, bool]:
+    """Run the long-running worker in this process's main thread; a timer thread sends SIGTERM
+    once `count` requests arrived (and only while the worker's own handler is installed)."""
     from django.core.management import call_command
 
-    counterparty_created(org)
     installed = []
 
     def terminate():
-        receiver.wait_for(1)
+        receiver.wait_for(count)
         handler = signal.getsignal(signal.SIGTERM)
         if callable(handler) and getattr(handler, "__name__", "") == "ask_to_stop":
             installed.append(handler)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    before = signal.getsignal(signal.SIGTERM)
     timer = threading.Timer(0, terminate)
     timer.start()
     out = io.StringIO()
-    started = time.monotonic()
     call_command("deliver_notifications", poll=0.05, stdout=out)
     timer.join()
-    assert installed and time.monotonic() - started < 10
-    assert "Stopped. Summary: 1 webhook deliveries succeeded, 0 failed" in out.getvalue()
+    return out.getvalue(), bool(installed)
+
+
+@pytest.mark.django_db(transaction=True)  # the worker recycles its connection between passes
+def test_the_long_running_worker_delivers_and_stops_cleanly_on_sigterm(org, endpoint, receiver):
+    counterparty_created(org)
+    before = signal.getsignal(signal.SIGTERM)
+    started = time.monotonic()
+    output, terminated = run_worker_until_received(receiver, 1)
+    assert terminated and time.monotonic() - started < 10
+    assert "Stopped. Summary: 1 webhook deliveries succeeded, 0 failed" in output
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
     assert WebhookDelivery.objects.get().status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_long_running_worker_survives_a_database_error(org, endpoint, receiver, monkeypatch):
+    from django.db import DatabaseError
+
+    from notifications.management.commands import deliver_notifications as command
+
+    real, failures = command.deliver_due, []
+
+    def flaky(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise DatabaseError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(command, "deliver_due", flaky)
+    monkeypatch.setattr(command, "RECOVER_SECONDS", 0.01)
+    counterparty_created(org)
+    output, terminated = run_worker_until_received(receiver, 1)
+    assert terminated and failures == [1]
+    assert "Stopped. Summary: 1 webhook deliveries succeeded" in output

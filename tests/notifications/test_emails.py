@@ -14,6 +14,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from events.models import Event
 from notifications.models import EmailNotification
 from tests.breaches.factories import T0, active_contract, make_job, make_rule, minutes, scan
 
@@ -105,6 +106,24 @@ def test_a_failing_mail_server_is_retried_on_the_schedule(late_job, settings):
     row = EmailNotification.objects.get()
     assert (row.status, row.attempts) == ("pending", 1) and "Connection" in row.last_error
     assert row.next_attempt_at > start
+
+
+def test_an_e_mail_that_cannot_be_rendered_does_not_stop_the_others(late_job):
+    scan(minutes(40))
+    good = EmailNotification.objects.get()
+    broken_event = Event.objects.create(
+        organization=good.organization, type="sla.escalation", object_type="slaclock", object_id=1,
+        payload={"level": "x"}, occurred_at=timezone.now(),
+    )  # fmt: skip
+    EmailNotification.objects.filter(event=broken_event).delete()
+    broken = EmailNotification.objects.create(
+        organization=good.organization, event=broken_event, kind="escalation", recipients=["a@example.com"],
+        next_attempt_at=timezone.now(),
+    )  # fmt: skip
+    assert "1 e-mails sent, 1 failed" in deliver()
+    broken.refresh_from_db()
+    assert (broken.status, broken.attempts) == ("pending", 1) and broken.last_error.startswith("KeyError")
+    assert [m.to for m in mail.outbox] == [["desk@example.com"]]
 
 
 class Collect:

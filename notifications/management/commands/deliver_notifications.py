@@ -4,15 +4,19 @@ Long-running by default (SIGTERM or SIGINT ends it after the attempt in hand); `
 cron: deliver what is due now and exit. Safe with several workers at once (claimed rows).
 """
 
+import logging
 import signal
 import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from config.management import parse_now
 from notifications.delivery import PassSummary, deliver_due
+
+logger = logging.getLogger("notifications")
+RECOVER_SECONDS = 5
 
 
 class Command(BaseCommand):
@@ -58,7 +62,14 @@ class Command(BaseCommand):
             while not stop.is_set():
                 close_old_connections()
                 summary = PassSummary()
-                claimed = deliver_due(now=parse_now(None), limit=batch_size, summary=summary)
+                try:
+                    claimed = deliver_due(now=parse_now(None), limit=batch_size, summary=summary)
+                except DatabaseError:
+                    # The database went away (a restart, a failover): wait and carry on; rows
+                    # claimed before are claimed again when their lease runs out.
+                    logger.exception("deliver_notifications: database error; retrying in %s s", RECOVER_SECONDS)
+                    stop.wait(RECOVER_SECONDS)
+                    continue
                 for name in ("webhooks_succeeded", "webhooks_failed", "emails_sent", "emails_failed"):
                     setattr(total, name, getattr(total, name) + getattr(summary, name))
                 if claimed:
