@@ -196,14 +196,18 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: dt.datetime
 def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datetime) -> WebhookDelivery | None:
     """Write an attempt's outcome under the row's lease; None if the row is gone or not ours."""
     with transaction.atomic():
-        found = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", "endpoint__failing_since")
-        if not found:
+        endpoint_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
+        if endpoint_id is None:
             return None  # the endpoint (and its deliveries) was deleted meanwhile
-        [(endpoint_id, failing_since)] = found
-        # A success on an endpoint that was not failing changes only the delivery; anything else
-        # locks the endpoint first, then the delivery: the order of every other writer of both.
+        # The endpoint before the delivery, the order of every other writer of both. A success
+        # only ends a failing spell (an UPDATE that touches nothing on a healthy endpoint, so
+        # workers delivering to one endpoint do not queue on its row); a failure locks it.
         endpoint = None
-        if not outcome.ok or failing_since is not None:
+        if outcome.ok:
+            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=False).update(
+                failing_since=None, updated_at=timezone.now()
+            )
+        else:
             endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
         delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id, lease_token=token).first()
         if delivery is None:
@@ -215,9 +219,6 @@ def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datet
         delivery.last_error = outcome.error
         if outcome.ok:
             delivery.status, delivery.next_attempt_at, delivery.delivered_at = Status.SUCCEEDED, None, now
-            if endpoint is not None and endpoint.failing_since is not None:
-                endpoint.failing_since = None
-                endpoint.save(update_fields=["failing_since", "updated_at"])
         else:
             if outcome.http_status == 410 and endpoint.active:
                 disable_endpoint(endpoint, reason="The receiver answered 410 Gone.", now=now)
