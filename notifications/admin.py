@@ -4,7 +4,7 @@ from django.db import transaction
 from events.admin import ReadOnlyAdminMixin
 
 from . import services
-from .models import EmailNotification, WebhookDelivery, WebhookEndpoint
+from .models import EmailNotification, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .targets import UnsafeTarget, check_url
 
 
@@ -78,6 +78,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             services.update_endpoint(instance=endpoint, actor=request.user, data={"active": True})
 
 
+class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["number", "attempted_at", "http_status", "duration_ms", "error", "response_excerpt"]
+    readonly_fields = fields
+    max_num = 0
+    can_delete = False
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -88,6 +96,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["endpoint__url", "=event__id", "event__type"]
     list_select_related = ["endpoint", "event"]
     ordering = ["-id"]
+    inlines = [AttemptInline]
     actions = ["redeliver"]
 
     @admin.action(description="Redeliver now (same webhook-id)")

@@ -16,7 +16,7 @@ from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, Upda
 
 from . import services
 from .delivery import deliver_now
-from .models import WebhookDelivery, WebhookEndpoint
+from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .outbox import PATTERN
 
 
@@ -63,16 +63,24 @@ class WebhookEndpointFilterSet(PredicateFilterSet):
         fields = ["active", "created_at"]
 
 
+class WebhookAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookAttempt
+        fields = ["number", "attempted_at", "http_status", "duration_ms", "error", "response_excerpt"]
+        read_only_fields = fields
+
+
 class WebhookDeliverySerializer(ResourceSerializer):
     webhook_id = serializers.CharField(read_only=True, help_text="The `webhook-id` header, the same on every attempt.")
     event = serializers.SerializerMethodField()
     duration_ms = serializers.IntegerField(source="last_duration_ms", read_only=True, allow_null=True)
+    attempt_log = WebhookAttemptSerializer(many=True, read_only=True, help_text="Every attempt, oldest first.")
 
     class Meta:
         model = WebhookDelivery
         fields = [
             "id", "webhook_id", "event", "status", "attempts", "last_http_status", "duration_ms", "next_attempt_at",
-            "response_excerpt", "last_error", "last_attempt_at", "delivered_at", "created_at",
+            "response_excerpt", "last_error", "last_attempt_at", "delivered_at", "created_at", "attempt_log",
         ]  # fmt: skip
         read_only_fields = fields
         default_fields = [
@@ -159,7 +167,8 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
 
 class WebhookDeliveryViewSet(ResourceViewSet):
     """An endpoint's deliveries, newest first: attempts, status, last HTTP status, duration, next
-    attempt and the first kilobyte of the last response. Admins may redeliver."""
+    attempt and the first kilobyte of the last response; a single delivery also lists every
+    attempt (`attempt_log`). Admins may redeliver."""
 
     queryset = WebhookDelivery.objects.select_related("event")
     serializer_class = WebhookDeliverySerializer
@@ -179,7 +188,11 @@ class WebhookDeliveryViewSet(ResourceViewSet):
         return self._endpoint
 
     def get_queryset(self):
-        return super().get_queryset().filter(endpoint=self.endpoint)
+        queryset = super().get_queryset().filter(endpoint=self.endpoint)
+        fields = self.selected_fields(self.serializer_class)
+        if fields is None or "attempt_log" in fields:  # a single delivery, or asked for
+            queryset = queryset.prefetch_related("attempt_log")
+        return queryset
 
     @extend_schema(request=None, responses={200: WebhookDeliverySerializer})
     @action(detail=True, methods=["post"], required_role="admin")

@@ -14,8 +14,8 @@ an endpoint whose every attempt failed for `WEBHOOKS_DISABLE_AFTER` (5 days) is 
 `webhook.disabled` event. E-mails follow the same schedule.
 
 Attempts are the outbox's own bookkeeping, kept on the row (count, last status, duration,
-response excerpt), not events: an event per attempt would itself be delivered to every `*`
-endpoint, without end.
+response excerpt) and one `WebhookAttempt` row each, not events: an event per attempt would
+itself be delivered to every `*` endpoint, without end.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from django.utils import timezone
 from events.services import record_event
 
 from .emails import render
-from .models import EmailNotification, OutboxRow, WebhookDelivery, WebhookEndpoint
+from .models import EmailNotification, OutboxRow, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .signing import event_body, headers
 from .targets import UnsafeTarget, check_url, post
 
@@ -217,6 +217,16 @@ def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datet
         delivery.last_duration_ms = outcome.duration_ms
         delivery.response_excerpt = outcome.excerpt
         delivery.last_error = outcome.error
+        WebhookAttempt.objects.create(
+            organization_id=delivery.organization_id,
+            delivery=delivery,
+            number=delivery.attempts,
+            attempted_at=now,
+            http_status=outcome.http_status,
+            duration_ms=outcome.duration_ms,
+            response_excerpt=outcome.excerpt,
+            error=outcome.error,
+        )
         if outcome.ok:
             delivery.status, delivery.next_attempt_at, delivery.delivered_at = Status.SUCCEEDED, None, now
         else:

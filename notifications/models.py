@@ -89,6 +89,25 @@ class WebhookDelivery(OutboxRow):
         return f"{self.webhook_id} ({self.status})"
 
 
+class WebhookAttempt(TenantModel):
+    """One attempt of a delivery, as it went: what the receiver answered, or why it failed."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.CharField(max_length=1024, blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_once_per_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"
+
+
 class EmailNotification(OutboxRow):
     """One e-mail about one event (an escalation level reached, a breach, an expiry reminder)."""
 

@@ -59,7 +59,7 @@ def test_a_delivery_is_signed_and_shaped_like_the_events_api(api, org, endpoint,
     assert len(receiver.received) == 1
 
 
-def test_retries_follow_the_schedule_under_one_webhook_id(org, endpoint, receiver):
+def test_retries_follow_the_schedule_under_one_webhook_id(api, org, endpoint, receiver):
     receiver.answer(500, body=b"boom", times=2)
     counterparty_created(org)
     start = timezone.now()
@@ -84,6 +84,10 @@ def test_retries_follow_the_schedule_under_one_webhook_id(org, endpoint, receive
     for request in receiver.received:
         request.verify(endpoint.secret)
     assert WebhookEndpoint.objects.get().failing_since is None  # a success ends the failing spell
+    body = api("manager").get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/{row.pk}").json()
+    log = [(a["number"], a["http_status"], a["error"], a["response_excerpt"]) for a in body["attempt_log"]]
+    assert log == [(1, 500, "HTTP 500", "boom"), (2, 500, "HTTP 500", "boom"), (3, 204, "", "")]
+    assert body["attempt_log"][0]["attempted_at"] == start.isoformat().replace("+00:00", "Z")
 
 
 def test_the_schedule_gives_up_after_ten_attempts(org, endpoint, receiver):

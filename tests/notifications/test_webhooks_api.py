@@ -12,7 +12,7 @@ from django.utils import timezone
 from model_bakery import baker
 
 from events.models import Event
-from notifications.models import WebhookDelivery, WebhookEndpoint
+from notifications.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications.signing import new_secret
 from tests.api_base import ResourceAPITests, WritableResourceAPITests
 
@@ -209,6 +209,22 @@ class TestWebhookDeliveriesAPI(ResourceAPITests):
         assert [d["id"] for d in body] == [mine.pk]
         assert api("manager").get(f"{self.url}/{theirs.pk}").status_code == 404
         assert api("manager").get("/api/v1/webhooks/999999/deliveries").status_code == 404
+
+    def test_the_attempt_log_on_request(self, api, org):
+        delivery = self.factory(org)
+        WebhookAttempt.objects.create(
+            organization=org,
+            delivery=delivery,
+            number=1,
+            attempted_at=timezone.now(),
+            http_status=500,
+            error="HTTP 500",
+        )
+        client = api("manager")
+        assert "attempt_log" not in client.get(self.url).json()[0]
+        [listed] = client.get(f"{self.url}?fields=attempt_log").json()
+        assert [(a["number"], a["http_status"]) for a in listed["attempt_log"]] == [(1, 500)]
+        assert client.get(self.detail(delivery)).json()["attempt_log"] == listed["attempt_log"]
 
     def test_redeliver_needs_an_admin(self, api, org):
         delivery = self.factory(org, status="failed", next_attempt_at=None)
