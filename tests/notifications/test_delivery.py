@@ -368,3 +368,17 @@ def test_the_long_running_worker_survives_a_database_error(org, endpoint, receiv
     output, terminated = run_worker_until_received(receiver, 1)
     assert terminated and failures == [1]
     assert "Stopped. Summary: 1 webhook deliveries succeeded" in output
+
+
+def test_due_deliveries_are_found_through_the_partial_index(org, endpoint):
+    from django.db import connection, transaction
+
+    counterparty_created(org)
+    due = WebhookDelivery.objects.filter(endpoint__active=True, status="pending", next_attempt_at__lte=timezone.now())
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The tables are tiny: make the planner say whether it *can* use the index.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = due.order_by("next_attempt_at", "pk").select_for_update(skip_locked=True, of=("self",)).explain()
+    assert "delivery_due" in plan, plan
