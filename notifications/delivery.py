@@ -257,7 +257,11 @@ def deliver_claimed(ids: list[int], token: str, now: dt.datetime) -> tuple[int, 
     succeeded = failed = 0
     rows = WebhookDelivery.objects.filter(pk__in=ids, lease_token=token).select_related("endpoint", "event__actor")
     for delivery in rows.order_by("next_attempt_at", "pk"):
-        outcome = attempt(delivery, now)
+        try:
+            outcome = attempt(delivery, now)
+        except Exception as exc:  # a bug must not stop the batch, nor make the row a poison pill
+            logger.exception("webhook %s: unexpected error", delivery.webhook_id)
+            outcome = Outcome(error=f"Internal error: {type(exc).__name__}: {exc}"[:RESPONSE_LIMIT])
         recorded = record_outcome(delivery.pk, token, outcome, now)
         if recorded is not None and recorded.status == Status.SUCCEEDED:
             succeeded += 1

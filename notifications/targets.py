@@ -93,6 +93,10 @@ def check_url(url: str) -> Target:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UnsafeTarget("The URL has no host.")
+    try:
+        host = host.encode("idna").decode("ascii")  # an international name in its DNS form
+    except UnicodeError:
+        raise UnsafeTarget(f"The host {host} is not a valid name.") from None
     port = port or (443 if scheme == "https" else 80)
     try:
         addresses = [str(ipaddress.ip_address(host))]

@@ -382,3 +382,20 @@ def test_due_deliveries_are_found_through_the_partial_index(org, endpoint):
                 cursor.execute("SET LOCAL enable_seqscan = off")
         plan = due.order_by("next_attempt_at", "pk").select_for_update(skip_locked=True, of=("self",)).explain()
     assert "delivery_due" in plan, plan
+
+
+def test_an_unexpected_error_fails_the_attempt_not_the_worker(org, endpoint, receiver, monkeypatch):
+    counterparty_created(org)
+    counterparty_created(org)
+    real = worker.attempt
+
+    def broken_once(delivery, now):
+        if delivery.pk == WebhookDelivery.objects.order_by("id").first().pk:
+            raise RuntimeError("a bug")
+        return real(delivery, now)
+
+    monkeypatch.setattr(worker, "attempt", broken_once)
+    assert "1 webhook deliveries succeeded, 1 failed" in deliver()
+    first, second = WebhookDelivery.objects.order_by("id")
+    assert (first.status, first.attempts, first.last_error) == ("pending", 1, "Internal error: RuntimeError: a bug")
+    assert second.status == "succeeded"

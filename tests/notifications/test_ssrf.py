@@ -84,6 +84,14 @@ def test_a_name_is_allowed_only_when_every_address_is_global(dns):
         check_url("https://nowhere.example.com/")
 
 
+def test_an_international_name_is_resolved_and_sent_in_its_dns_form(dns):
+    dns["xn--bcher-kva.example"] = [PUBLIC_V4]
+    target = check_url("https://bücher.example/hook")
+    assert (target.host, target.addresses) == ("xn--bcher-kva.example", (PUBLIC_V4,))
+    with pytest.raises(UnsafeTarget, match="not a valid name"):
+        check_url("https://" + "a" * 64 + ".example/")
+
+
 def test_loopback_only_when_allowed_and_only_127_8(dns, settings):
     dns["localhost"] = ["127.0.0.1"]
     with pytest.raises(UnsafeTarget):
