@@ -1,10 +1,14 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config.api.exceptions import Unprocessable
 from events.admin import ReadOnlyAdminMixin
 
 from . import services
 from .models import EmailNotification, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .outbox import invalid_patterns, pattern_error
 from .targets import UnsafeTarget, check_url
 
 
@@ -23,30 +27,70 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).filter(pk__in=list(latest)).select_related("event")
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    """The URL and the event types checked as the API checks them."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["organization", "url", "description", "event_types", "active"]
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            check_url(url)
+        except UnsafeTarget as exc:
+            raise ValidationError(str(exc)) from None
+        return url
+
+    def clean_event_types(self):
+        value = self.cleaned_data["event_types"]
+        if not isinstance(value, list) or not value:
+            raise ValidationError('A list of event type patterns, e.g. ["breach.*"].')
+        bad = invalid_patterns(value)
+        if bad:
+            raise ValidationError(pattern_error(bad))
+        return list(dict.fromkeys(value))
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    """Endpoints are created and changed through the API (which shows the secret once and checks
-    the URL); here staff look, disable or enable, rotate a secret and redeliver."""
+    """Endpoints, written through the same services as the API (URL checked, events recorded);
+    a new or rotated secret is shown once, in the message after the save or the action."""
 
+    form = WebhookEndpointForm
     list_display = ["id", "url", "organization", "active", "event_types", "failing_since", "disabled_reason"]
     list_filter = ["active", "organization"]
     search_fields = ["url", "description"]
     list_select_related = ["organization"]
-    readonly_fields = [
-        "organization", "url", "event_types", "previous_secret_expires_at", "failing_since", "disabled_at",
-        "disabled_reason", "created_at", "updated_at",
-    ]  # fmt: skip
-    exclude = ["secret", "previous_secret"]
     inlines = [DeliveryInline]
     actions = ["rotate_secrets", "disable", "enable"]
 
-    def has_add_permission(self, request):
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        status = ["previous_secret_expires_at", "failing_since", "disabled_at", "disabled_reason", "created_at"]
+        return ["organization", *status] if obj is not None else []
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
 
     def save_model(self, request, obj, form, change):
+        if not change:
+            data = {name: form.cleaned_data[name] for name in ("url", "description", "event_types", "active")}
+            created = services.create_endpoint(
+                organization=form.cleaned_data["organization"], actor=request.user, data=data
+            )
+            obj.pk = created.pk
+            self._show_secret(request, created)
+            return
         # Through the service: events, and the endpoint's deliveries failed when disabled.
         data = {name: form.cleaned_data[name] for name in form.changed_data}
         services.update_endpoint(instance=obj, actor=request.user, data=data)
+
+    def _show_secret(self, request, endpoint) -> None:
+        self.message_user(
+            request, f"The signing secret of {endpoint.url}, shown only now: {endpoint.secret}", messages.WARNING
+        )
 
     def delete_model(self, request, obj):
         services.delete_endpoint(instance=obj, actor=request.user)
@@ -58,8 +102,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the secret (the old one signs beside it for 24 h)")
     def rotate_secrets(self, request, queryset):
         for endpoint in queryset:
-            services.rotate_secret(endpoint=endpoint, actor=request.user)
-        self.message_user(request, "Rotated. Only POST /api/v1/webhooks/{id}/rotate_secret shows a new secret.")
+            self._show_secret(request, services.rotate_secret(endpoint=endpoint, actor=request.user))
 
     @admin.action(description="Disable")
     def disable(self, request, queryset):
@@ -71,11 +114,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def enable(self, request, queryset):
         for endpoint in queryset.filter(active=False):
             try:
-                check_url(endpoint.url)
-            except UnsafeTarget as exc:
-                self.message_user(request, f"{endpoint.url}: {exc}", messages.ERROR)
-                continue
-            services.update_endpoint(instance=endpoint, actor=request.user, data={"active": True})
+                services.update_endpoint(instance=endpoint, actor=request.user, data={"active": True})
+            except Unprocessable as exc:
+                self.message_user(request, f"{endpoint.url}: {'; '.join(exc.errors['url'])}", messages.ERROR)
 
 
 class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):

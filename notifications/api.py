@@ -17,7 +17,7 @@ from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, Upda
 from . import services
 from .delivery import deliver_now
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from .outbox import PATTERN
+from .outbox import invalid_patterns, pattern_error
 
 
 class WebhookEndpointSerializer(ResourceSerializer):
@@ -39,11 +39,9 @@ class WebhookEndpointSerializer(ResourceSerializer):
         extra_kwargs = {"active": {"required": False}}
 
     def validate_event_types(self, value: list[str]) -> list[str]:
-        bad = [pattern for pattern in value if not PATTERN.match(pattern)]
+        bad = invalid_patterns(value)
         if bad:
-            raise serializers.ValidationError(
-                f"Not an event type pattern (lower-case letters, digits, _, . and *): {', '.join(bad)}"
-            )
+            raise serializers.ValidationError(pattern_error(bad))
         return list(dict.fromkeys(value))
 
 

@@ -34,6 +34,15 @@ EMAIL_KINDS = {
 }
 
 
+def invalid_patterns(patterns: list[str]) -> list[str]:
+    """The entries of an endpoint's `event_types` that are not patterns (for a 422 or a form error)."""
+    return [p for p in patterns if not isinstance(p, str) or not PATTERN.match(p)]
+
+
+def pattern_error(patterns: list[str]) -> str:
+    return f"Not an event type pattern (lower-case letters, digits, _, . and *): {', '.join(map(str, patterns))}"
+
+
 def matches(patterns: list[str], event_type: str) -> bool:
     """Whether an endpoint subscribed to `patterns` receives events of `event_type`."""
     return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in patterns)

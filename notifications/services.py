@@ -54,6 +54,7 @@ def update_endpoint(*, instance: WebhookEndpoint, actor, data: dict, now: dt.dat
         # Its own event (`webhook.disabled`, with the actor), as when the worker disables it.
         disable_endpoint(endpoint, reason="Disabled by an administrator.", now=now, actor=actor)
     elif activate is True and not endpoint.active:
+        check_endpoint_url(endpoint.url)  # enabling is a save: the URL must still be allowed
         endpoint.active, endpoint.failing_since = True, None
         endpoint.disabled_at, endpoint.disabled_reason = None, ""
         changes["active"] = {"before": False, "after": True}

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from contracts.services import create_counterparty
 from events.models import Event
-from notifications.models import EmailNotification, WebhookDelivery
+from notifications.models import EmailNotification, WebhookDelivery, WebhookEndpoint
 
 from .conftest import PUBLIC_V4
 from .test_webhooks_api import make_endpoint
@@ -73,6 +73,8 @@ def test_editing_an_endpoint_records_an_event(staff, outbox):
     response = staff.post(
         f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/",
         {
+            "url": endpoint.url,
+            "event_types": '["*"]',
             "description": "Dispatch",
             "active": "on",
             "deliveries-TOTAL_FORMS": "0",
@@ -88,12 +90,48 @@ def test_editing_an_endpoint_records_an_event(staff, outbox):
     assert event.payload["changes"]["description"] == {"before": "", "after": "Dispatch"}
 
 
+def test_adding_an_endpoint_checks_it_and_shows_the_secret_once(staff, org, dns):
+    dns["hooks.example.com"] = [PUBLIC_V4]
+    dns["intranet.example.com"] = ["10.1.1.1"]
+    url = "/admin/notifications/webhookendpoint/add/"
+    form = {"organization": org.pk, "description": "Dispatch", "active": "on"}
+    bad = staff.post(url, {**form, "url": "https://intranet.example.com/", "event_types": '["Breach"]'})
+    assert bad.status_code == 200
+    page = bad.content.decode()
+    assert "10.1.1.1 is not a public address" in page and "Not an event type pattern" in page
+    assert not WebhookEndpoint.objects.exists()
+    good = staff.post(url, {**form, "url": "https://hooks.example.com/in", "event_types": '["breach.*"]'}, follow=True)
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.organization, endpoint.event_types, endpoint.active) == (org, ["breach.*"], True)
+    assert f"shown only now: {endpoint.secret}" in good.content.decode()
+    assert Event.objects.get(type="webhook.created").object_id == endpoint.pk
+    assert (
+        endpoint.secret not in staff.get(f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/").content.decode()
+    )
+
+
+def test_enable_refuses_a_url_that_is_no_longer_allowed(staff, outbox, dns):
+    endpoint, _, _ = outbox
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
+    dns["hooks.example.com"] = ["192.168.0.9"]
+    response = staff.post(
+        "/admin/notifications/webhookendpoint/", {"action": "enable", "_selected_action": [endpoint.pk]}, follow=True
+    )
+    assert "192.168.0.9 is not a public address" in response.content.decode()
+    assert WebhookEndpoint.objects.get().active is False
+
+
 def test_rotate_and_redeliver_actions(staff, outbox):
     endpoint, delivery, _ = outbox
     old = endpoint.secret
-    staff.post("/admin/notifications/webhookendpoint/", {"action": "rotate_secrets", "_selected_action": [endpoint.pk]})
+    response = staff.post(
+        "/admin/notifications/webhookendpoint/",
+        {"action": "rotate_secrets", "_selected_action": [endpoint.pk]},
+        follow=True,
+    )
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.previous_secret == old
+    assert f"shown only now: {endpoint.secret}" in response.content.decode()
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", next_attempt_at=None)
     staff.post("/admin/notifications/webhookdelivery/", {"action": "redeliver", "_selected_action": [delivery.pk]})
     delivery.refresh_from_db()

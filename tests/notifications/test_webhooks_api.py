@@ -116,6 +116,13 @@ class TestWebhooksAPI(WritableResourceAPITests):
         endpoint.refresh_from_db()
         assert endpoint.failing_since is None and endpoint.disabled_at is None
 
+    def test_enabling_again_checks_the_url_again(self, api, org, dns):
+        endpoint = make_endpoint(org, active=False)
+        dns["hooks.example.com"] = ["10.9.9.9"]
+        response = api("admin").patch(f"{self.url}/{endpoint.pk}", {"active": True}, format="json")
+        assert response.status_code == 422 and "10.9.9.9" in response.json()["errors"]["url"][0]
+        assert WebhookEndpoint.objects.get().active is False
+
     def test_delete_keeps_the_events(self, api, org):
         endpoint = make_endpoint(org)
         assert api("admin").delete(f"{self.url}/{endpoint.pk}").status_code == 204
