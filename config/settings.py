@@ -185,6 +185,7 @@ INSTALLED_APPS += ["notifications"]
 # default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///path, ...
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever
 # The base of the links in e-mails.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Development and tests only: also deliver to http(s)://127.0.0.0/8 (never in production).

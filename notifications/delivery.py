@@ -81,8 +81,10 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
 
 
 def lease_length(limit: int) -> dt.timedelta:
-    """Long enough for `limit` sends that each take the whole timeout, with a margin."""
-    return dt.timedelta(seconds=limit * (settings.WEBHOOKS_TIMEOUT_SECONDS + 5) + 60)
+    """Long enough for `limit` sends that each take the whole timeout (a webhook's deadline or the
+    mail server's timeout, whichever is longer), with a margin."""
+    per_item = max(settings.WEBHOOKS_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT or 0)
+    return dt.timedelta(seconds=limit * (per_item + 5) + 60)
 
 
 def claim(queryset, *, now: dt.datetime, limit: int) -> tuple[str, list[int]]:

@@ -14,6 +14,7 @@ the first kilobyte of the response body read.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http.client
 import ipaddress
@@ -55,6 +56,19 @@ def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (tests replace this with a stub: no DNS, no packets)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+_resolvers = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+def resolve_within(host: str, port: int, timeout: float) -> list[str]:
+    """`resolve`, given up after `timeout` seconds (the system resolver cannot be interrupted:
+    a lookup that hangs finishes in its thread, unwaited for)."""
+    future = _resolvers.submit(resolve, host, port)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise OSError(f"resolving {host} took longer than {timeout:g} s") from None
 
 
 def _loopback_allowed() -> bool:
@@ -102,9 +116,9 @@ def check_url(url: str) -> Target:
         addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
         try:
-            addresses = resolve(host, port)
-        except (OSError, UnicodeError):
-            raise UnsafeTarget(f"The host {host} could not be resolved.") from None
+            addresses = resolve_within(host, port, settings.WEBHOOKS_TIMEOUT_SECONDS)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeTarget(f"The host {host} could not be resolved ({exc}).") from None
     if not addresses:
         raise UnsafeTarget(f"The host {host} could not be resolved.")
     ips = [ipaddress.ip_address(address.split("%")[0]) for address in addresses]

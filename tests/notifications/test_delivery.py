@@ -399,3 +399,10 @@ def test_an_unexpected_error_fails_the_attempt_not_the_worker(org, endpoint, rec
     first, second = WebhookDelivery.objects.order_by("id")
     assert (first.status, first.attempts, first.last_error) == ("pending", 1, "Internal error: RuntimeError: a bug")
     assert second.status == "succeeded"
+
+
+def test_a_lease_outlasts_a_batch_of_sends_that_each_take_the_whole_timeout(settings):
+    settings.WEBHOOKS_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT = 10, 30
+    assert worker.lease_length(20) == dt.timedelta(seconds=20 * 35 + 60)
+    settings.EMAIL_TIMEOUT = None  # Django's own default: the webhook deadline counts
+    assert worker.lease_length(1) == dt.timedelta(seconds=15 + 60)

@@ -11,6 +11,7 @@ import datetime as dt
 import socket
 import ssl
 import threading
+import time
 from http.server import ThreadingHTTPServer
 
 import pytest
@@ -90,6 +91,17 @@ def test_an_international_name_is_resolved_and_sent_in_its_dns_form(dns):
     assert (target.host, target.addresses) == ("xn--bcher-kva.example", (PUBLIC_V4,))
     with pytest.raises(UnsafeTarget, match="not a valid name"):
         check_url("https://" + "a" * 64 + ".example/")
+
+
+def test_a_resolver_that_hangs_is_given_up_on(monkeypatch, settings):
+    settings.WEBHOOKS_TIMEOUT_SECONDS = 0.2
+    monkeypatch.setattr(targets, "resolve", lambda host, port: time.sleep(1) or [PUBLIC_V4])
+    started = time.monotonic()
+    with pytest.raises(
+        UnsafeTarget, match=r"could not be resolved \(resolving slow.example.com took longer than 0.2 s\)"
+    ):
+        check_url("https://slow.example.com/")
+    assert time.monotonic() - started < 0.9
 
 
 def test_loopback_only_when_allowed_and_only_127_8(dns, settings):
