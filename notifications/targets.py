@@ -140,17 +140,23 @@ def ssl_context() -> ssl.SSLContext:
 
 
 def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float | None = None) -> Response:
-    """POST `body` to the target's first checked address; raise OSError/HTTPException on failure."""
+    """POST `body` to the target's checked addresses (the first that accepts the connection);
+    raise OSError or HTTPException on failure."""
     timeout = timeout if timeout is not None else settings.WEBHOOKS_TIMEOUT_SECONDS
-    address = target.addresses[0]
     if target.scheme == "https":
         connection = http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=ssl_context())
     else:
         connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
 
     def pinned(host_port, *args, **kwargs):
-        # Connect to the checked address, never to a fresh resolution of the name.
-        return socket.create_connection((address, host_port[1]), *args, **kwargs)
+        # Connect to a checked address (each in turn), never to a fresh resolution of the name.
+        failure = None
+        for address in target.addresses:
+            try:
+                return socket.create_connection((address, host_port[1]), *args, **kwargs)
+            except OSError as exc:
+                failure = exc
+        raise failure
 
     connection._create_connection = pinned
 

@@ -174,6 +174,16 @@ def test_the_connection_is_pinned_to_the_checked_address(org, dns, connects, rec
     assert dns["calls"] == ["hooks.test", "hooks.test"]  # at save, and at connect
 
 
+def test_the_next_checked_address_is_tried_when_one_refuses(org, dns, connects, receiver, loopback):
+    dns["hooks.test"] = ["127.0.0.2", "127.0.0.1"]  # nothing listens on 127.0.0.2 at that port
+    url = f"http://hooks.test:{receiver.port}/pinned"
+    endpoint = services.create_endpoint(organization=org, actor=None, data={"url": url, "event_types": ["*"]})
+    create_counterparty(organization=org, actor=None, data={"name": "Customer"})
+    deliver()
+    assert connects == [("127.0.0.2", receiver.port), ("127.0.0.1", receiver.port)]
+    receiver.received[0].verify(endpoint.secret)
+
+
 def _certificate(name: str):
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
