@@ -152,9 +152,14 @@ def test_organization_notification_emails_in_the_admin(staff, org):
         "memberships-MIN_NUM_FORMS": "0",
         "memberships-MAX_NUM_FORMS": "1000",
     }
-    bad = staff.post(url, {**form, "notification_emails": '["not an address"]'})
+    bad = staff.post(url, {**form, "notification_emails": "ops@example.com\nnot an address"})
     assert bad.status_code == 200 and "is not an e-mail address" in bad.content.decode()
-    good = staff.post(url, {**form, "notification_emails": '["ops@example.com"]'})
+    emptied = staff.post(url, {**form, "notification_emails": ""})
+    assert emptied.status_code == 302, emptied.content.decode()[:3000]
+    org.refresh_from_db()
+    assert org.notification_emails == []
+    good = staff.post(url, {**form, "notification_emails": "ops@example.com\r\nboss@example.com, ops@example.com"})
     assert good.status_code == 302, good.content.decode()[:3000]
     org.refresh_from_db()
-    assert org.notification_emails == ["ops@example.com"]
+    assert org.notification_emails == ["ops@example.com", "boss@example.com"]
+    assert "ops@example.com\nboss@example.com</textarea>" in staff.get(url).content.decode()
