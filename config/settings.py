@@ -182,7 +182,7 @@ SPECTACULAR_SETTINGS = {
 # --- Webhooks and e-mail (issue 9) ---
 INSTALLED_APPS += ["notifications"]
 # E-mail through Django's backend, configured by one URL (django-environ): consolemail:// (the
-# default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///path, ...
+# default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///var/mail ...
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever

@@ -164,3 +164,55 @@ def test_through_a_real_smtp_server_on_loopback(late_job, settings, smtp_server)
     html = message.get_body(("html",)).get_content()
     assert "How late: 15 min over the target" in plain and "<a href=" in html
     assert EmailNotification.objects.filter(status="succeeded").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("email_url", "expected"),
+    [
+        (None, {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}),
+        (
+            "smtp+tls://sla%40example.com:s3cret@mail.example.com:587",
+            {
+                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "EMAIL_HOST": "mail.example.com",
+                "EMAIL_PORT": 587,
+                "EMAIL_HOST_USER": "sla@example.com",
+                "EMAIL_HOST_PASSWORD": "s3cret",
+                "EMAIL_USE_TLS": True,
+            },
+        ),
+        (  # django-environ drops the first slash of the path: relative to where the worker runs
+            "filemail:///var/mail",
+            {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": "var/mail"},
+        ),
+        (
+            "filemail:////srv/mail",
+            {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": "/srv/mail"},
+        ),
+    ],
+)
+def test_email_url_configures_the_backend(email_url, expected):
+    """The settings read EMAIL_URL as django-environ does (a fresh process: settings load once)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if k != "EMAIL_URL"}
+    if email_url:
+        env["EMAIL_URL"] = email_url
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        f"print(json.dumps({{k: getattr(s, k) for k in {sorted(expected)!r}}}))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(output) == expected
