@@ -254,11 +254,21 @@ def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datet
         return delivery
 
 
-def deliver_claimed(ids: list[int], token: str, now: dt.datetime) -> tuple[int, int]:
-    """Attempt each claimed delivery and record it: (succeeded, failed attempts)."""
+def release(model, ids, token: str) -> None:
+    """Give back claimed rows not attempted (a worker stopping): others may claim them at once."""
+    model.objects.filter(pk__in=list(ids), lease_token=token).update(lease_until=None, lease_token="")
+
+
+def deliver_claimed(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
+    """Attempt each claimed delivery and record it: (succeeded, failed attempts). When
+    `should_stop()` turns true, the rows not yet attempted are released."""
     succeeded = failed = 0
     rows = WebhookDelivery.objects.filter(pk__in=ids, lease_token=token).select_related("endpoint", "event__actor")
-    for delivery in rows.order_by("next_attempt_at", "pk"):
+    rows = list(rows.order_by("next_attempt_at", "pk"))
+    for index, delivery in enumerate(rows):
+        if should_stop():
+            release(WebhookDelivery, (row.pk for row in rows[index:]), token)
+            break
         try:
             outcome = attempt(delivery, now)
         except Exception as exc:  # a bug must not stop the batch, nor make the row a poison pill
@@ -284,12 +294,16 @@ def deliver_now(delivery: WebhookDelivery, now: dt.datetime | None = None) -> We
 # --- e-mails ------------------------------------------------------------------------------------
 
 
-def send_claimed_emails(ids: list[int], token: str, now: dt.datetime) -> tuple[int, int]:
+def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
     sent = failed = 0
     rows = EmailNotification.objects.filter(pk__in=ids, lease_token=token).select_related("event", "organization")
     mail = get_connection()
     try:
-        for row in rows.order_by("next_attempt_at", "pk"):
+        rows = list(rows.order_by("next_attempt_at", "pk"))
+        for index, row in enumerate(rows):
+            if should_stop():
+                release(EmailNotification, (r.pk for r in rows[index:]), token)
+                break
             error, subject = "", ""
             try:
                 message = render(row, connection=mail)
@@ -333,11 +347,13 @@ class PassSummary:
         return self.webhooks_succeeded + self.webhooks_failed + self.emails_sent + self.emails_failed
 
 
-def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | None = None) -> int:
+def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | None = None, should_stop=None) -> int:
     """Claim and send one batch of due webhook deliveries and one of e-mails; how many were claimed.
 
     `summary.seen` holds the (kind, id) already attempted in this run: a `--once` run attempts a
-    row at most once, even when a `Retry-After: 0` makes it due again at once."""
+    row at most once, even when a `Retry-After: 0` makes it due again at once. `should_stop()`
+    (a worker asked to stop) ends the pass after the attempt in hand, releasing the rest."""
+    should_stop = should_stop or (lambda: False)
     summary = summary if summary is not None else PassSummary()
     webhook_ids = [pk for kind, pk in summary.seen if kind == "webhook"]
     email_ids = [pk for kind, pk in summary.seen if kind == "email"]
@@ -345,13 +361,15 @@ def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | Non
         WebhookDelivery.objects.filter(endpoint__active=True).exclude(pk__in=webhook_ids), now=now, limit=limit
     )
     if ids:
-        ok, bad = deliver_claimed(ids, token, now)
+        ok, bad = deliver_claimed(ids, token, now, should_stop)
         summary.webhooks_succeeded += ok
         summary.webhooks_failed += bad
         summary.seen.update(("webhook", pk) for pk in ids)
+    if should_stop():
+        return len(ids)
     token, mail_ids = claim(EmailNotification.objects.exclude(pk__in=email_ids), now=now, limit=limit)
     if mail_ids:
-        ok, bad = send_claimed_emails(mail_ids, token, now)
+        ok, bad = send_claimed_emails(mail_ids, token, now, should_stop)
         summary.emails_sent += ok
         summary.emails_failed += bad
         summary.seen.update(("email", pk) for pk in mail_ids)

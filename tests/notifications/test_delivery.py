@@ -406,3 +406,21 @@ def test_a_lease_outlasts_a_batch_of_sends_that_each_take_the_whole_timeout(sett
     assert worker.lease_length(20) == dt.timedelta(seconds=20 * 35 + 60)
     settings.EMAIL_TIMEOUT = None  # Django's own default: the webhook deadline counts
     assert worker.lease_length(1) == dt.timedelta(seconds=15 + 60)
+
+
+def test_a_worker_asked_to_stop_gives_back_what_it_has_not_attempted(org, endpoint, receiver):
+    for _ in range(3):
+        counterparty_created(org)
+    asked = []
+
+    def stop_after_one():
+        asked.append(1)
+        return len(receiver.received) >= 1
+
+    summary = worker.PassSummary()
+    assert worker.deliver_due(now=timezone.now(), summary=summary, should_stop=stop_after_one) == 3
+    assert (summary.webhooks_succeeded, len(receiver.received)) == (1, 1)
+    rows = WebhookDelivery.objects.order_by("id")
+    assert [(r.status, r.lease_token) for r in rows] == [("succeeded", ""), ("pending", ""), ("pending", "")]
+    assert all(r.lease_until is None for r in rows)  # another worker may take them at once
+    assert "2 webhook deliveries succeeded" in deliver()

@@ -1,7 +1,8 @@
 """Deliver what the outbox holds: signed webhook attempts and e-mails, when they are due.
 
-Long-running by default (SIGTERM or SIGINT ends it after the attempt in hand); `--once` for
-cron: deliver what is due now and exit. Safe with several workers at once (claimed rows).
+Long-running by default (SIGTERM or SIGINT ends it after the attempt in hand, giving back the
+rows it had claimed but not attempted); `--once` for cron: deliver what is due now and exit.
+Safe with several workers at once (claimed rows).
 """
 
 import logging
@@ -63,7 +64,9 @@ class Command(BaseCommand):
                 close_old_connections()
                 summary = PassSummary()
                 try:
-                    claimed = deliver_due(now=parse_now(None), limit=batch_size, summary=summary)
+                    claimed = deliver_due(
+                        now=parse_now(None), limit=batch_size, summary=summary, should_stop=stop.is_set
+                    )
                 except DatabaseError:
                     # The database went away (a restart, a failover): wait and carry on; rows
                     # claimed before are claimed again when their lease runs out.
