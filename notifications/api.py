@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
@@ -120,7 +121,6 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
     default_sort = "id"
     read_role = "manager"
     write_role = "admin"
-    create_service = staticmethod(services.create_endpoint)
 
     @staticmethod
     def update_service(*, instance, actor, data):
@@ -160,7 +160,11 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
         ActionSerializer(data=request.data).is_valid(raise_exception=True)
         delivery = services.ping_endpoint(endpoint=self.get_object(), actor=request.user)
         delivery = deliver_now(delivery)
-        return Response(WebhookDeliverySerializer(delivery, context=self.get_serializer_context()).data)
+        location = reverse(
+            "webhook-delivery-detail", kwargs={"webhook_pk": delivery.endpoint_id, "pk": delivery.pk}, request=request
+        )
+        data = WebhookDeliverySerializer(delivery, context=self.get_serializer_context()).data
+        return Response(data, headers={"Location": location})
 
 
 class WebhookDeliveryViewSet(ResourceViewSet):

@@ -144,6 +144,13 @@ def test_ping_delivers_a_signed_event_at_once(api, org, receiver, loopback):
     payload = request.verify(endpoint["secret"])
     assert payload["type"] == "webhook.ping" and payload["object_id"] == endpoint["id"]
     assert request.headers["webhook-id"] == body["webhook_id"]
+    fetched = client.get(response["Location"]).json()
+    assert (fetched["id"], fetched["status"], fetched["attempt_log"][0]["http_status"]) == (
+        body["id"],
+        "succeeded",
+        204,
+    )
+    assert response["Location"].endswith(f"/api/v1/webhooks/{endpoint['id']}/deliveries/{body['id']}")
 
 
 def test_a_failed_ping_says_so_and_is_retried(api, org, receiver, loopback):
