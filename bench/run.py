@@ -28,6 +28,7 @@ BENCHMARKS = [
     "ledger_bench",
     "event_cursor",
     "stream_latency",
+    "deliveries",
 ]
 
 

@@ -237,3 +237,18 @@ STREAM = {
     "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
     "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
 }
+
+# --- Webhooks and e-mail (issue 9) ---
+INSTALLED_APPS += ["notifications"]
+# E-mail through Django's backend, configured by one URL (django-environ): consolemail:// (the
+# default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///var/mail ...
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever
+# The base of the links in e-mails.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Development and tests only: also deliver to http(s)://127.0.0.0/8 (never in production).
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+# An endpoint failing every attempt for this long is disabled (a `webhook.disabled` event).
+WEBHOOKS_DISABLE_AFTER = timedelta(days=env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5))
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)

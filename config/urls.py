@@ -44,6 +44,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("stream.urls")),  # live event stream (SSE); the WebSocket is in config/asgi.py
     path("api/v1/", include(api_v1)),
+    path("api/v1/", include("notifications.urls")),  # webhooks and e-mail (issue 9)
 ]
 
 if settings.SERVE_STATIC:

@@ -557,7 +557,13 @@ def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: 
         type=f"contract.{kind}",
         obj=contract,
         actor=None,
-        payload={"window_days": tightest, "date": due_date, "days_left": days_left},
+        payload={
+            "window_days": tightest,
+            "date": due_date,
+            "days_left": days_left,
+            "reference": contract.reference,
+            "name": contract.name,
+        },
         occurred_at=now,
     )
     return True

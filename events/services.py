@@ -11,7 +11,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from .feed import prepare_write
-from .handlers import dispatch
+from .handlers import dispatch, dispatch_recorded
 from .models import Event
 
 
@@ -55,6 +55,7 @@ def record_event(
         occurred_at=occurred_at or timezone.now(),
     )
     event.reactions = dispatch(event)
+    dispatch_recorded([event])
     return event
 
 
@@ -78,6 +79,7 @@ def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred
     )
     for event in events:
         event.reactions = dispatch(event)
+    dispatch_recorded(events)
     return events
 
 
