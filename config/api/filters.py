@@ -28,7 +28,7 @@ from django_filters.utils import get_model_field
 from .exceptions import BadRequest
 
 # Query parameters the toolkit itself reads; never taken for filters.
-RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort"})
+RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort", "format"})  # format: ?format=csv
 
 _RANGE = re.compile(r"^(>=|<=|>|<)([^<>]+?)(?:(>=|<=|>|<)([^<>]+))?$")
 _LOOKUPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
