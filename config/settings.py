@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "workorders",
     "breaches",
     "ledger",
+    "reports",  # issue 11: at the top of the layers
 ]
 
 MIDDLEWARE = [

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, When
+from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncMonth, TruncWeek
 
 from breaches.models import Breach
@@ -182,7 +182,10 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     clocks = _scoped(organization, query, now)
     decided = clocks.filter(decided_at__gte=query.start, decided_at__lt=query.end)
     names, annotations = _keys(query)
-    grouped = decided.annotate(**annotations).values(*names)
+    # Grouped by nothing, the report is one row: group by a constant (a bare values() would
+    # group by every column).
+    names = names or ["everything"]
+    grouped = decided.annotate(**annotations, everything=Value(1)).values(*names)
     stopped_seconds = Case(When(stopped_at__isnull=False, then=F("elapsed_seconds")), default=None)
     rows = grouped.annotate(
         decided=Count("id"),
@@ -257,6 +260,7 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
     plain_keys = tuple(key for key in query.group_by if key not in TIME_GROUPS)
     plain = ComplianceQuery(query.date_from, query.date_to, query.time_zone, plain_keys)
     names, _ = _keys(plain)
+    names = names or ["everything"]
     counts = {
         f"open_{index}": Count(
             "id", filter=Q(started_at__lt=end) & (Q(decided_at__isnull=True) | Q(decided_at__gte=end))
@@ -266,6 +270,7 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
     open_rows = (
         clocks.exclude(state=S.CANCELLED)
         .filter(started_at__lt=ends[-1][2])
+        .annotate(everything=Value(1))
         .values(*names)
         .annotate(**counts)
         .order_by()

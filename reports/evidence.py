@@ -93,7 +93,9 @@ def _status_history(job) -> list[dict]:
             changed = payload.get("status_changed_at") or (
                 ((payload.get("changes") or {}).get("status_changed_at") or {}).get("after")
             )
-            history.append({"status": status, "at": iso(dt.datetime.fromisoformat(changed)) if changed else iso(event.occurred_at)})
+            history.append(
+                {"status": status, "at": iso(dt.datetime.fromisoformat(changed)) if changed else iso(event.occurred_at)}
+            )
     return history
 
 
@@ -175,7 +177,9 @@ def _penalty_steps(breach: Breach, rule, overage: int, past_due: bool) -> dict:
         "unit_minutes": clause.get("unit_minutes"),
         "started_units": units,
         "before_caps": _money(penalty_before_caps(rule.penalty, overage, currency) if past_due else ZERO, currency),
-        "per_breach_cap": None if clause.get("per_breach_cap") is None else _money(_cap(clause["per_breach_cap"], currency), currency),
+        "per_breach_cap": None
+        if clause.get("per_breach_cap") is None
+        else _money(_cap(clause["per_breach_cap"], currency), currency),
         "after_breach_cap": _money(after_breach_cap, currency),
         "month": breach.penalty_month,
         "monthly_cap": None if cap is None else _money(_cap(cap, currency), currency),
@@ -211,7 +215,10 @@ def breach_evidence(breach: Breach) -> dict:
     past_due = cancelled or (due_at is not None and until > due_at)
     steps = _penalty_steps(breach, rule, overage, past_due)
     zone = spec.time_zone if spec else "UTC"
-    local_start, local_end = dt.datetime.fromtimestamp(a, ZoneInfo(zone)).date(), dt.datetime.fromtimestamp(b, ZoneInfo(zone)).date()
+    local_start, local_end = (
+        dt.datetime.fromtimestamp(a, ZoneInfo(zone)).date(),
+        dt.datetime.fromtimestamp(b, ZoneInfo(zone)).date(),
+    )
     recomputed = {
         "due_at": iso(due_at),
         "business_seconds": seconds,
@@ -238,7 +245,11 @@ def breach_evidence(breach: Breach) -> dict:
                 "waiver_reason": breach.waiver_reason,
                 **{f"stored_{key}": value for key, value in stored.items()},
             },
-            "contract": {"id": breach.contract_id, "reference": breach.contract.reference, "name": breach.contract.name},
+            "contract": {
+                "id": breach.contract_id,
+                "reference": breach.contract.reference,
+                "name": breach.contract.name,
+            },
             "work_order": {
                 "id": job.pk,
                 "reference": job.reference,

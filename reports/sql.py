@@ -57,7 +57,9 @@ class PercentileCont(Aggregate):
         super().__init__(expression, fraction=float(fraction), **extra)
 
     def as_sqlite(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection, template="%(function)s(%(expressions)s, %(fraction)s)", **extra_context)
+        return self.as_sql(
+            compiler, connection, template="%(function)s(%(expressions)s, %(fraction)s)", **extra_context
+        )
 
 
 class Epoch(Func):
@@ -71,4 +73,6 @@ class Epoch(Func):
         )
 
     def as_sqlite(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection, template="CAST(strftime('%%s', %(expressions)s) AS INTEGER)", **extra_context)
+        return self.as_sql(
+            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)", **extra_context
+        )

@@ -65,6 +65,14 @@ def _user(user) -> dict | None:
     return None if user is None else {"id": user.pk, "name": user.get_username()}
 
 
+# The columns of a statement's CSV (one row per breach line; the rule version as its start).
+CSV_FIELDS = [
+    "id", "work_order", "sla_rule", "rule_effective_from", "metric", "detected_at", "due_at", "target_minutes",
+    "actual_minutes", "overage_minutes", "penalty_before_caps", "penalty_after_breach_cap",
+    "penalty_after_monthly_cap", "penalty", "currency", "final", "state", "waived_by", "waived_at", "waiver_reason",
+]  # fmt: skip
+
+
 def breach_line(breach: Breach) -> dict:
     rule = breach.sla_rule
     currency = breach.currency
@@ -124,7 +132,7 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         "counterparty": {"id": contract.counterparty_id, "name": contract.counterparty.name},
         "month": month,
         "time_zone": contract.time_zone,
-        "period": {"from": start, "to": end},
+        "period": {"from": start.astimezone(dt.UTC), "to": end.astimezone(dt.UTC)},
         "breaches": lines,
         "totals": totals,
         "hours": month_hours(contract, start, end),
@@ -143,9 +151,7 @@ def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dic
         expiries=Sum("hours", filter=Q(entry_type=T.ADJUSTMENT) & expired, default=Value(HOURS_ZERO)),
     )
     opening_balance = opening["total"] or HOURS_ZERO
-    closing = (
-        opening_balance + figures["allocations"] - figures["work"] + figures["adjustments"] + figures["expiries"]
-    )
+    closing = opening_balance + figures["allocations"] - figures["work"] + figures["adjustments"] + figures["expiries"]
     jobs = (
         month.filter(entry_type=T.WORK)
         .values("work_order_id", "work_order__reference")
@@ -163,7 +169,10 @@ def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dic
             {
                 "work_order": None
                 if row["work_order_id"] is None
-                else {"id": row["work_order_id"], "name": row["work_order__reference"] or f"work order {row['work_order_id']}"},
+                else {
+                    "id": row["work_order_id"],
+                    "name": row["work_order__reference"] or f"work order {row['work_order_id']}",
+                },
                 "hours": _hours(row["hours"]),
             }
             for row in jobs

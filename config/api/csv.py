@@ -156,7 +156,9 @@ class JSONErrorsMixin:
             return super().perform_content_negotiation(request, force)
         except Http404:
             formats = ", ".join(renderer.format for renderer in self.get_renderers())
-            raise BadRequest(f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]}) from None
+            raise BadRequest(
+                f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]}
+            ) from None
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
