@@ -105,6 +105,10 @@ def _rule(contract, name, metric, priorities, target, **data) -> SlaRule:
     )
 
 
+def _hold(at: dt.datetime, reason: str) -> dict:
+    return {"status": "on_hold", "status_changed_at": at, "hold_reason": reason}
+
+
 def _life(rng: random.Random, index: int, contract, reported: dt.datetime) -> list[tuple]:
     """The steps of one job: (at, index, kind, data)."""
     priority = rng.choice(["critical", "high", "medium", "low"])
