@@ -3,8 +3,8 @@
 Everything a counterparty needs to check the breach by hand, and nothing that changes with the
 moment it is asked (so the SHA-256 of its canonical JSON is a stable citation):
 
-- the job's instants and status history, its holds (with reasons, and whether this rule pauses
-  on them);
+- the job's instants and status history (each change as the event log recorded it), its holds
+  (with reasons, and whether this rule pauses on them);
 - the rule version in force: target, calendar (time zone, weekly hours, holidays), pause
   setting, penalty clause and monthly cap;
 - every working interval of the calendar between the clock's start and the instant the breach
@@ -73,9 +73,11 @@ def evidence_queryset():
     ).prefetch_related("clock__work_order__holds")
 
 
-def measured_until(breach: Breach, clock_row: SlaClock) -> dt.datetime:
-    """The instant the breach's actual minutes run to: the clock's stop, else its last measurement."""
-    return clock_row.stopped_at or breach.measured_at or breach.detected_at
+def measured_until(breach: Breach) -> dt.datetime:
+    """The instant the breach's actual minutes run to: the stop it was settled with (a final
+    breach keeps it even if the job is reopened and its clock later stops again), else its
+    last measurement."""
+    return breach.clock_stopped_at or breach.measured_at or breach.detected_at
 
 
 def _status_history(job) -> list[dict]:
@@ -90,12 +92,7 @@ def _status_history(job) -> list[dict]:
         else:
             status = ((payload.get("changes") or {}).get("status") or {}).get("after")
         if status:
-            changed = payload.get("status_changed_at") or (
-                ((payload.get("changes") or {}).get("status_changed_at") or {}).get("after")
-            )
-            history.append(
-                {"status": status, "at": iso(dt.datetime.fromisoformat(changed)) if changed else iso(event.occurred_at)}
-            )
+            history.append({"status": status, "recorded_at": iso(event.occurred_at)})
     return history
 
 
@@ -203,7 +200,7 @@ def breach_evidence(breach: Breach) -> dict:
     spec = calendar_of(rule)
     calendar = clock.compile_calendar(spec)
     start = clock_row.started_at
-    until = measured_until(breach, clock_row)
+    until = measured_until(breach)
     pauses = [(s, until if e is None or e > until else e) for s, e in pauses_for(rule, holds) if s < until]
     due_at = clock.due(spec, start, clock_row.target_minutes, pauses)
     a, b = _epoch(start), _epoch(until)
@@ -298,8 +295,10 @@ def breach_evidence(breach: Breach) -> dict:
                 "metric": clock_row.metric,
                 "state": clock_row.state,
                 "start": iso(start),
-                "stop": iso(clock_row.stopped_at),
+                "stop": iso(breach.clock_stopped_at),
                 "measured_until": iso(until),
+                # Where the clock stands now, if a reopening moved its stop after the breach was settled.
+                "clock_stopped_at_now": iso(clock_row.stopped_at),
                 "pauses": [{"start": iso(s), "end": iso(e)} for s, e in pauses],
                 "time_zone": zone,
                 "working_intervals": _intervals(calendar, a, b, epoch_pauses),

@@ -177,7 +177,8 @@ def evidence_pdf(pack: dict) -> bytes:
             ("Resolved", job["resolved_at"]),
         ]
     )
-    doc.table(["Status", "At"], [[row["status"], row["at"]] for row in job["status_history"]], [40, 60])
+    history = [[row["status"], row["recorded_at"]] for row in job["status_history"]]
+    doc.table(["Status", "Recorded at"], history, [40, 60])
     doc.heading("Holds")
     doc.table(
         ["Kind", "Start", "End", "Pauses this rule", "Reason"],
