@@ -25,13 +25,16 @@ import datetime as dt
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from breaches.penalties import ZERO, breach_penalty, within_monthly_cap
+from django.db import connection
+
+from breaches.penalties import _cap, breach_penalty
 from slas import clock
 from slas.models import SlaRule
-from tenancy.currencies import quantize
+from tenancy.currencies import minor_unit, quantize
 from workorders.models import Hold, WorkOrder
 
 from .compliance import achieved
@@ -125,69 +128,86 @@ def _ended_without_stop(metric, status, status_changed, resolved) -> int | None:
     return None
 
 
-def replay(terms: Terms, job: tuple, holds: list, now: int) -> tuple[str, int | None, int | None, int]:
-    """(outcome, due, decided_at, overage minutes) of one job under `terms`."""
-    _, priority, status, start, responded, on_site, resolved, status_changed = job
-    if not terms.covers(priority, start):
+_STOP_COLUMN = {"response": 4, "on_site": 5, "resolution": 6}  # the job tuple's index of each metric's stop
+_CANCELLED, _RESOLUTION = WorkOrder.Status.CANCELLED.value, SlaRule.Metric.RESOLUTION.value
+_ON_HOLD, _REOPENED = Hold.Kind.ON_HOLD.value, Hold.Kind.REOPENED.value
+
+
+def replay(terms: Terms, job: tuple, holds, now: int) -> tuple[str, int | None, int | None, int]:
+    """(outcome, due, decided_at, overage minutes) of one job (a `read_window` tuple) under `terms`.
+
+    The same reading as `workorders.clocks.evaluate`, on epoch seconds; the hot loop of a backtest."""
+    start, priority = job[3], job[1]
+    if (
+        priority not in terms.priorities
+        or start < terms.effective_from
+        or (terms.effective_to is not None and start >= terms.effective_to)
+    ):
         return "not_covered", None, None, 0
     metric = terms.metric
-    stop = responded if metric == "response" else on_site if metric == "on_site" else resolved
-    pauses = [
-        (s, e)
-        for kind, s, e in holds
-        if (kind == Hold.Kind.ON_HOLD and terms.pause_on_hold)
-        or (kind == Hold.Kind.REOPENED and metric == SlaRule.Metric.RESOLUTION)
-    ]
+    stop = job[_STOP_COLUMN[metric]]
+    pauses = (
+        [
+            (s, e)
+            for kind, s, e in holds
+            if (kind == _ON_HOLD and terms.pause_on_hold) or (kind == _REOPENED and metric == _RESOLUTION)
+        ]
+        if holds
+        else ()
+    )
     calendar, target = terms.calendar, terms.target_minutes * 60
-    if stop is None:
-        ended = _ended_without_stop(metric, status, status_changed, resolved)
-        if ended is not None:
-            stop = max(ended, start)
-            end_kind = "cancelled"
+    stopped = stop is not None
+    if not stopped:
+        status = job[2]
+        if status == _CANCELLED:
+            ended = job[7]
+        elif status in _FINISHED and metric != _RESOLUTION:
+            ended = job[6] if job[6] is not None else job[7]
         else:
             due = calendar.due(start, target, pauses)
             if due is None or due >= now:
                 return "open", due, None, 0
             seconds = calendar.business_seconds(start, now, pauses)
-            return "breached", due, due, max(0, math.ceil(seconds / 60) - terms.target_minutes)
-    else:
-        end_kind = "stopped"
+            return "breached", due, due, max(0, -(-seconds // 60) - terms.target_minutes)
+        stop = ended if ended > start else start
     if pauses:
         pauses = [(s, stop if e is None or e > stop else e) for s, e in pauses if s < stop]
     due = calendar.due(start, target, pauses)
-    if end_kind == "stopped" and (due is None or stop <= due):
-        return "met", due, stop, 0
-    if end_kind == "cancelled" and (due is None or due >= stop):
-        return "cancelled", due, None, 0
+    if due is None or (stop <= due if stopped else due >= stop):
+        return ("met" if stopped else "cancelled"), due, (stop if stopped else None), 0
     seconds = calendar.business_seconds(start, stop, pauses)
-    return "breached", due, stop, max(0, math.ceil(seconds / 60) - terms.target_minutes)
+    return "breached", due, stop, max(0, -(-seconds // 60) - terms.target_minutes)
 
 
 class _Side:
-    """The tally of one side (current or proposed)."""
+    """The tally of one side (current or proposed); penalties in whole minor units of the currency."""
 
     def __init__(self, currency: str):
         self.currency = currency
-        self.counts = Counter()
+        self.scale = 10 ** minor_unit(currency)
+        self.counts = Counter()  # outcome -> clocks
         self.breaches: list[tuple[int, int, Terms, int]] = []  # (decided_at, rule, terms, overage)
 
-    def add(self, outcome: str, terms: Terms, decided_at, overage: int) -> None:
-        self.counts[outcome] += 1
-        if outcome == "breached":
-            self.breaches.append((decided_at, terms.rule_id, terms, overage))
-
     def summary(self, months: _Months) -> dict:
-        currency, priced, month_totals = self.currency, {}, defaultdict(lambda: ZERO)
-        total = ZERO
+        """Counts, and the penalties: per breach (cached per overage), then each rule's monthly cap
+        in the order the breaches were decided. The same arithmetic as `breaches.penalties`, in
+        integers of the minor unit (amounts and caps are whole minor units once rounded)."""
+        currency, scale, priced, caps = self.currency, self.scale, {}, {}
+        month_totals: dict[tuple, int] = defaultdict(int)
+        total = 0
         for decided_at, rule_id, terms, overage in sorted(self.breaches, key=lambda b: (b[0], b[1])):
             key = (id(terms), overage)
             amount = priced.get(key)
             if amount is None:
-                amount = priced[key] = breach_penalty(terms.penalty, overage, currency)
+                amount = priced[key] = int(breach_penalty(terms.penalty, overage, currency) * scale)
             if terms.monthly_cap is not None:
+                cap = caps.get(id(terms))
+                if cap is None:
+                    cap = caps[id(terms)] = int(_cap(terms.monthly_cap, currency) * scale)
                 bucket = (rule_id, months.of(decided_at))
-                amount = within_monthly_cap(amount, month_totals[bucket], terms.monthly_cap, currency)
-                month_totals[bucket] += amount
+                already = month_totals[bucket]
+                amount = min(amount, max(0, cap - already))
+                month_totals[bucket] = already + amount
             total += amount
         decided = self.counts["met"] + self.counts["breached"]
         return {
@@ -197,20 +217,19 @@ class _Side:
             "open": self.counts["open"],
             "cancelled": self.counts["cancelled"],
             "achieved_percent": achieved(self.counts["met"], decided),
-            "penalties": {currency: str(quantize(total, currency))} if self.breaches else {},
+            "penalties": {currency: str(quantize(Decimal(total) / scale, currency))} if self.breaches else {},
         }
 
 
-def _jobs(contract_id: int, window_from: dt.datetime, window_to: dt.datetime):
+def read_window(contract_id: int, window_from: dt.datetime, window_to: dt.datetime):
+    """The window's jobs as tuples of epoch seconds, read in batches from one cursor, and their
+    holds by job (one query).
+
+    Job tuple: (id, priority, status, reported, responded, on_site, resolved, status_changed).
+    """
     jobs = WorkOrder.objects.filter(
         contract_id=contract_id, sla_tracked=True, reported_at__gte=window_from, reported_at__lt=window_to
     )
-    return jobs
-
-
-def read_window(contract_id: int, window_from: dt.datetime, window_to: dt.datetime):
-    """The window's jobs as tuples of epoch seconds (in batches), and their holds by job."""
-    jobs = _jobs(contract_id, window_from, window_to)
     holds: dict[int, list] = defaultdict(list)
     for job_id, kind, start, end in (
         Hold.objects.filter(work_order__in=jobs.values("pk"))
@@ -219,21 +238,19 @@ def read_window(contract_id: int, window_from: dt.datetime, window_to: dt.dateti
         .iterator(chunk_size=READ_BATCH)
     ):
         holds[job_id].append((kind, start, end))
-    rows = (
-        jobs.order_by("pk")
-        .values_list(
-            "pk",
-            "priority",
-            "status",
-            Epoch("reported_at"),
-            Epoch("responded_at"),
-            Epoch("on_site_at"),
-            Epoch("resolved_at"),
-            Epoch("status_changed_at"),
-        )  # fmt: skip
-        .iterator(chunk_size=READ_BATCH)
-    )
-    return rows, holds
+    columns = jobs.order_by("pk").values_list(
+        "pk", "priority", "status", Epoch("reported_at"), Epoch("responded_at"), Epoch("on_site_at"),
+        Epoch("resolved_at"), Epoch("status_changed_at"),
+    )  # fmt: skip
+    return _batches(*columns.query.sql_with_params()), holds
+
+
+def _batches(sql: str, params) -> Iterator[tuple]:
+    """Rows of one query, fetched `READ_BATCH` at a time (plain tuples: no per-row ORM work)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(READ_BATCH):
+            yield from batch
 
 
 def run_backtest(
@@ -250,17 +267,29 @@ def run_backtest(
     changed: list[dict] = []
     jobs_seen = 0
     rows, holds = read_window(contract.pk, window_from, window_to)
+    # The rule pairs that may cover a job of each priority (either side's band holds it).
+    by_priority = {
+        priority: [(c, n) for c, n in pairs if priority in c.priorities or priority in n.priorities]
+        for priority in SlaRule.Priority.values
+    }
+    # The hot loop (a hundred thousand jobs in a negotiation): the tallies are updated inline.
+    counts_before, counts_after = sides["current"].counts, sides["proposed"].counts
+    breaches_before, breaches_after = sides["current"].breaches, sides["proposed"].breaches
     for job in rows:
         covered = False
         job_holds = holds.get(job[0], ())
-        for current, new in pairs:
+        for current, new in by_priority.get(job[1], ()):
             before = replay(current, job, job_holds, now_ts)
             after = replay(new, job, job_holds, now_ts)
             if before[0] == "not_covered" and after[0] == "not_covered":
                 continue
             covered = True
-            sides["current"].add(before[0], current, before[2], before[3])
-            sides["proposed"].add(after[0], new, after[2], after[3])
+            counts_before[before[0]] += 1
+            counts_after[after[0]] += 1
+            if before[0] == "breached":
+                breaches_before.append((before[2], current.rule_id, current, before[3]))
+            if after[0] == "breached":
+                breaches_after.append((after[2], new.rule_id, new, after[3]))
             if before[0] != after[0]:
                 transitions[f"{before[0]}_to_{after[0]}"] += 1
                 if len(changed) < CHANGED_LISTED:

@@ -69,7 +69,12 @@ class Epoch(Func):
 
     def as_postgresql(self, compiler, connection, **extra_context):
         return self.as_sql(
-            compiler, connection, template="floor(extract(epoch from %(expressions)s))::bigint", **extra_context
+            # date_part (a double) is much cheaper than extract (a numeric); floored, it is exact to the
+            # second for microsecond timestamps (doubles near 2e9 are spaced 2.4e-7 apart).
+            compiler,
+            connection,
+            template="floor(date_part('epoch', %(expressions)s))::bigint",
+            **extra_context,
         )
 
     def as_sqlite(self, compiler, connection, **extra_context):
