@@ -67,7 +67,7 @@ def timeline_svg(pack: dict, width: int = 900, height: int = 150) -> str:
 
 def compliance_bars_svg(rows: list[dict], width: int = 720, height: int = 220) -> str:
     """Achieved percent per month (rows of a compliance report grouped by month)."""
-    if not rows:
+    if not any(row["decided"] for row in rows):
         return format_html("<em>{}</em>", "No decided clocks in the last 12 months.")
     left, bottom, top = 40, height - 40, 15
     slot = (width - left - 10) / len(rows)

@@ -23,7 +23,12 @@ def overview(organization, now: dt.datetime) -> dict:
     local_today = now.astimezone(ZoneInfo(zone)).date()
     first_month = (local_today.replace(day=1) - dt.timedelta(days=330)).replace(day=1)
     query = compliance.ComplianceQuery(date_from=first_month, date_to=local_today, time_zone=zone, group_by=("month",))
-    months = compliance.compliance_report(organization=organization, query=query, now=now)
+    found = {row["month"]: row for row in compliance.compliance_report(organization=organization, query=query, now=now)}
+    # Every month of the twelve gets its slot, an empty one when nothing was decided then.
+    months = [
+        found.get(label) or {"month": label, "decided": 0, "achieved_percent": None}
+        for label, _, _ in compliance.period_buckets(query, "month")
+    ]
     risky = list(
         at_risk.at_risk_clocks(organization=organization, now=now, within_minutes=AT_RISK_MINUTES).order_by(
             "due_at", "pk"
