@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -242,6 +242,15 @@ class AtRiskFilterSet(PredicateFilterSet):
         fields = ["metric"]
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "within_minutes", int, description="The window from now, in minutes (default 120, 0 to 525600)."
+            )
+        ]
+    )
+)
 class AtRiskViewSet(ResourceViewSet):
     """Clocks still running whose due time falls within `within_minutes` (default 120) from now,
     those already past due first (sorted by due time)."""
@@ -268,7 +277,7 @@ class AtRiskViewSet(ResourceViewSet):
         )
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "now": self.now}
+        return {**super().get_serializer_context(), "now": getattr(self, "now", None) or timezone.now()}
 
 
 # --- monthly statement --------------------------------------------------------------------------
