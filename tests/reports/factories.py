@@ -22,13 +22,13 @@ from breaches.models import Breach
 from breaches.services import scan_breaches, waive_breach
 from contracts.models import Contract
 from slas.models import SlaRule
-from slas.services import create_calendar, create_rule
+from slas.services import create_calendar
+from tests.breaches.factories import make_rule
 from tests.contracts.factories import make_contract
 from workorders.models import WorkOrder
 from workorders.services import create_work_order, update_work_order
 
 UTC = dt.UTC
-EFFECTIVE = dt.datetime(2026, 1, 1, tzinfo=UTC)
 FIRST = dt.datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 LAST = dt.datetime(2026, 4, 20, 18, 0, tzinfo=UTC)
 NOW = dt.datetime(2026, 4, 22, 12, 0, tzinfo=UTC)
@@ -56,16 +56,19 @@ def build_dataset(org, *, seed: int, jobs: int = 40) -> DataSet:
         actor=None,
         data={"name": "Office", "time_zone": "Europe/Amsterdam", "hours": OFFICE, "holidays": HOLIDAYS},
     )
+    bands = ["critical", "high"]
+    every = ["critical", "high", "medium", "low", "planned"]
+    respond_penalty = {"fixed_amount": "100", "per_unit_amount": "25", "unit_minutes": 30, "per_breach_cap": "300"}
+    resolve_penalty = {"fixed_amount": "50", "per_unit_amount": "10", "unit_minutes": 60}
     rules = [
-        _rule(euro, "Respond", "response", ["critical", "high"], 60, penalty={
-            "fixed_amount": "100", "per_unit_amount": "25", "unit_minutes": 30, "per_breach_cap": "300"},
-            monthly_penalty_cap="1000", escalation=[{"at_percent": 50, "name": "Dispatcher"}]),
-        _rule(euro, "On site", "on_site", ["critical", "high"], 240),
-        _rule(euro, "Resolve", "resolution", ["critical", "high", "medium", "low"], 480, calendar=office,
-              pause_on_hold=True, penalty={"fixed_amount": "50", "per_unit_amount": "10", "unit_minutes": 60},
-              monthly_penalty_cap="400"),
-        _rule(pound, "Quick response", "response", ["critical", "high", "medium", "low", "planned"], 30,
-              penalty={"fixed_amount": "20"}),
+        make_rule(euro, name="Respond", metric="response", priorities=bands, target_minutes=60,
+                  penalty=respond_penalty, monthly_penalty_cap="1000",
+                  escalation=[{"at_percent": 50, "name": "Dispatcher"}]),
+        make_rule(euro, name="On site", metric="on_site", priorities=bands, target_minutes=240),
+        make_rule(euro, name="Resolve", metric="resolution", priorities=every[:4], target_minutes=480,
+                  calendar=office, pause_on_hold=True, penalty=resolve_penalty, monthly_penalty_cap="400"),
+        make_rule(pound, name="Quick response", metric="response", priorities=every, target_minutes=30,
+                  penalty={"fixed_amount": "20"}),
     ]  # fmt: skip
     steps = []
     for index in range(jobs):
@@ -87,22 +90,6 @@ def build_dataset(org, *, seed: int, jobs: int = 40) -> DataSet:
                 breach=breach, actor=waiver, reason="Goodwill: access road closed", now=NOW + dt.timedelta(hours=1)
             )
     return DataSet([euro, pound], rules, list(WorkOrder.objects.filter(organization=org).order_by("pk")))
-
-
-def _rule(contract, name, metric, priorities, target, **data) -> SlaRule:
-    return create_rule(
-        organization=contract.organization,
-        actor=None,
-        data={
-            "contract": contract,
-            "name": name,
-            "metric": metric,
-            "priorities": priorities,
-            "target_minutes": target,
-            "effective_from": EFFECTIVE,
-            **data,
-        },
-    )
 
 
 def _hold(at: dt.datetime, reason: str) -> dict:
