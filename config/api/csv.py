@@ -146,6 +146,11 @@ class CSVRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         rows = data if isinstance(data, list) else [data]
         view = (renderer_context or {}).get("view")
+        response = (renderer_context or {}).get("response")
+        if response is not None and response.status_code < 400 and "Content-Disposition" not in response:
+            response["Content-Disposition"] = (
+                f'attachment; filename="{getattr(view, "basename", None) or "export"}.csv"'
+            )
         return "".join(csv_lines(columns_from_rows(rows, reference_names(view)), rows)).encode()
 
 

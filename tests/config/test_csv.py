@@ -29,7 +29,8 @@ def _table(response) -> list[dict]:
     assert response.status_code == 200, getattr(response, "content", b"")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith("attachment; filename=")
-    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return list(csv.DictReader(io.StringIO(body.decode())))
 
 
 def _collections(contract_pk: int) -> list[str]:
@@ -134,3 +135,19 @@ def test_a_single_resource_as_csv(api, org):
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 1 and rows[0]["id"] == str(contract.pk)
     assert rows[0]["renewed_from_id"] == "" and "renewed_from_name" in rows[0]
+
+
+def test_the_lots_and_balance_of_a_contract_as_csv(api, org):
+    import datetime as dt
+
+    from tests.ledger.helpers import active_contract, credit
+
+    contract = active_contract(org)
+    lot = credit(contract, 12, at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+    client = api("viewer")
+    lots = _table(client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv"}))
+    assert [row["id"] for row in lots] == [str(lot.pk)] and lots[0]["remaining"] == "12.00"
+    balance = client.get(f"/api/v1/contracts/{contract.pk}/balance", HTTP_ACCEPT="text/csv")
+    assert balance.status_code == 200 and b"remaining_hours" in balance.content
+    bad = client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv", "as_of": "yesterday"})
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
