@@ -82,11 +82,22 @@ def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=zone)
 
 
-def decided_at(now: dt.datetime):
-    """When a clock was decided (see the module docstring); NULL while it is not."""
+def decided_at(now: dt.datetime, prefix: str = ""):
+    """When a clock was decided (see the module docstring); NULL while it is not. `prefix` is the
+    path to the clock from the queried model (`clock__` from breaches)."""
     return Case(
-        When(stopped_at__isnull=False, state__in=[S.MET, S.BREACHED], then=F("stopped_at")),
-        When(stopped_at__isnull=True, state__in=[S.RUNNING, S.BREACHED], due_at__lt=now, then=F("due_at")),
+        When(
+            **{f"{prefix}stopped_at__isnull": False, f"{prefix}state__in": [S.MET, S.BREACHED]},
+            then=F(f"{prefix}stopped_at"),
+        ),
+        When(
+            **{
+                f"{prefix}stopped_at__isnull": True,
+                f"{prefix}state__in": [S.RUNNING, S.BREACHED],
+                f"{prefix}due_at__lt": now,
+            },
+            then=F(f"{prefix}due_at"),
+        ),
         default=None,
         output_field=DateTimeField(),
     )
@@ -136,16 +147,18 @@ def _label(unit: str, value: dt.datetime, zone: ZoneInfo) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _scoped(organization, query: ComplianceQuery, now: dt.datetime):
-    clocks = SlaClock.objects.filter(organization=organization)
+def _scoped(organization, query: ComplianceQuery, now: dt.datetime, model=SlaClock, prefix: str = ""):
+    """Clocks (or breaches, through `clock__`) of the organization, filtered, with `decided_at`."""
+    rows = model.objects.filter(organization=organization)
     for name, values in query.filters.items():
         if values:
-            clocks = clocks.filter(**{FILTERS[name]: values})
-    return clocks.annotate(decided_at=decided_at(now))
+            rows = rows.filter(**{prefix + FILTERS[name]: values})
+    return rows.annotate(decided_at=decided_at(now, prefix))
 
 
-def _keys(query: ComplianceQuery) -> tuple[list[str], dict]:
-    """The `values()` names of the group keys, and the annotations the time keys need."""
+def _keys(query: ComplianceQuery, prefix: str = "") -> tuple[list[str], dict]:
+    """The `values()` names of the group keys (aliases, the same from clocks and from breaches),
+    and their annotations."""
     names, annotations = [], {}
     for key in query.group_by:
         if key == "month":
@@ -156,9 +169,16 @@ def _keys(query: ComplianceQuery) -> tuple[list[str], dict]:
             names.append("week")
         else:
             value, label = _PATHS[key]
-            names.append(value)
+            annotations[f"key_{key}"] = F(prefix + value)
+            names.append(f"key_{key}")
             if label:
-                names.append(label)
+                annotations[f"key_{key}_name"] = F(prefix + label)
+                names.append(f"key_{key}_name")
+    # Grouped by nothing, the report is one row: group by a constant (a bare values() would
+    # group by every column).
+    if not names:
+        annotations["everything"] = Value(1)
+        names.append("everything")
     return names, annotations
 
 
@@ -167,9 +187,10 @@ def _group_of(row: dict, query: ComplianceQuery) -> tuple:
     for key in query.group_by:
         if key in TIME_GROUPS:
             out.append(_label(key, row[key], query.zone))
+        elif _PATHS[key][1]:
+            out.append({"id": row[f"key_{key}"], "name": row[f"key_{key}_name"]})
         else:
-            value, label = _PATHS[key]
-            out.append({"id": row[value], "name": row[label]} if label else row[value])
+            out.append(row[f"key_{key}"])
     return tuple(out)
 
 
@@ -182,10 +203,7 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     clocks = _scoped(organization, query, now)
     decided = clocks.filter(decided_at__gte=query.start, decided_at__lt=query.end)
     names, annotations = _keys(query)
-    # Grouped by nothing, the report is one row: group by a constant (a bare values() would
-    # group by every column).
-    names = names or ["everything"]
-    grouped = decided.annotate(**annotations, everything=Value(1)).values(*names)
+    grouped = decided.annotate(**annotations).values(*names)
     stopped_seconds = Case(When(stopped_at__isnull=False, then=F("elapsed_seconds")), default=None)
     rows = grouped.annotate(
         decided=Count("id"),
@@ -197,16 +215,20 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
         overage=Sum("breach__overage_minutes"),
         waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED)),
     ).order_by(*names)
+    # Penalties per currency from the breaches' side (a few rows per thousand clocks).
+    breach_names, breach_annotations = _keys(query, prefix="clock__")
     penalties = (
-        grouped.filter(breach__isnull=False)
-        .exclude(breach__state=Breach.State.WAIVED)
-        .values(*names, "breach__currency")
-        .annotate(total=Sum("breach__penalty_amount"))
+        _scoped(organization, query, now, model=Breach, prefix="clock__")
+        .filter(decided_at__gte=query.start, decided_at__lt=query.end)
+        .exclude(state=Breach.State.WAIVED)
+        .annotate(**breach_annotations)
+        .values(*breach_names, "currency")
+        .annotate(total=Sum("penalty_amount"))
         .order_by()
     )
     money: dict[tuple, dict[str, str]] = {}
     for row in penalties:
-        currency = row["breach__currency"]
+        currency = row["currency"]
         money.setdefault(_hashable(_group_of(row, query)), {})[currency] = str(quantize(row["total"], currency))
 
     results: dict[tuple, dict] = {}
@@ -259,8 +281,7 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
     ends = period_buckets(query, time_key) if time_key else [(None, query.start, query.end)]
     plain_keys = tuple(key for key in query.group_by if key not in TIME_GROUPS)
     plain = ComplianceQuery(query.date_from, query.date_to, query.time_zone, plain_keys)
-    names, _ = _keys(plain)
-    names = names or ["everything"]
+    names, annotations = _keys(plain)
     counts = {
         f"open_{index}": Count(
             "id", filter=Q(started_at__lt=end) & (Q(decided_at__isnull=True) | Q(decided_at__gte=end))
@@ -270,7 +291,7 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
     open_rows = (
         clocks.exclude(state=S.CANCELLED)
         .filter(started_at__lt=ends[-1][2])
-        .annotate(everything=Value(1))
+        .annotate(**annotations)
         .values(*names)
         .annotate(**counts)
         .order_by()
