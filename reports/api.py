@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import zoneinfo
 
@@ -364,7 +365,14 @@ class EvidenceView(ReportView):
             return response
         if kind == "html":
             return Response(
-                render_to_string("reports/evidence.html", {"pack": pack, "timeline": charts.timeline_svg(pack)})
+                render_to_string(
+                    "reports/evidence.html",
+                    {
+                        "pack": pack,
+                        "timeline": charts.timeline_svg(pack),
+                        "penalty_clause": json.dumps(pack["rule"]["penalty"]) if pack["rule"]["penalty"] else None,
+                    },
+                )
             )
         return Response(pack)
 

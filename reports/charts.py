@@ -52,9 +52,12 @@ def timeline_svg(pack: dict, width: int = 900, height: int = 150) -> str:
         if value is None:
             continue
         at = x(_t(value))
+        # Labels right of the line, or left of it near the right edge, so they stay in the picture.
+        anchor, dx = ("end", -3) if at > width * 0.6 else ("start", 3)
         parts.append(
             f'<line x1="{at:.1f}" x2="{at:.1f}" y1="20" y2="115" stroke="{colour}" stroke-width="2"/>'
-            f'<text x="{at + 3:.1f}" y="{y}" font-size="11" fill="{colour}">{label} {escape(value)}</text>'
+            f'<text x="{at + dx:.1f}" y="{y}" font-size="11" fill="{colour}" text-anchor="{anchor}">'
+            f"{label} {escape(value)}</text>"
         )
     parts.append(f'<text x="{left}" y="145" font-size="10">{escape(data["start"])}</text>')
     return format_html(
