@@ -15,9 +15,10 @@ never decided. For each group:
 - `open_at_end`: clocks started before the end of the row's period (the month or week of the
   row when grouped by time, else the report's `to`) and not decided by then.
 
-Everything is one aggregate query (plus one for the penalties per currency and one for the
-clocks open at each period's end); `percentile_cont` runs in the database on both PostgreSQL
-and SQLite (see `reports.sql`). Months and weeks are local to `time_zone`; weeks are ISO weeks
+Every figure comes from one aggregate query over the clocks (penalties as one conditional sum
+per currency the organization's breaches use, read first), plus one grouped query for the clocks
+open at each period's end; `percentile_cont` runs in the database on both PostgreSQL and
+SQLite (see `reports.sql`). Months and weeks are local to `time_zone`; weeks are ISO weeks
 ("2026-W41", Monday to Sunday).
 """
 
@@ -82,22 +83,11 @@ def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=zone)
 
 
-def decided_at(now: dt.datetime, prefix: str = ""):
-    """When a clock was decided (see the module docstring); NULL while it is not. `prefix` is the
-    path to the clock from the queried model (`clock__` from breaches)."""
+def decided_at(now: dt.datetime):
+    """When a clock was decided (see the module docstring); NULL while it is not."""
     return Case(
-        When(
-            **{f"{prefix}stopped_at__isnull": False, f"{prefix}state__in": [S.MET, S.BREACHED]},
-            then=F(f"{prefix}stopped_at"),
-        ),
-        When(
-            **{
-                f"{prefix}stopped_at__isnull": True,
-                f"{prefix}state__in": [S.RUNNING, S.BREACHED],
-                f"{prefix}due_at__lt": now,
-            },
-            then=F(f"{prefix}due_at"),
-        ),
+        When(stopped_at__isnull=False, state__in=[S.MET, S.BREACHED], then=F("stopped_at")),
+        When(stopped_at__isnull=True, state__in=[S.RUNNING, S.BREACHED], due_at__lt=now, then=F("due_at")),
         default=None,
         output_field=DateTimeField(),
     )
@@ -147,18 +137,16 @@ def _label(unit: str, value: dt.datetime, zone: ZoneInfo) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _scoped(organization, query: ComplianceQuery, now: dt.datetime, model=SlaClock, prefix: str = ""):
-    """Clocks (or breaches, through `clock__`) of the organization, filtered, with `decided_at`."""
-    rows = model.objects.filter(organization=organization)
+def _scoped(organization, query: ComplianceQuery, now: dt.datetime):
+    clocks = SlaClock.objects.filter(organization=organization)
     for name, values in query.filters.items():
         if values:
-            rows = rows.filter(**{prefix + FILTERS[name]: values})
-    return rows.annotate(decided_at=decided_at(now, prefix))
+            clocks = clocks.filter(**{FILTERS[name]: values})
+    return clocks.annotate(decided_at=decided_at(now))
 
 
-def _keys(query: ComplianceQuery, prefix: str = "") -> tuple[list[str], dict]:
-    """The `values()` names of the group keys (aliases, the same from clocks and from breaches),
-    and their annotations."""
+def _keys(query: ComplianceQuery) -> tuple[list[str], dict]:
+    """The `values()` names of the group keys (aliases) and their annotations."""
     names, annotations = [], {}
     for key in query.group_by:
         if key == "month":
@@ -169,10 +157,10 @@ def _keys(query: ComplianceQuery, prefix: str = "") -> tuple[list[str], dict]:
             names.append("week")
         else:
             value, label = _PATHS[key]
-            annotations[f"key_{key}"] = F(prefix + value)
+            annotations[f"key_{key}"] = F(value)
             names.append(f"key_{key}")
             if label:
-                annotations[f"key_{key}_name"] = F(prefix + label)
+                annotations[f"key_{key}_name"] = F(label)
                 names.append(f"key_{key}_name")
     # Grouped by nothing, the report is one row: group by a constant (a bare values() would
     # group by every column).
@@ -205,6 +193,16 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     names, annotations = _keys(query)
     grouped = decided.annotate(**annotations).values(*names)
     stopped_seconds = Case(When(stopped_at__isnull=False, then=F("elapsed_seconds")), default=None)
+    # Penalties per currency as conditional sums of the same query (the organization's breaches
+    # come in a few currencies): one scan of the clocks for every figure.
+    currencies = sorted(
+        Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
+    )
+    owed = ~Q(breach__state=Breach.State.WAIVED) & Q(breach__isnull=False)
+    money_sums = {
+        f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
+        for index, currency in enumerate(currencies)
+    }
     rows = grouped.annotate(
         decided=Count("id"),
         met=Count("id", filter=Q(state=S.MET)),
@@ -214,22 +212,8 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
         max_seconds=Max(stopped_seconds),
         overage=Sum("breach__overage_minutes"),
         waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED)),
+        **money_sums,
     ).order_by(*names)
-    # Penalties per currency from the breaches' side (a few rows per thousand clocks).
-    breach_names, breach_annotations = _keys(query, prefix="clock__")
-    penalties = (
-        _scoped(organization, query, now, model=Breach, prefix="clock__")
-        .filter(decided_at__gte=query.start, decided_at__lt=query.end)
-        .exclude(state=Breach.State.WAIVED)
-        .annotate(**breach_annotations)
-        .values(*breach_names, "currency")
-        .annotate(total=Sum("penalty_amount"))
-        .order_by()
-    )
-    money: dict[tuple, dict[str, str]] = {}
-    for row in penalties:
-        currency = row["currency"]
-        money.setdefault(_hashable(_group_of(row, query)), {})[currency] = str(quantize(row["total"], currency))
 
     results: dict[tuple, dict] = {}
     for row in rows:
@@ -247,7 +231,11 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
                 "max": minutes(row["max_seconds"]),
             },
             overage_minutes=row["overage"] or 0,
-            penalties=dict(sorted(money.get(_hashable(group), {}).items())),
+            penalties={
+                currency: str(quantize(row[f"penalty_{index}"], currency))
+                for index, currency in enumerate(currencies)
+                if row[f"penalty_{index}"] is not None
+            },
             waived=row["waived"],
         )
         results[_hashable(group)] = entry
