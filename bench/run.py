@@ -29,6 +29,7 @@ BENCHMARKS = [
     "event_cursor",
     "stream_latency",
     "deliveries",
+    "reports_bench",
 ]
 
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "workorders",
     "breaches",
     "ledger",
+    "reports",  # issue 11: at the top of the layers
 ]
 
 MIDDLEWARE = [
@@ -211,6 +212,7 @@ else:
 
 # Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
 SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+
 # --- Live event stream (issue 9): WebSocket /api/v1/stream and SSE /api/v1/events/stream ---
 # daphne first, so `manage.py runserver` serves HTTP and WebSocket on one port (ASGI).
 INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "stream"]

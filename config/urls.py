@@ -36,6 +36,7 @@ api_v1 = [
     re_path(r"^schemas/(?P<name>escalation|penalty_clause)/?$", SchemaView.as_view(), name="config-schema"),
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/balance/?$", BalanceView.as_view(), name="contract-balance"),
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/lots/?$", LotsView.as_view(), name="contract-lots"),
+    path("", include("reports.urls")),  # reports and evidence (issue 11)
     *router.urls,
 ]
 

@@ -12,10 +12,12 @@ from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from breaches.models import Breach
+from config.api.csv import CSVRenderer, JSONErrorsMixin
 from config.api.exceptions import APIError, BadRequest, Forbidden, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
@@ -157,10 +159,11 @@ class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
 # --- balance and lots ---------------------------------------------------------------------------
 
 
-class ContractLedgerView(APIView):
-    """Shared: the contract of the route, in the caller's organization (else 404)."""
+class ContractLedgerView(JSONErrorsMixin, APIView):
+    """Shared: the contract of the route, in the caller's organization (else 404); JSON or CSV."""
 
     read_role = "viewer"
+    renderer_classes = [JSONRenderer, CSVRenderer]
 
     def contract(self, pk) -> Contract:
         return get_object_or_404(Contract.objects.for_organization(self.request.auth.organization), pk=pk)
@@ -178,7 +181,7 @@ class ContractLedgerView(APIView):
         return parsed
 
     def check_params(self, allowed: set[str]) -> None:
-        unknown = sorted(set(self.request.query_params) - allowed)
+        unknown = sorted(set(self.request.query_params) - allowed - {"format"})
         if unknown:
             raise BadRequest(f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown."] for n in unknown})
 

@@ -42,7 +42,7 @@ _INTEGER_RANGES = {  # subclasses before their bases
 }
 
 # Query parameters the toolkit itself reads; never taken for filters.
-RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort"})
+RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort", "format"})  # format: ?format=csv
 
 _RANGE = re.compile(r"^(>=|<=|>|<)([^<>]+?)(?:(>=|<=|>|<)([^<>]+))?$")
 _LOOKUPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}

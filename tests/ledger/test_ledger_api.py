@@ -445,6 +445,7 @@ def test_the_schema_says_what_the_endpoints_do(anon):
     assert set(paths[URL + "/{id}"]) == {"get"}  # never edited, never deleted
     headers = [p["name"] for p in paths[URL]["post"]["parameters"] if p["in"] == "header"]
     assert headers == ["Idempotency-Key"]
-    for view, params in (("balance", {"as_of", "window_days"}), ("lots", {"as_of"})):
+    # `format` (json or csv) since every collection also answers CSV (issue 11).
+    for view, params in (("balance", {"as_of", "window_days", "format"}), ("lots", {"as_of", "format"})):
         operation = paths[f"/api/v1/contracts/{{contract_pk}}/{view}"]["get"]
         assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == params
