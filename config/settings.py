@@ -178,3 +178,7 @@ SPECTACULAR_SETTINGS = {
         },
     },
 }
+
+# --- Agreements drive the field (issue 13) ---
+# Planned visits' API and listing: the top layer (reads work orders and the ledger).
+INSTALLED_APPS += ["visits"]

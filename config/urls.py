@@ -34,6 +34,7 @@ api_v1 = [
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/balance/?$", BalanceView.as_view(), name="contract-balance"),
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/lots/?$", LotsView.as_view(), name="contract-lots"),
     *router.urls,
+    path("", include("visits.urls")),  # assets, contract rules, visit plans, visits (issue 13)
 ]
 
 urlpatterns = [
