@@ -60,12 +60,16 @@ def contract_visits(
     jobs = list(
         WorkOrder.objects.filter(visit_plan__in=plans, occurrence__gte=start, occurrence__lt=end).order_by("id")
     )
-    logged = dict(
-        LedgerEntry.objects.filter(work_order__in=jobs, entry_type=LedgerEntry.Type.WORK)
-        .values("work_order_id")
-        .annotate(hours=Sum("hours"))
-        .values_list("work_order_id", "hours")
-    ) if jobs else {}
+    logged = (
+        dict(
+            LedgerEntry.objects.filter(work_order__in=jobs, entry_type=LedgerEntry.Type.WORK)
+            .values("work_order_id")
+            .annotate(hours=Sum("hours"))
+            .values_list("work_order_id", "hours")
+        )
+        if jobs
+        else {}
+    )
     by_plan = {plan.pk: plan for plan in plans}
     visits = []
     for job in jobs:
