@@ -54,6 +54,7 @@ class VisitPlanSerializer(ResourceSerializer):
             "hours_allocated": {"min_value": 0},
             "generate_days_in_advance": {"max_value": 366},
             "tolerance_minutes": {"max_value": 90 * 24 * 60},
+            "active_from": {"required": False, "help_text": "Default: today in the contract's time zone."},
         }
 
     def get_next_occurrences(self, plan) -> list[dt.datetime]:
@@ -145,11 +146,9 @@ def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
-    value = None
     try:
-        value = parse_datetime(raw)
-        if value is None and parse_date(raw) is not None:
-            value = dt.datetime.combine(parse_date(raw), dt.time.min, tzinfo=tz)
+        day = parse_date(raw) if len(raw) == 10 else None
+        value = dt.datetime.combine(day, dt.time.min, tzinfo=tz) if day else parse_datetime(raw)
     except ValueError:
         value = None
     if value is None or timezone.is_naive(value):
