@@ -50,7 +50,7 @@ def delete_contract_rule(*, instance: ContractRule, actor) -> None:
 # --- visit plans --------------------------------------------------------------------------------
 
 
-def _check_plan(plan: VisitPlan, contract: Contract) -> None:
+def check_plan(plan: VisitPlan, contract: Contract) -> None:
     """A plan's rule parses, its asset is the contract's counterparty's, its dates lie in the term."""
     if contract.status in CLOSED:
         raise Conflict(f"The contract is {contract.status}; it plans no more visits.")
@@ -83,7 +83,7 @@ def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = 
     default_from = max(today, contract.start_date) if contract.start_date else today
     data = {"active_from": default_from, **data}
     plan = VisitPlan(organization_id=contract.organization_id, contract=contract, generated_until=now, **data)
-    _check_plan(plan, contract)
+    check_plan(plan, contract)
     plan.save()
     record_event(type="visit_plan.created", obj=plan, actor=actor, payload=snapshot(plan, PLAN_FIELDS))
     return plan
@@ -95,7 +95,7 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
     plan = VisitPlan.objects.select_for_update().select_related("contract").get(pk=instance.pk)
     changes = apply_changes(plan, data)
     if changes:
-        _check_plan(plan, plan.contract)
+        check_plan(plan, plan.contract)
         plan.save()
         record_event(type="visit_plan.updated", obj=plan, actor=actor, payload={"changes": changes})
     return plan
