@@ -26,6 +26,7 @@ BENCHMARKS = [
     "clock_due",
     "scan",
     "ledger_bench",
+    "agreements",  # issue 13: contract matching, a year of planned visits
 ]
 
 

@@ -54,6 +54,18 @@ OPERATORS = {
 }
 ID_FIELDS = {"counterparty": Counterparty, "asset": Asset}
 ASSET_SCORE, LOCATION_SCORE = 2, 1
+# What matching reads of a contract (never its coverage polygons, which are fetched only for
+# the contracts whose bounding box holds the point).
+CONTRACT_COLUMNS = (
+    "reference",
+    "name",
+    "source_id",
+    "status",
+    "start_date",
+    "expiry_date",
+    "time_zone",
+    "organization_id",
+)
 # The widest UTC offsets: a local date has begun somewhere 14 hours before UTC, and ends 12 after.
 _EARLIEST, _LATEST = dt.timedelta(hours=14), dt.timedelta(hours=12)
 
@@ -186,10 +198,19 @@ def _evaluate_rules(organization, job: Job) -> tuple[RuleResult | None, list[Rul
         ContractRule.objects.for_organization(organization)
         .filter(enabled=True)
         .select_related("contract")
+        .only("name", "sequence", "criteria", "outcome", "contract", *(f"contract__{c}" for c in CONTRACT_COLUMNS))
         .order_by("sequence", "id")
     )
-    within = {c["value"] for rule in rules for c in rule.criteria if c["operator"] == "within"}
-    areas = dict(Contract.objects.filter(organization=organization, pk__in=within).values_list("pk", "coverage_areas"))
+    # Coverage is read only for the `within` criteria of rules whose other criteria all hold.
+    plain = {
+        rule.pk: all(criterion_holds(c, job, {}) for c in rule.criteria if c["operator"] != "within") for rule in rules
+    }
+    within = {c["value"] for rule in rules if plain[rule.pk] for c in rule.criteria if c["operator"] == "within"}
+    areas = {}
+    if within and point_of(job.location) is not None:
+        areas = dict(
+            Contract.objects.filter(organization=organization, pk__in=within).values_list("pk", "coverage_areas")
+        )
     results = []
     for rule in rules:
         failed = [c for c in rule.criteria if not criterion_holds(c, job, areas)]
@@ -245,7 +266,7 @@ def _candidates(organization, job: Job) -> list[Candidate]:
         )
     else:
         contracts = contracts.annotate(in_box=Value(False))
-    rows = [c for c in contracts.defer("coverage_areas", "description", "remarks") if in_force(c, job.reported_at)]
+    rows = [c for c in contracts.only(*CONTRACT_COLUMNS) if in_force(c, job.reported_at)]
     boxed = [c.pk for c in rows if c.in_box]
     areas = dict(Contract.objects.filter(pk__in=boxed).values_list("pk", "coverage_areas")) if boxed else {}
     candidates = []

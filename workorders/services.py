@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from config.api.exceptions import Conflict, Unprocessable
 from contracts.models import Contract
-from events.services import apply_changes, record_event, snapshot
+from events.services import apply_changes, record_event, record_events, snapshot
 from slas.models import SlaRule
 
 from . import matching
@@ -385,3 +385,52 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     record_event(type="work_order.updated", obj=work_order, actor=actor, payload={"changes": changes})
     recompute_clocks(work_order, now=now, actor=actor)
     return work_order
+
+
+@transaction.atomic
+def create_planned_jobs(*, contract: Contract, data: list[dict], now: dt.datetime) -> list[WorkOrder]:
+    """The jobs of planned visits, set-based: one INSERT for the jobs, one for their
+    `work_order.created` events and one for their clocks, whatever the number of occurrences.
+
+    Each job is what `create_work_order` makes of the same data: open, on its (manual) contract,
+    tracked when the contract is active, with the clocks of the rules in force at its
+    `reported_at` whose band holds its priority. A job this new has no hold and no stop, so no
+    clock of it can have stopped or breached: there is no clock event to write.
+    """
+    rules = list(SlaRule.objects.select_related("calendar", "contract").filter(contract=contract, active=True))
+    tracked = contract.status == Contract.Status.ACTIVE
+    jobs = [
+        WorkOrder(
+            organization_id=contract.organization_id,
+            status_changed_at=item["reported_at"],
+            sla_tracked=tracked,
+            **item,
+        )
+        for item in data
+    ]
+    WorkOrder.objects.bulk_create(jobs)
+    record_events(
+        type="work_order.created", items=[(job, snapshot(job, SNAPSHOT)) for job in jobs], occurred_at=timezone.now()
+    )
+    clocks = []
+    for job in jobs if tracked else ():
+        for rule in rules:
+            if rule.in_force_at(job.reported_at) and job.priority in rule.priorities:
+                result = evaluate(rule, job, [], now)
+                clocks.append(
+                    SlaClock(
+                        organization_id=job.organization_id,
+                        work_order=job,
+                        rule=rule,
+                        metric=rule.metric,
+                        target_minutes=rule.target_minutes,
+                        started_at=result.started_at,
+                        due_at=result.due_at,
+                        stopped_at=result.stopped_at,
+                        state=result.state,
+                        elapsed_seconds=result.elapsed_seconds,
+                        next_escalation_at=result.next_escalation_at,
+                    )
+                )
+    SlaClock.objects.bulk_create(clocks)
+    return jobs

@@ -28,7 +28,7 @@ from contracts.models import Contract
 
 from . import matching, recurrence
 from .models import VisitPlan, WorkOrder
-from .services import create_work_order
+from .services import create_planned_jobs, create_work_order
 
 BATCH = 200
 # A plan may not flood the service: at most this many jobs per plan and run.
@@ -91,15 +91,21 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
     if horizon <= plan.generated_until:
         return 0
     due = _occurrences(plan, contract, plan.generated_until, horizon, MAX_PER_RUN)
-    created = 0
-    for occurrence in due:
-        try:
-            create_work_order(
-                organization=contract.organization, actor=None, data=_job_data(plan, contract, occurrence), now=now
-            )
-        except IntegrityError:
-            continue  # another runner made this occurrence's job: the constraint keeps it to one
-        created += 1
+    try:
+        # All at once (a few statements per plan, not per job) ...
+        created = len(create_planned_jobs(contract=contract, data=[_job_data(plan, contract, o) for o in due], now=now))
+    except IntegrityError:
+        # ... unless some occurrence already has its job (a runner that read an older horizon):
+        # then one by one, the unique constraint skipping each job that exists.
+        created = 0
+        for occurrence in due:
+            try:
+                create_work_order(
+                    organization=contract.organization, actor=None, data=_job_data(plan, contract, occurrence), now=now
+                )
+            except IntegrityError:
+                continue
+            created += 1
     # Capped runs resume from the last occurrence made; otherwise the whole horizon is settled.
     plan.generated_until = due[-1] if len(due) >= MAX_PER_RUN else horizon
     plan.save(update_fields=["generated_until", "updated_at"])
