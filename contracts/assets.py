@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 
 from config.api.exceptions import Conflict, Unprocessable
-from events.services import apply_changes, record_event, snapshot
+from events.services import record_event, save_changes, snapshot
 
 from .models import Asset
 
@@ -41,11 +41,7 @@ def create_asset(*, organization, actor, data: dict) -> Asset:
 def update_asset(*, instance: Asset, actor, data: dict) -> Asset:
     asset = Asset.objects.select_for_update().get(pk=instance.pk)
     _check_counterparty_move(asset, data)
-    changes = apply_changes(asset, data)
-    if changes:
-        asset.save()
-        record_event(type="asset.updated", obj=asset, actor=actor, payload={"changes": changes})
-    return asset
+    return save_changes(asset, data, actor=actor, event_type="asset.updated")
 
 
 @transaction.atomic

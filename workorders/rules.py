@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from config.api.exceptions import Conflict, Unprocessable
 from contracts.models import Contract
-from events.services import apply_changes, record_event, snapshot
+from events.services import record_event, save_changes, snapshot
 
 from . import recurrence
 from .models import ContractRule, VisitPlan
@@ -34,11 +34,7 @@ def create_contract_rule(*, organization, actor, data: dict) -> ContractRule:
 @transaction.atomic
 def update_contract_rule(*, instance: ContractRule, actor, data: dict) -> ContractRule:
     rule = ContractRule.objects.select_for_update().get(pk=instance.pk)
-    changes = apply_changes(rule, data)
-    if changes:
-        rule.save()
-        record_event(type="contract_rule.updated", obj=rule, actor=actor, payload={"changes": changes})
-    return rule
+    return save_changes(rule, data, actor=actor, event_type="contract_rule.updated")
 
 
 @transaction.atomic
@@ -93,12 +89,9 @@ def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = 
 def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
     """Occurrences already generated keep their jobs; the edit applies to the later ones."""
     plan = VisitPlan.objects.select_for_update().select_related("contract").get(pk=instance.pk)
-    changes = apply_changes(plan, data)
-    if changes:
-        check_plan(plan, plan.contract)
-        plan.save()
-        record_event(type="visit_plan.updated", obj=plan, actor=actor, payload={"changes": changes})
-    return plan
+    return save_changes(
+        plan, data, actor=actor, event_type="visit_plan.updated", check=lambda p: check_plan(p, p.contract)
+    )
 
 
 @transaction.atomic
