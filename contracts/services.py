@@ -231,7 +231,11 @@ def delete_contract(*, instance: Contract, actor) -> None:
     if contract.status != Contract.Status.DRAFT:
         raise Conflict(f"Only a draft can be deleted; this contract is {contract.status}.")
     record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
-    contract.delete()
+    try:
+        contract.delete()
+    except ProtectedError as exc:  # e.g. its visit plans, or a contract rule that assigns it
+        used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        raise Conflict(f"Contract {contract.pk} is still used by {', '.join(used_by)}; delete those first.") from None
 
 
 @transaction.atomic

@@ -182,11 +182,14 @@ def criterion_holds(criterion: dict, job: Job, areas: dict[int, dict | None]) ->
     if operator == "within":
         lon, lat = actual
         return covers(areas.get(value), lon, lat)
-    if operator == "equals":
-        return _fold(actual) == _fold(value)
-    if operator == "in":
-        return _fold(actual) in {_fold(v) for v in value}
-    return _fold(value) in _fold(actual)  # contains
+    try:
+        if operator == "equals":
+            return _fold(actual) == _fold(value)
+        if operator == "in":
+            return _fold(actual) in {_fold(v) for v in value}
+        return _fold(value) in _fold(actual)  # contains
+    except TypeError:  # a value of the wrong type (written around the API): it does not hold
+        return False
 
 
 def _describe(criterion: dict) -> str:

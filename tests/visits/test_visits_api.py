@@ -249,3 +249,15 @@ def test_visit_state_follows_the_end_plus_tolerance():
     job = WorkOrder(resolved_at=None)
     assert visit_state(plan, ams(2026, 3, 2, 9), job, ams(2026, 3, 2, 9, 30)) == "generated"
     assert visit_state(plan, ams(2026, 3, 2, 9), job, ams(2026, 3, 2, 10, 1)) == "missed"
+
+
+@pytest.mark.django_db
+def test_a_draft_with_visit_plans_or_rules_is_a_409_to_delete_not_a_500(api, org):
+    from workorders.models import ContractRule
+
+    draft = make_contract(org)
+    make_plan(draft, active_from=dt.date(2026, 3, 1))
+    ContractRule.objects.create(organization=org, name="To the draft", contract=draft)
+    response = api("manager").delete(f"/api/v1/contracts/{draft.pk}")
+    assert response.status_code == 409
+    assert "visit plans" in response.json()["message"] and "contract rules" in response.json()["message"]
