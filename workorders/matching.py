@@ -34,6 +34,7 @@ Criteria: `{"field": .., "operator": .., "value": ..}`, all of which must hold:
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass, field
 
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When
@@ -93,9 +94,32 @@ class Job:
         )
 
 
+@dataclass(frozen=True)
+class ContractRow:
+    """What scoring reads of a candidate contract (enough for a reference to it)."""
+
+    pk: int
+    reference: str
+    name: str
+    source_id: str
+    status: str
+    start_date: dt.date
+    expiry_date: dt.date | None
+    time_zone: str
+    organization_id: int
+    covers_asset: bool
+    in_box: bool
+
+    def contract(self) -> Contract:
+        """The contract as loaded with only these columns (the others deferred: read on access)."""
+        loaded = {"id": self.pk, **{c: getattr(self, c) for c in CONTRACT_COLUMNS}}
+        names = [f.attname for f in Contract._meta.concrete_fields if f.attname in loaded]
+        return Contract.from_db("default", names, [loaded[name] for name in names])
+
+
 @dataclass
 class Candidate:
-    contract: Contract
+    contract: ContractRow
     score: int
     explanation: str
 
@@ -269,7 +293,16 @@ def _candidates(organization, job: Job) -> list[Candidate]:
         )
     else:
         contracts = contracts.annotate(in_box=Value(False))
-    rows = [c for c in contracts.only(*CONTRACT_COLUMNS) if in_force(c, job.reported_at)]
+    # Plain rows, not model instances: a counterparty may have a thousand candidates.
+    local_days: dict[str, dt.date] = {}
+    rows = []
+    for values in contracts.values_list("pk", *CONTRACT_COLUMNS, "covers_asset", "in_box"):
+        row = ContractRow(*values)
+        if row.time_zone not in local_days:
+            local_days[row.time_zone] = job.reported_at.astimezone(zoneinfo.ZoneInfo(row.time_zone)).date()
+        day = local_days[row.time_zone]
+        if row.start_date <= day and (row.expiry_date is None or day <= row.expiry_date):
+            rows.append(row)
     boxed = [c.pk for c in rows if c.in_box]
     areas = dict(Contract.objects.filter(pk__in=boxed).values_list("pk", "coverage_areas")) if boxed else {}
     candidates = []
@@ -311,7 +344,9 @@ def match_contract(*, organization, job: Job) -> Match:
             f"Entitlement: {best.contract.reference} scored {best.score} of {len(candidates)} candidate(s) "
             f"({best.explanation}){tie_note}."
         )
-        return Match("entitlement", best.contract, explanation, score=best.score, candidates=candidates, rules=rules)
+        return Match(
+            "entitlement", best.contract.contract(), explanation, score=best.score, candidates=candidates, rules=rules
+        )
     if _job_value(job, "counterparty") is None:
         explanation = "No rule applies and the job names no counterparty or asset: no contract to score."
     else:

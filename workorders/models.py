@@ -67,11 +67,17 @@ class VisitPlan(TenantModel):
     active_from = models.DateField()
     active_to = models.DateField(null=True, blank=True)
     generated_until = models.DateTimeField(editable=False)
+    # When the plan next has an occurrence inside its horizon (that occurrence less
+    # generate_days_in_advance); null: look at the next run. A run reads only the plans due.
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["contract", "id"], name="visit_plan_contract")]
+        indexes = [
+            models.Index(fields=["contract", "id"], name="visit_plan_contract"),
+            models.Index(fields=["next_run_at"], name="visit_plan_next_run"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(active_to__isnull=True) | models.Q(active_to__gte=models.F("active_from")),

@@ -89,9 +89,12 @@ def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = 
 def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
     """Occurrences already generated keep their jobs; the edit applies to the later ones."""
     plan = VisitPlan.objects.select_for_update().select_related("contract").get(pk=instance.pk)
-    return save_changes(
-        plan, data, actor=actor, event_type="visit_plan.updated", check=lambda p: check_plan(p, p.contract)
-    )
+
+    def check(plan: VisitPlan) -> None:
+        check_plan(plan, plan.contract)
+        plan.next_run_at = None  # the next run looks at it again
+
+    return save_changes(plan, data, actor=actor, event_type="visit_plan.updated", check=check)
 
 
 @transaction.atomic

@@ -34,6 +34,9 @@ BATCH = 200
 # A plan may not flood the service: at most this many jobs per plan and run.
 MAX_PER_RUN = 1000
 _EARLIEST = dt.timedelta(hours=14)
+# How far ahead `next_run` looks for the next occurrence; a plan with none by then is not due.
+_LOOKAHEAD = dt.timedelta(days=3660)
+NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 
 def plan_window(plan: VisitPlan, contract: Contract) -> tuple[dt.datetime, dt.datetime | None]:
@@ -82,6 +85,14 @@ def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime) -> d
     }
 
 
+def next_run(plan: VisitPlan, contract: Contract) -> dt.datetime:
+    """When the plan's next occurrence after `generated_until` enters its horizon (NEVER if none)."""
+    ahead = _occurrences(plan, contract, plan.generated_until, plan.generated_until + _LOOKAHEAD, 1)
+    if not ahead:
+        return NEVER
+    return ahead[0] - dt.timedelta(days=plan.generate_days_in_advance)
+
+
 def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: None) -> int:
     """Generate the plan's due occurrences; the caller holds the plan's row lock."""
     contract = plan.contract
@@ -89,6 +100,9 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
         return 0
     horizon = now + dt.timedelta(days=plan.generate_days_in_advance)
     if horizon <= plan.generated_until:
+        if plan.next_run_at is None:
+            plan.next_run_at = next_run(plan, contract)
+            plan.save(update_fields=["next_run_at", "updated_at"])
         return 0
     due = _occurrences(plan, contract, plan.generated_until, horizon, MAX_PER_RUN)
     try:
@@ -108,15 +122,18 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
             created += 1
     # Capped runs resume from the last occurrence made; otherwise the whole horizon is settled.
     plan.generated_until = due[-1] if len(due) >= MAX_PER_RUN else horizon
-    plan.save(update_fields=["generated_until", "updated_at"])
+    plan.next_run_at = next_run(plan, contract)
+    plan.save(update_fields=["generated_until", "next_run_at", "updated_at"])
     if created:
         log(f"visit plan {plan.pk} ({contract.reference}): {created} visits generated")
     return created
 
 
 def _due_plans(now: dt.datetime):
-    """Plans of active contracts that have not ended (a superset; each plan decides under its lock)."""
+    """Plans of active contracts whose next occurrence has entered their horizon (or that were
+    changed since the last run): an index scan on `next_run_at`; each plan decides under its lock."""
     return VisitPlan.objects.filter(
+        Q(next_run_at__isnull=True) | Q(next_run_at__lte=now),
         Q(active_to__isnull=True) | Q(active_to__gte=(now - _EARLIEST).date()),
         contract__status=Contract.Status.ACTIVE,
     )
@@ -148,9 +165,9 @@ def on_contract_resumed(event) -> int:
     payload = event.payload
     if payload.get("to") != Contract.Status.ACTIVE or payload.get("from") != Contract.Status.SUSPENDED:
         return 0
-    return VisitPlan.objects.filter(contract_id=event.object_id, generated_until__lt=event.occurred_at).update(
-        generated_until=event.occurred_at
-    )
+    plans = VisitPlan.objects.filter(contract_id=event.object_id)
+    plans.update(next_run_at=None)
+    return plans.filter(generated_until__lt=event.occurred_at).update(generated_until=event.occurred_at)
 
 
 def visit_jobs(plan_ids, *, start: dt.datetime, end: dt.datetime):

@@ -157,3 +157,20 @@ class TestGeneration:
 
         with pytest.raises(CommandError):
             call_command("generate_visits", now="tomorrow", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_a_run_reads_only_the_plans_whose_next_occurrence_entered_their_horizon(contract, django_assert_num_queries):
+    plan = make_plan(contract, now=ams(2026, 3, 1, 12), generate_days_in_advance=14)
+    generate_visits(now=ams(2026, 3, 1, 12))
+    plan.refresh_from_db()
+    # Next: Monday 03-16 09:00, which enters the 14-day horizon on 03-02 at 09:00.
+    assert plan.next_run_at == ams(2026, 3, 2, 9)
+    with django_assert_num_queries(1):  # the due plans' ids: none
+        assert generate_visits(now=ams(2026, 3, 2, 8, 59)) == 0
+    assert generate_visits(now=ams(2026, 3, 2, 9)) == 1
+    # An edit makes the plan due for a look at the next run.
+    rules.update_visit_plan(instance=plan, actor=None, data={"generate_days_in_advance": 30})
+    plan.refresh_from_db()
+    assert plan.next_run_at is None
+    assert generate_visits(now=ams(2026, 3, 2, 9)) == 2  # 03-23 and 03-30 are inside 30 days now
