@@ -20,7 +20,7 @@ from contracts.models import Asset, Contract
 from contracts.services import contract_for_line_items as contract_of_route
 from workorders import rules as services
 from workorders.models import VisitPlan
-from workorders.recurrence import next_occurrences
+from workorders.visits import next_occurrences
 
 from .selectors import STATES, contract_visits
 
@@ -59,10 +59,7 @@ class VisitPlanSerializer(ResourceSerializer):
 
     def get_next_occurrences(self, plan) -> list[dt.datetime]:
         """The next five occurrences not generated yet (by the plan's current rule)."""
-        after = max(plan.generated_until, timezone.now())
-        return next_occurrences(
-            plan.recurrence, time_zone=plan.contract.time_zone, anchor=plan.active_from, after=after, count=5
-        )
+        return next_occurrences(plan, after=timezone.now())
 
 
 class VisitPlanFilterSet(PredicateFilterSet):

@@ -11,7 +11,7 @@ from config.api.exceptions import APIError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
 
-from . import recurrence, rules
+from . import rules, visits
 from .models import ContractRule, Hold, SlaClock, VisitPlan, WorkOrder
 from .rules_api import CriterionSerializer
 
@@ -144,12 +144,7 @@ def next_five(plan: VisitPlan) -> str:
     if plan.pk is None:
         return "-"
     try:
-        upcoming = recurrence.next_occurrences(
-            plan.recurrence,
-            time_zone=plan.contract.time_zone,
-            anchor=plan.active_from,
-            after=max(plan.generated_until, timezone.now()),
-        )
+        upcoming = visits.next_occurrences(plan, after=timezone.now())
     except ValueError as exc:
         return str(exc)
     local = [o.astimezone(zoneinfo.ZoneInfo(plan.contract.time_zone)) for o in upcoming]

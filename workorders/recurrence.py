@@ -74,10 +74,3 @@ def occurrences(
         if after < instant <= until:
             found.add(instant)
     return sorted(found)
-
-
-def next_occurrences(text: str, *, time_zone: str, anchor: dt.date, after: dt.datetime, count: int = 5):
-    """The next `count` occurrence starts after an instant (for the admin's preview)."""
-    return occurrences(
-        text, time_zone=time_zone, anchor=anchor, after=after, until=after + dt.timedelta(days=3660), limit=count
-    )

@@ -9,7 +9,11 @@ the contract's rules for the plan's priority. Then `generated_until` moves to th
 Exactly once per (plan, occurrence), even with several runners: a runner locks the plan row
 (`SELECT ... FOR UPDATE SKIP LOCKED`, so another runner passes over it) and reads
 `generated_until` under that lock; and the unique constraint on (visit_plan, occurrence) turns
-any duplicate insert into a no-op (the job's savepoint is rolled back and the run goes on).
+any duplicate insert into a no-op (the plan's jobs are inserted set-based in a savepoint; if one
+already exists, they are inserted one by one and the existing ones skipped).
+
+A run reads only the plans that are due: each keeps `next_run_at`, when its next occurrence
+enters its horizon (null after an edit or a resumption: look again).
 
 A suspended contract generates nothing. When it is resumed (`contract.state_changed` to
 active from suspended), its plans' `generated_until` moves to the instant of resumption, so
@@ -27,7 +31,7 @@ from django.db.models import Q
 from contracts.models import Contract
 
 from . import matching, recurrence
-from .models import VisitPlan, WorkOrder
+from .models import VisitPlan
 from .services import create_planned_jobs, create_work_order
 
 BATCH = 200
@@ -64,6 +68,12 @@ def _occurrences(plan: VisitPlan, contract: Contract, after: dt.datetime, until:
 def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: int = MAX_PER_RUN):
     """The plan's occurrences in (after, until] that its current rule would generate."""
     return _occurrences(plan, plan.contract, max(after, plan.generated_until), until, limit)
+
+
+def next_occurrences(plan: VisitPlan, *, after: dt.datetime, count: int = 5) -> list[dt.datetime]:
+    """The next `count` occurrences after an instant that are not generated yet."""
+    after = max(after, plan.generated_until)
+    return _occurrences(plan, plan.contract, after, after + _LOOKAHEAD, count)
 
 
 def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime) -> dict:
@@ -168,8 +178,3 @@ def on_contract_resumed(event) -> int:
     plans = VisitPlan.objects.filter(contract_id=event.object_id)
     plans.update(next_run_at=None)
     return plans.filter(generated_until__lt=event.occurred_at).update(generated_until=event.occurred_at)
-
-
-def visit_jobs(plan_ids, *, start: dt.datetime, end: dt.datetime):
-    """The generated jobs of plans with occurrences in [start, end)."""
-    return WorkOrder.objects.filter(visit_plan_id__in=plan_ids, occurrence__gte=start, occurrence__lt=end)
