@@ -13,10 +13,10 @@
 "In force at `reported_at`": the contract is active and the job's report date, in the
 contract's time zone, lies between its start and expiry dates (both included).
 
-Cost: one query for the enabled rules (plus one for the coverage of the contracts that
-`within` criteria name), one for the counterparty's contracts in force (indexed on the
-counterparty, with the asset test as an EXISTS and the coverage bounding-box test as a CASE in
-SQL), and one for the coverage of the contracts whose box contains the point, which then get
+Cost: one query for the enabled rules (plus one for the coverage of the contracts that the
+`within` criteria of still-possible rules name), and one for the counterparty's contracts in
+force (indexed on the counterparty; the asset test an EXISTS, and the coverage polygons fetched,
+by a CASE on the bounding box, only for the contracts whose box holds the point), which then get
 the exact shapely test. Never a walk over every contract of the organization.
 
 Criteria: `{"field": .., "operator": .., "value": ..}`, all of which must hold:
@@ -37,7 +37,7 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
 
-from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, F, JSONField, OuterRef, Q, Value, When
 
 from config.api.serializers import reference_of
 from contracts.geo import covers, point_of
@@ -108,7 +108,7 @@ class ContractRow:
     time_zone: str
     organization_id: int
     covers_asset: bool
-    in_box: bool
+    in_box: dict | None  # the coverage, when its bounding box holds the job's location
 
     def contract(self) -> Contract:
         """The contract as loaded with only these columns (the others deferred: read on access)."""
@@ -288,11 +288,14 @@ def _candidates(organization, job: Job) -> list[Candidate]:
         in_box = Q(
             coverage_min_lon__lte=lon, coverage_max_lon__gte=lon, coverage_min_lat__lte=lat, coverage_max_lat__gte=lat
         )
+        # The coverage comes along only for the contracts whose bounding box holds the point.
         contracts = contracts.annotate(
-            in_box=Case(When(in_box, then=Value(True)), default=Value(False), output_field=BooleanField())
+            in_box=Case(
+                When(in_box, then=F("coverage_areas")), default=Value(None, JSONField()), output_field=JSONField()
+            )
         )
     else:
-        contracts = contracts.annotate(in_box=Value(False))
+        contracts = contracts.annotate(in_box=Value(None, JSONField()))
     # Plain rows, not model instances: a counterparty may have a thousand candidates.
     local_days: dict[str, dt.date] = {}
     rows = []
@@ -303,15 +306,13 @@ def _candidates(organization, job: Job) -> list[Candidate]:
         day = local_days[row.time_zone]
         if row.start_date <= day and (row.expiry_date is None or day <= row.expiry_date):
             rows.append(row)
-    boxed = [c.pk for c in rows if c.in_box]
-    areas = dict(Contract.objects.filter(pk__in=boxed).values_list("pk", "coverage_areas")) if boxed else {}
     candidates = []
     for contract in rows:
         score, reasons = 0, []
         if contract.covers_asset:
             score += ASSET_SCORE
             reasons.append(f"covers asset {job.asset.name!r} (+{ASSET_SCORE})")
-        if point is not None and contract.pk in areas and covers(areas[contract.pk], *point):
+        if point is not None and contract.in_box is not None and covers(contract.in_box, *point):
             score += LOCATION_SCORE
             reasons.append(f"its coverage area contains the job's location (+{LOCATION_SCORE})")
         explanation = (

@@ -293,6 +293,6 @@ class TestMatchEndpoint:
                 )  # fmt: skip
                 extra.save()
         # 1 membership (auth), 2 the asset, 3 the enabled rules with their contracts, 4 the coverage the
-        # rule's `within` names, 5 the party's contracts in force (asset EXISTS, box CASE), 6 the
-        # coverage of those whose box holds the point.
-        assert counts == [6, 6]
+        # rule's `within` names, 5 the party's contracts in force (asset EXISTS; the coverage, by a
+        # CASE, of those whose bounding box holds the point).
+        assert counts == [5, 5]
