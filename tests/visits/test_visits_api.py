@@ -192,6 +192,13 @@ class TestVisitsListing:
         assert body[1]["work_order"]["id"] == second.pk and body[1]["hours_logged"] == "0.00"
         assert body[2]["work_order"] is None and body[2]["ends_at"] == "2026-03-16T09:00:00Z"
         assert body[0]["visit_plan"] == {"id": plan.pk, "name": "Inspection"}
+        # The job itself says which plan and occurrence it is, and how its contract was set.
+        job = api("operator").get(f"/api/v1/work_orders/{first.pk}").json()
+        assert job["visit_plan"] == {"id": plan.pk, "name": "Inspection"}
+        assert job["occurrence"] == job["reported_at"] == "2026-03-02T08:00:00Z"
+        assert job["priority"] == "planned" and job["contract_match"]["method"] == "manual"
+        listed = api("operator").get(f"/api/v1/work_orders?visit_plan_id={plan.pk}&fields=reference").json()
+        assert sorted(j["id"] for j in listed) == sorted([first.pk, second.pk])
 
     def test_resolved_after_the_tolerance_is_missed(self, api, contract, plan):
         first = WorkOrder.objects.filter(visit_plan=plan).earliest("occurrence")
