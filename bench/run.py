@@ -30,6 +30,7 @@ BENCHMARKS = [
     "stream_latency",
     "deliveries",
     "reports_bench",
+    "agreements",  # issue 13: contract matching, a year of planned visits
 ]
 
 

@@ -254,3 +254,7 @@ WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
 # An endpoint failing every attempt for this long is disabled (a `webhook.disabled` event).
 WEBHOOKS_DISABLE_AFTER = timedelta(days=env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5))
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)
+
+# --- Agreements drive the field (issue 13) ---
+# Planned visits' API and listing: the top layer (reads work orders and the ledger).
+INSTALLED_APPS += ["visits"]

@@ -38,6 +38,7 @@ api_v1 = [
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/lots/?$", LotsView.as_view(), name="contract-lots"),
     path("", include("reports.urls")),  # reports and evidence (issue 11)
     *router.urls,
+    path("", include("visits.urls")),  # assets, contract rules, visit plans, visits (issue 13)
 ]
 
 urlpatterns = [

@@ -13,8 +13,10 @@ from config.api.exceptions import APIError
 from events.admin import pretty_json
 from events.models import Event
 
+from . import assets as asset_services
 from . import services
-from .models import Contract, ContractApproval, Counterparty, LineItem
+from .geo import CoverageError, validate_point
+from .models import Asset, Contract, ContractApproval, Counterparty, LineItem
 
 
 def _changed_data(form) -> dict:
@@ -46,6 +48,50 @@ class CounterpartyAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.delete_counterparty(instance=obj, actor=request.user)
+
+
+class AssetForm(forms.ModelForm):
+    class Meta:
+        model = Asset
+        fields = [
+            "organization", "name", "kind", "serial_number", "counterparty", "site", "location", "remarks",
+            "source", "source_id",
+        ]  # fmt: skip
+
+    def clean_location(self):
+        location = self.cleaned_data.get("location")
+        if location is not None:
+            try:
+                validate_point(location)
+            except CoverageError as exc:
+                raise forms.ValidationError([m for messages in exc.errors.values() for m in messages]) from None
+        return location
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
+
+    form = AssetForm
+    list_display = ["name", "kind", "serial_number", "counterparty", "site", "organization", "updated_at"]
+    list_filter = ["kind", "organization"]
+    search_fields = ["name", "serial_number", "site", "counterparty__name", "source_id"]
+    list_select_related = ["counterparty", "organization"]
+    autocomplete_fields = ["counterparty"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        data = _changed_data(form)
+        if change:
+            asset_services.update_asset(instance=Asset.objects.get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            obj.pk = asset_services.create_asset(organization=obj.organization, actor=request.user, data=data).pk
+
+    def delete_model(self, request, obj):
+        asset_services.delete_asset(instance=obj, actor=request.user)
 
 
 class ExpiringSoonFilter(admin.SimpleListFilter):
@@ -135,7 +181,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "contract_type", "counterparty_role", ExpiringSoonFilter, "auto_renew", "organization"]
     search_fields = ["reference", "name", "counterparty__name", "source_id"]
     list_select_related = ["counterparty", "organization"]
-    autocomplete_fields = ["counterparty"]
+    autocomplete_fields = ["counterparty", "covered_assets"]
     inlines = [LineItemInline, ApprovalInline]
     actions = ["give_notice", "draft_renewal"]
     readonly_fields = [
@@ -162,7 +208,10 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),  # fmt: skip
-        ("Coverage and dispatch", {"fields": ["coverage_areas", "service_territory_id", "dispatch_agreement_id"]}),
+        (
+            "Coverage and dispatch",
+            {"fields": ["coverage_areas", "covered_assets", "service_territory_id", "dispatch_agreement_id"]},
+        ),
         ("Sync", {"fields": ["source", "source_id"]}),
         (
             "Approval and notice",
@@ -214,6 +263,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         else:
             created = services.create_contract(organization=obj.organization, actor=request.user, data=data)
             obj.pk = created.pk
+
+    def save_related(self, request, form, formsets, change):
+        # covered_assets is a term: save_model already wrote it through the services.
+        form.save_m2m = lambda: None
+        super().save_related(request, form, formsets, change)
 
     def save_formset(self, request, form, formset, change):
         # Line items go through the services (draft-only, events); approvals are read-only here.

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import django_filters
 from django import forms
-from django.db.models import Case, F, Q, When
+from django.db.models import Case, F, Prefetch, Q, When
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
@@ -22,6 +22,7 @@ from config.api.serializers import (
     ReferenceIdField,
     ResourceSerializer,
     SourceFieldsMixin,
+    reference_of,
     tenant_of,
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
@@ -29,7 +30,7 @@ from tenancy.currencies import is_currency, quantize
 
 from . import services
 from .geo import CoverageError, covers, validate_coverage
-from .models import Contract, ContractApproval, Counterparty, LineItem
+from .models import Asset, Contract, ContractApproval, Counterparty, LineItem
 
 # --- counterparties -----------------------------------------------------------------------------
 
@@ -91,6 +92,14 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
     renewed_by = ReferenceField()
     submitted_by = ReferenceField()
     approvals = serializers.SerializerMethodField()
+    covered_assets = serializers.SerializerMethodField()
+    covered_asset_ids = ReferenceIdField(
+        source="covered_assets",
+        queryset=Asset.objects.all(),
+        many=True,
+        required=False,
+        help_text="Assets of the contract's counterparty that it covers (a term: editable in draft).",
+    )
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
 
@@ -102,7 +111,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "start_date", "expiry_date", "time_zone", "notice_period_days", "notice_date",
             "auto_renew", "renewal_term_months", "renewed_from", "renewed_by", "currency",
             "contract_value", "hours_budget", "remaining_hours", "low_balance_threshold_hours", "allow_overrun",
-            "coverage_areas", "service_territory_id",
+            "coverage_areas", "covered_assets", "covered_asset_ids", "service_territory_id",
             "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
         ]  # fmt: skip
@@ -126,6 +135,10 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
     def get_approvals(self, contract) -> list[dict]:
         current = [a for a in contract.approvals.all() if a.approval_round == contract.approval_round]
         return ApprovalSerializer(current, many=True).data
+
+    @extend_schema_field(serializers.ListField(child=ReferenceField()))
+    def get_covered_assets(self, contract) -> list[dict]:
+        return [reference_of(asset) for asset in contract.covered_assets.all()]
 
     def validate_time_zone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():
@@ -308,6 +321,8 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         fields = self.selected_fields(self.get_serializer_class())
         if fields is None or "approvals" in fields:
             queryset = queryset.prefetch_related("approvals__approver")
+        if fields is None or "covered_assets" in fields:
+            queryset = queryset.prefetch_related(Prefetch("covered_assets", Asset.objects.order_by("id")))
         return queryset
 
     submit = _contract_action(services.submit_contract, "Submit a draft for approval (no body).")

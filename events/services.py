@@ -94,6 +94,18 @@ def apply_changes(instance: models.Model, data: dict) -> dict[str, dict]:
     return changes
 
 
+def save_changes(instance: models.Model, data: dict, *, actor, event_type: str, check=None) -> models.Model:
+    """Set `data`; when anything changed, run `check(instance)` (it may raise), save, and write
+    one `event_type` event with the changes. The update service of a plain resource."""
+    changes = apply_changes(instance, data)
+    if changes:
+        if check is not None:
+            check(instance)
+        instance.save()
+        record_event(type=event_type, obj=instance, actor=actor, payload={"changes": changes})
+    return instance
+
+
 def snapshot(instance: models.Model, fields: list[str]) -> dict:
     """The named fields of an instance, for a created/deleted event's payload."""
     return {name: jsonable(getattr(instance, name)) for name in fields}
