@@ -28,6 +28,7 @@ from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, Upda
 from tenancy.currencies import is_currency, quantize
 
 from . import services
+from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, normalise_top_up, plan_errors
 from .geo import CoverageError, covers, validate_coverage
 from .models import Contract, ContractApproval, Counterparty, LineItem
 
@@ -93,6 +94,18 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
     approvals = serializers.SerializerMethodField()
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
+    billing_calendar = ReferenceField()
+    billing_calendar_id = ReferenceIdField(
+        source="billing_calendar",
+        queryset=Contract._meta.get_field("billing_calendar").related_model.objects.all(),
+        required=False,
+        allow_null=True,
+    )
+    auto_top_up = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='{"threshold_hours", "mode": "to" or "by", "hours", "price_per_hour"}: decimals as strings.',
+    )
 
     class Meta:
         model = Contract
@@ -105,6 +118,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "coverage_areas", "service_territory_id",
             "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
+            *BILLING_PLAN_API_FIELDS,
         ]  # fmt: skip
         read_only_fields = [
             "status", "notice_date", "submitted_at", "notice_given_at", "notice_reason", "remaining_hours",
@@ -121,6 +135,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "low_balance_threshold_hours": {"min_value": 0},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
             "notice_period_days": {"max_value": 3650},
+            **BILLING_PLAN_LIMITS,
         }
 
     def get_approvals(self, contract) -> list[dict]:
@@ -161,6 +176,11 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         start, expiry = value("start_date"), value("expiry_date")
         if start and expiry and expiry < start:
             raise serializers.ValidationError({"expiry_date": ["Must not be before start_date."]})
+        plan_faults = plan_errors(value)
+        if plan_faults:
+            raise serializers.ValidationError(plan_faults)
+        if "auto_top_up" in attrs:
+            attrs["auto_top_up"] = normalise_top_up(attrs["auto_top_up"])
         return attrs
 
     def to_representation(self, contract):
