@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "workorders",
     "breaches",
     "ledger",
+    "billing",  # issue 12: billing plans, periods, billing lines, templates (above the ledger)
 ]
 
 MIDDLEWARE = [

@@ -236,6 +236,10 @@ def post_system_entry(*, contract: Contract, system_key: str, **fields) -> Ledge
         return None
     entry = LedgerEntry(organization_id=contract.organization_id, contract=contract, system_key=system_key, **fields)
     entry.occurred_at = entry.occurred_at or timezone.now()
+    if contract.books_closed_at is not None and entry.occurred_at < contract.books_closed_at:
+        # A closed billing period is final: what the system posts late (a penalty finalized by a
+        # late scan, ...) is dated into the first open period instead.
+        entry.occurred_at = contract.books_closed_at
     set_charged_hours(entry, contract)
     try:
         with transaction.atomic():
@@ -404,35 +408,45 @@ def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
     return book
 
 
-def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
-    """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle)."""
-    expired_lots = (
-        LedgerEntry.objects.filter(expires_at__lte=now, hours__gt=0)
-        .exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
+def expire_lot(lot_id: int, contract_id: int, log=lambda message: None) -> LedgerEntry | None:
+    """Post the expiry of one expired lot's unused remainder, once (None if it was posted already)."""
+    with transaction.atomic():
+        contract = _lock(Contract(pk=contract_id))
+        lot = LedgerEntry.objects.get(pk=lot_id)
+        book = replay(contract, as_of=lot.expires_at)
+        remainder = next((x.remaining for x in book.lots if x.entry.pk == lot_id), ZERO)
+        entry = post_system_entry(
+            contract=contract,
+            system_key=f"lot_expiry:entry:{lot_id}",
+            entry_type=T.ADJUSTMENT,
+            reason_code=LedgerEntry.Reason.LOT_EXPIRED,
+            hours=ZERO - max(remainder, ZERO),
+            lot=lot,
+            occurred_at=lot.expires_at,
+            description=f"Unused hours of lot {lot_id} expired",
+        )
+        if entry is not None:
+            log(f"lot {lot_id} of contract {contract_id}: {-entry.hours} hours expired")
+        return entry
+
+
+def unexpired_lots(*, now: dt.datetime, contract: Contract | None = None):
+    """(lot id, contract id) of the lots expired by `now` whose expiry is not booked, oldest first."""
+    lots = LedgerEntry.objects.filter(expires_at__lte=now, hours__gt=0)
+    if contract is not None:
+        lots = lots.filter(contract=contract)
+    return (
+        lots.exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
         .values_list("pk", "contract_id")
         .order_by("expires_at", "pk")
     )
-    posted = 0
-    for lot_id, contract_id in list(expired_lots):
-        with transaction.atomic():
-            contract = _lock(Contract(pk=contract_id))
-            lot = LedgerEntry.objects.get(pk=lot_id)
-            book = replay(contract, as_of=lot.expires_at)
-            remainder = next((x.remaining for x in book.lots if x.entry.pk == lot_id), ZERO)
-            entry = post_system_entry(
-                contract=contract,
-                system_key=f"lot_expiry:entry:{lot_id}",
-                entry_type=T.ADJUSTMENT,
-                reason_code=LedgerEntry.Reason.LOT_EXPIRED,
-                hours=ZERO - max(remainder, ZERO),
-                lot=lot,
-                occurred_at=lot.expires_at,
-                description=f"Unused hours of lot {lot_id} expired",
-            )
-            if entry is not None:
-                posted += 1
-                log(f"lot {lot_id} of contract {contract_id}: {-entry.hours} hours expired")
-    return posted
+
+
+def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
+    """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle)."""
+    return sum(
+        expire_lot(lot_id, contract_id, log) is not None for lot_id, contract_id in list(unexpired_lots(now=now))
+    )
 
 
 # --- balance ------------------------------------------------------------------------------------
