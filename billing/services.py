@@ -13,7 +13,7 @@ import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError, Sum
+from django.db.models import ProtectedError
 
 from config.api.exceptions import Conflict, Unprocessable
 from contracts import services as contract_services
@@ -380,8 +380,10 @@ def export_pending(
     )
     taken = BillingLine.objects.filter(pk__in=ids, status=BillingLine.Status.PENDING)
     batch.line_count = taken.update(status=BillingLine.Status.EXPORTED, batch=batch)
-    totals = batch.lines.values("currency").annotate(total=Sum("amount")).order_by("currency")
-    batch.totals = {row["currency"]: str(quantize(row["total"], row["currency"])) for row in totals}
+    totals: dict[str, Decimal] = {}
+    for currency, amount in batch.lines.values_list("currency", "amount").iterator(chunk_size=5000):
+        totals[currency] = totals.get(currency, Decimal(0)) + quantize(amount, currency)  # as the lines show
+    batch.totals = {currency: str(quantize(total, currency)) for currency, total in sorted(totals.items())}
     batch.save(update_fields=["line_count", "totals"])
     record_event(
         type="billing.exported",

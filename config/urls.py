@@ -34,6 +34,7 @@ api_v1 = [
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/balance/?$", BalanceView.as_view(), name="contract-balance"),
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/lots/?$", LotsView.as_view(), name="contract-lots"),
     *router.urls,
+    path("", include("billing.urls")),  # issue 12: periods, billing lines, exports, contract templates
 ]
 
 urlpatterns = [

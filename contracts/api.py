@@ -85,16 +85,11 @@ class ApprovalSerializer(serializers.ModelSerializer):
         fields = ["approver", "decision", "comment", "decided_at"]
 
 
-class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
-    counterparty = ReferenceField()
-    counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all())
-    renewed_from = ReferenceField()
-    renewed_by = ReferenceField()
-    submitted_by = ReferenceField()
-    approvals = serializers.SerializerMethodField()
-    time_zone = serializers.CharField(max_length=64, required=False)
-    currency = serializers.CharField(max_length=3, required=False)
+class BillingPlanFieldsMixin(serializers.Serializer):
+    """The billing plan's fields (issue 12), shared by contracts and contract templates."""
+
     billing_calendar = ReferenceField()
+    # The calendar model is the higher `slas` app's: reached through the field, not imported.
     billing_calendar_id = ReferenceIdField(
         source="billing_calendar",
         queryset=Contract._meta.get_field("billing_calendar").related_model.objects.all(),
@@ -104,8 +99,32 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
     auto_top_up = serializers.JSONField(
         required=False,
         allow_null=True,
-        help_text='{"threshold_hours", "mode": "to" or "by", "hours", "price_per_hour"}: decimals as strings.',
+        help_text='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.',
     )
+
+    def check_plan(self, attrs: dict) -> dict:
+        """422 naming the fields for the rules between plan fields; `auto_top_up` normalised."""
+
+        def value(name):
+            return attrs.get(name, getattr(self.instance, name, None))
+
+        faults = plan_errors(value)
+        if faults:
+            raise serializers.ValidationError(faults)
+        if "auto_top_up" in attrs:
+            attrs["auto_top_up"] = normalise_top_up(attrs["auto_top_up"])
+        return attrs
+
+
+class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSerializer):
+    counterparty = ReferenceField()
+    counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all())
+    renewed_from = ReferenceField()
+    renewed_by = ReferenceField()
+    submitted_by = ReferenceField()
+    approvals = serializers.SerializerMethodField()
+    time_zone = serializers.CharField(max_length=64, required=False)
+    currency = serializers.CharField(max_length=3, required=False)
 
     class Meta:
         model = Contract
@@ -176,12 +195,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         start, expiry = value("start_date"), value("expiry_date")
         if start and expiry and expiry < start:
             raise serializers.ValidationError({"expiry_date": ["Must not be before start_date."]})
-        plan_faults = plan_errors(value)
-        if plan_faults:
-            raise serializers.ValidationError(plan_faults)
-        if "auto_top_up" in attrs:
-            attrs["auto_top_up"] = normalise_top_up(attrs["auto_top_up"])
-        return attrs
+        return self.check_plan(attrs)
 
     def to_representation(self, contract):
         data = super().to_representation(contract)
@@ -303,7 +317,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     Terms can be edited only in draft; descriptive fields until the contract is closed.
     """
 
-    queryset = Contract.objects.select_related("counterparty", "renewed_from", "renewed_by", "submitted_by")
+    queryset = Contract.objects.select_related(
+        "counterparty", "renewed_from", "renewed_by", "submitted_by", "billing_calendar"
+    )
     serializer_class = ContractSerializer
     filterset_class = ContractFilterSet
     sort_fields = {
