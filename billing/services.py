@@ -19,6 +19,7 @@ from config.api.exceptions import Conflict, Unprocessable
 from contracts import services as contract_services
 from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
 from contracts.models import Contract, LineItem
+from events.models import Event
 from events.services import apply_changes, record_event, snapshot
 from ledger import services as ledger
 from ledger.models import LedgerEntry
@@ -33,7 +34,6 @@ T = LedgerEntry.Type
 R = LedgerEntry.Reason
 K = BillingLine.Kind
 HUNDREDTH = Decimal("0.01")
-# Periods open only while the contract runs; ended periods close whatever became of it.
 OPENS = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
 
 
@@ -254,14 +254,39 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
     return True
 
 
+def _ended_at(contract: Contract) -> dt.datetime | None:
+    """When the contract stopped running before its term's end (terminated), else None."""
+    if contract.status != Contract.Status.TERMINATED:
+        return None
+    return (
+        Event.objects.filter(
+            organization_id=contract.organization_id,
+            object_type="contract",
+            object_id=contract.pk,
+            type="contract.state_changed",
+            payload__to=Contract.Status.TERMINATED,
+        )
+        .order_by("-id")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+
+
 def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: None) -> int:
-    """Open every begun period and close every ended one, in order. The contract is locked."""
+    """Open every begun period and close every ended one, in order. The contract is locked.
+
+    A run after the contract expired (cron was down) still opens the periods of its term; a
+    terminated contract's periods open only if they began before the termination."""
     done = 0
     rows = {r.index: r for r in BillingPeriod.objects.filter(contract=contract)}
+    ended = _ended_at(contract)
     for span in P.spans(contract, until=now):
         row = rows.get(span.index)
         opened = row is not None and row.opened_at is not None
-        if not opened and contract.status in OPENS and open_period(contract, span, now=now):
+        runs = contract.status in (*OPENS, Contract.Status.EXPIRED, Contract.Status.RENEWED) or (
+            ended is not None and span.start < ended
+        )
+        if not opened and runs and open_period(contract, span, now=now):
             opened = True
             log(f"{contract.reference}: period {span.index + 1} opened ({span.start_date})")
         closed = row is not None and row.status == BillingPeriod.Status.CLOSED
