@@ -167,3 +167,52 @@ def test_the_contracts_periods_follow_month_ends(org):
         (dt.date(2026, 4, 30), dt.date(2026, 5, 15)),
     ]
     assert Contract.objects.get(pk=contract.pk).billing_period == "monthly"
+
+
+def test_service_credits_come_from_the_periods_final_penalties_and_a_late_waiver_is_a_new_line(org, make_member):
+    from breaches.services import waive_breach
+    from tests.ledger.helpers import T0, final_breach, penalty_rule
+
+    contract = plan_contract(org, counterparty_role="vendor", period_charge=d(300))
+    penalty_rule(contract)
+    lifecycle(local(2026, 3, 1, 1))
+    breach = final_breach(contract, reported_at=T0)  # 2 March: a 150.00 penalty
+    lifecycle(local(2026, 4, 1, 1))
+    credit = BillingLine.objects.get(kind="service_credit")
+    assert (credit.amount, credit.date, credit.period.index) == (Decimal("-150.0000"), dt.date(2026, 3, 31), 2)
+    assert "claim on the vendor" in credit.description
+    assert list(credit.breaches.all()) == [breach]
+    assert list(credit.entries.values_list("entry_type", flat=True)) == ["penalty"]
+    # Waived after March closed: the reversal is dated into April and April's close corrects it.
+    waive_breach(breach=breach, actor=make_member("manager", org).user, reason="Road closed", now=local(2026, 4, 2))
+    lifecycle(local(2026, 5, 1, 1))
+    correction = BillingLine.objects.get(kind="service_credit", period__index=3)
+    assert correction.amount == Decimal("150.0000")
+    credit.refresh_from_db()
+    assert credit.amount == Decimal("-150.0000")
+    mar, apr = figures(contract, local(2026, 5, 1, 2))[2:4]
+    assert (mar["service_credits"], mar["total"]) == ("-150.00", "150.00")
+    assert (apr["service_credits"], apr["total"]) == ("150.00", "450.00")
+
+
+def test_a_terminated_contract_bills_only_the_periods_begun_before_it_ended(org, make_member):
+    from django.utils import timezone
+
+    from contracts.services import add_months, terminate_contract
+
+    today = timezone.now().date()
+    start = add_months(today.replace(day=1), -3)
+    contract = plan_contract(
+        org, period_charge=d(100), invoice_timing="in_arrears", start_date=start, expiry_date=add_months(start, 24)
+    )
+    lifecycle(timezone.now())
+    terminate_contract(contract=contract, actor=make_member("manager", org).user, reason="Customer left")  # now
+    lifecycle(timezone.now() + dt.timedelta(days=150))
+    # Three whole months and the one in which it was terminated; none after.
+    assert list(BillingPeriod.objects.filter(contract=contract).values_list("index", "status")) == [
+        (0, "closed"),
+        (1, "closed"),
+        (2, "closed"),
+        (3, "closed"),
+    ]
+    assert BillingLine.objects.filter(contract=contract).count() == 4
