@@ -275,7 +275,7 @@ class TemplateLineItemSerializer(LineItemSerializer):
         read_only_fields = []
 
 
-def _validated_items(serializer_class, items, name: str, context) -> list[dict]:
+def validated_items(serializer_class, items, name: str, context) -> list[dict]:
     """Each item through its resource's own serializer; a fault named `name[i].field`."""
     if not isinstance(items, list):
         raise serializers.ValidationError({name: ["Expected a list."]})
@@ -346,9 +346,9 @@ class ContractTemplateSerializer(BillingPlanFieldsMixin, ResourceSerializer):
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if "line_items" in attrs:
-            attrs["line_items"] = _validated_items(TemplateLineItem, attrs["line_items"], "line_items", self.context)
+            attrs["line_items"] = validated_items(TemplateLineItem, attrs["line_items"], "line_items", self.context)
         if "sla_rules" in attrs:
-            attrs["sla_rules"] = _validated_items(TemplateRuleItem, attrs["sla_rules"], "sla_rules", self.context)
+            attrs["sla_rules"] = validated_items(TemplateRuleItem, attrs["sla_rules"], "sla_rules", self.context)
         return self.check_plan(attrs)
 
 

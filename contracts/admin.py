@@ -13,7 +13,10 @@ from config.api.exceptions import APIError
 from events.models import Event
 
 from . import services
+from .billing_plan import BILLING_PLAN_API_FIELDS, normalise_top_up, plan_errors
 from .models import Contract, ContractApproval, Counterparty, LineItem
+
+BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name != "billing_calendar_id"]
 
 
 def _changed_data(form) -> dict:
@@ -113,8 +116,24 @@ TRANSITION_SERVICES = {
 }
 
 
+class PlanCheckedForm(forms.ModelForm):
+    """The billing plan's rules between fields (issue 12), as the API applies them."""
+
+    def clean(self):
+        cleaned = super().clean()
+        faults = plan_errors(lambda name: cleaned[name] if name in cleaned else getattr(self.instance, name, None))
+        if faults:
+            for name, errors in faults.items():
+                field = name.split(".")[0]
+                self.add_error(field if field in self.fields else None, errors)
+        if cleaned.get("auto_top_up") is not None and not faults:
+            cleaned["auto_top_up"] = normalise_top_up(cleaned["auto_top_up"])
+        return cleaned
+
+
 @admin.register(Contract)
 class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
+    form = PlanCheckedForm
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
     list_display = [
@@ -151,6 +170,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),  # fmt: skip
+        ("Billing plan", {"fields": BILLING_PLAN_ADMIN_FIELDS, "classes": ["collapse"]}),  # issue 12
         ("Coverage and dispatch", {"fields": ["coverage_areas", "service_territory_id", "dispatch_agreement_id"]}),
         ("Sync", {"fields": ["source", "source_id"]}),
         (
