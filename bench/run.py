@@ -26,6 +26,7 @@ BENCHMARKS = [
     "clock_due",
     "scan",
     "ledger_bench",
+    "billing_bench",
 ]
 
 

@@ -177,7 +177,9 @@ def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = N
     if closed is None:
         closed = set(contract.billing_periods.filter(status="closed").values_list("index", flat=True))
     figures = [Figures(span=s, status="closed" if s.index in closed else "open") for s in periods]
-    starts = [s.start for s in periods]
+    # In UTC: comparing datetimes of one zone is much cheaper than across zones.
+    starts = [s.start.astimezone(dt.UTC) for s in periods]
+    ends = [s.end.astimezone(dt.UTC) for s in periods]
     last = len(periods) - 1
 
     def at_start(instant) -> int:  # [start, end)
@@ -198,12 +200,13 @@ def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = N
     )
     for row in rows.iterator(chunk_size=5000):
         pk, kind, reason, hours, occurred_at, expires_at, lot_id = row
-        while boundary <= last and occurred_at >= periods[boundary].end:
+        while boundary <= last and occurred_at >= ends[boundary]:
             figures[boundary].overage_hours = max(book.overrun, ZERO)
             boundary += 1
         book.apply(*row)
         if kind == T.WORK:
-            figures[at_start(occurred_at)].charged_hours += hours
+            # Rows come in time order: the period is the one the boundary walk has reached.
+            figures[min(boundary, last)].charged_hours += hours
         elif reason == R.LOT_EXPIRED:
             booked.add(lot_id)
             figures[at_end(occurred_at)].expired_hours += -hours

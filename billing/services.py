@@ -173,7 +173,6 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
         return False
     for lot_id, contract_id in list(ledger.unexpired_lots(now=span.end, contract=contract)):
         ledger.expire_lot(lot_id, contract_id)
-    figures = P.compute(contract, now=span.end, closed=set())[span.index]
     included = LedgerEntry.objects.filter(
         organization_id=contract.organization_id, system_key=f"billing:included:period:{row.pk}"
     ).first()
@@ -193,6 +192,8 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
                 lot=included,
                 description=f"{contract.rollover_percent}% of period {span.index + 1}'s unused included hours",
             )
+    # The period's figures are final now: what follows is posted at its end, into the next period.
+    figures = P.compute(contract, now=span.end, closed={span.index})[span.index]
     in_period = LedgerEntry.objects.filter(contract=contract, occurred_at__gte=span.start, occurred_at__lt=span.end)
     if contract.overage_rate is not None and figures.overage_hours > 0:
         settlement = _system_entry(
@@ -239,9 +240,8 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
         )
     if contract.invoice_timing == Contract.InvoiceTiming.IN_ARREARS:
         _charge_line(contract, row, span, span.last_day)
-    final = P.compute(contract, now=span.end, closed={span.index})[span.index]
     row.status, row.closed_at = BillingPeriod.Status.CLOSED, now
-    row.figures = final.as_dict(contract.currency)
+    row.figures = figures.as_dict(contract.currency)
     row.save(update_fields=["status", "closed_at", "figures"])
     Contract.objects.filter(pk=contract.pk).update(books_closed_at=span.end)
     contract.books_closed_at = span.end

@@ -330,6 +330,8 @@ def test_periods_and_lines_equal_the_reference(api, org, plan, moves):
         )
         assert response.status_code == 200, response.content
         assert response.json() == want_periods
+        stored = {row.index: row.figures for row in contract.billing_periods.filter(status="closed")}
+        assert stored == {p["index"]: p for p in want_periods if p["status"] == "closed"}  # as closed, still true
         got_lines = sorted(
             (
                 (line.kind, line.period.index if line.period else None, line.quantity, line.amount, line.date)
