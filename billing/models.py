@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from breaches.models import Breach
-from contracts.models import Contract
+from contracts.models import BillingPlanTerms, Contract
 from ledger.models import LedgerEntry
 from tenancy.models import TenantModel, validate_currency
 
@@ -106,7 +106,7 @@ class BillingLine(TenantModel):
         return f"{self.kind} {self.amount} {self.currency} ({self.date})"
 
 
-class ContractTemplate(TenantModel):
+class ContractTemplate(BillingPlanTerms, TenantModel):
     """The terms a contract starts from: `instantiate` copies them into a new draft contract.
 
     The billing plan fields have the same names and meanings as on a contract.
@@ -116,27 +116,6 @@ class ContractTemplate(TenantModel):
     contract_type = models.CharField(max_length=32, choices=Contract.Type.choices)
     term_months = models.PositiveIntegerField(null=True, blank=True)
     currency = models.CharField(max_length=3, validators=[validate_currency])
-    billing_period = models.CharField(
-        max_length=16, choices=Contract.BillingPeriod.choices, default=Contract.BillingPeriod.NONE
-    )
-    period_charge = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
-    invoice_timing = models.CharField(
-        max_length=16, choices=Contract.InvoiceTiming.choices, default=Contract.InvoiceTiming.IN_ADVANCE
-    )
-    hours_per_period = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    rollover_percent = models.PositiveSmallIntegerField(default=0)
-    overage_rate = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
-    rounding_minutes = models.PositiveIntegerField(default=0)
-    minimum_charge_minutes = models.PositiveIntegerField(default=0)
-    out_of_hours_multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
-    billing_calendar = models.ForeignKey(
-        "slas.Calendar", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    annual_increase_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
-    prepay_hours_per_period = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    prepay_expiry_months = models.PositiveSmallIntegerField(null=True, blank=True)
-    prepay_price_per_hour = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
-    auto_top_up = models.JSONField(null=True, blank=True)
     # [{"kind", "description", "sku", "quantity", "unit", "unit_price", "covered", "notes"}, ...]
     line_items = models.JSONField(default=list, blank=True)
     # [{"name", "metric", "priorities", "target_minutes", "calendar_id", "pause_on_hold", ...}, ...]

@@ -216,3 +216,22 @@ def test_a_terminated_contract_bills_only_the_periods_begun_before_it_ended(org,
         (3, "closed"),
     ]
     assert BillingLine.objects.filter(contract=contract).count() == 4
+
+
+def test_work_summed_between_events_gives_the_same_periods_as_row_by_row(org, monkeypatch):
+    contract = plan_contract(
+        org, hours_per_period=d(6), rollover_percent=30, overage_rate=d(10), prepay_hours_per_period=d(2),
+        prepay_expiry_months=1, prepay_price_per_hour=d(5),
+        auto_top_up={"threshold_hours": "1", "mode": "by", "hours": "2", "price_per_hour": "7"},
+    )  # fmt: skip
+    for month in (1, 2, 3, 4):
+        lifecycle(local(2026, month, 1, 0, 1))
+        for day in (3, 9, 15, 21, 27):
+            work_at(contract, "2.50", local(2026, month, day, 10))
+        work_at(contract, "0.50", local(2026, month, 27, 10))  # two at one instant
+    lifecycle(local(2026, 5, 1, 0, 1))
+    now = local(2026, 5, 10)
+    summed = figures(contract, now)
+    monkeypatch.setattr(periods, "MAX_SEGMENTS", 0)
+    assert figures(contract, now) == summed
+    assert any(p["overage_hours"] != "0.00" for p in summed) and any(p["topped_up_hours"] != "0.00" for p in summed)
