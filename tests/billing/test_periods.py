@@ -228,7 +228,7 @@ def test_work_summed_between_events_gives_the_same_periods_as_row_by_row(org, mo
         lifecycle(local(2026, month, 1, 0, 1))
         for day in (3, 9, 15, 21, 27):
             work_at(contract, "2.50", local(2026, month, day, 10))
-        work_at(contract, "0.50", local(2026, month, 27, 10))  # two at one instant
+        work_at(contract, "6.00", local(2026, month, 27, 10))  # two at one instant
     lifecycle(local(2026, 5, 1, 0, 1))
     now = local(2026, 5, 10)
     summed = figures(contract, now)
