@@ -13,7 +13,7 @@ import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 
 from config.api.exceptions import Conflict, Unprocessable
 from contracts import services as contract_services
@@ -205,7 +205,9 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
             occurred_at=span.end,
             description=f"Overage of period {span.index + 1} billed",
         )
-        work = in_period.filter(entry_type=T.WORK).values_list("pk", flat=True)
+        # What used the hours: the period's work and hand adjustments that took hours.
+        used = Q(entry_type=T.WORK) | Q(entry_type=T.ADJUSTMENT, reason_code="", hours__lt=0)
+        work = in_period.filter(used).values_list("pk", flat=True)
         _line(
             contract,
             key=f"overage:period:{row.pk}",

@@ -285,6 +285,9 @@ def expected(contract: Contract, now: dt.datetime):
     return out, sorted(lines, key=repr)
 
 
+TRACES = {"overage": {"overage_billed"}, "prepay_purchase": {"prepay"}, "top_up": {"top_up"}}
+
+
 # --- the property -------------------------------------------------------------------------------
 
 
@@ -340,4 +343,10 @@ def test_periods_and_lines_equal_the_reference(api, org, plan, moves):
             key=repr,
         )
         assert [(k, i, q, money(a), d) for k, i, q, a, d in got_lines] == want_lines
+        # Every charge but the plan's fixed one traces to the entries behind it.
+        for line in BillingLine.objects.filter(contract=contract).exclude(kind="period_charge"):
+            behind = {e.reason_code or e.entry_type for e in line.entries.all()}
+            assert behind >= TRACES[line.kind], (line.kind, behind)
+            if line.kind in ("overage", "top_up"):
+                assert behind & {"work", "adjustment"}, (line.kind, behind)  # and to what used the hours
         transaction.set_rollback(True)
