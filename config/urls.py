@@ -5,7 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from breaches.api import BreachViewSet
 from config.api.routers import ApiRouter
 from config.views import healthz
-from contracts.api import ContractViewSet, CounterpartyViewSet, LineItemViewSet
+from contracts.api import (
+    AmendmentViewSet,
+    ContractViewSet,
+    CounterpartyViewSet,
+    LineItemViewSet,
+    TermVersionViewSet,
+)
 from events.api import EventViewSet
 from ledger.api import BalanceView, LedgerEntryViewSet, LotsView
 from slas.api import CalendarViewSet, SchemaView, SlaRuleViewSet
@@ -16,6 +22,8 @@ router = ApiRouter()
 router.register("counterparties", CounterpartyViewSet, basename="counterparty")
 router.register("contracts", ContractViewSet, basename="contract")
 router.register(r"contracts/(?P<contract_pk>[0-9]+)/line_items", LineItemViewSet, basename="contract-line-item")
+router.register(r"contracts/(?P<contract_pk>[0-9]+)/amendments", AmendmentViewSet, basename="contract-amendment")
+router.register(r"contracts/(?P<contract_pk>[0-9]+)/terms", TermVersionViewSet, basename="contract-terms")
 router.register("calendars", CalendarViewSet, basename="calendar")
 router.register("sla_rules", SlaRuleViewSet, basename="sla-rule")
 router.register("work_orders", WorkOrderViewSet, basename="work-order")
