@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 
 import pytest
@@ -16,6 +17,10 @@ from tests.api_base import ResourceAPITests, WritableResourceAPITests
 from tests.contracts.factories import make_contract
 
 _numbers = itertools.count(1)
+
+
+def lifecycle(now: str) -> None:
+    call_command("run_lifecycle", "--now", now, stdout=io.StringIO())
 
 
 def approved_contract(org, line_items=(), **fields) -> Contract:
@@ -200,8 +205,8 @@ class TestAmendmentFlow:
         assert versions[1]["amendment"]["id"] == created.json()["id"]
         assert versions[1]["terms"]["counterparty_id"] == contract.counterparty_id
         # The date comes: run_lifecycle brings the contract to its new terms, once.
-        call_command("run_lifecycle", "--now", "2027-03-01T00:30:00+01:00", stdout=open("/dev/null", "w"))
-        call_command("run_lifecycle", "--now", "2027-03-01T01:30:00+01:00", stdout=open("/dev/null", "w"))
+        lifecycle("2027-03-01T00:30:00+01:00")
+        lifecycle("2027-03-01T01:30:00+01:00")
         contract.refresh_from_db()
         assert str(contract.hours_budget) == "250.00" and contract.notice_date == dt.date(2029, 5, 31)
         changed = Event.objects.filter(type="contract.terms_changed", object_id=contract.pk)
@@ -366,11 +371,11 @@ class TestLifecycleReadsTheVersionInForce:
         amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
         amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
         # Without the amendment it would auto-renew at the end of 31 March 2027.
-        call_command("run_lifecycle", "--now", "2027-04-01T12:00:00Z", stdout=open("/dev/null", "w"))
+        lifecycle("2027-04-01T12:00:00Z")
         contract.refresh_from_db()
         assert contract.status == "active" and contract.expiry_date == dt.date(2027, 6, 30)
         assert not Contract.objects.filter(renewed_from=contract).exists()
-        call_command("run_lifecycle", "--now", "2027-07-01T12:00:00Z", stdout=open("/dev/null", "w"))
+        lifecycle("2027-07-01T12:00:00Z")
         contract.refresh_from_db()
         assert contract.status == "expired"  # auto_renew was amended away
 
@@ -395,7 +400,7 @@ class TestLifecycleReadsTheVersionInForce:
         assert [(v.effective_from, v.origin) for v in contract.term_versions.all()] == [
             (dt.date(2027, 1, 1), "creation")
         ]  # the same date: laid over the creation version
-        call_command("run_lifecycle", "--now", "2027-01-01T08:00:00Z", stdout=open("/dev/null", "w"))
+        lifecycle("2027-01-01T08:00:00Z")
         contract.refresh_from_db()
         assert contract.status == "active"
         allocation = LedgerEntry.objects.get(contract=contract, entry_type="initial_allocation")
