@@ -178,3 +178,16 @@ SPECTACULAR_SETTINGS = {
         },
     },
 }
+
+# --- Terms over time, counterparty signatures, calendars by country (issue 14) ---
+INSTALLED_APPS += ["signing"]  # above slas: the approval page shows SLA targets
+# The counterparty's approval link: days it stays valid, and the base URL it is built on (default:
+# the URL the API was called on). The page is rate-limited per client address (requests a minute).
+SIGNING_LINK_DAYS = env.int("SIGNING_LINK_DAYS", default=7)
+SIGNING_BASE_URL = env.str("SIGNING_BASE_URL", default="")
+SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
+SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
+CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="contracts@localhost")
+if "EMAIL_BACKEND" not in globals():  # the e-mail branch may configure delivery; else print to the console
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

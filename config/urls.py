@@ -14,6 +14,7 @@ from contracts.api import (
 )
 from events.api import EventViewSet
 from ledger.api import BalanceView, LedgerEntryViewSet, LotsView
+from signing.api import SignatureRequestViewSet
 from slas.api import CalendarViewSet, SchemaView, SlaRuleViewSet
 from tenancy.api import MembershipViewSet, MeView, TokenRefreshView, TokenView
 from workorders.api import WorkOrderViewSet
@@ -24,6 +25,11 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register(r"contracts/(?P<contract_pk>[0-9]+)/line_items", LineItemViewSet, basename="contract-line-item")
 router.register(r"contracts/(?P<contract_pk>[0-9]+)/amendments", AmendmentViewSet, basename="contract-amendment")
 router.register(r"contracts/(?P<contract_pk>[0-9]+)/terms", TermVersionViewSet, basename="contract-terms")
+router.register(
+    r"contracts/(?P<contract_pk>[0-9]+)/approval_requests",
+    SignatureRequestViewSet,
+    basename="contract-approval-request",
+)
 router.register("calendars", CalendarViewSet, basename="calendar")
 router.register("sla_rules", SlaRuleViewSet, basename="sla-rule")
 router.register("work_orders", WorkOrderViewSet, basename="work-order")
@@ -48,4 +54,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("", include("signing.urls")),  # the counterparty's approval page, /approve/<token>
 ]

@@ -94,6 +94,10 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
     renewed_by = ReferenceField()
     submitted_by = ReferenceField()
     approvals = serializers.SerializerMethodField()
+    waiting_for = serializers.SerializerMethodField(
+        help_text="While pending approval: what the contract still waits for (internal approvals, the "
+        "counterparty's signature where its terms require one)."
+    )
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
 
@@ -106,7 +110,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "auto_renew", "renewal_term_months", "renewed_from", "renewed_by", "currency",
             "contract_value", "hours_budget", "remaining_hours", "low_balance_threshold_hours", "allow_overrun",
             "requires_counterparty_signature", "coverage_areas", "service_territory_id",
-            "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
+            "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals", "waiting_for",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
@@ -133,6 +137,17 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             if a.approval_round == contract.approval_round and a.amendment_id is None
         ]
         return ApprovalSerializer(current, many=True).data
+
+    def get_waiting_for(self, contract) -> list[str]:
+        if contract.status != Contract.Status.PENDING_APPROVAL:
+            return []
+        approved = sum(
+            1
+            for a in contract.approvals.all()
+            if a.approval_round == contract.approval_round and a.amendment_id is None and a.decision == "approved"
+        )
+        missing = [f"{2 - approved} more internal approval{'s' if approved == 0 else ''}"] if approved < 2 else []
+        return missing + services.approval_missing(contract)
 
     def validate_time_zone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():
@@ -348,7 +363,7 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     def get_queryset(self):
         queryset = super().get_queryset()
         fields = self.selected_fields(self.get_serializer_class())
-        if fields is None or "approvals" in fields:
+        if fields is None or {"approvals", "waiting_for"} & set(fields):
             queryset = queryset.prefetch_related("approvals__approver")
         if self.request.method == "GET" and as_of_date(self.request.query_params) is not None:
             queryset = queryset.prefetch_related("term_versions")
@@ -599,7 +614,7 @@ class AmendmentFilterSet(PredicateFilterSet):
         fields = ["number", "status", "effective_date", "created_at"]
 
 
-class _ContractChild:
+class ContractChild:
     """A resource nested under `/contracts/{contract_pk}/`, within the caller's organization."""
 
     @property
@@ -635,7 +650,7 @@ def _amendment_action(service, body=EmptySerializer, admin_may_backdate=False):
     return action(detail=True, methods=["post"])(handler)
 
 
-class AmendmentViewSet(_ContractChild, CreateMixin, UpdateMixin, ResourceViewSet):
+class AmendmentViewSet(ContractChild, CreateMixin, UpdateMixin, ResourceViewSet):
     """A contract's amendments: terms that change from `effective_date`, dually approved like the
     contract. Managers write and approve; an admin may date one in the past."""
 
@@ -689,7 +704,7 @@ class TermVersionFilterSet(PredicateFilterSet):
         fields = ["effective_from", "effective_to", "origin"]
 
 
-class TermVersionViewSet(_ContractChild, ResourceViewSet):
+class TermVersionViewSet(ContractChild, ResourceViewSet):
     """Every version of a contract's terms with its effective range (local dates, `effective_to`
     exclusive) and what put it there: the creation (approval), a renewal or an amendment."""
 
