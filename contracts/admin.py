@@ -10,10 +10,11 @@ from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
 from config.api.exceptions import APIError
+from events.admin import ReadOnlyAdminMixin
 from events.models import Event
 
-from . import services
-from .models import Contract, ContractApproval, Counterparty, LineItem
+from . import amendments, services
+from .models import Amendment, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
 
 def _changed_data(form) -> dict:
@@ -82,7 +83,20 @@ class LineItemInline(admin.TabularInline):
 class ApprovalInline(admin.TabularInline):
     model = ContractApproval
     extra = 0
-    fields = ["approval_round", "approver", "decision", "comment", "decided_at"]
+    fields = ["amendment", "approval_round", "approver", "decision", "comment", "decided_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class TermVersionInline(admin.TabularInline):
+    """The contract's terms over time (read-only: they change by amendments)."""
+
+    model = TermVersion
+    extra = 0
+    fields = ["effective_from", "effective_to", "origin", "amendment", "applied_at", "terms"]
     readonly_fields = fields
     can_delete = False
 
@@ -125,7 +139,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
     search_fields = ["reference", "name", "counterparty__name", "source_id"]
     list_select_related = ["counterparty", "organization"]
     autocomplete_fields = ["counterparty"]
-    inlines = [LineItemInline, ApprovalInline]
+    inlines = [LineItemInline, ApprovalInline, TermVersionInline]
     actions = ["give_notice", "draft_renewal"]
     readonly_fields = [
         "status", "notice_date", "renewed_from", "submitted_by", "submitted_at", "approval_round",
@@ -148,6 +162,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                     "currency",
                     "contract_value",
                     "hours_budget",
+                    "requires_counterparty_signature",
                 ]
             },
         ),  # fmt: skip
@@ -252,3 +267,55 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                 self.message_user(request, f"{contract.reference}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"{contract.reference}: done.", messages.SUCCESS)
+
+
+@admin.register(Amendment)
+class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Amendments are drafted through the API (their changes are validated like contract edits);
+    here staff review them and submit, approve or reject them through the same services."""
+
+    list_display = ["__str__", "contract", "status", "effective_date", "reason", "submitted_by", "decided_at"]
+    list_filter = ["status", "organization"]
+    search_fields = ["contract__reference", "contract__name", "reason"]
+    list_select_related = ["contract", "submitted_by"]
+    fields = [
+        "contract", "number", "status", "effective_date", "changes", "reason", "created_by", "submitted_by",
+        "submitted_at", "approval_round", "decided_at", "created_at", "updated_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+    inlines = [ApprovalInline]
+    actions = ["submit", "approve", "reject"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the changelist and its actions; the records themselves are read-only
+
+    def _each(self, request, queryset, act) -> None:
+        for amendment in queryset:
+            try:
+                act(amendment)
+            except APIError as exc:
+                self.message_user(request, f"{amendment}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{amendment}: done.", messages.SUCCESS)
+
+    @admin.action(description="Submit for approval")
+    def submit(self, request, queryset):
+        self._each(request, queryset, lambda a: amendments.submit_amendment(amendment=a, actor=request.user))
+
+    @admin.action(description="Approve (dual approval)")
+    def approve(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda a: amendments.approve_amendment(
+                amendment=a, actor=request.user, allow_past=request.user.is_superuser
+            ),
+        )
+
+    @admin.action(description="Reject (back to draft)")
+    def reject(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda a: amendments.reject_amendment(amendment=a, actor=request.user, reason="Rejected in the admin."),
+        )
