@@ -405,3 +405,27 @@ class TestLifecycleReadsTheVersionInForce:
         assert contract.status == "active"
         allocation = LedgerEntry.objects.get(contract=contract, entry_type="initial_allocation")
         assert str(allocation.hours) == "160.00"
+
+    def test_an_amended_budget_of_an_active_contract_posts_the_difference(self, api, org, managers):
+        from ledger.models import LedgerEntry
+
+        contract = make_contract(org, status="pending_approval", approval_round=1, hours_budget="100.00",
+                                 expiry_date=dt.date(2028, 12, 31))  # fmt: skip
+        for _ in range(2):
+            api("manager").post(f"/api/v1/contracts/{contract.pk}/approve", {}, format="json")
+        contract.refresh_from_db()
+        assert contract.status == "active" and contract.remaining_hours == 100
+        today = contract.local_today(dt.datetime.now(dt.UTC)).isoformat()
+        created = amend(managers[0], contract, effective_date=today, changes={"hours_budget": "130.00"})
+        approve_fully(managers, contract, created.json()["id"])
+        contract.refresh_from_db()
+        adjustment = LedgerEntry.objects.get(contract=contract, entry_type="adjustment")
+        assert str(adjustment.hours) == "30.00" and contract.remaining_hours == 130
+        # A later amendment down again posts the (negative) difference, once.
+        later = amend(managers[0], contract, effective_date="2027-06-01", changes={"hours_budget": "90.00"})
+        approve_fully(managers, contract, later.json()["id"])
+        lifecycle("2027-06-01T08:00:00Z")
+        lifecycle("2027-06-02T08:00:00Z")
+        contract.refresh_from_db()
+        assert contract.remaining_hours == 90
+        assert LedgerEntry.objects.filter(contract=contract, entry_type="adjustment").count() == 2
