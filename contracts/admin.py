@@ -80,28 +80,41 @@ class LineItemInline(admin.TabularInline):
     has_delete_permission = has_change_permission
 
 
-class ApprovalInline(admin.TabularInline):
-    model = ContractApproval
+def each_through_service(model_admin, request, queryset, act) -> None:
+    """An admin action: `act(obj)` (a service call) for each selected object, a message for each."""
+    for obj in queryset:
+        label = getattr(obj, "reference", None) or str(obj)
+        try:
+            act(obj)
+        except APIError as exc:
+            model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
+        else:
+            model_admin.message_user(request, f"{label}: done.", messages.SUCCESS)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page that change only through the services."""
+
     extra = 0
-    fields = ["amendment", "approval_round", "approver", "decision", "comment", "decided_at"]
-    readonly_fields = fields
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
 
 
-class TermVersionInline(admin.TabularInline):
-    """The contract's terms over time (read-only: they change by amendments)."""
+class ApprovalInline(ReadOnlyInline):
+    model = ContractApproval
+    fields = ["amendment", "approval_round", "approver", "decision", "comment", "decided_at"]
+
+
+class TermVersionInline(ReadOnlyInline):
+    """The contract's terms over time (they change by amendments)."""
 
     model = TermVersion
-    extra = 0
     fields = ["effective_from", "effective_to", "origin", "amendment", "applied_at", "terms"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class ReasonForm(forms.Form):
@@ -260,13 +273,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         self._each(request, queryset, lambda contract: services.renew_contract(contract=contract, actor=request.user))
 
     def _each(self, request, queryset, act) -> None:
-        for contract in queryset:
-            try:
-                act(contract)
-            except APIError as exc:
-                self.message_user(request, f"{contract.reference}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{contract.reference}: done.", messages.SUCCESS)
+        each_through_service(self, request, queryset, act)
 
 
 @admin.register(Amendment)
@@ -290,13 +297,7 @@ class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return obj is None  # the changelist and its actions; the records themselves are read-only
 
     def _each(self, request, queryset, act) -> None:
-        for amendment in queryset:
-            try:
-                act(amendment)
-            except APIError as exc:
-                self.message_user(request, f"{amendment}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{amendment}: done.", messages.SUCCESS)
+        each_through_service(self, request, queryset, act)
 
     @admin.action(description="Submit for approval")
     def submit(self, request, queryset):

@@ -456,6 +456,28 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
 # --- line items ---------------------------------------------------------------------------------
 
 
+class ContractChild:
+    """A resource nested under `/contracts/{contract_pk}/`, within the caller's organization."""
+
+    @property
+    def contract(self) -> Contract:
+        if not hasattr(self, "_contract"):
+            self._contract = services.contract_for_line_items(
+                organization=self.organization, contract_id=self.kwargs["contract_pk"]
+            )
+        return self._contract
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, without a request
+            return self.queryset.none()
+        return super().get_queryset().filter(contract=self.contract)
+
+    def get_serializer_context(self):
+        if getattr(self, "swagger_fake_view", False):
+            return super().get_serializer_context()
+        return {**super().get_serializer_context(), "contract": self.contract}
+
+
 class LineItemSerializer(ResourceSerializer):
     class Meta:
         model = LineItem
@@ -474,7 +496,7 @@ class LineItemFilterSet(PredicateFilterSet):
         fields = ["kind", "sku", "covered", "created_at"]
 
 
-class LineItemViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
+class LineItemViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     """A contract's line items; editable only while the contract is a draft."""
 
     queryset = LineItem.objects.all()
@@ -483,17 +505,6 @@ class LineItemViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     sort_fields = {"description": "description", "kind": "kind", "sku": "sku", "created_at": "created_at"}
     default_sort = "id"
     write_role = "manager"
-
-    @property
-    def contract(self) -> Contract:
-        if not hasattr(self, "_contract"):
-            self._contract = services.contract_for_line_items(
-                organization=self.organization, contract_id=self.kwargs["contract_pk"]
-            )
-        return self._contract
-
-    def get_queryset(self):
-        return super().get_queryset().filter(contract=self.contract)
 
     def create_service(self, *, organization, actor, data):
         return services.create_line_item(contract=self.contract, actor=actor, data=data)
@@ -612,28 +623,6 @@ class AmendmentFilterSet(PredicateFilterSet):
     class Meta:
         model = Amendment
         fields = ["number", "status", "effective_date", "created_at"]
-
-
-class ContractChild:
-    """A resource nested under `/contracts/{contract_pk}/`, within the caller's organization."""
-
-    @property
-    def contract(self) -> Contract:
-        if not hasattr(self, "_contract"):
-            self._contract = services.contract_for_line_items(
-                organization=self.organization, contract_id=self.kwargs["contract_pk"]
-            )
-        return self._contract
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, without a request
-            return self.queryset.none()
-        return super().get_queryset().filter(contract=self.contract)
-
-    def get_serializer_context(self):
-        if getattr(self, "swagger_fake_view", False):
-            return super().get_serializer_context()
-        return {**super().get_serializer_context(), "contract": self.contract}
 
 
 def _is_admin(request) -> bool:
