@@ -11,6 +11,8 @@ over the versions and, when the date has come, brings the contract row to them
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Max
@@ -29,6 +31,29 @@ NOT_AMENDABLE = frozenset({"currency", "time_zone"})
 AMENDMENT_SNAPSHOT = ["contract_id", "number", "status", "effective_date", "changes", "reason"]
 
 
+@dataclass(frozen=True)
+class AmendmentPart:
+    """Something a higher app lets an amendment change besides the contract's own terms (the SLA
+    rules: slas registers `sla_rules`). `validate(contract=, value=, context=)` returns the JSON to
+    store or raises a serializer ValidationError; `apply(contract=, amendment=, value=, effective_at=,
+    actor=)` carries it out when the amendment is approved, aligned to the same instant."""
+
+    validate: Callable[..., object]
+    apply: Callable[..., None]
+
+
+AMENDMENT_PARTS: dict[str, AmendmentPart] = {}
+
+
+def register_amendment_part(name: str, part: AmendmentPart) -> None:
+    AMENDMENT_PARTS[name] = part
+
+
+def term_changes(changes: dict) -> dict:
+    """The changes of the contract's own terms (what the term versions hold)."""
+    return {name: value for name, value in changes.items() if name not in AMENDMENT_PARTS}
+
+
 def amendable_terms() -> list[str]:
     return sorted(set(services.TERM_FIELDS) - NOT_AMENDABLE)
 
@@ -40,7 +65,7 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
     errors: dict[str, list[str]] = {}
     if not changes:
         errors["changes"] = ["Name at least one term to change."]
-    for name in sorted(set(changes) - {"line_items"}):
+    for name in sorted(set(changes) - {"line_items", *AMENDMENT_PARTS}):
         if name in NOT_AMENDABLE:
             errors[f"changes.{name}"] = [f"{name} cannot be amended; make a new contract."]
         elif name not in services.TERM_FIELDS:
@@ -159,9 +184,20 @@ def approve_amendment(
     amendment.status = Amendment.Status.APPROVED
     amendment.decided_at = now
     amendment.save(update_fields=["status", "decided_at", "updated_at"])
-    terms.lay_amendment(contract, amendment, now)
-    if amendment.effective_date <= contract.local_today(now):
-        terms.sync_contract(contract, actor=actor, now=now, amendment=amendment)
+    effective_at = contract.start_of_day(amendment.effective_date)  # read before the terms move
+    if term_changes(amendment.changes):
+        terms.lay_amendment(contract, amendment, now)
+        if amendment.effective_date <= contract.local_today(now):
+            terms.sync_contract(contract, actor=actor, now=now, amendment=amendment)
+    for name, part in AMENDMENT_PARTS.items():
+        if name in amendment.changes:
+            part.apply(
+                contract=contract,
+                amendment=amendment,
+                value=amendment.changes[name],
+                effective_at=effective_at,
+                actor=actor,
+            )
     return amendment
 
 

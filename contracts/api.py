@@ -534,8 +534,9 @@ def _term_inputs() -> dict[str, str]:
 class AmendmentSerializer(ResourceSerializer):
     changes = serializers.DictField(
         help_text=(
-            "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), and "
-            "`line_items`: the whole new list of line items. Not `currency` or `time_zone`."
+            "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
+            "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
+            "amended from the same instant. Not `currency` or `time_zone`."
         )
     )
     submitted_by = ReferenceField()
@@ -580,16 +581,24 @@ class AmendmentSerializer(ResourceSerializer):
         by_input = {input_name: term for term, input_name in inputs.items()}
         errors: dict[str, list[str]] = {}
         term_data = {}
+        changes = {}
         for key in value:
             if key == "line_items":
                 continue
-            if key in by_input:
+            if key in amendments.AMENDMENT_PARTS:
+                try:
+                    changes[key] = amendments.AMENDMENT_PARTS[key].validate(
+                        contract=self.contract, value=value[key], context=self.context
+                    )
+                except serializers.ValidationError as exc:
+                    errors[key] = exc.detail
+            elif key in by_input:
                 term_data[key] = value[key]
             elif key in amendments.NOT_AMENDABLE:
                 errors[key] = [f"{key} cannot be amended; make a new contract."]
             else:
-                errors[key] = [f"Not an amendable term; one of: {', '.join(sorted(by_input))}, line_items."]
-        changes = {}
+                names = ", ".join([*sorted(by_input), "line_items", *amendments.AMENDMENT_PARTS])
+                errors[key] = [f"Not an amendable term; one of: {names}."]
         if term_data:
             form = ContractSerializer(self.contract, data=term_data, partial=True, context=self.context)
             if not form.is_valid():

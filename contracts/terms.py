@@ -219,9 +219,12 @@ def lay_amendment(contract: Contract, amendment: Amendment, now: dt.datetime) ->
             amendment=amendment,
         )
         all_versions.append(starting)
+    from .amendments import term_changes
+
+    changes = term_changes(amendment.changes)
     for version in all_versions:
         if version.effective_from >= day:
-            version.terms = apply_changes_to(version.terms, amendment.changes)
+            version.terms = apply_changes_to(version.terms, changes)
             if version.effective_from > contract.local_today(now):
                 version.applied_at = None
             version.save(update_fields=["terms", "applied_at", "updated_at"])

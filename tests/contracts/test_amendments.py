@@ -429,3 +429,58 @@ class TestLifecycleReadsTheVersionInForce:
         contract.refresh_from_db()
         assert contract.remaining_hours == 90
         assert LedgerEntry.objects.filter(contract=contract, entry_type="adjustment").count() == 2
+
+
+@pytest.mark.django_db
+class TestAmendingSlaRules:
+    def test_rules_are_amended_from_the_same_instant(self, api, org, managers):
+        from slas.models import SlaRule
+        from tests.slas.factories import make_calendar, make_rule
+
+        contract = approved_contract(org)
+        rule = make_rule(contract, metric="response", target_minutes=120)
+        calendar = make_calendar(org)
+        created = amend(managers[0], contract, effective_date="2027-03-01", changes={
+            "hours_budget": "120.00", "sla_rules": [{"id": rule.pk, "target_minutes": 60, "calendar_id": calendar.pk}],
+        })  # fmt: skip
+        assert created.status_code == 201, created.content
+        assert created.json()["changes"]["sla_rules"] == [
+            {"id": rule.pk, "target_minutes": 60, "calendar_id": calendar.pk}
+        ]
+        rule.refresh_from_db()
+        assert not hasattr(rule, "next_version")  # nothing changes before approval
+        body = approve_fully(managers, contract, created.json()["id"])
+        successor = SlaRule.objects.get(previous_version=rule)
+        assert (successor.target_minutes, successor.calendar_id) == (60, calendar.pk)
+        assert successor.effective_from.isoformat().replace("+00:00", "Z") == body["effective_at"]
+        rule.refresh_from_db()
+        assert rule.effective_to == successor.effective_from
+
+    @pytest.mark.parametrize(
+        "item, field",
+        [
+            ({"id": 999999, "target_minutes": 30}, "changes.sla_rules[0].id"),
+            ({"target_minutes": 30}, "changes.sla_rules[0].id"),
+            ({"id": "RULE", "target_minutes": 0}, "changes.sla_rules[0].target_minutes"),
+            ({"id": "RULE", "effective_from": "2027-01-01T00:00:00Z"}, "changes.sla_rules[0].effective_from"),
+            ({"id": "RULE", "no_such_field": 1}, "changes.sla_rules[0].no_such_field"),
+            ({"id": "RULE"}, "changes.sla_rules[0]"),
+        ],
+    )
+    def test_invalid_rule_changes_are_422_naming_the_field(self, org, managers, item, field):
+        from tests.slas.factories import make_rule
+
+        contract = approved_contract(org)
+        rule = make_rule(contract)
+        item = {k: (rule.pk if v == "RULE" else v) for k, v in item.items()}
+        response = amend(managers[0], contract, changes={"sla_rules": [item]})
+        assert response.status_code == 422, response.content
+        assert field in response.json()["errors"], response.json()
+
+    def test_another_contracts_rule_is_refused(self, org, other_org, managers):
+        from tests.slas.factories import make_rule
+
+        contract = approved_contract(org)
+        theirs = make_rule(approved_contract(other_org))
+        response = amend(managers[0], contract, changes={"sla_rules": [{"id": theirs.pk, "target_minutes": 30}]})
+        assert response.status_code == 422 and "changes.sla_rules[0].id" in response.json()["errors"]
