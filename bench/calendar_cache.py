@@ -8,6 +8,9 @@ What is measured, in one process and one run:
   (the rule's calendar row -> its compiled calendar, cached per row and `updated_at`) then
   `clock.due`, for cases spread over CALENDARS calendar rows loaded from the database (each
   case picks a random row: no locality);
+- `model_fresh_rows_per_second`: the same path where every computation gets its calendar row as a
+  new object (as a request that loads the rule with `select_related("calendar")` does), so the
+  per-row cache is looked up instead of the row object's own memo (FRESH_CASES cases);
 - `spec_path_per_second`: the old path on the same cases, building `Calendar.spec` and looking it
   up by hash on every computation (what the model did before issue 14), for comparison.
 
@@ -38,6 +41,7 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 
 CALENDARS = 10_000
 CASES = 100_000
+FRESH_CASES = 30_000
 ROUNDS = 3
 SEED = 20261129
 REGIONS = [
@@ -125,8 +129,15 @@ def run(database_url: str | None = None) -> dict:
     warm_seconds = time.perf_counter() - started
     distinct = len({id(calendar_of(rule)) for rule in rules})
 
+    # New row objects (not timed): what loading the rule and its calendar afresh gives.
+    def fresh(rule):
+        values = {f.attname: getattr(rule.calendar, f.attname) for f in Calendar._meta.concrete_fields}
+        return SlaRule(calendar=Calendar(**values))
+
+    fresh_cases = [(fresh(rule), start, minutes) for rule, start, minutes in cases[:FRESH_CASES]]
+
     pure = calendar_of(rules[0])
-    pure_timings, model_timings, spec_timings = [], [], []
+    pure_timings, model_timings, fresh_timings, spec_timings = [], [], [], []
     for _ in range(ROUNDS):
         started = time.perf_counter()
         for _, start, minutes in cases:
@@ -136,6 +147,13 @@ def run(database_url: str | None = None) -> dict:
         started = time.perf_counter()
         results = [clock.due(calendar_of(rule), start, minutes) for rule, start, minutes in cases]
         model_timings.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        for rule, start, minutes in fresh_cases:
+            clock.due(calendar_of(rule), start, minutes)
+        fresh_timings.append(time.perf_counter() - started)
+        for rule, _, _ in fresh_cases:  # the next round gets new objects again
+            rule.calendar.__dict__.pop("_compiled_memo", None)
 
         started = time.perf_counter()
         for rule, start, minutes in cases:
@@ -151,6 +169,7 @@ def run(database_url: str | None = None) -> dict:
     )
     pure_best, pure_median = _best(pure_timings, CASES)
     model_best, model_median = _best(model_timings, CASES)
+    fresh_best, fresh_median = _best(fresh_timings, FRESH_CASES)
     spec_best, spec_median = _best(spec_timings, CASES)
     return {
         "calendars": CALENDARS,
@@ -161,6 +180,8 @@ def run(database_url: str | None = None) -> dict:
         "pure_per_second_median": pure_median,
         "model_per_second": model_best,
         "model_per_second_median": model_median,
+        "model_fresh_rows_per_second": fresh_best,
+        "model_fresh_rows_per_second_median": fresh_median,
         "spec_path_per_second": spec_best,
         "spec_path_per_second_median": spec_median,
         "errors": errors,

@@ -58,7 +58,12 @@ class Calendar(TenantModel):
         saves the row, so a changed calendar recompiles): one dict lookup per clock computation."""
         if self.pk is None:
             return compile_calendar(self.spec)
-        return compile_keyed(("calendar", self.pk), self.updated_at, lambda: self.spec)
+        memo = self.__dict__.get("_compiled_memo")  # the same row object asked again: an attribute read
+        if memo is not None and memo[0] == self.updated_at:
+            return memo[1]
+        compiled = compile_keyed(("calendar", self.pk), self.updated_at, lambda: self.spec)
+        self.__dict__["_compiled_memo"] = (self.updated_at, compiled)
+        return compiled
 
 
 class SlaRule(TenantModel):
