@@ -66,6 +66,14 @@ def rate_limited(request) -> int | None:
     return None
 
 
+def term_rows(document: dict) -> list[tuple[str, object]]:
+    """The terms as the page lists them: readable names, references by name (the hash covers ids)."""
+    names = {"counterparty": document["contract"]["counterparty"]}
+    return sorted(
+        (key.replace("_", " ").capitalize(), names.get(key, value)) for key, value in document["terms"].items()
+    )
+
+
 def _refusal(request, title: str, detail: str, status: int):
     response = render(request, "signing/refusal.html", {"title": title, "detail": detail}, status=status)
     return response
@@ -83,7 +91,7 @@ def _page(request, signature_request, form, status=200):
         "contract": contract,
         "request": signature_request,
         "form": form,
-        "term_rows": sorted((k, v) for k, v in document["terms"].items()),
+        "term_rows": term_rows(document),
         "metrics": METRICS,
     }
     return render(request, "signing/page.html", context, status=status)

@@ -338,6 +338,25 @@ class TestAmendmentFlow:
         assert bad.status_code == 400 and "as_of" in bad.json()["errors"]
         assert viewer.get(f"/api/v1/contracts/{amended.pk}?as_of=2027-02-30").status_code == 400
 
+    def test_as_of_lists_take_a_constant_number_of_queries(self, api, org, managers):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        for _ in range(12):
+            contract = approved_contract(org)
+            approve_fully(
+                managers, contract, amend(managers[0], contract, changes={"notice_period_days": 9}).json()["id"]
+            )
+        viewer = api("viewer")
+        counts = []
+        for per_page in (2, 12):
+            with CaptureQueriesContext(connection) as queries:
+                response = viewer.get("/api/v1/contracts", {"as_of": "2027-06-01", "per_page": per_page})
+            assert response.status_code == 200
+            counts.append(len(queries))
+        # 1 membership, 2 count, 3 the page, 4 the term versions (prefetched)
+        assert counts == [4, 4], counts
+
     def test_as_of_on_a_draft_reads_the_row(self, api, org):
         draft = make_contract(org, notice_period_days=7)
         assert api("viewer").get(f"/api/v1/contracts/{draft.pk}?as_of=2020-01-01").json()["notice_period_days"] == 7

@@ -130,8 +130,8 @@ class TestSigningEndToEnd:
         page = client.get(path)
         assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
         html = page.content.decode()
-        for expected in (signed_contract.reference, "Quarterly inspection", "Critical response",
-                         "60 business minutes", "12000.00", body["terms_hash"]):  # fmt: skip
+        for expected in (signed_contract.reference, "Quarterly inspection", "Critical response", "60 business minutes",
+                         "12000.00", body["terms_hash"], signed_contract.counterparty.name, "Expiry date"):  # fmt: skip
             assert expected in html, expected
         assert page["Cache-Control"].startswith("max-age=0")
         done = client.post(path, {**form_of(html), "name": "Jo Buyer", "email": "jo@customer.example",
