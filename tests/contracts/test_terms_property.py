@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from config.api.filters import Predicate
 from contracts import amendments, terms
 from contracts.models import Contract
 from tests.contracts.factories import make_contract
@@ -118,6 +119,13 @@ def test_as_of_equals_replaying_the_history(org, make_member, history, shuffle, 
         view = terms.contract_as_of(contract, day)
         for name in ("notice_period_days", "auto_renew", "renewal_term_months", "contract_type", "notice_date"):
             assert terms.read_terms(view)[name] == expected[name], (day, name)
+        # ... and the list filters' SQL (`?as_of=&expiry_date=...`) finds it by the same terms.
+        for name in ("expiry_date", "notice_date", "auto_renew", "contract_type"):
+            value = (
+                terms._python(name, expected[name]) if name != "notice_date" else dt.date.fromisoformat(expected[name])
+            )
+            found = Contract.objects.filter(terms.term_predicate_q(name, Predicate("in", (value,)), day, False))
+            assert found.filter(pk=contract.pk).exists(), (day, name, value)
     # The row holds the terms in force today; versions tile time without gaps or overlaps.
     assert terms.read_terms(contract) == replay(base, applied, contract.local_today(NOW))
     spans = [(v.effective_from, v.effective_to) for v in contract.term_versions.order_by("effective_from")]
