@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from breaches.models import Breach
 from config.api.csv import CSVRenderer, JSONErrorsMixin
-from config.api.exceptions import APIError, BadRequest, Forbidden, Unprocessable
+from config.api.exceptions import BadRequest, Forbidden
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer

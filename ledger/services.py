@@ -288,6 +288,32 @@ def on_contract_state_changed(event) -> bool:
     return entry is not None
 
 
+def on_contract_terms_changed(event) -> bool:
+    """An amendment changed the hours budget of a contract whose hours were already allocated: the
+    difference is posted as a system adjustment when the new terms take effect (once per change).
+    A contract not yet active needs nothing: its allocation reads the terms in force when it starts."""
+    change = event.payload.get("changes", {}).get("hours_budget")
+    if change is None:
+        return False
+    contract = Contract.objects.get(pk=event.object_id)
+    allocated = LedgerEntry.objects.filter(
+        organization_id=contract.organization_id, system_key=f"allocation:contract:{contract.pk}"
+    ).exists()
+    delta = Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
+    if not allocated or delta == 0:
+        return False
+    entry = post_system_entry(
+        contract=contract,
+        system_key=f"budget:terms_changed:{event.pk}",
+        entry_type=T.ADJUSTMENT,
+        reason_code=LedgerEntry.Reason.SYSTEM,
+        hours=delta,
+        occurred_at=event.occurred_at,
+        description=f"Hours budget amended from {change['before']} to {change['after']}",
+    )
+    return entry is not None
+
+
 def on_breach_finalized(event) -> bool:
     """A breach's penalty is final: post it (not for a breach already waived, nor a zero one)."""
     breach = Breach.objects.select_related("contract").get(pk=event.object_id)
