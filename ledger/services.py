@@ -78,6 +78,17 @@ def set_charged_hours(entry: LedgerEntry, contract: Contract) -> None:
 # --- validation ---------------------------------------------------------------------------------
 
 
+def _work_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[str]]:
+    """Work happens within its contract and after its job was reported (issue 8)."""
+    if contract.start_date is not None and entry.occurred_at < contract.start_of_day(contract.start_date):
+        return {"occurred_at": [f"Must not be before the contract's start ({contract.start_date.isoformat()})."]}
+    work_order = entry.work_order
+    if work_order is not None and work_order.contract_id == contract.pk and entry.occurred_at < work_order.reported_at:
+        reported = work_order.reported_at.isoformat()
+        return {"occurred_at": [f"Must not be before the work order was reported ({reported})."]}
+    return {}
+
+
 def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
     """The rules of a hand-made posting; 422 naming the field, 409 for the contract's state."""
     contract, kind = entry.contract, entry.entry_type
@@ -94,6 +105,7 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
             errors["work_order_id"] = ["Required for work."]
         if entry.hours <= 0:
             errors["hours"] = ["Work is a positive number of hours."]
+        errors |= _work_date_errors(entry, contract)
     elif kind in ALLOCATIONS:
         if entry.hours < 0 or (entry.hours == 0 and not (kind == T.CREDIT and entry.amount)):
             errors["hours"] = ["An allocation is a positive number of hours (a credit may be money only)."]
@@ -272,6 +284,32 @@ def on_contract_state_changed(event) -> bool:
         expires_at=expires_at,
         occurred_at=occurred_at,
         description=f"{kind.label} of the contract's hours budget",
+    )
+    return entry is not None
+
+
+def on_contract_terms_changed(event) -> bool:
+    """An amendment changed the hours budget of a contract whose hours were already allocated: the
+    difference is posted as a system adjustment when the new terms take effect (once per change).
+    A contract not yet active needs nothing: its allocation reads the terms in force when it starts."""
+    change = event.payload.get("changes", {}).get("hours_budget")
+    if change is None:
+        return False
+    contract = Contract.objects.get(pk=event.object_id)
+    allocated = LedgerEntry.objects.filter(
+        organization_id=contract.organization_id, system_key=f"allocation:contract:{contract.pk}"
+    ).exists()
+    delta = Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
+    if not allocated or delta == 0:
+        return False
+    entry = post_system_entry(
+        contract=contract,
+        system_key=f"budget:terms_changed:{event.pk}",
+        entry_type=T.ADJUSTMENT,
+        reason_code=LedgerEntry.Reason.SYSTEM,
+        hours=delta,
+        occurred_at=event.occurred_at,
+        description=f"Hours budget amended from {change['before']} to {change['after']}",
     )
     return entry is not None
 
