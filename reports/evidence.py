@@ -200,11 +200,7 @@ def _holidays_between(spec: clock.CalendarSpec | None, first: dt.date, last: dt.
     days = {day for day in spec.holidays if first <= day <= last}
     if spec.country:
         for year in range(first.year, last.year + 1):
-            days |= {
-                day
-                for day in clock.public_holidays(spec.country, spec.subdivision, year)
-                if first <= day <= last
-            }
+            days |= {day for day in clock.public_holidays(spec.country, spec.subdivision, year) if first <= day <= last}
     return sorted(day.isoformat() for day in days - spec.working_days)
 
 
@@ -218,7 +214,7 @@ def breach_evidence(breach: Breach) -> dict:
     start = clock_row.started_at
     until = measured_until(breach)
     pauses = [(s, until if e is None or e > until else e) for s, e in pauses_for(rule, holds) if s < until]
-    due_at = clock.due(spec, start, clock_row.target_minutes, pauses)
+    due_at = clock.due(calendar, start, clock_row.target_minutes, pauses)
     a, b = _epoch(start), _epoch(until)
     epoch_pauses = [(_epoch(s), _epoch(e)) for s, e in pauses]
     seconds = calendar.business_seconds(a, b, epoch_pauses)
