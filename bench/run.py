@@ -27,6 +27,11 @@ BENCHMARKS = [
     "calendar_cache",
     "scan",
     "ledger_bench",
+    "event_cursor",
+    "stream_latency",
+    "deliveries",
+    "reports_bench",
+    "agreements",  # issue 13: contract matching, a year of planned visits
 ]
 
 

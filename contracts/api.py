@@ -9,21 +9,23 @@ from decimal import Decimal
 import django_filters
 from django import forms
 from django.db import models
-from django.db.models import Case, F, Q, When
+from django.db.models import Case, F, Prefetch, Q, When
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import (
     ActionSerializer,
     ReferenceField,
     ReferenceIdField,
     ResourceSerializer,
     SourceFieldsMixin,
+    reference_of,
     tenant_of,
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
@@ -32,7 +34,7 @@ from tenancy.currencies import is_currency, quantize
 
 from . import amendments, services, terms
 from .geo import CoverageError, covers, validate_coverage
-from .models import Amendment, Contract, ContractApproval, Counterparty, LineItem, TermVersion
+from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
 # --- counterparties -----------------------------------------------------------------------------
 
@@ -98,6 +100,14 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         help_text="While pending approval: what the contract still waits for (internal approvals, the "
         "counterparty's signature where its terms require one)."
     )
+    covered_assets = serializers.SerializerMethodField()
+    covered_asset_ids = ReferenceIdField(
+        source="covered_assets",
+        queryset=Asset.objects.all(),
+        many=True,
+        required=False,
+        help_text="Assets of the contract's counterparty that it covers (a term: editable in draft).",
+    )
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
 
@@ -109,8 +119,8 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "start_date", "expiry_date", "time_zone", "notice_period_days", "notice_date",
             "auto_renew", "renewal_term_months", "renewed_from", "renewed_by", "currency",
             "contract_value", "hours_budget", "remaining_hours", "low_balance_threshold_hours", "allow_overrun",
-            "requires_counterparty_signature", "coverage_areas", "service_territory_id",
-            "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals", "waiting_for",
+            "requires_counterparty_signature", "coverage_areas", "covered_assets", "covered_asset_ids",
+            "service_territory_id", "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals", "waiting_for",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
@@ -148,6 +158,14 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         )
         missing = [f"{2 - approved} more internal approval{'s' if approved == 0 else ''}"] if approved < 2 else []
         return missing + services.approval_missing(contract)
+
+    @extend_schema_field(serializers.ListField(child=ReferenceField()))
+    def get_covered_assets(self, contract) -> list[dict]:
+        snapshot = getattr(contract, "terms_snapshot", None)
+        if snapshot is not None and "covered_assets" in snapshot:  # read as_of a date: that version's assets
+            assets = Asset.objects.filter(pk__in=snapshot["covered_assets"]).order_by("pk")
+            return [reference_of(asset) for asset in assets]
+        return [reference_of(asset) for asset in contract.covered_assets.all()]
 
     def validate_time_zone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():
@@ -312,10 +330,9 @@ class EmptySerializer(ActionSerializer):
     pass
 
 
-def _contract_action(service, body=EmptySerializer, **extra):
+def _contract_action(service, description: str, body=EmptySerializer, **extra):
     """An action sub-path that validates its body, calls the service and returns the contract."""
 
-    @extend_schema(request=body, responses={200: ContractSerializer})
     def handler(self, request, pk=None):
         form = body(data=request.data)
         form.is_valid(raise_exception=True)
@@ -323,8 +340,9 @@ def _contract_action(service, body=EmptySerializer, **extra):
         return self.respond(contract)
 
     handler.__name__ = service.__name__.removesuffix("_contract")
-    handler.__doc__ = service.__doc__
-    return action(detail=True, methods=["post"], **extra)(handler)
+    # extend_schema outside @action, so that the documented body is the action's, not a contract.
+    documented = extend_schema(request=body, responses={200: ContractSerializer}, description=description)
+    return documented(action(detail=True, methods=["post"], **extra)(handler))
 
 
 AS_OF = OpenApiParameter(
@@ -365,6 +383,8 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         fields = self.selected_fields(self.get_serializer_class())
         if fields is None or {"approvals", "waiting_for"} & set(fields):
             queryset = queryset.prefetch_related("approvals__approver")
+        if fields is None or "covered_assets" in fields:
+            queryset = queryset.prefetch_related(Prefetch("covered_assets", Asset.objects.order_by("id")))
         if self.request.method == "GET" and as_of_date(self.request.query_params) is not None:
             queryset = queryset.prefetch_related("term_versions")
         return queryset
@@ -391,13 +411,30 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         """A contract; with `?as_of=YYYY-MM-DD` as it stood in force on that date (its term version)."""
         return super().retrieve(request, *args, **kwargs)
 
-    submit = _contract_action(services.submit_contract)
-    approve = _contract_action(services.approve_contract, CommentSerializer)
-    reject = _contract_action(services.reject_contract, ReasonSerializer)
-    suspend = _contract_action(services.suspend_contract, ReasonSerializer)
-    resume = _contract_action(services.resume_contract, OptionalReasonSerializer)
-    terminate = _contract_action(services.terminate_contract, ReasonSerializer)
-    give_notice = _contract_action(services.give_notice, OptionalReasonSerializer)
+    submit = _contract_action(services.submit_contract, "Submit a draft for approval (no body).")
+    approve = _contract_action(
+        services.approve_contract,
+        "Approve a pending contract, with an optional `comment`. Two different managers or admins must "
+        "approve, neither the submitter; the second approval schedules or activates it.",
+        CommentSerializer,
+    )
+    reject = _contract_action(
+        services.reject_contract, "Reject a pending contract back to draft, with a `reason`.", ReasonSerializer
+    )
+    suspend = _contract_action(
+        services.suspend_contract, "Suspend an active contract, with a `reason`.", ReasonSerializer
+    )
+    resume = _contract_action(
+        services.resume_contract, "Resume a suspended contract (optional `reason`).", OptionalReasonSerializer
+    )
+    terminate = _contract_action(
+        services.terminate_contract, "Terminate an active or suspended contract, with a `reason`.", ReasonSerializer
+    )
+    give_notice = _contract_action(
+        services.give_notice,
+        "Give notice of non-renewal (optional `reason`); after the notice date it is too late.",
+        OptionalReasonSerializer,
+    )
 
     @extend_schema(request=RenewSerializer, responses={201: ContractSerializer})
     @action(detail=True, methods=["post"])
@@ -436,11 +473,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return super().filter_queryset(queryset)
 
     def _expiring(self, queryset):
-        raw = self.request.query_params.get("within_days") or "90"
-        if not raw.isdigit() or not 0 <= int(raw) <= 3650:
-            raise BadRequest("within_days must be a whole number from 0 to 3650.", {"within_days": ["Out of range."]})
+        within_days = query_int(self.request, "within_days", 90, 0, 3650)
         today = timezone.now().date()
-        until = today + dt.timedelta(days=int(raw))
+        until = today + dt.timedelta(days=within_days)
         return queryset.filter(
             Q(expiry_date__gte=today, expiry_date__lte=until) | Q(notice_date__gte=today, notice_date__lte=until),
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],

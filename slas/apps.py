@@ -3,6 +3,7 @@ from django.apps import AppConfig
 
 class SlasConfig(AppConfig):
     name = "slas"
+    verbose_name = "SLAs"
 
     def ready(self):
         from contracts.amendments import register_amendment_part
