@@ -32,6 +32,7 @@ BENCHMARKS = [
     "deliveries",
     "reports_bench",
     "agreements",  # issue 13: contract matching, a year of planned visits
+    "billing_bench",
 ]
 
 

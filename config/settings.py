@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "breaches",
     "ledger",
     "reports",  # issue 11: at the top of the layers
+    "billing",  # issue 12: billing plans, periods, billing lines, templates (above the ledger)
 ]
 
 MIDDLEWARE = [

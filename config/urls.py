@@ -53,6 +53,7 @@ api_v1 = [
     path("", include("reports.urls")),  # reports and evidence (issue 11)
     *router.urls,
     path("", include("visits.urls")),  # assets, contract rules, visit plans, visits (issue 13)
+    path("", include("billing.urls")),  # issue 12: periods, billing lines, exports, contract templates
 ]
 
 urlpatterns = [

@@ -15,8 +15,11 @@ from events.models import Event
 
 from . import amendments, services
 from . import assets as asset_services
+from .billing_plan import BILLING_PLAN_API_FIELDS, normalise_top_up, plan_errors
 from .geo import CoverageError, validate_point
 from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
+
+BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name != "billing_calendar_id"]
 
 
 def _changed_data(form) -> dict:
@@ -195,10 +198,24 @@ TRANSITION_TEXTS = {
     "resume": ("Resume", "Make the suspended contract active again."),
     "terminate": ("Terminate", "End the contract now, with a reason."),
 }
+class PlanCheckedForm(forms.ModelForm):
+    """The billing plan's rules between fields (issue 12), as the API applies them."""
+
+    def clean(self):
+        cleaned = super().clean()
+        faults = plan_errors(lambda name: cleaned[name] if name in cleaned else getattr(self.instance, name, None))
+        if faults:
+            for name, errors in faults.items():
+                field = name.split(".")[0]
+                self.add_error(field if field in self.fields else None, errors)
+        if cleaned.get("auto_top_up") is not None and not faults:
+            cleaned["auto_top_up"] = normalise_top_up(cleaned["auto_top_up"])
+        return cleaned
 
 
 @admin.register(Contract)
 class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
+    form = PlanCheckedForm
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
     # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).
@@ -239,6 +256,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
             "Coverage and dispatch",
             {"fields": ["coverage_areas", "covered_assets", "service_territory_id", "dispatch_agreement_id"]},
         ),
+        ("Billing plan", {"fields": BILLING_PLAN_ADMIN_FIELDS, "classes": ["collapse"]}),  # issue 12
         ("Sync", {"fields": ["source", "source_id"]}),
         (
             "Approval and notice",

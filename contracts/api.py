@@ -33,6 +33,7 @@ from events.services import jsonable
 from tenancy.currencies import is_currency, quantize
 
 from . import amendments, services, terms
+from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, normalise_top_up, plan_errors
 from .geo import CoverageError, covers, validate_coverage
 from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
@@ -89,7 +90,38 @@ class ApprovalSerializer(serializers.ModelSerializer):
         fields = ["approver", "decision", "comment", "decided_at"]
 
 
-class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
+class BillingPlanFieldsMixin(serializers.Serializer):
+    """The billing plan's fields (issue 12), shared by contracts and contract templates."""
+
+    billing_calendar = ReferenceField()
+    # The calendar model is the higher `slas` app's: reached through the field, not imported.
+    billing_calendar_id = ReferenceIdField(
+        source="billing_calendar",
+        queryset=Contract._meta.get_field("billing_calendar").related_model.objects.all(),
+        required=False,
+        allow_null=True,
+    )
+    auto_top_up = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.',
+    )
+
+    def check_plan(self, attrs: dict) -> dict:
+        """422 naming the fields for the rules between plan fields; `auto_top_up` normalised."""
+
+        def value(name):
+            return attrs.get(name, getattr(self.instance, name, None))
+
+        faults = plan_errors(value)
+        if faults:
+            raise serializers.ValidationError(faults)
+        if "auto_top_up" in attrs:
+            attrs["auto_top_up"] = normalise_top_up(attrs["auto_top_up"])
+        return attrs
+
+
+class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSerializer):
     counterparty = ReferenceField()
     counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all())
     renewed_from = ReferenceField()
@@ -122,6 +154,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "requires_counterparty_signature", "coverage_areas", "covered_assets", "covered_asset_ids",
             "service_territory_id", "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals", "waiting_for",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
+            *BILLING_PLAN_API_FIELDS,
         ]  # fmt: skip
         read_only_fields = [
             "status", "notice_date", "submitted_at", "notice_given_at", "notice_reason", "remaining_hours",
@@ -138,6 +171,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "low_balance_threshold_hours": {"min_value": 0},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
             "notice_period_days": {"max_value": 3650},
+            **BILLING_PLAN_LIMITS,
         }
 
     def get_approvals(self, contract) -> list[dict]:
@@ -201,7 +235,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         start, expiry = value("start_date"), value("expiry_date")
         if start and expiry and expiry < start:
             raise serializers.ValidationError({"expiry_date": ["Must not be before start_date."]})
-        return attrs
+        return self.check_plan(attrs)
 
     def to_representation(self, contract):
         data = super().to_representation(contract)
@@ -356,7 +390,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     Terms can be edited only in draft; descriptive fields until the contract is closed.
     """
 
-    queryset = Contract.objects.select_related("counterparty", "renewed_from", "renewed_by", "submitted_by")
+    queryset = Contract.objects.select_related(
+        "counterparty", "renewed_from", "renewed_by", "submitted_by", "billing_calendar"
+    )
     serializer_class = ContractSerializer
     filterset_class = ContractFilterSet
     sort_fields = {

@@ -4,6 +4,7 @@ import datetime as dt
 import zoneinfo
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django_fsm import RETURN_VALUE, FSMField, transition
 
@@ -71,7 +72,45 @@ class Asset(SourcedModel):
         return self.name
 
 
-class Contract(SourcedModel):
+class BillingPlanTerms(models.Model):
+    """The billing plan (issue 12): terms of a contract (draft only), and of a contract template,
+    under the same names. The `billing` app turns them into periods, lots and billing lines."""
+
+    class BillingPeriod(models.TextChoices):
+        NONE = "none"
+        MONTHLY = "monthly"
+        QUARTERLY = "quarterly"
+        YEARLY = "yearly"
+
+    class InvoiceTiming(models.TextChoices):
+        IN_ADVANCE = "in_advance"
+        IN_ARREARS = "in_arrears"
+
+    billing_period = models.CharField(max_length=16, choices=BillingPeriod.choices, default=BillingPeriod.NONE)
+    period_charge = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    invoice_timing = models.CharField(max_length=16, choices=InvoiceTiming.choices, default=InvoiceTiming.IN_ADVANCE)
+    hours_per_period = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    rollover_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    overage_rate = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    rounding_minutes = models.PositiveIntegerField(default=0)
+    minimum_charge_minutes = models.PositiveIntegerField(default=0)
+    out_of_hours_multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    # A string reference (no import of the higher `slas` app): working time for the multiplier.
+    billing_calendar = models.ForeignKey(
+        "slas.Calendar", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    annual_increase_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    prepay_hours_per_period = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    prepay_expiry_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    prepay_price_per_hour = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    # {"threshold_hours": "5", "mode": "to" | "by", "hours": "20", "price_per_hour": "80"}
+    auto_top_up = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Contract(BillingPlanTerms, SourcedModel):
     """The authoritative record of a contract, with its lifecycle (django-fsm-2).
 
     The transition methods only move the state; `contracts.services` checks the rules
@@ -139,6 +178,8 @@ class Contract(SourcedModel):
     coverage_max_lat = models.FloatField(null=True, blank=True, editable=False)
     service_territory_id = models.CharField(max_length=128, blank=True, default="")
     dispatch_agreement_id = models.CharField(max_length=128, blank=True, default="")
+    # Set by the billing close under this row's lock: nothing that moves hours may be posted before it.
+    books_closed_at = models.DateTimeField(null=True, blank=True, editable=False)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

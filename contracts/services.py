@@ -19,6 +19,7 @@ from config.api.exceptions import Conflict, Forbidden, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import quantize
 
+from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
 from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem
 from .terms import start_versions
@@ -77,6 +78,7 @@ TERM_FIELDS = frozenset(
         "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "hours_budget",
         "covered_assets", "requires_counterparty_signature",
     }
+    | BILLING_PLAN_FIELDS
 )  # fmt: skip
 CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
 # The lifecycle actions of the API and the admin; the others (activate, expire, mark_renewed) are the clock's.
@@ -108,7 +110,9 @@ def _derive(contract: Contract) -> None:
 
 # The ledger keeps `remaining_hours` under the contract's row lock; a contract write from here
 # never carries it, so a stale in-memory copy can never overwrite a posting's balance.
-_WRITABLE = [f.name for f in Contract._meta.concrete_fields if not f.primary_key and f.name != "remaining_hours"]
+# The same holds for `books_closed_at`, which the billing close keeps under the same lock.
+_KEPT_ELSEWHERE = ("remaining_hours", "books_closed_at")
+_WRITABLE = [f.name for f in Contract._meta.concrete_fields if not f.primary_key and f.name not in _KEPT_ELSEWHERE]
 
 
 def _save(contract: Contract) -> None:
@@ -473,6 +477,7 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         coverage_max_lat=contract.coverage_max_lat,
         service_territory_id=contract.service_territory_id,
         dispatch_agreement_id=contract.dispatch_agreement_id,
+        **{name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS},
     )
     renewal.covered_assets.set(contract.covered_assets.all())
     LineItem.objects.bulk_create(
