@@ -73,6 +73,11 @@ def json_type_errors(field, value):
             return None  # the field itself says "Expected a list"
         errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child, item))}
         return errors or None
+    if isinstance(field, serializers.ManyRelatedField):  # `<name>_ids` lists: each id a scalar
+        if not isinstance(value, list):
+            return None
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child_relation, item))}
+        return errors or None
     if isinstance(field, serializers.Serializer):
         if not isinstance(value, dict):
             return None
