@@ -39,7 +39,7 @@ from breaches.penalties import ZERO, _cap, breach_penalty, started_units, within
 from events.models import Event
 from slas import clock
 from tenancy.currencies import quantize
-from workorders.clocks import calendar_of, pauses_for
+from workorders.clocks import pauses_for
 from workorders.models import Hold, SlaClock
 
 from .statement import penalty_before_caps
@@ -197,7 +197,7 @@ def breach_evidence(breach: Breach) -> dict:
     clock_row = breach.clock
     rule, job = clock_row.rule, clock_row.work_order
     holds = list(job.holds.all())
-    spec = calendar_of(rule)
+    spec = rule.calendar.spec if rule.calendar_id else None  # the spec itself: its zone, hours, holidays
     calendar = clock.compile_calendar(spec)
     start = clock_row.started_at
     until = measured_until(breach)
