@@ -269,3 +269,4 @@ SIGNING_BASE_URL = env.str("SIGNING_BASE_URL", default="")
 SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
 SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
 CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
+# E-mail (the approval link) goes through EMAIL_URL and DEFAULT_FROM_EMAIL above.

@@ -128,10 +128,6 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
     renewed_by = ReferenceField()
     submitted_by = ReferenceField()
     approvals = serializers.SerializerMethodField()
-    waiting_for = serializers.SerializerMethodField(
-        help_text="While pending approval: what the contract still waits for (internal approvals, the "
-        "counterparty's signature where its terms require one)."
-    )
     covered_assets = serializers.SerializerMethodField()
     covered_asset_ids = ReferenceIdField(
         source="covered_assets",
@@ -139,6 +135,10 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         many=True,
         required=False,
         help_text="Assets of the contract's counterparty that it covers (a term: editable in draft).",
+    )
+    waiting_for = serializers.SerializerMethodField(
+        help_text="While pending approval: what the contract still waits for (internal approvals, the "
+        "counterparty's signature where its terms require one)."
     )
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
@@ -152,7 +152,8 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
             "auto_renew", "renewal_term_months", "renewed_from", "renewed_by", "currency",
             "contract_value", "hours_budget", "remaining_hours", "low_balance_threshold_hours", "allow_overrun",
             "requires_counterparty_signature", "coverage_areas", "covered_assets", "covered_asset_ids",
-            "service_territory_id", "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals", "waiting_for",
+            "service_territory_id", "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
+            "waiting_for",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
             *BILLING_PLAN_API_FIELDS,
         ]  # fmt: skip
@@ -182,6 +183,9 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         ]
         return ApprovalSerializer(current, many=True).data
 
+    @extend_schema_field(serializers.ListField(child=ReferenceField()))
+    def get_covered_assets(self, contract) -> list[dict]:
+        return [reference_of(asset) for asset in contract.covered_assets.all()]
     def get_waiting_for(self, contract) -> list[str]:
         if contract.status != Contract.Status.PENDING_APPROVAL:
             return []
@@ -192,14 +196,6 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         )
         missing = [f"{2 - approved} more internal approval{'s' if approved == 0 else ''}"] if approved < 2 else []
         return missing + services.approval_missing(contract)
-
-    @extend_schema_field(serializers.ListField(child=ReferenceField()))
-    def get_covered_assets(self, contract) -> list[dict]:
-        snapshot = getattr(contract, "terms_snapshot", None)
-        if snapshot is not None and "covered_assets" in snapshot:  # read as_of a date: that version's assets
-            assets = Asset.objects.filter(pk__in=snapshot["covered_assets"]).order_by("pk")
-            return [reference_of(asset) for asset in assets]
-        return [reference_of(asset) for asset in contract.covered_assets.all()]
 
     def validate_time_zone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():

@@ -76,7 +76,8 @@ TERM_FIELDS = frozenset(
     {
         "contract_type", "counterparty", "counterparty_role", "currency", "contract_value", "start_date",
         "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "hours_budget",
-        "covered_assets", "requires_counterparty_signature",
+        "covered_assets",
+        "requires_counterparty_signature",
     }
     | BILLING_PLAN_FIELDS
 )  # fmt: skip

@@ -227,7 +227,7 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         except ical.IcsError as exc:
             raise Unprocessable(f"Cannot import the file: {exc.message}", {exc.field: [exc.message]}) from None
         updated = services.import_holidays(calendar=calendar, actor=request.user, holidays=imported)
-        response = self.respond(updated)  # with X-Recomputed-Clocks
+        response = self.respond(updated)  # X-Recomputed-Clocks from the service, like every calendar edit
         response["X-Imported-Holidays"] = str(updated.imported_holidays)
         return response
 

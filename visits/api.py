@@ -208,6 +208,6 @@ def _list_param(request, name: str, kind):
         values = [kind(part) for part in raw.split(",")]
     except ValueError:
         raise BadRequest(f"{name} must be a comma-separated list.", {name: ["Malformed value."]}) from None
-    if kind is int and any(not 1 <= value <= MAX_DB_ID for value in values):
-        raise BadRequest(f"{name}: an id is out of range.", {name: [f"Ids are 1 to {MAX_DB_ID}."]})
+    if kind is int and any(not 0 < value <= MAX_DB_ID for value in values):
+        raise BadRequest(f"{name} takes ids from 1 to {MAX_DB_ID}.", {name: ["Out of range."]})
     return values

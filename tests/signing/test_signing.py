@@ -37,8 +37,8 @@ class TestApprovalRequestsAPI(WritableResourceAPITests):
     sort_keys = ["created_at", "email"]
     default_sort = "-id"
     # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with created_by;
-    # then once per response for the state of pending requests (the terms hash): 5 the covered
-    # assets, 6 the line items, 7 the counterparty, 8 the SLA rules with their calendars.
+    # then once per response for the state of pending requests (the terms hash): 5 the covered assets,
+    # 6 the line items, 7 the counterparty, 8 the SLA rules with their calendars.
     list_queries = 8
     filter_cases = [
         ("email", "a@x.example", ["a"]),
