@@ -599,7 +599,7 @@ def _term_inputs() -> dict[str, str]:
 
 
 class AmendmentSerializer(ResourceSerializer):
-    changes = serializers.DictField(
+    changes = serializers.JSONField(
         help_text=(
             "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
             "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
@@ -644,6 +644,8 @@ class AmendmentSerializer(ResourceSerializer):
 
     def validate_changes(self, value: dict) -> dict:
         """Each term validated as a contract edit would be; stored as JSON under the term's name."""
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object of the terms that change.")
         inputs = _term_inputs()
         by_input = {input_name: term for term, input_name in inputs.items()}
         errors: dict[str, list[str]] = {}

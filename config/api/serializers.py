@@ -41,7 +41,7 @@ def _scalar_type_error(field, value) -> str | None:
         return None if abs(value) <= MAX_DB_ID else f"Must be between -{MAX_DB_ID} and {MAX_DB_ID}."
     if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
         ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-        return None if ok else "Expected a decimal string (e.g. \"12.50\") or a number."
+        return None if ok else 'Expected a decimal string (e.g. "12.50") or a number.'
     if isinstance(field, serializers.RelatedField):
         return None if _is_int(value) else "Expected an integer id."
     if isinstance(field, serializers.DateTimeField):
@@ -76,6 +76,11 @@ def json_type_errors(field, value):
             return None  # the field itself says "Expected a list"
         child = field.child_relation if isinstance(field, serializers.ManyRelatedField) else field.child
         errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(child, item))}
+        return errors or None
+    if isinstance(field, serializers.ManyRelatedField):  # `<name>_ids` lists: each id a scalar
+        if not isinstance(value, list):
+            return None
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child_relation, item))}
         return errors or None
     if isinstance(field, serializers.Serializer):
         if not isinstance(value, dict):
