@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 from events.models import Event
 
 from . import services
@@ -230,7 +230,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
             return False
         try:
             service(contract=obj, actor=request.user, **(kwargs or {}))
-        except APIError as exc:
+        except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return False
         self.message_user(request, f"{transition_name}: done.", messages.SUCCESS)
@@ -248,7 +248,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         for contract in queryset:
             try:
                 act(contract)
-            except APIError as exc:
+            except DomainError as exc:
                 self.message_user(request, f"{contract.reference}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"{contract.reference}: done.", messages.SUCCESS)

@@ -36,7 +36,7 @@ from django.db.models import Case, DecimalField, F, Max, Q, Sum, Value, When
 from django.utils import timezone
 
 from breaches.models import Breach
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from events.services import record_event
 from tenancy.currencies import quantize
