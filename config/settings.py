@@ -178,3 +178,11 @@ SPECTACULAR_SETTINGS = {
         },
     },
 }
+
+# --- GraphQL (issue 10) ---
+INSTALLED_APPS += ["strawberry_django"]
+STRAWBERRY_DJANGO = {
+    "DEFAULT_PK_FIELD_NAME": "id",
+    "PAGINATION_DEFAULT_LIMIT": 20,  # like REST's per_page default
+    "PAGINATION_MAX_LIMIT": 100,
+}

@@ -40,4 +40,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("api/", include("config.graphql.urls")),  # POST /api/graphql (issue 10)
 ]
