@@ -10,10 +10,13 @@ from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
 from config.errors import DomainError
+from events.admin import pretty_json
 from events.models import Event
 
+from . import assets as asset_services
 from . import services
-from .models import Contract, ContractApproval, Counterparty, LineItem
+from .geo import CoverageError, validate_point
+from .models import Asset, Contract, ContractApproval, Counterparty, LineItem
 
 
 def _changed_data(form) -> dict:
@@ -45,6 +48,50 @@ class CounterpartyAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.delete_counterparty(instance=obj, actor=request.user)
+
+
+class AssetForm(forms.ModelForm):
+    class Meta:
+        model = Asset
+        fields = [
+            "organization", "name", "kind", "serial_number", "counterparty", "site", "location", "remarks",
+            "source", "source_id",
+        ]  # fmt: skip
+
+    def clean_location(self):
+        location = self.cleaned_data.get("location")
+        if location is not None:
+            try:
+                validate_point(location)
+            except CoverageError as exc:
+                raise forms.ValidationError([m for messages in exc.errors.values() for m in messages]) from None
+        return location
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
+
+    form = AssetForm
+    list_display = ["name", "kind", "serial_number", "counterparty", "site", "organization", "updated_at"]
+    list_filter = ["kind", "organization"]
+    search_fields = ["name", "serial_number", "site", "counterparty__name", "source_id"]
+    list_select_related = ["counterparty", "organization"]
+    autocomplete_fields = ["counterparty"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        data = _changed_data(form)
+        if change:
+            asset_services.update_asset(instance=Asset.objects.get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            obj.pk = asset_services.create_asset(organization=obj.organization, actor=request.user, data=data).pk
+
+    def delete_model(self, request, obj):
+        asset_services.delete_asset(instance=obj, actor=request.user)
 
 
 class ExpiringSoonFilter(admin.SimpleListFilter):
@@ -113,18 +160,28 @@ TRANSITION_SERVICES = {
 }
 
 
+# The lifecycle buttons' labels and titles (the transitions themselves carry none).
+TRANSITION_TEXTS = {
+    "submit": ("Submit for approval", "Send this draft to two managers for approval."),
+    "approve": ("Approve", "Record your approval; the second approval schedules or activates the contract."),
+    "reject": ("Reject", "Send the contract back to draft, with a reason."),
+    "suspend": ("Suspend", "Suspend the active contract, with a reason."),
+    "resume": ("Resume", "Make the suspended contract active again."),
+    "terminate": ("Terminate", "End the contract now, with a reason."),
+}
+
+
 @admin.register(Contract)
 class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
-    list_display = [
-        "reference", "name", "contract_type", "status", "counterparty", "counterparty_role",
-        "start_date", "expiry_date", "organization",
-    ]  # fmt: skip
+    # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).
+    list_display = ["reference", "name", "status", "counterparty", "start_date", "expiry_date", "organization"]
+    list_display_links = ["reference", "name"]
     list_filter = ["status", "contract_type", "counterparty_role", ExpiringSoonFilter, "auto_renew", "organization"]
     search_fields = ["reference", "name", "counterparty__name", "source_id"]
     list_select_related = ["counterparty", "organization"]
-    autocomplete_fields = ["counterparty"]
+    autocomplete_fields = ["counterparty", "covered_assets"]
     inlines = [LineItemInline, ApprovalInline]
     actions = ["give_notice", "draft_renewal"]
     readonly_fields = [
@@ -151,7 +208,10 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),  # fmt: skip
-        ("Coverage and dispatch", {"fields": ["coverage_areas", "service_territory_id", "dispatch_agreement_id"]}),
+        (
+            "Coverage and dispatch",
+            {"fields": ["coverage_areas", "covered_assets", "service_territory_id", "dispatch_agreement_id"]},
+        ),
         ("Sync", {"fields": ["source", "source_id"]}),
         (
             "Approval and notice",
@@ -159,6 +219,13 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         ),
         ("History", {"fields": ["renewed_from", "created_at", "updated_at", "recent_events"]}),
     ]
+
+    def get_fsm_label(self, transition) -> str:
+        return TRANSITION_TEXTS.get(transition.name, (transition.name.replace("_", " ").capitalize(),))[0]
+
+    def get_help_text(self, transition) -> str:
+        texts = TRANSITION_TEXTS.get(transition.name)
+        return texts[1] if texts else self.get_fsm_label(transition)
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(self.readonly_fields)
@@ -181,8 +248,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
             return "none yet"
         rows = format_html_join(
             "\n",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", e.payload) for e in events),
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td><pre style="margin: 0">{}</pre></td></tr>',
+            (
+                (e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", pretty_json(e.payload))
+                for e in events
+            ),
         )
         return format_html("<table>{}</table>", rows)
 
@@ -193,6 +263,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         else:
             created = services.create_contract(organization=obj.organization, actor=request.user, data=data)
             obj.pk = created.pk
+
+    def save_related(self, request, form, formsets, change):
+        # covered_assets is a term: save_model already wrote it through the services.
+        form.save_m2m = lambda: None
+        super().save_related(request, form, formsets, change)
 
     def save_formset(self, request, form, formset, change):
         # Line items go through the services (draft-only, events); approvals are read-only here.
@@ -233,7 +308,8 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return False
-        self.message_user(request, f"{transition_name}: done.", messages.SUCCESS)
+        label = TRANSITION_TEXTS.get(transition_name, (transition_name,))[0]
+        self.message_user(request, f"{label}: done.", messages.SUCCESS)
         return True
 
     @admin.action(description="Give notice of non-renewal")

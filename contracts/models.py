@@ -43,6 +43,34 @@ class Counterparty(SourcedModel):
         return self.name
 
 
+class Asset(SourcedModel):
+    """A piece of equipment or a site of a counterparty that contracts can cover (issue 13)."""
+
+    name = models.CharField(max_length=160)
+    kind = models.CharField(max_length=64, blank=True, default="")
+    serial_number = models.CharField(max_length=128, blank=True, default="")
+    counterparty = models.ForeignKey(Counterparty, on_delete=models.PROTECT, related_name="assets")
+    site = models.CharField(max_length=255, blank=True, default="")
+    # A GeoJSON Point (contracts.geo.validate_point).
+    location = models.JSONField(null=True, blank=True)
+    remarks = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source", "source_id"],
+                condition=~models.Q(source_id=""),
+                name="asset_unique_source_id",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "name"], name="asset_org_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Contract(SourcedModel):
     """The authoritative record of a contract, with its lifecycle (django-fsm-2).
 
@@ -100,6 +128,8 @@ class Contract(SourcedModel):
     low_balance_threshold_hours = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     allow_overrun = models.BooleanField(default=False)
     coverage_areas = models.JSONField(null=True, blank=True)
+    # Assets of the contract's counterparty that it covers: a term (issue 13).
+    covered_assets = models.ManyToManyField(Asset, blank=True, related_name="covering_contracts")
     # Bounding box of the coverage, so that `covers=` narrows the candidates in SQL.
     coverage_min_lon = models.FloatField(null=True, blank=True, editable=False)
     coverage_min_lat = models.FloatField(null=True, blank=True, editable=False)
@@ -218,6 +248,7 @@ class ContractApproval(TenantModel):
 
     class Meta:
         ordering = ["decided_at", "id"]
+        verbose_name = "approval"
         constraints = [
             # The database, not only the service, refuses a second approval by the same person.
             models.UniqueConstraint(
@@ -226,6 +257,9 @@ class ContractApproval(TenantModel):
                 name="approval_once_per_round",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display().capitalize()} by {self.approver} (round {self.approval_round})"
 
 
 class LineItem(TenantModel):

@@ -73,6 +73,7 @@ TERM_FIELDS = frozenset(
     {
         "contract_type", "counterparty", "counterparty_role", "currency", "contract_value", "start_date",
         "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "hours_budget",
+        "covered_assets",
     }
 )  # fmt: skip
 CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
@@ -160,20 +161,63 @@ def _on_active(contract: Contract, *, actor, now=None) -> None:
         _move(_locked(original), "mark_renewed", actor=actor, reason=f"renewed by {contract.reference}", now=now)
 
 
+def _check_counterparty_role(contract: Contract) -> None:
+    """A vendor cannot be the customer side of a contract, nor a customer the vendor side; a
+    counterparty of kind `both` can be either (422 naming counterparty_role)."""
+    counterparty = contract.counterparty
+    if counterparty is None or not contract.counterparty_role:
+        return
+    if counterparty.kind not in (Counterparty.Kind.BOTH, contract.counterparty_role):
+        raise Unprocessable(
+            f"Counterparty {counterparty.pk} is a {counterparty.kind}; it cannot be the {contract.counterparty_role} "
+            "on a contract.",
+            {"counterparty_role": [f"Must be {counterparty.kind} for this counterparty (or use one of kind both)."]},
+        )
+
+
 @transaction.atomic
 def create_contract(*, organization, actor, data: dict) -> Contract:
     data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
+    assets = data.pop("covered_assets", None) or []
     contract = Contract(organization=organization, **data)
+    _check_counterparty_role(contract)
+    _check_covered_assets(contract, assets)
     _derive(contract)
     contract.save()
-    record_event(type="contract.created", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
+    contract.covered_assets.set(assets)
+    payload = {**snapshot(contract, CONTRACT_SNAPSHOT), "covered_assets": sorted(a.pk for a in assets)}
+    record_event(type="contract.created", obj=contract, actor=actor, payload=payload)
     return contract
+
+
+def _check_covered_assets(contract: Contract, assets) -> None:
+    """A contract covers assets of its own counterparty only (422 naming `covered_asset_ids`)."""
+    foreign = sorted(a.pk for a in assets if a.counterparty_id != contract.counterparty_id)
+    if foreign:
+        raise Unprocessable(
+            "A contract covers only assets of its own counterparty.",
+            {"covered_asset_ids": [f"Asset {pk} belongs to another counterparty." for pk in foreign]},
+        )
+
+
+def _covered_asset_changes(contract: Contract, data: dict) -> dict:
+    """Pop `covered_assets` out of `data`; the change of the set as `{"before": ids, "after": ids}`."""
+    before = sorted(contract.covered_assets.values_list("pk", flat=True)) if contract.pk else []
+    if "covered_assets" not in data:
+        return {}
+    after = sorted(a.pk for a in data.pop("covered_assets"))
+    return {} if after == before else {"before": before, "after": after}
 
 
 @transaction.atomic
 def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
     contract = _locked(instance)
+    data = dict(data)
+    assets = data.get("covered_assets")
+    asset_change = _covered_asset_changes(contract, data)
     changing = {name for name, value in data.items() if getattr(contract, name) != value}
+    if asset_change:
+        changing.add("covered_assets")
     if contract.status in CLOSED and changing:
         raise Conflict(f"The contract is {contract.status}; it can no longer be edited.")
     terms = sorted(changing & TERM_FIELDS)
@@ -183,7 +227,13 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
             {name: ["Only editable in draft."] for name in terms},
         )
     changes = apply_changes(contract, data)
+    if asset_change or "counterparty" in changes:
+        _check_covered_assets(contract, assets if asset_change else contract.covered_assets.all())
+    if asset_change:
+        contract.covered_assets.set(assets)
+        changes["covered_assets"] = asset_change
     if changes:
+        _check_counterparty_role(contract)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
@@ -196,7 +246,11 @@ def delete_contract(*, instance: Contract, actor) -> None:
     if contract.status != Contract.Status.DRAFT:
         raise Conflict(f"Only a draft can be deleted; this contract is {contract.status}.")
     record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
-    contract.delete()
+    try:
+        contract.delete()
+    except ProtectedError as exc:  # e.g. its visit plans, or a contract rule that assigns it
+        used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        raise Conflict(f"Contract {contract.pk} is still used by {', '.join(used_by)}; delete those first.") from None
 
 
 @transaction.atomic
@@ -357,6 +411,7 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         service_territory_id=contract.service_territory_id,
         dispatch_agreement_id=contract.dispatch_agreement_id,
     )
+    renewal.covered_assets.set(contract.covered_assets.all())
     LineItem.objects.bulk_create(
         LineItem(
             organization_id=item.organization_id,
@@ -407,6 +462,17 @@ class LifecycleSummary:
     reminders: int = 0
     # Counts of the steps higher apps add (e.g. the ledger's expiry of prepaid lots).
     more: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """For people: `1 activated, 1 expired, 0 auto-renewed, 2 reminders, 0 lots expired`."""
+        counts = {
+            "activated": self.activated,
+            "expired": self.expired,
+            "auto-renewed": self.auto_renewed,
+            "reminders": self.reminders,
+            **self.more,
+        }
+        return ", ".join(f"{count} {name}" for name, count in counts.items())
 
 
 # Time-driven work of higher apps, run by `run_lifecycle` after the contracts' own steps:
@@ -529,7 +595,13 @@ def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: 
         type=f"contract.{kind}",
         obj=contract,
         actor=None,
-        payload={"window_days": tightest, "date": due_date, "days_left": days_left},
+        payload={
+            "window_days": tightest,
+            "date": due_date,
+            "days_left": days_left,
+            "reference": contract.reference,
+            "name": contract.name,
+        },
         occurred_at=now,
     )
     return True
