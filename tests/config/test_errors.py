@@ -16,7 +16,7 @@ from config.management import DomainCommand
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOMAIN_MODULES = ["config/errors.py", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("*/services.py"))]
 DOMAIN_MODULES += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("*/selectors.py"))
-DOMAIN_MODULES += ["contracts/assets.py", "workorders/rules.py"]  # services under another name
+DOMAIN_MODULES += ["contracts/assets.py", "contracts/amendments.py", "workorders/rules.py"]  # services by another name
 
 
 def _imports(path: pathlib.Path) -> set[str]:
