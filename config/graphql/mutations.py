@@ -50,6 +50,8 @@ _SCALARS: list[tuple[type, Any]] = [
 ]
 
 _inputs: dict[str, type] = {}
+# (input type, field) -> the model a reference field names, e.g. ("ContractInput", "billingCalendarId") -> Calendar.
+REFERENCES: dict[tuple[str, str], type] = {}
 
 
 def _annotation(field: serializers.Field):
@@ -72,6 +74,8 @@ def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] 
         namespace["__annotations__"][field_name] = Union[_annotation(field), None]  # noqa: UP007
         description = str(field.help_text) if field.help_text else None
         graphql_name = field_name if field_name == "sourceID" else camel(field_name)
+        if isinstance(field, ReferenceIdField | serializers.PrimaryKeyRelatedField):
+            REFERENCES[(name, graphql_name)] = field.queryset.model
         namespace[field_name] = strawberry.field(default=UNSET, name=graphql_name, description=description)
     if not namespace["__annotations__"]:
         return None
