@@ -141,7 +141,8 @@ def test_no_list_or_nested_list_shows_their_objects(sweep):
         if results is None:
             continue
         item_type, _ = _named(results["type"])
-        query = f"{{ {field['name']}(pagination: {{limit: 100}}) {{ totalCount results {{ {_id_selection(sweep, item_type, 2)} }} }} }}"
+        selection = _id_selection(sweep, item_type, 2)
+        query = f"{{ {field['name']}(pagination: {{limit: 100}}) {{ totalCount results {{ {selection} }} }} }}"
         data = sweep.admin(query)[field["name"]]
         found: list = []
         _walk(data["results"], found)
@@ -178,6 +179,15 @@ def _minimal_input(sweep: Sweep, field) -> str:
         return ""
     names = {f["name"] for f in sweep.types[_named(input_arg["type"])[0]]["inputFields"]}
     return '{reason: "sweep"}' if "reason" in names and "name" not in names else "{}"
+
+
+def _is_id_arg(arg) -> bool:
+    return arg["name"] == "id" or arg["name"].endswith("Id")
+
+
+def _own_id(sweep: Sweep, field, arg_name: str) -> int:
+    type_name = _mutation_type(sweep, field) if arg_name == "id" else _reference_type(arg_name)
+    return sweep.ours[model_of(type_name)._meta.label][0]
 
 
 def _selection(sweep: Sweep, field) -> str:
@@ -224,11 +234,7 @@ def test_every_reference_in_a_mutation_input_refuses_their_ids(sweep):
                 continue
             model = REFERENCES[(input_type["name"], ref["name"])]
             pk = sweep.theirs[model._meta.label][0]
-            own = [
-                f"{a['name']}: {sweep.ours[model_of(_mutation_type(sweep, field) if a['name'] == 'id' else _reference_type(a['name']))._meta.label][0]}"
-                for a in field["args"]
-                if a["name"] == "id" or a["name"].endswith("Id")
-            ]
+            own = [f"{a['name']}: {_own_id(sweep, field, a['name'])}" for a in field["args"] if _is_id_arg(a)]
             args = ", ".join([*own, f"input: {{{ref['name']}: {pk}}}"])
             data = sweep.admin(f"mutation {{ {field['name']}({args}) {_selection(sweep, field)} }}")[field["name"]]
             assert data["__typename"] == "OperationError" and data["kind"] == "INVALID", (field["name"], ref, data)
