@@ -14,13 +14,14 @@ from breaches import graphql as breaches
 from contracts import graphql as contracts
 from events import graphql as events
 from ledger import graphql as ledger
+from notifications import graphql as notifications
 from slas import graphql as slas
 from tenancy import graphql as tenancy
 from workorders import graphql as workorders
 
 from .limits import limit_extensions
 
-QUERY_MODULES = [tenancy, events, contracts, slas, workorders, breaches, ledger]
+QUERY_MODULES = [tenancy, events, contracts, slas, workorders, breaches, ledger, notifications]
 MUTATION_MODULES = [m for m in QUERY_MODULES if hasattr(m, "Mutation")]
 
 Query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES))

@@ -294,3 +294,16 @@ def test_delete_counterparty(gql, org):
     data = gql("manager")(f"mutation {{ deleteCounterparty(id: {counterparty.pk}) {{ ... on Deleted {{ id }} }} }}")
     assert data["deleteCounterparty"]["id"] == str(counterparty.pk)
     assert not Counterparty.objects.filter(pk=counterparty.pk).exists()
+
+
+def test_webhooks_admins_write_and_the_secret_is_shown_once(gql):
+    mutation = (
+        'mutation { createWebhook(input: {url: "https://hooks.example.com/sla", eventTypes: ["breach.*"]}) '
+        f"{{ __typename ... on Webhook {{ id secret eventTypes }} {ERROR} }} }}"
+    )
+    assert gql("manager")(mutation)["createWebhook"]["kind"] == "FORBIDDEN"
+    created = gql("admin")(mutation)["createWebhook"]
+    assert created["__typename"] == "Webhook" and created["secret"] and created["eventTypes"] == ["breach.*"]
+    listed = gql("manager")("{ webhooks { totalCount results { id secret } } }")["webhooks"]
+    assert listed["totalCount"] == 1 and listed["results"][0]["secret"] is None
+    assert gql("viewer")("{ webhooks { totalCount } }", errors=True)["errors"][0]["extensions"]["code"] == "FORBIDDEN"

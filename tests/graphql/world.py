@@ -11,6 +11,7 @@ from django.apps import apps
 from model_bakery import baker
 
 from contracts.models import Asset, ContractApproval, LineItem
+from notifications.models import WebhookEndpoint
 from slas.models import Calendar
 from tests.ledger.helpers import T0, credit, final_breach, job, penalty_rule
 from tests.ledger.helpers import active_contract as ledger_contract
@@ -29,6 +30,7 @@ def build_world(org, member) -> dict[str, list[int]]:
     open_job = job(contract, reported_at=T0 + dt.timedelta(hours=2), priority="high")
     baker.make(Hold, organization=org, work_order=open_job, start=T0, end=T0 + dt.timedelta(minutes=5))
     baker.make(LineItem, organization=org, contract=contract, description="Inspection", quantity=1)
+    baker.make(WebhookEndpoint, organization=org, url="https://hooks.example.com/x", event_types=["*"], secret="s")
     baker.make(Asset, organization=org, counterparty=contract.counterparty, name="Pump 1")
     baker.make(ContractApproval, organization=org, contract=contract, approver=member.user, decision="approved")
     assert breach.pk and entry.pk
