@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 
 from .exceptions import Conflict
 from .filters import MAX_DB_ID
@@ -68,10 +69,13 @@ def json_type_errors(field, value):
     messages, or a dict / index map for nested serializers and lists), or None."""
     if value is None:
         return None  # allow_null is the field's own business
-    if isinstance(field, (serializers.ListSerializer, serializers.ListField)):
+    if isinstance(field, UnvalidatedField):
+        return None  # a ListField's or DictField's child with no declared type takes any JSON
+    if isinstance(field, (serializers.ListSerializer, serializers.ListField, serializers.ManyRelatedField)):
         if not isinstance(value, list):
             return None  # the field itself says "Expected a list"
-        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child, item))}
+        child = field.child_relation if isinstance(field, serializers.ManyRelatedField) else field.child
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(child, item))}
         return errors or None
     if isinstance(field, serializers.Serializer):
         if not isinstance(value, dict):

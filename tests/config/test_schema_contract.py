@@ -34,8 +34,8 @@ def resolve(schema, ref_or_schema: dict) -> dict:
 
 def body_schema(schema, operation: dict) -> dict | None:
     body = operation.get("requestBody")
-    if body is None:
-        return None
+    if body is None or "application/json" not in body["content"]:
+        return None  # no body, or a file upload (text/calendar, multipart): no JSON properties to police
     return resolve(schema, body["content"]["application/json"]["schema"])
 
 
