@@ -38,7 +38,7 @@ from django.db.models import Case, DecimalField, F, Max, Min, Q, Sum, Value, Whe
 from django.utils import timezone
 
 from breaches.models import Breach
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from events.services import record_event
 from tenancy.currencies import quantize
