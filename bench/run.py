@@ -26,6 +26,10 @@ BENCHMARKS = [
     "clock_due",
     "scan",
     "ledger_bench",
+    "event_cursor",
+    "stream_latency",
+    "deliveries",
+    "reports_bench",
     "agreements",  # issue 13: contract matching, a year of planned visits
 ]
 

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_fsm",
     "tenancy",
     "events",
@@ -45,9 +46,11 @@ INSTALLED_APPS = [
     "workorders",
     "breaches",
     "ledger",
+    "reports",  # issue 11: at the top of the layers
 ]
 
 MIDDLEWARE = [
+    "config.api.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -65,7 +68,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -99,7 +102,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.auth.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.RolePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.PagePagination",
     "DEFAULT_FILTER_BACKENDS": [
         "config.api.filters.PredicateFilterBackend",
@@ -108,12 +111,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.api.throttling.AnonThrottle",
+        "config.api.throttling.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
         "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
+        # POST /api/v1/token, counted per client address and per username (issue 8).
+        "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -150,6 +155,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "GET_LIB_DOC_EXCLUDES": "config.api.schema.lib_doc_excludes",
+    # Swagger UI and ReDoc from the service's own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "PriorityEnum": "slas.models.SlaRule.Priority",
@@ -161,6 +171,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.strip_trailing_slashes",
+        "config.api.schema.document_rate_limit_headers",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {
@@ -178,6 +189,71 @@ SPECTACULAR_SETTINGS = {
         },
     },
 }
+
+# --- Robustness (issue 8): request limits, shared throttle cache, offline API docs ---
+# The largest request body any endpoint or admin form takes; a larger one is a 413.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+# Throttle counts (and other cached state) shared by every process when REDIS_URL is set;
+# the local-memory cache of one process otherwise (`make run`). CACHE_KEY_PREFIX separates
+# deployments (or test runs) sharing one Redis database.
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sla"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sla"}}
+
+# Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+
+# --- Live event stream (issue 9): WebSocket /api/v1/stream and SSE /api/v1/events/stream ---
+# daphne first, so `manage.py runserver` serves HTTP and WebSocket on one port (ASGI).
+INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "stream"]
+# Pokes ("organization N has new events") between processes: Redis when REDIS_URL is set
+# (production, several processes), in memory otherwise (one process: `make run`).
+if env.str("REDIS_URL", default=""):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # channels-redis waits up to 5 s in BZPOPMIN; redis-py 8 gives up reading after 5 s by default.
+                "hosts": [{"address": env.str("REDIS_URL"), "socket_timeout": 30}],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sla"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+STREAM = {
+    "AUTH_TIMEOUT": env.float("STREAM_AUTH_TIMEOUT", default=5.0),  # s to send a valid auth message
+    "HEARTBEAT": env.float("STREAM_HEARTBEAT", default=30.0),  # s between heartbeats (and safety re-reads)
+    "SEND_TIMEOUT": env.float("STREAM_SEND_TIMEOUT", default=10.0),  # s a client may take to take one message
+    "REPLAY_LIMIT": env.int("STREAM_REPLAY_LIMIT", default=10_000),  # events a resuming cursor may be behind
+    "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
+    "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
+}
+
+# --- Webhooks and e-mail (issue 9) ---
+INSTALLED_APPS += ["notifications"]
+# E-mail through Django's backend, configured by one URL (django-environ): consolemail:// (the
+# default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///var/mail ...
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever
+# The base of the links in e-mails.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Development and tests only: also deliver to http(s)://127.0.0.0/8 (never in production).
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+# An endpoint failing every attempt for this long is disabled (a `webhook.disabled` event).
+WEBHOOKS_DISABLE_AFTER = timedelta(days=env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5))
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)
 
 # --- Agreements drive the field (issue 13) ---
 # Planned visits' API and listing: the top layer (reads work orders and the ledger).

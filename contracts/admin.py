@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
 from config.api.exceptions import APIError
+from events.admin import pretty_json
 from events.models import Event
 
 from . import assets as asset_services
@@ -159,14 +160,24 @@ TRANSITION_SERVICES = {
 }
 
 
+# The lifecycle buttons' labels and titles (the transitions themselves carry none).
+TRANSITION_TEXTS = {
+    "submit": ("Submit for approval", "Send this draft to two managers for approval."),
+    "approve": ("Approve", "Record your approval; the second approval schedules or activates the contract."),
+    "reject": ("Reject", "Send the contract back to draft, with a reason."),
+    "suspend": ("Suspend", "Suspend the active contract, with a reason."),
+    "resume": ("Resume", "Make the suspended contract active again."),
+    "terminate": ("Terminate", "End the contract now, with a reason."),
+}
+
+
 @admin.register(Contract)
 class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
-    list_display = [
-        "reference", "name", "contract_type", "status", "counterparty", "counterparty_role",
-        "start_date", "expiry_date", "organization",
-    ]  # fmt: skip
+    # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).
+    list_display = ["reference", "name", "status", "counterparty", "start_date", "expiry_date", "organization"]
+    list_display_links = ["reference", "name"]
     list_filter = ["status", "contract_type", "counterparty_role", ExpiringSoonFilter, "auto_renew", "organization"]
     search_fields = ["reference", "name", "counterparty__name", "source_id"]
     list_select_related = ["counterparty", "organization"]
@@ -209,6 +220,13 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         ("History", {"fields": ["renewed_from", "created_at", "updated_at", "recent_events"]}),
     ]
 
+    def get_fsm_label(self, transition) -> str:
+        return TRANSITION_TEXTS.get(transition.name, (transition.name.replace("_", " ").capitalize(),))[0]
+
+    def get_help_text(self, transition) -> str:
+        texts = TRANSITION_TEXTS.get(transition.name)
+        return texts[1] if texts else self.get_fsm_label(transition)
+
     def get_readonly_fields(self, request, obj=None):
         fields = list(self.readonly_fields)
         if obj is not None:
@@ -230,8 +248,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
             return "none yet"
         rows = format_html_join(
             "\n",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", e.payload) for e in events),
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td><pre style="margin: 0">{}</pre></td></tr>',
+            (
+                (e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", pretty_json(e.payload))
+                for e in events
+            ),
         )
         return format_html("<table>{}</table>", rows)
 
@@ -287,7 +308,8 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         except APIError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return False
-        self.message_user(request, f"{transition_name}: done.", messages.SUCCESS)
+        label = TRANSITION_TEXTS.get(transition_name, (transition_name,))[0]
+        self.message_user(request, f"{label}: done.", messages.SUCCESS)
         return True
 
     @admin.action(description="Give notice of non-renewal")

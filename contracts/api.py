@@ -14,8 +14,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
-from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import (
     ActionSerializer,
     ReferenceField,
@@ -275,10 +275,9 @@ class EmptySerializer(ActionSerializer):
     pass
 
 
-def _contract_action(service, body=EmptySerializer, **extra):
+def _contract_action(service, description: str, body=EmptySerializer, **extra):
     """An action sub-path that validates its body, calls the service and returns the contract."""
 
-    @extend_schema(request=body, responses={200: ContractSerializer})
     def handler(self, request, pk=None):
         form = body(data=request.data)
         form.is_valid(raise_exception=True)
@@ -286,8 +285,9 @@ def _contract_action(service, body=EmptySerializer, **extra):
         return self.respond(contract)
 
     handler.__name__ = service.__name__.removesuffix("_contract")
-    handler.__doc__ = service.__doc__
-    return action(detail=True, methods=["post"], **extra)(handler)
+    # extend_schema outside @action, so that the documented body is the action's, not a contract.
+    documented = extend_schema(request=body, responses={200: ContractSerializer}, description=description)
+    return documented(action(detail=True, methods=["post"], **extra)(handler))
 
 
 class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
@@ -325,13 +325,30 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
             queryset = queryset.prefetch_related(Prefetch("covered_assets", Asset.objects.order_by("id")))
         return queryset
 
-    submit = _contract_action(services.submit_contract)
-    approve = _contract_action(services.approve_contract, CommentSerializer)
-    reject = _contract_action(services.reject_contract, ReasonSerializer)
-    suspend = _contract_action(services.suspend_contract, ReasonSerializer)
-    resume = _contract_action(services.resume_contract, OptionalReasonSerializer)
-    terminate = _contract_action(services.terminate_contract, ReasonSerializer)
-    give_notice = _contract_action(services.give_notice, OptionalReasonSerializer)
+    submit = _contract_action(services.submit_contract, "Submit a draft for approval (no body).")
+    approve = _contract_action(
+        services.approve_contract,
+        "Approve a pending contract, with an optional `comment`. Two different managers or admins must "
+        "approve, neither the submitter; the second approval schedules or activates it.",
+        CommentSerializer,
+    )
+    reject = _contract_action(
+        services.reject_contract, "Reject a pending contract back to draft, with a `reason`.", ReasonSerializer
+    )
+    suspend = _contract_action(
+        services.suspend_contract, "Suspend an active contract, with a `reason`.", ReasonSerializer
+    )
+    resume = _contract_action(
+        services.resume_contract, "Resume a suspended contract (optional `reason`).", OptionalReasonSerializer
+    )
+    terminate = _contract_action(
+        services.terminate_contract, "Terminate an active or suspended contract, with a `reason`.", ReasonSerializer
+    )
+    give_notice = _contract_action(
+        services.give_notice,
+        "Give notice of non-renewal (optional `reason`); after the notice date it is too late.",
+        OptionalReasonSerializer,
+    )
 
     @extend_schema(request=RenewSerializer, responses={201: ContractSerializer})
     @action(detail=True, methods=["post"])
@@ -370,11 +387,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return super().filter_queryset(queryset)
 
     def _expiring(self, queryset):
-        raw = self.request.query_params.get("within_days") or "90"
-        if not raw.isdigit() or not 0 <= int(raw) <= 3650:
-            raise BadRequest("within_days must be a whole number from 0 to 3650.", {"within_days": ["Out of range."]})
+        within_days = query_int(self.request, "within_days", 90, 0, 3650)
         today = timezone.now().date()
-        until = today + dt.timedelta(days=int(raw))
+        until = today + dt.timedelta(days=within_days)
         return queryset.filter(
             Q(expiry_date__gte=today, expiry_date__lte=until) | Q(notice_date__gte=today, notice_date__lte=until),
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],

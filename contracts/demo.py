@@ -98,4 +98,4 @@ def seed(log) -> None:
         _bring_to(contract, state, users)
         created += 1
     summary = services.run_lifecycle(now=timezone.now())
-    log(f"{created} new contracts ({len(DEMO_CONTRACTS)} in the demo); lifecycle: {summary}")
+    log(f"{created} new contracts ({len(DEMO_CONTRACTS)} in the demo); lifecycle run: {summary}")

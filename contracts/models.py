@@ -248,6 +248,7 @@ class ContractApproval(TenantModel):
 
     class Meta:
         ordering = ["decided_at", "id"]
+        verbose_name = "approval"
         constraints = [
             # The database, not only the service, refuses a second approval by the same person.
             models.UniqueConstraint(
@@ -256,6 +257,9 @@ class ContractApproval(TenantModel):
                 name="approval_once_per_round",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display().capitalize()} by {self.approver} (round {self.approval_round})"
 
 
 class LineItem(TenantModel):

@@ -162,11 +162,26 @@ def _on_active(contract: Contract, *, actor, now=None) -> None:
         _move(_locked(original), "mark_renewed", actor=actor, reason=f"renewed by {contract.reference}", now=now)
 
 
+def _check_counterparty_role(contract: Contract) -> None:
+    """A vendor cannot be the customer side of a contract, nor a customer the vendor side; a
+    counterparty of kind `both` can be either (422 naming counterparty_role)."""
+    counterparty = contract.counterparty
+    if counterparty is None or not contract.counterparty_role:
+        return
+    if counterparty.kind not in (Counterparty.Kind.BOTH, contract.counterparty_role):
+        raise Unprocessable(
+            f"Counterparty {counterparty.pk} is a {counterparty.kind}; it cannot be the {contract.counterparty_role} "
+            "on a contract.",
+            {"counterparty_role": [f"Must be {counterparty.kind} for this counterparty (or use one of kind both)."]},
+        )
+
+
 @transaction.atomic
 def create_contract(*, organization, actor, data: dict) -> Contract:
     data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
     assets = data.pop("covered_assets", None) or []
     contract = Contract(organization=organization, **data)
+    _check_counterparty_role(contract)
     _check_covered_assets(contract, assets)
     _derive(contract)
     contract.save()
@@ -219,6 +234,7 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
         contract.covered_assets.set(assets)
         changes["covered_assets"] = asset_change
     if changes:
+        _check_counterparty_role(contract)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
@@ -448,6 +464,17 @@ class LifecycleSummary:
     # Counts of the steps higher apps add (e.g. the ledger's expiry of prepaid lots).
     more: dict = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        """For people: `1 activated, 1 expired, 0 auto-renewed, 2 reminders, 0 lots expired`."""
+        counts = {
+            "activated": self.activated,
+            "expired": self.expired,
+            "auto-renewed": self.auto_renewed,
+            "reminders": self.reminders,
+            **self.more,
+        }
+        return ", ".join(f"{count} {name}" for name, count in counts.items())
+
 
 # Time-driven work of higher apps, run by `run_lifecycle` after the contracts' own steps:
 # `step(now=..., log=...) -> int`, registered in the app's AppConfig.ready().
@@ -569,7 +596,13 @@ def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: 
         type=f"contract.{kind}",
         obj=contract,
         actor=None,
-        payload={"window_days": tightest, "date": due_date, "days_left": days_left},
+        payload={
+            "window_days": tightest,
+            "date": due_date,
+            "days_left": days_left,
+            "reference": contract.reference,
+            "name": contract.name,
+        },
         occurred_at=now,
     )
     return True

@@ -12,12 +12,15 @@ from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from breaches.models import Breach
+from config.api.csv import CSVRenderer, JSONErrorsMixin
 from config.api.exceptions import APIError, BadRequest, Forbidden, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.models import Contract
@@ -156,10 +159,11 @@ class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
 # --- balance and lots ---------------------------------------------------------------------------
 
 
-class ContractLedgerView(APIView):
-    """Shared: the contract of the route, in the caller's organization (else 404)."""
+class ContractLedgerView(JSONErrorsMixin, APIView):
+    """Shared: the contract of the route, in the caller's organization (else 404); JSON or CSV."""
 
     read_role = "viewer"
+    renderer_classes = [JSONRenderer, CSVRenderer]
 
     def contract(self, pk) -> Contract:
         return get_object_or_404(Contract.objects.for_organization(self.request.auth.organization), pk=pk)
@@ -177,7 +181,7 @@ class ContractLedgerView(APIView):
         return parsed
 
     def check_params(self, allowed: set[str]) -> None:
-        unknown = sorted(set(self.request.query_params) - allowed)
+        unknown = sorted(set(self.request.query_params) - allowed - {"format"})
         if unknown:
             raise BadRequest(f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown."] for n in unknown})
 
@@ -210,10 +214,8 @@ class BalanceView(ContractLedgerView):
     )
     def get(self, request, contract_pk):
         self.check_params({"as_of", "window_days"})
-        raw_window = request.query_params.get("window_days") or "30"
-        if not raw_window.isdigit() or not 1 <= int(raw_window) <= 3650:
-            raise BadRequest("window_days must be a whole number from 1 to 3650.", {"window_days": ["Out of range."]})
-        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=int(raw_window))
+        window_days = query_int(request, "window_days", 30, 1, 3650)
+        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=window_days)
         return Response(_json(figures))
 
 

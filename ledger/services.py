@@ -67,6 +67,17 @@ def hour_effect(entry: LedgerEntry) -> Decimal:
 # --- validation ---------------------------------------------------------------------------------
 
 
+def _work_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[str]]:
+    """Work happens within its contract and after its job was reported (issue 8)."""
+    if contract.start_date is not None and entry.occurred_at < contract.start_of_day(contract.start_date):
+        return {"occurred_at": [f"Must not be before the contract's start ({contract.start_date.isoformat()})."]}
+    work_order = entry.work_order
+    if work_order is not None and work_order.contract_id == contract.pk and entry.occurred_at < work_order.reported_at:
+        reported = work_order.reported_at.isoformat()
+        return {"occurred_at": [f"Must not be before the work order was reported ({reported})."]}
+    return {}
+
+
 def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
     """The rules of a hand-made posting; 422 naming the field, 409 for the contract's state."""
     contract, kind = entry.contract, entry.entry_type
@@ -83,6 +94,7 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
             errors["work_order_id"] = ["Required for work."]
         if entry.hours <= 0:
             errors["hours"] = ["Work is a positive number of hours."]
+        errors |= _work_date_errors(entry, contract)
     elif kind in ALLOCATIONS:
         if entry.hours < 0 or (entry.hours == 0 and not (kind == T.CREDIT and entry.amount)):
             errors["hours"] = ["An allocation is a positive number of hours (a credit may be money only)."]

@@ -90,14 +90,6 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     update_service = staticmethod(services.update_calendar)
     delete_service = staticmethod(services.delete_calendar)
 
-    def partial_update(self, request, *args, **kwargs):
-        response = super().partial_update(request, *args, **kwargs)
-        response["X-Recomputed-Clocks"] = str(self.updated.recomputed_clocks)
-        return response
-
-    def respond(self, instance, *args, **kwargs):
-        self.updated = instance
-        return super().respond(instance, *args, **kwargs)
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -193,7 +185,12 @@ class SlaRuleFilterSet(PredicateFilterSet):
 
 
 class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
-    """SLA rules of contracts. Past draft, terms change only through `amend` (history is kept)."""
+    """SLA rules of contracts. Past draft, terms change only through `amend` (history is kept).
+
+    A rule covers the jobs reported from its `effective_from` on. Created with an
+    `effective_from` in the past, it attaches clocks to the open jobs in its band reported since
+    then (a retroactive start); the response's `X-Recomputed-Clocks` header says how many.
+    Without one it covers work reported from now on (from the contract's start while a draft)."""
 
     queryset = SlaRule.objects.select_related("contract", "calendar", "previous_version", "next_version")
     serializer_class = SlaRuleSerializer
@@ -210,7 +207,7 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     create_service = staticmethod(services.create_rule)
     update_service = staticmethod(services.update_rule)
 
-    @extend_schema(request=AmendSerializer, responses={201: SlaRuleSerializer})
+    @extend_schema(request=AmendSerializer(partial=True), responses={201: SlaRuleSerializer})
     @action(detail=True, methods=["post"])
     def amend(self, request, pk=None):
         """End this rule at `effective_from` (default now) and create its successor (201)."""

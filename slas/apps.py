@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class SlasConfig(AppConfig):
     name = "slas"
+    verbose_name = "SLAs"

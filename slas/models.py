@@ -82,6 +82,8 @@ class SlaRule(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "SLA rule"
+        verbose_name_plural = "SLA rules"
         indexes = [models.Index(fields=["contract", "metric", "effective_from"], name="rule_contract_metric")]
         constraints = [
             models.CheckConstraint(condition=models.Q(target_minutes__gte=1), name="rule_target_positive"),

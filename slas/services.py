@@ -52,8 +52,13 @@ def update_calendar(*, instance: Calendar, actor, data: dict) -> Calendar:
     if changes:
         calendar.save()
         event = record_event(type="calendar.updated", obj=calendar, actor=actor, payload={"changes": changes})
-        calendar.recomputed_clocks = sum(v for v in event.reactions.values() if isinstance(v, int))
+        calendar.recomputed_clocks = _reaction_count(event)
     return calendar
+
+
+def _reaction_count(event) -> int:
+    """How many clocks the handlers of an event recomputed (the X-Recomputed-Clocks header)."""
+    return sum(v for v in event.reactions.values() if isinstance(v, int))
 
 
 @transaction.atomic
@@ -118,7 +123,9 @@ def create_rule(*, organization, actor, data: dict) -> SlaRule:
     _check_period(rule)
     _check_overlap(rule)
     rule.save()
-    record_event(type="sla_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
+    event = record_event(type="sla_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
+    # From the handlers' reactions: the clocks attached to open jobs reported since effective_from.
+    rule.recomputed_clocks = _reaction_count(event)
     return rule
 
 

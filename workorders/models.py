@@ -205,6 +205,12 @@ class SlaClock(TenantModel):
                 condition=models.Q(next_escalation_at__isnull=False),
                 name="clock_next_escalation",
             ),
+            # Clocks at risk (issue 11): every clock still running, recorded as breached or not, by due time.
+            models.Index(
+                fields=["organization", "due_at"],
+                condition=models.Q(stopped_at__isnull=True, state__in=["running", "breached"]),
+                name="clock_open_due",
+            ),
         ]
 
     def __str__(self) -> str:

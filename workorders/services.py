@@ -46,6 +46,8 @@ NEXT_STATUS = {
     WorkOrder.Status.CANCELLED: set(),
 }
 RECOMPUTE_BATCH = 500
+# The earliest plausible instant of a job (issue 8): a reported_at of year 0001 is a client's bug.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 # --- clocks -------------------------------------------------------------------------------------
@@ -220,7 +222,9 @@ def on_rule_changed(event) -> int:
         return 0
     rule = SlaRule.objects.get(pk=event.object_id)
     jobs = WorkOrder.objects.filter(contract_id=rule.contract_id, reported_at__gte=rule.effective_from)
-    return recompute_where(jobs)
+    # Counted: the clocks of this rule (a rule with a past effective_from attaches clocks to the
+    # open jobs in its band reported since then: a retroactive start).
+    return recompute_where(jobs, counts=lambda recomputed: recomputed.clock.rule_id == rule.pk)
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -235,6 +239,8 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
         if value > now + FUTURE_TOLERANCE and not (name == "reported_at" and work_order.visit_plan_id):
             # (A planned visit's job is generated ahead and reported at its occurrence.)
             errors[name] = ["Must not be more than 5 minutes in the future."]
+        elif value < EARLIEST:
+            errors[name] = [f"Must not be before {EARLIEST.date().isoformat()}: no job in this system is older."]
         elif name != "reported_at" and value < work_order.reported_at:
             errors[name] = ["Must not be before reported_at."]
     if (

@@ -123,9 +123,35 @@ class TestContractWrites:
             "name": "K",
             "contract_type": "project",
             "counterparty_id": counterparty.pk,
-            "counterparty_role": "vendor",
+            "counterparty_role": "customer",
             **overrides,
         }
+
+    @pytest.mark.parametrize(
+        ("kind", "role", "ok"),
+        [
+            ("customer", "customer", True),
+            ("customer", "vendor", False),
+            ("vendor", "vendor", True),
+            ("vendor", "customer", False),
+            ("both", "customer", True),
+            ("both", "vendor", True),
+        ],
+    )
+    def test_the_counterpartys_kind_and_its_role_agree(self, api, org, kind, role, ok):
+        party = baker.make(Counterparty, organization=org, kind=kind)
+        client = api("manager")
+        response = client.post(self.url, self.body(party, counterparty_role=role), format="json")
+        if ok:
+            assert response.status_code == 201, response.content
+            return
+        assert response.status_code == 422, response.content
+        assert "counterparty_role" in response.json()["errors"]
+        # ... and a PATCH cannot bring the two apart either.
+        fitting = "vendor" if role == "customer" else "customer"
+        contract = client.post(self.url, self.body(party, counterparty_role=fitting), format="json").json()
+        response = client.patch(f"{self.url}/{contract['id']}", {"counterparty_role": role}, format="json")
+        assert response.status_code == 422 and "counterparty_role" in response.json()["errors"]
 
     def test_required_fields_and_choices(self, api):
         response = api("manager").post(self.url, {"contract_type": "lease"}, format="json")

@@ -247,6 +247,9 @@ class TestPosting:
             ({"expires_at": "2027-01-01T00:00:00Z"}, "expires_at"),
             ({"amount": "10.00", "currency": "EUR"}, "amount"),
             ({"occurred_at": "2099-01-01T00:00:00Z"}, "occurred_at"),
+            ({"occurred_at": "2025-12-30T00:00:00Z"}, "occurred_at"),  # before the contract's start
+            ({"occurred_at": "2026-03-02T08:59:00Z"}, "occurred_at"),  # before its job was reported (T0)
+            ({"occurred_at": "2026-03-02T10:00:00"}, "occurred_at"),  # no offset
             ({"entry_type": "gift"}, "entry_type"),
             ({"entry_type": None}, "entry_type"),
         ]
@@ -442,6 +445,7 @@ def test_the_schema_says_what_the_endpoints_do(anon):
     assert set(paths[URL + "/{id}"]) == {"get"}  # never edited, never deleted
     headers = [p["name"] for p in paths[URL]["post"]["parameters"] if p["in"] == "header"]
     assert headers == ["Idempotency-Key"]
-    for view, params in (("balance", {"as_of", "window_days"}), ("lots", {"as_of"})):
+    # `format` (json or csv) since every collection also answers CSV (issue 11).
+    for view, params in (("balance", {"as_of", "window_days", "format"}), ("lots", {"as_of", "format"})):
         operation = paths[f"/api/v1/contracts/{{contract_pk}}/{view}"]["get"]
         assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == params

@@ -14,6 +14,7 @@ from django.utils import timezone
 from model_bakery import baker
 
 from breaches.models import Breach
+from config.api.serializers import NAIVE_INSTANT
 from contracts.models import Asset
 from events.models import Event
 from tests.api_base import WritableResourceAPITests
@@ -273,6 +274,17 @@ class TestTimestamps:
         assert response.status_code == 422
         assert name in response.json()["errors"]
         assert "future" in response.json()["errors"][name][0]
+
+    @pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00"])
+    def test_implausibly_old_instants_are_422(self, api, value):
+        response = create(api("operator"), reported_at=value)
+        assert response.status_code == 422, response.content
+        assert "reported_at" in response.json()["errors"]
+
+    def test_an_instant_without_an_offset_is_422_naming_the_field(self, api):
+        response = create(api("operator"), reported_at="2026-03-01T09:00:00")
+        assert response.status_code == 422
+        assert response.json()["errors"] == {"reported_at": [NAIVE_INSTANT]}
 
     def test_a_few_minutes_of_clock_skew_are_fine(self, api):
         soon = timezone.now() + dt.timedelta(minutes=2)
