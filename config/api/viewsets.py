@@ -145,5 +145,6 @@ class DestroyMixin:
     delete_service: Callable
 
     def destroy(self, request, *args, **kwargs):
+        _ = request.data  # a malformed body is a 400 here too, before anything is deleted
         self.delete_service(instance=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
