@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "breaches",
     "ledger",
     "reports",  # issue 11: at the top of the layers
+    "billing",  # issue 12: billing plans, periods, billing lines, templates (above the ledger)
 ]
 
 MIDDLEWARE = [
@@ -258,3 +259,14 @@ WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)
 # --- Agreements drive the field (issue 13) ---
 # Planned visits' API and listing: the top layer (reads work orders and the ledger).
 INSTALLED_APPS += ["visits"]
+
+# --- Terms over time, counterparty signatures, calendars by country (issue 14) ---
+INSTALLED_APPS += ["signing"]  # above slas: the approval page shows SLA targets
+# The counterparty's approval link: days it stays valid, and the base URL it is built on (default:
+# the URL the API was called on). The page is rate-limited per client address (requests a minute).
+SIGNING_LINK_DAYS = env.int("SIGNING_LINK_DAYS", default=7)
+SIGNING_BASE_URL = env.str("SIGNING_BASE_URL", default="")
+SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
+SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
+CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
+# E-mail (the approval link) goes through EMAIL_URL and DEFAULT_FROM_EMAIL above.

@@ -197,7 +197,7 @@ def recompute_where(work_orders, *, now: dt.datetime | None = None, counts=lambd
 # --- handlers of lower apps' events (registered in WorkordersConfig.ready) -----------------------
 
 # What a calendar's clocks depend on; a new name changes no due time.
-CALENDAR_TERMS = frozenset({"time_zone", "hours", "holidays"})
+CALENDAR_TERMS = frozenset({"time_zone", "hours", "holidays", "holiday_country", "holiday_subdivision", "working_days"})
 
 
 def on_calendar_updated(event) -> int:

@@ -6,8 +6,8 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contracts', '0004_admin_names'),
-        ('contracts', '0005_contract_covered_assets'),
+        ('contracts', '0004_amendments_and_term_versions'),
+        ('contracts', '0006_merge_admin_names_assets_billing'),
     ]
 
     operations = [
