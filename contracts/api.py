@@ -129,11 +129,12 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
     submitted_by = ReferenceField()
     approvals = serializers.SerializerMethodField()
     covered_assets = serializers.SerializerMethodField()
-    covered_asset_ids = ReferenceIdField(
+    covered_asset_ids = serializers.ListField(
         source="covered_assets",
-        queryset=Asset.objects.all(),
-        many=True,
+        child=ReferenceIdField(queryset=Asset.objects.all()),
+        max_length=1000,
         required=False,
+        write_only=True,
         help_text="Assets of the contract's counterparty that it covers (a term: editable in draft).",
     )
     waiting_for = serializers.SerializerMethodField(
