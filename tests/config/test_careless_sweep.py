@@ -92,7 +92,7 @@ def test_every_operation_answers_careless_input_with_a_4xx_json_error(demo):
             query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
             if method == "get":
                 for parameter in query:
-                    for value in (HUGE, "\x00", "--x", ",", "<>", "!,", ">=2026-02-30"):
+                    for value in (HUGE, "\x00", "!,", ">=2026-02-30"):
                         response = demo.get(path, {parameter["name"]: value})
                         if response.status_code >= 400:
                             assert_client_error(response, (template, parameter["name"], value))

@@ -126,6 +126,11 @@ class TestQueryNumbers:
         response = api("viewer").get("/api/v1/sla_rules", {"target_minutes": ">=2147483648"})
         assert response.status_code == 400 and "target_minutes" in response.json()["errors"]
 
+    def test_a_list_of_thousands_of_ids_is_400(self, api):
+        ids = ",".join(str(n) for n in range(1, 40_000))
+        response = api("viewer").get("/api/v1/counterparties", {"ids": ids})
+        assert response.status_code == 400 and "ids" in response.json()["errors"]
+
     def test_nul_in_a_text_filter_is_400(self, api):
         response = api("viewer").get("/api/v1/counterparties", {"name": "a\x00"})
         assert response.status_code == 400 and "name" in response.json()["errors"]
