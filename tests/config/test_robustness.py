@@ -144,6 +144,21 @@ class TestQueryNumbers:
         response = api("viewer").get("/api/v1/counterparties?sort=,")
         assert response.status_code == 400 and "sort" in response.json()["errors"]
 
+    @pytest.mark.parametrize("sort", ["name,name", "name,-name", "-id,id"])
+    def test_a_sort_key_named_twice_is_400(self, api, sort):
+        response = api("viewer").get("/api/v1/counterparties", {"sort": sort})
+        assert response.status_code == 400 and "twice" in response.json()["message"]
+
+    @pytest.mark.parametrize(("url", "name"), [
+        ("/api/v1/counterparties", "page"),
+        ("/api/v1/counterparties", "per_page"),
+        ("/api/v1/events", "since"),
+        ("/api/v1/contracts/expiring", "within_days"),
+    ])
+    def test_a_blank_whole_number_parameter_is_400(self, api, url, name):
+        response = api("viewer").get(f"{url}?{name}=")
+        assert response.status_code == 400 and name in response.json()["errors"]
+
 
 @pytest.mark.django_db
 class TestActionVocabulary:
