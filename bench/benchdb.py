@@ -89,3 +89,10 @@ def run_measured(command: list[str], env: dict) -> tuple[int, float, float, str]
         log.seek(0)
         output = log.read().decode(errors="replace")
     return process.returncode, seconds, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
+
+
+def main(run) -> None:
+    """Run one benchmark alone (`python bench/NAME.py`) on BENCH_DATABASE_URL and print its figures."""
+    base_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sla_bench")
+    for key, value in run(base_url).items():
+        print(f"  {key:<32} {value:.2f}" if isinstance(value, float) else f"  {key:<32} {value}")

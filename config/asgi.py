@@ -1,6 +1,21 @@
+"""The ASGI application: HTTP (Django) and the WebSocket event stream (Channels) on one port.
+
+`manage.py runserver` serves it through daphne (in INSTALLED_APPS); production runs it under
+`gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker` or `daphne config.asgi:application`
+(README, "Live event stream").
+"""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+http_application = get_asgi_application()  # sets Django up before the consumers are imported
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from stream.routing import websocket_urlpatterns  # noqa: E402
+
+# No origin check: the stream authenticates with a bearer token the page must hold, never with a
+# cookie a cross-site page could ride on.
+application = ProtocolTypeRouter({"http": http_application, "websocket": URLRouter(websocket_urlpatterns)})

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "workorders",
     "breaches",
     "ledger",
+    "reports",  # issue 11: at the top of the layers
+    "billing",  # issue 12: billing plans, periods, billing lines, templates (above the ledger)
 ]
 
 MIDDLEWARE = [
@@ -211,3 +213,60 @@ else:
 
 # Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
 SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+
+# --- Live event stream (issue 9): WebSocket /api/v1/stream and SSE /api/v1/events/stream ---
+# daphne first, so `manage.py runserver` serves HTTP and WebSocket on one port (ASGI).
+INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "stream"]
+# Pokes ("organization N has new events") between processes: Redis when REDIS_URL is set
+# (production, several processes), in memory otherwise (one process: `make run`).
+if env.str("REDIS_URL", default=""):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # channels-redis waits up to 5 s in BZPOPMIN; redis-py 8 gives up reading after 5 s by default.
+                "hosts": [{"address": env.str("REDIS_URL"), "socket_timeout": 30}],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sla"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+STREAM = {
+    "AUTH_TIMEOUT": env.float("STREAM_AUTH_TIMEOUT", default=5.0),  # s to send a valid auth message
+    "HEARTBEAT": env.float("STREAM_HEARTBEAT", default=30.0),  # s between heartbeats (and safety re-reads)
+    "SEND_TIMEOUT": env.float("STREAM_SEND_TIMEOUT", default=10.0),  # s a client may take to take one message
+    "REPLAY_LIMIT": env.int("STREAM_REPLAY_LIMIT", default=10_000),  # events a resuming cursor may be behind
+    "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
+    "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
+}
+
+# --- Webhooks and e-mail (issue 9) ---
+INSTALLED_APPS += ["notifications"]
+# E-mail through Django's backend, configured by one URL (django-environ): consolemail:// (the
+# default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///var/mail ...
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever
+# The base of the links in e-mails.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Development and tests only: also deliver to http(s)://127.0.0.0/8 (never in production).
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+# An endpoint failing every attempt for this long is disabled (a `webhook.disabled` event).
+WEBHOOKS_DISABLE_AFTER = timedelta(days=env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5))
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)
+
+# --- Agreements drive the field (issue 13) ---
+# Planned visits' API and listing: the top layer (reads work orders and the ledger).
+INSTALLED_APPS += ["visits"]
+
+# --- Terms over time, counterparty signatures, calendars by country (issue 14) ---
+INSTALLED_APPS += ["signing"]  # above slas: the approval page shows SLA targets
+# The counterparty's approval link: days it stays valid, and the base URL it is built on (default:
+# the URL the API was called on). The page is rate-limited per client address (requests a minute).
+SIGNING_LINK_DAYS = env.int("SIGNING_LINK_DAYS", default=7)
+SIGNING_BASE_URL = env.str("SIGNING_BASE_URL", default="")
+SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
+SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
+CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
+# E-mail (the approval link) goes through EMAIL_URL and DEFAULT_FROM_EMAIL above.

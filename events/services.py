@@ -7,10 +7,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
-from .handlers import dispatch
+from .feed import prepare_write
+from .handlers import dispatch, dispatch_recorded
 from .models import Event
 
 
@@ -31,6 +32,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+@transaction.atomic(savepoint=False)  # the order lock (events.feed) lasts until the change commits
 def record_event(
     *,
     type: str,
@@ -42,6 +44,7 @@ def record_event(
 ) -> Event:
     """Write one event about a tenant-owned `obj`, inside the transaction of the change, and
     run the handlers registered for its type (see `events.handlers`)."""
+    prepare_write([obj.organization_id])
     event = Event.objects.create(
         organization_id=obj.organization_id,
         type=type,
@@ -52,11 +55,17 @@ def record_event(
         occurred_at=occurred_at or timezone.now(),
     )
     event.reactions = dispatch(event)
+    dispatch_recorded([event])
     return event
 
 
+@transaction.atomic(savepoint=False)
 def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred_at: dt.datetime) -> list[Event]:
-    """Many events of one type in one INSERT (a scan's batch), with their handlers run as one by one."""
+    """Many events of one type in one INSERT (a scan's batch), with their handlers run as one by one.
+
+    A transaction that writes events of several organizations writes them in one call (their
+    order locks are taken together, in ascending order: see `events.feed`)."""
+    prepare_write(obj.organization_id for obj, _payload in items)
     events = Event.objects.bulk_create(
         Event(
             organization_id=obj.organization_id,
@@ -70,6 +79,7 @@ def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred
     )
     for event in events:
         event.reactions = dispatch(event)
+    dispatch_recorded(events)
     return events
 
 
@@ -82,6 +92,18 @@ def apply_changes(instance: models.Model, data: dict) -> dict[str, dict]:
             changes[name] = {"before": jsonable(before), "after": jsonable(value)}
             setattr(instance, name, value)
     return changes
+
+
+def save_changes(instance: models.Model, data: dict, *, actor, event_type: str, check=None) -> models.Model:
+    """Set `data`; when anything changed, run `check(instance)` (it may raise), save, and write
+    one `event_type` event with the changes. The update service of a plain resource."""
+    changes = apply_changes(instance, data)
+    if changes:
+        if check is not None:
+            check(instance)
+        instance.save()
+        record_event(type=event_type, obj=instance, actor=actor, payload={"changes": changes})
+    return instance
 
 
 def snapshot(instance: models.Model, fields: list[str]) -> dict:

@@ -146,7 +146,11 @@ class TenantJWTAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
-        raw = header[1].decode("latin-1")
+        return self.authenticate_token(header[1].decode("latin-1"))
+
+    def authenticate_token(self, raw: str):
+        """(user, TenantContext) for a bearer token given on its own (the WebSocket stream's
+        first message); AuthenticationFailed when it is not accepted."""
         try:
             algorithm = jwt.get_unverified_header(raw).get("alg")
         except jwt.PyJWTError:

@@ -89,3 +89,14 @@ def api(org, make_member):
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _in_memory_channel_layer(settings):
+    # Live-stream pokes stay in this process even when REDIS_URL is exported; the end-to-end
+    # stream tests configure Redis (with a prefix of their own) explicitly.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    yield
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()

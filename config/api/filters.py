@@ -44,7 +44,7 @@ _INTEGER_RANGES = {  # subclasses before their bases
 MAX_LIST_VALUES = 1000
 
 # Query parameters the toolkit itself reads; never taken for filters.
-RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort"})
+RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort", "format"})  # format: ?format=csv
 
 _RANGE = re.compile(r"^(>=|<=|>|<)([^<>]+?)(?:(>=|<=|>|<)([^<>]+))?$")
 _LOOKUPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}

@@ -25,10 +25,11 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from .csv import CSVMixin, wants_csv
 from .exceptions import BadRequest
 
 
-class ResourceViewSet(viewsets.GenericViewSet):
+class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
     # List and retrieve, scoped to the caller's organization. (A comment, not a docstring:
     # the OpenAPI description of each resource comes from its own viewset's docstring.)
 
@@ -83,6 +84,10 @@ class ResourceViewSet(viewsets.GenericViewSet):
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
+        # --- CSV (issue 11): the same fields, filters and sort, streamed without the page limit.
+        if wants_csv(request):
+            return self.stream_list(queryset)
+        # --- end CSV
         page = self.paginate_queryset(queryset)
         serializer = self.get_serializer(page, many=True)
         return self.get_paginated_response(serializer.data)

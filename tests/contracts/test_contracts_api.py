@@ -61,6 +61,8 @@ class TestContractsAPI(WritableResourceAPITests):
         ("ids", "a,c", ["a", "c"]),
         ("covers", "4.5,52.5", ["a"]),
         ("covers", "10,10", []),
+        ("requires_counterparty_signature", "true", ["b"]),
+        ("requires_counterparty_signature", "false", ["a", "c"]),
     ]
     malformed_filters = [
         ("start_date", ">2026-13-45"),
@@ -99,7 +101,8 @@ class TestContractsAPI(WritableResourceAPITests):
                                source_id="E-1", coverage_areas=SQUARE, coverage_min_lon=4.0, coverage_min_lat=52.0,
                                coverage_max_lon=5.0, coverage_max_lat=53.0),
             "b": make_contract(org, reference="B-1", status="draft", contract_type="warranty",
-                               start_date=dt.date(2026, 3, 1), expiry_date=None, source="erp", source_id="E-2"),
+                               start_date=dt.date(2026, 3, 1), expiry_date=None, source="erp", source_id="E-2",
+                               requires_counterparty_signature=True),
             "c": make_contract(org, reference="C-1", status="expired", counterparty_role="vendor", currency="JPY",
                                start_date=dt.date(2026, 4, 1), expiry_date=dt.date(2026, 9, 30),
                                dispatch_agreement_id="D-3"),

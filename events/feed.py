@@ -1,0 +1,112 @@
+"""The event log as a feed: a cursor that never skips, and a poke after every commit.
+
+**Order.** A reader resumes with "the events of my organization after id N". Ids are drawn at
+INSERT but become visible at COMMIT, so without care a reader could see id 42 while id 41's
+transaction is still open, move its cursor to 42 and never see 41. `hold_order` prevents that:
+the writing transaction takes a per-organization lock *before* it draws an event id and keeps it
+until it commits or rolls back. Two transactions writing events of one organization therefore
+take their ids one after the other, and the first commits before the second draws any id: within
+one organization, id order is commit order, and `id > cursor` never skips (docs/event-cursor.md
+has the argument, the alternatives and the measured cost).
+
+- PostgreSQL: `pg_advisory_xact_lock(EVENT_LOCK_CLASS, organization key)`, released by PostgreSQL
+  at the end of the transaction; several organizations are locked in ascending order, so two
+  transactions locking overlapping sets cannot deadlock on them.
+- SQLite: nothing to do. SQLite has one writer at a time: a transaction's first write takes the
+  database's write lock and keeps it until COMMIT, so no other transaction can draw an id (or
+  write anything) between this transaction's INSERT and its COMMIT.
+
+**Poke.** After the commit (`transaction.on_commit`), one message per organization goes through
+the channel layer to the group `group_name(organization_id)`: "this organization has new events".
+Every live connection re-reads the log from its own cursor, so a lost or duplicated poke costs
+latency, never an event. No channel layer configured: no poke.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+
+logger = logging.getLogger("events.feed")
+
+# The first key of the two-key advisory lock ("EV" in ASCII): no other lock of this project uses it.
+EVENT_LOCK_CLASS = 0x4556
+POKE_TYPE = "events.poke"
+
+
+def group_name(organization_id: int) -> str:
+    """The channel-layer group whose members follow one organization's events."""
+    return f"events.org.{organization_id}"
+
+
+def _lock_key(organization_id: int) -> int:
+    # The lock's second key is an int4; two organizations sharing a key only share the lock.
+    return int(organization_id) % 2147483647
+
+
+def hold_order(organization_ids: Iterable[int]) -> None:
+    """Lock the organizations' event order until this transaction ends (call inside it, before
+    inserting their events)."""
+    keys = sorted({_lock_key(i) for i in organization_ids})
+    if not keys or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        if len(keys) == 1:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [EVENT_LOCK_CLASS, keys[0]])
+        else:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS keys",
+                [EVENT_LOCK_CLASS, keys],
+            )
+
+
+class _Poke:
+    """One on-commit callback per organization and transaction (equal pokes are not queued twice)."""
+
+    def __init__(self, organization_id: int):
+        self.organization_id = organization_id
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Poke) and other.organization_id == self.organization_id
+
+    def __hash__(self) -> int:
+        return hash(self.organization_id)
+
+    def __call__(self) -> None:
+        poke(self.organization_id)
+
+
+def poke_after_commit(organization_ids: Iterable[int]) -> None:
+    """Queue a poke for each organization, once per transaction, to run after it commits."""
+    queued = {callback for *_, callback, _robust in connection.run_on_commit}
+    for organization_id in sorted(set(organization_ids)):
+        callback = _Poke(organization_id)
+        if callback not in queued:
+            transaction.on_commit(callback, robust=True)
+
+
+def poke(organization_id: int) -> None:
+    """Tell the organization's live connections that it has new events (best effort)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            group_name(organization_id), {"type": POKE_TYPE, "organization": organization_id}
+        )
+    except Exception:
+        # The events are committed; a connection that missed the poke catches up at the next one
+        # or at its heartbeat re-read.
+        logger.warning("could not poke the live stream of organization %s", organization_id, exc_info=True)
+
+
+def prepare_write(organization_ids: Iterable[int]) -> None:
+    """What `record_event(s)` does before inserting events: hold the order, queue the pokes."""
+    ids = list(organization_ids)
+    hold_order(ids)
+    poke_after_commit(ids)

@@ -1,0 +1,167 @@
+"""Reading one organization's event log forward from a cursor: what both transports share.
+
+A cursor is an event id: "everything of my organization up to here has been delivered". Thanks
+to the order lock of `events.feed`, an organization's events become visible in id order, so
+reading `id > cursor` never skips one. Each read first takes the organization's head (its highest
+visible event id) and then reads the matching events up to that head: the cursor can move to the
+head even when the filters matched nothing, so a narrow subscription does not re-scan the same
+events at every poke, and a resume from that cursor loses nothing.
+
+What is kept for replay (the answer to "a `since` older than what is kept"): the event log itself
+is the audit trail and is never pruned, but a stream replays at most `STREAM["REPLAY_LIMIT"]`
+events (default 10,000) after a cursor. A cursor further behind than that, or one this
+organization never handed out (above its head: a cursor from another installation or a restored
+database), gets a *reset*: the client re-reads the state it shows through the REST API and
+follows on from the head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections, connection
+from django.db.models import Max, Q, QuerySet
+
+from events.api import EventSerializer
+from events.models import Event
+
+TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.*-]{1,64}$")
+MAX_TYPE_PATTERNS = 50
+
+
+class StreamInputError(ValueError):
+    """A subscription parameter that is not valid: `errors` names it (the REST error shape)."""
+
+    def __init__(self, message: str, errors: dict[str, list[str]]):
+        super().__init__(message)
+        self.message, self.errors = message, errors
+
+
+def parse_types(value) -> tuple[str, ...]:
+    """`["breach.*", "contract.state_changed"]` (or a comma-separated string): event type globs,
+    `*` standing for any characters. None or empty: every type."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise StreamInputError(
+            "types must be a list of event type patterns.", {"types": ["Expected a list of strings."]}
+        )
+    bad = [p for p in value if not TYPE_PATTERN.match(p)]
+    if bad or len(value) > MAX_TYPE_PATTERNS:
+        detail = f"Not an event type pattern: {', '.join(map(repr, bad))}." if bad else "Too many patterns."
+        raise StreamInputError(f"Invalid types: {detail}", {"types": [detail]})
+    return tuple(dict.fromkeys(value))
+
+
+def parse_since(value) -> int | None:
+    """A cursor from the client: a whole number (an event id) or None for "from now on"."""
+    if value is None or value == "":
+        return None
+    whole = (isinstance(value, int) and value >= 0) or (isinstance(value, str) and value.isdigit())
+    if isinstance(value, bool) or not whole:
+        raise StreamInputError("since must be an event id (a whole number).", {"since": ["Must be a whole number."]})
+    return int(value)
+
+
+def types_q(patterns: Iterable[str]) -> Q:
+    """The SQL condition for type globs: exact names in one IN, wildcards as anchored regexes."""
+    exact = [p for p in patterns if "*" not in p]
+    q = Q(type__in=exact) if exact else Q(pk__in=[])
+    for pattern in patterns:
+        if "*" in pattern:
+            q |= Q(type__regex="^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
+    return q
+
+
+@dataclass
+class Subscription:
+    """What one connection follows: its organization, a filtered queryset, and its cursor."""
+
+    organization_id: int
+    cursor: int = 0
+    types: tuple[str, ...] = ()
+    base: QuerySet = field(default_factory=lambda: Event.objects.all())
+
+    def __post_init__(self):
+        if self.types:
+            self.base = self.base.filter(types_q(self.types))
+
+
+def head(organization_id: int) -> int:
+    """The organization's highest visible event id (0 without events)."""
+    return Event.objects.filter(organization_id=organization_id).aggregate(head=Max("id"))["head"] or 0
+
+
+def start(subscription: Subscription, since: int | None) -> bool:
+    """Set the subscription's cursor from the client's `since`; True when that is a reset."""
+    top = head(subscription.organization_id)
+    if since is None:
+        subscription.cursor = top
+        return False
+    limit = settings.STREAM["REPLAY_LIMIT"]
+    behind = Event.objects.filter(organization_id=subscription.organization_id, id__gt=since).order_by("id")
+    if since > top or behind.values_list("id", flat=True)[limit : limit + 1].exists():
+        subscription.cursor = top
+        return True
+    subscription.cursor = since
+    return False
+
+
+def read(subscription: Subscription) -> tuple[list[dict], bool]:
+    """The next matching events after the cursor (at most `STREAM["BATCH"]`), serialized as
+    `/api/v1/events` shows them; moves the cursor. The second value: whether more may follow."""
+    top = head(subscription.organization_id)
+    if top <= subscription.cursor:
+        return [], False
+    batch = settings.STREAM["BATCH"]
+    rows = list(
+        subscription.base.filter(organization_id=subscription.organization_id, id__gt=subscription.cursor, id__lte=top)
+        .select_related("actor")
+        .order_by("id")[:batch]
+    )
+    more = len(rows) == batch
+    subscription.cursor = rows[-1].pk if more else top
+    return list(EventSerializer(rows, many=True).data), more
+
+
+def dumps(message: dict) -> str:
+    return json.dumps(message, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+_db_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stream-db")
+
+
+def in_db_thread(func):
+    """`func` made awaitable for the ORM, connections closed when stale (CONN_MAX_AGE) around it.
+
+    PostgreSQL: in a small pool of threads of the stream's own, each keeping its own connection,
+    so many followers read in parallel (asgiref's `thread_sensitive=False` would carry a
+    connection from one thread to another through the context). SQLite: in the one sync thread
+    (Channels' `database_sync_to_async`): SQLite has one writer, and an in-memory test database
+    refuses a second thread's read while a write is open.
+    """
+    if connection.vendor == "sqlite":
+        return database_sync_to_async(func)
+
+    def in_thread(*args, **kwargs):
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    async def call(*args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(_db_threads, partial(in_thread, *args, **kwargs))
+
+    return call

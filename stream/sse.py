@@ -1,0 +1,183 @@
+"""`GET /api/v1/events/stream`: the event stream as Server-Sent Events (README, "Live event stream").
+
+`Authorization: Bearer <token>` (viewer and up); resume with `Last-Event-ID` (what EventSource
+sends when it reconnects) or `?since=<cursor>`; filter with `?types=breach.*,contract.state_changed`
+and the filters of `/api/v1/events` (`type`, `object_type`, `object_id`, `occurred_at`).
+
+    retry: 2000
+    : following organization acme from cursor 41
+
+    id: 42
+    data: {"id": 42, "type": "breach.detected", ...}     <- the event as /api/v1/events shows it
+
+    event: reset                                         <- `since` older than what is replayed
+    id: 97
+    data: {"type": "reset", "cursor": 97}
+
+    id: 97
+    : heartbeat                                          <- every 30 s; the id moves the resume cursor
+
+Under ASGI (runserver with daphne, uvicorn workers, daphne) the response is an async stream:
+stored events after the cursor, then live ones, woken by `events.feed`'s pokes and re-read from
+the cursor, until the client goes away. Under WSGI a worker cannot wait on pokes without holding
+a thread per client, so the response replays what is stored after the cursor and ends; the
+`retry:` line makes EventSource reconnect 2 s later with `Last-Event-ID`, i.e. lossless polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.views import APIView
+
+from config.api.exceptions import BadRequest
+from config.api.filters import PredicateFilterBackend
+from events.api import EventFilterSet
+from events.feed import group_name
+from events.models import Event
+
+from . import reader
+
+logger = logging.getLogger("stream")
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """The stream is text/event-stream whatever `Accept` says (EventSource sends
+    `Accept: text/event-stream`); errors before the stream starts are the JSON envelope."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def event_frame(event: dict) -> str:
+    return f"id: {event['id']}\ndata: {reader.dumps(event)}\n\n"
+
+
+def reset_frame(cursor: int) -> str:
+    return f"event: reset\nid: {cursor}\ndata: {reader.dumps({'type': 'reset', 'cursor': cursor})}\n\n"
+
+
+def heartbeat_frame(cursor: int) -> str:
+    return f"id: {cursor}\n: heartbeat\n\n"
+
+
+def preamble(subscription: reader.Subscription, slug: str) -> str:
+    retry = settings.STREAM["SSE_RETRY_MS"]
+    return f"retry: {retry}\n: following organization {slug} from cursor {subscription.cursor}\n\n"
+
+
+def replay(subscription: reader.Subscription, opening: str):
+    """WSGI: what is stored after the cursor, then the end (EventSource reconnects)."""
+    yield opening
+    more = True
+    while more:
+        events, more = reader.read(subscription)
+        yield "".join(event_frame(e) for e in events)
+    yield heartbeat_frame(subscription.cursor)
+
+
+async def follow(subscription: reader.Subscription, opening: str):
+    """ASGI: what is stored after the cursor, then live events, until the client disconnects."""
+    layer = get_channel_layer()
+    group = group_name(subscription.organization_id)
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)  # before the first read: no poke falls in between
+    wake = asyncio.Event()
+    listener = asyncio.create_task(_listen(layer, channel, wake))
+    read = reader.in_db_thread(reader.read)
+    try:
+        yield opening
+        while True:
+            more = True
+            while more:
+                events, more = await read(subscription)
+                if events:
+                    yield "".join(event_frame(e) for e in events)
+            try:
+                await asyncio.wait_for(wake.wait(), settings.STREAM["HEARTBEAT"])
+            except TimeoutError:
+                yield heartbeat_frame(subscription.cursor)
+                await layer.group_add(group, channel)  # keeps the membership from expiring
+            wake.clear()
+    finally:
+        listener.cancel()
+        with contextlib.suppress(Exception):
+            await layer.group_discard(group, channel)
+
+
+async def _listen(layer, channel: str, wake: asyncio.Event) -> None:
+    while True:
+        try:
+            await layer.receive(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The channel layer is unreachable for now: re-read and retry; the heartbeat re-reads too.
+            logger.warning("live stream: channel layer receive failed", exc_info=True)
+            await asyncio.sleep(1)
+        wake.set()
+
+
+@extend_schema(
+    summary="Follow the event log (Server-Sent Events)",
+    parameters=[
+        OpenApiParameter("since", int, description="Resume after this cursor (an event id); absent: from now on."),
+        OpenApiParameter(
+            "Last-Event-ID",
+            str,
+            OpenApiParameter.HEADER,
+            description="Sent by EventSource on reconnect; wins over since.",
+        ),
+        OpenApiParameter("types", str, description="Comma-separated event type patterns, `*` for any characters."),
+        OpenApiParameter("type", str),
+        OpenApiParameter("object_type", str),
+        OpenApiParameter("object_id", str),
+        OpenApiParameter("occurred_at", str),
+    ],
+    responses={(200, "text/event-stream"): OpenApiTypes.STR},
+)
+class EventStreamView(APIView):
+    """The caller's organization's events after a cursor, then live (text/event-stream).
+
+    Each event is `id: <cursor>` and `data: <the event as /api/v1/events shows it>`; a cursor
+    older than what is replayed gets `event: reset` with the cursor to follow on from; a heartbeat
+    comment every 30 s carries the current cursor as its id. Under a WSGI server the response
+    ends after the stored events and EventSource reconnects (`retry:`).
+    """
+
+    read_role = "viewer"
+    filterset_class = EventFilterSet
+    extra_query_params = ("since", "types")
+    content_negotiation_class = FirstRenderer
+
+    def get(self, request):
+        try:
+            since = reader.parse_since(request.headers.get("Last-Event-ID") or request.query_params.get("since"))
+            types = reader.parse_types(request.query_params.get("types"))
+        except reader.StreamInputError as exc:
+            raise BadRequest(exc.message, exc.errors) from None
+        base = PredicateFilterBackend().filter_queryset(request, Event.objects.all(), self)
+        organization = request.auth.organization
+        subscription = reader.Subscription(organization_id=organization.pk, types=types, base=base)
+        reset = reader.start(subscription, since)
+        opening = preamble(subscription, organization.slug) + (reset_frame(subscription.cursor) if reset else "")
+        if isinstance(request._request, ASGIRequest):
+            content = follow(subscription, opening)
+        else:
+            content = replay(subscription, opening)
+        response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return response

@@ -1,0 +1,189 @@
+"""End to end: two real uvicorn processes (A and B) on one Redis and the test's PostgreSQL.
+
+A client on B receives, within a second, an event written through A's REST API (the poke
+crosses processes through channels-redis); a client that disconnects, misses 100 events and
+reconnects with its cursor receives exactly those 100, in order, over WebSocket and over SSE.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import time
+import uuid
+
+import pytest
+import redis
+from channels.layers import channel_layers
+from django.db import connection, transaction
+from django.utils import timezone
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from events.models import Event
+from events.services import record_events
+from tenancy.auth import issue_tokens
+from tests.events.helpers import Thing
+
+from .servers import AsgiServer, database_url, post_json, redis_url
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "connection.vendor == 'sqlite'", reason="the SQLite test database is in memory, private to the test process"
+    ),
+]
+
+
+@pytest.fixture
+def server_env():
+    url = redis_url()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required for the end-to-end stream test ({url}): {exc}")
+    return {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "CONN_MAX_AGE": "0",
+        "REDIS_URL": url,
+        "CHANNEL_LAYER_PREFIX": f"sla-test-{uuid.uuid4().hex[:12]}",  # this run's own keys and channels
+        "THROTTLE_USER_RATE": "100000/min",
+    }
+
+
+@pytest.fixture
+def two_servers(server_env):
+    servers = []
+    try:
+        servers.append(AsgiServer(server_env))
+        servers.append(AsgiServer(server_env))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@contextlib.contextmanager
+def authenticated(server, token, since):
+    with connect(f"{server.ws}/api/v1/stream", open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "authenticated"
+        ws.send(json.dumps({"type": "subscribe", "since": since}))
+        answer = json.loads(ws.recv(timeout=5))
+        assert answer["type"] == "subscribed", answer
+        yield ws
+
+
+def next_event(ws, timeout: float) -> dict:
+    while True:
+        message = json.loads(ws.recv(timeout=timeout))
+        if message["type"] == "event":
+            return message
+        assert message["type"] == "heartbeat", message
+
+
+def sse_ids(server, token, since, count, timeout=10) -> list[int]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    conn.request(
+        "GET",
+        f"/api/v1/events/stream?since={since}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+    )
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+    ids = []
+    while len(ids) < count:
+        line = response.fp.readline().decode()
+        if line.startswith("id: ") and response.fp.peek(5).startswith(b"data:"):
+            ids.append(int(line[4:]))
+    conn.close()
+    return ids
+
+
+def test_two_processes_one_redis(two_servers, org, make_member):
+    a, b = two_servers
+    manager = issue_tokens(make_member("manager", org))["access"]
+    viewer = issue_tokens(make_member("viewer", org))["access"]
+
+    # Live across processes: written through A, received on B within a second.
+    with authenticated(b, viewer, since=None) as ws:
+        # Idle longer than channels-redis's 5 s blocking read first: the connection must survive it.
+        time.sleep(6)
+        for n in range(3):
+            created = post_json(f"{a.http}/api/v1/counterparties", {"name": f"Live {n}"}, manager)
+            written = time.monotonic()
+            message = next_event(ws, timeout=1.0)
+            assert time.monotonic() - written < 1.0
+            assert message["event"]["type"] == "counterparty.created"
+            assert message["event"]["object_id"] == created["id"]
+        cursor = message["cursor"]
+
+    # Missed while away: 100 events, then a reconnect with the cursor gets exactly those, in order.
+    for n in range(100):
+        post_json(f"{a.http}/api/v1/counterparties", {"name": f"Missed {n}"}, manager)
+    missed = list(Event.objects.filter(organization=org, id__gt=cursor).order_by("id").values_list("id", flat=True))
+    assert len(missed) == 100
+    with authenticated(b, viewer, since=cursor) as ws:
+        received = [next_event(ws, timeout=5)["cursor"] for _ in range(100)]
+        assert received == missed
+        with pytest.raises(TimeoutError):
+            next_event(ws, timeout=0.5)  # and nothing more
+
+    # The same over Server-Sent Events through a real server.
+    assert sse_ids(b, viewer, cursor, 100) == missed
+
+
+def test_another_organizations_client_on_the_other_process_gets_nothing(two_servers, org, other_org, make_member):
+    a, b = two_servers
+    manager = issue_tokens(make_member("manager", org))["access"]
+    outsider = issue_tokens(make_member("admin", other_org))["access"]
+    with authenticated(b, outsider, since=None) as ws:
+        post_json(f"{a.http}/api/v1/counterparties", {"name": "Ours"}, manager)
+        with pytest.raises(TimeoutError):
+            next_event(ws, timeout=1.0)
+
+
+def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env, org, make_member, settings):
+    """uvicorn applies backpressure: once the socket buffers are full its send waits, and the
+    stream closes the connection after STREAM_SEND_TIMEOUT instead of buffering the log."""
+    viewer = issue_tokens(make_member("viewer", org))["access"]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": server_env["REDIS_URL"], "socket_timeout": 30}],
+                "prefix": server_env["CHANNEL_LAYER_PREFIX"],
+            },
+        }
+    }
+    channel_layers.backends.clear()
+    with AsgiServer({**server_env, "STREAM_SEND_TIMEOUT": "1", "LOG_LEVEL": "INFO"}) as server:
+        # The client stops reading after max_queue messages: TCP then fills up to the server.
+        with connect(f"{server.ws}/api/v1/stream", open_timeout=10, max_queue=4) as ws:
+            ws.send(json.dumps({"type": "auth", "token": viewer}))
+            ws.send(json.dumps({"type": "subscribe", "since": None}))
+            json.loads(ws.recv(timeout=5))
+            json.loads(ws.recv(timeout=5))
+            # 4,000 events of about 4 KB that do not compress (permessage-deflate is on): far more
+            # than the socket buffers between the two hold.
+            for start in range(0, 4000, 500):
+                with transaction.atomic():
+                    record_events(
+                        type="thing.happened",
+                        items=[
+                            (Thing(org, pk=n), {"filler": base64.b64encode(os.urandom(3000)).decode()})
+                            for n in range(start, start + 500)
+                        ],
+                        occurred_at=timezone.now(),
+                    )
+            time.sleep(3)  # the server's send has waited longer than its timeout by now
+            received = 0
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=10)
+                    received += 1
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408, closed.value
+        assert received < 4000
