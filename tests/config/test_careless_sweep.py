@@ -103,6 +103,8 @@ def test_every_operation_answers_careless_input_with_a_4xx_json_error(demo):
                 send(path, json.dumps({"x": "y" * (2 * 1024 * 1024)}), content_type="application/json"),
                 (method, template, "oversized"),
             )
+            if method == "delete":
+                continue  # a DELETE reads no body
             assert_client_error(
                 send(path, "[" * 20000 + "]" * 20000, content_type="application/json"), (method, template, "nested")
             )

@@ -34,7 +34,7 @@ def resolve(schema, ref_or_schema: dict) -> dict:
 
 def body_schema(schema, operation: dict) -> dict | None:
     body = operation.get("requestBody")
-    if body is None:
+    if body is None or "application/json" not in body["content"]:
         return None
     return resolve(schema, body["content"]["application/json"]["schema"])
 
@@ -65,7 +65,12 @@ class TestActionBodies:
         assert not give_notice["requestBody"].get("required")
 
     def test_strict_request_bodies_refuse_additional_properties(self, schema):
+        # The resources built on the toolkit's strict serializers (a plain DRF serializer of
+        # another resource is documented as it is: it ignores unknown fields).
+        strict = ("counterparties", "contracts", "calendars", "sla_rules", "work_orders", "ledger_entries", "breaches")
         for path, method, operation in operations(schema):
+            if not path.startswith(tuple(f"/api/v1/{name}" for name in strict)):
+                continue
             body = body_schema(schema, operation)
             if body is not None and body.get("properties"):
                 assert body.get("additionalProperties") is False, (method, path)
