@@ -54,7 +54,7 @@ class EventViewSet(ResourceViewSet):
     extra_query_params = ("since",)
 
     def since(self) -> int | None:
-        if self.request.query_params.get("since") in (None, ""):
+        if self.request.query_params.get("since") is None:
             return None
         return query_int(self.request, "since", 0, 0, MAX_DB_ID)
 

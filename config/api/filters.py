@@ -41,6 +41,8 @@ _INTEGER_RANGES = {  # subclasses before their bases
     models.IntegerField: (-(2**31), 2**31 - 1),
 }
 
+MAX_LIST_VALUES = 1000
+
 # Query parameters the toolkit itself reads; never taken for filters.
 RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort", "format"})  # format: ?format=csv
 
@@ -140,6 +142,9 @@ class PredicateField(forms.Field):
         raw_values = [v for v in (value[1:] if negate else value).split(",")]
         if any(v.strip() == "" for v in raw_values):
             raise ValidationError("Empty value in the list.")
+        if len(raw_values) > MAX_LIST_VALUES:
+            # SQLite takes at most 32766 parameters in a query; nobody means thousands of ids.
+            raise ValidationError(f"At most {MAX_LIST_VALUES} values in one list.")
         values = tuple(self._convert(v) for v in raw_values)
         return Predicate("not_in" if negate else "in", values=values)
 

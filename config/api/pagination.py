@@ -18,7 +18,7 @@ MAX_PAGE = 1_000_000
 def query_int(request, name: str, default: int, minimum: int, maximum: int) -> int:
     """A whole-number query parameter within [minimum, maximum]; anything else is a 400 naming it."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum)) else None
     if value is None or not minimum <= value <= maximum:

@@ -31,6 +31,13 @@ def _string_choices(field: serializers.ChoiceField) -> bool:
     return all(isinstance(key, str) for key in field.choices)
 
 
+_SCALAR_FIELDS = (
+    serializers.BooleanField, serializers.IntegerField, serializers.DecimalField, serializers.FloatField,
+    serializers.RelatedField, serializers.DateTimeField, serializers.CharField, serializers.DateField,
+    serializers.TimeField, serializers.DurationField, serializers.UUIDField,
+)  # fmt: skip
+
+
 def _scalar_type_error(field, value) -> str | None:
     """Why a JSON scalar does not fit a field's type (None when it does, or for the field to judge)."""
     if isinstance(field, serializers.BooleanField):
@@ -96,10 +103,14 @@ def json_type_errors(field, value):
             return None
         errors = {k: e for k, item in value.items() if (e := json_type_errors(field.child, item))}
         return errors or None
-    if isinstance(value, (dict, list)) and not isinstance(field, (serializers.JSONField, serializers.HiddenField)):
-        if isinstance(field, serializers.MultipleChoiceField):
+    if isinstance(field, serializers.ManyRelatedField):
+        if not isinstance(value, list):
             return None
-        return ["Expected a JSON scalar, not an object or an array."]
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child_relation, item))}
+        return errors or None
+    if isinstance(value, (dict, list)):
+        # Only the scalar field classes refuse containers; a custom field may take any JSON.
+        return ["Expected a JSON scalar, not an object or an array."] if isinstance(field, _SCALAR_FIELDS) else None
     message = _scalar_type_error(field, value)
     return [message] if message else None
 

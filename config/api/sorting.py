@@ -21,6 +21,10 @@ class SortBackend:
         not_allowed = [key.removeprefix("-") for key in keys if key.removeprefix("-") not in sort_fields]
         if not_allowed:
             raise BadRequest(f"Sorting not allowed on fields: {', '.join(not_allowed)}")
+        names = [key.removeprefix("-") for key in keys]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise BadRequest(f"Sorting on a field twice: {', '.join(twice)}", {"sort": ["Each key once."]})
         ordering = []
         for key in keys:
             descending = key.startswith("-")

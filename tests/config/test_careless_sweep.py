@@ -92,7 +92,7 @@ def test_every_operation_answers_careless_input_with_a_4xx_json_error(demo):
             query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
             if method == "get":
                 for parameter in query:
-                    for value in (HUGE, "\x00", "--x", ",", "<>", "!,", ">=2026-02-30"):
+                    for value in (HUGE, "\x00", "!,", ">=2026-02-30"):
                         response = demo.get(path, {parameter["name"]: value})
                         if response.status_code >= 400:
                             assert_client_error(response, (template, parameter["name"], value))
@@ -103,6 +103,8 @@ def test_every_operation_answers_careless_input_with_a_4xx_json_error(demo):
                 send(path, json.dumps({"x": "y" * (2 * 1024 * 1024)}), content_type="application/json"),
                 (method, template, "oversized"),
             )
+            if method == "delete":
+                continue  # a DELETE reads no body
             assert_client_error(
                 send(path, "[" * 20000 + "]" * 20000, content_type="application/json"), (method, template, "nested")
             )

@@ -124,6 +124,11 @@ class TestQueryNumbers:
         response = api("viewer").get("/api/v1/sla_rules", {"target_minutes": ">=2147483648"})
         assert response.status_code == 400 and "target_minutes" in response.json()["errors"]
 
+    def test_a_list_of_thousands_of_ids_is_400(self, api):
+        ids = ",".join(str(n) for n in range(1, 40_000))
+        response = api("viewer").get("/api/v1/counterparties", {"ids": ids})
+        assert response.status_code == 400 and "ids" in response.json()["errors"]
+
     def test_nul_in_a_text_filter_is_400(self, api):
         response = api("viewer").get("/api/v1/counterparties", {"name": "a\x00"})
         assert response.status_code == 400 and "name" in response.json()["errors"]
@@ -136,6 +141,21 @@ class TestQueryNumbers:
     def test_blank_sort_is_400(self, api):
         response = api("viewer").get("/api/v1/counterparties?sort=,")
         assert response.status_code == 400 and "sort" in response.json()["errors"]
+
+    @pytest.mark.parametrize("sort", ["name,name", "name,-name", "-id,id"])
+    def test_a_sort_key_named_twice_is_400(self, api, sort):
+        response = api("viewer").get("/api/v1/counterparties", {"sort": sort})
+        assert response.status_code == 400 and "twice" in response.json()["message"]
+
+    @pytest.mark.parametrize(("url", "name"), [
+        ("/api/v1/counterparties", "page"),
+        ("/api/v1/counterparties", "per_page"),
+        ("/api/v1/events", "since"),
+        ("/api/v1/contracts/expiring", "within_days"),
+    ])
+    def test_a_blank_whole_number_parameter_is_400(self, api, url, name):
+        response = api("viewer").get(f"{url}?{name}=")
+        assert response.status_code == 400 and name in response.json()["errors"]
 
 
 @pytest.mark.django_db
