@@ -407,7 +407,7 @@ def test_a_slow_consumer_is_closed_4408(token, org, _stream_settings):
             output.append(message)
         assert message["code"] == 4408
         # authenticated and subscribed were read before: two events went out, nothing more was buffered.
-        assert len(output) == 2 and time.monotonic() - started < 2.5
+        assert len(output) == 2 and time.monotonic() - started < 5
 
     run(scenario)
 
