@@ -8,7 +8,7 @@ PORT ?= 8000
 PG_TEST_URL ?= $(if $(filter postgres%,$(DATABASE_URL)),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/sla)
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench venv clean fuzz
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,20 @@ test: lint
 	@if $(PY) bench/pg_reachable.py "$(PG_TEST_URL)"; then \
 		echo "== Tests on PostgreSQL ($(PG_TEST_URL)) =="; \
 		DATABASE_URL="$(PG_TEST_URL)" $(VENV)/bin/pytest $(PYTEST_ARGS) && \
-		echo "== make test: passed on SQLite and PostgreSQL =="; \
+		$(MAKE) --no-print-directory fuzz PG_TEST_URL="$(PG_TEST_URL)" && \
+		echo "== make test: passed on SQLite and PostgreSQL (and the schema fuzz) =="; \
 	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
 		echo "== make test: PostgreSQL is required but unreachable at $(PG_TEST_URL) =="; exit 1; \
 	else \
 		echo "== make test: passed on SQLite only; PostgreSQL was not reachable at $(PG_TEST_URL) =="; \
 	fi
+
+# Schemathesis against a live gunicorn on PostgreSQL (the PG_TEST_URL database is recreated for it),
+# every operation and check, a fixed seed, FUZZ_EXAMPLES per operation. Called by `make test`.
+FUZZ_EXAMPLES ?= 5
+FUZZ_SEED ?= 1
+fuzz: venv
+	$(PY) tests/fuzz/run.py --database-url "$(PG_TEST_URL)" --max-examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
 
 bench: venv
 	$(PY) bench/run.py

@@ -189,17 +189,23 @@ def seed(url: str) -> dict:
 
     rng = random.Random(SEED)
     columns = (
-        "organization_id, contract_id, entry_type, reason_code, hours, amount, currency, work_order_id, description, "
-        "occurred_at, expires_at, system_key, created_by_id, created_at"
+        "organization_id, contract_id, entry_type, reason_code, hours, charged_hours, amount, currency, work_order_id, "
+        "description, occurred_at, expires_at, system_key, created_by_id, created_at"
     )
+
+    def charged(row: tuple) -> tuple:  # no billing plan here: charged hours are the hours
+        return row[:5] + (row[4],) + row[5:]
+
     with benchdb.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY ledger_ledgerentry ({columns}) FROM STDIN") as copy:
             for row in big_entries(rng, org.pk, big.pk, user.pk, big_work_orders, now):
-                copy.write_row(row)
+                copy.write_row(charged(row))
             for c in small:
                 copy.write_row(
-                    (org.pk, c.pk, "initial_allocation", "system", Decimal("10000.00"), None, "", None)
-                    + ("Initial allocation", START, None, f"allocation:contract:{c.pk}", None, START)
+                    charged(
+                        (org.pk, c.pk, "initial_allocation", "system", Decimal("10000.00"), None, "", None)
+                        + ("Initial allocation", START, None, f"allocation:contract:{c.pk}", None, START)
+                    )
                 )
         cur.execute(
             "UPDATE contracts_contract c SET remaining_hours = coalesce((SELECT sum(CASE WHEN e.entry_type = 'work'"

@@ -24,10 +24,15 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/sla_bench"
 BENCHMARKS = [
     "list_counterparties",
     "clock_due",
+    "calendar_cache",
     "scan",
     "ledger_bench",
     "event_cursor",
     "stream_latency",
+    "deliveries",
+    "reports_bench",
+    "agreements",  # issue 13: contract matching, a year of planned visits
+    "billing_bench",
 ]
 
 

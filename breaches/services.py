@@ -149,6 +149,21 @@ def _detected_payload(breach: Breach) -> dict:
     }
 
 
+def _detection_payload(breach: Breach) -> dict:
+    """`breach.detected`: the figures, and what a person reading a notification needs to place
+    it (the job, the contract, the target) without a lookup. The breach's clock comes with its
+    job and its rule's contract (`_claimed_clocks`), so this costs no query."""
+    clock_row, contract = breach.clock, breach.sla_rule.contract
+    return {
+        **_detected_payload(breach),
+        "work_order_reference": str(clock_row.work_order),
+        "contract": contract.pk,
+        "contract_reference": contract.reference,
+        "target_minutes": breach.target_minutes,
+        "actual_minutes": breach.actual_minutes,
+    }
+
+
 def _finalised(breach: Breach, actor=None, now=None) -> None:
     record_event(
         type="breach.finalized",
@@ -172,7 +187,9 @@ def record_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breac
             breach.save()
     except IntegrityError:
         return None  # a scanner recorded it in the meantime
-    record_event(type="breach.detected", obj=breach, actor=actor, payload=_detected_payload(breach), occurred_at=now)
+    record_event(
+        type="breach.detected", obj=breach, actor=actor, payload=_detection_payload(breach), occurred_at=now
+    )
     if breach.final:
         _finalised(breach, actor, now)
     return breach
@@ -297,7 +314,7 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
         for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
             book.price(breach, breach.sla_rule)
         Breach.objects.bulk_create(fresh)
-        record_events(type="breach.detected", items=[(b, _detected_payload(b)) for b in fresh], occurred_at=now)
+        record_events(type="breach.detected", items=[(b, _detection_payload(b)) for b in fresh], occurred_at=now)
         return len(clocks), len(fresh)
 
 
@@ -323,6 +340,13 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
                             "at_percent": level["at_percent"],
                             "notify": level.get("notify", []),
                             "reached_at": clock_row.next_escalation_at,
+                            # What a notification names (no lookup: the clock comes with them).
+                            "work_order_reference": str(clock_row.work_order),
+                            "contract": rule.contract_id,
+                            "contract_reference": rule.contract.reference,
+                            "metric": clock_row.metric,
+                            "target_minutes": clock_row.target_minutes,
+                            "due_at": clock_row.due_at,
                         },
                     )
                 )

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_fsm",
     "tenancy",
     "events",
@@ -45,9 +46,12 @@ INSTALLED_APPS = [
     "workorders",
     "breaches",
     "ledger",
+    "reports",  # issue 11: at the top of the layers
+    "billing",  # issue 12: billing plans, periods, billing lines, templates (above the ledger)
 ]
 
 MIDDLEWARE = [
+    "config.api.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -65,7 +69,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -99,7 +103,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.auth.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.RolePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.PagePagination",
     "DEFAULT_FILTER_BACKENDS": [
         "config.api.filters.PredicateFilterBackend",
@@ -108,12 +112,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.api.throttling.AnonThrottle",
+        "config.api.throttling.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
         "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
+        # POST /api/v1/token, counted per client address and per username (issue 8).
+        "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -150,6 +156,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "GET_LIB_DOC_EXCLUDES": "config.api.schema.lib_doc_excludes",
+    # Swagger UI and ReDoc from the service's own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "PriorityEnum": "slas.models.SlaRule.Priority",
@@ -161,6 +172,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.strip_trailing_slashes",
+        "config.api.schema.document_rate_limit_headers",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {
@@ -178,6 +190,29 @@ SPECTACULAR_SETTINGS = {
         },
     },
 }
+
+# --- Robustness (issue 8): request limits, shared throttle cache, offline API docs ---
+# The largest request body any endpoint or admin form takes; a larger one is a 413.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+# Throttle counts (and other cached state) shared by every process when REDIS_URL is set;
+# the local-memory cache of one process otherwise (`make run`). CACHE_KEY_PREFIX separates
+# deployments (or test runs) sharing one Redis database.
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sla"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sla"}}
+
+# Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
 
 # --- Live event stream (issue 9): WebSocket /api/v1/stream and SSE /api/v1/events/stream ---
 # daphne first, so `manage.py runserver` serves HTTP and WebSocket on one port (ASGI).
@@ -206,3 +241,33 @@ STREAM = {
     "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
     "DB_THREADS": env.int("STREAM_DB_THREADS", default=8),  # per process, on PostgreSQL: parallel reads (connections)
 }
+
+# --- Webhooks and e-mail (issue 9) ---
+INSTALLED_APPS += ["notifications"]
+# E-mail through Django's backend, configured by one URL (django-environ): consolemail:// (the
+# default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///var/mail ...
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever
+# The base of the links in e-mails.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Development and tests only: also deliver to http(s)://127.0.0.0/8 (never in production).
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+# An endpoint failing every attempt for this long is disabled (a `webhook.disabled` event).
+WEBHOOKS_DISABLE_AFTER = timedelta(days=env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5))
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)
+
+# --- Agreements drive the field (issue 13) ---
+# Planned visits' API and listing: the top layer (reads work orders and the ledger).
+INSTALLED_APPS += ["visits"]
+
+# --- Terms over time, counterparty signatures, calendars by country (issue 14) ---
+INSTALLED_APPS += ["signing"]  # above slas: the approval page shows SLA targets
+# The counterparty's approval link: days it stays valid, and the base URL it is built on (default:
+# the URL the API was called on). The page is rate-limited per client address (requests a minute).
+SIGNING_LINK_DAYS = env.int("SIGNING_LINK_DAYS", default=7)
+SIGNING_BASE_URL = env.str("SIGNING_BASE_URL", default="")
+SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
+SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
+CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
+# E-mail (the approval link) goes through EMAIL_URL and DEFAULT_FROM_EMAIL above.

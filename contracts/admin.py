@@ -10,10 +10,16 @@ from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
 from config.api.exceptions import APIError
+from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
 
-from . import services
-from .models import Contract, ContractApproval, Counterparty, LineItem
+from . import amendments, services
+from . import assets as asset_services
+from .billing_plan import BILLING_PLAN_API_FIELDS, normalise_top_up, plan_errors
+from .geo import CoverageError, validate_point
+from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
+
+BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name != "billing_calendar_id"]
 
 
 def _changed_data(form) -> dict:
@@ -45,6 +51,50 @@ class CounterpartyAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.delete_counterparty(instance=obj, actor=request.user)
+
+
+class AssetForm(forms.ModelForm):
+    class Meta:
+        model = Asset
+        fields = [
+            "organization", "name", "kind", "serial_number", "counterparty", "site", "location", "remarks",
+            "source", "source_id",
+        ]  # fmt: skip
+
+    def clean_location(self):
+        location = self.cleaned_data.get("location")
+        if location is not None:
+            try:
+                validate_point(location)
+            except CoverageError as exc:
+                raise forms.ValidationError([m for messages in exc.errors.values() for m in messages]) from None
+        return location
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
+
+    form = AssetForm
+    list_display = ["name", "kind", "serial_number", "counterparty", "site", "organization", "updated_at"]
+    list_filter = ["kind", "organization"]
+    search_fields = ["name", "serial_number", "site", "counterparty__name", "source_id"]
+    list_select_related = ["counterparty", "organization"]
+    autocomplete_fields = ["counterparty"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        data = _changed_data(form)
+        if change:
+            asset_services.update_asset(instance=Asset.objects.get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            obj.pk = asset_services.create_asset(organization=obj.organization, actor=request.user, data=data).pk
+
+    def delete_model(self, request, obj):
+        asset_services.delete_asset(instance=obj, actor=request.user)
 
 
 class ExpiringSoonFilter(admin.SimpleListFilter):
@@ -79,15 +129,41 @@ class LineItemInline(admin.TabularInline):
     has_delete_permission = has_change_permission
 
 
-class ApprovalInline(admin.TabularInline):
-    model = ContractApproval
+def each_through_service(model_admin, request, queryset, act) -> None:
+    """An admin action: `act(obj)` (a service call) for each selected object, a message for each."""
+    for obj in queryset:
+        label = getattr(obj, "reference", None) or str(obj)
+        try:
+            act(obj)
+        except APIError as exc:
+            model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
+        else:
+            model_admin.message_user(request, f"{label}: done.", messages.SUCCESS)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page that change only through the services."""
+
     extra = 0
-    fields = ["approval_round", "approver", "decision", "comment", "decided_at"]
-    readonly_fields = fields
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class ApprovalInline(ReadOnlyInline):
+    model = ContractApproval
+    fields = ["amendment", "approval_round", "approver", "decision", "comment", "decided_at"]
+
+
+class TermVersionInline(ReadOnlyInline):
+    """The contract's terms over time (they change by amendments)."""
+
+    model = TermVersion
+    fields = ["effective_from", "effective_to", "origin", "amendment", "applied_at", "terms"]
 
 
 class ReasonForm(forms.Form):
@@ -113,19 +189,43 @@ TRANSITION_SERVICES = {
 }
 
 
+# The lifecycle buttons' labels and titles (the transitions themselves carry none).
+TRANSITION_TEXTS = {
+    "submit": ("Submit for approval", "Send this draft to two managers for approval."),
+    "approve": ("Approve", "Record your approval; the second approval schedules or activates the contract."),
+    "reject": ("Reject", "Send the contract back to draft, with a reason."),
+    "suspend": ("Suspend", "Suspend the active contract, with a reason."),
+    "resume": ("Resume", "Make the suspended contract active again."),
+    "terminate": ("Terminate", "End the contract now, with a reason."),
+}
+class PlanCheckedForm(forms.ModelForm):
+    """The billing plan's rules between fields (issue 12), as the API applies them."""
+
+    def clean(self):
+        cleaned = super().clean()
+        faults = plan_errors(lambda name: cleaned[name] if name in cleaned else getattr(self.instance, name, None))
+        if faults:
+            for name, errors in faults.items():
+                field = name.split(".")[0]
+                self.add_error(field if field in self.fields else None, errors)
+        if cleaned.get("auto_top_up") is not None and not faults:
+            cleaned["auto_top_up"] = normalise_top_up(cleaned["auto_top_up"])
+        return cleaned
+
+
 @admin.register(Contract)
 class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
+    form = PlanCheckedForm
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
-    list_display = [
-        "reference", "name", "contract_type", "status", "counterparty", "counterparty_role",
-        "start_date", "expiry_date", "organization",
-    ]  # fmt: skip
+    # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).
+    list_display = ["reference", "name", "status", "counterparty", "start_date", "expiry_date", "organization"]
+    list_display_links = ["reference", "name"]
     list_filter = ["status", "contract_type", "counterparty_role", ExpiringSoonFilter, "auto_renew", "organization"]
     search_fields = ["reference", "name", "counterparty__name", "source_id"]
     list_select_related = ["counterparty", "organization"]
-    autocomplete_fields = ["counterparty"]
-    inlines = [LineItemInline, ApprovalInline]
+    autocomplete_fields = ["counterparty", "covered_assets"]
+    inlines = [LineItemInline, ApprovalInline, TermVersionInline]
     actions = ["give_notice", "draft_renewal"]
     readonly_fields = [
         "status", "notice_date", "renewed_from", "submitted_by", "submitted_at", "approval_round",
@@ -148,10 +248,15 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                     "currency",
                     "contract_value",
                     "hours_budget",
+                    "requires_counterparty_signature",
                 ]
             },
         ),  # fmt: skip
-        ("Coverage and dispatch", {"fields": ["coverage_areas", "service_territory_id", "dispatch_agreement_id"]}),
+        (
+            "Coverage and dispatch",
+            {"fields": ["coverage_areas", "covered_assets", "service_territory_id", "dispatch_agreement_id"]},
+        ),
+        ("Billing plan", {"fields": BILLING_PLAN_ADMIN_FIELDS, "classes": ["collapse"]}),  # issue 12
         ("Sync", {"fields": ["source", "source_id"]}),
         (
             "Approval and notice",
@@ -159,6 +264,13 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         ),
         ("History", {"fields": ["renewed_from", "created_at", "updated_at", "recent_events"]}),
     ]
+
+    def get_fsm_label(self, transition) -> str:
+        return TRANSITION_TEXTS.get(transition.name, (transition.name.replace("_", " ").capitalize(),))[0]
+
+    def get_help_text(self, transition) -> str:
+        texts = TRANSITION_TEXTS.get(transition.name)
+        return texts[1] if texts else self.get_fsm_label(transition)
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(self.readonly_fields)
@@ -181,8 +293,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
             return "none yet"
         rows = format_html_join(
             "\n",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", e.payload) for e in events),
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td><pre style="margin: 0">{}</pre></td></tr>',
+            (
+                (e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor or "system", pretty_json(e.payload))
+                for e in events
+            ),
         )
         return format_html("<table>{}</table>", rows)
 
@@ -193,6 +308,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         else:
             created = services.create_contract(organization=obj.organization, actor=request.user, data=data)
             obj.pk = created.pk
+
+    def save_related(self, request, form, formsets, change):
+        # covered_assets is a term: save_model already wrote it through the services.
+        form.save_m2m = lambda: None
+        super().save_related(request, form, formsets, change)
 
     def save_formset(self, request, form, formset, change):
         # Line items go through the services (draft-only, events); approvals are read-only here.
@@ -233,7 +353,8 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         except APIError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return False
-        self.message_user(request, f"{transition_name}: done.", messages.SUCCESS)
+        label = TRANSITION_TEXTS.get(transition_name, (transition_name,))[0]
+        self.message_user(request, f"{label}: done.", messages.SUCCESS)
         return True
 
     @admin.action(description="Give notice of non-renewal")
@@ -245,10 +366,50 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         self._each(request, queryset, lambda contract: services.renew_contract(contract=contract, actor=request.user))
 
     def _each(self, request, queryset, act) -> None:
-        for contract in queryset:
-            try:
-                act(contract)
-            except APIError as exc:
-                self.message_user(request, f"{contract.reference}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{contract.reference}: done.", messages.SUCCESS)
+        each_through_service(self, request, queryset, act)
+
+
+@admin.register(Amendment)
+class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Amendments are drafted through the API (their changes are validated like contract edits);
+    here staff review them and submit, approve or reject them through the same services."""
+
+    list_display = ["__str__", "contract", "status", "effective_date", "reason", "submitted_by", "decided_at"]
+    list_filter = ["status", "organization"]
+    search_fields = ["contract__reference", "contract__name", "reason"]
+    list_select_related = ["contract", "submitted_by"]
+    fields = [
+        "contract", "number", "status", "effective_date", "changes", "reason", "created_by", "submitted_by",
+        "submitted_at", "approval_round", "decided_at", "created_at", "updated_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+    inlines = [ApprovalInline]
+    actions = ["submit", "approve", "reject"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the changelist and its actions; the records themselves are read-only
+
+    def _each(self, request, queryset, act) -> None:
+        each_through_service(self, request, queryset, act)
+
+    @admin.action(description="Submit for approval")
+    def submit(self, request, queryset):
+        self._each(request, queryset, lambda a: amendments.submit_amendment(amendment=a, actor=request.user))
+
+    @admin.action(description="Approve (dual approval)")
+    def approve(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda a: amendments.approve_amendment(
+                amendment=a, actor=request.user, allow_past=request.user.is_superuser
+            ),
+        )
+
+    @admin.action(description="Reject (back to draft)")
+    def reject(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda a: amendments.reject_amendment(amendment=a, actor=request.user, reason="Rejected in the admin."),
+        )

@@ -8,28 +8,34 @@ from decimal import Decimal
 
 import django_filters
 from django import forms
-from django.db.models import Case, F, Q, When
+from django.db import models
+from django.db.models import Case, F, Prefetch, Q, When
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import (
     ActionSerializer,
     ReferenceField,
     ReferenceIdField,
     ResourceSerializer,
     SourceFieldsMixin,
+    reference_of,
     tenant_of,
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
+from events.services import jsonable
 from tenancy.currencies import is_currency, quantize
 
-from . import services
+from . import amendments, services, terms
+from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, normalise_top_up, plan_errors
 from .geo import CoverageError, covers, validate_coverage
-from .models import Contract, ContractApproval, Counterparty, LineItem
+from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
 # --- counterparties -----------------------------------------------------------------------------
 
@@ -84,13 +90,56 @@ class ApprovalSerializer(serializers.ModelSerializer):
         fields = ["approver", "decision", "comment", "decided_at"]
 
 
-class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
+class BillingPlanFieldsMixin(serializers.Serializer):
+    """The billing plan's fields (issue 12), shared by contracts and contract templates."""
+
+    billing_calendar = ReferenceField()
+    # The calendar model is the higher `slas` app's: reached through the field, not imported.
+    billing_calendar_id = ReferenceIdField(
+        source="billing_calendar",
+        queryset=Contract._meta.get_field("billing_calendar").related_model.objects.all(),
+        required=False,
+        allow_null=True,
+    )
+    auto_top_up = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.',
+    )
+
+    def check_plan(self, attrs: dict) -> dict:
+        """422 naming the fields for the rules between plan fields; `auto_top_up` normalised."""
+
+        def value(name):
+            return attrs.get(name, getattr(self.instance, name, None))
+
+        faults = plan_errors(value)
+        if faults:
+            raise serializers.ValidationError(faults)
+        if "auto_top_up" in attrs:
+            attrs["auto_top_up"] = normalise_top_up(attrs["auto_top_up"])
+        return attrs
+
+
+class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSerializer):
     counterparty = ReferenceField()
     counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all())
     renewed_from = ReferenceField()
     renewed_by = ReferenceField()
     submitted_by = ReferenceField()
     approvals = serializers.SerializerMethodField()
+    covered_assets = serializers.SerializerMethodField()
+    covered_asset_ids = ReferenceIdField(
+        source="covered_assets",
+        queryset=Asset.objects.all(),
+        many=True,
+        required=False,
+        help_text="Assets of the contract's counterparty that it covers (a term: editable in draft).",
+    )
+    waiting_for = serializers.SerializerMethodField(
+        help_text="While pending approval: what the contract still waits for (internal approvals, the "
+        "counterparty's signature where its terms require one)."
+    )
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
 
@@ -102,9 +151,11 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "start_date", "expiry_date", "time_zone", "notice_period_days", "notice_date",
             "auto_renew", "renewal_term_months", "renewed_from", "renewed_by", "currency",
             "contract_value", "hours_budget", "remaining_hours", "low_balance_threshold_hours", "allow_overrun",
-            "coverage_areas", "service_territory_id",
-            "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
+            "requires_counterparty_signature", "coverage_areas", "covered_assets", "covered_asset_ids",
+            "service_territory_id", "dispatch_agreement_id", "submitted_by", "submitted_at", "approvals",
+            "waiting_for",
             "notice_given_at", "notice_reason", "created_at", "updated_at",
+            *BILLING_PLAN_API_FIELDS,
         ]  # fmt: skip
         read_only_fields = [
             "status", "notice_date", "submitted_at", "notice_given_at", "notice_reason", "remaining_hours",
@@ -121,11 +172,30 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
             "low_balance_threshold_hours": {"min_value": 0},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
             "notice_period_days": {"max_value": 3650},
+            **BILLING_PLAN_LIMITS,
         }
 
     def get_approvals(self, contract) -> list[dict]:
-        current = [a for a in contract.approvals.all() if a.approval_round == contract.approval_round]
+        current = [
+            a
+            for a in contract.approvals.all()
+            if a.approval_round == contract.approval_round and a.amendment_id is None
+        ]
         return ApprovalSerializer(current, many=True).data
+
+    @extend_schema_field(serializers.ListField(child=ReferenceField()))
+    def get_covered_assets(self, contract) -> list[dict]:
+        return [reference_of(asset) for asset in contract.covered_assets.all()]
+    def get_waiting_for(self, contract) -> list[str]:
+        if contract.status != Contract.Status.PENDING_APPROVAL:
+            return []
+        approved = sum(
+            1
+            for a in contract.approvals.all()
+            if a.approval_round == contract.approval_round and a.amendment_id is None and a.decision == "approved"
+        )
+        missing = [f"{2 - approved} more internal approval{'s' if approved == 0 else ''}"] if approved < 2 else []
+        return missing + services.approval_missing(contract)
 
     def validate_time_zone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():
@@ -161,7 +231,7 @@ class ContractSerializer(SourceFieldsMixin, ResourceSerializer):
         start, expiry = value("start_date"), value("expiry_date")
         if start and expiry and expiry < start:
             raise serializers.ValidationError({"expiry_date": ["Must not be before start_date."]})
-        return attrs
+        return self.check_plan(attrs)
 
     def to_representation(self, contract):
         data = super().to_representation(contract)
@@ -231,8 +301,36 @@ class ContractFilterSet(PredicateFilterSet):
         fields = [
             "reference", "status", "contract_type", "counterparty_role", "start_date", "expiry_date",
             "notice_date", "auto_renew", "currency", "service_territory_id", "dispatch_agreement_id",
-            "source", "created_at", "updated_at",
+            "requires_counterparty_signature", "source", "created_at", "updated_at",
         ]  # fmt: skip
+
+    def filter_queryset(self, queryset):
+        """With `?as_of=YYYY-MM-DD`, filters on terms match the terms in force on that date."""
+        day = as_of_date(self.request.query_params) if self.request is not None else None
+        if day is None:
+            return super().filter_queryset(queryset)
+        for name, value in self.form.cleaned_data.items():
+            flt = self.filters[name]
+            if value is None or flt.field_name not in (*terms.term_fields(), *terms.DERIVED):
+                queryset = flt.filter(queryset, value)
+                continue
+            model_field = Contract._meta.get_field(flt.field_name)
+            blank_is_empty = isinstance(model_field, (models.CharField, models.TextField))
+            queryset = queryset.filter(terms.term_predicate_q(flt.field_name, value, day, blank_is_empty))
+        return queryset
+
+
+def as_of_date(params) -> dt.date | None:
+    """`?as_of=YYYY-MM-DD` (a date in each contract's time zone), else None; malformed: 400."""
+    raw = params.get("as_of")
+    if raw is None:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(
+            "as_of must be a date YYYY-MM-DD.", {"as_of": [f"'{raw}' is not a date YYYY-MM-DD."]}
+        ) from None
 
 
 class ReasonSerializer(ActionSerializer):
@@ -262,10 +360,9 @@ class EmptySerializer(ActionSerializer):
     pass
 
 
-def _contract_action(service, body=EmptySerializer, **extra):
+def _contract_action(service, description: str, body=EmptySerializer, **extra):
     """An action sub-path that validates its body, calls the service and returns the contract."""
 
-    @extend_schema(request=body, responses={200: ContractSerializer})
     def handler(self, request, pk=None):
         form = body(data=request.data)
         form.is_valid(raise_exception=True)
@@ -273,8 +370,14 @@ def _contract_action(service, body=EmptySerializer, **extra):
         return self.respond(contract)
 
     handler.__name__ = service.__name__.removesuffix("_contract")
-    handler.__doc__ = service.__doc__
-    return action(detail=True, methods=["post"], **extra)(handler)
+    # extend_schema outside @action, so that the documented body is the action's, not a contract.
+    documented = extend_schema(request=body, responses={200: ContractSerializer}, description=description)
+    return documented(action(detail=True, methods=["post"], **extra)(handler))
+
+
+AS_OF = OpenApiParameter(
+    "as_of", OpenApiTypes.DATE, description="The contract as it stood in force on this date (contract time zone)."
+)
 
 
 class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
@@ -283,7 +386,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     Terms can be edited only in draft; descriptive fields until the contract is closed.
     """
 
-    queryset = Contract.objects.select_related("counterparty", "renewed_from", "renewed_by", "submitted_by")
+    queryset = Contract.objects.select_related(
+        "counterparty", "renewed_from", "renewed_by", "submitted_by", "billing_calendar"
+    )
     serializer_class = ContractSerializer
     filterset_class = ContractFilterSet
     sort_fields = {
@@ -303,20 +408,65 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     update_service = staticmethod(services.update_contract)
     delete_service = staticmethod(services.delete_contract)
 
+    extra_query_params = ("as_of",)
+
     def get_queryset(self):
         queryset = super().get_queryset()
         fields = self.selected_fields(self.get_serializer_class())
-        if fields is None or "approvals" in fields:
+        if fields is None or {"approvals", "waiting_for"} & set(fields):
             queryset = queryset.prefetch_related("approvals__approver")
+        if fields is None or "covered_assets" in fields:
+            queryset = queryset.prefetch_related(Prefetch("covered_assets", Asset.objects.order_by("id")))
+        if self.request.method == "GET" and as_of_date(self.request.query_params) is not None:
+            queryset = queryset.prefetch_related("term_versions")
         return queryset
 
-    submit = _contract_action(services.submit_contract)
-    approve = _contract_action(services.approve_contract, CommentSerializer)
-    reject = _contract_action(services.reject_contract, ReasonSerializer)
-    suspend = _contract_action(services.suspend_contract, ReasonSerializer)
-    resume = _contract_action(services.resume_contract, OptionalReasonSerializer)
-    terminate = _contract_action(services.terminate_contract, ReasonSerializer)
-    give_notice = _contract_action(services.give_notice, OptionalReasonSerializer)
+    def get_serializer(self, *args, **kwargs):
+        """With `?as_of=`, each contract as it stood in force on that date (its term version)."""
+        day = as_of_date(self.request.query_params) if self.request.method == "GET" else None
+        if day is not None and args:
+            instance = args[0]
+            if isinstance(instance, Contract):
+                args = (terms.contract_as_of(instance, day), *args[1:])
+            elif instance is not None:
+                args = ([terms.contract_as_of(c, day) for c in instance], *args[1:])
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(parameters=[AS_OF])
+    def list(self, request, *args, **kwargs):
+        """Contracts; with `?as_of=YYYY-MM-DD` each as it stood in force on that date, and the term filters
+        match the terms of that date."""
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(parameters=[AS_OF])
+    def retrieve(self, request, *args, **kwargs):
+        """A contract; with `?as_of=YYYY-MM-DD` as it stood in force on that date (its term version)."""
+        return super().retrieve(request, *args, **kwargs)
+
+    submit = _contract_action(services.submit_contract, "Submit a draft for approval (no body).")
+    approve = _contract_action(
+        services.approve_contract,
+        "Approve a pending contract, with an optional `comment`. Two different managers or admins must "
+        "approve, neither the submitter; the second approval schedules or activates it.",
+        CommentSerializer,
+    )
+    reject = _contract_action(
+        services.reject_contract, "Reject a pending contract back to draft, with a `reason`.", ReasonSerializer
+    )
+    suspend = _contract_action(
+        services.suspend_contract, "Suspend an active contract, with a `reason`.", ReasonSerializer
+    )
+    resume = _contract_action(
+        services.resume_contract, "Resume a suspended contract (optional `reason`).", OptionalReasonSerializer
+    )
+    terminate = _contract_action(
+        services.terminate_contract, "Terminate an active or suspended contract, with a `reason`.", ReasonSerializer
+    )
+    give_notice = _contract_action(
+        services.give_notice,
+        "Give notice of non-renewal (optional `reason`); after the notice date it is too late.",
+        OptionalReasonSerializer,
+    )
 
     @extend_schema(request=RenewSerializer, responses={201: ContractSerializer})
     @action(detail=True, methods=["post"])
@@ -355,11 +505,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return super().filter_queryset(queryset)
 
     def _expiring(self, queryset):
-        raw = self.request.query_params.get("within_days") or "90"
-        if not raw.isdigit() or not 0 <= int(raw) <= 3650:
-            raise BadRequest("within_days must be a whole number from 0 to 3650.", {"within_days": ["Out of range."]})
+        within_days = query_int(self.request, "within_days", 90, 0, 3650)
         today = timezone.now().date()
-        until = today + dt.timedelta(days=int(raw))
+        until = today + dt.timedelta(days=within_days)
         return queryset.filter(
             Q(expiry_date__gte=today, expiry_date__lte=until) | Q(notice_date__gte=today, notice_date__lte=until),
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],
@@ -373,6 +521,28 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
 
 
 # --- line items ---------------------------------------------------------------------------------
+
+
+class ContractChild:
+    """A resource nested under `/contracts/{contract_pk}/`, within the caller's organization."""
+
+    @property
+    def contract(self) -> Contract:
+        if not hasattr(self, "_contract"):
+            self._contract = services.contract_for_line_items(
+                organization=self.organization, contract_id=self.kwargs["contract_pk"]
+            )
+        return self._contract
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, without a request
+            return self.queryset.none()
+        return super().get_queryset().filter(contract=self.contract)
+
+    def get_serializer_context(self):
+        if getattr(self, "swagger_fake_view", False):
+            return super().get_serializer_context()
+        return {**super().get_serializer_context(), "contract": self.contract}
 
 
 class LineItemSerializer(ResourceSerializer):
@@ -393,7 +563,7 @@ class LineItemFilterSet(PredicateFilterSet):
         fields = ["kind", "sku", "covered", "created_at"]
 
 
-class LineItemViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
+class LineItemViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     """A contract's line items; editable only while the contract is a draft."""
 
     queryset = LineItem.objects.all()
@@ -402,17 +572,6 @@ class LineItemViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     sort_fields = {"description": "description", "kind": "kind", "sku": "sku", "created_at": "created_at"}
     default_sort = "id"
     write_role = "manager"
-
-    @property
-    def contract(self) -> Contract:
-        if not hasattr(self, "_contract"):
-            self._contract = services.contract_for_line_items(
-                organization=self.organization, contract_id=self.kwargs["contract_pk"]
-            )
-        return self._contract
-
-    def get_queryset(self):
-        return super().get_queryset().filter(contract=self.contract)
 
     def create_service(self, *, organization, actor, data):
         return services.create_line_item(contract=self.contract, actor=actor, data=data)
@@ -424,3 +583,202 @@ class LineItemViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     @staticmethod
     def delete_service(*, instance, actor):
         services.delete_line_item(item=instance, actor=actor)
+
+
+# --- amendments and term versions (issue 14) ----------------------------------------------------
+
+
+def _term_inputs() -> dict[str, str]:
+    """Term name -> its input name on the contract (`counterparty` -> `counterparty_id`)."""
+    fields = ContractSerializer().fields
+    inputs = {}
+    for name, field in fields.items():
+        if not field.read_only and field.source in terms.term_fields():
+            inputs.setdefault(field.source, name)
+    return inputs
+
+
+class AmendmentSerializer(ResourceSerializer):
+    changes = serializers.DictField(
+        help_text=(
+            "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
+            "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
+            "amended from the same instant. Not `currency` or `time_zone`."
+        )
+    )
+    submitted_by = ReferenceField()
+    created_by = ReferenceField()
+    approvals = serializers.SerializerMethodField()
+    effective_at = serializers.SerializerMethodField(
+        help_text="The instant the terms change: the start of effective_date in the contract's time zone "
+        "(use it as effective_from when amending the contract's SLA rules to match)."
+    )
+
+    class Meta:
+        model = Amendment
+        fields = [
+            "id", "number", "status", "effective_date", "effective_at", "changes", "reason", "created_by",
+            "submitted_by", "submitted_at", "approval_round", "approvals", "decided_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = [
+            "number", "status", "submitted_at", "approval_round", "decided_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        default_fields = ["id", "number", "status", "effective_date", "reason", "created_at", "updated_at"]
+        extra_kwargs = {"reason": {"allow_blank": False, "max_length": 2000}}
+
+    @property
+    def contract(self) -> Contract:
+        return self.context["contract"]
+
+    def get_approvals(self, amendment) -> list[dict]:
+        current = [a for a in amendment.approvals.all() if a.approval_round == amendment.approval_round]
+        return ApprovalSerializer(current, many=True).data
+
+    def get_effective_at(self, amendment) -> str:
+        return (
+            amendment.contract.start_of_day(amendment.effective_date)
+            .astimezone(dt.UTC)
+            .isoformat()
+            .replace("+00:00", "Z")
+        )
+
+    def validate_changes(self, value: dict) -> dict:
+        """Each term validated as a contract edit would be; stored as JSON under the term's name."""
+        inputs = _term_inputs()
+        by_input = {input_name: term for term, input_name in inputs.items()}
+        errors: dict[str, list[str]] = {}
+        term_data = {}
+        changes = {}
+        for key in value:
+            if key == "line_items":
+                continue
+            if key in amendments.AMENDMENT_PARTS:
+                try:
+                    changes[key] = amendments.AMENDMENT_PARTS[key].validate(
+                        contract=self.contract, value=value[key], context=self.context
+                    )
+                except serializers.ValidationError as exc:
+                    errors[key] = exc.detail
+            elif key in by_input:
+                term_data[key] = value[key]
+            elif key in amendments.NOT_AMENDABLE:
+                errors[key] = [f"{key} cannot be amended; make a new contract."]
+            else:
+                names = ", ".join([*sorted(by_input), "line_items", *amendments.AMENDMENT_PARTS])
+                errors[key] = [f"Not an amendable term; one of: {names}."]
+        if term_data:
+            form = ContractSerializer(self.contract, data=term_data, partial=True, context=self.context)
+            if not form.is_valid():
+                errors.update({k: v for k, v in form.errors.items()})
+            else:
+                for input_name in term_data:
+                    term = by_input[input_name]
+                    changes[term] = jsonable(form.validated_data[term])
+        if "line_items" in value:
+            items = LineItemSerializer(data=value["line_items"], many=True)
+            if not isinstance(value["line_items"], list):
+                errors["line_items"] = ["Expected the whole list of line items."]
+            elif not items.is_valid():
+                errors["line_items"] = items.errors
+            else:
+                defaults = {f: LineItem._meta.get_field(f).get_default() for f in terms.LINE_ITEM_TERMS}
+                changes["line_items"] = [jsonable({**defaults, **item}) for item in items.validated_data]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return changes
+
+    def to_representation(self, amendment):
+        data = super().to_representation(amendment)
+        if "changes" in data:
+            inputs = _term_inputs()
+            data["changes"] = {inputs.get(k, k): v for k, v in amendment.changes.items()}
+        return data
+
+
+class AmendmentFilterSet(PredicateFilterSet):
+    class Meta:
+        model = Amendment
+        fields = ["number", "status", "effective_date", "created_at"]
+
+
+def _is_admin(request) -> bool:
+    return request.auth.has_role("admin")
+
+
+def _amendment_action(service, body=EmptySerializer, admin_may_backdate=False):
+    @extend_schema(request=body, responses={200: AmendmentSerializer})
+    def handler(self, request, contract_pk=None, pk=None):
+        form = body(data=request.data)
+        form.is_valid(raise_exception=True)
+        extra = {"allow_past": _is_admin(request)} if admin_may_backdate else {}
+        amendment = service(amendment=self.get_object(), actor=request.user, **form.validated_data, **extra)
+        return self.respond(amendment)
+
+    handler.__name__ = service.__name__.removesuffix("_amendment")
+    handler.__doc__ = service.__doc__
+    return action(detail=True, methods=["post"])(handler)
+
+
+class AmendmentViewSet(ContractChild, CreateMixin, UpdateMixin, ResourceViewSet):
+    """A contract's amendments: terms that change from `effective_date`, dually approved like the
+    contract. Managers write and approve; an admin may date one in the past."""
+
+    queryset = Amendment.objects.select_related("contract", "created_by", "submitted_by").prefetch_related(
+        "approvals__approver"
+    )
+    serializer_class = AmendmentSerializer
+    filterset_class = AmendmentFilterSet
+    sort_fields = {"number": "number", "effective_date": "effective_date", "created_at": "created_at"}
+    default_sort = "number"
+    write_role = "manager"
+
+    def create_service(self, *, organization, actor, data):
+        return amendments.create_amendment(
+            contract=self.contract, actor=actor, data=data, allow_past=_is_admin(self.request)
+        )
+
+    def update_service(self, *, instance, actor, data):
+        return amendments.update_amendment(
+            instance=instance, actor=actor, data=data, allow_past=_is_admin(self.request)
+        )
+
+    submit = _amendment_action(amendments.submit_amendment)
+    approve = _amendment_action(amendments.approve_amendment, CommentSerializer, admin_may_backdate=True)
+    reject = _amendment_action(amendments.reject_amendment, ReasonSerializer)
+
+
+class TermVersionSerializer(ResourceSerializer):
+    amendment = serializers.SerializerMethodField()
+    terms = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TermVersion
+        fields = ["id", "effective_from", "effective_to", "origin", "amendment", "terms", "applied_at", "created_at"]
+        default_fields = fields
+
+    def get_amendment(self, version) -> dict | None:
+        amendment = version.amendment
+        if amendment is None:
+            return None
+        return {"id": amendment.pk, "number": amendment.number, "reason": amendment.reason}
+
+    def get_terms(self, version) -> dict:
+        inputs = _term_inputs()
+        return {inputs.get(k, k): v for k, v in version.terms.items()}
+
+
+class TermVersionFilterSet(PredicateFilterSet):
+    class Meta:
+        model = TermVersion
+        fields = ["effective_from", "effective_to", "origin"]
+
+
+class TermVersionViewSet(ContractChild, ResourceViewSet):
+    """Every version of a contract's terms with its effective range (local dates, `effective_to`
+    exclusive) and what put it there: the creation (approval), a renewal or an amendment."""
+
+    queryset = TermVersion.objects.select_related("amendment")
+    serializer_class = TermVersionSerializer
+    filterset_class = TermVersionFilterSet
+    sort_fields = {"effective_from": "effective_from"}
+    default_sort = "effective_from"

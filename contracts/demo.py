@@ -98,4 +98,26 @@ def seed(log) -> None:
         _bring_to(contract, state, users)
         created += 1
     summary = services.run_lifecycle(now=timezone.now())
-    log(f"{created} new contracts ({len(DEMO_CONTRACTS)} in the demo); lifecycle: {summary}")
+    log(f"{created} new contracts ({len(DEMO_CONTRACTS)} in the demo); lifecycle run: {summary}")
+    _seed_amendment(demo, users, today)
+
+
+def _seed_amendment(demo, users, today) -> None:
+    """An approved amendment: DEMO-MA-001 gets 30 more hours and a longer notice period in 10 days."""
+    from . import amendments
+
+    contract = Contract.objects.filter(organization=demo, reference="DEMO-MA-001", status="active").first()
+    if contract is None or contract.amendments.exists():
+        return
+    amendment = amendments.create_amendment(
+        contract=contract,
+        actor=users["demo-manager"],
+        data={
+            "effective_date": today + dt.timedelta(days=10),
+            "changes": {"hours_budget": "150.00", "notice_period_days": 45},
+            "reason": "Second site added: more hours, longer notice",
+        },
+    )
+    amendments.submit_amendment(amendment=amendment, actor=users["demo-manager"])
+    amendments.approve_amendment(amendment=amendment, actor=users["demo-approver"], comment="Checked")
+    amendments.approve_amendment(amendment=amendment, actor=users["demo-admin"], comment="Approved")

@@ -218,6 +218,26 @@ def bounding_box(value: dict) -> tuple[float, float, float, float]:
     return tuple(coverage_area(value).bounds)
 
 
+def validate_point(value, path: str = "location") -> tuple[float, float]:
+    """A GeoJSON Point (RFC 7946) in WGS 84: return (lon, lat), or raise `CoverageError` at `path`."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(value, dict) or value.get("type") != "Point":
+        raise CoverageError({path: ['Expected a GeoJSON Point: {"type": "Point", "coordinates": [lon, lat]}.']})
+    _check_crs(value, path, errors)
+    if _check_position(value.get("coordinates"), path, errors) and not errors:
+        lon, lat = value["coordinates"][:2]
+        return float(lon), float(lat)
+    raise CoverageError(errors)
+
+
+def point_of(value: dict | None) -> tuple[float, float] | None:
+    """(lon, lat) of a stored (valid) GeoJSON Point, or None."""
+    if not value:
+        return None
+    lon, lat = value["coordinates"][:2]
+    return float(lon), float(lat)
+
+
 def covers(value: dict | None, lon: float, lat: float) -> bool:
     """Whether the area contains the point; a point on the boundary counts as covered."""
     if not value:

@@ -4,6 +4,7 @@ import datetime as dt
 import zoneinfo
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django_fsm import RETURN_VALUE, FSMField, transition
 
@@ -43,7 +44,73 @@ class Counterparty(SourcedModel):
         return self.name
 
 
-class Contract(SourcedModel):
+class Asset(SourcedModel):
+    """A piece of equipment or a site of a counterparty that contracts can cover (issue 13)."""
+
+    name = models.CharField(max_length=160)
+    kind = models.CharField(max_length=64, blank=True, default="")
+    serial_number = models.CharField(max_length=128, blank=True, default="")
+    counterparty = models.ForeignKey(Counterparty, on_delete=models.PROTECT, related_name="assets")
+    site = models.CharField(max_length=255, blank=True, default="")
+    # A GeoJSON Point (contracts.geo.validate_point).
+    location = models.JSONField(null=True, blank=True)
+    remarks = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source", "source_id"],
+                condition=~models.Q(source_id=""),
+                name="asset_unique_source_id",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "name"], name="asset_org_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BillingPlanTerms(models.Model):
+    """The billing plan (issue 12): terms of a contract (draft only), and of a contract template,
+    under the same names. The `billing` app turns them into periods, lots and billing lines."""
+
+    class BillingPeriod(models.TextChoices):
+        NONE = "none"
+        MONTHLY = "monthly"
+        QUARTERLY = "quarterly"
+        YEARLY = "yearly"
+
+    class InvoiceTiming(models.TextChoices):
+        IN_ADVANCE = "in_advance"
+        IN_ARREARS = "in_arrears"
+
+    billing_period = models.CharField(max_length=16, choices=BillingPeriod.choices, default=BillingPeriod.NONE)
+    period_charge = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    invoice_timing = models.CharField(max_length=16, choices=InvoiceTiming.choices, default=InvoiceTiming.IN_ADVANCE)
+    hours_per_period = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    rollover_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    overage_rate = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    rounding_minutes = models.PositiveIntegerField(default=0)
+    minimum_charge_minutes = models.PositiveIntegerField(default=0)
+    out_of_hours_multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    # A string reference (no import of the higher `slas` app): working time for the multiplier.
+    billing_calendar = models.ForeignKey(
+        "slas.Calendar", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    annual_increase_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    prepay_hours_per_period = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    prepay_expiry_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    prepay_price_per_hour = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    # {"threshold_hours": "5", "mode": "to" | "by", "hours": "20", "price_per_hour": "80"}
+    auto_top_up = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Contract(BillingPlanTerms, SourcedModel):
     """The authoritative record of a contract, with its lifecycle (django-fsm-2).
 
     The transition methods only move the state; `contracts.services` checks the rules
@@ -85,6 +152,8 @@ class Contract(SourcedModel):
     expiry_date = models.DateField(null=True, blank=True)
     time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
     notice_period_days = models.PositiveIntegerField(default=0)
+    # The other side must accept by a signed link (signing app) before the contract activates.
+    requires_counterparty_signature = models.BooleanField(default=False)
     notice_date = models.DateField(null=True, blank=True, editable=False)
     auto_renew = models.BooleanField(default=False)
     renewal_term_months = models.PositiveIntegerField(null=True, blank=True)
@@ -100,6 +169,8 @@ class Contract(SourcedModel):
     low_balance_threshold_hours = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     allow_overrun = models.BooleanField(default=False)
     coverage_areas = models.JSONField(null=True, blank=True)
+    # Assets of the contract's counterparty that it covers: a term (issue 13).
+    covered_assets = models.ManyToManyField(Asset, blank=True, related_name="covering_contracts")
     # Bounding box of the coverage, so that `covers=` narrows the candidates in SQL.
     coverage_min_lon = models.FloatField(null=True, blank=True, editable=False)
     coverage_min_lat = models.FloatField(null=True, blank=True, editable=False)
@@ -107,6 +178,8 @@ class Contract(SourcedModel):
     coverage_max_lat = models.FloatField(null=True, blank=True, editable=False)
     service_territory_id = models.CharField(max_length=128, blank=True, default="")
     dispatch_agreement_id = models.CharField(max_length=128, blank=True, default="")
+    # Set by the billing close under this row's lock: nothing that moves hours may be posted before it.
+    books_closed_at = models.DateTimeField(null=True, blank=True, editable=False)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -210,6 +283,10 @@ class ContractApproval(TenantModel):
         REJECTED = "rejected"
 
     contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="approvals")
+    # Set for a decision on an amendment (whose rounds are its own); None for the contract itself.
+    amendment = models.ForeignKey(
+        "Amendment", null=True, blank=True, on_delete=models.CASCADE, related_name="approvals"
+    )
     approval_round = models.PositiveIntegerField()
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=16, choices=Decision.choices)
@@ -218,14 +295,23 @@ class ContractApproval(TenantModel):
 
     class Meta:
         ordering = ["decided_at", "id"]
+        verbose_name = "approval"
         constraints = [
             # The database, not only the service, refuses a second approval by the same person.
             models.UniqueConstraint(
                 fields=["contract", "approval_round", "approver"],
-                condition=models.Q(decision="approved"),
-                name="approval_once_per_round",
-            )
+                condition=models.Q(decision="approved", amendment__isnull=True),
+                name="approval_once_per_contract_round",
+            ),
+            models.UniqueConstraint(
+                fields=["amendment", "approval_round", "approver"],
+                condition=models.Q(decision="approved", amendment__isnull=False),
+                name="approval_once_per_amendment_round",
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display().capitalize()} by {self.approver} (round {self.approval_round})"
 
 
 class LineItem(TenantModel):
@@ -269,3 +355,81 @@ class ContractReminder(TenantModel):
                 fields=["contract", "kind", "window_days", "due_date"], name="reminder_once_per_window"
             )
         ]
+
+
+# --- terms over time (issue 14) -----------------------------------------------------------------
+
+
+class Amendment(TenantModel):
+    """A change of an approved contract's terms from `effective_date` (in the contract's time
+    zone), approved like a contract (two approvers, neither the submitter) before it applies."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        PENDING_APPROVAL = "pending_approval"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="amendments")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.DRAFT)
+    effective_date = models.DateField()
+    # {"term": value as JSON, ..., "line_items": [...]}: only what changes.
+    changes = models.JSONField()
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approval_round = models.PositiveIntegerField(default=0)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["contract_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["contract", "number"], name="amendment_unique_number")]
+
+    def __str__(self) -> str:
+        return f"Amendment {self.number} of contract {self.contract_id}"
+
+
+class TermVersion(TenantModel):
+    """The contract's terms (a JSON snapshot of `TERM_FIELDS` and the line items) in force from
+    `effective_from` up to, not including, `effective_to` (local dates; None: open-ended), and
+    what put them there: the creation (approval), a renewal, or an amendment."""
+
+    class Origin(models.TextChoices):
+        CREATION = "creation"
+        RENEWAL = "renewal"
+        AMENDMENT = "amendment"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="term_versions")
+    effective_from = models.DateField()
+    effective_to = models.DateField(null=True, blank=True)
+    terms = models.JSONField()
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    amendment = models.ForeignKey(
+        Amendment, null=True, blank=True, on_delete=models.PROTECT, related_name="term_versions"
+    )
+    # When the contract row was brought to these terms (None: not yet in force, or superseded first).
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["contract_id", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "effective_from"], name="term_version_unique_start"),
+            models.CheckConstraint(
+                condition=models.Q(effective_to__isnull=True) | models.Q(effective_to__gt=models.F("effective_from")),
+                name="term_version_period",
+            ),
+        ]
+        indexes = [models.Index(fields=["applied_at", "effective_from"], name="term_version_pending")]
+
+    def __str__(self) -> str:
+        return f"Terms of contract {self.contract_id} from {self.effective_from}"

@@ -19,8 +19,10 @@ from config.api.exceptions import Conflict, Forbidden, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import quantize
 
+from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
 from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem
+from .terms import start_versions
 
 COUNTERPARTY_FIELDS = ["name", "kind", "reference", "email", "phone", "address", "remarks", "source", "source_id"]
 
@@ -74,7 +76,10 @@ TERM_FIELDS = frozenset(
     {
         "contract_type", "counterparty", "counterparty_role", "currency", "contract_value", "start_date",
         "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "hours_budget",
+        "covered_assets",
+        "requires_counterparty_signature",
     }
+    | BILLING_PLAN_FIELDS
 )  # fmt: skip
 CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
 # The lifecycle actions of the API and the admin; the others (activate, expire, mark_renewed) are the clock's.
@@ -82,7 +87,7 @@ API_ACTIONS = ("submit", "approve", "reject", "suspend", "resume", "terminate", 
 CONTRACT_SNAPSHOT = [
     "reference", "name", "contract_type", "counterparty_id", "counterparty_role", "status", "start_date",
     "expiry_date", "time_zone", "notice_period_days", "auto_renew", "renewal_term_months", "currency",
-    "contract_value", "hours_budget", "renewed_from_id",
+    "contract_value", "hours_budget", "renewed_from_id", "requires_counterparty_signature",
 ]  # fmt: skip
 REMINDER_WINDOWS = {"expiring": (90, 60, 30, 7), "notice_due": (30, 7)}
 # The widest UTC offset (+14:00): a local date has begun somewhere once UTC is this far behind.
@@ -106,7 +111,9 @@ def _derive(contract: Contract) -> None:
 
 # The ledger keeps `remaining_hours` under the contract's row lock; a contract write from here
 # never carries it, so a stale in-memory copy can never overwrite a posting's balance.
-_WRITABLE = [f.name for f in Contract._meta.concrete_fields if not f.primary_key and f.name != "remaining_hours"]
+# The same holds for `books_closed_at`, which the billing close keeps under the same lock.
+_KEPT_ELSEWHERE = ("remaining_hours", "books_closed_at")
+_WRITABLE = [f.name for f in Contract._meta.concrete_fields if not f.primary_key and f.name not in _KEPT_ELSEWHERE]
 
 
 def _save(contract: Contract) -> None:
@@ -161,30 +168,80 @@ def _on_active(contract: Contract, *, actor, now=None) -> None:
         _move(_locked(original), "mark_renewed", actor=actor, reason=f"renewed by {contract.reference}", now=now)
 
 
+def _check_counterparty_role(contract: Contract) -> None:
+    """A vendor cannot be the customer side of a contract, nor a customer the vendor side; a
+    counterparty of kind `both` can be either (422 naming counterparty_role)."""
+    counterparty = contract.counterparty
+    if counterparty is None or not contract.counterparty_role:
+        return
+    if counterparty.kind not in (Counterparty.Kind.BOTH, contract.counterparty_role):
+        raise Unprocessable(
+            f"Counterparty {counterparty.pk} is a {counterparty.kind}; it cannot be the {contract.counterparty_role} "
+            "on a contract.",
+            {"counterparty_role": [f"Must be {counterparty.kind} for this counterparty (or use one of kind both)."]},
+        )
+
+
 @transaction.atomic
 def create_contract(*, organization, actor, data: dict) -> Contract:
     data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
+    assets = data.pop("covered_assets", None) or []
     contract = Contract(organization=organization, **data)
+    _check_counterparty_role(contract)
+    _check_covered_assets(contract, assets)
     _derive(contract)
     contract.save()
-    record_event(type="contract.created", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
+    contract.covered_assets.set(assets)
+    payload = {**snapshot(contract, CONTRACT_SNAPSHOT), "covered_assets": sorted(a.pk for a in assets)}
+    record_event(type="contract.created", obj=contract, actor=actor, payload=payload)
     return contract
+
+
+def _check_covered_assets(contract: Contract, assets) -> None:
+    """A contract covers assets of its own counterparty only (422 naming `covered_asset_ids`)."""
+    foreign = sorted(a.pk for a in assets if a.counterparty_id != contract.counterparty_id)
+    if foreign:
+        raise Unprocessable(
+            "A contract covers only assets of its own counterparty.",
+            {"covered_asset_ids": [f"Asset {pk} belongs to another counterparty." for pk in foreign]},
+        )
+
+
+def _covered_asset_changes(contract: Contract, data: dict) -> dict:
+    """Pop `covered_assets` out of `data`; the change of the set as `{"before": ids, "after": ids}`."""
+    before = sorted(contract.covered_assets.values_list("pk", flat=True)) if contract.pk else []
+    if "covered_assets" not in data:
+        return {}
+    after = sorted(a.pk for a in data.pop("covered_assets"))
+    return {} if after == before else {"before": before, "after": after}
 
 
 @transaction.atomic
 def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
     contract = _locked(instance)
+    data = dict(data)
+    assets = data.get("covered_assets")
+    asset_change = _covered_asset_changes(contract, data)
     changing = {name for name, value in data.items() if getattr(contract, name) != value}
+    if asset_change:
+        changing.add("covered_assets")
     if contract.status in CLOSED and changing:
         raise Conflict(f"The contract is {contract.status}; it can no longer be edited.")
     terms = sorted(changing & TERM_FIELDS)
     if terms and contract.status != Contract.Status.DRAFT:
         raise Conflict(
-            f"Terms ({', '.join(terms)}) can only be changed while the contract is a draft; it is {contract.status}.",
+            f"Terms ({', '.join(terms)}) can only be changed while the contract is a draft; it is {contract.status}. "
+            f"Change them from a date with POST /api/v1/contracts/{contract.pk}/amendments.",
             {name: ["Only editable in draft."] for name in terms},
         )
     changes = apply_changes(contract, data)
+    if asset_change or "counterparty" in changes:
+        _check_covered_assets(contract, assets if asset_change else contract.covered_assets.all())
+    if asset_change:
+        contract.covered_assets.set(assets)
+        changes["covered_assets"] = asset_change
     if changes:
+        _check_counterparty_role(contract)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
@@ -197,7 +254,11 @@ def delete_contract(*, instance: Contract, actor) -> None:
     if contract.status != Contract.Status.DRAFT:
         raise Conflict(f"Only a draft can be deleted; this contract is {contract.status}.")
     record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
-    contract.delete()
+    try:
+        contract.delete()
+    except ProtectedError as exc:  # e.g. its visit plans, or a contract rule that assigns it
+        used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        raise Conflict(f"Contract {contract.pk} is still used by {', '.join(used_by)}; delete those first.") from None
 
 
 @transaction.atomic
@@ -221,12 +282,15 @@ def submit_contract(*, contract: Contract, actor) -> Contract:
     return _move(contract, "submit", actor=actor)
 
 
-def _decide(contract: Contract, actor, decision: str, comment: str, at: dt.datetime) -> ContractApproval:
-    """One approver's decision in the contract's current approval round."""
+def _decide(
+    contract: Contract, actor, decision: str, comment: str, at: dt.datetime, amendment=None
+) -> ContractApproval:
+    """One approver's decision in the current approval round of the contract (or of an amendment)."""
     return ContractApproval.objects.create(
         organization_id=contract.organization_id,
         contract=contract,
-        approval_round=contract.approval_round,
+        amendment=amendment,
+        approval_round=(amendment or contract).approval_round,
         approver=actor,
         decision=decision,
         comment=comment,
@@ -234,31 +298,87 @@ def _decide(contract: Contract, actor, decision: str, comment: str, at: dt.datet
     )
 
 
+def record_approval(*, contract: Contract, actor, comment: str, now: dt.datetime, amendment=None) -> bool:
+    """Dual approval, for a contract and for each of its amendments alike: two different managers
+    or admins, neither the submitter. Records the actor's approval in the current round; True
+    once the round has its two approvals."""
+    subject = amendment or contract
+    what = "amendment" if amendment is not None else "contract"
+    if subject.submitted_by_id == actor.pk:
+        raise Forbidden(f"You submitted this {what}, so you cannot approve it: two other approvers are needed.")
+    approvals = ContractApproval.objects.filter(
+        contract=contract,
+        amendment=amendment,
+        approval_round=subject.approval_round,
+        decision=ContractApproval.Decision.APPROVED,
+    )
+    if approvals.filter(approver=actor).exists():
+        raise Forbidden(f"You have already approved this {what}; a second, different approver is needed.")
+    _decide(contract, actor, ContractApproval.Decision.APPROVED, comment, now, amendment=amendment)
+    return approvals.count() >= 2
+
+
+# Conditions of higher apps that must hold before an approved contract leaves pending approval:
+# `gate(contract) -> str | None` (None: satisfied; else what is still missing), registered in the
+# app's AppConfig.ready() (the signing app: a counterparty signature where the terms require one).
+APPROVAL_GATES: dict[str, Callable[[Contract], str | None]] = {}
+
+
+def register_approval_gate(name: str, gate: Callable[[Contract], str | None]) -> None:
+    APPROVAL_GATES[name] = gate
+
+
+def approval_missing(contract: Contract) -> list[str]:
+    """What still keeps a dually approved contract pending (empty: nothing)."""
+    return [reason for gate in APPROVAL_GATES.values() if (reason := gate(contract))]
+
+
+def _complete_approval(contract: Contract, *, actor, reason: str, now: dt.datetime) -> Contract:
+    """Dual approval is complete and no gate holds it back: scheduled or active, versions begin."""
+    target = Contract.Status.ACTIVE
+    if contract.start_date > contract.local_today(now):
+        target = Contract.Status.SCHEDULED
+    _move(contract, "approve", actor=actor, reason=reason, now=now, target=target)
+    origin = "renewal" if contract.renewed_from_id else "creation"
+    start_versions(contract, origin=origin, now=now)
+    if target == Contract.Status.ACTIVE:
+        _on_active(contract, actor=actor, now=now)
+    return contract
+
+
+@transaction.atomic
+def complete_approval_if_ready(*, contract: Contract, actor=None, reason: str, now: dt.datetime | None = None) -> bool:
+    """For a gate that has just been satisfied (a counterparty signed): move the contract on if
+    its current round already has both internal approvals. True when it moved."""
+    now = now or timezone.now()
+    contract = _locked(contract)
+    if contract.status != Contract.Status.PENDING_APPROVAL or approval_missing(contract):
+        return False
+    approved = ContractApproval.objects.filter(
+        contract=contract,
+        amendment=None,
+        approval_round=contract.approval_round,
+        decision=ContractApproval.Decision.APPROVED,
+    ).count()
+    if approved < 2:
+        return False
+    _complete_approval(contract, actor=actor, reason=reason, now=now)
+    return True
+
+
 @transaction.atomic
 def approve_contract(*, contract: Contract, actor, comment: str = "", now: dt.datetime | None = None) -> Contract:
-    """Dual approval: two different managers or admins, neither the submitter."""
+    """Dual approval: two different managers or admins, neither the submitter (and, where the terms
+    require it, the counterparty's signature: the contract then waits for it)."""
     now = now or timezone.now()
     contract = _locked(contract)
     if not can_proceed(contract.approve):
         raise _illegal(contract, "approve")
-    if contract.submitted_by_id == actor.pk:
-        raise Forbidden("You submitted this contract, so you cannot approve it: two other approvers are needed.")
-    approvals = ContractApproval.objects.filter(
-        contract=contract, approval_round=contract.approval_round, decision=ContractApproval.Decision.APPROVED
-    )
-    if approvals.filter(approver=actor).exists():
-        raise Forbidden("You have already approved this contract; a second, different approver is needed.")
-    _decide(contract, actor, ContractApproval.Decision.APPROVED, comment, now)
+    complete = record_approval(contract=contract, actor=actor, comment=comment, now=now)
     record_event(type="contract.approved", obj=contract, actor=actor, payload={"comment": comment}, occurred_at=now)
-    if approvals.count() < 2:
+    if not complete or approval_missing(contract):
         return contract
-    target = Contract.Status.ACTIVE
-    if contract.start_date > contract.local_today(now):
-        target = Contract.Status.SCHEDULED
-    _move(contract, "approve", actor=actor, reason=comment, now=now, target=target)
-    if target == Contract.Status.ACTIVE:
-        _on_active(contract, actor=actor, now=now)
-    return contract
+    return _complete_approval(contract, actor=actor, reason=comment, now=now)
 
 
 @transaction.atomic
@@ -348,6 +468,7 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         currency=contract.currency,
         contract_value=contract.contract_value,
         hours_budget=contract.hours_budget,
+        requires_counterparty_signature=contract.requires_counterparty_signature,
         low_balance_threshold_hours=contract.low_balance_threshold_hours,
         allow_overrun=contract.allow_overrun,
         coverage_areas=contract.coverage_areas,
@@ -357,7 +478,9 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         coverage_max_lat=contract.coverage_max_lat,
         service_territory_id=contract.service_territory_id,
         dispatch_agreement_id=contract.dispatch_agreement_id,
+        **{name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS},
     )
+    renewal.covered_assets.set(contract.covered_assets.all())
     LineItem.objects.bulk_create(
         LineItem(
             organization_id=item.organization_id,
@@ -408,6 +531,17 @@ class LifecycleSummary:
     reminders: int = 0
     # Counts of the steps higher apps add (e.g. the ledger's expiry of prepaid lots).
     more: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """For people: `1 activated, 1 expired, 0 auto-renewed, 2 reminders, 0 lots expired`."""
+        counts = {
+            "activated": self.activated,
+            "expired": self.expired,
+            "auto-renewed": self.auto_renewed,
+            "reminders": self.reminders,
+            **self.more,
+        }
+        return ", ".join(f"{count} {name}" for name, count in counts.items())
 
 
 # Time-driven work of higher apps, run by `run_lifecycle` after the contracts' own steps:
@@ -488,6 +622,7 @@ def expire_due(*, now: dt.datetime, log=lambda message: None) -> tuple[int, int]
                     payload={"from": None, "to": "active", "action": "auto_renew", "reason": "renewal clause"},
                     occurred_at=now,
                 )
+                start_versions(renewal, origin="renewal", now=now)
                 _on_active(renewal, actor=None, now=now)
                 renewed += 1
                 log(f"auto-renewed {contract.reference} as {renewal.reference}")
@@ -530,7 +665,13 @@ def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: 
         type=f"contract.{kind}",
         obj=contract,
         actor=None,
-        payload={"window_days": tightest, "date": due_date, "days_left": days_left},
+        payload={
+            "window_days": tightest,
+            "date": due_date,
+            "days_left": days_left,
+            "reference": contract.reference,
+            "name": contract.name,
+        },
         occurred_at=now,
     )
     return True
@@ -564,10 +705,17 @@ def send_reminders(*, now: dt.datetime, log=lambda message: None) -> int:
 
 
 def run_lifecycle(*, now: dt.datetime, log=lambda message: None) -> LifecycleSummary:
+    from .terms import apply_due_terms
+
     summary = LifecycleSummary()
+    # First the terms in force today (amendments reaching their date), so that activation,
+    # expiry, renewal and reminders read the version in force at the instant they concern.
+    terms_applied = apply_due_terms(now=now, log=log)
     summary.activated = activate_due(now=now, log=log)
     summary.expired, summary.auto_renewed = expire_due(now=now, log=log)
     summary.reminders = send_reminders(now=now, log=log)
+    if terms_applied:
+        summary.more["terms applied"] = terms_applied
     for name, step in LIFECYCLE_STEPS.items():
         summary.more[name] = step(now=now, log=log)
     return summary

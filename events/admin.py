@@ -1,6 +1,14 @@
+import json
+
 from django.contrib import admin
+from django.utils.html import format_html
 
 from .models import Event
+
+
+def pretty_json(value) -> str:
+    """A JSON payload as staff read it: indented, keys sorted, non-ASCII kept."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 class ReadOnlyAdminMixin:
@@ -24,3 +32,9 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["type", "object_type", "=object_id"]
     list_select_related = ["organization", "actor"]
     ordering = ["-id"]
+    exclude = ["payload"]
+    readonly_fields = ["payload_json"]
+
+    @admin.display(description="Payload")
+    def payload_json(self, event):
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', pretty_json(event.payload))

@@ -3,8 +3,8 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from config.api.exceptions import BadRequest
-from config.api.filters import PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import ResourceSerializer
 from config.api.viewsets import ResourceViewSet
 
@@ -54,12 +54,9 @@ class EventViewSet(ResourceViewSet):
     extra_query_params = ("since",)
 
     def since(self) -> int | None:
-        raw = self.request.query_params.get("since")
-        if raw in (None, ""):
+        if self.request.query_params.get("since") in (None, ""):
             return None
-        if not raw.isdigit():
-            raise BadRequest("since must be an event id (a whole number).", {"since": ["Must be a whole number."]})
-        return int(raw)
+        return query_int(self.request, "since", 0, 0, MAX_DB_ID)
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -13,6 +13,11 @@ direction stays downward (DESIGN §3): the lower app never imports the higher on
 
 A handler takes the event and may return a value; `record_event` collects the return values in
 `event.reactions` (handler name -> value), e.g. how many clocks a calendar edit recomputed.
+
+`on_recorded(handler)` registers a reaction to *every* event, called with the list of events
+one write produced (one for `record_event`, the whole batch for `record_events`), after the
+per-type handlers and in the same transaction: for set-based work over any type, such as the
+notifications outbox (one INSERT per batch, never one query per event).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 _handlers: dict[str, list[Callable]] = defaultdict(list)
+_recorded: list[Callable] = []
 
 
 def on(event_type: str, handler: Callable) -> None:
@@ -35,3 +41,15 @@ def dispatch(event) -> dict[str, object]:
 
 def registered(event_type: str) -> list[Callable]:
     return list(_handlers.get(event_type, ()))
+
+
+def on_recorded(handler: Callable) -> None:
+    """Run `handler(events)` after every write of events (a list: one event or a batch)."""
+    if handler not in _recorded:
+        _recorded.append(handler)
+
+
+def dispatch_recorded(events: list) -> None:
+    if events:
+        for handler in _recorded:
+            handler(events)

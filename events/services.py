@@ -11,7 +11,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from .feed import prepare_write
-from .handlers import dispatch
+from .handlers import dispatch, dispatch_recorded
 from .models import Event
 
 
@@ -55,6 +55,7 @@ def record_event(
         occurred_at=occurred_at or timezone.now(),
     )
     event.reactions = dispatch(event)
+    dispatch_recorded([event])
     return event
 
 
@@ -78,6 +79,7 @@ def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred
     )
     for event in events:
         event.reactions = dispatch(event)
+    dispatch_recorded(events)
     return events
 
 
@@ -90,6 +92,18 @@ def apply_changes(instance: models.Model, data: dict) -> dict[str, dict]:
             changes[name] = {"before": jsonable(before), "after": jsonable(value)}
             setattr(instance, name, value)
     return changes
+
+
+def save_changes(instance: models.Model, data: dict, *, actor, event_type: str, check=None) -> models.Model:
+    """Set `data`; when anything changed, run `check(instance)` (it may raise), save, and write
+    one `event_type` event with the changes. The update service of a plain resource."""
+    changes = apply_changes(instance, data)
+    if changes:
+        if check is not None:
+            check(instance)
+        instance.save()
+        record_event(type=event_type, obj=instance, actor=actor, payload={"changes": changes})
+    return instance
 
 
 def snapshot(instance: models.Model, fields: list[str]) -> dict:

@@ -39,6 +39,7 @@ class PostingForm(forms.ModelForm):
         entry.currency = entry.currency or ""
         entry.description = entry.description or ""
         try:
+            services.set_charged_hours(entry, entry.contract)
             services.check_entry(entry, timezone.now())
             services.check_overdraw(entry, entry.contract)
         except APIError as exc:
@@ -53,7 +54,9 @@ class PostingForm(forms.ModelForm):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
     form = PostingForm
-    list_display = ["id", "contract", "entry_type", "reason_code", "hours", "amount", "currency", "occurred_at"]
+    list_display = [
+        "id", "contract", "entry_type", "reason_code", "hours", "charged_hours", "amount", "currency", "occurred_at",
+    ]  # fmt: skip
     list_filter = ["entry_type", "reason_code", "organization"]
     search_fields = ["contract__reference", "description"]
     list_select_related = ["contract"]

@@ -4,20 +4,20 @@ a contract's `balance` and `lots`."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 
-from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from breaches.models import Breach
-from config.api.exceptions import APIError, BadRequest, Forbidden, Unprocessable
+from config.api.csv import CSVRenderer, JSONErrorsMixin
+from config.api.exceptions import BadRequest, Forbidden
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.models import Contract
@@ -25,7 +25,8 @@ from tenancy.currencies import quantize
 from workorders.models import WorkOrder
 
 from . import services
-from .models import IdempotencyKey, LedgerEntry
+from .idempotency import IdempotentCreateMixin
+from .models import LedgerEntry
 
 HAND_POSTED_BY_OPERATORS = (LedgerEntry.Type.WORK,)
 
@@ -47,14 +48,14 @@ class LedgerEntrySerializer(ResourceSerializer):
     class Meta:
         model = LedgerEntry
         fields = [
-            "id", "contract", "contract_id", "entry_type", "reason_code", "hours", "amount", "currency",
-            "work_order", "work_order_id", "breach", "breach_id", "lot", "description", "occurred_at",
+            "id", "contract", "contract_id", "entry_type", "reason_code", "hours", "charged_hours", "amount",
+            "currency", "work_order", "work_order_id", "breach", "breach_id", "lot", "description", "occurred_at",
             "expires_at", "created_by", "created_at",
         ]  # fmt: skip
-        read_only_fields = ["reason_code", "created_at"]
+        read_only_fields = ["reason_code", "charged_hours", "created_at"]
         default_fields = [
-            "id", "contract", "entry_type", "reason_code", "hours", "amount", "currency", "work_order",
-            "occurred_at", "expires_at", "created_at",
+            "id", "contract", "entry_type", "reason_code", "hours", "charged_hours", "amount", "currency",
+            "work_order", "occurred_at", "expires_at", "created_at",
         ]  # fmt: skip
 
     def to_representation(self, entry):
@@ -74,12 +75,7 @@ class LedgerEntryFilterSet(PredicateFilterSet):
         fields = ["entry_type", "reason_code", "occurred_at", "expires_at", "created_at"]
 
 
-def _fingerprint(request) -> str:
-    body = json.dumps(request.data, sort_keys=True, default=str)
-    return hashlib.sha256(f"{request.path}\n{body}".encode()).hexdigest()
-
-
-class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
+class LedgerEntryViewSet(IdempotentCreateMixin, CreateMixin, ResourceViewSet):
     """The hour ledger: append-only. Operators post work; managers post the other types.
 
     `Idempotency-Key` on POST: the same key with the same body returns the original entry (and
@@ -93,73 +89,22 @@ class LedgerEntryViewSet(CreateMixin, ResourceViewSet):
     sort_fields = {"occurred_at": "occurred_at", "hours": "hours", "created_at": "created_at"}
     default_sort = "-id"
     write_role = "operator"
+    idempotency_resource = "ledger_entries"
 
     def create_service(self, *, organization, actor, data):
         if data["entry_type"] not in HAND_POSTED_BY_OPERATORS and not self.request.auth.has_role("manager"):
             raise Forbidden(f"Posting {data['entry_type']} entries needs the manager role; operators post work.")
         return services.post_entry(organization=organization, actor=actor, data=data)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description=(
-                    "At most 255 characters, unique per organization. A retry with the same key and body returns "
-                    "the original entry and status; the same key with another body is a 422."
-                ),
-            )
-        ]
-    )
-    def create(self, request, *args, **kwargs):
-        key = request.headers.get("Idempotency-Key")
-        if not key:
-            return super().create(request, *args, **kwargs)
-        if len(key) > 255:
-            raise BadRequest("Idempotency-Key is at most 255 characters.")
-        fingerprint = _fingerprint(request)
-        try:
-            with transaction.atomic():
-                replayed = self._replay(key, fingerprint)
-                if replayed is not None:
-                    return replayed
-                response = super().create(request, *args, **kwargs)
-                IdempotencyKey.objects.create(
-                    organization=self.organization,
-                    key=key,
-                    fingerprint=fingerprint,
-                    status_code=response.status_code,
-                    entry_id=response.data["id"],
-                )
-                return response
-        except (IntegrityError, APIError):
-            # A concurrent request with the same key may have won (its entry then took the hours this
-            # one wanted, or its key was inserted first): answer as it did.
-            replayed = self._replay(key, fingerprint)
-            if replayed is None:
-                raise
-            return replayed
-
-    def _replay(self, key: str, fingerprint: str) -> Response | None:
-        record = IdempotencyKey.objects.filter(organization=self.organization, key=key).first()
-        if record is None:
-            return None
-        if record.fingerprint != fingerprint:
-            raise Unprocessable(
-                "This Idempotency-Key was used with a different request body.",
-                {"Idempotency-Key": [f"Already used for entry {record.entry_id}."]},
-            )
-        return self.respond(record.entry, record.status_code, {"Location": self.detail_url(record.entry)})
-
 
 # --- balance and lots ---------------------------------------------------------------------------
 
 
-class ContractLedgerView(APIView):
-    """Shared: the contract of the route, in the caller's organization (else 404)."""
+class ContractLedgerView(JSONErrorsMixin, APIView):
+    """Shared: the contract of the route, in the caller's organization (else 404); JSON or CSV."""
 
     read_role = "viewer"
+    renderer_classes = [JSONRenderer, CSVRenderer]
 
     def contract(self, pk) -> Contract:
         return get_object_or_404(Contract.objects.for_organization(self.request.auth.organization), pk=pk)
@@ -177,7 +122,7 @@ class ContractLedgerView(APIView):
         return parsed
 
     def check_params(self, allowed: set[str]) -> None:
-        unknown = sorted(set(self.request.query_params) - allowed)
+        unknown = sorted(set(self.request.query_params) - allowed - {"format"})
         if unknown:
             raise BadRequest(f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown."] for n in unknown})
 
@@ -210,10 +155,8 @@ class BalanceView(ContractLedgerView):
     )
     def get(self, request, contract_pk):
         self.check_params({"as_of", "window_days"})
-        raw_window = request.query_params.get("window_days") or "30"
-        if not raw_window.isdigit() or not 1 <= int(raw_window) <= 3650:
-            raise BadRequest("window_days must be a whole number from 1 to 3650.", {"window_days": ["Out of range."]})
-        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=int(raw_window))
+        window_days = query_int(request, "window_days", 30, 1, 3650)
+        figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=window_days)
         return Response(_json(figures))
 
 

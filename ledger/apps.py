@@ -13,5 +13,6 @@ class LedgerConfig(AppConfig):
 
         on("contract.state_changed", services.on_contract_state_changed)
         on("breach.finalized", services.on_breach_finalized)
+        on("contract.terms_changed", services.on_contract_terms_changed)
         on("breach.waived", services.on_breach_waived)
         register_lifecycle_step("lots expired", services.expire_lots)

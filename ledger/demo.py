@@ -28,6 +28,9 @@ def seed(log) -> None:
         start = max(contract.start_of_day(contract.start_date), now - dt.timedelta(days=100))
         step = (now - dt.timedelta(days=1) - start) / len(hours_list)
         for index, hours in enumerate(hours_list):
+            job = jobs[index % len(jobs)]
+            # Work is done after its job was reported (and never in the future).
+            occurred_at = min(max(start + step * (index + 1), job.reported_at + dt.timedelta(minutes=30)), now)
             services.post_entry(
                 organization=demo,
                 actor=None,
@@ -35,8 +38,8 @@ def seed(log) -> None:
                     "contract": contract,
                     "entry_type": LedgerEntry.Type.WORK,
                     "hours": Decimal(hours),
-                    "work_order": jobs[index % len(jobs)],
-                    "occurred_at": start + step * (index + 1),
+                    "work_order": job,
+                    "occurred_at": occurred_at,
                     "description": "Engineer time on site",
                 },
             )

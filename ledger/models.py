@@ -28,11 +28,20 @@ class LedgerEntry(TenantModel):
         LOT_EXPIRED = "lot_expired", "unused hours of an expired lot"
         PENALTY_REVERSAL = "penalty_reversal", "penalty of a waived breach reversed"
         SYSTEM = "system", "posted by the system"
+        # Lots and settlements of a billing plan (issue 12), posted by the `billing` app.
+        INCLUDED_HOURS = "included_hours", "hours included in a billing period"
+        ROLLOVER = "rollover", "unused included hours rolled over"
+        PREPAY = "prepay", "recurring prepaid hours"
+        TOP_UP = "top_up", "automatic top-up"
+        OVERAGE_BILLED = "overage_billed", "overage billed at the period's close"
 
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="ledger_entries")
     entry_type = models.CharField(max_length=24, choices=Type.choices)
     reason_code = models.CharField(max_length=24, choices=Reason.choices, blank=True, default="")
     hours = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    # What the balance, lots and burn rate consume: work after the plan's minimum, rounding and
+    # out-of-hours multiplier (`ledger.charging`); equal to `hours` for every other entry.
+    charged_hours = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
     amount = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True, default="")
     work_order = models.ForeignKey(WorkOrder, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -74,12 +83,14 @@ class LedgerEntry(TenantModel):
 
 
 class IdempotencyKey(TenantModel):
-    """A client's `Idempotency-Key` on POST: the same key and body return the original entry."""
+    """A client's `Idempotency-Key` on POST: the same key and body return the original object
+    (a ledger entry, a billing export, ...: `resource` names the collection, `object_id` the row)."""
 
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.CASCADE, related_name="+")
+    resource = models.CharField(max_length=40, default="ledger_entries")
+    object_id = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,8 +1,10 @@
 """Posting to the hour ledger, the balance and the prepaid lots.
 
-Hours are stored as posted: positive for allocations (initial allocation, renewal, credit) and
-for work; an adjustment is signed (+ gives hours back, - takes them); the expiry of a lot is an
-`adjustment` with reason `lot_expired`, negative, linked to its lot. So
+Hours are stored as posted (`hours`), and the ledger counts them as charged (`charged_hours`:
+work after the billing plan's minimum, rounding and out-of-hours multiplier, see
+`ledger.charging`; every other entry's charged hours are its hours): positive for allocations
+(initial allocation, renewal, credit) and for work; an adjustment is signed (+ gives hours
+back, - takes them); the expiry of a lot is an `adjustment` with reason `lot_expired`, negative, linked to its lot. So
 
     remaining = allocated + adjustments - work
 
@@ -41,6 +43,7 @@ from contracts.models import Contract
 from events.services import record_event
 from tenancy.currencies import quantize
 
+from .charging import charged_hours_for
 from .models import LedgerEntry
 
 T = LedgerEntry.Type
@@ -54,17 +57,36 @@ EXPIRING_WINDOW = dt.timedelta(days=30)
 
 # The signed effect of an entry on the remaining hours, in SQL.
 HOUR_EFFECT = Case(
-    When(entry_type=T.WORK, then=-F("hours")),
-    default=F("hours"),
+    When(entry_type=T.WORK, then=-F("charged_hours")),
+    default=F("charged_hours"),
     output_field=DecimalField(max_digits=14, decimal_places=2),
 )
 
 
 def hour_effect(entry: LedgerEntry) -> Decimal:
-    return -entry.hours if entry.entry_type == T.WORK else entry.hours
+    return -entry.charged_hours if entry.entry_type == T.WORK else entry.charged_hours
+
+
+def set_charged_hours(entry: LedgerEntry, contract: Contract) -> None:
+    """Work is charged by the contract's billing plan; anything else counts as posted."""
+    if entry.entry_type == T.WORK and entry.hours > 0:
+        entry.charged_hours = charged_hours_for(contract, entry.hours, entry.occurred_at)
+    else:
+        entry.charged_hours = entry.hours
 
 
 # --- validation ---------------------------------------------------------------------------------
+
+
+def _work_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[str]]:
+    """Work happens within its contract and after its job was reported (issue 8)."""
+    if contract.start_date is not None and entry.occurred_at < contract.start_of_day(contract.start_date):
+        return {"occurred_at": [f"Must not be before the contract's start ({contract.start_date.isoformat()})."]}
+    work_order = entry.work_order
+    if work_order is not None and work_order.contract_id == contract.pk and entry.occurred_at < work_order.reported_at:
+        reported = work_order.reported_at.isoformat()
+        return {"occurred_at": [f"Must not be before the work order was reported ({reported})."]}
+    return {}
 
 
 def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
@@ -83,6 +105,7 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
             errors["work_order_id"] = ["Required for work."]
         if entry.hours <= 0:
             errors["hours"] = ["Work is a positive number of hours."]
+        errors |= _work_date_errors(entry, contract)
     elif kind in ALLOCATIONS:
         if entry.hours < 0 or (entry.hours == 0 and not (kind == T.CREDIT and entry.amount)):
             errors["hours"] = ["An allocation is a positive number of hours (a credit may be money only)."]
@@ -126,6 +149,10 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
     if closed is not None and entry.occurred_at < closed and hour_effect(entry) != 0:
         # Hours posted before a booked expiry would change what that lot left over.
         raise Conflict(f"The books of this contract are closed up to {closed.isoformat()} (a lot expired then).")
+    billed = contract.books_closed_at
+    if billed is not None and entry.occurred_at < billed and (hour_effect(entry) != 0 or kind == T.PENALTY):
+        # A closed billing period's figures and lines are final: a correction goes into an open period.
+        raise Conflict(f"The books of this contract are closed up to {billed.isoformat()} (a billing period closed).")
 
 
 def unbooked_expiries(contract: Contract, at: dt.datetime) -> Decimal:
@@ -143,8 +170,8 @@ def unbooked_expiries(contract: Contract, at: dt.datetime) -> Decimal:
 def check_overdraw(entry: LedgerEntry, contract: Contract) -> None:
     """409 if the entry takes more hours than remain (and the contract does not allow overrun)."""
     effect = hour_effect(entry)
-    if effect >= 0 or contract.allow_overrun:
-        return
+    if effect >= 0 or contract.allow_overrun or contract.overage_rate is not None:
+        return  # (an overage rate bills what no lot covers: overrun is allowed)
     remaining = contract.remaining_hours
     if remaining + effect >= 0:
         expired = unbooked_expiries(contract, entry.occurred_at)
@@ -179,6 +206,7 @@ def _book(entry: LedgerEntry, contract: Contract, actor) -> LedgerEntry:
             "entry_type": entry.entry_type,
             "reason_code": entry.reason_code,
             "hours": entry.hours,
+            "charged_hours": entry.charged_hours,
             "amount": entry.amount,
             "currency": entry.currency,
             "remaining_hours": contract.remaining_hours,
@@ -206,6 +234,7 @@ def post_entry(*, organization, actor, data: dict, now: dt.datetime | None = Non
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         **{"occurred_at": now, **data, "contract": contract},
     )
+    set_charged_hours(entry, contract)
     check_entry(entry, now)
     check_overdraw(entry, contract)
     return _book(entry, contract, actor)
@@ -219,6 +248,11 @@ def post_system_entry(*, contract: Contract, system_key: str, **fields) -> Ledge
         return None
     entry = LedgerEntry(organization_id=contract.organization_id, contract=contract, system_key=system_key, **fields)
     entry.occurred_at = entry.occurred_at or timezone.now()
+    if contract.books_closed_at is not None and entry.occurred_at < contract.books_closed_at:
+        # A closed billing period is final: what the system posts late (a penalty finalized by a
+        # late scan, ...) is dated into the first open period instead.
+        entry.occurred_at = contract.books_closed_at
+    set_charged_hours(entry, contract)
     try:
         with transaction.atomic():
             return _book(entry, contract, None)
@@ -250,6 +284,32 @@ def on_contract_state_changed(event) -> bool:
         expires_at=expires_at,
         occurred_at=occurred_at,
         description=f"{kind.label} of the contract's hours budget",
+    )
+    return entry is not None
+
+
+def on_contract_terms_changed(event) -> bool:
+    """An amendment changed the hours budget of a contract whose hours were already allocated: the
+    difference is posted as a system adjustment when the new terms take effect (once per change).
+    A contract not yet active needs nothing: its allocation reads the terms in force when it starts."""
+    change = event.payload.get("changes", {}).get("hours_budget")
+    if change is None:
+        return False
+    contract = Contract.objects.get(pk=event.object_id)
+    allocated = LedgerEntry.objects.filter(
+        organization_id=contract.organization_id, system_key=f"allocation:contract:{contract.pk}"
+    ).exists()
+    delta = Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
+    if not allocated or delta == 0:
+        return False
+    entry = post_system_entry(
+        contract=contract,
+        system_key=f"budget:terms_changed:{event.pk}",
+        entry_type=T.ADJUSTMENT,
+        reason_code=LedgerEntry.Reason.SYSTEM,
+        hours=delta,
+        occurred_at=event.occurred_at,
+        description=f"Hours budget amended from {change['before']} to {change['after']}",
     )
     return entry is not None
 
@@ -328,85 +388,103 @@ class Lot:
         return self.entry.expires_at is not None and self.entry.expires_at <= instant
 
 
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+# The columns `LotBook.apply` takes, in its argument order.
+REPLAY_COLUMNS = ("id", "entry_type", "reason_code", "charged_hours", "occurred_at", "expires_at", "lot_id")
+
+
 @dataclass
 class LotBook:
-    lots: list[Lot] = field(default_factory=list)
-    overrun: Decimal = ZERO  # consumption no lot covered
-
-
-_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
-    """Replay the entries in time order: lots, their consumption first-expiring-first, expiries.
+    """Lots, their consumption first-expiring-first, and expiries, fed entries in time order.
 
     The lots that can still be drawn on sit in a heap keyed on (expiry, id); time only moves
-    forward, so a lot found expired at the top is dropped for good. One pass, O(n log lots).
+    forward, so a lot found expired at the top is dropped for good. O(log lots) per entry.
     """
-    entries = LedgerEntry.objects.filter(contract=contract).exclude(entry_type=T.PENALTY)
-    if as_of is not None:
-        entries = entries.filter(occurred_at__lte=as_of)
-    book = LotBook()
-    by_id: dict[int, Lot] = {}
-    drawable: list[tuple[dt.datetime, int, Lot]] = []
-    for pk, kind, reason, hours, occurred_at, expires_at, lot_id in entries.order_by("occurred_at", "id").values_list(
-        "id", "entry_type", "reason_code", "hours", "occurred_at", "expires_at", "lot_id"
-    ):
+
+    lots: list[Lot] = field(default_factory=list)
+    overrun: Decimal = ZERO  # consumption no lot covered
+    by_id: dict[int, Lot] = field(default_factory=dict, repr=False)
+    drawable: list[tuple[dt.datetime, int, Lot]] = field(default_factory=list, repr=False)
+
+    def apply(self, pk, kind, reason, hours, occurred_at, expires_at, lot_id) -> None:
+        """One entry (its columns as in `REPLAY_COLUMNS`; `hours` are its charged hours)."""
+        if kind == T.PENALTY:
+            return
         effect = -hours if kind == T.WORK else hours
         if reason == LedgerEntry.Reason.LOT_EXPIRED:
-            by_id[lot_id].expired += -effect
+            self.by_id[lot_id].expired += -effect
         elif effect > 0:
             # A new lot pays the overrun (consumption no lot covered) first.
-            paid = min(book.overrun, effect)
+            paid = min(self.overrun, effect)
             lot = Lot(entry=LotEntry(pk, kind, occurred_at, expires_at), allocated=effect, consumed=paid)
-            book.overrun -= paid
-            book.lots.append(lot)
-            by_id[pk] = lot
+            self.overrun -= paid
+            self.lots.append(lot)
+            self.by_id[pk] = lot
             if lot.remaining > 0:
-                heapq.heappush(drawable, (expires_at or _NEVER, pk, lot))
+                heapq.heappush(self.drawable, (expires_at or _NEVER, pk, lot))
         elif effect < 0:
             need = -effect
-            while need and drawable:
-                lot = drawable[0][2]
+            while need and self.drawable:
+                lot = self.drawable[0][2]
                 if not lot.valid_at(occurred_at) or lot.remaining <= 0:
-                    heapq.heappop(drawable)
+                    heapq.heappop(self.drawable)
                     continue
                 take = min(need, lot.remaining)
                 lot.consumed += take
                 need -= take
-            book.overrun += need
+            self.overrun += need
+
+
+def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
+    """Replay the entries in time order (occurred_at, id) into a `LotBook`: one pass."""
+    entries = LedgerEntry.objects.filter(contract=contract).exclude(entry_type=T.PENALTY)
+    if as_of is not None:
+        entries = entries.filter(occurred_at__lte=as_of)
+    book = LotBook()
+    for row in entries.order_by("occurred_at", "id").values_list(*REPLAY_COLUMNS).iterator(chunk_size=5000):
+        book.apply(*row)
     return book
+
+
+def expire_lot(lot_id: int, contract_id: int, log=lambda message: None) -> LedgerEntry | None:
+    """Post the expiry of one expired lot's unused remainder, once (None if it was posted already)."""
+    with transaction.atomic():
+        contract = _lock(Contract(pk=contract_id))
+        lot = LedgerEntry.objects.get(pk=lot_id)
+        book = replay(contract, as_of=lot.expires_at)
+        remainder = next((x.remaining for x in book.lots if x.entry.pk == lot_id), ZERO)
+        entry = post_system_entry(
+            contract=contract,
+            system_key=f"lot_expiry:entry:{lot_id}",
+            entry_type=T.ADJUSTMENT,
+            reason_code=LedgerEntry.Reason.LOT_EXPIRED,
+            hours=ZERO - max(remainder, ZERO),
+            lot=lot,
+            occurred_at=lot.expires_at,
+            description=f"Unused hours of lot {lot_id} expired",
+        )
+        if entry is not None:
+            log(f"lot {lot_id} of contract {contract_id}: {-entry.hours} hours expired")
+        return entry
+
+
+def unexpired_lots(*, now: dt.datetime, contract: Contract | None = None):
+    """(lot id, contract id) of the lots expired by `now` whose expiry is not booked, oldest first."""
+    lots = LedgerEntry.objects.filter(expires_at__lte=now, hours__gt=0)
+    if contract is not None:
+        lots = lots.filter(contract=contract)
+    return (
+        lots.exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
+        .values_list("pk", "contract_id")
+        .order_by("expires_at", "pk")
+    )
 
 
 def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
     """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle)."""
-    expired_lots = (
-        LedgerEntry.objects.filter(expires_at__lte=now, hours__gt=0)
-        .exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
-        .values_list("pk", "contract_id")
-        .order_by("expires_at", "pk")
+    return sum(
+        expire_lot(lot_id, contract_id, log) is not None for lot_id, contract_id in list(unexpired_lots(now=now))
     )
-    posted = 0
-    for lot_id, contract_id in list(expired_lots):
-        with transaction.atomic():
-            contract = _lock(Contract(pk=contract_id))
-            lot = LedgerEntry.objects.get(pk=lot_id)
-            book = replay(contract, as_of=lot.expires_at)
-            remainder = next((x.remaining for x in book.lots if x.entry.pk == lot_id), ZERO)
-            entry = post_system_entry(
-                contract=contract,
-                system_key=f"lot_expiry:entry:{lot_id}",
-                entry_type=T.ADJUSTMENT,
-                reason_code=LedgerEntry.Reason.LOT_EXPIRED,
-                hours=ZERO - max(remainder, ZERO),
-                lot=lot,
-                occurred_at=lot.expires_at,
-                description=f"Unused hours of lot {lot_id} expired",
-            )
-            if entry is not None:
-                posted += 1
-                log(f"lot {lot_id} of contract {contract_id}: {-entry.hours} hours expired")
-    return posted
 
 
 # --- balance ------------------------------------------------------------------------------------
@@ -426,15 +504,19 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     as_of = as_of or timezone.now()
     entries = LedgerEntry.objects.filter(contract=contract, occurred_at__lte=as_of)
     figures = entries.aggregate(
-        allocated=Sum("hours", filter=Q(hours__gt=0) & ~Q(entry_type=T.WORK), default=Value(ZERO)),
-        taken=Sum("hours", filter=Q(hours__lt=0) & ~Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED), default=Value(ZERO)),
-        work=Sum("hours", filter=Q(entry_type=T.WORK), default=Value(ZERO)),
-        expired=Sum("hours", filter=Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED), default=Value(ZERO)),
+        allocated=Sum("charged_hours", filter=Q(charged_hours__gt=0) & ~Q(entry_type=T.WORK), default=Value(ZERO)),
+        taken=Sum(
+            "charged_hours",
+            filter=Q(charged_hours__lt=0) & ~Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED),
+            default=Value(ZERO),
+        ),
+        work=Sum("charged_hours", filter=Q(entry_type=T.WORK), default=Value(ZERO)),
+        expired=Sum("charged_hours", filter=Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED), default=Value(ZERO)),
     )
     total, consumed, expired = figures["allocated"], figures["work"] - figures["taken"], -figures["expired"]
     remaining = total - consumed - expired
     window_start = as_of - dt.timedelta(days=window_days)
-    recent = _sum(entries.filter(entry_type=T.WORK, occurred_at__gt=window_start), "hours")
+    recent = _sum(entries.filter(entry_type=T.WORK, occurred_at__gt=window_start), "charged_hours")
     burn_rate = (recent / window_days).quantize(Decimal("0.01"))
     exhaustion = None
     if recent > 0:

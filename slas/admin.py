@@ -12,8 +12,8 @@ def _changed(form) -> dict:
 
 @admin.register(Calendar)
 class CalendarAdmin(admin.ModelAdmin):
-    list_display = ["name", "time_zone", "organization", "updated_at"]
-    list_filter = ["time_zone", "organization"]
+    list_display = ["name", "time_zone", "holiday_country", "holiday_subdivision", "organization", "updated_at"]
+    list_filter = ["time_zone", "holiday_country", "organization"]
     search_fields = ["name"]
     readonly_fields = ["created_at", "updated_at"]
 

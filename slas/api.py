@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import zoneinfo
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
 from tenancy.currencies import quantize
 
-from . import services
-from .clock import parse_hours
+from . import ical, services
+from .clock import parse_hours, supported_countries
 from .models import Calendar, SlaRule
 from .schemas import SCHEMAS, validation_errors
 
@@ -35,14 +42,29 @@ class CalendarSerializer(ResourceSerializer):
     hours = serializers.JSONField(
         help_text='[{"weekday": 1-7 (ISO, Monday = 1), "start": "HH:MM", "end": "HH:MM" or "24:00"}, ...]'
     )
-    holidays = HolidaySerializer(many=True, required=False)
+    holidays = HolidaySerializer(many=True, required=False, help_text="Additions to the public holidays.")
     time_zone = serializers.CharField(max_length=64)
+    holiday_country = serializers.CharField(
+        max_length=2, required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2: its public holidays, every year."
+    )
+    holiday_subdivision = serializers.CharField(
+        max_length=20,
+        required=False,
+        allow_blank=True,
+        help_text='ISO 3166-2 ("GB-SCT") or the part after the dash ("SCT"); stored as the latter.',
+    )
+    working_days = serializers.ListField(
+        child=serializers.DateField(), required=False, help_text="Dates worked despite a public holiday."
+    )
 
     class Meta:
         model = Calendar
-        fields = ["id", "name", "time_zone", "hours", "holidays", "created_at", "updated_at"]
+        fields = [
+            "id", "name", "time_zone", "hours", "holidays", "holiday_country", "holiday_subdivision",
+            "working_days", "created_at", "updated_at",
+        ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
-        default_fields = ["id", "name", "time_zone", "created_at", "updated_at"]
+        default_fields = ["id", "name", "time_zone", "holiday_country", "created_at", "updated_at"]
 
     def validate_time_zone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():
@@ -69,11 +91,81 @@ class CalendarSerializer(ResourceSerializer):
             {"date": h["date"].isoformat(), "name": h.get("name", "")} for h in sorted(value, key=lambda h: h["date"])
         ]
 
+    def validate_working_days(self, value):
+        duplicates = sorted({d.isoformat() for d in value if value.count(d) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Listed twice: {', '.join(duplicates)}.")
+        return [day.isoformat() for day in sorted(value)]
+
+    def validate_holiday_country(self, value: str) -> str:
+        value = value.upper()
+        if value and value not in supported_countries():
+            raise serializers.ValidationError(
+                f"{value!r} is not a country the holidays package supports (ISO 3166-1 alpha-2, e.g. GB, NL, US)."
+            )
+        return value
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+
+        def value(name, default):
+            return attrs.get(name, getattr(self.instance, name, default))
+
+        country = value("holiday_country", "")
+        subdivision = value("holiday_subdivision", "")
+        if subdivision:
+            if not country:
+                raise serializers.ValidationError({"holiday_subdivision": ["Needs a holiday_country."]})
+            code = subdivision.upper().removeprefix(f"{country}-")
+            known = supported_countries()[country]
+            match = next((s for s in known if s.upper() == code), None)
+            if match is None:
+                raise serializers.ValidationError(
+                    {"holiday_subdivision": [f"Not one of {country}'s: {', '.join(known) or 'it has none'}."]}
+                )
+            if "holiday_subdivision" in attrs or "holiday_country" in attrs:
+                attrs["holiday_subdivision"] = match
+        clash = {h["date"] for h in value("holidays", [])} & set(value("working_days", []))
+        if clash:
+            raise serializers.ValidationError(
+                {"working_days": [f"Also listed as holidays: {', '.join(sorted(clash))}."]}
+            )
+        return attrs
+
 
 class CalendarFilterSet(PredicateFilterSet):
     class Meta:
         model = Calendar
-        fields = ["name", "time_zone", "created_at", "updated_at"]
+        fields = ["name", "time_zone", "holiday_country", "holiday_subdivision", "created_at", "updated_at"]
+
+
+ICS_MAX_BYTES = 1_000_000
+
+
+class ICalendarParser(BaseParser):
+    """A `text/calendar` body, as bytes."""
+
+    media_type = "text/calendar"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read(ICS_MAX_BYTES + 1) if stream is not None else b""
+
+
+class ImportHolidaysSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="An iCalendar (.ics) file.")
+
+
+def _years(raw: str | None) -> range:
+    this_year = timezone.now().year
+    if not raw:
+        return range(this_year, this_year + 2)
+    match = re.fullmatch(r"(\d{4})(?:-(\d{4}))?", raw)
+    first, last = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
+    if not match or not 1900 <= first <= last <= 2399 or last - first > 20:
+        raise BadRequest(
+            "years must be YEAR or FIRST-LAST (1900-2399, at most 21 years).", {"years": ["Malformed or out of range."]}
+        )
+    return range(first, last + 1)
 
 
 class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
@@ -90,14 +182,54 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     update_service = staticmethod(services.update_calendar)
     delete_service = staticmethod(services.delete_calendar)
 
-    def partial_update(self, request, *args, **kwargs):
-        response = super().partial_update(request, *args, **kwargs)
-        response["X-Recomputed-Clocks"] = str(self.updated.recomputed_clocks)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("years", str, description="YEAR or FIRST-LAST (default: this year and the next).")
+        ],
+        responses={(200, "text/calendar"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"], extra_query_params=("years",))
+    def ical(self, request, pk=None):
+        """The calendar as iCalendar (RFC 5545): weekly working hours as weekly recurring events and
+        every holiday of the years asked for (public ones, additions, minus working days) as all-day events."""
+        calendar = self.get_object()
+        years = _years(request.query_params.get("years"))
+        names = {dt.date.fromisoformat(h["date"]): h.get("name", "") for h in calendar.holidays}
+        body = ical.export_calendar(
+            name=calendar.name, uid_base=f"calendar-{calendar.pk}", spec=calendar.spec, names=names, years=years
+        )
+        response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="calendar-{calendar.pk}.ics"'
         return response
 
-    def respond(self, instance, *args, **kwargs):
-        self.updated = instance
-        return super().respond(instance, *args, **kwargs)
+    @extend_schema(
+        request={"text/calendar": OpenApiTypes.BINARY, "multipart/form-data": ImportHolidaysSerializer},
+        responses={200: CalendarSerializer},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[ICalendarParser, MultiPartParser])
+    def import_holidays(self, request, pk=None):
+        """Add the all-day events of an `.ics` file (the body as text/calendar, or the form field `file`)
+        to the calendar's own holidays; dates already listed keep their name. A malformed file is a
+        422 naming the fault. Recomputes the running clocks like any edit (`X-Recomputed-Clocks`)."""
+        calendar = self.get_object()
+        if isinstance(request.data, bytes) or request.content_type.startswith(ICalendarParser.media_type):
+            data = request.data if isinstance(request.data, bytes) else b""
+        else:
+            upload = request.data.get("file")
+            if upload is None or isinstance(upload, str):
+                raise Unprocessable("Send the .ics file as the body (text/calendar) or as the form field file.",
+                                    {"file": ["Required."]})  # fmt: skip
+            data = upload.read(ICS_MAX_BYTES + 1)
+        if len(data) > ICS_MAX_BYTES:
+            raise Unprocessable("The file is too large.", {"file": [f"At most {ICS_MAX_BYTES} bytes."]})
+        try:
+            imported = ical.parse_holidays(data)
+        except ical.IcsError as exc:
+            raise Unprocessable(f"Cannot import the file: {exc.message}", {exc.field: [exc.message]}) from None
+        updated = services.import_holidays(calendar=calendar, actor=request.user, holidays=imported)
+        response = self.respond(updated)  # X-Recomputed-Clocks from the service, like every calendar edit
+        response["X-Imported-Holidays"] = str(updated.imported_holidays)
+        return response
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -193,7 +325,12 @@ class SlaRuleFilterSet(PredicateFilterSet):
 
 
 class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
-    """SLA rules of contracts. Past draft, terms change only through `amend` (history is kept)."""
+    """SLA rules of contracts. Past draft, terms change only through `amend` (history is kept).
+
+    A rule covers the jobs reported from its `effective_from` on. Created with an
+    `effective_from` in the past, it attaches clocks to the open jobs in its band reported since
+    then (a retroactive start); the response's `X-Recomputed-Clocks` header says how many.
+    Without one it covers work reported from now on (from the contract's start while a draft)."""
 
     queryset = SlaRule.objects.select_related("contract", "calendar", "previous_version", "next_version")
     serializer_class = SlaRuleSerializer
@@ -210,7 +347,7 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     create_service = staticmethod(services.create_rule)
     update_service = staticmethod(services.update_rule)
 
-    @extend_schema(request=AmendSerializer, responses={201: SlaRuleSerializer})
+    @extend_schema(request=AmendSerializer(partial=True), responses={201: SlaRuleSerializer})
     @action(detail=True, methods=["post"])
     def amend(self, request, pk=None):
         """End this rule at `effective_from` (default now) and create its successor (201)."""

@@ -64,17 +64,36 @@ business time it covers, so a due time costs O((1 + #pauses) * log n), never a d
 A compiled calendar covers a span of local years that grows on demand (around the first instant
 asked for, then doubling forward when a due time runs past the end); growing rebuilds the lists
 under a lock and swaps them in whole, so concurrent readers always see a consistent span.
-Compiled calendars are cached (an LRU keyed on the spec itself: a changed calendar is a different,
-equal-comparing spec, so a change invalidates by construction); `clear_cache()` drops them all.
+Compiled calendars are cached at two levels, so that a calendar compiles once per process and
+thousands of calendars in use never thrash:
+
+- by spec: equal specs share one compiled calendar for as long as anything holds it (a weak-value
+  map, so there is no size limit to thrash past), and the 512 most recently asked for stay alive
+  on their own (an LRU of strong references) for callers that hold nothing, like the tests;
+- by the caller's key (`compile_keyed(key, stamp, make_spec)`): the models keep one entry per
+  calendar row, keyed by its id and stamped with its `updated_at`, so a clock computation costs a
+  dict lookup, not building and hashing a spec; a changed row has a new stamp and recompiles.
+
+`clear_cache()` drops them all. The compiled lists are `array('q')` (8 bytes a boundary), so ten
+thousand calendars with a few years each fit in tens of megabytes.
+
+Public holidays come from the `holidays` package (``country`` and ``subdivision`` on the spec),
+computed for each local year when that year is compiled, so a calendar needs no upkeep across
+years; the spec's own ``holidays`` are additions, and its ``working_days`` are dates worked
+despite a public holiday (they cancel a public holiday, never an addition or a weekend).
 
 Public API
 ==========
 
-- ``CalendarSpec(time_zone, hours=(), holidays=frozenset())``: frozen, hashable, validated and
-  normalised (hours sorted, holidays as `date` objects; ISO strings accepted).
+- ``CalendarSpec(time_zone, hours=(), holidays=frozenset(), country=None, subdivision=None,
+  working_days=frozenset())``: frozen, hashable, validated and normalised (hours sorted, dates as
+  `date` objects; ISO strings accepted; country and subdivision checked against the package).
+- ``public_holidays(country, subdivision, year)``: the package's dates (cached per year);
+  ``supported_countries()``: ``{country: (subdivisions...)}``.
 - ``parse_hours(items)``: validate API input ``[{"weekday", "start", "end"}, ...]`` into the
   ``hours`` tuple; ``ValueError`` naming the index (``hours[2]: ...``).
-- ``compile_calendar(spec)``, ``clear_cache()``, ``TWENTY_FOUR_SEVEN``.
+- ``compile_calendar(spec)``, ``compile_keyed(key, stamp, make_spec)``, ``clear_cache()``,
+  ``TWENTY_FOUR_SEVEN``.
 - On datetimes: ``business_seconds(calendar, a, b, pauses=())`` and
   ``due(calendar, start, target_minutes, pauses=())``; ``calendar`` is a `CalendarSpec`, a
   compiled calendar, or None (24x7).
@@ -88,13 +107,17 @@ from __future__ import annotations
 import math
 import re
 import threading
+import weakref
 from abc import ABC, abstractmethod
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holidays_package
 
 __all__ = [
     "HORIZON_END_YEAR",
@@ -104,10 +127,14 @@ __all__ = [
     "CalendarSpec",
     "CompiledCalendar",
     "business_seconds",
+    "check_region",
     "clear_cache",
     "compile_calendar",
+    "compile_keyed",
     "due",
     "parse_hours",
+    "public_holidays",
+    "supported_countries",
 ]
 
 HORIZON_START_YEAR = 1900
@@ -201,6 +228,9 @@ class CalendarSpec:
     time_zone: str
     hours: tuple[tuple[int, str, str], ...] = ()
     holidays: frozenset[date] = field(default_factory=frozenset)
+    country: str | None = None
+    subdivision: str | None = None
+    working_days: frozenset[date] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         try:
@@ -214,18 +244,56 @@ class CalendarSpec:
         for index, triple in enumerate(triples):
             if len(triple) != 3:
                 raise ValueError(f"hours[{index}]: must be a (weekday, start, end) triple")
-        holidays = set()
-        for day in self.holidays:
-            if isinstance(day, str):
-                try:
-                    day = date.fromisoformat(day)
-                except ValueError:
-                    raise ValueError(f"holiday {day!r} is not a date YYYY-MM-DD") from None
-            if type(day) is not date:
-                raise ValueError(f"holiday {day!r} is not a date")
-            holidays.add(day)
+        check_region(self.country, self.subdivision)
         object.__setattr__(self, "hours", _check_hours(triples))
-        object.__setattr__(self, "holidays", frozenset(holidays))
+        object.__setattr__(self, "holidays", _dates(self.holidays, "holiday"))
+        object.__setattr__(self, "working_days", _dates(self.working_days, "working day"))
+
+
+def _dates(values: Iterable[object], what: str) -> frozenset[date]:
+    days = set()
+    for day in values:
+        if isinstance(day, str):
+            try:
+                day = date.fromisoformat(day)
+            except ValueError:
+                raise ValueError(f"{what} {day!r} is not a date YYYY-MM-DD") from None
+        if type(day) is not date:
+            raise ValueError(f"{what} {day!r} is not a date")
+        days.add(day)
+    return frozenset(days)
+
+
+# --------------------------------------------------------------------------- public holidays
+
+
+@lru_cache(maxsize=1)
+def supported_countries() -> dict[str, tuple[str, ...]]:
+    """The countries (ISO 3166-1 alpha-2) the `holidays` package knows, with their subdivisions."""
+    return {
+        country: tuple(subdivisions) for country, subdivisions in holidays_package.list_supported_countries().items()
+    }
+
+
+def check_region(country: str | None, subdivision: str | None) -> None:
+    """ValueError unless the package supports the country (and the subdivision within it)."""
+    if country is None:
+        if subdivision is not None:
+            raise ValueError("a holiday subdivision needs a holiday country")
+        return
+    known = supported_countries()
+    if country not in known:
+        raise ValueError(f"holiday country {country!r} is not supported (an ISO 3166-1 alpha-2 code the package knows)")
+    if subdivision is not None and subdivision not in known[country]:
+        raise ValueError(
+            f"holiday subdivision {subdivision!r} is not one of {country}'s: {', '.join(known[country]) or 'none'}"
+        )
+
+
+@lru_cache(maxsize=4096)
+def public_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
+    """The public holidays of a country (and subdivision) in one year, from the `holidays` package."""
+    return frozenset(holidays_package.country_holidays(country, subdiv=subdivision, years=year))
 
 
 # --------------------------------------------------------------------------- compiled form
@@ -295,11 +363,13 @@ def _local_epoch(zone: ZoneInfo, day: date, minute: int) -> int:
     return int(datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=zone).timestamp())
 
 
-def _year_intervals(
-    zone: ZoneInfo, by_weekday: list[list[tuple[int, int]]], holidays: frozenset[date], year: int
-) -> list[tuple[int, int]]:
-    """The working intervals (UTC epoch seconds, unmerged) of the local dates of `year`."""
-    raw = []
+def _year_intervals(zone: ZoneInfo, by_weekday: list[list[tuple[int, int]]], spec: CalendarSpec, year: int) -> array:
+    """The working intervals of the local dates of `year`: UTC epoch seconds, unmerged, flat
+    (start, end, start, end, ...)."""
+    holidays = spec.holidays
+    if spec.country is not None:
+        holidays = holidays | (public_holidays(spec.country, spec.subdivision, year) - spec.working_days)
+    raw = array("q")
     for ordinal in range(date(year, 1, 1).toordinal(), date(year + 1, 1, 1).toordinal()):
         day = date.fromordinal(ordinal)
         slots = by_weekday[day.isoweekday()]
@@ -308,22 +378,23 @@ def _year_intervals(
         for start, end in slots:
             s, e = _local_epoch(zone, day, start), _local_epoch(zone, day, end)
             if e > s:  # empty after DST conversion: counts nothing
-                raw.append((s, e))
+                raw.append(s)
+                raw.append(e)
     return raw
 
 
-def _span(zone: ZoneInfo, lo_year: int, hi_year: int, raw: list[tuple[int, int]]) -> _Span:
+def _span(zone: ZoneInfo, lo_year: int, hi_year: int, flat: array) -> _Span:
     """Merge the raw intervals of local years [lo_year, hi_year) and sum them into a `_Span`."""
-    raw.sort()  # already sorted except where a DST gap folds an interval back
-    starts: list[int] = []
-    ends: list[int] = []
-    for s, e in raw:
+    pairs = sorted(zip(flat[::2], flat[1::2], strict=True))  # sorted but where a DST gap folds one back
+    starts = array("q")
+    ends = array("q")
+    for s, e in pairs:
         if ends and s <= ends[-1]:
             ends[-1] = max(ends[-1], e)
         else:
             starts.append(s)
             ends.append(e)
-    cumend = []
+    cumend = array("q")
     total = 0
     for s, e in zip(starts, ends, strict=True):
         total += e - s
@@ -484,15 +555,15 @@ class CompiledCalendar(Calendar):
         self._by_weekday: list[list[tuple[int, int]]] = [[] for _ in range(8)]
         for weekday, start, end in spec.hours:
             self._by_weekday[weekday].append((_minutes(start, is_end=False), _minutes(end, is_end=True)))
-        self._years: dict[int, list[tuple[int, int]]] = {}  # local year -> its raw intervals
+        self._years: dict[int, array] = {}  # local year -> its raw intervals, flat
 
     def _build(self, lo_year: int, hi_year: int) -> _Span:
         """Compile local years [lo_year, hi_year); each year is converted from wall time only once."""
-        raw = []
+        raw = array("q")
         for year in range(lo_year, hi_year):
             intervals = self._years.get(year)
             if intervals is None:
-                intervals = self._years[year] = _year_intervals(self._zone, self._by_weekday, self.spec.holidays, year)
+                intervals = self._years[year] = _year_intervals(self._zone, self._by_weekday, self.spec, year)
             raw += intervals
         return _span(self._zone, lo_year, hi_year, raw)
 
@@ -565,9 +636,21 @@ class CompiledCalendar(Calendar):
         return super().intervals(a, b)
 
 
-@lru_cache(maxsize=512)
+# Equal specs share one compiled calendar while anything holds it (no size limit to thrash past).
+_shared: weakref.WeakValueDictionary[CalendarSpec, CompiledCalendar] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+# The caller's keys (a calendar row's id) -> (stamp, compiled): one entry per key, never evicted
+# by other keys, replaced when the stamp changes.
+_keyed: dict[object, tuple[object, Calendar]] = {}
+
+
+@lru_cache(maxsize=512)  # keeps the most recent specs alive for callers that hold nothing
 def _compile_cached(spec: CalendarSpec) -> CompiledCalendar:
-    return CompiledCalendar(spec)
+    with _shared_lock:
+        compiled = _shared.get(spec)
+        if compiled is None:
+            compiled = _shared[spec] = CompiledCalendar(spec)
+        return compiled
 
 
 def compile_calendar(spec: CalendarSpec | None) -> Calendar:
@@ -579,9 +662,28 @@ def compile_calendar(spec: CalendarSpec | None) -> Calendar:
     return _compile_cached(spec)
 
 
+def compile_keyed(key: object, stamp: object, make_spec: Callable[[], CalendarSpec | None]) -> Calendar:
+    """The compiled calendar cached under `key` while its `stamp` is unchanged.
+
+    On a miss (a new key, or a new stamp: the calendar changed) `make_spec()` builds the spec
+    and the entry is replaced; a hit costs one dict lookup and one comparison, so callers need
+    not build (and hash) a spec per computation. Equal specs under different keys still share
+    one compiled calendar.
+    """
+    entry = _keyed.get(key)
+    if entry is not None and entry[0] == stamp:
+        return entry[1]
+    compiled = compile_calendar(make_spec())
+    _keyed[key] = (stamp, compiled)
+    return compiled
+
+
 def clear_cache() -> None:
     """Forget every compiled calendar (they are rebuilt on the next use)."""
+    _keyed.clear()
     _compile_cached.cache_clear()
+    with _shared_lock:
+        _shared.clear()
 
 
 # --------------------------------------------------------------------------- datetime API

@@ -1,13 +1,10 @@
-"""Demo calendar (Mon-Fri 08:00-17:00 Europe/London with the UK bank holidays of this year and
-the next) and SLA rules on the demo contracts."""
-
-from django.utils import timezone
+"""Demo calendar (Mon-Fri 08:00-17:00 Europe/London with the public holidays of England, every
+year, from the `holidays` package) and SLA rules on the demo contracts."""
 
 from contracts.models import Contract
 from tenancy.models import Organization
 
 from . import services
-from .holidays import uk_bank_holidays
 from .models import Calendar, SlaRule
 
 DEMO_RULES = [
@@ -27,19 +24,15 @@ DEMO_RULES = [
 
 def seed(log) -> None:
     demo = Organization.objects.get(slug="demo")
-    this_year = timezone.now().year
-    holidays = [
-        {"date": day.isoformat(), "name": name}
-        for year in (this_year, this_year + 1)
-        for day, name in uk_bank_holidays(year)
-    ]
     calendar, _ = Calendar.objects.update_or_create(
         organization=demo,
         name="UK office hours",
         defaults={
             "time_zone": "Europe/London",
             "hours": [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
-            "holidays": holidays,
+            "holidays": [],
+            "holiday_country": "GB",
+            "holiday_subdivision": "ENG",
         },
     )
     created = 0
@@ -64,4 +57,4 @@ def seed(log) -> None:
             },
         )
         created += 1
-    log(f"calendar {calendar.name!r} with {len(holidays)} bank holidays; {created} new SLA rules")
+    log(f"calendar {calendar.name!r} with the public holidays of England; {created} new SLA rules")

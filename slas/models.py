@@ -11,11 +11,14 @@ from django.db import models
 from contracts.models import Contract
 from tenancy.models import TenantModel, validate_time_zone
 
-from .clock import CalendarSpec
+from .clock import Calendar as CompiledCalendar
+from .clock import CalendarSpec, compile_calendar, compile_keyed
 
 
 class Calendar(TenantModel):
-    """Weekly working intervals in local wall time, plus holidays (whole local dates)."""
+    """Weekly working intervals in local wall time, plus holidays (whole local dates): the public
+    holidays of `holiday_country` (and `holiday_subdivision`) for every year, computed by the
+    `holidays` package, plus the calendar's own `holidays`, minus its `working_days`."""
 
     name = models.CharField(max_length=160)
     time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
@@ -23,6 +26,11 @@ class Calendar(TenantModel):
     hours = models.JSONField(default=list)
     # [{"date": "YYYY-MM-DD", "name": "..."}, ...]
     holidays = models.JSONField(default=list, blank=True)
+    # ISO 3166-1 alpha-2 and the package's subdivision code (the part after "GB-" in ISO 3166-2).
+    holiday_country = models.CharField(max_length=2, blank=True, default="")
+    holiday_subdivision = models.CharField(max_length=16, blank=True, default="")
+    # ["YYYY-MM-DD", ...]: dates worked despite a public holiday.
+    working_days = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -34,12 +42,28 @@ class Calendar(TenantModel):
 
     @property
     def spec(self) -> CalendarSpec:
-        """The clock's view of this calendar (hashable: compiled calendars are cached by it)."""
+        """The clock's view of this calendar (hashable: equal calendars share one compiled form)."""
         return CalendarSpec(
             time_zone=self.time_zone,
             hours=tuple((h["weekday"], h["start"], h["end"]) for h in self.hours),
             holidays=frozenset(dt.date.fromisoformat(h["date"]) for h in self.holidays),
+            country=self.holiday_country or None,
+            subdivision=self.holiday_subdivision or None,
+            working_days=frozenset(dt.date.fromisoformat(day) for day in self.working_days),
         )
+
+    @property
+    def compiled(self) -> CompiledCalendar:
+        """The compiled calendar, cached per row and `updated_at` (every edit through the services
+        saves the row, so a changed calendar recompiles): one dict lookup per clock computation."""
+        if self.pk is None:
+            return compile_calendar(self.spec)
+        memo = self.__dict__.get("_compiled_memo")  # the same row object asked again: an attribute read
+        if memo is not None and memo[0] == self.updated_at:
+            return memo[1]
+        compiled = compile_keyed(("calendar", self.pk), self.updated_at, lambda: self.spec)
+        self.__dict__["_compiled_memo"] = (self.updated_at, compiled)
+        return compiled
 
 
 class SlaRule(TenantModel):
@@ -82,6 +106,8 @@ class SlaRule(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "SLA rule"
+        verbose_name_plural = "SLA rules"
         indexes = [models.Index(fields=["contract", "metric", "effective_from"], name="rule_contract_metric")]
         constraints = [
             models.CheckConstraint(condition=models.Q(target_minutes__gte=1), name="rule_target_positive"),

@@ -15,7 +15,7 @@ from events.services import apply_changes, record_event, snapshot
 
 from .models import Calendar, SlaRule
 
-CALENDAR_SNAPSHOT = ["name", "time_zone", "hours", "holidays"]
+CALENDAR_SNAPSHOT = ["name", "time_zone", "hours", "holidays", "holiday_country", "holiday_subdivision", "working_days"]
 RULE_SNAPSHOT = [
     "contract_id", "name", "metric", "priorities", "target_minutes", "calendar_id", "pause_on_hold", "escalation",
     "penalty", "monthly_penalty_cap", "active", "effective_from", "effective_to", "previous_version_id",
@@ -52,8 +52,31 @@ def update_calendar(*, instance: Calendar, actor, data: dict) -> Calendar:
     if changes:
         calendar.save()
         event = record_event(type="calendar.updated", obj=calendar, actor=actor, payload={"changes": changes})
-        calendar.recomputed_clocks = sum(v for v in event.reactions.values() if isinstance(v, int))
+        calendar.recomputed_clocks = _reaction_count(event)
     return calendar
+
+
+def _reaction_count(event) -> int:
+    """How many clocks the handlers of an event recomputed (the X-Recomputed-Clocks header)."""
+    return sum(v for v in event.reactions.values() if isinstance(v, int))
+
+
+@transaction.atomic
+def import_holidays(*, calendar: Calendar, actor, holidays: list[dict]) -> Calendar:
+    """Add `holidays` (``[{"date", "name"}]``) to the calendar's own; a date already listed keeps its
+    name, a date listed as a working day stops being one. `calendar.imported_holidays` says how many
+    dates were new."""
+    calendar = Calendar.objects.select_for_update().get(pk=calendar.pk)
+    listed = {h["date"]: h for h in calendar.holidays}
+    new = [h for h in holidays if h["date"] not in listed]
+    merged = sorted([*calendar.holidays, *new], key=lambda h: h["date"])
+    data = {"holidays": merged}
+    added = {h["date"] for h in new}
+    if added & set(calendar.working_days):
+        data["working_days"] = [day for day in calendar.working_days if day not in added]
+    updated = update_calendar(instance=calendar, actor=actor, data=data)
+    updated.imported_holidays = len(new)
+    return updated
 
 
 @transaction.atomic
@@ -118,7 +141,9 @@ def create_rule(*, organization, actor, data: dict) -> SlaRule:
     _check_period(rule)
     _check_overlap(rule)
     rule.save()
-    record_event(type="sla_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
+    event = record_event(type="sla_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
+    # From the handlers' reactions: the clocks attached to open jobs reported since effective_from.
+    rule.recomputed_clocks = _reaction_count(event)
     return rule
 
 

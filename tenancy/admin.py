@@ -1,6 +1,33 @@
+import re
+
+from django import forms
 from django.contrib import admin
 
-from .models import ExternalIdentity, Membership, Organization
+from .models import ExternalIdentity, Membership, Organization, validate_email_list
+
+
+class OrganizationForm(forms.ModelForm):
+    """`notification_emails` as one address per line (stored as a JSON list)."""
+
+    notification_emails = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="One address per line: told about breach detections and expiring contracts.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["slug", "name", "default_currency", "default_time_zone", "notification_emails"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["notification_emails"] = "\n".join(self.instance.notification_emails or [])
+
+    def clean_notification_emails(self) -> list[str]:
+        addresses = list(dict.fromkeys(a for a in re.split(r"[\s,;]+", self.cleaned_data["notification_emails"]) if a))
+        validate_email_list(addresses)
+        return addresses
 
 
 class MembershipInline(admin.TabularInline):
@@ -11,6 +38,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    form = OrganizationForm
     list_display = ["slug", "name", "default_currency", "default_time_zone", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]

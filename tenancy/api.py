@@ -12,14 +12,15 @@ from rest_framework.views import APIView
 
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilterSet
-from config.api.serializers import ReferenceField, ResourceSerializer
+from config.api.serializers import ActionSerializer, ReferenceField, ResourceSerializer
+from config.api.throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
 from config.api.viewsets import ResourceViewSet
 
 from .auth import issue_tokens, refresh_access
 from .models import Membership
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(ActionSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
     org = serializers.SlugField(required=False, max_length=64)
@@ -30,7 +31,7 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class RefreshRequestSerializer(serializers.Serializer):
+class RefreshRequestSerializer(ActionSerializer):
     refresh = serializers.CharField()
 
 
@@ -52,7 +53,10 @@ class PublicAuthView(APIView):
 
 
 class TokenView(PublicAuthView):
-    """Log in: a token pair for the user in one organization."""
+    """Log in: a token pair for the user in one organization. Attempts are limited per client
+    address and per username (`THROTTLE_LOGIN_RATE`, default 10 a minute each)."""
+
+    throttle_classes = [AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle]
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenPairSerializer, 401: REJECTED}, auth=[])
     def post(self, request):

@@ -62,12 +62,49 @@ def issue_tokens(membership: Membership) -> dict[str, str]:
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
+def _verified(token_class, raw: str, what: str):
+    """A simplejwt token, signature and claims checked; any defect is a 401, never a 500.
+
+    A correctly signed token may still carry claims of the wrong type (`exp` as a string or
+    beyond any date, `user_id` not an integer, `org` not a string): those are rejected as well.
+    """
+    try:
+        token = token_class(raw)
+    except TokenError as exc:
+        raise exceptions.AuthenticationFailed(f"{what} rejected: {exc}") from None
+    except (TypeError, ValueError, OverflowError):
+        # simplejwt reads exp/iat as epoch seconds: a string or an astronomic number fails there.
+        raise exceptions.AuthenticationFailed(f"{what} rejected: malformed claims.") from None
+    problems = _claim_problems(token.payload)
+    if problems:
+        raise exceptions.AuthenticationFailed(f"{what} rejected: malformed claims ({'; '.join(problems)}).")
+    return token
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _claim_problems(claims: dict) -> list[str]:
+    user_claim = settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")
+    problems = []
+    for name in ("exp", "iat"):
+        if name in claims and not (_is_int(claims[name]) and 0 <= claims[name] < 2**53):
+            problems.append(f"{name} must be a number of seconds")
+    user_id = claims.get(user_claim)
+    if isinstance(user_id, str) and user_id.isascii() and user_id.isdigit() and len(user_id) < 19:
+        user_id = int(user_id)  # simplejwt issues the id as a string of digits
+    if not (_is_int(user_id) and 0 < user_id < 2**63):
+        problems.append(f"{user_claim} must be a positive integer")
+    for name in ("org", "role", "jti", "token_type"):
+        if name in claims and not isinstance(claims[name], str):
+            problems.append(f"{name} must be a string")
+    return problems
+
+
 def refresh_access(raw_refresh: str) -> str:
     """A new access token from a refresh token, with the membership's current role."""
-    try:
-        refresh = RefreshToken(raw_refresh)
-    except TokenError as exc:
-        raise exceptions.AuthenticationFailed(f"Refresh token rejected: {exc}") from None
+    refresh = _verified(RefreshToken, raw_refresh, "Refresh token")
     membership = _local_membership(refresh.payload)
     refresh["role"] = membership.role
     return str(refresh.access_token)
@@ -127,10 +164,7 @@ class TenantJWTAuthentication(authentication.BaseAuthentication):
         return membership.user, TenantContext(membership=membership, claims=claims)
 
     def _local(self, raw: str) -> tuple[Membership, dict]:
-        try:
-            token = AccessToken(raw)
-        except TokenError as exc:
-            raise exceptions.AuthenticationFailed(f"Token rejected: {exc}") from None
+        token = _verified(AccessToken, raw, "Token")
         return _local_membership(token.payload), dict(token.payload)
 
     def _external(self, raw: str) -> tuple[Membership, dict]:

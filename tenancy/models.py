@@ -6,6 +6,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 
 from .currencies import is_currency
@@ -28,6 +29,21 @@ def role_at_least(role: str, required: str) -> bool:
 def validate_currency(value: str) -> None:
     if not is_currency(value):
         raise ValidationError(f"{value!r} is not an ISO 4217 currency code.")
+
+
+def validate_email_list(value) -> None:
+    """A list of e-mail addresses (the organization's `notification_emails`)."""
+    if not isinstance(value, list):
+        raise ValidationError("Expected a list of e-mail addresses.")
+    if len(value) > 20:
+        raise ValidationError("At most 20 addresses.")
+    for address in value:
+        if not isinstance(address, str):
+            raise ValidationError(f"{address!r} is not an e-mail address.")
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(f"{address!r} is not an e-mail address.") from None
 
 
 def validate_time_zone(value: str) -> None:
@@ -69,6 +85,13 @@ class Organization(models.Model):
     name = models.CharField(max_length=160)
     default_currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
     default_time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Who is e-mailed about breach detections and contract expiry reminders (issue 9).
+    notification_emails = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_email_list],
+        help_text='E-mail addresses told about breaches and expiring contracts, e.g. ["ops@example.com"].',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -44,8 +44,128 @@ def role_below(role: str) -> str | None:
     return ROLES[rank - 1].value if rank > 0 else None
 
 
+# --- Robustness (issue 8): careless and hostile input through the shared toolkit ----------------
+# Mixed into both bases below, so every resource's test class runs these too.
+
+import json  # noqa: E402
+
+from config.api.pagination import MAX_PAGE  # noqa: E402
+
+HUGE_NUMBERS = ("9223372036854775808", "99999999999999999999999")
+
+
+class RobustReadTests:
+    def test_huge_page_is_400_naming_the_bound(self, api, org):
+        client = api(self.read_role)
+        for value in HUGE_NUMBERS:
+            response = self.get_list(client, page=value)
+            assert response.status_code == 400, (value, response.content)
+            body = response.json()
+            assert "page" in body["errors"] and str(MAX_PAGE) in body["message"]
+
+    def test_page_past_the_last_is_an_empty_array_with_headers(self, api, org):
+        self.factory(org)
+        response = self.get_list(api(self.read_role), page=MAX_PAGE)
+        assert response.status_code == 200, response.content
+        assert response.json() == []
+        assert response["X-Pagination-Current-Page"] == str(MAX_PAGE)
+        assert 'rel="last"' in response["Link"]
+
+    def test_huge_ids_are_400_naming_the_filter(self, api, org):
+        """`ids`, every reference filter and every integer filter, beyond the database's integers."""
+        from django.db import models
+        from django_filters.utils import get_model_field
+
+        client = api(self.read_role)
+        filterset_class = self.view_class().filterset_class
+        model = filterset_class._meta.model
+        integer_filters = [
+            name
+            for name, filter_ in filterset_class.base_filters.items()
+            if isinstance(get_model_field(model, filter_.field_name), (models.IntegerField, models.ForeignKey))
+        ]
+        assert "ids" in integer_filters
+        for name in integer_filters:
+            for value in HUGE_NUMBERS:
+                response = self.get_list(client, **{name: value})
+                assert response.status_code == 400, (name, value, response.content)
+                assert name in response.json()["errors"]
+
+    def test_huge_id_in_the_path_is_404(self, api, org):
+        for value in HUGE_NUMBERS:
+            response = api(self.read_role).get(f"{self.url}/{value}")
+            assert response.status_code == 404, (value, response.content)
+            assert response.json() == {"message": "Not found."}
+
+    def test_blank_fields_is_400(self, api, org):
+        obj = self.factory(org)
+        client = api(self.read_role)
+        for value in ("", "  ", ","):
+            response = self.get_list(client, fields=value)
+            assert response.status_code == 400, (value, response.content)
+            assert "fields" in response.json()["errors"]
+            assert client.get(f"{self.detail(obj)}?fields={value}").status_code == 400
+
+    def test_double_dash_sort_is_400(self, api, org):
+        key = self.sort_keys[0] if self.sort_keys else "id"
+        response = self.get_list(api(self.read_role), sort=f"--{key}")
+        assert response.status_code == 400, response.content
+        assert response.json() == {"message": f"Sorting not allowed on fields: -{key}"}
+
+
+class RobustWriteTests:
+    def test_oversized_body_is_413_naming_the_limit(self, api, org):
+        body = json.dumps({**(self.create_data or {}), "remarks": "x" * (3 * 1024 * 1024)})
+        response = api(self.write_role).post(self.url, body, content_type="application/json")
+        assert response.status_code == 413, response.content[:200]
+        assert "MAX_REQUEST_BYTES" in response.json()["message"]
+
+    def test_deeply_nested_json_is_400(self, api, org):
+        depth = 100_000
+        response = api(self.write_role).post(self.url, "[" * depth + "]" * depth, content_type="application/json")
+        assert response.status_code == 400, response.content[:200]
+        assert "Malformed" in response.json()["message"]
+
+    def test_wrong_json_types_are_422_naming_the_field(self, api, org):
+        """Each writable scalar field of the create data, sent with a JSON type it does not take."""
+        serializer = self.view_class().serializer_class(context={"request": None})
+        client = api(self.write_role)
+        for name, value in (self.create_data or {}).items():
+            wrong = wrong_type_for(serializer.fields[name], value)
+            if wrong is _NO_WRONG_TYPE:
+                continue
+            response = client.post(self.url, {**self.create_data, name: wrong}, format="json")
+            assert response.status_code == 422, (name, wrong, response.content)
+            assert name in response.json()["errors"], (name, response.json())
+
+
+_NO_WRONG_TYPE = object()
+
+
+def wrong_type_for(field, value):
+    """A JSON value of the wrong type for a serializer field (string for a number, number for a
+    string, string for a boolean), or _NO_WRONG_TYPE where any JSON value is acceptable."""
+    from rest_framework import serializers
+
+    if isinstance(field, serializers.BooleanField):
+        return "yes"
+    if isinstance(field, (serializers.IntegerField, serializers.RelatedField)):
+        return str(value) if value is not None else "1"
+    if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
+        return True
+    if isinstance(field, (serializers.CharField, serializers.ChoiceField, serializers.DateField)):
+        return 123
+    if isinstance(field, serializers.DateTimeField):
+        return "2026-03-01T09:00:00"  # no offset
+    return _NO_WRONG_TYPE
+
+
+# --- end of the robustness block -----------------------------------------------------------------
+
+
+
 @pytest.mark.django_db
-class ResourceAPITests:
+class ResourceAPITests(RobustReadTests):
     url: str
     create_data: dict | None = None
     update_data: dict | None = None
@@ -277,7 +397,7 @@ class ResourceAPITests:
         assert counts[0] == counts[1] == self.list_queries, [q["sql"] for q in queries.captured_queries]
 
 
-class WritableResourceAPITests(ResourceAPITests):
+class WritableResourceAPITests(ResourceAPITests, RobustWriteTests):
     """A resource with POST and PATCH: the write conventions on top of the read ones."""
 
     # --- writes -------------------------------------------------------------------------------
@@ -313,3 +433,4 @@ class WritableResourceAPITests(ResourceAPITests):
         for key, value in self.update_data.items():
             if not key.endswith("_id"):
                 assert body[key] == value, key
+

@@ -25,8 +25,19 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _local_memory_cache():
+    # Issue 8: with REDIS_URL set the service caches in Redis; the suite keeps its cache in
+    # memory anyway, so clearing it between tests never flushes a shared Redis database.
+    # (tests/config/test_throttling.py runs real servers on Redis, under a key prefix of its own.)
+    from django.test import override_settings
+
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _clear_cache():
+def _clear_cache(_local_memory_cache):
     # Throttle counters live in the cache; every test starts with a clean slate.
     cache.clear()
     yield

@@ -70,3 +70,65 @@ def test_waiving_in_the_admin_asks_for_a_reason(staff_client):
     assert done.status_code == 302
     breach.refresh_from_db()
     assert (breach.state, breach.waiver_reason) == ("waived", "Customer delay")
+
+
+# --- Admin polish (issue 8) ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_approvals_are_labelled_by_approver_and_decision(staff_client):
+    from contracts.models import Contract
+
+    contract = Contract.objects.get(reference="DEMO-SC-001")
+    content = staff_client.get(f"/admin/contracts/contract/{contract.pk}/change/").content.decode()
+    assert "ContractApproval object" not in content
+    assert "Approved by demo-approver" in str(contract.approvals.first())
+
+
+@pytest.mark.django_db
+def test_transition_buttons_have_real_titles(staff_client):
+    from contracts.models import Contract
+
+    draft = Contract.objects.get(reference="DEMO-PS-001")
+    content = staff_client.get(f"/admin/contracts/contract/{draft.pk}/change/").content.decode()
+    assert 'title="None"' not in content
+    assert "Submit for approval" in content and 'title="Send this draft to two managers for approval."' in content
+    pending = Contract.objects.get(reference="DEMO-MU-001")
+    form = staff_client.get(f"/admin/contracts/contract/{pending.pk}/transition/approve/")
+    assert form.status_code == 200
+    page = form.content.decode()
+    assert "<h1>Approve</h1>" in page and "approve None" not in page and "<p>None</p>" not in page
+
+
+@pytest.mark.django_db
+def test_event_payloads_are_pretty_json(staff_client):
+    from events.models import Event
+
+    event = Event.objects.filter(type="contract.created").first()
+    content = staff_client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert '<pre style="white-space: pre-wrap">{\n  &quot;' in content
+
+
+def test_the_slas_app_and_its_rules_are_named_for_people():
+    from django.apps import apps
+
+    from slas.models import SlaRule
+
+    assert apps.get_app_config("slas").verbose_name == "SLAs"
+    assert (SlaRule._meta.verbose_name, SlaRule._meta.verbose_name_plural) == ("SLA rule", "SLA rules")
+
+
+@pytest.mark.django_db
+def test_the_contract_list_fits_a_laptop_screen(staff_client):
+    from contracts.admin import ContractAdmin
+
+    assert len(ContractAdmin.list_display) <= 7
+    assert staff_client.get("/admin/contracts/contract/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_seed_demo_prints_a_readable_summary():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    text = out.getvalue()
+    assert "LifecycleSummary(" not in text and "lifecycle run: " in text and " expired" in text

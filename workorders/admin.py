@@ -1,8 +1,19 @@
-from django.contrib import admin
+import zoneinfo
+from types import SimpleNamespace
 
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from config.api.exceptions import APIError
+from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
 
-from .models import Hold, SlaClock, WorkOrder
+from . import rules, visits
+from .models import ContractRule, Hold, SlaClock, VisitPlan, WorkOrder
+from .rules_api import CriterionSerializer
 
 
 class HoldInline(admin.TabularInline):
@@ -46,3 +57,171 @@ class WorkOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["reference", "summary", "source_id", "contract__reference"]
     list_select_related = ["contract", "organization"]
     inlines = [HoldInline, ClockInline]
+    readonly_fields = ["how_the_contract_was_matched"]
+
+    @admin.display(description="How the contract was matched")
+    def how_the_contract_was_matched(self, obj):
+        match = obj.contract_match
+        if not match:
+            return "not recorded (the job predates contract matching)"
+        rule = match.get("rule") or {}
+        return format_html(
+            "<strong>{}</strong>{}{}<br>{}",
+            match.get("method"),
+            f" by rule {rule.get('name')!r} (id {rule.get('id')})" if rule else "",
+            f", score {match['score']}" if match.get("score") is not None else "",
+            match.get("explanation", ""),
+        )
+
+
+# --- issue 13: contract rules and visit plans ---------------------------------------------------
+
+
+class ServiceAdminMixin:
+    """Add, change and delete through the services (events, rules), as the API does."""
+
+    def _changed(self, form) -> dict:
+        return {name: form.cleaned_data[name] for name in form.changed_data if name not in ("organization", "contract")}
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            self.update(instance=type(obj).objects.get(pk=obj.pk), actor=request.user, data=self._changed(form))
+        else:
+            obj.pk = self.create(obj, actor=request.user, data=self._changed(form)).pk
+
+    def delete_model(self, request, obj):
+        self.delete(instance=obj, actor=request.user)
+
+
+def _add_api_errors(form, errors: dict) -> None:
+    """The services' and serializers' field errors on the admin form (else on the form itself)."""
+    for name, messages_ in errors.items():
+        form.add_error(name if name in form.fields else None, [f"{name}: {m}" for m in messages_])
+
+
+class ContractRuleForm(forms.ModelForm):
+    class Meta:
+        model = ContractRule
+        fields = ["organization", "name", "sequence", "enabled", "criteria", "outcome", "contract"]
+
+    def clean(self):
+        data = super().clean()
+        organization = data.get("organization") or getattr(self.instance, "organization", None)
+        if (data.get("outcome") == ContractRule.Outcome.CONTRACT) != (data.get("contract") is not None):
+            self.add_error("contract", "Outcome contract needs a contract; not_covered takes none.")
+        # The API's checks of criteria (fields, operators, ids of this organization).
+        context = {"request": SimpleNamespace(auth=SimpleNamespace(organization=organization))}
+        check = CriterionSerializer(data=data.get("criteria") or [], many=True, context=context)
+        if not check.is_valid():
+            _add_api_errors(self, {"criteria": [str(check.errors)]})
+        return data
+
+
+@admin.register(ContractRule)
+class ContractRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Which contract covers a job: the enabled rule with the lowest sequence whose criteria all hold."""
+
+    form = ContractRuleForm
+    list_display = ["name", "sequence", "enabled", "outcome", "contract", "organization"]
+    list_filter = ["enabled", "outcome", "organization"]
+    search_fields = ["name", "contract__reference"]
+    list_select_related = ["contract", "organization"]
+    ordering = ["organization", "sequence", "id"]
+    autocomplete_fields = ["contract"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def _changed(self, form):
+        return {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
+
+    def create(self, obj, *, actor, data):
+        return rules.create_contract_rule(organization=obj.organization, actor=actor, data=data)
+
+    update = staticmethod(rules.update_contract_rule)
+    delete = staticmethod(rules.delete_contract_rule)
+
+
+def next_five(plan: VisitPlan) -> str:
+    if plan.pk is None:
+        return "-"
+    try:
+        upcoming = visits.next_occurrences(plan, after=timezone.now())
+    except ValueError as exc:
+        return str(exc)
+    local = [o.astimezone(zoneinfo.ZoneInfo(plan.contract.time_zone)) for o in upcoming]
+    return format_html_join(", ", "{}", ((o.strftime("%a %Y-%m-%d %H:%M"),) for o in local)) or "none"
+
+
+class VisitPlanForm(forms.ModelForm):
+    class Meta:
+        model = VisitPlan
+        fields = [
+            "contract", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset", "site",
+            "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to",
+        ]  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        contract = data.get("contract") or getattr(self.instance, "contract", None)
+        if contract is None or not data.get("active_from"):
+            return data
+        plan = VisitPlan(**{**{f: getattr(self.instance, f) for f in ("asset",)}, **data, "contract": contract})
+        try:
+            rules.check_plan(plan, contract)
+        except APIError as exc:
+            _add_api_errors(self, exc.errors or {"__all__": [exc.message]})
+        return data
+
+
+@admin.register(VisitPlan)
+class VisitPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Planned visits: each occurrence becomes a work order ahead of time (run_lifecycle)."""
+
+    form = VisitPlanForm
+
+    list_display = ["summary", "contract", "recurrence", "priority", "active_from", "active_to", "organization"]
+    list_filter = ["priority", "organization"]
+    search_fields = ["summary", "contract__reference", "recurrence"]
+    list_select_related = ["contract", "organization"]
+    autocomplete_fields = ["contract", "asset"]
+    readonly_fields = ["organization", "generated_until", "next_occurrences", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "contract"] if obj else self.readonly_fields
+
+    @admin.display(description="Next five occurrences (contract time)")
+    def next_occurrences(self, obj):
+        return next_five(obj)
+
+    def create(self, obj, *, actor, data):
+        return rules.create_visit_plan(contract=obj.contract, actor=actor, data=data)
+
+    update = staticmethod(rules.update_visit_plan)
+    delete = staticmethod(rules.delete_visit_plan)
+
+
+class VisitPlanInline(admin.TabularInline):
+    """A contract's visit plans with their next five occurrences; edited on their own page."""
+
+    model = VisitPlan
+    extra = 0
+    fields = ["plan", "recurrence", "priority", "active_from", "active_to", "next_occurrences"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Plan")
+    def plan(self, obj):
+        url = reverse("admin:workorders_visitplan_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.summary)
+
+    @admin.display(description="Next five occurrences")
+    def next_occurrences(self, obj):
+        return next_five(obj)
+
+
+# The contract's page lists its visit plans; contracts (a lower app) do not know about them.
+ContractAdmin.inlines = [*ContractAdmin.inlines, VisitPlanInline]
+

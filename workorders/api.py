@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 from django.db.models import Prefetch
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, SourceFieldsMixin
+from config.api.serializers import (
+    ActionSerializer,
+    ReferenceField,
+    ReferenceIdField,
+    ResourceSerializer,
+    SourceFieldsMixin,
+    reference_of,
+)
 from config.api.viewsets import CreateMixin, ResourceViewSet, UpdateMixin
-from contracts.models import Contract
+from contracts.assets_api import point_or_none
+from contracts.models import Asset, Contract, Counterparty
 
-from . import services
+from . import matching, services
 from .clocks import live_elapsed_seconds, shown_state
 from .models import Hold, SlaClock, WorkOrder
 
@@ -61,6 +70,23 @@ class ClockSerializer(serializers.ModelSerializer):
         return clock_row.target_minutes - math.ceil(self._elapsed_seconds(clock_row) / 60)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "readOnly": True,
+        "properties": {
+            "method": {"type": "string", "enum": ["manual", "rule", "entitlement", "none"]},
+            "rule": {"type": "object", "nullable": True},
+            "score": {"type": "integer", "nullable": True},
+            "explanation": {"type": "string"},
+        },
+    }
+)
+class ContractMatchField(serializers.JSONField):
+    """How the job's contract was found (workorders.matching)."""
+
+
 class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
     contract = ReferenceField()
     contract_id = ReferenceIdField(source="contract", queryset=Contract.objects.all(), required=False, allow_null=True)
@@ -74,15 +100,30 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
     holds = HoldSerializer(many=True, read_only=True)
     sla_clocks = ClockSerializer(many=True, read_only=True)
     location = serializers.JSONField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
+    counterparty = ReferenceField()
+    counterparty_id = ReferenceIdField(
+        source="counterparty", queryset=Counterparty.objects.all(), required=False, allow_null=True
+    )
+    asset = ReferenceField()
+    asset_id = ReferenceIdField(
+        source="asset",
+        queryset=Asset.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="An asset of the job's counterparty (which it implies when not given).",
+    )
+    contract_match = ContractMatchField(read_only=True)
+    visit_plan = ReferenceField()
 
     class Meta:
         model = WorkOrder
         fields = [
-            "id", "reference", "summary", "source", "sourceID", "contract", "contract_id", "priority", "status",
+            "id", "reference", "summary", "source", "sourceID", "contract", "contract_id", "contract_match",
+            "counterparty", "counterparty_id", "asset", "asset_id", "priority", "status",
             "hold_reason", "status_changed_at", "reported_at", "responded_at", "on_site_at", "resolved_at",
-            "location", "holds", "sla_clocks", "created_at", "updated_at",
+            "location", "visit_plan", "occurrence", "holds", "sla_clocks", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["created_at", "updated_at"]
+        read_only_fields = ["occurrence", "created_at", "updated_at"]
         default_fields = [
             "id", "reference", "summary", "contract", "priority", "status", "reported_at", "resolved_at",
             "sourceID", "sla_clocks", "created_at", "updated_at",
@@ -90,21 +131,7 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
         extra_kwargs = {"reported_at": {"required": True}}
 
     def validate_location(self, value):
-        if value is None:
-            return None
-        coordinates = value.get("coordinates") if isinstance(value, dict) else None
-        if (
-            not isinstance(value, dict)
-            or value.get("type") != "Point"
-            or not isinstance(coordinates, list)
-            or len(coordinates) not in (2, 3)
-            or not all(isinstance(c, Real) and not isinstance(c, bool) for c in coordinates)
-        ):
-            raise serializers.ValidationError('Expected a GeoJSON Point: {"type": "Point", "coordinates": [lon, lat]}.')
-        lon, lat = coordinates[:2]
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise serializers.ValidationError("Longitude must be in [-180, 180] and latitude in [-90, 90].")
-        return value
+        return point_or_none(value, "location")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -115,8 +142,68 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
         return attrs
 
 
+class MatchRequestSerializer(ActionSerializer):
+    reported_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    priority = serializers.ChoiceField(choices=WorkOrder.Priority.choices, required=False)
+    counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all(), required=False)
+    asset_id = ReferenceIdField(source="asset", queryset=Asset.objects.all(), required=False)
+    summary = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    location = serializers.JSONField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
+
+    def validate_location(self, value):
+        return point_or_none(value, "location")
+
+
+class _CandidateSerializer(serializers.Serializer):
+    contract = serializers.DictField()
+    score = serializers.IntegerField()
+    explanation = serializers.CharField()
+    selected = serializers.BooleanField()
+
+
+class _RuleResultSerializer(serializers.Serializer):
+    rule = serializers.DictField()
+    holds = serializers.BooleanField()
+    explanation = serializers.CharField()
+
+
+class MatchResponseSerializer(serializers.Serializer):
+    contract = serializers.DictField(allow_null=True)
+    contract_match = ContractMatchField()
+    rules = _RuleResultSerializer(many=True)
+    candidates = _CandidateSerializer(many=True)
+
+
+def _contract_reference(contract) -> dict | None:
+    if contract is None:
+        return None
+    return {**reference_of(contract), "reference": contract.reference, "expiry_date": contract.expiry_date}
+
+
+def match_response(result: matching.Match) -> dict:
+    return {
+        "contract": _contract_reference(result.contract),
+        "contract_match": result.record(),
+        "rules": [
+            {"rule": reference_of(r.rule), "holds": r.holds, "explanation": r.explanation} for r in result.rules
+        ],
+        "candidates": [
+            {
+                "contract": _contract_reference(c.contract),
+                "score": c.score,
+                "explanation": c.explanation,
+                "selected": result.contract is not None and c.contract.pk == result.contract.pk,
+            }
+            for c in result.candidates
+        ],
+    }
+
+
 class WorkOrderFilterSet(PredicateFilterSet):
     contract_id = PredicateFilter(field_name="contract")
+    counterparty_id = PredicateFilter(field_name="counterparty")
+    asset_id = PredicateFilter(field_name="asset")
+    visit_plan_id = PredicateFilter(field_name="visit_plan")
     sourceID = PredicateFilter(field_name="source_id")
 
     class Meta:
@@ -130,7 +217,7 @@ class WorkOrderFilterSet(PredicateFilterSet):
 class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     """Jobs with their SLA clocks. Operators write; status changes open and close holds."""
 
-    queryset = WorkOrder.objects.select_related("contract").prefetch_related(
+    queryset = WorkOrder.objects.select_related("contract", "counterparty", "asset", "visit_plan").prefetch_related(
         "holds",
         Prefetch(
             "sla_clocks",
@@ -152,3 +239,24 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     write_role = "operator"
     create_service = staticmethod(services.create_work_order)
     update_service = staticmethod(services.update_work_order)
+
+    @extend_schema(request=MatchRequestSerializer, responses={200: MatchResponseSerializer})
+    @action(detail=False, methods=["post"], required_role="operator")
+    def match(self, request):
+        """Which contract would cover this job, and why: the rules tried, and every candidate with
+        its score and explanation (the job need not exist; nothing is written)."""
+        form = MatchRequestSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        job = matching.Job(
+            reported_at=data.get("reported_at") or timezone.now(),
+            priority=data.get("priority", WorkOrder.Priority.MEDIUM),
+            counterparty=data.get("counterparty"),
+            asset=data.get("asset"),
+            summary=data.get("summary", ""),
+            location=data.get("location"),
+        )
+        if job.asset is not None and job.counterparty is not None:
+            services.check_asset_counterparty(job.asset, job.counterparty.pk)
+        result = matching.match_contract(organization=self.organization, job=job)
+        return Response(match_response(result))

@@ -33,8 +33,8 @@ class ClockState:
 
 
 def calendar_of(rule: SlaRule):
-    """The clock's calendar for a rule: its calendar's spec, or None for 24x7."""
-    return rule.calendar.spec if rule.calendar_id else None
+    """The clock's calendar for a rule: its calendar compiled (cached per row), or None for 24x7."""
+    return rule.calendar.compiled if rule.calendar_id else None
 
 
 def pauses_for(rule: SlaRule, holds: list[Hold]) -> list[tuple[dt.datetime, dt.datetime | None]]:

@@ -2,9 +2,91 @@
 
 from django.db import models
 
-from contracts.models import Contract
+from contracts.models import Asset, Contract, Counterparty
 from slas.models import SlaRule
 from tenancy.models import SourcedModel, TenantModel
+
+
+class ContractRule(TenantModel):
+    """An explicit rule for which contract covers a job (HaloPSA's contract rules, issue 13).
+
+    The enabled rule with the lowest `sequence` (then id) whose criteria all hold decides: its
+    contract, or "not covered". `criteria` is a list of `{field, operator, value}`; see
+    `workorders.matching` for the fields and operators.
+    """
+
+    class Outcome(models.TextChoices):
+        CONTRACT = "contract"
+        NOT_COVERED = "not_covered"
+
+    name = models.CharField(max_length=160)
+    sequence = models.PositiveIntegerField(default=100)
+    enabled = models.BooleanField(default=True)
+    criteria = models.JSONField(default=list)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.CONTRACT)
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "enabled", "sequence"], name="contract_rule_org_seq")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(outcome="contract", contract__isnull=False)
+                | models.Q(outcome="not_covered", contract__isnull=True),
+                name="contract_rule_outcome",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VisitPlan(TenantModel):
+    """Planned visits of a contract: an RFC 5545 RRULE in the contract's time zone whose
+    occurrences become work orders `generate_days_in_advance` days ahead (issue 13).
+
+    `generated_until` is the end of the last horizon generated: occurrences up to it are
+    settled (an edit of the plan changes only later ones), and a resumed contract moves it to
+    the instant of resumption, so only occurrences still ahead are caught up.
+    """
+
+    Priority = SlaRule.Priority
+
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="visit_plans")
+    summary = models.CharField(max_length=255)
+    recurrence = models.CharField(max_length=500)
+    duration_minutes = models.PositiveIntegerField(default=60)
+    hours_allocated = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.PLANNED)
+    asset = models.ForeignKey(Asset, null=True, blank=True, on_delete=models.PROTECT, related_name="visit_plans")
+    site = models.CharField(max_length=255, blank=True, default="")
+    generate_days_in_advance = models.PositiveIntegerField(default=7)
+    # A generated visit not resolved by the occurrence's end plus this tolerance is `missed`.
+    tolerance_minutes = models.PositiveIntegerField(default=0)
+    active_from = models.DateField()
+    active_to = models.DateField(null=True, blank=True)
+    generated_until = models.DateTimeField(editable=False)
+    # When the plan next has an occurrence inside its horizon (that occurrence less
+    # generate_days_in_advance); null: look at the next run. A run reads only the plans due.
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["contract", "id"], name="visit_plan_contract"),
+            models.Index(fields=["next_run_at"], name="visit_plan_next_run"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(active_to__isnull=True) | models.Q(active_to__gte=models.F("active_from")),
+                name="visit_plan_active_period",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.summary
 
 
 class WorkOrder(SourcedModel):
@@ -30,6 +112,18 @@ class WorkOrder(SourcedModel):
     # The instant of the last status change: a replayed change may not go back before it.
     status_changed_at = models.DateTimeField()
     location = models.JSONField(null=True, blank=True)
+    counterparty = models.ForeignKey(
+        Counterparty, null=True, blank=True, on_delete=models.PROTECT, related_name="work_orders"
+    )
+    asset = models.ForeignKey(Asset, null=True, blank=True, on_delete=models.PROTECT, related_name="work_orders")
+    # How the contract was found: {"method": "manual" | "rule" | "entitlement" | "none", "rule", "score",
+    # "explanation"} (workorders.matching).
+    contract_match = models.JSONField(null=True, blank=True)
+    # A planned visit's job: its plan and the occurrence's start (exactly one job per pair).
+    visit_plan = models.ForeignKey(
+        VisitPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="work_orders"
+    )
+    occurrence = models.DateTimeField(null=True, blank=True)
     # Whether the job falls under its contract's SLA: set when it is reported (or moved) onto an
     # active contract. Only such jobs have clocks; a later activation does not backdate them.
     sla_tracked = models.BooleanField(default=False, editable=False)
@@ -42,7 +136,12 @@ class WorkOrder(SourcedModel):
                 fields=["organization", "source", "source_id"],
                 condition=~models.Q(source_id=""),
                 name="workorder_unique_source_id",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["visit_plan", "occurrence"],
+                condition=models.Q(visit_plan__isnull=False),
+                name="workorder_once_per_occurrence",
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "reported_at"], name="workorder_org_reported"),
@@ -105,6 +204,12 @@ class SlaClock(TenantModel):
                 fields=["next_escalation_at"],
                 condition=models.Q(next_escalation_at__isnull=False),
                 name="clock_next_escalation",
+            ),
+            # Clocks at risk (issue 11): every clock still running, recorded as breached or not, by due time.
+            models.Index(
+                fields=["organization", "due_at"],
+                condition=models.Q(stopped_at__isnull=True, state__in=["running", "breached"]),
+                name="clock_open_due",
             ),
         ]
 

@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from config.api.exceptions import Conflict, Unprocessable
 from contracts.models import Contract
-from events.services import apply_changes, record_event, snapshot
+from events.services import apply_changes, record_event, record_events, snapshot
 from slas.models import SlaRule
 
+from . import matching
 from .clocks import evaluate, live_elapsed_seconds
 from .models import Hold, SlaClock, WorkOrder
 
@@ -30,7 +31,10 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 TIMESTAMPS = ("reported_at", "responded_at", "on_site_at", "resolved_at")
 SNAPSHOT = [
     "reference", "summary", "contract_id", "priority", "status", *TIMESTAMPS, "location", "source", "source_id",
+    "counterparty_id", "asset_id", "contract_match", "visit_plan_id", "occurrence",
 ]  # fmt: skip
+# What the automatic contract match looks at: a change re-matches a job without a manual contract.
+MATCH_INPUTS = ("counterparty_id", "asset_id", "location", "priority", "reported_at", "summary")
 TERMINAL = (WorkOrder.Status.CLOSED, WorkOrder.Status.CANCELLED)
 # Where a job may go from each status (reopening a resolved job included).
 NEXT_STATUS = {
@@ -42,6 +46,8 @@ NEXT_STATUS = {
     WorkOrder.Status.CANCELLED: set(),
 }
 RECOMPUTE_BATCH = 500
+# The earliest plausible instant of a job (issue 8): a reported_at of year 0001 is a client's bug.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 # --- clocks -------------------------------------------------------------------------------------
@@ -191,7 +197,7 @@ def recompute_where(work_orders, *, now: dt.datetime | None = None, counts=lambd
 # --- handlers of lower apps' events (registered in WorkordersConfig.ready) -----------------------
 
 # What a calendar's clocks depend on; a new name changes no due time.
-CALENDAR_TERMS = frozenset({"time_zone", "hours", "holidays"})
+CALENDAR_TERMS = frozenset({"time_zone", "hours", "holidays", "holiday_country", "holiday_subdivision", "working_days"})
 
 
 def on_calendar_updated(event) -> int:
@@ -216,7 +222,9 @@ def on_rule_changed(event) -> int:
         return 0
     rule = SlaRule.objects.get(pk=event.object_id)
     jobs = WorkOrder.objects.filter(contract_id=rule.contract_id, reported_at__gte=rule.effective_from)
-    return recompute_where(jobs)
+    # Counted: the clocks of this rule (a rule with a past effective_from attaches clocks to the
+    # open jobs in its band reported since then: a retroactive start).
+    return recompute_where(jobs, counts=lambda recomputed: recomputed.clock.rule_id == rule.pk)
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -228,8 +236,11 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
         value = getattr(work_order, name)
         if value is None:
             continue
-        if value > now + FUTURE_TOLERANCE:
+        if value > now + FUTURE_TOLERANCE and not (name == "reported_at" and work_order.visit_plan_id):
+            # (A planned visit's job is generated ahead and reported at its occurrence.)
             errors[name] = ["Must not be more than 5 minutes in the future."]
+        elif value < EARLIEST:
+            errors[name] = [f"Must not be before {EARLIEST.date().isoformat()}: no job in this system is older."]
         elif name != "reported_at" and value < work_order.reported_at:
             errors[name] = ["Must not be before reported_at."]
     if (
@@ -286,14 +297,54 @@ def _on_active_contract(work_order: WorkOrder) -> bool:
     return work_order.contract is not None and work_order.contract.status == Contract.Status.ACTIVE
 
 
+def _is_manual(work_order: WorkOrder) -> bool:
+    """Whether the job's contract was given (jobs from before matching existed count as manual)."""
+    if work_order.contract_match:
+        return work_order.contract_match.get("method") == "manual"
+    return work_order.contract_id is not None
+
+
+def check_asset_counterparty(asset, counterparty_id: int) -> None:
+    if asset.counterparty_id != counterparty_id:
+        raise Unprocessable(
+            "The asset belongs to another counterparty.",
+            {"asset_id": [f"Asset {asset.pk} is not an asset of counterparty {counterparty_id}."]},
+        )
+
+
+def _settle_parties(work_order: WorkOrder) -> None:
+    """The counterparty follows from the asset (or a manual contract) when not given; an asset
+    of another counterparty is a 422 naming `asset_id`."""
+    if work_order.asset is not None:
+        if work_order.counterparty_id is None:
+            work_order.counterparty = work_order.asset.counterparty
+        else:
+            check_asset_counterparty(work_order.asset, work_order.counterparty_id)
+    if work_order.counterparty_id is None and work_order.contract is not None and _is_manual(work_order):
+        work_order.counterparty = work_order.contract.counterparty
+
+
+def _match(work_order: WorkOrder) -> None:
+    """Find the contract that covers the job (workorders.matching) and record how."""
+    result = matching.match_contract(organization=work_order.organization, job=matching.Job.of(work_order))
+    work_order.contract, work_order.contract_match = result.contract, result.record()
+
+
 @transaction.atomic
 def create_work_order(*, organization, actor, data: dict, now: dt.datetime | None = None) -> WorkOrder:
+    """A manual `contract` always wins; without one the job is matched (workorders.matching)."""
     now = now or timezone.now()
     data = dict(data)
     status = data.pop("status", WorkOrder.Status.OPEN)
     hold_reason = data.pop("hold_reason", "")
     changed_at = data.pop("status_changed_at", None)
     work_order = WorkOrder(organization=organization, status_changed_at=data["reported_at"], **data)
+    if work_order.contract is not None:
+        work_order.contract_match = data.get("contract_match") or matching.manual_record(work_order.contract)
+        _settle_parties(work_order)
+    else:
+        _settle_parties(work_order)
+        _match(work_order)
     work_order.sla_tracked = _on_active_contract(work_order)
     _validate_timestamps(work_order, now)
     work_order.save()
@@ -318,7 +369,16 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     changed_at = data.pop("status_changed_at", None)
     before = snapshot(work_order, SNAPSHOT)
     apply_changes(work_order, data)
-    if "contract" in data and work_order.contract_id != before["contract_id"]:
+    _settle_parties(work_order)
+    if "contract" in data and data["contract"] is not None:
+        if work_order.contract_id != before["contract_id"] or not _is_manual(work_order):
+            work_order.contract_match = matching.manual_record(work_order.contract)
+    elif "contract" in data or (
+        not _is_manual(work_order) and any(before[k] != getattr(work_order, k) for k in MATCH_INPUTS)
+    ):
+        # contract_id: null hands the job back to matching; so does a change of what it looks at.
+        _match(work_order)
+    if work_order.contract_id != before["contract_id"]:
         work_order.sla_tracked = _on_active_contract(work_order)
     if status is not None and status != work_order.status:
         _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
@@ -331,3 +391,52 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     record_event(type="work_order.updated", obj=work_order, actor=actor, payload={"changes": changes})
     recompute_clocks(work_order, now=now, actor=actor)
     return work_order
+
+
+@transaction.atomic
+def create_planned_jobs(*, contract: Contract, data: list[dict], now: dt.datetime) -> list[WorkOrder]:
+    """The jobs of planned visits, set-based: one INSERT for the jobs, one for their
+    `work_order.created` events and one for their clocks, whatever the number of occurrences.
+
+    Each job is what `create_work_order` makes of the same data: open, on its (manual) contract,
+    tracked when the contract is active, with the clocks of the rules in force at its
+    `reported_at` whose band holds its priority. A job this new has no hold and no stop, so no
+    clock of it can have stopped or breached: there is no clock event to write.
+    """
+    rules = list(SlaRule.objects.select_related("calendar", "contract").filter(contract=contract, active=True))
+    tracked = contract.status == Contract.Status.ACTIVE
+    jobs = [
+        WorkOrder(
+            organization_id=contract.organization_id,
+            status_changed_at=item["reported_at"],
+            sla_tracked=tracked,
+            **item,
+        )
+        for item in data
+    ]
+    WorkOrder.objects.bulk_create(jobs)
+    record_events(
+        type="work_order.created", items=[(job, snapshot(job, SNAPSHOT)) for job in jobs], occurred_at=timezone.now()
+    )
+    clocks = []
+    for job in jobs if tracked else ():
+        for rule in rules:
+            if rule.in_force_at(job.reported_at) and job.priority in rule.priorities:
+                result = evaluate(rule, job, [], now)
+                clocks.append(
+                    SlaClock(
+                        organization_id=job.organization_id,
+                        work_order=job,
+                        rule=rule,
+                        metric=rule.metric,
+                        target_minutes=rule.target_minutes,
+                        started_at=result.started_at,
+                        due_at=result.due_at,
+                        stopped_at=result.stopped_at,
+                        state=result.state,
+                        elapsed_seconds=result.elapsed_seconds,
+                        next_escalation_at=result.next_escalation_at,
+                    )
+                )
+    SlaClock.objects.bulk_create(clocks)
+    return jobs

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
@@ -27,8 +28,21 @@ from django_filters.utils import get_model_field
 
 from .exceptions import BadRequest
 
+# The largest id and integer every database takes (a signed 64-bit integer): a bigger number in
+# a filter, a path or a body can match nothing, and would overflow SQLite's integers.
+MAX_DB_ID = 2**63 - 1
+# Integer columns by their range on the strictest database (PostgreSQL's int2/int4/int8).
+_INTEGER_RANGES = {  # subclasses before their bases
+    models.PositiveSmallIntegerField: (0, 2**15 - 1),
+    models.PositiveIntegerField: (0, 2**31 - 1),
+    models.PositiveBigIntegerField: (0, MAX_DB_ID),
+    models.SmallIntegerField: (-(2**15), 2**15 - 1),
+    models.BigIntegerField: (-(2**63), MAX_DB_ID),
+    models.IntegerField: (-(2**31), 2**31 - 1),
+}
+
 # Query parameters the toolkit itself reads; never taken for filters.
-RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort"})
+RESERVED_PARAMS = frozenset({"page", "per_page", "fields", "sort", "format"})  # format: ?format=csv
 
 _RANGE = re.compile(r"^(>=|<=|>|<)([^<>]+?)(?:(>=|<=|>|<)([^<>]+))?$")
 _LOOKUPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
@@ -70,15 +84,19 @@ def _value_field(model_field) -> forms.Field:
         model_field = model_field.target_field
     if isinstance(model_field, models.BooleanField):
         return forms.NullBooleanField()
-    if isinstance(model_field, (models.AutoField, models.BigAutoField)):
-        return forms.IntegerField()
+    if isinstance(model_field, (models.AutoField, models.BigAutoField, models.SmallAutoField)):
+        return forms.IntegerField(min_value=1, max_value=MAX_DB_ID)
     if isinstance(model_field, models.JSONField):
         return forms.CharField()
+    for field_class, (low, high) in _INTEGER_RANGES.items():
+        if isinstance(model_field, field_class):
+            return forms.IntegerField(min_value=low, max_value=high)
     field = model_field.formfield()
     field.required = True
     if isinstance(field, forms.CharField):
+        # Any length may be looked for, but never a NUL character (PostgreSQL refuses them).
         field.max_length = None
-        field.validators = []
+        field.validators = [ProhibitNullCharactersValidator()]
     return field
 
 

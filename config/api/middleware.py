@@ -1,9 +1,20 @@
-"""No HTML error page under /api/: Django's own 404/405/500 pages become the JSON envelope."""
+"""Middleware of the API's edges.
+
+- `RequestLimitsMiddleware`: a body larger than `MAX_REQUEST_BYTES` is a 413 before anything
+  reads it (the API's JSON and the admin's forms alike).
+- `ApiErrorMiddleware`: no HTML error page under /api/: Django's own 404/405/500 pages become
+  the JSON envelope, and an id in a path beyond the database's integers is a 404 (it can name
+  nothing, and would overflow SQLite's integers).
+"""
 
 import logging
 from http import HTTPStatus
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import Http404, JsonResponse
+
+from .filters import MAX_DB_ID
+from .throttling import rate_limit_headers
 
 logger = logging.getLogger("api")
 
@@ -15,23 +26,56 @@ def _json_error(status: int) -> JsonResponse:
     return JsonResponse({"message": message}, status=status)
 
 
+def _content_length(request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.MAX_REQUEST_BYTES
+        if _content_length(request) > limit:
+            return JsonResponse(
+                {
+                    "message": f"Request body too large: at most {limit} bytes (MAX_REQUEST_BYTES).",
+                    "errors": {"base": [f"At most {limit} bytes."]},
+                },
+                status=413,
+            )
+        return self.get_response(request)
+
+
 class ApiErrorMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (
-            request.path.startswith("/api/")
-            and response.status_code >= 400
-            and not response.get("Content-Type", "").startswith("application/json")
-        ):
+        if not request.path.startswith("/api/"):
+            return response
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             replacement = _json_error(response.status_code)
             for header in ("Allow", "Retry-After", "WWW-Authenticate"):
                 if header in response:
                     replacement[header] = response[header]
-            return replacement
+            response = replacement
+        for name, value in rate_limit_headers(request).items():
+            response.setdefault(name, value)
         return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        for value in (*view_args, *view_kwargs.values()):
+            digits = isinstance(value, str) and value.isascii() and value.isdigit()
+            if digits and (len(value) > len(str(MAX_DB_ID)) or int(value) > MAX_DB_ID):
+                if request.path.startswith("/api/"):
+                    return _json_error(404)
+                raise Http404("No such object.")
+        return None
 
     def process_exception(self, request, exception):
         if request.path.startswith("/api/"):

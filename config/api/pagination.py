@@ -10,18 +10,19 @@ from .exceptions import BadRequest
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+# Far beyond any real collection (100 million resources at 100 a page), and small enough that
+# the offset always fits the database's integers.
+MAX_PAGE = 1_000_000
 
 
-def _positive_int(request, name: str, default: int, maximum: int | None = None) -> int:
+def query_int(request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """A whole-number query parameter within [minimum, maximum]; anything else is a 400 naming it."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1 or (maximum is not None and value > maximum):
-        bounds = f"1 to {maximum}" if maximum else "1 or more"
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum)) else None
+    if value is None or not minimum <= value <= maximum:
+        bounds = f"{minimum} to {maximum}"
         raise BadRequest(f"{name} must be a whole number from {bounds}.", {name: [f"Must be {bounds}."]})
     return value
 
@@ -31,8 +32,8 @@ class PagePagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
-        self.per_page = _positive_int(request, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
-        self.page = _positive_int(request, "page", 1)
+        self.per_page = query_int(request, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+        self.page = query_int(request, "page", 1, 1, MAX_PAGE)
         self.total = queryset.count()
         self.total_pages = max(1, math.ceil(self.total / self.per_page))
         start = (self.page - 1) * self.per_page
@@ -70,8 +71,8 @@ class PagePagination(BasePagination):
                 "name": "page",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "integer", "minimum": 1, "default": 1},
-                "description": "Page number.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+                "description": "Page number; a page past the last one is an empty array.",
             },
             {
                 "name": "per_page",

@@ -1,7 +1,13 @@
-"""OpenAPI additions for the toolkit's conventions: pagination headers, `?fields=`, errors."""
+"""OpenAPI additions for the toolkit's conventions, so that the document tells the truth about
+every endpoint, including those added later: collections are arrays with pagination headers,
+`?fields=` and `?sort=` list their allowed values, filters describe their grammar, request bodies
+of strict serializers refuse additional properties, and every error has the envelope.
+Descriptions come from a resource's own docstrings only, never from the toolkit's base classes.
+"""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFilterExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc_excludes
 from drf_spectacular.utils import OpenApiParameter
 
 from .filters import PredicateFilter
@@ -20,9 +26,30 @@ _ERRORS = {
     "403": "The caller's role does not allow this.",
     "404": "No such resource in the caller's organization.",
     "409": "Illegal transition or conflicting write.",
+    "413": "The request body is larger than the service's MAX_REQUEST_BYTES.",
+    "415": "The request body is not JSON.",
     "422": "Validation failed; `errors` names each field.",
     "429": "Too many requests; see Retry-After.",
 }
+_BODY_ERRORS = ("409", "413", "415", "422")
+
+
+def lib_doc_excludes() -> list:
+    """The toolkit's base classes document the code, not the API: their docstrings stay out."""
+    from .serializers import ActionSerializer, ResourceSerializer, SourceFieldsMixin, StrictInputMixin
+    from .viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
+
+    return [
+        *spectacular_lib_doc_excludes(),
+        ResourceSerializer,
+        ActionSerializer,
+        StrictInputMixin,
+        SourceFieldsMixin,
+        ResourceViewSet,
+        CreateMixin,
+        UpdateMixin,
+        DestroyMixin,
+    ]
 
 
 class TenantJWTScheme(OpenApiAuthenticationExtension):
@@ -83,8 +110,43 @@ def _error_response(description: str) -> dict:
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def _is_list_view(self, serializer=None) -> bool:
+        # A collection sub-path of a resource (`GET /contracts/active`) is a collection too.
+        if self.method == "GET" and getattr(self.view, "detail", None) is False and self._paginated():
+            return True
+        return super()._is_list_view(serializer)
+
+    def _paginated(self) -> bool:
+        return getattr(self.view, "pagination_class", None) is not None and hasattr(self.view, "sort_fields")
+
     def _is_list_action(self) -> bool:
         return getattr(self.view, "action", None) == "list" or self._is_list_view()
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        from rest_framework import serializers
+
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.DecimalField) and schema.get("type") == "string":
+            # Money and hours go in as a decimal string ("12.50", exact) or a JSON number.
+            number = {"type": "number"}
+            alternatives = [{k: v for k, v in schema.items() if k not in ("nullable", "description")}, number]
+            schema = {
+                "anyOf": alternatives,
+                **{k: schema[k] for k in ("nullable", "description") if k in schema},
+            }
+        return schema
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        from .serializers import ResourceSerializer, StrictInputMixin
+
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and isinstance(serializer, StrictInputMixin) and schema.get("properties"):
+            schema["additionalProperties"] = False  # unknown fields are a 422
+        resource = isinstance(serializer, ResourceSerializer) and "id" in schema.get("properties", {})
+        if direction == "response" and resource:
+            # `?fields=` may leave out any field but id (and a collection returns its default fields).
+            schema["required"] = ["id"]
+        return schema
 
     def _get_response_headers_for_code(self, status_code, direction="response"):
         headers = super()._get_response_headers_for_code(status_code, direction)
@@ -109,7 +171,9 @@ class AutoSchema(SpectacularAutoSchema):
         for code, description in _ERRORS.items():
             if public and code in ("401", "403"):
                 continue
-            if self.method == "GET" and code in ("409", "422"):
+            if self.method in ("GET", "HEAD") and code in _BODY_ERRORS:
+                continue
+            if self.method == "DELETE" and code in _BODY_ERRORS and code != "409":
                 continue
             responses.setdefault(code, _error_response(description))
         return responses
@@ -118,18 +182,45 @@ class AutoSchema(SpectacularAutoSchema):
         parameters = super().get_override_parameters()
         serializer_class = getattr(self.view, "serializer_class", None)
         if self.method == "GET" and hasattr(serializer_class, "readable_field_names"):
+            readable = serializer_class.readable_field_names()
             parameters = [
                 *parameters,
                 OpenApiParameter(
                     "fields",
-                    str,
+                    {"type": "array", "minItems": 1, "items": {"type": "string", "enum": readable}},
+                    style="form",
+                    explode=False,
                     description=(
-                        "Comma-separated fields to return (id is always present). "
+                        "Comma-separated fields to return (`fields=name,status`; id is always present). "
                         f"Collections default to: {', '.join(getattr(serializer_class.Meta, 'default_fields', []))}."
                     ),
                 ),
             ]
         return parameters
+
+
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": "Requests allowed in the current window.",
+    "X-RateLimit-Remaining": "Requests left in the current window.",
+    "X-RateLimit-Reset": "When the current window ends (UTC epoch seconds).",
+}
+
+
+def document_rate_limit_headers(result, generator, request, public):
+    """Every API response carries X-RateLimit-*; a 429 also Retry-After (config/api/throttling.py)."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for code, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                for name, description in _RATE_LIMIT_HEADERS.items():
+                    headers.setdefault(name, {"schema": {"type": "integer"}, "description": description})
+                if code == "429":
+                    headers.setdefault(
+                        "Retry-After", {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+                    )
+    return result
 
 
 def strip_trailing_slashes(result, generator, request, public):

@@ -5,14 +5,94 @@
   organization and source (409 naming the existing id).
 - `ReferenceField` / `ReferenceIdField`: references come out as `{"id", "name"[, "sourceID"]}`
   and go in as `<name>_id`, looked up in the caller's organization only.
+- `StrictInputMixin` (in `ResourceSerializer` and `ActionSerializer`): strict JSON types for
+  every field, declared or generated, nested too (see `json_type_errors`), instants only with
+  an offset, and unknown or read-only fields refused with the list of accepted ones.
 """
 
 from __future__ import annotations
 
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .exceptions import Conflict
+from .filters import MAX_DB_ID
+
+NAIVE_INSTANT = "An instant needs an offset: Z or ±HH:MM (e.g. 2026-03-01T09:00:00Z)."
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string_choices(field: serializers.ChoiceField) -> bool:
+    return all(isinstance(key, str) for key in field.choices)
+
+
+def _scalar_type_error(field, value) -> str | None:
+    """Why a JSON scalar does not fit a field's type (None when it does, or for the field to judge)."""
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Expected a JSON boolean (true or false)."
+    if isinstance(field, serializers.IntegerField):
+        if not _is_int(value):
+            return "Expected a JSON integer."
+        return None if abs(value) <= MAX_DB_ID else f"Must be between -{MAX_DB_ID} and {MAX_DB_ID}."
+    if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
+        ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        return None if ok else "Expected a decimal string (e.g. \"12.50\") or a number."
+    if isinstance(field, serializers.RelatedField):
+        return None if _is_int(value) else "Expected an integer id."
+    if isinstance(field, serializers.DateTimeField):
+        if not isinstance(value, str):
+            return "Expected an ISO 8601 instant as a JSON string."
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            return None  # well formed but impossible (2026-02-30): the field says so
+        if parsed is not None and parsed.tzinfo is None:
+            return NAIVE_INSTANT
+        return None
+    if isinstance(field, (serializers.CharField, serializers.DateField, serializers.TimeField,
+                          serializers.DurationField, serializers.UUIDField)):  # fmt: skip
+        return None if isinstance(value, str) else "Expected a JSON string."
+    multiple = isinstance(field, serializers.MultipleChoiceField)
+    single_choice = isinstance(field, serializers.ChoiceField) and not multiple
+    if single_choice and _string_choices(field) and not isinstance(value, str):
+        return "Expected a JSON string."
+    return None
+
+
+def json_type_errors(field, value):
+    """The type errors of one input value for a field, shaped like DRF's own errors (a list of
+    messages, or a dict / index map for nested serializers and lists), or None."""
+    if value is None:
+        return None  # allow_null is the field's own business
+    if isinstance(field, (serializers.ListSerializer, serializers.ListField)):
+        if not isinstance(value, list):
+            return None  # the field itself says "Expected a list"
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child, item))}
+        return errors or None
+    if isinstance(field, serializers.Serializer):
+        if not isinstance(value, dict):
+            return None
+        errors = {}
+        for key, item in value.items():
+            child = field.fields.get(key)
+            if child is not None and not child.read_only and (e := json_type_errors(child, item)):
+                errors[key] = e
+        return errors or None
+    if isinstance(field, serializers.DictField):
+        if not isinstance(value, dict):
+            return None
+        errors = {k: e for k, item in value.items() if (e := json_type_errors(field.child, item))}
+        return errors or None
+    if isinstance(value, (dict, list)) and not isinstance(field, (serializers.JSONField, serializers.HiddenField)):
+        if isinstance(field, serializers.MultipleChoiceField):
+            return None
+        return ["Expected a JSON scalar, not an object or an array."]
+    message = _scalar_type_error(field, value)
+    return [message] if message else None
 
 
 def tenant_of(serializer_field) -> object | None:
@@ -67,31 +147,47 @@ class ReferenceIdField(serializers.PrimaryKeyRelatedField):
         return super().get_queryset().filter(organization=tenant_of(self))
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, str)):
+        if not _is_int(data):
             self.fail("incorrect_type", data_type=type(data).__name__)
         try:
-            return self.get_queryset().get(pk=int(data))
-        except (ValueError, TypeError):
-            self.fail("incorrect_type", data_type=type(data).__name__)
+            if not 1 <= data <= MAX_DB_ID:
+                raise self.get_queryset().model.DoesNotExist
+            return self.get_queryset().get(pk=data)
         except self.get_queryset().model.DoesNotExist:
             model = self.get_queryset().model._meta.verbose_name.capitalize()
             self.fail("does_not_exist", model=model, pk_value=data)
 
 
 class StrictInputMixin:
-    """Input with a field that is read-only or does not exist is a 422, not silently ignored."""
+    """Input is refused (422) rather than guessed at: a field that is read-only or does not
+    exist (the error lists the accepted fields), and a value of the wrong JSON type, anywhere in
+    the body: `"name": 123`, `"auto_renew": "yes"`, `"target_minutes": "60"`, an instant
+    without an offset."""
+
+    def accepted_field_names(self) -> list[str]:
+        return sorted(name for name, field in self.fields.items() if not field.read_only)
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"base": ["Expected a JSON object."]})
         errors = {}
-        for key in data:
+        for key, value in data.items():
             field = self.fields.get(key)
             if field is None:
-                errors[key] = ["Unknown field."]
+                accepted = ", ".join(self.accepted_field_names()) or "none"
+                errors[key] = [f"Unknown field. Accepted fields: {accepted}."]
             elif field.read_only:
                 errors[key] = ["This field is read-only."]
+            elif type_errors := json_type_errors(field, value):
+                errors[key] = type_errors
         if errors:
+            # Report the other fields' errors too, as one response.
+            try:
+                super().to_internal_value({k: v for k, v in data.items() if k not in errors})
+            except serializers.ValidationError as exc:
+                if isinstance(exc.detail, dict):
+                    for key, detail in exc.detail.items():
+                        errors.setdefault(key, detail)
             raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 

@@ -11,15 +11,20 @@ from .exceptions import BadRequest
 class SortBackend:
     def filter_queryset(self, request, queryset, view):
         sort_fields: dict[str, str] = {"id": "id", **getattr(view, "sort_fields", {})}
-        raw = request.query_params.get("sort") or view.get_default_sort()
+        raw = request.query_params.get("sort")
+        if raw is None:
+            raw = view.get_default_sort()
         keys = [key.strip() for key in raw.split(",") if key.strip()]
-        not_allowed = [key.lstrip("-") for key in keys if key.lstrip("-") not in sort_fields]
+        if not keys:
+            raise BadRequest("sort names no key: give sort keys, or leave sort out.", {"sort": ["Blank."]})
+        # One leading '-' at most: '--name' is not a key.
+        not_allowed = [key.removeprefix("-") for key in keys if key.removeprefix("-") not in sort_fields]
         if not_allowed:
             raise BadRequest(f"Sorting not allowed on fields: {', '.join(not_allowed)}")
         ordering = []
         for key in keys:
             descending = key.startswith("-")
-            path = sort_fields[key.lstrip("-")]
+            path = sort_fields[key.removeprefix("-")]
             ordering.append(f"-{path}" if descending else path)
         if not any(o.lstrip("-") in ("id", "pk") for o in ordering):
             descending_default = ordering and ordering[-1].startswith("-")
@@ -29,15 +34,23 @@ class SortBackend:
     def get_schema_operation_parameters(self, view):
         if getattr(view, "action", None) != "list":
             return []
-        keys = ", ".join(sorted({"id", *getattr(view, "sort_fields", {})}))
+        keys = sorted({"id", *getattr(view, "sort_fields", {})})
         return [
             {
                 "name": "sort",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "string"},
+                "style": "form",
+                "explode": False,
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "items": {"type": "string", "enum": [*keys, *(f"-{key}" for key in keys)]},
+                },
                 "description": (
-                    f"Comma-separated sort keys, '-' for descending. Allowed: {keys}. Default: {view.default_sort}."
+                    f"Comma-separated sort keys, '-' for descending (`sort=name,-created_at`). "
+                    f"Allowed: {', '.join(keys)}. Default: {view.default_sort}."
                 ),
             }
         ]

@@ -25,10 +25,11 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from .csv import CSVMixin, wants_csv
 from .exceptions import BadRequest
 
 
-class ResourceViewSet(viewsets.GenericViewSet):
+class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
     # List and retrieve, scoped to the caller's organization. (A comment, not a docstring:
     # the OpenAPI description of each resource comes from its own viewset's docstring.)
 
@@ -57,8 +58,11 @@ class ResourceViewSet(viewsets.GenericViewSet):
         if self.request.method not in ("GET", "HEAD"):
             return None
         raw = self.request.query_params.get("fields")
-        if raw:
+        if raw is not None:
             names = [name.strip() for name in raw.split(",") if name.strip()]
+            if not names:
+                message = "fields names no field: give field names, or leave fields out."
+                raise BadRequest(message, {"fields": ["Blank."]})
             readable = serializer_class.readable_field_names()
             unknown = [name for name in names if name not in readable]
             if unknown:
@@ -80,6 +84,10 @@ class ResourceViewSet(viewsets.GenericViewSet):
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
+        # --- CSV (issue 11): the same fields, filters and sort, streamed without the page limit.
+        if wants_csv(request):
+            return self.stream_list(queryset)
+        # --- end CSV
         page = self.paginate_queryset(queryset)
         serializer = self.get_serializer(page, many=True)
         return self.get_paginated_response(serializer.data)
@@ -88,8 +96,14 @@ class ResourceViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def respond(self, instance, status_code: int = status.HTTP_200_OK, headers=None) -> Response:
-        """The full resource, re-read through the scoped queryset (so its joins apply)."""
+        """The full resource, re-read through the scoped queryset (so its joins apply).
+
+        A service that recomputed SLA clocks says how many in `instance.recomputed_clocks`;
+        the response carries it as `X-Recomputed-Clocks`."""
         fresh = self.get_queryset().get(pk=instance.pk)
+        headers = dict(headers or {})
+        if getattr(instance, "recomputed_clocks", None) is not None:
+            headers["X-Recomputed-Clocks"] = str(instance.recomputed_clocks)
         return Response(self.get_serializer(fresh).data, status=status_code, headers=headers)
 
     def detail_url(self, instance) -> str:

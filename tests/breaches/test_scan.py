@@ -103,6 +103,11 @@ def test_a_running_clock_past_due_gets_its_breach_with_its_figures_and_event(con
         "overage_minutes": 35,
         "penalty_amount": "150.00",
         "currency": "EUR",
+        "work_order_reference": str(job),
+        "contract": contract.pk,
+        "contract_reference": contract.reference,
+        "target_minutes": 60,
+        "actual_minutes": 95,
     }
 
 
@@ -302,6 +307,12 @@ def test_each_escalation_level_is_announced_once_when_first_passed(contract):
         "at_percent": 50,
         "notify": ["desk@example.com"],
         "reached_at": "2026-03-10T09:30:00+00:00",
+        "work_order_reference": str(job),
+        "contract": contract.pk,
+        "contract_reference": contract.reference,
+        "metric": "response",
+        "target_minutes": 60,
+        "due_at": "2026-03-10T10:00:00+00:00",
     }
     assert summary(scan(minutes(31)))["escalations"] == 0
     assert summary(scan(minutes(90)))["escalations"] == 2  # 80 % and 100 % in one scan, in order

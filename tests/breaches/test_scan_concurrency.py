@@ -14,24 +14,18 @@ its 150 fixed penalties) is met exactly, not exceeded.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 
 from breaches.models import Breach
 from events.models import Event
 from tests.breaches.factories import active_contract, make_job, make_rule, minutes, scan
+from tests.processes import at_barrier
 from workorders.models import SlaClock
 
 JOBS = 150
@@ -56,63 +50,10 @@ def summary(output: str) -> dict[str, int]:
     return dict(zip(keys, map(int, match.groups()), strict=True))
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
-
-
-def start_scan() -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
-    command = [sys.executable, "manage.py", "scan_breaches", "--now", NOW.isoformat(), "--batch-size", str(BATCH)]
-    return subprocess.Popen(
-        command, cwd=Path(settings.BASE_DIR), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
 def two_scans_at_once() -> list[str]:
-    """Start two scan processes held at a barrier; release them together; return their outputs."""
-    import psycopg
-
-    db = connection.settings_dict
-    barrier = psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-    )
-    processes = []
-    try:
-        # Claiming clocks takes a row lock (ROW SHARE), which waits on this EXCLUSIVE table lock.
-        barrier.execute("LOCK TABLE workorders_slaclock IN EXCLUSIVE MODE")
-        processes = [start_scan(), start_scan()]
-        deadline = time.monotonic() + 120
-        waiting = 0
-        while waiting < 2:
-            crashed = [p for p in processes if p.poll() is not None]
-            assert not crashed, [p.communicate() for p in crashed]
-            assert time.monotonic() < deadline, "the two scans never both reached the barrier"
-            time.sleep(0.05)
-            waiting = barrier.execute(
-                "SELECT count(*) FROM pg_locks WHERE relation = 'workorders_slaclock'::regclass AND NOT granted"
-            ).fetchone()[0]
-        barrier.commit()  # both are waiting: let them go at once
-        outputs = []
-        for process in processes:
-            out, err = process.communicate(timeout=300)
-            assert process.returncode == 0, (out, err)
-            outputs.append(out)
-        return outputs
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        barrier.close()
+    """Two scan processes held at a barrier (claiming clocks waits on a table lock), released together."""
+    command = ["scan_breaches", "--now", NOW.isoformat(), "--batch-size", str(BATCH)]
+    return at_barrier("workorders_slaclock", command)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -99,3 +99,36 @@ def test_counterparty_admin_writes_events(staff, org):
     assert response.status_code == 302, response.content
     created = Counterparty.objects.get(name="Admin Co")
     assert Event.objects.filter(type="counterparty.created", object_id=created.pk).exists()
+
+
+@pytest.mark.django_db
+def test_amendment_admin_actions_go_through_dual_approval(staff, org):
+    import datetime as dt
+
+    from contracts import terms
+    from contracts.models import Amendment
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(contract, origin="creation", now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    amendment = Amendment.objects.create(
+        organization=org,
+        contract=contract,
+        number=1,
+        reason="Longer notice",
+        effective_date=dt.date(2027, 6, 1),
+        changes={"notice_period_days": 90},
+    )
+    submitter, first, second = staff("sub"), staff("first"), staff("second")
+    url = "/admin/contracts/amendment/"
+    submitter.post(url, {"action": "submit", "_selected_action": [amendment.pk]})
+    submitter.post(url, {"action": "approve", "_selected_action": [amendment.pk]})  # refused: the submitter
+    first.post(url, {"action": "approve", "_selected_action": [amendment.pk]})
+    amendment.refresh_from_db()
+    assert amendment.status == "pending_approval" and amendment.approvals.count() == 1
+    second.post(url, {"action": "approve", "_selected_action": [amendment.pk]})
+    amendment.refresh_from_db()
+    assert amendment.status == "approved"
+    assert terms.version_on(contract, dt.date(2027, 6, 1)).terms["notice_period_days"] == 90
+    assert first.get(f"{url}{amendment.pk}/change/").status_code == 200
+    assert b"term" in first.get(f"/admin/contracts/contract/{contract.pk}/change/").content

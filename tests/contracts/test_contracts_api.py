@@ -61,6 +61,8 @@ class TestContractsAPI(WritableResourceAPITests):
         ("ids", "a,c", ["a", "c"]),
         ("covers", "4.5,52.5", ["a"]),
         ("covers", "10,10", []),
+        ("requires_counterparty_signature", "true", ["b"]),
+        ("requires_counterparty_signature", "false", ["a", "c"]),
     ]
     malformed_filters = [
         ("start_date", ">2026-13-45"),
@@ -99,7 +101,8 @@ class TestContractsAPI(WritableResourceAPITests):
                                source_id="E-1", coverage_areas=SQUARE, coverage_min_lon=4.0, coverage_min_lat=52.0,
                                coverage_max_lon=5.0, coverage_max_lat=53.0),
             "b": make_contract(org, reference="B-1", status="draft", contract_type="warranty",
-                               start_date=dt.date(2026, 3, 1), expiry_date=None, source="erp", source_id="E-2"),
+                               start_date=dt.date(2026, 3, 1), expiry_date=None, source="erp", source_id="E-2",
+                               requires_counterparty_signature=True),
             "c": make_contract(org, reference="C-1", status="expired", counterparty_role="vendor", currency="JPY",
                                start_date=dt.date(2026, 4, 1), expiry_date=dt.date(2026, 9, 30),
                                dispatch_agreement_id="D-3"),
@@ -123,9 +126,35 @@ class TestContractWrites:
             "name": "K",
             "contract_type": "project",
             "counterparty_id": counterparty.pk,
-            "counterparty_role": "vendor",
+            "counterparty_role": "customer",
             **overrides,
         }
+
+    @pytest.mark.parametrize(
+        ("kind", "role", "ok"),
+        [
+            ("customer", "customer", True),
+            ("customer", "vendor", False),
+            ("vendor", "vendor", True),
+            ("vendor", "customer", False),
+            ("both", "customer", True),
+            ("both", "vendor", True),
+        ],
+    )
+    def test_the_counterpartys_kind_and_its_role_agree(self, api, org, kind, role, ok):
+        party = baker.make(Counterparty, organization=org, kind=kind)
+        client = api("manager")
+        response = client.post(self.url, self.body(party, counterparty_role=role), format="json")
+        if ok:
+            assert response.status_code == 201, response.content
+            return
+        assert response.status_code == 422, response.content
+        assert "counterparty_role" in response.json()["errors"]
+        # ... and a PATCH cannot bring the two apart either.
+        fitting = "vendor" if role == "customer" else "customer"
+        contract = client.post(self.url, self.body(party, counterparty_role=fitting), format="json").json()
+        response = client.patch(f"{self.url}/{contract['id']}", {"counterparty_role": role}, format="json")
+        assert response.status_code == 422 and "counterparty_role" in response.json()["errors"]
 
     def test_required_fields_and_choices(self, api):
         response = api("manager").post(self.url, {"contract_type": "lease"}, format="json")

@@ -475,7 +475,8 @@ class TestReminders:
             sent += [("contract.expiring", w) for w in expected]
             assert reminder_events(contract) == sent, days
         payloads = [e.payload for e in events(contract, "contract.expiring")]
-        assert payloads == [{"window_days": w, "date": "2026-12-31", "days_left": w} for w in (90, 60, 30, 7)]
+        named = {"reference": contract.reference, "name": contract.name}
+        assert payloads == [{"window_days": w, "date": "2026-12-31", "days_left": w, **named} for w in (90, 60, 30, 7)]
 
     def test_a_window_starts_at_local_midnight(self, make_contract):
         auckland = make_contract(status="active", time_zone=AKL, expiry_date=dt.date(2026, 12, 31))
@@ -502,9 +503,10 @@ class TestReminders:
         for days in (31, 30, 30, 29, 8, 7, 7, 6, 0):
             run(local_midnight(notice - dt.timedelta(days=days), AKL).isoformat())
         notices = [e.payload for e in events(contract, "contract.notice_due")]
+        named = {"reference": contract.reference, "name": contract.name}
         assert notices == [
-            {"window_days": 30, "date": "2026-11-16", "days_left": 30},
-            {"window_days": 7, "date": "2026-11-16", "days_left": 7},
+            {"window_days": 30, "date": "2026-11-16", "days_left": 30, **named},
+            {"window_days": 7, "date": "2026-11-16", "days_left": 7, **named},
         ]
 
     def test_a_contract_first_seen_at_20_days_gets_only_the_30_day_event(self, make_contract):
@@ -513,7 +515,10 @@ class TestReminders:
         assert summary(output) == (0, 0, 0, 1)
         assert f"  {contract.reference}: expires in 20 days\n" in output
         (event,) = events(contract, "contract.expiring")
-        assert event.payload == {"window_days": 30, "date": "2026-12-31", "days_left": 20}
+        assert event.payload == {
+            "window_days": 30, "date": "2026-12-31", "days_left": 20, "reference": contract.reference,
+            "name": contract.name,
+        }  # fmt: skip
         # The wider windows count as done: they are never sent late ...
         assert sorted(ContractReminder.objects.filter(contract=contract).values_list("window_days", flat=True)) == [
             30, 60, 90,

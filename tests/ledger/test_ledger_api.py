@@ -24,7 +24,7 @@ class TestLedgerEntriesAPI(ResourceAPITests):
     write_role = "operator"  # operators post work; the other types need a manager (TestPosting)
     default_sort = "-id"
     default_fields = [
-        "id", "contract", "entry_type", "reason_code", "hours", "amount", "currency", "work_order",
+        "id", "contract", "entry_type", "reason_code", "hours", "charged_hours", "amount", "currency", "work_order",
         "occurred_at", "expires_at", "created_at",
     ]  # fmt: skip
     sort_keys = ["occurred_at", "hours", "created_at"]
@@ -247,6 +247,9 @@ class TestPosting:
             ({"expires_at": "2027-01-01T00:00:00Z"}, "expires_at"),
             ({"amount": "10.00", "currency": "EUR"}, "amount"),
             ({"occurred_at": "2099-01-01T00:00:00Z"}, "occurred_at"),
+            ({"occurred_at": "2025-12-30T00:00:00Z"}, "occurred_at"),  # before the contract's start
+            ({"occurred_at": "2026-03-02T08:59:00Z"}, "occurred_at"),  # before its job was reported (T0)
+            ({"occurred_at": "2026-03-02T10:00:00"}, "occurred_at"),  # no offset
             ({"entry_type": "gift"}, "entry_type"),
             ({"entry_type": None}, "entry_type"),
         ]
@@ -416,7 +419,7 @@ class TestIdempotencyKey:
         credit(contract, 10)
         retried = client.post(URL, data, format="json", HTTP_IDEMPOTENCY_KEY="after-topup")
         assert retried.status_code == 201
-        assert IdempotencyKey.objects.get().entry_id == retried.json()["id"]
+        assert IdempotencyKey.objects.get().object_id == retried.json()["id"]
 
     def test_keys_belong_to_one_organization(self, api, org, other_org):
         mine, theirs = active_contract(org), active_contract(other_org)
@@ -442,6 +445,7 @@ def test_the_schema_says_what_the_endpoints_do(anon):
     assert set(paths[URL + "/{id}"]) == {"get"}  # never edited, never deleted
     headers = [p["name"] for p in paths[URL]["post"]["parameters"] if p["in"] == "header"]
     assert headers == ["Idempotency-Key"]
-    for view, params in (("balance", {"as_of", "window_days"}), ("lots", {"as_of"})):
+    # `format` (json or csv) since every collection also answers CSV (issue 11).
+    for view, params in (("balance", {"as_of", "window_days", "format"}), ("lots", {"as_of", "format"})):
         operation = paths[f"/api/v1/contracts/{{contract_pk}}/{view}"]["get"]
         assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == params

@@ -38,7 +38,7 @@ class TestCalendarsAPI(WritableResourceAPITests):
         "holidays": [{"date": "2026-04-27", "name": "King's Day"}],
         "hours": [{"weekday": 1, "start": "07:30", "end": "16:30"}],
     }
-    default_fields = ["id", "name", "time_zone", "created_at", "updated_at"]
+    default_fields = ["id", "name", "time_zone", "holiday_country", "created_at", "updated_at"]
     sort_keys = ["name", "time_zone", "created_at", "updated_at"]
     deletable = True
     # 1 membership (auth), 2 count, 3 the page.
@@ -51,6 +51,9 @@ class TestCalendarsAPI(WritableResourceAPITests):
         ("created_at", ">2000-01-01", ["workshop", "control", "depot"]),
         ("updated_at", "<2000-01-01", []),
         ("ids", "workshop,depot", ["workshop", "depot"]),
+        ("holiday_country", "GB", ["control"]),
+        ("holiday_country", "", ["workshop", "depot"]),
+        ("holiday_subdivision", "SCT", ["control"]),
     ]
     malformed_filters = [("created_at", ">2026-13-45"), ("updated_at", "<yesterday")]
 
@@ -60,7 +63,9 @@ class TestCalendarsAPI(WritableResourceAPITests):
     def filter_objects(self, org):
         return {
             "workshop": make_calendar(org, name="Workshop"),
-            "control": make_calendar(org, name="Control room", time_zone="Europe/London"),
+            "control": make_calendar(
+                org, name="Control room", time_zone="Europe/London", holiday_country="GB", holiday_subdivision="SCT"
+            ),
             "depot": make_calendar(org, name="Depot", time_zone="America/New_York"),
         }
 

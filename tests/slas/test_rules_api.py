@@ -576,9 +576,33 @@ class TestVersionsAndJobs:
             format="json",
         )
         assert response.status_code == 201
+        assert response["X-Recomputed-Clocks"] == "1"  # issue 8: the retroactive start is counted
         assert not SlaClock.objects.filter(work_order=before).exists()
         assert SlaClock.objects.get(work_order=after).due_at == dt.datetime(2026, 3, 2, 10, 30, tzinfo=dt.UTC)
         assert not SlaClock.objects.filter(work_order=closed).exists()  # closed jobs are history
+
+    def test_a_retroactive_rule_counts_only_its_own_clocks_in_its_band(self, api, org):
+        contract = make_contract(org, status="active")
+        make_rule(contract, metric="resolution", priorities=["high", "low"], target_minutes=600)
+        in_band = make_job(org, contract=contract, priority="high", reported_at=timezone.now() - dt.timedelta(hours=2))
+        hour_ago = timezone.now() - dt.timedelta(hours=1)
+        out_of_band = make_job(org, contract=contract, priority="low", reported_at=hour_ago)
+        past = (timezone.now() - dt.timedelta(hours=3)).isoformat()
+        response = api("manager").post(
+            URL, rule_body(contract, priorities=["high"], effective_from=past), format="json"
+        )
+        assert response.status_code == 201, response.content
+        assert response["X-Recomputed-Clocks"] == "1"
+        rule_id = response.json()["id"]
+        assert SlaClock.objects.get(work_order=in_band, rule_id=rule_id).started_at == in_band.reported_at
+        assert not SlaClock.objects.filter(work_order=out_of_band, rule_id=rule_id).exists()
+
+    def test_without_effective_from_a_rule_covers_work_reported_from_now_on(self, api, org):
+        contract = make_contract(org, status="active")
+        job = make_job(org, contract=contract, priority="critical", reported_at=timezone.now() - dt.timedelta(hours=1))
+        response = api("manager").post(URL, rule_body(contract), format="json")
+        assert response.status_code == 201 and response["X-Recomputed-Clocks"] == "0"
+        assert not SlaClock.objects.filter(work_order=job).exists()
 
     def test_renaming_a_rule_recomputes_no_clock(self, api, org):
         contract = make_contract(org, status="active")

@@ -11,8 +11,11 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
+from model_bakery import baker
 
 from breaches.models import Breach
+from config.api.serializers import NAIVE_INSTANT
+from contracts.models import Asset
 from events.models import Event
 from tests.api_base import WritableResourceAPITests
 from tests.contracts.factories import make_contract
@@ -63,6 +66,13 @@ class TestWorkOrdersAPI(WritableResourceAPITests):
         ("updated_at", "<2000-01-01", []),
         ("contract_id", lambda objs: str(objs["a"].contract_id), ["a", "b"]),
         ("contract_id", "", ["c"]),
+        # A manual contract implies its counterparty; the asset is a's only.
+        ("counterparty_id", lambda objs: str(objs["a"].counterparty_id), ["a", "b"]),
+        ("counterparty_id", "", ["c"]),
+        ("asset_id", lambda objs: str(objs["a"].asset_id), ["a"]),
+        ("asset_id", "!", ["a"]),
+        ("visit_plan_id", "", ["a", "b", "c"]),
+        ("visit_plan_id", "!", []),
         ("ids", "a,c", ["a", "c"]),
     ]
     malformed_filters = [
@@ -114,7 +124,8 @@ class TestWorkOrdersAPI(WritableResourceAPITests):
         utc = dt.UTC
         return {
             "a": make_job(org, contract=contract, reference="WO-A", priority="critical", source="dispatch",
-                          source_id="D-1", reported_at=dt.datetime(2026, 2, 2, 9, tzinfo=utc)),
+                          source_id="D-1", reported_at=dt.datetime(2026, 2, 2, 9, tzinfo=utc),
+                          asset=baker.make(Asset, organization=org, counterparty=contract.counterparty)),
             "b": make_job(org, contract=contract, reference="WO-B", priority="high", source="dispatch",
                           source_id="D-2", reported_at=dt.datetime(2026, 3, 2, 9, tzinfo=utc),
                           status="in_progress", status_changed_at=dt.datetime(2026, 3, 2, 10, tzinfo=utc),
@@ -263,6 +274,17 @@ class TestTimestamps:
         assert response.status_code == 422
         assert name in response.json()["errors"]
         assert "future" in response.json()["errors"][name][0]
+
+    @pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00"])
+    def test_implausibly_old_instants_are_422(self, api, value):
+        response = create(api("operator"), reported_at=value)
+        assert response.status_code == 422, response.content
+        assert "reported_at" in response.json()["errors"]
+
+    def test_an_instant_without_an_offset_is_422_naming_the_field(self, api):
+        response = create(api("operator"), reported_at="2026-03-01T09:00:00")
+        assert response.status_code == 422
+        assert response.json()["errors"] == {"reported_at": [NAIVE_INSTANT]}
 
     def test_a_few_minutes_of_clock_skew_are_fine(self, api):
         soon = timezone.now() + dt.timedelta(minutes=2)

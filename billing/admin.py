@@ -1,0 +1,254 @@
+"""Staff screens for billing: the periods with their money, billing lines with an "export
+pending" action, export batches, and contract templates with an "instantiate" action. The
+contract page gains its billing periods. Writes go through `billing.services`."""
+
+import datetime as dt
+from types import SimpleNamespace
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from rest_framework.exceptions import ValidationError
+
+from config.api.exceptions import APIError
+from contracts.admin import PlanCheckedForm
+from contracts.models import Contract, Counterparty
+from contracts.services import add_months
+from events.admin import ReadOnlyAdminMixin
+from ledger.admin import ContractWithLedgerAdmin
+
+from . import periods, services
+from .api import TemplateLineItem, TemplateRuleItem, validated_items
+from .models import BillingLine, BillingPeriod, ContractTemplate, ExportBatch
+
+PERIOD_COLUMNS = [
+    ("included_hours", "Included"), ("rolled_over_in", "Rolled in"), ("prepaid_hours_added", "Prepaid"),
+    ("topped_up_hours", "Topped up"), ("charged_hours", "Charged"), ("overage_hours", "Overage"),
+    ("expired_hours", "Expired"), ("rolled_over_out", "Rolled out"), ("period_charge", "Charge"),
+    ("overage_charge", "Overage charge"), ("prepay_purchases", "Prepay"), ("top_up_purchases", "Top-ups"),
+    ("service_credits", "Service credits"), ("total", "Total"),
+]  # fmt: skip
+
+
+def periods_table(contract: Contract) -> str:
+    rows = [f.as_dict(contract.currency) for f in periods.compute(contract, now=timezone.now())]
+    if not rows:
+        return "no billing periods (billing_period is none, or the term has not begun)"
+    head = format_html_join(
+        "", "<th>{}</th>", ((label,) for _, label in [("", "Period"), ("", "Status"), *PERIOD_COLUMNS])
+    )
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (
+                format_html_join(
+                    "",
+                    "<td>{}</td>",
+                    [
+                        (f"{r['start_date']} to {r['end_date']}",),
+                        (r["status"],),
+                        *((r[key],) for key, _ in PERIOD_COLUMNS),
+                    ],
+                ),
+            )
+            for r in rows
+        ),
+    )
+    return format_html("<table><tr>{}</tr>{}</table><p>Money in {}.</p>", head, body, contract.currency)
+
+
+admin.site.unregister(Contract)
+
+
+@admin.register(Contract)
+class ContractWithBillingAdmin(ContractWithLedgerAdmin):
+    """The contracts admin with the ledger's balance, plus the billing periods and their money."""
+
+    readonly_fields = [*ContractWithLedgerAdmin.readonly_fields, "billing_periods"]
+    fieldsets = [*ContractWithLedgerAdmin.fieldsets, ("Billing periods", {"fields": ["billing_periods"]})]
+
+    @admin.display(description="Periods")
+    def billing_periods(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return periods_table(obj)
+
+
+@admin.register(BillingPeriod)
+class BillingPeriodAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["contract", "index", "start_date", "end_date", "status", "total", "closed_at"]
+    list_filter = ["status", "organization"]
+    search_fields = ["contract__reference"]
+    list_select_related = ["contract"]
+    readonly_fields = ["figures_table"]
+
+    @admin.display(description="Total (as closed)")
+    def total(self, obj):
+        return f"{obj.figures['total']} {obj.figures['currency']}" if obj.figures else "open"
+
+    @admin.display(description="Figures as closed")
+    def figures_table(self, obj):
+        if not obj.figures:
+            return "open: see the contract's page for the live figures"
+        rows = ((label, obj.figures[key]) for key, label in PERIOD_COLUMNS)
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+
+@admin.register(BillingLine)
+class BillingLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "contract",
+        "kind",
+        "description",
+        "quantity",
+        "unit_price",
+        "amount",
+        "currency",
+        "date",
+        "status",
+        "batch",
+    ]
+    list_filter = ["status", "kind", "currency", "organization"]
+    search_fields = ["contract__reference", "description", "key"]
+    list_select_related = ["contract", "batch"]
+    date_hierarchy = "date"
+    actions = ["export_pending"]
+
+    @admin.action(description="Export the selected pending lines (one batch per organization)")
+    def export_pending(self, request, queryset):
+        pending = queryset.filter(status=BillingLine.Status.PENDING)
+        by_org: dict = {}
+        for line in pending.select_related("organization"):
+            by_org.setdefault(line.organization, []).append(line.pk)
+        if not by_org:
+            messages.warning(request, "None of the selected lines is pending: exported lines never change.")
+        for organization, ids in by_org.items():
+            batch = services.export_pending(organization=organization, actor=request.user, line_ids=ids)
+            messages.success(request, f"{organization}: export batch {batch.pk} with {batch.line_count} lines.")
+
+
+@admin.register(ExportBatch)
+class ExportBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "organization",
+        "contract",
+        "date_from",
+        "date_to",
+        "line_count",
+        "totals",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["organization"]
+    list_select_related = ["organization", "contract", "created_by"]
+
+
+class InstantiateForm(forms.Form):
+    counterparty = forms.ModelChoiceField(queryset=Counterparty.objects.none())
+    reference = forms.CharField(max_length=64)
+    start_date = forms.DateField(help_text="YYYY-MM-DD")
+
+    def __init__(self, *args, template: ContractTemplate, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.template = template
+        self.fields["counterparty"].queryset = Counterparty.objects.filter(organization=template.organization)
+
+    def clean_reference(self):
+        reference = self.cleaned_data["reference"]
+        if Contract.objects.filter(organization=self.template.organization, reference=reference).exists():
+            raise forms.ValidationError("A contract of this organization already has this reference.")
+        return reference
+
+
+class TemplateForm(PlanCheckedForm):
+    """Line items and SLA rules checked as the API checks them (within the template's organization)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        organization = cleaned.get("organization") or getattr(self.instance, "organization", None)
+        context = {"request": SimpleNamespace(auth=SimpleNamespace(organization=organization))}
+        for name, item_class in (("line_items", TemplateLineItem), ("sla_rules", TemplateRuleItem)):
+            if name in cleaned:
+                try:
+                    cleaned[name] = validated_items(item_class, cleaned[name] or [], name, context)
+                except ValidationError as exc:
+                    self.add_error(name, [f"{key}: {' '.join(map(str, msgs))}" for key, msgs in exc.detail.items()])
+        return cleaned
+
+
+@admin.register(ContractTemplate)
+class ContractTemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
+    list_display = [
+        "name",
+        "organization",
+        "contract_type",
+        "term_months",
+        "currency",
+        "billing_period",
+        "active",
+        "updated_at",
+    ]
+    list_filter = ["active", "contract_type", "billing_period", "organization"]
+    search_fields = ["name"]
+    list_select_related = ["organization"]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["instantiate"]
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
+        if change:
+            services.update_template(instance=ContractTemplate.objects.get(pk=obj.pk), actor=request.user, data=data)
+        else:
+            obj.pk = services.create_template(organization=obj.organization, actor=request.user, data=data).pk
+
+    def delete_model(self, request, obj):
+        services.delete_template(instance=obj, actor=request.user)
+
+    @admin.action(description="Instantiate: make a draft contract from the template…")
+    def instantiate(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select one template to instantiate.")
+            return None
+        template = queryset.get()
+        form = InstantiateForm(request.POST if "apply" in request.POST else None, template=template)
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            start: dt.date = data["start_date"]
+            contract_data = {
+                **{name: getattr(template, name) for name in services.BILLING_PLAN_MODEL_FIELDS},
+                "name": template.name,
+                "contract_type": template.contract_type,
+                "currency": template.currency,
+                "counterparty": data["counterparty"],
+                "counterparty_role": Contract.Role.CUSTOMER,
+                "reference": data["reference"],
+                "start_date": start,
+                "expiry_date": add_months(start, template.term_months) - dt.timedelta(days=1)
+                if template.term_months
+                else None,
+            }
+            try:
+                contract = services.instantiate_template(
+                    template=template, actor=request.user, contract_data=contract_data
+                )
+            except APIError as exc:
+                messages.error(request, f"{template}: {exc.message} {exc.errors or ''}")
+            else:
+                messages.success(request, f"Draft contract {contract.reference} made from {template}.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Instantiate a contract template",
+            "opts": self.model._meta,
+            "template": template,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/billing/contracttemplate/instantiate.html", context)

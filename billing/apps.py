@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    name = "billing"
+    verbose_name = "Billing"
+
+    def ready(self):
+        from contracts.services import register_lifecycle_step
+        from events.handlers import on
+
+        from . import services
+
+        on("ledger.entry_posted", services.on_entry_posted)
+        register_lifecycle_step("billing periods closed", services.run_billing)

@@ -1,0 +1,511 @@
+"""Billing writes: opening and closing periods (a `run_lifecycle` step), auto top-up (a reaction
+to `ledger.entry_posted`), exports, and contract templates.
+
+Exactly once, everywhere: a period's start postings and its close happen under the contract's
+row lock, taken with SKIP LOCKED by `run_billing` (a second machine moves on to other contracts)
+and re-checked against the period's row; every ledger posting carries a unique system key and
+every billing line a unique `key`, so a repeated run writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, Q
+
+from config.api.exceptions import Conflict, Unprocessable
+from contracts import services as contract_services
+from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
+from contracts.models import Contract, LineItem
+from events.models import Event
+from events.services import apply_changes, record_event, snapshot
+from ledger import services as ledger
+from ledger.models import LedgerEntry
+from slas.models import Calendar
+from slas.services import create_rule
+from tenancy.currencies import quantize
+
+from . import periods as P
+from .models import BillingLine, BillingPeriod, ContractTemplate, ExportBatch, TemplateUse
+
+T = LedgerEntry.Type
+R = LedgerEntry.Reason
+K = BillingLine.Kind
+HUNDREDTH = Decimal("0.01")
+OPENS = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
+
+
+# --- billing lines ------------------------------------------------------------------------------
+
+
+def _line(contract: Contract, *, key: str, kind: str, period, description: str, quantity, unit_price, amount,
+          date: dt.date, entries=(), breaches=()) -> BillingLine | None:  # fmt: skip
+    """Write one billing line, once per `key` (None if it exists already)."""
+    if BillingLine.objects.filter(organization_id=contract.organization_id, key=key).exists():
+        return None
+    try:
+        with transaction.atomic():
+            line = BillingLine.objects.create(
+                organization_id=contract.organization_id,
+                contract=contract,
+                period=period,
+                kind=kind,
+                description=description[:255],
+                quantity=quantity,
+                unit_price=unit_price,
+                amount=quantize(amount, contract.currency),
+                currency=contract.currency,
+                date=date,
+                key=key,
+            )
+    except IntegrityError:
+        return None  # another runner wrote it first
+    if entries:
+        BillingLine.entries.through.objects.bulk_create(
+            [BillingLine.entries.through(billingline_id=line.pk, ledgerentry_id=pk) for pk in entries],
+            batch_size=2000,
+        )
+    if breaches:
+        line.breaches.set(breaches)
+    return line
+
+
+def _period_row(contract: Contract, span: P.Span) -> BillingPeriod:
+    row, _ = BillingPeriod.objects.get_or_create(
+        contract=contract,
+        index=span.index,
+        defaults={
+            "organization_id": contract.organization_id,
+            "start_date": span.start_date,
+            "end_date": span.last_day,
+        },
+    )
+    return row
+
+
+def _system_entry(contract: Contract, key: str, **fields) -> LedgerEntry:
+    """Post once (or find the posting made before)."""
+    entry = ledger.post_system_entry(contract=contract, system_key=key, **fields)
+    return entry or LedgerEntry.objects.get(organization_id=contract.organization_id, system_key=key)
+
+
+def _charge_line(contract: Contract, row: BillingPeriod, span: P.Span, date: dt.date) -> BillingLine | None:
+    charge = P.period_charge(contract, span)
+    if charge is None:
+        return None
+    return _line(
+        contract,
+        key=f"period_charge:period:{row.pk}",
+        kind=K.PERIOD_CHARGE,
+        period=row,
+        description=f"{contract.reference}: {contract.billing_period} charge, {span.start_date} to {span.last_day}",
+        quantity=Decimal(1),
+        unit_price=charge,
+        amount=charge,
+        date=date,
+    )
+
+
+# --- opening and closing periods ----------------------------------------------------------------
+
+
+def open_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
+    """At a period's start: its included hours and prepaid lot, the prepay line, an in-advance charge."""
+    row = _period_row(contract, span)
+    if row.opened_at is not None:
+        return False
+    if contract.hours_per_period:
+        _system_entry(
+            contract,
+            f"billing:included:period:{row.pk}",
+            entry_type=T.CREDIT,
+            reason_code=R.INCLUDED_HOURS,
+            hours=contract.hours_per_period,
+            occurred_at=span.start,
+            expires_at=span.end,
+            description=f"Hours included in period {span.index + 1} ({span.start_date} to {span.last_day})",
+        )
+    if contract.prepay_hours_per_period:
+        months = contract.prepay_expiry_months
+        lot = _system_entry(
+            contract,
+            f"billing:prepay:period:{row.pk}",
+            entry_type=T.CREDIT,
+            reason_code=R.PREPAY,
+            hours=contract.prepay_hours_per_period,
+            occurred_at=span.start,
+            expires_at=contract.start_of_day(contract_services.add_months(span.start_date, months)) if months else None,
+            description=f"Prepaid hours of period {span.index + 1}",
+        )
+        price = contract.prepay_price_per_hour or Decimal(0)
+        _line(
+            contract,
+            key=f"prepay_purchase:period:{row.pk}",
+            kind=K.PREPAY_PURCHASE,
+            period=row,
+            description=f"{contract.reference}: {lot.hours} prepaid hours for period {span.index + 1}",
+            quantity=lot.hours,
+            unit_price=price,
+            amount=lot.hours * price,
+            date=span.start_date,
+            entries=[lot.pk],
+        )
+    if contract.invoice_timing == Contract.InvoiceTiming.IN_ADVANCE:
+        _charge_line(contract, row, span, span.start_date)
+    row.opened_at = now
+    row.save(update_fields=["opened_at"])
+    record_event(
+        type="billing.period_opened",
+        obj=row,
+        payload={"contract": contract.pk, "index": span.index, "start_date": span.start_date},
+        occurred_at=now,
+    )
+    return True
+
+
+def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
+    """At a period's end: book the expiries, the rollover lot and the overage settlement; write the
+    overage, service-credit and in-arrears lines; close the books up to the end."""
+    row = _period_row(contract, span)
+    if row.status == BillingPeriod.Status.CLOSED:
+        return False
+    for lot_id, contract_id in list(ledger.unexpired_lots(now=span.end, contract=contract)):
+        ledger.expire_lot(lot_id, contract_id)
+    included = LedgerEntry.objects.filter(
+        organization_id=contract.organization_id, system_key=f"billing:included:period:{row.pk}"
+    ).first()
+    following = P.next_span(contract, span)
+    if included is not None and contract.rollover_percent and following is not None:
+        expiry = LedgerEntry.objects.get(lot=included, reason_code=R.LOT_EXPIRED)
+        rollover = (-expiry.hours * contract.rollover_percent / 100).quantize(HUNDREDTH, rounding=ROUND_DOWN)
+        if rollover > 0:
+            _system_entry(
+                contract,
+                f"billing:rollover:period:{row.pk}",
+                entry_type=T.CREDIT,
+                reason_code=R.ROLLOVER,
+                hours=rollover,
+                occurred_at=span.end,
+                expires_at=following.end,
+                lot=included,
+                description=f"{contract.rollover_percent}% of period {span.index + 1}'s unused included hours",
+            )
+    # The period's figures are final now: what follows is posted at its end, into the next period.
+    figures = P.compute(contract, now=span.end, closed={span.index})[span.index]
+    in_period = LedgerEntry.objects.filter(contract=contract, occurred_at__gte=span.start, occurred_at__lt=span.end)
+    if contract.overage_rate is not None and figures.overage_hours > 0:
+        settlement = _system_entry(
+            contract,
+            f"billing:overage:period:{row.pk}",
+            entry_type=T.CREDIT,
+            reason_code=R.OVERAGE_BILLED,
+            hours=figures.overage_hours,
+            occurred_at=span.end,
+            description=f"Overage of period {span.index + 1} billed",
+        )
+        # What used the hours: the period's work and hand adjustments that took hours.
+        used = Q(entry_type=T.WORK) | Q(entry_type=T.ADJUSTMENT, reason_code="", hours__lt=0)
+        work = in_period.filter(used).values_list("pk", flat=True)
+        _line(
+            contract,
+            key=f"overage:period:{row.pk}",
+            kind=K.OVERAGE,
+            period=row,
+            description=f"{contract.reference}: {figures.overage_hours} hours beyond the available hours",
+            quantity=figures.overage_hours,
+            unit_price=contract.overage_rate,
+            amount=figures.overage_hours * contract.overage_rate,
+            date=span.last_day,
+            entries=[settlement.pk, *work],
+        )
+    penalties = list(in_period.filter(entry_type=T.PENALTY).values_list("pk", "amount", "breach_id"))
+    net = sum((amount for _, amount, _ in penalties), Decimal(0))
+    if net:
+        supplier = contract.counterparty_role == Contract.Role.CUSTOMER
+        _line(
+            contract,
+            key=f"service_credit:period:{row.pk}",
+            kind=K.SERVICE_CREDIT,
+            period=row,
+            description=(
+                f"{contract.reference}: {'service credit to the customer' if supplier else 'claim on the vendor'} "
+                f"for SLA breaches in period {span.index + 1}"
+            ),
+            quantity=Decimal(1),
+            unit_price=-net,
+            amount=-net,
+            date=span.last_day,
+            entries=[pk for pk, _, _ in penalties],
+            breaches=sorted({breach for _, _, breach in penalties if breach}),
+        )
+    if contract.invoice_timing == Contract.InvoiceTiming.IN_ARREARS:
+        _charge_line(contract, row, span, span.last_day)
+    row.status, row.closed_at = BillingPeriod.Status.CLOSED, now
+    row.figures = figures.as_dict(contract.currency)
+    row.save(update_fields=["status", "closed_at", "figures"])
+    Contract.objects.filter(pk=contract.pk).update(books_closed_at=span.end)
+    contract.books_closed_at = span.end
+    record_event(
+        type="billing.period_closed",
+        obj=row,
+        payload={"contract": contract.pk, **row.figures},
+        occurred_at=now,
+    )
+    return True
+
+
+def _ended_at(contract: Contract) -> dt.datetime | None:
+    """When the contract stopped running before its term's end (terminated), else None."""
+    if contract.status != Contract.Status.TERMINATED:
+        return None
+    return (
+        Event.objects.filter(
+            organization_id=contract.organization_id,
+            object_type="contract",
+            object_id=contract.pk,
+            type="contract.state_changed",
+            payload__to=Contract.Status.TERMINATED,
+        )
+        .order_by("-id")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+
+
+def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: None) -> int:
+    """Open every begun period and close every ended one, in order. The contract is locked.
+
+    A run after the contract expired (cron was down) still opens the periods of its term; a
+    terminated contract's periods open only if they began before the termination."""
+    done = 0
+    rows = {r.index: r for r in BillingPeriod.objects.filter(contract=contract)}
+    ended = _ended_at(contract)
+    for span in P.spans(contract, until=now):
+        row = rows.get(span.index)
+        opened = row is not None and row.opened_at is not None
+        runs = contract.status in (*OPENS, Contract.Status.EXPIRED, Contract.Status.RENEWED) or (
+            ended is not None and span.start < ended
+        )
+        if not opened and runs and open_period(contract, span, now=now):
+            opened = True
+            log(f"{contract.reference}: period {span.index + 1} opened ({span.start_date})")
+        closed = row is not None and row.status == BillingPeriod.Status.CLOSED
+        if opened and not closed and span.end <= now and close_period(contract, span, now=now):
+            done += 1
+            log(f"{contract.reference}: period {span.index + 1} closed ({span.start_date} to {span.last_day})")
+    return done
+
+
+def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
+    """The `run_lifecycle` step: every contract with a billing plan, each under its lock (SKIP
+    LOCKED, so runners on several machines share the work). Returns the periods closed."""
+    horizon = (now + dt.timedelta(hours=14)).date()
+    due = Contract.objects.exclude(billing_period=Contract.BillingPeriod.NONE).filter(
+        start_date__lte=horizon, status__in=[*OPENS, *contract_services.CLOSED]
+    )
+    closed = 0
+    for pk in contract_services._candidates(due):
+        with transaction.atomic():
+            contract = contract_services._lock_if(pk)
+            if contract is not None:
+                closed += bill_contract(contract, now=now, log=log)
+    return closed
+
+
+# --- auto top-up --------------------------------------------------------------------------------
+
+
+def on_entry_posted(event) -> bool:
+    """A posting that uses hours (work, a negative adjustment) and brings the remaining hours below
+    the plan's threshold buys one top-up lot. Runs under the contract's lock (in the posting's
+    transaction), so concurrent postings see one crossing each; a lot's expiry buys nothing."""
+    payload = event.payload
+    if payload.get("entry_type") not in (T.WORK, T.ADJUSTMENT) or payload.get("reason_code"):
+        return False
+    contract = Contract.objects.get(pk=payload["contract"])
+    plan = contract.auto_top_up
+    if not plan:
+        return False
+    charged = Decimal(payload["charged_hours"])
+    effect = -charged if payload["entry_type"] == T.WORK else charged
+    after = Decimal(payload["remaining_hours"])
+    threshold = Decimal(str(plan["threshold_hours"]))
+    if not after - effect >= threshold > after:
+        return False
+    hours = Decimal(str(plan["hours"])) - (after if plan["mode"] == "to" else 0)
+    trigger = LedgerEntry.objects.get(pk=event.object_id)
+    lot = ledger.post_system_entry(
+        contract=contract,
+        system_key=f"top_up:entry:{trigger.pk}",
+        entry_type=T.CREDIT,
+        reason_code=R.TOP_UP,
+        hours=hours.quantize(HUNDREDTH),
+        occurred_at=trigger.occurred_at,
+        description=f"Automatic top-up: {after} hours remained, below the threshold of {threshold}",
+    )
+    if lot is None:
+        return False
+    price = P.top_up_price(contract)
+    span = next((s for s in reversed(P.spans(contract, until=lot.occurred_at)) if s.start <= lot.occurred_at), None)
+    line = _line(
+        contract,
+        key=f"top_up:entry:{lot.pk}",
+        kind=K.TOP_UP,
+        period=_period_row(contract, span) if span else None,
+        description=f"{contract.reference}: automatic top-up of {lot.hours} hours",
+        quantity=lot.hours,
+        unit_price=price,
+        amount=lot.hours * price,
+        date=contract.local_today(lot.occurred_at),
+        entries=[lot.pk, trigger.pk],
+    )
+    record_event(
+        type="ledger.topped_up",
+        obj=lot,
+        object_type="ledger_entry",
+        payload={
+            "contract": contract.pk,
+            "hours": lot.hours,
+            "remaining_before": after,
+            "threshold_hours": threshold,
+            "trigger": trigger.pk,
+            "billing_line": line.pk if line else None,
+        },
+        occurred_at=lot.created_at,
+    )
+    return True
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def export_pending(
+    *, organization, actor, contract: Contract | None = None, date_from=None, date_to=None, line_ids=None
+) -> ExportBatch:
+    """Every pending line (optionally of one contract, dated within [date_from, date_to], or among
+    `line_ids`) into one new batch, atomically: a line is in exactly one batch, however many
+    exports run at once (the lines are locked; a second export finds them exported)."""
+    lines = BillingLine.objects.filter(organization=organization, status=BillingLine.Status.PENDING)
+    if contract is not None:
+        lines = lines.filter(contract=contract)
+    if date_from is not None:
+        lines = lines.filter(date__gte=date_from)
+    if date_to is not None:
+        lines = lines.filter(date__lte=date_to)
+    if line_ids is not None:
+        lines = lines.filter(pk__in=line_ids)
+    ids = list(lines.select_for_update().order_by("pk").values_list("pk", flat=True))
+    batch = ExportBatch.objects.create(
+        organization=organization,
+        contract=contract,
+        date_from=date_from,
+        date_to=date_to,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    taken = BillingLine.objects.filter(pk__in=ids, status=BillingLine.Status.PENDING)
+    batch.line_count = taken.update(status=BillingLine.Status.EXPORTED, batch=batch)
+    totals: dict[str, Decimal] = {}
+    for currency, amount in batch.lines.values_list("currency", "amount").iterator(chunk_size=5000):
+        totals[currency] = totals.get(currency, Decimal(0)) + quantize(amount, currency)  # as the lines show
+    batch.totals = {currency: str(quantize(total, currency)) for currency, total in sorted(totals.items())}
+    batch.save(update_fields=["line_count", "totals"])
+    record_event(
+        type="billing.exported",
+        obj=batch,
+        actor=actor,
+        object_type="export_batch",
+        payload={"lines": batch.line_count, "totals": batch.totals, "contract": contract, "date_to": date_to},
+    )
+    return batch
+
+
+# --- contract templates -------------------------------------------------------------------------
+
+TEMPLATE_SNAPSHOT = ["name", "contract_type", "term_months", "currency", "active", *BILLING_PLAN_MODEL_FIELDS]
+
+
+@transaction.atomic
+def create_template(*, organization, actor, data: dict) -> ContractTemplate:
+    template = ContractTemplate.objects.create(organization=organization, **data)
+    record_event(
+        type="contract_template.created", obj=template, actor=actor, payload=snapshot(template, TEMPLATE_SNAPSHOT)
+    )
+    return template
+
+
+@transaction.atomic
+def update_template(*, instance: ContractTemplate, actor, data: dict) -> ContractTemplate:
+    """A later change to a template changes no contract made from it (they hold their own copy)."""
+    changes = apply_changes(instance, data)
+    if changes:
+        instance.save()
+        record_event(type="contract_template.updated", obj=instance, actor=actor, payload={"changes": changes})
+    return instance
+
+
+@transaction.atomic
+def delete_template(*, instance: ContractTemplate, actor) -> None:
+    record_event(
+        type="contract_template.deleted", obj=instance, actor=actor, payload=snapshot(instance, TEMPLATE_SNAPSHOT)
+    )
+    try:
+        instance.delete()
+    except ProtectedError:
+        raise Conflict(
+            f"Contract template {instance.pk} has contracts made from it; deactivate it (active: false) instead."
+        ) from None
+
+
+def _nested(exc: Unprocessable, prefix: str) -> Unprocessable:
+    errors = {f"{prefix}.{name}": messages for name, messages in (exc.errors or {}).items()}
+    return Unprocessable(f"{prefix}: {exc.message}", errors or {prefix: [exc.message]})
+
+
+@transaction.atomic
+def instantiate_template(*, template: ContractTemplate, actor, contract_data: dict) -> Contract:
+    """A draft contract with the template's terms, line items and SLA rules (validated contract
+    fields in `contract_data`: the template's values with the caller's overrides)."""
+    if not template.active:
+        raise Conflict(f"Contract template {template.pk} is not active.")
+    organization = template.organization
+    contract = contract_services.create_contract(organization=organization, actor=actor, data=contract_data)
+    LineItem.objects.bulk_create(
+        LineItem(organization=organization, contract=contract, **item) for item in template.line_items
+    )
+    for n, rule in enumerate(template.sla_rules):
+        data = {key: value for key, value in rule.items() if key != "calendar_id"}
+        if rule.get("calendar_id") is not None:
+            calendar = Calendar.objects.filter(organization=organization, pk=rule["calendar_id"]).first()
+            if calendar is None:
+                raise Unprocessable(
+                    "The template refers to a calendar that no longer exists.",
+                    {f"sla_rules[{n}].calendar_id": [f"Calendar {rule['calendar_id']} does not exist."]},
+                )
+            data["calendar"] = calendar
+        try:
+            create_rule(organization=organization, actor=actor, data={**data, "contract": contract})
+        except Unprocessable as exc:
+            raise _nested(exc, f"sla_rules[{n}]") from None
+    TemplateUse.objects.create(organization=organization, contract=contract, template=template)
+    record_event(
+        type="contract_template.instantiated",
+        obj=template,
+        actor=actor,
+        payload={"contract": contract.pk, "reference": contract.reference},
+    )
+    return contract
+
+
+def template_contract_data(template: ContractTemplate) -> dict:
+    """The contract fields a template gives (before the caller's overrides), as API input."""
+    data = {
+        "name": template.name,
+        "contract_type": template.contract_type,
+        "currency": template.currency,
+        **{name: getattr(template, name) for name in BILLING_PLAN_MODEL_FIELDS},
+    }
+    data = {key: value for key, value in data.items() if value is not None}
+    return {key: str(value) if isinstance(value, Decimal) else value for key, value in data.items()}

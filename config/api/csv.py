@@ -1,0 +1,225 @@
+"""CSV for every collection and report (issue 11): `Accept: text/csv` or `?format=csv`.
+
+The same fields (`?fields=` or the collection's defaults), filters and sort as the JSON answer,
+streamed row by row without the page limit (a `StreamingHttpResponse` over
+`queryset.iterator(chunk_size=...)`, each chunk serialized and written, so memory stays flat
+whatever the number of rows), with a header row and ISO 8601 instants (UTC `Z`). References
+(`{"id": .., "name": ..}`) become two columns, `<name>_id` and `<name>_name`; other nested
+values (lists, objects) are written as compact JSON in one cell.
+
+- `CSVRenderer`: lets content negotiation accept `text/csv` (and `?format=csv`); renders a
+  single resource or a small, already computed list (a report) as CSV.
+- `CSVMixin`: the base viewset's hook. `list()` streams when the accepted renderer is CSV;
+  errors are always the JSON envelope, whatever the client accepted.
+- `stream_csv(columns, rows, filename)`: the streamed response, for views that are not
+  viewsets (reports).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+
+from django.http import Http404, StreamingHttpResponse
+from rest_framework.fields import SerializerMethodField
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from .exceptions import BadRequest
+from .serializers import ReferenceField
+
+CSV_MEDIA_TYPE = "text/csv"
+CHUNK_SIZE = 2000  # rows read (and serialized) per batch while streaming
+_LINES_PER_WRITE = 500  # rows joined into one piece of the streamed body
+
+
+def cell(value) -> str:
+    """One value as a CSV cell: ISO 8601 instants (UTC `Z`), decimals as written, JSON for nesting."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        text = value.astimezone(dt.UTC).isoformat() if value.tzinfo else value.isoformat()
+        return text.replace("+00:00", "Z")
+    if isinstance(value, (dt.date, Decimal)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    return str(value)
+
+
+def is_reference(value) -> bool:
+    return isinstance(value, dict) and "id" in value and "name" in value and set(value) <= {"id", "name", "sourceID"}
+
+
+def flatten(row: dict, columns: list[str]) -> list[str]:
+    """A JSON row to the cells of `columns`: `x_id`/`x_name` read from a reference `x`."""
+    cells = []
+    for column in columns:
+        if column in row:
+            value = row[column]
+        else:
+            base, _, part = column.rpartition("_")
+            ref = row.get(base)
+            value = ref.get(part) if part in ("id", "name") and isinstance(ref, dict) else None
+        cells.append(cell(value))
+    return cells
+
+
+def columns_of(field_names: Iterable[str], references: Iterable[str] = ()) -> list[str]:
+    """Column names: each reference field becomes `<name>_id` and `<name>_name`."""
+    references = set(references)
+    columns: list[str] = []
+    for name in field_names:
+        columns += [f"{name}_id", f"{name}_name"] if name in references else [name]
+    return columns
+
+
+def columns_from_rows(rows: list[dict], references: Iterable[str] = ()) -> list[str]:
+    """Columns of already computed rows (a report): keys in order, references split."""
+    names: list[str] = []
+    references = set(references)
+    for row in rows:
+        for key, value in row.items():
+            if key not in names:
+                names.append(key)
+            if is_reference(value):
+                references.add(key)
+    return columns_of(names, references)
+
+
+def reference_names(view) -> list[str]:
+    """The reference fields of a view's serializer (so a null reference still gets its two columns)."""
+    get_class = getattr(view, "get_serializer_class", None)
+    try:
+        fields = get_class()().fields if get_class else {}
+    except AssertionError:  # a generic view without a serializer_class: references are seen in the rows
+        return []
+    return [name for name, field in fields.items() if isinstance(field, ReferenceField)]
+
+
+class _Line:
+    """A file-like object whose write returns what was written (csv.writer into a generator)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[str]:
+    """The header and then the rows as CSV text, several rows per piece."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(columns)
+    pending: list[str] = []
+    for row in rows:
+        pending.append(writer.writerow(flatten(row, columns)))
+        if len(pending) >= _LINES_PER_WRITE:
+            yield "".join(pending)
+            pending = []
+    if pending:
+        yield "".join(pending)
+
+
+def stream_csv(columns: list[str], rows: Iterable[dict], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        (piece.encode() for piece in csv_lines(columns, rows)), content_type=f"{CSV_MEDIA_TYPE}; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+def wants_csv(request) -> bool:
+    renderer = getattr(request, "accepted_renderer", None)
+    return getattr(renderer, "format", None) == "csv"
+
+
+class CSVRenderer(BaseRenderer):
+    """Renders a resource (one row) or a list of rows; collections are streamed by `CSVMixin`."""
+
+    media_type = CSV_MEDIA_TYPE
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        rows = data if isinstance(data, list) else [data]
+        view = (renderer_context or {}).get("view")
+        response = (renderer_context or {}).get("response")
+        if response is not None and response.status_code < 400 and "Content-Disposition" not in response:
+            response["Content-Disposition"] = (
+                f'attachment; filename="{getattr(view, "basename", None) or "export"}.csv"'
+            )
+        return "".join(csv_lines(columns_from_rows(rows, reference_names(view)), rows)).encode()
+
+
+class JSONErrorsMixin:
+    """Errors are always the JSON envelope, whatever renderer the client asked for; an unknown
+    `?format=` is a 400 naming the formats there are (DRF's own answer would be a 404)."""
+
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            raise BadRequest(
+                f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]}
+            ) from None
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class CSVMixin(JSONErrorsMixin):
+    """The base viewset's CSV hook: `list()` streams every row when CSV was asked for."""
+
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    csv_chunk_size = CHUNK_SIZE
+
+    def csv_columns(self, serializer, rows: list[dict]) -> list[str]:
+        """The readable fields; references (declared, or seen as `{"id", "name"}` in `rows`) split."""
+        fields = serializer.child.fields if hasattr(serializer, "child") else serializer.fields
+        names = [name for name, field in fields.items() if not field.write_only]
+        references = {name for name in names if isinstance(fields[name], ReferenceField)}
+        references |= {name for row in rows for name, value in row.items() if is_reference(value)}
+        return columns_of(names, references)
+
+    def csv_rows(self, queryset) -> Iterator[dict]:
+        """The serialized rows, one chunk of the queryset at a time (prefetches run per chunk)."""
+        chunk: list = []
+        for obj in queryset.iterator(chunk_size=self.csv_chunk_size):
+            chunk.append(obj)
+            if len(chunk) >= self.csv_chunk_size:
+                yield from self.get_serializer(chunk, many=True).data
+                chunk = []
+        if chunk:
+            yield from self.get_serializer(chunk, many=True).data
+
+    def csv_queryset(self, queryset, serializer):
+        """Drop the prefetches of nested fields that `?fields=` left out (a bulk export often
+        picks a few flat columns); kept whenever a method field is selected, which may read them."""
+        fields = serializer.child.fields
+        if any(isinstance(field, SerializerMethodField) for field in fields.values()):
+            return queryset
+        declared = set(type(serializer.child)().fields)
+        lookups = queryset._prefetch_related_lookups
+        kept = [
+            lookup
+            for lookup in lookups
+            if (getattr(lookup, "prefetch_to", lookup)).split("__")[0] in fields
+            or (getattr(lookup, "prefetch_to", lookup)).split("__")[0] not in declared
+        ]
+        return queryset if len(kept) == len(lookups) else queryset.prefetch_related(None).prefetch_related(*kept)
+
+    def stream_list(self, queryset) -> StreamingHttpResponse:
+        queryset = self.csv_queryset(queryset, self.get_serializer([], many=True))
+        rows = self.csv_rows(queryset)
+        # The first chunk is serialized before the header is written, so that references a
+        # method field returns (an event's actor) get their two columns too.
+        first = list(itertools.islice(rows, self.csv_chunk_size))
+        columns = self.csv_columns(self.get_serializer([], many=True), first)
+        return stream_csv(columns, itertools.chain(first, rows), self.basename or "export")

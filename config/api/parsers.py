@@ -1,0 +1,52 @@
+"""The one JSON parser of the API: strict JSON, bounded nesting, text every database can store.
+
+DRF's own parser already refuses NaN and Infinity. On top of it, a body is "malformed JSON"
+(400) when it nests deeper than `MAX_JSON_DEPTH` (a body thousands deep would otherwise exhaust
+the interpreter's recursion on the way in or out), or when a string or key holds a NUL
+character or a lone surrogate (PostgreSQL cannot store either; SQLite would store a different
+text). The size of a body is bounded before parsing, by `RequestLimitsMiddleware`.
+"""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(value, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """What makes a parsed JSON value unacceptable, or None. Iterative: no recursion to exhaust."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "strings may not contain NUL characters (\\u0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "strings may not contain lone surrogates (\\ud800-\\udfff)"
+        elif isinstance(item, (list, dict)):
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels"
+            children = list(item.items()) if isinstance(item, dict) else item
+            for child in children:
+                if isinstance(child, tuple):  # a key and its value
+                    stack.append((child[0], depth))
+                    stack.append((child[1], depth + 1))
+                else:
+                    stack.append((child, depth + 1))
+    return None
+
+
+class StrictJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels") from None
+        problem = json_problem(data)
+        if problem:
+            raise ParseError(f"JSON parse error - {problem}")
+        return data

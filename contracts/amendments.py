@@ -1,0 +1,214 @@
+"""Amendments: a change of an approved contract's terms from a date, dually approved like the
+contract itself (the same `record_approval`), then laid over the term versions (`terms`).
+
+Each write is `@transaction.atomic` under the contract's row lock and writes one event:
+`amendment.created`, `amendment.updated`, `amendment.submitted`, `amendment.approved` (each
+approval), `amendment.rejected`; the approval that completes the round also lays the changes
+over the versions and, when the date has come, brings the contract row to them
+(`contract.terms_changed`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from config.api.exceptions import Conflict, Unprocessable
+from events.services import apply_changes, record_event, snapshot
+
+from . import services, terms
+from .models import Amendment, Contract, ContractApproval
+
+AMENDABLE_STATUSES = (Contract.Status.SCHEDULED, Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
+# Terms an amendment cannot change: money already posted is in the contract's currency, and the
+# contract's days (expiry, notice, billing) are counted in its time zone. A new contract changes these.
+NOT_AMENDABLE = frozenset({"currency", "time_zone"})
+AMENDMENT_SNAPSHOT = ["contract_id", "number", "status", "effective_date", "changes", "reason"]
+
+
+@dataclass(frozen=True)
+class AmendmentPart:
+    """Something a higher app lets an amendment change besides the contract's own terms (the SLA
+    rules: slas registers `sla_rules`). `validate(contract=, value=, context=)` returns the JSON to
+    store or raises a serializer ValidationError; `apply(contract=, amendment=, value=, effective_at=,
+    actor=)` carries it out when the amendment is approved, aligned to the same instant."""
+
+    validate: Callable[..., object]
+    apply: Callable[..., None]
+
+
+AMENDMENT_PARTS: dict[str, AmendmentPart] = {}
+
+
+def register_amendment_part(name: str, part: AmendmentPart) -> None:
+    AMENDMENT_PARTS[name] = part
+
+
+def term_changes(changes: dict) -> dict:
+    """The changes of the contract's own terms (what the term versions hold)."""
+    return {name: value for name, value in changes.items() if name not in AMENDMENT_PARTS}
+
+
+def amendable_terms() -> list[str]:
+    return sorted(set(services.TERM_FIELDS) - NOT_AMENDABLE)
+
+
+def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_past: bool, now: dt.datetime) -> None:
+    """The amendment's date and changes against the contract as it stands (422 naming the field)."""
+    if contract.status not in AMENDABLE_STATUSES:
+        raise Conflict(f"Only a scheduled, active or suspended contract can be amended; this one is {contract.status}.")
+    errors: dict[str, list[str]] = {}
+    if not changes:
+        errors["changes"] = ["Name at least one term to change."]
+    for name in sorted(set(changes) - {"line_items", *AMENDMENT_PARTS}):
+        if name in NOT_AMENDABLE:
+            errors[f"changes.{name}"] = [f"{name} cannot be amended; make a new contract."]
+        elif name not in services.TERM_FIELDS:
+            errors[f"changes.{name}"] = ["Not a term of the contract."]
+    if "start_date" in changes and contract.status != Contract.Status.SCHEDULED:
+        errors["changes.start_date"] = ["The contract has started; its start date cannot move."]
+    today = contract.local_today(now)
+    if effective_date < today and not allow_past:
+        errors["effective_date"] = [f"Must be today ({today}) or later; only an admin may backdate an amendment."]
+    in_force = terms.contract_as_of(contract, effective_date)
+    start = changes.get("start_date", jsonable_date(in_force.start_date))
+    if start is not None and effective_date < dt.date.fromisoformat(str(start)):
+        errors.setdefault("effective_date", []).append(f"Must not be before the contract's start date ({start}).")
+    expiry = changes["expiry_date"] if "expiry_date" in changes else jsonable_date(in_force.expiry_date)
+    if expiry is not None and effective_date > dt.date.fromisoformat(str(expiry)):
+        errors.setdefault("effective_date", []).append(f"Must not be after the contract's expiry date ({expiry}).")
+    if expiry is not None and start is not None and str(expiry) < str(start):
+        errors["changes.expiry_date"] = ["Must not be before start_date."]
+    if errors:
+        raise Unprocessable(f"Invalid amendment: {', '.join(errors)}.", errors)
+
+
+def jsonable_date(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _open(amendment: Amendment) -> tuple[Amendment, Contract]:
+    contract = services._locked(amendment.contract)
+    return Amendment.objects.select_for_update().get(pk=amendment.pk), contract
+
+
+def _illegal(amendment: Amendment, action: str) -> Conflict:
+    allowed = {
+        Amendment.Status.DRAFT: "submit, update",
+        Amendment.Status.PENDING_APPROVAL: "approve, reject",
+    }.get(amendment.status, "none")
+    return Conflict(f"Cannot {action} an amendment that is {amendment.status}; allowed now: {allowed}.")
+
+
+@transaction.atomic
+def create_amendment(
+    *, contract: Contract, actor, data: dict, allow_past: bool = False, now: dt.datetime | None = None
+) -> Amendment:
+    """A draft amendment: `effective_date`, `changes` (terms as JSON, `line_items` as a whole list), `reason`."""
+    now = now or timezone.now()
+    contract = services._locked(contract)
+    _check(contract, effective_date=data["effective_date"], changes=data["changes"], allow_past=allow_past, now=now)
+    number = (contract.amendments.aggregate(last=Max("number"))["last"] or 0) + 1
+    amendment = Amendment.objects.create(
+        organization_id=contract.organization_id,
+        contract=contract,
+        number=number,
+        effective_date=data["effective_date"],
+        changes=data["changes"],
+        reason=data["reason"],
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    record_event(type="amendment.created", obj=amendment, actor=actor, payload=snapshot(amendment, AMENDMENT_SNAPSHOT))
+    return amendment
+
+
+@transaction.atomic
+def update_amendment(*, instance: Amendment, actor, data: dict, allow_past: bool = False) -> Amendment:
+    amendment, contract = _open(instance)
+    if amendment.status != Amendment.Status.DRAFT:
+        raise _illegal(amendment, "update")
+    effective_date = data.get("effective_date", amendment.effective_date)
+    changes = data.get("changes", amendment.changes)
+    _check(contract, effective_date=effective_date, changes=changes, allow_past=allow_past, now=timezone.now())
+    diff = apply_changes(amendment, data)
+    if diff:
+        amendment.save()
+        record_event(type="amendment.updated", obj=amendment, actor=actor, payload={"changes": diff})
+    return amendment
+
+
+@transaction.atomic
+def submit_amendment(*, amendment: Amendment, actor) -> Amendment:
+    amendment, contract = _open(amendment)
+    if amendment.status != Amendment.Status.DRAFT:
+        raise _illegal(amendment, "submit")
+    amendment.status = Amendment.Status.PENDING_APPROVAL
+    amendment.submitted_by = actor
+    amendment.submitted_at = timezone.now()
+    amendment.approval_round += 1
+    amendment.save()
+    record_event(type="amendment.submitted", obj=amendment, actor=actor, payload={"round": amendment.approval_round})
+    return amendment
+
+
+@transaction.atomic
+def approve_amendment(
+    *, amendment: Amendment, actor, comment: str = "", allow_past: bool = False, now: dt.datetime | None = None
+) -> Amendment:
+    """Dual approval, as for the contract; the second approval lays the changes over the terms
+    from the effective date (and brings the contract to them now if that date has come)."""
+    now = now or timezone.now()
+    amendment, contract = _open(amendment)
+    if amendment.status != Amendment.Status.PENDING_APPROVAL:
+        raise _illegal(amendment, "approve")
+    # The contract may have moved on while the amendment waited; the date is checked when it takes
+    # effect (the completing approval): a date that is past by then needs an admin.
+    _check(contract, effective_date=amendment.effective_date, changes=amendment.changes, allow_past=True, now=now)
+    complete = services.record_approval(contract=contract, actor=actor, comment=comment, now=now, amendment=amendment)
+    if complete and not allow_past:
+        _check(contract, effective_date=amendment.effective_date, changes=amendment.changes, allow_past=False, now=now)
+    record_event(
+        type="amendment.approved",
+        obj=amendment,
+        actor=actor,
+        payload={"comment": comment, "complete": complete},
+        occurred_at=now,
+    )
+    if not complete:
+        return amendment
+    amendment.status = Amendment.Status.APPROVED
+    amendment.decided_at = now
+    amendment.save(update_fields=["status", "decided_at", "updated_at"])
+    effective_at = contract.start_of_day(amendment.effective_date)  # read before the terms move
+    if term_changes(amendment.changes):
+        terms.lay_amendment(contract, amendment, now)
+        if amendment.effective_date <= contract.local_today(now):
+            terms.sync_contract(contract, actor=actor, now=now, amendment=amendment)
+    for name, part in AMENDMENT_PARTS.items():
+        if name in amendment.changes:
+            part.apply(
+                contract=contract,
+                amendment=amendment,
+                value=amendment.changes[name],
+                effective_at=effective_at,
+                actor=actor,
+            )
+    return amendment
+
+
+@transaction.atomic
+def reject_amendment(*, amendment: Amendment, actor, reason: str) -> Amendment:
+    """Back to draft (like a rejected contract): edit and submit again for a new round."""
+    amendment, contract = _open(amendment)
+    if amendment.status != Amendment.Status.PENDING_APPROVAL:
+        raise _illegal(amendment, "reject")
+    services._decide(contract, actor, ContractApproval.Decision.REJECTED, reason, timezone.now(), amendment=amendment)
+    amendment.status = Amendment.Status.DRAFT
+    amendment.save(update_fields=["status", "updated_at"])
+    record_event(type="amendment.rejected", obj=amendment, actor=actor, payload={"reason": reason})
+    return amendment

@@ -1,0 +1,376 @@
+"""The worker's core: claim what is due, attempt it, record the outcome (`deliver_notifications`).
+
+Claiming: a worker takes up to `limit` due rows and leases them (`lease_until`, `lease_token`)
+in one short transaction, then sends outside any transaction and records each outcome under
+the row's lease. On PostgreSQL the claim is `SELECT ... FOR UPDATE SKIP LOCKED` (workers never
+wait on each other's rows); on SQLite, which has no row locks, the lease UPDATE re-checks that
+each row is still unclaimed, and SQLite runs one writer at a time, so two workers never lease the
+same row. A worker that dies leaves its rows to be claimed again when the lease runs out.
+
+Retries follow the Standard Webhooks schedule: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+14 h, 20 h and 24 h after each failure, each delay give or take 10 % (jitter); `Retry-After` on a
+429 or 503 replaces the delay (up to 24 h). A 2xx is success; 410 Gone disables the endpoint;
+an endpoint whose every attempt failed for `WEBHOOKS_DISABLE_AFTER` (5 days) is disabled with a
+`webhook.disabled` event. E-mails follow the same schedule.
+
+Attempts are the outbox's own bookkeeping, kept on the row (count, last status, duration,
+response excerpt) and one `WebhookAttempt` row each, not events: an event per attempt would
+itself be delivered to every `*` endpoint, without end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import http.client
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from events.services import record_event
+
+from .emails import render
+from .models import EmailNotification, OutboxRow, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .signing import event_body, headers
+from .targets import UnsafeTarget, check_url, post
+
+logger = logging.getLogger("notifications")
+
+Status = OutboxRow.Status
+
+# Seconds to wait before each attempt after the first (Standard Webhooks' schedule).
+SCHEDULE = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600)
+MAX_RETRY_AFTER = dt.timedelta(hours=24)
+RESPONSE_LIMIT = 1024
+
+
+def retry_delay(step: int) -> dt.timedelta | None:
+    """The jittered wait before attempt `step` of the schedule (0-based); None past its end."""
+    if step >= len(SCHEDULE):
+        return None
+    return dt.timedelta(seconds=SCHEDULE[step] * random.uniform(0.9, 1.1))
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | None:
+    """`Retry-After` as seconds or an HTTP date (RFC 9110), capped at 24 h; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        delay = dt.timedelta(seconds=int(value))
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        delay = max(when - now, dt.timedelta(0))
+    return min(delay, MAX_RETRY_AFTER)
+
+
+# --- claiming -----------------------------------------------------------------------------------
+
+
+def lease_length(limit: int) -> dt.timedelta:
+    """Long enough for `limit` sends that each take the whole timeout (a webhook's deadline or the
+    mail server's timeout, whichever is longer), with a margin."""
+    per_item = max(settings.WEBHOOKS_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT or 0)
+    return dt.timedelta(seconds=limit * (per_item + 5) + 60)
+
+
+def claim(queryset, *, now: dt.datetime, limit: int) -> tuple[str, list[int]]:
+    """Lease up to `limit` due, unleased rows of `queryset` (oldest due first): (token, ids)."""
+    token = secrets.token_hex(16)
+    lease_until = now + lease_length(limit)
+    due = (
+        queryset.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .order_by("next_attempt_at", "pk")
+    )
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            ids = list(due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:limit])
+            if ids:
+                queryset.model.objects.filter(pk__in=ids).update(lease_until=lease_until, lease_token=token)
+            return token, ids
+        # SQLite: the UPDATE re-checks the due conditions, one writer at a time.
+        candidates = list(due.values_list("pk", flat=True)[:limit])
+        if not candidates:
+            return token, []
+        due.filter(pk__in=candidates).update(lease_until=lease_until, lease_token=token)
+        return token, list(queryset.model.objects.filter(lease_token=token).values_list("pk", flat=True))
+
+
+def _released(row: OutboxRow, now: dt.datetime) -> None:
+    row.attempts += 1
+    row.last_attempt_at = now
+    row.lease_until = None
+    row.lease_token = ""
+
+
+def _schedule_retry(row: OutboxRow, now: dt.datetime, delay: dt.timedelta | None = None) -> None:
+    """The next attempt on the schedule (or after `delay`); failed once the schedule is used up."""
+    row.schedule_step += 1
+    wait = retry_delay(row.schedule_step)
+    if wait is None:
+        row.status, row.next_attempt_at = Status.FAILED, None
+        return
+    row.next_attempt_at = now + (delay if delay is not None else wait)
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    http_status: int | None = None
+    excerpt: str = ""
+    retry_after: str | None = None
+    duration_ms: int | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
+
+
+def attempt(delivery: WebhookDelivery, now: dt.datetime) -> Outcome:
+    """Sign and send one delivery (no database write); the outcome, whatever happened."""
+    body = event_body(delivery.event)
+    signed = headers(
+        endpoint=delivery.endpoint, message_id=delivery.webhook_id, body=body, now=now, sent_at=timezone.now()
+    )
+    try:
+        target = check_url(delivery.endpoint.url)  # again at connect time: DNS may have changed
+    except UnsafeTarget as exc:
+        return Outcome(error=f"Refused: {exc}")
+    started = time.monotonic()
+    try:
+        response = post(target, body, signed)
+    except (OSError, http.client.HTTPException) as exc:
+        elapsed = time.monotonic() - started
+        if elapsed >= settings.WEBHOOKS_TIMEOUT_SECONDS:
+            error = f"Timed out after {settings.WEBHOOKS_TIMEOUT_SECONDS:g} s."
+        else:
+            error = f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]
+        return Outcome(error=error, duration_ms=int(elapsed * 1000))
+    return Outcome(
+        http_status=response.status,
+        excerpt=response.excerpt,
+        retry_after=response.retry_after,
+        duration_ms=response.duration_ms,
+        error="" if 200 <= response.status < 300 else f"HTTP {response.status}",
+    )
+
+
+def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: dt.datetime, actor=None) -> None:
+    """Disable a (locked) endpoint: its pending deliveries fail; a `webhook.disabled` event."""
+    endpoint.active = False
+    endpoint.disabled_at = now
+    endpoint.disabled_reason = reason[:255]
+    endpoint.save(update_fields=["active", "disabled_at", "disabled_reason", "updated_at"])
+    WebhookDelivery.objects.filter(endpoint=endpoint, status=Status.PENDING).update(
+        status=Status.FAILED,
+        next_attempt_at=None,
+        lease_until=None,
+        lease_token="",
+        last_error="The endpoint was disabled.",
+        updated_at=timezone.now(),
+    )
+    record_event(
+        type="webhook.disabled",
+        obj=endpoint,
+        actor=actor,
+        payload={"url": endpoint.url, "reason": endpoint.disabled_reason},
+        occurred_at=now,
+    )
+
+
+def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datetime) -> WebhookDelivery | None:
+    """Write an attempt's outcome under the row's lease; None if the row is gone or not ours."""
+    with transaction.atomic():
+        endpoint_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
+        if endpoint_id is None:
+            return None  # the endpoint (and its deliveries) was deleted meanwhile
+        # The endpoint before the delivery, the order of every other writer of both. A success
+        # only ends a failing spell (an UPDATE that touches nothing on a healthy endpoint, so
+        # workers delivering to one endpoint do not queue on its row); a failure locks it.
+        endpoint = None
+        if outcome.ok:
+            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=False).update(
+                failing_since=None, updated_at=timezone.now()
+            )
+        else:
+            endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id, lease_token=token).first()
+        if delivery is None:
+            return None
+        _released(delivery, now)
+        delivery.last_http_status = outcome.http_status
+        delivery.last_duration_ms = outcome.duration_ms
+        delivery.response_excerpt = outcome.excerpt
+        delivery.last_error = outcome.error
+        WebhookAttempt.objects.create(
+            organization_id=delivery.organization_id,
+            delivery=delivery,
+            number=delivery.attempts,
+            attempted_at=now,
+            http_status=outcome.http_status,
+            duration_ms=outcome.duration_ms,
+            response_excerpt=outcome.excerpt,
+            error=outcome.error,
+        )
+        if outcome.ok:
+            delivery.status, delivery.next_attempt_at, delivery.delivered_at = Status.SUCCEEDED, None, now
+        else:
+            if outcome.http_status == 410 and endpoint.active:
+                disable_endpoint(endpoint, reason="The receiver answered 410 Gone.", now=now)
+            elif endpoint.active:
+                if endpoint.failing_since is None:
+                    endpoint.failing_since = now
+                    endpoint.save(update_fields=["failing_since", "updated_at"])
+                elif now - endpoint.failing_since >= settings.WEBHOOKS_DISABLE_AFTER:
+                    since = endpoint.failing_since.astimezone(dt.UTC)
+                    reason = f"Every attempt failed since {since:%Y-%m-%d %H:%M} UTC."
+                    disable_endpoint(endpoint, reason=reason, now=now)
+            if endpoint.active:
+                delay = None
+                if outcome.http_status in (429, 503):
+                    delay = parse_retry_after(outcome.retry_after, now)
+                _schedule_retry(delivery, now, delay)
+            else:
+                # A disabled endpoint is not retried (a ping to a disabled endpoint is sent once).
+                delivery.status, delivery.next_attempt_at = Status.FAILED, None
+        delivery.save()
+        return delivery
+
+
+def release(model, ids, token: str) -> None:
+    """Give back claimed rows not attempted (a worker stopping): others may claim them at once."""
+    model.objects.filter(pk__in=list(ids), lease_token=token).update(lease_until=None, lease_token="")
+
+
+def deliver_claimed(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
+    """Attempt each claimed delivery and record it: (succeeded, failed attempts). When
+    `should_stop()` turns true, the rows not yet attempted are released."""
+    succeeded = failed = 0
+    rows = WebhookDelivery.objects.filter(pk__in=ids, lease_token=token).select_related("endpoint", "event__actor")
+    rows = list(rows.order_by("next_attempt_at", "pk"))
+    for index, delivery in enumerate(rows):
+        if should_stop():
+            release(WebhookDelivery, (row.pk for row in rows[index:]), token)
+            break
+        try:
+            outcome = attempt(delivery, now)
+        except Exception as exc:  # a bug must not stop the batch, nor make the row a poison pill
+            logger.exception("webhook %s: unexpected error", delivery.webhook_id)
+            outcome = Outcome(error=f"Internal error: {type(exc).__name__}: {exc}"[:RESPONSE_LIMIT])
+        recorded = record_outcome(delivery.pk, token, outcome, now)
+        if recorded is not None and recorded.status == Status.SUCCEEDED:
+            succeeded += 1
+        else:
+            failed += 1
+            logger.info("webhook %s to %s failed: %s", delivery.webhook_id, delivery.endpoint.url, outcome.error)
+    return succeeded, failed
+
+
+def deliver_now(delivery: WebhookDelivery, now: dt.datetime | None = None) -> WebhookDelivery:
+    """Attempt one delivery at once (a ping), through the same claim as the worker."""
+    now = now or timezone.now()
+    token, ids = claim(WebhookDelivery.objects.filter(pk=delivery.pk), now=now, limit=1)
+    deliver_claimed(ids, token, now)
+    return WebhookDelivery.objects.get(pk=delivery.pk)
+
+
+# --- e-mails ------------------------------------------------------------------------------------
+
+
+def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
+    sent = failed = 0
+    rows = EmailNotification.objects.filter(pk__in=ids, lease_token=token).select_related("event", "organization")
+    mail = get_connection()
+    try:
+        rows = list(rows.order_by("next_attempt_at", "pk"))
+        for index, row in enumerate(rows):
+            if should_stop():
+                release(EmailNotification, (r.pk for r in rows[index:]), token)
+                break
+            error, subject = "", ""
+            try:
+                message = render(row, connection=mail)
+                subject = message.subject
+                message.send()
+            except Exception as exc:  # SMTP, network or backend failure: retried on the schedule
+                error = f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]
+                logger.warning("e-mail %s failed: %s", row.pk, error)
+            with transaction.atomic():
+                fresh = EmailNotification.objects.select_for_update().filter(pk=row.pk, lease_token=token).first()
+                if fresh is None:
+                    continue
+                _released(fresh, now)
+                fresh.subject = subject[:255]
+                fresh.last_error = error
+                if error:
+                    _schedule_retry(fresh, now)
+                    failed += 1
+                else:
+                    fresh.status, fresh.next_attempt_at, fresh.sent_at = Status.SUCCEEDED, None, now
+                    sent += 1
+                fresh.save()
+    finally:
+        mail.close()
+    return sent, failed
+
+
+# --- one pass -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PassSummary:
+    webhooks_succeeded: int = 0
+    webhooks_failed: int = 0
+    emails_sent: int = 0
+    emails_failed: int = 0
+    seen: set = field(default_factory=set)
+
+    @property
+    def attempts(self) -> int:
+        return self.webhooks_succeeded + self.webhooks_failed + self.emails_sent + self.emails_failed
+
+
+def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | None = None, should_stop=None) -> int:
+    """Claim and send one batch of due webhook deliveries and one of e-mails; how many were claimed.
+
+    `summary.seen` holds the (kind, id) already attempted in this run: a `--once` run attempts a
+    row at most once, even when a `Retry-After: 0` makes it due again at once. `should_stop()`
+    (a worker asked to stop) ends the pass after the attempt in hand, releasing the rest."""
+    should_stop = should_stop or (lambda: False)
+    summary = summary if summary is not None else PassSummary()
+    webhook_ids = [pk for kind, pk in summary.seen if kind == "webhook"]
+    email_ids = [pk for kind, pk in summary.seen if kind == "email"]
+    token, ids = claim(
+        WebhookDelivery.objects.filter(endpoint__active=True).exclude(pk__in=webhook_ids), now=now, limit=limit
+    )
+    if ids:
+        ok, bad = deliver_claimed(ids, token, now, should_stop)
+        summary.webhooks_succeeded += ok
+        summary.webhooks_failed += bad
+        summary.seen.update(("webhook", pk) for pk in ids)
+    if should_stop():
+        return len(ids)
+    token, mail_ids = claim(EmailNotification.objects.exclude(pk__in=email_ids), now=now, limit=limit)
+    if mail_ids:
+        ok, bad = send_claimed_emails(mail_ids, token, now, should_stop)
+        summary.emails_sent += ok
+        summary.emails_failed += bad
+        summary.seen.update(("email", pk) for pk in mail_ids)
+    return len(ids) + len(mail_ids)

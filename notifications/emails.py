@@ -1,0 +1,189 @@
+"""The e-mails: which job, which contract, which target, how late, with links on `SITE_URL`.
+
+Rendered when sent (by `deliver_notifications`), from the event's payload alone (the services
+that write these events put in what a reader needs), in plain text and HTML from one pair of
+templates. Times are shown in the organization's time zone, with UTC beside them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import zoneinfo
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+
+from .models import EmailNotification
+
+METRICS = {"response": "response", "on_site": "on-site", "resolution": "resolution"}
+
+
+@dataclass
+class Content:
+    subject: str
+    intro: str
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+def link(name: str, pk) -> str:
+    return settings.SITE_URL + reverse(name, kwargs={"pk": pk})
+
+
+def admin_link(app_model: str, pk) -> str:
+    return f"{settings.SITE_URL}/admin/{app_model}/{pk}/change/"
+
+
+def when(value, time_zone: str) -> str:
+    """An ISO instant from a payload as `2026-03-10 10:00 CET (09:00 UTC)`."""
+    instant = parse_datetime(value) if isinstance(value, str) else value
+    if instant is None:
+        return "unknown"
+    local = instant.astimezone(zoneinfo.ZoneInfo(time_zone))
+    utc = instant.astimezone(dt.UTC)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({utc:%H:%M} UTC)"
+
+
+def duration(minutes: int) -> str:
+    minutes = int(minutes)
+    hours, rest = divmod(abs(minutes), 60)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    return f"{hours} h" if hours else f"{rest} min"
+
+
+def _target(payload) -> str:
+    metric = METRICS.get(payload.get("metric"), payload.get("metric") or "SLA")
+    return f"{metric} within {payload.get('target_minutes')} business minutes"
+
+
+def _job_and_contract(payload) -> list[tuple[str, str]]:
+    return [
+        ("Job", f"{payload.get('work_order_reference')} (id {payload.get('work_order')})"),
+        ("Contract", f"{payload.get('contract_reference')} (id {payload.get('contract')})"),
+    ]
+
+
+def _job_links(payload) -> list[tuple[str, str]]:
+    return [
+        ("Job in the admin", admin_link("workorders/workorder", payload["work_order"])),
+        ("Job in the API", link("work-order-detail", payload["work_order"])),
+        ("Contract in the admin", admin_link("contracts/contract", payload["contract"])),
+    ]
+
+
+def escalation(event, organization) -> Content:
+    p, tz = event.payload, organization.default_time_zone
+    reached, due = parse_datetime(p["reached_at"]), parse_datetime(p["due_at"]) if p.get("due_at") else None
+    if due is None:
+        lateness = "no due time (the clock is paused)"
+    elif reached > due:
+        lateness = f"{duration((reached - due).total_seconds() // 60)} past due"
+    else:
+        lateness = f"not late yet: due in {duration(math.ceil((due - reached).total_seconds() / 60))} (wall-clock)"
+    metric = METRICS.get(p.get("metric"), "SLA")
+    return Content(
+        subject=(
+            f"[{organization.name}] Escalation {p['level']!r}: job {p.get('work_order_reference')} "
+            f"has used {p['at_percent']}% of its {metric} target"
+        ),
+        intro=(
+            f"The {metric} clock of job {p.get('work_order_reference')} on contract "
+            f"{p.get('contract_reference')} reached escalation level {p['level']!r} "
+            f"({p['at_percent']}% of its target). You are named in that level."
+        ),
+        facts=[
+            *_job_and_contract(p),
+            ("Target", _target(p)),
+            ("Level", f"{p['level']} at {p['at_percent']}%"),
+            ("Reached at", when(p["reached_at"], tz)),
+            ("Due at", when(p["due_at"], tz) if p.get("due_at") else "not set (paused)"),
+            ("How late", lateness),
+        ],
+        links=_job_links(p),
+    )
+
+
+def breach(event, organization) -> Content:
+    p, tz = event.payload, organization.default_time_zone
+    metric = METRICS.get(p.get("metric"), "SLA")
+    late = duration(p["overage_minutes"])
+    return Content(
+        subject=f"[{organization.name}] SLA breach: job {p.get('work_order_reference')} missed its {metric} target",
+        intro=(
+            f"Job {p.get('work_order_reference')} on contract {p.get('contract_reference')} missed its "
+            f"{metric} target: it is {late} (business time) past due."
+        ),
+        facts=[
+            *_job_and_contract(p),
+            ("Target", _target(p)),
+            ("Due at", when(p["due_at"], tz)),
+            ("Detected at", when(event.occurred_at, tz)),
+            ("How late", f"{late} over the target (business time)"),
+            ("Penalty so far", f"{p.get('penalty_amount')} {p.get('currency')}"),
+        ],
+        links=[
+            ("Breach in the admin", admin_link("breaches/breach", event.object_id)),
+            ("Breach in the API", link("breach-detail", event.object_id)),
+            *_job_links(p),
+        ],
+    )
+
+
+def contract_reminder(event, organization) -> Content:
+    p, tz = event.payload, organization.default_time_zone
+    days = p["days_left"]
+    in_days = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+    if event.type == "contract.notice_due":
+        what = f"The last day to give notice on contract {p.get('reference')} is {in_days} ({p['date']})"
+        subject = f"[{organization.name}] Notice date of contract {p.get('reference')} {in_days}"
+        extra = "Give notice before then, or the contract renews automatically."
+    else:
+        what = f"Contract {p.get('reference')} expires {in_days} ({p['date']})"
+        subject = f"[{organization.name}] Contract {p.get('reference')} expires {in_days}"
+        extra = "Renew it, or let it expire."
+    return Content(
+        subject=subject,
+        intro=f"{what}. {extra}",
+        facts=[
+            ("Contract", f"{p.get('reference')} {p.get('name', '')} (id {event.object_id})".replace("  ", " ")),
+            ("Date", p["date"]),
+            ("Days left", str(days)),
+            ("Reminder", f"the {p['window_days']}-day reminder, sent {when(event.occurred_at, tz)}"),
+        ],
+        links=[
+            ("Contract in the admin", admin_link("contracts/contract", event.object_id)),
+            ("Contract in the API", link("contract-detail", event.object_id)),
+        ],
+    )
+
+
+BUILDERS = {
+    EmailNotification.Kind.ESCALATION: escalation,
+    EmailNotification.Kind.BREACH: breach,
+    EmailNotification.Kind.CONTRACT_REMINDER: contract_reminder,
+}
+
+
+def content(row: EmailNotification) -> Content:
+    return BUILDERS[row.kind](row.event, row.organization)
+
+
+def render(row: EmailNotification, connection=None) -> EmailMultiAlternatives:
+    """The message of an outbox row: plain text with an HTML alternative."""
+    body = content(row)
+    context = {"content": body, "organization": row.organization, "site_url": settings.SITE_URL}
+    message = EmailMultiAlternatives(
+        subject=body.subject,
+        body=render_to_string("notifications/email.txt", context),
+        to=list(row.recipients),
+        connection=connection,
+        headers={"X-SLA-Event-Id": str(row.event_id)},
+    )
+    message.attach_alternative(render_to_string("notifications/email.html", context), "text/html")
+    return message

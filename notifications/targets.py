@@ -1,0 +1,183 @@
+"""Where a webhook may be delivered, and the one HTTP request that delivers it.
+
+Server-side request forgery: a webhook URL must be `https` to a host whose *every* resolved
+address is global (not private, loopback, link-local, shared, reserved or multicast). The check
+runs when the URL is saved and again at each delivery, and the connection is pinned to the
+address just checked (the TLS handshake and the Host header still use the name), so a DNS answer
+that changes to a private address between the check and the connect is never followed.
+`WEBHOOKS_ALLOW_LOOPBACK=1` (development and tests only) also allows 127.0.0.0/8, over http too.
+
+The request: POST, no redirect followed (http.client never follows one), a deadline for the
+whole exchange (`WEBHOOKS_TIMEOUT_SECONDS`, 10 s: the socket is shut when it passes), and only
+the first kilobyte of the response body read.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+EXCERPT_BYTES = 1024
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+
+
+class UnsafeTarget(Exception):
+    """The URL may not be delivered to; the message says why (shown to the admin)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query
+    addresses: tuple[str, ...]
+
+
+@dataclass
+class Response:
+    status: int
+    excerpt: str
+    retry_after: str | None
+    duration_ms: int
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (tests replace this with a stub: no DNS, no packets)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+_resolvers = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+def resolve_within(host: str, port: int, timeout: float) -> list[str]:
+    """`resolve`, given up after `timeout` seconds (the system resolver cannot be interrupted:
+    a lookup that hangs finishes in its thread, unwaited for)."""
+    future = _resolvers.submit(resolve, host, port)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise OSError(f"resolving {host} took longer than {timeout:g} s") from None
+
+
+def _loopback_allowed() -> bool:
+    return bool(getattr(settings, "WEBHOOKS_ALLOW_LOOPBACK", False))
+
+
+def _is_loopback(ip) -> bool:
+    return ip.version == 4 and ip in LOOPBACK
+
+
+def _refusal(ip, allow_loopback: bool) -> str | None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if allow_loopback and _is_loopback(ip):
+        return None
+    if ip.is_global and not ip.is_multicast:
+        return None
+    return f"{ip} is not a public address"
+
+
+def check_url(url: str) -> Target:
+    """The URL's target if it may be delivered to now (resolving its host); else UnsafeTarget."""
+    allow_loopback = _loopback_allowed()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeTarget(f"Not a valid URL: {exc}.") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        raise UnsafeTarget("Only https URLs are allowed.")
+    if scheme == "http" and not allow_loopback:
+        raise UnsafeTarget("Only https URLs are allowed.")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeTarget("Credentials in the URL are not allowed; authenticate the signature instead.")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise UnsafeTarget("The URL has no host.")
+    try:
+        host = host.encode("idna").decode("ascii")  # an international name in its DNS form
+    except UnicodeError:
+        raise UnsafeTarget(f"The host {host} is not a valid name.") from None
+    port = port or (443 if scheme == "https" else 80)
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            addresses = resolve_within(host, port, settings.WEBHOOKS_TIMEOUT_SECONDS)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeTarget(f"The host {host} could not be resolved ({exc}).") from None
+    if not addresses:
+        raise UnsafeTarget(f"The host {host} could not be resolved.")
+    ips = [ipaddress.ip_address(address.split("%")[0]) for address in addresses]
+    for ip in ips:
+        reason = _refusal(ip, allow_loopback)
+        if reason:
+            raise UnsafeTarget(f"The host {host} resolves to {reason}.")
+    if scheme == "http" and not all(_is_loopback(ip) for ip in ips):
+        raise UnsafeTarget("Only https URLs are allowed (http only to 127.0.0.0/8 with WEBHOOKS_ALLOW_LOOPBACK).")
+    path = parts.path or "/"
+    if parts.query:
+        path += f"?{parts.query}"
+    return Target(scheme=scheme, host=host, port=port, path=path, addresses=tuple(addresses))
+
+
+def ssl_context() -> ssl.SSLContext:
+    """Certificates verified against the system's trust store and the URL's host name."""
+    return ssl.create_default_context()
+
+
+def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float | None = None) -> Response:
+    """POST `body` to the target's checked addresses (the first that accepts the connection);
+    raise OSError or HTTPException on failure."""
+    timeout = timeout if timeout is not None else settings.WEBHOOKS_TIMEOUT_SECONDS
+    if target.scheme == "https":
+        connection = http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=ssl_context())
+    else:
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+
+    def pinned(host_port, *args, **kwargs):
+        # Connect to a checked address (each in turn), never to a fresh resolution of the name.
+        failure = None
+        for address in target.addresses:
+            try:
+                return socket.create_connection((address, host_port[1]), *args, **kwargs)
+            except OSError as exc:
+                failure = exc
+        raise failure
+
+    connection._create_connection = pinned
+
+    def cut():
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
+    deadline = threading.Timer(timeout, cut)
+    started = time.monotonic()
+    deadline.start()
+    try:
+        connection.request("POST", target.path, body=body, headers=headers)
+        response = connection.getresponse()
+        excerpt = response.read(EXCERPT_BYTES)
+        return Response(
+            status=response.status,
+            excerpt=excerpt.decode("utf-8", errors="replace"),
+            retry_after=response.getheader("Retry-After"),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    finally:
+        deadline.cancel()
+        connection.close()

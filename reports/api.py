@@ -1,0 +1,495 @@
+"""Reports and evidence under `/api/v1/` (issue 11): thin views over `reports`' selectors.
+
+- `GET reports/sla_compliance`: compliance per group (JSON or CSV);
+- `GET reports/at_risk`: clocks due within a window (a collection: pagination, fields, sort,
+  filters, CSV);
+- `GET contracts/{id}/statement?month=YYYY-MM`: the monthly service-credit statement (JSON,
+  CSV of its breach lines, PDF);
+- `GET breaches/{id}/evidence`: the evidence pack (JSON, HTML with an SVG timeline, PDF);
+- `POST backtests`: a what-if replay of proposed terms (read-only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zoneinfo
+
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
+from config.api.exceptions import BadRequest, Unprocessable
+from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, StrictInputMixin
+from config.api.viewsets import ResourceViewSet
+from contracts.models import Contract
+from slas import clock
+from slas.models import Calendar, SlaRule
+from slas.schemas import validation_errors
+from workorders.models import SlaClock
+
+from . import at_risk, backtest, charts, compliance, evidence, pdf, statement
+
+# --- renderers ----------------------------------------------------------------------------------
+
+
+class PDFRenderer(BaseRenderer):
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class HTMLPageRenderer(BaseRenderer):
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data.encode() if isinstance(data, str) else data
+
+
+def accepted_format(request) -> str:
+    return getattr(getattr(request, "accepted_renderer", None), "format", "json")
+
+
+# --- query parameters ---------------------------------------------------------------------------
+
+
+class ReportView(JSONErrorsMixin, APIView):
+    """A report: viewer and up; JSON or CSV; unknown parameters are a 400."""
+
+    read_role = "viewer"
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    params: tuple[str, ...] = ()
+
+    def check_params(self) -> None:
+        unknown = sorted(set(self.request.query_params) - set(self.params) - {"format"})
+        if unknown:
+            raise BadRequest(
+                f"Unknown query parameter: {', '.join(unknown)}",
+                {name: ["Unknown query parameter."] for name in unknown},
+            )
+
+    def param(self, name: str) -> str | None:
+        value = self.request.query_params.get(name)
+        return value if value not in (None, "") else None
+
+    def date_param(self, name: str, default: dt.date | None = None) -> dt.date:
+        raw = self.param(name)
+        if raw is None:
+            if default is None:
+                raise BadRequest(f"{name} is required (a date YYYY-MM-DD).", {name: ["This parameter is required."]})
+            return default
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            raise BadRequest(
+                f"{name} must be a date YYYY-MM-DD.", {name: [f"'{raw}' is not a date YYYY-MM-DD."]}
+            ) from None
+
+    def list_param(self, name: str, choices=None, integers: bool = False) -> list:
+        raw = self.param(name)
+        if raw is None:
+            return []
+        values = [value.strip() for value in raw.split(",")]
+        for value in values:
+            if integers and not value.isdigit():
+                raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
+            if choices is not None and value not in choices:
+                raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not one of {', '.join(choices)}."]})
+        return [int(value) for value in values] if integers else values
+
+    def time_zone_param(self) -> str:
+        raw = self.param("time_zone") or self.request.auth.organization.default_time_zone
+        if raw not in zoneinfo.available_timezones():
+            raise BadRequest(
+                "time_zone must be an IANA time zone.", {"time_zone": [f"'{raw}' is not an IANA time zone."]}
+            )
+        return raw
+
+
+# --- SLA compliance -----------------------------------------------------------------------------
+
+_PRIORITIES = [choice for choice, _ in SlaRule.Priority.choices]
+_METRICS = [choice for choice, _ in SlaRule.Metric.choices]
+
+
+class ComplianceView(ReportView):
+    params = ("from", "to", "group_by", "contract", "counterparty", "metric", "priority", "time_zone")
+
+    @extend_schema(
+        operation_id="reports_sla_compliance",
+        parameters=[
+            OpenApiParameter("from", str, required=True, description="First local date (YYYY-MM-DD)."),
+            OpenApiParameter("to", str, required=True, description="Last local date, inclusive (YYYY-MM-DD)."),
+            OpenApiParameter("group_by", str, description=f"Comma-separated: {', '.join(compliance.GROUPS)}."),
+            OpenApiParameter("contract", str, description="Contract ids, comma-separated."),
+            OpenApiParameter("counterparty", str, description="Counterparty ids, comma-separated."),
+            OpenApiParameter("metric", str, description=f"Comma-separated: {', '.join(_METRICS)}."),
+            OpenApiParameter("priority", str, description=f"Comma-separated: {', '.join(_PRIORITIES)}."),
+            OpenApiParameter(
+                "time_zone", str, description="IANA zone of the dates, months and weeks (default: the organization's)."
+            ),
+        ],
+        responses={200: inline_serializer("ComplianceRow", {"decided": serializers.IntegerField()}, many=True)},
+    )
+    def get(self, request):
+        """SLA compliance per group: decided, met, breached, minutes to stop, overage, penalties."""
+        self.check_params()
+        group_by = tuple(self.list_param("group_by", compliance.GROUPS))
+        if len(set(group_by)) != len(group_by):
+            raise BadRequest("group_by lists a key twice.", {"group_by": ["A key is listed twice."]})
+        if {"month", "week"} <= set(group_by):
+            raise BadRequest("group_by takes month or week, not both.", {"group_by": ["Month or week, not both."]})
+        query = compliance.ComplianceQuery(
+            date_from=self.date_param("from"),
+            date_to=self.date_param("to"),
+            time_zone=self.time_zone_param(),
+            group_by=group_by,
+            filters={
+                "contract": self.list_param("contract", integers=True),
+                "counterparty": self.list_param("counterparty", integers=True),
+                "metric": self.list_param("metric", _METRICS),
+                "priority": self.list_param("priority", _PRIORITIES),
+            },
+        )
+        if query.date_to < query.date_from:
+            raise BadRequest("to must not be before from.", {"to": ["Must not be before from."]})
+        if (query.date_to - query.date_from).days > 3660:
+            raise BadRequest("The period is at most ten years.", {"to": ["At most ten years after from."]})
+        rows = compliance.compliance_report(organization=request.auth.organization, query=query, now=timezone.now())
+        if wants_csv(request):
+            references = [key for key in group_by if key in ("contract", "counterparty", "sla_rule")]
+            columns = columns_of([*group_by, *COMPLIANCE_FIGURES], references)
+            return stream_csv(columns, (_flat_minutes(row) for row in rows), "sla_compliance")
+        return Response(rows)
+
+
+COMPLIANCE_FIGURES = [
+    "decided", "met", "breached", "achieved_percent", "minutes_mean", "minutes_p50", "minutes_p90", "minutes_max",
+    "overage_minutes", "penalties", "waived", "open_at_end",
+]  # fmt: skip
+
+
+def _flat_minutes(row: dict) -> dict:
+    """A compliance row for a spreadsheet: minutes and penalties as their own columns."""
+    flat = {key: value for key, value in row.items() if key not in ("minutes", "penalties")}
+    flat.update({f"minutes_{key}": value for key, value in row["minutes"].items()})
+    flat["penalties"] = "; ".join(f"{amount} {currency}" for currency, amount in row["penalties"].items())
+    return flat
+
+
+# --- clocks at risk -----------------------------------------------------------------------------
+
+
+class AtRiskSerializer(ResourceSerializer):
+    work_order = ReferenceField()
+    contract = ReferenceField(source="rule.contract")
+    sla_rule = ReferenceField(source="rule")
+    priority = serializers.CharField(source="work_order.priority")
+    remaining_minutes = serializers.SerializerMethodField()
+    percent_used = serializers.SerializerMethodField()
+    next_escalation = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SlaClock
+        fields = [
+            "id", "work_order", "contract", "sla_rule", "metric", "priority", "target_minutes", "started_at",
+            "due_at", "remaining_minutes", "percent_used", "next_escalation",
+        ]  # fmt: skip
+        read_only_fields = fields
+        default_fields = fields
+
+    def _figures(self, clock_row) -> dict:
+        cache = self.context.setdefault("figures", {})
+        if clock_row.pk not in cache:
+            now = self.context.setdefault("now", timezone.now())
+            cache[clock_row.pk] = at_risk.risk_figures(clock_row, now)
+        return cache[clock_row.pk]
+
+    def get_remaining_minutes(self, clock_row) -> int:
+        """Business minutes left before the due time; negative once it has passed."""
+        return self._figures(clock_row)["remaining_minutes"]
+
+    def get_percent_used(self, clock_row) -> float:
+        return self._figures(clock_row)["percent_used"]
+
+    def get_next_escalation(self, clock_row) -> dict | None:
+        return self._figures(clock_row)["next_escalation"]
+
+
+class AtRiskFilterSet(PredicateFilterSet):
+    contract_id = PredicateFilter(field_name="rule__contract")
+    counterparty_id = PredicateFilter(field_name="rule__contract__counterparty")
+    sla_rule_id = PredicateFilter(field_name="rule")
+    work_order_id = PredicateFilter(field_name="work_order")
+    priority = PredicateFilter(field_name="work_order__priority")
+
+    class Meta:
+        model = SlaClock
+        fields = ["metric"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "within_minutes", int, description="The window from now, in minutes (default 120, 0 to 525600)."
+            )
+        ]
+    )
+)
+class AtRiskViewSet(ResourceViewSet):
+    """Clocks still running whose due time falls within `within_minutes` (default 120) from now,
+    those already past due first (sorted by due time)."""
+
+    queryset = SlaClock.objects.all()
+    serializer_class = AtRiskSerializer
+    filterset_class = AtRiskFilterSet
+    sort_fields = {"due_at": "due_at", "started_at": "started_at", "target_minutes": "target_minutes"}
+    default_sort = "due_at"
+    extra_query_params = ("within_minutes",)
+
+    def within_minutes(self) -> int:
+        raw = self.request.query_params.get("within_minutes") or "120"
+        if not raw.isdigit() or int(raw) > 525600:
+            raise BadRequest(
+                "within_minutes must be a whole number from 0 to 525600.", {"within_minutes": ["Out of range."]}
+            )
+        return int(raw)
+
+    def get_queryset(self):
+        self.now = getattr(self, "now", None) or timezone.now()
+        return at_risk.at_risk_clocks(
+            organization=self.organization, now=self.now, within_minutes=self.within_minutes()
+        )
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "now": getattr(self, "now", None) or timezone.now()}
+
+
+# --- monthly statement --------------------------------------------------------------------------
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class StatementView(ReportView):
+    params = ("month",)
+    renderer_classes = [JSONRenderer, CSVRenderer, PDFRenderer]
+
+    @extend_schema(
+        operation_id="contracts_statement",
+        parameters=[OpenApiParameter("month", str, required=True, description="YYYY-MM, in the contract's time zone.")],
+        responses={
+            (200, "application/json"): inline_serializer("Statement", {"month": serializers.CharField()}),
+            (200, "text/csv"): {"type": "string"},
+            (200, "application/pdf"): {"type": "string", "format": "binary"},
+        },
+    )
+    def get(self, request, contract_pk):
+        """The contract's service-credit statement for a month: breaches, penalties, hours."""
+        self.check_params()
+        contract = get_object_or_404(
+            Contract.objects.for_organization(request.auth.organization).select_related("counterparty"), pk=contract_pk
+        )
+        month = self.param("month")
+        if month is None or not _MONTH.match(month):
+            raise BadRequest("month must be YYYY-MM.", {"month": ["A month YYYY-MM is required."]})
+        data = statement.monthly_statement(contract=contract, month=month)
+        filename = f"statement-{contract.reference}-{month}"
+        if accepted_format(request) == "pdf":
+            response = Response(pdf.statement_pdf(_jsonable(data)))
+            response["Content-Disposition"] = f'inline; filename="{filename}.pdf"'
+            return response
+        if wants_csv(request):
+            columns = columns_of(statement.CSV_FIELDS, ["work_order", "sla_rule", "waived_by"])
+            return stream_csv(columns, (_statement_row(line) for line in data["breaches"]), filename)
+        return Response(data)
+
+
+def _statement_row(line: dict) -> dict:
+    row = {key: value for key, value in line.items() if key != "rule_version"}
+    row["rule_effective_from"] = line["rule_version"]["effective_from"]
+    return row
+
+
+def _jsonable(data):
+    """Instants as ISO 8601 text, as the JSON answer has them (for the PDF)."""
+    if isinstance(data, dict):
+        return {key: _jsonable(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_jsonable(value) for value in data]
+    if isinstance(data, dt.datetime):
+        return evidence.iso(data)
+    return data
+
+
+# --- breach evidence ----------------------------------------------------------------------------
+
+
+class EvidenceView(ReportView):
+    renderer_classes = [JSONRenderer, HTMLPageRenderer, PDFRenderer]
+
+    @extend_schema(
+        operation_id="breaches_evidence",
+        responses={
+            (200, "application/json"): inline_serializer("Evidence", {"sha256": serializers.CharField()}),
+            (200, "text/html"): {"type": "string"},
+            (200, "application/pdf"): {"type": "string", "format": "binary"},
+        },
+    )
+    def get(self, request, breach_pk):
+        """The breach's whole derivation, recomputed with the pure clock, with its SHA-256."""
+        self.check_params()
+        breach = get_object_or_404(
+            evidence.evidence_queryset().filter(organization=request.auth.organization), pk=breach_pk
+        )
+        pack = evidence.breach_evidence(breach)
+        kind = accepted_format(request)
+        if kind == "pdf":
+            response = Response(pdf.evidence_pdf(pack))
+            response["Content-Disposition"] = f'inline; filename="breach-{breach.pk}-evidence.pdf"'
+            return response
+        if kind == "html":
+            return Response(
+                render_to_string(
+                    "reports/evidence.html",
+                    {
+                        "pack": pack,
+                        "timeline": charts.timeline_svg(pack),
+                        "penalty_clause": json.dumps(pack["rule"]["penalty"]) if pack["rule"]["penalty"] else None,
+                    },
+                )
+            )
+        return Response(pack)
+
+
+# --- backtests ----------------------------------------------------------------------------------
+
+
+class InlineCalendarSerializer(StrictInputMixin, serializers.Serializer):
+    time_zone = serializers.CharField(max_length=64)
+    hours = serializers.JSONField()
+    holidays = serializers.ListField(child=serializers.DateField(), required=False, default=list)
+
+    def validate(self, attrs):
+        try:
+            return clock.CalendarSpec(
+                time_zone=attrs["time_zone"],
+                hours=clock.parse_hours(attrs["hours"]),
+                holidays=frozenset(attrs["holidays"]),
+            )
+        except ValueError as exc:
+            raise serializers.ValidationError({"hours" if "hours" in str(exc) else "time_zone": [str(exc)]}) from None
+
+
+class ProposedSerializer(StrictInputMixin, serializers.Serializer):
+    target_minutes = serializers.IntegerField(min_value=1, max_value=525600, required=False)
+    calendar_id = ReferenceIdField(queryset=Calendar.objects.all(), required=False, allow_null=True)
+    calendar = InlineCalendarSerializer(required=False)
+    pause_on_hold = serializers.BooleanField(required=False)
+    priorities = serializers.ListField(
+        child=serializers.ChoiceField(choices=SlaRule.Priority.choices), allow_empty=False, max_length=5, required=False
+    )
+    penalty = serializers.JSONField(required=False, allow_null=True)
+    monthly_penalty_cap = serializers.DecimalField(
+        max_digits=18, decimal_places=4, min_value=0, required=False, allow_null=True
+    )
+
+    def validate(self, attrs):
+        if "calendar_id" in attrs and "calendar" in attrs:
+            raise serializers.ValidationError({"calendar": ["Give calendar_id or an inline calendar, not both."]})
+        if attrs.get("penalty") is not None:
+            errors = validation_errors("penalty_clause", attrs["penalty"], "penalty")
+            if errors:
+                raise serializers.ValidationError(errors)
+        if "calendar_id" in attrs:
+            chosen = attrs.pop("calendar_id")
+            attrs["calendar"] = chosen.spec if chosen is not None else None
+        if not attrs:
+            raise serializers.ValidationError({"base": ["Propose at least one term."]})
+        return attrs
+
+
+class InstantField(serializers.DateTimeField):
+    """An ISO 8601 instant that must carry its offset (`Z` or `+01:00`): a naive one is ambiguous."""
+
+    def to_internal_value(self, value):
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if isinstance(value, str) and parsed is not None and parsed.tzinfo is None:
+            self.fail("invalid", format="an ISO 8601 instant with an offset (Z or +01:00)")
+        return super().to_internal_value(value)
+
+
+class BacktestSerializer(StrictInputMixin, serializers.Serializer):
+    sla_rule_id = ReferenceIdField(queryset=SlaRule.objects.select_related("contract", "calendar"), required=False)
+    contract_id = ReferenceIdField(queryset=Contract.objects.all(), required=False)
+    # `from` is a Python keyword: the field is declared below under its JSON name.
+    to = InstantField()
+    proposed = ProposedSerializer()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = InstantField()
+        return fields
+
+    def validate(self, attrs):
+        if ("sla_rule_id" in attrs) == ("contract_id" in attrs):
+            raise serializers.ValidationError({"sla_rule_id": ["Give sla_rule_id or contract_id (exactly one)."]})
+        if attrs["to"] <= attrs["from"]:
+            raise serializers.ValidationError({"to": ["Must be after from."]})
+        if attrs["to"] - attrs["from"] > dt.timedelta(days=3660):
+            raise serializers.ValidationError({"to": ["The window is at most ten years."]})
+        return attrs
+
+
+class BacktestView(JSONErrorsMixin, APIView):
+    read_role = "manager"
+    write_role = "manager"
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="backtests_create",
+        request=BacktestSerializer,
+        responses={200: inline_serializer("Backtest", {"jobs": serializers.IntegerField()})},
+    )
+    def post(self, request):
+        """Replay a window's jobs under the current and the proposed terms (nothing is stored)."""
+        form = BacktestSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        if "sla_rule_id" in data:
+            rules = [data["sla_rule_id"]]
+        else:
+            rules = list(
+                SlaRule.objects.select_related("contract", "calendar")
+                .filter(contract=data["contract_id"], active=True, effective_from__lt=data["to"])
+                .exclude(effective_to__lte=data["from"])
+                .order_by("pk")
+            )
+            if not rules:
+                raise Unprocessable(
+                    "The contract has no rules in force in the window.",
+                    {"contract_id": ["No rules in force in the window."]},
+                )
+        result = backtest.run_backtest(
+            rules=rules,
+            window_from=data["from"],
+            window_to=data["to"],
+            proposed=data["proposed"],
+            now=timezone.now(),
+        )
+        return Response(result)

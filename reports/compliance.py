@@ -1,0 +1,313 @@
+"""SLA compliance (issue 11): decided, met and breached clocks per group, computed in SQL.
+
+A clock counts in the period in which it was **decided**: when it stopped (met or breached), or,
+if it breached while still running, when it passed its due time. Cancelled clocks (the job left
+the rule's band, or ended without the stop this clock waits for and within its target) are
+never decided. For each group:
+
+- `decided`, `met`, `breached`, `achieved_percent` (met / decided, one decimal, half-up; null
+  when nothing was decided);
+- business minutes to stop (`minutes.mean`, `p50`, `p90`, `max`) over the decided clocks that
+  stopped (a clock still running has no time to stop yet), one decimal;
+- `overage_minutes`: the total of the breaches' overage; `penalties`: per currency, the breaches'
+  penalties after the per-breach and monthly caps, waived breaches excluded; `waived`: how many
+  breaches were waived;
+- `open_at_end`: clocks started before the end of the row's period (the month or week of the
+  row when grouped by time, else the report's `to`) and not decided by then.
+
+Every figure comes from one aggregate query over the clocks (penalties as one conditional sum
+per currency the organization's breaches use, read first), plus one grouped query for the clocks
+open at each period's end; `percentile_cont` runs in the database on both PostgreSQL and
+SQLite (see `reports.sql`). Months and weeks are local to `time_zone`; weeks are ISO weeks
+("2026-W41", Monday to Sunday).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
+from django.db.models.functions import TruncMonth, TruncWeek
+
+from breaches.models import Breach
+from tenancy.currencies import quantize
+from workorders.models import SlaClock
+
+from .sql import PercentilesCont, parse_percentiles
+
+GROUPS = ("contract", "counterparty", "sla_rule", "metric", "priority", "month", "week")
+TIME_GROUPS = ("month", "week")
+# group key -> (ORM path of its value, ORM path of its name for references)
+_PATHS = {
+    "contract": ("rule__contract_id", "rule__contract__name"),
+    "counterparty": ("rule__contract__counterparty_id", "rule__contract__counterparty__name"),
+    "sla_rule": ("rule_id", "rule__name"),
+    "metric": ("metric", None),
+    "priority": ("work_order__priority", None),
+}
+FILTERS = {
+    "contract": "rule__contract_id__in",
+    "counterparty": "rule__contract__counterparty_id__in",
+    "metric": "metric__in",
+    "priority": "work_order__priority__in",
+}
+
+S = SlaClock.State
+
+
+@dataclass(frozen=True)
+class ComplianceQuery:
+    date_from: dt.date
+    date_to: dt.date  # inclusive
+    time_zone: str
+    group_by: tuple[str, ...] = ()
+    filters: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def start(self) -> dt.datetime:
+        return local_midnight(self.date_from, self.zone)
+
+    @property
+    def end(self) -> dt.datetime:
+        return local_midnight(self.date_to + dt.timedelta(days=1), self.zone)
+
+
+def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=zone)
+
+
+def decided_at(now: dt.datetime):
+    """When a clock was decided (see the module docstring); NULL while it is not."""
+    return Case(
+        When(stopped_at__isnull=False, state__in=[S.MET, S.BREACHED], then=F("stopped_at")),
+        When(stopped_at__isnull=True, state__in=[S.RUNNING, S.BREACHED], due_at__lt=now, then=F("due_at")),
+        default=None,
+        output_field=DateTimeField(),
+    )
+
+
+def round1(value) -> float | None:
+    """One decimal, half-up (the figures a person reads)."""
+    if value is None:
+        return None
+    return float(Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def achieved(met: int, decided: int) -> float | None:
+    if not decided:
+        return None
+    return float((Decimal(met * 100) / Decimal(decided)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def minutes(seconds) -> float | None:
+    return None if seconds is None else round1(Decimal(str(seconds)) / 60)
+
+
+def period_buckets(query: ComplianceQuery, unit: str) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """The months or ISO weeks that meet [from, to], each as (label, start, end) local instants."""
+    zone, buckets = query.zone, []
+    if unit == "month":
+        day = query.date_from.replace(day=1)
+        while day <= query.date_to:
+            following = (day + dt.timedelta(days=32)).replace(day=1)
+            buckets.append((day.strftime("%Y-%m"), local_midnight(day, zone), local_midnight(following, zone)))
+            day = following
+    else:
+        day = query.date_from - dt.timedelta(days=query.date_from.weekday())
+        while day <= query.date_to:
+            year, week, _ = day.isocalendar()
+            following = day + dt.timedelta(days=7)
+            buckets.append((f"{year}-W{week:02d}", local_midnight(day, zone), local_midnight(following, zone)))
+            day = following
+    return buckets
+
+
+def _label(unit: str, value: dt.datetime, zone: ZoneInfo) -> str:
+    local = value.astimezone(zone) if value.tzinfo else value
+    if unit == "month":
+        return local.strftime("%Y-%m")
+    year, week, _ = local.date().isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _scoped(organization, query: ComplianceQuery, now: dt.datetime):
+    clocks = SlaClock.objects.filter(organization=organization)
+    for name, values in query.filters.items():
+        if values:
+            clocks = clocks.filter(**{FILTERS[name]: values})
+    return clocks.annotate(decided_at=decided_at(now))
+
+
+def _keys(query: ComplianceQuery) -> tuple[list[str], dict]:
+    """The `values()` names of the group keys (aliases) and their annotations."""
+    names, annotations = [], {}
+    for key in query.group_by:
+        if key == "month":
+            annotations["month"] = TruncMonth("decided_at", tzinfo=query.zone)
+            names.append("month")
+        elif key == "week":
+            annotations["week"] = TruncWeek("decided_at", tzinfo=query.zone)
+            names.append("week")
+        else:
+            value, label = _PATHS[key]
+            annotations[f"key_{key}"] = F(value)
+            names.append(f"key_{key}")
+            if label:
+                annotations[f"key_{key}_name"] = F(label)
+                names.append(f"key_{key}_name")
+    # Grouped by nothing, the report is one row: group by a constant (a bare values() would
+    # group by every column).
+    if not names:
+        annotations["everything"] = Value(1)
+        names.append("everything")
+    return names, annotations
+
+
+def _group_of(row: dict, query: ComplianceQuery) -> tuple:
+    out = []
+    for key in query.group_by:
+        if key in TIME_GROUPS:
+            out.append(_label(key, row[key], query.zone))
+        elif _PATHS[key][1]:
+            out.append({"id": row[f"key_{key}"], "name": row[f"key_{key}_name"]})
+        else:
+            out.append(row[f"key_{key}"])
+    return tuple(out)
+
+
+def _hashable(group: tuple) -> tuple:
+    return tuple(item["id"] if isinstance(item, dict) else item for item in group)
+
+
+@transaction.atomic
+def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime) -> list[dict]:
+    """The report's rows, sorted by the group keys (in `group_by` order)."""
+    if connection.vendor == "postgresql":
+        # The percentiles sort every decided clock's time: let this transaction sort in memory
+        # rather than spill to disk (the default work_mem is 4 MB).
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+    clocks = _scoped(organization, query, now)
+    decided = clocks.filter(decided_at__gte=query.start, decided_at__lt=query.end)
+    names, annotations = _keys(query)
+    grouped = decided.annotate(**annotations).values(*names)
+    stopped_seconds = Case(When(stopped_at__isnull=False, then=F("elapsed_seconds")), default=None)
+    # Penalties per currency as conditional sums of the same query (the organization's breaches
+    # come in a few currencies): one scan of the clocks for every figure.
+    currencies = sorted(
+        Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
+    )
+    owed = ~Q(breach__state=Breach.State.WAIVED) & Q(breach__isnull=False)
+    money_sums = {
+        f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
+        for index, currency in enumerate(currencies)
+    }
+    rows = grouped.annotate(
+        decided=Count("id"),
+        met=Count("id", filter=Q(state=S.MET)),
+        mean_seconds=Avg(stopped_seconds),
+        percentiles=PercentilesCont(stopped_seconds, (0.5, 0.9)),
+        max_seconds=Max(stopped_seconds),
+        overage=Sum("breach__overage_minutes"),
+        waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED)),
+        **money_sums,
+    ).order_by(*names)
+
+    results: dict[tuple, dict] = {}
+    for row in rows:
+        row["p50_seconds"], row["p90_seconds"] = parse_percentiles(row["percentiles"], 2)
+        group = _group_of(row, query)
+        entry = _empty(query, group)
+        entry.update(
+            decided=row["decided"],
+            met=row["met"],
+            breached=row["decided"] - row["met"],
+            achieved_percent=achieved(row["met"], row["decided"]),
+            minutes={
+                "mean": minutes(row["mean_seconds"]),
+                "p50": minutes(row["p50_seconds"]),
+                "p90": minutes(row["p90_seconds"]),
+                "max": minutes(row["max_seconds"]),
+            },
+            overage_minutes=row["overage"] or 0,
+            penalties={
+                currency: str(quantize(row[f"penalty_{index}"], currency))
+                for index, currency in enumerate(currencies)
+                if row[f"penalty_{index}"] is not None
+            },
+            waived=row["waived"],
+        )
+        results[_hashable(group)] = entry
+    _add_open_at_end(clocks, query, results)
+    return [results[key] for key in sorted(results, key=_sort_key)]
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((0, item) if isinstance(item, int) else (1, str(item)) for item in key)
+
+
+def _empty(query: ComplianceQuery, group: tuple) -> dict:
+    entry = dict(zip(query.group_by, group, strict=True))
+    entry.update(
+        decided=0,
+        met=0,
+        breached=0,
+        achieved_percent=None,
+        minutes={"mean": None, "p50": None, "p90": None, "max": None},
+        overage_minutes=0,
+        penalties={},
+        waived=0,
+        open_at_end=0,
+    )
+    return entry
+
+
+def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
+    """Clocks started before each period's end and not decided by then, in one grouped query."""
+    time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
+    ends = period_buckets(query, time_key) if time_key else [(None, query.start, query.end)]
+    plain_keys = tuple(key for key in query.group_by if key not in TIME_GROUPS)
+    plain = ComplianceQuery(query.date_from, query.date_to, query.time_zone, plain_keys)
+    names, annotations = _keys(plain)
+    counts = {
+        f"open_{index}": Count(
+            "id", filter=Q(started_at__lt=end) & (Q(decided_at__isnull=True) | Q(decided_at__gte=end))
+        )
+        for index, (_, _, end) in enumerate(ends)
+    }
+    open_rows = (
+        clocks.exclude(state=S.CANCELLED)
+        .filter(started_at__lt=ends[-1][2])
+        .annotate(**annotations)
+        .values(*names)
+        .annotate(**counts)
+        .order_by()
+    )
+    for row in open_rows:
+        plain_group = _group_of(row, plain)
+        for index, (label, _, _) in enumerate(ends):
+            count = row[f"open_{index}"]
+            group = _with_time(query, plain_group, time_key, label)
+            key = _hashable(group)
+            if key not in results:
+                if not count:
+                    continue
+                results[key] = _empty(query, group)
+            results[key]["open_at_end"] = count
+    if not query.group_by and () not in results:
+        results[()] = _empty(query, ())
+
+
+def _with_time(query: ComplianceQuery, plain_group: tuple, time_key: str | None, label: str | None) -> tuple:
+    if time_key is None:
+        return plain_group
+    items = iter(plain_group)
+    return tuple(label if key == time_key else next(items) for key in query.group_by)

@@ -1,0 +1,318 @@
+"""The evidence pack of a breach (issue 11): its whole derivation, recomputed with the pure clock.
+
+Everything a counterparty needs to check the breach by hand, and nothing that changes with the
+moment it is asked (so the SHA-256 of its canonical JSON is a stable citation):
+
+- the job's instants and status history (each change as the event log recorded it), its holds
+  (with reasons, and whether this rule pauses on them);
+- the rule version in force: target, calendar (time zone, weekly hours, holidays), pause
+  setting, penalty clause and monthly cap;
+- every working interval of the calendar between the clock's start and the instant the breach
+  was measured to (its stop; for a clock still running, the last measurement), with the
+  business seconds counted in each (pauses taken out), the holidays and the DST changes in that
+  span;
+- the due time (the instant the target was reached), the stop, actual and overage minutes;
+- the penalty step by step: the fixed amount, the amount per started unit, the per-breach cap,
+  the month's other breaches of the rule that counted when this one was priced, and the monthly cap.
+
+`recomputed` holds the figures derived here and `agrees_with_stored` compares each with the
+stored breach. Pricing order within a month is the order of the breaches' last measurement
+(then id): a breach counts the month's other breaches priced before it that were not waived by then.
+
+The canonical JSON is the pack without `sha256`, keys sorted, no whitespace, UTF-8; `sha256` is
+its hex digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import Q
+
+from breaches.models import Breach
+from breaches.penalties import ZERO, _cap, breach_penalty, started_units, within_monthly_cap
+from events.models import Event
+from slas import clock
+from tenancy.currencies import quantize
+from workorders.clocks import calendar_of, pauses_for
+from workorders.models import Hold, SlaClock
+
+from .statement import penalty_before_caps
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _at(epoch: int) -> str:
+    return iso(dt.datetime.fromtimestamp(epoch, dt.UTC))
+
+
+def _epoch(value: dt.datetime) -> int:
+    return math.floor(value.timestamp())
+
+
+def canonical_json(data: dict) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def with_digest(data: dict) -> dict:
+    return {**data, "sha256": hashlib.sha256(canonical_json(data)).hexdigest()}
+
+
+def evidence_queryset():
+    return Breach.objects.select_related(
+        "clock__rule__calendar", "clock__work_order", "sla_rule", "contract", "waived_by", "acknowledged_by"
+    ).prefetch_related("clock__work_order__holds")
+
+
+def measured_until(breach: Breach) -> dt.datetime:
+    """The instant the breach's actual minutes run to: the stop it was settled with (a final
+    breach keeps it even if the job is reopened and its clock later stops again), else its
+    last measurement."""
+    return breach.clock_stopped_at or breach.measured_at or breach.detected_at
+
+
+def _status_history(job) -> list[dict]:
+    history = []
+    events = Event.objects.filter(
+        organization_id=job.organization_id, object_type="workorder", object_id=job.pk
+    ).order_by("id")
+    for event in events:
+        payload = event.payload or {}
+        if event.type == "work_order.created":
+            status = payload.get("status")
+        else:
+            status = ((payload.get("changes") or {}).get("status") or {}).get("after")
+        if status:
+            history.append({"status": status, "recorded_at": iso(event.occurred_at)})
+    return history
+
+
+def _dst_changes(zone_name: str, a: int, b: int) -> list[dict]:
+    """The UTC-offset changes of a zone in [a, b) (epoch seconds), each to the second."""
+    zone = ZoneInfo(zone_name)
+
+    def offset(t: int) -> dt.timedelta:
+        return dt.datetime.fromtimestamp(t, zone).utcoffset()
+
+    changes, t, before = [], a, offset(a)
+    while t < b:
+        n = min(t + 86400, b)
+        after = offset(n)
+        if after != before:
+            lo, hi = t, n  # offset(lo) == before, offset(hi) != before
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
+            changes.append({"at": _at(hi), "offset_before": _offset(before), "offset_after": _offset(offset(hi))})
+            before = offset(hi)
+        t = n
+    return changes
+
+
+def _offset(delta: dt.timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _intervals(calendar: clock.Calendar, a: int, b: int, pauses: list[tuple[int, int | None]]) -> list[dict]:
+    rows = []
+    for start, end in calendar.intervals(a, b):
+        paused = calendar.business_seconds(start, end) - calendar.business_seconds(start, end, pauses)
+        rows.append(
+            {
+                "start": _at(start),
+                "end": _at(end),
+                "seconds": end - start,
+                "paused_seconds": paused,
+                "business_seconds": end - start - paused,
+            }
+        )
+    return rows
+
+
+def _money(amount, currency: str) -> str:
+    return str(quantize(amount, currency))
+
+
+def _counted_before(breach: Breach):
+    """The month's other breaches of the rule that counted toward its cap when this one was priced."""
+    at = breach.measured_at or breach.detected_at
+    priced_before = Q(measured_at__lt=at) | Q(measured_at=at, pk__lt=breach.pk)
+    not_waived_then = ~Q(state=Breach.State.WAIVED) | Q(waived_at__gt=at)
+    return (
+        Breach.objects.filter(sla_rule_id=breach.sla_rule_id, penalty_month=breach.penalty_month)
+        .exclude(pk=breach.pk)
+        .filter(priced_before & not_waived_then)
+        .order_by("measured_at", "id")
+    )
+
+
+def _penalty_steps(breach: Breach, rule, overage: int, past_due: bool) -> dict:
+    currency = breach.currency
+    clause = rule.penalty or {}
+    units = started_units(overage, int(clause["unit_minutes"])) if clause.get("per_unit_amount") else 0
+    after_breach_cap = breach_penalty(rule.penalty, overage, currency) if past_due else quantize(ZERO, currency)
+    others = list(_counted_before(breach).values("id", "penalty_amount", "measured_at"))
+    others_total = sum((row["penalty_amount"] for row in others), ZERO)
+    cap = rule.monthly_penalty_cap
+    after_monthly = within_monthly_cap(after_breach_cap, others_total, cap, currency)
+    return {
+        "clause": clause or None,
+        "past_due": past_due,
+        "fixed_amount": _money(Decimal(str(clause.get("fixed_amount") or 0)), currency),
+        "per_unit_amount": _money(Decimal(str(clause.get("per_unit_amount") or 0)), currency),
+        "unit_minutes": clause.get("unit_minutes"),
+        "started_units": units,
+        "before_caps": _money(penalty_before_caps(rule.penalty, overage, currency) if past_due else ZERO, currency),
+        "per_breach_cap": None
+        if clause.get("per_breach_cap") is None
+        else _money(_cap(clause["per_breach_cap"], currency), currency),
+        "after_breach_cap": _money(after_breach_cap, currency),
+        "month": breach.penalty_month,
+        "monthly_cap": None if cap is None else _money(_cap(cap, currency), currency),
+        "month_other_breaches": [
+            {"id": row["id"], "penalty": _money(row["penalty_amount"], currency), "priced_at": iso(row["measured_at"])}
+            for row in others
+        ],
+        "month_others_total": _money(others_total, currency),
+        "after_monthly_cap": _money(after_monthly, currency),
+        "waived": breach.state == Breach.State.WAIVED,
+        "owed": _money(ZERO if breach.state == Breach.State.WAIVED else after_monthly, currency),
+        "currency": currency,
+    }
+
+
+def breach_evidence(breach: Breach) -> dict:
+    """The evidence pack (with its `sha256`) of a breach fetched with `evidence_queryset()`."""
+    clock_row = breach.clock
+    rule, job = clock_row.rule, clock_row.work_order
+    holds = list(job.holds.all())
+    spec = calendar_of(rule)
+    calendar = clock.compile_calendar(spec)
+    start = clock_row.started_at
+    until = measured_until(breach)
+    pauses = [(s, until if e is None or e > until else e) for s, e in pauses_for(rule, holds) if s < until]
+    due_at = clock.due(spec, start, clock_row.target_minutes, pauses)
+    a, b = _epoch(start), _epoch(until)
+    epoch_pauses = [(_epoch(s), _epoch(e)) for s, e in pauses]
+    seconds = calendar.business_seconds(a, b, epoch_pauses)
+    actual = math.ceil(seconds / 60)
+    overage = max(0, actual - clock_row.target_minutes)
+    cancelled = clock_row.state == SlaClock.State.CANCELLED
+    past_due = cancelled or (due_at is not None and until > due_at)
+    steps = _penalty_steps(breach, rule, overage, past_due)
+    zone = spec.time_zone if spec else "UTC"
+    local_start, local_end = (
+        dt.datetime.fromtimestamp(a, ZoneInfo(zone)).date(),
+        dt.datetime.fromtimestamp(b, ZoneInfo(zone)).date(),
+    )
+    recomputed = {
+        "due_at": iso(due_at),
+        "business_seconds": seconds,
+        "actual_minutes": actual,
+        "overage_minutes": overage,
+        "penalty_amount": steps["after_monthly_cap"],
+    }
+    stored = {
+        "due_at": iso(breach.due_at),
+        "actual_minutes": breach.actual_minutes,
+        "overage_minutes": breach.overage_minutes,
+        "penalty_amount": _money(breach.penalty_amount, breach.currency),
+    }
+    return with_digest(
+        {
+            "breach": {
+                "id": breach.pk,
+                "state": breach.state,
+                "final": breach.final,
+                "detected_at": iso(breach.detected_at),
+                "measured_at": iso(breach.measured_at),
+                "waived_by": None if breach.waived_by is None else breach.waived_by.get_username(),
+                "waived_at": iso(breach.waived_at),
+                "waiver_reason": breach.waiver_reason,
+                **{f"stored_{key}": value for key, value in stored.items()},
+            },
+            "contract": {
+                "id": breach.contract_id,
+                "reference": breach.contract.reference,
+                "name": breach.contract.name,
+            },
+            "work_order": {
+                "id": job.pk,
+                "reference": job.reference,
+                "priority": job.priority,
+                "status": job.status,
+                "reported_at": iso(job.reported_at),
+                "responded_at": iso(job.responded_at),
+                "on_site_at": iso(job.on_site_at),
+                "resolved_at": iso(job.resolved_at),
+                "status_history": _status_history(job),
+            },
+            "holds": [
+                {
+                    "kind": hold.kind,
+                    "start": iso(hold.start),
+                    "end": iso(hold.end),
+                    "reason": hold.reason,
+                    "pauses_this_rule": (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
+                    or (hold.kind == Hold.Kind.REOPENED and rule.metric == "resolution"),
+                }
+                for hold in holds
+            ],
+            "rule": {
+                "id": rule.pk,
+                "name": rule.name,
+                "metric": rule.metric,
+                "priorities": rule.priorities,
+                "target_minutes": clock_row.target_minutes,
+                "effective_from": iso(rule.effective_from),
+                "effective_to": iso(rule.effective_to),
+                "previous_version": rule.previous_version_id,
+                "pause_on_hold": rule.pause_on_hold,
+                "calendar": None
+                if spec is None
+                else {
+                    "id": rule.calendar_id,
+                    "name": rule.calendar.name,
+                    "time_zone": spec.time_zone,
+                    "hours": [list(triple) for triple in spec.hours],
+                    "holidays": sorted(day.isoformat() for day in spec.holidays),
+                },
+                "penalty": rule.penalty,
+                "monthly_penalty_cap": None if rule.monthly_penalty_cap is None else str(rule.monthly_penalty_cap),
+            },
+            "clock": {
+                "metric": clock_row.metric,
+                "state": clock_row.state,
+                "start": iso(start),
+                "stop": iso(breach.clock_stopped_at),
+                "measured_until": iso(until),
+                # Where the clock stands now, if a reopening moved its stop after the breach was settled.
+                "clock_stopped_at_now": iso(clock_row.stopped_at),
+                "pauses": [{"start": iso(s), "end": iso(e)} for s, e in pauses],
+                "time_zone": zone,
+                "working_intervals": _intervals(calendar, a, b, epoch_pauses),
+                "holidays_in_span": sorted(
+                    day.isoformat() for day in (spec.holidays if spec else ()) if local_start <= day <= local_end
+                ),
+                "dst_changes": _dst_changes(zone, a, b) if spec else [],
+                "due_at": iso(due_at),
+                "business_seconds": seconds,
+                "actual_minutes": actual,
+                "overage_minutes": overage,
+            },
+            "penalty": steps,
+            "recomputed": recomputed,
+            "agrees_with_stored": {key: recomputed[key] == stored[key] for key in stored},
+        }
+    )

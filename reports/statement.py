@@ -1,0 +1,180 @@
+"""The monthly service-credit statement of a contract (issue 11).
+
+For a month in the contract's time zone:
+
+- the breaches detected in that month (the month their penalty counts in: `penalty_month`),
+  each with its job, the rule version in force, target, actual and overage minutes, and the
+  penalty step by step: before any cap, after the per-breach cap, and after the monthly cap
+  (what is owed). A waived breach is listed at zero, with who waived it, when and why;
+- the totals per currency (owed, and waived);
+- the hours of the month: the opening balance, allocations (initial, renewal, credit),
+  work, adjustments, expiries (unused hours of lots that expired) and the closing balance,
+  with the jobs behind the work.
+
+All sums are SQL aggregates over the month's rows; the listed breaches and jobs are the
+month's own (a statement is read by a person, one month at a time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Q, Sum, Value
+
+from breaches.models import Breach
+from breaches.penalties import ZERO, breach_penalty, started_units
+from contracts.models import Contract
+from ledger.models import LedgerEntry
+from ledger.services import ALLOCATIONS, HOUR_EFFECT
+from tenancy.currencies import quantize
+
+from .compliance import local_midnight
+
+T = LedgerEntry.Type
+HOURS_ZERO = Decimal("0.00")
+
+
+def month_bounds(contract: Contract, month: str) -> tuple[dt.datetime, dt.datetime]:
+    """The instants a month ("YYYY-MM") begins and ends in the contract's time zone."""
+    first = dt.date.fromisoformat(f"{month}-01")
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    zone = contract.start_of_day(first).tzinfo
+    return local_midnight(first, zone), local_midnight(following, zone)
+
+
+def penalty_before_caps(clause: dict | None, overage_minutes: int, currency: str) -> Decimal:
+    """Fixed amount plus the per-unit amount for every started unit, before any cap."""
+    if not clause:
+        return quantize(ZERO, currency)
+    amount = Decimal(str(clause.get("fixed_amount") or 0))
+    if clause.get("per_unit_amount"):
+        amount += Decimal(str(clause["per_unit_amount"])) * started_units(overage_minutes, int(clause["unit_minutes"]))
+    return quantize(amount, currency)
+
+
+def _money(amount, currency: str) -> str:
+    return str(quantize(amount, currency))
+
+
+def _hours(value) -> str:
+    return str((Decimal(value or 0) + HOURS_ZERO).quantize(HOURS_ZERO))
+
+
+def _user(user) -> dict | None:
+    return None if user is None else {"id": user.pk, "name": user.get_username()}
+
+
+# The columns of a statement's CSV (one row per breach line; the rule version as its start).
+CSV_FIELDS = [
+    "id", "work_order", "sla_rule", "rule_effective_from", "metric", "detected_at", "due_at", "target_minutes",
+    "actual_minutes", "overage_minutes", "penalty_before_caps", "penalty_after_breach_cap",
+    "penalty_after_monthly_cap", "penalty", "currency", "final", "state", "waived_by", "waived_at", "waiver_reason",
+]  # fmt: skip
+
+
+def breach_line(breach: Breach) -> dict:
+    rule = breach.sla_rule
+    currency = breach.currency
+    waived = breach.state == Breach.State.WAIVED
+    return {
+        "id": breach.pk,
+        "work_order": {"id": breach.work_order_id, "name": str(breach.work_order)},
+        "sla_rule": {"id": rule.pk, "name": rule.name},
+        "rule_version": {
+            "effective_from": rule.effective_from,
+            "effective_to": rule.effective_to,
+            "previous_version": rule.previous_version_id,
+        },
+        "metric": breach.metric,
+        "detected_at": breach.detected_at,
+        "due_at": breach.due_at,
+        "target_minutes": breach.target_minutes,
+        "actual_minutes": breach.actual_minutes,
+        "overage_minutes": breach.overage_minutes,
+        "penalty_before_caps": _money(penalty_before_caps(rule.penalty, breach.overage_minutes, currency), currency),
+        "penalty_after_breach_cap": _money(breach_penalty(rule.penalty, breach.overage_minutes, currency), currency),
+        "penalty_after_monthly_cap": _money(breach.penalty_amount, currency),
+        "penalty": _money(ZERO if waived else breach.penalty_amount, currency),
+        "currency": currency,
+        "final": breach.final,
+        "state": breach.state,
+        "waived_by": _user(breach.waived_by),
+        "waived_at": breach.waived_at,
+        "waiver_reason": breach.waiver_reason,
+    }
+
+
+def monthly_statement(*, contract: Contract, month: str) -> dict:
+    start, end = month_bounds(contract, month)
+    breaches = list(
+        Breach.objects.filter(contract=contract, penalty_month=month)
+        .select_related("sla_rule", "work_order", "waived_by")
+        .order_by("detected_at", "id")
+    )
+    lines = [breach_line(breach) for breach in breaches]
+    totals: dict[str, dict[str, str]] = {}
+    for row in (
+        Breach.objects.filter(contract=contract, penalty_month=month)
+        .values("currency")
+        .annotate(
+            owed=Sum("penalty_amount", filter=~Q(state=Breach.State.WAIVED), default=Value(ZERO)),
+            waived=Sum("penalty_amount", filter=Q(state=Breach.State.WAIVED), default=Value(ZERO)),
+        )
+        .order_by("currency")
+    ):
+        totals[row["currency"]] = {
+            "penalties": _money(row["owed"], row["currency"]),
+            "waived": _money(row["waived"], row["currency"]),
+        }
+    return {
+        "contract": {"id": contract.pk, "name": contract.name, "reference": contract.reference},
+        "counterparty": {"id": contract.counterparty_id, "name": contract.counterparty.name},
+        "month": month,
+        "time_zone": contract.time_zone,
+        "period": {"from": start.astimezone(dt.UTC), "to": end.astimezone(dt.UTC)},
+        "breaches": lines,
+        "totals": totals,
+        "hours": month_hours(contract, start, end),
+    }
+
+
+def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dict:
+    entries = LedgerEntry.objects.filter(contract=contract)
+    opening = entries.filter(occurred_at__lt=start).aggregate(total=Sum(HOUR_EFFECT, default=Value(HOURS_ZERO)))
+    month = entries.filter(occurred_at__gte=start, occurred_at__lt=end)
+    expired = Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED)
+    figures = month.aggregate(
+        allocations=Sum("hours", filter=Q(entry_type__in=ALLOCATIONS), default=Value(HOURS_ZERO)),
+        work=Sum("hours", filter=Q(entry_type=T.WORK), default=Value(HOURS_ZERO)),
+        adjustments=Sum("hours", filter=Q(entry_type=T.ADJUSTMENT) & ~expired, default=Value(HOURS_ZERO)),
+        expiries=Sum("hours", filter=Q(entry_type=T.ADJUSTMENT) & expired, default=Value(HOURS_ZERO)),
+    )
+    opening_balance = opening["total"] or HOURS_ZERO
+    closing = opening_balance + figures["allocations"] - figures["work"] + figures["adjustments"] + figures["expiries"]
+    jobs = (
+        month.filter(entry_type=T.WORK)
+        .values("work_order_id", "work_order__reference")
+        .annotate(hours=Sum("hours"))
+        .order_by("work_order_id")
+    )
+    return {
+        "opening_balance": _hours(opening_balance),
+        "allocations": _hours(figures["allocations"]),
+        "work": _hours(figures["work"]),
+        "adjustments": _hours(figures["adjustments"]),
+        "expiries": _hours(figures["expiries"]),
+        "closing_balance": _hours(closing),
+        "work_by_job": [
+            {
+                "work_order": None
+                if row["work_order_id"] is None
+                else {
+                    "id": row["work_order_id"],
+                    "name": row["work_order__reference"] or f"work order {row['work_order_id']}",
+                },
+                "hours": _hours(row["hours"]),
+            }
+            for row in jobs
+        ],
+    }

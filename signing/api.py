@@ -1,0 +1,78 @@
+"""`/api/v1/contracts/{id}/approval_requests`: ask the counterparty to accept by a signed link, and
+list the requests with their state."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from config.api.filters import PredicateFilterSet
+from config.api.serializers import ReferenceField, ResourceSerializer
+from config.api.viewsets import CreateMixin, ResourceViewSet
+from contracts.api import ContractChild
+
+from . import services
+from .documents import terms_hash
+from .models import SignatureRequest
+
+
+class SignatureRequestSerializer(ResourceSerializer):
+    status = serializers.SerializerMethodField(
+        help_text="pending, accepted, rejected, expired (past expires_at) or void (the terms or the "
+        "contract's approval round changed since it was sent)."
+    )
+    created_by = ReferenceField()
+
+    class Meta:
+        model = SignatureRequest
+        fields = [
+            "id", "name", "email", "status", "approval_round", "terms_hash", "expires_at", "created_by",
+            "created_at", "sent_at", "decided_at", "signer_name", "signer_email", "signature", "reason",
+            "ip_address", "user_agent", "signed_terms_hash",
+        ]  # fmt: skip
+        read_only_fields = [name for name in fields if name not in ("name", "email")]
+        default_fields = ["id", "name", "email", "status", "expires_at", "created_at", "decided_at"]
+
+    def get_status(self, request) -> str:
+        if request.status != SignatureRequest.Status.PENDING:
+            return request.status
+        from django.utils import timezone
+
+        if timezone.now() >= request.expires_at:
+            return SignatureRequest.Status.EXPIRED
+        contract = self.context["contract"]
+        if "current_hash" not in self.context:  # once per response, not per request listed
+            self.context["current_hash"] = terms_hash(contract)
+        if services.void_reason(request, contract, self.context["current_hash"]):
+            return SignatureRequest.Status.VOID
+        return request.status
+
+
+class SignatureRequestFilterSet(PredicateFilterSet):
+    class Meta:
+        model = SignatureRequest
+        fields = ["email", "approval_round", "created_at", "decided_at"]
+
+
+class SignatureRequestViewSet(ContractChild, CreateMixin, ResourceViewSet):
+    """Requests to the counterparty to accept a contract pending approval by a single-use link
+    e-mailed to them (`/approve/<token>`, valid SIGNING_LINK_DAYS days, void once the terms change).
+    A contract with `requires_counterparty_signature` activates only once one is accepted, in
+    addition to its two internal approvals."""
+
+    queryset = SignatureRequest.objects.select_related("created_by")
+    serializer_class = SignatureRequestSerializer
+    filterset_class = SignatureRequestFilterSet
+    sort_fields = {"created_at": "created_at", "email": "email"}
+    default_sort = "-id"
+    write_role = "manager"
+
+    def create_service(self, *, organization, actor, data):
+        return services.create_request(contract=self.contract, actor=actor, data=data, link_for=self.link_for)
+
+    def link_for(self, token: str) -> str:
+        path = reverse("signing:page", args=[token])
+        if settings.SIGNING_BASE_URL:
+            return settings.SIGNING_BASE_URL.rstrip("/") + path
+        return self.request.build_absolute_uri(path)

@@ -1,0 +1,53 @@
+"""A request to the counterparty to accept (or reject) a contract by a signed link, and its outcome."""
+
+from django.conf import settings
+from django.db import models
+
+from contracts.models import Contract
+from tenancy.models import TenantModel
+
+
+class SignatureRequest(TenantModel):
+    """One e-mailed, single-use link for one contract's current approval round.
+
+    Only the SHA-256 of the link's token is stored. `terms_hash` is the SHA-256 of the terms the
+    link shows (contract, line items, SLA targets, money): when the terms change, the link is void.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+        VOID = "void"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="signature_requests")
+    approval_round = models.PositiveIntegerField()
+    name = models.CharField(max_length=160)
+    email = models.EmailField(max_length=254)
+    token_hash = models.CharField(max_length=64, unique=True)
+    terms_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    void_reason = models.CharField(max_length=200, blank=True, default="")
+    expires_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The decision, as the signer gave it on the page.
+    decided_at = models.DateTimeField(null=True, blank=True)
+    signer_name = models.CharField(max_length=160, blank=True, default="")
+    signer_email = models.EmailField(max_length=254, blank=True, default="")
+    signature = models.CharField(max_length=160, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True, default="")
+    signed_terms_hash = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["contract", "approval_round", "status"], name="signature_contract_round")]
+
+    def __str__(self) -> str:
+        return f"Signature request to {self.email} for contract {self.contract_id}"

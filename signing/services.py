@@ -1,0 +1,204 @@
+"""Counterparty approval by a signed link.
+
+- `create_request`: a manager asks the counterparty of a contract pending approval; the link's
+  token is random (`secrets.token_urlsafe`), only its SHA-256 is stored, and the e-mail goes out
+  after the commit (`mail.send_signature_request`).
+- `open_request`: the page's look-up by token; every refusal is a `Refusal` with a clear reason
+  (unknown, used, expired, void) that the page shows.
+- `decide`: the signer's accept or reject, recorded once with IP address, user agent, instant and
+  the hash of the terms shown; an acceptance may complete the contract's approval (a contract
+  that requires a counterparty signature waits for one, `signature_missing` is its gate).
+
+Each write records one event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.api.exceptions import Conflict
+from contracts import services as contract_services
+from contracts.models import Contract
+from events.services import record_event
+
+from . import mail
+from .documents import terms_hash
+from .models import SignatureRequest
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link_lifetime() -> dt.timedelta:
+    return dt.timedelta(days=settings.SIGNING_LINK_DAYS)
+
+
+def void_reason(request: SignatureRequest, contract: Contract, current_hash: str | None = None) -> str | None:
+    """Why a pending request no longer holds (None: it still does)."""
+    if contract.status != Contract.Status.PENDING_APPROVAL or contract.approval_round != request.approval_round:
+        return "The contract is no longer waiting for this approval."
+    if (current_hash or terms_hash(contract)) != request.terms_hash:
+        return "The terms have changed since this link was sent."
+    return None
+
+
+def current_status(request: SignatureRequest, now: dt.datetime | None = None) -> str:
+    """The state as it stands now: a pending request may have expired or become void meanwhile."""
+    if request.status != SignatureRequest.Status.PENDING:
+        return request.status
+    if (now or timezone.now()) >= request.expires_at:
+        return SignatureRequest.Status.EXPIRED
+    if void_reason(request, request.contract):
+        return SignatureRequest.Status.VOID
+    return request.status
+
+
+@transaction.atomic
+def create_request(
+    *, contract: Contract, actor, data: dict, link_for: Callable[[str], str], now: dt.datetime | None = None
+) -> SignatureRequest:
+    """Ask `data["name"]` at `data["email"]` to accept the contract (pending approval) by a link."""
+    now = now or timezone.now()
+    contract = contract_services._locked(contract)
+    if contract.status != Contract.Status.PENDING_APPROVAL:
+        raise Conflict(
+            f"Only a contract pending approval can be sent for signature; this one is {contract.status}. "
+            "Submit it first."
+        )
+    token = secrets.token_urlsafe(32)
+    request = SignatureRequest.objects.create(
+        organization_id=contract.organization_id,
+        contract=contract,
+        approval_round=contract.approval_round,
+        name=data["name"],
+        email=data["email"],
+        token_hash=token_hash(token),
+        terms_hash=terms_hash(contract),
+        expires_at=now + link_lifetime(),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    record_event(
+        type="contract.signature_requested",
+        obj=contract,
+        actor=actor,
+        payload={"request": request.pk, "name": request.name, "email": request.email, "terms_hash": request.terms_hash,
+                 "expires_at": request.expires_at},
+        occurred_at=now,
+    )  # fmt: skip
+    link = link_for(token)
+    transaction.on_commit(
+        lambda: mail.send_signature_request(
+            request_id=request.pk,
+            to=request.email,
+            name=request.name,
+            contract_name=f"{contract.reference} {contract.name}",
+            link=link,
+            expires_at=request.expires_at,
+        )
+    )
+    return request
+
+
+@dataclass
+class Refusal(Exception):
+    """Why a link cannot be used; the page shows `title` and `detail` with `status`."""
+
+    title: str
+    detail: str
+    status: int = 410
+
+
+def open_request(token: str, *, now: dt.datetime | None = None, for_update: bool = False) -> SignatureRequest:
+    """The pending request of a token, with its contract; else a `Refusal` saying why not."""
+    now = now or timezone.now()
+    requests = SignatureRequest.objects.select_related("contract__counterparty", "contract__organization")
+    if for_update:
+        requests = requests.select_for_update(of=("self",))
+    request = requests.filter(token_hash=token_hash(token)).first() if token else None
+    if request is None:
+        raise Refusal("Link not recognised", "This approval link is not valid. Check that you opened the whole "
+                      "link from the e-mail, or ask the sender for a new one.", 404)  # fmt: skip
+    if request.status in (SignatureRequest.Status.ACCEPTED, SignatureRequest.Status.REJECTED):
+        verb = "accept" if request.status == SignatureRequest.Status.ACCEPTED else "reject"
+        raise Refusal(
+            "Link already used",
+            f"This link was used on {request.decided_at:%Y-%m-%d %H:%M} UTC to {verb} the contract. "
+            "Each link works once.",
+        )
+    if request.status == SignatureRequest.Status.VOID:
+        raise Refusal("Link no longer valid", request.void_reason or "This link is void. Ask the sender for a new one.")
+    if request.status == SignatureRequest.Status.EXPIRED or now >= request.expires_at:
+        raise Refusal("Link expired", f"This link expired on {request.expires_at:%Y-%m-%d %H:%M} UTC. "
+                      "Ask the sender for a new one.")  # fmt: skip
+    reason = void_reason(request, request.contract)
+    if reason:
+        raise Refusal("Link no longer valid", f"{reason} Ask the sender for a new link.")
+    return request
+
+
+@transaction.atomic
+def decide(
+    *,
+    token: str,
+    accept: bool,
+    signer_name: str,
+    signer_email: str,
+    signature: str,
+    reason: str,
+    shown_terms_hash: str,
+    ip_address: str | None,
+    user_agent: str,
+    now: dt.datetime | None = None,
+) -> SignatureRequest:
+    """Record the signer's decision once. The terms hash shown on the page must still be the
+    current one (else the terms changed while the page was open: void)."""
+    now = now or timezone.now()
+    request = open_request(token, now=now, for_update=True)
+    contract = contract_services._locked(request.contract)
+    current = terms_hash(contract)
+    if shown_terms_hash != current:
+        raise Refusal("Terms changed", "The terms changed while the page was open, so this decision was not "
+                      "recorded. Ask the sender for a new link.", 409)  # fmt: skip
+    request.status = SignatureRequest.Status.ACCEPTED if accept else SignatureRequest.Status.REJECTED
+    request.decided_at = now
+    request.signer_name, request.signer_email, request.signature = signer_name, signer_email, signature
+    request.reason = reason
+    request.ip_address, request.user_agent = ip_address, user_agent[:1000]
+    request.signed_terms_hash = current
+    request.save()
+    record_event(
+        type="contract.counterparty_accepted" if accept else "contract.counterparty_rejected",
+        obj=contract,
+        actor=None,
+        payload={
+            "request": request.pk, "signer_name": signer_name, "signer_email": signer_email, "signature": signature,
+            "reason": reason, "ip_address": ip_address, "user_agent": request.user_agent, "terms_hash": current,
+            "decided_at": now,
+        },
+        occurred_at=now,
+    )  # fmt: skip
+    if accept:
+        contract_services.complete_approval_if_ready(contract=contract, reason="counterparty signature", now=now)
+    return request
+
+
+def signature_missing(contract: Contract) -> str | None:
+    """The activation gate: a contract that requires it needs an accepted signature of its current
+    round on the terms it has now."""
+    if not contract.requires_counterparty_signature:
+        return None
+    accepted = SignatureRequest.objects.filter(
+        contract=contract, approval_round=contract.approval_round, status=SignatureRequest.Status.ACCEPTED
+    ).values_list("signed_terms_hash", flat=True)
+    if accepted and terms_hash(contract) in set(accepted):
+        return None
+    return "the counterparty's signature"

@@ -1,0 +1,151 @@
+"""Calendars in and out of iCalendar (RFC 5545) with the `icalendar` package.
+
+- `export_calendar`: the weekly working hours as weekly recurring events (RRULE FREQ=WEEKLY in
+  the calendar's time zone) and every holiday of the asked years (public ones from the country,
+  the calendar's own additions, minus its working days) as all-day events.
+- `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event gives
+  each of its days; a yearly or other recurring one its occurrences within `RECURRENCE_YEARS`),
+  or `IcsError` naming the fault (line, component, property) for a malformed file.
+
+No Django import: the view turns `IcsError` into a 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import icalendar
+from dateutil.rrule import rrulestr
+
+from .clock import CalendarSpec, public_holidays
+
+WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+RECURRENCE_YEARS = 10  # a recurring all-day event is expanded this many years from its start
+MAX_HOLIDAYS = 2000  # more dates than this in one file is refused
+
+
+class IcsError(ValueError):
+    """A malformed or unusable `.ics` file; `field` is where the fault is."""
+
+    def __init__(self, message: str, field: str = "file") -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def holidays_of(spec: CalendarSpec, names: dict[dt.date, str], years: range) -> list[tuple[dt.date, str]]:
+    """The holidays of `years` as the clock counts them, with names, sorted."""
+    found: dict[dt.date, str] = {}
+    if spec.country:
+        import holidays as holidays_package
+
+        for year in years:
+            named = holidays_package.country_holidays(spec.country, subdiv=spec.subdivision, years=year)
+            for day in public_holidays(spec.country, spec.subdivision, year) - spec.working_days:
+                found[day] = named.get(day) or "Public holiday"
+    for day in spec.holidays:
+        if day.year in years:
+            found[day] = names.get(day) or found.get(day) or "Holiday"
+    return sorted(found.items())
+
+
+def export_calendar(*, name: str, uid_base: str, spec: CalendarSpec, names: dict[dt.date, str], years: range) -> bytes:
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//SLA service//calendar export//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    cal.add("x-wr-timezone", spec.time_zone)
+    zone = _zone(spec.time_zone)
+    anchor = dt.date(years.start, 1, 1)
+    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for index, (weekday, start, end) in enumerate(spec.hours):
+        day = anchor + dt.timedelta(days=(weekday - 1 - anchor.weekday()) % 7)
+        begins = dt.datetime.combine(day, dt.time.fromisoformat(start), tzinfo=zone)
+        ends = (
+            dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tzinfo=zone)
+            if end == "24:00"
+            else dt.datetime.combine(day, dt.time.fromisoformat(end), tzinfo=zone)
+        )
+        event = icalendar.Event()
+        event.add("uid", f"{uid_base}-hours-{index}")
+        event.add("dtstamp", stamp)
+        event.add("summary", "Working hours")
+        event.add("dtstart", begins)
+        event.add("dtend", ends)
+        event.add("rrule", {"freq": "weekly", "byday": WEEKDAYS[weekday - 1]})
+        event.add("transp", "OPAQUE")
+        cal.add_component(event)
+    for day, holiday in holidays_of(spec, names, years):
+        event = icalendar.Event()
+        event.add("uid", f"{uid_base}-holiday-{day.isoformat()}")
+        event.add("dtstamp", stamp)
+        event.add("summary", holiday)
+        event.add("dtstart", day)
+        event.add("dtend", day + dt.timedelta(days=1))
+        event.add("transp", "TRANSPARENT")
+        event.add("categories", ["Holiday"])
+        cal.add_component(event)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def _zone(name: str):
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(name)
+
+
+def parse_holidays(data: bytes) -> list[dict]:
+    """The all-day events of an `.ics` file as ``[{"date": "YYYY-MM-DD", "name": ...}]``, sorted.
+
+    Timed events are not holidays and are skipped. Raises IcsError for anything malformed.
+    """
+    if not data or not data.strip():
+        raise IcsError("The file is empty; expected an iCalendar (.ics) file.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IcsError(f"Not UTF-8 text at byte {exc.start}; expected an iCalendar (.ics) file.") from None
+    if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
+        raise IcsError("Not an iCalendar file: it must begin with BEGIN:VCALENDAR.")
+    try:
+        calendars = icalendar.Calendar.from_ical(text, multiple=True)
+    except ValueError as exc:
+        raise IcsError(f"Malformed iCalendar: {exc}") from None
+    found: dict[dt.date, str] = {}
+    for calendar in calendars:
+        for index, event in enumerate(calendar.walk("VEVENT")):
+            where = f"VEVENT {index + 1}"
+            if event.errors:
+                prop, message = event.errors[0]
+                raise IcsError(f"{where}: {prop}: {message}", "file")
+            start = event.get("dtstart")
+            if start is None:
+                raise IcsError(f"{where}: DTSTART is missing.")
+            first = start.dt
+            if isinstance(first, dt.datetime):
+                continue  # a timed event, not a holiday
+            name = str(event.get("summary") or "Holiday")[:120]
+            end = event.get("dtend")
+            last = end.dt if end is not None else first + dt.timedelta(days=1)
+            if isinstance(last, dt.datetime) or last <= first:
+                raise IcsError(f"{where}: DTEND must be a date after DTSTART ({first.isoformat()}).")
+            length = (last - first).days
+            starts = [first]
+            rule = event.get("rrule")
+            if rule is not None:
+                try:
+                    recurrence = rrulestr(rule.to_ical().decode(), dtstart=dt.datetime.combine(first, dt.time()))
+                except (ValueError, TypeError) as exc:
+                    raise IcsError(f"{where}: RRULE: {exc}") from None
+                until = dt.datetime.combine(first.replace(year=first.year + RECURRENCE_YEARS), dt.time())
+                starts = [moment.date() for moment in recurrence.between(
+                    dt.datetime.combine(first, dt.time()), until, inc=True
+                )][:MAX_HOLIDAYS]  # fmt: skip
+            for begin in starts:
+                for offset in range(length):
+                    found.setdefault(begin + dt.timedelta(days=offset), name)
+                    if len(found) > MAX_HOLIDAYS:
+                        raise IcsError(f"More than {MAX_HOLIDAYS} holiday dates in one file.")
+    if not found:
+        raise IcsError("No all-day events in the file: nothing to import as holidays.")
+    return [{"date": day.isoformat(), "name": name} for day, name in sorted(found.items())]

@@ -1,0 +1,395 @@
+"""`/api/v1/billing_lines`, `/api/v1/billing_exports`, `/api/v1/contract_templates` and a contract's
+`periods`: the shared base's conventions, and what the base cannot know."""
+
+import csv
+import datetime as dt
+import io
+import itertools
+from decimal import Decimal
+
+import pytest
+from django.utils.dateparse import parse_datetime
+
+from billing.models import BillingLine, BillingPeriod, ContractTemplate, ExportBatch, TemplateUse
+from contracts.models import Contract, Counterparty
+from events.models import Event
+from slas.models import Calendar, SlaRule
+from tests.api_base import ResourceAPITests, WritableResourceAPITests
+from tests.contracts.factories import make_contract
+
+from .helpers import d, lifecycle, local, plan_contract, work_at
+
+_n = itertools.count(1)
+
+
+def make_line(org, contract=None, **fields) -> BillingLine:
+    n = next(_n)
+    contract = contract or make_contract(org)
+    defaults = {
+        "kind": "period_charge",
+        "description": f"line {n}",
+        "quantity": Decimal(1),
+        "unit_price": Decimal(100 + n * 7 % 13),
+        "amount": Decimal(100 + n * 7 % 13),
+        "currency": contract.currency,
+        "date": dt.date(2026, 1, 1) + dt.timedelta(days=n * 5 % 17),
+        "key": f"test:{n}",
+    }
+    return BillingLine.objects.create(organization=org, contract=contract, **{**defaults, **fields})
+
+
+class TestBillingLinesAPI(ResourceAPITests):
+    url = "/api/v1/billing_lines"
+    read_role = "manager"
+    default_sort = "-id"
+    default_fields = [
+        "id", "contract", "period", "kind", "description", "quantity", "unit_price", "amount", "currency",
+        "date", "status", "batch",
+    ]  # fmt: skip
+    sort_keys = ["date", "amount", "kind", "created_at"]
+    # 1 the caller's membership (token auth), 2 the count, 3 the page joined with contract, period and batch.
+    list_queries = 3
+    filter_cases = [
+        ("ids", "a,c", ["a", "c"]),
+        ("contract_id", lambda o: str(o["c"].contract_id), ["c"]),
+        ("period_id", lambda o: str(o["b"].period_id), ["b"]),
+        ("period_id", "", ["a", "c"]),
+        ("batch_id", "!", ["c"]),
+        ("kind", "overage,top_up", ["b", "c"]),
+        ("status", "exported", ["c"]),
+        ("status", "!exported", ["a", "b"]),
+        ("date", ">=2026-02-01", ["b", "c"]),
+        ("date", "<2026-02-01", ["a"]),
+        ("currency", "EUR", ["a", "b", "c"]),
+        ("created_at", "<2000-01-01", []),
+    ]
+    malformed_filters = [("date", ">2026-13-01"), ("kind", "gift"), ("status", "paid"), ("contract_id", "x")]
+
+    def factory(self, org, **overrides):
+        return make_line(org, **overrides)
+
+    def filter_objects(self, org):
+        contract = make_contract(org, currency="EUR")
+        period = BillingPeriod.objects.create(
+            organization=org, contract=contract, index=0, start_date=dt.date(2026, 2, 1), end_date=dt.date(2026, 2, 28)
+        )
+        batch = ExportBatch.objects.create(organization=org, line_count=1)
+        other = make_contract(org, currency="EUR")
+        return {
+            "a": make_line(org, contract, date=dt.date(2026, 1, 5)),
+            "b": make_line(org, contract, kind="overage", period=period, date=dt.date(2026, 2, 28)),
+            "c": make_line(org, other, kind="top_up", status="exported", batch=batch, date=dt.date(2026, 3, 1)),
+        }
+
+    def sort_value(self, key, item):
+        if key == "amount":
+            return Decimal(item[key])
+        if key == "created_at":
+            return parse_datetime(item[key])
+        return item[key]
+
+
+def test_a_line_traces_to_its_entries_and_breaches(api, org):
+    contract = plan_contract(org, hours_per_period=d(1), overage_rate=d(50))
+    lifecycle(local(2026, 1, 1, 1))
+    worked = work_at(contract, 3, local(2026, 1, 5, 10))
+    lifecycle(local(2026, 2, 1, 1))
+    line = BillingLine.objects.get(kind="overage")
+    body = api("manager").get(f"/api/v1/billing_lines/{line.pk}").json()
+    assert (body["quantity"], body["unit_price"], body["amount"], body["currency"]) == (
+        "2.00",
+        "50.00",
+        "100.00",
+        "EUR",
+    )
+    assert worked.pk in body["entries"] and len(body["entries"]) == 2 and body["breaches"] == []
+    assert body["period"]["id"] == line.period_id and body["status"] == "pending"
+
+
+# --- periods ------------------------------------------------------------------------------------
+
+
+class TestPeriods:
+    def test_periods_with_their_money(self, api, org):
+        contract = plan_contract(org, hours_per_period=d(10), period_charge=d("99.90"), rollover_percent=100)
+        lifecycle(local(2026, 1, 1, 1))
+        work_at(contract, 4, local(2026, 1, 7, 10))
+        lifecycle(local(2026, 2, 1, 1))
+        response = api("viewer").get(f"/api/v1/contracts/{contract.pk}/periods?as_of=2026-02-10T00:00:00Z")
+        assert response.status_code == 200, response.content
+        jan, feb = response.json()
+        assert jan == {
+            "index": 0, "start_date": "2026-01-01", "end_date": "2026-01-31", "status": "closed",
+            "included_hours": "10.00", "rolled_over_in": "0.00", "prepaid_hours_added": "0.00",
+            "topped_up_hours": "0.00", "charged_hours": "4.00", "overage_hours": "0.00", "expired_hours": "0.00",
+            "rolled_over_out": "6.00", "currency": "EUR", "period_charge": "99.90", "overage_charge": "0.00",
+            "prepay_purchases": "0.00", "top_up_purchases": "0.00", "service_credits": "0.00", "total": "99.90",
+        }  # fmt: skip
+        assert (feb["status"], feb["rolled_over_in"], feb["included_hours"]) == ("open", "6.00", "10.00")
+
+    def test_a_contract_without_periods_has_none(self, api, org):
+        contract = make_contract(org)
+        assert api("viewer").get(f"/api/v1/contracts/{contract.pk}/periods").json() == []
+
+    def test_other_organizations_contract_is_404_and_bad_parameters_400(self, api, org, other_org, anon):
+        theirs = plan_contract(other_org)
+        assert api("admin").get(f"/api/v1/contracts/{theirs.pk}/periods").status_code == 404
+        mine = plan_contract(org)
+        assert anon.get(f"/api/v1/contracts/{mine.pk}/periods").status_code == 401
+        assert api("viewer").get(f"/api/v1/contracts/{mine.pk}/periods?as_of=yesterday").status_code == 400
+        assert api("viewer").get(f"/api/v1/contracts/{mine.pk}/periods?page=2").status_code == 400
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+
+class TestExportsAPI(ResourceAPITests):
+    url = "/api/v1/billing_exports"
+    read_role = "manager"
+    write_role = "manager"
+    create_data = {}
+    default_sort = "-id"
+    default_fields = ["id", "contract", "date_from", "date_to", "line_count", "totals", "created_by", "created_at"]
+    sort_keys = ["created_at", "line_count"]
+    # 1 the caller's membership (token auth), 2 the count, 3 the page joined with contract and created_by.
+    list_queries = 3
+    filter_cases = [
+        ("ids", "one,two", ["one", "two"]),
+        ("contract_id", lambda o: str(o["two"].contract_id), ["two"]),
+        ("line_count", ">0", ["one"]),
+        ("created_at", ">2000-01-01", ["one", "two"]),
+    ]
+    malformed_filters = [("line_count", "many"), ("contract_id", "x")]
+
+    def factory(self, org, **overrides):
+        return ExportBatch.objects.create(organization=org, line_count=next(_n) % 5, **overrides)
+
+    def filter_objects(self, org):
+        return {
+            "one": ExportBatch.objects.create(organization=org, line_count=2),
+            "two": ExportBatch.objects.create(organization=org, contract=make_contract(org)),
+        }
+
+    def sort_value(self, key, item):
+        return parse_datetime(item[key]) if key == "created_at" else item[key]
+
+    def test_export_takes_every_pending_line_once(self, api, org):
+        contract = make_contract(org)
+        lines = [make_line(org, contract, amount=Decimal("10.005")) for _ in range(3)]
+        make_line(org, status="exported")
+        client = api("manager")
+        response = client.post(self.url, {}, format="json")
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert response["Location"].endswith(f"{self.url}/{body['id']}")
+        assert body["line_count"] == 3 and sorted(line["id"] for line in body["lines"]) == [x.pk for x in lines]
+        assert all(line["status"] == "exported" for line in body["lines"])
+        assert body["totals"] == {"EUR": str(sum(Decimal(line["amount"]) for line in body["lines"]))}
+        assert client.get(response["Location"]).json() == body
+        again = client.post(self.url, {}, format="json").json()
+        assert again["line_count"] == 0 and again["lines"] == []
+        assert Event.objects.filter(type="billing.exported").count() == 2
+
+    def test_filters_by_contract_and_dates(self, api, org):
+        a, b = make_contract(org), make_contract(org)
+        early = make_line(org, a, date=dt.date(2026, 1, 10))
+        late = make_line(org, a, date=dt.date(2026, 2, 10))
+        make_line(org, b, date=dt.date(2026, 1, 10))
+        body = {"contract_id": a.pk, "date_from": "2026-01-01", "date_to": "2026-01-31"}
+        response = api("manager").post(self.url, body, format="json")
+        assert [line["id"] for line in response.json()["lines"]] == [early.pk]
+        late.refresh_from_db()
+        assert late.status == "pending"
+
+    def test_bad_input_is_422_naming_the_field(self, api, org, other_org):
+        theirs = make_contract(other_org)
+        client = api("manager")
+        response = client.post(self.url, {"contract_id": theirs.pk}, format="json")
+        assert response.status_code == 422 and "contract_id" in response.json()["errors"]
+        response = client.post(self.url, {"date_from": "2026-02-01", "date_to": "2026-01-01"}, format="json")
+        assert response.status_code == 422 and "date_to" in response.json()["errors"]
+        response = client.post(self.url, {"status": "exported"}, format="json")
+        assert response.status_code == 422 and "status" in response.json()["errors"]
+
+    def test_idempotency_key_returns_the_same_batch(self, api, org):
+        make_line(org)
+        client = api("manager")
+        first = client.post(self.url, {}, format="json", HTTP_IDEMPOTENCY_KEY="nightly-2026-03-01")
+        make_line(org)
+        retry = client.post(self.url, {}, format="json", HTTP_IDEMPOTENCY_KEY="nightly-2026-03-01")
+        assert (first.status_code, retry.status_code) == (201, 201)
+        assert retry.json() == first.json() and first.json()["line_count"] == 1
+        assert ExportBatch.objects.count() == 1
+        clash = client.post(
+            self.url, {"date_to": "2026-01-01"}, format="json", HTTP_IDEMPOTENCY_KEY="nightly-2026-03-01"
+        )
+        assert clash.status_code == 422 and "Idempotency-Key" in clash.json()["errors"]
+
+    def test_csv(self, api, org):
+        contract = make_contract(org, reference="C-CSV-1")
+        line = make_line(org, contract, description='Charge, "January"', amount=Decimal("12.5"))
+        client = api("manager")
+        response = client.post(self.url, {}, format="json", HTTP_ACCEPT="text/csv")
+        assert response.status_code == 201 and response["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+        assert len(rows) == 1
+        assert rows[0]["line"] == str(line.pk) and rows[0]["contract_reference"] == "C-CSV-1"
+        assert (rows[0]["description"], rows[0]["amount"], rows[0]["currency"]) == ('Charge, "January"', "12.50", "EUR")
+        batch = rows[0]["batch"]
+        again = client.get(f"{self.url}/{batch}", HTTP_ACCEPT="text/csv")
+        assert again.content == response.content
+        error = client.get(f"{self.url}/999999", HTTP_ACCEPT="text/csv")
+        assert error.status_code == 404 and error.json() == {"message": "Not found."}
+
+
+# --- contract templates -------------------------------------------------------------------------
+
+
+RULE = {"name": "Respond in 4h", "metric": "response", "priorities": ["high"], "target_minutes": 240}
+TOP_UP = {"threshold_hours": "2", "mode": "to", "hours": "10", "price_per_hour": "90"}
+
+
+class TestContractTemplatesAPI(WritableResourceAPITests):
+    url = "/api/v1/contract_templates"
+    read_role = "manager"
+    write_role = "manager"
+    deletable = True
+    default_fields = [
+        "id", "name", "contract_type", "term_months", "currency", "billing_period", "active", "created_at",
+        "updated_at",
+    ]  # fmt: skip
+    sort_keys = ["name", "contract_type", "created_at"]
+    # 1 the caller's membership (token auth), 2 the count, 3 the page, 4 the contracts made from them.
+    list_queries = 4
+    create_data = {
+        "name": "Managed service, 20 hours a month",
+        "contract_type": "managed_service",
+        "term_months": 12,
+        "currency": "EUR",
+        "billing_period": "monthly",
+        "period_charge": "1500.00",
+        "hours_per_period": "20.00",
+        "rollover_percent": 25,
+        "overage_rate": "95.00",
+        "auto_top_up": TOP_UP,
+        "line_items": [{"kind": "service", "description": "Remote support", "quantity": "1.000"}],
+        "sla_rules": [RULE],
+    }
+    update_data = {"name": "Managed service (2027)", "active": False}
+    filter_cases = [
+        ("ids", "ms,sc", ["ms", "sc"]),
+        ("name", "Gold", ["ms"]),
+        ("contract_type", "service_contract", ["sc"]),
+        ("currency", "USD", ["sc"]),
+        ("billing_period", "quarterly", ["sc"]),
+        ("active", "false", ["sc"]),
+        ("created_at", ">2000-01-01", ["ms", "sc"]),
+    ]
+    malformed_filters = [("contract_type", "gift"), ("active", "maybe")]
+
+    @pytest.fixture(autouse=True)
+    def _detail_actions(self, org):
+        counterparty = Counterparty.objects.create(organization=org, name="Northwind")
+        self.detail_actions = [
+            ("instantiate", {"counterparty_id": counterparty.pk, "reference": "X-1", "start_date": "2026-01-01"})
+        ]
+
+    def factory(self, org, **overrides):
+        n = next(_n)
+        fields = {"name": f"Template {n:04d}", "contract_type": "service_contract", "currency": "EUR", **overrides}
+        return ContractTemplate.objects.create(organization=org, **fields)
+
+    def filter_objects(self, org):
+        return {
+            "ms": self.factory(org, name="Gold", contract_type="managed_service", billing_period="monthly"),
+            "sc": self.factory(org, name="Silver", currency="USD", billing_period="quarterly", active=False),
+        }
+
+    def check_created(self, body, data):
+        assert body["auto_top_up"] == data["auto_top_up"]
+        assert body["line_items"][0]["quantity"] == "1.000" and body["sla_rules"][0]["calendar_id"] is None
+
+    def sort_value(self, key, item):
+        return parse_datetime(item[key]) if key == "created_at" else item[key]
+
+    def test_invalid_items_and_plans_are_422_naming_the_field(self, api, org, other_org):
+        theirs = Calendar.objects.create(organization=other_org, name="Theirs", time_zone="UTC", hours=[])
+        client = api("manager")
+        cases = [
+            ({"line_items": [{"description": ""}]}, "line_items[0].description"),
+            ({"sla_rules": [{**RULE, "calendar_id": theirs.pk}]}, "sla_rules[0].calendar_id"),
+            ({"sla_rules": [{"name": "x", "metric": "speed"}]}, "sla_rules[0].metric"),
+            ({"auto_top_up": {**TOP_UP, "threshold_hours": "5", "hours": "3"}}, "auto_top_up.hours"),
+            ({"auto_top_up": {"mode": "up"}}, "auto_top_up"),
+            ({"rollover_percent": 101}, "rollover_percent"),
+            ({"billing_period": "none", "hours_per_period": "5.00", "rollover_percent": 0}, "hours_per_period"),
+            ({"out_of_hours_multiplier": "1.50"}, "out_of_hours_multiplier"),
+            ({"billing_calendar_id": theirs.pk}, "billing_calendar_id"),
+            ({"currency": "XXY"}, "currency"),
+        ]  # fmt: skip
+        for change, field in cases:
+            response = client.post(self.url, {**self.create_data, **change}, format="json")
+            assert response.status_code == 422, (change, response.content)
+            assert any(key.startswith(field) for key in response.json()["errors"]), (field, response.json())
+
+    def test_instantiate_makes_a_draft_contract_with_items_and_rules(self, api, org, other_org):
+        calendar = Calendar.objects.create(
+            organization=org,
+            name="Office",
+            time_zone="Europe/Amsterdam",
+            hours=[{"weekday": 1, "start": "08:00", "end": "17:00"}],
+        )
+        client = api("manager")
+        data = {**self.create_data, "billing_calendar_id": calendar.pk, "out_of_hours_multiplier": "1.50"}
+        data["sla_rules"] = [{**data["sla_rules"][0], "calendar_id": calendar.pk}]
+        template = client.post(self.url, data, format="json").json()
+        counterparty = Counterparty.objects.create(organization=org, name="Northwind")
+        body = {
+            "counterparty_id": counterparty.pk,
+            "reference": "MS-2026-01",
+            "start_date": "2026-02-01",
+            "period_charge": "1400.00",
+        }
+        response = client.post(f"{self.url}/{template['id']}/instantiate", body, format="json")
+        assert response.status_code == 201, response.content
+        made = response.json()
+        assert response["Location"].endswith(f"/api/v1/contracts/{made['id']}")
+        assert (made["status"], made["reference"], made["expiry_date"]) == ("draft", "MS-2026-01", "2027-01-31")
+        assert (made["period_charge"], made["hours_per_period"], made["rollover_percent"]) == ("1400.0000", "20.00", 25)
+        assert made["billing_calendar"]["id"] == calendar.pk and made["auto_top_up"] == data["auto_top_up"]
+        contract = Contract.objects.get(pk=made["id"])
+        assert list(contract.line_items.values_list("description", flat=True)) == ["Remote support"]
+        rule = SlaRule.objects.get(contract=contract)
+        assert (rule.target_minutes, rule.calendar_id, rule.effective_from) == (240, calendar.pk, local(2026, 2, 1))
+        assert TemplateUse.objects.get(contract=contract).template_id == template["id"]
+        assert Event.objects.filter(type="contract_template.instantiated", object_id=template["id"]).exists()
+        # A later change to the template changes no contract made from it.
+        client.patch(f"{self.url}/{template['id']}", {"hours_per_period": "40.00"}, format="json")
+        contract.refresh_from_db()
+        assert contract.hours_per_period == Decimal("20.00")
+        assert client.get(f"{self.url}/{template['id']}").json()["contracts"] == [contract.pk]
+        assert client.delete(f"{self.url}/{template['id']}").status_code == 409
+
+    def test_instantiate_is_422_naming_the_field(self, api, org, other_org):
+        template = self.factory(org, term_months=12)
+        theirs = Counterparty.objects.create(organization=other_org, name="Globex customer")
+        mine = Counterparty.objects.create(organization=org, name="Northwind")
+        client = api("manager")
+        url = f"{self.url}/{template.pk}/instantiate"
+        cases = [
+            ({"reference": "A", "start_date": "2026-01-01"}, "counterparty_id"),
+            ({"counterparty_id": theirs.pk, "reference": "A", "start_date": "2026-01-01"}, "counterparty_id"),
+            ({"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-02-30"}, "start_date"),
+            ({"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-01-01", "colour": "red"}, "colour"),
+            ({"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-01-01", "status": "active"}, "status"),
+            ({"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-01-01", "rollover_percent": 5},
+             "rollover_percent"),
+        ]  # fmt: skip
+        for body, field in cases:
+            response = client.post(url, body, format="json")
+            assert response.status_code == 422, (body, response.content)
+            assert field in response.json()["errors"], (field, response.json())
+        assert Contract.objects.filter(organization=org).count() == 0
+        inactive = self.factory(org, active=False)
+        body = {"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-01-01"}
+        assert client.post(f"{self.url}/{inactive.pk}/instantiate", body, format="json").status_code == 409

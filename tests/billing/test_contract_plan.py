@@ -1,0 +1,85 @@
+"""The billing plan on `/api/v1/contracts`: terms like the others (draft only), validated."""
+
+import pytest
+
+from contracts.models import Contract
+from contracts.services import renew_contract
+from slas.models import Calendar
+from tests.contracts.factories import make_contract
+
+from .helpers import d, plan_contract
+
+pytestmark = pytest.mark.django_db
+
+TOP_UP = {"threshold_hours": "2", "mode": "by", "hours": "5", "price_per_hour": "85"}
+PLAN = {
+    "billing_period": "monthly",
+    "period_charge": "1200.00",
+    "invoice_timing": "in_arrears",
+    "hours_per_period": "10.00",
+    "rollover_percent": 50,
+    "overage_rate": "95.00",
+    "rounding_minutes": 15,
+    "minimum_charge_minutes": 30,
+    "annual_increase_percent": "3.00",
+    "prepay_hours_per_period": "4.00",
+    "prepay_expiry_months": 3,
+    "prepay_price_per_hour": "80.00",
+    "auto_top_up": {"threshold_hours": "2", "mode": "by", "hours": "5", "price_per_hour": "85"},
+}
+
+
+def test_a_draft_takes_the_plan_and_an_active_contract_refuses_it(api, org):
+    calendar = Calendar.objects.create(organization=org, name="Office", time_zone="Europe/Amsterdam", hours=[])
+    draft = make_contract(org)
+    client = api("manager")
+    body = {**PLAN, "out_of_hours_multiplier": "1.50", "billing_calendar_id": calendar.pk}
+    response = client.patch(f"/api/v1/contracts/{draft.pk}", body, format="json")
+    assert response.status_code == 200, response.content
+    got = response.json()
+    assert (got["billing_period"], got["rollover_percent"], got["billing_calendar"]["id"]) == (
+        "monthly",
+        50,
+        calendar.pk,
+    )
+    assert got["auto_top_up"] == {"threshold_hours": "2", "mode": "by", "hours": "5", "price_per_hour": "85"}
+    active = plan_contract(org)
+    response = client.patch(f"/api/v1/contracts/{active.pk}", {"overage_rate": "99.00"}, format="json")
+    assert response.status_code == 409 and "overage_rate" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"rollover_percent": 20}, "rollover_percent"),
+        ({"billing_period": "weekly"}, "billing_period"),
+        ({"period_charge": "10.00"}, "period_charge"),
+        ({"billing_period": "monthly", "prepay_hours_per_period": "5.00"}, "prepay_price_per_hour"),
+        ({"prepay_expiry_months": 2}, "prepay_expiry_months"),
+        ({"out_of_hours_multiplier": "2.00"}, "out_of_hours_multiplier"),
+        ({"auto_top_up": {**TOP_UP, "hours": "0"}}, "auto_top_up.hours"),
+        ({"auto_top_up": {"threshold_hours": "2", "mode": "by", "hours": "1"}}, "auto_top_up"),
+        ({"auto_top_up": {**TOP_UP, "threshold_hours": -1}}, "auto_top_up.threshold_hours"),
+        ({"rounding_minutes": -15}, "rounding_minutes"),
+    ],
+)  # fmt: skip
+def test_plan_faults_are_422_naming_the_field(api, org, change, field):
+    draft = make_contract(org)
+    response = api("manager").patch(f"/api/v1/contracts/{draft.pk}", change, format="json")
+    assert response.status_code == 422, response.content
+    assert field in response.json()["errors"], response.json()
+
+
+def test_another_organizations_calendar_is_422(api, org, other_org):
+    theirs = Calendar.objects.create(organization=other_org, name="Theirs", time_zone="UTC", hours=[])
+    draft = make_contract(org)
+    response = api("manager").patch(f"/api/v1/contracts/{draft.pk}", {"billing_calendar_id": theirs.pk}, format="json")
+    assert response.status_code == 422 and "billing_calendar_id" in response.json()["errors"]
+
+
+def test_a_renewal_keeps_the_plan(org, make_member):
+    contract = plan_contract(org, hours_per_period=d(10), rollover_percent=40, period_charge=d(500))
+    renewal = renew_contract(contract=contract, actor=make_member("manager", org).user)
+    renewal = Contract.objects.get(pk=renewal.pk)
+    assert (renewal.billing_period, renewal.hours_per_period, renewal.rollover_percent) == ("monthly", 10, 40)
+    assert renewal.books_closed_at is None

@@ -1,0 +1,153 @@
+"""CSV for every collection (issue 11): `Accept: text/csv` or `?format=csv` on every list route.
+
+Every resource registered on a router is walked (so a collection added later is covered without
+a new test): the CSV has a header row, the JSON's default fields with references split into
+`<name>_id` and `<name>_name`, the same rows in the same order as the JSON, and no page limit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import resolve
+
+from config import urls as config_urls
+from config.api.serializers import ReferenceField
+from config.api.viewsets import ResourceViewSet
+from contracts.models import Contract, Counterparty
+from reports import urls as reports_urls
+from tenancy.models import Membership
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _table(response) -> list[dict]:
+    assert response.status_code == 200, getattr(response, "content", b"")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith("attachment; filename=")
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return list(csv.DictReader(io.StringIO(body.decode())))
+
+
+def _collections(contract_pk: int) -> list[str]:
+    urls = []
+    for router in (config_urls.router, reports_urls.router):
+        for prefix, viewset, _ in router.registry:
+            if issubclass(viewset, ResourceViewSet):
+                urls.append("/api/v1/" + prefix.replace("(?P<contract_pk>[0-9]+)", str(contract_pk)))
+    return urls
+
+
+@pytest.fixture
+def demo_admin(db):
+    call_command("seed_demo", quiet=True, stdout=io.StringIO())
+    return client_for(Membership.objects.get(user__username="demo-admin", organization__slug="demo"))
+
+
+def _expected_columns(url: str, items: list[dict]) -> list[str]:
+    """The JSON's fields, each reference (a ReferenceField, or any `{"id", "name"}` value) as two."""
+    fields = resolve(url.split("?")[0]).func.cls.serializer_class().fields
+    columns = []
+    for key in items[0]:
+        is_reference = isinstance(fields.get(key), ReferenceField) or any(
+            isinstance(item[key], dict) and {"id", "name"} <= set(item[key]) for item in items
+        )
+        columns += [f"{key}_id", f"{key}_name"] if is_reference else [key]
+    return columns
+
+
+def _check_values(row: dict, item: dict) -> None:
+    for key, value in item.items():
+        if isinstance(value, dict) and {"id", "name"} <= set(value):
+            assert (row[f"{key}_id"], row[f"{key}_name"]) == (str(value["id"]), str(value["name"])), key
+        elif isinstance(value, (str, int)) and not isinstance(value, bool) and key in row:
+            assert row[key] == str(value) or row[key].replace("Z", "+00:00") == str(value), (key, row[key], value)
+
+
+def test_every_collection_answers_csv_with_the_same_rows_as_json(demo_admin):
+    contract = Contract.objects.filter(organization__slug="demo", line_items__isnull=False).first()
+    contract = contract or Contract.objects.filter(organization__slug="demo").first()
+    checked = []
+    for url in _collections(contract.pk):
+        page = demo_admin.get(url, {"per_page": "100"})
+        assert page.status_code == 200, (url, page.content)
+        table = _table(demo_admin.get(url, {"format": "csv"}))
+        by_accept = _table(demo_admin.get(url, HTTP_ACCEPT="text/csv"))
+        assert table == by_accept, url
+        items = page.json()
+        assert [row["id"] for row in table[: len(items)]] == [str(item["id"]) for item in items], url
+        assert len(table) == int(page["X-Pagination-Total-Entries"]), url
+        if items:
+            assert list(table[0]) == _expected_columns(url, items), url
+            for row, item in zip(table, items, strict=False):
+                _check_values(row, item)
+        checked.append(url)
+    assert {"/api/v1/contracts", "/api/v1/work_orders", "/api/v1/breaches", "/api/v1/reports/at_risk"} <= set(checked)
+
+
+def test_csv_keeps_fields_filters_and_sort_and_has_no_page_limit(api, org):
+    for index in range(130):
+        Counterparty.objects.create(organization=org, name=f"Party {index:03d}", kind="customer")
+    client = api("viewer")
+    table = _table(client.get("/api/v1/counterparties", {"format": "csv", "sort": "-name", "fields": "name"}))
+    assert len(table) == 130 and list(table[0]) == ["id", "name"]
+    assert table[0]["name"] == "Party 129" and table[-1]["name"] == "Party 000"
+    filtered = _table(client.get("/api/v1/counterparties", {"format": "csv", "name": "Party 007,Party 008"}))
+    assert [row["name"] for row in filtered] == ["Party 007", "Party 008"]
+
+
+def test_instants_are_iso_8601_utc_and_references_split(api, org):
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org)
+    table = _table(api("viewer").get("/api/v1/contracts", {"format": "csv"}))
+    assert table[0]["counterparty_id"] == str(contract.counterparty_id)
+    assert table[0]["counterparty_name"] == contract.counterparty.name
+    assert table[0]["created_at"].endswith("Z") and "T" in table[0]["created_at"]
+
+
+def test_errors_stay_json_whatever_was_asked_for(api, anon, org):
+    client = api("viewer")
+    for response in (
+        client.get("/api/v1/contracts", {"format": "csv", "sort": "nope"}),
+        client.get("/api/v1/contracts", {"status": "sleeping"}, HTTP_ACCEPT="text/csv"),
+        client.get("/api/v1/contracts/999999", HTTP_ACCEPT="text/csv"),
+        anon.get("/api/v1/contracts", {"format": "csv"}),
+    ):
+        assert response.status_code in (400, 401, 404)
+        assert response["Content-Type"] == "application/json" and response.json()["message"]
+    unknown = client.get("/api/v1/contracts", {"format": "xml"})
+    assert unknown.status_code == 400 and "format" in unknown.json()["errors"]
+    unacceptable = client.get("/api/v1/contracts", HTTP_ACCEPT="application/xml")
+    assert unacceptable.status_code == 406 and unacceptable["Content-Type"] == "application/json"
+
+
+def test_a_single_resource_as_csv(api, org):
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org)
+    response = api("viewer").get(f"/api/v1/contracts/{contract.pk}", {"format": "csv"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert len(rows) == 1 and rows[0]["id"] == str(contract.pk)
+    assert rows[0]["renewed_from_id"] == "" and "renewed_from_name" in rows[0]
+
+
+def test_the_lots_and_balance_of_a_contract_as_csv(api, org):
+    import datetime as dt
+
+    from tests.ledger.helpers import active_contract, credit
+
+    contract = active_contract(org)
+    lot = credit(contract, 12, at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+    client = api("viewer")
+    lots = _table(client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv"}))
+    assert [row["id"] for row in lots] == [str(lot.pk)] and lots[0]["remaining"] == "12.00"
+    balance = client.get(f"/api/v1/contracts/{contract.pk}/balance", HTTP_ACCEPT="text/csv")
+    assert balance.status_code == 200 and b"remaining_hours" in balance.content
+    bad = client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv", "as_of": "yesterday"})
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/json"

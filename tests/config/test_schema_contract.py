@@ -1,0 +1,144 @@
+"""The OpenAPI document is the contract (issue 8): what it says about bodies, collections,
+parameters and descriptions is what the endpoints do. The fuzzer (tests/fuzz/run.py, in
+`make test`) checks the same against a live server; these pin the specific lies once told."""
+
+from __future__ import annotations
+
+import pytest
+
+CONTRACT_ACTIONS = {
+    "submit": None,
+    "approve": {"comment"},
+    "reject": {"reason"},
+    "suspend": {"reason"},
+    "resume": {"reason"},
+    "terminate": {"reason"},
+    "give_notice": {"reason"},
+}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/v1/schema?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def resolve(schema, ref_or_schema: dict) -> dict:
+    ref = ref_or_schema.get("$ref")
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else ref_or_schema
+
+
+def body_schema(schema, operation: dict) -> dict | None:
+    body = operation.get("requestBody")
+    if body is None:
+        return None
+    return resolve(schema, body["content"]["application/json"]["schema"])
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+class TestActionBodies:
+    @pytest.mark.parametrize("name", sorted(CONTRACT_ACTIONS))
+    def test_each_contract_action_documents_its_own_body(self, schema, name):
+        operation = schema["paths"][f"/api/v1/contracts/{{id}}/{name}"]["post"]
+        body = body_schema(schema, operation)
+        expected = CONTRACT_ACTIONS[name]
+        if expected is None:
+            assert body is None
+        else:
+            assert set(body["properties"]) == expected, body
+            assert body["additionalProperties"] is False
+        assert operation["description"], name
+
+    def test_required_reason_is_required(self, schema):
+        reject = body_schema(schema, schema["paths"]["/api/v1/contracts/{id}/reject"]["post"])
+        assert reject["required"] == ["reason"]
+        give_notice = schema["paths"]["/api/v1/contracts/{id}/give_notice"]["post"]
+        assert not give_notice["requestBody"].get("required")
+
+    def test_strict_request_bodies_refuse_additional_properties(self, schema):
+        for path, method, operation in operations(schema):
+            body = body_schema(schema, operation)
+            if body is not None and body.get("properties"):
+                assert body.get("additionalProperties") is False, (method, path)
+
+
+class TestCollections:
+    def test_every_collection_is_an_array_with_pagination_headers(self, schema):
+        collections = ["/api/v1/contracts", "/api/v1/contracts/active", "/api/v1/contracts/expiring", "/api/v1/events"]
+        for path in collections:
+            ok = schema["paths"][path]["get"]["responses"]["200"]
+            assert resolve(schema, ok["content"]["application/json"]["schema"])["type"] == "array", path
+            assert {"X-Pagination-Total-Pages", "Link"} <= set(ok["headers"]), path
+
+    def test_fields_and_sort_list_their_allowed_values(self, schema):
+        parameters = {p["name"]: p for p in schema["paths"]["/api/v1/contracts"]["get"]["parameters"]}
+        fields = parameters["fields"]
+        assert fields["explode"] is False and "status" in fields["schema"]["items"]["enum"]
+        sort = parameters["sort"]
+        assert {"name", "-name", "id", "-id"} <= set(sort["schema"]["items"]["enum"])
+        assert "--name" not in sort["schema"]["items"]["enum"]
+        assert parameters["page"]["schema"]["maximum"] >= 1000
+
+    def test_filters_describe_their_grammar(self, schema):
+        parameters = {p["name"]: p for p in schema["paths"]["/api/v1/contracts"]["get"]["parameters"]}
+        assert "`!a` (not)" in parameters["status"]["description"]
+
+    def test_resource_responses_require_only_id(self, schema):
+        # `?fields=` may leave out any other field.
+        assert schema["components"]["schemas"]["Contract"]["required"] == ["id"]
+
+
+class TestDescriptions:
+    def test_no_toolkit_docstring_leaks_into_the_schema(self, schema):
+        text = str(schema)
+        for leak in ("Base for every resource serializer", "`source` (max 30) and `sourceID` (max 128) of resources"):
+            assert leak not in text
+
+    def test_every_response_documents_the_rate_limit_headers(self, schema):
+        for path, method, operation in operations(schema):
+            for code, response in operation["responses"].items():
+                assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+                    response["headers"]
+                ), (method, path, code)
+                if code == "429":
+                    assert "Retry-After" in response["headers"]
+
+    def test_every_error_response_has_the_envelope(self, schema):
+        for path, method, operation in operations(schema):
+            for code, response in operation["responses"].items():
+                if code.startswith(("4", "5")):
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/Error"), (method, path, code)
+
+
+@pytest.mark.django_db
+class TestOfflineDocs:
+    """Swagger UI and ReDoc load everything from the service itself (drf-spectacular-sidecar)."""
+
+    @pytest.mark.parametrize("page", ["/api/v1/docs", "/api/v1/redoc"])
+    def test_docs_reference_no_external_host_and_their_assets_answer(self, anon, page):
+        import re
+
+        response = anon.get(page)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+        assert assets, html
+        for url in assets:
+            assert not re.match(r"^(?:[a-z]+:)?//", url), f"{page} loads {url} from another host"
+            assert anon.get(url if url.startswith("/") else f"{page}{url}").status_code == 200, url
+        # Nothing in the page (inline scripts included) names another host.
+        assert not re.search(r"https?://(?!testserver)", html), re.findall(r"https?://[^\s\"']+", html)
+
+    def test_swagger_ui_script_points_at_the_schema(self, anon):
+        script = anon.get("/api/v1/docs?script=").content.decode()
+        assert "/api/v1/schema" in script and "https://" not in script

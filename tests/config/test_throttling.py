@@ -1,0 +1,146 @@
+"""Rate limits (issue 8): X-RateLimit-* on every API response, Retry-After on a 429, login
+limited per username and per address, and counts shared by two real server processes on one
+Redis (REDIS_URL, default redis://127.0.0.1:6379/0, with a key prefix of this test run's own)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
+
+from bench.list_counterparties import free_port, stop, wait_for_health
+
+TOKEN = "/api/v1/token"
+
+
+def rates(monkeypatch, **changed):
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, **changed})
+
+
+def rate_headers(response) -> tuple[int, int, int]:
+    return tuple(int(response[f"X-RateLimit-{name}"]) for name in ("Limit", "Remaining", "Reset"))
+
+
+@pytest.mark.django_db
+class TestHeaders:
+    def test_every_api_response_carries_the_rate_limit(self, api, anon, monkeypatch):
+        rates(monkeypatch, user="50/min", anon="7/min")
+        client = api("viewer")
+        now = time.time()
+        for response, limit in (
+            (client.get("/api/v1/counterparties"), 50),
+            (client.get("/api/v1/counterparties/999"), 50),
+            (client.get("/api/v1/counterparties?sort=nope"), 50),
+            (client.post("/api/v1/counterparties", {"name": "x"}, format="json"), 50),
+            (anon.get("/api/v1/counterparties"), 7),
+            (anon.post(TOKEN, {"username": "nobody", "password": "x"}, format="json"), 7),
+            (anon.get("/api/v1/no-such-thing"), 7),
+        ):
+            got_limit, remaining, reset = rate_headers(response)
+            assert got_limit == limit, response
+            assert 0 <= remaining <= limit
+            assert now - 1 <= reset <= now + 61
+
+    def test_remaining_counts_down(self, api, monkeypatch):
+        rates(monkeypatch, user="5/hour")
+        client = api("viewer")
+        remaining = [rate_headers(client.get("/api/v1/counterparties"))[1] for _ in range(3)]
+        assert remaining == [4, 3, 2]
+
+    def test_429_carries_retry_after_and_zero_remaining(self, api, monkeypatch):
+        rates(monkeypatch, user="2/hour")
+        client = api("viewer")
+        statuses = [client.get("/api/v1/counterparties").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        response = client.get("/api/v1/counterparties")
+        assert 1 <= int(response["Retry-After"]) <= 3600
+        assert rate_headers(response)[1] == 0
+
+
+@pytest.mark.django_db
+class TestLogin:
+    def attempt(self, username: str, address: str):
+        client = APIClient(REMOTE_ADDR=address)
+        return client.post(TOKEN, {"username": username, "password": "wrong"}, format="json")
+
+    def test_per_username_across_addresses(self, monkeypatch, make_member, org):
+        rates(monkeypatch, login="3/hour", anon="1000/min")
+        make_member("viewer", org, username="alice")
+        statuses = [self.attempt("alice", f"10.0.0.{i}").status_code for i in range(1, 6)]
+        assert statuses == [401, 401, 401, 429, 429]
+        # The same guesser's target under another spelling is the same username.
+        assert self.attempt("ALICE", "10.0.0.9").status_code == 429
+        # Another user is not locked out by alice's guesser.
+        assert self.attempt("bob", "10.0.0.1").status_code == 401
+
+    def test_per_address_across_usernames(self, monkeypatch):
+        rates(monkeypatch, login="3/hour", anon="1000/min")
+        statuses = [self.attempt(f"user{i}", "10.0.0.7").status_code for i in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        assert self.attempt("user9", "10.0.0.8").status_code == 401
+
+
+# --- two real server processes on one Redis --------------------------------------------------------
+
+
+def post_login(port: int, username: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{TOKEN}",
+        data=f'{{"username": "{username}", "password": "wrong"}}'.encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path):
+    import redis
+
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    redis.Redis.from_url(redis_url).ping()  # CI starts Redis (.ci/run); an unreachable one fails here
+    root = Path(settings.BASE_DIR)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # this run's own keys; nothing is flushed
+        "THROTTLE_LOGIN_RATE": "4/hour",
+        "THROTTLE_ANON_RATE": "1000/min",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
+    ports = [free_port(), free_port()]
+    servers = [
+        subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for port in ports
+    ]
+    try:
+        for port, server in zip(ports, servers, strict=True):
+            wait_for_health(server, port)
+        # Alternate between the two processes: the fifth attempt is refused, whichever serves it.
+        statuses = [post_login(ports[i % 2], "mallory") for i in range(6)]
+        assert statuses == [401, 401, 401, 401, 429, 429]
+    finally:
+        for server in servers:
+            stop(server)

@@ -1,0 +1,505 @@
+"""Amendments (dual approval like a contract), effective-dated term versions and `as_of` reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import itertools
+
+import pytest
+from django.core.management import call_command
+from model_bakery import baker
+
+from contracts import terms
+from contracts.models import Amendment, Contract, Counterparty, LineItem, TermVersion
+from events.models import Event
+from tests.api_base import ResourceAPITests, WritableResourceAPITests
+from tests.contracts.factories import make_contract
+
+_numbers = itertools.count(1)
+
+
+def lifecycle(now: str) -> None:
+    call_command("run_lifecycle", "--now", now, stdout=io.StringIO())
+
+
+def approved_contract(org, line_items=(), **fields) -> Contract:
+    """An active contract with its first term version, as approval leaves it."""
+    defaults = {
+        "status": "active",
+        "start_date": dt.date(2026, 1, 1),
+        "expiry_date": dt.date(2028, 12, 31),
+        "hours_budget": "100.00",
+        "notice_period_days": 30,
+    }
+    contract = make_contract(org, **{**defaults, **fields})
+    contract.refresh_from_db()
+    for description in line_items:
+        baker.make(LineItem, organization=org, contract=contract, description=description)
+    terms.start_versions(contract, origin="creation", now=contract.start_of_day(contract.start_date))
+    return contract
+
+
+def make_amendment(contract, **fields) -> Amendment:
+    defaults = {"effective_date": dt.date(2027, 3, 1), "changes": {"hours_budget": "150.00"}, "reason": "Rate"}
+    return Amendment.objects.create(
+        organization=contract.organization, contract=contract, number=next(_numbers), **{**defaults, **fields}
+    )
+
+
+class TestAmendmentsAPI(WritableResourceAPITests):
+    create_data = {
+        "effective_date": "2027-03-01",
+        "changes": {"hours_budget": "300.00", "notice_period_days": 90},
+        "reason": "New rate from March",
+    }
+    update_data = {"reason": "Revised rate", "effective_date": "2027-04-01"}
+    write_role = "manager"
+    default_fields = ["id", "number", "status", "effective_date", "reason", "created_at", "updated_at"]
+    sort_keys = ["number", "effective_date", "created_at"]
+    default_sort = "number"
+    # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with contract,
+    # created_by and submitted_by, 5 the approvals (prefetched; none, so no approvers).
+    list_queries = 5
+    detail_actions = [("submit", {}), ("approve", {}), ("reject", {"reason": "x"})]
+    filter_cases = [
+        ("number", "1", ["first"]),
+        ("status", "pending_approval", ["second"]),
+        ("status", "!draft", ["second"]),
+        ("effective_date", ">2027-06-01", ["second"]),
+        ("created_at", ">2000-01-01", ["first", "second"]),
+        ("ids", "second", ["second"]),
+    ]
+    malformed_filters = [("status", "flying"), ("effective_date", ">2027-13-01")]
+
+    @pytest.fixture(autouse=True)
+    def _contract(self, org):
+        self.contract = approved_contract(org)
+        self.url = f"/api/v1/contracts/{self.contract.pk}/amendments"
+
+    def factory(self, org, **overrides):
+        contract = self.contract if org == self.contract.organization else approved_contract(org)
+        return make_amendment(contract, **overrides)
+
+    def detail(self, obj):
+        return f"/api/v1/contracts/{obj.contract_id}/amendments/{obj.pk}"
+
+    def filter_objects(self, org):
+        contract = self.contract if org == self.contract.organization else approved_contract(org)
+        return {
+            "first": Amendment.objects.create(organization=org, contract=contract, number=1,
+                                              effective_date=dt.date(2027, 2, 1), changes={}, reason="a"),
+            "second": Amendment.objects.create(organization=org, contract=contract, number=2, status="pending_approval",
+                                               effective_date=dt.date(2027, 7, 1), changes={}, reason="b"),
+        }  # fmt: skip
+
+    def check_created(self, body, data):
+        assert body["status"] == "draft" and body["number"] == 1
+        assert body["changes"] == {"hours_budget": "300.00", "notice_period_days": 90}
+        assert body["effective_at"] == "2027-02-28T23:00:00Z"  # midnight in Amsterdam
+        assert Event.objects.filter(type="amendment.created", object_id=body["id"]).exists()
+
+
+class TestTermsAPI(ResourceAPITests):
+    default_fields = [
+        "id",
+        "effective_from",
+        "effective_to",
+        "origin",
+        "amendment",
+        "terms",
+        "applied_at",
+        "created_at",
+    ]
+    sort_keys = ["effective_from"]
+    default_sort = "effective_from"
+    # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with amendment.
+    list_queries = 4
+    filter_cases = [
+        ("effective_from", ">=2027-01-01", ["later"]),
+        ("effective_to", "", ["later"]),
+        ("origin", "creation", ["first"]),
+        ("ids", "first", ["first"]),
+    ]
+    malformed_filters = [("origin", "magic"), ("effective_from", ">x")]
+
+    @pytest.fixture(autouse=True)
+    def _contract(self, org):
+        self.contract = make_contract(org, status="active")
+        self.url = f"/api/v1/contracts/{self.contract.pk}/terms"
+        self.days = itertools.count(1)
+
+    def factory(self, org, **overrides):
+        contract = self.contract if org == self.contract.organization else make_contract(org, status="active")
+        start = dt.date(2026, 1, 1) + dt.timedelta(days=next(self.days))
+        fields = {"effective_from": start, "terms": {}, "origin": "creation", **overrides}
+        return TermVersion.objects.create(organization=org, contract=contract, **fields)
+
+    def detail(self, obj):
+        return f"/api/v1/contracts/{obj.contract_id}/terms/{obj.pk}"
+
+    def filter_objects(self, org):
+        return {
+            "first": self.factory(org, effective_from=dt.date(2026, 1, 1), effective_to=dt.date(2027, 1, 1)),
+            "later": self.factory(org, effective_from=dt.date(2027, 1, 1), origin="amendment"),
+        }
+
+
+# --- the flow -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def managers(api):
+    return api("manager"), api("manager"), api("manager")
+
+
+def amend(client, contract, **body):
+    body = {"effective_date": "2027-03-01", "reason": "Rate change", **body}
+    return client.post(f"/api/v1/contracts/{contract.pk}/amendments", body, format="json")
+
+
+def approve_fully(managers, contract, amendment_id):
+    author, first, second = managers
+    url = f"/api/v1/contracts/{contract.pk}/amendments/{amendment_id}"
+    assert author.post(f"{url}/submit", {}, format="json").status_code == 200
+    assert first.post(f"{url}/approve", {"comment": "ok"}, format="json").json()["status"] == "pending_approval"
+    response = second.post(f"{url}/approve", {}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.mark.django_db
+class TestAmendmentFlow:
+    def test_dual_approval_then_terms_change_from_the_date(self, api, org, managers):
+        contract = approved_contract(org)
+        author, first, second = managers
+        created = amend(author, contract, changes={"hours_budget": "250.00", "expiry_date": "2029-06-30"})
+        assert created.status_code == 201, created.content
+        url = f"/api/v1/contracts/{contract.pk}/amendments/{created.json()['id']}"
+        assert first.post(f"{url}/approve", {}, format="json").status_code == 409  # not submitted
+        assert author.post(f"{url}/submit", {}, format="json").status_code == 200
+        assert author.post(f"{url}/approve", {}, format="json").status_code == 403  # the submitter
+        assert first.post(f"{url}/approve", {}, format="json").status_code == 200
+        again = first.post(f"{url}/approve", {}, format="json")
+        assert again.status_code == 403 and "already approved" in again.json()["message"]
+        body = second.post(f"{url}/approve", {}, format="json").json()
+        assert body["status"] == "approved" and len(body["approvals"]) == 2
+        # Future-dated: the contract keeps its terms today ...
+        contract.refresh_from_db()
+        assert str(contract.hours_budget) == "100.00" and contract.expiry_date == dt.date(2028, 12, 31)
+        # ... and answers as of any date.
+        viewer = api("viewer")
+        before = viewer.get(f"/api/v1/contracts/{contract.pk}?as_of=2027-02-28").json()
+        after = viewer.get(f"/api/v1/contracts/{contract.pk}?as_of=2027-03-01").json()
+        assert (before["hours_budget"], before["expiry_date"], before["notice_date"]) == (
+            "100.00", "2028-12-31", "2028-12-01",
+        )  # fmt: skip
+        assert (after["hours_budget"], after["expiry_date"], after["notice_date"]) == (
+            "250.00", "2029-06-30", "2029-05-31",
+        )  # fmt: skip
+        versions = viewer.get(f"/api/v1/contracts/{contract.pk}/terms").json()
+        assert [(v["origin"], v["effective_from"], v["effective_to"]) for v in versions] == [
+            ("creation", "2026-01-01", "2027-03-01"),
+            ("amendment", "2027-03-01", None),
+        ]
+        assert versions[1]["amendment"]["id"] == created.json()["id"]
+        assert versions[1]["terms"]["counterparty_id"] == contract.counterparty_id
+        # The date comes: run_lifecycle brings the contract to its new terms, once.
+        lifecycle("2027-03-01T00:30:00+01:00")
+        lifecycle("2027-03-01T01:30:00+01:00")
+        contract.refresh_from_db()
+        assert str(contract.hours_budget) == "250.00" and contract.notice_date == dt.date(2029, 5, 31)
+        changed = Event.objects.filter(type="contract.terms_changed", object_id=contract.pk)
+        assert changed.count() == 1
+        assert changed.get().payload["changes"]["hours_budget"] == {"before": "100.00", "after": "250.00"}
+        types = list(Event.objects.filter(object_type="amendment").values_list("type", flat=True))
+        assert types == ["amendment.created", "amendment.submitted", "amendment.approved", "amendment.approved"]
+
+    def test_effective_today_applies_at_once_with_line_items(self, api, org, managers):
+        contract = approved_contract(org, line_items=["Old labour"])
+        today = contract.local_today(dt.datetime.now(dt.UTC)).isoformat()
+        items = [{"description": "Labour", "quantity": "10", "unit_price": "80.00"}, {"description": "Parts"}]
+        created = amend(managers[0], contract, effective_date=today, changes={"line_items": items, "auto_renew": True,
+                                                                            "renewal_term_months": 12})  # fmt: skip
+        assert created.status_code == 201, created.content
+        approve_fully(managers, contract, created.json()["id"])
+        contract.refresh_from_db()
+        assert contract.auto_renew and contract.renewal_term_months == 12
+        assert list(contract.line_items.values_list("description", "quantity")) == [
+            ("Labour", 10), ("Parts", 1),
+        ]  # fmt: skip
+        yesterday = (dt.date.fromisoformat(today) - dt.timedelta(days=1)).isoformat()
+        past = api("viewer").get(f"/api/v1/contracts/{contract.pk}/terms").json()[0]["terms"]
+        assert [i["description"] for i in past["line_items"]] == ["Old labour"]
+        assert api("viewer").get(f"/api/v1/contracts/{contract.pk}?as_of={yesterday}").json()["auto_renew"] is False
+
+    def test_reject_returns_to_draft_for_a_new_round(self, api, org, managers):
+        contract = approved_contract(org)
+        author, first, second = managers
+        amendment = amend(author, contract, changes={"notice_period_days": 60}).json()
+        url = f"/api/v1/contracts/{contract.pk}/amendments/{amendment['id']}"
+        author.post(f"{url}/submit", {}, format="json")
+        first.post(f"{url}/approve", {}, format="json")
+        assert second.post(f"{url}/reject", {}, format="json").status_code == 422  # a reason is required
+        rejected = second.post(f"{url}/reject", {"reason": "Wrong date"}, format="json").json()
+        assert rejected["status"] == "draft" and rejected["approvals"][-1]["decision"] == "rejected"
+        assert author.patch(url, {"effective_date": "2027-05-01"}, format="json").status_code == 200
+        resubmitted = author.post(f"{url}/submit", {}, format="json").json()
+        assert resubmitted["approval_round"] == 2 and resubmitted["approvals"] == []
+        first.post(f"{url}/approve", {}, format="json")  # the round-1 approver may approve again
+        assert second.post(f"{url}/approve", {}, format="json").json()["status"] == "approved"
+        assert author.patch(url, {"reason": "late"}, format="json").status_code == 409
+
+    def test_contract_approvals_are_not_mixed_with_amendment_approvals(self, api, org, managers):
+        contract = approved_contract(org, approval_round=1)
+        amendment = amend(managers[0], contract, changes={"notice_period_days": 60}).json()
+        approve_fully(managers, contract, amendment["id"])
+        assert api("viewer").get(f"/api/v1/contracts/{contract.pk}").json()["approvals"] == []
+
+    @pytest.mark.parametrize(
+        "body, field, fragment",
+        [
+            ({"changes": {}}, "changes", "at least one term"),
+            ({"changes": {"name": "x"}}, "changes.name", "Not an amendable term"),
+            ({"changes": {"currency": "USD"}}, "changes.currency", "cannot be amended"),
+            ({"changes": {"hours_budget": "-1"}}, "changes.hours_budget", "greater than or equal to 0"),
+            ({"changes": {"start_date": "2026-02-01"}}, "changes.start_date", "cannot move"),
+            ({"changes": {"line_items": [{"quantity": "1"}]}}, "changes.line_items[0].description", "required"),
+            ({"effective_date": "2026-01-01"}, "effective_date", "only an admin may backdate"),
+            ({"effective_date": "2029-01-01"}, "effective_date", "after the contract's expiry date"),
+            ({"changes": {"expiry_date": "2027-01-31"}}, "effective_date", "after the contract's expiry date"),
+            ({"reason": ""}, "reason", "blank"),
+        ],
+    )
+    def test_invalid_amendments_are_422_naming_the_field(self, org, managers, body, field, fragment):
+        contract = approved_contract(org)
+        response = amend(managers[0], contract, **{"changes": {"hours_budget": "1.00"}, **body})
+        assert response.status_code == 422, response.content
+        errors = response.json()["errors"]
+        assert fragment in " ".join(errors.get(field, [])), errors
+
+    def test_another_organizations_counterparty_is_a_422(self, org, other_org, managers):
+        contract = approved_contract(org)
+        theirs = baker.make(Counterparty, organization=other_org)
+        response = amend(managers[0], contract, changes={"counterparty_id": theirs.pk})
+        assert response.status_code == 422
+        assert "changes.counterparty_id" in response.json()["errors"]
+
+    @pytest.mark.parametrize("status", ["draft", "pending_approval", "expired", "terminated", "renewed"])
+    def test_only_a_live_contract_is_amended(self, org, managers, status):
+        contract = make_contract(org, status=status)
+        assert amend(managers[0], contract, changes={"notice_period_days": 5}).status_code == 409
+
+    def test_an_admin_may_backdate_and_history_changes_from_then(self, api, org, managers):
+        contract = approved_contract(org)
+        admin = api("admin")
+        created = amend(admin, contract, effective_date="2026-06-01", changes={"notice_period_days": 45})
+        assert created.status_code == 201, created.content
+        url = f"/api/v1/contracts/{contract.pk}/amendments/{created.json()['id']}"
+        admin.post(f"{url}/submit", {}, format="json")
+        assert managers[1].post(f"{url}/approve", {}, format="json").status_code == 200
+        # A manager cannot complete a backdated amendment; an admin can.
+        assert managers[2].post(f"{url}/approve", {}, format="json").status_code == 422
+        assert api("admin").post(f"{url}/approve", {}, format="json").json()["status"] == "approved"
+        viewer = api("viewer")
+        assert viewer.get(f"/api/v1/contracts/{contract.pk}?as_of=2026-05-31").json()["notice_period_days"] == 30
+        assert viewer.get(f"/api/v1/contracts/{contract.pk}?as_of=2026-06-01").json()["notice_period_days"] == 45
+        contract.refresh_from_db()
+        assert contract.notice_period_days == 45  # in force today as well
+
+    def test_list_filters_accept_as_of(self, api, org, managers):
+        amended = approved_contract(org)
+        plain = approved_contract(org)
+        draft = make_contract(org, expiry_date=dt.date(2028, 12, 31))
+        amendment = amend(
+            managers[0], amended, effective_date="2027-06-01", changes={"expiry_date": "2029-12-31", "auto_renew": True,
+                                                                        "renewal_term_months": 6}
+        )  # fmt: skip
+        approve_fully(managers, amended, amendment.json()["id"])
+        viewer = api("viewer")
+
+        def ids(**params):
+            response = viewer.get("/api/v1/contracts", params)
+            assert response.status_code == 200, response.content
+            return {c["id"] for c in response.json()}
+
+        assert ids(expiry_date="2028-12-31") == {amended.pk, plain.pk, draft.pk}
+        assert ids(as_of="2027-07-01", expiry_date="2028-12-31") == {plain.pk, draft.pk}
+        assert ids(as_of="2027-07-01", expiry_date="2029-12-31") == {amended.pk}
+        assert ids(as_of="2027-05-31", expiry_date=">=2029-01-01") == set()
+        assert ids(as_of="2027-07-01", notice_date="2029-12-01") == {amended.pk}
+        assert ids(as_of="2027-07-01", auto_renew="true") == {amended.pk}
+        assert ids(as_of="2027-05-01", auto_renew="true") == set()
+        assert ids(as_of="2027-07-01", auto_renew="false") == {plain.pk, draft.pk}
+        assert ids(as_of="2027-07-01", counterparty_id=str(amended.counterparty_id)) == {amended.pk}
+        listed = viewer.get("/api/v1/contracts", {"as_of": "2027-07-01", "fields": "expiry_date"}).json()
+        assert {c["id"]: c["expiry_date"] for c in listed}[amended.pk] == "2029-12-31"
+        bad = viewer.get("/api/v1/contracts", {"as_of": "tomorrow"})
+        assert bad.status_code == 400 and "as_of" in bad.json()["errors"]
+        assert viewer.get(f"/api/v1/contracts/{amended.pk}?as_of=2027-02-30").status_code == 400
+
+    def test_as_of_lists_take_a_constant_number_of_queries(self, api, org, managers):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        for _ in range(12):
+            contract = approved_contract(org)
+            approve_fully(
+                managers, contract, amend(managers[0], contract, changes={"notice_period_days": 9}).json()["id"]
+            )
+        viewer = api("viewer")
+        counts = []
+        for per_page in (2, 12):
+            with CaptureQueriesContext(connection) as queries:
+                response = viewer.get("/api/v1/contracts", {"as_of": "2027-06-01", "per_page": per_page})
+            assert response.status_code == 200
+            counts.append(len(queries))
+        # 1 membership, 2 count, 3 the page, 4 the term versions (prefetched)
+        assert counts == [4, 4], counts
+
+    def test_as_of_on_a_draft_reads_the_row(self, api, org):
+        draft = make_contract(org, notice_period_days=7)
+        assert api("viewer").get(f"/api/v1/contracts/{draft.pk}?as_of=2020-01-01").json()["notice_period_days"] == 7
+
+    def test_other_organizations_routes_are_404(self, api, other_org):
+        theirs = approved_contract(other_org)
+        client = api("admin")
+        assert client.get(f"/api/v1/contracts/{theirs.pk}/amendments").status_code == 404
+        assert client.get(f"/api/v1/contracts/{theirs.pk}/terms").status_code == 404
+        assert amend(client, theirs, changes={"notice_period_days": 1}).status_code == 404
+
+
+@pytest.mark.django_db
+class TestLifecycleReadsTheVersionInForce:
+    def test_expiry_and_auto_renewal_follow_an_amendment(self, org, managers, make_member):
+        from contracts import amendments
+
+        contract = approved_contract(
+            org, expiry_date=dt.date(2027, 3, 31), auto_renew=True, renewal_term_months=12, notice_period_days=0
+        )
+        now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+        users = [make_member("manager", org).user for _ in range(3)]
+        amendment = amendments.create_amendment(
+            contract=contract,
+            actor=users[0],
+            data={"effective_date": dt.date(2027, 3, 1), "changes": {"expiry_date": "2027-06-30", "auto_renew": False},
+                  "reason": "Extended, no renewal"},
+            now=now,
+        )  # fmt: skip
+        amendments.submit_amendment(amendment=amendment, actor=users[0])
+        amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
+        amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
+        # Without the amendment it would auto-renew at the end of 31 March 2027.
+        lifecycle("2027-04-01T12:00:00Z")
+        contract.refresh_from_db()
+        assert contract.status == "active" and contract.expiry_date == dt.date(2027, 6, 30)
+        assert not Contract.objects.filter(renewed_from=contract).exists()
+        lifecycle("2027-07-01T12:00:00Z")
+        contract.refresh_from_db()
+        assert contract.status == "expired"  # auto_renew was amended away
+
+    def test_activation_allocates_the_hours_of_the_version_in_force(self, org, make_member):
+        from contracts import amendments
+        from ledger.models import LedgerEntry
+
+        contract = make_contract(org, status="scheduled", start_date=dt.date(2027, 1, 1),
+                                 expiry_date=dt.date(2027, 12, 31), hours_budget="100.00")  # fmt: skip
+        terms.start_versions(contract, origin="creation", now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+        users = [make_member("manager", org).user for _ in range(3)]
+        now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+        amendment = amendments.create_amendment(
+            contract=contract,
+            actor=users[0],
+            data={"effective_date": dt.date(2027, 1, 1), "changes": {"hours_budget": "160.00"}, "reason": "More"},
+            now=now,
+        )
+        amendments.submit_amendment(amendment=amendment, actor=users[0])
+        amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
+        amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
+        assert [(v.effective_from, v.origin) for v in contract.term_versions.all()] == [
+            (dt.date(2027, 1, 1), "creation")
+        ]  # the same date: laid over the creation version
+        lifecycle("2027-01-01T08:00:00Z")
+        contract.refresh_from_db()
+        assert contract.status == "active"
+        allocation = LedgerEntry.objects.get(contract=contract, entry_type="initial_allocation")
+        assert str(allocation.hours) == "160.00"
+
+    def test_an_amended_budget_of_an_active_contract_posts_the_difference(self, api, org, managers):
+        from ledger.models import LedgerEntry
+
+        contract = make_contract(org, status="pending_approval", approval_round=1, hours_budget="100.00",
+                                 expiry_date=dt.date(2028, 12, 31))  # fmt: skip
+        for _ in range(2):
+            api("manager").post(f"/api/v1/contracts/{contract.pk}/approve", {}, format="json")
+        contract.refresh_from_db()
+        assert contract.status == "active" and contract.remaining_hours == 100
+        today = contract.local_today(dt.datetime.now(dt.UTC)).isoformat()
+        created = amend(managers[0], contract, effective_date=today, changes={"hours_budget": "130.00"})
+        approve_fully(managers, contract, created.json()["id"])
+        contract.refresh_from_db()
+        adjustment = LedgerEntry.objects.get(contract=contract, entry_type="adjustment")
+        assert str(adjustment.hours) == "30.00" and contract.remaining_hours == 130
+        # A later amendment down again posts the (negative) difference, once.
+        later = amend(managers[0], contract, effective_date="2027-06-01", changes={"hours_budget": "90.00"})
+        approve_fully(managers, contract, later.json()["id"])
+        lifecycle("2027-06-01T08:00:00Z")
+        lifecycle("2027-06-02T08:00:00Z")
+        contract.refresh_from_db()
+        assert contract.remaining_hours == 90
+        assert LedgerEntry.objects.filter(contract=contract, entry_type="adjustment").count() == 2
+
+
+@pytest.mark.django_db
+class TestAmendingSlaRules:
+    def test_rules_are_amended_from_the_same_instant(self, api, org, managers):
+        from slas.models import SlaRule
+        from tests.slas.factories import make_calendar, make_rule
+
+        contract = approved_contract(org)
+        rule = make_rule(contract, metric="response", target_minutes=120)
+        calendar = make_calendar(org)
+        created = amend(managers[0], contract, effective_date="2027-03-01", changes={
+            "hours_budget": "120.00", "sla_rules": [{"id": rule.pk, "target_minutes": 60, "calendar_id": calendar.pk}],
+        })  # fmt: skip
+        assert created.status_code == 201, created.content
+        assert created.json()["changes"]["sla_rules"] == [
+            {"id": rule.pk, "target_minutes": 60, "calendar_id": calendar.pk}
+        ]
+        rule.refresh_from_db()
+        assert not hasattr(rule, "next_version")  # nothing changes before approval
+        body = approve_fully(managers, contract, created.json()["id"])
+        successor = SlaRule.objects.get(previous_version=rule)
+        assert (successor.target_minutes, successor.calendar_id) == (60, calendar.pk)
+        assert successor.effective_from.isoformat().replace("+00:00", "Z") == body["effective_at"]
+        rule.refresh_from_db()
+        assert rule.effective_to == successor.effective_from
+
+    @pytest.mark.parametrize(
+        "item, field",
+        [
+            ({"id": 999999, "target_minutes": 30}, "changes.sla_rules[0].id"),
+            ({"target_minutes": 30}, "changes.sla_rules[0].id"),
+            ({"id": "RULE", "target_minutes": 0}, "changes.sla_rules[0].target_minutes"),
+            ({"id": "RULE", "effective_from": "2027-01-01T00:00:00Z"}, "changes.sla_rules[0].effective_from"),
+            ({"id": "RULE", "no_such_field": 1}, "changes.sla_rules[0].no_such_field"),
+            ({"id": "RULE"}, "changes.sla_rules[0]"),
+        ],
+    )
+    def test_invalid_rule_changes_are_422_naming_the_field(self, org, managers, item, field):
+        from tests.slas.factories import make_rule
+
+        contract = approved_contract(org)
+        rule = make_rule(contract)
+        item = {k: (rule.pk if v == "RULE" else v) for k, v in item.items()}
+        response = amend(managers[0], contract, changes={"sla_rules": [item]})
+        assert response.status_code == 422, response.content
+        assert field in response.json()["errors"], response.json()
+
+    def test_another_contracts_rule_is_refused(self, org, other_org, managers):
+        from tests.slas.factories import make_rule
+
+        contract = approved_contract(org)
+        theirs = make_rule(approved_contract(other_org))
+        response = amend(managers[0], contract, changes={"sla_rules": [{"id": theirs.pk, "target_minutes": 30}]})
+        assert response.status_code == 422 and "changes.sla_rules[0].id" in response.json()["errors"]

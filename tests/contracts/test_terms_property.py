@@ -1,0 +1,131 @@
+"""Property: for random amendment histories, the terms read `as_of` any date equal replaying the
+history up to that date (DESIGN §10: every past question keeps its past answer).
+
+The replay is the definition, written independently of `contracts.terms`: start from the terms
+at approval; for each approved amendment, in the order of approval, whose effective date is on or
+before the date asked about, set the terms it names (line items as a whole list). Amendments are
+dated anywhere, before or after one another (backdated ones by an admin), and some are rejected
+and never apply. Before the contract's start it reads as the terms it starts with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config.api.filters import Predicate
+from contracts import amendments, terms
+from contracts.models import Contract
+from tests.contracts.factories import make_contract
+
+NOW = dt.datetime(2026, 6, 15, 10, 0, tzinfo=dt.UTC)
+START, EXPIRY = dt.date(2026, 1, 1), dt.date(2029, 12, 31)
+FIRST_DAY, LAST_DAY = dt.date(2026, 1, 1), dt.date(2028, 12, 31)
+
+line_item = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["service", "part"]),
+        "description": st.sampled_from(["Labour", "Pump seal", "Call-out"]),
+        "sku": st.sampled_from(["", "PS-1"]),
+        "quantity": st.sampled_from(["1.000", "2.500", "10.000"]),
+        "unit": st.just(""),
+        "unit_price": st.sampled_from([None, "12.5000", "80.0000"]),
+        "covered": st.booleans(),
+        "notes": st.just(""),
+    }
+)
+change_values = {
+    "notice_period_days": st.integers(0, 120),
+    "auto_renew": st.booleans(),
+    "renewal_term_months": st.integers(1, 36),
+    "hours_budget": st.sampled_from(["0.00", "40.00", "125.50", "1000.00"]),
+    "contract_value": st.sampled_from([None, "1000.0000", "25000.5000"]),
+    "expiry_date": st.dates(dt.date(2029, 1, 1), EXPIRY).map(dt.date.isoformat),
+    "contract_type": st.sampled_from(["service_contract", "maintenance_agreement", "warranty"]),
+    "requires_counterparty_signature": st.booleans(),
+    "line_items": st.lists(line_item, max_size=2),
+}
+changes = st.dictionaries(st.sampled_from(sorted(change_values)), st.none(), min_size=1, max_size=4).flatmap(
+    lambda keys: st.fixed_dictionaries({key: change_values[key] for key in keys})
+)
+history = st.lists(
+    st.tuples(st.dates(FIRST_DAY, LAST_DAY), changes, st.sampled_from(["approve", "approve", "approve", "reject"])),
+    min_size=1,
+    max_size=6,
+)
+order = st.randoms(use_true_random=False)
+probes = st.lists(st.dates(dt.date(2025, 6, 1), EXPIRY), max_size=6)
+
+
+def replay(base: dict, applied: list[tuple[dt.date, dict]], day: dt.date) -> dict:
+    day = max(day, START)  # before its start a contract reads as the terms it starts with
+    result = dict(base)
+    for effective, change in applied:
+        if effective <= day:
+            result.update(change)
+    expiry = result["expiry_date"]
+    result["notice_date"] = (
+        dt.date.fromisoformat(expiry) - dt.timedelta(days=result["notice_period_days"])
+    ).isoformat()
+    return result
+
+
+@pytest.mark.django_db
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=history, shuffle=order, extra_probes=probes)
+def test_as_of_equals_replaying_the_history(org, make_member, history, shuffle, extra_probes):
+    author, first, second = (make_member("admin", org).user for _ in range(3))
+    contract = make_contract(org, status="active", start_date=START, expiry_date=EXPIRY, notice_period_days=30,
+                             hours_budget="100.00", renewal_term_months=12)  # fmt: skip
+    contract.refresh_from_db()
+    terms.start_versions(contract, origin="creation", now=NOW)
+    base = terms.read_terms(contract)
+
+    drafts = [
+        amendments.create_amendment(
+            contract=contract,
+            actor=author,
+            data={"effective_date": day, "changes": change, "reason": "property"},
+            allow_past=True,
+            now=NOW,
+        )
+        for day, change, _ in history
+    ]
+    for amendment in drafts:
+        amendments.submit_amendment(amendment=amendment, actor=author)
+    # Approve (or reject) in a random order: the order of approval is the order of the history.
+    decisions = list(zip(drafts, (decision for _, _, decision in history), strict=True))
+    shuffle.shuffle(decisions)
+    applied = []
+    for amendment, decision in decisions:
+        amendments.approve_amendment(amendment=amendment, actor=first, allow_past=True, now=NOW)
+        if decision == "reject":
+            amendments.reject_amendment(amendment=amendment, actor=second, reason="no")
+            continue
+        amendments.approve_amendment(amendment=amendment, actor=second, allow_past=True, now=NOW)
+        applied.append((amendment.effective_date, amendment.changes))
+
+    contract = Contract.objects.get(pk=contract.pk)
+    days = {d for d, _, _ in history} | {d - dt.timedelta(days=1) for d, _, _ in history} | set(extra_probes)
+    days |= {START, NOW.date(), EXPIRY}
+    for day in sorted(days):
+        expected = replay(base, applied, day)
+        version = terms.version_on(contract, day)
+        assert version.terms == expected, day
+        view = terms.contract_as_of(contract, day)
+        for name in ("notice_period_days", "auto_renew", "renewal_term_months", "contract_type", "notice_date"):
+            assert terms.read_terms(view)[name] == expected[name], (day, name)
+        # ... and the list filters' SQL (`?as_of=&expiry_date=...`) finds it by the same terms.
+        for name in ("expiry_date", "notice_date", "auto_renew", "contract_type"):
+            value = terms._python(name, expected[name])
+            found = Contract.objects.filter(terms.term_predicate_q(name, Predicate("in", (value,)), day, False))
+            assert found.filter(pk=contract.pk).exists(), (day, name, value)
+    # The row holds the terms in force today; versions tile time without gaps or overlaps.
+    assert terms.read_terms(contract) == replay(base, applied, contract.local_today(NOW))
+    spans = [(v.effective_from, v.effective_to) for v in contract.term_versions.order_by("effective_from")]
+    assert spans[-1][1] is None
+    assert all(end == next_start for (_, end), (next_start, _) in itertools.pairwise(spans))

@@ -1,0 +1,218 @@
+"""The e-mails: which job, contract, target and how late, with links on SITE_URL, in plain text and
+HTML; retried when the mail server fails; and once through a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core import mail
+from django.core.management import call_command
+from django.utils import timezone
+
+from events.models import Event
+from notifications.models import EmailNotification
+from tests.breaches.factories import T0, active_contract, make_job, make_rule, minutes, scan
+
+from .conftest import deliver
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site(settings):
+    settings.SITE_URL = "https://sla.example.com"
+
+
+@pytest.fixture
+def late_job(org, site):
+    """A job 10 minutes past its 60-minute response target, with an escalation at 50 %."""
+    org.notification_emails = ["ops@example.com"]
+    org.save()
+    contract = active_contract(org, reference="C-FLEET-7")
+    make_rule(
+        contract, target_minutes=60, escalation=[{"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}]
+    )
+    job = make_job(contract, T0, reference="WO-1234")
+    return job, contract
+
+
+def message_to(address: str):
+    [message] = [m for m in mail.outbox if m.to == [address]]
+    return message
+
+
+def test_the_escalation_e_mail(late_job):
+    job, contract = late_job
+    scan(minutes(40))
+    deliver()
+    message = message_to("desk@example.com")
+    assert message.subject == (
+        "[Acme Field Services] Escalation 'warning': job WO-1234 has used 50% of its response target"
+    )
+    text = message.body
+    assert f"Job: WO-1234 (id {job.pk})" in text
+    assert f"Contract: C-FLEET-7 (id {contract.pk})" in text
+    assert "Target: response within 60 business minutes" in text
+    assert "Reached at: 2026-03-10 10:30 CET (09:30 UTC)" in text
+    assert "How late: not late yet: due in 30 min (wall-clock)" in text
+    assert f"https://sla.example.com/admin/workorders/workorder/{job.pk}/change/" in text
+    assert f"https://sla.example.com/api/v1/work_orders/{job.pk}" in text
+    [(html, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    assert f'<a href="https://sla.example.com/admin/contracts/contract/{contract.pk}/change/">' in html
+    assert "WO-1234" in html and "<th" in html
+
+
+def test_the_breach_e_mail(late_job):
+    job, contract = late_job
+    scan(minutes(75))
+    deliver()
+    message = message_to("ops@example.com")
+    breach_id = EmailNotification.objects.get(kind="breach").event.object_id
+    assert message.subject == "[Acme Field Services] SLA breach: job WO-1234 missed its response target"
+    assert "it is 15 min (business time) past due" in message.body
+    assert "How late: 15 min over the target (business time)" in message.body
+    assert "Due at: 2026-03-10 11:00 CET (10:00 UTC)" in message.body
+    assert f"https://sla.example.com/api/v1/breaches/{breach_id}" in message.body
+    assert "Contract: C-FLEET-7" in message.body
+
+
+def test_the_contract_reminder_e_mail(org, site):
+    org.notification_emails = ["contracts@example.com"]
+    org.save()
+    contract = active_contract(org, reference="C-99", name="Pumps")
+    call_command("run_lifecycle", now="2026-12-23T23:00:00Z", stdout=io.StringIO())  # 24 Dec local: 7 days
+    deliver()
+    [message] = mail.outbox
+    assert message.subject == "[Acme Field Services] Contract C-99 expires in 7 days"
+    assert "Contract C-99 expires in 7 days (2026-12-31). Renew it, or let it expire." in message.body
+    assert f"https://sla.example.com/api/v1/contracts/{contract.pk}" in message.body
+
+
+def test_a_failing_mail_server_is_retried_on_the_schedule(late_job, settings):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+    scan(minutes(40))
+    start = timezone.now()
+    assert "0 e-mails sent, 1 failed" in deliver(start)
+    row = EmailNotification.objects.get()
+    assert (row.status, row.attempts) == ("pending", 1) and "Connection" in row.last_error
+    assert row.next_attempt_at > start
+
+
+def test_an_e_mail_that_cannot_be_rendered_does_not_stop_the_others(late_job):
+    scan(minutes(40))
+    good = EmailNotification.objects.get()
+    broken_event = Event.objects.create(
+        organization=good.organization, type="sla.escalation", object_type="slaclock", object_id=1,
+        payload={"level": "x"}, occurred_at=timezone.now(),
+    )  # fmt: skip
+    EmailNotification.objects.filter(event=broken_event).delete()
+    broken = EmailNotification.objects.create(
+        organization=good.organization, event=broken_event, kind="escalation", recipients=["a@example.com"],
+        next_attempt_at=timezone.now(),
+    )  # fmt: skip
+    assert "1 e-mails sent, 1 failed" in deliver()
+    broken.refresh_from_db()
+    assert (broken.status, broken.attempts) == ("pending", 1) and broken.last_error.startswith("KeyError")
+    assert [m.to for m in mail.outbox] == [["desk@example.com"]]
+
+
+class Collect:
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Collect()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def test_through_a_real_smtp_server_on_loopback(late_job, settings, smtp_server):
+    handler, port = smtp_server
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+    settings.DEFAULT_FROM_EMAIL = "SLA service <sla@example.com>"
+    scan(minutes(75))  # the escalation and the breach
+    assert "2 e-mails sent, 0 failed" in deliver()
+    assert sorted(tuple(e.rcpt_tos) for e in handler.envelopes) == [("desk@example.com",), ("ops@example.com",)]
+    envelope = next(e for e in handler.envelopes if e.rcpt_tos == ["ops@example.com"])
+    assert envelope.mail_from == "sla@example.com"
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert message["Subject"].startswith("[Acme Field Services] SLA breach: job WO-1234")
+    assert message.get_content_type() == "multipart/alternative"
+    plain = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "How late: 15 min over the target" in plain and "<a href=" in html
+    assert EmailNotification.objects.filter(status="succeeded").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("email_url", "expected"),
+    [
+        (None, {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}),
+        (
+            "smtp+tls://sla%40example.com:s3cret@mail.example.com:587",
+            {
+                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "EMAIL_HOST": "mail.example.com",
+                "EMAIL_PORT": 587,
+                "EMAIL_HOST_USER": "sla@example.com",
+                "EMAIL_HOST_PASSWORD": "s3cret",
+                "EMAIL_USE_TLS": True,
+            },
+        ),
+        (  # django-environ drops the first slash of the path: relative to where the worker runs
+            "filemail:///var/mail",
+            {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": "var/mail"},
+        ),
+        (
+            "filemail:////srv/mail",
+            {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": "/srv/mail"},
+        ),
+    ],
+)
+def test_email_url_configures_the_backend(email_url, expected):
+    """The settings read EMAIL_URL as django-environ does (a fresh process: settings load once)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if k != "EMAIL_URL"}
+    if email_url:
+        env["EMAIL_URL"] = email_url
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        f"print(json.dumps({{k: getattr(s, k) for k in {sorted(expected)!r}}}))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(output) == expected

@@ -1,0 +1,85 @@
+"""Real OS processes on the test database, released together (PostgreSQL concurrency tests).
+
+`at_barrier(table, command, copies=2, env=...)` starts `copies` of `manage.py <command>` on the
+test database while the test holds an EXCLUSIVE lock on `table`; once every process waits on that
+lock (their `SELECT ... FOR UPDATE` needs a row lock, which waits on it), the test commits and
+they run side by side. Returns their outputs; a process that exits non-zero fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
+
+
+def start_command(command: list[str], env: dict | None = None) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *command],
+        cwd=Path(settings.BASE_DIR),
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def at_barrier(table: str, command: list[str], copies: int = 2, env: dict | None = None) -> list[str]:
+    import psycopg
+
+    db = connection.settings_dict
+    barrier = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )
+    processes = []
+    try:
+        barrier.execute(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE')
+        processes = [start_command(command, env) for _ in range(copies)]
+        deadline = time.monotonic() + 120
+        waiting = 0
+        while waiting < copies:
+            crashed = [p for p in processes if p.poll() is not None]
+            assert not crashed, [p.communicate() for p in crashed]
+            assert time.monotonic() < deadline, f"the {copies} processes never all reached the barrier"
+            time.sleep(0.05)
+            waiting = barrier.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted", [table]
+            ).fetchone()[0]
+        barrier.commit()  # all are waiting: let them go at once
+        outputs = []
+        for process in processes:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, (out, err)
+            outputs.append(out)
+        return outputs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        barrier.close()

@@ -1,0 +1,323 @@
+"""`GET /api/v1/reports/sla_compliance`: the SQL report against a slow Python reference.
+
+The reference walks every clock of the random data set (`tests.reports.factories`) in Python,
+with its own reading of the rules (decided when stopped, or at the due time if breached while
+running; cancelled never), its own percentiles (`statistics`) and its own sums; the report must
+give the same rows, on SQLite and on PostgreSQL (the suite runs on both).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import statistics
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tenancy.currencies import quantize
+from tests.reports.factories import build_dataset
+from workorders.models import SlaClock
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/reports/sla_compliance"
+
+CASES = [
+    ((), {}),
+    (("contract",), {}),
+    (("counterparty", "metric"), {}),
+    (("sla_rule", "priority"), {}),
+    (("month",), {}),
+    (("week", "metric"), {}),
+    (("contract", "month"), {"metric": "response,resolution"}),
+    (("priority",), {"priority": "critical,high"}),
+    (("sla_rule",), {"contract": "FIRST"}),
+]
+
+
+# --- the slow reference ---------------------------------------------------------------------------
+
+
+def _decided(clock: SlaClock, now: dt.datetime) -> dt.datetime | None:
+    if clock.stopped_at is not None and clock.state in ("met", "breached"):
+        return clock.stopped_at
+    if clock.stopped_at is None and clock.state in ("running", "breached") and clock.due_at and clock.due_at < now:
+        return clock.due_at
+    return None
+
+
+def _label(unit: str, instant: dt.datetime, zone: ZoneInfo) -> str:
+    local = instant.astimezone(zone)
+    if unit == "month":
+        return local.strftime("%Y-%m")
+    year, week, _ = local.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _key_of(clock: SlaClock, key: str, instant, zone):
+    if key == "contract":
+        return clock.rule.contract_id
+    if key == "counterparty":
+        return clock.rule.contract.counterparty_id
+    if key == "sla_rule":
+        return clock.rule_id
+    if key == "metric":
+        return clock.metric
+    if key == "priority":
+        return clock.work_order.priority
+    return _label(key, instant, zone)
+
+
+def _round(value) -> float:
+    return float(Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def _percentile(values: list[int], fraction: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    if fraction == 0.5:
+        return statistics.median(values)
+    return statistics.quantiles(values, n=10, method="inclusive")[int(fraction * 10) - 1]
+
+
+def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _period_ends(unit, start_day: dt.date, end_day: dt.date, zone) -> dict[str, dt.datetime]:
+    """Label -> end instant of every month/week touching [start_day, end_day]."""
+    ends, day = {}, start_day
+    while day <= end_day:
+        local = _local_midnight(day, zone)
+        label = _label(unit, local, zone)
+        if unit == "month":
+            following = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        else:
+            following = day - dt.timedelta(days=day.weekday()) + dt.timedelta(days=7)
+        ends[label] = _local_midnight(following, zone)
+        day = following
+    return ends
+
+
+def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> list[dict]:
+    zone = ZoneInfo(zone_name)
+    start = _local_midnight(date_from, zone)
+    end = _local_midnight(date_to + dt.timedelta(days=1), zone)
+    time_key = next((k for k in group_by if k in ("month", "week")), None)
+    ends = _period_ends(time_key, date_from, date_to, zone) if time_key else {None: end}
+    groups: dict[tuple, dict] = defaultdict(
+        lambda: {
+            "decided": 0,
+            "met": 0,
+            "seconds": [],
+            "overage": 0,
+            "money": defaultdict(Decimal),
+            "waived": 0,
+            "open": 0,
+        }
+    )
+    clocks = SlaClock.objects.filter(organization=org).select_related("rule__contract", "work_order")
+    for clock in clocks:
+        if filters.get("metric") and clock.metric not in filters["metric"]:
+            continue
+        if filters.get("priority") and clock.work_order.priority not in filters["priority"]:
+            continue
+        if filters.get("contract") and clock.rule.contract_id not in filters["contract"]:
+            continue
+        decided = _decided(clock, now)
+        if decided is not None and start <= decided < end:
+            g = groups[tuple(_key_of(clock, key, decided, zone) for key in group_by)]
+            g["decided"] += 1
+            g["met"] += clock.state == "met"
+            if clock.stopped_at is not None:
+                g["seconds"].append(clock.elapsed_seconds)
+            breach = getattr(clock, "breach", None)
+            if breach is not None:
+                g["overage"] += breach.overage_minutes
+                if breach.state == "waived":
+                    g["waived"] += 1
+                else:
+                    g["money"][breach.currency] += breach.penalty_amount
+        if clock.state == "cancelled":
+            continue
+        for label, period_end in ends.items():
+            if clock.started_at < period_end and (decided is None or decided >= period_end):
+                key = tuple(label if k == time_key else _key_of(clock, k, None, zone) for k in group_by)
+                groups[key]["open"] += 1
+    if not group_by:
+        groups[()]  # the single row exists even when empty
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple((0, v) if isinstance(v, int) else (1, str(v)) for v in k)):
+        g = groups[key]
+        if not g["decided"] and not g["open"] and group_by:
+            continue
+        seconds = g["seconds"]
+        rows.append(
+            {
+                "key": key,
+                "decided": g["decided"],
+                "met": g["met"],
+                "breached": g["decided"] - g["met"],
+                "achieved_percent": _round(Decimal(g["met"] * 100) / g["decided"]) if g["decided"] else None,
+                "minutes": {
+                    "mean": _round(Decimal(sum(seconds)) / len(seconds) / 60) if seconds else None,
+                    "p50": _round(Decimal(str(_percentile(seconds, 0.5))) / 60) if seconds else None,
+                    "p90": _round(Decimal(str(_percentile(seconds, 0.9))) / 60) if seconds else None,
+                    "max": _round(Decimal(max(seconds)) / 60) if seconds else None,
+                },
+                "overage_minutes": g["overage"],
+                "penalties": {c: str(quantize(v, c)) for c, v in sorted(g["money"].items())},
+                "waived": g["waived"],
+                "open_at_end": g["open"],
+            }
+        )
+    return rows
+
+
+def _row_key(row: dict, group_by) -> tuple:
+    return tuple(row[k]["id"] if isinstance(row[k], dict) else row[k] for k in group_by)
+
+
+def _assert_same(got: list[dict], want: list[dict], group_by) -> None:
+    assert [_row_key(row, group_by) for row in got] == [row["key"] for row in want]
+    for row, expected in zip(got, want, strict=True):
+        for name in ("decided", "met", "breached", "achieved_percent", "overage_minutes", "penalties", "waived"):
+            assert row[name] == expected[name], (group_by, row, expected, name)
+        assert row["open_at_end"] == expected["open_at_end"], (group_by, row, expected)
+        for stat, value in expected["minutes"].items():
+            mine = row["minutes"][stat]
+            # Percentiles are interpolated in floating point by the database: a value on a rounding
+            # boundary (679.05) may come out one tenth either side.
+            assert (mine is None and value is None) or abs(mine - value) < 0.1 + 1e-6, (stat, row, expected)
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_the_report_matches_the_slow_reference_on_random_data(api, org, other_org, seed):
+    data = build_dataset(org, seed=seed, jobs=45)
+    build_dataset(other_org, seed=seed + 100, jobs=10)  # never counted in our report
+    client = api("viewer")
+    first = data.contracts[0].pk
+    for zone_name in ("Europe/Amsterdam", "America/New_York"):
+        for group_by, raw_filters in CASES:
+            params = {"from": "2026-03-01", "to": "2026-04-30", "time_zone": zone_name}
+            if group_by:
+                params["group_by"] = ",".join(group_by)
+            filters = {}
+            for name, value in raw_filters.items():
+                value = value.replace("FIRST", str(first))
+                params[name] = value
+                filters[name] = [int(v) if v.isdigit() else v for v in value.split(",")]
+            response = client.get(URL, params)
+            assert response.status_code == 200, response.content
+            want = reference(
+                org,
+                date_from=dt.date(2026, 3, 1),
+                date_to=dt.date(2026, 4, 30),
+                zone_name=zone_name,
+                group_by=group_by,
+                filters=filters,
+                now=timezone.now(),
+            )
+            _assert_same(response.json(), want, group_by)
+
+
+def test_a_narrow_period_and_its_edges(api, org):
+    build_dataset(org, seed=5, jobs=30)
+    client = api("viewer")
+    for date_from, date_to in (
+        (dt.date(2026, 3, 29), dt.date(2026, 3, 29)),
+        (dt.date(2026, 4, 1), dt.date(2026, 4, 7)),
+    ):
+        response = client.get(URL, {"from": date_from.isoformat(), "to": date_to.isoformat(), "group_by": "week"})
+        want = reference(
+            org, date_from=date_from, date_to=date_to, zone_name="Europe/Amsterdam", group_by=("week",), filters={},
+            now=timezone.now(),
+        )  # fmt: skip
+        _assert_same(response.json(), want, ("week",))
+
+
+def test_rows_have_references_and_an_empty_period_is_one_row_of_zeros(api, org):
+    data = build_dataset(org, seed=3, jobs=10)
+    client = api("viewer")
+    body = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract"}).json()
+    assert {row["contract"]["id"] for row in body} <= {c.pk for c in data.contracts}
+    assert all(set(row["contract"]) == {"id", "name"} for row in body)
+    empty = client.get(URL, {"from": "2020-01-01", "to": "2020-01-31"}).json()
+    assert empty == [
+        {
+            "decided": 0, "met": 0, "breached": 0, "achieved_percent": None,
+            "minutes": {"mean": None, "p50": None, "p90": None, "max": None},
+            "overage_minutes": 0, "penalties": {}, "waived": 0, "open_at_end": 0,
+        }
+    ]  # fmt: skip
+
+
+def test_csv_has_the_same_rows_with_reference_columns(api, org):
+    build_dataset(org, seed=4, jobs=20)
+    client = api("viewer")
+    params = {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract,month"}
+    rows = client.get(URL, params).json()
+    response = client.get(URL, {**params, "format": "csv"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(table) == len(rows)
+    assert list(table[0])[:4] == ["contract_id", "contract_name", "month", "decided"]
+    for line, row in zip(table, rows, strict=True):
+        assert int(line["contract_id"]) == row["contract"]["id"] and line["month"] == row["month"]
+        assert int(line["decided"]) == row["decided"] and line["minutes_p90"] == (
+            "" if row["minutes"]["p90"] is None else str(row["minutes"]["p90"])
+        )
+    accepted = client.get(URL, params, HTTP_ACCEPT="text/csv")
+    assert b"".join(accepted.streaming_content) == b"".join(
+        client.get(URL, {**params, "format": "csv"}).streaming_content
+    )
+
+
+def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
+    build_dataset(org, seed=6, jobs=25)
+    client = api("viewer")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract,month"})
+    assert response.status_code == 200
+    report_queries = [q["sql"] for q in queries.captured_queries if "workorders_slaclock" in q["sql"]]
+    # Every figure (penalties per currency included), then the clocks open at each period's end.
+    assert len(report_queries) == 2, report_queries
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"to": "2026-01-31"}, "from"),
+        ({"from": "2026-01-01"}, "to"),
+        ({"from": "2026-13-01", "to": "2026-01-31"}, "from"),
+        ({"from": "2026-02-01", "to": "2026-01-31"}, "to"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "colour"}, "group_by"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "month,week"}, "group_by"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "month,month"}, "group_by"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "contract": "1,x"}, "contract"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "metric": "speed"}, "metric"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "priority": "urgent"}, "priority"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "time_zone": "Mars/Base"}, "time_zone"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "colour": "red"}, "colour"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "format": "xml"}, "format"),
+    ],
+)
+def test_bad_parameters_are_400_naming_them(api, org, params, name):
+    response = api("viewer").get(URL, params)
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/json"
+    assert name in response.json()["errors"]
+
+
+def test_auth(anon, api, org):
+    assert anon.get(URL, {"from": "2026-01-01", "to": "2026-01-31"}).status_code == 401
+    assert anon.get(URL, {"from": "2026-01-01", "to": "2026-01-31", "format": "csv"}).status_code == 401

@@ -1,0 +1,228 @@
+"""`GET /api/v1/breaches/{id}/evidence`: the derivation agrees with the stored breach.
+
+Every breach of a random data set is recomputed here independently of `slas.clock`: the
+calendar's working intervals are expanded day by day from the stored calendar (local wall time
+to UTC with zoneinfo, holidays dropped), the pauses taken out by plain interval arithmetic,
+the due time found by walking the intervals, the penalty priced from the clause by hand. The
+pack, the stored breach and this recomputation must all agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from pypdf import PdfReader
+
+from breaches.models import Breach
+from tests.reports.factories import build_dataset
+
+pytestmark = pytest.mark.django_db
+UTC = dt.UTC
+
+
+def url(breach) -> str:
+    return f"/api/v1/breaches/{breach.pk}/evidence"
+
+
+# --- an independent recomputation -----------------------------------------------------------------
+
+
+def working_intervals(calendar, a: dt.datetime, b: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    if calendar is None:
+        return [(a, b)]
+    zone = ZoneInfo(calendar.time_zone)
+    holidays = {h["date"] for h in calendar.holidays}
+    out = []
+    day = a.astimezone(zone).date() - dt.timedelta(days=1)
+    while day <= b.astimezone(zone).date():
+        if day.isoformat() not in holidays:
+            for hours in calendar.hours:
+                if hours["weekday"] != day.isoweekday():
+                    continue
+                sh, sm = map(int, hours["start"].split(":"))
+                eh, em = map(int, hours["end"].split(":"))
+                start = dt.datetime(day.year, day.month, day.day, sh, sm, tzinfo=zone)
+                # Python adds to an aware datetime in wall-clock time: "24:00" is the next midnight.
+                end = dt.datetime(day.year, day.month, day.day, tzinfo=zone) + dt.timedelta(hours=eh, minutes=em)
+                lo, hi = max(start, a), min(end, b)
+                if hi > lo:
+                    out.append((lo.astimezone(UTC), hi.astimezone(UTC)))
+        day += dt.timedelta(days=1)
+    return sorted(out)
+
+
+def minus(intervals, pauses):
+    """Interval arithmetic: the parts of `intervals` outside every pause."""
+    pieces = list(intervals)
+    for p_start, p_end in pauses:
+        cut = []
+        for s, e in pieces:
+            if p_end <= s or p_start >= e:
+                cut.append((s, e))
+                continue
+            if s < p_start:
+                cut.append((s, p_start))
+            if p_end < e:
+                cut.append((p_end, e))
+        pieces = cut
+    return pieces
+
+
+def seconds_of(pieces) -> int:
+    return sum(int(e.timestamp()) - int(s.timestamp()) for s, e in pieces)
+
+
+def independent(breach: Breach) -> dict:
+    clock_row = breach.clock
+    rule, job = clock_row.rule, clock_row.work_order
+    until = breach.clock_stopped_at or breach.measured_at  # the stop the breach was settled with
+    pauses = []
+    for hold in job.holds.all():
+        pauses_rule = (hold.kind == "on_hold" and rule.pause_on_hold) or (
+            hold.kind == "reopened" and rule.metric == "resolution"
+        )
+        if pauses_rule and hold.start < until:
+            pauses.append((hold.start, min(hold.end or until, until)))
+    start = clock_row.started_at
+    pieces = minus(working_intervals(rule.calendar, start, until), pauses)
+    business = seconds_of(pieces)
+    # Due: walk the counted pieces (extended past `until` if needed) until the target is reached.
+    horizon = max(until, start) + dt.timedelta(days=60)
+    all_pieces = minus(working_intervals(rule.calendar, start, horizon), pauses)
+    remaining, due = clock_row.target_minutes * 60, None
+    for s, e in all_pieces:
+        length = int(e.timestamp()) - int(s.timestamp())
+        if length >= remaining:
+            due = dt.datetime.fromtimestamp(int(s.timestamp()) + remaining, UTC)
+            break
+        remaining -= length
+    actual = math.ceil(business / 60)
+    overage = max(0, actual - clock_row.target_minutes)
+    clause = rule.penalty or {}
+    amount = Decimal(clause.get("fixed_amount") or 0)
+    if clause.get("per_unit_amount"):
+        amount += Decimal(clause["per_unit_amount"]) * -(-overage // int(clause["unit_minutes"]))
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if clause.get("per_breach_cap") is not None:
+        amount = min(amount, Decimal(clause["per_breach_cap"]))
+    if rule.monthly_penalty_cap is not None:
+        priced_at = breach.measured_at
+        others = sum(
+            (
+                other.penalty_amount
+                for other in Breach.objects.filter(sla_rule=rule, penalty_month=breach.penalty_month).exclude(
+                    pk=breach.pk
+                )
+                if (other.measured_at, other.pk) < (priced_at, breach.pk)
+                and (other.state != "waived" or other.waived_at > priced_at)
+            ),
+            Decimal(0),
+        )
+        amount = min(amount, max(Decimal(0), rule.monthly_penalty_cap - others))
+    return {"due_at": due, "business_seconds": business, "actual": actual, "overage": overage, "penalty": amount}
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_every_breach_of_a_random_data_set_agrees_with_an_independent_recomputation(api, org, seed):
+    build_dataset(org, seed=seed, jobs=45)
+    client = api("viewer")
+    breaches = list(
+        Breach.objects.filter(organization=org).select_related("clock__rule__calendar", "clock__work_order")
+    )
+    assert len(breaches) > 10 and any(b.state == "waived" for b in breaches)
+    for breach in breaches:
+        pack = client.get(url(breach)).json()
+        want = independent(breach)
+        assert pack["agrees_with_stored"] == {
+            "due_at": True,
+            "actual_minutes": True,
+            "overage_minutes": True,
+            "penalty_amount": True,
+        }, (breach.pk, pack["recomputed"], pack["breach"])
+        assert iso(want["due_at"]) == pack["clock"]["due_at"] == iso(breach.due_at)
+        assert want["business_seconds"] == pack["clock"]["business_seconds"]
+        assert want["actual"] == pack["clock"]["actual_minutes"] == breach.actual_minutes
+        assert want["overage"] == pack["clock"]["overage_minutes"] == breach.overage_minutes
+        assert want["penalty"] == breach.penalty_amount
+        assert Decimal(pack["penalty"]["after_monthly_cap"]) == breach.penalty_amount
+        counted = sum(row["business_seconds"] for row in pack["clock"]["working_intervals"])
+        assert counted == pack["clock"]["business_seconds"]
+        body = {key: value for key, value in pack.items() if key != "sha256"}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        assert pack["sha256"] == hashlib.sha256(canonical).hexdigest()
+        if breach.state == "waived":
+            assert pack["penalty"]["owed"] in ("0.00", "0") and pack["penalty"]["waived"]
+
+
+def test_the_pack_is_stable_and_shows_holidays_dst_and_holds(api, org):
+    build_dataset(org, seed=23, jobs=45)
+    client = api("viewer")
+    packs = [client.get(url(b)).json() for b in Breach.objects.filter(organization=org)]
+    again = [client.get(url(b)).json() for b in Breach.objects.filter(organization=org)]
+    assert [p["sha256"] for p in packs] == [p["sha256"] for p in again]
+    on_calendar = [p for p in packs if p["rule"]["calendar"]]
+    assert on_calendar, "the data set has breaches of the office-hours rule"
+    for pack in on_calendar:
+        for row in pack["clock"]["working_intervals"]:
+            start = dt.datetime.fromisoformat(row["start"]).astimezone(ZoneInfo("Europe/Amsterdam"))
+            assert start.isoweekday() <= 5 and start.date().isoformat() not in ("2026-04-03", "2026-04-06")
+    spans_dst = [p for p in on_calendar if p["clock"]["dst_changes"]]
+    for pack in spans_dst:
+        assert pack["clock"]["dst_changes"][0] == {
+            "at": "2026-03-29T01:00:00Z",
+            "offset_before": "+01:00",
+            "offset_after": "+02:00",
+        }
+
+
+def test_html_has_an_svg_timeline_and_no_scripts(api, org):
+    build_dataset(org, seed=24, jobs=20)
+    breach = Breach.objects.filter(organization=org).first()
+    response = api("viewer").get(url(breach), HTTP_ACCEPT="text/html")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    pack = api("viewer").get(url(breach)).json()
+    assert 'aria-label="Breach timeline"' in html and pack["sha256"] in html
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_pdf_reads_back_with_the_figures(api, org):
+    build_dataset(org, seed=25, jobs=20)
+    breaches = Breach.objects.filter(organization=org)
+    breach = breaches.filter(state="open").first() or breaches.first()
+    client = api("viewer")
+    pack = client.get(url(breach)).json()
+    response = client.get(url(breach), HTTP_ACCEPT="application/pdf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert f"Breach evidence #{breach.pk}" in text
+    assert pack["sha256"][:32] in text.replace("\n", "")
+    assert pack["clock"]["due_at"] in text and str(pack["clock"]["overage_minutes"]) in text
+    assert pack["penalty"]["owed"] in text
+
+
+def test_another_organizations_breach_is_404_and_roles(api, anon, org, other_org):
+    build_dataset(other_org, seed=26, jobs=10)
+    theirs = Breach.objects.filter(organization=other_org).first()
+    assert api("viewer").get(url(theirs)).status_code == 404
+    assert api("viewer").get("/api/v1/breaches/999999/evidence").status_code == 404
+    assert anon.get(url(theirs)).status_code == 401
+    response = api("viewer").get(url(theirs), HTTP_ACCEPT="application/pdf")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    mine = build_dataset(org, seed=27, jobs=10) and Breach.objects.filter(organization=org).first()
+    response = api("viewer").get(url(mine) + "?colour=red")
+    assert response.status_code == 400 and "colour" in response.json()["errors"]

@@ -1,0 +1,157 @@
+"""`GET /api/v1/contracts/{id}/statement?month=YYYY-MM`: JSON, CSV and PDF.
+
+The statement is compared with a reference summed here in Python from the stored breaches
+and ledger entries of the month (in the contract's time zone).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import defaultdict
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from pypdf import PdfReader
+
+from breaches.models import Breach
+from ledger.models import LedgerEntry
+from ledger.services import expire_lots
+from tests.ledger.helpers import credit, post, work
+from tests.reports.factories import build_dataset
+
+pytestmark = pytest.mark.django_db
+UTC = dt.UTC
+
+
+def url(contract, month="2026-03") -> str:
+    return f"/api/v1/contracts/{contract.pk}/statement?month={month}"
+
+
+def _ledger(contract, jobs):
+    """Hours around and inside March 2026 (Amsterdam): a lot that expires in March, work, an adjustment."""
+    credit(contract, 40, at=dt.datetime(2026, 2, 10, 9, tzinfo=UTC), expires_at=dt.datetime(2026, 3, 20, tzinfo=UTC))
+    credit(contract, 100, at=dt.datetime(2026, 2, 28, 23, 30, tzinfo=UTC))  # 1 March 00:30 in Amsterdam
+    mine = [job for job in jobs if job.contract_id == contract.pk]
+    work(contract, "3.5", at=dt.datetime(2026, 3, 3, 10, tzinfo=UTC), work_order=mine[0])
+    work(contract, "2.25", at=dt.datetime(2026, 3, 12, 10, tzinfo=UTC), work_order=mine[1])
+    work(contract, 1, at=dt.datetime(2026, 3, 14, 10, tzinfo=UTC), work_order=mine[0])
+    work(contract, 4, at=dt.datetime(2026, 3, 31, 22, 30, tzinfo=UTC), work_order=mine[1])  # 1 April locally
+    post(contract, LedgerEntry.Type.ADJUSTMENT, -2, at=dt.datetime(2026, 3, 15, 9, tzinfo=UTC))
+    expire_lots(now=dt.datetime(2026, 3, 21, tzinfo=UTC))
+
+
+def _reference_hours(contract, month: str) -> dict:
+    zone = ZoneInfo(contract.time_zone)
+    first = dt.date.fromisoformat(f"{month}-01")
+    start = dt.datetime(first.year, first.month, 1, tzinfo=zone)
+    end = dt.datetime(first.year + (first.month == 12), first.month % 12 + 1, 1, tzinfo=zone)
+    sums = defaultdict(Decimal)
+    jobs = defaultdict(Decimal)
+    for entry in LedgerEntry.objects.filter(contract=contract):
+        effect = -entry.hours if entry.entry_type == "work" else entry.hours
+        if entry.occurred_at < start:
+            sums["opening"] += effect
+        elif entry.occurred_at < end:
+            if entry.entry_type in ("initial_allocation", "renewal", "credit"):
+                sums["allocations"] += entry.hours
+            elif entry.entry_type == "work":
+                sums["work"] += entry.hours
+                jobs[entry.work_order_id] += entry.hours
+            elif entry.reason_code == "lot_expired":
+                sums["expiries"] += entry.hours
+            elif entry.entry_type == "adjustment":
+                sums["adjustments"] += entry.hours
+    closing = sums["opening"] + sums["allocations"] - sums["work"] + sums["adjustments"] + sums["expiries"]
+    return {
+        "opening_balance": f"{sums['opening']:.2f}",
+        "allocations": f"{sums['allocations']:.2f}",
+        "work": f"{sums['work']:.2f}",
+        "adjustments": f"{sums['adjustments']:.2f}",
+        "expiries": f"{sums['expiries']:.2f}",
+        "closing_balance": f"{closing:.2f}",
+        "jobs": {pk: f"{hours:.2f}" for pk, hours in jobs.items()},
+    }
+
+
+def test_the_statement_lists_the_months_breaches_and_hours(api, org):
+    data = build_dataset(org, seed=31, jobs=45)
+    contract = data.contracts[0]
+    _ledger(contract, data.jobs)
+    body = api("viewer").get(url(contract)).json()
+    assert body["month"] == "2026-03" and body["time_zone"] == "Europe/Amsterdam"
+    assert body["period"] == {"from": "2026-02-28T23:00:00Z", "to": "2026-03-31T22:00:00Z"}
+    expected = Breach.objects.filter(contract=contract, penalty_month="2026-03").order_by("detected_at", "id")
+    assert [line["id"] for line in body["breaches"]] == [b.pk for b in expected]
+    assert expected.exists() and expected.filter(state="waived").exists()
+    owed, waived = Decimal(0), Decimal(0)
+    for line, breach in zip(body["breaches"], expected, strict=True):
+        assert line["work_order"]["id"] == breach.work_order_id and line["sla_rule"]["id"] == breach.sla_rule_id
+        assert (line["target_minutes"], line["actual_minutes"], line["overage_minutes"]) == (
+            breach.target_minutes,
+            breach.actual_minutes,
+            breach.overage_minutes,
+        )
+        before, after_cap, after_month = (
+            Decimal(line["penalty_before_caps"]),
+            Decimal(line["penalty_after_breach_cap"]),
+            Decimal(line["penalty_after_monthly_cap"]),
+        )
+        assert before >= after_cap >= after_month == breach.penalty_amount
+        if breach.state == "waived":
+            assert line["penalty"] == "0.00" and line["waiver_reason"] and line["waived_by"]["name"]
+            waived += breach.penalty_amount
+        else:
+            assert Decimal(line["penalty"]) == breach.penalty_amount
+            owed += breach.penalty_amount
+    assert body["totals"] == {"EUR": {"penalties": f"{owed:.2f}", "waived": f"{waived:.2f}"}}
+    want = _reference_hours(contract, "2026-03")
+    hours = body["hours"]
+    for name in ("opening_balance", "allocations", "work", "adjustments", "expiries", "closing_balance"):
+        assert hours[name] == want[name], name
+    assert {row["work_order"]["id"]: row["hours"] for row in hours["work_by_job"]} == want["jobs"]
+    assert (hours["allocations"], hours["work"], hours["adjustments"]) == ("100.00", "6.75", "-2.00")
+    assert hours["opening_balance"] == "40.00" and Decimal(hours["expiries"]) < 0
+
+
+def test_csv_and_pdf(api, org):
+    data = build_dataset(org, seed=32, jobs=45)
+    contract = data.contracts[0]
+    _ledger(contract, data.jobs)
+    client = api("viewer")
+    body = client.get(url(contract)).json()
+    response = client.get(url(contract) + "&format=csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [int(row["id"]) for row in rows] == [line["id"] for line in body["breaches"]]
+    assert {"work_order_id", "work_order_name", "sla_rule_id", "penalty_after_monthly_cap", "waived_by_name"} <= set(
+        rows[0]
+    )
+    pdf = client.get(url(contract), HTTP_ACCEPT="application/pdf")
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Service-credit statement 2026-03" in text and contract.reference in text
+    assert body["totals"]["EUR"]["penalties"] in text and body["hours"]["closing_balance"] in text
+    for line in body["breaches"]:
+        assert line["work_order"]["name"] in text
+    assert "Goodwill: access road closed" in text
+
+
+def test_an_empty_month_and_bad_input(api, org, other_org):
+    data = build_dataset(org, seed=33, jobs=5)
+    contract = data.contracts[0]
+    client = api("viewer")
+    body = client.get(url(contract, "2025-01")).json()
+    assert body["breaches"] == [] and body["totals"] == {} and body["hours"]["closing_balance"] == "0.00"
+    empty_csv = client.get(url(contract, "2025-01") + "&format=csv")
+    assert b"".join(empty_csv.streaming_content).decode().startswith("id,work_order_id,work_order_name")
+    assert client.get(url(contract, "2025-01"), HTTP_ACCEPT="application/pdf").status_code == 200
+    for month in ("2026-13", "2026-3", "", "march"):
+        response = client.get(f"/api/v1/contracts/{contract.pk}/statement?month={month}")
+        assert response.status_code == 400 and "month" in response.json()["errors"]
+    assert client.get(f"/api/v1/contracts/{contract.pk}/statement").status_code == 400
+    theirs = build_dataset(other_org, seed=34, jobs=2).contracts[0]
+    assert client.get(url(theirs)).status_code == 404
+    assert client.get(url(theirs), HTTP_ACCEPT="application/pdf").status_code == 404

@@ -1,0 +1,309 @@
+"""Counterparty approval by a signed link: the API, the e-mail, the server-rendered page (with
+Django's test client, CSRF enforced), every refusal, and activation waiting for the signature."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+from model_bakery import baker
+
+from contracts.models import Contract, LineItem
+from events.models import Event
+from signing.models import SignatureRequest
+from tests.api_base import WritableResourceAPITests
+from tests.contracts.factories import make_contract
+from tests.slas.factories import make_rule
+
+_tokens = itertools.count(1)
+LINK = re.compile(r"http://testserver(/approve/[A-Za-z0-9_\-]+)")
+
+
+def pending_contract(org, **fields) -> Contract:
+    defaults = {"status": "pending_approval", "approval_round": 1, "start_date": dt.date(2026, 1, 1),
+                "expiry_date": dt.date(2028, 12, 31), "contract_value": "12000.00"}  # fmt: skip
+    return make_contract(org, **{**defaults, **fields})
+
+
+class TestApprovalRequestsAPI(WritableResourceAPITests):
+    create_data = {"name": "Jo Buyer", "email": "jo@customer.example"}
+    write_role = "manager"
+    default_fields = ["id", "name", "email", "status", "expires_at", "created_at", "decided_at"]
+    sort_keys = ["created_at", "email"]
+    default_sort = "-id"
+    # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with created_by;
+    # then once per response for the state of pending requests (the terms hash): 5 the counterparty,
+    # 6 the line items, 7 the SLA rules with their calendars.
+    list_queries = 7
+    filter_cases = [
+        ("email", "a@x.example", ["a"]),
+        ("approval_round", "2", ["b"]),
+        ("created_at", ">2000-01-01", ["a", "b"]),
+        ("decided_at", "", ["a", "b"]),
+        ("ids", "b", ["b"]),
+    ]
+    malformed_filters = [("approval_round", "x"), ("decided_at", ">soon")]
+
+    @pytest.fixture(autouse=True)
+    def _contract(self, org):
+        self.contract = pending_contract(org)
+        self.url = f"/api/v1/contracts/{self.contract.pk}/approval_requests"
+
+    def factory(self, org, **overrides):
+        contract = self.contract if org == self.contract.organization else pending_contract(org)
+        fields = {"approval_round": 1, "name": "N", "email": "n@x.example", "terms_hash": "0" * 64,
+                  "token_hash": f"{next(_tokens):064d}", "expires_at": dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+                  **overrides}  # fmt: skip
+        return SignatureRequest.objects.create(organization=org, contract=contract, **fields)
+
+    def detail(self, obj):
+        return f"/api/v1/contracts/{obj.contract_id}/approval_requests/{obj.pk}"
+
+    def filter_objects(self, org):
+        return {"a": self.factory(org, email="a@x.example"), "b": self.factory(org, approval_round=2)}
+
+    def check_created(self, body, data):
+        assert body["status"] == "pending" and body["email"] == data["email"]
+        assert len(body["terms_hash"]) == 64
+
+    def test_update(self, api, org):
+        """A request is not edited: send a new one. PATCH is 405."""
+        obj = self.factory(org)
+        assert api("manager").patch(self.detail(obj), {"name": "x"}, format="json").status_code == 405
+
+
+@pytest.fixture
+def signed_contract(org):
+    """A contract that requires the counterparty's signature, submitted, with a line item and an SLA rule."""
+    contract = pending_contract(org, requires_counterparty_signature=True, hours_budget="40.00")
+    baker.make(LineItem, organization=org, contract=contract, description="Quarterly inspection", quantity=4,
+               unit_price="250.00")  # fmt: skip
+    make_rule(contract, name="Critical response", metric="response", target_minutes=60)
+    return contract
+
+
+def send_request(api, contract, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api("manager").post(
+            f"/api/v1/contracts/{contract.pk}/approval_requests", {"name": "Jo Buyer", "email": "jo@customer.example"},
+            format="json",
+        )  # fmt: skip
+    assert response.status_code == 201, response.content
+    path = LINK.search(mail.outbox[-1].body)[1]
+    return response.json(), path
+
+
+def browser() -> Client:
+    return Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 (test)", REMOTE_ADDR="203.0.113.7")
+
+
+def form_of(page: str) -> dict:
+    return {
+        "csrfmiddlewaretoken": re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1],
+        "terms_hash": re.search(r'name="terms_hash" value="([0-9a-f]{64})"', page)[1],
+    }
+
+
+@pytest.mark.django_db
+class TestSigningEndToEnd:
+    def test_from_the_email_to_activation(self, api, org, signed_contract, django_capture_on_commit_callbacks):
+        body, path = send_request(api, signed_contract, django_capture_on_commit_callbacks)
+        message = mail.outbox[-1]
+        assert message.to == ["jo@customer.example"] and signed_contract.reference in message.subject
+        token = path.rsplit("/", 1)[1]
+        stored = SignatureRequest.objects.get(pk=body["id"])
+        assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in stored.token_hash
+        assert stored.sent_at is not None
+        # Both internal approvals: still pending, waiting for the signature.
+        for _ in range(2):
+            api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/approve", {}, format="json")
+        shown = api("viewer").get(f"/api/v1/contracts/{signed_contract.pk}").json()
+        assert shown["status"] == "pending_approval"
+        assert shown["waiting_for"] == ["the counterparty's signature"]
+
+        client = browser()
+        page = client.get(path)
+        assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+        html = page.content.decode()
+        for expected in (signed_contract.reference, "Quarterly inspection", "Critical response", "60 business minutes",
+                         "12000.00", body["terms_hash"], signed_contract.counterparty.name, "Expiry date"):  # fmt: skip
+            assert expected in html, expected
+        assert page["Cache-Control"].startswith("max-age=0")
+        done = client.post(path, {**form_of(html), "name": "Jo Buyer", "email": "jo@customer.example",
+                                  "signature": "jo buyer", "decision": "accept", "reason": ""})  # fmt: skip
+        assert done.status_code == 200, done.content
+        assert "You accepted the contract" in done.content.decode()
+
+        signed_contract.refresh_from_db()
+        assert signed_contract.status == "active"
+        stored.refresh_from_db()
+        assert (stored.status, stored.ip_address, stored.user_agent) == (
+            "accepted",
+            "203.0.113.7",
+            "Mozilla/5.0 (test)",
+        )
+        assert stored.signed_terms_hash == body["terms_hash"]
+        event = Event.objects.get(type="contract.counterparty_accepted", object_id=signed_contract.pk)
+        assert event.payload["ip_address"] == "203.0.113.7" and event.payload["terms_hash"] == body["terms_hash"]
+        assert event.actor is None
+        listed = api("viewer").get(f"/api/v1/contracts/{signed_contract.pk}/approval_requests").json()
+        assert listed[0]["status"] == "accepted"
+        # Single use.
+        again = client.get(path)
+        assert again.status_code == 410 and "Link already used" in again.content.decode()
+
+    def test_signature_first_then_the_second_approval_activates(
+        self, api, signed_contract, django_capture_on_commit_callbacks
+    ):
+        _, path = send_request(api, signed_contract, django_capture_on_commit_callbacks)
+        client = browser()
+        html = client.get(path).content.decode()
+        client.post(path, {**form_of(html), "name": "Jo", "email": "jo@customer.example", "signature": "Jo",
+                           "decision": "accept"})  # fmt: skip
+        signed_contract.refresh_from_db()
+        assert signed_contract.status == "pending_approval"  # no internal approval yet
+        api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/approve", {}, format="json")
+        response = api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/approve", {}, format="json")
+        assert response.json()["status"] == "active"
+
+    def test_a_rejection_is_recorded_with_its_reason(self, api, signed_contract, django_capture_on_commit_callbacks):
+        _, path = send_request(api, signed_contract, django_capture_on_commit_callbacks)
+        client = browser()
+        html = client.get(path).content.decode()
+        fields = {
+            **form_of(html),
+            "name": "Jo",
+            "email": "jo@customer.example",
+            "signature": "Jo",
+            "decision": "reject",
+        }
+        missing = client.post(path, {**fields, "reason": ""})
+        assert missing.status_code == 422 and "Please say why" in missing.content.decode()
+        done = client.post(path, {**fields, "reason": "The penalty cap is too low."})
+        assert done.status_code == 200 and "You rejected" in done.content.decode()
+        event = Event.objects.get(type="contract.counterparty_rejected")
+        assert event.payload["reason"] == "The penalty cap is too low."
+        assert SignatureRequest.objects.get().status == "rejected"
+
+    def test_a_contract_without_the_requirement_activates_on_two_approvals(self, api, org):
+        contract = pending_contract(org)
+        for _ in range(2):
+            response = api("manager").post(f"/api/v1/contracts/{contract.pk}/approve", {}, format="json")
+        assert response.json()["status"] == "active" and response.json()["waiting_for"] == []
+
+
+@pytest.mark.django_db
+class TestRefusals:
+    @pytest.fixture
+    def link(self, api, signed_contract, django_capture_on_commit_callbacks):
+        _, path = send_request(api, signed_contract, django_capture_on_commit_callbacks)
+        return path
+
+    def refused(self, response, status: int, text: str) -> None:
+        assert response.status_code == status, response.content
+        assert response["Content-Type"].startswith("text/html")
+        assert text in response.content.decode()
+
+    def test_unknown_token(self):
+        self.refused(browser().get("/approve/not-a-real-token"), 404, "Link not recognised")
+
+    def test_expired(self, link):
+        SignatureRequest.objects.update(expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        self.refused(browser().get(link), 410, "Link expired")
+
+    def test_void_once_the_terms_change(self, link, signed_contract, api):
+        make_rule(signed_contract, name="On site", metric="on_site", target_minutes=240)  # a new SLA target
+        self.refused(browser().get(link), 410, "The terms have changed")
+        listed = api("viewer").get(f"/api/v1/contracts/{signed_contract.pk}/approval_requests").json()
+        assert listed[0]["status"] == "void"
+
+    def test_void_when_the_contract_is_rejected(self, link, signed_contract, api):
+        api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/reject", {"reason": "redo"}, format="json")
+        self.refused(browser().get(link), 410, "no longer waiting for this approval")
+
+    def test_terms_changed_while_the_page_was_open(self, link, signed_contract):
+        client = browser()
+        html = client.get(link).content.decode()
+        make_rule(signed_contract, name="Resolution", metric="resolution", target_minutes=960)
+        response = client.post(link, {**form_of(html), "name": "Jo", "email": "jo@x.example", "signature": "Jo",
+                                      "decision": "accept"})  # fmt: skip
+        self.refused(response, 410, "The terms have changed")
+        assert SignatureRequest.objects.get().status == "pending"
+
+    def test_a_stale_hash_in_the_form_is_refused(self, link):
+        client = browser()
+        html = client.get(link).content.decode()
+        response = client.post(link, {**form_of(html), "terms_hash": "f" * 64, "name": "Jo", "email": "jo@x.example",
+                                      "signature": "Jo", "decision": "accept"})  # fmt: skip
+        self.refused(response, 409, "The terms changed while the page was open")
+
+    def test_csrf_is_enforced(self, link):
+        client = browser()
+        html = client.get(link).content.decode()
+        fields = {**form_of(html), "name": "Jo", "email": "jo@x.example", "signature": "Jo", "decision": "accept"}
+        del fields["csrfmiddlewaretoken"]
+        self.refused(client.post(link, fields), 403, "Form expired")
+        self.refused(browser().post(link, fields), 403, "Form expired")  # no cookie at all
+        assert SignatureRequest.objects.get().status == "pending"
+
+    def test_the_signature_must_match_the_name(self, link):
+        client = browser()
+        html = client.get(link).content.decode()
+        response = client.post(link, {**form_of(html), "name": "Jo Buyer", "email": "jo@x.example",
+                                      "signature": "Someone Else", "decision": "accept"})  # fmt: skip
+        assert response.status_code == 422 and "Type your name exactly" in response.content.decode()
+
+    def test_rate_limited(self, link, settings):
+        settings.SIGNING_RATE_LIMIT_GET = 3
+        client = browser()
+        for _ in range(3):
+            assert client.get(link).status_code == 200
+        response = client.get(link)
+        self.refused(response, 429, "Too many requests")
+        assert 0 < int(response["Retry-After"]) <= 60
+        other = Client(REMOTE_ADDR="198.51.100.1")
+        assert other.get(link).status_code == 200  # per client address
+
+
+@pytest.mark.django_db
+class TestRequestRules:
+    def test_only_a_contract_pending_approval(self, api, org):
+        draft = make_contract(org)
+        response = api("manager").post(f"/api/v1/contracts/{draft.pk}/approval_requests",
+                                       {"name": "Jo", "email": "jo@x.example"}, format="json")  # fmt: skip
+        assert response.status_code == 409 and "Submit it first" in response.json()["message"]
+
+    def test_email_is_validated(self, api, org):
+        contract = pending_contract(org)
+        response = api("manager").post(f"/api/v1/contracts/{contract.pk}/approval_requests",
+                                       {"name": "Jo", "email": "not an address"}, format="json")  # fmt: skip
+        assert response.status_code == 422 and "email" in response.json()["errors"]
+
+    def test_link_lifetime_is_configurable(self, api, org, settings, django_capture_on_commit_callbacks):
+        settings.SIGNING_LINK_DAYS = 2
+        body, _ = send_request(api, pending_contract(org), django_capture_on_commit_callbacks)
+        created = SignatureRequest.objects.get(pk=body["id"])
+        assert dt.timedelta(days=2) - (created.expires_at - created.created_at) < dt.timedelta(seconds=5)
+
+    def test_a_failing_mail_server_does_not_fail_the_request(
+        self, api, org, settings, django_capture_on_commit_callbacks
+    ):
+        settings.EMAIL_BACKEND = "tests.signing.test_signing.BrokenBackend"
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api("manager").post(f"/api/v1/contracts/{pending_contract(org).pk}/approval_requests",
+                                           {"name": "Jo", "email": "jo@x.example"}, format="json")  # fmt: skip
+        assert response.status_code == 201
+        assert SignatureRequest.objects.get().sent_at is None
+
+
+class BrokenBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("no mail server")

@@ -1,0 +1,270 @@
+"""`/api/v1/contracts/{id}/visit_plans` and `/api/v1/contracts/{id}/visits` (issue 13)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from model_bakery import baker
+
+from contracts.models import Asset, Counterparty
+from events.models import Event
+from tests.api_base import WritableResourceAPITests
+from tests.contracts.factories import make_contract
+from tests.ledger.helpers import credit, post
+from tests.slas.factories import ams
+from tests.workorders.factories import change
+from workorders import rules
+from workorders.models import VisitPlan, WorkOrder
+from workorders.visits import generate_visits
+
+QUARTERLY = "FREQ=MONTHLY;INTERVAL=3;BYMONTHDAY=1;BYHOUR=8"
+
+
+def plans_url(contract) -> str:
+    return f"/api/v1/contracts/{contract.pk}/visit_plans"
+
+
+def long_contract(org, **fields):
+    """Active from 2026 for decades, so plans made through the API (dated today) fit its term."""
+    return make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31), **fields)
+
+
+def make_plan(contract, now=None, **data) -> VisitPlan:
+    data = {"summary": "Inspection", "recurrence": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9", **data}
+    return rules.create_visit_plan(contract=contract, actor=None, data=data, now=now or ams(2026, 3, 1))
+
+
+class TestVisitPlansAPI(WritableResourceAPITests):
+    read_role = "operator"
+    write_role = "manager"
+    update_data = {"summary": "Half-yearly inspection", "duration_minutes": 120, "hours_allocated": "3.50"}
+    default_fields = [
+        "id", "summary", "recurrence", "priority", "asset", "active_from", "active_to", "generated_until",
+        "created_at", "updated_at",
+    ]  # fmt: skip
+    sort_keys = ["summary", "priority", "active_from", "created_at", "updated_at"]
+    default_sort = "id"
+    deletable = True
+    # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with asset and contract.
+    list_queries = 4
+    filter_cases = [
+        ("priority", "planned", ["pumps", "hydrants"]),
+        ("priority", "high", ["urgent"]),
+        ("asset_id", lambda objs: str(objs["pumps"].asset_id), ["pumps"]),
+        ("asset_id", "", ["hydrants", "urgent"]),
+        ("active_from", ">=2026-06-01", ["hydrants"]),
+        ("active_to", "!", ["urgent"]),
+        ("created_at", ">2000-01-01", ["pumps", "hydrants", "urgent"]),
+        ("updated_at", "<2000-01-01", []),
+        ("ids", "pumps", ["pumps"]),
+    ]
+    malformed_filters = [("priority", "whenever"), ("active_from", ">someday")]
+
+    @pytest.fixture(autouse=True)
+    def _contract(self, org):
+        self.contract = long_contract(org)
+        self.asset = baker.make(Asset, organization=org, counterparty=self.contract.counterparty, name="Pump")
+        self.url = plans_url(self.contract)
+        self.create_data = {
+            "summary": "Quarterly inspection",
+            "recurrence": QUARTERLY,
+            "duration_minutes": 90,
+            "hours_allocated": "2.00",
+            "asset_id": self.asset.pk,
+            "site": "Station 1",
+            "generate_days_in_advance": 14,
+            "tolerance_minutes": 60,
+        }
+
+    def factory(self, org, **overrides):
+        contract = self.contract if org == self.contract.organization else long_contract(org)
+        return make_plan(contract, **overrides)
+
+    def detail(self, obj):
+        return f"{plans_url(obj.contract)}/{obj.pk}"
+
+    def filter_objects(self, org):
+        contract = self.contract if org == self.contract.organization else long_contract(org)
+        asset = baker.make(Asset, organization=org, counterparty=contract.counterparty)
+        return {
+            "pumps": make_plan(contract, asset=asset, active_from=dt.date(2026, 3, 1)),
+            "hydrants": make_plan(contract, active_from=dt.date(2026, 7, 1)),
+            "urgent": make_plan(
+                contract, priority="high", active_from=dt.date(2026, 3, 1), active_to=dt.date(2026, 9, 30)
+            ),
+        }
+
+    def check_created(self, body, data):
+        assert body["priority"] == "planned" and body["asset"] == {"id": self.asset.pk, "name": "Pump"}
+        plan = VisitPlan.objects.get(pk=body["id"])
+        assert plan.active_from == self.contract.local_today(plan.created_at)  # defaults to today
+        assert len(body["next_occurrences"]) == 5
+        assert all(occurrence.endswith(("T07:00:00Z", "T06:00:00Z")) for occurrence in body["next_occurrences"])
+        assert Event.objects.filter(type="visit_plan.created", object_id=body["id"]).count() == 1
+
+
+@pytest.mark.django_db
+class TestVisitPlanRules:
+    def test_bad_input_is_a_422_naming_the_field(self, api, org, other_org):
+        contract = make_contract(org, status="active")  # 2026-01-01 .. 2026-12-31
+        client = api("manager")
+        stranger = baker.make(Asset, organization=org, counterparty=baker.make(Counterparty, organization=org))
+        theirs = baker.make(
+            Asset, organization=other_org, counterparty=baker.make(Counterparty, organization=other_org)
+        )
+        base = {"summary": "S", "recurrence": "FREQ=WEEKLY", "active_from": "2026-03-01"}
+        for extra, field in [
+            ({"recurrence": "every monday"}, "recurrence"),
+            ({"recurrence": "FREQ=MINUTELY"}, "recurrence"),
+            ({"recurrence": "FREQ=DAILY;UNTIL=20260601T000000Z"}, "recurrence"),
+            ({"recurrence": "DTSTART:20260101T000000\nRRULE:FREQ=DAILY"}, "recurrence"),
+            ({"asset_id": stranger.pk}, "asset_id"),
+            ({"asset_id": theirs.pk}, "asset_id"),
+            ({"active_from": "2025-12-31"}, "active_from"),
+            ({"active_to": "2027-01-01"}, "active_to"),
+            ({"active_to": "2026-02-01"}, "active_to"),
+            ({"priority": "someday"}, "priority"),
+            ({"duration_minutes": 0}, "duration_minutes"),
+            ({"generated_until": "2026-01-01T00:00:00Z"}, "generated_until"),
+        ]:
+            response = client.post(plans_url(contract), {**base, **extra}, format="json")
+            assert response.status_code == 422, (extra, response.content)
+            assert set(response.json()["errors"]) == {field}, (extra, response.json())
+
+    def test_closed_contracts_plan_nothing_and_other_organizations_are_404(self, api, org, other_org):
+        client = api("manager")
+        body = {"summary": "S", "recurrence": "FREQ=WEEKLY"}
+        expired = make_contract(org, status="expired")
+        assert client.post(plans_url(expired), body, format="json").status_code == 409
+        theirs = long_contract(other_org)
+        assert client.post(plans_url(theirs), body, format="json").status_code == 404
+        assert client.get(plans_url(theirs)).status_code == 404
+        assert client.get(f"/api/v1/contracts/{theirs.pk}/visits").status_code == 404
+
+    def test_a_plan_with_jobs_is_ended_not_deleted(self, api, org):
+        contract = make_contract(org, status="active")
+        plan = make_plan(contract)
+        generate_visits(now=ams(2026, 3, 1))
+        response = api("manager").delete(f"{plans_url(contract)}/{plan.pk}")
+        assert response.status_code == 409 and "active_to" in response.json()["message"]
+        response = api("manager").patch(f"{plans_url(contract)}/{plan.pk}", {"active_to": "2026-04-30"}, format="json")
+        assert response.status_code == 200 and response.json()["active_to"] == "2026-04-30"
+
+
+@pytest.mark.django_db
+class TestVisitsListing:
+    @pytest.fixture
+    def contract(self, org):
+        return make_contract(org, status="active", allow_overrun=True)
+
+    @pytest.fixture
+    def plan(self, contract):
+        """Weekly on Mondays 09:00-10:00, generated up to 2026-03-15 12:00 (Amsterdam)."""
+        plan = make_plan(contract, duration_minutes=60, tolerance_minutes=30, hours_allocated="1.50",
+                         generate_days_in_advance=14)  # fmt: skip
+        generate_visits(now=ams(2026, 3, 1, 12))
+        return plan
+
+    def url(self, contract, **params) -> str:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return f"/api/v1/contracts/{contract.pk}/visits?{query}"
+
+    def test_states_jobs_and_hours(self, api, contract, plan):
+        first, second = WorkOrder.objects.filter(visit_plan=plan).order_by("occurrence")
+        change(first, status="resolved", status_changed_at=ams(2026, 3, 2, 10, 20), now=ams(2026, 3, 2, 11))
+        credit(contract, 10, at=ams(2026, 3, 1))
+        post(contract, "work", "1.25", at=ams(2026, 3, 2, 10), work_order=first)
+        post(contract, "work", "0.50", at=ams(2026, 3, 2, 10, 15), work_order=first)
+        response = api("operator").get(self.url(contract, **{"from": "2026-03-01", "to": "2026-03-20"}))
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert response["X-Pagination-Total-Entries"] == "3"
+        assert [(v["occurrence"], v["state"]) for v in body] == [
+            ("2026-03-02T08:00:00Z", "completed"),  # resolved 10:20, within the end (10:00) + 30 minutes
+            ("2026-03-09T08:00:00Z", "missed"),  # never resolved, and that was long ago
+            ("2026-03-16T08:00:00Z", "scheduled"),  # after the generated horizon
+        ]
+        assert body[0]["work_order"] == {
+            "id": first.pk, "name": first.reference, "status": "resolved", "resolved_at": "2026-03-02T09:20:00Z",
+        }  # fmt: skip
+        assert (body[0]["hours_allocated"], body[0]["hours_logged"]) == ("1.50", "1.75")
+        assert body[1]["work_order"]["id"] == second.pk and body[1]["hours_logged"] == "0.00"
+        assert body[2]["work_order"] is None and body[2]["ends_at"] == "2026-03-16T09:00:00Z"
+        assert body[0]["visit_plan"] == {"id": plan.pk, "name": "Inspection"}
+        # The job itself says which plan and occurrence it is, and how its contract was set.
+        job = api("operator").get(f"/api/v1/work_orders/{first.pk}").json()
+        assert job["visit_plan"] == {"id": plan.pk, "name": "Inspection"}
+        assert job["occurrence"] == job["reported_at"] == "2026-03-02T08:00:00Z"
+        assert job["priority"] == "planned" and job["contract_match"]["method"] == "manual"
+        listed = api("operator").get(f"/api/v1/work_orders?visit_plan_id={plan.pk}&fields=reference").json()
+        assert sorted(j["id"] for j in listed) == sorted([first.pk, second.pk])
+
+    def test_resolved_after_the_tolerance_is_missed(self, api, contract, plan):
+        first = WorkOrder.objects.filter(visit_plan=plan).earliest("occurrence")
+        change(first, status="resolved", status_changed_at=ams(2026, 3, 2, 10, 31), now=ams(2026, 3, 2, 11))
+        body = api("operator").get(self.url(contract, **{"from": "2026-03-02", "to": "2026-03-03"})).json()
+        assert [v["state"] for v in body] == ["missed"]
+
+    def test_filters_pagination_and_bad_parameters(self, api, contract, plan):
+        other = make_plan(contract, summary="Hydrants", recurrence="FREQ=WEEKLY;BYDAY=TU;BYHOUR=9")
+        client = api("operator")
+        window = {"from": "2026-03-01T00:00:00%2B01:00", "to": "2026-04-01T00:00:00Z"}
+        everything = client.get(self.url(contract, **window)).json()
+        assert {v["visit_plan"]["id"] for v in everything} == {plan.pk, other.pk}
+        only = client.get(self.url(contract, **window, visit_plan_id=other.pk)).json()
+        assert only and {v["visit_plan"]["id"] for v in only} == {other.pk}
+        scheduled = client.get(self.url(contract, **window, state="scheduled")).json()
+        assert scheduled and {v["state"] for v in scheduled} == {"scheduled"}
+        page = client.get(self.url(contract, **window, per_page=2, page=2))
+        assert page.json() == everything[2:4] and page["X-Pagination-Current-Page"] == "2"
+        for params in (
+            {"from": "yesterday"},
+            {"from": "2026-03-01T00:00:00"},  # no offset
+            {"from": "2026-03-10", "to": "2026-03-01"},
+            {"from": "2026-01-01", "to": "2027-06-01"},
+            {"state": "lost"},
+            {"visit_plan_id": "x"},
+            {"colour": "red"},
+            {"per_page": "0"},
+        ):
+            response = client.get(self.url(contract, **params))
+            assert response.status_code == 400, (params, response.content)
+            assert response.json()["message"]
+
+    def test_auth_and_roles(self, api, anon, contract, plan):
+        assert anon.get(self.url(contract)).status_code == 401
+        assert api("viewer").get(self.url(contract)).status_code == 403
+        assert api("operator").get(self.url(contract)).status_code == 200
+
+    def test_the_query_count_does_not_grow_with_the_visits(self, api, contract, plan, django_assert_num_queries):
+        client = api("operator")
+        # 1 membership (auth), 2 the contract, 3 the plans, 4 their jobs in the window, 5 the hours logged.
+        with django_assert_num_queries(5):
+            assert len(client.get(self.url(contract, **{"from": "2026-03-01", "to": "2026-03-10"})).json()) == 2
+        make_plan(contract, summary="Daily", recurrence="FREQ=DAILY;BYHOUR=7")
+        generate_visits(now=ams(2026, 3, 1, 12))
+        with django_assert_num_queries(5):
+            assert len(client.get(self.url(contract, **{"from": "2026-03-01", "to": "2026-03-10"})).json()) > 2
+
+
+def test_visit_state_follows_the_end_plus_tolerance():
+    from visits.selectors import visit_state
+
+    plan = VisitPlan(duration_minutes=60, tolerance_minutes=0)
+    assert visit_state(plan, ams(2026, 3, 2, 9), None, ams(2026, 3, 3)) == "scheduled"
+    job = WorkOrder(resolved_at=None)
+    assert visit_state(plan, ams(2026, 3, 2, 9), job, ams(2026, 3, 2, 9, 30)) == "generated"
+    assert visit_state(plan, ams(2026, 3, 2, 9), job, ams(2026, 3, 2, 10, 1)) == "missed"
+
+
+@pytest.mark.django_db
+def test_a_draft_with_visit_plans_or_rules_is_a_409_to_delete_not_a_500(api, org):
+    from workorders.models import ContractRule
+
+    draft = make_contract(org)
+    make_plan(draft, active_from=dt.date(2026, 3, 1))
+    ContractRule.objects.create(organization=org, name="To the draft", contract=draft)
+    response = api("manager").delete(f"/api/v1/contracts/{draft.pk}")
+    assert response.status_code == 409
+    assert "visit plans" in response.json()["message"] and "contract rules" in response.json()["message"]

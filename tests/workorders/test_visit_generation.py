@@ -1,0 +1,176 @@
+"""Planned visits become work orders (issue 13): `generate_visits` and `run_lifecycle` make the job
+of every occurrence inside the horizon, once, in the contract's time zone across DST changes,
+only while the contract is active; a resumed contract catches up only what is still ahead.
+
+Plans are made through the service with a fixed `now` in 2026, so nothing depends on today.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+from model_bakery import baker
+
+from contracts import services as contract_services
+from contracts.models import Asset
+from events.models import Event
+from tests.contracts.factories import make_contract
+from tests.slas.factories import ams, make_rule
+from workorders import rules
+from workorders.models import SlaClock, VisitPlan, WorkOrder
+from workorders.visits import generate_visits
+
+UTC = dt.UTC
+WEEKLY_MONDAY_9 = "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0"
+
+
+def generate(now: dt.datetime, command: str = "generate_visits") -> str:
+    out = io.StringIO()
+    call_command(command, now=now.isoformat(), stdout=out)
+    return out.getvalue()
+
+
+def make_plan(contract, *, now: dt.datetime, **data) -> VisitPlan:
+    data = {"summary": "Pump inspection", "recurrence": WEEKLY_MONDAY_9, **data}
+    return rules.create_visit_plan(contract=contract, actor=None, data=data, now=now)
+
+
+def occurrences(plan) -> list[str]:
+    jobs = WorkOrder.objects.filter(visit_plan=plan).order_by("occurrence")
+    return [job.occurrence.astimezone(UTC).strftime("%m-%d %H:%M") for job in jobs]
+
+
+@pytest.fixture
+def contract(org):
+    return make_contract(org, status="active")  # 2026-01-01 .. 2026-12-31, Europe/Amsterdam
+
+
+@pytest.mark.django_db
+class TestGeneration:
+    def test_occurrences_inside_the_horizon_become_jobs_once(self, contract):
+        plan = make_plan(contract, now=ams(2026, 3, 1, 12), generate_days_in_advance=14)
+        output = generate(ams(2026, 3, 1, 12))
+        assert "Summary: 2 visits generated" in output
+        assert occurrences(plan) == ["03-02 08:00", "03-09 08:00"]
+        assert "Summary: 0 visits generated" in generate(ams(2026, 3, 1, 12))
+        # A day later the horizon has moved by a day: one more Monday is inside it.
+        assert "Summary: 1 visits generated" in generate(ams(2026, 3, 2, 12))
+        assert occurrences(plan) == ["03-02 08:00", "03-09 08:00", "03-16 08:00"]
+
+    def test_wall_time_holds_across_dst_changes(self, contract):
+        spring = make_plan(contract, now=ams(2026, 3, 10), generate_days_in_advance=30)
+        generate(ams(2026, 3, 10))
+        # 09:00 in Amsterdam is 08:00 UTC until the last Sunday of March, 07:00 UTC after it.
+        assert occurrences(spring) == ["03-16 08:00", "03-23 08:00", "03-30 07:00", "04-06 07:00"]
+        autumn = make_plan(contract, now=ams(2026, 10, 10), generate_days_in_advance=30)
+        generate(ams(2026, 10, 10))
+        assert occurrences(autumn) == ["10-12 07:00", "10-19 07:00", "10-26 08:00", "11-02 08:00"]
+
+    def test_a_wall_time_in_the_spring_gap_happens_once_an_hour_later(self, contract):
+        plan = make_plan(contract, now=ams(2026, 3, 27), recurrence="FREQ=DAILY;BYHOUR=2;BYMINUTE=30")
+        generate(ams(2026, 3, 27))
+        # 02:30 does not exist on 2026-03-29 in Amsterdam: that day's visit is at 03:30 (01:30 UTC).
+        assert occurrences(plan)[:4] == ["03-27 01:30", "03-28 01:30", "03-29 01:30", "03-30 00:30"]
+
+    def test_never_before_the_plan_or_outside_its_dates_and_the_term(self, org):
+        contract = make_contract(org, status="active", expiry_date=dt.date(2026, 3, 20))
+        # Created on Monday 2026-03-02 at 10:00: that day's 09:00 visit is not owed.
+        plan = make_plan(
+            contract, now=ams(2026, 3, 2, 10), active_from=dt.date(2026, 3, 1), generate_days_in_advance=60
+        )
+        generate(ams(2026, 3, 2, 10))
+        assert occurrences(plan) == ["03-09 08:00", "03-16 08:00"]  # the term ends on the 20th
+        ended = make_plan(
+            contract, now=ams(2026, 3, 2, 10), active_from=dt.date(2026, 3, 2), active_to=dt.date(2026, 3, 9)
+        )
+        generate(ams(2026, 3, 3))
+        assert occurrences(ended) == ["03-09 08:00"]
+
+    def test_generated_jobs_carry_the_plan_and_start_their_clocks_at_the_occurrence(self, org, contract):
+        asset = baker.make(Asset, organization=org, counterparty=contract.counterparty, name="Pump 7",
+                           location={"type": "Point", "coordinates": [4.9, 52.37]})  # fmt: skip
+        make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+        make_rule(contract, metric="resolution", target_minutes=480, priorities=["high"])
+        plan = make_plan(contract, now=ams(2026, 3, 1), asset=asset, hours_allocated="2.50")
+        generate(ams(2026, 3, 1))
+        job = WorkOrder.objects.get(visit_plan=plan)
+        assert (job.priority, job.contract, job.counterparty, job.asset) == (
+            "planned",
+            contract,
+            contract.counterparty,
+            asset,
+        )
+        assert job.occurrence == job.reported_at == ams(2026, 3, 2, 9) and job.location == asset.location
+        assert job.contract_match["method"] == "manual" and f"visit plan {plan.pk}" in job.contract_match["explanation"]
+        clock = SlaClock.objects.get(work_order=job)
+        assert (clock.metric, clock.started_at, clock.due_at) == ("response", ams(2026, 3, 2, 9), ams(2026, 3, 2, 10))
+        created = Event.objects.get(type="work_order.created", object_id=job.pk)
+        assert created.actor is None and created.payload["visit_plan_id"] == plan.pk
+
+    def test_editing_a_plan_changes_only_occurrences_not_yet_generated(self, contract):
+        plan = make_plan(contract, now=ams(2026, 3, 1), generate_days_in_advance=10)
+        generate(ams(2026, 3, 1))
+        assert occurrences(plan) == ["03-02 08:00", "03-09 08:00"]
+        rules.update_visit_plan(instance=plan, actor=None, data={"recurrence": "FREQ=WEEKLY;BYDAY=TU;BYHOUR=14"})
+        generate(ams(2026, 3, 8))
+        # Tuesday 03-10 14:00 falls before the settled horizon (03-11) and is not owed twice that week.
+        assert occurrences(plan) == ["03-02 08:00", "03-09 08:00", "03-17 13:00"]
+
+    def test_a_suspended_contract_generates_nothing_and_a_resumed_one_catches_up_only_ahead(self, org):
+        # The contract runs for decades: resuming happens at the real now (the services stamp it).
+        contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
+        plan = make_plan(contract, now=ams(2026, 3, 1), generate_days_in_advance=7)
+        generate(ams(2026, 3, 1))
+        assert occurrences(plan) == ["03-02 08:00"]
+        contract_services.suspend_contract(contract=contract, actor=None, reason="Unpaid invoices")
+        assert "Summary: 0 visits generated" in generate(ams(2026, 3, 10))
+        contract_services.resume_contract(contract=contract, actor=None)
+        resumed_at = Event.objects.filter(type="contract.state_changed").latest("id").occurred_at
+        plan.refresh_from_db()
+        assert plan.generated_until == resumed_at  # the occurrences while suspended are not owed
+        generate(resumed_at)
+        later = WorkOrder.objects.filter(visit_plan=plan).exclude(occurrence=ams(2026, 3, 2, 9))
+        assert later.exists() and all(resumed_at < job.occurrence <= resumed_at + dt.timedelta(days=7) for job in later)
+        assert not WorkOrder.objects.filter(
+            visit_plan=plan, occurrence__gt=ams(2026, 3, 2, 9), occurrence__lte=resumed_at
+        ).exists()
+
+    def test_run_lifecycle_generates_visits_too(self, contract):
+        plan = make_plan(contract, now=ams(2026, 3, 1))
+        output = generate(ams(2026, 3, 1), command="run_lifecycle")
+        assert ", 1 visits generated" in output and occurrences(plan) == ["03-02 08:00"]
+
+    def test_a_duplicate_insert_is_ignored_by_the_unique_constraint(self, contract):
+        # A runner that read a stale horizon (generated_until moved back) makes no second job.
+        plan = make_plan(contract, now=ams(2026, 3, 1), generate_days_in_advance=14)
+        assert generate_visits(now=ams(2026, 3, 1)) == 2
+        VisitPlan.objects.filter(pk=plan.pk).update(generated_until=ams(2026, 3, 1))
+        assert generate_visits(now=ams(2026, 3, 1)) == 0
+        assert Counter(WorkOrder.objects.values_list("visit_plan", "occurrence")).most_common(1)[0][1] == 1
+
+    def test_a_bad_now_is_a_command_error(self):
+        from django.core.management.base import CommandError
+
+        with pytest.raises(CommandError):
+            call_command("generate_visits", now="tomorrow", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_a_run_reads_only_the_plans_whose_next_occurrence_entered_their_horizon(contract, django_assert_num_queries):
+    plan = make_plan(contract, now=ams(2026, 3, 1, 12), generate_days_in_advance=14)
+    generate_visits(now=ams(2026, 3, 1, 12))
+    plan.refresh_from_db()
+    # Next: Monday 03-16 09:00, which enters the 14-day horizon on 03-02 at 09:00.
+    assert plan.next_run_at == ams(2026, 3, 2, 9)
+    with django_assert_num_queries(1):  # the due plans' ids: none
+        assert generate_visits(now=ams(2026, 3, 2, 8, 59)) == 0
+    assert generate_visits(now=ams(2026, 3, 2, 9)) == 1
+    # An edit makes the plan due for a look at the next run.
+    rules.update_visit_plan(instance=plan, actor=None, data={"generate_days_in_advance": 30})
+    plan.refresh_from_db()
+    assert plan.next_run_at is None
+    assert generate_visits(now=ams(2026, 3, 2, 9)) == 2  # 03-23 and 03-30 are inside 30 days now

@@ -1,0 +1,210 @@
+"""`/api/v1/contracts/{id}/visit_plans` (operators read, managers write) and
+`/api/v1/contracts/{id}/visits?from=&to=` (the occurrences with their state and hours)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+
+from config.api.exceptions import BadRequest
+from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, reference_of
+from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
+from contracts.models import Asset, Contract
+from contracts.services import contract_for_line_items as contract_of_route
+from workorders import rules as services
+from workorders.models import VisitPlan
+from workorders.visits import next_occurrences
+
+from .selectors import STATES, contract_visits
+
+MAX_SPAN = dt.timedelta(days=366)
+
+
+class VisitPlanSerializer(ResourceSerializer):
+    asset = ReferenceField()
+    asset_id = ReferenceIdField(source="asset", queryset=Asset.objects.all(), required=False, allow_null=True)
+    recurrence = serializers.CharField(
+        max_length=500,
+        help_text="An RFC 5545 RRULE in the contract's time zone, anchored at active_from, e.g. "
+        "FREQ=MONTHLY;BYDAY=3MO;BYHOUR=9 (every third Monday at 09:00).",
+    )
+    next_occurrences = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VisitPlan
+        fields = [
+            "id", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset", "asset_id",
+            "site", "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to", "generated_until",
+            "next_occurrences", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["generated_until", "created_at", "updated_at"]
+        default_fields = [
+            "id", "summary", "recurrence", "priority", "asset", "active_from", "active_to", "generated_until",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        extra_kwargs = {
+            "duration_minutes": {"min_value": 1, "max_value": 7 * 24 * 60},
+            "hours_allocated": {"min_value": 0},
+            "generate_days_in_advance": {"max_value": 366},
+            "tolerance_minutes": {"max_value": 90 * 24 * 60},
+            "active_from": {"required": False, "help_text": "Default: today in the contract's time zone."},
+        }
+
+    def get_next_occurrences(self, plan) -> list[dt.datetime]:
+        """The next five occurrences not generated yet (by the plan's current rule)."""
+        return next_occurrences(plan, after=timezone.now())
+
+
+class VisitPlanFilterSet(PredicateFilterSet):
+    asset_id = PredicateFilter(field_name="asset")
+
+    class Meta:
+        model = VisitPlan
+        fields = ["priority", "active_from", "active_to", "created_at", "updated_at"]
+
+
+class VisitPlanViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
+    """A contract's planned visits: each occurrence of the plan's RRULE becomes a work order
+    `generate_days_in_advance` days ahead (run_lifecycle / generate_visits), exactly once.
+    Editing a plan changes only occurrences not yet generated."""
+
+    queryset = VisitPlan.objects.select_related("asset", "contract")
+    serializer_class = VisitPlanSerializer
+    filterset_class = VisitPlanFilterSet
+    sort_fields = {
+        "summary": "summary",
+        "priority": "priority",
+        "active_from": "active_from",
+        "created_at": "created_at",
+        "updated_at": "updated_at",
+    }
+    default_sort = "id"
+    read_role = "operator"
+    write_role = "manager"
+
+    @property
+    def contract(self) -> Contract:
+        if not hasattr(self, "_contract"):
+            self._contract = contract_of_route(organization=self.organization, contract_id=self.kwargs["contract_pk"])
+        return self._contract
+
+    def get_queryset(self):
+        return super().get_queryset().filter(contract=self.contract)
+
+    def create_service(self, *, organization, actor, data):
+        return services.create_visit_plan(contract=self.contract, actor=actor, data=data)
+
+    @staticmethod
+    def update_service(*, instance, actor, data):
+        return services.update_visit_plan(instance=instance, actor=actor, data=data)
+
+    @staticmethod
+    def delete_service(*, instance, actor):
+        services.delete_visit_plan(instance=instance, actor=actor)
+
+
+# --- the visits listing -------------------------------------------------------------------------
+
+
+class VisitSerializer(serializers.Serializer):
+    visit_plan = serializers.SerializerMethodField()
+    occurrence = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    state = serializers.ChoiceField(choices=STATES)
+    work_order = serializers.SerializerMethodField()
+    hours_allocated = serializers.DecimalField(source="plan.hours_allocated", max_digits=8, decimal_places=2)
+    hours_logged = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+    def get_visit_plan(self, visit) -> dict:
+        return reference_of(visit.plan)
+
+    def get_work_order(self, visit) -> dict | None:
+        job = visit.work_order
+        if job is None:
+            return None
+        return {"id": job.pk, "name": job.reference or str(job), "status": job.status, "resolved_at": job.resolved_at}
+
+
+class _Page(list):
+    """A computed list the paginator can count."""
+
+    def count(self, *args):  # the paginator asks for the length
+        return len(self) if not args else super().count(*args)
+
+
+def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        day = parse_date(raw) if len(raw) == 10 else None
+        value = dt.datetime.combine(day, dt.time.min, tzinfo=tz) if day else parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None or timezone.is_naive(value):
+        raise BadRequest(
+            f"{name} must be a date (YYYY-MM-DD, in the contract's time zone) or an ISO 8601 instant with offset.",
+            {name: ["Expected YYYY-MM-DD or an ISO 8601 instant with offset."]},
+        )
+    return value
+
+
+class ContractVisitsView(GenericAPIView):
+    """The occurrences of a contract's visit plans in [from, to) (default: the last 30 days and the
+    next 90; at most 366 days), in time order, with their state (scheduled, generated, completed,
+    missed), their job, and the hours allocated against the hours logged for that job."""
+
+    serializer_class = VisitSerializer
+    read_role = "operator"
+    filter_backends: list = []
+
+    @property
+    def organization(self):
+        return self.request.auth.organization
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", str, description="Date (contract time zone) or instant; default now - 30 days."),
+            OpenApiParameter("to", str, description="Date or instant (exclusive); default now + 90 days."),
+            OpenApiParameter("visit_plan_id", str, description="Comma-separated plan ids."),
+            OpenApiParameter("state", str, description=f"Comma-separated states: {', '.join(STATES)}."),
+        ],
+        responses={200: VisitSerializer(many=True)},
+    )
+    def get(self, request, contract_pk: str):
+        contract = contract_of_route(organization=self.organization, contract_id=contract_pk)
+        unknown = set(request.query_params) - {"from", "to", "visit_plan_id", "state", "page", "per_page"}
+        if unknown:
+            raise BadRequest(
+                f"Unknown filter: {', '.join(sorted(unknown))}", {name: ["Unknown filter."] for name in unknown}
+            )
+        now = timezone.now()
+        tz = zoneinfo.ZoneInfo(contract.time_zone)
+        start = _instant(request, "from", now - dt.timedelta(days=30), tz)
+        end = _instant(request, "to", now + dt.timedelta(days=90), tz)
+        if not start < end or end - start > MAX_SPAN:
+            raise BadRequest("to must be after from, at most 366 days later.", {"to": ["Out of range."]})
+        plan_ids = _list_param(request, "visit_plan_id", int)
+        states = _list_param(request, "state", str)
+        if states is not None and not set(states) <= set(STATES):
+            raise BadRequest(f"state must be among {', '.join(STATES)}.", {"state": ["Unknown state."]})
+        visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=states)
+        page = self.paginate_queryset(_Page(visits))
+        return self.get_paginated_response(VisitSerializer(page, many=True).data)
+
+
+def _list_param(request, name: str, kind):
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return [kind(part) for part in raw.split(",")]
+    except ValueError:
+        raise BadRequest(f"{name} must be a comma-separated list.", {name: ["Malformed value."]}) from None

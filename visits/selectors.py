@@ -1,0 +1,96 @@
+"""The visits of a contract (issue 13): each occurrence of its plans, past and coming, with its
+state, its job, and the hours allocated against the hours logged in the ledger for that job.
+
+- `scheduled`: not generated yet (after the plan's `generated_until`, by the plan's current rule);
+- `generated`: its job exists and is not resolved, and the occurrence's end plus the plan's
+  tolerance has not passed;
+- `completed`: its job was resolved by the occurrence's end plus the plan's tolerance;
+- `missed`: its job was not resolved by then (resolved later, or still open, or cancelled).
+
+Occurrences that were never generated because they were settled before (before the plan was
+created, or while the contract was suspended) are not listed: they were never owed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from contracts.models import Contract
+from ledger.models import LedgerEntry
+from workorders.models import VisitPlan, WorkOrder
+from workorders.visits import upcoming
+
+STATES = ("scheduled", "generated", "completed", "missed")
+CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
+_TICK = dt.timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Visit:
+    plan: VisitPlan
+    occurrence: dt.datetime
+    ends_at: dt.datetime
+    state: str
+    work_order: WorkOrder | None
+    hours_logged: Decimal
+
+
+def visit_state(plan: VisitPlan, occurrence: dt.datetime, job: WorkOrder | None, now: dt.datetime) -> str:
+    if job is None:
+        return "scheduled"
+    deadline = occurrence + dt.timedelta(minutes=plan.duration_minutes + plan.tolerance_minutes)
+    if job.resolved_at is not None and job.resolved_at <= deadline:
+        return "completed"
+    return "missed" if now > deadline or job.resolved_at is not None else "generated"
+
+
+def contract_visits(
+    contract: Contract, *, start: dt.datetime, end: dt.datetime, now: dt.datetime, plan_ids=None, states=None
+) -> list[Visit]:
+    """Occurrences in [start, end), in time order (then by plan). Three queries: the plans, their
+    jobs in the window, and the hours logged against those jobs; the rest is the plans' rules."""
+    plans = contract.visit_plans.select_related("asset", "contract").order_by("id")
+    if plan_ids is not None:
+        plans = plans.filter(pk__in=plan_ids)
+    plans = list(plans)
+    jobs = list(
+        WorkOrder.objects.filter(visit_plan__in=plans, occurrence__gte=start, occurrence__lt=end).order_by("id")
+    )
+    logged = (
+        dict(
+            LedgerEntry.objects.filter(work_order__in=jobs, entry_type=LedgerEntry.Type.WORK)
+            .values("work_order_id")
+            .annotate(hours=Sum("hours"))
+            .values_list("work_order_id", "hours")
+        )
+        if jobs
+        else {}
+    )
+    by_plan = {plan.pk: plan for plan in plans}
+    visits = []
+    for job in jobs:
+        plan = by_plan[job.visit_plan_id]
+        visits.append(_visit(plan, job.occurrence, job, logged.get(job.pk), now))
+    if contract.status not in CLOSED:
+        for plan in plans:
+            for occurrence in upcoming(plan, after=start - _TICK, until=end - _TICK):
+                visits.append(_visit(plan, occurrence, None, None, now))
+    if states is not None:
+        visits = [v for v in visits if v.state in states]
+    visits.sort(key=lambda v: (v.occurrence, v.plan.pk))
+    return visits
+
+
+def _visit(plan, occurrence, job, hours, now) -> Visit:
+    return Visit(
+        plan=plan,
+        occurrence=occurrence,
+        ends_at=occurrence + dt.timedelta(minutes=plan.duration_minutes),
+        state=visit_state(plan, occurrence, job, now),
+        work_order=job,
+        hours_logged=hours or Decimal("0.00"),
+    )

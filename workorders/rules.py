@@ -1,0 +1,108 @@
+"""Writes on contract rules and visit plans (issue 13); each writes its event in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from config.api.exceptions import Conflict, Unprocessable
+from contracts.models import Contract
+from events.services import record_event, save_changes, snapshot
+
+from . import recurrence
+from .models import ContractRule, VisitPlan
+
+CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
+
+RULE_FIELDS = ["name", "sequence", "enabled", "criteria", "outcome", "contract_id"]
+PLAN_FIELDS = [
+    "contract_id", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset_id", "site",
+    "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to",
+]  # fmt: skip
+
+
+@transaction.atomic
+def create_contract_rule(*, organization, actor, data: dict) -> ContractRule:
+    rule = ContractRule.objects.create(organization=organization, **data)
+    record_event(type="contract_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_FIELDS))
+    return rule
+
+
+@transaction.atomic
+def update_contract_rule(*, instance: ContractRule, actor, data: dict) -> ContractRule:
+    rule = ContractRule.objects.select_for_update().get(pk=instance.pk)
+    return save_changes(rule, data, actor=actor, event_type="contract_rule.updated")
+
+
+@transaction.atomic
+def delete_contract_rule(*, instance: ContractRule, actor) -> None:
+    record_event(type="contract_rule.deleted", obj=instance, actor=actor, payload=snapshot(instance, RULE_FIELDS))
+    instance.delete()
+
+
+# --- visit plans --------------------------------------------------------------------------------
+
+
+def check_plan(plan: VisitPlan, contract: Contract) -> None:
+    """A plan's rule parses, its asset is the contract's counterparty's, its dates lie in the term."""
+    if contract.status in CLOSED:
+        raise Conflict(f"The contract is {contract.status}; it plans no more visits.")
+    errors: dict[str, list[str]] = {}
+    try:
+        plan.recurrence = recurrence.validate(plan.recurrence, plan.active_from)
+    except ValueError as exc:
+        errors["recurrence"] = [str(exc)]
+    if plan.asset is not None and plan.asset.counterparty_id != contract.counterparty_id:
+        errors["asset_id"] = [f"Asset {plan.asset.pk} is not an asset of the contract's counterparty."]
+    if contract.start_date and plan.active_from < contract.start_date:
+        errors["active_from"] = [f"Before the contract's start date {contract.start_date}."]
+    if contract.expiry_date and plan.active_from > contract.expiry_date:
+        errors["active_from"] = [f"After the contract's expiry date {contract.expiry_date}."]
+    if plan.active_to is not None:
+        if plan.active_to < plan.active_from:
+            errors["active_to"] = ["Before active_from."]
+        elif contract.expiry_date and plan.active_to > contract.expiry_date:
+            errors["active_to"] = [f"After the contract's expiry date {contract.expiry_date}."]
+    if errors:
+        raise Unprocessable(f"Invalid visit plan: {', '.join(errors)}.", errors)
+
+
+@transaction.atomic
+def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = None) -> VisitPlan:
+    """Occurrences before the plan's creation are never generated (`generated_until` starts now).
+    `active_from` defaults to today in the contract's time zone (or its start date, if later)."""
+    now = now or timezone.now()
+    today = contract.local_today(now)
+    default_from = max(today, contract.start_date) if contract.start_date else today
+    data = {"active_from": default_from, **data}
+    plan = VisitPlan(organization_id=contract.organization_id, contract=contract, generated_until=now, **data)
+    check_plan(plan, contract)
+    plan.save()
+    record_event(type="visit_plan.created", obj=plan, actor=actor, payload=snapshot(plan, PLAN_FIELDS))
+    return plan
+
+
+@transaction.atomic
+def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
+    """Occurrences already generated keep their jobs; the edit applies to the later ones."""
+    plan = VisitPlan.objects.select_for_update().select_related("contract").get(pk=instance.pk)
+
+    def check(plan: VisitPlan) -> None:
+        check_plan(plan, plan.contract)
+        plan.next_run_at = None  # the next run looks at it again
+
+    return save_changes(plan, data, actor=actor, event_type="visit_plan.updated", check=check)
+
+
+@transaction.atomic
+def delete_visit_plan(*, instance: VisitPlan, actor) -> None:
+    record_event(type="visit_plan.deleted", obj=instance, actor=actor, payload=snapshot(instance, PLAN_FIELDS))
+    try:
+        instance.delete()
+    except ProtectedError:
+        raise Conflict(
+            f"Visit plan {instance.pk} has generated work orders; end it with active_to instead of deleting it."
+        ) from None
