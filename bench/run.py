@@ -33,6 +33,7 @@ BENCHMARKS = [
     "reports_bench",
     "agreements",  # issue 13: contract matching, a year of planned visits
     "billing_bench",
+    "graphql_bench",  # issue 10: the deep contract query, GraphQL beside REST
 ]
 
 

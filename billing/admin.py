@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rest_framework.exceptions import ValidationError
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 from contracts.admin import PlanCheckedForm
 from contracts.models import Contract, Counterparty
 from contracts.services import add_months
@@ -238,7 +238,7 @@ class ContractTemplateAdmin(admin.ModelAdmin):
                 contract = services.instantiate_template(
                     template=template, actor=request.user, contract_data=contract_data
                 )
-            except APIError as exc:
+            except DomainError as exc:
                 messages.error(request, f"{template}: {exc.message} {exc.errors or ''}")
             else:
                 messages.success(request, f"Draft contract {contract.reference} made from {template}.")

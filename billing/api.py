@@ -358,12 +358,19 @@ class ContractTemplateFilterSet(PredicateFilterSet):
         fields = ["name", "contract_type", "currency", "billing_period", "active", "created_at"]
 
 
-class InstantiateSerializer(serializers.Serializer):
-    """Documents the body (validated as a contract: any writable contract field overrides the template)."""
-
-    counterparty_id = serializers.IntegerField()
-    reference = serializers.CharField(max_length=64)
-    start_date = serializers.DateField()
+# The body is validated as a contract: any writable contract field overrides the template, so the
+# schema says so (additionalProperties: true) rather than pretend the three required ones are all.
+INSTANTIATE_BODY = {
+    "type": "object",
+    "description": "Validated as a contract: any writable contract field overrides the template.",
+    "properties": {
+        "counterparty_id": {"type": "integer"},
+        "reference": {"type": "string", "maxLength": 64},
+        "start_date": {"type": "string", "format": "date"},
+    },
+    "required": ["counterparty_id", "reference", "start_date"],
+    "additionalProperties": True,
+}
 
 
 class ContractTemplateViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
@@ -382,7 +389,7 @@ class ContractTemplateViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVi
     update_service = staticmethod(services.update_template)
     delete_service = staticmethod(services.delete_template)
 
-    @extend_schema(request=InstantiateSerializer, responses={201: ContractSerializer})
+    @extend_schema(request={"application/json": INSTANTIATE_BODY}, responses={201: ContractSerializer})
     @action(detail=True, methods=["post"])
     def instantiate(self, request, pk=None):
         """A draft contract from the template (201, `Location` of the contract). The body needs

@@ -40,12 +40,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Case, Min, Sum, Value, When
+from django.db.models import Sum
 
 from contracts.models import Contract
 from contracts.services import add_months
 from ledger.models import LedgerEntry
-from ledger.services import REPLAY_COLUMNS, ZERO, LotBook
+from ledger.services import ZERO, LotBook, replay_rows
 from tenancy.currencies import quantize
 
 MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -165,44 +165,6 @@ def _money(contract: Contract, figures: Figures) -> dict[str, Decimal]:
     return {**parts, "total": quantize(sum(parts.values(), Decimal(0)), currency)}
 
 
-# Beyond this many lot events in a ledger, the work is streamed row by row instead of summed per segment.
-MAX_SEGMENTS = 400
-
-
-def replay_rows(contract: Contract, *, now: dt.datetime, boundaries: list[dt.datetime]):
-    """The rows the lot replay needs, in (occurred_at, id) order, with the work *summed* between
-    events: every entry that is not work (lots, expiries, adjustments), the work at the exact
-    instant of an event or boundary one by one, and the work strictly between two such instants
-    as one row per stretch (its first id and instant, its total). Within a stretch no lot starts
-    or expires and no period ends, so consuming the total at once leaves the lots, the overrun
-    and the period sums exactly as consuming each entry would: O(events) rows from the database
-    instead of O(entries), one GROUP BY doing the rest."""
-    entries = LedgerEntry.objects.filter(contract=contract, occurred_at__lte=now).exclude(entry_type=T.PENALTY)
-    events = list(entries.exclude(entry_type=T.WORK).order_by("occurred_at", "id").values_list(*REPLAY_COLUMNS))
-    instants = {b for b in boundaries if b <= now}
-    for row in events:
-        instants.add(row[4])
-        if row[5] is not None and row[5] <= now:
-            instants.add(row[5])
-    if len(instants) > MAX_SEGMENTS:
-        yield from entries.order_by("occurred_at", "id").values_list(*REPLAY_COLUMNS).iterator(chunk_size=5000)
-        return
-    cuts = sorted(instants)
-    work = entries.filter(entry_type=T.WORK)
-    exact = list(work.filter(occurred_at__in=cuts).values_list(*REPLAY_COLUMNS)) if cuts else []
-    stretch = Case(*(When(occurred_at__lt=cut, then=Value(n)) for n, cut in enumerate(cuts)), default=Value(len(cuts)))
-    summed = (
-        work.exclude(occurred_at__in=cuts)
-        .annotate(stretch=stretch if cuts else Value(0))
-        .values("stretch")
-        .annotate(first_id=Min("id"), first_at=Min("occurred_at"), total=Sum("charged_hours"))
-        .order_by()
-        .values_list("first_id", "first_at", "total")
-    )
-    stretches = [(pk, T.WORK, "", total, at, None, None) for pk, at, total in summed]
-    yield from sorted([*events, *exact, *stretches], key=lambda row: (row[4], row[0]))
-
-
 def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = None) -> list[Figures]:
     """Every period begun by `now`, with its figures from the ledger as of `now`.
 
@@ -230,7 +192,7 @@ def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = N
     price = top_up_price(contract)
     booked: set[int] = set()
     boundary = 0  # the next period end to read the overrun at
-    for row in replay_rows(contract, now=now, boundaries=[starts[0], *ends]):
+    for row in replay_rows(contract, as_of=now, boundaries=[starts[0], *ends]):
         pk, kind, reason, hours, occurred_at, expires_at, lot_id = row
         while boundary <= last and occurred_at >= ends[boundary]:
             figures[boundary].overage_hours = max(book.overrun, ZERO)

@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
 
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from contracts import services as contract_services
 from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
 from contracts.models import Contract, LineItem

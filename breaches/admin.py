@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin
 
 from . import services
@@ -52,7 +52,7 @@ class BreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _run(self, request, breach, act):
         try:
             act(breach)
-        except APIError as exc:
+        except DomainError as exc:
             messages.error(request, f"Breach {breach.pk}: {exc.message}")
         else:
             messages.success(request, f"Breach {breach.pk}: done.")

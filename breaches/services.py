@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from events.services import record_event, record_events
 from slas.models import SlaRule
 from tenancy.currencies import quantize

@@ -271,3 +271,11 @@ SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
 SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
 CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
 # E-mail (the approval link) goes through EMAIL_URL and DEFAULT_FROM_EMAIL above.
+
+# --- GraphQL (issue 10) ---
+INSTALLED_APPS += ["strawberry_django"]
+STRAWBERRY_DJANGO = {
+    "DEFAULT_PK_FIELD_NAME": "id",
+    "PAGINATION_DEFAULT_LIMIT": 20,  # like REST's per_page default
+    "PAGINATION_MAX_LIMIT": 100,
+}

@@ -63,6 +63,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("notifications.urls")),  # webhooks and e-mail (issue 9)
     path("", include("signing.urls")),  # the counterparty's approval page, /approve/<token>
+    path("api/", include("config.graphql.urls")),  # POST /api/graphql (issue 10)
 ]
 
 if settings.SERVE_STATIC:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
 
@@ -135,7 +135,7 @@ def each_through_service(model_admin, request, queryset, act) -> None:
         label = getattr(obj, "reference", None) or str(obj)
         try:
             act(obj)
-        except APIError as exc:
+        except DomainError as exc:
             model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
         else:
             model_admin.message_user(request, f"{label}: done.", messages.SUCCESS)
@@ -350,7 +350,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
             return False
         try:
             service(contract=obj, actor=request.user, **(kwargs or {}))
-        except APIError as exc:
+        except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return False
         label = TRANSITION_TEXTS.get(transition_name, (transition_name,))[0]

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 
 from . import services, terms

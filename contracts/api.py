@@ -129,11 +129,12 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
     submitted_by = ReferenceField()
     approvals = serializers.SerializerMethodField()
     covered_assets = serializers.SerializerMethodField()
-    covered_asset_ids = ReferenceIdField(
+    covered_asset_ids = serializers.ListField(
         source="covered_assets",
-        queryset=Asset.objects.all(),
-        many=True,
+        child=ReferenceIdField(queryset=Asset.objects.all()),
+        max_length=1000,
         required=False,
+        write_only=True,
         help_text="Assets of the contract's counterparty that it covers (a term: editable in draft).",
     )
     waiting_for = serializers.SerializerMethodField(
@@ -599,7 +600,7 @@ def _term_inputs() -> dict[str, str]:
 
 
 class AmendmentSerializer(ResourceSerializer):
-    changes = serializers.DictField(
+    changes = serializers.JSONField(
         help_text=(
             "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
             "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
@@ -644,6 +645,8 @@ class AmendmentSerializer(ResourceSerializer):
 
     def validate_changes(self, value: dict) -> dict:
         """Each term validated as a contract edit would be; stored as JSON under the term's name."""
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object of the terms that change.")
         inputs = _term_inputs()
         by_input = {input_name: term for term, input_name in inputs.items()}
         errors: dict[str, list[str]] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import ProtectedError
 
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from events.services import record_event, save_changes, snapshot
 
 from .models import Asset

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
-from django.http import Http404
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from config.api.exceptions import Conflict, Forbidden, Unprocessable
+from config.errors import Conflict, Forbidden, NotFound, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import quantize
 
@@ -730,7 +729,7 @@ def contract_for_line_items(*, organization, contract_id) -> Contract:
     """The contract of a line-item route, within the caller's organization (else 404)."""
     contract = Contract.objects.for_organization(organization).filter(pk=contract_id).first()
     if contract is None:
-        raise Http404
+        raise NotFound()
     return contract
 
 

@@ -9,7 +9,7 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from contracts.models import Contract
 
@@ -42,7 +42,7 @@ class PostingForm(forms.ModelForm):
             services.set_charged_hours(entry, entry.contract)
             services.check_entry(entry, timezone.now())
             services.check_overdraw(entry, entry.contract)
-        except APIError as exc:
+        except DomainError as exc:
             for field, errors in (exc.errors or {}).items():
                 name = field.removesuffix("_id")
                 if name in self.fields:
@@ -72,7 +72,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         data = {name: form.cleaned_data.get(name) for name in POSTED_FIELDS if form.cleaned_data.get(name) is not None}
         try:
             entry = services.post_entry(organization=obj.contract.organization, actor=request.user, data=data)
-        except APIError as exc:
+        except DomainError as exc:
             # Only a concurrent posting can get here (the form checked everything): nothing was posted.
             messages.error(request, f"Not posted: {exc.message}")
             obj.posting_failed = True

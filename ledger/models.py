@@ -46,7 +46,7 @@ class LedgerEntry(TenantModel):
     currency = models.CharField(max_length=3, blank=True, default="")
     work_order = models.ForeignKey(WorkOrder, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     breach = models.ForeignKey(Breach, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries")
-    # The allocation (lot) an expiry entry closes, or the penalty a reversal undoes.
+    # The allocation (lot) an expiry entry closes (or a rollover lot carries from), or the penalty a reversal undoes.
     lot = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="expiries")
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversal")
     description = models.TextField(blank=True, default="")

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DecimalField, F, Max, Q, Sum, Value, When
+from django.db.models import Case, DecimalField, F, Max, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from breaches.models import Breach
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from events.services import record_event
 from tenancy.currencies import quantize
@@ -435,13 +435,53 @@ class LotBook:
             self.overrun += need
 
 
-def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
-    """Replay the entries in time order (occurred_at, id) into a `LotBook`: one pass."""
+# Beyond this many lot events in a ledger, the work is streamed row by row instead of summed per segment.
+MAX_SEGMENTS = 400
+
+
+def replay_rows(contract: Contract, *, as_of: dt.datetime | None = None, boundaries=()):
+    """The rows the lot replay needs, in (occurred_at, id) order, with the work *summed* between
+    events: every entry that is not work (lots, expiries, adjustments), the work at the exact
+    instant of an event or boundary one by one, and the work strictly between two such instants
+    as one row per stretch (its first id and instant, its total). Within a stretch no lot starts
+    or expires and no period ends, so consuming the total at once leaves the lots, the overrun
+    and the period sums exactly as consuming each entry would: O(events) rows from the database
+    instead of O(entries), one GROUP BY doing the rest. (`boundaries`: more instants to cut at,
+    e.g. billing periods' ends, so that no stretch spans one.)"""
     entries = LedgerEntry.objects.filter(contract=contract).exclude(entry_type=T.PENALTY)
     if as_of is not None:
         entries = entries.filter(occurred_at__lte=as_of)
+    now = as_of or _NEVER
+    events = list(entries.exclude(entry_type=T.WORK).order_by("occurred_at", "id").values_list(*REPLAY_COLUMNS))
+    instants = {b for b in boundaries if b <= now}
+    for row in events:
+        instants.add(row[4])
+        if row[5] is not None and row[5] <= now:
+            instants.add(row[5])
+    if len(instants) > MAX_SEGMENTS:
+        yield from entries.order_by("occurred_at", "id").values_list(*REPLAY_COLUMNS).iterator(chunk_size=5000)
+        return
+    cuts = sorted(instants)
+    work = entries.filter(entry_type=T.WORK)
+    exact = list(work.filter(occurred_at__in=cuts).values_list(*REPLAY_COLUMNS)) if cuts else []
+    stretch = Case(*(When(occurred_at__lt=cut, then=Value(n)) for n, cut in enumerate(cuts)), default=Value(len(cuts)))
+    summed = (
+        work.exclude(occurred_at__in=cuts)
+        .annotate(stretch=stretch if cuts else Value(0))
+        .values("stretch")
+        .annotate(first_id=Min("id"), first_at=Min("occurred_at"), total=Sum("charged_hours"))
+        .order_by()
+        .values_list("first_id", "first_at", "total")
+    )
+    # (Grouping by a constant, with no cut, is one aggregate: a row of NULLs when there is no work.)
+    stretches = [(pk, T.WORK, "", total, at, None, None) for pk, at, total in summed if pk is not None]
+    yield from sorted([*events, *exact, *stretches], key=lambda row: (row[4], row[0]))
+
+
+def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
+    """Replay the entries in time order (occurred_at, id) into a `LotBook`: one pass."""
     book = LotBook()
-    for row in entries.order_by("occurred_at", "id").values_list(*REPLAY_COLUMNS).iterator(chunk_size=5000):
+    for row in replay_rows(contract, as_of=as_of):
         book.apply(*row)
     return book
 

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from config.api.exceptions import Unprocessable
+from config.errors import Unprocessable
 from events.admin import ReadOnlyAdminMixin
 
 from . import services

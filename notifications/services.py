@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from django.db import transaction
 from django.utils import timezone
 
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 from tenancy.models import Organization
 

@@ -79,7 +79,7 @@ def current_terms(rule: SlaRule) -> Terms:
         metric=rule.metric,
         priorities=frozenset(rule.priorities),
         target_minutes=rule.target_minutes,
-        calendar=clock.compile_calendar(rule.calendar.spec if rule.calendar_id else None),
+        calendar=rule.calendar.compiled if rule.calendar_id else clock.TWENTY_FOUR_SEVEN,
         pause_on_hold=rule.pause_on_hold,
         penalty=rule.penalty,
         monthly_cap=rule.monthly_penalty_cap,

@@ -192,17 +192,29 @@ def _penalty_steps(breach: Breach, rule, overage: int, past_due: bool) -> dict:
     }
 
 
+def _holidays_between(spec: clock.CalendarSpec | None, first: dt.date, last: dt.date) -> list[str]:
+    """The calendar's holidays from `first` to `last` (local dates): its own, and its country's
+    public holidays, less the dates it works regardless."""
+    if spec is None:
+        return []
+    days = {day for day in spec.holidays if first <= day <= last}
+    if spec.country:
+        for year in range(first.year, last.year + 1):
+            days |= {day for day in clock.public_holidays(spec.country, spec.subdivision, year) if first <= day <= last}
+    return sorted(day.isoformat() for day in days - spec.working_days)
+
+
 def breach_evidence(breach: Breach) -> dict:
     """The evidence pack (with its `sha256`) of a breach fetched with `evidence_queryset()`."""
     clock_row = breach.clock
     rule, job = clock_row.rule, clock_row.work_order
     holds = list(job.holds.all())
-    spec = calendar_of(rule)
-    calendar = clock.compile_calendar(spec)
+    calendar = calendar_of(rule) or clock.TWENTY_FOUR_SEVEN
+    spec = calendar.spec if isinstance(calendar, clock.CompiledCalendar) else None
     start = clock_row.started_at
     until = measured_until(breach)
     pauses = [(s, until if e is None or e > until else e) for s, e in pauses_for(rule, holds) if s < until]
-    due_at = clock.due(spec, start, clock_row.target_minutes, pauses)
+    due_at = clock.due(calendar, start, clock_row.target_minutes, pauses)
     a, b = _epoch(start), _epoch(until)
     epoch_pauses = [(_epoch(s), _epoch(e)) for s, e in pauses]
     seconds = calendar.business_seconds(a, b, epoch_pauses)
@@ -287,6 +299,9 @@ def breach_evidence(breach: Breach) -> dict:
                     "time_zone": spec.time_zone,
                     "hours": [list(triple) for triple in spec.hours],
                     "holidays": sorted(day.isoformat() for day in spec.holidays),
+                    "holiday_country": spec.country,
+                    "holiday_subdivision": spec.subdivision,
+                    "working_days": sorted(day.isoformat() for day in spec.working_days),
                 },
                 "penalty": rule.penalty,
                 "monthly_penalty_cap": None if rule.monthly_penalty_cap is None else str(rule.monthly_penalty_cap),
@@ -302,9 +317,7 @@ def breach_evidence(breach: Breach) -> dict:
                 "pauses": [{"start": iso(s), "end": iso(e)} for s, e in pauses],
                 "time_zone": zone,
                 "working_intervals": _intervals(calendar, a, b, epoch_pauses),
-                "holidays_in_span": sorted(
-                    day.isoformat() for day in (spec.holidays if spec else ()) if local_start <= day <= local_end
-                ),
+                "holidays_in_span": _holidays_between(spec, local_start, local_end),
                 "dst_changes": _dst_changes(zone, a, b) if spec else [],
                 "due_at": iso(due_at),
                 "business_seconds": seconds,

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.api.exceptions import Conflict
+from config.errors import Conflict
 from contracts import services as contract_services
 from contracts.models import Contract
 from events.services import record_event

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 
 from . import services
 from .models import Calendar, SlaRule
@@ -30,7 +30,7 @@ class CalendarAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         try:
             services.delete_calendar(instance=obj, actor=request.user)
-        except APIError as exc:
+        except DomainError as exc:
             messages.error(request, exc.message)
 
 
@@ -58,5 +58,5 @@ class SlaRuleAdmin(admin.ModelAdmin):
                 services.update_rule(instance=SlaRule.objects.get(pk=obj.pk), actor=request.user, data=_changed(form))
             else:
                 obj.pk = services.create_rule(organization=obj.organization, actor=request.user, data=_changed(form)).pk
-        except APIError as exc:
+        except DomainError as exc:
             messages.error(request, exc.message)

@@ -657,6 +657,8 @@ def compile_calendar(spec: CalendarSpec | None) -> Calendar:
     """The compiled calendar of `spec` (cached; equal specs share one), or 24x7 for None."""
     if spec is None:
         return TWENTY_FOUR_SEVEN
+    if isinstance(spec, Calendar):  # already compiled (e.g. a calendar row's cached one)
+        return spec
     if not isinstance(spec, CalendarSpec):
         raise TypeError(f"expected a CalendarSpec or None, not {type(spec).__name__}")
     return _compile_cached(spec)

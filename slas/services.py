@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import ProtectedError, Q
 from django.utils import timezone
 
-from config.api.exceptions import Conflict, Unprocessable
+from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from events.services import apply_changes, record_event, snapshot
 

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 
 from config.api.exceptions import BadRequest
-from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, reference_of
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Asset, Contract
@@ -205,6 +205,9 @@ def _list_param(request, name: str, kind):
     if raw in (None, ""):
         return None
     try:
-        return [kind(part) for part in raw.split(",")]
+        values = [kind(part) for part in raw.split(",")]
     except ValueError:
         raise BadRequest(f"{name} must be a comma-separated list.", {name: ["Malformed value."]}) from None
+    if kind is int and any(not 0 < value <= MAX_DB_ID for value in values):
+        raise BadRequest(f"{name} takes ids from 1 to {MAX_DB_ID}.", {name: ["Out of range."]})
+    return values

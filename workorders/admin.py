@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.api.exceptions import APIError
+from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
 
@@ -167,7 +167,7 @@ class VisitPlanForm(forms.ModelForm):
         plan = VisitPlan(**{**{f: getattr(self.instance, f) for f in ("asset",)}, **data, "contract": contract})
         try:
             rules.check_plan(plan, contract)
-        except APIError as exc:
+        except DomainError as exc:
             _add_api_errors(self, exc.errors or {"__all__": [exc.message]})
         return data
 

@@ -17,39 +17,27 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from config.errors import BadRequest, Conflict, DomainError, Forbidden, Invalid, NotFound, Unprocessable
+
 logger = logging.getLogger("api")
 
 
-class APIError(exceptions.APIException):
-    """An error with a message and optional per-field errors."""
+# The error classes live in the domain (config.errors, no REST import); the REST face keeps
+# exporting them under the names it has always used, and maps each kind to its status below.
+APIError = DomainError
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "Bad request."
+STATUS_BY_KIND = {
+    BadRequest.kind: status.HTTP_400_BAD_REQUEST,
+    Invalid.kind: 422,
+    Conflict.kind: status.HTTP_409_CONFLICT,
+    Forbidden.kind: status.HTTP_403_FORBIDDEN,
+    NotFound.kind: status.HTTP_404_NOT_FOUND,
+}
 
-    def __init__(self, message: str | None = None, errors: dict | None = None):
-        super().__init__(message or self.default_detail)
-        self.message = str(message or self.default_detail)
-        self.errors = errors
-
-
-class BadRequest(APIError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "Bad request."
-
-
-class Forbidden(APIError):
-    status_code = status.HTTP_403_FORBIDDEN
-    default_detail = "You may not do this."
-
-
-class Conflict(APIError):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Conflict."
-
-
-class Unprocessable(APIError):
-    status_code = 422
-    default_detail = "Validation failed."
+__all__ = [
+    "APIError", "BadRequest", "Conflict", "DomainError", "Forbidden", "Invalid", "NotFound",
+    "Unprocessable", "exception_handler",
+]
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -98,9 +86,9 @@ def exception_handler(exc, context):
         logger.info("integrity error mapped to 409: %s", exc)
         exc = Conflict("Conflicting write: the record was changed or created concurrently. Retry.")
 
-    if isinstance(exc, APIError):
+    if isinstance(exc, DomainError):
         body = _envelope(exc.message, exc.errors)
-        status_code = exc.status_code
+        status_code = STATUS_BY_KIND.get(exc.kind, status.HTTP_400_BAD_REQUEST)
     elif isinstance(exc, exceptions.ValidationError):
         status_code = 422
         body = _envelope("Validation failed.", _flatten(exc.detail))

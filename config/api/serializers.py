@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 
 from .exceptions import Conflict
 from .filters import MAX_DB_ID
@@ -40,7 +41,7 @@ def _scalar_type_error(field, value) -> str | None:
         return None if abs(value) <= MAX_DB_ID else f"Must be between -{MAX_DB_ID} and {MAX_DB_ID}."
     if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
         ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-        return None if ok else "Expected a decimal string (e.g. \"12.50\") or a number."
+        return None if ok else 'Expected a decimal string (e.g. "12.50") or a number.'
     if isinstance(field, serializers.RelatedField):
         return None if _is_int(value) else "Expected an integer id."
     if isinstance(field, serializers.DateTimeField):
@@ -68,10 +69,18 @@ def json_type_errors(field, value):
     messages, or a dict / index map for nested serializers and lists), or None."""
     if value is None:
         return None  # allow_null is the field's own business
-    if isinstance(field, (serializers.ListSerializer, serializers.ListField)):
+    if isinstance(field, UnvalidatedField):
+        return None  # a ListField's or DictField's child with no declared type takes any JSON
+    if isinstance(field, (serializers.ListSerializer, serializers.ListField, serializers.ManyRelatedField)):
         if not isinstance(value, list):
             return None  # the field itself says "Expected a list"
-        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child, item))}
+        child = field.child_relation if isinstance(field, serializers.ManyRelatedField) else field.child
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(child, item))}
+        return errors or None
+    if isinstance(field, serializers.ManyRelatedField):  # `<name>_ids` lists: each id a scalar
+        if not isinstance(value, list):
+            return None
+        errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child_relation, item))}
         return errors or None
     if isinstance(field, serializers.Serializer):
         if not isinstance(value, dict):

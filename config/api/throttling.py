@@ -122,4 +122,3 @@ def rate_limit_headers(request) -> dict[str, str]:
         "X-RateLimit-Remaining": str(remaining),
         "X-RateLimit-Reset": str(math.ceil(reset)),
     }
-

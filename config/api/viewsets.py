@@ -145,5 +145,6 @@ class DestroyMixin:
     delete_service: Callable
 
     def destroy(self, request, *args, **kwargs):
+        request.data  # noqa: B018 - a DELETE takes no body, but a malformed one is still a 400
         self.delete_service(instance=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,9 +2,11 @@
 
 import datetime as dt
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+
+from config.errors import DomainError, as_command_error
 
 
 def parse_now(value: str | None) -> dt.datetime:
@@ -18,3 +20,13 @@ def parse_now(value: str | None) -> dt.datetime:
     if parsed is None:
         raise CommandError(f"--now {value!r} is not an ISO 8601 timestamp.")
     return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
+
+
+class DomainCommand(BaseCommand):
+    """A command whose domain errors (config.errors) end it with their message and exit code."""
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except DomainError as exc:
+            raise as_command_error(exc) from exc

@@ -232,6 +232,6 @@ def test_work_summed_between_events_gives_the_same_periods_as_row_by_row(org, mo
     lifecycle(local(2026, 5, 1, 0, 1))
     now = local(2026, 5, 10)
     summed = figures(contract, now)
-    monkeypatch.setattr(periods, "MAX_SEGMENTS", 0)
+    monkeypatch.setattr(ledger, "MAX_SEGMENTS", 0)
     assert figures(contract, now) == summed
     assert any(p["overage_hours"] != "0.00" for p in summed) and any(p["topped_up_hours"] != "0.00" for p in summed)

@@ -99,9 +99,7 @@ class TestBodies:
         get_user_model().objects.create_superuser("root", "root@example.com", "pw")
         client = Client()
         client.login(username="root", password="pw")
-        response = client.post(
-            "/admin/contracts/counterparty/add/", {"name": "x", "remarks": "y" * (2 * 1024 * 1024)}
-        )
+        response = client.post("/admin/contracts/counterparty/add/", {"name": "x", "remarks": "y" * (2 * 1024 * 1024)})
         assert response.status_code == 413
         assert "MAX_REQUEST_BYTES" in response.json()["message"]
 
@@ -144,9 +142,7 @@ class TestQueryNumbers:
 class TestActionVocabulary:
     def test_an_unknown_field_lists_the_accepted_ones(self, api):
         client = api("manager")
-        contract = client.post(
-            "/api/v1/counterparties", {"name": "Acme", "kind": "customer"}, format="json"
-        ).json()
+        contract = client.post("/api/v1/counterparties", {"name": "Acme", "kind": "customer"}, format="json").json()
         response = client.post(f"/api/v1/counterparties/{contract['id']}", {}, format="json")
         assert response.status_code == 405
         response = client.post("/api/v1/counterparties", {"name": "B", "nmae": "typo"}, format="json")

@@ -153,10 +153,11 @@ class TestCoveredAssets:
             Asset, organization=other_org, counterparty=baker.make(Counterparty, organization=other_org)
         )
         client = api("manager")
-        for asset in (stranger, theirs):
+        # Another counterparty's asset: the domain rule; another organization's: no such asset (at its index).
+        for asset, field in ((stranger, "covered_asset_ids"), (theirs, "covered_asset_ids[0]")):
             response = client.post(self.url, self.body(counterparty, covered_asset_ids=[asset.pk]), format="json")
             assert response.status_code == 422, response.content
-            assert set(response.json()["errors"]) == {"covered_asset_ids"}
+            assert set(response.json()["errors"]) == {field}
         response = client.post(self.url, self.body(counterparty, covered_asset_ids="1"), format="json")
         assert response.status_code == 422
 

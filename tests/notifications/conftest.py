@@ -111,6 +111,21 @@ def dns(monkeypatch):
 
 
 @pytest.fixture
+def connects(monkeypatch):
+    """Every address the code connects to (the real connect still runs: loopback only here)."""
+    seen = []
+    real = socket.create_connection
+
+    def watched(address, *args, **kwargs):
+        seen.append(address)
+        assert address[0].startswith("127."), f"a connection to {address} would leave loopback"
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", watched)
+    return seen
+
+
+@pytest.fixture
 def loopback(settings):
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
 

@@ -30,21 +30,6 @@ from .conftest import PUBLIC_V4, PUBLIC_V6, Receiver, _handler, deliver
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def connects(monkeypatch):
-    """Every address the code connects to (the real connect still runs: loopback only here)."""
-    seen = []
-    real = socket.create_connection
-
-    def watched(address, *args, **kwargs):
-        seen.append(address)
-        assert address[0].startswith("127."), f"a connection to {address} would leave loopback"
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", watched)
-    return seen
-
-
 @pytest.mark.parametrize(
     ("url", "reason"),
     [

@@ -36,7 +36,7 @@ def test_the_overview_of_an_organization(superuser_client, org):
     make_rule(contract, target_minutes=60, escalation=[{"at_percent": 50, "name": "Dispatcher"}])
     job = make_job(contract, timezone.now() - dt.timedelta(minutes=40), now=timezone.now(), reference="AT-RISK-1")
     credit(contract, 20, at=timezone.now() - dt.timedelta(days=5))
-    work(contract, 6, at=timezone.now() - dt.timedelta(days=1), work_order=job)
+    work(contract, 6, at=timezone.now() - dt.timedelta(minutes=10), work_order=job)  # after the job was reported
     page = superuser_client.get(f"/admin/reports/slaoverview/{org.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()

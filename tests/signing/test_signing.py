@@ -37,9 +37,9 @@ class TestApprovalRequestsAPI(WritableResourceAPITests):
     sort_keys = ["created_at", "email"]
     default_sort = "-id"
     # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with created_by;
-    # then once per response for the state of pending requests (the terms hash): 5 the counterparty,
-    # 6 the line items, 7 the SLA rules with their calendars.
-    list_queries = 7
+    # then once per response for the state of pending requests (the terms hash): 5 the covered assets,
+    # 6 the line items, 7 the counterparty, 8 the SLA rules with their calendars.
+    list_queries = 8
     filter_cases = [
         ("email", "a@x.example", ["a"]),
         ("approval_round", "2", ["b"]),

@@ -1,14 +1,14 @@
 """Record new breaches, announce escalations and refresh running breaches; safe from cron on
 several machines at once (claimed rows are skipped by the others)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from breaches.services import scan_breaches
-from config.management import parse_now
+from config.management import DomainCommand, parse_now
 from tenancy.models import Organization
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Find running SLA clocks past due and record their breaches (exactly once); escalate; refresh."
 
     def add_arguments(self, parser):

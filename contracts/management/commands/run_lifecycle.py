@@ -2,13 +2,11 @@
 
 import time
 
-from django.core.management.base import BaseCommand
-
-from config.management import parse_now
+from config.management import DomainCommand, parse_now
 from contracts.services import run_lifecycle
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Activate scheduled contracts whose start date has begun, expire or auto-renew contracts whose "
         "expiry date has ended, and send the expiring / notice-due reminders (each once)."

@@ -1,13 +1,14 @@
 """Prove every contract's running balance against a fresh sum over its entries."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.management import DomainCommand
 from contracts.models import Contract
 from ledger.services import running_balance_errors
 from tenancy.models import Organization
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Check that each contract's remaining_hours equals the sum of its ledger entries; exit 1 if not."
 
     def add_arguments(self, parser):

@@ -1,0 +1,86 @@
+"""GraphQL type of breaches (DESIGN §7b)."""
+
+from __future__ import annotations
+
+import decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+import strawberry_django
+from strawberry import auto
+
+from config.graphql.base import (
+    OffsetPaginated,
+    TenantType,
+    UserRef,
+    filter_input,
+    nested_list,
+    order_input,
+    resource_get,
+    resource_list,
+)
+from config.graphql.mutations import API, action_mutation, input_from_serializer
+from contracts.graphql import Contract
+from slas.graphql import SlaRule
+from tenancy.currencies import quantize
+from workorders.graphql import SlaClock, WorkOrder
+
+from . import models
+from .api import BreachFilterSet, BreachViewSet, WaiveSerializer
+
+if TYPE_CHECKING:
+    from ledger.graphql import LedgerEntry
+
+LedgerEntryRef = Annotated["LedgerEntry", strawberry.lazy("ledger.graphql")]
+
+
+@strawberry_django.type(models.Breach, name="Breach")
+class Breach(TenantType):
+    rest_view = BreachViewSet
+    Filters = filter_input("BreachFilter", BreachFilterSet)
+    Order = order_input("BreachOrder", list(BreachViewSet.sort_fields))
+
+    id: strawberry.ID
+    clock: SlaClock
+    contract: Contract
+    sla_rule: SlaRule
+    work_order: WorkOrder
+    metric: auto
+    target_minutes: auto
+    actual_minutes: auto
+    overage_minutes: auto
+    currency: auto
+    due_at: auto
+    detected_at: auto
+    clock_stopped_at: auto
+    final: auto
+    measured_at: auto
+    state: auto
+    acknowledged_by: UserRef | None
+    acknowledged_at: auto
+    waived_by: UserRef | None
+    waived_at: auto
+    waiver_reason: auto
+    updated_at: auto
+    ledger_entries: list[LedgerEntryRef] = nested_list()
+
+    @strawberry_django.field(only=["penalty_amount", "currency"], description="In the currency's minor unit.")
+    def penalty_amount(self) -> decimal.Decimal:
+        return quantize(self.penalty_amount, self.currency)
+
+
+@strawberry.type
+class Query:
+    breach: Breach = resource_get()
+    breaches: OffsetPaginated[Breach] = resource_list()
+
+
+# --- mutations: the REST endpoints, typed ---------------------------------------------------------
+
+WaiveBreachInput = input_from_serializer("WaiveBreachInput", WaiveSerializer)
+
+
+@strawberry.type
+class Mutation:
+    acknowledge_breach = action_mutation(Breach, "acknowledgeBreach", lambda pk: f"{API}/breaches/{pk}/acknowledge")
+    waive_breach = action_mutation(Breach, "waiveBreach", lambda pk: f"{API}/breaches/{pk}/waive", WaiveBreachInput)

@@ -1,0 +1,320 @@
+"""The GraphQL toolkit every app's `graphql.py` uses (DESIGN §7b), the counterpart of config/api/.
+
+- `TenantType`: the one base `get_queryset` of every type, scoping each list, nested relation
+  and single get to the caller's organization (another organization's row is "not found").
+- `ResourceField`: a list (root or nested) with the REST filter vocabulary as typed inputs
+  (`filters: {status: {in: [..]}, createdAt: {gte: ..}}`), ordering on the REST sort keys and
+  offset pagination (at most 100 per page). The filters and sort are executed by the resource's
+  own REST filter backends, so both faces give the same answers and the same 400 messages.
+- `tenant(info)`: the caller's `TenantContext` (organization, role) set by the view.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+from types import SimpleNamespace
+from typing import Any
+
+import strawberry
+import strawberry_django
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.http import QueryDict
+from django_filters.utils import get_model_field
+from django_fsm import FSMField
+from strawberry import UNSET
+from strawberry.scalars import JSON
+from strawberry.types.arguments import StrawberryArgument
+from strawberry_django.fields.field import StrawberryDjangoField
+from strawberry_django.fields.types import field_type_map
+from strawberry_django.optimizer import is_optimized_by_prefetching
+from strawberry_django.pagination import OffsetPaginated
+from strawberry_django.queryset import run_type_get_queryset
+from strawberry_django.utils.typing import unwrap_type
+
+from config.api.filters import PredicateFilter
+from config.errors import BadRequest, Forbidden
+from tenancy.models import TenantQuerySet
+
+MAX_PAGE_SIZE = 100
+
+# django-fsm's state fields are character fields to GraphQL.
+field_type_map.setdefault(FSMField, str)
+
+
+def tenant(info):
+    """The caller's tenancy context (`organization`, `role`, `has_role`), set by the view."""
+    context = getattr(info.context, "tenant", None)
+    if context is None:
+        request = info.context.get("request") if isinstance(info.context, dict) else info.context.request
+        context = getattr(request, "tenant", None)
+    if context is None:  # the view refuses unauthenticated requests; this is a second wall
+        raise Forbidden("Not authenticated.")
+    return context
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def camel_path(path: str) -> str:
+    """A REST error key (`items[0].unit_price`) as a GraphQL input path (`items[0].unitPrice`)."""
+    return ".".join(camel(part) for part in path.split("."))
+
+
+# --- the filter vocabulary -----------------------------------------------------------------
+
+
+def _predicate(name: str, scalar, ordered: bool):
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    notes = namespace["__annotations__"]
+    fields = {
+        "eq": (scalar | None, "Equals."),
+        "in_": (list[scalar] | None, "Is one of."),
+        "not_": (list[scalar] | None, "Is none of."),
+    }
+    if ordered:
+        fields.update(
+            gt=(scalar | None, "Greater than."),
+            gte=(scalar | None, "Greater than or equal."),
+            lt=(scalar | None, "Less than."),
+            lte=(scalar | None, "Less than or equal."),
+        )
+    fields["is_empty"] = (bool | None, "true: has no value; false: has a value.")
+    for field_name, (annotation, description) in fields.items():
+        notes[field_name] = annotation
+        graphql_name = field_name.rstrip("_") if field_name.endswith("_") else None
+        namespace[field_name] = strawberry.field(default=None, description=description, name=graphql_name)
+    return strawberry.input(type(name, (), namespace), description=f"A condition on a {scalar.__name__} field.")
+
+
+IntFilter = _predicate("IntFilter", int, ordered=True)
+DecimalFilter = _predicate("DecimalFilter", decimal.Decimal, ordered=True)
+StringFilter = _predicate("StringFilter", str, ordered=True)
+ChoiceFilter = _predicate("ChoiceFilter", str, ordered=False)
+DateTimeFilter = _predicate("DateTimeFilter", dt.datetime, ordered=True)
+DateFilter = _predicate("DateFilter", dt.date, ordered=True)
+BooleanFilter = _predicate("BooleanFilter", bool, ordered=False)
+
+
+def _raw(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return str(value)
+
+
+def predicate_to_rest(predicate) -> list[str]:
+    """One GraphQL predicate as REST filter values (`a`, `a,b`, `!a`, `>=a<b`, ``, `!`)."""
+    if isinstance(predicate, str | int):  # a parameter with its own grammar (`covers: "LON,LAT"`, `since: 5`)
+        return [str(predicate)]
+    out: list[str] = []
+    if predicate.eq is not None:
+        out.append(_raw(predicate.eq))
+    if predicate.in_ is not None:
+        out.append(",".join(_raw(v) for v in predicate.in_) if predicate.in_ else "\x00")
+    if predicate.not_:
+        out.append("!" + ",".join(_raw(v) for v in predicate.not_))
+    bounds = [
+        (op, getattr(predicate, name, None)) for name, op in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="))
+    ]
+    bounds = [(op, value) for op, value in bounds if value is not None]
+    for index in range(0, len(bounds), 2):  # the REST grammar takes two bounds per value
+        out.append("".join(f"{op}{_raw(value)}" for op, value in bounds[index : index + 2]))
+    if predicate.is_empty is not None:
+        out.append("" if predicate.is_empty else "!")
+    return out
+
+
+def _filter_scalar(filter_obj, model):
+    if not isinstance(filter_obj, PredicateFilter):
+        return str
+    field = get_model_field(model, filter_obj.field_name)
+    if isinstance(field, models.ForeignKey):
+        field = field.target_field
+    if getattr(field, "choices", None):
+        return ChoiceFilter
+    if isinstance(field, models.BooleanField):
+        return BooleanFilter
+    if isinstance(field, (models.AutoField, models.BigAutoField, models.IntegerField)):
+        return IntFilter
+    if isinstance(field, models.DecimalField):
+        return DecimalFilter
+    if isinstance(field, models.DateTimeField):
+        return DateTimeFilter
+    if isinstance(field, models.DateField):
+        return DateFilter
+    return StringFilter
+
+
+def filter_input(name: str, filterset_class, extra: dict[str, Any] | None = None):
+    """The `filters:` input of a resource: one typed predicate per REST filter parameter."""
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for param, filter_obj in filterset_class.base_filters.items():
+        scalar = _filter_scalar(filter_obj, filterset_class._meta.model)
+        namespace["__annotations__"][param] = scalar | None
+        graphql_name = param if param == "sourceID" else camel(param)
+        help_text = filter_obj.extra.get("help_text") or f"REST `?{param}=`."
+        namespace[param] = strawberry.field(default=None, name=graphql_name, description=help_text)
+    for param, (annotation, description) in (extra or {}).items():
+        namespace["__annotations__"][param] = annotation | None
+        namespace[param] = strawberry.field(default=None, name=camel(param), description=description)
+    return strawberry.input(type(name, (), namespace), description="Conditions, all of which must hold.")
+
+
+@strawberry.enum
+class Direction(enum.Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def order_input(name: str, sort_keys: list[str]):
+    """The `order:` input: `[{field: NAME, direction: DESC}]`, on the REST sort keys."""
+    keys = enum.Enum(f"{name}Field", {key.upper(): key for key in sorted({"id", *sort_keys})})
+    field_enum = strawberry.enum(keys, description="A REST sort key.")
+    namespace = {
+        "__annotations__": {"field": field_enum, "direction": Direction},
+        "direction": strawberry.field(default=Direction.ASC),
+    }
+    return strawberry.input(type(name, (), namespace), description="One sort key.")
+
+
+# --- types ----------------------------------------------------------------------------------
+
+
+class TenantType:
+    """Base of every tenant-owned type: one `get_queryset` for lists, nested lists and gets.
+
+    A type declares `rest_view` (its REST viewset: filters, sort keys, default sort and roles)."""
+
+    rest_view: type
+    read_role: str = "viewer"
+
+    @classmethod
+    def filter_extra(cls, queryset, filters):
+        """Filters of the REST view's own parameters (not its filterset), e.g. events' `since`."""
+        return queryset
+
+    @classmethod
+    def get_queryset(cls, queryset, info, **kwargs):
+        context = tenant(info)
+        role = getattr(cls, "read_role", None) or getattr(cls.rest_view, "read_role", "viewer")
+        if not context.has_role(role):
+            raise Forbidden(f"This needs the {role} role or higher; your role is {context.role}.")
+        # The optimizer's prefetches start from the plain manager: apply the one scoping method to it.
+        return TenantQuerySet.for_organization(queryset, context.organization)
+
+
+@strawberry_django.type(get_user_model(), name="User", description="A user, as a reference.")
+class UserRef:
+    id: strawberry.ID
+    username: str
+
+
+def rest_filter(view_class, queryset, info, filters=None, order=None, extra_params: dict | None = None):
+    """Filter and sort `queryset` with the REST view's own backends (same answers, same 400s)."""
+    passes: list[dict[str, str]] = [{}]
+    names: dict[str, str] = {}
+    for attr, value in vars(filters).items() if filters is not None else ():
+        if value is None or value is UNSET:
+            continue
+        param = attr
+        names[param] = attr if attr == "sourceID" else camel(attr)
+        for index, raw in enumerate(predicate_to_rest(value)):
+            while len(passes) <= index:
+                passes.append({})
+            passes[index][param] = raw
+    passes[0].update({k: str(v) for k, v in (extra_params or {}).items() if v is not None})
+    if order:
+        passes[0]["sort"] = ",".join(("-" if o.direction == Direction.DESC else "") + o.field.value for o in order)
+    view = view_class()
+    view.action = "list"
+    view.kwargs = {}
+    view.format_kwarg = None
+    for params in passes:
+        if any(value == "\x00" for value in params.values()):  # `in: []` matches nothing
+            return queryset.none()
+        query = QueryDict(mutable=True)
+        query.update(params)
+        view.request = SimpleNamespace(query_params=query, auth=tenant(info), user=None, method="GET")
+        try:
+            for backend in view.filter_backends:
+                queryset = backend().filter_queryset(view.request, queryset, view)
+        except BadRequest as exc:
+            errors = {names.get(k, camel(k)): v for k, v in (exc.errors or {}).items()}
+            raise BadRequest(exc.message, errors or None) from None
+    return queryset
+
+
+class ResourceField(StrawberryDjangoField):
+    """A list of a `TenantType` with `filters`, `order` and `pagination` (max 100)."""
+
+    def __init__(self, *args, extra_filters: dict | None = None, **kwargs):
+        self.extra_filters = extra_filters or {}
+        super().__init__(*args, **kwargs)
+
+    def _resource(self):
+        return unwrap_type(self.django_type)
+
+    @property
+    def arguments(self) -> list[StrawberryArgument]:
+        arguments = super().arguments
+        resource = self._resource()
+        if (self.is_list or self.is_paginated) and hasattr(resource, "Filters"):
+            arguments = [
+                *arguments,
+                StrawberryArgument(
+                    "filters",
+                    None,
+                    type_annotation=strawberry.annotation.StrawberryAnnotation(resource.Filters | None),
+                    default=None,
+                ),
+                StrawberryArgument(
+                    "order",
+                    None,
+                    type_annotation=strawberry.annotation.StrawberryAnnotation(list[resource.Order] | None),
+                    default=None,
+                    description="Sort keys, first first; default: the REST default sort.",
+                ),
+            ]
+        return arguments
+
+    @arguments.setter
+    def arguments(self, value):
+        StrawberryDjangoField.arguments.fset(self, value)
+
+    def get_queryset(self, queryset, info, *, filters=None, order=None, **kwargs):
+        if is_optimized_by_prefetching(queryset):
+            return queryset
+        resource = self._resource()
+        if (self.is_list or self.is_paginated) and hasattr(resource, "rest_view"):
+            # Scope first (and check the role), then filter and sort like REST does.
+            queryset = run_type_get_queryset(queryset, resource, info)
+            queryset = rest_filter(resource.rest_view, queryset, info, filters, order)
+            if filters is not None:
+                queryset = resource.filter_extra(queryset, filters)
+        return super().get_queryset(queryset, info, **kwargs)
+
+
+def resource_list(**kwargs):
+    """A root list: `{results, totalCount, pageInfo}` with filters, order and pagination."""
+    return strawberry_django.offset_paginated(field_cls=ResourceField, **kwargs)
+
+
+def nested_list(**kwargs):
+    """A nested relation: a plain list with filters, order and pagination (at most 100 items)."""
+    return strawberry_django.field(field_cls=ResourceField, pagination=True, **kwargs)
+
+
+def resource_get(**kwargs):
+    """`contract(id:)`: one object of the caller's organization, else a "not found" error."""
+    return strawberry_django.field(**kwargs)
+
+
+Json = JSON
+
+__all__ = ["OffsetPaginated"]  # re-exported for the apps' root lists

@@ -1,0 +1,231 @@
+"""Mutations: the REST write path, typed for GraphQL (never a second write path).
+
+Each mutation is executed by the REST endpoint it corresponds to, in process and within the
+same request: the same authentication and role check, the same serializer validation (so the
+same messages, field by field), the same service call and event, the same idempotency. GraphQL
+only types the input (generated from the REST serializer, so a field added to REST appears in
+GraphQL), and types the answer: the object, or an `OperationError` with the REST message and
+the field paths in GraphQL's names (`unit_price` -> `unitPrice`).
+
+    Mutation = rest_mutations(
+        Counterparty, "counterparties", serializer=CounterpartySerializer, delete=True,
+    )                       # createCounterparty(input:), updateCounterparty(id:, input:), deleteCounterparty(id:)
+
+This module does not use `from __future__ import annotations`: the resolvers it builds carry
+real annotation objects, which strawberry reads.
+"""
+
+import datetime as dt
+import decimal
+import io
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Union
+
+import strawberry
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import resolve
+from rest_framework import serializers
+from strawberry import UNSET
+from strawberry.scalars import JSON
+
+from config.api.serializers import ReferenceIdField
+
+from .base import camel, camel_path
+from .errors import KIND_BY_STATUS, ErrorKind, FieldError, OperationError
+
+API = "/api/v1"
+
+# --- inputs from the REST serializers --------------------------------------------------------
+
+_SCALARS: list[tuple[type, Any]] = [
+    (serializers.BooleanField, bool),
+    (serializers.IntegerField, int),
+    (serializers.DecimalField, decimal.Decimal),
+    (serializers.DateTimeField, dt.datetime),
+    (serializers.DateField, dt.date),
+    (serializers.ChoiceField, str),
+    (serializers.CharField, str),
+]
+
+_inputs: dict[str, type] = {}
+# (input type, field) -> the model a reference field names, e.g. ("ContractInput", "billingCalendarId") -> Calendar.
+REFERENCES: dict[tuple[str, str], type] = {}
+
+
+def _annotation(field: serializers.Field):
+    if isinstance(field, (ReferenceIdField, serializers.PrimaryKeyRelatedField)):
+        return strawberry.ID
+    for drf_class, scalar in _SCALARS:
+        if isinstance(field, drf_class):
+            return scalar
+    return JSON  # lists, nested objects, GeoJSON, escalation levels: validated by the REST serializer
+
+
+def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] = ()) -> type | None:
+    """A GraphQL input with the serializer's writable fields, all optional (REST says what is required)."""
+    if name in _inputs:
+        return _inputs[name]
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for field_name, field in serializer_class().fields.items():
+        if field.read_only or field_name in exclude:
+            continue
+        namespace["__annotations__"][field_name] = Union[_annotation(field), None]  # noqa: UP007
+        description = str(field.help_text) if field.help_text else None
+        graphql_name = field_name if field_name == "sourceID" else camel(field_name)
+        if isinstance(field, ReferenceIdField | serializers.PrimaryKeyRelatedField):
+            REFERENCES[(name, graphql_name)] = field.queryset.model
+        namespace[field_name] = strawberry.field(default=UNSET, name=graphql_name, description=description)
+    if not namespace["__annotations__"]:
+        return None
+    _inputs[name] = strawberry.input(type(name, (), namespace), description=f"The REST body of {name}, typed.")
+    return _inputs[name]
+
+
+def _json_value(value):
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def body_of(data, id_fields: tuple[str, ...] = ()) -> dict:
+    """A GraphQL input object as the REST JSON body (unset fields left out)."""
+    if data is None or data is UNSET:
+        return {}
+    body = {}
+    for key, value in vars(data).items():
+        if value is UNSET:
+            continue
+        if isinstance(value, str) and (key.endswith("_id") or key in id_fields) and value.isdigit():
+            value = int(value)  # a GraphQL ID is a string; REST takes integer ids
+        body[key] = _json_value(value)
+    return body
+
+
+# --- running the REST endpoint ---------------------------------------------------------------
+
+
+_KEPT_META = ("HTTP_", "SERVER_", "REMOTE_ADDR", "wsgi.url_scheme")
+
+
+def _request(original: HttpRequest, method: str, path: str, body: dict | None, headers: dict) -> HttpRequest:
+    raw = json.dumps(body).encode() if body is not None else b""
+    request = HttpRequest()
+    request.method = method
+    request.path = request.path_info = path
+    request.META = {
+        **{k: v for k, v in original.META.items() if k.startswith(_KEPT_META)},
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(raw)),
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()},
+    }  # fmt: skip
+    request._stream = io.BytesIO(raw)
+    request._read_started = False
+    return request
+
+
+def call_rest(info, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+    """Run the REST endpoint for `path` with the caller's credentials: (status, data)."""
+    original = info.context.request
+    request = _request(original, method, path, body, headers or {})
+    match = resolve(path)
+    with transaction.atomic():  # the endpoint's own failure handling marks it for rollback
+        response = match.func(request, *match.args, **match.kwargs)
+    return response.status_code, getattr(response, "data", None)
+
+
+def operation_error(status: int, data) -> OperationError:
+    data = data if isinstance(data, dict) else {}
+    errors = data.get("errors") or {}
+    fields = [FieldError(path=camel_path(path), messages=list(messages)) for path, messages in errors.items()]
+    kind = KIND_BY_STATUS.get(status, ErrorKind.BAD_REQUEST)
+    return OperationError(kind=kind, message=data.get("message", ""), fields=fields)
+
+
+def answer(model, status: int, data):
+    if status >= 400:
+        return operation_error(status, data)
+    return model.objects.get(pk=data["id"])
+
+
+@strawberry.type(description="What a delete removed.")
+class Deleted:
+    id: strawberry.ID
+
+
+DeleteResult = Annotated[Union[Deleted, OperationError], strawberry.union("DeleteResult")]  # noqa: UP007
+
+
+def result_union(graphql_type) -> Any:
+    name = graphql_type.__strawberry_definition__.name
+    return Annotated[Union[graphql_type, OperationError], strawberry.union(f"{name}Result")]  # noqa: UP007
+
+
+# --- building mutations ------------------------------------------------------------------------
+
+
+def _mutation(resolver: Callable, name: str, description: str):
+    return strawberry.mutation(resolver=resolver, name=name, description=description)
+
+
+def create_mutation(graphql_type, noun: str, path: str, input_type, verb: str = "create"):
+    """`createX(input:)`: POST to the collection."""
+    model = graphql_type.__strawberry_django_definition__.model
+    result = result_union(graphql_type)
+
+    def resolve_create(info: strawberry.Info, input: input_type) -> result:
+        return answer(model, *call_rest(info, "POST", path, body_of(input)))
+
+    return _mutation(resolve_create, f"{verb}{noun}", f"REST POST {path}.")
+
+
+def update_mutation(graphql_type, noun: str, path: Callable[[str], str], input_type):
+    """`updateX(id:, input:)`: PATCH the object."""
+    model = graphql_type.__strawberry_django_definition__.model
+    result = result_union(graphql_type)
+
+    def resolve_update(info: strawberry.Info, id: strawberry.ID, input: input_type) -> result:
+        status, data = call_rest(info, "PATCH", path(pk_of(id)), body_of(input))
+        return answer(model, status, data)
+
+    return _mutation(resolve_update, f"update{noun}", f"REST PATCH {path('{id}')}.")
+
+
+def delete_mutation(noun: str, path: Callable[[str], str]):
+    def resolve_delete(info: strawberry.Info, id: strawberry.ID) -> DeleteResult:
+        status, data = call_rest(info, "DELETE", path(pk_of(id)))
+        return operation_error(status, data) if status >= 400 else Deleted(id=id)
+
+    return _mutation(resolve_delete, f"delete{noun}", f"REST DELETE {path('{id}')}.")
+
+
+def action_mutation(graphql_type, name: str, path: Callable[[str], str], input_type=None, returns=None):
+    """`submitContract(id:, input:)`: POST to the action sub-path; the answer is `returns`' object."""
+    returns = returns or graphql_type
+    model = returns.__strawberry_django_definition__.model
+    result = result_union(returns)
+
+    if input_type is None:
+
+        def resolve_action(info: strawberry.Info, id: strawberry.ID) -> result:
+            return answer(model, *call_rest(info, "POST", path(pk_of(id)), {}))
+    else:
+
+        def resolve_action(info: strawberry.Info, id: strawberry.ID, input: input_type = None) -> result:
+            return answer(model, *call_rest(info, "POST", path(pk_of(id)), body_of(input)))
+
+    return _mutation(resolve_action, name, f"REST POST {path('{id}')}.")
+
+
+def pk_of(value) -> str:
+    # A non-numeric id cannot name anything: REST routes only match digits, so it is "not found".
+    return str(value) if str(value).isdigit() else "0"

@@ -1,0 +1,34 @@
+"""The schema, assembled from each app's `graphql.py` like config/urls.py assembles the REST routes.
+
+`schema.graphql` at the repository root is this schema in SDL: `manage.py export_graphql_schema`
+writes it, and a test fails when the code and the file disagree.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.tools import merge_types
+from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from breaches import graphql as breaches
+from contracts import graphql as contracts
+from events import graphql as events
+from ledger import graphql as ledger
+from notifications import graphql as notifications
+from slas import graphql as slas
+from tenancy import graphql as tenancy
+from workorders import graphql as workorders
+
+from .limits import limit_extensions
+
+QUERY_MODULES = [tenancy, events, contracts, slas, workorders, breaches, ledger, notifications]
+MUTATION_MODULES = [m for m in QUERY_MODULES if hasattr(m, "Mutation")]
+
+Query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES))
+Mutation = merge_types("Mutation", tuple(m.Mutation for m in MUTATION_MODULES)) if MUTATION_MODULES else None
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[DjangoOptimizerExtension, *limit_extensions()],
+)

@@ -1,0 +1,49 @@
+"""`POST /api/graphql`: authenticated like REST (the same JWT class), scoped to the caller's org.
+
+The view authenticates with `tenancy.auth.TenantJWTAuthentication` before anything runs: no or
+a bad token is a 401 with the JSON envelope, exactly as under /api/v1/. The tenancy context
+(organization, role) is put on the request for the types' `get_queryset` and the mutations.
+A browser asking for HTML gets GraphiQL (its assets served locally); it sends the token itself.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import AuthenticationFailed
+from strawberry.django.views import GraphQLView
+
+from tenancy.auth import TenantJWTAuthentication
+
+from .errors import format_error
+
+
+def _unauthorized(message: str) -> JsonResponse:
+    response = JsonResponse({"message": message}, status=401)
+    response["WWW-Authenticate"] = TenantJWTAuthentication().authenticate_header(None)
+    return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")  # bearer tokens, not cookies: no CSRF exposure
+class TenantGraphQLView(GraphQLView):
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "GET" and self.should_render_graphql_ide(request):
+            return super().dispatch(request, *args, **kwargs)
+        try:
+            authenticated = TenantJWTAuthentication().authenticate(request)
+        except AuthenticationFailed as exc:
+            return _unauthorized(str(exc.detail))
+        if authenticated is None:
+            return _unauthorized("Authentication credentials were not provided.")
+        request.user, request.tenant = authenticated
+        return super().dispatch(request, *args, **kwargs)
+
+    def should_render_graphql_ide(self, request) -> bool:
+        return request.method == "GET" and "text/html" in request.headers.get("Accept", "") and bool(self.graphql_ide)
+
+    def process_result(self, request, result):
+        data = super().process_result(request, result)
+        if result.errors:
+            data["errors"] = [format_error(error).formatted for error in result.errors]
+        return data

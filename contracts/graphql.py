@@ -1,0 +1,256 @@
+"""GraphQL types of contracts: counterparties, contracts with line items and approvals (DESIGN §7b).
+
+Relations to higher apps (a contract's SLA rules, work orders, breaches and ledger entries) are
+lazy references resolved when config/graphql assembles the schema: no upward import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+import strawberry_django
+from strawberry import auto
+
+from config.graphql.base import (
+    Json,
+    OffsetPaginated,
+    TenantType,
+    UserRef,
+    filter_input,
+    nested_list,
+    order_input,
+    resource_get,
+    resource_list,
+    tenant,
+)
+from config.graphql.errors import OperationError  # noqa: F401  (a member of every result union)
+from config.graphql.mutations import (
+    API,
+    Deleted,
+    DeleteResult,
+    action_mutation,
+    answer,
+    body_of,
+    call_rest,
+    create_mutation,
+    delete_mutation,
+    input_from_serializer,
+    operation_error,
+    pk_of,
+    result_union,
+    update_mutation,
+)
+
+from . import models
+from .api import (
+    CommentSerializer,
+    ContractFilterSet,
+    ContractSerializer,
+    ContractViewSet,
+    CounterpartyFilterSet,
+    CounterpartySerializer,
+    CounterpartyViewSet,
+    LineItemFilterSet,
+    LineItemSerializer,
+    LineItemViewSet,
+    OptionalReasonSerializer,
+    ReasonSerializer,
+    RenewSerializer,
+)
+
+if TYPE_CHECKING:
+    from breaches.graphql import Breach
+    from ledger.graphql import LedgerEntry
+    from slas.graphql import SlaRule
+    from workorders.graphql import WorkOrder
+
+SlaRuleRef = Annotated["SlaRule", strawberry.lazy("slas.graphql")]
+WorkOrderRef = Annotated["WorkOrder", strawberry.lazy("workorders.graphql")]
+BreachRef = Annotated["Breach", strawberry.lazy("breaches.graphql")]
+LedgerEntryRef = Annotated["LedgerEntry", strawberry.lazy("ledger.graphql")]
+
+
+@strawberry_django.type(models.Counterparty, name="Counterparty")
+class Counterparty(TenantType):
+    rest_view = CounterpartyViewSet
+    Filters = filter_input("CounterpartyFilter", CounterpartyFilterSet)
+    Order = order_input("CounterpartyOrder", list(CounterpartyViewSet.sort_fields))
+
+    id: strawberry.ID
+    source: auto
+    source_id: str = strawberry_django.field(name="sourceID")
+    name: auto
+    kind: auto
+    reference: auto
+    email: auto
+    phone: auto
+    address: auto
+    remarks: auto
+    created_at: auto
+    updated_at: auto
+    contracts: list[Contract] = nested_list()
+
+
+@strawberry_django.type(models.ContractApproval, name="ContractApproval")
+class ContractApproval(TenantType):
+    rest_view = ContractViewSet
+
+    id: strawberry.ID
+    approval_round: int
+    approver: UserRef | None
+    decision: str
+    comment: str
+    decided_at: dt.datetime
+
+
+@strawberry_django.type(models.LineItem, name="LineItem")
+class LineItem(TenantType):
+    rest_view = LineItemViewSet
+    Filters = filter_input("LineItemFilter", LineItemFilterSet)
+    Order = order_input("LineItemOrder", list(LineItemViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    kind: auto
+    description: auto
+    sku: auto
+    quantity: auto
+    unit: auto
+    unit_price: auto
+    covered: auto
+    notes: auto
+    created_at: auto
+    updated_at: auto
+
+
+@strawberry_django.type(models.Contract, name="Contract")
+class Contract(TenantType):
+    rest_view = ContractViewSet
+    Filters = filter_input("ContractFilter", ContractFilterSet)
+    Order = order_input("ContractOrder", list(ContractViewSet.sort_fields))
+
+    id: strawberry.ID
+    source: auto
+    source_id: str = strawberry_django.field(name="sourceID")
+    reference: auto
+    name: auto
+    description: auto
+    remarks: auto
+    contract_type: auto
+    counterparty: Counterparty | None
+    counterparty_role: auto
+    status: auto
+    start_date: auto
+    expiry_date: auto
+    time_zone: auto
+    notice_period_days: auto
+    notice_date: auto
+    auto_renew: auto
+    renewal_term_months: auto
+    renewed_from: Contract | None
+    currency: auto
+    contract_value: decimal.Decimal | None
+    hours_budget: decimal.Decimal | None
+    remaining_hours: decimal.Decimal | None
+    low_balance_threshold_hours: decimal.Decimal | None
+    allow_overrun: auto
+    coverage_areas: Json | None
+    service_territory_id: auto
+    dispatch_agreement_id: auto
+    submitted_by: UserRef | None
+    submitted_at: auto
+    approval_round: auto
+    notice_given_at: auto
+    notice_reason: auto
+    created_at: auto
+    updated_at: auto
+    approvals: list[ContractApproval] = strawberry_django.field(pagination=True)
+    line_items: list[LineItem] = nested_list()
+    sla_rules: list[SlaRuleRef] = nested_list()
+    work_orders: list[WorkOrderRef] = nested_list()
+    breaches: list[BreachRef] = nested_list()
+    ledger_entries: list[LedgerEntryRef] = nested_list()
+
+
+@strawberry.type
+class Query:
+    counterparty: Counterparty = resource_get()
+    counterparties: OffsetPaginated[Counterparty] = resource_list()
+    contract: Contract = resource_get()
+    contracts: OffsetPaginated[Contract] = resource_list()
+    line_item: LineItem = resource_get()
+    line_items: OffsetPaginated[LineItem] = resource_list()
+
+
+# --- mutations: the REST endpoints, typed ---------------------------------------------------------
+
+CounterpartyInput = input_from_serializer("CounterpartyInput", CounterpartySerializer)
+ContractInput = input_from_serializer("ContractInput", ContractSerializer)
+LineItemInput = input_from_serializer("LineItemInput", LineItemSerializer)
+ReasonInput = input_from_serializer("ReasonInput", ReasonSerializer)
+OptionalReasonInput = input_from_serializer("OptionalReasonInput", OptionalReasonSerializer)
+CommentInput = input_from_serializer("CommentInput", CommentSerializer)
+RenewInput = input_from_serializer("RenewContractInput", RenewSerializer)
+LineItemResult = result_union(LineItem)
+
+
+def _contracts(pk: str = "") -> str:
+    return f"{API}/contracts/{pk}".rstrip("/")
+
+
+def _line_item_path(info, pk) -> str:
+    # The REST route nests line items under their contract; one outside the caller's org is a 404.
+    contract_id = (
+        models.LineItem.objects.for_organization(tenant(info).organization)
+        .filter(pk=pk_of(pk))
+        .values_list("contract_id", flat=True)
+        .first()
+    )
+    return f"{_contracts(str(contract_id or 0))}/line_items/{pk_of(pk)}"
+
+
+@strawberry.type
+class Mutation:
+    create_counterparty = create_mutation(Counterparty, "Counterparty", f"{API}/counterparties", CounterpartyInput)
+    update_counterparty = update_mutation(
+        Counterparty, "Counterparty", lambda pk: f"{API}/counterparties/{pk}", CounterpartyInput
+    )
+    delete_counterparty = delete_mutation("Counterparty", lambda pk: f"{API}/counterparties/{pk}")
+    create_contract = create_mutation(Contract, "Contract", _contracts(), ContractInput)
+    update_contract = update_mutation(Contract, "Contract", _contracts, ContractInput)
+    delete_contract = delete_mutation("Contract", _contracts)
+    submit_contract = action_mutation(Contract, "submitContract", lambda pk: f"{_contracts(pk)}/submit")
+    approve_contract = action_mutation(
+        Contract, "approveContract", lambda pk: f"{_contracts(pk)}/approve", CommentInput
+    )
+    reject_contract = action_mutation(Contract, "rejectContract", lambda pk: f"{_contracts(pk)}/reject", ReasonInput)
+    suspend_contract = action_mutation(Contract, "suspendContract", lambda pk: f"{_contracts(pk)}/suspend", ReasonInput)
+    resume_contract = action_mutation(
+        Contract, "resumeContract", lambda pk: f"{_contracts(pk)}/resume", OptionalReasonInput
+    )
+    terminate_contract = action_mutation(
+        Contract, "terminateContract", lambda pk: f"{_contracts(pk)}/terminate", ReasonInput
+    )
+    give_contract_notice = action_mutation(
+        Contract, "giveContractNotice", lambda pk: f"{_contracts(pk)}/give_notice", OptionalReasonInput
+    )
+    renew_contract = action_mutation(Contract, "renewContract", lambda pk: f"{_contracts(pk)}/renew", RenewInput)
+
+    @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/line_items.")
+    def create_line_item(
+        self, info: strawberry.Info, contract_id: strawberry.ID, input: LineItemInput
+    ) -> LineItemResult:
+        path = f"{_contracts(pk_of(contract_id))}/line_items"
+        return answer(models.LineItem, *call_rest(info, "POST", path, body_of(input)))
+
+    @strawberry.mutation(description="REST PATCH /api/v1/contracts/{contractId}/line_items/{id}.")
+    def update_line_item(self, info: strawberry.Info, id: strawberry.ID, input: LineItemInput) -> LineItemResult:
+        return answer(models.LineItem, *call_rest(info, "PATCH", _line_item_path(info, id), body_of(input)))
+
+    @strawberry.mutation(description="REST DELETE /api/v1/contracts/{contractId}/line_items/{id}.")
+    def delete_line_item(self, info: strawberry.Info, id: strawberry.ID) -> DeleteResult:
+        status, data = call_rest(info, "DELETE", _line_item_path(info, id))
+        return operation_error(status, data) if status >= 400 else Deleted(id=id)

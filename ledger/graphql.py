@@ -1,0 +1,151 @@
+"""GraphQL types of the hour ledger: entries, a contract's balance and its lots (DESIGN §7b)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import strawberry
+import strawberry_django
+from strawberry import auto
+
+from breaches.graphql import Breach
+from config.errors import BadRequest, NotFound
+from config.graphql.base import (
+    Json,
+    OffsetPaginated,
+    TenantType,
+    UserRef,
+    filter_input,
+    nested_list,
+    order_input,
+    resource_get,
+    resource_list,
+    tenant,
+)
+from config.graphql.mutations import API, answer, body_of, call_rest, input_from_serializer, result_union
+from contracts.graphql import Contract
+from contracts.models import Contract as ContractModel
+from workorders.graphql import WorkOrder
+
+from . import models, services
+from .api import LedgerEntryFilterSet, LedgerEntrySerializer, LedgerEntryViewSet
+
+
+@strawberry_django.type(models.LedgerEntry, name="LedgerEntry")
+class LedgerEntry(TenantType):
+    rest_view = LedgerEntryViewSet
+    Filters = filter_input("LedgerEntryFilter", LedgerEntryFilterSet)
+    Order = order_input("LedgerEntryOrder", list(LedgerEntryViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    entry_type: auto
+    reason_code: auto
+    hours: decimal.Decimal
+    amount: decimal.Decimal | None
+    currency: auto
+    work_order: WorkOrder | None
+    breach: Breach | None
+    lot: LedgerEntry | None
+    reverses: LedgerEntry | None
+    description: auto
+    occurred_at: auto
+    expires_at: auto
+    created_by: UserRef | None
+    created_at: auto
+    expiries: list[LedgerEntry] = nested_list()
+
+
+@strawberry.type(description="A contract's hours as of an instant (REST GET /contracts/{id}/balance).")
+class Balance:
+    contract_id: strawberry.ID
+    as_of: dt.datetime
+    total_hours: decimal.Decimal
+    consumed_hours: decimal.Decimal
+    remaining_hours: decimal.Decimal
+    expired_hours: decimal.Decimal
+    overrun_hours: decimal.Decimal
+    expiring_hours: decimal.Decimal
+    window_days: int
+    burn_rate_hours_per_day: decimal.Decimal
+    projected_exhaustion_date: dt.date | None
+    penalties: Json = strawberry.field(description='Per currency: {"EUR": {"accrued": "10.00", "waived": "0.00"}}.')
+
+
+@strawberry.type(description="An allocation lot and what is left of it (REST GET /contracts/{id}/lots).")
+class Lot:
+    id: strawberry.ID
+    entry_type: str
+    occurred_at: dt.datetime
+    expires_at: dt.datetime | None
+    allocated: decimal.Decimal
+    consumed: decimal.Decimal
+    expired: decimal.Decimal
+    remaining: decimal.Decimal
+
+
+def _contract(info, contract_id) -> ContractModel:
+    TenantType.get_queryset(ContractModel.objects.none(), info)  # the role check of every read
+    contract = ContractModel.objects.for_organization(tenant(info).organization).filter(pk=contract_id).first()
+    if contract is None:
+        raise NotFound(errors={"contractId": ["Not found."]})
+    return contract
+
+
+def _two_places(value):
+    return value.quantize(services.ZERO) if isinstance(value, decimal.Decimal) else value
+
+
+@strawberry.type
+class Query:
+    ledger_entry: LedgerEntry = resource_get()
+    ledger_entries: OffsetPaginated[LedgerEntry] = resource_list()
+
+    @strawberry.field(description="A contract's balance and burn rate (the same figures as REST).")
+    def contract_balance(
+        self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None, window_days: int = 30
+    ) -> Balance:
+        if not 1 <= window_days <= 3650:
+            raise BadRequest("window_days must be a whole number from 1 to 3650.", {"windowDays": ["Out of range."]})
+        figures = services.balance(_contract(info, contract_id), as_of=as_of, window_days=window_days)
+        figures = {key: _two_places(value) for key, value in figures.items() if key != "contract"}
+        return Balance(contract_id=contract_id, **figures)
+
+    @strawberry.field(description="A contract's allocation lots (the same figures as REST).")
+    def contract_lots(
+        self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None
+    ) -> list[Lot]:
+        book = services.replay(_contract(info, contract_id), as_of=as_of)
+        return [
+            Lot(
+                id=lot.entry.pk,
+                entry_type=lot.entry.entry_type,
+                occurred_at=lot.entry.occurred_at,
+                expires_at=lot.entry.expires_at,
+                allocated=_two_places(lot.allocated),
+                consumed=_two_places(lot.consumed),
+                expired=_two_places(lot.expired),
+                remaining=_two_places(lot.remaining),
+            )
+            for lot in book.lots
+        ]
+
+
+# --- mutations: the REST endpoints, typed ---------------------------------------------------------
+
+LedgerEntryInput = input_from_serializer("LedgerEntryInput", LedgerEntrySerializer)
+LedgerEntryResult = result_union(LedgerEntry)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="REST POST /api/v1/ledger_entries. With an idempotency key, a retry with the same input returns "
+        "the original entry; the same key with another input is an INVALID error."
+    )
+    def post_ledger_entry(
+        self, info: strawberry.Info, input: LedgerEntryInput, idempotency_key: str | None = None
+    ) -> LedgerEntryResult:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        return answer(models.LedgerEntry, *call_rest(info, "POST", f"{API}/ledger_entries", body_of(input), headers))

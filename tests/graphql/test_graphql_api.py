@@ -1,0 +1,311 @@
+"""`POST /api/graphql` through the real view with real JWTs: authentication, roles, filters,
+ordering, pagination, the N+1 wall, the abuse limits and the mutations' typed errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from contracts.models import Contract, Counterparty
+from events.models import Event
+from tests.breaches.factories import T0, make_job, make_rule
+from tests.contracts.factories import make_contract
+from tests.graphql.conftest import URL
+
+pytestmark = pytest.mark.django_db
+
+ERROR = "... on OperationError { kind message fields { path messages } }"
+
+
+# --- authentication and roles ---------------------------------------------------------------
+
+
+def test_no_token_is_a_401_with_the_json_envelope(anon):
+    response = anon.post(URL, {"query": "{ contracts { totalCount } }"}, format="json")
+    assert response.status_code == 401
+    assert response.json() == {"message": "Authentication credentials were not provided."}
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_bad_token_is_a_401_like_rest(anon):
+    anon.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+    response = anon.post(URL, {"query": "{ me { role } }"}, format="json")
+    assert response.status_code == 401 and response.json()["message"] == "Malformed token."
+
+
+def test_me_names_the_caller_organization_and_role(gql):
+    data = gql("operator")("{ me { role organization { slug } user { username } } }")["me"]
+    assert data["role"] == "operator" and data["organization"]["slug"] == "acme"
+
+
+def test_memberships_are_for_admins_only(gql):
+    body = gql("manager")("{ memberships { totalCount } }", errors=True)
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "admin role" in body["errors"][0]["message"]
+    assert gql("admin")("{ memberships { totalCount } }")["memberships"]["totalCount"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("role", "mutation", "allowed"),
+    [
+        ("viewer", 'createCounterparty(input: {name: "X", kind: "customer"})', False),
+        ("operator", 'createCounterparty(input: {name: "X", kind: "customer"})', False),
+        ("manager", 'createCounterparty(input: {name: "X", kind: "customer"})', True),
+        ("viewer", 'createWorkOrder(input: {reportedAt: "2026-03-10T09:00:00Z", priority: "high"})', False),
+        ("operator", 'createWorkOrder(input: {reportedAt: "2026-03-10T09:00:00Z", priority: "high"})', True),
+    ],
+)
+def test_writes_follow_the_rest_roles(gql, role, mutation, allowed):
+    data = gql(role)(f"mutation {{ m: {mutation} {{ __typename {ERROR} }} }}")["m"]
+    if allowed:
+        assert data["__typename"] != "OperationError", data
+    else:
+        assert data["kind"] == "FORBIDDEN" and data["message"].startswith("This needs the")
+
+
+# --- lists: filters, ordering, pagination -------------------------------------------------------
+
+
+@pytest.fixture
+def contracts(org):
+    return [
+        make_contract(org, name="Alpha", status="active"),
+        make_contract(org, name="Bravo", status="draft", expiry_date=dt.date(2027, 6, 30)),
+        make_contract(org, name="Charlie", status="suspended", remarks=""),
+    ]
+
+
+def _names(data) -> list[str]:
+    return [c["name"] for c in data["contracts"]["results"]]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ('{status: {eq: "active"}}', ["Alpha"]),
+        ('{status: {in: ["active", "suspended"]}}', ["Alpha", "Charlie"]),
+        ('{status: {not: ["draft"]}}', ["Alpha", "Charlie"]),
+        ("{status: {in: []}}", []),
+        ('{expiryDate: {gt: "2027-01-01"}}', ["Bravo"]),
+        ('{expiryDate: {gte: "2026-01-01", lt: "2027-01-01"}}', ["Alpha", "Charlie"]),
+        ("{noticeDate: {isEmpty: true}}", []),
+        ("{noticeDate: {isEmpty: false}}", ["Alpha", "Bravo", "Charlie"]),
+    ],
+)
+def test_filters_speak_the_rest_vocabulary(gql, contracts, filters, expected):
+    data = gql("viewer")(f"{{ contracts(filters: {filters}) {{ totalCount results {{ name }} }} }}")
+    assert _names(data) == expected and data["contracts"]["totalCount"] == len(expected)
+
+
+def test_ids_filter_and_a_reference_filter(gql, contracts):
+    ids = [contracts[0].pk, contracts[2].pk]
+    data = gql("viewer")(f"{{ contracts(filters: {{ids: {{in: {ids}}}}}) {{ results {{ name }} }} }}")
+    assert _names(data) == ["Alpha", "Charlie"]
+    counterparty = contracts[1].counterparty_id
+    data = gql("viewer")(
+        f"{{ contracts(filters: {{counterpartyId: {{eq: {counterparty}}}}}) {{ results {{ name }} }} }}"
+    )
+    assert _names(data) == ["Bravo"]
+
+
+def test_a_malformed_filter_value_is_a_bad_request_naming_the_field(gql, contracts):
+    body = gql("viewer")('{ contracts(filters: {status: {eq: "nope"}}) { totalCount } }', errors=True)
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST" and "status" in error["extensions"]["errors"]
+    assert error["message"] == "Invalid filter: status"  # REST's message
+
+
+def test_ordering_on_the_rest_sort_keys(gql, contracts):
+    query = "{ contracts(order: [{field: NAME, direction: DESC}]) { results { name } } }"
+    assert _names(gql("viewer")(query)) == ["Charlie", "Bravo", "Alpha"]
+    assert _names(gql("viewer")("{ contracts { results { name } } }")) == ["Alpha", "Bravo", "Charlie"]  # REST default
+
+
+def test_offset_pagination_with_total_count(gql, contracts):
+    data = gql("viewer")("{ contracts(pagination: {offset: 1, limit: 1}) { totalCount results { name } } }")
+    assert data["contracts"]["totalCount"] == 3 and _names(data) == ["Bravo"]
+
+
+def test_nested_lists_take_the_same_arguments(gql, org):
+    counterparty = Counterparty.objects.create(organization=org, name="Fleet", kind="customer")
+    for name in ("One", "Two", "Three"):
+        make_contract(org, counterparty=counterparty, name=name, status="active" if name != "Two" else "draft")
+    query = f"""{{ counterparty(id: {counterparty.pk}) {{
+        contracts(filters: {{status: {{eq: "active"}}}}, order: [{{field: NAME, direction: DESC}}]) {{ name }}
+        firstTwo: contracts(pagination: {{limit: 2}}) {{ name }} }} }}"""
+    data = gql("viewer")(query)["counterparty"]
+    assert [c["name"] for c in data["contracts"]] == ["Three", "One"]
+    assert [c["name"] for c in data["firstTwo"]] == ["One", "Three"]
+
+
+def test_events_since_reads_forward_from_the_cursor(gql, org, contracts):
+    first = Event.objects.filter(organization=org).order_by("id").first()
+    if first is None:  # factories write rows directly: make two events through a service
+        gql("manager")(f"mutation {{ submitContract(id: {contracts[1].pk}) {{ __typename }} }}")
+        first = Event.objects.filter(organization=org).order_by("id").first()
+    data = gql("viewer")(f"{{ events(filters: {{since: {first.pk - 1}}}) {{ results {{ id type }} }} }}")
+    ids = [int(e["id"]) for e in data["events"]["results"]]
+    assert ids == sorted(ids) and ids[0] == first.pk
+
+
+# --- the N+1 wall -----------------------------------------------------------------------------------
+
+DEEP = """{ contracts(pagination: {limit: 100}) { totalCount results {
+  id name counterparty { name }
+  slaRules { id name calendar { name } clocks { id state dueAt breach { id state } } breaches { id penaltyAmount } }
+  workOrders { reference holds { kind } slaClocks { state } }
+  ledgerEntries { hours entryType } lineItems { description } } } }"""
+
+
+def _deep_queries(gql, org, contracts: int) -> int:
+    for index in range(contracts):
+        contract = make_contract(org, name=f"Deep {index:03d}", status="active")
+        rule = make_rule(contract)
+        make_job(contract, T0, now=T0)
+        later = T0 + dt.timedelta(hours=3)
+        make_job(contract, later, now=later + dt.timedelta(hours=1), responded_at=later + dt.timedelta(hours=1))
+        assert rule.pk
+    client = gql("viewer", org=org)
+    with CaptureQueriesContext(connection) as captured:
+        data = client(DEEP)
+    assert data["contracts"]["totalCount"] == Contract.objects.filter(organization=org).count()
+    return len(captured.captured_queries)
+
+
+def test_the_deep_contract_query_does_not_grow_with_rows(gql, org, other_org):
+    few = _deep_queries(gql, other_org, 2)
+    many = _deep_queries(gql, org, 20)
+    # auth (membership), count, contracts + counterparty, then one query per nested relation:
+    # rules (+calendar), clocks (+breach), rule breaches, work orders, holds, job clocks,
+    # ledger entries, line items.
+    assert many == few, (few, many)
+    assert many <= 14
+
+
+# --- abuse limits ----------------------------------------------------------------------------------
+
+
+def _refused(client, query: str) -> str:
+    response = client.post(query)
+    body = response.json()
+    assert response.status_code == 200 and body["data"] is None, body
+    return body["errors"][0]["message"]
+
+
+def test_a_query_deeper_than_10_is_refused_before_it_runs(gql, org):
+    client = gql("viewer")
+    deep = "{ contracts { results " + "{ counterparty { contracts " * 5 + "{ name }" + " } }" * 5 + " } }"
+    with CaptureQueriesContext(connection) as captured:
+        message = _refused(client, deep)
+    assert "exceeds maximum operation depth of 10" in message
+    assert len(captured.captured_queries) <= 1  # the token's membership only: nothing of the query ran
+
+
+def test_more_than_15_aliases_are_refused(gql):
+    query = "{ " + " ".join(f"a{i}: me {{ role }}" for i in range(16)) + " }"
+    assert "aliases" in _refused(gql("viewer"), query).lower()
+
+
+def test_more_than_2000_tokens_are_refused(gql):
+    query = "{ " + " ".join("me { role }" for _ in range(600)) + " }"
+    assert "token" in _refused(gql("viewer"), query).lower()
+
+
+@pytest.mark.parametrize("pagination", ["{limit: 101}", "$p"])
+def test_a_page_over_100_is_refused_not_clamped(gql, pagination):
+    client = gql("viewer")
+    declared = "($p: OffsetPaginationInput)" if pagination == "$p" else ""
+    response = client.client.post(
+        URL,
+        {
+            "query": f"query{declared} {{ contracts(pagination: {pagination}) {{ totalCount }} }}",
+            "variables": {"p": {"limit": 500}},
+        },
+        format="json",
+    )
+    body = response.json()
+    assert body["data"] is None and "between 0 and 100" in body["errors"][0]["message"], body
+
+
+# --- mutations: the REST write path, typed ------------------------------------------------------------
+
+
+def test_create_counterparty_returns_the_object_and_writes_the_event(gql, org):
+    data = gql("manager")(
+        'mutation { createCounterparty(input: {name: "Fleet Co", kind: "customer", sourceID: "F-1"}) '
+        f"{{ __typename ... on Counterparty {{ id name sourceID }} {ERROR} }} }}"
+    )["createCounterparty"]
+    assert data["__typename"] == "Counterparty" and data["name"] == "Fleet Co" and data["sourceID"] == "F-1"
+    assert Event.objects.filter(organization=org, type="counterparty.created", object_id=data["id"]).exists()
+
+
+def test_validation_errors_carry_rest_messages_and_graphql_paths(gql, org, api):
+    contract = make_contract(org)
+    mutation = (
+        f'mutation {{ createLineItem(contractId: {contract.pk}, input: {{description: "", unitPrice: "-1"}}) '
+        f"{{ __typename {ERROR} }} }}"
+    )
+    data = gql("manager")(mutation)["createLineItem"]
+    rest = api("manager").post(
+        f"/api/v1/contracts/{contract.pk}/line_items", {"description": "", "unit_price": "-1"}, format="json"
+    )
+    assert rest.status_code == 422
+    assert data["kind"] == "INVALID" and data["message"] == rest.json()["message"]
+    paths = {f["path"]: f["messages"] for f in data["fields"]}
+    assert paths == {
+        ("unitPrice" if key == "unit_price" else key): messages for key, messages in rest.json()["errors"].items()
+    }
+
+
+def test_an_illegal_transition_is_a_conflict(gql, org):
+    contract = make_contract(org, status="active")
+    data = gql("manager")(f"mutation {{ submitContract(id: {contract.pk}) {{ __typename {ERROR} }} }}")
+    assert data["submitContract"]["kind"] == "CONFLICT"
+
+
+def test_the_lifecycle_through_mutations(gql, org):
+    contract = make_contract(org)
+    manager = gql("manager")
+    data = manager(f"mutation {{ submitContract(id: {contract.pk}) {{ ... on Contract {{ status }} }} }}")
+    assert data["submitContract"]["status"] == "pending_approval"
+    data = manager(
+        f'mutation {{ approveContract(id: {contract.pk}, input: {{comment: "ok"}}) {{ __typename {ERROR} }} }}'
+    )
+    assert data["approveContract"]["kind"] == "FORBIDDEN"  # the submitter may not approve (four eyes)
+
+
+def test_post_ledger_entry_is_idempotent_with_a_key(gql, org):
+    contract = make_contract(org, status="active")
+    mutation = f"""mutation($key: String) {{ postLedgerEntry(idempotencyKey: $key, input: {{contractId: {contract.pk},
+        entryType: "credit", hours: "5.00", occurredAt: "2026-03-01T10:00:00Z"}})
+        {{ __typename ... on LedgerEntry {{ id hours }} {ERROR} }} }}"""
+    client = gql("manager")
+    first = client.post(mutation, {"key": "k-1"}).json()["data"]["postLedgerEntry"]
+    second = client.post(mutation, {"key": "k-1"}).json()["data"]["postLedgerEntry"]
+    assert first["__typename"] == "LedgerEntry" and first == second, first
+    assert contract.ledger_entries.count() == 1
+
+
+def test_delete_counterparty(gql, org):
+    counterparty = Counterparty.objects.create(organization=org, name="Gone", kind="customer")
+    data = gql("manager")(f"mutation {{ deleteCounterparty(id: {counterparty.pk}) {{ ... on Deleted {{ id }} }} }}")
+    assert data["deleteCounterparty"]["id"] == str(counterparty.pk)
+    assert not Counterparty.objects.filter(pk=counterparty.pk).exists()
+
+
+def test_webhooks_admins_write_and_the_secret_is_shown_once(gql, settings):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True  # no delivery happens; the URL need only be allowed
+    mutation = (
+        'mutation { createWebhook(input: {url: "http://127.0.0.1:9/sla", eventTypes: ["breach.*"]}) '
+        f"{{ __typename ... on Webhook {{ id secret eventTypes }} {ERROR} }} }}"
+    )
+    assert gql("manager")(mutation)["createWebhook"]["kind"] == "FORBIDDEN"
+    created = gql("admin")(mutation)["createWebhook"]
+    assert created["__typename"] == "Webhook" and created["secret"], created
+    assert created["eventTypes"] == ["breach.*"]
+    listed = gql("manager")("{ webhooks { totalCount results { id secret } } }")["webhooks"]
+    assert listed["totalCount"] == 1 and listed["results"][0]["secret"] is None
+    assert gql("viewer")("{ webhooks { totalCount } }", errors=True)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
