@@ -239,6 +239,7 @@ STREAM = {
     "REPLAY_LIMIT": env.int("STREAM_REPLAY_LIMIT", default=10_000),  # events a resuming cursor may be behind
     "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
     "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
+    "DB_THREADS": env.int("STREAM_DB_THREADS", default=8),  # per process, on PostgreSQL: parallel reads (connections)
 }
 
 # --- Webhooks and e-mail (issue 9) ---

@@ -139,13 +139,13 @@ def dumps(message: dict) -> str:
     return json.dumps(message, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
-_db_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stream-db")
+_db_threads = ThreadPoolExecutor(max_workers=settings.STREAM["DB_THREADS"], thread_name_prefix="stream-db")
 
 
 def in_db_thread(func):
     """`func` made awaitable for the ORM, connections closed when stale (CONN_MAX_AGE) around it.
 
-    PostgreSQL: in a small pool of threads of the stream's own, each keeping its own connection,
+    PostgreSQL: in a pool of `STREAM_DB_THREADS` (8) threads of the stream's own, each keeping its own connection,
     so many followers read in parallel (asgiref's `thread_sensitive=False` would carry a
     connection from one thread to another through the context). SQLite: in the one sync thread
     (Channels' `database_sync_to_async`): SQLite has one writer, and an in-memory test database

@@ -94,11 +94,17 @@ def sse_ids(server, token, since, count, timeout=10) -> list[int]:
     )
     response = conn.getresponse()
     assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
-    ids = []
+    ids, frame = [], {}
     while len(ids) < count:
-        line = response.fp.readline().decode()
-        if line.startswith("id: ") and response.fp.peek(5).startswith(b"data:"):
-            ids.append(int(line[4:]))
+        # The response decodes the chunked body; frames end with a blank line.
+        line = response.readline().decode().rstrip("\n")
+        if line:
+            field, _, value = line.partition(": ")
+            frame[field] = value
+            continue
+        if "id" in frame and "data" in frame and "event" not in frame:  # an event, not a heartbeat
+            ids.append(int(frame["id"]))
+        frame = {}
     conn.close()
     return ids
 

@@ -27,10 +27,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_auth_by_first_message(token, org):
     async def scenario():
         comm = communicator()
-        ok, subprotocol = await comm.connect()
+        ok, subprotocol = await comm.connect(timeout=5)
         assert ok and subprotocol is None
         await comm.send_json_to({"type": "auth", "token": token("viewer")})
-        assert await comm.receive_json_from() == {"type": "authenticated", "organization": "acme", "role": "viewer"}
+        assert await comm.receive_json_from(timeout=5) == {
+            "type": "authenticated",
+            "organization": "acme",
+            "role": "viewer",
+        }
         await comm.disconnect()
 
     run(scenario)
@@ -39,9 +43,9 @@ def test_auth_by_first_message(token, org):
 def test_auth_by_subprotocol_is_echoed(token):
     async def scenario():
         comm = communicator(subprotocols=["bearer", token("operator")])
-        ok, subprotocol = await comm.connect()
+        ok, subprotocol = await comm.connect(timeout=5)
         assert ok and subprotocol == "bearer"  # the token itself is never echoed
-        assert (await comm.receive_json_from())["type"] == "authenticated"
+        assert (await comm.receive_json_from(timeout=5))["type"] == "authenticated"
         await subscribed(comm)
         await comm.disconnect()
 
@@ -86,7 +90,7 @@ def test_a_bad_first_message_is_closed_4401(message):
 def test_an_invalid_subprotocol_token_is_closed_4401(token):
     async def scenario():
         comm = communicator(subprotocols=["bearer", token() + "x"])
-        ok, subprotocol = await comm.connect()
+        ok, subprotocol = await comm.connect(timeout=5)
         assert ok and subprotocol == "bearer"
         code, messages = await closed_with(comm)
         assert code == 4401 and messages[-1]["type"] == "error"
@@ -221,9 +225,13 @@ def test_type_filters_with_globs(token, org, _stream_settings):
         received = await events(comm, 3)
         assert [m["cursor"] for m in received] == wanted
         assert [m["event"]["type"] for m in received] == ["breach.detected", "breach.waived", "contract.state_changed"]
-        heartbeat = await comm.receive_json_from(timeout=2)
-        # The heartbeat's cursor has moved past the events the filter skipped.
-        assert heartbeat == {"type": "heartbeat", "cursor": last.pk}
+        # A heartbeat's cursor moves past the events the filter skipped (an earlier heartbeat may
+        # still carry an older cursor on a slow machine).
+        while True:
+            heartbeat = await comm.receive_json_from(timeout=2)
+            assert heartbeat["type"] == "heartbeat", heartbeat
+            if heartbeat["cursor"] == last.pk:
+                break
         await comm.disconnect()
 
     run(scenario)
@@ -243,7 +251,7 @@ def test_bad_subscriptions_are_answered_with_errors(token):
             ({"type": "auth", "token": "x"}, "type"),
         ]:
             await comm.send_json_to(message)
-            answer = await comm.receive_json_from()
+            answer = await comm.receive_json_from(timeout=5)
             if field is None:
                 assert answer["type"] == "subscribed"
             else:
@@ -337,6 +345,8 @@ def test_heartbeats_carry_the_cursor(token, org, _stream_settings):
         event = await write(org)
         await subscribed(comm, since=event.pk)
         message = await comm.receive_json_from(timeout=2)
+        if message["cursor"] is None:  # one sent just before the subscription took effect
+            message = await comm.receive_json_from(timeout=2)
         assert message == {"type": "heartbeat", "cursor": event.pk}
         await comm.disconnect()
 
@@ -397,7 +407,7 @@ def test_a_slow_consumer_is_closed_4408(token, org, _stream_settings):
             output.append(message)
         assert message["code"] == 4408
         # authenticated and subscribed were read before: two events went out, nothing more was buffered.
-        assert len(output) == 2 and time.monotonic() - started < 2.5
+        assert len(output) == 2 and time.monotonic() - started < 5
 
     run(scenario)
 
@@ -421,7 +431,7 @@ def test_unknown_path_is_not_routed():
     async def scenario():
         comm = communicator(path="/api/v1/elsewhere")
         with pytest.raises(ValueError, match="No route"):
-            await comm.connect()
+            await comm.connect(timeout=5)
 
     run(scenario)
 
