@@ -12,6 +12,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 http_application = get_asgi_application()  # sets Django up before the consumers are imported
 
+# After Django's setup (above): the consumers import models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from stream.routing import websocket_urlpatterns  # noqa: E402

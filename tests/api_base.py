@@ -26,6 +26,7 @@ Read-only resources subclass `ResourceAPITests`; resources with POST and PATCH s
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import pytest
@@ -34,6 +35,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 from rest_framework.test import APIClient
 
+from config.api.pagination import MAX_PAGE
 from tenancy.models import ROLE_RANK, Role
 
 ROLES = [Role.VIEWER, Role.OPERATOR, Role.MANAGER, Role.ADMIN]
@@ -47,9 +49,6 @@ def role_below(role: str) -> str | None:
 # --- Robustness (issue 8): careless and hostile input through the shared toolkit ----------------
 # Mixed into both bases below, so every resource's test class runs these too.
 
-import json  # noqa: E402
-
-from config.api.pagination import MAX_PAGE  # noqa: E402
 
 HUGE_NUMBERS = ("9223372036854775808", "99999999999999999999999")
 

@@ -71,7 +71,7 @@ def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] 
     for field_name, field in serializer_class().fields.items():
         if field.read_only or field_name in exclude:
             continue
-        namespace["__annotations__"][field_name] = Union[_annotation(field), None]  # noqa: UP007
+        namespace["__annotations__"][field_name] = Union[_annotation(field), None]  # noqa: UP007 (`|` is not defined on strawberry's lazy and Annotated types)
         description = str(field.help_text) if field.help_text else None
         graphql_name = field_name if field_name == "sourceID" else camel(field_name)
         if isinstance(field, ReferenceIdField | serializers.PrimaryKeyRelatedField):
@@ -162,12 +162,12 @@ class Deleted:
     id: strawberry.ID
 
 
-DeleteResult = Annotated[Union[Deleted, OperationError], strawberry.union("DeleteResult")]  # noqa: UP007
+DeleteResult = Annotated[Union[Deleted, OperationError], strawberry.union("DeleteResult")]  # noqa: UP007 (Annotated needs one Union object)
 
 
 def result_union(graphql_type) -> Any:
     name = graphql_type.__strawberry_definition__.name
-    return Annotated[Union[graphql_type, OperationError], strawberry.union(f"{name}Result")]  # noqa: UP007
+    return Annotated[Union[graphql_type, OperationError], strawberry.union(f"{name}Result")]  # noqa: UP007 (built at run time)
 
 
 # --- building mutations ------------------------------------------------------------------------
