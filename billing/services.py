@@ -325,6 +325,23 @@ def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
     return closed
 
 
+def closed_period_fault(*, contract: Contract, effective_date: dt.date) -> str | None:
+    """An amendment never takes effect inside or before a closed period: its figures and lines are
+    final (the guard `contracts.amendments` asks, for admins too)."""
+    last_closed = (
+        BillingPeriod.objects.filter(contract_id=contract.pk, status=BillingPeriod.Status.CLOSED)
+        .order_by("-end_date")
+        .values_list("end_date", flat=True)
+        .first()
+    )
+    if last_closed is not None and effective_date <= last_closed:
+        return (
+            f"Must be after {last_closed}, the last day of a closed billing period: "
+            "its figures and billing lines are final."
+        )
+    return None
+
+
 # --- auto top-up --------------------------------------------------------------------------------
 
 
