@@ -378,10 +378,8 @@ def on_entry_posted(event) -> bool:
     if lot is None:
         return False
     price = P.top_up_price(terms)
-    span = next(
-        (s for s in reversed(P.spans(contract, until=lot.occurred_at, timeline=timeline)) if s.start <= lot.occurred_at),
-        None,
-    )
+    begun = P.spans(contract, until=lot.occurred_at, timeline=timeline)
+    span = next((s for s in reversed(begun) if s.start <= lot.occurred_at), None)
     line = _line(
         contract,
         key=f"top_up:entry:{lot.pk}",

@@ -5,8 +5,6 @@ force when it was done; and no amendment may take effect inside or before a clos
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-
 import pytest
 
 from billing import periods
@@ -152,7 +150,8 @@ class TestNeverBeforeAClosedPeriod:
             assert "effective_date" in raised.value.errors
             assert "2026-02-28" in " ".join(raised.value.errors["effective_date"])
         # The first day after the closed books is fine (the open period).
-        amend(contract, people, dt.date(2026, 3, 1), {"period_charge": "120.00"}, now=local(2026, 3, 2), allow_past=True)
+        amend(contract, people, dt.date(2026, 3, 1), {"period_charge": "120.00"},
+              now=local(2026, 3, 2), allow_past=True)  # fmt: skip
         assert contract.period_charge == d(120)
 
     def test_an_approval_after_the_close_is_refused_too(self, org, people):
@@ -173,7 +172,9 @@ class TestNeverBeforeAClosedPeriod:
         assert terms.Timeline(contract).on(dt.date(2026, 1, 20)).period_charge == d(100)
 
     def test_through_the_api_it_is_a_422_naming_effective_date(self, api, org):
-        contract = approved(org, period_charge=d(100), start_date=dt.date(2025, 1, 1), expiry_date=dt.date(2030, 12, 31))
+        contract = approved(
+            org, period_charge=d(100), start_date=dt.date(2025, 1, 1), expiry_date=dt.date(2030, 12, 31)
+        )
         lifecycle(local(2025, 3, 1, 1))
         response = api("admin").post(
             f"/api/v1/contracts/{contract.pk}/amendments",
