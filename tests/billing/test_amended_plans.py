@@ -5,6 +5,7 @@ force when it was done; and no amendment may take effect inside or before a clos
 from __future__ import annotations
 
 import datetime as dt
+
 import pytest
 
 from billing import periods
