@@ -27,7 +27,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -363,3 +363,20 @@ def _cast_kwargs(field) -> dict:
     if isinstance(field, models.CharField):
         return {"max_length": field.max_length}
     return {}
+
+
+def term_value_as_of(name: str, day: dt.date):
+    """An expression for a term as it stood on `day` (what `?as_of=&sort=` orders by): the value in
+    the version in force for contracts with versions, the row's for the others."""
+    field = Contract._meta.get_field(name)
+    output = field.target_field if field.is_relation else field
+    value = Cast(KeyTextTransform(name, "terms"), output_field=output.__class__(**_cast_kwargs(output)))
+    in_force = (
+        TermVersion.objects.filter(in_force_on(day), contract_id=OuterRef("pk")).annotate(term_value=value)
+    ).values("term_value")[:1]
+    has_versions = Exists(TermVersion.objects.filter(contract_id=OuterRef("pk")))
+    return Case(
+        When(has_versions, then=Subquery(in_force)),
+        default=F(field.attname),
+        output_field=output.__class__(**_cast_kwargs(output)),
+    )
