@@ -67,4 +67,5 @@ class SignatureRequestViewSet(ContractChild, CreateMixin, ResourceViewSet):
     write_role = "manager"
 
     def create_service(self, *, organization, actor, data):
-        return services.create_request(contract=self.contract, actor=actor, data=data)
+        base = self.request.build_absolute_uri("/")  # the links go out on the address the API was called on
+        return services.create_request(contract=self.contract, actor=actor, data=data, link_base=base)

@@ -23,6 +23,7 @@ def build(event, organization) -> Content:
     request = SignatureRequest.objects.select_related("contract").get(pk=event.payload["request"])
     contract = request.contract
     contract_name = f"{contract.reference} {contract.name}"
+    link = link_for(link_token(request.token_nonce), event.payload.get("link_base", ""))
     expires = request.expires_at.astimezone(dt.UTC)
     return Content(
         subject=f"Please review the contract: {contract_name}",
@@ -33,7 +34,7 @@ def build(event, organization) -> Content:
             "change before you decide."
         ),
         facts=[("Contract", contract_name), ("Link expires", f"{expires:%Y-%m-%d %H:%M} UTC")],
-        links=[("Review and accept or reject", link_for(link_token(request.token_nonce)))],
+        links=[("Review and accept or reject", link)],
         why=f"You get this because {organization.name} named you as the person to approve this contract.",
     )
 

@@ -72,13 +72,17 @@ def link_token(nonce: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def link_for(token: str) -> str:
-    """The page's address, on SIGNING_BASE_URL (else SITE_URL, like the links of every e-mail)."""
-    return (settings.SIGNING_BASE_URL or settings.SITE_URL).rstrip("/") + reverse("signing:page", args=[token])
+def link_for(token: str, base: str = "") -> str:
+    """The page's address: on SIGNING_BASE_URL, else on `base` (the address the API was called
+    on), else on SITE_URL like the links of every e-mail."""
+    root = settings.SIGNING_BASE_URL or base or settings.SITE_URL
+    return root.rstrip("/") + reverse("signing:page", args=[token])
 
 
 @transaction.atomic
-def create_request(*, contract: Contract, actor, data: dict, now: dt.datetime | None = None) -> SignatureRequest:
+def create_request(
+    *, contract: Contract, actor, data: dict, link_base: str = "", now: dt.datetime | None = None
+) -> SignatureRequest:
     """Ask `data["name"]` at `data["email"]` to accept the contract (pending approval) by a link."""
     now = now or timezone.now()
     contract = contract_services._locked(contract)
@@ -105,7 +109,7 @@ def create_request(*, contract: Contract, actor, data: dict, now: dt.datetime | 
         obj=contract,
         actor=actor,
         payload={"request": request.pk, "name": request.name, "email": request.email, "terms_hash": request.terms_hash,
-                 "expires_at": request.expires_at},
+                 "expires_at": request.expires_at, "link_base": link_base},
         occurred_at=now,
     )  # fmt: skip
     return request
