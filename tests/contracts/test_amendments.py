@@ -423,6 +423,33 @@ class TestLifecycleReadsTheVersionInForce:
         contract.refresh_from_db()
         assert contract.status == "expired"  # auto_renew was amended away
 
+    def test_a_late_run_renews_on_the_terms_in_force_on_the_last_day(self, org, make_member):
+        """A version that would begin after an amended (earlier) expiry never took effect: a run
+        after a gap renews on the terms of the expiry date, not on today's row."""
+        from contracts import amendments
+
+        contract = approved_contract(org, line_items=["Inspection"], expiry_date=dt.date(2026, 12, 31),
+                                     auto_renew=True, renewal_term_months=12, notice_period_days=0)  # fmt: skip
+        now = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+        users = [make_member("manager", org).user for _ in range(3)]
+        changes = [
+            (dt.date(2026, 9, 1), {"renewal_term_months": 24, "line_items": [{"description": "Later"}]}),
+            (dt.date(2026, 6, 1), {"expiry_date": "2026-08-31"}),
+        ]
+        for day, change in changes:
+            amendment = amendments.create_amendment(
+                contract=contract, actor=users[0], data={"effective_date": day, "changes": change, "reason": "x"},
+                now=now,
+            )  # fmt: skip
+            amendments.submit_amendment(amendment=amendment, actor=users[0])
+            amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
+            amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
+        lifecycle("2026-09-20T12:00:00Z")  # cron was down from before the expiry until after 1 September
+        renewal = Contract.objects.get(renewed_from=contract)
+        assert (renewal.start_date, renewal.expiry_date) == (dt.date(2026, 9, 1), dt.date(2027, 8, 31))
+        assert renewal.renewal_term_months == 12
+        assert list(renewal.line_items.values_list("description", flat=True)) == ["Inspection"]
+
     def test_activation_allocates_the_hours_of_the_version_in_force(self, org, make_member):
         from contracts import amendments
         from ledger.models import LedgerEntry
