@@ -76,7 +76,7 @@ def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Tim
     so an amendment from monthly to quarterly starts quarters where it takes effect), and the
     term's end from the version in force on its last day (an amendment that ends the contract
     sooner cuts it; one that extends it lets the periods go on). A plan amended to `none` has no
-    more periods from then on."""
+    periods from then on, until a version with periods begins (the periods start again there)."""
     timeline = timeline or Timeline(contract)
     if contract.start_date is None:
         return []
@@ -86,8 +86,13 @@ def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Tim
         index = len(out)
         plan = timeline.on(start_date)
         months = MONTHS.get(plan.billing_period)
-        if months is None:
-            return out
+        if months is None:  # no periods under this plan: they begin again with a later periodic one
+            later = [v for v in timeline.versions if v.effective_from > start_date]
+            later = next((v for v in later if v.terms.get("billing_period") in MONTHS), None)
+            if later is None:
+                return out
+            start_date, step = later.effective_from, None
+            continue
         if months != step:
             anchor, anchor_index, step = start_date, index, months
         end_date = add_months(anchor, (index - anchor_index + 1) * step)

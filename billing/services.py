@@ -18,7 +18,7 @@ from django.db.models import ProtectedError, Q
 from config.errors import Conflict, Unprocessable
 from contracts import services as contract_services
 from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
-from contracts.models import Contract, LineItem
+from contracts.models import Contract, LineItem, TermVersion
 from contracts.terms import Timeline
 from events.models import Event
 from events.services import apply_changes, record_event, snapshot
@@ -313,8 +313,13 @@ def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
     """The `run_lifecycle` step: every contract with a billing plan, each under its lock (SKIP
     LOCKED, so runners on several machines share the work). Returns the periods closed."""
     horizon = (now + dt.timedelta(hours=14)).date()
-    due = Contract.objects.exclude(billing_period=Contract.BillingPeriod.NONE).filter(
-        start_date__lte=horizon, status__in=[*OPENS, *contract_services.CLOSED]
+    # A plan with periods today, or in any version of the terms (amended to or from `none`).
+    periodic = [p for p in Contract.BillingPeriod.values if p != Contract.BillingPeriod.NONE]
+    due = Contract.objects.filter(
+        Q(billing_period__in=periodic)
+        | Q(pk__in=TermVersion.objects.filter(terms__billing_period__in=periodic).values("contract_id")),
+        start_date__lte=horizon,
+        status__in=[*OPENS, *contract_services.CLOSED],
     )
     closed = 0
     for pk in contract_services._candidates(due):

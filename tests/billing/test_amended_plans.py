@@ -184,3 +184,33 @@ class TestNeverBeforeAClosedPeriod:
         )
         assert response.status_code == 422, response.content
         assert "closed billing period" in response.json()["errors"]["effective_date"][0]
+
+
+def test_a_plan_amended_to_none_and_back_bills_only_while_it_has_periods(org, people):
+    contract = approved(org, period_charge=d(100), expiry_date=dt.date(2026, 12, 31))
+    amend(contract, people, dt.date(2026, 3, 1), {"billing_period": "none", "period_charge": None},
+          now=local(2026, 1, 5))  # fmt: skip
+    amend(contract, people, dt.date(2026, 6, 15), {"billing_period": "quarterly", "period_charge": "300.00"},
+          now=local(2026, 1, 6))  # fmt: skip
+    lifecycle(local(2026, 4, 1, 1))  # the row's plan is `none` now: billing still closes February
+    assert Contract.objects.get(pk=contract.pk).billing_period == "none"
+    assert [amount for _, amount in lines(contract, "period_charge")] == [d(100), d(100)]
+    lifecycle(local(2027, 1, 1, 1))
+    found = periods.spans(Contract.objects.get(pk=contract.pk))
+    assert [(s.start_date, s.last_day) for s in found] == [
+        (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
+        (dt.date(2026, 2, 1), dt.date(2026, 2, 28)),
+        (dt.date(2026, 6, 15), dt.date(2026, 9, 14)),  # quarters from where the periodic plan begins
+        (dt.date(2026, 9, 15), dt.date(2026, 12, 14)),
+        (dt.date(2026, 12, 15), dt.date(2026, 12, 31)),
+    ]
+    assert [amount for _, amount in lines(contract, "period_charge")] == [d(100), d(100), d(300), d(300), d(300)]
+
+
+def test_a_plan_amended_from_none_starts_its_periods_on_the_date(org, people):
+    contract = approved(org, billing_period="none", expiry_date=dt.date(2026, 12, 31))
+    amend(contract, people, dt.date(2026, 10, 1), {"billing_period": "monthly", "period_charge": "50.00"},
+          now=local(2026, 1, 5))  # fmt: skip
+    lifecycle(local(2026, 12, 1, 1))
+    assert lines(contract, "period_charge") == [(dt.date(2026, 10, 1), d(50)), (dt.date(2026, 11, 1), d(50)),
+                                                (dt.date(2026, 12, 1), d(50))]  # fmt: skip
