@@ -6,6 +6,7 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
+        from contracts.amendments import register_effective_date_guard
         from contracts.services import register_lifecycle_step
         from events.handlers import on
 
@@ -13,3 +14,4 @@ class BillingConfig(AppConfig):
 
         on("ledger.entry_posted", services.on_entry_posted)
         register_lifecycle_step("billing periods closed", services.run_billing)
+        register_effective_date_guard("closed billing period", services.closed_period_fault)

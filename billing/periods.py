@@ -44,6 +44,7 @@ from django.db.models import Sum
 
 from contracts.models import Contract
 from contracts.services import add_months
+from contracts.terms import Timeline
 from ledger.models import LedgerEntry
 from ledger.services import ZERO, LotBook, replay_rows
 from tenancy.currencies import quantize
@@ -67,51 +68,87 @@ class Span:
         return self.end_date - dt.timedelta(days=1)
 
 
-def spans(contract: Contract, *, until: dt.datetime | None = None) -> list[Span]:
-    """The plan's periods that have begun by `until` (all of the term if None)."""
-    step = MONTHS.get(contract.billing_period)
-    if step is None or contract.start_date is None:
+def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Timeline | None = None) -> list[Span]:
+    """The plan's periods that have begun by `until` (all of the term if None).
+
+    Each period follows the plan in force on its start date (`contracts.terms`): its length from
+    that version's `billing_period` (counted from the start of the run of periods of that length,
+    so an amendment from monthly to quarterly starts quarters where it takes effect), and the
+    term's end from the version in force on its last day (an amendment that ends the contract
+    sooner cuts it; one that extends it lets the periods go on). A plan amended to `none` has no
+    periods from then on, until a version with periods begins (the periods start again there)."""
+    timeline = timeline or Timeline(contract)
+    if contract.start_date is None:
         return []
-    term_end = contract.expiry_date + dt.timedelta(days=1) if contract.expiry_date else None
-    if until is None and term_end is None:
-        raise ValueError("An open-ended contract has no last period: give `until`.")
     out: list[Span] = []
+    start_date, anchor, anchor_index, step = contract.start_date, contract.start_date, 0, None
     while True:
         index = len(out)
-        start_date = add_months(contract.start_date, index * step)
-        if term_end is not None and start_date >= term_end:
-            return out
+        plan = timeline.on(start_date)
+        months = MONTHS.get(plan.billing_period)
+        if months is None:  # no periods under this plan: they begin again with a later periodic one
+            later = [v for v in timeline.versions if v.effective_from > start_date]
+            later = next((v for v in later if v.terms.get("billing_period") in MONTHS), None)
+            if later is None:
+                return out
+            start_date, step = later.effective_from, None
+            continue
+        if months != step:
+            anchor, anchor_index, step = start_date, index, months
+        end_date = add_months(anchor, (index - anchor_index + 1) * step)
+        while True:  # the term's end as the version in force on the period's last day has it
+            last = timeline.on(end_date - dt.timedelta(days=1))
+            if last.expiry_date is None:
+                break
+            term_end = last.expiry_date + dt.timedelta(days=1)
+            if term_end >= end_date:
+                break
+            end_date = term_end
+            if end_date <= start_date:
+                return out
+        if until is None and timeline.on(end_date - dt.timedelta(days=1)).expiry_date is None:
+            raise ValueError("An open-ended contract has no last period: give `until`.")
         start = contract.start_of_day(start_date)
         if until is not None and start > until:
             return out
-        end_date = add_months(contract.start_date, (index + 1) * step)
-        if term_end is not None:
-            end_date = min(end_date, term_end)
         out.append(Span(index, start_date, end_date, start, contract.start_of_day(end_date)))
+        start_date = end_date
 
 
-def next_span(contract: Contract, span: Span) -> Span | None:
+def next_span(contract: Contract, span: Span, timeline: Timeline | None = None) -> Span | None:
     """The period after `span` within the term, if any."""
-    following = spans(contract, until=span.end)
+    following = spans(contract, until=span.end, timeline=timeline)
     return following[span.index + 1] if len(following) > span.index + 1 else None
 
 
-def period_charge(contract: Contract, span: Span) -> Decimal | None:
-    """The plan's charge for the period, raised by `annual_increase_percent` at each anniversary."""
-    if contract.period_charge is None:
+def plan_of(timeline: Timeline, span: Span) -> Contract:
+    """The billing plan of a period: the terms in force on its first day."""
+    return timeline.on(span.start_date)
+
+
+def period_charge(contract: Contract, span: Span, timeline: Timeline | None = None) -> Decimal | None:
+    """The charge of the plan in force on the period's start, raised by `annual_increase_percent`
+    at each anniversary of the contract's start since that charge was set (an amended charge is
+    the new base from its effective date; the increases before it are in the amount agreed)."""
+    timeline = timeline or Timeline(contract)
+    plan = plan_of(timeline, span)
+    if plan.period_charge is None:
         return None
-    charge = quantize(contract.period_charge, contract.currency)
-    if contract.annual_increase_percent:
-        factor = 1 + contract.annual_increase_percent / 100
+    charge = quantize(plan.period_charge, contract.currency)
+    if plan.annual_increase_percent:
+        since = timeline.since(span.start_date, "period_charge")
+        factor = 1 + plan.annual_increase_percent / 100
         years = 1
-        while add_months(contract.start_date, 12 * years) <= span.start_date:
-            charge = quantize(charge * factor, contract.currency)
+        while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
+            if anniversary > since:
+                charge = quantize(charge * factor, contract.currency)
             years += 1
     return charge
 
 
-def top_up_price(contract: Contract) -> Decimal:
-    return Decimal(str((contract.auto_top_up or {}).get("price_per_hour", "0")))
+def top_up_price(plan: Contract) -> Decimal:
+    """The top-up price of a plan (the terms in force when the top-up was bought)."""
+    return Decimal(str((plan.auto_top_up or {}).get("price_per_hour", "0")))
 
 
 @dataclass
@@ -149,11 +186,13 @@ class Figures:
         }
 
 
-def _money(contract: Contract, figures: Figures) -> dict[str, Decimal]:
+def _money(contract: Contract, figures: Figures, timeline: Timeline) -> dict[str, Decimal]:
+    """The period's money at the rates of the plan in force on its first day."""
     currency = contract.currency
-    charge = period_charge(contract, figures.span) or Decimal(0)
-    overage = quantize(figures.overage_hours * (contract.overage_rate or 0), currency)
-    prepay = quantize(figures.prepaid_hours_added * (contract.prepay_price_per_hour or 0), currency)
+    plan = plan_of(timeline, figures.span)
+    charge = period_charge(contract, figures.span, timeline) or Decimal(0)
+    overage = quantize(figures.overage_hours * (plan.overage_rate or 0), currency)
+    prepay = quantize(figures.prepaid_hours_added * (plan.prepay_price_per_hour or 0), currency)
     credits = quantize(-figures.penalties, currency)
     parts = {
         "period_charge": quantize(charge, currency),
@@ -165,13 +204,16 @@ def _money(contract: Contract, figures: Figures) -> dict[str, Decimal]:
     return {**parts, "total": quantize(sum(parts.values(), Decimal(0)), currency)}
 
 
-def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = None) -> list[Figures]:
+def compute(
+    contract: Contract, *, now: dt.datetime, closed: set[int] | None = None, timeline: Timeline | None = None
+) -> list[Figures]:
     """Every period begun by `now`, with its figures from the ledger as of `now`.
 
     `closed` holds the indexes of the periods `run_lifecycle` has closed (their status); by
-    default they are read from the database.
+    default they are read from the database. Each figure of money is at the terms in force then.
     """
-    periods = spans(contract, until=now)
+    timeline = timeline or Timeline(contract)
+    periods = spans(contract, until=now, timeline=timeline)
     if not periods:
         return []
     if closed is None:
@@ -189,7 +231,6 @@ def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = N
         return min(max(bisect.bisect_left(starts, instant) - 1, 0), last)
 
     book = LotBook()
-    price = top_up_price(contract)
     booked: set[int] = set()
     boundary = 0  # the next period end to read the overrun at
     for row in replay_rows(contract, as_of=now, boundaries=[starts[0], *ends]):
@@ -215,6 +256,7 @@ def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = N
         elif reason == R.TOP_UP:
             target = figures[at_start(occurred_at)]
             target.topped_up_hours += hours
+            price = top_up_price(timeline.at(occurred_at))
             target.top_up_purchases += quantize(hours * price, contract.currency)
     while boundary <= last:
         figures[boundary].overage_hours = max(book.overrun, ZERO)
@@ -232,5 +274,5 @@ def compute(contract: Contract, *, now: dt.datetime, closed: set[int] | None = N
         figures[at_start(row[0])].penalties += row[1]
     for item in figures:
         item.expired_hours -= item.rolled_over_out
-        item.money = _money(contract, item)
+        item.money = _money(contract, item, timeline)
     return figures

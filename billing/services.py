@@ -18,7 +18,8 @@ from django.db.models import ProtectedError, Q
 from config.errors import Conflict, Unprocessable
 from contracts import services as contract_services
 from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
-from contracts.models import Contract, LineItem
+from contracts.models import Contract, LineItem, TermVersion
+from contracts.terms import Timeline
 from events.models import Event
 from events.services import apply_changes, record_event, snapshot
 from ledger import services as ledger
@@ -91,16 +92,19 @@ def _system_entry(contract: Contract, key: str, **fields) -> LedgerEntry:
     return entry or LedgerEntry.objects.get(organization_id=contract.organization_id, system_key=key)
 
 
-def _charge_line(contract: Contract, row: BillingPeriod, span: P.Span, date: dt.date) -> BillingLine | None:
-    charge = P.period_charge(contract, span)
+def _charge_line(
+    contract: Contract, row: BillingPeriod, span: P.Span, date: dt.date, timeline: Timeline
+) -> BillingLine | None:
+    charge = P.period_charge(contract, span, timeline)
     if charge is None:
         return None
+    plan = P.plan_of(timeline, span)
     return _line(
         contract,
         key=f"period_charge:period:{row.pk}",
         kind=K.PERIOD_CHARGE,
         period=row,
-        description=f"{contract.reference}: {contract.billing_period} charge, {span.start_date} to {span.last_day}",
+        description=f"{contract.reference}: {plan.billing_period} charge, {span.start_date} to {span.last_day}",
         quantity=Decimal(1),
         unit_price=charge,
         amount=charge,
@@ -111,35 +115,38 @@ def _charge_line(contract: Contract, row: BillingPeriod, span: P.Span, date: dt.
 # --- opening and closing periods ----------------------------------------------------------------
 
 
-def open_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
-    """At a period's start: its included hours and prepaid lot, the prepay line, an in-advance charge."""
+def open_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline: Timeline | None = None) -> bool:
+    """At a period's start: its included hours and prepaid lot, the prepay line, an in-advance
+    charge, all by the plan in force on the period's first day."""
     row = _period_row(contract, span)
     if row.opened_at is not None:
         return False
-    if contract.hours_per_period:
+    timeline = timeline or Timeline(contract)
+    plan = P.plan_of(timeline, span)
+    if plan.hours_per_period:
         _system_entry(
             contract,
             f"billing:included:period:{row.pk}",
             entry_type=T.CREDIT,
             reason_code=R.INCLUDED_HOURS,
-            hours=contract.hours_per_period,
+            hours=plan.hours_per_period,
             occurred_at=span.start,
             expires_at=span.end,
             description=f"Hours included in period {span.index + 1} ({span.start_date} to {span.last_day})",
         )
-    if contract.prepay_hours_per_period:
-        months = contract.prepay_expiry_months
+    if plan.prepay_hours_per_period:
+        months = plan.prepay_expiry_months
         lot = _system_entry(
             contract,
             f"billing:prepay:period:{row.pk}",
             entry_type=T.CREDIT,
             reason_code=R.PREPAY,
-            hours=contract.prepay_hours_per_period,
+            hours=plan.prepay_hours_per_period,
             occurred_at=span.start,
             expires_at=contract.start_of_day(contract_services.add_months(span.start_date, months)) if months else None,
             description=f"Prepaid hours of period {span.index + 1}",
         )
-        price = contract.prepay_price_per_hour or Decimal(0)
+        price = plan.prepay_price_per_hour or Decimal(0)
         _line(
             contract,
             key=f"prepay_purchase:period:{row.pk}",
@@ -152,8 +159,8 @@ def open_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
             date=span.start_date,
             entries=[lot.pk],
         )
-    if contract.invoice_timing == Contract.InvoiceTiming.IN_ADVANCE:
-        _charge_line(contract, row, span, span.start_date)
+    if plan.invoice_timing == Contract.InvoiceTiming.IN_ADVANCE:
+        _charge_line(contract, row, span, span.start_date, timeline)
     row.opened_at = now
     row.save(update_fields=["opened_at"])
     record_event(
@@ -165,21 +172,24 @@ def open_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
     return True
 
 
-def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
+def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline: Timeline | None = None) -> bool:
     """At a period's end: book the expiries, the rollover lot and the overage settlement; write the
-    overage, service-credit and in-arrears lines; close the books up to the end."""
+    overage, service-credit and in-arrears lines; close the books up to the end. The rates are
+    those of the plan in force on the period's first day."""
     row = _period_row(contract, span)
     if row.status == BillingPeriod.Status.CLOSED:
         return False
+    timeline = timeline or Timeline(contract)
+    plan = P.plan_of(timeline, span)
     for lot_id, contract_id in list(ledger.unexpired_lots(now=span.end, contract=contract)):
         ledger.expire_lot(lot_id, contract_id)
     included = LedgerEntry.objects.filter(
         organization_id=contract.organization_id, system_key=f"billing:included:period:{row.pk}"
     ).first()
-    following = P.next_span(contract, span)
-    if included is not None and contract.rollover_percent and following is not None:
+    following = P.next_span(contract, span, timeline)
+    if included is not None and plan.rollover_percent and following is not None:
         expiry = LedgerEntry.objects.get(lot=included, reason_code=R.LOT_EXPIRED)
-        rollover = (-expiry.hours * contract.rollover_percent / 100).quantize(HUNDREDTH, rounding=ROUND_DOWN)
+        rollover = (-expiry.hours * plan.rollover_percent / 100).quantize(HUNDREDTH, rounding=ROUND_DOWN)
         if rollover > 0:
             _system_entry(
                 contract,
@@ -190,12 +200,12 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
                 occurred_at=span.end,
                 expires_at=following.end,
                 lot=included,
-                description=f"{contract.rollover_percent}% of period {span.index + 1}'s unused included hours",
+                description=f"{plan.rollover_percent}% of period {span.index + 1}'s unused included hours",
             )
     # The period's figures are final now: what follows is posted at its end, into the next period.
-    figures = P.compute(contract, now=span.end, closed={span.index})[span.index]
+    figures = P.compute(contract, now=span.end, closed={span.index}, timeline=timeline)[span.index]
     in_period = LedgerEntry.objects.filter(contract=contract, occurred_at__gte=span.start, occurred_at__lt=span.end)
-    if contract.overage_rate is not None and figures.overage_hours > 0:
+    if plan.overage_rate is not None and figures.overage_hours > 0:
         settlement = _system_entry(
             contract,
             f"billing:overage:period:{row.pk}",
@@ -215,8 +225,8 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
             period=row,
             description=f"{contract.reference}: {figures.overage_hours} hours beyond the available hours",
             quantity=figures.overage_hours,
-            unit_price=contract.overage_rate,
-            amount=figures.overage_hours * contract.overage_rate,
+            unit_price=plan.overage_rate,
+            amount=figures.overage_hours * plan.overage_rate,
             date=span.last_day,
             entries=[settlement.pk, *work],
         )
@@ -240,8 +250,8 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime) -> bool:
             entries=[pk for pk, _, _ in penalties],
             breaches=sorted({breach for _, _, breach in penalties if breach}),
         )
-    if contract.invoice_timing == Contract.InvoiceTiming.IN_ARREARS:
-        _charge_line(contract, row, span, span.last_day)
+    if plan.invoice_timing == Contract.InvoiceTiming.IN_ARREARS:
+        _charge_line(contract, row, span, span.last_day, timeline)
     row.status, row.closed_at = BillingPeriod.Status.CLOSED, now
     row.figures = figures.as_dict(contract.currency)
     row.save(update_fields=["status", "closed_at", "figures"])
@@ -282,17 +292,18 @@ def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: N
     done = 0
     rows = {r.index: r for r in BillingPeriod.objects.filter(contract=contract)}
     ended = _ended_at(contract)
-    for span in P.spans(contract, until=now):
+    timeline = Timeline(contract)
+    for span in P.spans(contract, until=now, timeline=timeline):
         row = rows.get(span.index)
         opened = row is not None and row.opened_at is not None
         runs = contract.status in (*OPENS, Contract.Status.EXPIRED, Contract.Status.RENEWED) or (
             ended is not None and span.start < ended
         )
-        if not opened and runs and open_period(contract, span, now=now):
+        if not opened and runs and open_period(contract, span, now=now, timeline=timeline):
             opened = True
             log(f"{contract.reference}: period {span.index + 1} opened ({span.start_date})")
         closed = row is not None and row.status == BillingPeriod.Status.CLOSED
-        if opened and not closed and span.end <= now and close_period(contract, span, now=now):
+        if opened and not closed and span.end <= now and close_period(contract, span, now=now, timeline=timeline):
             done += 1
             log(f"{contract.reference}: period {span.index + 1} closed ({span.start_date} to {span.last_day})")
     return done
@@ -302,8 +313,13 @@ def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
     """The `run_lifecycle` step: every contract with a billing plan, each under its lock (SKIP
     LOCKED, so runners on several machines share the work). Returns the periods closed."""
     horizon = (now + dt.timedelta(hours=14)).date()
-    due = Contract.objects.exclude(billing_period=Contract.BillingPeriod.NONE).filter(
-        start_date__lte=horizon, status__in=[*OPENS, *contract_services.CLOSED]
+    # A plan with periods today, or in any version of the terms (amended to or from `none`).
+    periodic = [p for p in Contract.BillingPeriod.values if p != Contract.BillingPeriod.NONE]
+    due = Contract.objects.filter(
+        Q(billing_period__in=periodic)
+        | Q(pk__in=TermVersion.objects.filter(terms__billing_period__in=periodic).values("contract_id")),
+        start_date__lte=horizon,
+        status__in=[*OPENS, *contract_services.CLOSED],
     )
     closed = 0
     for pk in contract_services._candidates(due):
@@ -312,6 +328,23 @@ def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
             if contract is not None:
                 closed += bill_contract(contract, now=now, log=log)
     return closed
+
+
+def closed_period_fault(*, contract: Contract, effective_date: dt.date) -> str | None:
+    """An amendment never takes effect inside or before a closed period: its figures and lines are
+    final (the guard `contracts.amendments` asks, for admins too)."""
+    last_closed = (
+        BillingPeriod.objects.filter(contract_id=contract.pk, status=BillingPeriod.Status.CLOSED)
+        .order_by("-end_date")
+        .values_list("end_date", flat=True)
+        .first()
+    )
+    if last_closed is not None and effective_date <= last_closed:
+        return (
+            f"Must be after {last_closed}, the last day of a closed billing period: "
+            "its figures and billing lines are final."
+        )
+    return None
 
 
 # --- auto top-up --------------------------------------------------------------------------------
@@ -325,7 +358,10 @@ def on_entry_posted(event) -> bool:
     if payload.get("entry_type") not in (T.WORK, T.ADJUSTMENT) or payload.get("reason_code"):
         return False
     contract = Contract.objects.get(pk=payload["contract"])
-    plan = contract.auto_top_up
+    trigger = LedgerEntry.objects.get(pk=event.object_id)
+    timeline = Timeline(contract)
+    terms = timeline.at(trigger.occurred_at)  # the plan in force when the hours were used
+    plan = terms.auto_top_up
     if not plan:
         return False
     charged = Decimal(payload["charged_hours"])
@@ -335,7 +371,6 @@ def on_entry_posted(event) -> bool:
     if not after - effect >= threshold > after:
         return False
     hours = Decimal(str(plan["hours"])) - (after if plan["mode"] == "to" else 0)
-    trigger = LedgerEntry.objects.get(pk=event.object_id)
     lot = ledger.post_system_entry(
         contract=contract,
         system_key=f"top_up:entry:{trigger.pk}",
@@ -347,8 +382,9 @@ def on_entry_posted(event) -> bool:
     )
     if lot is None:
         return False
-    price = P.top_up_price(contract)
-    span = next((s for s in reversed(P.spans(contract, until=lot.occurred_at)) if s.start <= lot.occurred_at), None)
+    price = P.top_up_price(terms)
+    begun = P.spans(contract, until=lot.occurred_at, timeline=timeline)
+    span = next((s for s in reversed(begun) if s.start <= lot.occurred_at), None)
     line = _line(
         contract,
         key=f"top_up:entry:{lot.pk}",

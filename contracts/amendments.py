@@ -44,6 +44,15 @@ class AmendmentPart:
 
 AMENDMENT_PARTS: dict[str, AmendmentPart] = {}
 
+# Checks higher apps make on an amendment's effective date, for everyone (admins too): billing
+# refuses a date inside or before a closed period. `guard(contract=, effective_date=)` returns the
+# fault (a 422 on effective_date) or None; registered in the app's AppConfig.ready().
+EFFECTIVE_DATE_GUARDS: dict[str, Callable[..., str | None]] = {}
+
+
+def register_effective_date_guard(name: str, guard: Callable[..., str | None]) -> None:
+    EFFECTIVE_DATE_GUARDS[name] = guard
+
 
 def register_amendment_part(name: str, part: AmendmentPart) -> None:
     AMENDMENT_PARTS[name] = part
@@ -82,6 +91,10 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
     expiry = changes["expiry_date"] if "expiry_date" in changes else jsonable_date(in_force.expiry_date)
     if expiry is not None and effective_date > dt.date.fromisoformat(str(expiry)):
         errors.setdefault("effective_date", []).append(f"Must not be after the contract's expiry date ({expiry}).")
+    for guard in EFFECTIVE_DATE_GUARDS.values():
+        fault = guard(contract=contract, effective_date=effective_date)
+        if fault:
+            errors.setdefault("effective_date", []).append(fault)
     if expiry is not None and start is not None and str(expiry) < str(start):
         errors["changes.expiry_date"] = ["Must not be before start_date."]
     if errors:

@@ -187,6 +187,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
     @extend_schema_field(serializers.ListField(child=ReferenceField()))
     def get_covered_assets(self, contract) -> list[dict]:
         return [reference_of(asset) for asset in contract.covered_assets.all()]
+
     def get_waiting_for(self, contract) -> list[str]:
         if contract.status != Contract.Status.PENDING_APPROVAL:
             return []
@@ -498,7 +499,19 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         """Active and suspended contracts whose expiry or notice date falls within the window, soonest first."""
         return self.list(request)
 
+    # The sort keys that are terms: with `?as_of=` they order by the terms in force on that date.
+    TERM_SORT_KEYS = ("contract_type", "start_date", "expiry_date", "notice_date")
+
     def filter_queryset(self, queryset):
+        day = as_of_date(self.request.query_params) if self.request.method == "GET" else None
+        if day is not None:
+            wanted = {key.strip().removeprefix("-") for key in self.request.query_params.get("sort", "").split(",")}
+            wanted |= {self.get_default_sort().removeprefix("-")}
+            self.sort_fields = dict(self.sort_fields)
+            for key in self.TERM_SORT_KEYS:
+                if key in wanted and self.sort_fields.get(key) == key:
+                    queryset = queryset.annotate(**{f"as_of_{key}": terms.term_value_as_of(key, day)})
+                    self.sort_fields[key] = f"as_of_{key}"
         if self.action == "active":
             queryset = queryset.filter(status=Contract.Status.ACTIVE)
         elif self.action == "expiring":

@@ -446,6 +446,9 @@ def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple
     return start_date, expiry_date
 
 
+LINE_ITEM_FIELDS = ("kind", "description", "sku", "quantity", "unit", "unit_price", "covered", "notes")
+
+
 def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, status, now) -> Contract:
     renewal = Contract.objects.create(
         organization_id=contract.organization_id,
@@ -479,22 +482,17 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         dispatch_agreement_id=contract.dispatch_agreement_id,
         **{name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS},
     )
-    renewal.covered_assets.set(contract.covered_assets.all())
-    LineItem.objects.bulk_create(
-        LineItem(
-            organization_id=item.organization_id,
-            contract=renewal,
-            kind=item.kind,
-            description=item.description,
-            sku=item.sku,
-            quantity=item.quantity,
-            unit=item.unit,
-            unit_price=item.unit_price,
-            covered=item.covered,
-            notes=item.notes,
-        )
-        for item in contract.line_items.all()
-    )
+    version = getattr(contract, "terms_version", None)
+    if version is not None:  # a view of the terms in force on a date (`terms.Timeline`)
+        renewal.covered_assets.set(version.terms.get("covered_assets", []))
+        items = [{**item, "organization_id": contract.organization_id} for item in contract.terms_line_items]
+    else:
+        renewal.covered_assets.set(contract.covered_assets.all())
+        items = [
+            {"organization_id": item.organization_id, **{name: getattr(item, name) for name in LINE_ITEM_FIELDS}}
+            for item in contract.line_items.all()
+        ]
+    LineItem.objects.bulk_create(LineItem(contract=renewal, **item) for item in items)
     record_event(
         type="contract.created", obj=renewal, actor=actor, payload=snapshot(renewal, CONTRACT_SNAPSHOT), occurred_at=now
     )
@@ -601,18 +599,23 @@ def expire_due(*, now: dt.datetime, log=lambda message: None) -> tuple[int, int]
             contract = _lock_if(pk, status__in=live)
             if contract is None or now < contract.start_of_day(contract.expiry_date + dt.timedelta(days=1)):
                 continue
+            # The renewal clause and terms in force on the last day of the term (the row holds
+            # today's, and a run after a gap may be past a version that began after the expiry).
+            from .terms import Timeline
+
+            last_terms = Timeline(contract).on(contract.expiry_date)
             renews = (
                 contract.status == Contract.Status.ACTIVE
-                and contract.auto_renew
+                and last_terms.auto_renew
                 and contract.notice_given_at is None
-                and contract.renewal_term_months
+                and last_terms.renewal_term_months
                 and not Contract.objects.filter(renewed_from=contract).exists()
             )
             if renews:
                 start = contract.expiry_date + dt.timedelta(days=1)
-                expiry = add_months(start, contract.renewal_term_months) - dt.timedelta(days=1)
+                expiry = add_months(start, last_terms.renewal_term_months) - dt.timedelta(days=1)
                 renewal = _create_renewal(
-                    contract, actor=None, start_date=start, expiry_date=expiry, status=Contract.Status.ACTIVE, now=now
+                    last_terms, actor=None, start_date=start, expiry_date=expiry, status=Contract.Status.ACTIVE, now=now
                 )
                 record_event(
                     type="contract.state_changed",

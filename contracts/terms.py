@@ -27,7 +27,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -143,12 +143,7 @@ def versions(contract: Contract) -> list[TermVersion]:
 
 def version_on(contract: Contract, day: dt.date) -> TermVersion | None:
     """The version in force on a local date (before the first one starts: the first one)."""
-    found = versions(contract)
-    current = None
-    for version in found:
-        if version.effective_from <= day:
-            current = version
-    return current or (found[0] if found else None)
+    return _pick(versions(contract), day)
 
 
 def in_force_on(day: dt.date) -> Q:
@@ -164,9 +159,61 @@ def in_force_on(day: dt.date) -> Q:
 def contract_as_of(contract: Contract, day: dt.date) -> Contract:
     """A copy of the contract (not to be saved) with the terms in force on `day`; its line items
     of that version are in `terms_line_items` and the version in `terms_version`."""
-    version = version_on(contract, day)
+    return _view(contract, version_on(contract, day))
+
+
+def _pick(found: list[TermVersion], day: dt.date) -> TermVersion | None:
+    current = None
+    for version in found:
+        if version.effective_from <= day:
+            current = version
+    return current or (found[0] if found else None)
+
+
+class Timeline:
+    """One contract's terms over time, its versions read once: what billing, charging and the
+    lifecycle compute from (`on(day)`: the contract as in force on a local date). A contract
+    without versions (a draft, or one made before versions existed) reads as its row on every day."""
+
+    def __init__(self, contract: Contract):
+        self.contract = contract
+        self.versions = versions(contract)
+        self._views: dict[int | None, Contract] = {}
+
+    def version(self, day: dt.date) -> TermVersion | None:
+        return _pick(self.versions, day)
+
+    def on(self, day: dt.date) -> Contract:
+        version = self.version(day)
+        key = version.pk if version is not None else None
+        if key not in self._views:
+            self._views[key] = _view(self.contract, version)
+        return self._views[key]
+
+    def at(self, instant: dt.datetime) -> Contract:
+        """The terms in force at an instant (its local date in the contract's time zone)."""
+        return self.on(self.contract.local_today(instant))
+
+    def since(self, day: dt.date, name: str) -> dt.date:
+        """The first day of the unbroken run of versions, up to the one in force on `day`, in which
+        the term `name` has had the value it has on `day` (the contract's start date when the run
+        goes back to the first version, or without versions)."""
+        start = self.contract.start_date or day
+        version = self.version(day)
+        if version is None:
+            return start
+        value = _python(name, version.terms.get(name))
+        index = self.versions.index(version)
+        while index > 0 and _python(name, self.versions[index - 1].terms.get(name)) == value:
+            index -= 1
+        return start if index == 0 else self.versions[index].effective_from
+
+
+def _view(contract: Contract, version: TermVersion | None) -> Contract:
     view = copy.copy(contract)
     view._state = copy.copy(contract._state)
+    # Its own cache of related objects: a term's foreign key may differ from the row's.
+    view._state.fields_cache = dict(contract._state.fields_cache)
     view.terms_version = version
     if version is None:  # never approved (or from before versions existed): the row is the terms
         view.terms_line_items = None
@@ -316,3 +363,20 @@ def _cast_kwargs(field) -> dict:
     if isinstance(field, models.CharField):
         return {"max_length": field.max_length}
     return {}
+
+
+def term_value_as_of(name: str, day: dt.date):
+    """An expression for a term as it stood on `day` (what `?as_of=&sort=` orders by): the value in
+    the version in force for contracts with versions, the row's for the others."""
+    field = Contract._meta.get_field(name)
+    output = field.target_field if field.is_relation else field
+    value = Cast(KeyTextTransform(name, "terms"), output_field=output.__class__(**_cast_kwargs(output)))
+    in_force = (
+        TermVersion.objects.filter(in_force_on(day), contract_id=OuterRef("pk")).annotate(term_value=value)
+    ).values("term_value")[:1]
+    has_versions = Exists(TermVersion.objects.filter(contract_id=OuterRef("pk")))
+    return Case(
+        When(has_versions, then=Subquery(in_force)),
+        default=F(field.attname),
+        output_field=output.__class__(**_cast_kwargs(output)),
+    )

@@ -40,6 +40,7 @@ from django.utils import timezone
 from breaches.models import Breach
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
+from contracts.terms import Timeline
 from events.services import record_event
 from tenancy.currencies import quantize
 
@@ -68,9 +69,11 @@ def hour_effect(entry: LedgerEntry) -> Decimal:
 
 
 def set_charged_hours(entry: LedgerEntry, contract: Contract) -> None:
-    """Work is charged by the contract's billing plan; anything else counts as posted."""
+    """Work is charged by the billing plan in force when it was done (an amended rounding or
+    multiplier does not reach back); anything else counts as posted."""
     if entry.entry_type == T.WORK and entry.hours > 0:
-        entry.charged_hours = charged_hours_for(contract, entry.hours, entry.occurred_at)
+        plan = Timeline(contract).at(entry.occurred_at)
+        entry.charged_hours = charged_hours_for(plan, entry.hours, entry.occurred_at)
     else:
         entry.charged_hours = entry.hours
 

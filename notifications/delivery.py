@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from events.services import record_event
 
-from .emails import render
+from .emails import after_sent, render
 from .models import EmailNotification, OutboxRow, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .signing import event_body, headers
 from .targets import UnsafeTarget, check_url, post
@@ -324,6 +324,7 @@ def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_sto
                     failed += 1
                 else:
                     fresh.status, fresh.next_attempt_at, fresh.sent_at = Status.SUCCEEDED, None, now
+                    after_sent(row, now)
                     sent += 1
                 fresh.save()
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -29,6 +30,30 @@ class Content:
     intro: str
     facts: list[tuple[str, str]] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
+    # Why the reader gets it (the footer); the default suits the organization's own notices.
+    why: str = (
+        "You get this because your address is in an escalation level or in the organization's notification e-mails."
+    )
+
+
+@dataclass(frozen=True)
+class RegisteredEmail:
+    """An e-mail a higher app sends through the outbox for one of its events (signing registers its
+    signature-request e-mail). `recipients(event) -> [address]` when the outbox row is written (in
+    the event's transaction); `build(event, organization) -> Content` when it is sent; `sent(event,
+    now)` after the mail server took it."""
+
+    kind: str
+    recipients: Callable[..., list[str]]
+    build: Callable[..., Content]
+    sent: Callable[..., None] | None = None
+
+
+REGISTERED: dict[str, RegisteredEmail] = {}
+
+
+def register_email(event_type: str, email: RegisteredEmail) -> None:
+    REGISTERED[event_type] = email
 
 
 def link(name: str, pk) -> str:
@@ -171,7 +196,15 @@ BUILDERS = {
 
 
 def content(row: EmailNotification) -> Content:
-    return BUILDERS[row.kind](row.event, row.organization)
+    if row.kind in BUILDERS:
+        return BUILDERS[row.kind](row.event, row.organization)
+    return REGISTERED[row.event.type].build(row.event, row.organization)
+
+
+def after_sent(row: EmailNotification, now) -> None:
+    registered = REGISTERED.get(row.event.type) if row.kind not in BUILDERS else None
+    if registered is not None and registered.sent is not None:
+        registered.sent(row.event, now)
 
 
 def render(row: EmailNotification, connection=None) -> EmailMultiAlternatives:

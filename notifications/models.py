@@ -109,12 +109,14 @@ class WebhookAttempt(TenantModel):
 
 
 class EmailNotification(OutboxRow):
-    """One e-mail about one event (an escalation level reached, a breach, an expiry reminder)."""
+    """One e-mail about one event (an escalation level reached, a breach, an expiry reminder, a
+    request to the counterparty to sign)."""
 
     class Kind(models.TextChoices):
         ESCALATION = "escalation"
         BREACH = "breach"
         CONTRACT_REMINDER = "contract_reminder"
+        SIGNATURE_REQUEST = "signature_request"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     recipients = models.JSONField(default=list)

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from tenancy.models import Organization
 
+from .emails import REGISTERED
 from .models import EmailNotification, WebhookDelivery, WebhookEndpoint
 
 # Delivered only to the endpoint that asked (POST /webhooks/{id}/ping), never fanned out.
@@ -96,8 +97,20 @@ def _about(event, endpoint_id: int) -> bool:
 
 
 def _write_emails(events, now) -> None:
+    rows = [
+        EmailNotification(
+            organization_id=event.organization_id,
+            event_id=event.pk,
+            kind=REGISTERED[event.type].kind,
+            recipients=recipients,
+            next_attempt_at=now,
+        )
+        for event in events
+        if event.type in REGISTERED and (recipients := email_addresses(REGISTERED[event.type].recipients(event)))
+    ]
     wanted = [event for event in events if event.type in EMAIL_KINDS]
     if not wanted:
+        EmailNotification.objects.bulk_create(rows)
         return
     configured = {}
     if any(event.type != "sla.escalation" for event in wanted):
@@ -106,7 +119,6 @@ def _write_emails(events, now) -> None:
                 "pk", "notification_emails"
             )
         )
-    rows = []
     for event in wanted:
         if event.type == "sla.escalation":
             recipients = email_addresses(event.payload.get("notify"))

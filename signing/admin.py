@@ -13,4 +13,4 @@ class SignatureRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "organization"]
     search_fields = ["contract__reference", "email", "name", "signer_name"]
     list_select_related = ["contract"]
-    exclude = ["token_hash"]
+    exclude = ["token_hash", "token_nonce"]

@@ -3,8 +3,6 @@ list the requests with their state."""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.urls import reverse
 from rest_framework import serializers
 
 from config.api.filters import PredicateFilterSet
@@ -69,10 +67,5 @@ class SignatureRequestViewSet(ContractChild, CreateMixin, ResourceViewSet):
     write_role = "manager"
 
     def create_service(self, *, organization, actor, data):
-        return services.create_request(contract=self.contract, actor=actor, data=data, link_for=self.link_for)
-
-    def link_for(self, token: str) -> str:
-        path = reverse("signing:page", args=[token])
-        if settings.SIGNING_BASE_URL:
-            return settings.SIGNING_BASE_URL.rstrip("/") + path
-        return self.request.build_absolute_uri(path)
+        base = self.request.build_absolute_uri("/")  # the links go out on the address the API was called on
+        return services.create_request(contract=self.contract, actor=actor, data=data, link_base=base)

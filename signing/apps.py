@@ -7,7 +7,10 @@ class SigningConfig(AppConfig):
 
     def ready(self):
         from contracts.services import register_approval_gate
+        from notifications.emails import register_email
 
-        from . import services
+        from . import mail, services
 
         register_approval_gate("counterparty signature", services.signature_missing)
+        # The link goes out through the outbox, sent by deliver_notifications like every e-mail.
+        register_email("contract.signature_requested", mail.SIGNATURE_REQUEST)

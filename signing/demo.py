@@ -1,7 +1,7 @@
 """Demo signature request: the counterparty of the pending DEMO-MU-001 is asked to accept it
-(the link is printed by the console e-mail backend of `make run`)."""
+(the e-mail with the link is queued in the outbox; `deliver_notifications` sends it, and the
+console e-mail backend of `make run` prints it)."""
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from contracts.models import Contract
@@ -18,6 +18,5 @@ def seed(log) -> None:
         contract=contract,
         actor=get_user_model().objects.get(username="demo-manager"),
         data={"name": "Dana Reyes", "email": "contracts@rem.example"},
-        link_for=lambda token: f"{settings.SIGNING_BASE_URL or 'http://127.0.0.1:8000'}/approve/{token}",
     )
     log(f"a signature request for {contract.reference} (the link goes out by e-mail)")

@@ -1,38 +1,48 @@
-"""Sending the signature request e-mail: one small function, so that it can be routed through
-the notifications outbox (`deliver_notifications`) once that exists, instead of being sent
-directly after the commit as it is now."""
+"""The signature request e-mail, sent like every other e-mail: `create_request` writes the event
+`contract.signature_requested`, the notifications outbox queues one e-mail for it in the same
+transaction (registered in `SigningConfig.ready`), and `deliver_notifications` sends it with the
+outbox's retries. The link is rebuilt here when the e-mail is sent (`services.link_token`), so the
+token is in no table and in no event payload; `sent_at` is recorded once the mail server took it.
+"""
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 
-from django.conf import settings
-from django.core.mail import send_mail
-from django.utils import timezone
-
-logger = logging.getLogger("signing")
+from notifications.emails import Content, RegisteredEmail
 
 
-def send_signature_request(*, request_id: int, to: str, name: str, contract_name: str, link: str, expires_at) -> bool:
-    """Send the link; record `sent_at`. A failure is logged (the request stays unsent; send a new one)."""
+def recipients(event) -> list[str]:
+    return [event.payload["email"]]
+
+
+def build(event, organization) -> Content:
+    from .models import SignatureRequest
+    from .services import link_for, link_token
+
+    request = SignatureRequest.objects.select_related("contract").get(pk=event.payload["request"])
+    contract = request.contract
+    contract_name = f"{contract.reference} {contract.name}"
+    link = link_for(link_token(request.token_nonce), event.payload.get("link_base", ""))
+    expires = request.expires_at.astimezone(dt.UTC)
+    return Content(
+        subject=f"Please review the contract: {contract_name}",
+        intro=(
+            f"Dear {request.name}, {organization.name} asks you to review and accept the contract "
+            f'"{contract_name}". Open the link below to read its terms and accept or reject it. The link '
+            f"can be used once and expires on {expires:%Y-%m-%d %H:%M} UTC; it stops working if the terms "
+            "change before you decide."
+        ),
+        facts=[("Contract", contract_name), ("Link expires", f"{expires:%Y-%m-%d %H:%M} UTC")],
+        links=[("Review and accept or reject", link)],
+        why=f"You get this because {organization.name} named you as the person to approve this contract.",
+    )
+
+
+def sent(event, now) -> None:
     from .models import SignatureRequest
 
-    body = (
-        f"Dear {name},\n\n"
-        f'You are asked to review and accept the contract "{contract_name}".\n\n'
-        f"Open this link to read its terms and accept or reject it:\n{link}\n\n"
-        f"The link can be used once and expires on {expires_at:%Y-%m-%d %H:%M} UTC. "
-        "It stops working if the terms change before you decide.\n"
-    )
-    try:
-        send_mail(
-            subject=f"Please review the contract: {contract_name}",
-            message=body,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[to],
-        )
-    except Exception:  # an unreachable mail server must not turn a committed request into an error
-        logger.exception("signature request %s: sending the e-mail failed", request_id)
-        return False
-    SignatureRequest.objects.filter(pk=request_id).update(sent_at=timezone.now())
-    return True
+    SignatureRequest.objects.filter(pk=event.payload["request"], sent_at__isnull=True).update(sent_at=now)
+
+
+SIGNATURE_REQUEST = RegisteredEmail(kind="signature_request", recipients=recipients, build=build, sent=sent)

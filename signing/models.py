@@ -10,7 +10,8 @@ from tenancy.models import TenantModel
 class SignatureRequest(TenantModel):
     """One e-mailed, single-use link for one contract's current approval round.
 
-    Only the SHA-256 of the link's token is stored. `terms_hash` is the SHA-256 of the terms the
+    Only the SHA-256 of the link's token is stored (and the nonce it is derived from with the
+    server's key, see `token_nonce`). `terms_hash` is the SHA-256 of the terms the
     link shows (contract, line items, SLA targets, money): when the terms change, the link is void.
     """
 
@@ -26,6 +27,9 @@ class SignatureRequest(TenantModel):
     name = models.CharField(max_length=160)
     email = models.EmailField(max_length=254)
     token_hash = models.CharField(max_length=64, unique=True)
+    # The link's token is HMAC(SECRET_KEY, nonce): the outbox re-derives it when the e-mail is sent
+    # (`deliver_notifications`), and the database alone (without the key) cannot.
+    token_nonce = models.CharField(max_length=64, blank=True, default="")
     terms_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     void_reason = models.CharField(max_length=200, blank=True, default="")

@@ -1,8 +1,10 @@
 """Counterparty approval by a signed link.
 
 - `create_request`: a manager asks the counterparty of a contract pending approval; the link's
-  token is random (`secrets.token_urlsafe`), only its SHA-256 is stored, and the e-mail goes out
-  after the commit (`mail.send_signature_request`).
+  token is HMAC-SHA256(SECRET_KEY, a random nonce), only its SHA-256 and the nonce are stored,
+  and the e-mail is queued in the notifications outbox in the same transaction (its event,
+  `contract.signature_requested`), sent like every other e-mail by `deliver_notifications`
+  with its retries (`mail`, which re-derives the token when it sends).
 - `open_request`: the page's look-up by token; every refusal is a `Refusal` with a clear reason
   (unknown, used, expired, void) that the page shows.
 - `decide`: the signer's accept or reject, recorded once with IP address, user agent, instant and
@@ -14,22 +16,23 @@ Each write records one event in the same transaction.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from config.errors import Conflict
 from contracts import services as contract_services
 from contracts.models import Contract
 from events.services import record_event
 
-from . import mail
 from .documents import terms_hash
 from .models import SignatureRequest
 
@@ -62,9 +65,23 @@ def current_status(request: SignatureRequest, now: dt.datetime | None = None) ->
     return request.status
 
 
+def link_token(nonce: str) -> str:
+    """The link's token: pseudo-random, derived from a random nonce with the server's key (so the
+    outbox can rebuild the link when it sends the e-mail, and a copy of the database cannot)."""
+    digest = salted_hmac("signing.link", nonce, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def link_for(token: str, base: str = "") -> str:
+    """The page's address: on SIGNING_BASE_URL, else on `base` (the address the API was called
+    on), else on SITE_URL like the links of every e-mail."""
+    root = settings.SIGNING_BASE_URL or base or settings.SITE_URL
+    return root.rstrip("/") + reverse("signing:page", args=[token])
+
+
 @transaction.atomic
 def create_request(
-    *, contract: Contract, actor, data: dict, link_for: Callable[[str], str], now: dt.datetime | None = None
+    *, contract: Contract, actor, data: dict, link_base: str = "", now: dt.datetime | None = None
 ) -> SignatureRequest:
     """Ask `data["name"]` at `data["email"]` to accept the contract (pending approval) by a link."""
     now = now or timezone.now()
@@ -74,14 +91,15 @@ def create_request(
             f"Only a contract pending approval can be sent for signature; this one is {contract.status}. "
             "Submit it first."
         )
-    token = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
     request = SignatureRequest.objects.create(
         organization_id=contract.organization_id,
         contract=contract,
         approval_round=contract.approval_round,
         name=data["name"],
         email=data["email"],
-        token_hash=token_hash(token),
+        token_hash=token_hash(link_token(nonce)),
+        token_nonce=nonce,
         terms_hash=terms_hash(contract),
         expires_at=now + link_lifetime(),
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -91,20 +109,9 @@ def create_request(
         obj=contract,
         actor=actor,
         payload={"request": request.pk, "name": request.name, "email": request.email, "terms_hash": request.terms_hash,
-                 "expires_at": request.expires_at},
+                 "expires_at": request.expires_at, "link_base": link_base},
         occurred_at=now,
     )  # fmt: skip
-    link = link_for(token)
-    transaction.on_commit(
-        lambda: mail.send_signature_request(
-            request_id=request.pk,
-            to=request.email,
-            name=request.name,
-            contract_name=f"{contract.reference} {contract.name}",
-            link=link,
-            expires_at=request.expires_at,
-        )
-    )
     return request
 
 

@@ -338,6 +338,31 @@ class TestAmendmentFlow:
         assert bad.status_code == 400 and "as_of" in bad.json()["errors"]
         assert viewer.get(f"/api/v1/contracts/{amended.pk}?as_of=2027-02-30").status_code == 400
 
+    def test_as_of_sorts_by_the_terms_in_force_on_that_date(self, api, org, managers):
+        amended = approved_contract(org, expiry_date=dt.date(2028, 12, 31))
+        later = approved_contract(org, expiry_date=dt.date(2029, 6, 30))
+        draft = make_contract(org, expiry_date=dt.date(2029, 1, 31), notice_period_days=0)
+        response = amend(managers[0], amended, effective_date="2027-06-01",
+                         changes={"expiry_date": "2029-12-31", "notice_period_days": 10})  # fmt: skip
+        approve_fully(managers, amended, response.json()["id"])
+        viewer = api("viewer")
+
+        def order(**params):
+            response = viewer.get("/api/v1/contracts", params)
+            assert response.status_code == 200, response.content
+            return [c["id"] for c in response.json()]
+
+        assert order(sort="expiry_date") == [amended.pk, draft.pk, later.pk]  # today's terms
+        assert order(sort="expiry_date", as_of="2027-05-31") == [amended.pk, draft.pk, later.pk]
+        assert order(sort="expiry_date", as_of="2027-06-01") == [draft.pk, later.pk, amended.pk]
+        assert order(sort="-expiry_date", as_of="2027-06-01") == [amended.pk, later.pk, draft.pk]
+        # notice_date (derived): 2029-12-21 for the amended one, 2029-05-31 and 2029-01-31 for the others.
+        assert order(sort="notice_date,name", as_of="2027-07-01") == [draft.pk, later.pk, amended.pk]
+        assert order(sort="notice_date", as_of="2027-01-01") == [amended.pk, draft.pk, later.pk]
+        # Filters and sort together, on the same date.
+        assert order(sort="-expiry_date", as_of="2027-07-01", expiry_date=">=2029-06-01") == [amended.pk, later.pk]
+        assert order(sort="-expiry_date", as_of="2027-01-01", expiry_date=">=2029-06-01") == [later.pk]
+
     def test_as_of_lists_take_a_constant_number_of_queries(self, api, org, managers):
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
@@ -397,6 +422,33 @@ class TestLifecycleReadsTheVersionInForce:
         lifecycle("2027-07-01T12:00:00Z")
         contract.refresh_from_db()
         assert contract.status == "expired"  # auto_renew was amended away
+
+    def test_a_late_run_renews_on_the_terms_in_force_on_the_last_day(self, org, make_member):
+        """A version that would begin after an amended (earlier) expiry never took effect: a run
+        after a gap renews on the terms of the expiry date, not on today's row."""
+        from contracts import amendments
+
+        contract = approved_contract(org, line_items=["Inspection"], expiry_date=dt.date(2026, 12, 31),
+                                     auto_renew=True, renewal_term_months=12, notice_period_days=0)  # fmt: skip
+        now = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+        users = [make_member("manager", org).user for _ in range(3)]
+        changes = [
+            (dt.date(2026, 9, 1), {"renewal_term_months": 24, "line_items": [{"description": "Later"}]}),
+            (dt.date(2026, 6, 1), {"expiry_date": "2026-08-31"}),
+        ]
+        for day, change in changes:
+            amendment = amendments.create_amendment(
+                contract=contract, actor=users[0], data={"effective_date": day, "changes": change, "reason": "x"},
+                now=now,
+            )  # fmt: skip
+            amendments.submit_amendment(amendment=amendment, actor=users[0])
+            amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
+            amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
+        lifecycle("2026-09-20T12:00:00Z")  # cron was down from before the expiry until after 1 September
+        renewal = Contract.objects.get(renewed_from=contract)
+        assert (renewal.start_date, renewal.expiry_date) == (dt.date(2026, 9, 1), dt.date(2027, 8, 31))
+        assert renewal.renewal_term_months == 12
+        assert list(renewal.line_items.values_list("description", flat=True)) == ["Inspection"]
 
     def test_activation_allocates_the_hours_of_the_version_in_force(self, org, make_member):
         from contracts import amendments

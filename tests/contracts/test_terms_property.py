@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing import periods
 from config.api.filters import Predicate
 from contracts import amendments, terms
 from contracts.models import Contract
@@ -48,7 +49,16 @@ change_values = {
     "contract_type": st.sampled_from(["service_contract", "maintenance_agreement", "warranty"]),
     "requires_counterparty_signature": st.booleans(),
     "line_items": st.lists(line_item, max_size=2),
+    # The billing plan (billing reads it as in force on each period's first day).
+    "billing_period": st.sampled_from(["monthly", "quarterly", "yearly", "none"]),
+    "period_charge": st.sampled_from([None, "100.0000", "250.5000"]),
+    "overage_rate": st.sampled_from([None, "80.0000", "95.5000"]),
+    "hours_per_period": st.sampled_from([None, "10.00", "12.50"]),
+    "invoice_timing": st.sampled_from(["in_advance", "in_arrears"]),
+    "rounding_minutes": st.sampled_from([0, 15, 30]),
 }
+PLAN = ("billing_period", "period_charge", "overage_rate", "hours_per_period", "invoice_timing", "rounding_minutes")
+MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
 changes = st.dictionaries(st.sampled_from(sorted(change_values)), st.none(), min_size=1, max_size=4).flatmap(
     lambda keys: st.fixed_dictionaries({key: change_values[key] for key in keys})
 )
@@ -80,7 +90,8 @@ def replay(base: dict, applied: list[tuple[dt.date, dict]], day: dt.date) -> dic
 def test_as_of_equals_replaying_the_history(org, make_member, history, shuffle, extra_probes):
     author, first, second = (make_member("admin", org).user for _ in range(3))
     contract = make_contract(org, status="active", start_date=START, expiry_date=EXPIRY, notice_period_days=30,
-                             hours_budget="100.00", renewal_term_months=12)  # fmt: skip
+                             hours_budget="100.00", renewal_term_months=12, billing_period="monthly",
+                             period_charge="100.0000", hours_per_period="10.00")  # fmt: skip
     contract.refresh_from_db()
     terms.start_versions(contract, origin="creation", now=NOW)
     base = terms.read_terms(contract)
@@ -110,6 +121,7 @@ def test_as_of_equals_replaying_the_history(org, make_member, history, shuffle, 
         applied.append((amendment.effective_date, amendment.changes))
 
     contract = Contract.objects.get(pk=contract.pk)
+    timeline = terms.Timeline(contract)
     days = {d for d, _, _ in history} | {d - dt.timedelta(days=1) for d, _, _ in history} | set(extra_probes)
     days |= {START, NOW.date(), EXPIRY}
     for day in sorted(days):
@@ -119,11 +131,39 @@ def test_as_of_equals_replaying_the_history(org, make_member, history, shuffle, 
         view = terms.contract_as_of(contract, day)
         for name in ("notice_period_days", "auto_renew", "renewal_term_months", "contract_type", "notice_date"):
             assert terms.read_terms(view)[name] == expected[name], (day, name)
+        assert view.terms_line_items == expected["line_items"], day
+        plan = timeline.on(day)  # what billing, charging and renewal read
+        for name in (*PLAN, "expiry_date", "auto_renew", "line_items"):
+            assert terms.read_terms(plan)[name] == terms.read_terms(view)[name], (day, name)
         # ... and the list filters' SQL (`?as_of=&expiry_date=...`) finds it by the same terms.
         for name in ("expiry_date", "notice_date", "auto_renew", "contract_type"):
             value = terms._python(name, expected[name])
             found = Contract.objects.filter(terms.term_predicate_q(name, Predicate("in", (value,)), day, False))
             assert found.filter(pk=contract.pk).exists(), (day, name, value)
+    # Billing periods: each follows the plan replayed to its first day (its length from that plan's
+    # billing_period, its charge and rates from that plan); they tile the term except where the plan
+    # has no periods (`none`).
+    def no_periods(day):
+        return replay(base, applied, day)["billing_period"] == "none"
+
+    found = periods.spans(contract)
+    assert not found or found[0].start_date == START or no_periods(START)
+    for span, following in itertools.zip_longest(found, found[1:]):
+        expected = replay(base, applied, span.start_date)
+        plan = periods.plan_of(timeline, span)
+        for name in PLAN:
+            assert terms.read_terms(plan)[name] == expected[name], (span, name)
+        assert expected["billing_period"] in MONTHS
+        assert span.start_date < span.end_date <= dt.date.fromisoformat(expected["expiry_date"]) + dt.timedelta(1)
+        assert span.end_date <= span.start_date + dt.timedelta(days=31 * MONTHS[expected["billing_period"]])
+        charge = periods.period_charge(contract, span, timeline)
+        assert charge == terms._python("period_charge", expected["period_charge"]), span
+        if following is not None and following.start_date != span.end_date:
+            assert no_periods(span.end_date) and no_periods(following.start_date - dt.timedelta(days=1)), span
+    if found:
+        after = replay(base, applied, found[-1].end_date)
+        ended = found[-1].end_date > dt.date.fromisoformat(replay(base, applied, found[-1].last_day)["expiry_date"])
+        assert ended or after["billing_period"] == "none", found[-1]
     # The row holds the terms in force today; versions tile time without gaps or overlaps.
     assert terms.read_terms(contract) == replay(base, applied, contract.local_today(NOW))
     spans = [(v.effective_from, v.effective_to) for v in contract.term_versions.order_by("effective_from")]
