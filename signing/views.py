@@ -14,9 +14,12 @@ import time
 from django import forms
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import FieldDoesNotExist
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
+
+from contracts.models import Contract
 
 from . import services
 from .documents import document_hash, terms_document
@@ -67,11 +70,25 @@ def rate_limited(request) -> int | None:
 
 
 def term_rows(document: dict) -> list[tuple[str, object]]:
-    """The terms as the page lists them: readable names, references by name (the hash covers ids)."""
+    """The terms as the page lists them: readable names and values, references by name (the hash covers ids)."""
     names = {"counterparty": document["contract"]["counterparty"]}
     return sorted(
-        (key.replace("_", " ").capitalize(), names.get(key, value)) for key, value in document["terms"].items()
+        (key.replace("_", " ").capitalize(), names[key] if key in names else readable_term(key, value))
+        for key, value in document["terms"].items()
     )
+
+
+def readable_term(key: str, value: object) -> object:
+    """A term's value for a reader who is not a developer: Yes/No, a choice's label, a list joined."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "None"
+    try:
+        choices = dict(Contract._meta.get_field(key).flatchoices)
+    except FieldDoesNotExist:
+        return value
+    return choices.get(value, value)
 
 
 def _refusal(request, title: str, detail: str, status: int):

@@ -169,6 +169,17 @@ class TestSigningEndToEnd:
         again = client.get(path)
         assert again.status_code == 410 and "Link already used" in again.content.decode()
 
+    def test_the_page_reads_as_words_not_code(self, api, signed_contract):
+        _, path = send_request(api, signed_contract)
+        html = browser().get(path).content.decode()
+        terms = re.search(r'<table id="terms">(.*?)</table>', html, re.S)[1]
+        row = lambda name: re.search(rf"<th>{name}</th><td>(.*?)</td>", terms)[1]  # noqa: E731 - a one-line lookup
+        assert row("Requires counterparty signature") == "Yes"
+        assert row("Auto renew") in ("Yes", "No")
+        assert row("Contract type") == dict(Contract.Type.choices)[signed_contract.contract_type]
+        assert row("Covered assets") == "None"
+        assert "False" not in terms and "True" not in terms and "[]" not in terms
+
     def test_signature_first_then_the_second_approval_activates(self, api, signed_contract):
         _, path = send_request(api, signed_contract)
         client = browser()
