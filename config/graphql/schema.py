@@ -16,10 +16,12 @@ from events import graphql as events
 from ledger import graphql as ledger
 from notifications import graphql as notifications
 from slas import graphql as slas
+from stream import graphql as stream
 from tenancy import graphql as tenancy
 from workorders import graphql as workorders
 
 from .limits import limit_extensions
+from .ws import OneTransportPerOperation
 
 QUERY_MODULES = [tenancy, events, contracts, slas, workorders, breaches, ledger, notifications]
 MUTATION_MODULES = [m for m in QUERY_MODULES if hasattr(m, "Mutation")]
@@ -30,5 +32,6 @@ Mutation = merge_types("Mutation", tuple(m.Mutation for m in MUTATION_MODULES)) 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[DjangoOptimizerExtension, *limit_extensions()],
+    subscription=stream.Subscription,  # over the WebSocket only (config/graphql/ws.py)
+    extensions=[DjangoOptimizerExtension, *limit_extensions(), OneTransportPerOperation],
 )
