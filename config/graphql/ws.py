@@ -21,6 +21,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
@@ -89,11 +90,11 @@ class OneTransportPerOperation(SchemaExtension):
             over_ws = isinstance(context.context, dict) and "ws" in context.context
             try:
                 kind = context.operation_type
-            except Exception:  # noqa: BLE001 (an unknown operation name: graphql's own validation reports it)
+            except CannotGetOperationTypeError:  # an unknown operation name: reported by graphql's own validation
                 kind = None
             message = None
             if over_ws and kind not in (None, OperationType.SUBSCRIPTION):
-                message = "Only subscriptions are served over the WebSocket: POST queries and mutations to /api/graphql."
+                message = "Only subscriptions are served over the WebSocket: POST queries and mutations to /api/graphql"
             elif not over_ws and kind is OperationType.SUBSCRIPTION:
                 message = "Subscriptions are served over the WebSocket at /api/graphql (protocol graphql-transport-ws)."
             if message:
