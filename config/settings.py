@@ -279,3 +279,6 @@ STRAWBERRY_DJANGO = {
     "PAGINATION_DEFAULT_LIMIT": 20,  # like REST's per_page default
     "PAGINATION_MAX_LIMIT": 100,
 }
+
+# --- GraphiQL (issue 10): its assets are vendored static files, served like the admin's ---
+STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "config" / "graphql" / "static"]
