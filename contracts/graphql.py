@@ -15,6 +15,7 @@ import strawberry_django
 from strawberry import auto
 
 from config.graphql.base import (
+    ContractChildType,
     Json,
     OffsetPaginated,
     TenantType,
@@ -46,6 +47,8 @@ from config.graphql.mutations import (
 
 from . import models
 from .api import (
+    AmendmentFilterSet,
+    AmendmentViewSet,
     CommentSerializer,
     ContractFilterSet,
     ContractSerializer,
@@ -59,7 +62,10 @@ from .api import (
     OptionalReasonSerializer,
     ReasonSerializer,
     RenewSerializer,
+    TermVersionFilterSet,
+    TermVersionViewSet,
 )
+from .assets_api import AssetFilterSet, AssetViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -92,6 +98,7 @@ class Counterparty(TenantType):
     created_at: auto
     updated_at: auto
     contracts: list[Contract] = nested_list()
+    assets: list[Asset] = nested_list(description="The counterparty's assets (operators and up).")
 
 
 @strawberry_django.type(models.ContractApproval, name="ContractApproval")
@@ -173,6 +180,77 @@ class Contract(TenantType):
     work_orders: list[WorkOrderRef] = nested_list()
     breaches: list[BreachRef] = nested_list()
     ledger_entries: list[LedgerEntryRef] = nested_list()
+    amendments: list[Amendment] = nested_list()
+    term_versions: list[TermVersion] = nested_list()
+    covered_assets: list[Asset] = nested_list(description="The assets its terms cover (operators and up).")
+
+
+@strawberry_django.type(models.Asset, name="Asset")
+class Asset(TenantType):
+    rest_view = AssetViewSet
+    Filters = filter_input("AssetFilter", AssetFilterSet)
+    Order = order_input("AssetOrder", list(AssetViewSet.sort_fields))
+
+    id: strawberry.ID
+    source: auto
+    source_id: str = strawberry_django.field(name="sourceID")
+    name: auto
+    kind: auto
+    serial_number: auto
+    counterparty: Counterparty | None
+    site: auto
+    location: Json | None
+    remarks: auto
+    created_at: auto
+    updated_at: auto
+    covering_contracts: list[Contract] = nested_list(description="Contracts whose terms cover the asset.")
+
+
+@strawberry_django.type(models.Amendment, name="Amendment")
+class Amendment(ContractChildType):
+    rest_view = AmendmentViewSet
+    Filters = ContractChildType.child_filters("AmendmentFilter", AmendmentFilterSet)
+    Order = order_input("AmendmentOrder", list(AmendmentViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    number: auto
+    status: auto
+    effective_date: auto
+    changes: Json
+    reason: auto
+    created_by: UserRef | None
+    submitted_by: UserRef | None
+    submitted_at: auto
+    approval_round: auto
+    decided_at: auto
+    created_at: auto
+    updated_at: auto
+
+    @strawberry_django.field(
+        only=["effective_date", "contract__time_zone"],
+        select_related=["contract"],
+        description="The instant the terms change: the start of effectiveDate in the contract's time zone.",
+    )
+    def effective_at(self) -> dt.datetime:
+        return self.contract.start_of_day(self.effective_date)
+
+
+@strawberry_django.type(models.TermVersion, name="TermVersion")
+class TermVersion(ContractChildType):
+    rest_view = TermVersionViewSet
+    Filters = ContractChildType.child_filters("TermVersionFilter", TermVersionFilterSet)
+    Order = order_input("TermVersionOrder", list(TermVersionViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    effective_from: auto
+    effective_to: auto
+    origin: auto
+    amendment: Amendment | None
+    terms: Json
+    applied_at: auto
+    created_at: auto
 
 
 @strawberry.type
@@ -183,6 +261,12 @@ class Query:
     contracts: OffsetPaginated[Contract] = resource_list()
     line_item: LineItem = resource_get()
     line_items: OffsetPaginated[LineItem] = resource_list()
+    asset: Asset = resource_get()
+    assets: OffsetPaginated[Asset] = resource_list()
+    amendment: Amendment = resource_get()
+    amendments: OffsetPaginated[Amendment] = resource_list()
+    term_version: TermVersion = resource_get()
+    term_versions: OffsetPaginated[TermVersion] = resource_list()
 
 
 # --- mutations: the REST endpoints, typed ---------------------------------------------------------

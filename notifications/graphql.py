@@ -11,7 +11,9 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     filter_input,
+    nested_list,
     order_input,
+    require_role,
     resource_get,
     resource_list,
 )
@@ -26,9 +28,72 @@ from config.graphql.mutations import (
     result_union,
     update_mutation,
 )
+from events.graphql import Event
 
 from . import models
-from .api import WebhookEndpointFilterSet, WebhookEndpointSerializer, WebhookEndpointViewSet
+from .api import (
+    NotificationSettingsView,
+    WebhookDeliveryFilterSet,
+    WebhookDeliveryViewSet,
+    WebhookEndpointFilterSet,
+    WebhookEndpointSerializer,
+    WebhookEndpointViewSet,
+)
+
+
+@strawberry_django.type(models.WebhookAttempt, name="WebhookAttempt")
+class WebhookAttempt(TenantType):
+    read_role = WebhookDeliveryViewSet.read_role
+
+    id: strawberry.ID
+    number: auto
+    attempted_at: auto
+    http_status: auto
+    duration_ms: auto
+    error: auto
+    response_excerpt: auto
+
+
+@strawberry_django.type(models.WebhookDelivery, name="WebhookDelivery")
+class WebhookDelivery(TenantType):
+    rest_view = WebhookDeliveryViewSet
+    Filters = filter_input(
+        "WebhookDeliveryFilter",
+        WebhookDeliveryFilterSet,
+        extra={"webhook_id": (int, "Only this webhook's (REST: /webhooks/{id}/deliveries).")},
+    )
+    Order = order_input("WebhookDeliveryOrder", list(WebhookDeliveryViewSet.sort_fields))
+
+    id: strawberry.ID
+    webhook: Webhook = strawberry_django.field(field_name="endpoint")
+    event: Event
+    status: auto
+    attempts: auto
+    last_http_status: auto
+    duration_ms: int | None = strawberry_django.field(field_name="last_duration_ms")
+    next_attempt_at: auto
+    response_excerpt: auto
+    last_error: auto
+    last_attempt_at: auto
+    delivered_at: auto
+    created_at: auto
+    attempt_log: list[WebhookAttempt] = strawberry_django.field(pagination=True, description="Oldest first.")
+
+    @strawberry_django.field(
+        only=["id", "event_id", "endpoint_id"], description="The `webhook-id` header, the same on every attempt."
+    )
+    def webhook_id(self) -> str:
+        return self.webhook_id
+
+    @classmethod
+    def filter_extra(cls, queryset, filters):
+        webhook_id = getattr(filters, "webhook_id", None)
+        return queryset if webhook_id is None else queryset.filter(endpoint_id=webhook_id)
+
+
+@strawberry.type(description="Who is e-mailed about breach detections and contract expiry reminders (managers).")
+class NotificationSettings:
+    notification_emails: list[str]
 
 
 @strawberry_django.type(models.WebhookEndpoint, name="Webhook")
@@ -47,6 +112,7 @@ class Webhook(TenantType):
     updated_at: auto
     disabled_at: auto
     disabled_reason: auto
+    deliveries: list[WebhookDelivery] = nested_list(description="Its deliveries, newest first by default.")
 
     @strawberry_django.field(
         only=["id"],
@@ -61,6 +127,13 @@ class Webhook(TenantType):
 class Query:
     webhook: Webhook = resource_get()
     webhooks: OffsetPaginated[Webhook] = resource_list()
+    webhook_delivery: WebhookDelivery = resource_get()
+    webhook_deliveries: OffsetPaginated[WebhookDelivery] = resource_list()
+
+    @strawberry.field(description="REST GET /api/v1/notification_settings.")
+    def notification_settings(self, info: strawberry.Info) -> NotificationSettings:
+        context = require_role(info, NotificationSettingsView.read_role)
+        return NotificationSettings(notification_emails=list(context.organization.notification_emails or []))
 
 
 WebhookInput = input_from_serializer("WebhookInput", WebhookEndpointSerializer)

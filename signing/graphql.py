@@ -1,0 +1,71 @@
+"""GraphQL type of signature (approval) requests: a contract's counterparty approvals (issue 14)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+import strawberry_django
+from django.utils import timezone
+from strawberry import auto
+
+from config.graphql.base import ContractChildType, OffsetPaginated, UserRef, order_input, resource_get, resource_list
+
+from . import models, services
+from .api import SignatureRequestFilterSet, SignatureRequestViewSet
+from .documents import terms_hash
+
+if TYPE_CHECKING:
+    from contracts.graphql import Contract
+
+ContractRef = Annotated["Contract", strawberry.lazy("contracts.graphql")]
+
+
+@strawberry_django.type(models.SignatureRequest, name="SignatureRequest")
+class SignatureRequest(ContractChildType):
+    rest_view = SignatureRequestViewSet
+    Filters = ContractChildType.child_filters("SignatureRequestFilter", SignatureRequestFilterSet)
+    Order = order_input("SignatureRequestOrder", list(SignatureRequestViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: ContractRef
+    name: auto
+    email: auto
+    approval_round: auto
+    terms_hash: auto
+    expires_at: auto
+    created_by: UserRef | None
+    created_at: auto
+    sent_at: auto
+    decided_at: auto
+    signer_name: auto
+    signer_email: auto
+    signature: auto
+    reason: auto
+    ip_address: str | None
+    user_agent: auto
+    signed_terms_hash: auto
+
+    @strawberry_django.field(
+        select_related=["contract"],
+        description="As REST: pending, accepted, rejected, expired (past expiresAt) or void (the terms "
+        "or the contract's approval round changed since it was sent).",
+    )
+    def status(self, info: strawberry.Info) -> models.SignatureRequest.Status:
+        if self.status != models.SignatureRequest.Status.PENDING:
+            return models.SignatureRequest.Status(self.status)
+        if timezone.now() >= self.expires_at:
+            return models.SignatureRequest.Status.EXPIRED
+        # The contract's current terms hash, once per contract and request (as REST's serializer).
+        hashes = info.context.__dict__.setdefault("signing_terms_hashes", {})
+        if self.contract_id not in hashes:
+            hashes[self.contract_id] = terms_hash(self.contract)
+        if services.void_reason(self, self.contract, hashes[self.contract_id]):
+            return models.SignatureRequest.Status.VOID
+        return models.SignatureRequest.Status(self.status)
+
+
+@strawberry.type
+class Query:
+    signature_request: SignatureRequest = resource_get()
+    signature_requests: OffsetPaginated[SignatureRequest] = resource_list()
