@@ -10,6 +10,7 @@ from django.utils import timezone
 from strawberry import auto
 
 from config.graphql.base import ContractChildType, OffsetPaginated, UserRef, order_input, resource_get, resource_list
+from config.graphql.enums import enum_of
 
 from . import models, services
 from .api import SignatureRequestFilterSet, SignatureRequestViewSet
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from contracts.graphql import Contract
 
 ContractRef = Annotated["Contract", strawberry.lazy("contracts.graphql")]
+SignatureRequestStatus = enum_of(models.SignatureRequest, "status")
 
 
 @strawberry_django.type(models.SignatureRequest, name="SignatureRequest")
@@ -51,18 +53,18 @@ class SignatureRequest(ContractChildType):
         description="As REST: pending, accepted, rejected, expired (past expiresAt) or void (the terms "
         "or the contract's approval round changed since it was sent).",
     )
-    def status(self, info: strawberry.Info) -> models.SignatureRequest.Status:
+    def status(self, info: strawberry.Info) -> SignatureRequestStatus:
         if self.status != models.SignatureRequest.Status.PENDING:
-            return models.SignatureRequest.Status(self.status)
+            return self.status
         if timezone.now() >= self.expires_at:
-            return models.SignatureRequest.Status.EXPIRED
+            return models.SignatureRequest.Status.EXPIRED.value
         # The contract's current terms hash, once per contract and request (as REST's serializer).
         hashes = info.context.__dict__.setdefault("signing_terms_hashes", {})
         if self.contract_id not in hashes:
             hashes[self.contract_id] = terms_hash(self.contract)
         if services.void_reason(self, self.contract, hashes[self.contract_id]):
-            return models.SignatureRequest.Status.VOID
-        return models.SignatureRequest.Status(self.status)
+            return models.SignatureRequest.Status.VOID.value
+        return self.status
 
 
 @strawberry.type

@@ -174,7 +174,9 @@ def filter_input(name: str, filterset_class, extra: dict[str, Any] | None = None
     for param, (annotation, description) in (extra or {}).items():
         namespace["__annotations__"][param] = annotation | None
         namespace[param] = strawberry.field(default=None, name=camel(param), description=description)
-    return strawberry.input(type(name, (), namespace), description="Conditions, all of which must hold.")
+    graphql_input = strawberry.input(type(name, (), namespace), description="Conditions, all of which must hold.")
+    graphql_input.extra_params = frozenset(extra or ())  # the type's `filter_extra` applies them
+    return graphql_input
 
 
 @strawberry.enum
@@ -243,8 +245,11 @@ def rest_filter(view_class, queryset, info, filters=None, order=None, extra_para
     """Filter and sort `queryset` with the REST view's own backends (same answers, same 400s)."""
     passes: list[dict[str, str]] = [{}]
     names: dict[str, str] = {}
+    # A type's own parameters (`contractId` of a contract's children) are not the REST view's,
+    # unless the view reads them too (events' `since`, which also sets its default order).
+    own = getattr(type(filters), "extra_params", frozenset()) - set(getattr(view_class, "extra_query_params", ()))
     for attr, value in vars(filters).items() if filters is not None else ():
-        if value is None or value is UNSET:
+        if value is None or value is UNSET or attr in own:
             continue
         param = attr
         names[param] = attr if attr == "sourceID" else camel(attr)
