@@ -201,7 +201,8 @@ def test_contract_periods_as_rest_and_behind_the_wall(gql, world, theirs):
     contract = Contract.objects.get(pk=world["contracts.Contract"][0])
     contract.billing_period, contract.period_charge = "monthly", 100
     contract.save(update_fields=["billing_period", "period_charge"])
-    query = '{ contractPeriods(contractId: %s, asOf: "2026-05-15T00:00:00+00:00") ' + "{ index startDate status total } }"
+    as_of = '"2026-05-15T00:00:00+00:00"'
+    query = "{ contractPeriods(contractId: %s, asOf: " + as_of + ") { index startDate status total } }"
     data = client(query % contract.pk)["contractPeriods"]
     rest = client.client.get(f"/api/v1/contracts/{contract.pk}/periods?as_of=2026-05-15T00:00:00%2B00:00").json()
     assert [(p["index"], p["startDate"], p["status"], p["total"]) for p in data] == [
