@@ -23,6 +23,18 @@ from config.graphql.base import (
     resource_get,
     resource_list,
 )
+from config.graphql.errors import OperationError  # noqa: F401  (a member of the result unions)
+from config.graphql.mutations import (
+    API,
+    answer,
+    body_of,
+    call_rest,
+    create_mutation,
+    delete_mutation,
+    input_from_serializer,
+    result_union,
+    update_mutation,
+)
 from contracts.graphql import Contract
 from contracts.models import Contract as ContractModel
 from ledger.graphql import LedgerEntry
@@ -35,8 +47,10 @@ from .api import (
     BillingLineFilterSet,
     BillingLineViewSet,
     ContractTemplateFilterSet,
+    ContractTemplateSerializer,
     ContractTemplateViewSet,
     ExportBatchFilterSet,
+    ExportBatchSerializer,
     ExportBatchViewSet,
     PeriodsView,
 )
@@ -158,3 +172,31 @@ class Query:
         for row in shown:
             row["start_date"], row["end_date"] = map(dt.date.fromisoformat, (row["start_date"], row["end_date"]))
         return [BillingPeriod(**row) for row in shown]
+
+
+ContractTemplateInput = input_from_serializer("ContractTemplateInput", ContractTemplateSerializer)
+ExportBatchInput = input_from_serializer("BillingExportInput", ExportBatchSerializer)
+ExportBatchResult = result_union(ExportBatch)
+
+
+def _templates(pk: str = "") -> str:
+    return f"{API}/contract_templates/{pk}".rstrip("/")
+
+
+@strawberry.type
+class Mutation:
+    create_contract_template = create_mutation(
+        ContractTemplate, "ContractTemplate", _templates(), ContractTemplateInput
+    )
+    update_contract_template = update_mutation(ContractTemplate, "ContractTemplate", _templates, ContractTemplateInput)
+    delete_contract_template = delete_mutation("ContractTemplate", _templates)
+
+    @strawberry.mutation(
+        description="REST POST /api/v1/billing_exports: every pending billing line (optionally one contract's, "
+        "dated from dateFrom to dateTo) into one batch. With an idempotency key, a retry returns the same batch."
+    )
+    def create_billing_export(
+        self, info: strawberry.Info, input: ExportBatchInput, idempotency_key: str | None = None
+    ) -> ExportBatchResult:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        return answer(models.ExportBatch, *call_rest(info, "POST", f"{API}/billing_exports", body_of(input), headers))

@@ -25,7 +25,6 @@ from config.graphql.base import (
     order_input,
     resource_get,
     resource_list,
-    tenant,
 )
 from config.graphql.errors import OperationError  # noqa: F401  (a member of every result union)
 from config.graphql.mutations import (
@@ -36,9 +35,12 @@ from config.graphql.mutations import (
     answer,
     body_of,
     call_rest,
+    child_action_mutation,
+    child_path,
     create_mutation,
     delete_mutation,
     input_from_serializer,
+    missing_parent,
     operation_error,
     pk_of,
     result_union,
@@ -48,6 +50,7 @@ from config.graphql.mutations import (
 from . import models
 from .api import (
     AmendmentFilterSet,
+    AmendmentSerializer,
     AmendmentViewSet,
     CommentSerializer,
     ContractFilterSet,
@@ -65,7 +68,7 @@ from .api import (
     TermVersionFilterSet,
     TermVersionViewSet,
 )
-from .assets_api import AssetFilterSet, AssetViewSet
+from .assets_api import AssetFilterSet, AssetSerializer, AssetViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -279,6 +282,13 @@ OptionalReasonInput = input_from_serializer("OptionalReasonInput", OptionalReaso
 CommentInput = input_from_serializer("CommentInput", CommentSerializer)
 RenewInput = input_from_serializer("RenewContractInput", RenewSerializer)
 LineItemResult = result_union(LineItem)
+AssetInput = input_from_serializer("AssetInput", AssetSerializer)
+AmendmentInput = input_from_serializer("AmendmentInput", AmendmentSerializer)
+AmendmentResult = result_union(Amendment)
+
+
+def _amendment_path(info, pk) -> str:
+    return child_path(info, models.Amendment, pk, "amendments")
 
 
 def _contracts(pk: str = "") -> str:
@@ -287,13 +297,7 @@ def _contracts(pk: str = "") -> str:
 
 def _line_item_path(info, pk) -> str:
     # The REST route nests line items under their contract; one outside the caller's org is a 404.
-    contract_id = (
-        models.LineItem.objects.for_organization(tenant(info).organization)
-        .filter(pk=pk_of(pk))
-        .values_list("contract_id", flat=True)
-        .first()
-    )
-    return f"{_contracts(str(contract_id or 0))}/line_items/{pk_of(pk)}"
+    return child_path(info, models.LineItem, pk, "line_items")
 
 
 @strawberry.type
@@ -322,6 +326,26 @@ class Mutation:
         Contract, "giveContractNotice", lambda pk: f"{_contracts(pk)}/give_notice", OptionalReasonInput
     )
     renew_contract = action_mutation(Contract, "renewContract", lambda pk: f"{_contracts(pk)}/renew", RenewInput)
+
+    create_asset = create_mutation(Asset, "Asset", f"{API}/assets", AssetInput)
+    update_asset = update_mutation(Asset, "Asset", lambda pk: f"{API}/assets/{pk}", AssetInput)
+    delete_asset = delete_mutation("Asset", lambda pk: f"{API}/assets/{pk}")
+    submit_amendment = child_action_mutation(Amendment, "submitAmendment", "amendments", "submit")
+    approve_amendment = child_action_mutation(Amendment, "approveAmendment", "amendments", "approve", CommentInput)
+    reject_amendment = child_action_mutation(Amendment, "rejectAmendment", "amendments", "reject", ReasonInput)
+
+    @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/amendments.")
+    def create_amendment(
+        self, info: strawberry.Info, contract_id: strawberry.ID, input: AmendmentInput
+    ) -> AmendmentResult:
+        if refused := missing_parent(info, models.Contract, contract_id):
+            return refused
+        path = f"{_contracts(pk_of(contract_id))}/amendments"
+        return answer(models.Amendment, *call_rest(info, "POST", path, body_of(input)))
+
+    @strawberry.mutation(description="REST PATCH /api/v1/contracts/{contractId}/amendments/{id}.")
+    def update_amendment(self, info: strawberry.Info, id: strawberry.ID, input: AmendmentInput) -> AmendmentResult:
+        return answer(models.Amendment, *call_rest(info, "PATCH", _amendment_path(info, id), body_of(input)))
 
     @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/line_items.")
     def create_line_item(

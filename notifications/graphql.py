@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Union
+
 import strawberry
 import strawberry_django
 from strawberry import auto
@@ -17,13 +19,16 @@ from config.graphql.base import (
     resource_get,
     resource_list,
 )
+from config.graphql.errors import OperationError
 from config.graphql.mutations import (
     API,
     answer,
     body_of,
     call_rest,
+    child_path,
     delete_mutation,
     input_from_serializer,
+    operation_error,
     pk_of,
     result_union,
     update_mutation,
@@ -32,6 +37,7 @@ from events.graphql import Event
 
 from . import models
 from .api import (
+    NotificationSettingsSerializer,
     NotificationSettingsView,
     WebhookDeliveryFilterSet,
     WebhookDeliveryViewSet,
@@ -138,6 +144,12 @@ class Query:
 
 WebhookInput = input_from_serializer("WebhookInput", WebhookEndpointSerializer)
 WebhookResult = result_union(Webhook)
+WebhookDeliveryResult = result_union(WebhookDelivery)
+NotificationSettingsInput = input_from_serializer("NotificationSettingsInput", NotificationSettingsSerializer)
+NotificationSettingsResult = Annotated[
+    Union[NotificationSettings, OperationError],  # noqa: UP007 (Annotated needs one Union object)
+    strawberry.union("NotificationSettingsResult"),
+]
 
 
 def _with_secret(status: int, data):
@@ -155,6 +167,24 @@ class Mutation:
     @strawberry.mutation(description="REST POST /api/v1/webhooks: the answer carries the secret, shown only now.")
     def create_webhook(self, info: strawberry.Info, input: WebhookInput) -> WebhookResult:
         return _with_secret(*call_rest(info, "POST", f"{API}/webhooks", body_of(input)))
+
+    @strawberry.mutation(description="REST POST /api/v1/webhooks/{id}/ping: a signed webhook.ping now.")
+    def ping_webhook(self, info: strawberry.Info, id: strawberry.ID) -> WebhookDeliveryResult:
+        return answer(models.WebhookDelivery, *call_rest(info, "POST", f"{API}/webhooks/{pk_of(id)}/ping", {}))
+
+    @strawberry.mutation(description="REST POST /api/v1/webhooks/{webhookId}/deliveries/{id}/redeliver.")
+    def redeliver_webhook_delivery(self, info: strawberry.Info, id: strawberry.ID) -> WebhookDeliveryResult:
+        path = child_path(info, models.WebhookDelivery, id, "deliveries", parent="endpoint_id", prefix="webhooks")
+        return answer(models.WebhookDelivery, *call_rest(info, "POST", f"{path}/redeliver", {}))
+
+    @strawberry.mutation(description="REST PATCH /api/v1/notification_settings (admins).")
+    def update_notification_settings(
+        self, info: strawberry.Info, input: NotificationSettingsInput
+    ) -> NotificationSettingsResult:
+        status, data = call_rest(info, "PATCH", f"{API}/notification_settings", body_of(input))
+        if status >= 400:
+            return operation_error(status, data)
+        return NotificationSettings(notification_emails=data["notification_emails"])
 
     @strawberry.mutation(description="REST POST /api/v1/webhooks/{id}/rotate_secret.")
     def rotate_webhook_secret(self, info: strawberry.Info, id: strawberry.ID) -> WebhookResult:

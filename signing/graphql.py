@@ -11,9 +11,21 @@ from strawberry import auto
 
 from config.graphql.base import ContractChildType, OffsetPaginated, UserRef, order_input, resource_get, resource_list
 from config.graphql.enums import enum_of
+from config.graphql.errors import OperationError  # noqa: F401  (a member of the result union)
+from config.graphql.mutations import (
+    API,
+    answer,
+    body_of,
+    call_rest,
+    input_from_serializer,
+    missing_parent,
+    pk_of,
+    result_union,
+)
+from contracts.models import Contract as ContractModel
 
 from . import models, services
-from .api import SignatureRequestFilterSet, SignatureRequestViewSet
+from .api import SignatureRequestFilterSet, SignatureRequestSerializer, SignatureRequestViewSet
 from .documents import terms_hash
 
 if TYPE_CHECKING:
@@ -71,3 +83,21 @@ class SignatureRequest(ContractChildType):
 class Query:
     signature_request: SignatureRequest = resource_get()
     signature_requests: OffsetPaginated[SignatureRequest] = resource_list()
+
+
+SignatureRequestInput = input_from_serializer("SignatureRequestInput", SignatureRequestSerializer)
+SignatureRequestResult = result_union(SignatureRequest)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="REST POST /api/v1/contracts/{contractId}/approval_requests: e-mails the counterparty a link."
+    )
+    def create_signature_request(
+        self, info: strawberry.Info, contract_id: strawberry.ID, input: SignatureRequestInput
+    ) -> SignatureRequestResult:
+        if refused := missing_parent(info, ContractModel, contract_id):
+            return refused
+        path = f"{API}/contracts/{pk_of(contract_id)}/approval_requests"
+        return answer(models.SignatureRequest, *call_rest(info, "POST", path, body_of(input)))

@@ -21,13 +21,29 @@ from config.graphql.base import (
     resource_get,
     resource_list,
 )
+from config.graphql.errors import OperationError  # noqa: F401  (a member of the result unions)
+from config.graphql.mutations import (
+    API,
+    Deleted,
+    DeleteResult,
+    answer,
+    body_of,
+    call_rest,
+    child_path,
+    input_from_serializer,
+    missing_parent,
+    operation_error,
+    pk_of,
+    result_union,
+)
 from contracts.graphql import Asset, Contract
+from contracts.models import Contract as ContractModel
 from contracts.services import contract_for_line_items as contract_of_route
 from workorders import models
 from workorders.graphql import WorkOrder
 from workorders.visits import next_occurrences
 
-from .api import MAX_SPAN, VisitPlanFilterSet, VisitPlanViewSet
+from .api import MAX_SPAN, VisitPlanFilterSet, VisitPlanSerializer, VisitPlanViewSet
 from .selectors import STATES, contract_visits
 
 
@@ -122,3 +138,32 @@ class Query:
             )
             for v in visits
         ]
+
+
+VisitPlanInput = input_from_serializer("VisitPlanInput", VisitPlanSerializer)
+VisitPlanResult = result_union(VisitPlan)
+
+
+def _plan_path(info, pk) -> str:
+    return child_path(info, models.VisitPlan, pk, "visit_plans")
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/visit_plans.")
+    def create_visit_plan(
+        self, info: strawberry.Info, contract_id: strawberry.ID, input: VisitPlanInput
+    ) -> VisitPlanResult:
+        if refused := missing_parent(info, ContractModel, contract_id):
+            return refused
+        path = f"{API}/contracts/{pk_of(contract_id)}/visit_plans"
+        return answer(models.VisitPlan, *call_rest(info, "POST", path, body_of(input)))
+
+    @strawberry.mutation(description="REST PATCH /api/v1/contracts/{contractId}/visit_plans/{id}.")
+    def update_visit_plan(self, info: strawberry.Info, id: strawberry.ID, input: VisitPlanInput) -> VisitPlanResult:
+        return answer(models.VisitPlan, *call_rest(info, "PATCH", _plan_path(info, id), body_of(input)))
+
+    @strawberry.mutation(description="REST DELETE /api/v1/contracts/{contractId}/visit_plans/{id}.")
+    def delete_visit_plan(self, info: strawberry.Info, id: strawberry.ID) -> DeleteResult:
+        status, data = call_rest(info, "DELETE", _plan_path(info, id))
+        return operation_error(status, data) if status >= 400 else Deleted(id=id)

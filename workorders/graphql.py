@@ -22,14 +22,14 @@ from config.graphql.base import (
     resource_list,
 )
 from config.graphql.enums import enum_of
-from config.graphql.mutations import API, create_mutation, input_from_serializer, update_mutation
+from config.graphql.mutations import API, create_mutation, delete_mutation, input_from_serializer, update_mutation
 from contracts.graphql import Contract
 from slas.graphql import SlaRule
 
 from . import models
 from .api import WorkOrderFilterSet, WorkOrderSerializer, WorkOrderViewSet
 from .clocks import live_elapsed_seconds, shown_state
-from .rules_api import ContractRuleFilterSet, ContractRuleViewSet
+from .rules_api import ContractRuleFilterSet, ContractRuleSerializer, ContractRuleViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -164,6 +164,7 @@ class Query:
 # --- mutations: the REST endpoints, typed ---------------------------------------------------------
 
 WorkOrderInput = input_from_serializer("WorkOrderInput", WorkOrderSerializer)
+ContractRuleInput = input_from_serializer("ContractRuleInput", ContractRuleSerializer)
 
 
 def _work_orders(pk: str = "") -> str:
@@ -174,3 +175,8 @@ def _work_orders(pk: str = "") -> str:
 class Mutation:
     create_work_order = create_mutation(WorkOrder, "WorkOrder", _work_orders(), WorkOrderInput)
     update_work_order = update_mutation(WorkOrder, "WorkOrder", _work_orders, WorkOrderInput)
+    create_contract_rule = create_mutation(ContractRule, "ContractRule", f"{API}/contract_rules", ContractRuleInput)
+    update_contract_rule = update_mutation(
+        ContractRule, "ContractRule", lambda pk: f"{API}/contract_rules/{pk}", ContractRuleInput
+    )
+    delete_contract_rule = delete_mutation("ContractRule", lambda pk: f"{API}/contract_rules/{pk}")
