@@ -25,6 +25,7 @@ from config.graphql.enums import enum_of
 from config.graphql.mutations import API, create_mutation, delete_mutation, input_from_serializer, update_mutation
 from contracts.graphql import Contract
 from slas.graphql import SlaRule
+from slas.models import Calendar
 
 from . import models
 from .api import WorkOrderFilterSet, WorkOrderSerializer, WorkOrderViewSet
@@ -58,7 +59,12 @@ def _elapsed_seconds(clock_row, info) -> int:
 
 
 _FIGURE_HINTS = {
-    "only": ["state", "started_at", "stopped_at", "elapsed_seconds", "target_minutes", "rule_id", "work_order_id"],
+    # What `live_elapsed_seconds` reads: the clock, its rule's pause terms and its whole calendar.
+    "only": [
+        "state", "started_at", "stopped_at", "elapsed_seconds", "target_minutes", "rule_id", "work_order_id",
+        "rule__metric", "rule__pause_on_hold", "rule__calendar_id",
+        *(f"rule__calendar__{f.name}" for f in Calendar._meta.concrete_fields),
+    ],  # fmt: skip
     "select_related": ["rule__calendar"],
     "prefetch_related": ["work_order__holds"],
 }

@@ -287,3 +287,39 @@ def test_visit_plans_of_their_contracts_never_show(gql, world, theirs):
     assert VisitPlan.objects.exclude(pk__in=world["workorders.VisitPlan"]).exists()
     data = gql("operator")("{ visitPlans { results { id } } }")["visitPlans"]["results"]
     assert ids(data) == world["workorders.VisitPlan"]
+
+
+# --- the N+1 wall for the clocks' minutes and the second round's nested lists ---------------------------
+
+MINUTES = """{ contracts(pagination: {limit: 100}) { results {
+  workOrders { slaClocks { state elapsedMinutes remainingMinutes } }
+  amendments { id effectiveAt } termVersions { id amendment { id } } } } }"""
+
+
+def _minutes_queries(gql, org, contracts: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.breaches.factories import T0, make_job, make_rule
+    from tests.contracts.factories import make_contract
+
+    for index in range(contracts):
+        contract = make_contract(org, name=f"Minutes {index:03d}", status="active")
+        make_rule(contract)
+        job = make_job(contract, T0, now=T0)
+        from workorders.models import Hold
+
+        Hold.objects.create(organization=org, work_order=job, start=T0, end=T0 + dt.timedelta(minutes=5))
+        Amendment.objects.create(
+            organization=org, contract=contract, number=1, effective_date=dt.date(2026, 6, 1), changes={}
+        )
+    client = gql("viewer", org=org)
+    with CaptureQueriesContext(connection) as captured:
+        data = client(MINUTES)
+    clocks = [c for r in data["contracts"]["results"] for w in r["workOrders"] for c in w["slaClocks"]]
+    assert len(clocks) >= contracts and all(isinstance(c["remainingMinutes"], int) for c in clocks)
+    return len(captured.captured_queries)
+
+
+def test_clock_minutes_and_new_nested_lists_do_not_grow_with_rows(gql, org, other_org):
+    assert _minutes_queries(gql, other_org, 2) == _minutes_queries(gql, org, 12)
