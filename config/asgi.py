@@ -15,8 +15,12 @@ http_application = get_asgi_application()  # sets Django up before the consumers
 # After Django's setup (above): the consumers import models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+# GraphQL subscriptions (issue 10): graphql-transport-ws on the GraphQL path, beside the stream.
+from config.graphql.routing import graphql_websocket_urlpatterns  # noqa: E402
 from stream.routing import websocket_urlpatterns  # noqa: E402
 
 # No origin check: the stream authenticates with a bearer token the page must hold, never with a
 # cookie a cross-site page could ride on.
-application = ProtocolTypeRouter({"http": http_application, "websocket": URLRouter(websocket_urlpatterns)})
+application = ProtocolTypeRouter(
+    {"http": http_application, "websocket": URLRouter([*websocket_urlpatterns, *graphql_websocket_urlpatterns])}
+)

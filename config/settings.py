@@ -278,4 +278,8 @@ STRAWBERRY_DJANGO = {
     "DEFAULT_PK_FIELD_NAME": "id",
     "PAGINATION_DEFAULT_LIMIT": 20,  # like REST's per_page default
     "PAGINATION_MAX_LIMIT": 100,
+    "GENERATE_ENUMS_FROM_CHOICES": True,  # choice fields as enums, named by config/graphql/enums.py
 }
+
+# --- GraphiQL (issue 10): its assets are vendored static files, served like the admin's ---
+STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "config" / "graphql" / "static"]

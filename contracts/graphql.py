@@ -15,6 +15,7 @@ import strawberry_django
 from strawberry import auto
 
 from config.graphql.base import (
+    ContractChildType,
     Json,
     OffsetPaginated,
     TenantType,
@@ -24,7 +25,6 @@ from config.graphql.base import (
     order_input,
     resource_get,
     resource_list,
-    tenant,
 )
 from config.graphql.errors import OperationError  # noqa: F401  (a member of every result union)
 from config.graphql.mutations import (
@@ -35,9 +35,12 @@ from config.graphql.mutations import (
     answer,
     body_of,
     call_rest,
+    child_action_mutation,
+    child_path,
     create_mutation,
     delete_mutation,
     input_from_serializer,
+    missing_parent,
     operation_error,
     pk_of,
     result_union,
@@ -46,6 +49,9 @@ from config.graphql.mutations import (
 
 from . import models
 from .api import (
+    AmendmentFilterSet,
+    AmendmentSerializer,
+    AmendmentViewSet,
     CommentSerializer,
     ContractFilterSet,
     ContractSerializer,
@@ -59,7 +65,10 @@ from .api import (
     OptionalReasonSerializer,
     ReasonSerializer,
     RenewSerializer,
+    TermVersionFilterSet,
+    TermVersionViewSet,
 )
+from .assets_api import AssetFilterSet, AssetSerializer, AssetViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -92,6 +101,7 @@ class Counterparty(TenantType):
     created_at: auto
     updated_at: auto
     contracts: list[Contract] = nested_list()
+    assets: list[Asset] = nested_list(description="The counterparty's assets (operators and up).")
 
 
 @strawberry_django.type(models.ContractApproval, name="ContractApproval")
@@ -173,6 +183,77 @@ class Contract(TenantType):
     work_orders: list[WorkOrderRef] = nested_list()
     breaches: list[BreachRef] = nested_list()
     ledger_entries: list[LedgerEntryRef] = nested_list()
+    amendments: list[Amendment] = nested_list()
+    term_versions: list[TermVersion] = nested_list()
+    covered_assets: list[Asset] = nested_list(description="The assets its terms cover (operators and up).")
+
+
+@strawberry_django.type(models.Asset, name="Asset")
+class Asset(TenantType):
+    rest_view = AssetViewSet
+    Filters = filter_input("AssetFilter", AssetFilterSet)
+    Order = order_input("AssetOrder", list(AssetViewSet.sort_fields))
+
+    id: strawberry.ID
+    source: auto
+    source_id: str = strawberry_django.field(name="sourceID")
+    name: auto
+    kind: auto
+    serial_number: auto
+    counterparty: Counterparty | None
+    site: auto
+    location: Json | None
+    remarks: auto
+    created_at: auto
+    updated_at: auto
+    covering_contracts: list[Contract] = nested_list(description="Contracts whose terms cover the asset.")
+
+
+@strawberry_django.type(models.Amendment, name="Amendment")
+class Amendment(ContractChildType):
+    rest_view = AmendmentViewSet
+    Filters = ContractChildType.child_filters("AmendmentFilter", AmendmentFilterSet)
+    Order = order_input("AmendmentOrder", list(AmendmentViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    number: auto
+    status: auto
+    effective_date: auto
+    changes: Json
+    reason: auto
+    created_by: UserRef | None
+    submitted_by: UserRef | None
+    submitted_at: auto
+    approval_round: auto
+    decided_at: auto
+    created_at: auto
+    updated_at: auto
+
+    @strawberry_django.field(
+        only=["effective_date", "contract__time_zone"],
+        select_related=["contract"],
+        description="The instant the terms change: the start of effectiveDate in the contract's time zone.",
+    )
+    def effective_at(self) -> dt.datetime:
+        return self.contract.start_of_day(self.effective_date)
+
+
+@strawberry_django.type(models.TermVersion, name="TermVersion")
+class TermVersion(ContractChildType):
+    rest_view = TermVersionViewSet
+    Filters = ContractChildType.child_filters("TermVersionFilter", TermVersionFilterSet)
+    Order = order_input("TermVersionOrder", list(TermVersionViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    effective_from: auto
+    effective_to: auto
+    origin: auto
+    amendment: Amendment | None
+    terms: Json
+    applied_at: auto
+    created_at: auto
 
 
 @strawberry.type
@@ -183,6 +264,12 @@ class Query:
     contracts: OffsetPaginated[Contract] = resource_list()
     line_item: LineItem = resource_get()
     line_items: OffsetPaginated[LineItem] = resource_list()
+    asset: Asset = resource_get()
+    assets: OffsetPaginated[Asset] = resource_list()
+    amendment: Amendment = resource_get()
+    amendments: OffsetPaginated[Amendment] = resource_list()
+    term_version: TermVersion = resource_get()
+    term_versions: OffsetPaginated[TermVersion] = resource_list()
 
 
 # --- mutations: the REST endpoints, typed ---------------------------------------------------------
@@ -195,6 +282,13 @@ OptionalReasonInput = input_from_serializer("OptionalReasonInput", OptionalReaso
 CommentInput = input_from_serializer("CommentInput", CommentSerializer)
 RenewInput = input_from_serializer("RenewContractInput", RenewSerializer)
 LineItemResult = result_union(LineItem)
+AssetInput = input_from_serializer("AssetInput", AssetSerializer)
+AmendmentInput = input_from_serializer("AmendmentInput", AmendmentSerializer)
+AmendmentResult = result_union(Amendment)
+
+
+def _amendment_path(info, pk) -> str:
+    return child_path(info, models.Amendment, pk, "amendments")
 
 
 def _contracts(pk: str = "") -> str:
@@ -203,13 +297,7 @@ def _contracts(pk: str = "") -> str:
 
 def _line_item_path(info, pk) -> str:
     # The REST route nests line items under their contract; one outside the caller's org is a 404.
-    contract_id = (
-        models.LineItem.objects.for_organization(tenant(info).organization)
-        .filter(pk=pk_of(pk))
-        .values_list("contract_id", flat=True)
-        .first()
-    )
-    return f"{_contracts(str(contract_id or 0))}/line_items/{pk_of(pk)}"
+    return child_path(info, models.LineItem, pk, "line_items")
 
 
 @strawberry.type
@@ -238,6 +326,26 @@ class Mutation:
         Contract, "giveContractNotice", lambda pk: f"{_contracts(pk)}/give_notice", OptionalReasonInput
     )
     renew_contract = action_mutation(Contract, "renewContract", lambda pk: f"{_contracts(pk)}/renew", RenewInput)
+
+    create_asset = create_mutation(Asset, "Asset", f"{API}/assets", AssetInput)
+    update_asset = update_mutation(Asset, "Asset", lambda pk: f"{API}/assets/{pk}", AssetInput)
+    delete_asset = delete_mutation("Asset", lambda pk: f"{API}/assets/{pk}")
+    submit_amendment = child_action_mutation(Amendment, "submitAmendment", "amendments", "submit")
+    approve_amendment = child_action_mutation(Amendment, "approveAmendment", "amendments", "approve", CommentInput)
+    reject_amendment = child_action_mutation(Amendment, "rejectAmendment", "amendments", "reject", ReasonInput)
+
+    @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/amendments.")
+    def create_amendment(
+        self, info: strawberry.Info, contract_id: strawberry.ID, input: AmendmentInput
+    ) -> AmendmentResult:
+        if refused := missing_parent(info, models.Contract, contract_id):
+            return refused
+        path = f"{_contracts(pk_of(contract_id))}/amendments"
+        return answer(models.Amendment, *call_rest(info, "POST", path, body_of(input)))
+
+    @strawberry.mutation(description="REST PATCH /api/v1/contracts/{contractId}/amendments/{id}.")
+    def update_amendment(self, info: strawberry.Info, id: strawberry.ID, input: AmendmentInput) -> AmendmentResult:
+        return answer(models.Amendment, *call_rest(info, "PATCH", _amendment_path(info, id), body_of(input)))
 
     @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/line_items.")
     def create_line_item(

@@ -41,7 +41,7 @@ class LedgerEntry(TenantType):
     id: strawberry.ID
     contract: Contract
     entry_type: auto
-    reason_code: auto
+    reason_code: str  # a blank choice ("" for none): a string, as REST shows it
     hours: decimal.Decimal
     amount: decimal.Decimal | None
     currency: auto

@@ -118,9 +118,10 @@ def start(subscription: Subscription, since: int | None) -> bool:
     return False
 
 
-def read(subscription: Subscription) -> tuple[list[dict], bool]:
-    """The next matching events after the cursor (at most `STREAM["BATCH"]`), serialized as
-    `/api/v1/events` shows them; moves the cursor. The second value: whether more may follow."""
+def read_rows(subscription: Subscription) -> tuple[list[Event], bool]:
+    """The next matching events after the cursor (at most `STREAM["BATCH"]`), as rows with their
+    actor; moves the cursor. The second value: whether more may follow. (GraphQL's subscription
+    resolves its own fields from the rows; `read` serializes them for the WebSocket and SSE.)"""
     top = head(subscription.organization_id)
     if top <= subscription.cursor:
         return [], False
@@ -132,6 +133,12 @@ def read(subscription: Subscription) -> tuple[list[dict], bool]:
     )
     more = len(rows) == batch
     subscription.cursor = rows[-1].pk if more else top
+    return rows, more
+
+
+def read(subscription: Subscription) -> tuple[list[dict], bool]:
+    """`read_rows`, serialized as `/api/v1/events` shows them."""
+    rows, more = read_rows(subscription)
     return list(EventSerializer(rows, many=True).data), more
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -20,13 +21,16 @@ from config.graphql.base import (
     resource_get,
     resource_list,
 )
-from config.graphql.mutations import API, create_mutation, input_from_serializer, update_mutation
+from config.graphql.enums import enum_of
+from config.graphql.mutations import API, create_mutation, delete_mutation, input_from_serializer, update_mutation
 from contracts.graphql import Contract
 from slas.graphql import SlaRule
+from slas.models import Calendar
 
 from . import models
 from .api import WorkOrderFilterSet, WorkOrderSerializer, WorkOrderViewSet
-from .clocks import shown_state
+from .clocks import live_elapsed_seconds, shown_state
+from .rules_api import ContractRuleFilterSet, ContractRuleSerializer, ContractRuleViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -40,6 +44,30 @@ def _now(info) -> dt.datetime:
     if getattr(context, "now", None) is None:
         context.now = timezone.now()
     return context.now
+
+
+SlaClockState = enum_of(models.SlaClock, "state")
+
+
+def _elapsed_seconds(clock_row, info) -> int:
+    # Once per clock and request (both minute fields read it), at the request's one instant.
+    cache = info.context.__dict__.setdefault("clock_elapsed", {})
+    if clock_row.pk not in cache:
+        holds = list(clock_row.work_order.holds.all())
+        cache[clock_row.pk] = live_elapsed_seconds(clock_row, holds, _now(info))
+    return cache[clock_row.pk]
+
+
+_FIGURE_HINTS = {
+    # What `live_elapsed_seconds` reads: the clock, its rule's pause terms and its whole calendar.
+    "only": [
+        "state", "started_at", "stopped_at", "elapsed_seconds", "target_minutes", "rule_id", "work_order_id",
+        "rule__metric", "rule__pause_on_hold", "rule__calendar_id",
+        *(f"rule__calendar__{f.name}" for f in Calendar._meta.concrete_fields),
+    ],  # fmt: skip
+    "select_related": ["rule__calendar"],
+    "prefetch_related": ["work_order__holds"],
+}
 
 
 @strawberry_django.type(models.Hold, name="Hold")
@@ -70,8 +98,20 @@ class SlaClock(TenantType):
         description="Running, met, breached or cancelled; "
         "a clock still running after its due time is breached, even before the scan recorded it.",
     )
-    def state(self, info: strawberry.Info) -> str:
+    def state(self, info: strawberry.Info) -> SlaClockState:
         return shown_state(self, _now(info))
+
+    @strawberry_django.field(
+        **_FIGURE_HINTS, description="Business minutes counted so far (the stored figure once stopped), as REST."
+    )
+    def elapsed_minutes(self, info: strawberry.Info) -> int:
+        return _elapsed_seconds(self, info) // 60
+
+    @strawberry_django.field(
+        **_FIGURE_HINTS, description="Business minutes left before the due time; negative once it has passed."
+    )
+    def remaining_minutes(self, info: strawberry.Info) -> int:
+        return self.target_minutes - math.ceil(_elapsed_seconds(self, info) / 60)
 
 
 @strawberry_django.type(models.WorkOrder, name="WorkOrder")
@@ -102,15 +142,35 @@ class WorkOrder(TenantType):
     breaches: list[BreachRef] = nested_list()
 
 
+@strawberry_django.type(models.ContractRule, name="ContractRule")
+class ContractRule(TenantType):
+    rest_view = ContractRuleViewSet
+    Filters = filter_input("ContractRuleFilter", ContractRuleFilterSet)
+    Order = order_input("ContractRuleOrder", list(ContractRuleViewSet.sort_fields))
+
+    id: strawberry.ID
+    name: auto
+    sequence: auto
+    enabled: auto
+    criteria: Json
+    outcome: auto
+    contract: Contract | None
+    created_at: auto
+    updated_at: auto
+
+
 @strawberry.type
 class Query:
     work_order: WorkOrder = resource_get()
     work_orders: OffsetPaginated[WorkOrder] = resource_list()
+    contract_rule: ContractRule = resource_get()
+    contract_rules: OffsetPaginated[ContractRule] = resource_list()
 
 
 # --- mutations: the REST endpoints, typed ---------------------------------------------------------
 
 WorkOrderInput = input_from_serializer("WorkOrderInput", WorkOrderSerializer)
+ContractRuleInput = input_from_serializer("ContractRuleInput", ContractRuleSerializer)
 
 
 def _work_orders(pk: str = "") -> str:
@@ -121,3 +181,8 @@ def _work_orders(pk: str = "") -> str:
 class Mutation:
     create_work_order = create_mutation(WorkOrder, "WorkOrder", _work_orders(), WorkOrderInput)
     update_work_order = update_mutation(WorkOrder, "WorkOrder", _work_orders, WorkOrderInput)
+    create_contract_rule = create_mutation(ContractRule, "ContractRule", f"{API}/contract_rules", ContractRuleInput)
+    update_contract_rule = update_mutation(
+        ContractRule, "ContractRule", lambda pk: f"{API}/contract_rules/{pk}", ContractRuleInput
+    )
+    delete_contract_rule = delete_mutation("ContractRule", lambda pk: f"{API}/contract_rules/{pk}")

@@ -36,12 +36,15 @@ from strawberry_django.utils.typing import unwrap_type
 
 from config.api.filters import PredicateFilter
 from config.errors import BadRequest, Forbidden
+from config.graphql import enums
 from tenancy.models import TenantQuerySet
 
 MAX_PAGE_SIZE = 100
 
 # django-fsm's state fields are character fields to GraphQL.
 field_type_map.setdefault(FSMField, str)
+# Choice fields read with `auto` are named enums (config/graphql/enums.py): named before any type is built.
+enums.install()
 
 
 def tenant(info):
@@ -52,6 +55,14 @@ def tenant(info):
         context = getattr(request, "tenant", None)
     if context is None:  # the view refuses unauthenticated requests; this is a second wall
         raise Forbidden("Not authenticated.")
+    return context
+
+
+def require_role(info, role: str):
+    """The caller's tenancy context when it has `role` or higher (a computed query's role check)."""
+    context = tenant(info)
+    if not context.has_role(role):
+        raise Forbidden(f"This needs the {role} role or higher; your role is {context.role}.")
     return context
 
 
@@ -163,7 +174,9 @@ def filter_input(name: str, filterset_class, extra: dict[str, Any] | None = None
     for param, (annotation, description) in (extra or {}).items():
         namespace["__annotations__"][param] = annotation | None
         namespace[param] = strawberry.field(default=None, name=camel(param), description=description)
-    return strawberry.input(type(name, (), namespace), description="Conditions, all of which must hold.")
+    graphql_input = strawberry.input(type(name, (), namespace), description="Conditions, all of which must hold.")
+    graphql_input.extra_params = frozenset(extra or ())  # the type's `filter_extra` applies them
+    return graphql_input
 
 
 @strawberry.enum
@@ -192,7 +205,7 @@ class TenantType:
     A type declares `rest_view` (its REST viewset: filters, sort keys, default sort and roles)."""
 
     rest_view: type
-    read_role: str = "viewer"
+    read_role: str | None = None  # default: the REST view's, else viewer
 
     @classmethod
     def filter_extra(cls, queryset, filters):
@@ -201,12 +214,25 @@ class TenantType:
 
     @classmethod
     def get_queryset(cls, queryset, info, **kwargs):
-        context = tenant(info)
-        role = getattr(cls, "read_role", None) or getattr(cls.rest_view, "read_role", "viewer")
-        if not context.has_role(role):
-            raise Forbidden(f"This needs the {role} role or higher; your role is {context.role}.")
+        role = cls.read_role or getattr(getattr(cls, "rest_view", None), "read_role", "viewer")
+        context = require_role(info, role)
         # The optimizer's prefetches start from the plain manager: apply the one scoping method to it.
         return TenantQuerySet.for_organization(queryset, context.organization)
+
+
+class ContractChildType(TenantType):
+    """A resource REST lists under its contract (`/contracts/{id}/amendments`): at the root of
+    GraphQL it lists across contracts, with `filters: {contractId: ..}` for one contract's."""
+
+    @classmethod
+    def child_filters(cls, name: str, filterset_class):
+        extra = {"contract_id": (int, "Only this contract's (REST: the /contracts/{id}/... route).")}
+        return filter_input(name, filterset_class, extra=extra)
+
+    @classmethod
+    def filter_extra(cls, queryset, filters):
+        contract_id = getattr(filters, "contract_id", None)
+        return queryset if contract_id is None else queryset.filter(contract_id=contract_id)
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user, as a reference.")
@@ -219,8 +245,11 @@ def rest_filter(view_class, queryset, info, filters=None, order=None, extra_para
     """Filter and sort `queryset` with the REST view's own backends (same answers, same 400s)."""
     passes: list[dict[str, str]] = [{}]
     names: dict[str, str] = {}
+    # A type's own parameters (`contractId` of a contract's children) are not the REST view's,
+    # unless the view reads them too (events' `since`, which also sets its default order).
+    own = getattr(type(filters), "extra_params", frozenset()) - set(getattr(view_class, "extra_query_params", ()))
     for attr, value in vars(filters).items() if filters is not None else ():
-        if value is None or value is UNSET:
+        if value is None or value is UNSET or attr in own:
             continue
         param = attr
         names[param] = attr if attr == "sourceID" else camel(attr)

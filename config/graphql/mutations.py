@@ -229,3 +229,50 @@ def action_mutation(graphql_type, name: str, path: Callable[[str], str], input_t
 def pk_of(value) -> str:
     # A non-numeric id cannot name anything: REST routes only match digits, so it is "not found".
     return str(value) if str(value).isdigit() else "0"
+
+
+def child_path(info, model, pk, route: str, parent: str = "contract_id", prefix: str = "contracts") -> str:
+    """The REST path of an object nested under its parent (`/contracts/{contract}/amendments/{pk}`).
+
+    The parent is looked up within the caller's organization: an object of another one gets parent
+    0, which REST answers with "not found", like any other id of theirs."""
+    from .base import tenant
+
+    parent_id = (
+        model.objects.for_organization(tenant(info).organization)
+        .filter(pk=pk_of(pk))
+        .values_list(parent, flat=True)
+        .first()
+    )
+    return f"{API}/{prefix}/{parent_id or 0}/{route}/{pk_of(pk)}"
+
+
+def child_action_mutation(graphql_type, name: str, route: str, action: str, input_type=None):
+    """`submitAmendment(id:, input:)`: POST /contracts/{contract}/{route}/{id}/{action}."""
+    model = graphql_type.__strawberry_django_definition__.model
+    result = result_union(graphql_type)
+
+    if input_type is None:
+
+        def resolve_action(info: strawberry.Info, id: strawberry.ID) -> result:
+            path = f"{child_path(info, model, id, route)}/{action}"
+            return answer(model, *call_rest(info, "POST", path, {}))
+    else:
+
+        def resolve_action(info: strawberry.Info, id: strawberry.ID, input: input_type = None) -> result:
+            path = f"{child_path(info, model, id, route)}/{action}"
+            return answer(model, *call_rest(info, "POST", path, body_of(input)))
+
+    return _mutation(resolve_action, name, f"REST POST {API}/contracts/{{contractId}}/{route}/{{id}}/{action}.")
+
+
+def missing_parent(info, model, pk) -> OperationError | None:
+    """NOT_FOUND when the parent a create is nested under (`contractId`) is not the caller's.
+
+    Some REST routes validate the body before they look the parent up; GraphQL answers "not found"
+    for another organization's id first, whatever the body."""
+    from .base import tenant
+
+    if model.objects.for_organization(tenant(info).organization).filter(pk=pk_of(pk)).exists():
+        return None
+    return OperationError(kind=ErrorKind.NOT_FOUND, message="Not found.", fields=[])

@@ -10,18 +10,26 @@ import strawberry
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from billing import graphql as billing
 from breaches import graphql as breaches
 from contracts import graphql as contracts
 from events import graphql as events
 from ledger import graphql as ledger
 from notifications import graphql as notifications
+from reports import graphql as reports
+from signing import graphql as signing
 from slas import graphql as slas
+from stream import graphql as stream
 from tenancy import graphql as tenancy
+from visits import graphql as visits
 from workorders import graphql as workorders
 
 from .limits import limit_extensions
+from .ws import OneTransportPerOperation
 
 QUERY_MODULES = [tenancy, events, contracts, slas, workorders, breaches, ledger, notifications]
+# Issue 10's second round: the resources the REST API had and GraphQL lacked.
+QUERY_MODULES += [signing, visits, billing, reports]
 MUTATION_MODULES = [m for m in QUERY_MODULES if hasattr(m, "Mutation")]
 
 Query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES))
@@ -30,5 +38,6 @@ Mutation = merge_types("Mutation", tuple(m.Mutation for m in MUTATION_MODULES)) 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[DjangoOptimizerExtension, *limit_extensions()],
+    subscription=stream.Subscription,  # over the WebSocket only (config/graphql/ws.py)
+    extensions=[DjangoOptimizerExtension, *limit_extensions(), OneTransportPerOperation],
 )

@@ -8,7 +8,10 @@ A browser asking for HTML gets GraphiQL (its assets served locally); it sends th
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+import pathlib
+
+from django.http import HttpResponse, JsonResponse
+from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
@@ -17,6 +20,9 @@ from strawberry.django.views import GraphQLView
 from tenancy.auth import TenantJWTAuthentication
 
 from .errors import format_error
+
+# GraphiQL's page; its assets are this service's static files (config/graphql/static/graphiql).
+GRAPHIQL_PAGE = pathlib.Path(__file__).with_name("graphiql.html")
 
 
 def _unauthorized(message: str) -> JsonResponse:
@@ -41,6 +47,11 @@ class TenantGraphQLView(GraphQLView):
 
     def should_render_graphql_ide(self, request) -> bool:
         return request.method == "GET" and "text/html" in request.headers.get("Accept", "") and bool(self.graphql_ide)
+
+    def render_graphql_ide(self, request) -> HttpResponse:
+        # Not strawberry's page: that one loads GraphiQL and React from a CDN.
+        page = GRAPHIQL_PAGE.read_text().replace("__STATIC__", static(""))
+        return HttpResponse(page, content_type="text/html; charset=utf-8")
 
     def process_result(self, request, result):
         data = super().process_result(request, result)

@@ -1,0 +1,202 @@
+"""GraphQL types of billing (issue 12; managers, as REST): periods, billing lines, export batches
+and contract templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import strawberry
+import strawberry_django
+from strawberry import auto
+
+from config.errors import NotFound
+from config.graphql.base import (
+    Json,
+    OffsetPaginated,
+    TenantType,
+    UserRef,
+    filter_input,
+    nested_list,
+    order_input,
+    require_role,
+    resource_get,
+    resource_list,
+)
+from config.graphql.errors import OperationError  # noqa: F401  (a member of the result unions)
+from config.graphql.mutations import (
+    API,
+    answer,
+    body_of,
+    call_rest,
+    create_mutation,
+    delete_mutation,
+    input_from_serializer,
+    result_union,
+    update_mutation,
+)
+from contracts.graphql import Contract
+from contracts.models import Contract as ContractModel
+from ledger.graphql import LedgerEntry
+from slas.graphql import Calendar
+
+from . import models, periods
+from .api import (
+    PERIOD_HOURS,
+    PERIOD_MONEY,
+    BillingLineFilterSet,
+    BillingLineViewSet,
+    ContractTemplateFilterSet,
+    ContractTemplateSerializer,
+    ContractTemplateViewSet,
+    ExportBatchFilterSet,
+    ExportBatchSerializer,
+    ExportBatchViewSet,
+    PeriodsView,
+)
+
+
+@strawberry_django.type(models.ExportBatch, name="ExportBatch")
+class ExportBatch(TenantType):
+    rest_view = ExportBatchViewSet
+    Filters = filter_input("ExportBatchFilter", ExportBatchFilterSet)
+    Order = order_input("ExportBatchOrder", list(ExportBatchViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract | None
+    date_from: auto
+    date_to: auto
+    line_count: auto
+    totals: Json
+    created_by: UserRef | None
+    created_at: auto
+    lines: list[BillingLine] = nested_list()
+
+
+@strawberry_django.type(models.BillingLine, name="BillingLine")
+class BillingLine(TenantType):
+    rest_view = BillingLineViewSet
+    Filters = filter_input("BillingLineFilter", BillingLineFilterSet)
+    Order = order_input("BillingLineOrder", list(BillingLineViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    period_index: int | None = strawberry_django.field(field_name="period__index", description="Its period's index.")
+    kind: auto
+    description: auto
+    quantity: auto
+    unit_price: auto
+    amount: auto
+    currency: auto
+    date: auto
+    status: auto
+    batch: ExportBatch | None
+    created_at: auto
+    entries: list[LedgerEntry] = nested_list(description="The ledger entries it bills.")
+
+
+@strawberry_django.type(models.ContractTemplate, name="ContractTemplate")
+class ContractTemplate(TenantType):
+    rest_view = ContractTemplateViewSet
+    Filters = filter_input("ContractTemplateFilter", ContractTemplateFilterSet)
+    Order = order_input("ContractTemplateOrder", list(ContractTemplateViewSet.sort_fields))
+
+    id: strawberry.ID
+    name: auto
+    contract_type: auto
+    term_months: auto
+    currency: auto
+    billing_period: auto
+    period_charge: auto
+    invoice_timing: auto
+    hours_per_period: auto
+    rollover_percent: auto
+    overage_rate: auto
+    rounding_minutes: auto
+    minimum_charge_minutes: auto
+    out_of_hours_multiplier: auto
+    billing_calendar: Calendar | None
+    annual_increase_percent: auto
+    prepay_hours_per_period: auto
+    prepay_expiry_months: auto
+    prepay_price_per_hour: auto
+    auto_top_up: Json | None
+    line_items: Json
+    sla_rules: Json
+    active: auto
+    created_at: auto
+    updated_at: auto
+
+    @strawberry_django.field(prefetch_related=["uses"], description="Ids of the contracts made from it.")
+    def contracts(self) -> list[strawberry.ID]:
+        return sorted(use.contract_id for use in self.uses.all())
+
+
+def _period_type():
+    namespace: dict = {"__annotations__": {"index": int, "start_date": dt.date, "end_date": dt.date, "status": str}}
+    for name in PERIOD_HOURS:
+        namespace["__annotations__"][name] = decimal.Decimal
+    namespace["__annotations__"]["currency"] = str
+    for name in PERIOD_MONEY:
+        namespace["__annotations__"][name] = decimal.Decimal
+    return strawberry.type(
+        type("BillingPeriod", (), namespace),
+        description="A period of a contract's billing plan begun so far, its hours and money computed from "
+        "the ledger (REST GET /contracts/{id}/periods); endDate is its last day.",
+    )
+
+
+BillingPeriod = _period_type()
+
+
+@strawberry.type
+class Query:
+    billing_line: BillingLine = resource_get()
+    billing_lines: OffsetPaginated[BillingLine] = resource_list()
+    billing_export: ExportBatch = resource_get()
+    billing_exports: OffsetPaginated[ExportBatch] = resource_list()
+    contract_template: ContractTemplate = resource_get()
+    contract_templates: OffsetPaginated[ContractTemplate] = resource_list()
+
+    @strawberry.field(description="A contract's billing periods begun so far (the same figures as REST).")
+    def contract_periods(
+        self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None
+    ) -> list[BillingPeriod]:
+        context = require_role(info, PeriodsView.read_role)
+        pk = int(contract_id) if str(contract_id).isdigit() else 0
+        contract = ContractModel.objects.for_organization(context.organization).filter(pk=pk).first()
+        if contract is None:
+            raise NotFound(errors={"contractId": ["Not found."]})
+        now = as_of or dt.datetime.now(dt.UTC)
+        shown = [f.as_dict(contract.currency) for f in periods.compute(contract, now=now)]  # REST's figures
+        for row in shown:
+            row["start_date"], row["end_date"] = map(dt.date.fromisoformat, (row["start_date"], row["end_date"]))
+        return [BillingPeriod(**row) for row in shown]
+
+
+ContractTemplateInput = input_from_serializer("ContractTemplateInput", ContractTemplateSerializer)
+ExportBatchInput = input_from_serializer("BillingExportInput", ExportBatchSerializer)
+ExportBatchResult = result_union(ExportBatch)
+
+
+def _templates(pk: str = "") -> str:
+    return f"{API}/contract_templates/{pk}".rstrip("/")
+
+
+@strawberry.type
+class Mutation:
+    create_contract_template = create_mutation(
+        ContractTemplate, "ContractTemplate", _templates(), ContractTemplateInput
+    )
+    update_contract_template = update_mutation(ContractTemplate, "ContractTemplate", _templates, ContractTemplateInput)
+    delete_contract_template = delete_mutation("ContractTemplate", _templates)
+
+    @strawberry.mutation(
+        description="REST POST /api/v1/billing_exports: every pending billing line (optionally one contract's, "
+        "dated from dateFrom to dateTo) into one batch. With an idempotency key, a retry returns the same batch."
+    )
+    def create_billing_export(
+        self, info: strawberry.Info, input: ExportBatchInput, idempotency_key: str | None = None
+    ) -> ExportBatchResult:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        return answer(models.ExportBatch, *call_rest(info, "POST", f"{API}/billing_exports", body_of(input), headers))

@@ -1,0 +1,102 @@
+"""`ws://HOST/api/graphql`: GraphQL subscriptions over graphql-transport-ws, on the ASGI server.
+
+Authentication is the live stream's (stream.consumers): the access token, given in
+`connection_init` as `{"token": "<access>"}` or `{"Authorization": "Bearer <access>"}`, is
+checked by `TenantJWTAuthentication.authenticate_token`, and the caller needs the viewer role.
+A missing or refused token closes the connection with 4403 (the protocol's "Forbidden"); when
+the token expires the connection is closed with 4401: reconnect with a fresh token and the
+last cursor. The WebSocket carries subscriptions only: queries and mutations go to
+`POST /api/graphql`, where the HTTP face's rules (status codes, the REST write path) apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+
+from graphql import GraphQLError
+from rest_framework.exceptions import AuthenticationFailed
+from strawberry.channels import GraphQLWSConsumer
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.graphql import OperationType
+
+from tenancy.auth import TenantJWTAuthentication
+
+CLOSE_TOKEN_EXPIRED = 4401
+
+
+def _token(params) -> str:
+    if not isinstance(params, dict):
+        return ""
+    token = params.get("token")
+    if isinstance(token, str) and token:
+        return token
+    header = params.get("Authorization") or params.get("authorization")
+    if isinstance(header, str) and header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip()
+    return ""
+
+
+class TenantGraphQLWSConsumer(GraphQLWSConsumer):
+    def __init__(self, schema, **kwargs):
+        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        kwargs.setdefault("connection_init_wait_timeout", dt.timedelta(seconds=10))
+        super().__init__(schema, **kwargs)
+        self.tenant = None
+        self.expiry: asyncio.Task | None = None
+
+    async def on_ws_connect(self, context):
+        from stream import reader  # its thread pool needs Django's settings
+
+        token = _token(context.get("connection_params"))
+        if not token:
+            raise ConnectionRejectionError({"message": "A token is required in connection_init."})
+        try:
+            _user, tenant = await reader.in_db_thread(TenantJWTAuthentication().authenticate_token)(token)
+        except AuthenticationFailed as exc:
+            raise ConnectionRejectionError({"message": str(exc.detail)}) from None
+        if not tenant.has_role("viewer"):
+            raise ConnectionRejectionError({"message": "This needs the viewer role or higher."})
+        self.tenant = context["tenant"] = tenant
+        expires = tenant.claims.get("exp")
+        if isinstance(expires, (int, float)):
+            self.expiry = asyncio.create_task(self._expire_at(expires))
+        return {"organization": tenant.organization.slug, "role": tenant.role}
+
+    async def _expire_at(self, expires: float):
+        await asyncio.sleep(max(0.0, expires - time.time()))
+        await self.close(code=CLOSE_TOKEN_EXPIRED, reason="The token has expired: reconnect with a fresh one.")
+
+    async def disconnect(self, code: int) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.expiry
+        await super().disconnect(code)
+
+
+class OneTransportPerOperation(SchemaExtension):
+    """Subscriptions over the WebSocket, queries and mutations over HTTP: anything else is
+    refused before it runs (see the module doc)."""
+
+    def on_validate(self):
+        context = self.execution_context
+        if context.pre_execution_errors is None and context.graphql_document is not None:
+            over_ws = isinstance(context.context, dict) and "ws" in context.context
+            try:
+                kind = context.operation_type
+            except CannotGetOperationTypeError:  # an unknown operation name: reported by graphql's own validation
+                kind = None
+            message = None
+            if over_ws and kind not in (None, OperationType.SUBSCRIPTION):
+                message = "Only subscriptions are served over the WebSocket: POST queries and mutations to /api/graphql"
+            elif not over_ws and kind is OperationType.SUBSCRIPTION:
+                message = "Subscriptions are served over the WebSocket at /api/graphql (protocol graphql-transport-ws)."
+            if message:
+                context.pre_execution_errors = [GraphQLError(message, extensions={"code": "BAD_REQUEST"})]
+        yield

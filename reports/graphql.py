@@ -1,0 +1,197 @@
+"""The reports as GraphQL queries (issue 11): SLA compliance and the clocks at risk.
+
+Each runs the REST view's own parameter checks and computation, so both faces give the same rows
+and the same 400 messages (field paths in GraphQL's names).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from types import SimpleNamespace
+from typing import Annotated
+
+import strawberry
+from django.http import QueryDict
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+
+from config.errors import BadRequest
+from config.graphql.base import MAX_PAGE_SIZE, Json, camel, filter_input, require_role, rest_filter
+from config.graphql.enums import enum_of
+from slas.models import SlaRule
+from workorders.graphql import SlaClock
+from workorders.models import WorkOrder
+
+from . import at_risk, compliance
+from .api import AtRiskFilterSet, AtRiskViewSet, ComplianceView
+
+Metric = enum_of(SlaRule, "metric")
+Priority = enum_of(WorkOrder, "priority")
+ComplianceGroup = strawberry.enum(
+    enum.Enum("ComplianceGroup", {key: key for key in compliance.GROUPS}), description="A key to group by."
+)
+
+
+@strawberry.type(description="An object named in a report row.")
+class Reference:
+    id: strawberry.ID
+    name: str | None
+
+
+@strawberry.type(description="Minutes from start to decision of the decided clocks.")
+class ComplianceMinutes:
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    max: float | None
+
+
+@strawberry.type(description="One group of the SLA compliance report: its keys (those grouped by) and figures.")
+class ComplianceRow:
+    contract: Reference | None = None
+    counterparty: Reference | None = None
+    sla_rule: Reference | None = None
+    metric: Metric | None = None
+    priority: Priority | None = None
+    month: str | None = None
+    week: str | None = None
+    decided: int
+    met: int
+    breached: int
+    achieved_percent: float | None
+    minutes: ComplianceMinutes
+    overage_minutes: float
+    penalties: Json = strawberry.field(description='Per currency: {"EUR": "120.00"}.')
+    waived: int
+    open_at_end: int
+
+
+def _reference(value):
+    return Reference(id=value["id"], name=value.get("name")) if isinstance(value, dict) else None
+
+
+def _rest_errors(exc: BadRequest, names: dict[str, str]) -> BadRequest:
+    errors = {names.get(k, camel(k)): v for k, v in (exc.errors or {}).items()}
+    return BadRequest(exc.message, errors or None)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="REST GET /api/v1/reports/sla_compliance: per group, decided clocks, met, breached, "
+        "minutes to stop, overage and penalties, from `from` to `to` (local dates, inclusive)."
+    )
+    def sla_compliance(
+        self,
+        info: strawberry.Info,
+        from_: Annotated[dt.date, strawberry.argument(name="from")],
+        to: dt.date,
+        group_by: list[ComplianceGroup] | None = None,
+        contract_ids: list[strawberry.ID] | None = None,
+        counterparty_ids: list[strawberry.ID] | None = None,
+        metrics: list[Metric] | None = None,
+        priorities: list[Priority] | None = None,
+        time_zone: str | None = None,
+    ) -> list[ComplianceRow]:
+        context = require_role(info, ComplianceView.read_role)
+        params = {
+            "from": from_.isoformat(),
+            "to": to.isoformat(),
+            "group_by": group_by and ",".join(g.value for g in group_by),
+            "contract": contract_ids and ",".join(map(str, contract_ids)),
+            "counterparty": counterparty_ids and ",".join(map(str, counterparty_ids)),
+            "metric": metrics and ",".join(m.value for m in metrics),
+            "priority": priorities and ",".join(p.value for p in priorities),
+            "time_zone": time_zone,
+        }
+        names = {"contract": "contractIds", "counterparty": "counterpartyIds", "metric": "metrics",
+                 "priority": "priorities", "group_by": "groupBy", "time_zone": "timeZone"}  # fmt: skip
+        query = QueryDict(mutable=True)
+        query.update({k: v for k, v in params.items() if v})
+        view = ComplianceView()
+        view.request = SimpleNamespace(query_params=query, auth=context, accepted_renderer=JSONRenderer())
+        try:
+            rows = view.get(view.request).data  # the REST view's checks and computation
+        except BadRequest as exc:
+            raise _rest_errors(exc, names) from None
+        return [
+            ComplianceRow(
+                contract=_reference(row.get("contract")),
+                counterparty=_reference(row.get("counterparty")),
+                sla_rule=_reference(row.get("sla_rule")),
+                metric=row.get("metric"),
+                priority=row.get("priority"),
+                month=row.get("month"),
+                week=row.get("week"),
+                decided=row["decided"],
+                met=row["met"],
+                breached=row["breached"],
+                achieved_percent=row["achieved_percent"],
+                minutes=ComplianceMinutes(**row["minutes"]),
+                overage_minutes=row["overage_minutes"],
+                penalties={k: str(v) for k, v in row["penalties"].items()},
+                waived=row["waived"],
+                open_at_end=row["open_at_end"],
+            )
+            for row in rows
+        ]
+
+    @strawberry.field(
+        description="REST GET /api/v1/reports/at_risk: clocks still running whose due time falls within "
+        "`withinMinutes` (default 120) from now, past due first; at most 100 (`limit`, `offset`)."
+    )
+    def sla_at_risk(
+        self,
+        info: strawberry.Info,
+        within_minutes: int = 120,
+        filters: AtRiskFilter | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> AtRiskPage:
+        context = require_role(info, AtRiskViewSet.read_role)
+        if not 0 <= within_minutes <= 525600:
+            raise BadRequest(
+                "within_minutes must be a whole number from 0 to 525600.", {"withinMinutes": ["Out of range."]}
+            )
+        if not 0 <= limit <= MAX_PAGE_SIZE or offset < 0:
+            raise BadRequest(
+                f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", {"limit": ["Out of range."]}
+            )
+        now = timezone.now()
+        clocks = at_risk.at_risk_clocks(organization=context.organization, now=now, within_minutes=within_minutes)
+        clocks = rest_filter(AtRiskViewSet, clocks, info, filters).order_by("due_at", "id")
+        page = list(clocks[offset : offset + limit])
+        items = []
+        for row in page:
+            figures = at_risk.risk_figures(row, now)
+            items.append(
+                AtRiskClock(
+                    clock=row,
+                    remaining_minutes=figures["remaining_minutes"],
+                    percent_used=figures["percent_used"],
+                    next_escalation=figures["next_escalation"]
+                    and {
+                        **figures["next_escalation"],
+                        "at": figures["next_escalation"]["at"] and figures["next_escalation"]["at"].isoformat(),
+                    },
+                )
+            )
+        return AtRiskPage(total_count=clocks.count(), items=items)
+
+
+AtRiskFilter = filter_input("AtRiskFilter", AtRiskFilterSet)
+
+
+@strawberry.type(description="A clock at risk and its figures at the request's instant.")
+class AtRiskClock:
+    clock: SlaClock
+    remaining_minutes: int
+    percent_used: float
+    next_escalation: Json | None = strawberry.field(description="{name, at_percent, at} of the next escalation.")
+
+
+@strawberry.type
+class AtRiskPage:
+    total_count: int
+    items: list[AtRiskClock]

@@ -1,0 +1,169 @@
+"""GraphQL types of visit plans and their occurrences (visits) (issue 13; operators and up, as REST)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+from typing import Annotated
+
+import strawberry
+import strawberry_django
+from django.utils import timezone
+from strawberry import auto
+
+from config.errors import BadRequest
+from config.graphql.base import (
+    ContractChildType,
+    OffsetPaginated,
+    order_input,
+    require_role,
+    resource_get,
+    resource_list,
+)
+from config.graphql.errors import OperationError  # noqa: F401  (a member of the result unions)
+from config.graphql.mutations import (
+    API,
+    Deleted,
+    DeleteResult,
+    answer,
+    body_of,
+    call_rest,
+    child_path,
+    input_from_serializer,
+    missing_parent,
+    operation_error,
+    pk_of,
+    result_union,
+)
+from contracts.graphql import Asset, Contract
+from contracts.models import Contract as ContractModel
+from contracts.services import contract_for_line_items as contract_of_route
+from workorders import models
+from workorders.graphql import WorkOrder
+from workorders.visits import next_occurrences
+
+from .api import MAX_SPAN, VisitPlanFilterSet, VisitPlanSerializer, VisitPlanViewSet
+from .selectors import STATES, contract_visits
+
+
+@strawberry_django.type(models.VisitPlan, name="VisitPlan")
+class VisitPlan(ContractChildType):
+    rest_view = VisitPlanViewSet
+    Filters = ContractChildType.child_filters("VisitPlanFilter", VisitPlanFilterSet)
+    Order = order_input("VisitPlanOrder", list(VisitPlanViewSet.sort_fields))
+
+    id: strawberry.ID
+    contract: Contract
+    summary: auto
+    recurrence: auto
+    duration_minutes: auto
+    hours_allocated: auto
+    priority: auto
+    asset: Asset | None
+    site: auto
+    generate_days_in_advance: auto
+    tolerance_minutes: auto
+    active_from: auto
+    active_to: auto
+    generated_until: auto
+    created_at: auto
+    updated_at: auto
+
+    @strawberry_django.field(
+        only=["recurrence", "active_from", "active_to", "generated_until", "contract__time_zone"],
+        select_related=["contract"],
+        description="The next five occurrences not generated yet (by the plan's current rule).",
+    )
+    def next_occurrences(self) -> list[dt.datetime]:
+        return next_occurrences(self, after=timezone.now())
+
+
+VisitState = strawberry.enum(enum.Enum("VisitState", {s: s for s in STATES}), description="A visit's state.")
+
+
+@strawberry.type(description="One occurrence of a visit plan, with its job and the hours logged on it.")
+class Visit:
+    visit_plan: VisitPlan
+    occurrence: dt.datetime
+    ends_at: dt.datetime
+    state: VisitState
+    work_order: WorkOrder | None
+    hours_allocated: decimal.Decimal | None
+    hours_logged: decimal.Decimal
+
+
+@strawberry.type
+class Query:
+    visit_plan: VisitPlan = resource_get()
+    visit_plans: OffsetPaginated[VisitPlan] = resource_list()
+
+    @strawberry.field(
+        description="REST GET /api/v1/contracts/{contractId}/visits: the occurrences of the contract's visit "
+        "plans in [from, to) (default: the last 30 days and the next 90; at most 366 days), in time order."
+    )
+    def contract_visits(
+        self,
+        info: strawberry.Info,
+        contract_id: strawberry.ID,
+        from_: Annotated[dt.datetime | None, strawberry.argument(name="from")] = None,
+        to: dt.datetime | None = None,
+        visit_plan_ids: list[strawberry.ID] | None = None,
+        states: list[VisitState] | None = None,
+    ) -> list[Visit]:
+        context = require_role(info, VisitPlanViewSet.read_role)
+        pk = int(contract_id) if str(contract_id).isdigit() else 0
+        contract = contract_of_route(organization=context.organization, contract_id=pk)
+        now = timezone.now()
+        start = from_ or now - dt.timedelta(days=30)
+        end = to or now + dt.timedelta(days=90)
+        if not start < end or end - start > MAX_SPAN:
+            raise BadRequest("to must be after from, at most 366 days later.", {"to": ["Out of range."]})
+        plan_ids = None
+        if visit_plan_ids is not None:
+            if not all(str(p).isdigit() for p in visit_plan_ids):
+                raise BadRequest("Invalid filter: visitPlanIds", {"visitPlanIds": ["Not an id."]})
+            plan_ids = [int(p) for p in visit_plan_ids]
+        chosen = [s.value for s in states] if states is not None else None
+        visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
+        return [
+            Visit(
+                visit_plan=v.plan,
+                occurrence=v.occurrence,
+                ends_at=v.ends_at,
+                state=VisitState(v.state),
+                work_order=v.work_order,
+                hours_allocated=v.plan.hours_allocated,
+                hours_logged=v.hours_logged,
+            )
+            for v in visits
+        ]
+
+
+VisitPlanInput = input_from_serializer("VisitPlanInput", VisitPlanSerializer)
+VisitPlanResult = result_union(VisitPlan)
+
+
+def _plan_path(info, pk) -> str:
+    return child_path(info, models.VisitPlan, pk, "visit_plans")
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="REST POST /api/v1/contracts/{contractId}/visit_plans.")
+    def create_visit_plan(
+        self, info: strawberry.Info, contract_id: strawberry.ID, input: VisitPlanInput
+    ) -> VisitPlanResult:
+        if refused := missing_parent(info, ContractModel, contract_id):
+            return refused
+        path = f"{API}/contracts/{pk_of(contract_id)}/visit_plans"
+        return answer(models.VisitPlan, *call_rest(info, "POST", path, body_of(input)))
+
+    @strawberry.mutation(description="REST PATCH /api/v1/contracts/{contractId}/visit_plans/{id}.")
+    def update_visit_plan(self, info: strawberry.Info, id: strawberry.ID, input: VisitPlanInput) -> VisitPlanResult:
+        return answer(models.VisitPlan, *call_rest(info, "PATCH", _plan_path(info, id), body_of(input)))
+
+    @strawberry.mutation(description="REST DELETE /api/v1/contracts/{contractId}/visit_plans/{id}.")
+    def delete_visit_plan(self, info: strawberry.Info, id: strawberry.ID) -> DeleteResult:
+        status, data = call_rest(info, "DELETE", _plan_path(info, id))
+        return operation_error(status, data) if status >= 400 else Deleted(id=id)
