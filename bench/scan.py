@@ -389,10 +389,11 @@ def build_reference_data(conn) -> list[Contract]:
     contracts = []
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY tenancy_organization (id, slug, name, default_currency, default_time_zone, created_at) FROM STDIN"
+            "COPY tenancy_organization"
+            " (id, slug, name, default_currency, default_time_zone, created_at, notification_emails) FROM STDIN"
         ) as copy:
             for org, (zone, currency) in enumerate(ORG_SETUP, start=1):
-                copy.write_row((org, f"bench-{org}", f"Bench organization {org}", currency, zone, created))
+                copy.write_row((org, f"bench-{org}", f"Bench organization {org}", currency, zone, created, "[]"))
         with cur.copy(
             "COPY slas_calendar (id, organization_id, name, time_zone, hours, holidays, created_at, updated_at)"
             " FROM STDIN"
