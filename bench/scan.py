@@ -325,6 +325,7 @@ class Contract:
 def build(url: str, size: int) -> dict:
     """Write the data set; returns row counts."""
     rng = random.Random(SEED + size)
+    benchdb.copy_defaults(url)  # columns added since these COPY lists were written get their defaults
     with benchdb.connect(url) as conn:
         replica = set_replica(conn)
         contracts = build_reference_data(conn)
