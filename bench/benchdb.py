@@ -3,6 +3,8 @@
 - `database_url(base, name)`: the URL of a database `name` on the server of `base` (BENCH_DATABASE_URL).
 - `reset_database(url)`: drop (WITH FORCE) and recreate it; `migrate(url)`: `manage.py migrate` in a subprocess.
 - `connect(url, **kwargs)`: a psycopg connection (postgres:// URLs accepted).
+- `copy_defaults(url)`: every NOT NULL column whose model field has a default gets it as a database
+  default, so the COPY-built data sets keep loading when a migration adds such a column.
 - `vacuum_analyze(url)`: statistics and visibility map, as autovacuum would have them on a live table.
 - `use_django(url)`: Django set up on that database in this process. bench/run.py runs every benchmark
   in one process, and an earlier benchmark may already have set Django up on its own database: then
@@ -53,6 +55,35 @@ def reset_database(url: str) -> None:
 def migrate(url: str) -> None:
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+
+_COPY_DEFAULTS = r"""
+import django
+django.setup()
+from django.apps import apps
+from django.db import connection
+
+with connection.schema_editor() as editor:
+    for model in apps.get_models():
+        if not model._meta.managed or model._meta.proxy:
+            continue
+        for field in model._meta.local_concrete_fields:
+            if field.null or field.primary_key or not field.has_default():
+                continue
+            value = editor.effective_default(field)
+            if value is None:
+                continue
+            editor.execute(
+                "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s"
+                % (editor.quote_name(model._meta.db_table), editor.quote_name(field.column), editor.quote_value(value))
+            )
+"""
+
+
+def copy_defaults(url: str) -> None:
+    """The models' defaults as database defaults (see the module docstring); `migrate` first."""
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    subprocess.run([sys.executable, "-c", _COPY_DEFAULTS], cwd=ROOT, env=env, check=True)
 
 
 def vacuum_analyze(url: str) -> None:

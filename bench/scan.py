@@ -325,6 +325,7 @@ class Contract:
 def build(url: str, size: int) -> dict:
     """Write the data set; returns row counts."""
     rng = random.Random(SEED + size)
+    benchdb.copy_defaults(url)  # columns added since these COPY lists were written get their defaults
     with benchdb.connect(url) as conn:
         replica = set_replica(conn)
         contracts = build_reference_data(conn)
@@ -389,10 +390,11 @@ def build_reference_data(conn) -> list[Contract]:
     contracts = []
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY tenancy_organization (id, slug, name, default_currency, default_time_zone, created_at) FROM STDIN"
+            "COPY tenancy_organization"
+            " (id, slug, name, default_currency, default_time_zone, created_at, notification_emails) FROM STDIN"
         ) as copy:
             for org, (zone, currency) in enumerate(ORG_SETUP, start=1):
-                copy.write_row((org, f"bench-{org}", f"Bench organization {org}", currency, zone, created))
+                copy.write_row((org, f"bench-{org}", f"Bench organization {org}", currency, zone, created, "[]"))
         with cur.copy(
             "COPY slas_calendar (id, organization_id, name, time_zone, hours, holidays, created_at, updated_at)"
             " FROM STDIN"

@@ -195,6 +195,9 @@ SPECTACULAR_SETTINGS = {
 # The largest request body any endpoint or admin form takes; a larger one is a 413.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# The longest URL (path and query string, in bytes as sent) any endpoint takes; a longer one is a
+# JSON 414. gunicorn.conf.py lets request lines up to gunicorn's maximum (8190) reach this check.
+MAX_URL_BYTES = env.int("MAX_URL_BYTES", default=8000)  # room for a 1000-id list (MAX_LIST_VALUES)
 
 # Throttle counts (and other cached state) shared by every process when REDIS_URL is set;
 # the local-memory cache of one process otherwise (`make run`). CACHE_KEY_PREFIX separates

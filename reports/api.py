@@ -428,7 +428,10 @@ class InstantField(serializers.DateTimeField):
     """An ISO 8601 instant that must carry its offset (`Z` or `+01:00`): a naive one is ambiguous."""
 
     def to_internal_value(self, value):
-        parsed = parse_datetime(value) if isinstance(value, str) else None
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well formed but impossible (12:99, 2026-02-30): a 422, never a 500
+            self.fail("invalid", format="an ISO 8601 instant with an offset (Z or +01:00)")
         if isinstance(value, str) and parsed is not None and parsed.tzinfo is None:
             self.fail("invalid", format="an ISO 8601 instant with an offset (Z or +01:00)")
         return super().to_internal_value(value)

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
-from django.db.models.functions import TruncMonth, TruncWeek
+from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 
 from breaches.models import Breach
 from tenancy.currencies import quantize
@@ -94,6 +94,13 @@ def decided_at(now: dt.datetime):
     )
 
 
+def decision_instant():
+    """COALESCE(stopped_at, due_at): equal to `decided_at` on every decided clock, and indexed
+    (`clock_decided`, organization first), so a period's decided clocks are one index range scan
+    rather than a pass over every clock of the organization."""
+    return Coalesce("stopped_at", "due_at")
+
+
 def round1(value) -> float | None:
     """One decimal, half-up (the figures a person reads)."""
     if value is None:
@@ -143,7 +150,7 @@ def _scoped(organization, query: ComplianceQuery, now: dt.datetime):
     for name, values in query.filters.items():
         if values:
             clocks = clocks.filter(**{FILTERS[name]: values})
-    return clocks.annotate(decided_at=decided_at(now))
+    return clocks.annotate(decision=decision_instant(), decided_at=decided_at(now))
 
 
 def _keys(query: ComplianceQuery) -> tuple[list[str], dict]:
@@ -187,6 +194,17 @@ def _hashable(group: tuple) -> tuple:
     return tuple(item["id"] if isinstance(item, dict) else item for item in group)
 
 
+def decided_in_period(clocks, query: ComplianceQuery):
+    """The clocks (of `_scoped`) decided in the report's period. The range on the indexed
+    expression picks the period; `decided_at` then keeps only the decided clocks."""
+    return clocks.filter(decision__gte=query.start, decision__lt=query.end, decided_at__isnull=False)
+
+
+def decided_clocks(*, organization, query: ComplianceQuery, now: dt.datetime):
+    """The clocks the report's figures are computed from (for EXPLAIN and tests)."""
+    return decided_in_period(_scoped(organization, query, now), query)
+
+
 @transaction.atomic
 def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime) -> list[dict]:
     """The report's rows, sorted by the group keys (in `group_by` order)."""
@@ -196,7 +214,7 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '64MB'")
     clocks = _scoped(organization, query, now)
-    decided = clocks.filter(decided_at__gte=query.start, decided_at__lt=query.end)
+    decided = decided_in_period(clocks, query)
     names, annotations = _keys(query)
     grouped = decided.annotate(**annotations).values(*names)
     stopped_seconds = Case(When(stopped_at__isnull=False, then=F("elapsed_seconds")), default=None)

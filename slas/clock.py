@@ -118,6 +118,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_package
+import numpy as np
 
 __all__ = [
     "HORIZON_END_YEAR",
@@ -356,6 +357,18 @@ class _Identity:
         return c
 
 
+def _at_many(span: _Span, t: np.ndarray) -> np.ndarray:
+    """`span.at` over an array of instants inside the span."""
+    starts = np.frombuffer(span.starts, dtype=np.int64)
+    ends = np.frombuffer(span.ends, dtype=np.int64)
+    cumend = np.frombuffer(span.cumend, dtype=np.int64)
+    i = np.searchsorted(starts, t, side="right") - 1
+    inside = np.maximum(i, 0)
+    over = ends[inside] - t
+    value = np.where(over > 0, cumend[inside] - over, cumend[inside])
+    return np.where(i < 0, 0, value)
+
+
 def _local_epoch(zone: ZoneInfo, day: date, minute: int) -> int:
     """UTC epoch seconds of local wall time `minute` (0-1440) on `day` in `zone`, fold=0."""
     if minute == _DAY_MINUTES:
@@ -488,6 +501,56 @@ class Calendar(ABC):
             except _OutOfRange as exc:
                 if not self._grow(exc.instant):
                     return None
+
+    # --- many clocks at once (numpy int64 arrays of epoch seconds, no pauses) ----------------
+    # The same answers as `due` and `business_seconds` element by element, for a batch such as a
+    # backtest's hundred thousand jobs: two `searchsorted` over the compiled span instead of two
+    # bisects per clock in Python.
+
+    def _covering(self, low: int, high: int):
+        """A snapshot whose span covers [low, high] (grown as needed)."""
+        for instant in (low, high):
+            while True:
+                span = self._snapshot()
+                try:
+                    span.at(instant)
+                    break
+                except _OutOfRange as exc:
+                    self._grow(exc.instant)
+        return self._snapshot()
+
+    def due_many(self, starts: np.ndarray, target_seconds: int) -> np.ndarray:
+        """`due(start, target_seconds)` for each start; -1 where that is None."""
+        target = _check_target(target_seconds)
+        starts = np.asarray(starts, dtype=np.int64)
+        if starts.size == 0:
+            return starts.copy()
+        span = self._covering(int(starts.min()), int(starts.max()))
+        if isinstance(span, _Identity):
+            return starts + target
+        cumend = np.frombuffer(span.cumend, dtype=np.int64)
+        ends = np.frombuffer(span.ends, dtype=np.int64)
+        goal = _at_many(span, starts) + target
+        k = np.searchsorted(cumend, goal, side="left")
+        reached = k < cumend.size
+        due = np.full(starts.shape, -1, dtype=np.int64)
+        due[reached] = ends[k[reached]] - (cumend[k[reached]] - goal[reached])
+        for index in np.flatnonzero(~reached):  # past the compiled span: the scalar path grows it
+            value = self.due(int(starts[index]), target)
+            due[index] = -1 if value is None else value
+        return due
+
+    def business_seconds_many(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """`business_seconds(a, b)` element by element (0 where b <= a)."""
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        if a.size == 0:
+            return np.zeros(a.shape, dtype=np.int64)
+        forward = b > a
+        span = self._covering(int(a.min()), int(b.max()))
+        if isinstance(span, _Identity):
+            return np.where(forward, b - a, 0)
+        return np.where(forward, _at_many(span, b) - _at_many(span, a), 0)
 
     def intervals(self, a: int, b: int) -> list[tuple[int, int]]:
         """The working intervals (epoch seconds, merged, holidays removed) clipped to [a, b)."""
@@ -634,6 +697,17 @@ class CompiledCalendar(Calendar):
         if not self._has_hours:
             return []
         return super().intervals(a, b)
+
+    def due_many(self, starts: np.ndarray, target_seconds: int) -> np.ndarray:
+        if not self._has_hours:
+            _check_target(target_seconds)
+            return np.full(np.shape(starts), -1, dtype=np.int64)
+        return super().due_many(starts, target_seconds)
+
+    def business_seconds_many(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if not self._has_hours:
+            return np.zeros(np.shape(a), dtype=np.int64)
+        return super().business_seconds_many(a, b)
 
 
 # Equal specs share one compiled calendar while anything holds it (no size limit to thrash past).

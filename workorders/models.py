@@ -1,6 +1,7 @@
 """Work orders pushed in by dispatch systems, their holds, and their SLA clocks."""
 
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from contracts.models import Asset, Contract, Counterparty
 from slas.models import SlaRule
@@ -211,6 +212,9 @@ class SlaClock(TenantModel):
                 condition=models.Q(stopped_at__isnull=True, state__in=["running", "breached"]),
                 name="clock_open_due",
             ),
+            # SLA compliance (issue 11): a period's decided clocks by their decision instant
+            # (`reports.compliance.decision_instant`, the same expression).
+            models.Index(models.F("organization"), Coalesce("stopped_at", "due_at"), name="clock_decided"),
         ]
 
     def __str__(self) -> str:

@@ -159,6 +159,10 @@ class JSONErrorsMixin:
     `?format=` is a 400 naming the formats there are (DRF's own answer would be a 404)."""
 
     def perform_content_negotiation(self, request, force=False):
+        if not force and "format" in request.query_params and not request.query_params["format"].strip():
+            # A blank ?format= names no format (DRF would quietly ignore it): refused like an unknown one.
+            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            raise BadRequest(f"Blank format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:

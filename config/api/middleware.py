@@ -1,7 +1,9 @@
 """Middleware of the API's edges.
 
 - `RequestLimitsMiddleware`: a body larger than `MAX_REQUEST_BYTES` is a 413 before anything
-  reads it (the API's JSON and the admin's forms alike).
+  reads it (the API's JSON and the admin's forms alike), and a URL (path and query string, as
+  sent) longer than `MAX_URL_BYTES` is a 414. gunicorn.conf.py lets request lines well past that
+  bound through, so that the client gets this JSON answer rather than gunicorn's HTML page.
 - `ApiErrorMiddleware`: no HTML error page under /api/: Django's own 404/405/500 pages become
   the JSON envelope, and an id in a path beyond the database's integers is a 404 (it can name
   nothing, and would overflow SQLite's integers).
@@ -33,11 +35,28 @@ def _content_length(request) -> int:
         return 0
 
 
+def _url_bytes(request) -> int:
+    """The URL's length as the client sent it: gunicorn's RAW_URI, else path and query re-encoded."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        return len(raw.encode("latin-1", "replace"))
+    return len(request.get_full_path().encode("utf-8", "replace"))
+
+
 class RequestLimitsMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        url_limit = settings.MAX_URL_BYTES
+        if _url_bytes(request) > url_limit:
+            return JsonResponse(
+                {
+                    "message": f"URL too long: at most {url_limit} bytes of path and query (MAX_URL_BYTES).",
+                    "errors": {"base": [f"At most {url_limit} bytes of path and query; send long lists in a body."]},
+                },
+                status=414,
+            )
         limit = settings.MAX_REQUEST_BYTES
         if _content_length(request) > limit:
             return JsonResponse(

@@ -8,6 +8,17 @@ A view declares `read_role` (default viewer) and `write_role`; an action may dec
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 
+def required_role(view, method: str) -> str:
+    """The least role that may call `view` (for its current action) with `method`."""
+    required = getattr(view, "required_role", None)
+    if required is None:
+        if method.upper() in SAFE_METHODS:
+            required = getattr(view, "read_role", "viewer")
+        else:
+            required = getattr(view, "write_role", "admin")
+    return required
+
+
 class RolePermission(BasePermission):
     message = "Your role does not allow this."
 
@@ -15,12 +26,7 @@ class RolePermission(BasePermission):
         context = request.auth
         if context is None or not hasattr(context, "has_role"):
             return False
-        required = getattr(view, "required_role", None)
-        if required is None:
-            if request.method in SAFE_METHODS:
-                required = getattr(view, "read_role", "viewer")
-            else:
-                required = getattr(view, "write_role", "admin")
+        required = required_role(view, request.method)
         if not context.has_role(required):
             self.message = f"This needs the {required} role or higher; your role is {context.role}."
             return False

@@ -27,6 +27,7 @@ _ERRORS = {
     "404": "No such resource in the caller's organization.",
     "409": "Illegal transition or conflicting write.",
     "413": "The request body is larger than the service's MAX_REQUEST_BYTES.",
+    "414": "The URL (path and query) is longer than the service's MAX_URL_BYTES.",
     "415": "The request body is not JSON.",
     "422": "Validation failed; `errors` names each field.",
     "429": "Too many requests; see Retry-After.",
@@ -177,6 +178,16 @@ class AutoSchema(SpectacularAutoSchema):
                 continue
             responses.setdefault(code, _error_response(description))
         return responses
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is not None:
+            from .permissions import RolePermission, required_role
+
+            if any(isinstance(permission, RolePermission) for permission in self.view.get_permissions()):
+                # The least role allowed: integrators see it, and the fuzzer picks the token to use.
+                operation["x-required-role"] = required_role(self.view, method)
+        return operation
 
     def get_override_parameters(self):
         parameters = super().get_override_parameters()

@@ -168,3 +168,26 @@ def test_the_lots_and_balance_of_a_contract_as_csv(api, org):
     assert balance.status_code == 200 and b"remaining_hours" in balance.content
     bad = client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv", "as_of": "yesterday"})
     assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_format_is_400_on_every_kind_of_operation(demo_admin, blank):
+    """Found by the 150-example fuzz: `?format=` (blank) was quietly ignored, though the schema
+    lists the formats; now a 400 naming them, on collections, single resources, collection
+    sub-paths, actions, creations and the admin-only members alike."""
+    client = demo_admin
+    contract = client.get("/api/v1/contracts", {"per_page": 1}).json()[0]["id"]
+    member = client.get("/api/v1/members", {"per_page": 1}).json()[0]["id"]
+    for method, url, body in (
+        ("get", "/api/v1/contracts", None),
+        ("get", f"/api/v1/contracts/{contract}", None),
+        ("get", "/api/v1/contracts/active", None),
+        ("get", f"/api/v1/contracts/{contract}/balance", None),
+        ("get", f"/api/v1/members/{member}", None),
+        ("get", "/api/v1/reports/at_risk", None),
+        ("post", "/api/v1/work_orders/match", {}),
+        ("post", "/api/v1/counterparties", {"name": "Blank format"}),
+    ):
+        response = getattr(client, method)(f"{url}?format={blank}", body, format="json")
+        assert response.status_code == 400, (url, response.status_code, response.content[:200])
+        assert response["Content-Type"] == "application/json" and "format" in response.json()["errors"], url

@@ -143,3 +143,44 @@ class TestOfflineDocs:
     def test_swagger_ui_script_points_at_the_schema(self, anon):
         script = anon.get("/api/v1/docs?script=").content.decode()
         assert "/api/v1/schema" in script and "https://" not in script
+
+
+ROLES = ("viewer", "operator", "manager", "admin")
+
+
+@pytest.mark.django_db
+def test_each_operation_documents_the_least_role_the_service_requires(schema):
+    """`x-required-role` (what the fuzzer picks its token by) is the truth: on every collection
+    and report (GET without path parameters), the role just below it gets a 403 and the role
+    itself does not."""
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    from tenancy.auth import issue_tokens
+    from tenancy.models import Membership
+
+    call_command("seed_demo", "--quiet")
+    clients = {}
+    for role in ROLES:
+        membership = Membership.objects.filter(organization__slug="demo", role=role).select_related("user").first()
+        clients[role] = APIClient()
+        clients[role].credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(membership)['access']}")
+    documented = {
+        (path, method): operation.get("x-required-role")
+        for path, method, operation in operations(schema)
+        if isinstance(operation, dict) and "responses" in operation
+    }
+    assert documented[("/api/v1/members", "get")] == "admin"
+    assert documented[("/api/v1/token", "post")] is None  # public
+    assert {role for role in documented.values() if role} <= set(ROLES)
+    checked = 0
+    for (path, method), role in documented.items():
+        if method != "get" or role is None or "{" in path or path.endswith("/stream"):
+            continue
+        allowed = clients[role].get(path, {"per_page": 1})
+        assert allowed.status_code != 403, (path, role, allowed.content[:200])
+        if role != "viewer":
+            refused = clients[ROLES[ROLES.index(role) - 1]].get(path, {"per_page": 1})
+            assert refused.status_code == 403, (path, role, refused.status_code)
+        checked += 1
+    assert checked >= 20

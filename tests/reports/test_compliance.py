@@ -321,3 +321,28 @@ def test_bad_parameters_are_400_naming_them(api, org, params, name):
 def test_auth(anon, api, org):
     assert anon.get(URL, {"from": "2026-01-01", "to": "2026-01-31"}).status_code == 401
     assert anon.get(URL, {"from": "2026-01-01", "to": "2026-01-31", "format": "csv"}).status_code == 401
+
+
+def test_a_narrow_period_is_an_index_range_on_the_decision_instant(org):
+    """The period's decided clocks come from the index `clock_decided` (organization, decision
+    instant), not from a pass over every clock of the organization; and the indexed expression
+    picks exactly the clocks the slow reference calls decided in the period."""
+    from reports.compliance import ComplianceQuery, decided_clocks
+
+    build_dataset(org, seed=7, jobs=20)
+    now = timezone.now()
+    query = ComplianceQuery(dt.date(2026, 3, 9), dt.date(2026, 3, 29), "UTC")
+    decided = decided_clocks(organization=org, query=query, now=now)
+    expected = {
+        clock.pk
+        for clock in SlaClock.objects.filter(organization=org)
+        if (instant := _decided(clock, now)) is not None and query.start <= instant < query.end
+    }
+    assert expected and set(decided.values_list("pk", flat=True)) == expected
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET enable_seqscan = off")  # a tiny table: ask whether the index applies
+            plan = decided.explain()
+            cursor.execute("RESET enable_seqscan")
+        assert "clock_decided" in plan, plan
+        assert "Index Cond" in plan and "COALESCE" in plan.upper(), plan
