@@ -63,7 +63,8 @@ from slas import clock  # pure
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DATABASE = "sla_bench_scan"
+# BENCH_SCAN_DATABASE: another name, so that several people can run it on one server at once.
+DATABASE = os.environ.get("BENCH_SCAN_DATABASE", "sla_bench_scan")
 # Work orders; the last is the headline size. BENCH_SCAN_SIZES="20000,50000" for a quick try.
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SCAN_SIZES", "250000,1000000").split(","))
 BATCH_SIZE = 1000
@@ -389,18 +390,20 @@ def build_reference_data(conn) -> list[Contract]:
     contracts = []
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY tenancy_organization (id, slug, name, default_currency, default_time_zone, created_at) FROM STDIN"
+            "COPY tenancy_organization (id, slug, name, default_currency, default_time_zone, created_at,"
+            " notification_emails) FROM STDIN"
         ) as copy:
             for org, (zone, currency) in enumerate(ORG_SETUP, start=1):
-                copy.write_row((org, f"bench-{org}", f"Bench organization {org}", currency, zone, created))
+                copy.write_row((org, f"bench-{org}", f"Bench organization {org}", currency, zone, created, "[]"))
         with cur.copy(
-            "COPY slas_calendar (id, organization_id, name, time_zone, hours, holidays, created_at, updated_at)"
-            " FROM STDIN"
+            "COPY slas_calendar (id, organization_id, name, time_zone, hours, holidays, created_at, updated_at,"
+            " holiday_country, holiday_subdivision, working_days) FROM STDIN"
         ) as copy:
             for org, (zone, _) in enumerate(ORG_SETUP, start=1):
                 hours = [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)]
                 days = holidays(NOW.year)
-                copy.write_row((org, org, "Office hours", zone, json.dumps(hours), json.dumps(days), created, created))
+                row = (org, org, "Office hours", zone, json.dumps(hours), json.dumps(days), created, created)
+                copy.write_row((*row, "", "", "[]"))
         offices = {}
         for org, (zone, _) in enumerate(ORG_SETUP, start=1):
             hours = tuple((day, "08:00", "17:00") for day in range(1, 6))
@@ -420,7 +423,8 @@ def build_reference_data(conn) -> list[Contract]:
             "COPY contracts_contract (id, organization_id, counterparty_id, source, source_id, reference, name,"
             " description, remarks, contract_type, counterparty_role, status, start_date, expiry_date, time_zone,"
             " notice_period_days, auto_renew, currency, service_territory_id, dispatch_agreement_id, approval_round,"
-            " notice_reason, allow_overrun, remaining_hours, created_at, updated_at) FROM STDIN"
+            " notice_reason, allow_overrun, remaining_hours, created_at, updated_at, requires_counterparty_signature,"
+            " billing_period, invoice_timing, minimum_charge_minutes, rollover_percent, rounding_minutes) FROM STDIN"
         ) as copy:
             for pk in range(1, CONTRACTS + 1):
                 org = (pk - 1) // CONTRACTS_PER_ORG + 1
@@ -428,7 +432,7 @@ def build_reference_data(conn) -> list[Contract]:
                 copy.write_row(
                     (pk, org, pk, "", "", f"SC-{pk:04d}", f"Service contract {pk:04d}", "", "", "service_contract")
                     + ("customer", "active", "2024-01-01", "2027-12-31", zone, 90, True, currency, "", "", 1, "")
-                    + (False, "0", created, created)
+                    + (False, "0", created, created, False, "none", "in_advance", 0, 0, 0)
                 )
                 office = offices[org] if pk % OFFICE_CONTRACT_EVERY == 0 else None
                 contracts.append(Contract(pk, org, zone, currency, office))
