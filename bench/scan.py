@@ -264,11 +264,10 @@ def explain_detection(url: str, label: str) -> dict:
     benchdb.use_django(url)
     from django.db import connections, transaction
 
-    from breaches.services import _claimed_clocks
+    from breaches.services import detection_query
 
     with transaction.atomic():
-        due = past_due_queryset(NOW).select_for_update(skip_locked=True, of=("self",))
-        plan = _claimed_clocks(due)[:BATCH_SIZE].explain(analyze=True, buffers=True)
+        plan = detection_query(now=NOW)[:BATCH_SIZE].explain(analyze=True, buffers=True)
         transaction.set_rollback(True)
     connections.close_all()
     print(f"  EXPLAIN ANALYZE of the detection query ({label} scan):")

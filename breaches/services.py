@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
@@ -55,8 +55,10 @@ def _month(contract, instant: dt.datetime) -> str:
 
 
 def _claimed_clocks(queryset):
-    return queryset.select_related("rule__calendar", "rule__contract", "work_order").prefetch_related(
-        "work_order__holds"
+    return (
+        queryset.select_related("rule__calendar", "rule__contract", "work_order")
+        .prefetch_related("work_order__holds")
+        .annotate(job_reference=F("work_order__reference"))
     )
 
 
@@ -120,14 +122,15 @@ def _past_due(clock_row: SlaClock, now: dt.datetime) -> bool:
     return (clock_row.stopped_at or now) > clock_row.due_at
 
 
-def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
+def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime, holds=None) -> None:
     """Set the breach's figures from its clock at `now`; `breach.past_due` (not stored) tells
     `_PenaltyBook.price` whether the clock is still breached."""
     breach.measured_at = now
     # A cancelled clock (its job left the rule's priority band) no longer applies: the breach is
     # final, with the time the clock ran until then (which the clock keeps).
     cancelled = clock_row.state == SlaClock.State.CANCELLED
-    holds = list(clock_row.work_order.holds.all())
+    if holds is None:
+        holds = list(clock_row.work_order.holds.all())
     seconds = live_elapsed_seconds(clock_row, holds, now)
     breach.actual_minutes = _minutes(seconds)
     breach.overage_minutes = max(0, breach.actual_minutes - breach.target_minutes)
@@ -138,7 +141,7 @@ def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
         breach.due_at = clock_row.due_at  # a replayed hold may have moved it
 
 
-def _new_breach(clock_row: SlaClock, now: dt.datetime) -> Breach:
+def _new_breach(clock_row: SlaClock, now: dt.datetime, holds=None) -> Breach:
     rule = clock_row.rule
     breach = Breach(
         organization_id=clock_row.organization_id,
@@ -153,7 +156,7 @@ def _new_breach(clock_row: SlaClock, now: dt.datetime) -> Breach:
         detected_at=now,
         penalty_month=_month(rule.contract, now),
     )
-    _measure(breach, clock_row, now)
+    _measure(breach, clock_row, now, holds)
     return breach
 
 
@@ -177,11 +180,11 @@ def _detected_payload(breach: Breach) -> dict:
 def _detection_payload(breach: Breach) -> dict:
     """`breach.detected`: the figures, and what a person reading a notification needs to place
     it (the job, the contract, the target) without a lookup. The breach's clock comes with its
-    job and its rule's contract (`_claimed_clocks`), so this costs no query."""
+    job's reference and its rule's contract (`_claimed_clocks`, `detection_query`), so this costs no query."""
     clock_row, contract = breach.clock, breach.sla_rule.contract
     return {
         **_detected_payload(breach),
-        "work_order_reference": str(clock_row.work_order),
+        "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
         "contract": contract.pk,
         "contract_reference": contract.reference,
         "target_minutes": breach.target_minutes,
@@ -321,6 +324,13 @@ def escalating_clocks(*, now: dt.datetime, organization=None):
     return _scope(due, organization).order_by("next_escalation_at", "pk")
 
 
+def detection_query(*, now: dt.datetime, organization=None):
+    """What a detection batch claims: the running clocks past due (`past_due_clocks`) that no other
+    scanner holds, locked, with their job's reference (their rules and holds are read per batch)."""
+    due = past_due_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
+    return due.annotate(job_reference=F("work_order__reference"))
+
+
 def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
     """Claim up to `batch_size` running clocks past due and record their breaches.
 
@@ -328,13 +338,18 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
     transaction, so no other scanner claims them again.
     """
     with transaction.atomic():
-        due = past_due_clocks(now=now, organization=organization)
-        clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
+        clocks = list(detection_query(now=now, organization=organization)[:batch_size])
         if not clocks:
             return 0, 0
         SlaClock.objects.filter(pk__in=[c.pk for c in clocks]).update(state=SlaClock.State.BREACHED, updated_at=now)
         recorded = set(Breach.objects.filter(clock__in=clocks).values_list("clock_id", flat=True))
-        fresh = [_new_breach(c, now) for c in clocks if c.pk not in recorded]
+        clocks = [c for c in clocks if c.pk not in recorded]
+        rules = _rules({c.rule_id for c in clocks})
+        holds = _holds_by_job({c.work_order_id for c in clocks})
+        fresh = []
+        for clock_row in clocks:
+            clock_row.rule = rules[clock_row.rule_id]  # one instance per rule, shared by its clocks
+            fresh.append(_new_breach(clock_row, now, holds.get(clock_row.work_order_id, [])))
         book = _PenaltyBook({b.sla_rule_id for b in fresh}, {b.penalty_month for b in fresh})
         for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
             book.price(breach, breach.sla_rule)
@@ -343,16 +358,37 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
         return len(clocks), len(fresh)
 
 
+def _job_label(pk: int, reference: str) -> str:
+    """A job as `str(work_order)` names it, from its reference alone (no instance per clock)."""
+    return reference or f"work order {pk}"
+
+
+def _rules(rule_ids) -> dict[int, SlaRule]:
+    """The rules of a batch with their calendars and contracts: one query, one instance per rule
+    (a batch's clocks share few rules), instead of a joined copy of each per clock."""
+    return SlaRule.objects.select_related("calendar", "contract").in_bulk(rule_ids)
+
+
 def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
-    """Announce each escalation level a running clock has passed, once per clock and level."""
+    """Announce each escalation level a running clock has passed, once per clock and level.
+
+    A constant number of statements per batch: the clocks (with their jobs' summaries), their
+    rules, their jobs' holds, one UPDATE of every clock's bookkeeping, and the events."""
     with transaction.atomic():
-        due = escalating_clocks(now=now, organization=organization)
-        clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
+        due = escalating_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
+        clocks = list(due.annotate(job_reference=F("work_order__reference"))[:batch_size])
+        if not clocks:
+            return 0, 0
+        rules = _rules({c.rule_id for c in clocks})
+        holds = _holds_by_job({c.work_order_id for c in clocks})
+        levels_of = {
+            pk: sorted(rule.escalation or [], key=lambda level: level["at_percent"]) for pk, rule in rules.items()
+        }
         announcements, bookkeeping = [], []
         for clock_row in clocks:
-            rule = clock_row.rule
-            levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
-            pauses = pauses_for(rule, list(clock_row.work_order.holds.all()))
+            rule = rules[clock_row.rule_id]
+            levels = levels_of[rule.pk]
+            pauses = pauses_for(rule, holds.get(clock_row.work_order_id, ()))
             while clock_row.next_escalation_at is not None and clock_row.next_escalation_at <= now:
                 level = levels[clock_row.escalations_sent]
                 announcements.append(
@@ -366,7 +402,7 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
                             "notify": level.get("notify", []),
                             "reached_at": clock_row.next_escalation_at,
                             # What a notification names (no lookup: the clock comes with them).
-                            "work_order_reference": str(clock_row.work_order),
+                            "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
                             "contract": rule.contract_id,
                             "contract_reference": rule.contract.reference,
                             "metric": clock_row.metric,
