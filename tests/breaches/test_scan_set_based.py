@@ -207,7 +207,8 @@ def test_the_refresh_runs_a_constant_number_of_statements_per_batch(org):
     per_batch = len(few) - len(idle)
     tens = statements(at(202), batch_size=10)  # 39 open breaches: 4 batches
     assert breach_updates(tens) == 4
-    assert len(tens) == len(idle) + 4 * per_batch, (len(tens), len(idle), per_batch)
+    # At most those of a full batch each (a batch without a calendar rule skips reading calendars).
+    assert len(idle) + 4 * (per_batch - 1) <= len(tens) <= len(idle) + 4 * per_batch, (len(tens), len(idle), per_batch)
 
 
 def test_escalating_many_clocks_runs_the_same_statements_as_escalating_few(org, other_org):
