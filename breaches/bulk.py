@@ -26,6 +26,9 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, set_also:
     """
     if not rows:
         return 0
+    width = 1 + len(fields) + (1 if touch else 0)
+    if any(len(row) != width for row in rows):
+        raise ValueError(f"each row must be (pk, {', '.join(fields)}{', changed' if touch else ''})")
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
     opts = model._meta
@@ -52,14 +55,17 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, set_also:
             # statement is as cheap to send and plan for 10,000 rows as for 10.
             types = [field.db_type(connection).split("(")[0] for field in columns] + (["boolean"] if touch else [])
             arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            # The ids again as `= ANY(...)`: the rows are found through the primary key index,
+            # never by a hash join over the whole table (whose cost would grow with it).
             sql = (
                 f"UPDATE {table} SET {', '.join(assignments)} "
-                f"FROM unnest({arrays}) AS v ({', '.join(names)}) WHERE {where}"
+                f"FROM unnest({arrays}) AS v ({', '.join(names)}) "
+                f"WHERE {where} AND {table}.{quote(pk.column)} = ANY(%s::{types[0]}[])"
             )
-            cursor.execute(sql, constants + [list(column) for column in zip(*rows, strict=True)])
+            columns_of_rows = [list(column) for column in zip(*rows, strict=True)]
+            cursor.execute(sql, constants + columns_of_rows + [columns_of_rows[0]])
             return cursor.rowcount
         preps = [field.get_db_prep_value for field in columns] + ([bool] if touch else [])
-        width = len(preps)
         per_statement = max(1, (MAX_PARAMETERS - len(constants)) // width)
         placeholder = "(" + ", ".join(["%s"] * width) + ")"
         updated = 0

@@ -4,8 +4,9 @@ from django.db import migrations
 
 # PostgreSQL only (SQLite has no such setting): the every-minute refresh rewrites each open breach;
 # with room left on each page the new version stays on its page (a HOT update) and no index is
-# touched. 80: a page of breaches keeps room for the versions the refreshes between vacuums write.
-FILLFACTOR = 80
+# touched. 50: the open breaches sit together (recorded in batches) and all are rewritten every
+# minute, so a page needs room for a second version of each of its rows (pruned at the next visit).
+FILLFACTOR = 50
 
 
 def set_fillfactor(apps, schema_editor):
