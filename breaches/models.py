@@ -51,7 +51,12 @@ class Breach(TenantModel):
         verbose_name_plural = "breaches"
         indexes = [
             models.Index(fields=["organization", "detected_at"], name="breach_org_detected"),
-            models.Index(fields=["sla_rule", "penalty_month"], name="breach_rule_month"),
+            # The month's penalties of a batch's rules (the monthly cap), read from the index alone.
+            models.Index(
+                fields=["sla_rule", "penalty_month"],
+                include=["penalty_amount", "state"],
+                name="breach_rule_month_total",
+            ),
             # The refresh walks the open breaches in id order (keyset batches: each batch one index
             # range, never a sort of every open breach); no column the refresh writes is indexed here,
             # so its updates can stay on their page (HOT) without touching any index.
