@@ -34,6 +34,7 @@ BENCHMARKS = [
     "agreements",  # issue 13: contract matching, a year of planned visits
     "billing_bench",
     "graphql_bench",  # issue 10: the deep contract query, GraphQL beside REST
+    "clock_recompute",  # issue 15: a job's clocks through the models, beside the pure clock
 ]
 
 

@@ -30,16 +30,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from events.services import record_event, record_events
-from slas.models import SlaRule
+from slas import clock
+from slas.models import Calendar, SlaRule
 from tenancy.currencies import quantize
-from workorders.clocks import live_elapsed_seconds, next_escalation, pauses_for
-from workorders.models import SlaClock
+from workorders.clocks import calendar_of, live_elapsed_seconds, next_escalation, pauses_for
+from workorders.models import Hold, SlaClock
 
+from .bulk import update_from_values
 from .models import Breach
 from .penalties import ZERO, breach_penalty, within_monthly_cap
 
@@ -53,17 +55,37 @@ def _month(contract, instant: dt.datetime) -> str:
 
 
 def _claimed_clocks(queryset):
-    return queryset.select_related("rule__calendar", "rule__contract", "work_order").prefetch_related(
-        "work_order__holds"
+    return (
+        queryset.select_related("rule__calendar", "rule__contract", "work_order")
+        .prefetch_related("work_order__holds")
+        .annotate(job_reference=F("work_order__reference"))
     )
 
 
-class _PenaltyBook:
-    """The month's penalties so far per (rule, month), read once per batch under a rule lock."""
+def _attach_calendars(rules) -> None:
+    """Give rules their calendar rows, one query for the batch and one instance per calendar (its
+    compiled form memoised on it), rather than a joined copy of the row, JSON decoded, per rule."""
+    ids = {rule.calendar_id for rule in rules if rule.calendar_id}
+    calendars = Calendar.objects.in_bulk(ids) if ids else {}
+    for rule in rules:
+        if rule.calendar_id:
+            rule.calendar = calendars[rule.calendar_id]
 
-    def __init__(self, rule_ids, months):
+
+class _PenaltyBook:
+    """The month's penalties so far per (rule, month), read once per batch under a rule lock.
+
+    `rules`: the locked rules by id, loaded with their calendars (`load=True`, for the refresh,
+    which needs them and so gets them from the lock's own query)."""
+
+    def __init__(self, rule_ids, months, *, load: bool = False):
         # Lock the rules in id order: concurrent scanners cannot both fill the same month's cap.
-        list(SlaRule.objects.select_for_update().filter(pk__in=sorted(rule_ids)).order_by("pk").values_list("pk"))
+        locked = SlaRule.objects.select_for_update(of=("self",)).filter(pk__in=sorted(rule_ids)).order_by("pk")
+        if load:
+            self.rules = {rule.pk: rule for rule in locked}
+            _attach_calendars(self.rules.values())
+        else:
+            list(locked.values_list("pk"))
         rows = (
             Breach.objects.filter(sla_rule_id__in=rule_ids, penalty_month__in=months)
             .exclude(state=Breach.State.WAIVED)
@@ -71,6 +93,23 @@ class _PenaltyBook:
             .annotate(total=Sum("penalty_amount"))
         )
         self.totals = defaultdict(lambda: ZERO, {(r["sla_rule_id"], r["penalty_month"]): r["total"] for r in rows})
+        self._full = {}  # (rule, overage, currency) -> penalty before the monthly cap: a batch repeats them
+
+    def amount(self, rule: SlaRule, month: str, old_amount, overage_minutes: int, past_due: bool, currency: str):
+        """The penalty of a breach that is not waived, within the rule's monthly cap, its old
+        amount (0 for a new breach) given back first; the month's total moves by the difference."""
+        key = (rule.pk, month)
+        already = self.totals[key] - old_amount
+        if past_due:
+            memo = (rule.pk, overage_minutes, currency)
+            full = self._full.get(memo)
+            if full is None:
+                full = self._full[memo] = breach_penalty(rule.penalty, overage_minutes, currency)
+        else:
+            full = ZERO
+        amount = within_monthly_cap(full, already, rule.monthly_penalty_cap, currency)
+        self.totals[key] = already + amount
+        return amount
 
     def price(self, breach: Breach, rule: SlaRule) -> None:
         """Set the breach's penalty within the rule's monthly cap (its old amount given back first).
@@ -80,11 +119,10 @@ class _PenaltyBook:
         """
         if breach.state == Breach.State.WAIVED:
             return
-        key = (rule.pk, breach.penalty_month)
-        already = self.totals[key] - (breach.penalty_amount if breach.pk else ZERO)
-        full = breach_penalty(rule.penalty, breach.overage_minutes, breach.currency) if breach.past_due else ZERO
-        breach.penalty_amount = within_monthly_cap(full, already, rule.monthly_penalty_cap, breach.currency)
-        self.totals[key] = already + breach.penalty_amount
+        old = breach.penalty_amount if breach.pk else ZERO
+        breach.penalty_amount = self.amount(
+            rule, breach.penalty_month, old, breach.overage_minutes, breach.past_due, breach.currency
+        )
 
 
 def _past_due(clock_row: SlaClock, now: dt.datetime) -> bool:
@@ -95,14 +133,15 @@ def _past_due(clock_row: SlaClock, now: dt.datetime) -> bool:
     return (clock_row.stopped_at or now) > clock_row.due_at
 
 
-def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
+def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime, holds=None) -> None:
     """Set the breach's figures from its clock at `now`; `breach.past_due` (not stored) tells
     `_PenaltyBook.price` whether the clock is still breached."""
     breach.measured_at = now
     # A cancelled clock (its job left the rule's priority band) no longer applies: the breach is
     # final, with the time the clock ran until then (which the clock keeps).
     cancelled = clock_row.state == SlaClock.State.CANCELLED
-    holds = list(clock_row.work_order.holds.all())
+    if holds is None:
+        holds = list(clock_row.work_order.holds.all())
     seconds = live_elapsed_seconds(clock_row, holds, now)
     breach.actual_minutes = _minutes(seconds)
     breach.overage_minutes = max(0, breach.actual_minutes - breach.target_minutes)
@@ -113,7 +152,7 @@ def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime) -> None:
         breach.due_at = clock_row.due_at  # a replayed hold may have moved it
 
 
-def _new_breach(clock_row: SlaClock, now: dt.datetime) -> Breach:
+def _new_breach(clock_row: SlaClock, now: dt.datetime, holds=None) -> Breach:
     rule = clock_row.rule
     breach = Breach(
         organization_id=clock_row.organization_id,
@@ -128,7 +167,7 @@ def _new_breach(clock_row: SlaClock, now: dt.datetime) -> Breach:
         detected_at=now,
         penalty_month=_month(rule.contract, now),
     )
-    _measure(breach, clock_row, now)
+    _measure(breach, clock_row, now, holds)
     return breach
 
 
@@ -152,11 +191,11 @@ def _detected_payload(breach: Breach) -> dict:
 def _detection_payload(breach: Breach) -> dict:
     """`breach.detected`: the figures, and what a person reading a notification needs to place
     it (the job, the contract, the target) without a lookup. The breach's clock comes with its
-    job and its rule's contract (`_claimed_clocks`), so this costs no query."""
+    job's reference and its rule's contract (`_claimed_clocks`, `detection_query`), so this costs no query."""
     clock_row, contract = breach.clock, breach.sla_rule.contract
     return {
         **_detected_payload(breach),
-        "work_order_reference": str(clock_row.work_order),
+        "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
         "contract": contract.pk,
         "contract_reference": contract.reference,
         "target_minutes": breach.target_minutes,
@@ -273,6 +312,11 @@ class ScanSummary:
     refreshed: int = 0
     finalized: int = 0
     seconds: float = 0.0
+    # Where the time went (the bench's figures): each phase, and the open breaches the refresh read.
+    breaches_read: int = 0
+    refresh_seconds: float = 0.0
+    detect_seconds: float = 0.0
+    escalate_seconds: float = 0.0
 
     @property
     def clocks_examined(self) -> int:
@@ -296,6 +340,13 @@ def escalating_clocks(*, now: dt.datetime, organization=None):
     return _scope(due, organization).order_by("next_escalation_at", "pk")
 
 
+def detection_query(*, now: dt.datetime, organization=None):
+    """What a detection batch claims: the running clocks past due (`past_due_clocks`) that no other
+    scanner holds, locked, with their job's reference (their rules and holds are read per batch)."""
+    due = past_due_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
+    return due.annotate(job_reference=F("work_order__reference"))
+
+
 def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
     """Claim up to `batch_size` running clocks past due and record their breaches.
 
@@ -303,13 +354,18 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
     transaction, so no other scanner claims them again.
     """
     with transaction.atomic():
-        due = past_due_clocks(now=now, organization=organization)
-        clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
+        clocks = list(detection_query(now=now, organization=organization)[:batch_size])
         if not clocks:
             return 0, 0
         SlaClock.objects.filter(pk__in=[c.pk for c in clocks]).update(state=SlaClock.State.BREACHED, updated_at=now)
         recorded = set(Breach.objects.filter(clock__in=clocks).values_list("clock_id", flat=True))
-        fresh = [_new_breach(c, now) for c in clocks if c.pk not in recorded]
+        clocks = [c for c in clocks if c.pk not in recorded]
+        rules = _rules({c.rule_id for c in clocks})
+        holds = _holds_by_job({c.work_order_id for c in clocks})
+        fresh = []
+        for clock_row in clocks:
+            clock_row.rule = rules[clock_row.rule_id]  # one instance per rule, shared by its clocks
+            fresh.append(_new_breach(clock_row, now, holds.get(clock_row.work_order_id, [])))
         book = _PenaltyBook({b.sla_rule_id for b in fresh}, {b.penalty_month for b in fresh})
         for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
             book.price(breach, breach.sla_rule)
@@ -318,16 +374,39 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
         return len(clocks), len(fresh)
 
 
+def _job_label(pk: int, reference: str) -> str:
+    """A job as `str(work_order)` names it, from its reference alone (no instance per clock)."""
+    return reference or f"work order {pk}"
+
+
+def _rules(rule_ids) -> dict[int, SlaRule]:
+    """The rules of a batch with their contracts and calendars: one instance per rule (a batch's
+    clocks share them), instead of a joined copy of each per clock."""
+    rules = SlaRule.objects.select_related("contract").in_bulk(rule_ids)
+    _attach_calendars(rules.values())
+    return rules
+
+
 def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
-    """Announce each escalation level a running clock has passed, once per clock and level."""
+    """Announce each escalation level a running clock has passed, once per clock and level.
+
+    A constant number of statements per batch: the clocks (with their jobs' summaries), their
+    rules, their jobs' holds, one UPDATE of every clock's bookkeeping, and the events."""
     with transaction.atomic():
-        due = escalating_clocks(now=now, organization=organization)
-        clocks = list(_claimed_clocks(due.select_for_update(skip_locked=True, of=("self",)))[:batch_size])
-        announcements = []
+        due = escalating_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
+        clocks = list(due.annotate(job_reference=F("work_order__reference"))[:batch_size])
+        if not clocks:
+            return 0, 0
+        rules = _rules({c.rule_id for c in clocks})
+        holds = _holds_by_job({c.work_order_id for c in clocks})
+        levels_of = {
+            pk: sorted(rule.escalation or [], key=lambda level: level["at_percent"]) for pk, rule in rules.items()
+        }
+        announcements, bookkeeping = [], []
         for clock_row in clocks:
-            rule = clock_row.rule
-            levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
-            pauses = pauses_for(rule, list(clock_row.work_order.holds.all()))
+            rule = rules[clock_row.rule_id]
+            levels = levels_of[rule.pk]
+            pauses = pauses_for(rule, holds.get(clock_row.work_order_id, ()))
             while clock_row.next_escalation_at is not None and clock_row.next_escalation_at <= now:
                 level = levels[clock_row.escalations_sent]
                 announcements.append(
@@ -341,7 +420,7 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
                             "notify": level.get("notify", []),
                             "reached_at": clock_row.next_escalation_at,
                             # What a notification names (no lookup: the clock comes with them).
-                            "work_order_reference": str(clock_row.work_order),
+                            "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
                             "contract": rule.contract_id,
                             "contract_reference": rule.contract.reference,
                             "metric": clock_row.metric,
@@ -354,11 +433,11 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
                 clock_row.next_escalation_at = next_escalation(
                     rule, clock_row.started_at, pauses, clock_row.escalations_sent
                 )
-            SlaClock.objects.filter(pk=clock_row.pk).update(
-                escalations_sent=clock_row.escalations_sent,
-                next_escalation_at=clock_row.next_escalation_at,
-                updated_at=timezone.now(),
-            )
+            bookkeeping.append((clock_row.pk, clock_row.escalations_sent, clock_row.next_escalation_at))
+        # The levels announced and the next one, for the whole batch in one statement.
+        update_from_values(
+            SlaClock, ["escalations_sent", "next_escalation_at"], bookkeeping, set_also={"updated_at": timezone.now()}
+        )
         record_events(type="sla.escalation", items=announcements, occurred_at=now)
         return len(clocks), len(announcements)
 
@@ -366,39 +445,90 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
 _REFRESHED = ("actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at")
 # Figures are whole minutes: re-measuring a running breach more often than this changes nothing.
 REFRESH_EVERY = dt.timedelta(minutes=1)
+# What the refresh reads of each open breach and its clock: plain tuples, no model instances.
+_REFRESH_READ = (
+    "pk", "organization_id", "sla_rule_id", "work_order_id", "metric", "currency", "penalty_month", "state",
+    "target_minutes", "penalty_amount", *_REFRESHED[:2], *_REFRESHED[3:],
+    "clock__state", "clock__started_at", "clock__stopped_at", "clock__due_at", "clock__elapsed_seconds",
+)  # fmt: skip
 
 
-def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int]:
-    """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped."""
+def _holds_by_job(work_order_ids) -> dict[int, list[Hold]]:
+    """The holds of these jobs (one query), by job, in their model order."""
+    holds = defaultdict(list)
+    if work_order_ids:
+        for hold in Hold.objects.filter(work_order_id__in=work_order_ids).only(
+            "work_order_id", "kind", "start", "end"
+        ):
+            holds[hold.work_order_id].append(hold)
+    return holds
+
+
+def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int, int]:
+    """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped.
+
+    Set-based: a constant number of statements per batch whatever its size (the breaches with
+    their clocks, the rules locked with their calendars, the month's totals, the holds of the
+    running ones, one UPDATE of every row, and for the finalised ones their events). The figures
+    are those of `_measure` and `_PenaltyBook.price`, computed over plain tuples in pk order (the
+    order of the monthly cap's room), the business time by the same pure clock.
+    """
     with transaction.atomic():
         open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             Q(measured_at__isnull=True) | Q(measured_at__lte=now - REFRESH_EVERY), final=False, pk__gt=after
         )
-        breaches = list(
-            _scope(open_breaches, organization)
-            .select_related("clock__rule__calendar", "clock__work_order", "sla_rule")
-            .prefetch_related("clock__work_order__holds")
-            .order_by("pk")[:batch_size]
-        )
-        if not breaches:
-            return 0, 0, after
-        book = _PenaltyBook({b.sla_rule_id for b in breaches}, {b.penalty_month for b in breaches})
-        changed, finalized = [], []
-        for breach in breaches:
-            before = tuple(getattr(breach, name) for name in _REFRESHED)
-            _measure(breach, breach.clock, now)
-            book.price(breach, breach.sla_rule)
-            fields = {"measured_at": now}
-            if tuple(getattr(breach, name) for name in _REFRESHED) != before:
-                fields |= {name: getattr(breach, name) for name in _REFRESHED} | {"updated_at": timezone.now()}
-                changed.append(breach)
-            # One UPDATE per row: far cheaper than bulk_update's CASE expressions at this size.
-            Breach.objects.filter(pk=breach.pk).update(**fields)
-            if breach.final:
-                finalized.append(breach)
-        for breach in finalized:
-            _finalised(breach, now=now)
-        return len(changed), len(finalized), breaches[-1].pk
+        rows = list(_scope(open_breaches, organization).order_by("pk").values_list(*_REFRESH_READ)[:batch_size])
+        if not rows:
+            return 0, 0, after, 0
+        book = _PenaltyBook({row[2] for row in rows}, {row[6] for row in rows}, load=True)
+        cancelled_state, waived = SlaClock.State.CANCELLED, Breach.State.WAIVED
+        # Only a clock that still runs is measured again (a stopped or cancelled one keeps its figure).
+        holds = _holds_by_job({r[3] for r in rows if r[17] is None and r[15] != cancelled_state})
+        pauses_memo = {}
+        updates, finalized = [], []
+        changed = 0
+        for row in rows:
+            (pk, org_id, rule_id, job_id, metric, currency, month, state, target, old_amount,
+             old_actual, old_overage, old_stopped, old_final, old_due,
+             clock_state, started_at, stopped_at, clock_due, elapsed) = row  # fmt: skip
+            rule = book.rules[rule_id]
+            cancelled = clock_state == cancelled_state
+            if stopped_at is not None or cancelled:
+                seconds = elapsed
+            else:
+                key = (rule_id, job_id)
+                pauses = pauses_memo.get(key)
+                if pauses is None:
+                    pauses = pauses_memo[key] = pauses_for(rule, holds.get(job_id, ()))
+                seconds = clock.business_seconds(calendar_of(rule), started_at, now, pauses)
+            actual = _minutes(seconds)
+            overage = max(0, actual - target)
+            final = cancelled or stopped_at is not None
+            past_due = cancelled or (clock_due is not None and (stopped_at or now) > clock_due)
+            due = clock_due if clock_due is not None else old_due
+            if state == waived:  # keeps the amount it was waived at, outside the month's cap
+                amount = old_amount
+            else:
+                amount = book.amount(rule, month, old_amount, overage, past_due, currency)
+            moved = (actual, overage, amount, stopped_at, final, due) != (
+                old_actual, old_overage, old_amount, old_stopped, old_final, old_due
+            )  # fmt: skip
+            changed += moved
+            updates.append((pk, actual, overage, amount, stopped_at, final, due, moved))
+            if final:
+                finalized.append(
+                    Breach(
+                        pk=pk, organization_id=org_id, sla_rule_id=rule_id, work_order_id=job_id, metric=metric,
+                        currency=currency, due_at=due, overage_minutes=overage, actual_minutes=actual,
+                        penalty_amount=amount,
+                    )  # fmt: skip
+                )
+        touched = {"touch": "updated_at", "touch_at": timezone.now()}  # only the rows whose figures moved
+        update_from_values(Breach, list(_REFRESHED), updates, set_also={"measured_at": now}, **touched)
+        if finalized:
+            items = [(b, {**_detected_payload(b), "actual_minutes": b.actual_minutes}) for b in finalized]
+            record_events(type="breach.finalized", items=items, occurred_at=now)
+        return changed, len(finalized), rows[-1][0], len(rows)
 
 
 def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000, log=lambda message: None):
@@ -410,15 +540,18 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
     summary = ScanSummary()
     after = 0
     while True:
-        refreshed, finalized, last = _refresh_batch(
+        refreshed, finalized, last, read = _refresh_batch(
             now=now, organization=organization, after=after, batch_size=batch_size
         )
         if last == after:
             break
         summary.refreshed += refreshed
         summary.finalized += finalized
+        summary.breaches_read += read
         log(f"open breaches: {summary.refreshed} refreshed, {summary.finalized} finalised")
         after = last
+    detecting = time.monotonic()
+    summary.refresh_seconds = detecting - started
     while True:
         examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size)
         summary.clocks_past_due += examined
@@ -427,6 +560,8 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
             log(f"breaches: {summary.new_breaches} new of {summary.clocks_past_due} clocks past due")
         if examined < batch_size:
             break
+    escalating = time.monotonic()
+    summary.detect_seconds = escalating - detecting
     while True:
         examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size)
         summary.clocks_escalating += examined
@@ -436,4 +571,5 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
         if examined < batch_size:
             break
     summary.seconds = time.monotonic() - started
+    summary.escalate_seconds = started + summary.seconds - escalating
     return summary

@@ -785,6 +785,23 @@ def _epoch_pauses(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[Pa
     return [(_epoch(start, "pause start"), None if end is None else _epoch(end, "pause end")) for start, end in pauses]
 
 
+def epoch(value: datetime) -> int:
+    """Whole UTC epoch seconds of an aware datetime, as the datetime API converts its arguments:
+    for a caller that makes several computations on the same instants (convert once, then use a
+    calendar's epoch-seconds `due` and `business_seconds`)."""
+    return _epoch(value, "instant")
+
+
+def epoch_pauses(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[Pause]:
+    """Pauses as datetimes to pauses in epoch seconds (see `epoch`)."""
+    return _epoch_pauses(pauses)
+
+
+def instant(t: int | None) -> datetime | None:
+    """An epoch-seconds result (a due time) as the datetime API returns it: aware, UTC; None stays None."""
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
 def business_seconds(
     calendar: CalendarSpec | Calendar | None,
     a: datetime,

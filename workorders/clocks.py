@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from slas import clock
 from slas.models import SlaRule
@@ -22,8 +22,7 @@ STOPS = {
 }
 
 
-@dataclass(frozen=True)
-class ClockState:
+class ClockState(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass (one per clock)
     started_at: dt.datetime
     due_at: dt.datetime | None
     stopped_at: dt.datetime | None
@@ -53,13 +52,24 @@ def _clip(pauses, stop: dt.datetime):
     return [(start, stop if end is None or end > stop else end) for start, end in pauses if start < stop]
 
 
+def _at_percent(level: dict):
+    return level["at_percent"]
+
+
+def _escalation_minutes(rule: SlaRule, sent: int) -> int | None:
+    """Business minutes from the start to the next escalation level (levels in at_percent order)."""
+    levels = rule.escalation
+    if not levels or sent >= len(levels):
+        return None
+    if len(levels) > 1:
+        levels = sorted(levels, key=_at_percent)
+    return max(1, math.ceil(rule.target_minutes * levels[sent]["at_percent"] / 100))
+
+
 def next_escalation(rule: SlaRule, start, pauses, sent: int) -> dt.datetime | None:
     """When the running clock reaches its next escalation level (levels in at_percent order)."""
-    levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
-    if sent >= len(levels):
-        return None
-    minutes = max(1, math.ceil(rule.target_minutes * levels[sent]["at_percent"] / 100))
-    return clock.due(calendar_of(rule), start, minutes, pauses)
+    minutes = _escalation_minutes(rule, sent)
+    return None if minutes is None else clock.due(calendar_of(rule), start, minutes, pauses)
 
 
 def evaluate(
@@ -86,14 +96,21 @@ def evaluate(
       breach for a clock that the next step stops in time.
     - Else paused while an open hold pauses it, running otherwise.
     """
-    calendar = calendar_of(rule)
+    # The calendar compiled, the instants converted to epoch seconds, once for the two or three
+    # computations below (the datetime API would convert them again for each).
+    calendar = calendar_of(rule) or clock.TWENTY_FOUR_SEVEN
+    target = rule.target_minutes
+    if type(target) is not int or target < 1:
+        raise ValueError(f"a target must be a whole number of minutes, at least 1, not {target!r}")
     start = work_order.reported_at
+    t0 = clock.epoch(start)
     stop = getattr(work_order, STOPS[rule.metric])
     pauses = pauses_for(rule, holds)
     if stop is not None:
         pauses = _clip(pauses, stop)
-        due_at = clock.due(calendar, start, rule.target_minutes, pauses)
-        elapsed = clock.business_seconds(calendar, start, stop, pauses)
+        seconds = clock.epoch_pauses(pauses)
+        due_at = clock.instant(calendar.due(t0, target * 60, seconds))
+        elapsed = calendar.business_seconds(t0, clock.epoch(stop), seconds)
         met = due_at is None or stop <= due_at
         state = SlaClock.State.MET if met else SlaClock.State.BREACHED
         return ClockState(start, due_at, stop, state, elapsed, None)
@@ -101,29 +118,38 @@ def evaluate(
     if ended_at is not None:
         cancelled_at = max(ended_at, start)
         pauses = _clip(pauses, cancelled_at)
-        due_at = clock.due(calendar, start, rule.target_minutes, pauses)
-        elapsed = clock.business_seconds(calendar, start, cancelled_at, pauses)
+        seconds = clock.epoch_pauses(pauses)
+        due_at = clock.instant(calendar.due(t0, target * 60, seconds))
+        elapsed = calendar.business_seconds(t0, clock.epoch(cancelled_at), seconds)
         if due_at is not None and due_at < cancelled_at:
             return ClockState(start, due_at, cancelled_at, SlaClock.State.BREACHED, elapsed, None)
         return ClockState(start, due_at, None, SlaClock.State.CANCELLED, elapsed, None)
-    due_at = clock.due(calendar, start, rule.target_minutes, pauses)
-    elapsed = clock.business_seconds(calendar, start, max(now, start), pauses)
+    seconds = clock.epoch_pauses(pauses)
+    due_at = clock.instant(calendar.due(t0, target * 60, seconds))
+    elapsed = calendar.business_seconds(t0, clock.epoch(max(now, start)), seconds)
     if due_at is not None and due_at < now:
         state = SlaClock.State.BREACHED if was_breached else SlaClock.State.RUNNING
     elif any(end is None and begin <= now for begin, end in pauses):
         state = SlaClock.State.PAUSED
     else:
         state = SlaClock.State.RUNNING
-    return ClockState(start, due_at, None, state, elapsed, next_escalation(rule, start, pauses, sent))
+    minutes = _escalation_minutes(rule, sent)
+    escalation = None if minutes is None else clock.instant(calendar.due(t0, minutes * 60, seconds))
+    return ClockState(start, due_at, None, state, elapsed, escalation)
+
+
+_CANCELLED = WorkOrder.Status.CANCELLED.value
+_FINISHED = frozenset({WorkOrder.Status.RESOLVED.value, WorkOrder.Status.CLOSED.value})
+_RESOLUTION = SlaRule.Metric.RESOLUTION.value
 
 
 def _ended_without_stop(work_order: WorkOrder, rule: SlaRule) -> dt.datetime | None:
     """When a clock whose stop never came ended anyway: the job was cancelled, or resolved
     without the on-site visit (or response) this clock waits for."""
-    if work_order.status == WorkOrder.Status.CANCELLED:
+    status = work_order.status
+    if status == _CANCELLED:
         return work_order.status_changed_at
-    finished = (WorkOrder.Status.RESOLVED, WorkOrder.Status.CLOSED)
-    if work_order.status in finished and rule.metric != SlaRule.Metric.RESOLUTION:
+    if status in _FINISHED and rule.metric != _RESOLUTION:
         return work_order.resolved_at or work_order.status_changed_at
     return None
 

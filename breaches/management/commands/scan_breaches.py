@@ -30,6 +30,10 @@ class Command(DomainCommand):
             now=now, organization=organization, batch_size=batch_size, log=lambda m: self.stdout.write(f"  {m}")
         )
         self.stdout.write(
+            f"  timings: refresh {summary.refresh_seconds:.3f}s ({summary.breaches_read} breaches read), "
+            f"detection {summary.detect_seconds:.3f}s, escalation {summary.escalate_seconds:.3f}s"
+        )
+        self.stdout.write(
             f"Summary: {summary.clocks_examined} clocks examined ({summary.clocks_past_due} past due, "
             f"{summary.clocks_escalating} past an escalation level), {summary.new_breaches} new breaches, "
             f"{summary.escalations} escalations, {summary.refreshed} breaches refreshed, "
