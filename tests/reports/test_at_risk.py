@@ -36,7 +36,7 @@ class TestAtRiskAPI(ResourceAPITests):
     ]  # fmt: skip
     sort_keys = ["due_at", "started_at", "target_minutes"]
     default_sort = "due_at"
-    # session/auth (membership lookup), count, page of clocks with joins, prefetch of holds
+    # count, the page's ids (issue 15), page of clocks with joins, prefetch of holds
     list_queries = 4
     malformed_filters = [("contract_id", "x"), ("priority", "urgent"), ("metric", "speed")]
 
