@@ -112,6 +112,8 @@ def run(base_url: str) -> dict:
 
 def collections(ids: dict) -> list[tuple[str, str, str]]:
     """(name, path with {page}, kind): kind "yardstick" (DRF's envelope) or "api" (bare array)."""
+    # Each nested collection under a contract of its own (a contract with 10,000 line items
+    # would make every read of its terms, e.g. the approval requests' terms hash, read them all).
     contract, webhook = ids["contract"], ids["webhook"]
     api = [
         ("counterparties", "/api/v1/counterparties"),
@@ -131,10 +133,10 @@ def collections(ids: dict) -> list[tuple[str, str, str]]:
         ("members", "/api/v1/members"),
         ("reports/at_risk", "/api/v1/reports/at_risk"),
         ("line_items", f"/api/v1/contracts/{contract}/line_items"),
-        ("amendments", f"/api/v1/contracts/{contract}/amendments"),
-        ("terms", f"/api/v1/contracts/{contract}/terms"),
-        ("visit_plans", f"/api/v1/contracts/{contract}/visit_plans"),
-        ("approval_requests", f"/api/v1/contracts/{contract}/approval_requests"),
+        ("amendments", f"/api/v1/contracts/{contract + 1}/amendments"),
+        ("terms", f"/api/v1/contracts/{contract + 2}/terms"),
+        ("visit_plans", f"/api/v1/contracts/{contract + 3}/visit_plans"),
+        ("approval_requests", f"/api/v1/contracts/{contract + 4}/approval_requests"),
         ("webhook_deliveries", f"/api/v1/webhooks/{webhook}/deliveries"),
     ]
     targets = [("yardstick", "/bench/yardstick/counterparties?page={page}", "yardstick")]
@@ -348,12 +350,12 @@ def seed_organization(org: int, n: int, tag: str) -> dict:
     })  # fmt: skip
     ev = insert(Event, n, org, {"type": "'contract.updated'", "object_type": "'contract'",
                                 "object_id": f"{ct} + {by}", "occurred_at": at})  # fmt: skip
-    insert(Amendment, n, org, {"contract_id": str(ct), "number": "g + 1", "effective_date": "'2026-01-01'",
+    insert(Amendment, n, org, {"contract_id": str(ct + 1), "number": "g + 1", "effective_date": "'2026-01-01'",
                                "changes": "'{}'::jsonb", "reason": "'Bench'"})  # fmt: skip
-    insert(TermVersion, n, org, {"contract_id": str(ct), "effective_from": "date '2000-01-01' + g",
+    insert(TermVersion, n, org, {"contract_id": str(ct + 2), "effective_from": "date '2000-01-01' + g",
                                  "terms": "'{}'::jsonb", "origin": "'amendment'"})  # fmt: skip
     insert(Asset, n, org, {"name": f"'{tag} asset ' || lpad(g::text, 5, '0')", "counterparty_id": f"{cp} + {by}"})
-    insert(VisitPlan, n, org, {"contract_id": str(ct), "summary": "'Visit ' || g", "recurrence": "'FREQ=WEEKLY'",
+    insert(VisitPlan, n, org, {"contract_id": str(ct + 3), "summary": "'Visit ' || g", "recurrence": "'FREQ=WEEKLY'",
                                "active_from": "'2026-01-01'", "generated_until": "now()"})  # fmt: skip
     insert(BillingLine, n, org, {
         "contract_id": f"{ct} + {by}", "kind": "'period_charge'", "description": "'Line ' || g",
@@ -368,7 +370,8 @@ def seed_organization(org: int, n: int, tag: str) -> dict:
     insert(ContractRule, n, org, {"name": f"'{tag} rule ' || lpad(g::text, 5, '0')", "sequence": "g",
                                   "outcome": "'not_covered'"})  # fmt: skip
     insert(SignatureRequest, n, org, {
-        "contract_id": str(ct), "approval_round": "1", "name": "'Signer ' || g", "email": "'s' || g || '@example.com'",
+        "contract_id": str(ct + 4), "approval_round": "1", "name": "'Signer ' || g",
+        "email": "'s' || g || '@example.com'",
         "token_hash": f"'{tag}-token-' || g", "terms_hash": "'x'", "expires_at": "now() + interval '7 days'",
     })  # fmt: skip
     insert(LineItem, n, org, {"contract_id": str(ct), "description": "'Item ' || g"})
