@@ -47,9 +47,9 @@ DEEP_PAGE = 99
 WORKERS = 2
 CLIENT_THREADS = 4
 WARMUP = 40
-SPREAD_REQUESTS = 400  # per collection: throughput and p99 over pages spread across all 100
-BASE_REQUESTS = 800  # the counterparty list and the yardstick: the denominators, measured longer
-PAGE_REQUESTS = 120  # page 1 alone, page 99 alone
+SPREAD_REQUESTS = 240  # per collection: throughput and p99 over pages spread across all 100
+BASE_REQUESTS = 480  # the counterparty list and the yardstick: the denominators, measured longer
+PAGE_REQUESTS = 60  # page 1 alone, page 99 alone
 TIME_CAP_SECONDS = 60
 
 THROUGHPUT_TARGET = 0.8  # of the counterparty list
