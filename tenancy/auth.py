@@ -147,6 +147,9 @@ def forget_memberships(pairs) -> None:
     keys = [membership_cache_key(user_id, slug) for user_id, slug in pairs]
     if keys:
         cache.delete_many(keys)
+        # Again once the change is committed: a request between the write and the commit still
+        # read the old row and may have cached it.
+        transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def cached_local_membership(claims: dict) -> Membership:
