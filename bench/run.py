@@ -33,6 +33,7 @@ BENCHMARKS = [
     "reports_bench",
     "agreements",  # issue 13: contract matching, a year of planned visits
     "billing_bench",
+    "collections_bench",  # issue 15: every collection beside the counterparty list and a plain DRF yardstick
     "graphql_bench",  # issue 10: the deep contract query, GraphQL beside REST
     "clock_recompute",  # issue 15: a job's clocks through the models, beside the pure clock
 ]

@@ -59,6 +59,8 @@ class ExportBatch(TenantModel):
 
     class Meta:
         verbose_name_plural = "export batches"
+        # Issue 15: the default sort (-id) per organization.
+        indexes = [models.Index(fields=["organization", "id"], name="export_batch_org_id")]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.line_count} lines)"
@@ -99,6 +101,8 @@ class BillingLine(TenantModel):
         constraints = [models.UniqueConstraint(fields=["organization", "key"], name="billing_line_once")]
         indexes = [
             models.Index(fields=["organization", "status", "date"], name="billing_line_pending"),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "id"], name="billing_line_org_id"),
             models.Index(fields=["contract", "date"], name="billing_line_contract_date"),
         ]
 
@@ -125,7 +129,10 @@ class ContractTemplate(BillingPlanTerms, TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "name"], name="template_org_name")]
+        indexes = [
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "name", "id"], name="template_org_name")
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -286,3 +286,13 @@ STRAWBERRY_DJANGO = {
 
 # --- GraphiQL (issue 10): its assets are vendored static files, served like the admin's ---
 STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "config" / "graphql" / "static"]
+# --- Collections (issue 15) ---
+# PostgreSQL's default random_page_cost (4) prices an index probe as a spinning disk's seek: a
+# page's 100 rows were then joined to their references (select_related) by hashing whole related
+# tables, a sequential scan of each per request, instead of 100 index probes (docs/performance.md).
+# With the data on SSD or in memory, 1.1 is the usual setting. PG_RANDOM_PAGE_COST= (empty) keeps
+# the server's own (e.g. behind a pooler that refuses startup options).
+_RANDOM_PAGE_COST = env.str("PG_RANDOM_PAGE_COST", default="1.1")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _RANDOM_PAGE_COST:
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options["options"] = f"{_pg_options.get('options', '')} -c random_page_cost={float(_RANDOM_PAGE_COST)}".strip()

@@ -38,7 +38,10 @@ class Counterparty(SourcedModel):
                 name="counterparty_unique_source_id",
             )
         ]
-        indexes = [models.Index(fields=["organization", "name"], name="counterparty_org_name")]
+        indexes = [
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "name", "id"], name="counterparty_org_name")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -66,7 +69,10 @@ class Asset(SourcedModel):
                 name="asset_unique_source_id",
             )
         ]
-        indexes = [models.Index(fields=["organization", "name"], name="asset_org_name")]
+        indexes = [
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "name", "id"], name="asset_org_name")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -207,7 +213,8 @@ class Contract(BillingPlanTerms, SourcedModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "name"], name="contract_org_name"),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "name", "id"], name="contract_org_name"),
             models.Index(fields=["status", "start_date"], name="contract_status_start"),
             models.Index(fields=["status", "expiry_date"], name="contract_status_expiry"),
         ]
@@ -335,6 +342,10 @@ class LineItem(TenantModel):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["contract", "id"], name="line_item_contract_id")
+        ]
 
 
 class ContractReminder(TenantModel):

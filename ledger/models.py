@@ -76,6 +76,8 @@ class LedgerEntry(TenantModel):
                 condition=models.Q(reason_code="lot_expired"),
                 name="ledger_contract_expiries",
             ),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "id"], name="ledger_org_id"),
         ]
 
     def __str__(self) -> str:

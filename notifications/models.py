@@ -30,7 +30,10 @@ class WebhookEndpoint(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "active"], name="webhook_org_active")]
+        indexes = [models.Index(fields=["organization", "active"], name="webhook_org_active"),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "id"], name="webhook_org_id"),
+        ]
 
     def __str__(self) -> str:
         return self.url

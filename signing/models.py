@@ -51,7 +51,10 @@ class SignatureRequest(TenantModel):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["contract", "approval_round", "status"], name="signature_contract_round")]
+        indexes = [models.Index(fields=["contract", "approval_round", "status"], name="signature_contract_round"),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["contract", "id"], name="signature_contract_id"),
+        ]
 
     def __str__(self) -> str:
         return f"Signature request to {self.email} for contract {self.contract_id}"

@@ -101,6 +101,18 @@ class Organization(models.Model):
         return self.name
 
 
+class MembershipQuerySet(TenantQuerySet):
+    def update(self, **kwargs):
+        """A bulk update sends no signal: it drops the cached memberships it changes itself
+        (the token's membership cache, issue 15), so a demotion counts at once this way too."""
+        from .auth import forget_memberships
+
+        pairs = list(self.values_list("user_id", "organization__slug"))
+        rows = super().update(**kwargs)
+        forget_memberships(pairs)
+        return rows
+
+
 class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
@@ -108,7 +120,7 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantQuerySet.as_manager()
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")]

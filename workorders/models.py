@@ -30,7 +30,10 @@ class ContractRule(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "enabled", "sequence"], name="contract_rule_org_seq")]
+        indexes = [models.Index(fields=["organization", "enabled", "sequence"], name="contract_rule_org_seq"),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "sequence", "id"], name="contract_rule_org_sort"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(outcome="contract", contract__isnull=False)
@@ -145,7 +148,8 @@ class WorkOrder(SourcedModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "reported_at"], name="workorder_org_reported"),
+            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "reported_at", "id"], name="workorder_org_reported"),
             models.Index(fields=["contract", "reported_at"], name="workorder_contract_reported"),
         ]
 

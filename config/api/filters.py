@@ -192,18 +192,20 @@ class PredicateFilterBackend(DjangoFilterBackend):
         return getattr(view, "filterset_class", None)
 
     def filter_queryset(self, request, queryset, view):
-        allowed = set(RESERVED_PARAMS) | set(getattr(view, "extra_query_params", ()))
-        filterset = self.get_filterset(request, queryset, view)
-        if filterset is not None:
-            allowed |= set(filterset.filters)
-        unknown = sorted(set(request.query_params) - allowed)
+        own = set(RESERVED_PARAMS) | set(getattr(view, "extra_query_params", ()))
+        filterset_class = self.get_filterset_class(view, queryset)
+        declared = set(filterset_class.base_filters) if filterset_class is not None else set()
+        unknown = sorted(set(request.query_params) - own - declared)
         if unknown:
             raise BadRequest(
                 f"Unknown query parameter: {', '.join(unknown)}",
                 {name: ["Unknown query parameter."] for name in unknown},
             )
-        if filterset is None:
+        if filterset_class is None or not declared & set(request.query_params):
+            # No filter parameter: the filter set and its form would filter nothing (issue 15:
+            # building them cost about 7% of a plain list request).
             return queryset
+        filterset = self.get_filterset(request, queryset, view)
         if not filterset.is_valid():
             errors = {name: list(messages) for name, messages in filterset.errors.items()}
             raise BadRequest(f"Invalid filter: {', '.join(sorted(errors))}", errors)

@@ -47,7 +47,7 @@ class TestBillingLinesAPI(ResourceAPITests):
         "date", "status", "batch",
     ]  # fmt: skip
     sort_keys = ["date", "amount", "kind", "created_at"]
-    # 1 the caller's membership (token auth), 2 the count, 3 the page joined with contract, period and batch.
+    # 1 the count, 2 the page's ids (issue 15), 3 the page joined with contract, period and batch.
     list_queries = 3
     filter_cases = [
         ("ids", "a,c", ["a", "c"]),
@@ -151,7 +151,7 @@ class TestExportsAPI(ResourceAPITests):
     default_sort = "-id"
     default_fields = ["id", "contract", "date_from", "date_to", "line_count", "totals", "created_by", "created_at"]
     sort_keys = ["created_at", "line_count"]
-    # 1 the caller's membership (token auth), 2 the count, 3 the page joined with contract and created_by.
+    # 1 the count, 2 the page's ids (issue 15), 3 the page joined with contract and created_by.
     list_queries = 3
     filter_cases = [
         ("ids", "one,two", ["one", "two"]),
@@ -259,7 +259,7 @@ class TestContractTemplatesAPI(WritableResourceAPITests):
         "updated_at",
     ]  # fmt: skip
     sort_keys = ["name", "contract_type", "created_at"]
-    # 1 the caller's membership (token auth), 2 the count, 3 the page, 4 the contracts made from them.
+    # 1 the count, 2 the page's ids (issue 15), 3 the page, 4 the contracts made from them.
     list_queries = 4
     create_data = {
         "name": "Managed service, 20 hours a month",

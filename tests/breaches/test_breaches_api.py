@@ -45,7 +45,7 @@ class TestBreachesAPI(ResourceAPITests):
     sort_keys = ["detected_at", "due_at", "overage_minutes", "penalty_amount", "state"]
     default_sort = "-id"
     detail_actions = [("acknowledge", {}), ("waive", {"reason": "Customer agreed."})]
-    # 1 membership (auth), 2 count, 3 the page with contract, rule, job and both users joined.
+    # 1 count, 2 the page's ids (issue 15), 3 the page with contract, rule, job and both users joined.
     list_queries = 3
     filter_cases = [
         ("ids", "a,c", ["a", "c"]),

@@ -24,7 +24,7 @@ class TestAssetsAPI(WritableResourceAPITests):
     ]  # fmt: skip
     sort_keys = ["name", "kind", "serial_number", "site", "created_at", "updated_at"]
     deletable = True
-    # 1 membership (auth), 2 count, 3 the page joined with its counterparty.
+    # 1 count, 2 the page's ids (issue 15), 3 the page joined with its counterparty.
     list_queries = 3
     filter_cases = [
         ("name", "Pump", ["pump"]),

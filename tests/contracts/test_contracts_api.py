@@ -34,7 +34,7 @@ class TestContractsAPI(WritableResourceAPITests):
         ("give_notice", {}),
         ("renew", {}),
     ]
-    # 1 membership (auth), 2 count, 3 the page joined with counterparty, renewed_from, renewed_by, submitted_by.
+    # 1 count, 2 the page's ids (issue 15), 3 the page joined with counterparty, renewed_from, renewed_by, submitted_by.
     list_queries = 3
     filter_cases = [
         ("reference", "A-1", ["a"]),
@@ -288,7 +288,7 @@ class TestLineItemsAPI(WritableResourceAPITests):
     sort_keys = ["description", "kind", "sku", "created_at"]
     default_sort = "id"
     deletable = True
-    # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page.
+    # 1 the contract of the route, 2 count, 3 the page's ids (issue 15), 4 the page.
     list_queries = 4
     filter_cases = [
         ("kind", "service", ["labour"]),

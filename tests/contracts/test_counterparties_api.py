@@ -14,7 +14,7 @@ class TestCounterpartiesAPI(WritableResourceAPITests):
     default_fields = ["id", "name", "kind", "reference", "sourceID", "created_at", "updated_at"]
     sort_keys = ["name", "kind", "reference", "created_at", "updated_at"]
     deletable = True
-    # 1 membership (auth), 2 count, 3 the page.
+    # 1 count, 2 the page's ids (issue 15), 3 the page.
     list_queries = 3
     filter_cases = [
         ("name", "Alpha", ["alpha"]),

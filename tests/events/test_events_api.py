@@ -18,7 +18,7 @@ class TestEventsAPI(ResourceAPITests):
     default_fields = ["id", "type", "actor", "object_type", "object_id", "payload", "occurred_at"]
     sort_keys = ["occurred_at", "type"]
     default_sort = "-id"
-    # 1 membership (auth), 2 count, 3 the page with its actors (joined).
+    # 1 count, 2 the page's ids (issue 15), 3 the page with its actors (joined).
     list_queries = 3
     filter_cases = [
         ("type", "contract.created", ["a"]),

@@ -28,7 +28,7 @@ class TestLedgerEntriesAPI(ResourceAPITests):
         "occurred_at", "expires_at", "created_at",
     ]  # fmt: skip
     sort_keys = ["occurred_at", "hours", "created_at"]
-    # 1 the caller's membership (token auth), 2 the count, 3 the page joined with contract, work
+    # 1 the count, 2 the page's ids (issue 15), 3 the page joined with contract, work
     # order, breach, lot and created_by.
     list_queries = 3
     filter_cases = [

@@ -37,7 +37,7 @@ class TestWebhooksAPI(WritableResourceAPITests):
     default_sort = "id"
     deletable = True
     detail_actions = [("rotate_secret", {}), ("ping", {})]
-    # 1 membership (auth), 2 count, 3 the page.
+    # 1 count, 2 the page's ids (issue 15), 3 the page.
     list_queries = 3
     filter_cases = [
         ("active", "false", ["off"]),
@@ -171,7 +171,7 @@ class TestWebhookDeliveriesAPI(ResourceAPITests):
     sort_keys = ["created_at", "next_attempt_at", "attempts"]
     default_sort = "-id"
     detail_actions = [("redeliver", {})]
-    # 1 membership (auth), 2 the endpoint of the route, 3 count, 4 the page with its events (joined).
+    # 1 the endpoint of the route, 2 count, 3 the page's ids (issue 15), 4 the page with its events (joined).
     list_queries = 4
     filter_cases = [
         ("status", "failed", ["failed"]),

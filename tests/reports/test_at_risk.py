@@ -36,7 +36,7 @@ class TestAtRiskAPI(ResourceAPITests):
     ]  # fmt: skip
     sort_keys = ["due_at", "started_at", "target_minutes"]
     default_sort = "due_at"
-    # session/auth (membership lookup), count, page of clocks with joins, prefetch of holds
+    # count, the page's ids (issue 15), page of clocks with joins, prefetch of holds
     list_queries = 4
     malformed_filters = [("contract_id", "x"), ("priority", "urgent"), ("metric", "speed")]
 
@@ -143,7 +143,7 @@ def test_one_indexed_query_finds_the_clocks(api, org):
     with CaptureQueriesContext(connection) as queries:
         api("viewer").get(URL)
     selects = [q["sql"] for q in queries.captured_queries if 'FROM "workorders_slaclock"' in q["sql"]]
-    assert len(selects) == 2  # the count and the page
+    assert len(selects) == 3  # the count, the page's ids (issue 15: ids first) and the page
     if connection.vendor == "postgresql":
         from reports.at_risk import at_risk_clocks
 

@@ -43,7 +43,7 @@ class TestApprovalRequestsAPI(WritableResourceAPITests):
     default_fields = ["id", "name", "email", "status", "expires_at", "created_at", "decided_at"]
     sort_keys = ["created_at", "email"]
     default_sort = "-id"
-    # 1 membership (auth), 2 the contract of the route, 3 count, 4 the page joined with created_by;
+    # 1 the contract of the route, 2 count, 3 the page's ids (issue 15), 4 the page joined with created_by;
     # then once per response for the state of pending requests (the terms hash): 5 the covered assets,
     # 6 the line items, 7 the counterparty, 8 the SLA rules with their calendars.
     list_queries = 8

@@ -41,7 +41,7 @@ class TestCalendarsAPI(WritableResourceAPITests):
     default_fields = ["id", "name", "time_zone", "holiday_country", "created_at", "updated_at"]
     sort_keys = ["name", "time_zone", "created_at", "updated_at"]
     deletable = True
-    # 1 membership (auth), 2 count, 3 the page.
+    # 1 count, 2 the page's ids (issue 15), 3 the page.
     list_queries = 3
     filter_cases = [
         ("name", "Workshop", ["workshop"]),

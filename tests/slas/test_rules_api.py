@@ -41,7 +41,7 @@ class TestSlaRulesAPI(WritableResourceAPITests):
     ]  # fmt: skip
     sort_keys = ["name", "metric", "target_minutes", "effective_from", "created_at"]
     detail_actions = [("amend", {"target_minutes": 30})]
-    # 1 membership (auth), 2 count, 3 the page joined with contract, calendar, previous and next version.
+    # 1 count, 2 the page's ids (issue 15), 3 the page joined with contract, calendar, previous and next version.
     list_queries = 3
     filter_cases = [
         ("name", "Critical response", ["a"]),

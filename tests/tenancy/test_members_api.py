@@ -36,7 +36,7 @@ class TestMembersAPI(ResourceAPITests):
     default_fields = ["id", "user", "role", "created_at", "updated_at"]
     sort_keys = ["username", "role", "created_at"]
     default_sort = "username"
-    # 1 the caller's membership (auth), 2 count, 3 the page (memberships joined with their users).
+    # 1 count, 2 the page's ids (issue 15), 3 the page (memberships joined with their users).
     list_queries = 3
     # The caller is an admin created now: every case leaves it out (by role or by date).
     filter_cases = [

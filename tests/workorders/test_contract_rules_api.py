@@ -35,7 +35,7 @@ class TestContractRulesAPI(WritableResourceAPITests):
     sort_keys = ["name", "sequence", "created_at", "updated_at"]
     default_sort = "sequence"
     deletable = True
-    # 1 membership (auth), 2 count, 3 the page joined with the contract.
+    # 1 count, 2 the page's ids (issue 15), 3 the page joined with the contract.
     list_queries = 3
     filter_cases = [
         ("name", "Warranty", ["warranty"]),
