@@ -79,6 +79,12 @@ class LedgerEntry(TenantModel):
                 condition=models.Q(reason_code="lot_expired"),
                 name="ledger_contract_expiries",
             ),
+            # The same lookup for lots moved to an amended expiry (issue 14), which close the books too.
+            models.Index(
+                fields=["contract", "occurred_at"],
+                condition=models.Q(reason_code="lot_moved"),
+                name="ledger_contract_moves",
+            ),
             # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
             models.Index(fields=["organization", "id"], name="ledger_org_id"),
         ]
