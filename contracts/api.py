@@ -254,7 +254,9 @@ class ExpiringContractSerializer(ContractSerializer):
         ]  # fmt: skip
 
     def _days_until(self, contract, day) -> int | None:
-        return None if day is None else (day - contract.local_today(timezone.now())).days
+        """Days from today, or from `?as_of=` (the day the window starts, with the terms of that day)."""
+        start = self.context.get("as_of") or contract.local_today(timezone.now())
+        return None if day is None else (day - start).days
 
     def get_days_to_expiry(self, contract) -> int | None:
         return self._days_until(contract, contract.expiry_date)
@@ -486,13 +488,13 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return self.list(request)
 
     @extend_schema(
-        parameters=[OpenApiParameter("within_days", int, description="Window in days (default 90).")],
+        parameters=[OpenApiParameter("within_days", int, description="Window in days (default 90)."), AS_OF],
         responses={200: ExpiringContractSerializer(many=True)},
     )
     @action(
         detail=False,
         methods=["get"],
-        extra_query_params=("within_days",),
+        extra_query_params=("within_days", "as_of"),
         sort_fields={**sort_fields, "soonest": "soonest"},
         default_sort="soonest",
     )
@@ -520,16 +522,32 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return super().filter_queryset(queryset)
 
     def _expiring(self, queryset):
+        """The window runs from today, or from `?as_of=` on the terms in force that day (issue 14:
+        an expiry or notice date an amendment moves is listed where it then stands). The state is
+        today's: states are not versioned (docs/decisions.md)."""
         within_days = query_int(self.request, "within_days", 90, 0, 3650)
-        today = timezone.now().date()
-        until = today + dt.timedelta(days=within_days)
+        day = as_of_date(self.request.query_params)
+        start = day or timezone.now().date()
+        until = start + dt.timedelta(days=within_days)
+        if day is None:
+            expiry, notice = F("expiry_date"), F("notice_date")
+        else:
+            expiry, notice = terms.term_value_as_of("expiry_date", day), terms.term_value_as_of("notice_date", day)
+        queryset = queryset.annotate(window_expiry=expiry, window_notice=notice)
+        in_window = Q(window_expiry__gte=start, window_expiry__lte=until)
         return queryset.filter(
-            Q(expiry_date__gte=today, expiry_date__lte=until) | Q(notice_date__gte=today, notice_date__lte=until),
+            in_window | Q(window_notice__gte=start, window_notice__lte=until),
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],
         ).annotate(
             # The next of the two dates still ahead: the notice date while it lies ahead, else expiry.
-            soonest=Case(When(notice_date__gte=today, then=F("notice_date")), default=F("expiry_date"))
+            soonest=Case(When(window_notice__gte=start, then=F("window_notice")), default=F("window_expiry"))
         )
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request is not None and self.request.method == "GET":
+            context["as_of"] = as_of_date(self.request.query_params)
+        return context
 
     def get_serializer_class(self):
         return ExpiringContractSerializer if self.action == "expiring" else ContractSerializer

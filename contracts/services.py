@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -20,8 +20,8 @@ from tenancy.currencies import quantize
 
 from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
-from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem
-from .terms import start_versions
+from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem, TermVersion
+from .terms import Timeline, start_versions
 
 COUNTERPARTY_FIELDS = ["name", "kind", "reference", "email", "phone", "address", "remarks", "source", "source_id"]
 
@@ -680,27 +680,33 @@ def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: 
 
 
 def send_reminders(*, now: dt.datetime, log=lambda message: None) -> int:
-    """`contract.expiring` at 90/60/30/7 days before expiry, `contract.notice_due` at 30/7 before the notice date."""
+    """`contract.expiring` at 90/60/30/7 days before expiry, `contract.notice_due` at 30/7 before the
+    notice date. Each date is the one in force *on that date* (issue 14): an approved amendment
+    effective before it (a new expiry, a longer notice period) moves the reminder to the amended
+    date, even while today's row still holds the old one."""
     count = 0
     widest = max(REMINDER_WINDOWS["expiring"])
     horizon = (now + _MAX_OFFSET).date() + dt.timedelta(days=widest)
     live = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
-    due = Contract.objects.filter(status__in=live, expiry_date__lte=horizon)
+    # The row's dates, or a version still to come (it may bring the date within the window).
+    pending = TermVersion.objects.filter(applied_at__isnull=True).values("contract_id")
+    due = Contract.objects.filter(Q(expiry_date__lte=horizon) | Q(pk__in=pending), status__in=live)
     for pk in _candidates(due):
         with transaction.atomic():
             contract = _lock_if(pk, status__in=live)
             if contract is None:
                 continue
             today = contract.local_today(now)
-            days_to_expiry = (contract.expiry_date - today).days
-            if days_to_expiry >= 0 and _send_reminder(contract, "expiring", contract.expiry_date, days_to_expiry, now):
+            timeline = Timeline(contract)
+            expiry, _ = timeline.date_when_due(today, "expiry_date")
+            days_to_expiry = None if expiry is None else (expiry - today).days
+            if days_to_expiry is not None and _send_reminder(contract, "expiring", expiry, days_to_expiry, now):
                 count += 1
                 log(f"{contract.reference}: expires in {days_to_expiry} days")
-            if contract.auto_renew and contract.notice_given_at is None and contract.notice_date is not None:
-                days_to_notice = (contract.notice_date - today).days
-                if days_to_notice >= 0 and _send_reminder(
-                    contract, "notice_due", contract.notice_date, days_to_notice, now
-                ):
+            notice, terms = timeline.date_when_due(today, "notice_date")
+            if notice is not None and terms.auto_renew and contract.notice_given_at is None:
+                days_to_notice = (notice - today).days
+                if _send_reminder(contract, "notice_due", notice, days_to_notice, now):
                     count += 1
                     log(f"{contract.reference}: notice of non-renewal due in {days_to_notice} days")
     return count

@@ -209,6 +209,37 @@ class Timeline:
         return start if index == 0 else self.versions[index].effective_from
 
 
+    def stretches(self, day: dt.date) -> list[tuple[dt.date, dt.date | None, Contract]]:
+        """(first day, day after the last or None, the contract as in force) for each version in
+        force from `day` on: today's version first (from `day`), then the later ones."""
+        if not self.versions:
+            return [(day, None, self.contract)]
+        found = []
+        for index, version in enumerate(self.versions):
+            end = self.versions[index + 1].effective_from if index + 1 < len(self.versions) else None
+            if end is not None and end <= day:
+                continue
+            start = day if not found else version.effective_from
+            found.append((start, end, self.on(start)))
+        return found
+
+    def date_when_due(self, day: dt.date, name: str) -> tuple[dt.date | None, Contract | None]:
+        """A date term (`expiry_date`, `notice_date`) as the terms will stand *on that date*, seen
+        from `day`: the first version from `day` on whose date falls within its own time in force,
+        with that version's view. An approved amendment effective before the date moves it (a later
+        expiry, a longer notice period); one effective after it does not. For the expiry the
+        contract ends the day after, so the next version must not begin on that next day (it would
+        be in force, `apply_due_terms` running before `expire_due`). (None, None): no such date."""
+        last_day = dt.timedelta(days=1 if name == "expiry_date" else 0)
+        for start, end, view in self.stretches(day):
+            value = getattr(view, name)
+            if value is None or value < start:
+                continue
+            if end is None or value + last_day < end:
+                return value, view
+        return None, None
+
+
 def _view(contract: Contract, version: TermVersion | None) -> Contract:
     view = copy.copy(contract)
     view._state = copy.copy(contract._state)

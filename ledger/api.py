@@ -174,6 +174,8 @@ class LotsView(ContractLedgerView):
                     "allocated": serializers.DecimalField(max_digits=14, decimal_places=2),
                     "consumed": serializers.DecimalField(max_digits=14, decimal_places=2),
                     "expired": serializers.DecimalField(max_digits=14, decimal_places=2),
+                    # Carried to a lot with an amended expiry (issue 14).
+                    "moved": serializers.DecimalField(max_digits=14, decimal_places=2),
                     "remaining": serializers.DecimalField(max_digits=14, decimal_places=2),
                 },
                 many=True,
@@ -194,6 +196,7 @@ class LotsView(ContractLedgerView):
                         "allocated": lot.allocated,
                         "consumed": lot.consumed,
                         "expired": lot.expired,
+                        "moved": lot.moved,
                         "remaining": lot.remaining,
                     }
                 )

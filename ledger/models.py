@@ -34,6 +34,9 @@ class LedgerEntry(TenantModel):
         PREPAY = "prepay", "recurring prepaid hours"
         TOP_UP = "top_up", "automatic top-up"
         OVERAGE_BILLED = "overage_billed", "overage billed at the period's close"
+        # Issue 14: an amendment moved the contract's expiry; the lot's unused hours go on in a new
+        # lot with the amended expiry (a pair of entries, linked to the old lot, netting to zero).
+        LOT_MOVED = "lot_moved", "unused hours carried to the amended expiry"
 
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="ledger_entries")
     entry_type = models.CharField(max_length=24, choices=Type.choices)
@@ -75,6 +78,12 @@ class LedgerEntry(TenantModel):
                 fields=["contract", "occurred_at"],
                 condition=models.Q(reason_code="lot_expired"),
                 name="ledger_contract_expiries",
+            ),
+            # The same lookup for lots moved to an amended expiry (issue 14), which close the books too.
+            models.Index(
+                fields=["contract", "occurred_at"],
+                condition=models.Q(reason_code="lot_moved"),
+                name="ledger_contract_moves",
             ),
             # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
             models.Index(fields=["organization", "id"], name="ledger_org_id"),

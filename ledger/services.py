@@ -146,11 +146,9 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
         raise Unprocessable(f"Invalid ledger entry: {', '.join(errors)}.", errors)
     if kind == T.WORK and contract.status not in WORKABLE:
         raise Conflict(f"Work is posted on active or suspended contracts; this one is {contract.status}.")
-    closed = LedgerEntry.objects.filter(contract=contract, reason_code=LedgerEntry.Reason.LOT_EXPIRED).aggregate(
-        last=Max("occurred_at")
-    )["last"]
+    closed = lots_closed_at(contract)
     if closed is not None and entry.occurred_at < closed and hour_effect(entry) != 0:
-        # Hours posted before a booked expiry would change what that lot left over.
+        # Hours posted before a booked expiry (or a lot's move) would change what that lot left over.
         raise Conflict(f"The books of this contract are closed up to {closed.isoformat()} (a lot expired then).")
     billed = contract.books_closed_at
     if billed is not None and entry.occurred_at < billed and (hour_effect(entry) != 0 or kind == T.PENALTY):
@@ -158,11 +156,21 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
         raise Conflict(f"The books of this contract are closed up to {billed.isoformat()} (a billing period closed).")
 
 
+def lots_closed_at(contract: Contract) -> dt.datetime | None:
+    """The last instant a lot was closed (its expiry booked, or its hours moved to an amended
+    expiry): what the lot left over was fixed then, so no hours may be posted before it."""
+    last = [
+        LedgerEntry.objects.filter(contract=contract, reason_code=reason).aggregate(last=Max("occurred_at"))["last"]
+        for reason in (LedgerEntry.Reason.LOT_EXPIRED, LedgerEntry.Reason.LOT_MOVED)
+    ]
+    return max((x for x in last if x is not None), default=None)
+
+
 def unbooked_expiries(contract: Contract, at: dt.datetime) -> Decimal:
     """Unused hours of lots that expired by `at` whose expiry `run_lifecycle` has not booked yet:
     still in the running balance, but no longer available to anything posted at `at`."""
     pending = LedgerEntry.objects.filter(contract=contract, expires_at__lte=at, hours__gt=0).exclude(
-        expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED
+        expiries__reason_code__in=(LedgerEntry.Reason.LOT_EXPIRED, LedgerEntry.Reason.LOT_MOVED)
     )
     if not pending.exists():
         return ZERO
@@ -291,30 +299,106 @@ def on_contract_state_changed(event) -> bool:
     return entry is not None
 
 
-def on_contract_terms_changed(event) -> bool:
-    """An amendment changed the hours budget of a contract whose hours were already allocated: the
-    difference is posted as a system adjustment when the new terms take effect (once per change).
-    A contract not yet active needs nothing: its allocation reads the terms in force when it starts."""
-    change = event.payload.get("changes", {}).get("hours_budget")
-    if change is None:
+def _term_end(contract: Contract, expiry) -> dt.datetime | None:
+    """When a lot tied to the contract's term expires: the start of the day after the expiry date."""
+    if expiry is None:
+        return None
+    return contract.start_of_day(dt.date.fromisoformat(str(expiry)) + dt.timedelta(days=1))
+
+
+# The lots that hold the contract's hours budget (they follow its expiry when an amendment moves it).
+TERM_LOT_KEYS = ("allocation:contract:", "budget:terms_changed:", "lot_moved:to:")
+
+
+def _term_lots(contract: Contract, expires_at: dt.datetime | None, at: dt.datetime):
+    """The contract's hours-budget lots still open at `at` that expire with the term (`expires_at`)."""
+    keys = Q()
+    for prefix in TERM_LOT_KEYS:
+        keys |= Q(system_key__startswith=prefix)
+    return (
+        LedgerEntry.objects.filter(keys, contract=contract, hours__gt=0, expires_at=expires_at)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+        .exclude(expiries__reason_code__in=(LedgerEntry.Reason.LOT_EXPIRED, LedgerEntry.Reason.LOT_MOVED))
+        .order_by("pk")
+    )
+
+
+def _move_lot(contract: Contract, lot: LedgerEntry, expires_at: dt.datetime | None, at: dt.datetime) -> bool:
+    """Close `lot` at `at` and carry its unused hours to a new lot expiring at `expires_at`: two
+    entries that net to zero, so the balance at any instant is unchanged and nothing before `at` moves."""
+    book = replay(contract, as_of=at)
+    remainder = next((x.remaining for x in book.lots if x.entry.pk == lot.pk), ZERO)
+    if remainder <= 0:
+        return False  # nothing left to carry: the lot runs out as it was
+    common = {"entry_type": T.ADJUSTMENT, "reason_code": LedgerEntry.Reason.LOT_MOVED, "lot": lot, "occurred_at": at}
+    closed = post_system_entry(
+        contract=contract,
+        system_key=f"lot_moved:from:{lot.pk}",
+        hours=-remainder,
+        description=f"Unused hours of lot {lot.pk} carried to the amended expiry",
+        **common,
+    )
+    if closed is None:
         return False
+    post_system_entry(
+        contract=contract,
+        system_key=f"lot_moved:to:{lot.pk}",
+        hours=remainder,
+        expires_at=expires_at,
+        description=f"Hours of lot {lot.pk} with the amended expiry",
+        **common,
+    )
+    return True
+
+
+def on_contract_terms_changed(event) -> int:
+    """The terms in force changed (an amendment reached its date): the ledger follows them from the
+    version's first day, without touching what was posted before (issue 14).
+
+    - expiry moved: each hours-budget lot expiring with the old term is closed on that day and its
+      unused hours go on in a new lot expiring with the new term (`_move_lot`);
+    - hours budget changed: the difference is posted that day (once per change), an increase as a
+      lot expiring with the term in force.
+
+    A contract not yet allocated needs nothing: its allocation reads the terms in force when it
+    starts. Returns how many postings were made."""
+    changes = event.payload.get("changes", {})
+    if "expiry_date" not in changes and "hours_budget" not in changes:
+        return 0
     contract = Contract.objects.get(pk=event.object_id)
     allocated = LedgerEntry.objects.filter(
         organization_id=contract.organization_id, system_key=f"allocation:contract:{contract.pk}"
     ).exists()
-    delta = Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
-    if not allocated or delta == 0:
-        return False
-    entry = post_system_entry(
-        contract=contract,
-        system_key=f"budget:terms_changed:{event.pk}",
-        entry_type=T.ADJUSTMENT,
-        reason_code=LedgerEntry.Reason.SYSTEM,
-        hours=delta,
-        occurred_at=event.occurred_at,
-        description=f"Hours budget amended from {change['before']} to {change['after']}",
-    )
-    return entry is not None
+    if not allocated:
+        return 0
+    at = event.occurred_at
+    if event.payload.get("effective_from"):
+        # From the version's first day (a late lifecycle run does not shift it), but never before a
+        # closed lot or billing period: what they settled is final.
+        at = contract.start_of_day(dt.date.fromisoformat(str(event.payload["effective_from"])))
+        closures = [lots_closed_at(contract), contract.books_closed_at]
+        at = max([at, *(c for c in closures if c is not None)])
+    posted = 0
+    if "expiry_date" in changes:
+        before, after = (_term_end(contract, changes["expiry_date"][k]) for k in ("before", "after"))
+        for lot in list(_term_lots(contract, before, at)):
+            posted += 2 * _move_lot(contract, lot, after, at)
+    change = changes.get("hours_budget")
+    delta = ZERO if change is None else Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
+    if delta:
+        entry = post_system_entry(
+            contract=contract,
+            system_key=f"budget:terms_changed:{event.pk}",
+            entry_type=T.ADJUSTMENT,
+            reason_code=LedgerEntry.Reason.SYSTEM,
+            hours=delta,
+            # An increase is hours of the term: it expires with it (a decrease is not a lot).
+            expires_at=_term_end(contract, contract.expiry_date) if delta > 0 else None,
+            occurred_at=at,
+            description=f"Hours budget amended from {change['before']} to {change['after']}",
+        )
+        posted += entry is not None
+    return posted
 
 
 def on_breach_finalized(event) -> bool:
@@ -379,10 +463,11 @@ class Lot:
     allocated: Decimal
     consumed: Decimal = ZERO
     expired: Decimal = ZERO
+    moved: Decimal = ZERO  # carried to a lot with an amended expiry (`LOT_MOVED`)
 
     @property
     def remaining(self) -> Decimal:
-        return self.allocated - self.consumed - self.expired
+        return self.allocated - self.consumed - self.expired - self.moved
 
     def valid_at(self, instant: dt.datetime) -> bool:
         return self.entry.expires_at is None or instant < self.entry.expires_at
@@ -416,6 +501,8 @@ class LotBook:
         effect = -hours if kind == T.WORK else hours
         if reason == LedgerEntry.Reason.LOT_EXPIRED:
             self.by_id[lot_id].expired += -effect
+        elif reason == LedgerEntry.Reason.LOT_MOVED and effect < 0:
+            self.by_id[lot_id].moved += -effect
         elif effect > 0:
             # A new lot pays the overrun (consumption no lot covered) first.
             paid = min(self.overrun, effect)
@@ -517,7 +604,8 @@ def unexpired_lots(*, now: dt.datetime, contract: Contract | None = None):
     if contract is not None:
         lots = lots.filter(contract=contract)
     return (
-        lots.exclude(expiries__reason_code=LedgerEntry.Reason.LOT_EXPIRED)
+        # A moved lot has nothing left to expire: its hours went on in the lot with the amended expiry.
+        lots.exclude(expiries__reason_code__in=(LedgerEntry.Reason.LOT_EXPIRED, LedgerEntry.Reason.LOT_MOVED))
         .values_list("pk", "contract_id")
         .order_by("expires_at", "pk")
     )
@@ -547,10 +635,16 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     as_of = as_of or timezone.now()
     entries = LedgerEntry.objects.filter(contract=contract, occurred_at__lte=as_of)
     figures = entries.aggregate(
-        allocated=Sum("charged_hours", filter=Q(charged_hours__gt=0) & ~Q(entry_type=T.WORK), default=Value(ZERO)),
+        # A moved lot's pair of entries nets to zero: neither allocated nor consumed hours.
+        allocated=Sum(
+            "charged_hours",
+            filter=Q(charged_hours__gt=0) & ~Q(entry_type=T.WORK) & ~Q(reason_code=LedgerEntry.Reason.LOT_MOVED),
+            default=Value(ZERO),
+        ),
         taken=Sum(
             "charged_hours",
-            filter=Q(charged_hours__lt=0) & ~Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED),
+            filter=Q(charged_hours__lt=0)
+            & ~Q(reason_code__in=(LedgerEntry.Reason.LOT_EXPIRED, LedgerEntry.Reason.LOT_MOVED)),
             default=Value(ZERO),
         ),
         work=Sum("charged_hours", filter=Q(entry_type=T.WORK), default=Value(ZERO)),

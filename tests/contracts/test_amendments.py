@@ -556,3 +556,84 @@ class TestAmendingSlaRules:
         theirs = make_rule(approved_contract(other_org))
         response = amend(managers[0], contract, changes={"sla_rules": [{"id": theirs.pk, "target_minutes": 30}]})
         assert response.status_code == 422 and "changes.sla_rules[0].id" in response.json()["errors"]
+
+
+# --- reminders read the terms in force on the date they announce (issue 14) -------------------
+
+
+def reminders(contract) -> list[tuple[str, str, int]]:
+    events = Event.objects.filter(object_id=contract.pk, type__in=["contract.expiring", "contract.notice_due"])
+    return [(e.type, e.payload["date"], e.payload["window_days"]) for e in events.order_by("id")]
+
+
+@pytest.mark.django_db
+class TestRemindersFollowAmendments:
+    def test_a_future_extension_and_longer_notice_move_both_reminders(self, org, managers):
+        contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31), auto_renew=True, renewal_term_months=12)
+        assert contract.notice_date == dt.date(2027, 12, 1)
+        created = amend(managers[0], contract, effective_date="2027-11-15",
+                        changes={"expiry_date": "2028-06-30", "notice_period_days": 60})  # fmt: skip
+        approve_fully(managers, contract, created.json()["id"])
+        # 90 days before the old expiry, 30 before the old notice date: the row still holds the old
+        # terms, but from 15 November they are gone: no reminder of dates that will not come.
+        lifecycle("2027-10-02T09:00:00+02:00")
+        lifecycle("2027-11-01T09:00:00+01:00")
+        assert reminders(contract) == []
+        contract.refresh_from_db()
+        assert contract.expiry_date == dt.date(2027, 12, 31)  # not yet in force
+        # The amended dates: notice 2028-05-01 (60 days before 2028-06-30), expiry 2028-06-30.
+        lifecycle("2028-04-01T09:00:00+02:00")
+        assert reminders(contract) == [
+            ("contract.expiring", "2028-06-30", 90), ("contract.notice_due", "2028-05-01", 30),
+        ]  # fmt: skip
+
+    def test_a_future_shortening_brings_the_reminder_forward(self, org, managers):
+        contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31))
+        created = amend(managers[0], contract, effective_date="2027-03-01", changes={"expiry_date": "2027-04-30"})
+        approve_fully(managers, contract, created.json()["id"])
+        # 89 days before the amended expiry, which is still a month from taking effect.
+        lifecycle("2027-01-31T09:00:00+01:00")
+        assert reminders(contract) == [("contract.expiring", "2027-04-30", 90)]
+        contract.refresh_from_db()
+        assert contract.expiry_date == dt.date(2027, 12, 31)
+
+    def test_an_amendment_after_the_date_does_not_move_it(self, org, managers):
+        """Notice 2027-12-01 comes before a longer notice period takes effect on 2027-12-15."""
+        contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31), auto_renew=True, renewal_term_months=12)
+        created = amend(managers[0], contract, effective_date="2027-12-15", changes={"notice_period_days": 10})
+        approve_fully(managers, contract, created.json()["id"])
+        lifecycle("2027-11-01T09:00:00+01:00")
+        assert reminders(contract) == [
+            ("contract.expiring", "2027-12-31", 60), ("contract.notice_due", "2027-12-01", 30),
+        ]  # fmt: skip
+
+
+@pytest.mark.django_db
+class TestExpiringAsOf:
+    """`GET /contracts/expiring?as_of=`: the window starts that day, on the terms in force that day."""
+
+    def test_the_window_reads_the_terms_in_force_on_the_date(self, api, org, managers):
+        contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31))  # notice 2027-12-01
+        created = amend(managers[0], contract, effective_date="2027-06-01", changes={"expiry_date": "2028-03-31"})
+        approve_fully(managers, contract, created.json()["id"])
+        viewer = api("viewer")
+        url = "/api/v1/contracts/expiring"
+
+        def listed(**params):
+            response = viewer.get(url, params)
+            assert response.status_code == 200, response.content
+            return [(c["id"], c["expiry_date"], c["notice_date"], c["days_to_notice"]) for c in response.json()]
+
+        # Before the amendment's date: the original dates.
+        assert listed(as_of="2027-05-01", within_days=240) == [(contract.pk, "2027-12-31", "2027-12-01", 214)]
+        # From 1 June the term runs to 2028-03-31: nothing falls due in the autumn of 2027 ...
+        assert listed(as_of="2027-10-01", within_days=90) == []
+        # ... the amended notice date does, counted from the as_of date.
+        assert listed(as_of="2028-01-15", within_days=60) == [(contract.pk, "2028-03-31", "2028-03-01", 46)]
+        assert viewer.get(url, {"as_of": "2028-01-15", "within_days": 60, "fields": "id,days_to_expiry"}).json() == [
+            {"id": contract.pk, "days_to_expiry": 76}
+        ]
+        # Without as_of: today's row (the amendment is not in force yet).
+        assert listed(within_days=3650)[0][:3] == (contract.pk, "2027-12-31", "2027-12-01")
+        bad = viewer.get(url, {"as_of": "2027-13-01"})
+        assert bad.status_code == 400 and "as_of" in bad.json()["errors"]

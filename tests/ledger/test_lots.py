@@ -60,6 +60,7 @@ class TestConsumption:
             "allocated": "5.00",
             "consumed": "5.00",
             "expired": "0.00",
+            "moved": "0.00",
             "remaining": "0.00",
         }
         assert lots[2]["expires_at"] is None
