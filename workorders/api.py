@@ -241,6 +241,8 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     }
     default_sort = "-reported_at"
     write_role = "operator"
+    # `{id, name}` references (a contract's str() reads its reference).
+    list_references = {"contract": ("reference",), "counterparty": (), "asset": ()}
     create_service = staticmethod(services.create_work_order)
     update_service = staticmethod(services.update_work_order)
 
