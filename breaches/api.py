@@ -69,6 +69,8 @@ class BreachViewSet(ResourceViewSet):
     }
     default_sort = "-id"
     write_role = "manager"
+    # `{id, name}` references: their str() columns only (a rule's str() reads metric and target).
+    list_references = {"contract": ("reference",), "sla_rule": ("metric", "target_minutes")}
 
     @extend_schema(request=None, responses={200: BreachSerializer})
     @action(detail=True, methods=["post"], required_role="operator")

@@ -89,6 +89,8 @@ class LedgerEntryViewSet(IdempotentCreateMixin, CreateMixin, ResourceViewSet):
     sort_fields = {"occurred_at": "occurred_at", "hours": "hours", "created_at": "created_at"}
     default_sort = "-id"
     write_role = "operator"
+    # `{id, name}` reference (a contract's str() reads its reference).
+    list_references = {"contract": ("reference",)}
     idempotency_resource = "ledger_entries"
 
     def create_service(self, *, organization, actor, data):

@@ -344,6 +344,13 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     }
     default_sort = "name"
     write_role = "manager"
+    # `{id, name}` references (+ the contract's currency for the cap); a rule's str() reads metric and target.
+    list_references = {
+        "contract": ("reference", "currency"),
+        "calendar": (),
+        "previous_version": ("metric", "target_minutes"),
+        "next_version": ("metric", "target_minutes"),
+    }
     create_service = staticmethod(services.create_rule)
     update_service = staticmethod(services.update_rule)
 

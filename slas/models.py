@@ -108,7 +108,11 @@ class SlaRule(TenantModel):
     class Meta:
         verbose_name = "SLA rule"
         verbose_name_plural = "SLA rules"
-        indexes = [models.Index(fields=["contract", "metric", "effective_from"], name="rule_contract_metric")]
+        indexes = [
+            models.Index(fields=["contract", "metric", "effective_from"], name="rule_contract_metric"),
+            # The collection's default sort (name, then id) per organization: ids off an index-only scan.
+            models.Index(fields=["organization", "name", "id"], name="rule_org_name"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(target_minutes__gte=1), name="rule_target_positive"),
             models.CheckConstraint(

@@ -53,9 +53,13 @@ class ClockSerializer(serializers.ModelSerializer):
         return self.context.setdefault("now", timezone.now())
 
     def _elapsed_seconds(self, clock_row) -> int:
+        # Once per clock and response (elapsed and remaining both need it; it walks the calendar).
         # The prefetch hands each clock its parent job, whose holds are prefetched too.
-        holds = list(clock_row.work_order.holds.all())
-        return live_elapsed_seconds(clock_row, holds, self._now())
+        cache = self.context.setdefault("elapsed_seconds", {})
+        if clock_row.pk not in cache:
+            holds = list(clock_row.work_order.holds.all())
+            cache[clock_row.pk] = live_elapsed_seconds(clock_row, holds, self._now())
+        return cache[clock_row.pk]
 
     @extend_schema_field(serializers.ChoiceField(choices=SlaClock.State.choices))
     def get_state(self, clock_row) -> str:
@@ -237,6 +241,8 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     }
     default_sort = "-reported_at"
     write_role = "operator"
+    # `{id, name}` references (a contract's str() reads its reference).
+    list_references = {"contract": ("reference",), "counterparty": (), "asset": ()}
     create_service = staticmethod(services.create_work_order)
     update_service = staticmethod(services.update_work_order)
 

@@ -151,6 +151,24 @@ def reference_of(obj) -> dict | None:
     return data
 
 
+def defer_unreferenced(queryset, references: dict[str, tuple[str, ...]]):
+    """Load only what `reference_of` reads from each listed `select_related` reference (issue 15).
+
+    `references` maps a reference (a top-level `select_related` name) to the other columns of it
+    the serializer reads (e.g. `{"contract": ("currency",)}`). Each keeps its primary key, `name`,
+    `source_id` and the extra columns; the rest is deferred, so a page does not parse the JSON,
+    text and timestamps of 100 contracts it shows as `{id, name}`. Only references with a `name`
+    column (their `str()` is not read then) unless `str()`'s columns are listed too. A column
+    read but not listed costs one query per row: the query-count tests catch it.
+    """
+    deferred = []
+    for name, extra in references.items():
+        model = queryset.model._meta.get_field(name).related_model
+        keep = {model._meta.pk.name, "name", "source_id", *extra}
+        deferred += [f"{name}__{field.name}" for field in model._meta.concrete_fields if field.name not in keep]
+    return queryset.defer(*deferred) if deferred else queryset
+
+
 class ReferenceIdField(serializers.PrimaryKeyRelatedField):
     """`<name>_id` input, resolved within the caller's organization: any other id is a 422."""
 

@@ -27,6 +27,7 @@ from rest_framework.reverse import reverse
 
 from .csv import CSVMixin, wants_csv
 from .exceptions import BadRequest
+from .serializers import defer_unreferenced
 
 
 class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
@@ -42,6 +43,9 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
     extra_query_params: tuple[str, ...] = ()
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_regex = "[0-9]+"
+    # Lists load of these `select_related` references only the columns the serializer reads
+    # (config.api.serializers.defer_unreferenced): {reference: (extra columns read, ...)}.
+    list_references: dict[str, tuple[str, ...]] = {}
 
     @property
     def organization(self):
@@ -83,7 +87,7 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
         return serializer_class(*args, **kwargs)
 
     def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset())
+        queryset = defer_unreferenced(self.filter_queryset(self.get_queryset()), self.list_references)
         # --- CSV (issue 11): the same fields, filters and sort, streamed without the page limit.
         if wants_csv(request):
             return self.stream_list(queryset)

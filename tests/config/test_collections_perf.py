@@ -143,3 +143,63 @@ class TestNoFilterForm:
         rows = client.get("/api/v1/counterparties", {"kind": "vendor", "per_page": 100}).json()
         assert len(rows) == 8 and all(row["kind"] == "vendor" for row in rows)
         assert client.get("/api/v1/counterparties", {"kind": "nonsense"}).status_code == 400
+
+
+@pytest.mark.django_db
+class TestSlimReferences:
+    """Lists load only the columns their references show (`list_references`): the same JSON as
+    reading each resource alone (whole rows), and no query per row for a deferred column."""
+
+    def make_rules(self, org, count: int):
+        from decimal import Decimal
+
+        from slas.models import Calendar, SlaRule
+
+        calendar = baker.make(Calendar, organization=org, name="Office hours", time_zone="Europe/Amsterdam")
+        named = make_contract(org, currency="JPY")
+        unnamed = make_contract(org, name="", currency="KWD")  # reference_of falls back to str(): reference + name
+        made = []
+        for i in range(count):
+            made.append(
+                SlaRule.objects.create(
+                    organization=org,
+                    contract=[named, unnamed][i % 2],
+                    calendar=calendar if i % 3 else None,
+                    name="" if i == 1 else f"Rule {i}",  # an empty name shows metric and target
+                    metric="response",
+                    priorities=["high"],
+                    pause_on_hold=False,
+                    target_minutes=30 + i,
+                    monthly_penalty_cap=Decimal("1234.5678"),  # quantized in the contract's currency
+                    effective_from=timezone.now(),
+                    previous_version=made[-1] if made else None,
+                )
+            )
+        return made
+
+    def test_a_list_shows_what_reading_each_rule_shows(self, api, org):
+        self.make_rules(org, 5)
+        client = api("viewer")
+        fields = "id,contract,name,calendar,monthly_penalty_cap,previous_version,next_version,target_minutes"
+        rows = client.get("/api/v1/sla_rules", {"fields": fields, "per_page": 100}).json()
+        assert len(rows) == 5
+        for row in rows:
+            alone = client.get(f"/api/v1/sla_rules/{row['id']}", {"fields": fields}).json()
+            assert row == alone
+        assert {row["monthly_penalty_cap"] for row in rows} == {"1235", "1234.568"}  # JPY, KWD
+        assert any(row["contract"]["name"].startswith("C-") for row in rows)  # the unnamed contract's str()
+
+    def test_the_queries_do_not_grow_with_the_rows(self, api, org):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        client = api("viewer")
+        params = {"fields": "id,contract,calendar,monthly_penalty_cap,previous_version", "per_page": 100}
+        self.make_rules(org, 2)
+        client.get("/api/v1/sla_rules", params)  # warm-up (membership cache)
+        with CaptureQueriesContext(connection) as few:
+            assert len(client.get("/api/v1/sla_rules", params).json()) == 2
+        self.make_rules(org, 6)
+        with CaptureQueriesContext(connection) as many:
+            assert len(client.get("/api/v1/sla_rules", params).json()) == 8
+        assert len(many) == len(few)
