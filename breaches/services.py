@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from config.bulk_insert import bulk_insert
 from config.errors import Conflict, Unprocessable
 from events.services import record_event, record_events
 from slas import clock
@@ -369,7 +370,7 @@ def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
         book = _PenaltyBook({b.sla_rule_id for b in fresh}, {b.penalty_month for b in fresh})
         for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
             book.price(breach, breach.sla_rule)
-        Breach.objects.bulk_create(fresh)
+        bulk_insert(Breach, fresh)
         record_events(type="breach.detected", items=[(b, _detection_payload(b)) for b in fresh], occurred_at=now)
         return len(clocks), len(fresh)
 

@@ -10,6 +10,8 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from config.bulk_insert import bulk_insert
+
 from .feed import prepare_write
 from .handlers import dispatch, dispatch_recorded
 from .models import Event
@@ -66,16 +68,19 @@ def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred
     A transaction that writes events of several organizations writes them in one call (their
     order locks are taken together, in ascending order: see `events.feed`)."""
     prepare_write(obj.organization_id for obj, _payload in items)
-    events = Event.objects.bulk_create(
-        Event(
-            organization_id=obj.organization_id,
-            type=type,
-            object_type=obj._meta.model_name,
-            object_id=obj.pk,
-            payload=jsonable(payload),
-            occurred_at=occurred_at,
-        )
-        for obj, payload in items
+    events = bulk_insert(
+        Event,
+        [
+            Event(
+                organization_id=obj.organization_id,
+                type=type,
+                object_type=obj._meta.model_name,
+                object_id=obj.pk,
+                payload=jsonable(payload),
+                occurred_at=occurred_at,
+            )
+            for obj, payload in items
+        ],
     )
     for event in events:
         event.reactions = dispatch(event)

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from config.bulk_insert import bulk_insert
 from tenancy.models import Organization
 
 from .emails import REGISTERED
@@ -110,7 +111,7 @@ def _write_emails(events, now) -> None:
     ]
     wanted = [event for event in events if event.type in EMAIL_KINDS]
     if not wanted:
-        EmailNotification.objects.bulk_create(rows)
+        bulk_insert(EmailNotification, rows)
         return
     configured = {}
     if any(event.type != "sla.escalation" for event in wanted):
@@ -134,4 +135,4 @@ def _write_emails(events, now) -> None:
                     next_attempt_at=now,
                 )
             )
-    EmailNotification.objects.bulk_create(rows)
+    bulk_insert(EmailNotification, rows)

@@ -1,0 +1,60 @@
+"""`config.bulk_insert.bulk_insert`: the same rows as `bulk_create`, pks in the objects' order."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from config.bulk_insert import bulk_insert
+from events.models import Event
+from tenancy.models import Organization
+
+pytestmark = pytest.mark.django_db
+
+WHEN = dt.datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+def _events(org, n, tag):
+    payloads = [
+        {"quote": 'say "hi"\\ \n', "unicode": "é€😀", "n": i, "list": [1, None, {"x": "y"}], "none": None}
+        for i in range(n)
+    ]
+    payloads[0] = {}
+    return [
+        Event(organization_id=org.pk, type=tag, object_type="thing", object_id=10**12 + i, payload=p, occurred_at=WHEN)
+        for i, p in enumerate(payloads)
+    ]
+
+
+def _stored(tag):
+    return list(
+        Event.objects.filter(type=tag)
+        .order_by("pk")
+        .values_list("organization_id", "object_type", "object_id", "payload", "occurred_at", "actor_id")
+    )
+
+
+def test_same_rows_as_bulk_create_in_one_statement():
+    org = Organization.objects.create(name="Bulk", slug="bulk")
+    expected = Event.objects.bulk_create(_events(org, 25, "a"))
+    objs = _events(org, 25, "b")
+    with CaptureQueriesContext(connection) as queries:
+        returned = bulk_insert(Event, objs)
+    assert len(queries) == 1
+    assert returned == objs and all(o.pk is not None and not o._state.adding for o in objs)
+    # pks in the objects' order (what handlers and outbox rows refer to)
+    assert [Event.objects.get(pk=o.pk).object_id for o in objs] == [o.object_id for o in objs]
+    assert [o.pk for o in objs] == sorted(o.pk for o in objs)
+    assert _stored("b") == _stored("a") and len(expected) == 25
+    assert _stored("b")[0][4] == WHEN
+
+
+def test_empty_and_values_without_json_form():
+    assert bulk_insert(Event, []) == []
+    org = Organization.objects.create(name="Bulk2", slug="bulk2")
+    bad = _events(org, 2, "c")
+    bad[1].payload = {"amount": Decimal("1.5")}  # Django's JSONField refuses it: so does this
+    with pytest.raises(TypeError):
+        bulk_insert(Event, bad)
