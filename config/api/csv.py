@@ -144,6 +144,8 @@ class CSVRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:  # a 204 (a delete) has no body in any format
+            return b""
         rows = data if isinstance(data, list) else [data]
         view = (renderer_context or {}).get("view")
         response = (renderer_context or {}).get("response")

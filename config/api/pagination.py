@@ -59,10 +59,15 @@ def page_rows(queryset, start: int, stop: int) -> list:
 class PagePagination(BasePagination):
     """`?page=` and `?per_page=` (default 20, max 100); headers X-Pagination-* and Link."""
 
-    def paginate_queryset(self, queryset, request, view=None):
-        self.request = request
+    def check_params(self, request) -> None:
+        """Read `?page=` and `?per_page=` (a 400 when out of bounds): also for a CSV export, which
+        streams every row, so that a bad value is refused the same way in every format."""
         self.per_page = query_int(request, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
         self.page = query_int(request, "page", 1, 1, MAX_PAGE)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.check_params(request)
         self.total = page_count(queryset)
         self.total_pages = max(1, math.ceil(self.total / self.per_page))
         start = (self.page - 1) * self.per_page

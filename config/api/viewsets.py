@@ -90,6 +90,7 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
         queryset = defer_unreferenced(self.filter_queryset(self.get_queryset()), self.list_references)
         # --- CSV (issue 11): the same fields, filters and sort, streamed without the page limit.
         if wants_csv(request):
+            self.paginator.check_params(request)
             return self.stream_list(queryset)
         # --- end CSV
         page = self.paginate_queryset(queryset)

@@ -191,3 +191,23 @@ def test_a_blank_format_is_400_on_every_kind_of_operation(demo_admin, blank):
         response = getattr(client, method)(f"{url}?format={blank}", body, format="json")
         assert response.status_code == 400, (url, response.status_code, response.content[:200])
         assert response["Content-Type"] == "application/json" and "format" in response.json()["errors"], url
+
+
+def test_a_delete_asked_for_as_csv_is_a_plain_204(demo_admin):
+    """Found by the second 150-example fuzz: `DELETE ...?format=csv` rendered the empty body of a
+    204 as a CSV row and answered 500."""
+    created = demo_admin.post("/api/v1/counterparties", {"name": "Deleted as CSV"}, format="json").json()
+    response = demo_admin.delete(f"/api/v1/counterparties/{created['id']}?format=csv")
+    assert response.status_code == 204 and response.content == b""
+    assert demo_admin.get(f"/api/v1/counterparties/{created['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("params", [{"page": "-1"}, {"per_page": "687969358"}, {"page": "0"}, {"per_page": "x"}])
+def test_a_csv_export_refuses_bad_paging_like_json(demo_admin, params):
+    """Found by the second 150-example fuzz: a CSV export streams every row and ignored `page` and
+    `per_page`, so values out of their bounds were accepted there and refused in JSON."""
+    for url in ("/api/v1/contracts", "/api/v1/contracts/active"):
+        response = demo_admin.get(url, {"format": "csv", **params})
+        assert response.status_code == 400, (url, params, response.content[:200])
+        assert response["Content-Type"] == "application/json" and set(params) <= set(response.json()["errors"])
+    assert demo_admin.get("/api/v1/contracts", {"format": "csv", "page": "2", "per_page": "5"}).status_code == 200
