@@ -16,7 +16,7 @@ http_application = get_asgi_application()  # sets Django up before the consumers
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 # GraphQL subscriptions (issue 10): graphql-transport-ws on the GraphQL path, beside the stream.
-from config.graphql.routing import graphql_websocket_urlpatterns  # noqa: E402
+from config.graphql.routing import graphql_websocket_urlpatterns  # noqa: E402 - after Django's setup, like the line above
 from stream.routing import websocket_urlpatterns  # noqa: E402
 
 # No origin check: the stream authenticates with a bearer token the page must hold, never with a

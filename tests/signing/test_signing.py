@@ -174,7 +174,10 @@ class TestSigningEndToEnd:
         _, path = send_request(api, signed_contract)
         html = browser().get(path).content.decode()
         terms = re.search(r'<table id="terms">(.*?)</table>', html, re.S)[1]
-        row = lambda name: re.search(rf"<th>{name}</th><td>(.*?)</td>", terms)[1]  # noqa: E731 - a one-line lookup
+
+        def row(name: str) -> str:
+            return re.search(rf"<th>{name}</th><td>(.*?)</td>", terms)[1]
+
         assert row("Requires counterparty signature") == "Yes"
         assert row("Auto renew") in ("Yes", "No")
         assert row("Contract type") == dict(Contract.Type.choices)[signed_contract.contract_type]
