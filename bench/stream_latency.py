@@ -72,7 +72,9 @@ def run(database_url: str) -> dict:
     token = issue_tokens(Membership.objects.create(user=user, organization=org, role="viewer"))["access"]
 
     figures: dict[str, float | int] = {"errors": 0}
-    server = AsgiServer({"DATABASE_URL": url, "REDIS_URL": redis, "CHANNEL_LAYER_PREFIX": prefix})
+    server = AsgiServer(
+        {"DATABASE_URL": url, "REDIS_URL": redis, "CHANNEL_LAYER_PREFIX": prefix, "CACHE_KEY_PREFIX": prefix}
+    )
     try:
         for mode, pace in (("paced", PACE_MS / 1000), ("burst", 0.0)):
             committed: dict[int, float] = {}

@@ -50,6 +50,9 @@ def server_env():
         "CONN_MAX_AGE": "0",
         "REDIS_URL": url,
         "CHANNEL_LAYER_PREFIX": f"sla-test-{uuid.uuid4().hex[:12]}",  # this run's own keys and channels
+        # and its own cache: each xdist worker's database repeats user ids, so a membership another
+        # test's servers cached under the shared prefix would be read as this test's (a 403 in CI).
+        "CACHE_KEY_PREFIX": f"sla-test-{uuid.uuid4().hex[:12]}",
         "THROTTLE_USER_RATE": "100000/min",
     }
 
