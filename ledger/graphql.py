@@ -82,6 +82,7 @@ class Lot:
     allocated: decimal.Decimal
     consumed: decimal.Decimal
     expired: decimal.Decimal
+    moved: decimal.Decimal = strawberry.field(description="Carried to a lot with an amended expiry (issue 14).")
     remaining: decimal.Decimal
 
 
@@ -126,6 +127,7 @@ class Query:
                 allocated=_two_places(lot.allocated),
                 consumed=_two_places(lot.consumed),
                 expired=_two_places(lot.expired),
+                moved=_two_places(lot.moved),
                 remaining=_two_places(lot.remaining),
             )
             for lot in book.lots

@@ -131,3 +131,37 @@ class TestLedgerFollowsAmendedTerms:
         assert lots_closed_at(contract) == dt.datetime(2027, 2, 28, 23, tzinfo=dt.UTC)
         with pytest.raises(Conflict, match="closed up to"):
             work(contract, 1, at=dt.datetime(2027, 2, 20, 10, tzinfo=dt.UTC), now=T0.replace(year=2027, month=3))
+
+
+@pytest.mark.django_db
+def test_graphql_lots_and_balance_agree_with_rest_after_a_move(api, managers, contract):
+    """GraphQL's `contractLots` shows what a move carried (`moved`), as REST's lots do."""
+    from tests.graphql.conftest import GraphQLClient
+
+    amend_and_approve(managers, contract, {"expiry_date": "2028-06-30", "hours_budget": "150.00"})
+    lifecycle("2027-03-01T00:30:00+01:00")
+    viewer = api("viewer")
+    balance, lots = figures(viewer, contract, AFTER)
+    data = GraphQLClient(viewer)(
+        """query($id: ID!, $asOf: DateTime) {
+             contractLots(contractId: $id, asOf: $asOf) {
+               id entryType occurredAt expiresAt allocated consumed expired moved remaining }
+             contractBalance(contractId: $id, asOf: $asOf) { totalHours remainingHours expiredHours }
+           }""",
+        {"id": contract.pk, "asOf": AFTER},
+    )
+    fields = ("id", "entry_type", "occurred_at", "expires_at", "allocated", "consumed", "expired", "moved", "remaining")
+    camel = {name: "".join(w if i == 0 else w.title() for i, w in enumerate(name.split("_"))) for name in fields}
+    assert [lot["moved"] for lot in data["contractLots"]] == ["85.00", "0.00", "0.00"]
+
+    def normalized(lot, key):  # GraphQL's DateTime writes +00:00 where REST writes Z: compare instants
+        values = {name: lot[key(name)] for name in fields}
+        instants = {name: dt.datetime.fromisoformat(values[name]) for name in ("occurred_at", "expires_at")}
+        return {**values, **instants, "id": str(values["id"])}
+
+    assert [normalized(lot, camel.get) for lot in data["contractLots"]] == [normalized(lot, str) for lot in lots]
+    assert data["contractBalance"] == {
+        "totalHours": balance["total_hours"],
+        "remainingHours": balance["remaining_hours"],
+        "expiredHours": balance["expired_hours"],
+    }
