@@ -198,6 +198,8 @@ TRANSITION_TEXTS = {
     "resume": ("Resume", "Make the suspended contract active again."),
     "terminate": ("Terminate", "End the contract now, with a reason."),
 }
+
+
 class PlanCheckedForm(forms.ModelForm):
     """The billing plan's rules between fields (issue 12), as the API applies them."""
 

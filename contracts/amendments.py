@@ -54,6 +54,16 @@ def register_effective_date_guard(name: str, guard: Callable[..., str | None]) -
     EFFECTIVE_DATE_GUARDS[name] = guard
 
 
+# Checks higher apps make on an amendment's changes, for everyone: the ledger refuses a budget cut
+# the hours left cannot cover. `guard(contract=, effective_date=, changes=)` returns the faults as
+# {field: message} (each a 422); registered in the app's AppConfig.ready().
+CHANGE_GUARDS: dict[str, Callable[..., dict[str, str]]] = {}
+
+
+def register_change_guard(name: str, guard: Callable[..., dict[str, str]]) -> None:
+    CHANGE_GUARDS[name] = guard
+
+
 def register_amendment_part(name: str, part: AmendmentPart) -> None:
     AMENDMENT_PARTS[name] = part
 
@@ -97,6 +107,9 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
             errors.setdefault("effective_date", []).append(fault)
     if expiry is not None and start is not None and str(expiry) < str(start):
         errors["changes.expiry_date"] = ["Must not be before start_date."]
+    for guard in CHANGE_GUARDS.values():
+        for name, fault in guard(contract=contract, effective_date=effective_date, changes=changes).items():
+            errors.setdefault(name, []).append(fault)
     if errors:
         raise Unprocessable(f"Invalid amendment: {', '.join(errors)}.", errors)
 

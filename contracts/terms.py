@@ -208,7 +208,6 @@ class Timeline:
             index -= 1
         return start if index == 0 else self.versions[index].effective_from
 
-
     def stretches(self, day: dt.date) -> list[tuple[dt.date, dt.date | None, Contract]]:
         """(first day, day after the last or None, the contract as in force) for each version in
         force from `day` on: today's version first (from `day`), then the later ones."""

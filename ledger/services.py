@@ -40,7 +40,7 @@ from django.utils import timezone
 from breaches.models import Breach
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
-from contracts.terms import Timeline
+from contracts.terms import Timeline, contract_as_of
 from events.services import record_event
 from tenancy.currencies import quantize
 
@@ -176,6 +176,31 @@ def unbooked_expiries(contract: Contract, at: dt.datetime) -> Decimal:
         return ZERO
     book = replay(contract, as_of=at)
     return sum((lot.remaining for lot in book.lots if lot.expired_by(at)), ZERO)
+
+
+def budget_cut_faults(*, contract: Contract, effective_date: dt.date, changes: dict) -> dict[str, str]:
+    """An amendment's hours budget is posted on its date (`on_contract_terms_changed`): a cut
+    larger than the hours left would overdraw a contract that allows no overrun. Checked when it
+    is made, edited and approved (the hours left may have gone meanwhile), against what remains now."""
+    if "hours_budget" not in changes or contract.allow_overrun:
+        return {}
+    in_force = contract_as_of(contract, effective_date)
+    if changes.get("overage_rate", in_force.overage_rate) is not None:
+        return {}  # an overage rate (kept or added by this amendment) bills what no lot covers
+    allocated = LedgerEntry.objects.filter(
+        organization_id=contract.organization_id, system_key=f"allocation:contract:{contract.pk}"
+    ).exists()
+    if not allocated:
+        return {}  # the allocation reads the terms in force when the contract starts
+    cut = (in_force.hours_budget or ZERO) - Decimal(str(changes["hours_budget"] or 0))
+    if cut <= contract.remaining_hours:
+        return {}
+    return {
+        "changes.hours_budget": (
+            f"Cuts the budget by {cut} hours but only {contract.remaining_hours} remain; "
+            "the contract does not allow overrun."
+        )
+    }
 
 
 def check_overdraw(entry: LedgerEntry, contract: Contract) -> None:

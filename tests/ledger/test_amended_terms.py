@@ -165,3 +165,51 @@ def test_graphql_lots_and_balance_agree_with_rest_after_a_move(api, managers, co
         "remainingHours": balance["remaining_hours"],
         "expiredHours": balance["expired_hours"],
     }
+
+
+@pytest.mark.django_db
+class TestBudgetCutNeverOverdraws:
+    """A budget cut is posted on its date: one the hours left cannot cover is refused (422) when
+    the amendment is made and again when it is approved; cutting to exactly what is used is fine."""
+
+    def propose(self, client, contract, budget):
+        body = {"effective_date": "2027-03-01", "changes": {"hours_budget": budget}, "reason": "Smaller"}
+        return client.post(f"/api/v1/contracts/{contract.pk}/amendments", body, format="json")
+
+    def test_a_cut_below_the_hours_used_is_422_naming_the_field(self, managers, contract):
+        response = self.propose(managers[0], contract, "10.00")  # 15 used: a cut of 90, 85 remain
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"]["changes.hours_budget"] == [
+            "Cuts the budget by 90.00 hours but only 85.00 remain; the contract does not allow overrun."
+        ]
+        assert self.propose(managers[0], contract, "15.00").status_code == 201  # down to what is used
+
+    def test_hours_used_while_it_waited_are_checked_on_approval(self, managers, contract):
+        author, first, _ = managers
+        created = self.propose(author, contract, "20.00")  # a cut of 80: 85 remain
+        assert created.status_code == 201, created.content
+        url = f"/api/v1/contracts/{contract.pk}/amendments/{created.json()['id']}"
+        assert author.post(f"{url}/submit", {}, format="json").status_code == 200
+        work(contract, 10, at=dt.datetime(2027, 2, 2, 10, tzinfo=dt.UTC))  # 75 remain now
+        response = first.post(f"{url}/approve", {}, format="json")
+        assert response.status_code == 422, response.content
+        assert "changes.hours_budget" in response.json()["errors"]
+
+    def test_a_contract_allowing_overrun_may_cut_below_the_hours_used(self, managers, contract):
+        contract.allow_overrun = True
+        contract.save(update_fields=["allow_overrun"])
+        assert self.propose(managers[0], contract, "10.00").status_code == 201
+
+    def test_an_amendment_adding_an_overage_rate_may_cut_below_the_hours_used(self, managers, contract):
+        response = self.propose(managers[0], contract, "10.00")
+        assert response.status_code == 422
+        body = {
+            "effective_date": "2027-03-01",
+            "changes": {"hours_budget": "10.00", "overage_rate": "90.00"},
+            "reason": "Billed",
+        }
+        assert managers[0].post(f"/api/v1/contracts/{contract.pk}/amendments", body, format="json").status_code == 201
+
+    def test_a_budget_increase_is_never_refused(self, managers, contract):
+        work(contract, 85, at=dt.datetime(2027, 2, 2, 10, tzinfo=dt.UTC))  # nothing left
+        assert self.propose(managers[0], contract, "120.00").status_code == 201
