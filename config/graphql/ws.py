@@ -5,8 +5,10 @@ Authentication is the live stream's (stream.consumers): the access token, given 
 checked by `TenantJWTAuthentication.authenticate_token`, and the caller needs the viewer role.
 A missing or refused token closes the connection with 4403 (the protocol's "Forbidden"); when
 the token expires the connection is closed with 4401: reconnect with a fresh token and the
-last cursor. The WebSocket carries subscriptions only: queries and mutations go to
-`POST /api/graphql`, where the HTTP face's rules (status codes, the REST write path) apply.
+last cursor. A client that does not take a message within `STREAM["SEND_TIMEOUT"]` (the server
+applies backpressure) is closed with 4408, as the event stream closes it. The WebSocket carries
+subscriptions only: queries and mutations go to `POST /api/graphql`, where the HTTP face's rules
+(status codes, the REST write path) apply.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import datetime as dt
 import time
 
+from django.conf import settings
 from graphql import GraphQLError
 from rest_framework.exceptions import AuthenticationFailed
 from strawberry.channels import GraphQLWSConsumer
@@ -28,6 +31,8 @@ from strawberry.types.graphql import OperationType
 from tenancy.auth import TenantJWTAuthentication
 
 CLOSE_TOKEN_EXPIRED = 4401
+CLOSE_SLOW_CONSUMER = 4408  # the event stream's code (stream.consumers)
+SLOW_MESSAGE = "Slow consumer: messages were not taken in time; resume with your last cursor."
 
 
 def _token(params) -> str:
@@ -49,6 +54,7 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
         super().__init__(schema, **kwargs)
         self.tenant = None
         self.expiry: asyncio.Task | None = None
+        self.slow = False
 
     async def on_ws_connect(self, context):
         from stream import reader  # its thread pool needs Django's settings
@@ -71,6 +77,18 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
     async def _expire_at(self, expires: float):
         await asyncio.sleep(max(0.0, expires - time.time()))
         await self.close(code=CLOSE_TOKEN_EXPIRED, reason="The token has expired: reconnect with a fresh one.")
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """Every message strawberry sends. One not taken within SEND_TIMEOUT closes the connection
+        (4408) instead of holding a subscription open forever behind a reader that stopped; what
+        the operations send after that is dropped until the server reports the disconnect."""
+        if self.slow:
+            return
+        try:
+            await asyncio.wait_for(super().send(text_data, bytes_data, close), settings.STREAM["SEND_TIMEOUT"])
+        except TimeoutError:
+            self.slow = True
+            await self.close(code=CLOSE_SLOW_CONSUMER, reason=SLOW_MESSAGE)
 
     async def disconnect(self, code: int) -> None:
         if self.expiry is not None:

@@ -155,10 +155,9 @@ def test_another_organizations_client_on_the_other_process_gets_nothing(two_serv
             next_event(ws, timeout=1.0)
 
 
-def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env, org, make_member, settings):
-    """uvicorn applies backpressure: once the socket buffers are full its send waits, and the
-    stream closes the connection after STREAM_SEND_TIMEOUT instead of buffering the log."""
-    viewer = issue_tokens(make_member("viewer", org))["access"]
+@pytest.fixture
+def redis_layer(server_env, settings):
+    """The test process pokes the servers through their Redis channel layer."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -169,6 +168,38 @@ def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env,
         }
     }
     channel_layers.backends.clear()
+
+
+def flood(org) -> None:
+    """4,000 events of about 4 KB that do not compress (permessage-deflate is on): far more than
+    the socket buffers between a server and a client that stopped reading hold."""
+    for start in range(0, 4000, 500):
+        with transaction.atomic():
+            record_events(
+                type="thing.happened",
+                items=[
+                    (Thing(org, pk=n), {"filler": base64.b64encode(os.urandom(3000)).decode()})
+                    for n in range(start, start + 500)
+                ],
+                occurred_at=timezone.now(),
+            )
+
+
+def read_until_closed(ws) -> tuple[int, int]:
+    """(messages received, close code) once the client reads again."""
+    received = 0
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=10)
+            received += 1
+    assert closed.value.rcvd is not None, closed.value
+    return received, closed.value.rcvd.code
+
+
+def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env, redis_layer, org, make_member):
+    """uvicorn applies backpressure: once the socket buffers are full its send waits, and the
+    stream closes the connection after STREAM_SEND_TIMEOUT instead of buffering the log."""
+    viewer = issue_tokens(make_member("viewer", org))["access"]
     with AsgiServer({**server_env, "STREAM_SEND_TIMEOUT": "1", "LOG_LEVEL": "INFO"}) as server:
         # The client stops reading after max_queue messages: TCP then fills up to the server.
         with connect(f"{server.ws}/api/v1/stream", open_timeout=10, max_queue=4) as ws:
@@ -176,23 +207,31 @@ def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env,
             ws.send(json.dumps({"type": "subscribe", "since": None}))
             json.loads(ws.recv(timeout=5))
             json.loads(ws.recv(timeout=5))
-            # 4,000 events of about 4 KB that do not compress (permessage-deflate is on): far more
-            # than the socket buffers between the two hold.
-            for start in range(0, 4000, 500):
-                with transaction.atomic():
-                    record_events(
-                        type="thing.happened",
-                        items=[
-                            (Thing(org, pk=n), {"filler": base64.b64encode(os.urandom(3000)).decode()})
-                            for n in range(start, start + 500)
-                        ],
-                        occurred_at=timezone.now(),
-                    )
+            flood(org)
             time.sleep(3)  # the server's send has waited longer than its timeout by now
-            received = 0
-            with pytest.raises(ConnectionClosed) as closed:
-                while True:
-                    ws.recv(timeout=10)
-                    received += 1
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408, closed.value
+            received, code = read_until_closed(ws)
+        assert code == 4408
         assert received < 4000
+
+
+def test_a_graphql_subscriber_that_stops_reading_is_closed_4408_by_a_real_server(
+    server_env, redis_layer, org, make_member
+):
+    """The same wall for `subscription { events }` over graphql-transport-ws."""
+    viewer = issue_tokens(make_member("viewer", org))["access"]
+    with AsgiServer({**server_env, "STREAM_SEND_TIMEOUT": "1", "LOG_LEVEL": "INFO"}) as server:
+        with connect(
+            f"{server.ws}/api/graphql", open_timeout=10, max_queue=4, subprotocols=["graphql-transport-ws"]
+        ) as ws:
+            ws.send(json.dumps({"type": "connection_init", "payload": {"token": viewer}}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+            query = "subscription { events { kind cursor event { id payload } } }"
+            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+            time.sleep(1)  # subscribed (from now on) before the events are written
+            flood(org)
+            time.sleep(3)
+            received, code = read_until_closed(ws)
+            output = server.output()
+        assert code == 4408, output[-3000:]
+        assert received < 4000
+        assert "Traceback" not in output  # dropped quietly, not a task error per message
