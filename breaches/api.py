@@ -69,8 +69,15 @@ class BreachViewSet(ResourceViewSet):
     }
     default_sort = "-id"
     write_role = "manager"
-    # `{id, name}` references: their str() columns only (a rule's str() reads metric and target).
-    list_references = {"contract": ("reference",), "sla_rule": ("metric", "target_minutes")}
+    # `{id, name}` references: their str() columns only (a contract's str() reads its reference,
+    # a rule's its metric and target, a job's its reference, a user's its username).
+    list_references = {
+        "contract": ("reference",),
+        "sla_rule": ("metric", "target_minutes"),
+        "work_order": ("reference",),
+        "acknowledged_by": ("username",),
+        "waived_by": ("username",),
+    }
 
     @extend_schema(request=None, responses={200: BreachSerializer})
     @action(detail=True, methods=["post"], required_role="operator")

@@ -89,8 +89,16 @@ class LedgerEntryViewSet(IdempotentCreateMixin, CreateMixin, ResourceViewSet):
     sort_fields = {"occurred_at": "occurred_at", "hours": "hours", "created_at": "created_at"}
     default_sort = "-id"
     write_role = "operator"
-    # `{id, name}` reference (a contract's str() reads its reference).
-    list_references = {"contract": ("reference",)}
+    # `{id, name}` references: their str() columns only (a contract's and a job's str() read its
+    # reference, a breach's its metric and job, a lot's its type, hours and contract, a user's its
+    # username).
+    list_references = {
+        "contract": ("reference",),
+        "work_order": ("reference",),
+        "breach": ("metric", "work_order"),
+        "lot": ("entry_type", "hours", "contract"),
+        "created_by": ("username",),
+    }
     idempotency_resource = "ledger_entries"
 
     def create_service(self, *, organization, actor, data):

@@ -249,6 +249,15 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
                 if name not in keep and not self.fields[name].write_only:
                     self.fields.pop(name)
 
+    def get_fields(self):
+        fields = super().get_fields()
+        # DRF's DateTimeField looks the current time zone up (an asgiref Local) for every value;
+        # look it up once per serializer instead, i.e. once per response for a list (issue 15).
+        for field in fields.values():
+            if isinstance(field, serializers.DateTimeField) and not hasattr(field, "timezone"):
+                field.timezone = field.default_timezone()
+        return fields
+
     @classmethod
     def readable_field_names(cls) -> list[str]:
         return [name for name, field in cls().fields.items() if not field.write_only]

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from model_bakery import baker
 
 from config.api.pagination import page_count, page_rows
@@ -203,3 +204,44 @@ class TestSlimReferences:
         with CaptureQueriesContext(connection) as many:
             assert len(client.get("/api/v1/sla_rules", params).json()) == 8
         assert len(many) == len(few)
+
+
+@pytest.mark.django_db
+class TestTimeZoneOncePerResponse:
+    """DRF's `DateTimeField` looks the current time zone up for every value; a resource serializer
+    looks it up once (a list: once per response) and still renders in the zone current then."""
+
+    @pytest.fixture
+    def lookups(self, monkeypatch) -> list[int]:
+        calls = []
+        current = timezone.get_current_timezone
+
+        def counted():
+            calls.append(1)
+            return current()
+
+        monkeypatch.setattr(timezone, "get_current_timezone", counted)
+        return calls
+
+    def test_the_lookups_do_not_grow_with_the_rows(self, api, parties, lookups):
+        client = api("viewer")
+        client.get("/api/v1/counterparties", {"per_page": 1})  # warm-up (membership cache)
+        counts = []
+        for per_page in (2, 20):
+            lookups.clear()
+            rows = client.get("/api/v1/counterparties", {"per_page": per_page}).json()
+            assert len(rows) == per_page and all(row["created_at"].endswith("Z") for row in rows)
+            counts.append(len(lookups))
+        assert counts[0] == counts[1]
+
+    def test_instants_are_rendered_in_the_zone_current_for_the_response(self, api, parties):
+        client = api("viewer")
+        party = parties[0]
+        for zone, offset in (("Asia/Kolkata", "+05:30"), ("UTC", "Z")):
+            with timezone.override(zone):
+                listed = client.get("/api/v1/counterparties", {"per_page": 100}).json()
+                alone = client.get(f"/api/v1/counterparties/{party.pk}").json()
+            row = next(row for row in listed if row["id"] == party.pk)
+            assert row["created_at"] == alone["created_at"]
+            assert row["created_at"].endswith(offset)
+            assert parse_datetime(row["created_at"]) == party.created_at  # the same instant
