@@ -217,6 +217,42 @@ def test_the_refresh_runs_a_constant_number_of_statements_per_batch(org):
     assert len(idle) + 4 * (per_batch - 1) <= len(tens) <= len(idle) + 4 * per_batch, (len(tens), len(idle), per_batch)
 
 
+def statement_shapes(now, **options) -> list[tuple[str, int]]:
+    """Each statement's text (before its parameters are bound) and its number of parameters."""
+    shapes = []
+
+    def capture(execute, sql, params, many, context):
+        if not sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):  # named after the transaction
+            shapes.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        scan(now, **options)
+    return shapes
+
+
+def test_on_postgresql_the_refresh_sends_the_same_statements_for_few_breaches_and_many(org):
+    """The batch's id lists (its rules to lock, their month's totals, its jobs' holds) go as one
+    array each on PostgreSQL: the statements' text and parameters do not grow with the batch (with
+    `IN (%s, ...)` each id was one more placeholder to prepare and parse). SQLite keeps `IN`."""
+    contract = active_contract(org, currency="EUR")
+    make_rule(contract, metric="response", target_minutes=30, penalty={"fixed_amount": "10"}, monthly_penalty_cap="99")
+    make_rule(contract, metric="resolution", target_minutes=40, calendar=office(org, "Europe/Amsterdam"))
+    held = make_job(contract, at(0))
+    update_job(held, at(5), status="on_hold", hold_reason="Parts")
+    update_job(held, at(10), status="in_progress")
+    scan(at(120))
+    few = statement_shapes(at(121))
+    for _ in range(18):
+        make_job(contract, at(60))
+    scan(at(200))
+    many = statement_shapes(at(201))
+    assert Breach.objects.filter(final=False).count() == 37
+    assert len(few) == len(many)
+    if connection.vendor == "postgresql":  # SQLite: `IN` lists and a `VALUES` row per breach
+        assert few == many
+
+
 def test_escalating_many_clocks_runs_the_same_statements_as_escalating_few(org, other_org):
     levels = [{"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}, {"at_percent": 80, "name": "x"}]
     counts = []
