@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -81,6 +82,8 @@ class _AnyOf(In):
     text); the index on the column is used the same way. Elsewhere a plain `IN`."""
 
     def as_postgresql(self, compiler, connection):
+        if not self.rhs:
+            raise EmptyResultSet  # as `IN ()`: no query at all
         column, params = self.process_lhs(compiler, connection)
         return f"{column} = ANY(%s::bigint[])", (*params, list(self.rhs))
 

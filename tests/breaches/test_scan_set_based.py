@@ -24,10 +24,11 @@ from django.test.utils import CaptureQueriesContext
 
 from breaches.models import Breach
 from breaches.penalties import breach_penalty, within_monthly_cap
-from breaches.services import REFRESH_EVERY, _detected_payload, waive_breach
+from breaches.services import REFRESH_EVERY, _among, _detected_payload, waive_breach
 from events.models import Event
 from events.services import jsonable
 from slas import clock
+from slas.models import SlaRule
 from slas.services import create_calendar
 from tests.breaches.factories import active_contract, make_job, make_rule, minutes, scan, update_job
 from workorders.clocks import calendar_of, pauses_for
@@ -300,3 +301,15 @@ def test_the_refresh_keeps_the_penalty_and_due_time_where_they_did_not_move(org)
     assert stored(expected) == expected
     assert Breach.objects.exclude(state="waived").aggregate(total=Sum("penalty_amount"))["total"] == 250
     assert stored([first.pk])[first.pk][5] == at(35)
+
+
+def test_an_id_filter_on_no_ids_runs_no_query_as_in_does(org):
+    """`_among` (`= ANY(array)` on PostgreSQL) behaves as `IN`: no ids, no query, no rows."""
+    contract = active_contract(org, currency="EUR")
+    rule = make_rule(contract, metric="response", target_minutes=30)
+    with CaptureQueriesContext(connection) as queries:
+        assert list(SlaRule.objects.filter(_among("pk", [])).values_list("pk", flat=True)) == []
+    assert queries.captured_queries == []
+    assert list(SlaRule.objects.filter(_among("pk", [rule.pk, rule.pk + 1000])).values_list("pk", flat=True)) == [
+        rule.pk
+    ]
