@@ -17,12 +17,14 @@ MAX_PARAMETERS = 30_000
 
 
 def update_from_values(model, fields: list[str], rows: list[tuple], *, set_also: dict | None = None,
-                       touch: str | None = None, touch_at=None) -> int:  # fmt: skip
+                       touch: str | None = None, touch_at=None, keep_if_none=()) -> int:  # fmt: skip
     """Update rows of `model` by primary key: `rows` are `(pk, value of each of fields...)`.
 
     `set_also`: columns set to one value on every row. `touch`: a column (e.g. `updated_at`) set to
     `touch_at` only on the rows whose tuple ends with an extra True (a "changed" flag), kept on the
-    others. One statement per MAX_PARAMETERS parameters (one for any batch the scan makes).
+    others. `keep_if_none`: fields (NOT NULL columns) whose value None means "unchanged": the row
+    keeps its own (less to send when few values move). One statement per MAX_PARAMETERS parameters
+    (one for any batch the scan makes).
     """
     if not rows:
         return 0
@@ -38,7 +40,13 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, set_also:
     postgres = connection.vendor == "postgresql"
     names = [f"c{i}" for i in range(len(columns) + (1 if touch else 0))]
     flag = f"v.c{len(columns)}"
-    assignments = [f"{quote(field.column)} = v.c{i}" for i, field in enumerate(columns) if i]
+    assignments = [
+        f"{quote(field.column)} = COALESCE(v.c{i}, {table}.{quote(field.column)})"
+        if field.name in keep_if_none
+        else f"{quote(field.column)} = v.c{i}"
+        for i, field in enumerate(columns)
+        if i
+    ]
     constants = []
     for name, value in (set_also or {}).items():
         field = opts.get_field(name)

@@ -29,8 +29,11 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Case, DateTimeField, F, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from config.bulk_insert import bulk_insert
@@ -73,22 +76,52 @@ def _attach_calendars(rules) -> None:
             rule.calendar = calendars[rule.calendar_id]
 
 
+class _AnyOf(In):
+    """`IN (ids)`, sent to PostgreSQL as `= ANY(array)`: one parameter rather than one placeholder
+    per id (each prepared by Django and parsed by psycopg on the client, and no cached statement
+    text); the index on the column is used the same way. Elsewhere a plain `IN`."""
+
+    def as_postgresql(self, compiler, connection):
+        if not self.rhs:
+            raise EmptyResultSet  # as `IN ()`: no query at all
+        column, params = self.process_lhs(compiler, connection)
+        return f"{column} = ANY(%s::bigint[])", (*params, list(self.rhs))
+
+
+def _among(field: str, ids) -> _AnyOf:
+    """A filter: `field` (an id column) is one of `ids`."""
+    return _AnyOf(F(field), list(ids))
+
+
+class _RuleTerms:
+    """What the refresh needs of a rule, read as one row (no model instance, no JSON but the
+    penalty clause decoded): its clock's calendar and pauses (`calendar_of`, `pauses_for`) and its
+    penalty with the monthly cap (`_PenaltyBook.amount`)."""
+
+    __slots__ = ("pk", "metric", "pause_on_hold", "penalty", "monthly_penalty_cap", "calendar_id", "calendar")
+    FIELDS = __slots__[:-1]
+
+    def __init__(self, pk, metric, pause_on_hold, penalty, monthly_penalty_cap, calendar_id):
+        self.pk, self.metric, self.pause_on_hold, self.penalty = pk, metric, pause_on_hold, penalty
+        self.monthly_penalty_cap, self.calendar_id, self.calendar = monthly_penalty_cap, calendar_id, None
+
+
 class _PenaltyBook:
     """The month's penalties so far per (rule, month), read once per batch under a rule lock.
 
-    `rules`: the locked rules by id, loaded with their calendars (`load=True`, for the refresh,
-    which needs them and so gets them from the lock's own query)."""
+    `rules`: the locked rules' terms by id (`_RuleTerms`) with their calendars (`load=True`, for
+    the refresh, which needs them and so gets them from the lock's own query)."""
 
     def __init__(self, rule_ids, months, *, load: bool = False):
         # Lock the rules in id order: concurrent scanners cannot both fill the same month's cap.
-        locked = SlaRule.objects.select_for_update(of=("self",)).filter(pk__in=sorted(rule_ids)).order_by("pk")
+        locked = SlaRule.objects.select_for_update(of=("self",)).filter(_among("pk", sorted(rule_ids))).order_by("pk")
         if load:
-            self.rules = {rule.pk: rule for rule in locked}
+            self.rules = {row[0]: _RuleTerms(*row) for row in locked.values_list(*_RuleTerms.FIELDS)}
             _attach_calendars(self.rules.values())
         else:
             list(locked.values_list("pk"))
         rows = (
-            Breach.objects.filter(sla_rule_id__in=rule_ids, penalty_month__in=months)
+            Breach.objects.filter(_among("sla_rule_id", rule_ids), penalty_month__in=months)
             .exclude(state=Breach.State.WAIVED)
             .values("sla_rule_id", "penalty_month")
             .annotate(total=Sum("penalty_amount"))
@@ -446,23 +479,51 @@ def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
 _REFRESHED = ("actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at")
 # Figures are whole minutes: re-measuring a running breach more often than this changes nothing.
 REFRESH_EVERY = dt.timedelta(minutes=1)
-# What the refresh reads of each open breach and its clock: plain tuples, no model instances.
+# What the refresh reads of each open breach and its clock: plain tuples, no model instances, and
+# few instants to decode per row (each costs more than all the other columns of a row together).
 _REFRESH_READ = (
     "pk", "organization_id", "sla_rule_id", "work_order_id", "metric", "currency", "penalty_month", "state",
-    "target_minutes", "penalty_amount", *_REFRESHED[:2], *_REFRESHED[3:],
-    "clock__state", "clock__started_at", "clock__stopped_at", "clock__due_at", "clock__elapsed_seconds",
+    "target_minutes", "penalty_amount", *_REFRESHED[:2], *_REFRESHED[3:5],
+    "clock__state", "clock__started_at", "clock__stopped_at", "clock__elapsed_seconds",
+    "past_due", "moved_due", "final_due",
 )  # fmt: skip
 
 
-def _holds_by_job(work_order_ids) -> dict[int, list[Hold]]:
-    """The holds of these jobs (one query), by job, in their model order."""
+def _refresh_figures(now: dt.datetime) -> dict:
+    """What the database tells of each breach's clock at `now` (as `_past_due` and `_measure` do)
+    without sending its instants: whether it is past due, its due time only where it moved (a
+    replayed hold), and the breach's due time where the breach becomes final (its event's)."""
+    ends = Q(clock__stopped_at__isnull=False) | Q(clock__state=SlaClock.State.CANCELLED)
+    return {
+        "past_due": Case(
+            When(
+                Q(clock__state=SlaClock.State.CANCELLED)
+                | Q(clock__due_at__lt=Coalesce("clock__stopped_at", Value(now, output_field=DateTimeField()))),
+                then=Value(True),
+            ),
+            default=Value(False),
+        ),
+        "moved_due": Case(When(~Q(clock__due_at=F("due_at")), then="clock__due_at")),
+        "final_due": Case(When(ends, then=Coalesce("clock__due_at", "due_at"))),
+    }
+
+
+def _holds_by_job(work_order_ids) -> dict[int, list]:
+    """The holds of these jobs (one query), by job, in their model order: rows with the `kind`,
+    `start` and `end` that `pauses_for` reads, not model instances."""
     holds = defaultdict(list)
     if work_order_ids:
-        for hold in Hold.objects.filter(work_order_id__in=work_order_ids).only(
-            "work_order_id", "kind", "start", "end"
-        ):
+        rows = Hold.objects.filter(_among("work_order_id", work_order_ids)).values_list(
+            "work_order_id", "kind", "start", "end", named=True
+        )
+        for hold in rows:
             holds[hold.work_order_id].append(hold)
     return holds
+
+
+def _paused_by_holds(rule) -> bool:
+    """Whether some hold can pause this rule's clock (what `pauses_for` keeps)."""
+    return rule.pause_on_hold or rule.metric == SlaRule.Metric.RESOLUTION
 
 
 def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int, int]:
@@ -478,54 +539,75 @@ def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, i
         open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             Q(measured_at__isnull=True) | Q(measured_at__lte=now - REFRESH_EVERY), final=False, pk__gt=after
         )
-        rows = list(_scope(open_breaches, organization).order_by("pk").values_list(*_REFRESH_READ)[:batch_size])
+        open_breaches = _scope(open_breaches, organization).annotate(**_refresh_figures(now)).order_by("pk")
+        rows = list(open_breaches.values_list(*_REFRESH_READ)[:batch_size])
         if not rows:
             return 0, 0, after, 0
         book = _PenaltyBook({row[2] for row in rows}, {row[6] for row in rows}, load=True)
         cancelled_state, waived = SlaClock.State.CANCELLED, Breach.State.WAIVED
-        # Only a clock that still runs is measured again (a stopped or cancelled one keeps its figure).
-        holds = _holds_by_job({r[3] for r in rows if r[17] is None and r[15] != cancelled_state})
-        pauses_memo = {}
+        rules = book.rules
+        # Only a clock that still runs is measured again (a stopped or cancelled one keeps its
+        # figure), and only a rule that some hold can pause needs its job's holds.
+        holds = _holds_by_job(
+            {r[3] for r in rows if r[16] is None and r[14] != cancelled_state and _paused_by_holds(rules[r[2]])}
+        )
+        # The business time as `clock.business_seconds` computes it, through the epoch API: `now`
+        # converted once, each rule's calendar and each job's pauses once per batch.
+        now_epoch = clock.epoch(now)
+        calendars, pauses_memo = {}, {}
         updates, finalized = [], []
         changed = 0
         for row in rows:
             (pk, org_id, rule_id, job_id, metric, currency, month, state, target, old_amount,
-             old_actual, old_overage, old_stopped, old_final, old_due,
-             clock_state, started_at, stopped_at, clock_due, elapsed) = row  # fmt: skip
-            rule = book.rules[rule_id]
+             old_actual, old_overage, old_stopped, old_final,
+             clock_state, started_at, stopped_at, elapsed, past_due, moved_due, final_due) = row  # fmt: skip
+            rule = rules[rule_id]
             cancelled = clock_state == cancelled_state
             if stopped_at is not None or cancelled:
                 seconds = elapsed
             else:
+                calendar = calendars.get(rule_id)
+                if calendar is None:
+                    calendar = calendars[rule_id] = clock.compile_calendar(calendar_of(rule))
                 key = (rule_id, job_id)
                 pauses = pauses_memo.get(key)
                 if pauses is None:
-                    pauses = pauses_memo[key] = pauses_for(rule, holds.get(job_id, ()))
-                seconds = clock.business_seconds(calendar_of(rule), started_at, now, pauses)
+                    pauses = pauses_memo[key] = clock.epoch_pauses(pauses_for(rule, holds.get(job_id, ())))
+                seconds = calendar.business_seconds(clock.epoch(started_at), now_epoch, pauses)
             actual = _minutes(seconds)
             overage = max(0, actual - target)
             final = cancelled or stopped_at is not None
-            past_due = cancelled or (clock_due is not None and (stopped_at or now) > clock_due)
-            due = clock_due if clock_due is not None else old_due
             if state == waived:  # keeps the amount it was waived at, outside the month's cap
                 amount = old_amount
             else:
                 amount = book.amount(rule, month, old_amount, overage, past_due, currency)
-            moved = (actual, overage, amount, stopped_at, final, due) != (
-                old_actual, old_overage, old_amount, old_stopped, old_final, old_due
+            moved = moved_due is not None or (actual, overage, amount, stopped_at, final) != (
+                old_actual, old_overage, old_amount, old_stopped, old_final
             )  # fmt: skip
             changed += moved
-            updates.append((pk, actual, overage, amount, stopped_at, final, due, moved))
+            # The penalty and the due time only where they moved (None: the row keeps its own).
+            new_amount = None if amount == old_amount else amount
+            updates.append((pk, actual, overage, new_amount, stopped_at, final, moved_due, moved))
             if final:
                 finalized.append(
                     Breach(
-                        pk=pk, organization_id=org_id, sla_rule_id=rule_id, work_order_id=job_id, metric=metric,
-                        currency=currency, due_at=due, overage_minutes=overage, actual_minutes=actual,
+                        pk=pk,
+                        organization_id=org_id,
+                        sla_rule_id=rule_id,
+                        work_order_id=job_id,
+                        metric=metric,
+                        currency=currency,
+                        due_at=final_due,
+                        overage_minutes=overage,
+                        actual_minutes=actual,
                         penalty_amount=amount,
                     )  # fmt: skip
                 )
         touched = {"touch": "updated_at", "touch_at": timezone.now()}  # only the rows whose figures moved
-        update_from_values(Breach, list(_REFRESHED), updates, set_also={"measured_at": now}, **touched)
+        kept = ("penalty_amount", "due_at")
+        update_from_values(
+            Breach, list(_REFRESHED), updates, set_also={"measured_at": now}, keep_if_none=kept, **touched
+        )
         if finalized:
             items = [(b, {**_detected_payload(b), "actual_minutes": b.actual_minutes}) for b in finalized]
             record_events(type="breach.finalized", items=items, occurred_at=now)

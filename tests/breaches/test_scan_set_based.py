@@ -19,14 +19,16 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.test.utils import CaptureQueriesContext
 
 from breaches.models import Breach
 from breaches.penalties import breach_penalty, within_monthly_cap
-from breaches.services import REFRESH_EVERY, waive_breach
+from breaches.services import REFRESH_EVERY, _among, _detected_payload, waive_breach
 from events.models import Event
+from events.services import jsonable
 from slas import clock
+from slas.models import SlaRule
 from slas.services import create_calendar
 from tests.breaches.factories import active_contract, make_job, make_rule, minutes, scan, update_job
 from workorders.clocks import calendar_of, pauses_for
@@ -163,6 +165,11 @@ def test_the_set_based_refresh_writes_what_the_per_row_definition_computes(org, 
     assert set(Breach.objects.filter(pk__in=expected).values_list("measured_at", flat=True)) == {later}
     finalized = Event.objects.filter(type="breach.finalized", occurred_at=later)
     assert sorted(finalized.values_list("object_id", flat=True)) == sorted(finals)
+    # Each finalised breach's event says what `_finalised` says of the stored breach (its due time
+    # computed by the database when the breach becomes final, its penalty within the cap).
+    for event in finalized:
+        breach = Breach.objects.get(pk=event.object_id)
+        assert event.payload == jsonable({**_detected_payload(breach), "actual_minutes": breach.actual_minutes})
     assert f"{len(finals)} finalised" in output
     # The month's cap holds per rule and month, without the waived breaches.
     for rule_id, month in set(Breach.objects.values_list("sla_rule_id", "penalty_month")):
@@ -211,6 +218,42 @@ def test_the_refresh_runs_a_constant_number_of_statements_per_batch(org):
     assert len(idle) + 4 * (per_batch - 1) <= len(tens) <= len(idle) + 4 * per_batch, (len(tens), len(idle), per_batch)
 
 
+def statement_shapes(now, **options) -> list[tuple[str, int]]:
+    """Each statement's text (before its parameters are bound) and its number of parameters."""
+    shapes = []
+
+    def capture(execute, sql, params, many, context):
+        if not sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):  # named after the transaction
+            shapes.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        scan(now, **options)
+    return shapes
+
+
+def test_on_postgresql_the_refresh_sends_the_same_statements_for_few_breaches_and_many(org):
+    """The batch's id lists (its rules to lock, their month's totals, its jobs' holds) go as one
+    array each on PostgreSQL: the statements' text and parameters do not grow with the batch (with
+    `IN (%s, ...)` each id was one more placeholder to prepare and parse). SQLite keeps `IN`."""
+    contract = active_contract(org, currency="EUR")
+    make_rule(contract, metric="response", target_minutes=30, penalty={"fixed_amount": "10"}, monthly_penalty_cap="99")
+    make_rule(contract, metric="resolution", target_minutes=40, calendar=office(org, "Europe/Amsterdam"))
+    held = make_job(contract, at(0))
+    update_job(held, at(5), status="on_hold", hold_reason="Parts")
+    update_job(held, at(10), status="in_progress")
+    scan(at(120))
+    few = statement_shapes(at(121))
+    for _ in range(18):
+        make_job(contract, at(60))
+    scan(at(200))
+    many = statement_shapes(at(201))
+    assert Breach.objects.filter(final=False).count() == 37
+    assert len(few) == len(many)
+    if connection.vendor == "postgresql":  # SQLite: `IN` lists and a `VALUES` row per breach
+        assert few == many
+
+
 def test_escalating_many_clocks_runs_the_same_statements_as_escalating_few(org, other_org):
     levels = [{"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}, {"at_percent": 80, "name": "x"}]
     counts = []
@@ -226,3 +269,47 @@ def test_escalating_many_clocks_runs_the_same_statements_as_escalating_few(org, 
         clocks = SlaClock.objects.filter(organization=organization)
         assert set(clocks.values_list("escalations_sent", "next_escalation_at")) == {(1, at(80))}
     assert counts[0] == counts[1], counts
+
+
+def test_the_refresh_keeps_the_penalty_and_due_time_where_they_did_not_move(org):
+    """A refresh where the monthly cap binds, a replayed hold moves one clock's due time and another
+    clock stops: the UPDATE sends the penalty and the due time only where they moved (None keeps
+    the row's own), and every row ends with the figures of the per-row definition."""
+    contract = active_contract(org, currency="EUR")
+    make_rule(
+        contract, metric="response", target_minutes=30, monthly_penalty_cap="250",
+        penalty={"fixed_amount": "100", "per_unit_amount": "10", "unit_minutes": 60},
+    )  # fmt: skip
+    for _ in range(4):
+        make_job(contract, at(0))
+    scan(at(40))  # 10 minutes over: 110 each, within the month's 250
+    breaches = list(Breach.objects.order_by("pk"))
+    assert [b.penalty_amount for b in breaches] == [110, 110, 30, 0]
+    first, second = breaches[0], breaches[1]
+    # Behind the scan's back: the first clock's due time moves (a replayed hold), the second stops.
+    SlaClock.objects.filter(pk=first.clock_id).update(due_at=at(35))
+    SlaClock.objects.filter(pk=second.clock_id).update(stopped_at=at(41), elapsed_seconds=41 * 60)
+    expected = reference(at(41))
+    scan(at(41))
+    assert stored(expected) == expected
+    assert expected[first.pk][5] == at(35) and expected[second.pk][4] is True
+    assert {pk: figures[2] for pk, figures in expected.items()} == {b.pk: b.penalty_amount for b in breaches}
+    # An hour on, two started units (120 each): the cap still binds, the final one is left alone.
+    expected = reference(at(100))
+    assert second.pk not in expected
+    scan(at(100))
+    assert stored(expected) == expected
+    assert Breach.objects.exclude(state="waived").aggregate(total=Sum("penalty_amount"))["total"] == 250
+    assert stored([first.pk])[first.pk][5] == at(35)
+
+
+def test_an_id_filter_on_no_ids_runs_no_query_as_in_does(org):
+    """`_among` (`= ANY(array)` on PostgreSQL) behaves as `IN`: no ids, no query, no rows."""
+    contract = active_contract(org, currency="EUR")
+    rule = make_rule(contract, metric="response", target_minutes=30)
+    with CaptureQueriesContext(connection) as queries:
+        assert list(SlaRule.objects.filter(_among("pk", [])).values_list("pk", flat=True)) == []
+    assert queries.captured_queries == []
+    assert list(SlaRule.objects.filter(_among("pk", [rule.pk, rule.pk + 1000])).values_list("pk", flat=True)) == [
+        rule.pk
+    ]
