@@ -384,11 +384,13 @@ def seed_organization(org: int, n: int, tag: str) -> dict:
     })  # fmt: skip
     insert(LineItem, n, org, {"contract_id": str(ct), "description": "'Item ' || g"})
     # The admin is the n+1st member of the bench organization: seed n - 1 others.
-    users = insert(get_user_model(), n - 1 if tag == "b" else n, None, {
+    username = f"'{tag}-member-' || lpad(g::text, 5, '0')"  # the membership keeps a copy (its sort key)
+    members = n - 1 if tag == "b" else n
+    users = insert(get_user_model(), members, None, {
         "password": "'!'", "first_name": "''", "last_name": "''", "email": "''", "date_joined": "now()",
-        "username": f"'{tag}-member-' || lpad(g::text, 5, '0')",
+        "username": username,
     })  # fmt: skip
-    insert(Membership, n - 1 if tag == "b" else n, org, {"user_id": f"{users} + g", "role": "'viewer'"})
+    insert(Membership, members, org, {"user_id": f"{users} + g", "role": "'viewer'", "username": username})
     return {"contract": ct, "webhook": hook}
 
 

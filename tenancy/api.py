@@ -157,7 +157,9 @@ class MembershipViewSet(ResourceViewSet):
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipSerializer
     filterset_class = MembershipFilterSet
-    sort_fields = {"username": "user__username", "role": "role", "created_at": "created_at"}
+    # `username` is the membership's copy of its user's (issue 15): the same order, and the page's
+    # ids come off the index `membership_org_username` instead of a join sorted across every member.
+    sort_fields = {"username": "username", "role": "role", "created_at": "created_at"}
     default_sort = "username"
     read_role = "admin"
     write_role = "admin"

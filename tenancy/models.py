@@ -117,6 +117,9 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    # The user's username, copied here (issue 15) so that the member list's default sort has an
+    # index per organization: set on every save, and on every save of the user (tenancy.signals).
+    username = models.CharField(max_length=150, editable=False, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,9 +128,19 @@ class Membership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")]
         ordering = ["organization__name", "user__username"]
+        indexes = [
+            # Issue 15: the member list's default sort, id last: a page's ids come straight off the index.
+            models.Index(fields=["organization", "username", "id"], name="membership_org_username")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} ({self.role})"
+
+    def save(self, *args, **kwargs):
+        self.username = self.user.username
+        if kwargs.get("update_fields"):
+            kwargs["update_fields"] = {*kwargs["update_fields"], "username"}
+        super().save(*args, **kwargs)
 
 
 class ExternalIdentity(models.Model):

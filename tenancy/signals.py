@@ -38,8 +38,11 @@ def organization_changed(sender, instance: Organization, **kwargs) -> None:
 
 
 def user_changed(sender, instance, **kwargs) -> None:
-    slugs = Membership.objects.filter(user_id=instance.pk).values_list("organization__slug", flat=True)
-    forget_memberships((instance.pk, slug) for slug in slugs)
+    memberships = list(Membership.objects.filter(user_id=instance.pk).values_list("organization__slug", "username"))
+    forget_memberships((instance.pk, slug) for slug, _ in memberships)
+    if any(username != instance.username for _, username in memberships):
+        # A renamed user: the copy its memberships sort the member list by (issue 15).
+        Membership.objects.filter(user_id=instance.pk).update(username=instance.username)
 
 
 post_save.connect(user_changed, sender=get_user_model(), dispatch_uid="tenancy-user-saved")

@@ -7,6 +7,8 @@ import itertools
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tenancy.models import Membership
 from tests.api_base import ResourceAPITests
@@ -143,3 +145,52 @@ class TestMembersRules:
 
 def response_ids(client) -> set[int]:
     return {o["id"] for o in client.get(f"{URL}?per_page=100").json()}
+
+
+@pytest.mark.django_db
+class TestUsernameCopy:
+    """Issue 15: the member list sorts by the membership's copy of its user's username, on the
+    index `membership_org_username`, in the same order as by the user's own username."""
+
+    def test_a_renamed_user_moves_in_the_list(self, api, org, other_org):
+        anna, mike = make_membership(org, username="anna"), make_membership(org, username="mike")
+        elsewhere = Membership.objects.create(user=anna.user, organization=other_org, role="viewer")
+        anna.user.username = "zoe"
+        anna.user.save()
+        assert Membership.objects.get(pk=anna.pk).username == Membership.objects.get(pk=elsewhere.pk).username == "zoe"
+        body = api("admin").get(f"{URL}?per_page=100&role=viewer").json()
+        assert [o["user"]["name"] for o in body] == ["mike", "zoe"]
+        assert [o["id"] for o in body] == [mike.pk, anna.pk]
+
+    def test_every_save_copies_the_username(self, org):
+        membership = make_membership(org, username="before")
+        assert membership.username == "before"
+        get_user_model().objects.filter(pk=membership.user_id).update(username="after")  # no signal
+        membership.refresh_from_db()
+        membership.user.refresh_from_db()
+        membership.role = "operator"
+        membership.save(update_fields=["role"])
+        assert Membership.objects.get(pk=membership.pk).username == "after"
+
+    def test_the_pages_ids_come_from_the_membership_table_alone(self, api, org):
+        for username in ("carol", "bob", "alice"):
+            make_membership(org, username=username)
+        client = api("admin")
+        assert client.get(URL).status_code == 200  # caches the membership behind the token
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get(URL, {"per_page": 2, "page": 2}).json()
+        ids_sql = queries.captured_queries[1]["sql"]
+        assert "JOIN" not in ids_sql and '"tenancy_membership"."username"' in ids_sql
+        everyone = sorted(Membership.objects.filter(organization=org), key=lambda m: (m.user.username, m.pk))
+        assert [o["id"] for o in body] == [m.pk for m in everyone[2:4]]
+
+    def test_the_migration_copies_every_username(self, org, other_org):
+        from importlib import import_module
+
+        from django.apps import apps
+
+        migration = import_module("tenancy.migrations.0003_membership_username")
+        members = [make_membership(org), make_membership(other_org)]
+        Membership.objects.update(username="")
+        migration.copy_usernames(apps, None)
+        assert [Membership.objects.get(pk=m.pk).username for m in members] == [m.user.username for m in members]
