@@ -21,6 +21,7 @@ from reports.at_risk import at_risk_clocks, risk_figures
 from tests.api_base import ResourceAPITests
 from tests.breaches.factories import active_contract, make_job, make_rule, update_job
 from tests.slas.factories import iso, make_calendar
+from tests.workorders.factories import freeze_now
 from workorders.models import SlaClock
 
 URL = "/api/v1/reports/at_risk"
@@ -172,10 +173,7 @@ def test_bad_window_is_400(api, org, value):
 
 @pytest.fixture
 def frozen(monkeypatch):
-    """One instant for the whole test, so that every request reads the clocks at the same time."""
-    instant = timezone.now().replace(microsecond=0)
-    monkeypatch.setattr(timezone, "now", lambda: instant)
-    return instant
+    return freeze_now(monkeypatch)
 
 
 @pytest.fixture

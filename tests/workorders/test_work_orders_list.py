@@ -16,14 +16,13 @@ import math
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from config.api.serializers import reference_of
 from slas import clock
 from slas.models import Calendar
 from tests.contracts.factories import make_contract
 from tests.slas.factories import ams, iso, make_calendar, make_rule
-from tests.workorders.factories import change, make_job
+from tests.workorders.factories import change, freeze_now, make_job
 from workorders.api import WorkOrderSerializer
 from workorders.clocks import live_elapsed_seconds, shown_state
 from workorders.models import WorkOrder
@@ -40,10 +39,7 @@ def at(day: dt.datetime, hour: int, minute: int = 0) -> dt.datetime:
 
 @pytest.fixture
 def now(monkeypatch):
-    """One instant for the whole test, so that a running clock reads the same in every request."""
-    instant = timezone.now().replace(microsecond=0)
-    monkeypatch.setattr(timezone, "now", lambda: instant)
-    return instant
+    return freeze_now(monkeypatch)
 
 
 @pytest.fixture
