@@ -29,12 +29,19 @@ from rest_framework.views import APIView
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, StrictInputMixin
+from config.api.serializers import (
+    ReferenceField,
+    ReferenceIdField,
+    ResourceSerializer,
+    StrictInputMixin,
+    reference_of,
+)
 from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract
 from slas import clock
 from slas.models import Calendar, SlaRule
 from slas.schemas import validation_errors
+from workorders.api import RemainingMinutesField, instant_text
 from workorders.models import SlaClock
 
 from . import at_risk, backtest, charts, compliance, evidence, pdf, statement
@@ -195,14 +202,27 @@ def _flat_minutes(row: dict) -> dict:
 # --- clocks at risk -----------------------------------------------------------------------------
 
 
+class AtRiskListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        clock_rows = list(data)
+        self.child.read_page(clock_rows)
+        return super().to_representation(clock_rows)
+
+
+_FIGURES = ("remaining_minutes", "percent_used", "next_escalation")
+
+
 class AtRiskSerializer(ResourceSerializer):
+    # Each clock is written from rows read once per page (`at_risk.read_page`: its rule, contract,
+    # job, holds and calendar), not from joined model instances: these fields give the shape
+    # (schema, `?fields=`), `to_representation` the values, the same a field would.
     work_order = ReferenceField()
     contract = ReferenceField(source="rule.contract")
     sla_rule = ReferenceField(source="rule")
     priority = serializers.CharField(source="work_order.priority")
-    remaining_minutes = serializers.SerializerMethodField()
-    percent_used = serializers.SerializerMethodField()
-    next_escalation = serializers.SerializerMethodField()
+    remaining_minutes = RemainingMinutesField()
+    percent_used = serializers.FloatField(read_only=True)
+    next_escalation = serializers.DictField(read_only=True, allow_null=True)
 
     class Meta:
         model = SlaClock
@@ -212,23 +232,37 @@ class AtRiskSerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = fields
         default_fields = fields
+        list_serializer_class = AtRiskListSerializer
 
-    def _figures(self, clock_row) -> dict:
-        cache = self.context.setdefault("figures", {})
-        if clock_row.pk not in cache:
-            now = self.context.setdefault("now", timezone.now())
-            cache[clock_row.pk] = at_risk.risk_figures(clock_row, now)
-        return cache[clock_row.pk]
+    def read_page(self, clock_rows) -> at_risk.Page:
+        """What the clocks show of their rules, contracts and jobs, for a page at once (or one clock
+        read alone). One instant for the whole response."""
+        self.context.setdefault("now", timezone.now())
+        page = at_risk.read_page(clock_rows, figures=not self.fields.keys().isdisjoint(_FIGURES))
+        self.context["at_risk_page"] = page
+        return page
 
-    def get_remaining_minutes(self, clock_row) -> int:
-        """Business minutes left before the due time; negative once it has passed."""
-        return self._figures(clock_row)["remaining_minutes"]
-
-    def get_percent_used(self, clock_row) -> float:
-        return self._figures(clock_row)["percent_used"]
-
-    def get_next_escalation(self, clock_row) -> dict | None:
-        return self._figures(clock_row)["next_escalation"]
+    def to_representation(self, clock_row):
+        page = self.context.get("at_risk_page")
+        if page is None or clock_row.pk not in page.related:
+            page = self.read_page([clock_row])
+        rule, contract, job = page.related[clock_row.pk]
+        zone = self.context.setdefault("zone", timezone.get_current_timezone())
+        values = {
+            "id": clock_row.pk,
+            "work_order": reference_of(job),
+            "contract": reference_of(contract),
+            "sla_rule": reference_of(rule),
+            "metric": clock_row.metric,
+            "priority": job.priority,
+            "target_minutes": clock_row.target_minutes,
+            "started_at": instant_text(clock_row.started_at, zone),
+            "due_at": instant_text(clock_row.due_at, zone),
+        }
+        if not self.fields.keys().isdisjoint(_FIGURES):
+            calendar = page.calendars[rule.calendar_id]
+            values.update(at_risk.figures(clock_row, rule, calendar, page.holds[job.pk], self.context["now"]))
+        return {name: values[name] for name in self.fields}
 
 
 class AtRiskFilterSet(PredicateFilterSet):
@@ -273,9 +307,10 @@ class AtRiskViewSet(ResourceViewSet):
 
     def get_queryset(self):
         self.now = getattr(self, "now", None) or timezone.now()
-        return at_risk.at_risk_clocks(
-            organization=self.organization, now=self.now, within_minutes=self.within_minutes()
-        )
+        window = self.within_minutes()
+        clocks = at_risk.at_risk_clocks(organization=self.organization, now=self.now, within_minutes=window)
+        # The clocks alone: the serializer reads what they show once per page (`at_risk.read_page`).
+        return clocks.select_related(None).prefetch_related(None)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "now": getattr(self, "now", None) or timezone.now()}

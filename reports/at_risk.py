@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import NamedTuple
 
+from contracts.models import Contract
 from slas import clock
-from workorders.clocks import calendar_of, pauses_for
-from workorders.models import SlaClock
+from workorders.clocks import (
+    RULE_COLUMNS,
+    RuleRow,
+    calendar_of,
+    compiled_calendars,
+    holds_by_job,
+    paused_by_holds,
+    pauses_for,
+)
+from workorders.models import SlaClock, WorkOrder
 
 S = SlaClock.State
 
@@ -34,19 +44,19 @@ def at_risk_clocks(*, organization, now: dt.datetime, within_minutes: int):
     )
 
 
-def remaining_seconds(clock_row: SlaClock, now: dt.datetime) -> int:
+def remaining_seconds(due_at: dt.datetime, now: dt.datetime, calendar, pauses) -> int:
     """Business seconds from now to the due time; negative (the business time since) once past it."""
-    rule = clock_row.rule
-    calendar, pauses = calendar_of(rule), pauses_for(rule, list(clock_row.work_order.holds.all()))
-    if clock_row.due_at >= now:
-        return clock.business_seconds(calendar, now, clock_row.due_at, pauses)
-    return -clock.business_seconds(calendar, clock_row.due_at, now, pauses)
+    if due_at >= now:
+        return clock.business_seconds(calendar, now, due_at, pauses)
+    return -clock.business_seconds(calendar, due_at, now, pauses)
 
 
-def risk_figures(clock_row: SlaClock, now: dt.datetime) -> dict:
-    remaining = remaining_seconds(clock_row, now)
+def figures(clock_row, rule, calendar, holds, now: dt.datetime) -> dict:
+    """A clock's figures from its rule (pause terms, escalation levels), the rule's compiled
+    calendar (None: 24x7) and its job's holds."""
+    remaining = remaining_seconds(clock_row.due_at, now, calendar, pauses_for(rule, holds))
     target = clock_row.target_minutes * 60
-    levels = sorted(clock_row.rule.escalation or [], key=lambda level: level["at_percent"])
+    levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
     upcoming = None
     if clock_row.escalations_sent < len(levels):
         level = levels[clock_row.escalations_sent]
@@ -56,3 +66,74 @@ def risk_figures(clock_row: SlaClock, now: dt.datetime) -> dict:
         "percent_used": round((target - remaining) * 100 / target, 1),
         "next_escalation": upcoming,
     }
+
+
+def risk_figures(clock_row: SlaClock, now: dt.datetime) -> dict:
+    """`figures` of a clock read with its rule, calendar, job and holds (`at_risk_clocks`)."""
+    rule = clock_row.rule
+    return figures(clock_row, rule, calendar_of(rule), list(clock_row.work_order.holds.all()), now)
+
+
+# --- a page of the report as rows (issue 15) -----------------------------------------------------
+
+
+class JobRow(NamedTuple):
+    pk: int
+    reference: str
+    source_id: str
+    priority: str
+
+    __str__ = WorkOrder.__str__  # reference_of falls back on it (jobs have no name)
+
+
+class ContractRow(NamedTuple):
+    pk: int
+    name: str
+    reference: str
+    source_id: str
+
+    __str__ = Contract.__str__
+
+
+class Related(NamedTuple):
+    """What a listed clock shows of its rule, contract and job."""
+
+    rule: RuleRow
+    contract: ContractRow
+    job: JobRow
+
+
+_RELATED_COLUMNS = (
+    "id", "rule_id", "rule__escalation", "rule__calendar__updated_at", "rule__contract_id", "rule__contract__name",
+    "rule__contract__reference", "rule__contract__source_id", "work_order_id", "work_order__reference",
+    "work_order__source_id", "work_order__priority", *RULE_COLUMNS,
+)  # fmt: skip
+
+
+class Page(NamedTuple):
+    related: dict[int, Related]
+    holds: dict
+    calendars: dict
+
+
+def read_page(clock_rows, *, figures: bool = True) -> Page:
+    """The rules, contracts and jobs of these clocks as rows (one query by the clocks' ids; a rule
+    shared by several clocks is one row), their calendars compiled, and the jobs' holds when a
+    figure is shown and a hold may pause one of the rules (one query)."""
+    related: dict[int, Related] = {}
+    rules: dict[int, RuleRow] = {}
+    stamps: dict[int, dt.datetime] = {}
+    rows = SlaClock.objects.filter(pk__in=[row.pk for row in clock_rows]).values_list(*_RELATED_COLUMNS)
+    width = len(RULE_COLUMNS)
+    for row in rows:
+        pk, rule_id, escalation, stamp, contract_id, name, reference, source_id, job_id, *job = row[:-width]
+        rule = rules.get(rule_id)
+        if rule is None:
+            rule = rules[rule_id] = RuleRow(rule_id, *row[-width:], escalation)
+            if rule.calendar_id is not None:
+                stamps[rule.calendar_id] = stamp
+        related[pk] = Related(rule, ContractRow(contract_id, name, reference, source_id), JobRow(job_id, *job))
+    job_ids = {row.job.pk for row in related.values()}
+    paused = figures and any(paused_by_holds(rule) for rule in rules.values())
+    holds = holds_by_job(job_ids) if paused else dict.fromkeys(job_ids, [])
+    return Page(related, holds, compiled_calendars(stamps))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -25,21 +24,52 @@ from contracts.assets_api import point_or_none
 from contracts.models import Asset, Contract, Counterparty
 
 from . import matching, services
-from .clocks import live_elapsed_seconds, shown_state
+from .clocks import (
+    ClockRow,
+    HoldRow,
+    clocks_by_job,
+    holds_by_job,
+    live_elapsed_seconds,
+    paused_by_holds,
+    shown_state,
+    still_counting,
+)
 from .models import Hold, SlaClock, WorkOrder
 
 
+class PageRowsSerializer(serializers.ListSerializer):
+    # A job's holds or clocks, already written as JSON for the whole page (`JobsHoldsAndClocks`).
+
+    def get_attribute(self, job):
+        return self.parent.holds_and_clocks(job)[self.field_name][job.pk]
+
+    def to_representation(self, data):
+        return data
+
+
 class HoldSerializer(serializers.ModelSerializer):
+    # The shape of `holds_json` (for the schema).
+
     class Meta:
         model = Hold
         fields = ["start", "end", "reason", "kind"]
+        list_serializer_class = PageRowsSerializer
+
+
+@extend_schema_field(
+    {"type": "integer", "description": "Business minutes left before the due time; negative once it has passed."}
+)
+class RemainingMinutesField(serializers.ReadOnlyField):
+    pass
 
 
 class ClockSerializer(serializers.ModelSerializer):
+    # The shape of `clocks_json` (for the schema).
+
     sla_rule = ReferenceField(source="rule")
-    state = serializers.SerializerMethodField()
-    elapsed_minutes = serializers.SerializerMethodField()
-    remaining_minutes = serializers.SerializerMethodField()
+    state = serializers.ChoiceField(choices=SlaClock.State.choices, read_only=True)
+    elapsed_minutes = serializers.IntegerField(read_only=True)
+    remaining_minutes = RemainingMinutesField()
 
     class Meta:
         model = SlaClock
@@ -47,31 +77,68 @@ class ClockSerializer(serializers.ModelSerializer):
             "id", "sla_rule", "metric", "target_minutes", "started_at", "due_at", "stopped_at", "state",
             "elapsed_minutes", "remaining_minutes",
         ]  # fmt: skip
+        list_serializer_class = PageRowsSerializer
 
-    def _now(self):
-        # One instant for the whole response, so every clock of a page is read at the same time.
-        return self.context.setdefault("now", timezone.now())
 
-    def _elapsed_seconds(self, clock_row) -> int:
-        # Once per clock and response (elapsed and remaining both need it; it walks the calendar).
-        # The prefetch hands each clock its parent job, whose holds are prefetched too.
-        cache = self.context.setdefault("elapsed_seconds", {})
-        if clock_row.pk not in cache:
-            holds = list(clock_row.work_order.holds.all())
-            cache[clock_row.pk] = live_elapsed_seconds(clock_row, holds, self._now())
-        return cache[clock_row.pk]
+def instant_text(value, zone) -> str | None:
+    """An instant as DRF's DateTimeField writes it (ISO 8601 in `zone`, UTC as `Z`), the zone
+    looked up once per page rather than once per value."""
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
-    @extend_schema_field(serializers.ChoiceField(choices=SlaClock.State.choices))
-    def get_state(self, clock_row) -> str:
-        """A clock still running after its due time is breached, even before the scan recorded it."""
-        return shown_state(clock_row, self._now())
 
-    def get_elapsed_minutes(self, clock_row) -> int:
-        return self._elapsed_seconds(clock_row) // 60
+def holds_json(holds: list[HoldRow], zone) -> list[dict]:
+    return [
+        {"start": instant_text(h.start, zone), "end": instant_text(h.end, zone), "reason": h.reason, "kind": h.kind}
+        for h in holds
+    ]
 
-    def get_remaining_minutes(self, clock_row) -> int:
-        """Business minutes left before the due time; negative once it has passed."""
-        return clock_row.target_minutes - math.ceil(self._elapsed_seconds(clock_row) / 60)
+
+def clocks_json(clock_rows: list[ClockRow], holds: list[HoldRow], calendars, now, zone) -> list[dict]:
+    """A job's clocks as the API shows them at `now` (elapsed and remaining in business time)."""
+    data = []
+    for row in clock_rows:
+        seconds = live_elapsed_seconds(row, holds, now, calendars[row.rule.calendar_id])
+        data.append(
+            {
+                "id": row.pk,
+                "sla_rule": reference_of(row.rule),
+                "metric": row.metric,
+                "target_minutes": row.target_minutes,
+                "started_at": instant_text(row.started_at, zone),
+                "due_at": instant_text(row.due_at, zone),
+                "stopped_at": instant_text(row.stopped_at, zone),
+                "state": shown_state(row, now),
+                "elapsed_minutes": seconds // 60,
+                "remaining_minutes": row.target_minutes - math.ceil(seconds / 60),
+            }
+        )
+    return data
+
+
+class JobsHoldsAndClocks:
+    """The holds and clocks of some jobs (a page, or the one job read), as JSON, whatever the
+    number of jobs: one query for the clocks with their rules (and the calendars this process
+    has not compiled yet), one for the holds when they are shown or may pause a running clock.
+    `clocks=False` (`?fields=` left them out) skips the clocks' queries and figures."""
+
+    def __init__(self, job_ids, *, holds: bool, clocks: bool, now):
+        zone = timezone.get_current_timezone()
+        self.job_ids = set(job_ids)
+        grouped, calendars = clocks_by_job(job_ids) if clocks else ({}, {})
+        paused = any(still_counting(c) and paused_by_holds(c.rule) for rows in grouped.values() for c in rows)
+        hold_rows = holds_by_job(job_ids) if holds or paused else dict.fromkeys(job_ids, [])
+        self.holds = {pk: holds_json(rows, zone) for pk, rows in hold_rows.items()} if holds else {}
+        self.clocks = {pk: clocks_json(rows, hold_rows[pk], calendars, now, zone) for pk, rows in grouped.items()}
+
+
+class WorkOrderListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        jobs = list(data)
+        self.child.read_holds_and_clocks([job.pk for job in jobs])
+        return super().to_representation(jobs)
 
 
 @extend_schema_field(
@@ -133,6 +200,21 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
             "sourceID", "sla_clocks", "created_at", "updated_at",
         ]  # fmt: skip
         extra_kwargs = {"reported_at": {"required": True}}
+        list_serializer_class = WorkOrderListSerializer
+
+    def read_holds_and_clocks(self, job_ids) -> JobsHoldsAndClocks:
+        """Those of a page of jobs at once (`WorkOrderListSerializer`), or of one job read alone.
+        One instant for the whole response, so every clock of a page is read at the same time."""
+        now = self.context.setdefault("now", timezone.now())
+        read = JobsHoldsAndClocks(job_ids, holds="holds" in self.fields, clocks="sla_clocks" in self.fields, now=now)
+        self.context["holds_and_clocks"] = read
+        return read
+
+    def holds_and_clocks(self, job) -> dict[str, dict[int, list[dict]]]:
+        read = self.context.get("holds_and_clocks")
+        if read is None or job.pk not in read.job_ids:
+            read = self.read_holds_and_clocks([job.pk])
+        return {"holds": read.holds, "sla_clocks": read.clocks}
 
     def validate_location(self, value):
         return point_or_none(value, "location")
@@ -218,16 +300,14 @@ class WorkOrderFilterSet(PredicateFilterSet):
         ]  # fmt: skip
 
 
+REFERENCES = ("contract", "counterparty", "asset", "visit_plan")
+
+
 class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     """Jobs with their SLA clocks. Operators write; status changes open and close holds."""
 
-    queryset = WorkOrder.objects.select_related("contract", "counterparty", "asset", "visit_plan").prefetch_related(
-        "holds",
-        Prefetch(
-            "sla_clocks",
-            queryset=SlaClock.objects.select_related("rule__calendar").order_by("id"),
-        ),
-    )
+    # Holds and clocks are read per page by the serializer (`JobsHoldsAndClocks`).
+    queryset = WorkOrder.objects.select_related(*REFERENCES)
     serializer_class = WorkOrderSerializer
     filterset_class = WorkOrderFilterSet
     sort_fields = {
@@ -245,6 +325,13 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     list_references = {"contract": ("reference",), "counterparty": (), "asset": ()}
     create_service = staticmethod(services.create_work_order)
     update_service = staticmethod(services.update_work_order)
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        shown = self.selected_fields(self.serializer_class) if self.action == "list" else None
+        if shown is not None:  # a list joins only the references it shows (by default the contract)
+            queryset = queryset.select_related(None).select_related(*(name for name in REFERENCES if name in shown))
+        return queryset
 
     @extend_schema(request=MatchRequestSerializer, responses={200: MatchResponseSerializer})
     @action(detail=False, methods=["post"], required_role="operator")

@@ -11,7 +11,7 @@ import math
 from typing import NamedTuple
 
 from slas import clock
-from slas.models import SlaRule
+from slas.models import Calendar, SlaRule
 
 from .models import Hold, SlaClock, WorkOrder
 
@@ -45,6 +45,11 @@ def pauses_for(rule: SlaRule, holds: list[Hold]) -> list[tuple[dt.datetime, dt.d
         if (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
         or (hold.kind == Hold.Kind.REOPENED and rule.metric == SlaRule.Metric.RESOLUTION)
     ]
+
+
+def paused_by_holds(rule: SlaRule) -> bool:
+    """Whether any hold can pause this rule's clocks (`pauses_for` keeps none otherwise)."""
+    return rule.pause_on_hold or rule.metric == SlaRule.Metric.RESOLUTION
 
 
 def _clip(pauses, stop: dt.datetime):
@@ -162,9 +167,132 @@ def shown_state(clock_row: SlaClock, now: dt.datetime) -> str:
     return clock_row.state
 
 
-def live_elapsed_seconds(clock_row: SlaClock, holds: list[Hold], now: dt.datetime) -> int:
-    """Business seconds of a clock up to now (its stored figure once it has stopped)."""
-    if clock_row.stopped_at is not None or clock_row.state == SlaClock.State.CANCELLED:
+def still_counting(clock_row: SlaClock) -> bool:
+    """Not stopped nor cancelled: its elapsed time is live (else the stored figure)."""
+    return clock_row.stopped_at is None and clock_row.state != SlaClock.State.CANCELLED
+
+
+def live_elapsed_seconds(clock_row: SlaClock, holds: list[Hold], now: dt.datetime, calendar=None) -> int:
+    """Business seconds of a clock up to now (its stored figure once it has stopped).
+
+    `calendar`: the rule's compiled calendar when the caller already has it (a page of clock
+    rows, `compiled_calendars`); by default the rule's own."""
+    if not still_counting(clock_row):
         return clock_row.elapsed_seconds
     rule = clock_row.rule
-    return clock.business_seconds(calendar_of(rule), clock_row.started_at, now, pauses_for(rule, holds))
+    calendar = calendar_of(rule) if calendar is None else calendar
+    return clock.business_seconds(calendar, clock_row.started_at, now, pauses_for(rule, holds))
+
+
+# --- a page of clocks as rows (issue 15) ----------------------------------------------------------
+# A list reads the clocks, holds and rules of a whole page with one query each, as plain rows
+# (values_list), instead of a model instance per clock, rule, calendar and hold. The rows quack
+# like the models for what the functions above read, so the figures are computed the same way.
+
+
+class HoldRow(NamedTuple):
+    kind: str
+    start: dt.datetime
+    end: dt.datetime | None
+    reason: str
+
+
+class RuleRow(NamedTuple):
+    """What a clock's figures and its `{id, name}` reference read of its rule."""
+
+    pk: int
+    name: str
+    metric: str
+    target_minutes: int
+    pause_on_hold: bool
+    calendar_id: int | None
+    escalation: list | None = None
+
+    __str__ = SlaRule.__str__  # reference_of falls back on it when the name is blank
+
+
+class ClockRow(NamedTuple):
+    pk: int
+    work_order_id: int
+    rule: RuleRow
+    metric: str
+    target_minutes: int
+    started_at: dt.datetime
+    due_at: dt.datetime | None
+    stopped_at: dt.datetime | None
+    state: str
+    elapsed_seconds: int
+
+
+HOLD_COLUMNS = ("kind", "start", "end", "reason")
+RULE_COLUMNS = ("rule__name", "rule__metric", "rule__target_minutes", "rule__pause_on_hold", "rule__calendar_id")
+_CLOCK_COLUMNS = (
+    "id", "work_order_id", "rule_id", *RULE_COLUMNS, "rule__calendar__updated_at", "metric", "target_minutes",
+    "started_at", "due_at", "stopped_at", "state", "elapsed_seconds",
+)  # fmt: skip
+
+
+def holds_by_job(job_ids) -> dict[int, list[HoldRow]]:
+    """The holds of these jobs, in their order (start, id), one query."""
+    grouped: dict[int, list[HoldRow]] = {pk: [] for pk in job_ids}
+    for job_id, *columns in Hold.objects.filter(work_order_id__in=job_ids).values_list("work_order_id", *HOLD_COLUMNS):
+        grouped[job_id].append(HoldRow(*columns))
+    return grouped
+
+
+def clocks_by_job(job_ids) -> tuple[dict[int, list[ClockRow]], dict[int | None, clock.Calendar]]:
+    """The clocks of these jobs (in id order) as rows, one query, and their rules' compiled
+    calendars by calendar id (None: 24x7). A rule shared by several clocks is one `RuleRow`."""
+    grouped: dict[int, list[ClockRow]] = {pk: [] for pk in job_ids}
+    rules: dict[int, RuleRow] = {}
+    stamps: dict[int, dt.datetime] = {}
+    rows = SlaClock.objects.filter(work_order_id__in=job_ids).order_by("id").values_list(*_CLOCK_COLUMNS)
+    for pk, job_id, rule_id, name, metric, target, pauses, calendar_id, stamp, *own in rows:
+        rule = rules.get(rule_id)
+        if rule is None:
+            rule = rules[rule_id] = RuleRow(rule_id, name, metric, target, pauses, calendar_id)
+            if calendar_id is not None:
+                stamps[calendar_id] = stamp
+        grouped[job_id].append(ClockRow(pk, job_id, rule, *own))
+    return grouped, compiled_calendars(stamps)
+
+
+class _NotCompiled(Exception):
+    pass
+
+
+def _not_compiled():
+    raise _NotCompiled
+
+
+class _CalendarRow(NamedTuple):
+    """What `Calendar.spec` reads of a calendar row."""
+
+    time_zone: str
+    hours: list
+    holidays: list
+    holiday_country: str
+    holiday_subdivision: str
+    working_days: list
+
+
+def compiled_calendars(stamps: dict[int, dt.datetime]) -> dict[int | None, clock.Calendar]:
+    """The compiled calendars of these calendar rows (id: `updated_at`), plus None: 24x7.
+
+    From the process's cache that `Calendar.compiled` fills (keyed by id, stamped with
+    `updated_at`), without reading the rows; those it lacks at that stamp (new to this process,
+    or edited since) are read in one query, as rows, and compiled through `Calendar.spec`."""
+    compiled: dict[int | None, clock.Calendar] = {None: clock.TWENTY_FOUR_SEVEN}
+    missing = []
+    for pk, stamp in stamps.items():
+        try:
+            compiled[pk] = clock.compile_keyed(("calendar", pk), stamp, _not_compiled)  # Calendar.compiled's key
+        except _NotCompiled:
+            missing.append(pk)
+    if missing:
+        for pk, stamp, *columns in Calendar.objects.filter(pk__in=missing).values_list(
+            "id", "updated_at", *_CalendarRow._fields
+        ):
+            row = _CalendarRow(*columns)
+            compiled[pk] = clock.compile_keyed(("calendar", pk), stamp, lambda row=row: Calendar.spec.fget(row))
+    return compiled

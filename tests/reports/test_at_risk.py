@@ -16,8 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from breaches.services import scan_breaches
+from config.api.serializers import reference_of
+from reports.at_risk import at_risk_clocks, risk_figures
 from tests.api_base import ResourceAPITests
 from tests.breaches.factories import active_contract, make_job, make_rule, update_job
+from tests.slas.factories import iso, make_calendar
+from tests.workorders.factories import freeze_now
 from workorders.models import SlaClock
 
 URL = "/api/v1/reports/at_risk"
@@ -36,7 +40,8 @@ class TestAtRiskAPI(ResourceAPITests):
     ]  # fmt: skip
     sort_keys = ["due_at", "started_at", "target_minutes"]
     default_sort = "due_at"
-    # count, the page's ids (issue 15), page of clocks with joins, prefetch of holds
+    # count, the page's ids (issue 15), the page's clocks, their rules, contracts and jobs (as rows); the
+    # holds only when a hold may pause a rule of the page (these response rules do not pause on hold).
     list_queries = 4
     malformed_filters = [("contract_id", "x"), ("priority", "urgent"), ("metric", "speed")]
 
@@ -143,7 +148,9 @@ def test_one_indexed_query_finds_the_clocks(api, org):
     with CaptureQueriesContext(connection) as queries:
         api("viewer").get(URL)
     selects = [q["sql"] for q in queries.captured_queries if 'FROM "workorders_slaclock"' in q["sql"]]
-    assert len(selects) == 3  # the count, the page's ids (issue 15: ids first) and the page
+    # The count, the page's ids (issue 15: ids first), the page, and its rules, contracts and jobs
+    # (through the page's clock ids).
+    assert len(selects) == 4
     if connection.vendor == "postgresql":
         from reports.at_risk import at_risk_clocks
 
@@ -159,3 +166,99 @@ def test_one_indexed_query_finds_the_clocks(api, org):
 def test_bad_window_is_400(api, org, value):
     response = api("viewer").get(URL, {"within_minutes": value})
     assert response.status_code == 400 and "within_minutes" in response.json()["errors"]
+
+
+# --- issue 15: a page written from rows ----------------------------------------------------------
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    return freeze_now(monkeypatch)
+
+
+@pytest.fixture
+def risky(org, frozen):
+    """Clocks at risk of every kind: past due and not, on an office calendar and 24x7, paused
+    earlier by a hold, reopened, escalations left or all sent, blank rule and contract names."""
+    office = make_calendar(org)
+    first = active_contract(org)
+    unnamed = active_contract(org, name="")
+    response = make_rule(first, target_minutes=60, escalation=LEVELS)
+    resolution = make_rule(first, metric="resolution", target_minutes=600, calendar=office, pause_on_hold=True)
+    blank = make_rule(unnamed, name="", target_minutes=90)
+    made = [
+        make_job(first, frozen - dt.timedelta(minutes=75), now=frozen),  # past due (response)
+        make_job(first, frozen - dt.timedelta(minutes=20), now=frozen),  # due in 40 minutes
+        make_job(unnamed, frozen - dt.timedelta(minutes=30), now=frozen),
+    ]
+    held = make_job(first, frozen - dt.timedelta(days=3), now=frozen - dt.timedelta(days=3))
+    update_job(held, frozen - dt.timedelta(days=2), status="on_hold", hold_reason="Parts")
+    update_job(held, frozen - dt.timedelta(days=1), status="in_progress")
+    reopened = make_job(first, frozen - dt.timedelta(days=2), now=frozen - dt.timedelta(days=2))
+    update_job(reopened, frozen - dt.timedelta(days=1, hours=20), status="resolved")
+    update_job(reopened, frozen - dt.timedelta(hours=2), status="in_progress")
+    scan_breaches(now=frozen)  # records the late clocks' breaches and sends their escalations
+    return {"rules": (response, resolution, blank), "jobs": [*made, held, reopened]}
+
+
+def as_models_give(clock_row, now) -> dict:
+    """A listed clock as the model instances give it (the way the report was written before)."""
+    figures = risk_figures(clock_row, now)
+    return {
+        "id": clock_row.pk,
+        "work_order": reference_of(clock_row.work_order),
+        "contract": reference_of(clock_row.rule.contract),
+        "sla_rule": reference_of(clock_row.rule),
+        "metric": clock_row.metric,
+        "priority": clock_row.work_order.priority,
+        "target_minutes": clock_row.target_minutes,
+        "started_at": iso(clock_row.started_at),
+        "due_at": iso(clock_row.due_at),
+        **figures,
+        "next_escalation": figures["next_escalation"]
+        and {**figures["next_escalation"], "at": iso(figures["next_escalation"]["at"])},
+    }
+
+
+@pytest.mark.django_db
+def test_the_page_is_what_each_clock_alone_and_the_models_give(api, org, risky, frozen):
+    client = api("viewer")
+    listed = client.get(URL, {"within_minutes": "525600", "per_page": "100"}).json()
+    expected = at_risk_clocks(organization=org, now=frozen, within_minutes=525600).order_by("due_at", "id")
+    assert listed == [as_models_give(row, frozen) for row in expected]
+    assert len(listed) >= 6  # the tricky cases are there ...
+    assert {item["sla_rule"]["id"] for item in listed} == {rule.pk for rule in risky["rules"]}
+    assert {item["contract"]["name"] for item in listed} >= {"Maintenance of the fleet"}
+    assert any(item["next_escalation"] is None for item in listed)
+    assert any(item["next_escalation"] is not None for item in listed)
+    assert any(item["remaining_minutes"] < 0 for item in listed) and any(i["remaining_minutes"] > 0 for i in listed)
+    for item in listed:  # ... and each reads the same alone
+        assert client.get(f"{URL}/{item['id']}", {"within_minutes": "525600"}).json() == item
+    for page in (1, 2):
+        part = client.get(URL, {"within_minutes": "525600", "per_page": "4", "page": str(page)}).json()
+        assert part == listed[(page - 1) * 4 : page * 4]
+
+
+@pytest.mark.parametrize(
+    ("rule", "fields", "queries"),
+    [
+        # count, ids, the page's clocks, their rules, contracts and jobs, and their holds: a resolution rule
+        # pauses on hold ...
+        (1, None, 5),
+        (0, None, 4),  # ... a response rule does not: no holds read
+        (1, "work_order,due_at", 4),  # no figure shown: no holds read
+    ],
+)
+@pytest.mark.django_db
+def test_queries_do_not_grow_with_the_rows(api, risky, rule, fields, queries):
+    client = api("viewer")
+    params = {"within_minutes": "525600", "sla_rule_id": str(risky["rules"][rule].pk)}
+    params.update({"fields": fields} if fields else {})
+    assert client.get(URL, {**params, "per_page": "1"}).status_code == 200  # caches the membership
+    counts, rows = [], []
+    for per_page in ("1", "100"):
+        with CaptureQueriesContext(connection) as captured:
+            rows.append(len(client.get(URL, {**params, "per_page": per_page}).json()))
+        counts.append(len(captured))
+    assert rows[0] == 1 and rows[1] >= 2
+    assert counts == [queries, queries], [q["sql"] for q in captured.captured_queries]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+from django.utils import timezone
+
 from workorders import services
 from workorders.models import WorkOrder
 
@@ -25,3 +27,11 @@ def make_job(organization, *, now: dt.datetime | None = None, **data) -> WorkOrd
 def change(job: WorkOrder, *, now: dt.datetime | None = None, **data) -> WorkOrder:
     """Update a job through the service (`now` for a live-like step)."""
     return services.update_work_order(instance=job, actor=None, data=data, now=now)
+
+
+def freeze_now(monkeypatch) -> dt.datetime:
+    """One instant (`timezone.now()`) for the rest of a test, so that running clocks read the same
+    in every request."""
+    instant = timezone.now().replace(microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: instant)
+    return instant
