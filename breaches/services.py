@@ -458,6 +458,15 @@ def _rules(rule_ids) -> dict[int, SlaRule]:
     return rules
 
 
+class _ClockSubject(NamedTuple):
+    """What `record_events` reads of the object an event is about (organization, model, pk): an
+    escalated clock read as a row, without a model instance per clock (12,000 at 1M jobs)."""
+
+    organization_id: int
+    pk: int
+    _meta = SlaClock._meta
+
+
 # What an escalation batch reads of each clock it claims.
 _ESCALATION_READ = (
     "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
@@ -484,12 +493,12 @@ def _escalate_batch(*, now, organization, batch_size, rules: _ScanRules | None =
             rule = known[rule_id]
             levels = rules.levels(rule)
             pauses = pauses_for(rule, holds.get(job_id, ()))
-            clock_ref = SlaClock(pk=pk, organization_id=org_id)  # what an event names: the clock
+            subject = _ClockSubject(org_id, pk)
             while next_at is not None and next_at <= now:
                 level = levels[sent]
                 announcements.append(
                     (
-                        clock_ref,
+                        subject,
                         {
                             "work_order": job_id,
                             "sla_rule": rule.pk,
