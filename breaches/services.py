@@ -28,6 +28,7 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, transaction
@@ -186,20 +187,22 @@ def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime, holds=None) 
         breach.due_at = clock_row.due_at  # a replayed hold may have moved it
 
 
-def _new_breach(clock_row: SlaClock, now: dt.datetime, holds=None) -> Breach:
+def _new_breach(clock_row, now: dt.datetime, holds=None, month: str | None = None) -> Breach:
+    """The breach of a clock (an `SlaClock`, or a scan's `_ClaimedClock`) with its rule and the
+    rule's contract on it; `month`: the penalty month at `now` if known (the scan's, per contract)."""
     rule = clock_row.rule
     breach = Breach(
         organization_id=clock_row.organization_id,
-        clock=clock_row,
+        clock_id=clock_row.pk,
         contract_id=rule.contract_id,
-        sla_rule=rule,
+        sla_rule_id=rule.pk,
         work_order_id=clock_row.work_order_id,
         metric=clock_row.metric,
         target_minutes=clock_row.target_minutes,
         currency=rule.contract.currency,
         due_at=clock_row.due_at,
         detected_at=now,
-        penalty_month=_month(rule.contract, now),
+        penalty_month=month or _month(rule.contract, now),
     )
     _measure(breach, clock_row, now, holds)
     return breach
@@ -222,11 +225,12 @@ def _detected_payload(breach: Breach) -> dict:
     }
 
 
-def _detection_payload(breach: Breach) -> dict:
+def _detection_payload(breach: Breach, clock_row) -> dict:
     """`breach.detected`: the figures, and what a person reading a notification needs to place
     it (the job, the contract, the target) without a lookup. The breach's clock comes with its
-    job's reference and its rule's contract (`_claimed_clocks`, `detection_query`), so this costs no query."""
-    clock_row, contract = breach.clock, breach.sla_rule.contract
+    job's reference and its rule with its contract (`_claimed_clocks`, `detection_query`), so this
+    costs no query."""
+    contract = clock_row.rule.contract
     return {
         **_detected_payload(breach),
         "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
@@ -261,7 +265,7 @@ def record_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breac
     except IntegrityError:
         return None  # a scanner recorded it in the meantime
     record_event(
-        type="breach.detected", obj=breach, actor=actor, payload=_detection_payload(breach), occurred_at=now
+        type="breach.detected", obj=breach, actor=actor, payload=_detection_payload(breach, clock_row), occurred_at=now
     )
     if breach.final:
         _finalised(breach, actor, now)
@@ -374,38 +378,104 @@ def escalating_clocks(*, now: dt.datetime, organization=None):
     return _scope(due, organization).order_by("next_escalation_at", "pk")
 
 
+class _ClaimedClock(NamedTuple):
+    """A clock a scan batch claimed, read as a plain row (no model instance per clock), with its
+    rule (and the rule's contract and calendar) from the scan's `_ScanRules`: what `_new_breach`,
+    `_measure` and the payloads read of an `SlaClock`."""
+
+    pk: int
+    organization_id: int
+    work_order_id: int
+    rule_id: int
+    metric: str
+    target_minutes: int
+    started_at: dt.datetime
+    due_at: dt.datetime | None
+    stopped_at: dt.datetime | None
+    state: str
+    elapsed_seconds: int
+    job_reference: str
+    rule: SlaRule
+
+
+# What a detection batch reads of each clock it claims, in `_ClaimedClock`'s order (less the rule).
+_DETECTION_READ = (
+    "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
+    "stopped_at", "state", "elapsed_seconds", "job_reference",
+)  # fmt: skip
+
+
 def detection_query(*, now: dt.datetime, organization=None):
     """What a detection batch claims: the running clocks past due (`past_due_clocks`) that no other
-    scanner holds, locked, with their job's reference (their rules and holds are read per batch)."""
+    scanner holds, locked, as rows (`_DETECTION_READ`) with their job's reference (their rules are
+    the scan's, their holds read per batch)."""
     due = past_due_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
-    return due.annotate(job_reference=F("work_order__reference"))
+    return due.annotate(job_reference=F("work_order__reference")).values_list(*_DETECTION_READ)
 
 
-def _detect_batch(*, now, organization, batch_size) -> tuple[int, int]:
+class _ScanRules:
+    """The rules one scan meets, each read once per scan with its contract and calendar (a scan's
+    batches share most of them: a batch of 1,000 clocks meets about as many rules), and what the
+    scan derives from each once: a contract's penalty month at `now`, a rule's escalation levels.
+
+    A batch asks for its rules: one query for those no earlier batch of the scan read, none when
+    all are known. Within the statements a batch makes (as before), never more."""
+
+    def __init__(self, now: dt.datetime):
+        self.now = now
+        self._rules: dict[int, SlaRule] = {}
+        self._months: dict[int, str] = {}
+        self._levels: dict[int, list[dict]] = {}
+
+    def of(self, rule_ids) -> dict[int, SlaRule]:
+        missing = set(rule_ids).difference(self._rules)
+        if missing:
+            self._rules.update(_rules(missing))
+        return self._rules
+
+    def month(self, rule: SlaRule) -> str:
+        """The penalty month of a breach detected now under this rule (its contract's time zone)."""
+        month = self._months.get(rule.contract_id)
+        if month is None:
+            month = self._months[rule.contract_id] = _month(rule.contract, self.now)
+        return month
+
+    def levels(self, rule: SlaRule) -> list[dict]:
+        """The rule's escalation levels in at_percent order."""
+        levels = self._levels.get(rule.pk)
+        if levels is None:
+            levels = self._levels[rule.pk] = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
+        return levels
+
+
+def _detect_batch(*, now, organization, batch_size, rules: _ScanRules | None = None) -> tuple[int, int]:
     """Claim up to `batch_size` running clocks past due and record their breaches.
 
     Rows another scanner holds are skipped; the claimed ones flip to breached in the same
-    transaction, so no other scanner claims them again.
+    transaction, so no other scanner claims them again. `rules`: the scan's (a new one if None).
     """
+    rules = rules or _ScanRules(now)
     with transaction.atomic():
-        clocks = list(detection_query(now=now, organization=organization)[:batch_size])
-        if not clocks:
+        rows = list(detection_query(now=now, organization=organization)[:batch_size])
+        if not rows:
             return 0, 0
-        SlaClock.objects.filter(pk__in=[c.pk for c in clocks]).update(state=SlaClock.State.BREACHED, updated_at=now)
-        recorded = set(Breach.objects.filter(clock__in=clocks).values_list("clock_id", flat=True))
-        clocks = [c for c in clocks if c.pk not in recorded]
-        rules = _rules({c.rule_id for c in clocks})
-        holds = _holds_by_job({c.work_order_id for c in clocks})
-        fresh = []
-        for clock_row in clocks:
-            clock_row.rule = rules[clock_row.rule_id]  # one instance per rule, shared by its clocks
-            fresh.append(_new_breach(clock_row, now, holds.get(clock_row.work_order_id, [])))
+        SlaClock.objects.filter(pk__in=[row[0] for row in rows]).update(state=SlaClock.State.BREACHED, updated_at=now)
+        recorded = set(Breach.objects.filter(clock__in=[row[0] for row in rows]).values_list("clock_id", flat=True))
+        rows = [row for row in rows if row[0] not in recorded]
+        known = rules.of({row[3] for row in rows})
+        holds = _holds_by_job({row[2] for row in rows})
+        clocks = [_ClaimedClock(*row, known[row[3]]) for row in rows]
+        fresh = [
+            _new_breach(clock_row, now, holds.get(clock_row.work_order_id, []), rules.month(clock_row.rule))
+            for clock_row in clocks
+        ]
         book = _PenaltyBook({b.sla_rule_id for b in fresh}, {b.penalty_month for b in fresh})
-        for breach in sorted(fresh, key=lambda b: (b.due_at, b.clock_id)):
-            book.price(breach, breach.sla_rule)
+        for breach, clock_row in sorted(zip(fresh, clocks, strict=True), key=lambda bc: (bc[0].due_at, bc[0].clock_id)):
+            book.price(breach, clock_row.rule)
         bulk_insert(Breach, fresh)
-        record_events(type="breach.detected", items=[(b, _detection_payload(b)) for b in fresh], occurred_at=now)
-        return len(clocks), len(fresh)
+        items = [(b, _detection_payload(b, clock_row)) for b, clock_row in zip(fresh, clocks, strict=True)]
+        record_events(type="breach.detected", items=items, occurred_at=now)
+        return len(rows), len(fresh)
 
 
 def _job_label(pk: int, reference: str) -> str:
@@ -414,66 +484,80 @@ def _job_label(pk: int, reference: str) -> str:
 
 
 def _rules(rule_ids) -> dict[int, SlaRule]:
-    """The rules of a batch with their contracts and calendars: one instance per rule (a batch's
-    clocks share them), instead of a joined copy of each per clock."""
+    """Rules with their contracts and calendars: one instance per rule (the clocks of a scan share
+    them), instead of a joined copy of each per clock."""
     rules = SlaRule.objects.select_related("contract").in_bulk(rule_ids)
     _attach_calendars(rules.values())
     return rules
 
 
-def _escalate_batch(*, now, organization, batch_size) -> tuple[int, int]:
+class _ClockSubject(NamedTuple):
+    """What `record_events` reads of the object an event is about (organization, model, pk): an
+    escalated clock read as a row, without a model instance per clock (12,000 at 1M jobs)."""
+
+    organization_id: int
+    pk: int
+    _meta = SlaClock._meta
+
+
+# What an escalation batch reads of each clock it claims.
+_ESCALATION_READ = (
+    "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
+    "escalations_sent", "next_escalation_at", "job_reference",
+)  # fmt: skip
+
+
+def _escalate_batch(*, now, organization, batch_size, rules: _ScanRules | None = None) -> tuple[int, int]:
     """Announce each escalation level a running clock has passed, once per clock and level.
 
-    A constant number of statements per batch: the clocks (with their jobs' summaries), their
-    rules, their jobs' holds, one UPDATE of every clock's bookkeeping, and the events."""
+    A constant number of statements per batch: the clocks (with their jobs' summaries, as rows),
+    their rules not yet read by this scan, their jobs' holds, one UPDATE of every clock's
+    bookkeeping, and the events."""
+    rules = rules or _ScanRules(now)
     with transaction.atomic():
         due = escalating_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
-        clocks = list(due.annotate(job_reference=F("work_order__reference"))[:batch_size])
-        if not clocks:
+        rows = list(due.annotate(job_reference=F("work_order__reference")).values_list(*_ESCALATION_READ)[:batch_size])
+        if not rows:
             return 0, 0
-        rules = _rules({c.rule_id for c in clocks})
-        holds = _holds_by_job({c.work_order_id for c in clocks})
-        levels_of = {
-            pk: sorted(rule.escalation or [], key=lambda level: level["at_percent"]) for pk, rule in rules.items()
-        }
+        known = rules.of({row[3] for row in rows})
+        holds = _holds_by_job({row[2] for row in rows})
         announcements, bookkeeping = [], []
-        for clock_row in clocks:
-            rule = rules[clock_row.rule_id]
-            levels = levels_of[rule.pk]
-            pauses = pauses_for(rule, holds.get(clock_row.work_order_id, ()))
-            while clock_row.next_escalation_at is not None and clock_row.next_escalation_at <= now:
-                level = levels[clock_row.escalations_sent]
+        for pk, org_id, job_id, rule_id, metric, target, started_at, due_at, sent, next_at, reference in rows:
+            rule = known[rule_id]
+            levels = rules.levels(rule)
+            pauses = pauses_for(rule, holds.get(job_id, ()))
+            subject = _ClockSubject(org_id, pk)
+            while next_at is not None and next_at <= now:
+                level = levels[sent]
                 announcements.append(
                     (
-                        clock_row,
+                        subject,
                         {
-                            "work_order": clock_row.work_order_id,
+                            "work_order": job_id,
                             "sla_rule": rule.pk,
                             "level": level["name"],
                             "at_percent": level["at_percent"],
                             "notify": level.get("notify", []),
-                            "reached_at": clock_row.next_escalation_at,
+                            "reached_at": next_at,
                             # What a notification names (no lookup: the clock comes with them).
-                            "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
+                            "work_order_reference": _job_label(job_id, reference),
                             "contract": rule.contract_id,
                             "contract_reference": rule.contract.reference,
-                            "metric": clock_row.metric,
-                            "target_minutes": clock_row.target_minutes,
-                            "due_at": clock_row.due_at,
+                            "metric": metric,
+                            "target_minutes": target,
+                            "due_at": due_at,
                         },
                     )
                 )
-                clock_row.escalations_sent += 1
-                clock_row.next_escalation_at = next_escalation(
-                    rule, clock_row.started_at, pauses, clock_row.escalations_sent
-                )
-            bookkeeping.append((clock_row.pk, clock_row.escalations_sent, clock_row.next_escalation_at))
+                sent += 1
+                next_at = next_escalation(rule, started_at, pauses, sent)
+            bookkeeping.append((pk, sent, next_at))
         # The levels announced and the next one, for the whole batch in one statement.
         update_from_values(
             SlaClock, ["escalations_sent", "next_escalation_at"], bookkeeping, set_also={"updated_at": timezone.now()}
         )
         record_events(type="sla.escalation", items=announcements, occurred_at=now)
-        return len(clocks), len(announcements)
+        return len(rows), len(announcements)
 
 
 _REFRESHED = ("actual_minutes", "overage_minutes", "penalty_amount", "clock_stopped_at", "final", "due_at")
@@ -635,8 +719,9 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
         after = last
     detecting = time.monotonic()
     summary.refresh_seconds = detecting - started
+    rules = _ScanRules(now)  # read once for the scan's detection and escalation batches
     while True:
-        examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size)
+        examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size, rules=rules)
         summary.clocks_past_due += examined
         summary.new_breaches += new
         if examined:
@@ -646,7 +731,7 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
     escalating = time.monotonic()
     summary.detect_seconds = escalating - detecting
     while True:
-        examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size)
+        examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size, rules=rules)
         summary.clocks_escalating += examined
         summary.escalations += sent
         if examined:

@@ -15,6 +15,8 @@ import datetime as dt
 import json
 import uuid
 from decimal import Decimal
+from functools import partial
+from operator import attrgetter
 
 from django.db import connections, models, router
 
@@ -30,6 +32,20 @@ def _json_value(value):
     if isinstance(value, (Decimal, uuid.UUID)):
         return str(value)  # numeric / uuid read from text, exactly
     raise TypeError(type(value))
+
+
+# `pre_save` methods that only read the attribute unless the field sets it (auto_now, auto_now_add).
+_READS_ONLY = (models.Field.pre_save, models.DateField.pre_save, models.DateTimeField.pre_save)
+
+
+def _reader(field):
+    """`field.pre_save(obj, True)` for a new row: the attribute itself where that is all it reads
+    (one C call per value, not a method call through the field), else the field's own."""
+    if type(field).pre_save in _READS_ONLY and not (
+        getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    ):
+        return attrgetter(field.attname)
+    return partial(field.pre_save, add=True)
 
 
 def bulk_insert(model, objs: list) -> list:
@@ -49,23 +65,27 @@ def bulk_insert(model, objs: list) -> list:
         or any(obj.pk is not None for obj in objs)
     ):
         return model.objects.bulk_create(objs)
+    plan = [(_reader(field), isinstance(field, models.JSONField), field) for field in fields]
     rows = []
     try:
         for obj in objs:
-            obj._prepare_related_fields_for_save(operation_name="bulk_create")
+            if obj._state.fields_cache:  # a related instance assigned: Django's checks (else they do nothing)
+                obj._prepare_related_fields_for_save(operation_name="bulk_create")
             row = []
-            for field in fields:
-                value = field.pre_save(obj, True)
-                if isinstance(field, models.JSONField):
+            for read, is_json, field in plan:
+                value = read(obj)
+                if is_json:
                     # The document carries the value itself (SQL NULL for None, as Django writes it);
                     # a field's own encoder is applied as Django would.
                     if value is not None and field.encoder is not None:
                         value = json.loads(json.dumps(value, cls=field.encoder))
                     row.append(value)
-                elif type(value) in _PLAIN or (type(value) is dt.datetime and value.tzinfo is not None):
+                elif type(value) in _PLAIN:
                     # What Django's preparation would give back unchanged (its per-value field calls
                     # were most of the remaining client cost): the server's cast does the rest.
-                    row.append(value.isoformat() if type(value) is dt.datetime else value)
+                    row.append(value)
+                elif type(value) is dt.datetime and value.tzinfo is not None:
+                    row.append(value.isoformat())
                 else:
                     row.append(_json_value(field.get_db_prep_save(value, connection)))
             rows.append(row)

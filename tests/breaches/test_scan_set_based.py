@@ -313,3 +313,80 @@ def test_an_id_filter_on_no_ids_runs_no_query_as_in_does(org):
     assert list(SlaRule.objects.filter(_among("pk", [rule.pk, rule.pk + 1000])).values_list("pk", flat=True)) == [
         rule.pk
     ]
+def rule_reads(sqls: list[str]) -> int:
+    """The reads of rules with their contracts (not the monthly cap's lock of the rules)."""
+    return sum(1 for sql in sqls if 'FROM "slas_slarule" INNER JOIN "contracts_contract"' in sql)
+
+
+def test_detecting_many_clocks_runs_the_same_statements_as_detecting_few(org, other_org):
+    counts = []
+    for organization, jobs in ((org, 3), (other_org, 30)):
+        contract = active_contract(organization, currency="EUR")
+        make_rule(contract, target_minutes=30, penalty={"fixed_amount": "10"}, monthly_penalty_cap="95")
+        for _ in range(jobs):
+            make_job(contract, at(0))
+        sqls = statements(at(60), org=organization.slug)
+        counts.append(len(sqls))
+        assert Breach.objects.filter(organization=organization).count() == jobs
+        assert Event.objects.filter(type="breach.detected", organization=organization).count() == jobs
+    assert counts[0] == counts[1], counts
+    assert sorted(Breach.objects.filter(organization=other_org).values_list("penalty_amount", flat=True)) == (
+        [Decimal("0")] * 20 + [Decimal("5")] + [Decimal("10")] * 9  # the monthly cap of 95, in due order
+    )
+
+
+def world_for_batches(organization):
+    """Two contracts in two currencies, three rules each (one on a calendar, two with escalation
+    levels, one with a monthly cap); six jobs, each with its three clocks past due."""
+    contracts = [
+        active_contract(organization, currency="EUR"),
+        active_contract(organization, currency="JPY"),
+    ]
+    levels = [{"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}, {"at_percent": 90, "name": "x"}]
+    for contract in contracts:
+        make_rule(contract, target_minutes=30, escalation=levels, penalty={"fixed_amount": "10"})
+        make_rule(
+            contract, metric="on_site", target_minutes=45, penalty={"fixed_amount": "20"}, monthly_penalty_cap="50"
+        )
+        make_rule(
+            contract, metric="resolution", target_minutes=40, calendar=office(organization, "Europe/Amsterdam"),
+            escalation=levels, penalty={"fixed_amount": "7", "per_unit_amount": "3", "unit_minutes": 5},
+        )  # fmt: skip
+        for _ in range(3):
+            make_job(contract, at(0))
+
+
+def outcome(organization) -> tuple[list, list]:
+    """What a scan recorded, without the ids that differ between organizations."""
+    breaches = Breach.objects.filter(organization=organization).order_by("id")
+    figures = list(
+        breaches.values_list(
+            "metric", "currency", "penalty_month", "target_minutes", "actual_minutes", "overage_minutes",
+            "penalty_amount", "due_at", "detected_at", "final",
+        )
+    )  # fmt: skip
+    ids = {"work_order", "sla_rule", "contract", "work_order_reference", "contract_reference"}
+    payloads = [
+        (event.type, {key: value for key, value in event.payload.items() if key not in ids})
+        for event in Event.objects.filter(
+            organization=organization, type__in=["breach.detected", "sla.escalation"]
+        ).order_by("id")
+    ]
+    return figures, payloads
+
+
+def test_a_scan_reads_each_rule_once_and_records_what_one_batch_would(org, other_org):
+    """The rules, their contracts' penalty months and escalation levels are the scan's, not the
+    batch's: in batches of 2 the scan reads each rule once and records what one batch does."""
+    world_for_batches(org)
+    world_for_batches(other_org)
+    sqls = statements(at(300), org=org.slug, batch_size=2)
+    claims = [sql for sql in sqls if 'FROM "workorders_slaclock"' in sql and " LIMIT 2" in sql]
+    assert len(claims) == 9 + 6 + 2  # 18 clocks past due, 12 of them escalating, each with its last empty batch
+    assert rule_reads(sqls) <= 6  # each of the 6 rules read once (before: once per batch that met it)
+    assert Breach.objects.filter(organization=org).count() == 18  # 9 detection batches of 2
+    statements(at(300), org=other_org.slug)
+    assert outcome(org) == outcome(other_org)
+    figures, payloads = outcome(org)
+    assert {month for _metric, _currency, month, *_ in figures} == {"2026-03"}
+    assert sum(1 for kind, _payload in payloads if kind == "sla.escalation") == 24  # 2 levels of 12 clocks

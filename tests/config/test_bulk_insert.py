@@ -58,3 +58,28 @@ def test_empty_and_values_without_json_form():
     bad[1].payload = {"amount": Decimal("1.5")}  # Django's JSONField refuses it: so does this
     with pytest.raises(TypeError):
         bulk_insert(Event, bad)
+
+
+def test_related_instances_and_fields_that_set_their_own_value():
+    """A related instance assigned (saved: its pk is taken; unsaved: refused as `bulk_create` does),
+    and auto_now / auto_now_add columns set for each row, as `bulk_create` sets them."""
+    from notifications.models import EmailNotification
+
+    org = Organization.objects.create(name="Bulk3", slug="bulk3")
+    event, other = bulk_insert(Event, _events(org, 2, "d"))
+    before = dt.datetime.now(dt.UTC)
+    rows = [
+        EmailNotification(organization=org, event=event, kind="breach", recipients=["a@example.com"]),
+        EmailNotification(organization_id=org.pk, event_id=other.pk, kind="breach", recipients=[]),
+    ]
+    bulk_insert(EmailNotification, rows)
+    stored = EmailNotification.objects.filter(organization=org).order_by("pk")
+    assert list(stored.values_list("organization_id", "event_id", "recipients")) == [
+        (org.pk, event.pk, ["a@example.com"]),
+        (org.pk, other.pk, []),
+    ]
+    for row in stored:
+        assert row.created_at >= before and row.updated_at >= before and row.status == "pending"
+    unsaved = EmailNotification(organization=org, event=Event(organization=org), kind="breach", recipients=[])
+    with pytest.raises(ValueError, match="unsaved related object 'event'"):
+        bulk_insert(EmailNotification, [unsaved])
