@@ -43,7 +43,7 @@ from events.services import record_event, record_events
 from slas import clock
 from slas.models import Calendar, SlaRule
 from tenancy.currencies import quantize
-from workorders.clocks import calendar_of, live_elapsed_seconds, next_escalation, pauses_for
+from workorders.clocks import calendar_of, live_elapsed_seconds, next_escalation, paused_by_holds, pauses_for
 from workorders.models import Hold, SlaClock
 
 from .bulk import update_from_values
@@ -605,11 +605,6 @@ def _holds_by_job(work_order_ids) -> dict[int, list]:
     return holds
 
 
-def _paused_by_holds(rule) -> bool:
-    """Whether some hold can pause this rule's clock (what `pauses_for` keeps)."""
-    return rule.pause_on_hold or rule.metric == SlaRule.Metric.RESOLUTION
-
-
 def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, int, int, int]:
     """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped.
 
@@ -633,7 +628,7 @@ def _refresh_batch(*, now, organization, after: int, batch_size) -> tuple[int, i
         # Only a clock that still runs is measured again (a stopped or cancelled one keeps its
         # figure), and only a rule that some hold can pause needs its job's holds.
         holds = _holds_by_job(
-            {r[3] for r in rows if r[16] is None and r[14] != cancelled_state and _paused_by_holds(rules[r[2]])}
+            {r[3] for r in rows if r[16] is None and r[14] != cancelled_state and paused_by_holds(rules[r[2]])}
         )
         # The business time as `clock.business_seconds` computes it, through the epoch API: `now`
         # converted once, each rule's calendar and each job's pauses once per batch.

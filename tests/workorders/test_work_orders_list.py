@@ -27,14 +27,10 @@ from workorders.api import WorkOrderSerializer
 from workorders.clocks import live_elapsed_seconds, shown_state
 from workorders.models import WorkOrder
 
+from .test_clocks import FRIDAY_16, MONDAY, at
+
 URL = "/api/v1/work_orders"
-FRIDAY_16 = ams(2026, 1, 9, 16, 0)
-MONDAY = ams(2026, 1, 12, 0, 0)
 TUESDAY = ams(2026, 1, 13, 0, 0)
-
-
-def at(day: dt.datetime, hour: int, minute: int = 0) -> dt.datetime:
-    return day.replace(hour=hour, minute=minute)
 
 
 @pytest.fixture
