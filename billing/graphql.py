@@ -16,9 +16,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
-    filter_input,
     nested_list,
-    order_input,
     require_role,
     resource_get,
     resource_list,
@@ -44,12 +42,9 @@ from . import models, periods
 from .api import (
     PERIOD_HOURS,
     PERIOD_MONEY,
-    BillingLineFilterSet,
     BillingLineViewSet,
-    ContractTemplateFilterSet,
     ContractTemplateSerializer,
     ContractTemplateViewSet,
-    ExportBatchFilterSet,
     ExportBatchSerializer,
     ExportBatchViewSet,
     PeriodsView,
@@ -59,8 +54,6 @@ from .api import (
 @strawberry_django.type(models.ExportBatch, name="ExportBatch")
 class ExportBatch(TenantType):
     rest_view = ExportBatchViewSet
-    Filters = filter_input("ExportBatchFilter", ExportBatchFilterSet)
-    Order = order_input("ExportBatchOrder", list(ExportBatchViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract | None
@@ -76,8 +69,6 @@ class ExportBatch(TenantType):
 @strawberry_django.type(models.BillingLine, name="BillingLine")
 class BillingLine(TenantType):
     rest_view = BillingLineViewSet
-    Filters = filter_input("BillingLineFilter", BillingLineFilterSet)
-    Order = order_input("BillingLineOrder", list(BillingLineViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract
@@ -98,8 +89,6 @@ class BillingLine(TenantType):
 @strawberry_django.type(models.ContractTemplate, name="ContractTemplate")
 class ContractTemplate(TenantType):
     rest_view = ContractTemplateViewSet
-    Filters = filter_input("ContractTemplateFilter", ContractTemplateFilterSet)
-    Order = order_input("ContractTemplateOrder", list(ContractTemplateViewSet.sort_fields))
 
     id: strawberry.ID
     name: auto

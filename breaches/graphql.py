@@ -13,9 +13,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
-    filter_input,
     nested_list,
-    order_input,
     resource_get,
     resource_list,
 )
@@ -26,7 +24,7 @@ from tenancy.currencies import quantize
 from workorders.graphql import SlaClock, WorkOrder
 
 from . import models
-from .api import BreachFilterSet, BreachViewSet, WaiveSerializer
+from .api import BreachViewSet, WaiveSerializer
 
 if TYPE_CHECKING:
     from ledger.graphql import LedgerEntry
@@ -37,8 +35,6 @@ LedgerEntryRef = Annotated["LedgerEntry", strawberry.lazy("ledger.graphql")]
 @strawberry_django.type(models.Breach, name="Breach")
 class Breach(TenantType):
     rest_view = BreachViewSet
-    Filters = filter_input("BreachFilter", BreachFilterSet)
-    Order = order_input("BreachOrder", list(BreachViewSet.sort_fields))
 
     id: strawberry.ID
     clock: SlaClock

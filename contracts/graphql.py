@@ -20,9 +20,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
-    filter_input,
     nested_list,
-    order_input,
     resource_get,
     resource_list,
 )
@@ -49,26 +47,21 @@ from config.graphql.mutations import (
 
 from . import models
 from .api import (
-    AmendmentFilterSet,
     AmendmentSerializer,
     AmendmentViewSet,
     CommentSerializer,
-    ContractFilterSet,
     ContractSerializer,
     ContractViewSet,
-    CounterpartyFilterSet,
     CounterpartySerializer,
     CounterpartyViewSet,
-    LineItemFilterSet,
     LineItemSerializer,
     LineItemViewSet,
     OptionalReasonSerializer,
     ReasonSerializer,
     RenewSerializer,
-    TermVersionFilterSet,
     TermVersionViewSet,
 )
-from .assets_api import AssetFilterSet, AssetSerializer, AssetViewSet
+from .assets_api import AssetSerializer, AssetViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -85,8 +78,6 @@ LedgerEntryRef = Annotated["LedgerEntry", strawberry.lazy("ledger.graphql")]
 @strawberry_django.type(models.Counterparty, name="Counterparty")
 class Counterparty(TenantType):
     rest_view = CounterpartyViewSet
-    Filters = filter_input("CounterpartyFilter", CounterpartyFilterSet)
-    Order = order_input("CounterpartyOrder", list(CounterpartyViewSet.sort_fields))
 
     id: strawberry.ID
     source: auto
@@ -106,7 +97,8 @@ class Counterparty(TenantType):
 
 @strawberry_django.type(models.ContractApproval, name="ContractApproval")
 class ContractApproval(TenantType):
-    rest_view = ContractViewSet
+    rest_view = ContractViewSet  # its roles; its lists take no filters or order of their own
+    Filters = Order = None
 
     id: strawberry.ID
     approval_round: int
@@ -119,8 +111,6 @@ class ContractApproval(TenantType):
 @strawberry_django.type(models.LineItem, name="LineItem")
 class LineItem(TenantType):
     rest_view = LineItemViewSet
-    Filters = filter_input("LineItemFilter", LineItemFilterSet)
-    Order = order_input("LineItemOrder", list(LineItemViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract
@@ -139,8 +129,6 @@ class LineItem(TenantType):
 @strawberry_django.type(models.Contract, name="Contract")
 class Contract(TenantType):
     rest_view = ContractViewSet
-    Filters = filter_input("ContractFilter", ContractFilterSet)
-    Order = order_input("ContractOrder", list(ContractViewSet.sort_fields))
 
     id: strawberry.ID
     source: auto
@@ -191,8 +179,6 @@ class Contract(TenantType):
 @strawberry_django.type(models.Asset, name="Asset")
 class Asset(TenantType):
     rest_view = AssetViewSet
-    Filters = filter_input("AssetFilter", AssetFilterSet)
-    Order = order_input("AssetOrder", list(AssetViewSet.sort_fields))
 
     id: strawberry.ID
     source: auto
@@ -212,8 +198,6 @@ class Asset(TenantType):
 @strawberry_django.type(models.Amendment, name="Amendment")
 class Amendment(ContractChildType):
     rest_view = AmendmentViewSet
-    Filters = ContractChildType.child_filters("AmendmentFilter", AmendmentFilterSet)
-    Order = order_input("AmendmentOrder", list(AmendmentViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract
@@ -242,8 +226,6 @@ class Amendment(ContractChildType):
 @strawberry_django.type(models.TermVersion, name="TermVersion")
 class TermVersion(ContractChildType):
     rest_view = TermVersionViewSet
-    Filters = ContractChildType.child_filters("TermVersionFilter", TermVersionFilterSet)
-    Order = order_input("TermVersionOrder", list(TermVersionViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract

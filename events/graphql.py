@@ -18,7 +18,6 @@ from config.graphql.base import (
     TenantType,
     UserRef,
     filter_input,
-    order_input,
     resource_get,
     resource_list,
     rest_filter,
@@ -34,7 +33,6 @@ class Event(TenantType):
     Filters = filter_input(
         "EventFilter", EventFilterSet, extra={"since": (int, "Only events after this id, oldest first (REST ?since=).")}
     )
-    Order = order_input("EventOrder", list(EventViewSet.sort_fields))
 
     id: strawberry.ID
     type: auto

@@ -16,9 +16,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
-    filter_input,
     nested_list,
-    order_input,
     resource_get,
     resource_list,
     tenant,
@@ -29,14 +27,12 @@ from contracts.models import Contract as ContractModel
 from workorders.graphql import WorkOrder
 
 from . import models, services
-from .api import LedgerEntryFilterSet, LedgerEntrySerializer, LedgerEntryViewSet
+from .api import LedgerEntrySerializer, LedgerEntryViewSet
 
 
 @strawberry_django.type(models.LedgerEntry, name="LedgerEntry")
 class LedgerEntry(TenantType):
     rest_view = LedgerEntryViewSet
-    Filters = filter_input("LedgerEntryFilter", LedgerEntryFilterSet)
-    Order = order_input("LedgerEntryOrder", list(LedgerEntryViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract

@@ -14,7 +14,6 @@ from config.graphql.base import (
     TenantType,
     filter_input,
     nested_list,
-    order_input,
     require_role,
     resource_get,
     resource_list,
@@ -41,7 +40,6 @@ from .api import (
     NotificationSettingsView,
     WebhookDeliveryFilterSet,
     WebhookDeliveryViewSet,
-    WebhookEndpointFilterSet,
     WebhookEndpointSerializer,
     WebhookEndpointViewSet,
 )
@@ -68,7 +66,6 @@ class WebhookDelivery(TenantType):
         WebhookDeliveryFilterSet,
         extra={"webhook_id": (int, "Only this webhook's (REST: /webhooks/{id}/deliveries).")},
     )
-    Order = order_input("WebhookDeliveryOrder", list(WebhookDeliveryViewSet.sort_fields))
 
     id: strawberry.ID
     webhook: Webhook = strawberry_django.field(field_name="endpoint")
@@ -106,8 +103,6 @@ class NotificationSettings:
 class Webhook(TenantType):
     rest_view = WebhookEndpointViewSet
     read_role = "manager"
-    Filters = filter_input("WebhookFilter", WebhookEndpointFilterSet)
-    Order = order_input("WebhookOrder", list(WebhookEndpointViewSet.sort_fields))
 
     id: strawberry.ID
     url: auto

@@ -9,7 +9,7 @@ import strawberry_django
 from django.utils import timezone
 from strawberry import auto
 
-from config.graphql.base import ContractChildType, OffsetPaginated, UserRef, order_input, resource_get, resource_list
+from config.graphql.base import ContractChildType, OffsetPaginated, UserRef, resource_get, resource_list
 from config.graphql.enums import enum_of
 from config.graphql.errors import OperationError  # noqa: F401  (a member of the result union)
 from config.graphql.mutations import (
@@ -25,7 +25,7 @@ from config.graphql.mutations import (
 from contracts.models import Contract as ContractModel
 
 from . import models, services
-from .api import SignatureRequestFilterSet, SignatureRequestSerializer, SignatureRequestViewSet
+from .api import SignatureRequestSerializer, SignatureRequestViewSet
 from .documents import terms_hash
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ SignatureRequestStatus = enum_of(models.SignatureRequest, "status")
 @strawberry_django.type(models.SignatureRequest, name="SignatureRequest")
 class SignatureRequest(ContractChildType):
     rest_view = SignatureRequestViewSet
-    Filters = ContractChildType.child_filters("SignatureRequestFilter", SignatureRequestFilterSet)
-    Order = order_input("SignatureRequestOrder", list(SignatureRequestViewSet.sort_fields))
 
     id: strawberry.ID
     contract: ContractRef

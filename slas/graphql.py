@@ -12,9 +12,7 @@ from config.graphql.base import (
     Json,
     OffsetPaginated,
     TenantType,
-    filter_input,
     nested_list,
-    order_input,
     resource_get,
     resource_list,
 )
@@ -31,10 +29,8 @@ from contracts.graphql import Contract
 from . import models
 from .api import (
     AmendSerializer,
-    CalendarFilterSet,
     CalendarSerializer,
     CalendarViewSet,
-    SlaRuleFilterSet,
     SlaRuleSerializer,
     SlaRuleViewSet,
 )
@@ -50,8 +46,6 @@ BreachRef = Annotated["Breach", strawberry.lazy("breaches.graphql")]
 @strawberry_django.type(models.Calendar, name="Calendar")
 class Calendar(TenantType):
     rest_view = CalendarViewSet
-    Filters = filter_input("CalendarFilter", CalendarFilterSet)
-    Order = order_input("CalendarOrder", list(CalendarViewSet.sort_fields))
 
     id: strawberry.ID
     name: auto
@@ -66,8 +60,6 @@ class Calendar(TenantType):
 @strawberry_django.type(models.SlaRule, name="SlaRule")
 class SlaRule(TenantType):
     rest_view = SlaRuleViewSet
-    Filters = filter_input("SlaRuleFilter", SlaRuleFilterSet)
-    Order = order_input("SlaRuleOrder", list(SlaRuleViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract

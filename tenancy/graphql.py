@@ -10,23 +10,19 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
-    filter_input,
-    order_input,
     resource_get,
     resource_list,
     tenant,
 )
 
 from . import models
-from .api import MembershipFilterSet, MembershipViewSet
+from .api import MembershipViewSet
 
 
 @strawberry_django.type(models.Membership, name="Membership")
 class Membership(TenantType):
     rest_view = MembershipViewSet
     read_role = "admin"
-    Filters = filter_input("MembershipFilter", MembershipFilterSet)
-    Order = order_input("MembershipOrder", list(MembershipViewSet.sort_fields))
 
     id: strawberry.ID
     user: UserRef

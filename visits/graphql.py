@@ -16,7 +16,6 @@ from config.errors import BadRequest
 from config.graphql.base import (
     ContractChildType,
     OffsetPaginated,
-    order_input,
     require_role,
     resource_get,
     resource_list,
@@ -43,15 +42,13 @@ from workorders import models
 from workorders.graphql import WorkOrder
 from workorders.visits import next_occurrences
 
-from .api import MAX_SPAN, VisitPlanFilterSet, VisitPlanSerializer, VisitPlanViewSet
+from .api import MAX_SPAN, VisitPlanSerializer, VisitPlanViewSet
 from .selectors import STATES, contract_visits
 
 
 @strawberry_django.type(models.VisitPlan, name="VisitPlan")
 class VisitPlan(ContractChildType):
     rest_view = VisitPlanViewSet
-    Filters = ContractChildType.child_filters("VisitPlanFilter", VisitPlanFilterSet)
-    Order = order_input("VisitPlanOrder", list(VisitPlanViewSet.sort_fields))
 
     id: strawberry.ID
     contract: Contract

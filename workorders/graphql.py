@@ -15,9 +15,7 @@ from config.graphql.base import (
     Json,
     OffsetPaginated,
     TenantType,
-    filter_input,
     nested_list,
-    order_input,
     resource_get,
     resource_list,
 )
@@ -28,9 +26,9 @@ from slas.graphql import SlaRule
 from slas.models import Calendar
 
 from . import models
-from .api import WorkOrderFilterSet, WorkOrderSerializer, WorkOrderViewSet
+from .api import WorkOrderSerializer, WorkOrderViewSet
 from .clocks import live_elapsed_seconds, shown_state
-from .rules_api import ContractRuleFilterSet, ContractRuleSerializer, ContractRuleViewSet
+from .rules_api import ContractRuleSerializer, ContractRuleViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
@@ -117,8 +115,6 @@ class SlaClock(TenantType):
 @strawberry_django.type(models.WorkOrder, name="WorkOrder")
 class WorkOrder(TenantType):
     rest_view = WorkOrderViewSet
-    Filters = filter_input("WorkOrderFilter", WorkOrderFilterSet)
-    Order = order_input("WorkOrderOrder", list(WorkOrderViewSet.sort_fields))
 
     id: strawberry.ID
     source: auto
@@ -145,8 +141,6 @@ class WorkOrder(TenantType):
 @strawberry_django.type(models.ContractRule, name="ContractRule")
 class ContractRule(TenantType):
     rest_view = ContractRuleViewSet
-    Filters = filter_input("ContractRuleFilter", ContractRuleFilterSet)
-    Order = order_input("ContractRuleOrder", list(ContractRuleViewSet.sort_fields))
 
     id: strawberry.ID
     name: auto

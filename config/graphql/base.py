@@ -202,10 +202,26 @@ def order_input(name: str, sort_keys: list[str]):
 class TenantType:
     """Base of every tenant-owned type: one `get_queryset` for lists, nested lists and gets.
 
-    A type declares `rest_view` (its REST viewset: filters, sort keys, default sort and roles)."""
+    A type declares `rest_view` (its REST viewset: filters, sort keys, default sort and roles).
+    Its list arguments follow from it: `Filters` (the view's filterset, `<Type>Filter`) and `Order`
+    (its sort keys, `<Type>Order`); a type declares either only to change it (`Filters = None`: none)."""
 
     rest_view: type
     read_role: str | None = None  # default: the REST view's, else viewer
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        view = cls.__dict__.get("rest_view")
+        if view is None:
+            return
+        if "Filters" not in cls.__dict__ and getattr(view, "filterset_class", None) is not None:
+            cls.Filters = cls.list_filters(f"{cls.__name__}Filter", view.filterset_class)
+        if "Order" not in cls.__dict__:
+            cls.Order = order_input(f"{cls.__name__}Order", list(view.sort_fields))
+
+    @classmethod
+    def list_filters(cls, name: str, filterset_class):
+        return filter_input(name, filterset_class)
 
     @classmethod
     def filter_extra(cls, queryset, filters):
@@ -225,7 +241,7 @@ class ContractChildType(TenantType):
     GraphQL it lists across contracts, with `filters: {contractId: ..}` for one contract's."""
 
     @classmethod
-    def child_filters(cls, name: str, filterset_class):
+    def list_filters(cls, name: str, filterset_class):
         extra = {"contract_id": (int, "Only this contract's (REST: the /contracts/{id}/... route).")}
         return filter_input(name, filterset_class, extra=extra)
 
@@ -293,7 +309,7 @@ class ResourceField(StrawberryDjangoField):
     def arguments(self) -> list[StrawberryArgument]:
         arguments = super().arguments
         resource = self._resource()
-        if (self.is_list or self.is_paginated) and hasattr(resource, "Filters"):
+        if (self.is_list or self.is_paginated) and getattr(resource, "Filters", None) is not None:
             arguments = [
                 *arguments,
                 StrawberryArgument(
