@@ -6,4 +6,8 @@ class TenancyConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self) -> None:
+        from config import pg_instants
+
         from . import signals  # noqa: F401 - connects the membership cache's invalidation
+
+        pg_instants.connect()  # every app reads instants: the foundation app connects the loader
