@@ -25,7 +25,7 @@ from contracts.services import add_months
 from ledger.api import ContractLedgerView
 from ledger.idempotency import IdempotentCreateMixin
 from slas.api import SlaRuleSerializer
-from tenancy.currencies import is_currency, quantize
+from tenancy.currencies import is_currency
 
 from . import periods, services
 from .models import BillingLine, ContractTemplate, ExportBatch
@@ -86,6 +86,7 @@ class BillingLineSerializer(ResourceSerializer):
             "date", "status", "batch", "entries", "breaches", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+        money_fields = {"amount": "currency", "unit_price": "currency"}
         default_fields = [
             "id", "contract", "period", "kind", "description", "quantity", "unit_price", "amount", "currency",
             "date", "status", "batch",
@@ -96,13 +97,6 @@ class BillingLineSerializer(ResourceSerializer):
 
     def get_breaches(self, line) -> list[int]:
         return sorted(b.pk for b in line.breaches.all())
-
-    def to_representation(self, line):
-        data = super().to_representation(line)
-        for name in ("amount", "unit_price"):
-            if name in data:
-                data[name] = str(quantize(getattr(line, name), line.currency))
-        return data
 
 
 class BillingLineFilterSet(PredicateFilterSet):

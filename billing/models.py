@@ -40,6 +40,8 @@ class BillingPeriod(TenantModel):
         ordering = ["contract_id", "index"]
         constraints = [models.UniqueConstraint(fields=["contract", "index"], name="billing_period_once")]
 
+    str_columns = ("contract", "index", "start_date", "end_date")  # what __str__ reads (config.api.rows)
+
     def __str__(self) -> str:
         return f"{self.contract_id} period {self.index + 1} ({self.start_date} to {self.end_date})"
 
@@ -61,6 +63,8 @@ class ExportBatch(TenantModel):
         verbose_name_plural = "export batches"
         # Issue 15: the default sort (-id) per organization.
         indexes = [models.Index(fields=["organization", "id"], name="export_batch_org_id")]
+
+    str_columns = ("line_count",)  # what __str__ reads (config.api.rows)
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.line_count} lines)"

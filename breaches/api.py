@@ -7,7 +7,6 @@ from rest_framework.decorators import action
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ActionSerializer, ReferenceField, ResourceSerializer
 from config.api.viewsets import ResourceViewSet
-from tenancy.currencies import quantize
 
 from . import services
 from .models import Breach
@@ -28,16 +27,11 @@ class BreachSerializer(ResourceSerializer):
             "state", "acknowledged_by", "acknowledged_at", "waived_by", "waived_at", "waiver_reason", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
+        money_fields = {"penalty_amount": "currency"}
         default_fields = [
             "id", "contract", "sla_rule", "work_order", "metric", "overage_minutes", "penalty_amount", "currency",
             "detected_at", "final", "state",
         ]  # fmt: skip
-
-    def to_representation(self, breach):
-        data = super().to_representation(breach)
-        if "penalty_amount" in data:
-            data["penalty_amount"] = str(quantize(breach.penalty_amount, breach.currency))
-        return data
 
 
 class WaiveSerializer(ActionSerializer):
@@ -71,13 +65,7 @@ class BreachViewSet(ResourceViewSet):
     write_role = "manager"
     # `{id, name}` references: their str() columns only (a contract's str() reads its reference,
     # a rule's its metric and target, a job's its reference, a user's its username).
-    list_references = {
-        "contract": ("reference",),
-        "sla_rule": ("metric", "target_minutes"),
-        "work_order": ("reference",),
-        "acknowledged_by": ("username",),
-        "waived_by": ("username",),
-    }
+    list_references = {"contract": (), "sla_rule": (), "work_order": (), "acknowledged_by": (), "waived_by": ()}
 
     @extend_schema(request=None, responses={200: BreachSerializer})
     @action(detail=True, methods=["post"], required_role="operator")

@@ -67,5 +67,7 @@ class Breach(TenantModel):
             models.Index(fields=["id"], condition=models.Q(final=False), name="breach_open"),
         ]
 
+    str_columns = ("metric", "work_order")  # what __str__ reads (config.api.rows)
+
     def __str__(self) -> str:
         return f"{self.metric} breach of work order {self.work_order_id}"

@@ -43,6 +43,8 @@ class Counterparty(SourcedModel):
             models.Index(fields=["organization", "name", "id"], name="counterparty_org_name")
         ]
 
+    str_columns = ("name",)  # what __str__ reads (config.api.rows)
+
     def __str__(self) -> str:
         return self.name
 
@@ -73,6 +75,8 @@ class Asset(SourcedModel):
             # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
             models.Index(fields=["organization", "name", "id"], name="asset_org_name")
         ]
+
+    str_columns = ("name",)  # what __str__ reads (config.api.rows)
 
     def __str__(self) -> str:
         return self.name
@@ -218,6 +222,8 @@ class Contract(BillingPlanTerms, SourcedModel):
             models.Index(fields=["status", "start_date"], name="contract_status_start"),
             models.Index(fields=["status", "expiry_date"], name="contract_status_expiry"),
         ]
+
+    str_columns = ("reference", "name")  # what __str__ reads (config.api.rows: references from rows)
 
     def __str__(self) -> str:
         return f"{self.reference} {self.name}"

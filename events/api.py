@@ -1,29 +1,23 @@
 """`GET /api/v1/events`: the audit trail, and the outbox to stream from with `?since=ID`."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers
 
 from config.api.filters import MAX_DB_ID, PredicateFilterSet
 from config.api.pagination import query_int
-from config.api.serializers import ResourceSerializer
+from config.api.serializers import ReferenceField, ResourceSerializer
 from config.api.viewsets import ResourceViewSet
 
 from .models import Event
 
 
 class EventSerializer(ResourceSerializer):
-    actor = serializers.SerializerMethodField()
+    actor = ReferenceField()
 
     class Meta:
         model = Event
         fields = ["id", "type", "actor", "object_type", "object_id", "payload", "occurred_at"]
         read_only_fields = fields
         default_fields = fields
-
-    def get_actor(self, event) -> dict | None:
-        if event.actor_id is None:
-            return None
-        return {"id": event.actor_id, "name": event.actor.username}
 
 
 class EventFilterSet(PredicateFilterSet):

@@ -21,7 +21,6 @@ from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.models import Contract
-from tenancy.currencies import quantize
 from workorders.models import WorkOrder
 
 from . import services
@@ -53,16 +52,11 @@ class LedgerEntrySerializer(ResourceSerializer):
             "expires_at", "created_by", "created_at",
         ]  # fmt: skip
         read_only_fields = ["reason_code", "charged_hours", "created_at"]
+        money_fields = {"amount": "currency"}
         default_fields = [
             "id", "contract", "entry_type", "reason_code", "hours", "charged_hours", "amount", "currency",
             "work_order", "occurred_at", "expires_at", "created_at",
         ]  # fmt: skip
-
-    def to_representation(self, entry):
-        data = super().to_representation(entry)
-        if data.get("amount") is not None and entry.currency:
-            data["amount"] = str(quantize(entry.amount, entry.currency))
-        return data
 
 
 class LedgerEntryFilterSet(PredicateFilterSet):
@@ -92,13 +86,7 @@ class LedgerEntryViewSet(IdempotentCreateMixin, CreateMixin, ResourceViewSet):
     # `{id, name}` references: their str() columns only (a contract's and a job's str() read its
     # reference, a breach's its metric and job, a lot's its type, hours and contract, a user's its
     # username).
-    list_references = {
-        "contract": ("reference",),
-        "work_order": ("reference",),
-        "breach": ("metric", "work_order"),
-        "lot": ("entry_type", "hours", "contract"),
-        "created_by": ("username",),
-    }
+    list_references = {"contract": (), "work_order": (), "breach": (), "lot": (), "created_by": ()}
     idempotency_resource = "ledger_entries"
 
     def create_service(self, *, organization, actor, data):

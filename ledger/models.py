@@ -89,6 +89,8 @@ class LedgerEntry(TenantModel):
             models.Index(fields=["organization", "id"], name="ledger_org_id"),
         ]
 
+    str_columns = ("entry_type", "hours", "contract")  # what __str__ reads (config.api.rows)
+
     def __str__(self) -> str:
         return f"{self.entry_type} {self.hours}h on contract {self.contract_id}"
 

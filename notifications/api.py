@@ -12,7 +12,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ActionSerializer, ResourceSerializer, StrictInputMixin
+from config.api.serializers import ActionSerializer, ResourceSerializer, RowMethodField, StrictInputMixin
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 
 from . import services
@@ -70,8 +70,8 @@ class WebhookAttemptSerializer(serializers.ModelSerializer):
 
 
 class WebhookDeliverySerializer(ResourceSerializer):
-    webhook_id = serializers.CharField(read_only=True, help_text="The `webhook-id` header, the same on every attempt.")
-    event = serializers.SerializerMethodField()
+    webhook_id = RowMethodField("event", "endpoint", help_text="The `webhook-id` header, the same on every attempt.")
+    event = RowMethodField("event", "event__type")
     duration_ms = serializers.IntegerField(source="last_duration_ms", read_only=True, allow_null=True)
     attempt_log = WebhookAttemptSerializer(many=True, read_only=True, help_text="Every attempt, oldest first.")
 
@@ -94,8 +94,11 @@ class WebhookDeliverySerializer(ResourceSerializer):
             "required": ["id", "type"],
         }
     )
-    def get_event(self, delivery) -> dict:
-        return {"id": delivery.event_id, "type": delivery.event.type}
+    def get_event(self, row) -> dict:
+        return {"id": row["event"], "type": row["event__type"]}
+
+    def get_webhook_id(self, row) -> str:
+        return WebhookDelivery.webhook_id_of(row["event"], row["endpoint"])
 
 
 class WebhookDeliveryFilterSet(PredicateFilterSet):

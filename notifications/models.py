@@ -86,7 +86,11 @@ class WebhookDelivery(OutboxRow):
     @property
     def webhook_id(self) -> str:
         """The `webhook-id` header: the same for every attempt of this event to this endpoint."""
-        return f"msg_{self.event_id}_{self.endpoint_id}"
+        return self.webhook_id_of(self.event_id, self.endpoint_id)
+
+    @staticmethod
+    def webhook_id_of(event_id: int, endpoint_id: int) -> str:
+        return f"msg_{event_id}_{endpoint_id}"
 
     def __str__(self) -> str:
         return f"{self.webhook_id} ({self.status})"

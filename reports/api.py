@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.rows import instant_text
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -41,7 +42,7 @@ from contracts.models import Contract
 from slas import clock
 from slas.models import Calendar, SlaRule
 from slas.schemas import validation_errors
-from workorders.api import RemainingMinutesField, instant_text
+from workorders.api import RemainingMinutesField
 from workorders.models import SlaClock
 
 from . import at_risk, backtest, charts, compliance, evidence, pdf, statement

@@ -3,10 +3,8 @@ list the requests with their state."""
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
 from config.api.filters import PredicateFilterSet
-from config.api.serializers import ReferenceField, ResourceSerializer
+from config.api.serializers import ReferenceField, ResourceSerializer, RowMethodField
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.api import ContractChild
 
@@ -16,7 +14,11 @@ from .models import SignatureRequest
 
 
 class SignatureRequestSerializer(ResourceSerializer):
-    status = serializers.SerializerMethodField(
+    status = RowMethodField(
+        "status",
+        "expires_at",
+        "approval_round",
+        "terms_hash",
         help_text="pending, accepted, rejected, expired (past expires_at) or void (the terms or the "
         "contract's approval round changed since it was sent)."
     )
@@ -32,19 +34,20 @@ class SignatureRequestSerializer(ResourceSerializer):
         read_only_fields = [name for name in fields if name not in ("name", "email")]
         default_fields = ["id", "name", "email", "status", "expires_at", "created_at", "decided_at"]
 
-    def get_status(self, request) -> str:
-        if request.status != SignatureRequest.Status.PENDING:
-            return request.status
+    def get_status(self, row) -> str:
+        if row["status"] != SignatureRequest.Status.PENDING:
+            return row["status"]
         from django.utils import timezone
 
-        if timezone.now() >= request.expires_at:
+        if timezone.now() >= row["expires_at"]:
             return SignatureRequest.Status.EXPIRED
         contract = self.context["contract"]
         if "current_hash" not in self.context:  # once per response, not per request listed
             self.context["current_hash"] = terms_hash(contract)
+        request = SignatureRequest(approval_round=row["approval_round"], terms_hash=row["terms_hash"])
         if services.void_reason(request, contract, self.context["current_hash"]):
             return SignatureRequest.Status.VOID
-        return request.status
+        return row["status"]
 
 
 class SignatureRequestFilterSet(PredicateFilterSet):

@@ -23,7 +23,6 @@ from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
-from tenancy.currencies import quantize
 
 from . import ical, services
 from .clock import parse_hours, supported_countries
@@ -260,6 +259,7 @@ class SlaRuleSerializer(ResourceSerializer):
             "effective_from", "effective_to", "previous_version", "next_version", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+        money_fields = {"monthly_penalty_cap": "contract.currency"}
         default_fields = [
             "id", "contract", "name", "metric", "priorities", "target_minutes", "calendar", "active",
             "effective_from", "effective_to", "created_at", "updated_at",
@@ -293,12 +293,6 @@ class SlaRuleSerializer(ResourceSerializer):
         start = attrs.get("effective_from", getattr(self.instance, "effective_from", None))
         end = attrs.get("effective_to", getattr(self.instance, "effective_to", None))
         return start, end
-
-    def to_representation(self, rule):
-        data = super().to_representation(rule)
-        if data.get("monthly_penalty_cap") is not None:
-            data["monthly_penalty_cap"] = str(quantize(rule.monthly_penalty_cap, rule.contract.currency))
-        return data
 
 
 class AmendSerializer(SlaRuleSerializer):
@@ -345,12 +339,7 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     default_sort = "name"
     write_role = "manager"
     # `{id, name}` references (+ the contract's currency for the cap); a rule's str() reads metric and target.
-    list_references = {
-        "contract": ("reference", "currency"),
-        "calendar": (),
-        "previous_version": ("metric", "target_minutes"),
-        "next_version": ("metric", "target_minutes"),
-    }
+    list_references = {"contract": ("currency",), "calendar": (), "previous_version": (), "next_version": ()}
     create_service = staticmethod(services.create_rule)
     update_service = staticmethod(services.update_rule)
 

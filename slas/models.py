@@ -37,6 +37,8 @@ class Calendar(TenantModel):
     class Meta:
         indexes = [models.Index(fields=["organization", "name"], name="calendar_org_name")]
 
+    str_columns = ("name",)  # what __str__ reads (config.api.rows)
+
     def __str__(self) -> str:
         return self.name
 
@@ -120,6 +122,8 @@ class SlaRule(TenantModel):
                 name="rule_effective_period",
             ),
         ]
+
+    str_columns = ("name", "metric", "target_minutes")  # what __str__ reads (config.api.rows)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.metric} {self.target_minutes} min)"

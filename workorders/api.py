@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.rows import instant_text
 from config.api.serializers import (
     ActionSerializer,
     ReferenceField,
@@ -38,10 +39,15 @@ from .models import Hold, SlaClock, WorkOrder
 
 
 class PageRowsSerializer(serializers.ListSerializer):
-    # A job's holds or clocks, already written as JSON for the whole page (`JobsHoldsAndClocks`).
+    # A job's holds or clocks, already written as JSON for the whole page (`JobsHoldsAndClocks`),
+    # from the job's instance or its row (config.api.rows).
+    row_columns = ("id",)
 
     def get_attribute(self, job):
-        return self.parent.holds_and_clocks(job)[self.field_name][job.pk]
+        return self.parent.holds_and_clocks(job.pk)[self.field_name][job.pk]
+
+    def from_row(self, row):
+        return self.parent.holds_and_clocks(row["id"])[self.field_name][row["id"]]
 
     def to_representation(self, data):
         return data
@@ -78,15 +84,6 @@ class ClockSerializer(serializers.ModelSerializer):
             "elapsed_minutes", "remaining_minutes",
         ]  # fmt: skip
         list_serializer_class = PageRowsSerializer
-
-
-def instant_text(value, zone) -> str | None:
-    """An instant as DRF's DateTimeField writes it (ISO 8601 in `zone`, UTC as `Z`), the zone
-    looked up once per page rather than once per value."""
-    if value is None:
-        return None
-    text = value.astimezone(zone).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def holds_json(holds: list[HoldRow], zone) -> list[dict]:
@@ -210,10 +207,13 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
         self.context["holds_and_clocks"] = read
         return read
 
-    def holds_and_clocks(self, job) -> dict[str, dict[int, list[dict]]]:
+    def prepare_rows(self, rows) -> None:
+        self.read_holds_and_clocks([row["id"] for row in rows])
+
+    def holds_and_clocks(self, job_pk) -> dict[str, dict[int, list[dict]]]:
         read = self.context.get("holds_and_clocks")
-        if read is None or job.pk not in read.job_ids:
-            read = self.read_holds_and_clocks([job.pk])
+        if read is None or job_pk not in read.job_ids:
+            read = self.read_holds_and_clocks([job_pk])
         return {"holds": read.holds, "sla_clocks": read.clocks}
 
     def validate_location(self, value):
@@ -322,7 +322,7 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     default_sort = "-reported_at"
     write_role = "operator"
     # `{id, name}` references (a contract's str() reads its reference).
-    list_references = {"contract": ("reference",), "counterparty": (), "asset": ()}
+    list_references = {"contract": (), "counterparty": (), "asset": ()}
     create_service = staticmethod(services.create_work_order)
     update_service = staticmethod(services.update_work_order)
 

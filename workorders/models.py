@@ -42,6 +42,8 @@ class ContractRule(TenantModel):
             )
         ]
 
+    str_columns = ("name",)  # what __str__ reads (config.api.rows)
+
     def __str__(self) -> str:
         return self.name
 
@@ -88,6 +90,8 @@ class VisitPlan(TenantModel):
                 name="visit_plan_active_period",
             )
         ]
+
+    str_columns = ("summary",)  # what __str__ reads (config.api.rows)
 
     def __str__(self) -> str:
         return self.summary
@@ -152,6 +156,8 @@ class WorkOrder(SourcedModel):
             models.Index(fields=["organization", "reported_at", "id"], name="workorder_org_reported"),
             models.Index(fields=["contract", "reported_at"], name="workorder_contract_reported"),
         ]
+
+    str_columns = ("reference",)  # what __str__ reads (config.api.rows: references from rows)
 
     def __str__(self) -> str:
         return self.reference or f"work order {self.pk}"

@@ -36,8 +36,9 @@ def page_count(queryset) -> int:
     return queryset.order_by().select_related(None).prefetch_related(None).count()
 
 
-def page_rows(queryset, start: int, stop: int) -> list:
-    """The rows of one page, ids first (issue 15).
+def page_rows(queryset, start: int, stop: int, columns: list[str] | None = None) -> list:
+    """The rows of one page, ids first (issue 15): model instances, or with `columns` dicts of
+    those columns (`values()`, config.api.rows), the first column being the primary key.
 
     The ids of the page are selected alone, in the queryset's order: the database walks the
     index of the default sort per organization (e.g. `(organization, reported_at, id)`) and
@@ -52,8 +53,13 @@ def page_rows(queryset, start: int, stop: int) -> list:
     if not ids:
         return []
     # The page's own ordering may repeat; `pk__in` loads each row once.
-    rows = {row.pk: row for row in queryset.order_by().filter(pk__in=ids)}
+    page = queryset.order_by().filter(pk__in=ids)
+    rows = {row.pk: row for row in page} if columns is None else _by_first_column(page.values(*columns))
     return [rows[pk] for pk in ids if pk in rows]
+
+
+def _by_first_column(rows) -> dict:
+    return {row[next(iter(row))]: row for row in rows}
 
 
 class PagePagination(BasePagination):
@@ -65,13 +71,13 @@ class PagePagination(BasePagination):
         self.per_page = query_int(request, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
         self.page = query_int(request, "page", 1, 1, MAX_PAGE)
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(self, queryset, request, view=None, columns=None):
         self.request = request
         self.check_params(request)
         self.total = page_count(queryset)
         self.total_pages = max(1, math.ceil(self.total / self.per_page))
         start = (self.page - 1) * self.per_page
-        return page_rows(queryset, start, start + self.per_page)
+        return page_rows(queryset, start, start + self.per_page, columns)
 
     def _link(self, page: int) -> str:
         url = self.request.build_absolute_uri()

@@ -12,10 +12,17 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+from operator import attrgetter
+
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import _UnvalidatedField as UnvalidatedField
+
+from tenancy.currencies import quantize
 
 from .exceptions import Conflict
 from .filters import MAX_DB_ID
@@ -115,6 +122,11 @@ def json_type_errors(field, value):
     return [message] if message else None
 
 
+def money_text(amount, currency: str) -> str:
+    """An amount in a currency's minor units, as the API writes it."""
+    return str(quantize(amount, currency))
+
+
 def tenant_of(serializer_field) -> object | None:
     """The caller's organization, from the request in the serializer context."""
     request = serializer_field.context.get("request")
@@ -151,20 +163,54 @@ def reference_of(obj) -> dict | None:
     return data
 
 
+class RowMethodField(serializers.SerializerMethodField):
+    """A computed field whose `get_<name>(row)` reads a dict of named columns (ORM paths such as
+    `"amendment__number"`, a foreign key giving its id, as `values()` does), so that a page can
+    be written from rows (config.api.rows). From an instance the same dict is built by following
+    the paths, so a resource read alone and a page show the same value."""
+
+    def __init__(self, *columns: str, **kwargs):
+        self.row_columns = columns
+        super().__init__(**kwargs)
+
+    def to_representation(self, instance):
+        return self.from_row({column: column_value(instance, column) for column in self.row_columns})
+
+    def from_row(self, row):
+        return getattr(self.parent, self.method_name)(row)
+
+
+def column_value(instance, path: str):
+    """What `values(path)` gives for one instance: `a__b` follows foreign keys (None past a
+    missing one); a foreign key at the end gives its id."""
+    *hops, last = path.split("__")
+    for hop in hops:
+        instance = getattr(instance, hop)
+        if instance is None:
+            return None
+    return getattr(instance, instance._meta.get_field(last).attname)
+
+
+def str_columns_of(model) -> tuple[str, ...] | None:
+    """The columns a model's `str()` reads, as it declares them (`str_columns`), or None."""
+    if issubclass(model, AbstractBaseUser) and model.__str__ is AbstractBaseUser.__str__:
+        return (model.USERNAME_FIELD,)  # what AbstractBaseUser.__str__ writes
+    return getattr(model, "str_columns", None)
+
+
 def defer_unreferenced(queryset, references: dict[str, tuple[str, ...]]):
     """Load only what `reference_of` reads from each listed `select_related` reference (issue 15).
 
     `references` maps a reference (a top-level `select_related` name) to the other columns of it
     the serializer reads (e.g. `{"contract": ("currency",)}`). Each keeps its primary key, `name`,
-    `source_id` and the extra columns; the rest is deferred, so a page does not parse the JSON,
-    text and timestamps of 100 contracts it shows as `{id, name}`. Only references with a `name`
-    column (their `str()` is not read then) unless `str()`'s columns are listed too. A column
-    read but not listed costs one query per row: the query-count tests catch it.
+    `source_id`, what its `str()` reads (`str_columns_of`) and the extra columns; the rest is
+    deferred, so a page does not parse the JSON, text and timestamps of 100 contracts it shows as
+    `{id, name}`. A column read but not kept costs one query per row: the query-count tests catch it.
     """
     deferred = []
     for name, extra in references.items():
         model = queryset.model._meta.get_field(name).related_model
-        keep = {model._meta.pk.name, "name", "source_id", *extra}
+        keep = {model._meta.pk.name, "name", "source_id", *(str_columns_of(model) or ()), *extra}
         deferred += [f"{name}__{field.name}" for field in model._meta.concrete_fields if field.name not in keep]
     return queryset.defer(*deferred) if deferred else queryset
 
@@ -234,29 +280,51 @@ class ActionSerializer(StrictInputMixin, serializers.Serializer):
     """The body of an action sub-path (`POST /contracts/{id}/approve`)."""
 
 
+@functools.cache
+def _built_fields(serializer_class) -> dict:
+    """Every field of a serializer class, built once per process from its model and declared
+    fields (DRF's ModelSerializer.get_fields). Read-only: each serializer gets copies."""
+    return serializers.ModelSerializer.get_fields(serializer_class())
+
+
 class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
     """Base for every resource serializer.
 
     `Meta.default_fields` lists what a collection returns without `?fields=`; a single GET
     returns every readable field. Pass `fields=[...]` to pick.
+
+    `Meta.money_fields` maps an amount to the path of its currency code (`{"amount":
+    "contract.currency"}`): the amount is written with the currency's minor units (`"1200.00"`,
+    `"1200"` in JPY), or as the decimal field writes it when the currency is blank.
     """
 
     def __init__(self, *args, fields=None, **kwargs):
+        self._wanted_fields = None if fields is None else {*fields, "id"}
+        self._takes_input = "data" in kwargs
         super().__init__(*args, **kwargs)
-        if fields is not None:
-            keep = set(fields) | {"id"}
-            for name in list(self.fields):
-                if name not in keep and not self.fields[name].write_only:
-                    self.fields.pop(name)
 
     def get_fields(self):
-        fields = super().get_fields()
+        # Copies of the fields built once per class, and only those shown (issue 15): building
+        # them from the model took longer than writing a page. Write-only fields only for input.
+        wanted = self._wanted_fields
+        fields = {
+            name: copy.deepcopy(field)
+            for name, field in _built_fields(type(self)).items()
+            if wanted is None or name in wanted or (field.write_only and self._takes_input)
+        }
         # DRF's DateTimeField looks the current time zone up (an asgiref Local) for every value;
         # look it up once per serializer instead, i.e. once per response for a list (issue 15).
         for field in fields.values():
             if isinstance(field, serializers.DateTimeField) and not hasattr(field, "timezone"):
                 field.timezone = field.default_timezone()
         return fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name, currency_path in getattr(self.Meta, "money_fields", {}).items():
+            if data.get(name) is not None and (currency := attrgetter(currency_path)(instance)):
+                data[name] = money_text(getattr(instance, self.fields[name].source), currency)
+        return data
 
     @classmethod
     def readable_field_names(cls) -> list[str]:
