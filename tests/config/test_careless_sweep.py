@@ -9,11 +9,6 @@ import json
 import re
 
 import pytest
-from django.core.management import call_command
-from rest_framework.test import APIClient
-
-from tenancy.auth import issue_tokens
-from tenancy.models import Membership
 
 HUGE = "99999999999999999999999"
 
@@ -39,17 +34,6 @@ def careless_values(prop: dict) -> list:
     elif kind == "array":
         values += ["a,b", [None, 10**30, "\x00"]]
     return values
-
-
-@pytest.fixture
-def demo(db):
-    call_command("seed_demo", "--quiet")
-    membership = Membership.objects.select_related("user", "organization").get(
-        user__username="demo-manager", organization__slug="demo"
-    )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(membership)['access']}")
-    return client
 
 
 def resolve(schema: dict, node: dict) -> dict:

@@ -1,0 +1,25 @@
+"""Fixtures shared by the toolkit's sweeps over every endpoint."""
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from tenancy.auth import issue_tokens
+from tenancy.models import Membership
+
+
+@pytest.fixture
+def demo_username() -> str:
+    return "demo-manager"
+
+
+@pytest.fixture
+def demo(db, demo_username):
+    """The demo data, and an API client with a real JWT of `demo_username` in the demo organization."""
+    call_command("seed_demo", "--quiet")
+    membership = Membership.objects.select_related("user", "organization").get(
+        user__username=demo_username, organization__slug="demo"
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(membership)['access']}")
+    return client
