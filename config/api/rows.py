@@ -8,8 +8,8 @@ serializer for a `RowPlan`: the columns its fields read and, per field, how it w
 from one row. When every field of the response has one, the page is loaded with
 `values(*columns)` (ids first, as before) and each row written with one call per field; when one
 field has none (a `SerializerMethodField`, a serializer with its own `to_representation`) the
-list loads instances as before. The bytes are the same either way: tests compare every list with
-its resources read alone (instances), field by field.
+list loads instances as before. The bytes are the same either way: tests/config/test_rows.py
+compares every list of the API written both ways.
 
 A field of the project's own kind takes part by declaring `row_columns` (the ORM paths it reads,
 relative to the serializer's model) and `from_row(row)`. A serializer may declare
@@ -132,8 +132,6 @@ def _reader(field, model) -> tuple[list[str], Writer, bool] | None:
         return None  # a field that reads the instance its own way
     else:
         write, columns = _value_writer(column, _representation(field)), [column]
-    if write is None:
-        return None
     if not nullable_hops:
         return columns, write, False
     if field.required:
