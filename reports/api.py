@@ -29,13 +29,11 @@ from rest_framework.views import APIView
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.rows import instant_text
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
     ResourceSerializer,
     StrictInputMixin,
-    reference_of,
 )
 from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract
@@ -203,27 +201,46 @@ def _flat_minutes(row: dict) -> dict:
 # --- clocks at risk -----------------------------------------------------------------------------
 
 
-class AtRiskListSerializer(serializers.ListSerializer):
-    def to_representation(self, data):
-        clock_rows = list(data)
-        self.child.read_page(clock_rows)
-        return super().to_representation(clock_rows)
-
-
 _FIGURES = ("remaining_minutes", "percent_used", "next_escalation")
 
 
+class FigureMixin:
+    """One of a listed clock's figures (`at_risk.figures`): for a page written from rows, computed
+    once for the page's rows (`AtRiskSerializer.prepare_rows`, from the columns these fields read);
+    for a clock read as an instance (read alone, CSV), from the clock with its rule, calendar, job
+    and holds (`at_risk.risk_figures`)."""
+
+    row_columns = ("id", *at_risk.FIGURE_COLUMNS)
+
+    def get_attribute(self, clock_row):
+        return self.parent.figures_of(clock_row)[self.field_name]
+
+    def from_row(self, row):
+        return self.parent.page_figures[row["id"]][self.field_name]
+
+
+class RemainingMinutesFigure(FigureMixin, RemainingMinutesField):
+    pass
+
+
+class PercentUsedFigure(FigureMixin, serializers.FloatField):
+    pass
+
+
+class NextEscalationFigure(FigureMixin, serializers.DictField):
+    pass
+
+
 class AtRiskSerializer(ResourceSerializer):
-    # Each clock is written from rows read once per page (`at_risk.read_page`: its rule, contract,
-    # job, holds and calendar), not from joined model instances: these fields give the shape
-    # (schema, `?fields=`), `to_representation` the values, the same a field would.
+    # A page is written from `values()` rows (config.api.rows): the references and columns from
+    # the clock's joins, the figures once per page from its rules, calendars and holds.
     work_order = ReferenceField()
     contract = ReferenceField(source="rule.contract")
     sla_rule = ReferenceField(source="rule")
     priority = serializers.CharField(source="work_order.priority")
-    remaining_minutes = RemainingMinutesField()
-    percent_used = serializers.FloatField(read_only=True)
-    next_escalation = serializers.DictField(read_only=True, allow_null=True)
+    remaining_minutes = RemainingMinutesFigure()
+    percent_used = PercentUsedFigure(read_only=True)
+    next_escalation = NextEscalationFigure(read_only=True, allow_null=True)
 
     class Meta:
         model = SlaClock
@@ -233,37 +250,23 @@ class AtRiskSerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = fields
         default_fields = fields
-        list_serializer_class = AtRiskListSerializer
 
-    def read_page(self, clock_rows) -> at_risk.Page:
-        """What the clocks show of their rules, contracts and jobs, for a page at once (or one clock
-        read alone). One instant for the whole response."""
-        self.context.setdefault("now", timezone.now())
-        page = at_risk.read_page(clock_rows, figures=not self.fields.keys().isdisjoint(_FIGURES))
-        self.context["at_risk_page"] = page
-        return page
+    def now(self):
+        """One instant for the whole response."""
+        return self.context.setdefault("now", timezone.now())
 
-    def to_representation(self, clock_row):
-        page = self.context.get("at_risk_page")
-        if page is None or clock_row.pk not in page.related:
-            page = self.read_page([clock_row])
-        rule, contract, job = page.related[clock_row.pk]
-        zone = self.context.setdefault("zone", timezone.get_current_timezone())
-        values = {
-            "id": clock_row.pk,
-            "work_order": reference_of(job),
-            "contract": reference_of(contract),
-            "sla_rule": reference_of(rule),
-            "metric": clock_row.metric,
-            "priority": job.priority,
-            "target_minutes": clock_row.target_minutes,
-            "started_at": instant_text(clock_row.started_at, zone),
-            "due_at": instant_text(clock_row.due_at, zone),
-        }
-        if not self.fields.keys().isdisjoint(_FIGURES):
-            calendar = page.calendars[rule.calendar_id]
-            values.update(at_risk.figures(clock_row, rule, calendar, page.holds[job.pk], self.context["now"]))
-        return {name: values[name] for name in self.fields}
+    def prepare_rows(self, rows) -> None:
+        """The page's figures, by clock id (none when `?fields=` shows none)."""
+        shown = not self.fields.keys().isdisjoint(_FIGURES)
+        self.page_figures = at_risk.page_figures(rows, self.now()) if shown else {}
+
+    def figures_of(self, clock_row) -> dict:
+        """The figures of a clock instance (read with `at_risk.at_risk_clocks`' joins and holds),
+        computed once for its three fields."""
+        computed = self.context.setdefault("at_risk_instance_figures", {})
+        if clock_row.pk not in computed:
+            computed[clock_row.pk] = at_risk.risk_figures(clock_row, self.now())
+        return computed[clock_row.pk]
 
 
 class AtRiskFilterSet(PredicateFilterSet):
@@ -309,9 +312,13 @@ class AtRiskViewSet(ResourceViewSet):
     def get_queryset(self):
         self.now = getattr(self, "now", None) or timezone.now()
         window = self.within_minutes()
-        clocks = at_risk.at_risk_clocks(organization=self.organization, now=self.now, within_minutes=window)
-        # The clocks alone: the serializer reads what they show once per page (`at_risk.read_page`).
-        return clocks.select_related(None).prefetch_related(None)
+        # With the joins and holds a clock read as an instance shows (read alone, CSV); a page read
+        # as `values()` rows joins what its columns read, and leaves the prefetch out.
+        return at_risk.at_risk_clocks(organization=self.organization, now=self.now, within_minutes=window)
+
+    def csv_queryset(self, queryset, serializer):
+        # The jobs' holds are what the figures read: kept whatever `?fields=` shows.
+        return queryset
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "now": getattr(self, "now", None) or timezone.now()}

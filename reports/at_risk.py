@@ -13,18 +13,15 @@ import datetime as dt
 import math
 from typing import NamedTuple
 
-from contracts.models import Contract
 from slas import clock
 from workorders.clocks import (
-    RULE_COLUMNS,
-    RuleRow,
     calendar_of,
     compiled_calendars,
     holds_by_job,
     paused_by_holds,
     pauses_for,
 )
-from workorders.models import SlaClock, WorkOrder
+from workorders.models import SlaClock
 
 S = SlaClock.State
 
@@ -76,64 +73,57 @@ def risk_figures(clock_row: SlaClock, now: dt.datetime) -> dict:
 
 # --- a page of the report as rows (issue 15) -----------------------------------------------------
 
-
-class JobRow(NamedTuple):
-    pk: int
-    reference: str
-    source_id: str
-    priority: str
-
-    __str__ = WorkOrder.__str__  # reference_of falls back on it (jobs have no name)
-
-
-class ContractRow(NamedTuple):
-    pk: int
-    name: str
-    reference: str
-    source_id: str
-
-    __str__ = Contract.__str__
-
-
-class Related(NamedTuple):
-    """What a listed clock shows of its rule, contract and job."""
-
-    rule: RuleRow
-    contract: ContractRow
-    job: JobRow
-
-
-_RELATED_COLUMNS = (
-    "id", "rule_id", "rule__escalation", "rule__calendar__updated_at", "rule__contract_id", "rule__contract__name",
-    "rule__contract__reference", "rule__contract__source_id", "work_order_id", "work_order__reference",
-    "work_order__source_id", "work_order__priority", *RULE_COLUMNS,
+# What a clock's figures read of its row, its rule and its job, as columns of the page's `values()`
+# query (config.api.rows): the rule and its calendar's stamp come joined with the clock.
+FIGURE_COLUMNS = (
+    "due_at", "target_minutes", "escalations_sent", "next_escalation_at", "work_order_id", "rule_id",
+    "rule__metric", "rule__pause_on_hold", "rule__escalation", "rule__calendar_id", "rule__calendar__updated_at",
 )  # fmt: skip
 
 
-class Page(NamedTuple):
-    related: dict[int, Related]
-    holds: dict
-    calendars: dict
+class _ClockFigures(NamedTuple):
+    """What `figures` reads of a clock."""
+
+    due_at: dt.datetime
+    target_minutes: int
+    escalations_sent: int
+    next_escalation_at: dt.datetime | None
 
 
-def read_page(clock_rows, *, figures: bool = True) -> Page:
-    """The rules, contracts and jobs of these clocks as rows (one query by the clocks' ids; a rule
-    shared by several clocks is one row), their calendars compiled, and the jobs' holds when a
-    figure is shown and a hold may pause one of the rules (one query)."""
-    related: dict[int, Related] = {}
-    rules: dict[int, RuleRow] = {}
+class _RuleTerms(NamedTuple):
+    """What `figures` and `pauses_for` read of a rule."""
+
+    metric: str
+    pause_on_hold: bool
+    escalation: list | None
+    calendar_id: int | None
+
+
+def page_figures(rows: list[dict], now: dt.datetime) -> dict[int, dict]:
+    """The figures of a page of clocks by id, from the page's rows (`FIGURE_COLUMNS`): their
+    rules' calendars compiled (from this process's cache, else one query), and the jobs' holds
+    when a hold may pause one of the rules (one query)."""
+    rules: dict[int, _RuleTerms] = {}
     stamps: dict[int, dt.datetime] = {}
-    rows = SlaClock.objects.filter(pk__in=[row.pk for row in clock_rows]).values_list(*_RELATED_COLUMNS)
-    width = len(RULE_COLUMNS)
     for row in rows:
-        pk, rule_id, escalation, stamp, contract_id, name, reference, source_id, job_id, *job = row[:-width]
-        rule = rules.get(rule_id)
-        if rule is None:
-            rule = rules[rule_id] = RuleRow(rule_id, *row[-width:], escalation)
+        rule_id = row["rule_id"]
+        if rule_id not in rules:
+            rule = rules[rule_id] = _RuleTerms(
+                row["rule__metric"], row["rule__pause_on_hold"], row["rule__escalation"], row["rule__calendar_id"]
+            )
             if rule.calendar_id is not None:
-                stamps[rule.calendar_id] = stamp
-        related[pk] = Related(rule, ContractRow(contract_id, name, reference, source_id), JobRow(job_id, *job))
-    job_ids = {row.job.pk for row in related.values()}
-    paused = figures and any(paused_by_holds(rule) for rule in rules.values())
-    holds = holds_by_job(job_ids) if paused else dict.fromkeys(job_ids, [])
-    return Page(related, holds, compiled_calendars(stamps))
+                stamps[rule.calendar_id] = row["rule__calendar__updated_at"]
+    if any(paused_by_holds(rule) for rule in rules.values()):
+        holds = holds_by_job({row["work_order_id"] for row in rows})
+    else:
+        holds = {}
+    calendars = compiled_calendars(stamps)
+    computed = {}
+    for row in rows:
+        rule = rules[row["rule_id"]]
+        clock_row = _ClockFigures(
+            row["due_at"], row["target_minutes"], row["escalations_sent"], row["next_escalation_at"]
+        )
+        job_holds = holds.get(row["work_order_id"], [])
+        computed[row["id"]] = figures(clock_row, rule, calendars[rule.calendar_id], job_holds, now)
+    return computed

@@ -40,9 +40,10 @@ class TestAtRiskAPI(ResourceAPITests):
     ]  # fmt: skip
     sort_keys = ["due_at", "started_at", "target_minutes"]
     default_sort = "due_at"
-    # count, the page's ids (issue 15), the page's clocks, their rules, contracts and jobs (as rows); the
-    # holds only when a hold may pause a rule of the page (these response rules do not pause on hold).
-    list_queries = 4
+    # count, the page's ids (issue 15), the page's clocks with their rules, contracts and jobs (one
+    # values() query); the holds only when a hold may pause a rule of the page (these response rules
+    # do not pause on hold).
+    list_queries = 3
     malformed_filters = [("contract_id", "x"), ("priority", "urgent"), ("metric", "speed")]
 
     def sort_value(self, key, item):
@@ -148,9 +149,9 @@ def test_one_indexed_query_finds_the_clocks(api, org):
     with CaptureQueriesContext(connection) as queries:
         api("viewer").get(URL)
     selects = [q["sql"] for q in queries.captured_queries if 'FROM "workorders_slaclock"' in q["sql"]]
-    # The count, the page's ids (issue 15: ids first), the page, and its rules, contracts and jobs
-    # (through the page's clock ids).
-    assert len(selects) == 4
+    # The count, the page's ids (issue 15: ids first), and the page's rows with their rules,
+    # contracts and jobs joined.
+    assert len(selects) == 3
     if connection.vendor == "postgresql":
         from reports.at_risk import at_risk_clocks
 
@@ -242,11 +243,11 @@ def test_the_page_is_what_each_clock_alone_and_the_models_give(api, org, risky, 
 @pytest.mark.parametrize(
     ("rule", "fields", "queries"),
     [
-        # count, ids, the page's clocks, their rules, contracts and jobs, and their holds: a resolution rule
-        # pauses on hold ...
-        (1, None, 5),
-        (0, None, 4),  # ... a response rule does not: no holds read
-        (1, "work_order,due_at", 4),  # no figure shown: no holds read
+        # count, ids, the page's clocks with their rules, contracts and jobs, and their holds: a resolution
+        # rule pauses on hold ...
+        (1, None, 4),
+        (0, None, 3),  # ... a response rule does not: no holds read
+        (1, "work_order,due_at", 3),  # no figure shown: no holds read
     ],
 )
 @pytest.mark.django_db
