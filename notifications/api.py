@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.api.csv import wants_csv
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ActionSerializer, ResourceSerializer, RowMethodField, StrictInputMixin
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
@@ -192,8 +193,22 @@ class WebhookDeliveryViewSet(ResourceViewSet):
                 raise Http404
         return self._endpoint
 
+    def list(self, request, *args, **kwargs):
+        # The list filters on the route's endpoint id without loading the endpoint (issue 15): its
+        # rows are the caller's organization's, a delivery always in its endpoint's. Only an empty
+        # list (or a CSV export, before it streams) looks the endpoint up, for a 404.
+        if wants_csv(request):
+            self.endpoint  # noqa: B018
+        response = super().list(request, *args, **kwargs)
+        if self.paginator.total == 0:
+            self.endpoint  # noqa: B018
+        return response
+
     def get_queryset(self):
-        queryset = super().get_queryset().filter(endpoint=self.endpoint)
+        if self.action == "list":
+            queryset = super().get_queryset().filter(endpoint_id=self.kwargs["webhook_pk"])
+        else:
+            queryset = super().get_queryset().filter(endpoint=self.endpoint)
         fields = self.selected_fields(self.serializer_class)
         if fields is None or "attempt_log" in fields:  # a single delivery, or asked for
             queryset = queryset.prefetch_related("attempt_log")

@@ -3,6 +3,10 @@ list the requests with their state."""
 
 from __future__ import annotations
 
+from collections import namedtuple
+
+from django.utils import timezone
+
 from config.api.filters import PredicateFilterSet
 from config.api.serializers import ReferenceField, ResourceSerializer, RowMethodField
 from config.api.viewsets import CreateMixin, ResourceViewSet
@@ -11,6 +15,9 @@ from contracts.api import ContractChild
 from . import services
 from .documents import terms_hash
 from .models import SignatureRequest
+
+# What services.void_reason reads of a request, from a row (not a model instance per row).
+_Terms = namedtuple("_Terms", ["approval_round", "terms_hash"])
 
 
 class SignatureRequestSerializer(ResourceSerializer):
@@ -37,17 +44,20 @@ class SignatureRequestSerializer(ResourceSerializer):
     def get_status(self, row) -> str:
         if row["status"] != SignatureRequest.Status.PENDING:
             return row["status"]
-        from django.utils import timezone
-
-        if timezone.now() >= row["expires_at"]:
+        context = self.context
+        if "now" not in context:  # once per response, not per request listed
+            context["now"] = timezone.now()
+        if context["now"] >= row["expires_at"]:
             return SignatureRequest.Status.EXPIRED
-        contract = self.context["contract"]
-        if "current_hash" not in self.context:  # once per response, not per request listed
-            self.context["current_hash"] = terms_hash(contract)
-        request = SignatureRequest(approval_round=row["approval_round"], terms_hash=row["terms_hash"])
-        if services.void_reason(request, contract, self.context["current_hash"]):
+        if services.void_reason(_Terms(row["approval_round"], row["terms_hash"]), context["contract"], self._hash):
             return SignatureRequest.Status.VOID
         return row["status"]
+
+    def _hash(self) -> str:
+        """The contract's terms hash, once per response (not per request listed)."""
+        if "current_hash" not in self.context:
+            self.context["current_hash"] = terms_hash(self.context["contract"])
+        return self.context["current_hash"]
 
 
 class SignatureRequestFilterSet(PredicateFilterSet):
@@ -68,6 +78,7 @@ class SignatureRequestViewSet(ContractChild, CreateMixin, ResourceViewSet):
     sort_fields = {"created_at": "created_at", "email": "email"}
     default_sort = "-id"
     write_role = "manager"
+    list_reads_contract = True  # a request's status: the contract's state and terms
 
     def create_service(self, *, organization, actor, data):
         base = self.request.build_absolute_uri("/")  # the links go out on the address the API was called on

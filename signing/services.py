@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -45,11 +46,16 @@ def link_lifetime() -> dt.timedelta:
     return dt.timedelta(days=settings.SIGNING_LINK_DAYS)
 
 
-def void_reason(request: SignatureRequest, contract: Contract, current_hash: str | None = None) -> str | None:
-    """Why a pending request no longer holds (None: it still does)."""
+def void_reason(
+    request: SignatureRequest, contract: Contract, current_hash: str | Callable[[], str] | None = None
+) -> str | None:
+    """Why a pending request no longer holds (None: it still does). Of the request only its
+    `approval_round` and `terms_hash` are read. The terms' current hash may be given, or a function
+    giving it, called only when the contract still waits for the request's round."""
     if contract.status != Contract.Status.PENDING_APPROVAL or contract.approval_round != request.approval_round:
         return "The contract is no longer waiting for this approval."
-    if (current_hash or terms_hash(contract)) != request.terms_hash:
+    current = current_hash() if callable(current_hash) else current_hash or terms_hash(contract)
+    if current != request.terms_hash:
         return "The terms have changed since this link was sent."
     return None
 

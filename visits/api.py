@@ -16,7 +16,8 @@ from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, reference_of
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
-from contracts.models import Asset, Contract
+from contracts.api import ContractChild
+from contracts.models import Asset
 from contracts.services import contract_for_line_items as contract_of_route
 from workorders import rules as services
 from workorders.models import VisitPlan
@@ -70,7 +71,7 @@ class VisitPlanFilterSet(PredicateFilterSet):
         fields = ["priority", "active_from", "active_to", "created_at", "updated_at"]
 
 
-class VisitPlanViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
+class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     """A contract's planned visits: each occurrence of the plan's RRULE becomes a work order
     `generate_days_in_advance` days ahead (run_lifecycle / generate_visits), exactly once.
     Editing a plan changes only occurrences not yet generated."""
@@ -88,15 +89,6 @@ class VisitPlanViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     default_sort = "id"
     read_role = "operator"
     write_role = "manager"
-
-    @property
-    def contract(self) -> Contract:
-        if not hasattr(self, "_contract"):
-            self._contract = contract_of_route(organization=self.organization, contract_id=self.kwargs["contract_pk"])
-        return self._contract
-
-    def get_queryset(self):
-        return super().get_queryset().filter(contract=self.contract)
 
     def create_service(self, *, organization, actor, data):
         return services.create_visit_plan(contract=self.contract, actor=actor, data=data)

@@ -20,6 +20,7 @@ at once, as the work orders' clocks).
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, getcontext
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models.base import ModelState
@@ -106,7 +107,22 @@ def _money_reader(reader, field, currency_path: str, model):
             return value
         return money_text(row[amount_column], code)
 
+    if isinstance(field, serializers.DecimalField) and getattr(field, "row_columns", None) is None:
+        write_money = _amount_writer(write, amount_column, currency_column)
     return [*columns, currency_column], write_money, skips
+
+
+def _amount_writer(write: Writer, amount_column: str, currency_column: str) -> Writer:
+    """`write_money` for a decimal column: written once, in its currency's units when it has one
+    (the decimal field's own text only without a currency)."""
+
+    def write_amount(row):
+        if not (code := row[currency_column]):
+            return write(row)
+        amount = row[amount_column]
+        return None if amount is None else money_text(amount, code)
+
+    return write_amount
 
 
 def _reader(field, model) -> tuple[list[str], Writer, bool] | None:
@@ -179,7 +195,38 @@ def _representation(field) -> Callable:
             return lambda value: instant_text(value, zone)
     if type(field) is serializers.CharField:
         return lambda value: value if type(value) is str else str(value)
-    return field.to_representation
+    return _exact_representation(field) or field.to_representation
+
+
+def _exact_representation(field) -> Callable | None:
+    """DRF's `to_representation` of a decimal, choice, integer or boolean field without its
+    per-value set-up (a decimal context copied and the quantum computed for every amount), for
+    the values a column holds; the same output. None for any other field."""
+    kind = type(field)
+    if kind is serializers.DecimalField:
+        coerce = getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+        if not coerce or field.localize or field.normalize_output or field.decimal_places is None:
+            return None
+        quantum = Decimal(".1") ** field.decimal_places
+        context = getcontext().copy()
+        if field.max_digits is not None:
+            context.prec = field.max_digits
+        rounding = field.rounding
+
+        def decimal_text(value):
+            if type(value) is not Decimal:
+                return field.to_representation(value)
+            return f"{value.quantize(quantum, rounding=rounding, context=context):f}"
+
+        return decimal_text
+    if kind is serializers.ChoiceField:
+        to_value = field.choice_strings_to_values.get
+        return lambda value: to_value(value, value) if type(value) is str else field.to_representation(value)
+    if kind is serializers.IntegerField:
+        return lambda value: value if type(value) is int else int(value)
+    if kind is serializers.BooleanField:
+        return lambda value: value if type(value) is bool else field.to_representation(value)
+    return None
 
 
 def _reference_reader(column: str, target) -> tuple[list[str], Writer] | None:

@@ -288,8 +288,8 @@ class TestLineItemsAPI(WritableResourceAPITests):
     sort_keys = ["description", "kind", "sku", "created_at"]
     default_sort = "id"
     deletable = True
-    # 1 the contract of the route, 2 count, 3 the page's ids (issue 15), 4 the page.
-    list_queries = 4
+    # 1 count, 2 the page's ids (issue 15), 3 the page (the route's contract: only for an empty list).
+    list_queries = 3
     filter_cases = [
         ("kind", "service", ["labour"]),
         ("sku", "PS-1", ["part"]),
@@ -339,6 +339,20 @@ class TestLineItemRules:
             client.post(f"/api/v1/contracts/{theirs.pk}/line_items", {"description": "x"}, format="json").status_code
             == 404
         )
+
+    def test_list_looks_the_contract_up_only_when_empty(self, api, make_contract, other_org, django_assert_num_queries):
+        # A list filters on the route's contract id (issue 15); no rows: the contract is looked up,
+        # so another organization's contract, with line items of its own, is still a 404.
+        theirs = make_contract(other_org)
+        baker.make(LineItem, organization=other_org, contract=theirs, description="theirs")
+        empty = make_contract()
+        client = api("viewer")
+        assert client.get(f"/api/v1/contracts/{empty.pk}/line_items").status_code == 200  # caches the membership
+        with django_assert_num_queries(3):  # 1 count, 2 the page's ids, 3 the contract
+            assert client.get(f"/api/v1/contracts/{empty.pk}/line_items").json() == []
+        assert client.get(f"/api/v1/contracts/{theirs.pk}/line_items").status_code == 404
+        assert client.get(f"/api/v1/contracts/{theirs.pk}/line_items", {"format": "csv"}).status_code == 404
+        assert client.get(f"/api/v1/contracts/{theirs.pk}/line_items", {"page": 2}).status_code == 404
 
     def test_item_of_another_contract_is_404_on_this_route(self, api, make_contract):
         one, two = make_contract(), make_contract()
