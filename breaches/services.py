@@ -37,7 +37,7 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import In
 from django.utils import timezone
 
-from config.bulk_insert import bulk_insert
+from config.bulk_insert import builder, bulk_insert
 from config.errors import Conflict, Unprocessable
 from events.services import record_event, record_events
 from slas import clock
@@ -187,23 +187,24 @@ def _measure(breach: Breach, clock_row: SlaClock, now: dt.datetime, holds=None) 
         breach.due_at = clock_row.due_at  # a replayed hold may have moved it
 
 
+# `Breach(organization_id=..., penalty_month=...)` through Django's positional `__init__` (a scan
+# builds one per clock past due; see `config.bulk_insert.builder`).
+_NEW_BREACH = builder(
+    Breach,
+    ("organization_id", "clock_id", "contract_id", "sla_rule_id", "work_order_id", "metric", "target_minutes",
+     "currency", "due_at", "detected_at", "penalty_month"),
+)  # fmt: skip
+
+
 def _new_breach(clock_row, now: dt.datetime, holds=None, month: str | None = None) -> Breach:
     """The breach of a clock (an `SlaClock`, or a scan's `_ClaimedClock`) with its rule and the
     rule's contract on it; `month`: the penalty month at `now` if known (the scan's, per contract)."""
     rule = clock_row.rule
-    breach = Breach(
-        organization_id=clock_row.organization_id,
-        clock_id=clock_row.pk,
-        contract_id=rule.contract_id,
-        sla_rule_id=rule.pk,
-        work_order_id=clock_row.work_order_id,
-        metric=clock_row.metric,
-        target_minutes=clock_row.target_minutes,
-        currency=rule.contract.currency,
-        due_at=clock_row.due_at,
-        detected_at=now,
-        penalty_month=month or _month(rule.contract, now),
-    )
+    breach = _NEW_BREACH(
+        clock_row.organization_id, clock_row.pk, rule.contract_id, rule.pk, clock_row.work_order_id,
+        clock_row.metric, clock_row.target_minutes, rule.contract.currency, clock_row.due_at, now,
+        month or _month(rule.contract, now),
+    )  # fmt: skip
     _measure(breach, clock_row, now, holds)
     return breach
 
@@ -459,8 +460,9 @@ def _detect_batch(*, now, organization, batch_size, rules: _ScanRules | None = N
         rows = list(detection_query(now=now, organization=organization)[:batch_size])
         if not rows:
             return 0, 0
-        SlaClock.objects.filter(pk__in=[row[0] for row in rows]).update(state=SlaClock.State.BREACHED, updated_at=now)
-        recorded = set(Breach.objects.filter(clock__in=[row[0] for row in rows]).values_list("clock_id", flat=True))
+        claimed = [row[0] for row in rows]
+        SlaClock.objects.filter(_among("pk", claimed)).update(state=SlaClock.State.BREACHED, updated_at=now)
+        recorded = set(Breach.objects.filter(_among("clock_id", claimed)).values_list("clock_id", flat=True))
         rows = [row for row in rows if row[0] not in recorded]
         known = rules.of({row[3] for row in rows})
         holds = _holds_by_job({row[2] for row in rows})
@@ -483,10 +485,19 @@ def _job_label(pk: int, reference: str) -> str:
     return reference or f"work order {pk}"
 
 
+# What a scan reads of a rule and its contract (`_new_breach`, `_measure`, the payloads, the penalty,
+# the escalation levels): not their other columns (names, JSON priorities, dates, ~30 of the contract).
+_SCAN_RULE_FIELDS = (
+    "organization", "contract", "calendar", "metric", "target_minutes", "pause_on_hold", "escalation", "penalty",
+    "monthly_penalty_cap", "contract__organization", "contract__reference", "contract__currency",
+    "contract__time_zone",
+)  # fmt: skip
+
+
 def _rules(rule_ids) -> dict[int, SlaRule]:
     """Rules with their contracts and calendars: one instance per rule (the clocks of a scan share
-    them), instead of a joined copy of each per clock."""
-    rules = SlaRule.objects.select_related("contract").in_bulk(rule_ids)
+    them), instead of a joined copy of each per clock; only the columns the scan reads."""
+    rules = SlaRule.objects.select_related("contract").only(*_SCAN_RULE_FIELDS).in_bulk(rule_ids)
     _attach_calendars(rules.values())
     return rules
 

@@ -125,6 +125,8 @@ class EmailNotification(OutboxRow):
         CONTRACT_REMINDER = "contract_reminder"
         SIGNATURE_REQUEST = "signature_request"
 
+    # Its unique constraint `email_once_per_event` is the event's index (no second one to write).
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+", db_index=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     recipients = models.JSONField(default=list)
     subject = models.CharField(max_length=255, blank=True, default="")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from functools import cache
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
-from config.bulk_insert import bulk_insert
+from config.bulk_insert import builder, bulk_insert
 from tenancy.models import Organization
 
 from .emails import REGISTERED
@@ -97,6 +98,13 @@ def _about(event, endpoint_id: int) -> bool:
     return event.object_type == "webhookdelivery" and event.payload.get("webhook") == endpoint_id
 
 
+@cache
+def _new_email():
+    """`EmailNotification(organization_id=, event_id=, kind=, recipients=, next_attempt_at=)`, faster
+    (a scan's batch writes one per escalation)."""
+    return builder(EmailNotification, ("organization_id", "event_id", "kind", "recipients", "next_attempt_at"))
+
+
 def _write_emails(events, now) -> None:
     rows = [
         EmailNotification(
@@ -120,19 +128,19 @@ def _write_emails(events, now) -> None:
                 "pk", "notification_emails"
             )
         )
+    new = _new_email()
+    levels = {}  # a batch's escalations name the same few levels' `notify` lists: each checked once
     for event in wanted:
         if event.type == "sla.escalation":
-            recipients = email_addresses(event.payload.get("notify"))
+            notify = event.payload.get("notify")
+            key = tuple(notify) if isinstance(notify, list) and all(type(v) is str for v in notify) else None
+            recipients = levels.get(key) if key is not None else None
+            if recipients is None:
+                recipients = email_addresses(notify)
+                if key is not None:
+                    levels[key] = recipients
         else:
             recipients = email_addresses(configured.get(event.organization_id))
         if recipients:
-            rows.append(
-                EmailNotification(
-                    organization_id=event.organization_id,
-                    event_id=event.pk,
-                    kind=EMAIL_KINDS[event.type],
-                    recipients=recipients,
-                    next_attempt_at=now,
-                )
-            )
+            rows.append(new(event.organization_id, event.pk, EMAIL_KINDS[event.type], recipients, now))
     bulk_insert(EmailNotification, rows)

@@ -192,7 +192,11 @@ class SlaClock(TenantModel):
         BREACHED = "breached"
         CANCELLED = "cancelled"
 
-    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="sla_clocks")
+    # No single-column indexes on the organization and the job: `clock_decided` (organization, ...)
+    # and `clock_once_per_rule` (work_order, rule) serve those lookups, and every index is written
+    # again by each update that moves an indexed column (the scan's `state` and escalation updates).
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="+", db_index=False)
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="sla_clocks", db_index=False)
     rule = models.ForeignKey(SlaRule, on_delete=models.PROTECT, related_name="clocks")
     metric = models.CharField(max_length=16, choices=SlaRule.Metric.choices)
     target_minutes = models.PositiveIntegerField()

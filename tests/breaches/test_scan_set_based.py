@@ -384,6 +384,14 @@ def test_a_scan_reads_each_rule_once_and_records_what_one_batch_would(org, other
     claims = [sql for sql in sqls if 'FROM "workorders_slaclock"' in sql and " LIMIT 2" in sql]
     assert len(claims) == 9 + 6 + 2  # 18 clocks past due, 12 of them escalating, each with its last empty batch
     assert rule_reads(sqls) <= 6  # each of the 6 rules read once (before: once per batch that met it)
+    # Only the columns the scan uses are read, and no column it uses is left to load later (a
+    # deferred field read would be one more query per rule or contract).
+    reads = [sql for sql in sqls if sql.startswith("SELECT") and ('FROM "slas_slarule"' in sql or
+             'FROM "contracts_contract"' in sql)]  # fmt: skip
+    assert all('"slas_slarule"."name"' not in sql and '"contracts_contract"."name"' not in sql for sql in reads)
+    assert [sql for sql in reads if 'FROM "contracts_contract"' in sql] == []
+    lock = 'SELECT "slas_slarule"."id" AS "pk" FROM "slas_slarule" WHERE'  # the monthly cap's lock (ids only)
+    assert all('INNER JOIN "contracts_contract"' in sql or sql.startswith(lock) for sql in reads), reads
     assert Breach.objects.filter(organization=org).count() == 18  # 9 detection batches of 2
     statements(at(300), org=other_org.slug)
     assert outcome(org) == outcome(other_org)

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from config.bulk_insert import bulk_insert
+from config.bulk_insert import builder, bulk_insert
 from events.models import Event
 from tenancy.models import Organization
 
@@ -83,3 +83,56 @@ def test_related_instances_and_fields_that_set_their_own_value():
     unsaved = EmailNotification(organization=org, event=Event(organization=org), kind="breach", recipients=[])
     with pytest.raises(ValueError, match="unsaved related object 'event'"):
         bulk_insert(EmailNotification, [unsaved])
+
+
+# --- builder: what Model(**values) builds, through the positional __init__ -----------------------
+
+
+def _fields(obj):
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_builder_builds_what_the_keyword_constructor_builds():
+    from breaches.models import Breach
+    from notifications.models import EmailNotification
+
+    values = {"organization_id": 3, "type": "x.y", "object_type": "thing", "object_id": 7, "payload": {"a": [1]},
+              "occurred_at": WHEN}  # fmt: skip
+    new = builder(Event, tuple(values))
+    built, expected = new(*values.values()), Event(**values)
+    assert type(built) is Event and built._state.adding and built.pk is None
+    assert _fields(built) == _fields(expected)
+    email = {"organization_id": 3, "event_id": 9, "kind": "breach", "recipients": ["a@example.com"],
+             "next_attempt_at": WHEN}  # fmt: skip
+    assert _fields(builder(EmailNotification, tuple(email))(*email.values())) == _fields(EmailNotification(**email))
+    # Fields left to their defaults: constant ones (state, penalty, final) and None where there is none.
+    breach = {"organization_id": 1, "clock_id": 2, "metric": "response", "due_at": WHEN}
+    assert _fields(builder(Breach, tuple(breach))(*breach.values())) == _fields(Breach(**breach))
+
+
+def test_builder_calls_a_callable_default_per_instance():
+    from notifications.models import EmailNotification
+
+    new = builder(EmailNotification, ("organization_id", "event_id"))
+    first, second = new(1, 2), new(1, 3)
+    assert first.recipients == [] and second.recipients == [] and first.recipients is not second.recipients
+    assert EmailNotification._meta.get_field("recipients").default is list
+
+
+def test_builder_refuses_unknown_or_repeated_fields_and_a_wrong_number_of_values():
+    with pytest.raises(ValueError):
+        builder(Event, ("organization", "type"))  # the attribute is organization_id
+    with pytest.raises(ValueError):
+        builder(Event, ("type", "type"))
+    with pytest.raises(TypeError):
+        builder(Event, ("type", "object_id"))("x.y")
+
+
+def test_built_instances_insert_as_bulk_create_does():
+    org = Organization.objects.create(name="Built", slug="built")
+    new = builder(Event, ("organization_id", "type", "object_type", "object_id", "payload", "occurred_at"))
+    objs = bulk_insert(Event, [new(org.pk, "built", "thing", i, {"n": i}, WHEN) for i in range(3)])
+    Event.objects.bulk_create(_events(org, 3, "kw"))
+    assert [o.pk for o in objs] == sorted(o.pk for o in objs)
+    assert [row[:3] for row in _stored("built")] == [(org.pk, "thing", i) for i in range(3)]
+    assert {row[4:] for row in _stored("built")} == {row[4:] for row in _stored("kw")}
