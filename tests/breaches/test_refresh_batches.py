@@ -8,6 +8,7 @@
   as it is when it covers the penalty) give what `within_monthly_cap(breach_penalty(...))` gives.
 - The clock's start is read as epoch seconds by the database as `slas.clock.epoch` converts it.
 - Arrays go to PostgreSQL as one literal each, and come back as the values sent.
+- A batch that records nothing commits without waiting for the disk (PostgreSQL), no other.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import random
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from breaches.bulk import array_literal
 from breaches.models import Breach
 from breaches.penalties import breach_penalty, within_monthly_cap
 from breaches.services import _EpochSeconds, _PenaltyBook
+from events.models import Event
 from slas import clock
 from tests.breaches.factories import ALL_PRIORITIES, active_contract, make_job, make_rule, scan
-from tests.breaches.test_scan_set_based import at, reference, stored
+from tests.breaches.test_scan_set_based import at, breach_updates, reference, statements, stored
 from workorders.models import SlaClock
 
 pytestmark = pytest.mark.django_db
@@ -155,3 +157,35 @@ def test_a_refresh_in_rule_order_keeps_the_walk_whole_when_rules_have_no_open_br
     output = scan(at(160), batch_size=2)
     assert stored(expected) == expected
     assert f"{len(expected)} breaches refreshed" in output
+
+
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_a_batch_that_records_nothing_commits_without_waiting_for_the_disk(org):
+    """On PostgreSQL a refresh batch that only re-measures figures commits asynchronously; a batch
+    that finalises a breach (its events) commits durably, and so does every batch inside a caller's
+    transaction (the setting would be the caller's). SQLite: never."""
+    contract = active_contract(org, currency="EUR")
+    make_rule(contract, metric="response", target_minutes=30, penalty={"fixed_amount": "10"})
+    for n in range(4):
+        make_job(contract, at(n))
+    scan(at(60))
+    postgres = connection.vendor == "postgresql"
+    sqls = statements(at(61), batch_size=2)  # two batches, nothing final
+    assert sqls.count(ASYNC_COMMIT) == (2 if postgres else 0)
+    # A clock stopped behind the scan's back (as a concurrent job update leaves it): the refresh
+    # finalises its breach, with its event.
+    first = Breach.objects.order_by("pk").first()
+    SlaClock.objects.filter(pk=first.clock_id).update(stopped_at=at(62), elapsed_seconds=62 * 60)
+    sqls = statements(at(63), batch_size=2)
+    assert Event.objects.filter(type="breach.finalized").count() == 1
+    assert sqls.count(ASYNC_COMMIT) == (1 if postgres else 0)  # the batch with the event: durable
+    with transaction.atomic():
+        sqls = statements(at(64), batch_size=2)
+    assert breach_updates(sqls) == 2
+    assert ASYNC_COMMIT not in sqls
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1" if not postgres else "SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == ("on" if postgres else 1)  # the setting ended with its batch
