@@ -689,10 +689,14 @@ def _refresh_batch(*, now, organization, after: tuple[int, int], batch_size) -> 
                 calendar = calendars.get(rule_id)
                 if calendar is None:
                     calendar = calendars[rule_id] = clock.compile_calendar(calendar_of(rule))
-                key = (rule_id, job_id)
-                pauses = pauses_memo.get(key)
-                if pauses is None:
-                    pauses = pauses_memo[key] = clock.epoch_pauses(pauses_for(rule, holds.get(job_id, ())))
+                job_holds = holds.get(job_id)
+                if job_holds is None:  # most jobs: no hold, nothing pauses the clock
+                    pauses = ()
+                else:
+                    key = (rule_id, job_id)
+                    pauses = pauses_memo.get(key)
+                    if pauses is None:
+                        pauses = pauses_memo[key] = clock.epoch_pauses(pauses_for(rule, job_holds))
                 seconds = calendar.business_seconds(start, now_epoch, pauses)
             actual = _minutes(seconds)
             overage = max(0, actual - target)
