@@ -4,8 +4,9 @@
 table.id = v.id`. Unlike `bulk_update` (a `CASE WHEN id = ...` per field, whose cost grows with the
 square of the batch on PostgreSQL) each row is found by a join. On PostgreSQL `v` is `unnest` of
 one typed array per column (a few parameters whatever the batch: the client does not parse a
-statement with thousands of placeholders); on SQLite (3.33+: UPDATE ... FROM) a `VALUES` list in a
-CTE, as many statements as its limit of parameters needs (one for the scan's batches).
+statement with thousands of placeholders), each sent as one array literal (`array_literal`); on
+SQLite (3.33+: UPDATE ... FROM) a `VALUES` list in a CTE, as many statements as its limit of
+parameters needs (one for the scan's batches).
 """
 
 from __future__ import annotations
