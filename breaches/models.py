@@ -34,7 +34,7 @@ class Breach(TenantModel):
     final = models.BooleanField(default=False)
     # The instant the figures were last measured at: a scan re-measures a running breach at most
     # once a minute (its figures are whole minutes), so a repeat scan writes nothing; it reads the
-    # open breaches (index `breach_open`), not the table. Not indexed: the refresh rewrites it.
+    # open breaches (index `breach_open_by_rule`), not the table. Not indexed: the refresh rewrites it.
     measured_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     acknowledged_by = models.ForeignKey(
@@ -61,10 +61,12 @@ class Breach(TenantModel):
                 include=["penalty_amount", "state"],
                 name="breach_rule_month_total",
             ),
-            # The refresh walks the open breaches in id order (keyset batches: each batch one index
-            # range, never a sort of every open breach); no column the refresh writes is indexed here,
-            # so its updates can stay on their page (HOT) without touching any index.
-            models.Index(fields=["id"], condition=models.Q(final=False), name="breach_open"),
+            # The refresh walks the open breaches in (rule, id) order (keyset batches: each batch one
+            # index range, never a sort of every open breach; a rule's breaches together, so a batch
+            # locks and totals few rules, each rule's in id order: the order of its monthly cap's
+            # room); no column the refresh writes is indexed here, so its updates can stay on their
+            # page (HOT) without touching any index.
+            models.Index(fields=["sla_rule", "id"], condition=models.Q(final=False), name="breach_open_by_rule"),
         ]
 
     str_columns = ("metric", "work_order")  # what __str__ reads (config.api.rows)

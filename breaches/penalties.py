@@ -21,6 +21,19 @@ def _cap(value, currency: str) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_FLOOR)
 
 
+def cap_in_minor_unit(value, currency: str) -> Decimal:
+    """A cap as `within_monthly_cap` applies it: in the currency's minor unit, rounded down."""
+    return _cap(value, currency)
+
+
+def per_unit_minutes(clause: dict | None) -> int | None:
+    """The unit of overage the clause charges for (each started one), None if it charges per breach
+    only: a breach's penalty (`breach_penalty`) moves only when its `started_units` do."""
+    if not clause or not Decimal(str(clause.get("per_unit_amount") or 0)):
+        return None
+    return int(clause["unit_minutes"])
+
+
 def started_units(overage_minutes: int, unit_minutes: int) -> int:
     """How many units of `unit_minutes` the overage has started (a started unit counts whole)."""
     if overage_minutes <= 0:
