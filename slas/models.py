@@ -35,7 +35,7 @@ class Calendar(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "name"], name="calendar_org_name")]
+        indexes = [models.Index(fields=["organization", "name", "id"], name="calendar_org_name")]
 
     str_columns = ("name",)  # what __str__ reads (config.api.rows)
 
