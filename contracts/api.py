@@ -17,7 +17,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
-from config.api.csv import wants_csv
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
@@ -31,7 +30,7 @@ from config.api.serializers import (
     reference_of,
     tenant_of,
 )
-from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
+from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
 from events.services import jsonable
 from tenancy.currencies import is_currency
 
@@ -610,16 +609,15 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
 # --- line items ---------------------------------------------------------------------------------
 
 
-class ContractChild:
+class ContractChild(NestedListMixin):
     """A resource nested under `/contracts/{contract_pk}/`, within the caller's organization.
 
-    A list filters on the route's contract id without loading the contract (issue 15: a query
-    per request, and the whole row): its rows are the caller's organization's, and a child is
-    always in its contract's organization. Only an empty list looks the contract up, to answer
-    404 for one that is not the caller's. A list whose fields read the contract says so with
-    `list_reads_contract`; every other action loads it first, as before."""
+    A list filters on the route's contract id without loading the contract (NestedListMixin).
+    A list whose fields read the contract says so with `list_reads_contract`; every other action
+    loads it first, as before."""
 
     list_reads_contract = False
+    parent_attribute = "contract"
 
     @property
     def contract(self) -> Contract:
@@ -629,26 +627,18 @@ class ContractChild:
             )
         return self._contract
 
-    def _contract_unread(self) -> bool:
-        return self.action == "list" and not self.list_reads_contract and not hasattr(self, "_contract")
-
-    def list(self, request, *args, **kwargs):
-        if self._contract_unread() and wants_csv(request):
-            self.contract  # noqa: B018 - a 404 before streaming
-        response = super().list(request, *args, **kwargs)
-        if self._contract_unread() and self.paginator.total == 0:
-            self.contract  # noqa: B018 - no rows: a 404 unless the contract is the caller's
-        return response
+    def parent_unread(self) -> bool:
+        return super().parent_unread() and not self.list_reads_contract and not hasattr(self, "_contract")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, without a request
             return self.queryset.none()
-        if self._contract_unread():
+        if self.parent_unread():
             return super().get_queryset().filter(contract_id=self.kwargs["contract_pk"])
         return super().get_queryset().filter(contract=self.contract)
 
     def get_serializer_context(self):
-        if getattr(self, "swagger_fake_view", False) or self._contract_unread():
+        if getattr(self, "swagger_fake_view", False) or self.parent_unread():
             return super().get_serializer_context()
         return {**super().get_serializer_context(), "contract": self.contract}
 

@@ -11,10 +11,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from config.api.csv import wants_csv
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ActionSerializer, ResourceSerializer, RowMethodField, StrictInputMixin
-from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
+from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
 
 from . import services
 from .delivery import deliver_now
@@ -171,7 +170,7 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
         return Response(data, headers={"Location": location})
 
 
-class WebhookDeliveryViewSet(ResourceViewSet):
+class WebhookDeliveryViewSet(NestedListMixin, ResourceViewSet):
     """An endpoint's deliveries, newest first: attempts, status, last HTTP status, duration, next
     attempt and the first kilobyte of the last response; a single delivery also lists every
     attempt (`attempt_log`). Admins may redeliver."""
@@ -183,6 +182,7 @@ class WebhookDeliveryViewSet(ResourceViewSet):
     default_sort = "-id"
     read_role = "manager"
     write_role = "admin"
+    parent_attribute = "endpoint"
 
     @property
     def endpoint(self) -> WebhookEndpoint:
@@ -193,19 +193,8 @@ class WebhookDeliveryViewSet(ResourceViewSet):
                 raise Http404
         return self._endpoint
 
-    def list(self, request, *args, **kwargs):
-        # The list filters on the route's endpoint id without loading the endpoint (issue 15): its
-        # rows are the caller's organization's, a delivery always in its endpoint's. Only an empty
-        # list (or a CSV export, before it streams) looks the endpoint up, for a 404.
-        if wants_csv(request):
-            self.endpoint  # noqa: B018
-        response = super().list(request, *args, **kwargs)
-        if self.paginator.total == 0:
-            self.endpoint  # noqa: B018
-        return response
-
     def get_queryset(self):
-        if self.action == "list":
+        if self.parent_unread():
             queryset = super().get_queryset().filter(endpoint_id=self.kwargs["webhook_pk"])
         else:
             queryset = super().get_queryset().filter(endpoint=self.endpoint)

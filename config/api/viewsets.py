@@ -128,6 +128,28 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
         return reverse(f"{self.basename}-detail", kwargs=kwargs, request=self.request)
 
 
+class NestedListMixin:
+    # A list under its parent's route (`/contracts/{contract_pk}/line_items`) filters on the route's
+    # id without loading the parent (issue 15: a query and a whole row per request): its rows are
+    # the caller's organization's, and a child is always in its parent's. Only an empty page, or a
+    # CSV export before it streams, loads the parent (the `parent_attribute` property, a 404 when
+    # the parent is not the caller's).
+
+    parent_attribute: str
+
+    def parent_unread(self) -> bool:
+        return self.action == "list"
+
+    def list(self, request, *args, **kwargs):
+        unread, csv = self.parent_unread(), wants_csv(request)
+        if unread and csv:
+            getattr(self, self.parent_attribute)  # a 404 before streaming
+        response = super().list(request, *args, **kwargs)
+        if unread and not csv and self.paginator.total == 0:
+            getattr(self, self.parent_attribute)  # no rows: a 404 unless the parent is the caller's
+        return response
+
+
 class CreateMixin:
     # POST: 201 with a Location header and the full resource.
 
