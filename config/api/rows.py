@@ -19,6 +19,8 @@ at once, as the work orders' clocks).
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal, getcontext
 
@@ -35,13 +37,34 @@ Writer = Callable[[dict], object]
 _SKIP = object()  # a field DRF leaves out of the row (a read-only field across a missing reference)
 
 
+# The zones whose offset is always zero: an instant in them is written by `utc_text`.
+_UTC_ZONES = frozenset({dt.UTC, zoneinfo.ZoneInfo("UTC")})
+
+
 def instant_text(value, zone) -> str | None:
     """An instant as DRF's DateTimeField writes it (ISO 8601 in `zone`, UTC as `Z`), the zone
     looked up once per page rather than once per value."""
     if value is None:
         return None
+    if zone in _UTC_ZONES:
+        return utc_text(value)
     text = value.astimezone(zone).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def utc_text(value: dt.datetime) -> str:
+    """`value.astimezone(UTC).isoformat()` with `Z` for `+00:00`: the same text in about half the
+    time (measured), for what every page writes most (a page of work orders about 700 instants)."""
+    if value.tzinfo not in _UTC_ZONES:
+        value = value.astimezone(dt.UTC)
+    # Percent formatting: about half the time of isoformat() or of an f-string with widths.
+    if value.microsecond:
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - measured faster, see above
+            value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond
+        )  # fmt: skip
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - measured faster, see above
+        value.year, value.month, value.day, value.hour, value.minute, value.second
+    )  # fmt: skip
 
 
 class RowPlan:
@@ -192,7 +215,7 @@ def _representation(field) -> Callable:
         output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
         zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
         if zone is not None and isinstance(output_format, str) and output_format.lower() == ISO_8601:
-            return lambda value: instant_text(value, zone)
+            return utc_text if zone in _UTC_ZONES else lambda value: instant_text(value, zone)
     if type(field) is serializers.CharField:
         return lambda value: value if type(value) is str else str(value)
     return _exact_representation(field) or field.to_representation

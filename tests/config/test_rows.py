@@ -5,9 +5,13 @@ later is compared as soon as the URLconf routes it."""
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
+from rest_framework import serializers
 
 from config.api import rows, viewsets
 from config.api.viewsets import ResourceViewSet
@@ -79,3 +83,24 @@ def test_every_list_the_same_from_rows_as_from_instances(demo, monkeypatch):
     assert {name for name in INSTANCE_ONLY if any(name in route for route in instance_only)} == set(INSTANCE_ONLY)
     unexpected = sorted(route for route in instance_only if not any(name in route for name in INSTANCE_ONLY))
     assert not unexpected, "\n".join(unexpected)
+
+
+@pytest.mark.parametrize("zone", [dt.UTC, ZoneInfo("UTC"), ZoneInfo("Europe/Amsterdam")], ids=str)
+def test_instants_written_as_drf_writes_them(zone):
+    # `utc_text` formats UTC instants itself (faster than isoformat): the same text as DRF's
+    # DateTimeField for instants in any zone, with and without microseconds, early years included.
+    field = serializers.DateTimeField(default_timezone=zone)
+    offsets = [dt.UTC, ZoneInfo("UTC"), ZoneInfo("America/St_Johns"), dt.timezone(dt.timedelta(hours=-11))]
+    moments = [
+        dt.datetime(2026, 3, 29, 0, 59, 59, 999999),
+        dt.datetime(2026, 3, 29, 1, 0, 0),
+        dt.datetime(2026, 10, 25, 1, 30, 0, 1),
+        dt.datetime(1970, 1, 1),
+        dt.datetime(999, 12, 31, 23, 59, 59, 500000),
+        dt.datetime(2, 1, 1, 12),
+        dt.datetime(9998, 12, 31, 0, 0, 0, 10),
+    ]
+    values = [moment.replace(tzinfo=offset) for moment in moments for offset in offsets]
+    for value in values:
+        assert rows.instant_text(value, zone) == field.to_representation(value), value
+    assert rows.instant_text(None, zone) is None
