@@ -2,7 +2,7 @@
 
 "Running" means still counting: not stopped, whether or not the scan has already recorded its
 breach (a clock past due stays in the list until its job stops it). One query on the partial
-index `clock_open_due` (organization, due_at) finds them; the figures of each listed clock
+index `clock_open_due_id` (organization, due_at, id) finds them; the figures of each listed clock
 (business minutes remaining, percent of the target used, the next escalation level) come from
 the pure clock, for the page being shown only.
 """
@@ -41,19 +41,27 @@ def at_risk_clocks(*, organization, now: dt.datetime, within_minutes: int):
     )
 
 
-def remaining_seconds(due_at: dt.datetime, now: dt.datetime, calendar, pauses) -> int:
-    """Business seconds from now to the due time; negative (the business time since) once past it."""
-    if due_at >= now:
-        return clock.business_seconds(calendar, now, due_at, pauses)
-    return -clock.business_seconds(calendar, due_at, now, pauses)
+def remaining_seconds(due_at: dt.datetime, now: int, calendar: clock.Calendar, pauses) -> int:
+    """Business seconds from `now` to the due time; negative (the business time since) once past
+    it. `now` and `pauses` in epoch seconds (`clock.epoch`, converted once per page), the calendar
+    compiled (24x7: `clock.TWENTY_FOUR_SEVEN`)."""
+    due = clock.epoch(due_at)
+    if due >= now:
+        return calendar.business_seconds(now, due, pauses)
+    return -calendar.business_seconds(due, now, pauses)
 
 
-def figures(clock_row, rule, calendar, holds, now: dt.datetime) -> dict:
-    """A clock's figures from its rule (pause terms, escalation levels), the rule's compiled
-    calendar (None: 24x7) and its job's holds."""
-    remaining = remaining_seconds(clock_row.due_at, now, calendar, pauses_for(rule, holds))
+def escalation_levels(rule) -> list[dict]:
+    """A rule's escalation levels in at_percent order."""
+    return sorted(rule.escalation or [], key=lambda level: level["at_percent"])
+
+
+def figures(clock_row, levels: list[dict], calendar: clock.Calendar, pauses, now: int) -> dict:
+    """A clock's figures from its rule's escalation levels (`escalation_levels`) and compiled
+    calendar, the pauses of its job's holds (`pauses_for`, in epoch seconds) and `now` (epoch
+    seconds)."""
+    remaining = remaining_seconds(clock_row.due_at, now, calendar, pauses)
     target = clock_row.target_minutes * 60
-    levels = sorted(rule.escalation or [], key=lambda level: level["at_percent"])
     upcoming = None
     if clock_row.escalations_sent < len(levels):
         level = levels[clock_row.escalations_sent]
@@ -68,15 +76,18 @@ def figures(clock_row, rule, calendar, holds, now: dt.datetime) -> dict:
 def risk_figures(clock_row: SlaClock, now: dt.datetime) -> dict:
     """`figures` of a clock read with its rule, calendar, job and holds (`at_risk_clocks`)."""
     rule = clock_row.rule
-    return figures(clock_row, rule, calendar_of(rule), list(clock_row.work_order.holds.all()), now)
+    pauses = clock.epoch_pauses(pauses_for(rule, list(clock_row.work_order.holds.all())))
+    calendar = clock.compile_calendar(calendar_of(rule))
+    return figures(clock_row, escalation_levels(rule), calendar, pauses, clock.epoch(now))
 
 
 # --- a page of the report as rows (issue 15) -----------------------------------------------------
 
 # What a clock's figures read of its row, its rule and its job, as columns of the page's `values()`
-# query (config.api.rows): the rule and its calendar's stamp come joined with the clock.
+# query (config.api.rows): the rule and its calendar's stamp come joined with the clock. The job's
+# and the rule's ids are the columns their references read too (`work_order`, `rule`).
 FIGURE_COLUMNS = (
-    "due_at", "target_minutes", "escalations_sent", "next_escalation_at", "work_order_id", "rule_id",
+    "due_at", "target_minutes", "escalations_sent", "next_escalation_at", "work_order", "rule",
     "rule__metric", "rule__pause_on_hold", "rule__escalation", "rule__calendar_id", "rule__calendar__updated_at",
 )  # fmt: skip
 
@@ -91,7 +102,7 @@ class _ClockFigures(NamedTuple):
 
 
 class _RuleTerms(NamedTuple):
-    """What `figures` and `pauses_for` read of a rule."""
+    """What `pauses_for` and `escalation_levels` read of a rule."""
 
     metric: str
     pause_on_hold: bool
@@ -102,28 +113,31 @@ class _RuleTerms(NamedTuple):
 def page_figures(rows: list[dict], now: dt.datetime) -> dict[int, dict]:
     """The figures of a page of clocks by id, from the page's rows (`FIGURE_COLUMNS`): their
     rules' calendars compiled (from this process's cache, else one query), and the jobs' holds
-    when a hold may pause one of the rules (one query)."""
-    rules: dict[int, _RuleTerms] = {}
+    when a hold may pause one of the rules (one query). A rule's levels are sorted once."""
+    rules: dict[int, tuple[_RuleTerms, list[dict]]] = {}
     stamps: dict[int, dt.datetime] = {}
     for row in rows:
-        rule_id = row["rule_id"]
+        rule_id = row["rule"]
         if rule_id not in rules:
-            rule = rules[rule_id] = _RuleTerms(
+            rule = _RuleTerms(
                 row["rule__metric"], row["rule__pause_on_hold"], row["rule__escalation"], row["rule__calendar_id"]
             )
+            rules[rule_id] = rule, escalation_levels(rule)
             if rule.calendar_id is not None:
                 stamps[rule.calendar_id] = row["rule__calendar__updated_at"]
-    if any(paused_by_holds(rule) for rule in rules.values()):
-        holds = holds_by_job({row["work_order_id"] for row in rows})
+    if any(paused_by_holds(rule) for rule, _ in rules.values()):
+        holds = holds_by_job({row["work_order"] for row in rows})
     else:
         holds = {}
     calendars = compiled_calendars(stamps)
+    now_seconds = clock.epoch(now)
     computed = {}
     for row in rows:
-        rule = rules[row["rule_id"]]
+        rule, levels = rules[row["rule"]]
         clock_row = _ClockFigures(
             row["due_at"], row["target_minutes"], row["escalations_sent"], row["next_escalation_at"]
         )
-        job_holds = holds.get(row["work_order_id"], [])
-        computed[row["id"]] = figures(clock_row, rule, calendars[rule.calendar_id], job_holds, now)
+        job_holds = holds.get(row["work_order"])
+        pauses = clock.epoch_pauses(pauses_for(rule, job_holds)) if job_holds else ()
+        computed[row["id"]] = figures(clock_row, levels, calendars[rule.calendar_id], pauses, now_seconds)
     return computed

@@ -220,11 +220,13 @@ class SlaClock(TenantModel):
                 condition=models.Q(next_escalation_at__isnull=False),
                 name="clock_next_escalation",
             ),
-            # Clocks at risk (issue 11): every clock still running, recorded as breached or not, by due time.
+            # Clocks at risk (issue 11): every clock still running, recorded as breached or not, by due
+            # time. The id ends the report's sort (due_at, id): a page's ids are read off the index,
+            # without sorting the window's clocks (issue 15).
             models.Index(
-                fields=["organization", "due_at"],
+                fields=["organization", "due_at", "id"],
                 condition=models.Q(stopped_at__isnull=True, state__in=["running", "breached"]),
-                name="clock_open_due",
+                name="clock_open_due_id",
             ),
             # SLA compliance (issue 11): a period's decided clocks by their decision instant
             # (`reports.compliance.decision_instant`, the same expression).
