@@ -47,7 +47,8 @@ class PageRowsSerializer(serializers.ListSerializer):
         return self.parent.holds_and_clocks(job.pk)[self.field_name][job.pk]
 
     def from_row(self, row):
-        return self.parent.holds_and_clocks(row["id"])[self.field_name][row["id"]]
+        pk = row["id"]
+        return self.parent.holds_and_clocks(pk)[self.field_name][pk]
 
     def to_representation(self, data):
         return data
@@ -127,8 +128,10 @@ class JobsHoldsAndClocks:
         grouped, calendars = clocks_by_job(job_ids) if clocks else ({}, {})
         paused = any(still_counting(c) and paused_by_holds(c.rule) for rows in grouped.values() for c in rows)
         hold_rows = holds_by_job(job_ids) if holds or paused else dict.fromkeys(job_ids, [])
-        self.holds = {pk: holds_json(rows, zone) for pk, rows in hold_rows.items()} if holds else {}
-        self.clocks = {pk: clocks_json(rows, hold_rows[pk], calendars, now, zone) for pk, rows in grouped.items()}
+        self.by_field = {
+            "holds": {pk: holds_json(rows, zone) for pk, rows in hold_rows.items()} if holds else {},
+            "sla_clocks": {pk: clocks_json(rows, hold_rows[pk], calendars, now, zone) for pk, rows in grouped.items()},
+        }
 
 
 class WorkOrderListSerializer(serializers.ListSerializer):
@@ -214,7 +217,7 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
         read = self.context.get("holds_and_clocks")
         if read is None or job_pk not in read.job_ids:
             read = self.read_holds_and_clocks([job_pk])
-        return {"holds": read.holds, "sla_clocks": read.clocks}
+        return read.by_field
 
     def validate_location(self, value):
         return point_or_none(value, "location")
