@@ -13,8 +13,8 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from django.db.models import F
-from django.db.models.lookups import In
 
+from config.lookups import InArray
 from slas import clock
 from slas.models import Calendar, SlaRule
 
@@ -237,22 +237,12 @@ _CLOCK_COLUMNS = (
 )  # fmt: skip
 
 
-class _InArray(In):
-    """`column IN (...)`, but on PostgreSQL `column = ANY(%s)` with the ids as one array: 100 literals
-    cost the server more to parse and plan than the join they filter (and psycopg does not cache
-    the conversion of a query with more than 50 parameters), one array costs neither."""
-
-    def as_postgresql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
-
-
 def holds_by_job(job_ids) -> dict[int, list[HoldRow]]:
     """The holds of these jobs, in their order (start, id), one query."""
     grouped: dict[int, list[HoldRow]] = {pk: [] for pk in job_ids}
     if not grouped:
         return grouped
-    holds = Hold.objects.filter(_InArray(F("work_order_id"), list(grouped))).values_list("work_order_id", *HOLD_COLUMNS)
+    holds = Hold.objects.filter(InArray(F("work_order_id"), list(grouped))).values_list("work_order_id", *HOLD_COLUMNS)
     for job_id, *columns in holds:
         grouped[job_id].append(HoldRow(*columns))
     return grouped
@@ -275,7 +265,7 @@ def clocks_by_job(job_ids) -> tuple[dict[int, list[ClockRow]], dict[int | None, 
         return grouped, compiled_calendars({})
     rules: dict[int, RuleRow] = {}
     stamps: dict[int, dt.datetime] = {}
-    rows = _clock_rows().filter(_InArray(F("work_order_id"), list(grouped)))
+    rows = _clock_rows().filter(InArray(F("work_order_id"), list(grouped)))
     for pk, job_id, rule_id, name, metric, target, pauses, calendar_id, stamp, *own in rows:
         rule = rules.get(rule_id)
         if rule is None:

@@ -2,11 +2,12 @@
 
 import math
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from ..lookups import InArray
 from .exceptions import BadRequest
 
 DEFAULT_PER_PAGE = 20
@@ -52,8 +53,8 @@ def page_rows(queryset, start: int, stop: int, columns: list[str] | None = None)
     ids = list(queryset.values_list("pk", flat=True)[start:stop])
     if not ids:
         return []
-    # The page's own ordering may repeat; `pk__in` loads each row once.
-    page = queryset.order_by().filter(pk__in=ids)
+    # The page's own ordering may repeat; `IN` loads each row once.
+    page = queryset.order_by().filter(InArray(F("pk"), ids))
     rows = {row.pk: row for row in page} if columns is None else _by_first_column(page.values(*columns))
     return [rows[pk] for pk in ids if pk in rows]
 
