@@ -349,8 +349,9 @@ class LineItem(TenantModel):
     class Meta:
         ordering = ["id"]
         indexes = [
-            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
-            models.Index(fields=["contract", "id"], name="line_item_contract_id")
+            # Issue 15: the list's filter (organization and contract) and default sort, id last: its
+            # count and a page's ids come off the index alone (no heap visit, no sort).
+            models.Index(fields=["organization", "contract", "id"], name="line_item_org_contract")
         ]
 
 
@@ -409,6 +410,11 @@ class Amendment(TenantModel):
     class Meta:
         ordering = ["contract_id", "number"]
         constraints = [models.UniqueConstraint(fields=["contract", "number"], name="amendment_unique_number")]
+        indexes = [
+            # Issue 15: the list's filter and default sort, id last (the sort's tie-breaker): its count
+            # and a page's ids come off the index alone, without an incremental sort on the id.
+            models.Index(fields=["organization", "contract", "number", "id"], name="amendment_org_contract")
+        ]
 
     def __str__(self) -> str:
         return f"Amendment {self.number} of contract {self.contract_id}"
@@ -446,7 +452,11 @@ class TermVersion(TenantModel):
                 name="term_version_period",
             ),
         ]
-        indexes = [models.Index(fields=["applied_at", "effective_from"], name="term_version_pending")]
+        indexes = [
+            models.Index(fields=["applied_at", "effective_from"], name="term_version_pending"),
+            # Issue 15: the list's filter and default sort, id last, as the amendments'.
+            models.Index(fields=["organization", "contract", "effective_from", "id"], name="term_version_org_contract"),
+        ]
 
     def __str__(self) -> str:
         return f"Terms of contract {self.contract_id} from {self.effective_from}"

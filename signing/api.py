@@ -16,8 +16,9 @@ from . import services
 from .documents import terms_hash
 from .models import SignatureRequest
 
-# What services.void_reason reads of a request, from a row (not a model instance per row).
+# What services.void_reason reads of a request and of its contract, from a row (not model instances).
 _Terms = namedtuple("_Terms", ["approval_round", "terms_hash"])
+_ContractState = namedtuple("_ContractState", ["status", "approval_round"])
 
 
 class SignatureRequestSerializer(ResourceSerializer):
@@ -26,6 +27,9 @@ class SignatureRequestSerializer(ResourceSerializer):
         "expires_at",
         "approval_round",
         "terms_hash",
+        # Joined in the page's query: a list does not load its contract (ContractChild) for them.
+        "contract__status",
+        "contract__approval_round",
         help_text="pending, accepted, rejected, expired (past expires_at) or void (the terms or the "
         "contract's approval round changed since it was sent)."
     )
@@ -49,14 +53,18 @@ class SignatureRequestSerializer(ResourceSerializer):
             context["now"] = timezone.now()
         if context["now"] >= row["expires_at"]:
             return SignatureRequest.Status.EXPIRED
-        if services.void_reason(_Terms(row["approval_round"], row["terms_hash"]), context["contract"], self._hash):
+        request = _Terms(row["approval_round"], row["terms_hash"])
+        contract = _ContractState(row["contract__status"], row["contract__approval_round"])
+        if services.void_reason(request, contract, self._hash):
             return SignatureRequest.Status.VOID
         return row["status"]
 
     def _hash(self) -> str:
-        """The contract's terms hash, once per response (not per request listed)."""
+        """The contract's terms hash, once per response (not per request listed), asked for only
+        while the contract waits for a request's round: then a list loads its contract."""
         if "current_hash" not in self.context:
-            self.context["current_hash"] = terms_hash(self.context["contract"])
+            contract = self.context.get("contract") or self.context["view"].contract
+            self.context["current_hash"] = terms_hash(contract)
         return self.context["current_hash"]
 
 
@@ -72,13 +80,15 @@ class SignatureRequestViewSet(ContractChild, CreateMixin, ResourceViewSet):
     A contract with `requires_counterparty_signature` activates only once one is accepted, in
     addition to its two internal approvals."""
 
-    queryset = SignatureRequest.objects.select_related("created_by")
+    # The contract for a status written from an instance (a request read alone, a CSV export); a
+    # page written from rows joins only the two columns the status reads.
+    queryset = SignatureRequest.objects.select_related("created_by", "contract")
+    list_references = {"contract": ("status", "approval_round")}
     serializer_class = SignatureRequestSerializer
     filterset_class = SignatureRequestFilterSet
     sort_fields = {"created_at": "created_at", "email": "email"}
     default_sort = "-id"
     write_role = "manager"
-    list_reads_contract = True  # a request's status: the contract's state and terms
 
     def create_service(self, *, organization, actor, data):
         base = self.request.build_absolute_uri("/")  # the links go out on the address the API was called on

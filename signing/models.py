@@ -51,9 +51,11 @@ class SignatureRequest(TenantModel):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["contract", "approval_round", "status"], name="signature_contract_round"),
-            # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
-            models.Index(fields=["contract", "id"], name="signature_contract_id"),
+        indexes = [
+            models.Index(fields=["contract", "approval_round", "status"], name="signature_contract_round"),
+            # Issue 15: the list's filter (organization and contract) and default sort: its count and
+            # a page's ids come off the index alone (no heap visit, no sort).
+            models.Index(fields=["organization", "contract", "id"], name="signature_org_contract"),
         ]
 
     def __str__(self) -> str:

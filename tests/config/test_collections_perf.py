@@ -250,23 +250,31 @@ class TestTimeZoneOncePerResponse:
 # Collections whose default sort is served otherwise, and how (the at-risk report was, until its
 # partial index of running clocks got the id: `clock_open_due_id`).
 SORTED_OTHERWISE: dict[str, str] = {}
+# Collections without that index yet, and why.
+NOT_YET_INDEXED = {
+    "/visit_plans": "(contract, id) for now: VisitPlan is in workorders/, which another branch of this pass "
+    "migrates (a second migration there would fork the app's graph); (organization, contract, id) belongs there",
+}
 
 
 def test_every_collection_has_the_index_of_its_default_sort():
     """A page's ids come from an index walk (organization, sort column, id) only when such an
     index exists: without the id in it, PostgreSQL sorts every row of the organization for a deep
-    page (the calendars' page 99 took 1.5x page 1 until their index got the id). Nested
-    collections are bounded by their parent instead."""
+    page (the calendars' page 99 took 1.5x page 1 until their index got the id). A nested
+    collection filters on its parent too, (organization, parent, sort column, id): with the parent
+    alone first, the count and the ids read every row of the parent from the table to check its
+    organization."""
     from tests.config.test_rows import list_routes
 
     missing = []
     for route, cls in list_routes():
         model = cls.queryset.model
-        if "(?P<" in route or any(name in route for name in SORTED_OTHERWISE):
+        if any(name in route for name in [*SORTED_OTHERWISE, *NOT_YET_INDEXED]):
             continue
         key = cls.default_sort.split(",")[0].lstrip("-")
         column = model._meta.get_field(cls.sort_fields.get(key, key)).name
-        wanted = ["organization", column] + ([] if column == "id" else ["id"])
+        parent = [cls.parent_attribute] if "(?P<" in route else []
+        wanted = ["organization", *parent, column] + ([] if column == "id" else ["id"])
         if not any(index.fields[: len(wanted)] == wanted for index in model._meta.indexes):
             missing.append(f"{model.__name__}: {wanted}")
     assert not missing, missing

@@ -15,12 +15,15 @@ from types import SimpleNamespace
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from model_bakery import baker
 
 from contracts.models import Contract, LineItem
 from events.models import Event
 from notifications.models import EmailNotification
+from signing.documents import terms_hash
 from signing.models import SignatureRequest
 from tests.api_base import WritableResourceAPITests
 from tests.contracts.factories import make_contract
@@ -43,9 +46,10 @@ class TestApprovalRequestsAPI(WritableResourceAPITests):
     default_fields = ["id", "name", "email", "status", "expires_at", "created_at", "decided_at"]
     sort_keys = ["created_at", "email"]
     default_sort = "-id"
-    # 1 the contract of the route, 2 count, 3 the page's ids (issue 15), 4 the page joined with created_by;
-    # then once per response for the state of pending requests (the terms hash): 5 the covered assets,
-    # 6 the line items, 7 the counterparty, 8 the SLA rules with their calendars.
+    # 1 count, 2 the page's ids (issue 15), 3 the page joined with created_by and the contract's state;
+    # then once per response while the contract waits for a listed request's round (the terms hash):
+    # 4 the contract of the route, 5 the covered assets, 6 the line items, 7 the counterparty, 8 the
+    # SLA rules with their calendars.
     list_queries = 8
     filter_cases = [
         ("email", "a@x.example", ["a"]),
@@ -77,6 +81,35 @@ class TestApprovalRequestsAPI(WritableResourceAPITests):
     def check_created(self, body, data):
         assert body["status"] == "pending" and body["email"] == data["email"]
         assert len(body["terms_hash"]) == 64
+
+    def test_each_status_listed_as_read_alone(self, api, org):
+        """A page writes a request's status from its row (the contract's state joined to it), a
+        request read alone from its instance: the same states. A contract that no longer waits for
+        the requests' round is neither loaded nor hashed: the list is its 3 queries."""
+        current = terms_hash(self.contract)
+        past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        expected = {
+            self.factory(org, terms_hash=current).pk: "pending",
+            self.factory(org, terms_hash="1" * 64).pk: "void",  # sent with other terms
+            self.factory(org, terms_hash=current, approval_round=2).pk: "void",  # another round
+            self.factory(org, terms_hash=current, expires_at=past).pk: "expired",
+            self.factory(org, terms_hash=current, status="accepted", expires_at=past).pk: "accepted",
+            self.factory(org, terms_hash=current, status="rejected").pk: "rejected",
+        }
+        client = api(self.read_role)
+
+        def statuses() -> tuple[dict, dict]:
+            listed = {row["id"]: row["status"] for row in self.get_list(client).json()}
+            alone = {pk: client.get(f"{self.url}/{pk}").json()["status"] for pk in expected}
+            return listed, alone
+
+        assert statuses() == (expected, expected)
+        Contract.objects.filter(pk=self.contract.pk).update(status=Contract.Status.DRAFT)
+        no_longer = {pk: "void" if status == "pending" else status for pk, status in expected.items()}
+        assert statuses() == (no_longer, no_longer)
+        with CaptureQueriesContext(connection) as queries:
+            assert self.get_list(client).status_code == 200
+        assert len(queries) == 3, [query["sql"] for query in queries.captured_queries]
 
     def test_update(self, api, org):
         """A request is not edited: send a new one. PATCH is 405."""
