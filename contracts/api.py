@@ -612,11 +612,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
 class ContractChild(NestedListMixin):
     """A resource nested under `/contracts/{contract_pk}/`, within the caller's organization.
 
-    A list filters on the route's contract id without loading the contract (NestedListMixin).
-    A list whose fields read the contract says so with `list_reads_contract`; every other action
-    loads it first, as before."""
+    A list filters on the route's contract id without loading the contract (NestedListMixin);
+    every other action loads it first."""
 
-    list_reads_contract = False
     parent_attribute = "contract"
 
     @property
@@ -628,7 +626,7 @@ class ContractChild(NestedListMixin):
         return self._contract
 
     def parent_unread(self) -> bool:
-        return super().parent_unread() and not self.list_reads_contract and not hasattr(self, "_contract")
+        return super().parent_unread() and not hasattr(self, "_contract")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, without a request

@@ -81,7 +81,7 @@ class VisitPlan(TenantModel):
 
     class Meta:
         indexes = [
-            models.Index(fields=["contract", "id"], name="visit_plan_contract"),
+            models.Index(fields=["organization", "contract", "id"], name="visit_plan_org_contract"),
             models.Index(fields=["next_run_at"], name="visit_plan_next_run"),
         ]
         constraints = [

@@ -250,11 +250,6 @@ class TestTimeZoneOncePerResponse:
 # Collections whose default sort is served otherwise, and how (the at-risk report was, until its
 # partial index of running clocks got the id: `clock_open_due_id`).
 SORTED_OTHERWISE: dict[str, str] = {}
-# Collections without that index yet, and why.
-NOT_YET_INDEXED = {
-    "/visit_plans": "(contract, id) for now: VisitPlan is in workorders/, which another branch of this pass "
-    "migrates (a second migration there would fork the app's graph); (organization, contract, id) belongs there",
-}
 
 
 def test_every_collection_has_the_index_of_its_default_sort():
@@ -269,7 +264,7 @@ def test_every_collection_has_the_index_of_its_default_sort():
     missing = []
     for route, cls in list_routes():
         model = cls.queryset.model
-        if any(name in route for name in [*SORTED_OTHERWISE, *NOT_YET_INDEXED]):
+        if any(name in route for name in SORTED_OTHERWISE):
             continue
         key = cls.default_sort.split(",")[0].lstrip("-")
         column = model._meta.get_field(cls.sort_fields.get(key, key)).name
