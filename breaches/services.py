@@ -68,14 +68,17 @@ def _claimed_clocks(queryset):
     )
 
 
-def _attach_calendars(rules) -> None:
+def _attach_calendars(rules, known: dict | None = None) -> None:
     """Give rules their calendar rows, one query for the batch and one instance per calendar (its
-    compiled form memoised on it), rather than a joined copy of the row, JSON decoded, per rule."""
-    ids = {rule.calendar_id for rule in rules if rule.calendar_id}
-    calendars = Calendar.objects.in_bulk(ids) if ids else {}
+    compiled form memoised on it), rather than a joined copy of the row, JSON decoded, per rule.
+    `known`: the calendars already read (a scan's, by id): only the others are read, and added."""
+    known = {} if known is None else known
+    missing = {rule.calendar_id for rule in rules if rule.calendar_id}.difference(known)
+    if missing:
+        known.update(Calendar.objects.in_bulk(missing))
     for rule in rules:
         if rule.calendar_id:
-            rule.calendar = calendars[rule.calendar_id]
+            rule.calendar = known[rule.calendar_id]
 
 
 class _AnyOf(In):
@@ -112,14 +115,15 @@ class _PenaltyBook:
     """The month's penalties so far per (rule, month), read once per batch under a rule lock.
 
     `rules`: the locked rules' terms by id (`_RuleTerms`) with their calendars (`load=True`, for
-    the refresh, which needs them and so gets them from the lock's own query)."""
+    the refresh, which needs them and so gets them from the lock's own query; `calendars`: the
+    scan's, read once per scan)."""
 
-    def __init__(self, rule_ids, months, *, load: bool = False):
+    def __init__(self, rule_ids, months, *, load: bool = False, calendars: dict | None = None):
         # Lock the rules in id order: concurrent scanners cannot both fill the same month's cap.
         locked = SlaRule.objects.select_for_update(of=("self",)).filter(_among("pk", sorted(rule_ids))).order_by("pk")
         if load:
             self.rules = {row[0]: _RuleTerms(*row) for row in locked.values_list(*_RuleTerms.FIELDS)}
-            _attach_calendars(self.rules.values())
+            _attach_calendars(self.rules.values(), calendars)
         else:
             list(locked.values_list("pk"))
         rows = (
@@ -433,10 +437,13 @@ class _ScanRules:
     scan derives from each once: a contract's penalty month at `now`, a rule's escalation levels.
 
     A batch asks for its rules: one query for those no earlier batch of the scan read, none when
-    all are known. Within the statements a batch makes (as before), never more."""
+    all are known. Within the statements a batch makes (as before), never more. The calendars
+    (`calendars`, by id) likewise, shared with the scan's refresh batches: a calendar edited
+    during a scan applies from the next one, as a rule does."""
 
     def __init__(self, now: dt.datetime):
         self.now = now
+        self.calendars: dict[int, Calendar] = {}
         self._rules: dict[int, SlaRule] = {}
         self._months: dict[int, str] = {}
         self._levels: dict[int, list[dict]] = {}
@@ -444,7 +451,7 @@ class _ScanRules:
     def of(self, rule_ids) -> dict[int, SlaRule]:
         missing = set(rule_ids).difference(self._rules)
         if missing:
-            self._rules.update(_rules(missing))
+            self._rules.update(_rules(missing, self.calendars))
         return self._rules
 
     def month(self, rule: SlaRule) -> str:
@@ -507,11 +514,11 @@ _SCAN_RULE_FIELDS = (
 )  # fmt: skip
 
 
-def _rules(rule_ids) -> dict[int, SlaRule]:
+def _rules(rule_ids, calendars: dict | None = None) -> dict[int, SlaRule]:
     """Rules with their contracts and calendars: one instance per rule (the clocks of a scan share
     them), instead of a joined copy of each per clock; only the columns the scan reads."""
     rules = SlaRule.objects.select_related("contract").only(*_SCAN_RULE_FIELDS).in_bulk(rule_ids)
-    _attach_calendars(rules.values())
+    _attach_calendars(rules.values(), calendars)
     return rules
 
 
@@ -652,18 +659,20 @@ def _holds_by_job(work_order_ids) -> dict[int, list]:
     return holds
 
 
-def _refresh_batch(*, now, organization, after: tuple[int, int], batch_size) -> tuple[int, int, tuple, int]:
+def _refresh_batch(
+    *, now, organization, after: tuple[int, int], batch_size, calendars: dict | None = None
+) -> tuple[int, int, tuple, int]:
     """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped.
 
     Set-based: a constant number of statements per batch whatever its size (the breaches with
-    their clocks, the rules locked with their calendars, the month's totals, the holds of the
-    running ones, one UPDATE of every row, and for the finalised ones their events). The figures
-    are those of `_measure` and `_PenaltyBook.price`, computed over plain tuples in (rule, pk)
-    order (each rule's in pk order: the order of its monthly cap's room), the business time by the
-    same pure clock. `after`: the (rule, pk) of the last breach of the previous batch; returned for
-    this one's (a batch holds few rules, each with its breaches together: fewer rules to lock and
-    fewer month totals to read than a batch in pk order, where each rule's breaches are spread
-    over every batch).
+    their clocks, the rules locked, the calendars the scan has not read yet (`calendars`: the
+    scan's, by id), the month's totals, the holds of the running ones, one UPDATE of every row,
+    and for the finalised ones their events). The figures are those of `_measure` and
+    `_PenaltyBook.price`, computed over plain tuples in (rule, pk) order (each rule's in pk order:
+    the order of its monthly cap's room), the business time by the same pure clock. `after`: the
+    (rule, pk) of the last breach of the previous batch; returned for this one's (a batch holds
+    few rules, each with its breaches together: fewer rules to lock and fewer month totals to read
+    than a batch in pk order, where each rule's breaches are spread over every batch).
     """
     with transaction.atomic():
         open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
@@ -674,7 +683,7 @@ def _refresh_batch(*, now, organization, after: tuple[int, int], batch_size) -> 
         rows = list(open_breaches.values_list(*_REFRESH_READ)[:batch_size])
         if not rows:
             return 0, 0, after, 0
-        book = _PenaltyBook({row[2] for row in rows}, {row[6] for row in rows}, load=True)
+        book = _PenaltyBook({row[2] for row in rows}, {row[6] for row in rows}, load=True, calendars=calendars)
         cancelled_state, waived = SlaClock.State.CANCELLED, Breach.State.WAIVED
         rules = book.rules
         # Only a clock that still runs is measured again (a stopped or cancelled one keeps its
@@ -685,7 +694,7 @@ def _refresh_batch(*, now, organization, after: tuple[int, int], batch_size) -> 
         # The business time as `clock.business_seconds` computes it, through the epoch API: `now`
         # converted once, each rule's calendar and each job's pauses once per batch.
         now_epoch = clock.epoch(now)
-        calendars, pauses_memo = {}, {}
+        compiled, pauses_memo = {}, {}
         updates, finalized = [], []
         changed = 0
         for row in rows:
@@ -697,9 +706,9 @@ def _refresh_batch(*, now, organization, after: tuple[int, int], batch_size) -> 
             if stopped_at is not None or cancelled:
                 seconds = elapsed
             else:
-                calendar = calendars.get(rule_id)
+                calendar = compiled.get(rule_id)
                 if calendar is None:
-                    calendar = calendars[rule_id] = clock.compile_calendar(calendar_of(rule))
+                    calendar = compiled[rule_id] = clock.compile_calendar(calendar_of(rule))
                 job_holds = holds.get(job_id)
                 if job_holds is None:  # most jobs: no hold, nothing pauses the clock
                     pauses = ()
@@ -773,10 +782,13 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
     """
     started = time.monotonic()
     summary = ScanSummary()
+    # The rules and calendars the scan reads once: the calendars for its refresh batches too, the
+    # rules (with their contracts) for its detection and escalation batches.
+    rules = _ScanRules(now)
     after = (0, 0)
     while True:
         refreshed, finalized, last, read = _refresh_batch(
-            now=now, organization=organization, after=after, batch_size=batch_size
+            now=now, organization=organization, after=after, batch_size=batch_size, calendars=rules.calendars
         )
         if last == after:
             break
@@ -787,7 +799,6 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
         after = last
     detecting = time.monotonic()
     summary.refresh_seconds = detecting - started
-    rules = _ScanRules(now)  # read once for the scan's detection and escalation batches
     while True:
         examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size, rules=rules)
         summary.clocks_past_due += examined

@@ -61,9 +61,11 @@ the due time for a start and a target is one bisect over the cumulative list (th
 B(t) = B(start) + target). Pauses are walked in order, each shifting the cumulative target by the
 business time it covers, so a due time costs O((1 + #pauses) * log n), never a day-by-day loop.
 
-A compiled calendar covers a span of local years that grows on demand (around the first instant
-asked for, then doubling forward when a due time runs past the end); growing rebuilds the lists
-under a lock and swaps them in whole, so concurrent readers always see a consistent span.
+A compiled calendar covers a span of local years that grows on demand (the local year of the
+first instant asked for, out to the local year of each later instant outside it, then doubling
+forward when a due time runs past the end: a process that only asks about this year compiles only
+this year); growing rebuilds the lists under a lock and swaps them in whole, so concurrent readers
+always see a consistent span. What the span covers never changes an answer, only when it is built.
 Compiled calendars are cached at two levels, so that a calendar compiles once per process and
 thousands of calendars in use never thrash:
 
@@ -658,13 +660,25 @@ class CompiledCalendar(Calendar):
                     raise ValueError(
                         f"instant {instant} is outside the calendar horizon {HORIZON_START_YEAR}-{HORIZON_END_YEAR - 1}"
                     )
-                lo_year = max(HORIZON_START_YEAR, year - 1)
-                hi_year = min(HORIZON_END_YEAR, year + 2)
+                # Only the local year of the instant (each year costs a conversion of its every
+                # working day), within the horizon, joined to what is already compiled.
+                year = datetime.fromtimestamp(instant, self._zone).year
+                lo_year = hi_year = min(max(year, HORIZON_START_YEAR), HORIZON_END_YEAR - 1)
+                hi_year += 1
                 if span.lo_year is not None:
                     lo_year, hi_year = min(lo_year, span.lo_year), max(hi_year, span.hi_year)
                 new = self._build(lo_year, hi_year)
-                if not new.lo <= instant <= new.hi:  # a local year just past the horizon
-                    raise ValueError(f"instant {instant} is outside the calendar horizon")
+                # A local year runs from its first local midnight to its last, each read with fold=0:
+                # an instant in a repeated hour across New Year's midnight can lie outside its own
+                # year's span; the neighbouring year covers it.
+                while not new.lo <= instant <= new.hi:
+                    if instant < new.lo and lo_year > HORIZON_START_YEAR:
+                        lo_year -= 1
+                    elif instant > new.hi and hi_year < HORIZON_END_YEAR:
+                        hi_year += 1
+                    else:  # a local year just past the horizon
+                        raise ValueError(f"instant {instant} is outside the calendar horizon")
+                    new = self._build(lo_year, hi_year)
             else:
                 if span.hi_year >= HORIZON_END_YEAR:
                     return False

@@ -9,6 +9,7 @@
 - The clock's start is read as epoch seconds by the database as `slas.clock.epoch` converts it.
 - Arrays go to PostgreSQL as one literal each, and come back as the values sent.
 - A batch that records nothing commits without waiting for the disk (PostgreSQL), no other.
+- A scan reads each calendar once, for its refresh batches and its detection alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from breaches.services import _EpochSeconds, _PenaltyBook
 from events.models import Event
 from slas import clock
 from tests.breaches.factories import ALL_PRIORITIES, active_contract, make_job, make_rule, scan
-from tests.breaches.test_scan_set_based import at, breach_updates, reference, statements, stored
+from tests.breaches.test_scan_set_based import at, breach_updates, office, reference, statements, stored
 from workorders.models import SlaClock
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +190,23 @@ def test_only_a_batch_that_records_nothing_commits_without_waiting_for_the_disk(
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1" if not postgres else "SHOW synchronous_commit")
         assert cursor.fetchone()[0] == ("on" if postgres else 1)  # the setting ended with its batch
+
+
+def test_a_scan_reads_each_calendar_once_for_all_its_batches(org):
+    """The calendars are the scan's, as its rules are: refresh batches of 2 over rules on two
+    calendars read each calendar once (before: once per batch), and write the per-row figures."""
+    contract = active_contract(org, currency="EUR")
+    calendars = [office(org, "Europe/Amsterdam"), office(org, "Asia/Tokyo")]
+    make_rule(contract, metric="response", target_minutes=30, calendar=calendars[0], penalty={"fixed_amount": "10"})
+    make_rule(contract, metric="resolution", target_minutes=40, calendar=calendars[1])
+    make_rule(contract, metric="on_site", target_minutes=50)  # 24x7
+    for n in range(4):
+        make_job(contract, at(n))
+    scan(at(120))
+    assert Breach.objects.filter(final=False).count() == 12
+    later = at(190)
+    expected = reference(later)
+    sqls = statements(later, batch_size=2)
+    assert breach_updates(sqls) == 6  # six refresh batches ...
+    assert sum(1 for sql in sqls if 'FROM "slas_calendar"' in sql) == 2  # ... and each calendar read once
+    assert stored(expected) == expected

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import re
 from decimal import Decimal
 
@@ -432,6 +433,34 @@ def test_the_monthly_cap_is_per_month_of_detection_in_the_contracts_time_zone(
 
 
 # --- the command --------------------------------------------------------------------------------
+
+
+def test_the_command_freezes_what_the_process_held_out_of_the_gc_while_it_scans(contract, monkeypatch):
+    """The objects alive before the scan are out of the cyclic GC's generations during it (a full
+    collection would walk them again and again), and back after it, also when the scan fails."""
+    from breaches.management.commands import scan_breaches as command
+
+    make_rule(contract, target_minutes=60)
+    make_job(contract, minutes(0))
+    frozen_during = []
+    real_scan = command.scan_breaches
+
+    def watched(**kwargs):
+        frozen_during.append(gc.get_freeze_count())
+        return real_scan(**kwargs)
+
+    monkeypatch.setattr(command, "scan_breaches", watched)
+    assert gc.get_freeze_count() == 0
+    assert summary(scan(minutes(100)))["new"] == 1
+    assert frozen_during[0] > 1000 and gc.get_freeze_count() == 0
+
+    def failing(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(command, "scan_breaches", failing)
+    with pytest.raises(RuntimeError):
+        scan(minutes(101))
+    assert gc.get_freeze_count() == 0
 
 
 def test_batches_print_progress_and_cover_every_clock(contract):

@@ -428,6 +428,75 @@ def test_concurrent_growth_is_consistent():
     assert all(answer[s] == t for pairs in results.values() for s, t in pairs)
 
 
+def test_growth_compiles_only_the_local_years_asked_for():
+    office = CompiledCalendar(OFFICE_WITH_HOLIDAYS)
+    assert office.years is None
+    assert office.due(int(ams(2026, 11, 18, 15).timestamp()), 60 * 60) == int(ams(2026, 11, 18, 16).timestamp())
+    assert office.years == (2026, 2026)  # not the year before and after as well
+    office.business_seconds(int(ams(2024, 5, 1, 9).timestamp()), int(ams(2024, 5, 1, 10).timestamp()))
+    assert office.years == (2024, 2026)  # out to the earlier year, the span kept whole
+    # The local year decides: 20:00 UTC on New Year's Eve is already New Year's Day in Tokyo.
+    tokyo = CompiledCalendar(CalendarSpec("Asia/Tokyo", weekdays("09:00", "18:00")))
+    tokyo.business_seconds(int(utc(2026, 12, 31, 20).timestamp()), int(utc(2026, 12, 31, 21).timestamp()))
+    assert tokyo.years == (2027, 2027)
+    # A due time past the compiled year grows the span forward, with the answer of a wide span:
+    # Wednesday 30 December 16:00 + 27 office hours (1 + 9 + 9 on New Year's Day + 8).
+    late = int(ams(2026, 12, 30, 16).timestamp())
+    wide = CompiledCalendar(OFFICE_WITH_HOLIDAYS)
+    wide.business_seconds(int(ams(2020, 1, 1).timestamp()), int(ams(2035, 1, 1).timestamp()))
+    fresh = CompiledCalendar(OFFICE_WITH_HOLIDAYS)
+    assert fresh.due(late, 3 * 9 * HOUR) == wide.due(late, 3 * 9 * HOUR) == int(ams(2027, 1, 4, 16).timestamp())
+    assert fresh.years[0] == 2026 and fresh.years[1] >= 2027
+
+
+def test_an_instant_in_an_hour_repeated_across_new_years_midnight_is_covered():
+    # Phoenix went back from war time at midnight on 1 January 1944: 23:30 on New Year's Eve came
+    # twice, the second time after the first midnight of 1944, i.e. outside its own local year's span.
+    phoenix = CalendarSpec("America/Phoenix", weekdays("00:00", "24:00", range(1, 8)))
+    zone = ZoneInfo("America/Phoenix")
+    second = int(datetime(1943, 12, 31, 23, 30, tzinfo=zone).replace(fold=1).timestamp())
+    assert second > int(datetime(1944, 1, 1, tzinfo=zone).timestamp())
+    wide = CompiledCalendar(phoenix)
+    wide.business_seconds(int(utc(1940, 6, 1).timestamp()), int(utc(1948, 6, 1).timestamp()))
+    fresh = CompiledCalendar(phoenix)
+    assert fresh.due(second, 3600) == wide.due(second, 3600) == second + 3600
+    assert fresh.years == (1943, 1944)  # its local year, and the next one that covers it
+    for a, b in ((second, second + 7 * 86400), (second - 7 * 86400, second), (second - 60, second + 60)):
+        assert CompiledCalendar(phoenix).business_seconds(a, b) == wide.business_seconds(a, b) == b - a
+        assert CompiledCalendar(phoenix).due(a, 3600) == wide.due(a, 3600) == a + 3600
+        assert CompiledCalendar(phoenix).intervals(a, b) == wide.intervals(a, b)
+
+
+NEW_YEARS = [int(utc(year, 1, 1).timestamp()) for year in (2026, 2027, 2028)]
+AROUND_NEW_YEAR = st.builds(lambda t, d: t + d, st.sampled_from(NEW_YEARS), st.integers(-3 * 86400, 3 * 86400))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["Asia/Tokyo", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Europe/Amsterdam", "America/Santiago"]),
+    st.sets(st.integers(0, 96), min_size=2, max_size=6),
+    AROUND_NEW_YEAR,
+    st.integers(-10 * 86400, 10 * 86400),
+    st.integers(1, 5_000),
+)
+def test_answers_do_not_depend_on_the_span_compiled(zone, quarter_points, start, length, minutes):
+    """On demand, one local year at a time, or compiled over years around: the same answers."""
+    hours = tuple((weekday, hhmm(s * 15), hhmm(e * 15)) for weekday in range(1, 8) for s, e in _pairs(quarter_points))
+    assume(hours)
+    spec = CalendarSpec(zone, hours)
+    wide = CompiledCalendar(spec)
+    wide.business_seconds(int(utc(2020, 1, 1).timestamp()), int(utc(2035, 1, 1).timestamp()))
+    a, b = sorted((start, start + length))
+    assert CompiledCalendar(spec).business_seconds(a, b) == wide.business_seconds(a, b)
+    assert CompiledCalendar(spec).due(start, minutes * 60) == wide.due(start, minutes * 60)
+    assert CompiledCalendar(spec).intervals(a, b) == wide.intervals(a, b)
+    end = CompiledCalendar(spec)  # grown from the other end first
+    assert (end.business_seconds(b, b + 1), end.business_seconds(a, b)) == (
+        wide.business_seconds(b, b + 1),
+        wide.business_seconds(a, b),
+    )
+
+
 # --- hypothesis properties ---------------------------------------------------------------------------
 
 ZONES = ["Europe/Amsterdam", "America/New_York", "UTC", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata"]
