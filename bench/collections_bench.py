@@ -74,19 +74,7 @@ def run(base_url: str) -> dict:
 
     targets = collections(ids)
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "bench.yardstick_settings",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "THROTTLE_USER_RATE": "100000000/min",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
-        "CACHE_KEY_PREFIX": "bench-collections",
-    }
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", str(WORKERS)]
-    command += ["-b", f"127.0.0.1:{port}"]
+    command, env = gunicorn(url, port)
     results: dict[str, dict] = {}
     errors: list[str] = []
     with tempfile.TemporaryFile() as log:
@@ -108,6 +96,24 @@ def run(base_url: str) -> dict:
     figures = report(results)
     figures.update({"seed_seconds": seed_seconds, "errors": len(errors)})
     return figures
+
+
+def gunicorn(url: str, port: int, **environment: str) -> tuple[list[str], dict]:
+    """The command and environment of the bench's server (bench/cpu_per_request.py serves the same)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "bench.yardstick_settings",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "THROTTLE_USER_RATE": "100000000/min",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
+        "CACHE_KEY_PREFIX": "bench-collections",
+        **environment,
+    }
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", str(WORKERS)]
+    return [*command, "-b", f"127.0.0.1:{port}"], env
 
 
 # --- targets ----------------------------------------------------------------------------------

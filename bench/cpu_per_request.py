@@ -59,21 +59,12 @@ def main() -> None:
     connections.close_all()
     database = connections["default"].settings_dict["NAME"]
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "bench.yardstick_settings",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "REDIS_URL": "",
-        "CACHE_KEY_PREFIX": f"cpu-{port}",
-        # One connection per worker for the whole run: a backend that exits mid-run (CONN_MAX_AGE's
-        # default 60 s) takes its CPU with it, and the postgres figure comes out short or negative.
-        "CONN_MAX_AGE": "3600",
-    }
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", str(collections_bench.WORKERS)]
-    server = subprocess.Popen(
-        [*command, "-b", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    # One connection per worker for the whole run: a backend that exits mid-run (CONN_MAX_AGE's
+    # default 60 s) takes its CPU with it, and the postgres figure comes out short or negative.
+    command, env = collections_bench.gunicorn(
+        url, port, REDIS_URL="", CACHE_KEY_PREFIX=f"cpu-{port}", CONN_MAX_AGE="3600"
     )
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     paths = {name: (path, kind) for name, path, kind in collections_bench.collections(ids)}
     try:
         wait_for_health(server, port)
