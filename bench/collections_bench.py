@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,8 +204,7 @@ def paired_rounds(port, token, name, own, base, errors) -> tuple[list[float], fl
         for side in (0, 1) if r % 2 == 0 else (1, 0):  # 0: this collection, 1: the counterparty list
             path, kind = own if side == 0 else base
             started = time.monotonic()
-            pages = lambda i, r=r: (r * ROUND_REQUESTS + i) * 37 % PAGES + 1  # noqa: E731 - one page order per round
-            done = drive(port, token, path, kind, ROUND_REQUESTS, pages, errors, name)
+            done = drive(port, token, path, kind, ROUND_REQUESTS, partial(round_page, r), errors, name)
             elapsed = time.monotonic() - started
             latencies[side] += done
             seconds[side] += elapsed
@@ -212,6 +212,11 @@ def paired_rounds(port, token, name, own, base, errors) -> tuple[list[float], fl
         ratios.append(rates[0] / rates[1])
     paired = {"ratio": statistics.median(ratios), "p99_ratio": p99_ms(latencies[0]) / p99_ms(latencies[1])}
     return latencies[0], seconds[0], paired
+
+
+def round_page(r: int, i: int) -> int:
+    """The page of a round's i-th request: each round its own spread over the pages."""
+    return (r * ROUND_REQUESTS + i) * 37 % PAGES + 1
 
 
 def p99_ms(latencies: list[float]) -> float:
