@@ -260,6 +260,7 @@ def _clocks_sql(alias: str) -> str | None:
     """The clocks query as SQL with the jobs' ids as its one parameter, compiled once per process
     (Django's filter, joins and compilation cost a page about 0.15 ms each time); None where
     the ids are not one parameter (`IN (...)` off PostgreSQL) or a column needs a converter."""
+    # Two ids: `IN (%s, %s)` shows as two parameters, one array as one.
     compiler = _clock_rows().filter(InArray(F("work_order_id"), [0, 0])).query.get_compiler(alias)
     sql, params = compiler.as_sql()
     if len(params) != 1 or compiler.get_converters([column for column, _, _ in compiler.select]):
