@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from operator import itemgetter
 from typing import NamedTuple
 
 from slas import clock
@@ -51,21 +52,32 @@ def remaining_seconds(due_at: dt.datetime, now: int, calendar: clock.Calendar, p
     return -calendar.business_seconds(due, now, pauses)
 
 
+_AT_PERCENT = itemgetter("at_percent")
+
+
 def escalation_levels(rule) -> list[dict]:
     """A rule's escalation levels in at_percent order."""
-    return sorted(rule.escalation or [], key=lambda level: level["at_percent"])
+    return sorted(rule.escalation or (), key=_AT_PERCENT)
 
 
 def figures(clock_row, levels: list[dict], calendar: clock.Calendar, pauses, now: int) -> dict:
     """A clock's figures from its rule's escalation levels (`escalation_levels`) and compiled
     calendar, the pauses of its job's holds (`pauses_for`, in epoch seconds) and `now` (epoch
     seconds)."""
-    remaining = remaining_seconds(clock_row.due_at, now, calendar, pauses)
-    target = clock_row.target_minutes * 60
+    return _figures(
+        clock_row.due_at, clock_row.target_minutes, clock_row.escalations_sent, clock_row.next_escalation_at,
+        levels, calendar, pauses, now,
+    )  # fmt: skip
+
+
+def _figures(due_at, target_minutes: int, sent: int, next_at, levels, calendar, pauses, now: int) -> dict:
+    # `figures` from the clock's columns (a page's row has them as values, an instance as attributes).
+    remaining = remaining_seconds(due_at, now, calendar, pauses)
+    target = target_minutes * 60
     upcoming = None
-    if clock_row.escalations_sent < len(levels):
-        level = levels[clock_row.escalations_sent]
-        upcoming = {"name": level["name"], "at_percent": level["at_percent"], "at": clock_row.next_escalation_at}
+    if sent < len(levels):
+        level = levels[sent]
+        upcoming = {"name": level["name"], "at_percent": level["at_percent"], "at": next_at}
     return {
         "remaining_minutes": math.floor(remaining / 60),
         "percent_used": round((target - remaining) * 100 / target, 1),
@@ -90,15 +102,6 @@ FIGURE_COLUMNS = (
     "due_at", "target_minutes", "escalations_sent", "next_escalation_at", "work_order", "rule",
     "rule__metric", "rule__pause_on_hold", "rule__escalation", "rule__calendar_id", "rule__calendar__updated_at",
 )  # fmt: skip
-
-
-class _ClockFigures(NamedTuple):
-    """What `figures` reads of a clock."""
-
-    due_at: dt.datetime
-    target_minutes: int
-    escalations_sent: int
-    next_escalation_at: dt.datetime | None
 
 
 class _RuleTerms(NamedTuple):
@@ -134,10 +137,10 @@ def page_figures(rows: list[dict], now: dt.datetime) -> dict[int, dict]:
     computed = {}
     for row in rows:
         rule, levels = rules[row["rule"]]
-        clock_row = _ClockFigures(
-            row["due_at"], row["target_minutes"], row["escalations_sent"], row["next_escalation_at"]
-        )
-        job_holds = holds.get(row["work_order"])
+        job_holds = holds.get(row["work_order"]) if holds else None
         pauses = clock.epoch_pauses(pauses_for(rule, job_holds)) if job_holds else ()
-        computed[row["id"]] = figures(clock_row, levels, calendars[rule.calendar_id], pauses, now_seconds)
+        computed[row["id"]] = _figures(
+            row["due_at"], row["target_minutes"], row["escalations_sent"], row["next_escalation_at"],
+            levels, calendars[rule.calendar_id], pauses, now_seconds,
+        )  # fmt: skip
     return computed

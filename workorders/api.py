@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from typing import NamedTuple
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -23,6 +25,7 @@ from config.api.serializers import (
 from config.api.viewsets import CreateMixin, ResourceViewSet, UpdateMixin
 from contracts.assets_api import point_or_none
 from contracts.models import Asset, Contract, Counterparty
+from slas import clock
 
 from . import matching, services
 from .clocks import (
@@ -30,7 +33,7 @@ from .clocks import (
     HoldRow,
     clocks_by_job,
     holds_by_job,
-    live_elapsed_seconds,
+    page_elapsed_seconds,
     paused_by_holds,
     shown_state,
     still_counting,
@@ -94,15 +97,32 @@ def holds_json(holds: list[HoldRow], zone) -> list[dict]:
     ]
 
 
-def clocks_json(clock_rows: list[ClockRow], holds: list[HoldRow], calendars, now, zone) -> list[dict]:
-    """A job's clocks as the API shows them at `now` (elapsed and remaining in business time)."""
+class ClocksPage(NamedTuple):
+    """What the clocks of a page share: their calendars (`clocks_by_job`), `now` (also in epoch
+    seconds, converted once), the zone of the instants, and each rule's `{id, name}` reference,
+    built for its first clock and shared by the others (nothing writes into it)."""
+
+    calendars: dict
+    now: dt.datetime
+    now_seconds: int
+    zone: object
+    references: dict
+
+
+def clocks_json(clock_rows: list[ClockRow], holds: list[HoldRow], page: ClocksPage) -> list[dict]:
+    """A job's clocks as the API shows them at `page.now` (elapsed and remaining in business time)."""
     data = []
+    now, zone, references = page.now, page.zone, page.references
     for row in clock_rows:
-        seconds = live_elapsed_seconds(row, holds, now, calendars[row.rule.calendar_id])
+        rule = row.rule
+        reference = references.get(rule.pk)
+        if reference is None:
+            reference = references[rule.pk] = reference_of(rule)
+        seconds = page_elapsed_seconds(row, holds, page.calendars, page.now_seconds)
         data.append(
             {
                 "id": row.pk,
-                "sla_rule": reference_of(row.rule),
+                "sla_rule": reference,
                 "metric": row.metric,
                 "target_minutes": row.target_minutes,
                 "started_at": instant_text(row.started_at, zone),
@@ -128,9 +148,10 @@ class JobsHoldsAndClocks:
         grouped, calendars = clocks_by_job(job_ids) if clocks else ({}, {})
         paused = any(still_counting(c) and paused_by_holds(c.rule) for rows in grouped.values() for c in rows)
         hold_rows = holds_by_job(job_ids) if holds or paused else dict.fromkeys(job_ids, [])
+        page = ClocksPage(calendars, now, clock.epoch(now), zone, {})
         self.by_field = {
             "holds": {pk: holds_json(rows, zone) for pk, rows in hold_rows.items()} if holds else {},
-            "sla_clocks": {pk: clocks_json(rows, hold_rows[pk], calendars, now, zone) for pk, rows in grouped.items()},
+            "sla_clocks": {pk: clocks_json(rows, hold_rows[pk], page) for pk, rows in grouped.items()},
         }
 
 

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from breaches.services import scan_breaches
 from config.api.serializers import reference_of
-from reports.at_risk import at_risk_clocks, risk_figures
+from reports.at_risk import at_risk_clocks, escalation_levels, risk_figures
+from slas.models import SlaRule
 from tests.api_base import ResourceAPITests
 from tests.breaches.factories import active_contract, make_job, make_rule, update_job
 from tests.slas.factories import iso, make_calendar
@@ -265,3 +266,24 @@ def test_queries_do_not_grow_with_the_rows(api, risky, rule, fields, queries):
         counts.append(len(captured))
     assert rows[0] == 1 and rows[1] >= 2
     assert counts == [queries, queries], [q["sql"] for q in captured.captured_queries]
+
+
+def test_escalation_levels_are_sorted_without_touching_the_rule():
+    """A rule's levels in at_percent order, whatever order the rule lists them in; the rule's own
+    list (shared by the page's clocks of that rule) is left as it was."""
+    listed = [{"at_percent": 90, "name": "Duty manager"}, {"at_percent": 50, "name": "Dispatcher"}]
+    rule = SlaRule(escalation=listed)
+    assert escalation_levels(rule) == [listed[1], listed[0]]
+    assert [level["at_percent"] for level in rule.escalation] == [90, 50]
+    assert escalation_levels(SlaRule(escalation=[])) == [] and escalation_levels(SlaRule(escalation=None)) == []
+
+
+@pytest.mark.django_db
+def test_levels_listed_out_of_order_escalate_in_percent_order(api, org, frozen):
+    contract = active_contract(org)
+    make_rule(contract, target_minutes=100, escalation=[LEVELS[1], LEVELS[0]])
+    make_job(contract, frozen - dt.timedelta(minutes=10), now=frozen)
+    (item,) = api("viewer").get(URL, {"within_minutes": "525600"}).json()
+    assert item["next_escalation"]["name"] == "Dispatcher"  # 50% before 90%
+    assert item["percent_used"] == 10.0 and item["remaining_minutes"] == 90
+    assert api("viewer").get(f"{URL}/{item['id']}", {"within_minutes": "525600"}).json() == item

@@ -14,18 +14,18 @@ import datetime as dt
 import math
 
 import pytest
-from django.db import connection
+from django.db import connection, router
 from django.test.utils import CaptureQueriesContext
 
 from config.api.serializers import reference_of
 from slas import clock
-from slas.models import Calendar
+from slas.models import Calendar, SlaRule
 from tests.contracts.factories import make_contract
 from tests.slas.factories import ams, iso, make_calendar, make_rule
 from tests.workorders.factories import change, freeze_now, make_job
-from workorders.api import WorkOrderSerializer
-from workorders.clocks import live_elapsed_seconds, shown_state
-from workorders.models import WorkOrder
+from workorders.api import JobsHoldsAndClocks, WorkOrderSerializer
+from workorders.clocks import _clocks_sql, clocks_by_job, live_elapsed_seconds, shown_state
+from workorders.models import SlaClock, WorkOrder
 
 from .test_clocks import FRIDAY_16, MONDAY, at
 
@@ -191,3 +191,68 @@ def test_an_edited_calendar_counts_at_once(api, org, now):
     after = client.get(URL).json()[0]["sla_clocks"][0]
     assert after["elapsed_minutes"] > before
     assert after == expected_clocks(WorkOrder.objects.get(pk=job.pk), now)[0]
+
+
+@pytest.mark.django_db
+def test_a_rule_shared_by_clocks_is_one_reference_left_as_built(api, jobs, now):
+    """A rule's `{id, name}` is built for its first clock of the page and shared by the others
+    (`ClocksPage.references`): the same dict, equal to the rule's own reference (a blank name
+    included), and unchanged once the page has been written."""
+    read = JobsHoldsAndClocks([job.pk for job in jobs.values()], holds=True, clocks=True, now=now)
+    by_rule: dict[int, list[dict]] = {}
+    for clocks in read.by_field["sla_clocks"].values():
+        for item in clocks:
+            by_rule.setdefault(item["sla_rule"]["id"], []).append(item["sla_rule"])
+    assert any(len(refs) > 1 for refs in by_rule.values())  # the office's rules time several jobs
+    assert len(by_rule) == SlaRule.objects.count()
+    for rule in SlaRule.objects.all():
+        refs = by_rule[rule.pk]
+        assert all(ref is refs[0] for ref in refs)
+        assert refs[0] == reference_of(rule)
+    blank = SlaRule.objects.get(name="")
+    assert by_rule[blank.pk][0] == {"id": blank.pk, "name": " (resolution 600 min)"}
+    # Written through the API, every clock still shows its own rule's reference.
+    listed = api("viewer").get(URL, {"per_page": 100, "fields": "holds,sla_clocks"}).json()
+    for item in listed:
+        for shown in item["sla_clocks"]:
+            assert shown["sla_rule"] == reference_of(SlaClock.objects.get(pk=shown["id"]).rule)
+    assert [r[0] for r in by_rule.values()] == [reference_of(SlaRule.objects.get(pk=pk)) for pk in by_rule]
+
+
+@pytest.mark.django_db
+def test_stopped_clocks_need_no_calendar(jobs, now):
+    """Jobs whose clocks have all stopped (met, breached or cancelled) show their stored figures:
+    their calendars are neither compiled nor read, even in a process that has none."""
+    finished = [jobs[name] for name in ("in_time", "late", "cancelled")]
+    assert not SlaClock.objects.filter(work_order__in=finished, stopped_at__isnull=True).exclude(state="cancelled")
+    clock.clear_cache()
+    with CaptureQueriesContext(connection) as captured:
+        read = JobsHoldsAndClocks([job.pk for job in finished], holds=False, clocks=True, now=now)
+    assert len(captured) == 1  # the clocks with their rules; no calendar, no holds
+    for job in finished:
+        assert read.by_field["sla_clocks"][job.pk] == expected_clocks(job, now)
+    # A job still counting on the same calendar needs it: read in one more query.
+    with CaptureQueriesContext(connection) as captured:
+        JobsHoldsAndClocks([jobs["closed_hold"].pk], holds=False, clocks=True, now=now)
+    assert len(captured) == 3  # clocks, the calendar, the holds (a resolution clock pauses on them)
+
+
+@pytest.mark.django_db
+def test_the_clocks_query_is_compiled_once_on_postgresql(jobs, now):
+    """On PostgreSQL the page's job ids are one array parameter, so the clocks query is compiled
+    once per process and sent through Django's cursor (logged and counted like any query);
+    elsewhere (`IN` with a parameter per id) the ORM compiles it for each page."""
+    sql = _clocks_sql(router.db_for_read(SlaClock))
+    assert (sql is not None) == (connection.vendor == "postgresql")
+    ids = [job.pk for job in jobs.values()]
+    clock.clear_cache()
+    with CaptureQueriesContext(connection) as captured:
+        grouped, _ = clocks_by_job(ids)
+    assert len(captured) == 2  # the clocks, then the calendar of those still counting
+    if sql is not None:
+        assert captured.captured_queries[0]["sql"].startswith(sql.split(" WHERE ")[0])
+    expected = {
+        pk: list(SlaClock.objects.filter(work_order_id=pk).order_by("id").values_list("pk", flat=True)) for pk in ids
+    }
+    assert {pk: [row.pk for row in rows] for pk, rows in grouped.items()} == expected
+    assert clocks_by_job([]) == ({}, {None: clock.TWENTY_FOUR_SEVEN})
