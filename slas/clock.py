@@ -785,8 +785,11 @@ def _calendar(calendar: CalendarSpec | Calendar | None) -> Calendar:
     return compile_calendar(calendar)
 
 
-def _epoch(value: object, name: str) -> int:
-    """Whole UTC epoch seconds of an aware datetime (a fraction of a second is dropped)."""
+def epoch(value: datetime, name: str = "instant") -> int:
+    """Whole UTC epoch seconds of an aware datetime (a fraction of a second is dropped), as the
+    datetime API converts its arguments: for a caller that makes several computations on the same
+    instants (convert once, then use a calendar's epoch-seconds `due` and `business_seconds`).
+    `name` says which argument an error is about."""
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
     zone = value.tzinfo
@@ -795,20 +798,9 @@ def _epoch(value: object, name: str) -> int:
     return math.floor(value.timestamp())
 
 
-def _epoch_pauses(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[Pause]:
-    return [(_epoch(start, "pause start"), None if end is None else _epoch(end, "pause end")) for start, end in pauses]
-
-
-def epoch(value: datetime) -> int:
-    """Whole UTC epoch seconds of an aware datetime, as the datetime API converts its arguments:
-    for a caller that makes several computations on the same instants (convert once, then use a
-    calendar's epoch-seconds `due` and `business_seconds`)."""
-    return _epoch(value, "instant")
-
-
 def epoch_pauses(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[Pause]:
     """Pauses as datetimes to pauses in epoch seconds (see `epoch`)."""
-    return _epoch_pauses(pauses)
+    return [(epoch(start, "pause start"), None if end is None else epoch(end, "pause end")) for start, end in pauses]
 
 
 def instant(t: int | None) -> datetime | None:
@@ -827,7 +819,7 @@ def business_seconds(
     `pauses` are ``(start, end)`` pairs of aware datetimes, ``end`` None for a hold still open.
     """
     cal = _calendar(calendar)
-    return cal.business_seconds(_epoch(a, "a"), _epoch(b, "b"), _epoch_pauses(pauses) if pauses else ())
+    return cal.business_seconds(epoch(a, "a"), epoch(b, "b"), epoch_pauses(pauses) if pauses else ())
 
 
 def due(
@@ -844,5 +836,5 @@ def due(
     if type(target_minutes) is not int or target_minutes < 1:
         raise ValueError(f"a target must be a whole number of minutes, at least 1, not {target_minutes!r}")
     cal = calendar if isinstance(calendar, Calendar) else compile_calendar(calendar)
-    t = cal.due(_epoch(start, "start"), target_minutes * 60, _epoch_pauses(pauses) if pauses else ())
+    t = cal.due(epoch(start, "start"), target_minutes * 60, epoch_pauses(pauses) if pauses else ())
     return None if t is None else datetime.fromtimestamp(t, UTC)
