@@ -504,6 +504,19 @@ class Calendar(ABC):
                 if not self._grow(exc.instant):
                     return None
 
+    def figures(
+        self, start: int, target_seconds: int, end: int, pauses: Iterable[Pause] = (), level_seconds: int | None = None
+    ) -> tuple[int | None, int, int | None]:
+        """A clock's figures in one call: ``(due(start, target_seconds, pauses), business_seconds(start,
+        end, pauses), due(start, level_seconds, pauses) or None when level_seconds is None)``.
+
+        The same answers as the three calls; the kinds of calendar answer the common case (no
+        pauses) reading the business time at `start` once rather than once per answer.
+        """
+        due = self.due(start, target_seconds, pauses)
+        elapsed = self.business_seconds(start, end, pauses)
+        return due, elapsed, None if level_seconds is None else self.due(start, level_seconds, pauses)
+
     # --- many clocks at once (numpy int64 arrays of epoch seconds, no pauses) ----------------
     # The same answers as `due` and `business_seconds` element by element, for a batch such as a
     # backtest's hundred thousand jobs: two `searchsorted` over the compiled span instead of two
@@ -597,6 +610,15 @@ class _TwentyFourSeven(Calendar):
         if not pauses:  # fast path
             return start + _check_target(target_seconds)
         return super().due(start, target_seconds, pauses)
+
+    def figures(
+        self, start: int, target_seconds: int, end: int, pauses: Iterable[Pause] = (), level_seconds: int | None = None
+    ) -> tuple[int | None, int, int | None]:
+        if not pauses:  # fast path: the three answers above, in one call
+            due = start + _check_target(target_seconds)
+            level = None if level_seconds is None else start + _check_target(level_seconds)
+            return due, end - start if end > start else 0, level
+        return super().figures(start, target_seconds, end, pauses, level_seconds)
 
     def __repr__(self) -> str:
         return "TWENTY_FOUR_SEVEN"
@@ -706,6 +728,34 @@ class CompiledCalendar(Calendar):
             _check_target(target_seconds)
             return None
         return super().due(start, target_seconds, pauses)
+
+    def figures(
+        self, start: int, target_seconds: int, end: int, pauses: Iterable[Pause] = (), level_seconds: int | None = None
+    ) -> tuple[int | None, int, int | None]:
+        span = self._span
+        if not pauses and type(target_seconds) is int and target_seconds > 0 and span.lo <= start <= span.hi:
+            # Fast path (one clock of `evaluate`): `_Span.at(start)` once for the three answers, then one
+            # bisect for each, as `due`'s fast path; anything it does not cover takes the general path.
+            starts, ends, cumend = span.starts, span.ends, span.cumend
+            i = bisect_right(starts, start) - 1
+            at_start = 0 if i < 0 else cumend[i] - max(ends[i] - start, 0)
+            goal = at_start + target_seconds
+            k = bisect_left(cumend, goal)
+            if k < len(cumend) and span.lo <= end <= span.hi:
+                due = ends[k] - (cumend[k] - goal)
+                elapsed = 0
+                if end > start:
+                    j = bisect_right(starts, end) - 1
+                    elapsed = (0 if j < 0 else cumend[j] - max(ends[j] - end, 0)) - at_start
+                if level_seconds is None:
+                    return due, elapsed, None
+                if type(level_seconds) is int and level_seconds > 0:
+                    goal = at_start + level_seconds
+                    k = bisect_left(cumend, goal)
+                    if k < len(cumend):
+                        return due, elapsed, ends[k] - (cumend[k] - goal)
+                return due, elapsed, self.due(start, level_seconds)
+        return super().figures(start, target_seconds, end, pauses, level_seconds)
 
     def intervals(self, a: int, b: int) -> list[tuple[int, int]]:
         if not self._has_hours:

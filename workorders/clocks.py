@@ -106,9 +106,10 @@ def evaluate(
     """
     # One call per rule of every job recomputed (and of every job of a bulk import), so the model
     # path pays little beyond the pure clock's own work: the calendar compiled and the instants
-    # converted to epoch seconds once for the two or three computations below (the datetime API
-    # would convert them again for each), no pauses to select, clip or convert when the job has no
-    # hold (most jobs), the states and the result's tuple built without a Python call each.
+    # converted to epoch seconds once, and the two or three answers asked of the calendar in one
+    # call (`figures`: the datetime API would convert the start again for each, and the calendar
+    # read the business time at the start again), no pauses to select, clip or convert when the
+    # job has no hold (most jobs), the states and the result's tuple built without a call each.
     calendar = rule.calendar.compiled if rule.calendar_id else TWENTY_FOUR_SEVEN
     target = rule.target_minutes
     if type(target) is not int or target < 1:
@@ -119,37 +120,31 @@ def evaluate(
     pauses = pauses_for(rule, holds) if holds else ()
     if stop is not None:
         seconds = epoch_pauses(_clip(pauses, stop)) if pauses else ()
-        due = calendar.due(t0, target * 60, seconds)
+        due, elapsed, _ = calendar.figures(t0, target * 60, epoch(stop), seconds)
         due_at = None if due is None else _from_epoch(due, UTC)
-        elapsed = calendar.business_seconds(t0, epoch(stop), seconds)
         state = _MET if due_at is None or stop <= due_at else _BREACHED
         return _clock_state(ClockState, (start, due_at, stop, state, elapsed, None))
     ended_at = _ended_without_stop(work_order, rule) if work_order.status in _ENDED else None
     if ended_at is not None:
         cancelled_at = max(ended_at, start)
         seconds = epoch_pauses(_clip(pauses, cancelled_at)) if pauses else ()
-        due = calendar.due(t0, target * 60, seconds)
+        due, elapsed, _ = calendar.figures(t0, target * 60, epoch(cancelled_at), seconds)
         due_at = None if due is None else _from_epoch(due, UTC)
-        elapsed = calendar.business_seconds(t0, epoch(cancelled_at), seconds)
         if due_at is not None and due_at < cancelled_at:
             return _clock_state(ClockState, (start, due_at, cancelled_at, _BREACHED, elapsed, None))
         return _clock_state(ClockState, (start, due_at, None, _CANCELLED_STATE, elapsed, None))
     seconds = epoch_pauses(pauses) if pauses else ()
-    due = calendar.due(t0, target * 60, seconds)
+    minutes = _escalation_minutes(rule, sent) if rule.escalation else None  # half the rules have no levels
+    level = None if minutes is None else minutes * 60
+    due, elapsed, at = calendar.figures(t0, target * 60, epoch(start if start > now else now), seconds, level)
     due_at = None if due is None else _from_epoch(due, UTC)
-    elapsed = calendar.business_seconds(t0, epoch(max(now, start)), seconds)
     if due_at is not None and due_at < now:
         state = _BREACHED if was_breached else _RUNNING
     elif pauses and any(end is None and begin <= now for begin, end in pauses):
         state = _PAUSED
     else:
         state = _RUNNING
-    escalation_at = None
-    if rule.escalation:  # half the rules have no levels: no call then
-        minutes = _escalation_minutes(rule, sent)
-        if minutes is not None:
-            at = calendar.due(t0, minutes * 60, seconds)
-            escalation_at = None if at is None else _from_epoch(at, UTC)
+    escalation_at = None if at is None else _from_epoch(at, UTC)
     return _clock_state(ClockState, (start, due_at, None, state, elapsed, escalation_at))
 
 
