@@ -504,6 +504,19 @@ class Calendar(ABC):
                 if not self._grow(exc.instant):
                     return None
 
+    def figures(
+        self, start: int, target_seconds: int, end: int, pauses: Iterable[Pause] = (), level_seconds: int | None = None
+    ) -> tuple[int | None, int, int | None]:
+        """A clock's figures in one call: ``(due(start, target_seconds, pauses), business_seconds(start,
+        end, pauses), due(start, level_seconds, pauses) or None when level_seconds is None)``.
+
+        The same answers as the three calls; the kinds of calendar answer the common case (no
+        pauses) reading the business time at `start` once rather than once per answer.
+        """
+        due = self.due(start, target_seconds, pauses)
+        elapsed = self.business_seconds(start, end, pauses)
+        return due, elapsed, None if level_seconds is None else self.due(start, level_seconds, pauses)
+
     # --- many clocks at once (numpy int64 arrays of epoch seconds, no pauses) ----------------
     # The same answers as `due` and `business_seconds` element by element, for a batch such as a
     # backtest's hundred thousand jobs: two `searchsorted` over the compiled span instead of two
@@ -597,6 +610,15 @@ class _TwentyFourSeven(Calendar):
         if not pauses:  # fast path
             return start + _check_target(target_seconds)
         return super().due(start, target_seconds, pauses)
+
+    def figures(
+        self, start: int, target_seconds: int, end: int, pauses: Iterable[Pause] = (), level_seconds: int | None = None
+    ) -> tuple[int | None, int, int | None]:
+        if not pauses:  # fast path: the three answers above, in one call
+            due = start + _check_target(target_seconds)
+            level = None if level_seconds is None else start + _check_target(level_seconds)
+            return due, end - start if end > start else 0, level
+        return super().figures(start, target_seconds, end, pauses, level_seconds)
 
     def __repr__(self) -> str:
         return "TWENTY_FOUR_SEVEN"
@@ -707,6 +729,34 @@ class CompiledCalendar(Calendar):
             return None
         return super().due(start, target_seconds, pauses)
 
+    def figures(
+        self, start: int, target_seconds: int, end: int, pauses: Iterable[Pause] = (), level_seconds: int | None = None
+    ) -> tuple[int | None, int, int | None]:
+        span = self._span
+        if not pauses and type(target_seconds) is int and target_seconds > 0 and span.lo <= start <= span.hi:
+            # Fast path (one clock of `evaluate`): `_Span.at(start)` once for the three answers, then one
+            # bisect for each, as `due`'s fast path; anything it does not cover takes the general path.
+            starts, ends, cumend = span.starts, span.ends, span.cumend
+            i = bisect_right(starts, start) - 1
+            at_start = 0 if i < 0 else cumend[i] - max(ends[i] - start, 0)
+            goal = at_start + target_seconds
+            k = bisect_left(cumend, goal)
+            if k < len(cumend) and span.lo <= end <= span.hi:
+                due = ends[k] - (cumend[k] - goal)
+                elapsed = 0
+                if end > start:
+                    j = bisect_right(starts, end) - 1
+                    elapsed = (0 if j < 0 else cumend[j] - max(ends[j] - end, 0)) - at_start
+                if level_seconds is None:
+                    return due, elapsed, None
+                if type(level_seconds) is int and level_seconds > 0:
+                    goal = at_start + level_seconds
+                    k = bisect_left(cumend, goal)
+                    if k < len(cumend):
+                        return due, elapsed, ends[k] - (cumend[k] - goal)
+                return due, elapsed, self.due(start, level_seconds)
+        return super().figures(start, target_seconds, end, pauses, level_seconds)
+
     def intervals(self, a: int, b: int) -> list[tuple[int, int]]:
         if not self._has_hours:
             return []
@@ -785,8 +835,11 @@ def _calendar(calendar: CalendarSpec | Calendar | None) -> Calendar:
     return compile_calendar(calendar)
 
 
-def _epoch(value: object, name: str) -> int:
-    """Whole UTC epoch seconds of an aware datetime (a fraction of a second is dropped)."""
+def epoch(value: datetime, name: str = "instant") -> int:
+    """Whole UTC epoch seconds of an aware datetime (a fraction of a second is dropped), as the
+    datetime API converts its arguments: for a caller that makes several computations on the same
+    instants (convert once, then use a calendar's epoch-seconds `due` and `business_seconds`).
+    `name` says which argument an error is about."""
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
     zone = value.tzinfo
@@ -795,20 +848,9 @@ def _epoch(value: object, name: str) -> int:
     return math.floor(value.timestamp())
 
 
-def _epoch_pauses(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[Pause]:
-    return [(_epoch(start, "pause start"), None if end is None else _epoch(end, "pause end")) for start, end in pauses]
-
-
-def epoch(value: datetime) -> int:
-    """Whole UTC epoch seconds of an aware datetime, as the datetime API converts its arguments:
-    for a caller that makes several computations on the same instants (convert once, then use a
-    calendar's epoch-seconds `due` and `business_seconds`)."""
-    return _epoch(value, "instant")
-
-
 def epoch_pauses(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[Pause]:
     """Pauses as datetimes to pauses in epoch seconds (see `epoch`)."""
-    return _epoch_pauses(pauses)
+    return [(epoch(start, "pause start"), None if end is None else epoch(end, "pause end")) for start, end in pauses]
 
 
 def instant(t: int | None) -> datetime | None:
@@ -827,7 +869,7 @@ def business_seconds(
     `pauses` are ``(start, end)`` pairs of aware datetimes, ``end`` None for a hold still open.
     """
     cal = _calendar(calendar)
-    return cal.business_seconds(_epoch(a, "a"), _epoch(b, "b"), _epoch_pauses(pauses) if pauses else ())
+    return cal.business_seconds(epoch(a, "a"), epoch(b, "b"), epoch_pauses(pauses) if pauses else ())
 
 
 def due(
@@ -844,5 +886,5 @@ def due(
     if type(target_minutes) is not int or target_minutes < 1:
         raise ValueError(f"a target must be a whole number of minutes, at least 1, not {target_minutes!r}")
     cal = calendar if isinstance(calendar, Calendar) else compile_calendar(calendar)
-    t = cal.due(_epoch(start, "start"), target_minutes * 60, _epoch_pauses(pauses) if pauses else ())
+    t = cal.due(epoch(start, "start"), target_minutes * 60, epoch_pauses(pauses) if pauses else ())
     return None if t is None else datetime.fromtimestamp(t, UTC)

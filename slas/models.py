@@ -58,11 +58,13 @@ class Calendar(TenantModel):
     def compiled(self) -> CompiledCalendar:
         """The compiled calendar, cached per row and `updated_at` (every edit through the services
         saves the row, so a changed calendar recompiles): one dict lookup per clock computation."""
+        # The same row object asked again (once per clock of a recomputation): the memo first, and
+        # `id` rather than the `pk` property (two Python calls), the same test as `pk is None`.
+        memo = self.__dict__.get("_compiled_memo")
+        if memo is not None and memo[0] == self.updated_at and self.id is not None:
+            return memo[1]
         if self.pk is None:
             return compile_calendar(self.spec)
-        memo = self.__dict__.get("_compiled_memo")  # the same row object asked again: an attribute read
-        if memo is not None and memo[0] == self.updated_at:
-            return memo[1]
         compiled = compile_keyed(("calendar", self.pk), self.updated_at, lambda: self.spec)
         self.__dict__["_compiled_memo"] = (self.updated_at, compiled)
         return compiled

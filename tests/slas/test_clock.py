@@ -661,3 +661,35 @@ def test_datetime_api_agrees_with_epoch_api(calendar, start, minutes, pauses):
     assert business_seconds(calendar, local(start), local(end), local_pauses) == compiled.business_seconds(
         start, end, pauses
     )
+
+
+@PROPERTY
+@given(calendars, instants, instants, st.integers(1, 5_000), st.one_of(st.none(), st.integers(1, 8_000)), pause_lists)
+def test_figures_are_the_three_answers(calendar, start, end, minutes, level, pauses):
+    """`figures` (its fast paths read the business time at the start once) answers as `due`,
+    `business_seconds` and `due` of the level do, asked before or after the span is compiled."""
+    level_seconds = None if level is None else level * 60
+    for calendar_now in (CompiledCalendar(calendar) if calendar else TWENTY_FOUR_SEVEN, compile_calendar(calendar)):
+        first = calendar_now.figures(start, minutes * 60, end, pauses, level_seconds)  # a fresh one: unbuilt
+        expected = (
+            calendar_now.due(start, minutes * 60, pauses),
+            calendar_now.business_seconds(start, end, pauses),
+            None if level is None else calendar_now.due(start, level_seconds, pauses),
+        )
+        assert first == expected
+        assert calendar_now.figures(start, minutes * 60, end, pauses, level_seconds) == expected  # now compiled
+        assert calendar_now.figures(start, minutes * 60, end, (), level_seconds) == (
+            calendar_now.due(start, minutes * 60),
+            calendar_now.business_seconds(start, end),
+            None if level is None else calendar_now.due(start, level_seconds),
+        )
+
+
+@pytest.mark.parametrize("calendar", [None, OFFICE])
+@pytest.mark.parametrize(("target", "level"), [(0, None), (60, 0), (60, 1.5)])
+def test_figures_reject_what_due_rejects(calendar, target, level):
+    compiled = compile_calendar(calendar)
+    start = int(ams(*MONDAY, 9).timestamp())
+    compiled.business_seconds(start, start + 7 * 86400)  # compiled: the fast path is asked
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        compiled.figures(start, target, start + 3600, (), level)
