@@ -49,7 +49,8 @@ def page_rows(queryset, start: int, stop: int, columns: list[str] | None = None)
     The ids of the page are selected alone, in the queryset's order: the database walks the
     index of the default sort per organization (e.g. `(organization, reported_at, id)`) and
     skips rows without reading them or joining them to anything. Then only those rows are
-    loaded, with their `select_related` joins and prefetches, and put back in the ids' order.
+    loaded, with their `select_related` joins and prefetches, and put back in the ids' order;
+    with `columns`, by the list's rows query compiled once (`RowsQuery`), the ids its only input.
     The order always ends on the id (the sort backend adds it), so ties page the same way as
     one query would.
     """
