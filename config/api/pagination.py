@@ -141,12 +141,25 @@ class RowsQuery:
 @cache
 def _prepared_cursor():
     from django.db.backends.postgresql.base import ServerBindingCursor
+    from psycopg import ClientCursor
+
+    class LoggedQuery:
+        # What Django's query log reads of a client-binding cursor (`cursor._query.query`; a
+        # server-binding one keeps none): the statement with its ids, composed only when read.
+        def __init__(self, cursor, sql, params):
+            self.cursor, self.sql, self.params = cursor, sql, params
+
+        @property
+        def query(self) -> bytes:
+            return ClientCursor(self.cursor.connection).mogrify(self.sql, self.params).encode()
 
     class PreparedCursor(ServerBindingCursor):
         """Binds on the server and prepares every statement it executes."""
 
         def execute(self, query, params=None, **kwargs):
-            return super().execute(query, params, prepare=True)
+            result = super().execute(query, params, prepare=True)
+            self._query = LoggedQuery(self, query, params)
+            return result
 
     return PreparedCursor
 

@@ -117,9 +117,11 @@ class TestPrepared:
     def test_the_rows_query_prepared_once_and_reused(self, org, parties, django_assert_num_queries):
         queryset = Counterparty.objects.for_organization(org).order_by("id")
         for _ in range(3):
-            with django_assert_num_queries(2):  # the ids, the rows
+            with django_assert_num_queries(2) as queries:  # the ids, the rows
                 page = page_rows(queryset, 0, 100, ["id", "name"])
             assert [row["id"] for row in page] == [p.pk for p in parties[0]]
+            # The query log shows the rows query with its ids, prepared or not.
+            assert str(parties[0][-1].pk) in queries.captured_queries[1]["sql"]
         prepared = [sql for sql in self.prepared() if '"contracts_counterparty"."name"' in sql]
         assert len(prepared) == (1 if connection.vendor == "postgresql" else 0)
 
