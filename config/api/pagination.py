@@ -115,7 +115,6 @@ class RowsQuery:
             rows.append(dict(zip(names, values, strict=True)))
         return rows
 
-
     def _cursor(self):
         """Django's cursor; on PostgreSQL one that prepares the statement (when `PREPARED_ROWS_QUERIES`,
         default True): the connection plans the query once and reuses its generic plan, whose
@@ -172,17 +171,17 @@ _ROWS_QUERIES: WeakKeyDictionary = WeakKeyDictionary()
 def rows_query(model, columns, alias: str, size: int) -> RowsQuery | None:
     """The compiled rows query of (model, columns) on this thread's connection to `alias`."""
     connection = connections[alias]
-    cache = _ROWS_QUERIES.get(connection)
-    if cache is None:
-        cache = _ROWS_QUERIES[connection] = {}
+    queries = _ROWS_QUERIES.get(connection)
+    if queries is None:
+        queries = _ROWS_QUERIES[connection] = {}
     columns = tuple(columns)
     key = (model, columns, None if InArray.one_array(connection) else size)
-    if key not in cache:
+    if key not in queries:
         try:
-            cache[key] = RowsQuery(model, columns, alias, size)
+            queries[key] = RowsQuery(model, columns, alias, size)
         except FieldError:
-            cache[key] = None
-    return cache[key]
+            queries[key] = None
+    return queries[key]
 
 
 class PagePagination(BasePagination):
