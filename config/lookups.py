@@ -9,6 +9,11 @@ class InArray(In):
     psycopg does not cache the conversion of a query with more than 50 parameters; one array costs
     neither. Use as `filter(InArray(F("pk"), ids))` with a list of non-null values."""
 
+    @staticmethod
+    def one_array(connection) -> bool:
+        """Whether the values are one parameter on this connection (else one each)."""
+        return connection.vendor == "postgresql"
+
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
