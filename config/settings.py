@@ -35,6 +35,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _page_cost = env.float("PG_RANDOM_PAGE_COST", default=1.1)
     _options["options"] = f"{_options.get('options', '')} -c random_page_cost={_page_cost}".strip()
+# A list's rows query prepared on the server (config.api.pagination.RowsQuery); off behind a
+# connection pooler in transaction mode that cannot keep prepared statements.
+PREPARED_ROWS_QUERIES = env.bool("PREPARED_ROWS_QUERIES", default=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

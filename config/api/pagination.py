@@ -121,7 +121,7 @@ class RowsQuery:
         planning grew with the joins (backend CPU per page: counterparties 0.16 → 0.12 ms, breaches
         0.75 → 0.40, the at-risk report 1.1 → 0.52; docs/performance.md)."""
         connection = self.connection
-        if not (self.one_array and getattr(settings, "PREPARED_ROWS_QUERIES", True)):
+        if not (self.one_array and settings.PREPARED_ROWS_QUERIES):
             return connection.cursor()
         connection.ensure_connection()
         raw = connection.connection
@@ -166,6 +166,9 @@ def _prepared_cursor():
 # connection → {(model, columns, page size unless one array): RowsQuery, or None where a column is
 # not the model's own (an annotation): those pages load through their queryset's `values()`}.
 _ROWS_QUERIES: WeakKeyDictionary = WeakKeyDictionary()
+# Per connection: every list with its default fields and all its fields, with room for `?fields=`
+# choices (psycopg keeps at most `prepared_max`, 100, statements prepared on the server).
+MAX_ROWS_QUERIES = 256
 
 
 def rows_query(model, columns, alias: str, size: int) -> RowsQuery | None:
@@ -177,6 +180,8 @@ def rows_query(model, columns, alias: str, size: int) -> RowsQuery | None:
     columns = tuple(columns)
     key = (model, columns, None if InArray.one_array(connection) else size)
     if key not in queries:
+        if len(queries) >= MAX_ROWS_QUERIES:  # `?fields=` makes many column lists: stay bounded
+            queries.clear()
         try:
             queries[key] = RowsQuery(model, columns, alias, size)
         except FieldError:

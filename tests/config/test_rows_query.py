@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import F, Value
 from django.db.models.functions import Upper
 
@@ -72,6 +72,16 @@ class TestRowsQuery:
         # A page of another size: the same SQL on PostgreSQL (one array), one per size elsewhere.
         assert [row["name"] for row in page_rows(queryset, 5, 10, ["id", "name"])] == ["Ours 5", "Ours 6"]
         assert len(built) == (2 if connection.vendor == "postgresql" else 3)
+
+    def test_the_cache_stays_bounded_whatever_fields_are_asked(self, org, parties, monkeypatch):
+        monkeypatch.setattr(pagination, "_ROWS_QUERIES", type(pagination._ROWS_QUERIES)())
+        monkeypatch.setattr(pagination, "MAX_ROWS_QUERIES", 3)
+        queryset = Counterparty.objects.for_organization(org).order_by("id")
+        choices = [["id", "name"], ["id", "kind"], ["id", "reference"], ["id", "name", "kind"], ["id", "source_id"]]
+        for columns in choices:
+            page = page_rows(queryset, 0, 2, columns)
+            assert [row["id"] for row in page] == [p.pk for p in parties[0][:2]] and list(page[0]) == columns
+            assert len(pagination._ROWS_QUERIES[connections["default"]]) <= 3
 
     def test_rows_in_the_pages_order(self, org, parties):
         queryset = Counterparty.objects.for_organization(org).order_by("-name", "id")
