@@ -7,15 +7,15 @@ the scan can find due clocks with one indexed query on `due_at`.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from datetime import UTC
 from operator import attrgetter
 from typing import NamedTuple
 
-from django.db import connections, router
+from django.db import router
 from django.db.models import F
 
+from config.api.pagination import IdsQuery, ids_query
 from config.lookups import InArray
 from slas import clock
 from slas.clock import TWENTY_FOUR_SEVEN, epoch, epoch_pauses
@@ -259,34 +259,17 @@ def holds_by_job(job_ids) -> dict[int, list[HoldRow]]:
     return grouped
 
 
-@functools.cache
-def _clock_rows():
-    # The clocks' columns with their joins, resolved once per process; a page adds its filter.
-    return SlaClock.objects.values_list(*_CLOCK_COLUMNS)
-
-
-@functools.cache
-def _clocks_sql(alias: str) -> str | None:
-    """The clocks query as SQL with the jobs' ids as its one parameter, compiled once per process
-    (Django's filter, joins and compilation cost a page about 0.15 ms each time); None where
-    the ids are not one parameter (`IN (...)` off PostgreSQL) or a column needs a converter."""
-    # Two ids: `IN (%s, %s)` shows as two parameters, one array as one.
-    compiler = _clock_rows().filter(InArray(F("work_order_id"), [0, 0])).query.get_compiler(alias)
-    sql, params = compiler.as_sql()
-    if len(params) != 1 or compiler.get_converters([column for column, _, _ in compiler.select]):
-        return None
-    return sql
-
-
 def _clock_tuples(job_ids: list[int]):
-    """The rows of `_CLOCK_COLUMNS` for these jobs (through Django's cursor: logged and counted)."""
+    """The rows of `_CLOCK_COLUMNS` for these jobs: the clocks query built and compiled once per
+    connection (and prepared on PostgreSQL, `config.api.pagination.IdsQuery`), the ids its one
+    input, through Django's cursor (logged and counted)."""
     alias = router.db_for_read(SlaClock)
-    sql = _clocks_sql(alias)
-    if sql is None:
-        return _clock_rows().filter(InArray(F("work_order_id"), job_ids))
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql, [job_ids])
-        return cursor.fetchall()
+
+    def clocks_of(ids):
+        return SlaClock.objects.using(alias).filter(InArray(F("work_order_id"), ids)).values_list(*_CLOCK_COLUMNS)
+
+    size = len(job_ids)
+    return ids_query("workorders.clocks", lambda: IdsQuery(clocks_of, alias, size), alias, size).tuples(job_ids)
 
 
 _BY_PK = attrgetter("pk")

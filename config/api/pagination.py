@@ -1,6 +1,7 @@
 """Page-number pagination in the 4me style: a bare array, totals and links in headers."""
 
 import math
+from collections.abc import Callable
 from functools import cache
 from weakref import WeakKeyDictionary
 
@@ -73,38 +74,39 @@ def _by_first_column(rows) -> dict:
     return {row[next(iter(row))]: row for row in rows}
 
 
-class RowsQuery:
-    """`Model._base_manager.filter(InArray(F("pk"), ids)).values(*columns)`, built and compiled
-    once (issue 15): the ORM resolved every joined column and compiled the query anew per request,
-    ~0.2 ms on the counterparty list and ~0.45 ms on breaches, growing with a list's joins and columns.
+class IdsQuery:
+    """A query whose one input is a list of ids, built and compiled once (issue 15): the ORM
+    resolved every joined column and compiled the query anew per request, ~0.2 ms on the
+    counterparty list and ~0.45 ms on breaches, growing with a query's joins and columns.
 
-    Only the ids vary, and they are the page's ids, selected on the tenant-scoped, filtered
-    queryset: so the query needs neither the organization's filter nor the list's filters, and
-    cannot reach a row the ids do not name. The rows are what `values()` gives: the same SQL,
-    the same names, the same converters (`SQLCompiler.get_converters`, applied as
-    `apply_converters` does), bound to the connection they were compiled on, hence the cache
-    per connection object (per thread)."""
+    `queryset_of(ids)` builds the query for some ids; it is called once, with sample ids, and the
+    compiled SQL is reused with the real ones. What comes back is what the queryset gives: the
+    same SQL, the same converters (`SQLCompiler.get_converters`, applied as `apply_converters`
+    does), bound to the connection they were compiled on, hence the cache per connection object
+    (per thread, `ids_query`). On PostgreSQL the ids are one array parameter (one query for any
+    number of ids); elsewhere one parameter each (one query per number of ids)."""
 
-    def __init__(self, model, columns: tuple[str, ...], alias: str, size: int):
+    def __init__(self, queryset_of: Callable[[list], QuerySet], alias: str, size: int):
         sample = list(range(1, size + 1))  # distinct ids: `IN` keeps one of each
-        query = model._base_manager.using(alias).filter(InArray(F("pk"), sample)).values(*columns).query
+        query = queryset_of(sample).query
         compiler = query.get_compiler(alias)
         self.sql, params = compiler.as_sql()
         self.one_array = InArray.one_array(compiler.connection)
         if list(params) != ([sample] if self.one_array else sample):
-            raise RuntimeError(f"{model.__name__} rows query: the ids are not its only parameters ({params!r})")
+            raise RuntimeError(f"{query.model.__name__} query: the ids are not its only parameters ({params!r})")
         fields = [select[0] for select in compiler.select[: compiler.col_count]]
         self.names = list(query.selected)
         self.connection = compiler.connection
         self.converters = [(pos, *converters) for pos, converters in compiler.get_converters(fields).items()]
 
-    def rows(self, ids: list) -> list[dict]:
+    def tuples(self, ids: list) -> list:
+        """The rows for these ids, each a sequence of the columns' values, converted."""
         with self._cursor() as cursor:
             cursor.execute(self.sql, (ids,) if self.one_array else ids)
             fetched = cursor.fetchall()
-        names, converters, connection = self.names, self.converters, self.connection
+        converters, connection = self.converters, self.connection
         if not converters:
-            return [dict(zip(names, row, strict=True)) for row in fetched]
+            return fetched
         rows = []
         for values in map(list, fetched):
             for pos, convs, expression in converters:
@@ -112,8 +114,13 @@ class RowsQuery:
                 for convert in convs:
                     value = convert(value, expression, connection)
                 values[pos] = value
-            rows.append(dict(zip(names, values, strict=True)))
+            rows.append(values)
         return rows
+
+    def rows(self, ids: list) -> list[dict]:
+        """The rows for these ids as dicts of the columns, as `values()` gives them."""
+        names = self.names
+        return [dict(zip(names, row, strict=True)) for row in self.tuples(ids)]
 
     def _cursor(self):
         """Django's cursor; on PostgreSQL one that prepares the statement (when `PREPARED_ROWS_QUERIES`,
@@ -163,30 +170,48 @@ def _prepared_cursor():
     return PreparedCursor
 
 
-# connection → {(model, columns, page size unless one array): RowsQuery, or None where a column is
-# not the model's own (an annotation): those pages load through their queryset's `values()`}.
+class RowsQuery(IdsQuery):
+    """A list's rows: `Model._base_manager.filter(InArray(F("pk"), ids)).values(*columns)`.
+
+    Only the ids vary, and they are the page's ids, selected on the tenant-scoped, filtered
+    queryset: so the query needs neither the organization's filter nor the list's filters, and
+    cannot reach a row the ids do not name."""
+
+    def __init__(self, model, columns: tuple[str, ...], alias: str, size: int):
+        manager = model._base_manager.using(alias)
+        super().__init__(lambda ids: manager.filter(InArray(F("pk"), ids)).values(*columns), alias, size)
+
+
+# connection → {(key, number of ids unless one array): IdsQuery, or None where the query could not
+# be compiled alone (a list's column that is not the model's own, an annotation: those pages load
+# through their queryset's `values()`)}.
 _ROWS_QUERIES: WeakKeyDictionary = WeakKeyDictionary()
 # Per connection: every list with its default fields and all its fields, with room for `?fields=`
 # choices (psycopg keeps at most `prepared_max`, 100, statements prepared on the server).
 MAX_ROWS_QUERIES = 256
 
 
-def rows_query(model, columns, alias: str, size: int) -> RowsQuery | None:
-    """The compiled rows query of (model, columns) on this thread's connection to `alias`."""
+def ids_query(key, make: Callable[[], IdsQuery], alias: str, size: int) -> IdsQuery | None:
+    """The compiled query under `key` on this thread's connection to `alias`, `make()` on a miss."""
     connection = connections[alias]
     queries = _ROWS_QUERIES.get(connection)
     if queries is None:
         queries = _ROWS_QUERIES[connection] = {}
-    columns = tuple(columns)
-    key = (model, columns, None if InArray.one_array(connection) else size)
+    key = (key, None if InArray.one_array(connection) else size)
     if key not in queries:
         if len(queries) >= MAX_ROWS_QUERIES:  # `?fields=` makes many column lists: stay bounded
             queries.clear()
         try:
-            queries[key] = RowsQuery(model, columns, alias, size)
+            queries[key] = make()
         except FieldError:
             queries[key] = None
     return queries[key]
+
+
+def rows_query(model, columns, alias: str, size: int) -> RowsQuery | None:
+    """The compiled rows query of (model, columns) on this thread's connection to `alias`."""
+    columns = tuple(columns)
+    return ids_query((model, columns), lambda: RowsQuery(model, columns, alias, size), alias, size)
 
 
 class PagePagination(BasePagination):

@@ -14,17 +14,19 @@ import datetime as dt
 import math
 
 import pytest
-from django.db import connection, router
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from config.api import pagination
 from config.api.serializers import reference_of
 from slas import clock
 from slas.models import Calendar, SlaRule
 from tests.contracts.factories import make_contract
 from tests.slas.factories import ams, iso, make_calendar, make_rule
 from tests.workorders.factories import change, freeze_now, make_job
+from workorders import clocks as workorder_clocks
 from workorders.api import JobsHoldsAndClocks, WorkOrderSerializer
-from workorders.clocks import _clocks_sql, clocks_by_job, live_elapsed_seconds, shown_state
+from workorders.clocks import clocks_by_job, live_elapsed_seconds, shown_state
 from workorders.models import SlaClock, WorkOrder
 
 from .test_clocks import FRIDAY_16, MONDAY, at
@@ -238,21 +240,30 @@ def test_stopped_clocks_need_no_calendar(jobs, now):
 
 
 @pytest.mark.django_db
-def test_the_clocks_query_is_compiled_once_on_postgresql(jobs, now):
-    """On PostgreSQL the page's job ids are one array parameter, so the clocks query is compiled
-    once per process and sent through Django's cursor (logged and counted like any query);
-    elsewhere (`IN` with a parameter per id) the ORM compiles it for each page."""
-    sql = _clocks_sql(router.db_for_read(SlaClock))
-    assert (sql is not None) == (connection.vendor == "postgresql")
+def test_the_clocks_query_is_compiled_once(jobs, now, monkeypatch):
+    """The clocks query is built and compiled once per connection (`config.api.pagination.IdsQuery`;
+    on PostgreSQL the jobs' ids are one array, so one query serves every page) and sent through
+    Django's cursor: logged and counted like any query, the same clocks as the ORM reads."""
+    monkeypatch.setattr(pagination, "_ROWS_QUERIES", type(pagination._ROWS_QUERIES)())
+    built = []
+    monkeypatch.setattr(workorder_clocks, "IdsQuery", lambda *args: built.append(args) or pagination.IdsQuery(*args))
     ids = [job.pk for job in jobs.values()]
-    clock.clear_cache()
-    with CaptureQueriesContext(connection) as captured:
-        grouped, _ = clocks_by_job(ids)
-    assert len(captured) == 2  # the clocks, then the calendar of those still counting
-    if sql is not None:
-        assert captured.captured_queries[0]["sql"].startswith(sql.split(" WHERE ")[0])
     expected = {
         pk: list(SlaClock.objects.filter(work_order_id=pk).order_by("id").values_list("pk", flat=True)) for pk in ids
     }
-    assert {pk: [row.pk for row in rows] for pk, rows in grouped.items()} == expected
+    for _ in range(2):
+        clock.clear_cache()
+        with CaptureQueriesContext(connection) as captured:
+            grouped, _ = clocks_by_job(ids)
+        assert len(captured) == 2  # the clocks, then the calendar of those still counting
+        assert 'FROM "workorders_slaclock"' in captured.captured_queries[0]["sql"]
+        assert {pk: [row.pk for row in rows] for pk, rows in grouped.items()} == expected
+        # The same figures as the ORM's own rows of those clocks (instants converted as it does).
+        first = grouped[ids[0]][0]
+        assert (first.started_at, first.due_at, first.state) == SlaClock.objects.filter(pk=first.pk).values_list(
+            "started_at", "due_at", "state"
+        ).get()
+    assert len(built) == 1
+    clocks_by_job(ids[:2])  # fewer ids: the same query on PostgreSQL, one of its own elsewhere
+    assert len(built) == (1 if connection.vendor == "postgresql" else 2)
     assert clocks_by_job([]) == ({}, {None: clock.TWENTY_FOUR_SEVEN})
