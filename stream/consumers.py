@@ -82,6 +82,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        if code == CLOSE_SLOW_CONSUMER:  # staff see who was dropped (and tests wait on it)
+            organization = self.context.organization.slug if self.context else None
+            logger.info("event stream: closing a slow consumer (%s) of organization %s", code, organization)
         with contextlib.suppress(Exception):  # a slow consumer may not take even this one
             last = reader.dumps({"type": "error", "code": code, "message": message})
             await asyncio.wait_for(self.send(text_data=last), 1.0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import time
 
 from django.conf import settings
@@ -33,6 +34,8 @@ from tenancy.auth import TenantJWTAuthentication
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_SLOW_CONSUMER = 4408  # the event stream's code (stream.consumers)
 SLOW_MESSAGE = "Slow consumer: messages were not taken in time; resume with your last cursor."
+
+logger = logging.getLogger("stream")
 
 
 def _token(params) -> str:
@@ -88,6 +91,8 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
             await asyncio.wait_for(super().send(text_data, bytes_data, close), settings.STREAM["SEND_TIMEOUT"])
         except TimeoutError:
             self.slow = True
+            organization = self.tenant.organization.slug if self.tenant is not None else None
+            logger.info("GraphQL: closing a slow consumer (%s) of organization %s", CLOSE_SLOW_CONSUMER, organization)
             await self.close(code=CLOSE_SLOW_CONSUMER, reason=SLOW_MESSAGE)
 
     async def disconnect(self, code: int) -> None:

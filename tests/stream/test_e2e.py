@@ -185,6 +185,27 @@ def flood(org) -> None:
             )
 
 
+def probe_received(ws, org) -> bool:
+    """Write one event and say whether the subscriber received an event within a second."""
+    with transaction.atomic():
+        record_events(type="thing.happened", items=[(Thing(org, pk=-1), {})], occurred_at=timezone.now())
+    try:
+        message = json.loads(ws.recv(timeout=1))
+    except TimeoutError:
+        return False
+    assert message["type"] == "next", message
+    return True
+
+
+def wait_for_output(server, text: str, deadline: float = 60) -> None:
+    """Until the server has logged `text`: a condition, not a fixed sleep, so that a loaded
+    machine (CI beside other suites) only makes the test slower, never wrong."""
+    until = time.monotonic() + deadline
+    while text not in server.output():
+        assert time.monotonic() < until, f"the server never logged {text!r}:\n{server.output()[-3000:]}"
+        time.sleep(0.1)
+
+
 def read_until_closed(ws) -> tuple[int, int]:
     """(messages received, close code) once the client reads again."""
     received = 0
@@ -208,7 +229,7 @@ def test_a_client_that_stops_reading_is_closed_4408_by_a_real_server(server_env,
             json.loads(ws.recv(timeout=5))
             json.loads(ws.recv(timeout=5))
             flood(org)
-            time.sleep(3)  # the server's send has waited longer than its timeout by now
+            wait_for_output(server, "closing a slow consumer (4408)")  # its send waited past the timeout
             received, code = read_until_closed(ws)
         assert code == 4408
         assert received < 4000
@@ -227,9 +248,12 @@ def test_a_graphql_subscriber_that_stops_reading_is_closed_4408_by_a_real_server
             assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
             query = "subscription { events { kind cursor event { id payload } } }"
             ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
-            time.sleep(1)  # subscribed (from now on) before the events are written
+            # The subscription sends what is written from now on: live once a probe event comes through.
+            until = time.monotonic() + 60
+            while not probe_received(ws, org):
+                assert time.monotonic() < until, "the subscription never delivered a probe event"
             flood(org)
-            time.sleep(3)
+            wait_for_output(server, "closing a slow consumer (4408)")  # its send waited past the timeout
             received, code = read_until_closed(ws)
             output = server.output()
         assert code == 4408, output[-3000:]
