@@ -6,8 +6,14 @@ it, then requests pages spread over all 100 through Django's WSGI handler with a
 the wall and process-CPU milliseconds per request (the CPU figure holds up on a busy machine, the wall
 does not). With `--profile`, cProfile's top functions by the given sort key.
 
+With `--blocks N` the requests run in N blocks after the warm-up, with what the process holds frozen
+out of the garbage collector's sight as gunicorn's workers do (gunicorn.conf.py), and it prints the
+lowest and the median block's CPU per request, then what a page of it costs to render as JSON
+(the server's renderer) and to parse (what the bench's client does): on a machine whose speed
+wanders, the lowest block is the figure that repeats, and each list is shown against the first.
+
     .venv/bin/python bench/profile_collection.py work_orders [breaches ...] [--requests 200]
-        [--profile tottime] [--reseed]
+        [--profile tottime] [--blocks 9] [--reseed]
 
 BENCH_DATABASE_URL picks the database (default postgres://postgres@127.0.0.1:5432/sla_profile).
 """
@@ -69,6 +75,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--profile", metavar="SORT", help="cProfile sort key, e.g. tottime or cumulative")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--blocks", type=int, help="run in blocks, GC frozen; print the lowest and median block")
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
 
@@ -80,6 +87,9 @@ def main() -> None:
 
     paths = {name: path for name, path, _ in collections_bench.collections(ids)}
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token()}", HTTP_ACCEPT="application/json")
+    if args.blocks:
+        blocks(client, [(name, paths[name]) for name in args.names], args.requests, args.blocks)
+        return
     for name in args.names:
         path = paths[name]
         for i in range(20):  # warm caches and the connection
@@ -98,6 +108,47 @@ def main() -> None:
         print(f"{name:<20} wall {wall / n * 1000:6.2f} ms  cpu {cpu / n * 1000:6.2f} ms per request", flush=True)
         if profiler:
             pstats.Stats(profiler).sort_stats(args.profile).print_stats(args.top)
+
+
+def blocks(client, lists: list[tuple[str, str]], requests: int, count: int) -> None:
+    """CPU ms per request of each list: lowest and median of `count` blocks, with the JSON
+    rendering and parsing of one of its pages; the process frozen as a gunicorn worker is."""
+    import gc
+    import json
+
+    from django.urls import get_resolver
+    from rest_framework.renderers import JSONRenderer
+
+    for _, path in lists:
+        for i in range(20):  # warm caches and the connection before the freeze, as a worker would
+            assert client.get(path.format(page=i % 100 + 1)).status_code == 200
+    get_resolver().url_patterns  # noqa: B018 - what gunicorn.conf.py loads before freezing
+    gc.collect()
+    gc.freeze()
+
+    def per_call(call, n: int) -> list[float]:
+        figures = []
+        for _ in range(count):
+            started = time.process_time()
+            for i in range(n):
+                call(i)
+            figures.append((time.process_time() - started) / n * 1000)
+        return sorted(figures)
+
+    print(f"{'list':<20} {'lowest':>7} {'median':>7} {'x first':>8} {'json':>6} {'parse':>6} {'bytes':>7}  (CPU ms)")
+    first = None
+    for name, path in lists:
+        cpu = per_call(lambda i, path=path: client.get(path.format(page=i * 37 % 100 + 1)), max(1, requests // count))
+        response = client.get(path.format(page=3))
+        data, body = response.data, response.content
+        render = per_call(lambda i, data=data: JSONRenderer().render(data), 100)[0]
+        parse = per_call(lambda i, body=body: json.loads(body), 100)[0]
+        first = first or cpu[0]
+        print(
+            f"{name:<20} {cpu[0]:7.2f} {cpu[len(cpu) // 2]:7.2f} {first / cpu[0]:8.2f} {render:6.2f} {parse:6.2f}"
+            f" {len(body):7}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
