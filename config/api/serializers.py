@@ -328,7 +328,9 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
 
     @classmethod
     def readable_field_names(cls) -> list[str]:
-        return [name for name, field in cls().fields.items() if not field.write_only]
+        # From the fields built once per class, not `cls().fields`: that deep-copied every field on
+        # each request with `?fields=` (twice on work orders), ~0.6 ms a time (issue 15).
+        return [name for name, field in _built_fields(cls).items() if not field.write_only]
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

@@ -104,3 +104,17 @@ def test_instants_written_as_drf_writes_them(zone):
     for value in values:
         assert rows.instant_text(value, zone) == field.to_representation(value), value
     assert rows.instant_text(None, zone) is None
+
+
+def test_readable_field_names_are_the_fields_an_instance_shows():
+    """`readable_field_names` reads the fields built once per class (issue 15); it must name what a
+    serializer instance shows, in the same order, for every collection's serializer."""
+    checked = 0
+    for _, cls in list_routes():
+        serializer_class = cls.serializer_class
+        if not hasattr(serializer_class, "readable_field_names"):
+            continue
+        shown = [name for name, field in serializer_class().fields.items() if not field.write_only]
+        assert serializer_class.readable_field_names() == shown, serializer_class.__name__
+        checked += 1
+    assert checked >= 20
