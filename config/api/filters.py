@@ -180,6 +180,14 @@ class PredicateFilterSet(django_filters.FilterSet):
 
     ids = PredicateFilter(field_name="id", help_text="Comma-separated ids.")
 
+    def __init__(self, data=None, *args, **kwargs):
+        # Only the filters the request names (issue 15): django-filter deep-copies every declared
+        # filter and builds a form field for each on every request, and a filter whose parameter
+        # is absent filters nothing. Unbound (the schema), every filter.
+        if data is not None:
+            self.base_filters = {name: f for name, f in type(self).base_filters.items() if name in data}
+        super().__init__(data, *args, **kwargs)
+
     @classmethod
     def filter_for_field(cls, field, field_name, lookup_expr=None):
         return PredicateFilter(field_name=field_name)

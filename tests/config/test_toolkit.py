@@ -132,6 +132,25 @@ class TestPredicateGrammar:
             self.parse(">1", ordered=False)
 
 
+@pytest.mark.django_db
+def test_a_filter_set_builds_only_the_filters_a_request_names():
+    """Issue 15: every declared filter was deep-copied and given a form field per request; an
+    absent one filters nothing, so only those named are built. Unbound (the schema), all of them."""
+    from django.http import QueryDict
+
+    from contracts.api import ContractFilterSet
+    from contracts.models import Contract
+
+    data = QueryDict("status=active,suspended&auto_renew=true&page=2")
+    filterset = ContractFilterSet(data, Contract.objects.all())
+    assert set(filterset.filters) == {"status", "auto_renew"}
+    assert filterset.is_valid(), filterset.errors
+    assert set(filterset.form.fields) == {"status", "auto_renew"}
+    assert "status" in str(filterset.qs.query) and "auto_renew" in str(filterset.qs.query)
+    assert set(ContractFilterSet(None, Contract.objects.none()).filters) == set(ContractFilterSet.base_filters)
+    assert len(ContractFilterSet.base_filters) > 10  # the class keeps every filter
+
+
 def test_list_item_errors_are_keyed_by_json_path():
     from config.api.exceptions import _flatten
 
