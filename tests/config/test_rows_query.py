@@ -13,10 +13,14 @@ import pytest
 from django.db import connection, connections
 from django.db.models import F, Value
 from django.db.models.functions import Upper
+from psycopg import DataError
+from psycopg.pq import Format
 
 from config.api import pagination, rows
 from config.api.pagination import RowsQuery, page_rows, rows_query
 from contracts.models import Counterparty
+from signing.models import SignatureRequest
+from slas.models import SlaRule
 from tests.config.test_rows import list_routes
 
 
@@ -34,22 +38,56 @@ def _plans():
 
 
 def test_every_plans_rows_as_values_gives_them(demo):
-    kinds, compared = set(), 0
+    kinds, binary_kinds, compared = set(), set(), 0
     for model, columns in _plans():
         ids = list(model._base_manager.order_by("-pk").values_list("pk", flat=True)[:100])
         if not ids:
             continue
         expected = model._base_manager.filter(pk__in=ids).values(*columns)
-        got = RowsQuery(model, tuple(columns), "default", len(ids)).rows(ids)
+        query = RowsQuery(model, tuple(columns), "default", len(ids))
+        got = query.rows(ids)
         expected, got = (
             {row[columns[0]]: row for row in sorted(r, key=lambda row: row[columns[0]])} for r in (expected, got)
         )
         # repr: the same values of the same types (1 == 1.0 == Decimal(1) would hide a missed converter)
         assert repr(got) == repr(expected), (model, columns)
-        kinds |= {type(value) for row in got.values() for value in row.values()}
+        row_kinds = {type(value) for row in got.values() for value in row.values()}
+        kinds |= row_kinds
+        if query.binary:
+            binary_kinds |= row_kinds
         compared += 1
     assert compared >= 20
     assert {dt.datetime, dt.date, Decimal, bool, dict} <= kinds, kinds
+    # On PostgreSQL most plans read binary results, each kind of value among them; none elsewhere.
+    if connection.vendor == "postgresql":
+        assert {dt.datetime, dt.date, bool, dict, int, str} <= binary_kinds, binary_kinds
+    else:
+        assert binary_kinds == set()
+
+
+@pytest.mark.django_db
+def test_binary_results_only_where_psycopg_reads_what_django_does():
+    # An IP address is read as text by Django (inet): its query stays in text format.
+    assert RowsQuery(SignatureRequest, ("id", "ip_address"), "default", 3).binary is False
+    assert RowsQuery(SignatureRequest, ("id", "name", "created_at"), "default", 3).binary is (
+        connection.vendor == "postgresql"
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="binary results are PostgreSQL's")
+def test_jsonb_read_in_binary_as_its_text():
+    # Django reads jsonb as its text (JSONField decodes it): so does the binary cursor.
+    assert RowsQuery(SlaRule, ("id", "priorities", "escalation"), "default", 1).binary
+    connection.ensure_connection()
+    raw = connection.connection
+    with pagination._prepared_cursor(True)(raw) as cursor:
+        cursor.execute("SELECT %s::jsonb", ['{"a": [1, "é"]}'])
+        assert cursor.fetchone() == ('{"a": [1, "é"]}',)
+        jsonb = raw.adapters.types["jsonb"].oid
+        loader = cursor.adapters.get_loader(jsonb, Format.BINARY)(jsonb, cursor)
+        with pytest.raises(DataError, match="unknown jsonb binary format"):
+            loader.load(b'\x02{"a": 1}')
 
 
 @pytest.fixture
