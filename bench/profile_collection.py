@@ -12,8 +12,11 @@ lowest and the median block's CPU per request, then what a page of it costs to r
 (the server's renderer) and to parse (what the bench's client does): on a machine whose speed
 wanders, the lowest block is the figure that repeats, and each list is shown against the first.
 
+With `--phases`, the CPU per request of each stage of a list (`STAGES`: authentication, filters, the
+row plan, the page's queries, the rows written, the page's own work, headers, JSON), each timed whole.
+
     .venv/bin/python bench/profile_collection.py work_orders [breaches ...] [--requests 200]
-        [--profile tottime] [--blocks 9] [--reseed]
+        [--profile tottime] [--blocks 9] [--phases] [--reseed]
 
 BENCH_DATABASE_URL picks the database (default postgres://postgres@127.0.0.1:5432/sla_profile).
 """
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--profile", metavar="SORT", help="cProfile sort key, e.g. tottime or cumulative")
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--blocks", type=int, help="run in blocks, GC frozen; print the lowest and median block")
+    parser.add_argument("--phases", action="store_true", help="CPU per request of each stage of a list")
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
 
@@ -89,6 +93,9 @@ def main() -> None:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token()}", HTTP_ACCEPT="application/json")
     if args.blocks:
         blocks(client, [(name, paths[name]) for name in args.names], args.requests, args.blocks)
+        return
+    if args.phases:
+        phases(client, [(name, paths[name]) for name in args.names], args.requests)
         return
     for name in args.names:
         path = paths[name]
@@ -149,6 +156,90 @@ def blocks(client, lists: list[tuple[str, str]], requests: int, count: int) -> N
             f" {len(body):7}",
             flush=True,
         )
+
+
+# The stages of a list request (config/api): (label, owner, method). Indented labels run inside the
+# stage above them; a serializer's `prepare_rows` (the page's own work, e.g. the work orders' clocks)
+# runs inside the rows' rendering.
+STAGES = [
+    ("authentication, permissions, throttles", "config.api.viewsets.ResourceViewSet", "initial"),
+    ("filters", "config.api.viewsets.ResourceViewSet", "filter_queryset"),
+    ("row plan (serializer, fields)", "config.api.viewsets.ResourceViewSet", "row_plan"),
+    ("page: count, ids, rows queries", "config.api.pagination.PagePagination", "paginate_queryset"),
+    ("rows written", "config.api.rows.RowPlan", "render"),
+    ("  of which prepare_rows", None, "prepare_rows"),
+    ("page headers", "config.api.viewsets.ResourceViewSet", "get_paginated_response"),
+    ("JSON rendered", "rest_framework.renderers.JSONRenderer", "render"),
+]
+
+
+def phases(client, lists: list[tuple[str, str]], requests: int) -> None:
+    """CPU ms per request of each stage (`STAGES`) of each list, and the whole request, in one block
+    after a warm-up with the process frozen as a gunicorn worker is: where a list's time goes
+    against another's, without a profiler's overhead per call (each stage is timed as a whole)."""
+    import gc
+    import importlib
+
+    from django.urls import get_resolver
+
+    from config.api.viewsets import ResourceViewSet
+
+    get_resolver().url_patterns  # noqa: B018 - imports every list's viewset before they are looked for
+    spent: dict[str, float] = {}
+
+    def timed(label, function):
+        def stage(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - started
+
+        return stage
+
+    serializers = {view.serializer_class for view in _subclasses(ResourceViewSet) if view.serializer_class}
+    patched = []
+    for label, owner, method in STAGES:
+        if owner:
+            owners = [_import(importlib, owner)]
+        else:  # every class that defines it among the lists' serializers
+            owners = {cls for serializer in serializers for cls in serializer.__mro__ if method in vars(cls)}
+        for cls in owners:
+            patched.append((cls, method, vars(cls).get(method)))  # None: inherited, deleted after
+            setattr(cls, method, timed(label, getattr(cls, method)))
+    try:
+        for _, path in lists:
+            for i in range(20):
+                assert client.get(path.format(page=i % 100 + 1)).status_code == 200
+        gc.collect()
+        gc.freeze()
+        for name, path in lists:
+            spent.clear()
+            started = time.process_time()
+            for i in range(requests):
+                client.get(path.format(page=i * 37 % 100 + 1))
+            whole = (time.process_time() - started) / requests * 1000
+            print(f"{name}: {whole:.2f} ms CPU per request")
+            for label, _, _ in STAGES:
+                if label in spent:
+                    print(f"  {label:<42} {spent[label] / requests * 1000:6.3f}")
+    finally:
+        for cls, method, original in reversed(patched):
+            if original is None:
+                delattr(cls, method)
+            else:
+                setattr(cls, method, original)
+
+
+def _import(importlib, dotted: str):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
 
 
 if __name__ == "__main__":
