@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,15 +27,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many short writes from several threads of runserver: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Plan for tables that sit in memory or on SSD (issue 15). At PostgreSQL's default of 4 a
-    # random page costs four sequential ones, so a page's rows joined to their references by
-    # primary key (100 index probes per reference) lost to a hash join over every row of the
-    # referenced table: 1-8 ms per list instead of 0.1-0.4 (docs/performance.md, sixth pass).
-    # Set per connection, as a startup option: no round trip, and no change to the server.
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _page_cost = env.float("PG_RANDOM_PAGE_COST", default=1.1)
-    _options["options"] = f"{_options.get('options', '')} -c random_page_cost={_page_cost}".strip()
 # A list's rows query prepared on the server (config.api.pagination.RowsQuery); off behind a
 # connection pooler in transaction mode that cannot keep prepared statements.
 PREPARED_ROWS_QUERIES = env.bool("PREPARED_ROWS_QUERIES", default=True)
@@ -301,10 +293,15 @@ STATICFILES_DIRS = [*globals().get("STATICFILES_DIRS", []), BASE_DIR / "config" 
 # --- Collections (issue 15) ---
 # PostgreSQL's default random_page_cost (4) prices an index probe as a spinning disk's seek: a
 # page's 100 rows were then joined to their references (select_related) by hashing whole related
-# tables, a sequential scan of each per request, instead of 100 index probes (docs/performance.md).
-# With the data on SSD or in memory, 1.1 is the usual setting. PG_RANDOM_PAGE_COST= (empty) keeps
-# the server's own (e.g. behind a pooler that refuses startup options).
-_RANDOM_PAGE_COST = env.str("PG_RANDOM_PAGE_COST", default="1.1")
+# tables, a sequential scan of each per request, instead of 100 index probes: 1-8 ms per list instead
+# of 0.1-0.4 (docs/performance.md, sixth pass). With the data on SSD or in memory, 1.1 is the usual
+# setting. Set per connection, as a startup option: no round trip, and no change to the server.
+# PG_RANDOM_PAGE_COST= (empty) keeps the server's own (e.g. behind a pooler that refuses startup options).
+_RANDOM_PAGE_COST = env.str("PG_RANDOM_PAGE_COST", default="1.1").strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _RANDOM_PAGE_COST:
+    try:
+        _page_cost = float(_RANDOM_PAGE_COST)
+    except ValueError:
+        raise ImproperlyConfigured(f"PG_RANDOM_PAGE_COST must be a number, not {_RANDOM_PAGE_COST!r}") from None
     _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
-    _pg_options["options"] = f"{_pg_options.get('options', '')} -c random_page_cost={float(_RANDOM_PAGE_COST)}".strip()
+    _pg_options["options"] = f"{_pg_options.get('options', '')} -c random_page_cost={_page_cost}".strip()
