@@ -17,6 +17,8 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# The links in e-mails (SITE_URL) point at the address `make run` serves, unless SITE_URL is set.
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: venv
 	mkdir -p var
 	$(PY) manage.py migrate --noinput
