@@ -13,6 +13,7 @@ change can be judged by its CPU on a machine busy with other work, where through
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -48,7 +49,9 @@ def pids(pattern: str) -> list[int]:
 
 
 def main() -> None:
-    names = sys.argv[1:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+", help="collections as bench/collections_bench.py names them")
+    names = parser.parse_args().names
     count = int(os.environ.get("N", "800"))
     url = os.environ.get("BENCH_DATABASE_URL", profile_collection.DEFAULT_URL)
     os.environ.update({"DEBUG": "false", "LOG_LEVEL": "WARNING", "THROTTLE_USER_RATE": "100000000/min"})
@@ -64,8 +67,10 @@ def main() -> None:
     command, env = collections_bench.gunicorn(
         url, port, REDIS_URL="", CACHE_KEY_PREFIX=f"cpu-{port}", CONN_MAX_AGE="3600"
     )
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     paths = {name: (path, kind) for name, path, kind in collections_bench.collections(ids)}
+    if unknown := [name for name in names if name not in paths]:
+        parser.error(f"unknown collections {unknown}; these are known: {', '.join(paths)}")
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_health(server, port)
         for name in names:
