@@ -10,6 +10,7 @@ import strawberry
 import strawberry_django
 from strawberry import auto
 
+from config import dates
 from config.errors import NotFound
 from config.graphql.base import (
     Json,
@@ -17,6 +18,7 @@ from config.graphql.base import (
     TenantType,
     UserRef,
     nested_list,
+    object_id,
     require_role,
     resource_get,
     resource_list,
@@ -152,11 +154,11 @@ class Query:
         self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None
     ) -> list[BillingPeriod]:
         context = require_role(info, PeriodsView.read_role)
-        pk = int(contract_id) if str(contract_id).isdigit() else 0
-        contract = ContractModel.objects.for_organization(context.organization).filter(pk=pk).first()
+        pk = object_id(contract_id)
+        contract = ContractModel.objects.for_organization(context.organization).filter(pk=pk).first() if pk else None
         if contract is None:
             raise NotFound(errors={"contractId": ["Not found."]})
-        now = as_of or dt.datetime.now(dt.UTC)
+        now = dates.check(as_of, "asOf") or dt.datetime.now(dt.UTC)
         shown = [f.as_dict(contract.currency) for f in periods.compute(contract, now=now)]  # REST's figures
         for row in shown:
             row["start_date"], row["end_date"] = map(dt.date.fromisoformat, (row["start_date"], row["end_date"]))

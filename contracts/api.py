@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
+from config import dates
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
@@ -327,11 +328,12 @@ def as_of_date(params) -> dt.date | None:
     if raw is None:
         return None
     try:
-        return dt.date.fromisoformat(raw)
+        day = dt.date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(
             "as_of must be a date YYYY-MM-DD.", {"as_of": [f"'{raw}' is not a date YYYY-MM-DD."]}
         ) from None
+    return dates.check(day, "as_of")
 
 
 class ReasonSerializer(ActionSerializer):

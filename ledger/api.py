@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from breaches.models import Breach
+from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin
 from config.api.exceptions import BadRequest, Forbidden
 from config.api.filters import PredicateFilter, PredicateFilterSet
@@ -117,7 +118,7 @@ class ContractLedgerView(JSONErrorsMixin, APIView):
             parsed = None
         if parsed is None or parsed.tzinfo is None:
             raise BadRequest("as_of must be an ISO 8601 timestamp with an offset.", {"as_of": ["Invalid."]})
-        return parsed
+        return dates.check(parsed, "as_of")
 
     def check_params(self, allowed: set[str]) -> None:
         unknown = sorted(set(self.request.query_params) - allowed - {"format"})

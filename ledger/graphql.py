@@ -10,6 +10,7 @@ import strawberry_django
 from strawberry import auto
 
 from breaches.graphql import Breach
+from config import dates
 from config.errors import BadRequest, NotFound
 from config.graphql.base import (
     Json,
@@ -17,6 +18,7 @@ from config.graphql.base import (
     TenantType,
     UserRef,
     nested_list,
+    object_id,
     resource_get,
     resource_list,
     tenant,
@@ -84,7 +86,8 @@ class Lot:
 
 def _contract(info, contract_id) -> ContractModel:
     TenantType.get_queryset(ContractModel.objects.none(), info)  # the role check of every read
-    contract = ContractModel.objects.for_organization(tenant(info).organization).filter(pk=contract_id).first()
+    pk = object_id(contract_id)
+    contract = ContractModel.objects.for_organization(tenant(info).organization).filter(pk=pk).first() if pk else None
     if contract is None:
         raise NotFound(errors={"contractId": ["Not found."]})
     return contract
@@ -105,7 +108,8 @@ class Query:
     ) -> Balance:
         if not 1 <= window_days <= 3650:
             raise BadRequest("window_days must be a whole number from 1 to 3650.", {"windowDays": ["Out of range."]})
-        figures = services.balance(_contract(info, contract_id), as_of=as_of, window_days=window_days)
+        contract = _contract(info, contract_id)
+        figures = services.balance(contract, as_of=dates.check(as_of, "asOf"), window_days=window_days)
         figures = {key: _two_places(value) for key, value in figures.items() if key != "contract"}
         return Balance(contract_id=contract_id, **figures)
 
@@ -113,7 +117,7 @@ class Query:
     def contract_lots(
         self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None
     ) -> list[Lot]:
-        book = services.replay(_contract(info, contract_id), as_of=as_of)
+        book = services.replay(_contract(info, contract_id), as_of=dates.check(as_of, "asOf"))
         return [
             Lot(
                 id=lot.entry.pk,

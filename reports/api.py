@@ -26,9 +26,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
 from config.api.exceptions import BadRequest, Unprocessable
-from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -100,11 +101,12 @@ class ReportView(JSONErrorsMixin, APIView):
                 raise BadRequest(f"{name} is required (a date YYYY-MM-DD).", {name: ["This parameter is required."]})
             return default
         try:
-            return dt.date.fromisoformat(raw)
+            day = dt.date.fromisoformat(raw)
         except ValueError:
             raise BadRequest(
                 f"{name} must be a date YYYY-MM-DD.", {name: [f"'{raw}' is not a date YYYY-MM-DD."]}
             ) from None
+        return dates.check(day, name)
 
     def list_param(self, name: str, choices=None, integers: bool = False) -> list:
         raw = self.param(name)
@@ -112,7 +114,7 @@ class ReportView(JSONErrorsMixin, APIView):
             return []
         values = [value.strip() for value in raw.split(",")]
         for value in values:
-            if integers and not value.isdigit():
+            if integers and not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_DB_ID):
                 raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
             if choices is not None and value not in choices:
                 raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not one of {', '.join(choices)}."]})
@@ -349,8 +351,13 @@ class StatementView(ReportView):
             Contract.objects.for_organization(request.auth.organization).select_related("counterparty"), pk=contract_pk
         )
         month = self.param("month")
-        if month is None or not _MONTH.match(month):
+        try:
+            first = dt.date.fromisoformat(f"{month}-01") if month and _MONTH.match(month) else None
+        except ValueError:  # year 0
+            first = None
+        if first is None:
             raise BadRequest("month must be YYYY-MM.", {"month": ["A month YYYY-MM is required."]})
+        dates.check(first, "month")
         data = statement.monthly_statement(contract=contract, month=month)
         filename = f"statement-{contract.reference}-{month}"
         if accepted_format(request) == "pdf":

@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 
+from config import dates
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, reference_of
@@ -145,7 +146,7 @@ def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
             f"{name} must be a date (YYYY-MM-DD, in the contract's time zone) or an ISO 8601 instant with offset.",
             {name: ["Expected YYYY-MM-DD or an ISO 8601 instant with offset."]},
         )
-    return value
+    return dates.check(value, name)
 
 
 class ContractVisitsView(GenericAPIView):

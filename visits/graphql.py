@@ -12,10 +12,12 @@ import strawberry_django
 from django.utils import timezone
 from strawberry import auto
 
+from config import dates
 from config.errors import BadRequest
 from config.graphql.base import (
     ContractChildType,
     OffsetPaginated,
+    object_id,
     require_role,
     resource_get,
     resource_list,
@@ -109,18 +111,17 @@ class Query:
         states: list[VisitState] | None = None,
     ) -> list[Visit]:
         context = require_role(info, VisitPlanViewSet.read_role)
-        pk = int(contract_id) if str(contract_id).isdigit() else 0
-        contract = contract_of_route(organization=context.organization, contract_id=pk)
+        contract = contract_of_route(organization=context.organization, contract_id=object_id(contract_id) or 0)
         now = timezone.now()
-        start = from_ or now - dt.timedelta(days=30)
-        end = to or now + dt.timedelta(days=90)
+        start = dates.check(from_, "from") or now - dt.timedelta(days=30)
+        end = dates.check(to, "to") or now + dt.timedelta(days=90)
         if not start < end or end - start > MAX_SPAN:
             raise BadRequest("to must be after from, at most 366 days later.", {"to": ["Out of range."]})
         plan_ids = None
         if visit_plan_ids is not None:
-            if not all(str(p).isdigit() for p in visit_plan_ids):
+            plan_ids = [object_id(p) for p in visit_plan_ids]
+            if None in plan_ids:
                 raise BadRequest("Invalid filter: visitPlanIds", {"visitPlanIds": ["Not an id."]})
-            plan_ids = [int(p) for p in visit_plan_ids]
         chosen = [s.value for s in states] if states is not None else None
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
         return [

@@ -14,6 +14,7 @@ A parameter that is not a declared filter (nor one of the view's own parameters)
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import get_model_field
 
+from .. import dates
 from .exceptions import BadRequest
 
 # The largest id and integer every database takes (a signed 64-bit integer): a bigger number in
@@ -118,9 +120,12 @@ class PredicateField(forms.Field):
                 raise ValidationError(f"'{raw}' is not a boolean (use true or false).")
             return lowered in ("true", "1")
         try:
-            return self.value_field.clean(raw.strip())
+            value = self.value_field.clean(raw.strip())
         except ValidationError as exc:
             raise ValidationError(f"'{raw}': {' '.join(exc.messages)}") from None
+        if isinstance(value, dt.datetime) and not dates.representable(value):
+            raise ValidationError(f"'{raw}': out of range (it has no UTC instant).")
+        return value
 
     def to_python(self, value):
         if value is None:
@@ -134,6 +139,8 @@ class PredicateField(forms.Field):
             if not self.ordered:
                 raise ValidationError("Comparisons are not supported on this field.")
             op1, v1, op2, v2 = match.groups()
+            if op2 and op1[0] == op2[0]:
+                raise ValidationError("A range takes one lower and one upper bound (e.g. >=2026-01-01<2026-02-01).")
             bounds = [(_LOOKUPS[op1], self._convert(v1))]
             if op2:
                 bounds.append((_LOOKUPS[op2], self._convert(v2)))

@@ -24,6 +24,7 @@ from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 
 from tenancy.currencies import quantize
 
+from .. import dates
 from .exceptions import Conflict
 from .filters import MAX_DB_ID
 
@@ -242,11 +243,27 @@ class ReferenceIdField(serializers.PrimaryKeyRelatedField):
             self.fail("does_not_exist", model=model, pk_value=data)
 
 
+def _in_service_range(value) -> None:
+    if not dates.in_range(value):
+        raise serializers.ValidationError(f"Must be {dates.RANGE}.")
+
+
+def bounded_dates(fields: dict) -> dict:
+    """The fields, each date and instant a body may give held to the service's range (config.dates)."""
+    for field in fields.values():
+        if isinstance(field, (serializers.DateField, serializers.DateTimeField)) and not field.read_only:
+            field.validators = [*field.validators, _in_service_range]
+    return fields
+
+
 class StrictInputMixin:
     """Input is refused (422) rather than guessed at: a field that is read-only or does not
     exist (the error lists the accepted fields), and a value of the wrong JSON type, anywhere in
     the body: `"name": 123`, `"auto_renew": "yes"`, `"target_minutes": "60"`, an instant
-    without an offset."""
+    without an offset, a date or instant outside the service's range (`config.dates`)."""
+
+    def get_fields(self):
+        return bounded_dates(super().get_fields())
 
     def accepted_field_names(self) -> list[str]:
         return sorted(name for name, field in self.fields.items() if not field.read_only)
@@ -317,7 +334,7 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
         for field in fields.values():
             if isinstance(field, serializers.DateTimeField) and not hasattr(field, "timezone"):
                 field.timezone = field.default_timezone()
-        return fields
+        return bounded_dates(fields) if self._takes_input else fields
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

@@ -32,10 +32,11 @@ from strawberry_django.fields.types import field_type_map
 from strawberry_django.optimizer import is_optimized_by_prefetching
 from strawberry_django.pagination import OffsetPaginated
 from strawberry_django.queryset import run_type_get_queryset
+from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
 
-from config.api.filters import PredicateFilter
-from config.errors import BadRequest, Forbidden
+from config.api.filters import MAX_DB_ID, PredicateFilter
+from config.errors import BadRequest, Forbidden, NotFound
 from config.graphql import enums
 from tenancy.models import TenantQuerySet
 
@@ -355,9 +356,28 @@ def nested_list(**kwargs):
     return strawberry_django.field(field_cls=ResourceField, pagination=True, **kwargs)
 
 
+def object_id(value) -> int | None:
+    """A GraphQL ID as a database id, or None when it cannot name one (`"abc"`, `"1.5"`, `"²"`,
+    beyond 64 bits): such an id is "not found", as a REST path that is not one."""
+    text = str(value)
+    if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_DB_ID:
+        return int(text)
+    return None
+
+
+class ResourceGetField(StrawberryDjangoField):
+    """`contract(id:)`: an id that cannot name an object is "not found" before any query."""
+
+    def get_queryset(self, queryset, info, **kwargs):
+        pk = kwargs.get(strawberry_django_settings()["DEFAULT_PK_FIELD_NAME"])  # the `id` argument
+        if pk not in (None, UNSET) and object_id(pk) is None:
+            raise NotFound()
+        return super().get_queryset(queryset, info, **kwargs)
+
+
 def resource_get(**kwargs):
     """`contract(id:)`: one object of the caller's organization, else a "not found" error."""
-    return strawberry_django.field(**kwargs)
+    return strawberry_django.field(field_cls=ResourceGetField, **kwargs)
 
 
 Json = JSON

@@ -32,7 +32,7 @@ from strawberry.scalars import JSON
 
 from config.api.serializers import ReferenceIdField
 
-from .base import camel, camel_path
+from .base import camel, camel_path, object_id
 from .errors import KIND_BY_STATUS, ErrorKind, FieldError, OperationError
 
 API = "/api/v1"
@@ -227,8 +227,8 @@ def action_mutation(graphql_type, name: str, path: Callable[[str], str], input_t
 
 
 def pk_of(value) -> str:
-    # A non-numeric id cannot name anything: REST routes only match digits, so it is "not found".
-    return str(value) if str(value).isdigit() else "0"
+    # An id that cannot name anything goes to REST as 0: "not found", as any unknown id.
+    return str(object_id(value) or 0)
 
 
 def child_path(info, model, pk, route: str, parent: str = "contract_id", prefix: str = "contracts") -> str:

@@ -1,0 +1,45 @@
+"""The dates and instants the service takes: from 2000-01-01 to 2999-12-31 (an instant by its UTC date).
+
+Contracts, terms and reports have no business before 2000 (work orders already start there) nor
+after 2999, and the bounds keep every computation on a date (billing periods, recurrences, windows
+of days, a month's statement) well inside what Python's dates hold: a year 1 or 9999 (an instant
+whose offset carries it past either end) gave 500s, and a contract starting in year 1 had
+`run_lifecycle` open 24,000 monthly periods. Request bodies (`config.api.serializers`), the query
+parameters that name a day or an instant, and GraphQL arguments all check here; filters, which only
+compare, take any instant a database can hold (`representable`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .errors import BadRequest
+
+EARLIEST = dt.date(2000, 1, 1)
+LATEST = dt.date(2999, 12, 31)
+RANGE = f"from {EARLIEST} to {LATEST}"
+
+
+def representable(value: dt.datetime) -> bool:
+    """Whether an aware instant has a UTC form (9999-12-31T23:00-02:00 has none)."""
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+def in_range(value: dt.date | dt.datetime) -> bool:
+    """Whether a date, or an aware instant by its UTC date, lies in the service's range."""
+    if isinstance(value, dt.datetime):
+        if not representable(value):
+            return False
+        value = value.astimezone(dt.UTC).date()
+    return EARLIEST <= value <= LATEST
+
+
+def check(value, name: str):
+    """`value` when it is in range (or None), else a 400 naming the parameter."""
+    if value is not None and not in_range(value):
+        raise BadRequest(f"{name} must be {RANGE}.", {name: [f"Must be {RANGE}."]})
+    return value
