@@ -12,6 +12,8 @@ compare, take any instant a database can hold (`representable`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 
 from .errors import BadRequest
 
@@ -36,6 +38,18 @@ def in_range(value: dt.date | dt.datetime) -> bool:
             return False
         value = value.astimezone(dt.UTC).date()
     return EARLIEST <= value <= LATEST
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    # Read from disk once per process; "localtime" is whatever the server's zone is and "Factory" a
+    # placeholder: neither is a place a contract or a report can be in.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
+def is_time_zone(name) -> bool:
+    """Whether `name` is an IANA time zone a contract, calendar or report can be in."""
+    return name in _time_zones()
 
 
 def check(value, name: str):

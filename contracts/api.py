@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import zoneinfo
 from decimal import Decimal
 
 import django_filters
@@ -204,7 +203,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         return missing + services.approval_missing(contract)
 
     def validate_time_zone(self, value: str) -> str:
-        if value not in zoneinfo.available_timezones():
+        if not dates.is_time_zone(value):
             raise serializers.ValidationError(f"{value!r} is not an IANA time zone.")
         return value
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import zoneinfo
 
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -122,7 +121,7 @@ class ReportView(JSONErrorsMixin, APIView):
 
     def time_zone_param(self) -> str:
         raw = self.param("time_zone") or self.request.auth.organization.default_time_zone
-        if raw not in zoneinfo.available_timezones():
+        if not dates.is_time_zone(raw):
             raise BadRequest(
                 "time_zone must be an IANA time zone.", {"time_zone": [f"'{raw}' is not an IANA time zone."]}
             )

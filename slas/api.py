@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import zoneinfo
 from decimal import Decimal
 
 from django.http import HttpResponse
@@ -18,6 +17,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import dates
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
@@ -66,7 +66,7 @@ class CalendarSerializer(ResourceSerializer):
         default_fields = ["id", "name", "time_zone", "holiday_country", "created_at", "updated_at"]
 
     def validate_time_zone(self, value: str) -> str:
-        if value not in zoneinfo.available_timezones():
+        if not dates.is_time_zone(value):
             raise serializers.ValidationError(f"{value!r} is not an IANA time zone.")
         return value
 

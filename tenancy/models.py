@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
+
+from config import dates
 
 from .currencies import is_currency
 
@@ -47,7 +47,7 @@ def validate_email_list(value) -> None:
 
 
 def validate_time_zone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if not dates.is_time_zone(value):
         raise ValidationError(f"{value!r} is not an IANA time zone.")
 
 

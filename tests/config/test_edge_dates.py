@@ -143,3 +143,22 @@ def test_graphql_arguments_at_the_edges_are_bad_requests_or_not_found(demo):
     for query in cases:
         body = _graphql(demo, query)
         assert _code(body) == "BAD_REQUEST", (query, body)
+
+
+HOURS = [{"weekday": 1, "start": "09:00", "end": "17:00"}]
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules"])
+def test_a_time_zone_is_a_place(demo, zone):
+    # Files of the zone database that are not zones: the server's own zone, a placeholder.
+    report = demo.get("/api/v1/reports/sla_compliance", {"from": "2026-01-01", "to": "2026-01-31", "time_zone": zone})
+    _refused(report, 400, "time_zone")
+    _refused(
+        demo.post("/api/v1/calendars", {"name": "Here", "time_zone": zone, "hours": HOURS}, format="json"),
+        422,
+        "time_zone",
+    )
+    calendar = demo.post(
+        "/api/v1/calendars", {"name": "London", "time_zone": "Europe/London", "hours": HOURS}, format="json"
+    )
+    assert calendar.status_code == 201, calendar.content[:300]
