@@ -810,7 +810,6 @@ def _is_admin(request) -> bool:
 
 
 def _amendment_action(service, body=EmptySerializer, admin_may_backdate=False):
-    @extend_schema(request=body, responses={200: AmendmentSerializer})
     def handler(self, request, contract_pk=None, pk=None):
         form = body(data=request.data)
         form.is_valid(raise_exception=True)
@@ -820,7 +819,9 @@ def _amendment_action(service, body=EmptySerializer, admin_may_backdate=False):
 
     handler.__name__ = service.__name__.removesuffix("_amendment")
     handler.__doc__ = service.__doc__
-    return action(detail=True, methods=["post"])(handler)
+    # Outside @action, as `_contract_action`'s: inside, the documented body was the amendment's.
+    documented = extend_schema(request=body, responses={200: AmendmentSerializer})
+    return documented(action(detail=True, methods=["post"])(handler))
 
 
 class AmendmentViewSet(ContractChild, CreateMixin, UpdateMixin, ResourceViewSet):
