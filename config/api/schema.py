@@ -127,8 +127,10 @@ class AutoSchema(SpectacularAutoSchema):
         from rest_framework import serializers
 
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
-        if direction == "request" and isinstance(field, serializers.DecimalField) and schema.get("type") == "string":
-            # Money and hours go in as a decimal string ("12.50", exact) or a JSON number.
+        decimal = isinstance(field, serializers.DecimalField) and schema.get("type") == "string"
+        if direction == "request" and decimal and not field.read_only:
+            # Money and hours go in as a decimal string ("12.50", exact) or a JSON number. (A
+            # read-only one stays as it is, marked readOnly, so it leaves the request body.)
             number = {"type": "number"}
             alternatives = [{k: v for k, v in schema.items() if k not in ("nullable", "description")}, number]
             schema = {

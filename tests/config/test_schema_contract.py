@@ -79,6 +79,14 @@ class TestActionBodies:
         assert set(body_schema(schema, schema["paths"][path + "approve"]["post"])["properties"]) == {"comment"}
         assert set(body_schema(schema, schema["paths"][path + "reject"]["post"])["properties"]) == {"reason"}
 
+    def test_no_request_body_offers_a_read_only_field(self, schema):
+        # A read-only decimal was documented inside `anyOf` (string or number), so it stayed in the
+        # request bodies (`charged_hours`, `remaining_hours`), and sending it is a 422.
+        for path, method, operation in operations(schema):
+            body = body_schema(schema, operation) or {}
+            for name, field in (body.get("properties") or {}).items():
+                assert "readOnly" not in str(field), (method, path, name)
+
     def test_required_reason_is_required(self, schema):
         reject = body_schema(schema, schema["paths"]["/api/v1/contracts/{id}/reject"]["post"])
         assert reject["required"] == ["reason"]
