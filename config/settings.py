@@ -24,8 +24,14 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Many short writes from several threads of runserver: wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    # Many short writes from several threads of runserver (and the worker, and cron): wait for the
+    # lock instead of failing; take it when a transaction begins (IMMEDIATE), since a read that
+    # later wants to write cannot wait and fails at once; and let reads go on while something
+    # writes (WAL: a reader sees the last commit instead of waiting for the writer).
+    _sqlite = DATABASES["default"].setdefault("OPTIONS", {})
+    _sqlite.setdefault("timeout", 20)
+    _sqlite.setdefault("transaction_mode", "IMMEDIATE")
+    _sqlite.setdefault("init_command", "PRAGMA journal_mode=WAL;")
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 # A list's rows query prepared on the server (config.api.pagination.RowsQuery); off behind a
 # connection pooler in transaction mode that cannot keep prepared statements.
