@@ -2,6 +2,7 @@
 (the e-mail with the link is queued in the outbox; `deliver_notifications` sends it, and the
 console e-mail backend of `make run` prints it)."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from contracts.models import Contract
@@ -18,5 +19,6 @@ def seed(log) -> None:
         contract=contract,
         actor=get_user_model().objects.get(username="demo-manager"),
         data={"name": "Dana Reyes", "email": "contracts@rem.example"},
+        link_base=settings.SITE_URL,  # the address `make run` serves (it sets SITE_URL), whoever sends the mail
     )
     log(f"a signature request for {contract.reference} (the link goes out by e-mail)")

@@ -433,3 +433,19 @@ def test_through_a_real_smtp_server_on_loopback(api, signed_contract, settings, 
     assert done.status_code == 200
     assert SignatureRequest.objects.get().status == "accepted"
     assert "0 e-mails sent" in deliver()  # sent once
+
+
+@pytest.mark.django_db
+def test_the_demo_approval_mail_links_to_the_address_make_run_serves(settings):
+    # `make run` sets SITE_URL to the address it serves; the mail may be sent by a worker without it.
+    from django.core.management import call_command
+
+    from events.models import Event
+    from signing import mail
+
+    settings.SITE_URL = "http://127.0.0.1:8792"
+    call_command("seed_demo", "--quiet")
+    event = Event.objects.get(type="contract.signature_requested")
+    settings.SITE_URL = "http://127.0.0.1:8000"  # the worker's default
+    link = dict(mail.build(event, event.organization).links)["Review and accept or reject"]
+    assert link.startswith("http://127.0.0.1:8792/approve/"), link
