@@ -17,6 +17,8 @@ import datetime as dt
 import icalendar
 from dateutil.rrule import rrulestr
 
+from config import dates
+
 from .clock import CalendarSpec, public_holidays
 
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -124,11 +126,15 @@ def parse_holidays(data: bytes) -> list[dict]:
             first = start.dt
             if isinstance(first, dt.datetime):
                 continue  # a timed event, not a holiday
+            if not dates.in_range(first):
+                raise IcsError(f"{where}: DTSTART {first.isoformat()} is not {dates.RANGE}.")
             name = str(event.get("summary") or "Holiday")[:120]
             end = event.get("dtend")
             last = end.dt if end is not None else first + dt.timedelta(days=1)
             if isinstance(last, dt.datetime) or last <= first:
                 raise IcsError(f"{where}: DTEND must be a date after DTSTART ({first.isoformat()}).")
+            if not dates.in_range(last - dt.timedelta(days=1)):
+                raise IcsError(f"{where}: DTEND {last.isoformat()} is not {dates.RANGE}.")
             length = (last - first).days
             starts = [first]
             rule = event.get("rrule")

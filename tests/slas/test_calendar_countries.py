@@ -214,6 +214,20 @@ class TestIcal:
                 "DTEND must be a date after DTSTART",
             ),
             (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n", "No all-day events"),
+            # At the calendar's edges (config.dates): the day after 9999-12-31 was a 500.
+            (
+                b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:99991231\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                "DTSTART 9999-12-31 is not from 2000-01-01 to 2999-12-31",
+            ),
+            (
+                b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:00010101\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                "DTSTART 0001-01-01 is not",
+            ),
+            (
+                b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:29991231\r\nDTEND;VALUE=DATE:99990101\r\n"
+                b"END:VEVENT\r\nEND:VCALENDAR\r\n",
+                "DTEND 9999-01-01 is not",
+            ),
             (b"\xff\xfeBEGIN", "Not UTF-8"),
         ],
     )
