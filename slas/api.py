@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from config import dates
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
 
@@ -33,7 +33,7 @@ from .schemas import SCHEMAS, validation_errors
 
 
 class HolidaySerializer(serializers.Serializer):
-    date = serializers.DateField()
+    date = serializers.DateField(validators=[in_service_range])
     name = serializers.CharField(max_length=120, allow_blank=True, required=False, default="")
 
 
@@ -53,7 +53,9 @@ class CalendarSerializer(ResourceSerializer):
         help_text='ISO 3166-2 ("GB-SCT") or the part after the dash ("SCT"); stored as the latter.',
     )
     working_days = serializers.ListField(
-        child=serializers.DateField(), required=False, help_text="Dates worked despite a public holiday."
+        child=serializers.DateField(validators=[in_service_range]),
+        required=False,
+        help_text="Dates worked despite a public holiday.",
     )
 
     class Meta:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 import icalendar
+from dateutil.relativedelta import relativedelta
 from dateutil.rrule import rrulestr
 
 from config import dates
@@ -143,7 +144,10 @@ def parse_holidays(data: bytes) -> list[dict]:
                     recurrence = rrulestr(rule.to_ical().decode(), dtstart=dt.datetime.combine(first, dt.time()))
                 except (ValueError, TypeError) as exc:
                     raise IcsError(f"{where}: RRULE: {exc}") from None
-                until = dt.datetime.combine(first.replace(year=first.year + RECURRENCE_YEARS), dt.time())
+                if recurrence._interval < 1:  # dateutil takes INTERVAL=0 and then never moves forward
+                    raise IcsError(f"{where}: RRULE: INTERVAL must be at least 1.")
+                # RECURRENCE_YEARS on (a 29 February to the 28th: `replace(year=)` raised for it).
+                until = dt.datetime.combine(first, dt.time()) + relativedelta(years=RECURRENCE_YEARS)
                 starts = [moment.date() for moment in recurrence.between(
                     dt.datetime.combine(first, dt.time()), until, inc=True
                 )][:MAX_HOLIDAYS]  # fmt: skip

@@ -25,6 +25,9 @@ from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
 ALLOWED_FREQUENCIES = {YEARLY: "YEARLY", MONTHLY: "MONTHLY", WEEKLY: "WEEKLY", DAILY: "DAILY"}
 # A wall time can move by at most a few hours between its local and UTC readings.
 _MARGIN = dt.timedelta(hours=30)
+# A plan's rule must recur within this many years of its start (a leap day recurs every 4).
+PROBE_YEARS = 10
+_LONGEST = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 
 
 def _body(text: str) -> str:
@@ -54,6 +57,19 @@ def validate(text: str, anchor: dt.date | None = None) -> str:
         raise ValueError(f"Not a valid RRULE: {exc}") from None
     if rule._freq not in ALLOWED_FREQUENCIES:
         raise ValueError("FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY.")
+    if rule._interval < 1:  # dateutil takes INTERVAL=0 and then never moves forward
+        raise ValueError("INTERVAL must be at least 1.")
+    # A rule no date satisfies (BYMONTH=2;BYMONTHDAY=30) sends dateutil searching up to year 9999,
+    # seconds of CPU for every listing: refuse one that has no occurrence within PROBE_YEARS (the
+    # month-and-day case, the usual one, at once; the probe itself is that search for the rest).
+    months = rule._bymonth or range(1, 13)
+    days = rule._bymonthday or ()
+    if days and not rule._bynmonthday and all(day > _LONGEST[month] for month in months for day in days):
+        raise ValueError("The rule names no date that exists (BYMONTHDAY beyond BYMONTH's days).")
+    start = rule._dtstart
+    probe = rule.replace(count=None, until=start.replace(year=start.year + PROBE_YEARS))
+    if probe.after(start, inc=True) is None:
+        raise ValueError(f"The rule has no occurrence in the {PROBE_YEARS} years from the plan's start.")
     return body
 
 

@@ -243,7 +243,8 @@ class ReferenceIdField(serializers.PrimaryKeyRelatedField):
             self.fail("does_not_exist", model=model, pk_value=data)
 
 
-def _in_service_range(value) -> None:
+def in_service_range(value) -> None:
+    """A validator: the date or instant lies in the service's range (config.dates)."""
     if not dates.in_range(value):
         raise serializers.ValidationError(f"Must be {dates.RANGE}.")
 
@@ -252,7 +253,7 @@ def bounded_dates(fields: dict) -> dict:
     """The fields, each date and instant a body may give held to the service's range (config.dates)."""
     for field in fields.values():
         if isinstance(field, (serializers.DateField, serializers.DateTimeField)) and not field.read_only:
-            field.validators = [*field.validators, _in_service_range]
+            field.validators = [*field.validators, in_service_range]
     return fields
 
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from config import dates
 from config.errors import DomainError, as_command_error
 
 
@@ -19,7 +20,10 @@ def parse_now(value: str | None) -> dt.datetime:
         parsed = None
     if parsed is None:
         raise CommandError(f"--now {value!r} is not an ISO 8601 timestamp.")
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
+    parsed = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
+    if not dates.in_range(parsed):  # the commands count days and months on from it (config.dates)
+        raise CommandError(f"--now {value!r} is not {dates.RANGE}.")
+    return parsed
 
 
 class DomainCommand(BaseCommand):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import io
 import re
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -519,6 +521,15 @@ def test_bad_options_are_command_errors(org, options, message):
 def test_a_malformed_now_is_a_command_error(org, now):
     with pytest.raises(CommandError, match="ISO 8601"):
         scan(now)
+
+
+@pytest.mark.parametrize("command", ["scan_breaches", "run_lifecycle", "deliver_notifications"])
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z"])
+def test_a_now_outside_the_services_dates_is_a_command_error(org, command, now):
+    # The commands count days and months on from --now: at the calendar's edges that raised.
+    extra = ["--once"] if command == "deliver_notifications" else []
+    with pytest.raises(CommandError, match="is not from 2000-01-01 to 2999-12-31"):
+        call_command(command, "--now", now, *extra, stdout=io.StringIO())
 
 
 # --- one indexed query, not a walk over the open jobs -------------------------------------------

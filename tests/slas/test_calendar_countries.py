@@ -228,6 +228,11 @@ class TestIcal:
                 b"END:VEVENT\r\nEND:VCALENDAR\r\n",
                 "DTEND 9999-01-01 is not",
             ),
+            (  # dateutil never moves forward on INTERVAL=0: the import hung
+                b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261201\r\nRRULE:FREQ=DAILY;INTERVAL=0\r\n"
+                b"END:VEVENT\r\nEND:VCALENDAR\r\n",
+                "INTERVAL must be at least 1",
+            ),
             (b"\xff\xfeBEGIN", "Not UTF-8"),
         ],
     )
@@ -239,6 +244,27 @@ class TestIcal:
         assert response.json()["errors"]["file"]
         calendar.refresh_from_db()
         assert calendar.holidays == []
+
+    def test_a_yearly_leap_day_recurs_on_the_years_that_have_one(self, api, org):
+        # Its ten-year horizon from a 29 February raised (a 500).
+        calendar = make_calendar(org)
+        body = (
+            b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20280229\r\nRRULE:FREQ=YEARLY;COUNT=3\r\n"
+            b"SUMMARY:Leap\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        response = api("manager").post(f"{URL}/{calendar.pk}/import_holidays", body, content_type="text/calendar")
+        assert response.status_code == 200, response.content
+        assert [h["date"] for h in response.json()["holidays"]] == ["2028-02-29", "2032-02-29", "2036-02-29"]
+
+    def test_listed_holidays_and_working_days_lie_in_the_services_dates(self, api, org):
+        calendar = make_calendar(org)
+        for body, field in [
+            ({"holidays": [{"date": "1999-12-25", "name": "x"}]}, "holidays[0].date"),
+            ({"working_days": ["3000-01-02"]}, "working_days[0]"),
+        ]:
+            response = api("manager").patch(f"{URL}/{calendar.pk}", body, format="json")
+            assert response.status_code == 422, response.content
+            assert response.json()["errors"] == {field: ["Must be from 2000-01-01 to 2999-12-31."]}
 
     def test_import_needs_a_manager_and_own_calendar(self, api, org, other_org):
         mine, theirs = make_calendar(org), make_calendar(other_org)

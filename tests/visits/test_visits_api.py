@@ -120,6 +120,11 @@ class TestVisitPlanRules:
             ({"recurrence": "FREQ=MINUTELY"}, "recurrence"),
             ({"recurrence": "FREQ=DAILY;UNTIL=20260601T000000Z"}, "recurrence"),
             ({"recurrence": "DTSTART:20260101T000000\nRRULE:FREQ=DAILY"}, "recurrence"),
+            # dateutil never moves forward on INTERVAL=0 (the request hung), and searches to year
+            # 9999 for a date that does not exist (seconds per listing).
+            ({"recurrence": "FREQ=DAILY;INTERVAL=0"}, "recurrence"),
+            ({"recurrence": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"}, "recurrence"),
+            ({"recurrence": "FREQ=YEARLY;BYMONTH=4,6,9,11;BYMONTHDAY=31"}, "recurrence"),
             ({"asset_id": stranger.pk}, "asset_id"),
             ({"asset_id": theirs.pk}, "asset_id"),
             ({"active_from": "2025-12-31"}, "active_from"),
