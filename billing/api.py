@@ -14,6 +14,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from config.api.csv import spreadsheet_safe
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
@@ -156,10 +157,11 @@ class CSVRenderer(BaseRenderer):
                 period = line["period_dates"] or {}
                 writer.writerow(
                     [
-                        batch["id"], line["id"], line["contract"]["id"], line["contract_reference"],
-                        period.get("start_date", ""), period.get("end_date", ""), line["kind"], line["description"],
-                        line["quantity"], line["unit_price"], line["amount"], line["currency"], line["date"],
-                        " ".join(map(str, line["entries"])), " ".join(map(str, line["breaches"])),
+                        batch["id"], line["id"], line["contract"]["id"], spreadsheet_safe(line["contract_reference"]),
+                        period.get("start_date", ""), period.get("end_date", ""), line["kind"],
+                        spreadsheet_safe(line["description"]), line["quantity"], line["unit_price"], line["amount"],
+                        line["currency"], line["date"], " ".join(map(str, line["entries"])),
+                        " ".join(map(str, line["breaches"])),
                     ]
                 )  # fmt: skip
         return out.getvalue().encode()

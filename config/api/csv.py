@@ -21,6 +21,7 @@ import csv
 import datetime as dt
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
@@ -36,8 +37,23 @@ CHUNK_SIZE = 2000  # rows read (and serialized) per batch while streaming
 _LINES_PER_WRITE = 500  # rows joined into one piece of the streamed body
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): a job's
+# summary `=HYPERLINK(...)`, pushed in by a dispatch system, would run in the manager's Excel.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet shows as text: one that would start a formula gets a leading `'` (OWASP's
+    advice); a number (`-12.50`, an amount) is left as it is."""
+    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def cell(value) -> str:
-    """One value as a CSV cell: ISO 8601 instants (UTC `Z`), decimals as written, JSON for nesting."""
+    """One value as a CSV cell: ISO 8601 instants (UTC `Z`), decimals as written, JSON for nesting,
+    text that would start a formula neutralised (`spreadsheet_safe`)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -49,7 +65,7 @@ def cell(value) -> str:
         return str(value) if isinstance(value, Decimal) else value.isoformat()
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
-    return str(value)
+    return spreadsheet_safe(str(value))
 
 
 def is_reference(value) -> bool:

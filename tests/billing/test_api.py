@@ -394,3 +394,20 @@ class TestContractTemplatesAPI(WritableResourceAPITests):
         inactive = self.factory(org, active=False)
         body = {"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-01-01"}
         assert client.post(f"{self.url}/{inactive.pk}/instantiate", body, format="json").status_code == 409
+
+
+def test_the_export_csv_neutralises_text_that_would_start_a_formula():
+    # A line's description and contract reference come from what users typed (CSV injection).
+    import csv
+    import io
+
+    from billing.api import CSVRenderer
+
+    line = {
+        "id": 1, "contract": {"id": 2}, "contract_reference": "=cmd|'/c calc'!A0", "period_dates": None,
+        "kind": "overage", "description": "@SUM(1+1)", "quantity": "-2.00", "unit_price": "95.00",
+        "amount": "-190.00", "currency": "EUR", "date": "2026-11-30", "entries": [], "breaches": [],
+    }  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(CSVRenderer().render({"id": 7, "lines": [line]}).decode())))
+    assert rows[0]["contract_reference"] == "'=cmd|'/c calc'!A0" and rows[0]["description"] == "'@SUM(1+1)"
+    assert rows[0]["quantity"] == "-2.00" and rows[0]["amount"] == "-190.00"

@@ -211,3 +211,29 @@ def test_a_csv_export_refuses_bad_paging_like_json(demo_admin, params):
         assert response.status_code == 400, (url, params, response.content[:200])
         assert response["Content-Type"] == "application/json" and set(params) <= set(response.json()["errors"])
     assert demo_admin.get("/api/v1/contracts", {"format": "csv", "page": "2", "per_page": "5"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+        ("\tTab", "'\tTab"),
+        ("Plain & simple", "Plain & simple"),
+    ],
+)
+def test_text_that_would_start_a_formula_is_neutralised(api, org, name, shown):
+    # CSV injection: a spreadsheet runs a cell starting with = + - @ as a formula.
+    Counterparty.objects.create(organization=org, name=name, kind="customer")
+    table = _table(api("viewer").get("/api/v1/counterparties", {"format": "csv", "fields": "name"}))
+    assert table[0]["name"] == shown
+
+
+def test_numbers_stay_numbers_in_csv():
+    from decimal import Decimal
+
+    from config.api.csv import cell
+
+    assert [cell(v) for v in ("-12.50", "+3", "-7", Decimal("-1.25"), -4)] == ["-12.50", "+3", "-7", "-1.25", "-4"]
