@@ -20,6 +20,7 @@ import functools
 import re
 import zoneinfo
 
+from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
 
 ALLOWED_FREQUENCIES = {YEARLY: "YEARLY", MONTHLY: "MONTHLY", WEEKLY: "WEEKLY", DAILY: "DAILY"}
@@ -67,7 +68,7 @@ def validate(text: str, anchor: dt.date | None = None) -> str:
     if days and not rule._bynmonthday and all(day > _LONGEST[month] for month in months for day in days):
         raise ValueError("The rule names no date that exists (BYMONTHDAY beyond BYMONTH's days).")
     start = rule._dtstart
-    probe = rule.replace(count=None, until=start.replace(year=start.year + PROBE_YEARS))
+    probe = rule.replace(count=None, until=start + relativedelta(years=PROBE_YEARS))  # from a 29 February too
     if probe.after(start, inc=True) is None:
         raise ValueError(f"The rule has no occurrence in the {PROBE_YEARS} years from the plan's start.")
     return body

@@ -1,0 +1,37 @@
+"""A visit plan's rule must move forward and name dates that exist (workorders.recurrence.validate):
+dateutil accepts INTERVAL=0 and never advances, and searches to year 9999 for a date that does not
+exist; a plan anchored on a 29 February is a plan like any other."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from workorders import recurrence
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be at least 1"),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "names no date that exists"),
+        ("FREQ=MONTHLY;BYMONTH=4,6,9,11;BYMONTHDAY=31", "names no date that exists"),
+    ],
+)
+def test_a_rule_that_never_moves_on_is_refused(rule, message):
+    with pytest.raises(ValueError, match=message):
+        recurrence.validate(rule, dt.date(2026, 1, 1))
+
+
+@pytest.mark.parametrize("rule", ["FREQ=YEARLY", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=MONTHLY;BYMONTHDAY=-1"])
+def test_rules_that_recur_are_taken_from_a_leap_day_too(rule):
+    assert recurrence.validate(rule, dt.date(2028, 2, 29)) == rule
+    found = recurrence.occurrences(
+        rule,
+        time_zone="Europe/London",
+        anchor=dt.date(2028, 2, 29),
+        after=dt.datetime(2028, 2, 28, tzinfo=dt.UTC),
+        until=dt.datetime(2033, 1, 1, tzinfo=dt.UTC),
+    )
+    assert found and found[0].date() == dt.date(2028, 2, 29)
