@@ -44,7 +44,7 @@ from events.services import record_event, record_events
 from slas import clock
 from slas.models import Calendar, SlaRule
 from tenancy.currencies import quantize
-from workorders.clocks import calendar_of, live_elapsed_seconds, next_escalation, paused_by_holds, pauses_for
+from workorders.clocks import calendar_of, live_elapsed_seconds, next_escalation, pauses_for
 from workorders.models import Hold, SlaClock
 
 from .bulk import array_literal, update_from_values
@@ -687,10 +687,8 @@ def _refresh_batch(
         cancelled_state, waived = SlaClock.State.CANCELLED, Breach.State.WAIVED
         rules = book.rules
         # Only a clock that still runs is measured again (a stopped or cancelled one keeps its
-        # figure), and only a rule that some hold can pause needs its job's holds.
-        holds = _holds_by_job(
-            {r[3] for r in rows if r[16] is None and r[14] != cancelled_state and paused_by_holds(rules[r[2]])}
-        )
+        # figure), so only the jobs of those need their holds.
+        holds = _holds_by_job({r[3] for r in rows if r[16] is None and r[14] != cancelled_state})
         # The business time as `clock.business_seconds` computes it, through the epoch API: `now`
         # converted once, each rule's calendar and each job's pauses once per batch.
         now_epoch = clock.epoch(now)

@@ -19,7 +19,6 @@ from workorders.clocks import (
     calendar_of,
     compiled_calendars,
     holds_by_job,
-    paused_by_holds,
     pauses_for,
 )
 from workorders.models import SlaClock
@@ -100,14 +99,13 @@ def risk_figures(clock_row: SlaClock, now: dt.datetime) -> dict:
 # and the rule's ids are the columns their references read too (`work_order`, `rule`).
 FIGURE_COLUMNS = (
     "due_at", "target_minutes", "escalations_sent", "next_escalation_at", "work_order", "rule",
-    "rule__metric", "rule__pause_on_hold", "rule__escalation", "rule__calendar_id", "rule__calendar__updated_at",
+    "rule__pause_on_hold", "rule__escalation", "rule__calendar_id", "rule__calendar__updated_at",
 )  # fmt: skip
 
 
 class _RuleTerms(NamedTuple):
     """What `pauses_for` and `escalation_levels` read of a rule."""
 
-    metric: str
     pause_on_hold: bool
     escalation: list | None
     calendar_id: int | None
@@ -116,22 +114,17 @@ class _RuleTerms(NamedTuple):
 def page_figures(rows: list[dict], now: dt.datetime) -> dict[int, dict]:
     """The figures of a page of clocks by id, from the page's rows (`FIGURE_COLUMNS`): their
     rules' calendars compiled (from this process's cache, else one query), and the jobs' holds
-    when a hold may pause one of the rules (one query). A rule's levels are sorted once."""
+    (one query; a reopened job's hold pauses every clock). A rule's levels are sorted once."""
     rules: dict[int, tuple[_RuleTerms, list[dict]]] = {}
     stamps: dict[int, dt.datetime] = {}
     for row in rows:
         rule_id = row["rule"]
         if rule_id not in rules:
-            rule = _RuleTerms(
-                row["rule__metric"], row["rule__pause_on_hold"], row["rule__escalation"], row["rule__calendar_id"]
-            )
+            rule = _RuleTerms(row["rule__pause_on_hold"], row["rule__escalation"], row["rule__calendar_id"])
             rules[rule_id] = rule, escalation_levels(rule)
             if rule.calendar_id is not None:
                 stamps[rule.calendar_id] = row["rule__calendar__updated_at"]
-    if any(paused_by_holds(rule) for rule, _ in rules.values()):
-        holds = holds_by_job({row["work_order"] for row in rows})
-    else:
-        holds = {}
+    holds = holds_by_job({row["work_order"] for row in rows})
     calendars = compiled_calendars(stamps)
     now_seconds = clock.epoch(now)
     computed = {}

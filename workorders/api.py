@@ -34,7 +34,6 @@ from .clocks import (
     clocks_by_job,
     holds_by_job,
     page_elapsed_seconds,
-    paused_by_holds,
     shown_state,
     still_counting,
 )
@@ -146,8 +145,8 @@ class JobsHoldsAndClocks:
         zone = timezone.get_current_timezone()
         self.job_ids = set(job_ids)
         grouped, calendars = clocks_by_job(job_ids) if clocks else ({}, {})
-        paused = any(still_counting(c) and paused_by_holds(c.rule) for rows in grouped.values() for c in rows)
-        hold_rows = holds_by_job(job_ids) if holds or paused else dict.fromkeys(job_ids, [])
+        counting = any(still_counting(c) for rows in grouped.values() for c in rows)  # holds may pause them
+        hold_rows = holds_by_job(job_ids) if holds or counting else dict.fromkeys(job_ids, [])
         page = ClocksPage(calendars, now, clock.epoch(now), zone, {})
         self.by_field = {
             "holds": {pk: holds_json(rows, zone) for pk, rows in hold_rows.items()} if holds else {},

@@ -46,18 +46,13 @@ def calendar_of(rule: SlaRule):
 
 def pauses_for(rule: SlaRule, holds: list[Hold]) -> list[tuple[dt.datetime, dt.datetime | None]]:
     """The holds that pause this rule's clock: on-hold time if the rule pauses on hold, and the
-    time a job spent resolved before it was reopened (resolution clocks only)."""
+    time a job spent resolved before it was reopened, whatever the rule (a done job's clocks
+    never count: a response clock that ended unanswered at the resolution resumes where it was)."""
     return [
         (hold.start, hold.end)
         for hold in holds
-        if (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
-        or (hold.kind == Hold.Kind.REOPENED and rule.metric == SlaRule.Metric.RESOLUTION)
+        if hold.kind == Hold.Kind.REOPENED or (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
     ]
-
-
-def paused_by_holds(rule: SlaRule) -> bool:
-    """Whether any hold can pause this rule's clocks (`pauses_for` keeps none otherwise)."""
-    return rule.pause_on_hold or rule.metric == SlaRule.Metric.RESOLUTION
 
 
 def _clip(pauses, stop: dt.datetime):

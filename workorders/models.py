@@ -165,7 +165,7 @@ class WorkOrder(SourcedModel):
 
 class Hold(TenantModel):
     """An on-hold interval of a job. `reopened` marks the time a job spent resolved before it
-    was reopened: it pauses the resolution clock only, whatever the rule's `pause_on_hold`."""
+    was reopened: it pauses every clock of the job, whatever the rule's `pause_on_hold`."""
 
     class Kind(models.TextChoices):
         ON_HOLD = "on_hold"

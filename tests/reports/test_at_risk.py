@@ -42,9 +42,8 @@ class TestAtRiskAPI(ResourceAPITests):
     sort_keys = ["due_at", "started_at", "target_minutes"]
     default_sort = "due_at"
     # count, the page's ids (issue 15), the page's clocks with their rules, contracts and jobs (one
-    # values() query); the holds only when a hold may pause a rule of the page (these response rules
-    # do not pause on hold).
-    list_queries = 3
+    # values() query), and their jobs' holds (a reopened job's hold pauses any rule's clock).
+    list_queries = 4
     malformed_filters = [("contract_id", "x"), ("priority", "urgent"), ("metric", "speed")]
 
     def sort_value(self, key, item):
@@ -246,10 +245,10 @@ def test_the_page_is_what_each_clock_alone_and_the_models_give(api, org, risky, 
 @pytest.mark.parametrize(
     ("rule", "fields", "queries"),
     [
-        # count, ids, the page's clocks with their rules, contracts and jobs, and their holds: a resolution
-        # rule pauses on hold ...
+        # count, ids, the page's clocks with their rules, contracts and jobs, and their holds (a
+        # reopened job's hold pauses a response rule's clock too, even one that does not pause on hold)
         (1, None, 4),
-        (0, None, 3),  # ... a response rule does not: no holds read
+        (0, None, 4),
         (1, "work_order,due_at", 3),  # no figure shown: no holds read
     ],
 )

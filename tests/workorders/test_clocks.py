@@ -115,8 +115,8 @@ class TestEvaluate:
             ("response", True, Hold.Kind.ON_HOLD, True),
             ("on_site", True, Hold.Kind.ON_HOLD, True),
             ("resolution", False, Hold.Kind.REOPENED, True),  # time spent resolved never counts
-            ("response", True, Hold.Kind.REOPENED, False),
-            ("on_site", True, Hold.Kind.REOPENED, False),
+            ("response", False, Hold.Kind.REOPENED, True),  # nor for a clock that ended unanswered
+            ("on_site", True, Hold.Kind.REOPENED, True),
         ],
     )
     def test_which_holds_pause_which_clock(self, org, contract, metric, pause_on_hold, kind, pauses):

@@ -54,8 +54,7 @@ def reference(rule: SlaRule, job: WorkOrder, holds: list[Hold], now: dt.datetime
     pauses = [
         (hold.start, hold.end)
         for hold in holds
-        if (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
-        or (hold.kind == Hold.Kind.REOPENED and rule.metric == SlaRule.Metric.RESOLUTION)
+        if (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold) or hold.kind == Hold.Kind.REOPENED
     ]
 
     def clipped(until):

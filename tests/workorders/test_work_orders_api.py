@@ -8,8 +8,10 @@ in 2026 (`ams(...)` is Amsterdam wall time).
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from model_bakery import baker
 
@@ -572,6 +574,34 @@ class TestClocksOfAJob:
         resolution = {c["metric"]: c for c in body.json()["sla_clocks"]}["resolution"]
         assert resolution["state"] == "met" and resolution["elapsed_minutes"] == 420
         assert resolution["stopped_at"] == iso(at(tuesday, 13))
+        assert not Breach.objects.exists()
+
+    @pytest.mark.parametrize("reopened_as", ["open", "in_progress"])
+    def test_reopening_a_job_resolved_unanswered_resumes_its_response_clock(self, api, office, reopened_as):
+        """Resolved at 16:30 without a response, the response and on-site clocks end there
+        (cancelled, 30 minutes used). Reopened on Tuesday, they resume where they stood: the
+        weekend and Monday the job sat resolved do not count, so no breach and no penalty."""
+        client = api("operator")
+        url = f"{URL}/{create(client, contract_id=office.pk, priority='high').json()['id']}"
+        body = client.patch(url, {"status": "resolved", "status_changed_at": iso(at(FRIDAY_16, 16, 30))}, format="json")
+        by_metric = {c["metric"]: c for c in body.json()["sla_clocks"]}
+        assert [by_metric[m]["state"] for m in ("response", "on_site")] == ["cancelled", "cancelled"]
+        tuesday = ams(2026, 1, 13)
+        body = client.patch(url, {"status": reopened_as, "status_changed_at": iso(at(tuesday, 9))}, format="json")
+        response = {c["metric"]: c for c in body.json()["sla_clocks"]}["response"]
+        if reopened_as == "open":  # running again: 90 of its 120 minutes left, due at 10:30
+            assert response["due_at"] == iso(at(tuesday, 10, 30)) and response["stopped_at"] is None
+            answered = {"status": "in_progress", "status_changed_at": iso(at(tuesday, 10))}
+            response = {c["metric"]: c for c in client.patch(url, answered, format="json").json()["sla_clocks"]}
+            response = response["response"]
+            assert (response["state"], response["elapsed_minutes"]) == ("met", 90)
+        else:  # answered at the reopening itself: the 30 minutes before the resolution
+            assert (response["state"], response["elapsed_minutes"]) == ("met", 30)
+        body = client.patch(url, {"status": "resolved", "status_changed_at": iso(at(tuesday, 11))}, format="json")
+        by_metric = {c["metric"]: c for c in body.json()["sla_clocks"]}
+        assert (by_metric["on_site"]["state"], by_metric["on_site"]["elapsed_minutes"]) == ("cancelled", 150)
+        assert (by_metric["resolution"]["state"], by_metric["resolution"]["elapsed_minutes"]) == ("met", 150)
+        call_command("scan_breaches", stdout=io.StringIO())
         assert not Breach.objects.exists()
 
     def test_a_change_and_its_recomputation_are_one_transaction(self, api, office, monkeypatch):
