@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_permission_codename
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -119,7 +120,10 @@ class BillingLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "date"
     actions = ["export_pending"]
 
-    @admin.action(description="Export the selected pending lines (one batch per organization)")
+    @admin.action(
+        description="Export the selected pending lines (one batch per organization)",
+        permissions=["change_through_service"],
+    )
     def export_pending(self, request, queryset):
         pending = queryset.filter(status=BillingLine.Status.PENDING)
         by_org: dict = {}
@@ -211,7 +215,11 @@ class ContractTemplateAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         services.delete_template(instance=obj, actor=request.user)
 
-    @admin.action(description="Instantiate: make a draft contract from the template…")
+    def has_instantiate_permission(self, request):
+        """Instantiating a template adds a contract: it takes the permission to add contracts."""
+        return request.user.has_perm(f"contracts.{get_permission_codename('add', Contract._meta)}")
+
+    @admin.action(description="Instantiate: make a draft contract from the template…", permissions=["instantiate"])
     def instantiate(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select one template to instantiate.")

@@ -25,12 +25,12 @@ class BreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["contract", "work_order"]
     actions = ["acknowledge", "waive"]
 
-    @admin.action(description="Acknowledge selected breaches")
+    @admin.action(description="Acknowledge selected breaches", permissions=["change_through_service"])
     def acknowledge(self, request, queryset):
         for breach in queryset:
             self._run(request, breach, lambda b: services.acknowledge_breach(breach=b, actor=request.user))
 
-    @admin.action(description="Waive selected breaches…")
+    @admin.action(description="Waive selected breaches…", permissions=["change_through_service"])
     def waive(self, request, queryset):
         """Asks for the reason first (a waiver without one is not accepted), then waives."""
         form = WaiveForm(request.POST if "apply" in request.POST else None)

@@ -120,13 +120,15 @@ class LineItemInline(admin.TabularInline):
     extra = 0
     fields = ["kind", "description", "sku", "quantity", "unit", "unit_price", "covered", "notes"]
 
+    # Only a draft's items change here, and only for staff with the permission to change them.
     def has_add_permission(self, request, obj=None):
-        return obj is not None and obj.status == Contract.Status.DRAFT
+        return obj is not None and obj.status == Contract.Status.DRAFT and super().has_add_permission(request, obj)
 
     def has_change_permission(self, request, obj=None):
-        return obj is not None and obj.status == Contract.Status.DRAFT
+        return obj is not None and obj.status == Contract.Status.DRAFT and super().has_change_permission(request, obj)
 
-    has_delete_permission = has_change_permission
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and obj.status == Contract.Status.DRAFT and super().has_delete_permission(request, obj)
 
 
 def each_through_service(model_admin, request, queryset, act) -> None:
@@ -343,7 +345,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         services.delete_contract(instance=obj, actor=request.user)
 
     def has_delete_permission(self, request, obj=None):
-        return obj is None or obj.status == Contract.Status.DRAFT
+        return (obj is None or obj.status == Contract.Status.DRAFT) and super().has_delete_permission(request, obj)
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
         service = TRANSITION_SERVICES.get(transition_name)
@@ -359,11 +361,11 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"{label}: done.", messages.SUCCESS)
         return True
 
-    @admin.action(description="Give notice of non-renewal")
+    @admin.action(description="Give notice of non-renewal", permissions=["change"])
     def give_notice(self, request, queryset):
         self._each(request, queryset, lambda contract: services.give_notice(contract=contract, actor=request.user))
 
-    @admin.action(description="Draft a renewal")
+    @admin.action(description="Draft a renewal", permissions=["change"])
     def draft_renewal(self, request, queryset):
         self._each(request, queryset, lambda contract: services.renew_contract(contract=contract, actor=request.user))
 
@@ -389,16 +391,18 @@ class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["submit", "approve", "reject"]
 
     def has_change_permission(self, request, obj=None):
-        return obj is None  # the changelist and its actions; the records themselves are read-only
+        # The changelist's actions, for staff allowed to change amendments; the records themselves
+        # are read-only.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def _each(self, request, queryset, act) -> None:
         each_through_service(self, request, queryset, act)
 
-    @admin.action(description="Submit for approval")
+    @admin.action(description="Submit for approval", permissions=["change"])
     def submit(self, request, queryset):
         self._each(request, queryset, lambda a: amendments.submit_amendment(amendment=a, actor=request.user))
 
-    @admin.action(description="Approve (dual approval)")
+    @admin.action(description="Approve (dual approval)", permissions=["change"])
     def approve(self, request, queryset):
         self._each(
             request,
@@ -408,7 +412,7 @@ class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description="Reject (back to draft)")
+    @admin.action(description="Reject (back to draft)", permissions=["change"])
     def reject(self, request, queryset):
         self._each(
             request,

@@ -1,6 +1,7 @@
 import json
 
 from django.contrib import admin
+from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html
 
 from .models import Event
@@ -23,6 +24,12 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_change_through_service_permission(self, request):
+        """An action that changes such records through their service (`permissions=
+        ["change_through_service"]`) takes the model's change permission, which the page itself
+        never grants."""
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
 
 
 @admin.register(Event)

@@ -99,18 +99,18 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         for endpoint in queryset:
             services.delete_endpoint(instance=endpoint, actor=request.user)
 
-    @admin.action(description="Rotate the secret (the old one signs beside it for 24 h)")
+    @admin.action(description="Rotate the secret (the old one signs beside it for 24 h)", permissions=["change"])
     def rotate_secrets(self, request, queryset):
         for endpoint in queryset:
             self._show_secret(request, services.rotate_secret(endpoint=endpoint, actor=request.user))
 
-    @admin.action(description="Disable")
+    @admin.action(description="Disable", permissions=["change"])
     def disable(self, request, queryset):
         with transaction.atomic():
             for endpoint in queryset.filter(active=True):
                 services.update_endpoint(instance=endpoint, actor=request.user, data={"active": False})
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset):
         for endpoint in queryset.filter(active=False):
             try:
@@ -140,7 +140,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [AttemptInline]
     actions = ["redeliver"]
 
-    @admin.action(description="Redeliver now (same webhook-id)")
+    @admin.action(description="Redeliver now (same webhook-id)", permissions=["change_through_service"])
     def redeliver(self, request, queryset):
         done = 0
         for delivery in queryset:
