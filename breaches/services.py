@@ -292,9 +292,15 @@ def record_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breac
 
 @transaction.atomic
 def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breach | None:
-    """A breached clock stopped: fix the breach's figures and penalty (once)."""
+    """A breached clock stopped: fix the breach's figures and penalty (once). A clock cancelled
+    past its due time because its job left the rule's band gets its final breach here, if no
+    scan recorded it while it ran (else changing the priority or the contract would erase a
+    missed target)."""
     breach = Breach.objects.select_for_update().filter(clock_id=clock_row.pk, final=False).first()
     if breach is None:
+        state, due_at = SlaClock.objects.values_list("state", "due_at").get(pk=clock_row.pk)
+        if state == SlaClock.State.CANCELLED and due_at is not None and due_at < now:
+            return record_breach(clock_row=clock_row, now=now, actor=actor)
         return None
     clock_row = _claimed_clocks(SlaClock.objects).get(pk=clock_row.pk)
     _measure(breach, clock_row, now)

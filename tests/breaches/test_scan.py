@@ -235,6 +235,33 @@ def test_a_breach_whose_clock_no_longer_applies_is_final_at_once(contract):
     assert len(events("breach.finalized")) == 1
 
 
+@pytest.mark.parametrize("move", ["priority", "contract"])
+def test_a_clock_that_stops_applying_past_due_before_any_scan_gets_its_breach_at_once(org, contract, move):
+    """No scan ran between the due time and the change: the breach is recorded by the change
+    itself, final, with the time the clock ran (found by an outside sweep: changing the priority
+    or the contract erased a missed target, and a later scan did not find it either)."""
+    make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
+    job = make_job(contract, T0)
+    if move == "priority":
+        update_job(job, minutes(120), priority="low")
+    else:
+        update_job(job, minutes(120), contract=active_contract(org, currency="EUR"))
+    assert SlaClock.objects.get(rule__contract=contract).state == "cancelled"
+    breach = Breach.objects.get()
+    assert figures(breach) == (120, 60, Decimal("150.00"), True)
+    assert [e.payload["penalty_amount"] for e in events("breach.finalized")] == ["150.00"]
+    assert summary(scan(minutes(200)))["new"] == 0 and Breach.objects.count() == 1
+
+
+def test_a_clock_that_stops_applying_before_its_due_time_has_no_breach(contract):
+    make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
+    job = make_job(contract, T0)
+    update_job(job, minutes(59), priority="low")
+    assert SlaClock.objects.get().state == "cancelled"
+    scan(minutes(200))
+    assert not Breach.objects.exists()
+
+
 def test_a_breach_whose_job_times_are_corrected_to_met_carries_no_penalty(contract):
     make_rule(contract, target_minutes=60, penalty={"fixed_amount": "100"})
     job = make_job(contract, T0)

@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 
 from breaches.models import Breach
+from events.models import Event
 from slas.models import SlaRule
 from tests.contracts.factories import make_contract
 from tests.slas.factories import ams, make_calendar, make_rule
@@ -267,6 +268,11 @@ def random_history(rng: random.Random) -> tuple[dt.datetime, list[tuple[dt.datet
 
 def outcome(job: WorkOrder) -> dict:
     job.refresh_from_db()
+    left_band = set(  # cancelled with no stop: the job left the rule's band (workorders.services)
+        Event.objects.filter(type="sla_clock.stopped", payload__state="cancelled", payload__stopped_at=None)
+        .filter(object_id__in=SlaClock.objects.filter(work_order=job).values("pk"))
+        .values_list("object_id", flat=True)
+    )
     clocks = {
         c.rule_id: (
             c.started_at,
@@ -281,7 +287,9 @@ def outcome(job: WorkOrder) -> dict:
             c.elapsed_seconds
             if c.stopped_at or (job.status == "cancelled" and job.priority in c.rule.priorities)
             else None,
-            hasattr(c, "breach") and (c.breach.final, c.breach.overage_minutes),
+            # So is whether a clock a priority change took out of its band was past due then, and so
+            # its breach: recorded at once, final, when it was (docs/decisions.md, SLA engine).
+            None if c.pk in left_band else hasattr(c, "breach") and (c.breach.final, c.breach.overage_minutes),
         )
         for c in SlaClock.objects.filter(work_order=job).select_related("breach", "rule")
     }
