@@ -10,7 +10,7 @@ every billing line a unique `key`, so a repeated run writes nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
@@ -26,7 +26,7 @@ from ledger import services as ledger
 from ledger.models import LedgerEntry
 from slas.models import Calendar
 from slas.services import create_rule
-from tenancy.currencies import quantize
+from tenancy.currencies import quantize, storable
 
 from . import periods as P
 from .models import BillingLine, BillingPeriod, ContractTemplate, ExportBatch, TemplateUse
@@ -55,8 +55,8 @@ def _line(contract: Contract, *, key: str, kind: str, period, description: str, 
                 kind=kind,
                 description=description[:255],
                 quantity=quantity,
-                unit_price=unit_price,
-                amount=quantize(amount, contract.currency),
+                unit_price=storable(unit_price),
+                amount=storable(amount, contract.currency),
                 currency=contract.currency,
                 date=date,
                 key=key,
@@ -376,7 +376,7 @@ def on_entry_posted(event) -> bool:
         system_key=f"top_up:entry:{trigger.pk}",
         entry_type=T.CREDIT,
         reason_code=R.TOP_UP,
-        hours=hours.quantize(HUNDREDTH),
+        hours=hours.quantize(HUNDREDTH, rounding=ROUND_HALF_UP),
         occurred_at=trigger.occurred_at,
         description=f"Automatic top-up: {after} hours remained, below the threshold of {threshold}",
     )

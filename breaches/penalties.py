@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
 
-from tenancy.currencies import minor_unit, quantize
+from tenancy.currencies import minor_unit, quantize, storable
 
 ZERO = Decimal(0)
 
@@ -49,7 +49,7 @@ def breach_penalty(clause: dict | None, overage_minutes: int, currency: str) -> 
     per_unit = Decimal(str(clause.get("per_unit_amount") or 0))
     if per_unit:
         amount += per_unit * started_units(overage_minutes, int(clause["unit_minutes"]))
-    amount = quantize(amount, currency)
+    amount = storable(amount, currency)
     cap = clause.get("per_breach_cap")
     if cap is not None:
         amount = min(amount, _cap(cap, currency))

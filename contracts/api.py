@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from decimal import Decimal
 
 import django_filters
 from django import forms
@@ -32,7 +31,7 @@ from config.api.serializers import (
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
 from events.services import jsonable
-from tenancy.currencies import is_currency
+from tenancy.currencies import MONEY_BOUNDS, is_currency
 
 from . import amendments, services, terms
 from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, normalise_top_up, plan_errors
@@ -170,8 +169,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
             "start_date", "expiry_date", "created_at", "updated_at",
         ]  # fmt: skip
         extra_kwargs = {
-            # 14 integer digits at most, so rounding to the currency's minor unit still fits the column.
-            "contract_value": {"min_value": 0, "max_value": Decimal("99999999999999")},
+            "contract_value": MONEY_BOUNDS,
             "hours_budget": {"min_value": 0},
             "low_balance_threshold_hours": {"min_value": 0},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
@@ -651,7 +649,7 @@ class LineItemSerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
         default_fields = fields
-        extra_kwargs = {"quantity": {"min_value": 0}, "unit_price": {"min_value": 0}}
+        extra_kwargs = {"quantity": {"min_value": 0}, "unit_price": MONEY_BOUNDS}
 
 
 class LineItemFilterSet(PredicateFilterSet):

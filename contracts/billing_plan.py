@@ -13,6 +13,8 @@ from typing import Any
 
 import jsonschema
 
+from tenancy.currencies import MONEY_BOUNDS, MONEY_LIMIT
+
 # Term names as on the model (`billing_calendar` goes in as `billing_calendar_id`).
 BILLING_PLAN_FIELDS = frozenset(
     {
@@ -34,8 +36,11 @@ BILLING_PLAN_API_FIELDS = [
     "billing_calendar_id", "annual_increase_percent", "prepay_hours_per_period", "prepay_expiry_months",
     "prepay_price_per_hour", "auto_top_up",
 ]  # fmt: skip
-_MONEY = {"min_value": 0, "max_value": Decimal("99999999999999")}
-_HOURS = {"min_value": Decimal("0.01"), "max_value": Decimal("9999999999")}
+_MONEY = MONEY_BOUNDS
+# One posting's or one period's hours at most: times a rate (tenancy.currencies.MONEY_LIMIT), an
+# out-of-hours multiplier (at most 100) or a sum over many periods, they still fit their columns.
+HOURS_LIMIT = Decimal(10**6)
+_HOURS = {"min_value": Decimal("0.01"), "max_value": HOURS_LIMIT}
 BILLING_PLAN_LIMITS = {
     "period_charge": _MONEY,
     "overage_rate": _MONEY,
@@ -50,7 +55,11 @@ BILLING_PLAN_LIMITS = {
     "prepay_expiry_months": {"min_value": 1, "max_value": 120},
 }
 
-_DECIMAL = {"type": ["string", "number"], "pattern": r"^\d{1,10}(\.\d{1,4})?$", "minimum": 0}
+# Hours as the ledger keeps them (two places); a price as a plan states it (tenancy.currencies).
+_HOURS_JSON = {"type": ["string", "number"], "pattern": r"^\d{1,7}(\.\d{1,2})?$", "minimum": 0, "maximum": 10**6}
+_PRICE_JSON = {
+    "type": ["string", "number"], "pattern": r"^\d{1,12}(\.\d{1,4})?$", "minimum": 0, "maximum": int(MONEY_LIMIT)
+}  # fmt: skip
 
 AUTO_TOP_UP = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -64,10 +73,10 @@ AUTO_TOP_UP = {
     "additionalProperties": False,
     "required": ["threshold_hours", "mode", "hours", "price_per_hour"],
     "properties": {
-        "threshold_hours": _DECIMAL,
+        "threshold_hours": _HOURS_JSON,
         "mode": {"enum": ["to", "by"]},
-        "hours": _DECIMAL,
-        "price_per_hour": _DECIMAL,
+        "hours": _HOURS_JSON,
+        "price_per_hour": _PRICE_JSON,
     },
 }
 

@@ -21,7 +21,9 @@ from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
+from contracts.billing_plan import HOURS_LIMIT
 from contracts.models import Contract
+from tenancy.currencies import MONEY_LIMIT
 from workorders.models import WorkOrder
 
 from . import services
@@ -54,6 +56,10 @@ class LedgerEntrySerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = ["reason_code", "charged_hours", "created_at"]
         money_fields = {"amount": "currency"}
+        extra_kwargs = {
+            "amount": {"max_value": MONEY_LIMIT},  # its sign is the service's rule (`check_entry`)
+            "hours": {"min_value": -HOURS_LIMIT, "max_value": HOURS_LIMIT},
+        }
         default_fields = [
             "id", "contract", "entry_type", "reason_code", "hours", "charged_hours", "amount", "currency",
             "work_order", "occurred_at", "expires_at", "created_at",

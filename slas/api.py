@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
 
 from django.http import HttpResponse
 from django.utils import timezone
@@ -23,6 +22,7 @@ from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
+from tenancy.currencies import MONEY_BOUNDS
 
 from . import ical, services
 from .clock import parse_hours, supported_countries
@@ -268,7 +268,7 @@ class SlaRuleSerializer(ResourceSerializer):
         ]  # fmt: skip
         extra_kwargs = {
             "target_minutes": {"min_value": 1, "max_value": 525600},
-            "monthly_penalty_cap": {"min_value": 0, "max_value": Decimal("99999999999999")},
+            "monthly_penalty_cap": MONEY_BOUNDS,
         }
 
     def validate_priorities(self, value):

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import jsonschema
 
+from tenancy.currencies import MONEY_LIMIT
+
+MONEY_LIMIT_NUMBER = int(MONEY_LIMIT)  # the schema's `maximum` (tenancy.currencies: what a contract may state)
+
 _AMOUNT = {
     "description": "A non-negative amount in the contract's currency, as a decimal string or a number.",
     "type": ["string", "number"],
-    "pattern": r"^\d{1,14}(\.\d{1,4})?$",
+    "pattern": r"^\d{1,12}(\.\d{1,4})?$",  # a string; a number is held by `maximum`
     "minimum": 0,
+    "maximum": MONEY_LIMIT_NUMBER,
 }
 
 ESCALATION = {

@@ -3,6 +3,13 @@
 Only codes that are money with a defined minor unit are accepted: the funds and precious-metal
 codes without one (XAU, XDR, ...) are not valid contract currencies. `quantize` rounds half-up
 to the currency's minor unit (JPY 0, EUR 2, KWD 3), as DESIGN §6 asks for penalties.
+
+Money columns hold 18 digits, 4 of them decimals (SQLite keeps 15 significant digits of them). An
+amount a contract states (a charge, a rate, a cap, a posted penalty) is at most `MONEY_LIMIT`; an
+amount the service computes from them (a per-unit penalty over a long overage, a rate times the
+hours, a charge after many annual increases) is written `storable`: rounded, and held below 10^13,
+which both databases store and read back, so an absurd figure reads as the largest amount rather
+than failing its write, or every later read and scan.
 """
 
 from __future__ import annotations
@@ -43,3 +50,19 @@ def minor_unit(code: str) -> int:
 def quantize(amount: Decimal, code: str) -> Decimal:
     """Round half-up to the currency's minor unit."""
     return Decimal(amount).quantize(Decimal(1).scaleb(-MINOR_UNITS[code]), rounding=ROUND_HALF_UP)
+
+
+MONEY_LIMIT = Decimal(10**12)
+MONEY_BOUNDS = {"min_value": 0, "max_value": MONEY_LIMIT}  # a stated amount, for a serializer field
+_STORED_LIMIT = Decimal(10**13)  # exclusive: 15 significant digits with cents (SQLite's precision)
+
+
+def storable(amount: Decimal, code: str | None = None) -> Decimal:
+    """`quantize` (to the currency's minor unit; without one, to the column's four places, as for
+    a unit price), held within ±(10^13 − that unit)."""
+    unit = Decimal(1).scaleb(-(4 if code is None else MINOR_UNITS[code]))
+    largest = _STORED_LIMIT - unit
+    amount = Decimal(amount)
+    if abs(amount) >= largest:  # compared before rounding: a huge amount would not quantize
+        return largest.copy_sign(amount)
+    return amount.quantize(unit, rounding=ROUND_HALF_UP)
