@@ -120,6 +120,9 @@ def gunicorn(url: str, port: int, **environment: str) -> tuple[list[str], dict]:
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
+        # The membership cache on, as production has it with REDIS_URL (at local-memory speed
+        # without BENCH_REDIS_URL; nothing changes a membership during a run).
+        "MEMBERSHIP_CACHE": "true",
         "CACHE_KEY_PREFIX": "bench-collections",
         **environment,
     }

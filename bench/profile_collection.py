@@ -85,6 +85,7 @@ def main() -> None:
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ.update({"DEBUG": "false", "LOG_LEVEL": "WARNING", "THROTTLE_USER_RATE": "100000000/min"})
+    os.environ.setdefault("MEMBERSHIP_CACHE", "true")  # as production has it (collections_bench.gunicorn)
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     ids = seeded(args.reseed, url)
     from django.test import Client

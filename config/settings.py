@@ -223,6 +223,10 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sla"}}
+# The membership behind an access token is cached (tenancy.auth) only where every process sees
+# the same cache: with one process's local memory, a removal or demotion made by another process
+# (a second gunicorn worker, `manage.py shell`) would go unnoticed until the token expired.
+MEMBERSHIP_CACHE = env.bool("MEMBERSHIP_CACHE", default=bool(REDIS_URL))
 
 # Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
 SERVE_STATIC = env.bool("SERVE_STATIC", default=True)

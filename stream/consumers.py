@@ -165,7 +165,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             # Join before reading the start: a poke between the two is not missed.
             self.group = group_name(organization_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
-        subscription = reader.Subscription(organization_id=organization_id, types=types)
+        subscription = reader.Subscription(organization_id=organization_id, token=self.context.token, types=types)
         reset = await reader.in_db_thread(reader.start)(subscription, since)
         self.subscription = subscription
         if reset:
@@ -188,7 +188,11 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.STREAM["HEARTBEAT"])
             if self.subscription is None:
                 try:
+                    await reader.in_db_thread(reader.still_admitted)(self.context.token)
                     await self.send_json({"type": "heartbeat", "cursor": None})
+                except AuthenticationFailed as exc:
+                    await self.shut(CLOSE_UNAUTHENTICATED, str(exc.detail))
+                    return
                 except SlowConsumer:
                     await self.shut(CLOSE_SLOW_CONSUMER, SLOW_MESSAGE)
                     return
@@ -216,6 +220,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             raise
         except SlowConsumer:
             await self.shut(CLOSE_SLOW_CONSUMER, SLOW_MESSAGE)
+        except AuthenticationFailed as exc:  # the membership is gone (reader.still_admitted)
+            await self.shut(CLOSE_UNAUTHENTICATED, str(exc.detail))
         except Exception:
             logger.exception("event stream pump failed")
             await self.shut(CLOSE_SERVER_ERROR, "Server error; resume with your cursor.")

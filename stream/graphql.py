@@ -21,9 +21,11 @@ from collections.abc import AsyncGenerator
 import strawberry
 from django.conf import settings
 from graphql import GraphQLError
+from rest_framework.exceptions import AuthenticationFailed
 
 from config.errors import DomainError
 from config.graphql.base import tenant
+from config.graphql.ws import CLOSE_TOKEN_EXPIRED
 from events.feed import POKE_TYPE, group_name
 from events.graphql import Event
 
@@ -87,7 +89,15 @@ class _Pokes:
 
 
 async def _follow(consumer, subscription: reader.Subscription, since: int | None):
-    read = reader.in_db_thread(reader.read_rows)
+    read_rows = reader.in_db_thread(reader.read_rows)
+
+    async def read(subscription):
+        try:
+            return await read_rows(subscription)
+        except AuthenticationFailed as exc:  # the membership is gone (reader.still_admitted)
+            await consumer.close(code=CLOSE_TOKEN_EXPIRED, reason=str(exc.detail))
+            raise GraphQLError(str(exc.detail), extensions={"code": "UNAUTHENTICATED"}) from None
+
     async with _Pokes(consumer, subscription.organization_id) as pokes:
         reset = await reader.in_db_thread(reader.start)(subscription, since)
         if reset:
@@ -132,5 +142,5 @@ class Subscription:
         except reader.StreamInputError as exc:
             raise _input_error(exc) from None
         consumer = info.context["ws"]
-        subscription = reader.Subscription(organization_id=context.organization.pk, types=patterns)
+        subscription = reader.Subscription(organization_id=context.organization.pk, token=context.token, types=patterns)
         return _follow(consumer, subscription, since)

@@ -30,9 +30,11 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connection
 from django.db.models import Max, Q, QuerySet
+from rest_framework.exceptions import AuthenticationFailed
 
 from events.api import EventSerializer
 from events.models import Event
+from tenancy.auth import TenantJWTAuthentication
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.*-]{1,64}$")
 MAX_TYPE_PATTERNS = 50
@@ -86,9 +88,11 @@ def types_q(patterns: Iterable[str]) -> Q:
 
 @dataclass
 class Subscription:
-    """What one connection follows: its organization, a filtered queryset, and its cursor."""
+    """What one connection follows: its organization, a filtered queryset, its cursor, and the
+    access token it was opened with (`still_admitted` before each read)."""
 
     organization_id: int
+    token: str
     cursor: int = 0
     types: tuple[str, ...] = ()
     base: QuerySet = field(default_factory=lambda: Event.objects.all())
@@ -118,10 +122,23 @@ def start(subscription: Subscription, since: int | None) -> bool:
     return False
 
 
+def still_admitted(token: str):
+    """The tenant context of a stream's token now, or AuthenticationFailed: a token expired, or a
+    membership removed (or its user or organization deactivated) since the stream began, stops
+    the delivery as the next REST request would be refused (found by an outside sweep: streams
+    went on until the token expired). Checked before each read, from the membership cache."""
+    _user, context = TenantJWTAuthentication().authenticate_token(token)
+    if not context.has_role("viewer"):
+        raise AuthenticationFailed("This needs the viewer role or higher.")
+    return context
+
+
 def read_rows(subscription: Subscription) -> tuple[list[Event], bool]:
     """The next matching events after the cursor (at most `STREAM["BATCH"]`), as rows with their
     actor; moves the cursor. The second value: whether more may follow. (GraphQL's subscription
-    resolves its own fields from the rows; `read` serializes them for the WebSocket and SSE.)"""
+    resolves its own fields from the rows; `read` serializes them for the WebSocket and SSE.)
+    AuthenticationFailed when the subscription's token no longer admits it (`still_admitted`)."""
+    still_admitted(subscription.token)
     top = head(subscription.organization_id)
     if top <= subscription.cursor:
         return [], False

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
@@ -82,7 +83,11 @@ def replay(subscription: reader.Subscription, opening: str):
     yield opening
     more = True
     while more:
-        events, more = reader.read(subscription)
+        try:
+            events, more = reader.read(subscription)
+        except AuthenticationFailed as exc:  # as in `follow`
+            yield f": {exc.detail}\n\n"
+            return
         yield "".join(event_frame(e) for e in events)
     yield heartbeat_frame(subscription.cursor)
 
@@ -101,7 +106,13 @@ async def follow(subscription: reader.Subscription, opening: str):
         while True:
             more = True
             while more:
-                events, more = await read(subscription)
+                try:
+                    events, more = await read(subscription)
+                except AuthenticationFailed as exc:
+                    # The membership is gone or the token expired (reader.still_admitted): the
+                    # stream ends, and EventSource's reconnection gets the 401.
+                    yield f": {exc.detail}\n\n"
+                    return
                 if events:
                     yield "".join(event_frame(e) for e in events)
             try:
@@ -181,7 +192,9 @@ class EventStreamView(APIView):
             raise BadRequest(exc.message, exc.errors) from None
         base = PredicateFilterBackend().filter_queryset(request, Event.objects.all(), self)
         organization = request.auth.organization
-        subscription = reader.Subscription(organization_id=organization.pk, types=types, base=base)
+        subscription = reader.Subscription(
+            organization_id=organization.pk, token=request.auth.token, types=types, base=base
+        )
         reset = reader.start(subscription, since)
         opening = preamble(subscription, organization.slug) + (reset_frame(subscription.cursor) if reset else "")
         if isinstance(request._request, ASGIRequest):

@@ -43,6 +43,7 @@ class TenantContext:
 
     membership: Membership
     claims: dict
+    token: str = ""  # as presented: a live stream checks it again before each read (stream.reader)
 
     @property
     def organization(self) -> Organization:
@@ -131,7 +132,8 @@ def _local_membership(claims: dict) -> Membership:
 # and organization) is kept in the cache for at most the token's remaining lifetime, and the
 # receivers in tenancy/signals.py delete it whenever the membership, its user or its
 # organization is saved or deleted, so a demotion or a removal takes effect on the next request.
-# Several processes share one cache only with REDIS_URL (as the throttle counters do).
+# Several processes share one cache only with REDIS_URL (as the throttle counters do), so the cache
+# is used only then (settings.MEMBERSHIP_CACHE; found by an outside sweep).
 
 MEMBERSHIP_CACHE_PREFIX = "tenancy:membership"
 
@@ -153,7 +155,10 @@ def forget_memberships(pairs) -> None:
 
 
 def cached_local_membership(claims: dict) -> Membership:
-    """`_local_membership`, served from the cache while the access token lives."""
+    """`_local_membership`, served from the cache while the access token lives (when
+    `settings.MEMBERSHIP_CACHE`: a cache every process shares)."""
+    if not settings.MEMBERSHIP_CACHE:
+        return _local_membership(claims)
     user_id, org = claims.get(settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")), claims.get("org")
     if user_id is None or not org:
         raise exceptions.AuthenticationFailed("Token has no user or organization claim.")
@@ -204,7 +209,7 @@ class TenantJWTAuthentication(authentication.BaseAuthentication):
             membership, claims = self._external(raw)
         else:
             raise exceptions.AuthenticationFailed(f"Token algorithm {algorithm!r} is not accepted.")
-        return membership.user, TenantContext(membership=membership, claims=claims)
+        return membership.user, TenantContext(membership=membership, claims=claims, token=raw)
 
     def _local(self, raw: str) -> tuple[Membership, dict]:
         token = _verified(AccessToken, raw, "Token")

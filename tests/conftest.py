@@ -92,6 +92,14 @@ def anon() -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _membership_cache(settings):
+    # As production runs it (REDIS_URL set): the membership behind a token cached. A test runs in
+    # one process, whose local-memory cache every request of the test shares; the query counts
+    # asserted are production's. tests/tenancy/test_membership_cache.py checks it off too.
+    settings.MEMBERSHIP_CACHE = True
+
+
+@pytest.fixture(autouse=True)
 def _in_memory_channel_layer(settings):
     # Live-stream pokes stay in this process even when REDIS_URL is exported; the end-to-end
     # stream tests configure Redis (with a prefix of their own) explicitly.

@@ -5,6 +5,8 @@ RESET, and that the WebSocket carries subscriptions only."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from channels.testing import WebsocketCommunicator
 
@@ -269,3 +271,29 @@ def test_a_subscription_posted_over_http_is_refused_before_it_runs(gql):
     assert body["data"] is None
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "BAD_REQUEST" and "WebSocket" in error["message"]
+
+
+def test_removing_the_membership_closes_the_subscription_4401_before_the_next_event(make_member, org):
+    """Found by an outside sweep: the subscription went on until the token expired."""
+    from channels.db import database_sync_to_async
+
+    from tenancy.auth import issue_tokens
+    from tenancy.models import Membership
+
+    membership = make_member("viewer", org)
+    raw = issue_tokens(membership)["access"]
+    remove = database_sync_to_async(lambda: Membership.objects.get(pk=membership.pk).delete())
+
+    async def scenario():
+        comm = await acked(raw)
+        await subscribe(comm)
+        assert (await messages(comm, 1))[0]["kind"] == "SUBSCRIBED"
+        await write(org)
+        assert (await messages(comm, 1))[0]["kind"] == "EVENT"
+        await remove()
+        await write(org, secret="after removal")
+        code, before = await closed_with(comm)
+        assert code == 4401
+        assert not any("after removal" in json.dumps(m) for m in before)
+
+    run(scenario)

@@ -5,6 +5,7 @@ client (what is stored, then the end and a `retry:`). A real ASGI server is in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -192,5 +193,33 @@ def test_under_asgi_heartbeats_carry_the_cursor(bearer, org, _stream_settings):
             text += chunk.decode() if isinstance(chunk, bytes) else chunk
         assert parse(text)[-1] == {"id": str(last), "": "heartbeat"}
         await response.streaming_content.aclose()
+
+    run(scenario)
+
+
+def test_under_asgi_removing_the_membership_ends_the_stream_before_the_next_event(make_member, org):
+    """Found by an outside sweep: the stream went on delivering until the token expired."""
+    from channels.db import database_sync_to_async
+
+    from tenancy.models import Membership
+
+    membership = make_member("viewer", org)
+    auth = f"Bearer {issue_tokens(membership)['access']}"
+    remove = database_sync_to_async(lambda: Membership.objects.get(pk=membership.pk).delete())
+
+    async def scenario():
+        response = await AsyncClient().get(URL, headers={"Authorization": auth})
+        first = (await write(org)).pk
+        assert event_ids(await read_frames(response, 1)) == [first]
+        await remove()
+        await write(org, secret="after removal")
+        text, iterator = "", response.streaming_content.__aiter__()
+        with contextlib.suppress(StopAsyncIteration):  # the stream ends: nothing after the removal
+            while True:
+                chunk = await asyncio.wait_for(iterator.__anext__(), 5)
+                text += chunk.decode() if isinstance(chunk, bytes) else chunk
+        assert "after removal" not in text and "membership" in text
+        again = await AsyncClient().get(URL, headers={"Authorization": auth})
+        assert again.status_code == 401
 
     run(scenario)

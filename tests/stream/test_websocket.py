@@ -450,3 +450,52 @@ def test_a_deactivated_user_is_refused(make_member, org):
         assert code == 4401
 
     run(scenario)
+
+
+# --- a membership removed while the stream is open (found by an outside sweep) ------------------
+
+
+def _remove(membership_id: int) -> None:
+    # Through the model's delete, as the admin and the members endpoint do: the cached membership
+    # is dropped by tenancy.signals.
+    Membership.objects.get(pk=membership_id).delete()
+
+
+remove = database_sync_to_async(_remove)
+
+
+def test_removing_the_membership_closes_a_following_stream_4401_before_the_next_event(make_member, org):
+    from tenancy.auth import issue_tokens
+
+    membership = make_member("viewer", org)
+    raw = issue_tokens(membership)["access"]
+
+    async def scenario():
+        comm = await connected(raw)
+        await subscribed(comm)
+        await write(org, "counterparty.created")
+        assert len(await events(comm, 1)) == 1
+        await remove(membership.pk)
+        await write(org, "counterparty.created", secret="after removal")
+        code, before = await closed_with(comm)
+        assert code == 4401 and "membership" in before[-1]["message"]
+        assert all(m["type"] != "event" for m in before)
+
+    run(scenario)
+
+
+def test_removing_the_membership_closes_an_unsubscribed_connection_at_its_heartbeat(make_member, org, _stream_settings):
+    from tenancy.auth import issue_tokens
+
+    _stream_settings["HEARTBEAT"] = 0.2
+    membership = make_member("viewer", org)
+    raw = issue_tokens(membership)["access"]
+
+    async def scenario():
+        comm = await connected(raw)
+        assert (await comm.receive_json_from(timeout=5))["type"] == "heartbeat"
+        await remove(membership.pk)
+        code, _ = await closed_with(comm)
+        assert code == 4401
+
+    run(scenario)

@@ -125,3 +125,35 @@ class TestMembershipCache:
         assert client.get("/api/v1/calendars").status_code == 200
         lifetime = auth.settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
         assert len(timeouts) == 1 and 0 < timeouts[0] <= lifetime
+
+
+@pytest.mark.django_db
+class TestWithoutASharedCache:
+    """Without REDIS_URL each process has its own cache, and a change made by another process
+    (another gunicorn worker, `manage.py shell`) reaches this one by no signal: the membership is
+    then read on every request (found by an outside sweep: a removal made in a shell went unnoticed
+    by the server until the token expired)."""
+
+    def test_it_is_on_only_with_redis(self):
+        import os
+        import subprocess
+        import sys
+
+        def setting(**environment):
+            code = "from django.conf import settings; print(settings.MEMBERSHIP_CACHE)"
+            env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **environment}
+            command = [sys.executable, "-c", f"import django; django.setup(); {code}"]
+            return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+        assert setting(REDIS_URL="") == "False"
+        assert setting(REDIS_URL="redis://127.0.0.1:6379/15") == "True"
+        assert setting(REDIS_URL="", MEMBERSHIP_CACHE="true") == "True"
+
+    def test_a_change_no_signal_announces_takes_effect_at_once(self, admin, settings):
+        settings.MEMBERSHIP_CACHE = False
+        member, client = admin
+        assert client.get("/api/v1/members").status_code == 200
+        Membership.objects.filter(pk=member.pk).update(role=Role.VIEWER)  # as another process's write looks here
+        assert client.get("/api/v1/members").status_code == 403
+        Membership.objects.filter(pk=member.pk).delete()
+        assert client.get("/api/v1/calendars").status_code == 401
