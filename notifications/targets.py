@@ -29,6 +29,11 @@ from django.conf import settings
 
 EXCERPT_BYTES = 1024
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+# IPv6 forms that lead to an IPv4 address (Python calls them global): IPv4-compatible (::/96),
+# NAT64's well-known prefix (64:ff9b::/96) and its local-use one (64:ff9b:1::/48, never global).
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 class UnsafeTarget(Exception):
@@ -79,9 +84,23 @@ def _is_loopback(ip) -> bool:
     return ip.version == 4 and ip in LOOPBACK
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one leads to: mapped, compatible, NAT64 or 6to4 (found by an outside
+    sweep: https://[64:ff9b::7f00:1]/ and https://[2002:7f00:1::]/ were accepted as public)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64 or ip in IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _refusal(ip, allow_loopback: bool) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL:
+            return f"{ip} is not a public address"
+        ip = _embedded_ipv4(ip) or ip
     if allow_loopback and _is_loopback(ip):
         return None
     if ip.is_global and not ip.is_multicast:

@@ -50,11 +50,23 @@ pytestmark = pytest.mark.django_db
         ("https://[fe80::1]/hook", "not a public address"),
         ("https://[fd00::1]/hook", "not a public address"),
         ("https://[::ffff:10.0.0.1]/hook", "not a public address"),  # IPv4-mapped
+        # IPv6 forms leading to an IPv4 address (found by an outside sweep): NAT64, 6to4, compatible
+        ("https://[64:ff9b::7f00:1]/hook", "127.0.0.1 is not a public address"),
+        ("https://[64:ff9b::a9fe:a9fe]/", "169.254.169.254 is not a public address"),
+        ("https://[2002:7f00:1::]/hook", "127.0.0.1 is not a public address"),
+        ("https://[2002:a00:1::1]/hook", "10.0.0.1 is not a public address"),
+        ("https://[::127.0.0.1]/hook", "127.0.0.1 is not a public address"),
+        ("https://[64:ff9b:1::a00:1]/hook", "not a public address"),  # NAT64 local use
     ],
 )
 def test_refused_urls(dns, url, reason):
     with pytest.raises(UnsafeTarget, match=reason):
         check_url(url)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1"])
+def test_an_ipv6_form_of_a_public_ipv4_address_is_allowed(dns, address):
+    assert check_url(f"https://[{address}]/hook").addresses == (address,)
 
 
 def test_a_name_is_allowed_only_when_every_address_is_global(dns):
