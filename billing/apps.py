@@ -15,3 +15,10 @@ class BillingConfig(AppConfig):
         on("ledger.entry_posted", services.on_entry_posted)
         register_lifecycle_step("billing periods closed", services.run_billing)
         register_effective_date_guard("closed billing period", services.closed_period_fault)
+
+        from events.visibility import restrict
+
+        from .api import BillingLineViewSet, ContractTemplateViewSet
+
+        restrict("billing.", BillingLineViewSet.read_role)
+        restrict("contract_template.", ContractTemplateViewSet.read_role)

@@ -8,6 +8,7 @@ from config.api.serializers import ReferenceField, ResourceSerializer
 from config.api.viewsets import ResourceViewSet
 
 from .models import Event
+from .visibility import readable_by
 
 
 class EventSerializer(ResourceSerializer):
@@ -53,7 +54,8 @@ class EventViewSet(ResourceViewSet):
         return query_int(self.request, "since", 0, 0, MAX_DB_ID)
 
     def get_queryset(self):
-        queryset = super().get_queryset()
+        # The events of the resources the caller's role reads (events.visibility).
+        queryset = readable_by(super().get_queryset(), self.request.auth.role)
         since = self.since()
         return queryset if since is None else queryset.filter(id__gt=since)
 

@@ -21,10 +21,12 @@ from config.graphql.base import (
     resource_get,
     resource_list,
     rest_filter,
+    tenant,
 )
 
 from . import models
 from .api import EventFilterSet, EventViewSet
+from .visibility import readable_by
 
 
 @strawberry_django.type(models.Event, name="Event")
@@ -41,6 +43,11 @@ class Event(TenantType):
     object_id: auto
     payload: Json
     occurred_at: auto
+
+    @classmethod
+    def get_queryset(cls, queryset, info, **kwargs):
+        # The events of the resources the caller's role reads (events.visibility), as in REST.
+        return readable_by(super().get_queryset(queryset, info, **kwargs), tenant(info).role)
 
     @classmethod
     def filter_extra(cls, queryset, filters):

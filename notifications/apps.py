@@ -12,3 +12,10 @@ class NotificationsConfig(AppConfig):
 
         # Every write of events queues its webhook deliveries and e-mails in the same transaction.
         on_recorded(outbox.write_outbox)
+
+        from events.visibility import restrict
+
+        from .api import NotificationSettingsView, WebhookEndpointViewSet
+
+        restrict("webhook.", WebhookEndpointViewSet.read_role)
+        restrict("organization.", NotificationSettingsView.read_role)  # the notification settings

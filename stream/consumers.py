@@ -165,7 +165,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             # Join before reading the start: a poke between the two is not missed.
             self.group = group_name(organization_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
-        subscription = reader.Subscription(organization_id=organization_id, token=self.context.token, types=types)
+        subscription = reader.Subscription(
+            organization_id=organization_id, token=self.context.token, role=self.context.role, types=types
+        )
         reset = await reader.in_db_thread(reader.start)(subscription, since)
         self.subscription = subscription
         if reset:
@@ -188,7 +190,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.STREAM["HEARTBEAT"])
             if self.subscription is None:
                 try:
-                    await reader.in_db_thread(reader.still_admitted)(self.context.token)
+                    await reader.in_db_thread(reader.still_admitted)(self.context.token, self.context.role)
                     await self.send_json({"type": "heartbeat", "cursor": None})
                 except AuthenticationFailed as exc:
                     await self.shut(CLOSE_UNAUTHENTICATED, str(exc.detail))

@@ -142,5 +142,7 @@ class Subscription:
         except reader.StreamInputError as exc:
             raise _input_error(exc) from None
         consumer = info.context["ws"]
-        subscription = reader.Subscription(organization_id=context.organization.pk, token=context.token, types=patterns)
+        subscription = reader.Subscription(
+            organization_id=context.organization.pk, token=context.token, role=context.role, types=patterns
+        )
         return _follow(consumer, subscription, since)

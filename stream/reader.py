@@ -34,6 +34,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from events.api import EventSerializer
 from events.models import Event
+from events.visibility import readable_by
 from tenancy.auth import TenantJWTAuthentication
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.*-]{1,64}$")
@@ -88,16 +89,19 @@ def types_q(patterns: Iterable[str]) -> Q:
 
 @dataclass
 class Subscription:
-    """What one connection follows: its organization, a filtered queryset, its cursor, and the
-    access token it was opened with (`still_admitted` before each read)."""
+    """What one connection follows: its organization, a filtered queryset of the events its role
+    reads (events.visibility), its cursor, and the access token and role it was opened with
+    (`still_admitted` before each read)."""
 
     organization_id: int
     token: str
+    role: str
     cursor: int = 0
     types: tuple[str, ...] = ()
     base: QuerySet = field(default_factory=lambda: Event.objects.all())
 
     def __post_init__(self):
+        self.base = readable_by(self.base, self.role)
         if self.types:
             self.base = self.base.filter(types_q(self.types))
 
@@ -122,14 +126,18 @@ def start(subscription: Subscription, since: int | None) -> bool:
     return False
 
 
-def still_admitted(token: str):
+def still_admitted(token: str, role: str | None = None):
     """The tenant context of a stream's token now, or AuthenticationFailed: a token expired, or a
     membership removed (or its user or organization deactivated) since the stream began, stops
     the delivery as the next REST request would be refused (found by an outside sweep: streams
-    went on until the token expired). Checked before each read, from the membership cache."""
+    went on until the token expired); so does a changed role (`role`: the one the stream was
+    opened with), since it changes which events the member reads. Checked before each read, from
+    the membership cache."""
     _user, context = TenantJWTAuthentication().authenticate_token(token)
     if not context.has_role("viewer"):
         raise AuthenticationFailed("This needs the viewer role or higher.")
+    if role is not None and context.role != role:
+        raise AuthenticationFailed(f"Your role is now {context.role}: reconnect to follow as that role.")
     return context
 
 
@@ -138,7 +146,7 @@ def read_rows(subscription: Subscription) -> tuple[list[Event], bool]:
     actor; moves the cursor. The second value: whether more may follow. (GraphQL's subscription
     resolves its own fields from the rows; `read` serializes them for the WebSocket and SSE.)
     AuthenticationFailed when the subscription's token no longer admits it (`still_admitted`)."""
-    still_admitted(subscription.token)
+    still_admitted(subscription.token, subscription.role)
     top = head(subscription.organization_id)
     if top <= subscription.cursor:
         return [], False

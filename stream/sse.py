@@ -193,7 +193,7 @@ class EventStreamView(APIView):
         base = PredicateFilterBackend().filter_queryset(request, Event.objects.all(), self)
         organization = request.auth.organization
         subscription = reader.Subscription(
-            organization_id=organization.pk, token=request.auth.token, types=types, base=base
+            organization_id=organization.pk, token=request.auth.token, role=request.auth.role, types=types, base=base
         )
         reset = reader.start(subscription, since)
         opening = preamble(subscription, organization.slug) + (reset_frame(subscription.cursor) if reset else "")

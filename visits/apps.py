@@ -8,3 +8,10 @@ class VisitsConfig(AppConfig):
 
     name = "visits"
     verbose_name = "Planned visits"
+
+    def ready(self):
+        from events.visibility import restrict
+
+        from .api import VisitPlanViewSet
+
+        restrict("visit_plan.", VisitPlanViewSet.read_role)
