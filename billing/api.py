@@ -87,7 +87,8 @@ class BillingLineSerializer(ResourceSerializer):
             "date", "status", "batch", "entries", "breaches", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
-        money_fields = {"amount": "currency", "unit_price": "currency"}
+        money_fields = {"amount": "currency"}
+        price_fields = {"unit_price": "currency"}
         default_fields = [
             "id", "contract", "period", "kind", "description", "quantity", "unit_price", "amount", "currency",
             "date", "status", "batch",

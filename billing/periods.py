@@ -233,12 +233,25 @@ def compute(
     book = LotBook()
     booked: set[int] = set()
     boundary = 0  # the next period end to read the overrun at
+    # Overage an ended period bills at its close whose settlement is not posted yet (cron is late):
+    # the overrun still holds it, but it is that period's to bill, not the next one's too (found
+    # by an outside sweep: the open period showed it again).
+    unsettled = ZERO
+
+    def read_overage(index: int) -> None:
+        nonlocal unsettled
+        figures[index].overage_hours = max(book.overrun - unsettled, ZERO)
+        if plan_of(timeline, figures[index].span).overage_rate is not None:
+            unsettled += figures[index].overage_hours
+
     for row in replay_rows(contract, as_of=now, boundaries=[starts[0], *ends]):
         pk, kind, reason, hours, occurred_at, expires_at, lot_id = row
         while boundary <= last and occurred_at >= ends[boundary]:
-            figures[boundary].overage_hours = max(book.overrun, ZERO)
+            read_overage(boundary)
             boundary += 1
         book.apply(*row)
+        if reason == R.OVERAGE_BILLED:
+            unsettled = max(unsettled - hours, ZERO)
         if kind == T.WORK:
             # Rows come in time order: the period is the one the boundary walk has reached.
             figures[min(boundary, last)].charged_hours += hours
@@ -259,7 +272,7 @@ def compute(
             price = top_up_price(timeline.at(occurred_at))
             target.top_up_purchases += quantize(hours * price, contract.currency)
     while boundary <= last:
-        figures[boundary].overage_hours = max(book.overrun, ZERO)
+        read_overage(boundary)
         boundary += 1
     # Lots that have expired by now whose expiry is not booked yet: their unused hours are lost all the same.
     for lot in book.lots:

@@ -218,15 +218,16 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
         # What used the hours: the period's work and hand adjustments that took hours.
         used = Q(entry_type=T.WORK) | Q(entry_type=T.ADJUSTMENT, reason_code="", hours__lt=0)
         work = in_period.filter(used).values_list("pk", flat=True)
+        hours = figures.overage_hours.quantize(HUNDREDTH, rounding=ROUND_HALF_UP)  # as the ledger keeps them
         _line(
             contract,
             key=f"overage:period:{row.pk}",
             kind=K.OVERAGE,
             period=row,
-            description=f"{contract.reference}: {figures.overage_hours} hours beyond the available hours",
-            quantity=figures.overage_hours,
+            description=f"{contract.reference}: {hours} hours beyond the available hours",
+            quantity=hours,
             unit_price=plan.overage_rate,
-            amount=figures.overage_hours * plan.overage_rate,
+            amount=hours * plan.overage_rate,
             date=span.last_day,
             entries=[settlement.pk, *work],
         )

@@ -31,7 +31,7 @@ from rest_framework.fields import Field, empty
 from rest_framework.relations import PrimaryKeyRelatedField, RelatedField
 from rest_framework.settings import api_settings
 
-from .serializers import ReferenceField, ResourceSerializer, money_text, reference_of, str_columns_of
+from .serializers import ReferenceField, ResourceSerializer, money_text, price_text, reference_of, str_columns_of
 
 Writer = Callable[[dict], object]
 _SKIP = object()  # a field DRF leaves out of the row (a read-only field across a missing reference)
@@ -100,12 +100,15 @@ def row_plan(serializer) -> RowPlan | None:
     writers = []
     may_skip = False
     money = getattr(serializer.Meta, "money_fields", {})
+    prices = getattr(serializer.Meta, "price_fields", {})
     for name, field in serializer.fields.items():
         if field.write_only:
             continue
         reader = _reader(field, model)
         if reader is not None and name in money:
-            reader = _money_reader(reader, field, money[name], model)
+            reader = _money_reader(reader, field, money[name], model, money_text)
+        elif reader is not None and name in prices:
+            reader = _money_reader(reader, field, prices[name], model, price_text)
         if reader is None:
             return None
         field_columns, write, skips = reader
@@ -115,8 +118,9 @@ def row_plan(serializer) -> RowPlan | None:
     return RowPlan(serializer, list(columns), writers, may_skip)
 
 
-def _money_reader(reader, field, currency_path: str, model):
-    """ResourceSerializer's `Meta.money_fields` from a row: the amount in its currency's units."""
+def _money_reader(reader, field, currency_path: str, model, text=money_text):
+    """ResourceSerializer's `Meta.money_fields` (or `price_fields`, `text` = `price_text`) from a
+    row: the amount in its currency's units."""
     currency = _column_path(model, currency_path.split("."))
     amount = _column_path(model, field.source_attrs)
     if currency is None or currency[2] or amount is None or amount[2]:
@@ -128,14 +132,14 @@ def _money_reader(reader, field, currency_path: str, model):
         value = write(row)
         if value is None or not (code := row[currency_column]):
             return value
-        return money_text(row[amount_column], code)
+        return text(row[amount_column], code)
 
     if isinstance(field, serializers.DecimalField) and getattr(field, "row_columns", None) is None:
-        write_money = _amount_writer(write, amount_column, currency_column)
+        write_money = _amount_writer(write, amount_column, currency_column, text)
     return [*columns, currency_column], write_money, skips
 
 
-def _amount_writer(write: Writer, amount_column: str, currency_column: str) -> Writer:
+def _amount_writer(write: Writer, amount_column: str, currency_column: str, text=money_text) -> Writer:
     """`write_money` for a decimal column: written once, in its currency's units when it has one
     (the decimal field's own text only without a currency)."""
 
@@ -143,7 +147,7 @@ def _amount_writer(write: Writer, amount_column: str, currency_column: str) -> W
         if not (code := row[currency_column]):
             return write(row)
         amount = row[amount_column]
-        return None if amount is None else money_text(amount, code)
+        return None if amount is None else text(amount, code)
 
     return write_amount
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from decimal import Decimal
 from operator import attrgetter
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -126,6 +127,14 @@ def json_type_errors(field, value):
 def money_text(amount, currency: str) -> str:
     """An amount in a currency's minor units, as the API writes it."""
     return str(quantize(amount, currency))
+
+
+def price_text(price, currency: str) -> str:
+    """A unit price in its currency's minor units, or with the finer places it was stored with (a
+    rate of 110.125 an hour): rounded, quantity times unit price would no longer give the line's
+    amount (found by an outside sweep)."""
+    rounded = quantize(price, currency)
+    return str(rounded if rounded == price else Decimal(price).normalize())
 
 
 def tenant_of(serializer_field) -> object | None:
@@ -314,6 +323,7 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
     `Meta.money_fields` maps an amount to the path of its currency code (`{"amount":
     "contract.currency"}`): the amount is written with the currency's minor units (`"1200.00"`,
     `"1200"` in JPY), or as the decimal field writes it when the currency is blank.
+    `Meta.price_fields` does the same for unit prices, which keep finer places (`price_text`).
     """
 
     def __init__(self, *args, fields=None, **kwargs):
@@ -339,9 +349,10 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        for name, currency_path in getattr(self.Meta, "money_fields", {}).items():
-            if data.get(name) is not None and (currency := attrgetter(currency_path)(instance)):
-                data[name] = money_text(getattr(instance, self.fields[name].source), currency)
+        for text, currency_fields in ((money_text, "money_fields"), (price_text, "price_fields")):
+            for name, currency_path in getattr(self.Meta, currency_fields, {}).items():
+                if data.get(name) is not None and (currency := attrgetter(currency_path)(instance)):
+                    data[name] = text(getattr(instance, self.fields[name].source), currency)
         return data
 
     @classmethod

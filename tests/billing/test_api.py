@@ -411,3 +411,29 @@ def test_the_export_csv_neutralises_text_that_would_start_a_formula():
     rows = list(csv.DictReader(io.StringIO(CSVRenderer().render({"id": 7, "lines": [line]}).decode())))
     assert rows[0]["contract_reference"] == "'=cmd|'/c calc'!A0" and rows[0]["description"] == "'@SUM(1+1)"
     assert rows[0]["quantity"] == "-2.00" and rows[0]["amount"] == "-190.00"
+
+
+@pytest.mark.django_db
+def test_a_rate_finer_than_the_currency_is_shown_as_it_is_so_the_line_adds_up(api, org):
+    """Found by an outside sweep: a rate of 110.125 showed as 110.13 (REST and CSV), so quantity
+    times unit price missed the amount by a cent, and the description printed 3.33000000000000."""
+    contract = plan_contract(org, hours_per_period=d(1), overage_rate=d("110.125"))
+    lifecycle(local(2026, 1, 1, 0, 5))
+    work_at(contract, d("4.33"), local(2026, 1, 10, 11))
+    lifecycle(local(2026, 2, 1, 0, 5))
+    client = api("manager")
+    [line] = client.get("/api/v1/billing_lines", {"kind": "overage"}).json()
+    assert (line["quantity"], line["unit_price"], line["amount"]) == ("3.33", "110.125", "366.72")
+    assert Decimal(line["quantity"]) * Decimal(line["unit_price"]) == Decimal("366.71625")  # 366.72, half up
+    assert line["description"].endswith(": 3.33 hours beyond the available hours")
+    rows = list(
+        csv.DictReader(
+            io.StringIO(b"".join(client.get("/api/v1/billing_lines", {"format": "csv"}).streaming_content).decode())
+        )
+    )
+    assert [(r["unit_price"], r["amount"]) for r in rows if r["kind"] == "overage"] == [("110.125", "366.72")]
+    assert client.get(f"/api/v1/billing_lines/{line['id']}").json()["unit_price"] == "110.125"
+    period_charge = plan_contract(org, period_charge=d("1000"))
+    lifecycle(local(2026, 1, 1, 0, 6))
+    [whole] = client.get("/api/v1/billing_lines", {"contract_id": period_charge.pk}).json()
+    assert (whole["unit_price"], whole["amount"]) == ("1000.00", "1000.00")  # the currency's places

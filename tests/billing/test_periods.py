@@ -235,3 +235,23 @@ def test_work_summed_between_events_gives_the_same_periods_as_row_by_row(org, mo
     monkeypatch.setattr(ledger, "MAX_SEGMENTS", 0)
     assert figures(contract, now) == summed
     assert any(p["overage_hours"] != "0.00" for p in summed) and any(p["topped_up_hours"] != "0.00" for p in summed)
+
+
+def test_an_ended_periods_overage_is_not_counted_again_before_its_close(org):
+    """Cron late: January ended with 2 h of overage, not billed yet. January shows it; February,
+    open, does not show it again (found by an outside sweep: 2.00 h and 100.00 in both), before
+    and after the close."""
+    contract = plan_contract(org, hours_per_period=d(1), overage_rate=d(50))
+    lifecycle(local(2026, 1, 1, 0, 5))
+    work_at(contract, 3, local(2026, 1, 10, 11))
+    before = figures(contract, local(2026, 2, 1, 0, 30))
+    assert [(f["status"], f["overage_hours"], f["overage_charge"]) for f in before] == [
+        ("open", "2.00", "100.00"),
+        ("open", "0.00", "0.00"),
+    ]
+    work_at(contract, d("0.5"), local(2026, 2, 1, 0, 40))  # February's own, before its included hours
+    assert figures(contract, local(2026, 2, 1, 0, 50))[1]["overage_hours"] == "0.50"
+    lifecycle(local(2026, 2, 1, 0, 55))
+    after = figures(contract, local(2026, 2, 1, 1))
+    assert [(f["status"], f["overage_hours"]) for f in after] == [("closed", "2.00"), ("open", "0.00")]
+    assert BillingLine.objects.get(contract=contract, kind="overage").amount == Decimal("100.0000")
