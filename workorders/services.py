@@ -254,6 +254,26 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
         raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
 
 
+def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved: bool) -> None:
+    """Times the job's status and holds must agree with, once its status has changed (found by an
+    outside sweep): a `resolved_at` on a job that is not resolved (its resolution clock stopped
+    while the job stayed open), and a `reported_at` moved after a hold began."""
+    errors = {}
+    if work_order.resolved_at is not None and work_order.status not in (
+        WorkOrder.Status.RESOLVED,
+        WorkOrder.Status.CLOSED,
+    ):
+        errors["resolved_at"] = [
+            f"The job is {work_order.status}: send status resolved (with status_changed_at) to resolve it."
+        ]
+    if reported_at_moved:
+        first = work_order.holds.filter(start__lt=work_order.reported_at).order_by("start").first()
+        if first is not None:
+            errors["reported_at"] = [f"Must not be after the start of the job's hold at {first.start.isoformat()}."]
+    if errors:
+        raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
+
+
 def _change_status(work_order: WorkOrder, new: str, *, at: dt.datetime, hold_reason: str, now) -> None:
     """Move the job to `new` at instant `at`, opening and closing holds and stamping times."""
     old = work_order.status
@@ -352,6 +372,7 @@ def create_work_order(*, organization, actor, data: dict, now: dt.datetime | Non
         _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
         _validate_timestamps(work_order, now)
         work_order.save()
+    _check_against_status_and_holds(work_order, reported_at_moved=False)
     record_event(type="work_order.created", obj=work_order, actor=actor, payload=snapshot(work_order, SNAPSHOT))
     recompute_clocks(work_order, now=now, actor=actor)
     return work_order
@@ -383,6 +404,7 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     if status is not None and status != work_order.status:
         _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
     _validate_timestamps(work_order, now)
+    _check_against_status_and_holds(work_order, reported_at_moved=work_order.reported_at != before["reported_at"])
     after = snapshot(work_order, SNAPSHOT)
     changes = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
     if not changes:

@@ -294,11 +294,40 @@ class TestTimestamps:
         assert response.status_code == 201, response.content
 
     def test_resolved_at_not_before_on_site_at(self, api):
-        response = create(api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 9, 59)))
+        resolved = {"status": "resolved", "status_changed_at": iso(at(MONDAY, 10))}
+        response = create(
+            api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 9, 59)), **resolved
+        )
         assert response.status_code == 422
         assert response.json()["errors"] == {"resolved_at": ["Must not be before on_site_at."]}
-        equal = create(api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 10)))
-        assert equal.status_code == 201
+        equal = create(api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 10)), **resolved)
+        assert equal.status_code == 201, equal.content
+
+    def test_resolved_at_only_on_a_resolved_job(self, api):
+        """Found by an outside sweep: a resolved_at on an open job stopped its resolution clock
+        (met) while the job stayed open."""
+        client = api("operator")
+        response = create(client, resolved_at=iso(at(MONDAY, 10)))
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"resolved_at"}
+        job = create(client).json()
+        response = client.patch(f"{URL}/{job['id']}", {"resolved_at": iso(at(MONDAY, 10))}, format="json")
+        assert response.status_code == 422 and "send status resolved" in response.json()["errors"]["resolved_at"][0]
+        done = {"status": "resolved", "status_changed_at": iso(at(MONDAY, 10))}
+        assert client.patch(f"{URL}/{job['id']}", done, format="json").status_code == 200
+        corrected = client.patch(f"{URL}/{job['id']}", {"resolved_at": iso(at(MONDAY, 9, 30))}, format="json")
+        assert corrected.status_code == 200 and corrected.json()["resolved_at"] == iso(at(MONDAY, 9, 30))
+
+    def test_reported_at_not_after_a_hold_began(self, api):
+        """Found by an outside sweep: a job could be reported after its own hold began."""
+        client = api("operator")
+        job = create(client).json()
+        held = {"status": "on_hold", "status_changed_at": iso(at(FRIDAY_16, 16, 10))}
+        assert client.patch(f"{URL}/{job['id']}", held, format="json").status_code == 200
+        response = client.patch(f"{URL}/{job['id']}", {"reported_at": iso(at(FRIDAY_16, 16, 20))}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"reported_at"}
+        assert WorkOrder.objects.get(pk=job["id"]).reported_at == FRIDAY_16
+        earlier = client.patch(f"{URL}/{job['id']}", {"reported_at": iso(at(FRIDAY_16, 16, 5))}, format="json")
+        assert earlier.status_code == 200
 
     def test_every_problem_names_its_field(self, api):
         response = create(
