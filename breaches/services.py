@@ -16,7 +16,9 @@ with); its penalty is then fixed (and, with the ledger, posted).
 - A waived breach's penalty is frozen at the amount waived and no longer counts toward the
   monthly cap; its minutes keep following the clock.
 - A breach whose clock is no longer past due (the job's times were corrected, e.g. an earlier
-  response time or a later reported_at) carries no penalty while that holds.
+  response time or a later reported_at) carries no penalty while that holds, as long as it is not
+  final. A final breach keeps its figures and its posted penalty whatever later corrections say:
+  undoing it is a waiver, a person's decision with a reason, which reverses the penalty.
 - The scan refreshes the running breaches before it records new ones, so within a month's cap
   the earlier breaches' growth comes before the newly detected ones.
 """
