@@ -178,15 +178,21 @@ def unbooked_expiries(contract: Contract, at: dt.datetime) -> Decimal:
     return sum((lot.remaining for lot in book.lots if lot.expired_by(at)), ZERO)
 
 
+def _may_overrun(contract: Contract, overage_rate) -> bool:
+    """Whether the contract may use more hours than it has: it allows overrun, or an overage rate
+    (the one in force, or an amendment's) bills what no lot covers."""
+    return contract.allow_overrun or overage_rate is not None
+
+
 def budget_cut_faults(*, contract: Contract, effective_date: dt.date, changes: dict) -> dict[str, str]:
     """An amendment's hours budget is posted on its date (`on_contract_terms_changed`): a cut
     larger than the hours left would overdraw a contract that allows no overrun. Checked when it
     is made, edited and approved (the hours left may have gone meanwhile), against what remains now."""
-    if "hours_budget" not in changes or contract.allow_overrun:
+    if "hours_budget" not in changes:
         return {}
     in_force = contract_as_of(contract, effective_date)
-    if changes.get("overage_rate", in_force.overage_rate) is not None:
-        return {}  # an overage rate (kept or added by this amendment) bills what no lot covers
+    if _may_overrun(contract, changes.get("overage_rate", in_force.overage_rate)):
+        return {}
     allocated = LedgerEntry.objects.filter(
         organization_id=contract.organization_id, system_key=f"allocation:contract:{contract.pk}"
     ).exists()
@@ -410,6 +416,15 @@ def on_contract_terms_changed(event) -> int:
             posted += 2 * _move_lot(contract, lot, after, at)
     change = changes.get("hours_budget")
     delta = ZERO if change is None else Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
+    description = f"Hours budget amended from {change['before']} to {change['after']}" if delta else ""
+    if delta < 0 and not _may_overrun(contract, contract_as_of(contract, at.date()).overage_rate):
+        # The cut was checked when it was made and approved, but work may have used the hours
+        # since: it takes what is left, never overdrawing a contract that allows no overrun
+        # (found by an outside sweep: -167 h, and every later posting a 409).
+        left = max(contract.remaining_hours, ZERO)
+        if -delta > left:
+            delta = -left
+            description += f" (the cut limited to the {left} hours that remained)"
     if delta:
         entry = post_system_entry(
             contract=contract,
@@ -420,7 +435,7 @@ def on_contract_terms_changed(event) -> int:
             # An increase is hours of the term: it expires with it (a decrease is not a lot).
             expires_at=_term_end(contract, contract.expiry_date) if delta > 0 else None,
             occurred_at=at,
-            description=f"Hours budget amended from {change['before']} to {change['after']}",
+            description=description,
         )
         posted += entry is not None
     return posted

@@ -213,3 +213,17 @@ class TestBudgetCutNeverOverdraws:
     def test_a_budget_increase_is_never_refused(self, managers, contract):
         work(contract, 85, at=dt.datetime(2027, 2, 2, 10, tzinfo=dt.UTC))  # nothing left
         assert self.propose(managers[0], contract, "120.00").status_code == 201
+
+    def test_hours_used_after_approval_limit_the_cut_when_it_takes_effect(self, api, managers, contract):
+        """Approved with 85 hours left, a cut of 80; by its date work used 80 more. The cut takes
+        the 5 left instead of overdrawing the contract (found by an outside sweep: -75 h here,
+        and every later posting a 409)."""
+        amend_and_approve(managers, contract, {"hours_budget": "20.00"})
+        work(contract, 80, at=dt.datetime(2027, 2, 20, 10, tzinfo=dt.UTC))
+        lifecycle(AFTER)
+        contract.refresh_from_db()
+        assert contract.remaining_hours == h(0)
+        cut = LedgerEntry.objects.get(contract=contract, entry_type="adjustment", reason_code=R.SYSTEM)
+        assert cut.hours == h(-5) and "limited to the 5.00 hours that remained" in cut.description
+        balance, _ = figures(api("viewer"), contract, AFTER)
+        assert balance["remaining_hours"] == "0.00"
