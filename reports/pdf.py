@@ -1,61 +1,76 @@
 """PDF renderings of the statement and the evidence pack (fpdf2: pure Python, from PyPI alone).
 
-Laid out for a customer to read: a title block, then tables. The text uses fpdf2's core
-Helvetica font, which covers Latin-1; any other character is replaced by "?" (the JSON and
-HTML renderings carry the exact text).
+Laid out for a customer to read: a title block, then tables. The text is set in DejaVu Sans
+(`reports/fonts`, its licence beside it), embedded as the subset used: Latin, Greek, Cyrillic,
+Hebrew and Arabic letters print as they are. fpdf2's core Helvetica, used before, covers
+Latin-1 only, and names such as "Сервис" printed as "??????" (found by an outside sweep). Arabic
+prints letter by letter, unjoined (shaping would need HarfBuzz); a character the font lacks (an
+emoji) is left out. Text longer than its table cell is cut there; free text (a waiver's reason)
+is printed in full, wrapped.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+FONTS = Path(__file__).resolve().parent / "fonts"
+FONT = "DejaVu"
+# fpdf2 logs each character the font lacks (an emoji in a job's summary), and fontTools each step
+# of cutting the subset, at INFO: neither is news to the service's log.
+logging.getLogger("fpdf.output").setLevel(logging.ERROR)
+logging.getLogger("fontTools").setLevel(logging.WARNING)
+
 
 def _text(value) -> str:
-    text = "-" if value is None or value == "" else str(value)
-    return text.encode("latin-1", "replace").decode("latin-1")
+    return "-" if value is None or value == "" else str(value)
 
 
 class _Document(FPDF):
     def __init__(self, title: str, subtitle: str):
         super().__init__(orientation="P", unit="mm", format="A4")
+        self.add_font(FONT, "", FONTS / "DejaVuSans.ttf")
+        self.add_font(FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
         self.title_text, self.subtitle = title, subtitle
         self.set_auto_page_break(auto=True, margin=15)
         self.set_title(_text(title))
         self.set_creator("SLA service")
         self.add_page()
-        self.set_font("Helvetica", "B", 15)
+        self.set_font(FONT, "B", 15)
         self.cell(0, 9, _text(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("Helvetica", "", 10)
+        self.set_font(FONT, "", 10)
         self.multi_cell(0, 5, _text(subtitle), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(2)
 
     def footer(self):
         self.set_y(-12)
-        self.set_font("Helvetica", "", 8)
+        self.set_font(FONT, "", 8)
         self.cell(0, 5, _text(f"{self.title_text} - page {self.page_no()}"), align="C")
 
     def heading(self, text: str):
         self.ln(2)
-        self.set_font("Helvetica", "B", 12)
+        self.set_font(FONT, "B", 12)
         self.cell(0, 7, _text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("Helvetica", "", 9)
+        self.set_font(FONT, "", 9)
 
     def pairs(self, rows: list[tuple[str, object]]):
-        self.set_font("Helvetica", "", 9)
+        self.set_font(FONT, "", 9)
         for label, value in rows:
-            self.set_font("Helvetica", "B", 9)
+            self.set_font(FONT, "B", 9)
             self.cell(55, 5, _text(label))
-            self.set_font("Helvetica", "", 9)
+            self.set_font(FONT, "", 9)
             self.multi_cell(0, 5, _text(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def table(self, header: list[str], rows: list[list], widths: list[int]):
-        self.set_font("Helvetica", "B", 8)
+        self.set_font(FONT, "B", 8)
         self.set_fill_color(230, 236, 245)
         for title, width in zip(header, widths, strict=True):
             self.cell(width, 6, _text(title), border=1, fill=True)
         self.ln()
-        self.set_font("Helvetica", "", 8)
+        self.set_font(FONT, "", 8)
         for row in rows:
             if self.get_y() > self.h - 25:
                 self.add_page()
@@ -113,19 +128,15 @@ def statement_pdf(statement: dict) -> bytes:
     waived = [line for line in statement["breaches"] if line["state"] == "waived"]
     if waived:
         doc.heading("Waived breaches (at zero)")
-        doc.table(
-            ["Job", "Waived by", "Waived at", "Reason"],
-            [
+        for line in waived:  # the reason in full, wrapped: it is why nothing is owed
+            doc.pairs(
                 [
-                    line["work_order"]["name"],
-                    (line["waived_by"] or {}).get("name"),
-                    line["waived_at"],
-                    line["waiver_reason"],
+                    ("Job", line["work_order"]["name"]),
+                    ("Waived by", f"{(line['waived_by'] or {}).get('name') or '-'} at {line['waived_at']}"),
+                    ("Reason", line["waiver_reason"]),
                 ]
-                for line in waived
-            ],
-            [25, 30, 45, 90],
-        )
+            )
+            doc.ln(1)
     doc.heading("Totals")
     doc.table(
         ["Currency", "Penalties owed", "Waived"],

@@ -155,3 +155,21 @@ def test_an_empty_month_and_bad_input(api, org, other_org):
     theirs = build_dataset(other_org, seed=34, jobs=2).contracts[0]
     assert client.get(url(theirs)).status_code == 404
     assert client.get(url(theirs), HTTP_ACCEPT="application/pdf").status_code == 404
+
+
+def test_the_pdf_prints_any_script_and_a_long_reason_in_full(api, org):
+    """Found by an outside sweep: with Helvetica (Latin-1) a Cyrillic name printed as "??????",
+    and a long waiver reason was cut at its table cell."""
+    data = build_dataset(org, seed=32, jobs=45)
+    contract = data.contracts[0]
+    _ledger(contract, data.jobs)
+    contract.counterparty.name = "Сервис Москва Ελλάδα"
+    contract.counterparty.save(update_fields=["name"])
+    waived = Breach.objects.filter(contract=contract, state="waived").first()
+    reason = "Дорога закрыта 🚧 " + " ".join(f"word{n}" for n in range(300)) + " THE END"
+    Breach.objects.filter(pk=waived.pk).update(waiver_reason=reason)
+    pdf = api("viewer").get(url(contract), HTTP_ACCEPT="application/pdf")
+    assert pdf.status_code == 200
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "Сервис Москва Ελλάδα" in text and "Дорога закрыта" in text
+    assert "word299 THE END" in text
