@@ -241,10 +241,22 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
         changes["covered_assets"] = asset_change
     if changes:
         _check_counterparty_role(contract)
+        _check_renewal_start(contract)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
     return contract
+
+
+def _check_renewal_start(contract: Contract) -> None:
+    """A renewal starts after the contract it renews began (found by an outside sweep: a renewal's
+    draft could be moved to start before its original); 422 naming start_date."""
+    original = contract.renewed_from
+    if original is not None and original.start_date and contract.start_date <= original.start_date:
+        raise Unprocessable(
+            "A renewal starts after the contract it renews began.",
+            {"start_date": [f"Must be after {original.start_date.isoformat()}, when {original.reference} began."]},
+        )
 
 
 @transaction.atomic
@@ -443,6 +455,7 @@ def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple
             expiry_date = start_date + (contract.expiry_date - contract.start_date)
     if expiry_date is not None and expiry_date < start_date:
         raise Unprocessable("The renewal cannot expire before it starts.", {"expiry_date": ["Before start_date."]})
+    _check_renewal_start(Contract(renewed_from=contract, start_date=start_date))
     return start_date, expiry_date
 
 

@@ -272,7 +272,7 @@ class TestRenew:
     def test_renewal_becoming_active_marks_the_original_renewed(self, api, make_contract):
         original = make_contract(status="active", renewal_term_months=12)
         submitter, first, second = api("manager"), api("manager"), api("manager")
-        renewal = submitter.post(url(original, "renew"), {"start_date": "2026-01-01"}, format="json").json()
+        renewal = submitter.post(url(original, "renew"), {"start_date": "2026-01-02"}, format="json").json()
         renewal_url = f"/api/v1/contracts/{renewal['id']}"
         submitter.post(f"{renewal_url}/submit", {}, format="json")
         first.post(f"{renewal_url}/approve", {}, format="json")
@@ -281,3 +281,16 @@ class TestRenew:
         assert original.status == "renewed"
         event = Event.objects.get(object_id=original.pk, type="contract.state_changed", payload__to="renewed")
         assert event.payload["from"] == "active"
+
+
+@pytest.mark.django_db
+def test_a_renewal_starts_after_its_original_began(api, make_contract):
+    """Found by an outside sweep: a renewal could start before the contract it renews."""
+    client = api("manager")
+    original = make_contract(status="active", start_date=dt.date(2026, 3, 1), renewal_term_months=12)
+    response = client.post(url(original, "renew"), {"start_date": "2026-03-01"}, format="json")
+    assert response.status_code == 422 and set(response.json()["errors"]) == {"start_date"}
+    renewal = client.post(url(original, "renew"), {}, format="json").json()
+    moved = client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2025-12-01"}, format="json")
+    assert moved.status_code == 422 and "2026-03-01" in moved.json()["errors"]["start_date"][0]
+    assert client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2026-03-02"}, format="json").status_code == 200
