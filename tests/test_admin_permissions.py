@@ -138,6 +138,26 @@ def test_the_sweeps_requests_change_nothing(demo):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("transition", "status", "form"), [
+    ("approve", "pending_approval", {"comment": "x"}),
+    ("reject", "pending_approval", {"reason": "x"}),
+    ("suspend", "active", {"reason": "x"}),
+    ("terminate", "active", {"reason": "x"}),
+])  # fmt: skip
+def test_a_transition_page_takes_the_permission_to_change(demo, transition, status, form):
+    """django-fsm's own page for a transition with a form checked only that the user was staff
+    (found by a second outside sweep)."""
+    contract = Contract.objects.filter(status=status).first()
+    page = f"/admin/contracts/contract/{contract.pk}/transition/{transition}/"
+    for client in (client_of(staff("staff-nop")), client_of(staff("staff-viewer", view_all=True))):
+        assert client.get(page).status_code == 403
+        assert client.post(page, form).status_code == 403
+    assert Contract.objects.get(pk=contract.pk).status == status
+    allowed = client_of(staff("staff-changer", "change_contract", "view_contract"))
+    assert allowed.get(page).status_code == 200
+
+
+@pytest.mark.django_db
 def test_staff_with_the_permission_can_still_delete_a_draft_but_not_an_active_contract(demo):
     client = client_of(staff("staff-deleter", "delete_contract", "view_contract"))
     active = Contract.objects.filter(status=Contract.Status.ACTIVE).first()
