@@ -30,8 +30,10 @@ from django.conf import settings
 EXCERPT_BYTES = 1024
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 # IPv6 forms that lead to an IPv4 address (Python calls them global): IPv4-compatible (::/96),
-# NAT64's well-known prefix (64:ff9b::/96) and its local-use one (64:ff9b:1::/48, never global).
+# IPv4-translated (::ffff:0:0:0/96, SIIT), NAT64's well-known prefix (64:ff9b::/96) and its
+# local-use one (64:ff9b:1::/48, never global).
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
@@ -86,12 +88,13 @@ def _is_loopback(ip) -> bool:
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one leads to: mapped, compatible, NAT64 or 6to4 (found by an outside
-    sweep: https://[64:ff9b::7f00:1]/ and https://[2002:7f00:1::]/ were accepted as public)."""
+    sweep: https://[64:ff9b::7f00:1]/ and https://[2002:7f00:1::]/ were accepted as public). `::`
+    and `::1` are IPv6's own unspecified and loopback addresses, refused as they are."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     if ip.sixtofour is not None:
         return ip.sixtofour
-    if ip in NAT64 or ip in IPV4_COMPATIBLE:
+    if ip in NAT64 or ip in IPV4_TRANSLATED or (ip in IPV4_COMPATIBLE and int(ip) > 1):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 

@@ -57,6 +57,9 @@ pytestmark = pytest.mark.django_db
         ("https://[2002:a00:1::1]/hook", "10.0.0.1 is not a public address"),
         ("https://[::127.0.0.1]/hook", "127.0.0.1 is not a public address"),
         ("https://[64:ff9b:1::a00:1]/hook", "not a public address"),  # NAT64 local use
+        ("https://[::ffff:0:7f00:1]/hook", "127.0.0.1 is not a public address"),  # IPv4-translated
+        ("https://[::ffff:0:a9fe:a9fe]/", "169.254.169.254 is not a public address"),
+        ("https://[::1]/hook", "::1 is not a public address"),
     ],
 )
 def test_refused_urls(dns, url, reason):
