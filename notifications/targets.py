@@ -36,6 +36,9 @@ IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# Never global, though Python's `is_global` says so: site-local (deprecated, still routed inside
+# some networks), documentation (RFC 9637) and SRv6 SIDs (RFC 9602).
+NOT_PUBLIC_V6 = [NAT64_LOCAL, *map(ipaddress.ip_network, ("fec0::/10", "3fff::/20", "5f00::/16"))]
 
 
 class UnsafeTarget(Exception):
@@ -101,7 +104,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 def _refusal(ip, allow_loopback: bool) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in NAT64_LOCAL:
+        if any(ip in network for network in NOT_PUBLIC_V6):
             return f"{ip} is not a public address"
         ip = _embedded_ipv4(ip) or ip
     if allow_loopback and _is_loopback(ip):

@@ -60,6 +60,9 @@ pytestmark = pytest.mark.django_db
         ("https://[::ffff:0:7f00:1]/hook", "127.0.0.1 is not a public address"),  # IPv4-translated
         ("https://[::ffff:0:a9fe:a9fe]/", "169.254.169.254 is not a public address"),
         ("https://[::1]/hook", "::1 is not a public address"),
+        ("https://[fec0::1]/hook", "not a public address"),  # site-local
+        ("https://[3fff::1]/hook", "not a public address"),  # documentation
+        ("https://[5f00::1]/hook", "not a public address"),  # SRv6
     ],
 )
 def test_refused_urls(dns, url, reason):
