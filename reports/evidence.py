@@ -40,7 +40,7 @@ from events.models import Event
 from slas import clock
 from tenancy.currencies import quantize
 from workorders.clocks import calendar_of, pauses_for
-from workorders.models import Hold, SlaClock
+from workorders.models import SlaClock
 
 from .statement import penalty_before_caps
 
@@ -276,8 +276,7 @@ def breach_evidence(breach: Breach) -> dict:
                     "start": iso(hold.start),
                     "end": iso(hold.end),
                     "reason": hold.reason,
-                    "pauses_this_rule": (hold.kind == Hold.Kind.ON_HOLD and rule.pause_on_hold)
-                    or (hold.kind == Hold.Kind.REOPENED and rule.metric == "resolution"),
+                    "pauses_this_rule": bool(pauses_for(rule, [hold])),  # the clock's own rule
                 }
                 for hold in holds
             ],

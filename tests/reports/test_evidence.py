@@ -85,9 +85,8 @@ def independent(breach: Breach) -> dict:
     until = breach.clock_stopped_at or breach.measured_at  # the stop the breach was settled with
     pauses = []
     for hold in job.holds.all():
-        pauses_rule = (hold.kind == "on_hold" and rule.pause_on_hold) or (
-            hold.kind == "reopened" and rule.metric == "resolution"
-        )
+        # A reopened job's hold pauses every clock (docs/decisions.md), an on-hold one by the rule.
+        pauses_rule = (hold.kind == "on_hold" and rule.pause_on_hold) or hold.kind == "reopened"
         if pauses_rule and hold.start < until:
             pauses.append((hold.start, min(hold.end or until, until)))
     start = clock_row.started_at
@@ -226,3 +225,21 @@ def test_another_organizations_breach_is_404_and_roles(api, anon, org, other_org
     mine = build_dataset(org, seed=27, jobs=10) and Breach.objects.filter(organization=org).first()
     response = api("viewer").get(url(mine) + "?colour=red")
     assert response.status_code == 400 and "colour" in response.json()["errors"]
+
+
+@pytest.mark.django_db
+def test_a_reopened_hold_is_shown_pausing_a_response_rule(api, org):
+    """Found by an outside sweep: the pack said the reopened hold did not pause the response clock
+    while its figures used it (the rule changed: it pauses every clock)."""
+    from tests.breaches.factories import active_contract, make_job, make_rule, minutes, scan, update_job
+
+    contract = active_contract(org, currency="EUR")
+    make_rule(contract, metric="response", target_minutes=60)
+    job = make_job(contract)
+    update_job(job, minutes(30), status="resolved")
+    update_job(job, minutes(600), status="open")
+    scan(minutes(700))  # 30 + 100 minutes counted: 70 over
+    breach = Breach.objects.get()
+    pack = api("viewer").get(url(breach)).json()
+    assert [(h["kind"], h["pauses_this_rule"]) for h in pack["holds"]] == [("reopened", True)]
+    assert all(pack["agrees_with_stored"].values()) and breach.overage_minutes == 70
