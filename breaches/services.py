@@ -300,8 +300,11 @@ def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breac
     missed target)."""
     breach = Breach.objects.select_for_update().filter(clock_id=clock_row.pk, final=False).first()
     if breach is None:
-        state, due_at = SlaClock.objects.values_list("state", "due_at").get(pk=clock_row.pk)
-        if state == SlaClock.State.CANCELLED and due_at is not None and due_at < now:
+        # Past due when it stopped applying: it had run longer than its target by then.
+        state, elapsed, target = SlaClock.objects.values_list("state", "elapsed_seconds", "target_minutes").get(
+            pk=clock_row.pk
+        )
+        if state == SlaClock.State.CANCELLED and elapsed > target * 60:
             return record_breach(clock_row=clock_row, now=now, actor=actor)
         return None
     clock_row = _claimed_clocks(SlaClock.objects).get(pk=clock_row.pk)

@@ -24,7 +24,7 @@ from events.services import apply_changes, record_event, record_events, snapshot
 from slas.models import SlaRule
 
 from . import matching
-from .clocks import evaluate, live_elapsed_seconds
+from .clocks import STOPS, evaluate, live_elapsed_seconds
 from .models import Hold, SlaClock, WorkOrder
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -100,7 +100,11 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
             # applies. It keeps the time it ran until now, and says so, so that a breach of it
             # is settled at once.
             was_running = _running(clock_row)
-            clock_row.elapsed_seconds = live_elapsed_seconds(clock_row, holds, now)
+            # Until now, or the job's own stop for this metric when it came first (a response
+            # sent in the same request as the priority change; found by an outside sweep).
+            stop = getattr(work_order, STOPS[clock_row.metric])
+            until = now if stop is None else min(now, max(stop, clock_row.started_at))
+            clock_row.elapsed_seconds = live_elapsed_seconds(clock_row, holds, until)
             clock_row.state, clock_row.next_escalation_at = SlaClock.State.CANCELLED, None
             clock_row.save(update_fields=["state", "elapsed_seconds", "next_escalation_at", "updated_at"])
             written.append(Recomputed(clock_row, was_running))
@@ -255,17 +259,18 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
 
 
 def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved: bool) -> None:
-    """Times the job's status and holds must agree with, once its status has changed (found by an
-    outside sweep): a `resolved_at` on a job that is not resolved (its resolution clock stopped
-    while the job stayed open), and a `reported_at` moved after a hold began."""
+    """Times the job's status and holds must agree with, once its status has changed (found by
+    outside sweeps): a `resolved_at` on a job that is not resolved (its resolution clock stopped
+    while the job stayed open), none on one that is (the clock ran again and breached), and a
+    `reported_at` moved after a hold began."""
     errors = {}
-    if work_order.resolved_at is not None and work_order.status not in (
-        WorkOrder.Status.RESOLVED,
-        WorkOrder.Status.CLOSED,
-    ):
+    done = work_order.status in (WorkOrder.Status.RESOLVED, WorkOrder.Status.CLOSED)
+    if work_order.resolved_at is not None and not done:
         errors["resolved_at"] = [
             f"The job is {work_order.status}: send status resolved (with status_changed_at) to resolve it."
         ]
+    elif work_order.resolved_at is None and done:  # its resolution clock would run again, unended
+        errors["resolved_at"] = [f"The job is {work_order.status}: reopen it (status open) rather than clear this."]
     if reported_at_moved:
         first = work_order.holds.filter(start__lt=work_order.reported_at).order_by("start").first()
         if first is not None:
@@ -274,8 +279,12 @@ def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved:
         raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
 
 
-def _change_status(work_order: WorkOrder, new: str, *, at: dt.datetime, hold_reason: str, now) -> None:
-    """Move the job to `new` at instant `at`, opening and closing holds and stamping times."""
+def _change_status(
+    work_order: WorkOrder, new: str, *, at: dt.datetime, hold_reason: str, now, resolved_at=None
+) -> None:
+    """Move the job to `new` at instant `at`, opening and closing holds and stamping times.
+    `resolved_at`: the job's resolution as stored before this request's changes (a reopen's hold
+    starts there, whatever the request says of resolved_at)."""
     old = work_order.status
     if new not in NEXT_STATUS[old]:
         allowed = ", ".join(sorted(NEXT_STATUS[old])) or "none"
@@ -296,12 +305,18 @@ def _change_status(work_order: WorkOrder, new: str, *, at: dt.datetime, hold_rea
             organization_id=work_order.organization_id, work_order=work_order, start=at, reason=hold_reason
         )
     if old == WorkOrder.Status.RESOLVED and new in (WorkOrder.Status.OPEN, WorkOrder.Status.IN_PROGRESS):
-        # Reopened: the resolution clock resumes; the time spent resolved does not count.
+        # Reopened: the clocks resume; the time spent resolved does not count.
+        resolved = resolved_at or work_order.resolved_at or work_order.status_changed_at
+        if at < resolved:  # a hold cannot end before it starts (found by an outside sweep: a 500)
+            raise Unprocessable(
+                "status_changed_at is before the job was resolved.",
+                {"status_changed_at": [f"Must not be before {resolved.isoformat()}, when the job was resolved."]},
+            )
         Hold.objects.create(
             organization_id=work_order.organization_id,
             work_order=work_order,
             kind=Hold.Kind.REOPENED,
-            start=work_order.resolved_at,
+            start=resolved,
             end=at,
             reason="resolved, then reopened",
         )
@@ -389,6 +404,7 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     hold_reason = data.pop("hold_reason", "")
     changed_at = data.pop("status_changed_at", None)
     before = snapshot(work_order, SNAPSHOT)
+    resolved_before = work_order.resolved_at
     apply_changes(work_order, data)
     _settle_parties(work_order)
     if "contract" in data and data["contract"] is not None:
@@ -402,7 +418,9 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     if work_order.contract_id != before["contract_id"]:
         work_order.sla_tracked = _on_active_contract(work_order)
     if status is not None and status != work_order.status:
-        _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
+        _change_status(
+            work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now, resolved_at=resolved_before
+        )
     _validate_timestamps(work_order, now)
     _check_against_status_and_holds(work_order, reported_at_moved=work_order.reported_at != before["reported_at"])
     after = snapshot(work_order, SNAPSHOT)

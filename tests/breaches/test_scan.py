@@ -253,6 +253,17 @@ def test_a_clock_that_stops_applying_past_due_before_any_scan_gets_its_breach_at
     assert summary(scan(minutes(200)))["new"] == 0 and Breach.objects.count() == 1
 
 
+def test_a_clock_that_stops_applying_with_its_response_in_the_same_change_counts_until_the_response(contract):
+    """The priority change and the response (at minute 120) arrive together at minute 300: the
+    clock counts until the response, not until the request (found by a second outside sweep)."""
+    make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
+    job = make_job(contract, T0)
+    update_job(job, minutes(300), priority="low", status="in_progress", status_changed_at=minutes(120))
+    clock_row = SlaClock.objects.get()
+    assert (clock_row.state, clock_row.elapsed_seconds) == ("cancelled", 120 * 60)
+    assert figures(Breach.objects.get()) == (120, 60, Decimal("150.00"), True)
+
+
 def test_a_clock_that_stops_applying_before_its_due_time_has_no_breach(contract):
     make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
     job = make_job(contract, T0)

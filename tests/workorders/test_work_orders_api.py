@@ -317,6 +317,41 @@ class TestTimestamps:
         corrected = client.patch(f"{URL}/{job['id']}", {"resolved_at": iso(at(MONDAY, 9, 30))}, format="json")
         assert corrected.status_code == 200 and corrected.json()["resolved_at"] == iso(at(MONDAY, 9, 30))
 
+    def test_a_resolved_job_keeps_its_resolved_at(self, api):
+        """Found by a second outside sweep: clearing it ran the resolution clock again, into a
+        breach no scan could finalise."""
+        client = api("operator")
+        resolved = {"status": "resolved", "status_changed_at": iso(at(MONDAY, 10))}
+        job = create(client, **resolved).json()
+        response = client.patch(f"{URL}/{job['id']}", {"resolved_at": None}, format="json")
+        assert response.status_code == 422 and "reopen it" in response.json()["errors"]["resolved_at"][0]
+
+    def test_a_reopen_is_not_before_the_resolution(self, api):
+        """Found by a second outside sweep: a reopen before resolved_at was a 500 (a hold ending
+        before it starts)."""
+        client = api("operator")
+        job = create(client, status="resolved", status_changed_at=iso(at(MONDAY, 10))).json()
+        url = f"{URL}/{job['id']}"
+        assert client.patch(url, {"resolved_at": iso(at(MONDAY, 12))}, format="json").status_code == 200
+        early = {"status": "open", "status_changed_at": iso(at(MONDAY, 11))}
+        response = client.patch(url, early, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"status_changed_at"}
+        response = client.patch(url, {**early, "resolved_at": iso(at(MONDAY, 13))}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"status_changed_at"}
+
+    def test_a_reopen_sent_with_the_whole_state_clears_resolved_at(self, api):
+        """A dispatch system sends the whole state: status open and resolved_at null together.
+        The hold starts at the stored resolution (it was a misleading 409 before)."""
+        client = api("operator")
+        job = create(client, status="resolved", status_changed_at=iso(at(MONDAY, 10))).json()
+        body = {"status": "open", "status_changed_at": iso(at(MONDAY, 11)), "resolved_at": None}
+        response = client.patch(f"{URL}/{job['id']}", body, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["resolved_at"] is None
+        assert [(h["kind"], h["start"], h["end"]) for h in response.json()["holds"]] == [
+            ("reopened", iso(at(MONDAY, 10)), iso(at(MONDAY, 11)))
+        ]
+
     def test_reported_at_not_after_a_hold_began(self, api):
         """Found by an outside sweep: a job could be reported after its own hold began."""
         client = api("operator")
