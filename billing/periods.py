@@ -47,7 +47,7 @@ from contracts.services import add_months
 from contracts.terms import Timeline
 from ledger.models import LedgerEntry
 from ledger.services import ZERO, LotBook, replay_rows
-from tenancy.currencies import quantize
+from tenancy.currencies import quantize, storable
 
 MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
 R = LedgerEntry.Reason
@@ -141,7 +141,7 @@ def period_charge(contract: Contract, span: Span, timeline: Timeline | None = No
         years = 1
         while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
             if anniversary > since:
-                charge = quantize(charge * factor, contract.currency)
+                charge = storable(charge * factor, contract.currency)
             years += 1
     return charge
 
@@ -187,21 +187,22 @@ class Figures:
 
 
 def _money(contract: Contract, figures: Figures, timeline: Timeline) -> dict[str, Decimal]:
-    """The period's money at the rates of the plan in force on its first day."""
+    """The period's money at the rates of the plan in force on its first day, each amount as its
+    billing line holds it (`storable`: an absurd plan reads as the largest amount, not more)."""
     currency = contract.currency
     plan = plan_of(timeline, figures.span)
     charge = period_charge(contract, figures.span, timeline) or Decimal(0)
-    overage = quantize(figures.overage_hours * (plan.overage_rate or 0), currency)
-    prepay = quantize(figures.prepaid_hours_added * (plan.prepay_price_per_hour or 0), currency)
-    credits = quantize(-figures.penalties, currency)
+    overage = storable(figures.overage_hours * (plan.overage_rate or 0), currency)
+    prepay = storable(figures.prepaid_hours_added * (plan.prepay_price_per_hour or 0), currency)
+    credits = storable(-figures.penalties, currency)
     parts = {
-        "period_charge": quantize(charge, currency),
+        "period_charge": storable(charge, currency),
         "overage_charge": overage,
         "prepay_purchases": prepay,
-        "top_up_purchases": quantize(figures.top_up_purchases, currency),
+        "top_up_purchases": storable(figures.top_up_purchases, currency),
         "service_credits": credits,
     }
-    return {**parts, "total": quantize(sum(parts.values(), Decimal(0)), currency)}
+    return {**parts, "total": storable(sum(parts.values(), Decimal(0)), currency)}
 
 
 def compute(
@@ -270,7 +271,7 @@ def compute(
             target = figures[at_start(occurred_at)]
             target.topped_up_hours += hours
             price = top_up_price(timeline.at(occurred_at))
-            target.top_up_purchases += quantize(hours * price, contract.currency)
+            target.top_up_purchases += storable(hours * price, contract.currency)
     while boundary <= last:
         read_overage(boundary)
         boundary += 1

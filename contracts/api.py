@@ -34,7 +34,7 @@ from events.services import jsonable
 from tenancy.currencies import MONEY_BOUNDS, is_currency
 
 from . import amendments, services, terms
-from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, normalise_top_up, plan_errors
+from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, HOURS_LIMIT, normalise_top_up, plan_errors
 from .geo import CoverageError, covers, validate_coverage
 from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
@@ -170,8 +170,8 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         ]  # fmt: skip
         extra_kwargs = {
             "contract_value": MONEY_BOUNDS,
-            "hours_budget": {"min_value": 0},
-            "low_balance_threshold_hours": {"min_value": 0},
+            "hours_budget": {"min_value": 0, "max_value": HOURS_LIMIT},  # it is posted as one allocation
+            "low_balance_threshold_hours": {"min_value": 0, "max_value": HOURS_LIMIT},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
             "notice_period_days": {"max_value": 3650},
             **BILLING_PLAN_LIMITS,

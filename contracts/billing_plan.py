@@ -56,9 +56,10 @@ BILLING_PLAN_LIMITS = {
 }
 
 # Hours as the ledger keeps them (two places); a price as a plan states it (tenancy.currencies).
+# `maximum` holds a JSON number; a string's value is held by `top_up_errors`.
 _HOURS_JSON = {"type": ["string", "number"], "pattern": r"^\d{1,7}(\.\d{1,2})?$", "minimum": 0, "maximum": 10**6}
 _PRICE_JSON = {
-    "type": ["string", "number"], "pattern": r"^\d{1,12}(\.\d{1,4})?$", "minimum": 0, "maximum": int(MONEY_LIMIT)
+    "type": ["string", "number"], "pattern": r"^\d{1,13}(\.\d{1,4})?$", "minimum": 0, "maximum": int(MONEY_LIMIT)
 }  # fmt: skip
 
 AUTO_TOP_UP = {
@@ -91,7 +92,13 @@ def top_up_errors(value: Any, path: str = "auto_top_up") -> dict[str, list[str]]
     errors: dict[str, list[str]] = {}
     for error in jsonschema.Draft202012Validator(AUTO_TOP_UP).iter_errors(value):
         where = path + "".join(f".{part}" for part in error.absolute_path)
-        errors.setdefault(where, []).append(error.message)
+        message = 'Must be a plain decimal number such as "12.50".' if error.validator == "pattern" else error.message
+        errors.setdefault(where, []).append(message)
+    if errors:
+        return errors
+    for key, limit in (("threshold_hours", HOURS_LIMIT), ("hours", HOURS_LIMIT), ("price_per_hour", MONEY_LIMIT)):
+        if Decimal(str(value[key])) > limit:
+            errors[f"{path}.{key}"] = [f"Must be at most {limit}."]
     if errors:
         return errors
     if Decimal(str(value["hours"])) <= 0:

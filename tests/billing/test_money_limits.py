@@ -95,3 +95,43 @@ def test_a_billing_line_beyond_the_column_is_held_there(api, org):
     assert (overage.amount, overage.unit_price) == (LARGEST, MONEY_LIMIT)
     listed = api("manager").get("/api/v1/billing_lines")
     assert listed.status_code == 200 and "9999999999999.99" in {line["amount"] for line in listed.json()}
+
+
+def test_strings_are_held_to_the_limits_as_numbers_are(api, org):
+    """A JSON schema's `maximum` holds numbers only: "9999999.99" hours and "1000000000001" as
+    strings passed (found by a second outside sweep), and the limit itself as a string was refused
+    with the regular expression as its message."""
+    client = api("manager")
+    contract = active_contract(org, currency="EUR")
+    top_up = {"threshold_hours": "5", "mode": "by", "hours": "9999999.99", "price_per_hour": "80"}
+    response = client.patch(f"/api/v1/contracts/{contract.pk}", {"auto_top_up": top_up}, format="json")
+    assert response.status_code == 422 and response.json()["errors"]["auto_top_up.hours"] == [
+        "Must be at most 1000000."
+    ]
+    rule = {"contract_id": contract.pk, "name": "Cap", "metric": "response", "target_minutes": 60}
+    rule["priorities"] = ["high"]
+    at_limit = client.post("/api/v1/sla_rules", {**rule, "penalty": {"fixed_amount": "1000000000000"}}, format="json")
+    assert at_limit.status_code == 201, at_limit.content
+    over = client.post("/api/v1/sla_rules", {**rule, "penalty": {"fixed_amount": "1000000000001"}}, format="json")
+    assert over.status_code == 422
+    assert over.json()["errors"]["penalty.fixed_amount"] == ["Must be at most 1000000000000."]
+    odd = client.post("/api/v1/sla_rules", {**rule, "penalty": {"fixed_amount": "1e3"}}, format="json")
+    assert odd.status_code == 422 and "plain decimal" in odd.json()["errors"]["penalty.fixed_amount"][0]
+    budget = client.patch(f"/api/v1/contracts/{contract.pk}", {"hours_budget": "9999999999.99"}, format="json")
+    assert budget.status_code == 422 and "hours_budget" in budget.json()["errors"]
+
+
+def test_a_periods_money_is_held_as_its_billing_line_is(api, org):
+    """Found by a second outside sweep: /periods showed a top-up of 10^18 beside its line's
+    9999999999999.99."""
+    contract = plan_contract(
+        org,
+        hours_per_period=d(1),
+        auto_top_up={"threshold_hours": "0.5", "mode": "by", "hours": "1000000", "price_per_hour": str(MONEY_LIMIT)},
+    )
+    lifecycle(local(2026, 1, 1, 0, 5))
+    work_at(contract, d("0.75"), local(2026, 1, 10, 11))
+    line = BillingLine.objects.get(contract=contract, kind="top_up")
+    [january] = api("manager").get(f"/api/v1/contracts/{contract.pk}/periods?as_of=2026-01-20T00:00:00Z").json()
+    assert january["top_up_purchases"] == str(line.amount.quantize(Decimal("0.01"))) == "9999999999999.99"
+    assert january["total"] == "9999999999999.99"
