@@ -186,7 +186,8 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
     )
     status_changed_at = serializers.DateTimeField(
         required=False,
-        help_text="When a status change happened (default now): not before the previous change, not in the future.",
+        help_text="When a status change happened (default now; a job created as resolved or in_progress: its "
+        "resolved_at or responded_at when sent): not before the previous change, not in the future.",
     )
     holds = HoldSerializer(many=True, read_only=True)
     sla_clocks = ClockSerializer(many=True, read_only=True)

@@ -258,6 +258,17 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
         raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
 
 
+# The stamp a status sets, and so the change's instant of a job created in that status with the
+# stamp and without status_changed_at (pushed in as resolved at 12:00, it changed status at 12:00,
+# not when it arrived; found by an outside sweep: its replayed close at the real time was then
+# refused). A later change without status_changed_at happens now, as before.
+STATUS_STAMPS = {WorkOrder.Status.IN_PROGRESS: "responded_at", WorkOrder.Status.RESOLVED: "resolved_at"}
+
+
+def _stamp_sent(data: dict, status: str) -> dt.datetime | None:
+    return data.get(STATUS_STAMPS.get(status, ""))
+
+
 def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved: bool) -> None:
     """Times the job's status and holds must agree with, once its status has changed (found by
     outside sweeps): a `resolved_at` on a job that is not resolved (its resolution clock stopped
@@ -384,7 +395,8 @@ def create_work_order(*, organization, actor, data: dict, now: dt.datetime | Non
     _validate_timestamps(work_order, now)
     work_order.save()
     if status != WorkOrder.Status.OPEN:
-        _change_status(work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now)
+        at = changed_at or _stamp_sent(data, status) or now
+        _change_status(work_order, status, at=at, hold_reason=hold_reason, now=now)
         _validate_timestamps(work_order, now)
         work_order.save()
     _check_against_status_and_holds(work_order, reported_at_moved=False)

@@ -737,3 +737,16 @@ class TestReplayedHistory:
         job = create(api("operator"), contract_id=office.pk, priority="high").json()
         due = {c["metric"]: c["due_at"] for c in job["sla_clocks"]}["response"]
         assert dt.datetime.fromisoformat(due).astimezone(ams(2026, 1, 1).tzinfo) == at(MONDAY, 9)
+
+
+@pytest.mark.django_db
+def test_a_job_created_resolved_changed_status_at_its_resolution(api):
+    """Found by an outside sweep: created as resolved with a resolved_at and no
+    status_changed_at, its status changed 'now', and the replayed close at its real time was a 422."""
+    client = api("operator")
+    job = create(client, status="resolved", resolved_at=iso(at(MONDAY, 12))).json()
+    assert job["status_changed_at"] == iso(at(MONDAY, 12))
+    close = {"status": "closed", "status_changed_at": iso(at(MONDAY, 13))}
+    assert client.patch(f"{URL}/{job['id']}", close, format="json").status_code == 200
+    started = create(client, status="in_progress", responded_at=iso(at(MONDAY, 9))).json()
+    assert started["status_changed_at"] == iso(at(MONDAY, 9))
