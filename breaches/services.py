@@ -293,12 +293,15 @@ def record_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breac
 
 
 @transaction.atomic
-def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None) -> Breach | None:
+def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None, cancelled: bool = True) -> Breach | None:
     """A breached clock stopped: fix the breach's figures and penalty (once). A clock cancelled
     past its due time because its job left the rule's band gets its final breach here, if no
     scan recorded it while it ran (else changing the priority or the contract would erase a
-    missed target)."""
+    missed target). `cancelled=False`: the caller knows the clock stopped rather than being
+    cancelled (its event says so), and no such breach needs looking for."""
     breach = Breach.objects.select_for_update().filter(clock_id=clock_row.pk, final=False).first()
+    if breach is None and not cancelled:
+        return None
     if breach is None:
         # Past due when it stopped applying: it had run longer than its target by then.
         state, elapsed, target = SlaClock.objects.values_list("state", "elapsed_seconds", "target_minutes").get(
@@ -324,7 +327,9 @@ def on_clock_breached(event) -> bool:
 
 
 def on_clock_stopped(event) -> bool:
-    return settle_breach(clock_row=SlaClock(pk=event.object_id), now=event.occurred_at, actor=event.actor) is not None
+    cancelled = event.payload.get("state") == SlaClock.State.CANCELLED  # no query for a clock that stopped
+    clock_row = SlaClock(pk=event.object_id)
+    return settle_breach(clock_row=clock_row, now=event.occurred_at, actor=event.actor, cancelled=cancelled) is not None
 
 
 # --- acknowledging and waiving ------------------------------------------------------------------
