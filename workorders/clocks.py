@@ -248,23 +248,23 @@ def holds_by_job(job_ids) -> dict[int, list[HoldRow]]:
     grouped: dict[int, list[HoldRow]] = {pk: [] for pk in job_ids}
     if not grouped:
         return grouped
-    holds = Hold.objects.filter(InArray(F("work_order_id"), list(grouped))).values_list("work_order_id", *HOLD_COLUMNS)
-    for job_id, *columns in holds:
+    for job_id, *columns in _page_tuples("workorders.holds", Hold, ("work_order_id", *HOLD_COLUMNS), list(grouped)):
         grouped[job_id].append(HoldRow(*columns))
     return grouped
 
 
-def _clock_tuples(job_ids: list[int]):
-    """The rows of `_CLOCK_COLUMNS` for these jobs: the clocks query built and compiled once per
+def _page_tuples(key: str, model, columns: tuple[str, ...], job_ids: list[int]):
+    """The rows of `columns` of `model` for these jobs: the query built and compiled once per
     connection (and prepared on PostgreSQL, `config.api.pagination.IdsQuery`), the ids its one
-    input, through Django's cursor (logged and counted)."""
-    alias = router.db_for_read(SlaClock)
+    input, through Django's cursor (logged and counted). Compiling it per page cost a page of work
+    orders more than the rows it reads (~0.4 ms for a holds query that found none)."""
+    alias = router.db_for_read(model)
 
-    def clocks_of(ids):
-        return SlaClock.objects.using(alias).filter(InArray(F("work_order_id"), ids)).values_list(*_CLOCK_COLUMNS)
+    def rows_of(ids):
+        return model.objects.using(alias).filter(InArray(F("work_order_id"), ids)).values_list(*columns)
 
     size = len(job_ids)
-    return ids_query("workorders.clocks", lambda: IdsQuery(clocks_of, alias, size), alias, size).tuples(job_ids)
+    return ids_query(key, lambda: IdsQuery(rows_of, alias, size), alias, size).tuples(job_ids)
 
 
 _BY_PK = attrgetter("pk")
@@ -279,7 +279,8 @@ def clocks_by_job(job_ids) -> tuple[dict[int, list[ClockRow]], dict[int | None, 
         return grouped, compiled_calendars({})
     rules: dict[int, RuleRow] = {}
     stamps: dict[int, dt.datetime] = {}
-    for pk, job_id, rule_id, name, metric, target, pauses, calendar_id, stamp, *own in _clock_tuples(list(grouped)):
+    clock_rows = _page_tuples("workorders.clocks", SlaClock, _CLOCK_COLUMNS, list(grouped))
+    for pk, job_id, rule_id, name, metric, target, pauses, calendar_id, stamp, *own in clock_rows:
         rule = rules.get(rule_id)
         if rule is None:
             rule = rules[rule_id] = RuleRow(rule_id, name, metric, target, pauses, calendar_id)
