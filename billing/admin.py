@@ -17,7 +17,7 @@ from rest_framework.exceptions import ValidationError
 from config.errors import DomainError
 from contracts.admin import PlanCheckedForm
 from contracts.models import Contract, Counterparty
-from contracts.services import add_months
+from contracts.services import term_end
 from events.admin import ReadOnlyAdminMixin
 from ledger.admin import ContractWithLedgerAdmin
 
@@ -238,7 +238,7 @@ class ContractTemplateAdmin(admin.ModelAdmin):
                 "counterparty_role": Contract.Role.CUSTOMER,
                 "reference": data["reference"],
                 "start_date": start,
-                "expiry_date": add_months(start, template.term_months) - dt.timedelta(days=1)
+                "expiry_date": term_end(start, template.term_months)
                 if template.term_months
                 else None,
             }

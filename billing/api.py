@@ -22,7 +22,7 @@ from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, Upda
 from contracts.api import BillingPlanFieldsMixin, ContractSerializer, LineItemSerializer
 from contracts.billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS
 from contracts.models import Contract
-from contracts.services import add_months
+from contracts.services import term_end
 from ledger.api import ContractLedgerView
 from ledger.idempotency import IdempotentCreateMixin
 from slas.api import SlaRuleSerializer
@@ -404,7 +404,7 @@ class ContractTemplateViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVi
         form = ContractSerializer(data=data, context=context)
         form.is_valid(raise_exception=True)
         if template.term_months and "expiry_date" not in body:
-            expiry = add_months(form.validated_data["start_date"], template.term_months) - dt.timedelta(days=1)
+            expiry = term_end(form.validated_data["start_date"], template.term_months)
             form = ContractSerializer(data={**data, "expiry_date": expiry.isoformat()}, context=context)
             form.is_valid(raise_exception=True)
         contract = services.instantiate_template(

@@ -22,7 +22,7 @@ from config.errors import Conflict, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 
 from . import services, terms
-from .models import Amendment, Contract, ContractApproval
+from .models import Amendment, Asset, Contract, ContractApproval
 
 AMENDABLE_STATUSES = (Contract.Status.SCHEDULED, Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
 # Terms an amendment cannot change: money already posted is in the contract's currency, and the
@@ -107,11 +107,45 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
             errors.setdefault("effective_date", []).append(fault)
     if expiry is not None and start is not None and str(expiry) < str(start):
         errors["changes.expiry_date"] = ["Must not be before start_date."]
+    _check_resulting_terms(contract, in_force, changes, errors)
     for guard in CHANGE_GUARDS.values():
         for name, fault in guard(contract=contract, effective_date=effective_date, changes=changes).items():
             errors.setdefault(name, []).append(fault)
     if errors:
         raise Unprocessable(f"Invalid amendment: {', '.join(errors)}.", errors)
+
+
+def _check_resulting_terms(contract: Contract, in_force: Contract, changes: dict, errors: dict) -> None:
+    """What a contract's own edits and its submission require, of the terms the amendment would
+    leave in force (found by an outside sweep: an amendment could cover another counterparty's
+    assets, switch auto_renew on without a renewal term, or stretch the term over its renewal)."""
+    if "covered_assets" in changes or "counterparty" in changes:
+        counterparty = changes.get("counterparty", in_force.counterparty_id)
+        version = getattr(in_force, "terms_version", None)
+        if "covered_assets" in changes:
+            covered = changes["covered_assets"]
+        elif version is not None:
+            covered = version.terms.get("covered_assets", [])
+        else:
+            covered = list(contract.covered_assets.values_list("pk", flat=True))
+        foreign = Asset.objects.filter(pk__in=covered).exclude(counterparty_id=counterparty)
+        foreign = foreign.values_list("pk", flat=True)
+        if foreign:
+            name = "changes.covered_asset_ids" if "covered_assets" in changes else "changes.counterparty_id"
+            errors[name] = [f"Asset {pk} is not an asset of counterparty {counterparty}." for pk in sorted(foreign)]
+    renewal_terms = {"auto_renew", "expiry_date", "renewal_term_months"}
+    if renewal_terms & set(changes) and changes.get("auto_renew", in_force.auto_renew):
+        expiry = changes.get("expiry_date", in_force.expiry_date)
+        if expiry is None:
+            errors.setdefault("changes.expiry_date", []).append("Required while auto_renew is on.")
+        if not changes.get("renewal_term_months", in_force.renewal_term_months):
+            errors.setdefault("changes.renewal_term_months", []).append("Required while auto_renew is on.")
+    if changes.get("expiry_date") is not None:
+        renewal = Contract.objects.filter(renewed_from=contract).only("reference", "start_date").first()
+        if renewal is not None and renewal.start_date and str(changes["expiry_date"]) >= str(renewal.start_date):
+            errors.setdefault("changes.expiry_date", []).append(
+                f"Must be before {renewal.start_date.isoformat()}, when its renewal {renewal.reference} starts."
+            )
 
 
 def jsonable_date(value: dt.date | None) -> str | None:

@@ -99,6 +99,14 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def term_end(start: dt.date, months: int) -> dt.date:
+    """The last day of a term of `months` months from `start`: the day before the same day of the
+    month `months` later or, when that month lacks the day (a term from 31 January or 29 February),
+    that month's last day, so the next term starts on the 1st rather than a day early."""
+    same_day = add_months(start, months)
+    return same_day if same_day.day < start.day else same_day - dt.timedelta(days=1)
+
+
 def _derive(contract: Contract) -> None:
     """Fields the contract keeps for queries: notice date, coverage bounding box, rounded money."""
     contract.notice_date = contract.compute_notice_date()
@@ -450,7 +458,7 @@ def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple
     if expiry_date is None:
         term = term_months or contract.renewal_term_months
         if term:
-            expiry_date = add_months(start_date, term) - dt.timedelta(days=1)
+            expiry_date = term_end(start_date, term)
         elif contract.start_date and contract.expiry_date:
             expiry_date = start_date + (contract.expiry_date - contract.start_date)
     if expiry_date is not None and expiry_date < start_date:
@@ -513,6 +521,18 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
 
 
 @transaction.atomic
+def renewal_handover(renewal: Contract) -> tuple[dt.datetime, dt.datetime]:
+    """For a renewal: when its original's term ends (the end of its expiry date; the renewal's
+    start when the original is open-ended) and when the renewal begins. What was in force at the
+    first instant (SLA rules, visit plans) carries on from the second (their apps' handlers of
+    `contract.created`)."""
+    original = renewal.renewed_from
+    starts = renewal.start_of_day(renewal.start_date)
+    if original.expiry_date is None:
+        return starts, starts
+    return original.start_of_day(original.expiry_date + dt.timedelta(days=1)), starts
+
+
 def renew_contract(
     *, contract: Contract, actor, start_date=None, expiry_date=None, term_months=None, now=None
 ) -> Contract:
@@ -524,9 +544,14 @@ def renew_contract(
     existing = Contract.objects.filter(renewed_from=contract).values_list("pk", flat=True).first()
     if existing is not None:
         raise Conflict(f"This contract already has a renewal (id {existing}).")
-    start_date, expiry_date = _renewal_dates(contract, start_date, expiry_date, term_months, now)
+    # The terms in force on the last day of the term, as auto-renewal reads them (`expire_due`):
+    # an approved amendment that takes effect before then is part of what is renewed.
+    from .terms import Timeline
+
+    terms = Timeline(contract).on(contract.expiry_date) if contract.expiry_date else contract
+    start_date, expiry_date = _renewal_dates(terms, start_date, expiry_date, term_months, now)
     return _create_renewal(
-        contract, actor=actor, start_date=start_date, expiry_date=expiry_date, status=Contract.Status.DRAFT, now=now
+        terms, actor=actor, start_date=start_date, expiry_date=expiry_date, status=Contract.Status.DRAFT, now=now
     )
 
 
@@ -626,7 +651,7 @@ def expire_due(*, now: dt.datetime, log=lambda message: None) -> tuple[int, int]
             )
             if renews:
                 start = contract.expiry_date + dt.timedelta(days=1)
-                expiry = add_months(start, last_terms.renewal_term_months) - dt.timedelta(days=1)
+                expiry = term_end(start, last_terms.renewal_term_months)
                 renewal = _create_renewal(
                     last_terms, actor=None, start_date=start, expiry_date=expiry, status=Contract.Status.ACTIVE, now=now
                 )

@@ -2,7 +2,8 @@
 rule of the contract (`id`) and the fields that change, validated as `POST /sla_rules/{id}/amend`
 would. When the amendment is approved, each rule is amended (`services.amend_rule`) from the
 amendment's instant, the start of its effective date in the contract's time zone, so the rule
-versions and the term versions change together."""
+versions and the term versions change together; a rule that takes effect at or after that instant
+is changed in place (`services.restate_rule`)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,10 @@ def apply(*, contract, amendment, value, effective_at, actor) -> None:
         request = SimpleNamespace(auth=SimpleNamespace(organization=contract.organization))
         form = _form(rule, {name: v for name, v in item.items() if name != "id"}, {"request": request})
         form.is_valid(raise_exception=True)
-        services.amend_rule(rule=rule, actor=actor, data=dict(form.validated_data), effective_from=effective_at)
+        if rule.effective_from >= effective_at:  # the amendment covers the rule's whole life
+            services.restate_rule(rule=rule, actor=actor, data=dict(form.validated_data))
+        else:
+            services.amend_rule(rule=rule, actor=actor, data=dict(form.validated_data), effective_from=effective_at)
 
 
 SLA_RULES = AmendmentPart(validate=validate, apply=apply)

@@ -530,6 +530,28 @@ class TestAmendingSlaRules:
         rule.refresh_from_db()
         assert rule.effective_to == successor.effective_from
 
+    def test_a_rule_that_begins_on_or_after_the_amendments_date_changes_in_place(self, org, managers):
+        # Found by an outside sweep: there was no earlier part to keep as a version, so the final
+        # approval failed with a 422 on an effective_from nobody sent, and the amendment was stuck.
+        from events.models import Event
+        from slas.models import SlaRule
+        from tests.slas.factories import make_rule
+
+        contract = approved_contract(org)
+        at_the_date = make_rule(contract, metric="response", effective_from=contract.start_of_day(dt.date(2027, 3, 1)))
+        later = make_rule(contract, metric="resolution", effective_from=contract.start_of_day(dt.date(2027, 5, 1)))
+        changes = {"sla_rules": [{"id": at_the_date.pk, "target_minutes": 30}, {"id": later.pk, "target_minutes": 45}]}
+        created = amend(managers[0], contract, effective_date="2027-03-01", changes=changes)
+        assert created.status_code == 201, created.content
+        approve_fully(managers, contract, created.json()["id"])
+        assert SlaRule.objects.filter(contract=contract).count() == 2  # no successors
+        at_the_date.refresh_from_db()
+        later.refresh_from_db()
+        assert (at_the_date.target_minutes, later.target_minutes) == (30, 45)
+        assert at_the_date.effective_from == contract.start_of_day(dt.date(2027, 3, 1))
+        updated = Event.objects.get(type="sla_rule.updated", object_id=later.pk)
+        assert updated.payload["changes"]["target_minutes"] == {"before": 120, "after": 45}
+
     @pytest.mark.parametrize(
         "item, field",
         [
@@ -639,3 +661,77 @@ class TestExpiringAsOf:
         assert listed(within_days=3650)[0][:3] == (contract.pk, "2027-12-31", "2027-12-01")
         bad = viewer.get(url, {"as_of": "2027-13-01"})
         assert bad.status_code == 400 and "as_of" in bad.json()["errors"]
+
+
+@pytest.mark.django_db
+class TestTheTermsAnAmendmentLeaves:
+    """An amendment is held to what a contract's own edits and its submission require, of the terms
+    it would leave in force (each found by an outside sweep, which got them approved)."""
+
+    def test_covered_assets_stay_the_counterpartys(self, api, org, managers):
+        from contracts.models import Asset
+
+        contract = approved_contract(org)
+        theirs = baker.make(Asset, organization=org, counterparty=baker.make(Counterparty, organization=org))
+        ours = baker.make(Asset, organization=org, counterparty=contract.counterparty)
+        response = amend(managers[0], contract, changes={"covered_asset_ids": [ours.pk, theirs.pk]})
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {
+            "changes.covered_asset_ids": [
+                f"Asset {theirs.pk} is not an asset of counterparty {contract.counterparty_id}."
+            ]
+        }
+        assert amend(managers[0], contract, changes={"covered_asset_ids": [ours.pk]}).status_code == 201
+
+    def test_a_new_counterparty_does_not_keep_the_old_ones_assets(self, api, org, managers):
+        from contracts.models import Asset
+
+        contract = approved_contract(org)
+        asset = baker.make(Asset, organization=org, counterparty=contract.counterparty)
+        approve_fully(
+            managers, contract, amend(managers[0], contract, changes={"covered_asset_ids": [asset.pk]}).json()["id"]
+        )
+        other = baker.make(Counterparty, organization=org, kind="both")
+        response = amend(managers[0], contract, effective_date="2027-06-01", changes={"counterparty_id": other.pk})
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["changes.counterparty_id"]
+        both = {"counterparty_id": other.pk, "covered_asset_ids": []}
+        assert amend(managers[0], contract, effective_date="2027-06-01", changes=both).status_code == 201
+
+    def test_auto_renew_needs_its_term_and_an_expiry(self, api, org, managers):
+        contract = approved_contract(org)  # auto_renew off, no renewal term
+        response = amend(managers[0], contract, changes={"auto_renew": True})
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["changes.renewal_term_months"]
+        assert amend(managers[0], contract, changes={"auto_renew": True, "renewal_term_months": 12}).status_code == 201
+        renewing = approved_contract(org, auto_renew=True, renewal_term_months=12)
+        response = amend(managers[0], renewing, changes={"renewal_term_months": None})
+        assert response.status_code == 422 and list(response.json()["errors"]) == ["changes.renewal_term_months"]
+        response = amend(managers[0], renewing, changes={"expiry_date": None})
+        assert response.status_code == 422 and list(response.json()["errors"]) == ["changes.expiry_date"]
+        stopping = {"auto_renew": False, "renewal_term_months": None}
+        assert amend(managers[0], renewing, changes=stopping).status_code == 201
+
+    def test_the_term_cannot_reach_over_its_renewal(self, api, org, managers):
+        from contracts import services
+
+        contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31))
+        renewal = services.renew_contract(contract=contract, actor=None)
+        assert renewal.start_date == dt.date(2028, 1, 1)
+        response = amend(managers[0], contract, changes={"expiry_date": "2028-06-30"})
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {
+            "changes.expiry_date": [f"Must be before 2028-01-01, when its renewal {renewal.reference} starts."]
+        }
+        assert amend(managers[0], contract, changes={"expiry_date": "2027-10-31"}).status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_renewal_by_hand_takes_the_terms_in_force_on_the_last_day(org, managers):
+    """As auto-renewal does (found by an outside sweep: it took today's row)."""
+    contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31))
+    changes = {"hours_budget": "150.00", "notice_period_days": 45}
+    approve_fully(managers, contract, amend(managers[0], contract, changes=changes).json()["id"])
+    response = managers[0].post(f"/api/v1/contracts/{contract.pk}/renew", {}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["hours_budget"], response.json()["notice_period_days"]) == ("150.00", 45)

@@ -294,3 +294,22 @@ def test_a_renewal_starts_after_its_original_began(api, make_contract):
     moved = client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2025-12-01"}, format="json")
     assert moved.status_code == 422 and "2026-03-01" in moved.json()["errors"]["start_date"][0]
     assert client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2026-03-02"}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "last_day"),
+    [
+        (dt.date(2026, 1, 1), 12, dt.date(2026, 12, 31)),
+        (dt.date(2026, 3, 1), 1, dt.date(2026, 3, 31)),
+        (dt.date(2026, 1, 15), 1, dt.date(2026, 2, 14)),
+        # the month a term ends in lacks its start's day: that month's last day, so the next term
+        # starts on the 1st, not a day early (found by an outside sweep: 29 Feb 2028 + 12 ended 27 Feb)
+        (dt.date(2026, 1, 31), 1, dt.date(2026, 2, 28)),
+        (dt.date(2028, 2, 29), 12, dt.date(2029, 2, 28)),
+        (dt.date(2026, 8, 31), 6, dt.date(2027, 2, 28)),
+    ],
+)
+def test_a_terms_last_day(start, months, last_day):
+    from contracts.services import term_end
+
+    assert term_end(start, months) == last_day
