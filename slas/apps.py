@@ -11,3 +11,9 @@ class SlasConfig(AppConfig):
         from .amendments import SLA_RULES
 
         register_amendment_part("sla_rules", SLA_RULES)
+
+        from events.handlers import on
+
+        from .services import carry_rules_into_renewal
+
+        on("contract.created", carry_rules_into_renewal)

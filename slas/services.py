@@ -125,11 +125,23 @@ def _check_period(rule: SlaRule) -> None:
         )
 
 
-def _open_contract(contract: Contract) -> Contract:
+def _open_contract(contract: Contract, *, terms: bool = True) -> Contract:
+    """The rule's contract, locked; 409 once closed and, for a change of terms (a rule created,
+    amended or restated), while it waits for approval: the approvers decide on the rules as they
+    stand, as on its other terms (reject it to edit; found by an outside sweep)."""
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if contract.status in CLOSED:
         raise Conflict(f"The contract is {contract.status}: its rules can no longer change.")
+    if terms and contract.status == Contract.Status.PENDING_APPROVAL:
+        raise _pending_approval()
     return contract
+
+
+def _pending_approval() -> Conflict:
+    return Conflict(
+        "The contract is pending approval: its SLA rules are part of what the approvers decide on. "
+        "Reject it (back to draft) to change them."
+    )
 
 
 @transaction.atomic
@@ -147,11 +159,36 @@ def create_rule(*, organization, actor, data: dict) -> SlaRule:
     return rule
 
 
+def carry_rules_into_renewal(event) -> int:
+    """A renewal carries on the SLA rules in force at the end of its original's term, from its own
+    start (handler of `contract.created`): an evergreen contract stays monitored once it renews.
+    A rule that ends before the renewal begins stays behind; one that ends later keeps its end."""
+    from contracts.services import renewal_handover
+
+    if not event.payload.get("renewed_from_id"):
+        return 0
+    renewal = Contract.objects.select_related("renewed_from", "organization").get(pk=event.object_id)
+    ended, starts = renewal_handover(renewal)
+    rules = SlaRule.objects.filter(contract_id=renewal.renewed_from_id, active=True, effective_from__lt=ended).filter(
+        Q(effective_to__isnull=True) | Q(effective_to__gt=max(ended, starts))
+    )
+    carried = 0
+    for rule in rules.select_related("calendar").order_by("id"):
+        terms = {name: getattr(rule, name) for name in RULE_TERMS}
+        create_rule(
+            organization=renewal.organization,
+            actor=event.actor,
+            data={**terms, "name": rule.name, "contract": renewal, "effective_from": starts},
+        )
+        carried += 1
+    return carried
+
+
 @transaction.atomic
 def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
     """Edit in place while the contract is a draft; past draft only the name (terms: `amend`)."""
     rule = SlaRule.objects.select_for_update().get(pk=instance.pk)
-    contract = _open_contract(rule.contract)
+    contract = _open_contract(rule.contract, terms=False)  # terms: only in draft, below
     if "contract" in data and data["contract"].pk != rule.contract_id:
         raise Unprocessable(
             "A rule belongs to its contract; it cannot move to another one.",
@@ -159,6 +196,8 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
         )
     data = {name: value for name, value in data.items() if name != "contract"}
     terms = sorted(name for name, value in data.items() if name in RULE_TERMS and getattr(rule, name) != value)
+    if terms and contract.status == Contract.Status.PENDING_APPROVAL:
+        raise _pending_approval()
     if terms and contract.status != Contract.Status.DRAFT:
         raise Conflict(
             f"The contract is {contract.status}: terms never rewrite history. Change {', '.join(terms)} with "
@@ -166,6 +205,23 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
             {name: ["Use amend."] for name in terms},
         )
     changes = apply_changes(rule, data)
+    if changes:
+        _check_period(rule)
+        _check_overlap(rule)
+        rule.save()
+        record_event(type="sla_rule.updated", obj=rule, actor=actor, payload={"changes": changes})
+    return rule
+
+
+@transaction.atomic
+def restate_rule(*, rule: SlaRule, actor, data: dict) -> SlaRule:
+    """Change a rule's terms over its whole life, in place: what an approved contract amendment
+    does to a rule that takes effect at or after the amendment's own date (there is no earlier
+    part of it to keep as a version; found by an outside sweep: such an amendment could never be
+    approved). Its jobs' clocks are recomputed by the workorders handler of `sla_rule.updated`."""
+    rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
+    _open_contract(rule.contract)
+    changes = apply_changes(rule, {name: value for name, value in data.items() if name in RULE_TERMS})
     if changes:
         _check_period(rule)
         _check_overlap(rule)

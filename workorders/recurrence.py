@@ -68,6 +68,8 @@ def validate(text: str, anchor: dt.date | None = None) -> str:
     if days and not rule._bynmonthday and all(day > _LONGEST[month] for month in months for day in days):
         raise ValueError("The rule names no date that exists (BYMONTHDAY beyond BYMONTH's days).")
     start = rule._dtstart
+    if rule._until is not None and rule._until < start:
+        raise ValueError(f"UNTIL is before the plan's start ({start.date().isoformat()}): the rule has no occurrence.")
     probe = rule.replace(count=None, until=start + relativedelta(years=PROBE_YEARS))  # from a 29 February too
     if probe.after(start, inc=True) is None:
         raise ValueError(f"The rule has no occurrence in the {PROBE_YEARS} years from the plan's start.")

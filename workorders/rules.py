@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
@@ -83,6 +83,37 @@ def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = 
     plan.save()
     record_event(type="visit_plan.created", obj=plan, actor=actor, payload=snapshot(plan, PLAN_FIELDS))
     return plan
+
+
+# What a renewal's copy of a plan takes from the original (its dates are the renewal's).
+CARRIED_PLAN_FIELDS = [name for name in PLAN_FIELDS if name not in ("contract_id", "active_from", "active_to")]
+
+
+def carry_plans_into_renewal(event) -> int:
+    """A renewal carries on the visit plans that ran to the end of its original's term, from its
+    own start date to its end (handler of `contract.created`); its recurrence is anchored anew at
+    that date. A plan whose rule has no occurrence in the new term (an UNTIL that has passed)
+    stays behind."""
+    from contracts.services import renewal_handover
+
+    if not event.payload.get("renewed_from_id"):
+        return 0
+    renewal = Contract.objects.select_related("renewed_from").get(pk=event.object_id)
+    original = renewal.renewed_from
+    last_day = original.expiry_date or renewal.start_date
+    plans = VisitPlan.objects.filter(contract=original).filter(Q(active_to__isnull=True) | Q(active_to__gte=last_day))
+    _, starts = renewal_handover(renewal)
+    carried = 0
+    for plan in plans.select_related("asset").order_by("id"):
+        data = {name: getattr(plan, name) for name in CARRIED_PLAN_FIELDS}
+        try:
+            create_visit_plan(
+                contract=renewal, actor=event.actor, data={**data, "active_from": renewal.start_date}, now=starts
+            )
+        except Unprocessable:
+            continue  # its rule is over (check_plan)
+        carried += 1
+    return carried
 
 
 @transaction.atomic

@@ -92,6 +92,7 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
     if not work_order.sla_tracked and not existing:
         return []
     wanted = {rule.pk: rule for rule in rules_for(work_order)} if work_order.sla_tracked else {}
+    _follow_new_versions(existing, wanted)
     holds = list(work_order.holds.all())
     written = []
     for rule_id, clock_row in existing.items():
@@ -147,6 +148,35 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
         written.append(Recomputed(clock_row, was_running))
         _announce(clock_row, before, actor=actor, now=now)
     return written
+
+
+def _follow_new_versions(existing: dict[int, SlaClock], wanted: dict[int, SlaRule]) -> None:
+    """A job's clock moves to the version of its rule that now applies (an amendment, back-dated
+    too, or a reported_at moved across one): one clock per rule and job, running or stopped,
+    recomputed under that version, so a retroactive version never measures a job twice nor
+    breaches it twice (found by an outside sweep: two breaches, two penalties)."""
+    for rule in wanted.values():
+        if rule.pk in existing:
+            continue
+        for rule_id, clock_row in list(existing.items()):
+            if (
+                rule_id not in wanted
+                and clock_row.metric == rule.metric
+                and clock_row.state != SlaClock.State.CANCELLED
+                and (rule_id in _versions_before(rule) or rule.pk in _versions_before(clock_row.rule))
+            ):
+                clock_row.rule = rule
+                existing[rule.pk] = existing.pop(rule_id)
+                break
+
+
+def _versions_before(rule: SlaRule) -> set[int]:
+    """The ids of the versions a rule amends, back to the first (one query each; rare)."""
+    ids, pk = set(), rule.previous_version_id
+    while pk is not None and pk not in ids:
+        ids.add(pk)
+        pk = SlaRule.objects.filter(pk=pk).values_list("previous_version_id", flat=True).first()
+    return ids
 
 
 def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:

@@ -20,6 +20,7 @@ from workorders.models import SlaClock
 
 URL = "/api/v1/sla_rules"
 PAST_DRAFT = ["pending_approval", "scheduled", "active", "suspended"]
+APPROVED = ["scheduled", "active", "suspended"]
 CLOSED = ["expired", "terminated", "renewed"]
 ESCALATION = [
     {"at_percent": 50, "name": "Team lead", "notify": ["lead@example.com"]},
@@ -143,7 +144,7 @@ class TestRuleDefaults:
         body = api("manager").post(URL, rule_body(contract), format="json").json()
         assert body["effective_from"] == "2026-07-01T04:00:00Z"
 
-    @pytest.mark.parametrize("status", PAST_DRAFT)
+    @pytest.mark.parametrize("status", APPROVED)
     def test_effective_from_is_now_past_draft(self, api, org, status):
         contract = make_contract(org, status=status)
         before = timezone.now()
@@ -374,7 +375,7 @@ class TestEditingTerms:
         event = Event.objects.get(type="sla_rule.updated", object_id=rule.pk)
         assert event.payload["changes"]["target_minutes"] == {"before": 120, "after": 45}
 
-    @pytest.mark.parametrize("status", PAST_DRAFT)
+    @pytest.mark.parametrize("status", APPROVED)
     def test_terms_past_draft_are_409_pointing_to_amend(self, api, org, status):
         rule = make_rule(make_contract(org, status=status))
         client = api("manager")
@@ -398,6 +399,22 @@ class TestEditingTerms:
         )
         assert response.status_code == 200, response.content
         assert response.json()["name"] == "Renamed"
+
+    def test_rules_wait_with_the_contract_pending_approval(self, api, org):
+        # The approvers decide on the rules as they stand: none is added, amended or re-termed
+        # between the approvals (found by an outside sweep); the name stays editable.
+        contract = make_contract(org, status="pending_approval")
+        rule = make_rule(contract)
+        client = api("manager")
+        for response in (
+            client.post(URL, rule_body(contract, priorities=["low"]), format="json"),
+            client.post(f"{URL}/{rule.pk}/amend", {"target_minutes": 5}, format="json"),
+            client.patch(f"{URL}/{rule.pk}", {"target_minutes": 5}, format="json"),
+        ):
+            assert response.status_code == 409, response.content
+            assert "pending approval" in response.json()["message"]
+        assert SlaRule.objects.count() == 1
+        assert client.patch(f"{URL}/{rule.pk}", {"name": "Renamed"}, format="json").status_code == 200
 
     @pytest.mark.parametrize("status", CLOSED)
     def test_rules_of_a_closed_contract_do_not_change(self, api, org, status):
@@ -554,14 +571,37 @@ class TestVersionsAndJobs:
         [clock] = clocks_of(client, early)
         assert clock["sla_rule"]["id"] == rule.pk and clock["target_minutes"] == 120
         assert clock["due_at"] == "2026-05-04T11:00:00Z"
-        # reported after it (the amendment is back-dated): the successor; the old clock is cancelled
-        by_rule = {c["sla_rule"]["id"]: c for c in clocks_of(client, late)}
-        assert by_rule[rule.pk]["state"] == "cancelled"
-        assert by_rule[successor["id"]]["target_minutes"] == 30
-        assert by_rule[successor["id"]]["due_at"] == "2026-06-08T09:30:00Z"
+        # reported after it (the amendment is back-dated): its clock moves to the successor, one
+        # clock per rule (a cancelled one beside it past due would be a second breach)
+        [moved] = clocks_of(client, late)
+        assert moved["sla_rule"]["id"] == successor["id"] and moved["target_minutes"] == 30
+        assert moved["due_at"] == "2026-06-08T09:30:00Z"
         # a job reported now under the successor
         fresh = make_job(org, contract=contract, reported_at=dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.UTC))
         assert [c["sla_rule"]["id"] for c in clocks_of(client, fresh)] == [successor["id"]]
+
+    def test_a_back_dated_version_measures_a_settled_job_once(self, api, org):
+        # Found by an outside sweep: the stopped clock of the old version stayed beside a new one,
+        # and the job had two breaches (and two penalties).
+        from breaches.models import Breach
+
+        contract = make_contract(org, status="active")
+        rule = make_rule(contract, target_minutes=60)
+        reported = dt.datetime(2026, 6, 8, 9, 0, tzinfo=dt.UTC)
+        job = make_job(org, contract=contract, reported_at=reported, responded_at=reported + dt.timedelta(hours=2))
+        [breach] = Breach.objects.filter(work_order=job)
+        client = api("manager")
+        for target, effective_from in ((30, "2026-06-01T00:00:00Z"), (240, "2026-06-02T00:00:00Z")):
+            successor = client.post(
+                f"{URL}/{rule.pk}/amend", {"target_minutes": target, "effective_from": effective_from}, format="json"
+            )
+            assert successor.status_code == 201, successor.content
+            [clock] = clocks_of(client, job)
+            assert (clock["sla_rule"]["id"], clock["target_minutes"]) == (successor.json()["id"], target)
+            assert clock["stopped_at"] == "2026-06-08T11:00:00Z"
+            assert list(Breach.objects.filter(work_order=job)) == [breach]  # the settled breach stands
+            rule = SlaRule.objects.get(pk=successor.json()["id"])
+        assert clock["state"] == "met"  # loosened: met under the version in force, the breach to waive
 
     def test_a_new_rule_with_a_past_effective_from_clocks_the_jobs_reported_since(self, api, org):
         contract = make_contract(org, status="active")

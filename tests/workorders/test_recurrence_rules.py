@@ -17,6 +17,8 @@ from workorders import recurrence
         ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be at least 1"),
         ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "names no date that exists"),
         ("FREQ=MONTHLY;BYMONTH=4,6,9,11;BYMONTHDAY=31", "names no date that exists"),
+        # ends before it begins (a plan carried into a renewal from a rule that is over)
+        ("FREQ=MONTHLY;BYMONTHDAY=1;UNTIL=20251201", "UNTIL is before the plan's start"),
     ],
 )
 def test_a_rule_that_never_moves_on_is_refused(rule, message):
