@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -207,12 +208,22 @@ def after_sent(row: EmailNotification, now) -> None:
         registered.sent(row.event, now)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """A header's text on one line: a subject is built from references and names people typed,
+    and a line break in one made Django refuse the message, so the alert was never sent (found by
+    an outside sweep; it would also be how a header is smuggled in)."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def render(row: EmailNotification, connection=None) -> EmailMultiAlternatives:
     """The message of an outbox row: plain text with an HTML alternative."""
     body = content(row)
     context = {"content": body, "organization": row.organization, "site_url": settings.SITE_URL}
     message = EmailMultiAlternatives(
-        subject=body.subject,
+        subject=one_line(body.subject),
         body=render_to_string("notifications/email.txt", context),
         to=list(row.recipients),
         connection=connection,

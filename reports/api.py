@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import dates
-from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
+from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, content_disposition, stream_csv, wants_csv
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import (
@@ -361,7 +361,7 @@ class StatementView(ReportView):
         filename = f"statement-{contract.reference}-{month}"
         if accepted_format(request) == "pdf":
             response = Response(pdf.statement_pdf(_jsonable(data)))
-            response["Content-Disposition"] = f'inline; filename="{filename}.pdf"'
+            response["Content-Disposition"] = content_disposition(f"{filename}.pdf", inline=True)
             return response
         if wants_csv(request):
             columns = columns_of(statement.CSV_FIELDS, ["work_order", "sla_rule", "waived_by"])
@@ -410,7 +410,7 @@ class EvidenceView(ReportView):
         kind = accepted_format(request)
         if kind == "pdf":
             response = Response(pdf.evidence_pdf(pack))
-            response["Content-Disposition"] = f'inline; filename="breach-{breach.pk}-evidence.pdf"'
+            response["Content-Disposition"] = content_disposition(f"breach-{breach.pk}-evidence.pdf", inline=True)
             return response
         if kind == "html":
             return Response(

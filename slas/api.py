@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import dates
+from config.api.csv import content_disposition
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range
@@ -200,7 +201,7 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
             name=calendar.name, uid_base=f"calendar-{calendar.pk}", spec=calendar.spec, names=names, years=years
         )
         response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="calendar-{calendar.pk}.ics"'
+        response["Content-Disposition"] = content_disposition(f"calendar-{calendar.pk}.ics")
         return response
 
     @extend_schema(

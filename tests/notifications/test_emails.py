@@ -166,6 +166,26 @@ def test_through_a_real_smtp_server_on_loopback(late_job, settings, smtp_server)
     assert EmailNotification.objects.filter(status="succeeded").count() == 2
 
 
+def test_a_line_break_in_a_reference_does_not_stop_the_alert(org, site, settings, smtp_server):
+    # Found by an outside sweep: the subject carried the break, Django refused the message and the
+    # alerts were retried until they failed, nobody told; it is also how a header is smuggled in.
+    handler, port = smtp_server
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+    org.notification_emails = ["ops@example.com"]
+    org.save()
+    contract = active_contract(org, reference="C-FLEET-8")
+    make_rule(contract, target_minutes=60)
+    make_job(contract, T0, reference="WO-9\r\nBcc: evil@example.com\x00")
+    scan(minutes(75))
+    assert "1 e-mails sent, 0 failed" in deliver()
+    [envelope] = handler.envelopes
+    assert envelope.rcpt_tos == ["ops@example.com"]
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert message["Subject"].startswith("[Acme Field Services] SLA breach: job WO-9 Bcc: evil@example.com missed")
+    assert message["Bcc"] is None
+
+
 @pytest.mark.parametrize(
     ("email_url", "expected"),
     [

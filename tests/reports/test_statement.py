@@ -139,6 +139,29 @@ def test_csv_and_pdf(api, org):
     assert "Goodwill: access road closed" in text
 
 
+@pytest.mark.parametrize(
+    ("reference", "disposition"),
+    [
+        ("LINE\nBREAK", "filename=\"statement-LINE_BREAK-2026-03.{}\""),
+        ("R\u00c9F/\u00fc\"1;x", "filename*=utf-8''statement-R%C3%89F_%C3%BC%221%3Bx-2026-03.{}"),
+        ("\u0416\u0401-\u20ac-1", "filename*=utf-8''statement-%D0%96%D0%81-%E2%82%AC-1-2026-03.{}"),
+    ],
+)
+def test_a_download_is_named_safely_after_any_reference(api, org, reference, disposition):
+    # Found by an outside sweep: a line break in the reference made both downloads a 500; a quote,
+    # a slash or a letter outside Latin-1 made a header clients misread.
+    contract = build_dataset(org, seed=35, jobs=3).contracts[0]
+    contract.reference = reference
+    contract.save(update_fields=["reference"])
+    client = api("viewer")
+    response = client.get(url(contract) + "&format=csv")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == "attachment; " + disposition.format("csv")
+    pdf = client.get(url(contract), HTTP_ACCEPT="application/pdf")
+    assert pdf.status_code == 200
+    assert pdf["Content-Disposition"] == "inline; " + disposition.format("pdf")
+
+
 def test_an_empty_month_and_bad_input(api, org, other_org):
     data = build_dataset(org, seed=33, jobs=5)
     contract = data.contracts[0]
