@@ -269,6 +269,11 @@ def deliver_claimed(ids: list[int], token: str, now: dt.datetime, should_stop=la
         if should_stop():
             release(WebhookDelivery, (row.pk for row in rows[index:]), token)
             break
+        if not WebhookDelivery.objects.filter(pk=delivery.pk, lease_token=token).exists():
+            # No longer ours: its endpoint was disabled meanwhile (by an earlier row of this batch
+            # or by an admin), which failed it and dropped the lease. Found by an outside sweep:
+            # the worker still POSTed it, and its log showed no attempt.
+            continue
         try:
             outcome = attempt(delivery, now)
         except Exception as exc:  # a bug must not stop the batch, nor make the row a poison pill

@@ -159,6 +159,20 @@ def test_410_disables_the_endpoint(org, endpoint, receiver):
     assert WebhookDelivery.objects.count() == 2
 
 
+def test_a_410_stops_the_rest_of_its_batch_too(org, endpoint, receiver):
+    # Found by an outside sweep: the rows claimed with it were still POSTed, their log empty.
+    receiver.answer(410, body=b"gone")
+    for _ in range(3):
+        counterparty_created(org)
+    deliver()  # one batch holds all three
+    assert len(receiver.received) == 1
+    assert list(WebhookDelivery.objects.order_by("id").values_list("status", "attempts", "last_error")) == [
+        ("failed", 1, "HTTP 410"),
+        ("failed", 0, "The endpoint was disabled."),
+        ("failed", 0, "The endpoint was disabled."),
+    ]
+
+
 def test_failing_every_attempt_for_five_days_disables_with_an_event(org, endpoint, receiver, make_member):
     other = services.create_endpoint(
         organization=org, actor=None, data={"url": receiver.url + "/other", "event_types": ["webhook.*"]}
