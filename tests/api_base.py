@@ -269,6 +269,14 @@ class ResourceAPITests(RobustReadTests):
             obj = self.factory(org)
             assert api(below_write).patch(self.detail(obj), self.update_data, format="json").status_code == 403
 
+    def test_an_operation_that_does_not_exist_is_405_for_every_role(self, api, org):
+        # Found by an outside sweep: a role too low for the resource's writes got a 403 naming a
+        # role (even admin for some), as if the operation existed; the method check comes first.
+        for role in ROLES:
+            response = api(role.value).put(self.url, {}, format="json")
+            assert response.status_code == 405, (role, response.content)
+            assert "PUT" not in response["Allow"] and "GET" in response["Allow"]
+
     # --- tenancy ------------------------------------------------------------------------------
 
     def test_other_organizations_object_is_404_everywhere(self, api, org, other_org):
