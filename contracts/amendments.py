@@ -207,6 +207,8 @@ def submit_amendment(*, amendment: Amendment, actor) -> Amendment:
     amendment, contract = _open(amendment)
     if amendment.status != Amendment.Status.DRAFT:
         raise _illegal(amendment, "submit")
+    if contract.status not in AMENDABLE_STATUSES:  # it would wait for an approval that cannot come
+        raise Conflict(f"Only a scheduled, active or suspended contract can be amended; this one is {contract.status}.")
     amendment.status = Amendment.Status.PENDING_APPROVAL
     amendment.submitted_by = actor
     amendment.submitted_at = timezone.now()

@@ -727,6 +727,18 @@ class TestTheTermsAnAmendmentLeaves:
 
 
 @pytest.mark.django_db
+def test_a_draft_is_not_submitted_once_its_contract_has_ended(org, managers):
+    # Found by an outside sweep: it went pending for an approval that could never come.
+    contract = approved_contract(org)
+    draft = amend(managers[0], contract, changes={"notice_period_days": 60}).json()
+    response = managers[0].post(f"/api/v1/contracts/{contract.pk}/terminate", {"reason": "End"}, format="json")
+    assert response.status_code == 200, response.content
+    response = managers[0].post(f"/api/v1/contracts/{contract.pk}/amendments/{draft['id']}/submit", {}, format="json")
+    assert response.status_code == 409 and "terminated" in response.json()["message"]
+    assert Amendment.objects.get(pk=draft["id"]).status == "draft"
+
+
+@pytest.mark.django_db
 def test_a_renewal_by_hand_takes_the_terms_in_force_on_the_last_day(org, managers):
     """As auto-renewal does (found by an outside sweep: it took today's row)."""
     contract = approved_contract(org, expiry_date=dt.date(2027, 12, 31))
