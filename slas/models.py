@@ -132,3 +132,11 @@ class SlaRule(TenantModel):
 
     def in_force_at(self, instant: dt.datetime) -> bool:
         return self.effective_from <= instant and (self.effective_to is None or instant < self.effective_to)
+
+
+# The priority bands from the most urgent: `?sort=priority` lists critical jobs first, not in the
+# alphabet's order (critical, high, low, medium, planned; found by an outside sweep).
+PRIORITY_RANK = models.Case(
+    *(models.When(priority=value, then=models.Value(rank)) for rank, value in enumerate(SlaRule.Priority.values)),
+    output_field=models.IntegerField(),
+)

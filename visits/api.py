@@ -20,6 +20,7 @@ from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, Upda
 from contracts.api import ContractChild
 from contracts.models import Asset
 from contracts.services import contract_for_line_items as contract_of_route
+from slas.models import PRIORITY_RANK
 from workorders import rules as services
 from workorders.models import VisitPlan
 from workorders.visits import next_occurrences
@@ -82,7 +83,7 @@ class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, Re
     filterset_class = VisitPlanFilterSet
     sort_fields = {
         "summary": "summary",
-        "priority": "priority",
+        "priority": PRIORITY_RANK,
         "active_from": "active_from",
         "created_at": "created_at",
         "updated_at": "updated_at",

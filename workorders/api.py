@@ -26,6 +26,7 @@ from config.api.viewsets import CreateMixin, ResourceViewSet, UpdateMixin
 from contracts.assets_api import point_or_none
 from contracts.models import Asset, Contract, Counterparty
 from slas import clock
+from slas.models import PRIORITY_RANK
 
 from . import matching, services
 from .clocks import (
@@ -336,7 +337,7 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     filterset_class = WorkOrderFilterSet
     sort_fields = {
         "reference": "reference",
-        "priority": "priority",
+        "priority": PRIORITY_RANK,
         "status": "status",
         "reported_at": "reported_at",
         "resolved_at": "resolved_at",

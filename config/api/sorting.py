@@ -1,8 +1,8 @@
 """`?sort=name,-created_at` (DESIGN §5).
 
-A view declares `sort_fields` (public key -> ORM path) and `default_sort` (its
-`get_default_sort()` may vary it by request); `id` is always sortable and always
-appended as a tie-breaker so that pages are stable.
+A view declares `sort_fields` (public key -> ORM path, or an expression such as a rank of
+choices: `PRIORITY_RANK`) and `default_sort` (its `get_default_sort()` may vary it by request);
+`id` is always sortable and always appended as a tie-breaker so that pages are stable.
 """
 
 from .exceptions import BadRequest
@@ -29,10 +29,12 @@ class SortBackend:
         for key in keys:
             descending = key.startswith("-")
             path = sort_fields[key.removeprefix("-")]
-            ordering.append(f"-{path}" if descending else path)
-        if not any(o.lstrip("-") in ("id", "pk") for o in ordering):
-            descending_default = ordering and ordering[-1].startswith("-")
-            ordering.append("-id" if descending_default else "id")
+            if isinstance(path, str):
+                ordering.append(f"-{path}" if descending else path)
+            else:
+                ordering.append(path.desc() if descending else path.asc())
+        if "id" not in names:
+            ordering.append("-id" if keys[-1].startswith("-") else "id")
         return queryset.order_by(*ordering)
 
     def get_schema_operation_parameters(self, view):

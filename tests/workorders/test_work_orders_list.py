@@ -267,3 +267,15 @@ def test_the_clocks_query_is_compiled_once(jobs, now, monkeypatch):
     clocks_by_job(ids[:2])  # fewer ids: the same query on PostgreSQL, one of its own elsewhere
     assert len(built) == (1 if connection.vendor == "postgresql" else 2)
     assert clocks_by_job([]) == ({}, {None: clock.TWENTY_FOUR_SEVEN})
+
+
+@pytest.mark.django_db
+def test_sorting_by_priority_follows_urgency(api, org):
+    # Found by an outside sweep: the bands sorted as text (critical, high, low, medium, planned).
+    for priority in ("low", "planned", "critical", "medium", "high", "critical"):
+        make_job(org, priority=priority)
+    client = api("viewer")
+    ascending = [job["priority"] for job in client.get("/api/v1/work_orders?sort=priority&fields=priority").json()]
+    assert ascending == ["critical", "critical", "high", "medium", "low", "planned"]
+    descending = client.get("/api/v1/work_orders?sort=-priority,reference&fields=priority").json()
+    assert [job["priority"] for job in descending] == ["planned", "low", "medium", "high", "critical", "critical"]
