@@ -33,6 +33,10 @@ def jsonable(value: Any) -> Any:
         return value.pk
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        # In UTC with a Z, as the API writes instants (DESIGN §5): a rule's start came out in its
+        # contract's zone (found by an outside sweep: "2000-01-01T00:00:00+14:00").
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

@@ -26,9 +26,10 @@ class RolePermission(BasePermission):
         context = request.auth
         if context is None or not hasattr(context, "has_role"):
             return False
-        if not hasattr(view, request.method.lower()):
-            return True  # no such operation here: DRF answers 405 for every role (not 403 for some)
-        required = required_role(view, request.method)
+        # An operation the route does not have: DRF's 405 for whoever may read the resource (a
+        # 403 naming the write role told them it existed); those who may not read it learn nothing.
+        method = request.method if hasattr(view, request.method.lower()) else "GET"
+        required = required_role(view, method)
         if not context.has_role(required):
             self.message = f"This needs the {required} role or higher; your role is {context.role}."
             return False

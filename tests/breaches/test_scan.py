@@ -102,7 +102,7 @@ def test_a_running_clock_past_due_gets_its_breach_with_its_figures_and_event(con
         "work_order": job.pk,
         "sla_rule": rule.pk,
         "metric": "response",
-        "due_at": "2026-03-10T10:00:00+00:00",
+        "due_at": "2026-03-10T10:00:00Z",
         "overage_minutes": 35,
         "penalty_amount": "150.00",
         "currency": "EUR",
@@ -347,21 +347,21 @@ def test_each_escalation_level_is_announced_once_when_first_passed(contract):
         "level": "warning",
         "at_percent": 50,
         "notify": ["desk@example.com"],
-        "reached_at": "2026-03-10T09:30:00+00:00",
+        "reached_at": "2026-03-10T09:30:00Z",
         "work_order_reference": str(job),
         "contract": contract.pk,
         "contract_reference": contract.reference,
         "metric": "response",
         "target_minutes": 60,
-        "due_at": "2026-03-10T10:00:00+00:00",
+        "due_at": "2026-03-10T10:00:00Z",
     }
     assert summary(scan(minutes(31)))["escalations"] == 0
     assert summary(scan(minutes(90)))["escalations"] == 2  # 80 % and 100 % in one scan, in order
     assert summary(scan(minutes(200)))["escalations"] == 0
     assert escalations() == [(clock.pk, "warning"), (clock.pk, "urgent"), (clock.pk, "breach")]
     assert [e.payload["reached_at"] for e in events("sla.escalation")][1:] == [
-        "2026-03-10T09:48:00+00:00",
-        "2026-03-10T10:00:00+00:00",
+        "2026-03-10T09:48:00Z",
+        "2026-03-10T10:00:00Z",
     ]
 
 

@@ -25,10 +25,13 @@ def test_payload_values_come_out_as_json_types():
         Colour.RED: Colour.RED, 7: "int key", False: "bool key",
     }  # fmt: skip
     assert jsonable(value) == {
-        "s": "x", "i": 3, "b": True, "f": 1.5, "n": None, "d": "17.50", "t": "2026-03-29T01:30:00+00:00",
-        "day": "2026-03-29", "u": str(key), "list": ["1", ["2026-03-29T01:30:00+00:00", {"x": [2]}]],
+        "s": "x", "i": 3, "b": True, "f": 1.5, "n": None, "d": "17.50", "t": "2026-03-29T01:30:00Z",
+        "day": "2026-03-29", "u": str(key), "list": ["1", ["2026-03-29T01:30:00Z", {"x": [2]}]],
         "nested": {"deep": {"deeper": "0.1"}}, "red": Colour.RED, "7": "int key", "False": "bool key",
     }  # fmt: skip
+    # an instant in any zone comes out in UTC with a Z, as the API writes it (found by an outside sweep)
+    kiritimati = dt.timezone(dt.timedelta(hours=14))
+    assert jsonable(dt.datetime(2000, 1, 1, tzinfo=kiritimati)) == "1999-12-31T10:00:00Z"
     out = jsonable(value)
     assert type(next(k for k in out if k == "red")) is str  # a TextChoices key becomes its plain value
 
