@@ -17,6 +17,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
+    money_field,
     nested_list,
     object_id,
     require_role,
@@ -44,6 +45,7 @@ from . import models, periods
 from .api import (
     PERIOD_HOURS,
     PERIOD_MONEY,
+    BillingLineSerializer,
     BillingLineViewSet,
     ContractTemplateSerializer,
     ContractTemplateViewSet,
@@ -78,8 +80,8 @@ class BillingLine(TenantType):
     kind: auto
     description: auto
     quantity: auto
-    unit_price: auto
-    amount: auto
+    unit_price: decimal.Decimal = money_field(BillingLineSerializer, "unit_price")
+    amount: decimal.Decimal = money_field(BillingLineSerializer, "amount")
     currency: auto
     date: auto
     status: auto

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+from operator import attrgetter
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,6 +37,7 @@ from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
 
 from config.api.filters import MAX_DB_ID, PredicateFilter
+from config.api.serializers import money_text, price_text
 from config.errors import BadRequest, Forbidden, NotFound
 from config.graphql import enums
 from tenancy.models import TenantQuerySet
@@ -354,6 +356,31 @@ def resource_list(**kwargs):
 def nested_list(**kwargs):
     """A nested relation: a plain list with filters, order and pagination (at most 100 items)."""
     return strawberry_django.field(field_cls=ResourceField, pagination=True, **kwargs)
+
+
+def money_field(serializer, name: str):
+    """An amount of the REST serializer's `Meta.money_fields` (or unit price of its `price_fields`),
+    written as REST writes it: "18500.50", not the column's "18500.5000" (found by an outside tester).
+    Declared with its type: `amount: decimal.Decimal = money_field(BillingLineSerializer, "amount")`."""
+    meta = serializer.Meta
+    prices = getattr(meta, "price_fields", {})
+    text, currency_path = (price_text, prices[name]) if name in prices else (money_text, meta.money_fields[name])
+    currency_of = attrgetter(currency_path)
+    *relation, _ = currency_path.split(".")
+
+    def resolve(root):
+        amount = getattr(root, name)
+        if amount is None or not (currency := currency_of(root)):
+            return amount  # without a currency, as the decimal field writes it (ResourceSerializer)
+        return decimal.Decimal(text(amount, currency))
+
+    finer = ", or with the finer places it was stored with" if name in prices else ""
+    return strawberry_django.field(
+        resolver=resolve,
+        only=[name, currency_path.replace(".", "__")],
+        select_related=["__".join(relation)] if relation else None,
+        description=f"In the currency's minor unit{finer}, as REST writes it.",
+    )
 
 
 def object_id(value) -> int | None:

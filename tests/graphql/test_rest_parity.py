@@ -1,0 +1,109 @@
+"""GraphQL reads what REST writes (found by an outside tester): money in its currency's minor unit,
+an export's lines in REST's order, and nothing of a document with several operations and no
+`operationName` runs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.apps import apps
+
+from billing.models import BillingLine, ContractTemplate
+from breaches.models import Breach
+from config.graphql.base import TenantType, camel
+from config.graphql.schema import schema  # noqa: F401  (every type built, for the sweep below)
+from contracts.models import Contract, LineItem
+from ledger.models import LedgerEntry
+from slas.models import SlaRule
+from tests.graphql.world import build_world
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(org, make_member):
+    return build_world(org, make_member("admin", org))
+
+
+# --- money ------------------------------------------------------------------------------------------
+
+MONEY = {
+    # model label: (GraphQL get, REST path of an object, its decimal fields GraphQL shows)
+    "contracts.Contract": ("contract", lambda o: f"/api/v1/contracts/{o.pk}", ["contract_value"]),
+    "ledger.LedgerEntry": ("ledgerEntry", lambda o: f"/api/v1/ledger_entries/{o.pk}", ["amount"]),
+    "billing.BillingLine": ("billingLine", lambda o: f"/api/v1/billing_lines/{o.pk}", ["unit_price", "amount"]),
+    "slas.SlaRule": ("slaRule", lambda o: f"/api/v1/sla_rules/{o.pk}", ["monthly_penalty_cap"]),
+    "breaches.Breach": ("breach", lambda o: f"/api/v1/breaches/{o.pk}", ["penalty_amount"]),
+    # No currency quantiser in REST for these two: both faces show the column's four places.
+    "contracts.LineItem": (
+        "lineItem",
+        lambda o: f"/api/v1/contracts/{o.contract_id}/line_items/{o.pk}",
+        ["unit_price"],
+    ),
+    "billing.ContractTemplate": (
+        "contractTemplate",
+        lambda o: f"/api/v1/contract_templates/{o.pk}",
+        ["period_charge", "overage_rate", "prepay_price_per_hour"],
+    ),
+}
+
+
+def _stored(world, currency: str) -> None:
+    """Amounts the column keeps with four places, in `currency` (a finer unit price included)."""
+    contract_id = world["contracts.Contract"][0]
+    Contract.objects.filter(pk=contract_id).update(currency=currency, contract_value=Decimal("18500.5"))
+    LedgerEntry.objects.filter(contract_id=contract_id).update(currency=currency, amount=Decimal("-300"))
+    BillingLine.objects.filter(contract_id=contract_id).update(
+        currency=currency, quantity=Decimal("2"), unit_price=Decimal("110.125"), amount=Decimal("220.25")
+    )
+    SlaRule.objects.filter(contract_id=contract_id).update(monthly_penalty_cap=Decimal("1000"))
+    Breach.objects.filter(contract_id=contract_id).update(currency=currency, penalty_amount=Decimal("12.3456"))
+    LineItem.objects.filter(contract_id=contract_id).update(unit_price=Decimal("2400"))
+    ContractTemplate.objects.update(
+        currency=currency, period_charge=Decimal("2400"), overage_rate=Decimal("110.125"), prepay_price_per_hour=95
+    )
+
+
+@pytest.mark.parametrize("currency", ["EUR", "JPY", "KWD"])
+def test_money_reads_as_rest_writes_it(gql, world, currency):
+    _stored(world, currency)
+    client = gql("admin")
+    for label, (get, rest_path, names) in MONEY.items():
+        for obj in apps.get_model(label).objects.filter(pk__in=world[label]):
+            query = f"{{ {get}(id: {obj.pk}) {{ {' '.join(camel(n) for n in names)} }} }}"
+            shown = client(query)[get]
+            rest = client.client.get(rest_path(obj)).json()
+            assert {n: shown[camel(n)] for n in names} == {n: rest[n] for n in names}, label
+
+
+def test_money_in_minor_units_the_cases_reported(gql, world):
+    _stored(world, "EUR")
+    contract_id = world["contracts.Contract"][0]
+    query = """{ contract(id: %s) { contractValue ledgerEntries { amount } }
+                 billingLines { results { unitPrice amount } } }"""
+    data = gql("admin")(query % contract_id)
+    assert data["contract"]["contractValue"] == "18500.50"
+    assert {e["amount"] for e in data["contract"]["ledgerEntries"]} == {"-300.00"}
+    # A unit price keeps its finer places (REST's price_text); an amount never does.
+    assert data["billingLines"]["results"] == [{"unitPrice": "110.125", "amount": "220.25"}]
+
+
+def _resource_types(cls=TenantType):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _resource_types(sub)
+
+
+def test_every_rest_money_field_is_covered_here():
+    """A type whose REST serializer quantises a field (`money_fields`, `price_fields`) is in MONEY."""
+    for graphql_type in _resource_types():
+        view = getattr(graphql_type, "rest_view", None)
+        meta = getattr(getattr(view, "serializer_class", None), "Meta", None)
+        if meta is None or not hasattr(graphql_type, "__strawberry_definition__"):
+            continue
+        shown = {f.python_name for f in graphql_type.__strawberry_definition__.fields}
+        quantised = {*getattr(meta, "money_fields", {}), *getattr(meta, "price_fields", {})} & shown
+        if quantised:
+            _, _, names = MONEY[meta.model._meta.label]
+            assert quantised <= set(names), meta.model._meta.label
