@@ -14,6 +14,7 @@ from breaches.models import Breach
 from config.graphql.base import TenantType, camel
 from config.graphql.schema import schema  # noqa: F401  (every type built, for the sweep below)
 from contracts.models import Contract, LineItem
+from events.models import Event
 from ledger.models import LedgerEntry
 from slas.models import SlaRule
 from tests.graphql.world import build_world
@@ -107,3 +108,30 @@ def test_every_rest_money_field_is_covered_here():
         if quantised:
             _, _, names = MONEY[meta.model._meta.label]
             assert quantised <= set(names), meta.model._meta.label
+
+
+# --- several operations -----------------------------------------------------------------------------
+
+
+def test_several_operations_without_a_name_run_none(gql, world):
+    pk = world["breaches.Breach"][0]
+    client = gql("operator")
+    document = f"mutation B {{ acknowledgeBreach(id: {pk}) {{ __typename }} }} query A {{ me {{ role }} }}"
+    events = Event.objects.count()
+    response = client.client.post("/api/graphql", {"query": document}, format="json")
+    body = response.json()
+    assert body["data"] is None
+    assert [e["message"] for e in body["errors"]] == [
+        "Must provide operation name if query contains multiple operations."
+    ]
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert Breach.objects.get(pk=pk).acknowledged_at is None
+    assert Event.objects.count() == events
+    # Named, only that one runs; one operation needs no name.
+    response = client.client.post("/api/graphql", {"query": document, "operationName": "A"}, format="json")
+    assert response.json() == {"data": {"me": {"role": "operator"}}}
+    assert Breach.objects.get(pk=pk).acknowledged_at is None
+    assert client("query A { me { role } }") == {"me": {"role": "operator"}}
+    response = client.client.post("/api/graphql", {"query": document, "operationName": "B"}, format="json")
+    assert response.json() == {"data": {"acknowledgeBreach": {"__typename": "Breach"}}}
+    assert Breach.objects.get(pk=pk).acknowledged_at is not None
