@@ -67,7 +67,8 @@ class ExportBatch(TenantType):
     totals: Json
     created_by: UserRef | None
     created_at: auto
-    lines: list[BillingLine] = nested_list()
+    # Oldest first, as REST and the CSV list them (billing lines' own default is newest first).
+    lines: list[BillingLine] = nested_list(default_sort="id")
 
 
 @strawberry_django.type(models.BillingLine, name="BillingLine")

@@ -299,7 +299,10 @@ def rest_filter(view_class, queryset, info, filters=None, order=None, extra_para
 
 
 class ResourceField(StrawberryDjangoField):
-    """A list of a `TenantType` with `filters`, `order` and `pagination` (max 100)."""
+    """A list of a `TenantType` with `filters`, `order` and `pagination` (max 100); `default_sort`
+    (REST sort keys) replaces the REST view's default where REST lists the relation otherwise."""
+
+    default_sort: str | None = None
 
     def __init__(self, *args, extra_filters: dict | None = None, **kwargs):
         self.extra_filters = extra_filters or {}
@@ -313,6 +316,7 @@ class ResourceField(StrawberryDjangoField):
         arguments = super().arguments
         resource = self._resource()
         if (self.is_list or self.is_paginated) and getattr(resource, "Filters", None) is not None:
+            default = f"`{self.default_sort}`, as REST lists them" if self.default_sort else "the REST default sort"
             arguments = [
                 *arguments,
                 StrawberryArgument(
@@ -326,7 +330,7 @@ class ResourceField(StrawberryDjangoField):
                     None,
                     type_annotation=strawberry.annotation.StrawberryAnnotation(list[resource.Order] | None),
                     default=None,
-                    description="Sort keys, first first; default: the REST default sort.",
+                    description=f"Sort keys, first first; default: {default}.",
                 ),
             ]
         return arguments
@@ -342,7 +346,8 @@ class ResourceField(StrawberryDjangoField):
         if (self.is_list or self.is_paginated) and hasattr(resource, "rest_view"):
             # Scope first (and check the role), then filter and sort like REST does.
             queryset = run_type_get_queryset(queryset, resource, info)
-            queryset = rest_filter(resource.rest_view, queryset, info, filters, order)
+            default = {"sort": self.default_sort} if self.default_sort and not order else None
+            queryset = rest_filter(resource.rest_view, queryset, info, filters, order, extra_params=default)
             if filters is not None:
                 queryset = resource.filter_extra(queryset, filters)
         return super().get_queryset(queryset, info, **kwargs)
@@ -353,9 +358,11 @@ def resource_list(**kwargs):
     return strawberry_django.offset_paginated(field_cls=ResourceField, **kwargs)
 
 
-def nested_list(**kwargs):
+def nested_list(*, default_sort: str | None = None, **kwargs):
     """A nested relation: a plain list with filters, order and pagination (at most 100 items)."""
-    return strawberry_django.field(field_cls=ResourceField, pagination=True, **kwargs)
+    field = strawberry_django.field(field_cls=ResourceField, pagination=True, **kwargs)
+    field.default_sort = default_sort
+    return field
 
 
 def money_field(serializer, name: str):

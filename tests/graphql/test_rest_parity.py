@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from model_bakery import baker
 
 from billing.models import BillingLine, ContractTemplate
 from breaches.models import Breach
@@ -135,3 +136,27 @@ def test_several_operations_without_a_name_run_none(gql, world):
     response = client.client.post("/api/graphql", {"query": document, "operationName": "B"}, format="json")
     assert response.json() == {"data": {"acknowledgeBreach": {"__typename": "Breach"}}}
     assert Breach.objects.get(pk=pk).acknowledged_at is not None
+
+
+# --- an export's lines ------------------------------------------------------------------------------
+
+
+def test_an_exports_lines_in_rest_and_csv_order(gql, world):
+    line = BillingLine.objects.get(pk=world["billing.BillingLine"][0])
+    for _ in range(3):
+        baker.make(BillingLine, organization=line.organization, contract=line.contract, period=line.period,
+                   batch=line.batch, date=line.date, currency="EUR")  # fmt: skip
+    batch = line.batch
+    client = gql("manager")
+    rest = [row["id"] for row in client.client.get(f"/api/v1/billing_exports/{batch.pk}").json()["lines"]]
+    csv = client.client.get(f"/api/v1/billing_exports/{batch.pk}", HTTP_ACCEPT="text/csv").content.decode()
+    assert [int(row.split(",")[1]) for row in csv.splitlines()[1:]] == rest == sorted(rest)
+    assert len(rest) == 4
+    single = client(f"{{ billingExport(id: {batch.pk}) {{ lines {{ id }} }} }}")["billingExport"]["lines"]
+    listed = client("{ billingExports { results { id lines { id } } } }")["billingExports"]["results"]
+    assert [int(row["id"]) for row in single] == rest
+    assert [[int(row["id"]) for row in b["lines"]] for b in listed if b["id"] == str(batch.pk)] == [rest]
+    # An order of the client's own still applies.
+    descending = "lines(order: [{field: ID, direction: DESC}]) { id }"
+    newest = client(f"{{ billingExport(id: {batch.pk}) {{ {descending} }} }}")
+    assert [int(row["id"]) for row in newest["billingExport"]["lines"]] == rest[::-1]
