@@ -8,17 +8,22 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from model_bakery import baker
 
 from billing.models import BillingLine, ContractTemplate
 from breaches.models import Breach
 from config.graphql.base import TenantType, camel
 from config.graphql.schema import schema  # noqa: F401  (every type built, for the sweep below)
-from contracts.models import Contract, LineItem
+from contracts.models import Asset, Contract, LineItem
 from events.models import Event
 from ledger.models import LedgerEntry
 from slas.models import SlaRule
+from tests.breaches.factories import T0, make_job
+from tests.contracts.factories import make_contract
 from tests.graphql.world import build_world
+from workorders.models import VisitPlan, WorkOrder
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +165,65 @@ def test_an_exports_lines_in_rest_and_csv_order(gql, world):
     descending = "lines(order: [{field: ID, direction: DESC}]) { id }"
     newest = client(f"{{ billingExport(id: {batch.pk}) {{ {descending} }} }}")
     assert [int(row["id"]) for row in newest["billingExport"]["lines"]] == rest[::-1]
+
+
+# --- a work order's references --------------------------------------------------------------------
+
+REFERENCES = "counterparty { id name } asset { id name } visitPlan { id } occurrence contractMatch"
+
+
+def _planned_jobs(org, count: int) -> list[WorkOrder]:
+    """`count` jobs, each of its own contract, counterparty, asset and visit plan occurrence."""
+    jobs = []
+    for index in range(count):
+        contract = make_contract(org, name=f"Refs {index:03d}", status="active")
+        asset = baker.make(Asset, organization=org, counterparty=contract.counterparty, name=f"Pump {index}")
+        plan = baker.make(VisitPlan, organization=org, contract=contract, asset=asset, summary="Check",
+                          recurrence="FREQ=MONTHLY", active_from=T0.date(), generated_until=T0)  # fmt: skip
+        job = make_job(contract, T0, now=T0, counterparty=contract.counterparty, asset=asset)
+        WorkOrder.objects.filter(pk=job.pk).update(visit_plan=plan, occurrence=T0)
+        jobs.append(job)
+    return jobs
+
+
+def test_a_work_orders_references_read_back_as_rest_shows_them(gql, org):
+    (job,) = _planned_jobs(org, 1)
+    client = gql("operator")
+    data = client(f"{{ workOrder(id: {job.pk}) {{ {REFERENCES} }} }}")["workOrder"]
+    rest = client.client.get(f"/api/v1/work_orders/{job.pk}").json()
+    for name in ("counterparty", "asset"):
+        assert data[name] == {"id": str(rest[name]["id"]), "name": rest[name]["name"]}
+    assert data["visitPlan"] == {"id": str(rest["visit_plan"]["id"])}
+    assert data["occurrence"] == rest["occurrence"].replace("Z", "+00:00")
+    assert data["contractMatch"] == rest["contract_match"] and data["contractMatch"]["method"] == "manual"
+    # What createWorkOrder writes, it reads back.
+    mutation = """mutation { createWorkOrder(input: {contractId: %s, counterpartyId: %s, assetId: %s,
+        reportedAt: "2026-03-10T09:00:00Z", priority: "high"})
+        { ... on WorkOrder { counterparty { id } asset { id } } } }"""
+    created = client(mutation % (job.contract_id, job.counterparty_id, job.asset_id))["createWorkOrder"]
+    assert created == {"counterparty": {"id": str(job.counterparty_id)}, "asset": {"id": str(job.asset_id)}}
+
+
+def test_a_viewer_reads_the_references_rest_lists_for_viewers(gql, org):
+    (job,) = _planned_jobs(org, 1)
+    client = gql("viewer")
+    data = client(f"{{ workOrder(id: {job.pk}) {{ counterparty {{ id }} occurrence contractMatch }} }}")
+    assert data["workOrder"]["counterparty"] == {"id": str(job.counterparty_id)}
+    # Assets and visit plans are the operator's (their lists, gets and events): refused, as elsewhere.
+    for field in ("asset { id serialNumber }", "visitPlan { id }"):
+        body = client(f"{{ workOrder(id: {job.pk}) {{ {field} }} }}", errors=True)
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def _reference_queries(gql, org, count: int) -> int:
+    _planned_jobs(org, count)
+    client = gql("operator", org=org)
+    with CaptureQueriesContext(connection) as captured:
+        data = client(f"{{ workOrders(pagination: {{limit: 100}}) {{ results {{ {REFERENCES} }} }} }}")
+    rows = data["workOrders"]["results"]
+    assert len(rows) == count and all(row["asset"] and row["visitPlan"] and row["counterparty"] for row in rows)
+    return len(captured.captured_queries)
+
+
+def test_a_work_orders_references_do_not_grow_with_rows(gql, org, other_org):
+    assert _reference_queries(gql, other_org, 2) == _reference_queries(gql, org, 12)
