@@ -197,7 +197,8 @@ class ExportBatchSerializer(ResourceSerializer):
         default_fields = ["id", "contract", "date_from", "date_to", "line_count", "totals", "created_by", "created_at"]
 
     def get_lines(self, batch) -> list[dict]:
-        return ExportedLineSerializer(batch.lines.all(), many=True).data
+        # Oldest first, said rather than left to the database (GraphQL's `lines` follow it).
+        return ExportedLineSerializer(sorted(batch.lines.all(), key=lambda line: line.pk), many=True).data
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

@@ -17,6 +17,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
+    money_field,
     nested_list,
     object_id,
     require_role,
@@ -44,6 +45,7 @@ from . import models, periods
 from .api import (
     PERIOD_HOURS,
     PERIOD_MONEY,
+    BillingLineSerializer,
     BillingLineViewSet,
     ContractTemplateSerializer,
     ContractTemplateViewSet,
@@ -65,7 +67,8 @@ class ExportBatch(TenantType):
     totals: Json
     created_by: UserRef | None
     created_at: auto
-    lines: list[BillingLine] = nested_list()
+    # Oldest first, as REST and the CSV list them (billing lines' own default is newest first).
+    lines: list[BillingLine] = nested_list(default_sort="id")
 
 
 @strawberry_django.type(models.BillingLine, name="BillingLine")
@@ -78,8 +81,8 @@ class BillingLine(TenantType):
     kind: auto
     description: auto
     quantity: auto
-    unit_price: auto
-    amount: auto
+    unit_price: decimal.Decimal = money_field(BillingLineSerializer, "unit_price")
+    amount: decimal.Decimal = money_field(BillingLineSerializer, "amount")
     currency: auto
     date: auto
     status: auto

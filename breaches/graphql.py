@@ -13,6 +13,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
+    money_field,
     nested_list,
     resource_get,
     resource_list,
@@ -20,11 +21,10 @@ from config.graphql.base import (
 from config.graphql.mutations import API, action_mutation, input_from_serializer
 from contracts.graphql import Contract
 from slas.graphql import SlaRule
-from tenancy.currencies import quantize
 from workorders.graphql import SlaClock, WorkOrder
 
 from . import models
-from .api import BreachViewSet, WaiveSerializer
+from .api import BreachSerializer, BreachViewSet, WaiveSerializer
 
 if TYPE_CHECKING:
     from ledger.graphql import LedgerEntry
@@ -59,10 +59,7 @@ class Breach(TenantType):
     waiver_reason: auto
     updated_at: auto
     ledger_entries: list[LedgerEntryRef] = nested_list()
-
-    @strawberry_django.field(only=["penalty_amount", "currency"], description="In the currency's minor unit.")
-    def penalty_amount(self) -> decimal.Decimal:
-        return quantize(self.penalty_amount, self.currency)
+    penalty_amount: decimal.Decimal = money_field(BreachSerializer, "penalty_amount")
 
 
 @strawberry.type

@@ -20,6 +20,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
+    money_field,
     nested_list,
     resource_get,
     resource_list,
@@ -150,7 +151,7 @@ class Contract(TenantType):
     renewal_term_months: auto
     renewed_from: Contract | None
     currency: auto
-    contract_value: decimal.Decimal | None
+    contract_value: decimal.Decimal | None = money_field(ContractSerializer, "contract_value")
     hours_budget: decimal.Decimal | None
     remaining_hours: decimal.Decimal | None
     low_balance_threshold_hours: decimal.Decimal | None

@@ -17,6 +17,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     UserRef,
+    money_field,
     nested_list,
     object_id,
     resource_get,
@@ -41,7 +42,7 @@ class LedgerEntry(TenantType):
     entry_type: auto
     reason_code: str  # a blank choice ("" for none): a string, as REST shows it
     hours: decimal.Decimal
-    amount: decimal.Decimal | None
+    amount: decimal.Decimal | None = money_field(LedgerEntrySerializer, "amount")
     currency: auto
     work_order: WorkOrder | None
     breach: Breach | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -12,6 +13,7 @@ from config.graphql.base import (
     Json,
     OffsetPaginated,
     TenantType,
+    money_field,
     nested_list,
     resource_get,
     resource_list,
@@ -71,7 +73,7 @@ class SlaRule(TenantType):
     pause_on_hold: auto
     escalation: Json
     penalty: Json | None
-    monthly_penalty_cap: auto
+    monthly_penalty_cap: decimal.Decimal | None = money_field(SlaRuleSerializer, "monthly_penalty_cap")
     active: auto
     effective_from: auto
     effective_to: auto

@@ -21,7 +21,7 @@ from config.graphql.base import (
 )
 from config.graphql.enums import enum_of
 from config.graphql.mutations import API, create_mutation, delete_mutation, input_from_serializer, update_mutation
-from contracts.graphql import Contract
+from contracts.graphql import Asset, Contract, Counterparty
 from slas.graphql import SlaRule
 from slas.models import Calendar
 
@@ -32,8 +32,10 @@ from .rules_api import ContractRuleSerializer, ContractRuleViewSet
 
 if TYPE_CHECKING:
     from breaches.graphql import Breach
+    from visits.graphql import VisitPlan
 
 BreachRef = Annotated["Breach", strawberry.lazy("breaches.graphql")]
+VisitPlanRef = Annotated["VisitPlan", strawberry.lazy("visits.graphql")]
 
 
 def _now(info) -> dt.datetime:
@@ -59,8 +61,16 @@ def _elapsed_seconds(clock_row, info) -> int:
 _FIGURE_HINTS = {
     # What `live_elapsed_seconds` reads: the clock, its rule's pause terms and its whole calendar.
     "only": [
-        "state", "started_at", "stopped_at", "elapsed_seconds", "target_minutes", "rule_id", "work_order_id",
-        "rule__metric", "rule__pause_on_hold", "rule__calendar_id",
+        "state",
+        "started_at",
+        "stopped_at",
+        "elapsed_seconds",
+        "target_minutes",
+        "rule_id",
+        "work_order_id",
+        "rule__metric",
+        "rule__pause_on_hold",
+        "rule__calendar_id",
         *(f"rule__calendar__{f.name}" for f in Calendar._meta.concrete_fields),
     ],  # fmt: skip
     "select_related": ["rule__calendar"],
@@ -122,6 +132,13 @@ class WorkOrder(TenantType):
     reference: auto
     summary: auto
     contract: Contract | None
+    contract_match: Json | None = strawberry_django.field(
+        description='How the contract was found: {"method": "manual" | "rule" | "entitlement" | "none", "rule", '
+        '"score", "explanation"}.'
+    )
+    counterparty: Counterparty | None
+    # Assets and visit plans are the operator's, as in REST's lists and events: a viewer asking is refused.
+    asset: Asset | None = strawberry_django.field(description="The job's asset (operators and up).")
     priority: auto
     status: auto
     reported_at: auto
@@ -130,6 +147,10 @@ class WorkOrder(TenantType):
     resolved_at: auto
     status_changed_at: auto
     location: Json | None
+    visit_plan: VisitPlanRef | None = strawberry_django.field(
+        description="The visit plan the job was generated from (operators and up)."
+    )
+    occurrence: auto = strawberry_django.field(description="The start of the plan's occurrence it visits.")
     sla_tracked: auto
     created_at: auto
     updated_at: auto

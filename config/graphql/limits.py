@@ -1,4 +1,5 @@
-"""Abuse limits, checked before anything runs: depth 10, aliases 15, tokens 2,000, page size 100.
+"""Abuse limits, checked before anything runs: depth 10, aliases 15, tokens 2,000, page size 100;
+and the GraphQL spec's rule that a document of several operations names the one to run.
 
 Depth, aliases and tokens are strawberry's own validation rules; the page size is checked here,
 on the parsed document with its variables, so `pagination: {limit: 1000}` is refused rather than
@@ -7,7 +8,7 @@ quietly clamped.
 
 from __future__ import annotations
 
-from graphql import GraphQLError, ObjectValueNode, VariableNode, visit
+from graphql import GraphQLError, ObjectValueNode, OperationDefinitionNode, VariableNode, visit
 from graphql.language import ArgumentNode, Visitor
 from graphql.utilities import value_from_ast_untyped
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
@@ -56,6 +57,26 @@ class PageSizeLimiter(SchemaExtension):
         yield
 
 
+class OperationNameRequired(SchemaExtension):
+    """Several operations and no `operationName`: an error, and nothing runs (the spec's
+    GetOperation). Strawberry's ExecutionContext fills a missing name in with the first
+    operation's, so `mutation B {..} query A {..}` ran B (found by an outside tester)."""
+
+    def on_validate(self):
+        context = self.execution_context
+        # The name the client sent, not `operation_name` (the first operation's when none was sent).
+        if context.pre_execution_errors is None and context._provided_operation_name is None:
+            definitions = context.graphql_document.definitions if context.graphql_document is not None else ()
+            if sum(isinstance(d, OperationDefinitionNode) for d in definitions) > 1:
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        "Must provide operation name if query contains multiple operations.",
+                        extensions={"code": "BAD_REQUEST"},
+                    )
+                ]
+        yield
+
+
 def limit_extensions() -> list:
     return [
         # Introspection (`__schema`, `__type`) is exempt from the depth limit: GraphiQL needs it.
@@ -63,4 +84,5 @@ def limit_extensions() -> list:
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         PageSizeLimiter,
+        OperationNameRequired,
     ]
