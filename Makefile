@@ -23,7 +23,7 @@ run: venv
 	mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --url http://$(HOST):$(PORT)
-	@printf "\nServing the API on http://$(HOST):$(PORT)/api/v1/ (docs: /api/v1/docs, admin: /admin/)\n"
+	@printf "\nServing on http://$(HOST):$(PORT): the API under /api/v1/ (its docs: /api/v1/docs), the admin at /admin/\n"
 	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-*} $(PY) manage.py runserver --insecure $(HOST):$(PORT)
 
 lint: venv

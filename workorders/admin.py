@@ -104,8 +104,16 @@ class ContractRuleForm(forms.ModelForm):
         model = ContractRule
         fields = ["organization", "name", "sequence", "enabled", "criteria", "outcome", "contract"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # No criteria (`[]`): a rule that holds for every job, as the API takes it (found by an
+        # outside sweep: the form called an empty list missing, so such a rule could not be saved).
+        self.fields["criteria"].required = False
+
     def clean(self):
         data = super().clean()
+        if data.get("criteria") is None:
+            data["criteria"] = []
         organization = data.get("organization") or getattr(self.instance, "organization", None)
         if (data.get("outcome") == ContractRule.Outcome.CONTRACT) != (data.get("contract") is not None):
             self.add_error("contract", "Outcome contract needs a contract; not_covered takes none.")
@@ -224,4 +232,3 @@ class VisitPlanInline(admin.TabularInline):
 
 # The contract's page lists its visit plans; contracts (a lower app) do not know about them.
 ContractAdmin.inlines = [*ContractAdmin.inlines, VisitPlanInline]
-

@@ -79,6 +79,15 @@ def test_assets_and_rules_are_written_through_the_services(staff):
     assert good.status_code == 302
     created = ContractRule.objects.get(name="Kinds")
     assert Event.objects.filter(type="contract_rule.created", object_id=created.pk).exists()
+    # no criteria: a catch-all, as the API takes it, saved unchanged too (found by an outside sweep)
+    catch_all = staff.post("/admin/workorders/contractrule/add/", {**rule, "name": "Catch-all", "criteria": "[]"})
+    assert catch_all.status_code == 302, catch_all.content
+    saved = ContractRule.objects.get(name="Catch-all")
+    assert saved.criteria == []
+    again = staff.post(
+        f"/admin/workorders/contractrule/{saved.pk}/change/", {**rule, "name": "Catch-all", "criteria": "[]"}
+    )
+    assert again.status_code == 302, again.content
 
 
 def test_a_visit_plan_with_a_bad_rule_is_refused_on_the_form(staff):
