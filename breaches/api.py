@@ -71,16 +71,16 @@ class BreachViewSet(ResourceViewSet):
     @action(detail=True, methods=["post"], required_role="operator")
     def acknowledge(self, request, pk=None):
         """Acknowledge an open breach."""
+        breach = self.get_object()  # a 404 before a 422 on the body
         ActionSerializer(data=request.data).is_valid(raise_exception=True)
-        return self.respond(services.acknowledge_breach(breach=self.get_object(), actor=request.user))
+        return self.respond(services.acknowledge_breach(breach=breach, actor=request.user))
 
     @extend_schema(request=WaiveSerializer, responses={200: BreachSerializer})
     @action(detail=True, methods=["post"], required_role="manager")
     def waive(self, request, pk=None):
         """Waive a breach, with a reason: its penalty is reversed."""
+        breach = self.get_object()  # a 404 before a 422 on the body
         form = WaiveSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        breach = services.waive_breach(
-            breach=self.get_object(), actor=request.user, reason=form.validated_data["reason"]
-        )
+        breach = services.waive_breach(breach=breach, actor=request.user, reason=form.validated_data["reason"])
         return self.respond(breach)

@@ -364,9 +364,10 @@ def _contract_action(service, description: str, body=EmptySerializer, **extra):
     """An action sub-path that validates its body, calls the service and returns the contract."""
 
     def handler(self, request, pk=None):
+        contract = self.get_object()  # a 404 before a 422 on the body (found by an outside sweep)
         form = body(data=request.data)
         form.is_valid(raise_exception=True)
-        contract = service(contract=self.get_object(), actor=request.user, **form.validated_data)
+        contract = service(contract=contract, actor=request.user, **form.validated_data)
         return self.respond(contract)
 
     handler.__name__ = service.__name__.removesuffix("_contract")
@@ -529,9 +530,10 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     @action(detail=True, methods=["post"])
     def renew(self, request, pk=None):
         """Draft the renewal (201): a new contract with the same terms, linked both ways."""
+        contract = self.get_object()  # a 404 before a 422 on the body
         form = RenewSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        renewal = services.renew_contract(contract=self.get_object(), actor=request.user, **form.validated_data)
+        renewal = services.renew_contract(contract=contract, actor=request.user, **form.validated_data)
         return self.respond(renewal, status.HTTP_201_CREATED, {"Location": self.detail_url(renewal)})
 
     @action(detail=False, methods=["get"])
@@ -809,10 +811,11 @@ def _is_admin(request) -> bool:
 
 def _amendment_action(service, body=EmptySerializer, admin_may_backdate=False):
     def handler(self, request, contract_pk=None, pk=None):
+        amendment = self.get_object()  # a 404 before a 422 on the body
         form = body(data=request.data)
         form.is_valid(raise_exception=True)
         extra = {"allow_past": _is_admin(request)} if admin_may_backdate else {}
-        amendment = service(amendment=self.get_object(), actor=request.user, **form.validated_data, **extra)
+        amendment = service(amendment=amendment, actor=request.user, **form.validated_data, **extra)
         return self.respond(amendment)
 
     handler.__name__ = service.__name__.removesuffix("_amendment")

@@ -151,8 +151,9 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
     @action(detail=True, methods=["post"], required_role="admin")
     def rotate_secret(self, request, pk=None):
         """A new secret (in the answer, shown only now); the old one keeps signing beside it for 24 h."""
+        endpoint = self.get_object()  # a 404 before a 422 on the body
         ActionSerializer(data=request.data).is_valid(raise_exception=True)
-        endpoint = services.rotate_secret(endpoint=self.get_object(), actor=request.user)
+        endpoint = services.rotate_secret(endpoint=endpoint, actor=request.user)
         return self.with_secret(endpoint, status.HTTP_200_OK)
 
     @extend_schema(request=None, responses={200: WebhookDeliverySerializer})
@@ -160,8 +161,9 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
     def ping(self, request, pk=None):
         """Send a signed `webhook.ping` event to this endpoint now; the answer is the delivery with
         its outcome (a failed ping is retried on the schedule while the endpoint is active)."""
+        endpoint = self.get_object()  # a 404 before a 422 on the body
         ActionSerializer(data=request.data).is_valid(raise_exception=True)
-        delivery = services.ping_endpoint(endpoint=self.get_object(), actor=request.user)
+        delivery = services.ping_endpoint(endpoint=endpoint, actor=request.user)
         delivery = deliver_now(delivery)
         location = reverse(
             "webhook-delivery-detail", kwargs={"webhook_pk": delivery.endpoint_id, "pk": delivery.pk}, request=request
@@ -207,8 +209,9 @@ class WebhookDeliveryViewSet(NestedListMixin, ResourceViewSet):
     @action(detail=True, methods=["post"], required_role="admin")
     def redeliver(self, request, pk=None, webhook_pk=None):
         """Send this delivery again (same `webhook-id`), due at once; the retry schedule starts afresh."""
+        delivery = self.get_object()  # a 404 before a 422 on the body
         ActionSerializer(data=request.data).is_valid(raise_exception=True)
-        delivery = services.redeliver(delivery=self.get_object(), actor=request.user)
+        delivery = services.redeliver(delivery=delivery, actor=request.user)
         return self.respond(delivery)
 
 
