@@ -231,3 +231,18 @@ def test_report_answers_are_documented_whole(scanned):
     fits("/api/v1/backtests", body, "post")
     assert set(body) == properties("/api/v1/backtests", "post")
 
+
+@pytest.mark.django_db
+def test_a_visit_of_a_plan_without_hours_is_documented_as_nullable(scanned):
+    # `"hours_allocated": null` was documented as a non-nullable decimal.
+    from workorders.models import VisitPlan
+
+    plan = VisitPlan.objects.filter(organization__slug="demo").first()
+    VisitPlan.objects.filter(pk=plan.pk).update(hours_allocated=None)
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    template = "/api/v1/contracts/{contract_pk}/visits"
+    visits = scanned.get(template.replace("{contract_pk}", str(plan.contract_id))).json()
+    mine = [visit for visit in visits if visit["visit_plan"]["id"] == plan.pk]
+    assert mine and mine[0]["hours_allocated"] is None
+    assert not mismatches(schema, ok_schema(schema, schema["paths"][template]["get"]), visits)
+
