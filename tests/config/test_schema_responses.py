@@ -112,6 +112,23 @@ def schema(django_db_blocker):
         return APIClient().get("/api/v1/schema?format=json").json()
 
 
+def test_every_resource_component_describes_every_readable_field(schema):
+    # A component was the list's default fields (drf-spectacular keeps the first component of a
+    # name), so the detail's own fields, and those `?fields=` picks, were not documented.
+    checked = set()
+    for (path, method), serializer_class in endpoint_serializers().items():
+        operation = schema["paths"].get(path, {}).get(method)
+        if method != "get" or not operation or not hasattr(serializer_class, "readable_field_names"):
+            continue
+        response_schema = ok_schema(schema, operation)
+        if response_schema is None:
+            continue  # not JSON (a calendar's iCalendar)
+        component = item_component(schema, response_schema)
+        assert set(component["properties"]) == set(serializer_class.readable_field_names()), (path, serializer_class)
+        checked.add(serializer_class)
+    assert len(checked) >= 20, checked
+
+
 # --- real answers -------------------------------------------------------------------------------
 
 
@@ -171,6 +188,45 @@ REQUIRED_PARAMETERS = {
     "from": (dt.date.today() - dt.timedelta(days=365)).isoformat(),
     "to": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
 }
+
+
+@pytest.mark.django_db
+def test_every_real_answer_fits_its_documented_schema(scanned):
+    """Each GET's real answer: its keys documented (recursively), its required keys present, nulls
+    only where nullable; a single resource shows exactly its component's properties, and a
+    collection asked for every field shows no more than they."""
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    serializers = endpoint_serializers()
+    checked = details = 0
+    for template, item in schema["paths"].items():
+        operation = item.get("get")
+        response_schema = operation and ok_schema(schema, operation)
+        if response_schema is None or template.endswith("/statement"):
+            continue  # not JSON; the statement needs a month (its own test)
+        path = concrete(scanned, template)
+        if path is None:
+            continue
+        params = {
+            p["name"]: REQUIRED_PARAMETERS[p["name"]]
+            for p in operation.get("parameters", [])
+            if p.get("required") and p["in"] == "query"
+        }
+        fields = next((p for p in operation.get("parameters", []) if p["name"] == "fields"), None)
+        tries = [params]
+        if fields and resolve(schema, response_schema).get("type") == "array":
+            tries.append({**params, "fields": ",".join(fields["schema"]["items"]["enum"])})
+        for query in tries:
+            response = scanned.get(path, query)
+            assert response.status_code == 200, (path, query, response.status_code, response.content[:300])
+            body = response.json()
+            problems = mismatches(schema, response_schema, body)
+            assert not problems, (path, query, problems)
+            checked += 1
+        serializer_class = serializers.get((template, "get"))
+        if template.endswith("/{id}") and hasattr(serializer_class, "readable_field_names"):
+            assert set(body) == set(item_component(schema, response_schema)["properties"]), path
+            details += 1
+    assert checked >= 60 and details >= 15, (checked, details)
 
 
 @pytest.mark.django_db
