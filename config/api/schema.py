@@ -11,6 +11,7 @@ from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc
 from drf_spectacular.utils import OpenApiParameter
 
 from .filters import PredicateFilter
+from .sorting import is_collection
 
 _PAGINATION_HEADERS = {
     "X-Pagination-Per-Page": "Resources per page.",
@@ -75,7 +76,7 @@ class PredicateFilterScheme(OpenApiFilterExtension):
     def get_schema_operation_parameters(self, auto_schema, *args, **kwargs):
         view = auto_schema.view
         filterset_class = getattr(view, "filterset_class", None)
-        if getattr(view, "action", None) != "list" or filterset_class is None:
+        if not is_collection(view) or filterset_class is None:
             return []
         parameters = []
         for name, filter_ in filterset_class.base_filters.items():

@@ -302,3 +302,23 @@ def test_a_visit_of_a_plan_without_hours_is_documented_as_nullable(scanned):
     assert mine and mine[0]["hours_allocated"] is None
     assert not mismatches(schema, ok_schema(schema, schema["paths"][template]["get"]), visits)
 
+
+def test_collection_sub_paths_document_the_list_parameters(schema):
+    # `/contracts/active?reference=...` (the README's own example) filtered, but the document
+    # listed no filter, sort or as_of for the collection sub-paths.
+    listed = {p["name"] for p in schema["paths"]["/api/v1/contracts"]["get"]["parameters"]}
+    assert {"reference", "status", "sort", "as_of", "fields", "page"} <= listed
+    for path in ("/api/v1/contracts/active", "/api/v1/contracts/expiring"):
+        parameters = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+        assert listed <= set(parameters), (path, listed - set(parameters))
+    expiring = {p["name"]: p for p in schema["paths"]["/api/v1/contracts/expiring"]["get"]["parameters"]}
+    assert {"soonest", "-soonest"} <= set(expiring["sort"]["schema"]["items"]["enum"])
+    assert "within_days" in expiring
+
+
+@pytest.mark.django_db
+def test_collection_sub_paths_take_the_list_parameters(demo):
+    reference = demo.get("/api/v1/contracts/active", {"per_page": 1}).json()[0]["reference"]
+    found = demo.get("/api/v1/contracts/active", {"reference": reference, "sort": "-name", "as_of": "2026-01-01"})
+    assert found.status_code == 200, found.content
+    assert demo.get("/api/v1/contracts/expiring", {"reference": reference, "sort": "soonest"}).status_code == 200
