@@ -195,6 +195,9 @@ class AutoSchema(SpectacularAutoSchema):
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
         serializer_class = getattr(self.view, "serializer_class", None)
+        if serializer_class is not None and hasattr(self.view, "get_serializer_class"):
+            # An action's own serializer (`/contracts/expiring` adds days_to_expiry, days_to_notice).
+            serializer_class = self.view.get_serializer_class()
         if self.method == "GET" and hasattr(serializer_class, "readable_field_names"):
             readable = serializer_class.readable_field_names()
             parameters = [

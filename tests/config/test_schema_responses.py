@@ -125,6 +125,9 @@ def test_every_resource_component_describes_every_readable_field(schema):
             continue  # not JSON (a calendar's iCalendar)
         component = item_component(schema, response_schema)
         assert set(component["properties"]) == set(serializer_class.readable_field_names()), (path, serializer_class)
+        # and `?fields=` offers each of them (an action's own serializer's too)
+        fields = next(p for p in operation["parameters"] if p["name"] == "fields")
+        assert set(fields["schema"]["items"]["enum"]) == set(component["properties"]), path
         checked.add(serializer_class)
     assert len(checked) >= 20, checked
 
