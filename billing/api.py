@@ -33,8 +33,16 @@ from .models import BillingLine, ContractTemplate, ExportBatch
 
 # --- periods ------------------------------------------------------------------------------------
 
-_HOURS = serializers.DecimalField(max_digits=14, decimal_places=2)
-_MONEY = serializers.DecimalField(max_digits=18, decimal_places=4)
+# Factories, not shared instances: a field instance binds to one name, so a shared one left
+# every name but the last out of the document.
+def _hours():
+    return serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+def _money():
+    return serializers.DecimalField(max_digits=18, decimal_places=4)
+
+
 PERIOD_HOURS = [
     "included_hours", "rolled_over_in", "prepaid_hours_added", "topped_up_hours", "charged_hours", "overage_hours",
     "expired_hours", "rolled_over_out",
@@ -53,9 +61,9 @@ class PeriodsView(ContractLedgerView):
                     "start_date": serializers.DateField(),
                     "end_date": serializers.DateField(help_text="The period's last day."),
                     "status": serializers.ChoiceField(choices=["open", "closed"]),
-                    **{name: _HOURS for name in PERIOD_HOURS},
+                    **{name: _hours() for name in PERIOD_HOURS},
                     "currency": serializers.CharField(),
-                    **{name: _MONEY for name in PERIOD_MONEY},
+                    **{name: _money() for name in PERIOD_MONEY},
                 },
                 many=True,
             )

@@ -178,6 +178,7 @@ SPECTACULAR_SETTINGS = {
         "WorkOrderStatusEnum": "workorders.models.WorkOrder.Status",
         "BreachStateEnum": "breaches.models.Breach.State",
         "ClockStateEnum": "workorders.models.SlaClock.State",
+        "BacktestOutcomeEnum": "reports.backtest.OUTCOMES",  # a job's outcome under current and proposed terms
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -536,6 +536,7 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         renewal = services.renew_contract(contract=contract, actor=request.user, **form.validated_data)
         return self.respond(renewal, status.HTTP_201_CREATED, {"Location": self.detail_url(renewal)})
 
+    @extend_schema(parameters=[AS_OF])
     @action(detail=False, methods=["get"])
     def active(self, request):
         """The active contracts (all list parameters apply)."""

@@ -520,7 +520,6 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
     return renewal
 
 
-@transaction.atomic
 def renewal_handover(renewal: Contract) -> tuple[dt.datetime, dt.datetime]:
     """For a renewal: when its original's term ends (the end of its expiry date; the renewal's
     start when the original is open-ended) and when the renewal begins. What was in force at the
@@ -533,6 +532,7 @@ def renewal_handover(renewal: Contract) -> tuple[dt.datetime, dt.datetime]:
     return original.start_of_day(original.expiry_date + dt.timedelta(days=1)), starts
 
 
+@transaction.atomic  # it locks the contract (a live server runs in autocommit: a 500 without it)
 def renew_contract(
     *, contract: Contract, actor, start_date=None, expiry_date=None, term_months=None, now=None
 ) -> Contract:

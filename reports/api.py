@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -43,7 +43,7 @@ from slas.schemas import validation_errors
 from workorders.api import RemainingMinutesField
 from workorders.models import SlaClock
 
-from . import at_risk, backtest, charts, compliance, evidence, pdf, statement
+from . import at_risk, backtest, charts, compliance, evidence, pdf, responses, statement
 
 # --- renderers ----------------------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ class ComplianceView(ReportView):
                 "time_zone", str, description="IANA zone of the dates, months and weeks (default: the organization's)."
             ),
         ],
-        responses={200: inline_serializer("ComplianceRow", {"decided": serializers.IntegerField()}, many=True)},
+        responses={200: responses.ComplianceRowSerializer(many=True)},
     )
     def get(self, request):
         """SLA compliance per group: decided, met, breached, minutes to stop, overage, penalties."""
@@ -338,7 +338,7 @@ class StatementView(ReportView):
         operation_id="contracts_statement",
         parameters=[OpenApiParameter("month", str, required=True, description="YYYY-MM, in the contract's time zone.")],
         responses={
-            (200, "application/json"): inline_serializer("Statement", {"month": serializers.CharField()}),
+            (200, "application/json"): responses.StatementSerializer,
             (200, "text/csv"): {"type": "string"},
             (200, "application/pdf"): {"type": "string", "format": "binary"},
         },
@@ -395,7 +395,7 @@ class EvidenceView(ReportView):
     @extend_schema(
         operation_id="breaches_evidence",
         responses={
-            (200, "application/json"): inline_serializer("Evidence", {"sha256": serializers.CharField()}),
+            (200, "application/json"): responses.EvidenceSerializer,
             (200, "text/html"): {"type": "string"},
             (200, "application/pdf"): {"type": "string", "format": "binary"},
         },
@@ -516,7 +516,7 @@ class BacktestView(JSONErrorsMixin, APIView):
     @extend_schema(
         operation_id="backtests_create",
         request=BacktestSerializer,
-        responses={200: inline_serializer("Backtest", {"jobs": serializers.IntegerField()})},
+        responses={200: responses.BacktestResultSerializer},
     )
     def post(self, request):
         """Replay a window's jobs under the current and the proposed terms (nothing is stored)."""

@@ -8,21 +8,21 @@ import zoneinfo
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 
 from config import dates
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, reference_of
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.api import ContractChild
 from contracts.models import Asset
 from contracts.services import contract_for_line_items as contract_of_route
 from slas.models import PRIORITY_RANK
 from workorders import rules as services
-from workorders.models import VisitPlan
+from workorders.models import VisitPlan, WorkOrder
 from workorders.visits import next_occurrences
 
 from .selectors import STATES, contract_visits
@@ -108,17 +108,32 @@ class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, Re
 
 
 class VisitSerializer(serializers.Serializer):
-    visit_plan = serializers.SerializerMethodField()
+    visit_plan = ReferenceField(source="plan")
     occurrence = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
     state = serializers.ChoiceField(choices=STATES)
     work_order = serializers.SerializerMethodField()
-    hours_allocated = serializers.DecimalField(source="plan.hours_allocated", max_digits=8, decimal_places=2)
+    # A plan need not allocate hours (VisitPlan.hours_allocated is nullable).
+    hours_allocated = serializers.DecimalField(
+        source="plan.hours_allocated", max_digits=8, decimal_places=2, allow_null=True
+    )
     hours_logged = serializers.DecimalField(max_digits=14, decimal_places=2)
 
-    def get_visit_plan(self, visit) -> dict:
-        return reference_of(visit.plan)
-
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "readOnly": True,
+            "description": "The occurrence's job, once generated.",
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": list(WorkOrder.Status.values)},
+                "resolved_at": {"type": "string", "format": "date-time", "nullable": True},
+            },
+            "required": ["id", "name", "status", "resolved_at"],
+        }
+    )
     def get_work_order(self, visit) -> dict | None:
         job = visit.work_order
         if job is None:

@@ -11,6 +11,7 @@ from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc
 from drf_spectacular.utils import OpenApiParameter
 
 from .filters import PredicateFilter
+from .sorting import is_collection
 
 _PAGINATION_HEADERS = {
     "X-Pagination-Per-Page": "Resources per page.",
@@ -75,7 +76,7 @@ class PredicateFilterScheme(OpenApiFilterExtension):
     def get_schema_operation_parameters(self, auto_schema, *args, **kwargs):
         view = auto_schema.view
         filterset_class = getattr(view, "filterset_class", None)
-        if getattr(view, "action", None) != "list" or filterset_class is None:
+        if not is_collection(view) or filterset_class is None:
             return []
         parameters = []
         for name, filter_ in filterset_class.base_filters.items():
@@ -194,6 +195,9 @@ class AutoSchema(SpectacularAutoSchema):
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
         serializer_class = getattr(self.view, "serializer_class", None)
+        if serializer_class is not None and hasattr(self.view, "get_serializer_class"):
+            # An action's own serializer (`/contracts/expiring` adds days_to_expiry, days_to_notice).
+            serializer_class = self.view.get_serializer_class()
         if self.method == "GET" and hasattr(serializer_class, "readable_field_names"):
             readable = serializer_class.readable_field_names()
             parameters = [

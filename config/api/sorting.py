@@ -8,6 +8,19 @@ choices: `PRIORITY_RANK`) and `default_sort` (its `get_default_sort()` may vary 
 from .exceptions import BadRequest
 
 
+def is_collection(view) -> bool:
+    """Whether a view's action reads a collection: `list`, or a GET sub-path of the collection that
+    lists through it (`GET /contracts/active`), which takes every list parameter too."""
+    if getattr(view, "action", None) == "list":
+        return True
+    request = getattr(view, "request", None)
+    return (
+        getattr(view, "detail", None) is False
+        and getattr(request, "method", None) == "GET"
+        and getattr(view, "pagination_class", None) is not None
+    )
+
+
 class SortBackend:
     def filter_queryset(self, request, queryset, view):
         sort_fields: dict[str, str] = {"id": "id", **getattr(view, "sort_fields", {})}
@@ -38,7 +51,7 @@ class SortBackend:
         return queryset.order_by(*ordering)
 
     def get_schema_operation_parameters(self, view):
-        if getattr(view, "action", None) != "list":
+        if not is_collection(view):
             return []
         keys = sorted({"id", *getattr(view, "sort_fields", {})})
         return [

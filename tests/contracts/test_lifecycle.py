@@ -255,6 +255,15 @@ class TestRenew:
         again = client.post(url(original, "renew"), {}, format="json")
         assert again.status_code == 409 and str(renewal["id"]) in again.json()["message"]
 
+    @pytest.mark.django_db(transaction=True)
+    def test_renew_runs_in_its_own_transaction(self, api, make_contract):
+        # Outside a test's wrapping transaction, as a live server runs: renew locks the contract
+        # (select_for_update), which PostgreSQL refused with a 500 when renew_contract had lost its
+        # @transaction.atomic to the function inserted above it (found by the schema fuzz).
+        original = make_contract(status="active", start_date=dt.date(2026, 1, 1), expiry_date=dt.date(2026, 12, 31))
+        response = api("manager").post(url(original, "renew"), {}, format="json")
+        assert response.status_code == 201, response.content
+
     def test_explicit_dates_and_term(self, api, make_contract):
         client = api("manager")
         one = make_contract(status="expired")
