@@ -187,6 +187,10 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
 
     @extend_schema_field(serializers.ListField(child=ReferenceField()))
     def get_covered_assets(self, contract) -> list[dict]:
+        version = getattr(contract, "terms_version", None)
+        if version is not None:  # `?as_of=`: the assets of the terms in force that day (an outside sweep)
+            ids = version.terms.get("covered_assets", [])
+            return [reference_of(asset) for asset in Asset.objects.filter(pk__in=ids).order_by("id")] if ids else []
         return [reference_of(asset) for asset in contract.covered_assets.all()]
 
     def get_waiting_for(self, contract) -> list[str]:

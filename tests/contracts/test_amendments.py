@@ -747,3 +747,19 @@ def test_a_renewal_by_hand_takes_the_terms_in_force_on_the_last_day(org, manager
     response = managers[0].post(f"/api/v1/contracts/{contract.pk}/renew", {}, format="json")
     assert response.status_code == 201, response.content
     assert (response.json()["hours_budget"], response.json()["notice_period_days"]) == ("150.00", 45)
+
+
+@pytest.mark.django_db
+def test_as_of_shows_the_assets_covered_that_day(api, org, managers):
+    # Found by an outside sweep: the covered assets came from today's row on every date.
+    from contracts.models import Asset
+
+    contract = approved_contract(org)
+    pump = baker.make(Asset, organization=org, counterparty=contract.counterparty, name="Pump")
+    change = amend(managers[0], contract, effective_date="2027-03-01", changes={"covered_asset_ids": [pump.pk]})
+    approve_fully(managers, contract, change.json()["id"])
+    url = f"/api/v1/contracts/{contract.pk}?fields=covered_assets&as_of="
+    assert managers[0].get(url + "2027-02-28").json()["covered_assets"] == []
+    assert managers[0].get(url + "2027-03-01").json()["covered_assets"] == [{"id": pump.pk, "name": "Pump"}]
+    listed = managers[0].get("/api/v1/contracts?fields=covered_assets&as_of=2027-03-01").json()
+    assert listed == [{"id": contract.pk, "covered_assets": [{"id": pump.pk, "name": "Pump"}]}]
