@@ -14,7 +14,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from config.api.csv import spreadsheet_safe
+from config.api.csv import content_disposition, spreadsheet_safe
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
@@ -32,6 +32,7 @@ from . import periods, services
 from .models import BillingLine, ContractTemplate, ExportBatch
 
 # --- periods ------------------------------------------------------------------------------------
+
 
 # Factories, not shared instances: a field instance binds to one name, so a shared one left
 # every name but the last out of the document.
@@ -161,6 +162,11 @@ class CSVRenderer(BaseRenderer):
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         batches = data if isinstance(data, list) else [data]
+        response = (renderer_context or {}).get("response")
+        if response is not None and response.status_code < 400:  # a download, named (an outside sweep)
+            one = len(batches) == 1 and "id" in batches[0]
+            name = f"billing-export-{batches[0]['id']}.csv" if one else "billing-exports.csv"
+            response["Content-Disposition"] = content_disposition(name)
         for batch in batches:
             for line in batch.get("lines", []):
                 period = line["period_dates"] or {}

@@ -129,10 +129,14 @@ class ContractLedgerView(JSONErrorsMixin, APIView):
     def check_params(self, allowed: set[str]) -> None:
         unknown = sorted(set(self.request.query_params) - allowed - {"format"})
         if unknown:
-            raise BadRequest(f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown."] for n in unknown})
+            raise BadRequest(
+                f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown query parameter."] for n in unknown}
+            )
 
 
 class BalanceView(ContractLedgerView):
+    basename = "balance"  # the CSV's file name
+
     @extend_schema(
         parameters=[
             OpenApiParameter("as_of", str, description="ISO timestamp (default now)."),
@@ -166,6 +170,8 @@ class BalanceView(ContractLedgerView):
 
 
 class LotsView(ContractLedgerView):
+    basename = "lots"  # the CSV's file name
+
     @extend_schema(
         parameters=[OpenApiParameter("as_of", str, description="ISO timestamp (default now).")],
         responses={

@@ -238,6 +238,11 @@ class TestExportsAPI(ResourceAPITests):
         batch = rows[0]["batch"]
         again = client.get(f"{self.url}/{batch}", HTTP_ACCEPT="text/csv")
         assert again.content == response.content
+        # a download with a name (found by an outside sweep: none)
+        assert response["Content-Disposition"] == again["Content-Disposition"]
+        assert again["Content-Disposition"] == f'attachment; filename="billing-export-{batch}.csv"'
+        listed = client.get(self.url, HTTP_ACCEPT="text/csv")
+        assert listed["Content-Disposition"] == 'attachment; filename="billing-export.csv"'  # the list, streamed
         error = client.get(f"{self.url}/999999", HTTP_ACCEPT="text/csv")
         assert error.status_code == 404 and error.json() == {"message": "Not found."}
 

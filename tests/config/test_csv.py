@@ -166,6 +166,10 @@ def test_the_lots_and_balance_of_a_contract_as_csv(api, org):
     assert [row["id"] for row in lots] == [str(lot.pk)] and lots[0]["remaining"] == "12.00"
     balance = client.get(f"/api/v1/contracts/{contract.pk}/balance", HTTP_ACCEPT="text/csv")
     assert balance.status_code == 200 and b"remaining_hours" in balance.content
+    # named after what they are, not export.csv (found by an outside sweep)
+    assert balance["Content-Disposition"] == 'attachment; filename="balance.csv"'
+    lots_csv = client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv"})
+    assert lots_csv["Content-Disposition"] == 'attachment; filename="lots.csv"'
     bad = client.get(f"/api/v1/contracts/{contract.pk}/lots", {"format": "csv", "as_of": "yesterday"})
     assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
 
