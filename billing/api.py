@@ -163,10 +163,10 @@ class CSVRenderer(BaseRenderer):
         writer.writerow(CSV_COLUMNS)
         batches = data if isinstance(data, list) else [data]
         response = (renderer_context or {}).get("response")
-        if response is not None and response.status_code < 400:  # a download, named (an outside sweep)
-            one = len(batches) == 1 and "id" in batches[0]
-            name = f"billing-export-{batches[0]['id']}.csv" if one else "billing-exports.csv"
-            response["Content-Disposition"] = content_disposition(name)
+        if response is not None and response.status_code < 400 and isinstance(data, dict):
+            # One batch, a download named after it (found by an outside sweep: unnamed); the list is
+            # streamed by the toolkit's CSVMixin, under the resource's name.
+            response["Content-Disposition"] = content_disposition(f"billing-export-{data['id']}.csv")
         for batch in batches:
             for line in batch.get("lines", []):
                 period = line["period_dates"] or {}
