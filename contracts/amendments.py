@@ -140,12 +140,23 @@ def _check_resulting_terms(contract: Contract, in_force: Contract, changes: dict
             errors.setdefault("changes.expiry_date", []).append("Required while auto_renew is on.")
         if not changes.get("renewal_term_months", in_force.renewal_term_months):
             errors.setdefault("changes.renewal_term_months", []).append("Required while auto_renew is on.")
+    if {"notice_period_days", "expiry_date", "start_date"} & set(changes):
+        start = _day(changes.get("start_date", in_force.start_date))
+        expiry = _day(changes.get("expiry_date", in_force.expiry_date))
+        notice_days = changes.get("notice_period_days", in_force.notice_period_days) or 0
+        if start and expiry and expiry - dt.timedelta(days=notice_days) < start:
+            errors.setdefault("changes.notice_period_days", []).append("Notice would be due before the start date.")
     if changes.get("expiry_date") is not None:
         renewal = Contract.objects.filter(renewed_from=contract).only("reference", "start_date").first()
         if renewal is not None and renewal.start_date and str(changes["expiry_date"]) >= str(renewal.start_date):
             errors.setdefault("changes.expiry_date", []).append(
                 f"Must be before {renewal.start_date.isoformat()}, when its renewal {renewal.reference} starts."
             )
+
+
+def _day(value) -> dt.date | None:
+    """A date of the terms or of an amendment's changes (stored as JSON text)."""
+    return None if value is None else dt.date.fromisoformat(str(value))
 
 
 def jsonable_date(value: dt.date | None) -> str | None:

@@ -195,6 +195,7 @@ def create_contract(*, organization, actor, data: dict) -> Contract:
     assets = data.pop("covered_assets", None) or []
     contract = Contract(organization=organization, **data)
     _check_counterparty_role(contract)
+    _check_notice(contract)
     _check_covered_assets(contract, assets)
     _derive(contract)
     contract.save()
@@ -202,6 +203,17 @@ def create_contract(*, organization, actor, data: dict) -> Contract:
     payload = {**snapshot(contract, CONTRACT_SNAPSHOT), "covered_assets": sorted(a.pk for a in assets)}
     record_event(type="contract.created", obj=contract, actor=actor, payload=payload)
     return contract
+
+
+def _check_notice(contract: Contract) -> None:
+    """The notice date falls in the term: notice due before the contract has begun cannot be given
+    (found by an outside sweep: 400 days' notice on a one-year term); 422 naming the period."""
+    notice = contract.compute_notice_date()
+    if notice is not None and contract.start_date is not None and notice < contract.start_date:
+        raise Unprocessable(
+            "The notice period is longer than the term: notice would be due before the contract starts.",
+            {"notice_period_days": [f"At most {(contract.expiry_date - contract.start_date).days} for this term."]},
+        )
 
 
 def _check_covered_assets(contract: Contract, assets) -> None:
@@ -249,6 +261,7 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
         changes["covered_assets"] = asset_change
     if changes:
         _check_counterparty_role(contract)
+        _check_notice(contract)
         _check_renewal_start(contract)
         _derive(contract)
         _save(contract)

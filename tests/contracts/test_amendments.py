@@ -712,6 +712,13 @@ class TestTheTermsAnAmendmentLeaves:
         stopping = {"auto_renew": False, "renewal_term_months": None}
         assert amend(managers[0], renewing, changes=stopping).status_code == 201
 
+    def test_notice_is_due_within_the_term(self, api, org, managers):
+        contract = approved_contract(org)  # 2026-01-01 to 2028-12-31: 1,095 days
+        response = amend(managers[0], contract, changes={"notice_period_days": 1200})
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["changes.notice_period_days"]
+        assert amend(managers[0], contract, changes={"notice_period_days": 90}).status_code == 201
+
     def test_the_term_cannot_reach_over_its_renewal(self, api, org, managers):
         from contracts import services
 

@@ -322,3 +322,16 @@ def test_a_terms_last_day(start, months, last_day):
     from contracts.services import term_end
 
     assert term_end(start, months) == last_day
+
+
+@pytest.mark.django_db
+def test_notice_is_due_within_the_term(api, make_contract):
+    # Found by an outside sweep: 400 days' notice on a one-year draft put the notice date before its start.
+    contract = make_contract(status="draft", start_date=dt.date(2027, 1, 1), expiry_date=dt.date(2027, 12, 31))
+    client = api("manager")
+    response = client.patch(f"/api/v1/contracts/{contract.pk}", {"notice_period_days": 400}, format="json")
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"] == {"notice_period_days": ["At most 364 for this term."]}
+    assert (
+        client.patch(f"/api/v1/contracts/{contract.pk}", {"notice_period_days": 364}, format="json").status_code == 200
+    )
