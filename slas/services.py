@@ -204,6 +204,11 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
             f"POST /api/v1/sla_rules/{rule.pk}/amend, which ends this rule and starts its successor.",
             {name: ["Use amend."] for name in terms},
         )
+    return _write_changes(rule, data, actor)
+
+
+def _write_changes(rule: SlaRule, data: dict, actor) -> SlaRule:
+    """Apply `data` to the (locked) rule, checked, with its `sla_rule.updated` event if it changed."""
     changes = apply_changes(rule, data)
     if changes:
         _check_period(rule)
@@ -221,13 +226,7 @@ def restate_rule(*, rule: SlaRule, actor, data: dict) -> SlaRule:
     approved). Its jobs' clocks are recomputed by the workorders handler of `sla_rule.updated`."""
     rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
     _open_contract(rule.contract)
-    changes = apply_changes(rule, {name: value for name, value in data.items() if name in RULE_TERMS})
-    if changes:
-        _check_period(rule)
-        _check_overlap(rule)
-        rule.save()
-        record_event(type="sla_rule.updated", obj=rule, actor=actor, payload={"changes": changes})
-    return rule
+    return _write_changes(rule, {name: value for name, value in data.items() if name in RULE_TERMS}, actor)
 
 
 @transaction.atomic
