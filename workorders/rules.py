@@ -111,7 +111,7 @@ def carry_plans_into_renewal(event) -> int:
                 contract=renewal, actor=event.actor, data={**data, "active_from": renewal.start_date}, now=starts
             )
         except Unprocessable:
-            continue  # its rule is over (check_plan)
+            continue  # check_plan refused it in the new term: its rule has no occurrence any more
         carried += 1
     return carried
 
