@@ -163,7 +163,7 @@ class CSVRenderer(BaseRenderer):
         writer.writerow(CSV_COLUMNS)
         batches = data if isinstance(data, list) else [data]
         response = (renderer_context or {}).get("response")
-        if response is not None and response.status_code < 400 and isinstance(data, dict):
+        if response is not None and response.status_code < 400 and isinstance(data, dict) and "id" in data:
             # One batch, a download named after it (found by an outside sweep: unnamed); the list is
             # streamed by the toolkit's CSVMixin, under the resource's name.
             response["Content-Disposition"] = content_disposition(f"billing-export-{data['id']}.csv")

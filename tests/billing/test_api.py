@@ -241,6 +241,9 @@ class TestExportsAPI(ResourceAPITests):
         # a download with a name (found by an outside sweep: none)
         assert response["Content-Disposition"] == again["Content-Disposition"]
         assert again["Content-Disposition"] == f'attachment; filename="billing-export-{batch}.csv"'
+        # not a batch (OPTIONS' description, found by the fuzz): no name, and no 500
+        assert client.options(f"{self.url}/{batch}?format=csv").status_code == 200
+        assert client.options(f"{self.url}?format=csv").status_code == 200
         listed = client.get(self.url, HTTP_ACCEPT="text/csv")
         assert listed["Content-Disposition"] == 'attachment; filename="billing-export.csv"'  # the list, streamed
         error = client.get(f"{self.url}/999999", HTTP_ACCEPT="text/csv")
