@@ -190,7 +190,10 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         version = getattr(contract, "terms_version", None)
         if version is not None:  # `?as_of=`: the assets of the terms in force that day (an outside sweep)
             ids = version.terms.get("covered_assets", [])
-            return [reference_of(asset) for asset in Asset.objects.filter(pk__in=ids).order_by("id")] if ids else []
+            assets = self.context.get("as_of_assets")  # a list's, read once for its page
+            if assets is None:
+                assets = assets_by_id(ids)
+            return [reference_of(assets[pk]) for pk in sorted(ids) if pk in assets]
         return [reference_of(asset) for asset in contract.covered_assets.all()]
 
     def get_waiting_for(self, contract) -> list[str]:
@@ -321,6 +324,12 @@ class ContractFilterSet(PredicateFilterSet):
             blank_is_empty = isinstance(model_field, (models.CharField, models.TextField))
             queryset = queryset.filter(terms.term_predicate_q(flt.field_name, value, day, blank_is_empty))
         return queryset
+
+
+def assets_by_id(ids) -> dict[int, Asset]:
+    """The assets of these ids (those still there), one query; none asked, none read."""
+    ids = set(ids)
+    return {asset.pk: asset for asset in Asset.objects.filter(pk__in=ids)} if ids else {}
 
 
 def as_of_date(params) -> dt.date | None:
@@ -487,7 +496,12 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
             if isinstance(instance, Contract):
                 args = (terms.contract_as_of(instance, day), *args[1:])
             elif instance is not None:
-                args = ([terms.contract_as_of(c, day) for c in instance], *args[1:])
+                views = [terms.contract_as_of(c, day) for c in instance]
+                context = kwargs.setdefault("context", self.get_serializer_context())
+                context["as_of_assets"] = assets_by_id(
+                    pk for view in views if view.terms_version for pk in view.terms_version.terms.get("covered_assets", [])
+                )  # the page's covered assets in one query, not one per contract
+                args = (views, *args[1:])
         return super().get_serializer(*args, **kwargs)
 
     def row_plan(self):

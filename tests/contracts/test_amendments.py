@@ -385,6 +385,35 @@ class TestAmendmentFlow:
         # 1 count, 2 the page's ids, 3 the page, 4 the term versions (prefetched)
         assert counts == [4, 4], counts
 
+    def test_as_of_lists_read_the_covered_assets_of_a_page_at_once(self, api, org, managers):
+        # Found in review: one query per contract read the assets of its terms of that day.
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from contracts.models import Asset
+
+        covered = {}
+        for n in range(6):
+            contract = approved_contract(org)
+            pump = baker.make(Asset, organization=org, counterparty=contract.counterparty, name=f"Pump {n}")
+            change = {"covered_asset_ids": [pump.pk]}
+            approve_fully(managers, contract, amend(managers[0], contract, changes=change).json()["id"])
+            covered[contract.pk] = [{"id": pump.pk, "name": pump.name}]
+        viewer = api("viewer")
+        assert viewer.get("/api/v1/contracts").status_code == 200  # caches the token's membership
+        counts, shown = [], []
+        for per_page in (2, 6):
+            params = {"as_of": "2027-06-01", "per_page": per_page, "fields": "id,covered_assets"}
+            with CaptureQueriesContext(connection) as queries:
+                response = viewer.get("/api/v1/contracts", params)
+            assert response.status_code == 200
+            counts.append(len(queries))
+            shown.append({contract["id"]: contract["covered_assets"] for contract in response.json()})
+        # 1 count, 2 the page's ids, 3 the page, 4 today's assets, 5 the term versions, 6 their assets
+        assert counts == [6, 6], counts
+        assert shown[1] == covered
+        assert [c["covered_assets"] for c in viewer.get("/api/v1/contracts?fields=covered_assets").json()] == [[]] * 6
+
     def test_as_of_on_a_draft_reads_the_row(self, api, org):
         draft = make_contract(org, notice_period_days=7)
         assert api("viewer").get(f"/api/v1/contracts/{draft.pk}?as_of=2020-01-01").json()["notice_period_days"] == 7
