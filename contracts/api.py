@@ -498,9 +498,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
             elif instance is not None:
                 views = [terms.contract_as_of(c, day) for c in instance]
                 context = kwargs.setdefault("context", self.get_serializer_context())
-                context["as_of_assets"] = assets_by_id(
-                    pk for view in views if view.terms_version for pk in view.terms_version.terms.get("covered_assets", [])
-                )  # the page's covered assets in one query, not one per contract
+                versions = [view.terms_version for view in views if view.terms_version is not None]
+                # The page's covered assets in one query, not one per contract.
+                context["as_of_assets"] = assets_by_id(pk for v in versions for pk in v.terms.get("covered_assets", []))
                 args = (views, *args[1:])
         return super().get_serializer(*args, **kwargs)
 
