@@ -129,6 +129,7 @@ class RuleResult:
     rule: ContractRule
     holds: bool
     explanation: str
+    contract: Contract | None = None  # what a rule that holds decides: its contract or that one's renewal
 
 
 @dataclass
@@ -249,22 +250,42 @@ def _evaluate_rules(organization, job: Job) -> tuple[RuleResult | None, list[Rul
             result = RuleResult(rule, True, f"Rule {rule.name!r} (sequence {rule.sequence}): {held}: not covered.")
             results.append(result)
             return result, results
-        if not in_force(rule.contract, job.reported_at):
-            results.append(
-                RuleResult(
-                    rule,
-                    False,
-                    f"Criteria hold ({held}) but {rule.contract.reference} is not in force at "
-                    f"{job.reported_at.isoformat()}; passed over.",
+        contract, via = rule.contract, ""
+        if not in_force(contract, job.reported_at):
+            contract = _renewal_in_force(contract, job.reported_at)
+            if contract is None:
+                results.append(
+                    RuleResult(
+                        rule,
+                        False,
+                        f"Criteria hold ({held}) but {rule.contract.reference} is not in force at "
+                        f"{job.reported_at.isoformat()}; passed over.",
+                    )
                 )
-            )
-            continue
+                continue
+            via = f" (the renewal of {rule.contract.reference}, in force at {job.reported_at.isoformat()})"
         result = RuleResult(
-            rule, True, f"Rule {rule.name!r} (sequence {rule.sequence}): {held}: {rule.contract.reference}."
+            rule, True, f"Rule {rule.name!r} (sequence {rule.sequence}): {held}: {contract.reference}{via}.", contract
         )
         results.append(result)
         return result, results
     return None, results
+
+
+def _renewal_in_force(contract: Contract, reported_at: dt.datetime) -> Contract | None:
+    """The renewal of a rule's contract (or a renewal of that one, ...) in force at the report.
+    A rule that names a contract goes on naming it when it is renewed, as its SLA rules and
+    visit plans carry over (`contracts.services.renewal_handover`): a job reported after the
+    original's term goes to its renewal, not on to scoring. One query a step; only for a rule
+    whose criteria hold and whose contract is not in force."""
+    seen = {contract.pk}
+    while True:
+        contract = Contract.objects.filter(renewed_from=contract).only(*CONTRACT_COLUMNS).first()
+        if contract is None or contract.pk in seen:
+            return None
+        if in_force(contract, reported_at):
+            return contract
+        seen.add(contract.pk)
 
 
 # --- entitlement scoring ------------------------------------------------------------------------
@@ -331,7 +352,7 @@ def match_contract(*, organization, job: Job) -> Match:
     decided, rules = _evaluate_rules(organization, job)
     candidates = _candidates(organization, job)
     if decided is not None:
-        contract = decided.rule.contract if decided.rule.outcome == ContractRule.Outcome.CONTRACT else None
+        contract = decided.contract
         return Match("rule", contract, decided.explanation, rule=decided.rule, candidates=candidates, rules=rules)
     if candidates:
         best = candidates[0]

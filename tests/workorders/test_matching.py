@@ -186,6 +186,50 @@ class TestRules:
         job = post_job(api("operator"), asset_id=pump.pk)
         assert job["contract"]["id"] == contracts["warranty"].pk and job["contract_match"]["method"] == "entitlement"
 
+    def test_a_rule_follows_its_contract_into_its_renewals(self, org, api, party, pump, contracts):
+        # Found in review: once its contract expired, a rule was passed over for good, though the
+        # renewal carries the contract's SLA rules and visit plans on.
+        vendor = baker.make(Counterparty, organization=org, name="Pump vendor")  # not the job's party: no scoring
+        first = make_contract(
+            org, counterparty=vendor, status="active", reference="V-1", expiry_date=dt.date(2026, 3, 31)
+        )
+        second = make_contract(
+            org,
+            counterparty=vendor,
+            status="expired",
+            reference="V-2",
+            renewed_from=first,
+            start_date=dt.date(2026, 4, 1),
+            expiry_date=dt.date(2026, 5, 31),
+        )
+        third = make_contract(
+            org,
+            counterparty=vendor,
+            status="active",
+            reference="V-3",
+            renewed_from=second,
+            start_date=dt.date(2026, 6, 1),
+        )
+        rule = ContractRule.objects.create(
+            organization=org,
+            name="Pumps to the vendor",
+            sequence=1,
+            criteria=[{"field": "asset_kind", "operator": "contains", "value": "pump"}],
+            contract=first,
+        )
+        client = api("operator")
+        job = post_job(client, asset_id=pump.pk)  # reported 2026-06-15: V-1 and V-2 have ended
+        assert job["contract"]["id"] == third.pk and job["contract_match"]["method"] == "rule"
+        assert job["contract_match"]["rule"] == {"id": rule.pk, "name": "Pumps to the vendor"}
+        assert "V-3 (the renewal of V-1" in job["contract_match"]["explanation"]
+        job = post_job(client, asset_id=pump.pk, reported_at="2026-03-31T08:00:00Z")
+        assert job["contract"]["id"] == first.pk  # in V-1's own term
+        # A renewal not in force (here: not yet active) is passed over like the rule's own contract.
+        third.status = "draft"
+        third.save(update_fields=["status"])
+        job = post_job(client, asset_id=pump.pk)
+        assert job["contract"]["id"] == contracts["warranty"].pk and job["contract_match"]["method"] == "entitlement"
+
     def test_a_manual_contract_always_wins(self, org, api, party, pump, contracts):
         ContractRule.objects.create(organization=org, name="All", sequence=1, outcome="not_covered")
         job = post_job(api("operator"), asset_id=pump.pk, contract_id=contracts["area"].pk)
