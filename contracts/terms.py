@@ -222,6 +222,16 @@ class Timeline:
             found.append((start, end, self.on(start)))
         return found
 
+    def last_day(self) -> dt.date | None:
+        """The contract's last day as its approved terms stand, amendments still to take effect
+        included (an extension effective next month counts already); None: open-ended. What the
+        field work planned under the contract reads (visit plans, the visits listing)."""
+        start = self.contract.start_date
+        if start is None:  # a draft without dates: its row
+            return self.contract.expiry_date
+        expiry, _ = self.date_when_due(start, "expiry_date")
+        return expiry if expiry is not None else self.stretches(start)[-1][2].expiry_date
+
     def date_when_due(self, day: dt.date, name: str) -> tuple[dt.date | None, Contract | None]:
         """A date term (`expiry_date`, `notice_date`) as the terms will stand *on that date*, seen
         from `day`: the first version from `day` on whose date falls within its own time in force,

@@ -92,6 +92,13 @@ class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, Re
     read_role = "operator"
     write_role = "manager"
 
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        fields = self.selected_fields(self.get_serializer_class())
+        if fields is None or "next_occurrences" in fields:  # where the term ends, read once a page
+            queryset = queryset.prefetch_related("contract__term_versions")
+        return queryset
+
     def create_service(self, *, organization, actor, data):
         return services.create_visit_plan(contract=self.contract, actor=actor, data=data)
 

@@ -70,8 +70,17 @@ class VisitPlan(ContractChildType):
     updated_at: auto
 
     @strawberry_django.field(
-        only=["recurrence", "active_from", "active_to", "generated_until", "contract__time_zone"],
+        only=[
+            "recurrence",
+            "active_from",
+            "active_to",
+            "generated_until",
+            "contract__time_zone",
+            "contract__start_date",
+            "contract__expiry_date",
+        ],
         select_related=["contract"],
+        prefetch_related=["contract__term_versions"],  # where the term ends as agreed, read once a page
         description="The next five occurrences not generated yet (by the plan's current rule).",
     )
     def next_occurrences(self) -> list[dt.datetime]:

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Sum, prefetch_related_objects
 
 from contracts.models import Contract
 from ledger.models import LedgerEntry
@@ -51,12 +51,16 @@ def visit_state(plan: VisitPlan, occurrence: dt.datetime, job: WorkOrder | None,
 def contract_visits(
     contract: Contract, *, start: dt.datetime, end: dt.datetime, now: dt.datetime, plan_ids=None, states=None
 ) -> list[Visit]:
-    """Occurrences in [start, end), in time order (then by plan). Three queries: the plans, their
-    jobs in the window, and the hours logged against those jobs; the rest is the plans' rules."""
-    plans = contract.visit_plans.select_related("asset", "contract").order_by("id")
+    """Occurrences in [start, end), in time order (then by plan). Four queries: the plans, their
+    jobs in the window, the hours logged against those jobs, and the contract's term versions
+    (where its term ends as agreed); the rest is the plans' rules."""
+    plans = contract.visit_plans.select_related("asset").order_by("id")
     if plan_ids is not None:
         plans = plans.filter(pk__in=plan_ids)
     plans = list(plans)
+    prefetch_related_objects([contract], "term_versions")  # read once for every plan's window
+    for plan in plans:
+        plan.contract = contract
     jobs = list(
         WorkOrder.objects.filter(visit_plan__in=plans, occurrence__gte=start, occurrence__lt=end).order_by("id")
     )

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
+from contracts.terms import Timeline
 from events.services import record_event, save_changes, snapshot
 
 from . import recurrence
@@ -59,13 +60,14 @@ def check_plan(plan: VisitPlan, contract: Contract) -> None:
         errors["asset_id"] = [f"Asset {plan.asset.pk} is not an asset of the contract's counterparty."]
     if contract.start_date and plan.active_from < contract.start_date:
         errors["active_from"] = [f"Before the contract's start date {contract.start_date}."]
-    if contract.expiry_date and plan.active_from > contract.expiry_date:
-        errors["active_from"] = [f"After the contract's expiry date {contract.expiry_date}."]
+    last_day = Timeline(contract).last_day()  # an approved extension effective later counts
+    if last_day and plan.active_from > last_day:
+        errors["active_from"] = [f"After the contract's expiry date {last_day}."]
     if plan.active_to is not None:
         if plan.active_to < plan.active_from:
             errors["active_to"] = ["Before active_from."]
-        elif contract.expiry_date and plan.active_to > contract.expiry_date:
-            errors["active_to"] = [f"After the contract's expiry date {contract.expiry_date}."]
+        elif last_day and plan.active_to > last_day:
+            errors["active_to"] = [f"After the contract's expiry date {last_day}."]
     if errors:
         raise Unprocessable(f"Invalid visit plan: {', '.join(errors)}.", errors)
 

@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from contracts.models import Contract
+from contracts.terms import Timeline
 
 from . import matching, recurrence
 from .models import VisitPlan
@@ -45,9 +46,10 @@ NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 def plan_window(plan: VisitPlan, contract: Contract) -> tuple[dt.datetime, dt.datetime | None]:
     """[first instant, end instant) a plan's occurrences may fall in: its active dates within the
-    contract's term, as instants of the contract's time zone."""
+    contract's term as agreed (an approved extension effective later counts), as instants of the
+    contract's time zone."""
     first_day = max(plan.active_from, contract.start_date or plan.active_from)
-    last_days = [d for d in (plan.active_to, contract.expiry_date) if d is not None]
+    last_days = [d for d in (plan.active_to, Timeline(contract).last_day()) if d is not None]
     first = contract.start_of_day(first_day)
     end = contract.start_of_day(min(last_days) + dt.timedelta(days=1)) if last_days else None
     return first, end

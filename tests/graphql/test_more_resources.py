@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from contracts.models import Amendment, Contract
 from notifications.models import WebhookDelivery
@@ -323,3 +325,26 @@ def _minutes_queries(gql, org, contracts: int) -> int:
 
 def test_clock_minutes_and_new_nested_lists_do_not_grow_with_rows(gql, org, other_org):
     assert _minutes_queries(gql, other_org, 2) == _minutes_queries(gql, org, 12)
+
+
+def test_visit_plans_next_occurrences_do_not_grow_the_queries(gql, org):
+    # Each plan's window reads where its contract's term ends (its term versions): once a page.
+    from contracts import terms
+    from tests.contracts.factories import make_contract
+    from workorders import rules
+
+    client = gql("operator")
+    query = "{ visitPlans { results { id nextOccurrences } } }"
+    client(query)  # caches the token's membership
+    counts = []
+    for plans in (1, 4):
+        contract = make_contract(org, status="active", start_date=dt.date(2026, 1, 1), expiry_date=dt.date(2099, 1, 1))
+        terms.start_versions(contract, origin="creation", now=contract.start_of_day(contract.start_date))
+        for _ in range(plans):
+            data = {"summary": "Weekly", "recurrence": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"}
+            rules.create_visit_plan(contract=contract, actor=None, data=data)
+        with CaptureQueriesContext(connection) as captured:
+            results = client(query)["visitPlans"]["results"]
+        assert all(len(plan["nextOccurrences"]) == 5 for plan in results)
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1], counts

@@ -148,6 +148,18 @@ class TestVisitPlanRules:
         assert client.get(plans_url(theirs)).status_code == 404
         assert client.get(f"/api/v1/contracts/{theirs.pk}/visits").status_code == 404
 
+    def test_next_occurrences_of_a_page_read_the_terms_once(self, api, org, django_assert_num_queries):
+        contract = long_contract(org)
+        client = api("operator")
+        url = plans_url(contract) + "?fields=id,next_occurrences"
+        assert client.get(url).status_code == 200  # caches the token's membership
+        for plans in (1, 4):
+            while contract.visit_plans.count() < plans:
+                make_plan(contract)
+            # 1 count, 2 the page's ids, 3 the page, 4 the contract's term versions (where its term ends)
+            with django_assert_num_queries(4):
+                assert all(len(plan["next_occurrences"]) == 5 for plan in client.get(url).json())
+
     def test_a_plan_with_jobs_is_ended_not_deleted(self, api, org):
         contract = make_contract(org, status="active")
         plan = make_plan(contract)
@@ -246,12 +258,12 @@ class TestVisitsListing:
     def test_the_query_count_does_not_grow_with_the_visits(self, api, contract, plan, django_assert_num_queries):
         client = api("operator")
         assert client.get(self.url(contract)).status_code == 200  # caches the token's membership
-        # 1 the contract, 2 the plans, 3 their jobs in the window, 4 the hours logged.
-        with django_assert_num_queries(4):
+        # 1 the contract, 2 the plans, 3 their jobs in the window, 4 the hours logged, 5 its term versions.
+        with django_assert_num_queries(5):
             assert len(client.get(self.url(contract, **{"from": "2026-03-01", "to": "2026-03-10"})).json()) == 2
         make_plan(contract, summary="Daily", recurrence="FREQ=DAILY;BYHOUR=7")
         generate_visits(now=ams(2026, 3, 1, 12))
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(5):
             assert len(client.get(self.url(contract, **{"from": "2026-03-01", "to": "2026-03-10"})).json()) > 2
 
 
@@ -275,3 +287,37 @@ def test_a_draft_with_visit_plans_or_rules_is_a_409_to_delete_not_a_500(api, org
     response = api("manager").delete(f"/api/v1/contracts/{draft.pk}")
     assert response.status_code == 409
     assert "visit plans" in response.json()["message"] and "contract rules" in response.json()["message"]
+
+
+@pytest.mark.django_db
+def test_an_approved_extension_effective_later_counts_for_plans_and_visits(api, org):
+    # Found in review: plans and the visits listing read the expiry of today's row, so an extension
+    # approved now but effective next month refused a plan into the extended term and listed no
+    # visits there.
+    from contracts import terms
+    from tests.ledger.test_amended_terms import amend_and_approve
+
+    today = dt.date.today()
+    contract = make_contract(
+        org, status="active", start_date=today - dt.timedelta(days=30), expiry_date=today + dt.timedelta(days=90)
+    )
+    terms.start_versions(contract, origin="creation", now=contract.start_of_day(contract.start_date))
+    extended = today + dt.timedelta(days=400)
+    managers = (api("manager"), api("manager"), api("manager"))
+    amend_and_approve(
+        managers, contract, {"expiry_date": extended.isoformat()}, effective_date=str(today + dt.timedelta(days=60))
+    )
+    contract.refresh_from_db()
+    assert contract.expiry_date == today + dt.timedelta(days=90)  # the row: today's terms
+
+    manager = managers[0]
+    body = {"summary": "Monthly", "recurrence": "FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9", "active_to": str(extended)}
+    response = manager.post(plans_url(contract), body, format="json")
+    assert response.status_code == 201, response.content
+    body["active_to"] = str(extended + dt.timedelta(days=1))
+    response = manager.post(plans_url(contract), body, format="json")
+    assert response.status_code == 422 and str(extended) in response.json()["errors"]["active_to"][0]
+
+    start, end = today + dt.timedelta(days=100), today + dt.timedelta(days=300)  # past the row's expiry
+    visits = manager.get(f"/api/v1/contracts/{contract.pk}/visits?from={start}&to={end}").json()
+    assert len(visits) >= 6 and all(visit["state"] == "scheduled" for visit in visits)
