@@ -165,15 +165,17 @@ class _PenaltyBook:
         self.totals[key] = already + amount
         return amount
 
-    def price(self, breach: Breach, rule: SlaRule) -> None:
-        """Set the breach's penalty within the rule's monthly cap (its old amount given back first).
+    def price(self, breach: Breach, rule: SlaRule, *, counted: bool = True) -> None:
+        """Set the breach's penalty within the rule's monthly cap (its old amount given back first;
+        `counted=False`: its old amount is not in this rule's month, the breach just followed its
+        clock to a new version of its rule).
 
         A waived breach keeps the amount it was waived at and does not count toward the cap; a
         breach whose clock is no longer past due carries no penalty.
         """
         if breach.state == Breach.State.WAIVED:
             return
-        old = breach.penalty_amount if breach.pk else ZERO
+        old = breach.penalty_amount if breach.pk and counted else ZERO
         breach.penalty_amount = self.amount(
             rule, breach.penalty_month, old, breach.overage_minutes, breach.past_due, breach.currency
         )
@@ -311,12 +313,24 @@ def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None, cancelle
             return record_breach(clock_row=clock_row, now=now, actor=actor)
         return None
     clock_row = _claimed_clocks(SlaClock.objects).get(pk=clock_row.pk)
+    followed = _follow_clock_rule(breach, clock_row.rule_id, clock_row.target_minutes)
     _measure(breach, clock_row, now)
-    _PenaltyBook({breach.sla_rule_id}, {breach.penalty_month}).price(breach, clock_row.rule)
+    _PenaltyBook({breach.sla_rule_id}, {breach.penalty_month}).price(breach, clock_row.rule, counted=not followed)
     breach.save()
     if breach.final:
         _finalised(breach, actor, now)
     return breach
+
+
+def _follow_clock_rule(breach: Breach, rule_id: int, target_minutes: int) -> bool:
+    """A breach that is not final follows its clock to a new version of its rule (an amendment,
+    back-dated, that applies to the job: `workorders.services._follow_new_versions`): the new
+    version's target, clause and monthly cap from then on. A final breach keeps its figures (a
+    settled measurement). Whether it moved."""
+    if breach.sla_rule_id == rule_id:
+        return False
+    breach.sla_rule_id, breach.target_minutes = rule_id, target_minutes
+    return True
 
 
 # --- handlers of the work orders' clock events (registered in BreachesConfig.ready) -------------
@@ -616,7 +630,7 @@ _REFRESH_READ = (
     "pk", "organization_id", "sla_rule_id", "work_order_id", "metric", "currency", "penalty_month", "state",
     "target_minutes", "penalty_amount", *_REFRESHED[:2], *_REFRESHED[3:5],
     "clock__state", "start_epoch", "clock__stopped_at", "clock__elapsed_seconds",
-    "past_due", "moved_due", "final_due",
+    "past_due", "moved_due", "final_due", "clock__rule_id", "clock__target_minutes",
 )  # fmt: skip
 
 
@@ -699,7 +713,8 @@ def _refresh_batch(
         rows = list(open_breaches.values_list(*_REFRESH_READ)[:batch_size])
         if not rows:
             return 0, 0, after, 0
-        book = _PenaltyBook({row[2] for row in rows}, {row[6] for row in rows}, load=True, calendars=calendars)
+        # The rules of the breaches' clocks (a breach follows its clock to a new version of its rule).
+        book = _PenaltyBook({row[21] for row in rows}, {row[6] for row in rows}, load=True, calendars=calendars)
         cancelled_state, waived = SlaClock.State.CANCELLED, Breach.State.WAIVED
         rules = book.rules
         # Only a clock that still runs is measured again (a stopped or cancelled one keeps its
@@ -709,13 +724,18 @@ def _refresh_batch(
         # converted once, each rule's calendar and each job's pauses once per batch.
         now_epoch = clock.epoch(now)
         compiled, pauses_memo = {}, {}
-        updates, finalized = [], []
+        updates, finalized, followed = [], [], []
         changed = 0
         for row in rows:
-            (pk, org_id, rule_id, job_id, metric, currency, month, state, target, old_amount,
+            (pk, org_id, breach_rule_id, job_id, metric, currency, month, state, target, old_amount,
              old_actual, old_overage, old_stopped, old_final,
-             clock_state, start, stopped_at, elapsed, past_due, moved_due, final_due) = row  # fmt: skip
+             clock_state, start, stopped_at, elapsed, past_due, moved_due, final_due,
+             rule_id, clock_target) = row  # fmt: skip
             rule = rules[rule_id]
+            counted = old_amount
+            if rule_id != breach_rule_id:  # `_follow_clock_rule`, for a batch (rare)
+                followed.append((pk, rule_id, clock_target))
+                target, counted = clock_target, ZERO  # its old amount is in the old version's month
             cancelled = clock_state == cancelled_state
             if stopped_at is not None or cancelled:
                 seconds = elapsed
@@ -735,13 +755,11 @@ def _refresh_batch(
             actual = _minutes(seconds)
             overage = max(0, actual - target)
             final = cancelled or stopped_at is not None
-            if state == waived:  # keeps the amount it was waived at, outside the month's cap
-                amount = old_amount
-            else:
-                amount = book.amount(rule, month, old_amount, overage, past_due, currency)
-            moved = moved_due is not None or (actual, overage, amount, stopped_at, final) != (
-                old_actual, old_overage, old_amount, old_stopped, old_final
-            )  # fmt: skip
+            # A waived breach keeps the amount it was waived at, outside the month's cap.
+            amount = old_amount if state == waived else book.amount(rule, month, counted, overage, past_due, currency)
+            moved = moved_due is not None or rule_id != breach_rule_id or (
+                actual, overage, amount, stopped_at, final
+            ) != (old_actual, old_overage, old_amount, old_stopped, old_final)  # fmt: skip
             changed += moved
             # The penalty and the due time only where they moved (None: the row keeps its own).
             new_amount = None if amount == old_amount else amount
@@ -766,6 +784,7 @@ def _refresh_batch(
         update_from_values(
             Breach, list(_REFRESHED), updates, set_also={"measured_at": now}, keep_if_none=kept, **touched
         )
+        update_from_values(Breach, ["sla_rule", "target_minutes"], followed)  # none in most batches: no statement
         if finalized:
             items = [(b, {**_detected_payload(b), "actual_minutes": b.actual_minutes}) for b in finalized]
             record_events(type="breach.finalized", items=items, occurred_at=now)

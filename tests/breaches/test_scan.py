@@ -220,6 +220,49 @@ def test_a_running_breach_is_finalised_when_its_job_is_answered(contract):
     assert len(events("breach.finalized")) == 1
 
 
+@pytest.mark.parametrize("settled_by", ["the job's answer", "the job's answer before a scan", "a scan after it"])
+def test_an_open_breach_follows_its_clock_to_a_new_version_of_its_rule(contract, settled_by):
+    # Found in review: a back-dated amendment moved the clock to the new version of its rule, and
+    # the open breach stayed on the old one: its target, overage and penalty clause, and the month's
+    # cap it counted in, were the old version's.
+    from slas.services import amend_rule
+
+    rule = make_rule(contract, target_minutes=60, penalty=CLAUSE)
+    job = make_job(contract, T0)
+    scan(minutes(95))
+    breach = Breach.objects.get()
+    assert (breach.sla_rule_id, breach.target_minutes, figures(breach)) == (
+        rule.pk,
+        60,
+        (95, 35, Decimal("150.00"), False),
+    )
+    successor = amend_rule(
+        rule=rule,
+        actor=None,
+        data={"target_minutes": 120, "penalty": {"fixed_amount": "40"}},
+        effective_from=T0 - dt.timedelta(days=1),
+    )
+    assert SlaClock.objects.get().rule_id == successor.pk  # one clock per rule and job, across versions
+    if settled_by != "the job's answer before a scan":
+        scan(minutes(110))  # within the new target: no longer past due, no penalty
+        breach.refresh_from_db()
+        assert (breach.sla_rule_id, breach.target_minutes, figures(breach)) == (
+            successor.pk,
+            120,
+            (110, 0, Decimal("0.00"), False),
+        )
+    if settled_by.startswith("the job's answer"):
+        update_job(job, minutes(150), status="in_progress")
+    else:
+        SlaClock.objects.update(stopped_at=minutes(150), state="breached", elapsed_seconds=150 * 60)
+        scan(minutes(200))
+    breach.refresh_from_db()
+    assert (breach.sla_rule_id, breach.target_minutes) == (successor.pk, 120)
+    assert figures(breach) == (150, 30, Decimal("40.00"), True)  # the new version's clause
+    [finalized] = events("breach.finalized")
+    assert finalized.payload["sla_rule"] == successor.pk and finalized.payload["penalty_amount"] == "40.00"
+
+
 def test_a_breach_whose_clock_no_longer_applies_is_final_at_once(contract):
     make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
     job = make_job(contract, T0)
