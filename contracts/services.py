@@ -14,6 +14,7 @@ from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from config import dates
 from config.errors import Conflict, Forbidden, NotFound, Unprocessable
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import quantize
@@ -270,10 +271,26 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
 
 
 def _check_renewal_start(contract: Contract) -> None:
-    """A renewal starts after the contract it renews began (found by an outside sweep: a renewal's
-    draft could be moved to start before its original); 422 naming start_date."""
+    """A renewal starts after the contract it renews ends (its last day as its approved terms
+    stand), or began when that one is open-ended; 422 naming start_date. Found by outside sweeps:
+    a renewal's draft could start before its original, and one starting within the original's
+    term cut that term short when it activated, without notice or termination (an amendment of
+    the original's expiry was already refused from reaching its renewal's start)."""
     original = contract.renewed_from
-    if original is not None and original.start_date and contract.start_date <= original.start_date:
+    if original is None or contract.start_date is None:
+        return
+    last_day = Timeline(original).last_day()
+    if last_day is not None and contract.start_date <= last_day:
+        raise Unprocessable(
+            "A renewal starts after the contract it renews ends.",
+            {
+                "start_date": [
+                    f"Must be after {last_day.isoformat()}, when {original.reference} ends "
+                    "(to renew early, amend its expiry date first)."
+                ]
+            },
+        )
+    if original.start_date and contract.start_date <= original.start_date:
         raise Unprocessable(
             "A renewal starts after the contract it renews began.",
             {"start_date": [f"Must be after {original.start_date.isoformat()}, when {original.reference} began."]},
@@ -476,6 +493,11 @@ def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple
             expiry_date = start_date + (contract.expiry_date - contract.start_date)
     if expiry_date is not None and expiry_date < start_date:
         raise Unprocessable("The renewal cannot expire before it starts.", {"expiry_date": ["Before start_date."]})
+    if expiry_date is not None and not dates.in_range(expiry_date):  # a term added to a late start
+        raise Unprocessable(
+            f"The renewal would expire on {expiry_date.isoformat()}, out of range.",
+            {"expiry_date": [f"Must be {dates.RANGE}: give an earlier expiry_date or a shorter term_months."]},
+        )
     _check_renewal_start(Contract(renewed_from=contract, start_date=start_date))
     return start_date, expiry_date
 

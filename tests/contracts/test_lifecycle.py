@@ -279,7 +279,10 @@ class TestRenew:
         assert response.status_code == 422
 
     def test_renewal_becoming_active_marks_the_original_renewed(self, api, make_contract):
-        original = make_contract(status="active", renewal_term_months=12)
+        # Ended on 1 January (the lifecycle has not expired it yet): its renewal starts the next day.
+        original = make_contract(
+            status="active", start_date=dt.date(2025, 1, 1), expiry_date=dt.date(2026, 1, 1), renewal_term_months=12
+        )
         submitter, first, second = api("manager"), api("manager"), api("manager")
         renewal = submitter.post(url(original, "renew"), {"start_date": "2026-01-02"}, format="json").json()
         renewal_url = f"/api/v1/contracts/{renewal['id']}"
@@ -296,13 +299,42 @@ class TestRenew:
 def test_a_renewal_starts_after_its_original_began(api, make_contract):
     """Found by an outside sweep: a renewal could start before the contract it renews."""
     client = api("manager")
-    original = make_contract(status="active", start_date=dt.date(2026, 3, 1), renewal_term_months=12)
+    original = make_contract(
+        status="active", start_date=dt.date(2026, 3, 1), expiry_date=None, auto_renew=False, renewal_term_months=12
+    )
     response = client.post(url(original, "renew"), {"start_date": "2026-03-01"}, format="json")
     assert response.status_code == 422 and set(response.json()["errors"]) == {"start_date"}
     renewal = client.post(url(original, "renew"), {}, format="json").json()
     moved = client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2025-12-01"}, format="json")
     assert moved.status_code == 422 and "2026-03-01" in moved.json()["errors"]["start_date"][0]
     assert client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2026-03-02"}, format="json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_renewal_starts_after_its_original_ends(api, make_contract):
+    """Found by an outside sweep: a renewal starting within its original's term cut that term
+    short when it activated (the original became `renewed` weeks early, without notice)."""
+    client = api("manager")
+    original = make_contract(status="active", expiry_date=dt.date(2026, 12, 20), renewal_term_months=12)
+    response = client.post(url(original, "renew"), {"start_date": "2026-12-01"}, format="json")
+    assert response.status_code == 422
+    assert "2026-12-20" in response.json()["errors"]["start_date"][0]
+    assert not Contract.objects.filter(renewed_from=original).exists()
+    renewal = client.post(url(original, "renew"), {}, format="json").json()
+    assert renewal["start_date"] == "2026-12-21"
+    moved = client.patch(url(Contract(pk=renewal["id"])), {"start_date": "2026-12-20"}, format="json")
+    assert moved.status_code == 422 and set(moved.json()["errors"]) == {"start_date"}
+
+
+@pytest.mark.django_db
+def test_a_renewal_that_would_end_after_2999_is_a_422(api, make_contract):
+    """Found by an outside sweep: a term added to a late start made an expiry in the year 3000."""
+    client = api("manager")
+    original = make_contract(status="active", expiry_date=dt.date(2999, 6, 30), renewal_term_months=12)
+    response = client.post(url(original, "renew"), {}, format="json")
+    assert response.status_code == 422 and set(response.json()["errors"]) == {"expiry_date"}
+    response = client.post(url(original, "renew"), {"term_months": 6}, format="json")
+    assert response.status_code == 201 and response.json()["expiry_date"] == "2999-12-31"
 
 
 @pytest.mark.parametrize(
