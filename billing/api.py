@@ -53,7 +53,9 @@ PERIOD_MONEY = ["period_charge", "overage_charge", "prepay_purchases", "top_up_p
 
 class PeriodsView(ContractLedgerView):
     @extend_schema(
-        parameters=[OpenApiParameter("as_of", str, description="ISO timestamp with offset (default now).")],
+        parameters=[
+            OpenApiParameter("as_of", str, description="ISO timestamp with offset (default now; at most a year ahead).")
+        ],
         responses={
             200: inline_serializer(
                 "BillingPeriod",
@@ -75,7 +77,7 @@ class PeriodsView(ContractLedgerView):
         computed from the ledger (an empty list for a contract without periods)."""
         self.check_params({"as_of"})
         contract = self.contract(contract_pk)
-        now = self.as_of() or dt.datetime.now(dt.UTC)
+        now = periods.check_as_of(self.as_of(), dt.datetime.now(dt.UTC))
         return Response([f.as_dict(contract.currency) for f in periods.compute(contract, now=now)])
 
 

@@ -161,7 +161,7 @@ class Query:
         contract = ContractModel.objects.for_organization(context.organization).filter(pk=pk).first() if pk else None
         if contract is None:
             raise NotFound(errors={"contractId": ["Not found."]})
-        now = dates.check(as_of, "asOf") or dt.datetime.now(dt.UTC)
+        now = periods.check_as_of(dates.check(as_of, "asOf"), dt.datetime.now(dt.UTC), "asOf")
         shown = [f.as_dict(contract.currency) for f in periods.compute(contract, now=now)]  # REST's figures
         for row in shown:
             row["start_date"], row["end_date"] = map(dt.date.fromisoformat, (row["start_date"], row["end_date"]))

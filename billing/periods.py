@@ -42,6 +42,7 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from config.errors import BadRequest
 from contracts.models import Contract
 from contracts.services import add_months
 from contracts.terms import Timeline
@@ -203,6 +204,22 @@ def _money(contract: Contract, figures: Figures, timeline: Timeline) -> dict[str
         "service_credits": credits,
     }
     return {**parts, "total": storable(sum(parts.values(), Decimal(0)), currency)}
+
+
+# How far ahead the periods may be asked for (`as_of`): an open-ended monthly plan would otherwise
+# compute a period per month up to 2999 for one request (found by an outside sweep: 12,000 periods,
+# 12 s for a viewer's request, 82 s for three GraphQL aliases).
+FORECAST = dt.timedelta(days=366)
+
+
+def check_as_of(as_of: dt.datetime | None, now: dt.datetime, name: str = "as_of") -> dt.datetime:
+    """The instant the periods are computed at: `as_of` (default now), at most FORECAST ahead (400)."""
+    if as_of is None:
+        return now
+    if as_of > now + FORECAST:
+        limit = (now + FORECAST).isoformat().replace("+00:00", "Z")
+        raise BadRequest(f"{name} may be at most 366 days ahead.", {name: [f"Must be at most {limit}."]})
+    return as_of
 
 
 def compute(
