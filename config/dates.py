@@ -52,8 +52,15 @@ def is_time_zone(name) -> bool:
     return name in _time_zones()
 
 
+NAIVE = "An instant needs an offset: Z or ±HH:MM (e.g. 2026-03-01T09:00:00Z)."
+
+
 def check(value, name: str):
-    """`value` when it is in range (or None), else a 400 naming the parameter."""
+    """`value` when it is an instant with an offset (or a date) in range, or None; else a 400
+    naming the parameter. GraphQL's DateTime arguments arrive parsed, with or without an offset
+    (found by an outside sweep: a naive one reached the services and failed there, a 500)."""
+    if isinstance(value, dt.datetime) and value.utcoffset() is None:
+        raise BadRequest(f"{name}: {NAIVE}", {name: [NAIVE]})
     if value is not None and not in_range(value):
         raise BadRequest(f"{name} must be {RANGE}.", {name: [f"Must be {RANGE}."]})
     return value

@@ -29,7 +29,7 @@ from .. import dates
 from .exceptions import Conflict
 from .filters import MAX_DB_ID
 
-NAIVE_INSTANT = "An instant needs an offset: Z or ±HH:MM (e.g. 2026-03-01T09:00:00Z)."
+NAIVE_INSTANT = dates.NAIVE
 
 
 def _is_int(value) -> bool:

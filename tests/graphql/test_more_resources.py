@@ -351,3 +351,20 @@ def test_visit_plans_next_occurrences_do_not_grow_the_queries(gql, org):
         assert all(len(plan["nextOccurrences"]) == 5 for plan in results)
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize(
+    "query, argument",
+    [
+        ('contractPeriods(contractId: %s, asOf: "2026-01-01T00:00:00") { index }', "asOf"),
+        ('contractBalance(contractId: %s, asOf: "2026-11-01T00:00:00") { remainingHours }', "asOf"),
+        ('contractLots(contractId: %s, asOf: "2026-11-01T00:00:00") { id }', "asOf"),
+        ('contractVisits(contractId: %s, from: "2026-01-01T00:00:00", to: "2026-02-01T00:00:00Z") { state }', "from"),
+    ],
+)
+def test_instant_arguments_without_an_offset_are_a_bad_request(gql, world, query, argument):
+    # Found by an outside sweep: they reached the services naive and failed there (INTERNAL).
+    contract = world["contracts.Contract"][0]
+    body = gql("operator")("{ " + query % contract + " }", errors=True)
+    assert bad_request_naming(body) == {argument}
+    assert "offset" in body["errors"][0]["message"]
