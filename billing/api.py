@@ -20,7 +20,7 @@ from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.api import BillingPlanFieldsMixin, ContractSerializer, LineItemSerializer
-from contracts.billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS
+from contracts.billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, BILLING_PLAN_PRICES
 from contracts.models import Contract
 from contracts.services import term_end
 from ledger.api import ContractLedgerView
@@ -343,6 +343,7 @@ class ContractTemplateSerializer(BillingPlanFieldsMixin, ResourceSerializer):
             "sla_rules", "active", "contracts", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+        price_fields = dict.fromkeys(BILLING_PLAN_PRICES, "currency")
         default_fields = [
             "id", "name", "contract_type", "term_months", "currency", "billing_period", "active", "created_at",
             "updated_at",

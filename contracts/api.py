@@ -34,7 +34,14 @@ from events.services import jsonable
 from tenancy.currencies import MONEY_BOUNDS, is_currency
 
 from . import amendments, services, terms
-from .billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, HOURS_LIMIT, normalise_top_up, plan_errors
+from .billing_plan import (
+    BILLING_PLAN_API_FIELDS,
+    BILLING_PLAN_LIMITS,
+    BILLING_PLAN_PRICES,
+    HOURS_LIMIT,
+    normalise_top_up,
+    plan_errors,
+)
 from .geo import CoverageError, covers, validate_coverage
 from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
@@ -164,6 +171,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
             "created_at", "updated_at",
         ]  # fmt: skip
         money_fields = {"contract_value": "currency"}
+        price_fields = dict.fromkeys(BILLING_PLAN_PRICES, "currency")
         default_fields = [
             "id", "reference", "name", "contract_type", "status", "counterparty",
             "start_date", "expiry_date", "created_at", "updated_at",

@@ -36,6 +36,10 @@ BILLING_PLAN_API_FIELDS = [
     "billing_calendar_id", "annual_increase_percent", "prepay_hours_per_period", "prepay_expiry_months",
     "prepay_price_per_hour", "auto_top_up",
 ]  # fmt: skip
+# The plan's prices, written as a unit price is (`ResourceSerializer.Meta.price_fields`): in the
+# currency's minor units, or with the finer places they were given with ("110.125"), not with the
+# four places the column keeps ("1200.0000").
+BILLING_PLAN_PRICES = ("period_charge", "overage_rate", "prepay_price_per_hour")
 _MONEY = MONEY_BOUNDS
 # One posting's or one period's hours at most: times a rate (tenancy.currencies.MONEY_LIMIT), an
 # out-of-hours multiplier (at most 100) or a sum over many periods, they still fit their columns.

@@ -376,7 +376,7 @@ class TestContractTemplatesAPI(WritableResourceAPITests):
         made = response.json()
         assert response["Location"].endswith(f"/api/v1/contracts/{made['id']}")
         assert (made["status"], made["reference"], made["expiry_date"]) == ("draft", "MS-2026-01", "2027-01-31")
-        assert (made["period_charge"], made["hours_per_period"], made["rollover_percent"]) == ("1400.0000", "20.00", 25)
+        assert (made["period_charge"], made["hours_per_period"], made["rollover_percent"]) == ("1400.00", "20.00", 25)
         assert made["billing_calendar"]["id"] == calendar.pk and made["auto_top_up"] == data["auto_top_up"]
         contract = Contract.objects.get(pk=made["id"])
         assert list(contract.line_items.values_list("description", flat=True)) == ["Remote support"]

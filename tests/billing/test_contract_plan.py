@@ -83,3 +83,20 @@ def test_a_renewal_keeps_the_plan(org, make_member):
     renewal = Contract.objects.get(pk=renewal.pk)
     assert (renewal.billing_period, renewal.hours_per_period, renewal.rollover_percent) == ("monthly", 10, 40)
     assert renewal.books_closed_at is None
+
+
+def test_plan_prices_are_written_as_unit_prices(api, org):
+    # Found in review: the plan's prices came with the column's four places ("1200.0000").
+    client = api("manager")
+    euro, yen = make_contract(org), make_contract(org, currency="JPY")
+    body = {"billing_period": "monthly", "period_charge": "1200.5", "overage_rate": "110.125"}
+    got = client.patch(f"/api/v1/contracts/{euro.pk}", body, format="json").json()
+    assert (got["period_charge"], got["overage_rate"]) == ("1200.50", "110.125")
+    got = client.patch(f"/api/v1/contracts/{yen.pk}", {**body, "overage_rate": "1000"}, format="json").json()
+    assert (got["period_charge"], got["overage_rate"]) == ("1200.5", "1000")  # finer than a yen: kept
+    listed = client.get("/api/v1/contracts?fields=id,period_charge&sort=id").json()
+    assert [c["period_charge"] for c in listed] == ["1200.50", "1200.5"]
+    template = {"name": "Monthly", "contract_type": "maintenance_agreement", "currency": "EUR", **body}
+    created = client.post("/api/v1/contract_templates", template, format="json")
+    assert created.status_code == 201, created.content
+    assert (created.json()["period_charge"], created.json()["overage_rate"]) == ("1200.50", "110.125")
