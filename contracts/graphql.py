@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 import strawberry_django
+from django.db.models import F
 from strawberry import auto
+from strawberry_django.fields.field import StrawberryDjangoField
+from strawberry_django.optimizer import is_optimized_by_prefetching
 
 from config.graphql.base import (
     ContractChildType,
@@ -95,6 +98,29 @@ class Counterparty(TenantType):
     updated_at: auto
     contracts: list[Contract] = nested_list()
     assets: list[Asset] = nested_list(description="The counterparty's assets (operators and up).")
+
+
+class RoundApprovalsField(StrawberryDjangoField):
+    """A contract's or an amendment's `approvals` as REST shows them: the decisions of its current
+    approval round (a contract's own, not those on its amendments, which have rounds of their own)."""
+
+    parent: str  # "contract" or "amendment"
+
+    def get_queryset(self, queryset, info, **kwargs):
+        if not is_optimized_by_prefetching(queryset):  # the optimizer's prefetch ran this already
+            own = {"amendment__isnull": True} if self.parent == "contract" else {}
+            queryset = queryset.filter(approval_round=F(f"{self.parent}__approval_round"), **own)
+        return super().get_queryset(queryset, info, **kwargs)
+
+
+def round_approvals(parent: str):
+    field = strawberry_django.field(
+        field_cls=RoundApprovalsField,
+        pagination=True,
+        description=f"The decisions of the {parent}'s current approval round, as REST lists them.",
+    )
+    field.parent = parent
+    return field
 
 
 @strawberry_django.type(models.ContractApproval, name="ContractApproval")
@@ -187,7 +213,7 @@ class Contract(TenantType):
     auto_top_up: Json | None = strawberry_django.field(
         description='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.'
     )
-    approvals: list[ContractApproval] = strawberry_django.field(pagination=True)
+    approvals: list[ContractApproval] = round_approvals("contract")
     line_items: list[LineItem] = nested_list()
     sla_rules: list[SlaRuleRef] = nested_list()
     work_orders: list[WorkOrderRef] = nested_list()
@@ -242,6 +268,7 @@ class Amendment(ContractChildType):
     submitted_by: UserRef | None
     submitted_at: auto
     approval_round: auto
+    approvals: list[ContractApproval] = round_approvals("amendment")
     decided_at: auto
     created_at: auto
     updated_at: auto

@@ -14,7 +14,7 @@ from model_bakery import baker
 
 from config.graphql.base import camel
 from contracts.api import ContractSerializer
-from contracts.models import Contract, ContractApproval
+from contracts.models import Amendment, Contract, ContractApproval
 from slas.models import Calendar
 from tests.contracts.factories import make_contract
 
@@ -174,3 +174,75 @@ def test_a_page_of_contracts_does_not_grow_with_rows(gql, org, other_org, make_m
     # scoped query per relation: approvals, renewals, renewed contracts, billing calendars.
     assert many == few, (few, many)
     assert many <= 7
+
+
+# --- approvals: those of the current round, as REST lists them ------------------------------------
+
+APPROVALS = "approvals { approver { id username } decision comment decidedAt }"
+
+
+def _decide(contract, approver, round_, decision, amendment=None, day=1) -> None:
+    baker.make(ContractApproval, organization=contract.organization, contract=contract, amendment=amendment,
+               approval_round=round_, approver=approver, decision=decision, comment=f"{decision} in {round_}",
+               decided_at=dt.datetime(2026, 2, day, tzinfo=dt.UTC))  # fmt: skip
+
+
+def _approvals_in_rounds(org, make_member, contract):
+    """A rejected round 1 and a current round 2 of the contract, and the rounds of its amendment."""
+    first, second, third = (make_member("manager", org).user for _ in range(3))
+    Contract.objects.filter(pk=contract.pk).update(approval_round=2, status="pending_approval")
+    _decide(contract, first, 1, "rejected", day=1)
+    _decide(contract, second, 2, "approved", day=2)
+    amendment = baker.make(Amendment, organization=org, contract=contract, number=1, approval_round=2,
+                           effective_date=dt.date(2026, 6, 1), status="pending_approval")  # fmt: skip
+    _decide(contract, first, 1, "rejected", amendment=amendment, day=3)
+    _decide(contract, third, 2, "approved", amendment=amendment, day=4)
+    return amendment
+
+
+def _rest_approvals(rows) -> list[dict]:
+    return [
+        {
+            "approver": {"id": str(r["approver"]["id"]), "username": r["approver"]["name"]},
+            "decision": r["decision"],
+            "comment": r["comment"],
+            "decidedAt": r["decided_at"],
+        }
+        for r in rows
+    ]
+
+
+def test_approvals_are_those_of_the_current_round_as_rest_lists_them(gql, org, make_member):
+    contract = make_contract(org)
+    amendment = _approvals_in_rounds(org, make_member, contract)
+    client = gql("viewer")
+    query = f"""{{ contract(id: {contract.pk}) {{ {APPROVALS} amendments {{ id {APPROVALS} }} }}
+                   amendment(id: {amendment.pk}) {{ {APPROVALS} }} }}"""
+    data = client(query)
+    rest = client.client.get(f"/api/v1/contracts/{contract.pk}").json()
+    assert data["contract"]["approvals"] == _rest_approvals(rest["approvals"])
+    assert [a["comment"] for a in data["contract"]["approvals"]] == ["approved in 2"]
+    rest = client.client.get(f"/api/v1/contracts/{contract.pk}/amendments/{amendment.pk}").json()
+    assert data["amendment"]["approvals"] == data["contract"]["amendments"][0]["approvals"]
+    assert data["amendment"]["approvals"] == _rest_approvals(rest["approvals"])
+    assert [a["comment"] for a in data["amendment"]["approvals"]] == ["approved in 2"]
+
+
+def _approval_queries(gql, org, make_member, contracts: int) -> int:
+    for index in range(contracts):
+        _approvals_in_rounds(org, make_member, make_contract(org, name=f"Approved {index:03d}"))
+    client = gql("viewer", org=org)
+    with CaptureQueriesContext(connection) as captured:
+        data = client(
+            f"{{ contracts(pagination: {{limit: 100}}) {{ results {{ {APPROVALS} amendments {{ {APPROVALS} }} }} }} }}"
+        )
+    rows = data["contracts"]["results"]
+    assert len(rows) == contracts and all(
+        len(r["approvals"]) == len(r["amendments"][0]["approvals"]) == 1 for r in rows
+    )
+    return len(captured.captured_queries)
+
+
+def test_a_page_of_approvals_does_not_grow_with_rows(gql, org, other_org, make_member):
+    # auth, count, contracts, their approvals (+approver), amendments, the amendments' approvals (+approver)
+    assert _approval_queries(gql, other_org, make_member, 1) == _approval_queries(gql, org, make_member, 8) <= 8
