@@ -10,6 +10,7 @@ import strawberry
 import strawberry_django
 from strawberry import auto
 
+from breaches.graphql import Breach
 from config import dates
 from config.errors import NotFound
 from config.graphql.base import (
@@ -89,6 +90,13 @@ class BillingLine(TenantType):
     batch: ExportBatch | None
     created_at: auto
     entries: list[LedgerEntry] = nested_list(description="The ledger entries it bills.")
+    breaches: list[Breach] = nested_list(description="The breaches behind a service credit.")
+
+    @strawberry_django.field(
+        only=["period_id"], description="Its period (REST `period`, filter `periodId`); contractPeriods lists them."
+    )
+    def period_id(self) -> strawberry.ID | None:
+        return self.period_id
 
 
 @strawberry_django.type(models.ContractTemplate, name="ContractTemplate")

@@ -205,15 +205,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         return [reference_of(asset) for asset in contract.covered_assets.all()]
 
     def get_waiting_for(self, contract) -> list[str]:
-        if contract.status != Contract.Status.PENDING_APPROVAL:
-            return []
-        approved = sum(
-            1
-            for a in contract.approvals.all()
-            if a.approval_round == contract.approval_round and a.amendment_id is None and a.decision == "approved"
-        )
-        missing = [f"{2 - approved} more internal approval{'s' if approved == 0 else ''}"] if approved < 2 else []
-        return missing + services.approval_missing(contract)
+        return services.waiting_for(contract)
 
     def validate_time_zone(self, value: str) -> str:
         if not dates.is_time_zone(value):

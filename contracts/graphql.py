@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 import strawberry_django
+from django.db.models import F
 from strawberry import auto
+from strawberry_django.fields.field import StrawberryDjangoField
+from strawberry_django.optimizer import is_optimized_by_prefetching
 
 from config.graphql.base import (
     ContractChildType,
@@ -46,7 +49,7 @@ from config.graphql.mutations import (
     update_mutation,
 )
 
-from . import models
+from . import models, services
 from .api import (
     AmendmentSerializer,
     AmendmentViewSet,
@@ -67,9 +70,10 @@ from .assets_api import AssetSerializer, AssetViewSet
 if TYPE_CHECKING:
     from breaches.graphql import Breach
     from ledger.graphql import LedgerEntry
-    from slas.graphql import SlaRule
+    from slas.graphql import Calendar, SlaRule
     from workorders.graphql import WorkOrder
 
+CalendarRef = Annotated["Calendar", strawberry.lazy("slas.graphql")]
 SlaRuleRef = Annotated["SlaRule", strawberry.lazy("slas.graphql")]
 WorkOrderRef = Annotated["WorkOrder", strawberry.lazy("workorders.graphql")]
 BreachRef = Annotated["Breach", strawberry.lazy("breaches.graphql")]
@@ -94,6 +98,29 @@ class Counterparty(TenantType):
     updated_at: auto
     contracts: list[Contract] = nested_list()
     assets: list[Asset] = nested_list(description="The counterparty's assets (operators and up).")
+
+
+class RoundApprovalsField(StrawberryDjangoField):
+    """A contract's or an amendment's `approvals` as REST shows them: the decisions of its current
+    approval round (a contract's own, not those on its amendments, which have rounds of their own)."""
+
+    parent: str  # "contract" or "amendment"
+
+    def get_queryset(self, queryset, info, **kwargs):
+        if not is_optimized_by_prefetching(queryset):  # the optimizer's prefetch ran this already
+            own = {"amendment__isnull": True} if self.parent == "contract" else {}
+            queryset = queryset.filter(approval_round=F(f"{self.parent}__approval_round"), **own)
+        return super().get_queryset(queryset, info, **kwargs)
+
+
+def round_approvals(parent: str):
+    field = strawberry_django.field(
+        field_cls=RoundApprovalsField,
+        pagination=True,
+        description=f"The decisions of the {parent}'s current approval round, as REST lists them.",
+    )
+    field.parent = parent
+    return field
 
 
 @strawberry_django.type(models.ContractApproval, name="ContractApproval")
@@ -150,12 +177,14 @@ class Contract(TenantType):
     auto_renew: auto
     renewal_term_months: auto
     renewed_from: Contract | None
+    renewed_by: Contract | None = strawberry_django.field(description="The renewal that replaced it.")
     currency: auto
     contract_value: decimal.Decimal | None = money_field(ContractSerializer, "contract_value")
     hours_budget: decimal.Decimal | None
     remaining_hours: decimal.Decimal | None
     low_balance_threshold_hours: decimal.Decimal | None
     allow_overrun: auto
+    requires_counterparty_signature: auto
     coverage_areas: Json | None
     service_territory_id: auto
     dispatch_agreement_id: auto
@@ -166,7 +195,25 @@ class Contract(TenantType):
     notice_reason: auto
     created_at: auto
     updated_at: auto
-    approvals: list[ContractApproval] = strawberry_django.field(pagination=True)
+    # The billing plan (issue 12), as REST shows it: amounts with the column's places, as REST.
+    billing_period: auto
+    period_charge: auto
+    invoice_timing: auto
+    hours_per_period: auto
+    rollover_percent: auto
+    overage_rate: auto
+    rounding_minutes: auto
+    minimum_charge_minutes: auto
+    out_of_hours_multiplier: auto
+    billing_calendar: CalendarRef | None
+    annual_increase_percent: auto
+    prepay_hours_per_period: auto
+    prepay_expiry_months: auto
+    prepay_price_per_hour: auto
+    auto_top_up: Json | None = strawberry_django.field(
+        description='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.'
+    )
+    approvals: list[ContractApproval] = round_approvals("contract")
     line_items: list[LineItem] = nested_list()
     sla_rules: list[SlaRuleRef] = nested_list()
     work_orders: list[WorkOrderRef] = nested_list()
@@ -175,6 +222,16 @@ class Contract(TenantType):
     amendments: list[Amendment] = nested_list()
     term_versions: list[TermVersion] = nested_list()
     covered_assets: list[Asset] = nested_list(description="The assets its terms cover (operators and up).")
+
+    @strawberry_django.field(
+        # The approval gates (a counterparty's signature) read the terms: the whole row, as REST.
+        only=[field.name for field in models.Contract._meta.concrete_fields],
+        prefetch_related=["approvals"],
+        description="While pending approval: what the contract still waits for (internal approvals, the "
+        "counterparty's signature where its terms require one).",
+    )
+    def waiting_for(self) -> list[str]:
+        return services.waiting_for(self)
 
 
 @strawberry_django.type(models.Asset, name="Asset")
@@ -211,6 +268,7 @@ class Amendment(ContractChildType):
     submitted_by: UserRef | None
     submitted_at: auto
     approval_round: auto
+    approvals: list[ContractApproval] = round_approvals("amendment")
     decided_at: auto
     created_at: auto
     updated_at: auto

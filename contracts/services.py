@@ -382,6 +382,21 @@ def approval_missing(contract: Contract) -> list[str]:
     return [reason for gate in APPROVAL_GATES.values() if (reason := gate(contract))]
 
 
+def waiting_for(contract: Contract) -> list[str]:
+    """While pending approval, what the contract still waits for: the internal approvals of its
+    current round (read from `contract.approvals.all()`, so a page prefetches them once) and the
+    gates of `approval_missing`; empty in any other state. REST's and GraphQL's `waiting_for`."""
+    if contract.status != Contract.Status.PENDING_APPROVAL:
+        return []
+    approved = sum(
+        1
+        for a in contract.approvals.all()
+        if a.approval_round == contract.approval_round and a.amendment_id is None and a.decision == "approved"
+    )
+    missing = [f"{2 - approved} more internal approval{'s' if approved == 0 else ''}"] if approved < 2 else []
+    return missing + approval_missing(contract)
+
+
 def _complete_approval(contract: Contract, *, actor, reason: str, now: dt.datetime) -> Contract:
     """Dual approval is complete and no gate holds it back: scheduled or active, versions begin."""
     target = Contract.Status.ACTIVE

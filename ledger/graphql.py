@@ -42,6 +42,9 @@ class LedgerEntry(TenantType):
     entry_type: auto
     reason_code: str  # a blank choice ("" for none): a string, as REST shows it
     hours: decimal.Decimal
+    charged_hours: decimal.Decimal = strawberry_django.field(
+        description="The hours billed for a work entry (its plan's rounding, minimum and out-of-hours rate)."
+    )
     amount: decimal.Decimal | None = money_field(LedgerEntrySerializer, "amount")
     currency: auto
     work_order: WorkOrder | None

@@ -19,6 +19,7 @@ from rest_framework.renderers import JSONRenderer
 from config.errors import BadRequest
 from config.graphql.base import MAX_PAGE_SIZE, Json, camel, filter_input, require_role, rest_filter
 from config.graphql.enums import enum_of
+from config.graphql.scalars import instant_text
 from slas.models import SlaRule
 from workorders.graphql import SlaClock
 from workorders.models import WorkOrder
@@ -173,7 +174,7 @@ class Query:
                     next_escalation=figures["next_escalation"]
                     and {
                         **figures["next_escalation"],
-                        "at": figures["next_escalation"]["at"] and figures["next_escalation"]["at"].isoformat(),
+                        "at": figures["next_escalation"]["at"] and instant_text(figures["next_escalation"]["at"]),
                     },
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,9 +55,15 @@ class Calendar(TenantType):
     time_zone: auto
     hours: Json = strawberry_django.field(description="Weekly working intervals in local wall time.")
     holidays: Json = strawberry_django.field(description="Whole local dates: [{date, name}].")
+    holiday_country: auto = strawberry_django.field(description="ISO 3166-1 alpha-2: its public holidays, every year.")
+    holiday_subdivision: auto = strawberry_django.field(description='The part of ISO 3166-2 after the dash ("SCT").')
     created_at: auto
     updated_at: auto
     rules: list[SlaRule] = nested_list(name="slaRules")
+
+    @strawberry_django.field(only=["working_days"], description="Dates worked despite a public holiday.")
+    def working_days(self) -> list[dt.date]:
+        return [dt.date.fromisoformat(day) for day in self.working_days]
 
 
 @strawberry_django.type(models.SlaRule, name="SlaRule")
@@ -78,6 +85,7 @@ class SlaRule(TenantType):
     effective_from: auto
     effective_to: auto
     previous_version: SlaRule | None
+    next_version: SlaRule | None = strawberry_django.field(description="The version that succeeded it.")
     created_at: auto
     updated_at: auto
     clocks: list[SlaClockRef] = nested_list()

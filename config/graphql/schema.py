@@ -25,6 +25,7 @@ from visits import graphql as visits
 from workorders import graphql as workorders
 
 from .limits import limit_extensions
+from .scalars import SCALAR_OVERRIDES
 from .ws import OneTransportPerOperation
 
 QUERY_MODULES = [tenancy, events, contracts, slas, workorders, breaches, ledger, notifications]
@@ -40,4 +41,5 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=stream.Subscription,  # over the WebSocket only (config/graphql/ws.py)
     extensions=[DjangoOptimizerExtension, *limit_extensions(), OneTransportPerOperation],
+    scalar_overrides=SCALAR_OVERRIDES,  # instants written as REST writes them (UTC, Z)
 )
