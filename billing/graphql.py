@@ -109,11 +109,11 @@ class ContractTemplate(TenantType):
     term_months: auto
     currency: auto
     billing_period: auto
-    period_charge: auto
+    period_charge: decimal.Decimal | None = money_field(ContractTemplateSerializer, "period_charge")
     invoice_timing: auto
     hours_per_period: auto
     rollover_percent: auto
-    overage_rate: auto
+    overage_rate: decimal.Decimal | None = money_field(ContractTemplateSerializer, "overage_rate")
     rounding_minutes: auto
     minimum_charge_minutes: auto
     out_of_hours_multiplier: auto
@@ -121,7 +121,7 @@ class ContractTemplate(TenantType):
     annual_increase_percent: auto
     prepay_hours_per_period: auto
     prepay_expiry_months: auto
-    prepay_price_per_hour: auto
+    prepay_price_per_hour: decimal.Decimal | None = money_field(ContractTemplateSerializer, "prepay_price_per_hour")
     auto_top_up: Json | None
     line_items: Json
     sla_rules: Json

@@ -670,6 +670,7 @@ class LineItemSerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
         default_fields = fields
+        price_fields = {"unit_price": "contract.currency"}  # as a billing line's: not the column's "12.5000"
         extra_kwargs = {"quantity": {"min_value": 0}, "unit_price": MONEY_BOUNDS}
 
 

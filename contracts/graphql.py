@@ -147,7 +147,7 @@ class LineItem(TenantType):
     sku: auto
     quantity: auto
     unit: auto
-    unit_price: auto
+    unit_price: decimal.Decimal | None = money_field(LineItemSerializer, "unit_price")
     covered: auto
     notes: auto
     created_at: auto
@@ -195,13 +195,13 @@ class Contract(TenantType):
     notice_reason: auto
     created_at: auto
     updated_at: auto
-    # The billing plan (issue 12), as REST shows it: amounts with the column's places, as REST.
+    # The billing plan (issue 12), as REST shows it (its prices as unit prices).
     billing_period: auto
-    period_charge: auto
+    period_charge: decimal.Decimal | None = money_field(ContractSerializer, "period_charge")
     invoice_timing: auto
     hours_per_period: auto
     rollover_percent: auto
-    overage_rate: auto
+    overage_rate: decimal.Decimal | None = money_field(ContractSerializer, "overage_rate")
     rounding_minutes: auto
     minimum_charge_minutes: auto
     out_of_hours_multiplier: auto
@@ -209,7 +209,7 @@ class Contract(TenantType):
     annual_increase_percent: auto
     prepay_hours_per_period: auto
     prepay_expiry_months: auto
-    prepay_price_per_hour: auto
+    prepay_price_per_hour: decimal.Decimal | None = money_field(ContractSerializer, "prepay_price_per_hour")
     auto_top_up: Json | None = strawberry_django.field(
         description='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.'
     )

@@ -100,3 +100,7 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
     created = client.post("/api/v1/contract_templates", template, format="json")
     assert created.status_code == 201, created.content
     assert (created.json()["period_charge"], created.json()["overage_rate"]) == ("1200.50", "110.125")
+    item = {"description": "Seal", "quantity": "4", "unit_price": "12.5"}
+    created = client.post(f"/api/v1/contracts/{euro.pk}/line_items", item, format="json")
+    assert created.status_code == 201 and created.json()["unit_price"] == "12.50"
+    assert client.get(f"/api/v1/contracts/{euro.pk}/line_items").json()[0]["unit_price"] == "12.50"

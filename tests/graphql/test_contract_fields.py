@@ -128,8 +128,8 @@ def test_every_field_rest_shows_a_role_graphql_shows_alike(gql, org, make_member
               original: contract(id: {original.pk}) {{ renewedBy {{ id name }} waitingFor }} }}"""
     )
     assert data["renewal"] == {
-        "periodCharge": "2400.5000",  # no currency quantiser in REST for the plan's amounts: the column's places
-        "overageRate": "110.1250",
+        "periodCharge": "2400.50",  # unit prices, as REST writes them: minor units, or finer places given
+        "overageRate": "110.125",
         "billingPeriod": "monthly",
         "billingCalendar": {"name": "Office hours"},
         "autoTopUp": PLAN["auto_top_up"],

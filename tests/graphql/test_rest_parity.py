@@ -37,12 +37,16 @@ def world(org, make_member):
 
 MONEY = {
     # model label: (GraphQL get, REST path of an object, its decimal fields GraphQL shows)
-    "contracts.Contract": ("contract", lambda o: f"/api/v1/contracts/{o.pk}", ["contract_value"]),
+    "contracts.Contract": (
+        "contract",
+        lambda o: f"/api/v1/contracts/{o.pk}",
+        ["contract_value", "period_charge", "overage_rate", "prepay_price_per_hour"],
+    ),
     "ledger.LedgerEntry": ("ledgerEntry", lambda o: f"/api/v1/ledger_entries/{o.pk}", ["amount"]),
     "billing.BillingLine": ("billingLine", lambda o: f"/api/v1/billing_lines/{o.pk}", ["unit_price", "amount"]),
     "slas.SlaRule": ("slaRule", lambda o: f"/api/v1/sla_rules/{o.pk}", ["monthly_penalty_cap"]),
     "breaches.Breach": ("breach", lambda o: f"/api/v1/breaches/{o.pk}", ["penalty_amount"]),
-    # No currency quantiser in REST for these two: both faces show the column's four places.
+    # Unit prices (`price_fields`): in the currency's minor units, or with finer places given.
     "contracts.LineItem": (
         "lineItem",
         lambda o: f"/api/v1/contracts/{o.contract_id}/line_items/{o.pk}",
@@ -59,7 +63,13 @@ MONEY = {
 def _stored(world, currency: str) -> None:
     """Amounts the column keeps with four places, in `currency` (a finer unit price included)."""
     contract_id = world["contracts.Contract"][0]
-    Contract.objects.filter(pk=contract_id).update(currency=currency, contract_value=Decimal("18500.5"))
+    Contract.objects.filter(pk=contract_id).update(
+        currency=currency,
+        contract_value=Decimal("18500.5"),
+        period_charge=Decimal("2400"),
+        overage_rate=Decimal("110.125"),
+        prepay_price_per_hour=95,
+    )
     LedgerEntry.objects.filter(contract_id=contract_id).update(currency=currency, amount=Decimal("-300"))
     BillingLine.objects.filter(contract_id=contract_id).update(
         currency=currency, quantity=Decimal("2"), unit_price=Decimal("110.125"), amount=Decimal("220.25")
