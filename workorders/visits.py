@@ -73,8 +73,9 @@ def _occurrences(plan: VisitPlan, contract: Contract, after: dt.datetime, until:
     )
 
 
-def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: int = MAX_PER_RUN):
-    """The plan's occurrences in (after, until] that its current rule would generate."""
+def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: int | None = None):
+    """The plan's occurrences in (after, until] that its current rule would generate: all of them
+    (at most `recurrence.max_occurrences(after, until)`, 24 a day), or the first `limit`."""
     return _occurrences(plan, plan.contract, max(after, plan.generated_until), until, limit)
 
 

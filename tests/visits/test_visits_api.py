@@ -418,3 +418,41 @@ def test_a_stored_rule_refused_since_is_skipped_not_run(api, org, stored):
     # (2026-03-01 00:00, 2026-03-04 12:00]: the whole hours from 01:00 to 12:00 three days later, each one
     # visit and one reference
     assert len(references) == len(set(references)) == 23 + 24 + 24 + 13
+
+
+# --- the visits listing is complete for any window it takes ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_listing_holds_every_occurrence_of_a_busy_plan(api, org, django_assert_num_queries):
+    # Found by an outside tester: the listing took a plan's first 1,000 occurrences (generation's cap per
+    # run), so an hourly plan lost everything after 41 days, and the total said 1,000.
+    contract = long_contract(org)  # Europe/Amsterdam
+    plan = make_plan(contract, summary="Standby rota", recurrence=EVERY_HOUR + ";BYMINUTE=30")
+    make_plan(contract, summary="Weekly", recurrence="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9")
+    client = api("operator")
+    window = "from=2026-04-01&to=2027-04-01"  # 365 days, an autumn overlap and a spring gap
+    assert client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}").status_code == 200  # the membership
+    # 1 the contract, 2 the plans, 3 their jobs in the window (none: no hours logged to read), 4 its term
+    # versions; whatever the number of occurrences.
+    with django_assert_num_queries(4):
+        first = client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}&visit_plan_id={plan.pk}&per_page=100")
+    # Every hour of 365 days at :30, but 2027-03-28 02:30, which does not exist (it is 03:30, listed once).
+    hourly = 365 * 24 - 1
+    assert first.status_code == 200 and first["X-Pagination-Total-Entries"] == str(hourly)
+    last_page = -(-hourly // 100)
+    last = client.get(
+        f"/api/v1/contracts/{contract.pk}/visits?{window}&visit_plan_id={plan.pk}&per_page=100&page={last_page}"
+    ).json()
+    assert last[-1]["occurrence"] == "2027-03-31T21:30:00Z"  # 23:30 summer time, the window's last hour
+    both = client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}&state=scheduled")
+    assert both["X-Pagination-Total-Entries"] == str(hourly + 52)
+
+    # GraphQL's contractVisits is the same list: 91 days of it, 2,184 hours.
+    query = (
+        '{ contractVisits(contractId: %s, from: "2026-04-01T00:00:00+02:00", to: "2026-07-01T00:00:00+02:00", '
+        "visitPlanIds: [%s]) { occurrence } }"
+    )
+    response = client.post("/api/graphql", {"query": query % (contract.pk, plan.pk)}, format="json")
+    visits = response.json()["data"]["contractVisits"]
+    assert len(visits) == 91 * 24 and visits[-1]["occurrence"] == "2026-06-30T21:30:00+00:00"
