@@ -36,7 +36,8 @@ class VisitPlanSerializer(ResourceSerializer):
     recurrence = serializers.CharField(
         max_length=500,
         help_text="An RFC 5545 RRULE in the contract's time zone, anchored at active_from, e.g. "
-        "FREQ=MONTHLY;BYDAY=3MO;BYHOUR=9 (every third Monday at 09:00).",
+        "FREQ=MONTHLY;BYDAY=3MO;BYHOUR=9 (every third Monday at 09:00). FREQ DAILY or coarser, at most one "
+        "visit an hour: BYHOUR lists hours, BYMINUTE one minute, BYSECOND only 0.",
     )
     next_occurrences = serializers.SerializerMethodField()
 

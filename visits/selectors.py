@@ -81,7 +81,9 @@ def contract_visits(
         visits.append(_visit(plan, job.occurrence, job, logged.get(job.pk), now))
     if contract.status not in CLOSED:
         for plan in plans:
-            for occurrence in upcoming(plan, after=start - _TICK, until=end - _TICK):
+            # Every occurrence in the window, not generation's cap of 1,000 a run: a rule has at most
+            # 24 a day (recurrence.max_occurrences), so a window of 366 days at most 8,832 a plan.
+            for occurrence in upcoming(plan, after=start - _TICK, until=end - _TICK, limit=None):
                 visits.append(_visit(plan, occurrence, None, None, now))
     if states is not None:
         visits = [v for v in visits if v.state in states]

@@ -7,6 +7,16 @@ anchored at local midnight of the plan's `active_from` (so times not given by BY
 are 00:00, and INTERVAL and COUNT count from that day). `UNTIL` is a local date or date-time
 without `Z`. FREQ is DAILY or coarser: a plan makes work orders, not a ticker.
 
+At most one time of the minute and one minute of the hour, so at most one visit per hour of a day
+("daily at 08:00 and 16:00": `FREQ=DAILY;BYHOUR=8,16`; `BYHOUR` may list any hours, `BYMINUTE`
+one minute, `BYSECOND` only 0). A plan then has at most `MAX_PER_DAY` (24) occurrences on any
+local date, a window of n days at most 24 x (n + 2) of them (`max_occurrences`), and no two of its
+occurrences fall in the same local minute, which keeps the jobs' references
+(VISIT-{plan}-{YYYYMMDD-HHMM}) unique. Only the parts RFC 5545 defines are read (not dateutil's
+BYEASTER or BYWEEKDAY), each once; `INTERVAL` spans at most `MAX_INTERVAL_YEARS` (100) years and
+`COUNT` is at least 1 (not with `UNTIL`). `refusal` says why a rule may not run (a stored rule
+written before these checks is skipped by generation and lists no occurrences, never run).
+
 The rule runs in local wall time; each occurrence becomes an instant for its own date, so
 "09:00" stays 09:00 across DST changes. A wall time that does not exist (the spring-forward
 gap) is read with the offset before the change (02:30 becomes 03:30 summer time); one that
@@ -24,6 +34,16 @@ from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
 
 ALLOWED_FREQUENCIES = {YEARLY: "YEARLY", MONTHLY: "MONTHLY", WEEKLY: "WEEKLY", DAILY: "DAILY"}
+# The parts of an RFC 5545 RECUR value (section 3.3.10); dateutil also reads BYEASTER and BYWEEKDAY.
+RFC5545_PARTS = (
+    "FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY",
+    "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST",
+)  # fmt: skip
+# One occurrence per hour of a local date at most (BYHOUR lists hours, BYMINUTE names one minute).
+MAX_PER_DAY = 24
+# The longest INTERVAL, in years (a 12-year hydrostatic test fits; INTERVAL=99999999999 does not).
+MAX_INTERVAL_YEARS = 100
+_MAX_INTERVAL = {YEARLY: MAX_INTERVAL_YEARS, MONTHLY: 12 * MAX_INTERVAL_YEARS, WEEKLY: 5218, DAILY: 36525}
 # A wall time can move by at most a few hours between its local and UTC readings.
 _MARGIN = dt.timedelta(hours=30)
 # A plan's rule must recur within this many years of its start (a leap day recurs every 4).
@@ -43,23 +63,67 @@ def _rule(text: str, anchor: dt.date):
     return rrulestr(_body(text), dtstart=dt.datetime.combine(anchor, dt.time.min), cache=False)
 
 
-def validate(text: str, anchor: dt.date | None = None) -> str:
-    """The normalised rule text, or ValueError saying what is wrong."""
+@functools.lru_cache(maxsize=4096)
+def refusal(text: str) -> str | None:
+    """Why a plan may not run this rule, whatever its start (None: it may). Cached: generation and
+    the visits listing ask it of every stored rule, which may predate a check."""
     if not isinstance(text, str) or not _body(text):
-        raise ValueError("Give an RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9.")
+        return "Give an RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9."
     body = _body(text)
     if any(part in body.upper() for part in ("\n", "DTSTART", "RDATE", "EXDATE", "EXRULE")):
-        raise ValueError("Only one RRULE (no DTSTART, RDATE or EXDATE): the plan's active_from anchors it.")
+        return "Only one RRULE (no DTSTART, RDATE or EXDATE): the plan's active_from anchors it."
     if re.search(r"UNTIL=\d{8}(T\d{6})?Z", body.upper()):
-        raise ValueError("UNTIL is read in the contract's time zone: give it without the Z.")
+        return "UNTIL is read in the contract's time zone: give it without the Z."
+    names = [pair.split("=", 1)[0].strip().upper() for pair in body.split(";")]
+    if "" in names:
+        return "An RRULE's parts are NAME=VALUE separated by ';' (none empty, no ';' at the end)."
+    unknown = [name for name in names if name not in RFC5545_PARTS]
+    if unknown:
+        parts = ", ".join(RFC5545_PARTS)
+        return f"{unknown[0]} is not part of an RFC 5545 RRULE (its parts: {parts})."
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return f"{repeated[0]} is given twice: each part of an RRULE at most once."
+    if "COUNT" in names and "UNTIL" in names:
+        return "COUNT and UNTIL exclude each other (RFC 5545): give one."
+    try:
+        rule = _rule(body, dt.date(2000, 1, 1))  # every anchor is a local midnight
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        return f"Not a valid RRULE: {exc}"
+    if rule._freq not in ALLOWED_FREQUENCIES:
+        return "FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY."
+    if rule._interval < 1:  # dateutil takes INTERVAL=0 and then never moves forward
+        return "INTERVAL must be at least 1."
+    if rule._interval > _MAX_INTERVAL[rule._freq]:
+        longest, freq = _MAX_INTERVAL[rule._freq], ALLOWED_FREQUENCIES[rule._freq]
+        return f"INTERVAL may span at most {MAX_INTERVAL_YEARS} years: at most {longest} with FREQ={freq}."
+    if rule._count is not None and rule._count < 1:
+        return "COUNT must be at least 1."
+    if set(rule._bysecond) != {0}:
+        return "BYSECOND may only be 0: a plan makes work orders, not a ticker."
+    if len(set(rule._byminute)) > 1:
+        return "BYMINUTE takes one minute (a plan visits at most once an hour); list the hours in BYHOUR."
+    return None
+
+
+def max_occurrences(after: dt.datetime, until: dt.datetime) -> int:
+    """The most occurrences a rule `refusal` passes can have in (after, until]: at most
+    MAX_PER_DAY on each local date the span touches (its days, rounded up, and one more at each
+    end for the time zone)."""
+    days = -((after - until) // dt.timedelta(days=1))  # rounded up
+    return MAX_PER_DAY * (max(days, 0) + 2)
+
+
+def validate(text: str, anchor: dt.date | None = None) -> str:
+    """The normalised rule text, or ValueError saying what is wrong."""
+    problem = refusal(text)
+    if problem:
+        raise ValueError(problem)
+    body = _body(text)
     try:
         rule = _rule(body, anchor or dt.date(2000, 1, 1))
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise ValueError(f"Not a valid RRULE: {exc}") from None
-    if rule._freq not in ALLOWED_FREQUENCIES:
-        raise ValueError("FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY.")
-    if rule._interval < 1:  # dateutil takes INTERVAL=0 and then never moves forward
-        raise ValueError("INTERVAL must be at least 1.")
     # A rule no date satisfies (BYMONTH=2;BYMONTHDAY=30) sends dateutil searching up to year 9999,
     # seconds of CPU for every listing: refuse one that has no occurrence within PROBE_YEARS (the
     # month-and-day case, the usual one, at once; the probe itself is that search for the rest).
@@ -77,16 +141,20 @@ def validate(text: str, anchor: dt.date | None = None) -> str:
 
 
 def occurrences(
-    text: str, *, time_zone: str, anchor: dt.date, after: dt.datetime, until: dt.datetime, limit: int = 10_000
+    text: str, *, time_zone: str, anchor: dt.date, after: dt.datetime, until: dt.datetime, limit: int | None = 10_000
 ) -> list[dt.datetime]:
-    """The occurrence starts in (after, until], as UTC instants, in order, at most `limit`."""
+    """The occurrence starts in (after, until], as UTC instants, in order, at most `limit` (None:
+    all of them, at most `max_occurrences(after, until)`). ValueError for a rule `refusal` refuses."""
+    problem = refusal(text)
+    if problem:
+        raise ValueError(problem)
     tz = zoneinfo.ZoneInfo(time_zone)
     rule = _rule(_body(text), anchor)
     low = after.astimezone(tz).replace(tzinfo=None) - _MARGIN
     high = until.astimezone(tz).replace(tzinfo=None) + _MARGIN
     found: set[dt.datetime] = set()
     for wall in rule.xafter(max(low, rule._dtstart), inc=True):
-        if wall > high or len(found) >= limit:
+        if wall > high or (limit is not None and len(found) >= limit):
             break
         # Two wall times can name one instant (a gap time and the hour after it): one occurrence.
         instant = wall.replace(tzinfo=tz).astimezone(dt.UTC)

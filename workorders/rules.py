@@ -113,7 +113,7 @@ def carry_plans_into_renewal(event) -> int:
                 contract=renewal, actor=event.actor, data={**data, "active_from": renewal.start_date}, now=starts
             )
         except Unprocessable:
-            continue  # check_plan refused it in the new term: its rule has no occurrence any more
+            continue  # check_plan refused it in the new term: no occurrence any more (or a refused rule)
         carried += 1
     return carried
 

@@ -15,6 +15,10 @@ already exists, they are inserted one by one and the existing ones skipped).
 A run reads only the plans that are due: each keeps `next_run_at`, when its next occurrence
 enters its horizon (null after an edit or a resumption: look again).
 
+A plan whose stored rule `recurrence.refusal` refuses (written before a check, e.g. one visit per
+second) generates nothing and lists no occurrences: each run skips it with a log line, leaving its
+`generated_until`, so that correcting the rule (PATCH) generates what is owed from there on.
+
 A suspended contract generates nothing. When it is resumed (`contract.state_changed` to
 active from suspended), its plans' `generated_until` moves to the instant of resumption, so
 only the occurrences still ahead are caught up.
@@ -55,7 +59,9 @@ def plan_window(plan: VisitPlan, contract: Contract) -> tuple[dt.datetime, dt.da
     return first, end
 
 
-def _occurrences(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, limit: int):
+def _occurrences(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, limit: int | None):
+    if recurrence.refusal(plan.recurrence):  # a stored rule from before a check: never run
+        return []
     first, end = plan_window(plan, contract)
     after = max(after, first - dt.timedelta(microseconds=1))
     if end is not None:
@@ -67,8 +73,9 @@ def _occurrences(plan: VisitPlan, contract: Contract, after: dt.datetime, until:
     )
 
 
-def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: int = MAX_PER_RUN):
-    """The plan's occurrences in (after, until] that its current rule would generate."""
+def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: int | None = None):
+    """The plan's occurrences in (after, until] that its current rule would generate: all of them
+    (at most `recurrence.max_occurrences(after, until)`, 24 a day), or the first `limit`."""
     return _occurrences(plan, plan.contract, max(after, plan.generated_until), until, limit)
 
 
@@ -109,6 +116,10 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
     """Generate the plan's due occurrences; the caller holds the plan's row lock."""
     contract = plan.contract
     if contract.status != Contract.Status.ACTIVE:
+        return 0
+    refused = recurrence.refusal(plan.recurrence)
+    if refused:
+        log(f"visit plan {plan.pk} ({contract.reference}) skipped, its recurrence is refused: {refused}")
         return 0
     horizon = now + dt.timedelta(days=plan.generate_days_in_advance)
     if horizon <= plan.generated_until:

@@ -321,3 +321,138 @@ def test_an_approved_extension_effective_later_counts_for_plans_and_visits(api, 
     start, end = today + dt.timedelta(days=100), today + dt.timedelta(days=300)  # past the row's expiry
     visits = manager.get(f"/api/v1/contracts/{contract.pk}/visits?from={start}&to={end}").json()
     assert len(visits) >= 6 and all(visit["state"] == "scheduled" for visit in visits)
+
+
+# --- what a plan's rule may say (found by an outside tester) -------------------------------------------
+
+EVERY_SECOND = "FREQ=DAILY;BYHOUR={};BYMINUTE={};BYSECOND={}".format(
+    ",".join(map(str, range(24))), ",".join(map(str, range(60))), ",".join(map(str, range(60)))
+)
+EVERY_HOUR = "FREQ=DAILY;BYHOUR=" + ",".join(map(str, range(24)))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        # A plan makes work orders, not a ticker: it was accepted, and each run made 1,000 jobs one second
+        # apart, sixty of them under one reference (VISIT-{plan}-{YYYYMMDD-HHMM}).
+        (EVERY_SECOND, "BYSECOND may only be 0"),
+        ("FREQ=DAILY;BYHOUR=8;BYSECOND=30", "BYSECOND may only be 0"),
+        ("FREQ=DAILY;BYHOUR=8;BYMINUTE=0,30", "BYMINUTE takes one minute"),
+        ("FREQ=WEEKLY;BYDAY=MO;COUNT=0", "COUNT must be at least 1"),
+        ("FREQ=DAILY;INTERVAL=99999999999", "INTERVAL may span at most 100 years"),
+        ("FREQ=YEARLY;INTERVAL=101", "INTERVAL may span at most 100 years"),
+        ("FREQ=YEARLY;BYEASTER=0", "BYEASTER is not part of an RFC 5545 RRULE"),  # a dateutil extension
+        ("FREQ=WEEKLY;BYWEEKDAY=MO", "BYWEEKDAY is not part of an RFC 5545 RRULE"),
+        ("FREQ=DAILY;COUNT=3;UNTIL=20261231", "COUNT and UNTIL exclude each other"),
+        ("FREQ=DAILY;FREQ=WEEKLY", "FREQ is given twice"),
+    ],
+)
+def test_a_rule_finer_than_an_hour_or_outside_rfc_5545_is_a_422_naming_recurrence(api, org, rule, message):
+    contract = long_contract(org)
+    client = api("manager")
+    response = client.post(plans_url(contract), {"summary": "S", "recurrence": rule}, format="json")
+    assert response.status_code == 422, response.content
+    assert set(response.json()["errors"]) == {"recurrence"} and message in response.json()["errors"]["recurrence"][0]
+    plan = make_plan(contract)
+    response = client.patch(f"{plans_url(contract)}/{plan.pk}", {"recurrence": rule}, format="json")
+    assert response.status_code == 422 and set(response.json()["errors"]) == {"recurrence"}, response.content
+    assert not VisitPlan.objects.filter(recurrence=rule).exists()
+
+
+@pytest.mark.django_db
+def test_several_visits_a_day_at_whole_minutes_are_a_plan(api, org):
+    contract = long_contract(org)  # Europe/Amsterdam
+    client = api("manager")
+    for rule, local_times in [
+        ("FREQ=DAILY;BYHOUR=8,16", {"08:00", "16:00"}),
+        ("FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=7,12,17;BYMINUTE=30;BYSECOND=0", {"07:30", "12:30", "17:30"}),
+        (EVERY_HOUR + ";BYMINUTE=15", {f"{hour:02}:15" for hour in range(24)}),
+        ("FREQ=YEARLY;INTERVAL=12;BYHOUR=9", {"09:00"}),  # a 12-year hydrostatic test, from active_from
+        ("FREQ=WEEKLY;COUNT=3", {"00:00"}),  # from active_from (today), whose first is past
+    ]:
+        response = client.post(plans_url(contract), {"summary": "S", "recurrence": rule}, format="json")
+        assert response.status_code == 201, (rule, response.content)
+        upcoming = [
+            dt.datetime.fromisoformat(o).astimezone(ams(2026, 1, 1).tzinfo) for o in response.json()["next_occurrences"]
+        ]
+        assert upcoming and {f"{o:%H:%M}" for o in upcoming} <= local_times, (rule, upcoming)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "stored",
+    [EVERY_SECOND, "FREQ=DAILY;INTERVAL=99999999999", "FREQ=YEARLY;BYEASTER=0", "FREQ=DAILY;COUNT=0"],
+)
+def test_a_stored_rule_refused_since_is_skipped_not_run(api, org, stored):
+    # Plans written before the checks above may hold such rules: generation skips them with a line in its
+    # log (each run, generating nothing, leaving generated_until) and they list no occurrences; once the
+    # rule is corrected, the plan generates from where it stood, one job per reference.
+    import io
+
+    from django.core.management import call_command
+
+    contract = make_contract(org, status="active", allow_overrun=True)  # 2026, Europe/Amsterdam
+    plan = make_plan(contract, now=ams(2026, 3, 1), generate_days_in_advance=2)
+    VisitPlan.objects.filter(pk=plan.pk).update(recurrence=stored, next_run_at=None)
+    for _ in range(2):
+        out = io.StringIO()
+        call_command("generate_visits", now=ams(2026, 3, 2, 12).isoformat(), stdout=out)
+        assert f"visit plan {plan.pk} ({contract.reference}) skipped, its recurrence is refused" in out.getvalue()
+        assert "Summary: 0 visits generated" in out.getvalue()
+    assert not WorkOrder.objects.filter(visit_plan=plan).exists()
+    plan.refresh_from_db()
+    assert plan.generated_until == ams(2026, 3, 1)
+
+    client = api("manager")
+    detail = client.get(f"{plans_url(contract)}/{plan.pk}")
+    assert detail.status_code == 200 and detail.json()["next_occurrences"] == []
+    visits = client.get(f"/api/v1/contracts/{contract.pk}/visits?from=2026-03-01&to=2027-01-01")
+    assert visits.status_code == 200 and visits.json() == []
+
+    fixed = client.patch(f"{plans_url(contract)}/{plan.pk}", {"recurrence": EVERY_HOUR}, format="json")
+    assert fixed.status_code == 200, fixed.content
+    generate_visits(now=ams(2026, 3, 2, 12))
+    references = list(WorkOrder.objects.filter(visit_plan=plan).values_list("reference", flat=True))
+    # (2026-03-01 00:00, 2026-03-04 12:00]: the whole hours from 01:00 to 12:00 three days later, each one
+    # visit and one reference
+    assert len(references) == len(set(references)) == 23 + 24 + 24 + 13
+
+
+# --- the visits listing is complete for any window it takes ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_listing_holds_every_occurrence_of_a_busy_plan(api, org, django_assert_num_queries):
+    # Found by an outside tester: the listing took a plan's first 1,000 occurrences (generation's cap per
+    # run), so an hourly plan lost everything after 41 days, and the total said 1,000.
+    contract = long_contract(org)  # Europe/Amsterdam
+    plan = make_plan(contract, summary="Standby rota", recurrence=EVERY_HOUR + ";BYMINUTE=30")
+    make_plan(contract, summary="Weekly", recurrence="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9")
+    client = api("operator")
+    window = "from=2026-04-01&to=2027-04-01"  # 365 days, an autumn overlap and a spring gap
+    assert client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}").status_code == 200  # the membership
+    # 1 the contract, 2 the plans, 3 their jobs in the window (none: no hours logged to read), 4 its term
+    # versions; whatever the number of occurrences.
+    with django_assert_num_queries(4):
+        first = client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}&visit_plan_id={plan.pk}&per_page=100")
+    # Every hour of 365 days at :30, but 2027-03-28 02:30, which does not exist (it is 03:30, listed once).
+    hourly = 365 * 24 - 1
+    assert first.status_code == 200 and first["X-Pagination-Total-Entries"] == str(hourly)
+    last_page = -(-hourly // 100)
+    last = client.get(
+        f"/api/v1/contracts/{contract.pk}/visits?{window}&visit_plan_id={plan.pk}&per_page=100&page={last_page}"
+    ).json()
+    assert last[-1]["occurrence"] == "2027-03-31T21:30:00Z"  # 23:30 summer time, the window's last hour
+    both = client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}&state=scheduled")
+    assert both["X-Pagination-Total-Entries"] == str(hourly + 52)
+
+    # GraphQL's contractVisits is the same list: 91 days of it, 2,184 hours.
+    query = (
+        '{ contractVisits(contractId: %s, from: "2026-04-01T00:00:00+02:00", to: "2026-07-01T00:00:00+02:00", '
+        "visitPlanIds: [%s]) { occurrence } }"
+    )
+    response = client.post("/api/graphql", {"query": query % (contract.pk, plan.pk)}, format="json")
+    visits = response.json()["data"]["contractVisits"]
+    assert len(visits) == 91 * 24 and visits[-1]["occurrence"] == "2026-06-30T21:30:00+00:00"

@@ -37,3 +37,34 @@ def test_rules_that_recur_are_taken_from_a_leap_day_too(rule):
         until=dt.datetime(2033, 1, 1, tzinfo=dt.UTC),
     )
     assert found and found[0].date() == dt.date(2028, 2, 29)
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "anchor", "days"),
+    [
+        ("Europe/Amsterdam", dt.date(2026, 1, 1), 366),  # a spring gap and an autumn overlap
+        ("Australia/Lord_Howe", dt.date(2026, 1, 1), 366),  # half-hour DST changes
+        ("Pacific/Apia", dt.date(2011, 1, 1), 366),  # 2011-12-30 did not happen there
+        ("UTC", dt.date(2028, 2, 29), 1),
+    ],
+)
+def test_a_rule_has_at_most_24_occurrences_a_day_none_in_the_same_local_minute(time_zone, anchor, days):
+    import zoneinfo
+
+    rule = "FREQ=DAILY;BYHOUR=" + ",".join(map(str, range(24))) + ";BYMINUTE=30"
+    after = dt.datetime.combine(anchor, dt.time(23, 59), tzinfo=dt.UTC) - dt.timedelta(days=1)
+    until = after + dt.timedelta(days=days)
+    found = recurrence.occurrences(
+        rule, time_zone=time_zone, anchor=anchor - dt.timedelta(days=1), after=after, until=until, limit=None
+    )
+    assert days * 22 <= len(found) <= recurrence.max_occurrences(after, until)
+    local = {f"{o.astimezone(zoneinfo.ZoneInfo(time_zone)):%Y%m%d-%H%M}" for o in found}
+    assert len(local) == len(found)  # a job's reference is VISIT-{plan}-{YYYYMMDD-HHMM}
+
+
+def test_a_refused_rule_is_never_run():
+    with pytest.raises(ValueError, match="BYMINUTE takes one minute"):
+        day = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        recurrence.occurrences(
+            "FREQ=DAILY;BYMINUTE=0,1", time_zone="UTC", anchor=day.date(), after=day, until=day + dt.timedelta(days=1)
+        )
