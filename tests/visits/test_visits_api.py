@@ -455,4 +455,4 @@ def test_the_listing_holds_every_occurrence_of_a_busy_plan(api, org, django_asse
     )
     response = client.post("/api/graphql", {"query": query % (contract.pk, plan.pk)}, format="json")
     visits = response.json()["data"]["contractVisits"]
-    assert len(visits) == 91 * 24 and visits[-1]["occurrence"] == "2026-06-30T21:30:00+00:00"
+    assert len(visits) == 91 * 24 and visits[-1]["occurrence"] == "2026-06-30T21:30:00Z"
