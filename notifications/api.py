@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.api.csv import JSONErrorsMixin
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ActionSerializer, ResourceSerializer, RowMethodField, StrictInputMixin
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
@@ -223,7 +224,7 @@ class NotificationSettingsSerializer(StrictInputMixin, serializers.Serializer):
     )
 
 
-class NotificationSettingsView(APIView):
+class NotificationSettingsView(JSONErrorsMixin, APIView):
     """The organization's notification e-mails (managers read, admins write).
 
     Breach detections and contract expiry reminders are e-mailed to these addresses; escalation

@@ -183,18 +183,23 @@ class CSVRenderer(BaseRenderer):
 
 
 class JSONErrorsMixin:
-    """Errors are always the JSON envelope, whatever renderer the client asked for; an unknown
-    `?format=` is a 400 naming the formats there are (DRF's own answer would be a 404)."""
+    """Errors are always the JSON envelope, whatever renderer the client asked for; an unknown or
+    blank `?format=` (or one this endpoint does not offer, such as `csv` on `/me`) is a 400 naming
+    the formats there are (DRF's own answer would be a 404). Every API view has it, so that
+    every endpoint answers `?format=` alike (tests/config/test_formats.py walks them all)."""
+
+    def formats(self) -> str:
+        return ", ".join(dict.fromkeys(renderer.format for renderer in self.get_renderers()))
 
     def perform_content_negotiation(self, request, force=False):
         if not force and "format" in request.query_params and not request.query_params["format"].strip():
             # A blank ?format= names no format (DRF would quietly ignore it): refused like an unknown one.
-            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            formats = self.formats()
             raise BadRequest(f"Blank format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
-            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            formats = self.formats()
             raise BadRequest(
                 f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]}
             ) from None
