@@ -186,23 +186,36 @@ class JSONErrorsMixin:
     """Errors are always the JSON envelope, whatever renderer the client asked for; an unknown or
     blank `?format=` (or one this endpoint does not offer, such as `csv` on `/me`) is a 400 naming
     the formats there are (DRF's own answer would be a 404). Every API view has it, so that
-    every endpoint answers `?format=` alike (tests/config/test_formats.py walks them all)."""
+    every endpoint answers `?format=` alike (tests/config/test_formats.py walks them all).
+
+    The format's 400 is raised once the caller is authenticated, allowed and counted, like any
+    other bad parameter: so it carries the caller's own X-RateLimit-* headers (raised during
+    content negotiation, before authentication, it carried the anonymous limit) and a request
+    without a token is a 401 first."""
 
     def formats(self) -> str:
         return ", ".join(dict.fromkeys(renderer.format for renderer in self.get_renderers()))
 
     def perform_content_negotiation(self, request, force=False):
-        if not force and "format" in request.query_params and not request.query_params["format"].strip():
-            # A blank ?format= names no format (DRF would quietly ignore it): refused like an unknown one.
-            formats = self.formats()
-            raise BadRequest(f"Blank format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
-        try:
+        if force:
             return super().perform_content_negotiation(request, force)
-        except Http404:
-            formats = self.formats()
-            raise BadRequest(
-                f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]}
-            ) from None
+        formats = self.formats()
+        if "format" in request.query_params and not request.query_params["format"].strip():
+            # A blank ?format= names no format (DRF would quietly ignore it): refused like an unknown one.
+            error = BadRequest(f"Blank format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
+        else:
+            try:
+                return super().perform_content_negotiation(request, force)
+            except Http404:
+                error = BadRequest(f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
+        self._format_error = error  # raised by initial(), after authentication
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def initial(self, request, *args, **kwargs):
+        self._format_error = None
+        super().initial(request, *args, **kwargs)
+        if self._format_error is not None:
+            raise self._format_error
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

@@ -157,3 +157,20 @@ def test_format_json_works_where_json_is_served(api):
     )
     assert patch.status_code == 200 and patch.json() == {"notification_emails": ["ops@example.com"]}
     assert client.patch("/api/v1/notification_settings?format=csv", {}, format="json").status_code == 400
+
+
+def test_a_format_error_carries_the_callers_rate_limit_and_comes_after_authentication(api, anon, settings):
+    """Raised while negotiating the format, before authentication, the 400 carried the anonymous
+    limit (60) to a caller whose limit is the user's, and was not counted."""
+    client = api("manager")
+    ok = client.get("/api/v1/contracts")
+    refused = client.get("/api/v1/contracts?format=xml")
+    assert refused.status_code == 400
+    assert refused["X-RateLimit-Limit"] == ok["X-RateLimit-Limit"] == "6000"
+    assert int(refused["X-RateLimit-Remaining"]) == int(ok["X-RateLimit-Remaining"]) - 1
+    # Without a token, the bad format is still a bad parameter of a request that must authenticate first.
+    assert anon.get("/api/v1/contracts?format=xml").status_code == 401
+    assert anon.get("/api/v1/me?format=xml").status_code == 401
+    # A public endpoint refuses it with the anonymous limit, which is the one that applies there.
+    public = anon.get("/api/v1/schemas/escalation?format=xml")
+    assert public.status_code == 400 and public["X-RateLimit-Limit"] == "60"
