@@ -87,6 +87,7 @@ class WebhookDeliverySerializer(ResourceSerializer):
             "id", "webhook_id", "event", "status", "attempts", "last_http_status", "duration_ms", "next_attempt_at",
             "response_excerpt", "created_at",
         ]  # fmt: skip
+        csv_parts = {"event": ("id", "type")}  # CSV columns event_id, event_type (config.api.csv)
 
     @extend_schema_field(
         {

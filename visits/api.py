@@ -14,7 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
 
 from config import dates
-from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, stream_csv, wants_csv
+from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, stream_csv, wants_csv
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
@@ -121,6 +121,9 @@ class VisitSerializer(serializers.Serializer):
     )
     hours_logged = serializers.DecimalField(max_digits=14, decimal_places=2)
 
+    class Meta:
+        csv_parts = {"work_order": ("id", "name", "status", "resolved_at")}  # work_order_id, ... in CSV
+
     @extend_schema_field(
         {
             "type": "object",
@@ -213,7 +216,7 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
             # As the toolkit's collections (config.api.csv): every row, no page limit; paging
             # parameters are still checked, so a bad one is refused as in JSON.
             self.paginator.check_params(request)
-            columns = columns_of(VisitSerializer().fields, references=["visit_plan"])
+            columns = columns_of(VisitSerializer().fields, ["visit_plan"], csv_parts(VisitSerializer))
             return stream_csv(columns, VisitSerializer(visits, many=True).data, "visits")
         page = self.paginate_queryset(_Page(visits))
         return self.get_paginated_response(VisitSerializer(page, many=True).data)

@@ -258,6 +258,10 @@ class TestVisitsListing:
             (str(v["visit_plan"]["id"]), v["occurrence"], v["state"]) for v in body
         ]
         assert table[0]["visit_plan_name"] == "Inspection" and table[0]["hours_allocated"] == "1.50"
+        job = next(v["work_order"] for v in body if v["work_order"])
+        row = next(r for r in table if r["work_order_id"] == str(job["id"]))
+        assert (row["work_order_name"], row["work_order_status"]) == (job["name"], job["status"])
+        assert "work_order" not in row and "work_order_resolved_at" in row
         by_accept = client.get(self.url(contract, **window, state="scheduled"), HTTP_ACCEPT="text/csv")
         scheduled = list(csv.DictReader(io.StringIO(b"".join(by_accept.streaming_content).decode())))
         assert scheduled and {r["state"] for r in scheduled} == {"scheduled"}
