@@ -2,11 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from breaches.api import BreachViewSet
 from config.api.routers import ApiRouter
-from config.views import healthz
+from config.views import OpenAPIView, RedocView, SwaggerView, healthz
 from contracts.api import (
     AmendmentViewSet,
     ContractViewSet,
@@ -44,9 +43,9 @@ api_v1 = [
     path("token", TokenView.as_view(), name="token"),
     path("token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("me", MeView.as_view(), name="me"),
-    path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
-    path("redoc", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
+    path("schema", OpenAPIView.as_view(), name="schema"),
+    path("docs", SwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc", RedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
     re_path(r"^schemas/(?P<name>escalation|penalty_clause)/?$", SchemaView.as_view(), name="config-schema"),
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/balance/?$", BalanceView.as_view(), name="contract-balance"),
     re_path(r"^contracts/(?P<contract_pk>[0-9]+)/lots/?$", LotsView.as_view(), name="contract-lots"),

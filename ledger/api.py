@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from breaches.models import Breach
 from config import dates
-from config.api.csv import CSVRenderer, JSONErrorsMixin
+from config.api.csv import CSVRenderer, JSONErrorsMixin, per_currency, wants_csv
 from config.api.exceptions import BadRequest, Forbidden
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
@@ -166,7 +166,14 @@ class BalanceView(ContractLedgerView):
         self.check_params({"as_of", "window_days"})
         window_days = query_int(request, "window_days", 30, 1, 3650)
         figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=window_days)
-        return Response(_json(figures))
+        data = _json(figures)
+        if wants_csv(request):
+            # The penalties per currency as every CSV writes money by currency (config.api.csv):
+            # penalties_accrued "300.00 EUR; 12.50 USD", penalties_waived the same, not a JSON cell.
+            penalties = data.pop("penalties")
+            for kind in ("accrued", "waived"):
+                data[f"penalties_{kind}"] = per_currency({currency: p[kind] for currency, p in penalties.items()})
+        return Response(data)
 
 
 class LotsView(ContractLedgerView):

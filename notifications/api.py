@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.api.csv import JSONErrorsMixin
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ActionSerializer, ResourceSerializer, RowMethodField, StrictInputMixin
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
@@ -86,6 +87,7 @@ class WebhookDeliverySerializer(ResourceSerializer):
             "id", "webhook_id", "event", "status", "attempts", "last_http_status", "duration_ms", "next_attempt_at",
             "response_excerpt", "created_at",
         ]  # fmt: skip
+        csv_parts = {"event": ("id", "type")}  # CSV columns event_id, event_type (config.api.csv)
 
     @extend_schema_field(
         {
@@ -223,7 +225,7 @@ class NotificationSettingsSerializer(StrictInputMixin, serializers.Serializer):
     )
 
 
-class NotificationSettingsView(APIView):
+class NotificationSettingsView(JSONErrorsMixin, APIView):
     """The organization's notification e-mails (managers read, admins write).
 
     Breach detections and contract expiry reminders are e-mailed to these addresses; escalation

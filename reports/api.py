@@ -26,7 +26,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import dates
-from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, content_disposition, stream_csv, wants_csv
+from config.api.csv import (
+    CSVRenderer,
+    JSONErrorsMixin,
+    columns_of,
+    content_disposition,
+    per_currency,
+    stream_csv,
+    wants_csv,
+)
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import (
@@ -195,7 +203,7 @@ def _flat_minutes(row: dict) -> dict:
     """A compliance row for a spreadsheet: minutes and penalties as their own columns."""
     flat = {key: value for key, value in row.items() if key not in ("minutes", "penalties")}
     flat.update({f"minutes_{key}": value for key, value in row["minutes"].items()})
-    flat["penalties"] = "; ".join(f"{amount} {currency}" for currency, amount in row["penalties"].items())
+    flat["penalties"] = per_currency(row["penalties"])
     return flat
 
 
@@ -251,6 +259,7 @@ class AtRiskSerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = fields
         default_fields = fields
+        csv_parts = {"next_escalation": ("name", "at_percent", "at")}  # next_escalation_name, ... in CSV
 
     def now(self):
         """One instant for the whole response."""

@@ -13,11 +13,12 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import dates
-from config.api.csv import content_disposition
+from config.api.csv import JSONErrorsMixin, content_disposition
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range
@@ -153,6 +154,18 @@ class ICalendarParser(BaseParser):
         return stream.read(ICS_MAX_BYTES + 1) if stream is not None else b""
 
 
+class ICalendarRenderer(BaseRenderer):
+    """Names the `ical` action's one format (`?format=ics`; `json` and `csv` are not what it
+    answers): the action writes its own response, and errors are the JSON envelope."""
+
+    media_type = "text/calendar"
+    format = "ics"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
 class ImportHolidaysSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="An iCalendar (.ics) file.")
 
@@ -190,7 +203,7 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         ],
         responses={(200, "text/calendar"): OpenApiTypes.BINARY},
     )
-    @action(detail=True, methods=["get"], extra_query_params=("years",))
+    @action(detail=True, methods=["get"], extra_query_params=("years",), renderer_classes=[ICalendarRenderer])
     def ical(self, request, pk=None):
         """The calendar as iCalendar (RFC 5545): weekly working hours as weekly recurring events and
         every holiday of the years asked for (public ones, additions, minus working days) as all-day events."""
@@ -362,7 +375,7 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
 # --- schemas ------------------------------------------------------------------------------------
 
 
-class SchemaView(APIView):
+class SchemaView(JSONErrorsMixin, APIView):
     """The JSON Schema of a rule configuration (`escalation`, `penalty_clause`)."""
 
     authentication_classes: list = []

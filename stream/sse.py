@@ -33,12 +33,14 @@ import logging
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.views import APIView
 
+from config.api.csv import JSONErrorsMixin
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilterBackend
 from events.api import EventFilterSet
@@ -50,14 +52,30 @@ from . import reader
 logger = logging.getLogger("stream")
 
 
+class EventStreamRenderer(BaseRenderer):
+    """Names the stream's one format (`?format=event-stream`); the view answers with its own
+    streaming response, and errors are the JSON envelope (JSONErrorsMixin)."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
 class FirstRenderer(BaseContentNegotiation):
     """The stream is text/event-stream whatever `Accept` says (EventSource sends
-    `Accept: text/event-stream`); errors before the stream starts are the JSON envelope."""
+    `Accept: text/event-stream`); errors before the stream starts are the JSON envelope. A
+    `?format=` other than the stream's own is refused as on every endpoint (JSONErrorsMixin)."""
 
     def select_parser(self, request, parsers):
         return parsers[0] if parsers else None
 
     def select_renderer(self, request, renderers, format_suffix=None):
+        requested = request.query_params.get("format")
+        if requested is not None and requested != renderers[0].format:
+            raise Http404
         return renderers[0], renderers[0].media_type
 
 
@@ -170,7 +188,7 @@ SSE_EVENT = {
     ],
     responses={(200, "text/event-stream"): SSE_EVENT},
 )
-class EventStreamView(APIView):
+class EventStreamView(JSONErrorsMixin, APIView):
     """The caller's organization's events after a cursor, then live (text/event-stream).
 
     Each event is `id: <cursor>` and `data: <the event as /api/v1/events shows it>`; a cursor
@@ -183,6 +201,7 @@ class EventStreamView(APIView):
     filterset_class = EventFilterSet
     extra_query_params = ("since", "types")
     content_negotiation_class = FirstRenderer
+    renderer_classes = [EventStreamRenderer]
 
     def get(self, request):
         try:

@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.csv import JSONErrorsMixin
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilterSet
 from config.api.serializers import ActionSerializer, ReferenceField, ResourceSerializer
@@ -38,7 +39,7 @@ class RefreshRequestSerializer(ActionSerializer):
 REJECTED = OpenApiResponse({"$ref": "#/components/schemas/Error"}, description="The credentials were rejected.")
 
 
-class PublicAuthView(APIView):
+class PublicAuthView(JSONErrorsMixin, APIView):
     """An endpoint that takes credentials in its body instead of a bearer token.
 
     With no authentication classes DRF would turn every AuthenticationFailed into a 403 (it has
@@ -96,7 +97,7 @@ class TokenRefreshView(PublicAuthView):
         return Response({"access": refresh_access(form.validated_data["refresh"])})
 
 
-class MeView(APIView):
+class MeView(JSONErrorsMixin, APIView):
     @extend_schema(
         responses={
             200: inline_serializer(

@@ -11,8 +11,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
+from rest_framework.renderers import JSONRenderer
 
 from config import dates
+from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, stream_csv, wants_csv
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
@@ -127,6 +129,9 @@ class VisitSerializer(serializers.Serializer):
     )
     hours_logged = serializers.DecimalField(max_digits=14, decimal_places=2)
 
+    class Meta:
+        csv_parts = {"work_order": ("id", "name", "status", "resolved_at")}  # work_order_id, ... in CSV
+
     @extend_schema_field(
         {
             "type": "object",
@@ -173,12 +178,14 @@ def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
     return dates.check(value, name)
 
 
-class ContractVisitsView(GenericAPIView):
+class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
     """The occurrences of a contract's visit plans in [from, to) (default: the last 30 days and the
     next 90; at most 366 days), in time order, with their state (scheduled, generated, completed,
-    missed), their job, and the hours allocated against the hours logged for that job."""
+    missed), their job, and the hours allocated against the hours logged for that job. CSV
+    (`Accept: text/csv` or `?format=csv`) has the same rows and filters, without the page limit."""
 
     serializer_class = VisitSerializer
+    renderer_classes = [JSONRenderer, CSVRenderer]
     read_role = "operator"
     filter_backends: list = []
 
@@ -197,7 +204,7 @@ class ContractVisitsView(GenericAPIView):
     )
     def get(self, request, contract_pk: str):
         contract = contract_of_route(organization=self.organization, contract_id=contract_pk)
-        unknown = set(request.query_params) - {"from", "to", "visit_plan_id", "state", "page", "per_page"}
+        unknown = set(request.query_params) - {"from", "to", "visit_plan_id", "state", "page", "per_page", "format"}
         if unknown:
             raise BadRequest(
                 f"Unknown filter: {', '.join(sorted(unknown))}", {name: ["Unknown filter."] for name in unknown}
@@ -213,6 +220,12 @@ class ContractVisitsView(GenericAPIView):
         if states is not None and not set(states) <= set(STATES):
             raise BadRequest(f"state must be among {', '.join(STATES)}.", {"state": ["Unknown state."]})
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=states)
+        if wants_csv(request):
+            # As the toolkit's collections (config.api.csv): every row, no page limit; paging
+            # parameters are still checked, so a bad one is refused as in JSON.
+            self.paginator.check_params(request)
+            columns = columns_of(VisitSerializer().fields, ["visit_plan"], csv_parts(VisitSerializer))
+            return stream_csv(columns, VisitSerializer(visits, many=True).data, "visits")
         page = self.paginate_queryset(_Page(visits))
         return self.get_paginated_response(VisitSerializer(page, many=True).data)
 

@@ -4,8 +4,11 @@ The same fields (`?fields=` or the collection's defaults), filters and sort as t
 streamed row by row without the page limit (a `StreamingHttpResponse` over
 `queryset.iterator(chunk_size=...)`, each chunk serialized and written, so memory stays flat
 whatever the number of rows), with a header row and ISO 8601 instants (UTC `Z`). References
-(`{"id": .., "name": ..}`) become two columns, `<name>_id` and `<name>_name`; other nested
-values (lists, objects) are written as compact JSON in one cell.
+(`{"id": .., "name": ..}`) become two columns, `<name>_id` and `<name>_name`, and so does every
+object of a fixed shape a serializer declares in `Meta.csv_parts` (`{"event": ("id", "type")}`:
+`event_id`, `event_type`); amounts per currency are one cell, `300.00 EUR; 12.50 USD`
+(`per_currency`). Lists and free-form documents (an event's payload, GeoJSON, a job's clocks)
+have no fixed width: they are compact JSON in one cell.
 
 - `CSVRenderer`: lets content negotiation accept `text/csv` (and `?format=csv`); renders a
   single resource or a small, already computed list (a report) as CSV.
@@ -52,6 +55,11 @@ def spreadsheet_safe(text: str) -> str:
     return text
 
 
+def _json_default(value):
+    """Instants inside a JSON cell as the JSON answer writes them (UTC `Z`), not `str()`'s form."""
+    return cell(value) if isinstance(value, dt.datetime) else str(value)
+
+
 def cell(value) -> str:
     """One value as a CSV cell: ISO 8601 instants (UTC `Z`), decimals as written, JSON for nesting,
     text that would start a formula neutralised (`spreadsheet_safe`)."""
@@ -65,7 +73,7 @@ def cell(value) -> str:
     if isinstance(value, (dt.date, Decimal)):
         return str(value) if isinstance(value, Decimal) else value.isoformat()
     if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), default=_json_default, ensure_ascii=False)
     return spreadsheet_safe(str(value))
 
 
@@ -73,30 +81,41 @@ def is_reference(value) -> bool:
     return isinstance(value, dict) and "id" in value and "name" in value and set(value) <= {"id", "name", "sourceID"}
 
 
-def flatten(row: dict, columns: list[str]) -> list[str]:
-    """A JSON row to the cells of `columns`: `x_id`/`x_name` read from a reference `x`."""
-    cells = []
+def locate(columns: list[str], row: dict) -> list[tuple[str, str | None]]:
+    """Where each column's value is in the rows (which share their keys): the row's own key, or a
+    part of a nested object (`event_type`: `type` of `event`; the longest key that prefixes it)."""
+    plan: list[tuple[str, str | None]] = []
     for column in columns:
-        if column in row:
-            value = row[column]
-        else:
-            base, _, part = column.rpartition("_")
-            ref = row.get(base)
-            value = ref.get(part) if part in ("id", "name") and isinstance(ref, dict) else None
+        bases = [key for key in row if column.startswith(f"{key}_")] if column not in row else []
+        base = max(bases, key=len, default=None)
+        plan.append((base, column[len(base) + 1 :]) if base else (column, None))
+    return plan
+
+
+def flatten(row: dict, plan: list[tuple[str, str | None]]) -> list[str]:
+    """A JSON row to its cells (`locate`'s plan): `x_id`/`x_name` read from a reference `x`."""
+    cells = []
+    for key, part in plan:
+        value = row.get(key)
+        if part is not None:
+            value = value.get(part) if isinstance(value, dict) else None
         cells.append(cell(value))
     return cells
 
 
-def columns_of(field_names: Iterable[str], references: Iterable[str] = ()) -> list[str]:
-    """Column names: each reference field becomes `<name>_id` and `<name>_name`."""
-    references = set(references)
+def columns_of(
+    field_names: Iterable[str], references: Iterable[str] = (), parts: dict[str, Iterable[str]] | None = None
+) -> list[str]:
+    """Column names: each reference field becomes `<name>_id` and `<name>_name`; a field with
+    declared `parts` (`Meta.csv_parts`) one `<name>_<part>` column per part."""
+    parts = {**{name: ("id", "name") for name in references}, **(parts or {})}
     columns: list[str] = []
     for name in field_names:
-        columns += [f"{name}_id", f"{name}_name"] if name in references else [name]
+        columns += [f"{name}_{part}" for part in parts[name]] if name in parts else [name]
     return columns
 
 
-def columns_from_rows(rows: list[dict], references: Iterable[str] = ()) -> list[str]:
+def columns_from_rows(rows: list[dict], references: Iterable[str] = (), parts=None) -> list[str]:
     """Columns of already computed rows (a report): keys in order, references split."""
     names: list[str] = []
     references = set(references)
@@ -106,16 +125,31 @@ def columns_from_rows(rows: list[dict], references: Iterable[str] = ()) -> list[
                 names.append(key)
             if is_reference(value):
                 references.add(key)
-    return columns_of(names, references)
+    return columns_of(names, references, parts)
+
+
+def csv_parts(serializer) -> dict[str, tuple[str, ...]]:
+    """A serializer's (class or instance) `Meta.csv_parts`: its nested objects of a fixed shape."""
+    return dict(getattr(getattr(serializer, "Meta", None), "csv_parts", {}))
+
+
+def per_currency(amounts: dict) -> str:
+    """Amounts by currency in one cell, as every CSV writes them: `300.00 EUR; 12.50 USD`."""
+    return "; ".join(f"{amount} {currency}" for currency, amount in amounts.items())
+
+
+def _view_serializer_class(view):
+    get_class = getattr(view, "get_serializer_class", None)
+    try:
+        return get_class() if get_class else None
+    except AssertionError:  # a generic view without a serializer_class: references are seen in the rows
+        return None
 
 
 def reference_names(view) -> list[str]:
     """The reference fields of a view's serializer (so a null reference still gets its two columns)."""
-    get_class = getattr(view, "get_serializer_class", None)
-    try:
-        fields = get_class()().fields if get_class else {}
-    except AssertionError:  # a generic view without a serializer_class: references are seen in the rows
-        return []
+    serializer_class = _view_serializer_class(view)
+    fields = serializer_class().fields if serializer_class else {}
     return [name for name, field in fields.items() if isinstance(field, ReferenceField)]
 
 
@@ -131,8 +165,10 @@ def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(columns)
     pending: list[str] = []
+    plan = None
     for row in rows:
-        pending.append(writer.writerow(flatten(row, columns)))
+        plan = plan or locate(columns, row)
+        pending.append(writer.writerow(flatten(row, plan)))
         if len(pending) >= _LINES_PER_WRITE:
             yield "".join(pending)
             pending = []
@@ -179,25 +215,44 @@ class CSVRenderer(BaseRenderer):
         response = (renderer_context or {}).get("response")
         if response is not None and response.status_code < 400 and "Content-Disposition" not in response:
             response["Content-Disposition"] = content_disposition(f"{getattr(view, 'basename', None) or 'export'}.csv")
-        return "".join(csv_lines(columns_from_rows(rows, reference_names(view)), rows)).encode()
+        parts = csv_parts(_view_serializer_class(view))
+        return "".join(csv_lines(columns_from_rows(rows, reference_names(view), parts), rows)).encode()
 
 
 class JSONErrorsMixin:
-    """Errors are always the JSON envelope, whatever renderer the client asked for; an unknown
-    `?format=` is a 400 naming the formats there are (DRF's own answer would be a 404)."""
+    """Errors are always the JSON envelope, whatever renderer the client asked for; an unknown or
+    blank `?format=` (or one this endpoint does not offer, such as `csv` on `/me`) is a 400 naming
+    the formats there are (DRF's own answer would be a 404). Every API view has it, so that
+    every endpoint answers `?format=` alike (tests/config/test_formats.py walks them all).
+
+    The format's 400 is raised once the caller is authenticated, allowed and counted, like any
+    other bad parameter: so it carries the caller's own X-RateLimit-* headers (raised during
+    content negotiation, before authentication, it carried the anonymous limit) and a request
+    without a token is a 401 first."""
+
+    def formats(self) -> str:
+        return ", ".join(dict.fromkeys(renderer.format for renderer in self.get_renderers()))
 
     def perform_content_negotiation(self, request, force=False):
-        if not force and "format" in request.query_params and not request.query_params["format"].strip():
-            # A blank ?format= names no format (DRF would quietly ignore it): refused like an unknown one.
-            formats = ", ".join(renderer.format for renderer in self.get_renderers())
-            raise BadRequest(f"Blank format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
-        try:
+        if force:
             return super().perform_content_negotiation(request, force)
-        except Http404:
-            formats = ", ".join(renderer.format for renderer in self.get_renderers())
-            raise BadRequest(
-                f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]}
-            ) from None
+        formats = self.formats()
+        if "format" in request.query_params and not request.query_params["format"].strip():
+            # A blank ?format= names no format (DRF would quietly ignore it): refused like an unknown one.
+            error = BadRequest(f"Blank format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
+        else:
+            try:
+                return super().perform_content_negotiation(request, force)
+            except Http404:
+                error = BadRequest(f"Unknown format; use one of: {formats}.", {"format": [f"Use one of: {formats}."]})
+        self._format_error = error  # raised by initial(), after authentication
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def initial(self, request, *args, **kwargs):
+        self._format_error = None
+        super().initial(request, *args, **kwargs)
+        if self._format_error is not None:
+            raise self._format_error
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
@@ -213,12 +268,14 @@ class CSVMixin(JSONErrorsMixin):
     csv_chunk_size = CHUNK_SIZE
 
     def csv_columns(self, serializer, rows: list[dict]) -> list[str]:
-        """The readable fields; references (declared, or seen as `{"id", "name"}` in `rows`) split."""
-        fields = serializer.child.fields if hasattr(serializer, "child") else serializer.fields
+        """The readable fields; references (declared, or seen as `{"id", "name"}` in `rows`) and the
+        serializer's `Meta.csv_parts` split."""
+        serializer = getattr(serializer, "child", serializer)
+        fields = serializer.fields
         names = [name for name, field in fields.items() if not field.write_only]
         references = {name for name in names if isinstance(fields[name], ReferenceField)}
         references |= {name for row in rows for name, value in row.items() if is_reference(value)}
-        return columns_of(names, references)
+        return columns_of(names, references, csv_parts(serializer))
 
     def csv_rows(self, queryset) -> Iterator[dict]:
         """The serialized rows, one chunk of the queryset at a time (prefetches run per chunk)."""

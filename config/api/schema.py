@@ -38,6 +38,7 @@ _BODY_ERRORS = ("409", "413", "415", "422")
 
 def lib_doc_excludes() -> list:
     """The toolkit's base classes document the code, not the API: their docstrings stay out."""
+    from .csv import CSVMixin, JSONErrorsMixin
     from .serializers import ActionSerializer, ResourceSerializer, SourceFieldsMixin, StrictInputMixin
     from .viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 
@@ -51,6 +52,8 @@ def lib_doc_excludes() -> list:
         CreateMixin,
         UpdateMixin,
         DestroyMixin,
+        JSONErrorsMixin,
+        CSVMixin,
     ]
 
 

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.urls import URLResolver, get_resolver, resolve
 from django.utils import timezone
 
+from config.api.csv import csv_parts
 from config.api.serializers import ReferenceField
 from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract, Counterparty
@@ -61,20 +62,29 @@ def demo_admin(db):
 
 
 def _expected_columns(url: str, items: list[dict]) -> list[str]:
-    """The JSON's fields, each reference (a ReferenceField, or any `{"id", "name"}` value) as two."""
-    fields = resolve(url.split("?")[0]).func.cls.serializer_class().fields
+    """The JSON's fields, each reference (a ReferenceField, or any `{"id", "name"}` value) as two,
+    each object of a fixed shape (`Meta.csv_parts`) as one per part."""
+    serializer_class = resolve(url.split("?")[0]).func.cls.serializer_class
+    fields, parts = serializer_class().fields, csv_parts(serializer_class)
     columns = []
     for key in items[0]:
         is_reference = isinstance(fields.get(key), ReferenceField) or any(
             isinstance(item[key], dict) and {"id", "name"} <= set(item[key]) for item in items
         )
-        columns += [f"{key}_id", f"{key}_name"] if is_reference else [key]
+        if key in parts:
+            columns += [f"{key}_{part}" for part in parts[key]]
+        else:
+            columns += [f"{key}_id", f"{key}_name"] if is_reference else [key]
     return columns
 
 
-def _check_values(row: dict, item: dict) -> None:
+def _check_values(row: dict, item: dict, parts: dict) -> None:
     for key, value in item.items():
-        if isinstance(value, dict) and {"id", "name"} <= set(value):
+        if key in parts:  # an object of a fixed shape (Meta.csv_parts)
+            for part in parts[key]:
+                inner = (value or {}).get(part)
+                assert row[f"{key}_{part}"] == ("" if inner is None else str(inner)), (key, part, row)
+        elif isinstance(value, dict) and {"id", "name"} <= set(value):
             assert (row[f"{key}_id"], row[f"{key}_name"]) == (str(value["id"]), str(value["name"])), key
         elif isinstance(value, (str, int)) and not isinstance(value, bool) and key in row:
             assert row[key] == str(value) or row[key].replace("Z", "+00:00") == str(value), (key, row[key], value)
@@ -100,7 +110,7 @@ def test_every_collection_answers_csv_with_the_same_rows_as_json(demo_admin, mon
         if items:
             assert list(table[0]) == _expected_columns(url, items), url
             for row, item in zip(table, items, strict=False):
-                _check_values(row, item)
+                _check_values(row, item, csv_parts(resolve(url).func.cls.serializer_class))
         checked.append(url)
     assert {"/api/v1/contracts", "/api/v1/work_orders", "/api/v1/breaches", "/api/v1/reports/at_risk"} <= set(checked)
     assert f"/api/v1/contracts/{contract.pk}/line_items" in checked and "/api/v1/contracts/active" not in checked
@@ -241,3 +251,52 @@ def test_numbers_stay_numbers_in_csv():
     from config.api.csv import cell
 
     assert [cell(v) for v in ("-12.50", "+3", "-7", Decimal("-1.25"), -4)] == ["-12.50", "+3", "-7", "-1.25", "-4"]
+
+
+def test_nested_values_of_a_fixed_shape_are_columns_not_json(api, org, demo_admin):
+    """A CSV wrote a delivery's event and a contract's penalties as JSON in one cell, and the
+    at-risk report's next escalation too, with its instant as `2026-03-02 09:00:00+00:00`. Like
+    references, objects of a fixed shape are columns (`Meta.csv_parts`), money per currency is
+    `amount CUR; ...` as the compliance report writes it; lists and documents stay JSON."""
+    import datetime as dt
+
+    from events.models import Event
+    from notifications.models import WebhookDelivery, WebhookEndpoint
+    from tests.ledger.helpers import active_contract, final_breach, penalty_rule
+
+    contract = active_contract(org)
+    penalty_rule(contract)
+    final_breach(contract)
+    client = api("manager")
+    balance = _table(client.get(f"/api/v1/contracts/{contract.pk}/balance", {"format": "csv"}))
+    assert "penalties" not in balance[0]
+    assert (balance[0]["penalties_accrued"], balance[0]["penalties_waived"]) == ("150.00 EUR", "0.00 EUR")
+    assert client.get(f"/api/v1/contracts/{contract.pk}/balance").json()["penalties"] == {
+        "EUR": {"accrued": "150.00", "waived": "0.00"}
+    }
+
+    endpoint = WebhookEndpoint.objects.create(organization=org, url="https://hooks.example.com/x", event_types=["*"])
+    event = Event.objects.filter(organization=org).latest("id")
+    delivery = WebhookDelivery.objects.create(organization=org, endpoint=endpoint, event=event)
+    url = f"/api/v1/webhooks/{endpoint.pk}/deliveries"
+    for table in (_table(client.get(url, {"format": "csv"})), _table(client.get(f"{url}/{delivery.pk}?format=csv"))):
+        assert "event" not in table[0] and (table[0]["event_id"], table[0]["event_type"]) == (str(event.pk), event.type)
+        assert list(table[0]).index("event_id") == list(table[0]).index("webhook_id") + 1
+
+    risky = _table(demo_admin.get("/api/v1/reports/at_risk", {"format": "csv"}))
+    listed = demo_admin.get("/api/v1/reports/at_risk").json()
+    row, item = next((r, i) for r, i in zip(risky, listed, strict=True) if i["next_escalation"])
+    assert "next_escalation" not in row
+    assert row["next_escalation_name"] == item["next_escalation"]["name"]
+    assert row["next_escalation_at_percent"] == str(item["next_escalation"]["at_percent"])
+    assert row["next_escalation_at"] == item["next_escalation"]["at"] and row["next_escalation_at"].endswith("Z")
+    dt.datetime.fromisoformat(row["next_escalation_at"])
+
+
+def test_instants_inside_a_json_cell_are_written_as_the_json_answer_writes_them():
+    import datetime as dt
+
+    from config.api.csv import cell
+
+    at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert cell([{"due_at": at}]) == '[{"due_at":"2026-03-02T09:00:00Z"}]'

@@ -51,6 +51,19 @@ class TestHeaders:
             assert 0 <= remaining <= limit
             assert now - 1 <= reset <= now + 61
 
+    def test_413_and_414_carry_none_since_the_caller_is_not_known_yet(self, api, settings):
+        """docs/decisions.md, "Rate-limit headers": refused before authentication, a 413 or 414 has
+        no limit it could truthfully show (neither counted, nor the caller's)."""
+        client = api("viewer")
+        too_long = client.get("/api/v1/counterparties?ids=" + "1," * settings.MAX_URL_BYTES)
+        too_large = client.post(
+            "/api/v1/counterparties", "x" * (settings.MAX_REQUEST_BYTES + 1), content_type="application/json"
+        )
+        for response, status in ((too_long, 414), (too_large, 413)):
+            assert response.status_code == status and response.json()["message"]
+            assert not [name for name in response.headers if name.startswith("X-RateLimit-")], status
+        assert rate_headers(client.get("/api/v1/counterparties"))[0] == 6000
+
     def test_remaining_counts_down(self, api, monkeypatch):
         rates(monkeypatch, user="5/hour")
         client = api("viewer")

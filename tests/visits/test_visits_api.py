@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 import pytest
 from model_bakery import baker
@@ -249,6 +251,38 @@ class TestVisitsListing:
             response = client.get(self.url(contract, **params))
             assert response.status_code == 400, (params, response.content)
             assert response.json()["message"]
+
+    def test_csv_has_the_json_rows_and_filters_without_the_page_limit(self, api, contract, plan):
+        """`?format=csv` was a 404 and `?format=json` a 400 ("Unknown filter: format"), while every
+        other collection streams CSV (config.api.csv)."""
+        make_plan(contract, summary="Hydrants", recurrence="FREQ=WEEKLY;BYDAY=TU;BYHOUR=9")
+        client = api("operator")
+        window = {"from": "2026-03-01", "to": "2026-05-01"}
+        body = client.get(self.url(contract, **window, per_page=100)).json()
+        assert client.get(self.url(contract, **window, per_page=100, format="json")).json() == body
+        response = client.get(self.url(contract, **window, per_page=2, format="csv"))
+        assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+        assert response["Content-Disposition"] == 'attachment; filename="visits.csv"'
+        table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert len(body) > 2 and len(table) == len(body)  # not the two rows of a page
+        assert list(table[0])[:5] == ["visit_plan_id", "visit_plan_name", "occurrence", "ends_at", "state"]
+        assert [(r["visit_plan_id"], r["occurrence"], r["state"]) for r in table] == [
+            (str(v["visit_plan"]["id"]), v["occurrence"], v["state"]) for v in body
+        ]
+        assert table[0]["visit_plan_name"] == "Inspection" and table[0]["hours_allocated"] == "1.50"
+        job = next(v["work_order"] for v in body if v["work_order"])
+        row = next(r for r in table if r["work_order_id"] == str(job["id"]))
+        assert (row["work_order_name"], row["work_order_status"]) == (job["name"], job["status"])
+        assert "work_order" not in row and "work_order_resolved_at" in row
+        by_accept = client.get(self.url(contract, **window, state="scheduled"), HTTP_ACCEPT="text/csv")
+        scheduled = list(csv.DictReader(io.StringIO(b"".join(by_accept.streaming_content).decode())))
+        assert scheduled and {r["state"] for r in scheduled} == {"scheduled"}
+        for params in ({"state": "lost"}, {"per_page": "0"}, {"colour": "red"}):
+            refused = client.get(self.url(contract, **params, format="csv"))
+            assert refused.status_code == 400 and refused["Content-Type"] == "application/json", params
+        unknown = client.get(self.url(contract, format="xml"))
+        assert unknown.status_code == 400 and "format" in unknown.json()["errors"]
+        assert api("operator").get("/api/v1/contracts/999999/visits?format=csv").status_code == 404
 
     def test_auth_and_roles(self, api, anon, contract, plan):
         assert anon.get(self.url(contract)).status_code == 401

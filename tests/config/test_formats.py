@@ -1,0 +1,176 @@
+"""`?format=` answered alike on every endpoint under /api/v1/ (config.api.csv.JSONErrorsMixin).
+
+Every route of the URL configuration is walked (so an endpoint added later is covered without a
+new test): an unknown format (`xml`) is a JSON 400 naming the formats the endpoint has, a format
+it does not offer (`csv` on `/me`) too, and `?format=json` answers as no format at all wherever
+JSON is served. Before, `/me`, `/notification_settings`, `/schemas/*`, `/token`, `/schema` and the
+API browsers answered 404 and the event stream ignored the parameter.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import URLResolver, get_resolver
+
+from breaches.models import Breach
+from contracts.models import Contract
+from notifications.models import WebhookEndpoint
+from tenancy.models import Membership
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _routes(patterns, prefix: str = ""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern
+
+
+def _api_routes(ids: dict[str, int]) -> list[tuple[str, str]]:
+    """(method, path) of every route under /api/v1/: a GET where there is one, else its first method."""
+    found = []
+    for regex, pattern in _routes(get_resolver().url_patterns):
+        path = "/" + regex.replace("^", "").replace("/?$", "").replace("$", "")
+        if not path.startswith("/api/v1/"):
+            continue
+        for name, value in ids.items():
+            path = path.replace(f"(?P<{name}>[0-9]+)", str(value))
+        path = path.replace("(?P<name>escalation|penalty_clause)", "escalation")
+        assert "(?P<" not in path, f"no id for {path}: add one to the test"
+        cls = getattr(pattern.callback, "cls", None)
+        assert cls is not None, f"{path} is not a REST framework view"
+        actions = getattr(pattern.callback, "actions", None)
+        methods = list(actions) if actions else [m for m in cls.http_method_names if hasattr(cls, m)]
+        methods = [m for m in methods if m not in ("head", "options")]
+        found.append(("get" if "get" in methods else methods[0], path))
+    return found
+
+
+@pytest.fixture
+def demo_admin(db):
+    call_command("seed_demo", quiet=True, stdout=io.StringIO())
+    return client_for(Membership.objects.get(user__username="demo-admin", organization__slug="demo"))
+
+
+@pytest.fixture
+def ids(demo_admin) -> dict[str, int]:
+    contract = Contract.objects.get(organization__slug="demo", reference="DEMO-SC-001")
+    endpoint = WebhookEndpoint.objects.create(
+        organization=contract.organization, url="https://hooks.example.com/sla", event_types=["*"]
+    )
+    breach = Breach.objects.filter(organization=contract.organization).first()
+    return {"contract_pk": contract.pk, "pk": 1, "webhook_pk": endpoint.pk, "breach_pk": breach.pk if breach else 1}
+
+
+# Routes without a GET that write nothing (with an empty body, a 4xx), compared in every format.
+READ_ONLY_POSTS = {"/api/v1/token", "/api/v1/token/refresh", "/api/v1/backtests", "/api/v1/work_orders/match"}
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").split(";")[0] in ("application/json", "application/vnd.oai.openapi+json")
+
+
+def _format_error(response, path: str) -> list[str]:
+    """The formats a 400 for `?format=` names (the JSON envelope, never HTML, never a 404)."""
+    assert response.status_code == 400, (path, response.status_code, response.content[:200])
+    assert response["Content-Type"] == "application/json", path
+    body = response.json()
+    assert "format" in body["errors"] and body["message"].startswith("Unknown format; use one of: "), (path, body)
+    return body["message"].removeprefix("Unknown format; use one of: ").rstrip(".").split(", ")
+
+
+def _call(client, method: str, path: str, fmt: str | None):
+    url = path if fmt is None else f"{path}?format={fmt}"
+    response = getattr(client, method)(url, {}, format="json") if method != "get" else client.get(url)
+    if response.streaming:
+        response.content_bytes = b"".join(response.streaming_content)
+    return response
+
+
+def test_every_endpoint_answers_format_alike(demo_admin, ids):
+    checked = []
+    for method, path in _api_routes(ids):
+        unknown = _call(demo_admin, method, path, "xml")
+        formats = _format_error(unknown, path)
+        assert formats and "xml" not in formats, path
+
+        if method != "get" and path not in READ_ONLY_POSTS:
+            continue  # a write: the format is refused before it runs; what it writes is its own tests' matter
+        plain, as_json = _call(demo_admin, method, path, None), _call(demo_admin, method, path, "json")
+        if "json" in formats:  # JSON is served: ?format=json is the same answer as no format
+            assert as_json.status_code == plain.status_code, (path, as_json.status_code, plain.status_code)
+            assert as_json.status_code >= 400 or _is_json(as_json), (path, as_json["Content-Type"])
+        else:  # the API browsers, the event stream
+            assert _format_error(as_json, path) == formats
+
+        as_csv = _call(demo_admin, method, path, "csv")
+        if "csv" in formats:
+            assert as_csv.status_code == plain.status_code, (path, as_csv.status_code, plain.status_code)
+            assert as_csv.status_code < 400 or as_csv["Content-Type"] == "application/json", path
+        else:
+            assert _format_error(as_csv, path) == formats
+        checked.append(path)
+    contract = ids["contract_pk"]
+    assert {
+        "/api/v1/me", "/api/v1/notification_settings", "/api/v1/schemas/escalation", "/api/v1/schema",
+        "/api/v1/docs", "/api/v1/redoc", "/api/v1/token", "/api/v1/token/refresh", "/api/v1/events/stream",
+        "/api/v1/contracts", f"/api/v1/contracts/{contract}/visits", f"/api/v1/contracts/{contract}/balance",
+        "/api/v1/backtests",
+    } <= set(checked)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "formats"),
+    [
+        ("/api/v1/me", ["json"]),
+        ("/api/v1/notification_settings", ["json"]),
+        ("/api/v1/schemas/escalation", ["json"]),
+        ("/api/v1/schema", ["yaml", "json"]),
+        ("/api/v1/docs", ["html"]),
+        ("/api/v1/events/stream", ["event-stream"]),
+    ],
+)
+def test_a_format_an_endpoint_does_not_offer_is_a_400_naming_its_formats(api, path, formats):
+    client = api("admin")
+    for fmt in ("csv", "xml", "pdf"):
+        assert _format_error(client.get(f"{path}?format={fmt}"), path) == formats
+    blank = client.get(f"{path}?format=")
+    assert blank.status_code == 400 and "format" in blank.json()["errors"], path
+    if "json" in formats:
+        assert client.get(f"{path}?format=json").status_code == 200, path
+
+
+def test_format_json_works_where_json_is_served(api):
+    client = api("admin")
+    assert client.get("/api/v1/me?format=json").json()["role"] == "admin"
+    assert client.get("/api/v1/notification_settings?format=json").json() == {"notification_emails": []}
+    assert client.get("/api/v1/schemas/penalty_clause?format=json").json()["title"]
+    assert client.get("/api/v1/schema?format=json").json()["openapi"].startswith("3.")
+    patch = client.patch(
+        "/api/v1/notification_settings?format=json", {"notification_emails": ["ops@example.com"]}, format="json"
+    )
+    assert patch.status_code == 200 and patch.json() == {"notification_emails": ["ops@example.com"]}
+    assert client.patch("/api/v1/notification_settings?format=csv", {}, format="json").status_code == 400
+
+
+def test_a_format_error_carries_the_callers_rate_limit_and_comes_after_authentication(api, anon, settings):
+    """Raised while negotiating the format, before authentication, the 400 carried the anonymous
+    limit (60) to a caller whose limit is the user's, and was not counted."""
+    client = api("manager")
+    ok = client.get("/api/v1/contracts")
+    refused = client.get("/api/v1/contracts?format=xml")
+    assert refused.status_code == 400
+    assert refused["X-RateLimit-Limit"] == ok["X-RateLimit-Limit"] == "6000"
+    assert int(refused["X-RateLimit-Remaining"]) == int(ok["X-RateLimit-Remaining"]) - 1
+    # Without a token, the bad format is still a bad parameter of a request that must authenticate first.
+    assert anon.get("/api/v1/contracts?format=xml").status_code == 401
+    assert anon.get("/api/v1/me?format=xml").status_code == 401
+    # A public endpoint refuses it with the anonymous limit, which is the one that applies there.
+    public = anon.get("/api/v1/schemas/escalation?format=xml")
+    assert public.status_code == 400 and public["X-RateLimit-Limit"] == "60"
