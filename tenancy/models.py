@@ -68,6 +68,32 @@ class TenantModel(models.Model):
     class Meta:
         abstract = True
 
+    def clean_fields(self, exclude=None):
+        """What every model form checks (the admin's): each reference it sets names an object of
+        the same organization (DESIGN §4), as the API's reference fields do. The admin lets staff
+        pick any row, and a rule of one organization on another's contract could then be amended
+        by that other organization (found by an outside sweep). Only the form's own fields (not
+        `exclude`): an error must name a field the form shows."""
+        super().clean_fields(exclude=exclude)
+        if self.organization_id is None:
+            return
+        errors = {}
+        for field in self._meta.concrete_fields:
+            target = field.related_model
+            if not isinstance(field, models.ForeignKey) or not issubclass(target, TenantModel):
+                continue
+            if exclude and field.name in exclude:
+                continue
+            pk = getattr(self, field.attname)
+            if pk is None:
+                continue
+            owner = target._base_manager.filter(pk=pk).values_list("organization_id", flat=True).first()
+            if owner is not None and owner != self.organization_id:
+                name = target._meta.verbose_name
+                errors[field.name] = [f"{name.capitalize()} {pk} is not one of this organization's."]
+        if errors:
+            raise ValidationError(errors)
+
 
 class SourcedModel(TenantModel):
     """A record integrators sync: `source` (max 30) + `sourceID` (max 128), unique per

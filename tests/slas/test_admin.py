@@ -1,0 +1,131 @@
+"""The SLA rule admin checks what the API checks, before anything is saved, and every admin form
+keeps an object's references inside its organization (found by an outside sweep of the admin)."""
+
+import io
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from contracts.models import Contract, Counterparty
+from events.models import Event
+from slas.models import SlaRule
+from tenancy.models import Organization
+
+
+@pytest.fixture
+def staff(db):
+    call_command("seed_demo", stdout=io.StringIO())
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="demo-admin"))
+    return client
+
+
+def rule_form(contract, **fields) -> dict:
+    return {
+        "organization": contract.organization_id,
+        "contract": contract.pk,
+        "name": "Critical response",
+        "metric": "response",
+        "priorities": '["critical"]',
+        "target_minutes": "60",
+        "calendar": "",
+        "escalation": "[]",
+        "penalty": "null",
+        "monthly_penalty_cap": "",
+        "active": "on",
+        "effective_from_0": "2026-01-01",
+        "effective_from_1": "00:00:00",
+        "effective_to_0": "",
+        "effective_to_1": "",
+        **fields,
+    }
+
+
+def refused(response, text: str) -> None:
+    assert response.status_code == 200, response.status_code  # the form again, with its errors
+    page = response.content.decode()
+    assert "errornote" in page and text in page, page[page.find("errornote") - 200 : page.find("errornote") + 2000]
+
+
+@pytest.mark.parametrize(
+    "fields, text",
+    [
+        ({"escalation": '[{"at_percent": "abc", "name": 5, "notify": "x"}]'}, "escalation"),
+        ({"penalty": '{"fixed_amount": "-50"}'}, "penalty"),
+        ({"priorities": '["bogus"]'}, "priorities"),
+        ({"target_minutes": "0"}, "target_minutes"),
+    ],
+)
+def test_a_rule_the_api_refuses_is_refused_on_the_form(staff, fields, text):
+    draft = Contract.objects.get(reference="DEMO-PS-001")
+    before = SlaRule.objects.count()
+    refused(staff.post("/admin/slas/slarule/add/", rule_form(draft, **fields)), text)
+    assert SlaRule.objects.count() == before
+
+
+def test_a_good_rule_is_created_through_the_service(staff):
+    draft = Contract.objects.get(reference="DEMO-PS-001")
+    response = staff.post("/admin/slas/slarule/add/", rule_form(draft))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rule = SlaRule.objects.get(contract=draft, name="Critical response")
+    assert (
+        Event.objects.filter(type="sla_rule.created", object_id=rule.pk).count() == 1
+    )  # once: the dry run rolled back
+
+
+def test_a_change_the_service_refuses_is_an_error_on_the_form_not_a_success(staff):
+    rule = SlaRule.objects.filter(contract__status="active").first()
+    target = rule.target_minutes
+    data = rule_form(
+        rule.contract,
+        name=rule.name,
+        metric=rule.metric,
+        priorities=str(rule.priorities).replace("'", '"'),
+        target_minutes=str(target + 5),
+        calendar=rule.calendar_id or "",
+        escalation=str(rule.escalation or []).replace("'", '"').replace("True", "true").replace("False", "false"),
+        effective_from_0=rule.effective_from.date().isoformat(),
+        effective_from_1=rule.effective_from.time().isoformat(),
+    )
+    if rule.pause_on_hold:
+        data["pause_on_hold"] = "on"
+    logged = LogEntry.objects.count()
+    refused(staff.post(f"/admin/slas/slarule/{rule.pk}/change/", data), "amend")
+    rule.refresh_from_db()
+    assert rule.target_minutes == target and LogEntry.objects.count() == logged  # no "changed" in its history
+
+
+def test_a_rule_on_another_organizations_contract_is_refused(staff):
+    other = Organization.objects.get(slug="other")
+    demo_contract = Contract.objects.get(reference="DEMO-PS-001")
+    data = rule_form(demo_contract, organization=other.pk)
+    refused(staff.post("/admin/slas/slarule/add/", data), f"contract_id: Contract {demo_contract.pk} does not exist")
+    assert not SlaRule.objects.filter(organization=other, contract=demo_contract).exists()
+
+
+def test_a_contract_with_another_organizations_counterparty_is_refused(staff):
+    theirs = Counterparty.objects.exclude(organization__slug="demo").first()
+    mine = Contract.objects.get(reference="DEMO-PS-001")
+    page = staff.get(f"/admin/contracts/contract/{mine.pk}/change/")
+    assert page.status_code == 200
+    response = staff.post(
+        "/admin/contracts/contract/add/",
+        {
+            "organization": mine.organization_id, "reference": "X-1", "name": "Crossed",
+            "contract_type": "service_contract",
+            "counterparty": theirs.pk, "counterparty_role": "customer", "time_zone": "Europe/Amsterdam",
+            "currency": "EUR", "notice_period_days": "0", "invoice_timing": "in_arrears", "billing_period": "none",
+            "coverage_areas": "null", "source": "", "source_id": "", "description": "", "remarks": "",
+            "service_territory_id": "", "dispatch_agreement_id": "", "rollover_percent": "0",
+            "rounding_minutes": "0", "minimum_charge_minutes": "0",
+            "line_items-TOTAL_FORMS": "0", "line_items-INITIAL_FORMS": "0",
+            "approvals-TOTAL_FORMS": "0", "approvals-INITIAL_FORMS": "0",
+            "term_versions-TOTAL_FORMS": "0", "term_versions-INITIAL_FORMS": "0",
+            "visit_plans-TOTAL_FORMS": "0", "visit_plans-INITIAL_FORMS": "0",
+        },
+    )  # fmt: skip
+    refused(response, "is not one of this organization")
+    assert not Contract.objects.filter(reference="X-1").exists()
