@@ -1,23 +1,27 @@
-import json
-from types import SimpleNamespace
-
-from django import forms
 from django.contrib import admin, messages
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 
+from config.admin_forms import ApiCheckedForm
 from config.errors import DomainError
 
 from . import services
 from .models import Calendar, SlaRule
 
 
-def _changed(form) -> dict:
-    return {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
+class CalendarForm(ApiCheckedForm):
+    """A calendar as the API checks it (found by an outside sweep: malformed hours, an unknown
+    holiday country and a working day that is no date were 500s, a holiday in 1800 was stored)."""
+
+    api_serializer = "slas.api.CalendarSerializer"
+
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return services.create_calendar(organization=self.api_organization(), actor=actor, data=data)
+        return services.update_calendar(instance=Calendar.objects.get(pk=self.instance.pk), actor=actor, data=data)
 
 
 @admin.register(Calendar)
 class CalendarAdmin(admin.ModelAdmin):
+    form = CalendarForm
     list_display = ["name", "time_zone", "holiday_country", "holiday_subdivision", "organization", "updated_at"]
     list_filter = ["time_zone", "holiday_country", "organization"]
     search_fields = ["name"]
@@ -25,13 +29,10 @@ class CalendarAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Through the services: an edit recomputes the running clocks that use the calendar.
+        calendar = form.write(actor=request.user, data=form.written_data())
+        obj.pk = calendar.pk
         if change:
-            calendar = services.update_calendar(
-                instance=Calendar.objects.get(pk=obj.pk), actor=request.user, data=_changed(form)
-            )
             messages.info(request, f"{calendar.recomputed_clocks} running clocks recomputed.")
-        else:
-            obj.pk = services.create_calendar(organization=obj.organization, actor=request.user, data=_changed(form)).pk
 
     def delete_model(self, request, obj):
         try:
@@ -40,17 +41,13 @@ class CalendarAdmin(admin.ModelAdmin):
             messages.error(request, exc.message)
 
 
-class _DryRun(Exception):
-    pass
-
-
-class SlaRuleForm(forms.ModelForm):
+class SlaRuleForm(ApiCheckedForm):
     """The API's checks before anything is saved (found by an outside sweep: the admin stored an
     escalation of text percentages, which made every new job of the band a 500, a negative
     penalty and unknown priorities, and said "changed successfully" for a change the service had
-    refused): the fields through the REST serializer (the schemas, the priorities, references of
-    the organization), then the service itself in a savepoint rolled back, so a refusal (an
-    active contract's terms, an overlap) is an error on the form, not a banner after a save."""
+    refused): see `config.admin_forms`."""
+
+    api_serializer = "slas.api.SlaRuleSerializer"
 
     class Meta:
         model = SlaRule
@@ -59,48 +56,10 @@ class SlaRuleForm(forms.ModelForm):
             "escalation", "penalty", "monthly_penalty_cap", "active", "effective_from", "effective_to",
         ]  # fmt: skip
 
-    def clean(self):
-        from .api import SlaRuleSerializer  # the REST face's checks; the admin is imported first
-
-        data = super().clean()
-        if self.errors:
-            return data
-        organization = data.get("organization") or getattr(self.instance, "organization", None)
-        changed = _changed(self)
-        # The body the API would take: ids for the references, JSON's types for the values.
-        body = json.loads(
-            json.dumps(
-                {
-                    (f"{name}_id" if name in ("contract", "calendar") else name): (
-                        getattr(value, "pk", None) if name in ("contract", "calendar") else value
-                    )
-                    for name, value in changed.items()
-                },
-                cls=DjangoJSONEncoder,
-            )
-        )
-        context = {"request": SimpleNamespace(auth=SimpleNamespace(organization=organization))}
-        creating = self.instance.pk is None
-        check = SlaRuleSerializer(None if creating else self.instance, data=body, partial=not creating, context=context)
-        if not check.is_valid():
-            for name, errors in check.errors.items():
-                field = name.removesuffix("_id")
-                self.add_error(field if field in self.fields else None, [f"{name}: {e}" for e in errors])
-            return data
-        try:
-            with transaction.atomic():
-                if creating:
-                    services.create_rule(organization=organization, actor=None, data=changed)
-                else:
-                    services.update_rule(instance=self.instance, actor=None, data=changed)
-                raise _DryRun
-        except _DryRun:
-            pass
-        except DomainError as exc:
-            for name, errors in (exc.errors or {None: [exc.message]}).items():
-                field = name.removesuffix("_id") if name else None
-                self.add_error(field if field in self.fields else None, errors)
-        return data
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return services.create_rule(organization=self.api_organization(), actor=actor, data=data)
+        return services.update_rule(instance=SlaRule.objects.get(pk=self.instance.pk), actor=actor, data=data)
 
 
 @admin.register(SlaRule)
@@ -124,9 +83,6 @@ class SlaRuleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         try:
-            if change:
-                services.update_rule(instance=SlaRule.objects.get(pk=obj.pk), actor=request.user, data=_changed(form))
-            else:
-                obj.pk = services.create_rule(organization=obj.organization, actor=request.user, data=_changed(form)).pk
+            obj.pk = form.write(actor=request.user, data=form.written_data()).pk
         except DomainError as exc:
             messages.error(request, exc.message)
