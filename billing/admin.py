@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rest_framework.exceptions import ValidationError
 
+from config.admin_forms import ApiCheckedForm
 from config.errors import DomainError
 from contracts.admin import PlanCheckedForm
 from contracts.models import Contract, Counterparty
@@ -170,11 +171,23 @@ class InstantiateForm(forms.Form):
         return reference
 
 
-class TemplateForm(PlanCheckedForm):
-    """Line items and SLA rules checked as the API checks them (within the template's organization)."""
+class TemplateForm(ApiCheckedForm, PlanCheckedForm):
+    """A template as the API checks it (found by an outside sweep: a term of 0 or 500 months and
+    negative plan figures were stored); line items and SLA rules stored as the API stores them."""
+
+    api_serializer = "billing.api.ContractTemplateSerializer"
+
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return services.create_template(organization=self.api_organization(), actor=actor, data=data)
+        return services.update_template(
+            instance=ContractTemplate.objects.get(pk=self.instance.pk), actor=actor, data=data
+        )
 
     def clean(self):
         cleaned = super().clean()
+        if self.errors:
+            return cleaned
         organization = cleaned.get("organization") or getattr(self.instance, "organization", None)
         context = {"request": SimpleNamespace(auth=SimpleNamespace(organization=organization))}
         for name, item_class in (("line_items", TemplateLineItem), ("sla_rules", TemplateRuleItem)):
@@ -206,11 +219,7 @@ class ContractTemplateAdmin(admin.ModelAdmin):
     actions = ["instantiate"]
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
-        if change:
-            services.update_template(instance=ContractTemplate.objects.get(pk=obj.pk), actor=request.user, data=data)
-        else:
-            obj.pk = services.create_template(organization=obj.organization, actor=request.user, data=data).pk
+        obj.pk = form.write(actor=request.user, data=form.written_data()).pk
 
     def delete_model(self, request, obj):
         services.delete_template(instance=obj, actor=request.user)
@@ -238,9 +247,7 @@ class ContractTemplateAdmin(admin.ModelAdmin):
                 "counterparty_role": Contract.Role.CUSTOMER,
                 "reference": data["reference"],
                 "start_date": start,
-                "expiry_date": term_end(start, template.term_months)
-                if template.term_months
-                else None,
+                "expiry_date": term_end(start, template.term_months) if template.term_months else None,
             }
             try:
                 contract = services.instantiate_template(

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
+from config.admin_forms import ApiCheckedForm
 from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
@@ -21,10 +22,6 @@ from .geo import CoverageError, validate_point
 from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
 
 BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name != "billing_calendar_id"]
-
-
-def _changed_data(form) -> dict:
-    return {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
 
 
 @admin.register(Counterparty)
@@ -40,21 +37,19 @@ class CounterpartyAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
         if change:
-            services.update_counterparty(
-                instance=Counterparty.objects.get(pk=obj.pk), actor=request.user, data=_changed_data(form)
-            )
+            services.update_counterparty(instance=Counterparty.objects.get(pk=obj.pk), actor=request.user, data=data)
         else:
-            created = services.create_counterparty(
-                organization=obj.organization, actor=request.user, data=_changed_data(form)
-            )
-            obj.pk = created.pk
+            obj.pk = services.create_counterparty(organization=obj.organization, actor=request.user, data=data).pk
 
     def delete_model(self, request, obj):
         services.delete_counterparty(instance=obj, actor=request.user)
 
 
-class AssetForm(forms.ModelForm):
+class AssetForm(ApiCheckedForm):
+    api_serializer = "contracts.assets_api.AssetSerializer"
+
     class Meta:
         model = Asset
         fields = [
@@ -70,6 +65,11 @@ class AssetForm(forms.ModelForm):
             except CoverageError as exc:
                 raise forms.ValidationError([m for messages in exc.errors.values() for m in messages]) from None
         return location
+
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return asset_services.create_asset(organization=self.api_organization(), actor=actor, data=data)
+        return asset_services.update_asset(instance=Asset.objects.get(pk=self.instance.pk), actor=actor, data=data)
 
 
 @admin.register(Asset)
@@ -88,11 +88,7 @@ class AssetAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        data = _changed_data(form)
-        if change:
-            asset_services.update_asset(instance=Asset.objects.get(pk=obj.pk), actor=request.user, data=data)
-        else:
-            obj.pk = asset_services.create_asset(organization=obj.organization, actor=request.user, data=data).pk
+        obj.pk = form.write(actor=request.user, data=form.written_data()).pk
 
     def delete_model(self, request, obj):
         asset_services.delete_asset(instance=obj, actor=request.user)
@@ -116,8 +112,24 @@ class ExpiringSoonFilter(admin.SimpleListFilter):
         )
 
 
+class LineItemForm(ApiCheckedForm):
+    """A line item as the API checks it (a negative quantity was stored), then written by the
+    service in a rolled-back savepoint (a draft's items only)."""
+
+    api_serializer = "contracts.api.LineItemSerializer"
+
+    def api_organization(self):
+        return self.instance.contract.organization
+
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return services.create_line_item(contract=self.instance.contract, actor=actor, data=data)
+        return services.update_line_item(item=LineItem.objects.get(pk=self.instance.pk), actor=actor, data=data)
+
+
 class LineItemInline(admin.TabularInline):
     model = LineItem
+    form = LineItemForm
     extra = 0
     fields = ["kind", "description", "sku", "quantity", "unit", "unit_price", "covered", "notes"]
 
@@ -218,9 +230,22 @@ class PlanCheckedForm(forms.ModelForm):
         return cleaned
 
 
+class ContractForm(ApiCheckedForm, PlanCheckedForm):
+    """A contract as the API checks it (found by an outside sweep: dates before 2000, a negative
+    hours budget or value, a notice period of 99999 days were stored, a malformed coverage area
+    was a 500), then written by the service in a rolled-back savepoint."""
+
+    api_serializer = "contracts.api.ContractSerializer"
+
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return services.create_contract(organization=self.api_organization(), actor=actor, data=data)
+        return services.update_contract(instance=Contract.objects.get(pk=self.instance.pk), actor=actor, data=data)
+
+
 @admin.register(Contract)
 class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
-    form = PlanCheckedForm
+    form = ContractForm
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
     # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).
@@ -307,12 +332,7 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
         return format_html("<table>{}</table>", rows)
 
     def save_model(self, request, obj, form, change):
-        data = _changed_data(form)
-        if change:
-            services.update_contract(instance=Contract.objects.get(pk=obj.pk), actor=request.user, data=data)
-        else:
-            created = services.create_contract(organization=obj.organization, actor=request.user, data=data)
-            obj.pk = created.pk
+        obj.pk = form.write(actor=request.user, data=form.written_data()).pk
 
     def save_related(self, request, form, formsets, change):
         # covered_assets is a term: save_model already wrote it through the services.
@@ -332,15 +352,12 @@ class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
                     services.delete_line_item(item=item, actor=request.user)
                     formset.deleted_objects.append(item)
             elif item_form.has_changed():
-                data = {name: item_form.cleaned_data[name] for name in item_form.changed_data}
+                data = item_form.written_data()
                 if item.pk:
-                    item = services.update_line_item(
-                        item=LineItem.objects.get(pk=item.pk), actor=request.user, data=data
-                    )
-                    formset.changed_objects.append((item, list(data)))
+                    formset.changed_objects.append((item_form.write(actor=request.user, data=data), list(data)))
                 else:
-                    item = services.create_line_item(contract=form.instance, actor=request.user, data=data)
-                    formset.new_objects.append(item)
+                    item_form.instance.contract = form.instance
+                    formset.new_objects.append(item_form.write(actor=request.user, data=data))
 
     def delete_model(self, request, obj):
         services.delete_contract(instance=obj, actor=request.user)

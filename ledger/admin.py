@@ -11,6 +11,7 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from config.admin_forms import ApiCheckedForm
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from contracts.models import Contract
@@ -23,10 +24,16 @@ POSTED_FIELDS = [
 ]  # fmt: skip
 
 
-class PostingForm(forms.ModelForm):
+class PostingForm(ApiCheckedForm):
+    # The API's checks first (found by an outside sweep: an entry dated 1900 was posted).
+    api_serializer = "ledger.api.LedgerEntrySerializer"
+
     class Meta:
         model = LedgerEntry
         fields = POSTED_FIELDS
+
+    def api_organization(self):
+        return self.cleaned_data["contract"].organization
 
     def clean(self):
         """Every rule the service applies (the overdraw check included), so that a form that

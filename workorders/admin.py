@@ -1,12 +1,12 @@
 import zoneinfo
 from types import SimpleNamespace
 
-from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from config.admin_forms import ApiCheckedForm
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
@@ -78,16 +78,11 @@ class WorkOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class ServiceAdminMixin:
-    """Add, change and delete through the services (events, rules), as the API does."""
-
-    def _changed(self, form) -> dict:
-        return {name: form.cleaned_data[name] for name in form.changed_data if name not in ("organization", "contract")}
+    """Add, change and delete through the services (events, rules), as the API does: the form's
+    `write` (`config.admin_forms.ApiCheckedForm`), which the form dry-ran when it was cleaned."""
 
     def save_model(self, request, obj, form, change):
-        if change:
-            self.update(instance=type(obj).objects.get(pk=obj.pk), actor=request.user, data=self._changed(form))
-        else:
-            obj.pk = self.create(obj, actor=request.user, data=self._changed(form)).pk
+        obj.pk = form.write(actor=request.user, data=form.written_data()).pk
 
     def delete_model(self, request, obj):
         self.delete(instance=obj, actor=request.user)
@@ -99,7 +94,9 @@ def _add_api_errors(form, errors: dict) -> None:
         form.add_error(name if name in form.fields else None, [f"{name}: {m}" for m in messages_])
 
 
-class ContractRuleForm(forms.ModelForm):
+class ContractRuleForm(ApiCheckedForm):
+    api_serializer = "workorders.rules_api.ContractRuleSerializer"
+
     class Meta:
         model = ContractRule
         fields = ["organization", "name", "sequence", "enabled", "criteria", "outcome", "contract"]
@@ -124,6 +121,11 @@ class ContractRuleForm(forms.ModelForm):
             _add_api_errors(self, {"criteria": [str(check.errors)]})
         return data
 
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return rules.create_contract_rule(organization=self.api_organization(), actor=actor, data=data)
+        return rules.update_contract_rule(instance=self.instance, actor=actor, data=data)
+
 
 @admin.register(ContractRule)
 class ContractRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
@@ -138,13 +140,6 @@ class ContractRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["contract"]
     readonly_fields = ["created_at", "updated_at"]
 
-    def _changed(self, form):
-        return {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
-
-    def create(self, obj, *, actor, data):
-        return rules.create_contract_rule(organization=obj.organization, actor=actor, data=data)
-
-    update = staticmethod(rules.update_contract_rule)
     delete = staticmethod(rules.delete_contract_rule)
 
 
@@ -159,7 +154,12 @@ def next_five(plan: VisitPlan) -> str:
     return format_html_join(", ", "{}", ((o.strftime("%a %Y-%m-%d %H:%M"),) for o in local)) or "none"
 
 
-class VisitPlanForm(forms.ModelForm):
+class VisitPlanForm(ApiCheckedForm):
+    """A plan as the API checks it (found by an outside sweep: a negative number of hours, dates
+    before 2000, a lead time of 9999 days were stored), then the service's rules."""
+
+    api_serializer = "visits.api.VisitPlanSerializer"
+
     class Meta:
         model = VisitPlan
         fields = [
@@ -167,10 +167,28 @@ class VisitPlanForm(forms.ModelForm):
             "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to",
         ]  # fmt: skip
 
+    def _contract(self):
+        return self.cleaned_data.get("contract") or (self.instance.contract if self.instance.contract_id else None)
+
+    def api_organization(self):
+        contract = self._contract()
+        return contract.organization if contract is not None else None
+
+    def api_context(self, organization) -> dict:
+        return {**super().api_context(organization), "contract": self._contract()}
+
+    def written_data(self) -> dict:
+        return {name: value for name, value in super().written_data().items() if name != "contract"}
+
+    def write(self, *, actor, data):
+        if self.instance.pk is None:
+            return rules.create_visit_plan(contract=self._contract(), actor=actor, data=data)
+        return rules.update_visit_plan(instance=self.instance, actor=actor, data=data)
+
     def clean(self):
         data = super().clean()
         contract = data.get("contract") or getattr(self.instance, "contract", None)
-        if contract is None or not data.get("active_from"):
+        if self.errors or contract is None or not data.get("active_from"):
             return data
         plan = VisitPlan(**{**{f: getattr(self.instance, f) for f in ("asset",)}, **data, "contract": contract})
         try:
@@ -200,10 +218,6 @@ class VisitPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def next_occurrences(self, obj):
         return next_five(obj)
 
-    def create(self, obj, *, actor, data):
-        return rules.create_visit_plan(contract=obj.contract, actor=actor, data=data)
-
-    update = staticmethod(rules.update_visit_plan)
     delete = staticmethod(rules.delete_visit_plan)
 
 
