@@ -23,8 +23,10 @@ import json
 import re
 
 from django import forms
+from django.contrib import messages as admin_messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.http import HttpResponseRedirect
 from django.utils.module_loading import import_string
 
 from .errors import DomainError
@@ -151,3 +153,29 @@ def _flat(messages) -> list:
     if isinstance(messages, (list, tuple)):
         return [m for item in messages for m in _flat(item)]
     return [messages]
+
+
+class ServiceDeletesAndActions:
+    """An admin whose `delete_model` deletes through the service (its event, its refusals): the
+    bulk "delete selected" action deletes each object the same way (Django's own deletes the
+    queryset in one statement, without the services' events: found by an outside sweep), and a
+    deletion or an action the service refuses is an error message with nothing deleted, logged
+    or recorded (each runs in one transaction), never a 500."""
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        return self._refusals_as_messages(request, super().delete_view, request, object_id, extra_context)
+
+    def response_action(self, request, queryset):
+        return self._refusals_as_messages(request, super().response_action, request, queryset)
+
+    def _refusals_as_messages(self, request, view, *args):
+        try:
+            with transaction.atomic():
+                return view(*args)
+        except DomainError as exc:
+            self.message_user(request, exc.message, admin_messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())

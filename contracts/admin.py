@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from config.admin_forms import ApiCheckedForm
+from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
 from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
@@ -25,7 +25,7 @@ BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name !=
 
 
 @admin.register(Counterparty)
-class CounterpartyAdmin(admin.ModelAdmin):
+class CounterpartyAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     list_display = ["name", "kind", "reference", "organization", "source", "source_id", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "reference", "email", "source_id"]
@@ -73,7 +73,7 @@ class AssetForm(ApiCheckedForm):
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
 
     form = AssetForm
@@ -244,7 +244,7 @@ class ContractForm(ApiCheckedForm, PlanCheckedForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(FSMAdminMixin, admin.ModelAdmin):
+class ContractAdmin(ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
     form = ContractForm
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config.admin_forms import ServiceDeletesAndActions
 from config.errors import Unprocessable
 from events.admin import ReadOnlyAdminMixin
 
@@ -55,7 +56,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     """Endpoints, written through the same services as the API (URL checked, events recorded);
     a new or rotated secret is shown once, in the message after the save or the action."""
 

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin_forms import ApiCheckedForm
+from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
 from config.errors import DomainError
 
 from . import services
@@ -20,7 +20,7 @@ class CalendarForm(ApiCheckedForm):
 
 
 @admin.register(Calendar)
-class CalendarAdmin(admin.ModelAdmin):
+class CalendarAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     form = CalendarForm
     list_display = ["name", "time_zone", "holiday_country", "holiday_subdivision", "organization", "updated_at"]
     list_filter = ["time_zone", "holiday_country", "organization"]
@@ -35,10 +35,7 @@ class CalendarAdmin(admin.ModelAdmin):
             messages.info(request, f"{calendar.recomputed_clocks} running clocks recomputed.")
 
     def delete_model(self, request, obj):
-        try:
-            services.delete_calendar(instance=obj, actor=request.user)
-        except DomainError as exc:
-            messages.error(request, exc.message)
+        services.delete_calendar(instance=obj, actor=request.user)
 
 
 class SlaRuleForm(ApiCheckedForm):
@@ -80,6 +77,10 @@ class SlaRuleAdmin(admin.ModelAdmin):
     list_select_related = ["contract", "calendar"]
     raw_id_fields = ["contract", "calendar", "previous_version"]
     readonly_fields = ["previous_version", "created_at", "updated_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        # As the API: a rule is history (clocks and breaches cite it); end it with an amendment.
+        return False
 
     def save_model(self, request, obj, form, change):
         try:

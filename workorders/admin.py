@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_forms import ApiCheckedForm
+from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
@@ -77,7 +77,7 @@ class WorkOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- issue 13: contract rules and visit plans ---------------------------------------------------
 
 
-class ServiceAdminMixin:
+class ServiceAdminMixin(ServiceDeletesAndActions):
     """Add, change and delete through the services (events, rules), as the API does: the form's
     `write` (`config.admin_forms.ApiCheckedForm`), which the form dry-ran when it was cleaned."""
 

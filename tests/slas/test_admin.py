@@ -130,3 +130,21 @@ def test_a_contract_with_another_organizations_counterparty_is_refused(staff):
     # The REST serializer's check, as the contract form runs it (config.admin_forms), answers first.
     refused(response, f"counterparty_id: Counterparty {theirs.pk} does not exist")
     assert not Contract.objects.filter(reference="X-1").exists()
+
+
+def test_the_bulk_delete_goes_through_the_services_and_rules_are_not_deleted(staff):
+    # Found by an outside sweep: "delete selected" deleted the rows in one statement, without the
+    # services' events; and the SLA rule admin deleted rules, which the API keeps as history.
+    demo = Organization.objects.get(slug="demo")
+    spare = [Counterparty.objects.create(organization=demo, name=f"Spare {n}", kind="customer") for n in range(2)]
+    response = staff.post(
+        "/admin/contracts/counterparty/",
+        {"action": "delete_selected", "_selected_action": [c.pk for c in spare], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not Counterparty.objects.filter(pk__in=[c.pk for c in spare]).exists()
+    deleted = Event.objects.filter(type="counterparty.deleted", object_id__in=[c.pk for c in spare])
+    assert deleted.count() == 2
+    rule = SlaRule.objects.first()
+    assert staff.get(f"/admin/slas/slarule/{rule.pk}/delete/").status_code == 403
+    assert SlaRule.objects.filter(pk=rule.pk).exists()
