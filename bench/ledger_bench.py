@@ -341,6 +341,7 @@ def post_with_unbooked_expiry(ids: dict) -> dict:
         contract_id=ids["big"],
         entry_type="credit",
         hours=Decimal("100.00"),
+        charged_hours=Decimal("100.00"),  # what the ledger counts (a row written directly gets no default)
         description="Short-lived credit",
         occurred_at=now - dt.timedelta(days=40),
         expires_at=now - dt.timedelta(hours=1),

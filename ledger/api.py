@@ -202,7 +202,7 @@ class LotsView(ContractLedgerView):
     )
     def get(self, request, contract_pk):
         self.check_params({"as_of"})
-        book = services.replay(self.contract(contract_pk), as_of=self.as_of())
+        book = services.lot_book(self.contract(contract_pk), as_of=self.as_of())
         return Response(
             [
                 _json(

@@ -121,7 +121,7 @@ class Query:
     def contract_lots(
         self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None
     ) -> list[Lot]:
-        book = services.replay(_contract(info, contract_id), as_of=dates.check(as_of, "asOf"))
+        book = services.lot_book(_contract(info, contract_id), as_of=dates.check(as_of, "asOf"))
         return [
             Lot(
                 id=lot.entry.pk,

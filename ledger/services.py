@@ -23,7 +23,9 @@ agrees with them.
 
 A lot that has expired keeps its unused hours in the running balance until `run_lifecycle`
 books their expiry; the overdraw check does not count them, so work after a lot's expiry can
-never draw on its hours, whenever the expiry is booked.
+never draw on its hours, whenever the expiry is booked. The balance and the lots as of an
+instant (`balance`, `lot_book`) count such an expiry as booked already: they answer what the
+ledger says once `run_lifecycle` has caught up, and a read never writes an entry.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DecimalField, F, Max, Min, Q, Sum, Value, When
+from django.db.models import Case, DecimalField, Exists, F, Max, Min, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 
 from breaches.models import Breach
@@ -564,6 +566,18 @@ class LotBook:
                 need -= take
             self.overrun += need
 
+    def close_expired(self, at: dt.datetime) -> Decimal:
+        """Count as expired what each lot expired by `at` still holds: the expiry `expire_lot` posts
+        (or has posted: then nothing is left) at the lot's `expires_at`. Nothing draws on a lot after
+        its expiry, so what it holds at `at` is what it held then. For reads as of `at` (a replay
+        that stays usable for posting never calls it); returns the hours so counted."""
+        closed = ZERO
+        for lot in self.lots:
+            if lot.expired_by(at) and lot.remaining > 0:
+                closed += lot.remaining
+                lot.expired += lot.remaining
+        return closed
+
 
 # Beyond this many lot events in a ledger, the work is streamed row by row instead of summed per segment.
 MAX_SEGMENTS = 400
@@ -613,6 +627,15 @@ def replay(contract: Contract, as_of: dt.datetime | None = None) -> LotBook:
     book = LotBook()
     for row in replay_rows(contract, as_of=as_of):
         book.apply(*row)
+    return book
+
+
+def lot_book(contract: Contract, *, as_of: dt.datetime | None = None) -> LotBook:
+    """The lots as of an instant (default now) as the ledger states them: the replay, with every lot
+    expired by then closed as its booked expiry closes it, whether `run_lifecycle` has posted that
+    expiry yet or not (a read writes nothing). What `GET /contracts/{id}/lots` shows."""
+    book = replay(contract, as_of=as_of)
+    book.close_expired(as_of or timezone.now())
     return book
 
 
@@ -666,14 +689,47 @@ def _hours(value: Decimal) -> Decimal:
     return (value + ZERO).quantize(ZERO)
 
 
-def _sum(queryset, expression) -> Decimal:
-    return queryset.aggregate(total=Sum(expression, default=Value(ZERO)))["total"] or ZERO
+MICROSECONDS_A_DAY = 86_400_000_000
+
+
+def _days(delta: dt.timedelta) -> Decimal:
+    return Decimal(delta // dt.timedelta(microseconds=1)) / MICROSECONDS_A_DAY
+
+
+def days_to_exhaustion(lots, *, as_of: dt.datetime, per_day: Decimal) -> Decimal:
+    """Days from `as_of` until the usable hours run out, consumed at `per_day` hours a day (> 0) the
+    way the ledger consumes: `lots` are (expires_at or None, hours) in the order `LotBook` draws them
+    (first-expiring-first, lots without an expiry last). A lot is drawn from when the ones before it
+    are used up or gone; what it still holds at its expiry is lost (the exhaustion does not wait
+    for it); hours without an expiry are all used."""
+    days = ZERO
+    for expires_at, hours in lots:
+        used_up = days + hours / per_day
+        days = used_up if expires_at is None else max(days, min(used_up, _days(expires_at - as_of)))
+    return days
 
 
 def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days: int = 30) -> dict:
-    """The contract's hours as of an instant, summed fresh from the entries."""
+    """The contract's hours as of an instant, summed fresh from the entries.
+
+    A lot expired by `as_of` whose expiry `run_lifecycle` has not posted yet counts as posted: its
+    remainder at its expiry (what `expire_lot` will post) is expired, not remaining. So a balance as
+    of a future instant says what the ledger will say then, and the figures never depend on when
+    cron ran. (The running balance on the contract row keeps those hours until the posting.)
+
+    The burn rate is the charged work of the last `window_days` days, per day. The projected
+    exhaustion is the local date (contract's time zone) of the instant the usable hours run out at
+    that rate, drawn as the ledger draws them (`days_to_exhaustion`): hours of a lot that expire
+    before the rate reaches them are not usable. None when nothing is burning; today when nothing
+    remains. No new lots are assumed.
+
+    The lot replay (O(events) rows, see `replay_rows`) runs only when a lot with an expiry is open
+    (its expiry not posted by `as_of`) and it matters: an expiry by `as_of` not posted yet, a lot
+    expiring within `EXPIRING_WINDOW` (`expiring_hours`), or a burning contract whose remaining
+    hours would not all be used before the first open lot expires. Otherwise three queries."""
     as_of = as_of or timezone.now()
     entries = LedgerEntry.objects.filter(contract=contract, occurred_at__lte=as_of)
+    window_start = as_of - dt.timedelta(days=window_days)
     figures = entries.aggregate(
         # A moved lot's pair of entries nets to zero: neither allocated nor consumed hours.
         allocated=Sum(
@@ -689,30 +745,58 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
         ),
         work=Sum("charged_hours", filter=Q(entry_type=T.WORK), default=Value(ZERO)),
         expired=Sum("charged_hours", filter=Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED), default=Value(ZERO)),
+        recent=Sum("charged_hours", filter=Q(entry_type=T.WORK, occurred_at__gt=window_start), default=Value(ZERO)),
     )
     total, consumed, expired = figures["allocated"], figures["work"] - figures["taken"], -figures["expired"]
     remaining = total - consumed - expired
-    window_start = as_of - dt.timedelta(days=window_days)
-    recent = _sum(entries.filter(entry_type=T.WORK, occurred_at__gt=window_start), "charged_hours")
+    recent = figures["recent"] or ZERO
     burn_rate = (recent / window_days).quantize(Decimal("0.01"))
-    exhaustion = None
-    if recent > 0:
-        days_left = max(remaining, ZERO) / (recent / window_days)
-        try:
-            exhaustion = contract.local_today(as_of + dt.timedelta(days=float(days_left)))
-        except OverflowError:
-            exhaustion = None  # beyond the calendar (year 9999): not in any foreseeable future
-    window = Q(expires_at__gt=as_of, expires_at__lte=as_of + EXPIRING_WINDOW, hours__gt=0)
+    per_day = recent / window_days
+
+    # The lots with an expiry that is not closed (booked or moved) by `as_of`: the first of their
+    # expiries, and the first still ahead.
+    closing = LedgerEntry.objects.filter(
+        lot=OuterRef("pk"),
+        reason_code__in=(LedgerEntry.Reason.LOT_EXPIRED, LedgerEntry.Reason.LOT_MOVED),
+        occurred_at__lte=as_of,
+    )
+    open_lots = entries.filter(hours__gt=0, expires_at__isnull=False).exclude(Exists(closing))
+    first = open_lots.aggregate(any=Min("expires_at"), ahead=Min("expires_at", filter=Q(expires_at__gt=as_of)))
+    unposted = first["any"] is not None and first["any"] <= as_of
+    ahead = first["ahead"]
+    expiring_soon = ahead is not None and ahead <= as_of + EXPIRING_WINDOW
+    # All the remaining hours used before the first open lot expires: no lot loses any, no replay.
+    may_lose = per_day > 0 and ahead is not None and remaining > per_day * _days(ahead - as_of)
+
     expiring = ZERO
-    if entries.filter(window).exists():  # the replay (O(entries)) only when a lot expires soon
+    drawable: list[tuple[dt.datetime | None, Decimal]] = [(None, remaining)]
+    if unposted or expiring_soon or may_lose:
+        book = replay(contract, as_of=as_of)
+        closed = book.close_expired(as_of)
+        expired, remaining = expired + closed, remaining - closed
         expiring = sum(
             (
                 lot.remaining
-                for lot in replay(contract, as_of=as_of).lots
-                if lot.entry.expires_at is not None and as_of < lot.entry.expires_at <= as_of + EXPIRING_WINDOW
+                for lot in book.lots
+                if lot.entry.expires_at and as_of < lot.entry.expires_at <= as_of + EXPIRING_WINDOW
             ),
             ZERO,
         )
+        drawable = [
+            (lot.entry.expires_at, lot.remaining)
+            for lot in sorted(book.lots, key=lambda lot: (lot.entry.expires_at or _NEVER, lot.entry.pk))
+            if lot.remaining > 0 and lot.valid_at(as_of)
+        ]
+    exhaustion = None
+    if per_day > 0:
+        days_left = days_to_exhaustion(drawable, as_of=as_of, per_day=per_day) if remaining > 0 else ZERO
+        try:
+            # To the microsecond, not through a float: hours lost at a lot's expiry run out at that
+            # very instant (a term's lot expires at local midnight, the first day without hours).
+            left = dt.timedelta(microseconds=int((days_left * MICROSECONDS_A_DAY).to_integral_value()))
+            exhaustion = contract.local_today(as_of + left)
+        except OverflowError:
+            exhaustion = None  # beyond the calendar (year 9999): not in any foreseeable future
     penalties: dict[str, dict[str, str]] = {}
     for row in (
         entries.filter(entry_type=T.PENALTY)

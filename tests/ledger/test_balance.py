@@ -4,12 +4,15 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from contracts.services import run_lifecycle
 from events.models import Event
 from ledger import services
+from ledger.models import LedgerEntry
 
-from .helpers import DAY, T0, active_contract, credit, fresh_sum, post, running, work
+from .helpers import DAY, HOUR, T0, active_contract, credit, fresh_sum, post, running, work
 
 
 def balance_url(contract, **params) -> str:
@@ -48,7 +51,10 @@ class TestFigures:
             "expiring_hours": "65.00",
             "window_days": 30,
             "burn_rate_hours_per_day": "1.00",  # 30 hours of work in the 30 days
-            "projected_exhaustion_date": "2026-06-27",  # 87 days on, in Amsterdam
+            # At 1 h a day the allocation's 65 hours give 30 before it expires 30 days on (35 are
+            # lost), then the 22 hours without expiry last 22 days: 52 days on, in Amsterdam.
+            # (Not 87 days on: hours that expire unused are not there to be consumed.)
+            "projected_exhaustion_date": "2026-05-23",
             "penalties": {},
         }
 
@@ -57,27 +63,35 @@ class TestFigures:
         # Only the 20 hours at T0 + 20 days fall in (T0 + 15 days, T0 + 30 days].
         assert body["window_days"] == 15
         assert body["burn_rate_hours_per_day"] == "1.33"
-        assert body["projected_exhaustion_date"] == "2026-06-05"  # 87 / (20 / 15) = 65.25 days on
+        # At 4/3 h a day: 40 of the allocation's 65 hours by its expiry 30 days on, then 22 / (4/3)
+        # = 16.5 days: 46.5 days on, 2026-05-17 21:00Z, still the 17th in Amsterdam.
+        assert body["projected_exhaustion_date"] == "2026-05-17"
 
     def test_an_earlier_instant_sees_only_the_entries_until_then(self, api, book):
         body = api("viewer").get(balance_url(book, as_of="2026-03-12T09:00:00Z")).json()  # T0 + 10 days
         assert (body["total_hours"], body["consumed_hours"], body["remaining_hours"]) == ("120.00", "10.00", "110.00")
         assert body["expiring_hours"] == "0.00"  # the allocation expires 50 days on
         assert body["burn_rate_hours_per_day"] == "0.33"
-        assert body["projected_exhaustion_date"] == "2027-02-05"  # 110 / (10 / 30) = 330 days on
+        # At 1/3 h a day the allocation's 90 hours give 16.67 before it expires 50 days on; then the
+        # credit's 20 last 60 days: 110 days on (not 330: 73.33 hours expire unused).
+        assert body["projected_exhaustion_date"] == "2026-06-30"
         before = api("viewer").get(balance_url(book, as_of="2026-03-01T00:00:00Z")).json()
         assert before["total_hours"] == before["remaining_hours"] == "0.00"
         assert before["projected_exhaustion_date"] is None  # nothing is being consumed
 
-    def test_expired_hours_count_once_run_lifecycle_books_them(self, api, book):
+    def test_expired_hours_count_from_the_expiry_whether_or_not_run_lifecycle_booked_them(self, api, book):
         after_expiry = T0 + 61 * DAY
-        body = api("viewer").get(balance_url(book, as_of=after_expiry.isoformat().replace("+00:00", "Z"))).json()
-        assert (body["expired_hours"], body["remaining_hours"]) == ("0.00", "87.00")
+        url = balance_url(book, as_of=after_expiry.isoformat().replace("+00:00", "Z"))
+        before = api("viewer").get(url).json()
+        # The allocation's 65 unused hours expired at T0 + 60 days: the balance says so before
+        # run_lifecycle posts it (it used to say expired 0.00, remaining 87.00 until then).
+        assert (before["expired_hours"], before["remaining_hours"]) == ("65.00", "22.00")
+        assert before["expiring_hours"] == "0.00"
+        assert (before["total_hours"], before["consumed_hours"]) == ("122.00", "35.00")
+        assert running(book) == 87  # the running balance keeps them until the posting
         assert run_lifecycle(now=after_expiry).more["lots expired"] == 1
-        figures = services.balance(book, as_of=after_expiry)
-        assert figures["total_hours"] == 122 and figures["consumed_hours"] == 35
-        assert figures["expired_hours"] == 65 and figures["remaining_hours"] == 22
-        assert figures["expiring_hours"] == 0
+        assert running(book) == 22
+        assert api("viewer").get(url).json() == before  # the posting changes nothing the balance said
         assert running(book) == fresh_sum(book) == 22
         # The expiry is dated at the lot's expiry: a day before it, nothing had expired yet.
         assert services.balance(book, as_of=T0 + 59 * DAY)["expired_hours"] == 0
@@ -87,7 +101,8 @@ class TestFigures:
         as_of = dt.datetime.fromisoformat(body["as_of"])
         assert abs(dt.datetime.now(dt.UTC) - as_of) < dt.timedelta(minutes=1)
         assert body["window_days"] == 30
-        assert body["remaining_hours"] == "87.00"
+        # Now is long past the allocation's expiry (2026-05-01): its 65 unused hours count as expired.
+        assert (body["remaining_hours"], body["expired_hours"]) == ("22.00", "65.00")
 
     def test_exhausted_is_today_in_the_contracts_time_zone(self, api, org):
         contract = active_contract(org, time_zone="Pacific/Auckland")
@@ -113,6 +128,144 @@ class TestFigures:
         body = api("viewer").get(balance_url(contract, as_of="2026-03-10T00:00:00Z")).json()
         assert (body["remaining_hours"], body["overrun_hours"]) == ("-6.00", "6.00")
         assert body["projected_exhaustion_date"] == "2026-03-10"
+
+
+@pytest.mark.django_db
+class TestUnpostedExpiries:
+    """A balance as of an instant past a lot's expiry says what the ledger will say then, whether
+    run_lifecycle has posted the expiry or not; a read never posts it."""
+
+    @pytest.fixture
+    def lot(self, org):
+        contract = active_contract(org)
+        credit(contract, 100, at=T0, expires_at=dt.datetime(2028, 1, 1, 5, tzinfo=dt.UTC))
+        work(contract, 11, at=T0 + DAY)
+        return contract
+
+    def test_a_future_instant_past_the_expiry_counts_the_lots_remainder_as_expired(self, api, lot):
+        # An outside tester's case: remaining 89.00, expired 0.00 until run_lifecycle ran.
+        client = api("viewer")
+        entries = LedgerEntry.objects.filter(contract=lot).count()
+        body = client.get(balance_url(lot, as_of="2028-02-01T00:00:00Z")).json()
+        assert (body["total_hours"], body["consumed_hours"]) == ("100.00", "11.00")
+        assert (body["remaining_hours"], body["expired_hours"], body["overrun_hours"]) == ("0.00", "89.00", "0.00")
+        at_expiry = client.get(balance_url(lot, as_of="2028-01-01T05:00:00Z")).json()
+        assert (at_expiry["remaining_hours"], at_expiry["expired_hours"]) == ("0.00", "89.00")
+        just_before = client.get(balance_url(lot, as_of="2028-01-01T04:59:59Z")).json()
+        assert (just_before["remaining_hours"], just_before["expired_hours"]) == ("89.00", "0.00")
+        assert just_before["expiring_hours"] == "89.00"
+        assert LedgerEntry.objects.filter(contract=lot).count() == entries  # nothing posted by a read
+        assert running(lot) == 89
+        # run_lifecycle posts the expiry when the time comes: the balance then says the same.
+        assert run_lifecycle(now=dt.datetime(2028, 1, 1, 6, tzinfo=dt.UTC)).more["lots expired"] == 1
+        assert LedgerEntry.objects.filter(contract=lot, reason_code="lot_expired").get().hours == -89
+        assert client.get(balance_url(lot, as_of="2028-02-01T00:00:00Z")).json() == body
+
+    def test_with_overrun_the_expiry_deepens_the_overrun_as_its_posting_will(self, api, org):
+        contract = active_contract(org, allow_overrun=True)
+        credit(contract, 10, at=T0, expires_at=T0 + 10 * DAY)
+        work(contract, 4, at=T0 + DAY)
+        work(contract, 8, at=T0 + 11 * DAY)  # after the expiry: overrun, the lot's 6 are not drawn
+        url = balance_url(contract, as_of="2026-03-14T09:00:00Z")  # T0 + 12 days
+        body = api("viewer").get(url).json()
+        assert (body["remaining_hours"], body["expired_hours"], body["overrun_hours"]) == ("-8.00", "6.00", "8.00")
+        run_lifecycle(now=T0 + 12 * DAY)
+        assert running(contract) == -8
+        assert api("viewer").get(url).json() == body
+
+
+@pytest.mark.django_db
+class TestProjectedExhaustion:
+    """The hours are projected to run out as the ledger consumes them: first-expiring-first at the
+    burn rate, and a lot's hours not consumed by its expiry are lost."""
+
+    @pytest.fixture
+    def lots(self, org):
+        contract = active_contract(org)
+        credit(contract, 40, at=T0)  # no expiry: drawn last
+        work(contract, 30, at=T0 + DAY)  # 1 h a day over 30 days; 10 left in the credit
+        as_of = T0 + 30 * DAY  # 2026-04-01 09:00Z
+        at = as_of - HOUR
+        credit(contract, 12, at=at, expires_at=as_of + 10 * DAY)
+        credit(contract, 4, at=at, expires_at=as_of + 10 * DAY)  # reached only at its expiry: all lost
+        credit(contract, 20, at=at, expires_at=as_of + 15 * DAY)
+        return contract
+
+    def test_hours_expiring_before_they_can_be_used_do_not_postpone_the_exhaustion(self, api, lots):
+        body = api("viewer").get(balance_url(lots, as_of="2026-04-01T09:00:00Z")).json()
+        assert (body["remaining_hours"], body["burn_rate_hours_per_day"]) == ("46.00", "1.00")
+        assert body["expiring_hours"] == "36.00"
+        # 10 of the 12 by day 10 (2 and the other lot's 4 are lost), 5 of the 20 by day 15 (15
+        # lost), then the credit's 10: day 25, 2026-04-26 (not day 46, 2026-05-17).
+        assert body["projected_exhaustion_date"] == "2026-04-26"
+
+    def test_a_lot_used_up_before_its_expiry_loses_nothing(self, api, org):
+        contract = active_contract(org)
+        credit(contract, 30, at=T0, expires_at=T0 + 60 * DAY)
+        credit(contract, 10, at=T0)
+        work(contract, 15, at=T0 + DAY)  # 0.5 h a day
+        body = api("viewer").get(balance_url(contract, as_of="2026-04-01T09:00:00Z")).json()  # T0 + 30 days
+        # The lot's 15 take 30 days, exactly up to its expiry; then the credit's 10 take 20 days.
+        assert body["projected_exhaustion_date"] == "2026-05-21"
+
+    def test_when_every_lot_expires_first_the_hours_run_out_at_the_last_expiry(self, api, org):
+        contract = active_contract(org)
+        # A term's lot: expires at midnight in Amsterdam, the first day without hours.
+        expiry = contract.start_of_day(dt.date(2026, 4, 11))
+        credit(contract, 100, at=T0, expires_at=expiry)
+        work(contract, 30, at=T0 + DAY)
+        body = api("viewer").get(balance_url(contract, as_of="2026-04-01T09:00:00Z")).json()
+        assert (body["remaining_hours"], body["expiring_hours"]) == ("70.00", "70.00")
+        assert body["projected_exhaustion_date"] == "2026-04-11"  # not 70 days on (2026-06-10)
+
+    def test_the_graphql_balance_projects_the_same(self, api, lots):
+        from tests.graphql.conftest import GraphQLClient
+
+        data = GraphQLClient(api("viewer"))(
+            """query($id: ID!) { contractBalance(contractId: $id, asOf: "2026-04-01T09:00:00Z") {
+                 remainingHours expiringHours projectedExhaustionDate } }""",
+            {"id": lots.pk},
+        )
+        assert data["contractBalance"] == {
+            "remainingHours": "46.00",
+            "expiringHours": "36.00",
+            "projectedExhaustionDate": "2026-04-26",
+        }
+
+    def test_the_lot_replay_runs_only_when_a_lot_may_expire_unused(self, api, org):
+        """Without a lot expiring (or with one used up before it expires) the balance is three
+        queries whatever the ledger's length; the replay comes in only when hours may be lost."""
+
+        def queries(contract) -> int:
+            client.get(balance_url(contract, as_of="2026-04-01T09:00:00Z"))  # the caller's membership cached
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(balance_url(contract, as_of="2026-04-01T09:00:00Z"))
+            assert response.status_code == 200
+            return len(captured.captured_queries)
+
+        client = api("viewer")
+        plain = active_contract(org)
+        credit(plain, 100, at=T0)
+        used_in_time = active_contract(org)
+        credit(used_in_time, 50, at=T0, expires_at=T0 + 100 * DAY)  # 20 left at 1 h a day, 70 days to go
+        losing = active_contract(org)
+        credit(losing, 150, at=T0, expires_at=T0 + 100 * DAY)  # 120 left at 1 h a day, 70 days to go
+        for contract in (plain, used_in_time, losing):
+            for day in range(1, 31, 3):
+                work(contract, 3, at=T0 + day * DAY)
+        baseline = queries(plain)
+        assert queries(used_in_time) == baseline
+        assert queries(losing) > baseline
+        projected = [
+            client.get(balance_url(contract, as_of="2026-04-01T09:00:00Z")).json()["projected_exhaustion_date"]
+            for contract in (plain, used_in_time, losing)
+        ]
+        # 70 days on; 20 days on; at the lot's expiry 70 days on, 50 hours lost (not 120 days on).
+        assert projected == ["2026-06-10", "2026-04-21", "2026-06-10"]
+        # (Three queries of the balance itself: its sums, the open lots' first expiries, the penalties.)
+        with CaptureQueriesContext(connection) as captured:
+            services.balance(plain, as_of=T0 + 30 * DAY)
+        assert len(captured.captured_queries) == 3
 
 
 @pytest.mark.django_db
@@ -157,6 +310,12 @@ class TestContractResource:
         client = api("manager")
         body = client.get(f"/api/v1/contracts/{book.pk}").json()
         assert body["remaining_hours"] == "87.00"
+        # The allocation expired (2026-05-01) and run_lifecycle has not posted it: the running
+        # balance still holds its 65 hours, the balance counts them expired; the posting settles it.
+        assert api("viewer").get(balance_url(book)).json()["remaining_hours"] == "22.00"
+        run_lifecycle(now=T0 + 61 * DAY)
+        body = client.get(f"/api/v1/contracts/{book.pk}").json()
+        assert body["remaining_hours"] == "22.00"
         assert body["remaining_hours"] == api("viewer").get(balance_url(book)).json()["remaining_hours"]
         assert body["low_balance_threshold_hours"] is None
         response = client.patch(f"/api/v1/contracts/{book.pk}", {"low_balance_threshold_hours": "10.00"}, format="json")
@@ -184,8 +343,12 @@ class TestContractResource:
         for step in steps:
             step()
             figures = services.balance(contract, as_of=T0 + 100 * DAY)
-            assert running(contract) == fresh_sum(contract) == figures["remaining_hours"]
-            assert figures["total_hours"] - figures["consumed_hours"] - figures["expired_hours"] == running(contract)
+            # The first credit expired at T0 + 10 days: until run_lifecycle posts it, the balance
+            # counts what it left as expired while the running balance still holds it.
+            unposted = services.unbooked_expiries(contract, T0 + 100 * DAY)
+            assert running(contract) == fresh_sum(contract) == figures["remaining_hours"] + unposted
+            summed = figures["total_hours"] - figures["consumed_hours"] - figures["expired_hours"]
+            assert summed == running(contract) - unposted
             assert services.running_balance_errors() == []
         assert running(contract) == Decimal("7.49")
 

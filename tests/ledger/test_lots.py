@@ -48,7 +48,8 @@ class TestConsumption:
         assert [lot["id"] for lot in lots] == [a.pk, b.pk, c.pk, d.pk]
         assert figures(lots) == [
             ("5.00", "5.00", "0.00", "0.00"),
-            ("5.00", "3.00", "0.00", "2.00"),
+            # Now is past B's expiry (T0 + 40 days): what it left counts as expired, posted or not.
+            ("5.00", "3.00", "2.00", "0.00"),
             ("5.00", "0.00", "0.00", "5.00"),
             ("5.00", "5.00", "0.00", "0.00"),
         ]
@@ -200,6 +201,44 @@ class TestExpiry:
         [expiry] = api("viewer").get("/api/v1/ledger_entries?reason_code=lot_expired&fields=lot,hours").json()
         assert expiry["hours"] == "-6.00" and expiry["lot"]["id"] == lots[0]["id"]
 
+    def test_the_lots_past_an_unposted_expiry_show_what_its_posting_will(self, api, org):
+        contract = active_contract(org)
+        lot = credit(contract, 100, at=T0, expires_at=dt.datetime(2028, 1, 1, 5, tzinfo=dt.UTC))
+        credit(contract, 20, at=T0)
+        work(contract, 11, at=T0 + DAY)
+        client = api("viewer")
+        entries = LedgerEntry.objects.filter(contract=contract).count()
+        after = client.get(lots_url(contract, as_of="2028-02-01T00:00:00Z")).json()
+        assert figures(after) == [("100.00", "11.00", "89.00", "0.00"), ("20.00", "0.00", "0.00", "20.00")]
+        before = client.get(lots_url(contract, as_of="2027-12-31T23:00:00Z")).json()
+        assert figures(before) == [("100.00", "11.00", "0.00", "89.00"), ("20.00", "0.00", "0.00", "20.00")]
+        assert LedgerEntry.objects.filter(contract=contract).count() == entries  # a read posts nothing
+        balance = client.get(f"/api/v1/contracts/{contract.pk}/balance?as_of=2028-02-01T00:00:00Z").json()
+        assert (balance["expired_hours"], balance["remaining_hours"]) == ("89.00", "20.00")
+        run_lifecycle(now=dt.datetime(2028, 1, 1, 6, tzinfo=dt.UTC))
+        assert LedgerEntry.objects.get(lot=lot, reason_code="lot_expired").hours == -89
+        assert client.get(lots_url(contract, as_of="2028-02-01T00:00:00Z")).json() == after
+
+    def test_graphql_lots_and_balance_past_an_unposted_expiry(self, api, org):
+        from tests.graphql.conftest import GraphQLClient
+
+        contract = active_contract(org)
+        credit(contract, 100, at=T0, expires_at=dt.datetime(2028, 1, 1, 5, tzinfo=dt.UTC))
+        work(contract, 11, at=T0 + DAY)
+        query = """query($id: ID!) {
+              contractLots(contractId: $id, asOf: "2028-02-01T00:00:00Z") { consumed expired remaining }
+              contractBalance(contractId: $id, asOf: "2028-02-01T00:00:00Z") { remainingHours expiredHours }
+            }"""
+        client = GraphQLClient(api("viewer"))
+        data = client(query, {"id": contract.pk})
+        assert data == {
+            "contractLots": [{"consumed": "11.00", "expired": "89.00", "remaining": "0.00"}],
+            "contractBalance": {"remainingHours": "0.00", "expiredHours": "89.00"},
+        }
+        assert not LedgerEntry.objects.filter(contract=contract, reason_code="lot_expired").exists()
+        run_lifecycle(now=dt.datetime(2028, 1, 1, 6, tzinfo=dt.UTC))
+        assert client(query, {"id": contract.pk}) == data
+
     def test_the_books_are_closed_before_a_booked_expiry(self, org):
         contract = active_contract(org)
         credit(contract, 10, at=T0, expires_at=T0 + 10 * DAY)
@@ -272,17 +311,20 @@ def test_the_balance_and_the_lots_always_agree_with_the_entries(org, allow_overr
             refused += 1
         remaining = running(contract)
         assert remaining == fresh_sum(contract)
+        # The balance and the lots count the expiries run_lifecycle has not posted yet; the running
+        # balance still holds those hours.
+        unbooked = services.unbooked_expiries(contract, instant)
         balance = services.balance(contract, as_of=instant)
-        assert balance["remaining_hours"] == remaining
-        assert balance["total_hours"] - balance["consumed_hours"] - balance["expired_hours"] == remaining
+        assert balance["remaining_hours"] == remaining - unbooked
+        assert balance["total_hours"] - balance["consumed_hours"] - balance["expired_hours"] == remaining - unbooked
         book = services.replay(contract, as_of=instant)
         for lot in book.lots:
             assert 0 <= lot.remaining <= lot.allocated
         assert sum((lot.remaining for lot in book.lots), Decimal(0)) - book.overrun == remaining
-        assert sum((lot.expired for lot in book.lots), Decimal(0)) == balance["expired_hours"]
-        unbooked = services.unbooked_expiries(contract, instant)
-        if not unbooked:
-            assert balance["overrun_hours"] == book.overrun
+        shown = services.lot_book(contract, as_of=instant)
+        assert sum((lot.remaining for lot in shown.lots), Decimal(0)) - shown.overrun == remaining - unbooked
+        assert sum((lot.expired for lot in shown.lots), Decimal(0)) == balance["expired_hours"]
+        assert balance["overrun_hours"] == book.overrun == shown.overrun
         if not allow_overrun:
             assert remaining - unbooked >= 0 and book.overrun == 0
     assert services.running_balance_errors() == []
