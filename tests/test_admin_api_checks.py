@@ -153,3 +153,15 @@ def test_good_changes_are_still_saved_through_the_services_once(staff):
     calendar.refresh_from_db()
     assert calendar.holidays == [{"date": "2026-12-31", "name": "Eve"}]
     assert Event.objects.filter(type="calendar.updated", object_id=calendar.pk).count() == 1
+
+
+def test_a_good_line_item_is_saved_once_on_a_draft_contract(staff):
+    # The line item form dry-runs the service (rolled back) before the admin saves it for real.
+    url = draft_url()
+    index = form_values(staff, url)["line_items-TOTAL_FORMS"]
+    item = {"kind": "service", "description": "Seal kit", "quantity": "3", "unit": "hour", "unit_price": "10"}
+    changes = {f"line_items-{index}-{name}": value for name, value in item.items()}
+    response = staff.post(url, {**form_values(staff, url), **changes, "line_items-TOTAL_FORMS": str(int(index) + 1)})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    [saved] = LineItem.objects.filter(description="Seal kit")
+    assert Event.objects.filter(type="line_item.created", object_id=saved.pk).count() == 1
