@@ -60,7 +60,7 @@ class SlaRuleForm(ApiCheckedForm):
 
 
 @admin.register(SlaRule)
-class SlaRuleAdmin(admin.ModelAdmin):
+class SlaRuleAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     form = SlaRuleForm
     list_display = [
         "name",
@@ -79,8 +79,13 @@ class SlaRuleAdmin(admin.ModelAdmin):
     readonly_fields = ["previous_version", "created_at", "updated_at"]
 
     def has_delete_permission(self, request, obj=None):
-        # As the API: a rule is history (clocks and breaches cite it); end it with an amendment.
-        return False
+        # A draft's rule only (its contract's delete takes them along too); past draft a rule is
+        # history (clocks and breaches cite it): it ends with an amendment.
+        draft = obj is None or obj.contract.status == obj.contract.Status.DRAFT
+        return draft and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        services.delete_rule(instance=obj, actor=request.user)
 
     def save_model(self, request, obj, form, change):
         try:

@@ -207,6 +207,20 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
     return _write_changes(rule, data, actor)
 
 
+@transaction.atomic
+def delete_rule(*, instance: SlaRule, actor) -> None:
+    """Delete a rule of a draft contract (its terms are still being written; no clock cites it).
+    Past draft a rule is history: clocks and breaches cite it; it ends with an amendment (409)."""
+    rule = SlaRule.objects.select_for_update(of=("self",)).select_related("contract").get(pk=instance.pk)
+    if rule.contract.status != Contract.Status.DRAFT:
+        raise Conflict(
+            f"The contract is {rule.contract.status}: a rule is history past draft. End it with "
+            f"POST /api/v1/sla_rules/{rule.pk}/amend (active: false).",
+        )
+    record_event(type="sla_rule.deleted", obj=rule, actor=actor, payload=snapshot(rule, RULE_SNAPSHOT))
+    rule.delete()
+
+
 def _write_changes(rule: SlaRule, data: dict, actor) -> SlaRule:
     """Apply `data` to the (locked) rule, checked, with its `sla_rule.updated` event if it changed."""
     changes = apply_changes(rule, data)

@@ -145,6 +145,25 @@ def test_the_bulk_delete_goes_through_the_services_and_rules_are_not_deleted(sta
     assert not Counterparty.objects.filter(pk__in=[c.pk for c in spare]).exists()
     deleted = Event.objects.filter(type="counterparty.deleted", object_id__in=[c.pk for c in spare])
     assert deleted.count() == 2
-    rule = SlaRule.objects.first()
+    rule = SlaRule.objects.filter(contract__status="active").first()
     assert staff.get(f"/admin/slas/slarule/{rule.pk}/delete/").status_code == 403
     assert SlaRule.objects.filter(pk=rule.pk).exists()
+
+
+def test_a_drafts_rules_are_deleted_with_it_or_alone(staff):
+    # Found by an outside sweep: with rules undeletable, a draft with rules (a renewal, a contract
+    # made from a template) could no longer be deleted in the admin.
+    from slas.services import create_rule
+
+    draft = Contract.objects.get(reference="DEMO-PS-001")
+    data = {"contract": draft, "metric": "response", "target_minutes": 60}
+    one, two = (
+        create_rule(organization=draft.organization, actor=None, data={**data, "name": p, "priorities": [p]})
+        for p in ("high", "low")
+    )
+    response = staff.post(f"/admin/slas/slarule/{one.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not SlaRule.objects.filter(pk=one.pk).exists()
+    assert Event.objects.filter(type="sla_rule.deleted", object_id=one.pk).count() == 1
+    response = staff.post(f"/admin/contracts/contract/{draft.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not Contract.objects.filter(pk=draft.pk).exists() and not SlaRule.objects.filter(pk=two.pk).exists()
