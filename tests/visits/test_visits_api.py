@@ -490,3 +490,24 @@ def test_the_listing_holds_every_occurrence_of_a_busy_plan(api, org, django_asse
     response = client.post("/api/graphql", {"query": query % (contract.pk, plan.pk)}, format="json")
     visits = response.json()["data"]["contractVisits"]
     assert len(visits) == 91 * 24 and visits[-1]["occurrence"] == "2026-06-30T21:30:00Z"
+
+
+@pytest.mark.django_db
+def test_a_window_holding_more_than_max_visits_is_a_400_not_a_minute_of_work(api, org):
+    # Found by an outside sweep: eleven hourly plans made 58,092 visits a year, computed whole for
+    # each request (GraphQL's contractVisits, which has no pages: 97 MB for 15 aliases).
+    from visits.selectors import MAX_VISITS
+
+    contract = long_contract(org)
+    for minute in (0, 20, 40):
+        make_plan(contract, summary=f"Rota {minute}", recurrence=f"{EVERY_HOUR};BYMINUTE={minute}")
+    client = api("operator")
+    url = f"/api/v1/contracts/{contract.pk}/visits"
+    response = client.get(url + "?from=2026-04-01&to=2027-04-01")  # 3 x 8,759 visits
+    assert response.status_code == 400 and set(response.json()["errors"]) == {"to"}
+    assert str(MAX_VISITS) in response.json()["message"]
+    response = client.get(url + "?from=2026-04-01&to=2026-06-01&per_page=1")  # 3 x 1,464: within
+    assert response.status_code == 200 and response["X-Pagination-Total-Entries"] == str(3 * 61 * 24)
+    plan = contract.visit_plans.order_by("id").first()
+    response = client.get(url + f"?from=2026-04-01&to=2027-04-01&visit_plan_id={plan.pk}&per_page=1")
+    assert response.status_code == 200 and response["X-Pagination-Total-Entries"] == "8759"
