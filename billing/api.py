@@ -17,7 +17,7 @@ from rest_framework.reverse import reverse
 from config.api.csv import content_disposition, spreadsheet_safe
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, price_text
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.api import BillingPlanFieldsMixin, ContractSerializer, LineItemSerializer
 from contracts.billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, BILLING_PLAN_PRICES
@@ -326,7 +326,14 @@ class TemplateRuleItem(_JSONItemsMixin, TemplateRuleSerializer):
 
 
 class TemplateLineItem(_JSONItemsMixin, TemplateLineItemSerializer):
-    pass
+    def to_json(self, data: dict) -> dict:
+        """A unit price as a line item's is written (`price_text`: the currency's minor units, or the
+        finer places given), not with the column's four places ("12.0000")."""
+        out = super().to_json(data)
+        currency = self.context.get("currency")
+        if currency and data.get("unit_price") is not None:
+            out["unit_price"] = price_text(data["unit_price"], currency)
+        return out
 
 
 class ContractTemplateSerializer(BillingPlanFieldsMixin, ResourceSerializer):
@@ -361,7 +368,9 @@ class ContractTemplateSerializer(BillingPlanFieldsMixin, ResourceSerializer):
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if "line_items" in attrs:
-            attrs["line_items"] = validated_items(TemplateLineItem, attrs["line_items"], "line_items", self.context)
+            currency = attrs.get("currency", getattr(self.instance, "currency", None))
+            context = {**self.context, "currency": currency if is_currency(currency) else None}
+            attrs["line_items"] = validated_items(TemplateLineItem, attrs["line_items"], "line_items", context)
         if "sla_rules" in attrs:
             attrs["sla_rules"] = validated_items(TemplateRuleItem, attrs["sla_rules"], "sla_rules", self.context)
         return self.check_plan(attrs)

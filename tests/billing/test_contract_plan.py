@@ -100,6 +100,13 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
     created = client.post("/api/v1/contract_templates", template, format="json")
     assert created.status_code == 201, created.content
     assert (created.json()["period_charge"], created.json()["overage_rate"]) == ("1200.50", "110.125")
+    # A template's line items alike (found by an outside sweep: "12.0000", "12.3450").
+    items = [{"description": "Seal", "unit_price": "12"}, {"description": "Bolt", "unit_price": "12.345"}]
+    made = client.post(
+        "/api/v1/contract_templates", {**template, "name": "With items", "line_items": items}, format="json"
+    )
+    assert made.status_code == 201, made.content
+    assert [i["unit_price"] for i in made.json()["line_items"]] == ["12.00", "12.345"]
     item = {"description": "Seal", "quantity": "4", "unit_price": "12.5"}
     created = client.post(f"/api/v1/contracts/{euro.pk}/line_items", item, format="json")
     assert created.status_code == 201 and created.json()["unit_price"] == "12.50"
