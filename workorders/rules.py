@@ -47,8 +47,9 @@ def delete_contract_rule(*, instance: ContractRule, actor) -> None:
 # --- visit plans --------------------------------------------------------------------------------
 
 
-def check_plan(plan: VisitPlan, contract: Contract) -> None:
-    """A plan's rule parses, its asset is the contract's counterparty's, its dates lie in the term."""
+def check_plan(plan: VisitPlan, contract: Contract, *, dates: bool = True) -> None:
+    """A plan's rule parses, its asset is the contract's counterparty's, its dates lie in the term
+    (`dates=False`: an edit that leaves them as they were; a draft's term may have moved since)."""
     if contract.status in CLOSED:
         raise Conflict(f"The contract is {contract.status}; it plans no more visits.")
     errors: dict[str, list[str]] = {}
@@ -58,9 +59,9 @@ def check_plan(plan: VisitPlan, contract: Contract) -> None:
         errors["recurrence"] = [str(exc)]
     if plan.asset is not None and plan.asset.counterparty_id != contract.counterparty_id:
         errors["asset_id"] = [f"Asset {plan.asset.pk} is not an asset of the contract's counterparty."]
-    if contract.start_date and plan.active_from < contract.start_date:
+    if dates and contract.start_date and plan.active_from < contract.start_date:
         errors["active_from"] = [f"Before the contract's start date {contract.start_date}."]
-    last_day = Timeline(contract).last_day()  # an approved extension effective later counts
+    last_day = Timeline(contract).last_day() if dates else None  # an approved extension effective later counts
     if last_day and plan.active_from > last_day:
         errors["active_from"] = [f"After the contract's expiry date {last_day}."]
     if plan.active_to is not None:
@@ -124,7 +125,10 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
     plan = VisitPlan.objects.select_for_update().select_related("contract").get(pk=instance.pk)
 
     def check(plan: VisitPlan) -> None:
-        check_plan(plan, plan.contract)
+        # The dates against the term only when the edit sets them: a draft's term moved since the
+        # plan was made must not refuse a change of its summary (found by an outside sweep); its
+        # occurrences stay within the term whatever its dates (`visits.plan_window`).
+        check_plan(plan, plan.contract, dates=bool({"active_from", "active_to"} & set(data)))
         plan.next_run_at = None  # the next run looks at it again
 
     return save_changes(plan, data, actor=actor, event_type="visit_plan.updated", check=check)

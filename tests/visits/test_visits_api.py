@@ -511,3 +511,20 @@ def test_a_window_holding_more_than_max_visits_is_a_400_not_a_minute_of_work(api
     plan = contract.visit_plans.order_by("id").first()
     response = client.get(url + f"?from=2026-04-01&to=2027-04-01&visit_plan_id={plan.pk}&per_page=1")
     assert response.status_code == 200 and response["X-Pagination-Total-Entries"] == "8759"
+
+
+@pytest.mark.django_db
+def test_a_plan_left_outside_a_drafts_moved_term_can_still_be_edited(api, org):
+    # Found by an outside sweep: after a draft's dates moved, every edit of its plan was a 422 on
+    # active_from and active_to, which the edit did not send.
+    draft = make_contract(org, status="draft", start_date=dt.date(2027, 1, 1), expiry_date=dt.date(2027, 12, 31))
+    manager = api("manager")
+    body = {"summary": "Quarterly", "recurrence": QUARTERLY, "active_from": "2027-01-01", "active_to": "2027-12-31"}
+    plan = manager.post(plans_url(draft), body, format="json").json()
+    moved = {"start_date": "2027-02-01", "expiry_date": "2027-10-31"}
+    assert manager.patch(f"/api/v1/contracts/{draft.pk}", moved, format="json").status_code == 200
+    response = manager.patch(f"{plans_url(draft)}/{plan['id']}", {"summary": "Q"}, format="json")
+    assert response.status_code == 200, response.content
+    # Dates an edit sets are still held to the term.
+    response = manager.patch(f"{plans_url(draft)}/{plan['id']}", {"active_to": "2027-11-30"}, format="json")
+    assert response.status_code == 422 and "active_to" in response.json()["errors"]
