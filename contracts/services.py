@@ -698,10 +698,12 @@ def expire_due(*, now: dt.datetime, log=lambda message: None) -> tuple[int, int]
                 and contract.notice_given_at is None
                 and last_terms.renewal_term_months
                 and not Contract.objects.filter(renewed_from=contract).exists()
+                and contract.expiry_date < dates.LATEST  # the service's dates end there
             )
             if renews:
                 start = contract.expiry_date + dt.timedelta(days=1)
-                expiry = term_end(start, last_terms.renewal_term_months)
+                # Within the service's dates, as a renewal by hand must be (it is refused there).
+                expiry = min(term_end(start, last_terms.renewal_term_months), dates.LATEST)
                 renewal = _create_renewal(
                     last_terms, actor=None, start_date=start, expiry_date=expiry, status=Contract.Status.ACTIVE, now=now
                 )

@@ -301,6 +301,19 @@ class TestAutoRenewal:
         assert renewed.payload["action"] == "mark_renewed"
         assert {e.occurred_at for e in (created, activated, renewed)} == {at(self.END)}
 
+    def test_an_auto_renewal_ends_within_the_services_dates(self, make_contract):
+        # Found by an outside sweep: a clause renewed a contract into the year 3000, which a renewal
+        # by hand is refused (the service's dates end on 2999-12-31).
+        contract = make_contract(
+            status="active", time_zone="UTC", start_date=dt.date(2999, 1, 1), expiry_date=dt.date(2999, 6, 30),
+            auto_renew=True, renewal_term_months=12,
+        )  # fmt: skip
+        run("2999-07-01T12:00:00Z")
+        renewal = Contract.objects.get(renewed_from=contract)
+        assert (renewal.start_date, renewal.expiry_date) == (dt.date(2999, 7, 1), dt.date(2999, 12, 31))
+        run("2999-12-31T23:59:00Z")  # its own last day: nothing after it to renew into
+        assert status_of(renewal) == "active" and not Contract.objects.filter(renewed_from=renewal).exists()
+
     def test_the_term_is_counted_in_calendar_months(self, make_contract):
         contract = make_contract(
             status="active", time_zone=LAX, expiry_date=dt.date(2026, 1, 31), auto_renew=True, renewal_term_months=1
