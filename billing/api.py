@@ -54,7 +54,7 @@ PERIOD_MONEY = ["period_charge", "overage_charge", "prepay_purchases", "top_up_p
 class PeriodsView(ContractLedgerView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("as_of", str, description="ISO timestamp with offset (default now; at most a year ahead).")
+            OpenApiParameter("as_of", str, description="ISO timestamp with offset (default now; not in the future).")
         ],
         responses={
             200: inline_serializer(

@@ -206,19 +206,22 @@ def _money(contract: Contract, figures: Figures, timeline: Timeline) -> dict[str
     return {**parts, "total": storable(sum(parts.values(), Decimal(0)), currency)}
 
 
-# How far ahead the periods may be asked for (`as_of`): an open-ended monthly plan would otherwise
-# compute a period per month up to 2999 for one request (found by an outside sweep: 12,000 periods,
-# 12 s for a viewer's request, 82 s for three GraphQL aliases).
-FORECAST = dt.timedelta(days=366)
+# How far ahead of now the periods may be asked for (`as_of`): none, beyond a client's clock being
+# a little ahead of ours. A period's figures are the ledger's, and a period that has not begun yet
+# has none of its hours posted (its included hours, rollover, prepay come when it begins): asked
+# ahead, it showed its charge and no hours (found by an outside sweep). And an open-ended monthly
+# plan asked as of 2999 computed 12,000 periods for one request (12 s for a viewer; 82 s for three
+# GraphQL aliases).
+AHEAD = dt.timedelta(minutes=5)
 
 
 def check_as_of(as_of: dt.datetime | None, now: dt.datetime, name: str = "as_of") -> dt.datetime:
-    """The instant the periods are computed at: `as_of` (default now), at most FORECAST ahead (400)."""
+    """The instant the periods are computed at: `as_of` (default now), not in the future (400)."""
     if as_of is None:
         return now
-    if as_of > now + FORECAST:
-        limit = (now + FORECAST).isoformat().replace("+00:00", "Z")
-        raise BadRequest(f"{name} may be at most 366 days ahead.", {name: [f"Must be at most {limit}."]})
+    if as_of > now + AHEAD:
+        message = "the periods' figures are the ledger's, and a period ahead has none of its hours posted yet"
+        raise BadRequest(f"{name} may not be in the future: {message}.", {name: ["Must not be in the future."]})
     return as_of
 
 

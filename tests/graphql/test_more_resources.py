@@ -213,7 +213,7 @@ def test_contract_periods_as_rest_and_behind_the_wall(gql, world, theirs):
     assert data
     body = client(query % theirs["contracts.Contract"][0], errors=True)
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    # At most a year ahead, as REST (found by an outside sweep: as of 2999, 12,000 periods an alias).
+    # Not in the future, as REST (found by an outside sweep: as of 2999, 12,000 periods an alias).
     far = '{ contractPeriods(contractId: %s, asOf: "2999-12-01T00:00:00Z") { index } }'
     assert bad_request_naming(client(far % contract.pk, errors=True)) == {"asOf"}
 
