@@ -121,7 +121,13 @@ class ApiCheckedForm(forms.ModelForm):
             return False
         if not valid:
             self._add_errors(check.errors, names)
-        return valid
+            return False
+        # The values as the API stores them, for the dry run and the save alike: the serializer
+        # normalises some (a holiday subdivision "gb-sct" is "SCT"; found by an outside sweep).
+        for name, value in check.validated_data.items():
+            if name in given and name in self.cleaned_data:
+                self.cleaned_data[name] = value
+        return True
 
     def _dry_run(self) -> None:
         try:

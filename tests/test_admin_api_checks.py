@@ -165,3 +165,15 @@ def test_a_good_line_item_is_saved_once_on_a_draft_contract(staff):
     assert response.status_code == 302, response.content.decode()[:3000]
     [saved] = LineItem.objects.filter(description="Seal kit")
     assert Event.objects.filter(type="line_item.created", object_id=saved.pk).count() == 1
+
+
+def test_values_are_saved_as_the_api_stores_them(staff):
+    # Found by an outside sweep: the admin checked through the serializer but saved its own values,
+    # so a subdivision typed "gb-sct" was stored as typed, not as the API's "SCT".
+    calendar = Calendar.objects.filter(organization__slug="demo").order_by("pk").first()
+    url = f"/admin/slas/calendar/{calendar.pk}/change/"
+    changes = {"holiday_country": "GB", "holiday_subdivision": "gb-sct"}
+    response = staff.post(url, {**form_values(staff, url), **changes})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    calendar.refresh_from_db()
+    assert (calendar.holiday_country, calendar.holiday_subdivision) == ("GB", "SCT")
