@@ -108,3 +108,17 @@ def _in_memory_channel_layer(settings):
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def demo_staff(db):
+    """A browser signed in to the admin as demo-admin (a superuser), on the seeded demo data."""
+    import io
+
+    from django.core.management import call_command
+    from django.test import Client
+
+    call_command("seed_demo", stdout=io.StringIO())
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="demo-admin"))
+    return client

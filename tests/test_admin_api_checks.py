@@ -3,13 +3,8 @@ admin, after the SLA rule form's fix: config.admin_forms.ApiCheckedForm). Each c
 the REST API refuses with a 422, posted on the admin's own form as a staff user's browser sends
 it: refused on the form, on its field, with nothing stored and no history entry."""
 
-import io
-
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.test import Client
 
 from billing.models import ContractTemplate
 from contracts.models import Contract, Counterparty, LineItem
@@ -21,11 +16,9 @@ from workorders.models import ContractRule, VisitPlan
 
 
 @pytest.fixture
-def staff(db):
-    call_command("seed_demo", stdout=io.StringIO())
-    client = Client(raise_request_exception=False)  # a 500 is a defect to see, not an exception
-    client.force_login(get_user_model().objects.get(username="demo-admin"))
-    return client
+def staff(demo_staff):
+    demo_staff.raise_request_exception = False  # a 500 is a defect to see, not an exception
+    return demo_staff
 
 
 def refused(client, url: str, changes: dict, field: str, text: str) -> None:

@@ -7,28 +7,20 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client, RequestFactory
-
-
-@pytest.fixture
-def staff_client(db):
-    call_command("seed_demo", stdout=io.StringIO())
-    client = Client()
-    client.force_login(get_user_model().objects.get(username="demo-admin"))
-    return client
+from django.test import RequestFactory
 
 
 @pytest.mark.django_db
-def test_every_admin_list_and_change_page_renders(staff_client):
+def test_every_admin_list_and_change_page_renders(demo_staff):
     checked = []
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
         base = f"/admin/{opts.app_label}/{opts.model_name}/"
-        response = staff_client.get(base)
+        response = demo_staff.get(base)
         assert response.status_code == 200, (base, response.status_code)
         obj = model_admin.get_queryset(_request()).first()
         if obj is not None:
-            page = staff_client.get(f"{base}{obj.pk}/change/")
+            page = demo_staff.get(f"{base}{obj.pk}/change/")
             assert page.status_code == 200, (base, obj.pk, page.status_code)
         checked.append(opts.label)
     assert {"contracts.Contract", "slas.Calendar", "workorders.WorkOrder", "breaches.Breach"} <= set(checked)
@@ -42,16 +34,16 @@ def _request():
 
 
 @pytest.mark.django_db
-def test_the_contract_page_shows_balance_and_burn_down(staff_client):
+def test_the_contract_page_shows_balance_and_burn_down(demo_staff):
     from contracts.models import Contract
 
     contract = Contract.objects.get(reference="DEMO-SC-001")
-    content = staff_client.get(f"/admin/contracts/contract/{contract.pk}/change/").content.decode()
+    content = demo_staff.get(f"/admin/contracts/contract/{contract.pk}/change/").content.decode()
     assert 'aria-label="Burn-down"' in content and "Remaining" in content
 
 
 @pytest.mark.django_db
-def test_waiving_in_the_admin_asks_for_a_reason(staff_client):
+def test_waiving_in_the_admin_asks_for_a_reason(demo_staff):
     from django.utils import timezone
 
     from breaches.models import Breach
@@ -60,13 +52,13 @@ def test_waiving_in_the_admin_asks_for_a_reason(staff_client):
     scan_breaches(now=timezone.now())
     breach = Breach.objects.filter(state="open").first()
     selected = {"action": "waive", "_selected_action": [breach.pk]}
-    page = staff_client.post("/admin/breaches/breach/", selected)
+    page = demo_staff.post("/admin/breaches/breach/", selected)
     assert page.status_code == 200 and b'name="reason"' in page.content
-    blank = staff_client.post("/admin/breaches/breach/", {**selected, "apply": "1", "reason": "  "})
+    blank = demo_staff.post("/admin/breaches/breach/", {**selected, "apply": "1", "reason": "  "})
     assert blank.status_code == 200
     breach.refresh_from_db()
     assert breach.state == "open"
-    done = staff_client.post("/admin/breaches/breach/", {**selected, "apply": "1", "reason": "Customer delay"})
+    done = demo_staff.post("/admin/breaches/breach/", {**selected, "apply": "1", "reason": "Customer delay"})
     assert done.status_code == 302
     breach.refresh_from_db()
     assert (breach.state, breach.waiver_reason) == ("waived", "Customer delay")
@@ -76,36 +68,36 @@ def test_waiving_in_the_admin_asks_for_a_reason(staff_client):
 
 
 @pytest.mark.django_db
-def test_approvals_are_labelled_by_approver_and_decision(staff_client):
+def test_approvals_are_labelled_by_approver_and_decision(demo_staff):
     from contracts.models import Contract
 
     contract = Contract.objects.get(reference="DEMO-SC-001")
-    content = staff_client.get(f"/admin/contracts/contract/{contract.pk}/change/").content.decode()
+    content = demo_staff.get(f"/admin/contracts/contract/{contract.pk}/change/").content.decode()
     assert "ContractApproval object" not in content
     assert "Approved by demo-approver" in str(contract.approvals.first())
 
 
 @pytest.mark.django_db
-def test_transition_buttons_have_real_titles(staff_client):
+def test_transition_buttons_have_real_titles(demo_staff):
     from contracts.models import Contract
 
     draft = Contract.objects.get(reference="DEMO-PS-001")
-    content = staff_client.get(f"/admin/contracts/contract/{draft.pk}/change/").content.decode()
+    content = demo_staff.get(f"/admin/contracts/contract/{draft.pk}/change/").content.decode()
     assert 'title="None"' not in content
     assert "Submit for approval" in content and 'title="Send this draft to two managers for approval."' in content
     pending = Contract.objects.get(reference="DEMO-MU-001")
-    form = staff_client.get(f"/admin/contracts/contract/{pending.pk}/transition/approve/")
+    form = demo_staff.get(f"/admin/contracts/contract/{pending.pk}/transition/approve/")
     assert form.status_code == 200
     page = form.content.decode()
     assert "<h1>Approve</h1>" in page and "approve None" not in page and "<p>None</p>" not in page
 
 
 @pytest.mark.django_db
-def test_event_payloads_are_pretty_json(staff_client):
+def test_event_payloads_are_pretty_json(demo_staff):
     from events.models import Event
 
     event = Event.objects.filter(type="contract.created").first()
-    content = staff_client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    content = demo_staff.get(f"/admin/events/event/{event.pk}/change/").content.decode()
     assert '<pre style="white-space: pre-wrap">{\n  &quot;' in content
 
 
@@ -119,11 +111,11 @@ def test_the_slas_app_and_its_rules_are_named_for_people():
 
 
 @pytest.mark.django_db
-def test_the_contract_list_fits_a_laptop_screen(staff_client):
+def test_the_contract_list_fits_a_laptop_screen(demo_staff):
     from contracts.admin import ContractAdmin
 
     assert len(ContractAdmin.list_display) <= 7
-    assert staff_client.get("/admin/contracts/contract/").status_code == 200
+    assert demo_staff.get("/admin/contracts/contract/").status_code == 200
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.urls import URLResolver, get_resolver, resolve
+from django.urls import resolve
 from django.utils import timezone
 
 from config.api.csv import csv_parts
@@ -21,6 +21,7 @@ from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract, Counterparty
 from tenancy.models import Membership
 from tests.conftest import client_for
+from tests.routes import routes
 
 pytestmark = pytest.mark.django_db
 
@@ -33,18 +34,10 @@ def _table(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(body.decode())))
 
 
-def _routes(patterns, prefix: str = ""):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
-        else:
-            yield prefix + str(pattern.pattern), pattern
-
-
 def _collections(contract_pk: int) -> list[str]:
     """Every list route of a `ResourceViewSet` in the URL configuration (any app's router)."""
     urls = []
-    for regex, pattern in _routes(get_resolver().url_patterns):
+    for regex, pattern in routes():
         cls, actions = getattr(pattern.callback, "cls", None), getattr(pattern.callback, "actions", {})
         if cls is None or not issubclass(cls, ResourceViewSet) or actions.get("get") != "list":
             continue

@@ -13,29 +13,21 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.urls import URLResolver, get_resolver
 
 from breaches.models import Breach
 from contracts.models import Contract
 from notifications.models import WebhookEndpoint
 from tenancy.models import Membership
 from tests.conftest import client_for
+from tests.routes import routes
 
 pytestmark = pytest.mark.django_db
-
-
-def _routes(patterns, prefix: str = ""):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
-        else:
-            yield prefix + str(pattern.pattern), pattern
 
 
 def _api_routes(ids: dict[str, int]) -> list[tuple[str, str]]:
     """(method, path) of every route under /api/v1/: a GET where there is one, else its first method."""
     found = []
-    for regex, pattern in _routes(get_resolver().url_patterns):
+    for regex, pattern in routes():
         path = "/" + regex.replace("^", "").replace("/?$", "").replace("$", "")
         if not path.startswith("/api/v1/"):
             continue

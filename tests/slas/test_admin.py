@@ -1,26 +1,13 @@
 """The SLA rule admin checks what the API checks, before anything is saved, and every admin form
 keeps an object's references inside its organization (found by an outside sweep of the admin)."""
 
-import io
-
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.test import Client
 
 from contracts.models import Contract, Counterparty
 from events.models import Event
 from slas.models import SlaRule
 from tenancy.models import Organization
-
-
-@pytest.fixture
-def staff(db):
-    call_command("seed_demo", stdout=io.StringIO())
-    client = Client()
-    client.force_login(get_user_model().objects.get(username="demo-admin"))
-    return client
 
 
 def rule_form(contract, **fields) -> dict:
@@ -59,16 +46,16 @@ def refused(response, text: str) -> None:
         ({"target_minutes": "0"}, "target_minutes"),
     ],
 )
-def test_a_rule_the_api_refuses_is_refused_on_the_form(staff, fields, text):
+def test_a_rule_the_api_refuses_is_refused_on_the_form(demo_staff, fields, text):
     draft = Contract.objects.get(reference="DEMO-PS-001")
     before = SlaRule.objects.count()
-    refused(staff.post("/admin/slas/slarule/add/", rule_form(draft, **fields)), text)
+    refused(demo_staff.post("/admin/slas/slarule/add/", rule_form(draft, **fields)), text)
     assert SlaRule.objects.count() == before
 
 
-def test_a_good_rule_is_created_through_the_service(staff):
+def test_a_good_rule_is_created_through_the_service(demo_staff):
     draft = Contract.objects.get(reference="DEMO-PS-001")
-    response = staff.post("/admin/slas/slarule/add/", rule_form(draft))
+    response = demo_staff.post("/admin/slas/slarule/add/", rule_form(draft))
     assert response.status_code == 302, response.content.decode()[:3000]
     rule = SlaRule.objects.get(contract=draft, name="Critical response")
     assert (
@@ -76,7 +63,7 @@ def test_a_good_rule_is_created_through_the_service(staff):
     )  # once: the dry run rolled back
 
 
-def test_a_change_the_service_refuses_is_an_error_on_the_form_not_a_success(staff):
+def test_a_change_the_service_refuses_is_an_error_on_the_form_not_a_success(demo_staff):
     rule = SlaRule.objects.filter(contract__status="active").first()
     target = rule.target_minutes
     data = rule_form(
@@ -93,25 +80,26 @@ def test_a_change_the_service_refuses_is_an_error_on_the_form_not_a_success(staf
     if rule.pause_on_hold:
         data["pause_on_hold"] = "on"
     logged = LogEntry.objects.count()
-    refused(staff.post(f"/admin/slas/slarule/{rule.pk}/change/", data), "amend")
+    refused(demo_staff.post(f"/admin/slas/slarule/{rule.pk}/change/", data), "amend")
     rule.refresh_from_db()
     assert rule.target_minutes == target and LogEntry.objects.count() == logged  # no "changed" in its history
 
 
-def test_a_rule_on_another_organizations_contract_is_refused(staff):
+def test_a_rule_on_another_organizations_contract_is_refused(demo_staff):
     other = Organization.objects.get(slug="other")
     demo_contract = Contract.objects.get(reference="DEMO-PS-001")
     data = rule_form(demo_contract, organization=other.pk)
-    refused(staff.post("/admin/slas/slarule/add/", data), f"contract_id: Contract {demo_contract.pk} does not exist")
+    response = demo_staff.post("/admin/slas/slarule/add/", data)
+    refused(response, f"contract_id: Contract {demo_contract.pk} does not exist")
     assert not SlaRule.objects.filter(organization=other, contract=demo_contract).exists()
 
 
-def test_a_contract_with_another_organizations_counterparty_is_refused(staff):
+def test_a_contract_with_another_organizations_counterparty_is_refused(demo_staff):
     theirs = Counterparty.objects.exclude(organization__slug="demo").first()
     mine = Contract.objects.get(reference="DEMO-PS-001")
-    page = staff.get(f"/admin/contracts/contract/{mine.pk}/change/")
+    page = demo_staff.get(f"/admin/contracts/contract/{mine.pk}/change/")
     assert page.status_code == 200
-    response = staff.post(
+    response = demo_staff.post(
         "/admin/contracts/contract/add/",
         {
             "organization": mine.organization_id, "reference": "X-1", "name": "Crossed",
@@ -132,12 +120,12 @@ def test_a_contract_with_another_organizations_counterparty_is_refused(staff):
     assert not Contract.objects.filter(reference="X-1").exists()
 
 
-def test_the_bulk_delete_goes_through_the_services_and_rules_are_not_deleted(staff):
+def test_the_bulk_delete_goes_through_the_services_and_rules_are_not_deleted(demo_staff):
     # Found by an outside sweep: "delete selected" deleted the rows in one statement, without the
     # services' events; and the SLA rule admin deleted rules, which the API keeps as history.
     demo = Organization.objects.get(slug="demo")
     spare = [Counterparty.objects.create(organization=demo, name=f"Spare {n}", kind="customer") for n in range(2)]
-    response = staff.post(
+    response = demo_staff.post(
         "/admin/contracts/counterparty/",
         {"action": "delete_selected", "_selected_action": [c.pk for c in spare], "post": "yes"},
     )
@@ -146,11 +134,11 @@ def test_the_bulk_delete_goes_through_the_services_and_rules_are_not_deleted(sta
     deleted = Event.objects.filter(type="counterparty.deleted", object_id__in=[c.pk for c in spare])
     assert deleted.count() == 2
     rule = SlaRule.objects.filter(contract__status="active").first()
-    assert staff.get(f"/admin/slas/slarule/{rule.pk}/delete/").status_code == 403
+    assert demo_staff.get(f"/admin/slas/slarule/{rule.pk}/delete/").status_code == 403
     assert SlaRule.objects.filter(pk=rule.pk).exists()
 
 
-def test_a_drafts_rules_are_deleted_with_it_or_alone(staff):
+def test_a_drafts_rules_are_deleted_with_it_or_alone(demo_staff):
     # Found by an outside sweep: with rules undeletable, a draft with rules (a renewal, a contract
     # made from a template) could no longer be deleted in the admin.
     from slas.services import create_rule
@@ -161,9 +149,9 @@ def test_a_drafts_rules_are_deleted_with_it_or_alone(staff):
         create_rule(organization=draft.organization, actor=None, data={**data, "name": p, "priorities": [p]})
         for p in ("high", "low")
     )
-    response = staff.post(f"/admin/slas/slarule/{one.pk}/delete/", {"post": "yes"})
+    response = demo_staff.post(f"/admin/slas/slarule/{one.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not SlaRule.objects.filter(pk=one.pk).exists()
     assert Event.objects.filter(type="sla_rule.deleted", object_id=one.pk).count() == 1
-    response = staff.post(f"/admin/contracts/contract/{draft.pk}/delete/", {"post": "yes"})
+    response = demo_staff.post(f"/admin/contracts/contract/{draft.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert not Contract.objects.filter(pk=draft.pk).exists() and not SlaRule.objects.filter(pk=two.pk).exists()
