@@ -17,8 +17,9 @@ from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, stream_csv, wants_csv
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
-from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
+from config.api.serializers import PickedFieldsMixin, ReferenceField, ReferenceIdField, ResourceSerializer
+from config.api.sorting import sort_description, sort_keys, sort_schema
+from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin, field_names
 from contracts.api import ContractChild
 from contracts.models import Asset
 from contracts.services import contract_for_line_items as contract_of_route
@@ -117,7 +118,7 @@ class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, Re
 # --- the visits listing -------------------------------------------------------------------------
 
 
-class VisitSerializer(serializers.Serializer):
+class VisitSerializer(PickedFieldsMixin, serializers.Serializer):
     visit_plan = ReferenceField(source="plan")
     occurrence = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
@@ -178,11 +179,28 @@ def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
     return dates.check(value, name)
 
 
+# `?sort=` keys of the visits listing; ties keep time order, then the plan's.
+VISIT_SORTS = {
+    "occurrence": lambda visit: visit.occurrence,
+    "ends_at": lambda visit: visit.ends_at,
+    "visit_plan": lambda visit: visit.plan.pk,
+    "state": lambda visit: visit.state,
+    "hours_logged": lambda visit: visit.hours_logged,
+}
+
+
+def sorted_visits(visits: list, keys: list[tuple[str, bool]]) -> list:
+    for name, descending in reversed(keys):  # stable sorts, the last key first
+        visits.sort(key=VISIT_SORTS[name], reverse=descending)
+    return visits
+
+
 class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
     """The occurrences of a contract's visit plans in [from, to) (default: the last 30 days and the
-    next 90; at most 366 days), in time order, with their state (scheduled, generated, completed,
-    missed), their job, and the hours allocated against the hours logged for that job. CSV
-    (`Accept: text/csv` or `?format=csv`) has the same rows and filters, without the page limit."""
+    next 90; at most 366 days), in time order (`?sort=` to change it), with their state (scheduled,
+    generated, completed, missed), their job, and the hours allocated against the hours logged for
+    that job. CSV (`Accept: text/csv` or `?format=csv`) has the same rows, fields, filters and sort,
+    without the page limit."""
 
     serializer_class = VisitSerializer
     renderer_classes = [JSONRenderer, CSVRenderer]
@@ -199,12 +217,20 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
             OpenApiParameter("to", str, description="Date or instant (exclusive); default now + 90 days."),
             OpenApiParameter("visit_plan_id", str, description="Comma-separated plan ids."),
             OpenApiParameter("state", str, description=f"Comma-separated states: {', '.join(STATES)}."),
+            OpenApiParameter(
+                "sort",
+                sort_schema(list(VISIT_SORTS)),
+                style="form",
+                explode=False,
+                description=sort_description(list(VISIT_SORTS), "occurrence"),
+            ),
         ],
         responses={200: VisitSerializer(many=True)},
     )
     def get(self, request, contract_pk: str):
         contract = contract_of_route(organization=self.organization, contract_id=contract_pk)
-        unknown = set(request.query_params) - {"from", "to", "visit_plan_id", "state", "page", "per_page", "format"}
+        known = {"from", "to", "visit_plan_id", "state", "fields", "sort", "page", "per_page", "format"}
+        unknown = set(request.query_params) - known
         if unknown:
             raise BadRequest(
                 f"Unknown filter: {', '.join(sorted(unknown))}", {name: ["Unknown filter."] for name in unknown}
@@ -219,15 +245,20 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
         states = _list_param(request, "state", str)
         if states is not None and not set(states) <= set(STATES):
             raise BadRequest(f"state must be among {', '.join(STATES)}.", {"state": ["Unknown state."]})
+        raw_fields = request.query_params.get("fields")
+        fields = None if raw_fields is None else field_names(raw_fields, VisitSerializer.readable_field_names())
+        order = sort_keys(request.query_params.get("sort", "occurrence"), VISIT_SORTS)
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=states)
+        visits = sorted_visits(visits, order)
         if wants_csv(request):
             # As the toolkit's collections (config.api.csv): every row, no page limit; paging
             # parameters are still checked, so a bad one is refused as in JSON.
             self.paginator.check_params(request)
-            columns = columns_of(VisitSerializer().fields, ["visit_plan"], csv_parts(VisitSerializer))
-            return stream_csv(columns, VisitSerializer(visits, many=True).data, "visits")
+            shown = VisitSerializer(fields=fields).fields
+            columns = columns_of(shown, ["visit_plan"], csv_parts(VisitSerializer))
+            return stream_csv(columns, VisitSerializer(visits, many=True, fields=fields).data, "visits")
         page = self.paginate_queryset(_Page(visits))
-        return self.get_paginated_response(VisitSerializer(page, many=True).data)
+        return self.get_paginated_response(VisitSerializer(page, many=True, fields=fields).data)
 
 
 def _list_param(request, name: str, kind):

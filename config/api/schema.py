@@ -210,13 +210,18 @@ class AutoSchema(SpectacularAutoSchema):
                     {"type": "array", "minItems": 1, "items": {"type": "string", "enum": readable}},
                     style="form",
                     explode=False,
-                    description=(
-                        "Comma-separated fields to return (`fields=name,status`; id is always present). "
-                        f"Collections default to: {', '.join(getattr(serializer_class.Meta, 'default_fields', []))}."
-                    ),
+                    description=_fields_description(serializer_class, readable),
                 ),
             ]
         return parameters
+
+
+def _fields_description(serializer_class, readable) -> str:
+    text = "Comma-separated fields to return (`fields=name,status`"
+    if "id" in readable:
+        text += "; id is always present"
+    defaults = getattr(getattr(serializer_class, "Meta", None), "default_fields", None)
+    return f"{text}). Collections default to: {', '.join(defaults)}." if defaults else f"{text}; default: all)."
 
 
 _RATE_LIMIT_HEADERS = {

@@ -386,6 +386,25 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
             )
 
 
+class PickedFieldsMixin:
+    # `fields=[...]` (`?fields=`) for a serializer of computed rows (a listing that is not a
+    # resource), as `ResourceSerializer` takes it. (A comment: a docstring would describe the
+    # serializer's component in the OpenAPI document.)
+
+    def __init__(self, *args, fields=None, **kwargs):
+        self._wanted_fields = None if fields is None else set(fields)
+        super().__init__(*args, **kwargs)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        wanted = self._wanted_fields
+        return fields if wanted is None else {name: field for name, field in fields.items() if name in wanted}
+
+    @classmethod
+    def readable_field_names(cls) -> list[str]:
+        return [name for name, field in cls().fields.items() if not field.write_only]
+
+
 class SourceFieldsMixin(serializers.Serializer):
     """`source` (max 30) and `sourceID` (max 128) of resources integrators sync."""
 

@@ -21,33 +21,38 @@ def is_collection(view) -> bool:
     )
 
 
+def sort_keys(raw: str, allowed) -> list[tuple[str, bool]]:
+    """`?sort=` parsed: (key, descending) pairs, each key among `allowed`, once; else a 400."""
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if not keys:
+        raise BadRequest("sort names no key: give sort keys, or leave sort out.", {"sort": ["Blank."]})
+    # One leading '-' at most: '--name' is not a key.
+    not_allowed = [key.removeprefix("-") for key in keys if key.removeprefix("-") not in allowed]
+    if not_allowed:
+        raise BadRequest(f"Sorting not allowed on fields: {', '.join(not_allowed)}")
+    names = [key.removeprefix("-") for key in keys]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BadRequest(f"Sorting on a field twice: {', '.join(twice)}", {"sort": ["Each key once."]})
+    return [(key.removeprefix("-"), key.startswith("-")) for key in keys]
+
+
 class SortBackend:
     def filter_queryset(self, request, queryset, view):
         sort_fields: dict[str, str] = {"id": "id", **getattr(view, "sort_fields", {})}
         raw = request.query_params.get("sort")
         if raw is None:
             raw = view.get_default_sort()
-        keys = [key.strip() for key in raw.split(",") if key.strip()]
-        if not keys:
-            raise BadRequest("sort names no key: give sort keys, or leave sort out.", {"sort": ["Blank."]})
-        # One leading '-' at most: '--name' is not a key.
-        not_allowed = [key.removeprefix("-") for key in keys if key.removeprefix("-") not in sort_fields]
-        if not_allowed:
-            raise BadRequest(f"Sorting not allowed on fields: {', '.join(not_allowed)}")
-        names = [key.removeprefix("-") for key in keys]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise BadRequest(f"Sorting on a field twice: {', '.join(twice)}", {"sort": ["Each key once."]})
+        keys = sort_keys(raw, sort_fields)
         ordering = []
-        for key in keys:
-            descending = key.startswith("-")
-            path = sort_fields[key.removeprefix("-")]
+        for name, descending in keys:
+            path = sort_fields[name]
             if isinstance(path, str):
                 ordering.append(f"-{path}" if descending else path)
             else:
                 ordering.append(path.desc() if descending else path.asc())
-        if "id" not in names:
-            ordering.append("-id" if keys[-1].startswith("-") else "id")
+        if "id" not in (name for name, _ in keys):
+            ordering.append("-id" if keys[-1][1] else "id")
         return queryset.order_by(*ordering)
 
     def get_schema_operation_parameters(self, view):
@@ -61,15 +66,20 @@ class SortBackend:
                 "required": False,
                 "style": "form",
                 "explode": False,
-                "schema": {
-                    "type": "array",
-                    "minItems": 1,
-                    "uniqueItems": True,
-                    "items": {"type": "string", "enum": [*keys, *(f"-{key}" for key in keys)]},
-                },
-                "description": (
-                    f"Comma-separated sort keys, '-' for descending (`sort=name,-created_at`). "
-                    f"Allowed: {', '.join(keys)}. Default: {view.default_sort}."
-                ),
+                "schema": sort_schema(keys),
+                "description": sort_description(keys, view.default_sort),
             }
         ]
+
+
+def sort_schema(keys) -> dict:
+    """The OpenAPI schema of `?sort=` over these keys."""
+    items = {"type": "string", "enum": [*keys, *(f"-{key}" for key in keys)]}
+    return {"type": "array", "minItems": 1, "uniqueItems": True, "items": items}
+
+
+def sort_description(keys, default: str) -> str:
+    return (
+        f"Comma-separated sort keys, '-' for descending (`sort=name,-created_at`). "
+        f"Allowed: {', '.join(keys)}. Default: {default}."
+    )

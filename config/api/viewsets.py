@@ -32,6 +32,19 @@ from .rows import RowPlan, row_plan
 from .serializers import defer_unreferenced
 
 
+def field_names(raw: str, readable) -> list[str]:
+    """`?fields=` parsed: names among `readable`, else a 400."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if not names:
+        raise BadRequest("fields names no field: give field names, or leave fields out.", {"fields": ["Blank."]})
+    unknown = [name for name in names if name not in readable]
+    if unknown:
+        raise BadRequest(
+            f"Unknown field: {', '.join(unknown)}", {"fields": [f"Unknown field: {name}" for name in unknown]}
+        )
+    return names
+
+
 class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
     # List and retrieve, scoped to the caller's organization. (A comment, not a docstring:
     # the OpenAPI description of each resource comes from its own viewset's docstring.)
@@ -69,18 +82,7 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
             return None
         raw = self.request.query_params.get("fields")
         if raw is not None:
-            names = [name.strip() for name in raw.split(",") if name.strip()]
-            if not names:
-                message = "fields names no field: give field names, or leave fields out."
-                raise BadRequest(message, {"fields": ["Blank."]})
-            readable = serializer_class.readable_field_names()
-            unknown = [name for name in names if name not in readable]
-            if unknown:
-                raise BadRequest(
-                    f"Unknown field: {', '.join(unknown)}",
-                    {"fields": [f"Unknown field: {name}" for name in unknown]},
-                )
-            return names
+            return field_names(raw, serializer_class.readable_field_names())
         if self.action == "list":
             return list(getattr(serializer_class.Meta, "default_fields", [])) or None
         return None

@@ -252,6 +252,39 @@ class TestVisitsListing:
             assert response.status_code == 400, (params, response.content)
             assert response.json()["message"]
 
+    def test_fields_and_sort_as_every_collection_takes_them(self, api, contract, plan):
+        """`?fields=` and `?sort=` were a 400 ("Unknown filter") here, while every other collection
+        takes them (DESIGN §5)."""
+        other = make_plan(contract, summary="Hydrants", recurrence="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9")
+        client = api("operator")
+        window = {"from": "2026-03-01", "to": "2026-03-24"}
+        everything = client.get(self.url(contract, **window)).json()
+        assert [(v["occurrence"], v["visit_plan"]["id"]) for v in everything] == sorted(
+            (v["occurrence"], v["visit_plan"]["id"]) for v in everything
+        )  # by default: time order, then the plan's
+        picked = client.get(self.url(contract, **window, fields="occurrence,state")).json()
+        assert picked == [{"occurrence": v["occurrence"], "state": v["state"]} for v in everything]
+        by_plan = client.get(self.url(contract, **window, sort="-visit_plan,-occurrence")).json()
+        expected = sorted(everything, key=lambda v: (v["visit_plan"]["id"], v["occurrence"]), reverse=True)
+        assert by_plan == expected and by_plan[0]["visit_plan"]["id"] == other.pk
+        by_state = client.get(self.url(contract, **window, sort="state", fields="state,occurrence")).json()
+        assert [v["state"] for v in by_state] == sorted(v["state"] for v in everything)
+        # Ties keep time order, then the plan's.
+        assert by_state == sorted(by_state, key=lambda v: (v["state"], v["occurrence"]))
+        response = client.get(self.url(contract, **window, fields="state,occurrence", sort="-occurrence", format="csv"))
+        table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        latest_first = sorted(everything, key=lambda v: v["occurrence"], reverse=True)  # ties: the plan's order
+        assert table == [{"occurrence": v["occurrence"], "state": v["state"]} for v in latest_first]
+        for params, message in (
+            ({"fields": "colour"}, "Unknown field: colour"),
+            ({"fields": ","}, "fields names no field: give field names, or leave fields out."),
+            ({"sort": "colour"}, "Sorting not allowed on fields: colour"),
+            ({"sort": "state,-state"}, "Sorting on a field twice: state"),
+        ):
+            for extra in ({}, {"format": "csv"}):
+                refused = client.get(self.url(contract, **params, **extra))
+                assert refused.status_code == 400 and refused.json()["message"] == message, (params, extra)
+
     def test_csv_has_the_json_rows_and_filters_without_the_page_limit(self, api, contract, plan):
         """`?format=csv` was a 404 and `?format=json` a 400 ("Unknown filter: format"), while every
         other collection streams CSV (config.api.csv)."""
