@@ -114,34 +114,45 @@ class _RuleTerms:
 
 
 class _PenaltyBook:
-    """The month's penalties so far per (rule, month), read once per batch under a rule lock.
+    """The month's penalties so far per (rule, month), read once per batch under a rule lock. A
+    rule's versions (an amendment's) share its monthly cap: their penalties are counted together
+    (by `SlaRule.series_id`), each priced with the cap of its own version.
 
     `rules`: the locked rules' terms by id (`_RuleTerms`) with their calendars (`load=True`, for
     the refresh, which needs them and so gets them from the lock's own query; `calendars`: the
     scan's, read once per scan)."""
 
     def __init__(self, rule_ids, months, *, load: bool = False, calendars: dict | None = None):
-        # Lock the rules in id order: concurrent scanners cannot both fill the same month's cap.
-        locked = SlaRule.objects.select_for_update(of=("self",)).filter(_among("pk", sorted(rule_ids))).order_by("pk")
+        # Lock every version of the rules in id order: concurrent scanners cannot both fill the
+        # same month's cap.
+        series = SlaRule.objects.filter(_among("pk", rule_ids)).values(series=Coalesce("first_version_id", "pk"))
+        locked = (
+            SlaRule.objects.select_for_update(of=("self",))
+            .filter(Q(pk__in=series) | Q(first_version_id__in=series))
+            .order_by("pk")
+        )
+        columns = _RuleTerms.FIELDS if load else ("pk",)
+        rows = list(locked.values_list(Coalesce("first_version_id", "pk"), *columns))
+        self.series = {row[1]: row[0] for row in rows}  # rule id -> its series
         if load:
-            self.rules = {row[0]: _RuleTerms(*row) for row in locked.values_list(*_RuleTerms.FIELDS)}
+            self.rules = {row[1]: _RuleTerms(*row[1:]) for row in rows if row[1] in rule_ids}
             _attach_calendars(self.rules.values(), calendars)
-        else:
-            list(locked.values_list("pk"))
-        rows = (
-            Breach.objects.filter(_among("sla_rule_id", rule_ids), penalty_month__in=months)
+        totals = (
+            Breach.objects.filter(_among("sla_rule_id", self.series), penalty_month__in=months)
             .exclude(state=Breach.State.WAIVED)
-            .values("sla_rule_id", "penalty_month")
+            .values_list("sla_rule_id", "penalty_month")
             .annotate(total=Sum("penalty_amount"))
         )
-        self.totals = defaultdict(lambda: ZERO, {(r["sla_rule_id"], r["penalty_month"]): r["total"] for r in rows})
+        self.totals = defaultdict(lambda: ZERO)
+        for rule_id, month, total in totals:
+            self.totals[(self.series[rule_id], month)] += total
         self._full = {}  # (rule, currency, started units) -> penalty before the monthly cap: a batch repeats them
         self._terms = {}  # (rule, currency) -> (its per-unit clause's unit, monthly cap in the minor unit or None)
 
     def amount(self, rule: SlaRule, month: str, old_amount, overage_minutes: int, past_due: bool, currency: str):
         """The penalty of a breach that is not waived, within the rule's monthly cap, its old
         amount (0 for a new breach) given back first; the month's total moves by the difference."""
-        key = (rule.pk, month)
+        key = (self.series[rule.pk], month)
         already = self.totals[key] - old_amount
         terms = self._terms.get((rule.pk, currency))
         if terms is None:
@@ -165,17 +176,17 @@ class _PenaltyBook:
         self.totals[key] = already + amount
         return amount
 
-    def price(self, breach: Breach, rule: SlaRule, *, counted: bool = True) -> None:
-        """Set the breach's penalty within the rule's monthly cap (its old amount given back first;
-        `counted=False`: its old amount is not in this rule's month, the breach just followed its
-        clock to a new version of its rule).
+    def price(self, breach: Breach, rule: SlaRule) -> None:
+        """Set the breach's penalty within the rule's monthly cap (its old amount given back first,
+        also when the breach just followed its clock to a new version of its rule: the versions
+        share the month).
 
         A waived breach keeps the amount it was waived at and does not count toward the cap; a
         breach whose clock is no longer past due carries no penalty.
         """
         if breach.state == Breach.State.WAIVED:
             return
-        old = breach.penalty_amount if breach.pk and counted else ZERO
+        old = breach.penalty_amount if breach.pk else ZERO
         breach.penalty_amount = self.amount(
             rule, breach.penalty_month, old, breach.overage_minutes, breach.past_due, breach.currency
         )
@@ -313,24 +324,21 @@ def settle_breach(*, clock_row: SlaClock, now: dt.datetime, actor=None, cancelle
             return record_breach(clock_row=clock_row, now=now, actor=actor)
         return None
     clock_row = _claimed_clocks(SlaClock.objects).get(pk=clock_row.pk)
-    followed = _follow_clock_rule(breach, clock_row.rule_id, clock_row.target_minutes)
+    _follow_clock_rule(breach, clock_row.rule_id, clock_row.target_minutes)
     _measure(breach, clock_row, now)
-    _PenaltyBook({breach.sla_rule_id}, {breach.penalty_month}).price(breach, clock_row.rule, counted=not followed)
+    _PenaltyBook({breach.sla_rule_id}, {breach.penalty_month}).price(breach, clock_row.rule)
     breach.save()
     if breach.final:
         _finalised(breach, actor, now)
     return breach
 
 
-def _follow_clock_rule(breach: Breach, rule_id: int, target_minutes: int) -> bool:
+def _follow_clock_rule(breach: Breach, rule_id: int, target_minutes: int) -> None:
     """A breach that is not final follows its clock to a new version of its rule (an amendment,
     back-dated, that applies to the job: `workorders.services._follow_new_versions`): the new
     version's target, clause and monthly cap from then on. A final breach keeps its figures (a
-    settled measurement). Whether it moved."""
-    if breach.sla_rule_id == rule_id:
-        return False
+    settled measurement)."""
     breach.sla_rule_id, breach.target_minutes = rule_id, target_minutes
-    return True
 
 
 # --- handlers of the work orders' clock events (registered in BreachesConfig.ready) -------------
@@ -732,10 +740,9 @@ def _refresh_batch(
              clock_state, start, stopped_at, elapsed, past_due, moved_due, final_due,
              rule_id, clock_target) = row  # fmt: skip
             rule = rules[rule_id]
-            counted = old_amount
             if rule_id != breach_rule_id:  # `_follow_clock_rule`, for a batch (rare)
                 followed.append((pk, rule_id, clock_target))
-                target, counted = clock_target, ZERO  # its old amount is in the old version's month
+                target = clock_target
             cancelled = clock_state == cancelled_state
             if stopped_at is not None or cancelled:
                 seconds = elapsed
@@ -756,7 +763,10 @@ def _refresh_batch(
             overage = max(0, actual - target)
             final = cancelled or stopped_at is not None
             # A waived breach keeps the amount it was waived at, outside the month's cap.
-            amount = old_amount if state == waived else book.amount(rule, month, counted, overage, past_due, currency)
+            if state == waived:
+                amount = old_amount
+            else:
+                amount = book.amount(rule, month, old_amount, overage, past_due, currency)
             moved = moved_due is not None or rule_id != breach_rule_id or (
                 actual, overage, amount, stopped_at, final
             ) != (old_actual, old_overage, old_amount, old_stopped, old_final)  # fmt: skip

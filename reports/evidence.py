@@ -144,13 +144,16 @@ def _money(amount, currency: str) -> str:
     return str(quantize(amount, currency))
 
 
-def _counted_before(breach: Breach):
-    """The month's other breaches of the rule that counted toward its cap when this one was priced."""
+def _counted_before(breach: Breach, rule):
+    """The month's other breaches of the rule (of any of its versions: they share the cap) that
+    counted toward its cap when this one was priced."""
     at = breach.measured_at or breach.detected_at
     priced_before = Q(measured_at__lt=at) | Q(measured_at=at, pk__lt=breach.pk)
     not_waived_then = ~Q(state=Breach.State.WAIVED) | Q(waived_at__gt=at)
+    series = rule.series_id
     return (
-        Breach.objects.filter(sla_rule_id=breach.sla_rule_id, penalty_month=breach.penalty_month)
+        Breach.objects.filter(Q(sla_rule_id=series) | Q(sla_rule__first_version_id=series))
+        .filter(penalty_month=breach.penalty_month)
         .exclude(pk=breach.pk)
         .filter(priced_before & not_waived_then)
         .order_by("measured_at", "id")
@@ -162,7 +165,7 @@ def _penalty_steps(breach: Breach, rule, overage: int, past_due: bool) -> dict:
     clause = rule.penalty or {}
     units = started_units(overage, int(clause["unit_minutes"])) if clause.get("per_unit_amount") else 0
     after_breach_cap = breach_penalty(rule.penalty, overage, currency) if past_due else quantize(ZERO, currency)
-    others = list(_counted_before(breach).values("id", "penalty_amount", "measured_at"))
+    others = list(_counted_before(breach, rule).values("id", "penalty_amount", "measured_at"))
     others_total = sum((row["penalty_amount"] for row in others), ZERO)
     cap = rule.monthly_penalty_cap
     after_monthly = within_monthly_cap(after_breach_cap, others_total, cap, currency)

@@ -76,7 +76,7 @@ class SlaRuleAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     search_fields = ["name", "contract__reference", "contract__name"]
     list_select_related = ["contract", "calendar"]
     raw_id_fields = ["contract", "calendar", "previous_version"]
-    readonly_fields = ["previous_version", "created_at", "updated_at"]
+    readonly_fields = ["previous_version", "first_version", "created_at", "updated_at"]
 
     def has_delete_permission(self, request, obj=None):
         # A draft's rule only (its contract's delete takes them along too); past draft a rule is

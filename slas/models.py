@@ -106,6 +106,9 @@ class SlaRule(TenantModel):
     previous_version = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="next_version"
     )
+    # The first version of this rule (null on the first itself): the versions of one rule share its
+    # monthly penalty cap (`series_id`), and a job's clock moves between them.
+    first_version = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -129,6 +132,11 @@ class SlaRule(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.metric} {self.target_minutes} min)"
+
+    @property
+    def series_id(self) -> int:
+        """The id its versions share: the first version's."""
+        return self.first_version_id or self.pk
 
     def in_force_at(self, instant: dt.datetime) -> bool:
         return self.effective_from <= instant and (self.effective_to is None or instant < self.effective_to)

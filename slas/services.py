@@ -266,6 +266,7 @@ def amend_rule(*, rule: SlaRule, actor, data: dict, effective_from: dt.datetime 
         **{name: getattr(rule, name) for name in ("name", *RULE_TERMS) if name != "effective_from"},
     )
     successor.previous_version = rule
+    successor.first_version_id = rule.series_id
     successor.effective_from = effective_from
     apply_changes(successor, data)
     _check_period(successor)

@@ -163,20 +163,11 @@ def _follow_new_versions(existing: dict[int, SlaClock], wanted: dict[int, SlaRul
                 rule_id not in wanted
                 and clock_row.metric == rule.metric
                 and clock_row.state != SlaClock.State.CANCELLED
-                and (rule_id in _versions_before(rule) or rule.pk in _versions_before(clock_row.rule))
+                and clock_row.rule.series_id == rule.series_id  # versions of one rule
             ):
                 clock_row.rule = rule
                 existing[rule.pk] = existing.pop(rule_id)
                 break
-
-
-def _versions_before(rule: SlaRule) -> set[int]:
-    """The ids of the versions a rule amends, back to the first (one query each; rare)."""
-    ids, pk = set(), rule.previous_version_id
-    while pk is not None and pk not in ids:
-        ids.add(pk)
-        pk = SlaRule.objects.filter(pk=pk).values_list("previous_version_id", flat=True).first()
-    return ids
 
 
 def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:

@@ -263,6 +263,39 @@ def test_an_open_breach_follows_its_clock_to_a_new_version_of_its_rule(contract,
     assert finalized.payload["sla_rule"] == successor.pk and finalized.payload["penalty_amount"] == "40.00"
 
 
+def test_a_rules_versions_share_its_monthly_cap(contract):
+    """An outside sweep found a rule amended mid-month starting a new monthly cap: 100 under the
+    first version and 100 + 50 under the second, 250 against a cap of 150. The versions of one
+    rule count together, each breach priced with its own version's cap; the evidence pack counts
+    the other versions' breaches among the month's others."""
+    from reports.evidence import breach_evidence, evidence_queryset
+    from slas.services import amend_rule
+
+    rule = make_rule(contract, target_minutes=1, penalty={"fixed_amount": "100"}, monthly_penalty_cap="150")
+    make_job(contract, T0)
+    scan(minutes(5))
+    second = amend_rule(rule=rule, actor=None, data={"target_minutes": 2}, effective_from=minutes(10))
+    third = amend_rule(rule=second, actor=None, data={"monthly_penalty_cap": "180"}, effective_from=minutes(20))
+    assert (second.first_version_id, third.first_version_id) == (rule.pk, rule.pk)
+    make_job(contract, minutes(12))  # under the second version
+    scan(minutes(18))
+    make_job(contract, minutes(25))  # under the third, whose cap is 180
+    scan(minutes(40))  # the scan's refresh
+    breaches = list(Breach.objects.order_by("id"))
+    assert [(b.sla_rule_id, b.penalty_amount) for b in breaches] == [
+        (rule.pk, Decimal("100.00")),
+        (second.pk, Decimal("50.00")),  # what the first left of 150
+        (third.pk, Decimal("30.00")),  # what 180 leaves of the month's 150
+    ]
+    steps = breach_evidence(evidence_queryset().get(pk=breaches[2].pk))["penalty"]
+    assert [row["id"] for row in steps["month_other_breaches"]] == [breaches[0].pk, breaches[1].pk]
+    assert (steps["month_others_total"], steps["after_monthly_cap"]) == ("150.00", "30.00")
+    # A job answered at once through the service is priced against the same month.
+    job = make_job(contract, minutes(30))
+    update_job(job, minutes(45), status="in_progress")
+    assert Breach.objects.get(work_order=job).penalty_amount == Decimal("0.00")
+
+
 def test_a_breach_whose_clock_no_longer_applies_is_final_at_once(contract):
     make_rule(contract, target_minutes=60, priorities=["high"], penalty=CLAUSE)
     job = make_job(contract, T0)
@@ -640,3 +673,23 @@ def test_past_due_clocks_are_found_through_the_partial_index(contract):
         plan = past_due_clocks(now=minutes(90)).select_for_update(skip_locked=True, of=("self",)).explain()
     assert "clock_running_due" in plan, plan
     assert list(past_due_clocks(now=minutes(90)).values_list("work_order__contract", flat=True)) == [contract.pk]
+
+
+def test_the_migration_finds_each_versions_first(contract):
+    """`slas` 0006 fills `first_version` of the rules amended before it existed."""
+    import importlib
+
+    from django.apps import apps
+
+    from slas.models import SlaRule
+    from slas.services import amend_rule
+
+    fill = importlib.import_module("slas.migrations.0006_slarule_first_version").fill_first_versions
+    rule = make_rule(contract, target_minutes=60)
+    second = amend_rule(rule=rule, actor=None, data={"target_minutes": 90}, effective_from=minutes(10))
+    third = amend_rule(rule=second, actor=None, data={"target_minutes": 120}, effective_from=minutes(20))
+    other = make_rule(contract, metric="resolution", target_minutes=60)
+    SlaRule.objects.update(first_version=None)
+    fill(apps, None)
+    found = dict(SlaRule.objects.values_list("pk", "first_version_id"))
+    assert found == {rule.pk: None, second.pk: rule.pk, third.pk: rule.pk, other.pk: None}

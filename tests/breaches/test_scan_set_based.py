@@ -313,6 +313,8 @@ def test_an_id_filter_on_no_ids_runs_no_query_as_in_does(org):
     assert list(SlaRule.objects.filter(_among("pk", [rule.pk, rule.pk + 1000])).values_list("pk", flat=True)) == [
         rule.pk
     ]
+
+
 def rule_reads(sqls: list[str]) -> int:
     """The reads of rules with their contracts (not the monthly cap's lock of the rules)."""
     return sum(1 for sql in sqls if 'FROM "slas_slarule" INNER JOIN "contracts_contract"' in sql)
@@ -390,7 +392,8 @@ def test_a_scan_reads_each_rule_once_and_records_what_one_batch_would(org, other
              'FROM "contracts_contract"' in sql)]  # fmt: skip
     assert all('"slas_slarule"."name"' not in sql and '"contracts_contract"."name"' not in sql for sql in reads)
     assert [sql for sql in reads if 'FROM "contracts_contract"' in sql] == []
-    lock = 'SELECT "slas_slarule"."id" AS "pk" FROM "slas_slarule" WHERE'  # the monthly cap's lock (ids only)
+    # The monthly cap's lock: ids only (each rule's and its first version's, whose versions share the cap).
+    lock = 'SELECT COALESCE("slas_slarule"."first_version_id", "slas_slarule"."id") AS "coalesce1", "slas_slarule"."id" AS "pk" FROM "slas_slarule" WHERE'  # noqa: E501
     assert all('INNER JOIN "contracts_contract"' in sql or sql.startswith(lock) for sql in reads), reads
     assert Breach.objects.filter(organization=org).count() == 18  # 9 detection batches of 2
     statements(at(300), org=other_org.slug)
