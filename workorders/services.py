@@ -311,6 +311,23 @@ def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved:
         raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
 
 
+def _check_status_repeated(work_order: WorkOrder, changed_at, hold_reason: str) -> None:
+    """The status sent is the job's already: a retry of the change that made it so is a no-op, but
+    a different instant or hold reason is refused (found by an outside sweep: they were dropped
+    without a word). The hold's reason is not editable; an instant is corrected by the status
+    change it belongs to."""
+    errors = {}
+    if changed_at is not None and changed_at != work_order.status_changed_at:
+        when = work_order.status_changed_at.isoformat()
+        errors["status_changed_at"] = [f"The job has been {work_order.status} since {when}: no status change."]
+    if hold_reason:
+        hold = work_order.holds.filter(end__isnull=True, kind=Hold.Kind.ON_HOLD).first()
+        if hold is None or hold.reason != hold_reason:
+            errors["hold_reason"] = [f"The job is already {work_order.status}: its hold's reason is not changed."]
+    if errors:
+        raise Unprocessable(f"No status change: the job is already {work_order.status}.", errors)
+
+
 def _change_status(
     work_order: WorkOrder, new: str, *, at: dt.datetime, hold_reason: str, now, resolved_at=None
 ) -> None:
@@ -454,6 +471,8 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
         _change_status(
             work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now, resolved_at=resolved_before
         )
+    elif status is not None:
+        _check_status_repeated(work_order, changed_at, hold_reason)
     _validate_timestamps(work_order, now)
     _check_against_status_and_holds(work_order, reported_at_moved=work_order.reported_at != before["reported_at"])
     after = snapshot(work_order, SNAPSHOT)

@@ -256,6 +256,36 @@ class TestInput:
         response = client.patch(f"{URL}/{job['id']}", {"status": "in_progress", "hold_reason": "Parts"}, format="json")
         assert response.status_code == 422 and set(response.json()["errors"]) == {"hold_reason"}
 
+    def test_the_status_it_has_again_is_a_retry_or_a_422_never_dropped(self, api):
+        """An outside sweep found `hold_reason` and `status_changed_at` sent with the status the job
+        already had answered 200 and dropped. The retry of the change itself is a no-op; another
+        instant or reason is a 422 naming it."""
+        client = api("operator")
+        job = create(client, reported_at=iso(at(MONDAY, 9))).json()
+        url = f"{URL}/{job['id']}"
+        hold = {"status": "on_hold", "hold_reason": "Parts", "status_changed_at": iso(at(MONDAY, 10))}
+        assert client.patch(url, hold, format="json").status_code == 200
+        events = Event.objects.filter(object_id=job["id"]).count()
+        for retry in (hold, {"status": "on_hold"}, {"status": "on_hold", "hold_reason": "Parts"}):
+            response = client.patch(url, retry, format="json")
+            assert response.status_code == 200, (retry, response.content)
+        assert Event.objects.filter(object_id=job["id"]).count() == events  # nothing written
+        for sent, fields in (
+            ({**hold, "status_changed_at": iso(at(MONDAY, 11))}, {"status_changed_at"}),
+            ({**hold, "hold_reason": "Waiting for parts"}, {"hold_reason"}),
+            ({"status": "on_hold", "hold_reason": "Access", "status_changed_at": iso(at(MONDAY, 11))},
+             {"hold_reason", "status_changed_at"}),
+        ):  # fmt: skip
+            response = client.patch(url, sent, format="json")
+            assert response.status_code == 422 and set(response.json()["errors"]) == fields, response.content
+            assert response.json()["message"] == "No status change: the job is already on_hold."
+        [stored] = Hold.objects.filter(work_order_id=job["id"])
+        assert (stored.reason, stored.start, stored.end) == ("Parts", at(MONDAY, 10), None)
+        resumed = {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 12))}
+        assert client.patch(url, resumed, format="json").status_code == 200
+        response = client.patch(url, {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 13))}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"status_changed_at"}
+
     def test_a_viewer_cannot_write(self, api, org):
         job = make_job(org)
         assert api("viewer").patch(f"{URL}/{job.pk}", {"status": "in_progress"}, format="json").status_code == 403
