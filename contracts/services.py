@@ -108,6 +108,13 @@ def term_end(start: dt.date, months: int) -> dt.date:
     return same_day if same_day.day < start.day else same_day - dt.timedelta(days=1)
 
 
+def whole_months(start: dt.date, last_day: dt.date) -> int | None:
+    """The months of a term from `start` to `last_day` when it is a whole number of them (as
+    `term_end` counts), else None."""
+    months = (last_day.year - start.year) * 12 + last_day.month - start.month
+    return next((m for m in (months, months + 1) if m >= 1 and term_end(start, m) == last_day), None)
+
+
 def _derive(contract: Contract) -> None:
     """Fields the contract keeps for queries: notice date, coverage bounding box, rounded money."""
     contract.notice_date = contract.compute_notice_date()
@@ -505,7 +512,13 @@ def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple
         if term:
             expiry_date = term_end(start_date, term)
         elif contract.start_date and contract.expiry_date:
-            expiry_date = start_date + (contract.expiry_date - contract.start_date)
+            # The original's length: in months when it ran whole months (a year from 1 November
+            # renews to 31 October, across a leap day too), else in days.
+            months = whole_months(contract.start_date, contract.expiry_date)
+            if months:
+                expiry_date = term_end(start_date, months)
+            else:
+                expiry_date = start_date + (contract.expiry_date - contract.start_date)
     if expiry_date is not None and expiry_date < start_date:
         raise Unprocessable("The renewal cannot expire before it starts.", {"expiry_date": ["Before start_date."]})
     if expiry_date is not None and not dates.in_range(expiry_date):  # a term added to a late start

@@ -327,6 +327,32 @@ def test_a_renewal_starts_after_its_original_ends(api, make_contract):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "start, expiry, renewed",
+    [
+        ("2026-11-01", "2027-10-31", ("2027-11-01", "2028-10-31")),  # a year: across 29 February 2028 too
+        ("2027-01-31", "2027-02-28", ("2027-03-01", "2027-03-31")),  # a month from the 31st
+        ("2026-01-15", "2026-02-15", ("2026-02-16", "2026-03-19")),  # 32 days: not whole months, in days
+    ],
+)
+def test_a_renewal_without_a_term_takes_the_originals_length_in_months_when_whole(
+    api, make_contract, start, expiry, renewed
+):
+    """Found by an outside sweep: a year's contract without `renewal_term_months` renewed for
+    365 days, so across a leap day its renewal ended on 30 October, a day short."""
+    original = make_contract(
+        status="active",
+        start_date=dt.date.fromisoformat(start),
+        expiry_date=dt.date.fromisoformat(expiry),
+        auto_renew=False,
+        renewal_term_months=None,
+    )
+    response = api("manager").post(url(original, "renew"), {}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["start_date"], response.json()["expiry_date"]) == renewed
+
+
+@pytest.mark.django_db
 def test_a_renewal_that_would_end_after_2999_is_a_422(api, make_contract):
     """Found by an outside sweep: a term added to a late start made an expiry in the year 3000."""
     client = api("manager")
