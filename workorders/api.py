@@ -187,8 +187,8 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
     )
     status_changed_at = serializers.DateTimeField(
         required=False,
-        help_text="When a status change happened (default now; a job created as resolved or in_progress: its "
-        "resolved_at or responded_at when sent): not before the previous change, not in the future.",
+        help_text="When a status change happened (default: the responded_at or resolved_at sent with the change "
+        "to in_progress or resolved that sets it, else now): not before the previous change, not in the future.",
     )
     holds = HoldSerializer(many=True, read_only=True)
     sla_clocks = ClockSerializer(many=True, read_only=True)
@@ -295,9 +295,7 @@ def match_response(result: matching.Match) -> dict:
     return {
         "contract": _contract_reference(result.contract),
         "contract_match": result.record(),
-        "rules": [
-            {"rule": reference_of(r.rule), "holds": r.holds, "explanation": r.explanation} for r in result.rules
-        ],
+        "rules": [{"rule": reference_of(r.rule), "holds": r.holds, "explanation": r.explanation} for r in result.rules],
         "candidates": [
             {
                 "contract": _contract_reference(c.contract),

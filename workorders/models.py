@@ -30,7 +30,8 @@ class ContractRule(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "enabled", "sequence"], name="contract_rule_org_seq"),
+        indexes = [
+            models.Index(fields=["organization", "enabled", "sequence"], name="contract_rule_org_seq"),
             # Issue 15: the default sort's order, id last: a page's ids come straight off the index.
             models.Index(fields=["organization", "sequence", "id"], name="contract_rule_org_sort"),
         ]

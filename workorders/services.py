@@ -282,12 +282,17 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
 # The stamp a status sets, and so the change's instant of a job created in that status with the
 # stamp and without status_changed_at (pushed in as resolved at 12:00, it changed status at 12:00,
 # not when it arrived; found by an outside sweep: its replayed close at the real time was then
-# refused). A later change without status_changed_at happens now, as before.
+# refused). So is a later change that sets the stamp (`PATCH {"status": "resolved", "resolved_at":
+# ...}`); one that finds it set already (a reopened job's response) happens now.
 STATUS_STAMPS = {WorkOrder.Status.IN_PROGRESS: "responded_at", WorkOrder.Status.RESOLVED: "resolved_at"}
 
 
-def _stamp_sent(data: dict, status: str) -> dt.datetime | None:
-    return data.get(STATUS_STAMPS.get(status, ""))
+def _stamp_sent(data: dict, status: str, job: WorkOrder | None = None) -> dt.datetime | None:
+    """The stamp sent with a change to `status`, when the change sets it (`job`: as stored)."""
+    name = STATUS_STAMPS.get(status)
+    if name is None or (job is not None and getattr(job, name) is not None):
+        return None
+    return data.get(name)
 
 
 def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved: bool) -> None:
@@ -329,24 +334,30 @@ def _check_status_repeated(work_order: WorkOrder, changed_at, hold_reason: str) 
 
 
 def _change_status(
-    work_order: WorkOrder, new: str, *, at: dt.datetime, hold_reason: str, now, resolved_at=None
+    work_order: WorkOrder,
+    new: str,
+    *,
+    at: dt.datetime,
+    hold_reason: str,
+    now,
+    resolved_at=None,
+    at_field: str = "status_changed_at",
 ) -> None:
     """Move the job to `new` at instant `at`, opening and closing holds and stamping times.
     `resolved_at`: the job's resolution as stored before this request's changes (a reopen's hold
-    starts there, whatever the request says of resolved_at)."""
+    starts there, whatever the request says of resolved_at). `at_field`: the field `at` was sent
+    as (errors name it)."""
     old = work_order.status
     if new not in NEXT_STATUS[old]:
         allowed = ", ".join(sorted(NEXT_STATUS[old])) or "none"
         raise Conflict(f"A work order cannot go from {old} to {new}; from {old} it can go to: {allowed}.")
     if at < work_order.status_changed_at:
         raise Unprocessable(
-            "status_changed_at is before the job's previous status change.",
-            {"status_changed_at": [f"Must not be before {work_order.status_changed_at.isoformat()}."]},
+            f"{at_field} is before the job's previous status change.",
+            {at_field: [f"Must not be before {work_order.status_changed_at.isoformat()}."]},
         )
     if at > now + FUTURE_TOLERANCE:
-        raise Unprocessable(
-            "status_changed_at is in the future.", {"status_changed_at": ["Must not be in the future."]}
-        )
+        raise Unprocessable(f"{at_field} is in the future.", {at_field: ["Must not be in the future."]})
     if old == WorkOrder.Status.ON_HOLD:
         work_order.holds.filter(kind=Hold.Kind.ON_HOLD, end__isnull=True).update(end=at)
     if new == WorkOrder.Status.ON_HOLD:
@@ -455,6 +466,7 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     changed_at = data.pop("status_changed_at", None)
     before = snapshot(work_order, SNAPSHOT)
     resolved_before = work_order.resolved_at
+    stamp = _stamp_sent(data, status, work_order) if changed_at is None and status is not None else None
     apply_changes(work_order, data)
     _settle_parties(work_order)
     if "contract" in data and data["contract"] is not None:
@@ -468,8 +480,9 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     if work_order.contract_id != before["contract_id"]:
         work_order.sla_tracked = _on_active_contract(work_order)
     if status is not None and status != work_order.status:
+        at, field = (stamp, STATUS_STAMPS[status]) if stamp else (changed_at or now, "status_changed_at")
         _change_status(
-            work_order, status, at=changed_at or now, hold_reason=hold_reason, now=now, resolved_at=resolved_before
+            work_order, status, at=at, at_field=field, hold_reason=hold_reason, now=now, resolved_at=resolved_before
         )
     elif status is not None:
         _check_status_repeated(work_order, changed_at, hold_reason)

@@ -780,3 +780,30 @@ def test_a_job_created_resolved_changed_status_at_its_resolution(api):
     assert client.patch(f"{URL}/{job['id']}", close, format="json").status_code == 200
     started = create(client, status="in_progress", responded_at=iso(at(MONDAY, 9))).json()
     assert started["status_changed_at"] == iso(at(MONDAY, 9))
+
+
+@pytest.mark.django_db
+def test_a_status_change_that_sets_its_stamp_happened_then(api):
+    """Found by an outside sweep: `PATCH {"status": "resolved", "resolved_at": ...}` without
+    status_changed_at changed the status 'now' (a create with the same body, at resolved_at), so a
+    replayed reopen between the resolution and now was a 422. The stamp a change sets is its
+    instant; a stamp already set (a reopened job's response) is not, and errors name the stamp."""
+    client = api("operator")
+    job = create(client, reported_at=iso(at(MONDAY, 9))).json()
+    url = f"{URL}/{job['id']}"
+    response = client.patch(url, {"status": "in_progress", "responded_at": iso(at(MONDAY, 10))}, format="json")
+    assert response.json()["status_changed_at"] == iso(at(MONDAY, 10))
+    response = client.patch(url, {"status": "resolved", "resolved_at": iso(at(MONDAY, 12))}, format="json")
+    assert (response.json()["status"], response.json()["status_changed_at"]) == ("resolved", iso(at(MONDAY, 12)))
+    reopen = {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 13))}
+    assert client.patch(url, reopen, format="json").status_code == 200  # a replayed reopen at its real time
+    assert WorkOrder.objects.get(pk=job["id"]).status_changed_at == at(MONDAY, 13)
+    early = client.patch(url, {"status": "resolved", "resolved_at": iso(at(MONDAY, 12, 30))}, format="json")
+    assert early.status_code == 422 and set(early.json()["errors"]) == {"resolved_at"}, early.content
+    assert early.json()["message"] == "resolved_at is before the job's previous status change."
+    other = create(client, status="in_progress", responded_at=iso(at(MONDAY, 9))).json()
+    resolved = client.patch(f"{URL}/{other['id']}", {"status": "resolved"}, format="json").json()
+    reopened = client.patch(f"{URL}/{other['id']}", {"status": "in_progress", "responded_at": iso(at(MONDAY, 9))},
+                            format="json")  # fmt: skip
+    assert reopened.status_code == 200, reopened.content  # its response was set: the reopen happens now
+    assert reopened.json()["status_changed_at"] > resolved["status_changed_at"]
