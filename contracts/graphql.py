@@ -138,7 +138,7 @@ class ContractApproval(TenantType):
 
 
 @strawberry_django.type(models.LineItem, name="LineItem")
-class LineItem(TenantType):
+class LineItem(ContractChildType):
     rest_view = LineItemViewSet
 
     id: strawberry.ID
