@@ -791,7 +791,8 @@ class AmendmentSerializer(ResourceSerializer):
         help_text=(
             "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
             "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
-            "amended from the same instant. Not `currency` or `time_zone`."
+            "amended from the same instant. Not `currency` or `time_zone`, and `start_date` only before the "
+            "contract starts."
         )
     )
     submitted_by = ReferenceField()
@@ -850,11 +851,10 @@ class AmendmentSerializer(ResourceSerializer):
                 except serializers.ValidationError as exc:
                     errors[key] = exc.detail
             elif key in by_input:
-                term_data[key] = value[key]
-            elif key in amendments.NOT_AMENDABLE:
-                errors[key] = [f"{key} cannot be amended; make a new contract."]
+                term_data[key] = value[key]  # a term not amendable here is refused by the service's check
             else:
-                names = ", ".join([*sorted(by_input), "line_items", *amendments.AMENDMENT_PARTS])
+                amendable = [inputs[term] for term in amendments.amendable_terms(self.contract) if term in inputs]
+                names = ", ".join([*sorted(amendable), "line_items", *amendments.AMENDMENT_PARTS])
                 errors[key] = [f"Not an amendable term; one of: {names}."]
         if term_data:
             form = ContractSerializer(self.contract, data=term_data, partial=True, context=self.context)

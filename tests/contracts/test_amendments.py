@@ -283,6 +283,26 @@ class TestAmendmentFlow:
         errors = response.json()["errors"]
         assert fragment in " ".join(errors.get(field, [])), errors
 
+    @pytest.mark.parametrize("status", ["active", "scheduled"])
+    def test_an_unknown_term_is_told_only_the_terms_it_may_amend(self, org, managers, status):
+        # Found by an outside integrator: the list named currency, time_zone and start_date, each
+        # then refused. The start date may move until the contract starts.
+        contract = approved_contract(org, status=status, start_date=dt.date(2027, 1, 1))
+        response = amend(managers[0], contract, changes={"name": "x"})
+        assert response.status_code == 422, response.content
+        (message,) = response.json()["errors"]["changes.name"]
+        named = set(message.split("one of: ")[1].rstrip(".").split(", "))
+        assert {"counterparty_id", "covered_asset_ids", "contract_value", "line_items", "sla_rules"} <= named
+        assert not named & {"currency", "time_zone", "name"}
+        assert ("start_date" in named) is (status == "scheduled")
+        valid = {"currency": "USD", "time_zone": "UTC", "start_date": "2027-02-01"}
+        for term in set(valid) - named:  # each refused as a term that cannot change, not as a bad value
+            refused = amend(managers[0], contract, changes={term: valid[term]}).json()["errors"]
+            assert "cannot" in " ".join(refused[f"changes.{term}"]), refused
+        if "start_date" in named:
+            moved = amend(managers[0], contract, changes={"start_date": valid["start_date"]})
+            assert moved.status_code == 201, moved.content
+
     def test_another_organizations_counterparty_is_a_422(self, org, other_org, managers):
         contract = approved_contract(org)
         theirs = baker.make(Counterparty, organization=other_org)
