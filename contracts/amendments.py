@@ -73,8 +73,14 @@ def term_changes(changes: dict) -> dict:
     return {name: value for name, value in changes.items() if name not in AMENDMENT_PARTS}
 
 
-def amendable_terms() -> list[str]:
-    return sorted(set(services.TERM_FIELDS) - NOT_AMENDABLE)
+def amendable_terms(contract: Contract) -> list[str]:
+    """The terms an amendment of this contract may change: the one list that `_check` holds the
+    changes to and that the 422 for an unknown term names. Not those of NOT_AMENDABLE, and the
+    start date only while the contract has not started (scheduled)."""
+    names = set(services.TERM_FIELDS) - NOT_AMENDABLE
+    if contract.status != Contract.Status.SCHEDULED:
+        names.discard("start_date")
+    return sorted(names)
 
 
 def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_past: bool, now: dt.datetime) -> None:
@@ -84,13 +90,13 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
     errors: dict[str, list[str]] = {}
     if not changes:
         errors["changes"] = ["Name at least one term to change."]
-    for name in sorted(set(changes) - {"line_items", *AMENDMENT_PARTS}):
+    for name in sorted(set(changes) - {"line_items", *AMENDMENT_PARTS, *amendable_terms(contract)}):
         if name in NOT_AMENDABLE:
             errors[f"changes.{name}"] = [f"{name} cannot be amended; make a new contract."]
-        elif name not in services.TERM_FIELDS:
+        elif name == "start_date":
+            errors["changes.start_date"] = ["The contract has started; its start date cannot move."]
+        else:
             errors[f"changes.{name}"] = ["Not a term of the contract."]
-    if "start_date" in changes and contract.status != Contract.Status.SCHEDULED:
-        errors["changes.start_date"] = ["The contract has started; its start date cannot move."]
     today = contract.local_today(now)
     if effective_date < today and not allow_past:
         errors["effective_date"] = [f"Must be today ({today}) or later; only an admin may backdate an amendment."]

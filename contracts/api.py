@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from decimal import Decimal
+from operator import attrgetter
 
 import django_filters
 from django import forms
@@ -26,6 +28,8 @@ from config.api.serializers import (
     ResourceSerializer,
     RowMethodField,
     SourceFieldsMixin,
+    money_text,
+    price_text,
     reference_of,
     tenant_of,
 )
@@ -719,12 +723,67 @@ def _term_inputs() -> dict[str, str]:
     return inputs
 
 
+@functools.cache
+def _term_amounts() -> tuple[dict, dict]:
+    """How the contract resource writes each amount among the terms, and among a line item's:
+    {field: money_text or price_text}, from the serializers' `Meta.money_fields` and `price_fields`."""
+
+    def texts(meta) -> dict:
+        return {
+            **dict.fromkeys(getattr(meta, "money_fields", {}), money_text),
+            **dict.fromkeys(getattr(meta, "price_fields", {}), price_text),
+        }
+
+    return texts(ContractSerializer.Meta), texts(LineItemSerializer.Meta)
+
+
+def _amounts(values: dict, texts: dict, currency: str | None) -> dict:
+    if not currency:  # without a currency, as stored (as ResourceSerializer writes such an amount)
+        return values
+    return {
+        name: texts[name](Decimal(str(value)), currency) if name in texts and value is not None else value
+        for name, value in values.items()
+    }
+
+
+def shown_terms(values: dict, currency: str | None) -> dict:
+    """Terms (a term version's `terms`, an amendment's `changes`) as the contract resource writes
+    them, in REST and GraphQL alike: keyed by the contract's input names (`counterparty` ->
+    `counterparty_id`, the key an amendment takes), money in the currency's minor unit and prices,
+    a line item's too, as unit prices (`Meta.money_fields`, `price_fields`), not with the four
+    places of the column they were read from ("2400.0000"). Other keys (`line_items`' own,
+    `sla_rules`) as stored."""
+    contract_texts, line_item_texts = _term_amounts()
+    inputs = _term_inputs()
+    shown = _amounts({inputs.get(k, k): v for k, v in values.items()}, contract_texts, currency)
+    if currency and isinstance(shown.get("line_items"), list):
+        shown["line_items"] = [
+            _amounts(item, line_item_texts, currency) if isinstance(item, dict) else item
+            for item in shown["line_items"]
+        ]
+    return shown
+
+
 class TermsField(serializers.JSONField):
-    """Terms keyed by the contract's input names (`counterparty` -> `counterparty_id`) when shown."""
+    """Terms as `shown_terms` writes them, in the currency of the contract (`contract.currency`);
+    written from rows too (config.api.rows: the column and the contract's currency)."""
+
+    currency_path = "contract.currency"
+
+    def bind(self, field_name, parent):
+        super().bind(field_name, parent)
+        self.row_columns = (self.source, self.currency_path.replace(".", "__"))
+
+    def get_attribute(self, instance):
+        return super().get_attribute(instance), attrgetter(self.currency_path)(instance)
 
     def to_representation(self, value):
-        inputs = _term_inputs()
-        return {inputs.get(k, k): v for k, v in value.items()}
+        values, currency = value
+        return shown_terms(values, currency)
+
+    def from_row(self, row):
+        column, currency = self.row_columns
+        return shown_terms(row[column], row[currency])
 
 
 class AmendmentSerializer(ResourceSerializer):
@@ -732,7 +791,8 @@ class AmendmentSerializer(ResourceSerializer):
         help_text=(
             "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
             "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
-            "amended from the same instant. Not `currency` or `time_zone`."
+            "amended from the same instant. Not `currency` or `time_zone`, and `start_date` only before the "
+            "contract starts."
         )
     )
     submitted_by = ReferenceField()
@@ -791,11 +851,10 @@ class AmendmentSerializer(ResourceSerializer):
                 except serializers.ValidationError as exc:
                     errors[key] = exc.detail
             elif key in by_input:
-                term_data[key] = value[key]
-            elif key in amendments.NOT_AMENDABLE:
-                errors[key] = [f"{key} cannot be amended; make a new contract."]
+                term_data[key] = value[key]  # a term not amendable here is refused by the service's check
             else:
-                names = ", ".join([*sorted(by_input), "line_items", *amendments.AMENDMENT_PARTS])
+                amendable = [inputs[term] for term in amendments.amendable_terms(self.contract) if term in inputs]
+                names = ", ".join([*sorted(amendable), "line_items", *amendments.AMENDMENT_PARTS])
                 errors[key] = [f"Not an amendable term; one of: {names}."]
         if term_data:
             form = ContractSerializer(self.contract, data=term_data, partial=True, context=self.context)
@@ -898,7 +957,9 @@ class TermVersionViewSet(ContractChild, ResourceViewSet):
     """Every version of a contract's terms with its effective range (local dates, `effective_to`
     exclusive) and what put it there: the creation (approval), a renewal or an amendment."""
 
-    queryset = TermVersion.objects.select_related("amendment")
+    # The contract for its currency (the terms' money, TermsField): of its row only that, in a CSV.
+    queryset = TermVersion.objects.select_related("amendment", "contract")
+    list_references = {"contract": ("currency",)}
     serializer_class = TermVersionSerializer
     filterset_class = TermVersionFilterSet
     sort_fields = {"effective_from": "effective_from"}

@@ -64,6 +64,7 @@ from .api import (
     ReasonSerializer,
     RenewSerializer,
     TermVersionViewSet,
+    shown_terms,
 )
 from .assets_api import AssetSerializer, AssetViewSet
 
@@ -137,7 +138,7 @@ class ContractApproval(TenantType):
 
 
 @strawberry_django.type(models.LineItem, name="LineItem")
-class LineItem(TenantType):
+class LineItem(ContractChildType):
     rest_view = LineItemViewSet
 
     id: strawberry.ID
@@ -253,6 +254,18 @@ class Asset(TenantType):
     covering_contracts: list[Contract] = nested_list(description="Contracts whose terms cover the asset.")
 
 
+def terms_field(name: str, description: str):
+    """An amendment's `changes` or a version's `terms` as REST writes them (`shown_terms`: the
+    contract's input names, money in its currency's minor unit), not as stored."""
+
+    def resolve(root):
+        return shown_terms(getattr(root, name), root.contract.currency)
+
+    return strawberry_django.field(
+        resolver=resolve, only=[name, "contract__currency"], select_related=["contract"], description=description
+    )
+
+
 @strawberry_django.type(models.Amendment, name="Amendment")
 class Amendment(ContractChildType):
     rest_view = AmendmentViewSet
@@ -262,7 +275,11 @@ class Amendment(ContractChildType):
     number: auto
     status: auto
     effective_date: auto
-    changes: Json
+    changes: Json = terms_field(
+        "changes",
+        "The terms that change, as REST shows them and as the input takes them (`counterparty_id`, "
+        "`contract_value` in the currency's minor unit, ...), `line_items` and `sla_rules`.",
+    )
     reason: auto
     created_by: UserRef | None
     submitted_by: UserRef | None
@@ -292,7 +309,11 @@ class TermVersion(ContractChildType):
     effective_to: auto
     origin: auto
     amendment: Amendment | None
-    terms: Json
+    terms: Json = terms_field(
+        "terms",
+        "The terms in force over the range, as REST shows them (`counterparty_id`, `covered_asset_ids`, money "
+        "in the currency's minor unit, ...).",
+    )
     applied_at: auto
     created_at: auto
 

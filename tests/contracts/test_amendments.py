@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import itertools
+import json
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -279,6 +282,26 @@ class TestAmendmentFlow:
         assert response.status_code == 422, response.content
         errors = response.json()["errors"]
         assert fragment in " ".join(errors.get(field, [])), errors
+
+    @pytest.mark.parametrize("status", ["active", "scheduled"])
+    def test_an_unknown_term_is_told_only_the_terms_it_may_amend(self, org, managers, status):
+        # Found by an outside integrator: the list named currency, time_zone and start_date, each
+        # then refused. The start date may move until the contract starts.
+        contract = approved_contract(org, status=status, start_date=dt.date(2027, 1, 1))
+        response = amend(managers[0], contract, changes={"name": "x"})
+        assert response.status_code == 422, response.content
+        (message,) = response.json()["errors"]["changes.name"]
+        named = set(message.split("one of: ")[1].rstrip(".").split(", "))
+        assert {"counterparty_id", "covered_asset_ids", "contract_value", "line_items", "sla_rules"} <= named
+        assert not named & {"currency", "time_zone", "name"}
+        assert ("start_date" in named) is (status == "scheduled")
+        valid = {"currency": "USD", "time_zone": "UTC", "start_date": "2027-02-01"}
+        for term in set(valid) - named:  # each refused as a term that cannot change, not as a bad value
+            refused = amend(managers[0], contract, changes={term: valid[term]}).json()["errors"]
+            assert "cannot" in " ".join(refused[f"changes.{term}"]), refused
+        if "start_date" in named:
+            moved = amend(managers[0], contract, changes={"start_date": valid["start_date"]})
+            assert moved.status_code == 201, moved.content
 
     def test_another_organizations_counterparty_is_a_422(self, org, other_org, managers):
         contract = approved_contract(org)
@@ -799,3 +822,61 @@ def test_as_of_shows_the_assets_covered_that_day(api, org, managers):
     assert managers[0].get(url + "2027-03-01").json()["covered_assets"] == [{"id": pump.pk, "name": "Pump"}]
     listed = managers[0].get("/api/v1/contracts?fields=covered_assets&as_of=2027-03-01").json()
     assert listed == [{"id": contract.pk, "covered_assets": [{"id": pump.pk, "name": "Pump"}]}]
+
+
+# --- money in the terms, as the contract resource writes it --------------------------------------
+
+
+def csv_rows(response) -> list[dict]:
+    assert response.status_code == 200, response.content
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("currency, cents", [("EUR", ".00"), ("JPY", ""), ("KWD", ".000")])
+def test_term_versions_write_money_as_the_contract_does(api, org, currency, cents):
+    # Found by an outside integrator: /terms showed the column's four places ("2400.0000") where
+    # the contract shows "2400.00", in JSON and in CSV.
+    contract = approved_contract(
+        org, currency=currency, contract_value=Decimal("12000"), billing_period="monthly",
+        period_charge=Decimal("2400"), overage_rate=Decimal("110.125"),
+    )  # fmt: skip
+    item = baker.make(LineItem, organization=org, contract=contract, description="Labour", unit_price=Decimal("95"))
+    TermVersion.objects.filter(contract=contract).update(terms=terms.read_terms(contract))
+    viewer = api("viewer")
+    shown = viewer.get(f"/api/v1/contracts/{contract.pk}").json()
+    expected = {
+        "contract_value": f"12000{cents}", "period_charge": f"2400{cents}", "overage_rate": "110.125",
+        "prepay_price_per_hour": None,
+    }  # fmt: skip
+    assert {name: shown[name] for name in expected} == expected
+    line_item = viewer.get(f"/api/v1/contracts/{contract.pk}/line_items/{item.pk}").json()
+    assert line_item["unit_price"] == f"95{cents}"
+    url = f"/api/v1/contracts/{contract.pk}/terms"
+    (version,) = viewer.get(url).json()  # a page, written from rows
+    alone = viewer.get(f"{url}/{version['id']}").json()  # one, written from its instance
+    (row,) = csv_rows(viewer.get(url, {"format": "csv"}))
+    for written in (version["terms"], alone["terms"], json.loads(row["terms"])):
+        assert {name: written[name] for name in expected} == expected
+        assert [i["unit_price"] for i in written["line_items"]] == [line_item["unit_price"]]
+
+
+@pytest.mark.django_db
+def test_an_amendment_writes_its_money_as_the_contract_does(api, org, managers):
+    # Found by an outside integrator: a POST echoed "13000.5000" for "13000.5".
+    contract = approved_contract(org)
+    items = [{"description": "Labour", "unit_price": "80.125"}, {"description": "Parts", "unit_price": "12.5"}]
+    changes = {"contract_value": "13000.5", "overage_rate": "95", "line_items": items}
+    created = amend(managers[0], contract, changes=changes)
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/contracts/{contract.pk}/amendments"
+    (listed,) = managers[0].get(url, {"fields": "changes"}).json()  # from rows
+    alone = managers[0].get(f"{url}/{created.json()['id']}").json()  # from its instance
+    (row,) = csv_rows(managers[0].get(url, {"format": "csv", "fields": "changes"}))
+    for written in (created.json()["changes"], listed["changes"], alone["changes"], json.loads(row["changes"])):
+        assert (written["contract_value"], written["overage_rate"]) == ("13000.50", "95.00")
+        assert [i["unit_price"] for i in written["line_items"]] == ["80.125", "12.50"]
+    approve_fully(managers, contract, created.json()["id"])
+    later = managers[0].get(f"/api/v1/contracts/{contract.pk}/terms").json()[-1]["terms"]
+    assert (later["contract_value"], later["overage_rate"]) == ("13000.50", "95.00")
+    assert [i["unit_price"] for i in later["line_items"]] == ["80.125", "12.50"]

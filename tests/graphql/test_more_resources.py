@@ -10,8 +10,9 @@ import datetime as dt
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from model_bakery import baker
 
-from contracts.models import Amendment, Contract
+from contracts.models import Amendment, Contract, LineItem
 from notifications.models import WebhookDelivery
 from signing.models import SignatureRequest
 from tests.graphql.world import build_world
@@ -93,6 +94,32 @@ def test_contract_children_filter_by_contract_and_nest_under_it(gql, world, org)
     assert ids(nested["contract"]["amendments"]) == world["contracts.Amendment"]
     assert sorted(ids(nested["contract"]["termVersions"])) == sorted(world["contracts.TermVersion"])
     assert client("{ amendments { totalCount } }")["amendments"]["totalCount"] == 2
+
+
+def test_every_resource_rest_nests_under_a_contract_takes_contract_id(gql, world, org):
+    # Found by an outside integrator: `lineItems(filters: {contractId: ..})` was an unknown field,
+    # though README says the root list of every resource nested under its contract takes it.
+    from config.graphql.base import TenantType
+    from config.graphql.schema import schema
+    from contracts.api import ContractChild
+    from tests.contracts.factories import make_contract
+
+    def types(cls=TenantType):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from types(sub)
+
+    nested = {t.__name__ for t in types() if issubclass(getattr(t, "rest_view", object), ContractChild)}
+    assert {"LineItem", "Amendment", "TermVersion", "VisitPlan", "SignatureRequest"} <= nested
+    for name in nested:
+        assert "contractId" in schema._schema.type_map[f"{name}Filter"].fields, name
+    contract = Contract.objects.get(pk=world["contracts.Contract"][0])
+    other = make_contract(org, name="Other")
+    baker.make(LineItem, organization=org, contract=other, description="Elsewhere")
+    client = gql("viewer")
+    listed = client(f"{{ lineItems(filters: {{contractId: {contract.pk}}}) {{ results {{ id contract {{ id }} }} }} }}")
+    assert ids(listed["lineItems"]["results"]) == world["contracts.LineItem"]
+    assert client("{ lineItems { totalCount } }")["lineItems"]["totalCount"] == len(world["contracts.LineItem"]) + 1
 
 
 def test_filters_and_order_are_the_rest_ones(gql, world):

@@ -4,6 +4,7 @@ an export's lines in REST's order, and nothing of a document with several operat
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from billing.models import BillingLine, ContractTemplate
 from breaches.models import Breach
 from config.graphql.base import TenantType, camel
 from config.graphql.schema import schema  # noqa: F401  (every type built, for the sweep below)
+from contracts import terms
 from contracts.models import Asset, Contract, LineItem
 from events.models import Event
 from ledger.models import LedgerEntry
@@ -124,6 +126,43 @@ def test_every_rest_money_field_is_covered_here():
         if quantised:
             _, _, names = MONEY[meta.model._meta.label]
             assert quantised <= set(names), meta.model._meta.label
+
+
+# --- terms and amendments' changes ----------------------------------------------------------------
+
+AMENDMENT = "... on Amendment { id changes } ... on OperationError { kind message fields { path messages } }"
+
+
+def test_terms_and_changes_read_as_rest_writes_them_and_round_trip(gql, org):
+    # Found by an outside integrator: GraphQL keyed them by the model's names (`counterparty`,
+    # `billing_calendar`, `covered_assets`), which createAmendment refuses, and wrote money with
+    # the column's four places; REST by the input names, in the currency's minor unit.
+    contract = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31), contract_value=Decimal("12000"),
+                             billing_period="monthly", period_charge=Decimal("2400"))  # fmt: skip
+    baker.make(LineItem, organization=org, contract=contract, description="Labour", unit_price=Decimal("95"))
+    terms.start_versions(contract, origin="creation", now=contract.start_of_day(contract.start_date))
+    client = gql("manager")
+    rest = client.client.get(f"/api/v1/contracts/{contract.pk}/terms").json()
+    listed = client(f"{{ termVersions(filters: {{contractId: {contract.pk}}}) {{ results {{ terms }} }} }}")
+    nested = client(f"{{ contract(id: {contract.pk}) {{ termVersions {{ terms }} }} }}")["contract"]
+    shown = [v["terms"] for v in rest]
+    assert [v["terms"] for v in listed["termVersions"]["results"]] == [v["terms"] for v in nested["termVersions"]]
+    assert [v["terms"] for v in nested["termVersions"]] == shown
+    assert {"counterparty_id", "billing_calendar_id", "covered_asset_ids"} <= set(shown[0])
+    assert (shown[0]["contract_value"], shown[0]["period_charge"]) == ("12000.00", "2400.00")
+    assert shown[0]["line_items"][0]["unit_price"] == "95.00"
+
+    changes = {"counterparty_id": contract.counterparty_id, "contract_value": "14000.5"}
+    create = 'mutation($changes: JSON!) { createAmendment(contractId: %s, input: {effectiveDate: "2027-03-01", '
+    create += 'reason: "x", changes: $changes}) { %s } }'
+    created = client(create % (contract.pk, AMENDMENT), {"changes": changes})["createAmendment"]
+    assert created["changes"] == {"counterparty_id": contract.counterparty_id, "contract_value": "14000.50"}
+    path = f"/api/v1/contracts/{contract.pk}/amendments/{created['id']}"
+    assert created["changes"] == client.client.get(path).json()["changes"]
+    # What it reads back, it may send back.
+    update = "mutation($changes: JSON!) { updateAmendment(id: %s, input: {changes: $changes}) { %s } }"
+    updated = client(update % (created["id"], AMENDMENT), {"changes": created["changes"]})["updateAmendment"]
+    assert updated["changes"] == created["changes"], updated
 
 
 # --- several operations -----------------------------------------------------------------------------
