@@ -131,6 +131,9 @@ REST_FRAMEWORK = {
         # POST /api/v1/token, counted per client address and per username (issue 8).
         "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
     },
+    # The client address that rate limits count by: REMOTE_ADDR, or behind NUM_PROXIES trusted
+    # proxies the address the outermost of them saw (X-Forwarded-For); never a client's own header.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

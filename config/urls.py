@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 
 from breaches.api import BreachViewSet
 from config.api.routers import ApiRouter
-from config.views import OpenAPIView, RedocView, SwaggerView, healthz
+from config.views import OpenAPIView, RedocView, SwaggerView, admin_login, healthz
 from contracts.api import (
     AmendmentViewSet,
     ContractViewSet,
@@ -57,6 +57,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("admin/login/", admin_login),  # before the admin's own: its login, rate-limited
     path("admin/", admin.site.urls),
     path("api/v1/", include("stream.urls")),  # live event stream (SSE); the WebSocket is in config/asgi.py
     path("api/v1/", include(api_v1)),

@@ -1,10 +1,14 @@
-"""Service-level views: the health check, and the OpenAPI document and its two browsers."""
+"""Service-level views: the health check, the OpenAPI document and its two browsers, the admin's login."""
 
+from django.contrib import admin
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
 
 from config.api.csv import JSONErrorsMixin
+from config.api.throttling import login_refused
 
 
 def healthz(request):
@@ -32,3 +36,19 @@ class SwaggerView(JSONErrorsMixin, SpectacularSwaggerSplitView):
 
 class RedocView(JSONErrorsMixin, SpectacularRedocView):
     pass
+
+
+def admin_login(request, **kwargs):
+    """The admin's login, with the API's login limits (`THROTTLE_LOGIN_RATE` per username and per
+    client address, counted together with `POST /api/v1/token`): without them a guesser tried
+    staff passwords here at any rate (found by an outside sweep)."""
+    if request.method == "POST":
+        wait = login_refused(Request(request, parsers=[FormParser(), MultiPartParser()]))
+        if wait is not None:
+            return HttpResponse(
+                f"Too many login attempts; try again in {wait} seconds.",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+                headers={"Retry-After": str(wait)},
+            )
+    return admin.site.login(request, **kwargs)

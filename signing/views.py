@@ -9,6 +9,7 @@ used, expired, void, terms changed, too many requests) is a page that says what 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django import forms
@@ -19,6 +20,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from config.api.throttling import client_address
 from contracts.models import Contract
 
 from . import services
@@ -47,8 +49,13 @@ class DecisionForm(forms.Form):
         return data
 
 
-def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
+def _ip_address(request) -> str | None:
+    """The signer's address for the record, when it is one (a proxy may forward anything)."""
+    address = client_address(request)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
 
 
 def rate_limited(request) -> int | None:
@@ -141,7 +148,7 @@ def approval_page(request, token: str):
             signature=data["signature"],
             reason=data["reason"],
             shown_terms_hash=data["terms_hash"],
-            ip_address=client_address(request) if client_address(request) != "unknown" else None,
+            ip_address=_ip_address(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     except services.Refusal as refusal:

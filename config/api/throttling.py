@@ -9,8 +9,11 @@ never lose a count.
 - `UserThrottle` (`THROTTLE_USER_RATE`, per user) and `AnonThrottle` (`THROTTLE_ANON_RATE`,
   per client address) apply to every API view.
 - `LoginAddressThrottle` and `LoginUsernameThrottle` (`THROTTLE_LOGIN_RATE` each) guard
-  `POST /api/v1/token`: a password guesser is held back per address and per username, so
-  spreading over workers or addresses does not help.
+  `POST /api/v1/token` and the admin's login: a password guesser is held back per address and per
+  username, so spreading over workers or addresses does not help.
+
+A client's address is REMOTE_ADDR (`client_address`); behind `NUM_PROXIES` trusted proxies, the
+address in X-Forwarded-For the outermost proxy appended.
 
 Every API response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
 (UTC epoch seconds at which the window ends) for the tightest limit that applied; a 429 also
@@ -22,9 +25,16 @@ from __future__ import annotations
 import hashlib
 import math
 
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 RATE_LIMIT_ATTRIBUTE = "rate_limit"
+
+
+def client_address(request) -> str:
+    """The address a request came from as the rate limits count it (DRF's `get_ident` with
+    `NUM_PROXIES`, default 0: REMOTE_ADDR; an X-Forwarded-For the client wrote itself is not
+    trusted, or each made-up address would be a fresh count)."""
+    return BaseThrottle().get_ident(request) or "unknown"
 
 
 class WindowThrottle:
@@ -105,6 +115,14 @@ class LoginUsernameThrottle(WindowThrottle, SimpleRateThrottle):
         # Hashed: any text makes a valid cache key; case-folded: "Alice" and "alice" are one guesser's target.
         digest = hashlib.sha256(username.strip().casefold().encode("utf-8", "replace")).hexdigest()
         return self.cache_format % {"scope": "login-username", "ident": digest}
+
+
+def login_refused(request) -> int | None:
+    """Seconds to wait when this login attempt (a DRF request with `username` in its data) is over
+    a login limit, else None; the attempt is counted either way, as `POST /api/v1/token` counts it."""
+    throttles = (LoginAddressThrottle(), LoginUsernameThrottle())
+    over = [throttle for throttle in throttles if not throttle.allow_request(request, None)]
+    return math.ceil(max(throttle.wait() for throttle in over)) if over else None
 
 
 def rate_limit_headers(request) -> dict[str, str]:

@@ -102,6 +102,52 @@ class TestLogin:
         assert statuses == [401, 401, 401, 429, 429]
         assert self.attempt("user9", "10.0.0.8").status_code == 401
 
+    def test_a_forwarded_for_the_client_wrote_is_not_its_address(self, monkeypatch):
+        """Found by an outside sweep: each made-up X-Forwarded-For was a fresh address to count, so
+        the per-address login limit and the anonymous limit did not hold."""
+        rates(monkeypatch, login="3/hour", anon="1000/min")
+        statuses = []
+        for i in range(5):
+            client = APIClient(REMOTE_ADDR="10.0.0.7", HTTP_X_FORWARDED_FOR=f"10.9.{i}.1")
+            statuses.append(client.post(TOKEN, {"username": f"x{i}", "password": "x"}, format="json").status_code)
+        assert statuses == [401, 401, 401, 429, 429]
+
+    def test_behind_trusted_proxies_the_address_they_saw(self, monkeypatch):
+        from rest_framework.settings import api_settings
+
+        rates(monkeypatch, login="3/hour", anon="1000/min")
+        monkeypatch.setattr(api_settings, "NUM_PROXIES", 1)
+
+        def attempt(forwarded: str, i: int) -> int:
+            client = APIClient(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)  # the proxy's own address
+            return client.post(TOKEN, {"username": f"y{i}", "password": "x"}, format="json").status_code
+
+        # What the client wrote comes first; the proxy appends the address it saw.
+        assert [attempt(f"1.2.3.{i}, 203.0.113.5", i) for i in range(4)] == [401, 401, 401, 429]
+        assert attempt("203.0.113.6", 9) == 401
+
+    def test_the_admin_login_counts_with_the_apis(self, monkeypatch, make_member, org):
+        """Found by an outside sweep: the admin's login had no limit, so a staff password could be
+        guessed there at any rate (and then used on the API)."""
+        from django.test import Client
+
+        rates(monkeypatch, login="3/hour", anon="1000/min")
+        member = make_member("admin", org, username="root-ish")
+        member.user.is_staff = True
+        member.user.set_password("right-one")
+        member.user.save()
+        client = Client(REMOTE_ADDR="10.0.0.20")
+        statuses = [
+            client.post("/admin/login/", {"username": "root-ish", "password": f"wrong{i}"}).status_code
+            for i in range(3)
+        ]
+        assert statuses == [200, 200, 200]  # the form again, with its error
+        refused = client.post("/admin/login/", {"username": "root-ish", "password": "right-one"})
+        assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+        # The same username's budget on the API is spent too, from another address.
+        assert self.attempt("root-ish", "10.0.0.21").status_code == 429
+        assert Client().get("/admin/login/").status_code == 200  # reading the form is not an attempt
+
 
 # --- two real server processes on one Redis --------------------------------------------------------
 
