@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 
 from django.http import HttpResponse
 from django.utils import timezone
@@ -39,11 +40,20 @@ class HolidaySerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120, allow_blank=True, required=False, default="")
 
 
+def _listed_twice(days: list[dt.date]) -> list[str]:
+    """The dates listed more than once (counted once each: `list.count` per date was quadratic)."""
+    return sorted(day.isoformat() for day, times in Counter(days).items() if times > 1)
+
+
 class CalendarSerializer(ResourceSerializer):
     hours = serializers.JSONField(
         help_text='[{"weekday": 1-7 (ISO, Monday = 1), "start": "HH:MM", "end": "HH:MM" or "24:00"}, ...]'
     )
-    holidays = HolidaySerializer(many=True, required=False, help_text="Additions to the public holidays.")
+    holidays = HolidaySerializer(
+        many=True,
+        required=False,
+        help_text=f"Additions to the public holidays (at most {services.MAX_CALENDAR_DATES}).",
+    )
     time_zone = serializers.CharField(max_length=64)
     holiday_country = serializers.CharField(
         max_length=2, required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2: its public holidays, every year."
@@ -57,7 +67,8 @@ class CalendarSerializer(ResourceSerializer):
     working_days = serializers.ListField(
         child=serializers.DateField(validators=[in_service_range]),
         required=False,
-        help_text="Dates worked despite a public holiday.",
+        max_length=services.MAX_CALENDAR_DATES,
+        help_text=f"Dates worked despite a public holiday (at most {services.MAX_CALENDAR_DATES}).",
     )
 
     class Meta:
@@ -86,8 +97,10 @@ class CalendarSerializer(ResourceSerializer):
         return [{"weekday": weekday, "start": start, "end": end} for weekday, start, end in hours]
 
     def validate_holidays(self, value):
-        dates = [h["date"] for h in value]
-        duplicates = sorted({d.isoformat() for d in dates if dates.count(d) > 1})
+        most = services.MAX_CALENDAR_DATES
+        if len(value) > most:  # as working_days' max_length says it
+            raise serializers.ValidationError(f"Ensure this field has no more than {most} elements.")
+        duplicates = _listed_twice([h["date"] for h in value])
         if duplicates:
             raise serializers.ValidationError(f"Listed twice: {', '.join(duplicates)}.")
         return [
@@ -95,7 +108,7 @@ class CalendarSerializer(ResourceSerializer):
         ]
 
     def validate_working_days(self, value):
-        duplicates = sorted({d.isoformat() for d in value if value.count(d) > 1})
+        duplicates = _listed_twice(value)
         if duplicates:
             raise serializers.ValidationError(f"Listed twice: {', '.join(duplicates)}.")
         return [day.isoformat() for day in sorted(value)]

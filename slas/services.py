@@ -15,6 +15,9 @@ from events.services import apply_changes, record_event, snapshot
 
 from .models import Calendar, SlaRule
 
+# A calendar lists at most this many holidays, and as many working days: a century of a country's
+# public and regional days and more (an unbounded list made a 1 MB PATCH minutes of work).
+MAX_CALENDAR_DATES = 5000
 CALENDAR_SNAPSHOT = ["name", "time_zone", "hours", "holidays", "holiday_country", "holiday_subdivision", "working_days"]
 RULE_SNAPSHOT = [
     "contract_id", "name", "metric", "priorities", "target_minutes", "calendar_id", "pause_on_hold", "escalation",
@@ -70,6 +73,11 @@ def import_holidays(*, calendar: Calendar, actor, holidays: list[dict]) -> Calen
     listed = {h["date"]: h for h in calendar.holidays}
     new = [h for h in holidays if h["date"] not in listed]
     merged = sorted([*calendar.holidays, *new], key=lambda h: h["date"])
+    if len(merged) > MAX_CALENDAR_DATES:
+        raise Unprocessable(
+            f"The calendar would list {len(merged)} holidays; at most {MAX_CALENDAR_DATES}.",
+            {"holidays": [f"At most {MAX_CALENDAR_DATES} dates: remove past ones before importing more."]},
+        )
     data = {"holidays": merged}
     added = {h["date"] for h in new}
     if added & set(calendar.working_days):

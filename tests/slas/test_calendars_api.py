@@ -3,6 +3,8 @@ recomputation of the running clocks that use a calendar when it is edited."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -162,6 +164,35 @@ class TestCalendarValidation:
         response = post(client, holidays=[{"date": "2026-01-01"}])
         assert response.status_code == 201
         assert response.json()["holidays"] == [{"date": "2026-01-01", "name": ""}]
+
+    def test_the_lists_of_dates_are_bounded(self, api, monkeypatch):
+        """Found by an outside sweep: a PATCH of 70,000 working days (1 MB) took 91 s (each date
+        counted through the whole list) and was stored. At most MAX_CALENDAR_DATES of each, an
+        import too; duplicates found by one count."""
+        from config.errors import Unprocessable
+        from slas import services
+
+        client = api("manager")
+        days = [(dt.date(2000, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(services.MAX_CALENDAR_DATES)]
+        calendar = post(client, working_days=days)
+        assert calendar.status_code == 201, calendar.content[:300]
+        url = f"/api/v1/calendars/{calendar.json()['id']}"
+        too_many = [*days, "2026-01-01"]
+        for name, value in (("working_days", too_many), ("holidays", [{"date": day} for day in too_many])):
+            response = client.patch(url, {name: value}, format="json")
+            assert response.status_code == 422 and set(response.json()["errors"]) == {name}, response.content[:300]
+        twice = client.patch(url, {"working_days": [*days[:10], *days[:10]]}, format="json")
+        assert twice.json()["errors"] == {"working_days": [f"Listed twice: {', '.join(days[:10])}."]}
+        monkeypatch.setattr(services, "MAX_CALENDAR_DATES", 2)
+        holidays = [{"date": "2026-12-25"}, {"date": "2026-12-26"}]
+        assert client.patch(url, {"working_days": [], "holidays": holidays}, format="json").status_code == 200
+        with pytest.raises(Unprocessable) as refused:
+            services.import_holidays(
+                calendar=Calendar.objects.get(pk=calendar.json()["id"]),
+                actor=None,
+                holidays=[{"date": "2026-12-31", "name": "New Year's Eve"}],
+            )
+        assert set(refused.value.errors) == {"holidays"}
 
     def test_other_organizations_calendar_cannot_be_read_or_edited(self, api, other_org):
         theirs = make_calendar(other_org)
