@@ -107,9 +107,14 @@ def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime) -> d
 def next_run(plan: VisitPlan, contract: Contract) -> dt.datetime:
     """When the plan's next occurrence after `generated_until` enters its horizon (NEVER if none)."""
     ahead = _occurrences(plan, contract, plan.generated_until, plan.generated_until + _LOOKAHEAD, 1)
-    if not ahead:
-        return NEVER
-    return ahead[0] - dt.timedelta(days=plan.generate_days_in_advance)
+    if ahead:
+        return ahead[0] - dt.timedelta(days=plan.generate_days_in_advance)
+    _first, end = plan_window(plan, contract)
+    if end is not None and end <= plan.generated_until + _LOOKAHEAD:
+        return NEVER  # its window closes first: nothing more to come
+    # None within the lookahead but the plan goes on (a 12-yearly test): look again before one can
+    # enter the horizon (before, such a plan was never due again).
+    return plan.generated_until + _LOOKAHEAD - dt.timedelta(days=plan.generate_days_in_advance)
 
 
 def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: None) -> int:

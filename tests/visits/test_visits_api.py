@@ -436,7 +436,7 @@ def test_several_visits_a_day_at_whole_minutes_are_a_plan(api, org):
         ("FREQ=DAILY;BYHOUR=8,16", {"08:00", "16:00"}),
         ("FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=7,12,17;BYMINUTE=30;BYSECOND=0", {"07:30", "12:30", "17:30"}),
         (EVERY_HOUR + ";BYMINUTE=15", {f"{hour:02}:15" for hour in range(24)}),
-        ("FREQ=YEARLY;INTERVAL=12;BYHOUR=9", {"09:00"}),  # a 12-year hydrostatic test, from active_from
+        ("FREQ=YEARLY;INTERVAL=5;BYHOUR=9", {"09:00"}),  # a 5-yearly test from active_from (a 12-yearly: below)
         ("FREQ=WEEKLY;COUNT=3", {"00:00"}),  # from active_from (today), whose first is past
     ]:
         response = client.post(plans_url(contract), {"summary": "S", "recurrence": rule}, format="json")
@@ -561,3 +561,25 @@ def test_a_plan_left_outside_a_drafts_moved_term_can_still_be_edited(api, org):
     # Dates an edit sets are still held to the term.
     response = manager.patch(f"{plans_url(draft)}/{plan['id']}", {"active_to": "2027-11-30"}, format="json")
     assert response.status_code == 422 and "active_to" in response.json()["errors"]
+
+
+@pytest.mark.django_db
+def test_a_plan_whose_next_visit_is_beyond_the_lookahead_is_due_again_in_time(org):
+    """Found in review: a plan with no occurrence in the next ten years (a 12-yearly hydrostatic
+    test, after its first) was never due again (`next_run_at` 9999), so its next visit was never
+    generated. It is looked at again before that visit can enter its horizon."""
+    contract = long_contract(org)
+    rule = "FREQ=YEARLY;INTERVAL=12;BYMONTH=3;BYMONTHDAY=10;BYHOUR=9"
+    plan = make_plan(contract, recurrence=rule, active_from=dt.date(2026, 3, 1))
+    generate_visits(now=ams(2026, 3, 5))
+    assert [job.occurrence for job in WorkOrder.objects.filter(visit_plan=plan)] == [ams(2026, 3, 10, 9)]
+    plan.refresh_from_db()
+    assert plan.next_run_at < ams(2038, 3, 3)
+    generate_visits(now=ams(2036, 6, 1))  # looked at again: nothing in its horizon yet
+    generate_visits(now=ams(2038, 3, 5))
+    occurrences = sorted(job.occurrence for job in WorkOrder.objects.filter(visit_plan=plan))
+    assert occurrences == [ams(2026, 3, 10, 9), ams(2038, 3, 10, 9)]
+    ended = make_plan(contract, recurrence=rule, active_from=dt.date(2026, 3, 1), active_to=dt.date(2030, 1, 1))
+    generate_visits(now=ams(2026, 3, 5))
+    ended.refresh_from_db()
+    assert ended.next_run_at.year == 9999  # its window closes before another visit: never due again
