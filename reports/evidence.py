@@ -36,6 +36,7 @@ from django.db.models import Q
 
 from breaches.models import Breach
 from breaches.penalties import ZERO, _cap, breach_penalty, started_units, within_monthly_cap
+from config.api.serializers import price_text
 from events.models import Event
 from slas import clock
 from tenancy.currencies import quantize
@@ -172,8 +173,10 @@ def _penalty_steps(breach: Breach, rule, overage: int, past_due: bool) -> dict:
     return {
         "clause": clause or None,
         "past_due": past_due,
-        "fixed_amount": _money(Decimal(str(clause.get("fixed_amount") or 0)), currency),
-        "per_unit_amount": _money(Decimal(str(clause.get("per_unit_amount") or 0)), currency),
+        # As the clause states them, like unit prices (`price_text`): rounded to the minor unit,
+        # fixed + per unit x units no longer gave before_caps (found by an outside tester).
+        "fixed_amount": price_text(Decimal(str(clause.get("fixed_amount") or 0)), currency),
+        "per_unit_amount": price_text(Decimal(str(clause.get("per_unit_amount") or 0)), currency),
         "unit_minutes": clause.get("unit_minutes"),
         "started_units": units,
         "before_caps": _money(penalty_before_caps(rule.penalty, overage, currency) if past_due else ZERO, currency),

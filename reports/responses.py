@@ -269,8 +269,8 @@ class EvidenceOtherBreachSerializer(serializers.Serializer):
 class EvidencePenaltySerializer(serializers.Serializer):
     clause = serializers.JSONField(allow_null=True)
     past_due = serializers.BooleanField()
-    fixed_amount = _amount()
-    per_unit_amount = _amount()
+    fixed_amount = _amount(help_text="The clause's, as it states it (finer places than the currency's kept).")
+    per_unit_amount = _amount(help_text="The clause's, as it states it (finer places than the currency's kept).")
     unit_minutes = serializers.IntegerField(allow_null=True)
     started_units = serializers.IntegerField()
     before_caps = _amount()

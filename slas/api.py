@@ -288,7 +288,7 @@ class SlaRuleSerializer(ResourceSerializer):
             "effective_from", "effective_to", "previous_version", "next_version", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
-        money_fields = {"monthly_penalty_cap": "contract.currency"}
+        cap_fields = {"monthly_penalty_cap": "contract.currency"}  # as enforced: rounded down
         default_fields = [
             "id", "contract", "name", "metric", "priorities", "target_minutes", "calendar", "active",
             "effective_from", "effective_to", "created_at", "updated_at",

@@ -275,6 +275,16 @@ def _validate_timestamps(work_order: WorkOrder, now: dt.datetime) -> None:
         and work_order.resolved_at < work_order.on_site_at
     ):
         errors["resolved_at"] = ["Must not be before on_site_at."]
+    # A response after the job was done would run its response clock past the resolution, into a
+    # breach (found by an outside tester). A reopen clears resolved_at, so a reopened job can
+    # still be answered; it is checked again against the next resolution.
+    if (
+        not {"responded_at", "resolved_at"} & set(errors)
+        and work_order.responded_at
+        and work_order.resolved_at
+        and work_order.responded_at > work_order.resolved_at
+    ):
+        errors["responded_at"] = ["Must not be after resolved_at."]
     if errors:
         raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
 

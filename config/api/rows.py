@@ -31,7 +31,7 @@ from rest_framework.fields import Field, empty
 from rest_framework.relations import PrimaryKeyRelatedField, RelatedField
 from rest_framework.settings import api_settings
 
-from .serializers import ReferenceField, ResourceSerializer, money_text, price_text, reference_of, str_columns_of
+from .serializers import ReferenceField, ResourceSerializer, amount_text, money_text, reference_of, str_columns_of
 
 Writer = Callable[[dict], object]
 _SKIP = object()  # a field DRF leaves out of the row (a read-only field across a missing reference)
@@ -83,9 +83,7 @@ class RowPlan:
         writers = self.writers
         if not self.may_skip:
             return [{name: write(row) for name, write in writers} for row in rows]
-        return [
-            {name: value for name, write in writers if (value := write(row)) is not _SKIP} for row in rows
-        ]
+        return [{name: value for name, write in writers if (value := write(row)) is not _SKIP} for row in rows]
 
 
 def row_plan(serializer) -> RowPlan | None:
@@ -99,16 +97,13 @@ def row_plan(serializer) -> RowPlan | None:
     columns = {pk: None}
     writers = []
     may_skip = False
-    money = getattr(serializer.Meta, "money_fields", {})
-    prices = getattr(serializer.Meta, "price_fields", {})
     for name, field in serializer.fields.items():
         if field.write_only:
             continue
         reader = _reader(field, model)
-        if reader is not None and name in money:
-            reader = _money_reader(reader, field, money[name], model, money_text)
-        elif reader is not None and name in prices:
-            reader = _money_reader(reader, field, prices[name], model, price_text)
+        if reader is not None and (written := amount_text(serializer.Meta, name)) is not None:
+            text, currency_path = written
+            reader = _money_reader(reader, field, currency_path, model, text)
         if reader is None:
             return None
         field_columns, write, skips = reader
@@ -119,8 +114,8 @@ def row_plan(serializer) -> RowPlan | None:
 
 
 def _money_reader(reader, field, currency_path: str, model, text=money_text):
-    """ResourceSerializer's `Meta.money_fields` (or `price_fields`, `text` = `price_text`) from a
-    row: the amount in its currency's units."""
+    """An amount of ResourceSerializer's `Meta.money_fields` (`price_fields`, `cap_fields`: its
+    `text`, `serializers.AMOUNT_TEXTS`) from a row: the amount in its currency's units."""
     currency = _column_path(model, currency_path.split("."))
     amount = _column_path(model, field.source_attrs)
     if currency is None or currency[2] or amount is None or amount[2]:

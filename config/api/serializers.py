@@ -23,6 +23,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 
+from breaches.penalties import cap_in_minor_unit
 from tenancy.currencies import quantize
 
 from .. import dates
@@ -135,6 +136,27 @@ def price_text(price, currency: str) -> str:
     amount (found by an outside sweep)."""
     rounded = quantize(price, currency)
     return str(rounded if rounded == price else Decimal(price).normalize())
+
+
+def cap_text(cap, currency: str) -> str:
+    """A penalty cap as it is enforced: in its currency's minor unit, rounded down
+    (`breaches.penalties.cap_in_minor_unit`: a cap finer than the minor unit counts as the largest
+    whole minor amount within it). Rounded half-up, a JPY cap of 2500.9 read 2501 while 2500 was
+    enforced (found by an outside tester)."""
+    return str(cap_in_minor_unit(cap, currency))
+
+
+# How the amounts of each `ResourceSerializer.Meta` mapping (amount -> path of its currency) are
+# written: REST, its row reader (config.api.rows) and GraphQL (`money_field`) alike.
+AMOUNT_TEXTS = {"money_fields": money_text, "price_fields": price_text, "cap_fields": cap_text}
+
+
+def amount_text(meta, name: str) -> tuple | None:
+    """`(text, currency_path)` of an amount a serializer's Meta maps (`AMOUNT_TEXTS`), else None."""
+    for mapping, text in AMOUNT_TEXTS.items():
+        if name in (paths := getattr(meta, mapping, {})):
+            return text, paths[name]
+    return None
 
 
 def tenant_of(serializer_field) -> object | None:
@@ -323,7 +345,8 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
     `Meta.money_fields` maps an amount to the path of its currency code (`{"amount":
     "contract.currency"}`): the amount is written with the currency's minor units (`"1200.00"`,
     `"1200"` in JPY), or as the decimal field writes it when the currency is blank.
-    `Meta.price_fields` does the same for unit prices, which keep finer places (`price_text`).
+    `Meta.price_fields` does the same for unit prices, which keep finer places (`price_text`), and
+    `Meta.cap_fields` for penalty caps, written as enforced: rounded down (`cap_text`).
     """
 
     def __init__(self, *args, fields=None, **kwargs):
@@ -349,7 +372,7 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        for text, currency_fields in ((money_text, "money_fields"), (price_text, "price_fields")):
+        for currency_fields, text in AMOUNT_TEXTS.items():
             for name, currency_path in getattr(self.Meta, currency_fields, {}).items():
                 if data.get(name) is not None and (currency := attrgetter(currency_path)(instance)):
                     data[name] = text(getattr(instance, self.fields[name].source), currency)

@@ -37,7 +37,7 @@ from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
 
 from config.api.filters import MAX_DB_ID, PredicateFilter
-from config.api.serializers import money_text, price_text
+from config.api.serializers import amount_text, cap_text, price_text
 from config.errors import BadRequest, Forbidden, NotFound
 from config.graphql import enums
 from tenancy.models import TenantQuerySet
@@ -366,12 +366,11 @@ def nested_list(*, default_sort: str | None = None, **kwargs):
 
 
 def money_field(serializer, name: str):
-    """An amount of the REST serializer's `Meta.money_fields` (or unit price of its `price_fields`),
-    written as REST writes it: "18500.50", not the column's "18500.5000" (found by an outside tester).
-    Declared with its type: `amount: decimal.Decimal = money_field(BillingLineSerializer, "amount")`."""
-    meta = serializer.Meta
-    prices = getattr(meta, "price_fields", {})
-    text, currency_path = (price_text, prices[name]) if name in prices else (money_text, meta.money_fields[name])
+    """An amount of the REST serializer's `Meta.money_fields` (or unit price of its `price_fields`,
+    cap of its `cap_fields`), written as REST writes it: "18500.50", not the column's "18500.5000"
+    (found by an outside tester). Declared with its type:
+    `amount: decimal.Decimal = money_field(BillingLineSerializer, "amount")`."""
+    text, currency_path = amount_text(serializer.Meta, name)
     currency_of = attrgetter(currency_path)
     *relation, _ = currency_path.split(".")
 
@@ -381,7 +380,10 @@ def money_field(serializer, name: str):
             return amount  # without a currency, as the decimal field writes it (ResourceSerializer)
         return decimal.Decimal(text(amount, currency))
 
-    finer = ", or with the finer places it was stored with" if name in prices else ""
+    finer = {
+        price_text: ", or with the finer places it was stored with",
+        cap_text: ", rounded down as the cap is enforced",
+    }.get(text, "")
     return strawberry_django.field(
         resolver=resolve,
         only=[name, currency_path.replace(".", "__")],

@@ -171,7 +171,7 @@ class TestSlimReferences:
                     priorities=["high"],
                     pause_on_hold=False,
                     target_minutes=30 + i,
-                    monthly_penalty_cap=Decimal("1234.5678"),  # quantized in the contract's currency
+                    monthly_penalty_cap=Decimal("1234.5678"),  # in the contract's currency, rounded down
                     effective_from=timezone.now(),
                     previous_version=made[-1] if made else None,
                 )
@@ -187,7 +187,8 @@ class TestSlimReferences:
         for row in rows:
             alone = client.get(f"/api/v1/sla_rules/{row['id']}", {"fields": fields}).json()
             assert row == alone
-        assert {row["monthly_penalty_cap"] for row in rows} == {"1235", "1234.568"}  # JPY, KWD
+        # JPY, KWD: a cap reads as it is enforced, rounded down (it read "1235" and "1234.568")
+        assert {row["monthly_penalty_cap"] for row in rows} == {"1234", "1234.567"}
         assert any(row["contract"]["name"].startswith("C-") for row in rows)  # the unnamed contract's str()
 
     def test_the_queries_do_not_grow_with_the_rows(self, api, org):

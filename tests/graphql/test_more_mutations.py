@@ -148,3 +148,13 @@ def test_notification_settings_are_written_by_admins(gql, org):
     assert "notificationEmails[0]" in fields_of(invalid) or "notificationEmails" in fields_of(invalid)
     refused = gql("manager")(mutation % '"x@example.com"')["updateNotificationSettings"]
     assert refused["kind"] == "FORBIDDEN"
+
+
+def test_a_work_order_answered_after_its_resolution_is_refused(gql, org):
+    """REST's timestamp rule (responded_at not after resolved_at), with the GraphQL field path."""
+    refused = gql("operator")(
+        'mutation { createWorkOrder(input: {priority: "high", reportedAt: "2026-11-23T09:00:00Z", '
+        'resolvedAt: "2026-11-23T09:30:00Z", respondedAt: "2026-11-25T09:00:00Z", status: "resolved"}) '
+        f"{{ __typename {ERROR} }} }}"
+    )["createWorkOrder"]
+    assert refused["kind"] == "INVALID" and fields_of(refused) == {"respondedAt": ["Must not be after resolved_at."]}

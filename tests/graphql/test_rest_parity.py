@@ -15,6 +15,7 @@ from model_bakery import baker
 
 from billing.models import BillingLine, ContractTemplate
 from breaches.models import Breach
+from config.api.serializers import AMOUNT_TEXTS
 from config.graphql.base import TenantType, camel
 from config.graphql.schema import schema  # noqa: F401  (every type built, for the sweep below)
 from contracts import terms
@@ -108,6 +109,19 @@ def test_money_in_minor_units_the_cases_reported(gql, world):
     assert data["billingLines"]["results"] == [{"unitPrice": "110.125", "amount": "220.25"}]
 
 
+@pytest.mark.parametrize(("currency", "cap", "shown"), [("JPY", "2500.9", "2500"), ("KWD", "3.0009", "3.000")])
+def test_a_monthly_penalty_cap_reads_as_it_is_enforced(gql, world, currency, cap, shown):
+    """Found by an outside tester: JPY 2500.9 read 2501 (half-up) while 2500 is enforced."""
+    contract_id = world["contracts.Contract"][0]
+    Contract.objects.filter(pk=contract_id).update(currency=currency)
+    SlaRule.objects.filter(contract_id=contract_id).update(monthly_penalty_cap=Decimal(cap))
+    client = gql("admin")
+    rules = list(SlaRule.objects.filter(contract_id=contract_id).values_list("pk", flat=True))
+    assert rules
+    for pk in rules:
+        assert client(f"{{ slaRule(id: {pk}) {{ monthlyPenaltyCap }} }}")["slaRule"] == {"monthlyPenaltyCap": shown}
+
+
 def _resource_types(cls=TenantType):
     for sub in cls.__subclasses__():
         yield sub
@@ -115,14 +129,14 @@ def _resource_types(cls=TenantType):
 
 
 def test_every_rest_money_field_is_covered_here():
-    """A type whose REST serializer quantises a field (`money_fields`, `price_fields`) is in MONEY."""
+    """A type whose REST serializer quantises a field (`money_fields`, `price_fields`, `cap_fields`) is in MONEY."""
     for graphql_type in _resource_types():
         view = getattr(graphql_type, "rest_view", None)
         meta = getattr(getattr(view, "serializer_class", None), "Meta", None)
         if meta is None or not hasattr(graphql_type, "__strawberry_definition__"):
             continue
         shown = {f.python_name for f in graphql_type.__strawberry_definition__.fields}
-        quantised = {*getattr(meta, "money_fields", {}), *getattr(meta, "price_fields", {})} & shown
+        quantised = {name for mapping in AMOUNT_TEXTS for name in getattr(meta, mapping, {})} & shown
         if quantised:
             _, _, names = MONEY[meta.model._meta.label]
             assert quantised <= set(names), meta.model._meta.label

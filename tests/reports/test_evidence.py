@@ -243,3 +243,36 @@ def test_a_reopened_hold_is_shown_pausing_a_response_rule(api, org):
     pack = api("viewer").get(url(breach)).json()
     assert [(h["kind"], h["pauses_this_rule"]) for h in pack["holds"]] == [("reopened", True)]
     assert all(pack["agrees_with_stored"].values()) and breach.overage_minutes == 70
+
+
+@pytest.mark.django_db
+def test_the_penalty_steps_show_the_clauses_amounts_as_it_states_them(api, org):
+    """Found by an outside tester: the clause's amounts were rounded to the minor unit before they
+    were shown (KWD 1.235 + 6 x 0.334 = 3.239, but "Before caps 3.236"). Now they are shown as the
+    clause states them, like unit prices, and the steps add up to before_caps before its rounding."""
+    from tests.breaches.factories import active_contract, make_job, make_rule, minutes, update_job
+
+    contract = active_contract(org, currency="KWD")
+    clause = {"fixed_amount": "1.2345", "per_unit_amount": "0.3335", "unit_minutes": 5}
+    make_rule(contract, metric="response", target_minutes=60, penalty=clause)
+    job = make_job(contract)
+    update_job(job, minutes(90), status="in_progress")  # 30 minutes over: 6 started units of 5
+    breach = Breach.objects.get()
+    client = api("viewer")
+    steps = client.get(url(breach)).json()["penalty"]
+    shown = {key: steps[key] for key in ("fixed_amount", "per_unit_amount", "started_units", "before_caps")}
+    assert shown == {"fixed_amount": "1.2345", "per_unit_amount": "0.3335", "started_units": 6, "before_caps": "3.236"}
+    total = Decimal(steps["fixed_amount"]) + Decimal(steps["per_unit_amount"]) * steps["started_units"]
+    assert total.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP) == Decimal(steps["before_caps"])
+    assert steps["owed"] == "3.236" and Decimal(steps["owed"]) == breach.penalty_amount
+    html = client.get(url(breach), HTTP_ACCEPT="text/html").content.decode()
+    assert "<td>1.2345</td>" in html and "<td>0.3335 &times; 6 unit(s)" in html
+    pdf = client.get(url(breach), HTTP_ACCEPT="application/pdf").content
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "1.2345" in text and "0.3335 x 6 unit(s)" in text
+    # An amount in whole minor units is written in them, as before.
+    make_rule(contract, metric="resolution", target_minutes=60, penalty={"fixed_amount": "3"})
+    job = make_job(contract)
+    update_job(job, minutes(90), status="resolved")
+    steps = client.get(url(Breach.objects.get(sla_rule__metric="resolution"))).json()["penalty"]
+    assert (steps["fixed_amount"], steps["per_unit_amount"]) == ("3.000", "0.000")

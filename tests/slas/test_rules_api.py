@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from breaches.penalties import cap_in_minor_unit
 from contracts.models import Contract
 from events.models import Event
 from slas.models import SlaRule
@@ -226,6 +227,26 @@ class TestRuleValidation:
         contract = make_contract(org, currency="JPY")
         response = client.post(URL, rule_body(contract, monthly_penalty_cap="1000.4"), format="json")
         assert response.status_code == 201 and response.json()["monthly_penalty_cap"] == "1000"  # JPY: no minor unit
+
+    @pytest.mark.parametrize(
+        ("currency", "cap", "shown"),
+        [("JPY", "2500.9", "2500"), ("KWD", "3.0009", "3.000"), ("EUR", "99.995", "99.99"), ("EUR", "500", "500.00")],
+    )
+    def test_the_monthly_penalty_cap_reads_as_it_is_enforced(self, api, org, currency, cap, shown):
+        """Found by an outside tester: a cap finer than the minor unit read rounded half-up (JPY
+        2500.9 read 2501) while the penalties are held to it rounded down (2500,
+        `breaches.penalties.cap_in_minor_unit`). Every read of the rule now shows what is enforced."""
+        client = api("manager")
+        contract = make_contract(org, currency=currency)
+        created = client.post(URL, rule_body(contract, monthly_penalty_cap=cap), format="json")
+        assert created.status_code == 201 and created.json()["monthly_penalty_cap"] == shown, created.content
+        pk = created.json()["id"]
+        assert str(cap_in_minor_unit(SlaRule.objects.get(pk=pk).monthly_penalty_cap, currency)) == shown
+        assert client.get(f"{URL}/{pk}").json()["monthly_penalty_cap"] == shown
+        listed = client.get(f"{URL}?fields=monthly_penalty_cap").json()
+        assert listed == [{"id": pk, "monthly_penalty_cap": shown}]
+        csv = b"".join(client.get(f"{URL}?format=csv&fields=id,monthly_penalty_cap").streaming_content).decode()
+        assert csv.splitlines()[1:] == [f"{pk},{shown}"]
 
 
 @pytest.mark.django_db

@@ -333,6 +333,48 @@ class TestTimestamps:
         equal = create(api("operator"), on_site_at=iso(at(MONDAY, 10)), resolved_at=iso(at(MONDAY, 10)), **resolved)
         assert equal.status_code == 201, equal.content
 
+    def test_responded_at_not_after_resolved_at(self, api):
+        """Found by an outside tester: a response two days after the resolution was a 201, and its
+        response clock ran on and was charged as a breach for the time after the job was done."""
+        client = api("operator")
+        late = {"priority": "high", "reported_at": iso(at(MONDAY, 9)), "resolved_at": iso(at(MONDAY, 9, 30))}
+        response = create(client, **late, responded_at=iso(at(MONDAY + dt.timedelta(days=2), 9)), status="resolved")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {"responded_at": ["Must not be after resolved_at."]}
+        # A resolved_at the status change stamps counts too.
+        stamped = {"status": "resolved", "status_changed_at": iso(at(MONDAY, 10))}
+        response = create(client, reported_at=iso(at(MONDAY, 9)), responded_at=iso(at(MONDAY, 10, 1)), **stamped)
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"responded_at"}
+        equal = create(client, **late, responded_at=iso(at(MONDAY, 9, 30)), status="resolved")
+        assert equal.status_code == 201, equal.content
+
+    def test_a_patch_is_checked_against_the_stored_times(self, api):
+        client = api("operator")
+        job = create(client, reported_at=iso(at(MONDAY, 9)), responded_at=iso(at(MONDAY, 9, 20))).json()
+        url = f"{URL}/{job['id']}"
+        done = {"status": "resolved", "status_changed_at": iso(at(MONDAY, 10))}
+        assert client.patch(url, done, format="json").status_code == 200
+        for body, field in [
+            ({"responded_at": iso(at(MONDAY, 10, 5))}, "responded_at"),
+            ({"resolved_at": iso(at(MONDAY, 9, 10))}, "responded_at"),
+            ({"on_site_at": iso(at(MONDAY, 10, 5))}, "resolved_at"),
+        ]:
+            response = client.patch(url, body, format="json")
+            assert response.status_code == 422 and set(response.json()["errors"]) == {field}, (body, response.content)
+        stored = WorkOrder.objects.get(pk=job["id"])
+        assert (stored.responded_at, stored.resolved_at) == (at(MONDAY, 9, 20), at(MONDAY, 10))
+
+    def test_a_reopened_job_is_answered_after_its_first_resolution(self, api):
+        """A reopen clears resolved_at: the response it then gets is checked against the next one."""
+        client = api("operator")
+        job = create(client, reported_at=iso(at(MONDAY, 9)), status="resolved", resolved_at=iso(at(MONDAY, 10))).json()
+        url = f"{URL}/{job['id']}"
+        reopened = client.patch(url, {"status": "in_progress", "status_changed_at": iso(at(MONDAY, 11))}, format="json")
+        assert reopened.status_code == 200, reopened.content
+        assert (reopened.json()["responded_at"], reopened.json()["resolved_at"]) == (iso(at(MONDAY, 11)), None)
+        done = client.patch(url, {"status": "resolved", "status_changed_at": iso(at(MONDAY, 12))}, format="json")
+        assert done.status_code == 200 and done.json()["resolved_at"] == iso(at(MONDAY, 12))
+
     def test_resolved_at_only_on_a_resolved_job(self, api):
         """Found by an outside sweep: a resolved_at on an open job stopped its resolution clock
         (met) while the job stayed open."""
