@@ -162,7 +162,6 @@ def wrong_type_for(field, value):
 # --- end of the robustness block -----------------------------------------------------------------
 
 
-
 @pytest.mark.django_db
 class ResourceAPITests(RobustReadTests):
     url: str
@@ -398,6 +397,32 @@ class ResourceAPITests(RobustReadTests):
             assert response.status_code == 400, (param, value, response.content)
             assert param in response.json()["errors"]
 
+    def test_a_repeated_parameter_is_400_asking_for_one_value(self, api, org):
+        # Found by an outside integrator: `?status=active&status=draft` answered for drafts only
+        # and `?fields=name&fields=status` showed status only (Django reads a repeated parameter's
+        # last value). Many HTTP clients send lists so; the answer must not be silently wrong.
+        first, second = self.factory(org), self.factory(org)
+        client = api(self.read_role)
+        field = next(name for name in self.default_fields if name != "id")
+        repeated = [
+            ("ids", [str(first.pk), str(second.pk)]),
+            ("fields", ["id", field]),
+            ("sort", ["id", "-id"]),
+            ("per_page", ["5", "10"]),
+        ]
+        for param, values in repeated:
+            for extra in ([], [("format", "csv")]):  # JSON and CSV alike
+                response = client.get(f"{self.url}?{urlencode([*extra, *((param, v) for v in values)])}")
+                assert response.status_code == 400, (param, response.content[:300])
+                body = response.json()
+                assert body["message"].startswith(f"Repeated query parameter: {param};"), body
+                assert "comma-separated" in body["message"], body
+                assert body["errors"] == {
+                    param: [f"Given 2 times; send one value, comma-separated ({param}={','.join(values)})."]
+                }, body
+        response = client.get(f"{self.detail(first)}?{urlencode([('fields', 'id'), ('fields', field)])}")
+        assert response.status_code == 400 and set(response.json()["errors"]) == {"fields"}, response.content
+
     # --- queries ------------------------------------------------------------------------------
 
     def test_query_count_does_not_grow_with_page_size(self, api, org):
@@ -452,4 +477,3 @@ class WritableResourceAPITests(ResourceAPITests, RobustWriteTests):
         for key, value in self.update_data.items():
             if not key.endswith("_id"):
                 assert body[key] == value, key
-

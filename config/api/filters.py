@@ -9,7 +9,9 @@ choices, booleans), so a malformed value is a 400 naming the parameter:
     ?created_at=>2026-01-01   also <, <=, >=     ?created_at=>=2026-01-01<2026-02-01   range
     ?remarks=                 is empty           ?remarks=!                 is present
 
-A parameter that is not a declared filter (nor one of the view's own parameters) is a 400.
+A parameter that is not a declared filter (nor one of the view's own parameters) is a 400, and
+so is a parameter given more than once (`?status=active&status=draft`, `single_values`): a list
+is one value, comma-separated.
 """
 
 from __future__ import annotations
@@ -60,6 +62,33 @@ _ORDERED = (
     models.CharField,
     models.AutoField,
 )
+
+
+# A repeated parameter's example in its error, at most this long (else a placeholder).
+_EXAMPLE_LENGTH = 120
+
+
+def single_values(params, *, lists: bool = True) -> None:
+    """A 400 naming each query parameter given more than once (`?status=active&status=draft`).
+
+    Django's QueryDict (and so DRF's `query_params`) keeps every value, but `get()` and `[]` read
+    the last: a client that sends a list as repeated parameters (many HTTP libraries do) would get
+    an answer to a question it did not ask. `lists`: the error says to send one value,
+    comma-separated (the predicate grammar); else to send the parameter once."""
+    repeated = {name: values for name, values in params.lists() if len(values) > 1}
+    if not repeated:
+        return
+    errors = {}
+    for name, values in repeated.items():
+        if lists:
+            example = f"{name}={','.join(values)}"
+            if len(example) > _EXAMPLE_LENGTH:
+                example = f"{name}=a,b"
+            errors[name] = [f"Given {len(values)} times; send one value, comma-separated ({example})."]
+        else:
+            errors[name] = [f"Given {len(values)} times; send it once."]
+    advice = "send one value, comma-separated" if lists else "send each once"
+    raise BadRequest(f"Repeated query parameter: {', '.join(repeated)}; {advice}.", errors)
 
 
 @dataclass(frozen=True)
