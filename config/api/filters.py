@@ -91,6 +91,14 @@ def single_values(params, *, lists: bool = True) -> None:
     raise BadRequest(f"Repeated query parameter: {', '.join(repeated)}; {advice}.", errors)
 
 
+def invalid_choice(value, choices) -> str:
+    """The error of a value that is not among `choices`, naming them (as an unknown field's error
+    names the accepted fields): input bodies (`config.api.serializers`) and filters alike."""
+    shown = [str(choice) for choice in choices if str(choice) != ""]
+    blank = " (or blank)" if len(shown) < len(list(choices)) else ""
+    return f'"{value}" is not a valid choice: one of {", ".join(shown)}{blank}.'
+
+
 @dataclass(frozen=True)
 class Predicate:
     """A parsed filter: `kind` is one of in, not_in, range, empty, present."""
@@ -151,6 +159,9 @@ class PredicateField(forms.Field):
         try:
             value = self.value_field.clean(raw.strip())
         except ValidationError as exc:
+            if isinstance(self.value_field, forms.ChoiceField) and exc.code == "invalid_choice":
+                choices = [choice for choice, _ in self.value_field.choices if choice != ""]
+                raise ValidationError(invalid_choice(raw.strip(), choices)) from None
             raise ValidationError(f"'{raw}': {' '.join(exc.messages)}") from None
         if isinstance(value, dt.datetime) and not dates.representable(value):
             raise ValidationError(f"'{raw}': out of range (it has no UTC instant).")
