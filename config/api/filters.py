@@ -196,6 +196,43 @@ class PredicateField(forms.Field):
         return Predicate("not_in" if negate else "in", values=values)
 
 
+def _ordered(model_field) -> bool:
+    """Whether a field takes comparisons and ranges (`>v`, `>=a<b`): ordered values, not a
+    choice, a boolean or a reference."""
+    return isinstance(model_field, _ORDERED) and not getattr(model_field, "choices", None)
+
+
+# What a filter's value is, for its description (subclasses before their bases).
+_VALUE_KINDS = (
+    (models.BooleanField, "true or false"),
+    (models.DateTimeField, "an ISO 8601 instant"),
+    (models.DateField, "a date YYYY-MM-DD"),
+    (models.TimeField, "a time HH:MM"),
+    ((models.AutoField, models.BigAutoField, models.SmallAutoField), "ids"),
+    (models.IntegerField, "a whole number"),
+    ((models.DecimalField, models.FloatField), "a number"),
+)
+
+
+def predicate_description(model, field_name: str) -> str:
+    """What a filter on `field_name` (an ORM path from `model`) takes, as the OpenAPI document
+    states it after the parameter's name: only the predicates the field takes (no comparisons on a choice, a
+    boolean or a reference), its values as the API writes them (choices, ids, dates)."""
+    model_field = get_model_field(model, field_name)
+    choices = getattr(model_field, "choices", None)
+    if choices:
+        values = [str(value) for value, _ in choices if value != ""]
+        kind = f"one of {', '.join(values)}"
+    elif isinstance(model_field, models.ForeignKey):
+        kind = f"{model_field.related_model._meta.verbose_name} ids"
+    else:
+        kind = next((text for classes, text in _VALUE_KINDS if isinstance(model_field, classes)), "text")
+    predicates = "`v`, `a,b` (in), `!a` (not), "
+    if _ordered(model_field):
+        predicates += "`>v`, `>=v`, `<v`, `<=v`, ranges `>=a<b`, "
+    return f"({kind}): {predicates}empty value (is empty), `!` (is present)."
+
+
 class PredicateFilter(django_filters.Filter):
     """One query parameter with the predicate grammar, typed by its model field."""
 
@@ -208,7 +245,7 @@ class PredicateFilter(django_filters.Filter):
             model_field = self._model_field()
             self._field = PredicateField(
                 value_field=_value_field(model_field),
-                ordered=isinstance(model_field, _ORDERED) and not getattr(model_field, "choices", None),
+                ordered=_ordered(model_field),
                 label=self.label,
                 help_text=self.extra.get("help_text", ""),
             )
