@@ -36,7 +36,7 @@ from config.api.csv import (
     wants_csv,
 )
 from config.api.exceptions import BadRequest, Unprocessable
-from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -124,7 +124,7 @@ class ReportView(JSONErrorsMixin, APIView):
             if integers and not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_DB_ID):
                 raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
             if choices is not None and value not in choices:
-                raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not one of {', '.join(choices)}."]})
+                raise BadRequest(f"Invalid filter: {name}", {name: [invalid_choice(value, choices)]})
         return [int(value) for value in values] if integers else values
 
     def aliased(self, name: str, alias: str) -> str:

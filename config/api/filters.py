@@ -216,8 +216,8 @@ _VALUE_KINDS = (
 
 def predicate_description(model, field_name: str) -> str:
     """What a filter on `field_name` (an ORM path from `model`) takes, as the OpenAPI document
-    states it after the parameter's name: only the predicates the field takes (no comparisons on a choice, a
-    boolean or a reference), its values as the API writes them (choices, ids, dates)."""
+    states it after the parameter's name: only the predicates the field takes (no comparisons on
+    a choice, a boolean or a reference), its values as the API writes them (choices, ids, dates)."""
     model_field = get_model_field(model, field_name)
     choices = getattr(model_field, "choices", None)
     if choices:

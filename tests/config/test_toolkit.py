@@ -186,6 +186,13 @@ def test_choice_errors_name_the_valid_values(api, org):
     assert response.json()["errors"] == {
         "priority": ['"urgent" is not a valid choice: one of critical, high, medium, low, planned.']
     }
+    # The views that read their own parameters say the same (reports, a contract's visits).
+    response = client.get("/api/v1/reports/sla_compliance?from=2026-01-01&to=2026-01-31&metric=response,speed")
+    assert response.json()["errors"] == {
+        "metric": ['"speed" is not a valid choice: one of response, on_site, resolution.']
+    }
+    response = client.get(f"/api/v1/contracts/{contract.pk}/visits?state=due")
+    assert response.json()["errors"]["state"][0].startswith('"due" is not a valid choice: one of scheduled,')
     # A choice field that may be blank says so (a ledger entry's reason_code).
     response = client.get("/api/v1/ledger_entries?reason_code=nope")
     assert response.json()["errors"]["reason_code"][0].startswith('"nope" is not a valid choice: one of lot_expired,')
