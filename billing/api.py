@@ -60,7 +60,16 @@ class PeriodsView(ContractLedgerView):
             200: inline_serializer(
                 "BillingPeriod",
                 {
-                    "index": serializers.IntegerField(),
+                    "id": serializers.IntegerField(
+                        allow_null=True,
+                        help_text="The stored period's id, as billing lines name it (`period.id`, `?period_id=`); "
+                        "null until run_lifecycle opens the period.",
+                    ),
+                    "index": serializers.IntegerField(help_text="0 for the period that begins on the start date."),
+                    "number": serializers.IntegerField(
+                        help_text="index + 1: the number the period's name and its billing lines' descriptions "
+                        "give it (`9 period 4 (...)`)."
+                    ),
                     "start_date": serializers.DateField(),
                     "end_date": serializers.DateField(help_text="The period's last day."),
                     "status": serializers.ChoiceField(choices=["open", "closed"]),
@@ -74,7 +83,8 @@ class PeriodsView(ContractLedgerView):
     )
     def get(self, request, contract_pk):
         """Every period of the contract's billing plan begun so far, with its hours and money,
-        computed from the ledger (an empty list for a contract without periods)."""
+        computed from the ledger (an empty list for a contract without periods). `id` is the
+        stored period's, which billing lines reference (null until the period is opened)."""
         self.check_params({"as_of"})
         contract = self.contract(contract_pk)
         now = periods.check_as_of(self.as_of(), dt.datetime.now(dt.UTC))

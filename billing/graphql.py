@@ -135,7 +135,17 @@ class ContractTemplate(TenantType):
 
 
 def _period_type():
-    namespace: dict = {"__annotations__": {"index": int, "start_date": dt.date, "end_date": dt.date, "status": str}}
+    namespace: dict = {
+        "__annotations__": {
+            "id": strawberry.ID | None, "index": int, "number": int, "start_date": dt.date, "end_date": dt.date,
+            "status": str,
+        },
+        "id": strawberry.field(
+            description="The stored period's id (REST billing lines' `period.id` and `?period_id=`); null until "
+            "run_lifecycle opens the period."
+        ),
+        "number": strawberry.field(description="index + 1: the number the period's name and descriptions give it."),
+    }  # fmt: skip
     for name in PERIOD_HOURS:
         namespace["__annotations__"][name] = decimal.Decimal
     namespace["__annotations__"]["currency"] = str

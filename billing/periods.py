@@ -156,6 +156,7 @@ def top_up_price(plan: Contract) -> Decimal:
 class Figures:
     span: Span
     status: str = "open"
+    period_id: int | None = None  # its stored row (`BillingPeriod`), once run_lifecycle opened it
     included_hours: Decimal = ZERO
     rolled_over_in: Decimal = ZERO
     prepaid_hours_added: Decimal = ZERO
@@ -177,7 +178,9 @@ class Figures:
             )
         }  # fmt: skip
         return {
+            "id": self.period_id,
             "index": self.span.index,
+            "number": self.span.index + 1,  # as its name and its lines' descriptions count
             "start_date": self.span.start_date.isoformat(),
             "end_date": self.span.last_day.isoformat(),
             "status": self.status,
@@ -231,15 +234,21 @@ def compute(
     """Every period begun by `now`, with its figures from the ledger as of `now`.
 
     `closed` holds the indexes of the periods `run_lifecycle` has closed (their status); by
-    default they are read from the database. Each figure of money is at the terms in force then.
+    default they are read from the database, with the ids of the stored periods (one query).
+    Each figure of money is at the terms in force then.
     """
     timeline = timeline or Timeline(contract)
     periods = spans(contract, until=now, timeline=timeline)
     if not periods:
         return []
+    ids: dict[int, int] = {}
     if closed is None:
-        closed = set(contract.billing_periods.filter(status="closed").values_list("index", flat=True))
-    figures = [Figures(span=s, status="closed" if s.index in closed else "open") for s in periods]
+        stored = list(contract.billing_periods.values_list("index", "pk", "status"))
+        ids = {index: pk for index, pk, _ in stored}
+        closed = {index for index, _, status in stored if status == "closed"}
+    figures = [
+        Figures(span=s, status="closed" if s.index in closed else "open", period_id=ids.get(s.index)) for s in periods
+    ]
     # In UTC: comparing datetimes of one zone is much cheaper than across zones.
     starts = [s.start.astimezone(dt.UTC) for s in periods]
     ends = [s.end.astimezone(dt.UTC) for s in periods]

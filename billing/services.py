@@ -254,6 +254,7 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     if plan.invoice_timing == Contract.InvoiceTiming.IN_ARREARS:
         _charge_line(contract, row, span, span.last_day, timeline)
     row.status, row.closed_at = BillingPeriod.Status.CLOSED, now
+    figures.period_id = row.pk  # as the API shows the period (`periods.compute` reads it from the rows)
     row.figures = figures.as_dict(contract.currency)
     row.save(update_fields=["status", "closed_at", "figures"])
     Contract.objects.filter(pk=contract.pk).update(books_closed_at=span.end)

@@ -36,7 +36,7 @@ from config.api.csv import (
     wants_csv,
 )
 from config.api.exceptions import BadRequest, Unprocessable
-from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -124,8 +124,17 @@ class ReportView(JSONErrorsMixin, APIView):
             if integers and not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_DB_ID):
                 raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
             if choices is not None and value not in choices:
-                raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not one of {', '.join(choices)}."]})
+                raise BadRequest(f"Invalid filter: {name}", {name: [invalid_choice(value, choices)]})
         return [int(value) for value in values] if integers else values
+
+    def aliased(self, name: str, alias: str) -> str:
+        """The parameter the request gives of `name` and its older `alias` (a 400 if both)."""
+        if name in self.request.query_params and alias in self.request.query_params:
+            raise BadRequest(
+                f"{alias} is another name of {name}: give one of them.",
+                {alias: [f"Give {name} or {alias}, not both ({alias} is {name}'s older name)."]},
+            )
+        return alias if alias in self.request.query_params else name
 
     def time_zone_param(self) -> str:
         raw = self.param("time_zone") or self.request.auth.organization.default_time_zone
@@ -142,8 +151,16 @@ _PRIORITIES = [choice for choice, _ in SlaRule.Priority.choices]
 _METRICS = [choice for choice, _ in SlaRule.Metric.choices]
 
 
+# The compliance report's first names of its reference filters, kept as aliases of the names every
+# collection and the at-risk report use (docs/decisions.md, sixth round).
+COMPLIANCE_ALIASES = {"contract_id": "contract", "counterparty_id": "counterparty"}
+
+
 class ComplianceView(ReportView):
-    params = ("from", "to", "group_by", "contract", "counterparty", "metric", "priority", "time_zone")
+    params = (
+        "from", "to", "group_by", "contract_id", "counterparty_id", "metric", "priority", "time_zone",
+        *COMPLIANCE_ALIASES.values(),
+    )  # fmt: skip
 
     @extend_schema(
         operation_id="reports_sla_compliance",
@@ -151,8 +168,12 @@ class ComplianceView(ReportView):
             OpenApiParameter("from", str, required=True, description="First local date (YYYY-MM-DD)."),
             OpenApiParameter("to", str, required=True, description="Last local date, inclusive (YYYY-MM-DD)."),
             OpenApiParameter("group_by", str, description=f"Comma-separated: {', '.join(compliance.GROUPS)}."),
-            OpenApiParameter("contract", str, description="Contract ids, comma-separated."),
-            OpenApiParameter("counterparty", str, description="Counterparty ids, comma-separated."),
+            OpenApiParameter("contract_id", str, description="Contract ids, comma-separated."),
+            OpenApiParameter("counterparty_id", str, description="Counterparty ids, comma-separated."),
+            *(
+                OpenApiParameter(alias, str, deprecated=True, description=f"The older name of `{name}`; not with it.")
+                for name, alias in COMPLIANCE_ALIASES.items()
+            ),
             OpenApiParameter("metric", str, description=f"Comma-separated: {', '.join(_METRICS)}."),
             OpenApiParameter("priority", str, description=f"Comma-separated: {', '.join(_PRIORITIES)}."),
             OpenApiParameter(
@@ -175,8 +196,8 @@ class ComplianceView(ReportView):
             time_zone=self.time_zone_param(),
             group_by=group_by,
             filters={
-                "contract": self.list_param("contract", integers=True),
-                "counterparty": self.list_param("counterparty", integers=True),
+                "contract": self.list_param(self.aliased("contract_id", "contract"), integers=True),
+                "counterparty": self.list_param(self.aliased("counterparty_id", "counterparty"), integers=True),
                 "metric": self.list_param("metric", _METRICS),
                 "priority": self.list_param("priority", _PRIORITIES),
             },

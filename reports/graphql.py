@@ -100,13 +100,13 @@ class Query:
             "from": from_.isoformat(),
             "to": to.isoformat(),
             "group_by": group_by and ",".join(g.value for g in group_by),
-            "contract": contract_ids and ",".join(map(str, contract_ids)),
-            "counterparty": counterparty_ids and ",".join(map(str, counterparty_ids)),
+            "contract_id": contract_ids and ",".join(map(str, contract_ids)),
+            "counterparty_id": counterparty_ids and ",".join(map(str, counterparty_ids)),
             "metric": metrics and ",".join(m.value for m in metrics),
             "priority": priorities and ",".join(p.value for p in priorities),
             "time_zone": time_zone,
         }
-        names = {"contract": "contractIds", "counterparty": "counterpartyIds", "metric": "metrics",
+        names = {"contract_id": "contractIds", "counterparty_id": "counterpartyIds", "metric": "metrics",
                  "priority": "priorities", "group_by": "groupBy", "time_zone": "timeZone"}  # fmt: skip
         query = QueryDict(mutable=True)
         query.update({k: v for k, v in params.items() if v})

@@ -137,6 +137,24 @@ class RobustWriteTests:
             assert response.status_code == 422, (name, wrong, response.content)
             assert name in response.json()["errors"], (name, response.json())
 
+    def test_a_value_not_among_the_choices_is_422_naming_them(self, api, org):
+        # Found by an outside integrator: `"labour" is not a valid choice.` on a line item's kind,
+        # with nothing to say what is. Each choice field of the create data, sent a value it does
+        # not take: the error names the values it does (as an unknown field's names the fields).
+        from rest_framework import serializers
+
+        serializer = self.view_class().serializer_class(context={"request": None})
+        client = api(self.write_role)
+        for name in self.create_data or {}:
+            field = serializer.fields[name]
+            if not isinstance(field, serializers.ChoiceField) or field.read_only:
+                continue
+            response = client.post(self.url, {**self.create_data, name: "no_such_choice"}, format="json")
+            assert response.status_code == 422, (name, response.content)
+            choices = ", ".join(str(choice) for choice in field.choice_strings_to_values if choice != "")
+            message = response.json()["errors"][name][0]
+            assert message.startswith(f'"no_such_choice" is not a valid choice: one of {choices}'), (name, message)
+
 
 _NO_WRONG_TYPE = object()
 
@@ -160,7 +178,6 @@ def wrong_type_for(field, value):
 
 
 # --- end of the robustness block -----------------------------------------------------------------
-
 
 
 @pytest.mark.django_db
@@ -398,6 +415,54 @@ class ResourceAPITests(RobustReadTests):
             assert response.status_code == 400, (param, value, response.content)
             assert param in response.json()["errors"]
 
+    def test_a_choice_filter_names_its_values(self, api, org):
+        # Found by an outside integrator: `?priority=urgent` said only that it was not one of the
+        # available choices. Every filter on a field with choices names them, as the OpenAPI does.
+        from django_filters.utils import get_model_field
+
+        from config.api.filters import PredicateFilter
+
+        client = api(self.read_role)
+        filterset_class = self.view_class().filterset_class
+        for name, filter_ in filterset_class.base_filters.items():
+            if not isinstance(filter_, PredicateFilter):
+                continue
+            choices = get_model_field(filterset_class._meta.model, filter_.field_name).choices
+            if not choices:
+                continue
+            values = [str(value) for value, _ in choices if value != ""]
+            response = self.get_list(client, **{name: f"{values[0]},no_such_choice"})
+            assert response.status_code == 400, (name, response.content)
+            assert response.json()["errors"][name] == [
+                f'"no_such_choice" is not a valid choice: one of {", ".join(values)}.'
+            ], name
+
+    def test_a_repeated_parameter_is_400_asking_for_one_value(self, api, org):
+        # Found by an outside integrator: `?status=active&status=draft` answered for drafts only
+        # and `?fields=name&fields=status` showed status only (Django reads a repeated parameter's
+        # last value). Many HTTP clients send lists so; the answer must not be silently wrong.
+        first, second = self.factory(org), self.factory(org)
+        client = api(self.read_role)
+        field = next(name for name in self.default_fields if name != "id")
+        repeated = [
+            ("ids", [str(first.pk), str(second.pk)]),
+            ("fields", ["id", field]),
+            ("sort", ["id", "-id"]),
+            ("per_page", ["5", "10"]),
+        ]
+        for param, values in repeated:
+            for extra in ([], [("format", "csv")]):  # JSON and CSV alike
+                response = client.get(f"{self.url}?{urlencode([*extra, *((param, v) for v in values)])}")
+                assert response.status_code == 400, (param, response.content[:300])
+                body = response.json()
+                assert body["message"].startswith(f"Repeated query parameter: {param};"), body
+                assert "comma-separated" in body["message"], body
+                assert body["errors"] == {
+                    param: [f"Given 2 times; send one value, comma-separated ({param}={','.join(values)})."]
+                }, body
+        response = client.get(f"{self.detail(first)}?{urlencode([('fields', 'id'), ('fields', field)])}")
+        assert response.status_code == 400 and set(response.json()["errors"]) == {"fields"}, response.content
+
     # --- queries ------------------------------------------------------------------------------
 
     def test_query_count_does_not_grow_with_page_size(self, api, org):
@@ -452,4 +517,3 @@ class WritableResourceAPITests(ResourceAPITests, RobustWriteTests):
         for key, value in self.update_data.items():
             if not key.endswith("_id"):
                 assert body[key] == value, key
-

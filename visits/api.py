@@ -16,7 +16,7 @@ from rest_framework.renderers import JSONRenderer
 from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, stream_csv, wants_csv
 from config.api.exceptions import BadRequest
-from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
 from config.api.serializers import PickedFieldsMixin, ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.sorting import sort_description, sort_keys, sort_schema
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin, field_names
@@ -244,7 +244,8 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
         plan_ids = _list_param(request, "visit_plan_id", int)
         states = _list_param(request, "state", str)
         if states is not None and not set(states) <= set(STATES):
-            raise BadRequest(f"state must be among {', '.join(STATES)}.", {"state": ["Unknown state."]})
+            unknown = next(state for state in states if state not in STATES)
+            raise BadRequest(f"state must be among {', '.join(STATES)}.", {"state": [invalid_choice(unknown, STATES)]})
         raw_fields = request.query_params.get("fields")
         fields = None if raw_fields is None else field_names(raw_fields, VisitSerializer.readable_field_names())
         order = sort_keys(request.query_params.get("sort", "occurrence"), VISIT_SORTS)

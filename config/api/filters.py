@@ -9,7 +9,9 @@ choices, booleans), so a malformed value is a 400 naming the parameter:
     ?created_at=>2026-01-01   also <, <=, >=     ?created_at=>=2026-01-01<2026-02-01   range
     ?remarks=                 is empty           ?remarks=!                 is present
 
-A parameter that is not a declared filter (nor one of the view's own parameters) is a 400.
+A parameter that is not a declared filter (nor one of the view's own parameters) is a 400, and
+so is a parameter given more than once (`?status=active&status=draft`, `single_values`): a list
+is one value, comma-separated.
 """
 
 from __future__ import annotations
@@ -60,6 +62,41 @@ _ORDERED = (
     models.CharField,
     models.AutoField,
 )
+
+
+# A repeated parameter's example in its error, at most this long (else a placeholder).
+_EXAMPLE_LENGTH = 120
+
+
+def single_values(params, *, lists: bool = True) -> None:
+    """A 400 naming each query parameter given more than once (`?status=active&status=draft`).
+
+    Django's QueryDict (and so DRF's `query_params`) keeps every value, but `get()` and `[]` read
+    the last: a client that sends a list as repeated parameters (many HTTP libraries do) would get
+    an answer to a question it did not ask. `lists`: the error says to send one value,
+    comma-separated (the predicate grammar); else to send the parameter once."""
+    repeated = {name: values for name, values in params.lists() if len(values) > 1}
+    if not repeated:
+        return
+    errors = {}
+    for name, values in repeated.items():
+        if lists:
+            example = f"{name}={','.join(values)}"
+            if len(example) > _EXAMPLE_LENGTH:
+                example = f"{name}=a,b"
+            errors[name] = [f"Given {len(values)} times; send one value, comma-separated ({example})."]
+        else:
+            errors[name] = [f"Given {len(values)} times; send it once."]
+    advice = "send one value, comma-separated" if lists else "send each once"
+    raise BadRequest(f"Repeated query parameter: {', '.join(repeated)}; {advice}.", errors)
+
+
+def invalid_choice(value, choices) -> str:
+    """The error of a value that is not among `choices`, naming them (as an unknown field's error
+    names the accepted fields): input bodies (`config.api.serializers`) and filters alike."""
+    shown = [str(choice) for choice in choices if str(choice) != ""]
+    blank = " (or blank)" if len(shown) < len(list(choices)) else ""
+    return f'"{value}" is not a valid choice: one of {", ".join(shown)}{blank}.'
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,9 @@ class PredicateField(forms.Field):
         try:
             value = self.value_field.clean(raw.strip())
         except ValidationError as exc:
+            if isinstance(self.value_field, forms.ChoiceField) and exc.code == "invalid_choice":
+                choices = [choice for choice, _ in self.value_field.choices if choice != ""]
+                raise ValidationError(invalid_choice(raw.strip(), choices)) from None
             raise ValidationError(f"'{raw}': {' '.join(exc.messages)}") from None
         if isinstance(value, dt.datetime) and not dates.representable(value):
             raise ValidationError(f"'{raw}': out of range (it has no UTC instant).")
@@ -156,6 +196,43 @@ class PredicateField(forms.Field):
         return Predicate("not_in" if negate else "in", values=values)
 
 
+def _ordered(model_field) -> bool:
+    """Whether a field takes comparisons and ranges (`>v`, `>=a<b`): ordered values, not a
+    choice, a boolean or a reference."""
+    return isinstance(model_field, _ORDERED) and not getattr(model_field, "choices", None)
+
+
+# What a filter's value is, for its description (subclasses before their bases).
+_VALUE_KINDS = (
+    (models.BooleanField, "true or false"),
+    (models.DateTimeField, "an ISO 8601 instant"),
+    (models.DateField, "a date YYYY-MM-DD"),
+    (models.TimeField, "a time HH:MM"),
+    ((models.AutoField, models.BigAutoField, models.SmallAutoField), "ids"),
+    (models.IntegerField, "a whole number"),
+    ((models.DecimalField, models.FloatField), "a number"),
+)
+
+
+def predicate_description(model, field_name: str) -> str:
+    """What a filter on `field_name` (an ORM path from `model`) takes, as the OpenAPI document
+    states it after the parameter's name: only the predicates the field takes (no comparisons on
+    a choice, a boolean or a reference), its values as the API writes them (choices, ids, dates)."""
+    model_field = get_model_field(model, field_name)
+    choices = getattr(model_field, "choices", None)
+    if choices:
+        values = [str(value) for value, _ in choices if value != ""]
+        kind = f"one of {', '.join(values)}"
+    elif isinstance(model_field, models.ForeignKey):
+        kind = f"{model_field.related_model._meta.verbose_name} ids"
+    else:
+        kind = next((text for classes, text in _VALUE_KINDS if isinstance(model_field, classes)), "text")
+    predicates = "`v`, `a,b` (in), `!a` (not), "
+    if _ordered(model_field):
+        predicates += "`>v`, `>=v`, `<v`, `<=v`, ranges `>=a<b`, "
+    return f"({kind}): {predicates}empty value (is empty), `!` (is present)."
+
+
 class PredicateFilter(django_filters.Filter):
     """One query parameter with the predicate grammar, typed by its model field."""
 
@@ -168,7 +245,7 @@ class PredicateFilter(django_filters.Filter):
             model_field = self._model_field()
             self._field = PredicateField(
                 value_field=_value_field(model_field),
-                ordered=isinstance(model_field, _ORDERED) and not getattr(model_field, "choices", None),
+                ordered=_ordered(model_field),
                 label=self.label,
                 help_text=self.extra.get("help_text", ""),
             )

@@ -10,7 +10,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc_excludes
 from drf_spectacular.utils import OpenApiParameter
 
-from .filters import PredicateFilter
+from .filters import PredicateFilter, predicate_description
 from .sorting import is_collection
 
 _PAGINATION_HEADERS = {
@@ -85,16 +85,9 @@ class PredicateFilterScheme(OpenApiFilterExtension):
         for name, filter_ in filterset_class.base_filters.items():
             description = filter_.extra.get("help_text") or ""
             if isinstance(filter_, PredicateFilter):
-                model_field = filterset_class._meta.model._meta.get_field(filter_.field_name.split("__")[0])
-                choices = getattr(model_field, "choices", None)
-                described = model_field.get_internal_type()
-                if choices:
-                    described = f"one of {', '.join(str(value) for value, _ in choices)}"
-                description = (
-                    f"Filter on {filter_.field_name} ({described}): `v`, `a,b` (in), `!a` (not), "
-                    "`>v`, `>=v`, `<v`, `<=v`, ranges `>=a<b`, empty value (is empty), `!` (is present). "
-                    f"{description}"
-                ).strip()
+                # Named as the API names it (the parameter), not by its ORM path.
+                grammar = predicate_description(filterset_class._meta.model, filter_.field_name)
+                description = f"Filter on {name} {grammar} {description}".strip()
             parameters.append(
                 {
                     "name": name,

@@ -28,7 +28,7 @@ from tenancy.currencies import quantize
 
 from .. import dates
 from .exceptions import Conflict
-from .filters import MAX_DB_ID
+from .filters import MAX_DB_ID, invalid_choice
 
 NAIVE_INSTANT = dates.NAIVE
 
@@ -78,7 +78,18 @@ def _scalar_type_error(field, value) -> str | None:
     single_choice = isinstance(field, serializers.ChoiceField) and not multiple
     if single_choice and _string_choices(field) and not isinstance(value, str):
         return "Expected a JSON string."
+    if single_choice:
+        return _choice_error(field, value)
     return None
+
+
+def _choice_error(field: serializers.ChoiceField, value) -> str | None:
+    """DRF's own check (`ChoiceField.to_internal_value`), with an error naming the valid values
+    (DRF's says only `"x" is not a valid choice.`)."""
+    if (value == "" and field.allow_blank) or str(value) in field.choice_strings_to_values:
+        return None
+    choices = list(field.choice_strings_to_values)
+    return invalid_choice(value, [*choices, ""] if field.allow_blank and "" not in choices else choices)
 
 
 def json_type_errors(field, value):

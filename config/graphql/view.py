@@ -17,6 +17,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 from strawberry.django.views import GraphQLView
 
+from config.api.exceptions import BadRequest
+from config.api.filters import single_values
 from tenancy.auth import TenantJWTAuthentication
 
 from .errors import format_error
@@ -43,6 +45,12 @@ class TenantGraphQLView(GraphQLView):
         if authenticated is None:
             return _unauthorized("Authentication credentials were not provided.")
         request.user, request.tenant = authenticated
+        try:
+            # A repeated query parameter (a GET's `query`, `variables`, `operationName`): strawberry
+            # would read the last; refused as under /api/v1/.
+            single_values(request.GET, lists=False)
+        except BadRequest as exc:
+            return JsonResponse({"message": exc.message, "errors": exc.errors}, status=400)
         return super().dispatch(request, *args, **kwargs)
 
     def should_render_graphql_ide(self, request) -> bool:

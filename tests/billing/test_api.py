@@ -119,13 +119,53 @@ class TestPeriods:
         assert response.status_code == 200, response.content
         jan, feb = response.json()
         assert jan == {
-            "index": 0, "start_date": "2026-01-01", "end_date": "2026-01-31", "status": "closed",
+            "id": BillingPeriod.objects.get(contract=contract, index=0).pk, "index": 0, "number": 1,
+            "start_date": "2026-01-01", "end_date": "2026-01-31", "status": "closed",
             "included_hours": "10.00", "rolled_over_in": "0.00", "prepaid_hours_added": "0.00",
             "topped_up_hours": "0.00", "charged_hours": "4.00", "overage_hours": "0.00", "expired_hours": "0.00",
             "rolled_over_out": "6.00", "currency": "EUR", "period_charge": "99.90", "overage_charge": "0.00",
             "prepay_purchases": "0.00", "top_up_purchases": "0.00", "service_credits": "0.00", "total": "99.90",
         }  # fmt: skip
         assert (feb["status"], feb["rolled_over_in"], feb["included_hours"]) == ("open", "6.00", "10.00")
+
+    def test_periods_join_their_billing_lines_by_id(self, api, org):
+        # Found by an outside integrator: a billing line's period is `{"id": 4, "name": "9 period 4
+        # (...)"}` and takes `?period_id=`, but /periods showed only a 0-based index: nothing to
+        # join on. Each period has its stored row's id (null before run_lifecycle opens it) and
+        # its `number`, the one its name and its lines' descriptions give it (index + 1).
+        contract = plan_contract(org, hours_per_period=d(10), period_charge=d("99.90"))
+        lifecycle(local(2026, 1, 1, 1))
+        lifecycle(local(2026, 2, 1, 1))
+        client = api("manager")
+        url = f"/api/v1/contracts/{contract.pk}/periods"
+        periods = client.get(url, {"as_of": "2026-03-10T00:00:00Z"}).json()  # March not opened yet
+        assert [(p["index"], p["number"]) for p in periods] == [(0, 1), (1, 2), (2, 3)]
+        rows = {row.index: row for row in BillingPeriod.objects.filter(contract=contract)}
+        assert [p["id"] for p in periods] == [rows[0].pk, rows[1].pk, None]
+        lines = client.get("/api/v1/billing_lines", {"contract_id": contract.pk, "kind": "period_charge"}).json()
+        assert lines
+        for line in lines:
+            period = next(p for p in periods if p["id"] == line["period"]["id"])
+            assert line["period"]["name"] == f"{contract.pk} period {period['number']} ({period['start_date']} to " \
+                f"{period['end_date']})"  # fmt: skip
+            by_id = client.get("/api/v1/billing_lines", {"period_id": period["id"]}).json()
+            assert line["id"] in {other["id"] for other in by_id}
+
+    def test_periods_take_the_same_queries_however_many(self, api, org):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        client = api("viewer")
+        counts = []
+        for months in (1, 6):
+            contract = plan_contract(org, hours_per_period=d(10))
+            lifecycle(local(2026, months, 1, 1))
+            client.get(f"/api/v1/contracts/{contract.pk}/periods")  # caches the membership
+            with CaptureQueriesContext(connection) as queries:
+                periods = client.get(f"/api/v1/contracts/{contract.pk}/periods", {"as_of": "2026-07-02T00:00:00Z"})
+            assert len(periods.json()) == 7 and periods.json()[0]["id"] is not None
+            counts.append(len(queries))
+        assert counts[0] == counts[1], counts
 
     def test_a_contract_without_periods_has_none(self, api, org):
         contract = make_contract(org)

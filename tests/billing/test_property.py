@@ -218,6 +218,7 @@ def expected(contract: Contract, now: dt.datetime):
 
     out, lines = [], []
     closed_rows = dict(contract.billing_periods.values_list("index", "status"))
+    row_ids = dict(contract.billing_periods.values_list("index", "pk"))  # what billing lines' periods name
     for n, (start, end, start_date, end_date) in enumerate(periods):
         closed = closed_rows.get(n) == "closed"
         last_day = end_date - dt.timedelta(days=1)
@@ -256,7 +257,8 @@ def expected(contract: Contract, now: dt.datetime):
             for _ in range(years):
                 charge = money(charge * (1 + (contract.annual_increase_percent or 0) / 100))
         figures = {
-            "index": n, "start_date": start_date.isoformat(), "end_date": last_day.isoformat(),
+            "id": row_ids.get(n), "index": n, "number": n + 1, "start_date": start_date.isoformat(),
+            "end_date": last_day.isoformat(),
             "status": "closed" if closed else "open",
             "included_hours": included, "rolled_over_in": rolled_in, "prepaid_hours_added": prepaid,
             "topped_up_hours": topped,

@@ -166,3 +166,48 @@ def test_a_format_error_carries_the_callers_rate_limit_and_comes_after_authentic
     # A public endpoint refuses it with the anonymous limit, which is the one that applies there.
     public = anon.get("/api/v1/schemas/escalation?format=xml")
     assert public.status_code == 400 and public["X-RateLimit-Limit"] == "60"
+
+
+def test_every_endpoint_refuses_a_repeated_parameter(demo_admin, ids, anon):
+    """Found by an outside integrator: a repeated parameter (`?status=active&status=draft`) was read
+    as its last value, on collections and on the views that are not (reports, visits, balance,
+    periods) alike. Every route refuses it once the caller is authenticated (JSONErrorsMixin)."""
+    checked = []
+    for method, path in _api_routes(ids):
+        url = f"{path}?fields=id&fields=name"
+        response = getattr(demo_admin, method)(url, {}, format="json") if method != "get" else demo_admin.get(url)
+        assert response.status_code == 400, (path, response.status_code, response.content[:200])
+        assert response["Content-Type"] == "application/json", path
+        assert response.json() == {
+            "message": "Repeated query parameter: fields; send one value, comma-separated.",
+            "errors": {"fields": ["Given 2 times; send one value, comma-separated (fields=id,name)."]},
+        }, path
+        checked.append(path)
+    contract = ids["contract_pk"]
+    assert {
+        "/api/v1/contracts", "/api/v1/reports/sla_compliance", "/api/v1/reports/at_risk",
+        f"/api/v1/contracts/{contract}/visits", f"/api/v1/contracts/{contract}/balance",
+        f"/api/v1/contracts/{contract}/periods", f"/api/v1/contracts/{contract}/statement",
+        "/api/v1/billing_exports", "/api/v1/events/stream", "/api/v1/me",
+    } <= set(checked)  # fmt: skip
+    # Refused after authentication, as any bad parameter: without a token, a 401 first.
+    assert anon.get("/api/v1/contracts?status=active&status=draft").status_code == 401
+
+
+def test_a_repeated_filter_value_is_not_read_as_its_last(api):
+    client = api("viewer")
+    response = client.get("/api/v1/contracts?status=active&status=draft")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "status": ["Given 2 times; send one value, comma-separated (status=active,draft)."]
+    }
+    assert client.get("/api/v1/contracts?status=active,draft").status_code == 200
+    # Three times, and two parameters at once: each named.
+    response = client.get("/api/v1/reports/sla_compliance?from=2026-01-01&to=2026-01-31&metric=response"
+                          "&metric=resolution&metric=on_site&priority=low&priority=high")  # fmt: skip
+    assert response.status_code == 400
+    body = response.json()
+    assert body["message"] == "Repeated query parameter: metric, priority; send one value, comma-separated."
+    assert body["errors"]["metric"] == [
+        "Given 3 times; send one value, comma-separated (metric=response,resolution,on_site)."
+    ]

@@ -122,6 +122,45 @@ class TestCollections:
         parameters = {p["name"]: p for p in schema["paths"]["/api/v1/contracts"]["get"]["parameters"]}
         assert "`!a` (not)" in parameters["status"]["description"]
 
+    @pytest.mark.django_db
+    def test_filters_offer_only_the_predicates_the_server_takes(self, schema, api):
+        # Found by an outside integrator: every filter offered comparisons and ranges, which choice,
+        # boolean and reference filters refuse ("Comparisons are not supported on this field."),
+        # and the at-risk report's priority was "work_order__priority (ForeignKey)".
+        import re
+
+        client = api("admin")
+        checked = 0
+        for path, method, operation in operations(schema):
+            if method != "get":
+                continue
+            url = re.sub(r"\{[^}]+\}", "1", path)
+            for parameter in operation.get("parameters", []):
+                name, description = parameter["name"], parameter.get("description", "")
+                if not description.startswith("Filter on "):
+                    continue
+                assert description.startswith(f"Filter on {name} ("), (path, description)
+                assert "__" not in description and "Field)" not in description, (path, description)
+                assert "ForeignKey" not in description, (path, description)
+                response = client.get(url, {name: ">1"})
+                refused = response.status_code == 400 and response.json().get("errors", {}).get(name) == [
+                    "Comparisons are not supported on this field."
+                ]
+                assert refused != ("`>v`" in description), (path, name, description, response.content[:200])
+                checked += 1
+        assert checked > 100
+
+    def test_a_filter_across_a_reference_is_described_by_its_own_field(self, schema):
+        parameters = {p["name"]: p for p in schema["paths"]["/api/v1/reports/at_risk"]["get"]["parameters"]}
+        assert parameters["priority"]["description"] == (
+            "Filter on priority (one of critical, high, medium, low, planned): `v`, `a,b` (in), `!a` (not), "
+            "empty value (is empty), `!` (is present)."
+        )
+        assert parameters["contract_id"]["description"].startswith("Filter on contract_id (contract ids): ")
+        parameters = {p["name"]: p for p in schema["paths"]["/api/v1/contract_templates"]["get"]["parameters"]}
+        assert "`>v`" not in parameters["active"]["description"]
+        assert "ranges `>=a<b`" in parameters["created_at"]["description"]
+
     def test_resource_responses_require_only_id(self, schema):
         # `?fields=` may leave out any other field.
         assert schema["components"]["schemas"]["Contract"]["required"] == ["id"]

@@ -156,3 +156,43 @@ def test_list_item_errors_are_keyed_by_json_path():
 
     detail = {"priorities": {0: ["Not a valid choice."]}, "holidays": [{}, {"date": ["Invalid date."]}]}
     assert _flatten(detail) == {"priorities[0]": ["Not a valid choice."], "holidays[1].date": ["Invalid date."]}
+
+
+@pytest.mark.django_db
+def test_choice_errors_name_the_valid_values(api, org):
+    """Found by an outside integrator: `"labour" is not a valid choice.` (a line item's kind) and
+    `"urgent"` (a work order's priority) said nothing of what is; a filter said `Select a valid
+    choice.`. Bodies and filters now name the values (config.api.filters.invalid_choice)."""
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org)
+    client = api("manager")
+    response = client.post(
+        f"/api/v1/contracts/{contract.pk}/line_items", {"kind": "labour", "description": "x"}, format="json"
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == {"kind": ['"labour" is not a valid choice: one of service, part.']}
+    response = client.post(
+        "/api/v1/work_orders",
+        {"contract_id": contract.pk, "summary": "x", "priority": "urgent", "reported_at": "2026-03-02T09:00:00Z"},
+        format="json",
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"]["priority"] == [
+        '"urgent" is not a valid choice: one of critical, high, medium, low, planned.'
+    ]
+    response = client.get("/api/v1/work_orders?priority=high,urgent")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "priority": ['"urgent" is not a valid choice: one of critical, high, medium, low, planned.']
+    }
+    # The views that read their own parameters say the same (reports, a contract's visits).
+    response = client.get("/api/v1/reports/sla_compliance?from=2026-01-01&to=2026-01-31&metric=response,speed")
+    assert response.json()["errors"] == {
+        "metric": ['"speed" is not a valid choice: one of response, on_site, resolution.']
+    }
+    response = client.get(f"/api/v1/contracts/{contract.pk}/visits?state=due")
+    assert response.json()["errors"]["state"][0].startswith('"due" is not a valid choice: one of scheduled,')
+    # A choice field that may be blank says so (a ledger entry's reason_code).
+    response = client.get("/api/v1/ledger_entries?reason_code=nope")
+    assert response.json()["errors"]["reason_code"][0].startswith('"nope" is not a valid choice: one of lot_expired,')

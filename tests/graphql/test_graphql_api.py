@@ -36,6 +36,19 @@ def test_a_bad_token_is_a_401_like_rest(anon):
     assert response.status_code == 401 and response.json()["message"] == "Malformed token."
 
 
+def test_a_get_with_a_repeated_parameter_is_a_400_not_its_last_value(gql):
+    # As under /api/v1/ (config.api.filters.single_values): strawberry read the last `query`.
+    client = gql("viewer").client
+    ok = client.get(URL, {"query": "{ me { role } }"})
+    assert ok.status_code == 200 and ok.json()["data"]["me"]["role"] == "viewer"
+    response = client.get(f"{URL}?query=%7B+me+%7B+role+%7D+%7D&query=%7B+contracts+%7B+totalCount+%7D+%7D")
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "message": "Repeated query parameter: query; send each once.",
+        "errors": {"query": ["Given 2 times; send it once."]},
+    }
+
+
 def test_me_names_the_caller_organization_and_role(gql):
     data = gql("operator")("{ me { role organization { slug } user { username } } }")["me"]
     assert data["role"] == "operator" and data["organization"]["slug"] == "acme"

@@ -37,7 +37,8 @@ CASES = [
     (("week", "metric"), {}),
     (("contract", "month"), {"metric": "response,resolution"}),
     (("priority",), {"priority": "critical,high"}),
-    (("sla_rule",), {"contract": "FIRST"}),
+    (("sla_rule",), {"contract_id": "FIRST"}),
+    (("sla_rule",), {"contract": "FIRST"}),  # contract_id's older name, kept
 ]
 
 
@@ -128,7 +129,8 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             continue
         if filters.get("priority") and clock.work_order.priority not in filters["priority"]:
             continue
-        if filters.get("contract") and clock.rule.contract_id not in filters["contract"]:
+        contracts = filters.get("contract_id") or filters.get("contract")
+        if contracts and clock.rule.contract_id not in contracts:
             continue
         decided = _decided(clock, now)
         if decided is not None and start <= decided < end:
@@ -304,6 +306,9 @@ def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
         ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "month,week"}, "group_by"),
         ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "month,month"}, "group_by"),
         ({"from": "2026-01-01", "to": "2026-01-31", "contract": "1,x"}, "contract"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "contract_id": "1,x"}, "contract_id"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "counterparty_id": "0"}, "counterparty_id"),
+        ({"from": "2026-01-01", "to": "2026-01-31", "contract_id": "1", "contract": "2"}, "contract"),
         ({"from": "2026-01-01", "to": "2026-01-31", "metric": "speed"}, "metric"),
         ({"from": "2026-01-01", "to": "2026-01-31", "priority": "urgent"}, "priority"),
         ({"from": "2026-01-01", "to": "2026-01-31", "time_zone": "Mars/Base"}, "time_zone"),
@@ -346,3 +351,35 @@ def test_a_narrow_period_is_an_index_range_on_the_decision_instant(org):
             cursor.execute("RESET enable_seqscan")
         assert "clock_decided" in plan, plan
         assert "Index Cond" in plan and "COALESCE" in plan.upper(), plan
+
+
+def test_contract_id_and_counterparty_id_as_everywhere_else(api, org):
+    # Found by an outside integrator: the at-risk report and every collection take `contract_id`
+    # and `counterparty_id`; this report took `contract` and `counterparty` only, and
+    # `?contract_id=11` was a 400. The older names stay, as aliases (not together with the new).
+    data = build_dataset(org, seed=7, jobs=30)
+    client = api("viewer")
+    contract = data.contracts[0]
+    base = {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract,counterparty"}
+    everything = client.get(URL, base).json()
+    for new, old, value in (
+        ("contract_id", "contract", contract.pk),
+        ("counterparty_id", "counterparty", contract.counterparty_id),
+    ):
+        by_new = client.get(URL, {**base, new: value})
+        assert by_new.status_code == 200, by_new.content
+        rows = by_new.json()
+        assert rows and all(row[new.removesuffix("_id")]["id"] == value for row in rows)
+        assert rows == [row for row in everything if row[new.removesuffix("_id")]["id"] == value]
+        assert client.get(URL, {**base, old: value}).json() == rows
+    response = client.get(URL, {**base, "contract_id": contract.pk, "contract": contract.pk})
+    assert response.status_code == 400
+    assert response.json()["message"] == "contract is another name of contract_id: give one of them."
+
+
+def test_the_schema_documents_contract_id_and_the_aliases_as_deprecated(api):
+    schema = api("viewer").get("/api/v1/schema?format=json").json()
+    parameters = {p["name"]: p for p in schema["paths"][URL]["get"]["parameters"]}
+    assert {"contract_id", "counterparty_id", "contract", "counterparty"} <= set(parameters)
+    assert not parameters["contract_id"].get("deprecated") and parameters["contract"]["deprecated"] is True
+    assert parameters["counterparty"]["deprecated"] is True

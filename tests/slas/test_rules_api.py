@@ -189,6 +189,16 @@ class TestRuleValidation:
         response = api("manager").post(URL, rule_body(make_contract(org), metric="speed"), format="json")
         assert response.status_code == 422 and set(response.json()["errors"]) == {"metric"}
 
+    def test_a_priority_not_among_the_choices_names_them_in_a_list_too(self, api, org):
+        # A ChoiceField as a list's child (priorities) and as a field (metric) say the same.
+        body = rule_body(make_contract(org), priorities=["critical", "urgent"], metric="speed")
+        response = api("manager").post(URL, body, format="json")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {
+            "priorities[1]": ['"urgent" is not a valid choice: one of critical, high, medium, low, planned.'],
+            "metric": ['"speed" is not a valid choice: one of response, on_site, resolution.'],
+        }
+
     def test_required_fields(self, api):
         response = api("manager").post(URL, {}, format="json")
         assert response.status_code == 422
