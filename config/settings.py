@@ -15,7 +15,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production-0123456789")
+# The development key starts "django-insecure-": `manage.py check --deploy` warns while it is in
+# use (security.W009), since it also signs the API's tokens unless JWT_SIGNING_KEY is set.
+DEVELOPMENT_SECRET_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789"
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

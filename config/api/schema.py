@@ -107,6 +107,9 @@ def _error_response(description: str) -> dict:
     }
 
 
+_BLANK = {"type": "string", "maxLength": 0}
+
+
 class AutoSchema(SpectacularAutoSchema):
     def _is_list_view(self, serializer=None) -> bool:
         # A collection sub-path of a resource (`GET /contracts/active`) is a collection too.
@@ -135,6 +138,14 @@ class AutoSchema(SpectacularAutoSchema):
                 **{k: schema[k] for k in ("nullable", "description") if k in schema},
             }
         return schema
+
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        if _BLANK in schema.get("oneOf", ()):
+            # drf-spectacular writes a blank-allowed formatted string (an e-mail) as oneOf [the format,
+            # a blank string]; "" matches both for a validator that does not check formats (the
+            # default in JSON Schema), so a blank e-mail failed validation: either may match.
+            schema["anyOf"] = schema.pop("oneOf")
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         from .serializers import ResourceSerializer, StrictInputMixin

@@ -165,6 +165,21 @@ class TestCollections:
         # `?fields=` may leave out any other field.
         assert schema["components"]["schemas"]["Contract"]["required"] == ["id"]
 
+    def test_a_blank_email_matches_its_schema_without_format_checks(self, schema):
+        """Found by an outside integrator: a counterparty's `email` was oneOf [an e-mail, a blank
+        string], and "" matches both for a validator that does not check formats (JSON Schema's
+        default), so every blank e-mail failed validation."""
+        import jsonschema
+
+        email = schema["components"]["schemas"]["Counterparty"]["properties"]["email"]
+        assert "oneOf" not in email
+        for value in ("", "ops@example.com"):
+            jsonschema.validate(value, email)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate("x" * 300, email)
+        text = str(schema)
+        assert "'oneOf': [{'type': 'string', 'format': 'email'" not in text
+
 
 class TestDescriptions:
     def test_no_toolkit_docstring_leaks_into_the_schema(self, schema):

@@ -196,3 +196,16 @@ def test_choice_errors_name_the_valid_values(api, org):
     # A choice field that may be blank says so (a ledger entry's reason_code).
     response = client.get("/api/v1/ledger_entries?reason_code=nope")
     assert response.json()["errors"]["reason_code"][0].startswith('"nope" is not a valid choice: one of lot_expired,')
+
+
+def test_the_development_secret_key_is_flagged_by_the_deploy_check(settings):
+    """Found by an outside sweep: the committed development key, which also signs the API's tokens
+    when SECRET_KEY is unset, passed `manage.py check --deploy` without a word."""
+    from django.core.checks.security.base import check_secret_key
+
+    from config.settings import DEVELOPMENT_SECRET_KEY
+
+    settings.SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    assert [warning.id for warning in check_secret_key(None)] == ["security.W009"]
+    settings.SECRET_KEY = "a-real-deployment-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0-long-and-varied"
+    assert check_secret_key(None) == []
