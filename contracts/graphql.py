@@ -14,13 +14,13 @@ import strawberry
 import strawberry_django
 from django.db.models import F
 from strawberry import auto
-from strawberry_django.fields.field import StrawberryDjangoField
 from strawberry_django.optimizer import is_optimized_by_prefetching
 
 from config.graphql.base import (
     ContractChildType,
     Json,
     OffsetPaginated,
+    PagedListField,
     TenantType,
     UserRef,
     money_field,
@@ -101,7 +101,7 @@ class Counterparty(TenantType):
     assets: list[Asset] = nested_list(description="The counterparty's assets (operators and up).")
 
 
-class RoundApprovalsField(StrawberryDjangoField):
+class RoundApprovalsField(PagedListField):
     """A contract's or an amendment's `approvals` as REST shows them: the decisions of its current
     approval round (a contract's own, not those on its amendments, which have rounds of their own)."""
 

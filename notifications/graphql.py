@@ -14,6 +14,7 @@ from config.graphql.base import (
     TenantType,
     filter_input,
     nested_list,
+    paged_list,
     require_role,
     resource_get,
     resource_list,
@@ -80,7 +81,7 @@ class WebhookDelivery(TenantType):
     last_attempt_at: auto
     delivered_at: auto
     created_at: auto
-    attempt_log: list[WebhookAttempt] = strawberry_django.field(pagination=True, description="Oldest first.")
+    attempt_log: list[WebhookAttempt] = paged_list(description="Oldest first.")
 
     @strawberry_django.field(
         only=["id", "event_id", "endpoint_id"], description="The `webhook-id` header, the same on every attempt."

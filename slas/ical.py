@@ -5,7 +5,11 @@
   the calendar's own additions, minus its working days) as all-day events.
 - `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event gives
   each of its days; a yearly or other recurring one its occurrences within `RECURRENCE_YEARS`),
-  or `IcsError` naming the fault (line, component, property) for a malformed file.
+  or `IcsError` naming the fault (line, component, property) for a malformed file. A recurring
+  event's RRULE is checked as a visit plan's is (`workorders.recurrence.validate`: DAILY or
+  coarser, since holidays are dates; a rule no date satisfies refused at once) and expanded
+  lazily up to its horizon; a file gives at most `MAX_HOLIDAYS` dates from at most `MAX_EVENTS`
+  all-day events, computing at most `MAX_DAYS` days on the way.
 
 No Django import: the view turns `IcsError` into a 422.
 """
@@ -16,15 +20,19 @@ import datetime as dt
 
 import icalendar
 from dateutil.relativedelta import relativedelta
-from dateutil.rrule import rrulestr
 
 from config import dates
+from workorders import recurrence as rrules
 
 from .clock import CalendarSpec, public_holidays
 
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 RECURRENCE_YEARS = 10  # a recurring all-day event is expanded this many years from its start
 MAX_HOLIDAYS = 2000  # more dates than this in one file is refused
+MAX_EVENTS = 2000  # all-day events per file (timed ones are skipped, at no cost)
+# Days computed per file: each day of each occurrence, repeats too (two events on one date, a
+# daily rule under a multi-day event). A file of 2,000 dates computes 2,000 when none repeats.
+MAX_DAYS = 20_000
 
 
 class IcsError(ValueError):
@@ -115,6 +123,7 @@ def parse_holidays(data: bytes) -> list[dict]:
     except ValueError as exc:
         raise IcsError(f"Malformed iCalendar: {exc}") from None
     found: dict[dt.date, str] = {}
+    events = days = 0
     for calendar in calendars:
         for index, event in enumerate(calendar.walk("VEVENT")):
             where = f"VEVENT {index + 1}"
@@ -127,6 +136,9 @@ def parse_holidays(data: bytes) -> list[dict]:
             first = start.dt
             if isinstance(first, dt.datetime):
                 continue  # a timed event, not a holiday
+            events += 1
+            if events > MAX_EVENTS:
+                raise IcsError(f"More than {MAX_EVENTS} all-day events in one file.")
             if not dates.in_range(first):
                 raise IcsError(f"{where}: DTSTART {first.isoformat()} is not {dates.RANGE}.")
             name = str(event.get("summary") or "Holiday")[:120]
@@ -137,25 +149,36 @@ def parse_holidays(data: bytes) -> list[dict]:
             if not dates.in_range(last - dt.timedelta(days=1)):
                 raise IcsError(f"{where}: DTEND {last.isoformat()} is not {dates.RANGE}.")
             length = (last - first).days
-            starts = [first]
-            rule = event.get("rrule")
-            if rule is not None:
-                try:
-                    recurrence = rrulestr(rule.to_ical().decode(), dtstart=dt.datetime.combine(first, dt.time()))
-                except (ValueError, TypeError) as exc:
-                    raise IcsError(f"{where}: RRULE: {exc}") from None
-                if recurrence._interval < 1:  # dateutil takes INTERVAL=0 and then never moves forward
-                    raise IcsError(f"{where}: RRULE: INTERVAL must be at least 1.")
-                # RECURRENCE_YEARS on (a 29 February to the 28th: `replace(year=)` raised for it).
-                until = dt.datetime.combine(first, dt.time()) + relativedelta(years=RECURRENCE_YEARS)
-                starts = [moment.date() for moment in recurrence.between(
-                    dt.datetime.combine(first, dt.time()), until, inc=True
-                )][:MAX_HOLIDAYS]  # fmt: skip
-            for begin in starts:
+            for begin in _starts(event.get("rrule"), first, where):
                 for offset in range(length):
+                    days += 1
+                    if days > MAX_DAYS:
+                        raise IcsError(
+                            f"{where}: the file's events give more than {MAX_DAYS:,} days (each day of each "
+                            "occurrence, repeats too): split it."
+                        )
                     found.setdefault(begin + dt.timedelta(days=offset), name)
                     if len(found) > MAX_HOLIDAYS:
                         raise IcsError(f"More than {MAX_HOLIDAYS} holiday dates in one file.")
     if not found:
         raise IcsError("No all-day events in the file: nothing to import as holidays.")
     return [{"date": day.isoformat(), "name": name} for day, name in sorted(found.items())]
+
+
+def _starts(rule, first: dt.date, where: str):
+    """The first days of an event's occurrences: DTSTART alone, or its RRULE's occurrences in the
+    `RECURRENCE_YEARS` from it, lazily (the caller stops at its caps). The rule is checked as a
+    visit plan's: `FREQ=MINUTELY` made 28 s and 300 MB of occurrences before the cap applied, and
+    `BYMONTH=2;BYMONTHDAY=30` searched to the year 9999 (7 s an event; found by an outside test)."""
+    if rule is None:
+        yield first
+        return
+    text = rule.to_ical().decode()
+    try:
+        rrules.validate(text, first, start="DTSTART")
+    except ValueError as exc:
+        raise IcsError(f"{where}: RRULE: {exc}") from None
+    # RECURRENCE_YEARS on (a 29 February to the 28th: `replace(year=)` raised for it).
+    horizon = dt.datetime.combine(first, dt.time()) + relativedelta(years=RECURRENCE_YEARS)
+    for moment in rrules.wall_times(text, first, horizon):
+        yield moment.date()

@@ -16,6 +16,7 @@ from config.graphql.base import (
     OffsetPaginated,
     TenantType,
     nested_list,
+    paged_list,
     resource_get,
     resource_list,
 )
@@ -154,8 +155,8 @@ class WorkOrder(TenantType):
     sla_tracked: auto
     created_at: auto
     updated_at: auto
-    holds: list[Hold] = strawberry_django.field(pagination=True)
-    sla_clocks: list[SlaClock] = strawberry_django.field(pagination=True)
+    holds: list[Hold] = paged_list()
+    sla_clocks: list[SlaClock] = paged_list()
     breaches: list[BreachRef] = nested_list()
 
 

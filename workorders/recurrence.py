@@ -29,6 +29,7 @@ import datetime as dt
 import functools
 import re
 import zoneinfo
+from collections.abc import Iterator
 
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
@@ -114,8 +115,9 @@ def max_occurrences(after: dt.datetime, until: dt.datetime) -> int:
     return MAX_PER_DAY * (max(days, 0) + 2)
 
 
-def validate(text: str, anchor: dt.date | None = None) -> str:
-    """The normalised rule text, or ValueError saying what is wrong."""
+def validate(text: str, anchor: dt.date | None = None, *, start: str = "the plan's start") -> str:
+    """The normalised rule text, or ValueError saying what is wrong (`start`: what the anchor is
+    called in the message; a calendar import's rule starts at its event's DTSTART)."""
     problem = refusal(text)
     if problem:
         raise ValueError(problem)
@@ -131,13 +133,25 @@ def validate(text: str, anchor: dt.date | None = None) -> str:
     days = rule._bymonthday or ()
     if days and not rule._bynmonthday and all(day > _LONGEST[month] for month in months for day in days):
         raise ValueError("The rule names no date that exists (BYMONTHDAY beyond BYMONTH's days).")
-    start = rule._dtstart
-    if rule._until is not None and rule._until < start:
-        raise ValueError(f"UNTIL is before the plan's start ({start.date().isoformat()}): the rule has no occurrence.")
-    probe = rule.replace(count=None, until=start + relativedelta(years=PROBE_YEARS))  # from a 29 February too
-    if probe.after(start, inc=True) is None:
-        raise ValueError(f"The rule has no occurrence in the {PROBE_YEARS} years from the plan's start.")
+    first = rule._dtstart
+    if rule._until is not None and rule._until < first:
+        raise ValueError(f"UNTIL is before {start} ({first.date().isoformat()}): the rule has no occurrence.")
+    probe = rule.replace(count=None, until=first + relativedelta(years=PROBE_YEARS))  # from a 29 February too
+    if probe.after(first, inc=True) is None:
+        raise ValueError(f"The rule has no occurrence in the {PROBE_YEARS} years from {start}.")
     return body
+
+
+def wall_times(text: str, anchor: dt.date, horizon: dt.datetime) -> Iterator[dt.datetime]:
+    """The occurrences (local wall times) of a rule `validate` passed, from its anchor up to
+    `horizon`, lazily, COUNT still counting: dateutil stops at `horizon` rather than searching on
+    to the next occurrence (up to year 9999 for a rule that has none left)."""
+    rule = _rule(_body(text), anchor)
+    end = horizon if rule._until is None else min(horizon, rule._until)
+    for index, moment in enumerate(rule.replace(count=None, until=end), start=1):
+        yield moment
+        if rule._count is not None and index >= rule._count:
+            return
 
 
 def occurrences(

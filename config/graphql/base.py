@@ -31,7 +31,7 @@ from strawberry.types.arguments import StrawberryArgument
 from strawberry_django.fields.field import StrawberryDjangoField
 from strawberry_django.fields.types import field_type_map
 from strawberry_django.optimizer import is_optimized_by_prefetching
-from strawberry_django.pagination import OffsetPaginated
+from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInput
 from strawberry_django.queryset import run_type_get_queryset
 from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
@@ -298,7 +298,25 @@ def rest_filter(view_class, queryset, info, filters=None, order=None, extra_para
     return queryset
 
 
-class ResourceField(StrawberryDjangoField):
+class PagedListField(StrawberryDjangoField):
+    """A nested list: a page of at most 100 also when the client sends no `pagination`."""
+
+    def apply_pagination(self, queryset, pagination=None, *, related_field_id=None):
+        """A nested list without `pagination` is a page of at most 100 (`MAX_PAGE_SIZE`), as README
+        has said: strawberry-django read the whole relation then (a counterparty's 130 contracts,
+        found while bounding nested lists). Prefetched or not: the optimizer pages its prefetch
+        through here too."""
+        if pagination in (None, UNSET) and self.is_list and not self.is_paginated:
+            pagination = OffsetPaginationInput(offset=0, limit=MAX_PAGE_SIZE)
+        return super().apply_pagination(queryset, pagination, related_field_id=related_field_id)
+
+
+def paged_list(**kwargs):
+    """A nested list taking `pagination` only (a job's `holds`): a `PagedListField`."""
+    return strawberry_django.field(field_cls=PagedListField, pagination=True, **kwargs)
+
+
+class ResourceField(PagedListField):
     """A list of a `TenantType` with `filters`, `order` and `pagination` (max 100); `default_sort`
     (REST sort keys) replaces the REST view's default where REST lists the relation otherwise."""
 

@@ -24,7 +24,7 @@ from tenancy import graphql as tenancy
 from visits import graphql as visits
 from workorders import graphql as workorders
 
-from .limits import limit_extensions
+from .limits import ListItemsLimit, limit_extensions
 from .scalars import SCALAR_OVERRIDES
 from .ws import OneTransportPerOperation
 
@@ -42,4 +42,5 @@ schema = strawberry.Schema(
     subscription=stream.Subscription,  # over the WebSocket only (config/graphql/ws.py)
     extensions=[DjangoOptimizerExtension, *limit_extensions(), OneTransportPerOperation],
     scalar_overrides=SCALAR_OVERRIDES,  # instants written as REST writes them (UTC, Z)
+    execution_context_class=ListItemsLimit,  # at most 10,000 objects in an operation's lists
 )

@@ -217,6 +217,47 @@ def test_a_query_deeper_than_10_is_refused_before_it_runs(gql, org):
     assert len(captured.captured_queries) <= 1  # the token's membership only: nothing of the query ran
 
 
+def test_an_alias_starting_with_two_underscores_is_not_introspection(gql, org):
+    """Only `__schema`, `__type` and `__typename` by their own name are exempt from the depth
+    limit; the alias `__deep` went 24 deep (found by an outside tester)."""
+    deep = "{ contracts { results " + "{ counterparty { contracts " * 5 + "{ name }" + " } }" * 5 + " } }"
+    aliased = deep.replace("{ contracts", "{ __deep: contracts", 1)
+    assert "exceeds maximum operation depth of 10" in _refused(gql("viewer"), aliased)
+    introspection = (
+        "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } }"
+    )
+    assert gql("viewer")(introspection)["__schema"]["types"]
+
+
+def test_a_nested_list_without_pagination_is_a_page_of_100(gql, org):
+    counterparty = Counterparty.objects.create(organization=org, name="Fleet", kind="customer")
+    for index in range(101):
+        make_contract(org, counterparty=counterparty, name=f"C{index:03d}")
+    query = f"{{ counterparty(id: {counterparty.pk}) {{ contracts {{ name }} }} }}"
+    assert len(gql("viewer")(query)["counterparty"]["contracts"]) == 100
+
+
+def test_nested_lists_that_multiply_past_10000_objects_are_refused(gql, org):
+    """`contract { workOrders { contract { workOrders .. } } }` multiplies: 10 jobs at four levels
+    are 10 + 100 + 1,000 + 10,000 work orders. Refused with one error and no data; three levels
+    (1,110) are answered."""
+    contract = make_contract(org, status="active")
+    for hour in range(10):
+        make_job(contract, T0 + dt.timedelta(hours=hour))
+    inner = "id"
+    for _ in range(3):
+        inner = f"workOrders {{ contract {{ {inner} }} }}"
+    client = gql("viewer")
+    three = client(f"{{ contract(id: {contract.pk}) {{ {inner} }} }}")["contract"]
+    assert sum(len(c["contract"]["workOrders"]) for c in three["workOrders"]) == 100
+    response = client.post(f"{{ contract(id: {contract.pk}) {{ workOrders {{ contract {{ {inner} }} }} }} }}")
+    body = response.json()
+    assert response.status_code == 200 and body["data"] is None, body
+    (error,) = body["errors"]
+    assert "more than 10,000 objects in its lists" in error["message"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
 def test_more_than_15_aliases_are_refused(gql):
     query = "{ " + " ".join(f"a{i}: me {{ role }}" for i in range(16)) + " }"
     assert "aliases" in _refused(gql("viewer"), query).lower()

@@ -205,7 +205,12 @@ def test_the_types_filter(token, org):
 
 @pytest.mark.parametrize(
     ("since", "types", "field"),
-    [(-1, None, "since"), (None, ["bad type!"], "types"), (None, ["x"] * 51, "types")],
+    [
+        (-1, None, "since"),
+        (None, ["bad type!"], "types"),
+        (None, ["x"] * 51, "types"),
+        (None, ["*a*a*a*a*a*Q"], "types"),  # more than 4 wildcards
+    ],
 )
 def test_bad_input_is_an_error_with_the_field(token, since, types, field):
     async def scenario():

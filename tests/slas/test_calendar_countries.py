@@ -234,6 +234,17 @@ class TestIcal:
                 "INTERVAL must be at least 1",
             ),
             (b"\xff\xfeBEGIN", "Not UTF-8"),
+            # Holidays are dates: FREQ=MINUTELY made 28 s and 300 MB of occurrences (an outside test).
+            (
+                b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261201\r\nRRULE:FREQ=HOURLY;COUNT=3\r\n"
+                b"END:VEVENT\r\nEND:VCALENDAR\r\n",
+                "VEVENT 1: RRULE: FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY",
+            ),
+            (  # dateutil searched to the year 9999 for it: 7 s an event
+                b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261201\r\n"
+                b"RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                "VEVENT 1: RRULE: The rule names no date that exists",
+            ),
         ],
     )
     def test_a_malformed_file_is_422_naming_the_fault(self, api, org, body, fragment):

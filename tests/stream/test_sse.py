@@ -119,7 +119,13 @@ def test_a_since_older_than_the_replay_window_gets_a_reset(bearer, org, settings
 
 @pytest.mark.parametrize(
     "query, field",
-    [("?since=abc", "since"), ("?since=-1", "since"), ("?types=a%20b", "types"), ("?color=red", "color")],
+    [
+        ("?since=abc", "since"),
+        ("?since=-1", "since"),
+        ("?types=a%20b", "types"),
+        ("?types=*a*a*a*a*a*Q", "types"),  # more than 4 wildcards
+        ("?color=red", "color"),
+    ],
 )
 def test_bad_parameters_are_400_in_the_envelope(bearer, query, field):
     response, body = get(bearer(), query)

@@ -247,6 +247,7 @@ def test_bad_subscriptions_are_answered_with_errors(token):
             ({"type": "subscribe", "types": "breach.*"}, None),  # a string is a comma-separated list
             ({"type": "subscribe", "types": [1]}, "types"),
             ({"type": "subscribe", "types": ["drop table;"]}, "types"),
+            ({"type": "subscribe", "types": ["*a*a*a*a*a*Q"]}, "types"),  # more than 4 wildcards
             ({"type": "unsubscribe"}, "type"),
             ({"type": "auth", "token": "x"}, "type"),
         ]:
