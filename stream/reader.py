@@ -66,7 +66,7 @@ def parse_types(value) -> tuple[str, ...]:
         raise StreamInputError(
             "types must be a list of event type patterns.", {"types": ["Expected a list of strings."]}
         )
-    bad = [p for p in value if not TYPE_PATTERN.match(p)]
+    bad = [p for p in value if not TYPE_PATTERN.fullmatch(p)]  # `$` would let a trailing newline in
     if bad or len(value) > MAX_TYPE_PATTERNS:
         detail = f"Not an event type pattern: {', '.join(map(repr, bad))}." if bad else "Too many patterns."
         raise StreamInputError(f"Invalid types: {detail}", {"types": [detail]})

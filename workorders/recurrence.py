@@ -74,7 +74,7 @@ def refusal(text: str) -> str | None:
     if any(part in body.upper() for part in ("\n", "DTSTART", "RDATE", "EXDATE", "EXRULE")):
         return "Only one RRULE (no DTSTART, RDATE or EXDATE): the plan's active_from anchors it."
     if re.search(r"UNTIL=\d{8}(T\d{6})?Z", body.upper()):
-        return "UNTIL is read in the contract's time zone: give it without the Z."
+        return "UNTIL is read in local time (a plan's: its contract's time zone): give it without the Z."
     names = [pair.split("=", 1)[0].strip().upper() for pair in body.split(";")]
     if "" in names:
         return "An RRULE's parts are NAME=VALUE separated by ';' (none empty, no ';' at the end)."

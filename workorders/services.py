@@ -298,11 +298,19 @@ STATUS_STAMPS = {WorkOrder.Status.IN_PROGRESS: "responded_at", WorkOrder.Status.
 
 
 def _stamp_sent(data: dict, status: str, job: WorkOrder | None = None) -> dt.datetime | None:
-    """The stamp sent with a change to `status`, when the change sets it (`job`: as stored)."""
+    """The stamp sent with a change to `status`, when the change sets it (`job`: as stored). On an
+    update, only a stamp at or after the job's last status change and its resolution dates the
+    change: an earlier one is a time recorded late (a response from before a hold), and the
+    change happens now, as it did before stamps dated changes (found by a regression sweep)."""
     name = STATUS_STAMPS.get(status)
     if name is None or (job is not None and getattr(job, name) is not None):
         return None
-    return data.get(name)
+    stamp = data.get(name)
+    if job is not None and stamp is not None:
+        settled = [at for at in (job.status_changed_at, job.resolved_at) if at is not None]
+        if any(stamp < at for at in settled):
+            return None
+    return stamp
 
 
 def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved: bool) -> None:
@@ -324,6 +332,16 @@ def _check_against_status_and_holds(work_order: WorkOrder, *, reported_at_moved:
             errors["reported_at"] = [f"Must not be after the start of the job's hold at {first.start.isoformat()}."]
     if errors:
         raise Unprocessable(f"Invalid timestamps: {', '.join(errors)}.", errors)
+
+
+def _retried_end(work_order: WorkOrder, data: dict) -> bool:
+    """The request only repeats the change that closed or cancelled the job (its status, and its
+    instant if sent): a retry after a timeout, answered as the first was rather than a 409."""
+    return (
+        set(data) <= {"status", "status_changed_at"}
+        and data.get("status") == work_order.status
+        and data.get("status_changed_at", work_order.status_changed_at) == work_order.status_changed_at
+    )
 
 
 def _check_status_repeated(work_order: WorkOrder, changed_at, hold_reason: str) -> None:
@@ -469,6 +487,8 @@ def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetim
     now = now or timezone.now()
     work_order = WorkOrder.objects.select_for_update(of=("self",)).select_related("contract").get(pk=instance.pk)
     if work_order.status in TERMINAL:
+        if _retried_end(work_order, data):
+            return work_order  # a dispatch system's retry of the change that ended it
         raise Conflict(f"The work order is {work_order.status}; it can no longer change.")
     data = dict(data)
     status = data.pop("status", None)

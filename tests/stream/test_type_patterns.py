@@ -54,6 +54,14 @@ def test_more_wildcards_than_the_cap_are_refused_naming_it():
     assert "At most 4 wildcards" in message and "'*a*a*a*a*a*Q'" in message
 
 
+@pytest.mark.parametrize("pattern", ["contract.*\n", " contract.*", "contract.*\r\n", ""])
+def test_a_pattern_with_a_line_break_or_space_is_refused(pattern):
+    """Found by a regression sweep: `["contract.*\n"]` was accepted (the check's `$` matched
+    before the newline) and then matched nothing."""
+    with pytest.raises(StreamInputError):
+        parse_types([pattern, "breach.*"])
+
+
 @pytest.mark.django_db
 def test_globs_match_as_fnmatch_does(org):
     """The same matches as the webhooks' `fnmatch.fnmatchcase` of the same patterns."""
