@@ -130,8 +130,13 @@ def json_type_errors(field, value):
         errors = {i: e for i, item in enumerate(value) if (e := json_type_errors(field.child_relation, item))}
         return errors or None
     if isinstance(value, (dict, list)):
-        # Only the scalar field classes refuse containers; a custom field may take any JSON.
-        return ["Expected a JSON scalar, not an object or an array."] if isinstance(field, _SCALAR_FIELDS) else None
+        # Only the scalar field classes refuse containers (a choice too: DRF's error quoted the
+        # Python text of the list); a custom field may take any JSON.
+        single_choice = isinstance(field, serializers.ChoiceField) and not isinstance(
+            field, serializers.MultipleChoiceField
+        )
+        scalar = isinstance(field, _SCALAR_FIELDS) or single_choice
+        return ["Expected a JSON scalar, not an object or an array."] if scalar else None
     message = _scalar_type_error(field, value)
     return [message] if message else None
 

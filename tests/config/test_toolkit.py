@@ -181,6 +181,13 @@ def test_choice_errors_name_the_valid_values(api, org):
     assert response.json()["errors"]["priority"] == [
         '"urgent" is not a valid choice: one of critical, high, medium, low, planned.'
     ]
+    for container in (["high"], {"a": 1}):  # DRF's error quoted the Python text: "['high']" is not ...
+        response = client.post(
+            "/api/v1/work_orders",
+            {"contract_id": contract.pk, "priority": container, "reported_at": "2026-03-02T09:00:00Z"},
+            format="json",
+        )
+        assert response.json()["errors"] == {"priority": ["Expected a JSON scalar, not an object or an array."]}
     response = client.get("/api/v1/work_orders?priority=high,urgent")
     assert response.status_code == 400
     assert response.json()["errors"] == {
