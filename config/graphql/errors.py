@@ -6,6 +6,9 @@
 - In mutations, the same failures come back as data: an `OperationError` with `kind`, `message`
   and `fields` (path + messages), a member of each mutation's result union.
 - Anything else is masked as "Internal server error." and logged, like REST's JSON 500.
+- Strawberry logs every error of an operation at ERROR with its traceback; the schema
+  (config/graphql/schema.py) keeps a client's errors to one WARNING line, like Django's line for
+  a REST 4xx.
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ class OperationError:
     kind: ErrorKind
     message: str
     fields: list[FieldError]
+
+
+def is_client_error(error: GraphQLError) -> bool:
+    """The client's error, shown to it as it is (a bad document, a refused argument, the limits,
+    NOT_FOUND, a domain error): not a fault of the server's, which `format_error` masks."""
+    original = error.original_error
+    return original is None or isinstance(original, GraphQLError | ObjectDoesNotExist | DomainError)
 
 
 def format_error(error: GraphQLError) -> GraphQLError:

@@ -219,8 +219,10 @@ def action_mutation(graphql_type, name: str, path: Callable[[str], str], input_t
         def resolve_action(info: strawberry.Info, id: strawberry.ID) -> result:
             return answer(model, *call_rest(info, "POST", path(pk_of(id)), {}))
     else:
+        # `input` may be left out (REST says what the body needs): nullable, default null. Typed
+        # non-null with a default of None, introspection failed on its `defaultValue`.
 
-        def resolve_action(info: strawberry.Info, id: strawberry.ID, input: input_type = None) -> result:
+        def resolve_action(info: strawberry.Info, id: strawberry.ID, input: input_type | None = None) -> result:
             return answer(model, *call_rest(info, "POST", path(pk_of(id)), body_of(input)))
 
     return _mutation(resolve_action, name, f"REST POST {path('{id}')}.")
@@ -259,7 +261,7 @@ def child_action_mutation(graphql_type, name: str, route: str, action: str, inpu
             return answer(model, *call_rest(info, "POST", path, {}))
     else:
 
-        def resolve_action(info: strawberry.Info, id: strawberry.ID, input: input_type = None) -> result:
+        def resolve_action(info: strawberry.Info, id: strawberry.ID, input: input_type | None = None) -> result:
             path = f"{child_path(info, model, id, route)}/{action}"
             return answer(model, *call_rest(info, "POST", path, body_of(input)))
 
