@@ -166,7 +166,14 @@ def open_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline:
     record_event(
         type="billing.period_opened",
         obj=row,
-        payload={"contract": contract.pk, "index": span.index, "start_date": span.start_date},
+        # The stored row's id and number, as /periods and the period_closed payload give them.
+        payload={
+            "contract": contract.pk,
+            "id": row.pk,
+            "index": span.index,
+            "number": span.index + 1,
+            "start_date": span.start_date,
+        },
         occurred_at=now,
     )
     return True

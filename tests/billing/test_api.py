@@ -150,6 +150,9 @@ class TestPeriods:
                 f"{period['end_date']})"  # fmt: skip
             by_id = client.get("/api/v1/billing_lines", {"period_id": period["id"]}).json()
             assert line["id"] in {other["id"] for other in by_id}
+        # The events that opened them say the same (a regression sweep: only period_closed did).
+        opened = Event.objects.filter(type="billing.period_opened", payload__contract=contract.pk).order_by("id")
+        assert [(e.payload["id"], e.payload["number"]) for e in opened] == [(rows[0].pk, 1), (rows[1].pk, 2)]
 
     def test_periods_take_the_same_queries_however_many(self, api, org):
         from django.db import connection
