@@ -190,6 +190,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.strip_trailing_slashes",
         "config.api.schema.document_rate_limit_headers",
+        "config.api.schema.describe_format_parameter",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {

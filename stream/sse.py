@@ -42,7 +42,7 @@ from rest_framework.views import APIView
 
 from config.api.csv import JSONErrorsMixin
 from config.api.exceptions import BadRequest
-from config.api.filters import PredicateFilterBackend
+from config.api.filters import PredicateFilterBackend, predicate_description
 from events.api import EventFilterSet
 from events.feed import group_name
 from events.models import Event
@@ -180,11 +180,17 @@ SSE_EVENT = {
             OpenApiParameter.HEADER,
             description="Sent by EventSource on reconnect; wins over since.",
         ),
-        OpenApiParameter("types", str, description="Comma-separated event type patterns, `*` for any characters."),
-        OpenApiParameter("type", str),
-        OpenApiParameter("object_type", str),
-        OpenApiParameter("object_id", str),
-        OpenApiParameter("occurred_at", str),
+        OpenApiParameter(
+            "types",
+            str,
+            description=f"Comma-separated event type patterns (at most {reader.MAX_TYPE_PATTERNS}), `*` for any "
+            f"characters (a run of `*` is one; at most {reader.MAX_WILDCARDS} per pattern).",
+        ),
+        # The event log's filters, described as GET /api/v1/events describes them.
+        *(
+            OpenApiParameter(name, str, description=f"Filter on {name} {predicate_description(Event, name)}")
+            for name in EventFilterSet.Meta.fields
+        ),
     ],
     responses={(200, "text/event-stream"): SSE_EVENT},
 )

@@ -256,3 +256,21 @@ def strip_trailing_slashes(result, generator, request, public):
     """The routes accept an optional trailing slash; document the canonical form without it."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}
     return result
+
+
+FORMAT_DESCRIPTION = (
+    "The response's format, in place of the Accept header (`csv`: the same rows, fields, filters and sort as "
+    "JSON, every page at once); an unknown one is a 400."
+)
+
+
+def describe_format_parameter(result, generator, request, public):
+    """`?format=` (DRF's format override, documented by drf-spectacular without a word) says what it does."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("name") == "format":
+                    parameter.setdefault("description", FORMAT_DESCRIPTION)
+    return result

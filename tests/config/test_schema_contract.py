@@ -187,6 +187,18 @@ class TestDescriptions:
         for leak in ("Base for every resource serializer", "`source` (max 30) and `sourceID` (max 128) of resources"):
             assert leak not in text
 
+    def test_every_query_parameter_is_described(self, schema):
+        """Found by a regression sweep: the event stream's filters had empty descriptions."""
+        bare = [
+            (path, method, parameter["name"])
+            for path, item in schema["paths"].items()
+            for method, operation in item.items()
+            if isinstance(operation, dict)
+            for parameter in operation.get("parameters", [])
+            if parameter.get("in") == "query" and not parameter.get("description", "").strip()
+        ]
+        assert bare == []
+
     def test_every_response_documents_the_rate_limit_headers(self, schema):
         for path, method, operation in operations(schema):
             for code, response in operation["responses"].items():
