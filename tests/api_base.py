@@ -456,6 +456,9 @@ class ResourceAPITests(RobustReadTests):
                 assert response.status_code == 400, (param, response.content[:300])
                 body = response.json()
                 assert body["message"].startswith(f"Repeated query parameter: {param};"), body
+                if param == "per_page":  # one value, never a list: `per_page=5,10` would be no better
+                    assert body["errors"] == {param: ["Given 2 times; send it once."]}, body
+                    continue
                 assert "comma-separated" in body["message"], body
                 assert body["errors"] == {
                     param: [f"Given 2 times; send one value, comma-separated ({param}={','.join(values)})."]

@@ -68,6 +68,11 @@ _ORDERED = (
 _EXAMPLE_LENGTH = 120
 
 
+# The toolkit's parameters that take one value, never a list: their repeat is told to send it once
+# (`page=1,2` would be no better; found by a regression sweep).
+SINGLE_VALUED = frozenset({"page", "per_page", "format"})
+
+
 def single_values(params, *, lists: bool = True) -> None:
     """A 400 naming each query parameter given more than once (`?status=active&status=draft`).
 
@@ -80,14 +85,15 @@ def single_values(params, *, lists: bool = True) -> None:
         return
     errors = {}
     for name, values in repeated.items():
-        if lists:
+        if lists and name not in SINGLE_VALUED:
             example = f"{name}={','.join(values)}"
             if len(example) > _EXAMPLE_LENGTH:
                 example = f"{name}=a,b"
             errors[name] = [f"Given {len(values)} times; send one value, comma-separated ({example})."]
         else:
             errors[name] = [f"Given {len(values)} times; send it once."]
-    advice = "send one value, comma-separated" if lists else "send each once"
+    as_lists = lists and any(name not in SINGLE_VALUED for name in repeated)
+    advice = "send one value, comma-separated" if as_lists else "send each once"
     raise BadRequest(f"Repeated query parameter: {', '.join(repeated)}; {advice}.", errors)
 
 
