@@ -60,7 +60,7 @@ class WindowThrottle:
             self.cache.set(key, 1, self.duration + 5)
             count = 1
         self.remaining = max(0, self.num_requests - count)
-        record(request, self.num_requests, self.remaining, self.reset)
+        record(request, self.num_requests, self.remaining, self.reset, refused=count > self.num_requests)
         return count <= self.num_requests
 
     def peek(self, request) -> tuple[int, int, int] | None:
@@ -78,12 +78,15 @@ class WindowThrottle:
         return max(1.0, self.reset - self.timer())
 
 
-def record(request, limit: int, remaining: int, reset: int) -> None:
-    """Keep the tightest limit seen for this request, for the response headers."""
+def record(request, limit: int, remaining: int, reset: int, *, refused: bool = False) -> None:
+    """Keep the tightest limit seen for this request, for the response headers: the one that
+    refused it, if one did (a login refused by its 3/min showed the anonymous 4/min, both with
+    nothing remaining; found by a newcomer's sweep), else the one with the least remaining."""
     django_request = getattr(request, "_request", request)
     current = getattr(django_request, RATE_LIMIT_ATTRIBUTE, None)
-    if current is None or remaining < current[1]:
-        setattr(django_request, RATE_LIMIT_ATTRIBUTE, (limit, remaining, reset))
+    was_refused = current is not None and len(current) > 3 and current[3]
+    if current is None or (refused and not was_refused) or (refused == was_refused and remaining < current[1]):
+        setattr(django_request, RATE_LIMIT_ATTRIBUTE, (limit, remaining, reset, refused))
 
 
 class UserThrottle(WindowThrottle, UserRateThrottle):
@@ -134,7 +137,7 @@ def rate_limit_headers(request) -> dict[str, str]:
         state = (UserThrottle if user is not None and user.is_authenticated else AnonThrottle)().peek(request)
     if state is None:
         return {}
-    limit, remaining, reset = state
+    limit, remaining, reset = state[:3]
     return {
         "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": str(remaining),

@@ -102,6 +102,15 @@ class TestLogin:
         assert statuses == [401, 401, 401, 429, 429]
         assert self.attempt("user9", "10.0.0.8").status_code == 401
 
+    def test_a_refused_login_shows_the_limit_that_refused_it(self, monkeypatch):
+        """Found by a newcomer's sweep: with logins at 3/min and the anonymous limit at 4/min, the
+        4th login was a 429 whose headers showed the anonymous limit (4): both had none left."""
+        rates(monkeypatch, login="3/min", anon="4/min")
+        responses = [self.attempt(f"z{i}", "10.0.0.30") for i in range(4)]
+        assert [r.status_code for r in responses] == [401, 401, 401, 429]
+        assert rate_headers(responses[-1])[:2] == (3, 0)
+        assert rate_headers(responses[0])[:2] == (3, 2)  # the tightest remaining, as before
+
     def test_a_forwarded_for_the_client_wrote_is_not_its_address(self, monkeypatch):
         """Found by an outside sweep: each made-up X-Forwarded-For was a fresh address to count, so
         the per-address login limit and the anonymous limit did not hold."""
