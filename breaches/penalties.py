@@ -9,16 +9,16 @@ finer than the minor unit (JPY 1000.5) counts as the largest whole minor amount 
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
-from tenancy.currencies import minor_unit, quantize, storable
+from tenancy.currencies import quantize, round_down, storable
 
 ZERO = Decimal(0)
 
 
 def _cap(value, currency: str) -> Decimal:
     """A cap in the currency's minor unit, rounded down so that it is never exceeded."""
-    return Decimal(str(value)).quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_FLOOR)
+    return round_down(value, currency)
 
 
 def cap_in_minor_unit(value, currency: str) -> Decimal:

@@ -14,7 +14,7 @@ than failing its write, or every later read and scan.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 MINOR_UNITS: dict[str, int] = {
     "AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2, "AZN": 2,
@@ -50,6 +50,11 @@ def minor_unit(code: str) -> int:
 def quantize(amount: Decimal, code: str) -> Decimal:
     """Round half-up to the currency's minor unit."""
     return Decimal(amount).quantize(Decimal(1).scaleb(-MINOR_UNITS[code]), rounding=ROUND_HALF_UP)
+
+
+def round_down(amount, code: str) -> Decimal:
+    """Round down to the currency's minor unit: a cap (a penalty's), never to be exceeded."""
+    return Decimal(str(amount)).quantize(Decimal(1).scaleb(-MINOR_UNITS[code]), rounding=ROUND_FLOOR)
 
 
 MONEY_LIMIT = Decimal(10**12)

@@ -23,8 +23,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 
-from breaches.penalties import cap_in_minor_unit
-from tenancy.currencies import quantize
+from tenancy.currencies import quantize, round_down
 
 from .. import dates
 from .exceptions import Conflict
@@ -155,11 +154,11 @@ def price_text(price, currency: str) -> str:
 
 
 def cap_text(cap, currency: str) -> str:
-    """A penalty cap as it is enforced: in its currency's minor unit, rounded down
-    (`breaches.penalties.cap_in_minor_unit`: a cap finer than the minor unit counts as the largest
-    whole minor amount within it). Rounded half-up, a JPY cap of 2500.9 read 2501 while 2500 was
+    """A penalty cap as it is enforced: in its currency's minor unit, rounded down (`round_down`,
+    as `breaches.penalties` applies it: a cap finer than the minor unit counts as the largest whole
+    minor amount within it). Rounded half-up, a JPY cap of 2500.9 read 2501 while 2500 was
     enforced (found by an outside tester)."""
-    return str(cap_in_minor_unit(cap, currency))
+    return str(round_down(cap, currency))
 
 
 # How the amounts of each `ResourceSerializer.Meta` mapping (amount -> path of its currency) are

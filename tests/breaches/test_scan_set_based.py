@@ -393,7 +393,10 @@ def test_a_scan_reads_each_rule_once_and_records_what_one_batch_would(org, other
     assert all('"slas_slarule"."name"' not in sql and '"contracts_contract"."name"' not in sql for sql in reads)
     assert [sql for sql in reads if 'FROM "contracts_contract"' in sql] == []
     # The monthly cap's lock: ids only (each rule's and its first version's, whose versions share the cap).
-    lock = 'SELECT COALESCE("slas_slarule"."first_version_id", "slas_slarule"."id") AS "coalesce1", "slas_slarule"."id" AS "pk" FROM "slas_slarule" WHERE'  # noqa: E501
+    lock = (
+        'SELECT COALESCE("slas_slarule"."first_version_id", "slas_slarule"."id") AS "coalesce1", '
+        '"slas_slarule"."id" AS "pk" FROM "slas_slarule" WHERE'
+    )
     assert all('INNER JOIN "contracts_contract"' in sql or sql.startswith(lock) for sql in reads), reads
     assert Breach.objects.filter(organization=org).count() == 18  # 9 detection batches of 2
     statements(at(300), org=other_org.slug)
