@@ -43,6 +43,7 @@ from events.feed import group_name
 from tenancy.auth import TenantJWTAuthentication
 
 from . import reader
+from .disconnects import CLIENT_GONE
 
 logger = logging.getLogger("stream")
 
@@ -130,6 +131,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await self.handle(text_data, bytes_data)
         except SlowConsumer:
             await self.shut(CLOSE_SLOW_CONSUMER, SLOW_MESSAGE)
+        except ClientGone:
+            self.closing = True  # nothing to answer; the disconnect message follows
 
     async def handle(self, text_data, bytes_data) -> None:
         try:
@@ -198,6 +201,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 except SlowConsumer:
                     await self.shut(CLOSE_SLOW_CONSUMER, SLOW_MESSAGE)
                     return
+                except ClientGone:
+                    self.closing = True
+                    return
             else:
                 self.heartbeat_due = True
                 self.wake.set()
@@ -222,6 +228,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             raise
         except SlowConsumer:
             await self.shut(CLOSE_SLOW_CONSUMER, SLOW_MESSAGE)
+        except ClientGone:
+            self.closing = True
         except AuthenticationFailed as exc:  # the membership is gone (reader.still_admitted)
             await self.shut(CLOSE_UNAUTHENTICATED, str(exc.detail))
         except Exception:
@@ -234,7 +242,13 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await asyncio.wait_for(self.send(text_data=reader.dumps(message)), settings.STREAM["SEND_TIMEOUT"])
         except TimeoutError:
             raise SlowConsumer from None
+        except CLIENT_GONE:
+            raise ClientGone from None
 
 
 class SlowConsumer(Exception):
     pass
+
+
+class ClientGone(Exception):
+    """The client left while a message was being sent to it: not an error, nothing to log."""

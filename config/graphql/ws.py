@@ -29,6 +29,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
+from stream.disconnects import CLIENT_GONE
 from tenancy.auth import TenantJWTAuthentication
 
 CLOSE_TOKEN_EXPIRED = 4401
@@ -58,6 +59,7 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
         self.tenant = None
         self.expiry: asyncio.Task | None = None
         self.slow = False
+        self.gone = False
 
     async def on_ws_connect(self, context):
         from stream import reader  # its thread pool needs Django's settings
@@ -84,8 +86,9 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
     async def send(self, text_data=None, bytes_data=None, close=False):
         """Every message strawberry sends. One not taken within SEND_TIMEOUT closes the connection
         (4408) instead of holding a subscription open forever behind a reader that stopped; what
-        the operations send after that is dropped until the server reports the disconnect."""
-        if self.slow:
+        the operations send after that, or after the client has gone, is dropped until the server
+        reports the disconnect."""
+        if self.slow or self.gone:
             return
         try:
             await asyncio.wait_for(super().send(text_data, bytes_data, close), settings.STREAM["SEND_TIMEOUT"])
@@ -94,6 +97,8 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
             organization = self.tenant.organization.slug if self.tenant is not None else None
             logger.info("GraphQL: closing a slow consumer (%s) of organization %s", CLOSE_SLOW_CONSUMER, organization)
             await self.close(code=CLOSE_SLOW_CONSUMER, reason=SLOW_MESSAGE)
+        except CLIENT_GONE:
+            self.gone = True
 
     async def disconnect(self, code: int) -> None:
         if self.expiry is not None:

@@ -1,6 +1,7 @@
 """Real ASGI server processes for end-to-end stream tests and the latency benchmark.
 
-`AsgiServer(env)` starts `uvicorn config.asgi:application` on a socket this process bound to a
+`AsgiServer(env)` starts `uvicorn config.asgi:application` (or, with `server="daphne"`, daphne, what
+`manage.py runserver` serves with) on a socket this process bound to a
 free port of 127.0.0.1 (passed with `--fd`, so no port can be taken in between), waits for
 `/healthz`, and stops the process on `stop()` (or at the end of a `with`).
 """
@@ -31,14 +32,18 @@ def database_url(settings_dict: dict) -> str:
 
 
 class AsgiServer:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], server: str = "uvicorn"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
-        command = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
-        command += ["--fd", str(self.sock.fileno()), "--log-level", "warning", "--no-access-log"]
+        if server == "daphne":
+            command = [sys.executable, "-m", "daphne", "--fd", str(self.sock.fileno()), "-v", "1"]
+            command += ["config.asgi:application"]
+        else:
+            command = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
+            command += ["--fd", str(self.sock.fileno()), "--log-level", "warning", "--no-access-log"]
         full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1", **env}
         # Output to a file, not a pipe: a pipe nobody reads fills up and blocks the server's loop.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server; closed by stop())

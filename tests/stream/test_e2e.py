@@ -23,6 +23,7 @@ from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from events.feed import group_name
 from events.models import Event
 from events.services import record_events
 from tenancy.auth import issue_tokens
@@ -259,3 +260,50 @@ def test_a_graphql_subscriber_that_stops_reading_is_closed_4408_by_a_real_server
         assert code == 4408, output[-3000:]
         assert received < 4000
         assert "Traceback" not in output  # dropped quietly, not a task error per message
+
+
+def wait_until_everyone_left(server_env, org, deadline: float = 60) -> None:
+    """Until no connection of `org` is in its channel-layer group: each one's disconnect has run."""
+    key = f"{server_env['CHANNEL_LAYER_PREFIX']}:group:{group_name(org.pk)}"
+    layer = redis.Redis.from_url(server_env["REDIS_URL"])
+    until = time.monotonic() + deadline
+    while layer.zcard(key):
+        assert time.monotonic() < until, "a connection never left its group"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+def test_a_client_that_leaves_mid_stream_is_let_go_quietly(kind, server_env, redis_layer, org, make_member):
+    """A client that drops its socket while events are being sent to it is no server error: the
+    send fails before the disconnect reaches the consumer (uvicorn and daphne alike)."""
+    viewer = issue_tokens(make_member("viewer", org))["access"]
+    with AsgiServer(server_env, server=kind) as server:
+        for _ in range(3):
+            with authenticated(server, viewer, since=None) as ws:
+                flood(org)
+                next_event(ws, timeout=10)  # the pump is sending the flood
+                ws.socket.close()  # gone without a closing handshake
+        wait_until_everyone_left(server_env, org)
+        output = server.output()
+    assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+def test_a_graphql_subscriber_that_leaves_mid_stream_is_let_go_quietly(kind, server_env, redis_layer, org, make_member):
+    viewer = issue_tokens(make_member("viewer", org))["access"]
+    with AsgiServer(server_env, server=kind) as server:
+        for _ in range(3):
+            with connect(f"{server.ws}/api/graphql", open_timeout=10, subprotocols=["graphql-transport-ws"]) as ws:
+                ws.send(json.dumps({"type": "connection_init", "payload": {"token": viewer}}))
+                assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+                query = "subscription { events { kind cursor event { id payload } } }"
+                ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+                until = time.monotonic() + 60
+                while not probe_received(ws, org):
+                    assert time.monotonic() < until, "the subscription never delivered a probe event"
+                flood(org)
+                json.loads(ws.recv(timeout=10))  # the subscription is sending the flood
+                ws.socket.close()
+        wait_until_everyone_left(server_env, org)
+        output = server.output()
+    assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
