@@ -149,7 +149,8 @@ def statement_pdf(statement: dict) -> bytes:
         [
             ("Opening balance", hours["opening_balance"]),
             ("Allocations", hours["allocations"]),
-            ("Work", hours["work"]),
+            ("Work charged", hours["work"]),
+            ("(hours worked)", hours["worked"]),
             ("Adjustments", hours["adjustments"]),
             ("Expiries", hours["expiries"]),
             ("Closing balance", hours["closing_balance"]),
@@ -157,9 +158,12 @@ def statement_pdf(statement: dict) -> bytes:
     )
     doc.heading("Work by job")
     doc.table(
-        ["Job", "Hours"],
-        [[(row["work_order"] or {}).get("name", "no job"), row["hours"]] for row in hours["work_by_job"]],
-        [80, 30],
+        ["Job", "Hours charged", "Hours worked"],
+        [
+            [(row["work_order"] or {}).get("name", "no job"), row["hours"], row["worked"]]
+            for row in hours["work_by_job"]
+        ],
+        [70, 30, 30],
     )
     return bytes(doc.output())
 

@@ -114,13 +114,18 @@ class StatementTotalsSerializer(serializers.Serializer):
 
 class StatementJobHoursSerializer(serializers.Serializer):
     work_order = _ref(allow_null=True)
-    hours = _amount()
+    hours = _amount(help_text="Hours charged for the job's work this month.")
+    worked = _amount(help_text="Hours worked on the job this month, before the billing plan's charging.")
 
 
 class StatementHoursSerializer(serializers.Serializer):
     opening_balance = _amount()
     allocations = _amount()
-    work = _amount()
+    work = _amount(
+        help_text="Hours charged for work (the billing plan's rounding, minimum and multipliers applied): "
+        "what the balance moves by."
+    )
+    worked = _amount(help_text="Hours worked, before the billing plan's charging.")
     adjustments = _amount()
     expiries = _amount()
     closing_balance = _amount()

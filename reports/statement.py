@@ -9,7 +9,9 @@ For a month in the contract's time zone:
 - the totals per currency (owed, and waived);
 - the hours of the month: the opening balance, allocations (initial, renewal, credit),
   work, adjustments, expiries (unused hours of lots that expired) and the closing balance,
-  with the jobs behind the work.
+  with the jobs behind the work. Work counts as charged (the billing plan's rounding, minimum
+  and multipliers applied: what the balance moves by, so one month's closing balance is the
+  next one's opening); `worked` beside it is the hours as worked.
 
 All sums are SQL aggregates over the month's rows; the listed breaches and jobs are the
 month's own (a statement is read by a person, one month at a time).
@@ -144,24 +146,27 @@ def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dic
     opening = entries.filter(occurred_at__lt=start).aggregate(total=Sum(HOUR_EFFECT, default=Value(HOURS_ZERO)))
     month = entries.filter(occurred_at__gte=start, occurred_at__lt=end)
     expired = Q(reason_code=LedgerEntry.Reason.LOT_EXPIRED)
+    # Charged hours, as HOUR_EFFECT sums them: they differ from the hours worked for work only.
     figures = month.aggregate(
-        allocations=Sum("hours", filter=Q(entry_type__in=ALLOCATIONS), default=Value(HOURS_ZERO)),
-        work=Sum("hours", filter=Q(entry_type=T.WORK), default=Value(HOURS_ZERO)),
-        adjustments=Sum("hours", filter=Q(entry_type=T.ADJUSTMENT) & ~expired, default=Value(HOURS_ZERO)),
-        expiries=Sum("hours", filter=Q(entry_type=T.ADJUSTMENT) & expired, default=Value(HOURS_ZERO)),
+        allocations=Sum("charged_hours", filter=Q(entry_type__in=ALLOCATIONS), default=Value(HOURS_ZERO)),
+        work=Sum("charged_hours", filter=Q(entry_type=T.WORK), default=Value(HOURS_ZERO)),
+        worked=Sum("hours", filter=Q(entry_type=T.WORK), default=Value(HOURS_ZERO)),
+        adjustments=Sum("charged_hours", filter=Q(entry_type=T.ADJUSTMENT) & ~expired, default=Value(HOURS_ZERO)),
+        expiries=Sum("charged_hours", filter=Q(entry_type=T.ADJUSTMENT) & expired, default=Value(HOURS_ZERO)),
     )
     opening_balance = opening["total"] or HOURS_ZERO
     closing = opening_balance + figures["allocations"] - figures["work"] + figures["adjustments"] + figures["expiries"]
     jobs = (
         month.filter(entry_type=T.WORK)
         .values("work_order_id", "work_order__reference")
-        .annotate(hours=Sum("hours"))
+        .annotate(charged=Sum("charged_hours"), worked=Sum("hours"))
         .order_by("work_order_id")
     )
     return {
         "opening_balance": _hours(opening_balance),
         "allocations": _hours(figures["allocations"]),
         "work": _hours(figures["work"]),
+        "worked": _hours(figures["worked"]),
         "adjustments": _hours(figures["adjustments"]),
         "expiries": _hours(figures["expiries"]),
         "closing_balance": _hours(closing),
@@ -173,7 +178,8 @@ def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dic
                     "id": row["work_order_id"],
                     "name": row["work_order__reference"] or f"work order {row['work_order_id']}",
                 },
-                "hours": _hours(row["hours"]),
+                "hours": _hours(row["charged"]),
+                "worked": _hours(row["worked"]),
             }
             for row in jobs
         ],

@@ -19,6 +19,8 @@ from pypdf import PdfReader
 from breaches.models import Breach
 from ledger.models import LedgerEntry
 from ledger.services import expire_lots
+from slas.models import Calendar
+from tests.billing.helpers import d, local, plan_contract, work_at
 from tests.ledger.helpers import credit, post, work
 from tests.reports.factories import build_dataset
 
@@ -51,19 +53,20 @@ def _reference_hours(contract, month: str) -> dict:
     sums = defaultdict(Decimal)
     jobs = defaultdict(Decimal)
     for entry in LedgerEntry.objects.filter(contract=contract):
-        effect = -entry.hours if entry.entry_type == "work" else entry.hours
+        hours = entry.charged_hours  # what the balance moves by
+        effect = -hours if entry.entry_type == "work" else hours
         if entry.occurred_at < start:
             sums["opening"] += effect
         elif entry.occurred_at < end:
             if entry.entry_type in ("initial_allocation", "renewal", "credit"):
-                sums["allocations"] += entry.hours
+                sums["allocations"] += hours
             elif entry.entry_type == "work":
-                sums["work"] += entry.hours
-                jobs[entry.work_order_id] += entry.hours
+                sums["work"] += hours
+                jobs[entry.work_order_id] += hours
             elif entry.reason_code == "lot_expired":
-                sums["expiries"] += entry.hours
+                sums["expiries"] += hours
             elif entry.entry_type == "adjustment":
-                sums["adjustments"] += entry.hours
+                sums["adjustments"] += hours
     closing = sums["opening"] + sums["allocations"] - sums["work"] + sums["adjustments"] + sums["expiries"]
     return {
         "opening_balance": f"{sums['opening']:.2f}",
@@ -142,8 +145,8 @@ def test_csv_and_pdf(api, org):
 @pytest.mark.parametrize(
     ("reference", "disposition"),
     [
-        ("LINE\nBREAK", "filename=\"statement-LINE_BREAK-2026-03.{}\""),
-        ("R\u00c9F/\u00fc\"1;x", "filename*=utf-8''statement-R%C3%89F_%C3%BC%221%3Bx-2026-03.{}"),
+        ("LINE\nBREAK", 'filename="statement-LINE_BREAK-2026-03.{}"'),
+        ('R\u00c9F/\u00fc"1;x', "filename*=utf-8''statement-R%C3%89F_%C3%BC%221%3Bx-2026-03.{}"),
         ("\u0416\u0401-\u20ac-1", "filename*=utf-8''statement-%D0%96%D0%81-%E2%82%AC-1-2026-03.{}"),
     ],
 )
@@ -196,3 +199,30 @@ def test_the_pdf_prints_any_script_and_a_long_reason_in_full(api, org):
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
     assert "Сервис Москва Ελλάδα" in text and "Дорога закрыта" in text
     assert "word299 THE END" in text
+
+
+def test_work_counts_as_charged_so_a_months_closing_is_the_next_ones_opening(api, org):
+    """With a minimum charge and an out-of-hours multiplier the balance moves by the charged
+    hours; the statement counts those, with the hours worked beside them."""
+    calendar = Calendar.objects.create(
+        organization=org,
+        name="Office",
+        time_zone="Europe/Amsterdam",
+        hours=[{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
+    )
+    contract = plan_contract(
+        org, minimum_charge_minutes=60, out_of_hours_multiplier=d("1.5"), billing_calendar=calendar, allow_overrun=True
+    )
+    credit(contract, 10, at=local(2026, 3, 1, 9))
+    minimum = work_at(contract, "0.25", local(2026, 3, 3, 15))  # the minimum hour: 1.00 charged
+    saturday = work_at(contract, 2, local(2026, 3, 7, 12))  # all out of hours: 3.00 charged
+    work_at(contract, 1, local(2026, 4, 2, 10))
+    viewer = api("viewer")
+    march = viewer.get(url(contract, "2026-03")).json()["hours"]
+    april = viewer.get(url(contract, "2026-04")).json()["hours"]
+    assert (march["work"], march["worked"]) == ("4.00", "2.25")
+    assert march["closing_balance"] == april["opening_balance"] == "6.00"
+    balance = viewer.get(f"/api/v1/contracts/{contract.pk}/balance?as_of=2026-03-31T22:00:00Z").json()
+    assert balance["remaining_hours"] == "6.00"
+    jobs = {row["work_order"]["id"]: (row["hours"], row["worked"]) for row in march["work_by_job"]}
+    assert jobs == {minimum.work_order_id: ("1.00", "0.25"), saturday.work_order_id: ("3.00", "2.00")}
