@@ -36,6 +36,8 @@ from .schemas import SCHEMAS, validation_errors
 
 
 class HolidaySerializer(serializers.Serializer):
+    default_error_messages = {"invalid": 'Expected an object such as {{"date": "2026-12-25", "name": "..."}}.'}
+
     date = serializers.DateField(validators=[in_service_range])
     name = serializers.CharField(max_length=120, allow_blank=True, required=False, default="")
 

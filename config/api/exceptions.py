@@ -35,8 +35,15 @@ STATUS_BY_KIND = {
 }
 
 __all__ = [
-    "APIError", "BadRequest", "Conflict", "DomainError", "Forbidden", "Invalid", "NotFound",
-    "Unprocessable", "exception_handler",
+    "APIError",
+    "BadRequest",
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "Unprocessable",
+    "exception_handler",
 ]
 
 
@@ -49,6 +56,8 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
             path = f"{prefix}.{name}" if prefix else str(name)
             if isinstance(name, int):  # DRF keys a list item's errors by its index
                 path = f"{prefix}[{name}]"
+            elif name == "base" and prefix:  # a nested object's own errors are the object's: `holidays[0]`
+                path = prefix
             for k, v in _flatten(value, path).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):

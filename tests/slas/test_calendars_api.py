@@ -161,6 +161,12 @@ class TestCalendarValidation:
             assert response.status_code == 422
             # The key is the JSON path of the fault, as for every list item.
             assert set(response.json()["errors"]) == {"holidays[0].date"}
+        # A bare date is not a holiday: the fault is the item's own, and says what an item is.
+        response = post(client, holidays=[{"date": "2026-12-24"}, "2026-12-25"])
+        assert response.status_code == 422
+        assert response.json()["errors"] == {
+            "holidays[1]": ['Expected an object such as {"date": "2026-12-25", "name": "..."}.']
+        }
         response = post(client, holidays=[{"date": "2026-01-01"}])
         assert response.status_code == 201
         assert response.json()["holidays"] == [{"date": "2026-01-01", "name": ""}]
