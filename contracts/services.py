@@ -16,6 +16,7 @@ from django_fsm import can_proceed
 
 from config import dates
 from config.errors import Conflict, Forbidden, NotFound, Unprocessable
+from events.feed import hold_order
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import quantize
 
@@ -136,6 +137,7 @@ def _save(contract: Contract) -> None:
 
 
 def _locked(contract: Contract) -> Contract:
+    hold_order([contract.organization_id])  # before the row: events.feed, "Lock order"
     return Contract.objects.select_for_update(of=("self",)).select_related("organization").get(pk=contract.pk)
 
 

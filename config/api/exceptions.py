@@ -11,7 +11,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,9 +35,21 @@ STATUS_BY_KIND = {
 }
 
 __all__ = [
-    "APIError", "BadRequest", "Conflict", "DomainError", "Forbidden", "Invalid", "NotFound",
-    "Unprocessable", "exception_handler",
+    "APIError",
+    "BadRequest",
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "Unprocessable",
+    "exception_handler",
 ]
+
+
+CONFLICTING_WRITE = "Conflicting write: the record was changed or created concurrently. Retry."
+# deadlock_detected, serialization_failure
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -84,7 +96,12 @@ def exception_handler(exc, context):
     elif isinstance(exc, IntegrityError):
         # A unique constraint lost a race with a concurrent writer: the write did not happen.
         logger.info("integrity error mapped to 409: %s", exc)
-        exc = Conflict("Conflicting write: the record was changed or created concurrently. Retry.")
+        exc = Conflict(CONFLICTING_WRITE)
+    elif isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        # PostgreSQL chose this transaction to end a deadlock (or a serialization failure): it was
+        # rolled back whole, so the client may simply send the request again.
+        logger.warning("retryable database error mapped to 409: %s", exc)
+        exc = Conflict(CONFLICTING_WRITE)
 
     if isinstance(exc, DomainError):
         body = _envelope(exc.message, exc.errors)
