@@ -14,7 +14,7 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from events.feed import hold_order
@@ -74,3 +74,32 @@ def test_a_job_update_waits_for_a_calendar_or_rule_write_instead_of_deadlocking(
         session.finish()
         assert session.error is None, repr(session.error)
     assert WorkOrder.objects.get(pk=job.pk).summary == "Pump replaced"
+
+
+def test_a_status_change_that_waited_for_the_job_happens_after_the_change_it_waited_for(org):
+    """The server's stamp is taken once the job is locked: a PATCH that waited while another status
+    change committed got "status_changed_at is before the job's previous status change", a 422 on a
+    field it never sent (found by an outside tester)."""
+    job = make_job(org, reported_at=timezone.now() - dt.timedelta(hours=1))
+    go, done, locked = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with transaction.atomic():
+            hold_order([org.pk])  # as update_work_order takes them: the order, then the row
+            WorkOrder.objects.select_for_update().get(pk=job.pk)
+            locked.set()
+            assert go.wait(30)
+            services.update_work_order(instance=job, actor=None, data={"status": "in_progress"})
+        done.set()
+
+    holder = start(first)
+    assert locked.wait(10)
+    second = start(
+        lambda: services.update_work_order(instance=job, actor=None, data={"status": "on_hold", "hold_reason": "parts"})
+    )
+    wait_until_blocked(second)
+    go.set()
+    for session in (holder, second):
+        assert session.finish().error is None, repr(session.error)
+    job.refresh_from_db()
+    assert job.status == "on_hold" and job.holds.get().reason == "parts"
