@@ -42,16 +42,19 @@ def create_counterparty(*, organization, actor, data: dict) -> Counterparty:
 
 @transaction.atomic
 def update_counterparty(*, instance: Counterparty, actor, data: dict) -> Counterparty:
-    changes = apply_changes(instance, data)
+    # The row as it is now, locked: `instance` was read before this transaction, and saving it
+    # whole lost what a concurrent PATCH had changed meanwhile.
+    counterparty = Counterparty.objects.select_for_update().get(pk=instance.pk)
+    changes = apply_changes(counterparty, data)
     if changes:
-        instance.save()
+        counterparty.save()
         record_event(
             type="counterparty.updated",
-            obj=instance,
+            obj=counterparty,
             actor=actor,
             payload={"changes": changes},
         )
-    return instance
+    return counterparty
 
 
 @transaction.atomic
@@ -863,6 +866,7 @@ def create_line_item(*, contract: Contract, actor, data: dict) -> LineItem:
 @transaction.atomic
 def update_line_item(*, item: LineItem, actor, data: dict) -> LineItem:
     _draft_only(_locked(item.contract))
+    item = LineItem.objects.get(pk=item.pk)  # re-read under the contract's lock: `item` may be stale
     changes = apply_changes(item, data)
     if changes:
         item.save()
