@@ -484,11 +484,14 @@ def create_template(*, organization, actor, data: dict) -> ContractTemplate:
 @transaction.atomic
 def update_template(*, instance: ContractTemplate, actor, data: dict) -> ContractTemplate:
     """A later change to a template changes no contract made from it (they hold their own copy)."""
-    changes = apply_changes(instance, data)
+    # The row as it is now, locked: `instance` was read before this transaction (concurrent
+    # PATCHes of different fields lost each other's).
+    template = ContractTemplate.objects.select_for_update().get(pk=instance.pk)
+    changes = apply_changes(template, data)
     if changes:
-        instance.save()
-        record_event(type="contract_template.updated", obj=instance, actor=actor, payload={"changes": changes})
-    return instance
+        template.save()
+        record_event(type="contract_template.updated", obj=template, actor=actor, payload={"changes": changes})
+    return template
 
 
 @transaction.atomic

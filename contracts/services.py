@@ -16,6 +16,7 @@ from django_fsm import can_proceed
 
 from config import dates
 from config.errors import Conflict, Forbidden, NotFound, Unprocessable
+from events.feed import hold_order
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import quantize
 
@@ -41,16 +42,19 @@ def create_counterparty(*, organization, actor, data: dict) -> Counterparty:
 
 @transaction.atomic
 def update_counterparty(*, instance: Counterparty, actor, data: dict) -> Counterparty:
-    changes = apply_changes(instance, data)
+    # The row as it is now, locked: `instance` was read before this transaction, and saving it
+    # whole lost what a concurrent PATCH had changed meanwhile.
+    counterparty = Counterparty.objects.select_for_update().get(pk=instance.pk)
+    changes = apply_changes(counterparty, data)
     if changes:
-        instance.save()
+        counterparty.save()
         record_event(
             type="counterparty.updated",
-            obj=instance,
+            obj=counterparty,
             actor=actor,
             payload={"changes": changes},
         )
-    return instance
+    return counterparty
 
 
 @transaction.atomic
@@ -136,6 +140,7 @@ def _save(contract: Contract) -> None:
 
 
 def _locked(contract: Contract) -> Contract:
+    hold_order([contract.organization_id])  # before the row: events.feed, "Lock order"
     return Contract.objects.select_for_update(of=("self",)).select_related("organization").get(pk=contract.pk)
 
 
@@ -861,6 +866,7 @@ def create_line_item(*, contract: Contract, actor, data: dict) -> LineItem:
 @transaction.atomic
 def update_line_item(*, item: LineItem, actor, data: dict) -> LineItem:
     _draft_only(_locked(item.contract))
+    item = LineItem.objects.get(pk=item.pk)  # re-read under the contract's lock: `item` may be stale
     changes = apply_changes(item, data)
     if changes:
         item.save()

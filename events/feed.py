@@ -16,6 +16,15 @@ has the argument, the alternatives and the measured cost).
   database's write lock and keeps it until COMMIT, so no other transaction can draw an id (or
   write anything) between this transaction's INSERT and its COMMIT.
 
+**Lock order.** The order lock is held from a transaction's first event to its commit, and the
+handlers that run under it lock rows (a calendar edit or a back-dated rule recomputes its jobs,
+locking each job and its clocks; a breach's penalty locks its contract). A transaction that
+locks such a row *before* its first event would wait for the order lock while holding what the
+holder waits for: a deadlock. So a write that locks a job or a contract takes its organization's
+order first (`hold_order`, then the row): `workorders.services.update_work_order`,
+`contracts.services._locked`, `slas.services._open_contract`, `ledger.services.post_entry`.
+Taking it twice in one transaction is harmless (PostgreSQL counts it).
+
 **Poke.** After the commit (`transaction.on_commit`), one message per organization goes through
 the channel layer to the group `group_name(organization_id)`: "this organization has new events".
 Every live connection re-reads the log from its own cursor, so a lost or duplicated poke costs

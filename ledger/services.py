@@ -43,6 +43,7 @@ from breaches.models import Breach
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from contracts.terms import Timeline, contract_as_of
+from events.feed import hold_order
 from events.services import record_event
 from tenancy.currencies import quantize
 
@@ -272,6 +273,7 @@ def _book(entry: LedgerEntry, contract: Contract, actor) -> LedgerEntry:
 def post_entry(*, organization, actor, data: dict, now: dt.datetime | None = None) -> LedgerEntry:
     """A hand-made posting (API, admin). Overdrawing is a 409 unless the contract allows overrun."""
     now = now or timezone.now()
+    hold_order([organization.pk])  # before the contract's row: events.feed, "Lock order"
     contract = _lock(data["contract"])
     entry = LedgerEntry(
         organization=organization,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
+from events.feed import hold_order
 from events.services import apply_changes, record_event, snapshot
 
 from .models import Calendar, SlaRule
@@ -137,6 +138,7 @@ def _open_contract(contract: Contract, *, terms: bool = True) -> Contract:
     """The rule's contract, locked; 409 once closed and, for a change of terms (a rule created,
     amended or restated), while it waits for approval: the approvers decide on the rules as they
     stand, as on its other terms (reject it to edit; found by an outside sweep)."""
+    hold_order([contract.organization_id])  # before the row: events.feed, "Lock order"
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if contract.status in CLOSED:
         raise Conflict(f"The contract is {contract.status}: its rules can no longer change.")

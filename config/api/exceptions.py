@@ -11,7 +11,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -45,6 +45,11 @@ __all__ = [
     "Unprocessable",
     "exception_handler",
 ]
+
+
+CONFLICTING_WRITE = "Conflicting write: the record was changed or created concurrently. Retry."
+# deadlock_detected, serialization_failure
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -81,6 +86,25 @@ def _envelope(message: str, errors: dict | None = None) -> dict:
     return body
 
 
+def _source_id_taken(exc: IntegrityError, context) -> Conflict | None:
+    """A `*_unique_source_id` violation (a concurrent create won): the same 409 naming the existing
+    row as the serializer's check gives when the other row was already there."""
+    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) or ""
+    view, request = context.get("view"), context.get("request")
+    if not constraint.endswith("_unique_source_id") or view is None or request is None:
+        return None
+    from config.api.serializers import source_id_conflict  # the serializers import this module
+
+    model = view.get_serializer_class().Meta.model
+    data = request.data if isinstance(request.data, dict) else {}
+    pk = view.kwargs.get(view.lookup_url_kwarg or view.lookup_field)
+    stored = model.objects.filter(pk=pk).values("source", "source_id").first() if pk else None
+    stored = stored or {"source": "", "source_id": ""}
+    source = data.get("source", stored["source"])
+    source_id = data.get("sourceID", stored["source_id"])
+    return source_id_conflict(model, request.auth.organization, source, source_id, exclude=pk)
+
+
 def exception_handler(exc, context):
     headers = {}
     if isinstance(exc, Http404):
@@ -93,7 +117,12 @@ def exception_handler(exc, context):
     elif isinstance(exc, IntegrityError):
         # A unique constraint lost a race with a concurrent writer: the write did not happen.
         logger.info("integrity error mapped to 409: %s", exc)
-        exc = Conflict("Conflicting write: the record was changed or created concurrently. Retry.")
+        exc = _source_id_taken(exc, context) or Conflict(CONFLICTING_WRITE)
+    elif isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        # PostgreSQL chose this transaction to end a deadlock (or a serialization failure): it was
+        # rolled back whole, so the client may simply send the request again.
+        logger.warning("retryable database error mapped to 409: %s", exc)
+        exc = Conflict(CONFLICTING_WRITE)
 
     if isinstance(exc, DomainError):
         body = _envelope(exc.message, exc.errors)

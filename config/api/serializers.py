@@ -412,16 +412,25 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
         source_id = attrs.get("source_id", getattr(self.instance, "source_id", ""))
         if not source_id:
             return
-        organization = tenant_of(self)
-        clash = model.objects.filter(organization=organization, source=source, source_id=source_id)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        existing = clash.values_list("pk", flat=True).first()
-        if existing is not None:
-            raise Conflict(
-                f"sourceID {source_id!r} is already used in source {source!r} by id {existing}.",
-                {"sourceID": [f"Already used by id {existing}."]},
-            )
+        conflict = source_id_conflict(
+            model, tenant_of(self), source, source_id, exclude=None if self.instance is None else self.instance.pk
+        )
+        if conflict is not None:
+            raise conflict
+
+
+def source_id_conflict(model, organization, source: str, source_id: str, *, exclude=None) -> Conflict | None:
+    """The 409 naming the row of `model` that already has this (source, sourceID), or None."""
+    clash = model.objects.filter(organization=organization, source=source, source_id=source_id)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude)
+    existing = clash.values_list("pk", flat=True).first()
+    if existing is None:
+        return None
+    return Conflict(
+        f"sourceID {source_id!r} is already used in source {source!r} by id {existing}.",
+        {"sourceID": [f"Already used by id {existing}."]},
+    )
 
 
 class PickedFieldsMixin:

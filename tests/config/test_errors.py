@@ -8,6 +8,7 @@ import pathlib
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import OperationalError, connection, transaction
 
 from config import errors
 from config.api.exceptions import exception_handler
@@ -52,6 +53,27 @@ def test_the_rest_face_maps_each_kind_to_its_status_and_envelope(error, status):
     assert response.status_code == status
     assert response.data["message"] == error.message
     assert response.data.get("errors") == error.errors
+
+
+def _database_error(errcode: str) -> OperationalError:
+    """What Django raises when PostgreSQL ends a statement with this condition (raised for real)."""
+    with pytest.raises(OperationalError) as raised, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '{errcode}'; END $$")
+    return raised.value
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's error conditions")
+@pytest.mark.parametrize(
+    ("errcode", "status"), [("deadlock_detected", 409), ("serialization_failure", 409), ("lock_not_available", 500)]
+)
+def test_a_deadlock_or_serialization_failure_is_a_409_to_retry(errcode, status):
+    # PostgreSQL rolled the whole transaction back: the client may send it again (found by an
+    # outside tester as a 500 when a calendar edit deadlocked with job updates).
+    response = exception_handler(_database_error(errcode), {})
+    assert response.status_code == status
+    if status == 409:
+        assert response.data == {"message": "Conflicting write: the record was changed or created concurrently. Retry."}
 
 
 def test_invalid_without_a_message_says_validation_failed():
