@@ -32,6 +32,8 @@ from django.db import close_old_connections, connection
 from django.db.models import F, Lookup, Max, Q, QuerySet
 from rest_framework.exceptions import AuthenticationFailed
 
+from config.api.filters import MAX_DB_ID
+from config.api.pagination import whole_number
 from events.api import EventSerializer
 from events.models import Event
 from events.visibility import readable_by
@@ -85,13 +87,23 @@ _STARS = re.compile(r"\*{2,}")
 
 
 def parse_since(value) -> int | None:
-    """A cursor from the client: a whole number (an event id) or None for "from now on"."""
+    """A cursor from the client: a whole number (an event id) or None for "from now on".
+
+    Strings (`?since=`, `Last-Event-ID`, a WebSocket's `"since": "41"`) by the rule of
+    `GET /api/v1/events?since=`: ASCII digits, at most the largest id (found by an outside sweep:
+    `str.isdigit` took `٣` as cursor 3)."""
     if value is None or value == "":
         return None
-    whole = (isinstance(value, int) and value >= 0) or (isinstance(value, str) and value.isdigit())
-    if isinstance(value, bool) or not whole:
-        raise StreamInputError("since must be an event id (a whole number).", {"since": ["Must be a whole number."]})
-    return int(value)
+    if isinstance(value, str):
+        value = whole_number(value, MAX_DB_ID)
+    elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DB_ID:
+        value = None
+    if value is None:
+        raise StreamInputError(
+            f"since must be an event id (a whole number from 0 to {MAX_DB_ID}).",
+            {"since": ["Must be a whole number."]},
+        )
+    return value
 
 
 class TypeGlob(Lookup):
