@@ -64,12 +64,14 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        delay = dt.timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # ASCII digits only (RFC 9110's delay-seconds); past the cap, not turned into a timedelta
+        # (`Retry-After: 99999999999999999999` overflowed it and stopped the worker).
+        delay = dt.timedelta(seconds=int(value)) if len(value) <= 9 else MAX_RETRY_AFTER
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)

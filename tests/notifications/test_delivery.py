@@ -131,6 +131,18 @@ def test_retry_after_as_an_http_date_and_capped():
     assert worker.parse_retry_after("999999", now) == dt.timedelta(hours=24)
     assert worker.parse_retry_after("soon", now) is None
     assert worker.parse_retry_after(None, now) is None
+    assert worker.parse_retry_after("\u0663", now) is None  # delay-seconds are ASCII digits
+    assert worker.parse_retry_after("Tue, 10 Mar 99999 09:05:00 GMT", now) is None
+
+
+def test_a_retry_after_too_large_for_a_timedelta_is_the_cap(org, endpoint, receiver):
+    # It overflowed while the outcome was recorded: the batch stopped and the worker with it.
+    receiver.answer(429, {"Retry-After": "9" * 30})
+    counterparty_created(org)
+    start = timezone.now()
+    assert "0 webhook deliveries succeeded, 1 failed" in deliver(start)
+    row = WebhookDelivery.objects.get()
+    assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 1, start + dt.timedelta(hours=24))
 
 
 def test_retry_after_is_ignored_on_a_500(org, endpoint, receiver):
