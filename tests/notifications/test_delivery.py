@@ -427,6 +427,48 @@ def test_an_unexpected_error_fails_the_attempt_not_the_worker(org, endpoint, rec
     assert second.status == "succeeded"
 
 
+def test_a_nul_in_the_answer_is_recorded_and_retried(org, endpoint, receiver):
+    """PostgreSQL refuses NUL in text: recording the answer `bad\\x00body` raised, the worker
+    exited 1, and the row stayed leased and unrecorded, POSTed again after every lease (found by
+    an outside sweep). It is kept with U+FFFD in its place, on either database."""
+    receiver.answer(500, body=b"bad\x00body")
+    counterparty_created(org)
+    start = timezone.now()
+    assert "0 webhook deliveries succeeded, 1 failed" in deliver(start)
+    row = WebhookDelivery.objects.get()
+    assert (row.status, row.attempts, row.last_http_status) == ("pending", 1, 500)
+    assert (row.response_excerpt, row.last_error) == ("bad\ufffdbody", "HTTP 500")
+    assert start < row.next_attempt_at < start + dt.timedelta(seconds=6) and row.lease_until is None
+    [logged] = row.attempt_log.all()
+    assert (logged.http_status, logged.response_excerpt) == (500, "bad\ufffdbody")
+    assert "1 webhook deliveries succeeded" in deliver(start + dt.timedelta(seconds=6))
+
+
+def test_an_outcome_that_cannot_be_recorded_fails_that_row_only(org, endpoint, receiver, monkeypatch):
+    from django.db import DataError
+
+    receiver.answer(500, {"Retry-After": "60"}, b"an answer the database refuses")
+    counterparty_created(org)
+    counterparty_created(org)
+    first = WebhookDelivery.objects.order_by("id").first()
+    real, refused = worker.record_outcome, []
+
+    def refuse_the_first_answer(delivery_id, token, outcome, now):
+        if delivery_id == first.pk and outcome.excerpt:
+            refused.append(outcome)
+            raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return real(delivery_id, token, outcome, now)
+
+    monkeypatch.setattr(worker, "record_outcome", refuse_the_first_answer)
+    assert "1 webhook deliveries succeeded, 1 failed" in deliver()
+    first.refresh_from_db()
+    assert len(refused) == 1
+    assert (first.status, first.attempts, first.last_http_status, first.response_excerpt) == ("pending", 1, 500, "")
+    assert first.last_error.startswith("HTTP 500; The receiver's answer could not be recorded (DataError: ")
+    assert first.lease_until is None and first.attempt_log.count() == 1
+    assert WebhookDelivery.objects.get(pk__gt=first.pk).status == "succeeded"
+
+
 def test_a_lease_outlasts_a_batch_of_sends_that_each_take_the_whole_timeout(settings):
     settings.WEBHOOKS_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT = 10, 30
     assert worker.lease_length(20) == dt.timedelta(seconds=20 * 35 + 60)
