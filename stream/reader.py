@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,13 +28,14 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connection
-from django.db.models import F, Lookup, Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from rest_framework.exceptions import AuthenticationFailed
 
 from config.api.filters import MAX_DB_ID
 from config.api.pagination import whole_number
 from events.api import EventSerializer
 from events.models import Event
+from events.patterns import types_q
 from events.visibility import readable_by
 from tenancy.auth import TenantJWTAuthentication
 
@@ -104,35 +104,6 @@ def parse_since(value) -> int | None:
             {"since": ["Must be a whole number."]},
         )
     return value
-
-
-class TypeGlob(Lookup):
-    """`type` matches a pattern of `parse_types` (`*`: any run of characters, case-sensitive), as
-    the database's own wildcard match, never a regex: SQLite's REGEXP is Python's `re` called per
-    row, and `^.*.*.*…Q$` backtracked exponentially there (10 stars: two minutes over 320 events,
-    found by an outside test). SQLite: GLOB, whose only other specials (`?`, `[`) a pattern cannot
-    contain. PostgreSQL: LIKE, `_` escaped (`%` and `\\` cannot occur). Both engines match `*`/`%`
-    by a scan that gives up as soon as a later wildcard runs out of text (no backtracking into
-    earlier ones), so a pattern costs about its length times the type's, both at most 64."""
-
-    lookup_name = "type_glob"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        if connection.vendor == "sqlite":
-            return f"{lhs} GLOB %s", [*lhs_params, self.rhs]
-        return f"{lhs} LIKE %s", [*lhs_params, self.rhs.replace("_", "\\_").replace("*", "%")]
-
-
-def types_q(patterns: Iterable[str]) -> Q:
-    """The SQL condition for type globs: exact names in one IN, wildcards as `TypeGlob`s."""
-    exact = [p for p in patterns if "*" not in p]
-    q = Q(type__in=exact) if exact else Q(pk__in=[])
-    for pattern in patterns:
-        if "*" in pattern:
-            q |= Q(TypeGlob(F("type"), pattern))
-    return q
 
 
 @dataclass
