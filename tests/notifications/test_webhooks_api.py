@@ -36,7 +36,7 @@ class TestWebhooksAPI(WritableResourceAPITests):
     sort_keys = ["url", "created_at", "active"]
     default_sort = "id"
     deletable = True
-    detail_actions = [("rotate_secret", {}), ("ping", {})]
+    detail_actions = [("rotate_secret", {}), ("ping", {}), ("redeliver", {"since": 0})]
     # 1 count, 2 the page's ids (issue 15), 3 the page.
     list_queries = 3
     filter_cases = [
