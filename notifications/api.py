@@ -12,7 +12,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from config.api.csv import JSONErrorsMixin
-from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet
 from config.api.serializers import ActionSerializer, ResourceSerializer, RowMethodField, StrictInputMixin
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
 
@@ -20,6 +20,7 @@ from . import services
 from .delivery import deliver_now
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .outbox import invalid_patterns, pattern_error
+from .services import MAX_REDELIVER_EVENTS
 
 
 class WebhookEndpointSerializer(ResourceSerializer):
@@ -112,6 +113,46 @@ class WebhookDeliveryFilterSet(PredicateFilterSet):
         fields = ["status", "last_http_status", "created_at", "next_attempt_at"]
 
 
+class RedeliverEventsSerializer(ActionSerializer):
+    since = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_DB_ID,
+        help_text="Queue the endpoint's events after this event id (`0`: from the first).",
+    )
+    until = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_DB_ID,
+        help_text="With `since`: only up to this event id, inclusive.",
+    )
+    event_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_DB_ID),
+        required=False,
+        min_length=1,
+        max_length=MAX_REDELIVER_EVENTS,
+        help_text="Or these events (each of the endpoint's event types).",
+    )
+
+    def validate(self, data):
+        if "until" in data and "since" not in data:
+            raise serializers.ValidationError({"until": ["Only with since."]})
+        if ("since" in data) == ("event_ids" in data):
+            message = "Send either since (with until, optionally) or event_ids."
+            raise serializers.ValidationError({"since": [message], "event_ids": [message]})
+        if "until" in data and data["until"] <= data["since"]:
+            raise serializers.ValidationError({"until": ["Must be greater than since."]})
+        return data
+
+
+class RedeliveryQueuedSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="How many deliveries were queued.")
+    event_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The events queued, oldest first (delivered or pending ones are not).",
+    )
+
+
 class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     """Webhook endpoints: signed deliveries (Standard Webhooks) of the events they subscribe to.
 
@@ -172,6 +213,18 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
         )
         data = WebhookDeliverySerializer(delivery, context=self.get_serializer_context()).data
         return Response(data, headers={"Location": location})
+
+    @extend_schema(request=RedeliverEventsSerializer, responses={200: RedeliveryQueuedSerializer})
+    @action(detail=True, methods=["post"], required_role="admin")
+    def redeliver(self, request, pk=None):
+        """Queue this endpoint's events after `since` (up to `until`), or the events `event_ids`, due
+        at once: what it missed while disabled, or what failed. Events of its event types only; one
+        already delivered or pending is left as it is; at most 1,000 events a call (a 422 beyond)."""
+        endpoint = self.get_object()  # a 404 before a 422 on the body
+        form = RedeliverEventsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        queued = services.redeliver_events(endpoint=endpoint, actor=request.user, **form.validated_data)
+        return Response({"queued": len(queued), "event_ids": queued})
 
 
 class WebhookDeliveryViewSet(NestedListMixin, ResourceViewSet):

@@ -40,7 +40,7 @@ from events.services import record_event
 from .emails import after_sent, render
 from .models import EmailNotification, OutboxRow, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .signing import event_body, headers
-from .targets import UnsafeTarget, check_url, post
+from .targets import UnsafeTarget, check_url, post, storable
 
 logger = logging.getLogger("notifications")
 
@@ -64,12 +64,14 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        delay = dt.timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # ASCII digits only (RFC 9110's delay-seconds); past the cap, not turned into a timedelta
+        # (`Retry-After: 99999999999999999999` overflowed it and stopped the worker).
+        delay = dt.timedelta(seconds=int(value)) if len(value) <= 9 else MAX_RETRY_AFTER
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
@@ -152,7 +154,7 @@ def attempt(delivery: WebhookDelivery, now: dt.datetime) -> Outcome:
     try:
         target = check_url(delivery.endpoint.url)  # again at connect time: DNS may have changed
     except UnsafeTarget as exc:
-        return Outcome(error=f"Refused: {exc}")
+        return Outcome(error=storable(f"Refused: {exc}"))
     started = time.monotonic()
     try:
         response = post(target, body, signed)
@@ -161,7 +163,7 @@ def attempt(delivery: WebhookDelivery, now: dt.datetime) -> Outcome:
         if elapsed >= settings.WEBHOOKS_TIMEOUT_SECONDS:
             error = f"Timed out after {settings.WEBHOOKS_TIMEOUT_SECONDS:g} s."
         else:
-            error = f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]
+            error = storable(f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT])
         return Outcome(error=error, duration_ms=int(elapsed * 1000))
     return Outcome(
         http_status=response.status,
@@ -278,14 +280,34 @@ def deliver_claimed(ids: list[int], token: str, now: dt.datetime, should_stop=la
             outcome = attempt(delivery, now)
         except Exception as exc:  # a bug must not stop the batch, nor make the row a poison pill
             logger.exception("webhook %s: unexpected error", delivery.webhook_id)
-            outcome = Outcome(error=f"Internal error: {type(exc).__name__}: {exc}"[:RESPONSE_LIMIT])
-        recorded = record_outcome(delivery.pk, token, outcome, now)
+            outcome = Outcome(error=storable(f"Internal error: {type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]))
+        recorded = _record_guarded(delivery, token, outcome, now)
         if recorded is not None and recorded.status == Status.SUCCEEDED:
             succeeded += 1
         else:
             failed += 1
             logger.info("webhook %s to %s failed: %s", delivery.webhook_id, delivery.endpoint.url, outcome.error)
     return succeeded, failed
+
+
+def _record_guarded(delivery: WebhookDelivery, token: str, outcome: Outcome, now: dt.datetime):
+    """`record_outcome`, and if that fails, the outcome without what the receiver sent (its
+    answer and `Retry-After`), the failure named in its error: one row that cannot be recorded as
+    it went is recorded and retried on the schedule, instead of stopping the batch and staying
+    leased and unrecorded, POSTed again after every lease without end (found by an outside sweep,
+    with a NUL byte in an answer on PostgreSQL). If even that fails the database itself is failing:
+    the error goes up to the worker, which waits and tries again."""
+    try:
+        return record_outcome(delivery.pk, token, outcome, now)
+    except Exception as exc:
+        logger.exception("webhook %s: the attempt's outcome could not be recorded", delivery.webhook_id)
+        note = f"The receiver's answer could not be recorded ({type(exc).__name__}: {exc})"
+        fallback = Outcome(
+            http_status=outcome.http_status,
+            duration_ms=outcome.duration_ms,
+            error=storable(f"{outcome.error}; {note}" if outcome.error else note)[:RESPONSE_LIMIT],
+        )
+        return record_outcome(delivery.pk, token, fallback, now)
 
 
 def deliver_now(delivery: WebhookDelivery, now: dt.datetime | None = None) -> WebhookDelivery:
@@ -315,14 +337,16 @@ def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_sto
                 subject = message.subject
                 message.send()
             except Exception as exc:  # SMTP, network or backend failure: retried on the schedule
-                error = f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]
+                # The mail server's words, storable (smtplib quotes its replies as bytes, but a
+                # backend's own errors need not).
+                error = storable(f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT])
                 logger.warning("e-mail %s failed: %s", row.pk, error)
             with transaction.atomic():
                 fresh = EmailNotification.objects.select_for_update().filter(pk=row.pk, lease_token=token).first()
                 if fresh is None:
                     continue
                 _released(fresh, now)
-                fresh.subject = subject[:255]
+                fresh.subject = storable(subject[:255])
                 fresh.last_error = error
                 if error:
                     _schedule_retry(fresh, now)

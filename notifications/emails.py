@@ -105,13 +105,17 @@ def _job_links(payload) -> list[tuple[str, str]]:
 
 def escalation(event, organization) -> Content:
     p, tz = event.payload, organization.default_time_zone
-    reached, due = parse_datetime(p["reached_at"]), parse_datetime(p["due_at"]) if p.get("due_at") else None
+    due = parse_datetime(p["due_at"]) if p.get("due_at") else None
+    # How late as of the scan that recorded the escalation (the event's instant), as the breach
+    # mail of the same scan says: a level reached hours before a late scan is not "not late yet"
+    # (found by an outside sweep: "due in 6 min" beside a breach 5 h past due).
+    detected = event.occurred_at
     if due is None:
         lateness = "no due time (the clock is paused)"
-    elif reached > due:
-        lateness = f"{duration((reached - due).total_seconds() // 60)} past due"
+    elif detected > due:
+        lateness = f"{duration((detected - due).total_seconds() // 60)} past due (wall-clock)"
     else:
-        lateness = f"not late yet: due in {duration(math.ceil((due - reached).total_seconds() / 60))} (wall-clock)"
+        lateness = f"not late yet: due in {duration(math.ceil((due - detected).total_seconds() / 60))} (wall-clock)"
     metric = METRICS.get(p.get("metric"), "SLA")
     return Content(
         subject=(
@@ -129,6 +133,7 @@ def escalation(event, organization) -> Content:
             ("Level", f"{p['level']} at {p['at_percent']}%"),
             ("Reached at", when(p["reached_at"], tz)),
             ("Due at", when(p["due_at"], tz) if p.get("due_at") else "not set (paused)"),
+            ("Detected at", when(detected, tz)),
             ("How late", lateness),
         ],
         links=_job_links(p),

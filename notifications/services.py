@@ -10,11 +10,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
+from events.models import Event
+from events.patterns import types_q
 from events.services import apply_changes, record_event, snapshot
 from tenancy.models import Organization
 
 from .delivery import disable_endpoint
 from .models import OutboxRow, WebhookDelivery, WebhookEndpoint
+from .outbox import DIRECT_ONLY, collapse_stars
 from .signing import new_secret
 from .targets import UnsafeTarget, check_url
 
@@ -124,6 +127,83 @@ def redeliver(*, delivery: WebhookDelivery, actor, now: dt.datetime | None = Non
         occurred_at=now,
     )
     return delivery
+
+
+# Events one call may queue: a day's worth for a busy endpoint; `until` pages through more.
+MAX_REDELIVER_EVENTS = 1000
+
+
+@transaction.atomic
+def redeliver_events(
+    *,
+    endpoint: WebhookEndpoint,
+    actor,
+    since: int | None = None,
+    until: int | None = None,
+    event_ids: list[int] | None = None,
+    now: dt.datetime | None = None,
+) -> list[int]:
+    """Queue the endpoint's events after `since` (up to `until`), or the events `event_ids`, due
+    at once: what it missed while disabled (no delivery was written then) or what failed. An
+    event of the endpoint's subscribed types, of its organization, not about the endpoint itself
+    and not a ping. Events without a delivery get one; a failed delivery starts afresh under its
+    `webhook-id`; a delivered or pending one is left as it is. The ids queued, oldest first."""
+    now = now or timezone.now()
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if not endpoint.active:
+        raise Conflict("The endpoint is disabled: enable it (PATCH active) before redelivering.")
+    events = (
+        Event.objects.filter(organization_id=endpoint.organization_id)
+        .filter(types_q([collapse_stars(p) for p in endpoint.event_types]))
+        .exclude(type__in=DIRECT_ONLY)
+        .exclude(object_type="webhookendpoint", object_id=endpoint.pk)
+        .exclude(object_type="webhookdelivery", payload__webhook=endpoint.pk)
+    )
+    if event_ids is not None:
+        wanted = set(event_ids)
+        ids = list(events.filter(pk__in=wanted).order_by("id").values_list("id", flat=True))
+        missing = sorted(wanted - set(ids))
+        if missing:
+            raise Unprocessable(
+                "Not events of this endpoint.",
+                {"event_ids": [f"No event of this endpoint's event types: {', '.join(map(str, missing))}."]},
+            )
+    else:
+        events = events.filter(id__gt=since) if until is None else events.filter(id__gt=since, id__lte=until)
+        ids = list(events.order_by("id").values_list("id", flat=True)[: MAX_REDELIVER_EVENTS + 1])
+        if len(ids) > MAX_REDELIVER_EVENTS:
+            last = ids[MAX_REDELIVER_EVENTS - 1]
+            raise Unprocessable(
+                f"More than {MAX_REDELIVER_EVENTS} events match; redeliver them in parts.",
+                {"since": [f"At most {MAX_REDELIVER_EVENTS} events a call: send until={last}, then since={last}."]},
+            )
+    existing = dict(
+        WebhookDelivery.objects.filter(endpoint=endpoint, event_id__in=ids).values_list("event_id", "status")
+    )
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                organization_id=endpoint.organization_id, endpoint=endpoint, event_id=pk, next_attempt_at=now
+            )
+            for pk in ids
+            if pk not in existing
+        ],
+        ignore_conflicts=True,  # a concurrent redelivery of the same events wrote them first
+    )
+    failed = [pk for pk, status in existing.items() if status == OutboxRow.Status.FAILED]
+    WebhookDelivery.objects.filter(endpoint=endpoint, event_id__in=failed, status=OutboxRow.Status.FAILED).update(
+        status=OutboxRow.Status.PENDING, schedule_step=0, next_attempt_at=now, updated_at=now
+    )
+    queued = [pk for pk in ids if pk not in existing or pk in set(failed)]
+    if queued:
+        record_event(
+            type="webhook.redelivery_requested",
+            obj=endpoint,
+            actor=actor,
+            payload={"webhook": endpoint.pk, "since": since, "until": until, "events": len(queued)},
+            occurred_at=now,
+        )
+    return queued
 
 
 @transaction.atomic

@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -60,6 +61,19 @@ class Response:
     excerpt: str
     retry_after: str | None
     duration_ms: int
+
+
+# What a text column cannot take: NUL (PostgreSQL refuses it in text) and lone surrogates
+# (not encodable as UTF-8, so psycopg refuses them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """Text from outside (a receiver's answer, a mail server's or a socket's error) as a database
+    text column takes it on PostgreSQL and SQLite alike: NUL and lone surrogates become U+FFFD.
+    Found by an outside sweep: an answer `bad\\x00body` made recording the attempt fail on
+    PostgreSQL, so the delivery was retried after every lease, never failed."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -199,7 +213,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
         excerpt = response.read(EXCERPT_BYTES)
         return Response(
             status=response.status,
-            excerpt=excerpt.decode("utf-8", errors="replace"),
+            excerpt=storable(excerpt.decode("utf-8", errors="replace")),
             retry_after=response.getheader("Retry-After"),
             duration_ms=int((time.monotonic() - started) * 1000),
         )

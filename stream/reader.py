@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,11 +28,14 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connection
-from django.db.models import F, Lookup, Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from rest_framework.exceptions import AuthenticationFailed
 
+from config.api.filters import MAX_DB_ID
+from config.api.pagination import whole_number
 from events.api import EventSerializer
 from events.models import Event
+from events.patterns import types_q
 from events.visibility import readable_by
 from tenancy.auth import TenantJWTAuthentication
 
@@ -85,42 +87,23 @@ _STARS = re.compile(r"\*{2,}")
 
 
 def parse_since(value) -> int | None:
-    """A cursor from the client: a whole number (an event id) or None for "from now on"."""
+    """A cursor from the client: a whole number (an event id) or None for "from now on".
+
+    Strings (`?since=`, `Last-Event-ID`, a WebSocket's `"since": "41"`) by the rule of
+    `GET /api/v1/events?since=`: ASCII digits, at most the largest id (found by an outside sweep:
+    `str.isdigit` took `٣` as cursor 3)."""
     if value is None or value == "":
         return None
-    whole = (isinstance(value, int) and value >= 0) or (isinstance(value, str) and value.isdigit())
-    if isinstance(value, bool) or not whole:
-        raise StreamInputError("since must be an event id (a whole number).", {"since": ["Must be a whole number."]})
-    return int(value)
-
-
-class TypeGlob(Lookup):
-    """`type` matches a pattern of `parse_types` (`*`: any run of characters, case-sensitive), as
-    the database's own wildcard match, never a regex: SQLite's REGEXP is Python's `re` called per
-    row, and `^.*.*.*…Q$` backtracked exponentially there (10 stars: two minutes over 320 events,
-    found by an outside test). SQLite: GLOB, whose only other specials (`?`, `[`) a pattern cannot
-    contain. PostgreSQL: LIKE, `_` escaped (`%` and `\\` cannot occur). Both engines match `*`/`%`
-    by a scan that gives up as soon as a later wildcard runs out of text (no backtracking into
-    earlier ones), so a pattern costs about its length times the type's, both at most 64."""
-
-    lookup_name = "type_glob"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        if connection.vendor == "sqlite":
-            return f"{lhs} GLOB %s", [*lhs_params, self.rhs]
-        return f"{lhs} LIKE %s", [*lhs_params, self.rhs.replace("_", "\\_").replace("*", "%")]
-
-
-def types_q(patterns: Iterable[str]) -> Q:
-    """The SQL condition for type globs: exact names in one IN, wildcards as `TypeGlob`s."""
-    exact = [p for p in patterns if "*" not in p]
-    q = Q(type__in=exact) if exact else Q(pk__in=[])
-    for pattern in patterns:
-        if "*" in pattern:
-            q |= Q(TypeGlob(F("type"), pattern))
-    return q
+    if isinstance(value, str):
+        value = whole_number(value, MAX_DB_ID)
+    elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DB_ID:
+        value = None
+    if value is None:
+        raise StreamInputError(
+            f"since must be an event id (a whole number from 0 to {MAX_DB_ID}).",
+            {"since": ["Must be a whole number."]},
+        )
+    return value
 
 
 @dataclass

@@ -23,12 +23,22 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000
 
 
+def whole_number(raw: str, maximum: int) -> int | None:
+    """`raw` as a whole number if it is ASCII digits only and at most `maximum`, else None.
+    `str.isdigit` alone takes other scripts' digits (`int("٣")` is 3), and the length check comes
+    before `int()`, which refuses more than 4,300 digits with a ValueError."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum))):
+        return None
+    value = int(raw)
+    return value if value <= maximum else None
+
+
 def query_int(request, name: str, default: int, minimum: int, maximum: int) -> int:
     """A whole-number query parameter within [minimum, maximum]; anything else is a 400 naming it."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum)) else None
+    value = whole_number(raw, maximum)
     if value is None or not minimum <= value <= maximum:
         bounds = f"{minimum} to {maximum}"
         raise BadRequest(f"{name} must be a whole number from {bounds}.", {name: [f"Must be {bounds}."]})

@@ -22,6 +22,7 @@ from events.models import Event
 from notifications import delivery as worker
 from notifications import services
 from notifications.models import WebhookDelivery, WebhookEndpoint
+from tests.events.helpers import emit
 
 from .conftest import deliver
 
@@ -131,6 +132,18 @@ def test_retry_after_as_an_http_date_and_capped():
     assert worker.parse_retry_after("999999", now) == dt.timedelta(hours=24)
     assert worker.parse_retry_after("soon", now) is None
     assert worker.parse_retry_after(None, now) is None
+    assert worker.parse_retry_after("\u0663", now) is None  # delay-seconds are ASCII digits
+    assert worker.parse_retry_after("Tue, 10 Mar 99999 09:05:00 GMT", now) is None
+
+
+def test_a_retry_after_too_large_for_a_timedelta_is_the_cap(org, endpoint, receiver):
+    # It overflowed while the outcome was recorded: the batch stopped and the worker with it.
+    receiver.answer(429, {"Retry-After": "9" * 30})
+    counterparty_created(org)
+    start = timezone.now()
+    assert "0 webhook deliveries succeeded, 1 failed" in deliver(start)
+    row = WebhookDelivery.objects.get()
+    assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 1, start + dt.timedelta(hours=24))
 
 
 def test_retry_after_is_ignored_on_a_500(org, endpoint, receiver):
@@ -415,6 +428,48 @@ def test_an_unexpected_error_fails_the_attempt_not_the_worker(org, endpoint, rec
     assert second.status == "succeeded"
 
 
+def test_a_nul_in_the_answer_is_recorded_and_retried(org, endpoint, receiver):
+    """PostgreSQL refuses NUL in text: recording the answer `bad\\x00body` raised, the worker
+    exited 1, and the row stayed leased and unrecorded, POSTed again after every lease (found by
+    an outside sweep). It is kept with U+FFFD in its place, on either database."""
+    receiver.answer(500, body=b"bad\x00body")
+    counterparty_created(org)
+    start = timezone.now()
+    assert "0 webhook deliveries succeeded, 1 failed" in deliver(start)
+    row = WebhookDelivery.objects.get()
+    assert (row.status, row.attempts, row.last_http_status) == ("pending", 1, 500)
+    assert (row.response_excerpt, row.last_error) == ("bad\ufffdbody", "HTTP 500")
+    assert start < row.next_attempt_at < start + dt.timedelta(seconds=6) and row.lease_until is None
+    [logged] = row.attempt_log.all()
+    assert (logged.http_status, logged.response_excerpt) == (500, "bad\ufffdbody")
+    assert "1 webhook deliveries succeeded" in deliver(start + dt.timedelta(seconds=6))
+
+
+def test_an_outcome_that_cannot_be_recorded_fails_that_row_only(org, endpoint, receiver, monkeypatch):
+    from django.db import DataError
+
+    receiver.answer(500, {"Retry-After": "60"}, b"an answer the database refuses")
+    counterparty_created(org)
+    counterparty_created(org)
+    first = WebhookDelivery.objects.order_by("id").first()
+    real, refused = worker.record_outcome, []
+
+    def refuse_the_first_answer(delivery_id, token, outcome, now):
+        if delivery_id == first.pk and outcome.excerpt:
+            refused.append(outcome)
+            raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return real(delivery_id, token, outcome, now)
+
+    monkeypatch.setattr(worker, "record_outcome", refuse_the_first_answer)
+    assert "1 webhook deliveries succeeded, 1 failed" in deliver()
+    first.refresh_from_db()
+    assert len(refused) == 1
+    assert (first.status, first.attempts, first.last_http_status, first.response_excerpt) == ("pending", 1, 500, "")
+    assert first.last_error.startswith("HTTP 500; The receiver's answer could not be recorded (DataError: ")
+    assert first.lease_until is None and first.attempt_log.count() == 1
+    assert WebhookDelivery.objects.get(pk__gt=first.pk).status == "succeeded"
+
+
 def test_a_lease_outlasts_a_batch_of_sends_that_each_take_the_whole_timeout(settings):
     settings.WEBHOOKS_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT = 10, 30
     assert worker.lease_length(20) == dt.timedelta(seconds=20 * 35 + 60)
@@ -438,3 +493,90 @@ def test_a_worker_asked_to_stop_gives_back_what_it_has_not_attempted(org, endpoi
     assert [(r.status, r.lease_token) for r in rows] == [("succeeded", ""), ("pending", ""), ("pending", "")]
     assert all(r.lease_until is None for r in rows)  # another worker may take them at once
     assert "2 webhook deliveries succeeded" in deliver()
+
+
+# --- what an endpoint missed: POST /webhooks/{id}/redeliver ------------------------------------------
+
+
+def redeliver_events(api, endpoint, body, role="admin"):
+    return api(role).post(f"/api/v1/webhooks/{endpoint.pk}/redeliver", body, format="json")
+
+
+def test_events_recorded_while_disabled_are_delivered_after_redelivering_since(api, org, endpoint, receiver):
+    """Found by an outside sweep: no delivery is written for a disabled endpoint, and redelivery
+    took only an existing delivery, so what happened meanwhile was lost to the receiver although
+    the docs said it could be redelivered."""
+    before = counterparty_created(org)
+    deliver()
+    client = api("admin")
+    assert client.patch(f"/api/v1/webhooks/{endpoint.pk}", {"active": False}, format="json").status_code == 200
+    missed = [counterparty_created(org).pk, counterparty_created(org).pk]
+    assert client.patch(f"/api/v1/webhooks/{endpoint.pk}", {"active": True}, format="json").status_code == 200
+    assert client.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries?event_id={missed[0]}").json() == []
+    response = redeliver_events(api, endpoint, {"since": before.pk})
+    assert response.status_code == 200, response.content
+    # the endpoint's own webhook.disabled and webhook.updated are not sent to it
+    assert response.json() == {"queued": 2, "event_ids": missed}
+    assert "2 webhook deliveries succeeded, 0 failed" in deliver()
+    got = [r.verify(endpoint.secret)["id"] for r in receiver.received[1:]]
+    assert got == missed
+    assert [r.headers["webhook-id"] for r in receiver.received[1:]] == [f"msg_{m}_{endpoint.pk}" for m in missed]
+    # nothing twice: what was delivered is not queued again
+    assert redeliver_events(api, endpoint, {"since": 0}).json() == {"queued": 0, "event_ids": []}
+    requested = Event.objects.get(type="webhook.redelivery_requested")
+    assert (requested.object_type, requested.object_id) == ("webhookendpoint", endpoint.pk)
+    assert requested.payload == {"webhook": endpoint.pk, "since": before.pk, "until": None, "events": 2}
+
+
+def test_redelivering_by_ids_requeues_failed_ones_of_its_types_only(api, org, receiver, loopback, other_org):
+    endpoint = services.create_endpoint(
+        organization=org, actor=None, data={"url": receiver.url, "event_types": ["counterparty.**"]}
+    )
+    failed = counterparty_created(org)
+    receiver.answer(410)  # disables the endpoint, and fails the delivery
+    deliver()
+    services.update_endpoint(instance=endpoint, actor=None, data={"active": True})
+    elsewhere = counterparty_created(other_org)
+    other_type = emit(org, "thing.happened")
+    for ids in ([other_type.pk], [elsewhere.pk], [failed.pk, 999999]):
+        response = redeliver_events(api, endpoint, {"event_ids": ids})
+        assert response.status_code == 422, response.content
+        assert str(ids[-1]) in response.json()["errors"]["event_ids"][0]
+    response = redeliver_events(api, endpoint, {"event_ids": [failed.pk]})
+    assert response.json() == {"queued": 1, "event_ids": [failed.pk]}
+    assert "1 webhook deliveries succeeded" in deliver()
+    row = WebhookDelivery.objects.get(endpoint=endpoint, event=failed)
+    assert (row.status, row.attempts) == ("succeeded", 2)
+    assert redeliver_events(api, endpoint, {"since": 0}).json()["event_ids"] == []  # only its types
+
+
+def test_redelivering_since_is_capped_per_call_with_a_way_on(api, org, endpoint, monkeypatch):
+    monkeypatch.setattr(services, "MAX_REDELIVER_EVENTS", 2)
+    services.update_endpoint(instance=endpoint, actor=None, data={"active": False})
+    ids = [counterparty_created(org).pk for _ in range(3)]
+    services.update_endpoint(instance=endpoint, actor=None, data={"active": True})
+    response = redeliver_events(api, endpoint, {"since": 0})
+    assert response.status_code == 422, response.content
+    assert f"until={ids[1]}" in response.json()["errors"]["since"][0]
+    assert not WebhookDelivery.objects.filter(event_id__in=ids).exists()
+    assert redeliver_events(api, endpoint, {"since": 0, "until": ids[1]}).json()["event_ids"] == ids[:2]
+    assert redeliver_events(api, endpoint, {"since": ids[1]}).json()["event_ids"] == ids[2:]
+
+
+def test_redelivering_events_needs_an_admin_an_enabled_endpoint_and_one_way(api, org, endpoint):
+    assert redeliver_events(api, endpoint, {"since": 0}, role="manager").status_code == 403
+    for body, field in [
+        ({}, "since"),
+        ({"since": 1, "event_ids": [1]}, "event_ids"),
+        ({"until": 5}, "until"),
+        ({"since": 5, "until": 5}, "until"),
+        ({"since": -1}, "since"),
+        ({"event_ids": []}, "event_ids"),
+        ({"event_ids": [1] * 1001}, "event_ids"),
+        ({"since": 0, "color": "red"}, "color"),
+    ]:
+        response = redeliver_events(api, endpoint, body)
+        assert response.status_code == 422 and field in response.json()["errors"], (body, response.content)
+    services.update_endpoint(instance=endpoint, actor=None, data={"active": False})
+    response = redeliver_events(api, endpoint, {"since": 0})
+    assert response.status_code == 409 and "disabled" in response.json()["message"]

@@ -59,13 +59,29 @@ def test_the_escalation_e_mail(late_job):
     assert f"Contract: C-FLEET-7 (id {contract.pk})" in text
     assert "Target: response within 60 business minutes" in text
     assert "Reached at: 2026-03-10 10:30 CET (09:30 UTC)" in text
-    assert "How late: not late yet: due in 30 min (wall-clock)" in text
+    # As of the scan that recorded it (minute 40 of 60), not of the level's instant (minute 30).
+    assert "Detected at: 2026-03-10 10:40 CET (09:40 UTC)" in text
+    assert "How late: not late yet: due in 20 min (wall-clock)" in text
     assert f"https://sla.example.com/admin/workorders/workorder/{job.pk}/change/" in text
     assert f"https://sla.example.com/api/v1/work_orders/{job.pk}" in text
     [(html, mimetype)] = message.alternatives
     assert mimetype == "text/html"
     assert f'<a href="https://sla.example.com/admin/contracts/contract/{contract.pk}/change/">' in html
     assert "WO-1234" in html and "<th" in html
+
+
+def test_an_escalation_found_late_says_how_late_it_is_now(late_job):
+    """A scan that runs after the due time records the levels the clock passed meanwhile; their
+    mails say how late the job is, as the breach mail of the same scan does (found by an outside
+    sweep: "not late yet: due in 30 min" beside "15 min past due")."""
+    scan(minutes(75))
+    deliver()
+    text = message_to("desk@example.com").body
+    assert "Reached at: 2026-03-10 10:30 CET (09:30 UTC)" in text
+    assert "Detected at: 2026-03-10 11:15 CET (10:15 UTC)" in text
+    assert "How late: 15 min past due (wall-clock)" in text
+    assert "not late yet" not in text
+    assert "it is 15 min (business time) past due" in message_to("ops@example.com").body
 
 
 def test_the_breach_e_mail(late_job):

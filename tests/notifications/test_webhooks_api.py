@@ -36,7 +36,7 @@ class TestWebhooksAPI(WritableResourceAPITests):
     sort_keys = ["url", "created_at", "active"]
     default_sort = "id"
     deletable = True
-    detail_actions = [("rotate_secret", {}), ("ping", {})]
+    detail_actions = [("rotate_secret", {}), ("ping", {}), ("redeliver", {"since": 0})]
     # 1 count, 2 the page's ids (issue 15), 3 the page.
     list_queries = 3
     filter_cases = [
@@ -160,6 +160,18 @@ def test_a_failed_ping_says_so_and_is_retried(api, org, receiver, loopback):
     body = client.post(f"/api/v1/webhooks/{endpoint['id']}/ping", {}, format="json").json()
     assert (body["status"], body["last_http_status"], body["response_excerpt"]) == ("pending", 500, "not today")
     assert body["next_attempt_at"] is not None
+
+
+def test_a_ping_answered_with_a_nul_byte_is_a_failed_ping_not_a_500(api, org, receiver, loopback):
+    # PostgreSQL refuses NUL in text: the ping answered 500 and its delivery stayed leased, unrecorded.
+    receiver.answer(500, body=b"bad\x00body")
+    client = api("admin")
+    endpoint = client.post("/api/v1/webhooks", {"url": receiver.url, "event_types": ["*"]}, format="json").json()
+    response = client.post(f"/api/v1/webhooks/{endpoint['id']}/ping", {}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["status"], body["attempts"], body["last_http_status"]) == ("pending", 1, 500)
+    assert body["response_excerpt"] == "bad\ufffdbody"
 
 
 class TestWebhookDeliveriesAPI(ResourceAPITests):

@@ -122,6 +122,11 @@ def test_a_since_older_than_the_replay_window_gets_a_reset(bearer, org, settings
     [
         ("?since=abc", "since"),
         ("?since=-1", "since"),
+        # ASCII digits only, up to the largest id, as /api/v1/events (found by an outside sweep:
+        # an Arabic-Indic three was cursor 3)
+        ("?since=%D9%A3", "since"),
+        ("?since=9223372036854775808", "since"),
+        ("?since=" + "9" * 5000, "since"),
         ("?types=a%20b", "types"),
         ("?types=*a*a*a*a*a*Q", "types"),  # more than 4 wildcards
         ("?color=red", "color"),
@@ -131,6 +136,14 @@ def test_bad_parameters_are_400_in_the_envelope(bearer, query, field):
     response, body = get(bearer(), query)
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
     assert field in json.loads(body)["errors"]
+
+
+def test_a_last_event_id_that_is_not_ascii_digits_is_400(bearer, api):
+    for value in ("\u0663", "\uff13", "1\u0662"):  # Arabic-Indic 3, fullwidth 3, a mix
+        response, body = get(bearer(), "", HTTP_LAST_EVENT_ID=value)
+        assert response.status_code == 400 and "since" in json.loads(body)["errors"], value
+    # the rule of GET /api/v1/events?since=
+    assert api("viewer").get("/api/v1/events?since=%D9%A3").status_code == 400
 
 
 def test_without_a_token_401_in_the_envelope():

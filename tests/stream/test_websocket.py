@@ -244,6 +244,9 @@ def test_bad_subscriptions_are_answered_with_errors(token):
             ({"type": "subscribe", "since": "abc"}, "since"),
             ({"type": "subscribe", "since": True}, "since"),
             ({"type": "subscribe", "since": -1}, "since"),
+            ({"type": "subscribe", "since": "\u0663"}, "since"),  # an Arabic-Indic 3: ASCII digits only
+            ({"type": "subscribe", "since": 2**63}, "since"),  # beyond any id
+            ({"type": "subscribe", "since": 1.5}, "since"),
             ({"type": "subscribe", "types": "breach.*"}, None),  # a string is a comma-separated list
             ({"type": "subscribe", "types": [1]}, "types"),
             ({"type": "subscribe", "types": ["drop table;"]}, "types"),
