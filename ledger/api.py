@@ -96,9 +96,12 @@ class LedgerEntryViewSet(IdempotentCreateMixin, CreateMixin, ResourceViewSet):
     list_references = {"contract": (), "work_order": (), "breach": (), "lot": (), "created_by": ()}
     idempotency_resource = "ledger_entries"
 
-    def create_service(self, *, organization, actor, data):
+    def check_create(self, data):
         if data["entry_type"] not in HAND_POSTED_BY_OPERATORS and not self.request.auth.has_role("manager"):
             raise Forbidden(f"Posting {data['entry_type']} entries needs the manager role; operators post work.")
+
+    @staticmethod
+    def create_service(*, organization, actor, data):
         return services.post_entry(organization=organization, actor=actor, data=data)
 
 

@@ -1,7 +1,11 @@
 """`Idempotency-Key` on POST, for any collection whose create makes one row (ledger entries,
 billing exports, ...): the same key with the same body returns the original object and status;
 with a different body it is a 422. A retrying client never creates twice, even when its retries
-arrive at once. A request that failed (4xx) is not remembered: its retry runs again."""
+arrive at once. A request that failed (4xx) is not remembered: its retry runs again.
+
+Keys are the organization's, not the user's (a client's retries may come with another member's
+token), but a replay answers only a caller who may make the request: the body is validated and
+the view's `check_create` run first, so a refused caller gets the 403 it gets without a key."""
 
 from __future__ import annotations
 
@@ -45,12 +49,16 @@ class IdempotentCreateMixin:
         if len(key) > 255:
             raise BadRequest("Idempotency-Key is at most 255 characters.")
         fingerprint = _fingerprint(request)
+        # Validated and the caller's right to ask checked before anything is replayed: a key is the
+        # organization's, and another member's key must not answer 201 to a request that without
+        # it is a 403 (an operator replaying a manager's adjustment).
+        data = self.validated_create(request)
         try:
             with transaction.atomic():
                 replayed = self._replay(key, fingerprint)
                 if replayed is not None:
                     return replayed
-                response = super().create(request, *args, **kwargs)
+                response = self.create_from(data)
                 IdempotencyKey.objects.create(
                     organization=self.organization,
                     key=key,

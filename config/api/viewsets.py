@@ -162,11 +162,21 @@ class CreateMixin:
     create_service: Callable
 
     def create(self, request, *args, **kwargs):
+        return self.create_from(self.validated_create(request))
+
+    def validated_create(self, request) -> dict:
+        """The body validated, and the caller allowed to ask for it (`check_create`)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        instance = self.create_service(
-            organization=self.organization, actor=request.user, data=serializer.validated_data
-        )
+        self.check_create(serializer.validated_data)
+        return serializer.validated_data
+
+    def check_create(self, data: dict) -> None:
+        """Raise Forbidden when the caller may not ask for this (beyond `write_role`). Kept out of
+        `create_service` so an `Idempotency-Key` replay runs it too (ledger.idempotency)."""
+
+    def create_from(self, data: dict) -> Response:
+        instance = self.create_service(organization=self.organization, actor=self.request.user, data=data)
         return self.respond(instance, status.HTTP_201_CREATED, {"Location": self.detail_url(instance)})
 
 

@@ -380,6 +380,17 @@ def test_post_ledger_entry_is_idempotent_with_a_key(gql, org):
     assert contract.ledger_entries.count() == 1
 
 
+def test_post_ledger_entry_replays_a_key_only_to_a_caller_who_may_post(gql, org):
+    contract = make_contract(org, status="active")
+    mutation = f"""mutation($key: String) {{ postLedgerEntry(idempotencyKey: $key, input: {{contractId: {contract.pk},
+        entryType: "adjustment", hours: "3.00", description: "fix"}})
+        {{ __typename ... on LedgerEntry {{ id }} {ERROR} }} }}"""
+    assert gql("manager").post(mutation, {"key": "adj-xyz"}).json()["data"]["postLedgerEntry"]["id"]
+    refused = gql("operator").post(mutation, {"key": "adj-xyz"}).json()["data"]["postLedgerEntry"]
+    assert refused["kind"] == "FORBIDDEN" and "manager role" in refused["message"], refused
+    assert contract.ledger_entries.count() == 1
+
+
 def test_delete_counterparty(gql, org):
     counterparty = Counterparty.objects.create(organization=org, name="Gone", kind="customer")
     data = gql("manager")(f"mutation {{ deleteCounterparty(id: {counterparty.pk}) {{ ... on Deleted {{ id }} }} }}")

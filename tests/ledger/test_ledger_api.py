@@ -430,6 +430,23 @@ class TestIdempotencyKey:
         assert response.status_code == 201
         assert response.json()["contract"]["id"] == theirs.pk
 
+    def test_a_key_replays_only_to_a_caller_who_may_make_the_request(self, api, org):
+        # Found by an outside sweep: an operator replaying a manager's key got the adjustment's 201.
+        contract = active_contract(org)
+        data = {"contract_id": contract.pk, "entry_type": "adjustment", "hours": "3.00", "description": "fix"}
+        operator = api("operator")
+        refused = operator.post(URL, data, format="json")
+        assert refused.status_code == 403, refused.content
+        posted = api("manager").post(URL, data, format="json", HTTP_IDEMPOTENCY_KEY="adj-xyz")
+        assert posted.status_code == 201, posted.content
+        replayed = operator.post(URL, data, format="json", HTTP_IDEMPOTENCY_KEY="adj-xyz")
+        assert replayed.status_code == 403, replayed.content
+        assert replayed.json() == refused.json()
+        # Keys are the organization's: another manager's retry is answered with the entry.
+        again = api("manager").post(URL, data, format="json", HTTP_IDEMPOTENCY_KEY="adj-xyz")
+        assert again.status_code == 201 and again.json() == posted.json()
+        assert LedgerEntry.objects.filter(entry_type="adjustment").count() == 1
+
     def test_a_key_longer_than_255_is_400(self, api, org):
         contract = active_contract(org)
         credit(contract, 10)
