@@ -29,7 +29,7 @@ from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import get_model_field
 
-from .. import dates
+from .. import dates, decimals
 from .exceptions import BadRequest
 
 # The largest id and integer every database takes (a signed 64-bit integer): a bigger number in
@@ -162,6 +162,11 @@ class PredicateField(forms.Field):
             if lowered not in ("true", "false", "1", "0"):
                 raise ValidationError(f"'{raw}' is not a boolean (use true or false).")
             return lowered in ("true", "1")
+        if isinstance(self.value_field, (forms.DecimalField, forms.FloatField)) and not decimals.PLAIN.fullmatch(
+            raw.strip()
+        ):
+            # Django reads it as Decimal() or float() does ("1_0" is 10, "١٢" 12): the bodies' rule.
+            raise ValidationError(f"'{raw}': {decimals.NOT_PLAIN}")
         try:
             value = self.value_field.clean(raw.strip())
         except ValidationError as exc:

@@ -10,6 +10,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc_excludes
 from drf_spectacular.utils import OpenApiParameter
 
+from .. import decimals
 from .filters import PredicateFilter, predicate_description
 from .sorting import is_collection
 
@@ -128,6 +129,10 @@ class AutoSchema(SpectacularAutoSchema):
 
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         decimal = isinstance(field, serializers.DecimalField) and schema.get("type") == "string"
+        if decimal and "pattern" in schema:
+            # The rule the server applies (config.decimals): drf-spectacular's `\d{0,N}` took "",
+            # "." and "5.", which are refused, and `\d` is any script's digit in Python.
+            schema["pattern"] = decimals.pattern(field.max_whole_digits, field.decimal_places)
         if direction == "request" and decimal and not field.read_only:
             # Money and hours go in as a decimal string ("12.50", exact) or a JSON number. (A
             # read-only one stays as it is, marked readOnly, so it leaves the request body.)

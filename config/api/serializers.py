@@ -25,7 +25,7 @@ from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 
 from tenancy.currencies import quantize, round_down
 
-from .. import dates
+from .. import dates, decimals
 from .exceptions import Conflict
 from .filters import MAX_DB_ID, invalid_choice
 
@@ -56,7 +56,11 @@ def _scalar_type_error(field, value) -> str | None:
             return "Expected a JSON integer."
         return None if abs(value) <= MAX_DB_ID else f"Must be between -{MAX_DB_ID} and {MAX_DB_ID}."
     if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
-        ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        if isinstance(value, str):
+            # DRF reads a string as Decimal() does once stripped: "1_0" was 10 and "١٢" 12 (and a
+            # blank one null). Only a plain decimal is taken (config.decimals).
+            return None if decimals.PLAIN.fullmatch(value) else decimals.NOT_PLAIN
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return None if ok else 'Expected a decimal string (e.g. "12.50") or a number.'
     if isinstance(field, serializers.RelatedField):
         return None if _is_int(value) else "Expected an integer id."

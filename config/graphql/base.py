@@ -119,6 +119,8 @@ def _raw(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")  # plain, as REST's filters take it: str() writes 0.0000001 as "1E-7"
     return str(value)
 
 

@@ -87,7 +87,7 @@ def _json_value(value):
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return format(value, "f")  # plain, as REST takes it: str() writes 0.0000001 as "1E-7"
     if isinstance(value, list):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):

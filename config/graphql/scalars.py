@@ -4,15 +4,22 @@
 `DateTimeField` writes it (`config.api.rows.utc_text`), whatever zone the value was computed in (a
 visit's occurrence, an amendment's start of day in the contract's zone). Reading is strawberry's
 own: any ISO 8601 offset (`Z`, `+01:00`) is accepted in arguments and inputs.
+
+`Decimal`: a string is read by REST's rule (`config.decimals`), a plain decimal ("12.50");
+strawberry's `Decimal()` took "1_0" as 10 and "١٢" as 12, and passed them on to REST as "10" and
+"12", past its check. A number is taken as before.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 
-from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.exceptions import StrawberryInputCoercionError
+from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition
 
+from config import decimals
 from config.api.rows import utc_text
 
 
@@ -30,4 +37,23 @@ DateTime = dataclasses.replace(
     serialize=instant_text,
 )
 
-SCALAR_OVERRIDES = {dt.datetime: DateTime}
+
+def decimal_value(value: object) -> decimal.Decimal:
+    if isinstance(value, str):
+        parsed = decimals.parse(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        parsed = decimal.Decimal(str(value))
+    else:
+        parsed = None
+    if parsed is None or not parsed.is_finite():
+        raise StrawberryInputCoercionError(f'Value cannot represent a Decimal: "{value}". {decimals.NOT_PLAIN}')
+    return parsed
+
+
+Decimal = dataclasses.replace(
+    DecimalDefinition,
+    description='A decimal: a plain decimal string ("12.50", "-2.5": ASCII digits, no exponent) or a number.',
+    parse_value=decimal_value,
+)
+
+SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal}

@@ -180,6 +180,20 @@ class TestCollections:
         text = str(schema)
         assert "'oneOf': [{'type': 'string', 'format': 'email'" not in text
 
+    def test_a_decimal_strings_pattern_is_the_rule_the_server_applies(self, schema):
+        # drf-spectacular's `^-?\d{0,10}(?:\.\d{0,2})?$` took "", "." and "5." (refused) and, in
+        # Python, any script's digits ("١٢"); the server takes plain decimals (config.decimals).
+        import re
+
+        hours = schema["components"]["schemas"]["LedgerEntryRequest"]["properties"]["hours"]["anyOf"][0]
+        assert hours["pattern"] == r"^-?[0-9]{1,10}(?:\.[0-9]{1,2})?$"
+        for text in ("12.50", "-2.5", "7", "0000000001.25"):
+            assert re.search(hours["pattern"], text), text
+        for text in ("", ".", "5.", ".5", "1_0", "١٢", "+1", "1e1", " 1", "12.505"):
+            assert not re.search(hours["pattern"], text), text
+        value = schema["components"]["schemas"]["PatchedContractRequest"]["properties"]["contract_value"]
+        assert value["anyOf"][0]["pattern"] == r"^-?[0-9]{1,14}(?:\.[0-9]{1,4})?$"
+
 
 class TestDescriptions:
     def test_no_toolkit_docstring_leaks_into_the_schema(self, schema):

@@ -1,5 +1,7 @@
 """The REST toolkit's cross-cutting behaviour: errors, JSON everywhere, health, schema, throttling."""
 
+from decimal import Decimal
+
 import pytest
 from django import forms
 from django.core.exceptions import ValidationError
@@ -126,6 +128,15 @@ class TestPredicateGrammar:
     def test_malformed(self, raw):
         with pytest.raises(ValidationError):
             self.parse(raw)
+
+    def test_a_decimal_takes_the_bodies_rule(self):
+        # Django's DecimalField reads "1_0" as 10 and "١٢" as 12; a filter takes what a body takes.
+        field = forms.DecimalField()
+        assert self.parse(">=12.50", field) == Predicate("range", bounds=(("gte", Decimal("12.50")),))
+        assert self.parse("-2, 3", field) == Predicate("in", values=(Decimal("-2"), Decimal("3")))
+        for raw in ("1_0", "١٢", "1e1", "+1", ">1_0", "5.", "NaN"):
+            with pytest.raises(ValidationError, match="plain decimal"):
+                self.parse(raw, field)
 
     def test_comparisons_only_on_ordered_fields(self):
         with pytest.raises(ValidationError, match="Comparisons"):

@@ -146,6 +146,16 @@ class TestContractValueRounding:
         assert list(response.json()["errors"]) == ["contract_value"]
         assert not Contract.objects.exists()
 
+    @pytest.mark.parametrize("value", ["1_000", "١٢٣", " 5", "5e2", "+5", ""])
+    def test_a_value_that_is_not_a_plain_decimal_is_422(self, api, counterparty, value):
+        # Found by an outside sweep: "1_000" was stored as 1000.00 and "١٢٣" as 123.00.
+        client = api("manager")
+        created = create(client, counterparty, currency="EUR", contract_value="5").json()
+        response = client.patch(f"{URL}/{created['id']}", {"contract_value": value}, format="json")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {"contract_value": ['Must be a plain decimal number such as "12.50".']}
+        assert Contract.objects.get(pk=created["id"]).contract_value == Decimal("5")
+
     def test_patch_in_draft_rounds_to_the_contracts_currency(self, api, counterparty):
         client = api("manager")
         created = create(client, counterparty, currency="KWD", contract_value="5").json()

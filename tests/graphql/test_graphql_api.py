@@ -391,6 +391,25 @@ def test_post_ledger_entry_replays_a_key_only_to_a_caller_who_may_post(gql, org)
     assert contract.ledger_entries.count() == 1
 
 
+def test_a_decimal_input_takes_the_rest_rule(gql, org):
+    # strawberry's Decimal() read "1_0" as 10 and passed "10" on to REST, past REST's check.
+    contract = make_contract(org, status="active")
+    mutation = f"""mutation($hours: Decimal) {{ postLedgerEntry(input: {{contractId: {contract.pk},
+        entryType: "credit", hours: $hours}}) {{ __typename ... on LedgerEntry {{ hours }} {ERROR} }} }}"""
+    client = gql("manager")
+    for hours in ("1_0", "١٢", " 1", "1e1"):
+        body = client.post(mutation, {"hours": hours}).json()
+        assert body["data"] is None and "plain decimal" in body["errors"][0]["message"], (hours, body)
+    inline = client.post(mutation.replace("($hours: Decimal)", "").replace("$hours", '"1_0"')).json()
+    assert inline["data"] is None and "plain decimal" in inline["errors"][0]["message"], inline
+    # A number and a plain string are taken; a fine number reaches REST as plain text (its own error).
+    assert client(mutation, {"hours": 2.5})["postLedgerEntry"]["hours"] == "2.50"
+    assert client(mutation, {"hours": "3"})["postLedgerEntry"]["hours"] == "3.00"
+    tiny = client(mutation, {"hours": "0.0000001"})["postLedgerEntry"]
+    assert tiny["kind"] == "INVALID" and "decimal places" in tiny["fields"][0]["messages"][0], tiny
+    assert contract.ledger_entries.count() == 2
+
+
 def test_delete_counterparty(gql, org):
     counterparty = Counterparty.objects.create(organization=org, name="Gone", kind="customer")
     data = gql("manager")(f"mutation {{ deleteCounterparty(id: {counterparty.pk}) {{ ... on Deleted {{ id }} }} }}")

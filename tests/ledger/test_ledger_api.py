@@ -264,6 +264,26 @@ class TestPosting:
         assert LedgerEntry.objects.filter(entry_type="work").count() == 0
         assert running(contract) == 10
 
+    # Found by an outside sweep: DRF reads a string as Decimal() does once stripped, so "1_0" was
+    # 10 hours and "١٢" (Arabic-Indic digits) 12. Exponents and a plus sign are not plain either.
+    @pytest.mark.parametrize("hours", ["1_0", "١٢", " 1", "1 ", "1\n", "+1", "1e1", "1.", ".5", "", "١.٥٠"])
+    def test_hours_are_a_plain_decimal(self, api, org, hours):
+        contract = active_contract(org)
+        credit(contract, 20)
+        response = api("operator").post(URL, body(contract, hours=hours), format="json")
+        assert response.status_code == 422, response.content
+        assert errors_of(response) == {"hours": ['Must be a plain decimal number such as "12.50".']}
+        assert not LedgerEntry.objects.filter(entry_type="work").exists()
+
+    def test_a_plain_decimal_or_a_json_number_is_taken(self, api, org):
+        contract = active_contract(org)
+        credit(contract, 20)
+        client = api("operator")
+        for hours, expected in (("2", "2.00"), ("0.5", "0.50"), ("007.25", "7.25"), (1.5, "1.50"), (2, "2.00")):
+            response = client.post(URL, body(contract, hours=hours), format="json")
+            assert response.status_code == 201, (hours, response.content)
+            assert response.json()["hours"] == expected
+
     def test_other_types_are_validated(self, api, org):
         contract, other = active_contract(org), active_contract(org)
         penalty_rule(other)
