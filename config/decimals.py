@@ -50,3 +50,28 @@ def decimal_error(value, *, places: int, minimum: Decimal | int = 0, maximum: De
     if -number.as_tuple().exponent > places:
         return f"At most {places} decimal places."
     return None
+
+
+def is_amount(value) -> bool:
+    """A value `decimal_error` judges: a string or a JSON number (anything else is a type error)."""
+    return isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def amount_errors(clause, limits: dict[str, tuple[int, Decimal | int]], root: str) -> dict[str, list[str]]:
+    """The decimals of a JSON clause (`{"hours": "1.5", ...}`) against their limits, `{key: (places,
+    maximum)}`, none negative: `{root.key: [message]}`. Its JSON Schema's pattern, minimum and
+    maximum say the same to clients; their errors at these keys are left out (`judged`), since a
+    pattern's error cannot tell a size or a sign from a typo."""
+    if not isinstance(clause, dict):
+        return {}
+    errors = {}
+    for key, (places, maximum) in limits.items():
+        value = clause.get(key)
+        if is_amount(value) and (message := decimal_error(value, places=places, maximum=maximum)):
+            errors[f"{root}.{key}"] = [message]
+    return errors
+
+
+def judged(clause, path, limits: dict) -> bool:
+    """Whether a JSON Schema error at `path` is about a decimal `amount_errors` judges."""
+    return len(path) == 1 and path[0] in limits and isinstance(clause, dict) and is_amount(clause[path[0]])

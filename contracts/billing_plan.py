@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 
+from config import decimals
 from tenancy.currencies import MONEY_BOUNDS, MONEY_LIMIT
 
 # Term names as on the model (`billing_calendar` goes in as `billing_calendar_id`).
@@ -60,11 +61,14 @@ BILLING_PLAN_LIMITS = {
 }
 
 # Hours as the ledger keeps them (two places); a price as a plan states it (tenancy.currencies).
-# `maximum` holds a JSON number; a string's value is held by `top_up_errors`.
-_HOURS_JSON = {"type": ["string", "number"], "pattern": r"^\d{1,7}(\.\d{1,2})?$", "minimum": 0, "maximum": 10**6}
+# For clients; the server judges the decimals by `config.decimals` (`TOP_UP_DECIMALS`), whose
+# errors name the limit broken. `[0-9]`: Python's `\d` is any script's digit.
+_HOURS_JSON = {"type": ["string", "number"], "pattern": r"^[0-9]{1,7}(\.[0-9]{1,2})?$", "minimum": 0, "maximum": 10**6}
 _PRICE_JSON = {
-    "type": ["string", "number"], "pattern": r"^\d{1,13}(\.\d{1,4})?$", "minimum": 0, "maximum": int(MONEY_LIMIT)
+    "type": ["string", "number"], "pattern": r"^[0-9]{1,13}(\.[0-9]{1,4})?$", "minimum": 0,
+    "maximum": int(MONEY_LIMIT),
 }  # fmt: skip
+TOP_UP_DECIMALS = {"threshold_hours": (2, HOURS_LIMIT), "hours": (2, HOURS_LIMIT), "price_per_hour": (4, MONEY_LIMIT)}
 
 AUTO_TOP_UP = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -93,16 +97,13 @@ def top_up_errors(value: Any, path: str = "auto_top_up") -> dict[str, list[str]]
     """JSON-schema faults at their paths, then the rules between the values."""
     if value is None:
         return {}
-    errors: dict[str, list[str]] = {}
+    # Every fault was 'Must be a plain decimal number' ("-5", "1.123", 10^15): each decimal's error
+    # now names its form, sign, size or places.
+    errors = decimals.amount_errors(value, TOP_UP_DECIMALS, path)
     for error in jsonschema.Draft202012Validator(AUTO_TOP_UP).iter_errors(value):
-        where = path + "".join(f".{part}" for part in error.absolute_path)
-        message = 'Must be a plain decimal number such as "12.50".' if error.validator == "pattern" else error.message
-        errors.setdefault(where, []).append(message)
-    if errors:
-        return errors
-    for key, limit in (("threshold_hours", HOURS_LIMIT), ("hours", HOURS_LIMIT), ("price_per_hour", MONEY_LIMIT)):
-        if Decimal(str(value[key])) > limit:
-            errors[f"{path}.{key}"] = [f"Must be at most {limit}."]
+        if not decimals.judged(value, error.absolute_path, TOP_UP_DECIMALS):
+            where = path + "".join(f".{part}" for part in error.absolute_path)
+            errors.setdefault(where, []).append(error.message)
     if errors:
         return errors
     if Decimal(str(value["hours"])) <= 0:

@@ -3,10 +3,9 @@ validate input; a fault is reported at its JSON path (e.g. `escalation[1].at_per
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import jsonschema
 
+from config import decimals
 from tenancy.currencies import MONEY_LIMIT
 
 MONEY_LIMIT_NUMBER = int(MONEY_LIMIT)  # the schema's `maximum` (tenancy.currencies: what a contract may state)
@@ -14,7 +13,7 @@ MONEY_LIMIT_NUMBER = int(MONEY_LIMIT)  # the schema's `maximum` (tenancy.currenc
 _AMOUNT = {
     "description": "A non-negative amount in the contract's currency, as a decimal string or a number.",
     "type": ["string", "number"],
-    "pattern": r"^\d{1,13}(\.\d{1,4})?$",  # a string (its value checked by `validation_errors`)
+    "pattern": r"^[0-9]{1,13}(\.[0-9]{1,4})?$",  # for clients; the server judges by `AMOUNTS`
     "minimum": 0,
     "maximum": MONEY_LIMIT_NUMBER,
 }
@@ -58,6 +57,8 @@ PENALTY_CLAUSE = {
 }
 
 SCHEMAS = {"escalation": ESCALATION, "penalty_clause": PENALTY_CLAUSE}
+# A clause's amounts (config.decimals): 4 places, as money columns keep; at most MONEY_LIMIT.
+AMOUNTS = {key: (4, MONEY_LIMIT) for key in ("fixed_amount", "per_unit_amount", "per_breach_cap")}
 
 
 def _path(root: str, error: jsonschema.ValidationError) -> str:
@@ -67,25 +68,16 @@ def _path(root: str, error: jsonschema.ValidationError) -> str:
     return path
 
 
-def readable(error: jsonschema.ValidationError) -> str:
-    """The schema's message, but a decimal that does not match its pattern says what is wanted
-    (not the regular expression)."""
-    if error.validator == "pattern":
-        return 'Must be a plain decimal number such as "12.50" (at most 4 decimal places).'
-    return error.message
-
-
 def validation_errors(name: str, value, root: str) -> dict[str, list[str]]:
-    """`{json_path: [message, ...]}` of every fault of `value` against schema `name`."""
+    """`{json_path: [message, ...]}` of every fault of `value` against schema `name`; a penalty
+    clause's amounts by `config.decimals`, whose errors name the limit broken (form, sign, size,
+    places) where the pattern's could not."""
     validator = jsonschema.Draft202012Validator(SCHEMAS[name])
-    errors: dict[str, list[str]] = {}
+    amounts = AMOUNTS if name == "penalty_clause" else {}
+    errors: dict[str, list[str]] = decimals.amount_errors(value, amounts, root)
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
-        errors.setdefault(_path(root, error), []).append(readable(error))
-    if name == "penalty_clause" and not errors:
-        # `maximum` holds a JSON number only: an amount sent as a string is held here.
-        for key in ("fixed_amount", "per_unit_amount", "per_breach_cap"):
-            if value.get(key) is not None and Decimal(str(value[key])) > MONEY_LIMIT:
-                errors[f"{root}.{key}"] = [f"Must be at most {MONEY_LIMIT}."]
+        if not decimals.judged(value, error.absolute_path, amounts):
+            errors.setdefault(_path(root, error), []).append(error.message)
     if name == "escalation" and not errors:
         seen = set()
         for index, level in enumerate(value):

@@ -70,6 +70,52 @@ def test_plan_faults_are_422_naming_the_field(api, org, change, field):
     assert field in response.json()["errors"], response.json()
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"price_per_hour": "1000000000000000"}, "Must be at most 1000000000000."),
+        ({"price_per_hour": 1e15}, "Must be at most 1000000000000."),
+        ({"price_per_hour": "85.12345"}, "At most 4 decimal places."),
+        ({"hours": "1.123"}, "At most 2 decimal places."),
+        ({"hours": 1.125}, "At most 2 decimal places."),  # a JSON number had no pattern: it was stored
+        ({"hours": "-5"}, "Must not be negative."),
+        ({"threshold_hours": -1}, "Must not be negative."),
+        ({"hours": "1_0"}, 'Must be a plain decimal number such as "12.50".'),
+        ({"hours": "١٢"}, 'Must be a plain decimal number such as "12.50".'),  # Python's \d took these
+        ({"hours": "12\n"}, 'Must be a plain decimal number such as "12.50".'),  # and `$` a line break
+        ({"hours": "1e3"}, 'Must be a plain decimal number such as "12.50".'),
+    ],
+)  # fmt: skip
+def test_a_top_up_decimal_names_the_limit_it_breaks(api, org, change, message):
+    # Found by an outside tester: size, places and sign were all 'Must be a plain decimal number'.
+    draft = make_contract(org)
+    top_up = {**TOP_UP, "mode": "to", "hours": "10", **change}
+    response = api("manager").patch(f"/api/v1/contracts/{draft.pk}", {"auto_top_up": top_up}, format="json")
+    assert response.status_code == 422, response.content
+    [(field, messages)] = response.json()["errors"].items()
+    assert (field, messages) == (f"auto_top_up.{next(iter(change))}", [message])
+    draft.refresh_from_db()
+    assert draft.auto_top_up is None
+
+
+def test_a_penalty_amount_names_the_limit_it_breaks(api, org):
+    contract = make_contract(org)
+    client = api("manager")
+    rule = {"contract_id": contract.pk, "name": "Fast", "metric": "response", "target_minutes": 60}
+    rule["priorities"] = ["high"]
+    for penalty, message in (
+        ({"fixed_amount": "12.34567"}, "At most 4 decimal places."),
+        ({"fixed_amount": "-5"}, "Must not be negative."),
+        ({"per_breach_cap": "١٠"}, 'Must be a plain decimal number such as "12.50".'),
+        ({"per_breach_cap": 10**13}, "Must be at most 1000000000000."),
+    ):
+        response = client.post("/api/v1/sla_rules", {**rule, "penalty": penalty}, format="json")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {f"penalty.{next(iter(penalty))}": [message]}, penalty
+    response = client.post("/api/v1/sla_rules", {**rule, "penalty": {"fixed_amount": True}}, format="json")
+    assert response.json()["errors"] == {"penalty.fixed_amount": ["True is not of type 'string', 'number'"]}
+
+
 def test_another_organizations_calendar_is_422(api, org, other_org):
     theirs = Calendar.objects.create(organization=other_org, name="Theirs", time_zone="UTC", hours=[])
     draft = make_contract(org)
