@@ -26,7 +26,8 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description=(
         "At most 255 characters, unique per organization. A retry with the same key and body returns "
-        "the original resource and status; the same key with another body is a 422."
+        "the original resource and status; the same key with another body is a 422. A caller who may not "
+        "make the request gets its 403, key or not."
     ),
 )
 
