@@ -10,6 +10,7 @@ import strawberry_django
 from strawberry import auto
 
 from config.api.filters import MAX_DB_ID
+from config.api.pagination import whole_number
 from config.errors import BadRequest
 from config.graphql.base import (
     MAX_PAGE_SIZE,
@@ -76,9 +77,10 @@ def decode_cursor(cursor: str) -> int:
     except (UnicodeError, ValueError, binascii.Error):
         raw = ""
     number = raw.removeprefix(CURSOR_PREFIX) if raw.startswith(CURSOR_PREFIX) else ""
-    if not number.isdigit() or int(number) > MAX_DB_ID:
+    event_id = whole_number(number, MAX_DB_ID)
+    if event_id is None:
         raise BadRequest("after is not a cursor of this connection.", {"after": ["Not a valid cursor."]})
-    return int(number)
+    return event_id
 
 
 @strawberry.type(description="Relay page information of a cursor connection.")

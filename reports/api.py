@@ -37,6 +37,7 @@ from config.api.csv import (
 )
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
+from config.api.pagination import whole_number
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -333,12 +334,12 @@ class AtRiskViewSet(ResourceViewSet):
     extra_query_params = ("within_minutes",)
 
     def within_minutes(self) -> int:
-        raw = self.request.query_params.get("within_minutes") or "120"
-        if not raw.isdigit() or int(raw) > 525600:
+        minutes = whole_number(self.request.query_params.get("within_minutes") or "120", 525600)
+        if minutes is None:
             raise BadRequest(
                 "within_minutes must be a whole number from 0 to 525600.", {"within_minutes": ["Out of range."]}
             )
-        return int(raw)
+        return minutes
 
     def get_queryset(self):
         self.now = getattr(self, "now", None) or timezone.now()

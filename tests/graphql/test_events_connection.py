@@ -94,7 +94,13 @@ def test_another_organizations_events_are_never_in_it(gql, log, other_org):
 
 @pytest.mark.parametrize(
     "after",
-    ["12", "not base64!", base64.urlsafe_b64encode(b"contract:3").decode(), encode_cursor(1).rstrip("=") + "x"],
+    [
+        "12",
+        "not base64!",
+        base64.urlsafe_b64encode(b"contract:3").decode(),
+        encode_cursor(1).rstrip("=") + "x",
+        base64.urlsafe_b64encode(b"event:" + b"9" * 5000).decode(),  # int() refuses > 4,300 digits
+    ],
 )
 def test_a_bad_cursor_is_a_bad_request_naming_after(gql, after):
     body = gql("viewer")(PAGE, {"first": 5, "after": after}, errors=True)
