@@ -112,7 +112,15 @@ def body_of(data, id_fields: tuple[str, ...] = ()) -> dict:
 # --- running the REST endpoint ---------------------------------------------------------------
 
 
-_KEPT_META = ("HTTP_", "SERVER_", "REMOTE_ADDR", "wsgi.url_scheme")
+# What the REST call needs of the GraphQL request: the credentials, the host and scheme (a
+# Location), the client's address (rate limits, behind NUM_PROXIES too) and user agent. Not every
+# header: the client's Accept is GraphQL's business (REST answered 406 to
+# `application/graphql-response+json`), and an Idempotency-Key header would bind every mutation of
+# the document to one key; GraphQL takes the key as an argument (`idempotencyKey:`).
+_KEPT_META = frozenset({
+    "HTTP_AUTHORIZATION", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR",
+    "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "wsgi.url_scheme",
+})  # fmt: skip
 
 
 def _request(original: HttpRequest, method: str, path: str, body: dict | None, headers: dict) -> HttpRequest:
@@ -121,7 +129,8 @@ def _request(original: HttpRequest, method: str, path: str, body: dict | None, h
     request.method = method
     request.path = request.path_info = path
     request.META = {
-        **{k: v for k, v in original.META.items() if k.startswith(_KEPT_META)},
+        **{k: v for k, v in original.META.items() if k in _KEPT_META},
+        "HTTP_ACCEPT": "application/json",
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "CONTENT_TYPE": "application/json",
