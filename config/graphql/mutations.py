@@ -68,6 +68,7 @@ def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] 
     if name in _inputs:
         return _inputs[name]
     namespace: dict[str, Any] = {"__annotations__": {}}
+    references: set[str] = set()
     for field_name, field in serializer_class().fields.items():
         if field.read_only or field_name in exclude:
             continue
@@ -76,10 +77,12 @@ def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] 
         graphql_name = field_name if field_name == "sourceID" else camel(field_name)
         if isinstance(field, ReferenceIdField | serializers.PrimaryKeyRelatedField):
             REFERENCES[(name, graphql_name)] = field.queryset.model
+            references.add(field_name)
         namespace[field_name] = strawberry.field(default=UNSET, name=graphql_name, description=description)
     if not namespace["__annotations__"]:
         return None
     _inputs[name] = strawberry.input(type(name, (), namespace), description=f"The REST body of {name}, typed.")
+    _inputs[name].reference_fields = frozenset(references)  # body_of turns these (typed ID) into ints
     return _inputs[name]
 
 
@@ -95,16 +98,20 @@ def _json_value(value):
     return value
 
 
-def body_of(data, id_fields: tuple[str, ...] = ()) -> dict:
+def body_of(data) -> dict:
     """A GraphQL input object as the REST JSON body (unset fields left out)."""
     if data is None or data is UNSET:
         return {}
+    # Only the fields typed ID are ids: a text field named `..._id` (`service_territory_id`) keeps
+    # its digits as text, as REST stores them.
+    references = getattr(type(data), "reference_fields", frozenset())
     body = {}
     for key, value in vars(data).items():
         if value is UNSET:
             continue
-        if isinstance(value, str) and (key.endswith("_id") or key in id_fields) and value.isdigit():
-            value = int(value)  # a GraphQL ID is a string; REST takes integer ids
+        if key in references and isinstance(value, str) and (pk := object_id(value)) is not None:
+            value = pk  # a GraphQL ID is a string; REST takes integer ids
+        # An ID that names no row ("abc", "١", "0") goes as sent: REST's 422 on the field says why.
         body[key] = _json_value(value)
     return body
 

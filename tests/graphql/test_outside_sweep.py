@@ -10,7 +10,9 @@ import pytest
 
 from contracts.models import Counterparty
 from ledger.models import LedgerEntry
+from tests.contracts.factories import make_contract
 from tests.ledger.helpers import active_contract
+from workorders.models import WorkOrder
 
 from .conftest import URL
 
@@ -58,3 +60,32 @@ def test_an_idempotency_key_header_binds_no_mutation(gql, org):
     assert data == {"a": {"__typename": "LedgerEntry"}, "b": {"__typename": "LedgerEntry"}}, data
     posted = LedgerEntry.objects.filter(contract=contract, entry_type="adjustment")
     assert sorted(posted.values_list("description", flat=True)) == ["a", "b"]
+
+
+# --- 2, 3: id inputs -----------------------------------------------------------------------------
+
+
+def test_a_text_field_named_like_an_id_keeps_its_digits(gql, org):
+    client = gql("manager")
+    contract = make_contract(org)
+    updated = client(
+        f'mutation {{ updateContract(id: {contract.pk}, input: {{serviceTerritoryId: "12345", '
+        f'dispatchAgreementId: "007"}}) {{ __typename ... on Contract {{ serviceTerritoryId dispatchAgreementId }} '
+        f"{ERROR} }} }}"
+    )["updateContract"]
+    assert updated == {"__typename": "Contract", "serviceTerritoryId": "12345", "dispatchAgreementId": "007"}
+    contract.refresh_from_db()
+    assert (contract.service_territory_id, contract.dispatch_agreement_id) == ("12345", "007")
+
+
+@pytest.mark.parametrize("contract_id", ["²", "١"])
+def test_an_id_of_other_digits_is_refused_as_rest_refuses_it(gql, org, contract_id):
+    client = gql("manager")
+    active_contract(org)  # id 1 of a fresh database: "١" named it
+    created = client(
+        'mutation ($c: ID!) { createWorkOrder(input: {contractId: $c, priority: "high", summary: "x", '
+        f'reportedAt: "2026-11-30T09:00:00Z"}}) {{ __typename {ERROR} }} }}',
+        {"c": contract_id},
+    )["createWorkOrder"]
+    assert created["kind"] == "INVALID" and fields_of(created) == {"contractId": ["Expected an integer id."]}
+    assert not WorkOrder.objects.filter(organization=org).exists()
