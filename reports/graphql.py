@@ -156,9 +156,10 @@ class Query:
                 "within_minutes must be a whole number from 0 to 525600.", {"withinMinutes": ["Out of range."]}
             )
         if not 0 <= limit <= MAX_PAGE_SIZE or offset < 0:
-            raise BadRequest(
-                f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", {"limit": ["Out of range."]}
-            )
+            # Keyed by the argument that is wrong (a bad offset was reported under `limit`).
+            wrong = {"limit": ["Out of range."]} if not 0 <= limit <= MAX_PAGE_SIZE else {}
+            wrong |= {"offset": ["Out of range."]} if offset < 0 else {}
+            raise BadRequest(f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", wrong)
         now = timezone.now()
         clocks = at_risk.at_risk_clocks(organization=context.organization, now=now, within_minutes=within_minutes)
         clocks = rest_filter(AtRiskViewSet, clocks, info, filters).order_by("due_at", "id")

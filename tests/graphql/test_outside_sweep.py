@@ -89,3 +89,29 @@ def test_an_id_of_other_digits_is_refused_as_rest_refuses_it(gql, org, contract_
     )["createWorkOrder"]
     assert created["kind"] == "INVALID" and fields_of(created) == {"contractId": ["Expected an integer id."]}
     assert not WorkOrder.objects.filter(organization=org).exists()
+
+
+# --- 4: pagination bounds ------------------------------------------------------------------------
+
+
+def test_a_negative_offset_is_a_bad_request(gql, org):
+    client = gql("manager")
+    contract = make_contract(org)
+    for query, variables in (
+        ("{ workOrders(pagination: {offset: -5}) { totalCount results { id } } }", None),
+        (f"{{ contract(id: {contract.pk}) {{ workOrders(pagination: {{offset: -1}}) {{ id }} }} }}", None),
+        ("query ($p: OffsetPaginationInput) { contracts(pagination: $p) { results { id } } }", {"p": {"offset": -1}}),
+    ):
+        body = client(query, variables, errors=True)
+        assert body["data"] is None
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "BAD_REQUEST", error
+        assert error["message"].startswith("pagination.offset must be at least 0"), error
+
+
+def test_at_risk_names_the_argument_out_of_range(gql):
+    client = gql("manager")
+    offset = client("{ slaAtRisk(offset: -1) { totalCount } }", errors=True)["errors"][0]["extensions"]["errors"]
+    assert offset == {"offset": ["Out of range."]}
+    limit = client("{ slaAtRisk(limit: 101) { totalCount } }", errors=True)["errors"][0]["extensions"]["errors"]
+    assert limit == {"limit": ["Out of range."]}
