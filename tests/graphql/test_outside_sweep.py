@@ -115,3 +115,34 @@ def test_at_risk_names_the_argument_out_of_range(gql):
     assert offset == {"offset": ["Out of range."]}
     limit = client("{ slaAtRisk(limit: 101) { totalCount } }", errors=True)["errors"][0]["extensions"]["errors"]
     assert limit == {"limit": ["Out of range."]}
+
+
+# --- 5: typed filter values ----------------------------------------------------------------------
+
+
+def test_a_typed_filter_value_means_exactly_that_value(gql, org):
+    client = gql("viewer")
+    wanted = Counterparty.objects.create(
+        organization=org, name="Smith, Jones & Co", kind="customer", source="crm", source_id="CRM-7,8"
+    )
+    Counterparty.objects.create(organization=org, name="Other", kind="customer", source="crm", source_id="CRM-7")
+    make_contract(org, reference="DEMO-SC-001")
+
+    def counterparties(filters: str) -> list[str]:
+        data = client(f"{{ counterparties(filters: {filters}) {{ results {{ id }} }} }}")["counterparties"]
+        return [row["id"] for row in data["results"]]
+
+    assert counterparties('{sourceID: {eq: "CRM-7,8"}}') == [str(wanted.pk)]
+    assert counterparties('{sourceID: {in: ["CRM-7,8"]}}') == [str(wanted.pk)]
+    assert counterparties('{sourceID: {in: ["CRM-7", "8"]}}') != [str(wanted.pk)]
+    assert str(wanted.pk) not in counterparties('{sourceID: {not: ["CRM-7,8"]}}')
+    assert counterparties('{reference: {eq: "!nothing"}}') == []
+    contracts = client('{ contracts(filters: {reference: {eq: ">=DEMO-SC"}}) { totalCount } }')["contracts"]
+    assert contracts["totalCount"] == 0
+    # Comparisons stay comparisons, whatever the value holds.
+    ranged = client('{ contracts(filters: {reference: {gte: "DEMO-SC", lt: "DEMO-SD"}}) { totalCount } }')
+    assert ranged["contracts"]["totalCount"] == 1
+    body = client('{ counterparties(filters: {name: {eq: ""}}) { totalCount } }', errors=True)
+    assert (
+        body["errors"][0]["extensions"]["code"] == "BAD_REQUEST" and "name" in body["errors"][0]["extensions"]["errors"]
+    )
