@@ -11,7 +11,7 @@ import pytest
 from contracts.models import Counterparty
 from ledger.models import LedgerEntry
 from tests.contracts.factories import make_contract
-from tests.ledger.helpers import active_contract
+from tests.ledger.helpers import active_contract, final_breach, penalty_rule
 from workorders.models import WorkOrder
 
 from .conftest import URL
@@ -146,3 +146,33 @@ def test_a_typed_filter_value_means_exactly_that_value(gql, org):
     assert (
         body["errors"][0]["extensions"]["code"] == "BAD_REQUEST" and "name" in body["errors"][0]["extensions"]["errors"]
     )
+
+
+# --- 6: an empty selection in the compliance report -----------------------------------------------
+
+COMPLIANCE = '{{ slaCompliance(from: "2026-03-01", to: "2026-03-31"{args}) {{ decided }} }}'
+
+
+@pytest.mark.parametrize(
+    ("args", "param"),
+    [
+        ("contractIds: []", "contract_id"),
+        ("counterpartyIds: []", "counterparty_id"),
+        ("metrics: []", "metric"),
+        ("priorities: []", "priority"),
+    ],
+)
+def test_an_empty_selection_reports_nothing(gql, org, args, param):
+    client = gql("manager")
+    contract = active_contract(org)
+    penalty_rule(contract)
+    final_breach(contract)
+    everything = client(COMPLIANCE.format(args=""))["slaCompliance"]
+    assert sum(row["decided"] for row in everything) >= 1
+    nothing = client(COMPLIANCE.format(args=", " + args))["slaCompliance"]
+    assert sum(row["decided"] for row in nothing) == 0
+    response = client.client.get(
+        "/api/v1/reports/sla_compliance", {"from": "2026-03-01", "to": "2026-03-31", param: ""}
+    )
+    assert response.status_code == 200, response.content
+    assert sum(row["decided"] for row in response.json()) == 0
