@@ -176,3 +176,26 @@ def test_an_empty_selection_reports_nothing(gql, org, args, param):
     )
     assert response.status_code == 200, response.content
     assert sum(row["decided"] for row in response.json()) == 0
+
+
+# --- 8: malformed requests say why ---------------------------------------------------------------
+
+
+def test_a_malformed_request_says_why_in_the_json_error_shape(gql):
+    client = gql("viewer")
+    me = "{ me { user { id } } }"
+    for body, message in (
+        ({"query": me, "operationName": "Nope"}, 'Unknown operation named "Nope".'),
+        ([{"query": me}], "Batching is not enabled"),
+        ({"variables": {}}, "No GraphQL query found in the request"),
+        (
+            {"query": me, "variables": "abc"},
+            "The GraphQL operation's `variables` must be an object or null, if provided.",
+        ),
+    ):
+        response = post(client, body)
+        assert response.status_code == 400, response.content
+        assert response.json() == {"message": message}
+    response = client.client.get(URL, {"query": 'mutation { deleteCounterparty(id: "1") { __typename } }'})
+    assert response.status_code == 400, response.content
+    assert response.json() == {"message": "mutations are not allowed when using GET"}
