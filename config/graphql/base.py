@@ -38,6 +38,7 @@ from strawberry_django.utils.typing import unwrap_type
 
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateParts
 from config.api.serializers import amount_text, cap_text, price_text
+from config.api.sorting import SortBackend
 from config.errors import BadRequest, Forbidden, NotFound
 from config.graphql import enums
 from tenancy.models import TenantQuerySet
@@ -291,12 +292,15 @@ def rest_filter(view_class, queryset, info, filters=None, order=None, extra_para
     view.action = "list"
     view.kwargs = {}
     view.format_kwarg = None
-    for params in passes:
+    for index, params in enumerate(passes):
         query = QueryDict(mutable=True)
         query.update(params)
         view.request = SimpleNamespace(query_params=query, auth=tenant(info), user=None, method="GET")
+        # The first pass sorts; a later one (a second predicate on one field) only filters: the sort
+        # backend orders by the default when `sort` is absent, which replaced the client's order.
+        backends = [b for b in view.filter_backends if index == 0 or not issubclass(b, SortBackend)]
         try:
-            for backend in view.filter_backends:
+            for backend in backends:
                 queryset = backend().filter_queryset(view.request, queryset, view)
         except BadRequest as exc:
             errors = {names.get(k, camel(k)): v for k, v in (exc.errors or {}).items()}

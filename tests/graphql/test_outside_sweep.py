@@ -199,3 +199,17 @@ def test_a_malformed_request_says_why_in_the_json_error_shape(gql):
     response = client.client.get(URL, {"query": 'mutation { deleteCounterparty(id: "1") { __typename } }'})
     assert response.status_code == 400, response.content
     assert response.json() == {"message": "mutations are not allowed when using GET"}
+
+
+# --- found while fixing 5: two predicates on one field lost the client's order ------------------
+
+
+def test_two_predicates_on_one_field_keep_the_order(gql, org):
+    client = gql("viewer")
+    for name in ("Alpha", "Bravo", "Charlie"):
+        Counterparty.objects.create(organization=org, name=name, kind="customer", reference=name[0])
+    rows = client(
+        '{ counterparties(filters: {reference: {not: ["X"], isEmpty: false}}, order: [{field: NAME, direction: DESC}]) '
+        "{ results { name } } }"
+    )["counterparties"]["results"]
+    assert [row["name"] for row in rows] == ["Charlie", "Bravo", "Alpha"]
