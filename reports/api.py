@@ -128,6 +128,14 @@ class ReportView(JSONErrorsMixin, APIView):
                 raise BadRequest(f"Invalid filter: {name}", {name: [invalid_choice(value, choices)]})
         return [int(value) for value in values] if integers else values
 
+    def filter_param(self, name: str, choices=None, integers: bool = False) -> list | None:
+        """A report's list filter: None when not given. Given empty (`?contract_id=`), it selects
+        nothing, as an empty value ("is empty") does on a collection's filter of a field every row
+        has; it read as "not given", so an empty selection reported the whole organization."""
+        if self.request.query_params.get(name) == "":
+            return []
+        return self.list_param(name, choices, integers) if name in self.request.query_params else None
+
     def aliased(self, name: str, alias: str) -> str:
         """The parameter the request gives of `name` and its older `alias` (a 400 if both)."""
         if name in self.request.query_params and alias in self.request.query_params:
@@ -169,14 +177,14 @@ class ComplianceView(ReportView):
             OpenApiParameter("from", str, required=True, description="First local date (YYYY-MM-DD)."),
             OpenApiParameter("to", str, required=True, description="Last local date, inclusive (YYYY-MM-DD)."),
             OpenApiParameter("group_by", str, description=f"Comma-separated: {', '.join(compliance.GROUPS)}."),
-            OpenApiParameter("contract_id", str, description="Contract ids, comma-separated."),
-            OpenApiParameter("counterparty_id", str, description="Counterparty ids, comma-separated."),
+            OpenApiParameter("contract_id", str, description="Contract ids, comma-separated; empty: none."),
+            OpenApiParameter("counterparty_id", str, description="Counterparty ids, comma-separated; empty: none."),
             *(
                 OpenApiParameter(alias, str, deprecated=True, description=f"The older name of `{name}`; not with it.")
                 for name, alias in COMPLIANCE_ALIASES.items()
             ),
-            OpenApiParameter("metric", str, description=f"Comma-separated: {', '.join(_METRICS)}."),
-            OpenApiParameter("priority", str, description=f"Comma-separated: {', '.join(_PRIORITIES)}."),
+            OpenApiParameter("metric", str, description=f"Comma-separated: {', '.join(_METRICS)}; empty: none."),
+            OpenApiParameter("priority", str, description=f"Comma-separated: {', '.join(_PRIORITIES)}; empty: none."),
             OpenApiParameter(
                 "time_zone", str, description="IANA zone of the dates, months and weeks (default: the organization's)."
             ),
@@ -197,10 +205,14 @@ class ComplianceView(ReportView):
             time_zone=self.time_zone_param(),
             group_by=group_by,
             filters={
-                "contract": self.list_param(self.aliased("contract_id", "contract"), integers=True),
-                "counterparty": self.list_param(self.aliased("counterparty_id", "counterparty"), integers=True),
-                "metric": self.list_param("metric", _METRICS),
-                "priority": self.list_param("priority", _PRIORITIES),
+                name: values
+                for name, values in (
+                    ("contract", self.filter_param(self.aliased("contract_id", "contract"), integers=True)),
+                    ("counterparty", self.filter_param(self.aliased("counterparty_id", "counterparty"), integers=True)),
+                    ("metric", self.filter_param("metric", _METRICS)),
+                    ("priority", self.filter_param("priority", _PRIORITIES)),
+                )
+                if values is not None
             },
         )
         if query.date_to < query.date_from:

@@ -65,7 +65,7 @@ class ComplianceQuery:
     date_to: dt.date  # inclusive
     time_zone: str
     group_by: tuple[str, ...] = ()
-    filters: dict[str, list] = field(default_factory=dict)
+    filters: dict[str, list] = field(default_factory=dict)  # only those given; [] selects nothing
 
     @property
     def zone(self) -> ZoneInfo:
@@ -147,9 +147,8 @@ def _label(unit: str, value: dt.datetime, zone: ZoneInfo) -> str:
 
 def _scoped(organization, query: ComplianceQuery, now: dt.datetime):
     clocks = SlaClock.objects.filter(organization=organization)
-    for name, values in query.filters.items():
-        if values:
-            clocks = clocks.filter(**{FILTERS[name]: values})
+    for name, values in query.filters.items():  # each given filter applies: an empty list selects nothing
+        clocks = clocks.filter(**{FILTERS[name]: values})
     return clocks.annotate(decision=decision_instant(), decided_at=decided_at(now))
 
 

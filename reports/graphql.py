@@ -100,16 +100,21 @@ class Query:
             "from": from_.isoformat(),
             "to": to.isoformat(),
             "group_by": group_by and ",".join(g.value for g in group_by),
-            "contract_id": contract_ids and ",".join(map(str, contract_ids)),
-            "counterparty_id": counterparty_ids and ",".join(map(str, counterparty_ids)),
-            "metric": metrics and ",".join(m.value for m in metrics),
-            "priority": priorities and ",".join(p.value for p in priorities),
             "time_zone": time_zone,
+        }
+        # A list given empty goes as an empty value, which REST reads as "selects nothing" (as
+        # `in: []` does); left out, it selects everything. `[]` read as left out.
+        selections = {
+            "contract_id": contract_ids and list(map(str, contract_ids)),
+            "counterparty_id": counterparty_ids and list(map(str, counterparty_ids)),
+            "metric": metrics and [m.value for m in metrics],
+            "priority": priorities and [p.value for p in priorities],
         }
         names = {"contract_id": "contractIds", "counterparty_id": "counterpartyIds", "metric": "metrics",
                  "priority": "priorities", "group_by": "groupBy", "time_zone": "timeZone"}  # fmt: skip
         query = QueryDict(mutable=True)
         query.update({k: v for k, v in params.items() if v})
+        query.update({k: ",".join(v) for k, v in selections.items() if v is not None})
         view = ComplianceView()
         view.request = SimpleNamespace(query_params=query, auth=context, accepted_renderer=JSONRenderer())
         try:
@@ -156,9 +161,10 @@ class Query:
                 "within_minutes must be a whole number from 0 to 525600.", {"withinMinutes": ["Out of range."]}
             )
         if not 0 <= limit <= MAX_PAGE_SIZE or offset < 0:
-            raise BadRequest(
-                f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", {"limit": ["Out of range."]}
-            )
+            # Keyed by the argument that is wrong (a bad offset was reported under `limit`).
+            wrong = {"limit": ["Out of range."]} if not 0 <= limit <= MAX_PAGE_SIZE else {}
+            wrong |= {"offset": ["Out of range."]} if offset < 0 else {}
+            raise BadRequest(f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", wrong)
         now = timezone.now()
         clocks = at_risk.at_risk_clocks(organization=context.organization, now=now, within_minutes=within_minutes)
         clocks = rest_filter(AtRiskViewSet, clocks, info, filters).order_by("due_at", "id")

@@ -125,6 +125,18 @@ class Predicate:
         return q if self.kind == "in" else ~q
 
 
+@dataclass(frozen=True)
+class PredicateParts:
+    """A predicate given in parts rather than as one query-string value (GraphQL's typed filters,
+    `config.graphql.base.predicate_to_rest`): each value is converted as one value and never read
+    with the grammar, so a `,`, a leading `!` or a `>` is part of the value it is in. `kind` as
+    `Predicate`'s; `bounds` are ((lookup, raw value), ...)."""
+
+    kind: str
+    values: tuple[str, ...] = ()
+    bounds: tuple[tuple[str, str], ...] = ()
+
+
 def _value_field(model_field) -> forms.Field:
     """The form field that converts one raw value for this model field."""
     if isinstance(model_field, models.ForeignKey):
@@ -178,9 +190,25 @@ class PredicateField(forms.Field):
             raise ValidationError(f"'{raw}': out of range (it has no UTC instant).")
         return value
 
+    def _from_parts(self, parts: PredicateParts) -> Predicate:
+        # The same conversions and limits as a query string's values; only the grammar is skipped.
+        if parts.kind == "range":
+            if not self.ordered:
+                raise ValidationError("Comparisons are not supported on this field.")
+            return Predicate("range", bounds=tuple((lookup, self._convert(raw)) for lookup, raw in parts.bounds))
+        if parts.kind in ("empty", "present"):
+            return Predicate(parts.kind)
+        if any(raw.strip() == "" for raw in parts.values):
+            raise ValidationError("Empty value: ask for isEmpty to match a field without one.")
+        if len(parts.values) > MAX_LIST_VALUES:
+            raise ValidationError(f"At most {MAX_LIST_VALUES} values in one list.")
+        return Predicate(parts.kind, values=tuple(self._convert(raw) for raw in parts.values))
+
     def to_python(self, value):
         if value is None:
             return None
+        if isinstance(value, PredicateParts):
+            return self._from_parts(value)
         if value == "":
             return Predicate("empty")
         if value == "!":

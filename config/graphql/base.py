@@ -36,8 +36,9 @@ from strawberry_django.queryset import run_type_get_queryset
 from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
 
-from config.api.filters import MAX_DB_ID, PredicateFilter
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateParts
 from config.api.serializers import amount_text, cap_text, price_text
+from config.api.sorting import SortBackend
 from config.errors import BadRequest, Forbidden, NotFound
 from config.graphql import enums
 from tenancy.models import TenantQuerySet
@@ -124,25 +125,31 @@ def _raw(value) -> str:
     return str(value)
 
 
-def predicate_to_rest(predicate) -> list[str]:
-    """One GraphQL predicate as REST filter values (`a`, `a,b`, `!a`, `>=a<b`, ``, `!`)."""
+def predicate_to_rest(predicate) -> list[str | PredicateParts]:
+    """One GraphQL predicate as the REST filter's values, each to hold together with the others.
+
+    A typed predicate goes in parts (`PredicateParts`), never through the query-string grammar: a
+    typed `eq: "CRM-7,8"` is that value (the grammar split it on the comma; a leading `!` negated
+    it and `>=X` made a range). The REST filter still converts and checks each value, within the
+    same filter set, so tenancy and messages stay one code path."""
     if isinstance(predicate, str | int):  # a parameter with its own grammar (`covers: "LON,LAT"`, `since: 5`)
         return [str(predicate)]
-    out: list[str] = []
+    out: list[str | PredicateParts] = []
     if predicate.eq is not None:
-        out.append(_raw(predicate.eq))
+        out.append(PredicateParts("in", values=(_raw(predicate.eq),)))
     if predicate.in_ is not None:
-        out.append(",".join(_raw(v) for v in predicate.in_) if predicate.in_ else "\x00")
+        out.append(PredicateParts("in", values=tuple(_raw(v) for v in predicate.in_)))  # `in: []` matches nothing
     if predicate.not_:
-        out.append("!" + ",".join(_raw(v) for v in predicate.not_))
-    bounds = [
-        (op, getattr(predicate, name, None)) for name, op in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="))
-    ]
-    bounds = [(op, value) for op, value in bounds if value is not None]
-    for index in range(0, len(bounds), 2):  # the REST grammar takes two bounds per value
-        out.append("".join(f"{op}{_raw(value)}" for op, value in bounds[index : index + 2]))
+        out.append(PredicateParts("not_in", values=tuple(_raw(v) for v in predicate.not_)))
+    bounds = tuple(
+        (name, _raw(value))
+        for name in ("gt", "gte", "lt", "lte")
+        if (value := getattr(predicate, name, None)) is not None
+    )
+    if bounds:
+        out.append(PredicateParts("range", bounds=bounds))
     if predicate.is_empty is not None:
-        out.append("" if predicate.is_empty else "!")
+        out.append(PredicateParts("empty" if predicate.is_empty else "present"))
     return out
 
 
@@ -264,7 +271,7 @@ class UserRef:
 
 def rest_filter(view_class, queryset, info, filters=None, order=None, extra_params: dict | None = None):
     """Filter and sort `queryset` with the REST view's own backends (same answers, same 400s)."""
-    passes: list[dict[str, str]] = [{}]
+    passes: list[dict[str, Any]] = [{}]
     names: dict[str, str] = {}
     # A type's own parameters (`contractId` of a contract's children) are not the REST view's,
     # unless the view reads them too (events' `since`, which also sets its default order).
@@ -285,14 +292,15 @@ def rest_filter(view_class, queryset, info, filters=None, order=None, extra_para
     view.action = "list"
     view.kwargs = {}
     view.format_kwarg = None
-    for params in passes:
-        if any(value == "\x00" for value in params.values()):  # `in: []` matches nothing
-            return queryset.none()
+    for index, params in enumerate(passes):
         query = QueryDict(mutable=True)
         query.update(params)
         view.request = SimpleNamespace(query_params=query, auth=tenant(info), user=None, method="GET")
+        # The first pass sorts; a later one (a second predicate on one field) only filters: the sort
+        # backend orders by the default when `sort` is absent, which replaced the client's order.
+        backends = [b for b in view.filter_backends if index == 0 or not issubclass(b, SortBackend)]
         try:
-            for backend in view.filter_backends:
+            for backend in backends:
                 queryset = backend().filter_queryset(view.request, queryset, view)
         except BadRequest as exc:
             errors = {names.get(k, camel(k)): v for k, v in (exc.errors or {}).items()}

@@ -4,7 +4,7 @@ runs: at most 10,000 objects in the lists of one operation (`ListItemsLimit`).
 
 Depth, aliases and tokens are strawberry's own validation rules; the page size is checked here,
 on the parsed document with its variables, so `pagination: {limit: 1000}` is refused rather than
-quietly clamped.
+quietly clamped, and so is a negative `offset`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class _PaginationVisitor(Visitor):
     def __init__(self, variables: dict):
         super().__init__()
         self.variables = variables
-        self.too_large: list[int] = []
+        self.refused: list[str] = []
 
     def enter_argument(self, node: ArgumentNode, *args):
         if node.name.value != "pagination":
@@ -55,9 +55,15 @@ class _PaginationVisitor(Visitor):
             pagination = value_from_ast_untyped(value, self.variables) or {}
         else:
             return
-        limit = pagination.get("limit") if isinstance(pagination, dict) else None
+        if not isinstance(pagination, dict):
+            return
+        limit, offset = pagination.get("limit"), pagination.get("offset")
         if isinstance(limit, int) and (limit > MAX_PAGE_SIZE or limit < 0):
-            self.too_large.append(limit)
+            self.refused.append(f"pagination.limit must be between 0 and {MAX_PAGE_SIZE}; got {limit}.")
+        # A negative offset failed deep in Django's slicing (INTERNAL) on root lists and was
+        # ignored on nested ones: refused up front like a bad limit (REST: `?page=` from 1).
+        if isinstance(offset, int) and offset < 0:
+            self.refused.append(f"pagination.offset must be at least 0; got {offset}.")
 
 
 class PageSizeLimiter(SchemaExtension):
@@ -66,13 +72,8 @@ class PageSizeLimiter(SchemaExtension):
         if context.graphql_document is not None and context.pre_execution_errors is None:
             visitor = _PaginationVisitor(context.variables or {})
             visit(context.graphql_document, visitor)
-            if visitor.too_large:
-                context.pre_execution_errors = [
-                    GraphQLError(
-                        f"pagination.limit must be between 0 and {MAX_PAGE_SIZE}; got {visitor.too_large[0]}.",
-                        extensions={"code": "BAD_REQUEST"},
-                    )
-                ]
+            if visitor.refused:
+                context.pre_execution_errors = [GraphQLError(visitor.refused[0], extensions={"code": "BAD_REQUEST"})]
         yield
 
 

@@ -68,6 +68,7 @@ def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] 
     if name in _inputs:
         return _inputs[name]
     namespace: dict[str, Any] = {"__annotations__": {}}
+    references: set[str] = set()
     for field_name, field in serializer_class().fields.items():
         if field.read_only or field_name in exclude:
             continue
@@ -76,10 +77,12 @@ def input_from_serializer(name: str, serializer_class, exclude: tuple[str, ...] 
         graphql_name = field_name if field_name == "sourceID" else camel(field_name)
         if isinstance(field, ReferenceIdField | serializers.PrimaryKeyRelatedField):
             REFERENCES[(name, graphql_name)] = field.queryset.model
+            references.add(field_name)
         namespace[field_name] = strawberry.field(default=UNSET, name=graphql_name, description=description)
     if not namespace["__annotations__"]:
         return None
     _inputs[name] = strawberry.input(type(name, (), namespace), description=f"The REST body of {name}, typed.")
+    _inputs[name].reference_fields = frozenset(references)  # body_of turns these (typed ID) into ints
     return _inputs[name]
 
 
@@ -95,16 +98,20 @@ def _json_value(value):
     return value
 
 
-def body_of(data, id_fields: tuple[str, ...] = ()) -> dict:
+def body_of(data) -> dict:
     """A GraphQL input object as the REST JSON body (unset fields left out)."""
     if data is None or data is UNSET:
         return {}
+    # Only the fields typed ID are ids: a text field named `..._id` (`service_territory_id`) keeps
+    # its digits as text, as REST stores them.
+    references = getattr(type(data), "reference_fields", frozenset())
     body = {}
     for key, value in vars(data).items():
         if value is UNSET:
             continue
-        if isinstance(value, str) and (key.endswith("_id") or key in id_fields) and value.isdigit():
-            value = int(value)  # a GraphQL ID is a string; REST takes integer ids
+        if key in references and isinstance(value, str) and (pk := object_id(value)) is not None:
+            value = pk  # a GraphQL ID is a string; REST takes integer ids
+        # An ID that names no row ("abc", "١", "0") goes as sent: REST's 422 on the field says why.
         body[key] = _json_value(value)
     return body
 
@@ -112,7 +119,15 @@ def body_of(data, id_fields: tuple[str, ...] = ()) -> dict:
 # --- running the REST endpoint ---------------------------------------------------------------
 
 
-_KEPT_META = ("HTTP_", "SERVER_", "REMOTE_ADDR", "wsgi.url_scheme")
+# What the REST call needs of the GraphQL request: the credentials, the host and scheme (a
+# Location), the client's address (rate limits, behind NUM_PROXIES too) and user agent. Not every
+# header: the client's Accept is GraphQL's business (REST answered 406 to
+# `application/graphql-response+json`), and an Idempotency-Key header would bind every mutation of
+# the document to one key; GraphQL takes the key as an argument (`idempotencyKey:`).
+_KEPT_META = frozenset({
+    "HTTP_AUTHORIZATION", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR",
+    "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "wsgi.url_scheme",
+})  # fmt: skip
 
 
 def _request(original: HttpRequest, method: str, path: str, body: dict | None, headers: dict) -> HttpRequest:
@@ -121,7 +136,8 @@ def _request(original: HttpRequest, method: str, path: str, body: dict | None, h
     request.method = method
     request.path = request.path_info = path
     request.META = {
-        **{k: v for k, v in original.META.items() if k.startswith(_KEPT_META)},
+        **{k: v for k, v in original.META.items() if k in _KEPT_META},
+        "HTTP_ACCEPT": "application/json",
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "CONTENT_TYPE": "application/json",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 
+from cross_web import HTTPException  # what strawberry's views raise (its own dependency)
 from django.http import HttpResponse, JsonResponse
 from django.templatetags.static import static
 from django.utils.decorators import method_decorator
@@ -51,7 +52,12 @@ class TenantGraphQLView(GraphQLView):
             single_values(request.GET, lists=False)
         except BadRequest as exc:
             return JsonResponse({"message": exc.message, "errors": exc.errors}, status=400)
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return self.run(request=request)
+        except HTTPException as exc:
+            # Strawberry's reason ("Unknown operation named 'Nope'.") as the API's JSON error: its
+            # own dispatch answers in plain text, which ApiErrorMiddleware replaced by "Bad Request".
+            return JsonResponse({"message": exc.reason}, status=exc.status_code)
 
     def should_render_graphql_ide(self, request) -> bool:
         return request.method == "GET" and "text/html" in request.headers.get("Accept", "") and bool(self.graphql_ide)
