@@ -39,6 +39,7 @@ from . import models
 from .api import (
     NotificationSettingsSerializer,
     NotificationSettingsView,
+    RedeliverEventsSerializer,
     WebhookDeliveryFilterSet,
     WebhookDeliveryViewSet,
     WebhookEndpointSerializer,
@@ -138,7 +139,17 @@ class Query:
         return NotificationSettings(notification_emails=list(context.organization.notification_emails or []))
 
 
+@strawberry.type(description="What redeliverWebhookEvents queued.")
+class RedeliveryQueued:
+    queued: int = strawberry.field(description="How many deliveries were queued.")
+    event_ids: list[strawberry.ID] = strawberry.field(
+        description="The events queued, oldest first (delivered or pending ones are not)."
+    )
+
+
 WebhookInput = input_from_serializer("WebhookInput", WebhookEndpointSerializer)
+RedeliverEventsInput = input_from_serializer("RedeliverEventsInput", RedeliverEventsSerializer)
+RedeliveryQueuedResult = result_union(RedeliveryQueued)
 WebhookResult = result_union(Webhook)
 WebhookDeliveryResult = result_union(WebhookDelivery)
 NotificationSettingsInput = input_from_serializer("NotificationSettingsInput", NotificationSettingsSerializer)
@@ -172,6 +183,18 @@ class Mutation:
     def redeliver_webhook_delivery(self, info: strawberry.Info, id: strawberry.ID) -> WebhookDeliveryResult:
         path = child_path(info, models.WebhookDelivery, id, "deliveries", parent="endpoint_id", prefix="webhooks")
         return answer(models.WebhookDelivery, *call_rest(info, "POST", f"{path}/redeliver", {}))
+
+    @strawberry.mutation(
+        description="REST POST /api/v1/webhooks/{id}/redeliver: queue the endpoint's events after `since` "
+        "(up to `until`), or `eventIds`: what it missed while disabled, or what failed (admins)."
+    )
+    def redeliver_webhook_events(
+        self, info: strawberry.Info, id: strawberry.ID, input: RedeliverEventsInput
+    ) -> RedeliveryQueuedResult:
+        status, data = call_rest(info, "POST", f"{API}/webhooks/{pk_of(id)}/redeliver", body_of(input))
+        if status >= 400:
+            return operation_error(status, data)
+        return RedeliveryQueued(queued=data["queued"], event_ids=[str(pk) for pk in data["event_ids"]])
 
     @strawberry.mutation(description="REST PATCH /api/v1/notification_settings (admins).")
     def update_notification_settings(

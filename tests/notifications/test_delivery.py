@@ -580,3 +580,43 @@ def test_redelivering_events_needs_an_admin_an_enabled_endpoint_and_one_way(api,
     services.update_endpoint(instance=endpoint, actor=None, data={"active": False})
     response = redeliver_events(api, endpoint, {"since": 0})
     assert response.status_code == 409 and "disabled" in response.json()["message"]
+
+
+REDELIVER_EVENTS = """mutation($id: ID!, $input: RedeliverEventsInput!) {
+  redeliverWebhookEvents(id: $id, input: $input) {
+    __typename
+    ... on RedeliveryQueued { queued eventIds }
+    ... on OperationError { kind fields { path messages } }
+  }
+}"""
+
+
+def test_graphql_redelivers_events_as_rest_does(api, org, other_org, endpoint, receiver):
+    def redeliver(role, pk, body):
+        response = api(role).post(
+            "/api/graphql", {"query": REDELIVER_EVENTS, "variables": {"id": str(pk), "input": body}}, format="json"
+        )
+        assert response.status_code == 200 and "errors" not in response.json(), response.content
+        return response.json()["data"]["redeliverWebhookEvents"]
+
+    before = counterparty_created(org)
+    deliver()
+    services.update_endpoint(instance=endpoint, actor=None, data={"active": False})
+    missed = counterparty_created(org)
+    services.update_endpoint(instance=endpoint, actor=None, data={"active": True})
+    assert redeliver("manager", endpoint.pk, {"since": before.pk})["kind"] == "FORBIDDEN"
+    theirs = api("admin", other_org)
+    assert redeliver("admin", endpoint.pk, {"since": before.pk, "until": before.pk})["fields"] == [
+        {"path": "until", "messages": ["Must be greater than since."]}
+    ]
+    queued = redeliver("admin", endpoint.pk, {"since": before.pk})
+    assert queued == {"__typename": "RedeliveryQueued", "queued": 1, "eventIds": [str(missed.pk)]}
+    assert "1 webhook deliveries succeeded" in deliver()
+    assert receiver.received[-1].verify(endpoint.secret)["id"] == missed.pk
+    # another organization's admin finds no such endpoint
+    response = theirs.post(
+        "/api/graphql",
+        {"query": REDELIVER_EVENTS, "variables": {"id": str(endpoint.pk), "input": {"since": 0}}},
+        format="json",
+    )
+    assert response.json()["data"]["redeliverWebhookEvents"]["kind"] == "NOT_FOUND"
