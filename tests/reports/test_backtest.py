@@ -149,7 +149,7 @@ def test_proposed_penalties_calendar_and_priorities(api, org, other_org):
         ({"sla_rule_id": "THEIR_RULE", "proposed": {"target_minutes": 30}}, "sla_rule_id"),
         ({"contract_id": "THEIR_CONTRACT", "proposed": {"target_minutes": 30}}, "contract_id"),
         ({"sla_rule_id": "RULE", "proposed": {"calendar_id": "THEIR_CALENDAR"}}, "proposed.calendar_id"),
-        ({"sla_rule_id": "RULE", "proposed": {}}, "proposed.base"),
+        ({"sla_rule_id": "RULE", "proposed": {}}, "proposed"),
         ({"sla_rule_id": "RULE", "proposed": {"target_minutes": 0}}, "proposed.target_minutes"),
         ({"sla_rule_id": "RULE", "proposed": {"colour": "red"}}, "proposed.colour"),
         ({"sla_rule_id": "RULE", "proposed": {"penalty": {"fixed_amount": -5}}}, "proposed.penalty"),
