@@ -623,12 +623,24 @@ def test_now_with_an_offset_is_the_same_instant(contract):
     ("options", "message"),
     [
         ({"batch_size": 0}, "--batch-size must be at least 1."),
+        # A larger one overflowed the LIMIT: a traceback (bigint out of range; SQLite: datatype mismatch).
+        ({"batch_size": 10**20}, "--batch-size must be at most 100000."),
         ({"org": "nobody"}, "No organization 'nobody'."),
     ],
 )
 def test_bad_options_are_command_errors(org, options, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         scan(T0, **options)
+
+
+@pytest.mark.parametrize("command", ["scan_breaches", "deliver_notifications"])
+def test_help_says_the_batch_size_range(command):
+    from django.core.management import load_command_class
+
+    parser = load_command_class("breaches" if command == "scan_breaches" else "notifications", command).create_parser(
+        "manage.py", command
+    )
+    assert "from 1 to 100,000" in " ".join(parser.format_help().split())
 
 
 @pytest.mark.parametrize("now", ["yesterday", "2026-02-30T10:00:00Z"])
