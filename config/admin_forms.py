@@ -144,20 +144,20 @@ class ApiCheckedForm(forms.ModelForm):
         fields = {api: model for model, api in names.items()}
         for path, messages in errors.items():
             if path is None or path in ("non_field_errors", "base"):
-                self.add_error(None, [str(m) for m in _flat(messages)])
+                self.add_error(None, [str(m) for m in flat_errors(messages)])
                 continue
             name = _first_name(str(path))
             field = fields.get(name, name.removesuffix("_id"))
             target = field if field in self.fields else None
-            self.add_error(target, [f"{path}: {m}" for m in _flat(messages)])
+            self.add_error(target, [f"{path}: {m}" for m in flat_errors(messages)])
 
 
-def _flat(messages) -> list:
+def flat_errors(messages) -> list:
     """DRF's errors of one field: a list of messages, or nested dicts and lists of them."""
     if isinstance(messages, dict):
-        return [f"{key}: {m}" for key, value in messages.items() for m in _flat(value)]
+        return [f"{key}: {m}" for key, value in messages.items() for m in flat_errors(value)]
     if isinstance(messages, (list, tuple)):
-        return [m for item in messages for m in _flat(item)]
+        return [m for item in messages for m in flat_errors(item)]
     return [messages]
 
 
