@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rest_framework.exceptions import ValidationError
 
-from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
+from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
 from config.errors import DomainError
 from contracts.admin import PlanCheckedForm
 from contracts.models import Contract, Counterparty
@@ -200,7 +200,7 @@ class TemplateForm(ApiCheckedForm, PlanCheckedForm):
 
 
 @admin.register(ContractTemplate)
-class ContractTemplateAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
+class ContractTemplateAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = TemplateForm
     list_display = [
         "name",

@@ -161,6 +161,17 @@ def flat_errors(messages) -> list:
     return [messages]
 
 
+class OrganizationFixedOnChange:
+    """An admin of objects that never move between organizations: `organization` read-only on a
+    change page. Their services write every field but that one, so an editable select was a
+    change thrown away behind "changed successfully" and a history entry (found by an outside
+    sweep of the templates', calendars' and contract rules' pages)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "organization"] if obj is not None and "organization" not in fields else fields
+
+
 class ServiceDeletesAndActions:
     """An admin whose `delete_model` deletes through the service (its event, its refusals): the
     bulk "delete selected" action deletes each object the same way (Django's own deletes the
