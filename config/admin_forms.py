@@ -36,7 +36,7 @@ class _DryRun(Exception):
     pass
 
 
-class _Caller:
+class ApiCaller:
     """What a serializer reads from its request: the caller's organization (`request.auth`)."""
 
     def __init__(self, organization):
@@ -71,7 +71,7 @@ class ApiCheckedForm(forms.ModelForm):
         return getattr(self.instance, "organization", None) if self.instance.organization_id else None
 
     def api_context(self, organization) -> dict:
-        return {"request": _Caller(organization)}
+        return {"request": ApiCaller(organization)}
 
     def write(self, *, actor, data: dict):
         """The admin's write through the service (`data`: the changed fields), returning the
