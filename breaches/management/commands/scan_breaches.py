@@ -53,3 +53,5 @@ class Command(DomainCommand):
             f"{summary.escalations} escalations, {summary.refreshed} breaches refreshed, "
             f"{summary.finalized} finalised, in {summary.seconds:.2f}s."
         )
+        if summary.failures:  # the rest was scanned; cron sees the failure (its exit status)
+            raise CommandError(f"Skipped rules ({len(summary.failures)}): " + "; ".join(summary.failures))
