@@ -24,7 +24,8 @@ run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --url http://$(HOST):$(PORT)
 	@printf "\nServing on http://$(HOST):$(PORT): the API under /api/v1/ (its docs: /api/v1/docs), the admin at /admin/\n"
-	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-*} $(PY) manage.py runserver --insecure $(HOST):$(PORT)
+	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-*} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-false} \
+		CSRF_COOKIE_SECURE=$${CSRF_COOKIE_SECURE:-false} $(PY) manage.py runserver --insecure $(HOST):$(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,6 @@
 pending" action, export batches, and contract templates with an "instantiate" action. The
 contract page gains its billing periods. Writes go through `billing.services`."""
 
-import datetime as dt
 from types import SimpleNamespace
 
 from django import forms
@@ -14,16 +13,21 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rest_framework.exceptions import ValidationError
 
-from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
+from config.admin_forms import (
+    ApiCaller,
+    ApiCheckedForm,
+    OrganizationFixedOnChange,
+    ServiceDeletesAndActions,
+    flat_errors,
+)
 from config.errors import DomainError
 from contracts.admin import PlanCheckedForm
 from contracts.models import Contract, Counterparty
-from contracts.services import term_end
 from events.admin import ReadOnlyAdminMixin
 from ledger.admin import ContractWithLedgerAdmin
 
 from . import periods, services
-from .api import TemplateLineItem, TemplateRuleItem, validated_items
+from .api import TemplateLineItem, TemplateRuleItem, instantiation_data, validated_items
 from .models import BillingLine, BillingPeriod, ContractTemplate, ExportBatch
 
 PERIOD_COLUMNS = [
@@ -155,6 +159,10 @@ class ExportBatchAdmin(ServiceDeletesAndActions, ReadOnlyAdminMixin, admin.Model
 
 
 class InstantiateForm(forms.Form):
+    """The action's form; the contract it makes is checked by the API's own path
+    (`billing.api.instantiation_data`): the admin stored drafts dated 1950 or expiring in 3000, and
+    a start in 9999 was a 500 (found by an outside sweep). `contract_data`: the validated contract."""
+
     counterparty = forms.ModelChoiceField(queryset=Counterparty.objects.none())
     reference = forms.CharField(max_length=64)
     start_date = forms.DateField(help_text="YYYY-MM-DD")
@@ -163,12 +171,34 @@ class InstantiateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.template = template
         self.fields["counterparty"].queryset = Counterparty.objects.filter(organization=template.organization)
+        self.contract_data: dict = {}
 
     def clean_reference(self):
         reference = self.cleaned_data["reference"]
         if Contract.objects.filter(organization=self.template.organization, reference=reference).exists():
             raise forms.ValidationError("A contract of this organization already has this reference.")
         return reference
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        body = {
+            "counterparty_id": cleaned["counterparty"].pk,
+            "reference": cleaned["reference"],
+            "start_date": cleaned["start_date"].isoformat(),
+        }
+        context = {"request": ApiCaller(self.template.organization)}
+        try:
+            self.contract_data = instantiation_data(self.template, body, context)
+        except ValidationError as exc:
+            for path, messages in exc.detail.items():
+                name = str(path).removesuffix("_id")
+                if name in self.fields:
+                    self.add_error(name, flat_errors(messages))
+                else:  # a field of the template's (its term running past 2999: `expiry_date`)
+                    self.add_error(None, [f"{path}: {m}" for m in flat_errors(messages)])
+        return cleaned
 
 
 class TemplateForm(ApiCheckedForm, PlanCheckedForm):
@@ -200,7 +230,7 @@ class TemplateForm(ApiCheckedForm, PlanCheckedForm):
 
 
 @admin.register(ContractTemplate)
-class ContractTemplateAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
+class ContractTemplateAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = TemplateForm
     list_display = [
         "name",
@@ -236,22 +266,9 @@ class ContractTemplateAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
         template = queryset.get()
         form = InstantiateForm(request.POST if "apply" in request.POST else None, template=template)
         if form.is_bound and form.is_valid():
-            data = form.cleaned_data
-            start: dt.date = data["start_date"]
-            contract_data = {
-                **{name: getattr(template, name) for name in services.BILLING_PLAN_MODEL_FIELDS},
-                "name": template.name,
-                "contract_type": template.contract_type,
-                "currency": template.currency,
-                "counterparty": data["counterparty"],
-                "counterparty_role": Contract.Role.CUSTOMER,
-                "reference": data["reference"],
-                "start_date": start,
-                "expiry_date": term_end(start, template.term_months) if template.term_months else None,
-            }
             try:
                 contract = services.instantiate_template(
-                    template=template, actor=request.user, contract_data=contract_data
+                    template=template, actor=request.user, contract_data=form.contract_data
                 )
             except DomainError as exc:
                 messages.error(request, f"{template}: {exc.message} {exc.errors or ''}")

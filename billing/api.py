@@ -407,6 +407,22 @@ INSTANTIATE_BODY = {
 }
 
 
+def instantiation_data(template: ContractTemplate, body: dict, context: dict) -> dict:
+    """The draft contract a template makes, validated as the contracts API validates a contract:
+    the template's fields, then `body`'s (`counterparty_id`, `reference`, `start_date`, any writable
+    contract field), `expiry_date` the end of `term_months` unless given. The start is checked
+    before the term is counted on from it (the dates end in 2999), and again with the computed
+    expiry. Raises the serializer's ValidationError. Shared by the API and the admin's action."""
+    data = {"counterparty_role": "customer", **services.template_contract_data(template), **body}
+    form = ContractSerializer(data=data, context=context)
+    form.is_valid(raise_exception=True)
+    if template.term_months and "expiry_date" not in body:
+        expiry = term_end(form.validated_data["start_date"], template.term_months)
+        form = ContractSerializer(data={**data, "expiry_date": expiry.isoformat()}, context=context)
+        form.is_valid(raise_exception=True)
+    return form.validated_data
+
+
 class ContractTemplateViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     """Contract templates (managers): the terms, billing plan, line items and SLA rules a contract
     starts from. `instantiate` makes a draft contract from one; a later change to the template
@@ -436,17 +452,9 @@ class ContractTemplateViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVi
         missing = {name: ["Required."] for name in ("counterparty_id", "reference", "start_date") if name not in body}
         if missing:
             raise Unprocessable(f"Missing: {', '.join(missing)}.", missing)
-        data = {"counterparty_role": "customer", **services.template_contract_data(template), **body}
         context = self.get_serializer_context()
-        form = ContractSerializer(data=data, context=context)
-        form.is_valid(raise_exception=True)
-        if template.term_months and "expiry_date" not in body:
-            expiry = term_end(form.validated_data["start_date"], template.term_months)
-            form = ContractSerializer(data={**data, "expiry_date": expiry.isoformat()}, context=context)
-            form.is_valid(raise_exception=True)
-        contract = services.instantiate_template(
-            template=template, actor=request.user, contract_data=form.validated_data
-        )
+        contract_data = instantiation_data(template, body, context)
+        contract = services.instantiate_template(template=template, actor=request.user, contract_data=contract_data)
         fresh = Contract.objects.select_related("counterparty", "billing_calendar").get(pk=contract.pk)
         location = reverse("contract-detail", kwargs={"pk": contract.pk}, request=request)
         return Response(

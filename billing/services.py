@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
@@ -318,7 +319,7 @@ def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: N
     return done
 
 
-def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
+def run_billing(*, now: dt.datetime, log=lambda message: None, failures: list[str] | None = None) -> int:
     """The `run_lifecycle` step: every contract with a billing plan, each under its lock (SKIP
     LOCKED, so runners on several machines share the work). Returns the periods closed."""
     horizon = (now + dt.timedelta(hours=14)).date()
@@ -332,7 +333,8 @@ def run_billing(*, now: dt.datetime, log=lambda message: None) -> int:
     )
     closed = 0
     for pk in contract_services._candidates(due):
-        with transaction.atomic():
+        label = partial(contract_services.contract_label, pk)
+        with contract_services.skipping_failures(failures, label, log), transaction.atomic():
             contract = contract_services._lock_if(pk)
             if contract is not None:
                 closed += bill_contract(contract, now=now, log=log)

@@ -26,10 +26,11 @@ with); its penalty is then fixed (and, with the ledger, posted).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
@@ -52,6 +53,8 @@ from workorders.models import Hold, SlaClock
 from .bulk import array_literal, update_from_values
 from .models import Breach
 from .penalties import ZERO, breach_penalty, cap_in_minor_unit, per_unit_minutes, started_units, within_monthly_cap
+
+logger = logging.getLogger("breaches")
 
 
 def _minutes(seconds: int) -> int:
@@ -411,6 +414,8 @@ class ScanSummary:
     refresh_seconds: float = 0.0
     detect_seconds: float = 0.0
     escalate_seconds: float = 0.0
+    # The rules the scan skipped (one line each): a rule whose calendar or contract cannot be read.
+    failures: list[str] = field(default_factory=list)
 
     @property
     def clocks_examined(self) -> int:
@@ -419,6 +424,16 @@ class ScanSummary:
 
 def _scope(queryset, organization):
     return queryset if organization is None else queryset.filter(organization=organization)
+
+
+def _rule_scope(queryset, rule_field: str, skip=(), only: int | None = None):
+    """The scan's rows less those of the rules it skips (`skip`), or those of one rule (`only`):
+    the failure path (`_RuleFailures`); the normal path passes neither and gets the same SQL."""
+    if only is not None:
+        queryset = queryset.filter(**{rule_field: only})
+    if skip:
+        queryset = queryset.exclude(**{f"{rule_field}__in": skip})
+    return queryset
 
 
 def past_due_clocks(*, now: dt.datetime, organization=None):
@@ -461,11 +476,12 @@ _DETECTION_READ = (
 )  # fmt: skip
 
 
-def detection_query(*, now: dt.datetime, organization=None):
+def detection_query(*, now: dt.datetime, organization=None, skip=(), only: int | None = None):
     """What a detection batch claims: the running clocks past due (`past_due_clocks`) that no other
     scanner holds, locked, as rows (`_DETECTION_READ`) with their job's reference (their rules are
-    the scan's, their holds read per batch)."""
-    due = past_due_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
+    the scan's, their holds read per batch). `skip`, `only`: `_rule_scope`."""
+    due = _rule_scope(past_due_clocks(now=now, organization=organization), "rule_id", skip, only)
+    due = due.select_for_update(skip_locked=True, of=("self",))
     return due.annotate(job_reference=F("work_order__reference")).values_list(*_DETECTION_READ)
 
 
@@ -507,7 +523,9 @@ class _ScanRules:
         return levels
 
 
-def _detect_batch(*, now, organization, batch_size, rules: _ScanRules | None = None) -> tuple[int, int]:
+def _detect_batch(
+    *, now, organization, batch_size, rules: _ScanRules | None = None, skip=(), only: int | None = None
+) -> tuple[int, int]:
     """Claim up to `batch_size` running clocks past due and record their breaches.
 
     Rows another scanner holds are skipped; the claimed ones flip to breached in the same
@@ -515,7 +533,7 @@ def _detect_batch(*, now, organization, batch_size, rules: _ScanRules | None = N
     """
     rules = rules or _ScanRules(now)
     with transaction.atomic():
-        rows = list(detection_query(now=now, organization=organization)[:batch_size])
+        rows = list(detection_query(now=now, organization=organization, skip=skip, only=only)[:batch_size])
         if not rows:
             return 0, 0
         claimed = [row[0] for row in rows]
@@ -576,7 +594,9 @@ _ESCALATION_READ = (
 )  # fmt: skip
 
 
-def _escalate_batch(*, now, organization, batch_size, rules: _ScanRules | None = None) -> tuple[int, int]:
+def _escalate_batch(
+    *, now, organization, batch_size, rules: _ScanRules | None = None, skip=(), only: int | None = None
+) -> tuple[int, int]:
     """Announce each escalation level a running clock has passed, once per clock and level.
 
     A constant number of statements per batch: the clocks (with their jobs' summaries, as rows),
@@ -584,7 +604,8 @@ def _escalate_batch(*, now, organization, batch_size, rules: _ScanRules | None =
     bookkeeping, and the events."""
     rules = rules or _ScanRules(now)
     with transaction.atomic():
-        due = escalating_clocks(now=now, organization=organization).select_for_update(skip_locked=True, of=("self",))
+        due = _rule_scope(escalating_clocks(now=now, organization=organization), "rule_id", skip, only)
+        due = due.select_for_update(skip_locked=True, of=("self",))
         rows = list(due.annotate(job_reference=F("work_order__reference")).values_list(*_ESCALATION_READ)[:batch_size])
         if not rows:
             return 0, 0
@@ -698,7 +719,7 @@ def _holds_by_job(work_order_ids) -> dict[int, list]:
 
 
 def _refresh_batch(
-    *, now, organization, after: tuple[int, int], batch_size, calendars: dict | None = None
+    *, now, organization, after: tuple[int, int], batch_size, calendars: dict | None = None, skip=(), only=None
 ) -> tuple[int, int, tuple, int]:
     """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped.
 
@@ -716,7 +737,8 @@ def _refresh_batch(
         open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             Q(measured_at__isnull=True) | Q(measured_at__lte=now - REFRESH_EVERY), _key_after(after), final=False
         )
-        open_breaches = _scope(open_breaches, organization).annotate(**_refresh_figures(now))
+        open_breaches = _rule_scope(_scope(open_breaches, organization), "sla_rule_id", skip, only)
+        open_breaches = open_breaches.annotate(**_refresh_figures(now))
         open_breaches = open_breaches.order_by("sla_rule_id", "pk")
         rows = list(open_breaches.values_list(*_REFRESH_READ)[:batch_size])
         if not rows:
@@ -818,21 +840,95 @@ def _commit_without_waiting_for_the_disk() -> None:
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
+class _RuleFailures:
+    """The rules a scan skips, and why. A rule whose rows a batch cannot process (its calendar's
+    time zone removed by a tzdata upgrade, its contract's) failed the whole scan, every run, for
+    every organization (found by an outside sweep). A batch that raises is rolled back and done
+    again one rule at a time; the rule that raises is reported (its id, organization, contract,
+    calendar) and left out of the rest of the scan. The normal path runs the same statements."""
+
+    def __init__(self, log):
+        self.log = log
+        self.rules: set[int] = set()
+        self.messages: list[str] = []
+
+    def one_rule_at_a_time(self, rule_ids, run) -> list[tuple]:
+        """`run(only=rule_id)` for each rule until it reports nothing more; the results."""
+        results = []
+        for rule_id in sorted(rule_ids):
+            try:
+                while True:
+                    result = run(only=rule_id)
+                    results.append(result)
+                    if not result[0]:
+                        break
+            except Exception as exc:  # whatever it is, it is this rule's rows'
+                self._skip(rule_id, exc)
+        return results
+
+    def _skip(self, rule_id: int, exc: Exception) -> None:
+        self.rules.add(rule_id)
+        rule = SlaRule.objects.select_related("organization", "contract").filter(pk=rule_id).first()
+        where = (
+            f"rule {rule_id}"
+            if rule is None
+            else f"rule {rule_id} of {rule.contract.reference} (organization {rule.organization.slug}, "
+            f"calendar {rule.calendar_id or 'none'})"
+        )
+        message = f"{where}: {type(exc).__name__}: {exc}"
+        logger.error("scan_breaches skipped %s", message, exc_info=exc)
+        self.log(f"skipped {message}")
+        self.messages.append(message)
+
+
 def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000, log=lambda message: None):
     """Refresh running breaches, record new ones, announce escalations; safe to run anywhere at once.
 
-    Each batch is its own transaction; memory stays flat whatever the number of clocks.
+    Each batch is its own transaction; memory stays flat whatever the number of clocks. A rule
+    whose rows cannot be processed is skipped and reported (`ScanSummary.failures`, `_RuleFailures`).
     """
     started = time.monotonic()
     summary = ScanSummary()
+    failures = _RuleFailures(log)
     # The rules and calendars the scan reads once: the calendars for its refresh batches too, the
     # rules (with their contracts) for its detection and escalation batches.
     rules = _ScanRules(now)
     after = (0, 0)
     while True:
-        refreshed, finalized, last, read = _refresh_batch(
-            now=now, organization=organization, after=after, batch_size=batch_size, calendars=rules.calendars
-        )
+        try:
+            refreshed, finalized, last, read = _refresh_batch(
+                now=now,
+                organization=organization,
+                after=after,
+                batch_size=batch_size,
+                calendars=rules.calendars,
+                skip=failures.rules,
+            )
+        except Exception:
+            # The batch's rules (in the walk's order), each walked on its own to its end; the
+            # walk then goes on after the last of them.
+            batch = _scope(Breach.objects.filter(_key_after(after), final=False), organization)
+            batch = _rule_scope(batch, "sla_rule_id", failures.rules).order_by("sla_rule_id", "pk")
+            rule_ids = set(batch.values_list("sla_rule_id", flat=True)[:batch_size])
+            refreshed = finalized = read = 0
+            for rule_id in sorted(rule_ids):
+                walked = [(0, 0, (rule_id, 0) if rule_id != after[0] else after)]
+
+                def walk(only, walked=walked):
+                    changed, final, key, count = _refresh_batch(
+                        now=now,
+                        organization=organization,
+                        after=walked[-1][2],
+                        batch_size=batch_size,
+                        calendars=rules.calendars,
+                        only=only,
+                    )
+                    walked.append((changed, final, key, count))
+                    return (count, changed, final)
+
+                for count, changed, final in failures.one_rule_at_a_time([rule_id], walk):
+                    refreshed, finalized, read = refreshed + changed, finalized + final, read + count
+            last = (max(rule_ids), 2**63 - 1) if rule_ids else after
         if last == after:
             break
         summary.refreshed += refreshed
@@ -842,24 +938,44 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
         after = last
     detecting = time.monotonic()
     summary.refresh_seconds = detecting - started
-    while True:
-        examined, new = _detect_batch(now=now, organization=organization, batch_size=batch_size, rules=rules)
-        summary.clocks_past_due += examined
-        summary.new_breaches += new
-        if examined:
-            log(f"breaches: {summary.new_breaches} new of {summary.clocks_past_due} clocks past due")
-        if examined < batch_size:
-            break
+    summary.clocks_past_due, summary.new_breaches = _claim_batches(
+        _detect_batch, past_due_clocks, now, organization, batch_size, rules, failures,
+        lambda total: log(f"breaches: {total[1]} new of {total[0]} clocks past due"),
+    )  # fmt: skip
     escalating = time.monotonic()
     summary.detect_seconds = escalating - detecting
-    while True:
-        examined, sent = _escalate_batch(now=now, organization=organization, batch_size=batch_size, rules=rules)
-        summary.clocks_escalating += examined
-        summary.escalations += sent
-        if examined:
-            log(f"escalations: {summary.escalations} of {summary.clocks_escalating} clocks")
-        if examined < batch_size:
-            break
+    summary.clocks_escalating, summary.escalations = _claim_batches(
+        _escalate_batch, escalating_clocks, now, organization, batch_size, rules, failures,
+        lambda total: log(f"escalations: {total[1]} of {total[0]} clocks"),
+    )  # fmt: skip
     summary.seconds = time.monotonic() - started
     summary.escalate_seconds = started + summary.seconds - escalating
+    summary.failures = failures.messages
     return summary
+
+
+def _claim_batches(batch, candidates, now, organization, batch_size, rules, failures, progress) -> tuple[int, int]:
+    """Detection's or escalation's batches until one comes back short: (clocks, what they made).
+    A batch that raises: its rules one at a time (`_RuleFailures`), then the batches go on."""
+    total = [0, 0]
+
+    def run(**scope):
+        return batch(now=now, organization=organization, batch_size=batch_size, rules=rules, **scope)
+
+    while True:
+        try:
+            examined, made = run(skip=failures.rules)
+        except Exception:
+            due = _rule_scope(candidates(now=now, organization=organization), "rule_id", failures.rules)
+            rule_ids = set(due.values_list("rule_id", flat=True)[:batch_size])
+            for examined, made in failures.one_rule_at_a_time(rule_ids, run):
+                total[0], total[1] = total[0] + examined, total[1] + made
+            progress(total)
+            if not rule_ids:
+                return total[0], total[1]
+            continue  # the next batch, without the rules skipped
+        total[0], total[1] = total[0] + examined, total[1] + made
+        if examined:
+            progress(total)
+        if examined < batch_size:
+            return total[0], total[1]

@@ -36,7 +36,7 @@ class _DryRun(Exception):
     pass
 
 
-class _Caller:
+class ApiCaller:
     """What a serializer reads from its request: the caller's organization (`request.auth`)."""
 
     def __init__(self, organization):
@@ -71,7 +71,7 @@ class ApiCheckedForm(forms.ModelForm):
         return getattr(self.instance, "organization", None) if self.instance.organization_id else None
 
     def api_context(self, organization) -> dict:
-        return {"request": _Caller(organization)}
+        return {"request": ApiCaller(organization)}
 
     def write(self, *, actor, data: dict):
         """The admin's write through the service (`data`: the changed fields), returning the
@@ -144,21 +144,32 @@ class ApiCheckedForm(forms.ModelForm):
         fields = {api: model for model, api in names.items()}
         for path, messages in errors.items():
             if path is None or path in ("non_field_errors", "base"):
-                self.add_error(None, [str(m) for m in _flat(messages)])
+                self.add_error(None, [str(m) for m in flat_errors(messages)])
                 continue
             name = _first_name(str(path))
             field = fields.get(name, name.removesuffix("_id"))
             target = field if field in self.fields else None
-            self.add_error(target, [f"{path}: {m}" for m in _flat(messages)])
+            self.add_error(target, [f"{path}: {m}" for m in flat_errors(messages)])
 
 
-def _flat(messages) -> list:
+def flat_errors(messages) -> list:
     """DRF's errors of one field: a list of messages, or nested dicts and lists of them."""
     if isinstance(messages, dict):
-        return [f"{key}: {m}" for key, value in messages.items() for m in _flat(value)]
+        return [f"{key}: {m}" for key, value in messages.items() for m in flat_errors(value)]
     if isinstance(messages, (list, tuple)):
-        return [m for item in messages for m in _flat(item)]
+        return [m for item in messages for m in flat_errors(item)]
     return [messages]
+
+
+class OrganizationFixedOnChange:
+    """An admin of objects that never move between organizations: `organization` read-only on a
+    change page. Their services write every field but that one, so an editable select was a
+    change thrown away behind "changed successfully" and a history entry (found by an outside
+    sweep of the templates', calendars' and contract rules' pages)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "organization"] if obj is not None and "organization" not in fields else fields
 
 
 class ServiceDeletesAndActions:

@@ -22,6 +22,23 @@ SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS (found by an outside sweep: `check --deploy` could not be cleared, the admin's session
+# cookie went without Secure, and behind the TLS proxy every Location and Link URL was http://) ---
+# Trusted proxies in front of the service (the rate limits' client address, REST_FRAMEWORK below).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+# Behind them, the proxy says whether the client spoke https (it must set X-Forwarded-Proto itself,
+# replacing a client's); without a proxy the header is the client's own and never trusted.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES > 0 else None
+# Cookies over https only, unless DEBUG; `make run` (plain http) turns them off for its admin login.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Off by default (the proxy usually redirects); /healthz stays plain http for the probes either way.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
@@ -136,7 +153,7 @@ REST_FRAMEWORK = {
     },
     # The client address that rate limits count by: REMOTE_ADDR, or behind NUM_PROXIES trusted
     # proxies the address the outermost of them saw (X-Forwarded-For); never a client's own header.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    "NUM_PROXIES": NUM_PROXIES,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

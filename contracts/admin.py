@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
+from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
 from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
@@ -25,16 +25,12 @@ BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name !=
 
 
 @admin.register(Counterparty)
-class CounterpartyAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
+class CounterpartyAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     list_display = ["name", "kind", "reference", "organization", "source", "source_id", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "reference", "email", "source_id"]
     list_select_related = ["organization"]
     readonly_fields = ["created_at", "updated_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # A counterparty never moves between organizations.
-        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in form.changed_data if name != "organization"}
@@ -73,7 +69,7 @@ class AssetForm(ApiCheckedForm):
 
 
 @admin.register(Asset)
-class AssetAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
+class AssetAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
 
     form = AssetForm
@@ -83,9 +79,6 @@ class AssetAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
     list_select_related = ["counterparty", "organization"]
     autocomplete_fields = ["counterparty"]
     readonly_fields = ["created_at", "updated_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         obj.pk = form.write(actor=request.user, data=form.written_data()).pk

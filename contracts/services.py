@@ -5,8 +5,10 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
+import logging
 import re
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -24,6 +26,8 @@ from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
 from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem, TermVersion
 from .terms import Timeline, start_versions
+
+logger = logging.getLogger("contracts")
 
 COUNTERPARTY_FIELDS = ["name", "kind", "reference", "email", "phone", "address", "remarks", "source", "source_id"]
 
@@ -634,6 +638,8 @@ class LifecycleSummary:
     reminders: int = 0
     # Counts of the steps higher apps add (e.g. the ledger's expiry of prepaid lots).
     more: dict = field(default_factory=dict)
+    # What the run skipped, one line each (`skipping_failures`): the command then exits non-zero.
+    failures: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         """For people: `1 activated, 1 expired, 0 auto-renewed, 2 reminders, 0 lots expired`."""
@@ -648,12 +654,40 @@ class LifecycleSummary:
 
 
 # Time-driven work of higher apps, run by `run_lifecycle` after the contracts' own steps:
-# `step(now=..., log=...) -> int`, registered in the app's AppConfig.ready().
+# `step(now=..., log=..., failures=...) -> int`, registered in the app's AppConfig.ready();
+# `failures`: `skipping_failures`'s list (None: an error propagates).
 LIFECYCLE_STEPS: dict[str, Callable[..., int]] = {}
 
 
 def register_lifecycle_step(name: str, step: Callable[..., int]) -> None:
     LIFECYCLE_STEPS[name] = step
+
+
+def contract_label(pk: int) -> str:
+    """`contract 7 DEMO-MS-001 (organization demo)`, for a failure's report (read afresh: the
+    contract's own transaction was rolled back)."""
+    row = Contract.objects.filter(pk=pk).values_list("reference", "organization__slug").first()
+    return f"contract {pk}" if row is None else f"contract {pk} {row[0]} (organization {row[1]})"
+
+
+@contextmanager
+def skipping_failures(failures: list[str] | None, label: Callable[[], str], log=lambda message: None):
+    """One unit of a run's work (a contract, a plan, a lot), around its transaction. With a
+    `failures` list, an error is logged with `label()` (the contract and its organization), added
+    to the list, and the run goes on with the next: one unreadable row (a time zone that a tzdata
+    upgrade removed) stopped `run_lifecycle` for every organization, every run (found by an
+    outside sweep). As `deliver_notifications` does; the command exits non-zero after its
+    summary. Without a list (a direct call), the error propagates as before."""
+    if failures is None:
+        yield
+        return
+    try:
+        yield
+    except Exception as exc:  # whatever it is, it is this unit's: the others go on
+        message = f"{label()}: {type(exc).__name__}: {exc}"
+        logger.error("run_lifecycle skipped %s", message, exc_info=exc)
+        log(f"skipped {message}")
+        failures.append(message)
 
 
 def _candidates(queryset, batch_size: int = 500):
@@ -677,13 +711,13 @@ def _lock_if(pk: int, **conditions) -> Contract | None:
     )
 
 
-def activate_due(*, now: dt.datetime, log=lambda message: None) -> int:
+def activate_due(*, now: dt.datetime, log=lambda message: None, failures: list[str] | None = None) -> int:
     """Scheduled contracts become active at the start of their start date (contract time zone)."""
     count = 0
     horizon = (now + _MAX_OFFSET).date()
     due = Contract.objects.filter(status=Contract.Status.SCHEDULED, start_date__lte=horizon)
     for pk in _candidates(due):
-        with transaction.atomic():
+        with skipping_failures(failures, lambda pk=pk: contract_label(pk), log), transaction.atomic():
             contract = _lock_if(pk, status=Contract.Status.SCHEDULED)
             if contract is None or now < contract.start_of_day(contract.start_date):
                 continue
@@ -694,14 +728,14 @@ def activate_due(*, now: dt.datetime, log=lambda message: None) -> int:
     return count
 
 
-def expire_due(*, now: dt.datetime, log=lambda message: None) -> tuple[int, int]:
+def expire_due(*, now: dt.datetime, log=lambda message: None, failures: list[str] | None = None) -> tuple[int, int]:
     """At the end of the expiry date: auto-renew (active, auto_renew, no notice), else expire."""
     expired = renewed = 0
     horizon = (now + _MAX_OFFSET).date()
     live = (Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
     due = Contract.objects.filter(status__in=live, expiry_date__lt=horizon)
     for pk in _candidates(due):
-        with transaction.atomic():
+        with skipping_failures(failures, lambda pk=pk: contract_label(pk), log), transaction.atomic():
             contract = _lock_if(pk, status__in=live)
             if contract is None or now < contract.start_of_day(contract.expiry_date + dt.timedelta(days=1)):
                 continue
@@ -787,7 +821,7 @@ def _send_reminder(contract: Contract, kind: str, due_date: dt.date, days_left: 
     return True
 
 
-def send_reminders(*, now: dt.datetime, log=lambda message: None) -> int:
+def send_reminders(*, now: dt.datetime, log=lambda message: None, failures: list[str] | None = None) -> int:
     """`contract.expiring` at 90/60/30/7 days before expiry, `contract.notice_due` at 30/7 before the
     notice date. Each date is the one in force *on that date* (issue 14): an approved amendment
     effective before it (a new expiry, a longer notice period) moves the reminder to the amended
@@ -800,7 +834,7 @@ def send_reminders(*, now: dt.datetime, log=lambda message: None) -> int:
     pending = TermVersion.objects.filter(applied_at__isnull=True).values("contract_id")
     due = Contract.objects.filter(Q(expiry_date__lte=horizon) | Q(pk__in=pending), status__in=live)
     for pk in _candidates(due):
-        with transaction.atomic():
+        with skipping_failures(failures, lambda pk=pk: contract_label(pk), log), transaction.atomic():
             contract = _lock_if(pk, status__in=live)
             if contract is None:
                 continue
@@ -824,16 +858,19 @@ def run_lifecycle(*, now: dt.datetime, log=lambda message: None) -> LifecycleSum
     from .terms import apply_due_terms
 
     summary = LifecycleSummary()
+    failures = summary.failures  # each contract (plan, lot) that fails is skipped and reported
     # First the terms in force today (amendments reaching their date), so that activation,
     # expiry, renewal and reminders read the version in force at the instant they concern.
-    terms_applied = apply_due_terms(now=now, log=log)
-    summary.activated = activate_due(now=now, log=log)
-    summary.expired, summary.auto_renewed = expire_due(now=now, log=log)
-    summary.reminders = send_reminders(now=now, log=log)
+    terms_applied = apply_due_terms(now=now, log=log, failures=failures)
+    summary.activated = activate_due(now=now, log=log, failures=failures)
+    summary.expired, summary.auto_renewed = expire_due(now=now, log=log, failures=failures)
+    summary.reminders = send_reminders(now=now, log=log, failures=failures)
     if terms_applied:
         summary.more["terms applied"] = terms_applied
     for name, step in LIFECYCLE_STEPS.items():
-        summary.more[name] = step(now=now, log=log)
+        # A step that fails as a whole (not one of its contracts) does not stop the next ones.
+        with skipping_failures(failures, lambda name=name: f"step {name!r}", log):
+            summary.more[name] = step(now=now, log=log, failures=failures)
     return summary
 
 

@@ -349,10 +349,10 @@ def sync_contract(contract: Contract, *, actor, now: dt.datetime, amendment: Ame
     return True
 
 
-def apply_due_terms(*, now: dt.datetime, log=lambda message: None) -> int:
+def apply_due_terms(*, now: dt.datetime, log=lambda message: None, failures: list[str] | None = None) -> int:
     """`run_lifecycle`: contracts whose next version has begun get its terms (exactly once: the
     row is locked and re-checked, `applied_at` marks the version)."""
-    from .services import _MAX_OFFSET, _candidates, _lock_if
+    from .services import _MAX_OFFSET, _candidates, _lock_if, contract_label, skipping_failures
 
     horizon = (now + _MAX_OFFSET).date()
     live = (Contract.Status.SCHEDULED, Contract.Status.ACTIVE, Contract.Status.SUSPENDED)
@@ -362,7 +362,7 @@ def apply_due_terms(*, now: dt.datetime, log=lambda message: None) -> int:
     )
     count = 0
     for pk in _candidates(due):
-        with transaction.atomic():
+        with skipping_failures(failures, lambda pk=pk: contract_label(pk), log), transaction.atomic():
             contract = _lock_if(pk, status__in=live)
             if contract is not None and sync_contract(contract, actor=None, now=now):
                 count += 1

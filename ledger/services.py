@@ -676,11 +676,16 @@ def unexpired_lots(*, now: dt.datetime, contract: Contract | None = None):
     )
 
 
-def expire_lots(*, now: dt.datetime, log=lambda message: None) -> int:
-    """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle)."""
-    return sum(
-        expire_lot(lot_id, contract_id, log) is not None for lot_id, contract_id in list(unexpired_lots(now=now))
-    )
+def expire_lots(*, now: dt.datetime, log=lambda message: None, failures: list[str] | None = None) -> int:
+    """Post the expiry of each expired lot's unused remainder, once (a step of run_lifecycle;
+    `failures`: `contracts.services.skipping_failures`)."""
+    from contracts.services import contract_label, skipping_failures
+
+    expired = 0
+    for lot_id, contract_id in list(unexpired_lots(now=now)):
+        with skipping_failures(failures, lambda lot=lot_id, of=contract_id: f"lot {lot} of {contract_label(of)}", log):
+            expired += expire_lot(lot_id, contract_id, log) is not None
+    return expired
 
 
 # --- balance ------------------------------------------------------------------------------------

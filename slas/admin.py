@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
+from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
 from config.errors import DomainError
 
 from . import services
@@ -20,7 +20,7 @@ class CalendarForm(ApiCheckedForm):
 
 
 @admin.register(Calendar)
-class CalendarAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
+class CalendarAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = CalendarForm
     list_display = ["name", "time_zone", "holiday_country", "holiday_subdivision", "organization", "updated_at"]
     list_filter = ["time_zone", "holiday_country", "organization"]
@@ -60,7 +60,7 @@ class SlaRuleForm(ApiCheckedForm):
 
 
 @admin.register(SlaRule)
-class SlaRuleAdmin(ServiceDeletesAndActions, admin.ModelAdmin):
+class SlaRuleAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = SlaRuleForm
     list_display = [
         "name",

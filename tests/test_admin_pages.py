@@ -124,3 +124,31 @@ def test_seed_demo_prints_a_readable_summary():
     call_command("seed_demo", stdout=out)
     text = out.getvalue()
     assert "LifecycleSummary(" not in text and "lifecycle run: " in text and " expired" in text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "label", ["billing.ContractTemplate", "slas.Calendar", "workorders.ContractRule", "slas.SlaRule"]
+)
+def test_organization_is_read_only_on_a_change_page(demo_staff, label):
+    # Found by an outside sweep: "Other" picked and saved said "changed successfully" and logged
+    # "Changed Organization.", while the service kept the organization (as it must).
+    from django.apps import apps
+    from django.contrib.admin.models import LogEntry
+
+    from tenancy.models import Organization
+    from tests.admin_forms import form_values
+
+    model = apps.get_model(label)
+    obj = model.objects.order_by("pk").first()
+    other = Organization.objects.exclude(pk=obj.organization_id).first()
+    url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/{obj.pk}/change/"
+    values = form_values(demo_staff, url)
+    assert "organization" not in values
+    response = demo_staff.post(url, {**values, "organization": other.pk})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    obj.refresh_from_db()
+    assert obj.organization_id != other.pk
+    assert "Organization" not in str(LogEntry.objects.order_by("-pk").first().get_change_message())
+    add = demo_staff.get(f"/admin/{model._meta.app_label}/{model._meta.model_name}/add/")
+    assert b'name="organization"' in add.content  # chosen when the object is made

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_forms import ApiCheckedForm, ServiceDeletesAndActions
+from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
@@ -128,7 +128,7 @@ class ContractRuleForm(ApiCheckedForm):
 
 
 @admin.register(ContractRule)
-class ContractRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class ContractRuleAdmin(OrganizationFixedOnChange, ServiceAdminMixin, admin.ModelAdmin):
     """Which contract covers a job: the enabled rule with the lowest sequence whose criteria all hold."""
 
     form = ContractRuleForm

@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from contracts.models import Contract
+from contracts.services import skipping_failures
 from contracts.terms import Timeline
 
 from . import matching, recurrence
@@ -167,7 +168,16 @@ def _due_plans(now: dt.datetime):
     )
 
 
-def generate_visits(*, now: dt.datetime, log=lambda message: None, batch_size: int = BATCH) -> int:
+def _plan_label(pk: int) -> str:
+    from contracts.services import contract_label
+
+    contract_id = VisitPlan.objects.filter(pk=pk).values_list("contract_id", flat=True).first()
+    return f"visit plan {pk}" + ("" if contract_id is None else f" of {contract_label(contract_id)}")
+
+
+def generate_visits(
+    *, now: dt.datetime, log=lambda message: None, batch_size: int = BATCH, failures: list[str] | None = None
+) -> int:
     """Generate every due occurrence of every plan; returns how many jobs were made."""
     created, last = 0, 0
     plans = _due_plans(now)
@@ -176,7 +186,8 @@ def generate_visits(*, now: dt.datetime, log=lambda message: None, batch_size: i
         if not ids:
             return created
         for pk in ids:
-            with transaction.atomic():
+            # `failures`: a plan that fails is skipped and reported (contracts.services.skipping_failures).
+            with skipping_failures(failures, lambda pk=pk: _plan_label(pk), log), transaction.atomic():
                 plan = (
                     VisitPlan.objects.select_for_update(skip_locked=True, of=("self",))
                     .select_related("contract__organization", "contract__counterparty", "asset")

@@ -26,6 +26,21 @@ def parse_now(value: str | None) -> dt.datetime:
     return parsed
 
 
+# The largest `--batch-size` a command takes: a batch is one transaction whose rows are held in
+# memory, and a larger number only overflowed the database's LIMIT (bigint) or a C int (a traceback).
+MAX_BATCH_SIZE = 100_000
+BATCH_SIZE_RANGE = f"from 1 to {MAX_BATCH_SIZE:,}"
+
+
+def check_batch_size(value: int) -> int:
+    """`--batch-size` within 1..MAX_BATCH_SIZE, else a CommandError."""
+    if value < 1:
+        raise CommandError("--batch-size must be at least 1.")
+    if value > MAX_BATCH_SIZE:
+        raise CommandError(f"--batch-size must be at most {MAX_BATCH_SIZE}.")
+    return value
+
+
 class DomainCommand(BaseCommand):
     """A command whose domain errors (config.errors) end it with their message and exit code."""
 

@@ -47,3 +47,35 @@ def test_instantiate_action_asks_then_makes_a_draft(demo_staff):
     assert (contract.status, contract.hours_per_period, str(contract.expiry_date)) == ("draft", 20, "2027-12-31")
     assert TemplateUse.objects.get(contract=contract).template == template
     assert contract.sla_rules.count() == 1 and contract.line_items.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("start_date", "field", "message"),
+    [
+        # A 500 (year 10000 out of range while counting the term on from the start).
+        ("9999-12-01", "start_date", "Must be from 2000-01-01 to 2999-12-31"),
+        # Stored as a draft dated 1950-1951.
+        ("1950-03-01", "start_date", "Must be from 2000-01-01 to 2999-12-31"),
+        # Stored as a draft expiring 3000-05-31: the template's term runs past the service's dates.
+        ("2999-06-01", "expiry_date", "Must be from 2000-01-01 to 2999-12-31"),
+    ],
+)
+def test_instantiate_action_checks_the_contract_as_the_api_does(demo_staff, start_date, field, message):
+    # Found by an outside sweep: the action built the contract by hand, without the API's checks.
+    template = ContractTemplate.objects.get(name="Managed service, 20 hours a month")
+    counterparty = Counterparty.objects.filter(organization=template.organization).first()
+    body = {
+        "action": "instantiate",
+        "_selected_action": [template.pk],
+        "apply": "Instantiate",
+        "counterparty": counterparty.pk,
+        "reference": "MS-ADMIN-BAD",
+        "start_date": start_date,
+    }
+    response = demo_staff.post("/admin/billing/contracttemplate/", body)
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    shown = errors[field] if field in errors else [e.removeprefix(f"{field}: ") for e in errors["__all__"]]
+    assert any(message in error for error in shown), errors
+    assert message in response.content.decode()
+    assert not Contract.objects.filter(reference="MS-ADMIN-BAD").exists()

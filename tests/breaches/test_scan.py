@@ -623,12 +623,24 @@ def test_now_with_an_offset_is_the_same_instant(contract):
     ("options", "message"),
     [
         ({"batch_size": 0}, "--batch-size must be at least 1."),
+        # A larger one overflowed the LIMIT: a traceback (bigint out of range; SQLite: datatype mismatch).
+        ({"batch_size": 10**20}, "--batch-size must be at most 100000."),
         ({"org": "nobody"}, "No organization 'nobody'."),
     ],
 )
 def test_bad_options_are_command_errors(org, options, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         scan(T0, **options)
+
+
+@pytest.mark.parametrize("command", ["scan_breaches", "deliver_notifications"])
+def test_help_says_the_batch_size_range(command):
+    from django.core.management import load_command_class
+
+    parser = load_command_class("breaches" if command == "scan_breaches" else "notifications", command).create_parser(
+        "manage.py", command
+    )
+    assert "from 1 to 100,000" in " ".join(parser.format_help().split())
 
 
 @pytest.mark.parametrize("now", ["yesterday", "2026-02-30T10:00:00Z"])
@@ -693,3 +705,48 @@ def test_the_migration_finds_each_versions_first(contract):
     fill(apps, None)
     found = dict(SlaRule.objects.values_list("pk", "first_version_id"))
     assert found == {rule.pk: None, second.pk: rule.pk, third.pk: rule.pk, other.pk: None}
+
+
+# --- one unreadable rule does not stop the scan -------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [1000, 1])
+def test_a_rule_whose_calendar_cannot_be_read_is_skipped_and_reported(org, other_org, contract, batch_size):
+    # Found by an outside sweep: one calendar with a time zone the machine does not know (a tzdata
+    # upgrade that drops a zone) failed every scan, for every organization, rules without a calendar too.
+    office = create_calendar(
+        organization=org,
+        actor=None,
+        data={
+            "name": "Office",
+            "time_zone": "Europe/Amsterdam",
+            "hours": [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
+            "holidays": [],
+        },
+    )
+    bad = make_rule(contract, target_minutes=60, calendar=office, escalation=LEVELS)
+    round_the_clock = make_rule(contract, metric="resolution", target_minutes=60, pause_on_hold=False)
+    elsewhere = make_rule(active_contract(other_org), target_minutes=60, escalation=LEVELS)
+    for reported_at in (T0, minutes(100)):
+        make_job(contract, reported_at)
+        make_job(elsewhere.contract, reported_at)
+    assert summary(scan(minutes(90), batch_size=batch_size))["new"] == 3  # the first jobs'
+    # The zone goes away (updated_at too, as a fresh process would not have it compiled).
+    type(office).objects.filter(pk=office.pk).update(time_zone="Bogus/Zone", updated_at=minutes(95))
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=r"^Skipped rules \(1\): ") as failed:
+        call_command("scan_breaches", now=minutes(200).isoformat(), batch_size=batch_size, stdout=out)
+    assert f"rule {bad.pk} of {contract.reference} (organization acme, calendar {office.pk})" in str(failed.value)
+    assert "unknown time zone 'Bogus/Zone'" in str(failed.value)
+    assert str(failed.value).count("rule ") == 1
+    assert summary(out.getvalue())["new"] == 2  # the new jobs' breaches of the other two rules
+    assert Breach.objects.filter(sla_rule=round_the_clock).count() == 2
+    assert Breach.objects.filter(sla_rule=elsewhere).count() == 2
+    assert Breach.objects.filter(sla_rule=bad).count() == 1  # the first job's, before the zone went
+    # The other rules' open breaches were refreshed, their escalations announced.
+    assert set(Breach.objects.filter(measured_at=minutes(200)).values_list("sla_rule_id", flat=True)) == {
+        round_the_clock.pk,
+        elsewhere.pk,
+    }
+    assert len(events("sla.escalation", organization=other_org)) == 2 * len(LEVELS)
+    assert f"skipped rule {bad.pk}" in out.getvalue()

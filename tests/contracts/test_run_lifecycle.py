@@ -658,3 +658,25 @@ class TestCommand:
         call_command("run_lifecycle", stdout=output)
         assert status_of(contract) == "active"
         assert summary(output.getvalue())[0] == 1
+
+
+@pytest.mark.django_db
+def test_a_contract_that_cannot_be_read_is_skipped_and_reported_the_rest_runs():
+    # Found by an outside sweep: one contract whose time zone the machine does not know (a tzdata
+    # upgrade that drops a zone) stopped every later expiry, renewal, reminder, billing period and
+    # visit of every organization, on every run.
+    call_command("seed_demo", "--quiet")
+    bad = Contract.objects.get(reference="DEMO-SC-001")
+    Contract.objects.filter(pk=bad.pk).update(time_zone="Bogus/Zone")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=r"^Skipped \(\d+\): ") as failed:
+        call_command("run_lifecycle", now=(timezone.now() + dt.timedelta(days=36)).isoformat(), stdout=out)
+    reported = str(failed.value)
+    assert f"contract {bad.pk} DEMO-SC-001 (organization demo): ZoneInfoNotFoundError" in reported
+    assert "DEMO-" not in reported.replace("DEMO-SC-001", "")  # no other contract failed
+    output = out.getvalue()
+    activated, expired, renewed, reminders = summary(output)  # the summary is printed first
+    assert reminders >= 1 and other_steps(output)["billing periods closed"] >= 1
+    assert "DEMO-MA-001: expires in" in output
+    assert ContractReminder.objects.exclude(contract=bad).exists()
+    assert f"skipped contract {bad.pk} DEMO-SC-001" in output

@@ -3,6 +3,8 @@ e-mails edited in the admin."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -163,3 +165,17 @@ def test_organization_notification_emails_in_the_admin(staff, org):
     org.refresh_from_db()
     assert org.notification_emails == ["ops@example.com", "boss@example.com"]
     assert "ops@example.com\nboss@example.com</textarea>" in staff.get(url).content.decode()
+
+
+def test_the_admin_takes_no_more_event_types_than_the_api(staff, org, dns):
+    # Found by an outside sweep: the admin stored 51 patterns; the API refuses more than 50.
+    dns["hooks.example.com"] = [PUBLIC_V4]
+    url = "/admin/notifications/webhookendpoint/add/"
+    form = {"organization": org.pk, "url": "https://hooks.example.com/in", "active": "on"}
+    patterns = [f"breach.x{i}" for i in range(51)]
+    response = staff.post(url, {**form, "event_types": json.dumps(patterns)})
+    assert response.status_code == 200
+    assert "Ensure this field has no more than 50 elements." in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+    assert staff.post(url, {**form, "event_types": json.dumps(patterns[:50])}).status_code == 302
+    assert len(WebhookEndpoint.objects.get().event_types) == 50

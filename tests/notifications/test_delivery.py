@@ -337,6 +337,9 @@ def test_now_needs_once_and_bad_options_are_errors(db):
         call_command("deliver_notifications", now="2026-03-10T09:00:00Z")
     with pytest.raises(CommandError, match="batch-size"):
         call_command("deliver_notifications", once=True, batch_size=0)
+    # A larger one was an OverflowError (a C int); the bound is in --help.
+    with pytest.raises(CommandError, match="--batch-size must be at most 100000"):
+        call_command("deliver_notifications", "--once", "--batch-size", "99999999999999999999")
     with pytest.raises(CommandError, match="ISO 8601"):
         call_command("deliver_notifications", once=True, now="tomorrow")
 

@@ -2,6 +2,8 @@
 
 import time
 
+from django.core.management.base import CommandError
+
 from config.management import DomainCommand, parse_now
 from contracts.services import run_lifecycle
 
@@ -27,3 +29,5 @@ class Command(DomainCommand):
             + "".join(f", {count} {name}" for name, count in summary.more.items())
             + f" in {elapsed:.2f}s."
         )
+        if summary.failures:  # the rest was done; cron sees the failure (its exit status)
+            raise CommandError(f"Skipped ({len(summary.failures)}): " + "; ".join(summary.failures))

@@ -13,7 +13,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
 
-from config.management import parse_now
+from config.management import BATCH_SIZE_RANGE, check_batch_size, parse_now
 from notifications.delivery import PassSummary, deliver_due
 
 logger = logging.getLogger("notifications")
@@ -26,12 +26,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Deliver what is due now, then exit.")
         parser.add_argument("--now", help="With --once: run as if it were this instant (ISO 8601).")
-        parser.add_argument("--batch-size", type=int, default=20, help="Rows claimed at a time (default 20).")
+        parser.add_argument(
+            "--batch-size", type=int, default=20, help=f"Rows claimed at a time ({BATCH_SIZE_RANGE}; default 20)."
+        )
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds to wait when nothing is due (default 1).")
 
     def handle(self, *args, once=False, now=None, batch_size=20, poll=1.0, **options):
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
+        check_batch_size(batch_size)
         if poll <= 0:
             raise CommandError("--poll must be more than 0 seconds.")
         if now and not once:
