@@ -120,12 +120,12 @@ def body_of(data) -> dict:
 
 
 # What the REST call needs of the GraphQL request: the credentials, the host and scheme (a
-# Location), the client's address (rate limits, behind NUM_PROXIES too) and user agent. Not every
-# header: the client's Accept is GraphQL's business (REST answered 406 to
-# `application/graphql-response+json`), and an Idempotency-Key header would bind every mutation of
-# the document to one key; GraphQL takes the key as an argument (`idempotencyKey:`).
+# Location; X-Forwarded-Proto behind a TLS proxy), the client's address (rate limits, behind
+# NUM_PROXIES too) and user agent. Not every header: the client's Accept is GraphQL's business
+# (REST answered 406 to `application/graphql-response+json`), and an Idempotency-Key header would
+# bind every mutation of the document to one key; GraphQL takes the key as an argument.
 _KEPT_META = frozenset({
-    "HTTP_AUTHORIZATION", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR",
+    "HTTP_AUTHORIZATION", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
     "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "wsgi.url_scheme",
 })  # fmt: skip
 

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from contracts.models import Contract
+from events.models import Event
+from signing.models import SignatureRequest
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {  # the README's production environment
     "SECRET_KEY": secrets.token_urlsafe(50),
@@ -89,3 +93,22 @@ def test_the_health_check_is_not_redirected(client, monkeypatch):
         assert client.get("/healthz").status_code == 200  # the probes speak plain http
         moved = client.get("/api/v1/counterparties")
         assert moved.status_code == 301 and moved["Location"] == "https://testserver/api/v1/counterparties"
+
+
+@pytest.mark.parametrize(("proxies", "scheme"), [("1", "https"), ("0", "http")])
+def test_a_graphql_mutation_keeps_the_scheme_the_client_spoke(demo, monkeypatch, proxies, scheme):
+    """The REST call behind a mutation forwards X-Forwarded-Proto: a signature request made over
+    GraphQL behind the TLS proxy mails an https link, as one made over REST does."""
+    header = settings_with(monkeypatch, NUM_PROXIES=proxies)["SECURE_PROXY_SSL_HEADER"]
+    contract = Contract.objects.get(reference="DEMO-MU-001")
+    SignatureRequest.objects.filter(contract=contract).delete()
+    mutation = (
+        f'mutation {{ createSignatureRequest(contractId: {contract.pk}, input: {{name: "Ann", '
+        f'email: "ann@example.com"}}) {{ __typename }} }}'
+    )
+    proxied = {"HTTP_HOST": "testserver", "HTTP_X_FORWARDED_PROTO": "https"}
+    with override_settings(SECURE_PROXY_SSL_HEADER=header):
+        made = demo.post("/api/graphql", {"query": mutation}, format="json", **proxied)
+    assert made.json()["data"]["createSignatureRequest"]["__typename"] == "SignatureRequest", made.json()
+    event = Event.objects.filter(type="contract.signature_requested").latest("id")
+    assert event.payload["link_base"] == f"{scheme}://testserver/"
