@@ -161,7 +161,13 @@ def _reference_type(arg_name: str) -> str:
     return base[:1].upper() + base[1:]
 
 
+# Mutations whose answer is not the object their `id` names.
+ACTS_ON = {"redeliverWebhookEvents": "Webhook"}
+
+
 def _mutation_type(sweep: Sweep, field) -> str:
+    if field["name"] in ACTS_ON:
+        return ACTS_ON[field["name"]]
     name, _ = _named(field["type"])
     union = sweep.types[name]
     if union["kind"] == "UNION":
