@@ -153,15 +153,18 @@ class AutoSchema(SpectacularAutoSchema):
             schema["anyOf"] = schema.pop("oneOf")
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
-        from .serializers import ResourceSerializer, StrictInputMixin
+        from .serializers import StrictInputMixin
 
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if direction == "request" and isinstance(serializer, StrictInputMixin) and schema.get("properties"):
             schema["additionalProperties"] = False  # unknown fields are a 422
-        resource = isinstance(serializer, ResourceSerializer) and "id" in schema.get("properties", {})
-        if direction == "response" and resource:
-            # `?fields=` may leave out any field but id (and a collection returns its default fields).
-            schema["required"] = ["id"]
+        if direction == "response" and hasattr(serializer, "readable_field_names"):
+            # `?fields=` may leave out any field but id (and a collection returns its default
+            # fields); a serializer that takes it without an id (a visit) may leave out any.
+            if "id" in schema.get("properties", {}):
+                schema["required"] = ["id"]
+            else:
+                schema.pop("required", None)
         return schema
 
     def _get_response_headers_for_code(self, status_code, direction="response"):
