@@ -195,6 +195,47 @@ class TestCollections:
         assert value["anyOf"][0]["pattern"] == r"^-?[0-9]{1,14}(?:\.[0-9]{1,4})?$"
 
 
+def _pascal(*parts: str) -> str:
+    import re
+
+    return "".join(word[:1].upper() + word[1:] for part in parts for word in re.split(r"[^0-9A-Za-z]+", part) if word)
+
+
+def _inline_model_names(name: str, node):
+    """The class names a client generator gives the inline objects under `node`: the parent's
+    name and the property's (`Statement` + `totals`), `Item` for an array's items."""
+    if not isinstance(node, dict) or "$ref" in node:
+        return
+    if node.get("type") == "object" or "properties" in node:
+        yield name
+        for prop, child in node.get("properties", {}).items():
+            yield from _inline_model_names(_pascal(name, prop), child)
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from _inline_model_names(_pascal(name, "additional_property"), node["additionalProperties"])
+    elif node.get("type") == "array":
+        yield from _inline_model_names(_pascal(name, "item"), node.get("items", {}))
+    for combined in ("allOf", "anyOf", "oneOf"):
+        for index, alternative in enumerate(node.get(combined, [])):
+            yield from _inline_model_names(_pascal(name, f"type{index}"), alternative)
+
+
+class TestClientNames:
+    def test_no_inline_object_takes_a_components_name(self, schema):
+        # Found by an outside integrator: the per-currency component `StatementTotals` clashed with
+        # the name openapi-python-client gives the inline `Statement.totals` map, and the client
+        # dropped `Statement` altogether (a statement could not be read through it).
+        components = schema["components"]["schemas"]
+        clashes = [
+            (component, prop, name)
+            for component, node in components.items()
+            for prop, child in node.get("properties", {}).items()
+            for name in _inline_model_names(_pascal(component, prop), child)
+            if name in components
+        ]
+        assert not clashes
+        assert "StatementCurrencyTotals" in components
+
+
 class TestDescriptions:
     def test_no_toolkit_docstring_leaks_into_the_schema(self, schema):
         text = str(schema)
