@@ -229,7 +229,7 @@ class AutoSchema(SpectacularAutoSchema):
 
 
 def _fields_description(serializer_class, readable) -> str:
-    text = "Comma-separated fields to return (`fields=name,status`"
+    text = "Comma-separated fields to return (`fields=name,status`, or repeated: `fields=name&fields=status`"
     if "id" in readable:
         text += "; id is always present"
     defaults = getattr(getattr(serializer_class, "Meta", None), "default_fields", None)
