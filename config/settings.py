@@ -191,6 +191,7 @@ SPECTACULAR_SETTINGS = {
         "config.api.schema.strip_trailing_slashes",
         "config.api.schema.document_rate_limit_headers",
         "config.api.schema.describe_format_parameter",
+        "config.api.schema.nullable_references",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {

@@ -260,6 +260,31 @@ def document_rate_limit_headers(result, generator, request, public):
     return result
 
 
+def nullable_references(result, generator, request, public):
+    """A nullable nested object (drf-spectacular: `allOf: [$ref]` beside `nullable: true`) as
+    `oneOf: [$ref, null]`. In OAS 3.0.3 `nullable` only acts beside a `type`, and even then the
+    `allOf` branch still refuses null, so strict validators (openapi-core) rejected every null
+    `rule.calendar` of an evidence pack."""
+    components = result.get("components", {}).get("schemas", {})
+
+    def visit(node):
+        if isinstance(node, dict):
+            wrapped = node.get("allOf")
+            if node.get("nullable") and isinstance(wrapped, list) and len(wrapped) == 1 and "$ref" in wrapped[0]:
+                target = components.get(wrapped[0]["$ref"].rsplit("/", 1)[1], {})
+                null = {"type": target.get("type", "object"), "nullable": True, "enum": [None]}
+                del node["allOf"], node["nullable"]
+                node["oneOf"] = [wrapped[0], null]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result
+
+
 def strip_trailing_slashes(result, generator, request, public):
     """The routes accept an optional trailing slash; document the canonical form without it."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}

@@ -183,6 +183,25 @@ class TestCollections:
         text = str(schema)
         assert "'oneOf': [{'type': 'string', 'format': 'email'" not in text
 
+    def test_a_nullable_reference_admits_null_for_strict_validators(self, schema):
+        # Found by an outside integrator: `allOf: [$ref]` beside `nullable: true` (no `type`) admits
+        # no null in OAS 3.0.3, and openapi-core refused an evidence pack's `rule.calendar: null`.
+        def nodes(node):
+            if isinstance(node, dict):
+                yield node
+                for value in node.values():
+                    yield from nodes(value)
+            elif isinstance(node, list):
+                for value in node:
+                    yield from nodes(value)
+
+        assert not [node for node in nodes(schema) if node.get("nullable") and "allOf" in node]
+        calendar = schema["components"]["schemas"]["EvidenceRule"]["properties"]["calendar"]
+        assert calendar["oneOf"] == [
+            {"$ref": "#/components/schemas/EvidenceCalendar"},
+            {"type": "object", "nullable": True, "enum": [None]},
+        ]
+
     def test_a_decimal_strings_pattern_is_the_rule_the_server_applies(self, schema):
         # drf-spectacular's `^-?\d{0,10}(?:\.\d{0,2})?$` took "", "." and "5." (refused) and, in
         # Python, any script's digits ("١٢"); the server takes plain decimals (config.decimals).

@@ -26,10 +26,13 @@ _TYPES = {
 
 def _node(schema: dict, node: dict) -> dict:
     """A property's schema with its `$ref` and single `allOf` (how a nested serializer with a
-    description or nullable is written) resolved, the outer keys kept."""
+    description is written) resolved, the outer keys kept. As OAS 3.0.3 reads it (and strict
+    validators such as openapi-core): `nullable` beside an `allOf` and no `type` admits no null."""
     node = resolve(schema, node)
     if len(node.get("allOf", [])) == 1:
         outer = {key: value for key, value in node.items() if key != "allOf"}
+        if "type" not in outer:
+            outer.pop("nullable", None)
         node = {**resolve(schema, node["allOf"][0]), **outer}
     return node
 
