@@ -110,6 +110,12 @@ def _error_response(description: str) -> dict:
 
 _BLANK = {"type": "string", "maxLength": 0}
 
+# Headers a view's action sends on success, declared by the view as `sent_headers = {action: (name, ...)}`.
+SENT_HEADERS = {
+    "X-Recomputed-Clocks": "How many running SLA clocks this change recomputed.",
+    "X-Imported-Holidays": "How many of the file's dates were new to the calendar.",
+}
+
 
 class AutoSchema(SpectacularAutoSchema):
     def _is_list_view(self, serializer=None) -> bool:
@@ -180,8 +186,12 @@ class AutoSchema(SpectacularAutoSchema):
                     "schema": {"type": "string" if name == "Link" else "integer"},
                     "description": description,
                 }
-        if status_code == "201" and self.method == "POST" and getattr(self.view, "action", None) == "create":
+        if status_code == "201" and self.method == "POST":
+            # Every 201 sends it: a create's, and an action's that makes a resource (amend, renew, instantiate).
             headers["Location"] = {"schema": {"type": "string", "format": "uri"}, "description": "The new resource."}
+        if status_code.startswith("2"):
+            for name in getattr(self.view, "sent_headers", {}).get(getattr(self.view, "action", None), ()):
+                headers[name] = {"schema": {"type": "integer"}, "description": SENT_HEADERS[name]}
         return headers
 
     def _get_response_bodies(self, direction="response"):

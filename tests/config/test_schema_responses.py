@@ -332,3 +332,57 @@ def test_collection_sub_paths_take_the_list_parameters(demo):
     found = demo.get("/api/v1/contracts/active", {"reference": reference, "sort": "-name", "as_of": "2026-01-01"})
     assert found.status_code == 200, found.content
     assert demo.get("/api/v1/contracts/expiring", {"reference": reference, "sort": "soonest"}).status_code == 200
+
+
+# Headers the service sends that a client may read: each is declared where it is sent.
+SENT = {"Location", "X-Recomputed-Clocks", "X-Imported-Holidays"}
+
+
+@pytest.mark.django_db
+def test_the_headers_a_write_sends_are_documented(demo):
+    """Found by an outside integrator: amend, instantiate and renew answered 201 with a `Location`
+    declared only for creates, and `X-Recomputed-Clocks` was described but declared nowhere."""
+    from contracts.models import Contract
+
+    schema = demo.get("/api/v1/schema?format=json").json()
+    rule = demo.get("/api/v1/sla_rules", {"fields": "id,contract", "per_page": 1}).json()[0]
+    calendar = demo.get("/api/v1/calendars", {"fields": "id", "per_page": 1}).json()[0]["id"]
+    template = demo.get("/api/v1/contract_templates", {"fields": "id", "per_page": 1}).json()[0]["id"]
+    counterparty = demo.get("/api/v1/counterparties", {"fields": "id", "per_page": 1}).json()[0]["id"]
+    renewable = Contract.objects.filter(organization__slug="demo", status=Contract.Status.ACTIVE).first()
+    ics = demo.get(f"/api/v1/calendars/{calendar}/ical").content
+    calls = [
+        ("post", "/api/v1/sla_rules/{id}/amend", f"/api/v1/sla_rules/{rule['id']}/amend", {"target_minutes": 5}),
+        (
+            "post",
+            "/api/v1/contract_templates/{id}/instantiate",
+            f"/api/v1/contract_templates/{template}/instantiate",
+            {"counterparty_id": counterparty, "reference": "HDR-1", "start_date": dt.date.today().isoformat()},
+        ),
+        ("post", "/api/v1/contracts/{id}/renew", f"/api/v1/contracts/{renewable.pk}/renew", {}),
+        ("patch", "/api/v1/calendars/{id}", f"/api/v1/calendars/{calendar}", {"name": "Renamed"}),
+        (
+            "post",
+            "/api/v1/sla_rules",
+            "/api/v1/sla_rules",
+            {
+                "contract_id": rule["contract"]["id"],
+                "name": "Headers",
+                "metric": "on_site",
+                "priorities": ["low"],
+                "target_minutes": 600,
+            },
+        ),  # fmt: skip
+    ]
+    for method, template_path, path, body in calls:
+        response = getattr(demo, method)(path, body, format="json")
+        assert response.status_code in (200, 201), (path, response.content[:300])
+        documented = schema["paths"][template_path][method]["responses"][str(response.status_code)]["headers"]
+        sent = {name for name in SENT if response.has_header(name)}
+        assert sent and sent <= set(documented), (path, sent, set(documented))
+    response = demo.post(f"/api/v1/calendars/{calendar}/import_holidays", ics, content_type="text/calendar")
+    assert response.status_code == 200, response.content[:300]
+    documented = schema["paths"]["/api/v1/calendars/{id}/import_holidays"]["post"]["responses"]["200"]["headers"]
+    assert {"X-Recomputed-Clocks", "X-Imported-Holidays"} <= set(documented)
+    assert response.has_header("X-Recomputed-Clocks") and response.has_header("X-Imported-Holidays")
+    assert documented["X-Recomputed-Clocks"]["schema"] == {"type": "integer"}
