@@ -402,6 +402,11 @@ class SchemaView(JSONErrorsMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: dict}, auth=[])
+    @extend_schema(
+        # The names, not the route's regex: `^escalation|penalty_clause$` matched `escalationfoo` (a 404).
+        parameters=[OpenApiParameter("name", {"type": "string", "enum": list(SCHEMAS)}, OpenApiParameter.PATH)],
+        responses={200: dict},
+        auth=[],
+    )
     def get(self, request, name: str):
         return Response(SCHEMAS[name])

@@ -241,6 +241,14 @@ def _inline_model_names(name: str, node):
             yield from _inline_model_names(_pascal(name, f"type{index}"), alternative)
 
 
+def test_the_rule_schema_names_are_an_enum(schema):
+    # Found by an outside integrator: the route's `^escalation|penalty_clause$` matched
+    # `escalationfoo`, which is a 404.
+    (parameter,) = schema["paths"]["/api/v1/schemas/{name}"]["get"]["parameters"]
+    assert parameter["in"] == "path" and parameter["required"] is True
+    assert parameter["schema"] == {"type": "string", "enum": ["escalation", "penalty_clause"]}
+
+
 class TestClientNames:
     def test_no_inline_object_takes_a_components_name(self, schema):
         # Found by an outside integrator: the per-currency component `StatementTotals` clashed with
