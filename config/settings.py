@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
         "config.api.schema.document_rate_limit_headers",
         "config.api.schema.describe_format_parameter",
         "config.api.schema.nullable_references",
+        "config.api.schema.csv_is_text",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {

@@ -295,6 +295,22 @@ def nullable_references(result, generator, request, public):
     return result
 
 
+CSV_SCHEMA = {"type": "string", "description": "CSV text: a header row, then one line per row (RFC 4180)."}
+
+
+def csv_is_text(result, generator, request, public):
+    """A `text/csv` body is text: drf-spectacular gave it the JSON body's schema (an array of
+    objects, even a MatchResponse), so a validating client refused every CSV answer."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                if "text/csv" in response.get("content", {}):
+                    response["content"]["text/csv"] = {"schema": dict(CSV_SCHEMA)}
+    return result
+
+
 def strip_trailing_slashes(result, generator, request, public):
     """The routes accept an optional trailing slash; document the canonical form without it."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}

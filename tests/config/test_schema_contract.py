@@ -241,6 +241,26 @@ def _inline_model_names(name: str, node):
             yield from _inline_model_names(_pascal(name, f"type{index}"), alternative)
 
 
+@pytest.mark.django_db
+def test_csv_answers_are_documented_as_text(schema, api):
+    # Found by an outside integrator: every CSV answer was documented with the JSON body's schema
+    # (an array of objects; `work_orders/match` even a MatchResponse), so validating clients
+    # refused them.
+    documented = [
+        (path, method, code, response["content"]["text/csv"]["schema"])
+        for path, method, operation in operations(schema)
+        if isinstance(operation, dict)
+        for code, response in operation.get("responses", {}).items()
+        if "text/csv" in response.get("content", {})
+    ]
+    assert len(documented) > 50
+    assert all(node.get("type") == "string" and set(node) <= {"type", "description"} for *_, node in documented), [
+        entry for entry in documented if entry[3].get("type") != "string"
+    ]
+    response = api("viewer").get("/api/v1/work_orders?format=csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+
+
 def test_the_rule_schema_names_are_an_enum(schema):
     # Found by an outside integrator: the route's `^escalation|penalty_clause$` matched
     # `escalationfoo`, which is a 404.
