@@ -121,6 +121,16 @@ class TestCollections:
         assert "`sort=name&sort=-created_at`" in sort["description"]
         assert parameters["page"]["schema"]["maximum"] >= 1000
 
+    def test_fields_is_offered_only_where_the_answer_is_json(self, schema):
+        # Found by an outside integrator: `/calendars/{id}/ical` documented a `fields` it ignores
+        # (`?fields=bogus` is a 200 there).
+        names = {p["name"] for p in schema["paths"]["/api/v1/calendars/{id}/ical"]["get"].get("parameters", [])}
+        assert names == {"id", "years"}
+        for path, method, operation in operations(schema):
+            ok = operation.get("responses", {}).get("200", {}) if isinstance(operation, dict) else {}
+            if any(p["name"] == "fields" for p in operation.get("parameters", [])):
+                assert "application/json" in ok.get("content", {}), (path, method)
+
     def test_filters_describe_their_grammar(self, schema):
         parameters = {p["name"]: p for p in schema["paths"]["/api/v1/contracts"]["get"]["parameters"]}
         assert "`!a` (not)" in parameters["status"]["description"]
