@@ -256,13 +256,20 @@ _RATE_LIMIT_HEADERS = {
 }
 
 
+# Refused by the middleware before the caller is known, so without X-RateLimit-* (README).
+_BEFORE_THE_CALLER = ("413", "414")
+
+
 def document_rate_limit_headers(result, generator, request, public):
-    """Every API response carries X-RateLimit-*; a 429 also Retry-After (config/api/throttling.py)."""
+    """Every API response carries X-RateLimit-* but a 413 and a 414; a 429 also Retry-After
+    (config/api/throttling.py)."""
     for item in result["paths"].values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             for code, response in operation["responses"].items():
+                if code in _BEFORE_THE_CALLER:
+                    continue
                 headers = response.setdefault("headers", {})
                 for name, description in _RATE_LIMIT_HEADERS.items():
                     headers.setdefault(name, {"schema": {"type": "integer"}, "description": description})
