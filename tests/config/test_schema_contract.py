@@ -295,6 +295,15 @@ class TestClientNames:
         assert not clashes
         assert "StatementCurrencyTotals" in components
 
+    def test_no_component_name_doubles_its_request_suffix(self, schema):
+        # drf-spectacular adds `Request` to a request body's component: `MatchRequestSerializer`
+        # read `MatchRequestRequest` (found by an outside integrator), `TokenRequestRequest` too.
+        # (A signature request is a resource so named: its body is `SignatureRequestRequest`.)
+        components = schema["components"]["schemas"]
+        doubled = [name for name in components if name.endswith("RequestRequest")]
+        assert doubled == ["SignatureRequestRequest"]
+        assert {"MatchRequest", "TokenRequest", "RefreshRequest"} <= set(components)
+
 
 class TestDescriptions:
     def test_no_toolkit_docstring_leaks_into_the_schema(self, schema):
