@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
         "config.api.schema.strip_trailing_slashes",
         "config.api.schema.document_rate_limit_headers",
         "config.api.schema.describe_format_parameter",
+        "config.api.schema.nullable_references",
+        "config.api.schema.csv_is_text",
     ],
     "APPEND_COMPONENTS": {
         "schemas": {

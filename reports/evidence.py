@@ -36,7 +36,7 @@ from django.db.models import Q
 
 from breaches.models import Breach
 from breaches.penalties import ZERO, _cap, breach_penalty, started_units, within_monthly_cap
-from config.api.serializers import price_text
+from config.api.serializers import cap_text, price_text
 from events.models import Event
 from slas import clock
 from tenancy.currencies import quantize
@@ -143,6 +143,12 @@ def _intervals(calendar: clock.Calendar, a: int, b: int, pauses: list[tuple[int,
 
 def _money(amount, currency: str) -> str:
     return str(quantize(amount, currency))
+
+
+def _rule_cap(cap, currency: str) -> str | None:
+    if cap is None:
+        return None
+    return cap_text(cap, currency) if currency else str(cap)
 
 
 def _counted_before(breach: Breach, rule):
@@ -309,7 +315,8 @@ def breach_evidence(breach: Breach) -> dict:
                     "working_days": sorted(day.isoformat() for day in spec.working_days),
                 },
                 "penalty": rule.penalty,
-                "monthly_penalty_cap": None if rule.monthly_penalty_cap is None else str(rule.monthly_penalty_cap),
+                # As `/sla_rules/{id}` writes it (its `Meta.cap_fields`): as enforced, in the minor unit.
+                "monthly_penalty_cap": _rule_cap(rule.monthly_penalty_cap, breach.contract.currency),
             },
             "clock": {
                 "metric": clock_row.metric,

@@ -107,7 +107,9 @@ class StatementBreachSerializer(serializers.Serializer):
     waiver_reason = _text(allow_blank=True)
 
 
-class StatementTotalsSerializer(serializers.Serializer):
+class StatementCurrencyTotalsSerializer(serializers.Serializer):
+    # One currency's totals. Not `StatementTotals`: generators name the inline `Statement.totals`
+    # map so, and openapi-python-client dropped `Statement` over the clash.
     penalties = _amount()
     waived = _amount()
 
@@ -139,7 +141,7 @@ class StatementSerializer(serializers.Serializer):
     time_zone = _text()
     period = inline_serializer("StatementPeriod", {"from": _instant(), "to": _instant()})
     breaches = StatementBreachSerializer(many=True)
-    totals = _per_currency(StatementTotalsSerializer())
+    totals = _per_currency(StatementCurrencyTotalsSerializer())
     hours = StatementHoursSerializer()
 
 

@@ -211,6 +211,11 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     create_service = staticmethod(services.create_calendar)
     update_service = staticmethod(services.update_calendar)
     delete_service = staticmethod(services.delete_calendar)
+    # What the services' `recomputed_clocks` and `imported_holidays` become (`respond`).
+    sent_headers = {
+        "partial_update": ("X-Recomputed-Clocks",),
+        "import_holidays": ("X-Recomputed-Clocks", "X-Imported-Holidays"),
+    }
 
     @extend_schema(
         parameters=[
@@ -373,6 +378,7 @@ class SlaRuleViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
     list_references = {"contract": ("currency",), "calendar": (), "previous_version": (), "next_version": ()}
     create_service = staticmethod(services.create_rule)
     update_service = staticmethod(services.update_rule)
+    sent_headers = {"create": ("X-Recomputed-Clocks",)}  # create_rule's `recomputed_clocks` (`respond`)
 
     @extend_schema(request=AmendSerializer(partial=True), responses={201: SlaRuleSerializer})
     @action(detail=True, methods=["post"])
@@ -396,6 +402,11 @@ class SchemaView(JSONErrorsMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: dict}, auth=[])
+    @extend_schema(
+        # The names, not the route's regex: `^escalation|penalty_clause$` matched `escalationfoo` (a 404).
+        parameters=[OpenApiParameter("name", {"type": "string", "enum": list(SCHEMAS)}, OpenApiParameter.PATH)],
+        responses={200: dict},
+        auth=[],
+    )
     def get(self, request, name: str):
         return Response(SCHEMAS[name])

@@ -21,7 +21,8 @@ from .auth import issue_tokens, refresh_access
 from .models import Membership
 
 
-class TokenRequestSerializer(ActionSerializer):
+# Request bodies are named without `Request`: drf-spectacular adds it (`TokenRequest`).
+class TokenSerializer(ActionSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
     org = serializers.SlugField(required=False, max_length=64)
@@ -32,7 +33,7 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class RefreshRequestSerializer(ActionSerializer):
+class RefreshSerializer(ActionSerializer):
     refresh = serializers.CharField()
 
 
@@ -59,9 +60,9 @@ class TokenView(PublicAuthView):
 
     throttle_classes = [AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle]
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenPairSerializer, 401: REJECTED}, auth=[])
+    @extend_schema(request=TokenSerializer, responses={200: TokenPairSerializer, 401: REJECTED}, auth=[])
     def post(self, request):
-        form = TokenRequestSerializer(data=request.data)
+        form = TokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         user = authenticate(request, username=data["username"], password=data["password"])
@@ -87,12 +88,12 @@ class TokenRefreshView(PublicAuthView):
     """A new access token (with the membership's current role) for a refresh token."""
 
     @extend_schema(
-        request=RefreshRequestSerializer,
+        request=RefreshSerializer,
         responses={200: inline_serializer("AccessToken", {"access": serializers.CharField()}), 401: REJECTED},
         auth=[],
     )
     def post(self, request):
-        form = RefreshRequestSerializer(data=request.data)
+        form = RefreshSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         return Response({"access": refresh_access(form.validated_data["refresh"])})
 

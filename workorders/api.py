@@ -253,7 +253,8 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
         return attrs
 
 
-class MatchRequestSerializer(ActionSerializer):
+# Not `MatchRequestSerializer`: the request component would read `MatchRequestRequest`.
+class MatchSerializer(ActionSerializer):
     reported_at = serializers.DateTimeField(required=False, help_text="Default: now.")
     priority = serializers.ChoiceField(choices=WorkOrder.Priority.choices, required=False)
     counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all(), required=False)
@@ -356,12 +357,12 @@ class WorkOrderViewSet(CreateMixin, UpdateMixin, ResourceViewSet):
             queryset = queryset.select_related(None).select_related(*(name for name in REFERENCES if name in shown))
         return queryset
 
-    @extend_schema(request=MatchRequestSerializer, responses={200: MatchResponseSerializer})
+    @extend_schema(request=MatchSerializer, responses={200: MatchResponseSerializer})
     @action(detail=False, methods=["post"], required_role="operator")
     def match(self, request):
         """Which contract would cover this job, and why: the rules tried, and every candidate with
         its score and explanation (the job need not exist; nothing is written)."""
-        form = MatchRequestSerializer(data=request.data, context=self.get_serializer_context())
+        form = MatchSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
         data = form.validated_data
         job = matching.Job(

@@ -34,7 +34,7 @@ from rest_framework.fields import SerializerMethodField
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from .exceptions import BadRequest
-from .filters import single_values
+from .filters import joined_lists, single_values
 from .serializers import ReferenceField
 
 CSV_MEDIA_TYPE = "text/csv"
@@ -232,7 +232,8 @@ class JSONErrorsMixin:
     without a token is a 401 first.
 
     A query parameter given more than once (`?status=active&status=draft`, which Django reads as
-    its last value) is a 400 at the same point, on every endpoint (`filters.single_values`)."""
+    its last value) is a 400 at the same point, on every endpoint (`filters.single_values`);
+    `fields` and `sort` are joined into one list instead (`filters.joined_lists`)."""
 
     def formats(self) -> str:
         return ", ".join(dict.fromkeys(renderer.format for renderer in self.get_renderers()))
@@ -255,6 +256,8 @@ class JSONErrorsMixin:
     def initial(self, request, *args, **kwargs):
         self._format_error = None
         super().initial(request, *args, **kwargs)
+        # Before anything reads them: the view, its filters, sort and paginator see one value.
+        request._request.GET = joined_lists(request._request.GET)
         single_values(request.query_params)
         if self._format_error is not None:
             raise self._format_error

@@ -8,6 +8,7 @@ JSON 500, logged with its traceback, never an HTML page.
 from __future__ import annotations
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -138,7 +139,9 @@ def exception_handler(exc, context):
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None) is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+            # The seconds the message says (DRF's Throttled rounds its wait up once): `int(wait) + 1`
+            # said 52 beside "Expected available in 51 seconds."
+            headers["Retry-After"] = str(math.ceil(exc.wait))
         detail = exc.detail
         if isinstance(detail, dict):
             message = str(detail.get("detail", detail.get("message", exc.default_detail)))

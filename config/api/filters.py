@@ -11,7 +11,8 @@ choices, booleans), so a malformed value is a 400 naming the parameter:
 
 A parameter that is not a declared filter (nor one of the view's own parameters) is a 400, and
 so is a parameter given more than once (`?status=active&status=draft`, `single_values`): a list
-is one value, comma-separated.
+is one value, comma-separated. `fields` and `sort` alone, lists by nature, take their repeats as
+one list (`joined_lists`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,26 @@ _EXAMPLE_LENGTH = 120
 # The toolkit's parameters that take one value, never a list: their repeat is told to send it once
 # (`page=1,2` would be no better; found by a regression sweep).
 SINGLE_VALUED = frozenset({"page", "per_page", "format"})
+
+
+# The toolkit's parameters that are a list and nothing else: `fields=a&fields=b` can only mean
+# `fields=a,b`, which is what generated clients (openapi-python-client and others, which ignore
+# `explode: false`) send. A filter's repeat stays a 400: `status=!expired&status=active` has no
+# single reading.
+LIST_VALUED = ("fields", "sort")
+
+
+def joined_lists(params):
+    """`params` with each repeated LIST_VALUED parameter joined into one comma-separated value
+    (the same QueryDict when nothing is repeated)."""
+    repeated = [name for name in LIST_VALUED if len(params.getlist(name)) > 1]
+    if not repeated:
+        return params
+    joined = params.copy()
+    for name in repeated:
+        joined.setlist(name, [",".join(params.getlist(name))])
+    joined._mutable = False
+    return joined
 
 
 def single_values(params, *, lists: bool = True) -> None:

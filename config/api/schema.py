@@ -9,6 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFi
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc_excludes
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.renderers import JSONRenderer
 
 from .. import decimals
 from .filters import PredicateFilter, predicate_description
@@ -110,6 +111,12 @@ def _error_response(description: str) -> dict:
 
 _BLANK = {"type": "string", "maxLength": 0}
 
+# Headers a view's action sends on success, declared by the view as `sent_headers = {action: (name, ...)}`.
+SENT_HEADERS = {
+    "X-Recomputed-Clocks": "How many running SLA clocks this change recomputed.",
+    "X-Imported-Holidays": "How many of the file's dates were new to the calendar.",
+}
+
 
 class AutoSchema(SpectacularAutoSchema):
     def _is_list_view(self, serializer=None) -> bool:
@@ -153,15 +160,18 @@ class AutoSchema(SpectacularAutoSchema):
             schema["anyOf"] = schema.pop("oneOf")
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
-        from .serializers import ResourceSerializer, StrictInputMixin
+        from .serializers import StrictInputMixin
 
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if direction == "request" and isinstance(serializer, StrictInputMixin) and schema.get("properties"):
             schema["additionalProperties"] = False  # unknown fields are a 422
-        resource = isinstance(serializer, ResourceSerializer) and "id" in schema.get("properties", {})
-        if direction == "response" and resource:
-            # `?fields=` may leave out any field but id (and a collection returns its default fields).
-            schema["required"] = ["id"]
+        if direction == "response" and hasattr(serializer, "readable_field_names"):
+            # `?fields=` may leave out any field but id (and a collection returns its default
+            # fields); a serializer that takes it without an id (a visit) may leave out any.
+            if "id" in schema.get("properties", {}):
+                schema["required"] = ["id"]
+            else:
+                schema.pop("required", None)
         return schema
 
     def _get_response_headers_for_code(self, status_code, direction="response"):
@@ -177,8 +187,12 @@ class AutoSchema(SpectacularAutoSchema):
                     "schema": {"type": "string" if name == "Link" else "integer"},
                     "description": description,
                 }
-        if status_code == "201" and self.method == "POST" and getattr(self.view, "action", None) == "create":
+        if status_code == "201" and self.method == "POST":
+            # Every 201 sends it: a create's, and an action's that makes a resource (amend, renew, instantiate).
             headers["Location"] = {"schema": {"type": "string", "format": "uri"}, "description": "The new resource."}
+        if status_code.startswith("2"):
+            for name in getattr(self.view, "sent_headers", {}).get(getattr(self.view, "action", None), ()):
+                headers[name] = {"schema": {"type": "integer"}, "description": SENT_HEADERS[name]}
         return headers
 
     def _get_response_bodies(self, direction="response"):
@@ -210,7 +224,9 @@ class AutoSchema(SpectacularAutoSchema):
         if serializer_class is not None and hasattr(self.view, "get_serializer_class"):
             # An action's own serializer (`/contracts/expiring` adds days_to_expiry, days_to_notice).
             serializer_class = self.view.get_serializer_class()
-        if self.method == "GET" and hasattr(serializer_class, "readable_field_names"):
+        # Not on an action that answers in another format only (a calendar's iCalendar): it ignores `fields`.
+        json_answer = any(issubclass(renderer, JSONRenderer) for renderer in self.view.renderer_classes)
+        if self.method == "GET" and json_answer and hasattr(serializer_class, "readable_field_names"):
             readable = serializer_class.readable_field_names()
             parameters = [
                 *parameters,
@@ -226,7 +242,7 @@ class AutoSchema(SpectacularAutoSchema):
 
 
 def _fields_description(serializer_class, readable) -> str:
-    text = "Comma-separated fields to return (`fields=name,status`"
+    text = "Comma-separated fields to return (`fields=name,status`, or repeated: `fields=name&fields=status`"
     if "id" in readable:
         text += "; id is always present"
     defaults = getattr(getattr(serializer_class, "Meta", None), "default_fields", None)
@@ -240,13 +256,20 @@ _RATE_LIMIT_HEADERS = {
 }
 
 
+# Refused by the middleware before the caller is known, so without X-RateLimit-* (README).
+_BEFORE_THE_CALLER = ("413", "414")
+
+
 def document_rate_limit_headers(result, generator, request, public):
-    """Every API response carries X-RateLimit-*; a 429 also Retry-After (config/api/throttling.py)."""
+    """Every API response carries X-RateLimit-* but a 413 and a 414; a 429 also Retry-After
+    (config/api/throttling.py)."""
     for item in result["paths"].values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             for code, response in operation["responses"].items():
+                if code in _BEFORE_THE_CALLER:
+                    continue
                 headers = response.setdefault("headers", {})
                 for name, description in _RATE_LIMIT_HEADERS.items():
                     headers.setdefault(name, {"schema": {"type": "integer"}, "description": description})
@@ -254,6 +277,47 @@ def document_rate_limit_headers(result, generator, request, public):
                     headers.setdefault(
                         "Retry-After", {"schema": {"type": "integer"}, "description": "Seconds to wait."}
                     )
+    return result
+
+
+def nullable_references(result, generator, request, public):
+    """A nullable nested object (drf-spectacular: `allOf: [$ref]` beside `nullable: true`) as
+    `oneOf: [$ref, null]`. In OAS 3.0.3 `nullable` only acts beside a `type`, and even then the
+    `allOf` branch still refuses null, so strict validators (openapi-core) rejected every null
+    `rule.calendar` of an evidence pack."""
+    components = result.get("components", {}).get("schemas", {})
+
+    def visit(node):
+        if isinstance(node, dict):
+            wrapped = node.get("allOf")
+            if node.get("nullable") and isinstance(wrapped, list) and len(wrapped) == 1 and "$ref" in wrapped[0]:
+                target = components.get(wrapped[0]["$ref"].rsplit("/", 1)[1], {})
+                null = {"type": target.get("type", "object"), "nullable": True, "enum": [None]}
+                del node["allOf"], node["nullable"]
+                node["oneOf"] = [wrapped[0], null]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result
+
+
+CSV_SCHEMA = {"type": "string", "description": "CSV text: a header row, then one line per row (RFC 4180)."}
+
+
+def csv_is_text(result, generator, request, public):
+    """A `text/csv` body is text: drf-spectacular gave it the JSON body's schema (an array of
+    objects, even a MatchResponse), so a validating client refused every CSV answer."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                if "text/csv" in response.get("content", {}):
+                    response["content"]["text/csv"] = {"schema": dict(CSV_SCHEMA)}
     return result
 
 

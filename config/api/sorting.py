@@ -80,6 +80,7 @@ def sort_schema(keys) -> dict:
 
 def sort_description(keys, default: str) -> str:
     return (
-        f"Comma-separated sort keys, '-' for descending (`sort=name,-created_at`). "
+        f"Comma-separated sort keys, '-' for descending (`sort=name,-created_at`, or repeated: "
+        f"`sort=name&sort=-created_at`). "
         f"Allowed: {', '.join(keys)}. Default: {default}."
     )

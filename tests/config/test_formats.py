@@ -174,13 +174,13 @@ def test_every_endpoint_refuses_a_repeated_parameter(demo_admin, ids, anon):
     periods) alike. Every route refuses it once the caller is authenticated (JSONErrorsMixin)."""
     checked = []
     for method, path in _api_routes(ids):
-        url = f"{path}?fields=id&fields=name"
+        url = f"{path}?ids=1&ids=2"
         response = getattr(demo_admin, method)(url, {}, format="json") if method != "get" else demo_admin.get(url)
         assert response.status_code == 400, (path, response.status_code, response.content[:200])
         assert response["Content-Type"] == "application/json", path
         assert response.json() == {
-            "message": "Repeated query parameter: fields; send one value, comma-separated.",
-            "errors": {"fields": ["Given 2 times; send one value, comma-separated (fields=id,name)."]},
+            "message": "Repeated query parameter: ids; send one value, comma-separated.",
+            "errors": {"ids": ["Given 2 times; send one value, comma-separated (ids=1,2)."]},
         }, path
         checked.append(path)
     contract = ids["contract_pk"]
@@ -192,6 +192,46 @@ def test_every_endpoint_refuses_a_repeated_parameter(demo_admin, ids, anon):
     } <= set(checked)  # fmt: skip
     # Refused after authentication, as any bad parameter: without a token, a 401 first.
     assert anon.get("/api/v1/contracts?status=active&status=draft").status_code == 401
+
+
+def _shape(response):
+    body = response.json()
+    return [sorted(row) for row in body] if isinstance(body, list) else body if response.status_code != 200 else None
+
+
+def test_repeated_fields_and_sort_are_one_list_on_every_endpoint(demo_admin, ids):
+    """Found by an outside integrator: generated clients (openapi-python-client) ignore
+    `explode: false` and send `?fields=id&fields=name`, which every route refused. `fields` and
+    `sort` are lists by nature: their repeats are the comma-separated list, on every route that
+    reads them, the views that are not collections (reports, visits) too."""
+    checked = []
+    for method, path in _api_routes(ids):
+        if method != "get" or path.endswith("/stream"):
+            continue
+        for param, values in (("fields", ["id", "name"]), ("sort", ["-id", "name"])):
+            response = demo_admin.get(f"{path}?{param}={values[0]}&{param}={values[1]}")
+            assert b"Repeated query parameter" not in response.content, (path, response.content[:200])
+            expected = demo_admin.get(f"{path}?{param}={','.join(values)}")
+            assert response.status_code == expected.status_code, (path, param, response.content[:200])
+            if _is_json(expected) and not response.streaming:
+                assert _shape(response) == _shape(expected), (path, param)
+        checked.append(path)
+    assert len(checked) > 40, checked
+    # The views that read their own parameters join them too.
+    contract = ids["contract_pk"]
+    for path, query, joined in (
+        (
+            f"/api/v1/contracts/{contract}/visits",
+            "fields=state&fields=occurrence&sort=state&sort=-occurrence",
+            "fields=state,occurrence&sort=state,-occurrence",
+        ),
+        ("/api/v1/reports/at_risk", "fields=id&fields=due_at&sort=-due_at&sort=id", "fields=id,due_at&sort=-due_at,id"),
+    ):
+        response = demo_admin.get(f"{path}?{query}")
+        assert response.status_code == 200, (path, response.content[:300])
+        assert response.json() == demo_admin.get(f"{path}?{joined}").json(), path
+    visits = demo_admin.get(f"/api/v1/contracts/{contract}/visits?fields=state&fields=occurrence").json()
+    assert visits and all(set(visit) == {"state", "occurrence"} for visit in visits), visits
 
 
 def test_a_repeated_filter_value_is_not_read_as_its_last(api):

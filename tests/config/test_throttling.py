@@ -78,6 +78,11 @@ class TestHeaders:
         response = client.get("/api/v1/counterparties")
         assert 1 <= int(response["Retry-After"]) <= 3600
         assert rate_headers(response)[1] == 0
+        # One rounding: the header says what the message says (it said one second more).
+        assert (
+            response.json()["message"]
+            == f"Request was throttled. Expected available in {response['Retry-After']} seconds."
+        )
 
 
 @pytest.mark.django_db

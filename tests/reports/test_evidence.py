@@ -276,3 +276,23 @@ def test_the_penalty_steps_show_the_clauses_amounts_as_it_states_them(api, org):
     update_job(job, minutes(90), status="resolved")
     steps = client.get(url(Breach.objects.get(sla_rule__metric="resolution"))).json()["penalty"]
     assert (steps["fixed_amount"], steps["per_unit_amount"]) == ("3.000", "0.000")
+
+
+@pytest.mark.django_db
+def test_the_rules_monthly_cap_reads_as_the_rule_does(api, org):
+    """Found by an outside integrator: the pack's `rule.monthly_penalty_cap` read "5000.0000" (as
+    stored) while `/sla_rules/{id}`, GraphQL and the pack's own `penalty.monthly_cap` read
+    "5000.00". It is the rule's text now, in the minor unit as enforced (rounded down), and in the
+    digest as such."""
+    from tests.breaches.factories import active_contract, make_job, make_rule, minutes, update_job
+
+    contract = active_contract(org, currency="JPY")
+    rule = make_rule(contract, penalty={"fixed_amount": "100"}, monthly_penalty_cap="2500.9")
+    update_job(make_job(contract), minutes(90), status="in_progress")
+    client = api("viewer")
+    pack = client.get(url(Breach.objects.get())).json()
+    cap = client.get(f"/api/v1/sla_rules/{rule.pk}").json()["monthly_penalty_cap"]
+    assert pack["rule"]["monthly_penalty_cap"] == cap == pack["penalty"]["monthly_cap"] == "2500"
+    body = {key: value for key, value in pack.items() if key != "sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert pack["sha256"] == hashlib.sha256(canonical).hexdigest()
