@@ -162,7 +162,7 @@ def _reference_type(arg_name: str) -> str:
 
 
 # Mutations whose answer is not the object their `id` names.
-ACTS_ON = {"redeliverWebhookEvents": "Webhook"}
+ACTS_ON = {"pingWebhook": "Webhook", "redeliverWebhookEvents": "Webhook"}
 
 
 def _mutation_type(sweep: Sweep, field) -> str:
