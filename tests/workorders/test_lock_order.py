@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from breaches import services as breach_services
 from breaches.services import scan_breaches
+from contracts import services as contract_services
+from contracts.models import Contract
 from events.feed import hold_order
 from slas import services as sla_services
 from slas.models import SlaRule
@@ -168,6 +170,31 @@ def test_a_job_update_waits_for_a_scan_batch_instead_of_deadlocking(org, monkeyp
         assert session.finish().error is None, repr(session.error)
     assert not scan.result.failures
     assert WorkOrder.objects.get(pk=job.pk).status == "in_progress"
+
+
+def test_a_contract_update_waits_for_the_lifecycle_run_instead_of_deadlocking(org, monkeypatch):
+    """`run_lifecycle` claimed each contract with SKIP LOCKED before its event, while a contract
+    write holds the order and then locks the contract (`contracts.services._locked`)."""
+    contract = make_contract(org, status="scheduled", start_date=timezone.localdate() - dt.timedelta(days=1))
+    claimed, go = threading.Event(), threading.Event()
+    original = contract_services.record_event
+
+    def slow_record_event(*, type, **kw):
+        if type == "contract.state_changed" and not claimed.is_set():
+            claimed.set()  # the run holds the contract and is still at work when the update comes
+            assert go.wait(30)
+        return original(type=type, **kw)
+
+    monkeypatch.setattr(contract_services, "record_event", slow_record_event)
+    run = start(lambda: contract_services.run_lifecycle(now=timezone.now()))
+    assert claimed.wait(10)
+    update = start(lambda: contract_services.update_contract(instance=contract, actor=None, data={"name": "Pumps"}))
+    wait_until_blocked(update)
+    go.set()
+    for session in (update, run):
+        assert session.finish().error is None, repr(session.error)
+    assert not run.result.failures and run.result.activated == 1
+    assert Contract.objects.values_list("status", "name").get(pk=contract.pk) == ("active", "Pumps")
 
 
 def test_a_rule_edit_waits_for_a_scan_batch_instead_of_deadlocking(org, monkeypatch):
