@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from config.bulk_insert import builder, bulk_insert
 from config.errors import Conflict, Unprocessable
+from events.feed import hold_order
 from events.services import record_event, record_events
 from slas import clock
 from slas.models import Calendar, SlaRule
@@ -436,6 +437,15 @@ def _rule_scope(queryset, rule_field: str, skip=(), only: int | None = None):
     return queryset
 
 
+def _hold_order_of(candidates, batch_size: int) -> list[int]:
+    """Hold the event order of the organizations of a batch's first `batch_size` candidates (read
+    without a lock), before the batch locks any row (events.feed, "Lock order"): a job update holds
+    the order and then locks the job's clocks, and settling a breach locks it. Their ids, sorted."""
+    organizations = sorted(set(candidates.values_list("organization_id", flat=True)[:batch_size]))
+    hold_order(organizations)
+    return organizations
+
+
 def past_due_clocks(*, now: dt.datetime, organization=None):
     """Running clocks still running after their stored due time, in due order: one query on the
     partial index `clock_running_due`, never a walk over the open jobs."""
@@ -476,11 +486,14 @@ _DETECTION_READ = (
 )  # fmt: skip
 
 
-def detection_query(*, now: dt.datetime, organization=None, skip=(), only: int | None = None):
+def detection_query(*, now: dt.datetime, organization=None, skip=(), only: int | None = None, organizations=None):
     """What a detection batch claims: the running clocks past due (`past_due_clocks`) that no other
     scanner holds, locked, as rows (`_DETECTION_READ`) with their job's reference (their rules are
-    the scan's, their holds read per batch). `skip`, `only`: `_rule_scope`."""
+    the scan's, their holds read per batch). `skip`, `only`: `_rule_scope`; `organizations`: only
+    theirs (those whose order the batch holds)."""
     due = _rule_scope(past_due_clocks(now=now, organization=organization), "rule_id", skip, only)
+    if organizations is not None:
+        due = due.filter(_among("organization_id", organizations))
     due = due.select_for_update(skip_locked=True, of=("self",))
     return due.annotate(job_reference=F("work_order__reference")).values_list(*_DETECTION_READ)
 
@@ -528,12 +541,18 @@ def _detect_batch(
 ) -> tuple[int, int]:
     """Claim up to `batch_size` running clocks past due and record their breaches.
 
+    The organizations' order is held first (`_hold_order_of`), then only their clocks are claimed.
     Rows another scanner holds are skipped; the claimed ones flip to breached in the same
     transaction, so no other scanner claims them again. `rules`: the scan's (a new one if None).
     """
     rules = rules or _ScanRules(now)
     with transaction.atomic():
-        rows = list(detection_query(now=now, organization=organization, skip=skip, only=only)[:batch_size])
+        due = _rule_scope(past_due_clocks(now=now, organization=organization), "rule_id", skip, only)
+        organizations = _hold_order_of(due, batch_size)
+        if not organizations:
+            return 0, 0
+        claim = detection_query(now=now, organization=organization, skip=skip, only=only, organizations=organizations)
+        rows = list(claim[:batch_size])
         if not rows:
             return 0, 0
         claimed = [row[0] for row in rows]
@@ -599,13 +618,16 @@ def _escalate_batch(
 ) -> tuple[int, int]:
     """Announce each escalation level a running clock has passed, once per clock and level.
 
-    A constant number of statements per batch: the clocks (with their jobs' summaries, as rows),
-    their rules not yet read by this scan, their jobs' holds, one UPDATE of every clock's
-    bookkeeping, and the events."""
+    A constant number of statements per batch: the clocks' organizations and their order lock
+    (`_hold_order_of`), the clocks (with their jobs' summaries, as rows), their rules not yet read
+    by this scan, their jobs' holds, one UPDATE of every clock's bookkeeping, and the events."""
     rules = rules or _ScanRules(now)
     with transaction.atomic():
         due = _rule_scope(escalating_clocks(now=now, organization=organization), "rule_id", skip, only)
-        due = due.select_for_update(skip_locked=True, of=("self",))
+        organizations = _hold_order_of(due, batch_size)
+        if not organizations:
+            return 0, 0
+        due = due.filter(_among("organization_id", organizations)).select_for_update(skip_locked=True, of=("self",))
         rows = list(due.annotate(job_reference=F("work_order__reference")).values_list(*_ESCALATION_READ)[:batch_size])
         if not rows:
             return 0, 0
@@ -723,26 +745,35 @@ def _refresh_batch(
 ) -> tuple[int, int, tuple, int]:
     """Refresh the figures of breaches whose clocks run; finalise those whose clocks stopped.
 
-    Set-based: a constant number of statements per batch whatever its size (the breaches with
-    their clocks, the rules locked, the calendars the scan has not read yet (`calendars`: the
-    scan's, by id), the month's totals, the holds of the running ones, one UPDATE of every row,
-    and for the finalised ones their events). The figures are those of `_measure` and
-    `_PenaltyBook.price`, computed over plain tuples in (rule, pk) order (each rule's in pk order:
-    the order of its monthly cap's room), the business time by the same pure clock. `after`: the
-    (rule, pk) of the last breach of the previous batch; returned for this one's (a batch holds
-    few rules, each with its breaches together: fewer rules to lock and fewer month totals to read
-    than a batch in pk order, where each rule's breaches are spread over every batch).
+    Set-based: a constant number of statements per batch whatever its size (the breaches' keys and
+    organizations, their organizations' order lock, the breaches with their clocks, the rules
+    locked, the calendars the scan has not read yet (`calendars`: the scan's, by id), the month's
+    totals, the holds of the running ones, one UPDATE of every row, and for the finalised ones
+    their events). The figures are those of `_measure` and `_PenaltyBook.price`, computed over
+    plain tuples in (rule, pk) order (each rule's in pk order: the order of its monthly cap's
+    room), the business time by the same pure clock. `after`: the (rule, pk) of the last breach
+    the previous batch read; returned for this one's (a batch holds few rules, each with its
+    breaches together: fewer rules to lock and fewer month totals to read than a batch in pk
+    order, where each rule's breaches are spread over every batch).
     """
     with transaction.atomic():
-        open_breaches = Breach.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+        due = Breach.objects.filter(
             Q(measured_at__isnull=True) | Q(measured_at__lte=now - REFRESH_EVERY), _key_after(after), final=False
         )
-        open_breaches = _rule_scope(_scope(open_breaches, organization), "sla_rule_id", skip, only)
-        open_breaches = open_breaches.annotate(**_refresh_figures(now))
-        open_breaches = open_breaches.order_by("sla_rule_id", "pk")
-        rows = list(open_breaches.values_list(*_REFRESH_READ)[:batch_size])
-        if not rows:
+        due = _rule_scope(_scope(due, organization), "sla_rule_id", skip, only).order_by("sla_rule_id", "pk")
+        # The batch's breaches read first without a lock, to hold their organizations' order
+        # before locking any (events.feed, "Lock order"); then those, locked. The walk goes on
+        # after the last one read, locked or not (another scanner's are skipped, as before).
+        window = list(due.values_list("sla_rule_id", "pk", "organization_id")[:batch_size])
+        if not window:
             return 0, 0, after, 0
+        hold_order({org_id for _rule_id, _pk, org_id in window})
+        end = window[-1][:2]
+        open_breaches = due.filter(_among("pk", [pk for _rule_id, pk, _org_id in window]))
+        open_breaches = open_breaches.select_for_update(skip_locked=True, of=("self",))
+        rows = list(open_breaches.annotate(**_refresh_figures(now)).values_list(*_REFRESH_READ))
+        if not rows:
+            return 0, 0, end, 0
         # The rules of the breaches' clocks (a breach follows its clock to a new version of its rule).
         book = _PenaltyBook({row[21] for row in rows}, {row[6] for row in rows}, load=True, calendars=calendars)
         cancelled_state, waived = SlaClock.State.CANCELLED, Breach.State.WAIVED
@@ -822,7 +853,7 @@ def _refresh_batch(
             record_events(type="breach.finalized", items=items, occurred_at=now)
         else:
             _commit_without_waiting_for_the_disk()
-        return changed, len(finalized), (rows[-1][2], rows[-1][0]), len(rows)
+        return changed, len(finalized), end, len(rows)
 
 
 def _commit_without_waiting_for_the_disk() -> None:

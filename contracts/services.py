@@ -702,7 +702,13 @@ def _candidates(queryset, batch_size: int = 500):
 
 
 def _lock_if(pk: int, **conditions) -> Contract | None:
-    """The contract, locked, if it still meets the conditions; None if another runner got there first."""
+    """The contract, locked, if it still meets the conditions; None if another runner got there first.
+    Its organization's event order first (events.feed, "Lock order"): a contract write holds it and
+    then waits for the row, while the runner would hold the row and wait for it at its event."""
+    organization_id = Contract.objects.filter(pk=pk).values_list("organization_id", flat=True).first()
+    if organization_id is None:
+        return None
+    hold_order([organization_id])
     return (
         Contract.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("organization", "renewed_from")

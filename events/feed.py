@@ -18,12 +18,17 @@ has the argument, the alternatives and the measured cost).
 
 **Lock order.** The order lock is held from a transaction's first event to its commit, and the
 handlers that run under it lock rows (a calendar edit or a back-dated rule recomputes its jobs,
-locking each job and its clocks; a breach's penalty locks its contract). A transaction that
-locks such a row *before* its first event would wait for the order lock while holding what the
-holder waits for: a deadlock. So a write that locks a job or a contract takes its organization's
-order first (`hold_order`, then the row): `workorders.services.update_work_order`,
-`contracts.services._locked`, `slas.services._open_contract`, `ledger.services.post_entry`.
-Taking it twice in one transaction is harmless (PostgreSQL counts it).
+locking each job and its clocks; a breach's penalty locks its contract; a breach's price locks its
+rule). A transaction that locks such a row *before* its first event would wait for the order lock
+while holding what the holder waits for: a deadlock. So a write that locks a job, a contract or a
+rule takes its organization's order first (`hold_order`, then the row):
+`workorders.services.update_work_order`, `contracts.services._locked`,
+`slas.services._open_contract` (and a rule's edit, amendment, restatement or deletion, before the
+rule's row), `ledger.services.post_entry`. Claims with `SKIP LOCKED` too: each breach scan batch
+reads its candidates' organizations without a lock, holds their order, then claims only their rows
+(`breaches.services._hold_order_of`, `_refresh_batch`); `run_lifecycle`'s steps hold a contract's
+order before claiming it (`contracts.services._lock_if`). Taking it twice in one transaction is
+harmless (PostgreSQL counts it).
 
 **Poke.** After the commit (`transaction.on_commit`), one message per organization goes through
 the channel layer to the group `group_name(organization_id)`: "this organization has new events".

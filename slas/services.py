@@ -197,6 +197,7 @@ def carry_rules_into_renewal(event) -> int:
 @transaction.atomic
 def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
     """Edit in place while the contract is a draft; past draft only the name (terms: `amend`)."""
+    hold_order([instance.organization_id])  # before the rule's row: events.feed, "Lock order"
     rule = SlaRule.objects.select_for_update().get(pk=instance.pk)
     contract = _open_contract(rule.contract, terms=False)  # terms: only in draft, below
     if "contract" in data and data["contract"].pk != rule.contract_id:
@@ -221,6 +222,7 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
 def delete_rule(*, instance: SlaRule, actor) -> None:
     """Delete a rule of a draft contract (its terms are still being written; no clock cites it).
     Past draft a rule is history: clocks and breaches cite it; it ends with an amendment (409)."""
+    hold_order([instance.organization_id])  # before the rule's row: events.feed, "Lock order"
     rule = SlaRule.objects.select_for_update(of=("self",)).select_related("contract").get(pk=instance.pk)
     if rule.contract.status != Contract.Status.DRAFT:
         raise Conflict(
@@ -248,6 +250,7 @@ def restate_rule(*, rule: SlaRule, actor, data: dict) -> SlaRule:
     does to a rule that takes effect at or after the amendment's own date (there is no earlier
     part of it to keep as a version; found by an outside sweep: such an amendment could never be
     approved). Its jobs' clocks are recomputed by the workorders handler of `sla_rule.updated`."""
+    hold_order([rule.organization_id])  # before the rule's row: events.feed, "Lock order"
     rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
     _open_contract(rule.contract)
     return _write_changes(rule, {name: value for name, value in data.items() if name in RULE_TERMS}, actor)
@@ -260,6 +263,7 @@ def amend_rule(*, rule: SlaRule, actor, data: dict, effective_from: dt.datetime 
     Jobs reported before that instant keep the old version; those reported at or after it
     switch to the successor (their clocks are recomputed by the workorders handler).
     """
+    hold_order([rule.organization_id])  # before the rule's row: events.feed, "Lock order"
     rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
     _open_contract(rule.contract)
     effective_from = effective_from or timezone.now()

@@ -4,6 +4,8 @@
 test database while the test holds an EXCLUSIVE lock on `table`; once every process waits on that
 lock (their `SELECT ... FOR UPDATE` needs a row lock, which waits on it), the test commits and
 they run side by side. Returns their outputs; a process that exits non-zero fails the test.
+`organization=`: the test holds that organization's event order (`events.feed.hold_order`)
+instead, for commands that take it before they lock any row (the breach scan's batches).
 """
 
 from __future__ import annotations
@@ -45,8 +47,12 @@ def start_command(command: list[str], env: dict | None = None) -> subprocess.Pop
     )
 
 
-def at_barrier(table: str, command: list[str], copies: int = 2, env: dict | None = None) -> list[str]:
+def at_barrier(
+    table: str | None, command: list[str], copies: int = 2, env: dict | None = None, organization: int | None = None
+) -> list[str]:
     import psycopg
+
+    from events.feed import EVENT_LOCK_CLASS, _lock_key
 
     db = connection.settings_dict
     barrier = psycopg.connect(
@@ -58,7 +64,17 @@ def at_barrier(table: str, command: list[str], copies: int = 2, env: dict | None
     )
     processes = []
     try:
-        barrier.execute(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE')
+        if organization is None:
+            barrier.execute(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE')
+            waits = "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted", [table]
+        else:
+            key = [EVENT_LOCK_CLASS, _lock_key(organization)]
+            barrier.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+            waits = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = %s"
+                " AND objid::bigint = %s AND objsubid = 2 AND NOT granted",
+                key,
+            )
         processes = [start_command(command, env) for _ in range(copies)]
         deadline = time.monotonic() + 120
         waiting = 0
@@ -67,9 +83,7 @@ def at_barrier(table: str, command: list[str], copies: int = 2, env: dict | None
             assert not crashed, [p.communicate() for p in crashed]
             assert time.monotonic() < deadline, f"the {copies} processes never all reached the barrier"
             time.sleep(0.05)
-            waiting = barrier.execute(
-                "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted", [table]
-            ).fetchone()[0]
+            waiting = barrier.execute(*waits).fetchone()[0]
         barrier.commit()  # all are waiting: let them go at once
         outputs = []
         for process in processes:

@@ -1,8 +1,9 @@
 """Two `scan_breaches` at the same instant record each breach and each escalation exactly once
 (DESIGN §6, §8, §10: the scheduled commands run on every node).
 
-On PostgreSQL the two scans are real OS processes on the test database, held at a barrier (a
-table lock the test holds until both wait on it) so they start claiming clocks at the same time.
+On PostgreSQL the two scans are real OS processes on the test database, held at a barrier (the
+organization's event order, which a batch holds before it claims clocks: the test holds it until
+both wait on it) so they start claiming clocks at the same time.
 On SQLite (one process, in-memory test database) the two scans run one after the other, and the
 second must find nothing left to do.
 
@@ -50,10 +51,10 @@ def summary(output: str) -> dict[str, int]:
     return dict(zip(keys, map(int, match.groups()), strict=True))
 
 
-def two_scans_at_once() -> list[str]:
-    """Two scan processes held at a barrier (claiming clocks waits on a table lock), released together."""
+def two_scans_at_once(org) -> list[str]:
+    """Two scan processes held at a barrier (a batch waits for the organization's order), released together."""
     command = ["scan_breaches", "--now", NOW.isoformat(), "--batch-size", str(BATCH)]
-    return at_barrier("workorders_slaclock", command)
+    return at_barrier(None, command, organization=org.pk)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -77,7 +78,7 @@ def test_two_scans_at_once_record_each_breach_and_each_escalation_once(org):
     assert not SlaClock.objects.filter(due_at__gte=NOW).exists()
 
     if connection.vendor == "postgresql":
-        outputs = two_scans_at_once()
+        outputs = two_scans_at_once(org)
     else:
         outputs = [scan(NOW, batch_size=BATCH), scan(NOW, batch_size=BATCH)]
         assert summary(outputs[1])["new"] == summary(outputs[1])["escalations"] == 0

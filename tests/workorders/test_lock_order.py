@@ -17,8 +17,13 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from breaches import services as breach_services
+from breaches.services import scan_breaches
+from contracts import services as contract_services
+from contracts.models import Contract
 from events.feed import hold_order
 from slas import services as sla_services
+from slas.models import SlaRule
 from tests.contracts.factories import make_contract
 from tests.locking import holding, start, wait_until_blocked
 from tests.slas.factories import make_calendar, make_rule
@@ -103,3 +108,117 @@ def test_a_status_change_that_waited_for_the_job_happens_after_the_change_it_wai
         assert session.finish().error is None, repr(session.error)
     job.refresh_from_db()
     assert job.status == "on_hold" and job.holds.get().reason == "parts"
+
+
+# --- the breach scan ------------------------------------------------------------------------------
+
+
+def past_due_job(org, contract):
+    """A job whose response clock (60 minutes) ran out four hours ago."""
+    return make_job(org, contract=contract, reported_at=timezone.now() - dt.timedelta(hours=5))
+
+
+def detection(org, contract):
+    make_rule(contract, target_minutes=60, effective_from=timezone.now() - dt.timedelta(days=2))
+    return past_due_job(org, contract)
+
+
+def escalation(org, contract):
+    level = {"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}
+    make_rule(contract, target_minutes=600, escalation=[level], effective_from=timezone.now() - dt.timedelta(days=2))
+    return make_job(org, contract=contract, reported_at=timezone.now() - dt.timedelta(hours=6))  # not due yet
+
+
+def refresh(org, contract):
+    """Two open breaches; one's clock stopped behind the scan's back, so the refresh batch that
+    holds both finalises it and records its event. The PATCH stops the other's clock, and settling
+    that breach locks it."""
+    make_rule(contract, target_minutes=60, effective_from=timezone.now() - dt.timedelta(days=2))
+    stopped, job = past_due_job(org, contract), past_due_job(org, contract)
+    scan_breaches(now=timezone.now() - dt.timedelta(minutes=5))
+    SlaClock.objects.filter(work_order=stopped).update(stopped_at=timezone.now(), elapsed_seconds=5 * 3600)
+    return job
+
+
+@pytest.mark.parametrize(
+    "setup, event_type",
+    [(detection, "breach.detected"), (escalation, "sla.escalation"), (refresh, "breach.finalized")],
+)
+def test_a_job_update_waits_for_a_scan_batch_instead_of_deadlocking(org, monkeypatch, setup, event_type):
+    """A scan batch claimed its clocks (or breaches) with SKIP LOCKED and took the order lock only
+    at its events, while a job update holds the order and then locks the job's clocks (and, as a
+    clock stops, its breach): PostgreSQL killed one of them (found by an outside tester). The
+    batch now holds its organizations' order before it claims anything."""
+    contract = make_contract(org, status="active")
+    job = setup(org, contract)
+    claimed, go = threading.Event(), threading.Event()
+    original = breach_services.record_events
+
+    def slow_record_events(*, type, items, **kw):
+        if type == event_type and items and not claimed.is_set():
+            claimed.set()  # the batch holds its rows and is still at work when the update comes
+            assert go.wait(30)
+        return original(type=type, items=items, **kw)
+
+    monkeypatch.setattr(breach_services, "record_events", slow_record_events)
+    scan = start(lambda: scan_breaches(now=timezone.now()))
+    assert claimed.wait(10)
+    update = start(lambda: services.update_work_order(instance=job, actor=None, data={"status": "in_progress"}))
+    wait_until_blocked(update)
+    go.set()
+    for session in (update, scan):
+        assert session.finish().error is None, repr(session.error)
+    assert not scan.result.failures
+    assert WorkOrder.objects.get(pk=job.pk).status == "in_progress"
+
+
+def test_a_contract_update_waits_for_the_lifecycle_run_instead_of_deadlocking(org, monkeypatch):
+    """`run_lifecycle` claimed each contract with SKIP LOCKED before its event, while a contract
+    write holds the order and then locks the contract (`contracts.services._locked`)."""
+    contract = make_contract(org, status="scheduled", start_date=timezone.localdate() - dt.timedelta(days=1))
+    claimed, go = threading.Event(), threading.Event()
+    original = contract_services.record_event
+
+    def slow_record_event(*, type, **kw):
+        if type == "contract.state_changed" and not claimed.is_set():
+            claimed.set()  # the run holds the contract and is still at work when the update comes
+            assert go.wait(30)
+        return original(type=type, **kw)
+
+    monkeypatch.setattr(contract_services, "record_event", slow_record_event)
+    run = start(lambda: contract_services.run_lifecycle(now=timezone.now()))
+    assert claimed.wait(10)
+    update = start(lambda: contract_services.update_contract(instance=contract, actor=None, data={"name": "Pumps"}))
+    wait_until_blocked(update)
+    go.set()
+    for session in (update, run):
+        assert session.finish().error is None, repr(session.error)
+    assert not run.result.failures and run.result.activated == 1
+    assert Contract.objects.values_list("status", "name").get(pk=contract.pk) == ("active", "Pumps")
+
+
+def test_a_rule_edit_waits_for_a_scan_batch_instead_of_deadlocking(org, monkeypatch):
+    """A scan batch holds the order and then locks its rules (the monthly cap); a rule edit
+    locked the rule and then waited for the order (`slas.services._open_contract`)."""
+    contract = make_contract(org, status="active")
+    rule = make_rule(contract, target_minutes=60, effective_from=timezone.now() - dt.timedelta(days=2))
+    make_job(org, contract=contract, reported_at=timezone.now() - dt.timedelta(hours=5))
+    held, go = threading.Event(), threading.Event()
+    original = breach_services.hold_order
+
+    def slow_hold_order(organization_ids):
+        original(organization_ids)
+        if not held.is_set():
+            held.set()  # the batch holds the order and has not locked its rules yet
+            assert go.wait(30)
+
+    monkeypatch.setattr(breach_services, "hold_order", slow_hold_order)
+    scan = start(lambda: scan_breaches(now=timezone.now()))
+    assert held.wait(10)
+    edit = start(lambda: sla_services.update_rule(instance=rule, actor=None, data={"name": "Respond in an hour"}))
+    wait_until_blocked(edit)
+    go.set()
+    for session in (edit, scan):
+        assert session.finish().error is None, repr(session.error)
+    assert not scan.result.failures and scan.result.new_breaches == 1
+    assert SlaRule.objects.get(pk=rule.pk).name == "Respond in an hour"
