@@ -9,6 +9,7 @@ from decimal import Decimal
 from contracts.models import Contract
 from contracts.services import run_lifecycle
 from ledger.models import LedgerEntry
+from slas.models import Calendar
 from tests.contracts.factories import make_contract
 from tests.ledger.helpers import job, post
 
@@ -30,6 +31,16 @@ def plan_contract(org, **terms) -> Contract:
         **terms,
     }
     return make_contract(org, **fields)
+
+
+def office_calendar(org) -> Calendar:
+    """Weekdays 08:00-17:00 in Amsterdam: a billing calendar for out-of-hours charging."""
+    return Calendar.objects.create(
+        organization=org,
+        name="Office",
+        time_zone="Europe/Amsterdam",
+        hours=[{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
+    )
 
 
 def work_at(contract: Contract, hours, at: dt.datetime, work_order=None) -> LedgerEntry:

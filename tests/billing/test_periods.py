@@ -11,9 +11,8 @@ from config.api.exceptions import Conflict
 from contracts.models import Contract
 from ledger import services as ledger
 from ledger.models import LedgerEntry
-from slas.models import Calendar
 
-from .helpers import d, lifecycle, local, plan_contract, work_at
+from .helpers import d, lifecycle, local, office_calendar, plan_contract, work_at
 
 pytestmark = pytest.mark.django_db
 
@@ -105,12 +104,7 @@ def test_prepay_lot_expires_after_its_months_and_is_bought_each_period(org):
 
 
 def test_charged_hours_apply_minimum_rounding_and_the_out_of_hours_multiplier(org):
-    calendar = Calendar.objects.create(
-        organization=org,
-        name="Office",
-        time_zone="Europe/Amsterdam",
-        hours=[{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
-    )
+    calendar = office_calendar(org)
     contract = plan_contract(
         org,
         minimum_charge_minutes=60,

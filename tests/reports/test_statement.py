@@ -19,8 +19,7 @@ from pypdf import PdfReader
 from breaches.models import Breach
 from ledger.models import LedgerEntry
 from ledger.services import expire_lots
-from slas.models import Calendar
-from tests.billing.helpers import d, local, plan_contract, work_at
+from tests.billing.helpers import d, local, office_calendar, plan_contract, work_at
 from tests.ledger.helpers import credit, post, work
 from tests.reports.factories import build_dataset
 
@@ -204,12 +203,7 @@ def test_the_pdf_prints_any_script_and_a_long_reason_in_full(api, org):
 def test_work_counts_as_charged_so_a_months_closing_is_the_next_ones_opening(api, org):
     """With a minimum charge and an out-of-hours multiplier the balance moves by the charged
     hours; the statement counts those, with the hours worked beside them."""
-    calendar = Calendar.objects.create(
-        organization=org,
-        name="Office",
-        time_zone="Europe/Amsterdam",
-        hours=[{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
-    )
+    calendar = office_calendar(org)
     contract = plan_contract(
         org, minimum_charge_minutes=60, out_of_hours_multiplier=d("1.5"), billing_calendar=calendar, allow_overrun=True
     )

@@ -198,6 +198,21 @@ def probe_received(ws, org) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def graphql_subscribed(server, token, org, **options):
+    """A graphql-transport-ws connection subscribed to `events`, live: the subscription sends what
+    is written from its start, so it is live once a probe event comes through."""
+    with connect(f"{server.ws}/api/graphql", open_timeout=10, subprotocols=["graphql-transport-ws"], **options) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {"token": token}}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+        query = "subscription { events { kind cursor event { id payload } } }"
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        until = time.monotonic() + 60
+        while not probe_received(ws, org):
+            assert time.monotonic() < until, "the subscription never delivered a probe event"
+        yield ws
+
+
 def wait_for_output(server, text: str, deadline: float = 60) -> None:
     """Until the server has logged `text`: a condition, not a fixed sleep, so that a loaded
     machine (CI beside other suites) only makes the test slower, never wrong."""
@@ -242,17 +257,7 @@ def test_a_graphql_subscriber_that_stops_reading_is_closed_4408_by_a_real_server
     """The same wall for `subscription { events }` over graphql-transport-ws."""
     viewer = issue_tokens(make_member("viewer", org))["access"]
     with AsgiServer({**server_env, "STREAM_SEND_TIMEOUT": "1", "LOG_LEVEL": "INFO"}) as server:
-        with connect(
-            f"{server.ws}/api/graphql", open_timeout=10, max_queue=4, subprotocols=["graphql-transport-ws"]
-        ) as ws:
-            ws.send(json.dumps({"type": "connection_init", "payload": {"token": viewer}}))
-            assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
-            query = "subscription { events { kind cursor event { id payload } } }"
-            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
-            # The subscription sends what is written from now on: live once a probe event comes through.
-            until = time.monotonic() + 60
-            while not probe_received(ws, org):
-                assert time.monotonic() < until, "the subscription never delivered a probe event"
+        with graphql_subscribed(server, viewer, org, max_queue=4) as ws:
             flood(org)
             wait_for_output(server, "closing a slow consumer (4408)")  # its send waited past the timeout
             received, code = read_until_closed(ws)
@@ -293,14 +298,7 @@ def test_a_graphql_subscriber_that_leaves_mid_stream_is_let_go_quietly(kind, ser
     viewer = issue_tokens(make_member("viewer", org))["access"]
     with AsgiServer(server_env, server=kind) as server:
         for _ in range(3):
-            with connect(f"{server.ws}/api/graphql", open_timeout=10, subprotocols=["graphql-transport-ws"]) as ws:
-                ws.send(json.dumps({"type": "connection_init", "payload": {"token": viewer}}))
-                assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
-                query = "subscription { events { kind cursor event { id payload } } }"
-                ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
-                until = time.monotonic() + 60
-                while not probe_received(ws, org):
-                    assert time.monotonic() < until, "the subscription never delivered a probe event"
+            with graphql_subscribed(server, viewer, org) as ws:
                 flood(org)
                 json.loads(ws.recv(timeout=10))  # the subscription is sending the flood
                 ws.socket.close()
