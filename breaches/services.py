@@ -365,6 +365,7 @@ def on_clock_stopped(event) -> bool:
 def acknowledge_breach(*, breach: Breach, actor, now: dt.datetime | None = None) -> Breach:
     """Acknowledge an open breach (409 once acknowledged or waived)."""
     now = now or timezone.now()
+    hold_order([breach.organization_id])  # before the row: events.feed, "Lock order"
     breach = Breach.objects.select_for_update().get(pk=breach.pk)
     if breach.state != Breach.State.OPEN:
         raise Conflict(f"Only an open breach can be acknowledged; this one is {breach.state}.")
@@ -383,6 +384,7 @@ def waive_breach(*, breach: Breach, actor, reason: str, now: dt.datetime | None 
     reason = (reason or "").strip()
     if not reason:
         raise Unprocessable("A waiver needs a reason.", {"reason": ["This field may not be blank."]})
+    hold_order([breach.organization_id])  # before the row: events.feed, "Lock order"
     breach = Breach.objects.select_for_update().get(pk=breach.pk)
     if breach.state == Breach.State.WAIVED:
         raise Conflict(f"The breach was already waived at {breach.waived_at.isoformat()}.")

@@ -24,7 +24,8 @@ while holding what the holder waits for: a deadlock. So a write that locks a job
 rule takes its organization's order first (`hold_order`, then the row):
 `workorders.services.update_work_order`, `contracts.services._locked`,
 `slas.services._open_contract` (and a rule's edit, amendment, restatement or deletion, before the
-rule's row), `ledger.services.post_entry`. Claims with `SKIP LOCKED` too: each breach scan batch
+rule's row), `ledger.services.post_entry`, a breach's acknowledgement and waiver (a job update
+settles the breach of a clock it stops). Claims with `SKIP LOCKED` too: each breach scan batch
 reads its candidates' organizations without a lock, holds their order, then claims only their rows
 (`breaches.services._hold_order_of`, `_refresh_batch`); `run_lifecycle`'s steps hold a contract's
 order before claiming it (`contracts.services._lock_if`). Taking it twice in one transaction is

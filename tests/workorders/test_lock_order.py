@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from breaches import services as breach_services
+from breaches.models import Breach
 from breaches.services import scan_breaches
 from contracts import services as contract_services
 from contracts.models import Contract
@@ -222,3 +223,36 @@ def test_a_rule_edit_waits_for_a_scan_batch_instead_of_deadlocking(org, monkeypa
         assert session.finish().error is None, repr(session.error)
     assert not scan.result.failures and scan.result.new_breaches == 1
     assert SlaRule.objects.get(pk=rule.pk).name == "Respond in an hour"
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "waive"])
+def test_a_job_update_waits_for_a_waiver_instead_of_deadlocking(org, monkeypatch, action):
+    """A waiver (or an acknowledgement) locked its breach and then waited for the order at its
+    event, while a job update holds the order and then, as the job's clock stops, settles (locks)
+    that breach."""
+    contract = make_contract(org, status="active")
+    job = detection(org, contract)
+    scan_breaches(now=timezone.now())
+    breach = Breach.objects.get(work_order=job)
+    locked, go = threading.Event(), threading.Event()
+    original = breach_services.record_event
+
+    def slow_record_event(*, type, **kw):
+        if type == f"breach.{action}d" and not locked.is_set():
+            locked.set()  # the breach is locked and its event not yet recorded
+            assert go.wait(30)
+        return original(type=type, **kw)
+
+    monkeypatch.setattr(breach_services, "record_event", slow_record_event)
+    if action == "waive":
+        decide = start(lambda: breach_services.waive_breach(breach=breach, actor=None, reason="agreed"))
+    else:
+        decide = start(lambda: breach_services.acknowledge_breach(breach=breach, actor=None))
+    assert locked.wait(10)
+    update = start(lambda: services.update_work_order(instance=job, actor=None, data={"status": "in_progress"}))
+    wait_until_blocked(update)
+    go.set()
+    for session in (update, decide):
+        assert session.finish().error is None, repr(session.error)
+    assert Breach.objects.get(pk=breach.pk).state == f"{action}d"
+    assert WorkOrder.objects.get(pk=job.pk).status == "in_progress"
