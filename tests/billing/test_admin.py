@@ -27,20 +27,25 @@ def test_export_pending_action_makes_one_batch(demo_staff):
     assert batch.line_count == len(pending) and not BillingLine.objects.filter(status="pending").exists()
 
 
+def instantiate_form(template, reference: str, start_date: str) -> dict:
+    """The action's confirmation form, for the first counterparty of the template's organization."""
+    counterparty = Counterparty.objects.filter(organization=template.organization).first()
+    return {
+        "action": "instantiate",
+        "_selected_action": [template.pk],
+        "apply": "Instantiate",
+        "counterparty": counterparty.pk,
+        "reference": reference,
+        "start_date": start_date,
+    }
+
+
 def test_instantiate_action_asks_then_makes_a_draft(demo_staff):
     template = ContractTemplate.objects.get(name="Managed service, 20 hours a month")
     url = "/admin/billing/contracttemplate/"
     form = demo_staff.post(url, {"action": "instantiate", "_selected_action": [template.pk]})
     assert form.status_code == 200 and "Instantiate" in form.content.decode()
-    counterparty = Counterparty.objects.filter(organization=template.organization).first()
-    body = {
-        "action": "instantiate",
-        "_selected_action": [template.pk],
-        "apply": "Instantiate",
-        "counterparty": counterparty.pk,
-        "reference": "MS-ADMIN-1",
-        "start_date": "2027-01-01",
-    }
+    body = instantiate_form(template, "MS-ADMIN-1", "2027-01-01")
     response = demo_staff.post(url, body, follow=True)
     assert response.status_code == 200
     contract = Contract.objects.get(reference="MS-ADMIN-1")
@@ -63,15 +68,7 @@ def test_instantiate_action_asks_then_makes_a_draft(demo_staff):
 def test_instantiate_action_checks_the_contract_as_the_api_does(demo_staff, start_date, field, message):
     # Found by an outside sweep: the action built the contract by hand, without the API's checks.
     template = ContractTemplate.objects.get(name="Managed service, 20 hours a month")
-    counterparty = Counterparty.objects.filter(organization=template.organization).first()
-    body = {
-        "action": "instantiate",
-        "_selected_action": [template.pk],
-        "apply": "Instantiate",
-        "counterparty": counterparty.pk,
-        "reference": "MS-ADMIN-BAD",
-        "start_date": start_date,
-    }
+    body = instantiate_form(template, "MS-ADMIN-BAD", start_date)
     response = demo_staff.post("/admin/billing/contracttemplate/", body)
     assert response.status_code == 200
     errors = response.context["form"].errors

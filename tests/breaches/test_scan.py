@@ -365,8 +365,9 @@ def test_a_breach_whose_job_times_are_corrected_to_met_carries_no_penalty(contra
 # --- business time and pauses -------------------------------------------------------------------
 
 
-def test_figures_are_business_minutes_and_a_target_running_out_at_closing_is_due_then(org, contract):
-    calendar = create_calendar(
+def office_calendar(org):
+    """Weekdays 08:00-17:00 in Amsterdam, made through the service."""
+    return create_calendar(
         organization=org,
         actor=None,
         data={
@@ -376,6 +377,10 @@ def test_figures_are_business_minutes_and_a_target_running_out_at_closing_is_due
             "holidays": [],
         },
     )
+
+
+def test_figures_are_business_minutes_and_a_target_running_out_at_closing_is_due_then(org, contract):
+    calendar = office_calendar(org)
     make_rule(contract, target_minutes=120, calendar=calendar, penalty={"fixed_amount": "40", **CLAUSE})
     friday_15h = dt.datetime(2026, 3, 13, 14, 0, tzinfo=UTC)  # 15:00 in Amsterdam (UTC+1)
     make_job(contract, friday_15h)
@@ -714,16 +719,7 @@ def test_the_migration_finds_each_versions_first(contract):
 def test_a_rule_whose_calendar_cannot_be_read_is_skipped_and_reported(org, other_org, contract, batch_size):
     # Found by an outside sweep: one calendar with a time zone the machine does not know (a tzdata
     # upgrade that drops a zone) failed every scan, for every organization, rules without a calendar too.
-    office = create_calendar(
-        organization=org,
-        actor=None,
-        data={
-            "name": "Office",
-            "time_zone": "Europe/Amsterdam",
-            "hours": [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
-            "holidays": [],
-        },
-    )
+    office = office_calendar(org)
     bad = make_rule(contract, target_minutes=60, calendar=office, escalation=LEVELS)
     round_the_clock = make_rule(contract, metric="resolution", target_minutes=60, pause_on_hold=False)
     elsewhere = make_rule(active_contract(other_org), target_minutes=60, escalation=LEVELS)
