@@ -14,6 +14,8 @@ This module imports nothing from Django REST framework (a test keeps it so).
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfoNotFoundError
+
 
 class DomainError(Exception):
     """A rule of the domain refused the operation: a message and optional per-field errors.
@@ -72,6 +74,30 @@ class NotFound(DomainError):
     kind = "not_found"
     default_message = "Not found."
     exit_code = 5
+
+
+class UnknownStoredTimeZone(Conflict):
+    """A stored calendar's or contract's time zone that this server's time zone database lacks (a
+    tzdata upgrade dropped or renamed it): nothing that needs it can be computed until an admin sets
+    a known zone. Every face answers it as a conflict that says so, not as a server fault."""
+
+    def __init__(self, zone: str, holder: str = "A calendar or contract of this request"):
+        self.zone = zone
+        super().__init__(
+            f"{holder} has an unknown time zone {zone!r}: this server's time zone database (tzdata) does"
+            " not have it. An admin must set it to a known zone."
+        )
+
+
+def as_domain_error(exc: BaseException) -> DomainError | None:
+    """`exc` as the domain error it stands for, when it is one raised by a library: a stored time
+    zone missing from tzdata (`zoneinfo` raises it wherever the zone is first read)."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, ZoneInfoNotFoundError):
+        zone = str(exc.args[0]) if exc.args else ""
+        return UnknownStoredTimeZone(zone.removeprefix("No time zone found with key "))
+    return None
 
 
 # The name the services have used since the first issue (422 Unprocessable Entity).

@@ -218,6 +218,14 @@ def parse_hours(items: object) -> tuple[tuple[int, str, str], ...]:
     return _check_hours(triples)
 
 
+class UnknownTimeZone(ValueError):
+    """A time zone this machine's time zone database (tzdata) does not have."""
+
+    def __init__(self, zone) -> None:
+        self.zone = zone
+        super().__init__(f"unknown time zone {zone!r}")
+
+
 @dataclass(frozen=True)
 class CalendarSpec:
     """A business-hours calendar: what `compile_calendar` compiles and caches.
@@ -239,7 +247,7 @@ class CalendarSpec:
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ValueError(f"unknown time zone {self.time_zone!r}") from None
+            raise UnknownTimeZone(self.time_zone) from None
         try:
             triples = [tuple(item) for item in self.hours]
         except TypeError:

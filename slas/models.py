@@ -8,11 +8,12 @@ import datetime as dt
 
 from django.db import models
 
+from config.errors import UnknownStoredTimeZone
 from contracts.models import Contract
 from tenancy.models import TenantModel, validate_time_zone
 
 from .clock import Calendar as CompiledCalendar
-from .clock import CalendarSpec, compile_calendar, compile_keyed
+from .clock import CalendarSpec, UnknownTimeZone, compile_calendar, compile_keyed
 
 
 class Calendar(TenantModel):
@@ -44,15 +45,23 @@ class Calendar(TenantModel):
 
     @property
     def spec(self) -> CalendarSpec:
-        """The clock's view of this calendar (hashable: equal calendars share one compiled form)."""
-        return CalendarSpec(
-            time_zone=self.time_zone,
-            hours=tuple((h["weekday"], h["start"], h["end"]) for h in self.hours),
-            holidays=frozenset(dt.date.fromisoformat(h["date"]) for h in self.holidays),
-            country=self.holiday_country or None,
-            subdivision=self.holiday_subdivision or None,
-            working_days=frozenset(dt.date.fromisoformat(day) for day in self.working_days),
-        )
+        """The clock's view of this calendar (hashable: equal calendars share one compiled form).
+
+        A stored calendar whose zone this server's tzdata lacks (an upgrade dropped it) is a
+        conflict naming the calendar: every clock, report and export on it answers that, not a 500."""
+        try:
+            return CalendarSpec(
+                time_zone=self.time_zone,
+                hours=tuple((h["weekday"], h["start"], h["end"]) for h in self.hours),
+                holidays=frozenset(dt.date.fromisoformat(h["date"]) for h in self.holidays),
+                country=self.holiday_country or None,
+                subdivision=self.holiday_subdivision or None,
+                working_days=frozenset(dt.date.fromisoformat(day) for day in self.working_days),
+            )
+        except UnknownTimeZone as exc:
+            if self.pk is None:
+                raise
+            raise UnknownStoredTimeZone(exc.zone, f"Calendar {self.pk}") from None
 
     @property
     def compiled(self) -> CompiledCalendar:

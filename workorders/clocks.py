@@ -316,6 +316,7 @@ def _not_compiled():
 class _CalendarRow(NamedTuple):
     """What `Calendar.spec` reads of a calendar row."""
 
+    pk: int
     time_zone: str
     hours: list
     holidays: list
@@ -338,9 +339,9 @@ def compiled_calendars(stamps: dict[int, dt.datetime]) -> dict[int | None, clock
         except _NotCompiled:
             missing.append(pk)
     if missing:
-        for pk, stamp, *columns in Calendar.objects.filter(pk__in=missing).values_list(
-            "id", "updated_at", *_CalendarRow._fields
+        for stamp, pk, *columns in Calendar.objects.filter(pk__in=missing).values_list(
+            "updated_at", "id", *_CalendarRow._fields[1:]
         ):
-            row = _CalendarRow(*columns)
+            row = _CalendarRow(pk, *columns)
             compiled[pk] = clock.compile_keyed(("calendar", pk), stamp, lambda row=row: Calendar.spec.fget(row))
     return compiled

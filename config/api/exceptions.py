@@ -1,8 +1,8 @@
 """The error envelope (DESIGN §5): every API error is `{"message": ..., "errors": {...}}`.
 
-Status codes: 400 bad parameters or malformed JSON, 401, 403, 404, 405, 409 illegal transition
-or conflicting write, 422 validation failed, 429 with Retry-After. Anything unexpected is a
-JSON 500, logged with its traceback, never an HTML page.
+Status codes: 400 bad parameters or malformed JSON, 401, 403, 404, 405, 409 illegal transition,
+conflicting write or a stored time zone tzdata lacks, 422 validation failed, 429 with Retry-After.
+Anything unexpected is a JSON 500, logged with its traceback, never an HTML page.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from config.errors import BadRequest, Conflict, DomainError, Forbidden, Invalid, NotFound, Unprocessable
+from config.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unprocessable,
+    as_domain_error,
+)
 
 logger = logging.getLogger("api")
 
@@ -124,6 +133,8 @@ def exception_handler(exc, context):
         # rolled back whole, so the client may simply send the request again.
         logger.warning("retryable database error mapped to 409: %s", exc)
         exc = Conflict(CONFLICTING_WRITE)
+    else:
+        exc = as_domain_error(exc) or exc
 
     if isinstance(exc, DomainError):
         body = _envelope(exc.message, exc.errors)

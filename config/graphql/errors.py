@@ -20,7 +20,7 @@ import strawberry
 from django.core.exceptions import ObjectDoesNotExist
 from graphql import GraphQLError
 
-from config.errors import DomainError
+from config.errors import DomainError, as_domain_error
 
 logger = logging.getLogger("api")
 
@@ -58,7 +58,9 @@ def is_client_error(error: GraphQLError) -> bool:
     """The client's error, shown to it as it is (a bad document, a refused argument, the limits,
     NOT_FOUND, a domain error): not a fault of the server's, which `format_error` masks."""
     original = error.original_error
-    return original is None or isinstance(original, GraphQLError | ObjectDoesNotExist | DomainError)
+    if original is None or isinstance(original, GraphQLError | ObjectDoesNotExist):
+        return True
+    return as_domain_error(original) is not None
 
 
 def format_error(error: GraphQLError) -> GraphQLError:
@@ -66,6 +68,7 @@ def format_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
         return error
+    original = as_domain_error(original) or original
     if isinstance(original, ObjectDoesNotExist):
         return GraphQLError("Not found.", error.nodes, error.source, error.positions, error.path,
                             extensions={"code": "NOT_FOUND"})  # fmt: skip
