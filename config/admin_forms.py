@@ -29,6 +29,7 @@ from django.db import models, transaction
 from django.http import HttpResponseRedirect
 from django.utils.module_loading import import_string
 
+from .api.exceptions import flatten_errors
 from .errors import DomainError
 
 
@@ -119,8 +120,8 @@ class ApiCheckedForm(forms.ModelForm):
         except DomainError as exc:  # a clash the serializer finds (a sourceID used twice)
             self._add_errors(exc.errors or {None: [exc.message]}, names)
             return False
-        if not valid:
-            self._add_errors(check.errors, names)
+        if not valid:  # keyed by path as the API answers them (`hours[2]`), each under its field
+            self._add_errors(flatten_errors(check.errors), names)
             return False
         # The values as the API stores them, for the dry run and the save alike: the serializer
         # normalises some (a holiday subdivision "gb-sct" is "SCT"; found by an outside sweep).

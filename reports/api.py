@@ -479,13 +479,13 @@ class InlineCalendarSerializer(StrictInputMixin, serializers.Serializer):
 
     def validate(self, attrs):
         try:
-            return clock.CalendarSpec(
-                time_zone=attrs["time_zone"],
-                hours=clock.parse_hours(attrs["hours"]),
-                holidays=frozenset(attrs["holidays"]),
-            )
+            hours = clock.parse_hours(attrs["hours"])
+        except clock.HoursError as exc:
+            raise serializers.ValidationError({"hours": exc.detail()}) from None
+        try:
+            return clock.CalendarSpec(time_zone=attrs["time_zone"], hours=hours, holidays=frozenset(attrs["holidays"]))
         except ValueError as exc:
-            raise serializers.ValidationError({"hours" if "hours" in str(exc) else "time_zone": [str(exc)]}) from None
+            raise serializers.ValidationError({"time_zone": [str(exc)]}) from None
 
 
 class ProposedSerializer(StrictInputMixin, serializers.Serializer):

@@ -28,7 +28,7 @@ from contracts.models import Contract
 from tenancy.currencies import MONEY_BOUNDS
 
 from . import ical, services
-from .clock import parse_hours, supported_countries
+from .clock import HoursError, parse_hours, supported_countries
 from .models import Calendar, SlaRule
 from .schemas import SCHEMAS, validation_errors
 
@@ -91,8 +91,8 @@ class CalendarSerializer(ResourceSerializer):
         """Stored normalised: sorted by weekday and start, times as "HH:MM"."""
         try:
             hours = parse_hours(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        except HoursError as exc:
+            raise serializers.ValidationError(exc.detail()) from None
         if not hours:
             # A calendar without working time would make every clock on it never due.
             raise serializers.ValidationError("At least one working interval is needed.")

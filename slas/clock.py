@@ -165,27 +165,39 @@ def _minutes(value: object, *, is_end: bool) -> int | None:
     return hour * 60 + minute
 
 
+class HoursError(ValueError):
+    """A working interval refused: its index in `hours` (None: the list as a whole) and why. The
+    message names the path (`hours[2]: ...`); the API keys the reason by that path."""
+
+    def __init__(self, index: int | None, reason: str) -> None:
+        self.index, self.reason = index, reason
+        super().__init__(reason if index is None else f"hours[{index}]: {reason}")
+
+    def detail(self) -> dict | list:
+        """DRF's error detail of the `hours` field: by index (flattened to `hours[2]`) when it has one."""
+        return [self.reason] if self.index is None else {self.index: [self.reason]}
+
+
 def _check_hours(items: Sequence[tuple[object, object, object]]) -> tuple[tuple[int, str, str], ...]:
-    """Validate (weekday, start, end) triples; return them sorted. ValueError names the index."""
+    """Validate (weekday, start, end) triples; return them sorted. HoursError names the index."""
     checked = []
     for index, (weekday, start, end) in enumerate(items):
-        where = f"hours[{index}]"
         if type(weekday) is not int or not 1 <= weekday <= 7:
-            raise ValueError(f"{where}: weekday must be an integer from 1 (Monday) to 7 (Sunday), not {weekday!r}")
+            raise HoursError(index, f"weekday must be an integer from 1 (Monday) to 7 (Sunday), not {weekday!r}")
         start_minute = _minutes(start, is_end=False)
         if start_minute is None:
-            raise ValueError(f'{where}: start must be a time "HH:MM" from 00:00 to 23:59, not {start!r}')
+            raise HoursError(index, f'start must be a time "HH:MM" from 00:00 to 23:59, not {start!r}')
         end_minute = _minutes(end, is_end=True)
         if end_minute is None:
-            raise ValueError(f'{where}: end must be a time "HH:MM" from 00:01 to 24:00, not {end!r}')
+            raise HoursError(index, f'end must be a time "HH:MM" from 00:01 to 24:00, not {end!r}')
         if end_minute <= start_minute:
-            raise ValueError(f"{where}: end {end} must be after start {start}")
+            raise HoursError(index, f"end {end} must be after start {start}")
         checked.append((weekday, start_minute, end_minute, index))
     checked.sort()
     for previous, current in zip(checked, checked[1:], strict=False):
         if current[0] == previous[0] and current[1] < previous[2]:
             first, second = sorted((previous[3], current[3]))
-            raise ValueError(f"hours[{second}]: overlaps hours[{first}] on weekday {current[0]}")
+            raise HoursError(second, f"overlaps hours[{first}] on weekday {current[0]}")
     return tuple((weekday, _hhmm(start), _hhmm(end)) for weekday, start, end, _ in checked)
 
 
@@ -197,23 +209,23 @@ def parse_hours(items: object) -> tuple[tuple[int, str, str], ...]:
     """Validate API input ``[{"weekday": 1, "start": "08:00", "end": "17:00"}, ...]``.
 
     Returns the ``CalendarSpec.hours`` tuple of ``(weekday, "HH:MM", "HH:MM")``, sorted. Raises
-    ValueError with a message naming the offending index (``hours[2]: ...``) for a missing key, a
+    HoursError with a message naming the offending index (``hours[2]: ...``) for a missing key, a
     weekday that is not an integer 1-7, a time that is not "HH:MM" ("24:00" is allowed only as an
     end), an end not after its start, or two intervals that overlap on the same weekday
     (intervals that merely touch, 08:00-12:00 and 12:00-17:00, are fine).
     """
     if not isinstance(items, list | tuple):
-        raise ValueError("hours must be a list of {weekday, start, end} objects")
+        raise HoursError(None, "hours must be a list of {weekday, start, end} objects")
     triples = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ValueError(f"hours[{index}]: must be an object with weekday, start and end")
+            raise HoursError(index, "must be an object with weekday, start and end")
         for key in ("weekday", "start", "end"):
             if key not in item:
-                raise ValueError(f"hours[{index}]: {key} is required")
+                raise HoursError(index, f"{key} is required")
         unknown = sorted(set(item) - {"weekday", "start", "end"})
         if unknown:
-            raise ValueError(f"hours[{index}]: unknown key(s) {', '.join(map(str, unknown))}")
+            raise HoursError(index, f"unknown key(s) {', '.join(map(str, unknown))}")
         triples.append((item["weekday"], item["start"], item["end"]))
     return _check_hours(triples)
 

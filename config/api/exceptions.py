@@ -62,7 +62,7 @@ CONFLICTING_WRITE = "Conflicting write: the record was changed or created concur
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error detail to `{"field.sub[0]": ["message"]}`."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
@@ -73,7 +73,7 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
                 path = f"{prefix}[{name}]"
             elif name == "base" and prefix:  # a nested object's own errors are the object's: `holidays[0]`
                 path = prefix
-            for k, v in _flatten(value, path).items():
+            for k, v in flatten_errors(value, path).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
@@ -82,7 +82,7 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
             for index, item in enumerate(detail):
                 if item in ({}, []):
                     continue
-                for k, v in _flatten(item, f"{prefix}[{index}]").items():
+                for k, v in flatten_errors(item, f"{prefix}[{index}]").items():
                     out.setdefault(k, []).extend(v)
     else:
         out.setdefault(prefix or "base", []).append(str(detail))
@@ -141,7 +141,7 @@ def exception_handler(exc, context):
         status_code = STATUS_BY_KIND.get(exc.kind, status.HTTP_400_BAD_REQUEST)
     elif isinstance(exc, exceptions.ValidationError):
         status_code = 422
-        body = _envelope("Validation failed.", _flatten(exc.detail))
+        body = _envelope("Validation failed.", flatten_errors(exc.detail))
     elif isinstance(exc, exceptions.ParseError):
         status_code = 400
         body = _envelope(f"Malformed request body: {exc.detail}")

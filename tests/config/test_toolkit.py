@@ -163,10 +163,10 @@ def test_a_filter_set_builds_only_the_filters_a_request_names():
 
 
 def test_list_item_errors_are_keyed_by_json_path():
-    from config.api.exceptions import _flatten
+    from config.api.exceptions import flatten_errors
 
     detail = {"priorities": {0: ["Not a valid choice."]}, "holidays": [{}, {"date": ["Invalid date."]}]}
-    assert _flatten(detail) == {"priorities[0]": ["Not a valid choice."], "holidays[1].date": ["Invalid date."]}
+    assert flatten_errors(detail) == {"priorities[0]": ["Not a valid choice."], "holidays[1].date": ["Invalid date."]}
 
 
 @pytest.mark.django_db

@@ -157,6 +157,10 @@ def test_proposed_penalties_calendar_and_priorities(api, org, other_org):
             {"sla_rule_id": "RULE", "proposed": {"calendar": {"time_zone": "Mars/Base", "hours": []}}},
             "proposed.calendar",
         ),
+        (
+            {"sla_rule_id": "RULE", "proposed": {"calendar": {"time_zone": "UTC", "hours": [{"weekday": 9}]}}},
+            "proposed.calendar.hours[0]",
+        ),
         ({"sla_rule_id": "RULE", "from": "2026-03-01T00:00:00", "proposed": {"target_minutes": 30}}, "from"),
         ({"sla_rule_id": "RULE", "to": "2026-02-01T00:00:00Z", "proposed": {"target_minutes": 30}}, "to"),
         ({"sla_rule_id": "RULE", "to": "2024-01-01T12:99:00Z", "proposed": {"target_minutes": 30}}, "to"),  # a 500 once

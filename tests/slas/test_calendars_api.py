@@ -135,9 +135,26 @@ class TestCalendarValidation:
     def test_invalid_hours_are_422_naming_the_fault(self, api, hours, fragment):
         response = post(api("manager"), hours=hours)
         assert response.status_code == 422, response.content
-        errors = response.json()["errors"]
-        assert set(errors) == {"hours"}
-        assert fragment in errors["hours"][0]
+        ((path, messages),) = response.json()["errors"].items()
+        assert fragment in f"{path}: {messages[0]}"
+
+    @pytest.mark.parametrize(
+        ("hours", "path", "message"),
+        [
+            ([{"weekday": 1, "start": "08:00", "end": "17:00"}, {"weekday": 9, "start": "08:00", "end": "17:00"}],
+             "hours[1]", "weekday must be an integer from 1 (Monday) to 7 (Sunday), not 9"),
+            ([{"weekday": 1, "start": "08:00", "end": "12:00"}, {"weekday": 1, "start": "11:00", "end": "17:00"}],
+             "hours[1]", "overlaps hours[0] on weekday 1"),
+            (["Mon 08:00-17:00"], "hours[0]", "must be an object with weekday, start and end"),
+            ({"weekday": 1}, "hours", "hours must be a list of {weekday, start, end} objects"),
+        ],
+    )  # fmt: skip
+    def test_an_intervals_error_is_keyed_by_its_path(self, api, hours, path, message):
+        # Found by an outside sweep: every error was keyed `hours`, the index only in the message,
+        # while a holiday's was keyed `holidays[1]`.
+        response = post(api("manager"), hours=hours)
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {path: [message]}
 
     def test_several_intervals_a_day_touching_intervals_and_a_24_00_end_are_fine(self, api):
         hours = [
