@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -54,7 +55,11 @@ PERIOD_MONEY = ["period_charge", "overage_charge", "prepay_purchases", "top_up_p
 class PeriodsView(ContractLedgerView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("as_of", str, description="ISO timestamp with offset (default now; not in the future).")
+            OpenApiParameter(
+                "as_of",
+                OpenApiTypes.DATETIME,
+                description="ISO 8601 timestamp with an offset (default now; not in the future).",
+            )
         ],
         responses={
             200: inline_serializer(
