@@ -3,9 +3,12 @@
 - `export_calendar`: the weekly working hours as weekly recurring events (RRULE FREQ=WEEKLY in
   the calendar's time zone) and every holiday of the asked years (public ones from the country,
   the calendar's own additions, minus its working days) as all-day events.
-- `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event gives
-  each of its days; a yearly or other recurring one its occurrences within `RECURRENCE_YEARS`),
-  or `IcsError` naming the fault (line, component, property) for a malformed file. A recurring
+- `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event, by DTEND
+  or DURATION in whole days, gives each of its days; a yearly or other recurring one its
+  occurrences within `RECURRENCE_YEARS` and its RDATE dates, less its EXDATE dates; an override
+  (RECURRENCE-ID) replaces the occurrence it names; a STATUS:CANCELLED event gives none), or
+  `IcsError` naming the fault (line, component, property) for a malformed file, and naming what
+  would change an event's days but is not read (EXRULE, RECURRENCE-ID;RANGE, ...). A recurring
   event's RRULE is checked as a visit plan's is (`workorders.recurrence.validate`: DAILY or
   coarser, since holidays are dates; a rule no date satisfies refused at once) and expanded
   lazily up to its horizon; a file gives at most `MAX_HOLIDAYS` dates from at most `MAX_EVENTS`
