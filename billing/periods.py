@@ -24,8 +24,8 @@ Figures (hours as the ledger counts them, i.e. charged hours):
 - `expired_hours`: unused hours of lots that expired in the period, less what rolled over.
 
 Money in the contract's currency, each amount rounded to its minor unit (half up):
-`period_charge` (with `annual_increase_percent` compounded at each anniversary of the start, each
-year's charge rounded), `overage_charge` = overage x rate, `prepay_purchases` = prepaid hours x
+`period_charge` (with `annual_increase_percent` compounded at each anniversary of the start, at
+the percentage in force on that anniversary, each year's charge rounded), `overage_charge` = overage x rate, `prepay_purchases` = prepaid hours x
 price, `top_up_purchases` = each top-up's hours x price, `service_credits` = minus the net
 penalties of the period, and their `total`.
 
@@ -128,22 +128,24 @@ def plan_of(timeline: Timeline, span: Span) -> Contract:
 
 
 def period_charge(contract: Contract, span: Span, timeline: Timeline | None = None) -> Decimal | None:
-    """The charge of the plan in force on the period's start, raised by `annual_increase_percent`
-    at each anniversary of the contract's start since that charge was set (an amended charge is
-    the new base from its effective date; the increases before it are in the amount agreed)."""
+    """The charge of the plan in force on the period's start, raised at each anniversary of the
+    contract's start since that charge was set (an amended charge is the new base from its
+    effective date; the increases before it are in the amount agreed). Each anniversary raises it
+    by the `annual_increase_percent` in force on that anniversary: an amended percentage applies
+    from the next anniversary after it takes effect and re-prices none before (an outside test:
+    10% from December raised December at once and compounded twice in January)."""
     timeline = timeline or Timeline(contract)
     plan = plan_of(timeline, span)
     if plan.period_charge is None:
         return None
     charge = quantize(plan.period_charge, contract.currency)
-    if plan.annual_increase_percent:
-        since = timeline.since(span.start_date, "period_charge")
-        factor = 1 + plan.annual_increase_percent / 100
-        years = 1
-        while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
-            if anniversary > since:
-                charge = storable(charge * factor, contract.currency)
-            years += 1
+    since = timeline.since(span.start_date, "period_charge")
+    years = 1
+    while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
+        percent = timeline.on(anniversary).annual_increase_percent if anniversary > since else None
+        if percent:
+            charge = storable(charge * (1 + percent / 100), contract.currency)
+        years += 1
     return charge
 
 
