@@ -149,6 +149,19 @@ def period_charge(contract: Contract, span: Span, timeline: Timeline | None = No
     return charge
 
 
+def renewal_terms(*, original: Contract, last_day: dt.date) -> dict:
+    """What a renewal charges a period (`contracts.services.register_renewal_terms`): the charge of
+    the original's period in force on its last day, so it continues at the price it ended at with
+    the increases earned (an outside test: a renewal restarted at the year-1 base). The renewal's
+    own anniversaries raise it from there. Nothing when no period is in force on that day."""
+    timeline = Timeline(original)
+    found = spans(original, until=original.start_of_day(last_day), timeline=timeline)
+    if not found or found[-1].end_date <= last_day:
+        return {}
+    charge = period_charge(original, found[-1], timeline)
+    return {} if charge is None else {"period_charge": charge}
+
+
 def top_up_price(plan: Contract) -> Decimal:
     """The top-up price of a plan (the terms in force when the top-up was bought)."""
     return Decimal(str((plan.auto_top_up or {}).get("price_per_hour", "0")))

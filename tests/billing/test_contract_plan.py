@@ -1,13 +1,16 @@
 """The billing plan on `/api/v1/contracts`: terms like the others (draft only), validated."""
 
+import datetime as dt
+
 import pytest
 
+from contracts import terms
 from contracts.models import Contract
 from contracts.services import renew_contract
 from slas.models import Calendar
 from tests.contracts.factories import make_contract
 
-from .helpers import d, plan_contract
+from .helpers import d, lifecycle, local, plan_contract
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +160,38 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
     created = client.post(f"/api/v1/contracts/{euro.pk}/line_items", item, format="json")
     assert created.status_code == 201 and created.json()["unit_price"] == "12.50"
     assert client.get(f"/api/v1/contracts/{euro.pk}/line_items").json()[0]["unit_price"] == "12.50"
+
+
+def escalating(org, **fields) -> Contract:
+    """1000.00 a month from 2024-12-01 for two years, +10% a year: 1100.00 in its second year."""
+    contract = plan_contract(
+        org, period_charge=d(1000), annual_increase_percent=d(10), hours_per_period=d(5),
+        start_date=dt.date(2024, 12, 1), expiry_date=dt.date(2026, 11, 30), **fields,
+    )  # fmt: skip
+    contract.refresh_from_db()
+    terms.start_versions(contract, origin="creation", now=local(2024, 12, 1))
+    return contract
+
+
+def test_a_renewal_continues_at_the_charge_in_force_on_the_last_day(api, org):
+    """Found by an outside test: a renewal copied the base charge (1000.00) and so dropped every
+    increase earned (1100.00 on the last day). By the clause: it charges 1100.00, and its own
+    first anniversary raises that (1210.00); by hand: the draft says 1100.00."""
+    manager = api("manager")
+    clause = escalating(org, auto_renew=True, renewal_term_months=24)
+    lifecycle(local(2027, 12, 2, 6))
+    renewal = Contract.objects.get(renewed_from=clause)
+    assert renewal.status == "active" and renewal.start_date == dt.date(2026, 12, 1)
+    assert manager.get(f"/api/v1/contracts/{renewal.pk}").json()["period_charge"] == "1100.00"
+    response = manager.get(
+        "/api/v1/billing_lines", {"contract_id": f"{clause.pk},{renewal.pk}", "kind": "period_charge", "per_page": 100}
+    )
+    charges = {line["date"]: line["amount"] for line in response.json()}
+    assert (charges["2025-11-01"], charges["2025-12-01"], charges["2026-11-01"]) == ("1000.00", "1100.00", "1100.00")
+    assert (charges["2026-12-01"], charges["2027-11-01"], charges["2027-12-01"]) == ("1100.00", "1100.00", "1210.00")
+
+    by_hand = escalating(org)
+    response = manager.post(f"/api/v1/contracts/{by_hand.pk}/renew", {}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["start_date"], response.json()["period_charge"]) == ("2026-12-01", "1100.00")
+    assert response.json()["annual_increase_percent"] == "10.00"
