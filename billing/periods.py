@@ -25,9 +25,9 @@ Figures (hours as the ledger counts them, i.e. charged hours):
 
 Money in the contract's currency, each amount rounded to its minor unit (half up):
 `period_charge` (with `annual_increase_percent` compounded at each anniversary of the start, at
-the percentage in force on that anniversary, each year's charge rounded), `overage_charge` = overage x rate, `prepay_purchases` = prepaid hours x
-price, `top_up_purchases` = each top-up's hours x price, `service_credits` = minus the net
-penalties of the period, and their `total`.
+the percentage in force on that anniversary, each year's charge rounded), `overage_charge` =
+overage x rate, `prepay_purchases` = prepaid hours x price, `top_up_purchases` = each top-up's
+hours x price, `service_credits` = minus the net penalties of the period, and their `total`.
 
 One pass over the ledger, in time order, with one `LotBook` (the ledger's own lot replay) whose
 overrun is read at each period boundary: O(entries log lots + periods).
