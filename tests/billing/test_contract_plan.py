@@ -195,3 +195,57 @@ def test_a_renewal_continues_at_the_charge_in_force_on_the_last_day(api, org):
     assert response.status_code == 201, response.content
     assert (response.json()["start_date"], response.json()["period_charge"]) == ("2026-12-01", "1100.00")
     assert response.json()["annual_increase_percent"] == "10.00"
+
+
+NEEDS_PERIODS = ["Needs a billing_period other than none."]
+
+
+def test_an_overage_rate_needs_billing_periods(api, org):
+    """Found by an outside test: a rate without periods let the contract overrun (the overrun is
+    allowed because it is billed) but overage is billed when a period closes, and there were none:
+    the overrun was never billed. Refused as the other period-bound terms are, everywhere."""
+    client, admin = api("manager"), api("admin")
+    counterparty = make_contract(org).counterparty
+    body = {
+        "reference": "OVR-1", "name": "overage no plan", "contract_type": "service_contract",
+        "counterparty_id": counterparty.pk, "counterparty_role": "customer", "start_date": "2026-11-01",
+        "expiry_date": "2027-10-31", "currency": "EUR", "hours_budget": "10", "overage_rate": "100",
+    }  # fmt: skip
+    response = client.post("/api/v1/contracts", body, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+    created = client.post("/api/v1/contracts", {**body, "billing_period": "monthly"}, format="json")
+    assert created.status_code == 201, created.content
+    response = client.patch(f"/api/v1/contracts/{created.json()['id']}", {"billing_period": "none"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+    response = client.patch(f"/api/v1/contracts/{make_contract(org).pk}", {"overage_rate": "100"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+
+    active = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(active, origin="creation", now=local(2026, 1, 1))
+    amendment = {"effective_date": "2027-03-01", "changes": {"overage_rate": "90"}, "reason": "billed"}
+    response = admin.post(f"/api/v1/contracts/{active.pk}/amendments", amendment, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"changes.overage_rate": NEEDS_PERIODS}
+
+    template = {"name": "No periods", "contract_type": "service_contract", "currency": "EUR", "overage_rate": "100"}
+    response = client.post("/api/v1/contract_templates", template, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+
+
+def test_a_plan_stored_with_an_overage_rate_without_periods_can_still_be_changed(api, org):
+    """Rows stored before the rule keep their plan; a write that sets neither the rate nor the
+    period is not refused for it, one that sets either is held to the rule."""
+    client, admin = api("manager"), api("admin")
+    draft = make_contract(org, overage_rate=d(100))
+    url = f"/api/v1/contracts/{draft.pk}"
+    assert client.patch(url, {"name": "Renamed"}, format="json").status_code == 200
+    response = client.patch(url, {"overage_rate": "90"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+    assert client.patch(url, {"billing_period": "monthly"}, format="json").status_code == 200
+
+    active = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31), overage_rate=d(100))
+    terms.start_versions(active, origin="creation", now=local(2026, 1, 1))
+    url = f"/api/v1/contracts/{active.pk}/amendments"
+    amendment = {"effective_date": "2027-03-01", "changes": {"hours_budget": "50.00"}, "reason": "more"}
+    assert admin.post(url, amendment, format="json").status_code == 201
+    amendment["changes"] = {"overage_rate": None}
+    assert admin.post(url, amendment, format="json").status_code == 201
