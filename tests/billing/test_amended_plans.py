@@ -49,9 +49,7 @@ def amend(contract, people, effective: dt.date, changes: dict, *, now: dt.dateti
 
 
 def lines(contract, kind):
-    return list(
-        BillingLine.objects.filter(contract=contract, kind=kind).order_by("date").values_list("date", "amount")
-    )
+    return list(BillingLine.objects.filter(contract=contract, kind=kind).order_by("date").values_list("date", "amount"))
 
 
 def test_a_new_rate_from_april_charges_the_old_rate_before_and_the_new_one_after(org, people):
