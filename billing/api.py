@@ -406,6 +406,10 @@ INSTANTIATE_BODY = {
         "counterparty_id": {"type": "integer"},
         "reference": {"type": "string", "maxLength": 64},
         "start_date": {"type": "string", "format": "date"},
+        "currency": {
+            "type": "string",
+            "description": "The template's unless it states no amount: its prices are in its currency (a 422).",
+        },
     },
     "required": ["counterparty_id", "reference", "start_date"],
     "additionalProperties": True,
@@ -417,7 +421,22 @@ def instantiation_data(template: ContractTemplate, body: dict, context: dict) ->
     the template's fields, then `body`'s (`counterparty_id`, `reference`, `start_date`, any writable
     contract field), `expiry_date` the end of `term_months` unless given. The start is checked
     before the term is counted on from it (the dates end in 2999), and again with the computed
-    expiry. Raises the serializer's ValidationError. Shared by the API and the admin's action."""
+    expiry. A `currency` other than the template's is refused when the template states any amount
+    (its figures are in its currency). Raises the serializer's ValidationError. Shared by the API
+    and the admin's action."""
+    currency = body.get("currency", template.currency)
+    amounts = services.template_amounts(template)
+    if currency != template.currency and amounts:
+        # The same figures in another currency are other amounts (an outside test: 2400.00 EUR
+        # became 2400 JPY); amendments refuse a currency change for the same reason.
+        raise serializers.ValidationError(
+            {
+                "currency": [
+                    f"The template's prices are in {template.currency} ({', '.join(amounts)}): instantiate it "
+                    f"in {template.currency}, or make a template in {currency}."
+                ]
+            }
+        )
     data = {"counterparty_role": "customer", **services.template_contract_data(template), **body}
     form = ContractSerializer(data=data, context=context)
     form.is_valid(raise_exception=True)
