@@ -5,6 +5,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -91,17 +92,24 @@ class ExpiringSoonFilter(admin.SimpleListFilter):
     title = "expiring"
     parameter_name = "expiring"
 
+    DAYS = {"30": 30, "90": 90}
+
     def lookups(self, request, model_admin):
-        return [("30", "within 30 days"), ("90", "within 90 days")]
+        return [(value, f"within {days} days") for value, days in self.DAYS.items()]
 
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
+        # Only the offered lookups: a hand-edited `?expiring=abc` (or a huge number) was a 500
+        # (found by an outside sweep); like Django's own filters, a bad value is the list's `?e=1`.
+        days = self.DAYS.get(self.value())
+        if days is None:
+            raise IncorrectLookupParameters(f"expiring={self.value()!r}")
         today = timezone.now().date()
         return queryset.filter(
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],
             expiry_date__gte=today,
-            expiry_date__lte=today + dt.timedelta(days=int(self.value())),
+            expiry_date__lte=today + dt.timedelta(days=days),
         )
 
 

@@ -1,8 +1,11 @@
 """The admin screens: lifecycle buttons go through the services (dual approval and events hold)."""
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from contracts.models import Contract, Counterparty
 from events.models import Event
@@ -49,6 +52,18 @@ class TestContractAdmin:
             response = client.get(f"/admin/contracts/contract/{query}")
             assert response.status_code == 200, query
         assert b"ADM-1" in client.get("/admin/contracts/contract/?q=ADM-1").content
+
+    def test_a_malformed_expiring_value_is_the_lists_error_flag(self, staff, make_contract):
+        # Found by an outside sweep: int() of the value, unchecked, was a 500 (and an overflow).
+        today = timezone.now().date()
+        soon = make_contract(reference="ADM-SOON", status="active", expiry_date=today + dt.timedelta(days=20))
+        make_contract(reference="ADM-LATE", status="active", expiry_date=today + dt.timedelta(days=60))
+        client = staff("alice")
+        for value in ("abc", "", "99999999999", "-5", "31"):
+            response = client.get(f"/admin/contracts/contract/?expiring={value}")
+            assert (response.status_code, response["Location"]) == (302, "/admin/contracts/contract/?e=1"), value
+        listed = client.get("/admin/contracts/contract/?expiring=30").content.decode()
+        assert soon.reference in listed and "ADM-LATE" not in listed
 
     def test_change_page_shows_buttons_and_events(self, staff, make_contract, api):
         contract = make_contract(reference="ADM-2")
