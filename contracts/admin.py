@@ -11,7 +11,13 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
+from config.admin_forms import (
+    ApiCheckedForm,
+    OrganizationFixedOnChange,
+    ReasonForm,
+    ServiceDeletesAndActions,
+    ask_reason,
+)
 from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
@@ -180,10 +186,6 @@ class TermVersionInline(ReadOnlyInline):
 
     model = TermVersion
     fields = ["effective_from", "effective_to", "origin", "amendment", "applied_at", "terms"]
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea, max_length=2000)
 
 
 class OptionalReasonForm(forms.Form):
@@ -440,10 +442,22 @@ class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description="Reject (back to draft)", permissions=["change"])
+    @admin.action(description="Reject (back to draft)…", permissions=["change"])
     def reject(self, request, queryset):
-        self._each(
+        """Asks why first, as the API's reject does: the reason is the approval's comment, the
+        event's payload and the rejection notice (a canned one told the drafters nothing)."""
+        reason, page = ask_reason(
+            self,
             request,
             queryset,
-            lambda a: amendments.reject_amendment(amendment=a, actor=request.user, reason="Rejected in the admin."),
+            title="Reject amendments",
+            intro="Send these amendments back to draft, with the reason their drafters will read:",
+            submit="Reject",
+            describe=lambda amendment: f"{amendment} ({amendment.contract.reference})",
         )
+        if page is not None:
+            return page
+        self._each(
+            request, queryset, lambda a: amendments.reject_amendment(amendment=a, actor=request.user, reason=reason)
+        )
+        return None

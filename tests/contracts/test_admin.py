@@ -147,3 +147,38 @@ def test_amendment_admin_actions_go_through_dual_approval(staff, org):
     assert terms.version_on(contract, dt.date(2027, 6, 1)).terms["notice_period_days"] == 90
     assert first.get(f"{url}{amendment.pk}/change/").status_code == 200
     assert b"term" in first.get(f"/admin/contracts/contract/{contract.pk}/change/").content
+
+
+@pytest.mark.django_db
+def test_rejecting_an_amendment_in_the_admin_asks_why(staff, org):
+    # Found by an outside sweep: the action rejected at once with "Rejected in the admin." as the
+    # reason the drafters, the audit trail and the notice got.
+    import datetime as dt
+
+    from contracts import terms
+    from contracts.models import Amendment
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(contract, origin="creation", now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    amendment = Amendment.objects.create(
+        organization=org, contract=contract, number=1, reason="Longer notice", effective_date=dt.date(2027, 6, 1),
+        changes={"notice_period_days": 90},
+    )  # fmt: skip
+    submitter, approver = staff("sub"), staff("approver")
+    url = "/admin/contracts/amendment/"
+    submitter.post(url, {"action": "submit", "_selected_action": [amendment.pk]})
+    selected = {"action": "reject", "_selected_action": [amendment.pk]}
+    page = approver.post(url, selected)
+    assert page.status_code == 200 and b'name="reason"' in page.content and b'value="reject"' in page.content
+    blank = approver.post(url, {**selected, "apply": "1", "reason": "   "})
+    assert blank.status_code == 200 and b"This field is required." in blank.content
+    amendment.refresh_from_db()
+    assert amendment.status == "pending_approval" and not amendment.approvals.exists()
+    done = approver.post(url, {**selected, "apply": "1", "reason": "The notice period needs legal's review"})
+    assert done.status_code == 302
+    amendment.refresh_from_db()
+    assert amendment.status == "draft"
+    assert amendment.approvals.get().comment == "The notice period needs legal's review"
+    event = Event.objects.get(type="amendment.rejected", object_id=amendment.pk)
+    assert event.payload == {"reason": "The notice period needs legal's review"}
