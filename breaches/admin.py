@@ -1,17 +1,11 @@
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.template.response import TemplateResponse
 
+from config.admin_forms import ask_reason
 from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin
 
 from . import services
 from .models import Breach
-
-
-class WaiveForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea, max_length=2000, strip=True)
 
 
 @admin.register(Breach)
@@ -33,21 +27,20 @@ class BreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Waive selected breaches…", permissions=["change_through_service"])
     def waive(self, request, queryset):
         """Asks for the reason first (a waiver without one is not accepted), then waives."""
-        form = WaiveForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            reason = form.cleaned_data["reason"]
-            for breach in queryset:
-                self._run(request, breach, lambda b: services.waive_breach(breach=b, actor=request.user, reason=reason))
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Waive breaches",
-            "opts": self.model._meta,
-            "breaches": queryset,
-            "form": form,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/breaches/breach/waive.html", context)
+        reason, page = ask_reason(
+            self,
+            request,
+            queryset,
+            title="Waive breaches",
+            intro="Waive these breaches; each penalty is reversed in the ledger:",
+            submit="Waive",
+            describe=lambda breach: f"{breach} ({breach.penalty_amount} {breach.currency})",
+        )
+        if page is not None:
+            return page
+        for breach in queryset:
+            self._run(request, breach, lambda b: services.waive_breach(breach=b, actor=request.user, reason=reason))
+        return None
 
     def _run(self, request, breach, act):
         try:

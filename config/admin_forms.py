@@ -23,10 +23,13 @@ import json
 import re
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages as admin_messages
+from django.contrib.admin import helpers
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
 
 from .api.exceptions import flatten_errors
@@ -162,6 +165,24 @@ def flat_errors(messages) -> list:
     return [messages]
 
 
+def default_when_blank(form: forms.ModelForm, name: str, default: str) -> None:
+    """On an add page, `name` may be left blank: it is then left out of the write and the service
+    fills in its default, as the API does when the field is not sent (found by an outside sweep:
+    the admin required a typed time, read as UTC, where the API's default is the contract's local
+    midnight). The help text says the default and, for a time, the zone the admin reads and shows
+    it in (settings.TIME_ZONE, not the contract's)."""
+    field = form.fields.get(name)
+    if field is None:
+        return
+    notes = []
+    if form.instance.pk is None:
+        field.required = False
+        notes.append(f"Blank: {default}.")
+    if isinstance(field, forms.DateTimeField | forms.SplitDateTimeField):
+        notes.append(f"Times are in {settings.TIME_ZONE}.")
+    field.help_text = " ".join(notes)
+
+
 class OrganizationFixedOnChange:
     """An admin of objects that never move between organizations: `organization` read-only on a
     change page. Their services write every field but that one, so an editable select was a
@@ -197,3 +218,30 @@ class ServiceDeletesAndActions:
         except DomainError as exc:
             self.message_user(request, exc.message, admin_messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+
+class ReasonForm(forms.Form):
+    """A why, as the API's `reason` takes it: required (a blank one, stripped, is refused), 2000 at most."""
+
+    reason = forms.CharField(widget=forms.Textarea, max_length=2000)
+
+
+def ask_reason(model_admin, request, queryset, *, title: str, intro: str, submit: str, describe=str):
+    """An admin action's intermediate page asking why (README: actions that need a why take a
+    `reason`): `(reason, None)` once the staff user sent a valid one, else `(None, the page)` to
+    return from the action, listing the selected objects (`describe(obj)`) with the form."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        return form.cleaned_data["reason"], None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "submit": submit,
+        "opts": model_admin.model._meta,
+        "selected": [(describe(obj), obj.pk) for obj in queryset],
+        "form": form,
+        "action": request.POST.get("action", ""),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return None, TemplateResponse(request, "admin/action_reason.html", context)

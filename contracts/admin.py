@@ -5,12 +5,19 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
+from config.admin_forms import (
+    ApiCheckedForm,
+    OrganizationFixedOnChange,
+    ReasonForm,
+    ServiceDeletesAndActions,
+    ask_reason,
+)
 from config.errors import DomainError
 from events.admin import ReadOnlyAdminMixin, pretty_json
 from events.models import Event
@@ -91,17 +98,24 @@ class ExpiringSoonFilter(admin.SimpleListFilter):
     title = "expiring"
     parameter_name = "expiring"
 
+    DAYS = {"30": 30, "90": 90}
+
     def lookups(self, request, model_admin):
-        return [("30", "within 30 days"), ("90", "within 90 days")]
+        return [(value, f"within {days} days") for value, days in self.DAYS.items()]
 
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
+        # Only the offered lookups: a hand-edited `?expiring=abc` (or a huge number) was a 500
+        # (found by an outside sweep); like Django's own filters, a bad value is the list's `?e=1`.
+        days = self.DAYS.get(self.value())
+        if days is None:
+            raise IncorrectLookupParameters(f"expiring={self.value()!r}")
         today = timezone.now().date()
         return queryset.filter(
             status__in=[Contract.Status.ACTIVE, Contract.Status.SUSPENDED],
             expiry_date__gte=today,
-            expiry_date__lte=today + dt.timedelta(days=int(self.value())),
+            expiry_date__lte=today + dt.timedelta(days=days),
         )
 
 
@@ -172,10 +186,6 @@ class TermVersionInline(ReadOnlyInline):
 
     model = TermVersion
     fields = ["effective_from", "effective_to", "origin", "amendment", "applied_at", "terms"]
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea, max_length=2000)
 
 
 class OptionalReasonForm(forms.Form):
@@ -435,10 +445,22 @@ class AmendmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description="Reject (back to draft)", permissions=["change"])
+    @admin.action(description="Reject (back to draft)…", permissions=["change"])
     def reject(self, request, queryset):
-        self._each(
+        """Asks why first, as the API's reject does: the reason is the approval's comment, the
+        event's payload and the rejection notice (a canned one told the drafters nothing)."""
+        reason, page = ask_reason(
+            self,
             request,
             queryset,
-            lambda a: amendments.reject_amendment(amendment=a, actor=request.user, reason="Rejected in the admin."),
+            title="Reject amendments",
+            intro="Send these amendments back to draft, with the reason their drafters will read:",
+            submit="Reject",
+            describe=lambda amendment: f"{amendment} ({amendment.contract.reference})",
         )
+        if page is not None:
+            return page
+        self._each(
+            request, queryset, lambda a: amendments.reject_amendment(amendment=a, actor=request.user, reason=reason)
+        )
+        return None

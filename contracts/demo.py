@@ -66,12 +66,16 @@ def _bring_to(contract: Contract, state: str, users: dict) -> None:
 
 def seed(log) -> None:
     for slug, reference, name, kind, email in DEMO_COUNTERPARTIES:
-        Counterparty.objects.update_or_create(
-            organization=Organization.objects.get(slug=slug),
-            source="demo",
-            source_id=reference,
-            defaults={"name": name, "kind": kind, "reference": reference, "email": email},
-        )
+        organization = Organization.objects.get(slug=slug)
+        # Created once (an edit made since is staff's and stays), through the service: its event.
+        if Counterparty.objects.filter(organization=organization, source="demo", source_id=reference).exists():
+            continue
+        services.create_counterparty(
+            organization=organization,
+            actor=None,
+            data={"name": name, "kind": kind, "reference": reference, "email": email, "source": "demo",
+                  "source_id": reference},
+        )  # fmt: skip
     log(f"{len(DEMO_COUNTERPARTIES)} counterparties")
 
     demo = Organization.objects.get(slug="demo")

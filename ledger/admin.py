@@ -11,7 +11,7 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_forms import ApiCheckedForm
+from config.admin_forms import ApiCheckedForm, default_when_blank
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from contracts.models import Contract
@@ -32,6 +32,10 @@ class PostingForm(ApiCheckedForm):
         model = LedgerEntry
         fields = POSTED_FIELDS
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        default_when_blank(self, "occurred_at", "now")  # as the API's posting without one
+
     def api_organization(self):
         return self.cleaned_data["contract"].organization
 
@@ -45,11 +49,13 @@ class PostingForm(ApiCheckedForm):
             organization_id=cleaned["contract"].organization_id,
             **{name: cleaned.get(name) for name in POSTED_FIELDS},
         )
+        now = timezone.now()
         entry.currency = entry.currency or ""
         entry.description = entry.description or ""
+        entry.occurred_at = entry.occurred_at or now  # what post_entry will date a blank one
         try:
             services.set_charged_hours(entry, entry.contract)
-            services.check_entry(entry, timezone.now())
+            services.check_entry(entry, now)
             services.check_overdraw(entry, entry.contract)
         except DomainError as exc:
             for field, errors in (exc.errors or {}).items():

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
+from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions, default_when_blank
 from config.errors import DomainError
 
 from . import services
@@ -52,6 +52,15 @@ class SlaRuleForm(ApiCheckedForm):
             "organization", "contract", "name", "metric", "priorities", "target_minutes", "calendar", "pause_on_hold",
             "escalation", "penalty", "monthly_penalty_cap", "active", "effective_from", "effective_to",
         ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # services.default_effective_from, as the API's rule without one.
+        default_when_blank(
+            self,
+            "effective_from",
+            "from the start of the contract's start date in its time zone while a draft, else from now",
+        )
 
     def write(self, *, actor, data):
         if self.instance.pk is None:

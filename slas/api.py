@@ -22,7 +22,7 @@ from config import dates
 from config.api.csv import JSONErrorsMixin, content_disposition
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range
+from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range, tenant_of
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
 from tenancy.currencies import MONEY_BOUNDS
@@ -81,6 +81,17 @@ class CalendarSerializer(ResourceSerializer):
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
         default_fields = ["id", "name", "time_zone", "holiday_country", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"help_text": "Unique within the organization."}}
+
+    def validate_name(self, value: str) -> str:
+        # Unique per organization (the constraint calendar_unique_name), as a contract's reference.
+        clash = Calendar.objects.filter(organization=tenant_of(self), name=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        existing = clash.values_list("pk", flat=True).first()
+        if existing is not None:
+            raise serializers.ValidationError(f"Already used by calendar {existing}.")
+        return value
 
     def validate_time_zone(self, value: str) -> str:
         if not dates.is_time_zone(value):

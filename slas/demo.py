@@ -24,17 +24,22 @@ DEMO_RULES = [
 
 def seed(log) -> None:
     demo = Organization.objects.get(slug="demo")
-    calendar, _ = Calendar.objects.update_or_create(
-        organization=demo,
-        name="UK office hours",
-        defaults={
-            "time_zone": "Europe/London",
-            "hours": [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
-            "holidays": [],
-            "holiday_country": "GB",
-            "holiday_subdivision": "ENG",
-        },
-    )
+    # Created once, through the service (its event); an existing one is left as staff left it:
+    # writing it again bypassed the service, so the running clocks kept due times from the edit
+    # it undid (found by an outside sweep).
+    calendar = Calendar.objects.filter(organization=demo, name="UK office hours").order_by("id").first()
+    if calendar is None:
+        calendar = services.create_calendar(
+            organization=demo,
+            actor=None,
+            data={
+                "name": "UK office hours",
+                "time_zone": "Europe/London",
+                "hours": [{"weekday": day, "start": "08:00", "end": "17:00"} for day in range(1, 6)],
+                "holiday_country": "GB",
+                "holiday_subdivision": "ENG",
+            },
+        )
     created = 0
     for reference, name, metric, priorities, target, office, escalation, penalty in DEMO_RULES:
         contract = Contract.objects.filter(organization=demo, reference=reference).first()

@@ -37,6 +37,9 @@ class Calendar(TenantModel):
 
     class Meta:
         indexes = [models.Index(fields=["organization", "name", "id"], name="calendar_org_name")]
+        # Selects show only the name (a contract's billing calendar, a rule's), and the demo seed
+        # finds its calendar by name: two of one name could not be told apart.
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="calendar_unique_name")]
 
     str_columns = ("name",)  # what __str__ reads (config.api.rows)
 

@@ -86,6 +86,25 @@ def test_a_calendar_the_api_refuses_is_refused_on_the_form(staff, changes, field
     refused(staff, f"/admin/slas/calendar/{calendar.pk}/change/", changes, field, text)
 
 
+def test_a_calendar_name_used_in_the_organization_is_refused_on_the_form(staff):
+    # Found by an outside sweep: a second "UK office hours" was "added successfully", then
+    # `make run` (seed_demo) crashed on it.
+    from tests.slas.factories import make_calendar
+
+    demo = Calendar.objects.get(organization__slug="demo", name="UK office hours")
+    taken = f"name: Already used by calendar {demo.pk}."
+    add = form_values(staff, "/admin/slas/calendar/add/")
+    hours = '[{"weekday": 1, "start": "09:00", "end": "17:00"}]'
+    data = {**add, "organization": str(demo.organization_id), "name": "UK office hours", "time_zone": "UTC"}
+    before = Calendar.objects.count()
+    response = staff.post("/admin/slas/calendar/add/", {**data, "hours": hours})
+    error = response.content.decode().split('id="id_name_error"', 1)[-1][:300]
+    assert response.status_code == 200 and taken in error
+    assert Calendar.objects.count() == before
+    other = make_calendar(demo.organization, name="NL office hours")
+    refused(staff, f"/admin/slas/calendar/{other.pk}/change/", {"name": "UK office hours"}, "name", taken)
+
+
 def test_a_contract_rule_the_api_refuses_is_refused_on_the_form(staff):
     rule = ContractRule.objects.filter(organization__slug="demo").order_by("pk").first()
     url = f"/admin/workorders/contractrule/{rule.pk}/change/"

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions
+from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions, default_when_blank
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
@@ -166,6 +166,11 @@ class VisitPlanForm(ApiCheckedForm):
             "contract", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset", "site",
             "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to",
         ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # rules.create_visit_plan's default, as the API's plan without one.
+        default_when_blank(self, "active_from", "today in the contract's time zone, or its start date if later")
 
     def _contract(self):
         return self.cleaned_data.get("contract") or (self.instance.contract if self.instance.contract_id else None)

@@ -12,6 +12,7 @@ constant number of statements per batch whatever its size.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 from collections import defaultdict
@@ -44,12 +45,15 @@ def at(n: float) -> dt.datetime:
     return minutes(n, BASE)
 
 
+_numbers = itertools.count(1)
+
+
 def office(org, time_zone: str):
     return create_calendar(
         organization=org,
         actor=None,
         data={
-            "name": f"Office {time_zone}",
+            "name": f"Office {time_zone} {next(_numbers)}",  # names are unique in an organization
             "time_zone": time_zone,
             # Weekend hours too, and a night shift across midnight (and across the DST change).
             "hours": [{"weekday": d, "start": "07:00", "end": "19:00"} for d in range(1, 8)]

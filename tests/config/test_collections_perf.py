@@ -156,7 +156,8 @@ class TestSlimReferences:
 
         from slas.models import Calendar, SlaRule
 
-        calendar = baker.make(Calendar, organization=org, name="Office hours", time_zone="Europe/Amsterdam")
+        number = Calendar.objects.filter(organization=org).count() + 1  # names are unique in an organization
+        calendar = baker.make(Calendar, organization=org, name=f"Office hours {number}", time_zone="Europe/Amsterdam")
         named = make_contract(org, currency="JPY")
         unnamed = make_contract(org, name="", currency="KWD")  # reference_of falls back to str(): reference + name
         made = []

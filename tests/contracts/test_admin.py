@@ -1,8 +1,11 @@
 """The admin screens: lifecycle buttons go through the services (dual approval and events hold)."""
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from contracts.models import Contract, Counterparty
 from events.models import Event
@@ -49,6 +52,18 @@ class TestContractAdmin:
             response = client.get(f"/admin/contracts/contract/{query}")
             assert response.status_code == 200, query
         assert b"ADM-1" in client.get("/admin/contracts/contract/?q=ADM-1").content
+
+    def test_a_malformed_expiring_value_is_the_lists_error_flag(self, staff, make_contract):
+        # Found by an outside sweep: int() of the value, unchecked, was a 500 (and an overflow).
+        today = timezone.now().date()
+        soon = make_contract(reference="ADM-SOON", status="active", expiry_date=today + dt.timedelta(days=20))
+        make_contract(reference="ADM-LATE", status="active", expiry_date=today + dt.timedelta(days=60))
+        client = staff("alice")
+        for value in ("abc", "", "99999999999", "-5", "31"):
+            response = client.get(f"/admin/contracts/contract/?expiring={value}")
+            assert (response.status_code, response["Location"]) == (302, "/admin/contracts/contract/?e=1"), value
+        listed = client.get("/admin/contracts/contract/?expiring=30").content.decode()
+        assert soon.reference in listed and "ADM-LATE" not in listed
 
     def test_change_page_shows_buttons_and_events(self, staff, make_contract, api):
         contract = make_contract(reference="ADM-2")
@@ -146,3 +161,38 @@ def test_a_plan_stored_with_an_overage_rate_without_periods_saves_unchanged(staf
     response = client.post(change_url(contract), {**form, "overage_rate": "90.00"})
     assert response.status_code == 200
     assert "Needs a billing_period other than none." in response.context["adminform"].form.errors["overage_rate"]
+
+
+@pytest.mark.django_db
+def test_rejecting_an_amendment_in_the_admin_asks_why(staff, org):
+    # Found by an outside sweep: the action rejected at once with "Rejected in the admin." as the
+    # reason the drafters, the audit trail and the notice got.
+    import datetime as dt
+
+    from contracts import terms
+    from contracts.models import Amendment
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(contract, origin="creation", now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    amendment = Amendment.objects.create(
+        organization=org, contract=contract, number=1, reason="Longer notice", effective_date=dt.date(2027, 6, 1),
+        changes={"notice_period_days": 90},
+    )  # fmt: skip
+    submitter, approver = staff("sub"), staff("approver")
+    url = "/admin/contracts/amendment/"
+    submitter.post(url, {"action": "submit", "_selected_action": [amendment.pk]})
+    selected = {"action": "reject", "_selected_action": [amendment.pk]}
+    page = approver.post(url, selected)
+    assert page.status_code == 200 and b'name="reason"' in page.content and b'value="reject"' in page.content
+    blank = approver.post(url, {**selected, "apply": "1", "reason": "   "})
+    assert blank.status_code == 200 and b"This field is required." in blank.content
+    amendment.refresh_from_db()
+    assert amendment.status == "pending_approval" and not amendment.approvals.exists()
+    done = approver.post(url, {**selected, "apply": "1", "reason": "The notice period needs legal's review"})
+    assert done.status_code == 302
+    amendment.refresh_from_db()
+    assert amendment.status == "draft"
+    assert amendment.approvals.get().comment == "The notice period needs legal's review"
+    event = Event.objects.get(type="amendment.rejected", object_id=amendment.pk)
+    assert event.payload == {"reason": "The notice period needs legal's review"}

@@ -81,6 +81,17 @@ def test_contract_rule_and_its_field_error(gql, org):
     assert ContractRule.objects.filter(organization=org).count() == 1
 
 
+def test_a_calendar_name_used_twice_is_a_field_error(gql, org):
+    from tests.slas.factories import make_calendar
+
+    existing = make_calendar(org, name="UK office hours")
+    invalid = gql("manager")(
+        'mutation { createCalendar(input: {name: "UK office hours", timeZone: "Europe/London", '
+        f'hours: [{{weekday: 1, start: "08:00", end: "17:00"}}]}}) {{ __typename {ERROR} }} }}'
+    )["createCalendar"]
+    assert fields_of(invalid) == {"name": [f"Already used by calendar {existing.pk}."]}
+
+
 def test_visit_plan_create_update_delete(gql, org):
     client = gql("manager")
     contract = make_contract(org, status="active")

@@ -8,6 +8,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.test import Client
+from django.utils import timezone
 
 from events.models import Event
 from ledger.admin import LedgerEntryAdmin, burn_down_svg
@@ -88,6 +89,19 @@ class TestPostingForm:
         event = Event.objects.get(type="ledger.entry_posted", object_id=entry.pk)
         assert event.actor == staff.user
         assert LogEntry.objects.filter(object_id=str(entry.pk)).exists()
+
+    def test_a_blank_occurred_at_is_now_as_in_the_api(self, staff, org):
+        # Found by an outside sweep: the admin required it; the API defaults it to now.
+        contract = active_contract(org)
+        page = staff.get(ADD_URL).content.decode()
+        assert "Blank: now. Times are in UTC." in page
+        before = timezone.now()
+        data = posting(contract, entry_type="credit", hours="3.00", occurred_at_0="", occurred_at_1="")
+        response = staff.post(ADD_URL, data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        entry = LedgerEntry.objects.get()
+        assert before <= entry.occurred_at <= timezone.now()
+        assert running(contract) == 3
 
     def test_a_credit_with_an_expiry(self, staff, org):
         contract = active_contract(org)

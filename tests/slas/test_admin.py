@@ -63,6 +63,27 @@ def test_a_good_rule_is_created_through_the_service(demo_staff):
     )  # once: the dry run rolled back
 
 
+def test_a_blank_effective_from_is_the_apis_default_and_the_page_says_the_time_zone(demo_staff):
+    # Found by an outside sweep: the admin required a typed effective_from, read as UTC, so a rule
+    # typed as the start date at 00:00 missed a contract's first local hours (Amsterdam: one).
+    from slas.services import default_effective_from
+
+    draft = Contract.objects.get(reference="DEMO-PS-001")
+    draft.time_zone = "Asia/Tokyo"  # far from UTC: local midnight is 15:00 the day before
+    draft.save(update_fields=["time_zone"])
+    page = demo_staff.get("/admin/slas/slarule/add/").content.decode()
+    assert "Blank: from the start of the contract's start date in its time zone" in page
+    assert "Times are in UTC." in page
+    response = demo_staff.post("/admin/slas/slarule/add/", rule_form(draft, effective_from_0="", effective_from_1=""))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rule = SlaRule.objects.get(contract=draft, name="Critical response")
+    assert rule.effective_from == default_effective_from(draft) == draft.start_of_day(draft.start_date)
+    assert rule.effective_from.hour == 15
+    # An existing rule keeps a required start: blanking it is no way to "default" it again.
+    change = demo_staff.get(f"/admin/slas/slarule/{rule.pk}/change/").content.decode()
+    assert "Times are in UTC." in change and "Blank:" not in change
+
+
 def test_a_change_the_service_refuses_is_an_error_on_the_form_not_a_success(demo_staff):
     rule = SlaRule.objects.filter(contract__status="active").first()
     target = rule.target_minutes

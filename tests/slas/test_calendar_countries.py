@@ -29,7 +29,7 @@ class TestCountryValidation:
         assert response.status_code == 201, response.content
         body = response.json()
         assert (body["holiday_country"], body["holiday_subdivision"]) == ("GB", "SCT")
-        assert post(api("manager"), holiday_country="US", holiday_subdivision="CA").status_code == 201
+        assert post(api("manager"), name="CA", holiday_country="US", holiday_subdivision="CA").status_code == 201
 
     @pytest.mark.parametrize(
         "fields, field, fragment",

@@ -217,6 +217,23 @@ class TestCalendarValidation:
             )
         assert set(refused.value.errors) == {"holidays"}
 
+    def test_a_name_is_unique_within_the_organization(self, api, org, other_org):
+        # Found by an outside sweep: a second "UK office hours" made `make run` (seed_demo) crash,
+        # and selects showing only names could not tell two apart.
+        client = api("manager")
+        first = post(client, name="UK office hours")
+        assert first.status_code == 201
+        taken = [f"Already used by calendar {first.json()['id']}."]
+        again = post(client, name="UK office hours")
+        assert (again.status_code, again.json()["errors"]) == (422, {"name": taken})
+        other = post(client, name="NL office hours").json()
+        renamed = client.patch(f"{URL}/{other['id']}", {"name": "UK office hours"}, format="json")
+        assert (renamed.status_code, renamed.json()["errors"]) == (422, {"name": taken})
+        same = client.patch(f"{URL}/{first.json()['id']}", {"name": "UK office hours"}, format="json")
+        assert same.status_code == 200  # its own name is no clash
+        assert make_calendar(other_org, name="UK office hours").pk  # another organization's is its own
+        assert Calendar.objects.filter(organization=org, name="UK office hours").count() == 1
+
     def test_other_organizations_calendar_cannot_be_read_or_edited(self, api, other_org):
         theirs = make_calendar(other_org)
         client = api("admin")

@@ -86,3 +86,19 @@ def test_a_visit_plan_with_a_bad_rule_is_refused_on_the_form(demo_staff):
     assert good.status_code == 302
     plan = VisitPlan.objects.get(summary="Weekly")
     assert Event.objects.filter(type="visit_plan.created", object_id=plan.pk).exists()
+
+
+def test_a_blank_active_from_is_the_apis_default(demo_staff):
+    # Found by an outside sweep: the admin required it; the API (and the README) default it to today.
+    from django.utils import timezone
+
+    contract = Contract.objects.get(reference="DEMO-SC-001")
+    page = demo_staff.get("/admin/workorders/visitplan/add/").content.decode()
+    assert "Blank: today in the contract's time zone, or its start date if later." in page
+    form = {"contract": contract.pk, "summary": "Monthly", "duration_minutes": 60, "priority": "planned",
+            "generate_days_in_advance": 7, "tolerance_minutes": 0, "active_from": "", "site": "",
+            "hours_allocated": "", "recurrence": "FREQ=MONTHLY;BYHOUR=7"}  # fmt: skip
+    response = demo_staff.post("/admin/workorders/visitplan/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    plan = VisitPlan.objects.get(summary="Monthly")
+    assert plan.active_from == max(contract.local_today(timezone.now()), contract.start_date)

@@ -1,4 +1,5 @@
-"""Load the demo data, idempotently: run it as often as you like.
+"""Load the demo data, idempotently: run it as often as you like. What exists is left as it is
+(staff may have edited it); only what is missing is created.
 
 Each app that has demo data has a `demo.py` with `seed(log)`; they run in INSTALLED_APPS order,
 which is the layer order, so an app's demo data can use the apps below it.
@@ -17,7 +18,7 @@ from tenancy.models import Membership
 
 
 class Command(BaseCommand):
-    help = "Create or refresh the demo organizations, users and data."
+    help = "Create the demo organizations, users and data that are missing; what exists is left as it is."
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet", action="store_true", help="Print only the summary line.")
