@@ -256,6 +256,10 @@ class EvidenceClockSerializer(serializers.Serializer):
     stop = _instant(allow_null=True)
     measured_until = _instant()
     clock_stopped_at_now = _instant(allow_null=True)
+    rule_now = serializers.IntegerField(
+        help_text="The rule version the job's clock follows now; differs from `rule.id` when a later, "
+        "back-dated version came after the breach was settled (the pack keeps the version it was priced under)."
+    )
     pauses = EvidencePauseSerializer(many=True)
     time_zone = _text()
     working_intervals = EvidenceIntervalSerializer(many=True)
