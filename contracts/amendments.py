@@ -100,6 +100,13 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
     today = contract.local_today(now)
     if effective_date < today and not allow_past:
         errors["effective_date"] = [f"Must be today ({today}) or later; only an admin may backdate an amendment."]
+    moved_start = None if "changes.start_date" in errors else _day(changes.get("start_date"))
+    # A start moved before the amendment's own date would date the contract back past what the
+    # date rules allow (term versions begin at the effective date; past periods billed at activation).
+    if moved_start is not None and moved_start < effective_date:
+        errors["changes.start_date"] = [f"Must not be before the amendment's effective date ({effective_date})."]
+    elif moved_start is not None and moved_start < today and not allow_past:
+        errors["changes.start_date"] = [f"Must be today ({today}) or later; only an admin may date a start back."]
     in_force = terms.contract_as_of(contract, effective_date)
     start = changes.get("start_date", jsonable_date(in_force.start_date))
     if start is not None and effective_date < dt.date.fromisoformat(str(start)):

@@ -792,7 +792,7 @@ class AmendmentSerializer(ResourceSerializer):
             "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
             "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
             "amended from the same instant. Not `currency` or `time_zone`, and `start_date` only before the "
-            "contract starts."
+            "contract starts, not before effective_date (nor, but by an admin, before today)."
         )
     )
     submitted_by = ReferenceField()
