@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Max
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from events.services import apply_changes, record_event, snapshot
+from tenancy.currencies import finer_than_currency
 
 from . import services, terms
 from .models import Amendment, Asset, Contract, ContractApproval
@@ -146,6 +148,10 @@ def _check_resulting_terms(contract: Contract, in_force: Contract, changes: dict
         if foreign:
             name = "changes.covered_asset_ids" if "covered_assets" in changes else "changes.counterparty_id"
             errors[name] = [f"Asset {pk} is not an asset of counterparty {counterparty}." for pk in sorted(foreign)]
+    if changes.get("contract_value") is not None:  # in the contract's currency, which is not amendable
+        fault = finer_than_currency(Decimal(str(changes["contract_value"])), contract.currency)
+        if fault:
+            errors.setdefault("changes.contract_value", []).append(fault)
     renewal_terms = {"auto_renew", "expiry_date", "renewal_term_months"}
     if renewal_terms & set(changes) and changes.get("auto_renew", in_force.auto_renew):
         expiry = changes.get("expiry_date", in_force.expiry_date)

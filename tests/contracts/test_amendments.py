@@ -270,6 +270,11 @@ class TestAmendmentFlow:
             ({"changes": {"currency": "USD"}}, "changes.currency", "cannot be amended"),
             ({"changes": {"hours_budget": "-1"}}, "changes.hours_budget", "greater than or equal to 0"),
             ({"changes": {"start_date": "2026-02-01"}}, "changes.start_date", "cannot move"),
+            (
+                {"changes": {"contract_value": "10.005"}},
+                "changes.contract_value",
+                "no more than 2 decimal places for EUR",
+            ),
             ({"changes": {"line_items": [{"quantity": "1"}]}}, "changes.line_items[0].description", "required"),
             ({"effective_date": "2026-01-01"}, "effective_date", "only an admin may backdate"),
             ({"effective_date": "2029-01-01"}, "effective_date", "after the contract's expiry date"),
