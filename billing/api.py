@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -54,7 +55,11 @@ PERIOD_MONEY = ["period_charge", "overage_charge", "prepay_purchases", "top_up_p
 class PeriodsView(ContractLedgerView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("as_of", str, description="ISO timestamp with offset (default now; not in the future).")
+            OpenApiParameter(
+                "as_of",
+                OpenApiTypes.DATETIME,
+                description="ISO 8601 timestamp with an offset (default now; not in the future).",
+            )
         ],
         responses={
             200: inline_serializer(
@@ -401,6 +406,10 @@ INSTANTIATE_BODY = {
         "counterparty_id": {"type": "integer"},
         "reference": {"type": "string", "maxLength": 64},
         "start_date": {"type": "string", "format": "date"},
+        "currency": {
+            "type": "string",
+            "description": "The template's unless it states no amount: its prices are in its currency (a 422).",
+        },
     },
     "required": ["counterparty_id", "reference", "start_date"],
     "additionalProperties": True,
@@ -412,7 +421,22 @@ def instantiation_data(template: ContractTemplate, body: dict, context: dict) ->
     the template's fields, then `body`'s (`counterparty_id`, `reference`, `start_date`, any writable
     contract field), `expiry_date` the end of `term_months` unless given. The start is checked
     before the term is counted on from it (the dates end in 2999), and again with the computed
-    expiry. Raises the serializer's ValidationError. Shared by the API and the admin's action."""
+    expiry. A `currency` other than the template's is refused when the template states any amount
+    (its figures are in its currency). Raises the serializer's ValidationError. Shared by the API
+    and the admin's action."""
+    currency = body.get("currency", template.currency)
+    amounts = services.template_amounts(template)
+    if currency != template.currency and amounts:
+        # The same figures in another currency are other amounts (an outside test: 2400.00 EUR
+        # became 2400 JPY); amendments refuse a currency change for the same reason.
+        raise serializers.ValidationError(
+            {
+                "currency": [
+                    f"The template's prices are in {template.currency} ({', '.join(amounts)}): instantiate it "
+                    f"in {template.currency}, or make a template in {currency}."
+                ]
+            }
+        )
     data = {"counterparty_role": "customer", **services.template_contract_data(template), **body}
     form = ContractSerializer(data=data, context=context)
     form.is_valid(raise_exception=True)

@@ -7,14 +7,15 @@ class BillingConfig(AppConfig):
 
     def ready(self):
         from contracts.amendments import register_effective_date_guard
-        from contracts.services import register_lifecycle_step
+        from contracts.services import register_lifecycle_step, register_renewal_terms
         from events.handlers import on
 
-        from . import services
+        from . import periods, services
 
         on("ledger.entry_posted", services.on_entry_posted)
         register_lifecycle_step("billing periods closed", services.run_billing)
         register_effective_date_guard("closed billing period", services.closed_period_fault)
+        register_renewal_terms("escalated charge", periods.renewal_terms)
 
         from events.visibility import restrict
 

@@ -24,10 +24,10 @@ Figures (hours as the ledger counts them, i.e. charged hours):
 - `expired_hours`: unused hours of lots that expired in the period, less what rolled over.
 
 Money in the contract's currency, each amount rounded to its minor unit (half up):
-`period_charge` (with `annual_increase_percent` compounded at each anniversary of the start, each
-year's charge rounded), `overage_charge` = overage x rate, `prepay_purchases` = prepaid hours x
-price, `top_up_purchases` = each top-up's hours x price, `service_credits` = minus the net
-penalties of the period, and their `total`.
+`period_charge` (with `annual_increase_percent` compounded at each anniversary of the start, at
+the percentage in force on that anniversary, each year's charge rounded), `overage_charge` =
+overage x rate, `prepay_purchases` = prepaid hours x price, `top_up_purchases` = each top-up's
+hours x price, `service_credits` = minus the net penalties of the period, and their `total`.
 
 One pass over the ledger, in time order, with one `LotBook` (the ledger's own lot replay) whose
 overrun is read at each period boundary: O(entries log lots + periods).
@@ -128,23 +128,38 @@ def plan_of(timeline: Timeline, span: Span) -> Contract:
 
 
 def period_charge(contract: Contract, span: Span, timeline: Timeline | None = None) -> Decimal | None:
-    """The charge of the plan in force on the period's start, raised by `annual_increase_percent`
-    at each anniversary of the contract's start since that charge was set (an amended charge is
-    the new base from its effective date; the increases before it are in the amount agreed)."""
+    """The charge of the plan in force on the period's start, raised at each anniversary of the
+    contract's start since that charge was set (an amended charge is the new base from its
+    effective date; the increases before it are in the amount agreed). Each anniversary raises it
+    by the `annual_increase_percent` in force on that anniversary: an amended percentage applies
+    from the next anniversary after it takes effect and re-prices none before (an outside test:
+    10% from December raised December at once and compounded twice in January)."""
     timeline = timeline or Timeline(contract)
     plan = plan_of(timeline, span)
     if plan.period_charge is None:
         return None
     charge = quantize(plan.period_charge, contract.currency)
-    if plan.annual_increase_percent:
-        since = timeline.since(span.start_date, "period_charge")
-        factor = 1 + plan.annual_increase_percent / 100
-        years = 1
-        while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
-            if anniversary > since:
-                charge = storable(charge * factor, contract.currency)
-            years += 1
+    since = timeline.since(span.start_date, "period_charge")
+    years = 1
+    while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
+        percent = timeline.on(anniversary).annual_increase_percent if anniversary > since else None
+        if percent:
+            charge = storable(charge * (1 + percent / 100), contract.currency)
+        years += 1
     return charge
+
+
+def renewal_terms(*, original: Contract, last_day: dt.date) -> dict:
+    """What a renewal charges a period (`contracts.services.register_renewal_terms`): the charge of
+    the original's period in force on its last day, so it continues at the price it ended at with
+    the increases earned (an outside test: a renewal restarted at the year-1 base). The renewal's
+    own anniversaries raise it from there. Nothing when no period is in force on that day."""
+    timeline = Timeline(original)
+    found = spans(original, until=original.start_of_day(last_day), timeline=timeline)
+    if not found or found[-1].end_date <= last_day:
+        return {}
+    charge = period_charge(original, found[-1], timeline)
+    return {} if charge is None else {"period_charge": charge}
 
 
 def top_up_price(plan: Contract) -> Decimal:

@@ -566,3 +566,17 @@ def template_contract_data(template: ContractTemplate) -> dict:
     }
     data = {key: value for key, value in data.items() if value is not None}
     return {key: str(value) if isinstance(value, Decimal) else value for key, value in data.items()}
+
+
+def template_amounts(template: ContractTemplate) -> list[str]:
+    """The template's terms that state money (in its currency), by their paths: the plan's prices,
+    the top-up's price, line items' unit prices, SLA rules' penalty clauses and monthly caps."""
+    prices = ("period_charge", "overage_rate", "prepay_price_per_hour")
+    found = [name for name in prices if getattr(template, name) is not None]
+    if (template.auto_top_up or {}).get("price_per_hour") is not None:
+        found.append("auto_top_up.price_per_hour")
+    items = enumerate(template.line_items or [])
+    found += [f"line_items[{n}].unit_price" for n, item in items if item.get("unit_price") is not None]
+    for n, rule in enumerate(template.sla_rules or []):
+        found += [f"sla_rules[{n}].{name}" for name in ("penalty", "monthly_penalty_cap") if rule.get(name) is not None]
+    return found

@@ -213,7 +213,10 @@ class PlanCheckedForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        faults = plan_errors(lambda name: cleaned[name] if name in cleaned else getattr(self.instance, name, None))
+        faults = plan_errors(
+            lambda name: cleaned[name] if name in cleaned else getattr(self.instance, name, None),
+            written=None if self.instance.pk is None else self.changed_data,
+        )
         if faults:
             for name, errors in faults.items():
                 field = name.split(".")[0]

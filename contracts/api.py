@@ -125,7 +125,7 @@ class BillingPlanFieldsMixin(serializers.Serializer):
         def value(name):
             return attrs.get(name, getattr(self.instance, name, None))
 
-        faults = plan_errors(value)
+        faults = plan_errors(value, written=None if self.instance is None else attrs)
         if faults:
             raise serializers.ValidationError(faults)
         if "auto_top_up" in attrs:

@@ -7,7 +7,7 @@ the same fields under the same names, so both validate through `plan_errors`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any
 
@@ -91,6 +91,10 @@ AUTO_TOP_UP = {
 
 # Plan fields that only mean something with periods.
 _NEEDS_PERIODS = ("period_charge", "hours_per_period", "prepay_hours_per_period", "annual_increase_percent")
+# Overage is billed when a period closes: without periods the rate let the contract overrun and the
+# overrun was never billed (an outside test). Checked when a write sets the rate or the period, so
+# a plan stored before the rule can still have its other terms changed.
+_OVERAGE = ("overage_rate", "billing_period")
 
 
 def top_up_errors(value: Any, path: str = "auto_top_up") -> dict[str, list[str]]:
@@ -120,11 +124,15 @@ def normalise_top_up(value: dict | None) -> dict | None:
     return {key: str(val) if key != "mode" else val for key, val in value.items()}
 
 
-def plan_errors(value: Callable[[str], Any]) -> dict[str, list[str]]:
-    """The rules between plan fields; `value(name)` reads the field as it will be (input or stored)."""
+def plan_errors(value: Callable[[str], Any], written: Collection[str] | None = None) -> dict[str, list[str]]:
+    """The rules between plan fields; `value(name)` reads the field as it will be (input or stored),
+    `written` names the fields the write sets (None: all of them, as for a new plan)."""
     errors: dict[str, list[str]] = top_up_errors(value("auto_top_up"))
     periodic = (value("billing_period") or "none") != "none"
-    for name in _NEEDS_PERIODS:
+    needs_periods = list(_NEEDS_PERIODS)
+    if written is None or set(_OVERAGE) & set(written):
+        needs_periods.append("overage_rate")
+    for name in needs_periods:
         if value(name) is not None and not periodic:
             errors[name] = ["Needs a billing_period other than none."]
     if value("rollover_percent") and value("hours_per_period") is None:

@@ -554,7 +554,21 @@ def _renewal_dates(contract, start_date, expiry_date, term_months, now) -> tuple
 LINE_ITEM_FIELDS = ("kind", "description", "sku", "quantity", "unit", "unit_price", "covered", "notes")
 
 
+# Billing plan terms a higher app derives for a renewal from the terms it renews:
+# `derive(original=, last_day=) -> {plan field: value}`, registered in the app's AppConfig.ready()
+# (billing: the charge in force on the last day, with the annual increases earned by then).
+RENEWAL_TERMS: dict[str, Callable[..., dict]] = {}
+
+
+def register_renewal_terms(name: str, derive: Callable[..., dict]) -> None:
+    RENEWAL_TERMS[name] = derive
+
+
 def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, status, now) -> Contract:
+    plan = {name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS}
+    last_day = contract.expiry_date or start_date - dt.timedelta(days=1)
+    for derive in RENEWAL_TERMS.values():
+        plan.update(derive(original=contract, last_day=last_day))
     renewal = Contract.objects.create(
         organization_id=contract.organization_id,
         reference=_renewal_reference(contract),
@@ -585,7 +599,7 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
         coverage_max_lat=contract.coverage_max_lat,
         service_territory_id=contract.service_territory_id,
         dispatch_agreement_id=contract.dispatch_agreement_id,
-        **{name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS},
+        **plan,
     )
     version = getattr(contract, "terms_version", None)
     if version is not None:  # a view of the terms in force on a date (`terms.Timeline`)

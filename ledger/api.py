@@ -7,6 +7,7 @@ import datetime as dt
 
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -143,7 +144,9 @@ class BalanceView(ContractLedgerView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("as_of", str, description="ISO timestamp (default now)."),
+            OpenApiParameter(
+                "as_of", OpenApiTypes.DATETIME, description="ISO 8601 timestamp with an offset (default now)."
+            ),
             OpenApiParameter("window_days", int, description="Burn-rate window (default 30)."),
         ],
         responses={
@@ -184,7 +187,11 @@ class LotsView(ContractLedgerView):
     basename = "lots"  # the CSV's file name
 
     @extend_schema(
-        parameters=[OpenApiParameter("as_of", str, description="ISO timestamp (default now).")],
+        parameters=[
+            OpenApiParameter(
+                "as_of", OpenApiTypes.DATETIME, description="ISO 8601 timestamp with an offset (default now)."
+            )
+        ],
         responses={
             200: inline_serializer(
                 "Lot",

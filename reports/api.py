@@ -379,7 +379,15 @@ class StatementView(ReportView):
 
     @extend_schema(
         operation_id="contracts_statement",
-        parameters=[OpenApiParameter("month", str, required=True, description="YYYY-MM, in the contract's time zone.")],
+        parameters=[
+            OpenApiParameter(
+                "month",
+                str,
+                required=True,
+                pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                description="YYYY-MM, in the contract's time zone.",
+            )
+        ],
         responses={
             (200, "application/json"): responses.StatementSerializer,
             (200, "text/csv"): {"type": "string"},

@@ -244,8 +244,11 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     @action(detail=True, methods=["post"], parser_classes=[ICalendarParser, MultiPartParser])
     def import_holidays(self, request, pk=None):
         """Add the all-day events of an `.ics` file (the body as text/calendar, or the form field `file`)
-        to the calendar's own holidays; dates already listed keep their name. A malformed file is a
-        422 naming the fault. Recomputes the running clocks like any edit (`X-Recomputed-Clocks`)."""
+        to the calendar's own holidays; dates already listed keep their name. DTEND or DURATION, RRULE,
+        RDATE, EXDATE, RECURRENCE-ID overrides and STATUS:CANCELLED are read as RFC 5545 says. A
+        malformed file, or one with what would change an event's days but is not read (EXRULE,
+        RECURRENCE-ID;RANGE, ...), is a 422 naming it. Recomputes the running clocks like any edit
+        (`X-Recomputed-Clocks`)."""
         calendar = self.get_object()
         if isinstance(request.data, bytes) or request.content_type.startswith(ICalendarParser.media_type):
             data = request.data if isinstance(request.data, bytes) else b""

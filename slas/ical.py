@@ -3,9 +3,12 @@
 - `export_calendar`: the weekly working hours as weekly recurring events (RRULE FREQ=WEEKLY in
   the calendar's time zone) and every holiday of the asked years (public ones from the country,
   the calendar's own additions, minus its working days) as all-day events.
-- `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event gives
-  each of its days; a yearly or other recurring one its occurrences within `RECURRENCE_YEARS`),
-  or `IcsError` naming the fault (line, component, property) for a malformed file. A recurring
+- `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event, by DTEND
+  or DURATION in whole days, gives each of its days; a yearly or other recurring one its
+  occurrences within `RECURRENCE_YEARS` and its RDATE dates, less its EXDATE dates; an override
+  (RECURRENCE-ID) replaces the occurrence it names; a STATUS:CANCELLED event gives none), or
+  `IcsError` naming the fault (line, component, property) for a malformed file, and naming what
+  would change an event's days but is not read (EXRULE, RECURRENCE-ID;RANGE, ...). A recurring
   event's RRULE is checked as a visit plan's is (`workorders.recurrence.validate`: DAILY or
   coarser, since holidays are dates; a rule no date satisfies refused at once) and expanded
   lazily up to its horizon; a file gives at most `MAX_HOLIDAYS` dates from at most `MAX_EVENTS`
@@ -17,6 +20,7 @@ No Django import: the view turns `IcsError` into a 422.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import icalendar
 from dateutil.relativedelta import relativedelta
@@ -108,7 +112,9 @@ def _zone(name: str):
 def parse_holidays(data: bytes) -> list[dict]:
     """The all-day events of an `.ics` file as ``[{"date": "YYYY-MM-DD", "name": ...}]``, sorted.
 
-    Timed events are not holidays and are skipped. Raises IcsError for anything malformed.
+    Timed and cancelled events are not holidays and are skipped. Raises IcsError for anything
+    malformed, and for anything that would change an event's days which is not read here (EXRULE,
+    RECURRENCE-ID;RANGE, RDATE periods, METHOD:CANCEL): refused, never dropped.
     """
     if not data or not data.strip():
         raise IcsError("The file is empty; expected an iCalendar (.ics) file.")
@@ -125,12 +131,21 @@ def parse_holidays(data: bytes) -> list[dict]:
     found: dict[dt.date, str] = {}
     events = days = 0
     for calendar in calendars:
+        if str(calendar.get("method") or "").upper() == "CANCEL":
+            raise IcsError("METHOD:CANCEL: the file cancels events (an iTIP message); it lists no holidays.")
+        vevents = []
         for index, event in enumerate(calendar.walk("VEVENT")):
             where = f"VEVENT {index + 1}"
             if event.errors:
                 prop, message = event.errors[0]
                 raise IcsError(f"{where}: {prop}: {message}", "file")
-            start = event.get("dtstart")
+            vevents.append((where, event))
+        masters, moved = _series(vevents)
+        for where, event in vevents:
+            master = masters.get(_uid(event, where)) if event.get("recurrence-id") is not None else None
+            if _cancelled(event, where) or (master is not None and _cancelled(master[1], master[0])):
+                continue  # a cancelled event gives no days, nor do the moved occurrences of one
+            start = _one(event, "dtstart", where)
             if start is None:
                 raise IcsError(f"{where}: DTSTART is missing.")
             first = start.dt
@@ -142,14 +157,8 @@ def parse_holidays(data: bytes) -> list[dict]:
             if not dates.in_range(first):
                 raise IcsError(f"{where}: DTSTART {first.isoformat()} is not {dates.RANGE}.")
             name = str(event.get("summary") or "Holiday")[:120]
-            end = event.get("dtend")
-            last = end.dt if end is not None else first + dt.timedelta(days=1)
-            if isinstance(last, dt.datetime) or last <= first:
-                raise IcsError(f"{where}: DTEND must be a date after DTSTART ({first.isoformat()}).")
-            if not dates.in_range(last - dt.timedelta(days=1)):
-                raise IcsError(f"{where}: DTEND {last.isoformat()} is not {dates.RANGE}.")
-            length = (last - first).days
-            for begin in _starts(event.get("rrule"), first, where):
+            length = _length(event, first, where)
+            for begin in _starts(event, first, length, where, moved):
                 for offset in range(length):
                     days += 1
                     if days > MAX_DAYS:
@@ -165,7 +174,131 @@ def parse_holidays(data: bytes) -> list[dict]:
     return [{"date": day.isoformat(), "name": name} for day, name in sorted(found.items())]
 
 
-def _starts(rule, first: dt.date, where: str):
+def _one(event, name: str, where: str):
+    """The event's `name` property, or None; IcsError if given more than once (icalendar then
+    gives a list: a second DTSTART or RRULE was a 500)."""
+    value = event.get(name)
+    if isinstance(value, list):
+        raise IcsError(f"{where}: {name.upper()} is given {len(value)} times: at most once.")
+    return value
+
+
+def _uid(event, where: str) -> str | None:
+    uid = _one(event, "uid", where)
+    return None if uid is None else str(uid)
+
+
+def _cancelled(event, where: str) -> bool:
+    return str(_one(event, "status", where) or "").upper() == "CANCELLED"
+
+
+def _length(event, first: dt.date, where: str) -> int:
+    """The days of an all-day event from its DTEND or DURATION (RFC 5545: one day without either)."""
+    end, duration = _one(event, "dtend", where), _one(event, "duration", where)
+    if end is not None and duration is not None:
+        raise IcsError(f"{where}: DTEND and DURATION exclude each other (RFC 5545): give one.")
+    if duration is not None:
+        span = duration.dt
+        # An all-day event lasts whole days (P3D, P1W); PT36H is not a number of dates.
+        if not isinstance(span, dt.timedelta) or span % dt.timedelta(days=1) or span.days < 1:
+            raise IcsError(
+                f"{where}: DURATION must be whole days, at least one (such as P3D or P1W), for an all-day event."
+            )
+        if span.days > (dates.LATEST - first).days + 1:  # `first + span` may not even be a Python date
+            raise IcsError(f"{where}: DURATION {duration.to_ical().decode()} ends after {dates.LATEST}.")
+        return span.days
+    last = end.dt if end is not None else first + dt.timedelta(days=1)
+    if isinstance(last, dt.datetime) or last <= first:
+        raise IcsError(f"{where}: DTEND must be a date after DTSTART ({first.isoformat()}).")
+    if not dates.in_range(last - dt.timedelta(days=1)):
+        raise IcsError(f"{where}: DTEND {last.isoformat()} is not {dates.RANGE}.")
+    return (last - first).days
+
+
+def _series(vevents: list) -> tuple[dict[str, tuple], dict[str, dict]]:
+    """The recurring events that overrides (RECURRENCE-ID) refer to, by UID, and the occurrences
+    each override replaces (its RECURRENCE-ID: the start of the occurrence as its event gave it).
+    An override without its event in the file stands alone, as RFC 5545 allows."""
+    masters: dict[str, list[tuple]] = {}
+    for where, event in vevents:
+        if event.get("recurrence-id") is None:
+            masters.setdefault(_uid(event, where), []).append((where, event))
+    moved: dict[str, dict] = {}
+    for where, event in vevents:
+        recurrence = _one(event, "recurrence-id", where)
+        if recurrence is None:
+            continue
+        if "RANGE" in recurrence.params:  # THISANDFUTURE: every later occurrence changes too
+            raise IcsError(
+                f"{where}: RECURRENCE-ID;RANGE={recurrence.params['RANGE']} is not supported: "
+                "give each changed occurrence its own RECURRENCE-ID, or split the event."
+            )
+        uid = _uid(event, where)
+        if uid is None:
+            raise IcsError(f"{where}: RECURRENCE-ID needs the UID of the event whose occurrence it replaces.")
+        replaced = recurrence.dt
+        if replaced in moved.setdefault(uid, {}):
+            raise IcsError(
+                f"{where}: RECURRENCE-ID {replaced.isoformat()} of UID {uid} is also {moved[uid][replaced]}'s."
+            )
+        moved[uid][replaced] = where
+        own = masters.get(uid, [])
+        if len(own) > 1:
+            raise IcsError(
+                f"{where}: UID {uid} names {len(own)} events without RECURRENCE-ID "
+                f"({', '.join(w for w, _ in own)}): which one it overrides is unclear."
+            )
+        start = _one(own[0][1], "dtstart", own[0][0]) if own else None
+        if start is not None and isinstance(start.dt, dt.datetime) != isinstance(replaced, dt.datetime):
+            kind = "a date-time" if isinstance(start.dt, dt.datetime) else "a date"
+            raise IcsError(f"{where}: RECURRENCE-ID must be {kind}, as the DTSTART of {own[0][0]} (its event) is.")
+    return {uid: masters[uid][0] for uid in moved if masters.get(uid)}, moved
+
+
+def _starts(event, first: dt.date, length: int, where: str, moved: dict[str, dict]):
+    """The first days of an all-day event's occurrences, each once (RFC 5545's recurrence set):
+    DTSTART or its RRULE's occurrences, and its RDATE dates, less its EXDATE dates and the
+    occurrences overrides (RECURRENCE-ID) replace. An override is one occurrence: it has none of these.
+    Merged here rather than in dateutil's rruleset: its rrule would lose COUNT or the horizon
+    `_rule_starts` keeps (dateutil takes only one of them)."""
+    if event.get("recurrence-id") is not None:
+        for name in ("rrule", "rdate", "exdate", "exrule"):
+            if event.get(name) is not None:
+                raise IcsError(
+                    f"{where}: {name.upper()} on an override (RECURRENCE-ID) is not supported: it is one occurrence."
+                )
+        yield first
+        return
+    if event.get("exrule") is not None:
+        raise IcsError(f"{where}: EXRULE is not supported (RFC 5545 deprecates it): list the dates in EXDATE.")
+    added = []
+    for begin, end in event.rdates:
+        if end is not None or isinstance(begin, dt.datetime):
+            raise IcsError(
+                f"{where}: RDATE {_text(begin, end)} is not a date: an all-day event's RDATE takes dates (VALUE=DATE)."
+            )
+        if not dates.in_range(begin) or not dates.in_range(begin + dt.timedelta(days=length - 1)):
+            raise IcsError(f"{where}: RDATE {begin.isoformat()} is not {dates.RANGE} (with the event's {length} days).")
+        added.append(begin)
+    excluded = set(moved.get(_uid(event, where), ()))
+    for day in event.exdates:
+        if isinstance(day, dt.datetime):
+            raise IcsError(
+                f"{where}: EXDATE {day.isoformat()} is not a date: an all-day event's EXDATE takes dates (VALUE=DATE)."
+            )
+        excluded.add(day)
+    given = set()
+    for begin in itertools.chain(_rule_starts(_one(event, "rrule", where), first, where), added):
+        if begin not in excluded and begin not in given:
+            given.add(begin)
+            yield begin
+
+
+def _text(begin, end) -> str:
+    return begin.isoformat() if end is None else f"{begin.isoformat()}/{end.isoformat()}"
+
+
+def _rule_starts(rule, first: dt.date, where: str):
     """The first days of an event's occurrences: DTSTART alone, or its RRULE's occurrences in the
     `RECURRENCE_YEARS` from it, lazily (the caller stops at its caps). The rule is checked as a
     visit plan's: `FREQ=MINUTELY` made 28 s and 300 MB of occurrences before the cap applied, and

@@ -49,9 +49,7 @@ def amend(contract, people, effective: dt.date, changes: dict, *, now: dt.dateti
 
 
 def lines(contract, kind):
-    return list(
-        BillingLine.objects.filter(contract=contract, kind=kind).order_by("date").values_list("date", "amount")
-    )
+    return list(BillingLine.objects.filter(contract=contract, kind=kind).order_by("date").values_list("date", "amount"))
 
 
 def test_a_new_rate_from_april_charges_the_old_rate_before_and_the_new_one_after(org, people):
@@ -92,6 +90,36 @@ def test_the_annual_increase_applies_to_an_amended_charge_from_its_next_annivers
         d(1000), d(1000), d(2000), d(2000),  # 2026: the old charge, then the new one as agreed
         d(2200), d(2200), d(2200),  # 2027: the anniversary raises the amended charge
     ]  # fmt: skip
+
+
+def test_an_amended_annual_increase_applies_from_the_next_anniversary_only(api, org):
+    """Found by an outside test: 10% instead of 3% from December re-priced every past anniversary
+    with 10% (December 1100.00, January 1210.00). Each anniversary takes the percentage in force
+    on it: 1000.00 in 2025; 2026-01-01 at 3%: 1030.00, December too (no anniversary in between);
+    2027-01-01 at 10%: 1030.00 x 1.10 = 1133.00."""
+    contract = approved(
+        org, period_charge=d(1000), annual_increase_percent=d(3), hours_per_period=d(5),
+        start_date=dt.date(2025, 1, 1), expiry_date=dt.date(2027, 12, 31),
+    )  # fmt: skip
+    admins = [api("admin") for _ in range(3)]  # an admin may date it (here, tomorrow) whatever today is
+    url = f"/api/v1/contracts/{contract.pk}/amendments"
+    body = {"effective_date": "2026-12-01", "changes": {"annual_increase_percent": "10"}, "reason": "new escalator"}
+    created = admins[0].post(url, body, format="json")
+    assert created.status_code == 201, created.content
+    url = f"{url}/{created.json()['id']}"
+    assert admins[0].post(f"{url}/submit", {}, format="json").status_code == 200
+    assert admins[1].post(f"{url}/approve", {}, format="json").status_code == 200
+    assert admins[2].post(f"{url}/approve", {}, format="json").json()["status"] == "approved"
+    lifecycle(local(2027, 1, 2, 6))
+    response = admins[0].get(
+        "/api/v1/billing_lines", {"contract_id": contract.pk, "kind": "period_charge", "sort": "date", "per_page": 100}
+    )
+    assert response.status_code == 200, response.content
+    charges = {line["date"]: line["amount"] for line in response.json()}
+    assert len(charges) == 25
+    assert {charges["2025-01-01"], charges["2025-12-01"]} == {"1000.00"}
+    assert {charges["2026-01-01"], charges["2026-11-01"], charges["2026-12-01"]} == {"1030.00"}
+    assert charges["2027-01-01"] == "1133.00"
 
 
 def test_periods_change_length_and_end_where_the_amended_terms_say(org, people):

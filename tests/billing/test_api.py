@@ -459,6 +459,46 @@ class TestContractTemplatesAPI(WritableResourceAPITests):
         body = {"counterparty_id": mine.pk, "reference": "A", "start_date": "2026-01-01"}
         assert client.post(f"{self.url}/{inactive.pk}/instantiate", body, format="json").status_code == 409
 
+    def test_instantiate_in_another_currency_is_refused_when_the_template_states_amounts(self, api, org):
+        """Found by an outside test: 2400.00 EUR a month became 2400 JPY (and 2400.000 KWD), every
+        figure copied under the new currency. A template with amounts makes contracts in its own
+        currency; one without any may be made in any."""
+        client = api("manager")
+        mine = Counterparty.objects.create(organization=org, name="Northwind")
+        body = {"counterparty_id": mine.pk, "start_date": "2027-01-01"}
+        priced = client.post(self.url, self.create_data, format="json").json()
+        url = f"{self.url}/{priced['id']}/instantiate"
+        response = client.post(url, {**body, "reference": "TPL-JPY", "currency": "JPY"}, format="json")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {
+            "currency": [
+                "The template's prices are in EUR (period_charge, overage_rate, auto_top_up.price_per_hour): "
+                "instantiate it in EUR, or make a template in JPY."
+            ]
+        }
+        made = client.post(url, {**body, "reference": "TPL-EUR", "currency": "EUR"}, format="json")
+        assert made.status_code == 201 and made.json()["period_charge"] == "1500.00"
+        # Any amount counts: a line item's unit price, a rule's penalty clause or monthly cap.
+        for n, fields in enumerate(
+            [
+                {"line_items": [{"description": "Seal", "unit_price": "12.00"}]},
+                {"sla_rules": [{**RULE, "penalty": {"fixed_amount": "50"}}]},
+                {"sla_rules": [RULE, {**RULE, "monthly_penalty_cap": "500"}]},
+            ]
+        ):
+            template = client.post(self.url, {"name": f"T{n}", "contract_type": "service_contract",
+                                              "currency": "EUR", **fields}, format="json")  # fmt: skip
+            assert template.status_code == 201, template.content
+            url = f"{self.url}/{template.json()['id']}/instantiate"
+            response = client.post(url, {**body, "reference": f"T{n}-USD", "currency": "USD"}, format="json")
+            assert response.status_code == 422, (fields, response.content)
+            (message,) = response.json()["errors"]["currency"]
+            assert message.startswith("The template's prices are in EUR (") and "USD" in message
+        unpriced = self.factory(org)
+        url = f"{self.url}/{unpriced.pk}/instantiate"
+        made = client.post(url, {**body, "reference": "PLAIN-USD", "currency": "USD"}, format="json")
+        assert made.status_code == 201 and made.json()["currency"] == "USD"
+
 
 def test_the_export_csv_neutralises_text_that_would_start_a_formula():
     # A line's description and contract reference come from what users typed (CSV injection).

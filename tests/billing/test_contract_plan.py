@@ -1,13 +1,16 @@
 """The billing plan on `/api/v1/contracts`: terms like the others (draft only), validated."""
 
+import datetime as dt
+
 import pytest
 
+from contracts import terms
 from contracts.models import Contract
 from contracts.services import renew_contract
 from slas.models import Calendar
 from tests.contracts.factories import make_contract
 
-from .helpers import d, plan_contract
+from .helpers import d, lifecycle, local, plan_contract
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +160,92 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
     created = client.post(f"/api/v1/contracts/{euro.pk}/line_items", item, format="json")
     assert created.status_code == 201 and created.json()["unit_price"] == "12.50"
     assert client.get(f"/api/v1/contracts/{euro.pk}/line_items").json()[0]["unit_price"] == "12.50"
+
+
+def escalating(org, **fields) -> Contract:
+    """1000.00 a month from 2024-12-01 for two years, +10% a year: 1100.00 in its second year."""
+    contract = plan_contract(
+        org, period_charge=d(1000), annual_increase_percent=d(10), hours_per_period=d(5),
+        start_date=dt.date(2024, 12, 1), expiry_date=dt.date(2026, 11, 30), **fields,
+    )  # fmt: skip
+    contract.refresh_from_db()
+    terms.start_versions(contract, origin="creation", now=local(2024, 12, 1))
+    return contract
+
+
+def test_a_renewal_continues_at_the_charge_in_force_on_the_last_day(api, org):
+    """Found by an outside test: a renewal copied the base charge (1000.00) and so dropped every
+    increase earned (1100.00 on the last day). By the clause: it charges 1100.00, and its own
+    first anniversary raises that (1210.00); by hand: the draft says 1100.00."""
+    manager = api("manager")
+    clause = escalating(org, auto_renew=True, renewal_term_months=24)
+    lifecycle(local(2027, 12, 2, 6))
+    renewal = Contract.objects.get(renewed_from=clause)
+    assert renewal.status == "active" and renewal.start_date == dt.date(2026, 12, 1)
+    assert manager.get(f"/api/v1/contracts/{renewal.pk}").json()["period_charge"] == "1100.00"
+    response = manager.get(
+        "/api/v1/billing_lines", {"contract_id": f"{clause.pk},{renewal.pk}", "kind": "period_charge", "per_page": 100}
+    )
+    charges = {line["date"]: line["amount"] for line in response.json()}
+    assert (charges["2025-11-01"], charges["2025-12-01"], charges["2026-11-01"]) == ("1000.00", "1100.00", "1100.00")
+    assert (charges["2026-12-01"], charges["2027-11-01"], charges["2027-12-01"]) == ("1100.00", "1100.00", "1210.00")
+
+    by_hand = escalating(org)
+    response = manager.post(f"/api/v1/contracts/{by_hand.pk}/renew", {}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["start_date"], response.json()["period_charge"]) == ("2026-12-01", "1100.00")
+    assert response.json()["annual_increase_percent"] == "10.00"
+
+
+NEEDS_PERIODS = ["Needs a billing_period other than none."]
+
+
+def test_an_overage_rate_needs_billing_periods(api, org):
+    """Found by an outside test: a rate without periods let the contract overrun (the overrun is
+    allowed because it is billed) but overage is billed when a period closes, and there were none:
+    the overrun was never billed. Refused as the other period-bound terms are, everywhere."""
+    client, admin = api("manager"), api("admin")
+    counterparty = make_contract(org).counterparty
+    body = {
+        "reference": "OVR-1", "name": "overage no plan", "contract_type": "service_contract",
+        "counterparty_id": counterparty.pk, "counterparty_role": "customer", "start_date": "2026-11-01",
+        "expiry_date": "2027-10-31", "currency": "EUR", "hours_budget": "10", "overage_rate": "100",
+    }  # fmt: skip
+    response = client.post("/api/v1/contracts", body, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+    created = client.post("/api/v1/contracts", {**body, "billing_period": "monthly"}, format="json")
+    assert created.status_code == 201, created.content
+    response = client.patch(f"/api/v1/contracts/{created.json()['id']}", {"billing_period": "none"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+    response = client.patch(f"/api/v1/contracts/{make_contract(org).pk}", {"overage_rate": "100"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+
+    active = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(active, origin="creation", now=local(2026, 1, 1))
+    amendment = {"effective_date": "2027-03-01", "changes": {"overage_rate": "90"}, "reason": "billed"}
+    response = admin.post(f"/api/v1/contracts/{active.pk}/amendments", amendment, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"changes.overage_rate": NEEDS_PERIODS}
+
+    template = {"name": "No periods", "contract_type": "service_contract", "currency": "EUR", "overage_rate": "100"}
+    response = client.post("/api/v1/contract_templates", template, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+
+
+def test_a_plan_stored_with_an_overage_rate_without_periods_can_still_be_changed(api, org):
+    """Rows stored before the rule keep their plan; a write that sets neither the rate nor the
+    period is not refused for it, one that sets either is held to the rule."""
+    client, admin = api("manager"), api("admin")
+    draft = make_contract(org, overage_rate=d(100))
+    url = f"/api/v1/contracts/{draft.pk}"
+    assert client.patch(url, {"name": "Renamed"}, format="json").status_code == 200
+    response = client.patch(url, {"overage_rate": "90"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"overage_rate": NEEDS_PERIODS}
+    assert client.patch(url, {"billing_period": "monthly"}, format="json").status_code == 200
+
+    active = make_contract(org, status="active", expiry_date=dt.date(2028, 12, 31), overage_rate=d(100))
+    terms.start_versions(active, origin="creation", now=local(2026, 1, 1))
+    url = f"/api/v1/contracts/{active.pk}/amendments"
+    amendment = {"effective_date": "2027-03-01", "changes": {"hours_budget": "50.00"}, "reason": "more"}
+    assert admin.post(url, amendment, format="json").status_code == 201
+    amendment["changes"] = {"overage_rate": None}
+    assert admin.post(url, amendment, format="json").status_code == 201

@@ -132,3 +132,17 @@ def test_amendment_admin_actions_go_through_dual_approval(staff, org):
     assert terms.version_on(contract, dt.date(2027, 6, 1)).terms["notice_period_days"] == 90
     assert first.get(f"{url}{amendment.pk}/change/").status_code == 200
     assert b"term" in first.get(f"/admin/contracts/contract/{contract.pk}/change/").content
+
+
+@pytest.mark.django_db
+def test_a_plan_stored_with_an_overage_rate_without_periods_saves_unchanged(staff, make_contract):
+    # An overage rate now needs periods (an outside test); a draft stored before the rule is not
+    # refused for it when the admin saves other fields, only when the rate or period changes.
+    contract = make_contract(overage_rate="100.00")
+    client = staff("alice")
+    form = {**form_data(client.get(change_url(contract))), "name": "Renamed"}
+    response = client.post(change_url(contract), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    response = client.post(change_url(contract), {**form, "overage_rate": "90.00"})
+    assert response.status_code == 200
+    assert "Needs a billing_period other than none." in response.context["adminform"].form.errors["overage_rate"]

@@ -901,7 +901,7 @@ def test_term_versions_write_money_as_the_contract_does(api, org, currency, cent
 @pytest.mark.django_db
 def test_an_amendment_writes_its_money_as_the_contract_does(api, org, managers):
     # Found by an outside integrator: a POST echoed "13000.5000" for "13000.5".
-    contract = approved_contract(org)
+    contract = approved_contract(org, billing_period="monthly")  # an overage rate needs periods
     items = [{"description": "Labour", "unit_price": "80.125"}, {"description": "Parts", "unit_price": "12.5"}]
     changes = {"contract_value": "13000.5", "overage_rate": "95", "line_items": items}
     created = amend(managers[0], contract, changes=changes)

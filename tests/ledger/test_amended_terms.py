@@ -204,7 +204,7 @@ class TestBudgetCutNeverOverdraws:
         assert response.status_code == 422
         body = {
             "effective_date": "2027-03-01",
-            "changes": {"hours_budget": "10.00", "overage_rate": "90.00"},
+            "changes": {"hours_budget": "10.00", "billing_period": "monthly", "overage_rate": "90.00"},
             "reason": "Billed",
         }
         assert managers[0].post(f"/api/v1/contracts/{contract.pk}/amendments", body, format="json").status_code == 201
