@@ -243,6 +243,13 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     net = sum((amount for _, amount, _ in penalties), Decimal(0))
     if net:
         supplier = contract.counterparty_role == Contract.Role.CUSTOMER
+        # Named by what it holds: penalties posted by hand have no breach (the statement lists them apart).
+        linked = [breach is not None for _, _, breach in penalties]
+        what = " and ".join(
+            part
+            for part, present in (("SLA breaches", any(linked)), ("penalties posted by hand", not all(linked)))
+            if present
+        )
         _line(
             contract,
             key=f"service_credit:period:{row.pk}",
@@ -250,7 +257,7 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
             period=row,
             description=(
                 f"{contract.reference}: {'service credit to the customer' if supplier else 'claim on the vendor'} "
-                f"for SLA breaches in period {span.index + 1}"
+                f"for {what} in period {span.index + 1}"
             ),
             quantity=Decimal(1),
             unit_price=-net,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Max
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from events.services import apply_changes, record_event, snapshot
+from tenancy.currencies import finer_than_currency
 
 from . import services, terms
 from .models import Amendment, Asset, Contract, ContractApproval
@@ -100,6 +102,13 @@ def _check(contract: Contract, *, effective_date: dt.date, changes: dict, allow_
     today = contract.local_today(now)
     if effective_date < today and not allow_past:
         errors["effective_date"] = [f"Must be today ({today}) or later; only an admin may backdate an amendment."]
+    moved_start = None if "changes.start_date" in errors else _day(changes.get("start_date"))
+    # A start moved before the amendment's own date would date the contract back past what the
+    # date rules allow (term versions begin at the effective date; past periods billed at activation).
+    if moved_start is not None and moved_start < effective_date:
+        errors["changes.start_date"] = [f"Must not be before the amendment's effective date ({effective_date})."]
+    elif moved_start is not None and moved_start < today and not allow_past:
+        errors["changes.start_date"] = [f"Must be today ({today}) or later; only an admin may date a start back."]
     in_force = terms.contract_as_of(contract, effective_date)
     start = changes.get("start_date", jsonable_date(in_force.start_date))
     if start is not None and effective_date < dt.date.fromisoformat(str(start)):
@@ -139,6 +148,10 @@ def _check_resulting_terms(contract: Contract, in_force: Contract, changes: dict
         if foreign:
             name = "changes.covered_asset_ids" if "covered_assets" in changes else "changes.counterparty_id"
             errors[name] = [f"Asset {pk} is not an asset of counterparty {counterparty}." for pk in sorted(foreign)]
+    if changes.get("contract_value") is not None:  # in the contract's currency, which is not amendable
+        fault = finer_than_currency(Decimal(str(changes["contract_value"])), contract.currency)
+        if fault:
+            errors.setdefault("changes.contract_value", []).append(fault)
     renewal_terms = {"auto_renew", "expiry_date", "renewal_term_months"}
     if renewal_terms & set(changes) and changes.get("auto_renew", in_force.auto_renew):
         expiry = changes.get("expiry_date", in_force.expiry_date)

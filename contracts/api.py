@@ -35,7 +35,7 @@ from config.api.serializers import (
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
 from events.services import jsonable
-from tenancy.currencies import MONEY_BOUNDS, is_currency
+from tenancy.currencies import MONEY_BOUNDS, MONEY_HELP, is_currency
 
 from . import amendments, services, terms
 from .billing_plan import (
@@ -181,7 +181,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
             "start_date", "expiry_date", "created_at", "updated_at",
         ]  # fmt: skip
         extra_kwargs = {
-            "contract_value": MONEY_BOUNDS,
+            "contract_value": {**MONEY_BOUNDS, "help_text": MONEY_HELP},
             "hours_budget": {"min_value": 0, "max_value": HOURS_LIMIT},  # it is posted as one allocation
             "low_balance_threshold_hours": {"min_value": 0, "max_value": HOURS_LIMIT},
             "renewal_term_months": {"min_value": 1, "max_value": 120},
@@ -792,7 +792,7 @@ class AmendmentSerializer(ResourceSerializer):
             "The terms that change, as on the contract (`counterparty_id`, `expiry_date`, ...), "
             "`line_items`: the whole new list of line items, and `sla_rules`: [{`id`, changed fields}, ...], "
             "amended from the same instant. Not `currency` or `time_zone`, and `start_date` only before the "
-            "contract starts."
+            "contract starts, not before effective_date (nor, but by an admin, before today)."
         )
     )
     submitted_by = ReferenceField()

@@ -24,7 +24,7 @@ from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSer
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.billing_plan import HOURS_LIMIT
 from contracts.models import Contract
-from tenancy.currencies import MONEY_LIMIT
+from tenancy.currencies import MONEY_HELP, MONEY_LIMIT
 from workorders.models import WorkOrder
 
 from . import services
@@ -58,7 +58,8 @@ class LedgerEntrySerializer(ResourceSerializer):
         read_only_fields = ["reason_code", "charged_hours", "created_at"]
         money_fields = {"amount": "currency"}
         extra_kwargs = {
-            "amount": {"max_value": MONEY_LIMIT},  # its sign is the service's rule (`check_entry`)
+            # Its sign and its places are the service's rules (`check_entry`).
+            "amount": {"max_value": MONEY_LIMIT, "help_text": MONEY_HELP},
             "hours": {"min_value": -HOURS_LIMIT, "max_value": HOURS_LIMIT},
         }
         default_fields = [

@@ -45,7 +45,7 @@ from contracts.models import Contract
 from contracts.terms import Timeline, contract_as_of
 from events.feed import hold_order
 from events.services import record_event
-from tenancy.currencies import quantize
+from tenancy.currencies import finer_than_currency, quantize
 
 from .charging import charged_hours_for
 from .models import LedgerEntry
@@ -139,6 +139,8 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
             errors["amount"] = ["Must not be negative."]
         if entry.currency != contract.currency:
             errors["currency"] = [f"Money on this contract is in {contract.currency}."]
+        elif fault := finer_than_currency(entry.amount, entry.currency):
+            errors.setdefault("amount", []).append(fault)
         else:
             entry.amount = quantize(entry.amount, entry.currency)
     elif entry.currency:

@@ -4,7 +4,7 @@
 - `GET reports/at_risk`: clocks due within a window (a collection: pagination, fields, sort,
   filters, CSV);
 - `GET contracts/{id}/statement?month=YYYY-MM`: the monthly service-credit statement (JSON,
-  CSV of its breach lines, PDF);
+  CSV of its breach lines and posted penalties, PDF);
 - `GET breaches/{id}/evidence`: the evidence pack (JSON, HTML with an SVG timeline, PDF);
 - `POST backtests`: a what-if replay of proposed terms (read-only).
 """
@@ -415,15 +415,30 @@ class StatementView(ReportView):
             response["Content-Disposition"] = content_disposition(f"{filename}.pdf", inline=True)
             return response
         if wants_csv(request):
-            columns = columns_of(statement.CSV_FIELDS, ["work_order", "sla_rule", "waived_by"])
-            return stream_csv(columns, (_statement_row(line) for line in data["breaches"]), filename)
+            columns = columns_of(statement.CSV_FIELDS, ["work_order", "sla_rule", "waived_by", "posted_by"])
+            rows = [*map(_statement_row, data["breaches"]), *map(_posted_row, data["posted_penalties"])]
+            return stream_csv(columns, rows, filename)
         return Response(data)
 
 
+# Every CSV row has every key (the CSV writer locates the columns in the first row).
+_BLANK_ROW = dict.fromkeys(statement.CSV_FIELDS)
+
+
 def _statement_row(line: dict) -> dict:
-    row = {key: value for key, value in line.items() if key != "rule_version"}
+    row = {**_BLANK_ROW, **{key: value for key, value in line.items() if key != "rule_version"}}
     row["rule_effective_from"] = line["rule_version"]["effective_from"]
+    row["kind"] = "breach"
     return row
+
+
+def _posted_row(line: dict) -> dict:
+    return {
+        **_BLANK_ROW,
+        **{key: line[key] for key in ("id", "currency", "description", "posted_by", "occurred_at")},
+        "penalty": line["amount"],
+        "kind": "posted_penalty",
+    }
 
 
 def _jsonable(data):

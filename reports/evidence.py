@@ -5,8 +5,8 @@ moment it is asked (so the SHA-256 of its canonical JSON is a stable citation):
 
 - the job's instants and status history (each change as the event log recorded it), its holds
   (with reasons, and whether this rule pauses on them);
-- the rule version in force: target, calendar (time zone, weekly hours, holidays), pause
-  setting, penalty clause and monthly cap;
+- the rule version in force (for a final breach, the one it was settled under): target, calendar
+  (time zone, weekly hours, holidays), pause setting, penalty clause and monthly cap;
 - every working interval of the calendar between the clock's start and the instant the breach
   was measured to (its stop; for a clock still running, the last measurement), with the
   business seconds counted in each (pauses taken out), the holidays and the DST changes in that
@@ -70,7 +70,12 @@ def with_digest(data: dict) -> dict:
 
 def evidence_queryset():
     return Breach.objects.select_related(
-        "clock__rule__calendar", "clock__work_order", "sla_rule", "contract", "waived_by", "acknowledged_by"
+        "clock__rule__calendar",
+        "clock__work_order",
+        "sla_rule__calendar",
+        "contract",
+        "waived_by",
+        "acknowledged_by",
     ).prefetch_related("clock__work_order__holds")
 
 
@@ -79,6 +84,15 @@ def measured_until(breach: Breach) -> dt.datetime:
     breach keeps it even if the job is reopened and its clock later stops again), else its
     last measurement."""
     return breach.clock_stopped_at or breach.measured_at or breach.detected_at
+
+
+def measured_under(breach: Breach):
+    """The rule version and target the breach is derived with: a final breach keeps the version it
+    was measured and priced under (a later, back-dated version moves the job's clock, not a settled
+    measurement: docs/decisions.md); an open one follows its clock."""
+    if breach.final:
+        return breach.sla_rule, breach.target_minutes
+    return breach.clock.rule, breach.clock.target_minutes
 
 
 def _status_history(job) -> list[dict]:
@@ -219,19 +233,20 @@ def _holidays_between(spec: clock.CalendarSpec | None, first: dt.date, last: dt.
 def breach_evidence(breach: Breach) -> dict:
     """The evidence pack (with its `sha256`) of a breach fetched with `evidence_queryset()`."""
     clock_row = breach.clock
-    rule, job = clock_row.rule, clock_row.work_order
+    job = clock_row.work_order
+    rule, target = measured_under(breach)
     holds = list(job.holds.all())
     calendar = calendar_of(rule) or clock.TWENTY_FOUR_SEVEN
     spec = calendar.spec if isinstance(calendar, clock.CompiledCalendar) else None
     start = clock_row.started_at
     until = measured_until(breach)
     pauses = [(s, until if e is None or e > until else e) for s, e in pauses_for(rule, holds) if s < until]
-    due_at = clock.due(calendar, start, clock_row.target_minutes, pauses)
+    due_at = clock.due(calendar, start, target, pauses)
     a, b = _epoch(start), _epoch(until)
     epoch_pauses = [(_epoch(s), _epoch(e)) for s, e in pauses]
     seconds = calendar.business_seconds(a, b, epoch_pauses)
     actual = math.ceil(seconds / 60)
-    overage = max(0, actual - clock_row.target_minutes)
+    overage = max(0, actual - target)
     cancelled = clock_row.state == SlaClock.State.CANCELLED
     past_due = cancelled or (due_at is not None and until > due_at)
     steps = _penalty_steps(breach, rule, overage, past_due)
@@ -297,7 +312,7 @@ def breach_evidence(breach: Breach) -> dict:
                 "name": rule.name,
                 "metric": rule.metric,
                 "priorities": rule.priorities,
-                "target_minutes": clock_row.target_minutes,
+                "target_minutes": target,
                 "effective_from": iso(rule.effective_from),
                 "effective_to": iso(rule.effective_to),
                 "previous_version": rule.previous_version_id,
@@ -326,6 +341,9 @@ def breach_evidence(breach: Breach) -> dict:
                 "measured_until": iso(until),
                 # Where the clock stands now, if a reopening moved its stop after the breach was settled.
                 "clock_stopped_at_now": iso(clock_row.stopped_at),
+                # The version the job's clock follows now: a later one than `rule` if a back-dated
+                # amendment came after this breach was settled.
+                "rule_now": clock_row.rule_id,
                 "pauses": [{"start": iso(s), "end": iso(e)} for s, e in pauses],
                 "time_zone": zone,
                 "working_intervals": _intervals(calendar, a, b, epoch_pauses),

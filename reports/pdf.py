@@ -137,11 +137,26 @@ def statement_pdf(statement: dict) -> bytes:
                 ]
             )
             doc.ln(1)
+    if statement["posted_penalties"]:
+        doc.heading("Penalties posted by hand (no breach)")
+        for line in statement["posted_penalties"]:  # the description in full: it is why it is owed
+            doc.pairs(
+                [
+                    ("Amount", f"{line['amount']} {line['currency']}"),
+                    ("Dated", line["occurred_at"]),
+                    ("Posted by", f"{(line['posted_by'] or {}).get('name') or '-'} at {line['posted_at']}"),
+                    ("Description", line["description"]),
+                ]
+            )
+            doc.ln(1)
     doc.heading("Totals")
     doc.table(
-        ["Currency", "Penalties owed", "Waived"],
-        [[currency, figures["penalties"], figures["waived"]] for currency, figures in statement["totals"].items()],
-        [30, 50, 50],
+        ["Currency", "Penalties owed", "of which posted", "Waived"],
+        [
+            [currency, figures["penalties"], figures["posted"], figures["waived"]]
+            for currency, figures in statement["totals"].items()
+        ],
+        [30, 50, 50, 50],
     )
     hours = statement["hours"]
     doc.heading("Hours this month")

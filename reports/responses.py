@@ -107,10 +107,21 @@ class StatementBreachSerializer(serializers.Serializer):
     waiver_reason = _text(allow_blank=True)
 
 
+class StatementPostedPenaltySerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The ledger entry's id.")
+    description = _text(allow_blank=True)
+    amount = _amount()
+    currency = _text()
+    occurred_at = _instant(help_text="The instant it is dated at (it counts in that month and billing period).")
+    posted_by = _ref(allow_null=True)
+    posted_at = _instant()
+
+
 class StatementCurrencyTotalsSerializer(serializers.Serializer):
     # One currency's totals. Not `StatementTotals`: generators name the inline `Statement.totals`
     # map so, and openapi-python-client dropped `Statement` over the clash.
-    penalties = _amount()
+    penalties = _amount(help_text="Owed: the breaches' penalties (waived ones at zero) and the posted penalties.")
+    posted = _amount(help_text="Of which penalties posted by hand (`posted_penalties`).")
     waived = _amount()
 
 
@@ -141,6 +152,11 @@ class StatementSerializer(serializers.Serializer):
     time_zone = _text()
     period = inline_serializer("StatementPeriod", {"from": _instant(), "to": _instant()})
     breaches = StatementBreachSerializer(many=True)
+    posted_penalties = StatementPostedPenaltySerializer(
+        many=True,
+        help_text="Penalties posted by hand in the month (ledger `penalty` entries without a breach), by date: "
+        "in the billing period's service credit like the breaches' penalties.",
+    )
     totals = _per_currency(StatementCurrencyTotalsSerializer())
     hours = StatementHoursSerializer()
 
@@ -256,6 +272,10 @@ class EvidenceClockSerializer(serializers.Serializer):
     stop = _instant(allow_null=True)
     measured_until = _instant()
     clock_stopped_at_now = _instant(allow_null=True)
+    rule_now = serializers.IntegerField(
+        help_text="The rule version the job's clock follows now; differs from `rule.id` when a later, "
+        "back-dated version came after the breach was settled (the pack keeps the version it was priced under)."
+    )
     pauses = EvidencePauseSerializer(many=True)
     time_zone = _text()
     working_intervals = EvidenceIntervalSerializer(many=True)

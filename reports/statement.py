@@ -6,7 +6,9 @@ For a month in the contract's time zone:
   each with its job, the rule version in force, target, actual and overage minutes, and the
   penalty step by step: before any cap, after the per-breach cap, and after the monthly cap
   (what is owed). A waived breach is listed at zero, with who waived it, when and why;
-- the totals per currency (owed, and waived);
+- the penalties posted by hand in the month (a ledger `penalty` without a breach: the period's
+  service credit includes them, so the statement lists them, with who posted them);
+- the totals per currency (owed: the breaches' and the posted penalties', of which `posted`; and waived);
 - the hours of the month: the opening balance, allocations (initial, renewal, credit),
   work, adjustments, expiries (unused hours of lots that expired) and the closing balance,
   with the jobs behind the work. Work counts as charged (the billing plan's rounding, minimum
@@ -67,11 +69,13 @@ def _user(user) -> dict | None:
     return None if user is None else {"id": user.pk, "name": user.get_username()}
 
 
-# The columns of a statement's CSV (one row per breach line; the rule version as its start).
+# The columns of a statement's CSV: one row per breach line (the rule version as its start), then
+# one per posted penalty (`kind` tells them apart; `id` is the breach's or the ledger entry's).
 CSV_FIELDS = [
     "id", "work_order", "sla_rule", "rule_effective_from", "metric", "detected_at", "due_at", "target_minutes",
     "actual_minutes", "overage_minutes", "penalty_before_caps", "penalty_after_breach_cap",
     "penalty_after_monthly_cap", "penalty", "currency", "final", "state", "waived_by", "waived_at", "waiver_reason",
+    "kind", "description", "posted_by", "occurred_at",
 ]  # fmt: skip
 
 
@@ -107,6 +111,26 @@ def breach_line(breach: Breach) -> dict:
     }
 
 
+def posted_penalties(contract: Contract, start: dt.datetime, end: dt.datetime):
+    """The month's penalties posted by hand: `penalty` entries without a breach (the breaches'
+    own entries are the breach lines), dated in [start, end)."""
+    return LedgerEntry.objects.filter(
+        contract=contract, entry_type=T.PENALTY, breach__isnull=True, occurred_at__gte=start, occurred_at__lt=end
+    )
+
+
+def posted_line(entry: LedgerEntry) -> dict:
+    return {
+        "id": entry.pk,
+        "description": entry.description,
+        "amount": _money(entry.amount, entry.currency),
+        "currency": entry.currency,
+        "occurred_at": entry.occurred_at,
+        "posted_by": _user(entry.created_by),
+        "posted_at": entry.created_at,
+    }
+
+
 def monthly_statement(*, contract: Contract, month: str) -> dict:
     start, end = month_bounds(contract, month)
     breaches = list(
@@ -115,7 +139,9 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         .order_by("detected_at", "id")
     )
     lines = [breach_line(breach) for breach in breaches]
-    totals: dict[str, dict[str, str]] = {}
+    posted = posted_penalties(contract, start, end)
+    posted_lines = [posted_line(entry) for entry in posted.select_related("created_by").order_by("occurred_at", "id")]
+    sums: dict[str, dict[str, Decimal]] = {}
     for row in (
         Breach.objects.filter(contract=contract, penalty_month=month)
         .values("currency")
@@ -125,10 +151,17 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         )
         .order_by("currency")
     ):
-        totals[row["currency"]] = {
-            "penalties": _money(row["owed"], row["currency"]),
-            "waived": _money(row["waived"], row["currency"]),
+        sums[row["currency"]] = {"owed": row["owed"], "waived": row["waived"], "posted": ZERO}
+    for row in posted.values("currency").annotate(total=Sum("amount")).order_by("currency"):
+        sums.setdefault(row["currency"], {"owed": ZERO, "waived": ZERO, "posted": ZERO})["posted"] = row["total"]
+    totals = {
+        currency: {
+            "penalties": _money(figures["owed"] + figures["posted"], currency),
+            "posted": _money(figures["posted"], currency),
+            "waived": _money(figures["waived"], currency),
         }
+        for currency, figures in sorted(sums.items())
+    }
     return {
         "contract": {"id": contract.pk, "name": contract.name, "reference": contract.reference},
         "counterparty": {"id": contract.counterparty_id, "name": contract.counterparty.name},
@@ -136,6 +169,7 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         "time_zone": contract.time_zone,
         "period": {"from": start.astimezone(dt.UTC), "to": end.astimezone(dt.UTC)},
         "breaches": lines,
+        "posted_penalties": posted_lines,
         "totals": totals,
         "hours": month_hours(contract, start, end),
     }

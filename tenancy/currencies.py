@@ -52,6 +52,16 @@ def quantize(amount: Decimal, code: str) -> Decimal:
     return Decimal(amount).quantize(Decimal(1).scaleb(-MINOR_UNITS[code]), rounding=ROUND_HALF_UP)
 
 
+def finer_than_currency(amount, code: str) -> str | None:
+    """Why a stated amount of money (a contract's value, a posted penalty) is not one of this
+    currency: more decimal places than its minor unit, worded as for hours; None if it is. Refused
+    rather than rounded (it was, even to zero). Rates and unit prices may be finer: not checked here."""
+    places = MINOR_UNITS[code]
+    if Decimal(amount) != quantize(amount, code):
+        return f"Ensure that there are no more than {places} decimal places for {code}."
+    return None
+
+
 def round_down(amount, code: str) -> Decimal:
     """Round down to the currency's minor unit: a cap (a penalty's), never to be exceeded."""
     return Decimal(str(amount)).quantize(Decimal(1).scaleb(-MINOR_UNITS[code]), rounding=ROUND_FLOOR)
@@ -59,6 +69,7 @@ def round_down(amount, code: str) -> Decimal:
 
 MONEY_LIMIT = Decimal(10**12)
 MONEY_BOUNDS = {"min_value": 0, "max_value": MONEY_LIMIT}  # a stated amount, for a serializer field
+MONEY_HELP = "In the currency's minor unit at most (EUR 2 decimal places, JPY 0, KWD 3): a finer amount is a 422."
 _STORED_LIMIT = Decimal(10**13)  # exclusive: 15 significant digits with cents (SQLite's precision)
 
 

@@ -65,7 +65,8 @@ class VisitPlanSerializer(ResourceSerializer):
         }
 
     def get_next_occurrences(self, plan) -> list[dt.datetime]:
-        """The next five occurrences not generated yet (by the plan's current rule)."""
+        """The next five occurrences not generated yet (by the plan's current rule); none once the
+        contract is expired, terminated or renewed."""
         return next_occurrences(plan, after=timezone.now())
 
 

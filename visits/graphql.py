@@ -75,13 +75,15 @@ class VisitPlan(ContractChildType):
             "active_from",
             "active_to",
             "generated_until",
+            "contract__status",  # a closed contract plans none
             "contract__time_zone",
             "contract__start_date",
             "contract__expiry_date",
         ],
         select_related=["contract"],
         prefetch_related=["contract__term_versions"],  # where the term ends as agreed, read once a page
-        description="The next five occurrences not generated yet (by the plan's current rule).",
+        description="The next five occurrences not generated yet (by the plan's current rule); none once the "
+        "contract is expired, terminated or renewed.",
     )
     def next_occurrences(self) -> list[dt.datetime]:
         return next_occurrences(self, after=timezone.now())

@@ -23,10 +23,9 @@ from config.errors import BadRequest
 from contracts.models import Contract
 from ledger.models import LedgerEntry
 from workorders.models import VisitPlan, WorkOrder
-from workorders.visits import upcoming
+from workorders.visits import CLOSED, upcoming
 
 STATES = ("scheduled", "generated", "completed", "missed")
-CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
 _TICK = dt.timedelta(microseconds=1)
 
 

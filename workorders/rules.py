@@ -10,13 +10,12 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
+from contracts.services import CLOSED
 from contracts.terms import Timeline
 from events.services import record_event, save_changes, snapshot
 
 from . import recurrence
 from .models import ContractRule, VisitPlan
-
-CLOSED = (Contract.Status.EXPIRED, Contract.Status.TERMINATED, Contract.Status.RENEWED)
 
 RULE_FIELDS = ["name", "sequence", "enabled", "criteria", "outcome", "contract_id"]
 PLAN_FIELDS = [

@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from contracts.models import Contract
-from contracts.services import skipping_failures
+from contracts.services import CLOSED, skipping_failures
 from contracts.terms import Timeline
 
 from . import matching, recurrence
@@ -81,7 +81,10 @@ def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: 
 
 
 def next_occurrences(plan: VisitPlan, *, after: dt.datetime, count: int = 5) -> list[dt.datetime]:
-    """The next `count` occurrences after an instant that are not generated yet."""
+    """The next `count` occurrences after an instant that are not generated yet: none once the
+    contract is closed (expired, terminated, renewed), which generates and lists no more visits."""
+    if plan.contract.status in CLOSED:
+        return []
     after = max(after, plan.generated_until)
     return _occurrences(plan, plan.contract, after, after + _LOOKAHEAD, count)
 

@@ -249,3 +249,25 @@ def test_an_ended_periods_overage_is_not_counted_again_before_its_close(org):
     after = figures(contract, local(2026, 2, 1, 1))
     assert [(f["status"], f["overage_hours"]) for f in after] == [("closed", "2.00"), ("open", "0.00")]
     assert BillingLine.objects.get(contract=contract, kind="overage").amount == Decimal("100.0000")
+
+
+def test_a_service_credit_is_named_by_what_it_holds(org, make_member):
+    # Found by an outside tester: a penalty posted by hand (no breach) was billed as a service
+    # credit "for SLA breaches". The line says what it holds.
+    from tests.ledger.helpers import T0, final_breach, penalty_rule, post
+
+    contract = plan_contract(org, period_charge=d(300))
+    penalty_rule(contract)
+    lifecycle(local(2026, 3, 1, 1))
+    final_breach(contract, reported_at=T0)  # 2 March: a 150.00 penalty
+    manager = make_member("manager", org).user
+    for day in (local(2026, 3, 20, 9), local(2026, 4, 20, 9)):
+        post(contract, "penalty", at=day, amount=d(25), currency="EUR", description="Goodwill", actor=manager)
+    lifecycle(local(2026, 5, 1, 1))
+    lines = BillingLine.objects.filter(kind="service_credit").order_by("period__index")
+    assert [(line.period.index, line.amount, line.description) for line in lines] == [
+        (2, Decimal("-175.0000"), f"{contract.reference}: service credit to the customer for SLA breaches and "
+         "penalties posted by hand in period 3"),
+        (3, Decimal("-25.0000"), f"{contract.reference}: service credit to the customer for penalties posted by "
+         "hand in period 4"),
+    ]  # fmt: skip

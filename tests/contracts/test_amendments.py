@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from model_bakery import baker
 
 from contracts import terms
@@ -269,6 +270,11 @@ class TestAmendmentFlow:
             ({"changes": {"currency": "USD"}}, "changes.currency", "cannot be amended"),
             ({"changes": {"hours_budget": "-1"}}, "changes.hours_budget", "greater than or equal to 0"),
             ({"changes": {"start_date": "2026-02-01"}}, "changes.start_date", "cannot move"),
+            (
+                {"changes": {"contract_value": "10.005"}},
+                "changes.contract_value",
+                "no more than 2 decimal places for EUR",
+            ),
             ({"changes": {"line_items": [{"quantity": "1"}]}}, "changes.line_items[0].description", "required"),
             ({"effective_date": "2026-01-01"}, "effective_date", "only an admin may backdate"),
             ({"effective_date": "2029-01-01"}, "effective_date", "after the contract's expiry date"),
@@ -299,9 +305,40 @@ class TestAmendmentFlow:
         for term in set(valid) - named:  # each refused as a term that cannot change, not as a bad value
             refused = amend(managers[0], contract, changes={term: valid[term]}).json()["errors"]
             assert "cannot" in " ".join(refused[f"changes.{term}"]), refused
-        if "start_date" in named:
-            moved = amend(managers[0], contract, changes={"start_date": valid["start_date"]})
+        if "start_date" in named:  # from the amendment's date (a start before it: next test)
+            body = {"effective_date": valid["start_date"], "changes": {"start_date": valid["start_date"]}}
+            moved = amend(managers[0], contract, **body)
             assert moved.status_code == 201, moved.content
+
+    def test_a_moved_start_is_not_before_the_amendments_date_nor_for_a_manager_today(self, api, org, managers):
+        # Found by an outside tester: a manager's amendment dated tomorrow moved a scheduled
+        # contract's start six months back; activation then billed those months, which no term
+        # version covered. The start moves no earlier than the amendment's date (and, like that
+        # date, not into the past but by an admin).
+        contract = approved_contract(
+            org, status="scheduled", start_date=dt.date(2099, 1, 1), expiry_date=dt.date(2099, 12, 31)
+        )
+        today = contract.local_today(timezone.now())
+        day = lambda n: (today + dt.timedelta(days=n)).isoformat()  # noqa: E731
+        manager, admin = managers[0], api("admin")
+        cases = [  # who, effective date, new start -> the errors named (None: accepted)
+            (manager, day(1), day(-180), {"changes.start_date": "before the amendment's effective date"}),
+            (manager, day(10), day(5), {"changes.start_date": "before the amendment's effective date"}),
+            (admin, day(-30), day(-60), {"changes.start_date": "before the amendment's effective date"}),
+            (manager, day(-5), day(-5), {"changes.start_date": "only an admin", "effective_date": "only an admin"}),
+            (manager, day(10), day(10), None),
+            (admin, day(-5), day(-5), None),
+        ]
+        for who, effective, start, expected in cases:
+            response = amend(who, contract, effective_date=effective, changes={"start_date": start})
+            if expected is None:
+                assert response.status_code == 201, (effective, start, response.content)
+                continue
+            assert response.status_code == 422, (effective, start, response.content)
+            errors = response.json()["errors"]
+            assert set(errors) == set(expected), (effective, start, errors)
+            for field, fragment in expected.items():
+                assert fragment in " ".join(errors[field]), (effective, start, errors)
 
     def test_another_organizations_counterparty_is_a_422(self, org, other_org, managers):
         contract = approved_contract(org)

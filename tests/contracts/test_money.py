@@ -1,4 +1,4 @@
-"""Money on contracts: ISO 4217 `currency` and `contract_value` rounded half-up to its minor unit.
+"""Money on contracts: ISO 4217 `currency` and `contract_value` in its minor unit (finer: a 422).
 
 JPY has 0 minor digits, EUR 2, KWD 3. The currency defaults to the organization's (`org`: EUR,
 `other_org`: USD). An unknown, lower-case, withdrawn or non-money code is a 422 naming `currency`.
@@ -97,42 +97,45 @@ def test_quantize_rounds_half_up_to_the_minor_unit(amount, code, expected):
 
 
 @pytest.mark.django_db
-class TestContractValueRounding:
+class TestContractValueInTheMinorUnit:
     @pytest.mark.parametrize(
         ("currency", "value", "expected"),
         [
-            ("JPY", "100.5", "101"),
-            ("JPY", "100.4", "100"),
-            ("JPY", "102.5", "103"),
-            ("JPY", "0.5", "1"),
             ("JPY", "250000", "250000"),
-            ("EUR", "10.005", "10.01"),
-            ("EUR", "10.004", "10.00"),
+            ("JPY", "100.0", "100"),
             ("EUR", "12000", "12000.00"),
+            ("EUR", "10.5", "10.50"),
             ("EUR", "0", "0.00"),
-            ("KWD", "1.2345", "1.235"),
-            ("KWD", "1.2344", "1.234"),
-            ("KWD", "0.0005", "0.001"),
+            ("KWD", "1.234", "1.234"),
+            ("KWD", "1.2340", "1.234"),
             ("KWD", "99", "99.000"),
         ],
     )
-    def test_create_rounds_half_up_to_the_minor_unit(self, api, counterparty, currency, value, expected):
+    def test_create_writes_the_minor_unit(self, api, counterparty, currency, value, expected):
         client = api("manager")
         response = create(client, counterparty, currency=currency, contract_value=value)
         assert response.status_code == 201, response.content
         created = response.json()
         assert created["currency"] == currency
         assert created["contract_value"] == expected
-        # Stored rounded, and read back the same way.
         assert Contract.objects.get(pk=created["id"]).contract_value == Decimal(expected)
         assert client.get(f"{URL}/{created['id']}").json()["contract_value"] == expected
         listed = client.get(f"{URL}?fields=contract_value,currency").json()
         assert listed == [{"id": created["id"], "contract_value": expected, "currency": currency}]
 
-    def test_a_json_number_is_rounded_the_same_way(self, api, counterparty):
-        response = create(api("manager"), counterparty, currency="JPY", contract_value=100.5)
-        assert response.status_code == 201, response.content
-        assert response.json()["contract_value"] == "101"
+    @pytest.mark.parametrize(
+        ("currency", "value", "places"),
+        [("JPY", "100.5", 0), ("JPY", 100.5, 0), ("EUR", "10.005", 2), ("EUR", "0.001", 2), ("KWD", "1000.1235", 3)],
+    )
+    def test_a_value_finer_than_the_currency_is_422(self, api, counterparty, currency, value, places):
+        # Found by an outside tester: it was rounded without a word (0.001 EUR stored as 0.00), while
+        # hours with too many places are refused. A stated amount is refused the same way.
+        response = create(api("manager"), counterparty, currency=currency, contract_value=value)
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {
+            "contract_value": [f"Ensure that there are no more than {places} decimal places for {currency}."]
+        }
+        assert not Contract.objects.exists()
 
     def test_value_is_optional(self, api, counterparty):
         response = create(api("manager"), counterparty, currency="KWD")
@@ -156,24 +159,31 @@ class TestContractValueRounding:
         assert response.json()["errors"] == {"contract_value": ['Must be a plain decimal number such as "12.50".']}
         assert Contract.objects.get(pk=created["id"]).contract_value == Decimal("5")
 
-    def test_patch_in_draft_rounds_to_the_contracts_currency(self, api, counterparty):
+    def test_patch_in_draft_holds_the_value_to_the_contracts_currency(self, api, counterparty):
         client = api("manager")
         created = create(client, counterparty, currency="KWD", contract_value="5").json()
         response = client.patch(f"{URL}/{created['id']}", {"contract_value": "1.2345"}, format="json")
-        assert response.status_code == 200, response.content
-        assert response.json()["contract_value"] == "1.235"
-        assert Contract.objects.get(pk=created["id"]).contract_value == Decimal("1.235")
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["contract_value"]
+        assert Contract.objects.get(pk=created["id"]).contract_value == Decimal("5")
+        response = client.patch(f"{URL}/{created['id']}", {"contract_value": "1.235"}, format="json")
+        assert response.status_code == 200 and response.json()["contract_value"] == "1.235"
 
-    def test_patch_of_currency_and_value_together_rounds_to_the_new_currency(self, api, counterparty):
+    def test_patch_of_the_currency_holds_the_value_to_the_new_currency(self, api, counterparty):
         client = api("manager")
-        created = create(client, counterparty, currency="EUR", contract_value="10.00").json()
-        response = client.patch(f"{URL}/{created['id']}", {"currency": "JPY", "contract_value": "100.5"}, format="json")
+        created = create(client, counterparty, currency="EUR", contract_value="10.50").json()
+        response = client.patch(f"{URL}/{created['id']}", {"currency": "JPY"}, format="json")
+        assert response.status_code == 422, response.content  # 10.50 is no amount of yen
+        assert response.json()["errors"] == {
+            "contract_value": ["Ensure that there are no more than 0 decimal places for JPY."]
+        }
+        assert Contract.objects.get(pk=created["id"]).currency == "EUR"
+        response = client.patch(f"{URL}/{created['id']}", {"currency": "JPY", "contract_value": "1050"}, format="json")
         assert response.status_code == 200, response.content
-        assert response.json()["currency"] == "JPY"
-        assert response.json()["contract_value"] == "101"
+        assert (response.json()["currency"], response.json()["contract_value"]) == ("JPY", "1050")
 
-    def test_bug_a_value_that_overflows_once_rounded_is_422_not_500(self, api, counterparty):
-        # 14 integer digits fit the column (18 digits, 4 decimals); rounding JPY half-up makes 15.
+    def test_bug_a_value_beyond_the_column_is_422_not_500(self, api, counterparty):
+        # 14 integer digits fit the column (18 digits, 4 decimals); the places are refused before any rounding.
         response = create(api("manager"), counterparty, currency="JPY", contract_value="99999999999999.5")
         assert response.status_code == 422, response.content
         assert "contract_value" in response.json()["errors"]
@@ -216,30 +226,34 @@ class TestCurrencyValidation:
 @pytest.mark.django_db
 class TestDefaultCurrency:
     def test_defaults_to_the_organizations_currency(self, api, org, counterparty):
-        response = create(api("manager"), counterparty, contract_value="10.005")
+        response = create(api("manager"), counterparty, contract_value="10.5")
         assert response.status_code == 201, response.content
         created = response.json()
         assert created["currency"] == org.default_currency == "EUR"
-        assert created["contract_value"] == "10.01"
+        assert created["contract_value"] == "10.50"
         assert Contract.objects.get(pk=created["id"]).currency == "EUR"
 
     def test_each_organization_has_its_own_default(self, api, other_org):
         theirs = baker.make(Counterparty, organization=other_org)
-        response = create(api("manager", org=other_org), theirs, contract_value="0.125")
+        response = create(api("manager", org=other_org), theirs, contract_value="0.1")
         assert response.status_code == 201, response.content
         assert response.json()["currency"] == "USD"
-        assert response.json()["contract_value"] == "0.13"
+        assert response.json()["contract_value"] == "0.10"
 
-    def test_the_default_currency_drives_the_rounding(self, api, make_member):
+    def test_the_default_currency_holds_the_places(self, api, make_member):
         yen = Organization.objects.create(
             slug="nippon", name="Nippon Service", default_currency="JPY", default_time_zone="Asia/Tokyo"
         )
         party = baker.make(Counterparty, organization=yen)
         response = create(api("manager", org=yen), party, contract_value="100.5")
-        assert response.status_code == 201, response.content
-        assert (response.json()["currency"], response.json()["contract_value"]) == ("JPY", "101")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"]["contract_value"] == [
+            "Ensure that there are no more than 0 decimal places for JPY."
+        ]
+        response = create(api("manager", org=yen), party, contract_value="100")
+        assert (response.json()["currency"], response.json()["contract_value"]) == ("JPY", "100")
 
     def test_an_explicit_currency_wins_over_the_default(self, api, counterparty):
-        response = create(api("manager"), counterparty, currency="KWD", contract_value="1.2345")
+        response = create(api("manager"), counterparty, currency="KWD", contract_value="1.234")
         assert response.status_code == 201, response.content
-        assert (response.json()["currency"], response.json()["contract_value"]) == ("KWD", "1.235")
+        assert (response.json()["currency"], response.json()["contract_value"]) == ("KWD", "1.234")

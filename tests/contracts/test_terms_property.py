@@ -151,6 +151,7 @@ def test_as_of_equals_replaying_the_history(org, make_member, history, shuffle, 
             value = terms._python(name, expected[name])
             found = Contract.objects.filter(terms.term_predicate_q(name, Predicate("in", (value,)), day, False))
             assert found.filter(pk=contract.pk).exists(), (day, name, value)
+
     # Billing periods: each follows the plan replayed to its first day (its length from that plan's
     # billing_period, its charge and rates from that plan); they tile the term except where the plan
     # has no periods (`none`).

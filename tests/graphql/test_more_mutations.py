@@ -169,3 +169,36 @@ def test_a_work_order_answered_after_its_resolution_is_refused(gql, org):
         f"{{ __typename {ERROR} }} }}"
     )["createWorkOrder"]
     assert refused["kind"] == "INVALID" and fields_of(refused) == {"respondedAt": ["Must not be after resolved_at."]}
+
+
+def test_money_finer_than_the_currency_is_refused_as_in_rest(gql, org):
+    # Found by an outside tester (REST): a stated amount finer than its currency was rounded without
+    # a word. GraphQL's inputs reach the same services, and the error names the field the same way.
+    from model_bakery import baker
+
+    from contracts.models import Contract, Counterparty
+    from tests.ledger.helpers import active_contract
+
+    client = gql("manager")
+    contract = active_contract(org, currency="KWD")
+    posted = client(
+        f'mutation {{ postLedgerEntry(input: {{contractId: {contract.pk}, entryType: "penalty", hours: "0", '
+        f'amount: "0.0004", currency: "KWD", description: "x"}}) {{ __typename {ERROR} }} }}'
+    )["postLedgerEntry"]
+    assert fields_of(posted) == {"amount": ["Ensure that there are no more than 3 decimal places for KWD."]}
+    assert not contract.ledger_entries.exists()
+    counterparty = baker.make(Counterparty, organization=org)
+    created = client(
+        f'mutation {{ createContract(input: {{reference: "G-1", name: "G", contractType: "service_contract", '
+        f'counterpartyId: {counterparty.pk}, counterpartyRole: "customer", currency: "EUR", contractValue: "0.001"}}) '
+        f"{{ __typename {ERROR} }} }}"
+    )["createContract"]
+    assert fields_of(created) == {"contractValue": ["Ensure that there are no more than 2 decimal places for EUR."]}
+    assert not Contract.objects.filter(reference="G-1").exists()
+    amended = client(
+        f'mutation {{ createAmendment(contractId: {contract.pk}, input: {{effectiveDate: "2026-12-15", '
+        f'reason: "r", changes: {{contract_value: "1000.1235"}}}}) {{ __typename {ERROR} }} }}'
+    )["createAmendment"]
+    assert fields_of(amended) == {
+        "changes.contractValue": ["Ensure that there are no more than 3 decimal places for KWD."]
+    }

@@ -403,3 +403,28 @@ def test_instant_arguments_without_an_offset_are_a_bad_request(gql, world, query
     body = gql("operator")("{ " + query % contract + " }", errors=True)
     assert bad_request_naming(body) == {argument}
     assert "offset" in body["errors"][0]["message"]
+
+
+def test_a_terminated_contracts_visit_plans_have_no_next_occurrences(gql, org):
+    # Found by an outside tester: nextOccurrences kept announcing visits after the termination that
+    # the visits listing and generation no longer had. The status is read with the page (no query a plan).
+    from contracts.services import terminate_contract
+    from tests.contracts.factories import make_contract
+    from workorders import rules
+
+    client = gql("operator")
+    client("{ visitPlans { results { id } } }")  # caches the token's membership
+    counts = []
+    for plans in (1, 4):
+        contract = make_contract(org, status="active", start_date=dt.date(2026, 1, 1), expiry_date=dt.date(2099, 1, 1))
+        for _ in range(plans):
+            data = {"summary": "Weekly", "recurrence": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"}
+            rules.create_visit_plan(contract=contract, actor=None, data=data)
+        query = f"{{ visitPlans(filters: {{contractId: {contract.pk}}}) {{ results {{ id nextOccurrences }} }} }}"
+        assert all(len(plan["nextOccurrences"]) == 5 for plan in client(query)["visitPlans"]["results"])
+        terminate_contract(contract=contract, actor=None, reason="gone")
+        with CaptureQueriesContext(connection) as captured:
+            results = client(query)["visitPlans"]["results"]
+        assert [plan["nextOccurrences"] for plan in results] == [[]] * plans
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1], counts

@@ -196,7 +196,7 @@ class TestPosting:
             ({"entry_type": "initial_allocation", "hours": "40.00", "expires_at": "2099-01-01T00:00:00Z"}, "40.00"),
             ({"entry_type": "renewal", "hours": "20.00"}, "60.00"),
             ({"entry_type": "credit", "hours": "5.00", "description": "Goodwill"}, "65.00"),
-            ({"entry_type": "credit", "hours": "0", "amount": "250.005", "currency": "EUR"}, "65.00"),
+            ({"entry_type": "credit", "hours": "0", "amount": "250.5", "currency": "EUR"}, "65.00"),
             ({"entry_type": "adjustment", "hours": "-2.50", "description": "Double-booked visit"}, "62.50"),
             ({"entry_type": "adjustment", "hours": "1.00", "description": "Travel was not billable"}, "63.50"),
             (
@@ -216,7 +216,7 @@ class TestPosting:
             assert response.status_code == 201, (data, response.content)
             assert running(contract) == Decimal(remaining), data
         money = LedgerEntry.objects.get(entry_type="credit", amount__isnull=False)
-        assert money.amount == Decimal("250.01") and money.hours == 0  # EUR: cents, half-up
+        assert money.amount == Decimal("250.50") and money.hours == 0
         listed = client.get(f"{URL}?contract_id={contract.pk}&entry_type=penalty").json()
         assert [(e["amount"], e["currency"]) for e in listed] == [("99.99", "EUR")]
 
@@ -224,11 +224,32 @@ class TestPosting:
         contract = active_contract(org, currency="JPY")
         response = api("manager").post(
             URL,
-            {"contract_id": contract.pk, "entry_type": "penalty", "amount": "1500.5", "currency": "JPY"},
+            {"contract_id": contract.pk, "entry_type": "penalty", "amount": "1500.0", "currency": "JPY"},
             format="json",
         )
         assert response.status_code == 201, response.content
-        assert response.json()["amount"] == "1501"
+        assert response.json()["amount"] == "1500"
+
+    @pytest.mark.parametrize(
+        ("currency", "entry", "places"),
+        [
+            ("KWD", {"entry_type": "penalty", "amount": "1.0005"}, 3),
+            ("KWD", {"entry_type": "penalty", "amount": "0.0004"}, 3),  # was posted as a penalty of 0.000
+            ("JPY", {"entry_type": "penalty", "amount": 1500.5}, 0),
+            ("EUR", {"entry_type": "credit", "amount": "250.005"}, 2),
+        ],
+    )
+    def test_money_finer_than_the_currency_is_422_as_hours_are(self, api, org, currency, entry, places):
+        # Found by an outside tester: an amount finer than the currency was rounded without a word,
+        # even to zero, while hours with too many places are a 422. Money is refused the same way.
+        contract = active_contract(org, currency=currency)
+        body = {"contract_id": contract.pk, "hours": "0", "currency": currency, "description": "x", **entry}
+        response = api("manager").post(URL, body, format="json")
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"] == {
+            "amount": [f"Ensure that there are no more than {places} decimal places for {currency}."]
+        }
+        assert not LedgerEntry.objects.filter(contract=contract).exists()
 
     def test_work_is_validated(self, api, org, other_org):
         contract, elsewhere = active_contract(org), active_contract(org)

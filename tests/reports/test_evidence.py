@@ -296,3 +296,52 @@ def test_the_rules_monthly_cap_reads_as_the_rule_does(api, org):
     body = {key: value for key, value in pack.items() if key != "sha256"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert pack["sha256"] == hashlib.sha256(canonical).hexdigest()
+
+
+@pytest.mark.django_db
+def test_a_settled_breach_keeps_the_version_it_was_priced_under_after_a_back_dated_one(api, org):
+    """Found by an outside tester: a back-dated amendment of the target moved the job's clock to the
+    new version, and the pack of the settled breach was recomputed under it (due 08:00, overage 240)
+    while the breach and the statement kept the old one (due 07:00, overage 300): the pack said it
+    disagreed with what it documents. An open breach still follows its clock."""
+    from slas.services import amend_rule
+    from tests.breaches.factories import T0, active_contract, make_job, make_rule, minutes, scan, update_job
+
+    contract = active_contract(org, currency="EUR")
+    rule = make_rule(
+        contract, metric="resolution", target_minutes=60, pause_on_hold=True, penalty={"fixed_amount": "10"}
+    )
+    settled = make_job(contract, T0)
+    update_job(settled, minutes(360), status="resolved")  # 300 minutes over, final
+    running = make_job(contract, minutes(10), now=minutes(10))
+    scan(minutes(100))  # 30 minutes over the old target, still open
+    successor = amend_rule(
+        rule=rule,
+        actor=None,
+        data={"target_minutes": 120, "pause_on_hold": False, "penalty": {"fixed_amount": "40"}},
+        effective_from=T0 - dt.timedelta(days=1),
+    )
+    scan(minutes(200))  # the open breach follows its clock: 190 minutes, 70 over the new target
+    client = api("viewer")
+    breach = Breach.objects.get(work_order=settled)
+    assert (breach.final, breach.sla_rule_id, breach.target_minutes, breach.overage_minutes) == (True, rule.pk, 60, 300)
+    pack = client.get(url(breach)).json()
+    assert all(pack["agrees_with_stored"].values()), pack["agrees_with_stored"]
+    assert (pack["rule"]["id"], pack["rule"]["target_minutes"], pack["rule"]["pause_on_hold"]) == (rule.pk, 60, True)
+    assert pack["rule"]["penalty"] == {"fixed_amount": "10"} and pack["penalty"]["owed"] == "10.00"
+    assert pack["recomputed"]["due_at"] == iso(minutes(60)) and pack["recomputed"]["overage_minutes"] == 300
+    assert pack["clock"]["rule_now"] == successor.pk  # and it says which version the clock follows now
+    statement = client.get(f"/api/v1/contracts/{contract.pk}/statement?month=2026-03").json()
+    [line] = [row for row in statement["breaches"] if row["id"] == breach.pk]
+    assert (line["sla_rule"]["id"], line["target_minutes"]) == (rule.pk, pack["rule"]["target_minutes"])
+    html = client.get(url(breach), HTTP_ACCEPT="text/html").content.decode()
+    assert "DIFFERS" not in html
+    open_breach = Breach.objects.get(work_order=running)
+    assert (open_breach.final, open_breach.sla_rule_id) == (False, successor.pk)
+    pack = client.get(url(open_breach)).json()
+    assert (pack["rule"]["id"], pack["rule"]["target_minutes"], pack["clock"]["rule_now"]) == (
+        successor.pk,
+        120,
+        successor.pk,
+    )
+    assert all(pack["agrees_with_stored"].values()) and pack["recomputed"]["overage_minutes"] == 70

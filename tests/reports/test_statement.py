@@ -14,6 +14,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pypdf import PdfReader
 
 from breaches.models import Breach
@@ -108,7 +110,8 @@ def test_the_statement_lists_the_months_breaches_and_hours(api, org):
         else:
             assert Decimal(line["penalty"]) == breach.penalty_amount
             owed += breach.penalty_amount
-    assert body["totals"] == {"EUR": {"penalties": f"{owed:.2f}", "waived": f"{waived:.2f}"}}
+    assert body["totals"] == {"EUR": {"penalties": f"{owed:.2f}", "posted": "0.00", "waived": f"{waived:.2f}"}}
+    assert body["posted_penalties"] == []
     want = _reference_hours(contract, "2026-03")
     hours = body["hours"]
     for name in ("opening_balance", "allocations", "work", "adjustments", "expiries", "closing_balance"):
@@ -220,3 +223,60 @@ def test_work_counts_as_charged_so_a_months_closing_is_the_next_ones_opening(api
     assert balance["remaining_hours"] == "6.00"
     jobs = {row["work_order"]["id"]: (row["hours"], row["worked"]) for row in march["work_by_job"]}
     assert jobs == {minimum.work_order_id: ("1.00", "0.25"), saturday.work_order_id: ("3.00", "2.00")}
+
+
+def test_penalties_posted_by_hand_are_listed_and_counted(api, org):
+    """Found by an outside tester: a penalty posted by hand (no breach) is in the period's service
+    credit, but the statement listed breaches only and its totals left it out. It lists the month's
+    posted penalties (who posted them, when, why) and counts them in the totals, in JSON, CSV and PDF."""
+    data = build_dataset(org, seed=31, jobs=45)
+    contract = data.contracts[0]
+    manager, viewer = api("manager"), api("viewer")
+    before = viewer.get(url(contract)).json()
+    owed = Decimal(before["totals"]["EUR"]["penalties"])
+
+    def penalty(amount: str, at: str, description: str) -> dict:
+        body = {"contract_id": contract.pk, "entry_type": "penalty", "hours": "0", "amount": amount,
+                "currency": "EUR", "occurred_at": at, "description": description}  # fmt: skip
+        response = manager.post("/api/v1/ledger_entries", body, format="json")
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    penalty("40.00", "2026-02-28T22:30:00Z", "February, locally")  # 23:30 in Amsterdam
+    first = penalty("250.00", "2026-03-10T09:00:00Z", "Goodwill: access road closed")
+    penalty("9.00", "2026-03-31T22:30:00Z", "April, locally")
+    queries = []
+    for extra in range(2):  # the query count does not grow with the posted penalties
+        with CaptureQueriesContext(connection) as captured:
+            body = viewer.get(url(contract)).json()
+        queries.append(len(captured.captured_queries))
+        if extra == 0:
+            second = penalty("12.50", "2026-03-20T09:00:00Z", "Late report")
+    assert queries[0] == queries[1], queries
+    [posted_first, posted_second] = body["posted_penalties"]
+    assert (posted_first["id"], posted_first["description"], posted_first["amount"], posted_first["currency"]) == (
+        first["id"], "Goodwill: access road closed", "250.00", "EUR",
+    )  # fmt: skip
+    assert posted_first["occurred_at"] == "2026-03-10T09:00:00Z" and posted_first["posted_by"]["name"]
+    assert posted_first["posted_at"] and posted_second["id"] == second["id"]
+    assert body["breaches"] == before["breaches"]
+    assert body["totals"]["EUR"] == {
+        "penalties": f"{owed + Decimal('262.50'):.2f}",
+        "posted": "262.50",
+        "waived": before["totals"]["EUR"]["waived"],
+    }
+    response = viewer.get(url(contract) + "&format=csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["kind"] for row in rows] == ["breach"] * len(body["breaches"]) + ["posted_penalty"] * 2
+    assert [(row["id"], row["penalty"], row["description"], row["posted_by_name"]) for row in rows[-2:]] == [
+        (str(first["id"]), "250.00", "Goodwill: access road closed", posted_first["posted_by"]["name"]),
+        (str(second["id"]), "12.50", "Late report", posted_first["posted_by"]["name"]),
+    ]
+    pdf = viewer.get(url(contract), HTTP_ACCEPT="application/pdf")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "Penalties posted by hand" in text and "Goodwill: access road closed" in text and "250.00 EUR" in text
+    assert body["totals"]["EUR"]["penalties"] in text and "262.50" in text
+    # A month with only a posted penalty has totals for its currency.
+    only = viewer.get(url(contract, "2026-02")).json()
+    assert [p["amount"] for p in only["posted_penalties"]] == ["40.00"] and only["breaches"] == []
+    assert only["totals"] == {"EUR": {"penalties": "40.00", "posted": "40.00", "waived": "0.00"}}

@@ -583,3 +583,27 @@ def test_a_plan_whose_next_visit_is_beyond_the_lookahead_is_due_again_in_time(or
     generate_visits(now=ams(2026, 3, 5))
     ended.refresh_from_db()
     assert ended.next_run_at.year == 9999  # its window closes before another visit: never due again
+
+
+@pytest.mark.parametrize("closed_by", ["terminated", "expired", "renewed"])
+def test_a_closed_contracts_plans_announce_no_more_visits(api, org, closed_by, django_assert_num_queries):
+    # Found by an outside tester: after the termination the listing had no scheduled visits and
+    # generation made no jobs, but the plan still announced the next five up to the old expiry.
+    contract = long_contract(org)
+    plan, _other = make_plan(contract, now=ams(2026, 3, 1)), make_plan(contract, now=ams(2026, 3, 1))
+    client = api("manager")
+    detail = f"{plans_url(contract)}/{plan.pk}"
+    assert len(client.get(detail).json()["next_occurrences"]) == 5
+    if closed_by == "terminated":
+        response = client.post(f"/api/v1/contracts/{contract.pk}/terminate", {"reason": "gone"}, format="json")
+        assert response.status_code == 200 and response.json()["status"] == "terminated"
+    else:
+        contract.status = closed_by
+        contract.save(update_fields=["status"])
+    assert client.get(detail).json()["next_occurrences"] == []
+    url = plans_url(contract) + "?fields=id,next_occurrences"
+    # 1 count, 2 the page's ids, 3 the page, 4 the contract's term versions: as for an active contract
+    with django_assert_num_queries(4):
+        assert [plan["next_occurrences"] for plan in client.get(url).json()] == [[], []]
+    visits = client.get(f"/api/v1/contracts/{contract.pk}/visits?from=2026-12-01&to=2027-01-01")
+    assert visits.status_code == 200 and visits.json() == []
