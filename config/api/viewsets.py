@@ -30,6 +30,7 @@ from .csv import CSVMixin, wants_csv
 from .exceptions import BadRequest
 from .rows import RowPlan, row_plan
 from .serializers import defer_unreferenced
+from .sorting import is_collection
 
 
 def field_names(raw: str, readable) -> list[str]:
@@ -83,7 +84,7 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
         raw = self.request.query_params.get("fields")
         if raw is not None:
             return field_names(raw, serializer_class.readable_field_names())
-        if self.action == "list":
+        if is_collection(self):  # `/contracts/active` too, not only `list` (its action is `active`)
             return list(getattr(serializer_class.Meta, "default_fields", [])) or None
         return None
 
