@@ -17,6 +17,7 @@ from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, stream_csv, wants_csv
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
+from config.api.pagination import whole_number
 from config.api.serializers import PickedFieldsMixin, ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.sorting import sort_description, sort_keys, sort_schema
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin, field_names
@@ -264,12 +265,16 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
 
 def _list_param(request, name: str, kind):
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
-    try:
-        values = [kind(part) for part in raw.split(",")]
-    except ValueError:
-        raise BadRequest(f"{name} must be a comma-separated list.", {name: ["Malformed value."]}) from None
-    if kind is int and any(not 0 < value <= MAX_DB_ID for value in values):
-        raise BadRequest(f"{name} takes ids from 1 to {MAX_DB_ID}.", {name: ["Out of range."]})
+    if kind is not int:
+        return raw.split(",")
+    # Ids as every filter reads them (`int()` took `3_0` for plan 30, `١` for 1, `+1` and ` 1`).
+    parts = [part.strip() for part in raw.split(",")]  # `1, 2` as the filters take it
+    values = [whole_number(part, MAX_DB_ID) for part in parts]
+    wrong = [part for part, value in zip(parts, values, strict=True) if not value]  # None, or id 0
+    if wrong:
+        raise BadRequest(
+            f"{name} takes ids from 1 to {MAX_DB_ID}, comma-separated.", {name: [f"'{wrong[0]}' is not an id."]}
+        )
     return values

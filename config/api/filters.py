@@ -32,6 +32,7 @@ from django_filters.utils import get_model_field
 
 from .. import dates, decimals
 from .exceptions import BadRequest
+from .pagination import integer
 
 # The largest id and integer every database takes (a signed 64-bit integer): a bigger number in
 # a filter, a path or a body can match nothing, and would overflow SQLite's integers.
@@ -158,6 +159,25 @@ class PredicateParts:
     bounds: tuple[tuple[str, str], ...] = ()
 
 
+# The longest integer a filter reads as a number: beyond every database's integers, so that a big
+# one gets the range error naming the bound, and short enough that `int()` stays cheap.
+_LONGEST_INTEGER = 10**100 - 1
+
+
+class StrictIntegerField(forms.IntegerField):
+    """An id or integer as the rest of the API reads one (`config.api.pagination.integer`): Django's
+    reads it as `int()` does once a `.0` is stripped, so `ids=1_0` matched id 10, `١` id 1, and
+    `+1` and `1.0` id 1 (found by an outside sweep; GraphQL's Int refused them)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        number = integer(str(value), _LONGEST_INTEGER)
+        if number is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
 def _value_field(model_field) -> forms.Field:
     """The form field that converts one raw value for this model field."""
     if isinstance(model_field, models.ForeignKey):
@@ -165,12 +185,12 @@ def _value_field(model_field) -> forms.Field:
     if isinstance(model_field, models.BooleanField):
         return forms.NullBooleanField()
     if isinstance(model_field, (models.AutoField, models.BigAutoField, models.SmallAutoField)):
-        return forms.IntegerField(min_value=1, max_value=MAX_DB_ID)
+        return StrictIntegerField(min_value=1, max_value=MAX_DB_ID)
     if isinstance(model_field, models.JSONField):
         return forms.CharField()
     for field_class, (low, high) in _INTEGER_RANGES.items():
         if isinstance(model_field, field_class):
-            return forms.IntegerField(min_value=low, max_value=high)
+            return StrictIntegerField(min_value=low, max_value=high)
     field = model_field.formfield()
     field.required = True
     if isinstance(field, forms.CharField):

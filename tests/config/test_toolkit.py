@@ -11,7 +11,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from config.api.filters import Predicate, PredicateField
+from config.api.filters import Predicate, PredicateField, StrictIntegerField
 from config.api.middleware import ApiErrorMiddleware
 
 
@@ -137,6 +137,17 @@ class TestPredicateGrammar:
         for raw in ("1_0", "١٢", "1e1", "+1", ">1_0", "5.", "NaN"):
             with pytest.raises(ValidationError, match="plain decimal"):
                 self.parse(raw, field)
+
+    def test_an_integer_is_ascii_digits_with_an_optional_minus(self):
+        # Django's IntegerField reads it as int() does: "1_0" was 10, "١" 1, "+1" and "1.0" 1.
+        field = StrictIntegerField(min_value=-100, max_value=100)
+        assert self.parse("-5,7", field) == Predicate("in", values=(-5, 7))
+        assert self.parse(">=-10<-2", field) == Predicate("range", bounds=(("gte", -10), ("lt", -2)))
+        for raw in ("1_0", "\u0661", "+1", "1.0", "--1", "-", "1e1", ">=1_0"):
+            with pytest.raises(ValidationError, match="whole number"):
+                self.parse(raw, field)
+        with pytest.raises(ValidationError, match="less than or equal to 100"):
+            self.parse("9" * 90, field)
 
     def test_comparisons_only_on_ordered_fields(self):
         with pytest.raises(ValidationError, match="Comparisons"):

@@ -245,6 +245,10 @@ class TestVisitsListing:
             {"from": "2026-01-01", "to": "2027-06-01"},
             {"state": "lost"},
             {"visit_plan_id": "x"},
+            # `int()` read these as plans 30, 1 and 1 (found by an outside sweep)
+            {"visit_plan_id": "3_0"},
+            {"visit_plan_id": "\u0661"},
+            {"visit_plan_id": "%2B1"},
             {"colour": "red"},
             {"per_page": "0"},
         ):
