@@ -85,6 +85,42 @@ class RobustReadTests:
         assert "ids" in names
         return names
 
+    def temporal_filters(self, kind) -> list[str]:
+        """The filters on a field of `kind` (a date field: dates, not instants)."""
+        from django.db import models
+        from django_filters.utils import get_model_field
+
+        filterset_class = self.view_class().filterset_class
+        model = filterset_class._meta.model
+        fields = {name: get_model_field(model, f.field_name) for name, f in filterset_class.base_filters.items()}
+        instants = [name for name, field in fields.items() if isinstance(field, models.DateTimeField)]
+        if kind is models.DateTimeField:
+            return instants
+        return [name for name, field in fields.items() if isinstance(field, models.DateField) and name not in instants]
+
+    def test_dates_and_instants_are_iso_8601_only(self, api, org):
+        """Found by an outside sweep: Django's form fields also tried the locale formats, so
+        `expiry_date=<01/12/2026` was read as 12 January, where GraphQL refuses it."""
+        from django.db import models
+
+        client = api(self.read_role)
+        cases = {
+            models.DateField: (["2026-12-20", ">=2026-12-01<2027-01-01"], ["12/20/2026", "Dec 20 2026", "<01/12/2026"]),
+            models.DateTimeField: (
+                ["2026-12-20", "2026-12-20T10:00:00Z", ">2026-12-20 10:00"],
+                ["11/30/2026 23:00", "12/20/2026", "Dec 20 2026", "2026-12-20T1\u0660:00Z"],
+            ),
+        }
+        for kind, (taken, refused) in cases.items():
+            for name in self.temporal_filters(kind):
+                for value in taken:
+                    response = self.get_list(client, **{name: value})
+                    assert response.status_code == 200, (name, value, response.content)
+                for value in refused:
+                    response = self.get_list(client, **{name: value})
+                    assert response.status_code == 400, (name, value, response.content)
+                    assert name in response.json()["errors"]
+
     def test_huge_ids_are_400_naming_the_filter(self, api, org):
         """Beyond the database's integers."""
         client = api(self.read_role)

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from django.db.models import Q
+from django.forms.utils import from_current_timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import get_model_field
 
@@ -178,6 +179,32 @@ class StrictIntegerField(forms.IntegerField):
         return number
 
 
+class ISODateField(forms.DateField):
+    """A date YYYY-MM-DD only (`dates.parse_day`): Django's tries every `DATE_INPUT_FORMATS`, so
+    `01/12/2026` was read as 12 January (found by an outside sweep; GraphQL's Date refused it)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        day = dates.parse_day(str(value))
+        if day is None:
+            raise ValidationError("Not a date YYYY-MM-DD.", code="invalid")
+        return day
+
+
+class ISOInstantField(forms.DateTimeField):
+    """An ISO 8601 instant only (`dates.parse_instant`), naive ones in UTC as before: Django's also
+    tried every `DATETIME_INPUT_FORMATS` (`11/30/2026 23:00`)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        instant = dates.parse_instant(str(value))
+        if instant is None:
+            raise ValidationError("Not an ISO 8601 instant (e.g. 2026-03-01T09:00:00Z).", code="invalid")
+        return from_current_timezone(instant)
+
+
 def _value_field(model_field) -> forms.Field:
     """The form field that converts one raw value for this model field."""
     if isinstance(model_field, models.ForeignKey):
@@ -188,6 +215,10 @@ def _value_field(model_field) -> forms.Field:
         return StrictIntegerField(min_value=1, max_value=MAX_DB_ID)
     if isinstance(model_field, models.JSONField):
         return forms.CharField()
+    if isinstance(model_field, models.DateTimeField):
+        return ISOInstantField()
+    if isinstance(model_field, models.DateField):
+        return ISODateField()
     for field_class, (low, high) in _INTEGER_RANGES.items():
         if isinstance(model_field, field_class):
             return StrictIntegerField(min_value=low, max_value=high)

@@ -11,7 +11,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from config.api.filters import Predicate, PredicateField, StrictIntegerField
+from config.api.filters import ISODateField, ISOInstantField, Predicate, PredicateField, StrictIntegerField
 from config.api.middleware import ApiErrorMiddleware
 
 
@@ -148,6 +148,22 @@ class TestPredicateGrammar:
                 self.parse(raw, field)
         with pytest.raises(ValidationError, match="less than or equal to 100"):
             self.parse("9" * 90, field)
+
+    def test_dates_and_instants_are_iso_8601_only(self):
+        import datetime as dt
+
+        day = ISODateField()
+        assert self.parse("<2026-12-01", day) == Predicate("range", bounds=(("lt", dt.date(2026, 12, 1)),))
+        instant = ISOInstantField()
+        utc = dt.datetime(2026, 12, 20, 10, tzinfo=dt.UTC)
+        assert self.parse("2026-12-20T11:00+01:00,2026-12-20 10:00", instant) == Predicate("in", values=(utc, utc))
+        for raw, field in [
+            ("12/20/2026", day), ("Dec 20 2026", day), ("2026-2-5", day), ("20261220", day), ("2026-02-30", day),
+            ("11/30/2026 23:00", instant), ("12/20/2026", instant), ("2026-02-30T10:00Z", instant),
+            ("\u0662026-12-20T10:00Z", instant),
+        ]:  # fmt: skip
+            with pytest.raises(ValidationError):
+                self.parse(raw, field)
 
     def test_comparisons_only_on_ordered_fields(self):
         with pytest.raises(ValidationError, match="Comparisons"):
