@@ -36,7 +36,7 @@ from config.api.csv import (
     wants_csv,
 )
 from config.api.exceptions import BadRequest, Unprocessable
-from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice, refuse_unknown
 from config.api.pagination import whole_number
 from config.api.serializers import (
     ReferenceField,
@@ -91,12 +91,7 @@ class ReportView(JSONErrorsMixin, APIView):
     params: tuple[str, ...] = ()
 
     def check_params(self) -> None:
-        unknown = sorted(set(self.request.query_params) - set(self.params) - {"format"})
-        if unknown:
-            raise BadRequest(
-                f"Unknown query parameter: {', '.join(unknown)}",
-                {name: ["Unknown query parameter."] for name in unknown},
-            )
+        refuse_unknown(self.request.query_params, {*self.params, "format"})
 
     def param(self, name: str) -> str | None:
         value = self.request.query_params.get(name)
@@ -563,6 +558,7 @@ class BacktestView(JSONErrorsMixin, APIView):
     read_role = "manager"
     write_role = "manager"
     renderer_classes = [JSONRenderer]
+    taken_query_params = ()
 
     @extend_schema(
         operation_id="backtests_create",

@@ -312,6 +312,25 @@ class ResourceAPITests(RobustReadTests):
         assert response.status_code == 404
         assert response.json() == {"message": "Not found."}
 
+    def test_a_single_resource_takes_no_collection_parameter(self, api, org):
+        """Found by an outside sweep: the filters and sort ran on a single resource too (DRF's
+        get_object()), so `/counterparties/1?kind=vendor` was a 404 (and a PATCH or an action with
+        it "not found"), and `sort`, `page` and `per_page=0` were ignored. The OpenAPI document
+        gives a single GET `fields` and `format`: anything else is a 400 naming it."""
+        obj = self.factory(org)
+        client = api("admin")
+        filters = [name for name in self.view_class().filterset_class.base_filters if name != "ids"]
+        cases = [{"ids": obj.pk + 1000}, {"ids": obj.pk}, {"sort": "id"}, {"page": "1"}, {"per_page": "0"}]
+        cases += [{name: "!"} for name in filters]
+        for params in cases:
+            paths = [self.detail(obj)] + [f"{self.detail(obj)}/{action}" for action, _ in self.detail_actions]
+            for path in paths:
+                url = f"{path}?{urlencode(params)}"
+                response = client.get(url) if path == self.detail(obj) else client.post(url, {}, format="json")
+                assert response.status_code == 400, (url, response.content)
+                assert response.json()["errors"] == {name: ["Unknown query parameter."] for name in params}, url
+        assert client.get(f"{self.detail(obj)}?fields=id").json() == {"id": obj.pk}
+
     # --- auth ---------------------------------------------------------------------------------
 
     def test_401_without_token(self, anon, org):
@@ -582,6 +601,28 @@ class WritableResourceAPITests(ResourceAPITests, RobustWriteTests):
         assert "Malformed" in response.json()["message"]
         response = api(self.write_role).post(self.url, "[1, 2]", content_type="application/json")
         assert response.status_code == 422
+
+    def test_a_write_takes_no_list_parameter(self, api, org):
+        """Found by an outside sweep: `POST /counterparties?per_page=0&sort=zzz&fields=nope` was a
+        201 with the full resource. A write answers with the whole resource and takes no `fields`."""
+        client = api(self.write_role)
+        obj = self.factory(org)
+        model = type(obj)
+        count = model.objects.count()
+        writes = [("post", self.url, self.create_data)]
+        if self.update_data is not None:
+            writes.append(("patch", self.detail(obj), self.update_data))
+        if self.deletable:
+            writes.append(("delete", self.detail(obj), None))
+        for method, path, body in writes:
+            for name, value in (("per_page", "0"), ("sort", "zzz"), ("page", "1"), ("ids", str(obj.pk))):
+                response = getattr(client, method)(f"{path}?{name}={value}", body, format="json")
+                assert response.status_code == 400, (method, name, response.content)
+                assert response.json()["errors"] == {name: ["Unknown query parameter."]}
+            response = getattr(client, method)(f"{path}?fields=id", body, format="json")
+            assert response.status_code == 400, (method, response.content)
+            assert "fields is for reads" in response.json()["errors"]["fields"][0]
+        assert model.objects.count() == count
 
     def test_update(self, api, org):
         obj = self.factory(org)

@@ -120,6 +120,18 @@ def single_values(params, *, lists: bool = True) -> None:
     raise BadRequest(f"Repeated query parameter: {', '.join(repeated)}; {advice}.", errors)
 
 
+def refuse_unknown(params, allowed, hints: dict[str, str] | None = None) -> None:
+    """A 400 naming each query parameter not in `allowed` (`hints`: a better word than "Unknown
+    query parameter." for some of them). Every endpoint's one rule: never silently ignored."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        hints = hints or {}
+        raise BadRequest(
+            f"Unknown query parameter: {', '.join(unknown)}",
+            {name: [hints.get(name, "Unknown query parameter.")] for name in unknown},
+        )
+
+
 def invalid_choice(value, choices) -> str:
     """The error of a value that is not among `choices`, naming them (as an unknown field's error
     names the accepted fields): input bodies (`config.api.serializers`) and filters alike."""
@@ -395,15 +407,13 @@ class PredicateFilterBackend(DjangoFilterBackend):
         return getattr(view, "filterset_class", None)
 
     def filter_queryset(self, request, queryset, view):
-        own = set(RESERVED_PARAMS) | set(getattr(view, "extra_query_params", ()))
+        # A view that lists without pages, fields or sort (the event stream) says which of the
+        # toolkit's parameters it honours: the others are unknown, not silently ignored.
+        reserved = getattr(view, "reserved_query_params", RESERVED_PARAMS)
+        own = {*reserved, *getattr(view, "extra_query_params", ())}
         filterset_class = self.get_filterset_class(view, queryset)
         declared = set(filterset_class.base_filters) if filterset_class is not None else set()
-        unknown = sorted(set(request.query_params) - own - declared)
-        if unknown:
-            raise BadRequest(
-                f"Unknown query parameter: {', '.join(unknown)}",
-                {name: ["Unknown query parameter."] for name in unknown},
-            )
+        refuse_unknown(request.query_params, own | declared)
         if filterset_class is None or not declared & set(request.query_params):
             # No filter parameter: the filter set and its form would filter nothing (issue 15:
             # building them cost about 7% of a plain list request).
