@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import zoneinfo
+
+from django.utils.dateparse import parse_datetime
 
 from .errors import BadRequest
 
@@ -29,6 +32,32 @@ def representable(value: dt.datetime) -> bool:
     except OverflowError:
         return False
     return True
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_day(raw: str) -> dt.date | None:
+    """A date written YYYY-MM-DD, else None (an impossible one too, 2026-02-30). Never a locale's
+    `12/20/2026` or `Dec 20 2026`, which Django's date form field also tries."""
+    if not _ISO_DATE.fullmatch(raw):
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def parse_instant(raw: str) -> dt.datetime | None:
+    """An ISO 8601 instant as the API's bodies read one (`parse_datetime`: with or without an
+    offset, `T` or a space, a date alone as its midnight), in ASCII digits; else None. The offset
+    is the caller's business (a filter reads a naive one as UTC, a body refuses it)."""
+    if not raw.isascii():
+        return None
+    try:
+        return parse_datetime(raw)
+    except ValueError:  # well formed but not a date (2026-02-30)
+        return None
 
 
 def in_range(value: dt.date | dt.datetime) -> bool:

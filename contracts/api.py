@@ -476,6 +476,7 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     delete_service = staticmethod(services.delete_contract)
 
     extra_query_params = ("as_of",)
+    detail_query_params = ("as_of",)
 
     def get_queryset(self):
         queryset = super().get_queryset()

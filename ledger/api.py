@@ -18,7 +18,7 @@ from breaches.models import Breach
 from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin, per_currency, wants_csv
 from config.api.exceptions import BadRequest, Forbidden
-from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.filters import PredicateFilter, PredicateFilterSet, refuse_unknown
 from config.api.pagination import query_int
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
@@ -132,11 +132,7 @@ class ContractLedgerView(JSONErrorsMixin, APIView):
         return dates.check(parsed, "as_of")
 
     def check_params(self, allowed: set[str]) -> None:
-        unknown = sorted(set(self.request.query_params) - allowed - {"format"})
-        if unknown:
-            raise BadRequest(
-                f"Unknown query parameter: {', '.join(unknown)}", {n: ["Unknown query parameter."] for n in unknown}
-            )
+        refuse_unknown(self.request.query_params, {*allowed, "format"})
 
 
 class BalanceView(ContractLedgerView):

@@ -287,6 +287,7 @@ class NotificationSettingsView(JSONErrorsMixin, APIView):
 
     read_role = "manager"
     write_role = "admin"
+    taken_query_params = ()
 
     def get_serializer(self, *args, **kwargs):
         return NotificationSettingsSerializer(*args, **kwargs)

@@ -36,7 +36,7 @@ from config.api.csv import (
     wants_csv,
 )
 from config.api.exceptions import BadRequest, Unprocessable
-from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
+from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice, refuse_unknown
 from config.api.pagination import whole_number
 from config.api.serializers import (
     ReferenceField,
@@ -91,12 +91,7 @@ class ReportView(JSONErrorsMixin, APIView):
     params: tuple[str, ...] = ()
 
     def check_params(self) -> None:
-        unknown = sorted(set(self.request.query_params) - set(self.params) - {"format"})
-        if unknown:
-            raise BadRequest(
-                f"Unknown query parameter: {', '.join(unknown)}",
-                {name: ["Unknown query parameter."] for name in unknown},
-            )
+        refuse_unknown(self.request.query_params, {*self.params, "format"})
 
     def param(self, name: str) -> str | None:
         value = self.request.query_params.get(name)
@@ -325,14 +320,14 @@ class AtRiskFilterSet(PredicateFilterSet):
         fields = ["metric"]
 
 
+WITHIN_MINUTES = OpenApiParameter(
+    "within_minutes", int, description="The window from now, in minutes (default 120, 0 to 525600)."
+)
+
+
+# A clock is at risk within a window: its single GET looks in the same one.
 @extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "within_minutes", int, description="The window from now, in minutes (default 120, 0 to 525600)."
-            )
-        ]
-    )
+    list=extend_schema(parameters=[WITHIN_MINUTES]), retrieve=extend_schema(parameters=[WITHIN_MINUTES])
 )
 class AtRiskViewSet(ResourceViewSet):
     """Clocks still running whose due time falls within `within_minutes` (default 120) from now,
@@ -344,9 +339,11 @@ class AtRiskViewSet(ResourceViewSet):
     sort_fields = {"due_at": "due_at", "started_at": "started_at", "target_minutes": "target_minutes"}
     default_sort = "due_at"
     extra_query_params = ("within_minutes",)
+    detail_query_params = ("within_minutes",)
 
     def within_minutes(self) -> int:
-        minutes = whole_number(self.request.query_params.get("within_minutes") or "120", 525600)
+        # Blank is a 400 naming it, as `within_days=` is (it was the default).
+        minutes = whole_number(self.request.query_params.get("within_minutes", "120"), 525600)
         if minutes is None:
             raise BadRequest(
                 "within_minutes must be a whole number from 0 to 525600.", {"within_minutes": ["Out of range."]}
@@ -578,6 +575,7 @@ class BacktestView(JSONErrorsMixin, APIView):
     read_role = "manager"
     write_role = "manager"
     renderer_classes = [JSONRenderer]
+    taken_query_params = ()
 
     @extend_schema(
         operation_id="backtests_create",

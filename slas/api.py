@@ -234,7 +234,7 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         ],
         responses={(200, "text/calendar"): OpenApiTypes.BINARY},
     )
-    @action(detail=True, methods=["get"], extra_query_params=("years",), renderer_classes=[ICalendarRenderer])
+    @action(detail=True, methods=["get"], detail_query_params=("years",), renderer_classes=[ICalendarRenderer])
     def ical(self, request, pk=None):
         """The calendar as iCalendar (RFC 5545): weekly working hours as weekly recurring events and
         every holiday of the years asked for (public ones, additions, minus working days) as all-day events."""
@@ -414,6 +414,7 @@ class SchemaView(JSONErrorsMixin, APIView):
     """The JSON Schema of a rule configuration (`escalation`, `penalty_clause`)."""
 
     authentication_classes: list = []
+    taken_query_params = ()
     permission_classes = [AllowAny]
 
     @extend_schema(

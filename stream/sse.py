@@ -206,6 +206,8 @@ class EventStreamView(JSONErrorsMixin, APIView):
     read_role = "viewer"
     filterset_class = EventFilterSet
     extra_query_params = ("since", "types")
+    # Every event after the cursor, as the event log shows it: no pages, fields or sort.
+    reserved_query_params = ("format",)
     content_negotiation_class = FirstRenderer
     renderer_classes = [EventStreamRenderer]
 

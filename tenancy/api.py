@@ -49,6 +49,7 @@ class PublicAuthView(JSONErrorsMixin, APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    taken_query_params = ()
 
     def get_authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
@@ -99,6 +100,8 @@ class TokenRefreshView(PublicAuthView):
 
 
 class MeView(JSONErrorsMixin, APIView):
+    taken_query_params = ()
+
     @extend_schema(
         responses={
             200: inline_serializer(

@@ -70,22 +70,72 @@ class RobustReadTests:
         assert response["X-Pagination-Current-Page"] == str(MAX_PAGE)
         assert 'rel="last"' in response["Link"]
 
-    def test_huge_ids_are_400_naming_the_filter(self, api, org):
-        """`ids`, every reference filter and every integer filter, beyond the database's integers."""
+    def integer_filters(self) -> list[str]:
+        """`ids`, every reference filter and every integer filter."""
         from django.db import models
         from django_filters.utils import get_model_field
 
-        client = api(self.read_role)
         filterset_class = self.view_class().filterset_class
         model = filterset_class._meta.model
-        integer_filters = [
+        names = [
             name
             for name, filter_ in filterset_class.base_filters.items()
             if isinstance(get_model_field(model, filter_.field_name), (models.IntegerField, models.ForeignKey))
         ]
-        assert "ids" in integer_filters
-        for name in integer_filters:
+        assert "ids" in names
+        return names
+
+    def temporal_filters(self, kind) -> list[str]:
+        """The filters on a field of `kind` (a date field: dates, not instants)."""
+        from django.db import models
+        from django_filters.utils import get_model_field
+
+        filterset_class = self.view_class().filterset_class
+        model = filterset_class._meta.model
+        fields = {name: get_model_field(model, f.field_name) for name, f in filterset_class.base_filters.items()}
+        instants = [name for name, field in fields.items() if isinstance(field, models.DateTimeField)]
+        if kind is models.DateTimeField:
+            return instants
+        return [name for name, field in fields.items() if isinstance(field, models.DateField) and name not in instants]
+
+    def test_dates_and_instants_are_iso_8601_only(self, api, org):
+        """Found by an outside sweep: Django's form fields also tried the locale formats, so
+        `expiry_date=<01/12/2026` was read as 12 January, where GraphQL refuses it."""
+        from django.db import models
+
+        client = api(self.read_role)
+        cases = {
+            models.DateField: (["2026-12-20", ">=2026-12-01<2027-01-01"], ["12/20/2026", "Dec 20 2026", "<01/12/2026"]),
+            models.DateTimeField: (
+                ["2026-12-20", "2026-12-20T10:00:00Z", ">2026-12-20 10:00"],
+                ["11/30/2026 23:00", "12/20/2026", "Dec 20 2026", "2026-12-20T1\u0660:00Z"],
+            ),
+        }
+        for kind, (taken, refused) in cases.items():
+            for name in self.temporal_filters(kind):
+                for value in taken:
+                    response = self.get_list(client, **{name: value})
+                    assert response.status_code == 200, (name, value, response.content)
+                for value in refused:
+                    response = self.get_list(client, **{name: value})
+                    assert response.status_code == 400, (name, value, response.content)
+                    assert name in response.json()["errors"]
+
+    def test_huge_ids_are_400_naming_the_filter(self, api, org):
+        """Beyond the database's integers."""
+        client = api(self.read_role)
+        for name in self.integer_filters():
             for value in HUGE_NUMBERS:
+                response = self.get_list(client, **{name: value})
+                assert response.status_code == 400, (name, value, response.content)
+                assert name in response.json()["errors"]
+
+    def test_ids_and_integers_are_ascii_digits_only(self, api, org):
+        """Found by an outside sweep: `ids=1_0` matched id 10 and `ids=١` id 1 (`int()`'s reading),
+        where pages, cursors, bodies and GraphQL refuse them."""
+        client = api(self.read_role)
+        for name in self.integer_filters():
+            for value in ("1_0", "\u0661", "+1", "1.0", "--1", "!1_0", ">=\u0661"):
                 response = self.get_list(client, **{name: value})
                 assert response.status_code == 400, (name, value, response.content)
                 assert name in response.json()["errors"]
@@ -261,6 +311,25 @@ class ResourceAPITests(RobustReadTests):
         response = api(self.read_role).get(f"{self.url}/999999999")
         assert response.status_code == 404
         assert response.json() == {"message": "Not found."}
+
+    def test_a_single_resource_takes_no_collection_parameter(self, api, org):
+        """Found by an outside sweep: the filters and sort ran on a single resource too (DRF's
+        get_object()), so `/counterparties/1?kind=vendor` was a 404 (and a PATCH or an action with
+        it "not found"), and `sort`, `page` and `per_page=0` were ignored. The OpenAPI document
+        gives a single GET `fields` and `format`: anything else is a 400 naming it."""
+        obj = self.factory(org)
+        client = api("admin")
+        filters = [name for name in self.view_class().filterset_class.base_filters if name != "ids"]
+        cases = [{"ids": obj.pk + 1000}, {"ids": obj.pk}, {"sort": "id"}, {"page": "1"}, {"per_page": "0"}]
+        cases += [{name: "!"} for name in filters]
+        for params in cases:
+            paths = [self.detail(obj)] + [f"{self.detail(obj)}/{action}" for action, _ in self.detail_actions]
+            for path in paths:
+                url = f"{path}?{urlencode(params)}"
+                response = client.get(url) if path == self.detail(obj) else client.post(url, {}, format="json")
+                assert response.status_code == 400, (url, response.content)
+                assert response.json()["errors"] == {name: ["Unknown query parameter."] for name in params}, url
+        assert client.get(f"{self.detail(obj)}?fields=id").json() == {"id": obj.pk}
 
     # --- auth ---------------------------------------------------------------------------------
 
@@ -532,6 +601,28 @@ class WritableResourceAPITests(ResourceAPITests, RobustWriteTests):
         assert "Malformed" in response.json()["message"]
         response = api(self.write_role).post(self.url, "[1, 2]", content_type="application/json")
         assert response.status_code == 422
+
+    def test_a_write_takes_no_list_parameter(self, api, org):
+        """Found by an outside sweep: `POST /counterparties?per_page=0&sort=zzz&fields=nope` was a
+        201 with the full resource. A write answers with the whole resource and takes no `fields`."""
+        client = api(self.write_role)
+        obj = self.factory(org)
+        model = type(obj)
+        count = model.objects.count()
+        writes = [("post", self.url, self.create_data)]
+        if self.update_data is not None:
+            writes.append(("patch", self.detail(obj), self.update_data))
+        if self.deletable:
+            writes.append(("delete", self.detail(obj), None))
+        for method, path, body in writes:
+            for name, value in (("per_page", "0"), ("sort", "zzz"), ("page", "1"), ("ids", str(obj.pk))):
+                response = getattr(client, method)(f"{path}?{name}={value}", body, format="json")
+                assert response.status_code == 400, (method, name, response.content)
+                assert response.json()["errors"] == {name: ["Unknown query parameter."]}
+            response = getattr(client, method)(f"{path}?fields=id", body, format="json")
+            assert response.status_code == 400, (method, response.content)
+            assert "fields is for reads" in response.json()["errors"]["fields"][0]
+        assert model.objects.count() == count
 
     def test_update(self, api, org):
         obj = self.factory(org)

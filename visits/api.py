@@ -7,7 +7,6 @@ import datetime as dt
 import zoneinfo
 
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -17,6 +16,7 @@ from config import dates
 from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, stream_csv, wants_csv
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
+from config.api.pagination import whole_number
 from config.api.serializers import PickedFieldsMixin, ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.sorting import sort_description, sort_keys, sort_schema
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin, field_names
@@ -165,13 +165,10 @@ class _Page(list):
 
 def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:  # blank is a 400, as `within_days=` is (it was the default window)
         return default
-    try:
-        day = parse_date(raw) if len(raw) == 10 else None
-        value = dt.datetime.combine(day, dt.time.min, tzinfo=tz) if day else parse_datetime(raw)
-    except ValueError:
-        value = None
+    day = dates.parse_day(raw)
+    value = dt.datetime.combine(day, dt.time.min, tzinfo=tz) if day else dates.parse_instant(raw)
     if value is None or timezone.is_naive(value):
         raise BadRequest(
             f"{name} must be a date (YYYY-MM-DD, in the contract's time zone) or an ISO 8601 instant with offset.",
@@ -265,12 +262,16 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
 
 def _list_param(request, name: str, kind):
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
-    try:
-        values = [kind(part) for part in raw.split(",")]
-    except ValueError:
-        raise BadRequest(f"{name} must be a comma-separated list.", {name: ["Malformed value."]}) from None
-    if kind is int and any(not 0 < value <= MAX_DB_ID for value in values):
-        raise BadRequest(f"{name} takes ids from 1 to {MAX_DB_ID}.", {name: ["Out of range."]})
+    if kind is not int:
+        return raw.split(",")
+    # Ids as every filter reads them (`int()` took `3_0` for plan 30, `١` for 1, `+1` and ` 1`).
+    parts = [part.strip() for part in raw.split(",")]  # `1, 2` as the filters take it
+    values = [whole_number(part, MAX_DB_ID) for part in parts]
+    wrong = [part for part, value in zip(parts, values, strict=True) if not value]  # None, or id 0
+    if wrong:
+        raise BadRequest(
+            f"{name} takes ids from 1 to {MAX_DB_ID}, comma-separated.", {name: [f"'{wrong[0]}' is not an id."]}
+        )
     return values

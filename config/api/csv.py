@@ -34,7 +34,7 @@ from rest_framework.fields import SerializerMethodField
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from .exceptions import BadRequest
-from .filters import joined_lists, single_values
+from .filters import joined_lists, refuse_unknown, single_values
 from .serializers import ReferenceField
 
 CSV_MEDIA_TYPE = "text/csv"
@@ -201,6 +201,11 @@ def wants_csv(request) -> bool:
     return getattr(renderer, "format", None) == "csv"
 
 
+def answers_json(view) -> bool:
+    """Whether a view's action answers JSON (and so takes `fields`): not a calendar's iCalendar."""
+    return any(issubclass(renderer, JSONRenderer) for renderer in view.renderer_classes)
+
+
 class CSVRenderer(BaseRenderer):
     """Renders a resource (one row) or a list of rows; collections are streamed by `CSVMixin`."""
 
@@ -235,6 +240,17 @@ class JSONErrorsMixin:
     its last value) is a 400 at the same point, on every endpoint (`filters.single_values`);
     `fields` and `sort` are joined into one list instead (`filters.joined_lists`)."""
 
+    # The query parameters the view takes besides `format` (every view's), or None where the view
+    # checks them itself (a collection's filter backend, a report's `check_params`).
+    taken_query_params: tuple[str, ...] | None = None
+
+    def query_params_taken(self) -> tuple[str, ...] | None:
+        return self.taken_query_params
+
+    def query_param_hints(self) -> dict[str, str]:
+        """Why some parameters are refused here, when "unknown" would puzzle (`fields` on a write)."""
+        return {}
+
     def formats(self) -> str:
         return ", ".join(dict.fromkeys(renderer.format for renderer in self.get_renderers()))
 
@@ -261,6 +277,9 @@ class JSONErrorsMixin:
         single_values(request.query_params)
         if self._format_error is not None:
             raise self._format_error
+        taken = self.query_params_taken()
+        if taken is not None and request.method != "OPTIONS":  # a CORS preflight carries the query too
+            refuse_unknown(request.query_params, {"format", *taken}, self.query_param_hints())
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

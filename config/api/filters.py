@@ -27,11 +27,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from django.db.models import Q
+from django.forms.utils import from_current_timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import get_model_field
 
 from .. import dates, decimals
 from .exceptions import BadRequest
+from .pagination import integer
 
 # The largest id and integer every database takes (a signed 64-bit integer): a bigger number in
 # a filter, a path or a body can match nothing, and would overflow SQLite's integers.
@@ -118,6 +120,18 @@ def single_values(params, *, lists: bool = True) -> None:
     raise BadRequest(f"Repeated query parameter: {', '.join(repeated)}; {advice}.", errors)
 
 
+def refuse_unknown(params, allowed, hints: dict[str, str] | None = None) -> None:
+    """A 400 naming each query parameter not in `allowed` (`hints`: a better word than "Unknown
+    query parameter." for some of them). Every endpoint's one rule: never silently ignored."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        hints = hints or {}
+        raise BadRequest(
+            f"Unknown query parameter: {', '.join(unknown)}",
+            {name: [hints.get(name, "Unknown query parameter.")] for name in unknown},
+        )
+
+
 def invalid_choice(value, choices) -> str:
     """The error of a value that is not among `choices`, naming them (as an unknown field's error
     names the accepted fields): input bodies (`config.api.serializers`) and filters alike."""
@@ -158,6 +172,51 @@ class PredicateParts:
     bounds: tuple[tuple[str, str], ...] = ()
 
 
+# The longest integer a filter reads as a number: beyond every database's integers, so that a big
+# one gets the range error naming the bound, and short enough that `int()` stays cheap.
+_LONGEST_INTEGER = 10**100 - 1
+
+
+class StrictIntegerField(forms.IntegerField):
+    """An id or integer as the rest of the API reads one (`config.api.pagination.integer`): Django's
+    reads it as `int()` does once a `.0` is stripped, so `ids=1_0` matched id 10, `١` id 1, and
+    `+1` and `1.0` id 1 (found by an outside sweep; GraphQL's Int refused them)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        number = integer(str(value), _LONGEST_INTEGER)
+        if number is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
+class ISODateField(forms.DateField):
+    """A date YYYY-MM-DD only (`dates.parse_day`): Django's tries every `DATE_INPUT_FORMATS`, so
+    `01/12/2026` was read as 12 January (found by an outside sweep; GraphQL's Date refused it)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        day = dates.parse_day(str(value))
+        if day is None:
+            raise ValidationError("Not a date YYYY-MM-DD.", code="invalid")
+        return day
+
+
+class ISOInstantField(forms.DateTimeField):
+    """An ISO 8601 instant only (`dates.parse_instant`), naive ones in UTC as before: Django's also
+    tried every `DATETIME_INPUT_FORMATS` (`11/30/2026 23:00`)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        instant = dates.parse_instant(str(value))
+        if instant is None:
+            raise ValidationError("Not an ISO 8601 instant (e.g. 2026-03-01T09:00:00Z).", code="invalid")
+        return from_current_timezone(instant)
+
+
 def _value_field(model_field) -> forms.Field:
     """The form field that converts one raw value for this model field."""
     if isinstance(model_field, models.ForeignKey):
@@ -165,12 +224,16 @@ def _value_field(model_field) -> forms.Field:
     if isinstance(model_field, models.BooleanField):
         return forms.NullBooleanField()
     if isinstance(model_field, (models.AutoField, models.BigAutoField, models.SmallAutoField)):
-        return forms.IntegerField(min_value=1, max_value=MAX_DB_ID)
+        return StrictIntegerField(min_value=1, max_value=MAX_DB_ID)
     if isinstance(model_field, models.JSONField):
         return forms.CharField()
+    if isinstance(model_field, models.DateTimeField):
+        return ISOInstantField()
+    if isinstance(model_field, models.DateField):
+        return ISODateField()
     for field_class, (low, high) in _INTEGER_RANGES.items():
         if isinstance(model_field, field_class):
-            return forms.IntegerField(min_value=low, max_value=high)
+            return StrictIntegerField(min_value=low, max_value=high)
     field = model_field.formfield()
     field.required = True
     if isinstance(field, forms.CharField):
@@ -344,15 +407,13 @@ class PredicateFilterBackend(DjangoFilterBackend):
         return getattr(view, "filterset_class", None)
 
     def filter_queryset(self, request, queryset, view):
-        own = set(RESERVED_PARAMS) | set(getattr(view, "extra_query_params", ()))
+        # A view that lists without pages, fields or sort (the event stream) says which of the
+        # toolkit's parameters it honours: the others are unknown, not silently ignored.
+        reserved = getattr(view, "reserved_query_params", RESERVED_PARAMS)
+        own = {*reserved, *getattr(view, "extra_query_params", ())}
         filterset_class = self.get_filterset_class(view, queryset)
         declared = set(filterset_class.base_filters) if filterset_class is not None else set()
-        unknown = sorted(set(request.query_params) - own - declared)
-        if unknown:
-            raise BadRequest(
-                f"Unknown query parameter: {', '.join(unknown)}",
-                {name: ["Unknown query parameter."] for name in unknown},
-            )
+        refuse_unknown(request.query_params, own | declared)
         if filterset_class is None or not declared & set(request.query_params):
             # No filter parameter: the filter set and its form would filter nothing (issue 15:
             # building them cost about 7% of a plain list request).

@@ -33,6 +33,14 @@ def whole_number(raw: str, maximum: int) -> int | None:
     return value if value <= maximum else None
 
 
+def integer(raw: str, maximum: int) -> int | None:
+    """`raw` as an integer by `whole_number`'s rule, with an optional leading minus (`-5`), its
+    size at most `maximum`, else None: never `int()`'s `1_0`, `+1`, ` 1` or `١`."""
+    digits = raw.removeprefix("-")
+    value = whole_number(digits, maximum)
+    return None if value is None else (-value if digits != raw else value)
+
+
 def query_int(request, name: str, default: int, minimum: int, maximum: int) -> int:
     """A whole-number query parameter within [minimum, maximum]; anything else is a 400 naming it."""
     raw = request.query_params.get(name)

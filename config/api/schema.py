@@ -9,7 +9,6 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFi
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc_excludes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework.renderers import JSONRenderer
 
 from .. import decimals
 from .filters import PredicateFilter, predicate_description
@@ -225,8 +224,9 @@ class AutoSchema(SpectacularAutoSchema):
             # An action's own serializer (`/contracts/expiring` adds days_to_expiry, days_to_notice).
             serializer_class = self.view.get_serializer_class()
         # Not on an action that answers in another format only (a calendar's iCalendar): it ignores `fields`.
-        json_answer = any(issubclass(renderer, JSONRenderer) for renderer in self.view.renderer_classes)
-        if self.method == "GET" and json_answer and hasattr(serializer_class, "readable_field_names"):
+        from .csv import answers_json
+
+        if self.method == "GET" and answers_json(self.view) and hasattr(serializer_class, "readable_field_names"):
             readable = serializer_class.readable_field_names()
             parameters = [
                 *parameters,

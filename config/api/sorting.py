@@ -16,7 +16,7 @@ def is_collection(view) -> bool:
     request = getattr(view, "request", None)
     return (
         getattr(view, "detail", None) is False
-        and getattr(request, "method", None) == "GET"
+        and getattr(request, "method", None) in ("GET", "HEAD")
         and getattr(view, "pagination_class", None) is not None
     )
 

@@ -26,10 +26,11 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from .csv import CSVMixin, wants_csv
+from .csv import CSVMixin, answers_json, wants_csv
 from .exceptions import BadRequest
 from .rows import RowPlan, row_plan
 from .serializers import defer_unreferenced
+from .sorting import is_collection
 
 
 def field_names(raw: str, readable) -> list[str]:
@@ -55,7 +56,10 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
     write_role: str = "manager"
     # An action may need its own role: @action(..., required_role="operator").
     required_role: str | None = None
+    # A collection's parameters beyond the toolkit's and its filters (`/events?since=`).
     extra_query_params: tuple[str, ...] = ()
+    # A single resource's GET takes `fields` (and `format`) only, and these (`/contracts/{id}?as_of=`).
+    detail_query_params: tuple[str, ...] = ()
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_regex = "[0-9]+"
     # Lists load of these `select_related` references only the columns the serializer reads
@@ -72,6 +76,26 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
     def get_default_sort(self) -> str:
         return self.default_sort
 
+    def query_params_taken(self) -> tuple[str, ...] | None:
+        """Where the filter backend does not check them: on a single resource and on every write,
+        what the OpenAPI document declares (a filter, `sort` or `page` there is a 400 "Unknown
+        query parameter", never silently ignored nor a hidden filter)."""
+        if is_collection(self):
+            return None  # the filter backend's: the filters, the toolkit's and `extra_query_params`
+        if self.request.method not in ("GET", "HEAD"):
+            return ()  # a write answers with the whole resource (`fields` is refused, not ignored)
+        return (*(("fields",) if answers_json(self) else ()), *self.detail_query_params)
+
+    def query_param_hints(self) -> dict[str, str]:
+        if self.request.method in ("GET", "HEAD"):
+            return {}
+        return {"fields": "A write answers with the whole resource: fields is for reads."}
+
+    def filter_queryset(self, queryset):
+        # Filters and sort are a collection's. DRF's get_object() ran them on a single resource
+        # too, so `GET /counterparties/1?kind=vendor` (or a PATCH with it) answered 404.
+        return super().filter_queryset(queryset) if is_collection(self) else queryset
+
     def selected_fields(self, serializer_class) -> list[str] | None:
         """`?fields=` on reads; a collection's default fields otherwise; None means all."""
         if self.request.method not in ("GET", "HEAD"):
@@ -83,7 +107,7 @@ class ResourceViewSet(CSVMixin, viewsets.GenericViewSet):
         raw = self.request.query_params.get("fields")
         if raw is not None:
             return field_names(raw, serializer_class.readable_field_names())
-        if self.action == "list":
+        if is_collection(self):  # `/contracts/active` too, not only `list` (its action is `active`)
             return list(getattr(serializer_class.Meta, "default_fields", [])) or None
         return None
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from config.api.filters import Predicate, PredicateField
+from config.api.filters import ISODateField, ISOInstantField, Predicate, PredicateField, StrictIntegerField
 from config.api.middleware import ApiErrorMiddleware
 
 
@@ -136,6 +136,33 @@ class TestPredicateGrammar:
         assert self.parse("-2, 3", field) == Predicate("in", values=(Decimal("-2"), Decimal("3")))
         for raw in ("1_0", "١٢", "1e1", "+1", ">1_0", "5.", "NaN"):
             with pytest.raises(ValidationError, match="plain decimal"):
+                self.parse(raw, field)
+
+    def test_an_integer_is_ascii_digits_with_an_optional_minus(self):
+        # Django's IntegerField reads it as int() does: "1_0" was 10, "١" 1, "+1" and "1.0" 1.
+        field = StrictIntegerField(min_value=-100, max_value=100)
+        assert self.parse("-5,7", field) == Predicate("in", values=(-5, 7))
+        assert self.parse(">=-10<-2", field) == Predicate("range", bounds=(("gte", -10), ("lt", -2)))
+        for raw in ("1_0", "\u0661", "+1", "1.0", "--1", "-", "1e1", ">=1_0"):
+            with pytest.raises(ValidationError, match="whole number"):
+                self.parse(raw, field)
+        with pytest.raises(ValidationError, match="less than or equal to 100"):
+            self.parse("9" * 90, field)
+
+    def test_dates_and_instants_are_iso_8601_only(self):
+        import datetime as dt
+
+        day = ISODateField()
+        assert self.parse("<2026-12-01", day) == Predicate("range", bounds=(("lt", dt.date(2026, 12, 1)),))
+        instant = ISOInstantField()
+        utc = dt.datetime(2026, 12, 20, 10, tzinfo=dt.UTC)
+        assert self.parse("2026-12-20T11:00+01:00,2026-12-20 10:00", instant) == Predicate("in", values=(utc, utc))
+        for raw, field in [
+            ("12/20/2026", day), ("Dec 20 2026", day), ("2026-2-5", day), ("20261220", day), ("2026-02-30", day),
+            ("11/30/2026 23:00", instant), ("12/20/2026", instant), ("2026-02-30T10:00Z", instant),
+            ("\u0662026-12-20T10:00Z", instant),
+        ]:  # fmt: skip
+            with pytest.raises(ValidationError):
                 self.parse(raw, field)
 
     def test_comparisons_only_on_ordered_fields(self):

@@ -276,6 +276,25 @@ class TestContractWrites:
         body = api("viewer").get(f"{self.url}/active").json()
         assert [c["id"] for c in body] == [active.pk]
 
+    def test_active_and_expiring_return_the_default_fields_in_json_and_csv(self, api, make_contract):
+        # Found by an outside sweep: the sub-paths' actions are not `list`, and they returned every field.
+        from contracts.api import ExpiringContractSerializer
+
+        make_contract(status="active", expiry_date=dt.date.today() + dt.timedelta(days=20))
+        client = api("viewer")
+        assert set(client.get(f"{self.url}/active").json()[0]) == set(TestContractsAPI.default_fields)
+        expiring = client.get(f"{self.url}/expiring").json()
+        assert set(expiring[0]) == set(ExpiringContractSerializer.Meta.default_fields)
+
+        def csv_header(path):
+            return b"".join(client.get(path).streaming_content).decode().splitlines()[0]
+
+        header = csv_header(f"{self.url}?format=csv")
+        assert "description" not in header
+        assert csv_header(f"{self.url}/active?format=csv") == header
+        head = client.head(f"{self.url}/active")
+        assert head.status_code == 200 and head["X-Pagination-Total-Entries"] == "1"
+
 
 class TestLineItemsAPI(WritableResourceAPITests):
     create_data = {"kind": "part", "description": "Pump seal", "sku": "PS-1", "quantity": "4", "unit_price": "12.5"}

@@ -245,12 +245,28 @@ class TestVisitsListing:
             {"from": "2026-01-01", "to": "2027-06-01"},
             {"state": "lost"},
             {"visit_plan_id": "x"},
+            # `int()` read these as plans 30, 1 and 1 (found by an outside sweep)
+            {"visit_plan_id": "3_0"},
+            {"visit_plan_id": "\u0661"},
+            {"visit_plan_id": "%2B1"},
             {"colour": "red"},
             {"per_page": "0"},
         ):
             response = client.get(self.url(contract, **params))
             assert response.status_code == 400, (params, response.content)
             assert response.json()["message"]
+
+    def test_a_blank_or_non_iso_parameter_is_400_naming_it(self, api, contract, plan):
+        """Found by an outside sweep: a blank one was left out (every visit, the default window), as
+        `within_days=` is not; an Arabic-Indic year was read as a date."""
+        client = api("operator")
+        for name, value in [
+            ("from", ""), ("to", ""), ("state", ""), ("visit_plan_id", ""),
+            ("from", "\u0662\u0660\u0662\u0666-03-01"), ("to", "2026-03-01T1\u0660:00Z"),
+        ]:  # fmt: skip
+            response = client.get(self.url(contract, **{name: value}))
+            assert response.status_code == 400, (name, value, response.content)
+            assert name in response.json()["errors"], (name, value)
 
     def test_fields_and_sort_as_every_collection_takes_them(self, api, contract, plan):
         """`?fields=` and `?sort=` were a 400 ("Unknown filter") here, while every other collection
