@@ -25,10 +25,12 @@ from rest_framework.exceptions import AuthenticationFailed
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
+from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
+from config.api import parsers
 from stream.disconnects import CLIENT_GONE
 from tenancy.auth import TenantJWTAuthentication
 
@@ -60,6 +62,14 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
         self.expiry: asyncio.Task | None = None
         self.slow = False
         self.gone = False
+
+    def decode_json(self, data):
+        # REST's bounds: a frame thousands deep raised RecursionError in strawberry's receive loop,
+        # which left the socket open and unanswered (past the init timeout, unauthenticated too).
+        try:
+            return parsers.loads(data)
+        except parsers.MalformedJSON:
+            raise NonJsonMessageReceived from None  # graphql-transport-ws: closed with 4400
 
     async def on_ws_connect(self, context):
         from stream import reader  # its thread pool needs Django's settings

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from channels.testing import WebsocketCommunicator
 
 from config.api.parsers import MAX_JSON_DEPTH
+from tests.stream.conftest import closed_with, run
 
 from .conftest import URL
+from .test_subscriptions import PROTOCOL, SUBSCRIPTION, acked
 
 ME = "{ me { role } }"
 
@@ -57,3 +60,36 @@ class TestOverHttp:
         assert response.status_code == 400, response.content
         assert response.json()["message"].startswith("Malformed request body: JSON parse error - ")
         assert why in response.json()["message"]
+
+
+class TestOverTheWebSocket:
+    """graphql-transport-ws closes a message it cannot read with 4400, and within 5 s: before the
+    10 s init timeout, which a socket with a dead handler used to outlive."""
+
+    pytestmark = pytest.mark.django_db(transaction=True)
+
+    @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH - 1, 5000])
+    def test_a_deep_connection_init_is_closed_4400(self, depth):
+        async def scenario():
+            from config.asgi import application
+
+            comm = WebsocketCommunicator(application, "/api/graphql", subprotocols=[PROTOCOL])
+            ok, _ = await comm.connect(timeout=5)
+            assert ok
+            payload = '{"token": ' + nested(depth) + "}"  # a dict: not the protocol's own 4400 for a bad payload
+            await comm.send_to(text_data='{"type": "connection_init", "payload": ' + payload + "}")
+            code, before = await closed_with(comm, timeout=5)
+            assert (code, before) == (4400, [])
+
+        run(scenario)
+
+    def test_a_deep_subscribe_is_closed_4400(self, token):
+        async def scenario():
+            comm = await acked(token("viewer"))
+            frame = {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {}}}
+            text = json.dumps(frame).replace('"variables": {}', '"variables": {"types": ' + nested(5000) + "}")
+            await comm.send_to(text_data=text)
+            code, before = await closed_with(comm, timeout=5)
+            assert (code, before) == (4400, [])
+
+        run(scenario)
