@@ -46,9 +46,9 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 if SERVED_BY_ASGI:
-    # Django's docs: "When using ASGI, persistent connections should be disabled". Each request's
-    # sync code runs in a fresh thread; a connection kept open for CONN_MAX_AGE was never looked at
-    # again, one per request, until PostgreSQL refused new clients (found by an outside tester).
+    # Django's docs: "When using ASGI, persistent connections should be disabled". A request's sync
+    # code runs in a thread of its own; the connection it kept for CONN_MAX_AGE was never looked at
+    # again, and they piled up until PostgreSQL refused new clients (found by an outside tester).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many short writes from several threads of runserver (and the worker, and cron): wait for the
