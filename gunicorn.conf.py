@@ -2,18 +2,26 @@
 from the repository's root (gunicorn loads ./gunicorn.conf.py by default; elsewhere pass
 `-c /path/to/gunicorn.conf.py`). Used by the fuzzer (tests/fuzz/run.py) and in production.
 
-Only the limits of the HTTP head are set here; workers, binding and logging stay on the command
-line. gunicorn refuses a request line over `limit_request_line` with its own HTML page, before
-Django runs: the default (4094 bytes) is below the service's own bound (MAX_URL_BYTES, 8000 by
-default), so a long URL got HTML where every other error is JSON. At gunicorn's maximum (8190) any
-URL the service can refuse reaches RequestLimitsMiddleware, which answers a JSON 414. Keep
-MAX_URL_BYTES below this line length minus the method and protocol (about 20 bytes).
+Only the limits of the HTTP head and the trust in proxy headers are set here; workers, binding and
+logging stay on the command line. gunicorn refuses a request line over `limit_request_line` with its
+own HTML page, before Django runs: the default (4094 bytes) is below the service's own bound
+(MAX_URL_BYTES, 8000 by default), so a long URL got HTML where every other error is JSON. At
+gunicorn's maximum (8190) any URL the service can refuse reaches RequestLimitsMiddleware, which
+answers a JSON 414. Keep MAX_URL_BYTES below this line length minus the method and protocol (about
+20 bytes).
 """
 
 import os
 
 # gunicorn's bounded maximum; 0 would mean unlimited, which a slow client could abuse.
 limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
+
+# Proxy headers are Django's to judge (NUM_PROXIES, config/settings.py), not the server's: by default
+# gunicorn trusts X-Forwarded-Proto (and the uvicorn worker X-Forwarded-For, its REMOTE_ADDR) from
+# 127.0.0.1, where the README's own proxy connects from, so a client's header behind it set https or
+# the rate limits' address, whatever NUM_PROXIES said (found by an outside tester).
+forwarded_allow_ips = ""
+secure_scheme_headers = {}
 
 # A URL the service would still take must never meet gunicorn's HTML refusal first.
 _HEAD_ROOM = len("OPTIONS  HTTP/1.1")

@@ -9,6 +9,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+import config
+
+# Before the settings load: they turn persistent connections off under ASGI (config/__init__.py).
+config.SERVED_BY_ASGI = True
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 http_application = get_asgi_application()  # sets Django up before the consumers are imported
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config import SERVED_BY_ASGI
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -43,6 +45,11 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+if SERVED_BY_ASGI:
+    # Django's docs: "When using ASGI, persistent connections should be disabled". A request's sync
+    # code runs in a thread of its own; the connection it kept for CONN_MAX_AGE was never looked at
+    # again, and they piled up until PostgreSQL refused new clients (found by an outside tester).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many short writes from several threads of runserver (and the worker, and cron): wait for the
     # lock instead of failing; take it when a transaction begins (IMMEDIATE), since a read that
@@ -287,6 +294,8 @@ STREAM = {
     "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
     "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
     "DB_THREADS": env.int("STREAM_DB_THREADS", default=8),  # per process, on PostgreSQL: parallel reads (connections)
+    # Their connections' age: CONN_MAX_AGE as set, also under ASGI (a bounded pool of long-lived threads).
+    "DB_MAX_AGE": env.int("CONN_MAX_AGE", default=60),
 }
 
 # --- Webhooks and e-mail (issue 9) ---

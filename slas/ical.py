@@ -67,7 +67,9 @@ def export_calendar(*, name: str, uid_base: str, spec: CalendarSpec, names: dict
     cal = icalendar.Calendar()
     cal.add("prodid", "-//SLA service//calendar export//EN")
     cal.add("version", "2.0")
-    cal.add("x-wr-calname", name)
+    # As TEXT, escaped like SUMMARY: icalendar writes an X- property's plain str raw, so a line
+    # break in the name was a 500 (LF) or a bare CR inside the content line.
+    cal.add("x-wr-calname", icalendar.vText(name))
     cal.add("x-wr-timezone", spec.time_zone)
     zone = _zone(spec.time_zone)
     anchor = dt.date(years.start, 1, 1)

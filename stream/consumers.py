@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 
@@ -39,6 +38,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import AuthenticationFailed
 
+from config.api import parsers
 from events.feed import group_name
 from tenancy.auth import TenantJWTAuthentication
 
@@ -136,8 +136,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
 
     async def handle(self, text_data, bytes_data) -> None:
         try:
-            message = json.loads(text_data if text_data is not None else bytes_data)
-        except (TypeError, ValueError):
+            # REST's bounds: a message thousands deep raised RecursionError, which dropped the socket.
+            message = parsers.loads(text_data if text_data is not None else bytes_data)
+        except (TypeError, ValueError):  # MalformedJSON is a ValueError: unreadable, answered below
             message = None
         kind = message.get("type") if isinstance(message, dict) else None
         if self.context is None:

@@ -5,9 +5,14 @@ DRF's own parser already refuses NaN and Infinity. On top of it, a body is "malf
 the interpreter's recursion on the way in or out), or when a string or key holds a NUL
 character or a lone surrogate (PostgreSQL cannot store either; SQLite would store a different
 text). The size of a body is bounded before parsing, by `RequestLimitsMiddleware`.
+
+`loads` is the same check for JSON that DRF does not parse: GraphQL over HTTP and WebSocket, and
+the event stream's messages.
 """
 
 from __future__ import annotations
+
+import json
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -40,13 +45,39 @@ def json_problem(value, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     return None
 
 
+class MalformedJSON(ValueError):
+    """JSON the API refuses, or text that is not JSON at all: str() says why."""
+
+
+def bounded(decode):
+    """The value `decode()` returns, within the bounds above; MalformedJSON if it breaks them."""
+    try:
+        value = decode()
+    except RecursionError:
+        raise MalformedJSON(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    problem = json_problem(value)
+    if problem:
+        raise MalformedJSON(problem)
+    return value
+
+
+def loads(text: str | bytes):
+    """`json.loads` within the bounds of the API's parser; MalformedJSON for any unreadable text
+    (not JSON, not UTF-8, nested too deep, a NUL or lone surrogate)."""
+
+    def decode():
+        try:
+            return json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise MalformedJSON(str(exc)) from None
+
+    return bounded(decode)
+
+
 class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
+        parse = super().parse
         try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels") from None
-        problem = json_problem(data)
-        if problem:
-            raise ParseError(f"JSON parse error - {problem}")
-        return data
+            return bounded(lambda: parse(stream, media_type, parser_context))
+        except MalformedJSON as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

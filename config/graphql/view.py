@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 from strawberry.django.views import GraphQLView
 
+from config.api import parsers
 from config.api.exceptions import BadRequest
 from config.api.filters import single_values
 from tenancy.auth import TenantJWTAuthentication
@@ -58,6 +59,14 @@ class TenantGraphQLView(GraphQLView):
             # Strawberry's reason ("Unknown operation named 'Nope'.") as the API's JSON error: its
             # own dispatch answers in plain text, which ApiErrorMiddleware replaced by "Bad Request".
             return JsonResponse({"message": exc.reason}, status=exc.status_code)
+        except parsers.MalformedJSON as exc:
+            # REST's words for REST's check (StrictJSONParser); over GET the JSON is `variables`.
+            where = "query string" if request.method == "GET" else "request body"
+            return JsonResponse({"message": f"Malformed {where}: JSON parse error - {exc}"}, status=400)
+
+    def decode_json(self, data):
+        # Strawberry's plain json.loads let a body ~1,000 deep exhaust the recursion: a 500.
+        return parsers.loads(data)
 
     def should_render_graphql_ide(self, request) -> bool:
         return request.method == "GET" and "text/html" in request.headers.get("Accept", "") and bool(self.graphql_ide)

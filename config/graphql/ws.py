@@ -25,10 +25,12 @@ from rest_framework.exceptions import AuthenticationFailed
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
+from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
+from config.api import parsers
 from stream.disconnects import CLIENT_GONE
 from tenancy.auth import TenantJWTAuthentication
 
@@ -60,6 +62,15 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
         self.expiry: asyncio.Task | None = None
         self.slow = False
         self.gone = False
+        self.closed = False
+
+    def decode_json(self, data):
+        # REST's bounds: a frame thousands deep raised RecursionError in strawberry's receive loop,
+        # which left the socket open and unanswered (past the init timeout, unauthenticated too).
+        try:
+            return parsers.loads(data)
+        except parsers.MalformedJSON:
+            raise NonJsonMessageReceived from None  # graphql-transport-ws: closed with 4400
 
     async def on_ws_connect(self, context):
         from stream import reader  # its thread pool needs Django's settings
@@ -86,9 +97,11 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
     async def send(self, text_data=None, bytes_data=None, close=False):
         """Every message strawberry sends. One not taken within SEND_TIMEOUT closes the connection
         (4408) instead of holding a subscription open forever behind a reader that stopped; what
-        the operations send after that, or after the client has gone, is dropped until the server
+        the operations send after that, after the client has gone, or after this side closed the
+        socket (an expired token, a removed or demoted member: the operation's error follows the
+        close, and the server refused it with a logged RuntimeError), is dropped until the server
         reports the disconnect."""
-        if self.slow or self.gone:
+        if self.slow or self.gone or self.closed:
             return
         try:
             await asyncio.wait_for(super().send(text_data, bytes_data, close), settings.STREAM["SEND_TIMEOUT"])
@@ -99,6 +112,12 @@ class TenantGraphQLWSConsumer(GraphQLWSConsumer):
             await self.close(code=CLOSE_SLOW_CONSUMER, reason=SLOW_MESSAGE)
         except CLIENT_GONE:
             self.gone = True
+
+    async def close(self, code=None, reason=None):
+        if self.closed:  # a second close is as unexpected to the server as a send
+            return
+        self.closed = True
+        await super().close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
         if self.expiry is not None:

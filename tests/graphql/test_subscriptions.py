@@ -6,6 +6,7 @@ RESET, and that the WebSocket carries subscriptions only."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -302,3 +303,40 @@ def test_removing_the_membership_closes_the_subscription_4401_before_the_next_ev
         assert not any("after removal" in json.dumps(m) for m in before)
 
     run(scenario)
+
+
+@pytest.mark.parametrize("change", ["demote", "remove"])
+def test_after_closing_a_changed_member_the_server_sends_nothing_and_logs_no_error(make_member, org, caplog, change):
+    """Found by an outside tester: the operation's error was sent after the 4401 close, which
+    uvicorn refused ("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'"),
+    an error in the log at every membership change."""
+    from channels.db import database_sync_to_async
+
+    from tenancy.auth import issue_tokens
+    from tenancy.models import Membership
+
+    membership = make_member("operator", org)
+    raw = issue_tokens(membership)["access"]
+
+    def apply():
+        member = Membership.objects.get(pk=membership.pk)
+        if change == "demote":
+            member.role = "viewer"
+            member.save()
+        else:
+            member.delete()
+
+    async def scenario():
+        comm = await acked(raw)
+        await subscribe(comm)
+        assert (await messages(comm, 1))[0]["kind"] == "SUBSCRIBED"
+        await database_sync_to_async(apply)()
+        await write(org)
+        code, _ = await closed_with(comm)
+        assert code == 4401
+        assert await comm.receive_nothing(timeout=1)  # the server sent nothing after its close
+        await comm.disconnect()
+
+    with caplog.at_level(logging.WARNING):
+        run(scenario)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -155,6 +155,16 @@ class TestIcal:
         assert api("admin").get(f"{URL}/{theirs.pk}/ical").status_code == 404
         assert anon.get(f"{URL}/{theirs.pk}/ical").status_code == 401
 
+    @pytest.mark.parametrize("name", ["Office\nNorth", "Office\rNorth", "Office\r\nNorth"])
+    def test_a_line_break_in_the_name_is_escaped_not_a_500(self, api, org, name):
+        # Found by an outside tester: an LF in the name was a 500, a CR went raw into the file.
+        calendar = make_calendar(org, name=name)
+        response = api("viewer").get(f"{URL}/{calendar.pk}/ical?years=2026")
+        assert response.status_code == 200, response.content
+        lines = response.content.split(b"\r\n")
+        assert not any(b"\r" in line or b"\n" in line for line in lines)  # no break but the line ends
+        assert b"X-WR-CALNAME:Office\\nNorth" in lines  # RFC 5545 TEXT, as a holiday's SUMMARY
+
     def test_export_then_import_round_trips_the_holidays(self, api, org):
         source = make_calendar(
             org,

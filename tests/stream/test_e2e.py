@@ -305,3 +305,30 @@ def test_a_graphql_subscriber_that_leaves_mid_stream_is_let_go_quietly(kind, ser
         wait_until_everyone_left(server_env, org)
         output = server.output()
     assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("change", ["demote", "remove"])
+def test_a_graphql_subscriber_demoted_or_removed_is_closed_without_an_error_logged(
+    change, server_env, redis_layer, org, make_member
+):
+    """Found by an outside tester: after the 4401 close, the subscription's error was sent on the
+    closed socket, and uvicorn logged "Unexpected ASGI message 'websocket.send', after sending
+    'websocket.close'" at every membership change."""
+    member = make_member("operator", org)
+    operator = issue_tokens(member)["access"]
+    # No membership cache: this process's change could not reach the server's copy in Redis.
+    with AsgiServer({**server_env, "LOG_LEVEL": "INFO", "MEMBERSHIP_CACHE": "false"}) as server:
+        with graphql_subscribed(server, operator, org) as ws:
+            if change == "demote":
+                member.role = "viewer"
+                member.save()
+            else:
+                member.delete()
+            until = time.monotonic() + 30
+            with pytest.raises(ConnectionClosed) as closed:
+                while time.monotonic() < until:
+                    probe_received(ws, org)  # a poke: the next read checks the membership
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        wait_until_everyone_left(server_env, org)
+        output = server.output()
+    assert "Traceback" not in output and "ERROR" not in output, output[-3000:]

@@ -87,6 +87,34 @@ def test_a_bad_first_message_is_closed_4401(message):
     run(scenario)
 
 
+DEEP = "[" * 5000 + "]" * 5000  # found by an outside tester: RecursionError dropped the socket
+
+
+@pytest.mark.parametrize("message", [DEEP, '{"type": "auth", "token": ' + DEEP + "}"])
+def test_a_message_nested_too_deep_before_auth_is_closed_4401(message):
+    async def scenario():
+        comm = await connected()
+        await comm.send_to(text_data=message)
+        code, before = await closed_with(comm)
+        assert code == 4401 and before[-1]["message"].startswith("Authenticate first")
+
+    run(scenario)
+
+
+def test_a_message_nested_too_deep_is_bad_input_and_the_connection_stays_open(token):
+    async def scenario():
+        comm = await connected(token())
+        # Beyond the recursion, and just beyond REST's 32 levels (config.api.parsers): both unreadable.
+        for types in (DEEP, "[" * 32 + "]" * 32):
+            await comm.send_to(text_data='{"type": "subscribe", "since": 0, "types": ' + types + "}")
+            answer = await comm.receive_json_from(timeout=5)
+            assert answer["type"] == "error" and "type" in answer["errors"], answer
+        await subscribed(comm)  # still open
+        await comm.disconnect()
+
+    run(scenario)
+
+
 def test_an_invalid_subprotocol_token_is_closed_4401(token):
     async def scenario():
         comm = communicator(subprotocols=["bearer", token() + "x"])
