@@ -294,8 +294,6 @@ STREAM = {
     "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
     "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
     "DB_THREADS": env.int("STREAM_DB_THREADS", default=8),  # per process, on PostgreSQL: parallel reads (connections)
-    # Their connections' age: CONN_MAX_AGE as set, also under ASGI (a bounded pool of long-lived threads).
-    "DB_MAX_AGE": env.int("CONN_MAX_AGE", default=60),
 }
 
 # --- Webhooks and e-mail (issue 9) ---

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -197,11 +196,10 @@ _db_threads = ThreadPoolExecutor(max_workers=settings.STREAM["DB_THREADS"], thre
 def in_db_thread(func):
     """`func` made awaitable for the ORM, connections closed when stale (CONN_MAX_AGE) around it.
 
-    PostgreSQL: in a pool of `STREAM_DB_THREADS` (8) threads of the stream's own, each keeping its own connection
-    for `STREAM["DB_MAX_AGE"]` (CONN_MAX_AGE as set, even under ASGI, where requests' are 0: these threads
-    are few and live as long as the process, so their connections are bounded and worth keeping),
-    so many followers read in parallel (asgiref's `thread_sensitive=False` would carry a
-    connection from one thread to another through the context). SQLite: in the one sync thread
+    PostgreSQL: in a pool of `STREAM_DB_THREADS` (8) threads of the stream's own, each with its own connection
+    (closed after each read under ASGI, where CONN_MAX_AGE is 0), so many followers read in
+    parallel (asgiref's `thread_sensitive=False` would carry a connection from one thread to
+    another through the context). SQLite: in the one sync thread
     (Channels' `database_sync_to_async`): SQLite has one writer, and an in-memory test database
     refuses a second thread's read while a write is open.
     """
@@ -210,12 +208,9 @@ def in_db_thread(func):
 
     def in_thread(*args, **kwargs):
         close_old_connections()
-        opened = connection.connection is None
         try:
             return func(*args, **kwargs)
         finally:
-            if opened and connection.connection is not None:
-                connection.close_at = time.monotonic() + settings.STREAM["DB_MAX_AGE"]  # not the requests' 0
             close_old_connections()
 
     async def call(*args, **kwargs):

@@ -25,7 +25,7 @@ from tests.events.helpers import emit
 @pytest.fixture(autouse=True)
 def _stream_settings(settings):
     settings.STREAM = {
-        **settings.STREAM, "AUTH_TIMEOUT": 5.0, "HEARTBEAT": 30.0, "SEND_TIMEOUT": 10.0, "DB_MAX_AGE": 0
+        **settings.STREAM, "AUTH_TIMEOUT": 5.0, "HEARTBEAT": 30.0, "SEND_TIMEOUT": 10.0
     }  # fmt: skip
     # The stream reads in pooled threads (on PostgreSQL); with persistent connections those would
     # outlive the test and keep the test database from being dropped.
