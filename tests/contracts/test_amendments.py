@@ -319,7 +319,10 @@ class TestAmendmentFlow:
             org, status="scheduled", start_date=dt.date(2099, 1, 1), expiry_date=dt.date(2099, 12, 31)
         )
         today = contract.local_today(timezone.now())
-        day = lambda n: (today + dt.timedelta(days=n)).isoformat()  # noqa: E731
+
+        def day(n: int) -> str:
+            return (today + dt.timedelta(days=n)).isoformat()
+
         manager, admin = managers[0], api("admin")
         cases = [  # who, effective date, new start -> the errors named (None: accepted)
             (manager, day(1), day(-180), {"changes.start_date": "before the amendment's effective date"}),
