@@ -277,9 +277,17 @@ class JSONErrorsMixin:
         single_values(request.query_params)
         if self._format_error is not None:
             raise self._format_error
+        # A CORS preflight carries the query too; a method the view does not serve is its 405.
+        if request.method == "OPTIONS" or not self._serves(request.method):
+            return
         taken = self.query_params_taken()
-        if taken is not None and request.method != "OPTIONS":  # a CORS preflight carries the query too
+        if taken is not None:
             refuse_unknown(request.query_params, {"format", *taken}, self.query_param_hints())
+
+    def _serves(self, method: str) -> bool:
+        """Whether `method` has a handler here (DRF's dispatch answers 405 otherwise, after `initial`)."""
+        name = method.lower()
+        return name in self.http_method_names and getattr(self, name, None) is not None
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

@@ -216,6 +216,16 @@ def test_every_endpoint_refuses_an_unknown_parameter(demo_admin, ids):
     } <= set(checked)  # fmt: skip
 
 
+def test_a_method_a_route_does_not_serve_is_405_whatever_its_query(demo_admin, ids):
+    """Found by the fuzzer once unknown parameters were refused on every route: `TRACE
+    /counterparties/1?fields=id` answered that 400 instead of the 405 the method deserves."""
+    paths = sorted({path for _method, path in _api_routes(ids)} - SPECTACULAR)
+    assert "/api/v1/counterparties/1" in paths and "/api/v1/counterparties" in paths
+    for path in paths:
+        response = demo_admin.generic("TRACE", f"{path}?fields=id&zzz=1")
+        assert response.status_code == 405, (path, response.status_code, response.content[:200])
+
+
 def _shape(response):
     body = response.json()
     return [sorted(row) for row in body] if isinstance(body, list) else body if response.status_code != 200 else None
