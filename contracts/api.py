@@ -31,7 +31,7 @@ from config.api.serializers import (
     money_text,
     price_text,
     reference_of,
-    tenant_of,
+    unique_in_organization,
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
 from events.services import jsonable
@@ -222,13 +222,7 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
         return value
 
     def validate_reference(self, value: str) -> str:
-        clash = Contract.objects.filter(organization=tenant_of(self), reference=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        existing = clash.values_list("pk", flat=True).first()
-        if existing is not None:
-            raise serializers.ValidationError(f"Already used by contract {existing}.")
-        return value
+        return unique_in_organization(self, "reference", value, "contract")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

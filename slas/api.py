@@ -22,7 +22,13 @@ from config import dates
 from config.api.csv import JSONErrorsMixin, content_disposition
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, in_service_range, tenant_of
+from config.api.serializers import (
+    ReferenceField,
+    ReferenceIdField,
+    ResourceSerializer,
+    in_service_range,
+    unique_in_organization,
+)
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
 from tenancy.currencies import MONEY_BOUNDS
@@ -85,13 +91,7 @@ class CalendarSerializer(ResourceSerializer):
 
     def validate_name(self, value: str) -> str:
         # Unique per organization (the constraint calendar_unique_name), as a contract's reference.
-        clash = Calendar.objects.filter(organization=tenant_of(self), name=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        existing = clash.values_list("pk", flat=True).first()
-        if existing is not None:
-            raise serializers.ValidationError(f"Already used by calendar {existing}.")
-        return value
+        return unique_in_organization(self, "name", value, "calendar")
 
     def validate_time_zone(self, value: str) -> str:
         if not dates.is_time_zone(value):

@@ -185,6 +185,19 @@ def tenant_of(serializer_field) -> object | None:
     return getattr(auth, "organization", None)
 
 
+def unique_in_organization(serializer, field: str, value, noun: str):
+    """`value` for a field unique within the caller's organization (a contract's `reference`, a
+    calendar's `name`): the 422 names the row that already has it, excluding the one edited."""
+    model = serializer.Meta.model
+    clash = model.objects.filter(organization=tenant_of(serializer), **{field: value})
+    if serializer.instance is not None:
+        clash = clash.exclude(pk=serializer.instance.pk)
+    existing = clash.values_list("pk", flat=True).first()
+    if existing is not None:
+        raise serializers.ValidationError(f"Already used by {noun} {existing}.")
+    return value
+
+
 @extend_schema_field(
     {
         "type": "object",
