@@ -7,7 +7,7 @@ character or a lone surrogate (PostgreSQL cannot store either; SQLite would stor
 text). The size of a body is bounded before parsing, by `RequestLimitsMiddleware`.
 
 `loads` is the same check for JSON that DRF does not parse: GraphQL over HTTP and WebSocket, and
-the event stream's messages.
+the event stream's messages; like DRF's parser, it refuses NaN and Infinity.
 """
 
 from __future__ import annotations
@@ -67,11 +67,16 @@ def loads(text: str | bytes):
 
     def decode():
         try:
-            return json.loads(text)
+            return json.loads(text, parse_constant=_refuse_constant)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise MalformedJSON(str(exc)) from None
 
     return bounded(decode)
+
+
+def _refuse_constant(name: str):
+    """NaN and Infinity are not JSON (RFC 8259): refused as DRF's strict parser refuses them in REST."""
+    raise ValueError(f"Out of range float values are not JSON compliant: {name}")
 
 
 class StrictJSONParser(JSONParser):

@@ -53,6 +53,10 @@ class TestOverHttp:
         [
             ('{"query": "{ me { role } }", "variables": {"x": "a\\u0000b"}}', "NUL"),
             ('{"query": "{ me { role } }"', "Expecting"),
+            # Not JSON (RFC 8259), and refused in REST by DRF: json.loads took them, so a JSON
+            # input (an asset's location, a coverage area) could carry a NaN into the database.
+            ('{"query": "{ me { role } }", "variables": {"x": NaN}}', "NaN"),
+            ('{"query": "{ me { role } }", "variables": {"x": [1, -Infinity]}}', "-Infinity"),
         ],
     )
     def test_other_unreadable_bodies_are_400s_saying_why(self, gql, text, why):
