@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import unicodedata
 from decimal import Decimal
 from operator import attrgetter
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -142,6 +144,17 @@ def json_type_errors(field, value):
         return ["Expected a JSON scalar, not an object or an array."] if scalar else None
     message = _scalar_type_error(field, value)
     return [message] if message else None
+
+
+def single_line(value: str) -> None:
+    """A name, reference or other one-line text (a model `CharField`) holds no control character:
+    a line break or an escape in a calendar's or contract's name broke or forged lines in every
+    output that shows it (iCalendar, CSV, e-mail subjects, PDF). Multi-line text is a `TextField`."""
+    for char in value:
+        if unicodedata.category(char) == "Cc":
+            raise serializers.ValidationError(
+                f"Must be one line of text without control characters (found U+{ord(char):04X})."
+            )
 
 
 def money_text(amount, currency: str) -> str:
@@ -409,6 +422,12 @@ class ResourceSerializer(StrictInputMixin, serializers.ModelSerializer):
                 if data.get(name) is not None and (currency := attrgetter(currency_path)(instance)):
                     data[name] = text(getattr(instance, self.fields[name].source), currency)
         return data
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if type(model_field) is models.CharField and not model_field.choices:
+            kwargs["validators"] = [*kwargs.get("validators", []), single_line]
+        return field_class, kwargs
 
     @classmethod
     def readable_field_names(cls) -> list[str]:

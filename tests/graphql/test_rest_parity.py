@@ -19,7 +19,7 @@ from config.api.serializers import AMOUNT_TEXTS
 from config.graphql.base import TenantType, camel
 from config.graphql.schema import schema  # noqa: F401  (every type built, for the sweep below)
 from contracts import terms
-from contracts.models import Asset, Contract, LineItem
+from contracts.models import Asset, Contract, Counterparty, LineItem
 from events.models import Event
 from ledger.models import LedgerEntry
 from slas.models import SlaRule
@@ -290,3 +290,16 @@ def _reference_queries(gql, org, count: int) -> int:
 
 def test_a_work_orders_references_do_not_grow_with_rows(gql, org, other_org):
     assert _reference_queries(gql, other_org, 2) == _reference_queries(gql, org, 12)
+
+
+# One-line text without control characters (config.api.serializers.single_line), as REST refuses it.
+def test_a_name_with_a_line_break_is_refused_as_rest_refuses_it(gql, api, org):
+    data = gql("manager")(
+        'mutation { createCounterparty(input: {name: "Fleet\\nCo", kind: "customer"}) '
+        "{ __typename ... on OperationError { kind message fields { path messages } } } }"
+    )["createCounterparty"]
+    rest = api("manager").post("/api/v1/counterparties", {"name": "Fleet\nCo", "kind": "customer"}, format="json")
+    assert rest.status_code == 422
+    assert data["kind"] == "INVALID" and data["message"] == rest.json()["message"]
+    assert {f["path"]: f["messages"] for f in data["fields"]} == {"name": rest.json()["errors"]["name"]}
+    assert not Counterparty.objects.filter(organization=org).exists()
