@@ -1,17 +1,20 @@
 """SLA compliance (issue 11): decided, met and breached clocks per group, computed in SQL.
 
-A clock counts in the period in which it was **decided**: when it stopped (met or breached), or,
-if it breached while still running, when it passed its due time. Cancelled clocks (the job left
-the rule's band, or ended without the stop this clock waits for and within its target) are
-never decided. For each group:
+A clock counts in the period in which it was **decided**: a met clock when it stopped, a breached
+clock when it passed its due time (whether or not it has stopped since). Cancelled clocks (the job
+left the rule's band, or ended without the stop this clock waits for and within its target) are
+never decided. A row's figures are what was known at the end of the row's period (its month or
+week when grouped by time, else the report's `to`), so a closed period keeps its answer. For each
+group:
 
 - `decided`, `met`, `breached`, `achieved_percent` (met / decided, one decimal, half-up; null
   when nothing was decided);
 - business minutes to stop (`minutes.mean`, `p50`, `p90`, `max`) over the decided clocks that
-  stopped (a clock still running has no time to stop yet), one decimal;
-- `overage_minutes`: the total of the breaches' overage; `penalties`: per currency, the breaches'
-  penalties after the per-breach and monthly caps, waived breaches excluded; `waived`: how many
-  breaches were waived;
+  stopped by the period's end (a clock still running then had no time to stop yet), one decimal;
+- `overage_minutes`: the total overage of the breaches whose clock stopped by the period's end
+  (their figures are final then); `penalties`: per currency, those breaches' penalties after the
+  per-breach and monthly caps, those waived by the period's end excluded; `waived`: how many
+  breaches were waived by the period's end;
 - `open_at_end`: clocks started before the end of the row's period (the month or week of the
   row when grouped by time, else the report's `to`) and not decided by then.
 
@@ -31,7 +34,8 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
-from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
+from django.db.models.functions import Coalesce, Least, TruncMonth, TruncWeek
+from django.db.models.lookups import LessThan, LessThanOrEqual
 
 from breaches.models import Breach
 from tenancy.currencies import quantize
@@ -86,19 +90,25 @@ def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
 def decided_at(now: dt.datetime):
     """When a clock was decided (see the module docstring); NULL while it is not."""
+    # A breached clock was decided when it passed its due time, not at a later stop: a past
+    # period's breach must not move to the month of the job's resolution.
     return Case(
-        When(stopped_at__isnull=False, state__in=[S.MET, S.BREACHED], then=F("stopped_at")),
-        When(stopped_at__isnull=True, state__in=[S.RUNNING, S.BREACHED], due_at__lt=now, then=F("due_at")),
+        When(stopped_at__isnull=False, state=S.MET, then=F("stopped_at")),
+        When(state=S.BREACHED, then=F("due_at")),
+        When(stopped_at__isnull=True, state=S.RUNNING, due_at__lt=now, then=F("due_at")),
         default=None,
         output_field=DateTimeField(),
     )
 
 
 def decision_instant():
-    """COALESCE(stopped_at, due_at): equal to `decided_at` on every decided clock, and indexed
+    """The earlier of the stop and the due time: equal to `decided_at` on every decided clock (a
+    met clock stops at or before its due time, a breached one after it), and indexed
     (`clock_decided`, organization first), so a period's decided clocks are one index range scan
-    rather than a pass over every clock of the organization."""
-    return Coalesce("stopped_at", "due_at")
+    rather than a pass over every clock of the organization. Without parameters, so that the
+    query's expression is the index's on PostgreSQL; the outer COALESCE because SQLite's MIN()
+    of a NULL is NULL where PostgreSQL's LEAST skips it."""
+    return Coalesce(Least("stopped_at", "due_at"), "stopped_at", "due_at")
 
 
 def round1(value) -> float | None:
@@ -193,6 +203,17 @@ def _hashable(group: tuple) -> tuple:
     return tuple(item["id"] if isinstance(item, dict) else item for item in group)
 
 
+def known_by_end(instant: str, query: ComplianceQuery):
+    """`instant` (a clock's stop, a breach's waiver) came before the end of the row's period:
+    the month or week of the clock's decision when grouped by time, else the report's end. The
+    same truncation as the group key, so no period end is computed per row."""
+    time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
+    if time_key is None:
+        return LessThan(F(instant), Value(query.end))
+    trunc = TruncMonth if time_key == "month" else TruncWeek
+    return LessThanOrEqual(trunc(instant, tzinfo=query.zone), trunc("decided_at", tzinfo=query.zone))
+
+
 def decided_in_period(clocks, query: ComplianceQuery):
     """The clocks (of `_scoped`) decided in the report's period. The range on the indexed
     expression picks the period; `decided_at` then keeps only the decided clocks."""
@@ -216,13 +237,19 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     decided = decided_in_period(clocks, query)
     names, annotations = _keys(query)
     grouped = decided.annotate(**annotations).values(*names)
-    stopped_seconds = Case(When(stopped_at__isnull=False, then=F("elapsed_seconds")), default=None)
+    # Only what was known at the end of the row's period: a later stop or waiver must not change a
+    # closed period's figures (a breached clock stays in the period of its due time).
+    stopped = Q(known_by_end("stopped_at", query))
+    waived = Q(known_by_end("breach__waived_at", query))
+    stopped_seconds = Case(When(stopped, then=F("elapsed_seconds")), default=None)
     # Penalties per currency as conditional sums of the same query (the organization's breaches
     # come in a few currencies): one scan of the clocks for every figure.
     currencies = sorted(
         Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
     )
-    owed = ~Q(breach__state=Breach.State.WAIVED) & Q(breach__isnull=False)
+    # Not waived by the end: never waived, or waived after it (a NULL comparison is not false).
+    not_waived = Q(breach__waived_at__isnull=True) | ~waived
+    owed = Q(breach__isnull=False) & stopped & not_waived
     money_sums = {
         f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
         for index, currency in enumerate(currencies)
@@ -233,8 +260,8 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
         mean_seconds=Avg(stopped_seconds),
         percentiles=PercentilesCont(stopped_seconds, (0.5, 0.9)),
         max_seconds=Max(stopped_seconds),
-        overage=Sum("breach__overage_minutes"),
-        waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED)),
+        overage=Sum("breach__overage_minutes", filter=stopped),
+        waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED) & waived),
         **money_sums,
     ).order_by(*names)
 

@@ -1,7 +1,7 @@
 """Work orders pushed in by dispatch systems, their holds, and their SLA clocks."""
 
 from django.db import models
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Least
 
 from contracts.models import Asset, Contract, Counterparty
 from slas.models import SlaRule
@@ -231,7 +231,11 @@ class SlaClock(TenantModel):
             ),
             # SLA compliance (issue 11): a period's decided clocks by their decision instant
             # (`reports.compliance.decision_instant`, the same expression).
-            models.Index(models.F("organization"), Coalesce("stopped_at", "due_at"), name="clock_decided"),
+            models.Index(
+                models.F("organization"),
+                Coalesce(Least("stopped_at", "due_at"), "stopped_at", "due_at"),
+                name="clock_decided",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -46,9 +46,11 @@ CASES = [
 
 
 def _decided(clock: SlaClock, now: dt.datetime) -> dt.datetime | None:
-    if clock.stopped_at is not None and clock.state in ("met", "breached"):
+    if clock.stopped_at is not None and clock.state == "met":
         return clock.stopped_at
-    if clock.stopped_at is None and clock.state in ("running", "breached") and clock.due_at and clock.due_at < now:
+    if clock.state == "breached":
+        return clock.due_at  # breached when it passed its due time, whenever it stopped
+    if clock.stopped_at is None and clock.state == "running" and clock.due_at and clock.due_at < now:
         return clock.due_at
     return None
 
@@ -134,18 +136,23 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             continue
         decided = _decided(clock, now)
         if decided is not None and start <= decided < end:
-            g = groups[tuple(_key_of(clock, key, decided, zone) for key in group_by)]
+            key = tuple(_key_of(clock, key, decided, zone) for key in group_by)
+            g = groups[key]
+            # Only what was known at the end of the row's period.
+            row_end = ends[_label(time_key, decided, zone)] if time_key else end
+            stopped = clock.stopped_at is not None and clock.stopped_at < row_end
             g["decided"] += 1
             g["met"] += clock.state == "met"
-            if clock.stopped_at is not None:
+            if stopped:
                 g["seconds"].append(clock.elapsed_seconds)
             breach = getattr(clock, "breach", None)
             if breach is not None:
-                g["overage"] += breach.overage_minutes
-                if breach.state == "waived":
-                    g["waived"] += 1
-                else:
-                    g["money"][breach.currency] += breach.penalty_amount
+                waived = breach.waived_at is not None and breach.waived_at < row_end
+                g["waived"] += waived
+                if stopped:
+                    g["overage"] += breach.overage_minutes
+                    if not waived:
+                        g["money"][breach.currency] += breach.penalty_amount
         if clock.state == "cancelled":
             continue
         for label, period_end in ends.items():
@@ -383,3 +390,43 @@ def test_the_schema_documents_contract_id_and_the_aliases_as_deprecated(api):
     assert {"contract_id", "counterparty_id", "contract", "counterparty"} <= set(parameters)
     assert not parameters["contract_id"].get("deprecated") and parameters["contract"]["deprecated"] is True
     assert parameters["counterparty"]["deprecated"] is True
+
+
+def test_a_past_period_keeps_its_answer_when_a_breached_job_is_resolved_later(api, org):
+    # Found by an outside test: a clock that ran past its due time in March left March's report
+    # (breached, overage, penalty, open_at_end) for April's as soon as the job was resolved in
+    # April. A breached clock is decided at its due time; a row counts what was known at its end.
+    from breaches.services import scan_breaches
+    from tests.breaches.factories import make_rule
+    from tests.contracts.factories import make_contract
+    from workorders.services import create_work_order, update_work_order
+
+    contract = make_contract(org, status="active", currency="EUR", time_zone="UTC")
+    make_rule(contract, metric="resolution", target_minutes=60, penalty={"fixed_amount": "100"})
+    reported = dt.datetime(2026, 3, 31, 10, 0, tzinfo=dt.UTC)
+    job = create_work_order(
+        organization=org, actor=None, now=reported,
+        data={"contract_id": contract.pk, "priority": "high", "reported_at": reported, "summary": "Late job"},
+    )  # fmt: skip
+    scan_breaches(now=reported + dt.timedelta(hours=2))  # the breach, recorded in March
+    client = api("viewer")
+    march = {"from": "2026-03-01", "to": "2026-03-31", "time_zone": "UTC"}
+    both = {"from": "2026-03-01", "to": "2026-04-30", "time_zone": "UTC", "group_by": "month"}
+    before = client.get(URL, march).json()
+    assert before[0]["decided"] == 1 and before[0]["breached"] == 1 and before[0]["open_at_end"] == 0
+    # Still running at the end of March: no time to stop, its overage and penalty not known yet.
+    assert before[0]["minutes"]["mean"] is None and before[0]["overage_minutes"] == 0
+    before_months = client.get(URL, both).json()
+
+    update_work_order(
+        instance=job, actor=None, now=dt.datetime(2026, 4, 2, 10, 0, tzinfo=dt.UTC),
+        data={"status": "resolved", "resolved_at": dt.datetime(2026, 4, 2, 10, 0, tzinfo=dt.UTC)},
+    )  # fmt: skip
+    assert client.get(URL, march).json() == before
+    after_months = client.get(URL, both).json()
+    assert [row["month"] for row in after_months] == ["2026-03"]
+    assert after_months == before_months
+    # The report over both months (its end after the stop) has the final figures.
+    whole = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "time_zone": "UTC"}).json()[0]
+    assert whole["decided"] == 1 and whole["breached"] == 1 and whole["overage_minutes"] > 0
+    assert whole["penalties"] == {"EUR": "100.00"}
