@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import NamedTuple
 
 from django.utils import timezone
@@ -32,6 +31,7 @@ from . import matching, services
 from .clocks import (
     ClockRow,
     HoldRow,
+    clock_minutes,
     clocks_by_job,
     holds_by_job,
     page_elapsed_seconds,
@@ -119,6 +119,7 @@ def clocks_json(clock_rows: list[ClockRow], holds: list[HoldRow], page: ClocksPa
         if reference is None:
             reference = references[rule.pk] = reference_of(rule)
         seconds = page_elapsed_seconds(row, holds, page.calendars, page.now_seconds)
+        elapsed, remaining = clock_minutes(row.target_minutes, seconds)
         data.append(
             {
                 "id": row.pk,
@@ -129,8 +130,8 @@ def clocks_json(clock_rows: list[ClockRow], holds: list[HoldRow], page: ClocksPa
                 "due_at": instant_text(row.due_at, zone),
                 "stopped_at": instant_text(row.stopped_at, zone),
                 "state": shown_state(row, now),
-                "elapsed_minutes": seconds // 60,
-                "remaining_minutes": row.target_minutes - math.ceil(seconds / 60),
+                "elapsed_minutes": elapsed,
+                "remaining_minutes": remaining,
             }
         )
     return data

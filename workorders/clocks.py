@@ -170,6 +170,14 @@ def _ended_without_stop(work_order: WorkOrder, rule: SlaRule) -> dt.datetime | N
     return None
 
 
+def clock_minutes(target_minutes: int, seconds: int) -> tuple[int, int]:
+    """(elapsed, remaining) whole minutes of one reading of a clock: a started minute counts as a
+    minute, as a breach's `actual_minutes` does, and both from that one figure, so that elapsed +
+    remaining is always the target (remaining negative once past due)."""
+    elapsed = math.ceil(seconds / 60)
+    return elapsed, target_minutes - elapsed
+
+
 def shown_state(clock_row: SlaClock, now: dt.datetime) -> str:
     """The state as the API shows it: a clock still running after its due time is breached
     (DESIGN §6), even before the scan has recorded its breach."""

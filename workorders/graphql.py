@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -28,7 +27,7 @@ from slas.models import Calendar
 
 from . import models
 from .api import WorkOrderSerializer, WorkOrderViewSet
-from .clocks import live_elapsed_seconds, shown_state
+from .clocks import clock_minutes, live_elapsed_seconds, shown_state
 from .rules_api import ContractRuleSerializer, ContractRuleViewSet
 
 if TYPE_CHECKING:
@@ -114,13 +113,13 @@ class SlaClock(TenantType):
         **_FIGURE_HINTS, description="Business minutes counted so far (the stored figure once stopped), as REST."
     )
     def elapsed_minutes(self, info: strawberry.Info) -> int:
-        return _elapsed_seconds(self, info) // 60
+        return clock_minutes(self.target_minutes, _elapsed_seconds(self, info))[0]
 
     @strawberry_django.field(
         **_FIGURE_HINTS, description="Business minutes left before the due time; negative once it has passed."
     )
     def remaining_minutes(self, info: strawberry.Info) -> int:
-        return self.target_minutes - math.ceil(_elapsed_seconds(self, info) / 60)
+        return clock_minutes(self.target_minutes, _elapsed_seconds(self, info))[1]
 
 
 @strawberry_django.type(models.WorkOrder, name="WorkOrder")

@@ -873,3 +873,24 @@ def test_a_status_change_that_sets_its_stamp_happened_then(api):
                             format="json")  # fmt: skip
     assert reopened.status_code == 200, reopened.content  # its response was set: the reopen happens now
     assert reopened.json()["status_changed_at"] > resolved["status_changed_at"]
+
+
+@pytest.mark.django_db
+def test_one_reading_of_a_clock_adds_up_to_its_target(api, office):
+    """Found by an outside test: elapsed was floored and remaining taken from the ceiling, so a
+    clock not on a whole minute showed elapsed + remaining = target - 1 (REST and GraphQL). A
+    started minute counts as a minute, as in a breach's `actual_minutes`, for both figures."""
+    client = api("operator")
+    # Due Monday 08:00Z (one business hour Friday, one Monday); answered an hour and 30 s later.
+    job = create(client, contract_id=office.pk, priority="critical",
+                 responded_at="2026-01-12T09:00:30Z").json()  # fmt: skip
+    response = clocks(client, WorkOrder.objects.get(pk=job["id"]))["response"]
+    assert (response["state"], response["elapsed_minutes"], response["remaining_minutes"]) == ("breached", 181, -61)
+    listed = client.get(URL, {"fields": "id,sla_clocks"}).json()[0]["sla_clocks"]
+    assert {c["metric"]: c for c in listed}["response"] == response
+    query = f"{{ workOrder(id: {job['id']}) {{ slaClocks {{ metric elapsedMinutes remainingMinutes }} }} }}"
+    data = client.post("/api/graphql", {"query": query}, format="json").json()["data"]
+    by_metric = {c["metric"]: c for c in data["workOrder"]["slaClocks"]}
+    assert (by_metric["response"]["elapsedMinutes"], by_metric["response"]["remainingMinutes"]) == (181, -61)
+    for clock in listed:
+        assert clock["elapsed_minutes"] + clock["remaining_minutes"] == clock["target_minutes"]

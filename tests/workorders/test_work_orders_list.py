@@ -93,7 +93,7 @@ def expected_clocks(job: WorkOrder, now: dt.datetime) -> list[dict]:
                 "due_at": row.due_at and iso(row.due_at),
                 "stopped_at": row.stopped_at and iso(row.stopped_at),
                 "state": shown_state(row, now),
-                "elapsed_minutes": seconds // 60,
+                "elapsed_minutes": math.ceil(seconds / 60),
                 "remaining_minutes": row.target_minutes - math.ceil(seconds / 60),
             }
         )
