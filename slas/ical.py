@@ -25,7 +25,7 @@ import itertools
 import icalendar
 from dateutil.relativedelta import relativedelta
 
-from config import dates
+from config import dates, text
 from workorders import recurrence as rrules
 
 from .clock import CalendarSpec, public_holidays
@@ -158,7 +158,7 @@ def parse_holidays(data: bytes) -> list[dict]:
                 raise IcsError(f"More than {MAX_EVENTS} all-day events in one file.")
             if not dates.in_range(first):
                 raise IcsError(f"{where}: DTSTART {first.isoformat()} is not {dates.RANGE}.")
-            name = str(event.get("summary") or "Holiday")[:120]
+            name = _name(event, where)
             length = _length(event, first, where)
             for begin in _starts(event, first, length, where, moved):
                 for offset in range(length):
@@ -183,6 +183,20 @@ def _one(event, name: str, where: str):
     if isinstance(value, list):
         raise IcsError(f"{where}: {name.upper()} is given {len(value)} times: at most once.")
     return value
+
+
+def _name(event, where: str) -> str:
+    """The holiday's name: the SUMMARY, one line, as every name the API takes
+    (`config.text`): a line break or tab (an escaped `\\n` is legal TEXT) becomes a space; any other
+    control character (a NUL was a 500 on PostgreSQL) is refused, naming the event."""
+    summary = _one(event, "summary", where)
+    name = text.flattened(str(summary or ""))[:120].strip() or "Holiday"
+    char = text.control_character(name)
+    if char is not None:
+        raise IcsError(
+            f"{where}: SUMMARY holds a control character (U+{ord(char):04X}): a holiday's name is one line of text."
+        )
+    return name
 
 
 def _uid(event, where: str) -> str | None:
