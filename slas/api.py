@@ -274,7 +274,7 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         if len(data) > ICS_MAX_BYTES:
             raise Unprocessable("The file is too large.", {"file": [f"At most {ICS_MAX_BYTES} bytes."]})
         try:
-            imported = ical.parse_holidays(data)
+            imported = ical.parse_holidays(data, time_zone=calendar.spec.time_zone)  # 409 if unknown
         except ical.IcsError as exc:
             raise Unprocessable(f"Cannot import the file: {exc.message}", {exc.field: [exc.message]}) from None
         updated = services.import_holidays(calendar=calendar, actor=request.user, holidays=imported)

@@ -62,6 +62,53 @@ def test_a_summary_given_twice_is_refused_naming_it(api, calendar):
     assert response.json()["errors"] == {"file": ["VEVENT 1: SUMMARY is given 2 times: at most once."]}
 
 
+def test_a_date_with_a_tzid_is_an_all_day_event(api, calendar):
+    tz = "TZID=Europe/Amsterdam;VALUE=DATE"
+    body = ics(
+        f"UID:x\nDTSTART;{tz}:20261225\nDTEND;{tz}:20261227\nRRULE:FREQ=YEARLY;COUNT=3\n"
+        f"EXDATE;{tz}:20271225\nRDATE;VALUE=DATE;TZID=America/New_York:20301225\nSUMMARY:Xmas",
+        f"UID:x\nRECURRENCE-ID;{tz}:20281225\nDTSTART;{tz}:20281229\nSUMMARY:Moved",
+        "UID:t\nDTSTART;TZID=Europe/Amsterdam:20261231T100000\nSUMMARY:Timed",  # timed: skipped
+    )
+    response = send(api, calendar, body)
+    assert response.status_code == 200, response.content
+    assert [(h["date"], h["name"]) for h in response.json()["holidays"]] == [
+        ("2026-12-25", "Xmas"), ("2026-12-26", "Xmas"),
+        ("2028-12-29", "Moved"),
+        ("2030-12-25", "Xmas"), ("2030-12-26", "Xmas"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "time_zone, until, last",
+    [
+        # Outlook's: the UTC instant of 25 December 2030's midnight in Amsterdam.
+        ("Europe/Amsterdam", "20301224T230000Z", "2030-12-25"),
+        ("UTC", "20301224T230000Z", "2029-12-25"),  # in UTC that day begins after the UNTIL
+        ("UTC", "20301225T000000Z", "2030-12-25"),
+        ("America/New_York", "20301225T050000Z", "2030-12-25"),
+        ("America/New_York", "20301225T045959Z", "2029-12-25"),
+    ],
+)
+def test_a_utc_until_ends_at_the_last_day_beginning_by_it_in_the_calendars_zone(api, org, time_zone, until, last):
+    calendar = make_calendar(org, time_zone=time_zone)
+    body = ics(f"UID:y\nDTSTART;VALUE=DATE:20261225\nRRULE:FREQ=YEARLY;UNTIL={until}\nSUMMARY:Xmas")
+    response = send(api, calendar, body)
+    assert response.status_code == 200, response.content
+    days = [h["date"] for h in response.json()["holidays"]]
+    assert days == [f"{year}-12-25" for year in range(2026, int(last[:4]) + 1)]
+
+
+def test_a_utc_until_before_the_start_is_refused_in_the_imports_words(api, calendar):
+    body = ics("UID:y\nDTSTART;VALUE=DATE:20261225\nRRULE:FREQ=YEARLY;UNTIL=20261224T220000Z\nSUMMARY:Xmas")
+    response = send(api, calendar, body)
+    assert response.status_code == 422, response.content
+    assert "plan" not in response.json()["message"]
+    assert response.json()["errors"] == {
+        "file": ["VEVENT 1: RRULE: UNTIL is before DTSTART (2026-12-25): the rule has no occurrence."]
+    }
+
+
 @pytest.mark.parametrize("char", ["\n", "\t", "\x1b", "\x85"])
 def test_a_holidays_name_in_the_calendars_json_is_one_line(api, calendar, char):
     client = api("manager")
