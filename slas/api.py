@@ -27,6 +27,7 @@ from config.api.serializers import (
     ReferenceIdField,
     ResourceSerializer,
     in_service_range,
+    single_line,
     unique_in_organization,
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
@@ -45,7 +46,8 @@ class HolidaySerializer(serializers.Serializer):
     default_error_messages = {"invalid": 'Expected an object such as {{"date": "2026-12-25", "name": "..."}}.'}
 
     date = serializers.DateField(validators=[in_service_range])
-    name = serializers.CharField(max_length=120, allow_blank=True, required=False, default="")
+    # One line, as every other name (an imported SUMMARY follows the same rule, `slas.ical`).
+    name = serializers.CharField(max_length=120, allow_blank=True, required=False, default="", validators=[single_line])
 
 
 def _listed_twice(days: list[dt.date]) -> list[str]:
@@ -272,7 +274,7 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         if len(data) > ICS_MAX_BYTES:
             raise Unprocessable("The file is too large.", {"file": [f"At most {ICS_MAX_BYTES} bytes."]})
         try:
-            imported = ical.parse_holidays(data)
+            imported = ical.parse_holidays(data, time_zone=calendar.spec.time_zone)  # 409 if unknown
         except ical.IcsError as exc:
             raise Unprocessable(f"Cannot import the file: {exc.message}", {exc.field: [exc.message]}) from None
         updated = services.import_holidays(calendar=calendar, actor=request.user, holidays=imported)

@@ -12,7 +12,8 @@
   event's RRULE is checked as a visit plan's is (`workorders.recurrence.validate`: DAILY or
   coarser, since holidays are dates; a rule no date satisfies refused at once) and expanded
   lazily up to its horizon; a file gives at most `MAX_HOLIDAYS` dates from at most `MAX_EVENTS`
-  all-day events, computing at most `MAX_DAYS` days on the way.
+  all-day events, computing at most `MAX_DAYS` days on the way. A value with `VALUE=DATE` is a
+  date even with a TZID; a UTC `UNTIL` on an all-day rule is read at the calendar's local midnights.
 
 No Django import: the view turns `IcsError` into a 422.
 """
@@ -21,11 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 
 import icalendar
 from dateutil.relativedelta import relativedelta
 
-from config import dates
+from config import dates, text
 from workorders import recurrence as rrules
 
 from .clock import CalendarSpec, public_holidays
@@ -111,10 +113,11 @@ def _zone(name: str):
     return zoneinfo.ZoneInfo(name)
 
 
-def parse_holidays(data: bytes) -> list[dict]:
+def parse_holidays(data: bytes, *, time_zone: str = "UTC") -> list[dict]:
     """The all-day events of an `.ics` file as ``[{"date": "YYYY-MM-DD", "name": ...}]``, sorted.
 
-    Timed and cancelled events are not holidays and are skipped. Raises IcsError for anything
+    `time_zone` is the calendar's: its local midnights are when the holidays begin, for an RRULE's
+    UNTIL given in UTC. Timed and cancelled events are not holidays and are skipped. Raises IcsError for anything
     malformed, and for anything that would change an event's days which is not read here (EXRULE,
     RECURRENCE-ID;RANGE, RDATE periods, METHOD:CANCEL): refused, never dropped.
     """
@@ -150,7 +153,7 @@ def parse_holidays(data: bytes) -> list[dict]:
             start = _one(event, "dtstart", where)
             if start is None:
                 raise IcsError(f"{where}: DTSTART is missing.")
-            first = start.dt
+            first = _when(start)
             if isinstance(first, dt.datetime):
                 continue  # a timed event, not a holiday
             events += 1
@@ -158,9 +161,9 @@ def parse_holidays(data: bytes) -> list[dict]:
                 raise IcsError(f"More than {MAX_EVENTS} all-day events in one file.")
             if not dates.in_range(first):
                 raise IcsError(f"{where}: DTSTART {first.isoformat()} is not {dates.RANGE}.")
-            name = str(event.get("summary") or "Holiday")[:120]
+            name = _name(event, where)
             length = _length(event, first, where)
-            for begin in _starts(event, first, length, where, moved):
+            for begin in _starts(event, first, length, where, moved, time_zone):
                 for offset in range(length):
                     days += 1
                     if days > MAX_DAYS:
@@ -183,6 +186,38 @@ def _one(event, name: str, where: str):
     if isinstance(value, list):
         raise IcsError(f"{where}: {name.upper()} is given {len(value)} times: at most once.")
     return value
+
+
+def _when(prop, params=None):
+    """A DTSTART, DTEND, RECURRENCE-ID, RDATE or EXDATE value as its VALUE says: icalendar reads
+    `;TZID=...;VALUE=DATE:20261225` (some exporters write it) as a date-time at local midnight, and
+    the all-day event was skipped as timed. A date has no time zone: the TZID is ignored."""
+    value = prop.dt
+    given = (prop.params if params is None else params).get("VALUE", "")
+    if isinstance(value, dt.datetime) and str(given).upper() == "DATE":
+        return value.date()
+    return value
+
+
+def _listed(event, name: str) -> list:
+    """The values of every RDATE or EXDATE line of the event (a date, a date-time or a period),
+    each read by `_when` with its line's parameters."""
+    lines = event.get(name, [])
+    return [_when(item, line.params) for line in (lines if isinstance(lines, list) else [lines]) for item in line.dts]
+
+
+def _name(event, where: str) -> str:
+    """The holiday's name: the SUMMARY, one line, as every name the API takes
+    (`config.text`): a line break or tab (an escaped `\\n` is legal TEXT) becomes a space; any other
+    control character (a NUL was a 500 on PostgreSQL) is refused, naming the event."""
+    summary = _one(event, "summary", where)
+    name = text.flattened(str(summary or ""))[:120].strip() or "Holiday"
+    char = text.control_character(name)
+    if char is not None:
+        raise IcsError(
+            f"{where}: SUMMARY holds a control character (U+{ord(char):04X}): a holiday's name is one line of text."
+        )
+    return name
 
 
 def _uid(event, where: str) -> str | None:
@@ -209,7 +244,7 @@ def _length(event, first: dt.date, where: str) -> int:
         if span.days > (dates.LATEST - first).days + 1:  # `first + span` may not even be a Python date
             raise IcsError(f"{where}: DURATION {duration.to_ical().decode()} ends after {dates.LATEST}.")
         return span.days
-    last = end.dt if end is not None else first + dt.timedelta(days=1)
+    last = _when(end) if end is not None else first + dt.timedelta(days=1)
     if isinstance(last, dt.datetime) or last <= first:
         raise IcsError(f"{where}: DTEND must be a date after DTSTART ({first.isoformat()}).")
     if not dates.in_range(last - dt.timedelta(days=1)):
@@ -238,7 +273,7 @@ def _series(vevents: list) -> tuple[dict[str, tuple], dict[str, dict]]:
         uid = _uid(event, where)
         if uid is None:
             raise IcsError(f"{where}: RECURRENCE-ID needs the UID of the event whose occurrence it replaces.")
-        replaced = recurrence.dt
+        replaced = _when(recurrence)
         if replaced in moved.setdefault(uid, {}):
             raise IcsError(
                 f"{where}: RECURRENCE-ID {replaced.isoformat()} of UID {uid} is also {moved[uid][replaced]}'s."
@@ -251,13 +286,14 @@ def _series(vevents: list) -> tuple[dict[str, tuple], dict[str, dict]]:
                 f"({', '.join(w for w, _ in own)}): which one it overrides is unclear."
             )
         start = _one(own[0][1], "dtstart", own[0][0]) if own else None
-        if start is not None and isinstance(start.dt, dt.datetime) != isinstance(replaced, dt.datetime):
-            kind = "a date-time" if isinstance(start.dt, dt.datetime) else "a date"
+        timed = start is not None and isinstance(_when(start), dt.datetime)
+        if start is not None and timed != isinstance(replaced, dt.datetime):
+            kind = "a date-time" if timed else "a date"
             raise IcsError(f"{where}: RECURRENCE-ID must be {kind}, as the DTSTART of {own[0][0]} (its event) is.")
     return {uid: masters[uid][0] for uid in moved if masters.get(uid)}, moved
 
 
-def _starts(event, first: dt.date, length: int, where: str, moved: dict[str, dict]):
+def _starts(event, first: dt.date, length: int, where: str, moved: dict[str, dict], time_zone: str):
     """The first days of an all-day event's occurrences, each once (RFC 5545's recurrence set):
     DTSTART or its RRULE's occurrences, and its RDATE dates, less its EXDATE dates and the
     occurrences overrides (RECURRENCE-ID) replace. An override is one occurrence: it has none of these.
@@ -274,7 +310,10 @@ def _starts(event, first: dt.date, length: int, where: str, moved: dict[str, dic
     if event.get("exrule") is not None:
         raise IcsError(f"{where}: EXRULE is not supported (RFC 5545 deprecates it): list the dates in EXDATE.")
     added = []
-    for begin, end in event.rdates:
+    for value in _listed(event, "rdate"):
+        begin, end = value if isinstance(value, tuple) else (value, None)
+        if isinstance(end, dt.timedelta):  # a period by its duration
+            end = begin + end
         if end is not None or isinstance(begin, dt.datetime):
             raise IcsError(
                 f"{where}: RDATE {_text(begin, end)} is not a date: an all-day event's RDATE takes dates (VALUE=DATE)."
@@ -283,14 +322,14 @@ def _starts(event, first: dt.date, length: int, where: str, moved: dict[str, dic
             raise IcsError(f"{where}: RDATE {begin.isoformat()} is not {dates.RANGE} (with the event's {length} days).")
         added.append(begin)
     excluded = set(moved.get(_uid(event, where), ()))
-    for day in event.exdates:
+    for day in _listed(event, "exdate"):
         if isinstance(day, dt.datetime):
             raise IcsError(
                 f"{where}: EXDATE {day.isoformat()} is not a date: an all-day event's EXDATE takes dates (VALUE=DATE)."
             )
         excluded.add(day)
     given = set()
-    for begin in itertools.chain(_rule_starts(_one(event, "rrule", where), first, where), added):
+    for begin in itertools.chain(_rule_starts(_one(event, "rrule", where), first, where, time_zone), added):
         if begin not in excluded and begin not in given:
             given.add(begin)
             yield begin
@@ -300,7 +339,7 @@ def _text(begin, end) -> str:
     return begin.isoformat() if end is None else f"{begin.isoformat()}/{end.isoformat()}"
 
 
-def _rule_starts(rule, first: dt.date, where: str):
+def _rule_starts(rule, first: dt.date, where: str, time_zone: str):
     """The first days of an event's occurrences: DTSTART alone, or its RRULE's occurrences in the
     `RECURRENCE_YEARS` from it, lazily (the caller stops at its caps). The rule is checked as a
     visit plan's: `FREQ=MINUTELY` made 28 s and 300 MB of occurrences before the cap applied, and
@@ -308,12 +347,31 @@ def _rule_starts(rule, first: dt.date, where: str):
     if rule is None:
         yield first
         return
-    text = rule.to_ical().decode()
+    rule_text = _local_until(rule.to_ical().decode(), time_zone)
     try:
-        rrules.validate(text, first, start="DTSTART")
+        rrules.validate(rule_text, first, start="DTSTART")
     except ValueError as exc:
         raise IcsError(f"{where}: RRULE: {exc}") from None
     # RECURRENCE_YEARS on (a 29 February to the 28th: `replace(year=)` raised for it).
     horizon = dt.datetime.combine(first, dt.time()) + relativedelta(years=RECURRENCE_YEARS)
-    for moment in rrules.wall_times(text, first, horizon):
+    for moment in rrules.wall_times(rule_text, first, horizon):
         yield moment.date()
+
+
+_UTC_UNTIL = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
+
+
+def _local_until(rule: str, time_zone: str) -> str:
+    """The rule with a UTC UNTIL as the calendar's local wall time. RFC 5545 wants a date UNTIL
+    with an all-day DTSTART, but exporters (Outlook) write the UTC instant of the last day's local
+    midnight (20301224T230000Z for 25 December in Amsterdam): an occurrence is in the series when
+    its day begins, at the calendar's local midnight, at or before that instant."""
+    match = _UTC_UNTIL.search(rule)
+    if match is None:
+        return rule
+    try:
+        instant = dt.datetime.strptime(match[1], "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+        wall = instant.astimezone(_zone(time_zone))
+    except (ValueError, OverflowError):
+        return rule  # not a date-time: refused by the rule's own check
+    return f"{rule[: match.start()]}UNTIL={wall:%Y%m%dT%H%M%S}{rule[match.end() :]}"

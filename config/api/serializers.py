@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import unicodedata
 from decimal import Decimal
 from operator import attrgetter
 
@@ -28,6 +27,7 @@ from rest_framework.fields import _UnvalidatedField as UnvalidatedField
 from tenancy.currencies import quantize, round_down
 
 from .. import dates, decimals
+from ..text import control_character, control_message
 from .exceptions import Conflict
 from .filters import MAX_DB_ID, invalid_choice
 
@@ -150,11 +150,9 @@ def single_line(value: str) -> None:
     """A name, reference or other one-line text (a model `CharField`) holds no control character:
     a line break or an escape in a calendar's or contract's name broke or forged lines in every
     output that shows it (iCalendar, CSV, e-mail subjects, PDF). Multi-line text is a `TextField`."""
-    for char in value:
-        if unicodedata.category(char) == "Cc":
-            raise serializers.ValidationError(
-                f"Must be one line of text without control characters (found U+{ord(char):04X})."
-            )
+    char = control_character(value)
+    if char is not None:
+        raise serializers.ValidationError(control_message(char))
 
 
 def money_text(amount, currency: str) -> str:

@@ -26,6 +26,7 @@ from slas.models import SlaRule
 from tests.breaches.factories import T0, make_job
 from tests.contracts.factories import make_contract
 from tests.graphql.world import build_world
+from tests.slas.factories import make_calendar
 from workorders.models import VisitPlan, WorkOrder
 
 pytestmark = pytest.mark.django_db
@@ -303,3 +304,21 @@ def test_a_name_with_a_line_break_is_refused_as_rest_refuses_it(gql, api, org):
     assert data["kind"] == "INVALID" and data["message"] == rest.json()["message"]
     assert {f["path"]: f["messages"] for f in data["fields"]} == {"name": rest.json()["errors"]["name"]}
     assert not Counterparty.objects.filter(organization=org).exists()
+
+
+# A holiday's name in a calendar's JSON is one line too (slas.api.HolidaySerializer), as REST refuses it.
+def test_a_holidays_name_with_a_control_character_is_refused_as_rest_refuses_it(gql, api, org):
+    calendar = make_calendar(org)
+    holidays = [{"date": "2026-12-25", "name": "Xmas\u001bDay"}]
+    data = gql("manager")(
+        f"mutation($holidays: JSON!) {{ updateCalendar(id: {calendar.pk}, input: {{holidays: $holidays}}) "
+        "{ __typename ... on OperationError { kind message fields { path messages } } } }",
+        {"holidays": holidays},
+    )["updateCalendar"]
+    rest = api("manager").patch(f"/api/v1/calendars/{calendar.pk}", {"holidays": holidays}, format="json")
+    assert rest.status_code == 422
+    assert data["kind"] == "INVALID" and data["message"] == rest.json()["message"]
+    fields = {f["path"]: f["messages"] for f in data["fields"]}
+    assert fields == {"holidays[0].name": rest.json()["errors"]["holidays[0].name"]}
+    calendar.refresh_from_db()
+    assert calendar.holidays == []
