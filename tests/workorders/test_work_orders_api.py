@@ -873,3 +873,24 @@ def test_a_status_change_that_sets_its_stamp_happened_then(api):
                             format="json")  # fmt: skip
     assert reopened.status_code == 200, reopened.content  # its response was set: the reopen happens now
     assert reopened.json()["status_changed_at"] > resolved["status_changed_at"]
+
+
+@pytest.mark.django_db
+def test_a_clock_a_resolution_cancels_says_so_in_the_event_log(api, office):
+    """Found by an outside test: resolving a job never visited took its on-site clock from running
+    to cancelled with no event, so a consumer mirroring `sla_clock.*` kept it running."""
+    client = api("operator")
+    job = create(client, contract_id=office.pk, priority="high").json()
+    responded = {"status": "in_progress", "responded_at": iso(at(MONDAY, 9))}
+    assert client.patch(f"{URL}/{job['id']}", responded, format="json").status_code == 200
+    resolved = {"status": "resolved", "resolved_at": iso(at(MONDAY, 10))}
+    assert client.patch(f"{URL}/{job['id']}", resolved, format="json").status_code == 200
+    clocks = {c["metric"]: c for c in client.get(f"{URL}/{job['id']}?fields=sla_clocks").json()["sla_clocks"]}
+    assert clocks["on_site"]["state"] == "cancelled"
+    log = api("viewer").get(f"/api/v1/events?object_type=slaclock&object_id={clocks['on_site']['id']}").json()
+    assert [(e["type"], e["payload"]) for e in log] == [
+        (
+            "sla_clock.stopped",
+            {"work_order": job["id"], "state": "cancelled", "stopped_at": None, "reason": "job_ended"},
+        )
+    ]
