@@ -133,6 +133,7 @@ def open_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline:
             hours=plan.hours_per_period,
             occurred_at=span.start,
             expires_at=span.end,
+            at=now,
             description=f"Hours included in period {span.index + 1} ({span.start_date} to {span.last_day})",
         )
     if plan.prepay_hours_per_period:
@@ -144,6 +145,7 @@ def open_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline:
             reason_code=R.PREPAY,
             hours=plan.prepay_hours_per_period,
             occurred_at=span.start,
+            at=now,
             expires_at=contract.start_of_day(contract_services.add_months(span.start_date, months)) if months else None,
             description=f"Prepaid hours of period {span.index + 1}",
         )
@@ -190,7 +192,7 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     timeline = timeline or Timeline(contract)
     plan = P.plan_of(timeline, span)
     for lot_id, contract_id in list(ledger.unexpired_lots(now=span.end, contract=contract)):
-        ledger.expire_lot(lot_id, contract_id)
+        ledger.expire_lot(lot_id, contract_id, at=now)
     included = LedgerEntry.objects.filter(
         organization_id=contract.organization_id, system_key=f"billing:included:period:{row.pk}"
     ).first()
@@ -206,6 +208,7 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
                 reason_code=R.ROLLOVER,
                 hours=rollover,
                 occurred_at=span.end,
+                at=now,
                 expires_at=following.end,
                 lot=included,
                 description=f"{plan.rollover_percent}% of period {span.index + 1}'s unused included hours",
@@ -221,6 +224,7 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
             reason_code=R.OVERAGE_BILLED,
             hours=figures.overage_hours,
             occurred_at=span.end,
+            at=now,
             description=f"Overage of period {span.index + 1} billed",
         )
         # What used the hours: the period's work and hand adjustments that took hours.
@@ -396,6 +400,9 @@ def on_entry_posted(event) -> bool:
         reason_code=R.TOP_UP,
         hours=hours.quantize(HUNDREDTH, rounding=ROUND_HALF_UP),
         occurred_at=trigger.occurred_at,
+        # The posting that crossed the threshold bought it: its actor and instant.
+        actor=event.actor,
+        at=event.occurred_at,
         description=f"Automatic top-up: {after} hours remained, below the threshold of {threshold}",
     )
     if lot is None:
@@ -422,12 +429,13 @@ def on_entry_posted(event) -> bool:
         payload={
             "contract": contract.pk,
             "hours": lot.hours,
-            "remaining_before": after,
-            "threshold_hours": threshold,
+            "remaining_before": after.quantize(HUNDREDTH),
+            "threshold_hours": threshold.quantize(HUNDREDTH),  # as the plan was written: "2" is "2.00"
             "trigger": trigger.pk,
             "billing_line": line.pk if line else None,
         },
-        occurred_at=lot.created_at,
+        actor=event.actor,
+        occurred_at=event.occurred_at,
     )
     return True
 

@@ -915,7 +915,7 @@ class _RuleFailures:
 
 
 def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000, log=lambda message: None):
-    """Refresh running breaches, record new ones, announce escalations; safe to run anywhere at once.
+    """Refresh running breaches, announce escalations, record new breaches; safe to run anywhere at once.
 
     Each batch is its own transaction; memory stays flat whatever the number of clocks. A rule
     whose rows cannot be processed is skipped and reported (`ScanSummary.failures`, `_RuleFailures`).
@@ -969,20 +969,23 @@ def scan_breaches(*, now: dt.datetime, organization=None, batch_size: int = 1000
         summary.breaches_read += read
         log(f"open breaches: {summary.refreshed} refreshed, {summary.finalized} finalised")
         after = last
-    detecting = time.monotonic()
-    summary.refresh_seconds = detecting - started
-    summary.clocks_past_due, summary.new_breaches = _claim_batches(
-        _detect_batch, past_due_clocks, now, organization, batch_size, rules, failures,
-        lambda total: log(f"breaches: {total[1]} new of {total[0]} clocks past due"),
-    )  # fmt: skip
     escalating = time.monotonic()
-    summary.detect_seconds = escalating - detecting
+    summary.refresh_seconds = escalating - started
+    # Escalation before detection: a clock the scan finds past due for the first time (a late scan,
+    # a job pushed with a past reported_at) passed its levels (all at or before its due time, at
+    # most 100 %) before its breach, so the log, the streams, webhooks and mails say so in order.
     summary.clocks_escalating, summary.escalations = _claim_batches(
         _escalate_batch, escalating_clocks, now, organization, batch_size, rules, failures,
         lambda total: log(f"escalations: {total[1]} of {total[0]} clocks"),
     )  # fmt: skip
+    detecting = time.monotonic()
+    summary.escalate_seconds = detecting - escalating
+    summary.clocks_past_due, summary.new_breaches = _claim_batches(
+        _detect_batch, past_due_clocks, now, organization, batch_size, rules, failures,
+        lambda total: log(f"breaches: {total[1]} new of {total[0]} clocks past due"),
+    )  # fmt: skip
     summary.seconds = time.monotonic() - started
-    summary.escalate_seconds = started + summary.seconds - escalating
+    summary.detect_seconds = started + summary.seconds - detecting
     summary.failures = failures.messages
     return summary
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator
@@ -175,7 +176,7 @@ class Contract(BillingPlanTerms, SourcedModel):
     hours_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     # The hour ledger's running balance, kept by `ledger.services` under this row's lock (so
     # postings on one contract are serialised); `verify_ledger` proves it against the entries.
-    remaining_hours = models.DecimalField(max_digits=14, decimal_places=2, default=0, editable=False)
+    remaining_hours = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False)
     low_balance_threshold_hours = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     allow_overrun = models.BooleanField(default=False)
     coverage_areas = models.JSONField(null=True, blank=True)

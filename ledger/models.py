@@ -1,5 +1,7 @@
 """The hour ledger: append-only entries per contract (DESIGN §1), never edited in place."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 
@@ -41,10 +43,10 @@ class LedgerEntry(TenantModel):
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="ledger_entries")
     entry_type = models.CharField(max_length=24, choices=Type.choices)
     reason_code = models.CharField(max_length=24, choices=Reason.choices, blank=True, default="")
-    hours = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    hours = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     # What the balance, lots and burn rate consume: work after the plan's minimum, rounding and
     # out-of-hours multiplier (`ledger.charging`); equal to `hours` for every other entry.
-    charged_hours = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
+    charged_hours = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False)
     amount = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True, default="")
     work_order = models.ForeignKey(WorkOrder, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -237,8 +237,13 @@ def _lock(contract: Contract) -> Contract:
     return Contract.objects.select_for_update(of=("self",)).get(pk=contract.pk)
 
 
-def _book(entry: LedgerEntry, contract: Contract, actor) -> LedgerEntry:
-    """Save the entry, move the running balance, write the events. The contract is locked."""
+def _book(entry: LedgerEntry, contract: Contract, actor, at: dt.datetime | None = None) -> LedgerEntry:
+    """Save the entry, move the running balance, write the events. The contract is locked.
+
+    `actor`, `at`: who and when caused the posting (the request's, the run's `--now`, the event a
+    handler reacts to), so its events agree with the others of the same transaction; `at` defaults
+    to the moment the entry was saved. Hours go into the payloads with two places, as REST shows
+    them, whatever the entry was given (a default, a computed figure)."""
     before = contract.remaining_hours
     entry.save()
     contract.remaining_hours = before + hour_effect(entry)
@@ -252,13 +257,13 @@ def _book(entry: LedgerEntry, contract: Contract, actor) -> LedgerEntry:
             "contract": contract.pk,
             "entry_type": entry.entry_type,
             "reason_code": entry.reason_code,
-            "hours": entry.hours,
-            "charged_hours": entry.charged_hours,
+            "hours": _hours(entry.hours),
+            "charged_hours": _hours(entry.charged_hours),
             "amount": entry.amount,
             "currency": entry.currency,
-            "remaining_hours": contract.remaining_hours,
+            "remaining_hours": _hours(contract.remaining_hours),
         },
-        occurred_at=entry.created_at,
+        occurred_at=at or entry.created_at,
     )
     threshold = contract.low_balance_threshold_hours
     if threshold is not None and before >= threshold > contract.remaining_hours:
@@ -266,7 +271,12 @@ def _book(entry: LedgerEntry, contract: Contract, actor) -> LedgerEntry:
             type="contract.balance_low",
             obj=contract,
             actor=actor,
-            payload={"remaining_hours": contract.remaining_hours, "threshold_hours": threshold, "entry": entry.pk},
+            payload={
+                "remaining_hours": _hours(contract.remaining_hours),
+                "threshold_hours": _hours(threshold),
+                "entry": entry.pk,
+            },
+            occurred_at=at or entry.created_at,
         )
     return entry
 
@@ -285,12 +295,15 @@ def post_entry(*, organization, actor, data: dict, now: dt.datetime | None = Non
     set_charged_hours(entry, contract)
     check_entry(entry, now)
     check_overdraw(entry, contract)
-    return _book(entry, contract, actor)
+    return _book(entry, contract, actor, now)
 
 
 @transaction.atomic
-def post_system_entry(*, contract: Contract, system_key: str, **fields) -> LedgerEntry | None:
-    """A posting the system makes itself, exactly once per `system_key` (None if already made)."""
+def post_system_entry(
+    *, contract: Contract, system_key: str, actor=None, at: dt.datetime | None = None, **fields
+) -> LedgerEntry | None:
+    """A posting the system makes itself, exactly once per `system_key` (None if already made).
+    `actor`, `at`: of what caused it (`_book`): a handler passes its event's."""
     contract = _lock(contract)
     if LedgerEntry.objects.filter(organization_id=contract.organization_id, system_key=system_key).exists():
         return None
@@ -303,12 +316,17 @@ def post_system_entry(*, contract: Contract, system_key: str, **fields) -> Ledge
     set_charged_hours(entry, contract)
     try:
         with transaction.atomic():
-            return _book(entry, contract, None)
+            return _book(entry, contract, actor, at)
     except IntegrityError:
         return None  # another process posted it first
 
 
 # --- reactions to lower apps' events (registered in LedgerConfig.ready) -------------------------
+
+
+def _caused_by(event) -> dict:
+    """A reaction's posting is the event's doing: its actor and instant (`post_system_entry`)."""
+    return {"actor": event.actor, "at": event.occurred_at}
 
 
 def on_contract_state_changed(event) -> bool:
@@ -332,6 +350,7 @@ def on_contract_state_changed(event) -> bool:
         expires_at=expires_at,
         occurred_at=occurred_at,
         description=f"{kind.label} of the contract's hours budget",
+        **_caused_by(event),
     )
     return entry is not None
 
@@ -360,14 +379,20 @@ def _term_lots(contract: Contract, expires_at: dt.datetime | None, at: dt.dateti
     )
 
 
-def _move_lot(contract: Contract, lot: LedgerEntry, expires_at: dt.datetime | None, at: dt.datetime) -> bool:
+def _move_lot(contract: Contract, lot: LedgerEntry, expires_at: dt.datetime | None, at: dt.datetime, event) -> bool:
     """Close `lot` at `at` and carry its unused hours to a new lot expiring at `expires_at`: two
     entries that net to zero, so the balance at any instant is unchanged and nothing before `at` moves."""
     book = replay(contract, as_of=at)
     remainder = next((x.remaining for x in book.lots if x.entry.pk == lot.pk), ZERO)
     if remainder <= 0:
         return False  # nothing left to carry: the lot runs out as it was
-    common = {"entry_type": T.ADJUSTMENT, "reason_code": LedgerEntry.Reason.LOT_MOVED, "lot": lot, "occurred_at": at}
+    common = {
+        "entry_type": T.ADJUSTMENT,
+        "reason_code": LedgerEntry.Reason.LOT_MOVED,
+        "lot": lot,
+        "occurred_at": at,
+        **_caused_by(event),
+    }
     closed = post_system_entry(
         contract=contract,
         system_key=f"lot_moved:from:{lot.pk}",
@@ -419,7 +444,7 @@ def on_contract_terms_changed(event) -> int:
     if "expiry_date" in changes:
         before, after = (_term_end(contract, changes["expiry_date"][k]) for k in ("before", "after"))
         for lot in list(_term_lots(contract, before, at)):
-            posted += 2 * _move_lot(contract, lot, after, at)
+            posted += 2 * _move_lot(contract, lot, after, at, event)
     change = changes.get("hours_budget")
     delta = ZERO if change is None else Decimal(change["after"] or 0) - Decimal(change["before"] or 0)
     description = f"Hours budget amended from {change['before']} to {change['after']}" if delta else ""
@@ -442,6 +467,7 @@ def on_contract_terms_changed(event) -> int:
             expires_at=_term_end(contract, contract.expiry_date) if delta > 0 else None,
             occurred_at=at,
             description=description,
+            **_caused_by(event),
         )
         posted += entry is not None
     return posted
@@ -463,6 +489,7 @@ def on_breach_finalized(event) -> bool:
         work_order_id=breach.work_order_id,
         occurred_at=event.occurred_at,
         description=f"Penalty for the {breach.metric} breach of work order {breach.work_order_id}",
+        **_caused_by(event),
     )
     return entry is not None
 
@@ -486,6 +513,7 @@ def on_breach_waived(event) -> bool:
         reverses=penalty,
         occurred_at=event.occurred_at,
         description=f"Reversal: breach {event.object_id} was waived",
+        **_caused_by(event),
     )
     return entry is not None
 
@@ -643,7 +671,7 @@ def lot_book(contract: Contract, *, as_of: dt.datetime | None = None) -> LotBook
     return book
 
 
-def expire_lot(lot_id: int, contract_id: int, log=lambda message: None) -> LedgerEntry | None:
+def expire_lot(lot_id: int, contract_id: int, log=lambda message: None, at=None) -> LedgerEntry | None:
     """Post the expiry of one expired lot's unused remainder, once (None if it was posted already)."""
     with transaction.atomic():
         contract = _lock(Contract(pk=contract_id))
@@ -659,6 +687,7 @@ def expire_lot(lot_id: int, contract_id: int, log=lambda message: None) -> Ledge
             lot=lot,
             occurred_at=lot.expires_at,
             description=f"Unused hours of lot {lot_id} expired",
+            at=at,
         )
         if entry is not None:
             log(f"lot {lot_id} of contract {contract_id}: {-entry.hours} hours expired")
@@ -686,7 +715,7 @@ def expire_lots(*, now: dt.datetime, log=lambda message: None, failures: list[st
     expired = 0
     for lot_id, contract_id in list(unexpired_lots(now=now)):
         with skipping_failures(failures, lambda lot=lot_id, of=contract_id: f"lot {lot} of {contract_label(of)}", log):
-            expired += expire_lot(lot_id, contract_id, log) is not None
+            expired += expire_lot(lot_id, contract_id, log, at=now) is not None
     return expired
 
 

@@ -114,7 +114,12 @@ def recompute_clocks(work_order: WorkOrder, *, now: dt.datetime | None = None, a
                 type="sla_clock.stopped",
                 obj=clock_row,
                 actor=actor,
-                payload={"work_order": clock_row.work_order_id, "state": clock_row.state, "stopped_at": None},
+                payload={
+                    "work_order": clock_row.work_order_id,
+                    "state": clock_row.state,
+                    "stopped_at": None,
+                    "reason": "left_band",
+                },
                 occurred_at=now,
             )
     for rule in wanted.values():
@@ -172,7 +177,8 @@ def _follow_new_versions(existing: dict[int, SlaClock], wanted: dict[int, SlaRul
 
 
 def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:
-    """Events for the breaches app: a clock that turned breached, a breached clock that stopped."""
+    """A clock that turned breached, a clock that stopped or was cancelled: the events the breaches
+    app reacts to and a consumer mirrors clock states from."""
     was_state, was_stopped = before
     if clock_row.state == SlaClock.State.BREACHED and was_state != SlaClock.State.BREACHED:
         record_event(
@@ -182,7 +188,12 @@ def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:
             payload={"work_order": clock_row.work_order_id, "due_at": clock_row.due_at},
             occurred_at=now,
         )
-    if clock_row.stopped_at is not None and clock_row.stopped_at != was_stopped:
+    # A clock ends stopped (its stop came) or cancelled (the job ended without it: the on-site
+    # clock of a job resolved unvisited), each once; a cancelled one says so with `stopped_at`
+    # null, as when the job leaves the rule's band (`recompute_clocks`).
+    stopped = clock_row.stopped_at is not None and clock_row.stopped_at != was_stopped
+    cancelled = clock_row.state == SlaClock.State.CANCELLED and was_state != SlaClock.State.CANCELLED
+    if stopped or cancelled:
         record_event(
             type="sla_clock.stopped",
             obj=clock_row,
@@ -191,6 +202,8 @@ def _announce(clock_row: SlaClock, before: tuple, *, actor, now) -> None:
                 "work_order": clock_row.work_order_id,
                 "state": clock_row.state,
                 "stopped_at": clock_row.stopped_at,
+                # Why a cancelled clock ended: its job ended (resolved or cancelled) before its stop.
+                **({"reason": "job_ended"} if cancelled and not stopped else {}),
             },
             occurred_at=now,
         )

@@ -446,6 +446,27 @@ def test_each_escalation_level_is_announced_once_when_first_passed(contract):
     ]
 
 
+def test_a_late_scan_writes_the_levels_a_clock_passed_before_its_breach(contract, api):
+    """A clock first seen past due (a late scan, a job pushed with a past reported_at): its levels
+    (reached before its due time) come before its breach in the log the streams and webhooks replay."""
+    make_rule(contract, target_minutes=60, escalation=LEVELS, penalty={"fixed_amount": "10"})
+    job = make_job(contract, T0)
+    result = summary(scan(minutes(180)))
+    assert (result["escalations"], result["new"]) == (3, 1)
+    log = api("viewer").get("/api/v1/events?since=0&per_page=100&sort=id&fields=id,type,payload").json()
+    about_the_clock = [
+        (event["type"], event["payload"].get("level"))
+        for event in log
+        if event["type"] in ("sla.escalation", "breach.detected") and event["payload"]["work_order"] == job.pk
+    ]
+    assert about_the_clock == [
+        ("sla.escalation", "warning"),
+        ("sla.escalation", "urgent"),
+        ("sla.escalation", "breach"),
+        ("breach.detected", None),
+    ]
+
+
 def test_a_job_update_does_not_make_an_announced_level_announce_again(contract):
     make_rule(contract, target_minutes=60, escalation=LEVELS)
     job = make_job(contract, T0)

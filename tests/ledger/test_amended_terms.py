@@ -118,6 +118,26 @@ class TestLedgerFollowsAmendedTerms:
         balance, _ = figures(viewer, contract, "2027-07-02T00:00:00Z")
         assert (balance["remaining_hours"], balance["expired_hours"]) == ("0.00", "65.00")
 
+    def test_the_postings_are_of_the_change_that_caused_them_its_actor_and_instant(self, api, managers, contract):
+        """Found by an outside test: the adjustment an approval posted had no actor (the approval's
+        `contract.terms_changed` had the approver), and run_lifecycle --now's postings had the wall
+        clock's instant while the run's contract events had the --now one."""
+        viewer, admins = api("viewer"), (api("admin"), api("admin"), api("admin"))
+        # Back-dated (an admin's to make): in force at the approval.
+        amend_and_approve(admins, contract, {"hours_budget": "120.00"}, effective_date="2026-06-01")
+        amend_and_approve(managers, contract, {"expiry_date": "2028-06-30"})
+        lifecycle("2027-03-01T00:30:00+01:00")
+        types = "contract.terms_changed,ledger.entry_posted"
+        log = viewer.get(f"/api/v1/events?since=0&per_page=100&sort=id&type={types}").json()
+        changes = [e for e in log if e["type"] == "contract.terms_changed"]
+        assert len(changes) == 2 and changes[0]["actor"] is not None and changes[1]["actor"] is None
+        for change, budget in ((changes[0], 1), (changes[1], 2)):  # the budget's one posting, the lot's move's two
+            posted = [e for e in log if e["id"] > change["id"] and e["type"] == "ledger.entry_posted"][:budget]
+            assert len(posted) == budget
+            cause = (change["actor"], change["occurred_at"])
+            assert [(e["actor"], e["occurred_at"]) for e in posted] == [cause] * budget
+        assert changes[1]["occurred_at"] == "2027-02-28T23:30:00Z"
+
     def test_an_amendment_of_other_terms_posts_nothing(self, managers, contract):
         count = LedgerEntry.objects.filter(contract=contract).count()
         amend_and_approve(managers, contract, {"notice_period_days": 60})

@@ -57,7 +57,12 @@ class TestAllocation:
         assert entry.expires_at == AMSTERDAM_MIDNIGHT_2027
         assert entry.created_by is None and entry.system_key == f"allocation:contract:{contract.pk}"
         assert running(contract) == 40
-        assert Event.objects.filter(type="ledger.entry_posted", object_id=entry.pk, actor=None).count() == 1
+        # The second approval activated it: the posting is that approver's, as the activation is.
+        activation = state_changes(contract).last()
+        assert activation.actor is not None
+        assert Event.objects.filter(
+            type="ledger.entry_posted", object_id=entry.pk, actor=activation.actor, occurred_at=activation.occurred_at
+        ).count() == 1
         # The triggering code runs again: nothing more.
         activation = state_changes(contract).last()
         # (Other apps' handlers of the same event, e.g. visit plans', may answer too.)
@@ -95,6 +100,9 @@ class TestAllocation:
         entry = LedgerEntry.objects.get(contract=contract)
         assert (entry.entry_type, entry.hours, entry.occurred_at) == ("initial_allocation", 8, start)
         assert running(contract) == 8
+        # The run's events, the posting's included, are of the run's `now`, not of the wall clock.
+        posted = Event.objects.get(type="ledger.entry_posted", object_id=entry.pk)
+        assert posted.occurred_at == state_changes(contract).last().occurred_at == start
 
     def test_the_allocation_is_posted_once_even_when_asked_directly_again(self, org, make_member):
         contract = approved(make_contract(org, hours_budget=Decimal("5")), make_member, org)
@@ -194,6 +202,38 @@ class TestPenalties:
         assert LedgerEntry.objects.filter(breach=kept).count() == 1
         balance = api("viewer").get(f"/api/v1/contracts/{contract.pk}/balance").json()
         assert balance["penalties"] == {"EUR": {"accrued": "300.00", "waived": "150.00"}}
+
+    def test_a_penaltys_event_writes_its_hours_as_every_entry_does(self, api, org):
+        """Found by an outside test: the penalty's `ledger.entry_posted` had `"hours": 0` (the
+        model's int default), where REST and every other entry's event write "0.00"."""
+        contract = active_contract(org)
+        penalty_rule(contract)
+        entry = LedgerEntry.objects.get(breach=final_breach(contract))
+        client = api("manager")
+        [event] = client.get(f"/api/v1/events?type=ledger.entry_posted&object_id={entry.pk}").json()
+        shown = client.get(f"/api/v1/ledger_entries/{entry.pk}").json()
+        assert (event["payload"]["hours"], event["payload"]["charged_hours"]) == ("0.00", "0.00")
+        assert (shown["hours"], shown["charged_hours"]) == ("0.00", "0.00")
+        assert (event["payload"]["amount"], event["payload"]["remaining_hours"]) == ("150.00", "0.00")
+
+    def test_a_penalty_posted_by_a_persons_change_is_theirs_and_of_its_instant(self, api, org):
+        """Found by an outside test: the penalty posted when an operator's update finalised a breach
+        had no actor and the wall clock's instant, while the job's and the breach's events of the
+        same transaction carried the operator and the update's instant."""
+        contract = active_contract(org)
+        penalty_rule(contract)
+        late = job(contract, priority="high")
+        response = api("operator").patch(
+            f"/api/v1/work_orders/{late.pk}",
+            {"status": "in_progress", "responded_at": (T0 + dt.timedelta(minutes=90)).isoformat()},
+            format="json",
+        )
+        assert response.status_code == 200, response.content
+        log = api("manager").get("/api/v1/events?since=0&per_page=100&sort=id").json()
+        finalized = next(e for e in log if e["type"] == "breach.finalized")
+        posted = next(e for e in log if e["type"] == "ledger.entry_posted")
+        assert finalized["actor"] is not None
+        assert (posted["actor"], posted["occurred_at"]) == (finalized["actor"], finalized["occurred_at"])
 
     def test_penalties_keep_the_currencys_minor_unit(self, api, org):
         contract = active_contract(org, currency="JPY")

@@ -269,7 +269,7 @@ def random_history(rng: random.Random) -> tuple[dt.datetime, list[tuple[dt.datet
 def outcome(job: WorkOrder) -> dict:
     job.refresh_from_db()
     left_band = set(  # cancelled with no stop: the job left the rule's band (workorders.services)
-        Event.objects.filter(type="sla_clock.stopped", payload__state="cancelled", payload__stopped_at=None)
+        Event.objects.filter(type="sla_clock.stopped", payload__state="cancelled", payload__reason="left_band")
         .filter(object_id__in=SlaClock.objects.filter(work_order=job).values("pk"))
         .values_list("object_id", flat=True)
     )

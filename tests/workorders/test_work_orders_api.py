@@ -894,3 +894,24 @@ def test_one_reading_of_a_clock_adds_up_to_its_target(api, office):
     assert (by_metric["response"]["elapsedMinutes"], by_metric["response"]["remainingMinutes"]) == (181, -61)
     for clock in listed:
         assert clock["elapsed_minutes"] + clock["remaining_minutes"] == clock["target_minutes"]
+
+
+@pytest.mark.django_db
+def test_a_clock_a_resolution_cancels_says_so_in_the_event_log(api, office):
+    """Found by an outside test: resolving a job never visited took its on-site clock from running
+    to cancelled with no event, so a consumer mirroring `sla_clock.*` kept it running."""
+    client = api("operator")
+    job = create(client, contract_id=office.pk, priority="high").json()
+    responded = {"status": "in_progress", "responded_at": iso(at(MONDAY, 9))}
+    assert client.patch(f"{URL}/{job['id']}", responded, format="json").status_code == 200
+    resolved = {"status": "resolved", "resolved_at": iso(at(MONDAY, 10))}
+    assert client.patch(f"{URL}/{job['id']}", resolved, format="json").status_code == 200
+    clocks = {c["metric"]: c for c in client.get(f"{URL}/{job['id']}?fields=sla_clocks").json()["sla_clocks"]}
+    assert clocks["on_site"]["state"] == "cancelled"
+    log = api("viewer").get(f"/api/v1/events?object_type=slaclock&object_id={clocks['on_site']['id']}").json()
+    assert [(e["type"], e["payload"]) for e in log] == [
+        (
+            "sla_clock.stopped",
+            {"work_order": job["id"], "state": "cancelled", "stopped_at": None, "reason": "job_ended"},
+        )
+    ]
