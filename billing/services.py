@@ -21,6 +21,7 @@ from contracts import services as contract_services
 from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
 from contracts.models import Contract, LineItem, TermVersion
 from contracts.terms import Timeline
+from events.feed import locked
 from events.models import Event
 from events.services import apply_changes, record_event, snapshot
 from ledger import services as ledger
@@ -503,7 +504,7 @@ def update_template(*, instance: ContractTemplate, actor, data: dict) -> Contrac
     """A later change to a template changes no contract made from it (they hold their own copy)."""
     # The row as it is now, locked: `instance` was read before this transaction (concurrent
     # PATCHes of different fields lost each other's).
-    template = ContractTemplate.objects.select_for_update().get(pk=instance.pk)
+    template = locked(ContractTemplate, instance)
     changes = apply_changes(template, data)
     if changes:
         template.save()
@@ -513,14 +514,15 @@ def update_template(*, instance: ContractTemplate, actor, data: dict) -> Contrac
 
 @transaction.atomic
 def delete_template(*, instance: ContractTemplate, actor) -> None:
+    template = locked(ContractTemplate, instance)
     record_event(
-        type="contract_template.deleted", obj=instance, actor=actor, payload=snapshot(instance, TEMPLATE_SNAPSHOT)
+        type="contract_template.deleted", obj=template, actor=actor, payload=snapshot(template, TEMPLATE_SNAPSHOT)
     )
     try:
-        instance.delete()
+        template.delete()
     except ProtectedError:
         raise Conflict(
-            f"Contract template {instance.pk} has contracts made from it; deactivate it (active: false) instead."
+            f"Contract template {template.pk} has contracts made from it; deactivate it (active: false) instead."
         ) from None
 
 

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from config.bulk_insert import builder, bulk_insert
 from config.errors import Conflict, Unprocessable
-from events.feed import hold_order
+from events.feed import hold_order, locked
 from events.services import record_event, record_events
 from slas import clock
 from slas.models import Calendar, SlaRule
@@ -365,8 +365,7 @@ def on_clock_stopped(event) -> bool:
 def acknowledge_breach(*, breach: Breach, actor, now: dt.datetime | None = None) -> Breach:
     """Acknowledge an open breach (409 once acknowledged or waived)."""
     now = now or timezone.now()
-    hold_order([breach.organization_id])  # before the row: events.feed, "Lock order"
-    breach = Breach.objects.select_for_update().get(pk=breach.pk)
+    breach = locked(Breach, breach)
     if breach.state != Breach.State.OPEN:
         raise Conflict(f"Only an open breach can be acknowledged; this one is {breach.state}.")
     breach.state, breach.acknowledged_by, breach.acknowledged_at = Breach.State.ACKNOWLEDGED, actor, now
@@ -384,8 +383,7 @@ def waive_breach(*, breach: Breach, actor, reason: str, now: dt.datetime | None 
     reason = (reason or "").strip()
     if not reason:
         raise Unprocessable("A waiver needs a reason.", {"reason": ["This field may not be blank."]})
-    hold_order([breach.organization_id])  # before the row: events.feed, "Lock order"
-    breach = Breach.objects.select_for_update().get(pk=breach.pk)
+    breach = locked(Breach, breach)
     if breach.state == Breach.State.WAIVED:
         raise Conflict(f"The breach was already waived at {breach.waived_at.isoformat()}.")
     breach.state, breach.waived_by, breach.waived_at, breach.waiver_reason = Breach.State.WAIVED, actor, now, reason

@@ -20,6 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
+from events.feed import locked
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import finer_than_currency
 
@@ -184,7 +185,7 @@ def jsonable_date(value: dt.date | None) -> str | None:
 
 def _open(amendment: Amendment) -> tuple[Amendment, Contract]:
     contract = services._locked(amendment.contract)
-    return Amendment.objects.select_for_update().get(pk=amendment.pk), contract
+    return locked(Amendment, amendment, order=False), contract  # the order: taken with the contract
 
 
 def _illegal(amendment: Amendment, action: str) -> Conflict:

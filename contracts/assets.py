@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 
 from config.errors import Conflict, Unprocessable
+from events.feed import locked
 from events.services import record_event, save_changes, snapshot
 
 from .models import Asset
@@ -39,19 +40,20 @@ def create_asset(*, organization, actor, data: dict) -> Asset:
 
 @transaction.atomic
 def update_asset(*, instance: Asset, actor, data: dict) -> Asset:
-    asset = Asset.objects.select_for_update().get(pk=instance.pk)
+    asset = locked(Asset, instance)
     _check_counterparty_move(asset, data)
     return save_changes(asset, data, actor=actor, event_type="asset.updated")
 
 
 @transaction.atomic
 def delete_asset(*, instance: Asset, actor) -> None:
-    if instance.covering_contracts.exists():
-        raise Conflict(f"Asset {instance.pk} is covered by contracts; it cannot be deleted.")
-    record_event(type="asset.deleted", obj=instance, actor=actor, payload=snapshot(instance, ASSET_FIELDS))
+    asset = locked(Asset, instance)
+    if asset.covering_contracts.exists():
+        raise Conflict(f"Asset {asset.pk} is covered by contracts; it cannot be deleted.")
+    record_event(type="asset.deleted", obj=asset, actor=actor, payload=snapshot(asset, ASSET_FIELDS))
     try:
-        instance.delete()
+        asset.delete()
     except ProtectedError:
         raise Conflict(
-            f"Asset {instance.pk} is still used by work orders or visit plans; it cannot be deleted."
+            f"Asset {asset.pk} is still used by work orders or visit plans; it cannot be deleted."
         ) from None

@@ -18,7 +18,7 @@ from django_fsm import can_proceed
 
 from config import dates
 from config.errors import Conflict, Forbidden, NotFound, Unprocessable
-from events.feed import hold_order
+from events.feed import hold_order, locked
 from events.services import apply_changes, record_event, snapshot
 from tenancy.currencies import finer_than_currency, is_currency, quantize
 
@@ -48,7 +48,7 @@ def create_counterparty(*, organization, actor, data: dict) -> Counterparty:
 def update_counterparty(*, instance: Counterparty, actor, data: dict) -> Counterparty:
     # The row as it is now, locked: `instance` was read before this transaction, and saving it
     # whole lost what a concurrent PATCH had changed meanwhile.
-    counterparty = Counterparty.objects.select_for_update().get(pk=instance.pk)
+    counterparty = locked(Counterparty, instance)
     changes = apply_changes(counterparty, data)
     if changes:
         counterparty.save()
@@ -63,18 +63,19 @@ def update_counterparty(*, instance: Counterparty, actor, data: dict) -> Counter
 
 @transaction.atomic
 def delete_counterparty(*, instance: Counterparty, actor) -> None:
+    counterparty = locked(Counterparty, instance)
     record_event(
         type="counterparty.deleted",
-        obj=instance,
+        obj=counterparty,
         actor=actor,
-        payload=snapshot(instance, COUNTERPARTY_FIELDS),
+        payload=snapshot(counterparty, COUNTERPARTY_FIELDS),
     )
     try:
-        instance.delete()
+        counterparty.delete()
     except ProtectedError as exc:
         used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
         raise Conflict(
-            f"Counterparty {instance.pk} is still used by {', '.join(used_by)}; it cannot be deleted."
+            f"Counterparty {counterparty.pk} is still used by {', '.join(used_by)}; it cannot be deleted."
         ) from None
 
 
@@ -154,8 +155,7 @@ def _save(contract: Contract) -> None:
 
 
 def _locked(contract: Contract) -> Contract:
-    hold_order([contract.organization_id])  # before the row: events.feed, "Lock order"
-    return Contract.objects.select_for_update(of=("self",)).select_related("organization").get(pk=contract.pk)
+    return locked(Contract.objects.select_related("organization"), contract)
 
 
 def allowed_actions(contract: Contract, now: dt.datetime | None = None) -> list[str]:
@@ -932,10 +932,19 @@ def create_line_item(*, contract: Contract, actor, data: dict) -> LineItem:
     return item
 
 
+def _line_item_now(item: LineItem) -> LineItem:
+    """`item` re-read under its contract's lock (every writer of a line item holds it): it may be
+    stale, or gone (a concurrent delete: 404, and no second `line_item.deleted`)."""
+    item = LineItem.objects.filter(pk=item.pk).first()
+    if item is None:
+        raise NotFound()
+    return item
+
+
 @transaction.atomic
 def update_line_item(*, item: LineItem, actor, data: dict) -> LineItem:
     _draft_only(_locked(item.contract))
-    item = LineItem.objects.get(pk=item.pk)  # re-read under the contract's lock: `item` may be stale
+    item = _line_item_now(item)
     changes = apply_changes(item, data)
     if changes:
         item.save()
@@ -946,5 +955,6 @@ def update_line_item(*, item: LineItem, actor, data: dict) -> LineItem:
 @transaction.atomic
 def delete_line_item(*, item: LineItem, actor) -> None:
     _draft_only(_locked(item.contract))
+    item = _line_item_now(item)
     record_event(type="line_item.deleted", obj=item, actor=actor, payload=snapshot(item, LINE_ITEM_SNAPSHOT))
     item.delete()

@@ -43,7 +43,7 @@ from breaches.models import Breach
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from contracts.terms import Timeline, contract_as_of
-from events.feed import hold_order
+from events.feed import hold_order, locked
 from events.services import record_event
 from tenancy.currencies import finer_than_currency, quantize
 
@@ -234,7 +234,7 @@ def check_overdraw(entry: LedgerEntry, contract: Contract) -> None:
 
 
 def _lock(contract: Contract) -> Contract:
-    return Contract.objects.select_for_update(of=("self",)).get(pk=contract.pk)
+    return locked(Contract, contract, order=False)  # the callers hold the order (post_entry) or need none
 
 
 def _book(entry: LedgerEntry, contract: Contract, actor, at: dt.datetime | None = None) -> LedgerEntry:

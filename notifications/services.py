@@ -9,7 +9,8 @@ from types import SimpleNamespace
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, Unprocessable
+from config.errors import Conflict, NotFound, Unprocessable
+from events.feed import locked
 from events.models import Event
 from events.patterns import types_q
 from events.services import apply_changes, record_event, snapshot
@@ -47,7 +48,7 @@ def update_endpoint(*, instance: WebhookEndpoint, actor, data: dict, now: dt.dat
     """Change the URL, description, event types; `active` false disables it (its pending
     deliveries fail), true enables it again (the failure window starts afresh)."""
     now = now or timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=instance.pk)
+    endpoint = locked(WebhookEndpoint, instance, order=False)  # the worker's order: row, then event
     if "url" in data and data["url"] != endpoint.url:
         check_endpoint_url(data["url"])
     data = dict(data)
@@ -70,7 +71,7 @@ def update_endpoint(*, instance: WebhookEndpoint, actor, data: dict, now: dt.dat
 @transaction.atomic
 def delete_endpoint(*, instance: WebhookEndpoint, actor) -> None:
     """Delete an endpoint and its deliveries (the events stay in the log)."""
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=instance.pk)
+    endpoint = locked(WebhookEndpoint, instance, order=False)  # the worker's order: row, then event
     record_event(type="webhook.deleted", obj=endpoint, actor=actor, payload=snapshot(endpoint, SNAPSHOT))
     endpoint.delete()
 
@@ -80,7 +81,7 @@ def rotate_secret(*, endpoint: WebhookEndpoint, actor, now: dt.datetime | None =
     """A new secret; the one it replaces keeps signing beside it for 24 hours (a secret older
     than that is dropped at once)."""
     now = now or timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = locked(WebhookEndpoint, endpoint, order=False)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
     endpoint.secret = new_secret()
@@ -109,8 +110,10 @@ def ping_endpoint(*, endpoint: WebhookEndpoint, actor, now: dt.datetime | None =
 def redeliver(*, delivery: WebhookDelivery, actor, now: dt.datetime | None = None) -> WebhookDelivery:
     """Send a delivery again, at once, under the same `webhook-id`; the schedule starts afresh."""
     now = now or timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=delivery.endpoint_id).first()
+    delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+    if endpoint is None or delivery is None:  # deleted meanwhile (an endpoint takes its deliveries)
+        raise NotFound()
     if not endpoint.active:
         raise Conflict("The endpoint is disabled: enable it (PATCH active) before redelivering.")
     if delivery.lease_until is not None and delivery.lease_until > now:
@@ -149,7 +152,7 @@ def redeliver_events(
     and not a ping. Events without a delivery get one; a failed delivery starts afresh under its
     `webhook-id`; a delivered or pending one is left as it is. The ids queued, oldest first."""
     now = now or timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = locked(WebhookEndpoint, endpoint, order=False)
     if not endpoint.active:
         raise Conflict("The endpoint is disabled: enable it (PATCH active) before redelivering.")
     events = (

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
-from events.feed import hold_order
+from events.feed import locked
 from events.services import apply_changes, record_event, snapshot
 
 from .models import Calendar, SlaRule
@@ -50,7 +50,7 @@ def update_calendar(*, instance: Calendar, actor, data: dict) -> Calendar:
 
     `calendar.recomputed_clocks` says how many (from the handlers' reactions).
     """
-    calendar = Calendar.objects.select_for_update().get(pk=instance.pk)
+    calendar = locked(Calendar, instance)
     changes = apply_changes(calendar, data)
     calendar.recomputed_clocks = 0
     if changes:
@@ -70,7 +70,7 @@ def import_holidays(*, calendar: Calendar, actor, holidays: list[dict]) -> Calen
     """Add `holidays` (``[{"date", "name"}]``) to the calendar's own; a date already listed keeps its
     name, a date listed as a working day stops being one. `calendar.imported_holidays` says how many
     dates were new."""
-    calendar = Calendar.objects.select_for_update().get(pk=calendar.pk)
+    calendar = locked(Calendar, calendar)
     listed = {h["date"]: h for h in calendar.holidays}
     new = [h for h in holidays if h["date"] not in listed]
     merged = sorted([*calendar.holidays, *new], key=lambda h: h["date"])
@@ -90,11 +90,12 @@ def import_holidays(*, calendar: Calendar, actor, holidays: list[dict]) -> Calen
 
 @transaction.atomic
 def delete_calendar(*, instance: Calendar, actor) -> None:
-    record_event(type="calendar.deleted", obj=instance, actor=actor, payload=snapshot(instance, CALENDAR_SNAPSHOT))
+    calendar = locked(Calendar, instance)
+    record_event(type="calendar.deleted", obj=calendar, actor=actor, payload=snapshot(calendar, CALENDAR_SNAPSHOT))
     try:
-        instance.delete()
+        calendar.delete()
     except ProtectedError:
-        raise Conflict(f"Calendar {instance.pk} is used by SLA rules; it cannot be deleted.") from None
+        raise Conflict(f"Calendar {calendar.pk} is used by SLA rules; it cannot be deleted.") from None
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -138,8 +139,7 @@ def _open_contract(contract: Contract, *, terms: bool = True) -> Contract:
     """The rule's contract, locked; 409 once closed and, for a change of terms (a rule created,
     amended or restated), while it waits for approval: the approvers decide on the rules as they
     stand, as on its other terms (reject it to edit; found by an outside sweep)."""
-    hold_order([contract.organization_id])  # before the row: events.feed, "Lock order"
-    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    contract = locked(Contract, contract)
     if contract.status in CLOSED:
         raise Conflict(f"The contract is {contract.status}: its rules can no longer change.")
     if terms and contract.status == Contract.Status.PENDING_APPROVAL:
@@ -197,8 +197,7 @@ def carry_rules_into_renewal(event) -> int:
 @transaction.atomic
 def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
     """Edit in place while the contract is a draft; past draft only the name (terms: `amend`)."""
-    hold_order([instance.organization_id])  # before the rule's row: events.feed, "Lock order"
-    rule = SlaRule.objects.select_for_update().get(pk=instance.pk)
+    rule = locked(SlaRule, instance)
     contract = _open_contract(rule.contract, terms=False)  # terms: only in draft, below
     if "contract" in data and data["contract"].pk != rule.contract_id:
         raise Unprocessable(
@@ -222,8 +221,7 @@ def update_rule(*, instance: SlaRule, actor, data: dict) -> SlaRule:
 def delete_rule(*, instance: SlaRule, actor) -> None:
     """Delete a rule of a draft contract (its terms are still being written; no clock cites it).
     Past draft a rule is history: clocks and breaches cite it; it ends with an amendment (409)."""
-    hold_order([instance.organization_id])  # before the rule's row: events.feed, "Lock order"
-    rule = SlaRule.objects.select_for_update(of=("self",)).select_related("contract").get(pk=instance.pk)
+    rule = locked(SlaRule.objects.select_related("contract"), instance)
     if rule.contract.status != Contract.Status.DRAFT:
         raise Conflict(
             f"The contract is {rule.contract.status}: a rule is history past draft. End it with "
@@ -250,8 +248,7 @@ def restate_rule(*, rule: SlaRule, actor, data: dict) -> SlaRule:
     does to a rule that takes effect at or after the amendment's own date (there is no earlier
     part of it to keep as a version; found by an outside sweep: such an amendment could never be
     approved). Its jobs' clocks are recomputed by the workorders handler of `sla_rule.updated`."""
-    hold_order([rule.organization_id])  # before the rule's row: events.feed, "Lock order"
-    rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
+    rule = locked(SlaRule, rule)
     _open_contract(rule.contract)
     return _write_changes(rule, {name: value for name, value in data.items() if name in RULE_TERMS}, actor)
 
@@ -263,8 +260,7 @@ def amend_rule(*, rule: SlaRule, actor, data: dict, effective_from: dt.datetime 
     Jobs reported before that instant keep the old version; those reported at or after it
     switch to the successor (their clocks are recomputed by the workorders handler).
     """
-    hold_order([rule.organization_id])  # before the rule's row: events.feed, "Lock order"
-    rule = SlaRule.objects.select_for_update().get(pk=rule.pk)
+    rule = locked(SlaRule, rule)
     _open_contract(rule.contract)
     effective_from = effective_from or timezone.now()
     if hasattr(rule, "next_version"):

@@ -12,6 +12,7 @@ from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from contracts.services import CLOSED
 from contracts.terms import Timeline
+from events.feed import locked
 from events.services import record_event, save_changes, snapshot
 
 from . import recurrence
@@ -33,14 +34,15 @@ def create_contract_rule(*, organization, actor, data: dict) -> ContractRule:
 
 @transaction.atomic
 def update_contract_rule(*, instance: ContractRule, actor, data: dict) -> ContractRule:
-    rule = ContractRule.objects.select_for_update().get(pk=instance.pk)
+    rule = locked(ContractRule, instance)
     return save_changes(rule, data, actor=actor, event_type="contract_rule.updated")
 
 
 @transaction.atomic
 def delete_contract_rule(*, instance: ContractRule, actor) -> None:
-    record_event(type="contract_rule.deleted", obj=instance, actor=actor, payload=snapshot(instance, RULE_FIELDS))
-    instance.delete()
+    rule = locked(ContractRule, instance)
+    record_event(type="contract_rule.deleted", obj=rule, actor=actor, payload=snapshot(rule, RULE_FIELDS))
+    rule.delete()
 
 
 # --- visit plans --------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def carry_plans_into_renewal(event) -> int:
 @transaction.atomic
 def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
     """Occurrences already generated keep their jobs; the edit applies to the later ones."""
-    plan = VisitPlan.objects.select_for_update().select_related("contract").get(pk=instance.pk)
+    plan = locked(VisitPlan.objects.select_related("contract"), instance)
 
     def check(plan: VisitPlan) -> None:
         # The dates against the term only when the edit sets them: a draft's term moved since the
@@ -135,10 +137,11 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
 
 @transaction.atomic
 def delete_visit_plan(*, instance: VisitPlan, actor) -> None:
-    record_event(type="visit_plan.deleted", obj=instance, actor=actor, payload=snapshot(instance, PLAN_FIELDS))
+    plan = locked(VisitPlan, instance)
+    record_event(type="visit_plan.deleted", obj=plan, actor=actor, payload=snapshot(plan, PLAN_FIELDS))
     try:
-        instance.delete()
+        plan.delete()
     except ProtectedError:
         raise Conflict(
-            f"Visit plan {instance.pk} has generated work orders; end it with active_to instead of deleting it."
+            f"Visit plan {plan.pk} has generated work orders; end it with active_to instead of deleting it."
         ) from None

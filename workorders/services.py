@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
-from events.feed import hold_order
+from events.feed import locked
 from events.services import apply_changes, record_event, record_events, snapshot
 from slas.models import SlaRule
 
@@ -500,8 +500,7 @@ def create_work_order(*, organization, actor, data: dict, now: dt.datetime | Non
 def update_work_order(*, instance: WorkOrder, actor, data: dict, now: dt.datetime | None = None) -> WorkOrder:
     # The event order before the job's row (events.feed, "Lock order"): a calendar edit's
     # recomputation locks jobs while holding it.
-    hold_order([instance.organization_id])
-    work_order = WorkOrder.objects.select_for_update(of=("self",)).select_related("contract").get(pk=instance.pk)
+    work_order = locked(WorkOrder.objects.select_related("contract"), instance)
     # Only now: a change committed while this one waited for the lock happened before it.
     now = now or timezone.now()
     if work_order.status in TERMINAL:

@@ -35,6 +35,7 @@ from django.db.models import Q
 from contracts.models import Contract
 from contracts.services import CLOSED, skipping_failures
 from contracts.terms import Timeline
+from events.feed import hold_order
 
 from . import matching, recurrence
 from .models import VisitPlan
@@ -191,6 +192,9 @@ def generate_visits(
         for pk in ids:
             # `failures`: a plan that fails is skipped and reported (contracts.services.skipping_failures).
             with skipping_failures(failures, lambda pk=pk: _plan_label(pk), log), transaction.atomic():
+                # The order before the plan's row, as its edit and delete take them (events.feed,
+                # "Lock order"): its jobs' events would wait for the order while holding the row.
+                hold_order(VisitPlan.objects.filter(pk=pk).values_list("organization_id", flat=True))
                 plan = (
                     VisitPlan.objects.select_for_update(skip_locked=True, of=("self",))
                     .select_related("contract__organization", "contract__counterparty", "asset")

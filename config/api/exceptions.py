@@ -12,7 +12,7 @@ import math
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, OperationalError
+from django.db import IntegrityError, OperationalError, transaction
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -115,6 +115,30 @@ def _source_id_taken(exc: IntegrityError, context) -> Conflict | None:
     return source_id_conflict(model, request.auth.organization, source, source_id, exclude=pk)
 
 
+def _valid_now(context) -> Exception | None:
+    """The serializer's answer now, after the rollback, for a create or an edit that a constraint
+    stopped although its checks had passed: a concurrent write won (the same unique reference or
+    name; the row an id names deleted). The 422 naming the field (the row that has the value, the id
+    that does not exist) is what the same request gets a moment later, where "Retry" could only
+    lead there. None when it passes now (the generic 409 stays)."""
+    view, request = context.get("view"), context.get("request")
+    action = getattr(view, "action", None)
+    if action not in ("create", "update", "partial_update") or request is None:
+        return None
+    if transaction.get_connection().needs_rollback:
+        return None  # the failed transaction is still open (no savepoint of its own): nothing can be read
+    try:
+        instance = None if action == "create" else view.get_object()
+        view.get_serializer(instance, data=request.data, partial=action == "partial_update").is_valid(
+            raise_exception=True
+        )
+    except Http404:
+        return exceptions.NotFound()
+    except (exceptions.ValidationError, DomainError) as exc:
+        return exc
+    return None
+
+
 def exception_handler(exc, context):
     headers = {}
     if isinstance(exc, Http404):
@@ -127,7 +151,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, IntegrityError):
         # A unique constraint lost a race with a concurrent writer: the write did not happen.
         logger.info("integrity error mapped to 409: %s", exc)
-        exc = _source_id_taken(exc, context) or Conflict(CONFLICTING_WRITE)
+        exc = _source_id_taken(exc, context) or _valid_now(context) or Conflict(CONFLICTING_WRITE)
     elif isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES:
         # PostgreSQL chose this transaction to end a deadlock (or a serialization failure): it was
         # rolled back whole, so the client may simply send the request again.
