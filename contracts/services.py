@@ -555,8 +555,9 @@ LINE_ITEM_FIELDS = ("kind", "description", "sku", "quantity", "unit", "unit_pric
 
 
 # Billing plan terms a higher app derives for a renewal from the terms it renews:
-# `derive(original=, last_day=) -> {plan field: value}`, registered in the app's AppConfig.ready()
-# (billing: the charge in force on the last day, with the annual increases earned by then).
+# `derive(original=, last_day=, start_date=) -> {plan field: value}`, registered in the app's
+# AppConfig.ready() (billing: the charge of the last day, with the annual increases due by the
+# renewal's first day).
 RENEWAL_TERMS: dict[str, Callable[..., dict]] = {}
 
 
@@ -568,7 +569,7 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
     plan = {name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS}
     last_day = contract.expiry_date or start_date - dt.timedelta(days=1)
     for derive in RENEWAL_TERMS.values():
-        plan.update(derive(original=contract, last_day=last_day))
+        plan.update(derive(original=contract, last_day=last_day, start_date=start_date))
     renewal = Contract.objects.create(
         organization_id=contract.organization_id,
         reference=_renewal_reference(contract),

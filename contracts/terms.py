@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from django.db import models, transaction
@@ -193,6 +194,21 @@ class Timeline:
     def at(self, instant: dt.datetime) -> Contract:
         """The terms in force at an instant (its local date in the contract's time zone)."""
         return self.on(self.contract.local_today(instant))
+
+    @functools.cached_property
+    def agreement_start(self) -> dt.date | None:
+        """The start of the agreement this contract continues: its own start date, or for a
+        renewal the first contract's of its chain of renewals. Its anniversaries are the contract's
+        (an annual increase), so a renewal keeps the original's anniversary dates."""
+        start, renewed_from = self.contract.start_date, self.contract.renewed_from_id
+        seen = {self.contract.pk}
+        while renewed_from is not None and renewed_from not in seen:  # one query a renewal back
+            seen.add(renewed_from)
+            row = Contract.objects.filter(pk=renewed_from).values("start_date", "renewed_from_id").first()
+            if row is None or row["start_date"] is None:
+                break
+            start, renewed_from = row["start_date"], row["renewed_from_id"]
+        return start
 
     def since(self, day: dt.date, name: str) -> dt.date:
         """The first day of the unbroken run of versions, up to the one in force on `day`, in which
