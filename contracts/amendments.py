@@ -279,7 +279,8 @@ def approve_amendment(
     effective_at = contract.start_of_day(amendment.effective_date)  # read before the terms move
     if term_changes(amendment.changes):
         terms.lay_amendment(contract, amendment, now)
-        if amendment.effective_date <= contract.local_today(now):
+        # A moved start is the contract's at once: it has not started (only a scheduled one may).
+        if amendment.effective_date <= contract.local_today(now) or "start_date" in amendment.changes:
             terms.sync_contract(contract, actor=actor, now=now, amendment=amendment)
     for name, part in AMENDMENT_PARTS.items():
         if name in amendment.changes:

@@ -325,12 +325,20 @@ def lay_amendment(contract: Contract, amendment: Amendment, now: dt.datetime) ->
     from .amendments import term_changes
 
     changes = term_changes(amendment.changes)
+    # A moved start (a scheduled contract's) is not a term from a date but the contract's first
+    # day: every version holds it, so the row takes it on approval (`approve_amendment`) and the
+    # contract activates on the new start, not the old (an outside test: a postponed contract
+    # activated on the old start, its start rewritten a month later while it ran).
+    moved_start = {"start_date": changes["start_date"]} if "start_date" in changes else {}
     for version in all_versions:
         if version.effective_from >= day:
             version.terms = apply_changes_to(version.terms, changes)
             if version.effective_from > contract.local_today(now):
                 version.applied_at = None
             version.save(update_fields=["terms", "applied_at", "updated_at"])
+        elif moved_start:
+            version.terms = apply_changes_to(version.terms, moved_start)
+            version.save(update_fields=["terms", "updated_at"])
     return starting
 
 
