@@ -123,14 +123,26 @@ def whole_months(start: dt.date, last_day: dt.date) -> int | None:
     return next((m for m in (months, months + 1) if m >= 1 and term_end(start, m) == last_day), None)
 
 
-def _check_money(contract: Contract) -> None:
-    """The contract's value is money of its currency: no finer than the minor unit (422 naming
-    contract_value; found by an outside tester, it was rounded, 0.001 EUR to 0.00)."""
-    if contract.contract_value is None or not is_currency(contract.currency):
+# The amounts a contract states in its currency, billed as they stand: its value and the charge of
+# a period (nothing multiplies it). Rates and unit prices (`overage_rate`, `prepay_price_per_hour`,
+# a top-up's and a line item's price) may be finer: a line's amount is computed and rounded.
+STATED_AMOUNTS = ("contract_value", "period_charge")
+
+
+def _check_money(contract: Contract, written=STATED_AMOUNTS) -> None:
+    """The contract's stated amounts are money of its currency: no finer than the minor unit (422
+    naming each; found by outside testers, they were rounded: 0.001 EUR to 0.00, a charge of
+    1000.5 JPY billed 1001). Those `written`, or all when the currency changes."""
+    if not is_currency(contract.currency):
         return
-    fault = finer_than_currency(contract.contract_value, contract.currency)
-    if fault:
-        raise Unprocessable(f"contract_value is finer than {contract.currency} allows.", {"contract_value": [fault]})
+    names = STATED_AMOUNTS if "currency" in written else [n for n in STATED_AMOUNTS if n in written]
+    errors = {}
+    for name in names:
+        value = getattr(contract, name)
+        if value is not None and (fault := finer_than_currency(value, contract.currency)):
+            errors[name] = [fault]
+    if errors:
+        raise Unprocessable(f"{', '.join(errors)}: finer than {contract.currency} allows.", errors)
 
 
 def _derive(contract: Contract) -> None:
@@ -291,7 +303,7 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
         _check_counterparty_role(contract)
         _check_notice(contract)
         _check_renewal_start(contract)
-        _check_money(contract)
+        _check_money(contract, written=changes)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})

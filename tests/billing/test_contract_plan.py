@@ -142,10 +142,11 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
     body = {"billing_period": "monthly", "period_charge": "1200.5", "overage_rate": "110.125"}
     got = client.patch(f"/api/v1/contracts/{euro.pk}", body, format="json").json()
     assert (got["period_charge"], got["overage_rate"]) == ("1200.50", "110.125")
-    got = client.patch(f"/api/v1/contracts/{yen.pk}", {**body, "overage_rate": "1000"}, format="json").json()
-    assert (got["period_charge"], got["overage_rate"]) == ("1200.5", "1000")  # finer than a yen: kept
+    yen_body = {**body, "period_charge": "1200", "overage_rate": "1000.5"}
+    got = client.patch(f"/api/v1/contracts/{yen.pk}", yen_body, format="json").json()
+    assert (got["period_charge"], got["overage_rate"]) == ("1200", "1000.5")  # a rate finer than a yen: kept
     listed = client.get("/api/v1/contracts?fields=id,period_charge&sort=id").json()
-    assert [c["period_charge"] for c in listed] == ["1200.50", "1200.5"]
+    assert [c["period_charge"] for c in listed] == ["1200.50", "1200"]
     template = {"name": "Monthly", "contract_type": "maintenance_agreement", "currency": "EUR", **body}
     created = client.post("/api/v1/contract_templates", template, format="json")
     assert created.status_code == 201, created.content
@@ -249,6 +250,56 @@ def test_a_renewal_rises_on_the_anniversaries_of_the_agreement(api, org):
     )
     charges = {line["date"]: line["amount"] for line in response.json()}
     assert (charges["2026-06-01"], charges["2026-11-01"], charges["2026-12-01"]) == ("1100.00", "1100.00", "1210.00")
+
+
+def test_a_period_charge_finer_than_its_currency_is_refused(api, org):
+    """Found by an outside tester: 1000.5 JPY and 100.005 EUR a period were taken and rounded when
+    billed (1001, 100.01), while such a contract_value is a 422. The charge is billed as it stands
+    (nothing multiplies it), so it is refused the same way: create, draft edit, currency change,
+    amendment, template and instantiation. Rates keep finer places (previous test)."""
+    client, admin = api("manager"), api("admin")
+    counterparty = make_contract(org).counterparty
+    body = {
+        "reference": "PC-1", "name": "charge", "contract_type": "service_contract", "counterparty_id": counterparty.pk,
+        "counterparty_role": "customer", "start_date": "2027-01-01", "expiry_date": "2027-12-31",
+        "billing_period": "monthly",
+    }  # fmt: skip
+    yen = ["Ensure that there are no more than 0 decimal places for JPY."]
+    euro = ["Ensure that there are no more than 2 decimal places for EUR."]
+    for currency, charge, fault in (("JPY", "1000.5", yen), ("EUR", "100.005", euro)):
+        response = client.post(
+            "/api/v1/contracts", {**body, "currency": currency, "period_charge": charge}, format="json"
+        )
+        assert response.status_code == 422 and response.json()["errors"] == {"period_charge": fault}, response.content
+    created = client.post("/api/v1/contracts", {**body, "currency": "EUR", "period_charge": "100.50"}, format="json")
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/contracts/{created.json()['id']}"
+    response = client.patch(url, {"period_charge": "100.005"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": euro}
+    response = client.patch(url, {"currency": "JPY"}, format="json")  # 100.50 EUR is not 101 JPY
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": yen}
+    assert client.patch(url, {"name": "renamed"}, format="json").status_code == 200
+
+    active = plan_contract(org, period_charge=d(1000), expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(active, origin="creation", now=local(2026, 1, 1))
+    amendment = {"effective_date": "2027-03-01", "changes": {"period_charge": "1000.001"}, "reason": "more"}
+    response = admin.post(f"/api/v1/contracts/{active.pk}/amendments", amendment, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {
+        "changes.period_charge": ["Ensure that there are no more than 2 decimal places for EUR."]
+    }
+
+    template = {"name": "Monthly", "contract_type": "service_contract", "currency": "JPY", "billing_period": "monthly"}
+    response = client.post("/api/v1/contract_templates", {**template, "period_charge": "2400.5"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": yen}
+    made = client.post("/api/v1/contract_templates", {**template, "period_charge": "2400"}, format="json")
+    assert made.status_code == 201, made.content
+    instantiate = f"/api/v1/contract_templates/{made.json()['id']}/instantiate"
+    start = {"counterparty_id": counterparty.pk, "reference": "PC-2", "start_date": "2027-01-01"}
+    response = client.post(instantiate, {**start, "period_charge": "2400.5"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": yen}
+    response = client.patch(f"/api/v1/contract_templates/{made.json()['id']}", {"currency": "KWD"}, format="json")
+    assert response.status_code == 200, response.content  # 2400 JPY is 2400.000 KWD: no finer
+    assert not Contract.objects.filter(reference="PC-2").exists()
 
 
 NEEDS_PERIODS = ["Needs a billing_period other than none."]
