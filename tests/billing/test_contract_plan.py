@@ -302,6 +302,27 @@ def test_a_period_charge_finer_than_its_currency_is_refused(api, org):
     assert not Contract.objects.filter(reference="PC-2").exists()
 
 
+def test_instantiating_in_a_code_that_is_no_currency_is_told_so(api, org):
+    """Found by an outside tester: "eur" got the currency-mismatch message (make a template in
+    eur) where a contract's create says what is wrong with the code."""
+    client = api("manager")
+    counterparty = make_contract(org).counterparty
+    template = {"name": "Priced", "contract_type": "service_contract", "currency": "EUR", "billing_period": "monthly",
+                "period_charge": "2400.00"}  # fmt: skip
+    made = client.post("/api/v1/contract_templates", template, format="json")
+    assert made.status_code == 201, made.content
+    body = {"counterparty_id": counterparty.pk, "reference": "T-2", "start_date": "2027-01-01", "currency": "eur"}
+    response = client.post(f"/api/v1/contract_templates/{made.json()['id']}/instantiate", body, format="json")
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"] == {"currency": ["'eur' is not an ISO 4217 currency code."]}
+    response = client.post(
+        f"/api/v1/contract_templates/{made.json()['id']}/instantiate", {**body, "currency": "USD"}, format="json"
+    )
+    assert (
+        response.status_code == 422 and "The template's prices are in EUR" in response.json()["errors"]["currency"][0]
+    )
+
+
 NEEDS_PERIODS = ["Needs a billing_period other than none."]
 
 
