@@ -426,7 +426,8 @@ def instantiation_data(template: ContractTemplate, body: dict, context: dict) ->
     and the admin's action."""
     currency = body.get("currency", template.currency)
     amounts = services.template_amounts(template)
-    if currency != template.currency and amounts:
+    # A code that is no currency gets the contract's own error (the serializer's), not this one.
+    if currency != template.currency and amounts and isinstance(currency, str) and is_currency(currency):
         # The same figures in another currency are other amounts (an outside test: 2400.00 EUR
         # became 2400 JPY); amendments refuse a currency change for the same reason.
         raise serializers.ValidationError(

@@ -24,8 +24,9 @@ Figures (hours as the ledger counts them, i.e. charged hours):
 - `expired_hours`: unused hours of lots that expired in the period, less what rolled over.
 
 Money in the contract's currency, each amount rounded to its minor unit (half up):
-`period_charge` (with `annual_increase_percent` compounded at each anniversary of the start, at
-the percentage in force on that anniversary, each year's charge rounded), `overage_charge` =
+`period_charge` (with `annual_increase_percent` compounded at each anniversary of the start (a
+renewal's: of its original's start), at the percentage in force on that anniversary, each year's
+charge rounded), `overage_charge` =
 overage x rate, `prepay_purchases` = prepaid hours x price, `top_up_purchases` = each top-up's
 hours x price, `service_credits` = minus the net penalties of the period, and their `total`.
 
@@ -127,21 +128,26 @@ def plan_of(timeline: Timeline, span: Span) -> Contract:
     return timeline.on(span.start_date)
 
 
-def period_charge(contract: Contract, span: Span, timeline: Timeline | None = None) -> Decimal | None:
-    """The charge of the plan in force on the period's start, raised at each anniversary of the
-    contract's start since that charge was set (an amended charge is the new base from its
-    effective date; the increases before it are in the amount agreed). Each anniversary raises it
-    by the `annual_increase_percent` in force on that anniversary: an amended percentage applies
+def period_charge(
+    contract: Contract, span: Span, timeline: Timeline | None = None, *, until: dt.date | None = None
+) -> Decimal | None:
+    """The charge of the plan in force on the period's start, raised at each anniversary up to the
+    period's start (or `until`) since that charge was set (an amended charge is the new base from
+    its effective date; the increases before it are in the amount agreed). Each anniversary raises
+    it by the `annual_increase_percent` in force on that anniversary: an amended percentage applies
     from the next anniversary after it takes effect and re-prices none before (an outside test:
-    10% from December raised December at once and compounded twice in January)."""
+    10% from December raised December at once and compounded twice in January). Anniversaries are
+    the agreement's (`Timeline.agreement_start`): a renewal's fall where its original's did."""
     timeline = timeline or Timeline(contract)
     plan = plan_of(timeline, span)
     if plan.period_charge is None:
         return None
     charge = quantize(plan.period_charge, contract.currency)
     since = timeline.since(span.start_date, "period_charge")
+    until = until or span.start_date
+    anchor = timeline.agreement_start or contract.start_date
     years = 1
-    while (anniversary := add_months(contract.start_date, 12 * years)) <= span.start_date:
+    while (anniversary := add_months(anchor, 12 * years)) <= until:
         percent = timeline.on(anniversary).annual_increase_percent if anniversary > since else None
         if percent:
             charge = storable(charge * (1 + percent / 100), contract.currency)
@@ -149,16 +155,19 @@ def period_charge(contract: Contract, span: Span, timeline: Timeline | None = No
     return charge
 
 
-def renewal_terms(*, original: Contract, last_day: dt.date) -> dict:
+def renewal_terms(*, original: Contract, last_day: dt.date, start_date: dt.date) -> dict:
     """What a renewal charges a period (`contracts.services.register_renewal_terms`): the charge of
-    the original's period in force on its last day, so it continues at the price it ended at with
-    the increases earned (an outside test: a renewal restarted at the year-1 base). The renewal's
-    own anniversaries raise it from there. Nothing when no period is in force on that day."""
+    the original's period in force on its last day, raised by the anniversaries up to and including
+    the renewal's first day, so it continues at the price it ended at with the increases earned
+    (an outside test: a renewal restarted at the year-1 base) and due on its first day (another: a
+    12-month term renews on its anniversary, which neither the original, ended, nor the renewal,
+    counting from its own start, applied, so it never rose). From there the renewal raises it at
+    the agreement's later anniversaries. Nothing when no period is in force on the last day."""
     timeline = Timeline(original)
     found = spans(original, until=original.start_of_day(last_day), timeline=timeline)
     if not found or found[-1].end_date <= last_day:
         return {}
-    charge = period_charge(original, found[-1], timeline)
+    charge = period_charge(original, found[-1], timeline, until=start_date)
     return {} if charge is None else {"period_charge": charge}
 
 

@@ -28,7 +28,7 @@ from ledger import services as ledger
 from ledger.models import LedgerEntry
 from slas.models import Calendar
 from slas.services import create_rule
-from tenancy.currencies import quantize, storable
+from tenancy.currencies import finer_than_currency, is_currency, quantize, storable
 
 from . import periods as P
 from .models import BillingLine, BillingPeriod, ContractTemplate, ExportBatch, TemplateUse
@@ -490,8 +490,19 @@ def export_pending(
 TEMPLATE_SNAPSHOT = ["name", "contract_type", "term_months", "currency", "active", *BILLING_PLAN_MODEL_FIELDS]
 
 
+def _check_template_money(template: ContractTemplate, written) -> None:
+    """A template's period charge is money of its currency, as a contract's (422 naming it)."""
+    if "period_charge" not in written and "currency" not in written:
+        return
+    if template.period_charge is None or not is_currency(template.currency):
+        return
+    if fault := finer_than_currency(template.period_charge, template.currency):
+        raise Unprocessable(f"period_charge: finer than {template.currency} allows.", {"period_charge": [fault]})
+
+
 @transaction.atomic
 def create_template(*, organization, actor, data: dict) -> ContractTemplate:
+    _check_template_money(ContractTemplate(organization=organization, **data), written=data)
     template = ContractTemplate.objects.create(organization=organization, **data)
     record_event(
         type="contract_template.created", obj=template, actor=actor, payload=snapshot(template, TEMPLATE_SNAPSHOT)
@@ -506,6 +517,7 @@ def update_template(*, instance: ContractTemplate, actor, data: dict) -> Contrac
     # PATCHes of different fields lost each other's).
     template = locked(ContractTemplate, instance)
     changes = apply_changes(template, data)
+    _check_template_money(template, written=changes)
     if changes:
         template.save()
         record_event(type="contract_template.updated", obj=template, actor=actor, payload={"changes": changes})

@@ -149,10 +149,11 @@ def _check_resulting_terms(contract: Contract, in_force: Contract, changes: dict
         if foreign:
             name = "changes.covered_asset_ids" if "covered_assets" in changes else "changes.counterparty_id"
             errors[name] = [f"Asset {pk} is not an asset of counterparty {counterparty}." for pk in sorted(foreign)]
-    if changes.get("contract_value") is not None:  # in the contract's currency, which is not amendable
-        fault = finer_than_currency(Decimal(str(changes["contract_value"])), contract.currency)
-        if fault:
-            errors.setdefault("changes.contract_value", []).append(fault)
+    for name in services.STATED_AMOUNTS:  # in the contract's currency, which is not amendable
+        if changes.get(name) is not None:
+            fault = finer_than_currency(Decimal(str(changes[name])), contract.currency)
+            if fault:
+                errors.setdefault(f"changes.{name}", []).append(fault)
     renewal_terms = {"auto_renew", "expiry_date", "renewal_term_months"}
     if renewal_terms & set(changes) and changes.get("auto_renew", in_force.auto_renew):
         expiry = changes.get("expiry_date", in_force.expiry_date)
@@ -280,7 +281,8 @@ def approve_amendment(
     effective_at = contract.start_of_day(amendment.effective_date)  # read before the terms move
     if term_changes(amendment.changes):
         terms.lay_amendment(contract, amendment, now)
-        if amendment.effective_date <= contract.local_today(now):
+        # A moved start is the contract's at once: it has not started (only a scheduled one may).
+        if amendment.effective_date <= contract.local_today(now) or "start_date" in amendment.changes:
             terms.sync_contract(contract, actor=actor, now=now, amendment=amendment)
     for name, part in AMENDMENT_PARTS.items():
         if name in amendment.changes:

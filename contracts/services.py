@@ -124,14 +124,26 @@ def whole_months(start: dt.date, last_day: dt.date) -> int | None:
     return next((m for m in (months, months + 1) if m >= 1 and term_end(start, m) == last_day), None)
 
 
-def _check_money(contract: Contract) -> None:
-    """The contract's value is money of its currency: no finer than the minor unit (422 naming
-    contract_value; found by an outside tester, it was rounded, 0.001 EUR to 0.00)."""
-    if contract.contract_value is None or not is_currency(contract.currency):
+# The amounts a contract states in its currency, billed as they stand: its value and the charge of
+# a period (nothing multiplies it). Rates and unit prices (`overage_rate`, `prepay_price_per_hour`,
+# a top-up's and a line item's price) may be finer: a line's amount is computed and rounded.
+STATED_AMOUNTS = ("contract_value", "period_charge")
+
+
+def _check_money(contract: Contract, written=STATED_AMOUNTS) -> None:
+    """The contract's stated amounts are money of its currency: no finer than the minor unit (422
+    naming each; found by outside testers, they were rounded: 0.001 EUR to 0.00, a charge of
+    1000.5 JPY billed 1001). Those `written`, or all when the currency changes."""
+    if not is_currency(contract.currency):
         return
-    fault = finer_than_currency(contract.contract_value, contract.currency)
-    if fault:
-        raise Unprocessable(f"contract_value is finer than {contract.currency} allows.", {"contract_value": [fault]})
+    names = STATED_AMOUNTS if "currency" in written else [n for n in STATED_AMOUNTS if n in written]
+    errors = {}
+    for name in names:
+        value = getattr(contract, name)
+        if value is not None and (fault := finer_than_currency(value, contract.currency)):
+            errors[name] = [fault]
+    if errors:
+        raise Unprocessable(f"{', '.join(errors)}: finer than {contract.currency} allows.", errors)
 
 
 def _derive(contract: Contract) -> None:
@@ -291,7 +303,7 @@ def update_contract(*, instance: Contract, actor, data: dict) -> Contract:
         _check_counterparty_role(contract)
         _check_notice(contract)
         _check_renewal_start(contract)
-        _check_money(contract)
+        _check_money(contract, written=changes)
         _derive(contract)
         _save(contract)
         record_event(type="contract.updated", obj=contract, actor=actor, payload={"changes": changes})
@@ -555,8 +567,9 @@ LINE_ITEM_FIELDS = ("kind", "description", "sku", "quantity", "unit", "unit_pric
 
 
 # Billing plan terms a higher app derives for a renewal from the terms it renews:
-# `derive(original=, last_day=) -> {plan field: value}`, registered in the app's AppConfig.ready()
-# (billing: the charge in force on the last day, with the annual increases earned by then).
+# `derive(original=, last_day=, start_date=) -> {plan field: value}`, registered in the app's
+# AppConfig.ready() (billing: the charge of the last day, with the annual increases due by the
+# renewal's first day).
 RENEWAL_TERMS: dict[str, Callable[..., dict]] = {}
 
 
@@ -568,7 +581,7 @@ def _create_renewal(contract: Contract, *, actor, start_date, expiry_date, statu
     plan = {name: getattr(contract, name) for name in BILLING_PLAN_MODEL_FIELDS}
     last_day = contract.expiry_date or start_date - dt.timedelta(days=1)
     for derive in RENEWAL_TERMS.values():
-        plan.update(derive(original=contract, last_day=last_day))
+        plan.update(derive(original=contract, last_day=last_day, start_date=start_date))
     renewal = Contract.objects.create(
         organization_id=contract.organization_id,
         reference=_renewal_reference(contract),

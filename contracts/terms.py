@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from django.db import models, transaction
@@ -194,6 +195,21 @@ class Timeline:
         """The terms in force at an instant (its local date in the contract's time zone)."""
         return self.on(self.contract.local_today(instant))
 
+    @functools.cached_property
+    def agreement_start(self) -> dt.date | None:
+        """The start of the agreement this contract continues: its own start date, or for a
+        renewal the first contract's of its chain of renewals. Its anniversaries are the contract's
+        (an annual increase), so a renewal keeps the original's anniversary dates."""
+        start, renewed_from = self.contract.start_date, self.contract.renewed_from_id
+        seen = {self.contract.pk}
+        while renewed_from is not None and renewed_from not in seen:  # one query a renewal back
+            seen.add(renewed_from)
+            row = Contract.objects.filter(pk=renewed_from).values("start_date", "renewed_from_id").first()
+            if row is None or row["start_date"] is None:
+                break
+            start, renewed_from = row["start_date"], row["renewed_from_id"]
+        return start
+
     def since(self, day: dt.date, name: str) -> dt.date:
         """The first day of the unbroken run of versions, up to the one in force on `day`, in which
         the term `name` has had the value it has on `day` (the contract's start date when the run
@@ -309,12 +325,20 @@ def lay_amendment(contract: Contract, amendment: Amendment, now: dt.datetime) ->
     from .amendments import term_changes
 
     changes = term_changes(amendment.changes)
+    # A moved start (a scheduled contract's) is not a term from a date but the contract's first
+    # day: every version holds it, so the row takes it on approval (`approve_amendment`) and the
+    # contract activates on the new start, not the old (an outside test: a postponed contract
+    # activated on the old start, its start rewritten a month later while it ran).
+    moved_start = {"start_date": changes["start_date"]} if "start_date" in changes else {}
     for version in all_versions:
         if version.effective_from >= day:
             version.terms = apply_changes_to(version.terms, changes)
             if version.effective_from > contract.local_today(now):
                 version.applied_at = None
             version.save(update_fields=["terms", "applied_at", "updated_at"])
+        elif moved_start:
+            version.terms = apply_changes_to(version.terms, moved_start)
+            version.save(update_fields=["terms", "updated_at"])
     return starting
 
 

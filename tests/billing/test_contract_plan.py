@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from billing import periods
 from contracts import terms
 from contracts.models import Contract
 from contracts.services import renew_contract
@@ -141,10 +142,11 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
     body = {"billing_period": "monthly", "period_charge": "1200.5", "overage_rate": "110.125"}
     got = client.patch(f"/api/v1/contracts/{euro.pk}", body, format="json").json()
     assert (got["period_charge"], got["overage_rate"]) == ("1200.50", "110.125")
-    got = client.patch(f"/api/v1/contracts/{yen.pk}", {**body, "overage_rate": "1000"}, format="json").json()
-    assert (got["period_charge"], got["overage_rate"]) == ("1200.5", "1000")  # finer than a yen: kept
+    yen_body = {**body, "period_charge": "1200", "overage_rate": "1000.5"}
+    got = client.patch(f"/api/v1/contracts/{yen.pk}", yen_body, format="json").json()
+    assert (got["period_charge"], got["overage_rate"]) == ("1200", "1000.5")  # a rate finer than a yen: kept
     listed = client.get("/api/v1/contracts?fields=id,period_charge&sort=id").json()
-    assert [c["period_charge"] for c in listed] == ["1200.50", "1200.5"]
+    assert [c["period_charge"] for c in listed] == ["1200.50", "1200"]
     template = {"name": "Monthly", "contract_type": "maintenance_agreement", "currency": "EUR", **body}
     created = client.post("/api/v1/contract_templates", template, format="json")
     assert created.status_code == 201, created.content
@@ -164,9 +166,10 @@ def test_plan_prices_are_written_as_unit_prices(api, org):
 
 def escalating(org, **fields) -> Contract:
     """1000.00 a month from 2024-12-01 for two years, +10% a year: 1100.00 in its second year."""
+    fields = {"expiry_date": dt.date(2026, 11, 30), **fields}
     contract = plan_contract(
         org, period_charge=d(1000), annual_increase_percent=d(10), hours_per_period=d(5),
-        start_date=dt.date(2024, 12, 1), expiry_date=dt.date(2026, 11, 30), **fields,
+        start_date=dt.date(2024, 12, 1), **fields,
     )  # fmt: skip
     contract.refresh_from_db()
     terms.start_versions(contract, origin="creation", now=local(2024, 12, 1))
@@ -175,26 +178,149 @@ def escalating(org, **fields) -> Contract:
 
 def test_a_renewal_continues_at_the_charge_in_force_on_the_last_day(api, org):
     """Found by an outside test: a renewal copied the base charge (1000.00) and so dropped every
-    increase earned (1100.00 on the last day). By the clause: it charges 1100.00, and its own
-    first anniversary raises that (1210.00); by hand: the draft says 1100.00."""
+    increase earned (1100.00 on the last day). The renewal starts on the second anniversary of the
+    agreement, so that increase is due on its first day (ninth round: it was lost, 1100.00): by
+    the clause it charges 1210.00, and the agreement's next anniversary raises that (1331.00); by
+    hand: the draft says 1210.00."""
     manager = api("manager")
     clause = escalating(org, auto_renew=True, renewal_term_months=24)
     lifecycle(local(2027, 12, 2, 6))
     renewal = Contract.objects.get(renewed_from=clause)
     assert renewal.status == "active" and renewal.start_date == dt.date(2026, 12, 1)
-    assert manager.get(f"/api/v1/contracts/{renewal.pk}").json()["period_charge"] == "1100.00"
+    assert manager.get(f"/api/v1/contracts/{renewal.pk}").json()["period_charge"] == "1210.00"
     response = manager.get(
         "/api/v1/billing_lines", {"contract_id": f"{clause.pk},{renewal.pk}", "kind": "period_charge", "per_page": 100}
     )
     charges = {line["date"]: line["amount"] for line in response.json()}
     assert (charges["2025-11-01"], charges["2025-12-01"], charges["2026-11-01"]) == ("1000.00", "1100.00", "1100.00")
-    assert (charges["2026-12-01"], charges["2027-11-01"], charges["2027-12-01"]) == ("1100.00", "1100.00", "1210.00")
+    assert (charges["2026-12-01"], charges["2027-11-01"], charges["2027-12-01"]) == ("1210.00", "1210.00", "1331.00")
 
     by_hand = escalating(org)
     response = manager.post(f"/api/v1/contracts/{by_hand.pk}/renew", {}, format="json")
     assert response.status_code == 201, response.content
-    assert (response.json()["start_date"], response.json()["period_charge"]) == ("2026-12-01", "1100.00")
+    assert (response.json()["start_date"], response.json()["period_charge"]) == ("2026-12-01", "1210.00")
     assert response.json()["annual_increase_percent"] == "10.00"
+
+
+def test_a_yearly_term_renewed_each_year_rises_each_year(api, org):
+    """Found by an outside test (the demo's DEMO-MS-002, 2400.00 a month, +3%): a 12-month term
+    renews on the agreement's anniversary, which the original (ended) did not apply and the renewal
+    (counting from its own start, a year later: after its expiry) did not either, so the charge
+    never rose. Each renewal now starts at the raised charge, by the clause and by hand (REST and
+    GraphQL), and the periods and billing lines charge it."""
+    manager = api("manager")
+    original = plan_contract(
+        org, period_charge=d("2400.00"), annual_increase_percent=d(3), hours_per_period=d(5),
+        start_date=dt.date(2025, 1, 1), expiry_date=dt.date(2025, 12, 31), auto_renew=True, renewal_term_months=12,
+    )  # fmt: skip
+    terms.start_versions(original, origin="creation", now=local(2025, 1, 1))
+    lifecycle(local(2026, 1, 1, 6))
+    first = Contract.objects.get(renewed_from=original)
+    lifecycle(local(2027, 1, 1, 6))
+    second = Contract.objects.get(renewed_from=first)
+    assert (first.start_date, second.start_date) == (dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+    assert manager.get(f"/api/v1/contracts/{first.pk}").json()["period_charge"] == "2472.00"
+    assert manager.get(f"/api/v1/contracts/{second.pk}").json()["period_charge"] == "2546.16"
+    response = manager.get(
+        "/api/v1/billing_lines",
+        {"contract_id": f"{original.pk},{first.pk},{second.pk}", "kind": "period_charge", "per_page": 100},
+    )
+    charges = {line["date"]: line["amount"] for line in response.json()}
+    assert (charges["2025-12-01"], charges["2026-01-01"], charges["2026-12-01"]) == ("2400.00", "2472.00", "2472.00")
+    assert charges["2027-01-01"] == "2546.16"
+    shown = [f.as_dict("EUR") for f in periods.compute(first, now=local(2026, 12, 31, 12))]  # REST's /periods
+    assert {p["period_charge"] for p in shown} == {"2472.00"} and len(shown) == 12
+
+    query = f"mutation {{ renewContract(id: {second.pk}) {{ ... on Contract {{ startDate periodCharge }} }} }}"
+    body = manager.post("/api/graphql", {"query": query}, format="json").json()
+    assert body["data"]["renewContract"] == {"startDate": "2028-01-01", "periodCharge": "2622.54"}, body
+
+
+def test_a_renewal_rises_on_the_anniversaries_of_the_agreement(api, org):
+    """An 18-month term: the renewal starts at the charge earned (one increase, on 2025-12-01) and
+    rises on the agreement's next anniversary (2026-12-01), as the original would have, not a year
+    after its own start."""
+    manager = api("manager")
+    original = escalating(org, expiry_date=dt.date(2026, 5, 31), auto_renew=True, renewal_term_months=12)
+    lifecycle(local(2026, 12, 2, 6))
+    renewal = Contract.objects.get(renewed_from=original)
+    assert renewal.start_date == dt.date(2026, 6, 1)
+    response = manager.get(
+        "/api/v1/billing_lines", {"contract_id": renewal.pk, "kind": "period_charge", "per_page": 100}
+    )
+    charges = {line["date"]: line["amount"] for line in response.json()}
+    assert (charges["2026-06-01"], charges["2026-11-01"], charges["2026-12-01"]) == ("1100.00", "1100.00", "1210.00")
+
+
+def test_a_period_charge_finer_than_its_currency_is_refused(api, org):
+    """Found by an outside tester: 1000.5 JPY and 100.005 EUR a period were taken and rounded when
+    billed (1001, 100.01), while such a contract_value is a 422. The charge is billed as it stands
+    (nothing multiplies it), so it is refused the same way: create, draft edit, currency change,
+    amendment, template and instantiation. Rates keep finer places (previous test)."""
+    client, admin = api("manager"), api("admin")
+    counterparty = make_contract(org).counterparty
+    body = {
+        "reference": "PC-1", "name": "charge", "contract_type": "service_contract", "counterparty_id": counterparty.pk,
+        "counterparty_role": "customer", "start_date": "2027-01-01", "expiry_date": "2027-12-31",
+        "billing_period": "monthly",
+    }  # fmt: skip
+    yen = ["Ensure that there are no more than 0 decimal places for JPY."]
+    euro = ["Ensure that there are no more than 2 decimal places for EUR."]
+    for currency, charge, fault in (("JPY", "1000.5", yen), ("EUR", "100.005", euro)):
+        response = client.post(
+            "/api/v1/contracts", {**body, "currency": currency, "period_charge": charge}, format="json"
+        )
+        assert response.status_code == 422 and response.json()["errors"] == {"period_charge": fault}, response.content
+    created = client.post("/api/v1/contracts", {**body, "currency": "EUR", "period_charge": "100.50"}, format="json")
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/contracts/{created.json()['id']}"
+    response = client.patch(url, {"period_charge": "100.005"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": euro}
+    response = client.patch(url, {"currency": "JPY"}, format="json")  # 100.50 EUR is not 101 JPY
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": yen}
+    assert client.patch(url, {"name": "renamed"}, format="json").status_code == 200
+
+    active = plan_contract(org, period_charge=d(1000), expiry_date=dt.date(2028, 12, 31))
+    terms.start_versions(active, origin="creation", now=local(2026, 1, 1))
+    amendment = {"effective_date": "2027-03-01", "changes": {"period_charge": "1000.001"}, "reason": "more"}
+    response = admin.post(f"/api/v1/contracts/{active.pk}/amendments", amendment, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {
+        "changes.period_charge": ["Ensure that there are no more than 2 decimal places for EUR."]
+    }
+
+    template = {"name": "Monthly", "contract_type": "service_contract", "currency": "JPY", "billing_period": "monthly"}
+    response = client.post("/api/v1/contract_templates", {**template, "period_charge": "2400.5"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": yen}
+    made = client.post("/api/v1/contract_templates", {**template, "period_charge": "2400"}, format="json")
+    assert made.status_code == 201, made.content
+    instantiate = f"/api/v1/contract_templates/{made.json()['id']}/instantiate"
+    start = {"counterparty_id": counterparty.pk, "reference": "PC-2", "start_date": "2027-01-01"}
+    response = client.post(instantiate, {**start, "period_charge": "2400.5"}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {"period_charge": yen}
+    response = client.patch(f"/api/v1/contract_templates/{made.json()['id']}", {"currency": "KWD"}, format="json")
+    assert response.status_code == 200, response.content  # 2400 JPY is 2400.000 KWD: no finer
+    assert not Contract.objects.filter(reference="PC-2").exists()
+
+
+def test_instantiating_in_a_code_that_is_no_currency_is_told_so(api, org):
+    """Found by an outside tester: "eur" got the currency-mismatch message (make a template in
+    eur) where a contract's create says what is wrong with the code."""
+    client = api("manager")
+    counterparty = make_contract(org).counterparty
+    template = {"name": "Priced", "contract_type": "service_contract", "currency": "EUR", "billing_period": "monthly",
+                "period_charge": "2400.00"}  # fmt: skip
+    made = client.post("/api/v1/contract_templates", template, format="json")
+    assert made.status_code == 201, made.content
+    body = {"counterparty_id": counterparty.pk, "reference": "T-2", "start_date": "2027-01-01", "currency": "eur"}
+    response = client.post(f"/api/v1/contract_templates/{made.json()['id']}/instantiate", body, format="json")
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"] == {"currency": ["'eur' is not an ISO 4217 currency code."]}
+    response = client.post(
+        f"/api/v1/contract_templates/{made.json()['id']}/instantiate", {**body, "currency": "USD"}, format="json"
+    )
+    assert (
+        response.status_code == 422 and "The template's prices are in EUR" in response.json()["errors"]["currency"][0]
+    )
 
 
 NEEDS_PERIODS = ["Needs a billing_period other than none."]

@@ -310,6 +310,31 @@ class TestAmendmentFlow:
             moved = amend(managers[0], contract, **body)
             assert moved.status_code == 201, moved.content
 
+    def test_an_approved_postponement_moves_the_start_at_once(self, api, org, managers):
+        # Found by an outside tester: a postponed start is dated on the new start, so run_lifecycle
+        # activated the contract on the old one and rewrote its start a month later while it ran.
+        # The start is the contract's first day, not a term from a date: approved, it holds at once.
+        contract = approved_contract(
+            org, status="scheduled", start_date=dt.date(2099, 1, 1), expiry_date=dt.date(2099, 12, 31)
+        )
+        created = amend(managers[0], contract, effective_date="2099-02-01", changes={"start_date": "2099-02-01"})
+        assert created.status_code == 201, created.content
+        approve_fully(managers, contract, created.json()["id"])
+        url = f"/api/v1/contracts/{contract.pk}"
+        shown = managers[0].get(url, {"fields": "status,start_date,notice_date"}).json()
+        assert (shown["status"], shown["start_date"]) == ("scheduled", "2099-02-01")
+        lifecycle("2099-01-01T12:00:00Z")
+        as_of = managers[0].get(url, {"as_of": "2099-01-15", "fields": "status,start_date"}).json()
+        assert (as_of["status"], as_of["start_date"]) == ("scheduled", "2099-02-01")
+        query = f"{{ contract(id: {contract.pk}) {{ status startDate }} }}"
+        body = managers[0].post("/api/graphql", {"query": query}, format="json").json()
+        assert body["data"]["contract"] == {"status": "scheduled", "startDate": "2099-02-01"}, body
+        lifecycle("2099-02-01T12:00:00Z")
+        shown = managers[0].get(url, {"fields": "status,start_date"}).json()
+        assert (shown["status"], shown["start_date"]) == ("active", "2099-02-01")
+        activated = Event.objects.get(type="contract.state_changed", object_id=str(contract.pk))
+        assert activated.occurred_at == dt.datetime(2099, 2, 1, 12, tzinfo=dt.UTC)
+
     def test_a_moved_start_is_not_before_the_amendments_date_nor_for_a_manager_today(self, api, org, managers):
         # Found by an outside tester: a manager's amendment dated tomorrow moved a scheduled
         # contract's start six months back; activation then billed those months, which no term

@@ -202,3 +202,15 @@ def test_money_finer_than_the_currency_is_refused_as_in_rest(gql, org):
     assert fields_of(amended) == {
         "changes.contractValue": ["Ensure that there are no more than 3 decimal places for KWD."]
     }
+    # A period's charge is a stated amount too (ninth round): billed as it stands, not rounded.
+    charged = client(
+        f'mutation {{ createContract(input: {{reference: "G-2", name: "G", contractType: "service_contract", '
+        f'counterpartyId: {counterparty.pk}, counterpartyRole: "customer", currency: "JPY", '
+        f'billingPeriod: "monthly", periodCharge: "1000.5"}}) {{ __typename {ERROR} }} }}'
+    )["createContract"]
+    assert fields_of(charged) == {"periodCharge": ["Ensure that there are no more than 0 decimal places for JPY."]}
+    amended = client(
+        f'mutation {{ createAmendment(contractId: {contract.pk}, input: {{effectiveDate: "2026-12-15", '
+        f'reason: "r", changes: {{period_charge: "10.0005"}}}}) {{ __typename {ERROR} }} }}'
+    )["createAmendment"]
+    assert "changes.periodCharge" in fields_of(amended)
