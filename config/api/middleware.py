@@ -83,12 +83,7 @@ class ApiErrorMiddleware:
                 if header in response:
                     replacement[header] = response[header]
             response = replacement
-        try:
-            headers = rate_limit_headers(request)
-        except Exception:  # never turn an answer (a JSON 500 included) into Django's HTML page
-            logger.exception("rate-limit headers left out")
-            headers = {}
-        for name, value in headers.items():
+        for name, value in rate_limit_headers(request).items():
             response.setdefault(name, value)
         return response
 

@@ -27,8 +27,6 @@ import math
 
 from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
-from config.cache import CACHE_ERRORS, warn
-
 RATE_LIMIT_ATTRIBUTE = "rate_limit"
 
 
@@ -55,17 +53,12 @@ class WindowThrottle:
             return True
         start, self.reset = self._window()
         key = f"{ident}:{start}"
+        self.cache.add(key, 0, self.duration + 5)
         try:
-            self.cache.add(key, 0, self.duration + 5)
-            try:
-                count = self.cache.incr(key)
-            except ValueError:  # the window's key expired between add and incr
-                self.cache.set(key, 1, self.duration + 5)
-                count = 1
-        except CACHE_ERRORS as exc:
-            # Fail open: the limits are a guard, not the service; no X-RateLimit-* headers meanwhile.
-            warn("rate limits not applied", exc)
-            return True
+            count = self.cache.incr(key)
+        except ValueError:  # the window's key expired between add and incr
+            self.cache.set(key, 1, self.duration + 5)
+            count = 1
         self.remaining = max(0, self.num_requests - count)
         record(request, self.num_requests, self.remaining, self.reset, refused=count > self.num_requests)
         return count <= self.num_requests
@@ -78,11 +71,7 @@ class WindowThrottle:
         if ident is None:
             return None
         start, reset = self._window()
-        try:
-            count = self.cache.get(f"{ident}:{start}") or 0
-        except CACHE_ERRORS as exc:
-            warn("rate limits not applied", exc)
-            return None
+        count = self.cache.get(f"{ident}:{start}") or 0
         return self.num_requests, max(0, self.num_requests - count), reset
 
     def wait(self) -> float:
