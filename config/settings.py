@@ -4,6 +4,10 @@ The defaults give a working trial install: SQLite under var/, debug off, a devel
 secret key. Production sets at least SECRET_KEY, DATABASE_URL and ALLOWED_HOSTS.
 """
 
+import logging
+import math
+import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +20,76 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=False)
+# --- Numbers, switches and URLs from the environment, checked where they are read: a bad value stops the
+# start with ImproperlyConfigured naming the variable and the value (django-environ's own casts failed deep
+# in Django without naming either, took "x" as the float '' and anything but "true"/"yes"/... as false;
+# found by an outside tester). An empty value means the default. ---
+_TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
+
+
+def _raw(name):
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def env_int(name, default, *, minimum=None, maximum=None):
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    return _in_range(name, value, minimum, maximum)
+
+
+def env_float(name, default, *, minimum=None, maximum=None, positive=False):
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ImproperlyConfigured(f"{name} must be a {'positive ' if positive else ''}finite number, not {raw!r}")
+    return _in_range(name, value, minimum, maximum)
+
+
+def _in_range(name, value, minimum, maximum):
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}")
+    return value
+
+
+def env_bool(name, default):
+    raw = _raw(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+# DRF's parse_rate reads "N/<s|m|h|d>..." by the period's first letter: "5/fortnight" failed on every request
+# and "5/month" would have meant a minute. Only these periods, and at least one request per period.
+_RATE = re.compile(r"(\d+)/(s|sec|second|m|min|minute|h|hour|d|day)s?", re.IGNORECASE)
+
+
+def env_rate(name, default):
+    raw = _raw(name) or default
+    match = _RATE.fullmatch(raw)
+    if match is None or int(match[1]) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 60/min (at least 1 per second, minute, hour or day), not {raw!r}"
+        )
+    return f"{int(match[1])}/{match[2].lower()}"
+
+DEBUG = env_bool("DEBUG", False)
 # The development key starts "django-insecure-": `manage.py check --deploy` warns while it is in
 # use (security.W009), since it also signs the API's tokens unless JWT_SIGNING_KEY is set.
 DEVELOPMENT_SECRET_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789"
@@ -27,24 +100,31 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- HTTPS (found by an outside sweep: `check --deploy` could not be cleared, the admin's session
 # cookie went without Secure, and behind the TLS proxy every Location and Link URL was http://) ---
 # Trusted proxies in front of the service (the rate limits' client address, REST_FRAMEWORK below).
-NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 # Behind them, the proxy says whether the client spoke https (it must set X-Forwarded-Proto itself,
 # replacing a client's); without a proxy the header is the client's own and never trusted.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES > 0 else None
 # Cookies over https only, unless DEBUG; `make run` (plain http) turns them off for its admin login.
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 # Off by default (the proxy usually redirects); /healthz stays plain http for the probes either way.
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+try:
+    DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")}
+    if not DATABASES["default"].get("ENGINE"):  # an unknown scheme, or none
+        raise KeyError("ENGINE")
+except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a database URL such as postgres://user:pass@host:5432/name,"
+        f" not {env.str('DATABASE_URL')!r}"
+        f" ({exc.__class__.__name__}: {exc})"
+    ) from None
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
 if SERVED_BY_ASGI:
     # Django's docs: "When using ASGI, persistent connections should be disabled". A request's sync
     # code runs in a thread of its own; the connection it kept for CONN_MAX_AGE was never looked at
@@ -65,7 +145,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
 # A list's rows query prepared on the server (config.api.pagination.RowsQuery); off behind a
 # connection pooler in transaction mode that cannot keep prepared statements.
-PREPARED_ROWS_QUERIES = env.bool("PREPARED_ROWS_QUERIES", default=True)
+PREPARED_ROWS_QUERIES = env_bool("PREPARED_ROWS_QUERIES", True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -136,8 +216,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": (_raw("LOG_LEVEL") or "INFO").upper()},
 }
+if LOGGING["root"]["level"] not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {_raw('LOG_LEVEL')!r}"
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.auth.TenantJWTAuthentication"],
@@ -156,10 +240,10 @@ REST_FRAMEWORK = {
         "config.api.throttling.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
-        "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
+        "anon": env_rate("THROTTLE_ANON_RATE", "60/min"),
+        "user": env_rate("THROTTLE_USER_RATE", "6000/min"),
         # POST /api/v1/token, counted per client address and per username (issue 8).
-        "login": env.str("THROTTLE_LOGIN_RATE", default="10/min"),
+        "login": env_rate("THROTTLE_LOGIN_RATE", "10/min"),
     },
     # The client address that rate limits count by: REMOTE_ADDR, or behind NUM_PROXIES trusted
     # proxies the address the outermost of them saw (X-Forwarded-For); never a client's own header.
@@ -169,8 +253,8 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=60)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 60, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
     "ALGORITHM": "HS256",
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
@@ -240,22 +324,31 @@ SPECTACULAR_SETTINGS = {
 
 # --- Robustness (issue 8): request limits, shared throttle cache, offline API docs ---
 # The largest request body any endpoint or admin form takes; a larger one is a 413.
-MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 # The longest URL (path and query string, in bytes as sent) any endpoint takes; a longer one is a
 # JSON 414. gunicorn.conf.py lets request lines up to gunicorn's maximum (8190) reach this check.
-MAX_URL_BYTES = env.int("MAX_URL_BYTES", default=8000)  # room for a 1000-id list (MAX_LIST_VALUES)
+MAX_URL_BYTES = env_int("MAX_URL_BYTES", 8000, minimum=1024)  # room for a 1000-id list (MAX_LIST_VALUES)
 
 # Throttle counts (and other cached state) shared by every process when REDIS_URL is set;
 # the local-memory cache of one process otherwise (`make run`). CACHE_KEY_PREFIX separates
 # deployments (or test runs) sharing one Redis database.
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = _raw("REDIS_URL") or ""
 if REDIS_URL:
+    from redis.connection import parse_url
+
+    try:
+        parse_url(REDIS_URL)  # checked at start: a malformed one made every API request a 500
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL must be a redis://, rediss:// or unix:// URL ({exc})") from None
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sla"),
+            # A Redis that does not answer costs a request at most this long (then config.cache's
+            # fallbacks), not a worker held until the kernel gives up on the connection.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -263,23 +356,27 @@ else:
 # The membership behind an access token is cached (tenancy.auth) only where every process sees
 # the same cache: with one process's local memory, a removal or demotion made by another process
 # (a second gunicorn worker, `manage.py shell`) would go unnoticed until the token expired.
-MEMBERSHIP_CACHE = env.bool("MEMBERSHIP_CACHE", default=bool(REDIS_URL))
+MEMBERSHIP_CACHE = env_bool("MEMBERSHIP_CACHE", bool(REDIS_URL))
+# Seconds a cached membership lives at most (and less when the token expires sooner): if Redis failed the
+# delete that a demotion or removal sends, the old membership could otherwise be served again once Redis is
+# back, until the token expired.
+MEMBERSHIP_CACHE_SECONDS = env_int("MEMBERSHIP_CACHE_SECONDS", 60, minimum=1)
 
 # Serve /static/ (the API docs' Swagger UI and ReDoc, the admin's CSS) from the service itself.
-SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
 # --- Live event stream (issue 9): WebSocket /api/v1/stream and SSE /api/v1/events/stream ---
 # daphne first, so `manage.py runserver` serves HTTP and WebSocket on one port (ASGI).
 INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "stream"]
 # Pokes ("organization N has new events") between processes: Redis when REDIS_URL is set
 # (production, several processes), in memory otherwise (one process: `make run`).
-if env.str("REDIS_URL", default=""):
+if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # channels-redis waits up to 5 s in BZPOPMIN; redis-py 8 gives up reading after 5 s by default.
-                "hosts": [{"address": env.str("REDIS_URL"), "socket_timeout": 30}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sla"),
             },
         }
@@ -287,29 +384,33 @@ if env.str("REDIS_URL", default=""):
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 STREAM = {
-    "AUTH_TIMEOUT": env.float("STREAM_AUTH_TIMEOUT", default=5.0),  # s to send a valid auth message
-    "HEARTBEAT": env.float("STREAM_HEARTBEAT", default=30.0),  # s between heartbeats (and safety re-reads)
-    "SEND_TIMEOUT": env.float("STREAM_SEND_TIMEOUT", default=10.0),  # s a client may take to take one message
-    "REPLAY_LIMIT": env.int("STREAM_REPLAY_LIMIT", default=10_000),  # events a resuming cursor may be behind
-    "BATCH": env.int("STREAM_BATCH", default=200),  # events read per query
-    "SSE_RETRY_MS": env.int("STREAM_SSE_RETRY_MS", default=2000),  # EventSource's reconnection delay
-    "DB_THREADS": env.int("STREAM_DB_THREADS", default=8),  # per process, on PostgreSQL: parallel reads (connections)
+    "AUTH_TIMEOUT": env_float("STREAM_AUTH_TIMEOUT", 5.0, positive=True),  # s to send a valid auth message
+    "HEARTBEAT": env_float("STREAM_HEARTBEAT", 30.0, positive=True),  # s between heartbeats (and safety re-reads)
+    "SEND_TIMEOUT": env_float("STREAM_SEND_TIMEOUT", 10.0, positive=True),  # s a client may take to take one message
+    "REPLAY_LIMIT": env_int("STREAM_REPLAY_LIMIT", 10_000, minimum=1),  # events a resuming cursor may be behind
+    "BATCH": env_int("STREAM_BATCH", 200, minimum=1),  # events read per query
+    "SSE_RETRY_MS": env_int("STREAM_SSE_RETRY_MS", 2000, minimum=0),  # EventSource's reconnection delay
+    # per process, on PostgreSQL: parallel reads (connections)
+    "DB_THREADS": env_int("STREAM_DB_THREADS", 8, minimum=1),
 }
 
 # --- Webhooks and e-mail (issue 9) ---
 INSTALLED_APPS += ["notifications"]
 # E-mail through Django's backend, configured by one URL (django-environ): consolemail:// (the
 # default: printed), smtp://user:password@host:587 (smtp+tls://, smtps://), filemail:///var/mail ...
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+try:
+    vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
+    raise ImproperlyConfigured(f"EMAIL_URL must be an e-mail URL such as smtp://user@host:587 ({exc})") from None
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; Django's default waits forever
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)  # seconds; Django's default waits forever
 # The base of the links in e-mails.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Development and tests only: also deliver to http(s)://127.0.0.0/8 (never in production).
-WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
 # An endpoint failing every attempt for this long is disabled (a `webhook.disabled` event).
-WEBHOOKS_DISABLE_AFTER = timedelta(days=env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5))
-WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10)
+WEBHOOKS_DISABLE_AFTER = timedelta(days=env_float("WEBHOOKS_DISABLE_AFTER_DAYS", 5, positive=True))
+WEBHOOKS_TIMEOUT_SECONDS = env_float("WEBHOOKS_TIMEOUT_SECONDS", 10, positive=True)
 
 # --- Agreements drive the field (issue 13) ---
 # Planned visits' API and listing: the top layer (reads work orders and the ledger).
@@ -319,10 +420,10 @@ INSTALLED_APPS += ["visits"]
 INSTALLED_APPS += ["signing"]  # above slas: the approval page shows SLA targets
 # The counterparty's approval link: days it stays valid, and the base URL it is built on (default:
 # the URL the API was called on). The page is rate-limited per client address (requests a minute).
-SIGNING_LINK_DAYS = env.int("SIGNING_LINK_DAYS", default=7)
+SIGNING_LINK_DAYS = env_int("SIGNING_LINK_DAYS", 7, minimum=1)
 SIGNING_BASE_URL = env.str("SIGNING_BASE_URL", default="")
-SIGNING_RATE_LIMIT_GET = env.int("SIGNING_RATE_LIMIT_GET", default=30)
-SIGNING_RATE_LIMIT_POST = env.int("SIGNING_RATE_LIMIT_POST", default=10)
+SIGNING_RATE_LIMIT_GET = env_int("SIGNING_RATE_LIMIT_GET", 30, minimum=1)
+SIGNING_RATE_LIMIT_POST = env_int("SIGNING_RATE_LIMIT_POST", 10, minimum=1)
 CSRF_FAILURE_VIEW = "signing.views.csrf_failure"  # a clear page, not Django's debug-style 403
 # E-mail (the approval link) goes through EMAIL_URL and DEFAULT_FROM_EMAIL above.
 
