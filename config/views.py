@@ -1,5 +1,6 @@
 """Service-level views: the health check, the OpenAPI document and its two browsers, the admin's login."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
@@ -7,19 +8,27 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
+from config import cache
 from config.api.csv import JSONErrorsMixin
 from config.api.throttling import login_refused
 
 
 def healthz(request):
-    """No auth. 200 when the database answers, 503 when it does not."""
+    """No auth. 200 when the database answers, 503 when it does not. With REDIS_URL, Redis too: while it
+    does not answer the status is "degraded", still a 200: the API serves on (rate limits off, memberships
+    from the database) and every instance shares that Redis, so a 503 would take them all out at once."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
         return JsonResponse({"status": "error", "database": f"unreachable: {exc.__class__.__name__}"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok", "vendor": connection.vendor})
+    body = {"status": "ok", "database": "ok", "vendor": connection.vendor}
+    if settings.REDIS_URL:
+        body["redis"] = cache.status()
+        if body["redis"] != "ok":
+            body["status"] = "degraded"
+    return JsonResponse(body)
 
 
 # drf-spectacular's views answer `?format=` as every API view does (config.api.csv.JSONErrorsMixin):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ from django.db import IntegrityError, transaction
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from config.cache import CACHE_ERRORS, warn
 
 from .models import ExternalIdentity, Membership, Organization, Role, role_at_least
 
@@ -134,8 +137,12 @@ def _local_membership(claims: dict) -> Membership:
 # organization is saved or deleted, so a demotion or a removal takes effect on the next request.
 # Several processes share one cache only with REDIS_URL (as the throttle counters do), so the cache
 # is used only then (settings.MEMBERSHIP_CACHE; found by an outside sweep).
+# While Redis fails, the membership is read from the database (never a 500, never a stale one); a
+# delete that failed leaves an entry Redis may serve once back, so entries live at most
+# MEMBERSHIP_CACHE_SECONDS (ninth round).
 
 MEMBERSHIP_CACHE_PREFIX = "tenancy:membership"
+logger = logging.getLogger("tenancy")
 
 
 def membership_cache_key(user_id, org_slug: str) -> str:
@@ -148,10 +155,18 @@ def forget_memberships(pairs) -> None:
     """Drop the cached memberships of these (user_id, org slug) pairs."""
     keys = [membership_cache_key(user_id, slug) for user_id, slug in pairs]
     if keys:
-        cache.delete_many(keys)
+        _delete(keys)
         # Again once the change is committed: a request between the write and the commit still
         # read the old row and may have cached it.
-        transaction.on_commit(lambda: cache.delete_many(keys))
+        transaction.on_commit(lambda: _delete(keys))
+
+
+def _delete(keys) -> None:
+    try:
+        cache.delete_many(keys)
+    except CACHE_ERRORS as exc:
+        # The change is made; the old entry lapses within MEMBERSHIP_CACHE_SECONDS.
+        logger.error("membership cache: could not forget %d memberships (%s: %s)", len(keys), type(exc).__name__, exc)
 
 
 def cached_local_membership(claims: dict) -> Membership:
@@ -163,12 +178,20 @@ def cached_local_membership(claims: dict) -> Membership:
     if user_id is None or not org:
         raise exceptions.AuthenticationFailed("Token has no user or organization claim.")
     key = membership_cache_key(user_id, org)
-    membership = cache.get(key)
+    try:
+        membership = cache.get(key)
+    except CACHE_ERRORS as exc:
+        warn("membership read from the database", exc)
+        return _local_membership(claims)
     if membership is None:
         membership = _local_membership(claims)
         seconds = int(claims["exp"] - time.time()) if "exp" in claims else 0
+        seconds = min(seconds, settings.MEMBERSHIP_CACHE_SECONDS)
         if seconds > 0:
-            cache.set(key, membership, timeout=seconds)
+            try:
+                cache.set(key, membership, timeout=seconds)
+            except CACHE_ERRORS as exc:
+                warn("membership read from the database", exc)
     return membership
 
 

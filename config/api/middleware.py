@@ -83,7 +83,12 @@ class ApiErrorMiddleware:
                 if header in response:
                     replacement[header] = response[header]
             response = replacement
-        for name, value in rate_limit_headers(request).items():
+        try:
+            headers = rate_limit_headers(request)
+        except Exception:  # never turn an answer (a JSON 500 included) into Django's HTML page
+            logger.exception("rate-limit headers left out")
+            headers = {}
+        for name, value in headers.items():
             response.setdefault(name, value)
         return response
 

@@ -27,6 +27,8 @@ import math
 
 from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
+from config.cache import CACHE_ERRORS, warn
+
 RATE_LIMIT_ATTRIBUTE = "rate_limit"
 
 
@@ -53,12 +55,17 @@ class WindowThrottle:
             return True
         start, self.reset = self._window()
         key = f"{ident}:{start}"
-        self.cache.add(key, 0, self.duration + 5)
         try:
-            count = self.cache.incr(key)
-        except ValueError:  # the window's key expired between add and incr
-            self.cache.set(key, 1, self.duration + 5)
-            count = 1
+            self.cache.add(key, 0, self.duration + 5)
+            try:
+                count = self.cache.incr(key)
+            except ValueError:  # the window's key expired between add and incr
+                self.cache.set(key, 1, self.duration + 5)
+                count = 1
+        except CACHE_ERRORS as exc:
+            # Fail open: the limits are a guard, not the service; no X-RateLimit-* headers meanwhile.
+            warn("rate limits not applied", exc)
+            return True
         self.remaining = max(0, self.num_requests - count)
         record(request, self.num_requests, self.remaining, self.reset, refused=count > self.num_requests)
         return count <= self.num_requests
@@ -71,7 +78,11 @@ class WindowThrottle:
         if ident is None:
             return None
         start, reset = self._window()
-        count = self.cache.get(f"{ident}:{start}") or 0
+        try:
+            count = self.cache.get(f"{ident}:{start}") or 0
+        except CACHE_ERRORS as exc:
+            warn("rate limits not applied", exc)
+            return None
         return self.num_requests, max(0, self.num_requests - count), reset
 
     def wait(self) -> float:
