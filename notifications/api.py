@@ -274,8 +274,17 @@ class NotificationSettingsSerializer(StrictInputMixin, serializers.Serializer):
     notification_emails = serializers.ListField(
         child=serializers.EmailField(max_length=254),
         max_length=20,
-        help_text="Who is e-mailed about breach detections and contract expiry reminders.",
+        help_text="Who is e-mailed about breach detections and contract expiry reminders (each address once).",
     )
+
+    def validate_notification_emails(self, value: list[str]) -> list[str]:
+        # Each address once, in the order given (as a webhook's event types): a list sent with a
+        # repeat read back doubled, though the outbox sent one mail (found by an outside tester).
+        # Addresses that differ only in case are one mailbox in practice.
+        firsts: dict[str, str] = {}
+        for address in value:
+            firsts.setdefault(address.casefold(), address)
+        return list(firsts.values())
 
 
 class NotificationSettingsView(JSONErrorsMixin, APIView):

@@ -15,6 +15,7 @@ from events.models import Event
 from notifications.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications.signing import new_secret
 from tests.api_base import ResourceAPITests, WritableResourceAPITests
+from tests.graphql.conftest import GraphQLClient
 
 from .conftest import PUBLIC_V4
 
@@ -290,6 +291,19 @@ class TestNotificationSettings:
             response = client.patch(self.url, body, format="json")
             assert response.status_code == 422, (body, response.content)
             assert field in response.json()["errors"], response.json()
+
+    def test_each_address_is_kept_once(self, api, org):
+        """Found by an outside tester: a repeated address was stored and read back doubled."""
+        sent = ["ops@example.com", "boss@example.com", "OPS@example.com", "boss@example.com"]
+        response = api("admin").patch(self.url, {"notification_emails": sent}, format="json")
+        assert response.json() == {"notification_emails": ["ops@example.com", "boss@example.com"]}
+        org.refresh_from_db()
+        assert org.notification_emails == ["ops@example.com", "boss@example.com"]
+        data = GraphQLClient(api("admin"))(
+            'mutation { updateNotificationSettings(input: {notificationEmails: ["a@example.com", "a@example.com"]}) '
+            "{ ... on NotificationSettings { notificationEmails } } }"
+        )
+        assert data["updateNotificationSettings"] == {"notificationEmails": ["a@example.com"]}
 
     def test_only_the_callers_organization(self, api, org, other_org):
         api("admin", org=other_org).patch(self.url, {"notification_emails": ["them@example.com"]}, format="json")
