@@ -218,7 +218,7 @@ class ComplianceView(ReportView):
         if wants_csv(request):
             references = [key for key in group_by if key in ("contract", "counterparty", "sla_rule")]
             columns = columns_of([*group_by, *COMPLIANCE_FIGURES], references)
-            return stream_csv(columns, (_flat_minutes(row) for row in rows), "sla_compliance")
+            return stream_csv(request, columns, (_flat_minutes(row) for row in rows), "sla_compliance")
         return Response(rows)
 
 
@@ -414,7 +414,7 @@ class StatementView(ReportView):
         if wants_csv(request):
             columns = columns_of(statement.CSV_FIELDS, ["work_order", "sla_rule", "waived_by", "posted_by"])
             rows = [*map(_statement_row, data["breaches"]), *map(_posted_row, data["posted_penalties"])]
-            return stream_csv(columns, rows, filename)
+            return stream_csv(request, columns, rows, filename)
         return Response(data)
 
 

@@ -255,7 +255,7 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
             self.paginator.check_params(request)
             shown = VisitSerializer(fields=fields).fields
             columns = columns_of(shown, ["visit_plan"], csv_parts(VisitSerializer))
-            return stream_csv(columns, VisitSerializer(visits, many=True, fields=fields).data, "visits")
+            return stream_csv(request, columns, VisitSerializer(visits, many=True, fields=fields).data, "visits")
         page = self.paginate_queryset(_Page(visits))
         return self.get_paginated_response(VisitSerializer(page, many=True, fields=fields).data)
 

@@ -14,8 +14,10 @@ have no fixed width: they are compact JSON in one cell.
   single resource or a small, already computed list (a report) as CSV.
 - `CSVMixin`: the base viewset's hook. `list()` streams when the accepted renderer is CSV;
   errors are always the JSON envelope, whatever the client accepted.
-- `stream_csv(columns, rows, filename)`: the streamed response, for views that are not
-  viewsets (reports).
+- `stream_csv(request, columns, rows, filename)`: the streamed response, for views that are not
+  viewsets (reports). Under ASGI its body is an async iterator that pulls each chunk in the
+  request's thread: Django buffers a sync iterator whole there (`sync_to_async(list)`), so an
+  export under uvicorn or daphne held every row in memory before its first byte went out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from rest_framework.fields import SerializerMethodField
@@ -177,12 +181,28 @@ def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[str]:
         yield "".join(pending)
 
 
-def stream_csv(columns: list[str], rows: Iterable[dict], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        (piece.encode() for piece in csv_lines(columns, rows)), content_type=f"{CSV_MEDIA_TYPE}; charset=utf-8"
-    )
+def stream_csv(request, columns: list[str], rows: Iterable[dict], filename: str) -> StreamingHttpResponse:
+    chunks = (piece.encode() for piece in csv_lines(columns, rows))
+    served = getattr(request, "_request", request)  # DRF's request wraps Django's
+    body = pulled(chunks) if isinstance(served, ASGIRequest) else chunks
+    response = StreamingHttpResponse(body, content_type=f"{CSV_MEDIA_TYPE}; charset=utf-8")
     response["Content-Disposition"] = content_disposition(f"{filename}.csv")
     return response
+
+
+_END = object()
+
+
+async def pulled(chunks: Iterator[bytes]):
+    """`chunks` as an async iterator, each `next` in the request's own thread (thread-sensitive:
+    the view's, whose database connection the rows' cursor is on), so the server sends each chunk
+    as it is written, as WSGI does."""
+    pull = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await pull(chunks, _END)) is not _END:
+            yield chunk
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=True)()  # the rows' cursor, in its thread
 
 
 _UNSAFE_IN_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
@@ -346,4 +366,4 @@ class CSVMixin(JSONErrorsMixin):
         # method field returns (an event's actor) get their two columns too.
         first = list(itertools.islice(rows, self.csv_chunk_size))
         columns = self.csv_columns(self.get_serializer([], many=True), first)
-        return stream_csv(columns, itertools.chain(first, rows), self.basename or "export")
+        return stream_csv(self.request, columns, itertools.chain(first, rows), self.basename or "export")
