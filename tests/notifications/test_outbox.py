@@ -111,10 +111,10 @@ def test_escalation_levels_breaches_and_reminders_queue_e_mails_sent_only_by_the
     assert mail.outbox == []  # the scan queues; it never sends
     rows = list(EmailNotification.objects.order_by("id").values_list("kind", "recipients", "event__payload__level"))
     assert rows == [
-        ("breach", ["ops@example.com"], None),
         ("escalation", ["desk@example.com"], "warning"),
         ("escalation", ["boss@example.com"], "urgent"),
-    ]  # the level with no address queues nothing
+        ("breach", ["ops@example.com"], None),
+    ]  # the level with no address queues nothing; the levels first, as they were reached (ninth round)
     scan(minutes(80))
     assert EmailNotification.objects.count() == 3  # once per level per clock
     out = deliver()
