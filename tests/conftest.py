@@ -7,6 +7,7 @@ another organization. Tokens are real JWTs issued the way `POST /api/v1/token` i
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -34,6 +35,18 @@ def _local_memory_cache():
 
     with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _one_rate_limit_window(monkeypatch):
+    # The rate limits count in fixed windows (the minute from its start): a test whose requests
+    # straddled a window's end counted them in two windows, and its 429 never came. In-process,
+    # every request of one test is counted at the instant the test began. (WindowThrottle
+    # inherits `timer` from DRF's throttles; set on it, it shadows theirs.)
+    from config.api.throttling import WindowThrottle
+
+    instant = time.time()
+    monkeypatch.setattr(WindowThrottle, "timer", lambda self: instant, raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -97,3 +97,12 @@ def at_barrier(
                 process.kill()
                 process.communicate()
         barrier.close()
+
+
+def wait_for_a_whole_window(seconds: int, needed: float = 30.0) -> None:
+    """Sleep past the end of the current rate-limit window (they are fixed: an hour counts from
+    the start of the hour) when less than `needed` seconds of it are left, so that the requests a
+    test sends to a real server next are counted in one window."""
+    left = seconds - time.time() % seconds
+    if left < needed:
+        time.sleep(left + 0.1)

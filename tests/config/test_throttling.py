@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from bench.list_counterparties import free_port, stop, wait_for_health
+from tests.processes import wait_for_a_whole_window
 
 TOKEN = "/api/v1/token"
 
@@ -211,6 +212,7 @@ def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path
     try:
         for port, server in zip(ports, servers, strict=True):
             wait_for_health(server, port)
+        wait_for_a_whole_window(3600)
         # Alternate between the two processes: the fifth attempt is refused, whichever serves it.
         statuses = [post_login(ports[i % 2], "mallory") for i in range(6)]
         assert statuses == [401, 401, 401, 401, 429, 429]
