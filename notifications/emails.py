@@ -88,17 +88,39 @@ def _target(payload) -> str:
     return f"{metric} within {payload.get('target_minutes')} business minutes"
 
 
+def job_name(payload) -> str:
+    """The job as a person names it: `work order WO-1234`, or `work order 31` when it has no
+    reference. The payload's `work_order_reference` is the work order's REST name (its reference,
+    else `work order <id>`), so it is not prefixed again ("job work order 31")."""
+    pk, reference = payload.get("work_order"), payload.get("work_order_reference") or ""
+    if not reference or reference == f"work order {pk}":
+        return f"work order {pk}"
+    return f"work order {reference}"
+
+
+def contract_name(reference, name: str = "") -> str:
+    """`contract C-99 (Pumps)`, or `contract C-99` without a name."""
+    return f"contract {reference} ({name})" if name else f"contract {reference}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _job_and_contract(payload) -> list[tuple[str, str]]:
+    pk, named = payload.get("work_order"), job_name(payload)
+    job = f"no reference (id {pk})" if named == f"work order {pk}" else f"{named.removeprefix('work order ')} (id {pk})"
     return [
-        ("Job", f"{payload.get('work_order_reference')} (id {payload.get('work_order')})"),
+        ("Work order", job),
         ("Contract", f"{payload.get('contract_reference')} (id {payload.get('contract')})"),
     ]
 
 
 def _job_links(payload) -> list[tuple[str, str]]:
     return [
-        ("Job in the admin", admin_link("workorders/workorder", payload["work_order"])),
-        ("Job in the API", link("work-order-detail", payload["work_order"])),
+        ("Work order in the API", link("work-order-detail", payload["work_order"])),
+        ("Work order in the admin", admin_link("workorders/workorder", payload["work_order"])),
+        ("Contract in the API", link("contract-detail", payload["contract"])),
         ("Contract in the admin", admin_link("contracts/contract", payload["contract"])),
     ]
 
@@ -117,15 +139,14 @@ def escalation(event, organization) -> Content:
     else:
         lateness = f"not late yet: due in {duration(math.ceil((due - detected).total_seconds() / 60))} (wall-clock)"
     metric = METRICS.get(p.get("metric"), "SLA")
+    job = job_name(p)
     return Content(
         subject=(
-            f"[{organization.name}] Escalation {p['level']!r}: job {p.get('work_order_reference')} "
-            f"has used {p['at_percent']}% of its {metric} target"
+            f'[{organization.name}] Escalation "{p["level"]}": {job} has used {p["at_percent"]}% of its {metric} target'
         ),
         intro=(
-            f"The {metric} clock of job {p.get('work_order_reference')} on contract "
-            f"{p.get('contract_reference')} reached escalation level {p['level']!r} "
-            f"({p['at_percent']}% of its target). You are named in that level."
+            f"The {metric} clock of {job} on contract {p.get('contract_reference')} reached escalation "
+            f'level "{p["level"]}" ({p["at_percent"]}% of its target). You are named in that level.'
         ),
         facts=[
             *_job_and_contract(p),
@@ -144,11 +165,12 @@ def breach(event, organization) -> Content:
     p, tz = event.payload, organization.default_time_zone
     metric = METRICS.get(p.get("metric"), "SLA")
     late = duration(p["overage_minutes"])
+    job = job_name(p)
     return Content(
-        subject=f"[{organization.name}] SLA breach: job {p.get('work_order_reference')} missed its {metric} target",
+        subject=f"[{organization.name}] SLA breach: {job} missed its {metric} target",
         intro=(
-            f"Job {p.get('work_order_reference')} on contract {p.get('contract_reference')} missed its "
-            f"{metric} target: it is {late} (business time) past due."
+            f"{_capital(job)} on contract {p.get('contract_reference')} missed its {metric} target: "
+            f"it is {late} (business time) past due."
         ),
         facts=[
             *_job_and_contract(p),
@@ -159,8 +181,8 @@ def breach(event, organization) -> Content:
             ("Penalty so far", f"{p.get('penalty_amount')} {p.get('currency')}"),
         ],
         links=[
-            ("Breach in the admin", admin_link("breaches/breach", event.object_id)),
             ("Breach in the API", link("breach-detail", event.object_id)),
+            ("Breach in the admin", admin_link("breaches/breach", event.object_id)),
             *_job_links(p),
         ],
     )
@@ -170,26 +192,30 @@ def contract_reminder(event, organization) -> Content:
     p, tz = event.payload, organization.default_time_zone
     days = p["days_left"]
     in_days = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+    contract = contract_name(p.get("reference"), p.get("name") or "")
     if event.type == "contract.notice_due":
-        what = f"The last day to give notice on contract {p.get('reference')} is {in_days} ({p['date']})"
-        subject = f"[{organization.name}] Notice date of contract {p.get('reference')} {in_days}"
-        extra = "Give notice before then, or the contract renews automatically."
+        reference = p.get("reference")
+        subject = f"[{organization.name}] Last day to give notice on contract {reference}: {in_days} ({p['date']})"
+        intro = (
+            f"The last day to give notice on {contract} is {in_days} ({p['date']}). Give notice by then, "
+            "or the contract renews automatically."
+        )
     else:
-        what = f"Contract {p.get('reference')} expires {in_days} ({p['date']})"
-        subject = f"[{organization.name}] Contract {p.get('reference')} expires {in_days}"
-        extra = "Renew it, or let it expire."
+        subject = f"[{organization.name}] Contract {p.get('reference')} expires {in_days} ({p['date']})"
+        intro = f"{_capital(contract)} expires {in_days} ({p['date']}). Renew it, or let it expire."
     return Content(
         subject=subject,
-        intro=f"{what}. {extra}",
+        intro=intro,
         facts=[
-            ("Contract", f"{p.get('reference')} {p.get('name', '')} (id {event.object_id})".replace("  ", " ")),
-            ("Date", p["date"]),
+            ("Contract", f"{p.get('reference')} (id {event.object_id})"),
+            *([("Name", p["name"])] if p.get("name") else []),
+            ("Notice date" if event.type == "contract.notice_due" else "Expiry date", p["date"]),
             ("Days left", str(days)),
             ("Reminder", f"the {p['window_days']}-day reminder, sent {when(event.occurred_at, tz)}"),
         ],
         links=[
-            ("Contract in the admin", admin_link("contracts/contract", event.object_id)),
             ("Contract in the API", link("contract-detail", event.object_id)),
+            ("Contract in the admin", admin_link("contracts/contract", event.object_id)),
         ],
     )
 

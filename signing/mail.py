@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from notifications.emails import Content, RegisteredEmail
+from notifications.emails import Content, RegisteredEmail, contract_name
 
 
 def recipients(event) -> list[str]:
@@ -22,18 +22,18 @@ def build(event, organization) -> Content:
 
     request = SignatureRequest.objects.select_related("contract").get(pk=event.payload["request"])
     contract = request.contract
-    contract_name = f"{contract.reference} {contract.name}"
+    named = contract_name(contract.reference, contract.name)  # "contract C-7 (Pumps)"
     link = link_for(link_token(request.token_nonce), event.payload.get("link_base", ""))
     expires = request.expires_at.astimezone(dt.UTC)
     return Content(
-        subject=f"Please review the contract: {contract_name}",
+        subject=f"{organization.name} asks you to review and accept {named}",
         intro=(
-            f"Dear {request.name}, {organization.name} asks you to review and accept the contract "
-            f'"{contract_name}". Open the link below to read its terms and accept or reject it. The link '
+            f"Dear {request.name}, {organization.name} asks you to review and accept {named}. "
+            "Open the link below to read its terms and accept or reject it. The link "
             f"can be used once and expires on {expires:%Y-%m-%d %H:%M} UTC; it stops working if the terms "
             "change before you decide."
         ),
-        facts=[("Contract", contract_name), ("Link expires", f"{expires:%Y-%m-%d %H:%M} UTC")],
+        facts=[("Contract", named.removeprefix("contract ")), ("Link expires", f"{expires:%Y-%m-%d %H:%M} UTC")],
         links=[("Review and accept or reject", link)],
         why=f"You get this because {organization.name} named you as the person to approve this contract.",
     )

@@ -52,10 +52,10 @@ def test_the_escalation_e_mail(late_job):
     deliver()
     message = message_to("desk@example.com")
     assert message.subject == (
-        "[Acme Field Services] Escalation 'warning': job WO-1234 has used 50% of its response target"
+        '[Acme Field Services] Escalation "warning": work order WO-1234 has used 50% of its response target'
     )
     text = message.body
-    assert f"Job: WO-1234 (id {job.pk})" in text
+    assert f"Work order: WO-1234 (id {job.pk})" in text
     assert f"Contract: C-FLEET-7 (id {contract.pk})" in text
     assert "Target: response within 60 business minutes" in text
     assert "Reached at: 2026-03-10 10:30 CET (09:30 UTC)" in text
@@ -90,7 +90,8 @@ def test_the_breach_e_mail(late_job):
     deliver()
     message = message_to("ops@example.com")
     breach_id = EmailNotification.objects.get(kind="breach").event.object_id
-    assert message.subject == "[Acme Field Services] SLA breach: job WO-1234 missed its response target"
+    assert message.subject == "[Acme Field Services] SLA breach: work order WO-1234 missed its response target"
+    assert "Work order WO-1234 on contract C-FLEET-7 missed its response target" in message.body
     assert "it is 15 min (business time) past due" in message.body
     assert "How late: 15 min over the target (business time)" in message.body
     assert "Due at: 2026-03-10 11:00 CET (10:00 UTC)" in message.body
@@ -105,8 +106,8 @@ def test_the_contract_reminder_e_mail(org, site):
     call_command("run_lifecycle", now="2026-12-23T23:00:00Z", stdout=io.StringIO())  # 24 Dec local: 7 days
     deliver()
     [message] = mail.outbox
-    assert message.subject == "[Acme Field Services] Contract C-99 expires in 7 days"
-    assert "Contract C-99 expires in 7 days (2026-12-31). Renew it, or let it expire." in message.body
+    assert message.subject == "[Acme Field Services] Contract C-99 expires in 7 days (2026-12-31)"
+    assert "Contract C-99 (Pumps) expires in 7 days (2026-12-31). Renew it, or let it expire." in message.body
     assert f"https://sla.example.com/api/v1/contracts/{contract.pk}" in message.body
 
 
@@ -174,7 +175,7 @@ def test_through_a_real_smtp_server_on_loopback(late_job, settings, smtp_server)
     envelope = next(e for e in handler.envelopes if e.rcpt_tos == ["ops@example.com"])
     assert envelope.mail_from == "sla@example.com"
     message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-    assert message["Subject"].startswith("[Acme Field Services] SLA breach: job WO-1234")
+    assert message["Subject"].startswith("[Acme Field Services] SLA breach: work order WO-1234")
     assert message.get_content_type() == "multipart/alternative"
     plain = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
@@ -198,7 +199,9 @@ def test_a_line_break_in_a_reference_does_not_stop_the_alert(org, site, settings
     [envelope] = handler.envelopes
     assert envelope.rcpt_tos == ["ops@example.com"]
     message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-    assert message["Subject"].startswith("[Acme Field Services] SLA breach: job WO-9 Bcc: evil@example.com missed")
+    assert message["Subject"].startswith(
+        "[Acme Field Services] SLA breach: work order WO-9 Bcc: evil@example.com missed"
+    )
     assert message["Bcc"] is None
 
 
@@ -252,3 +255,88 @@ def test_email_url_configures_the_backend(email_url, expected):
         check=True,
     ).stdout
     assert json.loads(output) == expected
+
+
+# --- what a person reads (tenth round): names as people write them, and the API links ----------
+
+
+def _smtp(settings, port):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+
+
+def _received(handler, address, subject=""):
+    """The one message to `address` (whose subject holds `subject`): it, its plain text, its HTML."""
+    messages = [
+        email.message_from_bytes(e.content, policy=email.policy.default)
+        for e in handler.envelopes
+        if e.rcpt_tos == [address]
+    ]
+    [message] = [m for m in messages if subject in m["Subject"]]
+    plain = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    return message, plain, message.get_body(("html",)).get_content()
+
+
+def test_a_job_without_reference_is_named_once_and_linked_in_the_api(org, site, settings, smtp_server):
+    """Found by a user: "Job: work order 31 (id 31)", "job work order 31 missed ...": the kind was
+    put before a name that already says it; and the contract was linked in the admin only."""
+    handler, port = smtp_server
+    _smtp(settings, port)
+    org.notification_emails = ["ops@example.com"]
+    org.save()
+    contract = active_contract(org, reference="C-FLEET-9")
+    make_rule(
+        contract, target_minutes=60, escalation=[{"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}]
+    )
+    job = make_job(contract, T0)  # no reference
+    scan(minutes(75))
+    assert "2 e-mails sent, 0 failed" in deliver()
+    breach_id = EmailNotification.objects.get(kind="breach").event.object_id
+    api = "https://sla.example.com/api/v1"
+
+    message, plain, html = _received(handler, "ops@example.com")
+    assert message["Subject"] == f"[Acme Field Services] SLA breach: work order {job.pk} missed its response target"
+    assert f"Work order {job.pk} on contract C-FLEET-9 missed its response target" in plain
+    assert f"Work order: no reference (id {job.pk})" in plain
+    assert f"Contract: C-FLEET-9 (id {contract.pk})" in plain
+    for label, url in [
+        ("Breach in the API", f"{api}/breaches/{breach_id}"),
+        ("Work order in the API", f"{api}/work_orders/{job.pk}"),
+        ("Contract in the API", f"{api}/contracts/{contract.pk}"),
+    ]:
+        assert f"{label}: {url}\n" in plain
+        assert f'<a href="{url}">{label}</a>' in html
+
+    message, plain, html = _received(handler, "desk@example.com")
+    assert message["Subject"] == (
+        f'[Acme Field Services] Escalation "warning": work order {job.pk} has used 50% of its response target'
+    )
+    assert f"The response clock of work order {job.pk} on contract C-FLEET-9 reached" in plain
+    assert f"Work order in the API: {api}/work_orders/{job.pk}\n" in plain
+    assert f"Contract in the API: {api}/contracts/{contract.pk}\n" in plain
+    for text in (message["Subject"], plain, html):
+        assert "job work order" not in text.lower() and "Job:" not in text
+
+
+def test_the_notice_reminder_e_mail(org, site, settings, smtp_server):
+    handler, port = smtp_server
+    _smtp(settings, port)
+    org.notification_emails = ["contracts@example.com"]
+    org.save()
+    contract = active_contract(
+        org, reference="C-77", name="Pumps", auto_renew=True, renewal_term_months=12, notice_period_days=30
+    )
+    assert contract.notice_date.isoformat() == "2026-12-01"
+    call_command("run_lifecycle", now="2026-11-24T08:00:00Z", stdout=io.StringIO())  # 7 days to the notice date
+    assert "2 e-mails sent, 0 failed" in deliver()  # and the 60-day expiry reminder
+    message, plain, html = _received(handler, "contracts@example.com", "notice")
+    assert message["Subject"] == (
+        "[Acme Field Services] Last day to give notice on contract C-77: in 7 days (2026-12-01)"
+    )
+    assert (
+        "The last day to give notice on contract C-77 (Pumps) is in 7 days (2026-12-01). Give notice by then, "
+        "or the contract renews automatically." in plain
+    )
+    assert f"Contract: C-77 (id {contract.pk})\nName: Pumps\nNotice date: 2026-12-01\n" in plain
+    url = f"https://sla.example.com/api/v1/contracts/{contract.pk}"
+    assert f"Contract in the API: {url}\n" in plain and f'<a href="{url}">Contract in the API</a>' in html

@@ -419,7 +419,10 @@ def test_through_a_real_smtp_server_on_loopback(api, signed_contract, settings, 
     [envelope] = handler.envelopes
     assert envelope.rcpt_tos == ["jo@customer.example"] and envelope.mail_from == "sla@example.com"
     message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-    assert message["Subject"] == f"Please review the contract: {signed_contract.reference} {signed_contract.name}"
+    assert message["Subject"] == (
+        f"{signed_contract.organization.name} asks you to review and accept "
+        f"contract {signed_contract.reference} ({signed_contract.name})"
+    )
     plain = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     path = re.search(r"https://sign\.example\.com(/approve/[A-Za-z0-9_\-]+)", plain)[1]
