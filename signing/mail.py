@@ -2,7 +2,8 @@
 `contract.signature_requested`, the notifications outbox queues one e-mail for it in the same
 transaction (registered in `SigningConfig.ready`), and `deliver_notifications` sends it with the
 outbox's retries. The link is rebuilt here when the e-mail is sent (`services.link_token`), so the
-token is in no table and in no event payload; `sent_at` is recorded once the mail server took it.
+token is in no table and in no event payload; `sent_at` is recorded once the mail server took it,
+with the event `contract.signature_request_sent`.
 """
 
 from __future__ import annotations
@@ -40,9 +41,31 @@ def build(event, organization) -> Content:
 
 
 def sent(event, now) -> None:
+    """Record that the mail server took the request's e-mail: `sent_at`, and the event
+    `contract.signature_request_sent` about the contract (as `contract.signature_requested`), in
+    the worker's transaction that marks the e-mail sent. Once: a request already marked is left
+    alone. The request's row is locked before the event's order, as `services.decide` does."""
+    from events.services import record_event
+
     from .models import SignatureRequest
 
-    SignatureRequest.objects.filter(pk=event.payload["request"], sent_at__isnull=True).update(sent_at=now)
+    request = (
+        SignatureRequest.objects.select_for_update(of=("self",))
+        .select_related("contract")
+        .filter(pk=event.payload["request"], sent_at__isnull=True)
+        .first()
+    )
+    if request is None:
+        return
+    request.sent_at = now
+    request.save(update_fields=["sent_at"])
+    record_event(
+        type="contract.signature_request_sent",
+        obj=request.contract,
+        actor=None,
+        payload={"request": request.pk, "name": request.name, "email": request.email, "sent_at": request.sent_at},
+        occurred_at=now,
+    )
 
 
 SIGNATURE_REQUEST = RegisteredEmail(kind="signature_request", recipients=recipients, build=build, sent=sent)

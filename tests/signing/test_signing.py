@@ -10,6 +10,8 @@ import hashlib
 import itertools
 import re
 import socket
+import threading
+from http.server import ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -22,12 +24,13 @@ from model_bakery import baker
 
 from contracts.models import Contract, LineItem
 from events.models import Event
+from notifications import services as notification_services
 from notifications.models import EmailNotification
 from signing.documents import terms_hash
 from signing.models import SignatureRequest
 from tests.api_base import WritableResourceAPITests
 from tests.contracts.factories import make_contract
-from tests.notifications.conftest import deliver
+from tests.notifications.conftest import Receiver, _handler, deliver
 from tests.slas.factories import make_rule
 
 _tokens = itertools.count(1)
@@ -452,3 +455,74 @@ def test_the_demo_approval_mail_links_to_the_address_make_run_serves(settings):
     settings.SITE_URL = "http://127.0.0.1:8000"  # the worker's default
     link = dict(mail.build(event, event.organization).links)["Review and accept or reject"]
     assert link.startswith("http://127.0.0.1:8792/approve/"), link
+
+
+# --- the e-mail going out is an event too (tenth round) -----------------------------------------
+
+
+@pytest.fixture
+def hooks(org, settings):
+    """A real webhook receiver on loopback, subscribed to the contract's signature events."""
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), None)
+    state = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hooks", port=server.server_address[1])
+    server.RequestHandlerClass = _handler(state)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    created = notification_services.create_endpoint(
+        organization=org, actor=None, data={"url": state.url, "event_types": ["contract.signature_request*"]}
+    )
+    yield state, created.secret
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.django_db
+def test_the_sent_e_mail_writes_an_event_that_webhooks_carry(api, signed_contract, settings, smtp_server, hooks):
+    """Found by an integrator: `sent_at` was set when the mail server took the request's e-mail, but
+    nothing told the feed, the streams or the webhooks (every other state change does)."""
+    handler, port = smtp_server
+    receiver, secret = hooks
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+    manager = api("manager")
+    response = manager.post(f"/api/v1/contracts/{signed_contract.pk}/approval_requests",
+                            {"name": "Jo Buyer", "email": "jo@customer.example"}, format="json")  # fmt: skip
+    assert response.status_code == 201
+    request_url = response["Location"]
+    assert not Event.objects.filter(type="contract.signature_request_sent").exists()
+    # The pass sends the `signature_requested` webhook, then the e-mail; the e-mail's event is
+    # queued for the endpoint in the same transaction and goes out with the next pass.
+    assert "1 webhook deliveries succeeded, 0 failed; 1 e-mails sent, 0 failed" in deliver()
+    assert len(handler.envelopes) == 1
+    deliver()
+    bodies = [r.verify(secret) for r in receiver.wait_for(2)]
+    assert [b["type"] for b in bodies] == ["contract.signature_requested", "contract.signature_request_sent"]
+    sent = bodies[1]
+    shown = manager.get(request_url).json()
+    assert shown["sent_at"] is not None
+    assert sent["object_type"] == "contract" and sent["object_id"] == signed_contract.pk
+    assert sent["actor"] is None
+    assert sent["payload"] == {
+        "request": shown["id"], "name": "Jo Buyer", "email": "jo@customer.example", "sent_at": shown["sent_at"],
+    }  # fmt: skip
+    # The feed says the same, once: a later pass sends nothing more.
+    feed = manager.get("/api/v1/events", {"type": "contract.signature_request_sent"}).json()
+    assert [(e["id"], e["payload"]) for e in feed] == [(sent["id"], sent["payload"])]
+    assert "0 webhook deliveries succeeded, 0 failed; 0 e-mails sent, 0 failed" in deliver()
+    assert Event.objects.filter(type="contract.signature_request_sent").count() == 1
+
+
+@pytest.mark.django_db
+def test_an_e_mail_not_taken_writes_no_sent_event(api, signed_contract, settings):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+    response = api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/approval_requests",
+                                   {"name": "Jo", "email": "jo@x.example"}, format="json")  # fmt: skip
+    assert response.status_code == 201
+    assert "0 e-mails sent, 1 failed" in deliver()
+    assert SignatureRequest.objects.get().sent_at is None
+    assert not Event.objects.filter(type="contract.signature_request_sent").exists()
