@@ -3,6 +3,7 @@ HTML; retried when the mail server fails; and once through a real SMTP server on
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import io
@@ -340,3 +341,33 @@ def test_the_notice_reminder_e_mail(org, site, settings, smtp_server):
     assert f"Contract: C-77 (id {contract.pk})\nName: Pumps\nNotice date: 2026-12-01\n" in plain
     url = f"https://sla.example.com/api/v1/contracts/{contract.pk}"
     assert f"Contract in the API: {url}\n" in plain and f'<a href="{url}">Contract in the API</a>' in html
+
+
+def test_a_notice_date_moved_after_its_reminder_gets_reminders_of_its_own(org, site, api):
+    """Checked (tenth round): a reminder is sent once per contract, kind, window *and date*
+    (`ContractReminder`), so a notice date an approved amendment moves after its reminder went out
+    gets its own 30- and 7-day reminders, by e-mail too. Not a defect: this test guards it."""
+    from tests.contracts.test_amendments import amend, approve_fully, approved_contract, lifecycle
+
+    org.notification_emails = ["contracts@example.com"]
+    org.save()
+    managers = api("manager"), api("manager"), api("manager")
+    contract = approved_contract(
+        org, reference="C-88", expiry_date=dt.date(2027, 12, 31), auto_renew=True, renewal_term_months=12
+    )
+    assert contract.notice_date == dt.date(2027, 12, 1)
+    lifecycle("2027-11-01T09:00:00+01:00")  # 30 days before it
+    created = amend(managers[0], contract, effective_date="2027-11-05", changes={"notice_period_days": 20})
+    assert created.status_code == 201, created.content
+    approve_fully(managers, contract, created.json()["id"])
+    for day in ("2027-11-06", "2027-11-11", "2027-12-04"):
+        lifecycle(f"{day}T09:00:00+01:00")
+    contract.refresh_from_db()
+    assert contract.notice_date == dt.date(2027, 12, 11)
+    deliver()
+    notices = [m.subject for m in mail.outbox if "notice" in m.subject]
+    assert notices == [
+        "[Acme Field Services] Last day to give notice on contract C-88: in 30 days (2027-12-01)",
+        "[Acme Field Services] Last day to give notice on contract C-88: in 30 days (2027-12-11)",
+        "[Acme Field Services] Last day to give notice on contract C-88: in 7 days (2027-12-11)",
+    ]
