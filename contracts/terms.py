@@ -339,7 +339,27 @@ def lay_amendment(contract: Contract, amendment: Amendment, now: dt.datetime) ->
         elif moved_start:
             version.terms = apply_changes_to(version.terms, moved_start)
             version.save(update_fields=["terms", "updated_at"])
+    if moved_start:
+        starting = _begin_at_start(contract, dt.date.fromisoformat(str(moved_start["start_date"])), starting)
     return starting
+
+
+def _begin_at_start(contract: Contract, start: dt.date, starting: TermVersion) -> TermVersion:
+    """The versions of a contract whose start has moved to `start`, begun there: those that end on
+    or before it are dropped (the contract is never in force on their days; their terms live on in
+    the later versions, where every approved amendment is laid, and in the amendments and their
+    events), and the one in force on it begins on it. Before, a postponed contract's `/terms` listed
+    the approval's version from the old start, and `as_of` a day before the new start read it
+    rather than the terms the contract starts with."""
+    found = list(contract.term_versions.select_for_update().order_by("effective_from"))
+    dropped = [v.pk for v in found if v.effective_to is not None and v.effective_to <= start]
+    if dropped:
+        contract.term_versions.filter(pk__in=dropped).delete()
+    first = next((v for v in found if v.pk not in dropped), None)
+    if first is not None and first.effective_from < start:
+        first.effective_from = start
+        first.save(update_fields=["effective_from", "updated_at"])
+    return first if starting.pk in dropped else starting
 
 
 @transaction.atomic

@@ -258,7 +258,8 @@ class CalendarViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
     def import_holidays(self, request, pk=None):
         """Add the all-day events of an `.ics` file (the body as text/calendar, or the form field `file`)
         to the calendar's own holidays; dates already listed keep their name. DTEND or DURATION, RRULE,
-        RDATE, EXDATE, RECURRENCE-ID overrides and STATUS:CANCELLED are read as RFC 5545 says. A
+        RDATE, EXDATE, RECURRENCE-ID overrides and STATUS are read as RFC 5545 says (a cancelled or
+        tentative event is no holiday; BYHOUR, BYMINUTE, BYSECOND in an all-day RRULE are refused). A
         malformed file, or one with what would change an event's days but is not read (EXRULE,
         RECURRENCE-ID;RANGE, ...), is a 422 naming it. Recomputes the running clocks like any edit
         (`X-Recomputed-Clocks`)."""

@@ -6,11 +6,13 @@
 - `parse_holidays`: the all-day events of an `.ics` file as holidays (a multi-day event, by DTEND
   or DURATION in whole days, gives each of its days; a yearly or other recurring one its
   occurrences within `RECURRENCE_YEARS` and its RDATE dates, less its EXDATE dates; an override
-  (RECURRENCE-ID) replaces the occurrence it names; a STATUS:CANCELLED event gives none), or
+  (RECURRENCE-ID) replaces the occurrence it names; a STATUS:CANCELLED or STATUS:TENTATIVE
+  event gives none: a closure that may not happen is not a closure), or
   `IcsError` naming the fault (line, component, property) for a malformed file, and naming what
   would change an event's days but is not read (EXRULE, RECURRENCE-ID;RANGE, ...). A recurring
   event's RRULE is checked as a visit plan's is (`workorders.recurrence.validate`: DAILY or
-  coarser, since holidays are dates; a rule no date satisfies refused at once) and expanded
+  coarser, since holidays are dates; a rule no date satisfies refused at once; BYHOUR, BYMINUTE
+  and BYSECOND refused, as whole days have no times) and expanded
   lazily up to its horizon; a file gives at most `MAX_HOLIDAYS` dates from at most `MAX_EVENTS`
   all-day events, computing at most `MAX_DAYS` days on the way. A value with `VALUE=DATE` is a
   date even with a TZID; a UTC `UNTIL` on an all-day rule is read at the calendar's local midnights.
@@ -117,9 +119,10 @@ def parse_holidays(data: bytes, *, time_zone: str = "UTC") -> list[dict]:
     """The all-day events of an `.ics` file as ``[{"date": "YYYY-MM-DD", "name": ...}]``, sorted.
 
     `time_zone` is the calendar's: its local midnights are when the holidays begin, for an RRULE's
-    UNTIL given in UTC. Timed and cancelled events are not holidays and are skipped. Raises IcsError for anything
-    malformed, and for anything that would change an event's days which is not read here (EXRULE,
-    RECURRENCE-ID;RANGE, RDATE periods, METHOD:CANCEL): refused, never dropped.
+    UNTIL given in UTC. Timed, cancelled and tentative events are not holidays and are skipped.
+    Raises IcsError for anything malformed, and for anything that would change an event's days
+    which is not read here (EXRULE, RECURRENCE-ID;RANGE, RDATE periods, METHOD:CANCEL, a time of
+    day in an all-day RRULE): refused, never dropped.
     """
     if not data or not data.strip():
         raise IcsError("The file is empty; expected an iCalendar (.ics) file.")
@@ -134,7 +137,7 @@ def parse_holidays(data: bytes, *, time_zone: str = "UTC") -> list[dict]:
     except ValueError as exc:
         raise IcsError(f"Malformed iCalendar: {exc}") from None
     found: dict[dt.date, str] = {}
-    events = days = 0
+    events = days = unsure = 0
     for calendar in calendars:
         if str(calendar.get("method") or "").upper() == "CANCEL":
             raise IcsError("METHOD:CANCEL: the file cancels events (an iTIP message); it lists no holidays.")
@@ -148,8 +151,11 @@ def parse_holidays(data: bytes, *, time_zone: str = "UTC") -> list[dict]:
         masters, moved = _series(vevents)
         for where, event in vevents:
             master = masters.get(_uid(event, where)) if event.get("recurrence-id") is not None else None
-            if _cancelled(event, where) or (master is not None and _cancelled(master[1], master[0])):
-                continue  # a cancelled event gives no days, nor do the moved occurrences of one
+            if not _firm(event, where, master):
+                # A cancelled or tentative event gives no days, nor do the moved occurrences of a
+                # cancelled one; an override's own STATUS decides its occurrence (its series' without).
+                unsure += 1
+                continue
             start = _one(event, "dtstart", where)
             if start is None:
                 raise IcsError(f"{where}: DTSTART is missing.")
@@ -175,7 +181,8 @@ def parse_holidays(data: bytes, *, time_zone: str = "UTC") -> list[dict]:
                     if len(found) > MAX_HOLIDAYS:
                         raise IcsError(f"More than {MAX_HOLIDAYS} holiday dates in one file.")
     if not found:
-        raise IcsError("No all-day events in the file: nothing to import as holidays.")
+        skipped = f" ({unsure} tentative or cancelled, which are not closures)" if unsure else ""
+        raise IcsError(f"No all-day events in the file{skipped}: nothing to import as holidays.")
     return [{"date": day.isoformat(), "name": name} for day, name in sorted(found.items())]
 
 
@@ -225,8 +232,32 @@ def _uid(event, where: str) -> str | None:
     return None if uid is None else str(uid)
 
 
-def _cancelled(event, where: str) -> bool:
-    return str(_one(event, "status", where) or "").upper() == "CANCELLED"
+EVENT_STATUSES = ("TENTATIVE", "CONFIRMED", "CANCELLED")  # RFC 5545 3.8.1.11, for a VEVENT
+
+
+def _status(event, where: str) -> str | None:
+    """The event's STATUS, upper case, or None; IcsError for a value a VEVENT does not take (a
+    to-do's NEEDS-ACTION, a journal's DRAFT): refused rather than guessed."""
+    value = _one(event, "status", where)
+    if value is None:
+        return None
+    status = str(value).strip().upper()
+    if status not in EVENT_STATUSES:
+        raise IcsError(f"{where}: STATUS:{value} is not an event's status (TENTATIVE, CONFIRMED or CANCELLED).")
+    return status
+
+
+def _firm(event, where: str, master: tuple | None) -> bool:
+    """Whether the event is a closure: not CANCELLED, and not TENTATIVE (a closure that may not
+    happen is not one). An override (`master`: its series' event) of a cancelled series gives no
+    days; otherwise its own STATUS decides, its series' when it has none."""
+    status = _status(event, where)
+    if master is not None:
+        series = _status(master[1], master[0])
+        if series == "CANCELLED":
+            return False
+        status = status or series
+    return status not in ("TENTATIVE", "CANCELLED")
 
 
 def _length(event, first: dt.date, where: str) -> int:
@@ -348,6 +379,13 @@ def _rule_starts(rule, first: dt.date, where: str, time_zone: str):
         yield first
         return
     rule_text = _local_until(rule.to_ical().decode(), time_zone)
+    for part in rule_text.split(";"):
+        name = part.split("=", 1)[0].strip().upper()
+        if name in TIME_PARTS:  # a visit plan's times of day (`rrules.validate` takes them)
+            raise IcsError(
+                f"{where}: RRULE: {part.strip()}: an all-day event recurs on whole dates, not at times of "
+                f"day: leave out {', '.join(TIME_PARTS)}."
+            )
     try:
         rrules.validate(rule_text, first, start="DTSTART")
     except ValueError as exc:
@@ -358,6 +396,7 @@ def _rule_starts(rule, first: dt.date, where: str, time_zone: str):
         yield moment.date()
 
 
+TIME_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")  # meaningless for whole days: refused, not ignored
 _UTC_UNTIL = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 
 

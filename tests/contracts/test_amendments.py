@@ -335,6 +335,54 @@ class TestAmendmentFlow:
         activated = Event.objects.get(type="contract.state_changed", object_id=str(contract.pk))
         assert activated.occurred_at == dt.datetime(2099, 2, 1, 12, tzinfo=dt.UTC)
 
+    def test_a_postponed_contracts_terms_begin_on_its_new_start(self, api, org, managers):
+        # Tenth round: after an approved postponement /terms still listed the versions before the
+        # new start (the approval's from 1 January, an earlier amendment's from 15 January), dates
+        # on which the contract was never in force, and `as_of` a day before the start read the
+        # approval's terms rather than those it starts with. Hand-worked: the contract starts on 1
+        # February with 120 hours (the January amendment laid over the approval), one version.
+        contract = approved_contract(
+            org, status="scheduled", start_date=dt.date(2099, 1, 1), expiry_date=dt.date(2099, 12, 31)
+        )
+        raised = amend(managers[0], contract, effective_date="2099-01-15", changes={"hours_budget": "120.00"})
+        approve_fully(managers, contract, raised.json()["id"])
+        moved = amend(managers[0], contract, effective_date="2099-02-01", changes={"start_date": "2099-02-01"})
+        assert moved.status_code == 201, moved.content
+        approve_fully(managers, contract, moved.json()["id"])
+        viewer = api("viewer")
+        versions = viewer.get(f"/api/v1/contracts/{contract.pk}/terms").json()
+        shown = [
+            (v["origin"], v["effective_from"], v["effective_to"], (v["amendment"] or {}).get("id")) for v in versions
+        ]
+        assert shown == [("amendment", "2099-02-01", None, moved.json()["id"])], shown
+        assert (versions[0]["terms"]["start_date"], versions[0]["terms"]["hours_budget"]) == ("2099-02-01", "120.00")
+        for day in ("2099-01-10", "2099-01-20", "2099-02-01"):  # before the start: the terms it starts with
+            as_of = viewer.get(f"/api/v1/contracts/{contract.pk}", {"as_of": day, "fields": "start_date,hours_budget"})
+            assert (as_of.json()["start_date"], as_of.json()["hours_budget"]) == ("2099-02-01", "120.00"), day
+        query = f"{{ contract(id: {contract.pk}) {{ termVersions {{ effectiveFrom effectiveTo origin }} }} }}"
+        body = viewer.post("/api/graphql", {"query": query}, format="json").json()
+        assert body["data"]["contract"]["termVersions"] == [
+            {"effectiveFrom": "2099-02-01", "effectiveTo": None, "origin": "amendment"}
+        ], body
+        lifecycle("2099-02-01T12:00:00Z")
+        contract.refresh_from_db()
+        assert (contract.status, contract.start_date, str(contract.hours_budget)) == (
+            "active", dt.date(2099, 2, 1), "120.00",
+        )  # fmt: skip
+
+    def test_a_start_brought_forward_begins_the_terms_there(self, api, org, managers):
+        # The other way (dated at the new start, before the old one): a version from the new start.
+        contract = approved_contract(
+            org, status="scheduled", start_date=dt.date(2099, 3, 1), expiry_date=dt.date(2099, 12, 31)
+        )
+        moved = amend(managers[0], contract, effective_date="2099-02-01", changes={"start_date": "2099-02-01"})
+        approve_fully(managers, contract, moved.json()["id"])
+        versions = api("viewer").get(f"/api/v1/contracts/{contract.pk}/terms").json()
+        assert [(v["origin"], v["effective_from"], v["effective_to"], v["terms"]["start_date"]) for v in versions] == [
+            ("amendment", "2099-02-01", "2099-03-01", "2099-02-01"),
+            ("creation", "2099-03-01", None, "2099-02-01"),
+        ]
+
     def test_a_moved_start_is_not_before_the_amendments_date_nor_for_a_manager_today(self, api, org, managers):
         # Found by an outside tester: a manager's amendment dated tomorrow moved a scheduled
         # contract's start six months back; activation then billed those months, which no term

@@ -249,3 +249,49 @@ def test_what_is_not_read_is_refused_naming_it(refused, events, message):
 def test_a_cancelling_itip_message_is_refused(refused):
     body = ics("UID:e\nDTSTART;VALUE=DATE:20260101\nSTATUS:CANCELLED", head="METHOD:CANCEL\r\n")
     assert "METHOD:CANCEL" in refused(body)
+
+
+def test_a_tentative_event_gives_no_days(imported, refused):
+    # A tentative closure is not a closure: a holiday stops every SLA clock of the calendar, so a
+    # date the file itself says may not be closed was imported as one (tenth round).
+    tentative = "UID:t\nDTSTART;VALUE=DATE:20260101\nSTATUS:TENTATIVE\nSUMMARY:Maybe"
+    message = refused(ics(tentative))
+    assert "No all-day events in the file (1 tentative or cancelled, which are not closures)" in message, message
+    kept = "UID:k\nDTSTART;VALUE=DATE:20260102\nSTATUS:CONFIRMED\nSUMMARY:On"
+    series = "UID:s\nDTSTART;VALUE=DATE:20260201\nRRULE:FREQ=DAILY;COUNT=3\nSTATUS:TENTATIVE\nSUMMARY:Works"
+    confirmed = "UID:s\nRECURRENCE-ID;VALUE=DATE:20260202\nDTSTART;VALUE=DATE:20260210\nSTATUS:CONFIRMED\nSUMMARY:Works"
+    unsure = "UID:s\nRECURRENCE-ID;VALUE=DATE:20260203\nDTSTART;VALUE=DATE:20260211\nSUMMARY:Works"  # the series'
+    assert imported(ics(tentative, kept, series, confirmed, unsure)) == [("2026-01-02", "On"), ("2026-02-10", "Works")]
+
+
+def test_a_tentative_override_removes_its_occurrence(imported):
+    master = "UID:d\nDTSTART;VALUE=DATE:20260105\nRRULE:FREQ=DAILY;COUNT=3\nSTATUS:CONFIRMED\nSUMMARY:Closed"
+    moved = "UID:d\nRECURRENCE-ID;VALUE=DATE:20260106\nDTSTART;VALUE=DATE:20260109\nSTATUS:TENTATIVE"
+    assert [day for day, _ in imported(ics(master, moved))] == ["2026-01-05", "2026-01-07"]
+
+
+def test_a_status_no_event_takes_is_refused(refused):
+    body = ics("UID:e\nDTSTART;VALUE=DATE:20260101\nSTATUS:NEEDS-ACTION")
+    assert "VEVENT 1: STATUS:NEEDS-ACTION is not an event's status (TENTATIVE, CONFIRMED or CANCELLED)" in refused(body)
+
+
+@pytest.mark.parametrize(
+    "rule, part",
+    [
+        ("FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25;BYHOUR=9", "BYHOUR=9"),
+        ("FREQ=WEEKLY;BYDAY=SA;BYMINUTE=30;COUNT=4", "BYMINUTE=30"),
+        ("FREQ=DAILY;COUNT=3;BYSECOND=0", "BYSECOND=0"),
+    ],
+)
+def test_a_time_of_day_in_an_all_day_rule_is_refused(refused, rule, part):
+    # Whole days have no time of day: such a rule was accepted and its times dropped silently;
+    # refused like any other RRULE part an all-day event cannot use, naming the part.
+    message = refused(ics(f"UID:e\nDTSTART;VALUE=DATE:20261225\nRRULE:{rule}\nSUMMARY:Xmas"))
+    assert f"VEVENT 1: RRULE: {part}: an all-day event recurs on whole dates" in message, message
+    assert "leave out BYHOUR, BYMINUTE, BYSECOND" in message, message
+
+
+def test_a_timed_event_may_recur_at_its_hours(imported):
+    # Timed events are skipped before their rule is read: a meeting's BYHOUR is no fault of the file.
+    meeting = "UID:m\nDTSTART:20260105T090000\nRRULE:FREQ=DAILY;COUNT=3;BYHOUR=9,15\nSUMMARY:Standup"
+    assert imported(ics(meeting, "UID:x\nDTSTART;VALUE=DATE:20261225\nSUMMARY:Xmas")) == [("2026-12-25", "Xmas")]
