@@ -507,3 +507,13 @@ def test_every_breach_overage_and_penalty_is_in_exactly_one_month(api, org):
         client.get(URL, {**months, "format": "csv"}).streaming_content).decode())))  # fmt: skip
     got = [(line["month"], line["penalties"]) for line in lines]
     assert got == [("2026-10", "60.00 EUR"), ("2026-11", "80.00 EUR")]
+
+    # B waived on 20 November, after October closed: October keeps the 60.00 it knew (and no
+    # waiver); the report over both months, whose end is after the waiver, leaves B's penalty out.
+    from breaches.services import waive_breach
+
+    waive_breach(breach=Breach.objects.get(work_order=b), actor=None, reason="Goodwill",
+                 now=dt.datetime(2026, 11, 20, 12, 0, tzinfo=ams))  # fmt: skip
+    assert client.get(URL, months).json() == rows
+    whole = client.get(URL, {**months, "group_by": ""}).json()[0]
+    assert (whole["penalties"], whole["waived"], whole["overage_minutes"]) == ({"EUR": "80.00"}, 1, 210)
