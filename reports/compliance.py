@@ -11,18 +11,22 @@ group:
   when nothing was decided);
 - business minutes to stop (`minutes.mean`, `p50`, `p90`, `max`) over the decided clocks that
   stopped by the period's end (a clock still running then had no time to stop yet), one decimal;
-- `overage_minutes`: the total overage of the breaches whose clock stopped by the period's end
-  (their figures are final then); `penalties`: per currency, those breaches' penalties after the
-  per-breach and monthly caps, those waived by the period's end excluded; `waived`: how many
+- `overage_minutes` and `penalties` (per currency, after the per-breach and monthly caps) count
+  each breach once, in the row of the period in which its figures became final: the stop its
+  breach was settled with (`Breach.clock_stopped_at`), whatever period the clock was decided in;
+  a penalty waived by the end of that period is excluded. A breach still running counts in no row
+  yet (its figures grow every scan); one that breached in October and stopped in November is in
+  November's row. So the rows of a report grouped by month add up to the report over the months,
+  and a closed period's figures never move. `waived`: how many of the row's decided clocks'
   breaches were waived by the period's end;
 - `open_at_end`: clocks started before the end of the row's period (the month or week of the
   row when grouped by time, else the report's `to`) and not decided by then.
 
-Every figure comes from one aggregate query over the clocks (penalties as one conditional sum
-per currency the organization's breaches use, read first), plus one grouped query for the clocks
-open at each period's end; `percentile_cont` runs in the database on both PostgreSQL and
-SQLite (see `reports.sql`). Months and weeks are local to `time_zone`; weeks are ISO weeks
-("2026-W41", Monday to Sunday).
+Every figure comes from one aggregate query over the decided clocks, one over the settled
+breaches (penalties as one conditional sum per currency the organization's breaches use, read
+first), plus one grouped query for the clocks open at each period's end; `percentile_cont` runs
+in the database on both PostgreSQL and SQLite (see `reports.sql`). Months and weeks are local to
+`time_zone`; weeks are ISO weeks ("2026-W41", Monday to Sunday).
 """
 
 from __future__ import annotations
@@ -162,15 +166,16 @@ def _scoped(organization, query: ComplianceQuery, now: dt.datetime):
     return clocks.annotate(decision=decision_instant(), decided_at=decided_at(now))
 
 
-def _keys(query: ComplianceQuery) -> tuple[list[str], dict]:
-    """The `values()` names of the group keys (aliases) and their annotations."""
+def _keys(query: ComplianceQuery, instant: str = "decided_at") -> tuple[list[str], dict]:
+    """The `values()` names of the group keys (aliases) and their annotations; a month or week is
+    that of `instant` (the clock's decision, or for the breaches' figures their settling stop)."""
     names, annotations = [], {}
     for key in query.group_by:
         if key == "month":
-            annotations["month"] = TruncMonth("decided_at", tzinfo=query.zone)
+            annotations["month"] = TruncMonth(instant, tzinfo=query.zone)
             names.append("month")
         elif key == "week":
-            annotations["week"] = TruncWeek("decided_at", tzinfo=query.zone)
+            annotations["week"] = TruncWeek(instant, tzinfo=query.zone)
             names.append("week")
         else:
             value, label = _PATHS[key]
@@ -203,15 +208,16 @@ def _hashable(group: tuple) -> tuple:
     return tuple(item["id"] if isinstance(item, dict) else item for item in group)
 
 
-def known_by_end(instant: str, query: ComplianceQuery):
+def known_by_end(instant: str, query: ComplianceQuery, row_instant: str = "decided_at"):
     """`instant` (a clock's stop, a breach's waiver) came before the end of the row's period:
-    the month or week of the clock's decision when grouped by time, else the report's end. The
-    same truncation as the group key, so no period end is computed per row."""
+    the month or week of `row_instant` (the clock's decision, or the breach's settling stop) when
+    grouped by time, else the report's end. The same truncation as the group key, so no period end
+    is computed per row."""
     time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
     if time_key is None:
         return LessThan(F(instant), Value(query.end))
     trunc = TruncMonth if time_key == "month" else TruncWeek
-    return LessThanOrEqual(trunc(instant, tzinfo=query.zone), trunc("decided_at", tzinfo=query.zone))
+    return LessThanOrEqual(trunc(instant, tzinfo=query.zone), trunc(row_instant, tzinfo=query.zone))
 
 
 def decided_in_period(clocks, query: ComplianceQuery):
@@ -242,27 +248,13 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     stopped = Q(known_by_end("stopped_at", query))
     waived = Q(known_by_end("breach__waived_at", query))
     stopped_seconds = Case(When(stopped, then=F("elapsed_seconds")), default=None)
-    # Penalties per currency as conditional sums of the same query (the organization's breaches
-    # come in a few currencies): one scan of the clocks for every figure.
-    currencies = sorted(
-        Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
-    )
-    # Not waived by the end: never waived, or waived after it (a NULL comparison is not false).
-    not_waived = Q(breach__waived_at__isnull=True) | ~waived
-    owed = Q(breach__isnull=False) & stopped & not_waived
-    money_sums = {
-        f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
-        for index, currency in enumerate(currencies)
-    }
     rows = grouped.annotate(
         decided=Count("id"),
         met=Count("id", filter=Q(state=S.MET)),
         mean_seconds=Avg(stopped_seconds),
         percentiles=PercentilesCont(stopped_seconds, (0.5, 0.9)),
         max_seconds=Max(stopped_seconds),
-        overage=Sum("breach__overage_minutes", filter=stopped),
         waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED) & waived),
-        **money_sums,
     ).order_by(*names)
 
     results: dict[tuple, dict] = {}
@@ -281,17 +273,68 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
                 "p90": minutes(row["p90_seconds"]),
                 "max": minutes(row["max_seconds"]),
             },
-            overage_minutes=row["overage"] or 0,
-            penalties={
-                currency: str(quantize(row[f"penalty_{index}"], currency))
-                for index, currency in enumerate(currencies)
-                if row[f"penalty_{index}"] is not None
-            },
             waived=row["waived"],
         )
         results[_hashable(group)] = entry
+    _add_settled(organization, clocks, query, results)
     _add_open_at_end(clocks, query, results)
     return [results[key] for key in sorted(results, key=_sort_key)]
+
+
+SETTLED_AT = "breach__clock_stopped_at"
+
+
+def settled_in_period(clocks, query: ComplianceQuery):
+    """The decided clocks (of `_scoped`) whose breach was settled in the report's period: final, with
+    the stop it was settled with (`Breach.clock_stopped_at`) in [start, end)."""
+    return clocks.filter(
+        decided_at__isnull=False,
+        breach__final=True,
+        breach__clock_stopped_at__gte=query.start,
+        breach__clock_stopped_at__lt=query.end,
+    )
+
+
+def _add_settled(organization, clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
+    """`overage_minutes` and `penalties`: a breach's figures count once, in the row of the period
+    in which they became final (the stop its breach was settled with), whichever period its clock
+    was decided in; a waiver by the end of that period excludes its penalty. One grouped query.
+
+    So every breach's overage and penalty lands in exactly one row (an October breach still
+    running on 1 November is in November's row, or in the row of the month its job stops), and a
+    closed period's figures never move: a running breach is counted in no row until it stops, and a
+    stop or waiver after a period's end lands in a later row."""
+    names, annotations = _keys(query, SETTLED_AT)
+    # Penalties per currency as conditional sums of the same query (the organization's breaches
+    # come in a few currencies).
+    currencies = sorted(
+        Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
+    )
+    waived = Q(known_by_end("breach__waived_at", query, SETTLED_AT))
+    # Not waived by the end: never waived, or waived after it (a NULL comparison is not false).
+    owed = Q(breach__waived_at__isnull=True) | ~waived
+    money_sums = {
+        f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
+        for index, currency in enumerate(currencies)
+    }
+    rows = (
+        settled_in_period(clocks, query)
+        .annotate(**annotations)
+        .values(*names)
+        .annotate(overage=Sum("breach__overage_minutes"), **money_sums)
+        .order_by(*names)
+    )
+    for row in rows:
+        group = _group_of(row, query)
+        entry = results.get(_hashable(group))
+        if entry is None:
+            entry = results[_hashable(group)] = _empty(query, group)
+        entry["overage_minutes"] = row["overage"] or 0
+        entry["penalties"] = {
+            currency: str(quantize(row[f"penalty_{index}"], currency))
+            for index, currency in enumerate(currencies)
+            if row[f"penalty_{index}"] is not None
+        }
 
 
 def _sort_key(key: tuple) -> tuple:

@@ -16,8 +16,10 @@ moment it is asked (so the SHA-256 of its canonical JSON is a stable citation):
   the month's other breaches of the rule that counted when this one was priced, and the monthly cap.
 
 `recomputed` holds the figures derived here and `agrees_with_stored` compares each with the
-stored breach. Pricing order within a month is the order of the breaches' last measurement
-(then id): a breach counts the month's other breaches priced before it that were not waived by then.
+stored breach. Pricing order within a month is the order in which the breaches were last priced:
+the settled (final) ones in the order the log recorded their settlement, then the running ones in
+id order (the refresh's walk); a breach counts the month's other breaches priced before it that
+were not waived by then. Not `measured_at`, which a replayed scan sets to its past `--now`.
 
 The canonical JSON is the pack without `sha256`, keys sorted, no whitespace, UTF-8; `sha256` is
 its hex digest.
@@ -165,19 +167,54 @@ def _rule_cap(cap, currency: str) -> str | None:
     return cap_text(cap, currency) if currency else str(cap)
 
 
-def _counted_before(breach: Breach, rule):
+SETTLED = "breach.finalized"
+
+
+def _settled_events(breach_ids, organization_id) -> dict[int, int]:
+    """The id of each breach's `breach.finalized` event (the log's order is the order in which the
+    scan and the job updates priced them, whatever `--now` a replayed scan ran at)."""
+    rows = Event.objects.filter(
+        organization_id=organization_id, object_type="breach", object_id__in=breach_ids, type=SETTLED
+    ).values_list("object_id", "id")
+    return dict(rows)
+
+
+def _pricing_position(breach: Breach, settled: dict[int, int]) -> tuple:
+    """Where a breach's last pricing comes in the order the month's cap was met: a final breach
+    when it was settled (its `breach.finalized` event; one settled before the log had it, first),
+    a breach still running at every refresh, after every settled one, the running ones in id order
+    (the refresh's walk)."""
+    if breach.final:
+        return (0, settled.get(breach.pk, 0), breach.pk)
+    return (1, 0, breach.pk)
+
+
+def _counted_before(breach: Breach, rule) -> list[Breach]:
     """The month's other breaches of the rule (of any of its versions: they share the cap) that
-    counted toward its cap when this one was priced."""
+    counted toward its cap when this one was priced, in the order they were priced.
+
+    The order is the log's, not the breaches' `measured_at`: a scan replayed with an earlier
+    `--now` (cron catching up) measures a breach at that past instant, after breaches that later
+    instants had already priced and settled; those kept the room they took (a settled penalty
+    never moves) and the replayed one got what was left."""
     at = breach.measured_at or breach.detected_at
-    priced_before = Q(measured_at__lt=at) | Q(measured_at=at, pk__lt=breach.pk)
-    not_waived_then = ~Q(state=Breach.State.WAIVED) | Q(waived_at__gt=at)
     series = rule.series_id
-    return (
+    month = list(
         Breach.objects.filter(Q(sla_rule_id=series) | Q(sla_rule__first_version_id=series))
         .filter(penalty_month=breach.penalty_month)
-        .exclude(pk=breach.pk)
-        .filter(priced_before & not_waived_then)
-        .order_by("measured_at", "id")
+        .only("id", "final", "state", "waived_at", "penalty_amount", "measured_at")
+    )
+    settled = _settled_events([other.pk for other in month] + [breach.pk], breach.organization_id)
+    position = _pricing_position(breach, settled)
+    return sorted(
+        (
+            other
+            for other in month
+            if other.pk != breach.pk
+            and _pricing_position(other, settled) < position
+            and (other.state != Breach.State.WAIVED or (other.waived_at is not None and other.waived_at > at))
+        ),
+        key=lambda other: _pricing_position(other, settled),
     )
 
 
@@ -186,7 +223,10 @@ def _penalty_steps(breach: Breach, rule, overage: int, past_due: bool) -> dict:
     clause = rule.penalty or {}
     units = started_units(overage, int(clause["unit_minutes"])) if clause.get("per_unit_amount") else 0
     after_breach_cap = breach_penalty(rule.penalty, overage, currency) if past_due else quantize(ZERO, currency)
-    others = list(_counted_before(breach, rule).values("id", "penalty_amount", "measured_at"))
+    others = [
+        {"id": other.pk, "penalty_amount": other.penalty_amount, "measured_at": other.measured_at}
+        for other in _counted_before(breach, rule)
+    ]
     others_total = sum((row["penalty_amount"] for row in others), ZERO)
     cap = rule.monthly_penalty_cap
     after_monthly = within_monthly_cap(after_breach_cap, others_total, cap, currency)

@@ -120,6 +120,7 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             "met": 0,
             "seconds": [],
             "overage": 0,
+            "settled": 0,
             "money": defaultdict(Decimal),
             "waived": 0,
             "open": 0,
@@ -147,12 +148,19 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
                 g["seconds"].append(clock.elapsed_seconds)
             breach = getattr(clock, "breach", None)
             if breach is not None:
-                waived = breach.waived_at is not None and breach.waived_at < row_end
-                g["waived"] += waived
-                if stopped:
-                    g["overage"] += breach.overage_minutes
-                    if not waived:
-                        g["money"][breach.currency] += breach.penalty_amount
+                g["waived"] += breach.waived_at is not None and breach.waived_at < row_end
+        # A breach's overage and penalty count once, in the period of the stop it was settled with
+        # (whatever period its clock was decided in), less a waiver by that period's end.
+        breach = getattr(clock, "breach", None)
+        settled = breach.clock_stopped_at if breach is not None and breach.final else None
+        if decided is not None and settled is not None and start <= settled < end:
+            key = tuple(_key_of(clock, key, settled, zone) for key in group_by)
+            g = groups[key]
+            row_end = ends[_label(time_key, settled, zone)] if time_key else end
+            g["settled"] += 1
+            g["overage"] += breach.overage_minutes
+            if breach.waived_at is None or breach.waived_at >= row_end:
+                g["money"][breach.currency] += breach.penalty_amount
         if clock.state == "cancelled":
             continue
         for label, period_end in ends.items():
@@ -164,7 +172,7 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
     rows = []
     for key in sorted(groups, key=lambda k: tuple((0, v) if isinstance(v, int) else (1, str(v)) for v in k)):
         g = groups[key]
-        if not g["decided"] and not g["open"] and group_by:
+        if not g["decided"] and not g["open"] and not g["settled"] and group_by:
             continue
         seconds = g["seconds"]
         rows.append(
@@ -298,8 +306,9 @@ def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
         response = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract,month"})
     assert response.status_code == 200
     report_queries = [q["sql"] for q in queries.captured_queries if "workorders_slaclock" in q["sql"]]
-    # Every figure (penalties per currency included), then the clocks open at each period's end.
-    assert len(report_queries) == 2, report_queries
+    # The decided clocks' figures, the settled breaches' overage and penalties (per currency), then
+    # the clocks open at each period's end.
+    assert len(report_queries) == 3, report_queries
 
 
 @pytest.mark.parametrize(
@@ -424,9 +433,87 @@ def test_a_past_period_keeps_its_answer_when_a_breached_job_is_resolved_later(ap
     )  # fmt: skip
     assert client.get(URL, march).json() == before
     after_months = client.get(URL, both).json()
-    assert [row["month"] for row in after_months] == ["2026-03"]
-    assert after_months == before_months
+    # March keeps its answer; the breach's final figures land in April, the month of its stop
+    # (they were in no row before the tenth round). 31 March 11:00 to 2 April 10:00 is 2820 minutes.
+    assert [row["month"] for row in after_months] == ["2026-03", "2026-04"]
+    assert after_months[0] == before_months[0]
+    assert after_months[1]["decided"] == 0 and after_months[1]["overage_minutes"] == 2820
+    assert after_months[1]["penalties"] == {"EUR": "100.00"}
     # The report over both months (its end after the stop) has the final figures.
     whole = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "time_zone": "UTC"}).json()[0]
     assert whole["decided"] == 1 and whole["breached"] == 1 and whole["overage_minutes"] > 0
     assert whole["penalties"] == {"EUR": "100.00"}
+
+
+def test_every_breach_overage_and_penalty_is_in_exactly_one_month(api, org):
+    # Tenth round: a breach still running at the end of the month it breached in had its overage and
+    # penalty in no monthly row (not October's: it had not stopped; not November's: it was decided
+    # in October), so the months' penalties summed to less than the report over both months. Now a
+    # breach's figures count in the month of the stop it was settled with. Figures by hand, in
+    # Europe/Amsterdam (CEST until 25 October, CET after), a 24x7 rule of 60 minutes, 50 EUR per
+    # breach plus 10 EUR per started hour of overage.
+    from breaches.models import Breach
+    from breaches.services import scan_breaches
+    from tests.breaches.factories import make_rule
+    from tests.contracts.factories import make_contract
+    from workorders.services import create_work_order, update_work_order
+
+    ams = ZoneInfo("Europe/Amsterdam")
+    contract = make_contract(org, status="active", currency="EUR", time_zone="Europe/Amsterdam")
+    make_rule(contract, metric="resolution", priorities=["high"], target_minutes=60,
+              penalty={"fixed_amount": "50", "per_unit_amount": "10", "unit_minutes": 60})  # fmt: skip
+
+    def job(reported, summary):
+        return create_work_order(
+            organization=org, actor=None, now=reported,
+            data={"contract_id": contract.pk, "priority": "high", "reported_at": reported, "summary": summary},
+        )  # fmt: skip
+
+    def resolve(work_order, at):
+        update_work_order(instance=work_order, actor=None, now=at, data={"status": "resolved", "resolved_at": at})
+
+    # B: 10 October 09:00-10:30 CEST, 90 minutes, 30 over: one started hour, 60.00, all in October.
+    b = job(dt.datetime(2026, 10, 10, 9, 0, tzinfo=ams), "B")
+    scan_breaches(now=dt.datetime(2026, 10, 10, 10, 15, tzinfo=ams))
+    resolve(b, dt.datetime(2026, 10, 10, 10, 30, tzinfo=ams))
+    # A: reported 31 October 22:00 CET, due 23:00 (decided in October), still running on 1 November.
+    a = job(dt.datetime(2026, 10, 31, 22, 0, tzinfo=ams), "A")
+    scan_breaches(now=dt.datetime(2026, 10, 31, 23, 30, tzinfo=ams))
+    # C: met in November.
+    c = job(dt.datetime(2026, 11, 5, 9, 0, tzinfo=ams), "C")
+    resolve(c, dt.datetime(2026, 11, 5, 9, 30, tzinfo=ams))
+    client = api("viewer")
+    months = {"from": "2026-10-01", "to": "2026-11-30", "time_zone": "Europe/Amsterdam", "group_by": "month"}
+    october = client.get(URL, months).json()[0]
+    assert (october["month"], october["decided"], october["breached"], october["open_at_end"]) == ("2026-10", 2, 2, 0)
+    assert october["overage_minutes"] == 30 and october["penalties"] == {"EUR": "60.00"}
+
+    # A resolved 1 November 02:00 CET: 240 minutes, 180 over, three started hours: 80.00.
+    resolve(a, dt.datetime(2026, 11, 1, 2, 0, tzinfo=ams))
+    assert Breach.objects.get(work_order=a).penalty_amount == Decimal("80.00")
+    rows = client.get(URL, months).json()
+    assert [row["month"] for row in rows] == ["2026-10", "2026-11"]
+    assert rows[0] == october  # October, closed, keeps its answer
+    assert (rows[1]["decided"], rows[1]["met"], rows[1]["breached"]) == (1, 1, 0)
+    assert rows[1]["overage_minutes"] == 180 and rows[1]["penalties"] == {"EUR": "80.00"}
+    whole = client.get(URL, {**months, "group_by": ""}).json()[0]
+    assert whole["overage_minutes"] == 30 + 180 == sum(row["overage_minutes"] for row in rows)
+    assert whole["penalties"] == {"EUR": "140.00"}
+    # November alone has A's figures (settled then) but not its decision (October's).
+    november = client.get(URL, {"from": "2026-11-01", "to": "2026-11-30", "time_zone": "Europe/Amsterdam"}).json()[0]
+    assert (november["decided"], november["overage_minutes"], november["penalties"]) == (1, 180, {"EUR": "80.00"})
+    # The CSV has the same rows.
+    lines = list(csv.DictReader(io.StringIO(b"".join(
+        client.get(URL, {**months, "format": "csv"}).streaming_content).decode())))  # fmt: skip
+    got = [(line["month"], line["penalties"]) for line in lines]
+    assert got == [("2026-10", "60.00 EUR"), ("2026-11", "80.00 EUR")]
+
+    # B waived on 20 November, after October closed: October keeps the 60.00 it knew (and no
+    # waiver); the report over both months, whose end is after the waiver, leaves B's penalty out.
+    from breaches.services import waive_breach
+
+    waive_breach(breach=Breach.objects.get(work_order=b), actor=None, reason="Goodwill",
+                 now=dt.datetime(2026, 11, 20, 12, 0, tzinfo=ams))  # fmt: skip
+    assert client.get(URL, months).json() == rows
+    whole = client.get(URL, {**months, "group_by": ""}).json()[0]
+    assert (whole["penalties"], whole["waived"], whole["overage_minutes"]) == ({"EUR": "80.00"}, 1, 210)

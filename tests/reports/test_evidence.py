@@ -21,6 +21,7 @@ import pytest
 from pypdf import PdfReader
 
 from breaches.models import Breach
+from events.models import Event
 from tests.reports.factories import build_dataset
 
 pytestmark = pytest.mark.django_db
@@ -113,13 +114,25 @@ def independent(breach: Breach) -> dict:
         amount = min(amount, Decimal(clause["per_breach_cap"]))
     if rule.monthly_penalty_cap is not None:
         priced_at = breach.measured_at
+        month = list(Breach.objects.filter(sla_rule=rule, penalty_month=breach.penalty_month))
+        # The order in which the month's breaches were last priced: the settled ones in the order
+        # the log recorded their settlement, then the running ones in id order.
+        settled = {
+            e.object_id: e.id
+            for e in Event.objects.filter(
+                object_type="breach", type="breach.finalized", object_id__in=[b.pk for b in month]
+            )
+        }
+
+        def position(b):
+            return (0, settled.get(b.pk, 0), b.pk) if b.final else (1, 0, b.pk)
+
         others = sum(
             (
                 other.penalty_amount
-                for other in Breach.objects.filter(sla_rule=rule, penalty_month=breach.penalty_month).exclude(
-                    pk=breach.pk
-                )
-                if (other.measured_at, other.pk) < (priced_at, breach.pk)
+                for other in month
+                if other.pk != breach.pk
+                and position(other) < position(breach)
                 and (other.state != "waived" or other.waived_at > priced_at)
             ),
             Decimal(0),
@@ -345,3 +358,42 @@ def test_a_settled_breach_keeps_the_version_it_was_priced_under_after_a_back_dat
         successor.pk,
     )
     assert all(pack["agrees_with_stored"].values()) and pack["recomputed"]["overage_minutes"] == 70
+
+
+def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_priced(api, org):
+    """Ninth round's known defect, tenth round's fix. B breached on 20 October and was settled at
+    once (its job responded late) with the full 100.00 of a 150.00 monthly cap; A had breached on
+    5 October, but no scan ran until cron caught up with `scan_breaches --now 2026-10-06` and then
+    `--now 2026-10-07`: A got the 50.00 left. The pack counted the others *measured* before A (the
+    replay's past instants: none) and showed A 100.00 (disagreeing with the stored 50.00), and B's
+    pack counted A, which did not exist when B was settled."""
+    from tests.breaches.factories import make_job, make_rule, scan, update_job
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org, status="active", currency="EUR", time_zone="Europe/Amsterdam")
+    make_rule(
+        contract, metric="response", target_minutes=60, penalty={"fixed_amount": "100"}, monthly_penalty_cap="150"
+    )
+    a = make_job(contract, dt.datetime(2026, 10, 5, 9, 0, tzinfo=UTC), summary="A")
+    b = make_job(contract, dt.datetime(2026, 10, 20, 9, 0, tzinfo=UTC), summary="B")
+    late = dt.datetime(2026, 10, 20, 10, 30, tzinfo=UTC)
+    update_job(b, late, responded_at=late)  # B: settled at once, 100.00
+    scan("2026-10-06T00:00:00Z")  # cron catching up: A recorded now, priced against B
+    scan("2026-10-07T00:00:00Z")  # and refreshed
+    breach_a, breach_b = Breach.objects.get(work_order=a), Breach.objects.get(work_order=b)
+    assert (breach_a.penalty_amount, breach_b.penalty_amount) == (Decimal("50.00"), Decimal("100.00"))
+    assert breach_a.measured_at < breach_b.measured_at  # the replay's instants
+    client = api("viewer")
+    pack_a, pack_b = client.get(url(breach_a)).json(), client.get(url(breach_b)).json()
+    assert pack_a["agrees_with_stored"]["penalty_amount"] and pack_b["agrees_with_stored"]["penalty_amount"]
+    assert [o["id"] for o in pack_a["penalty"]["month_other_breaches"]] == [breach_b.pk]
+    assert (pack_a["penalty"]["month_others_total"], pack_a["penalty"]["after_monthly_cap"]) == ("100.00", "50.00")
+    assert pack_b["penalty"]["month_other_breaches"] == []
+    assert pack_b["penalty"]["after_monthly_cap"] == "100.00"
+    # A settles later: it keeps its 50.00 and still comes after B.
+    update_job(a, dt.datetime(2026, 10, 8, 9, 0, tzinfo=UTC), responded_at=dt.datetime(2026, 10, 8, 9, 0, tzinfo=UTC))
+    breach_a.refresh_from_db()
+    pack_a = client.get(url(breach_a)).json()
+    assert breach_a.final and breach_a.penalty_amount == Decimal("50.00")
+    assert pack_a["agrees_with_stored"]["penalty_amount"] and pack_a["penalty"]["after_monthly_cap"] == "50.00"
+    assert client.get(url(breach_b)).json()["penalty"]["month_other_breaches"] == []
