@@ -10,7 +10,9 @@ from typing import Annotated
 import strawberry
 import strawberry_django
 from django.utils import timezone
-from strawberry import auto
+from strawberry import UNSET, auto
+from strawberry_django.pagination import OffsetPaginationInfo, OffsetPaginationInput
+from strawberry_django.settings import strawberry_django_settings
 
 from config import dates
 from config.errors import BadRequest
@@ -103,6 +105,27 @@ class Visit:
     hours_logged: decimal.Decimal
 
 
+@strawberry.type(
+    name="VisitOffsetPaginated",
+    description="A page of a contract's visits, as every root list pages (REST's `page`/`per_page` and "
+    "`X-Pagination-Total-Entries`).",
+)
+class VisitPage:
+    page_info: OffsetPaginationInfo
+    total_count: int = strawberry.field(description="Visits in the window matching the filters, on every page.")
+    results: list[Visit]
+
+
+def _page_window(pagination: OffsetPaginationInput | None) -> tuple[int, int]:
+    """(offset, limit) of a page: the root lists' default of 20 when no limit is given; a limit
+    beyond 100 or a negative offset never gets here (`config.graphql.limits.PageSizeLimiter`)."""
+    offset = pagination.offset if pagination is not None else 0
+    limit = pagination.limit if pagination is not None else UNSET
+    if limit is UNSET or limit is None:
+        limit = strawberry_django_settings()["PAGINATION_DEFAULT_LIMIT"]
+    return offset, limit
+
+
 @strawberry.type
 class Query:
     visit_plan: VisitPlan = resource_get()
@@ -110,7 +133,8 @@ class Query:
 
     @strawberry.field(
         description="REST GET /api/v1/contracts/{contractId}/visits: the occurrences of the contract's visit "
-        "plans in [from, to) (default: the last 30 days and the next 90; at most 366 days), in time order."
+        "plans in [from, to) (default: the last 30 days and the next 90; at most 366 days), in time order; "
+        "a page of `pagination` (default 20, at most 100), as every root list."
     )
     def contract_visits(
         self,
@@ -120,7 +144,8 @@ class Query:
         to: dt.datetime | None = None,
         visit_plan_ids: list[strawberry.ID] | None = None,
         states: list[VisitState] | None = None,
-    ) -> list[Visit]:
+        pagination: OffsetPaginationInput | None = None,
+    ) -> VisitPage:
         context = require_role(info, VisitPlanViewSet.read_role)
         contract = contract_of_route(organization=context.organization, contract_id=object_id(contract_id) or 0)
         now = timezone.now()
@@ -135,7 +160,8 @@ class Query:
                 raise BadRequest("Invalid filter: visitPlanIds", {"visitPlanIds": ["Not an id."]})
         chosen = [s.value for s in states] if states is not None else None
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
-        return [
+        offset, limit = _page_window(pagination)
+        shown = [
             Visit(
                 visit_plan=v.plan,
                 occurrence=v.occurrence,
@@ -145,8 +171,11 @@ class Query:
                 hours_allocated=v.plan.hours_allocated,
                 hours_logged=v.hours_logged,
             )
-            for v in visits
+            for v in visits[offset : offset + limit]
         ]
+        return VisitPage(
+            page_info=OffsetPaginationInfo(offset=offset, limit=limit), total_count=len(visits), results=shown
+        )
 
 
 VisitPlanInput = input_from_serializer("VisitPlanInput", VisitPlanSerializer)
