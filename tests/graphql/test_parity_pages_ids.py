@@ -93,3 +93,144 @@ def theirs_contract(other_org):
     data = {"summary": "Their rota", "recurrence": EVERY_HOUR}
     rules.create_visit_plan(contract=contract, actor=None, data=data, now=ams(2026, 3, 1))
     return contract
+
+
+# --- reference and id filters take what REST takes --------------------------------------------------
+
+BIG = 2**31 + 5  # past GraphQL's Int (32 bits); REST's ids go to 2^63 - 1
+
+
+def test_a_reference_filter_takes_any_id_rest_takes_and_no_comparison(gql, hourly, theirs_contract):
+    client = gql("operator")
+    contracts = "query($f: ContractFilter) { contracts(filters: $f) { totalCount } }"
+    rest = client.client.get(f"/api/v1/contracts?counterparty_id={BIG}")
+    assert rest.status_code == 200 and rest["X-Pagination-Total-Entries"] == "0"
+    for value in (str(BIG), BIG):  # an ID: a string, or the number an Int client sends
+        assert client(contracts, {"f": {"counterpartyId": {"eq": value}}})["contracts"]["totalCount"] == 0
+    mine = hourly.counterparty_id
+    query = f"{{ contracts(filters: {{counterpartyId: {{in: [{mine}, {BIG}]}}}}) {{ totalCount }} }}"
+    assert client(query)["contracts"]["totalCount"] == 1
+    # Another organization's counterparty matches nothing, as in REST.
+    theirs = {"f": {"counterpartyId": {"eq": theirs_contract.counterparty_id}}}
+    assert client(contracts, theirs)["contracts"]["totalCount"] == 0
+    # REST refuses comparisons on a reference; GraphQL's ReferenceFilter does not offer them.
+    assert client.client.get("/api/v1/contracts?counterparty_id=>1").status_code == 400
+    body = client("{ contracts(filters: {counterpartyId: {gt: 1}}) { totalCount } }", errors=True)
+    assert "gt" in body["errors"][0]["message"] and "ReferenceFilter" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "1.5", "٣", str(2**63)])
+def test_a_bad_reference_id_is_refused_with_rests_message(gql, hourly, value):
+    client = gql("operator")
+    rest = client.client.get("/api/v1/contracts", {"counterparty_id": value})
+    assert rest.status_code == 400
+    body = client(
+        "query($f: ContractFilter) { contracts(filters: $f) { totalCount } }",
+        {"f": {"counterpartyId": {"eq": value}}},
+        errors=True,
+    )
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert error["extensions"]["errors"] == {"counterpartyId": rest.json()["errors"]["counterparty_id"]}
+
+
+def test_ids_take_ranges_as_rest_and_a_childs_contract_id_any_id(gql, hourly):
+    client = gql("operator")
+    rest = client.client.get(f"/api/v1/contracts?ids=>={hourly.pk}")
+    data = client(f'{{ contracts(filters: {{ids: {{gte: "{hourly.pk}", lt: "{BIG}"}}}}) {{ totalCount }} }}')
+    assert data["contracts"]["totalCount"] == int(rest["X-Pagination-Total-Entries"]) == 1
+    # A contract's children at the root: `contractId` is an ID, as the route's id.
+    data = client(f'{{ visitPlans(filters: {{contractId: "{BIG}"}}) {{ totalCount }} }}')
+    assert data["visitPlans"]["totalCount"] == 0
+    data = client(f"{{ visitPlans(filters: {{contractId: {hourly.pk}}}) {{ totalCount }} }}")
+    assert data["visitPlans"]["totalCount"] == 1
+    body = client('{ visitPlans(filters: {contractId: "abc"}) { totalCount } }', errors=True)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert set(body["errors"][0]["extensions"]["errors"]) == {"contractId"}
+
+
+# --- event ids beyond 32 bits --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def big_events(org):
+    from events.models import Event
+    from tests.events.helpers import emit
+
+    first, second = emit(org, "thing.happened", n=1), emit(org, "thing.happened", n=2)
+    # Ids past 2^31, in order (the sequence is not moved: these are the newest rows either way).
+    Event.objects.filter(pk=second.pk).update(id=BIG + 1, object_id=2**40)
+    Event.objects.filter(pk=first.pk).update(id=BIG)
+    return BIG, BIG + 1
+
+
+def test_event_ids_beyond_32_bits_pass_both_ways(gql, big_events):
+    first, second = big_events
+    client = gql("viewer")
+    query = "query($since: BigInt) { events(filters: {since: $since}) { results { id objectId } } }"
+    for since in (first, str(first)):
+        data = client(query, {"since": since})["events"]["results"]
+        assert data == [{"id": str(second), "objectId": 2**40}]
+    literal = client(f"{{ events(filters: {{since: {first}}}) {{ results {{ id }} }} }}")["events"]["results"]
+    assert literal == [{"id": str(second)}]
+    rest = client.client.get(f"/api/v1/events?since={first}").json()
+    assert [r["id"] for r in rest] == [second] and rest[0]["object_id"] == 2**40
+    data = client(f"{{ events(filters: {{objectId: {{eq: {2**40}}}}}) {{ totalCount }} }}")
+    assert data["events"]["totalCount"] == 1
+    data = client(f'{{ events(filters: {{ids: {{eq: "{second}"}}}}) {{ totalCount }} }}')
+    assert data["events"]["totalCount"] == 1
+    # An old client's small Int literal keeps its meaning.
+    assert len(client("{ events(filters: {since: 0}) { results { id } } }")["events"]["results"]) == 2
+    body = client(query, {"since": "1e3"}, errors=True)
+    assert "BigInt cannot represent" in body["errors"][0]["message"]
+
+
+FOLLOW = """subscription Follow($sinceId: BigInt) {
+  events(sinceId: $sinceId) { kind cursor event { id objectType } }
+}"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_subscription_resumes_after_an_event_id_beyond_32_bits(token, big_events):
+    from tests.graphql.test_subscriptions import acked, messages
+    from tests.stream.conftest import run
+
+    first, second = big_events
+
+    async def scenario():
+        comm = await acked(token("viewer"))
+        payload = {"query": FOLLOW, "variables": {"sinceId": str(first)}}
+        await comm.send_json_to({"id": "2", "type": "subscribe", "payload": payload})
+        start, replayed = await messages(comm, 2)
+        assert start["kind"] == "SUBSCRIBED" and start["cursor"] == first  # a JSON number, as REST writes ids
+        assert replayed["cursor"] == second and replayed["event"]["id"] == str(second)
+        # An old client's query (`since: Int`) still runs; both at once is a BAD_REQUEST naming both.
+        old = {"query": "subscription { events(since: 0) { kind cursor } }"}
+        await comm.send_json_to({"id": "3", "type": "subscribe", "payload": old})
+        both = {"query": f"subscription {{ events(since: 1, sinceId: {first}) {{ kind }} }}"}
+        await comm.send_json_to({"id": "4", "type": "subscribe", "payload": both})
+        seen = {}
+        while not {"3", "4"} <= set(seen):
+            message = await comm.receive_json_from(timeout=5)
+            if message["id"] in ("3", "4") and message["id"] not in seen:
+                seen[message["id"]] = message
+        assert seen["3"]["type"] == "next" and seen["3"]["payload"]["data"]["events"]["kind"] == "SUBSCRIBED"
+        assert seen["4"]["type"] == "error"
+        assert set(seen["4"]["payload"][0]["extensions"]["errors"]) == {"since", "sinceId"}
+        await comm.disconnect()
+
+    run(scenario)
+
+
+def test_redelivery_takes_event_ids_beyond_32_bits(gql, org, big_events):
+    from tests.notifications.test_webhooks_api import make_endpoint
+
+    first, second = big_events
+    endpoint = make_endpoint(org)
+    mutation = """mutation($id: ID!, $input: RedeliverEventsInput!) {
+      redeliverWebhookEvents(id: $id, input: $input) {
+        ... on RedeliveryQueued { queued eventIds } ... on OperationError { kind message }
+      }
+    }"""
+    data = gql("admin")(mutation, {"id": endpoint.pk, "input": {"since": first, "until": second}})
+    assert data["redeliverWebhookEvents"] == {"queued": 1, "eventIds": [str(second)]}
