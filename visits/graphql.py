@@ -15,6 +15,7 @@ from strawberry_django.pagination import OffsetPaginationInfo, OffsetPaginationI
 from strawberry_django.settings import strawberry_django_settings
 
 from config import dates
+from config.api.filters import MAX_DB_ID
 from config.errors import BadRequest
 from config.graphql.base import (
     ContractChildType,
@@ -156,8 +157,11 @@ class Query:
         plan_ids = None
         if visit_plan_ids is not None:
             plan_ids = [object_id(p) for p in visit_plan_ids]
-            if None in plan_ids:
-                raise BadRequest("Invalid filter: visitPlanIds", {"visitPlanIds": ["Not an id."]})
+            if None in plan_ids:  # REST's words for `?visit_plan_id=` (visits.api._list_param)
+                wrong = visit_plan_ids[plan_ids.index(None)]
+                raise BadRequest(
+                    f"visitPlanIds takes ids from 1 to {MAX_DB_ID}.", {"visitPlanIds": [f"'{wrong}' is not an id."]}
+                )
         chosen = [s.value for s in states] if states is not None else None
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
         offset, limit = _page_window(pagination)

@@ -234,3 +234,20 @@ def test_redelivery_takes_event_ids_beyond_32_bits(gql, org, big_events):
     }"""
     data = gql("admin")(mutation, {"id": endpoint.pk, "input": {"since": first, "until": second}})
     assert data["redeliverWebhookEvents"] == {"queued": 1, "eventIds": [str(second)]}
+
+
+# --- the same words as REST for the same bad input ------------------------------------------------------
+
+
+def test_a_bad_visit_plan_id_and_window_days_say_what_rest_says(gql, hourly):
+    client = gql("manager")
+    rest = client.client.get(f"/api/v1/contracts/{hourly.pk}/visits?visit_plan_id=abc").json()
+    body = client(f'{{ contractVisits(contractId: {hourly.pk}, visitPlanIds: ["abc"]) {{ totalCount }} }}', errors=True)
+    (error,) = body["errors"]
+    assert error["message"] == rest["message"].replace("visit_plan_id", "visitPlanIds").replace(", comma-separated", "")
+    assert error["extensions"]["errors"] == {"visitPlanIds": rest["errors"]["visit_plan_id"]}
+    rest = client.client.get(f"/api/v1/contracts/{hourly.pk}/balance?window_days=0").json()
+    body = client(f"{{ contractBalance(contractId: {hourly.pk}, windowDays: 0) {{ remainingHours }} }}", errors=True)
+    (error,) = body["errors"]
+    assert error["message"] == rest["message"]
+    assert error["extensions"]["errors"] == {"windowDays": rest["errors"]["window_days"]}
