@@ -19,6 +19,7 @@ from config.api.filters import MAX_DB_ID
 from config.errors import BadRequest
 from config.graphql.base import (
     ContractChildType,
+    Direction,
     OffsetPaginated,
     object_id,
     require_role,
@@ -47,7 +48,7 @@ from workorders import models
 from workorders.graphql import WorkOrder
 from workorders.visits import next_occurrences
 
-from .api import MAX_SPAN, VisitPlanSerializer, VisitPlanViewSet
+from .api import MAX_SPAN, VISIT_SORTS, VisitPlanSerializer, VisitPlanViewSet, sorted_visits
 from .selectors import STATES, contract_visits
 
 
@@ -106,6 +107,17 @@ class Visit:
     hours_logged: decimal.Decimal
 
 
+VisitOrderField = strawberry.enum(
+    enum.Enum("VisitOrderField", {key.upper(): key for key in VISIT_SORTS}), description="A REST sort key of visits."
+)
+
+
+@strawberry.input(description="One sort key of visits.")
+class VisitOrder:
+    field: VisitOrderField
+    direction: Direction = Direction.ASC
+
+
 @strawberry.type(
     name="VisitOffsetPaginated",
     description="A page of a contract's visits, as every root list pages (REST's `page`/`per_page` and "
@@ -146,6 +158,10 @@ class Query:
         visit_plan_ids: list[strawberry.ID] | None = None,
         states: list[VisitState] | None = None,
         pagination: OffsetPaginationInput | None = None,
+        order: Annotated[
+            list[VisitOrder] | None,
+            strawberry.argument(description="Sort keys, first first (REST `?sort=`); default: `occurrence`."),
+        ] = None,
     ) -> VisitPage:
         context = require_role(info, VisitPlanViewSet.read_role)
         contract = contract_of_route(organization=context.organization, contract_id=object_id(contract_id) or 0)
@@ -164,6 +180,8 @@ class Query:
                 )
         chosen = [s.value for s in states] if states is not None else None
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
+        if order:
+            visits = sorted_visits(visits, [(o.field.value, o.direction == Direction.DESC) for o in order])
         offset, limit = _page_window(pagination)
         shown = [
             Visit(

@@ -251,3 +251,15 @@ def test_a_bad_visit_plan_id_and_window_days_say_what_rest_says(gql, hourly):
     (error,) = body["errors"]
     assert error["message"] == rest["message"]
     assert error["extensions"]["errors"] == {"windowDays": rest["errors"]["window_days"]}
+
+
+def test_contract_visits_order_as_rest_sort(gql, hourly):
+    client = gql("operator")
+    query = (
+        f"{{ contractVisits(contractId: {hourly.pk}, {WINDOW}, order: [{{field: STATE}}, "
+        "{field: OCCURRENCE, direction: DESC}]) { results { occurrence state } } }"
+    )
+    shown = client(query)["contractVisits"]["results"]
+    rest = client.client.get(f"/api/v1/contracts/{hourly.pk}/visits?{REST_WINDOW}&sort=state,-occurrence").json()
+    assert [(v["occurrence"], v["state"]) for v in shown] == [(v["occurrence"], v["state"]) for v in rest]
+    assert shown[0]["occurrence"] == "2026-04-05T23:00:00Z"  # the window's last hour first
