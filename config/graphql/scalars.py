@@ -23,9 +23,9 @@ import datetime as dt
 import decimal
 import typing
 
-import strawberry
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition
+from strawberry.types.scalar import ScalarDefinition
 
 from config import decimals
 from config.api.rows import utc_text
@@ -83,13 +83,16 @@ def big_int_value(value: object) -> int:
     return number
 
 
-BigInt = strawberry.scalar(
-    typing.NewType("BigInt", int),
+BigInt = typing.NewType("BigInt", int)  # the annotation; its definition is one of SCALAR_OVERRIDES
+
+BigIntDefinition = ScalarDefinition(
     name="BigInt",
     description="A whole number of 64 bits (event ids): written as a JSON number, read from a number or a "
     "string of ASCII digits.",
+    specified_by_url=None,
     serialize=int,
     parse_value=big_int_value,
+    parse_literal=None,
 )
 
-SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal}
+SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal, BigInt: BigIntDefinition}
