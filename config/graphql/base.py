@@ -269,6 +269,15 @@ class TenantType:
         return TenantQuerySet.for_organization(queryset, context.organization)
 
 
+def filter_id(value, name: str) -> int:
+    """A type's own id filter (`contractId`, `webhookId`: an ID, as the REST route's id, up to
+    2^63-1) as a database id; one that cannot be an id (`"abc"`, `"0"`) is a BAD_REQUEST naming it."""
+    pk = object_id(value)
+    if pk is None:
+        raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
+    return pk
+
+
 class ContractChildType(TenantType):
     """A resource REST lists under its contract (`/contracts/{id}/amendments`): at the root of
     GraphQL it lists across contracts, with `filters: {contractId: ..}` for one contract's."""
@@ -283,10 +292,7 @@ class ContractChildType(TenantType):
         contract_id = getattr(filters, "contract_id", None)
         if contract_id is None:
             return queryset
-        pk = object_id(contract_id)
-        if pk is None:  # `"abc"`, `"0"`: not an id (a database error or a 500 before it was an ID)
-            raise BadRequest("Invalid filter: contractId", {"contractId": [f"'{contract_id}' is not an id."]})
-        return queryset.filter(contract_id=pk)
+        return queryset.filter(contract_id=filter_id(contract_id, "contractId"))
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user, as a reference.")

@@ -263,3 +263,16 @@ def test_contract_visits_order_as_rest_sort(gql, hourly):
     rest = client.client.get(f"/api/v1/contracts/{hourly.pk}/visits?{REST_WINDOW}&sort=state,-occurrence").json()
     assert [(v["occurrence"], v["state"]) for v in shown] == [(v["occurrence"], v["state"]) for v in rest]
     assert shown[0]["occurrence"] == "2026-04-05T23:00:00Z"  # the window's last hour first
+
+
+def test_deliveries_of_a_webhook_take_any_id_as_rests_route(gql, org):
+    from tests.notifications.test_webhooks_api import make_endpoint
+
+    endpoint = make_endpoint(org)
+    client = gql("manager")
+    query = "query($w: ID) { webhookDeliveries(filters: {webhookId: $w}) { totalCount } }"
+    assert client(query, {"w": endpoint.pk})["webhookDeliveries"]["totalCount"] == 0
+    assert client(query, {"w": str(BIG)})["webhookDeliveries"]["totalCount"] == 0
+    assert client.client.get(f"/api/v1/webhooks/{BIG}/deliveries").status_code == 404
+    body = client(query, {"w": "abc"}, errors=True)
+    assert body["errors"][0]["extensions"] == {"code": "BAD_REQUEST", "errors": {"webhookId": ["'abc' is not an id."]}}
