@@ -24,6 +24,7 @@ from config.graphql.base import (
     rest_filter,
     tenant,
 )
+from config.graphql.scalars import BigInt
 
 from . import models
 from .api import EventFilterSet, EventViewSet
@@ -34,14 +35,16 @@ from .visibility import readable_by
 class Event(TenantType):
     rest_view = EventViewSet
     Filters = filter_input(
-        "EventFilter", EventFilterSet, extra={"since": (int, "Only events after this id, oldest first (REST ?since=).")}
+        "EventFilter",
+        EventFilterSet,
+        extra={"since": (BigInt, "Only events after this id, oldest first (REST ?since=).")},
     )
 
     id: strawberry.ID
     type: auto
     actor: UserRef | None
     object_type: auto
-    object_id: auto
+    object_id: BigInt  # REST's object ids are 64 bits; GraphQL's Int is 32
     payload: Json
     occurred_at: auto
 

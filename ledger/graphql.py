@@ -111,7 +111,8 @@ class Query:
         self, info: strawberry.Info, contract_id: strawberry.ID, as_of: dt.datetime | None = None, window_days: int = 30
     ) -> Balance:
         if not 1 <= window_days <= 3650:
-            raise BadRequest("window_days must be a whole number from 1 to 3650.", {"windowDays": ["Out of range."]})
+            message = "window_days must be a whole number from 1 to 3650."
+            raise BadRequest(message, {"windowDays": ["Must be 1 to 3650."]})  # REST's words
         contract = _contract(info, contract_id)
         figures = services.balance(contract, as_of=dates.check(as_of, "asOf"), window_days=window_days)
         figures = {key: _two_places(value) for key, value in figures.items() if key != "contract"}

@@ -12,6 +12,7 @@ from config.graphql.base import (
     Json,
     OffsetPaginated,
     TenantType,
+    filter_id,
     filter_input,
     nested_list,
     paged_list,
@@ -66,7 +67,7 @@ class WebhookDelivery(TenantType):
     Filters = filter_input(
         "WebhookDeliveryFilter",
         WebhookDeliveryFilterSet,
-        extra={"webhook_id": (int, "Only this webhook's (REST: /webhooks/{id}/deliveries).")},
+        extra={"webhook_id": (strawberry.ID, "Only this webhook's (REST: /webhooks/{id}/deliveries).")},
     )
 
     id: strawberry.ID
@@ -93,7 +94,7 @@ class WebhookDelivery(TenantType):
     @classmethod
     def filter_extra(cls, queryset, filters):
         webhook_id = getattr(filters, "webhook_id", None)
-        return queryset if webhook_id is None else queryset.filter(endpoint_id=webhook_id)
+        return queryset if webhook_id is None else queryset.filter(endpoint_id=filter_id(webhook_id, "webhookId"))
 
 
 @strawberry.type(description="Who is e-mailed about breach detections and contract expiry reminders (managers).")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 from django.conf import settings
@@ -25,6 +26,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from config.errors import DomainError
 from config.graphql.base import tenant
+from config.graphql.scalars import BigInt
 from config.graphql.ws import CLOSE_TOKEN_EXPIRED
 from events.feed import POKE_TYPE, group_name
 from events.graphql import Event
@@ -43,7 +45,7 @@ class EventStreamKind(enum.Enum):
 @strawberry.type(description="One message of the event stream: `cursor` is the event id to resume from (`since`).")
 class EventStreamMessage:
     kind: EventStreamKind
-    cursor: int
+    cursor: BigInt  # an event id: 64 bits, GraphQL's Int is 32 (config.graphql.scalars)
     event: Event | None = None
     types: list[str] | None = strawberry.field(default=None, description="SUBSCRIBED: the type patterns followed.")
 
@@ -125,21 +127,41 @@ async def _follow(consumer, subscription: reader.Subscription, since: int | None
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Your organization's events after `since` (an event id; null: from now on), then live ones; "
+        description="Your organization's events after `sinceId` (an event id; null: from now on), then live ones; "
         "`types`: event type patterns, `*` for any characters (`breach.*`). WebSocket `/api/graphql`, "
         "protocol graphql-transport-ws, the access token in `connection_init` (`{token}` or `{Authorization}`)."
     )
     async def events(
-        self, info: strawberry.Info, since: int | None = None, types: list[str] | None = None
+        self,
+        info: strawberry.Info,
+        since: Annotated[
+            int | None,
+            strawberry.argument(
+                description="An event id below 2^31 (GraphQL's Int, 32 bits), as before: `sinceId` takes any.",
+                deprecation_reason="GraphQL's Int is 32 bits: use sinceId (BigInt), which takes any event id.",
+            ),
+        ] = None,
+        types: list[str] | None = None,
+        since_id: Annotated[
+            BigInt | None, strawberry.argument(description="The event id to resume after (a message's `cursor`).")
+        ] = None,
     ) -> AsyncGenerator[EventStreamMessage, None]:
         try:
             context = tenant(info)
         except DomainError as exc:
             raise GraphQLError(exc.message, extensions={"code": exc.kind.upper()}) from None
+        if since is not None and since_id is not None:
+            message = "Give sinceId or since (the same cursor), not both."
+            raise GraphQLError(
+                message, extensions={"code": "BAD_REQUEST", "errors": {"since": [message], "sinceId": [message]}}
+            )
+        # `since` is kept for clients whose variables are typed Int; a cursor past 2^31 needs `sinceId`.
         try:
-            since = reader.parse_since(since)
+            since = reader.parse_since(since_id if since_id is not None else since)
             patterns = reader.parse_types(types)
         except reader.StreamInputError as exc:
+            if since_id is not None and "since" in exc.errors:
+                exc.errors = {"sinceId": exc.errors.pop("since"), **exc.errors}  # the argument given
             raise _input_error(exc) from None
         consumer = info.context["ws"]
         subscription = reader.Subscription(

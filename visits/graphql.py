@@ -10,12 +10,16 @@ from typing import Annotated
 import strawberry
 import strawberry_django
 from django.utils import timezone
-from strawberry import auto
+from strawberry import UNSET, auto
+from strawberry_django.pagination import OffsetPaginationInfo, OffsetPaginationInput
+from strawberry_django.settings import strawberry_django_settings
 
 from config import dates
+from config.api.filters import MAX_DB_ID
 from config.errors import BadRequest
 from config.graphql.base import (
     ContractChildType,
+    Direction,
     OffsetPaginated,
     object_id,
     require_role,
@@ -44,7 +48,7 @@ from workorders import models
 from workorders.graphql import WorkOrder
 from workorders.visits import next_occurrences
 
-from .api import MAX_SPAN, VisitPlanSerializer, VisitPlanViewSet
+from .api import MAX_SPAN, VISIT_SORTS, VisitPlanSerializer, VisitPlanViewSet, sorted_visits
 from .selectors import STATES, contract_visits
 
 
@@ -103,6 +107,38 @@ class Visit:
     hours_logged: decimal.Decimal
 
 
+VisitOrderField = strawberry.enum(
+    enum.Enum("VisitOrderField", {key.upper(): key for key in VISIT_SORTS}), description="A REST sort key of visits."
+)
+
+
+@strawberry.input(description="One sort key of visits.")
+class VisitOrder:
+    field: VisitOrderField
+    direction: Direction = Direction.ASC
+
+
+@strawberry.type(
+    name="VisitOffsetPaginated",
+    description="A page of a contract's visits, as every root list pages (REST's `page`/`per_page` and "
+    "`X-Pagination-Total-Entries`).",
+)
+class VisitPage:
+    page_info: OffsetPaginationInfo
+    total_count: int = strawberry.field(description="Visits in the window matching the filters, on every page.")
+    results: list[Visit]
+
+
+def _page_window(pagination: OffsetPaginationInput | None) -> tuple[int, int]:
+    """(offset, limit) of a page: the root lists' default of 20 when no limit is given; a limit
+    beyond 100 or a negative offset never gets here (`config.graphql.limits.PageSizeLimiter`)."""
+    offset = pagination.offset if pagination is not None else 0
+    limit = pagination.limit if pagination is not None else UNSET
+    if limit is UNSET or limit is None:
+        limit = strawberry_django_settings()["PAGINATION_DEFAULT_LIMIT"]
+    return offset, limit
+
+
 @strawberry.type
 class Query:
     visit_plan: VisitPlan = resource_get()
@@ -110,7 +146,8 @@ class Query:
 
     @strawberry.field(
         description="REST GET /api/v1/contracts/{contractId}/visits: the occurrences of the contract's visit "
-        "plans in [from, to) (default: the last 30 days and the next 90; at most 366 days), in time order."
+        "plans in [from, to) (default: the last 30 days and the next 90; at most 366 days), in time order; "
+        "a page of `pagination` (default 20, at most 100), as every root list."
     )
     def contract_visits(
         self,
@@ -120,7 +157,12 @@ class Query:
         to: dt.datetime | None = None,
         visit_plan_ids: list[strawberry.ID] | None = None,
         states: list[VisitState] | None = None,
-    ) -> list[Visit]:
+        pagination: OffsetPaginationInput | None = None,
+        order: Annotated[
+            list[VisitOrder] | None,
+            strawberry.argument(description="Sort keys, first first (REST `?sort=`); default: `occurrence`."),
+        ] = None,
+    ) -> VisitPage:
         context = require_role(info, VisitPlanViewSet.read_role)
         contract = contract_of_route(organization=context.organization, contract_id=object_id(contract_id) or 0)
         now = timezone.now()
@@ -131,11 +173,17 @@ class Query:
         plan_ids = None
         if visit_plan_ids is not None:
             plan_ids = [object_id(p) for p in visit_plan_ids]
-            if None in plan_ids:
-                raise BadRequest("Invalid filter: visitPlanIds", {"visitPlanIds": ["Not an id."]})
+            if None in plan_ids:  # REST's words for `?visit_plan_id=` (visits.api._list_param)
+                wrong = visit_plan_ids[plan_ids.index(None)]
+                raise BadRequest(
+                    f"visitPlanIds takes ids from 1 to {MAX_DB_ID}.", {"visitPlanIds": [f"'{wrong}' is not an id."]}
+                )
         chosen = [s.value for s in states] if states is not None else None
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
-        return [
+        if order:
+            visits = sorted_visits(visits, [(o.field.value, o.direction == Direction.DESC) for o in order])
+        offset, limit = _page_window(pagination)
+        shown = [
             Visit(
                 visit_plan=v.plan,
                 occurrence=v.occurrence,
@@ -145,8 +193,11 @@ class Query:
                 hours_allocated=v.plan.hours_allocated,
                 hours_logged=v.hours_logged,
             )
-            for v in visits
+            for v in visits[offset : offset + limit]
         ]
+        return VisitPage(
+            page_info=OffsetPaginationInfo(offset=offset, limit=limit), total_count=len(visits), results=shown
+        )
 
 
 VisitPlanInput = input_from_serializer("VisitPlanInput", VisitPlanSerializer)

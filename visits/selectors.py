@@ -48,8 +48,8 @@ def visit_state(plan: VisitPlan, occurrence: dt.datetime, job: WorkOrder | None,
     return "missed" if now > deadline or job.resolved_at is not None else "generated"
 
 
-# The most visits one listing computes (REST's pages and CSV, GraphQL's `contractVisits`, which
-# has no pages): every occurrence of every plan in the window is computed before one is shown, so
+# The most visits one listing computes (REST's pages and CSV, GraphQL's `contractVisits`; a page
+# is cut from the whole window): every occurrence of every plan in the window is computed before one is shown, so
 # a contract with many hourly plans made one request a minute's work (found by an outside sweep:
 # eleven plans, 58,092 visits a year, 97 MB for one GraphQL request of 15 aliases). A year of one
 # hourly plan (at most 8,832 visits, `recurrence.max_occurrences`) always fits.

@@ -41,6 +41,7 @@ from config.api.serializers import amount_text, cap_text, price_text
 from config.api.sorting import SortBackend
 from config.errors import BadRequest, Forbidden, NotFound
 from config.graphql import enums
+from config.graphql.scalars import BigInt
 from tenancy.models import TenantQuerySet
 
 MAX_PAGE_SIZE = 100
@@ -83,7 +84,8 @@ def camel_path(path: str) -> str:
 # --- the filter vocabulary -----------------------------------------------------------------
 
 
-def _predicate(name: str, scalar, ordered: bool):
+def _predicate(name: str, scalar, ordered: bool, *, kind: str | None = None, description: str | None = None):
+    type_description = description or f"A condition on a {kind or scalar.__name__} field."
     namespace: dict[str, Any] = {"__annotations__": {}}
     notes = namespace["__annotations__"]
     fields = {
@@ -103,10 +105,25 @@ def _predicate(name: str, scalar, ordered: bool):
         notes[field_name] = annotation
         graphql_name = field_name.rstrip("_") if field_name.endswith("_") else None
         namespace[field_name] = strawberry.field(default=None, description=description, name=graphql_name)
-    return strawberry.input(type(name, (), namespace), description=f"A condition on a {scalar.__name__} field.")
+    return strawberry.input(type(name, (), namespace), description=type_description)
 
 
 IntFilter = _predicate("IntFilter", int, ordered=True)
+# 64-bit columns (an event's object id): GraphQL's Int is 32 bits, REST's filter takes 64.
+BigIntFilter = _predicate("BigIntFilter", BigInt, ordered=True, kind="BigInt")
+# Ids as REST's filters read them (`?ids=`, `?contract_id=`): 1 to 2^63-1, given as an ID (a
+# string or a number), converted and checked by REST's own filter (its messages). An object's own
+# ids take comparisons (`?ids=>100`); a reference takes none (`?contract_id=>1` is a 400 in REST).
+IdFilter = _predicate(
+    "IdFilter", strawberry.ID, ordered=True, description="A condition on ids (REST `?ids=`): ranges allowed."
+)
+ReferenceFilter = _predicate(
+    "ReferenceFilter",
+    strawberry.ID,
+    ordered=False,
+    description="A condition on a reference's id (REST `?contract_id=`): equals, one of, none of, is empty; "
+    "no comparisons, as REST.",
+)
 DecimalFilter = _predicate("DecimalFilter", decimal.Decimal, ordered=True)
 StringFilter = _predicate("StringFilter", str, ordered=True)
 ChoiceFilter = _predicate("ChoiceFilter", str, ordered=False)
@@ -158,12 +175,16 @@ def _filter_scalar(filter_obj, model):
         return str
     field = get_model_field(model, filter_obj.field_name)
     if isinstance(field, models.ForeignKey):
-        field = field.target_field
+        return ReferenceFilter  # REST takes no comparisons on a reference (`config.api.filters._ordered`)
+    if isinstance(field, (models.AutoField, models.BigAutoField, models.SmallAutoField)):
+        return IdFilter
     if getattr(field, "choices", None):
         return ChoiceFilter
     if isinstance(field, models.BooleanField):
         return BooleanFilter
-    if isinstance(field, (models.AutoField, models.BigAutoField, models.IntegerField)):
+    if isinstance(field, (models.BigIntegerField, models.PositiveBigIntegerField)):
+        return BigIntFilter
+    if isinstance(field, models.IntegerField):
         return IntFilter
     if isinstance(field, models.DecimalField):
         return DecimalFilter
@@ -248,19 +269,30 @@ class TenantType:
         return TenantQuerySet.for_organization(queryset, context.organization)
 
 
+def filter_id(value, name: str) -> int:
+    """A type's own id filter (`contractId`, `webhookId`: an ID, as the REST route's id, up to
+    2^63-1) as a database id; one that cannot be an id (`"abc"`, `"0"`) is a BAD_REQUEST naming it."""
+    pk = object_id(value)
+    if pk is None:
+        raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
+    return pk
+
+
 class ContractChildType(TenantType):
     """A resource REST lists under its contract (`/contracts/{id}/amendments`): at the root of
     GraphQL it lists across contracts, with `filters: {contractId: ..}` for one contract's."""
 
     @classmethod
     def list_filters(cls, name: str, filterset_class):
-        extra = {"contract_id": (int, "Only this contract's (REST: the /contracts/{id}/... route).")}
+        extra = {"contract_id": (strawberry.ID, "Only this contract's (REST: the /contracts/{id}/... route).")}
         return filter_input(name, filterset_class, extra=extra)
 
     @classmethod
     def filter_extra(cls, queryset, filters):
         contract_id = getattr(filters, "contract_id", None)
-        return queryset if contract_id is None else queryset.filter(contract_id=contract_id)
+        if contract_id is None:
+            return queryset
+        return queryset.filter(contract_id=filter_id(contract_id, "contractId"))
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user, as a reference.")

@@ -34,6 +34,7 @@ from config.api.serializers import ReferenceIdField
 
 from .base import camel, camel_path, object_id
 from .errors import KIND_BY_STATUS, ErrorKind, FieldError, OperationError
+from .scalars import BigInt
 
 API = "/api/v1"
 
@@ -57,6 +58,8 @@ REFERENCES: dict[tuple[str, str], type] = {}
 def _annotation(field: serializers.Field):
     if isinstance(field, (ReferenceIdField, serializers.PrimaryKeyRelatedField)):
         return strawberry.ID
+    if isinstance(field, serializers.IntegerField) and (field.max_value or 0) > 2**31 - 1:
+        return BigInt  # an event id (`since`, `until`): GraphQL's Int is 32 bits
     for drf_class, scalar in _SCALARS:
         if isinstance(field, drf_class):
             return scalar

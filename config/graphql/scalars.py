@@ -8,6 +8,12 @@ own: any ISO 8601 offset (`Z`, `+01:00`) is accepted in arguments and inputs.
 `Decimal`: a string is read by REST's rule (`config.decimals`), a plain decimal ("12.50");
 strawberry's `Decimal()` took "1_0" as 10 and "١٢" as 12, and passed them on to REST as "10" and
 "12", past its check. A number is taken as before.
+
+`BigInt`: a whole number of 64 bits, for event ids used as cursors (`since`, `until`, a stream
+message's `cursor`) and an event's `objectId`. GraphQL's `Int` is 32 bits, so event 2,147,483,648
+could be neither passed nor returned. Written as a JSON number, as REST writes ids (a client in
+JavaScript reads it exactly up to 2^53, as it reads REST); read from a number or a string of ASCII
+digits, so an `Int` literal a client already sends (`since: 41`) keeps its meaning.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import typing
 
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition
+from strawberry.types.scalar import ScalarDefinition
 
 from config import decimals
 from config.api.rows import utc_text
@@ -56,4 +64,35 @@ Decimal = dataclasses.replace(
     parse_value=decimal_value,
 )
 
-SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal}
+BIG_INT_MIN, BIG_INT_MAX = -(2**63), 2**63 - 1
+
+
+def big_int_value(value: object) -> int:
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        digits = value.removeprefix("-")
+        if digits.isascii() and digits.isdigit() and len(digits) <= 19:
+            number = int(value)
+    if number is None or not BIG_INT_MIN <= number <= BIG_INT_MAX:
+        raise StrawberryInputCoercionError(
+            f'BigInt cannot represent "{value}": a whole number from {BIG_INT_MIN} to {BIG_INT_MAX} '
+            "(a number, or a string of ASCII digits)."
+        )
+    return number
+
+
+BigInt = typing.NewType("BigInt", int)  # the annotation; its definition is one of SCALAR_OVERRIDES
+
+BigIntDefinition = ScalarDefinition(
+    name="BigInt",
+    description="A whole number of 64 bits (event ids): written as a JSON number, read from a number or a "
+    "string of ASCII digits.",
+    specified_by_url=None,
+    serialize=int,
+    parse_value=big_int_value,
+    parse_literal=None,
+)
+
+SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal, BigInt: BigIntDefinition}

@@ -136,7 +136,7 @@ def test_graphql_arguments_at_the_edges_are_bad_requests_or_not_found(demo):
         f'{{ contractLots(contractId: {sc}, asOf: "0001-01-01T00:00:00Z") {{ id }} }}',
         f'{{ contractPeriods(contractId: {sc}, asOf: "9999-12-31T23:59:59-01:00") {{ index }} }}',
         f'{{ contractVisits(contractId: {sc}, from: "9999-12-01T00:00:00Z", to: "9999-12-31T00:00:00Z")'
-        " { occurrence } }",
+        " { results { occurrence } } }",
         '{ workOrders(filters: {reportedAt: {gt: "9999-12-31T23:59:59-01:00"}}) { totalCount } }',
         '{ slaCompliance(from: "9999-12-31", to: "9999-12-31") { decided } }',
     ]

@@ -140,6 +140,8 @@ def test_no_list_or_nested_list_shows_their_objects(sweep):
         results = {f["name"]: f for f in result_type.get("fields") or []}.get("results")
         if results is None:
             continue
+        if any(a["type"]["kind"] == "NON_NULL" for a in field["args"]):
+            continue  # a page of one contract's (contractVisits): its wall is test_parity_pages_ids's
         item_type, _ = _named(results["type"])
         selection = _id_selection(sweep, item_type, 2)
         query = f"{{ {field['name']}(pagination: {{limit: 100}}) {{ totalCount results {{ {selection} }} }} }}"

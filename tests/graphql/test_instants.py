@@ -75,8 +75,8 @@ def test_instants_computed_in_a_contracts_zone_read_in_utc(gql, world):
     assert shown["effectiveAt"] in {f"{(midnight - dt.timedelta(hours=h)).isoformat()[:19]}Z" for h in (1, 2)}
 
     query = """{ contractVisits(contractId: %s, from: "2026-03-01T01:00:00+01:00", to: "2026-07-01T00:00:00Z")
-                 { occurrence endsAt } }"""
-    shown = client(query % contract_id)["contractVisits"]
+                 { results { occurrence endsAt } } }"""
+    shown = client(query % contract_id)["contractVisits"]["results"]  # a page of 20, as REST's first
     window = {"from": "2026-03-01T00:00:00Z", "to": "2026-07-01T00:00:00Z"}
     rest = client.client.get(f"/api/v1/contracts/{contract_id}/visits", window).json()
     assert shown and [(v["occurrence"], v["endsAt"]) for v in shown] == [(v["occurrence"], v["ends_at"]) for v in rest]

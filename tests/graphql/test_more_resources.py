@@ -211,9 +211,15 @@ def test_contract_visits_as_rest_and_behind_the_wall(gql, world, theirs):
     client = gql("operator")
     pk = world["contracts.Contract"][0]
     window = '"2026-03-01T00:00:00+00:00"', '"2026-07-01T00:00:00+00:00"'
-    query = "{ contractVisits(contractId: %s, from: %s, to: %s) { occurrence state visitPlan { id } } }"
-    data = client(query % (pk, *window))["contractVisits"]
-    rest = client.client.get(f"/api/v1/contracts/{pk}/visits?from=2026-03-01T00:00:00Z&to=2026-07-01T00:00:00Z").json()
+    query = (
+        "{ contractVisits(contractId: %s, from: %s, to: %s) "
+        "{ totalCount results { occurrence state visitPlan { id } } } }"
+    )
+    page = client(query % (pk, *window))["contractVisits"]
+    data = page["results"]  # the first page of 20, as REST's
+    response = client.client.get(f"/api/v1/contracts/{pk}/visits?from=2026-03-01T00:00:00Z&to=2026-07-01T00:00:00Z")
+    rest = response.json()
+    assert page["totalCount"] == int(response["X-Pagination-Total-Entries"])
     assert [(v["occurrence"], v["state"]) for v in data] == [(v["occurrence"], v["state"]) for v in rest]
     assert data and {int(v["visitPlan"]["id"]) for v in data} == set(world["workorders.VisitPlan"])
     body = client(query % (theirs["contracts.Contract"][0], *window), errors=True)
@@ -394,7 +400,11 @@ def test_visit_plans_next_occurrences_do_not_grow_the_queries(gql, org):
         ('contractPeriods(contractId: %s, asOf: "2026-01-01T00:00:00") { index }', "asOf"),
         ('contractBalance(contractId: %s, asOf: "2026-11-01T00:00:00") { remainingHours }', "asOf"),
         ('contractLots(contractId: %s, asOf: "2026-11-01T00:00:00") { id }', "asOf"),
-        ('contractVisits(contractId: %s, from: "2026-01-01T00:00:00", to: "2026-02-01T00:00:00Z") { state }', "from"),
+        (
+            'contractVisits(contractId: %s, from: "2026-01-01T00:00:00", to: "2026-02-01T00:00:00Z") '
+            "{ results { state } }",
+            "from",
+        ),
     ],
 )
 def test_instant_arguments_without_an_offset_are_a_bad_request(gql, world, query, argument):

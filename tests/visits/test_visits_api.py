@@ -531,14 +531,15 @@ def test_the_listing_holds_every_occurrence_of_a_busy_plan(api, org, django_asse
     both = client.get(f"/api/v1/contracts/{contract.pk}/visits?{window}&state=scheduled")
     assert both["X-Pagination-Total-Entries"] == str(hourly + 52)
 
-    # GraphQL's contractVisits is the same list: 91 days of it, 2,184 hours.
+    # GraphQL's contractVisits is the same list, in pages: 91 days of it, 2,184 hours.
     query = (
         '{ contractVisits(contractId: %s, from: "2026-04-01T00:00:00+02:00", to: "2026-07-01T00:00:00+02:00", '
-        "visitPlanIds: [%s]) { occurrence } }"
+        "visitPlanIds: [%s], pagination: {offset: 2100, limit: 100}) { totalCount results { occurrence } } }"
     )
     response = client.post("/api/graphql", {"query": query % (contract.pk, plan.pk)}, format="json")
-    visits = response.json()["data"]["contractVisits"]
-    assert len(visits) == 91 * 24 and visits[-1]["occurrence"] == "2026-06-30T21:30:00Z"
+    page = response.json()["data"]["contractVisits"]
+    assert page["totalCount"] == 91 * 24 and len(page["results"]) == 84
+    assert page["results"][-1]["occurrence"] == "2026-06-30T21:30:00Z"
 
 
 @pytest.mark.django_db
