@@ -343,7 +343,8 @@ if REDIS_URL:
         raise ImproperlyConfigured(f"REDIS_URL must be a redis://, rediss:// or unix:// URL ({exc})") from None
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache, not asked for a few seconds after it failed (config.cache).
+            "BACKEND": "config.cache.GuardedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sla"),
             # A Redis that does not answer costs a request at most this long (then config.cache's

@@ -37,12 +37,21 @@ deadlocked; the visit generator holds a plan's order before it claims the plan).
 **Poke.** After the commit (`transaction.on_commit`), one message per organization goes through
 the channel layer to the group `group_name(organization_id)`: "this organization has new events".
 Every live connection re-reads the log from its own cursor, so a lost or duplicated poke costs
-latency, never an event. No channel layer configured: no poke.
+latency, never an event. No channel layer configured: no poke. The poke runs in the request
+that committed, so it waits at most POKE_TIMEOUT_SECONDS; after a failure (Redis down or not
+answering) this process skips pokes through that layer for POKE_BACKOFF_SECONDS (one warning,
+no traceback, per failure): a Redis that accepted connections and never answered held every
+write 30 s (the layer's socket timeout, which its receives need), and one that refused logged a
+traceback per write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
+import weakref
 from collections.abc import Iterable
 
 from django.db import connection, transaction
@@ -54,6 +63,11 @@ logger = logging.getLogger("events.feed")
 # The first key of the two-key advisory lock ("EV" in ASCII): no other lock of this project uses it.
 EVENT_LOCK_CLASS = 0x4556
 POKE_TYPE = "events.poke"
+# A poke waits at most this long; after a failed one, none is sent for POKE_BACKOFF_SECONDS (live
+# connections still catch up at their heartbeat re-read, STREAM["HEARTBEAT"]).
+POKE_TIMEOUT_SECONDS = 2.0
+POKE_BACKOFF_SECONDS = 5.0
+_poke_failed_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> monotonic time
 
 
 def group_name(organization_id: int) -> str:
@@ -125,21 +139,28 @@ def poke_after_commit(organization_ids: Iterable[int]) -> None:
 
 
 def poke(organization_id: int) -> None:
-    """Tell the organization's live connections that it has new events (best effort)."""
+    """Tell the organization's live connections that it has new events (best effort, bounded)."""
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or time.monotonic() - _poke_failed_at.get(layer, -math.inf) < POKE_BACKOFF_SECONDS:
         return
+    message = {"type": POKE_TYPE, "organization": organization_id}
+
+    async def send() -> None:
+        await asyncio.wait_for(layer.group_send(group_name(organization_id), message), POKE_TIMEOUT_SECONDS)
+
     try:
-        async_to_sync(layer.group_send)(
-            group_name(organization_id), {"type": POKE_TYPE, "organization": organization_id}
-        )
-    except Exception:
+        async_to_sync(send)()
+    except Exception as exc:
         # The events are committed; a connection that missed the poke catches up at the next one
         # or at its heartbeat re-read.
-        logger.warning("could not poke the live stream of organization %s", organization_id, exc_info=True)
+        _poke_failed_at[layer] = time.monotonic()
+        logger.warning(
+            "could not poke the live stream of organization %s (%s: %s); no pokes for %g s",
+            organization_id, type(exc).__name__, exc, POKE_BACKOFF_SECONDS,
+        )
 
 
 def prepare_write(organization_ids: Iterable[int]) -> None:

@@ -44,7 +44,7 @@ from config.api.csv import JSONErrorsMixin
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilterBackend, predicate_description
 from events.api import EventFilterSet
-from events.feed import group_name
+from events.feed import POKE_TIMEOUT_SECONDS, group_name
 from events.models import Event
 
 from . import reader
@@ -115,7 +115,7 @@ async def follow(subscription: reader.Subscription, opening: str):
     layer = get_channel_layer()
     group = group_name(subscription.organization_id)
     channel = await layer.new_channel()
-    await layer.group_add(group, channel)  # before the first read: no poke falls in between
+    await _join(layer, group, channel)  # before the first read: no poke falls in between
     wake = asyncio.Event()
     listener = asyncio.create_task(_listen(layer, channel, wake))
     read = reader.in_db_thread(reader.read)
@@ -137,12 +137,23 @@ async def follow(subscription: reader.Subscription, opening: str):
                 await asyncio.wait_for(wake.wait(), settings.STREAM["HEARTBEAT"])
             except TimeoutError:
                 yield heartbeat_frame(subscription.cursor)
-                await layer.group_add(group, channel)  # keeps the membership from expiring
+                await _join(layer, group, channel)  # keeps the membership from expiring
             wake.clear()
     finally:
         listener.cancel()
         with contextlib.suppress(Exception):
             await layer.group_discard(group, channel)
+
+
+async def _join(layer, group: str, channel: str) -> None:
+    """Join the organization's group of pokes. A channel layer that fails or does not answer (Redis
+    down) costs the stream its pokes, not the stream: it goes on with its re-reads (the listener's
+    retries, the heartbeat). Raising here broke every SSE connection at its start during an outage
+    (an ASGI error after the 200's headers, no event ever delivered)."""
+    try:
+        await asyncio.wait_for(layer.group_add(group, channel), POKE_TIMEOUT_SECONDS)
+    except Exception as exc:
+        logger.warning("live stream: could not join %s (%s: %s); following by re-reads", group, type(exc).__name__, exc)
 
 
 async def _listen(layer, channel: str, wake: asyncio.Event) -> None:

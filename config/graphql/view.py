@@ -35,6 +35,11 @@ def _unauthorized(message: str) -> JsonResponse:
     return response
 
 
+def _is_body(data, request) -> bool:
+    body = request.body
+    return data == body or (isinstance(data, str) and data.encode() == body)
+
+
 @method_decorator(csrf_exempt, name="dispatch")  # bearer tokens, not cookies: no CSRF exposure
 class TenantGraphQLView(GraphQLView):
     def dispatch(self, request, *args, **kwargs):
@@ -66,7 +71,13 @@ class TenantGraphQLView(GraphQLView):
 
     def decode_json(self, data):
         # Strawberry's plain json.loads let a body ~1,000 deep exhaust the recursion: a 500.
-        return parsers.loads(data)
+        parsed = parsers.loads(data)
+        # A POST's body that is JSON but no operation (`null`, `1`, `"text"`) was a 500: strawberry
+        # called `.get` on it. Its other JSON (a GET's `variables`, a multipart part) keeps
+        # strawberry's own checks and words; `self.request` is this request (one view per request).
+        if not isinstance(parsed, dict | list) and self.request.method == "POST" and _is_body(data, self.request):
+            raise HTTPException(400, "The GraphQL request body must be a JSON object (an operation).")
+        return parsed
 
     def should_render_graphql_ide(self, request) -> bool:
         return request.method == "GET" and "text/html" in request.headers.get("Accept", "") and bool(self.graphql_ide)

@@ -65,6 +65,18 @@ class TestOverHttp:
         assert response.json()["message"].startswith("Malformed request body: JSON parse error - ")
         assert why in response.json()["message"]
 
+    @pytest.mark.parametrize("text", ["null", "1", "true", '"{ me { role } }"'])
+    def test_a_body_that_is_json_but_no_operation_is_a_400(self, gql, text):
+        # Found by the ninth round's attacker: strawberry called `.get` on it, a 500.
+        response = post_raw(gql("viewer"), text)
+        assert response.status_code == 400, response.content
+        assert response.json() == {"message": "The GraphQL request body must be a JSON object (an operation)."}
+
+    def test_variables_that_are_no_object_keep_strawberrys_answer(self, gql):
+        response = gql("viewer").client.get(URL, {"query": ME, "variables": "1"})
+        assert response.status_code == 400, response.content
+        assert "`variables` must be an object" in response.json()["message"]
+
 
 class TestOverTheWebSocket:
     """graphql-transport-ws closes a message it cannot read with 4400, and within 5 s: before the

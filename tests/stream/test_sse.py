@@ -248,3 +248,27 @@ def test_under_asgi_removing_the_membership_ends_the_stream_before_the_next_even
         assert again.status_code == 401
 
     run(scenario)
+
+
+def test_under_asgi_with_redis_down_the_stream_follows_by_re_reads(bearer, org, settings, _stream_settings):
+    """Redis refusing (the channel layer's group_add fails): the stream was an ASGI error right after
+    its 200 and delivered nothing; now it replays and follows live without its pokes."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    channel_layers.backends.clear()
+    _stream_settings["HEARTBEAT"] = 0.2
+    auth = bearer()
+
+    async def scenario():
+        ids = [(await write(org)).pk for _ in range(3)]
+        response = await AsyncClient().get(f"{URL}?since={ids[0]}", headers={"Authorization": auth})
+        assert response.status_code == 200 and response.is_async
+        assert event_ids(await read_frames(response, 2)) == ids[1:]
+        live = (await write(org)).pk  # its poke fails too (the write stands)
+        assert event_ids(await read_frames(response, 1)) == [live]
+        await response.streaming_content.aclose()
+
+    run(scenario)
