@@ -1,10 +1,12 @@
 """The one JSON parser of the API: strict JSON, bounded nesting, text every database can store.
 
-DRF's own parser already refuses NaN and Infinity. On top of it, a body is "malformed JSON"
-(400) when it nests deeper than `MAX_JSON_DEPTH` (a body thousands deep would otherwise exhaust
-the interpreter's recursion on the way in or out), or when a string or key holds a NUL
-character or a lone surrogate (PostgreSQL cannot store either; SQLite would store a different
-text). The size of a body is bounded before parsing, by `RequestLimitsMiddleware`.
+A body is "malformed JSON" (400) when it is not JSON (NaN and Infinity are not, RFC 8259), when
+it nests deeper than `MAX_JSON_DEPTH` (a body thousands deep would otherwise exhaust the
+interpreter's recursion on the way in or out), when an object names one key twice (RFC 8259
+leaves its meaning to the reader: a proxy or gateway that reads the first `role` while the
+service read the last would judge another request than the one served), or when a string or key
+holds a NUL character or a lone surrogate (PostgreSQL cannot store either; SQLite would store a
+different text). The size of a body is bounded before parsing, by `RequestLimitsMiddleware`.
 
 `loads` is the same check for JSON that DRF does not parse: GraphQL over HTTP and WebSocket, and
 the event stream's messages; like DRF's parser, it refuses NaN and Infinity.
@@ -12,10 +14,12 @@ the event stream's messages; like DRF's parser, it refuses NaN and Infinity.
 
 from __future__ import annotations
 
+import codecs
 import json
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.utils import json as drf_json
 
 MAX_JSON_DEPTH = 32
 
@@ -63,15 +67,24 @@ def bounded(decode):
 
 def loads(text: str | bytes):
     """`json.loads` within the bounds of the API's parser; MalformedJSON for any unreadable text
-    (not JSON, not UTF-8, nested too deep, a NUL or lone surrogate)."""
+    (not JSON, not UTF-8, a key twice in an object, nested too deep, a NUL or lone surrogate)."""
+    return bounded(lambda: _decode(json.loads, text))
 
-    def decode():
-        try:
-            return json.loads(text, parse_constant=_refuse_constant)
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise MalformedJSON(str(exc)) from None
 
-    return bounded(decode)
+def _decode(read, source, refuse_constant=None):
+    try:
+        return read(source, parse_constant=refuse_constant or _refuse_constant, object_pairs_hook=_unique_keys)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a key twice
+        raise MalformedJSON(str(exc)) from None
+
+
+def _unique_keys(pairs: list[tuple]) -> dict:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {json.dumps(twice, ensure_ascii=False)} appears twice in one object")
+    return value
 
 
 def _refuse_constant(name: str):
@@ -80,9 +93,12 @@ def _refuse_constant(name: str):
 
 
 class StrictJSONParser(JSONParser):
+    """DRF's JSON parser (its media type, its encoding, its "JSON parse error - ..." 400) reading
+    with `loads`' rules."""
+
     def parse(self, stream, media_type=None, parser_context=None):
-        parse = super().parse
+        stream = codecs.getreader(get_encoding(parser_context or {}))(stream)
         try:
-            return bounded(lambda: parse(stream, media_type, parser_context))
+            return bounded(lambda: _decode(json.load, stream, drf_json.strict_constant))
         except MalformedJSON as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -75,6 +75,23 @@ class TestBodies:
         assert response.status_code == 400, response.content
         assert "NUL" in response.json()["message"]
 
+    @pytest.mark.parametrize(
+        "body, key",
+        [
+            ('{"name": "Fleet", "kind": "customer", "name": "Other"}', "name"),
+            ('{"name": "Fleet", "kind": "customer", "location": {"lat": 1, "lat": 2}}', "lat"),
+            ('{"name": "Fleet", "kind": "customer", "k\u00e9": 1, "k\u00e9": 2}', "ké"),
+        ],
+    )
+    def test_a_key_twice_in_one_object_is_400_naming_it(self, api, body, key):
+        # Found by the tenth round's attacker: the last won, while a gateway that reads the first
+        # judged another request than the one served.
+        response = api("manager").post("/api/v1/counterparties", body, content_type="application/json")
+        assert response.status_code == 400, response.content
+        assert response.json()["message"] == (
+            f'Malformed request body: JSON parse error - the key "{key}" appears twice in one object'
+        )
+
     def test_deeply_nested_json_inside_an_object_is_400(self, api):
         nested = "[" * 5000 + "]" * 5000
         body = '{"name": "x", "remarks": ' + nested + "}"

@@ -12,7 +12,11 @@ from tests.slas.factories import OFFICE_HOURS
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("char", ["\n", "\r", "\t", "\x1b", "\x7f", "\x85"])
+@pytest.mark.parametrize(
+    # C0, DEL, C1; the line and paragraph separators; a right-to-left override and an isolate
+    "char",
+    ["\n", "\r", "\t", "\x1b", "\x7f", "\x85", "\u2028", "\u2029", "\u202e", "\u2067"],
+)
 def test_a_name_with_a_control_character_is_a_422_naming_it(api, char):
     client = api("manager")
     response = client.post(
@@ -37,7 +41,8 @@ def test_every_one_line_field_refuses_them_on_create_and_edit(api, org):
 
 def test_multi_line_text_and_other_letters_are_kept(api):
     client = api("manager")
-    body = {"name": "Ørsted – Zürich 東京 ✓", "kind": "customer", "address": "Street 1\nCity", "remarks": "a\r\nb\tc"}
+    # Right-to-left text with its implicit mark (RLM), and an emoji joined by ZWJ, stay as sent.
+    body = {"name": "Ørsted – Zürich 東京 ✓ שלום\u200f 👩\u200d🔧", "kind": "customer", "address": "Street 1\nCity", "remarks": "a\r\nb\tc"}
     created = client.post("/api/v1/counterparties", body, format="json")
     assert created.status_code == 201, created.content
     assert {k: created.json()[k] for k in body} == body

@@ -37,6 +37,12 @@ class TestOverHttp:
             "message": f"Malformed request body: JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels"
         }
 
+    def test_one_key_in_several_objects_is_fine(self, gql):
+        body = '{"query": "{ me { role } }", "variables": {"query": {"query": 1}}}'
+        response = post_raw(gql("viewer"), body)
+        assert response.status_code == 200, response.content
+        assert response.json()["data"]["me"]["role"] == "viewer"
+
     def test_a_body_within_the_bound_runs(self, gql):
         # The body is level 1, `variables` 2: a value of 30 levels ends at REST's 32.
         response = post_raw(gql("viewer"), f'{{"query": "{ME}", "variables": {{"x": {nested(MAX_JSON_DEPTH - 2)}}}}}')
@@ -57,6 +63,8 @@ class TestOverHttp:
             # input (an asset's location, a coverage area) could carry a NaN into the database.
             ('{"query": "{ me { role } }", "variables": {"x": NaN}}', "NaN"),
             ('{"query": "{ me { role } }", "variables": {"x": [1, -Infinity]}}', "-Infinity"),
+            # One key twice: REST refuses it too (a reader that takes the first runs another query).
+            ('{"query": "{ me { role } }", "query": "{ me { role } }"}', 'the key "query" appears twice'),
         ],
     )
     def test_other_unreadable_bodies_are_400s_saying_why(self, gql, text, why):
