@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from tenancy.auth import issue_tokens
 from tenancy.models import Membership
+from tests.processes import migrated_sqlite
 
 
 @pytest.fixture
@@ -23,3 +24,9 @@ def demo(db, demo_username):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(membership)['access']}")
     return client
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, made once; tests with real servers copy it (tests.processes.copy_sqlite)."""
+    return migrated_sqlite(tmp_path_factory.mktemp("migrated"))

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 
 from bench.list_counterparties import free_port, stop, wait_for_health
-from tests.processes import wait_for_a_whole_window
+from tests.processes import copy_sqlite, wait_for_a_whole_window
 
 ROOT = Path(settings.BASE_DIR)
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -27,12 +27,9 @@ WORKERS = {"wsgi": ["config.wsgi"], "uvicorn": ["config.asgi:application", "-k",
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory):
+def database(tmp_path_factory, migrated_sqlite_template):
     """A migrated SQLite file the servers share (the test database may be in memory)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('proxy') / 'db.sqlite3'}"
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    return url
+    return copy_sqlite(migrated_sqlite_template, tmp_path_factory.mktemp("proxy") / "db.sqlite3")
 
 
 @contextlib.contextmanager

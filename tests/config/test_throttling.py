@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from bench.list_counterparties import free_port, stop, wait_for_health
-from tests.processes import wait_for_a_whole_window
+from tests.processes import copy_sqlite, wait_for_a_whole_window
 
 TOKEN = "/api/v1/token"
 
@@ -181,7 +181,7 @@ def post_login(port: int, username: str) -> int:
         return error.code
 
 
-def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path):
+def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path, migrated_sqlite_template):
     import redis
 
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -189,14 +189,13 @@ def test_the_login_limit_holds_across_two_server_processes_on_one_redis(tmp_path
     root = Path(settings.BASE_DIR)
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATABASE_URL": copy_sqlite(migrated_sqlite_template, tmp_path / "db.sqlite3"),
         "REDIS_URL": redis_url,
         "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # this run's own keys; nothing is flushed
         "THROTTLE_LOGIN_RATE": "4/hour",
         "THROTTLE_ANON_RATE": "1000/min",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
     ports = [free_port(), free_port()]
     servers = [
         subprocess.Popen(
