@@ -23,7 +23,8 @@ not taken by the client within `STREAM["SEND_TIMEOUT"]`, where the server applie
 
 Live delivery: `events.feed` pokes the group of the organization after each commit; a poke wakes
 the connection's pump, which re-reads the log from the connection's cursor (so does each
-heartbeat, in case a poke was lost). Only the pump sends events and heartbeats, one batch read
+heartbeat, in case a poke was lost; and, while the channel layer fails, a re-read each second:
+`stream.layer`). Only the pump sends events and heartbeats, one batch read
 from the database at a time: nothing is buffered beyond one batch per connection.
 """
 
@@ -42,7 +43,7 @@ from config.api import parsers
 from events.feed import group_name
 from tenancy.auth import TenantJWTAuthentication
 
-from . import reader
+from . import layer, reader
 from .disconnects import CLIENT_GONE
 
 logger = logging.getLogger("stream")
@@ -53,7 +54,7 @@ CLOSE_SERVER_ERROR = 1011
 SLOW_MESSAGE = "Slow consumer: messages were not taken in time; resume with your cursor."
 
 
-class EventStreamConsumer(AsyncWebsocketConsumer):
+class EventStreamConsumer(layer.LayerOutageTolerant, AsyncWebsocketConsumer):
     async def connect(self):
         self.context = None
         self.subscription: reader.Subscription | None = None
@@ -76,7 +77,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         for task in self.tasks:
             task.cancel()
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await layer.leave(self.channel_layer, self.group, self.channel_name)
 
     async def shut(self, code: int, message: str) -> None:
         """Say why in a last message (and in the close reason), then close."""
@@ -168,7 +169,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         if self.group is None:
             # Join before reading the start: a poke between the two is not missed.
             self.group = group_name(organization_id)
-            await self.channel_layer.group_add(self.group, self.channel_name)
+            await layer.join(self.channel_layer, self.group, self.channel_name)
         subscription = reader.Subscription(
             organization_id=organization_id, token=self.context.token, role=self.context.role, types=types
         )
@@ -209,7 +210,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 self.heartbeat_due = True
                 self.wake.set()
                 if self.group:  # keep the group membership from expiring in the channel layer
-                    await self.channel_layer.group_add(self.group, self.channel_name)
+                    await layer.join(self.channel_layer, self.group, self.channel_name)
 
     async def pump(self, subscription: reader.Subscription):
         read = reader.in_db_thread(reader.read)

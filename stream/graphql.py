@@ -31,7 +31,7 @@ from config.graphql.ws import CLOSE_TOKEN_EXPIRED
 from events.feed import POKE_TYPE, group_name
 from events.graphql import Event
 
-from . import reader
+from . import layer, reader
 
 
 @strawberry.enum(description="What a message of the event stream says.")
@@ -65,7 +65,7 @@ class _Pokes:
         followers = getattr(self.consumer, "event_followers", 0)
         self.consumer.event_followers = followers + 1
         # Join before reading the start: a poke between the two is not missed.
-        await self.consumer.channel_layer.group_add(self.group, self.consumer.channel_name)
+        await layer.join(self.consumer.channel_layer, self.group, self.consumer.channel_name)
         self.consumer.listen_queues[POKE_TYPE].add(self.queue)  # a WeakSet: `self` keeps the queue
         return self
 
@@ -73,7 +73,7 @@ class _Pokes:
         self.consumer.listen_queues[POKE_TYPE].discard(self.queue)
         self.consumer.event_followers -= 1
         if self.consumer.event_followers == 0:
-            await self.consumer.channel_layer.group_discard(self.group, self.consumer.channel_name)
+            await layer.leave(self.consumer.channel_layer, self.group, self.consumer.channel_name)
 
     async def wait(self, timeout: float) -> bool:
         """True on a poke, False when `timeout` passed without one (a heartbeat is due)."""
@@ -87,7 +87,7 @@ class _Pokes:
 
     async def refresh(self):
         # Keep the group membership from expiring in the channel layer (as stream.consumers does).
-        await self.consumer.channel_layer.group_add(self.group, self.consumer.channel_name)
+        await layer.join(self.consumer.channel_layer, self.group, self.consumer.channel_name)
 
 
 async def _follow(consumer, subscription: reader.Subscription, since: int | None):

@@ -27,7 +27,6 @@ a thread per client, so the response replays what is stored after the cursor and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from channels.layers import get_channel_layer
@@ -44,9 +43,10 @@ from config.api.csv import JSONErrorsMixin
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilterBackend, predicate_description
 from events.api import EventFilterSet
-from events.feed import POKE_TIMEOUT_SECONDS, group_name
+from events.feed import group_name
 from events.models import Event
 
+from . import layer as pokes
 from . import reader
 
 logger = logging.getLogger("stream")
@@ -115,7 +115,7 @@ async def follow(subscription: reader.Subscription, opening: str):
     layer = get_channel_layer()
     group = group_name(subscription.organization_id)
     channel = await layer.new_channel()
-    await _join(layer, group, channel)  # before the first read: no poke falls in between
+    await pokes.join(layer, group, channel)  # before the first read: no poke falls in between
     wake = asyncio.Event()
     listener = asyncio.create_task(_listen(layer, channel, wake))
     read = reader.in_db_thread(reader.read)
@@ -137,35 +137,16 @@ async def follow(subscription: reader.Subscription, opening: str):
                 await asyncio.wait_for(wake.wait(), settings.STREAM["HEARTBEAT"])
             except TimeoutError:
                 yield heartbeat_frame(subscription.cursor)
-                await _join(layer, group, channel)  # keeps the membership from expiring
+                await pokes.join(layer, group, channel)  # keeps the membership from expiring
             wake.clear()
     finally:
         listener.cancel()
-        with contextlib.suppress(Exception):
-            await layer.group_discard(group, channel)
-
-
-async def _join(layer, group: str, channel: str) -> None:
-    """Join the organization's group of pokes. A channel layer that fails or does not answer (Redis
-    down) costs the stream its pokes, not the stream: it goes on with its re-reads (the listener's
-    retries, the heartbeat). Raising here broke every SSE connection at its start during an outage
-    (an ASGI error after the 200's headers, no event ever delivered)."""
-    try:
-        await asyncio.wait_for(layer.group_add(group, channel), POKE_TIMEOUT_SECONDS)
-    except Exception as exc:
-        logger.warning("live stream: could not join %s (%s: %s); following by re-reads", group, type(exc).__name__, exc)
+        await pokes.leave(layer, group, channel)
 
 
 async def _listen(layer, channel: str, wake: asyncio.Event) -> None:
     while True:
-        try:
-            await layer.receive(channel)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The channel layer is unreachable for now: re-read and retry; the heartbeat re-reads too.
-            logger.warning("live stream: channel layer receive failed", exc_info=True)
-            await asyncio.sleep(1)
+        await pokes.receive_or_poke(layer, channel)  # a poke, or a second after a failed receive
         wake.set()
 
 

@@ -32,6 +32,7 @@ from strawberry.types.graphql import OperationType
 
 from config.api import parsers
 from stream.disconnects import CLIENT_GONE
+from stream.layer import LayerOutageTolerant
 from tenancy.auth import TenantJWTAuthentication
 
 CLOSE_TOKEN_EXPIRED = 4401
@@ -53,7 +54,7 @@ def _token(params) -> str:
     return ""
 
 
-class TenantGraphQLWSConsumer(GraphQLWSConsumer):
+class TenantGraphQLWSConsumer(LayerOutageTolerant, GraphQLWSConsumer):
     def __init__(self, schema, **kwargs):
         kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         kwargs.setdefault("connection_init_wait_timeout", dt.timedelta(seconds=10))

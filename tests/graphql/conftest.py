@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 # The live stream's fixtures, for the subscription tests: `token(role)`, and its settings (autouse).
-from tests.stream.conftest import _stream_settings, token  # noqa: F401 (fixtures, imported to be found here)
+from tests.stream.conftest import _stream_settings, redis_down, token  # noqa: F401 (fixtures, imported to be found here)
 
 URL = "/api/graphql"
 

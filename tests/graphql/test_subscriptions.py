@@ -151,6 +151,25 @@ def test_replay_from_since_in_order_then_live(token, org):
     assert async_events
 
 
+def test_with_redis_down_a_subscription_replays_and_follows_by_re_reads(token, org, redis_down):
+    """As the WebSocket stream (tests/stream/test_websocket.py): the layer's failures cost the
+    pokes, not the subscription."""
+
+    async def scenario():
+        a = await write(org, "contract.created", n=1)
+        b = await write(org, "breach.opened", n=2)
+        comm = await acked(token("viewer"))
+        await subscribe(comm, since=a.pk)
+        start, replayed = await messages(comm, 2)
+        assert start["kind"] == "SUBSCRIBED" and replayed["cursor"] == b.pk
+        live = await write(org, "work_order.created", n=3)
+        (message,) = await messages(comm, 1)
+        assert message["kind"] == "EVENT" and message["cursor"] == live.pk
+        await comm.disconnect()
+
+    run(scenario)
+
+
 def test_another_organizations_events_are_never_delivered(token, org, other_org):
     async def scenario():
         theirs_before = await write(other_org, "breach.opened", secret=True)

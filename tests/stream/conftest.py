@@ -36,6 +36,20 @@ def _stream_settings(settings):
 
 
 @pytest.fixture
+def redis_down(settings):
+    """The channel layer on a Redis that refuses every connection (nothing listens on port 1):
+    joins, receives and the writes' pokes all fail."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
 def token(make_member, org):
     """`token("viewer")`: an access token of a new member; callable inside a scenario too."""
 

@@ -187,6 +187,23 @@ def test_replay_then_live_without_gap_or_duplicate(token, org):
     run(scenario)
 
 
+def test_with_redis_down_the_stream_replays_and_follows_by_re_reads(token, org, redis_down):
+    """Found by the tenth round's attacker: the connection closed at its subscribe (the group join
+    raised), and channels' receive loop ended it on the layer's error. Now a failed receive is a
+    re-read a second later (the heartbeat, 30 s here, plays no part)."""
+
+    async def scenario():
+        ids = [(await write(org, n=n)).pk for n in range(3)]
+        comm = await connected(token())
+        assert (await subscribed(comm, since=ids[0]))["cursor"] == ids[0]
+        assert [m["cursor"] for m in await events(comm, 2)] == ids[1:]
+        live = (await write(org, n=3)).pk  # its poke fails too; the write stands
+        assert [m["cursor"] for m in await events(comm, 1, timeout=5)] == [live]
+        await comm.disconnect()
+
+    run(scenario)
+
+
 def test_event_messages_have_the_shape_of_the_rest_api(token, org, api):
     async def scenario():
         comm = await connected(token())
