@@ -7,8 +7,11 @@ Descriptions come from a resource's own docstrings only, never from the toolkit'
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFilterExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import build_basic_type, build_parameter_type
 from drf_spectacular.plumbing import get_lib_doc_excludes as spectacular_lib_doc_excludes
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.settings import api_settings
 
 from .. import decimals
 from .filters import PredicateFilter, predicate_description
@@ -129,6 +132,22 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _is_list_action(self) -> bool:
         return getattr(self.view, "action", None) == "list" or self._is_list_view()
+
+    def _get_format_parameters(self):
+        """`?format=` wherever the view takes it. drf-spectacular documents it only where a view has
+        two renderers or more, but every view here takes it (config.api.csv.JSONErrorsMixin):
+        `/me?format=json`, a calendar's `ical?format=ics`; an integrator should read it there too."""
+        formats = self.map_renderers("format")
+        if not api_settings.URL_FORMAT_OVERRIDE or not formats:
+            return []
+        return [
+            build_parameter_type(
+                name=api_settings.URL_FORMAT_OVERRIDE,
+                schema=build_basic_type(OpenApiTypes.STR),
+                location=OpenApiParameter.QUERY,
+                enum=formats,
+            )
+        ]
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         from rest_framework import serializers
@@ -331,6 +350,8 @@ FORMAT_DESCRIPTION = (
     "The response's format, in place of the Accept header (`csv`: the same rows, fields, filters and sort as "
     "JSON, every page at once); an unknown one is a 400."
 )
+# Where there is no CSV (`/me`, a breach's evidence, a calendar's iCalendar): the same without the CSV words.
+FORMAT_DESCRIPTION_NO_CSV = "The response's format, in place of the Accept header; an unknown one is a 400."
 
 
 def describe_format_parameter(result, generator, request, public):
@@ -341,5 +362,6 @@ def describe_format_parameter(result, generator, request, public):
                 continue
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query" and parameter.get("name") == "format":
-                    parameter.setdefault("description", FORMAT_DESCRIPTION)
+                    offers_csv = "csv" in parameter.get("schema", {}).get("enum", ())
+                    parameter.setdefault("description", FORMAT_DESCRIPTION if offers_csv else FORMAT_DESCRIPTION_NO_CSV)
     return result

@@ -283,3 +283,27 @@ def test_a_repeated_filter_value_is_not_read_as_its_last(api):
     assert body["errors"]["metric"] == [
         "Given 3 times; send one value, comma-separated (metric=response,resolution,on_site)."
     ]
+
+
+def test_the_schema_documents_format_where_the_endpoint_takes_it(demo_admin, ids):
+    """An integrator reads `?format=` in the OpenAPI document with the formats the endpoint names in
+    its 400. drf-spectacular documented it only where a view has two renderers or more, so `/me`,
+    `/notification_settings`, `/schemas/{name}`, `/token`, `/backtests`, a calendar's `ical`
+    (`format=ics`) and the event stream took a parameter the document did not list."""
+    schema = demo_admin.get("/api/v1/schema?format=json").json()
+    values = {"id": ids["pk"], "contract_pk": ids["contract_pk"], "webhook_pk": ids["webhook_pk"],
+              "breach_pk": ids["breach_pk"], "name": "escalation"}  # fmt: skip
+    checked = []
+    for template, item in schema["paths"].items():
+        path = template.format(**values)
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            named = _format_error(_call(demo_admin, method, path, "xml"), f"{method} {path}")
+            documented = [p for p in operation.get("parameters", []) if p["in"] == "query" and p["name"] == "format"]
+            assert documented, f"{method.upper()} {template} takes ?format= but does not document it"
+            assert sorted(documented[0]["schema"]["enum"]) == sorted(named), (method, template)
+            assert "csv" in named or "csv" not in documented[0]["description"], (method, template)
+            checked.append((method, template))
+    assert {("get", "/api/v1/me"), ("post", "/api/v1/token"), ("get", "/api/v1/calendars/{id}/ical"),
+            ("get", "/api/v1/events/stream")} <= set(checked)  # fmt: skip

@@ -52,6 +52,17 @@ class TestHeaders:
             assert 0 <= remaining <= limit
             assert now - 1 <= reset <= now + 61
 
+    def test_a_401_shows_the_anonymous_count_without_adding_to_it(self, anon, monkeypatch):
+        """README, THROTTLE_ANON_RATE: the address's count is spent where an answer needs no token
+        (`/api/v1/token`, the schema, the docs); a 401 for a missing or bad token shows it."""
+        rates(monkeypatch, anon="3/min")
+        for _ in range(5):
+            assert anon.get("/api/v1/counterparties").status_code == 401
+        bad = anon.get("/api/v1/counterparties", HTTP_AUTHORIZATION="Bearer not-a-token")
+        assert bad.status_code == 401 and rate_headers(bad)[:2] == (3, 3)
+        assert rate_headers(anon.get("/api/v1/docs"))[:2] == (3, 2)
+        assert rate_headers(anon.get("/api/v1/counterparties"))[:2] == (3, 2)
+
     def test_413_and_414_carry_none_since_the_caller_is_not_known_yet(self, api, settings):
         """docs/decisions.md, "Rate-limit headers": refused before authentication, a 413 or 414 has
         no limit it could truthfully show (neither counted, nor the caller's)."""
