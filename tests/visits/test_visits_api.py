@@ -624,3 +624,42 @@ def test_a_closed_contracts_plans_announce_no_more_visits(api, org, closed_by, d
         assert [plan["next_occurrences"] for plan in client.get(url).json()] == [[], []]
     visits = client.get(f"/api/v1/contracts/{contract.pk}/visits?from=2026-12-01&to=2027-01-01")
     assert visits.status_code == 200 and visits.json() == []
+
+
+@pytest.mark.django_db
+def test_a_plan_paused_with_active_to_and_resumed_owes_no_visit_of_its_pause(api, org):
+    """Tenth round: a plan ended by `active_to` and resumed two weeks later (PATCH `active_to: null`)
+    generated every visit of its pause at the next run, reported in the past with their response
+    clocks breached at once (and the PATCH's `next_occurrences` did not show them). The resumed
+    plan now starts at the edit, as a new plan does; its next visits are the ones it shows."""
+    from django.utils import timezone
+
+    from tests.slas.factories import make_rule
+
+    now = timezone.now()
+    contract = long_contract(org)
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    start = now - dt.timedelta(days=20)
+    plan = make_plan(contract, now=start, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=2)
+    client = api("manager")
+    paused_on = contract.local_today(start + dt.timedelta(days=3))
+    paused = client.patch(f"{plans_url(contract)}/{plan.pk}", {"active_to": paused_on.isoformat()}, format="json")
+    assert paused.status_code == 200, paused.content
+    for day in range(20):  # the daily runs of the 20 days since
+        generate_visits(now=start + dt.timedelta(days=day))
+    before = set(WorkOrder.objects.filter(visit_plan=plan).values_list("occurrence", flat=True))
+    assert before and all(contract.local_today(o) <= paused_on for o in before)
+
+    resumed = client.patch(f"{plans_url(contract)}/{plan.pk}", {"active_to": None}, format="json")
+    assert resumed.status_code == 200, resumed.content
+    shown = [dt.datetime.fromisoformat(o) for o in resumed.json()["next_occurrences"]]
+    generate_visits(now=timezone.now())
+    made = set(WorkOrder.objects.filter(visit_plan=plan).values_list("occurrence", flat=True)) - before
+    assert made and all(o > now for o in made), sorted(o for o in made if o <= now)
+    assert sorted(made) == shown[: len(made)]  # what the plan showed next is what was generated
+    listing = client.get(f"/api/v1/contracts/{contract.pk}/visits?from={start.date()}&fields=occurrence,state").json()
+    assert not [
+        v
+        for v in listing
+        if v["state"] == "missed" and contract.local_today(dt.datetime.fromisoformat(v["occurrence"])) > paused_on
+    ]
