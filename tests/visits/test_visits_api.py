@@ -663,3 +663,33 @@ def test_a_plan_paused_with_active_to_and_resumed_owes_no_visit_of_its_pause(api
         for v in listing
         if v["state"] == "missed" and contract.local_today(dt.datetime.fromisoformat(v["occurrence"])) > paused_on
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "rule, window, expected",
+    [
+        # Spring forward (2027-03-14, 02:00 -> 03:00): 02:30 does not exist and is 03:30 EDT, once.
+        (
+            "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",
+            ("2027-03-13", "2027-03-16"),
+            ["2027-03-13T07:30:00Z", "2027-03-14T07:30:00Z", "2027-03-15T06:30:00Z"],
+        ),
+        # Fall back (2027-11-07, 02:00 -> 01:00): 01:30 happens twice and is the first (EDT).
+        (
+            "FREQ=DAILY;BYHOUR=1,2;BYMINUTE=30",
+            ("2027-11-06", "2027-11-08"),
+            ["2027-11-06T05:30:00Z", "2027-11-06T06:30:00Z", "2027-11-07T05:30:00Z", "2027-11-07T07:30:00Z"],
+        ),
+    ],
+)
+def test_new_york_wall_times_across_its_dst_changes(api, org, rule, window, expected):
+    """Worked by hand (tenth round): America/New_York is UTC-5 in winter, UTC-4 in summer."""
+    contract = long_contract(org, time_zone="America/New_York")
+    client = api("manager")
+    created = client.post(plans_url(contract), {"summary": "Night round", "recurrence": rule}, format="json")
+    assert created.status_code == 201, created.content
+    start, end = window
+    listing = client.get(f"/api/v1/contracts/{contract.pk}/visits?from={start}&to={end}&fields=occurrence,state")
+    assert listing.status_code == 200, listing.content
+    assert [(v["occurrence"], v["state"]) for v in listing.json()] == [(o, "scheduled") for o in expected]
