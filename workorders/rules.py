@@ -15,7 +15,7 @@ from contracts.terms import Timeline
 from events.feed import locked
 from events.services import record_event, save_changes, snapshot
 
-from . import recurrence
+from . import recurrence, visits
 from .models import ContractRule, VisitPlan
 
 RULE_FIELDS = ["name", "sequence", "enabled", "criteria", "outcome", "contract_id"]
@@ -121,9 +121,18 @@ def carry_plans_into_renewal(event) -> int:
 
 
 @transaction.atomic
-def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
-    """Occurrences already generated keep their jobs; the edit applies to the later ones."""
+def update_visit_plan(*, instance: VisitPlan, actor, data: dict, now: dt.datetime | None = None) -> VisitPlan:
+    """Occurrences already generated keep their jobs; the edit applies to the later ones, and never
+    to one before the edit: the edited terms start at `now` (default: the present), as a new
+    plan's do. An occurrence the replaced terms still owe (a run has not come by since) is kept
+    owed: then the plan's `generated_until` stays where it was."""
+    now = now or timezone.now()
     plan = locked(VisitPlan.objects.select_related("contract"), instance)
+    # Asked of the terms before the edit. A plan ended by `active_to` and resumed later (PATCH
+    # `active_to` later or null) generated every occurrence of its pause, in the past, their clocks
+    # breached at once: its `generated_until` had stopped where it ended (the runs pass over an
+    # ended plan), and nothing was owed in between.
+    settled = not visits.owes_before(plan, now)
 
     def check(plan: VisitPlan) -> None:
         # The dates against the term only when the edit sets them: a draft's term moved since the
@@ -131,6 +140,8 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict) -> VisitPlan:
         # occurrences stay within the term whatever its dates (`visits.plan_window`).
         check_plan(plan, plan.contract, dates=bool({"active_from", "active_to"} & set(data)))
         plan.next_run_at = None  # the next run looks at it again
+        if settled and plan.generated_until < now:
+            plan.generated_until = now
 
     return save_changes(plan, data, actor=actor, event_type="visit_plan.updated", check=check)
 

@@ -90,6 +90,18 @@ def next_occurrences(plan: VisitPlan, *, after: dt.datetime, count: int = 5) -> 
     return _occurrences(plan, plan.contract, after, after + _LOOKAHEAD, count)
 
 
+def owes_before(plan: VisitPlan, now: dt.datetime) -> bool:
+    """Whether the plan's terms as they stand owe an occurrence not generated yet by `now` (one in
+    (`generated_until`, `now`]: a run has not come by since, or the contract is suspended). An
+    edit asks it of the terms it replaces: when none is owed, the edited terms start at the edit
+    (`rules.update_visit_plan`), as a new plan starts at its creation."""
+    if plan.generated_until >= now:
+        return False
+    if recurrence.refusal(plan.recurrence):
+        return True  # a stored rule refused since: correcting it generates what is owed from there on
+    return bool(_occurrences(plan, plan.contract, plan.generated_until, now, 1))
+
+
 def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime) -> dict:
     local = occurrence.astimezone(zoneinfo.ZoneInfo(contract.time_zone))
     return {

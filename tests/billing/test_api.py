@@ -541,3 +541,40 @@ def test_a_rate_finer_than_the_currency_is_shown_as_it_is_so_the_line_adds_up(ap
     lifecycle(local(2026, 1, 1, 0, 6))
     [whole] = client.get("/api/v1/billing_lines", {"contract_id": period_charge.pk}).json()
     assert (whole["unit_price"], whole["amount"]) == ("1000.00", "1000.00")  # the currency's places
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "currency, rate, price, overage, prepay, total",
+    [
+        ("JPY", "1234.5", "333.5", "1852", "500", "2352"),  # 1.5 x 1234.5 = 1851.75; 1.5 x 333.5 = 500.25
+        ("KWD", "12.3456", "7.0005", "18.518", "10.501", "29.019"),  # 18.5184; 10.50075
+        ("EUR", "0.125", "1.005", "0.19", "1.51", "1.70"),  # 0.1875; 1.5075
+    ],
+)
+def test_lines_round_half_up_to_each_currencys_minor_unit(api, org, currency, rate, price, overage, prepay, total):
+    """Worked by hand (tenth round): 1 included hour, 1.5 prepaid, 4 worked: 1.5 hours of overage."""
+    contract = plan_contract(
+        org,
+        currency=currency,
+        hours_per_period=d(1),
+        overage_rate=d(rate),
+        prepay_hours_per_period=d("1.5"),
+        prepay_price_per_hour=d(price),
+    )
+    lifecycle(local(2026, 1, 1, 0, 5))
+    work_at(contract, d("4.00"), local(2026, 1, 10, 11))
+    lifecycle(local(2026, 2, 1, 0, 5))
+    client = api("manager")
+    lines = client.get("/api/v1/billing_lines", {"contract_id": contract.pk, "date": "<2026-02-01"}).json()
+    assert sorted((line["kind"], line["quantity"], line["amount"], line["currency"]) for line in lines) == [
+        ("overage", "1.50", overage, currency),
+        ("prepay_purchase", "1.50", prepay, currency),
+    ]
+    [january] = client.get(f"/api/v1/contracts/{contract.pk}/periods?as_of=2026-01-31T12:00:00Z").json()
+    # The period's money is the sum of its rounded parts, as its lines are.
+    assert (january["overage_charge"], january["prepay_purchases"], january["total"]) == (overage, prepay, total)
+    exported = client.post(
+        "/api/v1/billing_exports", {"contract_id": contract.pk}, format="json", HTTP_IDEMPOTENCY_KEY=f"x-{currency}"
+    )
+    assert exported.status_code == 201, exported.content

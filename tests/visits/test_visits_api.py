@@ -624,3 +624,72 @@ def test_a_closed_contracts_plans_announce_no_more_visits(api, org, closed_by, d
         assert [plan["next_occurrences"] for plan in client.get(url).json()] == [[], []]
     visits = client.get(f"/api/v1/contracts/{contract.pk}/visits?from=2026-12-01&to=2027-01-01")
     assert visits.status_code == 200 and visits.json() == []
+
+
+@pytest.mark.django_db
+def test_a_plan_paused_with_active_to_and_resumed_owes_no_visit_of_its_pause(api, org):
+    """Tenth round: a plan ended by `active_to` and resumed two weeks later (PATCH `active_to: null`)
+    generated every visit of its pause at the next run, reported in the past with their response
+    clocks breached at once (and the PATCH's `next_occurrences` did not show them). The resumed
+    plan now starts at the edit, as a new plan does; its next visits are the ones it shows."""
+    from django.utils import timezone
+
+    from tests.slas.factories import make_rule
+
+    now = timezone.now()
+    contract = long_contract(org)
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    start = now - dt.timedelta(days=20)
+    plan = make_plan(contract, now=start, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=2)
+    client = api("manager")
+    paused_on = contract.local_today(start + dt.timedelta(days=3))
+    paused = client.patch(f"{plans_url(contract)}/{plan.pk}", {"active_to": paused_on.isoformat()}, format="json")
+    assert paused.status_code == 200, paused.content
+    for day in range(20):  # the daily runs of the 20 days since
+        generate_visits(now=start + dt.timedelta(days=day))
+    before = set(WorkOrder.objects.filter(visit_plan=plan).values_list("occurrence", flat=True))
+    assert before and all(contract.local_today(o) <= paused_on for o in before)
+
+    resumed = client.patch(f"{plans_url(contract)}/{plan.pk}", {"active_to": None}, format="json")
+    assert resumed.status_code == 200, resumed.content
+    shown = [dt.datetime.fromisoformat(o) for o in resumed.json()["next_occurrences"]]
+    generate_visits(now=timezone.now())
+    made = set(WorkOrder.objects.filter(visit_plan=plan).values_list("occurrence", flat=True)) - before
+    assert made and all(o > now for o in made), sorted(o for o in made if o <= now)
+    assert sorted(made) == shown[: len(made)]  # what the plan showed next is what was generated
+    listing = client.get(f"/api/v1/contracts/{contract.pk}/visits?from={start.date()}&fields=occurrence,state").json()
+    assert not [
+        v
+        for v in listing
+        if v["state"] == "missed" and contract.local_today(dt.datetime.fromisoformat(v["occurrence"])) > paused_on
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "rule, window, expected",
+    [
+        # Spring forward (2027-03-14, 02:00 -> 03:00): 02:30 does not exist and is 03:30 EDT, once.
+        (
+            "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",
+            ("2027-03-13", "2027-03-16"),
+            ["2027-03-13T07:30:00Z", "2027-03-14T07:30:00Z", "2027-03-15T06:30:00Z"],
+        ),
+        # Fall back (2027-11-07, 02:00 -> 01:00): 01:30 happens twice and is the first (EDT).
+        (
+            "FREQ=DAILY;BYHOUR=1,2;BYMINUTE=30",
+            ("2027-11-06", "2027-11-08"),
+            ["2027-11-06T05:30:00Z", "2027-11-06T06:30:00Z", "2027-11-07T05:30:00Z", "2027-11-07T07:30:00Z"],
+        ),
+    ],
+)
+def test_new_york_wall_times_across_its_dst_changes(api, org, rule, window, expected):
+    """Worked by hand (tenth round): America/New_York is UTC-5 in winter, UTC-4 in summer."""
+    contract = long_contract(org, time_zone="America/New_York")
+    client = api("manager")
+    created = client.post(plans_url(contract), {"summary": "Night round", "recurrence": rule}, format="json")
+    assert created.status_code == 201, created.content
+    start, end = window
+    listing = client.get(f"/api/v1/contracts/{contract.pk}/visits?from={start}&to={end}&fields=occurrence,state")
+    assert listing.status_code == 200, listing.content
+    assert [(v["occurrence"], v["state"]) for v in listing.json()] == [(o, "scheduled") for o in expected]

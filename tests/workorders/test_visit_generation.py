@@ -120,6 +120,41 @@ class TestGeneration:
         # Tuesday 03-10 14:00 falls before the settled horizon (03-11) and is not owed twice that week.
         assert occurrences(plan) == ["03-02 08:00", "03-09 08:00", "03-17 13:00"]
 
+    def test_a_plan_ended_and_resumed_later_owes_nothing_of_its_pause(self, contract):
+        # Tenth round: a plan paused with `active_to` and resumed (active_to cleared) two weeks
+        # later generated every visit of the pause at the next run, reported in the past with
+        # their clocks breached at once: the runs pass over an ended plan, so its generated_until
+        # had stopped at the pause, and the edit let the new terms reach back to it.
+        plan = make_plan(
+            contract, now=ams(2026, 3, 1, 12), recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=2
+        )
+        rules.update_visit_plan(
+            instance=plan, actor=None, data={"active_to": dt.date(2026, 3, 3)}, now=ams(2026, 3, 1, 12)
+        )
+        for day in range(1, 20):
+            generate(ams(2026, 3, day, 12))
+        assert occurrences(plan) == ["03-02 08:00", "03-03 08:00"]
+        plan.refresh_from_db()
+        rules.update_visit_plan(instance=plan, actor=None, data={"active_to": None}, now=ams(2026, 3, 19, 12))
+        plan.refresh_from_db()
+        assert plan.generated_until == ams(2026, 3, 19, 12)  # the resumed terms start at the edit
+        generate(ams(2026, 3, 19, 12, 30))
+        assert occurrences(plan) == ["03-02 08:00", "03-03 08:00", "03-20 08:00", "03-21 08:00"]
+
+    def test_an_edit_keeps_the_occurrences_its_old_terms_still_owe(self, contract):
+        # Runs missed for days (cron down): the old terms' occurrences since the last horizon are
+        # still owed after an edit, and generated at the next run, as without the edit.
+        plan = make_plan(
+            contract, now=ams(2026, 3, 1, 12), recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=1
+        )
+        generate(ams(2026, 3, 1, 12))
+        assert occurrences(plan) == ["03-02 08:00"]
+        rules.update_visit_plan(instance=plan, actor=None, data={"summary": "Renamed"}, now=ams(2026, 3, 5, 10))
+        plan.refresh_from_db()
+        assert plan.generated_until == ams(2026, 3, 2, 12)  # not moved: 03-03 .. 03-05 are owed
+        generate(ams(2026, 3, 5, 12))
+        assert occurrences(plan) == ["03-02 08:00", "03-03 08:00", "03-04 08:00", "03-05 08:00", "03-06 08:00"]
+
     def test_a_suspended_contract_generates_nothing_and_a_resumed_one_catches_up_only_ahead(self, org):
         # The contract runs for decades: resuming happens at the real now (the services stamp it).
         contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
