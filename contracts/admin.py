@@ -16,6 +16,7 @@ from config.admin_forms import (
     OrganizationFixedOnChange,
     ReasonForm,
     ServiceDeletesAndActions,
+    TypedKeys,
     ask_reason,
 )
 from config.errors import DomainError
@@ -76,7 +77,7 @@ class AssetForm(ApiCheckedForm):
 
 
 @admin.register(Asset)
-class AssetAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class AssetAdmin(TypedKeys, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
 
     form = AssetForm
@@ -250,7 +251,7 @@ class ContractForm(ApiCheckedForm, PlanCheckedForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
+class ContractAdmin(TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
     form = ContractForm
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}

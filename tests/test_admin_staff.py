@@ -1,0 +1,60 @@
+"""The admin as a staff member meets it (tenth round): every screen, with the input a hurried or
+careless operator gives it. Each case was a 500 or a wrong write before its fix."""
+
+import pytest
+from django.contrib import admin
+
+from tests.admin_forms import form_values
+
+# A pasted id that is no id, one beyond any integer column, and a control character.
+NOT_AN_ID = ["abc", "9" * 30, "\x00", "1.5"]
+
+
+@pytest.fixture
+def staff(demo_staff):
+    demo_staff.raise_request_exception = False  # a 500 is a defect to see, not an exception
+    return demo_staff
+
+
+def _autocomplete_pages():
+    """(url, field name in the form, many) for every autocomplete select the admin shows."""
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        for name in model_admin.autocomplete_fields:
+            many = opts.get_field(name).many_to_many
+            yield f"{opts.app_label}.{opts.model_name}", None, name, many
+        for inline in model_admin.inlines:
+            for name in inline.autocomplete_fields:
+                many = inline.model._meta.get_field(name).many_to_many
+                yield f"{opts.app_label}.{opts.model_name}", inline, name, many
+
+
+@pytest.mark.parametrize("label, inline, name, many", list(_autocomplete_pages()))
+@pytest.mark.parametrize("value", NOT_AN_ID)
+def test_an_autocomplete_select_given_no_id_is_an_error_on_the_form(staff, label, inline, name, many, value):
+    # Found by going through every form: Django's autocomplete widget looked the typed value up to
+    # show it again beside the form's error, and "abc" (or a number beyond the column) was a 500.
+    from django.apps import apps
+
+    model = apps.get_model(label)
+    base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+    if inline is None:
+        url, field = f"{base}add/", name
+    else:
+        url = f"{base}{model.objects.order_by('pk').first().pk}/change/"
+        field = next(k for k in form_values(staff, url) if k.endswith(f"-0-{name}"))  # the first row's
+    values = form_values(staff, url)
+    response = staff.post(url, {**values, field: [value] if many else value})
+    assert response.status_code == 200, response.status_code
+    assert b"errornote" in response.content
+
+
+def test_an_external_identity_is_made_by_its_sign_in_not_on_an_empty_add_page(staff):
+    # Found by going through every add page: every field of an external identity is read-only,
+    # so "Add external identity" was an empty form and its "Save" a 500 (no user to link).
+    from tenancy.models import ExternalIdentity
+
+    assert staff.get("/admin/tenancy/externalidentity/add/").status_code == 403
+    assert staff.post("/admin/tenancy/externalidentity/add/", {}).status_code == 403
+    assert b"/admin/tenancy/externalidentity/add/" not in staff.get("/admin/tenancy/externalidentity/").content
+    assert not ExternalIdentity.objects.exists()
