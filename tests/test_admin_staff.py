@@ -58,3 +58,51 @@ def test_an_external_identity_is_made_by_its_sign_in_not_on_an_empty_add_page(st
     assert staff.post("/admin/tenancy/externalidentity/add/", {}).status_code == 403
     assert b"/admin/tenancy/externalidentity/add/" not in staff.get("/admin/tenancy/externalidentity/").content
     assert not ExternalIdentity.objects.exists()
+
+
+def test_notification_emails_changed_in_the_admin_go_through_the_service(staff):
+    # Found on the organization's page: a new list of notification e-mails was saved as typed,
+    # with no `organization.updated` event (the API's PATCH /notification_settings records one),
+    # and an address repeated in another case was kept twice (the API keeps the first).
+    from events.models import Event
+    from tenancy.models import Organization
+
+    organization = Organization.objects.order_by("pk").first()
+    url = f"/admin/tenancy/organization/{organization.pk}/change/"
+    values = form_values(staff, url)
+    response = staff.post(url, {**values, "notification_emails": "Ops@example.com\r\nops@example.com\r\nb@example.com"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    organization.refresh_from_db()
+    assert organization.notification_emails == ["Ops@example.com", "b@example.com"]
+    event = Event.objects.filter(type="organization.updated", object_id=organization.pk).latest("pk")
+    assert event.payload["changes"]["notification_emails"]["after"] == ["Ops@example.com", "b@example.com"]
+    assert event.actor_id is not None
+    count = Event.objects.count()
+    assert staff.post(url, form_values(staff, url)).status_code == 302  # nothing changed: no event
+    assert Event.objects.count() == count
+
+
+def test_a_notification_address_the_api_refuses_is_refused_on_the_organization_form(staff):
+    from tenancy.models import Organization
+
+    organization = Organization.objects.order_by("pk").first()
+    url = f"/admin/tenancy/organization/{organization.pk}/change/"
+    before = organization.notification_emails
+    long_address = "a" * 64 + "@" + ".".join(["b" * 60] * 4) + ".com"  # over the API's 254 characters
+    response = staff.post(url, {**form_values(staff, url), "notification_emails": long_address})
+    assert response.status_code == 200 and b'id="id_notification_emails_error"' in response.content
+    organization.refresh_from_db()
+    assert organization.notification_emails == before
+
+
+def test_a_new_organization_s_notification_emails_are_recorded_too(staff):
+    from events.models import Event
+    from tenancy.models import Organization
+
+    values = form_values(staff, "/admin/tenancy/organization/add/")
+    values.update(slug="third", name="Third", default_currency="EUR", default_time_zone="Europe/Berlin")
+    response = staff.post("/admin/tenancy/organization/add/", {**values, "notification_emails": "ops@example.com"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    organization = Organization.objects.get(slug="third")
+    assert organization.notification_emails == ["ops@example.com"]
+    assert Event.objects.filter(type="organization.updated", organization=organization).exists()
