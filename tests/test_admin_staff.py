@@ -106,3 +106,36 @@ def test_a_new_organization_s_notification_emails_are_recorded_too(staff):
     organization = Organization.objects.get(slug="third")
     assert organization.notification_emails == ["ops@example.com"]
     assert Event.objects.filter(type="organization.updated", organization=organization).exists()
+
+
+@pytest.mark.parametrize("name", ["Acme\x07", "Acme\u2028Ltd", "\u202eevil", "Acme\tLtd"])
+def test_a_counterparty_name_the_api_refuses_is_refused_on_the_form(staff, name):
+    # Found on the counterparty's page: its admin form was the model's own, not the API's, so a
+    # name with a control character, a line separator or a bidi override (each a 422 from
+    # POST/PATCH /counterparties) was saved and shown in every list, CSV and e-mail after.
+    from contracts.models import Counterparty
+    from events.models import Event
+
+    counterparty = Counterparty.objects.order_by("pk").first()
+    url = f"/admin/contracts/counterparty/{counterparty.pk}/change/"
+    events = Event.objects.count()
+    response = staff.post(url, {**form_values(staff, url), "name": name})
+    assert response.status_code == 200 and b'id="id_name_error"' in response.content
+    counterparty.refresh_from_db()
+    assert counterparty.name != name and Event.objects.count() == events
+    add = "/admin/contracts/counterparty/add/"
+    values = {**form_values(staff, add), "organization": counterparty.organization_id, "kind": counterparty.kind}
+    assert staff.post(add, {**values, "name": name}).status_code == 200
+    assert not Counterparty.objects.filter(name=name).exists()
+
+
+def test_a_counterparty_saved_in_the_admin_is_written_as_the_api_writes_it(staff):
+    from contracts.models import Counterparty
+    from events.models import Event
+
+    counterparty = Counterparty.objects.order_by("pk").first()
+    url = f"/admin/contracts/counterparty/{counterparty.pk}/change/"
+    assert staff.post(url, {**form_values(staff, url), "name": "Acme Renamed"}).status_code == 302
+    counterparty.refresh_from_db()
+    assert counterparty.name == "Acme Renamed"
+    assert Event.objects.filter(type="counterparty.updated", object_id=counterparty.pk).exists()
