@@ -26,8 +26,10 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages as admin_messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
@@ -245,3 +247,73 @@ def ask_reason(model_admin, request, queryset, *, title: str, intro: str, submit
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return None, TemplateResponse(request, "admin/action_reason.html", context)
+
+
+def _key_field(relation):
+    """The field a relation's values name on its related model (the primary key, or `to_field`)."""
+    remote = relation.remote_field
+    opts = remote.model._meta
+    return opts.get_field(getattr(remote, "field_name", opts.pk.attname))
+
+
+def a_stored_key(target, value, using=None) -> bool:
+    """Whether `value` could be a value of the column `target` (its type and, for an integer, its
+    range): a lookup with anything else raises (SQLite: OverflowError) instead of finding nothing."""
+    try:
+        prepared = target.get_prep_value(target.to_python(value))
+    except (ValidationError, ValueError, TypeError):
+        return False
+    if isinstance(target, models.IntegerField) and prepared is not None:
+        low, high = connections[using or DEFAULT_DB_ALIAS].ops.integer_field_range(target.get_internal_type())
+        return (low is None or prepared >= low) and (high is None or prepared <= high)
+    return True
+
+
+class _TypedKeysOnly:
+    """Django's autocomplete widget shows the chosen object again by looking the submitted value
+    up; a value that is no key ("abc", a number beyond the column, a NUL) made that query raise and
+    the form with its error a 500 (found by going through every admin form). Such a value names
+    no object, so none is shown; the form's own field reports the error."""
+
+    def optgroups(self, name, value, attr=None):
+        target = _key_field(self.field)
+        return super().optgroups(name, [v for v in value if a_stored_key(target, v, self.db)], attr)
+
+
+class TypedAutocompleteSelect(_TypedKeysOnly, AutocompleteSelect):
+    pass
+
+
+class TypedAutocompleteSelectMultiple(_TypedKeysOnly, AutocompleteSelectMultiple):
+    pass
+
+
+class TypedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """A many-to-many choice that refuses an id beyond the column's range as any unknown choice
+    (Django's looked the list up at once, and SQLite raised OverflowError: a 500)."""
+
+    def _check_values(self, value):
+        target = self.queryset.model._meta.get_field(self.to_field_name or self.queryset.model._meta.pk.name)
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                if isinstance(item, str) and not a_stored_key(target, item, self.queryset.db):
+                    raise ValidationError(
+                        self.error_messages["invalid_choice"], code="invalid_choice", params={"value": item}
+                    )
+        return super()._check_values(value)
+
+
+class TypedKeys:
+    """A ModelAdmin's or inline's references with the widgets and field above: a submitted value
+    that is no key of the related table is an error on the form, never a 500."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = TypedAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = TypedAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
+        kwargs.setdefault("form_class", TypedModelMultipleChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

@@ -6,6 +6,8 @@ from django.db import transaction
 from config.admin_forms import ServiceDeletesAndActions, flat_errors
 from config.errors import Unprocessable
 from events.admin import ReadOnlyAdminMixin
+from tenancy.admin import OrganizationAdmin, OrganizationForm
+from tenancy.models import Organization
 
 from . import services
 from .models import EmailNotification, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -171,3 +173,41 @@ class EmailNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["subject", "=event__id"]
     list_select_related = ["event"]
     ordering = ["-id"]
+
+
+# --- The organization's notification e-mails (notification settings) ----------------------------
+# tenancy sits below events and notifications, so its admin cannot reach the service; the
+# organization's admin is re-registered here, as ledger and billing extend the contract's.
+
+
+class OrganizationNotificationsForm(OrganizationForm):
+    """The addresses as the API's `PATCH /notification_settings` takes them (its serializer: each
+    at most 254 characters, at most 20, a repeat in another case kept once)."""
+
+    def clean_notification_emails(self) -> list[str]:
+        from .api import NotificationSettingsSerializer
+
+        addresses = super().clean_notification_emails()
+        check = NotificationSettingsSerializer(data={"notification_emails": addresses})
+        if not check.is_valid():
+            raise ValidationError([str(m) for m in flat_errors(check.errors)])
+        return check.validated_data["notification_emails"]
+
+
+admin.site.unregister(Organization)
+
+
+@admin.register(Organization)
+class OrganizationWithNotificationsAdmin(OrganizationAdmin):
+    form = OrganizationNotificationsForm
+
+    def save_model(self, request, obj, form, change):
+        # The addresses through the service (its `organization.updated` event, when they changed),
+        # the other fields as before (the organization has no service of its own).
+        emails = obj.notification_emails
+        obj.notification_emails = Organization.objects.get(pk=obj.pk).notification_emails if change else []
+        super().save_model(request, obj, form, change)
+        updated = services.update_notification_settings(
+            organization=obj, actor=request.user, data={"notification_emails": emails}
+        )
+        obj.notification_emails = updated.notification_emails

@@ -3,6 +3,8 @@ import re
 from django import forms
 from django.contrib import admin
 
+from config.admin_forms import TypedKeys
+
 from .models import ExternalIdentity, Membership, Organization, validate_email_list
 
 
@@ -30,7 +32,7 @@ class OrganizationForm(forms.ModelForm):
         return addresses
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TypedKeys, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
@@ -45,7 +47,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(TypedKeys, admin.ModelAdmin):
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role", "organization"]
     search_fields = ["user__username", "organization__slug"]
@@ -58,3 +60,9 @@ class ExternalIdentityAdmin(admin.ModelAdmin):
     list_display = ["subject", "issuer", "user", "created_at"]
     search_fields = ["subject", "issuer", "user__username"]
     readonly_fields = ["issuer", "subject", "user", "created_at"]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request):
+        # Made by the first sign-in through the issuer (tenancy.auth); every field is read-only
+        # here, so the add page was an empty form whose "Save" was a 500 (no user).
+        return False

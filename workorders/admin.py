@@ -6,7 +6,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions, default_when_blank
+from config.admin_forms import (
+    ApiCheckedForm,
+    OrganizationFixedOnChange,
+    ServiceDeletesAndActions,
+    TypedKeys,
+    default_when_blank,
+)
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from events.admin import ReadOnlyAdminMixin
@@ -128,7 +134,7 @@ class ContractRuleForm(ApiCheckedForm):
 
 
 @admin.register(ContractRule)
-class ContractRuleAdmin(OrganizationFixedOnChange, ServiceAdminMixin, admin.ModelAdmin):
+class ContractRuleAdmin(TypedKeys, OrganizationFixedOnChange, ServiceAdminMixin, admin.ModelAdmin):
     """Which contract covers a job: the enabled rule with the lowest sequence whose criteria all hold."""
 
     form = ContractRuleForm
@@ -204,7 +210,7 @@ class VisitPlanForm(ApiCheckedForm):
 
 
 @admin.register(VisitPlan)
-class VisitPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class VisitPlanAdmin(TypedKeys, ServiceAdminMixin, admin.ModelAdmin):
     """Planned visits: each occurrence becomes a work order ahead of time (run_lifecycle)."""
 
     form = VisitPlanForm
