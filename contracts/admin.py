@@ -198,12 +198,19 @@ class ApprovalInline(ReadOnlyInline):
     model = ContractApproval
     fields = ["amendment", "approval_round", "approver", "decision", "comment", "decided_at"]
 
+    def get_queryset(self, request):
+        # Each row shows its approver and amendment: one query per row without these joins.
+        return super().get_queryset(request).select_related("approver", "amendment")
+
 
 class TermVersionInline(ReadOnlyInline):
     """The contract's terms over time (they change by amendments)."""
 
     model = TermVersion
     fields = ["effective_from", "effective_to", "origin", "amendment", "applied_at", "terms"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("amendment")
 
 
 class OptionalReasonForm(forms.Form):

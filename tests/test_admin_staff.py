@@ -139,3 +139,39 @@ def test_a_counterparty_saved_in_the_admin_is_written_as_the_api_writes_it(staff
     counterparty.refresh_from_db()
     assert counterparty.name == "Acme Renamed"
     assert Event.objects.filter(type="counterparty.updated", object_id=counterparty.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_contract_page_reads_its_approvals_and_terms_in_a_fixed_number_of_queries(demo_staff):
+    # Found by the tenth round's admin sweep: each approval row looked its approver (and amendment)
+    # up, each term version row its amendment.
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from contracts.models import Contract, ContractApproval
+
+    contract = Contract.objects.get(reference="DEMO-SC-001")
+    url = f"/admin/contracts/contract/{contract.pk}/change/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert demo_staff.get(url).status_code == 200
+        return len(captured)
+
+    queries()  # the first request also fills caches (content types, the session)
+    before = queries()
+    users = get_user_model()
+    for n in range(4):
+        approver = users.objects.create_user(f"approver-{n}", password="x")
+        ContractApproval.objects.create(
+            organization=contract.organization,
+            contract=contract,
+            approval_round=90 + n,
+            approver=approver,
+            decision=ContractApproval.Decision.REJECTED,
+            decided_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        )
+    assert queries() == before
