@@ -20,6 +20,7 @@ from config.api.serializers import (
     ResourceSerializer,
     SourceFieldsMixin,
     reference_of,
+    single_line,
 )
 from config.api.viewsets import CreateMixin, ResourceViewSet, UpdateMixin
 from contracts.assets_api import point_or_none
@@ -184,7 +185,12 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
     contract = ReferenceField()
     contract_id = ReferenceIdField(source="contract", queryset=Contract.objects.all(), required=False, allow_null=True)
     hold_reason = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=255, help_text="With status on_hold."
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="With status on_hold.",
+        validators=[single_line],
     )
     status_changed_at = serializers.DateTimeField(
         required=False,

@@ -489,5 +489,8 @@ class PickedFieldsMixin:
 class SourceFieldsMixin(serializers.Serializer):
     """`source` (max 30) and `sourceID` (max 128) of resources integrators sync."""
 
-    source = serializers.CharField(max_length=30, required=False, allow_blank=True)
-    sourceID = serializers.CharField(source="source_id", max_length=128, required=False, allow_blank=True)
+    # Declared here, so not built from the model: they take `single_line` as the built fields do.
+    source = serializers.CharField(max_length=30, required=False, allow_blank=True, validators=[single_line])
+    sourceID = serializers.CharField(
+        source="source_id", max_length=128, required=False, allow_blank=True, validators=[single_line]
+    )
