@@ -160,8 +160,9 @@ class Subscription:
             since = reader.parse_since(since_id if since_id is not None else since)
             patterns = reader.parse_types(types)
         except reader.StreamInputError as exc:
-            if since_id is not None and "since" in exc.errors:
-                exc.errors = {"sinceId": exc.errors.pop("since"), **exc.errors}  # the argument given
+            if since_id is not None and "since" in exc.errors:  # the argument given, in the message too
+                exc.errors = {"sinceId": exc.errors.pop("since"), **exc.errors}
+                exc.message = exc.message.replace("since", "sinceId", 1)
             raise _input_error(exc) from None
         consumer = info.context["ws"]
         subscription = reader.Subscription(

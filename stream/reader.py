@@ -101,7 +101,7 @@ def parse_since(value) -> int | None:
     if value is None:
         raise StreamInputError(
             f"since must be an event id (a whole number from 0 to {MAX_DB_ID}).",
-            {"since": ["Must be a whole number."]},
+            {"since": [f"Must be 0 to {MAX_DB_ID}."]},  # as GET /events?since= says
         )
     return value
 

@@ -276,3 +276,24 @@ def test_deliveries_of_a_webhook_take_any_id_as_rests_route(gql, org):
     assert client.client.get(f"/api/v1/webhooks/{BIG}/deliveries").status_code == 404
     body = client(query, {"w": "abc"}, errors=True)
     assert body["errors"][0]["extensions"] == {"code": "BAD_REQUEST", "errors": {"webhookId": ["'abc' is not an id."]}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_negative_since_id_is_refused_naming_since_id(token):
+    # BigInt takes -1; the cursor does not. The error said "since must be an event id" to a client
+    # that had sent no `since` (regression sweep of the tenth round).
+    from tests.graphql.test_subscriptions import acked
+    from tests.stream.conftest import run
+
+    async def scenario():
+        comm = await acked(token("viewer"))
+        payload = {"query": FOLLOW, "variables": {"sinceId": -1}}
+        await comm.send_json_to({"id": "2", "type": "subscribe", "payload": payload})
+        message = await comm.receive_json_from(timeout=5)
+        assert message["type"] == "error", message
+        error = message["payload"][0]
+        assert error["message"].startswith("sinceId must be an event id"), error
+        assert error["extensions"]["errors"] == {"sinceId": ["Must be 0 to 9223372036854775807."]}
+        await comm.disconnect()
+
+    run(scenario)
