@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import json
 import typing
 
 from strawberry.exceptions import StrawberryInputCoercionError
@@ -77,7 +78,9 @@ def big_int_value(value: object) -> int:
             number = int(value)
     if number is None or not BIG_INT_MIN <= number <= BIG_INT_MAX:
         raise StrawberryInputCoercionError(
-            f'BigInt cannot represent "{value}": a whole number from {BIG_INT_MIN} to {BIG_INT_MAX} '
+            # The value as the client wrote it (JSON): `true`, not Python's `True`; a string quoted.
+            f"BigInt cannot represent {json.dumps(value, default=str)}: "
+            f"a whole number from {BIG_INT_MIN} to {BIG_INT_MAX} "
             "(a number, or a string of ASCII digits)."
         )
     return number

@@ -185,6 +185,14 @@ def test_event_ids_beyond_32_bits_pass_both_ways(gql, big_events):
     assert "BigInt cannot represent" in body["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(("value", "shown"), [(True, "true"), ("1e3", '"1e3"'), (" 1", '" 1"'), (1.5, "1.5")])
+def test_a_big_int_refused_is_quoted_as_the_client_wrote_it(gql, value, shown):
+    # A boolean was quoted as Python writes it ("True") (regression sweep of the tenth round).
+    query = "query($since: BigInt) { events(filters: {since: $since}) { totalCount } }"
+    body = gql("viewer")(query, {"since": value}, errors=True)
+    assert f"BigInt cannot represent {shown}: a whole number" in body["errors"][0]["message"], body
+
+
 FOLLOW = """subscription Follow($sinceId: BigInt) {
   events(sinceId: $sinceId) { kind cursor event { id objectType } }
 }"""
