@@ -36,6 +36,15 @@ from django.utils.module_loading import import_string
 
 from .api.exceptions import flatten_errors
 from .errors import DomainError
+from .text import control_character, control_message
+
+
+def one_line(value: str) -> None:
+    """The API's `single_line` for an admin form whose model is no REST resource's input (an
+    organization's name, a webhook's description): the text of the API's 422, as a form error."""
+    char = control_character(value or "")
+    if char is not None:
+        raise ValidationError(control_message(char))
 
 
 class _DryRun(Exception):

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from config.admin_forms import ServiceDeletesAndActions, flat_errors
+from config.admin_forms import ServiceDeletesAndActions, flat_errors, one_line
 from config.errors import Unprocessable
 from events.admin import ReadOnlyAdminMixin
 from tenancy.admin import OrganizationAdmin, OrganizationForm
@@ -46,6 +46,10 @@ class WebhookEndpointForm(forms.ModelForm):
         except UnsafeTarget as exc:
             raise ValidationError(str(exc)) from None
         return url
+
+    def clean_description(self):
+        one_line(self.cleaned_data["description"])  # as POST /webhooks checks it
+        return self.cleaned_data["description"]
 
     def clean_event_types(self):
         value = self.cleaned_data["event_types"]

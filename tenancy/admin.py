@@ -3,7 +3,7 @@ import re
 from django import forms
 from django.contrib import admin
 
-from config.admin_forms import TypedKeys
+from config.admin_forms import TypedKeys, one_line
 
 from .models import ExternalIdentity, Membership, Organization, validate_email_list
 
@@ -25,6 +25,10 @@ class OrganizationForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial["notification_emails"] = "\n".join(self.instance.notification_emails or [])
+
+    def clean_name(self) -> str:
+        one_line(self.cleaned_data["name"])  # as the API's names: it is in every e-mail's subject
+        return self.cleaned_data["name"]
 
     def clean_notification_emails(self) -> list[str]:
         addresses = list(dict.fromkeys(a for a in re.split(r"[\s,;]+", self.cleaned_data["notification_emails"]) if a))

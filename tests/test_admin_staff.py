@@ -175,3 +175,27 @@ def test_the_contract_page_reads_its_approvals_and_terms_in_a_fixed_number_of_qu
             decided_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         )
     assert queries() == before
+
+
+@pytest.mark.parametrize("text", ["Demo\x07", "Demo\u2028Field", "\u202eDemo", "Demo\u2066x"])
+def test_an_organization_name_and_a_webhook_description_refuse_what_one_line_text_refuses(staff, text):
+    # Regression sweep of the tenth round: two admin forms that are no API's (the organization has no
+    # REST write; the webhook's form checks url and event types only) saved a name or description
+    # with a control character, a line separator or a bidi override, which every one-line field of
+    # the API refuses; the organization's name is in every e-mail's subject and sender line.
+    from notifications.models import WebhookEndpoint
+    from tenancy.models import Organization
+    from tests.notifications.test_webhooks_api import make_endpoint
+
+    organization = Organization.objects.order_by("pk").first()
+    url = f"/admin/tenancy/organization/{organization.pk}/change/"
+    response = staff.post(url, {**form_values(staff, url), "name": text})
+    assert response.status_code == 200 and b'id="id_name_error"' in response.content
+    organization.refresh_from_db()
+    assert organization.name != text
+
+    endpoint = make_endpoint(organization)
+    url = f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/"
+    response = staff.post(url, {**form_values(staff, url), "description": text})
+    assert response.status_code == 200 and b'id="id_description_error"' in response.content, response.content[:3000]
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).description != text
