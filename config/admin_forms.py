@@ -34,6 +34,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
 
+from .api import parsers
 from .api.exceptions import flatten_errors
 from .errors import DomainError
 from .text import control_character, control_message
@@ -72,9 +73,30 @@ def _json_value(value):
     return value
 
 
+class StrictJSONField(forms.JSONField):
+    """Django's JSON form field read as the API reads JSON (`config.api.parsers.loads`): a key given
+    twice in one object, at any depth, is an error naming the key rather than the last value kept
+    (REST and GraphQL refuse it; a reader taking the first value would judge another change)."""
+
+    def to_python(self, value):
+        if not self.disabled and isinstance(value, str) and value.strip():
+            try:
+                parsers.loads(value)
+            except parsers.MalformedJSON as exc:
+                if "appears twice" in str(exc):
+                    raise ValidationError(f"Enter a valid JSON: {exc}.", code="invalid") from None
+        return super().to_python(value)
+
+
 class ApiCheckedForm(forms.ModelForm):
     # The REST serializer's dotted path: imported when a form is cleaned (admins load before APIs).
     api_serializer: str = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if type(field) is forms.JSONField:
+                field.__class__ = StrictJSONField
 
     # --- what a form may override -----------------------------------------------------------
 

@@ -199,3 +199,26 @@ def test_an_organization_name_and_a_webhook_description_refuse_what_one_line_tex
     response = staff.post(url, {**form_values(staff, url), "description": text})
     assert response.status_code == 200 and b'id="id_description_error"' in response.content, response.content[:3000]
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).description != text
+
+
+@pytest.mark.parametrize(
+    "hours",
+    [
+        '[{"weekday": 1, "start": "08:00", "end": "17:00", "end": "12:00"}]',  # in an array
+        '[{"weekday": 1, "weekday": 2, "start": "08:00", "end": "17:00"}]',
+    ],
+)
+def test_a_json_key_given_twice_on_an_admin_form_is_an_error_on_the_field(staff, hours):
+    # Regression sweep of the tenth round: REST and GraphQL refuse a key twice in one object (a reader
+    # taking the first value would judge another calendar), the admin's JSON fields kept the last.
+    from events.models import Event
+    from slas.models import Calendar
+
+    calendar = Calendar.objects.order_by("pk").first()
+    before, events = calendar.hours, Event.objects.count()
+    url = f"/admin/slas/calendar/{calendar.pk}/change/"
+    response = staff.post(url, {**form_values(staff, url), "hours": hours})
+    assert response.status_code == 200 and b'id="id_hours_error"' in response.content
+    assert b"appears twice in one object" in response.content
+    calendar.refresh_from_db()
+    assert calendar.hours == before and Event.objects.count() == events
