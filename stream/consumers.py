@@ -139,19 +139,26 @@ class EventStreamConsumer(layer.LayerOutageTolerant, AsyncWebsocketConsumer):
         try:
             # REST's bounds: a message thousands deep raised RecursionError, which dropped the socket.
             message = parsers.loads(text_data if text_data is not None else bytes_data)
-        except (TypeError, ValueError):  # MalformedJSON is a ValueError: unreadable, answered below
+            unreadable = None
+        except (TypeError, ValueError) as exc:  # MalformedJSON is a ValueError: unreadable, answered below
             message = None
+            # Said as REST says it: a key given twice made "Expected a JSON object with type
+            # subscribe." of a subscribe message (regression sweep of the tenth round).
+            unreadable = f"Malformed message: JSON parse error - {exc}."
         kind = message.get("type") if isinstance(message, dict) else None
         if self.context is None:
             if kind == "auth":
                 await self.authenticate(message.get("token"))
             else:
-                await self.shut(CLOSE_UNAUTHENTICATED, 'Authenticate first: {"type": "auth", "token": ...}.')
+                why = f" ({unreadable})" if unreadable else ""
+                await self.shut(CLOSE_UNAUTHENTICATED, f'Authenticate first: {{"type": "auth", "token": ...}}.{why}')
             return
         if kind == "subscribe":
             await self.subscribe(message)
         elif kind == "auth":
             await self.error("Already authenticated.", {"type": ["Already authenticated."]})
+        elif unreadable:
+            await self.error(unreadable, {"type": [unreadable]})
         else:
             await self.error("Expected a JSON object with type subscribe.", {"type": ["Unknown message type."]})
 

@@ -548,3 +548,25 @@ def test_removing_the_membership_closes_an_unsubscribed_connection_at_its_heartb
         assert code == 4401
 
     run(scenario)
+
+
+def test_a_key_given_twice_is_named_before_and_after_auth(token):
+    # Regression sweep of the tenth round: the message was refused, but as "Expected a JSON object
+    # with type subscribe." (after auth) or a bare "Authenticate first" (before): the client could
+    # not see that its `since` given twice was the fault.
+    async def scenario():
+        comm = await connected(token())
+        await comm.send_to(text_data='{"type": "subscribe", "since": 0, "since": 5}')
+        answer = await comm.receive_json_from(timeout=5)
+        assert answer["type"] == "error", answer
+        assert answer["message"] == 'Malformed message: JSON parse error - the key "since" appears twice in one object.'
+        await subscribed(comm)  # still open
+        await comm.disconnect()
+
+        comm = await connected()
+        await comm.send_to(text_data='{"type": "auth", "token": "a", "token": "b"}')
+        code, before = await closed_with(comm)
+        assert code == 4401 and before[-1]["message"].startswith("Authenticate first"), before
+        assert 'the key "token" appears twice in one object' in before[-1]["message"], before
+
+    run(scenario)
