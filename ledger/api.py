@@ -121,8 +121,8 @@ class ContractLedgerView(JSONErrorsMixin, APIView):
 
     def as_of(self):
         raw = self.request.query_params.get("as_of")
-        if not raw:
-            return None
+        if raw is None:
+            return None  # blank is a 400 below, as every other non-filter parameter given blank
         try:
             parsed = parse_datetime(raw)
         except ValueError:  # well formed but not a date (2026-02-30)

@@ -282,6 +282,8 @@ class TestParameters:
             ({"as_of": "2026-03-01T00:00:00"}, "as_of"),  # no offset
             ({"as_of": "2026-02-30T00:00:00Z"}, "as_of"),  # well formed, not a date
             ({"as_of": "2026-03-01T25:00:00Z"}, "as_of"),
+            ({"as_of": ""}, "as_of"),  # blank is no default (the README's rule; found by the fuzz)
+            ({"window_days": ""}, "window_days"),
             ({"since": "1"}, "since"),
         ],
     )
