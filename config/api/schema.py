@@ -155,16 +155,14 @@ def _insert_known_rules(field, schema) -> None:
 
 
 def _insert_request_rules(field, schema) -> None:
-    """Request-only rules: a closed set of values the server checks (an IANA time zone, an ISO 4217
-    currency) as an enum, and a JSON field that refuses null says so."""
-    from rest_framework import serializers
-
+    """Request-only rules: a date in the service's range, and a closed set of values the server
+    checks (an IANA time zone, an ISO 4217 currency) as an enum."""
     from tenancy.currencies import MINOR_UNITS
     from tenancy.models import validate_currency, validate_time_zone
 
-    validators = _validators(field)
     from .serializers import in_service_range
 
+    validators = _validators(field)
     if in_service_range in validators and schema.get("type") == "string":
         # "Must be from 2000-01-01 to 2999-12-31." (config.dates): the year is 2xxx.
         schema["pattern"] = dates.YEAR_PATTERN
@@ -173,12 +171,6 @@ def _insert_request_rules(field, schema) -> None:
             schema["enum"] = sorted(dates._time_zones())
         elif validate_currency in validators:
             schema["enum"] = sorted(MINOR_UNITS)
-    json_field = isinstance(field, serializers.JSONField)
-    shapeless = not any(key in schema for key in ("type", "$ref", "oneOf", "anyOf", "allOf", "enum", "not"))
-    if json_field and not field.allow_null and shapeless:
-        # Any JSON value but null ("This field may not be null."). OAS 3.0 has no null type: the
-        # value refused is written as nullable_references writes it.
-        schema["not"] = {"type": "object", "nullable": True, "enum": [None]}
 
 
 class AutoSchema(SpectacularAutoSchema):

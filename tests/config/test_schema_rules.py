@@ -89,17 +89,6 @@ def test_a_currency_is_an_iso_4217_code(schema, demo):
     assert refused.status_code == 422 and list(refused.json()["errors"]) == ["currency"]
 
 
-def test_a_json_field_that_refuses_null_says_so(schema, demo):
-    node = body_property(schema, "CalendarRequest", "hours")
-    assert allows(schema, node, HOURS) and not allows(schema, node, None)
-    for component, name in (("SlaRuleRequest", "escalation"), ("ContractTemplateRequest", "line_items")):
-        assert not allows(schema, body_property(schema, component, name), None), (component, name)
-    # A JSON field that takes null still does.
-    assert allows(schema, body_property(schema, "SlaRuleRequest", "penalty"), None)
-    refused = demo.post("/api/v1/calendars", {"name": "C", "time_zone": "UTC", "hours": None}, format="json")
-    assert refused.status_code == 422 and refused.json()["errors"] == {"hours": ["This field may not be null."]}
-
-
 def test_a_list_that_may_not_be_empty_has_min_items(schema, demo, active_contract):
     node = body_property(schema, "SlaRuleRequest", "priorities")
     assert allows(schema, node, ["low"]) and not allows(schema, node, [])
