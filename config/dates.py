@@ -23,6 +23,8 @@ from .errors import BadRequest
 EARLIEST = dt.date(2000, 1, 1)
 LATEST = dt.date(2999, 12, 31)
 RANGE = f"from {EARLIEST} to {LATEST}"
+# The range as the OpenAPI document states it on a date or instant: its year is 2xxx (change both together).
+YEAR_PATTERN = "^2[0-9]{3}-"
 
 
 def representable(value: dt.datetime) -> bool:

@@ -360,10 +360,13 @@ class RenewSerializer(ActionSerializer):
     start_date = serializers.DateField(required=False)
     expiry_date = serializers.DateField(required=False)
     term_months = serializers.IntegerField(required=False, min_value=1, max_value=120)
+    # Either, not both (the OpenAPI document says so: config.api.schema.AutoSchema._map_serializer).
+    exclusive_fields = (("expiry_date", "term_months"),)
 
     def validate(self, attrs):
-        if "expiry_date" in attrs and "term_months" in attrs:
-            raise serializers.ValidationError({"term_months": ["Give expiry_date or term_months, not both."]})
+        for first, second in self.exclusive_fields:
+            if first in attrs and second in attrs:
+                raise serializers.ValidationError({second: [f"Give {first} or {second}, not both."]})
         return attrs
 
 

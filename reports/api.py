@@ -38,6 +38,7 @@ from config.api.csv import (
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice, refuse_unknown
 from config.api.pagination import whole_number
+from config.api.schema import DATE_PARAMETER
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -169,8 +170,10 @@ class ComplianceView(ReportView):
     @extend_schema(
         operation_id="reports_sla_compliance",
         parameters=[
-            OpenApiParameter("from", str, required=True, description="First local date (YYYY-MM-DD)."),
-            OpenApiParameter("to", str, required=True, description="Last local date, inclusive (YYYY-MM-DD)."),
+            OpenApiParameter("from", DATE_PARAMETER, required=True, description="First local date (YYYY-MM-DD)."),
+            OpenApiParameter(
+                "to", DATE_PARAMETER, required=True, description="Last local date, inclusive (YYYY-MM-DD)."
+            ),
             OpenApiParameter("group_by", str, description=f"Comma-separated: {', '.join(compliance.GROUPS)}."),
             OpenApiParameter("contract_id", str, description="Contract ids, comma-separated; empty: none."),
             OpenApiParameter("counterparty_id", str, description="Counterparty ids, comma-separated; empty: none."),
@@ -381,7 +384,7 @@ class StatementView(ReportView):
                 "month",
                 str,
                 required=True,
-                pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                pattern=r"^2[0-9]{3}-(0[1-9]|1[0-2])$",  # in the service's range (config.dates)
                 description="YYYY-MM, in the contract's time zone.",
             )
         ],

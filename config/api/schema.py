@@ -5,6 +5,7 @@ of strict serializers refuse additional properties, and every error has the enve
 Descriptions come from a resource's own docstrings only, never from the toolkit's base classes.
 """
 
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFilterExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import build_basic_type, build_parameter_type
@@ -13,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.settings import api_settings
 
-from .. import decimals
+from .. import dates, decimals
 from .filters import PredicateFilter, predicate_description
 from .sorting import is_collection
 
@@ -113,11 +114,63 @@ def _error_response(description: str) -> dict:
 
 _BLANK = {"type": "string", "maxLength": 0}
 
+# A date query parameter in the service's range (config.dates: "Must be from 2000-01-01 to 2999-12-31.").
+DATE_PARAMETER = {"type": "string", "format": "date", "pattern": dates.YEAR_PATTERN}
+
 # Headers a view's action sends on success, declared by the view as `sent_headers = {action: (name, ...)}`.
 SENT_HEADERS = {
     "X-Recomputed-Clocks": "How many running SLA clocks this change recomputed.",
     "X-Imported-Holidays": "How many of the file's dates were new to the calendar.",
 }
+
+
+def _model_field(field):
+    """The model field a ModelSerializer's field writes, or None."""
+    meta = getattr(getattr(field, "parent", None), "Meta", None)
+    model = getattr(meta, "model", None)
+    source = getattr(field, "source", None)
+    if model is None or not isinstance(source, str) or "." in source or source == "*":
+        return None
+    try:
+        return model._meta.get_field(source)
+    except FieldDoesNotExist:  # a method, a property, an annotation
+        return None
+
+
+def _validators(field) -> list:
+    """The validators the API runs on a field: its own and its model field's (a ModelSerializer
+    may declare the field anew, with a `validate_<name>` calling the same check)."""
+    model_field = _model_field(field)
+    return [*getattr(field, "validators", ()), *getattr(model_field, "validators", ())]
+
+
+def _insert_known_rules(field, schema) -> None:
+    """What the serializer refuses that drf-spectacular leaves unsaid."""
+    from rest_framework import serializers
+
+    listish = (serializers.ListField, serializers.ListSerializer, serializers.ManyRelatedField)
+    if isinstance(field, listish) and not getattr(field, "allow_empty", True) and schema.get("type") == "array":
+        # "This list may not be empty." (allow_empty=False): drf-spectacular writes minItems only from min_length.
+        schema["minItems"] = max(schema.get("minItems", 0), 1)
+
+
+def _insert_request_rules(field, schema) -> None:
+    """Request-only rules: a date in the service's range, and a closed set of values the server
+    checks (an IANA time zone, an ISO 4217 currency) as an enum."""
+    from tenancy.currencies import MINOR_UNITS
+    from tenancy.models import validate_currency, validate_time_zone
+
+    from .serializers import in_service_range
+
+    validators = _validators(field)
+    if in_service_range in validators and schema.get("type") == "string":
+        # "Must be from 2000-01-01 to 2999-12-31." (config.dates): the year is 2xxx.
+        schema["pattern"] = dates.YEAR_PATTERN
+    if schema.get("type") == "string" and "enum" not in schema:
+        if validate_time_zone in validators:
+            schema["enum"] = sorted(dates._time_zones())
+        elif validate_currency in validators:
+            schema["enum"] = sorted(MINOR_UNITS)
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -153,6 +206,8 @@ class AutoSchema(SpectacularAutoSchema):
         from rest_framework import serializers
 
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request":
+            _insert_request_rules(field, schema)
         decimal = isinstance(field, serializers.DecimalField) and schema.get("type") == "string"
         if decimal and "pattern" in schema:
             # The rule the server applies (config.decimals): drf-spectacular's `\d{0,N}` took "",
@@ -171,6 +226,7 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _insert_field_validators(self, field, schema):
         super()._insert_field_validators(field, schema)
+        _insert_known_rules(field, schema)
         if _BLANK in schema.get("oneOf", ()):
             # drf-spectacular writes a blank-allowed formatted string (an e-mail) as oneOf [the format,
             # a blank string]; "" matches both for a validator that does not check formats (the
@@ -183,6 +239,13 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if direction == "request" and isinstance(serializer, StrictInputMixin) and schema.get("properties"):
             schema["additionalProperties"] = False  # unknown fields are a 422
+        if direction == "request" and schema.get("properties"):
+            # Fields a serializer takes one of, never together (`exclusive_fields`): a 422 when both come.
+            excluded = [{"not": {"required": list(pair)}} for pair in getattr(serializer, "exclusive_fields", ())]
+            if len(excluded) == 1:
+                schema.update(excluded[0])
+            elif excluded:
+                schema["allOf"] = excluded
         if direction == "response" and hasattr(serializer, "readable_field_names"):
             # `?fields=` may leave out any field but id (and a collection returns its default
             # fields); a serializer that takes it without an id (a visit) may leave out any.
