@@ -9,6 +9,15 @@ from tenancy.models import Membership
 from tests.processes import migrated_sqlite
 
 
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    """The OpenAPI document as an integrator downloads it (read once per module)."""
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/v1/schema?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
 @pytest.fixture
 def demo_username() -> str:
     return "demo-manager"

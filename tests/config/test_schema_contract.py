@@ -17,16 +17,6 @@ CONTRACT_ACTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def schema(django_db_blocker):
-    from rest_framework.test import APIClient
-
-    with django_db_blocker.unblock():
-        response = APIClient().get("/api/v1/schema?format=json")
-    assert response.status_code == 200
-    return response.json()
-
-
 def resolve(schema, ref_or_schema: dict) -> dict:
     ref = ref_or_schema.get("$ref")
     return schema["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else ref_or_schema

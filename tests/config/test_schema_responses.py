@@ -107,14 +107,6 @@ def endpoint_serializers():
     return found
 
 
-@pytest.fixture(scope="module")
-def schema(django_db_blocker):
-    from rest_framework.test import APIClient
-
-    with django_db_blocker.unblock():
-        return APIClient().get("/api/v1/schema?format=json").json()
-
-
 def test_every_resource_component_describes_every_readable_field(schema):
     # A component was the list's default fields (drf-spectacular keeps the first component of a
     # name), so the detail's own fields, and those `?fields=` picks, were not documented.

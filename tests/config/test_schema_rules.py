@@ -13,16 +13,6 @@ import pytest
 from .test_schema_contract import resolve
 
 
-@pytest.fixture(scope="module")
-def schema(django_db_blocker):
-    from rest_framework.test import APIClient
-
-    with django_db_blocker.unblock():
-        response = APIClient().get("/api/v1/schema?format=json")
-    assert response.status_code == 200
-    return response.json()
-
-
 def as_json_schema(document: dict, node):
     """An OpenAPI 3.0 schema as JSON Schema: references inlined, `nullable` as a null type."""
     if isinstance(node, list):
