@@ -202,7 +202,7 @@ def _years(raw: str | None) -> range:
     this_year = timezone.now().year
     if not raw:
         return range(this_year, this_year + 2)
-    match = re.fullmatch(r"(\d{4})(?:-(\d{4}))?", raw)
+    match = re.fullmatch(r"([0-9]{4})(?:-([0-9]{4}))?", raw)  # ASCII: `\d` takes any script's digits
     first, last = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
     if not match or not 1900 <= first <= last <= 2399 or last - first > 20:
         raise BadRequest(

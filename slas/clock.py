@@ -143,7 +143,7 @@ __all__ = [
 HORIZON_START_YEAR = 1900
 HORIZON_END_YEAR = 2400  # exclusive
 
-_TIME = re.compile(r"(\d\d):(\d\d)")
+_TIME = re.compile(r"([0-9]{2}):([0-9]{2})")  # ASCII digits: `\d` takes any script's
 _DAY_MINUTES = 24 * 60
 
 Pause = tuple[int, int | None]

@@ -49,7 +49,7 @@ _LINES_PER_WRITE = 500  # rows joined into one piece of the streamed body
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): a job's
 # summary `=HYPERLINK(...)`, pushed in by a dispatch system, would run in the manager's Excel.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")  # ASCII: a spreadsheet reads no other digits as a number
 
 
 def spreadsheet_safe(text: str) -> str:

@@ -226,6 +226,7 @@ def test_a_csv_export_refuses_bad_paging_like_json(demo_admin, params):
         ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
         ("+1+1", "'+1+1"),
         ("-2+3", "'-2+3"),
+        ("-\u0661\u0662", "'-\u0661\u0662"),  # not a number to a spreadsheet: Arabic-Indic digits
         ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
         ("\tTab", "'\tTab"),
         ("Plain & simple", "Plain & simple"),

@@ -149,6 +149,8 @@ class TestIcal:
         assert "2026-05-05" not in holidays  # worked despite Bevrijdingsdag
         assert all(day.startswith("2026-") for day in holidays)
         assert api("viewer").get(f"{URL}/{calendar.pk}/ical?years=20x6").status_code == 400
+        # Digits of another script are no year (`int()` read "\u0662\u0660\u0662\u0666" as 2026).
+        assert api("viewer").get(f"{URL}/{calendar.pk}/ical", {"years": "\u0662\u0660\u0662\u0666"}).status_code == 400
 
     def test_export_is_scoped_and_authenticated(self, api, anon, org, other_org):
         theirs = make_calendar(other_org)

@@ -345,6 +345,8 @@ def test_parse_hours_normalises():
         ([{"weekday": True, "start": "08:00", "end": "17:00"}], r"hours\[0\]: weekday"),
         ([{"weekday": 1, "start": "8:00", "end": "17:00"}], r"hours\[0\]: start"),
         ([{"weekday": 1, "start": "08:60", "end": "17:00"}], r"hours\[0\]: start"),
+        ([{"weekday": 1, "start": "\u0660\u0668:00", "end": "17:00"}], r"hours\[0\]: start"),  # Arabic-Indic 08
+        ([{"weekday": 1, "start": "08:00", "end": "\uff11\uff17:00"}], r"hours\[0\]: end"),  # fullwidth 17
         ([{"weekday": 1, "start": "24:00", "end": "24:00"}], r"hours\[0\]: start"),
         ([{"weekday": 1, "start": "08:00", "end": "24:30"}], r"hours\[0\]: end"),
         ([{"weekday": 1, "start": "08:00", "end": "25:00"}], r"hours\[0\]: end"),
