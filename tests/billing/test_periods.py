@@ -2,6 +2,7 @@
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -194,10 +195,18 @@ def test_a_terminated_contract_bills_only_the_periods_begun_before_it_ended(org,
 
     from contracts.services import add_months, terminate_contract
 
-    today = timezone.now().date()
+    # Today where the contract counts its months: UTC's date is the day before from 23:00 (22:00 in
+    # summer), when termination "now" already falls in the next local month.
+    zone = "Europe/Amsterdam"
+    today = timezone.localdate(timezone=ZoneInfo(zone))
     start = add_months(today.replace(day=1), -3)
     contract = plan_contract(
-        org, period_charge=d(100), invoice_timing="in_arrears", start_date=start, expiry_date=add_months(start, 24)
+        org,
+        period_charge=d(100),
+        invoice_timing="in_arrears",
+        start_date=start,
+        expiry_date=add_months(start, 24),
+        time_zone=zone,
     )
     lifecycle(timezone.now())
     terminate_contract(contract=contract, actor=make_member("manager", org).user, reason="Customer left")  # now
