@@ -18,7 +18,13 @@ from rest_framework.reverse import reverse
 from config.api.csv import content_disposition, spreadsheet_safe
 from config.api.exceptions import Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, price_text
+from config.api.serializers import (
+    JSONObjectListField,
+    ReferenceField,
+    ReferenceIdField,
+    ResourceSerializer,
+    price_text,
+)
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.api import BillingPlanFieldsMixin, ContractSerializer, LineItemSerializer
 from contracts.billing_plan import BILLING_PLAN_API_FIELDS, BILLING_PLAN_LIMITS, BILLING_PLAN_PRICES
@@ -352,8 +358,8 @@ class TemplateLineItem(_JSONItemsMixin, TemplateLineItemSerializer):
 
 
 class ContractTemplateSerializer(BillingPlanFieldsMixin, ResourceSerializer):
-    line_items = serializers.JSONField(required=False, help_text="Line items as on a contract (without ids).")
-    sla_rules = serializers.JSONField(
+    line_items = JSONObjectListField(required=False, help_text="Line items as on a contract (without ids).")
+    sla_rules = JSONObjectListField(
         required=False, help_text="SLA rules as on a contract, without contract_id and effective dates."
     )
     contracts = serializers.SerializerMethodField(help_text="Ids of the contracts made from this template.")

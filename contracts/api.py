@@ -21,8 +21,10 @@ from config import dates
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
+from config.api.schema import openapi_shape
 from config.api.serializers import (
     ActionSerializer,
+    JSONObjectField,
     ReferenceField,
     ReferenceIdField,
     ResourceSerializer,
@@ -31,6 +33,7 @@ from config.api.serializers import (
     money_text,
     price_text,
     reference_of,
+    shaped_json_field,
     unique_in_organization,
 )
 from config.api.viewsets import CreateMixin, DestroyMixin, NestedListMixin, ResourceViewSet, UpdateMixin
@@ -39,6 +42,7 @@ from tenancy.currencies import MONEY_BOUNDS, MONEY_HELP, is_currency
 
 from . import amendments, services, terms
 from .billing_plan import (
+    AUTO_TOP_UP,
     BILLING_PLAN_API_FIELDS,
     BILLING_PLAN_LIMITS,
     BILLING_PLAN_PRICES,
@@ -102,6 +106,9 @@ class ApprovalSerializer(serializers.ModelSerializer):
         fields = ["approver", "decision", "comment", "decided_at"]
 
 
+AutoTopUpField = shaped_json_field(openapi_shape(AUTO_TOP_UP), "AutoTopUp")
+
+
 class BillingPlanFieldsMixin(serializers.Serializer):
     """The billing plan's fields (issue 12), shared by contracts and contract templates."""
 
@@ -113,7 +120,7 @@ class BillingPlanFieldsMixin(serializers.Serializer):
         required=False,
         allow_null=True,
     )
-    auto_top_up = serializers.JSONField(
+    auto_top_up = AutoTopUpField(
         required=False,
         allow_null=True,
         help_text='{"threshold_hours", "mode": "to" | "by", "hours", "price_per_hour"} (decimal strings), or null.',
@@ -155,6 +162,11 @@ class ContractSerializer(BillingPlanFieldsMixin, SourceFieldsMixin, ResourceSeri
     )
     time_zone = serializers.CharField(max_length=64, required=False)
     currency = serializers.CharField(max_length=3, required=False)
+    coverage_areas = JSONObjectField(
+        required=False,
+        allow_null=True,
+        help_text="GeoJSON (RFC 7946) in WGS 84: a Polygon or MultiPolygon, or a Feature or FeatureCollection of them.",
+    )
 
     class Meta:
         model = Contract
@@ -762,6 +774,7 @@ def shown_terms(values: dict, currency: str | None) -> dict:
     return shown
 
 
+@extend_schema_field({"type": "object"})
 class TermsField(serializers.JSONField):
     """Terms as `shown_terms` writes them, in the currency of the contract (`contract.currency`);
     written from rows too (config.api.rows: the column and the contract's currency)."""

@@ -5,12 +5,33 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, SourceFieldsMixin
+from config.api.serializers import (
+    ReferenceField,
+    ReferenceIdField,
+    ResourceSerializer,
+    SourceFieldsMixin,
+    shaped_json_field,
+)
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 
 from . import assets as services
 from .geo import CoverageError, validate_point
 from .models import Asset, Counterparty
+
+# A GeoJSON Point (RFC 7946) as `validate_point` takes it; the ranges of longitude and latitude, which
+# OpenAPI 3.0 cannot say per position, are in the description.
+GeoPointField = shaped_json_field(
+    {
+        "type": "object",
+        "description": "A GeoJSON Point: coordinates [longitude -180..180, latitude -90..90(, altitude)] in WGS 84.",
+        "required": ["type", "coordinates"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Point"]},
+            "coordinates": {"type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"}},
+        },
+    },
+    "GeoJSONPoint",
+)
 
 
 def point_or_none(value, path: str):
@@ -27,7 +48,7 @@ def point_or_none(value, path: str):
 class AssetSerializer(SourceFieldsMixin, ResourceSerializer):
     counterparty = ReferenceField()
     counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all())
-    location = serializers.JSONField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
+    location = GeoPointField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
     covering_contracts = serializers.SerializerMethodField()
 
     class Meta:

@@ -48,6 +48,7 @@ from config.api.serializers import (
 from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract
 from slas import clock
+from slas.api import PenaltyClauseField, WorkingHoursField
 from slas.models import Calendar, SlaRule
 from slas.schemas import validation_errors
 from workorders.api import RemainingMinutesField
@@ -497,7 +498,7 @@ class EvidenceView(ReportView):
 
 class InlineCalendarSerializer(StrictInputMixin, serializers.Serializer):
     time_zone = serializers.CharField(max_length=64)
-    hours = serializers.JSONField()
+    hours = WorkingHoursField()
     holidays = serializers.ListField(child=serializers.DateField(), required=False, default=list)
 
     def validate(self, attrs):
@@ -519,7 +520,7 @@ class ProposedSerializer(StrictInputMixin, serializers.Serializer):
     priorities = serializers.ListField(
         child=serializers.ChoiceField(choices=SlaRule.Priority.choices), allow_empty=False, max_length=5, required=False
     )
-    penalty = serializers.JSONField(required=False, allow_null=True)
+    penalty = PenaltyClauseField(required=False, allow_null=True)
     monthly_penalty_cap = serializers.DecimalField(
         max_digits=18, decimal_places=4, min_value=0, required=False, allow_null=True
     )

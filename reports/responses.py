@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from breaches.models import Breach
+from slas.api import PenaltyClauseField
 from slas.models import SlaRule
 from workorders.models import SlaClock, WorkOrder
 
@@ -242,7 +243,7 @@ class EvidenceRuleSerializer(serializers.Serializer):
     previous_version = serializers.IntegerField(allow_null=True)
     pause_on_hold = serializers.BooleanField()
     calendar = EvidenceCalendarSerializer(allow_null=True, help_text="None: 24x7.")
-    penalty = serializers.JSONField(allow_null=True, help_text="The rule's penalty clause.")
+    penalty = PenaltyClauseField(allow_null=True, help_text="The rule's penalty clause.")
     monthly_penalty_cap = _amount(allow_null=True)
 
 
@@ -294,7 +295,7 @@ class EvidenceOtherBreachSerializer(serializers.Serializer):
 
 
 class EvidencePenaltySerializer(serializers.Serializer):
-    clause = serializers.JSONField(allow_null=True)
+    clause = PenaltyClauseField(allow_null=True)
     past_due = serializers.BooleanField()
     fixed_amount = _amount(help_text="The clause's, as it states it (finer places than the currency's kept).")
     per_unit_amount = _amount(help_text="The clause's, as it states it (finer places than the currency's kept).")

@@ -22,11 +22,13 @@ from config import dates
 from config.api.csv import JSONErrorsMixin, content_disposition
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.schema import openapi_shape
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
     ResourceSerializer,
     in_service_range,
+    shaped_json_field,
     single_line,
     unique_in_organization,
 )
@@ -37,7 +39,13 @@ from tenancy.currencies import MONEY_BOUNDS
 from . import ical, services
 from .clock import HoursError, parse_hours, supported_countries
 from .models import Calendar, SlaRule
-from .schemas import SCHEMAS, validation_errors
+from .schemas import ESCALATION, PENALTY_CLAUSE, SCHEMAS, WORKING_HOURS, validation_errors
+
+# JSON fields whose shape the OpenAPI document states (the serializers judge them as before).
+WorkingHoursField = shaped_json_field(openapi_shape(WORKING_HOURS))
+CalendarHoursField = shaped_json_field({**openapi_shape(WORKING_HOURS), "minItems": 1})  # "At least one ..."
+EscalationField = shaped_json_field(openapi_shape(ESCALATION), "Escalation")
+PenaltyClauseField = shaped_json_field(openapi_shape(PENALTY_CLAUSE), "PenaltyClause")
 
 # --- calendars ----------------------------------------------------------------------------------
 
@@ -56,7 +64,7 @@ def _listed_twice(days: list[dt.date]) -> list[str]:
 
 
 class CalendarSerializer(ResourceSerializer):
-    hours = serializers.JSONField(
+    hours = CalendarHoursField(
         help_text='[{"weekday": 1-7 (ISO, Monday = 1), "start": "HH:MM", "end": "HH:MM" or "24:00"}, ...]'
     )
     holidays = HolidaySerializer(
@@ -298,8 +306,8 @@ class SlaRuleSerializer(ResourceSerializer):
         child=serializers.ChoiceField(choices=SlaRule.Priority.choices), allow_empty=False, max_length=5
     )
     pause_on_hold = serializers.BooleanField(required=False, help_text="Default: true for resolution, else false.")
-    escalation = serializers.JSONField(required=False, help_text="See /api/v1/schemas/escalation.")
-    penalty = serializers.JSONField(required=False, allow_null=True, help_text="See /api/v1/schemas/penalty_clause.")
+    escalation = EscalationField(required=False, help_text="See /api/v1/schemas/escalation.")
+    penalty = PenaltyClauseField(required=False, allow_null=True, help_text="See /api/v1/schemas/penalty_clause.")
     effective_from = serializers.DateTimeField(
         required=False, help_text="Default: the start of the contract's start date while a draft, else now."
     )

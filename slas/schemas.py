@@ -56,6 +56,23 @@ PENALTY_CLAUSE = {
     "dependentRequired": {"per_unit_amount": ["unit_minutes"]},
 }
 
+# The shape of a calendar's working hours, for the OpenAPI document; `clock.parse_hours` judges them
+# (and names overlaps and an end before its start, which no schema can say).
+WORKING_HOURS = {
+    "description": 'Weekly working intervals in the calendar\'s local time: ISO weekday (Monday = 1), "HH:MM".',
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["weekday", "start", "end"],
+        "properties": {
+            "weekday": {"type": "integer", "minimum": 1, "maximum": 7},
+            "start": {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+            "end": {"type": "string", "pattern": r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"},
+        },
+    },
+}
+
 SCHEMAS = {"escalation": ESCALATION, "penalty_clause": PENALTY_CLAUSE}
 # A clause's amounts (config.decimals): 4 places, as money columns keep; at most MONEY_LIMIT.
 AMOUNTS = {key: (4, MONEY_LIMIT) for key in ("fixed_amount", "per_unit_amount", "per_breach_cap")}

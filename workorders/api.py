@@ -23,7 +23,7 @@ from config.api.serializers import (
     single_line,
 )
 from config.api.viewsets import CreateMixin, ResourceViewSet, UpdateMixin
-from contracts.assets_api import point_or_none
+from contracts.assets_api import GeoPointField, point_or_none
 from contracts.models import Asset, Contract, Counterparty
 from slas import clock
 from slas.models import PRIORITY_RANK
@@ -199,7 +199,7 @@ class WorkOrderSerializer(SourceFieldsMixin, ResourceSerializer):
     )
     holds = HoldSerializer(many=True, read_only=True)
     sla_clocks = ClockSerializer(many=True, read_only=True)
-    location = serializers.JSONField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
+    location = GeoPointField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
     counterparty = ReferenceField()
     counterparty_id = ReferenceIdField(
         source="counterparty", queryset=Counterparty.objects.all(), required=False, allow_null=True
@@ -267,7 +267,7 @@ class MatchSerializer(ActionSerializer):
     counterparty_id = ReferenceIdField(source="counterparty", queryset=Counterparty.objects.all(), required=False)
     asset_id = ReferenceIdField(source="asset", queryset=Asset.objects.all(), required=False)
     summary = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    location = serializers.JSONField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
+    location = GeoPointField(required=False, allow_null=True, help_text="A GeoJSON Point (lon, lat).")
 
     def validate_location(self, value):
         return point_or_none(value, "location")

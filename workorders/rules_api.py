@@ -6,7 +6,14 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from config.api.filters import PredicateFilter, PredicateFilterSet
-from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer, StrictInputMixin, tenant_of
+from config.api.serializers import (
+    ReferenceField,
+    ReferenceIdField,
+    ResourceSerializer,
+    StrictInputMixin,
+    shaped_json_field,
+    tenant_of,
+)
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin
 from contracts.models import Contract
 
@@ -16,6 +23,12 @@ from .models import ContractRule, WorkOrder
 
 MAX_CRITERIA = 20
 MAX_LIST = 500
+
+# What `_ids` and `_texts` take: an id or a text, or (for `in`) a non-empty list of them.
+_ONE_VALUE = [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1, "maxLength": 255}]
+CriterionValueField = shaped_json_field(
+    {"anyOf": [*_ONE_VALUE, {"type": "array", "minItems": 1, "maxItems": MAX_LIST, "items": {"anyOf": _ONE_VALUE}}]}
+)
 
 
 def _ids(value, model, organization, many: bool) -> None:
@@ -46,7 +59,7 @@ def _texts(value, many: bool, choices=None) -> None:
 class CriterionSerializer(StrictInputMixin, serializers.Serializer):
     field = serializers.ChoiceField(choices=list(OPERATORS))
     operator = serializers.ChoiceField(choices=sorted({op for ops in OPERATORS.values() for op in ops}))
-    value = serializers.JSONField(help_text="An id, text or priority, or a list of them for `in`.")
+    value = CriterionValueField(help_text="An id, text or priority, or a list of them for `in`.")
 
     def validate(self, attrs):
         name, operator, value = attrs["field"], attrs["operator"], attrs["value"]

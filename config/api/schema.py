@@ -114,6 +114,58 @@ def _error_response(description: str) -> dict:
 
 _BLANK = {"type": "string", "maxLength": 0}
 
+# What each JSON type may say in OpenAPI 3.0, to split a JSON Schema's list of types into one schema each.
+_KEYWORDS_OF_TYPE = {
+    "string": {"pattern", "minLength", "maxLength", "format"},
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "integer": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "array": {"items", "minItems", "maxItems", "uniqueItems"},
+    "object": {"properties", "required", "additionalProperties", "minProperties", "maxProperties"},
+}
+_TYPED_KEYWORDS = set().union(*_KEYWORDS_OF_TYPE.values())
+_JSON_SCHEMA_ONLY = ("$schema", "$id", "dependentRequired")  # OAS 3.0 lacks them; the server still checks
+
+
+def openapi_shape(schema):
+    """A JSON Schema (2020-12, as `/api/v1/schemas/<name>` serves it) as OpenAPI 3.0 states it: a
+    list of types becomes `anyOf` one schema per type, `null` becomes `nullable`, and keywords 3.0
+    lacks are left out. The API validates with the original; this only tells clients the shape."""
+    if isinstance(schema, list):
+        return [openapi_shape(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    shape = {}
+    for key, value in schema.items():
+        if key in _JSON_SCHEMA_ONLY:
+            continue
+        if key == "properties":
+            shape[key] = {name: openapi_shape(item) for name, item in value.items()}
+        else:
+            shape[key] = openapi_shape(value) if key in ("items", "not", "oneOf", "anyOf", "allOf") else value
+    nullable = False
+    for key in ("oneOf", "anyOf"):
+        if {"type": "null"} in shape.get(key, ()):
+            nullable = True
+            alternatives = [item for item in shape.pop(key) if item != {"type": "null"}]
+            shape.update(alternatives[0] if len(alternatives) == 1 else {key: alternatives})
+    types = shape.get("type")
+    if isinstance(types, list):
+        nullable = nullable or "null" in types
+        types = [name for name in types if name != "null"]
+        common = {key: value for key, value in shape.items() if key != "type" and key not in _TYPED_KEYWORDS}
+        branches = [
+            {"type": name, **{k: v for k, v in shape.items() if k in _KEYWORDS_OF_TYPE.get(name, ())}} for name in types
+        ]
+        shape = {**branches[0], **common} if len(branches) == 1 else {"anyOf": branches, **common}
+    if nullable:
+        # OAS 3.0.3: `nullable` acts only beside a `type`, so each alternative carries it.
+        for branch in shape.get("anyOf", shape.get("oneOf", [])):
+            branch["nullable"] = True
+        if "type" in shape:
+            shape["nullable"] = True
+    return shape
+
+
 # A date query parameter in the service's range (config.dates: "Must be from 2000-01-01 to 2999-12-31.").
 DATE_PARAMETER = {"type": "string", "format": "date", "pattern": dates.YEAR_PATTERN}
 

@@ -209,6 +209,20 @@ def unique_in_organization(serializer, field: str, value, noun: str):
     return value
 
 
+def shaped_json_field(shape: dict, name: str | None = None) -> type[serializers.JSONField]:
+    """A JSONField class whose value's shape the OpenAPI document states (`shape`: OpenAPI 3.0,
+    `name`: its component, if shared). The serializer judges the value as it did: the shape tells
+    clients what it takes, and a shape the API does not enforce must not be stated."""
+    field_class = type(f"{name or 'Shaped'}JSONField", (serializers.JSONField,), {})
+    return extend_schema_field(shape, component_name=name)(field_class)
+
+
+# Any JSON object: a JSON field the API refuses when it is not an object.
+JSONObjectField = shaped_json_field({"type": "object"})
+# A list of JSON objects, each judged by the serializer it is a list of.
+JSONObjectListField = shaped_json_field({"type": "array", "items": {"type": "object"}})
+
+
 @extend_schema_field(
     {
         "type": "object",

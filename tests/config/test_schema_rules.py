@@ -132,3 +132,199 @@ def test_the_helper_reads_nullable_as_openapi_does(schema):
     # A sanity check of as_json_schema: nullable adds null, and a copy is not the document.
     node = {"type": "string", "nullable": True}
     assert allows(schema, node, None) and allows(schema, copy.deepcopy(node), "x") and not allows(schema, node, 1)
+
+
+# JSON fields: the document states each one's shape, and every value it forbids the API refuses (so a
+# client that builds bodies from the document is never surprised; a shape the API does not hold to
+# would make the fuzzer's negative cases pass). Cases: the component and property, the request that
+# carries the value, a value the document allows, and values it forbids.
+@pytest.fixture
+def template_id(demo) -> int:
+    response = demo.post(
+        "/api/v1/contract_templates",
+        {"name": "Shapes", "contract_type": "service_contract", "currency": "EUR"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+def _rule_body(contract):
+    return {"contract_id": contract.pk, "name": "R", "metric": "on_site", "target_minutes": 60, "priorities": ["low"]}
+
+
+def _asset_body(contract):
+    return {"name": "Pump", "counterparty_id": contract.counterparty_id}
+
+
+SHAPED = {
+    "calendar hours": (
+        "CalendarRequest",
+        "hours",
+        "post",
+        lambda c, t: "/api/v1/calendars",
+        lambda c: {"name": "Shaped", "time_zone": "Europe/Amsterdam"},
+        HOURS,
+        [
+            None,
+            [],
+            {"weekday": 1},
+            [{"weekday": 1, "start": "9:00", "end": "17:00"}],
+            [{"weekday": 8, "start": "09:00", "end": "17:00"}],
+            [{"weekday": 1, "start": "09:00", "end": "17:00", "note": "x"}],
+            [{"weekday": 1, "start": "09:00"}],
+        ],
+    ),
+    "escalation": (
+        "SlaRuleRequest",
+        "escalation",
+        "post",
+        lambda c, t: "/api/v1/sla_rules",
+        _rule_body,
+        [{"at_percent": 75, "name": "Warn"}],
+        [None, {}, [{"at_percent": 0, "name": "W"}], [{"at_percent": 50}], [{"at_percent": 50, "name": "W", "x": 1}]],
+    ),
+    "penalty clause": (
+        "SlaRuleRequest",
+        "penalty",
+        "post",
+        lambda c, t: "/api/v1/sla_rules",
+        _rule_body,
+        {"fixed_amount": "50.00", "per_unit_amount": 10, "unit_minutes": 30, "per_breach_cap": None},
+        [[], "50", {"fixed_amount": "-1"}, {"unit_minutes": 0}, {"fixed_amount": "1", "rate": 1}],
+    ),
+    "asset location": (
+        "AssetRequest",
+        "location",
+        "post",
+        lambda c, t: "/api/v1/assets",
+        _asset_body,
+        {"type": "Point", "coordinates": [4.9, 52.37]},
+        [
+            [4.9, 52.37],
+            {"type": "Polygon", "coordinates": [4.9, 52.37]},
+            {"type": "Point", "coordinates": [4.9]},
+            {"type": "Point", "coordinates": ["4.9", "52.37"]},
+            {"type": "Point"},
+        ],
+    ),
+    "auto top-up": (
+        "PatchedContractTemplateRequest",
+        "auto_top_up",
+        "patch",
+        lambda c, t: f"/api/v1/contract_templates/{t}",
+        lambda c: {},
+        None,
+        [
+            [],
+            "to",
+            {"threshold_hours": "2", "mode": "up", "hours": "10", "price_per_hour": "80"},
+            {"threshold_hours": "2", "mode": "to", "hours": "10"},
+        ],
+    ),
+    "template line items": (
+        "PatchedContractTemplateRequest",
+        "line_items",
+        "patch",
+        lambda c, t: f"/api/v1/contract_templates/{t}",
+        lambda c: {},
+        [],
+        [None, {}, ["a line"]],
+    ),
+    "template SLA rules": (
+        "PatchedContractTemplateRequest",
+        "sla_rules",
+        "patch",
+        lambda c, t: f"/api/v1/contract_templates/{t}",
+        lambda c: {},
+        [],
+        [None, {"name": "R"}, [1]],
+    ),
+    "coverage areas": (
+        "PatchedContractRequest",
+        "coverage_areas",
+        "patch",
+        lambda c, t: f"/api/v1/contracts/{c.pk}",
+        lambda c: {},
+        None,
+        [[], "Amsterdam", 1],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SHAPED))
+def test_a_json_field_states_its_shape_and_the_api_refuses_what_it_forbids(
+    schema, demo, active_contract, template_id, case
+):
+    component, name, method, url, body, allowed, forbidden = SHAPED[case]
+    node = body_property(schema, component, name)
+    assert allows(schema, node, allowed), (case, allowed)
+    send = getattr(demo, method)
+    target = url(active_contract, template_id)
+    for value in forbidden:
+        assert not allows(schema, node, value), (case, value)
+        refused = send(target, {**body(active_contract), name: value}, format="json")
+        assert refused.status_code == 422, (case, value, refused.status_code, refused.content[:300])
+        assert any(key == name or key.startswith((f"{name}.", f"{name}[")) for key in refused.json()["errors"]), (
+            case,
+            value,
+            refused.json(),
+        )
+    taken = send(target, {**body(active_contract), name: allowed}, format="json")
+    assert taken.status_code in (200, 201), (case, taken.json())
+
+
+def test_a_criterion_value_is_an_id_a_text_or_a_list_of_them(schema, demo, active_contract):
+    node = body_property(schema, "CriterionRequest", "value")
+    assert allows(schema, node, "high") and allows(schema, node, 3) and allows(schema, node, ["a", 2])
+    url = "/api/v1/contract_rules"
+    body = {"contract_id": active_contract.pk, "name": "Match", "outcome": "contract"}
+    for value in (None, {}, [], True, [[1]], ""):
+        assert not allows(schema, node, value), value
+        criterion = {"field": "summary", "operator": "contains", "value": value}
+        refused = demo.post(url, {**body, "criteria": [criterion]}, format="json")
+        assert refused.status_code == 422, (value, refused.content[:300])
+    taken = demo.post(
+        url, {**body, "criteria": [{"field": "summary", "operator": "contains", "value": "pump"}]}, format="json"
+    )
+    assert taken.status_code == 201, taken.json()
+
+
+def test_the_served_json_schemas_and_their_openapi_form_judge_alike():
+    """`openapi_shape` (OAS 3.0) says what the served 2020-12 schema says, value for value."""
+    from config.api.schema import openapi_shape
+    from contracts.billing_plan import AUTO_TOP_UP
+    from slas.schemas import ESCALATION, PENALTY_CLAUSE
+
+    samples = [
+        None,
+        [],
+        {},
+        "5",
+        5,
+        -1,
+        True,
+        [{"at_percent": 50, "name": "Half"}],
+        [{"at_percent": 101, "name": "X"}],
+        [{"at_percent": 50, "name": ""}],
+        [{"at_percent": 50, "name": "N", "notify": ["a@b.example"]}],
+        [{"at_percent": 50, "name": "N", "notify": [""]}],
+        {"fixed_amount": "10.00"},
+        {"fixed_amount": 10.5},
+        {"fixed_amount": "10.123456"},
+        {"fixed_amount": -3},
+        {"per_breach_cap": None},
+        {"per_breach_cap": "7"},
+        {"per_breach_cap": []},
+        {"unit_minutes": 0},
+        {"bonus": 1},
+        {"threshold_hours": "2", "mode": "to", "hours": "10", "price_per_hour": "80"},
+        {"threshold_hours": 2, "mode": "by", "hours": 10.5, "price_per_hour": 80},
+        {"threshold_hours": "2", "mode": "up", "hours": "10", "price_per_hour": "80"},
+        {"threshold_hours": "2", "mode": "to", "hours": "10"},
+    ]
+    for original in (ESCALATION, PENALTY_CLAUSE, AUTO_TOP_UP):
+        strict = jsonschema.Draft202012Validator({k: v for k, v in original.items() if k != "dependentRequired"})
+        shape = jsonschema.Draft4Validator(as_json_schema({}, openapi_shape(original)))
+        for value in samples:
+            assert strict.is_valid(value) == shape.is_valid(value), (original["$id"], value)
