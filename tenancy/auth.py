@@ -67,7 +67,8 @@ class TenantContext:
 
 def credentials_stamp(user) -> str:
     """The `credentials` claim of a token for `user`: Django's session auth hash (an HMAC of the
-    password hash with SECRET_KEY), so a new password, and a new SECRET_KEY, revoke older tokens."""
+    password hash with SECRET_KEY), so a new password revokes older tokens; a SECRET_KEY moved to
+    SECRET_KEY_FALLBACKS keeps them, as it keeps sessions."""
     return user.get_session_auth_hash()
 
 
@@ -146,8 +147,10 @@ def _check_credentials(claims: dict, membership: Membership) -> Membership:
     """The membership, when the token was issued under its user's current password; else a 401.
     A token issued before the password was last set (or before tokens carried the stamp) is
     revoked by it, as Django's sessions are: a stolen token dies with the password."""
-    stamp = claims.get(CREDENTIALS_CLAIM)
-    if not isinstance(stamp, str) or not constant_time_compare(stamp, credentials_stamp(membership.user)):
+    stamp, user = claims.get(CREDENTIALS_CLAIM), membership.user
+    # As Django's sessions: a stamp made with a key of SECRET_KEY_FALLBACKS still holds while it is listed.
+    valid = (credentials_stamp(user), *user.get_session_auth_fallback_hash())
+    if not isinstance(stamp, str) or not any(constant_time_compare(stamp, known) for known in valid):
         raise exceptions.AuthenticationFailed(
             "Token revoked: the user's password changed after it was issued. Log in again."
         )

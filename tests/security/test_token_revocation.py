@@ -97,3 +97,17 @@ class TestPasswordRevokesTokens:
         assert bearer(response.json()["access"]).get(ME).status_code == 200
         reset_password(member, "the-password-2")
         assert bearer(response.json()["access"]).get(ME).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_rotated_secret_key_in_the_fallbacks_keeps_the_tokens(org, make_member, settings):
+    # As Django's sessions: SECRET_KEY moved to SECRET_KEY_FALLBACKS keeps what it stamped (the
+    # tokens' signing key is JWT_SIGNING_KEY's, unchanged here); a key dropped from them revokes.
+    settings.MEMBERSHIP_CACHE = False
+    member = make_member("manager", org)
+    token = issue_tokens(member)["access"]
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret-key-" + "x" * 40, [old]
+    assert bearer(token).get(ME).status_code == 200
+    settings.SECRET_KEY_FALLBACKS = []
+    assert bearer(token).get(ME).status_code == 401
