@@ -2,9 +2,9 @@
 
 The document is what the approval page shows: the contract's summary and every term (generic
 over `TERM_FIELDS`, so terms other features add are covered), its line items, its SLA targets
-(the open versions of its active rules) and money. Its hash is taken over the canonical JSON
-(sorted keys, no spaces), so the same terms always give the same hash and any change gives
-another: a link whose hash no longer matches is void.
+(the open versions of its active rules, with the business hours each counts in) and money. Its
+hash is taken over the canonical JSON (sorted keys, no spaces), so the same terms always give the
+same hash and any change gives another: a link whose hash no longer matches is void.
 """
 
 from __future__ import annotations
@@ -46,12 +46,27 @@ def terms_document(contract: Contract) -> dict:
                 "priorities": rule.priorities,
                 "target_minutes": rule.target_minutes,
                 "calendar": rule.calendar.name if rule.calendar_id else "24x7",
+                # What a business minute is: a target's meaning. Only the name was signed, so the
+                # calendar's hours could change after the counterparty accepted (eleventh round).
+                "business_hours": business_hours(rule.calendar) if rule.calendar_id else None,
                 "pause_on_hold": rule.pause_on_hold,
                 "penalty": rule.penalty,
                 "monthly_penalty_cap": jsonable(rule.monthly_penalty_cap),
             }
             for rule in sorted(rules, key=lambda r: (r.metric, r.name, r.pk))
         ],
+    }
+
+
+def business_hours(calendar) -> dict:
+    """A calendar as the counterparty reads and signs it: zone, weekly hours, holidays."""
+    return {
+        "time_zone": calendar.time_zone,
+        "hours": calendar.hours,
+        "holidays": calendar.holidays,
+        "holiday_country": calendar.holiday_country,
+        "holiday_subdivision": calendar.holiday_subdivision,
+        "working_days": calendar.working_days,
     }
 
 

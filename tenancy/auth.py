@@ -5,6 +5,8 @@ Two kinds of bearer token are accepted:
 - HS256 tokens this service issues (`POST /api/v1/token`, `manage.py issue_token`), carrying
   `user_id`, `org` (slug) and `role`. The role that counts is the membership's current one, so
   a demotion takes effect at once; a token whose org the user is no longer a member of is a 401.
+  Each also carries `credentials`, a stamp of the user's password (Django's session auth hash):
+  setting a new password revokes every token issued before it, as it ends the user's sessions.
 - RS256/ES256 tokens from an external OAuth2 issuer, when `JWT_PUBLIC_KEY` or `JWT_JWKS_URL`
   is set. Issuer and audience are required and checked; the organization and role come from
   the configured claims, and a local user (plus its membership) is provisioned for the token's
@@ -28,6 +30,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.utils.crypto import constant_time_compare
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -37,6 +40,8 @@ from config.cache import CACHE_ERRORS, warn
 from .models import ExternalIdentity, Membership, Organization, Role, role_at_least
 
 LOCAL_ALGORITHM = "HS256"
+# The claim that binds a token to the password its user had when it was issued.
+CREDENTIALS_CLAIM = "credentials"
 SUBJECT_MAX_LENGTH = ExternalIdentity._meta.get_field("subject").max_length
 
 
@@ -60,11 +65,19 @@ class TenantContext:
         return role_at_least(self.role, required)
 
 
+def credentials_stamp(user) -> str:
+    """The `credentials` claim of a token for `user`: Django's session auth hash (an HMAC of the
+    password hash with SECRET_KEY), so a new password revokes older tokens; a SECRET_KEY moved to
+    SECRET_KEY_FALLBACKS keeps them, as it keeps sessions."""
+    return user.get_session_auth_hash()
+
+
 def issue_tokens(membership: Membership) -> dict[str, str]:
     """A refresh and an access token for one membership (user in one organization)."""
     refresh = RefreshToken.for_user(membership.user)
     refresh["org"] = membership.organization.slug
     refresh["role"] = membership.role
+    refresh[CREDENTIALS_CLAIM] = credentials_stamp(membership.user)  # copied into the access token
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
@@ -102,7 +115,7 @@ def _claim_problems(claims: dict) -> list[str]:
         user_id = int(user_id)  # simplejwt issues the id as a string of digits
     if not (_is_int(user_id) and 0 < user_id < 2**63):
         problems.append(f"{user_claim} must be a positive integer")
-    for name in ("org", "role", "jti", "token_type"):
+    for name in ("org", "role", "jti", "token_type", CREDENTIALS_CLAIM):
         if name in claims and not isinstance(claims[name], str):
             problems.append(f"{name} must be a string")
     return problems
@@ -111,7 +124,7 @@ def _claim_problems(claims: dict) -> list[str]:
 def refresh_access(raw_refresh: str) -> str:
     """A new access token from a refresh token, with the membership's current role."""
     refresh = _verified(RefreshToken, raw_refresh, "Refresh token")
-    membership = _local_membership(refresh.payload)
+    membership = _check_credentials(refresh.payload, _local_membership(refresh.payload))
     refresh["role"] = membership.role
     return str(refresh.access_token)
 
@@ -127,6 +140,20 @@ def _local_membership(claims: dict) -> Membership:
     )
     if membership is None or not membership.user.is_active:
         raise exceptions.AuthenticationFailed(f"No active membership of organization {org!r} for this token.")
+    return membership
+
+
+def _check_credentials(claims: dict, membership: Membership) -> Membership:
+    """The membership, when the token was issued under its user's current password; else a 401.
+    A token issued before the password was last set (or before tokens carried the stamp) is
+    revoked by it, as Django's sessions are: a stolen token dies with the password."""
+    stamp, user = claims.get(CREDENTIALS_CLAIM), membership.user
+    # As Django's sessions: a stamp made with a key of SECRET_KEY_FALLBACKS still holds while it is listed.
+    valid = (credentials_stamp(user), *user.get_session_auth_fallback_hash())
+    if not isinstance(stamp, str) or not any(constant_time_compare(stamp, known) for known in valid):
+        raise exceptions.AuthenticationFailed(
+            "Token revoked: the user's password changed after it was issued. Log in again."
+        )
     return membership
 
 
@@ -173,7 +200,7 @@ def cached_local_membership(claims: dict) -> Membership:
     """`_local_membership`, served from the cache while the access token lives (when
     `settings.MEMBERSHIP_CACHE`: a cache every process shares)."""
     if not settings.MEMBERSHIP_CACHE:
-        return _local_membership(claims)
+        return _check_credentials(claims, _local_membership(claims))
     user_id, org = claims.get(settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")), claims.get("org")
     if user_id is None or not org:
         raise exceptions.AuthenticationFailed("Token has no user or organization claim.")
@@ -182,7 +209,7 @@ def cached_local_membership(claims: dict) -> Membership:
         membership = cache.get(key)
     except CACHE_ERRORS as exc:
         warn("membership read from the database", exc)
-        return _local_membership(claims)
+        return _check_credentials(claims, _local_membership(claims))
     if membership is None:
         membership = _local_membership(claims)
         seconds = int(claims["exp"] - time.time()) if "exp" in claims else 0
@@ -192,7 +219,7 @@ def cached_local_membership(claims: dict) -> Membership:
                 cache.set(key, membership, timeout=seconds)
             except CACHE_ERRORS as exc:
                 warn("membership read from the database", exc)
-    return membership
+    return _check_credentials(claims, membership)
 
 
 @functools.lru_cache(maxsize=4)

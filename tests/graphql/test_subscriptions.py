@@ -11,6 +11,7 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from tenancy.auth import CREDENTIALS_CLAIM, credentials_stamp
 from tests.stream.conftest import closed_with, run, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,6 +108,7 @@ def test_an_expired_token_is_refused_and_one_expiring_closes_4401(org, make_memb
     expired, expiring = AccessToken.for_user(member.user), AccessToken.for_user(member.user)
     for access in (expired, expiring):
         access["org"], access["role"] = org.slug, "viewer"
+        access[CREDENTIALS_CLAIM] = credentials_stamp(member.user)
     now = dt.datetime.now(dt.UTC)
     expired.set_exp(from_time=now, lifetime=-dt.timedelta(seconds=5))
 

@@ -31,7 +31,7 @@ from signing.models import SignatureRequest
 from tests.api_base import WritableResourceAPITests
 from tests.contracts.factories import make_contract
 from tests.notifications.conftest import Receiver, _handler, deliver
-from tests.slas.factories import make_rule
+from tests.slas.factories import make_calendar, make_rule
 
 _tokens = itertools.count(1)
 LINK = re.compile(r"http://testserver(/approve/[A-Za-z0-9_\-]+)")  # the address the API was called on
@@ -526,3 +526,49 @@ def test_an_e_mail_not_taken_writes_no_sent_event(api, signed_contract, settings
     assert "0 e-mails sent, 1 failed" in deliver()
     assert SignatureRequest.objects.get().sent_at is None
     assert not Event.objects.filter(type="contract.signature_request_sent").exists()
+
+
+@pytest.mark.django_db
+class TestBusinessHoursAreSigned:
+    """A target is a number of business minutes: what a business minute is (the rule's calendar)
+    is part of what the counterparty signs. Only the calendar's name was in the document, so a
+    manager could change its hours after the counterparty accepted (24x7 work hours cut to
+    Mon-Fri 08:00-17:00 triples a target's length in real time) and the contract still activated
+    on that signature (eleventh round, attacker's sweep)."""
+
+    @pytest.fixture
+    def calendar(self, org, signed_contract):
+        calendar = make_calendar(org, name="Office hours", time_zone="Europe/Amsterdam")
+        make_rule(signed_contract, name="Office response", metric="on_site", target_minutes=240, calendar=calendar)
+        return calendar
+
+    def shorter_hours(self, api, calendar) -> None:
+        hours = [{"weekday": day, "start": "09:00", "end": "12:00"} for day in range(1, 6)]
+        response = api("manager").patch(f"/api/v1/calendars/{calendar.pk}", {"hours": hours}, format="json")
+        assert response.status_code == 200, response.content
+
+    def test_the_page_shows_the_business_hours(self, api, signed_contract, calendar):
+        _, path = send_request(api, signed_contract)
+        html = browser().get(path).content.decode()
+        assert "Business hours of Office response (Office hours)" in html
+        assert "Europe/Amsterdam" in html and "Mon 08:00-17:00; Tue 08:00-17:00" in html
+
+    def test_a_link_is_void_once_the_hours_change(self, api, signed_contract, calendar):
+        _, path = send_request(api, signed_contract)
+        assert browser().get(path).status_code == 200
+        self.shorter_hours(api, calendar)
+        response = browser().get(path)
+        assert response.status_code == 410 and "The terms have changed" in response.content.decode()
+
+    def test_an_acceptance_does_not_activate_other_hours(self, api, signed_contract, calendar):
+        _, path = send_request(api, signed_contract)
+        client = browser()
+        html = client.get(path).content.decode()
+        done = client.post(path, {**form_of(html), "name": "Jo", "email": "jo@customer.example", "signature": "Jo",
+                                  "decision": "accept"})  # fmt: skip
+        assert done.status_code == 200
+        self.shorter_hours(api, calendar)  # after the signature, before the internal approvals
+        for _ in range(2):
+            response = api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/approve", {}, format="json")
+        assert response.json()["status"] == "pending_approval"
+        assert response.json()["waiting_for"] == ["the counterparty's signature"]

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken
 
 from events.models import Event
+from tenancy.auth import CREDENTIALS_CLAIM, credentials_stamp
 from tenancy.models import Membership
 
 from .conftest import closed_with, communicator, connected, events, run, subscribed, write
@@ -146,6 +147,7 @@ def test_the_connection_closes_when_the_token_expires(make_member, org):
     membership = make_member("viewer", org)
     access = AccessToken.for_user(membership.user)
     access["org"], access["role"] = org.slug, "viewer"
+    access[CREDENTIALS_CLAIM] = credentials_stamp(membership.user)
 
     async def scenario():
         access.set_exp(from_time=dt.datetime.now(dt.UTC), lifetime=dt.timedelta(seconds=1.5))

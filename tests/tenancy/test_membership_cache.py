@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tenancy.auth import CREDENTIALS_CLAIM, credentials_stamp
 from tenancy.models import Membership, Role
 from tests.conftest import client_for
 
@@ -106,7 +107,7 @@ class TestMembershipCache:
         member, client = admin
         assert client.get("/api/v1/calendars").status_code == 200
         token = AccessToken.for_user(member.user)
-        token["org"] = member.organization.slug
+        token["org"], token[CREDENTIALS_CLAIM] = member.organization.slug, credentials_stamp(member.user)
         token.set_exp(lifetime=-dt.timedelta(seconds=1))
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         assert client.get("/api/v1/calendars").status_code == 401

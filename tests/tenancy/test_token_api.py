@@ -11,7 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tenancy.api import TokenRefreshView, TokenView
-from tenancy.auth import issue_tokens
+from tenancy.auth import CREDENTIALS_CLAIM, credentials_stamp, issue_tokens
 from tenancy.models import Membership
 
 from .jwt_helpers import bearer, decode_local, local_claims, sign_local
@@ -172,8 +172,9 @@ class TestRefresh:
         assert_rejected(anon.post(REFRESH, {"refresh": forged}, format="json"))
 
     def test_expired_refresh_is_401(self, anon, org, make_member):
-        refresh = RefreshToken.for_user(make_member("admin", org).user)
-        refresh["org"] = "acme"
+        user = make_member("admin", org).user
+        refresh = RefreshToken.for_user(user)
+        refresh["org"], refresh[CREDENTIALS_CLAIM] = "acme", credentials_stamp(user)
         refresh.set_exp(lifetime=timedelta(seconds=-5))
         assert "expired" in assert_rejected(anon.post(REFRESH, {"refresh": str(refresh)}, format="json"))
 
