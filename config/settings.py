@@ -93,7 +93,11 @@ DEBUG = env_bool("DEBUG", False)
 # The development key starts "django-insecure-": `manage.py check --deploy` warns while it is in
 # use (security.W009), since it also signs the API's tokens unless JWT_SIGNING_KEY is set.
 DEVELOPMENT_SECRET_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789"
-SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+if not SECRET_KEY.strip():
+    # Set but empty (a template's unset variable): not the development key, which would sign tokens
+    # anyone can forge, nor Django's "The SECRET_KEY setting must not be empty" that names no variable.
+    raise ImproperlyConfigured("SECRET_KEY must not be empty: set a long random value (or unset it for a trial)")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -114,17 +118,40 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+
+
+_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]*://[^/@:]*):([^/@]*)@", re.IGNORECASE)
+
+
+def without_password(text: str, url: str) -> str:
+    """`text` (the URL, or an error about it) as it may be shown in an error or a log: the URL's
+    password (`scheme://user:password@`) as ***."""
+    match = _URL_PASSWORD.match(url)
+    return text.replace(match[2], "***") if match and match[2] else text
+
+
+# The engines the service runs on (its SQL is PostgreSQL's, SQLite for trials); another scheme failed
+# later in Django with "'foo' isn't an available database backend", without naming DATABASE_URL.
+DATABASE_ENGINES = {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
 try:
     DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")}
-    if not DATABASES["default"].get("ENGINE"):  # an unknown scheme, or none
-        raise KeyError("ENGINE")
+    if DATABASES["default"].get("ENGINE") not in DATABASE_ENGINES:  # an unknown scheme, or none
+        raise KeyError("not a postgres:// or sqlite:// URL")
 except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
+    # Never the password: this line ends up in cron's mail and the process manager's log.
     raise ImproperlyConfigured(
         "DATABASE_URL must be a database URL such as postgres://user:pass@host:5432/name,"
-        f" not {env.str('DATABASE_URL')!r}"
-        f" ({exc.__class__.__name__}: {exc})"
+        f" not {without_password(_raw('DATABASE_URL') or '', _raw('DATABASE_URL') or '')!r}"
+        f" ({exc.__class__.__name__}: {without_password(str(exc), _raw('DATABASE_URL') or '')})"
     ) from None
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
+# Seconds to wait for PostgreSQL to accept a connection. libpq's default waits for ever: a database host
+# that took the TCP connection and answered nothing (a hung server, a half-open failover) held /healthz,
+# every request and every cron command until someone killed them (found by the operator's sweep).
+# A `?connect_timeout=` in DATABASE_URL wins.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 10, minimum=1)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
 if SERVED_BY_ASGI:
     # Django's docs: "When using ASGI, persistent connections should be disabled". A request's sync
     # code runs in a thread of its own; the connection it kept for CONN_MAX_AGE was never looked at
@@ -256,7 +283,8 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 60, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    # Empty means the default (SECRET_KEY), as for every variable: an empty key made every login a 500.
+    "SIGNING_KEY": os.environ["JWT_SIGNING_KEY"] if _raw("JWT_SIGNING_KEY") else SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
@@ -340,7 +368,9 @@ if REDIS_URL:
     try:
         parse_url(REDIS_URL)  # checked at start: a malformed one made every API request a 500
     except ValueError as exc:
-        raise ImproperlyConfigured(f"REDIS_URL must be a redis://, rediss:// or unix:// URL ({exc})") from None
+        raise ImproperlyConfigured(
+            f"REDIS_URL must be a redis://, rediss:// or unix:// URL ({without_password(str(exc), REDIS_URL)})"
+        ) from None
     CACHES = {
         "default": {
             # Django's Redis cache, not asked for a few seconds after it failed (config.cache).
@@ -402,7 +432,10 @@ INSTALLED_APPS += ["notifications"]
 try:
     vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
-    raise ImproperlyConfigured(f"EMAIL_URL must be an e-mail URL such as smtp://user@host:587 ({exc})") from None
+    raise ImproperlyConfigured(
+        "EMAIL_URL must be an e-mail URL such as smtp://user@host:587"
+        f" ({without_password(str(exc), _raw('EMAIL_URL') or '')})"
+    ) from None
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)  # seconds; Django's default waits forever
 # The base of the links in e-mails.

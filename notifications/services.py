@@ -226,3 +226,44 @@ def update_notification_settings(*, organization: Organization, actor, data: dic
             payload={"changes": changes},
         )
     return organization
+
+
+def prune_outbox(*, before: dt.datetime, batch_size: int = 1000, log=None) -> dict[str, int]:
+    """Delete the webhook deliveries (with their attempts) and the e-mails that are done (succeeded or
+    failed for good) and last changed before `before`; a pending row is never touched, nor an event (the
+    audit trail, and what a stream resumes from and a redelivery reads). Walks each table by id, a batch
+    per transaction, and stops at the first row created after `before` (a row changes only after it is
+    created), so a run reads the old rows and not the whole table. Safe beside the worker and a second
+    run: each batch locks its rows (skipping those another holds) and checks them again under the lock.
+    Returns the counts deleted: `webhook_deliveries`, `webhook_attempts`, `emails`."""
+    from .models import EmailNotification, WebhookAttempt
+
+    done = [OutboxRow.Status.SUCCEEDED, OutboxRow.Status.FAILED]
+    counts = {"webhook_deliveries": 0, "webhook_attempts": 0, "emails": 0}
+    for model, name in ((WebhookDelivery, "webhook_deliveries"), (EmailNotification, "emails")):
+        last = 0
+        while True:
+            with transaction.atomic():
+                rows = list(
+                    model.objects.filter(pk__gt=last)
+                    .order_by("pk")
+                    .values_list("pk", "status", "updated_at", "created_at")[:batch_size]
+                )
+                if not rows:
+                    break
+                last = rows[-1][0]
+                old = [pk for pk, status, updated_at, _ in rows if status in done and updated_at < before]
+                if old:
+                    locked = list(
+                        model.objects.select_for_update(skip_locked=True)
+                        .filter(pk__in=old, status__in=done, updated_at__lt=before)
+                        .values_list("pk", flat=True)
+                    )
+                    _, deleted = model.objects.filter(pk__in=locked).delete()
+                    counts[name] += deleted.get(model._meta.label, 0)
+                    counts["webhook_attempts"] += deleted.get(WebhookAttempt._meta.label, 0)
+            if log and old:
+                log(f"{name.replace('_', ' ')}: {counts[name]} deleted (up to id {last})")
+            if rows[-1][3] >= before:
+                break
+    return counts

@@ -160,3 +160,33 @@ def demo_staff(db):
     client = Client()
     client.force_login(get_user_model().objects.get(username="demo-admin"))
     return client
+
+
+@pytest.fixture
+def silent_port():
+    """The port of a TCP server on 127.0.0.1 that accepts every connection and never says a word: a hung
+    or overloaded server, a half-open network path (Redis in tests/config, PostgreSQL in tests/ops)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()

@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -41,11 +42,22 @@ def check_batch_size(value: int) -> int:
     return value
 
 
+def database_error(exc: DatabaseError) -> CommandError:
+    """A database that is down, refuses us or broke off, as one line for cron's mail (the driver's
+    message spans lines; it names the host and port, never the password), exit status 1."""
+    reason = " ".join(str(exc).split()) or "no reason given"
+    return CommandError(f"Database error ({exc.__class__.__name__}): {reason}")
+
+
 class DomainCommand(BaseCommand):
-    """A command whose domain errors (config.errors) end it with their message and exit code."""
+    """A scheduled or operator's command: its domain errors (config.errors) end it with their
+    message and exit code, and a database error with one line naming it, not a traceback of a
+    hundred lines (found by the operator's sweep: cron mailed those when PostgreSQL was down)."""
 
     def execute(self, *args, **options):
         try:
             return super().execute(*args, **options)
         except DomainError as exc:
             raise as_command_error(exc) from exc
+        except DatabaseError as exc:
+            raise database_error(exc) from exc

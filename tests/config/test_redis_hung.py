@@ -6,8 +6,6 @@ the ninth round, where a refused port (test_redis_outage.py) answers at once. Ea
 after it failed, and a poke waits at most POKE_TIMEOUT_SECONDS, then none is sent for a few seconds."""
 
 import runpy
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -17,29 +15,9 @@ from django.conf import settings as django_settings
 
 
 @pytest.fixture
-def hung_redis():
+def hung_redis(silent_port):
     """redis://127.0.0.1:<port>/0 of a server that accepts every connection and never says a word."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    return f"redis://127.0.0.1:{silent_port}/0"
 
 
 @pytest.fixture

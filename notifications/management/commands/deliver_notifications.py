@@ -10,17 +10,17 @@ import signal
 import threading
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections
 
-from config.management import BATCH_SIZE_RANGE, check_batch_size, parse_now
+from config.management import BATCH_SIZE_RANGE, DomainCommand, check_batch_size, parse_now
 from notifications.delivery import PassSummary, deliver_due
 
 logger = logging.getLogger("notifications")
 RECOVER_SECONDS = 5
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Deliver due webhook attempts and e-mails (long-running; --once for cron)."
 
     def add_arguments(self, parser):

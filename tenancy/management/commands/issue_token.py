@@ -1,13 +1,14 @@
 """Print an access token for a user (for operators and scripts)."""
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.management import DomainCommand
 from tenancy.auth import issue_tokens
 from tenancy.models import Membership
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Print an access token for USERNAME in an organization (--org when the user has several)."
 
     def add_arguments(self, parser):

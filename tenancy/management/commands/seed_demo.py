@@ -8,16 +8,16 @@ which is the layer order, so an app's demo data can use the apps below it.
 from importlib import import_module
 
 from django.apps import apps
-from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.module_loading import module_has_submodule
 
+from config.management import DomainCommand
 from tenancy.auth import issue_tokens
 from tenancy.demo import DEMO_USERS
 from tenancy.models import Membership
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Create the demo organizations, users and data that are missing; what exists is left as it is."
 
     def add_arguments(self, parser):
