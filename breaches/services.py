@@ -70,7 +70,7 @@ def _claimed_clocks(queryset):
     return (
         queryset.select_related("rule__calendar", "rule__contract", "work_order")
         .prefetch_related("work_order__holds")
-        .annotate(job_reference=F("work_order__reference"))
+        .annotate(job_reference=F("work_order__reference"), job_summary=F("work_order__summary"))
     )
 
 
@@ -271,6 +271,7 @@ def _detection_payload(breach: Breach, clock_row) -> dict:
     return {
         **_detected_payload(breach),
         "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
+        "work_order_summary": clock_row.job_summary,
         "contract": contract.pk,
         "contract_reference": contract.reference,
         "target_minutes": breach.target_minutes,
@@ -476,13 +477,14 @@ class _ClaimedClock(NamedTuple):
     state: str
     elapsed_seconds: int
     job_reference: str
+    job_summary: str
     rule: SlaRule
 
 
 # What a detection batch reads of each clock it claims, in `_ClaimedClock`'s order (less the rule).
 _DETECTION_READ = (
     "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
-    "stopped_at", "state", "elapsed_seconds", "job_reference",
+    "stopped_at", "state", "elapsed_seconds", "job_reference", "job_summary",
 )  # fmt: skip
 
 
@@ -495,7 +497,9 @@ def detection_query(*, now: dt.datetime, organization=None, skip=(), only: int |
     if organizations is not None:
         due = due.filter(_among("organization_id", organizations))
     due = due.select_for_update(skip_locked=True, of=("self",))
-    return due.annotate(job_reference=F("work_order__reference")).values_list(*_DETECTION_READ)
+    return due.annotate(job_reference=F("work_order__reference"), job_summary=F("work_order__summary")).values_list(
+        *_DETECTION_READ
+    )
 
 
 class _ScanRules:
@@ -609,7 +613,7 @@ class _ClockSubject(NamedTuple):
 # What an escalation batch reads of each clock it claims.
 _ESCALATION_READ = (
     "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
-    "escalations_sent", "next_escalation_at", "job_reference",
+    "escalations_sent", "next_escalation_at", "job_reference", "job_summary",
 )  # fmt: skip
 
 
@@ -628,13 +632,14 @@ def _escalate_batch(
         if not organizations:
             return 0, 0
         due = due.filter(_among("organization_id", organizations)).select_for_update(skip_locked=True, of=("self",))
-        rows = list(due.annotate(job_reference=F("work_order__reference")).values_list(*_ESCALATION_READ)[:batch_size])
+        jobs = {"job_reference": F("work_order__reference"), "job_summary": F("work_order__summary")}
+        rows = list(due.annotate(**jobs).values_list(*_ESCALATION_READ)[:batch_size])
         if not rows:
             return 0, 0
         known = rules.of({row[3] for row in rows})
         holds = _holds_by_job({row[2] for row in rows})
         announcements, bookkeeping = [], []
-        for pk, org_id, job_id, rule_id, metric, target, started_at, due_at, sent, next_at, reference in rows:
+        for pk, org_id, job_id, rule_id, metric, target, started_at, due_at, sent, next_at, reference, summary in rows:
             rule = known[rule_id]
             levels = rules.levels(rule)
             pauses = pauses_for(rule, holds.get(job_id, ()))
@@ -653,6 +658,7 @@ def _escalate_batch(
                             "reached_at": next_at,
                             # What a notification names (no lookup: the clock comes with them).
                             "work_order_reference": _job_label(job_id, reference),
+                            "work_order_summary": summary,
                             "contract": rule.contract_id,
                             "contract_reference": rule.contract.reference,
                             "metric": metric,
