@@ -250,11 +250,21 @@ def _penalty(breach: Breach):
     return quantize(breach.penalty_amount, breach.currency)
 
 
-def _detected_payload(breach: Breach) -> dict:
+def _subject(breach: Breach) -> dict:
+    """What every breach event names, so that a consumer knows the job, the contract, the rule and
+    the metric without a GET of the breach (`breach.waived` named none of them, `.acknowledged` and
+    `.finalized` no contract: found in the eleventh round's sweep)."""
     return {
         "work_order": breach.work_order_id,
+        "contract": breach.contract_id,
         "sla_rule": breach.sla_rule_id,
         "metric": breach.metric,
+    }
+
+
+def _detected_payload(breach: Breach) -> dict:
+    return {
+        **_subject(breach),
         "due_at": breach.due_at,
         "overage_minutes": breach.overage_minutes,
         "penalty_amount": _penalty(breach),
@@ -371,7 +381,7 @@ def acknowledge_breach(*, breach: Breach, actor, now: dt.datetime | None = None)
         raise Conflict(f"Only an open breach can be acknowledged; this one is {breach.state}.")
     breach.state, breach.acknowledged_by, breach.acknowledged_at = Breach.State.ACKNOWLEDGED, actor, now
     breach.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "updated_at"])
-    payload = {"work_order": breach.work_order_id}
+    payload = _subject(breach)
     record_event(type="breach.acknowledged", obj=breach, actor=actor, payload=payload, occurred_at=now)
     return breach
 
@@ -393,7 +403,7 @@ def waive_breach(*, breach: Breach, actor, reason: str, now: dt.datetime | None 
         type="breach.waived",
         obj=breach,
         actor=actor,
-        payload={"reason": reason, "penalty_amount": _penalty(breach), "currency": breach.currency},
+        payload={**_subject(breach), "reason": reason, "penalty_amount": _penalty(breach), "currency": breach.currency},
         occurred_at=now,
     )
     return breach
@@ -838,6 +848,7 @@ def _refresh_batch(
                     Breach(
                         pk=pk,
                         organization_id=org_id,
+                        contract_id=rule.contract_id,
                         sla_rule_id=rule_id,
                         work_order_id=job_id,
                         metric=metric,
