@@ -107,14 +107,17 @@ def _among(field: str, ids) -> _AnyOf:
 class _RuleTerms:
     """What the refresh needs of a rule, read as one row (no model instance, no JSON but the
     penalty clause decoded): its clock's calendar and pauses (`calendar_of`, `pauses_for`) and its
-    penalty with the monthly cap (`_PenaltyBook.amount`)."""
+    penalty with the monthly cap (`_PenaltyBook.amount`); its contract (`breach.finalized`)."""
 
-    __slots__ = ("pk", "metric", "pause_on_hold", "penalty", "monthly_penalty_cap", "calendar_id", "calendar")
+    __slots__ = (
+        "pk", "metric", "pause_on_hold", "penalty", "monthly_penalty_cap", "calendar_id", "contract_id", "calendar"
+    )  # fmt: skip
     FIELDS = __slots__[:-1]
 
-    def __init__(self, pk, metric, pause_on_hold, penalty, monthly_penalty_cap, calendar_id):
+    def __init__(self, pk, metric, pause_on_hold, penalty, monthly_penalty_cap, calendar_id, contract_id):
         self.pk, self.metric, self.pause_on_hold, self.penalty = pk, metric, pause_on_hold, penalty
         self.monthly_penalty_cap, self.calendar_id, self.calendar = monthly_penalty_cap, calendar_id, None
+        self.contract_id = contract_id  # what a finalised breach's event names
 
 
 class _PenaltyBook:
