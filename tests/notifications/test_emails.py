@@ -3,6 +3,7 @@ HTML; retried when the mail server fails; and once through a real SMTP server on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -153,16 +154,25 @@ class Collect:
         return "250 Message accepted for delivery"
 
 
-@pytest.fixture
-def smtp_server():
+@contextlib.contextmanager
+def serving(handler):
+    """A real SMTP server on a free loopback port with `handler`; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    handler = Collect()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield handler, port
-    controller.stop()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    handler = Collect()
+    with serving(handler) as port:
+        yield handler, port
 
 
 def test_through_a_real_smtp_server_on_loopback(late_job, settings, smtp_server):
@@ -428,21 +438,14 @@ class FailOnceAfterTaking(Collect):
 def test_a_retried_e_mail_is_the_same_message(late_job, settings):
     """Found in the sweep: each attempt got a new random Message-ID (Django's default), so a retry
     of a mail the server had taken reached the reader as a second, different message."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     handler = FailOnceAfterTaking()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(handler) as port:
         _smtp(settings, port)
         settings.DEFAULT_FROM_EMAIL = "SLA service <sla@example.com>"
         scan(minutes(40))  # the escalation only
         start = timezone.now()
         assert "0 e-mails sent, 1 failed" in deliver(start)
         assert "1 e-mails sent, 0 failed" in deliver(start + dt.timedelta(minutes=5))
-    finally:
-        controller.stop()
     row = EmailNotification.objects.get()
     first, second = (email.message_from_bytes(e.content, policy=email.policy.default) for e in handler.envelopes)
     assert first["Message-ID"] == second["Message-ID"] == f"<sla-email.{row.pk}.event-{row.event_id}@example.com>"
