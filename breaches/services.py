@@ -70,7 +70,7 @@ def _claimed_clocks(queryset):
     return (
         queryset.select_related("rule__calendar", "rule__contract", "work_order")
         .prefetch_related("work_order__holds")
-        .annotate(job_reference=F("work_order__reference"))
+        .annotate(job_reference=F("work_order__reference"), job_summary=F("work_order__summary"))
     )
 
 
@@ -107,14 +107,17 @@ def _among(field: str, ids) -> _AnyOf:
 class _RuleTerms:
     """What the refresh needs of a rule, read as one row (no model instance, no JSON but the
     penalty clause decoded): its clock's calendar and pauses (`calendar_of`, `pauses_for`) and its
-    penalty with the monthly cap (`_PenaltyBook.amount`)."""
+    penalty with the monthly cap (`_PenaltyBook.amount`); its contract (`breach.finalized`)."""
 
-    __slots__ = ("pk", "metric", "pause_on_hold", "penalty", "monthly_penalty_cap", "calendar_id", "calendar")
+    __slots__ = (
+        "pk", "metric", "pause_on_hold", "penalty", "monthly_penalty_cap", "calendar_id", "contract_id", "calendar"
+    )  # fmt: skip
     FIELDS = __slots__[:-1]
 
-    def __init__(self, pk, metric, pause_on_hold, penalty, monthly_penalty_cap, calendar_id):
+    def __init__(self, pk, metric, pause_on_hold, penalty, monthly_penalty_cap, calendar_id, contract_id):
         self.pk, self.metric, self.pause_on_hold, self.penalty = pk, metric, pause_on_hold, penalty
         self.monthly_penalty_cap, self.calendar_id, self.calendar = monthly_penalty_cap, calendar_id, None
+        self.contract_id = contract_id  # what a finalised breach's event names
 
 
 class _PenaltyBook:
@@ -250,11 +253,21 @@ def _penalty(breach: Breach):
     return quantize(breach.penalty_amount, breach.currency)
 
 
-def _detected_payload(breach: Breach) -> dict:
+def _subject(breach: Breach) -> dict:
+    """What every breach event names, so that a consumer knows the job, the contract, the rule and
+    the metric without a GET of the breach (`breach.waived` named none of them, `.acknowledged` and
+    `.finalized` no contract: found in the eleventh round's sweep)."""
     return {
         "work_order": breach.work_order_id,
+        "contract": breach.contract_id,
         "sla_rule": breach.sla_rule_id,
         "metric": breach.metric,
+    }
+
+
+def _detected_payload(breach: Breach) -> dict:
+    return {
+        **_subject(breach),
         "due_at": breach.due_at,
         "overage_minutes": breach.overage_minutes,
         "penalty_amount": _penalty(breach),
@@ -271,6 +284,7 @@ def _detection_payload(breach: Breach, clock_row) -> dict:
     return {
         **_detected_payload(breach),
         "work_order_reference": _job_label(clock_row.work_order_id, clock_row.job_reference),
+        "work_order_summary": clock_row.job_summary,
         "contract": contract.pk,
         "contract_reference": contract.reference,
         "target_minutes": breach.target_minutes,
@@ -370,7 +384,7 @@ def acknowledge_breach(*, breach: Breach, actor, now: dt.datetime | None = None)
         raise Conflict(f"Only an open breach can be acknowledged; this one is {breach.state}.")
     breach.state, breach.acknowledged_by, breach.acknowledged_at = Breach.State.ACKNOWLEDGED, actor, now
     breach.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "updated_at"])
-    payload = {"work_order": breach.work_order_id}
+    payload = _subject(breach)
     record_event(type="breach.acknowledged", obj=breach, actor=actor, payload=payload, occurred_at=now)
     return breach
 
@@ -392,7 +406,7 @@ def waive_breach(*, breach: Breach, actor, reason: str, now: dt.datetime | None 
         type="breach.waived",
         obj=breach,
         actor=actor,
-        payload={"reason": reason, "penalty_amount": _penalty(breach), "currency": breach.currency},
+        payload={**_subject(breach), "reason": reason, "penalty_amount": _penalty(breach), "currency": breach.currency},
         occurred_at=now,
     )
     return breach
@@ -476,13 +490,14 @@ class _ClaimedClock(NamedTuple):
     state: str
     elapsed_seconds: int
     job_reference: str
+    job_summary: str
     rule: SlaRule
 
 
 # What a detection batch reads of each clock it claims, in `_ClaimedClock`'s order (less the rule).
 _DETECTION_READ = (
     "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
-    "stopped_at", "state", "elapsed_seconds", "job_reference",
+    "stopped_at", "state", "elapsed_seconds", "job_reference", "job_summary",
 )  # fmt: skip
 
 
@@ -495,7 +510,9 @@ def detection_query(*, now: dt.datetime, organization=None, skip=(), only: int |
     if organizations is not None:
         due = due.filter(_among("organization_id", organizations))
     due = due.select_for_update(skip_locked=True, of=("self",))
-    return due.annotate(job_reference=F("work_order__reference")).values_list(*_DETECTION_READ)
+    return due.annotate(job_reference=F("work_order__reference"), job_summary=F("work_order__summary")).values_list(
+        *_DETECTION_READ
+    )
 
 
 class _ScanRules:
@@ -609,7 +626,7 @@ class _ClockSubject(NamedTuple):
 # What an escalation batch reads of each clock it claims.
 _ESCALATION_READ = (
     "pk", "organization_id", "work_order_id", "rule_id", "metric", "target_minutes", "started_at", "due_at",
-    "escalations_sent", "next_escalation_at", "job_reference",
+    "escalations_sent", "next_escalation_at", "job_reference", "job_summary",
 )  # fmt: skip
 
 
@@ -628,13 +645,14 @@ def _escalate_batch(
         if not organizations:
             return 0, 0
         due = due.filter(_among("organization_id", organizations)).select_for_update(skip_locked=True, of=("self",))
-        rows = list(due.annotate(job_reference=F("work_order__reference")).values_list(*_ESCALATION_READ)[:batch_size])
+        jobs = {"job_reference": F("work_order__reference"), "job_summary": F("work_order__summary")}
+        rows = list(due.annotate(**jobs).values_list(*_ESCALATION_READ)[:batch_size])
         if not rows:
             return 0, 0
         known = rules.of({row[3] for row in rows})
         holds = _holds_by_job({row[2] for row in rows})
         announcements, bookkeeping = [], []
-        for pk, org_id, job_id, rule_id, metric, target, started_at, due_at, sent, next_at, reference in rows:
+        for pk, org_id, job_id, rule_id, metric, target, started_at, due_at, sent, next_at, reference, summary in rows:
             rule = known[rule_id]
             levels = rules.levels(rule)
             pauses = pauses_for(rule, holds.get(job_id, ()))
@@ -653,6 +671,7 @@ def _escalate_batch(
                             "reached_at": next_at,
                             # What a notification names (no lookup: the clock comes with them).
                             "work_order_reference": _job_label(job_id, reference),
+                            "work_order_summary": summary,
                             "contract": rule.contract_id,
                             "contract_reference": rule.contract.reference,
                             "metric": metric,
@@ -832,6 +851,7 @@ def _refresh_batch(
                     Breach(
                         pk=pk,
                         organization_id=org_id,
+                        contract_id=rule.contract_id,
                         sla_rule_id=rule_id,
                         work_order_id=job_id,
                         metric=metric,

@@ -48,6 +48,19 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def with_rest_names(payload: dict) -> dict:
+    """A payload with the REST name beside a stored field's name where they differ: `sourceID`
+    beside `source_id` (a `*.created`/`*.deleted` snapshot) and in `changes` (an update), as the
+    REST resource reads it. The stored name stays: webhook consumers filter on it (eleventh
+    round). Only a dict lookup or two per payload (a scan's batch writes thousands)."""
+    if "source_id" in payload:
+        payload["sourceID"] = payload["source_id"]
+    changes = payload.get("changes")
+    if type(changes) is dict and "source_id" in changes:
+        changes["sourceID"] = changes["source_id"]
+    return payload
+
+
 @transaction.atomic(savepoint=False)  # the order lock (events.feed) lasts until the change commits
 def record_event(
     *,
@@ -67,7 +80,7 @@ def record_event(
         actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
         object_type=object_type or obj._meta.model_name,
         object_id=obj.pk,
-        payload=jsonable(payload or {}),
+        payload=with_rest_names(jsonable(payload or {})),
         occurred_at=occurred_at or timezone.now(),
     )
     event.reactions = dispatch(event)
@@ -92,7 +105,9 @@ def record_events(*, type: str, items: list[tuple[models.Model, dict]], occurred
     events = bulk_insert(
         Event,
         [
-            new(obj.organization_id, type, obj._meta.model_name, obj.pk, jsonable(payload), occurred_at)
+            new(
+                obj.organization_id, type, obj._meta.model_name, obj.pk, with_rest_names(jsonable(payload)), occurred_at
+            )
             for obj, payload in items
         ],
     )

@@ -13,6 +13,7 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -98,6 +99,19 @@ def job_name(payload) -> str:
     return f"work order {reference}"
 
 
+SUMMARY_IN_SUBJECT = 60  # characters of a work order's summary a subject quotes (the facts have it whole)
+
+
+def titled(job: str, payload, limit: int | None = None) -> str:
+    """The job's name with its summary (its title) when the payload carries one: `work order
+    WO-1234 (Pump 3 leaking)`, as `contract_name` names a contract; `limit` shortens a long one
+    with an ellipsis (a subject)."""
+    summary = " ".join(str(payload.get("work_order_summary") or "").split())
+    if limit is not None and len(summary) > limit:
+        summary = summary[: limit - 1].rstrip() + "\u2026"
+    return f"{job} ({summary})" if summary else job
+
+
 def contract_name(reference, name: str = "") -> str:
     """`contract C-99 (Pumps)`, or `contract C-99` without a name."""
     return f"contract {reference} ({name})" if name else f"contract {reference}"
@@ -110,8 +124,10 @@ def _capital(text: str) -> str:
 def _job_and_contract(payload) -> list[tuple[str, str]]:
     pk, named = payload.get("work_order"), job_name(payload)
     job = f"no reference (id {pk})" if named == f"work order {pk}" else f"{named.removeprefix('work order ')} (id {pk})"
+    summary = [("Summary", payload["work_order_summary"])] if payload.get("work_order_summary") else []
     return [
         ("Work order", job),
+        *summary,
         ("Contract", f"{payload.get('contract_reference')} (id {payload.get('contract')})"),
     ]
 
@@ -142,10 +158,11 @@ def escalation(event, organization) -> Content:
     job = job_name(p)
     return Content(
         subject=(
-            f'[{organization.name}] Escalation "{p["level"]}": {job} has used {p["at_percent"]}% of its {metric} target'
+            f'[{organization.name}] Escalation "{p["level"]}": {titled(job, p, SUMMARY_IN_SUBJECT)} has used '
+            f"{p['at_percent']}% of its {metric} target"
         ),
         intro=(
-            f"The {metric} clock of {job} on contract {p.get('contract_reference')} reached escalation "
+            f"The {metric} clock of {titled(job, p)} on contract {p.get('contract_reference')} reached escalation "
             f'level "{p["level"]}" ({p["at_percent"]}% of its target). You are named in that level.'
         ),
         facts=[
@@ -167,9 +184,9 @@ def breach(event, organization) -> Content:
     late = duration(p["overage_minutes"])
     job = job_name(p)
     return Content(
-        subject=f"[{organization.name}] SLA breach: {job} missed its {metric} target",
+        subject=f"[{organization.name}] SLA breach: {titled(job, p, SUMMARY_IN_SUBJECT)} missed its {metric} target",
         intro=(
-            f"{_capital(job)} on contract {p.get('contract_reference')} missed its {metric} target: "
+            f"{_capital(titled(job, p))} on contract {p.get('contract_reference')} missed its {metric} target: "
             f"it is {late} (business time) past due."
         ),
         facts=[
@@ -249,6 +266,20 @@ def one_line(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
+def message_id(row: EmailNotification) -> str:
+    """The row's own Message-ID, the same on every attempt and from every worker machine: a retry
+    after a send the mail server took but the worker did not hear acknowledged (a timeout after
+    DATA) is the same message, which mail clients and servers show once. Django's default
+    (`make_msgid`, random, on the worker's host name) made each attempt a new message. The domain
+    is the sender's (`DEFAULT_FROM_EMAIL`)."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = "localhost"
+    return f"<sla-email.{row.pk}.event-{row.event_id}@{domain}>"
+
+
 def render(row: EmailNotification, connection=None) -> EmailMultiAlternatives:
     """The message of an outbox row: plain text with an HTML alternative."""
     body = content(row)
@@ -258,7 +289,7 @@ def render(row: EmailNotification, connection=None) -> EmailMultiAlternatives:
         body=render_to_string("notifications/email.txt", context),
         to=list(row.recipients),
         connection=connection,
-        headers={"X-SLA-Event-Id": str(row.event_id)},
+        headers={"X-SLA-Event-Id": str(row.event_id), "Message-ID": message_id(row)},
     )
     message.attach_alternative(render_to_string("notifications/email.html", context), "text/html")
     return message

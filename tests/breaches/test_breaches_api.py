@@ -195,7 +195,10 @@ class TestAcknowledge:
         assert body["waived_by"] is None and body["penalty_amount"] == "17.50"
         event = Event.objects.get(type="breach.acknowledged")
         assert (event.object_type, event.object_id, event.actor_id) == ("breach", breach.pk, user.pk)
-        assert event.payload == {"work_order": breach.work_order_id}
+        assert event.payload == {
+            "work_order": breach.work_order_id, "contract": breach.contract_id, "sla_rule": breach.sla_rule_id,
+            "metric": breach.metric,
+        }  # fmt: skip
         assert api("viewer").get(f"{URL}/{breach.pk}").json() == body
 
     def test_a_viewer_may_not_acknowledge(self, api, org):
@@ -241,7 +244,11 @@ class TestWaive:
         assert body["waived_at"].endswith("Z")
         event = Event.objects.get(type="breach.waived")
         assert (event.object_type, event.object_id, event.actor_id) == ("breach", breach.pk, user.pk)
-        assert event.payload == {"reason": "Road closed by the police.", "penalty_amount": "17.50", "currency": "EUR"}
+        assert event.payload == {
+            "work_order": breach.work_order_id, "contract": breach.contract_id, "sla_rule": breach.sla_rule_id,
+            "metric": breach.metric, "reason": "Road closed by the police.", "penalty_amount": "17.50",
+            "currency": "EUR",
+        }  # fmt: skip
 
     def test_an_acknowledged_breach_can_be_waived(self, api, org):
         breach = late_breach(org)

@@ -3,6 +3,7 @@ HTML; retried when the mail server fails; and once through a real SMTP server on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -153,16 +154,25 @@ class Collect:
         return "250 Message accepted for delivery"
 
 
-@pytest.fixture
-def smtp_server():
+@contextlib.contextmanager
+def serving(handler):
+    """A real SMTP server on a free loopback port with `handler`; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    handler = Collect()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield handler, port
-    controller.stop()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    handler = Collect()
+    with serving(handler) as port:
+        yield handler, port
 
 
 def test_through_a_real_smtp_server_on_loopback(late_job, settings, smtp_server):
@@ -371,3 +381,72 @@ def test_a_notice_date_moved_after_its_reminder_gets_reminders_of_its_own(org, s
         "[Acme Field Services] Last day to give notice on contract C-88: in 30 days (2027-12-11)",
         "[Acme Field Services] Last day to give notice on contract C-88: in 7 days (2027-12-11)",
     ]
+
+
+# --- eleventh round: the work order's summary, and one message however often it is attempted ----
+
+
+def test_breach_and_escalation_mails_name_the_work_orders_summary(org, site, settings, smtp_server):
+    """The lead of the tenth round: the mails named the job by its reference only, since the scan's
+    payloads did not carry its summary (the title a dispatcher knows it by). Now both payloads carry
+    `work_order_summary`, and the mails show it in the subject (shortened), the intro and the facts,
+    encoded as the mail server receives it (non-ASCII)."""
+    handler, port = smtp_server
+    _smtp(settings, port)
+    org.name = "Ørsted Service Ågency"
+    org.notification_emails = ["ops@example.com"]
+    org.save()
+    contract = active_contract(org, reference="C-FLEET-11")
+    make_rule(
+        contract, target_minutes=60, escalation=[{"at_percent": 50, "name": "warning", "notify": ["desk@example.com"]}]
+    )
+    summary = "Pompe 3 fuit – Überdruck im Kessel, Ventil öffnet nicht und der Techniker wartet auf Teile"
+    job = make_job(contract, T0, reference="WO-77", summary=summary)
+    scan(minutes(75))
+    assert "2 e-mails sent, 0 failed" in deliver()
+    for kind in ("breach.detected", "sla.escalation"):
+        assert Event.objects.get(type=kind).payload["work_order_summary"] == summary
+    short = summary[:59].rstrip() + "\u2026"
+
+    # A long encoded subject is folded after "Subject:" (Django's compat32 header), which Python's
+    # parser reads back with the fold's space in front (mail clients trim it): hence strip().
+    message, plain, html = _received(handler, "ops@example.com")
+    assert message["Subject"].strip() == (
+        f"[Ørsted Service Ågency] SLA breach: work order WO-77 ({short}) missed its response target"
+    )
+    assert f"Work order WO-77 ({summary}) on contract C-FLEET-11 missed its response target" in plain
+    assert f"Work order: WO-77 (id {job.pk})\nSummary: {summary}\n" in plain
+    assert "Überdruck im Kessel" in html
+
+    message, plain, html = _received(handler, "desk@example.com")
+    assert message["Subject"].strip() == (
+        f'[Ørsted Service Ågency] Escalation "warning": work order WO-77 ({short}) has used 50% of its response target'
+    )
+    assert f"The response clock of work order WO-77 ({summary}) on contract C-FLEET-11 reached" in plain
+    assert f"Summary: {summary}\n" in plain
+
+
+class FailOnceAfterTaking(Collect):
+    """A mail server that stores the first message it is sent but answers it with a temporary
+    failure (as when the acknowledgement of DATA is lost): the worker retries it."""
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "451 Try again later" if len(self.envelopes) == 1 else "250 Message accepted for delivery"
+
+
+def test_a_retried_e_mail_is_the_same_message(late_job, settings):
+    """Found in the sweep: each attempt got a new random Message-ID (Django's default), so a retry
+    of a mail the server had taken reached the reader as a second, different message."""
+    handler = FailOnceAfterTaking()
+    with serving(handler) as port:
+        _smtp(settings, port)
+        settings.DEFAULT_FROM_EMAIL = "SLA service <sla@example.com>"
+        scan(minutes(40))  # the escalation only
+        start = timezone.now()
+        assert "0 e-mails sent, 1 failed" in deliver(start)
+        assert "1 e-mails sent, 0 failed" in deliver(start + dt.timedelta(minutes=5))
+    row = EmailNotification.objects.get()
+    first, second = (email.message_from_bytes(e.content, policy=email.policy.default) for e in handler.envelopes)
+    assert first["Message-ID"] == second["Message-ID"] == f"<sla-email.{row.pk}.event-{row.event_id}@example.com>"
+    assert (row.status, row.attempts) == ("succeeded", 2)
