@@ -397,3 +397,49 @@ def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_p
     assert breach_a.final and breach_a.penalty_amount == Decimal("50.00")
     assert pack_a["agrees_with_stored"]["penalty_amount"] and pack_a["penalty"]["after_monthly_cap"] == "50.00"
     assert client.get(url(breach_b)).json()["penalty"]["month_other_breaches"] == []
+
+
+def test_a_waiver_before_a_replayed_scan_freed_the_cap_in_the_pack_too(api, org):
+    """Eleventh round: the pack compared another breach's waiver with this breach's `measured_at`.
+    B (20 October, 100.00 of a 150.00 cap) was settled at once and waived on 21 October; then cron
+    caught up with `scan_breaches --now 2026-10-06`: A was recorded with B already waived, so the
+    whole cap was free and the scan stored 100.00. The pack counted B (waived on the 21st, "after"
+    A's measurement on the 6th) and showed A at 50.00, disagreeing with the stored 100.00. Same for
+    C, settled by a job update entered with a past instant after the waiver."""
+    from breaches.services import waive_breach
+    from tests.breaches.factories import make_job, make_rule, scan, update_job
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org, status="active", currency="EUR", time_zone="Europe/Amsterdam")
+    make_rule(
+        contract, metric="response", target_minutes=60, penalty={"fixed_amount": "100"}, monthly_penalty_cap="150"
+    )
+    a = make_job(contract, dt.datetime(2026, 10, 5, 9, 0, tzinfo=UTC), summary="A")
+    b = make_job(contract, dt.datetime(2026, 10, 20, 9, 0, tzinfo=UTC), summary="B")
+    late = dt.datetime(2026, 10, 20, 10, 30, tzinfo=UTC)
+    update_job(b, late, responded_at=late)  # B: settled at once, 100.00
+    breach_b = Breach.objects.get(work_order=b)
+    waive_breach(breach=breach_b, actor=None, reason="Goodwill", now=dt.datetime(2026, 10, 21, 9, 0, tzinfo=UTC))
+    scan("2026-10-06T00:00:00Z")  # cron catching up: A recorded now, B already waived
+    breach_a = Breach.objects.get(work_order=a)
+    assert breach_a.penalty_amount == Decimal("100.00") and not breach_a.final
+    client = api("viewer")
+    pack_a = client.get(url(breach_a)).json()
+    assert pack_a["penalty"]["month_other_breaches"] == []
+    assert (pack_a["penalty"]["after_monthly_cap"], pack_a["recomputed"]["penalty_amount"]) == ("100.00", "100.00")
+    assert pack_a["agrees_with_stored"]["penalty_amount"]
+    # C: a job of 4 October whose late response is entered with a past instant: settled at once, with
+    # A's 100.00 counted (B's waived): 50.00.
+    c = make_job(contract, dt.datetime(2026, 10, 4, 9, 0, tzinfo=UTC), now=dt.datetime(2026, 10, 4, 9, 0, tzinfo=UTC))
+    entered = dt.datetime(2026, 10, 4, 12, 0, tzinfo=UTC)
+    update_job(c, entered, responded_at=entered)
+    breach_c = Breach.objects.get(work_order=c)
+    assert breach_c.final and breach_c.penalty_amount == Decimal("50.00")
+    pack_c = client.get(url(breach_c)).json()
+    assert [o["id"] for o in pack_c["penalty"]["month_other_breaches"]] == [breach_a.pk]
+    assert pack_c["penalty"]["after_monthly_cap"] == "50.00" and pack_c["agrees_with_stored"]["penalty_amount"]
+    # A settles: priced again with C counted (50.00 left), still without B.
+    update_job(a, dt.datetime(2026, 10, 7, 9, 0, tzinfo=UTC), responded_at=dt.datetime(2026, 10, 7, 9, 0, tzinfo=UTC))
+    breach_a.refresh_from_db()
+    pack_a = client.get(url(breach_a)).json()
+    assert pack_a["agrees_with_stored"]["penalty_amount"], pack_a["penalty"]
