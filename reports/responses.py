@@ -98,7 +98,10 @@ class StatementBreachSerializer(serializers.Serializer):
     penalty_before_caps = _amount()
     penalty_after_breach_cap = _amount()
     penalty_after_monthly_cap = _amount()
-    penalty = _amount(help_text="What is owed: zero for a waived breach.")
+    penalty = _amount(
+        help_text="What is owed: zero for a breach waived by the month's end (one waived later keeps its penalty "
+        "here and is a correction of the month of the waiver)."
+    )
     currency = _text()
     final = serializers.BooleanField()
     state = serializers.ChoiceField(choices=Breach.State.choices)
@@ -117,12 +120,27 @@ class StatementPostedPenaltySerializer(serializers.Serializer):
     posted_at = _instant()
 
 
+class StatementWaiverCorrectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The breach's id.")
+    work_order = _ref()
+    month = _text(help_text="YYYY-MM: the month whose statement lists the breach with its penalty.")
+    amount = _amount(help_text="The penalty taken off this month: negative.")
+    currency = _text()
+    waived_by = _ref(allow_null=True)
+    waived_at = _instant()
+    waiver_reason = _text(allow_blank=True)
+
+
 class StatementCurrencyTotalsSerializer(serializers.Serializer):
     # One currency's totals. Not `StatementTotals`: generators name the inline `Statement.totals`
     # map so, and openapi-python-client dropped `Statement` over the clash.
-    penalties = _amount(help_text="Owed: the breaches' penalties (waived ones at zero) and the posted penalties.")
+    penalties = _amount(
+        help_text="Owed: the breaches' penalties (those waived by the month's end at zero) and the posted "
+        "penalties, less the waiver corrections."
+    )
     posted = _amount(help_text="Of which penalties posted by hand (`posted_penalties`).")
-    waived = _amount()
+    waived = _amount(help_text="Waived in the month: the month's breaches' and the corrected ones'.")
+    corrections = _amount(help_text="Of `penalties`: the waiver corrections' sum (zero or negative).")
 
 
 class StatementJobHoursSerializer(serializers.Serializer):
@@ -156,6 +174,11 @@ class StatementSerializer(serializers.Serializer):
         many=True,
         help_text="Penalties posted by hand in the month (ledger `penalty` entries without a breach), by date: "
         "in the billing period's service credit like the breaches' penalties.",
+    )
+    waiver_corrections = StatementWaiverCorrectionSerializer(
+        many=True,
+        help_text="Breaches of earlier months waived in this month, by the waiver's instant: their months keep "
+        "the penalty, this month takes it off.",
     )
     totals = _per_currency(StatementCurrencyTotalsSerializer())
     hours = StatementHoursSerializer()
