@@ -32,8 +32,8 @@ def _instant(**kwargs) -> serializers.DateTimeField:
     return serializers.DateTimeField(**kwargs)
 
 
-def _per_currency(child) -> serializers.DictField:
-    return serializers.DictField(child=child, help_text="By ISO 4217 currency code.")
+def _per_currency(child, help_text: str = "") -> serializers.DictField:
+    return serializers.DictField(child=child, help_text=f"By ISO 4217 currency code. {help_text}".strip())
 
 
 class ReportReferenceSerializer(serializers.Serializer):
@@ -66,8 +66,12 @@ class ComplianceRowSerializer(serializers.Serializer):
     achieved_percent = serializers.FloatField(allow_null=True)
     minutes = ComplianceMinutesSerializer(help_text="Minutes from start to stop of the decided clocks.")
     overage_minutes = serializers.IntegerField()
-    penalties = _per_currency(_amount())
-    waived = serializers.IntegerField()
+    penalties = _per_currency(
+        _amount(),
+        help_text="The penalties of the breaches settled in the period (a waiver by its end leaves one out), less "
+        "those waived in it that an earlier period counted: may be negative.",
+    )
+    waived = serializers.IntegerField(help_text="The waivers made in the period.")
     open_at_end = serializers.IntegerField()
 
 
