@@ -317,24 +317,25 @@ def _add_settled(clocks, query: ComplianceQuery, results: dict[tuple, dict], cur
         f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
         for index, currency in enumerate(currencies)
     }
-    rows = (
-        settled_in_period(clocks, query)
-        .annotate(**annotations)
-        .values(*names)
-        .annotate(overage=Sum("breach__overage_minutes"), **money_sums)
-        .order_by(*names)
-    )
-    for row in rows:
-        group = _group_of(row, query)
-        entry = results.get(_hashable(group))
-        if entry is None:
-            entry = results[_hashable(group)] = _empty(query, group)
+    rows = settled_in_period(clocks, query).annotate(**annotations).values(*names)
+    for row, entry in _grouped(rows, names, query, results, overage=Sum("breach__overage_minutes"), **money_sums):
         entry["overage_minutes"] = row["overage"] or 0
         entry["penalties"] = {
             currency: str(quantize(row[f"penalty_{index}"], currency))
             for index, currency in enumerate(currencies)
             if row[f"penalty_{index}"] is not None
         }
+
+
+def _grouped(rows, names: list[str], query: ComplianceQuery, results: dict[tuple, dict], **aggregates):
+    """Each grouped row of `rows` (a `values()` of the group keys) with its aggregates, and the
+    report's entry of its group (a new, empty one if no earlier query had the group)."""
+    for row in rows.annotate(**aggregates).order_by(*names):
+        group = _group_of(row, query)
+        entry = results.get(_hashable(group))
+        if entry is None:
+            entry = results[_hashable(group)] = _empty(query, group)
+        yield row, entry
 
 
 WAIVED_AT = "breach__waived_at"
@@ -372,14 +373,8 @@ def _add_waivers(clocks, query: ComplianceQuery, results: dict[tuple, dict], cur
         )
         .annotate(**annotations)
         .values(*names)
-        .annotate(waived=Count("breach__id"), **corrections)
-        .order_by(*names)
     )
-    for row in rows:
-        group = _group_of(row, query)
-        entry = results.get(_hashable(group))
-        if entry is None:
-            entry = results[_hashable(group)] = _empty(query, group)
+    for row, entry in _grouped(rows, names, query, results, waived=Count("breach__id"), **corrections):
         entry["waived"] = row["waived"]
         for index, currency in enumerate(currencies):
             correction = row[f"waived_{index}"]

@@ -85,6 +85,14 @@ class _Document(FPDF):
             self.ln()
 
 
+def _waiver(line: dict) -> list[tuple[str, str]]:
+    """Who waived a breach, when and why (the reason in full: it is why nothing is owed)."""
+    return [
+        ("Waived by", f"{(line['waived_by'] or {}).get('name') or '-'} at {line['waived_at']}"),
+        ("Reason", line["waiver_reason"]),
+    ]
+
+
 def statement_pdf(statement: dict) -> bytes:
     contract = statement["contract"]
     doc = _Document(
@@ -134,8 +142,7 @@ def statement_pdf(statement: dict) -> bytes:
                 [
                     ("Job", line["work_order"]["name"]),
                     ("Owed this month", f"{line['penalty']} {line['currency']}"),
-                    ("Waived by", f"{(line['waived_by'] or {}).get('name') or '-'} at {line['waived_at']}"),
-                    ("Reason", line["waiver_reason"]),
+                    *_waiver(line),
                 ]
             )
             doc.ln(1)
@@ -147,8 +154,7 @@ def statement_pdf(statement: dict) -> bytes:
                     ("Job", line["work_order"]["name"]),
                     ("Penalty of", line["month"]),
                     ("Amount", f"{line['amount']} {line['currency']}"),
-                    ("Waived by", f"{(line['waived_by'] or {}).get('name') or '-'} at {line['waived_at']}"),
-                    ("Reason", line["waiver_reason"]),
+                    *_waiver(line),
                 ]
             )
             doc.ln(1)

@@ -360,14 +360,10 @@ def test_a_settled_breach_keeps_the_version_it_was_priced_under_after_a_back_dat
     assert all(pack["agrees_with_stored"].values()) and pack["recomputed"]["overage_minutes"] == 70
 
 
-def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_priced(api, org):
-    """Ninth round's known defect, tenth round's fix. B breached on 20 October and was settled at
-    once (its job responded late) with the full 100.00 of a 150.00 monthly cap; A had breached on
-    5 October, but no scan ran until cron caught up with `scan_breaches --now 2026-10-06` and then
-    `--now 2026-10-07`: A got the 50.00 left. The pack counted the others *measured* before A (the
-    replay's past instants: none) and showed A 100.00 (disagreeing with the stored 50.00), and B's
-    pack counted A, which did not exist when B was settled."""
-    from tests.breaches.factories import make_job, make_rule, scan, update_job
+def _a_and_settled_b(org):
+    """A 100.00-per-breach rule capped at 150.00 a month; A reported on 5 October, not scanned yet;
+    B reported on 20 October and settled at once by its late response (100.00)."""
+    from tests.breaches.factories import make_job, make_rule, update_job
     from tests.contracts.factories import make_contract
 
     contract = make_contract(org, status="active", currency="EUR", time_zone="Europe/Amsterdam")
@@ -378,6 +374,19 @@ def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_p
     b = make_job(contract, dt.datetime(2026, 10, 20, 9, 0, tzinfo=UTC), summary="B")
     late = dt.datetime(2026, 10, 20, 10, 30, tzinfo=UTC)
     update_job(b, late, responded_at=late)  # B: settled at once, 100.00
+    return contract, a, b
+
+
+def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_priced(api, org):
+    """Ninth round's known defect, tenth round's fix. B breached on 20 October and was settled at
+    once (its job responded late) with the full 100.00 of a 150.00 monthly cap; A had breached on
+    5 October, but no scan ran until cron caught up with `scan_breaches --now 2026-10-06` and then
+    `--now 2026-10-07`: A got the 50.00 left. The pack counted the others *measured* before A (the
+    replay's past instants: none) and showed A 100.00 (disagreeing with the stored 50.00), and B's
+    pack counted A, which did not exist when B was settled."""
+    from tests.breaches.factories import scan, update_job
+
+    contract, a, b = _a_and_settled_b(org)
     scan("2026-10-06T00:00:00Z")  # cron catching up: A recorded now, priced against B
     scan("2026-10-07T00:00:00Z")  # and refreshed
     breach_a, breach_b = Breach.objects.get(work_order=a), Breach.objects.get(work_order=b)
@@ -407,17 +416,9 @@ def test_a_waiver_before_a_replayed_scan_freed_the_cap_in_the_pack_too(api, org)
     A's measurement on the 6th) and showed A at 50.00, disagreeing with the stored 100.00. Same for
     C, settled by a job update entered with a past instant after the waiver."""
     from breaches.services import waive_breach
-    from tests.breaches.factories import make_job, make_rule, scan, update_job
-    from tests.contracts.factories import make_contract
+    from tests.breaches.factories import make_job, scan, update_job
 
-    contract = make_contract(org, status="active", currency="EUR", time_zone="Europe/Amsterdam")
-    make_rule(
-        contract, metric="response", target_minutes=60, penalty={"fixed_amount": "100"}, monthly_penalty_cap="150"
-    )
-    a = make_job(contract, dt.datetime(2026, 10, 5, 9, 0, tzinfo=UTC), summary="A")
-    b = make_job(contract, dt.datetime(2026, 10, 20, 9, 0, tzinfo=UTC), summary="B")
-    late = dt.datetime(2026, 10, 20, 10, 30, tzinfo=UTC)
-    update_job(b, late, responded_at=late)  # B: settled at once, 100.00
+    contract, a, b = _a_and_settled_b(org)
     breach_b = Breach.objects.get(work_order=b)
     waive_breach(breach=breach_b, actor=None, reason="Goodwill", now=dt.datetime(2026, 10, 21, 9, 0, tzinfo=UTC))
     scan("2026-10-06T00:00:00Z")  # cron catching up: A recorded now, B already waived
