@@ -2,6 +2,7 @@
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -194,7 +195,9 @@ def test_a_terminated_contract_bills_only_the_periods_begun_before_it_ended(org,
 
     from contracts.services import add_months, terminate_contract
 
-    today = timezone.now().date()
+    # Today in the contract's time zone (Europe/Amsterdam): the UTC date was a month behind from
+    # 23:00 or 22:00 UTC on a month's last day, when the termination falls in the next local month.
+    today = timezone.localdate(timezone.now(), ZoneInfo("Europe/Amsterdam"))
     start = add_months(today.replace(day=1), -3)
     contract = plan_contract(
         org, period_charge=d(100), invoice_timing="in_arrears", start_date=start, expiry_date=add_months(start, 24)
