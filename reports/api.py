@@ -417,7 +417,11 @@ class StatementView(ReportView):
             return response
         if wants_csv(request):
             columns = columns_of(statement.CSV_FIELDS, ["work_order", "sla_rule", "waived_by", "posted_by"])
-            rows = [*map(_statement_row, data["breaches"]), *map(_posted_row, data["posted_penalties"])]
+            rows = [
+                *map(_statement_row, data["breaches"]),
+                *map(_posted_row, data["posted_penalties"]),
+                *map(_correction_row, data["waiver_corrections"]),
+            ]
             return stream_csv(request, columns, rows, filename)
         return Response(data)
 
@@ -439,6 +443,18 @@ def _posted_row(line: dict) -> dict:
         **{key: line[key] for key in ("id", "currency", "description", "posted_by", "occurred_at")},
         "penalty": line["amount"],
         "kind": "posted_penalty",
+    }
+
+
+def _correction_row(line: dict) -> dict:
+    return {
+        **_BLANK_ROW,
+        **{key: line[key] for key in ("id", "work_order", "currency", "waived_by", "waived_at", "waiver_reason")},
+        "penalty": line["amount"],
+        "state": "waived",
+        "kind": "waiver_correction",
+        "description": f"Waiver of the penalty of {line['month']}",
+        "occurred_at": line["waived_at"],
     }
 
 

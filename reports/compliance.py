@@ -16,17 +16,19 @@ group:
   breach was settled with (`Breach.clock_stopped_at`), whatever period the clock was decided in;
   a penalty waived by the end of that period is excluded. A breach still running counts in no row
   yet (its figures grow every scan); one that breached in October and stopped in November is in
-  November's row. So the rows of a report grouped by month add up to the report over the months,
-  and a closed period's figures never move. `waived`: how many of the row's decided clocks'
-  breaches were waived by the period's end;
+  November's row. A penalty waived after its row's period closed is subtracted in the row of the
+  period of the waiver (a correction, so a row's penalties may be negative), as the ledger reverses
+  it then. So the rows of a report grouped by month add up to the report over the months, and a
+  closed period's figures never move. `waived`: how many breaches were waived in the row's period
+  (whichever period their clocks were decided or settled in);
 - `open_at_end`: clocks started before the end of the row's period (the month or week of the
   row when grouped by time, else the report's `to`) and not decided by then.
 
 Every figure comes from one aggregate query over the decided clocks, one over the settled
-breaches (penalties as one conditional sum per currency the organization's breaches use, read
-first), plus one grouped query for the clocks open at each period's end; `percentile_cont` runs
-in the database on both PostgreSQL and SQLite (see `reports.sql`). Months and weeks are local to
-`time_zone`; weeks are ISO weeks ("2026-W41", Monday to Sunday).
+breaches and one over the waivers (penalties as one conditional sum per currency the
+organization's breaches use, read first), plus one grouped query for the clocks open at each
+period's end; `percentile_cont` runs in the database on both PostgreSQL and SQLite (see
+`reports.sql`). Months and weeks are local to `time_zone`; weeks are ISO weeks ("2026-W41", Monday to Sunday).
 """
 
 from __future__ import annotations
@@ -246,7 +248,6 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     # Only what was known at the end of the row's period: a later stop or waiver must not change a
     # closed period's figures (a breached clock stays in the period of its due time).
     stopped = Q(known_by_end("stopped_at", query))
-    waived = Q(known_by_end("breach__waived_at", query))
     stopped_seconds = Case(When(stopped, then=F("elapsed_seconds")), default=None)
     rows = grouped.annotate(
         decided=Count("id"),
@@ -254,7 +255,6 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
         mean_seconds=Avg(stopped_seconds),
         percentiles=PercentilesCont(stopped_seconds, (0.5, 0.9)),
         max_seconds=Max(stopped_seconds),
-        waived=Count("breach__id", filter=Q(breach__state=Breach.State.WAIVED) & waived),
     ).order_by(*names)
 
     results: dict[tuple, dict] = {}
@@ -273,10 +273,13 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
                 "p90": minutes(row["p90_seconds"]),
                 "max": minutes(row["max_seconds"]),
             },
-            waived=row["waived"],
         )
         results[_hashable(group)] = entry
-    _add_settled(organization, clocks, query, results)
+    currencies = sorted(
+        Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
+    )
+    _add_settled(clocks, query, results, currencies)
+    _add_waivers(clocks, query, results, currencies)
     _add_open_at_end(clocks, query, results)
     return [results[key] for key in sorted(results, key=_sort_key)]
 
@@ -295,7 +298,7 @@ def settled_in_period(clocks, query: ComplianceQuery):
     )
 
 
-def _add_settled(organization, clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
+def _add_settled(clocks, query: ComplianceQuery, results: dict[tuple, dict], currencies: list[str]) -> None:
     """`overage_minutes` and `penalties`: a breach's figures count once, in the row of the period
     in which they became final (the stop its breach was settled with), whichever period its clock
     was decided in; a waiver by the end of that period excludes its penalty. One grouped query.
@@ -307,9 +310,6 @@ def _add_settled(organization, clocks, query: ComplianceQuery, results: dict[tup
     names, annotations = _keys(query, SETTLED_AT)
     # Penalties per currency as conditional sums of the same query (the organization's breaches
     # come in a few currencies).
-    currencies = sorted(
-        Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
-    )
     waived = Q(known_by_end("breach__waived_at", query, SETTLED_AT))
     # Not waived by the end: never waived, or waived after it (a NULL comparison is not false).
     owed = Q(breach__waived_at__isnull=True) | ~waived
@@ -317,24 +317,71 @@ def _add_settled(organization, clocks, query: ComplianceQuery, results: dict[tup
         f"penalty_{index}": Sum("breach__penalty_amount", filter=owed & Q(breach__currency=currency))
         for index, currency in enumerate(currencies)
     }
-    rows = (
-        settled_in_period(clocks, query)
-        .annotate(**annotations)
-        .values(*names)
-        .annotate(overage=Sum("breach__overage_minutes"), **money_sums)
-        .order_by(*names)
-    )
-    for row in rows:
-        group = _group_of(row, query)
-        entry = results.get(_hashable(group))
-        if entry is None:
-            entry = results[_hashable(group)] = _empty(query, group)
+    rows = settled_in_period(clocks, query).annotate(**annotations).values(*names)
+    for row, entry in _grouped(rows, names, query, results, overage=Sum("breach__overage_minutes"), **money_sums):
         entry["overage_minutes"] = row["overage"] or 0
         entry["penalties"] = {
             currency: str(quantize(row[f"penalty_{index}"], currency))
             for index, currency in enumerate(currencies)
             if row[f"penalty_{index}"] is not None
         }
+
+
+def _grouped(rows, names: list[str], query: ComplianceQuery, results: dict[tuple, dict], **aggregates):
+    """Each grouped row of `rows` (a `values()` of the group keys) with its aggregates, and the
+    report's entry of its group (a new, empty one if no earlier query had the group)."""
+    for row in rows.annotate(**aggregates).order_by(*names):
+        group = _group_of(row, query)
+        entry = results.get(_hashable(group))
+        if entry is None:
+            entry = results[_hashable(group)] = _empty(query, group)
+        yield row, entry
+
+
+WAIVED_AT = "breach__waived_at"
+
+
+def settled_before_row(query: ComplianceQuery):
+    """The breach was settled in a period before the row's, the row being that of its waiver: the
+    waiver came after the settled row's period had closed (when grouped by time, an earlier month
+    or week; else before the report's start)."""
+    time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
+    if time_key is None:
+        return LessThan(F(SETTLED_AT), Value(query.start))
+    trunc = TruncMonth if time_key == "month" else TruncWeek
+    return LessThan(trunc(SETTLED_AT, tzinfo=query.zone), trunc(WAIVED_AT, tzinfo=query.zone))
+
+
+def _add_waivers(clocks, query: ComplianceQuery, results: dict[tuple, dict], currencies: list[str]) -> None:
+    """`waived`: the waivers made in the row's period (of the breaches of decided clocks), and the
+    correction they bring to `penalties`: a penalty settled in an earlier period (so counted in its
+    closed row) and waived in this one is subtracted here, in the period of the waiver. A closed
+    period keeps its answer, and the rows add up to the report over them (as the ledger's penalty
+    and its reversal do). One grouped query."""
+    names, annotations = _keys(query, WAIVED_AT)
+    earlier = Q(breach__final=True) & Q(settled_before_row(query))
+    corrections = {
+        f"waived_{index}": Sum("breach__penalty_amount", filter=earlier & Q(breach__currency=currency))
+        for index, currency in enumerate(currencies)
+    }
+    rows = (
+        clocks.filter(
+            decided_at__isnull=False,
+            breach__state=Breach.State.WAIVED,
+            breach__waived_at__gte=query.start,
+            breach__waived_at__lt=query.end,
+        )
+        .annotate(**annotations)
+        .values(*names)
+    )
+    for row, entry in _grouped(rows, names, query, results, waived=Count("breach__id"), **corrections):
+        entry["waived"] = row["waived"]
+        for index, currency in enumerate(currencies):
+            correction = row[f"waived_{index}"]
+            if correction is not None:
+                owed = Decimal(entry["penalties"].get(currency, 0)) - correction
+                entry["penalties"][currency] = str(quantize(owed, currency))
+        entry["penalties"] = dict(sorted(entry["penalties"].items()))
 
 
 def _sort_key(key: tuple) -> tuple:

@@ -18,8 +18,11 @@ moment it is asked (so the SHA-256 of its canonical JSON is a stable citation):
 `recomputed` holds the figures derived here and `agrees_with_stored` compares each with the
 stored breach. Pricing order within a month is the order in which the breaches were last priced:
 the settled (final) ones in the order the log recorded their settlement, then the running ones in
-id order (the refresh's walk); a breach counts the month's other breaches priced before it that
-were not waived by then. Not `measured_at`, which a replayed scan sets to its past `--now`.
+id order (the refresh's walk), and a settled breach also counts the running ones detected before
+its settlement (the month's total it was priced against had them); a breach counts the month's
+other breaches priced before it that were not waived by then (a waiver the log recorded before
+this breach's settlement or detection, then for a running breach one before its last measurement).
+Not `measured_at`, which a replayed scan sets to its past `--now`.
 
 The canonical JSON is the pack without `sha256`, keys sorted, no whitespace, UTF-8; `sha256` is
 its hex digest.
@@ -170,13 +173,23 @@ def _rule_cap(cap, currency: str) -> str | None:
 SETTLED = "breach.finalized"
 
 
-def _settled_events(breach_ids, organization_id) -> dict[int, int]:
-    """The id of each breach's `breach.finalized` event (the log's order is the order in which the
-    scan and the job updates priced them, whatever `--now` a replayed scan ran at)."""
+DETECTED, WAIVED = "breach.detected", "breach.waived"
+
+
+def _log_positions(breach_ids, organization_id) -> dict[str, dict[int, int]]:
+    """The id of each breach's `breach.detected`, `breach.finalized` and `breach.waived` event, by
+    type, in one query (the log's order is the order in which the scan, the job updates and the
+    waivers really happened, whatever `--now` a replayed scan or `waived_at` says)."""
     rows = Event.objects.filter(
-        organization_id=organization_id, object_type="breach", object_id__in=breach_ids, type=SETTLED
-    ).values_list("object_id", "id")
-    return dict(rows)
+        organization_id=organization_id,
+        object_type="breach",
+        object_id__in=breach_ids,
+        type__in=(DETECTED, SETTLED, WAIVED),
+    ).values_list("type", "object_id", "id")
+    positions: dict[str, dict[int, int]] = {DETECTED: {}, SETTLED: {}, WAIVED: {}}
+    for kind, object_id, pk in rows:
+        positions[kind][object_id] = pk
+    return positions
 
 
 def _pricing_position(breach: Breach, settled: dict[int, int]) -> tuple:
@@ -204,15 +217,39 @@ def _counted_before(breach: Breach, rule) -> list[Breach]:
         .filter(penalty_month=breach.penalty_month)
         .only("id", "final", "state", "waived_at", "penalty_amount", "measured_at")
     )
-    settled = _settled_events([other.pk for other in month] + [breach.pk], breach.organization_id)
+    log = _log_positions([other.pk for other in month] + [breach.pk], breach.organization_id)
+    settled, waivers = log[SETTLED], log[WAIVED]
     position = _pricing_position(breach, settled)
+    # The log's record of this breach's last pricing: its settlement; for a running one, its
+    # detection (the refreshes since write no event).
+    priced_event = (settled if breach.final else log[DETECTED]).get(breach.pk)
+
+    def waived_after_pricing(other: Breach) -> bool:
+        # A waiver the log recorded before this breach was priced freed its room, whatever instants
+        # `waived_at` and a replayed scan's `measured_at` carry. One after a settlement did not (a
+        # settled penalty never moves); one after a running breach's detection did if a refresh came
+        # after it: the instants (both of the moment they were written) tell.
+        if priced_event is not None and other.pk in waivers:
+            if waivers[other.pk] < priced_event:
+                return False
+            if breach.final:
+                return True
+        return other.waived_at is not None and other.waived_at > at
+
+    def priced_before(other: Breach) -> bool:
+        # A breach still running when this one was settled counted with it (the refresh and the
+        # settlement read the month's total, running breaches included) if it had been detected.
+        if breach.final and not other.final and priced_event is not None:
+            return log[DETECTED].get(other.pk, priced_event) < priced_event
+        return _pricing_position(other, settled) < position
+
     return sorted(
         (
             other
             for other in month
             if other.pk != breach.pk
-            and _pricing_position(other, settled) < position
-            and (other.state != Breach.State.WAIVED or (other.waived_at is not None and other.waived_at > at))
+            and priced_before(other)
+            and (other.state != Breach.State.WAIVED or waived_after_pricing(other))
         ),
         key=lambda other: _pricing_position(other, settled),
     )

@@ -63,8 +63,11 @@ class ComplianceRow:
     achieved_percent: float | None
     minutes: ComplianceMinutes
     overage_minutes: float
-    penalties: Json = strawberry.field(description='Per currency: {"EUR": "120.00"}.')
-    waived: int
+    penalties: Json = strawberry.field(
+        description='Per currency: {"EUR": "120.00"}. The breaches settled in the period, less those waived in it '
+        "that an earlier period counted (so it may be negative)."
+    )
+    waived: int = strawberry.field(description="The waivers made in the period.")
     open_at_end: int
 
 

@@ -85,6 +85,14 @@ class _Document(FPDF):
             self.ln()
 
 
+def _waiver(line: dict) -> list[tuple[str, str]]:
+    """Who waived a breach, when and why (the reason in full: it is why nothing is owed)."""
+    return [
+        ("Waived by", f"{(line['waived_by'] or {}).get('name') or '-'} at {line['waived_at']}"),
+        ("Reason", line["waiver_reason"]),
+    ]
+
+
 def statement_pdf(statement: dict) -> bytes:
     contract = statement["contract"]
     doc = _Document(
@@ -127,13 +135,26 @@ def statement_pdf(statement: dict) -> bytes:
     )
     waived = [line for line in statement["breaches"] if line["state"] == "waived"]
     if waived:
-        doc.heading("Waived breaches (at zero)")
+        # Owed here: zero if waived by the month's end; a later waiver is a correction of its own month.
+        doc.heading("Waived breaches")
         for line in waived:  # the reason in full, wrapped: it is why nothing is owed
             doc.pairs(
                 [
                     ("Job", line["work_order"]["name"]),
-                    ("Waived by", f"{(line['waived_by'] or {}).get('name') or '-'} at {line['waived_at']}"),
-                    ("Reason", line["waiver_reason"]),
+                    ("Owed this month", f"{line['penalty']} {line['currency']}"),
+                    *_waiver(line),
+                ]
+            )
+            doc.ln(1)
+    if statement["waiver_corrections"]:
+        doc.heading("Waivers this month of earlier months' penalties")
+        for line in statement["waiver_corrections"]:
+            doc.pairs(
+                [
+                    ("Job", line["work_order"]["name"]),
+                    ("Penalty of", line["month"]),
+                    ("Amount", f"{line['amount']} {line['currency']}"),
+                    *_waiver(line),
                 ]
             )
             doc.ln(1)
@@ -151,12 +172,12 @@ def statement_pdf(statement: dict) -> bytes:
             doc.ln(1)
     doc.heading("Totals")
     doc.table(
-        ["Currency", "Penalties owed", "of which posted", "Waived"],
+        ["Currency", "Penalties owed", "of which posted", "Corrections", "Waived"],
         [
-            [currency, figures["penalties"], figures["posted"], figures["waived"]]
+            [currency, figures["penalties"], figures["posted"], figures["corrections"], figures["waived"]]
             for currency, figures in statement["totals"].items()
         ],
-        [30, 50, 50, 50],
+        [30, 45, 45, 45, 45],
     )
     hours = statement["hours"]
     doc.heading("Hours this month")

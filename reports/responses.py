@@ -33,8 +33,8 @@ def _instant(**kwargs) -> serializers.DateTimeField:
     return serializers.DateTimeField(**kwargs)
 
 
-def _per_currency(child) -> serializers.DictField:
-    return serializers.DictField(child=child, help_text="By ISO 4217 currency code.")
+def _per_currency(child, help_text: str = "") -> serializers.DictField:
+    return serializers.DictField(child=child, help_text=f"By ISO 4217 currency code. {help_text}".strip())
 
 
 class ReportReferenceSerializer(serializers.Serializer):
@@ -67,8 +67,12 @@ class ComplianceRowSerializer(serializers.Serializer):
     achieved_percent = serializers.FloatField(allow_null=True)
     minutes = ComplianceMinutesSerializer(help_text="Minutes from start to stop of the decided clocks.")
     overage_minutes = serializers.IntegerField()
-    penalties = _per_currency(_amount())
-    waived = serializers.IntegerField()
+    penalties = _per_currency(
+        _amount(),
+        help_text="The penalties of the breaches settled in the period (a waiver by its end leaves one out), less "
+        "those waived in it that an earlier period counted: may be negative.",
+    )
+    waived = serializers.IntegerField(help_text="The waivers made in the period.")
     open_at_end = serializers.IntegerField()
 
 
@@ -99,7 +103,10 @@ class StatementBreachSerializer(serializers.Serializer):
     penalty_before_caps = _amount()
     penalty_after_breach_cap = _amount()
     penalty_after_monthly_cap = _amount()
-    penalty = _amount(help_text="What is owed: zero for a waived breach.")
+    penalty = _amount(
+        help_text="What is owed: zero for a breach waived by the month's end (one waived later keeps its penalty "
+        "here and is a correction of the month of the waiver)."
+    )
     currency = _text()
     final = serializers.BooleanField()
     state = serializers.ChoiceField(choices=Breach.State.choices)
@@ -118,12 +125,27 @@ class StatementPostedPenaltySerializer(serializers.Serializer):
     posted_at = _instant()
 
 
+class StatementWaiverCorrectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The breach's id.")
+    work_order = _ref()
+    month = _text(help_text="YYYY-MM: the month whose statement lists the breach with its penalty.")
+    amount = _amount(help_text="The penalty taken off this month: negative.")
+    currency = _text()
+    waived_by = _ref(allow_null=True)
+    waived_at = _instant()
+    waiver_reason = _text(allow_blank=True)
+
+
 class StatementCurrencyTotalsSerializer(serializers.Serializer):
     # One currency's totals. Not `StatementTotals`: generators name the inline `Statement.totals`
     # map so, and openapi-python-client dropped `Statement` over the clash.
-    penalties = _amount(help_text="Owed: the breaches' penalties (waived ones at zero) and the posted penalties.")
+    penalties = _amount(
+        help_text="Owed: the breaches' penalties (those waived by the month's end at zero) and the posted "
+        "penalties, less the waiver corrections."
+    )
     posted = _amount(help_text="Of which penalties posted by hand (`posted_penalties`).")
-    waived = _amount()
+    waived = _amount(help_text="Waived in the month: the month's breaches' and the corrected ones'.")
+    corrections = _amount(help_text="Of `penalties`: the waiver corrections' sum (zero or negative).")
 
 
 class StatementJobHoursSerializer(serializers.Serializer):
@@ -157,6 +179,11 @@ class StatementSerializer(serializers.Serializer):
         many=True,
         help_text="Penalties posted by hand in the month (ledger `penalty` entries without a breach), by date: "
         "in the billing period's service credit like the breaches' penalties.",
+    )
+    waiver_corrections = StatementWaiverCorrectionSerializer(
+        many=True,
+        help_text="Breaches of earlier months waived in this month, by the waiver's instant: their months keep "
+        "the penalty, this month takes it off.",
     )
     totals = _per_currency(StatementCurrencyTotalsSerializer())
     hours = StatementHoursSerializer()

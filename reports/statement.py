@@ -5,10 +5,15 @@ For a month in the contract's time zone:
 - the breaches detected in that month (the month their penalty counts in: `penalty_month`),
   each with its job, the rule version in force, target, actual and overage minutes, and the
   penalty step by step: before any cap, after the per-breach cap, and after the monthly cap
-  (what is owed). A waived breach is listed at zero, with who waived it, when and why;
+  (what is owed). A breach waived by the month's end is listed at zero, with who waived it, when
+  and why; one waived later keeps its penalty here (a month once over does not change);
+- the waiver corrections: the breaches of earlier months waived in this month, each taking its
+  penalty off this month's (the month the waiver was made in, as the ledger reverses it then);
 - the penalties posted by hand in the month (a ledger `penalty` without a breach: the period's
   service credit includes them, so the statement lists them, with who posted them);
-- the totals per currency (owed: the breaches' and the posted penalties', of which `posted`; and waived);
+- the totals per currency (owed: the breaches' and the posted penalties' less the corrections, of
+  which `posted`; `corrections`, negative; and `waived`: what was waived in the month, the month's
+  own breaches' and the corrected ones'), so the months' `penalties` add up;
 - the hours of the month: the opening balance, allocations (initial, renewal, credit),
   work, adjustments, expiries (unused hours of lots that expired) and the closing balance,
   with the jobs behind the work. Work counts as charged (the billing plan's rounding, minimum
@@ -79,10 +84,16 @@ CSV_FIELDS = [
 ]  # fmt: skip
 
 
-def breach_line(breach: Breach) -> dict:
+def waived_by_end(breach: Breach, end: dt.datetime) -> bool:
+    """The breach was waived before the month's end: a waiver after it leaves the month as it was
+    and is a correction of the month it was made in (`waiver_corrections`)."""
+    return breach.state == Breach.State.WAIVED and breach.waived_at is not None and breach.waived_at < end
+
+
+def breach_line(breach: Breach, end: dt.datetime) -> dict:
     rule = breach.sla_rule
     currency = breach.currency
-    waived = breach.state == Breach.State.WAIVED
+    waived = waived_by_end(breach, end)
     return {
         "id": breach.pk,
         "work_order": {"id": breach.work_order_id, "name": str(breach.work_order)},
@@ -105,6 +116,31 @@ def breach_line(breach: Breach) -> dict:
         "currency": currency,
         "final": breach.final,
         "state": breach.state,
+        "waived_by": _user(breach.waived_by),
+        "waived_at": breach.waived_at,
+        "waiver_reason": breach.waiver_reason,
+    }
+
+
+def waiver_corrections(contract: Contract, month: str, start: dt.datetime, end: dt.datetime):
+    """The month's waivers of breaches of earlier months: their months' statements keep the penalty
+    they showed, and this month takes it off."""
+    return Breach.objects.filter(
+        contract=contract,
+        state=Breach.State.WAIVED,
+        waived_at__gte=start,
+        waived_at__lt=end,
+        penalty_month__lt=month,
+    )
+
+
+def correction_line(breach: Breach) -> dict:
+    return {
+        "id": breach.pk,
+        "work_order": {"id": breach.work_order_id, "name": str(breach.work_order)},
+        "month": breach.penalty_month,
+        "amount": _money(-breach.penalty_amount, breach.currency),
+        "currency": breach.currency,
         "waived_by": _user(breach.waived_by),
         "waived_at": breach.waived_at,
         "waiver_reason": breach.waiver_reason,
@@ -138,27 +174,40 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         .select_related("sla_rule", "work_order", "waived_by")
         .order_by("detected_at", "id")
     )
-    lines = [breach_line(breach) for breach in breaches]
+    lines = [breach_line(breach, end) for breach in breaches]
+    corrections = waiver_corrections(contract, month, start, end)
+    correction_lines = [
+        correction_line(breach)
+        for breach in corrections.select_related("work_order", "waived_by").order_by("waived_at", "id")
+    ]
     posted = posted_penalties(contract, start, end)
     posted_lines = [posted_line(entry) for entry in posted.select_related("created_by").order_by("occurred_at", "id")]
+    blank = {"owed": ZERO, "waived": ZERO, "posted": ZERO, "corrections": ZERO}
     sums: dict[str, dict[str, Decimal]] = {}
+    # Waived by the month's end: a waiver after it is the later month's correction.
+    waived = Q(state=Breach.State.WAIVED, waived_at__lt=end)
     for row in (
         Breach.objects.filter(contract=contract, penalty_month=month)
         .values("currency")
         .annotate(
-            owed=Sum("penalty_amount", filter=~Q(state=Breach.State.WAIVED), default=Value(ZERO)),
-            waived=Sum("penalty_amount", filter=Q(state=Breach.State.WAIVED), default=Value(ZERO)),
+            owed=Sum("penalty_amount", filter=~waived, default=Value(ZERO)),
+            waived=Sum("penalty_amount", filter=waived, default=Value(ZERO)),
         )
         .order_by("currency")
     ):
-        sums[row["currency"]] = {"owed": row["owed"], "waived": row["waived"], "posted": ZERO}
+        sums[row["currency"]] = {**blank, "owed": row["owed"], "waived": row["waived"]}
+    for row in corrections.values("currency").annotate(total=Sum("penalty_amount")).order_by("currency"):
+        figures = sums.setdefault(row["currency"], dict(blank))
+        figures["corrections"] = row["total"]
+        figures["waived"] += row["total"]
     for row in posted.values("currency").annotate(total=Sum("amount")).order_by("currency"):
-        sums.setdefault(row["currency"], {"owed": ZERO, "waived": ZERO, "posted": ZERO})["posted"] = row["total"]
+        sums.setdefault(row["currency"], dict(blank))["posted"] = row["total"]
     totals = {
         currency: {
-            "penalties": _money(figures["owed"] + figures["posted"], currency),
+            "penalties": _money(figures["owed"] + figures["posted"] - figures["corrections"], currency),
             "posted": _money(figures["posted"], currency),
             "waived": _money(figures["waived"], currency),
+            "corrections": _money(-figures["corrections"], currency),
         }
         for currency, figures in sorted(sums.items())
     }
@@ -170,6 +219,7 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         "period": {"from": start.astimezone(dt.UTC), "to": end.astimezone(dt.UTC)},
         "breaches": lines,
         "posted_penalties": posted_lines,
+        "waiver_corrections": correction_lines,
         "totals": totals,
         "hours": month_hours(contract, start, end),
     }

@@ -93,6 +93,13 @@ def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=zone)
 
 
+def _period_start(unit, instant: dt.datetime, zone) -> dt.datetime:
+    """The local start of the month or ISO week `instant` falls in."""
+    day = instant.astimezone(zone).date()
+    day = day.replace(day=1) if unit == "month" else day - dt.timedelta(days=day.weekday())
+    return _local_midnight(day, zone)
+
+
 def _period_ends(unit, start_day: dt.date, end_day: dt.date, zone) -> dict[str, dt.datetime]:
     """Label -> end instant of every month/week touching [start_day, end_day]."""
     ends, day = {}, start_day
@@ -146,9 +153,6 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             g["met"] += clock.state == "met"
             if stopped:
                 g["seconds"].append(clock.elapsed_seconds)
-            breach = getattr(clock, "breach", None)
-            if breach is not None:
-                g["waived"] += breach.waived_at is not None and breach.waived_at < row_end
         # A breach's overage and penalty count once, in the period of the stop it was settled with
         # (whatever period its clock was decided in), less a waiver by that period's end.
         breach = getattr(clock, "breach", None)
@@ -161,6 +165,16 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             g["overage"] += breach.overage_minutes
             if breach.waived_at is None or breach.waived_at >= row_end:
                 g["money"][breach.currency] += breach.penalty_amount
+        # A waiver counts in the period it was made; a penalty settled in an earlier period (its row
+        # closed before the waiver) is subtracted there.
+        waived_at = breach.waived_at if breach is not None and breach.state == "waived" else None
+        if decided is not None and waived_at is not None and start <= waived_at < end:
+            key = tuple(_key_of(clock, key, waived_at, zone) for key in group_by)
+            g = groups[key]
+            g["waived"] += 1
+            row_start = _period_start(time_key, waived_at, zone) if time_key else start
+            if settled is not None and settled < row_start:
+                g["money"][breach.currency] -= breach.penalty_amount
         if clock.state == "cancelled":
             continue
         for label, period_end in ends.items():
@@ -172,7 +186,7 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
     rows = []
     for key in sorted(groups, key=lambda k: tuple((0, v) if isinstance(v, int) else (1, str(v)) for v in k)):
         g = groups[key]
-        if not g["decided"] and not g["open"] and not g["settled"] and group_by:
+        if not g["decided"] and not g["open"] and not g["settled"] and not g["waived"] and group_by:
             continue
         seconds = g["seconds"]
         rows.append(
@@ -306,9 +320,10 @@ def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
         response = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract,month"})
     assert response.status_code == 200
     report_queries = [q["sql"] for q in queries.captured_queries if "workorders_slaclock" in q["sql"]]
-    # The decided clocks' figures, the settled breaches' overage and penalties (per currency), then
-    # the clocks open at each period's end.
-    assert len(report_queries) == 3, report_queries
+    # The decided clocks' figures, the settled breaches' overage and penalties (per currency), the
+    # waivers of the period and their corrections (per currency), then the clocks open at each
+    # period's end.
+    assert len(report_queries) == 4, report_queries
 
 
 @pytest.mark.parametrize(
@@ -509,11 +524,29 @@ def test_every_breach_overage_and_penalty_is_in_exactly_one_month(api, org):
     assert got == [("2026-10", "60.00 EUR"), ("2026-11", "80.00 EUR")]
 
     # B waived on 20 November, after October closed: October keeps the 60.00 it knew (and no
-    # waiver); the report over both months, whose end is after the waiver, leaves B's penalty out.
+    # waiver); November, the month of the waiver, counts it and takes B's 60.00 off (80.00 - 60.00),
+    # so the months still add up to the report over both, which leaves B's penalty out (eleventh
+    # round: November kept 80.00 and the months summed to 140.00 against the whole's 80.00).
     from breaches.services import waive_breach
 
     waive_breach(breach=Breach.objects.get(work_order=b), actor=None, reason="Goodwill",
                  now=dt.datetime(2026, 11, 20, 12, 0, tzinfo=ams))  # fmt: skip
-    assert client.get(URL, months).json() == rows
+    after = client.get(URL, months).json()
+    assert after[0] == october
+    assert (after[1]["penalties"], after[1]["waived"], after[1]["overage_minutes"]) == ({"EUR": "20.00"}, 1, 180)
     whole = client.get(URL, {**months, "group_by": ""}).json()[0]
     assert (whole["penalties"], whole["waived"], whole["overage_minutes"]) == ({"EUR": "80.00"}, 1, 210)
+    # November alone shows the correction too; a report of December (nothing in it) shows nothing.
+    november = client.get(URL, {"from": "2026-11-01", "to": "2026-11-30", "time_zone": "Europe/Amsterdam"}).json()[0]
+    assert (november["penalties"], november["waived"]) == ({"EUR": "20.00"}, 1)
+    december = client.get(URL, {"from": "2026-12-01", "to": "2026-12-31", "time_zone": "Europe/Amsterdam"}).json()
+    assert december == [{**december[0], "penalties": {}, "waived": 0, "decided": 0}]
+    # A waiver of A in November (settled then) leaves A out, no correction.
+    waive_breach(breach=Breach.objects.get(work_order=a), actor=None, reason="Storm",
+                 now=dt.datetime(2026, 11, 21, 12, 0, tzinfo=ams))  # fmt: skip
+    after = client.get(URL, months).json()
+    assert after[0] == october
+    assert (after[1]["penalties"], after[1]["waived"]) == ({"EUR": "-60.00"}, 2)
+    whole = client.get(URL, {**months, "group_by": ""}).json()[0]
+    assert whole["penalties"] == {} and whole["waived"] == 2  # nothing owed
+    assert sum(Decimal(row["penalties"]["EUR"]) for row in after) == 0

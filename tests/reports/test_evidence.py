@@ -360,14 +360,10 @@ def test_a_settled_breach_keeps_the_version_it_was_priced_under_after_a_back_dat
     assert all(pack["agrees_with_stored"].values()) and pack["recomputed"]["overage_minutes"] == 70
 
 
-def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_priced(api, org):
-    """Ninth round's known defect, tenth round's fix. B breached on 20 October and was settled at
-    once (its job responded late) with the full 100.00 of a 150.00 monthly cap; A had breached on
-    5 October, but no scan ran until cron caught up with `scan_breaches --now 2026-10-06` and then
-    `--now 2026-10-07`: A got the 50.00 left. The pack counted the others *measured* before A (the
-    replay's past instants: none) and showed A 100.00 (disagreeing with the stored 50.00), and B's
-    pack counted A, which did not exist when B was settled."""
-    from tests.breaches.factories import make_job, make_rule, scan, update_job
+def _a_and_settled_b(org):
+    """A 100.00-per-breach rule capped at 150.00 a month; A reported on 5 October, not scanned yet;
+    B reported on 20 October and settled at once by its late response (100.00)."""
+    from tests.breaches.factories import make_job, make_rule, update_job
     from tests.contracts.factories import make_contract
 
     contract = make_contract(org, status="active", currency="EUR", time_zone="Europe/Amsterdam")
@@ -378,6 +374,19 @@ def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_p
     b = make_job(contract, dt.datetime(2026, 10, 20, 9, 0, tzinfo=UTC), summary="B")
     late = dt.datetime(2026, 10, 20, 10, 30, tzinfo=UTC)
     update_job(b, late, responded_at=late)  # B: settled at once, 100.00
+    return contract, a, b
+
+
+def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_priced(api, org):
+    """Ninth round's known defect, tenth round's fix. B breached on 20 October and was settled at
+    once (its job responded late) with the full 100.00 of a 150.00 monthly cap; A had breached on
+    5 October, but no scan ran until cron caught up with `scan_breaches --now 2026-10-06` and then
+    `--now 2026-10-07`: A got the 50.00 left. The pack counted the others *measured* before A (the
+    replay's past instants: none) and showed A 100.00 (disagreeing with the stored 50.00), and B's
+    pack counted A, which did not exist when B was settled."""
+    from tests.breaches.factories import scan, update_job
+
+    contract, a, b = _a_and_settled_b(org)
     scan("2026-10-06T00:00:00Z")  # cron catching up: A recorded now, priced against B
     scan("2026-10-07T00:00:00Z")  # and refreshed
     breach_a, breach_b = Breach.objects.get(work_order=a), Breach.objects.get(work_order=b)
@@ -397,3 +406,41 @@ def test_the_monthly_cap_after_a_replayed_scan_follows_the_order_breaches_were_p
     assert breach_a.final and breach_a.penalty_amount == Decimal("50.00")
     assert pack_a["agrees_with_stored"]["penalty_amount"] and pack_a["penalty"]["after_monthly_cap"] == "50.00"
     assert client.get(url(breach_b)).json()["penalty"]["month_other_breaches"] == []
+
+
+def test_a_waiver_before_a_replayed_scan_freed_the_cap_in_the_pack_too(api, org):
+    """Eleventh round: the pack compared another breach's waiver with this breach's `measured_at`.
+    B (20 October, 100.00 of a 150.00 cap) was settled at once and waived on 21 October; then cron
+    caught up with `scan_breaches --now 2026-10-06`: A was recorded with B already waived, so the
+    whole cap was free and the scan stored 100.00. The pack counted B (waived on the 21st, "after"
+    A's measurement on the 6th) and showed A at 50.00, disagreeing with the stored 100.00. Same for
+    C, settled by a job update entered with a past instant after the waiver."""
+    from breaches.services import waive_breach
+    from tests.breaches.factories import make_job, scan, update_job
+
+    contract, a, b = _a_and_settled_b(org)
+    breach_b = Breach.objects.get(work_order=b)
+    waive_breach(breach=breach_b, actor=None, reason="Goodwill", now=dt.datetime(2026, 10, 21, 9, 0, tzinfo=UTC))
+    scan("2026-10-06T00:00:00Z")  # cron catching up: A recorded now, B already waived
+    breach_a = Breach.objects.get(work_order=a)
+    assert breach_a.penalty_amount == Decimal("100.00") and not breach_a.final
+    client = api("viewer")
+    pack_a = client.get(url(breach_a)).json()
+    assert pack_a["penalty"]["month_other_breaches"] == []
+    assert (pack_a["penalty"]["after_monthly_cap"], pack_a["recomputed"]["penalty_amount"]) == ("100.00", "100.00")
+    assert pack_a["agrees_with_stored"]["penalty_amount"]
+    # C: a job of 4 October whose late response is entered with a past instant: settled at once, with
+    # A's 100.00 counted (B's waived): 50.00.
+    c = make_job(contract, dt.datetime(2026, 10, 4, 9, 0, tzinfo=UTC), now=dt.datetime(2026, 10, 4, 9, 0, tzinfo=UTC))
+    entered = dt.datetime(2026, 10, 4, 12, 0, tzinfo=UTC)
+    update_job(c, entered, responded_at=entered)
+    breach_c = Breach.objects.get(work_order=c)
+    assert breach_c.final and breach_c.penalty_amount == Decimal("50.00")
+    pack_c = client.get(url(breach_c)).json()
+    assert [o["id"] for o in pack_c["penalty"]["month_other_breaches"]] == [breach_a.pk]
+    assert pack_c["penalty"]["after_monthly_cap"] == "50.00" and pack_c["agrees_with_stored"]["penalty_amount"]
+    # A settles: priced again with C counted (50.00 left), still without B.
+    update_job(a, dt.datetime(2026, 10, 7, 9, 0, tzinfo=UTC), responded_at=dt.datetime(2026, 10, 7, 9, 0, tzinfo=UTC))
+    breach_a.refresh_from_db()
+    pack_a = client.get(url(breach_a)).json()
+    assert pack_a["agrees_with_stored"]["penalty_amount"], pack_a["penalty"]

@@ -104,13 +104,15 @@ def test_the_statement_lists_the_months_breaches_and_hours(api, org):
             Decimal(line["penalty_after_monthly_cap"]),
         )
         assert before >= after_cap >= after_month == breach.penalty_amount
-        if breach.state == "waived":
+        if breach.state == "waived" and breach.waived_at < dt.datetime(2026, 3, 31, 22, tzinfo=UTC):
             assert line["penalty"] == "0.00" and line["waiver_reason"] and line["waived_by"]["name"]
             waived += breach.penalty_amount
         else:
             assert Decimal(line["penalty"]) == breach.penalty_amount
             owed += breach.penalty_amount
-    assert body["totals"] == {"EUR": {"penalties": f"{owed:.2f}", "posted": "0.00", "waived": f"{waived:.2f}"}}
+    assert body["totals"] == {
+        "EUR": {"penalties": f"{owed:.2f}", "posted": "0.00", "waived": f"{waived:.2f}", "corrections": "0.00"}
+    }
     assert body["posted_penalties"] == []
     want = _reference_hours(contract, "2026-03")
     hours = body["hours"]
@@ -264,6 +266,7 @@ def test_penalties_posted_by_hand_are_listed_and_counted(api, org):
         "penalties": f"{owed + Decimal('262.50'):.2f}",
         "posted": "262.50",
         "waived": before["totals"]["EUR"]["waived"],
+        "corrections": "0.00",
     }
     response = viewer.get(url(contract) + "&format=csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
@@ -279,4 +282,70 @@ def test_penalties_posted_by_hand_are_listed_and_counted(api, org):
     # A month with only a posted penalty has totals for its currency.
     only = viewer.get(url(contract, "2026-02")).json()
     assert [p["amount"] for p in only["posted_penalties"]] == ["40.00"] and only["breaches"] == []
-    assert only["totals"] == {"EUR": {"penalties": "40.00", "posted": "40.00", "waived": "0.00"}}
+    assert only["totals"] == {"EUR": {"penalties": "40.00", "posted": "40.00", "waived": "0.00", "corrections": "0.00"}}
+
+
+def test_a_waiver_after_the_month_leaves_the_month_and_corrects_the_month_it_was_made_in(api, org):
+    """Eleventh round: a breach waived after its month was over turned that month's statement to
+    zero (its total fell, its waived rose), so October's statement no longer said what October's
+    did when it was sent, and no month showed the correction. Hand figures in KWD (3 minor digits),
+    Europe/Amsterdam (CET from 25 October: October ends at 2026-10-31T23:00Z): 12.345 KWD per
+    breach."""
+    from breaches.services import waive_breach
+    from tests.breaches.factories import make_job, make_rule, update_job
+    from tests.contracts.factories import make_contract
+
+    contract = make_contract(org, status="active", currency="KWD", time_zone="Europe/Amsterdam")
+    make_rule(contract, metric="response", target_minutes=60, penalty={"fixed_amount": "12.345"})
+
+    def breach(reported: dt.datetime, responded: dt.datetime) -> Breach:
+        job = make_job(contract, reported)
+        update_job(job, responded, responded_at=responded)  # late: recorded and settled at once
+        return Breach.objects.get(work_order=job)
+
+    # B: 31 October 23:30 local (22:30Z), October's. W: 10 October, waived in October.
+    late = breach(dt.datetime(2026, 10, 31, 21, 0, tzinfo=UTC), dt.datetime(2026, 10, 31, 22, 30, tzinfo=UTC))
+    early = breach(dt.datetime(2026, 10, 10, 9, 0, tzinfo=UTC), dt.datetime(2026, 10, 10, 11, 0, tzinfo=UTC))
+    assert (late.penalty_month, late.penalty_amount) == ("2026-10", Decimal("12.345"))
+    waive_breach(breach=early, actor=None, reason="Road closed", now=dt.datetime(2026, 10, 20, 9, 0, tzinfo=UTC))
+    client = api("viewer")
+    october = client.get(url(contract, "2026-10")).json()
+    assert october["totals"] == {
+        "KWD": {"penalties": "12.345", "posted": "0.000", "waived": "12.345", "corrections": "0.000"}
+    }
+    # B waived at 1 November 00:30 local (31 October 23:30Z): after October's end.
+    waive_breach(breach=late, actor=None, reason="Storm", now=dt.datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    # A month once over does not change its money: B's line keeps its penalty (and tells of the waiver).
+    after = client.get(url(contract, "2026-10")).json()
+    assert after["totals"] == october["totals"]
+    assert [line["penalty"] for line in after["breaches"]] == [line["penalty"] for line in october["breaches"]]
+    [line_b] = [line for line in after["breaches"] if line["id"] == late.pk]
+    assert (line_b["state"], line_b["waived_at"]) == ("waived", "2026-10-31T23:30:00Z")
+    november = client.get(url(contract, "2026-11")).json()
+    assert november["breaches"] == []
+    [correction] = november["waiver_corrections"]
+    assert (correction["id"], correction["month"], correction["amount"], correction["currency"]) == (
+        late.pk, "2026-10", "-12.345", "KWD",
+    )  # fmt: skip
+    assert correction["waived_at"] == "2026-10-31T23:30:00Z" and correction["waiver_reason"] == "Storm"
+    assert november["totals"] == {
+        "KWD": {"penalties": "-12.345", "posted": "0.000", "waived": "12.345", "corrections": "-12.345"}
+    }
+    assert line_b["penalty"] == "12.345"
+    [line_w] = [line for line in after["breaches"] if line["id"] == early.pk]
+    assert (line_w["penalty"], line_w["penalty_after_monthly_cap"]) == ("0.000", "12.345")  # waived in October
+    # The months add up to the ledger's penalties dated in them (the posting, then its reversal).
+    for month, body in (("2026-10", october), ("2026-11", november)):
+        start, end = (dt.datetime.fromisoformat(body["period"][k].replace("Z", "+00:00")) for k in ("from", "to"))
+        entries = LedgerEntry.objects.filter(contract=contract, entry_type="penalty", occurred_at__gte=start,
+                                             occurred_at__lt=end)  # fmt: skip
+        assert sum((e.amount for e in entries), Decimal(0)) == Decimal(body["totals"]["KWD"]["penalties"]), month
+    # CSV and PDF say the same.
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get(url(contract, "2026-11") + "&format=csv")
+                                                     .streaming_content).decode())))  # fmt: skip
+    assert [(row["kind"], row["id"], row["penalty"], row["waiver_reason"]) for row in rows] == [
+        ("waiver_correction", str(late.pk), "-12.345", "Storm")
+    ]
+    pdf = client.get(url(contract, "2026-11"), HTTP_ACCEPT="application/pdf")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "earlier months' penalties" in text and "-12.345 KWD" in text and "Storm" in text
