@@ -14,6 +14,9 @@ message's `cursor`) and an event's `objectId`. GraphQL's `Int` is 32 bits, so ev
 could be neither passed nor returned. Written as a JSON number, as REST writes ids (a client in
 JavaScript reads it exactly up to 2^53, as it reads REST); read from a number or a string of ASCII
 digits, so an `Int` literal a client already sends (`since: 41`) keeps its meaning.
+
+`DateOrInstant`: a window bound REST takes as a date or an instant (`contractVisits(from:, to:)`,
+REST's `?from=2027-01-01`, the contract's local day); the text goes to REST's own parser.
 """
 
 from __future__ import annotations
@@ -98,4 +101,31 @@ BigIntDefinition = ScalarDefinition(
     parse_literal=None,
 )
 
-SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal, BigInt: BigIntDefinition}
+
+def date_or_instant_value(value: object) -> str:
+    if not isinstance(value, str):
+        raise StrawberryInputCoercionError(
+            f"DateOrInstant cannot represent {json.dumps(value, default=str)}: a string, YYYY-MM-DD or an "
+            "ISO 8601 instant with offset."
+        )
+    return value  # read by the REST parameter's own parser, with its words (`visits.api.day_or_instant`)
+
+
+DateOrInstant = typing.NewType("DateOrInstant", str)  # the annotation; its definition is one of SCALAR_OVERRIDES
+
+DateOrInstantDefinition = ScalarDefinition(
+    name="DateOrInstant",
+    description="A date (YYYY-MM-DD: the start of that day in the object's time zone, as REST's `?from=`) or "
+    "an ISO 8601 instant with offset.",
+    specified_by_url=None,
+    serialize=str,
+    parse_value=date_or_instant_value,
+    parse_literal=None,
+)
+
+SCALAR_OVERRIDES = {
+    dt.datetime: DateTime,
+    decimal.Decimal: Decimal,
+    BigInt: BigIntDefinition,
+    DateOrInstant: DateOrInstantDefinition,
+}
