@@ -37,6 +37,7 @@ from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
 
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateParts
+from config.api.pagination import whole_number
 from config.api.serializers import amount_text, cap_text, price_text
 from config.api.sorting import SortBackend
 from config.errors import BadRequest, Forbidden, NotFound
@@ -472,12 +473,11 @@ def money_field(serializer, name: str):
 
 
 def object_id(value) -> int | None:
-    """A GraphQL ID as a database id, or None when it cannot name one (`"abc"`, `"1.5"`, `"²"`,
+    """A GraphQL ID as a database id, or None when it cannot name one (`"abc"`, `"1.5"`, `"²"`, `"0"`,
     beyond 64 bits): such an id is "not found", as a REST path that is not one."""
-    text = str(value)
-    if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_DB_ID:
-        return int(text)
-    return None
+    # `whole_number` checks the length before `int()`, which refuses more than 4,300 digits with a
+    # ValueError (an INTERNAL error in every ID argument).
+    return whole_number(str(value), MAX_DB_ID) or None
 
 
 class ResourceGetField(StrawberryDjangoField):

@@ -188,3 +188,54 @@ def test_contract_visits_plan_ids_take_what_rests_visit_plan_id_takes(gql, hourl
     rest = client.client.get(f"/api/v1/contracts/{hourly.pk}/visits?{window}&visit_plan_id=%20{plan}")
     assert rest.status_code == 200 and rest["X-Pagination-Total-Entries"] == "24"
     assert client(query, {"c": hourly.pk, "p": [f" {plan}"]})["contractVisits"]["totalCount"] == 24
+
+
+# --- an id of thousands of digits is "not found" or a bad request, never INTERNAL -----------------------
+
+LONG = "1" * 5000  # past the 4,300 digits `int()` converts (it raised ValueError: an INTERNAL error)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "query($i: ID!) { contract(id: $i) { id } }",
+        "query($i: ID!) { event(id: $i) { id } }",
+        "query($i: ID!) { contractBalance(contractId: $i) { remainingHours } }",
+        'mutation($i: ID!) { updateContract(id: $i, input: {name: "x"}) { ... on OperationError { kind } } }',
+        "mutation($i: ID!) { createAmendment(contractId: $i, input: {}) { ... on OperationError { kind } } }",
+    ],
+)
+def test_an_id_of_thousands_of_digits_is_not_found(gql, org, query):
+    client = gql("manager")
+    assert client.client.get(f"/api/v1/contracts/{LONG}").status_code == 404  # REST's route
+    body = client.post(query, {"i": LONG}).json()
+    codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+    kinds = [v["kind"] for v in (body.get("data") or {}).values() if v]
+    assert codes + kinds == ["NOT_FOUND"], body
+
+
+def test_an_id_of_thousands_of_digits_in_a_selection_is_refused_in_rests_words(gql, org, make_member):
+    world = build_world(org, make_member("admin", org))
+    client = gql("operator")
+    rest = client.client.get(f"/api/v1/reports/sla_compliance?from=2026-01-01&to=2026-02-01&contract_id={LONG}")
+    assert rest.status_code == 400, rest.content  # was a 500
+    assert rest.json()["errors"] == {"contract_id": [f"'{LONG}' is not an id."]}
+    compliance = 'query($i: [ID!]) { slaCompliance(from: "2026-01-01", to: "2026-02-01", contractIds: $i) { decided } }'
+    body = client(compliance, {"i": [LONG]}, errors=True)
+    assert body["errors"][0]["extensions"] == {
+        "code": "BAD_REQUEST",
+        "errors": {"contractIds": [f"'{LONG}' is not an id."]},
+    }
+    body = client("query($i: ID!) { amendments(filters: {contractId: $i}) { totalCount } }", {"i": LONG}, errors=True)
+    assert body["errors"][0]["extensions"] == {
+        "code": "BAD_REQUEST",
+        "errors": {"contractId": [f"'{LONG}' is not an id."]},
+    }
+    contract = world["contracts.Contract"][0]
+    visits = "query($c: ID!, $p: [ID!]) { contractVisits(contractId: $c, visitPlanIds: $p) { totalCount } }"
+    rest = client.client.get(f"/api/v1/contracts/{contract}/visits?visit_plan_id={LONG}")
+    body = client(visits, {"c": contract, "p": [LONG]}, errors=True)
+    assert body["errors"][0]["extensions"] == {
+        "code": "BAD_REQUEST",
+        "errors": {"visitPlanIds": rest.json()["errors"]["visit_plan_id"]},
+    }
