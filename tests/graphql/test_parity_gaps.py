@@ -239,3 +239,50 @@ def test_an_id_of_thousands_of_digits_in_a_selection_is_refused_in_rests_words(g
         "code": "BAD_REQUEST",
         "errors": {"visitPlanIds": rest.json()["errors"]["visit_plan_id"]},
     }
+
+
+# --- an idempotency key's errors name the argument the client sent -----------------------------------
+
+POST_ENTRY = (
+    "mutation($k: String, $i: LedgerEntryInput!) { postLedgerEntry(input: $i, idempotencyKey: $k) {"
+    "  __typename ... on LedgerEntry { id } ... on OperationError { kind message fields { path messages } } } }"
+)
+
+
+def test_an_idempotency_keys_errors_name_the_argument(gql, org, make_member):
+    world = build_world(org, make_member("admin", org))
+    contract = world["contracts.Contract"][0]
+    client = gql("manager")
+    entry = {"contractId": str(contract), "entryType": "adjustment", "hours": "1", "description": "x"}
+    body = {"contract_id": contract, "entry_type": "adjustment", "hours": "1", "description": "x"}
+    first = client(POST_ENTRY, {"k": "abc", "i": entry})["postLedgerEntry"]
+    assert client(POST_ENTRY, {"k": "abc", "i": entry})["postLedgerEntry"] == first  # a retry: the same entry
+    again = client(POST_ENTRY, {"k": "abc", "i": {**entry, "hours": "2"}})["postLedgerEntry"]
+    rest = client.client.post(
+        "/api/v1/ledger_entries", {**body, "hours": "3"}, format="json", HTTP_IDEMPOTENCY_KEY="abc"
+    )
+    assert rest.status_code == 422
+    assert again == {
+        "__typename": "OperationError",
+        "kind": "INVALID",
+        "message": rest.json()["message"],
+        "fields": [{"path": "idempotencyKey", "messages": rest.json()["errors"]["Idempotency-Key"]}],
+    }
+    long = client(POST_ENTRY, {"k": "k" * 256, "i": entry})["postLedgerEntry"]
+    rest = client.client.post("/api/v1/ledger_entries", body, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256)
+    assert rest.status_code == 400
+    assert rest.json() == {
+        "message": "Idempotency-Key is at most 255 characters.",
+        "errors": {"Idempotency-Key": ["At most 255 characters."]},
+    }
+    assert long["kind"] == "BAD_REQUEST" and long["message"] == rest.json()["message"]
+    assert long["fields"] == [{"path": "idempotencyKey", "messages": ["At most 255 characters."]}]
+    export = (
+        "mutation($k: String) { createBillingExport(input: {}, idempotencyKey: $k) {"
+        " ... on OperationError { kind fields { path messages } } } }"
+    )
+    refused = client(export, {"k": "k" * 256})["createBillingExport"]
+    assert refused == {
+        "kind": "BAD_REQUEST",
+        "fields": [{"path": "idempotencyKey", "messages": ["At most 255 characters."]}],
+    }
