@@ -89,16 +89,25 @@ def big_int_value(value: object) -> int:
     return number
 
 
+def _scalar(name: str, description: str, serialize, parse_value) -> ScalarDefinition:
+    """A scalar of our own (its annotation a `typing.NewType`, mapped in SCALAR_OVERRIDES)."""
+    return ScalarDefinition(
+        name=name,
+        description=description,
+        specified_by_url=None,
+        serialize=serialize,
+        parse_value=parse_value,
+        parse_literal=None,
+    )
+
+
 BigInt = typing.NewType("BigInt", int)  # the annotation; its definition is one of SCALAR_OVERRIDES
 
-BigIntDefinition = ScalarDefinition(
-    name="BigInt",
-    description="A whole number of 64 bits (event ids): written as a JSON number, read from a number or a "
-    "string of ASCII digits.",
-    specified_by_url=None,
-    serialize=int,
-    parse_value=big_int_value,
-    parse_literal=None,
+BigIntDefinition = _scalar(
+    "BigInt",
+    "A whole number of 64 bits (event ids): written as a JSON number, read from a number or a string of ASCII digits.",
+    int,
+    big_int_value,
 )
 
 
@@ -113,14 +122,12 @@ def date_or_instant_value(value: object) -> str:
 
 DateOrInstant = typing.NewType("DateOrInstant", str)  # the annotation; its definition is one of SCALAR_OVERRIDES
 
-DateOrInstantDefinition = ScalarDefinition(
-    name="DateOrInstant",
-    description="A date (YYYY-MM-DD: the start of that day in the object's time zone, as REST's `?from=`) or "
-    "an ISO 8601 instant with offset.",
-    specified_by_url=None,
-    serialize=str,
-    parse_value=date_or_instant_value,
-    parse_literal=None,
+DateOrInstantDefinition = _scalar(
+    "DateOrInstant",
+    "A date (YYYY-MM-DD: the start of that day in the object's time zone, as REST's `?from=`) or an ISO 8601 "
+    "instant with offset.",
+    str,
+    date_or_instant_value,
 )
 
 SCALAR_OVERRIDES = {
