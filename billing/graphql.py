@@ -30,7 +30,7 @@ from config.graphql.mutations import (
     API,
     answer,
     body_of,
-    call_rest,
+    call_rest_keyed,
     create_mutation,
     delete_mutation,
     input_from_serializer,
@@ -210,5 +210,5 @@ class Mutation:
     def create_billing_export(
         self, info: strawberry.Info, input: ExportBatchInput, idempotency_key: str | None = None
     ) -> ExportBatchResult:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
-        return answer(models.ExportBatch, *call_rest(info, "POST", f"{API}/billing_exports", body_of(input), headers))
+        status, data = call_rest_keyed(info, f"{API}/billing_exports", body_of(input), idempotency_key)
+        return answer(models.ExportBatch, status, data)

@@ -24,7 +24,14 @@ from config.graphql.base import (
     resource_list,
     tenant,
 )
-from config.graphql.mutations import API, answer, body_of, call_rest, input_from_serializer, result_union
+from config.graphql.mutations import (
+    API,
+    answer,
+    body_of,
+    call_rest_keyed,
+    input_from_serializer,
+    result_union,
+)
 from contracts.graphql import Contract
 from contracts.models import Contract as ContractModel
 from workorders.graphql import WorkOrder
@@ -154,5 +161,5 @@ class Mutation:
     def post_ledger_entry(
         self, info: strawberry.Info, input: LedgerEntryInput, idempotency_key: str | None = None
     ) -> LedgerEntryResult:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
-        return answer(models.LedgerEntry, *call_rest(info, "POST", f"{API}/ledger_entries", body_of(input), headers))
+        status, data = call_rest_keyed(info, f"{API}/ledger_entries", body_of(input), idempotency_key)
+        return answer(models.LedgerEntry, status, data)

@@ -48,7 +48,9 @@ class IdempotentCreateMixin:
         if not key:
             return super().create(request, *args, **kwargs)
         if len(key) > 255:
-            raise BadRequest("Idempotency-Key is at most 255 characters.")
+            raise BadRequest(
+                "Idempotency-Key is at most 255 characters.", {"Idempotency-Key": ["At most 255 characters."]}
+            )
         fingerprint = _fingerprint(request)
         # Validated and the caller's right to ask checked before anything is replayed: a key is the
         # organization's, and another member's key must not answer 201 to a request that without

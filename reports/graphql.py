@@ -15,11 +15,22 @@ import strawberry
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
+from strawberry import UNSET
+from strawberry_django.pagination import OffsetPaginationInfo, OffsetPaginationInput
 
 from config.errors import BadRequest
-from config.graphql.base import MAX_PAGE_SIZE, Json, camel, filter_input, require_role, rest_filter
+from config.graphql.base import (
+    MAX_PAGE_SIZE,
+    Json,
+    camel,
+    filter_input,
+    order_input,
+    page_window,
+    require_role,
+    rest_filter,
+)
 from config.graphql.enums import enum_of
-from config.graphql.scalars import instant_text
+from config.graphql.scalars import BigInt, instant_text
 from slas.models import SlaRule
 from workorders.graphql import SlaClock
 from workorders.models import WorkOrder
@@ -62,7 +73,7 @@ class ComplianceRow:
     breached: int
     achieved_percent: float | None
     minutes: ComplianceMinutes
-    overage_minutes: float
+    overage_minutes: BigInt = strawberry.field(description="Whole minutes, as REST writes them.")
     penalties: Json = strawberry.field(
         description='Per currency: {"EUR": "120.00"}. The breaches settled in the period, less those waived in it '
         "that an earlier period counted (so it may be negative)."
@@ -148,29 +159,35 @@ class Query:
 
     @strawberry.field(
         description="REST GET /api/v1/reports/at_risk: clocks still running whose due time falls within "
-        "`withinMinutes` (default 120) from now, past due first; at most 100 (`limit`, `offset`)."
+        "`withinMinutes` (default 120) from now, past due first (`order` on REST's sort keys); a page of "
+        "`pagination` (default 20, at most 100), as every root list."
     )
     def sla_at_risk(
         self,
         info: strawberry.Info,
         within_minutes: int = 120,
         filters: AtRiskFilter | None = None,
-        limit: int = 20,
-        offset: int = 0,
+        order: Annotated[
+            list[AtRiskClockOrder] | None,
+            strawberry.argument(description="Sort keys, first first (REST `?sort=`); default: `due_at`."),
+        ] = None,
+        pagination: OffsetPaginationInput | None = None,
+        limit: Annotated[
+            int | None, strawberry.argument(deprecation_reason="Use pagination: {limit}, as every root list.")
+        ] = None,
+        offset: Annotated[
+            int | None, strawberry.argument(deprecation_reason="Use pagination: {offset}, as every root list.")
+        ] = None,
     ) -> AtRiskPage:
         context = require_role(info, AtRiskViewSet.read_role)
         if not 0 <= within_minutes <= 525600:
             raise BadRequest(
                 "within_minutes must be a whole number from 0 to 525600.", {"withinMinutes": ["Out of range."]}
             )
-        if not 0 <= limit <= MAX_PAGE_SIZE or offset < 0:
-            # Keyed by the argument that is wrong (a bad offset was reported under `limit`).
-            wrong = {"limit": ["Out of range."]} if not 0 <= limit <= MAX_PAGE_SIZE else {}
-            wrong |= {"offset": ["Out of range."]} if offset < 0 else {}
-            raise BadRequest(f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", wrong)
+        offset, limit = _at_risk_window(pagination, limit, offset)
         now = timezone.now()
         clocks = at_risk.at_risk_clocks(organization=context.organization, now=now, within_minutes=within_minutes)
-        clocks = rest_filter(AtRiskViewSet, clocks, info, filters).order_by("due_at", "id")
+        clocks = rest_filter(AtRiskViewSet, clocks, info, filters, order)  # REST's sort, ties by id
         page = list(clocks[offset : offset + limit])
         items = []
         for row in page:
@@ -187,7 +204,28 @@ class Query:
                     },
                 )
             )
-        return AtRiskPage(total_count=clocks.count(), items=items)
+        return AtRiskPage(
+            total_count=clocks.count(), page_info=OffsetPaginationInfo(offset=offset, limit=limit), results=items
+        )
+
+
+def _at_risk_window(pagination, limit, offset) -> tuple[int, int]:
+    """(offset, limit) of an at-risk page: `pagination` as every root list (checked up front by
+    `limits.PageSizeLimiter`), or the deprecated `limit`/`offset` (0 to 100, at least 0), not both."""
+    if pagination is not None and (limit is not None or offset is not None):
+        given = [name for name, value in (("limit", limit), ("offset", offset)) if value is not None]
+        raise BadRequest(
+            f"Give pagination or {' and '.join(given)}, not both ({' and '.join(given)}: deprecated).",
+            {name: ["Not with pagination."] for name in given},
+        )
+    if pagination is None:
+        if limit is not None and not 0 <= limit <= MAX_PAGE_SIZE or offset is not None and offset < 0:
+            # Keyed by the argument that is wrong (a bad offset was reported under `limit`).
+            wrong = {"limit": ["Out of range."]} if limit is not None and not 0 <= limit <= MAX_PAGE_SIZE else {}
+            wrong |= {"offset": ["Out of range."]} if offset is not None and offset < 0 else {}
+            raise BadRequest(f"limit must be between 0 and {MAX_PAGE_SIZE}, offset at least 0.", wrong)
+        pagination = OffsetPaginationInput(offset=offset or 0, limit=UNSET if limit is None else limit)
+    return page_window(pagination)
 
 
 AtRiskFilter = filter_input("AtRiskFilter", AtRiskFilterSet)
@@ -201,7 +239,15 @@ class AtRiskClock:
     next_escalation: Json | None = strawberry.field(description="{name, at_percent, at} of the next escalation.")
 
 
-@strawberry.type
+AtRiskClockOrder = order_input("AtRiskClockOrder", list(AtRiskViewSet.sort_fields))
+
+
+@strawberry.type(description="A page of the clocks at risk, as every root list pages (REST's `page`/`per_page`).")
 class AtRiskPage:
-    total_count: int
-    items: list[AtRiskClock]
+    total_count: int = strawberry.field(description="Clocks at risk matching the filters, on every page.")
+    page_info: OffsetPaginationInfo
+    results: list[AtRiskClock]
+
+    @strawberry.field(deprecation_reason="Use results, as every root list.")
+    def items(self) -> list[AtRiskClock]:
+        return self.results

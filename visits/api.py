@@ -167,6 +167,12 @@ def _instant(request, name: str, default: dt.datetime, tz) -> dt.datetime:
     raw = request.query_params.get(name)
     if raw is None:  # blank is a 400, as `within_days=` is (it was the default window)
         return default
+    return day_or_instant(raw, name, tz)
+
+
+def day_or_instant(raw: str, name: str, tz) -> dt.datetime:
+    """A window bound of the visits (`?from=`, GraphQL's `from:`): a date (the start of that day in
+    the contract's zone `tz`) or an instant with offset; anything else a 400 naming `name`."""
     day = dates.parse_day(raw)
     value = dt.datetime.combine(day, dt.time.min, tzinfo=tz) if day else dates.parse_instant(raw)
     if value is None or timezone.is_naive(value):

@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import zoneinfo
 from typing import Annotated
 
 import strawberry
 import strawberry_django
 from django.utils import timezone
-from strawberry import UNSET, auto
+from strawberry import auto
 from strawberry_django.pagination import OffsetPaginationInfo, OffsetPaginationInput
-from strawberry_django.settings import strawberry_django_settings
 
-from config import dates
 from config.api.filters import MAX_DB_ID
 from config.errors import BadRequest
 from config.graphql.base import (
@@ -22,6 +21,8 @@ from config.graphql.base import (
     Direction,
     OffsetPaginated,
     object_id,
+    page_window,
+    reference_id,
     require_role,
     resource_get,
     resource_list,
@@ -41,6 +42,7 @@ from config.graphql.mutations import (
     pk_of,
     result_union,
 )
+from config.graphql.scalars import DateOrInstant
 from contracts.graphql import Asset, Contract
 from contracts.models import Contract as ContractModel
 from contracts.services import contract_for_line_items as contract_of_route
@@ -48,7 +50,7 @@ from workorders import models
 from workorders.graphql import WorkOrder
 from workorders.visits import next_occurrences
 
-from .api import MAX_SPAN, VISIT_SORTS, VisitPlanSerializer, VisitPlanViewSet, sorted_visits
+from .api import MAX_SPAN, VISIT_SORTS, VisitPlanSerializer, VisitPlanViewSet, day_or_instant, sorted_visits
 from .selectors import STATES, contract_visits
 
 
@@ -129,16 +131,6 @@ class VisitPage:
     results: list[Visit]
 
 
-def _page_window(pagination: OffsetPaginationInput | None) -> tuple[int, int]:
-    """(offset, limit) of a page: the root lists' default of 20 when no limit is given; a limit
-    beyond 100 or a negative offset never gets here (`config.graphql.limits.PageSizeLimiter`)."""
-    offset = pagination.offset if pagination is not None else 0
-    limit = pagination.limit if pagination is not None else UNSET
-    if limit is UNSET or limit is None:
-        limit = strawberry_django_settings()["PAGINATION_DEFAULT_LIMIT"]
-    return offset, limit
-
-
 @strawberry.type
 class Query:
     visit_plan: VisitPlan = resource_get()
@@ -153,8 +145,8 @@ class Query:
         self,
         info: strawberry.Info,
         contract_id: strawberry.ID,
-        from_: Annotated[dt.datetime | None, strawberry.argument(name="from")] = None,
-        to: dt.datetime | None = None,
+        from_: Annotated[DateOrInstant | None, strawberry.argument(name="from")] = None,
+        to: DateOrInstant | None = None,
         visit_plan_ids: list[strawberry.ID] | None = None,
         states: list[VisitState] | None = None,
         pagination: OffsetPaginationInput | None = None,
@@ -166,13 +158,14 @@ class Query:
         context = require_role(info, VisitPlanViewSet.read_role)
         contract = contract_of_route(organization=context.organization, contract_id=object_id(contract_id) or 0)
         now = timezone.now()
-        start = dates.check(from_, "from") or now - dt.timedelta(days=30)
-        end = dates.check(to, "to") or now + dt.timedelta(days=90)
+        tz = zoneinfo.ZoneInfo(contract.time_zone)  # a bare date is that day in the contract's zone, as REST
+        start = now - dt.timedelta(days=30) if from_ is None else day_or_instant(from_, "from", tz)
+        end = now + dt.timedelta(days=90) if to is None else day_or_instant(to, "to", tz)
         if not start < end or end - start > MAX_SPAN:
             raise BadRequest("to must be after from, at most 366 days later.", {"to": ["Out of range."]})
         plan_ids = None
         if visit_plan_ids is not None:
-            plan_ids = [object_id(p) for p in visit_plan_ids]
+            plan_ids = [reference_id(p) for p in visit_plan_ids]  # ` 1` as REST's `?visit_plan_id=`
             if None in plan_ids:  # REST's words for `?visit_plan_id=` (visits.api._list_param)
                 wrong = visit_plan_ids[plan_ids.index(None)]
                 raise BadRequest(
@@ -182,7 +175,7 @@ class Query:
         visits = contract_visits(contract, start=start, end=end, now=now, plan_ids=plan_ids, states=chosen)
         if order:
             visits = sorted_visits(visits, [(o.field.value, o.direction == Direction.DESC) for o in order])
-        offset, limit = _page_window(pagination)
+        offset, limit = page_window(pagination)
         shown = [
             Visit(
                 visit_plan=v.plan,

@@ -37,6 +37,7 @@ from strawberry_django.settings import strawberry_django_settings
 from strawberry_django.utils.typing import unwrap_type
 
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateParts
+from config.api.pagination import whole_number
 from config.api.serializers import amount_text, cap_text, price_text
 from config.api.sorting import SortBackend
 from config.errors import BadRequest, Forbidden, NotFound
@@ -269,10 +270,18 @@ class TenantType:
         return TenantQuerySet.for_organization(queryset, context.organization)
 
 
+def reference_id(value) -> int | None:
+    """An ID given to select by (a filter's or a report's id) as a database id, read as REST's
+    filters read one (`?contract_id=%201`, `?visit_plan_id=1,%202`): surrounding blanks dropped,
+    then `object_id`'s rule; None when it cannot name one."""
+    return object_id(str(value).strip())
+
+
 def filter_id(value, name: str) -> int:
-    """A type's own id filter (`contractId`, `webhookId`: an ID, as the REST route's id, up to
-    2^63-1) as a database id; one that cannot be an id (`"abc"`, `"0"`) is a BAD_REQUEST naming it."""
-    pk = object_id(value)
+    """A type's own id filter (`contractId`, `webhookId`: an ID, up to 2^63-1) as a database id,
+    read as a `ReferenceFilter`'s (`reference_id`); one that cannot be an id (`"abc"`, `"0"`) is a
+    BAD_REQUEST naming it."""
+    pk = reference_id(value)
     if pk is None:
         raise BadRequest(f"Invalid filter: {name}", {name: [f"'{value}' is not an id."]})
     return pk
@@ -413,6 +422,17 @@ class ResourceField(PagedListField):
         return super().get_queryset(queryset, info, **kwargs)
 
 
+def page_window(pagination: OffsetPaginationInput | None) -> tuple[int, int]:
+    """(offset, limit) of a computed list's page (`contractVisits`, `slaAtRisk`): the root lists'
+    default of 20 when no limit is given; a limit beyond 100 or a negative offset never gets here
+    (`config.graphql.limits.PageSizeLimiter`)."""
+    offset = pagination.offset if pagination is not None else 0
+    limit = pagination.limit if pagination is not None else UNSET
+    if limit is UNSET or limit is None:
+        limit = strawberry_django_settings()["PAGINATION_DEFAULT_LIMIT"]
+    return offset, limit
+
+
 def resource_list(**kwargs):
     """A root list: `{results, totalCount, pageInfo}` with filters, order and pagination."""
     return strawberry_django.offset_paginated(field_cls=ResourceField, **kwargs)
@@ -453,12 +473,11 @@ def money_field(serializer, name: str):
 
 
 def object_id(value) -> int | None:
-    """A GraphQL ID as a database id, or None when it cannot name one (`"abc"`, `"1.5"`, `"²"`,
+    """A GraphQL ID as a database id, or None when it cannot name one (`"abc"`, `"1.5"`, `"²"`, `"0"`,
     beyond 64 bits): such an id is "not found", as a REST path that is not one."""
-    text = str(value)
-    if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_DB_ID:
-        return int(text)
-    return None
+    # `whole_number` checks the length before `int()`, which refuses more than 4,300 digits with a
+    # ValueError (an INTERNAL error in every ID argument).
+    return whole_number(str(value), MAX_DB_ID) or None
 
 
 class ResourceGetField(StrawberryDjangoField):

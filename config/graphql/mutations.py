@@ -162,6 +162,21 @@ def call_rest(info, method: str, path: str, body: dict | None = None, headers: d
     return response.status_code, getattr(response, "data", None)
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def call_rest_keyed(info, path: str, body: dict, idempotency_key: str | None):
+    """`call_rest` POSTing with the mutation's `idempotencyKey` argument as REST's header; REST's
+    errors about the header (used with another body, too long) are named by the argument."""
+    headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key is not None else {}
+    status, data = call_rest(info, "POST", path, body, headers)
+    if status >= 400 and isinstance(data, dict) and IDEMPOTENCY_HEADER in (data.get("errors") or {}):
+        errors = dict(data["errors"])
+        errors["idempotencyKey"] = errors.pop(IDEMPOTENCY_HEADER)
+        data = {**data, "errors": errors}
+    return status, data
+
+
 def operation_error(status: int, data) -> OperationError:
     data = data if isinstance(data, dict) else {}
     errors = data.get("errors") or {}

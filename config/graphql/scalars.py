@@ -14,6 +14,9 @@ message's `cursor`) and an event's `objectId`. GraphQL's `Int` is 32 bits, so ev
 could be neither passed nor returned. Written as a JSON number, as REST writes ids (a client in
 JavaScript reads it exactly up to 2^53, as it reads REST); read from a number or a string of ASCII
 digits, so an `Int` literal a client already sends (`since: 41`) keeps its meaning.
+
+`DateOrInstant`: a window bound REST takes as a date or an instant (`contractVisits(from:, to:)`,
+REST's `?from=2027-01-01`, the contract's local day); the text goes to REST's own parser.
 """
 
 from __future__ import annotations
@@ -86,16 +89,50 @@ def big_int_value(value: object) -> int:
     return number
 
 
+def _scalar(name: str, description: str, serialize, parse_value) -> ScalarDefinition:
+    """A scalar of our own (its annotation a `typing.NewType`, mapped in SCALAR_OVERRIDES)."""
+    return ScalarDefinition(
+        name=name,
+        description=description,
+        specified_by_url=None,
+        serialize=serialize,
+        parse_value=parse_value,
+        parse_literal=None,
+    )
+
+
 BigInt = typing.NewType("BigInt", int)  # the annotation; its definition is one of SCALAR_OVERRIDES
 
-BigIntDefinition = ScalarDefinition(
-    name="BigInt",
-    description="A whole number of 64 bits (event ids): written as a JSON number, read from a number or a "
-    "string of ASCII digits.",
-    specified_by_url=None,
-    serialize=int,
-    parse_value=big_int_value,
-    parse_literal=None,
+BigIntDefinition = _scalar(
+    "BigInt",
+    "A whole number of 64 bits (event ids): written as a JSON number, read from a number or a string of ASCII digits.",
+    int,
+    big_int_value,
 )
 
-SCALAR_OVERRIDES = {dt.datetime: DateTime, decimal.Decimal: Decimal, BigInt: BigIntDefinition}
+
+def date_or_instant_value(value: object) -> str:
+    if not isinstance(value, str):
+        raise StrawberryInputCoercionError(
+            f"DateOrInstant cannot represent {json.dumps(value, default=str)}: a string, YYYY-MM-DD or an "
+            "ISO 8601 instant with offset."
+        )
+    return value  # read by the REST parameter's own parser, with its words (`visits.api.day_or_instant`)
+
+
+DateOrInstant = typing.NewType("DateOrInstant", str)  # the annotation; its definition is one of SCALAR_OVERRIDES
+
+DateOrInstantDefinition = _scalar(
+    "DateOrInstant",
+    "A date (YYYY-MM-DD: the start of that day in the object's time zone, as REST's `?from=`) or an ISO 8601 "
+    "instant with offset.",
+    str,
+    date_or_instant_value,
+)
+
+SCALAR_OVERRIDES = {
+    dt.datetime: DateTime,
+    decimal.Decimal: Decimal,
+    BigInt: BigIntDefinition,
+    DateOrInstant: DateOrInstantDefinition,
+}
