@@ -195,3 +195,19 @@ class TestTheFaces:
             "keep", "next_business_day", "skip",
         }  # fmt: skip
         assert "calendar_id" in schema["components"]["schemas"]["VisitPlanRequest"]["properties"]
+
+
+@pytest.mark.django_db
+def test_a_visit_a_missed_run_owes_is_generated_late_with_its_real_due_time_and_says_so(contract):
+    # Cron was down from Monday 30 March to Wednesday 8 April noon: Easter Monday's visit is owed.
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    plan = make_plan(contract, generate_days_in_advance=6)
+    logged: list[str] = []
+    generate_visits(now=ams(2026, 4, 8, 12), log=logged.append)
+    late, ahead = WorkOrder.objects.filter(visit_plan=plan).order_by("occurrence")
+    assert late.occurrence == late.reported_at == ams(2026, 4, 6, 9)
+    assert "Generated late, 3060 minutes after its occurrence" in late.contract_match["explanation"]
+    assert "late" not in ahead.contract_match["explanation"]
+    clock = SlaClock.objects.get(work_order=late)
+    assert (clock.started_at, clock.due_at) == (ams(2026, 4, 6, 9), ams(2026, 4, 6, 10))  # its real due time
+    assert any("2 visits generated (1 late" in line for line in logged), logged
