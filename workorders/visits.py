@@ -225,7 +225,9 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
     due = sorted({visit for _occurrence, visit in slots if visit is not None})
     try:
         # All at once (a few statements per plan, not per job) ...
-        created = len(create_planned_jobs(contract=contract, data=[_job_data(plan, contract, o, now) for o in due], now=now))
+        created = len(
+            create_planned_jobs(contract=contract, data=[_job_data(plan, contract, o, now) for o in due], now=now)
+        )
     except IntegrityError:
         # ... unless some occurrence already has its job (a runner that read an older horizon):
         # then one by one, the unique constraint skipping each job that exists.
@@ -233,7 +235,10 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
         for occurrence in due:
             try:
                 create_work_order(
-                    organization=contract.organization, actor=None, data=_job_data(plan, contract, occurrence, now), now=now
+                    organization=contract.organization,
+                    actor=None,
+                    data=_job_data(plan, contract, occurrence, now),
+                    now=now,
                 )
             except IntegrityError:
                 continue
