@@ -211,3 +211,18 @@ def test_a_visit_a_missed_run_owes_is_generated_late_with_its_real_due_time_and_
     clock = SlaClock.objects.get(work_order=late)
     assert (clock.started_at, clock.due_at) == (ams(2026, 4, 6, 9), ams(2026, 4, 6, 10))  # its real due time
     assert any("2 visits generated (1 late" in line for line in logged), logged
+
+
+@pytest.mark.django_db
+def test_a_renewal_carries_the_holiday_rule_and_its_calendar(org, office):
+    from tests.slas.test_renewal_carries import auto_renew
+
+    original = make_contract(org, status="active", auto_renew=True, renewal_term_months=12)  # 2026
+    make_plan(
+        original, recurrence="FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9", on_holiday="next_business_day", calendar=office
+    )
+    renewal = auto_renew(original)
+    plan = VisitPlan.objects.get(contract=renewal)
+    assert (plan.on_holiday, plan.calendar) == ("next_business_day", office)
+    # New Year's Day 2027 is a Friday and a holiday: the renewal's first visit is Monday 4 January.
+    assert next_occurrences(plan, after=ams(2026, 12, 31), count=1) == [ams(2027, 1, 4, 9)]
