@@ -226,3 +226,11 @@ def test_a_renewal_carries_the_holiday_rule_and_its_calendar(org, office):
     assert (plan.on_holiday, plan.calendar) == ("next_business_day", office)
     # New Year's Day 2027 is a Friday and a holiday: the renewal's first visit is Monday 4 January.
     assert next_occurrences(plan, after=ams(2026, 12, 31), count=1) == [ams(2027, 1, 4, 9)]
+
+
+@pytest.mark.django_db
+def test_a_calendar_a_plan_reads_is_not_deleted(api, contract, office):
+    make_plan(contract, on_holiday="skip", calendar=office)
+    response = api("manager").delete(f"/api/v1/calendars/{office.pk}")
+    assert response.status_code == 409 and "visit plans" in response.json()["message"]
+    assert VisitPlan.objects.get().calendar_id == office.pk
