@@ -272,6 +272,18 @@ class CalendarSpec:
         object.__setattr__(self, "holidays", _dates(self.holidays, "holiday"))
         object.__setattr__(self, "working_days", _dates(self.working_days, "working day"))
 
+    def holidays_in(self, year: int) -> frozenset[date]:
+        """The dates of `year` (and the calendar's own of any year) on which nothing is worked: its
+        own holidays and the public holidays of its country that are not working days."""
+        if self.country is None:
+            return self.holidays
+        return self.holidays | (public_holidays(self.country, self.subdivision, year) - self.working_days)
+
+    def is_business_day(self, day: date) -> bool:
+        """Whether a local date has working hours: its weekday has some, and it is no holiday."""
+        weekday = day.isoweekday()
+        return any(slot[0] == weekday for slot in self.hours) and day not in self.holidays_in(day.year)
+
 
 def _dates(values: Iterable[object], what: str) -> frozenset[date]:
     days = set()
@@ -401,9 +413,7 @@ def _local_epoch(zone: ZoneInfo, day: date, minute: int) -> int:
 def _year_intervals(zone: ZoneInfo, by_weekday: list[list[tuple[int, int]]], spec: CalendarSpec, year: int) -> array:
     """The working intervals of the local dates of `year`: UTC epoch seconds, unmerged, flat
     (start, end, start, end, ...)."""
-    holidays = spec.holidays
-    if spec.country is not None:
-        holidays = holidays | (public_holidays(spec.country, spec.subdivision, year) - spec.working_days)
+    holidays = spec.holidays_in(year)
     raw = array("q")
     for ordinal in range(date(year, 1, 1).toordinal(), date(year + 1, 1, 1).toordinal()):
         day = date.fromordinal(ordinal)

@@ -95,7 +95,9 @@ def delete_calendar(*, instance: Calendar, actor) -> None:
     try:
         calendar.delete()
     except ProtectedError:
-        raise Conflict(f"Calendar {calendar.pk} is used by SLA rules; it cannot be deleted.") from None
+        raise Conflict(
+            f"Calendar {calendar.pk} is used by SLA rules, contracts or visit plans; it cannot be deleted."
+        ) from None
 
 
 # --- rules --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, Upda
 from contracts.api import ContractChild
 from contracts.models import Asset
 from contracts.services import contract_for_line_items as contract_of_route
-from slas.models import PRIORITY_RANK
+from slas.models import PRIORITY_RANK, Calendar
 from workorders import rules as services
 from workorders.models import VisitPlan, WorkOrder
 from workorders.visits import next_occurrences
@@ -42,14 +42,30 @@ class VisitPlanSerializer(ResourceSerializer):
         "FREQ=MONTHLY;BYDAY=3MO;BYHOUR=9 (every third Monday at 09:00). FREQ DAILY or coarser, at most one "
         "visit an hour: BYHOUR lists hours, BYMINUTE one minute, BYSECOND only 0.",
     )
+    on_holiday = serializers.ChoiceField(
+        choices=VisitPlan.OnHoliday.choices,
+        required=False,
+        help_text="An occurrence on a date that is no business day of calendar_id (a holiday, or a weekday "
+        "without working hours; its local date in the contract's time zone): keep (default, visited as it "
+        "falls), next_business_day (the same wall time on the next business day, at most 31 days later; "
+        "merged with a visit already there) or skip (not visited).",
+    )
+    calendar = ReferenceField()
+    calendar_id = ReferenceIdField(
+        source="calendar",
+        queryset=Calendar.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The calendar whose business days on_holiday reads (needed unless on_holiday is keep).",
+    )
     next_occurrences = serializers.SerializerMethodField()
 
     class Meta:
         model = VisitPlan
         fields = [
             "id", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset", "asset_id",
-            "site", "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to", "generated_until",
-            "next_occurrences", "created_at", "updated_at",
+            "site", "generate_days_in_advance", "tolerance_minutes", "on_holiday", "calendar", "calendar_id",
+            "active_from", "active_to", "generated_until", "next_occurrences", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["generated_until", "created_at", "updated_at"]
         default_fields = [
@@ -65,17 +81,18 @@ class VisitPlanSerializer(ResourceSerializer):
         }
 
     def get_next_occurrences(self, plan) -> list[dt.datetime]:
-        """The next five occurrences not generated yet (by the plan's current rule); none once the
-        contract is expired, terminated or renewed."""
+        """The next five visits not generated yet (by the plan's current rule, where on_holiday puts
+        them); none once the contract is expired, terminated or renewed."""
         return next_occurrences(plan, after=timezone.now())
 
 
 class VisitPlanFilterSet(PredicateFilterSet):
     asset_id = PredicateFilter(field_name="asset")
+    calendar_id = PredicateFilter(field_name="calendar")
 
     class Meta:
         model = VisitPlan
-        fields = ["priority", "active_from", "active_to", "created_at", "updated_at"]
+        fields = ["priority", "on_holiday", "active_from", "active_to", "created_at", "updated_at"]
 
 
 class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
@@ -83,7 +100,7 @@ class VisitPlanViewSet(ContractChild, CreateMixin, UpdateMixin, DestroyMixin, Re
     `generate_days_in_advance` days ahead (run_lifecycle / generate_visits), exactly once.
     Editing a plan changes only occurrences not yet generated."""
 
-    queryset = VisitPlan.objects.select_related("asset", "contract")
+    queryset = VisitPlan.objects.select_related("asset", "contract", "calendar")
     serializer_class = VisitPlanSerializer
     filterset_class = VisitPlanFilterSet
     sort_fields = {

@@ -46,6 +46,7 @@ from config.graphql.scalars import DateOrInstant
 from contracts.graphql import Asset, Contract
 from contracts.models import Contract as ContractModel
 from contracts.services import contract_for_line_items as contract_of_route
+from slas.graphql import Calendar
 from workorders import models
 from workorders.graphql import WorkOrder
 from workorders.visits import next_occurrences
@@ -69,6 +70,8 @@ class VisitPlan(ContractChildType):
     site: auto
     generate_days_in_advance: auto
     tolerance_minutes: auto
+    on_holiday: auto
+    calendar: Calendar | None
     active_from: auto
     active_to: auto
     generated_until: auto
@@ -81,15 +84,17 @@ class VisitPlan(ContractChildType):
             "active_from",
             "active_to",
             "generated_until",
+            "on_holiday",
+            "calendar",
             "contract__status",  # a closed contract plans none
             "contract__time_zone",
             "contract__start_date",
             "contract__expiry_date",
         ],
-        select_related=["contract"],
+        select_related=["contract", "calendar"],
         prefetch_related=["contract__term_versions"],  # where the term ends as agreed, read once a page
-        description="The next five occurrences not generated yet (by the plan's current rule); none once the "
-        "contract is expired, terminated or renewed.",
+        description="The next five visits not generated yet (by the plan's current rule, where onHoliday puts "
+        "them); none once the contract is expired, terminated or renewed.",
     )
     def next_occurrences(self) -> list[dt.datetime]:
         return next_occurrences(self, after=timezone.now())

@@ -62,7 +62,7 @@ def contract_visits(
     """Occurrences in [start, end), in time order (then by plan). Four queries: the plans, their
     jobs in the window, the hours logged against those jobs, and the contract's term versions
     (where its term ends as agreed); the rest is the plans' rules."""
-    plans = contract.visit_plans.select_related("asset").order_by("id")
+    plans = contract.visit_plans.select_related("asset", "calendar").order_by("id")
     if plan_ids is not None:
         plans = plans.filter(pk__in=plan_ids)
     plans = list(plans)
@@ -88,6 +88,7 @@ def contract_visits(
     )
     by_plan = {plan.pk: plan for plan in plans}
     visits = []
+    generated = {(job.visit_plan_id, job.occurrence) for job in jobs}
     for job in jobs:
         plan = by_plan[job.visit_plan_id]
         visits.append(_visit(plan, job.occurrence, job, logged.get(job.pk), now))
@@ -98,7 +99,10 @@ def contract_visits(
             # more than that, to tell a window that holds too many.
             room = MAX_VISITS + 1 - len(visits)
             for occurrence in upcoming(plan, after=start - _TICK, until=end - _TICK, limit=room):
-                visits.append(_visit(plan, occurrence, None, None, now))
+                # A visit moved onto an instant that has its job already (the next business day's own
+                # occurrence at the same time) is that job's visit, listed once.
+                if (plan.pk, occurrence) not in generated:
+                    visits.append(_visit(plan, occurrence, None, None, now))
             if len(visits) > MAX_VISITS:
                 _too_many()
     if states is not None:

@@ -170,13 +170,17 @@ class VisitPlanForm(ApiCheckedForm):
         model = VisitPlan
         fields = [
             "contract", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset", "site",
-            "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to",
+            "generate_days_in_advance", "tolerance_minutes", "on_holiday", "calendar", "active_from", "active_to",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # rules.create_visit_plan's default, as the API's plan without one.
         default_when_blank(self, "active_from", "today in the contract's time zone, or its start date if later")
+        default_when_blank(self, "on_holiday", "keep (visits on holidays too), as the API's plan without one")
+
+    def clean_on_holiday(self):
+        return self.cleaned_data.get("on_holiday") or VisitPlan.OnHoliday.KEEP
 
     def _contract(self):
         return self.cleaned_data.get("contract") or (self.instance.contract if self.instance.contract_id else None)
@@ -201,7 +205,8 @@ class VisitPlanForm(ApiCheckedForm):
         contract = data.get("contract") or getattr(self.instance, "contract", None)
         if self.errors or contract is None or not data.get("active_from"):
             return data
-        plan = VisitPlan(**{**{f: getattr(self.instance, f) for f in ("asset",)}, **data, "contract": contract})
+        kept = {f: getattr(self.instance, f) for f in ("asset", "calendar")}
+        plan = VisitPlan(**{**kept, **data, "contract": contract})
         try:
             rules.check_plan(plan, contract)
         except DomainError as exc:
@@ -219,7 +224,7 @@ class VisitPlanAdmin(TypedKeys, ServiceAdminMixin, admin.ModelAdmin):
     list_filter = ["priority", "organization"]
     search_fields = ["summary", "contract__reference", "recurrence"]
     list_select_related = ["contract", "organization"]
-    autocomplete_fields = ["contract", "asset"]
+    autocomplete_fields = ["contract", "asset", "calendar"]
     readonly_fields = ["organization", "generated_until", "next_occurrences", "created_at", "updated_at"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -244,6 +249,9 @@ class VisitPlanInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("contract", "calendar")  # next_five reads both
 
     @admin.display(description="Plan")
     def plan(self, obj):

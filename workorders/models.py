@@ -60,6 +60,14 @@ class VisitPlan(TenantModel):
 
     Priority = SlaRule.Priority
 
+    class OnHoliday(models.TextChoices):
+        """What becomes of an occurrence on a date that is no business day of the plan's `calendar`
+        (a holiday, or a weekday without working hours)."""
+
+        KEEP = "keep"  # visit anyway (the behaviour before the option existed)
+        NEXT_BUSINESS_DAY = "next_business_day"  # the same wall time on the next business day
+        SKIP = "skip"  # no visit for that occurrence
+
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="visit_plans")
     summary = models.CharField(max_length=255)
     recurrence = models.CharField(max_length=500)
@@ -71,6 +79,11 @@ class VisitPlan(TenantModel):
     generate_days_in_advance = models.PositiveIntegerField(default=7)
     # A generated visit not resolved by the occurrence's end plus this tolerance is `missed`.
     tolerance_minutes = models.PositiveIntegerField(default=0)
+    on_holiday = models.CharField(max_length=24, choices=OnHoliday.choices, default=OnHoliday.KEEP)
+    # Whose business days `on_holiday` reads (needed unless it keeps every occurrence).
+    calendar = models.ForeignKey(
+        "slas.Calendar", null=True, blank=True, on_delete=models.PROTECT, related_name="visit_plans"
+    )
     active_from = models.DateField()
     active_to = models.DateField(null=True, blank=True)
     generated_until = models.DateTimeField(editable=False)

@@ -21,7 +21,7 @@ from .models import ContractRule, VisitPlan
 RULE_FIELDS = ["name", "sequence", "enabled", "criteria", "outcome", "contract_id"]
 PLAN_FIELDS = [
     "contract_id", "summary", "recurrence", "duration_minutes", "hours_allocated", "priority", "asset_id", "site",
-    "generate_days_in_advance", "tolerance_minutes", "active_from", "active_to",
+    "generate_days_in_advance", "tolerance_minutes", "on_holiday", "calendar_id", "active_from", "active_to",
 ]  # fmt: skip
 
 
@@ -58,6 +58,13 @@ def check_plan(plan: VisitPlan, contract: Contract, *, dates: bool = True) -> No
         plan.recurrence = recurrence.validate(plan.recurrence, plan.active_from)
     except ValueError as exc:
         errors["recurrence"] = [str(exc)]
+    if plan.on_holiday != VisitPlan.OnHoliday.KEEP:
+        if plan.calendar is None:
+            errors["calendar_id"] = [
+                f"Needed with on_holiday {plan.on_holiday}: the calendar whose business days the visits fall on."
+            ]
+        elif not plan.calendar.hours:
+            errors["calendar_id"] = [f"Calendar {plan.calendar.pk} has no working hours: it has no business day."]
     if plan.asset is not None and plan.asset.counterparty_id != contract.counterparty_id:
         errors["asset_id"] = [f"Asset {plan.asset.pk} is not an asset of the contract's counterparty."]
     if dates and contract.start_date and plan.active_from < contract.start_date:

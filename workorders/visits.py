@@ -27,6 +27,7 @@ only the occurrences still ahead are caught up.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import zoneinfo
 
 from django.db import IntegrityError, transaction
@@ -61,49 +62,121 @@ def plan_window(plan: VisitPlan, contract: Contract) -> tuple[dt.datetime, dt.da
     return first, end
 
 
-def _occurrences(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, limit: int | None):
+# An occurrence on a date that is no business day moves at most this far (`next_business_day`);
+# one with no business day within it (a calendar closed for longer) is not visited.
+MAX_SHIFT_DAYS = 31
+_TICK = dt.timedelta(microseconds=1)
+_FIRST_CHUNK = dt.timedelta(days=40)
+_LAST_CHUNK = dt.timedelta(days=366)
+
+
+def _mover(plan: VisitPlan, contract: Contract):
+    """The plan's holiday rule as a function from an occurrence to the instant it is visited (None:
+    skipped), or None when every occurrence is visited where it falls (`keep`). The occurrence's
+    local date in the contract's time zone is read against the calendar's business days; a moved
+    visit keeps its wall time (read as the rule reads one: a gap time with the offset before it)."""
+    if plan.on_holiday == VisitPlan.OnHoliday.KEEP or plan.calendar_id is None:
+        return None
+    spec, tz = plan.calendar.spec, zoneinfo.ZoneInfo(contract.time_zone)
+    skip = plan.on_holiday == VisitPlan.OnHoliday.SKIP
+
+    def move(occurrence: dt.datetime) -> dt.datetime | None:
+        local = occurrence.astimezone(tz)
+        if spec.is_business_day(local.date()):
+            return occurrence
+        if skip:
+            return None
+        for days in range(1, MAX_SHIFT_DAYS + 1):
+            day = local.date() + dt.timedelta(days=days)
+            if spec.is_business_day(day):
+                wall = dt.datetime.combine(day, local.time().replace(tzinfo=None, fold=0))
+                return wall.replace(tzinfo=tz).astimezone(dt.UTC)
+        return None
+
+    return move
+
+
+def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, chunk=_FIRST_CHUNK):
+    """(occurrence, visit) for each occurrence of the rule in (after, until], in order, lazily:
+    `visit` is the instant it is visited, the occurrence itself unless the plan's holiday rule moves
+    it (later) or skips it (None). A visit moved past the plan's window is None too. Settling is by
+    the occurrence (`generated_until`), so changing the holiday rule never owes a settled one twice."""
     if recurrence.refusal(plan.recurrence):  # a stored rule from before a check: never run
-        return []
+        return
     first, end = plan_window(plan, contract)
-    after = max(after, first - dt.timedelta(microseconds=1))
+    after = max(after, first - _TICK)
     if end is not None:
-        until = min(until, end - dt.timedelta(microseconds=1))
-    if until <= after:
-        return []
-    return recurrence.occurrences(
-        plan.recurrence, time_zone=contract.time_zone, anchor=plan.active_from, after=after, until=until, limit=limit
-    )
+        until = min(until, end - _TICK)
+    move = _mover(plan, contract)
+    rule = {"time_zone": contract.time_zone, "anchor": plan.active_from}
+    # In growing chunks (`chunk`, None: at once), so asking for the next few of a ten-year
+    # lookahead does not compute them all.
+    step, low = chunk or until - after, after
+    while low < until:
+        high = min(until, low + step)
+        for occurrence in recurrence.occurrences(plan.recurrence, after=low, until=high, limit=None, **rule):
+            visit = occurrence if move is None else move(occurrence)
+            if visit is not None and end is not None and visit >= end:
+                visit = None
+            yield occurrence, visit
+        low, step = high, min(step * 2, _LAST_CHUNK)
+
+
+def _visits(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, limit: int | None):
+    """The instants visited in (after, until] (not earlier occurrences moved into it), in order,
+    at most `limit`: occurrences after max(after less the longest move, `generated_until`)."""
+    moves = plan.on_holiday == VisitPlan.OnHoliday.NEXT_BUSINESS_DAY
+    lookback = dt.timedelta(days=MAX_SHIFT_DAYS if moves else 0)
+    found: set[dt.datetime] = set()
+    last = None  # the limit-th visit found so far (None: not known)
+    chunk = _FIRST_CHUNK if limit is not None and limit <= MAX_PER_RUN else None
+    for occurrence, visit in _slots(plan, contract, max(after - lookback, plan.generated_until), until, chunk):
+        if limit is not None and len(found) >= limit:
+            last = last or sorted(found)[limit - 1]
+            if occurrence > last:
+                break  # a later occurrence is visited later still
+        if visit is not None and after < visit <= until:
+            found.add(visit)
+            if last is not None and visit < last:
+                last = None
+    return sorted(found)[:limit]
 
 
 def upcoming(plan: VisitPlan, *, after: dt.datetime, until: dt.datetime, limit: int | None = None):
-    """The plan's occurrences in (after, until] that its current rule would generate: all of them
-    (at most `recurrence.max_occurrences(after, until)`, 24 a day), or the first `limit`."""
-    return _occurrences(plan, plan.contract, max(after, plan.generated_until), until, limit)
+    """The plan's visits in (after, until] that its current rule would generate (occurrences after
+    its `generated_until`, where its holiday rule puts them): all of them (at most
+    `recurrence.max_occurrences(after, until)`, 24 a day), or the first `limit`."""
+    return _visits(plan, plan.contract, after, until, limit)
 
 
 def next_occurrences(plan: VisitPlan, *, after: dt.datetime, count: int = 5) -> list[dt.datetime]:
-    """The next `count` occurrences after an instant that are not generated yet: none once the
+    """The next `count` visits after an instant that are not generated yet: none once the
     contract is closed (expired, terminated, renewed), which generates and lists no more visits."""
     if plan.contract.status in CLOSED:
         return []
     after = max(after, plan.generated_until)
-    return _occurrences(plan, plan.contract, after, after + _LOOKAHEAD, count)
+    return _visits(plan, plan.contract, after, after + _LOOKAHEAD, count)
 
 
 def owes_before(plan: VisitPlan, now: dt.datetime) -> bool:
     """Whether the plan's terms as they stand owe an occurrence not generated yet by `now` (one in
-    (`generated_until`, `now`]: a run has not come by since, or the contract is suspended). An
-    edit asks it of the terms it replaces: when none is owed, the edited terms start at the edit
-    (`rules.update_visit_plan`), as a new plan starts at its creation."""
+    (`generated_until`, `now`] that is visited: a run has not come by since, or the contract is
+    suspended). An edit asks it of the terms it replaces: when none is owed, the edited terms start
+    at the edit (`rules.update_visit_plan`), as a new plan starts at its creation."""
     if plan.generated_until >= now:
         return False
     if recurrence.refusal(plan.recurrence):
         return True  # a stored rule refused since: correcting it generates what is owed from there on
-    return bool(_occurrences(plan, plan.contract, plan.generated_until, now, 1))
+    return any(visit is not None for _occurrence, visit in _slots(plan, plan.contract, plan.generated_until, now))
 
 
-def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime) -> dict:
+def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime, now: dt.datetime) -> dict:
     local = occurrence.astimezone(zoneinfo.ZoneInfo(contract.time_zone))
+    explanation = f"Planned visit: generated by visit plan {plan.pk} of {contract.reference}."
+    if occurrence < now:
+        # A run missed it (cron down, a plan corrected): made late, with its real due times.
+        late = (now - occurrence) // dt.timedelta(minutes=1)
+        explanation += f" Generated late, {late} minutes after its occurrence: its clocks count from the occurrence."
     return {
         "reference": f"VISIT-{plan.pk}-{local:%Y%m%d-%H%M}",
         "summary": plan.summary,
@@ -115,17 +188,16 @@ def _job_data(plan: VisitPlan, contract: Contract, occurrence: dt.datetime) -> d
         "reported_at": occurrence,
         "visit_plan": plan,
         "occurrence": occurrence,
-        "contract_match": matching.manual_record(
-            contract, f"Planned visit: generated by visit plan {plan.pk} of {contract.reference}."
-        ),
+        "contract_match": matching.manual_record(contract, explanation),
     }
 
 
 def next_run(plan: VisitPlan, contract: Contract) -> dt.datetime:
     """When the plan's next occurrence after `generated_until` enters its horizon (NEVER if none)."""
-    ahead = _occurrences(plan, contract, plan.generated_until, plan.generated_until + _LOOKAHEAD, 1)
-    if ahead:
-        return ahead[0] - dt.timedelta(days=plan.generate_days_in_advance)
+    window = _slots(plan, contract, plan.generated_until, plan.generated_until + _LOOKAHEAD)
+    ahead = next((occurrence for occurrence, visit in window if visit is not None), None)
+    if ahead is not None:  # generation settles by occurrence: due when it enters the horizon
+        return ahead - dt.timedelta(days=plan.generate_days_in_advance)
     _first, end = plan_window(plan, contract)
     if end is not None and end <= plan.generated_until + _LOOKAHEAD:
         return NEVER  # its window closes first: nothing more to come
@@ -149,10 +221,13 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
             plan.next_run_at = next_run(plan, contract)
             plan.save(update_fields=["next_run_at", "updated_at"])
         return 0
-    due = _occurrences(plan, contract, plan.generated_until, horizon, MAX_PER_RUN)
+    slots = list(itertools.islice(_slots(plan, contract, plan.generated_until, horizon), MAX_PER_RUN))
+    due = sorted({visit for _occurrence, visit in slots if visit is not None})
     try:
         # All at once (a few statements per plan, not per job) ...
-        created = len(create_planned_jobs(contract=contract, data=[_job_data(plan, contract, o) for o in due], now=now))
+        created = len(
+            create_planned_jobs(contract=contract, data=[_job_data(plan, contract, o, now) for o in due], now=now)
+        )
     except IntegrityError:
         # ... unless some occurrence already has its job (a runner that read an older horizon):
         # then one by one, the unique constraint skipping each job that exists.
@@ -160,17 +235,22 @@ def generate_for_plan(plan: VisitPlan, *, now: dt.datetime, log=lambda message: 
         for occurrence in due:
             try:
                 create_work_order(
-                    organization=contract.organization, actor=None, data=_job_data(plan, contract, occurrence), now=now
+                    organization=contract.organization,
+                    actor=None,
+                    data=_job_data(plan, contract, occurrence, now),
+                    now=now,
                 )
             except IntegrityError:
                 continue
             created += 1
     # Capped runs resume from the last occurrence made; otherwise the whole horizon is settled.
-    plan.generated_until = due[-1] if len(due) >= MAX_PER_RUN else horizon
+    plan.generated_until = slots[-1][0] if len(slots) >= MAX_PER_RUN else horizon
     plan.next_run_at = next_run(plan, contract)
     plan.save(update_fields=["generated_until", "next_run_at", "updated_at"])
     if created:
-        log(f"visit plan {plan.pk} ({contract.reference}): {created} visits generated")
+        late = sum(1 for visit in due if visit < now)
+        note = f" ({late} late, after their occurrence: their clocks count from it)" if late else ""
+        log(f"visit plan {plan.pk} ({contract.reference}): {created} visits generated{note}")
     return created
 
 
@@ -209,7 +289,7 @@ def generate_visits(
                 hold_order(VisitPlan.objects.filter(pk=pk).values_list("organization_id", flat=True))
                 plan = (
                     VisitPlan.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("contract__organization", "contract__counterparty", "asset")
+                    .select_related("contract__organization", "contract__counterparty", "asset", "calendar")
                     .filter(pk=pk)
                     .first()
                 )

@@ -14,7 +14,7 @@ from events.models import Event
 from tests.api_base import WritableResourceAPITests
 from tests.contracts.factories import make_contract
 from tests.ledger.helpers import credit, post
-from tests.slas.factories import ams
+from tests.slas.factories import ams, make_calendar
 from tests.workorders.factories import change
 from workorders import rules
 from workorders.models import VisitPlan, WorkOrder
@@ -61,8 +61,12 @@ class TestVisitPlansAPI(WritableResourceAPITests):
         ("created_at", ">2000-01-01", ["pumps", "hydrants", "urgent"]),
         ("updated_at", "<2000-01-01", []),
         ("ids", "pumps", ["pumps"]),
+        ("on_holiday", "skip", ["hydrants"]),
+        ("on_holiday", "!keep", ["hydrants"]),
+        ("calendar_id", lambda objs: str(objs["hydrants"].calendar_id), ["hydrants"]),
+        ("calendar_id", "", ["pumps", "urgent"]),
     ]
-    malformed_filters = [("priority", "whenever"), ("active_from", ">someday")]
+    malformed_filters = [("priority", "whenever"), ("active_from", ">someday"), ("on_holiday", "sometimes")]
 
     @pytest.fixture(autouse=True)
     def _contract(self, org):
@@ -92,7 +96,9 @@ class TestVisitPlansAPI(WritableResourceAPITests):
         asset = baker.make(Asset, organization=org, counterparty=contract.counterparty)
         return {
             "pumps": make_plan(contract, asset=asset, active_from=dt.date(2026, 3, 1)),
-            "hydrants": make_plan(contract, active_from=dt.date(2026, 7, 1)),
+            "hydrants": make_plan(
+                contract, active_from=dt.date(2026, 7, 1), on_holiday="skip", calendar=make_calendar(org, name="Office")
+            ),
             "urgent": make_plan(
                 contract, priority="high", active_from=dt.date(2026, 3, 1), active_to=dt.date(2026, 9, 30)
             ),
