@@ -85,7 +85,7 @@ def test_the_demo_writes_only_documented_keys():
             problems.append(f"{event_type}: no row")
             continue
         cell, names = row
-        if event_type.endswith(".updated") or "`changes`" == cell.split(" ")[0]:
+        if event_type.endswith(".updated") or cell.split(" ")[0] == "`changes`":
             if keys != {"changes"}:
                 problems.append(f"{event_type}: {sorted(keys)} where the row says changes")
         elif "..." in cell or event_type not in rows:
