@@ -23,7 +23,7 @@ def terms_document(contract: Contract) -> dict:
     snapshot = terms.read_terms(contract)
     line_items = snapshot.pop("line_items")
     rules = SlaRule.objects.filter(contract=contract, active=True, effective_to__isnull=True).select_related("calendar")
-    return {
+    document = {
         "contract": {
             "id": contract.pk,
             "reference": contract.reference,
@@ -56,6 +56,13 @@ def terms_document(contract: Contract) -> dict:
             for rule in sorted(rules, key=lambda r: (r.metric, r.name, r.pk))
         ],
     }
+    if contract.billing_calendar_id:
+        # The hours outside which `out_of_hours_multiplier` prices the work: money the counterparty
+        # signs, so the calendar's hours are signed as a rule's are (only its id was; regression sweep).
+        # Only when there is one, so the documents (and hashes) of contracts without one are unchanged.
+        calendar = contract.billing_calendar
+        document["billing_calendar"] = {"name": calendar.name, "business_hours": business_hours(calendar)}
+    return document
 
 
 def business_hours(calendar) -> dict:

@@ -79,6 +79,8 @@ def rate_limited(request) -> int | None:
 def term_rows(document: dict) -> list[tuple[str, object]]:
     """The terms as the page lists them: readable names and values, references by name (the hash covers ids)."""
     names = {"counterparty": document["contract"]["counterparty"]}
+    if "billing_calendar" in document:
+        names["billing_calendar"] = document["billing_calendar"]["name"]
     return sorted(
         (key.replace("_", " ").capitalize(), names[key] if key in names else readable_term(key, value))
         for key, value in document["terms"].items()

@@ -14,7 +14,9 @@ import asyncio
 from django.db.models import QuerySet
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import (
+    FloatValueNode,
     GraphQLError,
+    IntValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
     VariableNode,
@@ -74,6 +76,42 @@ class PageSizeLimiter(SchemaExtension):
             visit(context.graphql_document, visitor)
             if visitor.refused:
                 context.pre_execution_errors = [GraphQLError(visitor.refused[0], extensions={"code": "BAD_REQUEST"})]
+        yield
+
+
+# The longest number literal a query may hold: a BigInt is 20 characters; Python refuses to read an
+# integer of more than 4,300 digits (ValueError), and strawberry's depth limiter and the page size
+# check read every literal of the document with `int()` before any type is checked.
+MAX_NUMBER_LITERAL = 100
+
+
+class NumberLiteralLimit(SchemaExtension):
+    """A number literal of more than `MAX_NUMBER_LITERAL` characters is a BAD_REQUEST, before the
+    other checks read it: `{ contract(id: 999...9) }` with 5,000 digits was an INTERNAL error
+    (regression sweep of the eleventh round; a variable's value was already refused by its type)."""
+
+    def on_validate(self):
+        context = self.execution_context
+        if context.graphql_document is not None and context.pre_execution_errors is None:
+            too_long = []
+
+            class Numbers(Visitor):
+                def enter(self, node, *args):
+                    if isinstance(node, (IntValueNode, FloatValueNode)) and len(node.value) > MAX_NUMBER_LITERAL:
+                        too_long.append(node)
+                        return self.BREAK
+                    return None
+
+            visit(context.graphql_document, Numbers())
+            if too_long:
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        f"A number literal of {len(too_long[0].value)} characters is out of range: "
+                        f"at most {MAX_NUMBER_LITERAL}.",
+                        nodes=too_long[:1],
+                        extensions={"code": "BAD_REQUEST"},
+                    )
+                ]
         yield
 
 
@@ -185,6 +223,7 @@ class OneListItemsError(SchemaExtension):
 
 def limit_extensions() -> list:
     return [
+        NumberLiteralLimit,  # first: the others read every literal with int()
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH, should_ignore=is_introspection),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

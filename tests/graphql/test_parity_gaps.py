@@ -286,3 +286,28 @@ def test_an_idempotency_keys_errors_name_the_argument(gql, org, make_member):
         "kind": "BAD_REQUEST",
         "fields": [{"path": "idempotencyKey", "messages": ["At most 255 characters."]}],
     }
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ contract(id: %s) { id } }",  # an ID written as a number literal
+        "{ events(filters: {objectId: {eq: %s}}) { totalCount } }",  # a BigInt literal
+        "{ slaAtRisk(pagination: {limit: %s}) { totalCount } }",  # an Int the page size check reads
+        "{ contracts(filters: {contractValue: {gt: %s.5}}) { totalCount } }",  # a float literal
+    ],
+)
+def test_a_number_literal_of_thousands_of_digits_is_a_bad_request(gql, org, query):
+    """Written in the query rather than sent as a variable: strawberry's depth limiter and the page
+    size check read every literal with `int()` before any type is checked, so it was INTERNAL
+    (regression sweep of the eleventh round)."""
+    body = gql("manager").post(query % LONG).json()
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_REQUEST"], body
+    characters = len(LONG) + (2 if "%s.5" in query else 0)
+    assert body["errors"][0]["message"] == f"A number literal of {characters} characters is out of range: at most 100."
+
+
+def test_a_number_literal_of_twenty_characters_still_reads(gql, org):
+    body = gql("manager").post("{ events(filters: {objectId: {eq: -9223372036854775808}}) { totalCount } }").json()
+    assert body == {"data": {"events": {"totalCount": 0}}}

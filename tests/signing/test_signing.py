@@ -572,3 +572,38 @@ class TestBusinessHoursAreSigned:
             response = api("manager").post(f"/api/v1/contracts/{signed_contract.pk}/approve", {}, format="json")
         assert response.json()["status"] == "pending_approval"
         assert response.json()["waiting_for"] == ["the counterparty's signature"]
+
+
+class TestTheBillingCalendarIsSigned:
+    """The billing calendar says which hours `out_of_hours_multiplier` prices higher: money the
+    counterparty signs. Only its id was in the document, so a manager could cut its hours after
+    the link was sent (every hour outside 09:00-12:00 charged double) and the link, and the
+    acceptance, stayed good; the page showed the calendar as a bare id (regression sweep)."""
+
+    @pytest.fixture
+    def calendar(self, org, signed_contract):
+        calendar = make_calendar(org, name="Billing hours", time_zone="Europe/Amsterdam")
+        Contract.objects.filter(pk=signed_contract.pk).update(billing_calendar=calendar, out_of_hours_multiplier="2.00")
+        return calendar
+
+    def test_the_page_names_it_and_shows_its_hours(self, api, signed_contract, calendar):
+        _, path = send_request(api, signed_contract)
+        html = browser().get(path).content.decode()
+        assert "<tr><th>Billing calendar</th><td>Billing hours</td></tr>" in html
+        assert "Business hours of the billing calendar (Billing hours)" in html
+        assert "Mon 08:00-17:00; Tue 08:00-17:00" in html
+
+    def test_a_link_is_void_once_its_hours_change(self, api, signed_contract, calendar):
+        _, path = send_request(api, signed_contract)
+        assert browser().get(path).status_code == 200
+        hours = [{"weekday": day, "start": "09:00", "end": "12:00"} for day in range(1, 6)]
+        edited = api("manager").patch(f"/api/v1/calendars/{calendar.pk}", {"hours": hours}, format="json")
+        assert edited.status_code == 200
+        response = browser().get(path)
+        assert response.status_code == 410 and "The terms have changed" in response.content.decode()
+
+    def test_a_contract_without_one_signs_what_it_signed_before(self, signed_contract):
+        from signing.documents import terms_document
+
+        assert "billing_calendar" not in terms_document(signed_contract)
+        assert terms_document(signed_contract)["terms"]["billing_calendar"] is None
