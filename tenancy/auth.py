@@ -148,6 +148,12 @@ def _check_credentials(claims: dict, membership: Membership) -> Membership:
     A token issued before the password was last set (or before tokens carried the stamp) is
     revoked by it, as Django's sessions are: a stolen token dies with the password."""
     stamp, user = claims.get(CREDENTIALS_CLAIM), membership.user
+    if stamp is None:
+        # Not a password change: the token predates the stamp (README: log in again once after the
+        # upgrade). Saying "password changed" sent users hunting for a break-in that never happened.
+        raise exceptions.AuthenticationFailed(
+            "Token revoked: it was issued before tokens carried a credentials stamp (a service upgrade). Log in again."
+        )
     # As Django's sessions: a stamp made with a key of SECRET_KEY_FALLBACKS still holds while it is listed.
     valid = (credentials_stamp(user), *user.get_session_auth_fallback_hash())
     if not isinstance(stamp, str) or not any(constant_time_compare(stamp, known) for known in valid):
