@@ -370,6 +370,46 @@ def closed_period_fault(*, contract: Contract, effective_date: dt.date) -> str |
     return None
 
 
+# What `open_period` posts and writes from the plan in force on the period's first day: the
+# period's length (its row and the included lot's expiry), the included and prepaid lots, the
+# prepay line and an in-advance charge (with its anniversary increase).
+OPENING_TERMS = (
+    "billing_period", "period_charge", "annual_increase_percent", "invoice_timing", "hours_per_period",
+    "prepay_hours_per_period", "prepay_price_per_hour", "prepay_expiry_months",
+)  # fmt: skip
+
+
+def opened_period_faults(*, contract: Contract, effective_date: dt.date, changes: dict) -> dict[str, str]:
+    """An amendment of the terms a period was opened with, effective on or before that period's first
+    day, would change its plan after its lots and lines were written: `/periods` would show the new
+    charge and hours while the exported line and the ledger keep the old (found by a finance sweep:
+    an amendment effective today, the 1st, approved after `run_lifecycle` opened the month). A change
+    inside a period takes effect from the next period (the plan of a period is the one in force on
+    its first day), so such an amendment is dated after the open period's first day."""
+    named = sorted(name for name in OPENING_TERMS if name in changes)
+    if not named:
+        return {}
+    opened = (
+        BillingPeriod.objects.filter(
+            contract_id=contract.pk, opened_at__isnull=False, start_date__gte=effective_date
+        )
+        .exclude(status=BillingPeriod.Status.CLOSED)
+        .order_by("-start_date")
+        .values_list("start_date", "end_date")
+        .first()
+    )
+    if opened is None:
+        return {}
+    start, end = opened
+    return {
+        "effective_date": (
+            f"Must be after {start}: the billing period {start} to {end} was opened with the terms this "
+            f"changes ({', '.join(named)}), and its lots and lines are written; an amendment dated inside "
+            "a period changes the billing plan from the next period."
+        )
+    }
+
+
 # --- auto top-up --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,90 @@
+"""A finance controller's reconciliation (eleventh round): the billing lines exported, the ledger
+and the periods' figures tell the same story, with hand-computed figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from billing import periods
+from billing.models import BillingLine
+from config.errors import Unprocessable
+from contracts.models import Contract
+from ledger.models import LedgerEntry
+
+from .helpers import d, lifecycle, local, work_at
+from .test_amended_plans import amend, approved
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(org, make_member):
+    return [make_member("admin", org).user for _ in range(3)]
+
+
+def line_amounts(contract, kind) -> dict[dt.date, str]:
+    found = BillingLine.objects.filter(contract=contract, kind=kind).values_list("date", "amount")
+    return {date: str(amount.quantize(d("0.01"))) for date, amount in found}
+
+
+class TestATermChangeInsideAnOpenedPeriod:
+    """March is opened at 01:00 on the 1st: 10 included hours and the in-advance charge of 100.00
+    are written. An amendment effective that same day (a manager may date one today) changed
+    March's plan afterwards: `/periods` said 120.00 and 20 included hours (a total of 370.00 with
+    5 h overage at 50.00), while the exported line said 100.00 and the ledger 10 hours."""
+
+    def test_an_amendment_of_the_opening_terms_on_its_first_day_is_refused(self, org, people):
+        contract = approved(org, period_charge=d(100), hours_per_period=d(10), overage_rate=d(50), allow_overrun=True)
+        lifecycle(local(2026, 3, 1, 1))
+        with pytest.raises(Unprocessable) as raised:
+            amend(contract, people, dt.date(2026, 3, 1), {"period_charge": "120.00", "hours_per_period": "20.00"},
+                  now=local(2026, 3, 1, 10))  # fmt: skip
+        message = raised.value.errors["effective_date"][0]
+        assert "2026-03-01 to 2026-03-31 was opened" in message
+        assert "hours_per_period, period_charge" in message
+
+    def test_dated_inside_the_period_it_bills_from_the_next_and_lines_equal_figures(self, org, people):
+        contract = approved(org, period_charge=d(100), hours_per_period=d(10), overage_rate=d(50), allow_overrun=True)
+        lifecycle(local(2026, 3, 1, 1))
+        amend(contract, people, dt.date(2026, 3, 15), {"period_charge": "120.00", "hours_per_period": "20.00"},
+              now=local(2026, 3, 1, 10))  # fmt: skip
+        work_at(contract, 15, local(2026, 3, 20, 11))  # 5 over March's 10
+        lifecycle(local(2026, 4, 1, 1))
+        march, april = periods.compute(Contract.objects.get(pk=contract.pk), now=local(2026, 4, 1, 2))[2:4]
+        # Hand figures: March 100.00 + 5 h x 50.00 = 350.00; April 120.00 with 20 included hours.
+        assert (march.money["period_charge"], march.money["overage_charge"], march.money["total"]) == (
+            d("100.00"), d("250.00"), d("350.00"),
+        )  # fmt: skip
+        assert (march.included_hours, april.included_hours, april.money["period_charge"]) == (d(10), d(20), d(120))
+        charges = line_amounts(contract, "period_charge")
+        assert (charges[dt.date(2026, 3, 1)], charges[dt.date(2026, 4, 1)]) == ("100.00", "120.00")
+        assert line_amounts(contract, "overage") == {dt.date(2026, 3, 31): "250.00"}
+        included = LedgerEntry.objects.filter(contract=contract, reason_code="included_hours").order_by("occurred_at")
+        assert [e.hours for e in included][2:] == [d(10), d(20)]
+
+    def test_terms_opening_does_not_use_may_change_on_the_first_day(self, org, people):
+        contract = approved(org, period_charge=d(100), overage_rate=d(50), allow_overrun=True)
+        lifecycle(local(2026, 3, 1, 1))
+        amend(contract, people, dt.date(2026, 3, 1), {"overage_rate": "60.00"}, now=local(2026, 3, 1, 10))
+        work_at(contract, 2, local(2026, 3, 20, 11))
+        lifecycle(local(2026, 4, 1, 1))
+        march = periods.compute(Contract.objects.get(pk=contract.pk), now=local(2026, 4, 1, 2))[2]
+        assert march.money["overage_charge"] == d("120.00")  # read at the close: 2 h x 60.00
+        assert line_amounts(contract, "overage") == {dt.date(2026, 3, 31): "120.00"}
+
+    def test_through_the_api_it_is_a_422_naming_effective_date(self, api, org):
+        contract = approved(
+            org, period_charge=d(100), start_date=dt.date(2025, 1, 1), expiry_date=dt.date(2030, 12, 31)
+        )
+        lifecycle(local(2025, 3, 1, 1))
+        admin = api("admin")
+        url = f"/api/v1/contracts/{contract.pk}/amendments"
+        body = {"effective_date": "2025-03-01", "changes": {"period_charge": "90.00"}, "reason": "Price cut"}
+        response = admin.post(url, body, format="json")
+        assert response.status_code == 422, response.content
+        assert list(response.json()["errors"]) == ["effective_date"]
+        assert "period_charge" in response.json()["errors"]["effective_date"][0]
+        body = {"effective_date": "2025-03-02", "changes": {"period_charge": "90.00"}, "reason": "Price cut"}
+        assert admin.post(url, body, format="json").status_code == 201
