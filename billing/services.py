@@ -390,9 +390,7 @@ def opened_period_faults(*, contract: Contract, effective_date: dt.date, changes
     if not named:
         return {}
     opened = (
-        BillingPeriod.objects.filter(
-            contract_id=contract.pk, opened_at__isnull=False, start_date__gte=effective_date
-        )
+        BillingPeriod.objects.filter(contract_id=contract.pk, opened_at__isnull=False, start_date__gte=effective_date)
         .exclude(status=BillingPeriod.Status.CLOSED)
         .order_by("-start_date")
         .values_list("start_date", "end_date")
