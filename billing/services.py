@@ -22,7 +22,6 @@ from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
 from contracts.models import Contract, LineItem, TermVersion
 from contracts.terms import Timeline
 from events.feed import locked
-from events.models import Event
 from events.services import apply_changes, record_event, snapshot
 from ledger import services as ledger
 from ledger.models import LedgerEntry
@@ -198,6 +197,9 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
         organization_id=contract.organization_id, system_key=f"billing:included:period:{row.pk}"
     ).first()
     following = P.next_span(contract, span, timeline)
+    ended = P.ended_at(contract)
+    if following is not None and ended is not None and following.start >= ended:
+        following = None  # terminated: no period follows to take a rollover (it would never open)
     if included is not None and plan.rollover_percent and following is not None:
         expiry = LedgerEntry.objects.get(lot=included, reason_code=R.LOT_EXPIRED)
         rollover = (-expiry.hours * plan.rollover_percent / 100).quantize(HUNDREDTH, rounding=ROUND_DOWN)
@@ -288,24 +290,6 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     return True
 
 
-def _ended_at(contract: Contract) -> dt.datetime | None:
-    """When the contract stopped running before its term's end (terminated), else None."""
-    if contract.status != Contract.Status.TERMINATED:
-        return None
-    return (
-        Event.objects.filter(
-            organization_id=contract.organization_id,
-            object_type="contract",
-            object_id=contract.pk,
-            type="contract.state_changed",
-            payload__to=Contract.Status.TERMINATED,
-        )
-        .order_by("-id")
-        .values_list("occurred_at", flat=True)
-        .first()
-    )
-
-
 def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: None) -> int:
     """Open every begun period and close every ended one, in order. The contract is locked.
 
@@ -313,7 +297,7 @@ def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: N
     terminated contract's periods open only if they began before the termination."""
     done = 0
     rows = {r.index: r for r in BillingPeriod.objects.filter(contract=contract)}
-    ended = _ended_at(contract)
+    ended = P.ended_at(contract)
     timeline = Timeline(contract)
     for span in P.spans(contract, until=now, timeline=timeline):
         row = rows.get(span.index)

@@ -4,6 +4,7 @@ and the periods' figures tell the same story, with hand-computed figures."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,7 +14,7 @@ from config.errors import Unprocessable
 from contracts.models import Contract
 from ledger.models import LedgerEntry
 
-from .helpers import d, lifecycle, local, work_at
+from .helpers import d, lifecycle, local, plan_contract, work_at
 from .test_amended_plans import amend, approved
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +89,34 @@ class TestATermChangeInsideAnOpenedPeriod:
         assert "period_charge" in response.json()["errors"]["effective_date"][0]
         body = {"effective_date": "2025-03-02", "changes": {"period_charge": "90.00"}, "reason": "Price cut"}
         assert admin.post(url, body, format="json").status_code == 201
+
+
+def test_a_terminated_contracts_periods_end_with_the_last_one_begun_and_roll_nothing_over(org, make_member):
+    """Terminated in its fourth month: the four months begun are billed (100.00 each, in advance),
+    and the periods say the same, 400.00. Before, `/periods` (and `compute`) went on listing every
+    month of the term after it, each with its charge of 100.00 that no line will ever bill, and the
+    last close rolled 5 hours over into a period that never opens."""
+    from django.utils import timezone
+
+    from contracts.services import add_months, terminate_contract
+
+    zone = "Europe/Amsterdam"  # today where the contract counts its months (see test_periods)
+    today = timezone.localdate(timezone=ZoneInfo(zone))
+    start = add_months(today.replace(day=1), -3)
+    contract = plan_contract(
+        org, period_charge=d(100), hours_per_period=d(10), rollover_percent=50,
+        start_date=start, expiry_date=add_months(start, 24), time_zone=zone,
+    )  # fmt: skip
+    lifecycle(timezone.now())
+    terminate_contract(contract=contract, actor=make_member("manager", org).user, reason="Customer left")
+    later = timezone.now() + dt.timedelta(days=150)
+    lifecycle(later)
+    found = periods.compute(Contract.objects.get(pk=contract.pk), now=later)
+    assert [(p.span.index, p.status) for p in found] == [(0, "closed"), (1, "closed"), (2, "closed"), (3, "closed")]
+    lines = BillingLine.objects.filter(contract=contract)
+    assert sum(p.money["total"] for p in found) == sum(line.amount for line in lines) == d("400.00")
+    # 50% of 10 unused hours rolls over at the first three closes, not at the last one.
+    rolled = LedgerEntry.objects.filter(contract=contract, reason_code="rollover").order_by("occurred_at")
+    assert [e.hours for e in rolled] == [d(5)] * 3
+    last = found[-1]
+    assert (last.rolled_over_in, last.rolled_over_out, last.expired_hours) == (d(5), d(0), d(15))
