@@ -364,17 +364,25 @@ OPENING_TERMS = (
 
 
 def opened_period_faults(*, contract: Contract, effective_date: dt.date, changes: dict) -> dict[str, str]:
-    """An amendment of the terms a period was opened with, effective on or before that period's first
-    day, would change its plan after its lots and lines were written: `/periods` would show the new
-    charge and hours while the exported line and the ledger keep the old (found by a finance sweep:
-    an amendment effective today, the 1st, approved after `run_lifecycle` opened the month). A change
-    inside a period takes effect from the next period (the plan of a period is the one in force on
-    its first day), so such an amendment is dated after the open period's first day."""
+    """What an opened, not yet closed period cannot take any more (the guard `contracts.amendments`
+    asks, for admins too). Its lots, prepay line and in-advance charge were written by the plan in
+    force on its first day, and its included hours expire at its last day's end (found by a finance
+    sweep, both):
+
+    - an amendment of those terms effective on or before its first day (one effective today, the 1st,
+      approved after `run_lifecycle` opened the month) changed its plan afterwards: `/periods` showed
+      the new charge and hours while the exported line and the ledger kept the old. A change inside a
+      period takes effect from the next period, so such an amendment is dated after the first day;
+    - an expiry before its last day cut it after it was opened: it closed at the new end with its
+      included hours still unexpired, and their expiry at the old end then changed the closed period's
+      figures (expired hours) after its close. Ending sooner than that is a termination (the period
+      begun is billed in full, as the last, shorter period of a term is)."""
     named = sorted(name for name in OPENING_TERMS if name in changes)
-    if not named:
+    expiry = changes.get("expiry_date") if "expiry_date" in changes else None
+    if not named and expiry is None:
         return {}
     opened = (
-        BillingPeriod.objects.filter(contract_id=contract.pk, opened_at__isnull=False, start_date__gte=effective_date)
+        BillingPeriod.objects.filter(contract_id=contract.pk, opened_at__isnull=False)
         .exclude(status=BillingPeriod.Status.CLOSED)
         .order_by("-start_date")
         .values_list("start_date", "end_date")
@@ -383,13 +391,19 @@ def opened_period_faults(*, contract: Contract, effective_date: dt.date, changes
     if opened is None:
         return {}
     start, end = opened
-    return {
-        "effective_date": (
+    faults = {}
+    if named and effective_date <= start:
+        faults["effective_date"] = (
             f"Must be after {start}: the billing period {start} to {end} was opened with the terms this "
             f"changes ({', '.join(named)}), and its lots and lines are written; an amendment dated inside "
             "a period changes the billing plan from the next period."
         )
-    }
+    if expiry is not None and dt.date.fromisoformat(str(expiry)) < end:
+        faults["changes.expiry_date"] = (
+            f"Must not be before {end}, the last day of the opened billing period {start} to {end} (its "
+            "included hours expire then); to stop the contract sooner, terminate it."
+        )
+    return faults
 
 
 # --- auto top-up --------------------------------------------------------------------------------

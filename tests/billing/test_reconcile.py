@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from billing import periods
-from billing.models import BillingLine
+from billing.models import BillingLine, BillingPeriod
 from config.errors import Unprocessable
 from contracts.models import Contract
 from ledger.models import LedgerEntry
@@ -120,3 +120,24 @@ def test_a_terminated_contracts_periods_end_with_the_last_one_begun_and_roll_not
     assert [e.hours for e in rolled] == [d(5)] * 3
     last = found[-1]
     assert (last.rolled_over_in, last.rolled_over_out, last.expired_hours) == (d(5), d(0), d(15))
+
+
+def test_an_expiry_that_would_cut_an_opened_period_is_refused(api, org, people):
+    """March is opened (10 included hours expiring at its end) and then the expiry was amended to
+    20 March: the period closed on the 21st with expired hours 0.00 in its stored figures, and the
+    included lot's expiry at the end of March then made the closed period read 7.00 expired hours
+    (3 of 10 worked). A date on or after its last day is fine (an extension too)."""
+    contract = approved(org, period_charge=d(100), hours_per_period=d(10))
+    lifecycle(local(2026, 3, 1, 1))
+    with pytest.raises(Unprocessable) as raised:
+        amend(contract, people, dt.date(2026, 3, 10), {"expiry_date": "2026-03-20"}, now=local(2026, 3, 2, 10))
+    assert list(raised.value.errors) == ["changes.expiry_date"]
+    assert "Must not be before 2026-03-31" in raised.value.errors["changes.expiry_date"][0]
+    amend(contract, people, dt.date(2026, 3, 10), {"expiry_date": "2026-03-31"}, now=local(2026, 3, 2, 10))
+    work_at(contract, 3, local(2026, 3, 5, 11))
+    lifecycle(local(2026, 4, 2, 1))
+    [march] = BillingPeriod.objects.filter(contract=contract, index=2).values_list("figures", flat=True)
+    found = periods.compute(Contract.objects.get(pk=contract.pk), now=local(2026, 4, 2, 2))[2].as_dict("EUR")
+    assert march == found and (found["end_date"], found["expired_hours"], found["total"]) == (
+        "2026-03-31", "7.00", "100.00",
+    )  # fmt: skip
