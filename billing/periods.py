@@ -76,7 +76,8 @@ def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Tim
 
     Each period follows the plan in force on its start date (`contracts.terms`): its length from
     that version's `billing_period` (counted from the start of the run of periods of that length,
-    so an amendment from monthly to quarterly starts quarters where it takes effect), and the
+    so an amendment from monthly to quarterly starts quarters with the first period that begins
+    under it: dated inside a month, from the next month's start), and the
     term's end from the version in force on its last day (an amendment that ends the contract
     sooner cuts it; one that extends it lets the periods go on). A plan amended to `none` has no
     periods from then on, until a version with periods begins (the periods start again there)."""

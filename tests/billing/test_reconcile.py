@@ -141,3 +141,18 @@ def test_an_expiry_that_would_cut_an_opened_period_is_refused(api, org, people):
     assert march == found and (found["end_date"], found["expired_hours"], found["total"]) == (
         "2026-03-31", "7.00", "100.00",
     )  # fmt: skip
+
+
+def test_an_anniversary_inside_a_period_raises_the_charge_from_the_next_period(org, people):
+    """Quarters from 15 June (a plan amended from `none`) on an agreement started 1 January: the
+    anniversary of 1 January 2027 falls inside the quarter from 15 December, which keeps 300.00
+    (the plan of its first day); the quarter from 15 March is 300.00 x 1.10 = 330.00. No proration."""
+    contract = approved(org, billing_period="none", expiry_date=dt.date(2027, 12, 31))
+    changes = {"billing_period": "quarterly", "period_charge": "300.00", "annual_increase_percent": "10"}
+    amend(contract, people, dt.date(2026, 6, 15), changes, now=local(2026, 1, 5))
+    contract = Contract.objects.get(pk=contract.pk)
+    found = periods.spans(contract)
+    charges = [(s.start_date.isoformat(), str(periods.period_charge(contract, s))) for s in found][:4]
+    assert charges == [
+        ("2026-06-15", "300.00"), ("2026-09-15", "300.00"), ("2026-12-15", "300.00"), ("2027-03-15", "330.00"),
+    ]  # fmt: skip
