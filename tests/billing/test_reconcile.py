@@ -3,7 +3,9 @@ and the periods' figures tell the same story, with hand-computed figures."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -156,3 +158,44 @@ def test_an_anniversary_inside_a_period_raises_the_charge_from_the_next_period(o
     assert charges == [
         ("2026-06-15", "300.00"), ("2026-09-15", "300.00"), ("2026-12-15", "300.00"), ("2027-03-15", "330.00"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "currency, charge, penalty, total",
+    [("KWD", "100.000", "150.125", "-50.125"), ("JPY", "10000", "15000", "-5000")],
+)
+def test_a_credit_larger_than_the_charge_exports_as_it_reads_in_the_period(api, org, currency, charge, penalty, total):
+    """A penalty posted by hand in March (to a customer: a service credit) larger than March's
+    charge: the period's total is negative, the service credit line is minus the penalty, the batch
+    total is the signed sum of the lines in the currency's minor unit, and the CSV says what the JSON says."""
+    contract = plan_contract(org, currency=currency, period_charge=d(charge), invoice_timing="in_arrears")
+    client = api("manager")
+    lifecycle(local(2026, 3, 1, 1))
+    posted = client.post(
+        "/api/v1/ledger_entries",
+        {"contract_id": contract.pk, "entry_type": "penalty", "amount": penalty, "currency": currency,
+         "occurred_at": "2026-03-10T10:00:00Z"},
+        format="json",
+    )  # fmt: skip
+    assert posted.status_code == 201, posted.content
+    lifecycle(local(2026, 4, 1, 1))
+    [march] = [p for p in client.get(f"/api/v1/contracts/{contract.pk}/periods").json() if p["number"] == 3]
+    assert (march["period_charge"], march["service_credits"], march["total"]) == (charge, f"-{penalty}", total)
+    body = {"contract_id": contract.pk, "date_from": "2026-03-01", "date_to": "2026-03-31"}
+    exported = client.post("/api/v1/billing_exports", body, format="json", HTTP_IDEMPOTENCY_KEY=f"march-{currency}")
+    assert exported.status_code == 201, exported.content
+    batch = exported.json()
+    assert sorted((line["kind"], line["amount"]) for line in batch["lines"]) == [
+        ("period_charge", charge), ("service_credit", f"-{penalty}"),
+    ]  # fmt: skip
+    assert batch["totals"] == {currency: total} and batch["line_count"] == 2
+    again = client.post("/api/v1/billing_exports", body, format="json", HTTP_IDEMPOTENCY_KEY=f"march-{currency}")
+    assert again.json() == batch  # the same batch, no second one
+    rows = list(
+        csv.DictReader(
+            io.StringIO(client.get(f"/api/v1/billing_exports/{batch['id']}", HTTP_ACCEPT="text/csv").content.decode())
+        )
+    )
+    assert [(r["line"], r["amount"], r["quantity"], r["unit_price"]) for r in rows] == [
+        (str(line["id"]), line["amount"], line["quantity"], line["unit_price"]) for line in batch["lines"]
+    ]
