@@ -9,6 +9,8 @@ import io
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing import periods
 from billing.models import BillingLine, BillingPeriod
@@ -113,7 +115,15 @@ def test_a_terminated_contracts_periods_end_with_the_last_one_begun_and_roll_not
     terminate_contract(contract=contract, actor=make_member("manager", org).user, reason="Customer left")
     later = timezone.now() + dt.timedelta(days=150)
     lifecycle(later)
-    found = periods.compute(Contract.objects.get(pk=contract.pk), now=later)
+    terminated = Contract.objects.get(pk=contract.pk)
+    with CaptureQueriesContext(connection) as queries:
+        found = periods.compute(terminated, now=later)
+    as_running = Contract.objects.get(pk=contract.pk)
+    as_running.status = Contract.Status.ACTIVE  # in memory: what a running contract's read costs
+    with CaptureQueriesContext(connection) as running_queries:
+        assert len(periods.compute(as_running, now=later)) > 4
+    # One query more, the termination's instant (its event); none for a running contract.
+    assert len(queries) == len(running_queries) + 1
     assert [(p.span.index, p.status) for p in found] == [(0, "closed"), (1, "closed"), (2, "closed"), (3, "closed")]
     lines = BillingLine.objects.filter(contract=contract)
     assert sum(p.money["total"] for p in found) == sum(line.amount for line in lines) == d("400.00")
