@@ -47,6 +47,7 @@ from config.errors import BadRequest
 from contracts.models import Contract
 from contracts.services import add_months
 from contracts.terms import Timeline
+from events.models import Event
 from ledger.models import LedgerEntry
 from ledger.services import ZERO, LotBook, replay_rows
 from tenancy.currencies import quantize, storable
@@ -75,7 +76,8 @@ def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Tim
 
     Each period follows the plan in force on its start date (`contracts.terms`): its length from
     that version's `billing_period` (counted from the start of the run of periods of that length,
-    so an amendment from monthly to quarterly starts quarters where it takes effect), and the
+    so an amendment from monthly to quarterly starts quarters with the first period that begins
+    under it: dated inside a month, from the next month's start), and the
     term's end from the version in force on its last day (an amendment that ends the contract
     sooner cuts it; one that extends it lets the periods go on). A plan amended to `none` has no
     periods from then on, until a version with periods begins (the periods start again there)."""
@@ -115,6 +117,25 @@ def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Tim
             return out
         out.append(Span(index, start_date, end_date, start, contract.start_of_day(end_date)))
         start_date = end_date
+
+
+def ended_at(contract: Contract) -> dt.datetime | None:
+    """When the contract stopped running before its term's end (terminated), else None (no query).
+    Only the periods begun before it are billed (`services.bill_contract`) and shown (`compute`)."""
+    if contract.status != Contract.Status.TERMINATED:
+        return None
+    return (
+        Event.objects.filter(
+            organization_id=contract.organization_id,
+            object_type="contract",
+            object_id=contract.pk,
+            type="contract.state_changed",
+            payload__to=Contract.Status.TERMINATED,
+        )
+        .order_by("-id")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
 
 
 def next_span(contract: Contract, span: Span, timeline: Timeline | None = None) -> Span | None:
@@ -263,6 +284,10 @@ def compute(
     """
     timeline = timeline or Timeline(contract)
     periods = spans(contract, until=now, timeline=timeline)
+    if (ended := ended_at(contract)) is not None:
+        # A terminated contract's periods end with the last one begun before the termination, as
+        # billing opens them (found by a finance sweep: the months after it showed their charge).
+        periods = [s for s in periods if s.start < ended]
     if not periods:
         return []
     ids: dict[int, int] = {}

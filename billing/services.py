@@ -22,7 +22,6 @@ from contracts.billing_plan import BILLING_PLAN_MODEL_FIELDS
 from contracts.models import Contract, LineItem, TermVersion
 from contracts.terms import Timeline
 from events.feed import locked
-from events.models import Event
 from events.services import apply_changes, record_event, snapshot
 from ledger import services as ledger
 from ledger.models import LedgerEntry
@@ -198,6 +197,9 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
         organization_id=contract.organization_id, system_key=f"billing:included:period:{row.pk}"
     ).first()
     following = P.next_span(contract, span, timeline)
+    ended = P.ended_at(contract)
+    if following is not None and ended is not None and following.start >= ended:
+        following = None  # terminated: no period follows to take a rollover (it would never open)
     if included is not None and plan.rollover_percent and following is not None:
         expiry = LedgerEntry.objects.get(lot=included, reason_code=R.LOT_EXPIRED)
         rollover = (-expiry.hours * plan.rollover_percent / 100).quantize(HUNDREDTH, rounding=ROUND_DOWN)
@@ -288,24 +290,6 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     return True
 
 
-def _ended_at(contract: Contract) -> dt.datetime | None:
-    """When the contract stopped running before its term's end (terminated), else None."""
-    if contract.status != Contract.Status.TERMINATED:
-        return None
-    return (
-        Event.objects.filter(
-            organization_id=contract.organization_id,
-            object_type="contract",
-            object_id=contract.pk,
-            type="contract.state_changed",
-            payload__to=Contract.Status.TERMINATED,
-        )
-        .order_by("-id")
-        .values_list("occurred_at", flat=True)
-        .first()
-    )
-
-
 def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: None) -> int:
     """Open every begun period and close every ended one, in order. The contract is locked.
 
@@ -313,7 +297,7 @@ def bill_contract(contract: Contract, *, now: dt.datetime, log=lambda message: N
     terminated contract's periods open only if they began before the termination."""
     done = 0
     rows = {r.index: r for r in BillingPeriod.objects.filter(contract=contract)}
-    ended = _ended_at(contract)
+    ended = P.ended_at(contract)
     timeline = Timeline(contract)
     for span in P.spans(contract, until=now, timeline=timeline):
         row = rows.get(span.index)
@@ -368,6 +352,58 @@ def closed_period_fault(*, contract: Contract, effective_date: dt.date) -> str |
             "its figures and billing lines are final."
         )
     return None
+
+
+# What `open_period` posts and writes from the plan in force on the period's first day: the
+# period's length (its row and the included lot's expiry), the included and prepaid lots, the
+# prepay line and an in-advance charge (with its anniversary increase).
+OPENING_TERMS = (
+    "billing_period", "period_charge", "annual_increase_percent", "invoice_timing", "hours_per_period",
+    "prepay_hours_per_period", "prepay_price_per_hour", "prepay_expiry_months",
+)  # fmt: skip
+
+
+def opened_period_faults(*, contract: Contract, effective_date: dt.date, changes: dict) -> dict[str, str]:
+    """What an opened, not yet closed period cannot take any more (the guard `contracts.amendments`
+    asks, for admins too). Its lots, prepay line and in-advance charge were written by the plan in
+    force on its first day, and its included hours expire at its last day's end (found by a finance
+    sweep, both):
+
+    - an amendment of those terms effective on or before its first day (one effective today, the 1st,
+      approved after `run_lifecycle` opened the month) changed its plan afterwards: `/periods` showed
+      the new charge and hours while the exported line and the ledger kept the old. A change inside a
+      period takes effect from the next period, so such an amendment is dated after the first day;
+    - an expiry before its last day cut it after it was opened: it closed at the new end with its
+      included hours still unexpired, and their expiry at the old end then changed the closed period's
+      figures (expired hours) after its close. Ending sooner than that is a termination (the period
+      begun is billed in full, as the last, shorter period of a term is)."""
+    named = sorted(name for name in OPENING_TERMS if name in changes)
+    expiry = changes.get("expiry_date") if "expiry_date" in changes else None
+    if not named and expiry is None:
+        return {}
+    opened = (
+        BillingPeriod.objects.filter(contract_id=contract.pk, opened_at__isnull=False)
+        .exclude(status=BillingPeriod.Status.CLOSED)
+        .order_by("-start_date")
+        .values_list("start_date", "end_date")
+        .first()
+    )
+    if opened is None:
+        return {}
+    start, end = opened
+    faults = {}
+    if named and effective_date <= start:
+        faults["effective_date"] = (
+            f"Must be after {start}: the billing period {start} to {end} was opened with the terms this "
+            f"changes ({', '.join(named)}), and its lots and lines are written; an amendment dated inside "
+            "a period changes the billing plan from the next period."
+        )
+    if expiry is not None and dt.date.fromisoformat(str(expiry)) < end:
+        faults["changes.expiry_date"] = (
+            f"Must not be before {end}, the last day of the opened billing period {start} to {end} (its "
+            "included hours expire then); to stop the contract sooner, terminate it."
+        )
+    return faults
 
 
 # --- auto top-up --------------------------------------------------------------------------------

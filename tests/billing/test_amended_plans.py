@@ -178,8 +178,14 @@ class TestNeverBeforeAClosedPeriod:
                 amend(contract, people, day, {"period_charge": "120.00"}, now=local(2026, 3, 2), allow_past=True)
             assert "effective_date" in raised.value.errors
             assert "2026-02-28" in " ".join(raised.value.errors["effective_date"])
-        # The first day after the closed books is fine (the open period).
-        amend(contract, people, dt.date(2026, 3, 1), {"period_charge": "120.00"},
+        # The first day after the closed books is March's first day, and March was opened (its
+        # charge line written) with the old charge: refused too (eleventh round). Inside March is
+        # fine; the plan changes from April, the next period.
+        with pytest.raises(Unprocessable) as raised:
+            amend(contract, people, dt.date(2026, 3, 1), {"period_charge": "120.00"},
+                  now=local(2026, 3, 2), allow_past=True)  # fmt: skip
+        assert "2026-03-01 to 2026-03-31 was opened" in raised.value.errors["effective_date"][0]
+        amend(contract, people, dt.date(2026, 3, 2), {"period_charge": "120.00"},
               now=local(2026, 3, 2), allow_past=True)  # fmt: skip
         assert contract.period_charge == d(120)
 
