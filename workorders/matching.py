@@ -41,7 +41,7 @@ from django.db.models import Case, Exists, F, JSONField, OuterRef, Q, Value, Whe
 
 from config.api.serializers import reference_of
 from contracts.geo import covers, point_of
-from contracts.models import Asset, Contract, Counterparty
+from contracts.models import Asset, Contract, Counterparty, TermVersion
 
 from .models import ContractRule, WorkOrder
 
@@ -327,10 +327,11 @@ def _candidates(organization, job: Job) -> list[Candidate]:
         day = local_days[row.time_zone]
         if row.start_date <= day and (row.expiry_date is None or day <= row.expiry_date):
             rows.append(row)
+    covered_then = _covered_on_report_date(rows, job, local_days) if job.asset is not None else {}
     candidates = []
     for contract in rows:
         score, reasons = 0, []
-        if contract.covers_asset:
+        if covered_then.get(contract.pk, contract.covers_asset):
             score += ASSET_SCORE
             reasons.append(f"covers asset {job.asset.name!r} (+{ASSET_SCORE})")
         if point is not None and contract.in_box is not None and covers(contract.in_box, *point):
@@ -345,6 +346,35 @@ def _candidates(organization, job: Job) -> list[Candidate]:
     far = dt.date.max
     candidates.sort(key=lambda c: (-c.score, c.contract.expiry_date or far, c.contract.pk))
     return candidates
+
+
+def _covered_on_report_date(rows: list[ContractRow], job: Job, local_days: dict[str, dt.date]) -> dict[int, bool]:
+    """Whether each candidate with term versions covered the job's asset on the report's local date:
+    `covered_assets` is a term, so an asset moved from one contract to another by amendments from a
+    date is the first one's before it and the second one's from it, whatever the row says today (a
+    job pushed late, reported before the move, went to the contract covering it now). One query:
+    the versions of the candidates that may be in force that day (the window widened by the time-zone
+    offsets, as `in_force_q`); a contract without versions (a draft's row, or one from before them)
+    reads its row, as `contracts.terms.Timeline` does."""
+    if not rows:
+        return {}
+    found: dict[int, list[tuple[dt.date, list]]] = {}
+    window = TermVersion.objects.filter(
+        Q(effective_to__isnull=True) | Q(effective_to__gt=(job.reported_at - _LATEST).date()),
+        contract_id__in=[row.pk for row in rows],
+        effective_from__lte=(job.reported_at + _EARLIEST).date(),
+    )
+    for contract_id, effective_from, covered in window.order_by("effective_from").values_list(
+        "contract_id", "effective_from", "terms__covered_assets"
+    ):
+        found.setdefault(contract_id, []).append((effective_from, covered or []))
+    result = {}
+    for row in rows:
+        day = local_days[row.time_zone]
+        in_force = [covered for effective_from, covered in found.get(row.pk, []) if effective_from <= day]
+        if in_force:
+            result[row.pk] = job.asset.pk in in_force[-1]
+    return result
 
 
 def match_contract(*, organization, job: Job) -> Match:

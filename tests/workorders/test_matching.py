@@ -5,14 +5,17 @@ Everything through the API, on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from model_bakery import baker
 
 from contracts.models import Asset, Counterparty
 from tests.contracts.factories import make_contract
+from tests.contracts.test_amendments import amend, approve_fully, approved_contract
 from tests.slas.factories import make_rule
 from workorders.models import ContractRule, WorkOrder
 
@@ -339,5 +342,43 @@ class TestMatchEndpoint:
                 extra.save()
         # (The membership is cached.) 1 the asset, 2 the enabled rules with their contracts, 3 the coverage
         # the rule's `within` names, 4 the party's contracts in force (asset EXISTS; the coverage, by a
-        # CASE, of those whose bounding box holds the point).
-        assert counts == [4, 4]
+        # CASE, of those whose bounding box holds the point), 5 their term versions around the report
+        # date (the asset's coverage on that day: it is a term, eleventh round).
+        assert counts == [5, 5]
+
+
+@pytest.mark.django_db
+class TestAnAssetMovedBetweenContracts:
+    """Eleventh round: an asset covered by A, then (by amendments from a date) by B. The asset's
+    coverage is a term: a job is matched on the terms in force on its report date (contract time
+    zone), not on today's row, so a job pushed late, reported before the move, still goes to A."""
+
+    def move(self, api, org, party, pump, day: dt.date):
+        managers = api("manager"), api("manager"), api("manager")
+        first = approved_contract(org, reference="A", counterparty=party, expiry_date=None)
+        first.covered_assets.add(pump)
+        first.term_versions.update(terms={**first.term_versions.get().terms, "covered_assets": [pump.pk]})
+        second = approved_contract(org, reference="B", counterparty=party, expiry_date=None)
+        for contract, covered in ((first, []), (second, [pump.pk])):
+            moved = amend(managers[0], contract, effective_date=day.isoformat(), changes={"covered_asset_ids": covered})
+            assert moved.status_code == 201, moved.content
+            approve_fully(managers, contract, moved.json()["id"])
+        return first, second
+
+    def test_a_job_reported_before_the_move_goes_to_the_contract_that_covered_it_then(self, api, org, party, pump):
+        today = timezone.localdate(timezone.now(), timezone=zoneinfo.ZoneInfo("Europe/Amsterdam"))
+        first, second = self.move(api, org, party, pump, today)
+        assert list(first.covered_assets.all()) == [] and list(second.covered_assets.all()) == [pump]  # applied
+        client = api("operator")
+        # 10:00 local the day before the move (Europe/Amsterdam, the contracts' zone): A's asset then.
+        before = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(10), tzinfo=first.start_of_day(today).tzinfo)
+        job = post_job(client, asset_id=pump.pk, reported_at=before.isoformat())
+        assert job["contract"]["id"] == first.pk, job["contract_match"]
+        assert job["contract_match"]["score"] == 2 and "Fire pump" in job["contract_match"]["explanation"]
+        # Midnight local on the move's day (22:00 or 23:00 UTC the day before): B's.
+        job = post_job(client, asset_id=pump.pk, reported_at=first.start_of_day(today).isoformat())
+        assert job["contract"]["id"] == second.pk, job["contract_match"]
+        ranked = client.post(
+            f"{URL}/match", {"asset_id": pump.pk, "reported_at": before.isoformat()}, format="json"
+        ).json()["candidates"]
+        assert [(c["contract"]["reference"], c["score"]) for c in ranked] == [("A", 2), ("B", 0)]
