@@ -130,6 +130,7 @@ class RuleResult:
     holds: bool
     explanation: str
     contract: Contract | None = None  # what a rule that holds decides: its contract or that one's renewal
+    passed_over: bool = False  # its criteria hold but its contract is not in force
 
 
 @dataclass
@@ -172,10 +173,22 @@ def in_force_q(reported_at: dt.datetime) -> Q:
 
 
 def in_force(contract: Contract, reported_at: dt.datetime) -> bool:
-    if contract.status != Contract.Status.ACTIVE or contract.start_date is None:
-        return False
+    return not_in_force_because(contract, reported_at) is None
+
+
+def not_in_force_because(contract: Contract, reported_at: dt.datetime) -> str | None:
+    """Why a contract is not in force at the report (None: it is): its status, or the report's
+    local date (contract time zone) outside its term."""
+    if contract.status != Contract.Status.ACTIVE:
+        return f"{contract.reference} is {contract.status}"
+    if contract.start_date is None:
+        return f"{contract.reference} has no start date"
     day = contract.local_today(reported_at)
-    return contract.start_date <= day and (contract.expiry_date is None or day <= contract.expiry_date)
+    if day < contract.start_date:
+        return f"{contract.reference} starts on {contract.start_date} (the report is of {day}, {contract.time_zone})"
+    if contract.expiry_date is not None and day > contract.expiry_date:
+        return f"{contract.reference} expired on {contract.expiry_date} (the report is of {day}, {contract.time_zone})"
+    return None
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -251,15 +264,18 @@ def _evaluate_rules(organization, job: Job) -> tuple[RuleResult | None, list[Rul
             results.append(result)
             return result, results
         contract, via = rule.contract, ""
-        if not in_force(contract, job.reported_at):
+        why = not_in_force_because(contract, job.reported_at)
+        if why is not None:
             contract = _renewal_in_force(contract, job.reported_at)
             if contract is None:
                 results.append(
                     RuleResult(
                         rule,
                         False,
-                        f"Criteria hold ({held}) but {rule.contract.reference} is not in force at "
-                        f"{job.reported_at.isoformat()}; passed over.",
+                        f"Rule {rule.name!r} (sequence {rule.sequence}): criteria hold ({held}) but "
+                        f"{rule.contract.reference} is not in force at {job.reported_at.isoformat()} ({why}); "
+                        "passed over.",
+                        passed_over=True,
                     )
                 )
                 continue
@@ -381,9 +397,13 @@ def match_contract(*, organization, job: Job) -> Match:
     """The contract that covers the job (or none), how it was found, and every candidate."""
     decided, rules = _evaluate_rules(organization, job)
     candidates = _candidates(organization, job)
+    # A rule passed over (its criteria hold, its contract is not in force) is why the job did not
+    # go where a dispatcher expects: the job's own explanation says so, not only `/match`.
+    passed = "".join(f"{r.explanation} " for r in rules if r.passed_over)
     if decided is not None:
         contract = decided.contract
-        return Match("rule", contract, decided.explanation, rule=decided.rule, candidates=candidates, rules=rules)
+        explanation = passed + decided.explanation
+        return Match("rule", contract, explanation, rule=decided.rule, candidates=candidates, rules=rules)
     if candidates:
         best = candidates[0]
         ties = sum(1 for c in candidates if c.score == best.score)
@@ -392,7 +412,7 @@ def match_contract(*, organization, job: Job) -> Match:
             if ties > 1
             else ""
         )
-        explanation = (
+        explanation = passed + (
             f"Entitlement: {best.contract.reference} scored {best.score} of {len(candidates)} candidate(s) "
             f"({best.explanation}){tie_note}."
         )
@@ -406,4 +426,4 @@ def match_contract(*, organization, job: Job) -> Match:
             f"No rule applies and no active contract of counterparty {_job_value(job, 'counterparty')} is in force "
             f"at {job.reported_at.isoformat()}."
         )
-    return Match("none", None, explanation, candidates=[], rules=rules)
+    return Match("none", None, passed + explanation, candidates=[], rules=rules)

@@ -189,6 +189,41 @@ class TestRules:
         job = post_job(api("operator"), asset_id=pump.pk)
         assert job["contract"]["id"] == contracts["warranty"].pk and job["contract_match"]["method"] == "entitlement"
 
+    def test_the_job_says_which_rule_was_passed_over_and_why(self, org, api, party, pump, contracts):
+        # Eleventh round: a rule whose criteria held but whose contract was terminated (or not yet
+        # started on the report's local date) was passed over silently: the job said only
+        # "Entitlement: WARRANTY scored 2", and the dispatcher could not tell why the harbour rule
+        # did not apply; `/match` said "not in force" without the reason.
+        ended = make_contract(org, counterparty=party, status="terminated", reference="ENDED")
+        later = make_contract(
+            org, counterparty=party, status="active", reference="JULY", start_date=dt.date(2026, 7, 1)
+        )
+        for sequence, contract in ((1, ended), (2, later)):
+            ContractRule.objects.create(
+                organization=org,
+                name=f"Pumps {sequence}",
+                sequence=sequence,
+                criteria=[{"field": "asset_kind", "operator": "contains", "value": "pump"}],
+                contract=contract,
+            )
+        job = post_job(api("operator"), asset_id=pump.pk)
+        match = job["contract_match"]
+        assert job["contract"]["id"] == contracts["warranty"].pk and match["method"] == "entitlement"
+        assert match["explanation"] == (
+            "Rule 'Pumps 1' (sequence 1): criteria hold (asset_kind contains 'pump') but ENDED is not in force at "
+            "2026-06-15T08:00:00+00:00 (ENDED is terminated); passed over. "
+            "Rule 'Pumps 2' (sequence 2): criteria hold (asset_kind contains 'pump') but JULY is not in force at "
+            "2026-06-15T08:00:00+00:00 (JULY starts on 2026-07-01 (the report is of 2026-06-15, Europe/Amsterdam)); "
+            "passed over. Entitlement: WARRANTY scored 2 of 3 candidate(s) (covers asset 'Fire pump' (+2))."
+        ), match["explanation"]
+        # At 22:30 UTC on 30 June it is 1 July in Amsterdam: JULY is in force and its rule decides.
+        job = post_job(api("operator"), asset_id=pump.pk, reported_at="2026-06-30T22:30:00Z")
+        assert job["contract"]["id"] == later.pk and job["contract_match"]["method"] == "rule"
+        assert job["contract_match"]["explanation"].startswith("Rule 'Pumps 1' (sequence 1): criteria hold")
+        assert job["contract_match"]["explanation"].endswith(
+            "Rule 'Pumps 2' (sequence 2): asset_kind contains 'pump': JULY."
+        )
+
     def test_a_rule_follows_its_contract_into_its_renewals(self, org, api, party, pump, contracts):
         # Found in review: once its contract expired, a rule was passed over for good, though the
         # renewal carries the contract's SLA rules and visit plans on.
