@@ -107,3 +107,21 @@ class TestRelayPostponedTerms:
             relay("--org", "nope")
         postponed_before_the_tenth_round(org, "OLD-2")
         assert "Summary: 1 contracts to re-lay" in relay("--org", org.slug)
+
+
+@pytest.mark.django_db
+def test_as_of_reads_a_versions_first_and_last_day(api, org):
+    # Eleventh round, checked: a version is in force on [effective_from, effective_to), local dates of
+    # the contract's zone: its last day reads it, the next day the next version (detail and list).
+    from tests.contracts.test_amendments import amend, approve_fully
+
+    managers = api("manager"), api("manager"), api("manager")
+    contract = approved_contract(org, time_zone="Pacific/Auckland", hours_budget="100.00")
+    raised = amend(managers[0], contract, effective_date="2027-04-05", changes={"hours_budget": "150.00"})
+    approve_fully(managers, contract, raised.json()["id"])  # 5 April 2027: the day NZ leaves summer time
+    viewer = api("viewer")
+    for day, hours in (("2027-04-04", "100.00"), ("2027-04-05", "150.00"), ("2026-01-01", "100.00")):
+        shown = viewer.get(f"/api/v1/contracts/{contract.pk}", {"as_of": day, "fields": "hours_budget"}).json()
+        assert shown["hours_budget"] == hours, day
+        listed = viewer.get("/api/v1/contracts", {"as_of": day, "fields": "hours_budget"}).json()
+        assert [(c["id"], c["hours_budget"]) for c in listed] == [(contract.pk, hours)], day
