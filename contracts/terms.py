@@ -362,6 +362,37 @@ def _begin_at_start(contract: Contract, start: dt.date, starting: TermVersion) -
     return first if starting.pk in dropped else starting
 
 
+def postponed_before_versions(contract: Contract) -> tuple[list[TermVersion], str | None]:
+    """The term versions of a contract postponed before the tenth round that begin before its start
+    (what `_begin_at_start` now does at the postponement, the `relay_postponed_terms` command for
+    the older ones), and why they cannot be re-laid (None: they can; an empty list: nothing to do).
+
+    Re-laid only when every one of them already says the contract starts on its start date (the
+    postponement was laid on each, as since the seventh round): the contract was never in force on
+    their days. A version before the start with another start date is from a contract that ran from
+    its old start (activated before the seventh round, its start rewritten while it ran): its days
+    were billed and worked, so its versions are history, not an error, and are left."""
+    start = contract.start_date
+    found = versions(contract)
+    if start is None or not found or found[0].effective_from >= start:
+        return [], None
+    before = [v for v in found if v.effective_from < start]
+    other = sorted({str(v.terms.get("start_date")) for v in before} - {start.isoformat()})
+    if other:
+        return before, f"its versions before {start} say it started on {', '.join(other)}: it ran then; left as is"
+    return before, None
+
+
+def relay_postponed(contract: Contract, *, now: dt.datetime) -> bool:
+    """Begin a postponed contract's versions on its start date, as a postponement does today
+    (`_begin_at_start`), and bring the row to the version in force today (`sync_contract`, whose
+    `contract.terms_changed` names what changed). The caller holds the contract's lock and checked
+    `postponed_before_versions`. Returns whether the row changed."""
+    first = versions(contract)[0]
+    _begin_at_start(contract, contract.start_date, first)
+    return sync_contract(contract, actor=None, now=now)
+
+
 @transaction.atomic
 def sync_contract(contract: Contract, *, actor, now: dt.datetime, amendment: Amendment | None = None) -> bool:
     """Bring the contract row to the version in force today; write `contract.terms_changed` when

@@ -41,7 +41,7 @@ from django.db.models import Case, Exists, F, JSONField, OuterRef, Q, Value, Whe
 
 from config.api.serializers import reference_of
 from contracts.geo import covers, point_of
-from contracts.models import Asset, Contract, Counterparty
+from contracts.models import Asset, Contract, Counterparty, TermVersion
 
 from .models import ContractRule, WorkOrder
 
@@ -130,6 +130,7 @@ class RuleResult:
     holds: bool
     explanation: str
     contract: Contract | None = None  # what a rule that holds decides: its contract or that one's renewal
+    passed_over: bool = False  # its criteria hold but its contract is not in force
 
 
 @dataclass
@@ -172,10 +173,22 @@ def in_force_q(reported_at: dt.datetime) -> Q:
 
 
 def in_force(contract: Contract, reported_at: dt.datetime) -> bool:
-    if contract.status != Contract.Status.ACTIVE or contract.start_date is None:
-        return False
+    return not_in_force_because(contract, reported_at) is None
+
+
+def not_in_force_because(contract: Contract, reported_at: dt.datetime) -> str | None:
+    """Why a contract is not in force at the report (None: it is): its status, or the report's
+    local date (contract time zone) outside its term."""
+    if contract.status != Contract.Status.ACTIVE:
+        return f"{contract.reference} is {contract.status}"
+    if contract.start_date is None:
+        return f"{contract.reference} has no start date"
     day = contract.local_today(reported_at)
-    return contract.start_date <= day and (contract.expiry_date is None or day <= contract.expiry_date)
+    if day < contract.start_date:
+        return f"{contract.reference} starts on {contract.start_date} (the report is of {day}, {contract.time_zone})"
+    if contract.expiry_date is not None and day > contract.expiry_date:
+        return f"{contract.reference} expired on {contract.expiry_date} (the report is of {day}, {contract.time_zone})"
+    return None
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -251,15 +264,18 @@ def _evaluate_rules(organization, job: Job) -> tuple[RuleResult | None, list[Rul
             results.append(result)
             return result, results
         contract, via = rule.contract, ""
-        if not in_force(contract, job.reported_at):
+        why = not_in_force_because(contract, job.reported_at)
+        if why is not None:
             contract = _renewal_in_force(contract, job.reported_at)
             if contract is None:
                 results.append(
                     RuleResult(
                         rule,
                         False,
-                        f"Criteria hold ({held}) but {rule.contract.reference} is not in force at "
-                        f"{job.reported_at.isoformat()}; passed over.",
+                        f"Rule {rule.name!r} (sequence {rule.sequence}): criteria hold ({held}) but "
+                        f"{rule.contract.reference} is not in force at {job.reported_at.isoformat()} ({why}); "
+                        "passed over.",
+                        passed_over=True,
                     )
                 )
                 continue
@@ -327,10 +343,11 @@ def _candidates(organization, job: Job) -> list[Candidate]:
         day = local_days[row.time_zone]
         if row.start_date <= day and (row.expiry_date is None or day <= row.expiry_date):
             rows.append(row)
+    covered_then = _covered_on_report_date(rows, job, local_days) if job.asset is not None else {}
     candidates = []
     for contract in rows:
         score, reasons = 0, []
-        if contract.covers_asset:
+        if covered_then.get(contract.pk, contract.covers_asset):
             score += ASSET_SCORE
             reasons.append(f"covers asset {job.asset.name!r} (+{ASSET_SCORE})")
         if point is not None and contract.in_box is not None and covers(contract.in_box, *point):
@@ -347,13 +364,46 @@ def _candidates(organization, job: Job) -> list[Candidate]:
     return candidates
 
 
+def _covered_on_report_date(rows: list[ContractRow], job: Job, local_days: dict[str, dt.date]) -> dict[int, bool]:
+    """Whether each candidate with term versions covered the job's asset on the report's local date:
+    `covered_assets` is a term, so an asset moved from one contract to another by amendments from a
+    date is the first one's before it and the second one's from it, whatever the row says today (a
+    job pushed late, reported before the move, went to the contract covering it now). One query:
+    the versions of the candidates that may be in force that day (the window widened by the time-zone
+    offsets, as `in_force_q`); a contract without versions (a draft's row, or one from before them)
+    reads its row, as `contracts.terms.Timeline` does."""
+    if not rows:
+        return {}
+    found: dict[int, list[tuple[dt.date, list]]] = {}
+    window = TermVersion.objects.filter(
+        Q(effective_to__isnull=True) | Q(effective_to__gt=(job.reported_at - _LATEST).date()),
+        contract_id__in=[row.pk for row in rows],
+        effective_from__lte=(job.reported_at + _EARLIEST).date(),
+    )
+    for contract_id, effective_from, covered in window.order_by("effective_from").values_list(
+        "contract_id", "effective_from", "terms__covered_assets"
+    ):
+        found.setdefault(contract_id, []).append((effective_from, covered or []))
+    result = {}
+    for row in rows:
+        day = local_days[row.time_zone]
+        in_force = [covered for effective_from, covered in found.get(row.pk, []) if effective_from <= day]
+        if in_force:
+            result[row.pk] = job.asset.pk in in_force[-1]
+    return result
+
+
 def match_contract(*, organization, job: Job) -> Match:
     """The contract that covers the job (or none), how it was found, and every candidate."""
     decided, rules = _evaluate_rules(organization, job)
     candidates = _candidates(organization, job)
+    # A rule passed over (its criteria hold, its contract is not in force) is why the job did not
+    # go where a dispatcher expects: the job's own explanation says so, not only `/match`.
+    passed = "".join(f"{r.explanation} " for r in rules if r.passed_over)
     if decided is not None:
         contract = decided.contract
-        return Match("rule", contract, decided.explanation, rule=decided.rule, candidates=candidates, rules=rules)
+        explanation = passed + decided.explanation
+        return Match("rule", contract, explanation, rule=decided.rule, candidates=candidates, rules=rules)
     if candidates:
         best = candidates[0]
         ties = sum(1 for c in candidates if c.score == best.score)
@@ -362,7 +412,7 @@ def match_contract(*, organization, job: Job) -> Match:
             if ties > 1
             else ""
         )
-        explanation = (
+        explanation = passed + (
             f"Entitlement: {best.contract.reference} scored {best.score} of {len(candidates)} candidate(s) "
             f"({best.explanation}){tie_note}."
         )
@@ -376,4 +426,4 @@ def match_contract(*, organization, job: Job) -> Match:
             f"No rule applies and no active contract of counterparty {_job_value(job, 'counterparty')} is in force "
             f"at {job.reported_at.isoformat()}."
         )
-    return Match("none", None, explanation, candidates=[], rules=rules)
+    return Match("none", None, passed + explanation, candidates=[], rules=rules)

@@ -142,6 +142,37 @@ def validate(text: str, anchor: dt.date | None = None, *, start: str = "the plan
     return body
 
 
+_SHORTEST = {**_LONGEST, 2: 28}  # the days every year's month has
+_DAY_PARTS = ("BYMONTHDAY", "BYDAY", "BYYEARDAY", "BYWEEKNO")
+
+
+def anchor_skips(text: str, anchor: dt.date) -> str | None:
+    """Why a MONTHLY or YEARLY rule that takes its day of the month from its anchor (no BYMONTHDAY,
+    BYDAY, BYYEARDAY or BYWEEKNO) would skip months, or None. RFC 5545 (and dateutil) drop the
+    dates that do not exist, so "monthly" from 31 January visited seven months a year and "yearly"
+    from 29 February every fourth year, with nothing said. A plan's writer names the day instead:
+    BYMONTHDAY=-1 for the month's last day, or the day itself to mean only the months that have it."""
+    names = {pair.split("=", 1)[0].strip().upper() for pair in _body(text).split(";")}
+    rule = _rule(_body(text), anchor)
+    if rule._freq not in (MONTHLY, YEARLY) or names & set(_DAY_PARTS) or anchor.day <= 28:
+        return None
+    months = rule._bymonth or (range(1, 13) if rule._freq == MONTHLY else (anchor.month,))
+    missing = sorted({month for month in months if anchor.day > _SHORTEST[month]})
+    if not missing:
+        return None
+    month_names = {2: "February outside leap years" if anchor.day == 29 else "February", 4: "April", 6: "June"}
+    month_names |= {9: "September", 11: "November"}
+    skipped = ", ".join(month_names[month] for month in missing)
+    freq = ALLOWED_FREQUENCIES[rule._freq]
+    # YEARLY with a BYMONTHDAY but no BYMONTH recurs in every month: name the anchor's month too.
+    month = f"BYMONTH={anchor.month};" if rule._freq == YEARLY and "BYMONTH" not in names else ""
+    return (
+        f"FREQ={freq} anchored on {anchor.isoformat()} (the plan's active_from) takes the day {anchor.day} from it, "
+        f"and RFC 5545 skips the months without it ({skipped}): add {month}BYMONTHDAY=-1 for the last day of the "
+        f"month, or {month}BYMONTHDAY={anchor.day} to visit only in the months that have that day."
+    )
+
+
 def wall_times(text: str, anchor: dt.date, horizon: dt.datetime) -> Iterator[dt.datetime]:
     """The occurrences (local wall times) of a rule `validate` passed, from its anchor up to
     `horizon`, lazily, COUNT still counting: dateutil stops at `horizon` rather than searching on

@@ -48,14 +48,20 @@ def delete_contract_rule(*, instance: ContractRule, actor) -> None:
 # --- visit plans --------------------------------------------------------------------------------
 
 
-def check_plan(plan: VisitPlan, contract: Contract, *, dates: bool = True) -> None:
+def check_plan(plan: VisitPlan, contract: Contract, *, dates: bool = True, anchor: bool = True) -> None:
     """A plan's rule parses, its asset is the contract's counterparty's, its dates lie in the term
-    (`dates=False`: an edit that leaves them as they were; a draft's term may have moved since)."""
+    (`dates=False`: an edit that leaves them as they were; a draft's term may have moved since).
+    `anchor`: the rule or its start is being written, so a month-end day taken from the start
+    that would skip months is refused (`recurrence.anchor_skips`); a stored plan's edit of
+    something else, and a renewal's copy of a plan, are not refused for it."""
     if contract.status in CLOSED:
         raise Conflict(f"The contract is {contract.status}; it plans no more visits.")
     errors: dict[str, list[str]] = {}
     try:
         plan.recurrence = recurrence.validate(plan.recurrence, plan.active_from)
+        skips = recurrence.anchor_skips(plan.recurrence, plan.active_from) if anchor else None
+        if skips:
+            errors["recurrence"] = [skips]
     except ValueError as exc:
         errors["recurrence"] = [str(exc)]
     if plan.on_holiday != VisitPlan.OnHoliday.KEEP:
@@ -82,7 +88,9 @@ def check_plan(plan: VisitPlan, contract: Contract, *, dates: bool = True) -> No
 
 
 @transaction.atomic
-def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = None) -> VisitPlan:
+def create_visit_plan(
+    *, contract, actor, data: dict, now: dt.datetime | None = None, carried: bool = False
+) -> VisitPlan:
     """Occurrences before the plan's creation are never generated (`generated_until` starts now).
     `active_from` defaults to today in the contract's time zone (or its start date, if later)."""
     now = now or timezone.now()
@@ -90,7 +98,7 @@ def create_visit_plan(*, contract, actor, data: dict, now: dt.datetime | None = 
     default_from = max(today, contract.start_date) if contract.start_date else today
     data = {"active_from": default_from, **data}
     plan = VisitPlan(organization_id=contract.organization_id, contract=contract, generated_until=now, **data)
-    check_plan(plan, contract)
+    check_plan(plan, contract, anchor=not carried)  # a renewal's copy runs the rule its original ran
     plan.save()
     record_event(type="visit_plan.created", obj=plan, actor=actor, payload=snapshot(plan, PLAN_FIELDS))
     return plan
@@ -119,7 +127,11 @@ def carry_plans_into_renewal(event) -> int:
         data = {name: getattr(plan, name) for name in CARRIED_PLAN_FIELDS}
         try:
             create_visit_plan(
-                contract=renewal, actor=event.actor, data={**data, "active_from": renewal.start_date}, now=starts
+                contract=renewal,
+                actor=event.actor,
+                data={**data, "active_from": renewal.start_date},
+                now=starts,
+                carried=True,
             )
         except Unprocessable:
             continue  # check_plan refused it in the new term: no occurrence any more (or a refused rule)
@@ -145,7 +157,12 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict, now: dt.datetim
         # The dates against the term only when the edit sets them: a draft's term moved since the
         # plan was made must not refuse a change of its summary (found by an outside sweep); its
         # occurrences stay within the term whatever its dates (`visits.plan_window`).
-        check_plan(plan, plan.contract, dates=bool({"active_from", "active_to"} & set(data)))
+        check_plan(
+            plan,
+            plan.contract,
+            dates=bool({"active_from", "active_to"} & set(data)),
+            anchor=bool({"active_from", "recurrence"} & set(data)),
+        )
         plan.next_run_at = None  # the next run looks at it again
         if settled and plan.generated_until < now:
             plan.generated_until = now

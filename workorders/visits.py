@@ -39,8 +39,8 @@ from contracts.terms import Timeline
 from events.feed import hold_order
 
 from . import matching, recurrence
-from .models import VisitPlan
-from .services import create_planned_jobs, create_work_order
+from .models import VisitPlan, WorkOrder
+from .services import create_planned_jobs, create_work_order, update_work_order
 
 BATCH = 200
 # A plan may not flood the service: at most this many jobs per plan and run.
@@ -306,3 +306,30 @@ def on_contract_resumed(event) -> int:
     plans = VisitPlan.objects.filter(contract_id=event.object_id)
     plans.update(next_run_at=None)
     return plans.filter(generated_until__lt=event.occurred_at).update(generated_until=event.occurred_at)
+
+
+def on_contract_terminated(event) -> int:
+    """A terminated contract owes no visit after its termination: the jobs its plans generated ahead
+    (`generate_days_in_advance`) for occurrences after the instant it ended, still open (nobody has
+    started them), are cancelled through `update_work_order`, so their clocks stop as cancelled
+    (`sla_clock.stopped`, reason job_ended) and each change is a `work_order.updated` event. Before,
+    they stayed open on a terminated contract and every one of them breached at the next
+    `scan_breaches`, with its penalty. A job already in progress, on hold or resolved is the
+    dispatcher's. Returns how many were cancelled."""
+    payload = event.payload
+    if payload.get("to") != Contract.Status.TERMINATED:
+        return 0
+    jobs = WorkOrder.objects.filter(
+        contract_id=event.object_id,
+        visit_plan__isnull=False,
+        occurrence__gt=event.occurred_at,
+        status=WorkOrder.Status.OPEN,
+    ).order_by("occurrence", "id")
+    cancelled = 0
+    for job in jobs:
+        # A job ahead was reported (its status set) at its occurrence: it is cancelled as of then,
+        # a status change never going back before the previous one.
+        at = max(event.occurred_at, job.status_changed_at)
+        update_work_order(instance=job, actor=event.actor, data={"status": WorkOrder.Status.CANCELLED}, now=at)
+        cancelled += 1
+    return cancelled

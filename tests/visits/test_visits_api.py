@@ -146,6 +146,54 @@ class TestVisitPlanRules:
             assert response.status_code == 422, (extra, response.content)
             assert set(response.json()["errors"]) == {field}, (extra, response.json())
 
+    def test_a_month_end_day_taken_from_active_from_must_be_named(self, api, org):
+        # Eleventh round: "monthly from 31 January" visited seven months a year and "yearly from
+        # 29 February 2028" every fourth year (RFC 5545 skips dates that do not exist), nothing
+        # said. The day is named instead: BYMONTHDAY=-1 (the last day), or the day itself.
+        contract = long_contract(org)
+        client = api("manager")
+        cases = [  # recurrence, active_from -> the months RFC 5545 would skip, named in the 422
+            ("FREQ=MONTHLY;BYHOUR=9", "2027-01-31", "(February, April, June, September, November): add BYMONTHDAY=-1"),
+            ("FREQ=MONTHLY;INTERVAL=2", "2027-03-30", "(February): add BYMONTHDAY=-1"),
+            ("FREQ=YEARLY", "2028-02-29", "(February outside leap years): add BYMONTH=2;BYMONTHDAY=-1"),
+        ]
+        for rule, start, named in cases:
+            response = client.post(
+                plans_url(contract), {"summary": "S", "recurrence": rule, "active_from": start}, format="json"
+            )
+            assert response.status_code == 422, (rule, response.content)
+            assert set(response.json()["errors"]) == {"recurrence"}, response.json()
+            assert named in response.json()["errors"]["recurrence"][0], response.json()
+        made = {}
+        for rule, start in [
+            ("FREQ=MONTHLY;BYMONTHDAY=-1;BYHOUR=9", "2027-01-31"),  # the last day of every month
+            ("FREQ=MONTHLY;BYMONTHDAY=31;BYHOUR=9", "2027-01-31"),  # the 31st where there is one (said so)
+            ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1;BYHOUR=9", "2028-02-29"),  # 29 Feb, then 28 Feb
+            ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;BYHOUR=9", "2027-01-31"),  # the last weekday
+            ("FREQ=MONTHLY;BYHOUR=9", "2027-01-28"),  # every month has a 28th
+        ]:
+            body = {"summary": "S", "recurrence": rule, "active_from": start}
+            response = client.post(plans_url(contract), body, format="json")
+            assert response.status_code == 201, (rule, response.content)
+            made[rule] = response.json()
+        days = {rule: [o[:10] for o in body["next_occurrences"]][:4] for rule, body in made.items()}
+        assert days["FREQ=MONTHLY;BYMONTHDAY=-1;BYHOUR=9"] == ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]
+        assert days["FREQ=MONTHLY;BYMONTHDAY=31;BYHOUR=9"] == ["2027-01-31", "2027-03-31", "2027-05-31", "2027-07-31"]
+        assert days["FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1;BYHOUR=9"] == [
+            "2028-02-29", "2029-02-28", "2030-02-28", "2031-02-28",
+        ]  # fmt: skip
+        # The last weekday: Friday 26 February 2027 (the last of January came before active_from).
+        assert days["FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;BYHOUR=9"] == [
+            "2027-02-26", "2027-03-31", "2027-04-30", "2027-05-31",
+        ]  # fmt: skip
+        plan = VisitPlan.objects.get(pk=made["FREQ=MONTHLY;BYMONTHDAY=-1;BYHOUR=9"]["id"])
+        # A stored plan anchored so (made before this check) is not refused an edit of its summary.
+        VisitPlan.objects.filter(pk=plan.pk).update(recurrence="FREQ=MONTHLY;BYHOUR=9")
+        response = client.patch(f"{plans_url(contract)}/{plan.pk}", {"summary": "Renamed"}, format="json")
+        assert response.status_code == 200, response.content
+        response = client.patch(f"{plans_url(contract)}/{plan.pk}", {"recurrence": "FREQ=MONTHLY"}, format="json")
+        assert response.status_code == 422 and set(response.json()["errors"]) == {"recurrence"}
+
     def test_closed_contracts_plan_nothing_and_other_organizations_are_404(self, api, org, other_org):
         client = api("manager")
         body = {"summary": "S", "recurrence": "FREQ=WEEKLY"}

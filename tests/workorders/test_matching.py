@@ -5,14 +5,17 @@ Everything through the API, on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from model_bakery import baker
 
 from contracts.models import Asset, Counterparty
 from tests.contracts.factories import make_contract
+from tests.contracts.test_amendments import amend, approve_fully, approved_contract
 from tests.slas.factories import make_rule
 from workorders.models import ContractRule, WorkOrder
 
@@ -186,6 +189,41 @@ class TestRules:
         job = post_job(api("operator"), asset_id=pump.pk)
         assert job["contract"]["id"] == contracts["warranty"].pk and job["contract_match"]["method"] == "entitlement"
 
+    def test_the_job_says_which_rule_was_passed_over_and_why(self, org, api, party, pump, contracts):
+        # Eleventh round: a rule whose criteria held but whose contract was terminated (or not yet
+        # started on the report's local date) was passed over silently: the job said only
+        # "Entitlement: WARRANTY scored 2", and the dispatcher could not tell why the harbour rule
+        # did not apply; `/match` said "not in force" without the reason.
+        ended = make_contract(org, counterparty=party, status="terminated", reference="ENDED")
+        later = make_contract(
+            org, counterparty=party, status="active", reference="JULY", start_date=dt.date(2026, 7, 1)
+        )
+        for sequence, contract in ((1, ended), (2, later)):
+            ContractRule.objects.create(
+                organization=org,
+                name=f"Pumps {sequence}",
+                sequence=sequence,
+                criteria=[{"field": "asset_kind", "operator": "contains", "value": "pump"}],
+                contract=contract,
+            )
+        job = post_job(api("operator"), asset_id=pump.pk)
+        match = job["contract_match"]
+        assert job["contract"]["id"] == contracts["warranty"].pk and match["method"] == "entitlement"
+        assert match["explanation"] == (
+            "Rule 'Pumps 1' (sequence 1): criteria hold (asset_kind contains 'pump') but ENDED is not in force at "
+            "2026-06-15T08:00:00+00:00 (ENDED is terminated); passed over. "
+            "Rule 'Pumps 2' (sequence 2): criteria hold (asset_kind contains 'pump') but JULY is not in force at "
+            "2026-06-15T08:00:00+00:00 (JULY starts on 2026-07-01 (the report is of 2026-06-15, Europe/Amsterdam)); "
+            "passed over. Entitlement: WARRANTY scored 2 of 3 candidate(s) (covers asset 'Fire pump' (+2))."
+        ), match["explanation"]
+        # At 22:30 UTC on 30 June it is 1 July in Amsterdam: JULY is in force and its rule decides.
+        job = post_job(api("operator"), asset_id=pump.pk, reported_at="2026-06-30T22:30:00Z")
+        assert job["contract"]["id"] == later.pk and job["contract_match"]["method"] == "rule"
+        assert job["contract_match"]["explanation"].startswith("Rule 'Pumps 1' (sequence 1): criteria hold")
+        assert job["contract_match"]["explanation"].endswith(
+            "Rule 'Pumps 2' (sequence 2): asset_kind contains 'pump': JULY."
+        )
+
     def test_a_rule_follows_its_contract_into_its_renewals(self, org, api, party, pump, contracts):
         # Found in review: once its contract expired, a rule was passed over for good, though the
         # renewal carries the contract's SLA rules and visit plans on.
@@ -339,5 +377,43 @@ class TestMatchEndpoint:
                 extra.save()
         # (The membership is cached.) 1 the asset, 2 the enabled rules with their contracts, 3 the coverage
         # the rule's `within` names, 4 the party's contracts in force (asset EXISTS; the coverage, by a
-        # CASE, of those whose bounding box holds the point).
-        assert counts == [4, 4]
+        # CASE, of those whose bounding box holds the point), 5 their term versions around the report
+        # date (the asset's coverage on that day: it is a term, eleventh round).
+        assert counts == [5, 5]
+
+
+@pytest.mark.django_db
+class TestAnAssetMovedBetweenContracts:
+    """Eleventh round: an asset covered by A, then (by amendments from a date) by B. The asset's
+    coverage is a term: a job is matched on the terms in force on its report date (contract time
+    zone), not on today's row, so a job pushed late, reported before the move, still goes to A."""
+
+    def move(self, api, org, party, pump, day: dt.date):
+        managers = api("manager"), api("manager"), api("manager")
+        first = approved_contract(org, reference="A", counterparty=party, expiry_date=None)
+        first.covered_assets.add(pump)
+        first.term_versions.update(terms={**first.term_versions.get().terms, "covered_assets": [pump.pk]})
+        second = approved_contract(org, reference="B", counterparty=party, expiry_date=None)
+        for contract, covered in ((first, []), (second, [pump.pk])):
+            moved = amend(managers[0], contract, effective_date=day.isoformat(), changes={"covered_asset_ids": covered})
+            assert moved.status_code == 201, moved.content
+            approve_fully(managers, contract, moved.json()["id"])
+        return first, second
+
+    def test_a_job_reported_before_the_move_goes_to_the_contract_that_covered_it_then(self, api, org, party, pump):
+        today = timezone.localdate(timezone.now(), timezone=zoneinfo.ZoneInfo("Europe/Amsterdam"))
+        first, second = self.move(api, org, party, pump, today)
+        assert list(first.covered_assets.all()) == [] and list(second.covered_assets.all()) == [pump]  # applied
+        client = api("operator")
+        # 10:00 local the day before the move (Europe/Amsterdam, the contracts' zone): A's asset then.
+        before = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(10), tzinfo=first.start_of_day(today).tzinfo)
+        job = post_job(client, asset_id=pump.pk, reported_at=before.isoformat())
+        assert job["contract"]["id"] == first.pk, job["contract_match"]
+        assert job["contract_match"]["score"] == 2 and "Fire pump" in job["contract_match"]["explanation"]
+        # Midnight local on the move's day (22:00 or 23:00 UTC the day before): B's.
+        job = post_job(client, asset_id=pump.pk, reported_at=first.start_of_day(today).isoformat())
+        assert job["contract"]["id"] == second.pk, job["contract_match"]
+        ranked = client.post(
+            f"{URL}/match", {"asset_id": pump.pk, "reported_at": before.isoformat()}, format="json"
+        ).json()["candidates"]
+        assert [(c["contract"]["reference"], c["score"]) for c in ranked] == [("A", 2), ("B", 0)]

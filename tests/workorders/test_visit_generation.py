@@ -209,3 +209,35 @@ def test_a_run_reads_only_the_plans_whose_next_occurrence_entered_their_horizon(
     plan.refresh_from_db()
     assert plan.next_run_at is None
     assert generate_visits(now=ams(2026, 3, 2, 9)) == 2  # 03-23 and 03-30 are inside 30 days now
+
+
+@pytest.mark.django_db
+def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
+    # Eleventh round: visits generated a week ahead stayed open when the contract was terminated,
+    # and the next scan_breaches recorded a breach (and its penalty) for each day after the end.
+    # Termination happens now (the API's clock), so the plan runs around now.
+    from django.utils import timezone
+
+    from breaches.models import Breach
+
+    contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    now = timezone.now()
+    earlier = now - dt.timedelta(days=3)
+    plan = make_plan(contract, now=earlier, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=7)
+    generate(earlier)  # the 09:00 visits of 7 days from three days ago
+    jobs = WorkOrder.objects.filter(visit_plan=plan)
+    assert jobs.count() == 7
+    terminated = api("manager").post(f"/api/v1/contracts/{contract.pk}/terminate", {"reason": "Sold"}, format="json")
+    assert terminated.status_code == 200, terminated.content
+    ended = Event.objects.get(type="contract.state_changed", object_id=contract.pk).occurred_at
+    after, before = jobs.filter(occurrence__gt=ended), jobs.filter(occurrence__lte=ended)
+    assert after.count() >= 3 and before.count() >= 2  # (09:00 today may fall on either side)
+    assert set(after.values_list("status", flat=True)) == {"cancelled"}
+    assert set(before.values_list("status", flat=True)) == {"open"}  # owed while it was in force
+    cancelled = Event.objects.filter(type="work_order.updated", object_id__in=after.values("pk"))
+    assert cancelled.count() == after.count()
+    assert all(e.payload["changes"]["status"] == {"before": "open", "after": "cancelled"} for e in cancelled)
+    assert SlaClock.objects.filter(work_order__in=after, state="cancelled").count() == after.count()
+    call_command("scan_breaches", now=(now + dt.timedelta(days=9)).isoformat(), stdout=io.StringIO())
+    assert Breach.objects.filter(work_order__visit_plan=plan).count() == before.count()  # none after the end
