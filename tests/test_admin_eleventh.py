@@ -1,0 +1,79 @@
+"""The admin as a staff member after the eleventh round: what changed under it (signed business
+hours, passwords that revoke tokens, pruned notifications, visit plans on holidays). Each case was
+wrong before its fix."""
+
+import datetime as dt
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from contracts.models import Contract
+from signing import services as signing
+from signing.models import SignatureRequest
+
+
+def _pending_requests(count: int) -> tuple[Contract, list[SignatureRequest]]:
+    contract = Contract.objects.get(reference="DEMO-MU-001")  # pending, with the demo's request
+    made = [
+        signing.create_request(contract=contract, actor=None, data={"name": f"S {n}", "email": f"s{n}@example.com"})
+        for n in range(count)
+    ]
+    return contract, made
+
+
+def _status_cells(page: str) -> list[str]:
+    return [cell.split("<", 1)[0] for cell in page.split('class="field-status_now">')[1:]]
+
+
+def test_a_signature_request_shows_the_status_the_api_gives(demo_staff):
+    # Found on the signature requests' list: a request whose contract's terms changed after it
+    # was sent (void for the API and the link) or past its expiry was listed as "pending".
+    contract, (request,) = _pending_requests(1)
+    page = demo_staff.get("/admin/signing/signaturerequest/").content.decode()
+    assert set(_status_cells(page)) == {"pending"}
+    Contract.objects.filter(pk=contract.pk).update(description="Changed after the link went out")
+    SignatureRequest.objects.exclude(pk=request.pk).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    page = demo_staff.get("/admin/signing/signaturerequest/").content.decode()
+    assert sorted(_status_cells(page)) == ["expired", "void"]
+    page = demo_staff.get(f"/admin/signing/signaturerequest/{request.pk}/change/").content.decode()
+    assert "void: The terms have changed since this link was sent." in page
+    assert "NOT the terms sent" in page
+    request.refresh_from_db()
+    assert request.status == "pending"  # the admin only reads
+
+
+def test_a_signature_request_page_shows_the_terms_with_their_business_hours(demo_staff):
+    # Found on a request's page: only the terms' hash was shown, so staff could not see what the
+    # counterparty is asked to accept (the eleventh round added each target's business hours).
+    from contracts.services import submit_contract
+    from signing.documents import terms_document
+    from slas.models import Calendar
+    from slas.services import create_rule
+
+    draft = Contract.objects.get(reference="DEMO-PS-001")
+    calendar = Calendar.objects.get(organization=draft.organization, name="UK office hours")
+    data = {"contract": draft, "metric": "response", "target_minutes": 60, "priorities": ["high"], "calendar": calendar}
+    create_rule(organization=draft.organization, actor=None, data={**data, "name": "Office response"})
+    contract = submit_contract(contract=draft, actor=None)
+    request = signing.create_request(contract=contract, actor=None, data={"name": "Signer", "email": "s@example.com"})
+    page = demo_staff.get(f"/admin/signing/signaturerequest/{request.pk}/change/").content.decode()
+    assert "These are the same terms as sent" in page
+    assert "&quot;business_hours&quot;: {" in page and "&quot;working_days&quot;" in page
+    assert "&quot;calendar&quot;: &quot;UK office hours&quot;" in page
+    rules = terms_document(contract)["sla_rules"]
+    assert rules[0]["business_hours"]["time_zone"] == calendar.time_zone
+    assert "Status now" in page and "pending" in page
+
+
+def test_the_signature_request_list_reads_each_contract_s_terms_once(demo_staff):
+    # Telling void from pending reads the contract's terms (several queries): once per contract
+    # on the page, not once per request listed.
+    _pending_requests(1)
+    with CaptureQueriesContext(connection) as few:
+        assert demo_staff.get("/admin/signing/signaturerequest/").status_code == 200
+    _pending_requests(6)
+    with CaptureQueriesContext(connection) as many:
+        page = demo_staff.get("/admin/signing/signaturerequest/").content.decode()
+    assert len(_status_cells(page)) == SignatureRequest.objects.count() >= 8
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
