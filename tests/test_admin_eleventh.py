@@ -77,3 +77,27 @@ def test_the_signature_request_list_reads_each_contract_s_terms_once(demo_staff)
         page = demo_staff.get("/admin/signing/signaturerequest/").content.decode()
     assert len(_status_cells(page)) == SignatureRequest.objects.count() >= 8
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+
+
+def test_setting_a_password_in_the_admin_says_it_revokes_the_user_s_api_tokens(demo_staff):
+    # Found on the user's "Change password" page: a new password revokes every API token issued
+    # before it (tenth round), and the page said only "Password changed successfully".
+    from django.contrib.auth import get_user_model
+
+    from tenancy.auth import issue_tokens
+    from tenancy.models import Membership
+
+    user = get_user_model().objects.get(username="demo-operator")
+    token = issue_tokens(Membership.objects.filter(user=user).first())["access"]
+    me = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert demo_staff.get("/api/v1/me", **me).status_code == 200
+    url = f"/admin/auth/user/{user.pk}/password/"
+    page = demo_staff.get(url).content.decode()
+    assert "revokes every API token issued to this user before now" in page
+    response = demo_staff.post(
+        url, {"password1": "A new pass phrase 1", "password2": "A new pass phrase 1", "usable_password": "true"},
+        follow=True,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Every API token issued to this user before now is revoked." in response.content.decode()
+    assert demo_staff.get("/api/v1/me", **me).status_code == 401  # as the page said
