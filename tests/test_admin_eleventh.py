@@ -101,3 +101,11 @@ def test_setting_a_password_in_the_admin_says_it_revokes_the_user_s_api_tokens(d
     assert response.status_code == 200
     assert "Every API token issued to this user before now is revoked." in response.content.decode()
     assert demo_staff.get("/api/v1/me", **me).status_code == 401  # as the page said
+
+
+def test_the_outbox_lists_say_what_prunes_them(demo_staff):
+    # Found on the deliveries' and e-mails' lists: staff cannot delete these rows (read-only pages)
+    # and nothing said that `prune_notifications` does, nor which rows it keeps.
+    for model in ("webhookdelivery", "emailnotification"):
+        page = demo_staff.get(f"/admin/notifications/{model}/").content.decode()
+        assert "manage.py prune_notifications" in page and "never deleted" in page, model
