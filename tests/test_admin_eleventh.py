@@ -109,3 +109,50 @@ def test_the_outbox_lists_say_what_prunes_them(demo_staff):
     for model in ("webhookdelivery", "emailnotification"):
         page = demo_staff.get(f"/admin/notifications/{model}/").content.decode()
         assert "manage.py prune_notifications" in page and "never deleted" in page, model
+
+
+def test_visit_plans_are_listed_and_filtered_by_what_they_do_on_holidays(demo_staff):
+    # Found on the visit plans' list: the eleventh round's on_holiday and calendar were on the form
+    # only, so staff could not find the plans that skip or move holiday visits, nor their calendar.
+    from slas.models import Calendar
+    from workorders import rules
+    from workorders.models import VisitPlan
+
+    warranty = Contract.objects.get(reference="DEMO-WA-002")
+    calendar = Calendar.objects.get(organization=warranty.organization, name="UK office hours")
+
+    def plans(count: int, on_holiday: str) -> None:
+        for n in range(count):
+            data = {"summary": f"Visit {on_holiday} {n}", "recurrence": "FREQ=MONTHLY;BYHOUR=7"}
+            if on_holiday != "keep":
+                data.update(on_holiday=on_holiday, calendar=calendar)
+            rules.create_visit_plan(contract=warranty, actor=None, data=data)
+
+    plans(1, "skip")
+    with CaptureQueriesContext(connection) as few:
+        page = demo_staff.get("/admin/workorders/visitplan/?on_holiday__exact=skip").content.decode()
+    assert "Visit skip 0" in page and "UK office hours" in page
+    plans(5, "skip")
+    plans(2, "next_business_day")
+    with CaptureQueriesContext(connection) as many:
+        page = demo_staff.get("/admin/workorders/visitplan/?on_holiday__exact=skip").content.decode()
+    assert page.count('class="field-summary"') == VisitPlan.objects.filter(on_holiday="skip").count() == 6
+    assert "next_business_day 0" not in page
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+    page = demo_staff.get("/admin/workorders/visitplan/?q=UK+office").content.decode()
+    assert page.count('class="field-summary"') == 8
+
+
+def test_breaches_are_found_by_their_penalty_month_with_the_waiver_s_date(demo_staff):
+    # Found looking for a month's corrections: a breach waived after its month is corrected in the
+    # month of the waiver (eleventh round), and the list showed neither the month nor the waiver.
+    from breaches.models import Breach
+
+    breach = Breach.objects.order_by("pk").first()
+    others = Breach.objects.exclude(penalty_month=breach.penalty_month)
+    Breach.objects.filter(pk__in=[b.pk for b in others[:1]]).update(penalty_month="1999-01")
+    page = demo_staff.get(f"/admin/breaches/breach/?q={breach.penalty_month}").content.decode()
+    shown = page.count('class="field-penalty_month"')
+    assert shown == Breach.objects.filter(penalty_month=breach.penalty_month).count() >= 1
+    assert "1999-01" not in page, page[page.index("1999-01") - 300 :][:400]
+    assert "column-waived_at" in page
