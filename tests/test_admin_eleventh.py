@@ -156,3 +156,29 @@ def test_breaches_are_found_by_their_penalty_month_with_the_waiver_s_date(demo_s
     assert shown == Breach.objects.filter(penalty_month=breach.penalty_month).count() >= 1
     assert "1999-01" not in page, page[page.index("1999-01") - 300 :][:400]
     assert "column-waived_at" in page
+
+
+def _filter_and_autocomplete_urls():
+    """A list filter's value and an autocomplete's term on every screen that has them."""
+    from django.contrib import admin
+
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        if "status" in {f.name for f in opts.fields} and "status" in model_admin.list_filter:
+            yield f"/admin/{opts.app_label}/{opts.model_name}/?status__exact=%00"
+        for name in model_admin.autocomplete_fields:
+            query = f"app_label={opts.app_label}&model_name={opts.model_name}&field_name={name}"
+            yield f"/admin/autocomplete/?{query}&term=%00"
+
+
+def test_a_nul_in_a_list_filter_or_an_autocomplete_term_is_a_400(demo_staff):
+    # Found by the sweep of odd query strings on PostgreSQL: a NUL in a list filter's value
+    # (?status__exact=%00) or in an autocomplete's term was a 500 (PostgreSQL refuses NUL in text).
+    demo_staff.raise_request_exception = False
+    urls = list(_filter_and_autocomplete_urls())
+    assert len(urls) >= 15
+    for url in urls:
+        response = demo_staff.get(url)
+        assert response.status_code == 400, (url, response.status_code)
+        assert "NUL character" in response.content.decode(), url
+    assert demo_staff.get("/admin/contracts/contract/?status__exact=active").status_code == 200
