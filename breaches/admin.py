@@ -11,11 +11,12 @@ from .models import Breach
 @admin.register(Breach)
 class BreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "id", "contract", "work_order", "metric", "overage_minutes", "penalty_amount", "currency", "state", "final",
-        "detected_at",
+        "id", "contract", "work_order", "metric", "overage_minutes", "penalty_amount", "currency", "penalty_month",
+        "state", "final", "detected_at", "waived_at",
     ]  # fmt: skip
     list_filter = ["state", "metric", "final", "organization"]
-    search_fields = ["contract__reference", "work_order__reference"]
+    # A month's penalties ("2026-10"): a waiver after the month is a correction in the month it was made.
+    search_fields = ["contract__reference", "work_order__reference", "=penalty_month"]
     list_select_related = ["contract", "work_order"]
     actions = ["acknowledge", "waive"]
 

@@ -145,8 +145,24 @@ class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     can_delete = False
 
 
+class PrunedByCommand:
+    """The outbox's rows are deleted by cron, not here (read-only pages): the list says by what."""
+
+    change_list_template = "admin/change_list_note.html"
+    pruned = ""
+
+    def changelist_view(self, request, extra_context=None):
+        note = (
+            f"{self.pruned} that succeeded or failed for good are deleted by `manage.py prune_notifications` "
+            "(cron; by default those last changed more than 90 days ago, --older-than DAYS). Pending ones "
+            "are kept, and events (the audit trail) are never deleted."
+        )
+        return super().changelist_view(request, {**(extra_context or {}), "list_note": note})
+
+
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(PrunedByCommand, ReadOnlyAdminMixin, admin.ModelAdmin):
+    pruned = "Webhook deliveries (with their attempts)"
     list_display = [
         "id", "webhook_id", "endpoint", "event", "status", "attempts", "last_http_status", "last_duration_ms",
         "next_attempt_at", "created_at",
@@ -171,7 +187,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(EmailNotification)
-class EmailNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EmailNotificationAdmin(PrunedByCommand, ReadOnlyAdminMixin, admin.ModelAdmin):
+    pruned = "E-mails"
     list_display = ["id", "kind", "subject", "recipients", "status", "attempts", "sent_at", "next_attempt_at"]
     list_filter = ["kind", "status", "organization"]
     search_fields = ["subject", "=event__id"]

@@ -60,13 +60,16 @@ def void_reason(
     return None
 
 
-def current_status(request: SignatureRequest, now: dt.datetime | None = None) -> str:
-    """The state as it stands now: a pending request may have expired or become void meanwhile."""
+def current_status(
+    request: SignatureRequest, now: dt.datetime | None = None, current_hash: str | Callable[[], str] | None = None
+) -> str:
+    """The state as it stands now: a pending request may have expired or become void meanwhile.
+    `current_hash` as for `void_reason` (a list reads each contract's terms once)."""
     if request.status != SignatureRequest.Status.PENDING:
         return request.status
     if (now or timezone.now()) >= request.expires_at:
         return SignatureRequest.Status.EXPIRED
-    if void_reason(request, request.contract):
+    if void_reason(request, request.contract, current_hash):
         return SignatureRequest.Status.VOID
     return request.status
 

@@ -1,7 +1,11 @@
 import re
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.utils.html import format_html
 
 from config.admin_forms import TypedKeys, one_line
 
@@ -70,3 +74,34 @@ class ExternalIdentityAdmin(admin.ModelAdmin):
         # Made by the first sign-in through the issuer (tenancy.auth); every field is read-only
         # here, so the add page was an empty form whose "Save" was a 500 (no user).
         return False
+
+
+# What a new password does beyond the admin's sessions (tenancy.auth): said where staff set it.
+TOKENS_REVOKED = (
+    "Saving a new password (or disabling password-based authentication) revokes every API token issued "
+    "to this user before now, access and refresh alike: their scripts and integrations get a 401 and "
+    "must log in again (POST /api/v1/token)."
+)
+
+
+class PasswordChangeForm(AdminPasswordChangeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["password1"].help_text = format_html("{}<br>{}", self.fields["password1"].help_text, TOKENS_REVOKED)
+
+
+class UserWithTokensAdmin(UserAdmin):
+    """Django's user admin, saying that a password set here revokes the user's API tokens (found by
+    the eleventh round's admin sweep: the page said only "Password changed successfully")."""
+
+    change_password_form = PasswordChangeForm
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            messages.warning(request, "Every API token issued to this user before now is revoked.")
+        return response
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserWithTokensAdmin)

@@ -220,10 +220,13 @@ class VisitPlanAdmin(TypedKeys, ServiceAdminMixin, admin.ModelAdmin):
 
     form = VisitPlanForm
 
-    list_display = ["summary", "contract", "recurrence", "priority", "active_from", "active_to", "organization"]
-    list_filter = ["priority", "organization"]
-    search_fields = ["summary", "contract__reference", "recurrence"]
-    list_select_related = ["contract", "organization"]
+    list_display = [
+        "summary", "contract", "recurrence", "priority", "on_holiday", "calendar", "active_from", "active_to",
+        "organization",
+    ]  # fmt: skip
+    list_filter = ["priority", "on_holiday", "organization"]
+    search_fields = ["summary", "contract__reference", "recurrence", "calendar__name"]
+    list_select_related = ["contract", "calendar", "organization"]
     autocomplete_fields = ["contract", "asset", "calendar"]
     readonly_fields = ["organization", "generated_until", "next_occurrences", "created_at", "updated_at"]
 

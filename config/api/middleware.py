@@ -3,7 +3,10 @@
 - `RequestLimitsMiddleware`: a body larger than `MAX_REQUEST_BYTES` is a 413 before anything
   reads it (the API's JSON and the admin's forms alike), and a URL (path and query string, as
   sent) longer than `MAX_URL_BYTES` is a 414. gunicorn.conf.py lets request lines well past that
-  bound through, so that the client gets this JSON answer rather than gunicorn's HTML page.
+  bound through, so that the client gets this JSON answer rather than gunicorn's HTML page. A NUL
+  character in the admin's query string (a list filter's value, an autocomplete's term) is a 400
+  naming the parameter: PostgreSQL refuses NUL in text, which was a 500 there (the API's filters
+  refuse it themselves).
 - `ApiErrorMiddleware`: no HTML error page under /api/: Django's own 404/405/500 pages become
   the JSON envelope, and an id in a path beyond the database's integers is a 404 (it can name
   nothing, and would overflow SQLite's integers).
@@ -13,7 +16,7 @@ import logging
 from http import HTTPStatus
 
 from django.conf import settings
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 
 from .filters import MAX_DB_ID
 from .throttling import rate_limit_headers
@@ -66,6 +69,13 @@ class RequestLimitsMiddleware:
                 },
                 status=413,
             )
+        if request.path.startswith("/admin/"):
+            for name, values in request.GET.lists():
+                if any("\x00" in value for value in [name, *values]):
+                    return HttpResponseBadRequest(
+                        f"The query parameter {name!r} holds a NUL character (\\u0000), which no value may contain.",
+                        content_type="text/plain; charset=utf-8",
+                    )
         return self.get_response(request)
 
 
