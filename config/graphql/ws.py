@@ -28,6 +28,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.graphql import OperationType
 
 from config.api import parsers
@@ -54,7 +55,18 @@ def _token(params) -> str:
     return ""
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    def forget_id(self, id: str) -> None:
+        """An operation's id, forgotten once, whichever comes first: its last message (`error`,
+        `complete`) or the socket's shutdown. strawberry's `del` raised KeyError (logged as an
+        error) when a subscription's error followed the close of a demoted or removed member's
+        socket, whose shutdown had already cleaned the operation up."""
+        self.operations.pop(id, None)
+
+
 class TenantGraphQLWSConsumer(LayerOutageTolerant, GraphQLWSConsumer):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, schema, **kwargs):
         kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         kwargs.setdefault("connection_init_wait_timeout", dt.timedelta(seconds=10))
