@@ -108,16 +108,20 @@ async def _follow(consumer, subscription: reader.Subscription, since: int | None
             kind=EventStreamKind.SUBSCRIBED, cursor=subscription.cursor, types=list(subscription.types)
         )
         poked = True  # read what is stored after the start cursor at once
-        while True:
+        while not consumer.ended:  # the client left, or this side closed: leave the group now (`_Pokes`)
             more = poked
             while more:
                 rows, more = await read(subscription)
                 for row in rows:
+                    if consumer.ended:  # mid-page: not the rest of the log for nobody
+                        return
                     yield EventStreamMessage(kind=EventStreamKind.EVENT, cursor=row.pk, event=row)
             poked = await pokes.wait(settings.STREAM["HEARTBEAT"])
             if not poked:
                 rows, more = await read(subscription)  # in case a poke was lost
                 for row in rows:
+                    if consumer.ended:
+                        return
                     yield EventStreamMessage(kind=EventStreamKind.EVENT, cursor=row.pk, event=row)
                 poked = more
                 await pokes.refresh()

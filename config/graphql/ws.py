@@ -126,6 +126,13 @@ class TenantGraphQLWSConsumer(LayerOutageTolerant, GraphQLWSConsumer):
         except CLIENT_GONE:
             self.gone = True
 
+    @property
+    def ended(self) -> bool:
+        """Nothing more can reach the client: it left, was too slow, or this side closed. The
+        subscriptions stop there (stream.graphql), as the event stream's pump stops on a client gone,
+        rather than read the rest of the log for nobody until the disconnect is handled."""
+        return self.slow or self.gone or self.closed
+
     async def close(self, code=None, reason=None):
         if self.closed:  # a second close is as unexpected to the server as a send
             return

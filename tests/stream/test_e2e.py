@@ -267,13 +267,15 @@ def test_a_graphql_subscriber_that_stops_reading_is_closed_4408_by_a_real_server
         assert "Traceback" not in output  # dropped quietly, not a task error per message
 
 
-def wait_until_everyone_left(server_env, org, deadline: float = 60) -> None:
-    """Until no connection of `org` is in its channel-layer group: each one's disconnect has run."""
+def wait_until_everyone_left(server, server_env, org, deadline: float = 60) -> None:
+    """Until no connection of `org` is in its channel-layer group: each one's disconnect has run.
+    On failure, the members left and the server's log say which connection stayed and why."""
     key = f"{server_env['CHANNEL_LAYER_PREFIX']}:group:{group_name(org.pk)}"
     layer = redis.Redis.from_url(server_env["REDIS_URL"])
     until = time.monotonic() + deadline
     while layer.zcard(key):
-        assert time.monotonic() < until, "a connection never left its group"
+        members = layer.zrange(key, 0, -1)
+        assert time.monotonic() < until, f"connections never left their group: {members}\n{server.output()[-3000:]}"
         time.sleep(0.1)
 
 
@@ -288,7 +290,7 @@ def test_a_client_that_leaves_mid_stream_is_let_go_quietly(kind, server_env, red
                 flood(org)
                 next_event(ws, timeout=10)  # the pump is sending the flood
                 ws.socket.close()  # gone without a closing handshake
-        wait_until_everyone_left(server_env, org)
+        wait_until_everyone_left(server, server_env, org)
         output = server.output()
     assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
 
@@ -302,7 +304,7 @@ def test_a_graphql_subscriber_that_leaves_mid_stream_is_let_go_quietly(kind, ser
                 flood(org)
                 json.loads(ws.recv(timeout=10))  # the subscription is sending the flood
                 ws.socket.close()
-        wait_until_everyone_left(server_env, org)
+        wait_until_everyone_left(server, server_env, org)
         output = server.output()
     assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
 
@@ -329,6 +331,6 @@ def test_a_graphql_subscriber_demoted_or_removed_is_closed_without_an_error_logg
                 while time.monotonic() < until:
                     probe_received(ws, org)  # a poke: the next read checks the membership
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-        wait_until_everyone_left(server_env, org)
+        wait_until_everyone_left(server, server_env, org)
         output = server.output()
     assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
