@@ -11,10 +11,25 @@ answers a JSON 414. Keep MAX_URL_BYTES below this line length minus the method a
 20 bytes).
 """
 
-import os
+from django.core.exceptions import ImproperlyConfigured
+from gunicorn.http.message import MAX_REQUEST_LINE
 
-# gunicorn's bounded maximum; 0 would mean unlimited, which a slow client could abuse.
-limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
+from config.environment import env_int
+
+# A URL the service would still take must never meet gunicorn's HTML refusal first; and gunicorn
+# quietly cuts a longer limit to its maximum (MAX_REQUEST_LINE, 8190), and takes 0 or less as
+# unlimited or that maximum, which a slow client could abuse: so only the lengths in between.
+_HEAD_ROOM = len("OPTIONS  HTTP/1.1")
+try:
+    _max_url_bytes = env_int("MAX_URL_BYTES", 8000)  # its other bounds are the settings' to check
+    limit_request_line = env_int("GUNICORN_LIMIT_REQUEST_LINE", MAX_REQUEST_LINE, minimum=1, maximum=MAX_REQUEST_LINE)
+except ImproperlyConfigured as exc:  # one line at the start, not a traceback
+    raise SystemExit(f"gunicorn.conf.py: {exc}") from None
+if limit_request_line < _max_url_bytes + _HEAD_ROOM:
+    raise SystemExit(
+        f"gunicorn.conf.py: limit_request_line must exceed MAX_URL_BYTES by the method and protocol: "
+        f"GUNICORN_LIMIT_REQUEST_LINE {limit_request_line} is below MAX_URL_BYTES {_max_url_bytes} + {_HEAD_ROOM}"
+    )
 
 # Proxy headers are Django's to judge (NUM_PROXIES, config/settings.py), not the server's: by default
 # gunicorn trusts X-Forwarded-Proto (and the uvicorn worker X-Forwarded-For, its REMOTE_ADDR) from
@@ -22,11 +37,6 @@ limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
 # the rate limits' address, whatever NUM_PROXIES said (found by an outside tester).
 forwarded_allow_ips = ""
 secure_scheme_headers = {}
-
-# A URL the service would still take must never meet gunicorn's HTML refusal first.
-_HEAD_ROOM = len("OPTIONS  HTTP/1.1")
-if 0 < limit_request_line < int(os.environ.get("MAX_URL_BYTES", "8000")) + _HEAD_ROOM:
-    raise SystemExit("gunicorn.conf.py: limit_request_line must exceed MAX_URL_BYTES by the method and protocol")
 
 
 def post_worker_init(worker):

@@ -5,7 +5,6 @@ secret key. Production sets at least SECRET_KEY, DATABASE_URL and ALLOWED_HOSTS.
 """
 
 import logging
-import math
 import os
 import re
 from datetime import timedelta
@@ -15,65 +14,11 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config import SERVED_BY_ASGI
+from config.environment import env_bool, env_float, env_int, raw_value
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-
-# --- Numbers, switches and URLs from the environment, checked where they are read: a bad value stops the
-# start with ImproperlyConfigured naming the variable and the value (django-environ's own casts failed deep
-# in Django without naming either, took "x" as the float '' and anything but "true"/"yes"/... as false;
-# found by an outside tester). An empty value means the default. ---
-_TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
-
-
-def _raw(name):
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def env_int(name, default, *, minimum=None, maximum=None):
-    raw = _raw(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
-    return _in_range(name, value, minimum, maximum)
-
-
-def env_float(name, default, *, minimum=None, maximum=None, positive=False):
-    raw = _raw(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ImproperlyConfigured(f"{name} must be a {'positive ' if positive else ''}finite number, not {raw!r}")
-    return _in_range(name, value, minimum, maximum)
-
-
-def _in_range(name, value, minimum, maximum):
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
-    if maximum is not None and value > maximum:
-        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}")
-    return value
-
-
-def env_bool(name, default):
-    raw = _raw(name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
-
 
 # DRF's parse_rate reads "N/<s|m|h|d>..." by the period's first letter: "5/fortnight" failed on every request
 # and "5/month" would have meant a minute. Only these periods, and at least one request per period.
@@ -81,13 +26,14 @@ _RATE = re.compile(r"(\d+)/(s|sec|second|m|min|minute|h|hour|d|day)s?", re.IGNOR
 
 
 def env_rate(name, default):
-    raw = _raw(name) or default
+    raw = raw_value(name) or default
     match = _RATE.fullmatch(raw)
     if match is None or int(match[1]) < 1:
         raise ImproperlyConfigured(
             f"{name} must be a rate such as 60/min (at least 1 per second, minute, hour or day), not {raw!r}"
         )
     return f"{int(match[1])}/{match[2].lower()}"
+
 
 DEBUG = env_bool("DEBUG", False)
 # The development key starts "django-insecure-": `manage.py check --deploy` warns while it is in
@@ -119,7 +65,6 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 
-
 _URL_PASSWORD = re.compile(r"^([a-z0-9+.-]*://[^/@:]*):([^/@]*)@", re.IGNORECASE)
 
 
@@ -141,8 +86,8 @@ except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
     # Never the password: this line ends up in cron's mail and the process manager's log.
     raise ImproperlyConfigured(
         "DATABASE_URL must be a database URL such as postgres://user:pass@host:5432/name,"
-        f" not {without_password(_raw('DATABASE_URL') or '', _raw('DATABASE_URL') or '')!r}"
-        f" ({exc.__class__.__name__}: {without_password(str(exc), _raw('DATABASE_URL') or '')})"
+        f" not {without_password(raw_value('DATABASE_URL') or '', raw_value('DATABASE_URL') or '')!r}"
+        f" ({exc.__class__.__name__}: {without_password(str(exc), raw_value('DATABASE_URL') or '')})"
     ) from None
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
 # Seconds to wait for PostgreSQL to accept a connection. libpq's default waits for ever: a database host
@@ -243,11 +188,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": (_raw("LOG_LEVEL") or "INFO").upper()},
+    "root": {"handlers": ["console"], "level": (raw_value("LOG_LEVEL") or "INFO").upper()},
 }
 if LOGGING["root"]["level"] not in logging.getLevelNamesMapping():
     raise ImproperlyConfigured(
-        f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {_raw('LOG_LEVEL')!r}"
+        f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {raw_value('LOG_LEVEL')!r}"
     )
 
 REST_FRAMEWORK = {
@@ -284,7 +229,7 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
     "ALGORITHM": "HS256",
     # Empty means the default (SECRET_KEY), as for every variable: an empty key made every login a 500.
-    "SIGNING_KEY": os.environ["JWT_SIGNING_KEY"] if _raw("JWT_SIGNING_KEY") else SECRET_KEY,
+    "SIGNING_KEY": os.environ["JWT_SIGNING_KEY"] if raw_value("JWT_SIGNING_KEY") else SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
@@ -361,7 +306,7 @@ MAX_URL_BYTES = env_int("MAX_URL_BYTES", 8000, minimum=1024)  # room for a 1000-
 # Throttle counts (and other cached state) shared by every process when REDIS_URL is set;
 # the local-memory cache of one process otherwise (`make run`). CACHE_KEY_PREFIX separates
 # deployments (or test runs) sharing one Redis database.
-REDIS_URL = _raw("REDIS_URL") or ""
+REDIS_URL = raw_value("REDIS_URL") or ""
 if REDIS_URL:
     from redis.connection import parse_url
 
@@ -434,7 +379,7 @@ try:
 except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
     raise ImproperlyConfigured(
         "EMAIL_URL must be an e-mail URL such as smtp://user@host:587"
-        f" ({without_password(str(exc), _raw('EMAIL_URL') or '')})"
+        f" ({without_password(str(exc), raw_value('EMAIL_URL') or '')})"
     ) from None
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SLA service <sla@localhost>")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)  # seconds; Django's default waits forever

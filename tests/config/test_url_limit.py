@@ -114,3 +114,27 @@ def test_gunicorn_config_accepts_bounds_below_its_line_limit(bound):
         [GUNICORN, "--check-config", "config.wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("abc", "GUNICORN_LIMIT_REQUEST_LINE must be a whole number, not 'abc'"),
+        ("0", "GUNICORN_LIMIT_REQUEST_LINE must be at least 1, not 0"),  # gunicorn: unlimited
+        ("-1", "GUNICORN_LIMIT_REQUEST_LINE must be at least 1, not -1"),
+        ("9000", "GUNICORN_LIMIT_REQUEST_LINE must be at most 8190, not 9000"),  # gunicorn cut it to 8190
+        ("8100", "GUNICORN_LIMIT_REQUEST_LINE 8100 is below MAX_URL_BYTES 8100 + 17"),
+    ],
+)
+def test_gunicorn_config_refuses_a_line_limit_it_cannot_keep_in_one_line(line, message):
+    """Before, "abc" stopped the start with a ValueError's traceback, and 0, -1 or 9000 started a
+    gunicorn whose real limit was not the one set (unlimited, or cut to 8190 below the URL bound)."""
+    env = {
+        **os.environ, "GUNICORN_LIMIT_REQUEST_LINE": line, "MAX_URL_BYTES": "8100",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }  # fmt: skip
+    result = subprocess.run(
+        [GUNICORN, "--check-config", "config.wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output and "Traceback" not in output, output
