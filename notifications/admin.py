@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from config.admin_forms import ServiceDeletesAndActions, flat_errors, one_line
-from config.errors import Unprocessable
+from config.errors import DomainError, Unprocessable
 from events.admin import ReadOnlyAdminMixin
 from tenancy.admin import OrganizationAdmin, OrganizationForm
 from tenancy.models import Organization
@@ -181,7 +181,7 @@ class WebhookDeliveryAdmin(PrunedByCommand, ReadOnlyAdminMixin, admin.ModelAdmin
             try:
                 services.redeliver(delivery=delivery, actor=request.user)
                 done += 1
-            except Exception as exc:  # a disabled endpoint, a delivery in flight: say so, go on
+            except DomainError as exc:  # a disabled endpoint, a delivery in flight: say so, go on (a bug is no warning)
                 self.message_user(request, f"{delivery.webhook_id}: {exc}", messages.WARNING)
         self.message_user(request, f"{done} deliveries due again now.")
 

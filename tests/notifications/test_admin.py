@@ -140,6 +140,26 @@ def test_rotate_and_redeliver_actions(staff, outbox):
     assert delivery.status == "pending" and delivery.next_attempt_at is not None
 
 
+def test_redeliver_says_why_a_delivery_was_refused_and_goes_on_but_never_hides_a_bug(staff, outbox, monkeypatch):
+    """A refusal (a disabled endpoint, a delivery in flight) is a warning per delivery; anything else
+    is a server error, as everywhere else. Before, every exception, a programming error or a lost
+    database included, became a yellow line naming the exception's text."""
+    endpoint, delivery, _ = outbox
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
+    page = staff.post(
+        "/admin/notifications/webhookdelivery/", {"action": "redeliver", "_selected_action": [delivery.pk]}, follow=True
+    ).content.decode()
+    assert "The endpoint is disabled: enable it" in page and "0 deliveries due again now." in page
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=True)
+
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("notifications.services.redeliver", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        staff.post("/admin/notifications/webhookdelivery/", {"action": "redeliver", "_selected_action": [delivery.pk]})
+
+
 def test_organization_notification_emails_in_the_admin(staff, org):
     url = f"/admin/tenancy/organization/{org.pk}/change/"
     page = staff.get(url).content.decode()
