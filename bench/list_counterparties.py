@@ -158,7 +158,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_health(server: subprocess.Popen, port: int, timeout: float = 30) -> None:
+def wait_for_health(server: subprocess.Popen, port: int, timeout: float = 120) -> None:
+    # A deadline for a server that never comes up, not a time limit: on a loaded machine (a test suite
+    # beside other work) gunicorn took more than 30 s to import Django and answer its first request.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:

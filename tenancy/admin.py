@@ -40,10 +40,26 @@ class OrganizationForm(forms.ModelForm):
         return addresses
 
 
+class MembershipInlineForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            # Whom a membership is for does not change (remove it, add another); shown from the row
+            # (the inline reads the users with it), where the autocomplete widget looked each one up:
+            # a query per member on the organization's page.
+            field = self.fields["user"]
+            field.disabled = True
+            field.widget = forms.Select(choices=[(self.instance.user_id, str(self.instance.user))])
+
+
 class MembershipInline(TypedKeys, admin.TabularInline):
     model = Membership
+    form = MembershipInlineForm
     extra = 0
     autocomplete_fields = ["user"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "organization")  # the rows show both (`__str__`)
 
 
 @admin.register(Organization)
