@@ -18,6 +18,7 @@ from django.core.management import call_command
 
 from tenancy.auth import issue_tokens
 from tenancy.models import Membership
+from workorders.models import VisitPlan
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ISSUE_TOKEN = ".venv/bin/python manage.py issue_token"
@@ -65,3 +66,7 @@ def test_the_readme_examples_run_as_written(live_server, settings, tmp_path):
     assert (tmp_path / "jobs.csv").read_text().startswith("id,reference,contract_id,contract_name,priority,reported_at")
     assert '"secret":"whsec_' in (tmp_path / "webhook.json").read_text()
     assert '{"queued":2,"event_ids":[' in done.stdout  # "the demo breach's events"
+    # The visit plan example adds a plan to the demo's, not a copy of its quarterly inspection
+    # (the listing then showed every visit twice, at the same instant).
+    summaries = list(VisitPlan.objects.filter(contract__reference="DEMO-MA-001").values_list("summary", flat=True))
+    assert len(summaries) == 2 and len(set(summaries)) == 2, summaries
