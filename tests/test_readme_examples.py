@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
+from contracts.models import Contract
 from tenancy.auth import issue_tokens
 from tenancy.models import Membership
+from tests.conftest import client_for
 from workorders.models import VisitPlan
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -70,3 +73,27 @@ def test_the_readme_examples_run_as_written(live_server, settings, tmp_path):
     # (the listing then showed every visit twice, at the same instant).
     summaries = list(VisitPlan.objects.filter(contract__reference="DEMO-MA-001").values_list("summary", flat=True))
     assert len(summaries) == 2 and len(set(summaries)) == 2, summaries
+
+
+@pytest.mark.django_db
+def test_the_readme_graphql_queries_and_mutations_run():
+    """The README's GraphQL operations answer data, not errors, on the demo, with the variables the
+    text gives them: `$id` and `$contract` the active DEMO-SC-001, `$at` now. (The subscription is
+    run over the WebSocket by tests/graphql.)"""
+    call_command("seed_demo", "--quiet", stdout=io.StringIO())
+    contract = Contract.objects.get(reference="DEMO-SC-001")
+    membership = Membership.objects.get(user__username="demo-manager", organization__slug="demo")
+    client = client_for(membership)
+    variables = {"id": contract.pk, "contract": contract.pk, "at": timezone.now().isoformat()}
+    operations = [
+        block
+        for block in re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+        if not block.lstrip().startswith("subscription")
+    ]
+    assert len(operations) >= 2
+    for operation in operations:
+        answer = client.post("/api/graphql", {"query": operation, "variables": variables}, format="json")
+        assert answer.status_code == 200, answer.content
+        body = answer.json()
+        assert "errors" not in body and all(body["data"].values()), (operation, body)
+        assert "OperationError" not in str(body["data"]), body
