@@ -1,7 +1,8 @@
 """Demo webhook: an endpoint of the demo organization for the breach events, at the receiver the
 README starts on this machine (`python3 -m http.server 9999`), with the demo breach's events
 queued to it. `WEBHOOKS_ALLOW_LOOPBACK=1 .venv/bin/python manage.py deliver_notifications --once`
-sends them; without that switch each attempt fails, and its `attempt_log` says why."""
+sends them; without that switch each attempt fails ("Only https URLs are allowed." in its
+`attempt_log`) and is retried on the schedule."""
 
 from django.contrib.auth import get_user_model
 from django.test.utils import override_settings
