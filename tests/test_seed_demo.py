@@ -15,6 +15,7 @@ from events.models import Event
 from slas import services as sla_services
 from slas.models import Calendar
 from tenancy.models import Membership, Organization
+from tests.conftest import client_for
 from workorders.models import SlaClock
 
 NINE_TO_FIVE = [{"weekday": day, "start": "09:00", "end": "17:00"} for day in range(1, 6)]
@@ -72,3 +73,19 @@ def test_what_was_deleted_is_created_again_through_the_services():
     again = Counterparty.objects.get(organization=other, source="demo", source_id="CUST-900")
     assert again.name == "Other Org Customer"
     assert Event.objects.filter(type="counterparty.created", object_id=again.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_has_a_webhook_delivery_to_see():
+    """A newcomer's sweep (twelfth round): the demo showed a breach, a ledger, a statement, visits and
+    approvals, but no webhook delivery. Its endpoint holds the demo breach's events, pending; a second
+    run adds none."""
+    seed()
+    seed()
+    client = client_for(Membership.objects.get(user__username="demo-admin", organization__slug="demo"))
+    [endpoint] = client.get("/api/v1/webhooks").json()
+    assert endpoint["url"] == "http://127.0.0.1:9999/sla" and endpoint["event_types"] == ["breach.*"]
+    deliveries = client.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries?per_page=100").json()
+    assert deliveries and {d["event"]["type"] for d in deliveries} <= {"breach.detected", "breach.finalized"}
+    assert {"breach.detected", "breach.finalized"} <= {d["event"]["type"] for d in deliveries}
+    assert {d["status"] for d in deliveries} == {"pending"}
