@@ -189,7 +189,7 @@ def test_every_documented_command_and_option_exists():
 
 # --- Settings ----------------------------------------------------------------------------------
 
-_READERS = {"env_int", "env_float", "env_bool", "env_rate", "_raw", "env"}  # the settings' own readers
+_READERS = {"env_int", "env_float", "env_bool", "env_rate", "raw_value", "env"}  # config.environment, settings
 
 
 def _reads_environment(call: ast.Call) -> bool:
