@@ -105,12 +105,10 @@ class ReportView(JSONErrorsMixin, APIView):
             if default is None:
                 raise BadRequest(f"{name} is required (a date YYYY-MM-DD).", {name: ["This parameter is required."]})
             return default
-        try:
-            day = dt.date.fromisoformat(raw)
-        except ValueError:
-            raise BadRequest(
-                f"{name} must be a date YYYY-MM-DD.", {name: [f"'{raw}' is not a date YYYY-MM-DD."]}
-            ) from None
+        # `dates.parse_day`, not `date.fromisoformat`, which also reads 20260301 and 2026-W09-7.
+        day = dates.parse_day(raw)
+        if day is None:
+            raise BadRequest(f"{name} must be a date YYYY-MM-DD.", {name: [f"'{raw}' is not a date YYYY-MM-DD."]})
         return dates.check(day, name)
 
     def list_param(self, name: str, choices=None, integers: bool = False) -> list:
