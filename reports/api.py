@@ -44,11 +44,12 @@ from config.api.serializers import (
     ReferenceIdField,
     ResourceSerializer,
     StrictInputMixin,
+    in_service_range,
 )
 from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract
 from slas import clock
-from slas.api import PenaltyClauseField, WorkingHoursField
+from slas.api import CalendarHoursField, PenaltyClauseField, valid_hours, valid_time_zone
 from slas.models import Calendar, SlaRule
 from slas.schemas import validation_errors
 from workorders.api import RemainingMinutesField
@@ -105,12 +106,10 @@ class ReportView(JSONErrorsMixin, APIView):
             if default is None:
                 raise BadRequest(f"{name} is required (a date YYYY-MM-DD).", {name: ["This parameter is required."]})
             return default
-        try:
-            day = dt.date.fromisoformat(raw)
-        except ValueError:
-            raise BadRequest(
-                f"{name} must be a date YYYY-MM-DD.", {name: [f"'{raw}' is not a date YYYY-MM-DD."]}
-            ) from None
+        # `dates.parse_day`, not `date.fromisoformat`, which also reads 20260301 and 2026-W09-7.
+        day = dates.parse_day(raw)
+        if day is None:
+            raise BadRequest(f"{name} must be a date YYYY-MM-DD.", {name: [f"'{raw}' is not a date YYYY-MM-DD."]})
         return dates.check(day, name)
 
     def list_param(self, name: str, choices=None, integers: bool = False) -> list:
@@ -513,15 +512,23 @@ class EvidenceView(ReportView):
 
 
 class InlineCalendarSerializer(StrictInputMixin, serializers.Serializer):
+    """A proposed calendar, judged as a stored one is (`slas.api`): a zone a calendar may be in (not
+    "localtime", the server's, nor "Factory"), some working time, holidays in the service's range."""
+
     time_zone = serializers.CharField(max_length=64)
-    hours = WorkingHoursField()
-    holidays = serializers.ListField(child=serializers.DateField(), required=False, default=list)
+    hours = CalendarHoursField()
+    holidays = serializers.ListField(
+        child=serializers.DateField(validators=[in_service_range]), required=False, default=list
+    )
+
+    def validate_time_zone(self, value: str) -> str:
+        return valid_time_zone(value)
+
+    def validate_hours(self, value):
+        return valid_hours(value)
 
     def validate(self, attrs):
-        try:
-            hours = clock.parse_hours(attrs["hours"])
-        except clock.HoursError as exc:
-            raise serializers.ValidationError({"hours": exc.detail()}) from None
+        hours = tuple((h["weekday"], h["start"], h["end"]) for h in attrs["hours"])
         try:
             return clock.CalendarSpec(time_zone=attrs["time_zone"], hours=hours, holidays=frozenset(attrs["holidays"]))
         except ValueError as exc:

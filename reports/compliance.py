@@ -68,6 +68,17 @@ FILTERS = {
 
 S = SlaClock.State
 
+# Four IANA zones whose names are also time zone abbreviations, which PostgreSQL's AT TIME ZONE
+# looks up first: there "CET" is +01:00 all year, so a report in CET put the clocks of a summer
+# month's first hour in the month before (SQLite's functions read the zone). tzdata links them to
+# these zones since 2024b (the same offsets from 2000 on); the database is given those names.
+_SHADOWED_BY_ABBREVIATIONS = {
+    "CET": "Europe/Brussels",
+    "MET": "Europe/Brussels",
+    "EET": "Europe/Athens",
+    "WET": "Europe/Lisbon",
+}
+
 
 @dataclass(frozen=True)
 class ComplianceQuery:
@@ -80,6 +91,15 @@ class ComplianceQuery:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    @property
+    def database_zone(self) -> ZoneInfo:
+        """The zone as the database's truncations are given it (see `_SHADOWED_BY_ABBREVIATIONS`)."""
+        return ZoneInfo(_SHADOWED_BY_ABBREVIATIONS.get(self.time_zone, self.time_zone))
+
+    def trunc(self, unit: str, instant: str):
+        """The local month or ISO week (its first instant) of `instant`, in SQL."""
+        return (TruncMonth if unit == "month" else TruncWeek)(instant, tzinfo=self.database_zone)
 
     @property
     def start(self) -> dt.datetime:
@@ -173,12 +193,9 @@ def _keys(query: ComplianceQuery, instant: str = "decided_at") -> tuple[list[str
     that of `instant` (the clock's decision, or for the breaches' figures their settling stop)."""
     names, annotations = [], {}
     for key in query.group_by:
-        if key == "month":
-            annotations["month"] = TruncMonth(instant, tzinfo=query.zone)
-            names.append("month")
-        elif key == "week":
-            annotations["week"] = TruncWeek(instant, tzinfo=query.zone)
-            names.append("week")
+        if key in TIME_GROUPS:
+            annotations[key] = query.trunc(key, instant)
+            names.append(key)
         else:
             value, label = _PATHS[key]
             annotations[f"key_{key}"] = F(value)
@@ -218,8 +235,7 @@ def known_by_end(instant: str, query: ComplianceQuery, row_instant: str = "decid
     time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
     if time_key is None:
         return LessThan(F(instant), Value(query.end))
-    trunc = TruncMonth if time_key == "month" else TruncWeek
-    return LessThanOrEqual(trunc(instant, tzinfo=query.zone), trunc(row_instant, tzinfo=query.zone))
+    return LessThanOrEqual(query.trunc(time_key, instant), query.trunc(time_key, row_instant))
 
 
 def decided_in_period(clocks, query: ComplianceQuery):
@@ -348,8 +364,7 @@ def settled_before_row(query: ComplianceQuery):
     time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
     if time_key is None:
         return LessThan(F(SETTLED_AT), Value(query.start))
-    trunc = TruncMonth if time_key == "month" else TruncWeek
-    return LessThan(trunc(SETTLED_AT, tzinfo=query.zone), trunc(WAIVED_AT, tzinfo=query.zone))
+    return LessThan(query.trunc(time_key, SETTLED_AT), query.trunc(time_key, WAIVED_AT))
 
 
 def _add_waivers(clocks, query: ComplianceQuery, results: dict[tuple, dict], currencies: list[str]) -> None:

@@ -42,7 +42,6 @@ from .models import Calendar, SlaRule
 from .schemas import ESCALATION, PENALTY_CLAUSE, SCHEMAS, WORKING_HOURS, validation_errors
 
 # JSON fields whose shape the OpenAPI document states (the serializers judge them as before).
-WorkingHoursField = shaped_json_field(openapi_shape(WORKING_HOURS))
 CalendarHoursField = shaped_json_field({**openapi_shape(WORKING_HOURS), "minItems": 1})  # "At least one ..."
 EscalationField = shaped_json_field(openapi_shape(ESCALATION), "Escalation")
 PenaltyClauseField = shaped_json_field(openapi_shape(PENALTY_CLAUSE), "PenaltyClause")
@@ -56,6 +55,27 @@ class HolidaySerializer(serializers.Serializer):
     date = serializers.DateField(validators=[in_service_range])
     # One line, as every other name (an imported SUMMARY follows the same rule, `slas.ical`).
     name = serializers.CharField(max_length=120, allow_blank=True, required=False, default="", validators=[single_line])
+
+
+def valid_time_zone(value: str) -> str:
+    """A calendar's zone: an IANA zone a calendar can be in (`dates.is_time_zone`: not the server's
+    "localtime" nor tzdata's "Factory" placeholder)."""
+    if not dates.is_time_zone(value):
+        raise serializers.ValidationError(f"{value!r} is not an IANA time zone.")
+    return value
+
+
+def valid_hours(value) -> list[dict]:
+    """A calendar's working hours, checked (`clock.parse_hours`) and normalised: sorted by weekday
+    and start, times as "HH:MM"; at least one interval."""
+    try:
+        hours = parse_hours(value)
+    except HoursError as exc:
+        raise serializers.ValidationError(exc.detail()) from None
+    if not hours:
+        # A calendar without working time would make every clock on it never due.
+        raise serializers.ValidationError("At least one working interval is needed.")
+    return [{"weekday": weekday, "start": start, "end": end} for weekday, start, end in hours]
 
 
 def _listed_twice(days: list[dt.date]) -> list[str]:
@@ -104,20 +124,11 @@ class CalendarSerializer(ResourceSerializer):
         return unique_in_organization(self, "name", value, "calendar")
 
     def validate_time_zone(self, value: str) -> str:
-        if not dates.is_time_zone(value):
-            raise serializers.ValidationError(f"{value!r} is not an IANA time zone.")
-        return value
+        return valid_time_zone(value)
 
     def validate_hours(self, value):
         """Stored normalised: sorted by weekday and start, times as "HH:MM"."""
-        try:
-            hours = parse_hours(value)
-        except HoursError as exc:
-            raise serializers.ValidationError(exc.detail()) from None
-        if not hours:
-            # A calendar without working time would make every clock on it never due.
-            raise serializers.ValidationError("At least one working interval is needed.")
-        return [{"weekday": weekday, "start": start, "end": end} for weekday, start, end in hours]
+        return valid_hours(value)
 
     def validate_holidays(self, value):
         most = services.MAX_CALENDAR_DATES

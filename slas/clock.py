@@ -191,7 +191,14 @@ def _check_hours(items: Sequence[tuple[object, object, object]]) -> tuple[tuple[
         if end_minute is None:
             raise HoursError(index, f'end must be a time "HH:MM" from 00:01 to 24:00, not {end!r}')
         if end_minute <= start_minute:
-            raise HoursError(index, f"end {end} must be after start {start}")
+            # Each interval lies within its own date (holidays are whole dates): say how to write
+            # midnight and a night shift rather than only that the end comes first.
+            hint = ""
+            if end_minute == 0:
+                hint = ': midnight as an end is "24:00"'
+            elif end_minute < start_minute:
+                hint = f": hours past midnight are two intervals, {start}-24:00 and 00:00-{end} on the next weekday"
+            raise HoursError(index, f"end {end} must be after start {start}{hint}")
         checked.append((weekday, start_minute, end_minute, index))
     checked.sort()
     for previous, current in zip(checked, checked[1:], strict=False):

@@ -105,7 +105,10 @@ def export_calendar(*, name: str, uid_base: str, spec: CalendarSpec, names: dict
         event.add("transp", "TRANSPARENT")
         event.add("categories", ["Holiday"])
         cal.add_component(event)
-    cal.add_missing_timezones()
+    # The zone's changes over the years asked for (icalendar's default, 1970 to 2037, left a 2040
+    # export's summer at winter time for a client that reads the VTIMEZONE), and on through the
+    # next ten for the weekly events, which recur on.
+    cal.add_missing_timezones(first_date=anchor, last_date=dt.date(years.stop + 10, 1, 1))
     return cal.to_ical()
 
 

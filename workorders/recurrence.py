@@ -186,10 +186,19 @@ def wall_times(text: str, anchor: dt.date, horizon: dt.datetime) -> Iterator[dt.
 
 
 def occurrences(
-    text: str, *, time_zone: str, anchor: dt.date, after: dt.datetime, until: dt.datetime, limit: int | None = 10_000
-) -> list[dt.datetime]:
+    text: str,
+    *,
+    time_zone: str,
+    anchor: dt.date,
+    after: dt.datetime,
+    until: dt.datetime,
+    limit: int | None = 10_000,
+    walls: bool = False,
+) -> list:
     """The occurrence starts in (after, until], as UTC instants, in order, at most `limit` (None:
-    all of them, at most `max_occurrences(after, until)`). ValueError for a rule `refusal` refuses."""
+    all of them, at most `max_occurrences(after, until)`). ValueError for a rule `refusal` refuses.
+    `walls`: (instant, wall time) pairs, the local wall time the rule gave (02:30 for the 03:30
+    summer-time instant of a spring-forward gap; the earlier of two that name one instant)."""
     problem = refusal(text)
     if problem:
         raise ValueError(problem)
@@ -197,12 +206,12 @@ def occurrences(
     rule = _rule(_body(text), anchor)
     low = after.astimezone(tz).replace(tzinfo=None) - _MARGIN
     high = until.astimezone(tz).replace(tzinfo=None) + _MARGIN
-    found: set[dt.datetime] = set()
+    found: dict[dt.datetime, dt.datetime] = {}
     for wall in rule.xafter(max(low, rule._dtstart), inc=True):
         if wall > high or (limit is not None and len(found) >= limit):
             break
         # Two wall times can name one instant (a gap time and the hour after it): one occurrence.
         instant = wall.replace(tzinfo=tz).astimezone(dt.UTC)
         if after < instant <= until:
-            found.add(instant)
-    return sorted(found)
+            found.setdefault(instant, wall)
+    return [(instant, found[instant]) for instant in sorted(found)] if walls else sorted(found)

@@ -74,13 +74,15 @@ def _mover(plan: VisitPlan, contract: Contract):
     """The plan's holiday rule as a function from an occurrence to the instant it is visited (None:
     skipped), or None when every occurrence is visited where it falls (`keep`). The occurrence's
     local date in the contract's time zone is read against the calendar's business days; a moved
-    visit keeps its wall time (read as the rule reads one: a gap time with the offset before it)."""
+    visit keeps the rule's wall time (`wall`: 02:30 even where that date's 02:30 fell in a
+    spring-forward gap and became 03:30), read as the rule reads one (a gap time with the offset
+    before it)."""
     if plan.on_holiday == VisitPlan.OnHoliday.KEEP or plan.calendar_id is None:
         return None
     spec, tz = plan.calendar.spec, zoneinfo.ZoneInfo(contract.time_zone)
     skip = plan.on_holiday == VisitPlan.OnHoliday.SKIP
 
-    def move(occurrence: dt.datetime) -> dt.datetime | None:
+    def move(occurrence: dt.datetime, wall: dt.time) -> dt.datetime | None:
         local = occurrence.astimezone(tz)
         if spec.is_business_day(local.date()):
             return occurrence
@@ -89,8 +91,7 @@ def _mover(plan: VisitPlan, contract: Contract):
         for days in range(1, MAX_SHIFT_DAYS + 1):
             day = local.date() + dt.timedelta(days=days)
             if spec.is_business_day(day):
-                wall = dt.datetime.combine(day, local.time().replace(tzinfo=None, fold=0))
-                return wall.replace(tzinfo=tz).astimezone(dt.UTC)
+                return dt.datetime.combine(day, wall, tzinfo=tz).astimezone(dt.UTC)
         return None
 
     return move
@@ -114,8 +115,10 @@ def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.da
     step, low = chunk or until - after, after
     while low < until:
         high = min(until, low + step)
-        for occurrence in recurrence.occurrences(plan.recurrence, after=low, until=high, limit=None, **rule):
-            visit = occurrence if move is None else move(occurrence)
+        for occurrence, wall in recurrence.occurrences(
+            plan.recurrence, after=low, until=high, limit=None, walls=True, **rule
+        ):
+            visit = occurrence if move is None else move(occurrence, wall.time())
             if visit is not None and end is not None and visit >= end:
                 visit = None
             yield occurrence, visit

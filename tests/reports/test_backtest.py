@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from breaches.models import Breach
 from events.models import Event
-from tests.reports.factories import FIRST, build_dataset
+from tests.reports.factories import FIRST, OFFICE, build_dataset
 from workorders.models import SlaClock
 
 pytestmark = pytest.mark.django_db
@@ -160,6 +160,27 @@ def test_proposed_penalties_calendar_and_priorities(api, org, other_org):
         (
             {"sla_rule_id": "RULE", "proposed": {"calendar": {"time_zone": "UTC", "hours": [{"weekday": 9}]}}},
             "proposed.calendar.hours[0]",
+        ),
+        # Twelfth round: a proposed calendar is judged as a stored one (these were backtested): no
+        # working time, the server's own zone or tzdata's placeholder, a holiday out of range.
+        (
+            {"sla_rule_id": "RULE", "proposed": {"calendar": {"time_zone": "UTC", "hours": []}}},
+            "proposed.calendar.hours",
+        ),
+        (
+            {"sla_rule_id": "RULE", "proposed": {"calendar": {"time_zone": "localtime", "hours": OFFICE}}},
+            "proposed.calendar.time_zone",
+        ),
+        (
+            {"sla_rule_id": "RULE", "proposed": {"calendar": {"time_zone": "Factory", "hours": OFFICE}}},
+            "proposed.calendar.time_zone",
+        ),
+        (
+            {
+                "sla_rule_id": "RULE",
+                "proposed": {"calendar": {"time_zone": "UTC", "hours": OFFICE, "holidays": ["0001-01-01"]}},
+            },
+            "proposed.calendar.holidays",
         ),
         ({"sla_rule_id": "RULE", "from": "2026-03-01T00:00:00", "proposed": {"target_minutes": 30}}, "from"),
         ({"sla_rule_id": "RULE", "to": "2026-02-01T00:00:00Z", "proposed": {"target_minutes": 30}}, "to"),

@@ -332,6 +332,10 @@ def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
         ({"to": "2026-01-31"}, "from"),
         ({"from": "2026-01-01"}, "to"),
         ({"from": "2026-13-01", "to": "2026-01-31"}, "from"),
+        # Python reads these as dates (1 March 2026, 31 January 2026); the API takes YYYY-MM-DD only.
+        ({"from": "20260301", "to": "2026-03-31"}, "from"),
+        ({"from": "2026-01-01", "to": "2026-W05-6"}, "to"),
+        ({"from": "2026-01-01T00:00:00+01:00", "to": "2026-01-31"}, "from"),
         ({"from": "2026-02-01", "to": "2026-01-31"}, "to"),
         ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "colour"}, "group_by"),
         ({"from": "2026-01-01", "to": "2026-01-31", "group_by": "month,week"}, "group_by"),

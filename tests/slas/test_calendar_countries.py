@@ -3,6 +3,10 @@ and the compiled-calendar cache."""
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import icalendar
 import pytest
 
 from slas import clock
@@ -166,6 +170,21 @@ class TestIcal:
         lines = response.content.split(b"\r\n")
         assert not any(b"\r" in line or b"\n" in line for line in lines)  # no break but the line ends
         assert b"X-WR-CALNAME:Office\\nNorth" in lines  # RFC 5545 TEXT, as a holiday's SUMMARY
+
+    @pytest.mark.parametrize(("time_zone", "years"), [("Europe/London", "2040-2041"), ("Australia/Lord_Howe", "2060")])
+    def test_the_time_zone_s_changes_cover_the_years_asked(self, api, org, time_zone, years):
+        # Twelfth round: the VTIMEZONE had the zone's changes from 1970 to 2037 only, so a client
+        # that reads it (rather than the TZID's name) put a 2040 summer's hours at winter time.
+        calendar = make_calendar(org, time_zone=time_zone)
+        body = api("viewer").get(f"{URL}/{calendar.pk}/ical", {"years": years}).content
+        (vtimezone,) = icalendar.Calendar.from_ical(body).timezones
+        described = vtimezone.to_tz(lookup_tzid=False)  # from the file's rules, not the name's
+        first, last = int(years[:4]), int(years[-4:])
+        for year in range(first, last + 11):
+            for month in (1, 7):
+                wall = dt.datetime(year, month, 1, 12)
+                want = wall.replace(tzinfo=ZoneInfo(time_zone)).utcoffset()
+                assert wall.replace(tzinfo=described).utcoffset() == want, (year, month)
 
     def test_export_then_import_round_trips_the_holidays(self, api, org):
         source = make_calendar(

@@ -113,6 +113,9 @@ class TestCalendarValidation:
             # empty and reversed intervals
             ([{"weekday": 1, "start": "09:00", "end": "09:00"}], "must be after start"),
             ([{"weekday": 1, "start": "17:00", "end": "08:00"}], "must be after start"),
+            # Twelfth round: a night shift and a midnight end are refused saying how to write them.
+            ([{"weekday": 5, "start": "22:00", "end": "06:00"}], "two intervals, 22:00-24:00 and 00:00-06:00"),
+            ([{"weekday": 5, "start": "18:00", "end": "00:00"}], 'midnight as an end is "24:00"'),
             # weekdays are ISO integers 1-7
             ([{"weekday": 0, "start": "08:00", "end": "17:00"}], "weekday"),
             ([{"weekday": 8, "start": "08:00", "end": "17:00"}], "weekday"),

@@ -81,6 +81,22 @@ class TestGeneration:
         )
         assert next_occurrences(plan, after=ams(2026, 7, 15), count=2) == [ams(2026, 8, 3, 8), ams(2026, 9, 1, 8)]
 
+    def test_a_moved_visit_keeps_the_rule_s_wall_time_on_a_spring_forward_day(self, contract, office):
+        # Twelfth round: Sundays at 02:30, visited on the next business day. The spring-forward Sunday
+        # (29 March 2026) has no 02:30 (the rule reads it with the offset before the gap: 03:30 CEST)
+        # but its Monday has: the moved visit was made at 03:30, the local time of the instant.
+        plan = make_plan(
+            contract, recurrence="FREQ=WEEKLY;BYDAY=SU;BYHOUR=2;BYMINUTE=30", on_holiday="next_business_day",
+            calendar=office, now=ams(2026, 3, 20, 12),
+        )  # fmt: skip
+        # 6 April is Easter Monday: the 5th's visit moves to Tuesday.
+        assert next_occurrences(plan, after=ams(2026, 3, 20), count=3) == [
+            ams(2026, 3, 23, 2, 30), ams(2026, 3, 30, 2, 30), ams(2026, 4, 7, 2, 30),
+        ]  # fmt: skip
+        generate_visits(now=ams(2026, 3, 20, 12))
+        job = WorkOrder.objects.get(visit_plan=plan, occurrence=ams(2026, 3, 30, 2, 30))
+        assert job.reference == f"VISIT-{plan.pk}-20260330-0230"
+
     def test_a_visit_moved_onto_another_is_one_visit(self, contract, office):
         plan = make_plan(contract, recurrence="FREQ=DAILY;BYHOUR=9", on_holiday="next_business_day", calendar=office)
         assert generate_visits(now=ams(2026, 3, 30, 12)) > 0
