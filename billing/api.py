@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from config.api.csv import content_disposition, spreadsheet_safe
-from config.api.exceptions import Unprocessable
+from config.api.exceptions import Unprocessable, flatten_errors
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.serializers import (
     JSONObjectListField,
@@ -318,8 +318,9 @@ def validated_items(serializer_class, items, name: str, context) -> list[dict]:
     for n, item in enumerate(items):
         form = serializer_class(data=item, context=context)
         if not form.is_valid():
-            for field, messages in form.errors.items():
-                errors[f"{name}[{n}].{field}"] = [str(m) for m in messages]
+            # Flattened as every error is (a list field's item is `[i]`): iterating a list field's
+            # errors, keyed by index, named the index as the message ("0").
+            errors.update(flatten_errors(form.errors, f"{name}[{n}]"))
             continue
         out.append(form.to_json(form.validated_data))
     if errors:

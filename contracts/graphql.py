@@ -42,7 +42,6 @@ from config.graphql.mutations import (
     create_mutation,
     delete_mutation,
     input_from_serializer,
-    missing_parent,
     operation_error,
     pk_of,
     result_union,
@@ -400,8 +399,6 @@ class Mutation:
     def create_amendment(
         self, info: strawberry.Info, contract_id: strawberry.ID, input: AmendmentInput
     ) -> AmendmentResult:
-        if refused := missing_parent(info, models.Contract, contract_id):
-            return refused
         path = f"{_contracts(pk_of(contract_id))}/amendments"
         return answer(models.Amendment, *call_rest(info, "POST", path, body_of(input)))
 

@@ -87,6 +87,13 @@ class IdempotentCreateMixin:
         record = IdempotencyKey.objects.filter(organization=self.organization, key=key).first()
         if record is None:
             return None
+        if record.resource != self.idempotency_resource:
+            # Keys are the organization's across resources: name no object of another resource,
+            # which the caller may not read (an operator's ledger entry against a manager's export).
+            raise Unprocessable(
+                "This Idempotency-Key was used for another request.",
+                {"Idempotency-Key": ["Already used for another resource; send a new key."]},
+            )
         if record.fingerprint != fingerprint:
             raise Unprocessable(
                 "This Idempotency-Key was used with a different request body.",

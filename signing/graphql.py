@@ -18,11 +18,9 @@ from config.graphql.mutations import (
     body_of,
     call_rest,
     input_from_serializer,
-    missing_parent,
     pk_of,
     result_union,
 )
-from contracts.models import Contract as ContractModel
 
 from . import models, services
 from .api import SignatureRequestSerializer, SignatureRequestViewSet
@@ -95,7 +93,5 @@ class Mutation:
     def create_signature_request(
         self, info: strawberry.Info, contract_id: strawberry.ID, input: SignatureRequestInput
     ) -> SignatureRequestResult:
-        if refused := missing_parent(info, ContractModel, contract_id):
-            return refused
         path = f"{API}/contracts/{pk_of(contract_id)}/approval_requests"
         return answer(models.SignatureRequest, *call_rest(info, "POST", path, body_of(input)))

@@ -37,14 +37,12 @@ from config.graphql.mutations import (
     call_rest,
     child_path,
     input_from_serializer,
-    missing_parent,
     operation_error,
     pk_of,
     result_union,
 )
 from config.graphql.scalars import DateOrInstant
 from contracts.graphql import Asset, Contract
-from contracts.models import Contract as ContractModel
 from contracts.services import contract_for_line_items as contract_of_route
 from slas.graphql import Calendar
 from workorders import models
@@ -212,8 +210,6 @@ class Mutation:
     def create_visit_plan(
         self, info: strawberry.Info, contract_id: strawberry.ID, input: VisitPlanInput
     ) -> VisitPlanResult:
-        if refused := missing_parent(info, ContractModel, contract_id):
-            return refused
         path = f"{API}/contracts/{pk_of(contract_id)}/visit_plans"
         return answer(models.VisitPlan, *call_rest(info, "POST", path, body_of(input)))
 

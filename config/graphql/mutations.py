@@ -300,15 +300,3 @@ def child_action_mutation(graphql_type, name: str, route: str, action: str, inpu
             return answer(model, *call_rest(info, "POST", path, body_of(input)))
 
     return _mutation(resolve_action, name, f"REST POST {API}/contracts/{{contractId}}/{route}/{{id}}/{action}.")
-
-
-def missing_parent(info, model, pk) -> OperationError | None:
-    """NOT_FOUND when the parent a create is nested under (`contractId`) is not the caller's.
-
-    Some REST routes validate the body before they look the parent up; GraphQL answers "not found"
-    for another organization's id first, whatever the body."""
-    from .base import tenant
-
-    if model.objects.for_organization(tenant(info).organization).filter(pk=pk_of(pk)).exists():
-        return None
-    return OperationError(kind=ErrorKind.NOT_FOUND, message="Not found.", fields=[])
