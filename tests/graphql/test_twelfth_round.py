@@ -73,3 +73,46 @@ def test_a_subscription_refused_before_it_runs_is_a_bad_request(token, query, va
         await comm.disconnect()
 
     run(scenario)
+
+
+def _fragments(count: int) -> str:
+    """`me { role }` through `count` fragments, each its own: the same place selected `count` times."""
+    spreads = " ".join(f"...F{i}" for i in range(count))
+    return f"{{ me {{ {spreads} }} }} " + " ".join(f"fragment F{i} on Me {{ role }}" for i in range(count))
+
+
+def test_one_field_selected_hundreds_of_times_is_refused_before_graphqls_own_validation(gql):
+    """graphql-core's check that same-named fields merge compares every pair: `contracts {
+    totalCount }` 490 times, within the 2,000 tokens, cost seconds of CPU and then answered
+    "Validation aborted." (its recursion ran out), with no code."""
+    client = gql("viewer")
+    for query, place in [
+        ("{ " + "contracts { totalCount } " * 490 + "}", "`contracts`"),
+        (_fragments(31), "`me.role`"),
+        ("{ me { organization { " + "slug " * 31 + "} } }", "`me.organization.slug`"),
+    ]:
+        body = client.post(query).json()
+        (error,) = body["errors"]
+        assert body["data"] is None and error["extensions"]["code"] == "BAD_REQUEST", body
+        assert error["message"].startswith(f"{place} is selected more than 30 times"), error
+
+
+def test_a_field_selected_up_to_30_times_still_answers(gql, org):
+    """What clients do (overlapping fragments, `id` in each) still runs, merged as before."""
+    client = gql("viewer")
+    assert client(_fragments(30)) == {"me": {"role": "viewer"}}
+    assert client("{ " + "me { organization { slug } } " * 30 + "}") == {"me": {"organization": {"slug": org.slug}}}
+
+
+def test_a_fragment_cycle_through_a_field_is_graphqls_error_not_a_recursion(gql):
+    query = "query Q { contracts { results { ...A } } } fragment A on Contract { counterparty { contracts { ...A } } }"
+    (error,) = gql("viewer").post(query).json()["errors"]
+    assert error["message"] == "Cannot spread fragment 'A' within itself."
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_introspection_needs_a_token_as_every_query_does(gql, anon):
+    """README: open to every authenticated caller (GraphiQL, code generators), not without a token."""
+    query = {"query": "{ __schema { queryType { name } } }"}
+    assert anon.post(URL, query, format="json").status_code == 401
+    assert gql("viewer")(query["query"]) == {"__schema": {"queryType": {"name": "Query"}}}
