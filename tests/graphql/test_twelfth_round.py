@@ -4,6 +4,7 @@ every REST refusal has a status, and what GraphQL's own validation costs is boun
 from __future__ import annotations
 
 import pytest
+from rest_framework.throttling import SimpleRateThrottle
 
 from tests.graphql.conftest import URL
 
@@ -116,3 +117,23 @@ def test_introspection_needs_a_token_as_every_query_does(gql, anon):
     query = {"query": "{ __schema { queryType { name } } }"}
     assert anon.post(URL, query, format="json").status_code == 401
     assert gql("viewer")(query["query"]) == {"__schema": {"queryType": {"name": "Query"}}}
+
+
+def test_graphql_requests_count_against_the_rest_rate_limit(gql, monkeypatch):
+    """THROTTLE_USER_RATE held REST back while GraphQL's queries were never counted: its
+    X-RateLimit-Remaining stayed put and a caller refused under /api/v1/ went on querying here."""
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, "user": "3/min"})
+    client = gql("viewer")
+    remaining = []
+    for _ in range(2):
+        response = client.post("{ me { role } }")
+        assert response.status_code == 200 and response.json() == {"data": {"me": {"role": "viewer"}}}
+        remaining.append(response["X-RateLimit-Remaining"])
+    assert remaining == ["2", "1"]
+    assert client.client.get("/api/v1/me").status_code == 200  # one count for both faces: the third
+    rest = client.client.get("/api/v1/me")
+    refused = client.post("{ me { role } }")
+    assert rest.status_code == refused.status_code == 429
+    assert refused.json()["message"].startswith("Request was throttled. Expected available in")
+    assert refused.json().keys() == rest.json().keys() == {"message"}
+    assert 1 <= int(refused["Retry-After"]) <= 60 and refused["X-RateLimit-Remaining"] == "0"
