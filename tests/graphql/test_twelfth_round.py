@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
+from tests.contracts.factories import make_contract
 from tests.graphql.conftest import URL
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +138,31 @@ def test_graphql_requests_count_against_the_rest_rate_limit(gql, monkeypatch):
     assert refused.json()["message"].startswith("Request was throttled. Expected available in")
     assert refused.json().keys() == rest.json().keys() == {"message"}
     assert 1 <= int(refused["Retry-After"]) <= 60 and refused["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("query", "variable", "argument"),
+    [
+        ('query Q($v: [ID!]) { slaCompliance(from: "2026-01-01", to: "2026-02-01", contractIds: $v) { decided } }',
+         [str(i) for i in range(1, 1002)], "contractIds"),
+        ('query Q($v: [ID!]) { slaCompliance(from: "2026-01-01", to: "2026-02-01", counterpartyIds: $v) { decided } }',
+         [str(i) for i in range(1, 1002)], "counterpartyIds"),
+        ('query Q($v: [Metric!]) { slaCompliance(from: "2026-01-01", to: "2026-02-01", metrics: $v) { decided } }',
+         ["response"] * 1001, "metrics"),
+        ("query Q($v: [ID!]) { contractVisits(contractId: %(contract)s, visitPlanIds: $v) { totalCount } }",
+         [str(i) for i in range(1, 1002)], "visitPlanIds"),
+        ("query Q($v: [VisitState!]) { contractVisits(contractId: %(contract)s, states: $v) { totalCount } }",
+         ["scheduled"] * 1001, "states"),
+    ],
+)  # fmt: skip
+def test_a_computed_querys_list_holds_at_most_1000_values_as_rests_filters(gql, org, query, variable, argument):
+    """REST's lists are bounded by its URL (room for 1,000 ids); a GraphQL body of 90,000 contract
+    ids kept `slaCompliance` busy for seconds, and answered."""
+    contract = make_contract(org, status="active")
+    client = gql("manager")
+    query = query % {"contract": contract.pk}
+    body = client.post(query, {"v": variable}).json()
+    (error,) = body["errors"]
+    assert error["message"] == f"Invalid filter: {argument}", error
+    assert error["extensions"] == {"code": "BAD_REQUEST", "errors": {argument: ["At most 1000 values in one list."]}}
+    assert client(query, {"v": variable[:1000]})  # 1,000 still answer
