@@ -22,6 +22,7 @@ from config.errors import BadRequest
 from config.graphql.base import (
     MAX_PAGE_SIZE,
     Json,
+    at_most_list_values,
     camel,
     filter_input,
     order_input,
@@ -110,6 +111,9 @@ class Query:
         time_zone: str | None = None,
     ) -> list[ComplianceRow]:
         context = require_role(info, ComplianceView.read_role)
+        at_most_list_values(
+            contractIds=contract_ids, counterpartyIds=counterparty_ids, metrics=metrics, priorities=priorities
+        )
         params = {
             "from": from_.isoformat(),
             "to": to.isoformat(),

@@ -20,6 +20,7 @@ from config.graphql.base import (
     ContractChildType,
     Direction,
     OffsetPaginated,
+    at_most_list_values,
     object_id,
     page_window,
     reference_id,
@@ -160,6 +161,7 @@ class Query:
     ) -> VisitPage:
         context = require_role(info, VisitPlanViewSet.read_role)
         contract = contract_of_route(organization=context.organization, contract_id=object_id(contract_id) or 0)
+        at_most_list_values(visitPlanIds=visit_plan_ids, states=states)
         now = timezone.now()
         tz = zoneinfo.ZoneInfo(contract.time_zone)  # a bare date is that day in the contract's zone, as REST
         start = now - dt.timedelta(days=30) if from_ is None else day_or_instant(from_, "from", tz)

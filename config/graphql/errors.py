@@ -2,7 +2,9 @@
 
 - In queries, a domain error is a GraphQL error whose `extensions` carry `code` (BAD_REQUEST,
   INVALID, CONFLICT, FORBIDDEN, NOT_FOUND) and the per-field `errors`, with REST's message. A
-  missing object (another organization's id included) is NOT_FOUND "Not found.".
+  missing object (another organization's id included) is NOT_FOUND "Not found.". A request
+  GraphQL itself refuses before running it (a syntax error, an unknown field, a variable of the
+  wrong type, the abuse limits) is BAD_REQUEST too: REST's 400 for a bad request.
 - In mutations, the same failures come back as data: an `OperationError` with `kind`, `message`
   and `fields` (path + messages), a member of each mutation's result union.
 - Anything else is masked as "Internal server error." and logged, like REST's JSON 500.
@@ -67,6 +69,12 @@ def format_error(error: GraphQLError) -> GraphQLError:
     """A query's error as the client sees it."""
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
+        if error.path is None and not (error.extensions or {}).get("code"):
+            # The document's or the variables' fault, found before anything ran (graphql-core's
+            # and strawberry's own errors carry no code): a client reading `extensions.code`, as
+            # README says every query error has one, found none.
+            return GraphQLError(error.message, error.nodes, error.source, error.positions,
+                                extensions={**(error.extensions or {}), "code": "BAD_REQUEST"})  # fmt: skip
         return error
     original = as_domain_error(original) or original
     if isinstance(original, ObjectDoesNotExist):

@@ -1,13 +1,15 @@
 """`POST /api/graphql`: authenticated like REST (the same JWT class), scoped to the caller's org.
 
 The view authenticates with `tenancy.auth.TenantJWTAuthentication` before anything runs: no or
-a bad token is a 401 with the JSON envelope, exactly as under /api/v1/. The tenancy context
+a bad token is a 401 with the JSON envelope, exactly as under /api/v1/. Each request then counts
+against the caller's REST rate limit (`UserThrottle`): past it, REST's 429 with `Retry-After`. The tenancy context
 (organization, role) is put on the request for the types' `get_queryset` and the mutations.
 A browser asking for HTML gets GraphiQL (its assets served locally); it sends the token itself.
 """
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 from cross_web import HTTPException  # what strawberry's views raise (its own dependency)
@@ -15,12 +17,13 @@ from django.http import HttpResponse, JsonResponse
 from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from strawberry.django.views import GraphQLView
 
 from config.api import parsers
 from config.api.exceptions import BadRequest
 from config.api.filters import single_values
+from config.api.throttling import UserThrottle
 from tenancy.auth import TenantJWTAuthentication
 
 from .errors import format_error
@@ -32,6 +35,13 @@ GRAPHIQL_PAGE = pathlib.Path(__file__).with_name("graphiql.html")
 def _unauthorized(message: str) -> JsonResponse:
     response = JsonResponse({"message": message}, status=401)
     response["WWW-Authenticate"] = TenantJWTAuthentication().authenticate_header(None)
+    return response
+
+
+def _throttled(wait: float) -> JsonResponse:
+    """REST's 429 (config.api.exceptions): DRF's words and `Retry-After` in whole seconds."""
+    response = JsonResponse({"message": str(Throttled(wait).detail)}, status=429)
+    response["Retry-After"] = str(math.ceil(wait))
     return response
 
 
@@ -52,6 +62,11 @@ class TenantGraphQLView(GraphQLView):
         if authenticated is None:
             return _unauthorized("Authentication credentials were not provided.")
         request.user, request.tenant = authenticated
+        throttle = UserThrottle()
+        if not throttle.allow_request(request, self):
+            # The REST limit, on the same count (THROTTLE_USER_RATE): GraphQL's requests were never
+            # counted, so a caller held back under /api/v1/ could go on querying here without end.
+            return _throttled(throttle.wait())
         try:
             # A repeated query parameter (a GET's `query`, `variables`, `operationName`): strawberry
             # would read the last; refused as under /api/v1/.

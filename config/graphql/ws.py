@@ -36,6 +36,8 @@ from stream.disconnects import CLIENT_GONE
 from stream.layer import LayerOutageTolerant
 from tenancy.auth import TenantJWTAuthentication
 
+from .errors import format_error
+
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_SLOW_CONSUMER = 4408  # the event stream's code (stream.consumers)
 SLOW_MESSAGE = "Slow consumer: messages were not taken in time; resume with your last cursor."
@@ -62,6 +64,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         error) when a subscription's error followed the close of a demoted or removed member's
         socket, whose shutdown had already cleaned the operation up."""
         self.operations.pop(id, None)
+
+    async def _handle_pre_execution_error(self, operation, result) -> None:
+        """A subscription refused before it runs, in the HTTP face's words and codes (`format_error`):
+        graphql-core's own errors (an unknown field, a variable of the wrong type) had no code. A
+        syntax error or an unknown operation keeps strawberry's close (4400), which reads its type."""
+        if self._get_pre_execution_close_reason(result.errors[0]) is None:
+            result.errors = [format_error(error) for error in result.errors]
+        await super()._handle_pre_execution_error(operation, result)
 
 
 class TenantGraphQLWSConsumer(LayerOutageTolerant, GraphQLWSConsumer):

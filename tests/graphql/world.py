@@ -45,7 +45,7 @@ def build_world(org, member) -> dict[str, list[int]]:
                terms={}, origin="amendment", amendment=amendment)  # fmt: skip
     baker.make(SignatureRequest, organization=org, contract=contract, approval_round=1, email="s@example.com",
                expires_at=T0 + dt.timedelta(days=7))  # fmt: skip
-    baker.make(ContractRule, organization=org, contract=contract, name="Pumps", sequence=1, criteria={})
+    baker.make(ContractRule, organization=org, contract=contract, name="Pumps", sequence=1, criteria=[])
     baker.make(VisitPlan, organization=org, contract=contract, asset=asset, summary="Monthly check",
                recurrence="FREQ=MONTHLY", active_from=T0.date(), generated_until=T0)  # fmt: skip
     batch = baker.make(ExportBatch, organization=org, contract=contract, date_from=T0.date(), date_to=T0.date(),
