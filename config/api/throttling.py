@@ -100,8 +100,16 @@ def record(request, limit: int, remaining: int, reset: int, *, refused: bool = F
         setattr(django_request, RATE_LIMIT_ATTRIBUTE, (limit, remaining, reset, refused))
 
 
+# Set on a request whose user the rate limit has already counted: a GraphQL mutation's REST call
+# (config.graphql.mutations.call_rest) is part of the GraphQL request that was counted.
+COUNTED = "rate_limit_counted"
+
+
 class UserThrottle(WindowThrottle, UserRateThrottle):
-    pass
+    def allow_request(self, request, view) -> bool:
+        if getattr(request, COUNTED, False):
+            return True
+        return super().allow_request(request, view)
 
 
 class AnonThrottle(WindowThrottle, AnonRateThrottle):

@@ -31,6 +31,7 @@ from strawberry import UNSET
 from strawberry.scalars import JSON
 
 from config.api.serializers import ReferenceIdField
+from config.api.throttling import COUNTED
 
 from .base import camel, camel_path, object_id
 from .errors import KIND_BY_STATUS, ErrorKind, FieldError, OperationError
@@ -149,6 +150,7 @@ def _request(original: HttpRequest, method: str, path: str, body: dict | None, h
     }  # fmt: skip
     request._stream = io.BytesIO(raw)
     request._read_started = False
+    setattr(request, COUNTED, True)  # the GraphQL request it serves was counted (one count a mutation)
     return request
 
 

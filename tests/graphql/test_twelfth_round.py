@@ -140,6 +140,16 @@ def test_graphql_requests_count_against_the_rest_rate_limit(gql, monkeypatch):
     assert 1 <= int(refused["Retry-After"]) <= 60 and refused["X-RateLimit-Remaining"] == "0"
 
 
+def test_a_mutation_counts_once_with_the_rest_write_it_runs(gql, monkeypatch):
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, "user": "3/min"})
+    client = gql("manager")
+    mutation = 'mutation { createCounterparty(input: {name: "Acme %s"}) { ... on Counterparty { id } } }'
+    first = client.post(mutation % 1)
+    assert first.json()["data"]["createCounterparty"]["id"] and first["X-RateLimit-Remaining"] == "2"
+    second = client.post(mutation % 2)
+    assert second.json()["data"]["createCounterparty"]["id"] and second["X-RateLimit-Remaining"] == "1"
+
+
 @pytest.mark.parametrize(
     ("query", "variable", "argument"),
     [
