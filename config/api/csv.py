@@ -54,7 +54,16 @@ _NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")  # ASCII: a spreadsheet reads no
 
 def spreadsheet_safe(text: str) -> str:
     """Text a spreadsheet shows as text: one that would start a formula gets a leading `'` (OWASP's
-    advice); a number (`-12.50`, an amount) is left as it is."""
+    advice); a number (`-12.50`, an amount) is left as it is. So does each part after a `;`: Excel
+    in a locale whose list separator is `;` (German, French) splits a comma file's lines there, so
+    `x;=HYPERLINK(..)` became a cell of its own that ran (quoting does not help: a quote only opens
+    a cell at its start)."""
+    if ";" in text:
+        return ";".join(map(_safe_start, text.split(";")))
+    return _safe_start(text)
+
+
+def _safe_start(text: str) -> str:
     if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
         return "'" + text
     return text

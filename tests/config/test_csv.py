@@ -230,6 +230,11 @@ def test_a_csv_export_refuses_bad_paging_like_json(demo_admin, params):
         ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
         ("\tTab", "'\tTab"),
         ("Plain & simple", "Plain & simple"),
+        # A `;` locale's Excel splits there: each part is a cell's start (found by an attacker sweep).
+        ('x;=HYPERLINK("http://evil.example","x")', 'x;\'=HYPERLINK("http://evil.example","x")'),
+        ("a;b;@SUM(A1)", "a;b;'@SUM(A1)"),
+        ("=1;=2", "'=1;'=2"),
+        ("cost;-12.50;fine", "cost;-12.50;fine"),
     ],
 )
 def test_text_that_would_start_a_formula_is_neutralised(api, org, name, shown):
