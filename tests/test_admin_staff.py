@@ -38,13 +38,17 @@ def test_an_autocomplete_select_given_no_id_is_an_error_on_the_form(staff, label
 
     model = apps.get_model(label)
     base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+    extra = {}
     if inline is None:
         url, field = f"{base}add/", name
     else:
+        # A new row of the inline (an existing membership's user is shown, not chosen: tenancy.admin).
         url = f"{base}{model.objects.order_by('pk').first().pk}/change/"
-        field = next(k for k in form_values(staff, url) if k.endswith(f"-0-{name}"))  # the first row's
+        prefix = next(k for k in form_values(staff, url) if k.endswith("-TOTAL_FORMS")).removesuffix("-TOTAL_FORMS")
+        index = int(form_values(staff, url)[f"{prefix}-TOTAL_FORMS"])
+        field, extra = f"{prefix}-{index}-{name}", {f"{prefix}-TOTAL_FORMS": str(index + 1)}
     values = form_values(staff, url)
-    response = staff.post(url, {**values, field: [value] if many else value})
+    response = staff.post(url, {**values, **extra, field: [value] if many else value})
     assert response.status_code == 200, response.status_code
     assert b"errornote" in response.content
 
