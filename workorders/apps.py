@@ -18,6 +18,7 @@ class WorkordersConfig(AppConfig):
         register_lifecycle_step("visits generated", visits.generate_visits)
         on("contract.state_changed", visits.on_contract_resumed)
         on("contract.state_changed", visits.on_contract_terminated)  # its visits ahead are cancelled
+        on("contract.state_changed", visits.on_contract_suspended)  # so are they, until it resumes
         on("contract.created", rules.carry_plans_into_renewal)
 
         from events.visibility import restrict

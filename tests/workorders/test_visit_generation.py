@@ -241,3 +241,54 @@ def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
     assert SlaClock.objects.filter(work_order__in=after, state="cancelled").count() == after.count()
     call_command("scan_breaches", now=(now + dt.timedelta(days=9)).isoformat(), stdout=io.StringIO())
     assert Breach.objects.filter(work_order__visit_plan=plan).count() == before.count()  # none after the end
+
+
+@pytest.mark.django_db
+def test_a_suspension_cancels_the_visits_generated_ahead_and_a_resumption_makes_those_still_ahead_again(org, api):
+    # Twelfth round (known since the eleventh, not fixed then): the visits generated ahead before a
+    # suspension stayed open and breached during it, with their penalties; a resumption owes only
+    # the occurrences after it. Suspension and resumption happen now (the API's clock).
+    from django.utils import timezone
+
+    from breaches.models import Breach
+    from tests.workorders.factories import change
+
+    contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    now = timezone.now()
+    earlier = now - dt.timedelta(days=3)
+    plan = make_plan(contract, now=earlier, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=7)
+    generate(earlier)
+    jobs = WorkOrder.objects.filter(visit_plan=plan)
+    assert jobs.count() == 7
+    # The dispatcher called off the last visit ahead before the suspension: it stays called off.
+    called_off = jobs.order_by("occurrence").last()
+    change(called_off, status="cancelled", now=called_off.occurrence)
+    manager = api("manager")
+    suspended = manager.post(f"/api/v1/contracts/{contract.pk}/suspend", {"reason": "Unpaid"}, format="json")
+    assert suspended.status_code == 200, suspended.content
+    at = Event.objects.filter(type="contract.state_changed", object_id=contract.pk).latest("id").occurred_at
+    after = WorkOrder.objects.filter(pk__in=list(jobs.filter(occurrence__gt=at).values_list("pk", flat=True)))
+    before = jobs.filter(occurrence__lte=at)
+    assert after.count() >= 4 and before.count() >= 2
+    assert set(after.values_list("status", flat=True)) == {"cancelled"}
+    assert set(before.values_list("status", flat=True)) == {"open"}  # owed before the suspension
+    assert SlaClock.objects.filter(work_order__in=after, state="running").count() == 0
+    call_command("scan_breaches", now=(now + dt.timedelta(days=2)).isoformat(), stdout=io.StringIO())
+    assert Breach.objects.filter(work_order__visit_plan=plan).count() == before.count()  # none while suspended
+
+    resumed = manager.post(f"/api/v1/contracts/{contract.pk}/resume", {}, format="json")
+    assert resumed.status_code == 200, resumed.content
+    back = Event.objects.filter(type="contract.state_changed", object_id=contract.pk).latest("id").occurred_at
+    ahead = {o for o in after.values_list("occurrence", flat=True) if o > back} - {called_off.occurrence}
+    assert ahead  # the visits after the resumption are owed again, each once, with its clocks
+    open_again = jobs.filter(occurrence__gt=back, status="open")
+    assert sorted(open_again.values_list("occurrence", flat=True)) == sorted(ahead)
+    assert SlaClock.objects.filter(work_order__in=open_again, state="running").count() == len(ahead)
+    assert set(after.values_list("status", flat=True)) == {"cancelled"}  # history kept
+    generate(back)  # the next run makes no second job of them, nor one of the visit called off
+    assert sorted(
+        jobs.filter(occurrence__in=ahead).exclude(status="cancelled").values_list("occurrence", flat=True)
+    ) == sorted(ahead)
+    assert not jobs.filter(occurrence=called_off.occurrence).exclude(status="cancelled").exists()
+
