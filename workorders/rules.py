@@ -111,8 +111,8 @@ CARRIED_PLAN_FIELDS = [name for name in PLAN_FIELDS if name not in ("contract_id
 def carry_plans_into_renewal(event) -> int:
     """A renewal carries on the visit plans that ran to the end of its original's term, from its
     own start date to its end (handler of `contract.created`); its recurrence is anchored anew at
-    that date. A plan whose rule has no occurrence in the new term (an UNTIL that has passed)
-    stays behind."""
+    that date. A plan whose rule has no occurrence in the new term (an UNTIL that has passed), or
+    whose asset an amendment took out of the original's coverage before its end, stays behind."""
     from contracts.services import renewal_handover
 
     if not event.payload.get("renewed_from_id"):
@@ -124,6 +124,9 @@ def carry_plans_into_renewal(event) -> int:
     _, starts = renewal_handover(renewal)
     carried = 0
     for plan in plans.select_related("asset").order_by("id"):
+        left = visits.asset_left_on(plan, original)
+        if left is not None and left(last_day):
+            continue  # its asset had left the original's coverage by its end: not the renewal's to visit
         data = {name: getattr(plan, name) for name in CARRIED_PLAN_FIELDS}
         try:
             create_visit_plan(

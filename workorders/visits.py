@@ -97,10 +97,31 @@ def _mover(plan: VisitPlan, contract: Contract):
     return move
 
 
+def asset_left_on(plan: VisitPlan, contract: Contract):
+    """None, or a function from a local date to whether the plan's asset has left the contract's
+    coverage by then: the terms in force on that date (`covered_assets`) no longer name it while an
+    earlier version of the same contract did (an amendment moved it to another contract, or took it
+    out). A plan for an asset its contract never named is the counterparty's, as before."""
+    if plan.asset_id is None:
+        return None
+    timeline = Timeline(contract)
+    covered = [plan.asset_id in (version.terms.get("covered_assets") or []) for version in timeline.versions]
+    if not any(covered):
+        return None
+    index = {version.pk: i for i, version in enumerate(timeline.versions)}
+
+    def left(day: dt.date) -> bool:
+        i = index[timeline.version(day).pk]
+        return not covered[i] and any(covered[:i])
+
+    return left
+
+
 def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, chunk=_FIRST_CHUNK):
     """(occurrence, visit) for each occurrence of the rule in (after, until], in order, lazily:
     `visit` is the instant it is visited, the occurrence itself unless the plan's holiday rule moves
-    it (later) or skips it (None). A visit moved past the plan's window is None too. Settling is by
+    it (later) or skips it (None). A visit moved past the plan's window is None too, and so is one
+    on a date when the plan's asset has left the contract's coverage (`asset_left_on`). Settling is by
     the occurrence (`generated_until`), so changing the holiday rule never owes a settled one twice."""
     if recurrence.refusal(plan.recurrence):  # a stored rule from before a check: never run
         return
@@ -109,6 +130,8 @@ def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.da
     if end is not None:
         until = min(until, end - _TICK)
     move = _mover(plan, contract)
+    left = asset_left_on(plan, contract)
+    tz = zoneinfo.ZoneInfo(contract.time_zone)
     rule = {"time_zone": contract.time_zone, "anchor": plan.active_from}
     # In growing chunks (`chunk`, None: at once), so asking for the next few of a ten-year
     # lookahead does not compute them all.
@@ -119,6 +142,8 @@ def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.da
             visit = occurrence if move is None else move(occurrence)
             if visit is not None and end is not None and visit >= end:
                 visit = None
+            if visit is not None and left is not None and left(visit.astimezone(tz).date()):
+                visit = None  # its asset is another contract's (or none's) by then: not this one's visit
             yield occurrence, visit
         low, step = high, min(step * 2, _LAST_CHUNK)
 

@@ -292,3 +292,59 @@ def test_a_suspension_cancels_the_visits_generated_ahead_and_a_resumption_makes_
     ) == sorted(ahead)
     assert not jobs.filter(occurrence=called_off.occurrence).exclude(status="cancelled").exists()
 
+
+@pytest.mark.django_db
+class TestAPlanForAnAssetMovedToAnotherContract:
+    """Twelfth round (known since the eleventh, not fixed then): a plan of contract A for an asset
+    that an amendment moved to contract B went on generating visits on A after the move, and a
+    renewal of A carried it on. The asset's coverage is a term: from the move, A owes it no visit."""
+
+    def move(self, api, org, day: dt.date, **fields):
+        from tests.contracts.test_amendments import amend, approve_fully, approved_contract
+
+        party = baker.make("contracts.Counterparty", organization=org, name="Harbour Fire")
+        pump = baker.make(Asset, organization=org, counterparty=party, name="Fire pump")
+        managers = api("manager"), api("manager"), api("manager")
+        first = approved_contract(org, reference="A", counterparty=party, **fields)
+        first.covered_assets.add(pump)
+        first.term_versions.update(terms={**first.term_versions.get().terms, "covered_assets": [pump.pk]})
+        second = approved_contract(org, reference="B", counterparty=party, expiry_date=None)
+        for contract, covered in ((first, []), (second, [pump.pk])):
+            moved = amend(managers[0], contract, effective_date=day.isoformat(), changes={"covered_asset_ids": covered})
+            assert moved.status_code == 201, moved.content
+            approve_fully(managers, contract, moved.json()["id"])
+        return first, pump
+
+    def test_the_plan_generates_no_visit_on_a_from_the_move(self, api, org):
+        from django.utils import timezone
+
+        from workorders.visits import next_occurrences
+
+        now = timezone.now()
+        today = timezone.localdate(now, timezone=ams(2026, 1, 1).tzinfo)
+        move_day = today + dt.timedelta(days=5)
+        first, pump = self.move(api, org, move_day, expiry_date=dt.date(2099, 12, 31))
+        plan = make_plan(first, now=now, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=14, asset=pump)
+        other = make_plan(first, now=now, recurrence="FREQ=DAILY;BYHOUR=10", generate_days_in_advance=14)
+        generate(now)
+        days = [
+            job.occurrence.astimezone(ams(2026, 1, 1).tzinfo).date()
+            for job in WorkOrder.objects.filter(visit_plan=plan)
+        ]
+        assert days and max(days) < move_day  # A's visits of the pump stop at the move
+        assert max(job.occurrence for job in WorkOrder.objects.filter(visit_plan=other)) > first.start_of_day(move_day)
+        plan.refresh_from_db()
+        assert next_occurrences(plan, after=now) == []  # nor does the plan list one to come
+
+    def test_a_renewal_does_not_carry_the_plan_on(self, api, org):
+        from django.utils import timezone
+
+        now = timezone.now()
+        today = timezone.localdate(now, timezone=ams(2026, 1, 1).tzinfo)
+        first, pump = self.move(api, org, today + dt.timedelta(days=5), expiry_date=today + dt.timedelta(days=10))
+        make_plan(first, now=now, asset=pump, summary="Pump")
+        make_plan(first, now=now, summary="Site walk")
+        renewed = api("manager").post(f"/api/v1/contracts/{first.pk}/renew", {}, format="json")
+        assert renewed.status_code == 201, renewed.content
+        carried = VisitPlan.objects.filter(contract_id=renewed.json()["id"])
+        assert list(carried.values_list("summary", flat=True)) == ["Site walk"]
