@@ -345,9 +345,12 @@ def delete_contract(*, instance: Contract, actor) -> None:
     record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
     try:
         contract.delete()
-    except ProtectedError as exc:  # e.g. its visit plans, or a contract rule that assigns it
+    except ProtectedError as exc:  # its visit plans, a contract rule that assigns it, signature requests
         used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
-        raise Conflict(f"Contract {contract.pk} is still used by {', '.join(used_by)}; delete those first.") from None
+        raise Conflict(
+            f"Contract {contract.pk} is still used by {', '.join(used_by)}; it cannot be deleted "
+            "(visit plans and contract rules can be deleted first; signature requests are kept)."
+        ) from None
 
 
 @transaction.atomic
