@@ -25,6 +25,7 @@ from tenancy.currencies import finer_than_currency, is_currency, quantize
 from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
 from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem, TermVersion
+from .references import refuse_if_named
 from .terms import Timeline, start_versions
 
 logger = logging.getLogger("contracts")
@@ -64,6 +65,7 @@ def update_counterparty(*, instance: Counterparty, actor, data: dict) -> Counter
 @transaction.atomic
 def delete_counterparty(*, instance: Counterparty, actor) -> None:
     counterparty = locked(Counterparty, instance)
+    refuse_if_named(counterparty)
     record_event(
         type="counterparty.deleted",
         obj=counterparty,
@@ -342,6 +344,7 @@ def delete_contract(*, instance: Contract, actor) -> None:
     contract = _locked(instance)
     if contract.status != Contract.Status.DRAFT:
         raise Conflict(f"Only a draft can be deleted; this contract is {contract.status}.")
+    refuse_if_named(contract)
     record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
     try:
         contract.delete()

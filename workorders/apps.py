@@ -20,6 +20,10 @@ class WorkordersConfig(AppConfig):
         on("contract.state_changed", visits.on_contract_terminated)  # its visits ahead are cancelled
         on("contract.state_changed", visits.on_contract_suspended)  # so are they, until it resumes
         on("contract.created", rules.carry_plans_into_renewal)
+        # A counterparty, an asset or a draft named by a rule's criteria is not deleted from under it.
+        from contracts.references import register_named_by
+
+        register_named_by("contract rules", rules.rules_naming)
 
         from events.visibility import restrict
 

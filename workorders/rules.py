@@ -15,7 +15,7 @@ from contracts.terms import Timeline
 from events.feed import locked
 from events.services import record_event, save_changes, snapshot
 
-from . import recurrence, visits
+from . import matching, recurrence, visits
 from .models import ContractRule, VisitPlan
 
 RULE_FIELDS = ["name", "sequence", "enabled", "criteria", "outcome", "contract_id"]
@@ -43,6 +43,28 @@ def delete_contract_rule(*, instance: ContractRule, actor) -> None:
     rule = locked(ContractRule, instance)
     record_event(type="contract_rule.deleted", obj=rule, actor=actor, payload=snapshot(rule, RULE_FIELDS))
     rule.delete()
+
+
+def rules_naming(obj) -> str | None:
+    """The contract rules whose criteria name `obj` (a counterparty or an asset by id, a contract as
+    the area of `location within`), for `contracts.references`. An organization's rules are few and
+    their criteria JSON: read in Python (one query), the same on SQLite and PostgreSQL."""
+    fields = [name for name, model in matching.ID_FIELDS.items() if isinstance(obj, model)]
+    if isinstance(obj, Contract):
+        fields.append("location")
+    if not fields:
+        return None
+    found = []
+    rules = ContractRule.objects.filter(organization_id=obj.organization_id).order_by("id")
+    for pk, criteria in rules.values_list("pk", "criteria"):
+        for criterion in criteria if isinstance(criteria, list) else []:
+            if not isinstance(criterion, dict) or criterion.get("field") not in fields:
+                continue
+            value = criterion.get("value")
+            if obj.pk in (value if isinstance(value, list) else [value]):
+                found.append(pk)
+                break
+    return f"the criteria of contract rules {', '.join(map(str, found))}" if found else None
 
 
 # --- visit plans --------------------------------------------------------------------------------
