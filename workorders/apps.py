@@ -19,6 +19,7 @@ class WorkordersConfig(AppConfig):
         on("contract.state_changed", visits.on_contract_resumed)
         on("contract.state_changed", visits.on_contract_terminated)  # its visits ahead are cancelled
         on("contract.state_changed", visits.on_contract_suspended)  # so are they, until it resumes
+        on("contract.state_changed", visits.on_contract_ended)  # and those beyond an expiry moved earlier
         on("contract.created", rules.carry_plans_into_renewal)
         # A counterparty, an asset or a draft named by a rule's criteria is not deleted from under it.
         from contracts.references import register_named_by

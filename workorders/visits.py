@@ -337,16 +337,17 @@ def on_contract_resumed(event) -> int:
     return moved
 
 
-def _cancel_visits_ahead(event) -> int:
+def _cancel_visits_ahead(event, *, since: dt.datetime | None = None) -> int:
     """Cancel, through `update_work_order`, the jobs the contract's plans generated ahead
-    (`generate_days_in_advance`) for occurrences after the event's instant that are still open
-    (nobody has started them): their clocks stop as cancelled (`sla_clock.stopped`, reason
-    job_ended) and each change is a `work_order.updated` event. A job already in progress, on hold
-    or resolved is the dispatcher's. Returns how many were cancelled."""
+    (`generate_days_in_advance`) for occurrences after the event's instant (or from `since`) that
+    are still open (nobody has started them): their clocks stop as cancelled (`sla_clock.stopped`,
+    reason job_ended) and each change is a `work_order.updated` event. A job already in progress,
+    on hold or resolved is the dispatcher's. Returns how many were cancelled."""
+    after = Q(occurrence__gt=event.occurred_at) if since is None else Q(occurrence__gte=since)
     jobs = WorkOrder.objects.filter(
+        after,
         contract_id=event.object_id,
         visit_plan__isnull=False,
-        occurrence__gt=event.occurred_at,
         status=WorkOrder.Status.OPEN,
     ).order_by("occurrence", "id")
     cancelled = 0
@@ -366,6 +367,20 @@ def on_contract_terminated(event) -> int:
     if event.payload.get("to") != Contract.Status.TERMINATED:
         return 0
     return _cancel_visits_ahead(event)
+
+
+def on_contract_ended(event) -> int:
+    """An expired (or renewed) contract owes no visit after its term's end: the visits generated
+    beyond it are cancelled. Generation stops at the end, so they exist only when an amendment
+    brought the end forward after they were generated (the term as approved then reached further);
+    before, they stayed open on the ended contract and breached, with their penalties."""
+    if event.payload.get("to") not in (Contract.Status.EXPIRED, Contract.Status.RENEWED):
+        return 0
+    contract = Contract.objects.get(pk=event.object_id)
+    last_day = Timeline(contract).last_day()
+    if last_day is None:
+        return 0
+    return _cancel_visits_ahead(event, since=contract.start_of_day(last_day + dt.timedelta(days=1)))
 
 
 def on_contract_suspended(event) -> int:

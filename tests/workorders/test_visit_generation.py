@@ -348,3 +348,42 @@ class TestAPlanForAnAssetMovedToAnotherContract:
         assert renewed.status_code == 201, renewed.content
         carried = VisitPlan.objects.filter(contract_id=renewed.json()["id"])
         assert list(carried.values_list("summary", flat=True)) == ["Site walk"]
+
+
+@pytest.mark.django_db
+def test_an_expiry_brought_forward_cancels_the_visits_generated_beyond_it(org, make_member):
+    # Twelfth round (the eleventh's "not done"): visits generated for a term an amendment then
+    # shortened stayed open after the contract expired at its new end, and breached. Now the expiry
+    # (run_lifecycle) cancels the open ones from the end of the last day on; those before are owed.
+    from contracts import amendments
+    from tests.contracts.test_amendments import approved_contract
+
+    contract = approved_contract(org, expiry_date=dt.date(2026, 3, 31), hours_budget=None)
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    plan = make_plan(contract, now=ams(2026, 3, 10), recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=14)
+    generate(ams(2026, 3, 10))
+    assert len(occurrences(plan)) == 14  # 03-10 .. 03-23
+    users = [make_member("manager", org).user for _ in range(3)]
+    now = ams(2026, 3, 12, 10)
+    amendment = amendments.create_amendment(
+        contract=contract,
+        actor=users[0],
+        data={
+            "effective_date": dt.date(2026, 3, 12),
+            "changes": {"expiry_date": "2026-03-15"},
+            "reason": "Ended early",
+        },
+        now=now,
+    )
+    amendments.submit_amendment(amendment=amendment, actor=users[0])
+    amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
+    amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
+    generate(ams(2026, 3, 16, 1), command="run_lifecycle")
+    contract.refresh_from_db()
+    assert contract.status == "expired"
+    end = ams(2026, 3, 16)
+    jobs = WorkOrder.objects.filter(visit_plan=plan)
+    assert set(jobs.filter(occurrence__gte=end).values_list("status", flat=True)) == {"cancelled"}
+    assert jobs.filter(occurrence__gte=end).count() == 8  # 03-16 .. 03-23
+    assert set(jobs.filter(occurrence__lt=end).values_list("status", flat=True)) == {"open"}  # in the term: owed
+    assert not SlaClock.objects.filter(work_order__occurrence__gte=end, work_order__visit_plan=plan, state="running")
