@@ -195,6 +195,15 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict, now: dt.datetim
     return save_changes(plan, data, actor=actor, event_type="visit_plan.updated", check=check)
 
 
+def delete_draft_plans(contract: Contract, *, actor) -> None:
+    """A draft's visit plans go with it (`contracts.references.DRAFT_PARTS`), each with its
+    `visit_plan.deleted` event: a draft generates nothing, so they have no job (one that had would
+    still refuse). A renewal's draft carries its original's plans, and was undeletable without
+    deleting each first."""
+    for plan in VisitPlan.objects.filter(contract=contract).order_by("id"):
+        delete_visit_plan(instance=plan, actor=actor)
+
+
 @transaction.atomic
 def delete_visit_plan(*, instance: VisitPlan, actor) -> None:
     plan = locked(VisitPlan, instance)

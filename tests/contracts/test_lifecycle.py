@@ -434,3 +434,37 @@ def test_an_approved_renewal_is_called_off_before_it_starts(api, make_contract):
     assert original.status == "expired" and Contract.objects.filter(renewed_from=original).count() == 1
     assert not LedgerEntry.objects.filter(contract_id=renewal["id"]).exists()
     assert not BillingPeriod.objects.filter(contract_id=renewal["id"]).exists()
+
+
+@pytest.mark.django_db
+def test_a_draft_renewal_is_deleted_with_the_visit_plans_it_carried(api, make_contract):
+    # Twelfth round: a renewal's draft carries its original's visit plans, and deleting it was a
+    # 409 ("still used by visit plans") until each plan was deleted by hand; its SLA rules already
+    # went with it. A draft's plans never generated a job: they go with it, each with its event.
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from workorders import rules
+    from workorders.models import VisitPlan
+
+    original = make_contract(status="active", start_date=dt.date(2026, 1, 1), expiry_date=dt.date(2027, 6, 30))
+    kept = rules.create_visit_plan(
+        contract=original, actor=None, data={"summary": "Pump check", "recurrence": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"}
+    )
+    manager = api("manager")
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser(username="staff", password="pw"))
+    for delete in ("api", "admin"):
+        renewal = manager.post(url(original, "renew"), {}, format="json").json()
+        carried = VisitPlan.objects.get(contract_id=renewal["id"])
+        if delete == "api":
+            response = manager.delete(f"/api/v1/contracts/{renewal['id']}")
+            assert response.status_code == 204, response.content
+        else:
+            page = staff.post(f"/admin/contracts/contract/{renewal['id']}/delete/", {"post": "yes"}, follow=True)
+            assert page.status_code == 200
+        assert not Contract.objects.filter(pk=renewal["id"]).exists()
+        assert not VisitPlan.objects.filter(pk=carried.pk).exists()
+        assert Event.objects.filter(type="visit_plan.deleted", object_id=carried.pk).exists()
+        assert Event.objects.filter(type="contract.deleted", object_id=renewal["id"]).exists()
+    assert list(VisitPlan.objects.filter(contract=original)) == [kept]  # the original's plan stays
