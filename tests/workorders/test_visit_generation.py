@@ -211,23 +211,31 @@ def test_a_run_reads_only_the_plans_whose_next_occurrence_entered_their_horizon(
     assert generate_visits(now=ams(2026, 3, 2, 9)) == 2  # 03-23 and 03-30 are inside 30 days now
 
 
-@pytest.mark.django_db
-def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
-    # Eleventh round: visits generated a week ahead stayed open when the contract was terminated,
-    # and the next scan_breaches recorded a breach (and its penalty) for each day after the end.
-    # Termination happens now (the API's clock), so the plan runs around now.
+def daily_visits_generated_ahead(org):
+    """An active contract with a 60-minute response rule for planned jobs, and the 09:00 visits of a
+    daily plan generated 7 days ahead from three days ago (the API's actions happen now). Returns
+    (contract, plan, its jobs, now)."""
     from django.utils import timezone
-
-    from breaches.models import Breach
 
     contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
     make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
     now = timezone.now()
     earlier = now - dt.timedelta(days=3)
     plan = make_plan(contract, now=earlier, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=7)
-    generate(earlier)  # the 09:00 visits of 7 days from three days ago
+    generate(earlier)
     jobs = WorkOrder.objects.filter(visit_plan=plan)
     assert jobs.count() == 7
+    return contract, plan, jobs, now
+
+
+@pytest.mark.django_db
+def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
+    # Eleventh round: visits generated a week ahead stayed open when the contract was terminated,
+    # and the next scan_breaches recorded a breach (and its penalty) for each day after the end.
+    # Termination happens now (the API's clock), so the plan runs around now.
+    from breaches.models import Breach
+
+    contract, plan, jobs, now = daily_visits_generated_ahead(org)
     terminated = api("manager").post(f"/api/v1/contracts/{contract.pk}/terminate", {"reason": "Sold"}, format="json")
     assert terminated.status_code == 200, terminated.content
     ended = Event.objects.get(type="contract.state_changed", object_id=contract.pk).occurred_at
@@ -248,19 +256,10 @@ def test_a_suspension_cancels_the_visits_generated_ahead_and_a_resumption_makes_
     # Twelfth round (known since the eleventh, not fixed then): the visits generated ahead before a
     # suspension stayed open and breached during it, with their penalties; a resumption owes only
     # the occurrences after it. Suspension and resumption happen now (the API's clock).
-    from django.utils import timezone
-
     from breaches.models import Breach
     from tests.workorders.factories import change
 
-    contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
-    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
-    now = timezone.now()
-    earlier = now - dt.timedelta(days=3)
-    plan = make_plan(contract, now=earlier, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=7)
-    generate(earlier)
-    jobs = WorkOrder.objects.filter(visit_plan=plan)
-    assert jobs.count() == 7
+    contract, plan, jobs, now = daily_visits_generated_ahead(org)
     # The dispatcher called off the last visit ahead before the suspension: it stays called off.
     called_off = jobs.order_by("occurrence").last()
     change(called_off, status="cancelled", now=called_off.occurrence)
@@ -300,19 +299,11 @@ class TestAPlanForAnAssetMovedToAnotherContract:
     renewal of A carried it on. The asset's coverage is a term: from the move, A owes it no visit."""
 
     def move(self, api, org, day: dt.date, **fields):
-        from tests.contracts.test_amendments import amend, approve_fully, approved_contract
+        from tests.workorders.test_matching import move_asset
 
         party = baker.make("contracts.Counterparty", organization=org, name="Harbour Fire")
         pump = baker.make(Asset, organization=org, counterparty=party, name="Fire pump")
-        managers = api("manager"), api("manager"), api("manager")
-        first = approved_contract(org, reference="A", counterparty=party, **fields)
-        first.covered_assets.add(pump)
-        first.term_versions.update(terms={**first.term_versions.get().terms, "covered_assets": [pump.pk]})
-        second = approved_contract(org, reference="B", counterparty=party, expiry_date=None)
-        for contract, covered in ((first, []), (second, [pump.pk])):
-            moved = amend(managers[0], contract, effective_date=day.isoformat(), changes={"covered_asset_ids": covered})
-            assert moved.status_code == 201, moved.content
-            approve_fully(managers, contract, moved.json()["id"])
+        first, _second = move_asset(api, org, party, pump, day, **fields)
         return first, pump
 
     def test_the_plan_generates_no_visit_on_a_from_the_move(self, api, org):
