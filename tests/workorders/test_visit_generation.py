@@ -290,6 +290,11 @@ def test_a_suspension_cancels_the_visits_generated_ahead_and_a_resumption_makes_
         jobs.filter(occurrence__in=ahead).exclude(status="cancelled").values_list("occurrence", flat=True)
     ) == sorted(ahead)
     assert not jobs.filter(occurrence=called_off.occurrence).exclude(status="cancelled").exists()
+    # The visits listing shows each of them once, with its live job (not the cancelled one too).
+    window = {"from": back.isoformat(), "to": (back + dt.timedelta(days=8)).isoformat(), "per_page": 100}
+    listed = api("operator").get(f"/api/v1/contracts/{contract.pk}/visits", window).json()
+    again = [v for v in listed if dt.datetime.fromisoformat(v["occurrence"]) in ahead]
+    assert len(again) == len(ahead) and {v["work_order"]["status"] for v in again} == {"open"}
 
 
 @pytest.mark.django_db
