@@ -397,8 +397,9 @@ def _restore_visits(resumed) -> int:
     """At a resumption: a new job for each visit the last suspension cancelled whose occurrence is
     still ahead (and inside its plan's window), as generation would have left it. The cancelled job
     stays, with its history; only jobs not cancelled are one per occurrence. The suspension's own
-    cancellations are told from a dispatcher's by the events: written right after the suspension's
-    `contract.state_changed`, open -> cancelled, by it."""
+    cancellations are told from a dispatcher's by the events: open -> cancelled, between the
+    suspension's `contract.state_changed` and the resumption's (the suspension left no open visit
+    ahead for anyone else to cancel); one called off before the suspension stays called off."""
     from events.models import Event
 
     suspended = (
@@ -437,6 +438,9 @@ def _restore_visits(resumed) -> int:
         first, end = plan_window(plan, contract)
         if job.occurrence < first or (end is not None and job.occurrence >= end):
             continue  # the plan was ended (or the term shortened) meanwhile
+        left = asset_left_on(plan, contract)
+        if left is not None and left(contract.local_today(job.occurrence)):
+            continue  # its asset has left the contract's coverage by then
         if WorkOrder.objects.filter(visit_plan=plan, occurrence=job.occurrence).exclude(status="cancelled").exists():
             continue
         data = _job_data(plan, contract, job.occurrence, resumed.occurred_at)
