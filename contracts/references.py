@@ -22,6 +22,20 @@ from config.errors import Conflict
 NAMED_BY: dict[str, Callable[[models.Model], str | None]] = {}
 
 
+def register_named_by(name: str, finder: Callable[[models.Model], str | None]) -> None:
+    NAMED_BY[name] = finder
+
+
+def refuse_if_named(obj: models.Model) -> None:
+    """A 409 naming what still names `obj`, before anything is deleted or recorded."""
+    names = [found for finder in NAMED_BY.values() if (found := finder(obj))]
+    if names:
+        label = str(obj._meta.verbose_name).capitalize()
+        raise Conflict(
+            f"{label} {obj.pk} is named by {'; '.join(names)}; it cannot be deleted (change or delete those first)."
+        )
+
+
 DRAFT_PARTS: dict[str, Callable[..., None]] = {}
 # The models of those rows, with the field naming their contract (the admin's delete page).
 DRAFT_PART_MODELS: dict[type[models.Model], str] = {}
@@ -41,17 +55,3 @@ def is_draft_part(obj: models.Model, drafts: set[int]) -> bool:
 def delete_draft_parts(contract, *, actor) -> None:
     for delete in DRAFT_PARTS.values():
         delete(contract, actor=actor)
-
-
-def register_named_by(name: str, finder: Callable[[models.Model], str | None]) -> None:
-    NAMED_BY[name] = finder
-
-
-def refuse_if_named(obj: models.Model) -> None:
-    """A 409 naming what still names `obj`, before anything is deleted or recorded."""
-    names = [found for finder in NAMED_BY.values() if (found := finder(obj))]
-    if names:
-        label = str(obj._meta.verbose_name).capitalize()
-        raise Conflict(
-            f"{label} {obj.pk} is named by {'; '.join(names)}; it cannot be deleted (change or delete those first)."
-        )
