@@ -6,9 +6,12 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import NestedObjects
 from django.core.exceptions import PermissionDenied
+from django.db import router
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django_fsm.admin import FSMAdminMixin
 
 from config.admin_forms import (
@@ -28,6 +31,7 @@ from . import assets as asset_services
 from .billing_plan import BILLING_PLAN_API_FIELDS, normalise_top_up, plan_errors
 from .geo import CoverageError, validate_point
 from .models import Amendment, Asset, Contract, ContractApproval, Counterparty, LineItem, TermVersion
+from .references import is_draft_part
 
 BILLING_PLAN_ADMIN_FIELDS = [name for name in BILLING_PLAN_API_FIELDS if name != "billing_calendar_id"]
 
@@ -395,6 +399,24 @@ class ContractAdmin(TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.Mo
 
     def has_delete_permission(self, request, obj=None):
         return (obj is None or obj.status == Contract.Status.DRAFT) and super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        """Django's, except that a draft's parts that go with it (`contracts.references`: its visit
+        plans) are listed as deleted, not as protected: the page refused what the service does."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if not protected:
+            return deleted, counts, perms_needed, protected
+        collector = NestedObjects(using=router.db_for_write(Contract))
+        collector.collect(objs)
+        drafts = {obj.pk for obj in objs if obj.status == Contract.Status.DRAFT}
+        parts = [obj for obj in collector.protected if is_draft_part(obj, drafts)]
+        if len(parts) < len(collector.protected):
+            return deleted, counts, perms_needed, protected  # something else holds on: Django's page
+        for part in parts:
+            deleted.append(f"{capfirst(part._meta.verbose_name)}: {part}")
+            name = str(part._meta.verbose_name_plural)
+            counts[name] = counts.get(name, 0) + 1
+        return deleted, counts, perms_needed, []
 
     def fsm_transition_view(self, request, object_id, transition_name, **kwargs):
         # django-fsm's page for a transition with a form (approve, reject, suspend, terminate)

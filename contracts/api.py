@@ -550,7 +550,9 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         services.resume_contract, "Resume a suspended contract (optional `reason`).", OptionalReasonSerializer
     )
     terminate = _contract_action(
-        services.terminate_contract, "Terminate an active or suspended contract, with a `reason`.", ReasonSerializer
+        services.terminate_contract,
+        "Terminate a scheduled (not started yet), active or suspended contract, with a `reason`.",
+        ReasonSerializer,
     )
     give_notice = _contract_action(
         services.give_notice,

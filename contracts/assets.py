@@ -13,6 +13,7 @@ from events.feed import locked
 from events.services import record_event, save_changes, snapshot
 
 from .models import Asset
+from .references import refuse_if_named
 
 ASSET_FIELDS = [
     "name", "kind", "serial_number", "counterparty_id", "site", "location", "remarks", "source", "source_id",
@@ -50,6 +51,7 @@ def delete_asset(*, instance: Asset, actor) -> None:
     asset = locked(Asset, instance)
     if asset.covering_contracts.exists():
         raise Conflict(f"Asset {asset.pk} is covered by contracts; it cannot be deleted.")
+    refuse_if_named(asset)
     record_event(type="asset.deleted", obj=asset, actor=actor, payload=snapshot(asset, ASSET_FIELDS))
     try:
         asset.delete()

@@ -274,8 +274,13 @@ class Contract(BillingPlanTerms, SourcedModel):
     def resume(self):
         pass
 
+    # From scheduled too: an approved contract called off before its start (a renewal the customer
+    # declined); it never runs, so nothing of it is billed, allocated or visited.
     @transition(
-        field=status, source=[Status.ACTIVE, Status.SUSPENDED], target=Status.TERMINATED, custom={"admin": True}
+        field=status,
+        source=[Status.SCHEDULED, Status.ACTIVE, Status.SUSPENDED],
+        target=Status.TERMINATED,
+        custom={"admin": True},
     )
     def terminate(self):
         pass

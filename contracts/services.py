@@ -25,6 +25,7 @@ from tenancy.currencies import finer_than_currency, is_currency, quantize
 from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
 from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem, TermVersion
+from .references import delete_draft_parts, refuse_if_named
 from .terms import Timeline, start_versions
 
 logger = logging.getLogger("contracts")
@@ -64,6 +65,7 @@ def update_counterparty(*, instance: Counterparty, actor, data: dict) -> Counter
 @transaction.atomic
 def delete_counterparty(*, instance: Counterparty, actor) -> None:
     counterparty = locked(Counterparty, instance)
+    refuse_if_named(counterparty)
     record_event(
         type="counterparty.deleted",
         obj=counterparty,
@@ -342,12 +344,17 @@ def delete_contract(*, instance: Contract, actor) -> None:
     contract = _locked(instance)
     if contract.status != Contract.Status.DRAFT:
         raise Conflict(f"Only a draft can be deleted; this contract is {contract.status}.")
+    refuse_if_named(contract)
     record_event(type="contract.deleted", obj=contract, actor=actor, payload=snapshot(contract, CONTRACT_SNAPSHOT))
+    delete_draft_parts(contract, actor=actor)  # its visit plans (a renewal's, carried), as its SLA rules
     try:
         contract.delete()
-    except ProtectedError as exc:  # e.g. its visit plans, or a contract rule that assigns it
+    except ProtectedError as exc:  # its visit plans, a contract rule that assigns it, signature requests
         used_by = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
-        raise Conflict(f"Contract {contract.pk} is still used by {', '.join(used_by)}; delete those first.") from None
+        raise Conflict(
+            f"Contract {contract.pk} is still used by {', '.join(used_by)}; it cannot be deleted "
+            "(contract rules can be deleted first; signature requests are kept)."
+        ) from None
 
 
 @transaction.atomic

@@ -22,7 +22,9 @@ class SignatureRequest(TenantModel):
         EXPIRED = "expired"
         VOID = "void"
 
-    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="signature_requests")
+    # PROTECT: a request went to the counterparty (and may hold their signature): a draft sent for
+    # signature and sent back is kept, not deleted with its requests (contracts.services.delete_contract).
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="signature_requests")
     approval_round = models.PositiveIntegerField()
     name = models.CharField(max_length=160)
     email = models.EmailField(max_length=254)

@@ -76,6 +76,9 @@ def contract_visits(
     )
     if len(jobs) > MAX_VISITS:
         _too_many()
+    # A visit a suspension cancelled and the resumption made again is one visit: its live job's.
+    live = {(job.visit_plan_id, job.occurrence) for job in jobs if job.status != WorkOrder.Status.CANCELLED}
+    jobs = [j for j in jobs if j.status != WorkOrder.Status.CANCELLED or (j.visit_plan_id, j.occurrence) not in live]
     logged = (
         dict(
             LedgerEntry.objects.filter(work_order__in=jobs, entry_type=LedgerEntry.Type.WORK)

@@ -9,7 +9,7 @@ class WorkordersConfig(AppConfig):
         from contracts.services import register_lifecycle_step
         from events.handlers import on
 
-        from . import rules, services, visits
+        from . import models, rules, services, visits
 
         on("calendar.updated", services.on_calendar_updated)
         for event_type in ("sla_rule.created", "sla_rule.updated", "sla_rule.amended"):
@@ -18,7 +18,15 @@ class WorkordersConfig(AppConfig):
         register_lifecycle_step("visits generated", visits.generate_visits)
         on("contract.state_changed", visits.on_contract_resumed)
         on("contract.state_changed", visits.on_contract_terminated)  # its visits ahead are cancelled
+        on("contract.state_changed", visits.on_contract_suspended)  # so are they, until it resumes
+        on("contract.state_changed", visits.on_contract_ended)  # and those beyond an expiry moved earlier
         on("contract.created", rules.carry_plans_into_renewal)
+        # A counterparty, an asset or a draft named by a rule's criteria is not deleted from under it.
+        from contracts.references import register_draft_part, register_named_by
+
+        register_named_by("contract rules", rules.rules_naming)
+        # A draft's delete takes its plans along (a renewal's draft carries its original's).
+        register_draft_part("visit plans", rules.delete_draft_plans, model=models.VisitPlan, field="contract")
 
         from events.visibility import restrict
 

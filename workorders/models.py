@@ -159,9 +159,11 @@ class WorkOrder(SourcedModel):
                 condition=~models.Q(source_id=""),
                 name="workorder_unique_source_id",
             ),
+            # Cancelled jobs apart: a visit a suspension cancelled is made again at the resumption
+            # when its occurrence is still ahead (workorders.visits), and both stay.
             models.UniqueConstraint(
                 fields=["visit_plan", "occurrence"],
-                condition=models.Q(visit_plan__isnull=False),
+                condition=models.Q(visit_plan__isnull=False) & ~models.Q(status="cancelled"),
                 name="workorder_once_per_occurrence",
             ),
         ]

@@ -15,7 +15,7 @@ from contracts.terms import Timeline
 from events.feed import locked
 from events.services import record_event, save_changes, snapshot
 
-from . import recurrence, visits
+from . import matching, recurrence, visits
 from .models import ContractRule, VisitPlan
 
 RULE_FIELDS = ["name", "sequence", "enabled", "criteria", "outcome", "contract_id"]
@@ -43,6 +43,28 @@ def delete_contract_rule(*, instance: ContractRule, actor) -> None:
     rule = locked(ContractRule, instance)
     record_event(type="contract_rule.deleted", obj=rule, actor=actor, payload=snapshot(rule, RULE_FIELDS))
     rule.delete()
+
+
+def rules_naming(obj) -> str | None:
+    """The contract rules whose criteria name `obj` (a counterparty or an asset by id, a contract as
+    the area of `location within`), for `contracts.references`. An organization's rules are few and
+    their criteria JSON: read in Python (one query), the same on SQLite and PostgreSQL."""
+    fields = [name for name, model in matching.ID_FIELDS.items() if isinstance(obj, model)]
+    if isinstance(obj, Contract):
+        fields.append("location")
+    if not fields:
+        return None
+    found = []
+    rules = ContractRule.objects.filter(organization_id=obj.organization_id).order_by("id")
+    for pk, criteria in rules.values_list("pk", "criteria"):
+        for criterion in criteria if isinstance(criteria, list) else []:
+            if not isinstance(criterion, dict) or criterion.get("field") not in fields:
+                continue
+            value = criterion.get("value")
+            if obj.pk in (value if isinstance(value, list) else [value]):
+                found.append(pk)
+                break
+    return f"the criteria of contract rules {', '.join(map(str, found))}" if found else None
 
 
 # --- visit plans --------------------------------------------------------------------------------
@@ -111,8 +133,8 @@ CARRIED_PLAN_FIELDS = [name for name in PLAN_FIELDS if name not in ("contract_id
 def carry_plans_into_renewal(event) -> int:
     """A renewal carries on the visit plans that ran to the end of its original's term, from its
     own start date to its end (handler of `contract.created`); its recurrence is anchored anew at
-    that date. A plan whose rule has no occurrence in the new term (an UNTIL that has passed)
-    stays behind."""
+    that date. A plan whose rule has no occurrence in the new term (an UNTIL that has passed), or
+    whose asset an amendment took out of the original's coverage before its end, stays behind."""
     from contracts.services import renewal_handover
 
     if not event.payload.get("renewed_from_id"):
@@ -124,6 +146,9 @@ def carry_plans_into_renewal(event) -> int:
     _, starts = renewal_handover(renewal)
     carried = 0
     for plan in plans.select_related("asset").order_by("id"):
+        left = visits.asset_left_on(plan, original)
+        if left is not None and left(last_day):
+            continue  # its asset had left the original's coverage by its end: not the renewal's to visit
         data = {name: getattr(plan, name) for name in CARRIED_PLAN_FIELDS}
         try:
             create_visit_plan(
@@ -168,6 +193,15 @@ def update_visit_plan(*, instance: VisitPlan, actor, data: dict, now: dt.datetim
             plan.generated_until = now
 
     return save_changes(plan, data, actor=actor, event_type="visit_plan.updated", check=check)
+
+
+def delete_draft_plans(contract: Contract, *, actor) -> None:
+    """A draft's visit plans go with it (`contracts.references.DRAFT_PARTS`), each with its
+    `visit_plan.deleted` event: a draft generates nothing, so they have no job (one that had would
+    still refuse). A renewal's draft carries its original's plans, and was undeletable without
+    deleting each first."""
+    for plan in VisitPlan.objects.filter(contract=contract).order_by("id"):
+        delete_visit_plan(instance=plan, actor=actor)
 
 
 @transaction.atomic

@@ -19,9 +19,10 @@ A plan whose stored rule `recurrence.refusal` refuses (written before a check, e
 second) generates nothing and lists no occurrences: each run skips it with a log line, leaving its
 `generated_until`, so that correcting the rule (PATCH) generates what is owed from there on.
 
-A suspended contract generates nothing. When it is resumed (`contract.state_changed` to
-active from suspended), its plans' `generated_until` moves to the instant of resumption, so
-only the occurrences still ahead are caught up.
+A suspended contract generates nothing, and the visits generated ahead before its suspension are
+cancelled (still open ones). When it is resumed (`contract.state_changed` to active from
+suspended), its plans' `generated_until` moves to the instant of resumption, so only the
+occurrences still ahead are caught up, and those of the cancelled visits still ahead get a job again.
 """
 
 from __future__ import annotations
@@ -97,10 +98,31 @@ def _mover(plan: VisitPlan, contract: Contract):
     return move
 
 
+def asset_left_on(plan: VisitPlan, contract: Contract):
+    """None, or a function from a local date to whether the plan's asset has left the contract's
+    coverage by then: the terms in force on that date (`covered_assets`) no longer name it while an
+    earlier version of the same contract did (an amendment moved it to another contract, or took it
+    out). A plan for an asset its contract never named is the counterparty's, as before."""
+    if plan.asset_id is None:
+        return None
+    timeline = Timeline(contract)
+    covered = [plan.asset_id in (version.terms.get("covered_assets") or []) for version in timeline.versions]
+    if not any(covered):
+        return None
+    index = {version.pk: i for i, version in enumerate(timeline.versions)}
+
+    def left(day: dt.date) -> bool:
+        i = index[timeline.version(day).pk]
+        return not covered[i] and any(covered[:i])
+
+    return left
+
+
 def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.datetime, chunk=_FIRST_CHUNK):
     """(occurrence, visit) for each occurrence of the rule in (after, until], in order, lazily:
     `visit` is the instant it is visited, the occurrence itself unless the plan's holiday rule moves
-    it (later) or skips it (None). A visit moved past the plan's window is None too. Settling is by
+    it (later) or skips it (None). A visit moved past the plan's window is None too, and so is one
+    on a date when the plan's asset has left the contract's coverage (`asset_left_on`). Settling is by
     the occurrence (`generated_until`), so changing the holiday rule never owes a settled one twice."""
     if recurrence.refusal(plan.recurrence):  # a stored rule from before a check: never run
         return
@@ -109,6 +131,8 @@ def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.da
     if end is not None:
         until = min(until, end - _TICK)
     move = _mover(plan, contract)
+    left = asset_left_on(plan, contract)
+    tz = zoneinfo.ZoneInfo(contract.time_zone)
     rule = {"time_zone": contract.time_zone, "anchor": plan.active_from}
     # In growing chunks (`chunk`, None: at once), so asking for the next few of a ten-year
     # lookahead does not compute them all.
@@ -121,6 +145,8 @@ def _slots(plan: VisitPlan, contract: Contract, after: dt.datetime, until: dt.da
             visit = occurrence if move is None else move(occurrence, wall.time())
             if visit is not None and end is not None and visit >= end:
                 visit = None
+            if visit is not None and left is not None and left(visit.astimezone(tz).date()):
+                visit = None  # its asset is another contract's (or none's) by then: not this one's visit
             yield occurrence, visit
         low, step = high, min(step * 2, _LAST_CHUNK)
 
@@ -302,30 +328,29 @@ def generate_visits(
 
 
 def on_contract_resumed(event) -> int:
-    """A resumed contract catches up only the occurrences still ahead of now."""
+    """A resumed contract catches up only the occurrences still ahead of now; the visits its
+    suspension cancelled for occurrences after now are owed again (`_restore_visits`)."""
     payload = event.payload
     if payload.get("to") != Contract.Status.ACTIVE or payload.get("from") != Contract.Status.SUSPENDED:
         return 0
     plans = VisitPlan.objects.filter(contract_id=event.object_id)
     plans.update(next_run_at=None)
-    return plans.filter(generated_until__lt=event.occurred_at).update(generated_until=event.occurred_at)
+    moved = plans.filter(generated_until__lt=event.occurred_at).update(generated_until=event.occurred_at)
+    _restore_visits(event)
+    return moved
 
 
-def on_contract_terminated(event) -> int:
-    """A terminated contract owes no visit after its termination: the jobs its plans generated ahead
-    (`generate_days_in_advance`) for occurrences after the instant it ended, still open (nobody has
-    started them), are cancelled through `update_work_order`, so their clocks stop as cancelled
-    (`sla_clock.stopped`, reason job_ended) and each change is a `work_order.updated` event. Before,
-    they stayed open on a terminated contract and every one of them breached at the next
-    `scan_breaches`, with its penalty. A job already in progress, on hold or resolved is the
-    dispatcher's. Returns how many were cancelled."""
-    payload = event.payload
-    if payload.get("to") != Contract.Status.TERMINATED:
-        return 0
+def _cancel_visits_ahead(event, *, since: dt.datetime | None = None) -> int:
+    """Cancel, through `update_work_order`, the jobs the contract's plans generated ahead
+    (`generate_days_in_advance`) for occurrences after the event's instant (or from `since`) that
+    are still open (nobody has started them): their clocks stop as cancelled (`sla_clock.stopped`,
+    reason job_ended) and each change is a `work_order.updated` event. A job already in progress,
+    on hold or resolved is the dispatcher's. Returns how many were cancelled."""
+    after = Q(occurrence__gt=event.occurred_at) if since is None else Q(occurrence__gte=since)
     jobs = WorkOrder.objects.filter(
+        after,
         contract_id=event.object_id,
         visit_plan__isnull=False,
-        occurrence__gt=event.occurred_at,
         status=WorkOrder.Status.OPEN,
     ).order_by("occurrence", "id")
     cancelled = 0
@@ -336,3 +361,92 @@ def on_contract_terminated(event) -> int:
         update_work_order(instance=job, actor=event.actor, data={"status": WorkOrder.Status.CANCELLED}, now=at)
         cancelled += 1
     return cancelled
+
+
+def on_contract_terminated(event) -> int:
+    """A terminated contract owes no visit after its termination: its visits generated ahead are
+    cancelled (`_cancel_visits_ahead`). Before, they stayed open on a terminated contract and every
+    one of them breached at the next `scan_breaches`, with its penalty."""
+    if event.payload.get("to") != Contract.Status.TERMINATED:
+        return 0
+    return _cancel_visits_ahead(event)
+
+
+def on_contract_ended(event) -> int:
+    """An expired (or renewed) contract owes no visit after its term's end: the visits generated
+    beyond it are cancelled. Generation stops at the end, so they exist only when an amendment
+    brought the end forward after they were generated (the term as approved then reached further);
+    before, they stayed open on the ended contract and breached, with their penalties."""
+    if event.payload.get("to") not in (Contract.Status.EXPIRED, Contract.Status.RENEWED):
+        return 0
+    contract = Contract.objects.get(pk=event.object_id)
+    last_day = Timeline(contract).last_day()
+    if last_day is None:
+        return 0
+    return _cancel_visits_ahead(event, since=contract.start_of_day(last_day + dt.timedelta(days=1)))
+
+
+def on_contract_suspended(event) -> int:
+    """A suspended contract owes no visit while it is suspended (it generates none, and a resumption
+    does not owe the occurrences in between): the visits generated ahead before the suspension are
+    cancelled as at a termination. Before, they stayed open and breached during the suspension,
+    with their penalties. Those still ahead when the contract is resumed are made again then."""
+    if event.payload.get("to") != Contract.Status.SUSPENDED:
+        return 0
+    return _cancel_visits_ahead(event)
+
+
+def _restore_visits(resumed) -> int:
+    """At a resumption: a new job for each visit the last suspension cancelled whose occurrence is
+    still ahead (and inside its plan's window), as generation would have left it. The cancelled job
+    stays, with its history; only jobs not cancelled are one per occurrence. The suspension's own
+    cancellations are told from a dispatcher's by the events: open -> cancelled, between the
+    suspension's `contract.state_changed` and the resumption's (the suspension left no open visit
+    ahead for anyone else to cancel); one called off before the suspension stays called off."""
+    from events.models import Event
+
+    suspended = (
+        Event.objects.filter(
+            type="contract.state_changed",
+            object_type="contract",
+            object_id=resumed.object_id,
+            id__lt=resumed.pk,
+            payload__to=Contract.Status.SUSPENDED,
+        )
+        .order_by("-id")
+        .first()
+    )
+    if suspended is None:
+        return 0
+    ahead = WorkOrder.objects.filter(
+        contract_id=resumed.object_id,
+        visit_plan__isnull=False,
+        occurrence__gt=resumed.occurred_at,
+        status=WorkOrder.Status.CANCELLED,
+    )
+    by_suspension = Event.objects.filter(
+        type="work_order.updated",
+        object_type="workorder",
+        object_id__in=ahead.values("pk"),
+        id__gt=suspended.pk,
+        id__lt=resumed.pk,
+        occurred_at__gte=suspended.occurred_at,
+        payload__changes__status__before=WorkOrder.Status.OPEN,
+        payload__changes__status__after=WorkOrder.Status.CANCELLED,
+    ).values("object_id")
+    jobs = ahead.filter(pk__in=by_suspension).select_related("visit_plan", "contract").order_by("occurrence", "id")
+    made = 0
+    for job in jobs:
+        plan, contract = job.visit_plan, job.contract
+        first, end = plan_window(plan, contract)
+        if job.occurrence < first or (end is not None and job.occurrence >= end):
+            continue  # the plan was ended (or the term shortened) meanwhile
+        left = asset_left_on(plan, contract)
+        if left is not None and left(contract.local_today(job.occurrence)):
+            continue  # its asset has left the contract's coverage by then
+        if WorkOrder.objects.filter(visit_plan=plan, occurrence=job.occurrence).exclude(status="cancelled").exists():
+            continue
+        data = _job_data(plan, contract, job.occurrence, resumed.occurred_at)
+        create_work_order(organization=contract.organization, actor=resumed.actor, data=data, now=resumed.occurred_at)
+        made += 1
+    return made

@@ -196,3 +196,39 @@ def test_rejecting_an_amendment_in_the_admin_asks_why(staff, org):
     assert amendment.approvals.get().comment == "The notice period needs legal's review"
     event = Event.objects.get(type="amendment.rejected", object_id=amendment.pk)
     assert event.payload == {"reason": "The notice period needs legal's review"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("decided", ["accepted", "rejected", "pending"])
+def test_a_draft_sent_for_signature_keeps_its_requests(api, staff, make_contract, decided):
+    # Twelfth round: a contract sent for the counterparty's signature and sent back to draft (an
+    # internal rejection) was deleted with its signature requests (CASCADE), the counterparty's
+    # signature, its name, address and terms hash among them. The requests are kept: the draft is not
+    # deleted (409; the admin's error message, nothing deleted, no event), through either face.
+    import datetime as dt
+
+    from signing.models import SignatureRequest
+
+    contract = make_contract(status="pending_approval", approval_round=1)
+    request = SignatureRequest.objects.create(
+        organization=contract.organization, contract=contract, approval_round=1, name="Jo", email="jo@x.example",
+        token_hash="1" * 64, terms_hash="0" * 64, expires_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC), status=decided,
+        signer_name="Jo" if decided != "pending" else "", signature="Jo" if decided != "pending" else "",
+    )  # fmt: skip
+    manager = api("manager")
+    rejected = manager.post(f"/api/v1/contracts/{contract.pk}/reject", {"reason": "Rates"}, format="json")
+    assert rejected.json()["status"] == "draft"
+    response = manager.delete(f"/api/v1/contracts/{contract.pk}")
+    assert response.status_code == 409, response.content
+    assert "signature requests" in response.json()["message"]
+    client = staff("alice")
+    page = client.post(f"/admin/contracts/contract/{contract.pk}/delete/", {"post": "yes"}, follow=True)
+    assert page.status_code == 200
+    bulk = client.post(
+        "/admin/contracts/contract/",
+        {"action": "delete_selected", "_selected_action": [contract.pk], "post": "yes"},
+        follow=True,
+    )
+    assert bulk.status_code == 200
+    assert Contract.objects.filter(pk=contract.pk).exists() and SignatureRequest.objects.filter(pk=request.pk).exists()
+    assert not Event.objects.filter(type="contract.deleted").exists()

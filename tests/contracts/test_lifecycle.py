@@ -13,7 +13,7 @@ ALLOWED = {
     "reject": {"pending_approval"},
     "suspend": {"active"},
     "resume": {"suspended"},
-    "terminate": {"active", "suspended"},
+    "terminate": {"scheduled", "active", "suspended"},
     "give_notice": {"active"},
     "renew": {"active", "suspended", "expired"},
 }
@@ -393,3 +393,78 @@ def test_notice_is_due_within_the_term(api, make_contract):
     assert (
         client.patch(f"/api/v1/contracts/{contract.pk}", {"notice_period_days": 364}, format="json").status_code == 200
     )
+
+
+@pytest.mark.django_db
+def test_an_approved_renewal_is_called_off_before_it_starts(api, make_contract):
+    # Twelfth round: a scheduled contract (approved, not started) allowed no action at all, so a
+    # renewal the customer declined after its approval could only start, take its hours, bill its
+    # periods and mark the original renewed, then be terminated. Now it is terminated before it
+    # starts: run_lifecycle never activates it, and the original expires at its end (the renewal it
+    # had was called off; the clause does not make another).
+    import io
+
+    from django.core.management import call_command
+
+    from billing.models import BillingPeriod
+    from ledger.models import LedgerEntry
+
+    original = make_contract(
+        status="active", start_date=dt.date(2026, 1, 1), expiry_date=dt.date(2027, 6, 30), auto_renew=True,
+        renewal_term_months=12, hours_budget="10.00",
+    )  # fmt: skip
+    author, first, second = api("manager"), api("manager"), api("manager")
+    renewal = author.post(url(original, "renew"), {}, format="json").json()
+    renewal_url = f"/api/v1/contracts/{renewal['id']}"
+    assert author.post(f"{renewal_url}/submit", {}, format="json").status_code == 200
+    first.post(f"{renewal_url}/approve", {}, format="json")
+    assert second.post(f"{renewal_url}/approve", {}, format="json").json()["status"] == "scheduled"
+    ended = author.post(f"{renewal_url}/terminate", {"reason": "Customer declined"}, format="json")
+    assert ended.status_code == 200 and ended.json()["status"] == "terminated", ended.content
+    event = Event.objects.filter(type="contract.state_changed", object_id=renewal["id"]).latest("id")
+    assert event.payload == {
+        "from": "scheduled",
+        "to": "terminated",
+        "action": "terminate",
+        "reason": "Customer declined",
+    }
+    call_command("run_lifecycle", now="2027-07-01T12:00:00Z", stdout=io.StringIO())
+    original.refresh_from_db()
+    assert Contract.objects.get(pk=renewal["id"]).status == "terminated"
+    assert original.status == "expired" and Contract.objects.filter(renewed_from=original).count() == 1
+    assert not LedgerEntry.objects.filter(contract_id=renewal["id"]).exists()
+    assert not BillingPeriod.objects.filter(contract_id=renewal["id"]).exists()
+
+
+@pytest.mark.django_db
+def test_a_draft_renewal_is_deleted_with_the_visit_plans_it_carried(api, make_contract):
+    # Twelfth round: a renewal's draft carries its original's visit plans, and deleting it was a
+    # 409 ("still used by visit plans") until each plan was deleted by hand; its SLA rules already
+    # went with it. A draft's plans never generated a job: they go with it, each with its event.
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from workorders import rules
+    from workorders.models import VisitPlan
+
+    original = make_contract(status="active", start_date=dt.date(2026, 1, 1), expiry_date=dt.date(2027, 6, 30))
+    kept = rules.create_visit_plan(
+        contract=original, actor=None, data={"summary": "Pump check", "recurrence": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"}
+    )
+    manager = api("manager")
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser(username="staff", password="pw"))
+    for delete in ("api", "admin"):
+        renewal = manager.post(url(original, "renew"), {}, format="json").json()
+        carried = VisitPlan.objects.get(contract_id=renewal["id"])
+        if delete == "api":
+            response = manager.delete(f"/api/v1/contracts/{renewal['id']}")
+            assert response.status_code == 204, response.content
+        else:
+            page = staff.post(f"/admin/contracts/contract/{renewal['id']}/delete/", {"post": "yes"}, follow=True)
+            assert page.status_code == 200
+        assert not Contract.objects.filter(pk=renewal["id"]).exists()
+        assert not VisitPlan.objects.filter(pk=carried.pk).exists()
+        assert Event.objects.filter(type="visit_plan.deleted", object_id=carried.pk).exists()
+        assert Event.objects.filter(type="contract.deleted", object_id=renewal["id"]).exists()
+    assert list(VisitPlan.objects.filter(contract=original)) == [kept]  # the original's plan stays

@@ -141,3 +141,45 @@ class TestCriteria:
         created = client.post(URL, {"name": "R", "contract_id": contract.pk}, format="json").json()
         response = client.patch(f"{URL}/{created['id']}", {"outcome": "not_covered"}, format="json")
         assert response.status_code == 200 and response.json()["contract"] is None
+
+
+@pytest.mark.django_db
+def test_what_a_rule_names_is_not_deleted_from_under_it(api, org):
+    # Twelfth round: a counterparty, an asset or a draft contract named by a rule's criteria (by id, in
+    # its JSON) was deleted (204), and the rule then named nothing: it silently matched no job, and
+    # sending its criteria back unchanged was a 422. Now a 409 naming the rule, through REST and the
+    # admin alike, until the rule no longer names it.
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from contracts.models import Contract
+
+    manager = api("manager")
+    party = baker.make(Counterparty, organization=org, name="Harbour Fire", kind="customer")
+    asset = baker.make(Asset, organization=org, counterparty=party, name="Pump")
+    area = make_contract(org, counterparty=party, status="draft", coverage_areas=SQUARE)
+    other = baker.make(Counterparty, organization=org, name="Mutual aid")  # nothing else uses it
+    criteria = [
+        {"field": "counterparty", "operator": "in", "value": [party.pk, other.pk]},
+        {"field": "asset", "operator": "equals", "value": asset.pk},
+        {"field": "location", "operator": "within", "value": area.pk},
+    ]
+    created = manager.post(URL, {"name": "Harbour", "outcome": "not_covered", "criteria": criteria}, format="json")
+    assert created.status_code == 201, created.content
+    rule = created.json()["id"]
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser(username="staff", password="pw"))
+    for path, obj in (("assets", asset), ("contracts", area), ("counterparties", other)):
+        response = manager.delete(f"/api/v1/{path}/{obj.pk}")
+        assert response.status_code == 409, response.content
+        assert f"contract rules {rule}" in response.json()["message"]
+        admin_url = f"/admin/contracts/{obj._meta.model_name}/{obj.pk}/delete/"
+        page = staff.post(admin_url, {"post": "yes"}, follow=True)
+        assert page.status_code == 200 and f"contract rules {rule}" in page.content.decode()
+        assert type(obj).objects.filter(pk=obj.pk).exists()
+    assert not Event.objects.filter(type__endswith=".deleted").exists()
+    assert manager.delete(f"{URL}/{rule}").status_code == 204
+    assert manager.delete(f"/api/v1/contracts/{area.pk}").status_code == 204
+    assert manager.delete(f"/api/v1/assets/{asset.pk}").status_code == 204
+    assert manager.delete(f"/api/v1/counterparties/{other.pk}").status_code == 204
+    assert not Contract.objects.filter(pk=area.pk).exists()

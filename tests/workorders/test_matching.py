@@ -382,6 +382,21 @@ class TestMatchEndpoint:
         assert counts == [5, 5]
 
 
+def move_asset(api, org, party, pump, day: dt.date, **fields):
+    """Contracts A (`fields`) and B (open-ended): A covers `pump`, then B from `day` (two approved
+    amendments of `covered_asset_ids`). Returns (A, B)."""
+    managers = api("manager"), api("manager"), api("manager")
+    first = approved_contract(org, reference="A", counterparty=party, **fields)
+    first.covered_assets.add(pump)
+    first.term_versions.update(terms={**first.term_versions.get().terms, "covered_assets": [pump.pk]})
+    second = approved_contract(org, reference="B", counterparty=party, expiry_date=None)
+    for contract, covered in ((first, []), (second, [pump.pk])):
+        moved = amend(managers[0], contract, effective_date=day.isoformat(), changes={"covered_asset_ids": covered})
+        assert moved.status_code == 201, moved.content
+        approve_fully(managers, contract, moved.json()["id"])
+    return first, second
+
+
 @pytest.mark.django_db
 class TestAnAssetMovedBetweenContracts:
     """Eleventh round: an asset covered by A, then (by amendments from a date) by B. The asset's
@@ -389,16 +404,7 @@ class TestAnAssetMovedBetweenContracts:
     zone), not on today's row, so a job pushed late, reported before the move, still goes to A."""
 
     def move(self, api, org, party, pump, day: dt.date):
-        managers = api("manager"), api("manager"), api("manager")
-        first = approved_contract(org, reference="A", counterparty=party, expiry_date=None)
-        first.covered_assets.add(pump)
-        first.term_versions.update(terms={**first.term_versions.get().terms, "covered_assets": [pump.pk]})
-        second = approved_contract(org, reference="B", counterparty=party, expiry_date=None)
-        for contract, covered in ((first, []), (second, [pump.pk])):
-            moved = amend(managers[0], contract, effective_date=day.isoformat(), changes={"covered_asset_ids": covered})
-            assert moved.status_code == 201, moved.content
-            approve_fully(managers, contract, moved.json()["id"])
-        return first, second
+        return move_asset(api, org, party, pump, day, expiry_date=None)
 
     def test_a_job_reported_before_the_move_goes_to_the_contract_that_covered_it_then(self, api, org, party, pump):
         today = timezone.localdate(timezone.now(), timezone=zoneinfo.ZoneInfo("Europe/Amsterdam"))

@@ -211,23 +211,31 @@ def test_a_run_reads_only_the_plans_whose_next_occurrence_entered_their_horizon(
     assert generate_visits(now=ams(2026, 3, 2, 9)) == 2  # 03-23 and 03-30 are inside 30 days now
 
 
-@pytest.mark.django_db
-def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
-    # Eleventh round: visits generated a week ahead stayed open when the contract was terminated,
-    # and the next scan_breaches recorded a breach (and its penalty) for each day after the end.
-    # Termination happens now (the API's clock), so the plan runs around now.
+def daily_visits_generated_ahead(org):
+    """An active contract with a 60-minute response rule for planned jobs, and the 09:00 visits of a
+    daily plan generated 7 days ahead from three days ago (the API's actions happen now). Returns
+    (contract, plan, its jobs, now)."""
     from django.utils import timezone
-
-    from breaches.models import Breach
 
     contract = make_contract(org, status="active", expiry_date=dt.date(2099, 12, 31))
     make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
     now = timezone.now()
     earlier = now - dt.timedelta(days=3)
     plan = make_plan(contract, now=earlier, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=7)
-    generate(earlier)  # the 09:00 visits of 7 days from three days ago
+    generate(earlier)
     jobs = WorkOrder.objects.filter(visit_plan=plan)
     assert jobs.count() == 7
+    return contract, plan, jobs, now
+
+
+@pytest.mark.django_db
+def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
+    # Eleventh round: visits generated a week ahead stayed open when the contract was terminated,
+    # and the next scan_breaches recorded a breach (and its penalty) for each day after the end.
+    # Termination happens now (the API's clock), so the plan runs around now.
+    from breaches.models import Breach
+
+    contract, plan, jobs, now = daily_visits_generated_ahead(org)
     terminated = api("manager").post(f"/api/v1/contracts/{contract.pk}/terminate", {"reason": "Sold"}, format="json")
     assert terminated.status_code == 200, terminated.content
     ended = Event.objects.get(type="contract.state_changed", object_id=contract.pk).occurred_at
@@ -241,3 +249,137 @@ def test_a_terminated_contract_cancels_its_visits_generated_ahead(org, api):
     assert SlaClock.objects.filter(work_order__in=after, state="cancelled").count() == after.count()
     call_command("scan_breaches", now=(now + dt.timedelta(days=9)).isoformat(), stdout=io.StringIO())
     assert Breach.objects.filter(work_order__visit_plan=plan).count() == before.count()  # none after the end
+
+
+@pytest.mark.django_db
+def test_a_suspension_cancels_the_visits_generated_ahead_and_a_resumption_makes_those_still_ahead_again(org, api):
+    # Twelfth round (known since the eleventh, not fixed then): the visits generated ahead before a
+    # suspension stayed open and breached during it, with their penalties; a resumption owes only
+    # the occurrences after it. Suspension and resumption happen now (the API's clock).
+    from breaches.models import Breach
+    from tests.workorders.factories import change
+
+    contract, plan, jobs, now = daily_visits_generated_ahead(org)
+    # The dispatcher called off the last visit ahead before the suspension: it stays called off.
+    called_off = jobs.order_by("occurrence").last()
+    change(called_off, status="cancelled", now=called_off.occurrence)
+    manager = api("manager")
+    suspended = manager.post(f"/api/v1/contracts/{contract.pk}/suspend", {"reason": "Unpaid"}, format="json")
+    assert suspended.status_code == 200, suspended.content
+    at = Event.objects.filter(type="contract.state_changed", object_id=contract.pk).latest("id").occurred_at
+    after = WorkOrder.objects.filter(pk__in=list(jobs.filter(occurrence__gt=at).values_list("pk", flat=True)))
+    before = jobs.filter(occurrence__lte=at)
+    assert after.count() >= 4 and before.count() >= 2
+    assert set(after.values_list("status", flat=True)) == {"cancelled"}
+    assert set(before.values_list("status", flat=True)) == {"open"}  # owed before the suspension
+    assert SlaClock.objects.filter(work_order__in=after, state="running").count() == 0
+    call_command("scan_breaches", now=(now + dt.timedelta(days=2)).isoformat(), stdout=io.StringIO())
+    assert Breach.objects.filter(work_order__visit_plan=plan).count() == before.count()  # none while suspended
+
+    resumed = manager.post(f"/api/v1/contracts/{contract.pk}/resume", {}, format="json")
+    assert resumed.status_code == 200, resumed.content
+    back = Event.objects.filter(type="contract.state_changed", object_id=contract.pk).latest("id").occurred_at
+    ahead = {o for o in after.values_list("occurrence", flat=True) if o > back} - {called_off.occurrence}
+    assert ahead  # the visits after the resumption are owed again, each once, with its clocks
+    open_again = jobs.filter(occurrence__gt=back, status="open")
+    assert sorted(open_again.values_list("occurrence", flat=True)) == sorted(ahead)
+    assert SlaClock.objects.filter(work_order__in=open_again, state="running").count() == len(ahead)
+    assert set(after.values_list("status", flat=True)) == {"cancelled"}  # history kept
+    generate(back)  # the next run makes no second job of them, nor one of the visit called off
+    assert sorted(
+        jobs.filter(occurrence__in=ahead).exclude(status="cancelled").values_list("occurrence", flat=True)
+    ) == sorted(ahead)
+    assert not jobs.filter(occurrence=called_off.occurrence).exclude(status="cancelled").exists()
+    # The visits listing shows each of them once, with its live job (not the cancelled one too).
+    window = {"from": back.isoformat(), "to": (back + dt.timedelta(days=8)).isoformat(), "per_page": 100}
+    listed = api("operator").get(f"/api/v1/contracts/{contract.pk}/visits", window).json()
+    again = [v for v in listed if dt.datetime.fromisoformat(v["occurrence"]) in ahead]
+    assert len(again) == len(ahead) and {v["work_order"]["status"] for v in again} == {"open"}
+
+
+@pytest.mark.django_db
+class TestAPlanForAnAssetMovedToAnotherContract:
+    """Twelfth round (known since the eleventh, not fixed then): a plan of contract A for an asset
+    that an amendment moved to contract B went on generating visits on A after the move, and a
+    renewal of A carried it on. The asset's coverage is a term: from the move, A owes it no visit."""
+
+    def move(self, api, org, day: dt.date, **fields):
+        from tests.workorders.test_matching import move_asset
+
+        party = baker.make("contracts.Counterparty", organization=org, name="Harbour Fire")
+        pump = baker.make(Asset, organization=org, counterparty=party, name="Fire pump")
+        first, _second = move_asset(api, org, party, pump, day, **fields)
+        return first, pump
+
+    def test_the_plan_generates_no_visit_on_a_from_the_move(self, api, org):
+        from django.utils import timezone
+
+        from workorders.visits import next_occurrences
+
+        now = timezone.now()
+        today = timezone.localdate(now, timezone=ams(2026, 1, 1).tzinfo)
+        move_day = today + dt.timedelta(days=5)
+        first, pump = self.move(api, org, move_day, expiry_date=dt.date(2099, 12, 31))
+        plan = make_plan(first, now=now, recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=14, asset=pump)
+        other = make_plan(first, now=now, recurrence="FREQ=DAILY;BYHOUR=10", generate_days_in_advance=14)
+        generate(now)
+        days = [
+            job.occurrence.astimezone(ams(2026, 1, 1).tzinfo).date()
+            for job in WorkOrder.objects.filter(visit_plan=plan)
+        ]
+        assert days and max(days) < move_day  # A's visits of the pump stop at the move
+        assert max(job.occurrence for job in WorkOrder.objects.filter(visit_plan=other)) > first.start_of_day(move_day)
+        plan.refresh_from_db()
+        assert next_occurrences(plan, after=now) == []  # nor does the plan list one to come
+
+    def test_a_renewal_does_not_carry_the_plan_on(self, api, org):
+        from django.utils import timezone
+
+        now = timezone.now()
+        today = timezone.localdate(now, timezone=ams(2026, 1, 1).tzinfo)
+        first, pump = self.move(api, org, today + dt.timedelta(days=5), expiry_date=today + dt.timedelta(days=10))
+        make_plan(first, now=now, asset=pump, summary="Pump")
+        make_plan(first, now=now, summary="Site walk")
+        renewed = api("manager").post(f"/api/v1/contracts/{first.pk}/renew", {}, format="json")
+        assert renewed.status_code == 201, renewed.content
+        carried = VisitPlan.objects.filter(contract_id=renewed.json()["id"])
+        assert list(carried.values_list("summary", flat=True)) == ["Site walk"]
+
+
+@pytest.mark.django_db
+def test_an_expiry_brought_forward_cancels_the_visits_generated_beyond_it(org, make_member):
+    # Twelfth round (the eleventh's "not done"): visits generated for a term an amendment then
+    # shortened stayed open after the contract expired at its new end, and breached. Now the expiry
+    # (run_lifecycle) cancels the open ones from the end of the last day on; those before are owed.
+    from contracts import amendments
+    from tests.contracts.test_amendments import approved_contract
+
+    contract = approved_contract(org, expiry_date=dt.date(2026, 3, 31), hours_budget=None)
+    make_rule(contract, metric="response", target_minutes=60, priorities=["planned"])
+    plan = make_plan(contract, now=ams(2026, 3, 10), recurrence="FREQ=DAILY;BYHOUR=9", generate_days_in_advance=14)
+    generate(ams(2026, 3, 10))
+    assert len(occurrences(plan)) == 14  # 03-10 .. 03-23
+    users = [make_member("manager", org).user for _ in range(3)]
+    now = ams(2026, 3, 12, 10)
+    amendment = amendments.create_amendment(
+        contract=contract,
+        actor=users[0],
+        data={
+            "effective_date": dt.date(2026, 3, 12),
+            "changes": {"expiry_date": "2026-03-15"},
+            "reason": "Ended early",
+        },
+        now=now,
+    )
+    amendments.submit_amendment(amendment=amendment, actor=users[0])
+    amendments.approve_amendment(amendment=amendment, actor=users[1], now=now)
+    amendments.approve_amendment(amendment=amendment, actor=users[2], now=now)
+    generate(ams(2026, 3, 16, 1), command="run_lifecycle")
+    contract.refresh_from_db()
+    assert contract.status == "expired"
+    end = ams(2026, 3, 16)
+    jobs = WorkOrder.objects.filter(visit_plan=plan)
+    assert set(jobs.filter(occurrence__gte=end).values_list("status", flat=True)) == {"cancelled"}
+    assert jobs.filter(occurrence__gte=end).count() == 8  # 03-16 .. 03-23
+    assert set(jobs.filter(occurrence__lt=end).values_list("status", flat=True)) == {"open"}  # in the term: owed
+    assert not SlaClock.objects.filter(work_order__occurrence__gte=end, work_order__visit_plan=plan, state="running")
