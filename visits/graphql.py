@@ -85,6 +85,7 @@ class VisitPlan(ContractChildType):
             "generated_until",
             "on_holiday",
             "calendar",
+            "asset",  # none on a date its asset has left the contract's coverage (workorders.visits)
             "contract__status",  # a closed contract plans none
             "contract__time_zone",
             "contract__start_date",
