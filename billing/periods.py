@@ -28,7 +28,7 @@ Money in the contract's currency, each amount rounded to its minor unit (half up
 renewal's: of its original's start), at the percentage in force on that anniversary, each year's
 charge rounded), `overage_charge` =
 overage x rate, `prepay_purchases` = prepaid hours x price, `top_up_purchases` = each top-up's
-hours x price, `service_credits` = minus the net penalties of the period, and their `total`.
+hours x price, `service_credits` = minus the net penalties dated in the period, and their `total`.
 
 One pass over the ledger, in time order, with one `LotBook` (the ledger's own lot replay) whose
 overrun is read at each period boundary: O(entries log lots + periods).
@@ -363,7 +363,12 @@ def compute(
         .annotate(total=Sum("amount"))
         .values_list("occurred_at", "total")
     ):
-        figures[at_start(row[0])].penalties += row[1]
+        # In the period whose [start, end) holds it, as its service-credit line takes it
+        # (`services.close_period`): one dated outside every period (after the term, in a stretch
+        # under a plan without periods) was counted in the nearest one, and changed a closed one.
+        index = bisect.bisect_right(starts, row[0]) - 1
+        if index >= 0 and row[0] < ends[index]:
+            figures[index].penalties += row[1]
     for item in figures:
         item.expired_hours -= item.rolled_over_out
         item.money = _money(contract, item, timeline)
