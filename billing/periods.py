@@ -138,6 +138,21 @@ def ended_at(contract: Contract) -> dt.datetime | None:
     )
 
 
+def after_the_last(contract: Contract, instant: dt.datetime, timeline: Timeline | None = None) -> bool:
+    """Whether `instant` comes after the contract's last billing period: the term's last (cut by
+    the version in force on its last day) or, terminated, the last begun before the termination.
+    Not in a stretch under a plan without periods, nor before the first period."""
+    timeline = timeline or Timeline(contract)
+    begun = spans(contract, until=instant, timeline=timeline)
+    if (ended := ended_at(contract)) is not None:
+        begun = [s for s in begun if s.start < ended]
+        return bool(begun) and instant >= begun[-1].end
+    if not begun or instant < begun[-1].end:
+        return False
+    expiry = timeline.on(begun[-1].last_day).expiry_date
+    return expiry is not None and begun[-1].end_date > expiry
+
+
 def next_span(contract: Contract, span: Span, timeline: Timeline | None = None) -> Span | None:
     """The period after `span` within the term, if any."""
     following = spans(contract, until=span.end, timeline=timeline)
