@@ -13,6 +13,7 @@ class BillingConfig(AppConfig):
         from . import periods, services
 
         on("ledger.entry_posted", services.on_entry_posted)
+        on("ledger.entry_posted", services.on_penalty_posted)
         register_lifecycle_step("billing periods closed", services.run_billing)
         register_effective_date_guard("closed billing period", services.closed_period_fault)
         register_change_guard("opened billing period", services.opened_period_faults)

@@ -28,7 +28,7 @@ Money in the contract's currency, each amount rounded to its minor unit (half up
 renewal's: of its original's start), at the percentage in force on that anniversary, each year's
 charge rounded), `overage_charge` =
 overage x rate, `prepay_purchases` = prepaid hours x price, `top_up_purchases` = each top-up's
-hours x price, `service_credits` = minus the net penalties of the period, and their `total`.
+hours x price, `service_credits` = minus the net penalties dated in the period, and their `total`.
 
 One pass over the ledger, in time order, with one `LotBook` (the ledger's own lot replay) whose
 overrun is read at each period boundary: O(entries log lots + periods).
@@ -136,6 +136,21 @@ def ended_at(contract: Contract) -> dt.datetime | None:
         .values_list("occurred_at", flat=True)
         .first()
     )
+
+
+def after_the_last(contract: Contract, instant: dt.datetime, timeline: Timeline | None = None) -> bool:
+    """Whether `instant` comes after the contract's last billing period: the term's last (cut by
+    the version in force on its last day) or, terminated, the last begun before the termination.
+    Not in a stretch under a plan without periods, nor before the first period."""
+    timeline = timeline or Timeline(contract)
+    begun = spans(contract, until=instant, timeline=timeline)
+    if (ended := ended_at(contract)) is not None:
+        begun = [s for s in begun if s.start < ended]
+        return bool(begun) and instant >= begun[-1].end
+    if not begun or instant < begun[-1].end:
+        return False
+    expiry = timeline.on(begun[-1].last_day).expiry_date
+    return expiry is not None and begun[-1].end_date > expiry
 
 
 def next_span(contract: Contract, span: Span, timeline: Timeline | None = None) -> Span | None:
@@ -363,7 +378,12 @@ def compute(
         .annotate(total=Sum("amount"))
         .values_list("occurred_at", "total")
     ):
-        figures[at_start(row[0])].penalties += row[1]
+        # In the period whose [start, end) holds it, as its service-credit line takes it
+        # (`services.close_period`): one dated outside every period (after the term, in a stretch
+        # under a plan without periods) was counted in the nearest one, and changed a closed one.
+        index = bisect.bisect_right(starts, row[0]) - 1
+        if index >= 0 and row[0] < ends[index]:
+            figures[index].penalties += row[1]
     for item in figures:
         item.expired_hours -= item.rolled_over_out
         item.money = _money(contract, item, timeline)

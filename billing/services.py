@@ -74,6 +74,12 @@ def _line(contract: Contract, *, key: str, kind: str, period, description: str, 
     return line
 
 
+def _credit_wording(contract: Contract) -> str:
+    """What a service-credit line is, seen from the contract's side."""
+    supplier = contract.counterparty_role == Contract.Role.CUSTOMER
+    return "service credit to the customer" if supplier else "claim on the vendor"
+
+
 def _period_row(contract: Contract, span: P.Span) -> BillingPeriod:
     row, _ = BillingPeriod.objects.get_or_create(
         contract=contract,
@@ -249,7 +255,6 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     penalties = list(in_period.filter(entry_type=T.PENALTY).values_list("pk", "amount", "breach_id"))
     net = sum((amount for _, amount, _ in penalties), Decimal(0))
     if net:
-        supplier = contract.counterparty_role == Contract.Role.CUSTOMER
         # Named by what it holds: penalties posted by hand have no breach (the statement lists them apart).
         linked = [breach is not None for _, _, breach in penalties]
         what = " and ".join(
@@ -262,10 +267,7 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
             key=f"service_credit:period:{row.pk}",
             kind=K.SERVICE_CREDIT,
             period=row,
-            description=(
-                f"{contract.reference}: {'service credit to the customer' if supplier else 'claim on the vendor'} "
-                f"for {what} in period {span.index + 1}"
-            ),
+            description=f"{contract.reference}: {_credit_wording(contract)} for {what} in period {span.index + 1}",
             quantity=Decimal(1),
             unit_price=-net,
             amount=-net,
@@ -475,6 +477,40 @@ def on_entry_posted(event) -> bool:
         occurred_at=event.occurred_at,
     )
     return True
+
+
+# --- penalties after the last period -----------------------------------------------------------
+
+
+def on_penalty_posted(event) -> bool:
+    """A penalty (or a waiver's reversal) dated after the contract's last billing period: no
+    period's close takes it (`close_period` takes those dated in the period), so it gets a
+    `service_credit` line of its own, without a period. Found by a finance sweep: a breach settled
+    or waived after the term, or a goodwill penalty posted then, was on the statement and the
+    balance but in no billing line. Runs in the posting's transaction, once per entry (`key`)."""
+    if event.payload.get("entry_type") != T.PENALTY:
+        return False
+    entry = LedgerEntry.objects.select_related("contract").get(pk=event.object_id)
+    contract = entry.contract
+    if not entry.amount or not P.after_the_last(contract, entry.occurred_at):
+        return False
+    what = "an SLA breach" if entry.breach_id else "a penalty posted by hand"
+    if entry.reverses_id is not None:
+        what = f"the reversal of the penalty for {what} (waived)"
+    line = _line(
+        contract,
+        key=f"service_credit:entry:{entry.pk}",
+        kind=K.SERVICE_CREDIT,
+        period=None,
+        description=f"{contract.reference}: {_credit_wording(contract)} for {what}, after the last billing period",
+        quantity=Decimal(1),
+        unit_price=-entry.amount,
+        amount=-entry.amount,
+        date=contract.local_today(entry.occurred_at),
+        entries=[entry.pk],
+        breaches=[entry.breach_id] if entry.breach_id else (),
+    )
+    return line is not None
 
 
 # --- exports ------------------------------------------------------------------------------------

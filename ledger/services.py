@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DecimalField, Exists, F, Max, Min, OuterRef, Q, Sum, Value, When
@@ -788,7 +788,8 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     total, consumed, expired = figures["allocated"], figures["work"] - figures["taken"], -figures["expired"]
     remaining = total - consumed - expired
     recent = figures["recent"] or ZERO
-    burn_rate = (recent / window_days).quantize(Decimal("0.01"))
+    # Half up, as every figure of the ledger (the context's default is half-even: 0.625 read 0.62).
+    burn_rate = (recent / window_days).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     per_day = recent / window_days
 
     # The lots with an expiry that is not closed (booked or moved) by `as_of`: the first of their

@@ -11,6 +11,7 @@ from contracts.services import run_lifecycle
 from events.models import Event
 from ledger import services
 from ledger.models import LedgerEntry
+from tests.graphql.conftest import GraphQLClient
 
 from .helpers import DAY, HOUR, T0, active_contract, credit, fresh_sum, post, running, work
 
@@ -66,6 +67,16 @@ class TestFigures:
         # At 4/3 h a day: 40 of the allocation's 65 hours by its expiry 30 days on, then 22 / (4/3)
         # = 16.5 days: 46.5 days on, 2026-05-17 21:00Z, still the 17th in Amsterdam.
         assert body["projected_exhaustion_date"] == "2026-05-17"
+
+    def test_the_burn_rate_rounds_half_up_as_every_figure_of_the_ledger(self, api, book):
+        """10 hours in a 16-day window: 0.625 h a day, which read 0.62 (the decimal context's
+        half-even); the ledger's figures round half up (`ledger.charging`, the statement)."""
+        params = {"as_of": "2026-03-12T09:00:00Z", "window_days": 16}  # T0 + 10 days: the 10 hours only
+        assert api("viewer").get(balance_url(book, **params)).json()["burn_rate_hours_per_day"] == "0.63"
+        query = "query($id: ID!, $at: DateTime) { contractBalance(contractId: $id, asOf: $at, windowDays: 16) "
+        query += "{ burnRateHoursPerDay } }"
+        data = GraphQLClient(api("viewer"))(query, {"id": book.pk, "at": "2026-03-12T09:00:00Z"})
+        assert data["contractBalance"]["burnRateHoursPerDay"] == "0.63"
 
     def test_an_earlier_instant_sees_only_the_entries_until_then(self, api, book):
         body = api("viewer").get(balance_url(book, as_of="2026-03-12T09:00:00Z")).json()  # T0 + 10 days
