@@ -26,6 +26,7 @@ import http.client
 import logging
 import random
 import secrets
+import smtplib
 import time
 from dataclasses import dataclass, field
 
@@ -321,6 +322,39 @@ def deliver_now(delivery: WebhookDelivery, now: dt.datetime | None = None) -> We
 # --- e-mails ------------------------------------------------------------------------------------
 
 
+def send_mail(message, mail) -> dict:
+    """Send `message` on the backend `mail`; the recipients an SMTP server refused while it took the
+    message for the others (`{address: (code, reply)}`). Django's SMTP backend drops that answer of
+    `sendmail`: a mistyped address among the notification e-mails was never heard of (found by an
+    outside sweep, a mail server refusing one recipient of two). A refusal of all recipients is
+    still an error (`SMTPRecipientsRefused`), retried."""
+    refused = {}
+    opened = mail.open()  # this message's own session, so its `sendmail` can be watched
+    try:
+        smtp = getattr(mail, "connection", None)
+        if isinstance(smtp, smtplib.SMTP):
+            sendmail = smtp.sendmail
+
+            def watched(*args, **kwargs):
+                refused.update(sendmail(*args, **kwargs))
+                return {}
+
+            smtp.sendmail = watched
+        message.send()
+    finally:
+        if opened:
+            mail.close()
+    return refused
+
+
+def _refusals(refused: dict) -> str:
+    def reply(answer) -> str:
+        code, text = answer
+        return f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+
+    return "; ".join(f"{address} ({reply(answer)})" for address, answer in refused.items())
+
+
 def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
     sent = failed = 0
     rows = EmailNotification.objects.filter(pk__in=ids, lease_token=token).select_related("event", "organization")
@@ -331,11 +365,15 @@ def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_sto
             if should_stop():
                 release(EmailNotification, (r.pk for r in rows[index:]), token)
                 break
-            error, subject = "", ""
+            error, subject, refused = "", "", {}
             try:
                 message = render(row, connection=mail)
                 subject = message.subject
-                message.send()
+                refused = send_mail(message, mail)
+                if refused:
+                    # Taken for the others: not retried (they would get it twice), but recorded.
+                    error = storable(f"Sent, but the mail server refused: {_refusals(refused)}"[:RESPONSE_LIMIT])
+                    logger.warning("e-mail %s: %s", row.pk, error)
             except Exception as exc:  # SMTP, network or backend failure: retried on the schedule
                 # The mail server's words, storable (smtplib quotes its replies as bytes, but a
                 # backend's own errors need not).
@@ -348,7 +386,7 @@ def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_sto
                 _released(fresh, now)
                 fresh.subject = storable(subject[:255])
                 fresh.last_error = error
-                if error:
+                if error and not refused:
                     _schedule_retry(fresh, now)
                     failed += 1
                 else:
