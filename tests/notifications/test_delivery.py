@@ -344,6 +344,22 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline(org, loopback, sett
     assert 0 < len(row.response_excerpt) < 1024 and set(row.response_excerpt) == {"y"}
 
 
+def test_each_attempt_of_a_batch_is_recorded_at_its_own_instant(org, endpoint, receiver):
+    """Found by an outside sweep: every attempt of a batch was recorded at the instant the pass
+    began, so behind a slow receiver the attempt log did not say when an attempt was made, and a
+    failure's "5 s later" retry could be due before it was recorded."""
+    receiver.delay = 0.2  # each answer comes at least 0.2 s after the request
+    receiver.answer(500, times=2)
+    counterparty_created(org), counterparty_created(org)
+    deliver()  # following the clock (no --now)
+    first, second = (row.attempt_log.get() for row in WebhookDelivery.objects.order_by("pk"))
+    assert second.attempted_at - first.attempted_at >= dt.timedelta(seconds=0.2)
+    for attempt in (first, second):
+        delivery = attempt.delivery
+        assert delivery.last_attempt_at == attempt.attempted_at
+        assert 4.5 <= (delivery.next_attempt_at - attempt.attempted_at).total_seconds() <= 5.5
+
+
 def test_a_dead_receiver_is_a_failed_attempt(org, loopback):
     import socket
 
