@@ -189,7 +189,18 @@ class WebhookDeliveryAdmin(PrunedByCommand, ReadOnlyAdminMixin, admin.ModelAdmin
 @admin.register(EmailNotification)
 class EmailNotificationAdmin(PrunedByCommand, ReadOnlyAdminMixin, admin.ModelAdmin):
     pruned = "E-mails"
-    list_display = ["id", "kind", "subject", "recipients", "status", "attempts", "sent_at", "next_attempt_at"]
+    # `last_error` also on a sent one: the recipients the mail server refused.
+    list_display = [
+        "id",
+        "kind",
+        "subject",
+        "recipients",
+        "status",
+        "attempts",
+        "sent_at",
+        "next_attempt_at",
+        "last_error",
+    ]
     list_filter = ["kind", "status", "organization"]
     search_fields = ["subject", "=event__id"]
     list_select_related = ["event"]

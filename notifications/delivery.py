@@ -26,6 +26,7 @@ import http.client
 import logging
 import random
 import secrets
+import smtplib
 import time
 from dataclasses import dataclass, field
 
@@ -256,21 +257,35 @@ def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datet
         return delivery
 
 
+def attempt_clock(now: dt.datetime, live: bool):
+    """Each attempt's instant: the real time when the worker follows the clock (`live`), else the
+    pass's `--now` (a run "as if it were" that instant). Found by an outside sweep: every attempt of
+    a batch was recorded at the instant the pass began, so behind slow receivers the 20th attempt's
+    `attempted_at` was 190 s before it was made, and its "5 s later" retry was due before it was
+    recorded."""
+    return timezone.now if live else (lambda: now)
+
+
 def release(model, ids, token: str) -> None:
     """Give back claimed rows not attempted (a worker stopping): others may claim them at once."""
     model.objects.filter(pk__in=list(ids), lease_token=token).update(lease_until=None, lease_token="")
 
 
-def deliver_claimed(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
+def deliver_claimed(
+    ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False, live: bool = False
+) -> tuple[int, int]:
     """Attempt each claimed delivery and record it: (succeeded, failed attempts). When
-    `should_stop()` turns true, the rows not yet attempted are released."""
+    `should_stop()` turns true, the rows not yet attempted are released. `live`: each attempt at
+    the real time (`attempt_clock`)."""
     succeeded = failed = 0
     rows = WebhookDelivery.objects.filter(pk__in=ids, lease_token=token).select_related("endpoint", "event__actor")
     rows = list(rows.order_by("next_attempt_at", "pk"))
+    clock = attempt_clock(now, live)
     for index, delivery in enumerate(rows):
         if should_stop():
             release(WebhookDelivery, (row.pk for row in rows[index:]), token)
             break
+        now = clock()
         if not WebhookDelivery.objects.filter(pk=delivery.pk, lease_token=token).exists():
             # No longer ours: its endpoint was disabled meanwhile (by an earlier row of this batch
             # or by an admin), which failed it and dropped the lease. Found by an outside sweep:
@@ -281,7 +296,8 @@ def deliver_claimed(ids: list[int], token: str, now: dt.datetime, should_stop=la
         except Exception as exc:  # a bug must not stop the batch, nor make the row a poison pill
             logger.exception("webhook %s: unexpected error", delivery.webhook_id)
             outcome = Outcome(error=storable(f"Internal error: {type(exc).__name__}: {exc}"[:RESPONSE_LIMIT]))
-        recorded = _record_guarded(delivery, token, outcome, now)
+        # Recorded at the attempt's end: the schedule's wait counts from the failure.
+        recorded = _record_guarded(delivery, token, outcome, clock())
         if recorded is not None and recorded.status == Status.SUCCEEDED:
             succeeded += 1
         else:
@@ -312,35 +328,76 @@ def _record_guarded(delivery: WebhookDelivery, token: str, outcome: Outcome, now
 
 def deliver_now(delivery: WebhookDelivery, now: dt.datetime | None = None) -> WebhookDelivery:
     """Attempt one delivery at once (a ping), through the same claim as the worker."""
-    now = now or timezone.now()
+    live, now = now is None, now or timezone.now()
     token, ids = claim(WebhookDelivery.objects.filter(pk=delivery.pk), now=now, limit=1)
-    deliver_claimed(ids, token, now)
+    deliver_claimed(ids, token, now, live=live)
     return WebhookDelivery.objects.get(pk=delivery.pk)
 
 
 # --- e-mails ------------------------------------------------------------------------------------
 
 
-def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False) -> tuple[int, int]:
+def send_mail(message, mail) -> dict:
+    """Send `message` on the backend `mail`; the recipients an SMTP server refused while it took the
+    message for the others (`{address: (code, reply)}`). Django's SMTP backend drops that answer of
+    `sendmail`: a mistyped address among the notification e-mails was never heard of (found by an
+    outside sweep, a mail server refusing one recipient of two). A refusal of all recipients is
+    still an error (`SMTPRecipientsRefused`), retried."""
+    refused = {}
+    opened = mail.open()  # this message's own session, so its `sendmail` can be watched
+    try:
+        smtp = getattr(mail, "connection", None)
+        if isinstance(smtp, smtplib.SMTP):
+            sendmail = smtp.sendmail
+
+            def watched(*args, **kwargs):
+                refused.update(sendmail(*args, **kwargs))
+                return {}
+
+            smtp.sendmail = watched
+        message.send()
+    finally:
+        if opened:
+            mail.close()
+    return refused
+
+
+def _refusals(refused: dict) -> str:
+    def reply(answer) -> str:
+        code, text = answer
+        return f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+
+    return "; ".join(f"{address} ({reply(answer)})" for address, answer in refused.items())
+
+
+def send_claimed_emails(
+    ids: list[int], token: str, now: dt.datetime, should_stop=lambda: False, live: bool = False
+) -> tuple[int, int]:
     sent = failed = 0
     rows = EmailNotification.objects.filter(pk__in=ids, lease_token=token).select_related("event", "organization")
     mail = get_connection()
     try:
         rows = list(rows.order_by("next_attempt_at", "pk"))
+        clock = attempt_clock(now, live)
         for index, row in enumerate(rows):
             if should_stop():
                 release(EmailNotification, (r.pk for r in rows[index:]), token)
                 break
-            error, subject = "", ""
+            error, subject, refused = "", "", {}
             try:
                 message = render(row, connection=mail)
                 subject = message.subject
-                message.send()
+                refused = send_mail(message, mail)
+                if refused:
+                    # Taken for the others: not retried (they would get it twice), but recorded.
+                    error = storable(f"Sent, but the mail server refused: {_refusals(refused)}"[:RESPONSE_LIMIT])
+                    logger.warning("e-mail %s: %s", row.pk, error)
             except Exception as exc:  # SMTP, network or backend failure: retried on the schedule
                 # The mail server's words, storable (smtplib quotes its replies as bytes, but a
                 # backend's own errors need not).
                 error = storable(f"{type(exc).__name__}: {exc}"[:RESPONSE_LIMIT])
                 logger.warning("e-mail %s failed: %s", row.pk, error)
+            now = clock()  # the attempt's end: the schedule's wait counts from the failure
             with transaction.atomic():
                 fresh = EmailNotification.objects.select_for_update().filter(pk=row.pk, lease_token=token).first()
                 if fresh is None:
@@ -348,7 +405,7 @@ def send_claimed_emails(ids: list[int], token: str, now: dt.datetime, should_sto
                 _released(fresh, now)
                 fresh.subject = storable(subject[:255])
                 fresh.last_error = error
-                if error:
+                if error and not refused:
                     _schedule_retry(fresh, now)
                     failed += 1
                 else:
@@ -377,12 +434,15 @@ class PassSummary:
         return self.webhooks_succeeded + self.webhooks_failed + self.emails_sent + self.emails_failed
 
 
-def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | None = None, should_stop=None) -> int:
+def deliver_due(
+    *, now: dt.datetime, limit: int = 20, summary: PassSummary | None = None, should_stop=None, live: bool = False
+) -> int:
     """Claim and send one batch of due webhook deliveries and one of e-mails; how many were claimed.
 
     `summary.seen` holds the (kind, id) already attempted in this run: a `--once` run attempts a
     row at most once, even when a `Retry-After: 0` makes it due again at once. `should_stop()`
-    (a worker asked to stop) ends the pass after the attempt in hand, releasing the rest."""
+    (a worker asked to stop) ends the pass after the attempt in hand, releasing the rest. `live`:
+    each attempt is recorded at the real time, not at `now` (a worker not run with `--now`)."""
     should_stop = should_stop or (lambda: False)
     summary = summary if summary is not None else PassSummary()
     webhook_ids = [pk for kind, pk in summary.seen if kind == "webhook"]
@@ -391,7 +451,7 @@ def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | Non
         WebhookDelivery.objects.filter(endpoint__active=True).exclude(pk__in=webhook_ids), now=now, limit=limit
     )
     if ids:
-        ok, bad = deliver_claimed(ids, token, now, should_stop)
+        ok, bad = deliver_claimed(ids, token, now, should_stop, live)
         summary.webhooks_succeeded += ok
         summary.webhooks_failed += bad
         summary.seen.update(("webhook", pk) for pk in ids)
@@ -399,7 +459,7 @@ def deliver_due(*, now: dt.datetime, limit: int = 20, summary: PassSummary | Non
         return len(ids)
     token, mail_ids = claim(EmailNotification.objects.exclude(pk__in=email_ids), now=now, limit=limit)
     if mail_ids:
-        ok, bad = send_claimed_emails(mail_ids, token, now, should_stop)
+        ok, bad = send_claimed_emails(mail_ids, token, now, should_stop, live)
         summary.emails_sent += ok
         summary.emails_failed += bad
         summary.seen.update(("email", pk) for pk in mail_ids)

@@ -301,6 +301,65 @@ def test_a_slow_receiver_times_out(org, endpoint, receiver, settings):
     assert "Timed out" in row.last_error or "timed out" in row.last_error
 
 
+def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline(org, loopback, settings):
+    """Found by an outside sweep: a receiver that answers 200 at once (HTTP/1.0, so the connection
+    closes after the answer) and then sends its body a byte every half second held the worker 512 s
+    on one attempt: the deadline shut only the socket `http.client` still named, and it forgets the
+    socket once an answer closes the connection, while the body is still read from it."""
+    import socket
+
+    settings.WEBHOOKS_TIMEOUT_SECONDS = 0.3
+    dripped, stop = [], threading.Event()
+
+    def drip(listener):
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)  # the request (small: one event)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set() and len(dripped) < 5000:  # a byte well within each socket timeout
+                try:
+                    conn.sendall(b"y")
+                except OSError:
+                    break
+                dripped.append(1)
+                stop.wait(0.01)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        thread = threading.Thread(target=drip, args=(listener,), daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks"
+        services.create_endpoint(organization=org, actor=None, data={"url": url, "event_types": ["*"]})
+        counterparty_created(org)
+        try:
+            deliver()
+        finally:
+            stop.set()
+            thread.join()
+    row = WebhookDelivery.objects.get()
+    # The answer was 200 (the receiver has the event); the excerpt is what came before the deadline,
+    # not the whole kilobyte a byte at a time.
+    assert (row.status, row.last_http_status) == ("succeeded", 200)
+    assert 0 < len(row.response_excerpt) < 1024 and set(row.response_excerpt) == {"y"}
+
+
+def test_each_attempt_of_a_batch_is_recorded_at_its_own_instant(org, endpoint, receiver):
+    """Found by an outside sweep: every attempt of a batch was recorded at the instant the pass
+    began, so behind a slow receiver the attempt log did not say when an attempt was made, and a
+    failure's "5 s later" retry could be due before it was recorded."""
+    receiver.delay = 0.2  # each answer comes at least 0.2 s after the request
+    receiver.answer(500, times=2)
+    counterparty_created(org), counterparty_created(org)
+    deliver()  # following the clock (no --now)
+    first, second = (row.attempt_log.get() for row in WebhookDelivery.objects.order_by("pk"))
+    assert second.attempted_at - first.attempted_at >= dt.timedelta(seconds=0.2)
+    for attempt in (first, second):
+        delivery = attempt.delivery
+        assert delivery.last_attempt_at == attempt.attempted_at
+        assert 4.5 <= (delivery.next_attempt_at - attempt.attempted_at).total_seconds() <= 5.5
+
+
 def test_a_dead_receiver_is_a_failed_attempt(org, loopback):
     import socket
 

@@ -450,3 +450,47 @@ def test_a_retried_e_mail_is_the_same_message(late_job, settings):
     first, second = (email.message_from_bytes(e.content, policy=email.policy.default) for e in handler.envelopes)
     assert first["Message-ID"] == second["Message-ID"] == f"<sla-email.{row.pk}.event-{row.event_id}@example.com>"
     assert (row.status, row.attempts) == ("succeeded", 2)
+
+
+class RefuseOne(Collect):
+    """A mail server that refuses one recipient (no such mailbox) and takes the others."""
+
+    def __init__(self, refused: str):
+        super().__init__()
+        self.refused = refused
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == self.refused:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_recipient_the_mail_server_refuses_is_recorded(late_job, org, settings):
+    """Found in the twelfth round: Django's SMTP backend drops the recipients `sendmail` says were
+    refused when the server took the message for the others, so a mistyped notification address
+    was never heard of: the row read `succeeded` with no error."""
+    org.notification_emails = ["ops@example.com", "nobody@example.com"]
+    org.save()
+    handler = RefuseOne("nobody@example.com")
+    with serving(handler) as port:
+        _smtp(settings, port)
+        scan(minutes(75))  # the escalation (desk@) and the breach (ops@ and nobody@)
+        assert "2 e-mails sent, 0 failed" in deliver()
+    assert sorted(tuple(e.rcpt_tos) for e in handler.envelopes) == [("desk@example.com",), ("ops@example.com",)]
+    breach = EmailNotification.objects.get(kind="breach")
+    # Sent (ops@ has it; a retry would send it to ops@ again), and the refusal is on the row.
+    assert (breach.status, breach.attempts) == ("succeeded", 1)
+    assert breach.last_error == "Sent, but the mail server refused: nobody@example.com (550 5.1.1 No such mailbox here)"
+    assert EmailNotification.objects.get(kind="escalation").last_error == ""
+
+
+def test_a_mail_server_refusing_every_recipient_is_retried(late_job, settings):
+    handler = RefuseOne("desk@example.com")
+    with serving(handler) as port:
+        _smtp(settings, port)
+        scan(minutes(40))  # the escalation only
+        assert "0 e-mails sent, 1 failed" in deliver()
+    row = EmailNotification.objects.get()
+    assert (row.status, row.attempts) == ("pending", 1) and handler.envelopes == []
+    assert row.last_error.startswith("SMTPRecipientsRefused") and "desk@example.com" in row.last_error

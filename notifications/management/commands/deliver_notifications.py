@@ -43,7 +43,7 @@ class Command(DomainCommand):
             summary = PassSummary()
             at = parse_now(now)
             self.stdout.write(f"deliver_notifications --once at {at.isoformat()}")
-            while deliver_due(now=at, limit=batch_size, summary=summary):
+            while deliver_due(now=at, limit=batch_size, summary=summary, live=fixed_now is None):
                 self.stdout.write(f"  {self._counts(summary)}")
                 at = fixed_now or parse_now(None)
             self.stdout.write(f"Summary: {self._counts(summary)}, in {time.monotonic() - started:.2f}s.")
@@ -66,7 +66,7 @@ class Command(DomainCommand):
                 summary = PassSummary()
                 try:
                     claimed = deliver_due(
-                        now=parse_now(None), limit=batch_size, summary=summary, should_stop=stop.is_set
+                        now=parse_now(None), limit=batch_size, summary=summary, should_stop=stop.is_set, live=True
                     )
                 except DatabaseError:
                     # The database went away (a restart, a failover): wait and carry on; rows
