@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tenancy.models import Membership
@@ -14,11 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(db):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "secret-password")
-    client = Client()
-    client.force_login(user)
-    return client
+def staff(admin_client):
+    return admin_client  # pytest-django's: a superuser, logged in
 
 
 def page_queries(staff, org) -> tuple[int, str]:
