@@ -15,7 +15,7 @@ wanders, the lowest block is the figure that repeats, and each list is shown aga
 With `--phases`, the CPU per request of each stage of a list (`STAGES`: authentication, filters, the
 row plan, the page's queries, the rows written, the page's own work, headers, JSON), each timed whole.
 
-    .venv/bin/python bench/profile_collection.py work_orders [breaches ...] [--requests 200]
+    .venv/bin/python bench/profile_collection.py work_orders ['work_orders&fields=id,status' ...] [--requests 200]
         [--profile tottime] [--blocks 9] [--phases] [--reseed]
 
 BENCH_DATABASE_URL picks the database (default postgres://postgres@127.0.0.1:5432/sla_profile).
@@ -91,6 +91,10 @@ def main() -> None:
     from django.test import Client
 
     paths = {name: path for name, path, _ in collections_bench.collections(ids)}
+    for name in args.names:  # `work_orders&fields=id,status`: a collection's page with more parameters
+        base, _, more = name.partition("&")
+        if more:
+            paths[name] = f"{paths[base]}&{more}"
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token()}", HTTP_ACCEPT="application/json")
     if args.blocks:
         blocks(client, [(name, paths[name]) for name in args.names], args.requests, args.blocks)
@@ -169,6 +173,9 @@ STAGES = [
     ("page: count, ids, rows queries", "config.api.pagination.PagePagination", "paginate_queryset"),
     ("rows written", "config.api.rows.RowPlan", "render"),
     ("  of which prepare_rows", None, "prepare_rows"),
+    ("    work orders: clocks query", "workorders.api", "clocks_by_job"),
+    ("    work orders: holds query", "workorders.api", "holds_by_job"),
+    ("    work orders: clocks written", "workorders.api", "clocks_json"),
     ("page headers", "config.api.viewsets.ResourceViewSet", "get_paginated_response"),
     ("JSON rendered", "rest_framework.renderers.JSONRenderer", "render"),
 ]
