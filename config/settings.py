@@ -366,6 +366,8 @@ STREAM = {
     "REPLAY_LIMIT": env_int("STREAM_REPLAY_LIMIT", 10_000, minimum=1),  # events a resuming cursor may be behind
     "BATCH": env_int("STREAM_BATCH", 200, minimum=1),  # events read per query
     "SSE_RETRY_MS": env_int("STREAM_SSE_RETRY_MS", 2000, minimum=0),  # EventSource's reconnection delay
+    # GraphQL subscriptions one WebSocket may run at once (each follows the log on its own)
+    "MAX_SUBSCRIPTIONS": env_int("STREAM_MAX_SUBSCRIPTIONS", 10, minimum=1),
     # per process, on PostgreSQL: parallel reads (connections)
     "DB_THREADS": env_int("STREAM_DB_THREADS", 8, minimum=1),
 }

@@ -58,6 +58,20 @@ def _token(params) -> str:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    async def handle_subscribe(self, message) -> None:
+        """A subscription beyond `STREAM["MAX_SUBSCRIPTIONS"]` running on this socket is refused with
+        an error naming the limit (it stays open): each follows the log on its own, so one socket
+        could otherwise make every write of its organization cost hundreds of reads (strawberry's
+        own bound, 100, answered without a code)."""
+        limit = self.max_subscriptions_per_connection
+        acknowledged, new = self.connection_acknowledged, message["id"] not in self.operations
+        if acknowledged and new and limit is not None and len(self.operations) >= limit:
+            text = f"At most {limit} subscriptions at once on one connection: complete one first."
+            error = GraphQLError(text, extensions={"code": "BAD_REQUEST"})
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+            return
+        await super().handle_subscribe(message)
+
     def forget_id(self, id: str) -> None:
         """An operation's id, forgotten once, whichever comes first: its last message (`error`,
         `complete`) or the socket's shutdown. strawberry's `del` raised KeyError (logged as an
@@ -80,6 +94,7 @@ class TenantGraphQLWSConsumer(LayerOutageTolerant, GraphQLWSConsumer):
     def __init__(self, schema, **kwargs):
         kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         kwargs.setdefault("connection_init_wait_timeout", dt.timedelta(seconds=10))
+        kwargs.setdefault("max_subscriptions_per_connection", settings.STREAM["MAX_SUBSCRIPTIONS"])
         super().__init__(schema, **kwargs)
         self.tenant = None
         self.expiry: asyncio.Task | None = None

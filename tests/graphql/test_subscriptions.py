@@ -273,6 +273,38 @@ def test_queries_and_mutations_are_not_served_over_the_websocket(token):
     run(scenario)
 
 
+def test_subscriptions_running_at_once_on_one_socket_are_bounded(token, _stream_settings):
+    """One socket may run STREAM["MAX_SUBSCRIPTIONS"] subscriptions: the next is refused with an
+    error naming the limit (the socket stays open), and completing one makes room."""
+    _stream_settings["MAX_SUBSCRIPTIONS"] = 2
+
+    async def next_of(comm, op_id: str) -> dict:
+        message = await comm.receive_json_from(timeout=5)
+        assert message["id"] == op_id, message
+        return message
+
+    async def scenario():
+        comm = await acked(token("viewer"))
+        for op_id in ("1", "2"):
+            await subscribe(comm, op_id=op_id)
+            assert (await next_of(comm, op_id))["payload"]["data"]["events"]["kind"] == "SUBSCRIBED"
+        await subscribe(comm, op_id="3")
+        refused = await next_of(comm, "3")
+        assert refused["type"] == "error", refused
+        assert refused["payload"] == [
+            {
+                "message": "At most 2 subscriptions at once on one connection: complete one first.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+        await comm.send_json_to({"id": "1", "type": "complete"})
+        await subscribe(comm, op_id="3")
+        assert (await next_of(comm, "3"))["payload"]["data"]["events"]["kind"] == "SUBSCRIBED"
+        await comm.disconnect()
+
+    run(scenario)
+
+
 def test_heartbeats_carry_the_cursor_past_filtered_events(token, org, _stream_settings):
     _stream_settings["HEARTBEAT"] = 0.3
 
