@@ -138,19 +138,26 @@ def ended_at(contract: Contract) -> dt.datetime | None:
     )
 
 
-def after_the_last(contract: Contract, instant: dt.datetime, timeline: Timeline | None = None) -> bool:
-    """Whether `instant` comes after the contract's last billing period: the term's last (cut by
-    the version in force on its last day) or, terminated, the last begun before the termination.
-    Not in a stretch under a plan without periods, nor before the first period."""
+def outside_periods(contract: Contract, instant: dt.datetime, timeline: Timeline | None = None) -> str | None:
+    """Where `instant` falls when none of the contract's billing periods holds it: "before the
+    first", "between" or "after the last" billing period (the term's last, cut by the version in
+    force on its last day, or the last begun before a termination). None when a period holds it,
+    or when the plan has periods in no version of the terms (nothing of it is billed by period)."""
     timeline = timeline or Timeline(contract)
+    plans = [version.terms.get("billing_period") for version in timeline.versions] or [contract.billing_period]
+    if not any(plan in MONTHS for plan in plans):
+        return None
     begun = spans(contract, until=instant, timeline=timeline)
     if (ended := ended_at(contract)) is not None:
         begun = [s for s in begun if s.start < ended]
-        return bool(begun) and instant >= begun[-1].end
-    if not begun or instant < begun[-1].end:
-        return False
-    expiry = timeline.on(begun[-1].last_day).expiry_date
-    return expiry is not None and begun[-1].end_date > expiry
+    if not begun:
+        return "before the first billing period"
+    if instant < begun[-1].end:
+        return None
+    day = contract.local_today(instant)
+    later = any(v.effective_from > day and v.terms.get("billing_period") in MONTHS for v in timeline.versions)
+    # A terminated contract's periods never begin again; an expiry ends the term's last period.
+    return "between billing periods" if later and ended is None else "after the last billing period"
 
 
 def next_span(contract: Contract, span: Span, timeline: Timeline | None = None) -> Span | None:

@@ -170,6 +170,8 @@ def open_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline:
         )
     if plan.invoice_timing == Contract.InvoiceTiming.IN_ADVANCE:
         _charge_line(contract, row, span, span.start_date, timeline)
+    if span.index == 0:
+        _bill_penalties_before(contract, span)
     row.opened_at = now
     row.save(update_fields=["opened_at"])
     record_event(
@@ -252,7 +254,10 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
             date=span.last_day,
             entries=[settlement.pk, *work],
         )
-    penalties = list(in_period.filter(entry_type=T.PENALTY).values_list("pk", "amount", "breach_id"))
+    # Not one a line of its own bills already (dated in no period when posted, before an
+    # amendment dated back gave it one): billed once.
+    in_period_penalties = in_period.filter(entry_type=T.PENALTY, billing_lines__isnull=True)
+    penalties = list(in_period_penalties.values_list("pk", "amount", "breach_id"))
     net = sum((amount for _, amount, _ in penalties), Decimal(0))
     if net:
         # Named by what it holds: penalties posted by hand have no breach (the statement lists them apart).
@@ -479,30 +484,33 @@ def on_entry_posted(event) -> bool:
     return True
 
 
-# --- penalties after the last period -----------------------------------------------------------
+# --- penalties in no period ---------------------------------------------------------------------
 
 
 def on_penalty_posted(event) -> bool:
-    """A penalty (or a waiver's reversal) dated after the contract's last billing period: no
-    period's close takes it (`close_period` takes those dated in the period), so it gets a
-    `service_credit` line of its own, without a period. Found by a finance sweep: a breach settled
-    or waived after the term, or a goodwill penalty posted then, was on the statement and the
-    balance but in no billing line. Runs in the posting's transaction, once per entry (`key`)."""
+    """A penalty (or a waiver's reversal) dated in no billing period of the contract: no period's
+    close takes it (`close_period` takes those dated in the period), so it gets a `service_credit`
+    line of its own, without a period. Found by finance sweeps: a breach settled or waived after
+    the term, before the first period or in a stretch under a plan without periods, or a goodwill
+    penalty posted then, was on the statement and the balance but in no billing line. Runs in the
+    posting's transaction, once per entry (`key`)."""
     if event.payload.get("entry_type") != T.PENALTY:
         return False
     entry = LedgerEntry.objects.select_related("contract").get(pk=event.object_id)
-    contract = entry.contract
-    if not entry.amount or not P.after_the_last(contract, entry.occurred_at):
-        return False
+    where = P.outside_periods(entry.contract, entry.occurred_at) if entry.amount else None
+    return where is not None and _penalty_line(entry.contract, entry, where) is not None
+
+
+def _penalty_line(contract: Contract, entry: LedgerEntry, where: str) -> BillingLine | None:
     what = "an SLA breach" if entry.breach_id else "a penalty posted by hand"
     if entry.reverses_id is not None:
         what = f"the reversal of the penalty for {what} (waived)"
-    line = _line(
+    return _line(
         contract,
         key=f"service_credit:entry:{entry.pk}",
         kind=K.SERVICE_CREDIT,
         period=None,
-        description=f"{contract.reference}: {_credit_wording(contract)} for {what}, after the last billing period",
+        description=f"{contract.reference}: {_credit_wording(contract)} for {what}, {where}",
         quantity=Decimal(1),
         unit_price=-entry.amount,
         amount=-entry.amount,
@@ -510,7 +518,18 @@ def on_penalty_posted(event) -> bool:
         entries=[entry.pk],
         breaches=[entry.breach_id] if entry.breach_id else (),
     )
-    return line is not None
+
+
+def _bill_penalties_before(contract: Contract, span: P.Span) -> None:
+    """At the first period's opening: the penalties dated before it that no line bills yet. They
+    were posted while no version of the terms had periods (a plan amended from `none` later), so
+    `on_penalty_posted` left them, as a contract billed elsewhere; now that it is billed here,
+    they are not dropped."""
+    unbilled = LedgerEntry.objects.filter(
+        contract=contract, entry_type=T.PENALTY, occurred_at__lt=span.start, billing_lines__isnull=True
+    ).exclude(Q(amount=0) | Q(amount__isnull=True))
+    for entry in unbilled.order_by("occurred_at", "pk"):
+        _penalty_line(contract, entry, "before the first billing period")
 
 
 # --- exports ------------------------------------------------------------------------------------

@@ -45,7 +45,11 @@ class LedgerEntrySerializer(ResourceSerializer):
     breach_id = ReferenceIdField(source="breach", queryset=Breach.objects.all(), required=False, allow_null=True)
     lot = ReferenceField()
     created_by = ReferenceField()
-    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        help_text="Default: now. Not before the contract's start; after its last day only money (a penalty, "
+        "a credit without hours).",
+    )
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
 
     class Meta:

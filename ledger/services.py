@@ -84,10 +84,27 @@ def set_charged_hours(entry: LedgerEntry, contract: Contract) -> None:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _work_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[str]]:
-    """Work happens within its contract and after its job was reported (issue 8)."""
+def _term_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[str]]:
+    """A hand posting is dated within its contract's term, as an amendment's date is: nothing is
+    used, given or owed under a contract before it starts (before, a penalty was billed by no line
+    and a credit opened a lot no work could reach). After its last day (as its approved terms
+    have it) only money: a claim settled once the term is over is dated then (the closed periods
+    refuse an earlier date) and billed by a line of its own, but hours there are used by nothing."""
     if contract.start_date is not None and entry.occurred_at < contract.start_of_day(contract.start_date):
         return {"occurred_at": [f"Must not be before the contract's start ({contract.start_date.isoformat()})."]}
+    last_day = Timeline(contract).last_day() if hour_effect(entry) != 0 else None
+    if last_day is not None and entry.occurred_at >= contract.start_of_day(last_day + dt.timedelta(days=1)):
+        return {
+            "occurred_at": [
+                f"Must not be after the contract's end ({last_day.isoformat()}) for an entry that moves hours: "
+                "no hours are used or given after the term (a penalty or a money credit may be dated then)."
+            ]
+        }
+    return {}
+
+
+def _work_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[str]]:
+    """Work happens after its job was reported (issue 8), within the term (`_term_date_errors`)."""
     work_order = entry.work_order
     if work_order is not None and work_order.contract_id == contract.pk and entry.occurred_at < work_order.reported_at:
         reported = work_order.reported_at.isoformat()
@@ -147,6 +164,8 @@ def check_entry(entry: LedgerEntry, now: dt.datetime) -> None:
         errors["currency"] = ["Only with an amount."]
     if entry.occurred_at > now + FUTURE_TOLERANCE:
         errors["occurred_at"] = ["Must not be in the future."]
+    elif "occurred_at" not in errors:
+        errors |= _term_date_errors(entry, contract)
     if errors:
         raise Unprocessable(f"Invalid ledger entry: {', '.join(errors)}.", errors)
     if kind == T.WORK and contract.status not in WORKABLE:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.core.mail.message import sanitize_address
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -362,12 +363,42 @@ def send_mail(message, mail) -> dict:
     return refused
 
 
-def _refusals(refused: dict) -> str:
-    def reply(answer) -> str:
-        code, text = answer
-        return f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+def _reply(answer) -> str:
+    code, text = answer
+    return f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
 
-    return "; ".join(f"{address} ({reply(answer)})" for address, answer in refused.items())
+
+def _refusals(refused: dict) -> str:
+    return "; ".join(f"{address} ({text})" for address, text in refused.items())
+
+
+def _temporary(answer) -> bool:
+    """A 4xx reply (RFC 5321 §4.2.1): the server may take it later, as a real mail sender retries."""
+    return 400 <= answer[0] < 500
+
+
+def _send_to_the_rest(row: EmailNotification, message, mail) -> tuple[list[str], dict, dict]:
+    """Send `message` to the row's recipients the mail server is not done with (all of them at
+    first; after a deferral, those it deferred). Returns (the recipients it took, those it refused
+    for good, those it deferred), each refusal as its reply text. A refusal of every recipient on
+    a first attempt stays an error (`SMTPRecipientsRefused`, retried whole: nobody has the message
+    and the server's configuration may be at fault, e.g. relaying denied); once the server took it
+    for someone, a refusal is the recipient's, as a real mail sender treats it."""
+    done = row.recipient_outcomes or {}
+    message.to = [address for address in message.to if address not in done]
+    # The envelope's addresses as the backend wrote them (an international domain in punycode).
+    envelope = {sanitize_address(a, message.encoding or settings.DEFAULT_CHARSET): a for a in message.to}
+    try:
+        refused = send_mail(message, mail)
+    except smtplib.SMTPRecipientsRefused as exc:
+        if "" not in done.values():
+            raise
+        refused = exc.recipients
+    answers = {envelope.get(address, address): answer for address, answer in refused.items()}
+    took = [address for address in message.to if address not in answers]
+    permanent = {a: _reply(answer) for a, answer in answers.items() if not _temporary(answer)}
+    deferred = {a: _reply(answer) for a, answer in answers.items() if _temporary(answer)}
+    return took, permanent, deferred
 
 
 def send_claimed_emails(
@@ -383,14 +414,22 @@ def send_claimed_emails(
             if should_stop():
                 release(EmailNotification, (r.pk for r in rows[index:]), token)
                 break
-            error, subject, refused = "", "", {}
+            error, subject, outcomes, deferred = "", "", None, {}
             try:
                 message = render(row, connection=mail)
                 subject = message.subject
-                refused = send_mail(message, mail)
-                if refused:
+                took, permanent, deferred = _send_to_the_rest(row, message, mail)
+                outcomes = {**(row.recipient_outcomes or {}), **dict.fromkeys(took, ""), **permanent}
+                refused = {a: text for a, text in outcomes.items() if text}
+                if deferred:
+                    # Retried on the schedule for those alone (the others have it).
+                    error = f"The mail server deferred (retried): {_refusals(deferred)}"
+                    error += f"; refused: {_refusals(refused)}" if refused else ""
+                elif refused:
                     # Taken for the others: not retried (they would get it twice), but recorded.
-                    error = storable(f"Sent, but the mail server refused: {_refusals(refused)}"[:RESPONSE_LIMIT])
+                    error = f"Sent, but the mail server refused: {_refusals(refused)}"
+                error = storable(error[:RESPONSE_LIMIT])
+                if error:
                     logger.warning("e-mail %s: %s", row.pk, error)
             except Exception as exc:  # SMTP, network or backend failure: retried on the schedule
                 # The mail server's words, storable (smtplib quotes its replies as bytes, but a
@@ -405,7 +444,9 @@ def send_claimed_emails(
                 _released(fresh, now)
                 fresh.subject = storable(subject[:255])
                 fresh.last_error = error
-                if error and not refused:
+                if outcomes is not None:
+                    fresh.recipient_outcomes = outcomes
+                if outcomes is None or deferred:
                     _schedule_retry(fresh, now)
                     failed += 1
                 else:

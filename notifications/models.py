@@ -131,6 +131,9 @@ class EmailNotification(OutboxRow):
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+", db_index=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     recipients = models.JSONField(default=list)
+    # What the mail server answered each recipient it is done with: "" took it, else its permanent
+    # refusal ("550 ..."). A recipient it deferred (4xx) is not here: the retry goes to those only.
+    recipient_outcomes = models.JSONField(default=dict, blank=True)
     subject = models.CharField(max_length=255, blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
 

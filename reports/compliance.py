@@ -10,7 +10,9 @@ group:
 - `decided`, `met`, `breached`, `achieved_percent` (met / decided, one decimal, half-up; null
   when nothing was decided);
 - business minutes to stop (`minutes.mean`, `p50`, `p90`, `max`) over the decided clocks that
-  stopped by the period's end (a clock still running then had no time to stop yet), one decimal;
+  stopped in the row's period (a clock still running had no time to stop yet), one decimal: a
+  clock that breached in October and stopped in November has its time in November's row, as its
+  overage (below), not in no row at all;
 - `overage_minutes` and `penalties` (per currency, after the per-breach and monthly caps) count
   each breach once, in the row of the period in which its figures became final: the stop its
   breach was settled with (`Breach.clock_stopped_at`), whatever period the clock was decided in;
@@ -261,21 +263,10 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     decided = decided_in_period(clocks, query)
     names, annotations = _keys(query)
     grouped = decided.annotate(**annotations).values(*names)
-    # Only what was known at the end of the row's period: a later stop or waiver must not change a
-    # closed period's figures (a breached clock stays in the period of its due time).
-    stopped = Q(known_by_end("stopped_at", query))
-    stopped_seconds = Case(When(stopped, then=F("elapsed_seconds")), default=None)
-    rows = grouped.annotate(
-        decided=Count("id"),
-        met=Count("id", filter=Q(state=S.MET)),
-        mean_seconds=Avg(stopped_seconds),
-        percentiles=PercentilesCont(stopped_seconds, (0.5, 0.9)),
-        max_seconds=Max(stopped_seconds),
-    ).order_by(*names)
+    rows = grouped.annotate(decided=Count("id"), met=Count("id", filter=Q(state=S.MET))).order_by(*names)
 
     results: dict[tuple, dict] = {}
     for row in rows:
-        row["p50_seconds"], row["p90_seconds"] = parse_percentiles(row["percentiles"], 2)
         group = _group_of(row, query)
         entry = _empty(query, group)
         entry.update(
@@ -283,14 +274,9 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
             met=row["met"],
             breached=row["decided"] - row["met"],
             achieved_percent=achieved(row["met"], row["decided"]),
-            minutes={
-                "mean": minutes(row["mean_seconds"]),
-                "p50": minutes(row["p50_seconds"]),
-                "p90": minutes(row["p90_seconds"]),
-                "max": minutes(row["max_seconds"]),
-            },
         )
         results[_hashable(group)] = entry
+    _add_minutes(clocks, query, results)
     currencies = sorted(
         Breach.objects.filter(organization=organization).values_list("currency", flat=True).distinct().order_by()
     )
@@ -298,6 +284,33 @@ def compliance_report(*, organization, query: ComplianceQuery, now: dt.datetime)
     _add_waivers(clocks, query, results, currencies)
     _add_open_at_end(clocks, query, results)
     return [results[key] for key in sorted(results, key=_sort_key)]
+
+
+def _add_minutes(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
+    """Minutes to stop: over the decided clocks that stopped in the row's period, in the row of
+    their stop. Before, a row took the clocks decided in it and stopped by its end, so a clock that
+    breached in October and stopped in November (the longest times of all) was in no row of a
+    report grouped by month, while the report over both months had it: every month's `max` was
+    below the two months' `max`. A stop is past once it happened: a closed period keeps its answer.
+    One grouped query."""
+    names, annotations = _keys(query, "stopped_at")
+    rows = (
+        # A stop comes at or after its decision: the decision's index bounds the range from above.
+        clocks.filter(decision__lt=query.end, decided_at__isnull=False)
+        .filter(stopped_at__gte=query.start, stopped_at__lt=query.end)
+        .annotate(**annotations)
+        .values(*names)
+    )
+    seconds = F("elapsed_seconds")
+    stats = {"mean": Avg(seconds), "percentiles": PercentilesCont(seconds, (0.5, 0.9)), "max": Max(seconds)}
+    for row, entry in _grouped(rows, names, query, results, **stats):
+        p50, p90 = parse_percentiles(row["percentiles"], 2)
+        entry["minutes"] = {
+            "mean": minutes(row["mean"]),
+            "p50": minutes(p50),
+            "p90": minutes(p90),
+            "max": minutes(row["max"]),
+        }
 
 
 SETTLED_AT = "breach__clock_stopped_at"

@@ -219,7 +219,7 @@ def sorted_visits(visits: list, keys: list[tuple[str, bool]]) -> list:
 class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
     """The occurrences of a contract's visit plans in [from, to) (default: the last 30 days and the
     next 90; at most 366 days), in time order (`?sort=` to change it), with their state (scheduled,
-    generated, completed, missed), their job, and the hours allocated against the hours logged for
+    generated, completed, missed, cancelled), their job, and the hours allocated against the hours logged for
     that job. CSV (`Accept: text/csv` or `?format=csv`) has the same rows, fields, filters and sort,
     without the page limit."""
 

@@ -5,7 +5,9 @@ state, its job, and the hours allocated against the hours logged in the ledger f
 - `generated`: its job exists and is not resolved, and the occurrence's end plus the plan's
   tolerance has not passed;
 - `completed`: its job was resolved by the occurrence's end plus the plan's tolerance;
-- `missed`: its job was not resolved by then (resolved later, or still open, or cancelled).
+- `missed`: its job was not resolved by then (resolved later, or still open);
+- `cancelled`: its job was cancelled (by a suspension, a termination, an expiry brought forward,
+  or the dispatcher): owed no more, so neither pending nor missed.
 
 Occurrences that were never generated because they were settled before (before the plan was
 created, or while the contract was suspended) are not listed: they were never owed.
@@ -25,7 +27,7 @@ from ledger.models import LedgerEntry
 from workorders.models import VisitPlan, WorkOrder
 from workorders.visits import CLOSED, upcoming
 
-STATES = ("scheduled", "generated", "completed", "missed")
+STATES = ("scheduled", "generated", "completed", "missed", "cancelled")
 _TICK = dt.timedelta(microseconds=1)
 
 
@@ -42,6 +44,8 @@ class Visit:
 def visit_state(plan: VisitPlan, occurrence: dt.datetime, job: WorkOrder | None, now: dt.datetime) -> str:
     if job is None:
         return "scheduled"
+    if job.status == WorkOrder.Status.CANCELLED:
+        return "cancelled"
     deadline = occurrence + dt.timedelta(minutes=plan.duration_minutes + plan.tolerance_minutes)
     if job.resolved_at is not None and job.resolved_at <= deadline:
         return "completed"

@@ -118,6 +118,17 @@ class TestPostingForm:
             ({"entry_type": "adjustment", "hours": "1.00", "description": ""}, "Say why"),
             ({"occurred_at_0": "2099-01-01"}, "Must not be in the future"),
             ({"contract": ""}, "This field is required"),
+            # Thirteenth round: a hand posting is dated within the term (the contract runs 2026).
+            (
+                {
+                    "entry_type": "penalty",
+                    "hours": "0",
+                    "amount": "5.00",
+                    "currency": "EUR",
+                    "occurred_at_0": "2025-12-30",
+                },
+                "Must not be before the contract&#x27;s start (2026-01-01)",
+            ),
         ],
     )
     def test_what_the_service_would_refuse_is_a_form_error(self, staff, org, fields, message):

@@ -494,3 +494,82 @@ def test_a_mail_server_refusing_every_recipient_is_retried(late_job, settings):
     row = EmailNotification.objects.get()
     assert (row.status, row.attempts) == ("pending", 1) and handler.envelopes == []
     assert row.last_error.startswith("SMTPRecipientsRefused") and "desk@example.com" in row.last_error
+
+
+class DeferOnce(Collect):
+    """A mail server that defers one recipient once (a temporary 451, a busy mailbox), answers it
+    `then` the next time, and refuses another for good (550, no such mailbox)."""
+
+    def __init__(self, busy: str, gone: str, then: str = "250 OK"):
+        super().__init__()
+        self.busy, self.gone, self.then, self.deferred = busy, gone, then, 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == self.gone:
+            return "550 5.1.1 No such mailbox here"
+        if address == self.busy:
+            self.deferred += 1
+            if self.deferred == 1:
+                return "451 4.2.0 Mailbox busy, try later"
+            if not self.then.startswith("2"):
+                return self.then
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def _three_recipients(org):
+    org.notification_emails = ["ops@example.com", "busy@example.com", "nobody@example.com"]
+    org.save()
+
+
+def test_a_recipient_the_mail_server_defers_is_retried_alone(late_job, org, settings):
+    """Thirteenth round, known gap: a temporary refusal (4xx) of one recipient among others was
+    recorded as if permanent and never retried, so a busy mailbox lost the alert. Now the row is
+    retried on the schedule for that recipient alone (the others have it, the permanently refused
+    one is not tried again), as a real mail sender does, and reads succeeded once it is taken."""
+    _three_recipients(org)
+    handler = DeferOnce("busy@example.com", "nobody@example.com")
+    with serving(handler) as port:
+        _smtp(settings, port)
+        scan(minutes(75))  # the escalation (desk@) and the breach (ops@, busy@, nobody@)
+        start = timezone.now()
+        assert "1 e-mails sent, 1 failed" in deliver(start)
+        row = EmailNotification.objects.get(kind="breach")
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert row.last_error == (
+            "The mail server deferred (retried): busy@example.com (451 4.2.0 Mailbox busy, try later); "
+            "refused: nobody@example.com (550 5.1.1 No such mailbox here)"
+        )
+        assert "1 e-mails sent, 0 failed" in deliver(start + dt.timedelta(minutes=5))
+    breach_envelopes = [e.rcpt_tos for e in handler.envelopes if "desk@example.com" not in e.rcpt_tos]
+    assert breach_envelopes == [["ops@example.com"], ["busy@example.com"]]  # ops@ once, nobody@ not again
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("succeeded", 2)
+    assert row.last_error == "Sent, but the mail server refused: nobody@example.com (550 5.1.1 No such mailbox here)"
+    assert row.recipient_outcomes == {
+        "ops@example.com": "",
+        "busy@example.com": "",
+        "nobody@example.com": "550 5.1.1 No such mailbox here",
+    }
+
+
+def test_a_deferred_recipient_refused_for_good_on_the_retry_is_recorded_not_retried(late_job, org, settings):
+    """The retry goes to the deferred recipient alone; refused for good then (every recipient of
+    that attempt refused), it is that recipient's refusal, not a failure of the message, which
+    the others have: recorded, and the row is done."""
+    _three_recipients(org)
+    handler = DeferOnce("busy@example.com", "nobody@example.com", then="550 5.2.1 Mailbox disabled")
+    with serving(handler) as port:
+        _smtp(settings, port)
+        scan(minutes(75))
+        start = timezone.now()
+        assert "1 e-mails sent, 1 failed" in deliver(start)
+        assert "1 e-mails sent, 0 failed" in deliver(start + dt.timedelta(minutes=5))
+        assert "0 e-mails sent, 0 failed" in deliver(start + dt.timedelta(days=2))
+    row = EmailNotification.objects.get(kind="breach")
+    assert (row.status, row.attempts) == ("succeeded", 2)
+    assert row.last_error == (
+        "Sent, but the mail server refused: nobody@example.com (550 5.1.1 No such mailbox here); "
+        "busy@example.com (550 5.2.1 Mailbox disabled)"
+    )
+    assert handler.deferred == 2

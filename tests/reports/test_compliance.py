@@ -146,13 +146,12 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
         if decided is not None and start <= decided < end:
             key = tuple(_key_of(clock, key, decided, zone) for key in group_by)
             g = groups[key]
-            # Only what was known at the end of the row's period.
-            row_end = ends[_label(time_key, decided, zone)] if time_key else end
-            stopped = clock.stopped_at is not None and clock.stopped_at < row_end
             g["decided"] += 1
             g["met"] += clock.state == "met"
-            if stopped:
-                g["seconds"].append(clock.elapsed_seconds)
+        # Minutes to stop: in the row of the period of the stop (whatever period decided it).
+        if decided is not None and clock.stopped_at is not None and start <= clock.stopped_at < end:
+            key = tuple(_key_of(clock, key, clock.stopped_at, zone) for key in group_by)
+            groups[key]["seconds"].append(clock.elapsed_seconds)
         # A breach's overage and penalty count once, in the period of the stop it was settled with
         # (whatever period its clock was decided in), less a waiver by that period's end.
         breach = getattr(clock, "breach", None)
@@ -186,7 +185,7 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
     rows = []
     for key in sorted(groups, key=lambda k: tuple((0, v) if isinstance(v, int) else (1, str(v)) for v in k)):
         g = groups[key]
-        if not g["decided"] and not g["open"] and not g["settled"] and not g["waived"] and group_by:
+        if group_by and not any(g[name] for name in ("decided", "open", "settled", "waived", "seconds")):
             continue
         seconds = g["seconds"]
         rows.append(
@@ -320,10 +319,10 @@ def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
         response = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "contract,month"})
     assert response.status_code == 200
     report_queries = [q["sql"] for q in queries.captured_queries if "workorders_slaclock" in q["sql"]]
-    # The decided clocks' figures, the settled breaches' overage and penalties (per currency), the
-    # waivers of the period and their corrections (per currency), then the clocks open at each
-    # period's end.
-    assert len(report_queries) == 4, report_queries
+    # The decided clocks' counts, the stopped clocks' minutes (by the period of the stop), the
+    # settled breaches' overage and penalties (per currency), the waivers of the period and their
+    # corrections (per currency), then the clocks open at each period's end.
+    assert len(report_queries) == 5, report_queries
 
 
 @pytest.mark.parametrize(
@@ -458,10 +457,14 @@ def test_a_past_period_keeps_its_answer_when_a_breached_job_is_resolved_later(ap
     assert after_months[0] == before_months[0]
     assert after_months[1]["decided"] == 0 and after_months[1]["overage_minutes"] == 2820
     assert after_months[1]["penalties"] == {"EUR": "100.00"}
+    # Thirteenth round: its time to stop too (31 March 10:00 to 2 April 10:00, 2880 minutes), in
+    # no row before; each month's max now reaches the two months' max.
+    assert after_months[1]["minutes"] == {"mean": 2880.0, "p50": 2880.0, "p90": 2880.0, "max": 2880.0}
     # The report over both months (its end after the stop) has the final figures.
     whole = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "time_zone": "UTC"}).json()[0]
     assert whole["decided"] == 1 and whole["breached"] == 1 and whole["overage_minutes"] > 0
     assert whole["penalties"] == {"EUR": "100.00"}
+    assert whole["minutes"]["max"] == max(row["minutes"]["max"] or 0 for row in after_months)
 
 
 def test_every_breach_overage_and_penalty_is_in_exactly_one_month(api, org):
