@@ -113,6 +113,8 @@ def _error_response(description: str) -> dict:
 
 
 _BLANK = {"type": "string", "maxLength": 0}
+# Keys of a field's schema that stay outside its alternatives (drf-spectacular's own list).
+_OUTER_KEYS = ("readOnly", "writeOnly", "nullable", "deprecated", "description", "title")
 
 # What each JSON type may say in OpenAPI 3.0, to split a JSON Schema's list of types into one schema each.
 _KEYWORDS_OF_TYPE = {
@@ -170,9 +172,12 @@ def openapi_shape(schema):
 DATE_PARAMETER = {"type": "string", "format": "date", "pattern": dates.YEAR_PATTERN}
 
 # Headers a view's action sends on success, declared by the view as `sent_headers = {action: (name, ...)}`.
+_COUNT = {"type": "integer"}
+_URI = {"type": "string", "format": "uri"}
 SENT_HEADERS = {
-    "X-Recomputed-Clocks": "How many running SLA clocks this change recomputed.",
-    "X-Imported-Holidays": "How many of the file's dates were new to the calendar.",
+    "X-Recomputed-Clocks": (_COUNT, "How many running SLA clocks this change recomputed."),
+    "X-Imported-Holidays": (_COUNT, "How many of the file's dates were new to the calendar."),
+    "Location": (_URI, "The resource this call made (a ping's delivery)."),
 }
 
 
@@ -187,6 +192,17 @@ def _model_field(field):
         return model._meta.get_field(source)
     except FieldDoesNotExist:  # a method, a property, an annotation
         return None
+
+
+def _blank_allowed(field) -> bool:
+    """Whether a text field may hold "" (its own allow_blank, or its model field's blank=True: a
+    read-only field is built without allow_blank)."""
+    from rest_framework import serializers
+
+    if not isinstance(field, serializers.CharField):
+        return False  # (a blank date or number is null, said by `nullable`)
+    model_field = _model_field(field)
+    return bool(field.allow_blank or (model_field is not None and model_field.blank))
 
 
 def _validators(field) -> list:
@@ -274,6 +290,12 @@ class AutoSchema(SpectacularAutoSchema):
                 "anyOf": alternatives,
                 **{k: schema[k] for k in ("nullable", "description") if k in schema},
             }
+        if direction == "response" and field.read_only and schema.get("format") and _blank_allowed(field):
+            # A read-only formatted string a model keeps blank (`signer_email` before anyone signs):
+            # drf-spectacular adds the blank alternative only for a writable field's allow_blank,
+            # so "" was "not an email" to a client that checks formats.
+            outer = {k: schema.pop(k) for k in list(schema) if k in _OUTER_KEYS}
+            schema = {"anyOf": [schema, dict(_BLANK)], **outer}
         return schema
 
     def _insert_field_validators(self, field, schema):
@@ -322,10 +344,11 @@ class AutoSchema(SpectacularAutoSchema):
                 }
         if status_code == "201" and self.method == "POST":
             # Every 201 sends it: a create's, and an action's that makes a resource (amend, renew, instantiate).
-            headers["Location"] = {"schema": {"type": "string", "format": "uri"}, "description": "The new resource."}
+            headers["Location"] = {"schema": dict(_URI), "description": "The new resource."}
         if status_code.startswith("2"):
             for name in getattr(self.view, "sent_headers", {}).get(getattr(self.view, "action", None), ()):
-                headers[name] = {"schema": {"type": "integer"}, "description": SENT_HEADERS[name]}
+                header_schema, description = SENT_HEADERS[name]
+                headers[name] = {"schema": dict(header_schema), "description": description}
         return headers
 
     def _get_response_bodies(self, direction="response"):

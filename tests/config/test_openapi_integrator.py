@@ -1,0 +1,210 @@
+"""The OpenAPI document as an integrator codes against it: a client generated from it validates
+every answer (success and error) by the document, formats included, sends back what it read,
+and builds query strings from the parameters' schemas. Generic over every operation the document
+lists, on the demo data with its breaches scanned; an operation added later is checked as it lands.
+(tests/config/test_schema_responses.py checks the keys of the GET answers; this their values.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from tenancy.models import Membership
+from tests.conftest import client_for
+
+from .openapi_validator import violations
+from .test_schema_responses import REQUIRED_PARAMETERS, concrete, scanned  # noqa: F401 (a fixture)
+
+# Headers a client may read: each one sent must be declared on the response it comes with.
+READ_HEADERS = (
+    *(f"X-RateLimit-{name}" for name in ("Limit", "Remaining", "Reset")),
+    *(f"X-Pagination-{name}" for name in ("Per-Page", "Current-Page", "Total-Pages", "Total-Entries")),
+    "Link",
+    "Retry-After",
+    "Location",
+    "X-Recomputed-Clocks",
+    "X-Imported-Holidays",
+)
+MISSING = 999999  # an id no demo resource has
+
+
+@pytest.fixture
+def demo_username() -> str:
+    return "demo-admin"  # every operation, the admin's own (members, webhooks) too
+
+
+def test_drf_spectacular_validates_the_document_without_warnings(tmp_path):
+    # `manage.py spectacular --validate --fail-on-warn`: the document is valid OpenAPI 3.0 and
+    # the generator met nothing it had to guess (an unresolvable type, a duplicate name).
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+
+def _fits(schema: dict, template: str, method: str, response, problems: list[str], label: str) -> None:
+    """What a validating client checks of one answer: its status is documented, its content type
+    too, each header it reads is declared, and its JSON body is valid against the schema."""
+    where = f"{method.upper()} {template} [{label}] {response.status_code}"
+    documented = schema["paths"][template][method]["responses"].get(str(response.status_code))
+    if documented is None:
+        problems.append(f"{where}: status not documented ({response.content[:120]!r})")
+        return
+    undeclared = [
+        name for name in READ_HEADERS if response.has_header(name) and name not in documented.get("headers", {})
+    ]
+    if undeclared:
+        problems.append(f"{where}: headers not declared: {undeclared}")
+    content = documented.get("content", {})
+    media_type = response.get("Content-Type", "").split(";")[0]
+    if not content:
+        if response.content:
+            problems.append(f"{where}: a body where none is documented")
+        return
+    if media_type not in content:
+        problems.append(f"{where}: {media_type} not among {sorted(content)}")
+    elif media_type == "application/json":
+        problems += [
+            f"{where}: {problem}" for problem in violations(schema, content[media_type]["schema"], response.json())
+        ]
+
+
+def _line_item(client) -> None:
+    """The demo has no line item: one on a draft contract, for the nested resource's paths."""
+    from contracts.models import Contract
+
+    draft = Contract.objects.filter(organization__slug="demo", status=Contract.Status.DRAFT).first()
+    response = client.post(
+        f"/api/v1/contracts/{draft.pk}/line_items",
+        {"description": "Annual inspection", "quantity": "2", "unit_price": "150.00"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+
+
+def _missing(template: str, path: str) -> str | None:
+    """The path with its resource's id one that does not exist."""
+    segments = template.split("/")
+    if "{id}" not in segments:
+        return None
+    return "/".join(
+        str(MISSING) if segment == "{id}" else part for segment, part in zip(segments, path.split("/"), strict=True)
+    )
+
+
+def _path(client, template: str) -> str | None:
+    return concrete(client, template.replace("{name}", "escalation"))
+
+
+@pytest.mark.django_db
+def test_every_answer_is_valid_against_the_document(scanned):  # noqa: F811
+    """Each operation's answers to what integrators send (the resource, a page, every field, an
+    unknown parameter, a missing id, no token, a viewer's token, an empty, an unknown and a
+    malformed body): the status and its body as the document says, by jsonschema with formats
+    (date-time, date, uuid, email, uri), `nullable`, `readOnly`/`writeOnly` as OAS 3.0.3 reads them."""
+    _line_item(scanned)
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    viewer = client_for(Membership.objects.filter(organization__slug="demo", role="viewer").first())
+    anon = APIClient()
+    problems: list[str] = []
+    seen: dict[str, set[int]] = {}
+
+    def check(template, method, label, response):
+        _fits(schema, template, method, response, problems, label)
+        seen.setdefault(method, set()).add(response.status_code)
+
+    operations = 0
+    for template, item in schema["paths"].items():
+        for method, operation in item.items():
+            if "text/event-stream" in json.dumps(operation["responses"].get("200", {})):
+                continue  # a live stream does not end (tests/stream)
+            path = _path(scanned, template)
+            assert path is not None, (method, template)
+            missing = _missing(template, path)
+            names = {p["name"] for p in operation.get("parameters", [])}
+            query = {
+                p["name"]: REQUIRED_PARAMETERS.get(p["name"], "2026-11")  # (the statement's month)
+                for p in operation.get("parameters", [])
+                if p.get("required") and p["in"] == "query"
+            }
+            operations += 1
+            if method == "get":
+                calls = [("ok", scanned, path, query), ("unknown parameter", scanned, path, {**query, "bogus": "1"})]
+                if "per_page" in names:
+                    calls += [
+                        ("page 2", scanned, path, {**query, "per_page": 1, "page": 2}),
+                        ("per_page=0", scanned, path, {**query, "per_page": 0}),
+                    ]
+                if "fields" in names:
+                    fields = next(p for p in operation["parameters"] if p["name"] == "fields")
+                    calls.append(
+                        ("every field", scanned, path, {**query, "fields": ",".join(fields["schema"]["items"]["enum"])})
+                    )
+                if operation.get("security"):
+                    calls += [("no token", anon, path, query), ("viewer", viewer, path, query)]
+                if missing:
+                    calls.append(("missing id", scanned, missing, query))
+                for label, client, url, params in calls:
+                    check(template, method, label, client.get(url, params))
+            elif method in ("post", "patch"):
+                calls = [("empty", scanned, path, {}), ("unknown field", scanned, path, {"bogus": 1})]
+                if operation.get("security"):
+                    calls += [("no token", anon, path, {}), ("viewer", viewer, path, {})]
+                if missing:
+                    calls.append(("missing id", scanned, missing, {}))
+                for label, client, url, body in calls:
+                    check(template, method, label, getattr(client, method)(url, body, format="json"))
+                malformed = getattr(scanned, method)(path, "{", content_type="application/json")
+                check(template, method, "malformed", malformed)
+            elif method == "delete":
+                for label, client, url in [
+                    ("no token", anon, path),
+                    ("viewer", viewer, path),
+                    ("missing", scanned, missing),
+                ]:
+                    check(template, method, label, client.delete(url))
+    # The errors of each kind, the 409 of an illegal transition and the 201 of an action included.
+    assert {200, 400, 401, 403, 404} <= seen["get"], seen
+    assert {200, 201, 400, 401, 403, 404, 409, 415, 422} <= seen["post"], seen
+    assert operations >= 110, operations
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.django_db
+def test_the_refusals_before_the_view_are_documented(scanned, monkeypatch):  # noqa: F811
+    """A body too large (413), a URL too long (414), a body that is not JSON (415), one request
+    too many (429, with Retry-After): each is documented with its headers (413 and 414 without
+    X-RateLimit-*, refused before the caller is known)."""
+    from django.conf import settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    problems: list[str] = []
+    template = "/api/v1/counterparties"
+    big = {"name": "x" * settings.MAX_REQUEST_BYTES}
+    _fits(schema, template, "post", scanned.post(template, big, format="json"), problems, "413")
+    long = scanned.get(template, {"name": "x" * settings.MAX_URL_BYTES})
+    _fits(schema, template, "get", long, problems, "414")
+    _fits(schema, template, "post", scanned.post(template, "name", content_type="text/plain"), problems, "415")
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, "user": "1/hour"})
+    statuses = []
+    for _ in range(2):
+        response = scanned.get(template)
+        statuses.append(response.status_code)
+        _fits(schema, template, "get", response, problems, "throttled")
+    assert statuses[-1] == 429 and response.has_header("Retry-After"), statuses
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.django_db
+def test_a_blank_read_only_email_is_documented(scanned):  # noqa: F811
+    """A signature request's `signer_email` is "" until someone signs: it was documented as
+    `format: email`, so a client that checks formats refused every pending request."""
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    template = "/api/v1/contracts/{contract_pk}/approval_requests/{id}"
+    path = _path(scanned, template)
+    body = scanned.get(path).json()
+    assert body["signer_email"] == ""
+    documented = schema["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert not violations(schema, documented, body)
+    assert violations(schema, documented, {**body, "signer_email": "not an address"})
