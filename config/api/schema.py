@@ -296,6 +296,12 @@ class AutoSchema(SpectacularAutoSchema):
             # so "" was "not an email" to a client that checks formats.
             outer = {k: schema.pop(k) for k in list(schema) if k in _OUTER_KEYS}
             schema = {"anyOf": [schema, dict(_BLANK)], **outer}
+        if schema.get("nullable") and "type" not in schema and "anyOf" in schema:
+            # OAS 3.0.3: `nullable` acts only beside a `type`, so a strict client (openapi-core)
+            # refused the null the server takes for a nullable decimal (`"overage_rate": null`);
+            # each alternative carries it.
+            for alternative in schema["anyOf"]:
+                alternative["nullable"] = True
         return schema
 
     def _insert_field_validators(self, field, schema):

@@ -16,6 +16,7 @@ from tenancy.models import Membership
 from tests.conftest import client_for
 
 from .openapi_validator import violations
+from .test_schema_contract import resolve
 from .test_schema_responses import REQUIRED_PARAMETERS, concrete, scanned  # noqa: F401 (a fixture)
 
 # Headers a client may read: each one sent must be declared on the response it comes with.
@@ -193,6 +194,42 @@ def test_the_refusals_before_the_view_are_documented(scanned, monkeypatch):  # n
         statuses.append(response.status_code)
         _fits(schema, template, "get", response, problems, "throttled")
     assert statuses[-1] == 429 and response.has_header("Retry-After"), statuses
+    assert not problems, "\n".join(problems)
+
+
+def _request_schema(schema: dict, operation: dict) -> dict:
+    return resolve(schema, operation["requestBody"]["content"]["application/json"]["schema"])
+
+
+@pytest.mark.django_db
+def test_what_a_client_reads_it_may_send_back(scanned):  # noqa: F811
+    """A client that reads a resource and PATCHes its fields back unchanged: each value the GET
+    gave is valid for the request body's field of that name, and the server takes them (or
+    answers 409 for a state that allows no edit), never a 422. A nullable decimal's `null` (a
+    contract without `overage_rate`) was read fine but refused by the PATCH body's schema:
+    `nullable` beside `anyOf` and no `type` adds nothing in OAS 3.0.3."""
+    _line_item(scanned)
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    problems: list[str] = []
+    patched = nulls = 0
+    for template, item in schema["paths"].items():
+        if "patch" not in item:
+            continue
+        path = _path(scanned, template)
+        current = scanned.get(path).json()
+        body = {}
+        for name, field in _request_schema(schema, item["patch"]).get("properties", {}).items():
+            if name not in current:
+                continue  # a reference, read as `x` and written as `x_id`
+            wrong = violations(schema, field, current[name], "request")
+            problems += [f"PATCH {template} {name}={current[name]!r}: {problem}" for problem in wrong]
+            body[name] = current[name]
+            nulls += current[name] is None
+        response = scanned.patch(path, body, format="json")
+        if response.status_code not in (200, 409):
+            problems.append(f"PATCH {template}: {response.status_code} {response.content[:300]!r}")
+        patched += response.status_code == 200
+    assert patched >= 10 and nulls >= 5, (patched, nulls)
     assert not problems, "\n".join(problems)
 
 
