@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -18,6 +17,7 @@ from rest_framework.reverse import reverse
 from config.api.csv import content_disposition, spreadsheet_safe
 from config.api.exceptions import Unprocessable, flatten_errors
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.schema import INSTANT_PARAMETER
 from config.api.serializers import (
     JSONObjectListField,
     ReferenceField,
@@ -63,7 +63,7 @@ class PeriodsView(ContractLedgerView):
         parameters=[
             OpenApiParameter(
                 "as_of",
-                OpenApiTypes.DATETIME,
+                INSTANT_PARAMETER,
                 description="ISO 8601 timestamp with an offset (default now; not in the future).",
             )
         ],

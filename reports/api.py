@@ -38,7 +38,7 @@ from config.api.csv import (
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice, refuse_unknown
 from config.api.pagination import whole_number
-from config.api.schema import DATE_PARAMETER
+from config.api.schema import DATE_PARAMETER, whole_number_parameter
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -323,8 +323,11 @@ class AtRiskFilterSet(PredicateFilterSet):
         fields = ["metric"]
 
 
+AT_RISK_MAX_MINUTES = 525600  # a year: `?within_minutes=` takes 0 to it
 WITHIN_MINUTES = OpenApiParameter(
-    "within_minutes", int, description="The window from now, in minutes (default 120, 0 to 525600)."
+    "within_minutes",
+    whole_number_parameter(0, AT_RISK_MAX_MINUTES),
+    description=f"The window from now, in minutes (default 120, 0 to {AT_RISK_MAX_MINUTES}).",
 )
 
 
@@ -346,10 +349,11 @@ class AtRiskViewSet(ResourceViewSet):
 
     def within_minutes(self) -> int:
         # Blank is a 400 naming it, as `within_days=` is (it was the default).
-        minutes = whole_number(self.request.query_params.get("within_minutes", "120"), 525600)
+        minutes = whole_number(self.request.query_params.get("within_minutes", "120"), AT_RISK_MAX_MINUTES)
         if minutes is None:
             raise BadRequest(
-                "within_minutes must be a whole number from 0 to 525600.", {"within_minutes": ["Out of range."]}
+                f"within_minutes must be a whole number from 0 to {AT_RISK_MAX_MINUTES}.",
+                {"within_minutes": ["Out of range."]},
             )
         return minutes
 

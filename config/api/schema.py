@@ -170,6 +170,15 @@ def openapi_shape(schema):
 
 # A date query parameter in the service's range (config.dates: "Must be from 2000-01-01 to 2999-12-31.").
 DATE_PARAMETER = {"type": "string", "format": "date", "pattern": dates.YEAR_PATTERN}
+# An instant query parameter in it (by its written year, as a body's instant), and one that may be either.
+INSTANT_PARAMETER = {"type": "string", "format": "date-time", "pattern": dates.YEAR_PATTERN}
+DATE_OR_INSTANT_PARAMETER = {"type": "string", "pattern": dates.YEAR_PATTERN}
+
+
+def whole_number_parameter(minimum: int, maximum: int) -> dict:
+    """A whole-number query parameter's schema: the bounds outside which it is a 400 (`query_int`)."""
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
 
 # Headers a view's action sends on success, declared by the view as `sent_headers = {action: (name, ...)}`.
 _COUNT = {"type": "integer"}

@@ -233,6 +233,67 @@ def test_what_a_client_reads_it_may_send_back(scanned):  # noqa: F811
     assert not problems, "\n".join(problems)
 
 
+def _query_parameters(schema: dict):
+    for template, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method != "get" or "text/event-stream" in json.dumps(operation["responses"].get("200", {})):
+                continue
+            required = {
+                p["name"]: REQUIRED_PARAMETERS.get(p["name"], "2026-11")
+                for p in operation.get("parameters", [])
+                if p.get("required") and p["in"] == "query"
+            }
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter["name"] not in required:
+                    yield template, operation, parameter, required
+
+
+@pytest.mark.django_db
+def test_integer_query_parameters_state_the_bounds_the_server_applies(scanned):  # noqa: F811
+    """`?within_days=`, `?within_minutes=`, `?window_days=` and `?since=` were bare integers while
+    the server answers 400 outside a range: a client (and the fuzzer's positive cases) sent
+    values the document allowed. Each states minimum and maximum, and they are the server's."""
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    checked = set()
+    for template, _, parameter, required in _query_parameters(schema):
+        bounds = parameter["schema"]
+        if bounds.get("type") != "integer":
+            continue
+        name = parameter["name"]
+        assert "minimum" in bounds and "maximum" in bounds, (template, parameter)
+        path = _path(scanned, template)
+        for value in (bounds["minimum"], bounds["maximum"]):
+            response = scanned.get(path, {**required, name: value})
+            assert response.status_code == 200, (template, name, value, response.content[:200])
+        for value in (bounds["minimum"] - 1, bounds["maximum"] + 1):
+            response = scanned.get(path, {**required, name: value})
+            assert response.status_code == 400 and name in response.json()["errors"], (template, name, value)
+        checked.add(name)
+    assert {"page", "per_page", "within_days", "within_minutes", "window_days", "since"} <= checked, checked
+
+
+@pytest.mark.django_db
+def test_date_query_parameters_state_the_service_range(scanned):  # noqa: F811
+    """`?as_of=` (a contract's date, a balance's, lots' and periods' instant) and the visits'
+    `?from=`/`?to=` took any year in the document; the server refuses one outside 2000-2999
+    (a 400 naming it), as it does `?from=`/`?to=` of the compliance report, which said so."""
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    checked = set()
+    for template, _, parameter, required in _query_parameters(schema):
+        described = parameter["schema"]
+        if described.get("format") not in ("date", "date-time") and "instant" not in parameter.get("description", ""):
+            continue
+        if parameter.get("description", "").startswith("Filter on"):
+            continue  # filters only compare: any instant with a UTC form (README)
+        name = parameter["name"]
+        assert described.get("pattern") == "^2[0-9]{3}-", (template, parameter)
+        value = "1999-12-31" if described.get("format") == "date" else "1999-12-31T12:00:00Z"
+        response = scanned.get(_path(scanned, template), {**required, name: value})
+        assert response.status_code == 400 and name in response.json()["errors"], (template, name, response.content)
+        checked.add((template, name))
+    assert len(checked) >= 9, checked
+
+
 @pytest.mark.django_db
 def test_a_blank_read_only_email_is_documented(scanned):  # noqa: F811
     """A signature request's `signer_email` is "" until someone signs: it was documented as
