@@ -589,7 +589,8 @@ class BacktestSerializer(StrictInputMixin, serializers.Serializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["from"] = InstantField()
+        # Held to the service's range as `to` is (added after StrictInputMixin bounded the others).
+        fields["from"] = InstantField(validators=[in_service_range])
         return fields
 
     def validate(self, attrs):

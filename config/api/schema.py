@@ -231,6 +231,23 @@ def _insert_known_rules(field, schema) -> None:
         schema["minItems"] = max(schema.get("minItems", 0), 1)
 
 
+def _bounded_at_input(field) -> bool:
+    """A date or instant of a resource's body, which `bounded_dates` holds to the service's range
+    when the serializer is given data (a resource serializer built for the document is not, so
+    its fields lack the validator: `start_date`, `reported_at` had no pattern and were refused)."""
+    from rest_framework import serializers
+
+    from .serializers import ResourceSerializer
+
+    parent = getattr(field, "parent", None)
+    return (
+        isinstance(field, (serializers.DateField, serializers.DateTimeField))
+        and not field.read_only
+        and isinstance(parent, ResourceSerializer)
+        and parent.parent is None  # the body itself: a nested resource is built without data at input too
+    )
+
+
 def _insert_request_rules(field, schema) -> None:
     """Request-only rules: a date in the service's range, and a closed set of values the server
     checks (an IANA time zone, an ISO 4217 currency) as an enum."""
@@ -240,7 +257,7 @@ def _insert_request_rules(field, schema) -> None:
     from .serializers import in_service_range
 
     validators = _validators(field)
-    if in_service_range in validators and schema.get("type") == "string":
+    if (in_service_range in validators or _bounded_at_input(field)) and schema.get("type") == "string":
         # "Must be from 2000-01-01 to 2999-12-31." (config.dates): the year is 2xxx.
         schema["pattern"] = dates.YEAR_PATTERN
     if schema.get("type") == "string" and "enum" not in schema:

@@ -306,3 +306,56 @@ def test_a_blank_read_only_email_is_documented(scanned):  # noqa: F811
     documented = schema["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert not violations(schema, documented, body)
     assert violations(schema, documented, {**body, "signer_email": "not an address"})
+
+
+@pytest.mark.django_db
+def test_every_body_date_states_the_service_range_the_server_applies(scanned):  # noqa: F811
+    """A resource's body dates and instants (a contract's `start_date`, a work order's
+    `reported_at`, a ledger entry's `occurred_at`, ...) and a template's `instantiate` had no
+    pattern: the schema code saw the serializer built for the document, which `bounded_dates`
+    leaves alone. Each states the service's years now, and the server refuses a date outside them
+    with a 422 naming it (the backtest's `from`, added after the others were bounded, was taken)."""
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    _line_item(scanned)
+    counterparty = scanned.get("/api/v1/counterparties", {"fields": "id", "per_page": 1}).json()[0]["id"]
+    # What a body needs before its dates are looked at (instantiate names what is missing first).
+    rest = {"/api/v1/contract_templates/{id}/instantiate": {"counterparty_id": counterparty, "reference": "I-1"}}
+    checked = set()
+    for template, item in schema["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if method not in ("post", "patch") or content is None:
+                continue
+            for name, field in resolve(schema, content["schema"]).get("properties", {}).items():
+                if field.get("format") not in ("date", "date-time"):
+                    continue
+                assert field.get("pattern") == "^2[0-9]{3}-", (method, template, name, field)
+                value = "1999-12-31" if field["format"] == "date" else "1999-12-31T12:00:00Z"
+                body = {**rest.get(template, {}), name: value}
+                response = getattr(scanned, method)(_path(scanned, template), body, format="json")
+                errors = response.json().get("errors", {})
+                assert response.status_code == 422 and "2000-01-01" in str(errors.get(name)), (
+                    method,
+                    template,
+                    name,
+                    response.content[:300],
+                )
+                checked.add((method, template, name))
+    assert len(checked) >= 30, len(checked)
+
+
+@pytest.mark.django_db
+def test_instantiate_states_a_contracts_currency(scanned):  # noqa: F811
+    from tenancy.currencies import MINOR_UNITS
+
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    operation = schema["paths"]["/api/v1/contract_templates/{id}/instantiate"]["post"]
+    currency = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["currency"]
+    assert set(currency["enum"]) == set(MINOR_UNITS)
+    counterparty = scanned.get("/api/v1/counterparties", {"fields": "id", "per_page": 1}).json()[0]["id"]
+    refused = scanned.post(
+        _path(scanned, "/api/v1/contract_templates/{id}/instantiate"),
+        {"counterparty_id": counterparty, "reference": "I-1", "start_date": "2026-01-01", "currency": "XXX"},
+        format="json",
+    )
+    assert refused.status_code == 422 and list(refused.json()["errors"]) == ["currency"], refused.content
