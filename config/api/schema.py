@@ -175,6 +175,11 @@ INSTANT_PARAMETER = {"type": "string", "format": "date-time", "pattern": dates.Y
 DATE_OR_INSTANT_PARAMETER = {"type": "string", "pattern": dates.YEAR_PATTERN}
 
 
+def time_zone_parameter() -> dict:
+    """A query parameter naming a time zone: the IANA zones the server takes, as a body's `time_zone`."""
+    return {"type": "string", "enum": sorted(dates._time_zones())}
+
+
 def whole_number_parameter(minimum: int, maximum: int) -> dict:
     """A whole-number query parameter's schema: the bounds outside which it is a 400 (`query_int`)."""
     return {"type": "integer", "minimum": minimum, "maximum": maximum}

@@ -359,3 +359,53 @@ def test_instantiate_states_a_contracts_currency(scanned):  # noqa: F811
         format="json",
     )
     assert refused.status_code == 422 and list(refused.json()["errors"]) == ["currency"], refused.content
+
+
+def _time_zone_schemas(schema: dict, node, where: str):
+    """Every `time_zone` a request body (nested objects included) or a query parameter takes."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            yield from _time_zone_schemas(schema, resolve(schema, node), where)
+            return
+        for name, item in (node.get("properties") or {}).items():
+            if name == "time_zone":
+                yield where, item
+            yield from _time_zone_schemas(schema, item, f"{where}.{name}")
+        for key in ("items", "allOf", "anyOf", "oneOf"):
+            for item in node.get(key, []) if isinstance(node.get(key), list) else [node.get(key)]:
+                yield from _time_zone_schemas(schema, item, where)
+
+
+@pytest.mark.django_db
+def test_every_time_zone_the_api_takes_is_one_of_the_zones(scanned):  # noqa: F811
+    """A backtest's inline `proposed.calendar.time_zone` (checked by a `validate_time_zone` method
+    the document could not see) and the compliance report's `?time_zone=` were any string; the
+    server refuses a zone it does not know, so each is the enum of the zones a body's is."""
+    from config import dates
+
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    zones = sorted(dates._time_zones())
+    found = []
+    for template, item in schema["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if content:
+                found += list(_time_zone_schemas(schema, content["schema"], f"{method} {template}"))
+            found += [
+                (f"{method} {template} ?{p['name']}", p["schema"])
+                for p in operation.get("parameters", [])
+                if p["name"] == "time_zone" and p["in"] == "query" and not p["description"].startswith("Filter on")
+            ]  # (a filter only compares: `?time_zone=>E` is a filter on the stored zones)
+    for where, node in found:
+        node = resolve(schema, node["allOf"][0]) if "allOf" in node else node
+        assert node.get("enum") == zones, where
+    assert any("backtests" in where for where, _ in found) and any("?time_zone" in where for where, _ in found)
+    query = {"from": "2026-01-01", "to": "2026-02-01", "time_zone": "Mars/Base"}
+    refused = scanned.get("/api/v1/reports/sla_compliance", query)
+    assert refused.status_code == 400 and list(refused.json()["errors"]) == ["time_zone"]
+    contract = scanned.get("/api/v1/contracts/active", {"fields": "id", "per_page": 1}).json()[0]["id"]
+    calendar = {"time_zone": "Mars/Base", "hours": [{"weekday": 1, "start": "08:00", "end": "12:00"}]}
+    body = {"contract_id": contract, "from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+    refused = scanned.post("/api/v1/backtests", {**body, "proposed": {"calendar": calendar}}, format="json")
+    assert refused.status_code == 422, refused.content
+    assert refused.json()["errors"] == {"proposed.calendar.time_zone": ["'Mars/Base' is not an IANA time zone."]}
