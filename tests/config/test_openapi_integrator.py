@@ -409,3 +409,19 @@ def test_every_time_zone_the_api_takes_is_one_of_the_zones(scanned):  # noqa: F8
     refused = scanned.post("/api/v1/backtests", {**body, "proposed": {"calendar": calendar}}, format="json")
     assert refused.status_code == 422, refused.content
     assert refused.json()["errors"] == {"proposed.calendar.time_zone": ["'Mars/Base' is not an IANA time zone."]}
+
+
+@pytest.mark.django_db
+def test_me_states_the_roles(scanned):  # noqa: F811
+    """`/me`'s `role` was any string while /members states RoleEnum: a client deciding what to
+    offer from it had no list of the values to expect."""
+    from tenancy.models import Role
+
+    schema = scanned.get("/api/v1/schema?format=json").json()
+    ok = schema["paths"]["/api/v1/me"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    role = resolve(schema, resolve(schema, ok)["properties"]["role"])
+    assert role.get("enum") == list(Role.values), role
+    for membership in Membership.objects.filter(organization__slug="demo").select_related("user"):
+        body = client_for(membership).get("/api/v1/me").json()
+        assert body["role"] == membership.role and not violations(schema, ok, body), body
+    assert not violations(schema, ok, body) and violations(schema, ok, {**body, "role": "owner"})
