@@ -36,6 +36,10 @@ def _convert(node, direction: str):
             converted[key] = _convert(value, direction)
         else:
             converted[key] = value
+    if direction == "response" and "properties" in converted and "additionalProperties" not in converted:
+        # An answer's object that lists its properties lists them all: a key it does not list is
+        # one a generated model drops (or refuses).
+        converted["additionalProperties"] = False
     if node.get("nullable") and "type" in converted:
         # OAS 3.0.3: null is a value only beside a `type`; `enum` must list it too.
         converted["type"] = [converted["type"], "null"]
