@@ -164,7 +164,14 @@ def test_every_answer_is_valid_against_the_document(scanned):  # noqa: F811
                     ("missing", scanned, missing),
                 ]:
                     check(template, method, label, client.delete(url))
+    # A delete that happens (the line item of a draft), and one a reference forbids (a counterparty with contracts).
+    template = "/api/v1/contracts/{contract_pk}/line_items/{id}"
+    check(template, "delete", "deleted", scanned.delete(_path(scanned, template)))
+    check(
+        "/api/v1/counterparties/{id}", "delete", "in use", scanned.delete(_path(scanned, "/api/v1/counterparties/{id}"))
+    )
     # The errors of each kind, the 409 of an illegal transition and the 201 of an action included.
+    assert {204, 401, 403, 404, 409} <= seen["delete"], seen
     assert {200, 400, 401, 403, 404} <= seen["get"], seen
     assert {200, 201, 400, 401, 403, 404, 409, 415, 422} <= seen["post"], seen
     assert operations >= 110, operations
