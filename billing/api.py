@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -15,9 +14,11 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from config import dates
 from config.api.csv import content_disposition, spreadsheet_safe
 from config.api.exceptions import Unprocessable, flatten_errors
 from config.api.filters import PredicateFilter, PredicateFilterSet
+from config.api.schema import INSTANT_PARAMETER
 from config.api.serializers import (
     JSONObjectListField,
     ReferenceField,
@@ -33,7 +34,7 @@ from contracts.services import term_end
 from ledger.api import ContractLedgerView
 from ledger.idempotency import IdempotentCreateMixin
 from slas.api import SlaRuleSerializer
-from tenancy.currencies import is_currency
+from tenancy.currencies import MINOR_UNITS, is_currency
 
 from . import periods, services
 from .models import BillingLine, ContractTemplate, ExportBatch
@@ -63,7 +64,7 @@ class PeriodsView(ContractLedgerView):
         parameters=[
             OpenApiParameter(
                 "as_of",
-                OpenApiTypes.DATETIME,
+                INSTANT_PARAMETER,
                 description="ISO 8601 timestamp with an offset (default now; not in the future).",
             )
         ],
@@ -412,9 +413,11 @@ INSTANTIATE_BODY = {
     "properties": {
         "counterparty_id": {"type": "integer"},
         "reference": {"type": "string", "maxLength": 64},
-        "start_date": {"type": "string", "format": "date"},
+        # As a contract's body states them: a date in the service's years, an ISO 4217 code.
+        "start_date": {"type": "string", "format": "date", "pattern": dates.YEAR_PATTERN},
         "currency": {
             "type": "string",
+            "enum": sorted(MINOR_UNITS),
             "description": "The template's unless it states no amount: its prices are in its currency (a 422).",
         },
     },

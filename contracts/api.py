@@ -12,7 +12,6 @@ from django import forms
 from django.db import models
 from django.db.models import Case, F, Prefetch, Q, When
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -21,7 +20,7 @@ from config import dates
 from config.api.exceptions import BadRequest
 from config.api.filters import PredicateFilter, PredicateFilterSet
 from config.api.pagination import query_int
-from config.api.schema import openapi_shape
+from config.api.schema import DATE_PARAMETER, openapi_shape, whole_number_parameter
 from config.api.serializers import (
     ActionSerializer,
     JSONObjectField,
@@ -452,8 +451,9 @@ def only_columns_read(queryset, serializer_class, fields: list[str]):
 
 
 AS_OF = OpenApiParameter(
-    "as_of", OpenApiTypes.DATE, description="The contract as it stood in force on this date (contract time zone)."
+    "as_of", DATE_PARAMETER, description="The contract as it stood in force on this date (contract time zone)."
 )
+EXPIRING_WITHIN_DAYS = (0, 3650)  # `?within_days=` of /contracts/expiring
 
 
 class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
@@ -577,7 +577,12 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         return self.list(request)
 
     @extend_schema(
-        parameters=[OpenApiParameter("within_days", int, description="Window in days (default 90)."), AS_OF],
+        parameters=[
+            OpenApiParameter(
+                "within_days", whole_number_parameter(*EXPIRING_WITHIN_DAYS), description="Window in days (default 90)."
+            ),
+            AS_OF,
+        ],
         responses={200: ExpiringContractSerializer(many=True)},
     )
     @action(
@@ -614,7 +619,7 @@ class ContractViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceViewSet):
         """The window runs from today, or from `?as_of=` on the terms in force that day (issue 14:
         an expiry or notice date an amendment moves is listed where it then stands). The state is
         today's: states are not versioned (docs/decisions.md)."""
-        within_days = query_int(self.request, "within_days", 90, 0, 3650)
+        within_days = query_int(self.request, "within_days", 90, *EXPIRING_WITHIN_DAYS)
         day = as_of_date(self.request.query_params)
         start = day or timezone.now().date()
         until = start + dt.timedelta(days=within_days)

@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 
 from config.api.filters import MAX_DB_ID, PredicateFilterSet
 from config.api.pagination import query_int
+from config.api.schema import whole_number_parameter
 from config.api.serializers import ReferenceField, ResourceSerializer
 from config.api.viewsets import ResourceViewSet
 
@@ -32,7 +33,7 @@ class EventFilterSet(PredicateFilterSet):
         parameters=[
             OpenApiParameter(
                 "since",
-                int,
+                whole_number_parameter(0, MAX_DB_ID),
                 description="Only events after this id, oldest first: resume a stream from the last id seen.",
             )
         ]

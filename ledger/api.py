@@ -7,7 +7,6 @@ import datetime as dt
 
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -20,6 +19,7 @@ from config.api.csv import CSVRenderer, JSONErrorsMixin, per_currency, wants_csv
 from config.api.exceptions import BadRequest, Forbidden
 from config.api.filters import PredicateFilter, PredicateFilterSet, refuse_unknown
 from config.api.pagination import query_int
+from config.api.schema import INSTANT_PARAMETER, whole_number_parameter
 from config.api.serializers import ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.viewsets import CreateMixin, ResourceViewSet
 from contracts.billing_plan import HOURS_LIMIT
@@ -139,15 +139,20 @@ class ContractLedgerView(JSONErrorsMixin, APIView):
         refuse_unknown(self.request.query_params, {*allowed, "format"})
 
 
+BURN_WINDOW_DAYS = (1, 3650)  # the balance's `?window_days=`
+
+
 class BalanceView(ContractLedgerView):
     basename = "balance"  # the CSV's file name
 
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "as_of", OpenApiTypes.DATETIME, description="ISO 8601 timestamp with an offset (default now)."
+                "as_of", INSTANT_PARAMETER, description="ISO 8601 timestamp with an offset (default now)."
             ),
-            OpenApiParameter("window_days", int, description="Burn-rate window (default 30)."),
+            OpenApiParameter(
+                "window_days", whole_number_parameter(*BURN_WINDOW_DAYS), description="Burn-rate window (default 30)."
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -171,7 +176,7 @@ class BalanceView(ContractLedgerView):
     )
     def get(self, request, contract_pk):
         self.check_params({"as_of", "window_days"})
-        window_days = query_int(request, "window_days", 30, 1, 3650)
+        window_days = query_int(request, "window_days", 30, *BURN_WINDOW_DAYS)
         figures = services.balance(self.contract(contract_pk), as_of=self.as_of(), window_days=window_days)
         data = _json(figures)
         if wants_csv(request):
@@ -188,9 +193,7 @@ class LotsView(ContractLedgerView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(
-                "as_of", OpenApiTypes.DATETIME, description="ISO 8601 timestamp with an offset (default now)."
-            )
+            OpenApiParameter("as_of", INSTANT_PARAMETER, description="ISO 8601 timestamp with an offset (default now).")
         ],
         responses={
             200: inline_serializer(

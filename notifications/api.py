@@ -167,6 +167,7 @@ class WebhookEndpointViewSet(CreateMixin, UpdateMixin, DestroyMixin, ResourceVie
     default_sort = "id"
     read_role = "manager"
     write_role = "admin"
+    sent_headers = {"ping": ("Location",)}  # the delivery the ping made, answered 200 with it
 
     @staticmethod
     def update_service(*, instance, actor, data):

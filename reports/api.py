@@ -38,7 +38,7 @@ from config.api.csv import (
 from config.api.exceptions import BadRequest, Unprocessable
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice, refuse_unknown
 from config.api.pagination import whole_number
-from config.api.schema import DATE_PARAMETER
+from config.api.schema import DATE_PARAMETER, time_zone_parameter, whole_number_parameter
 from config.api.serializers import (
     ReferenceField,
     ReferenceIdField,
@@ -49,9 +49,10 @@ from config.api.serializers import (
 from config.api.viewsets import ResourceViewSet
 from contracts.models import Contract
 from slas import clock
-from slas.api import CalendarHoursField, PenaltyClauseField, valid_hours, valid_time_zone
+from slas.api import CalendarHoursField, PenaltyClauseField, valid_hours
 from slas.models import Calendar, SlaRule
 from slas.schemas import validation_errors
+from tenancy.models import validate_time_zone
 from workorders.api import RemainingMinutesField
 from workorders.models import SlaClock
 
@@ -184,7 +185,9 @@ class ComplianceView(ReportView):
             OpenApiParameter("metric", str, description=f"Comma-separated: {', '.join(_METRICS)}; empty: none."),
             OpenApiParameter("priority", str, description=f"Comma-separated: {', '.join(_PRIORITIES)}; empty: none."),
             OpenApiParameter(
-                "time_zone", str, description="IANA zone of the dates, months and weeks (default: the organization's)."
+                "time_zone",
+                time_zone_parameter(),
+                description="IANA zone of the dates, months and weeks (default: the organization's).",
             ),
         ],
         responses={200: responses.ComplianceRowSerializer(many=True)},
@@ -323,8 +326,11 @@ class AtRiskFilterSet(PredicateFilterSet):
         fields = ["metric"]
 
 
+AT_RISK_MAX_MINUTES = 525600  # a year: `?within_minutes=` takes 0 to it
 WITHIN_MINUTES = OpenApiParameter(
-    "within_minutes", int, description="The window from now, in minutes (default 120, 0 to 525600)."
+    "within_minutes",
+    whole_number_parameter(0, AT_RISK_MAX_MINUTES),
+    description=f"The window from now, in minutes (default 120, 0 to {AT_RISK_MAX_MINUTES}).",
 )
 
 
@@ -346,10 +352,11 @@ class AtRiskViewSet(ResourceViewSet):
 
     def within_minutes(self) -> int:
         # Blank is a 400 naming it, as `within_days=` is (it was the default).
-        minutes = whole_number(self.request.query_params.get("within_minutes", "120"), 525600)
+        minutes = whole_number(self.request.query_params.get("within_minutes", "120"), AT_RISK_MAX_MINUTES)
         if minutes is None:
             raise BadRequest(
-                "within_minutes must be a whole number from 0 to 525600.", {"within_minutes": ["Out of range."]}
+                f"within_minutes must be a whole number from 0 to {AT_RISK_MAX_MINUTES}.",
+                {"within_minutes": ["Out of range."]},
             )
         return minutes
 
@@ -515,14 +522,12 @@ class InlineCalendarSerializer(StrictInputMixin, serializers.Serializer):
     """A proposed calendar, judged as a stored one is (`slas.api`): a zone a calendar may be in (not
     "localtime", the server's, nor "Factory"), some working time, holidays in the service's range."""
 
-    time_zone = serializers.CharField(max_length=64)
+    # The model's validator, not a `validate_time_zone` method: the document then states the zones.
+    time_zone = serializers.CharField(max_length=64, validators=[validate_time_zone])
     hours = CalendarHoursField()
     holidays = serializers.ListField(
         child=serializers.DateField(validators=[in_service_range]), required=False, default=list
     )
-
-    def validate_time_zone(self, value: str) -> str:
-        return valid_time_zone(value)
 
     def validate_hours(self, value):
         return valid_hours(value)
@@ -585,7 +590,8 @@ class BacktestSerializer(StrictInputMixin, serializers.Serializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["from"] = InstantField()
+        # Held to the service's range as `to` is (added after StrictInputMixin bounded the others).
+        fields["from"] = InstantField(validators=[in_service_range])
         return fields
 
     def validate(self, attrs):

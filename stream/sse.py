@@ -41,7 +41,8 @@ from rest_framework.views import APIView
 
 from config.api.csv import JSONErrorsMixin
 from config.api.exceptions import BadRequest
-from config.api.filters import PredicateFilterBackend, predicate_description
+from config.api.filters import MAX_DB_ID, PredicateFilterBackend, predicate_description
+from config.api.schema import whole_number_parameter
 from events.api import EventFilterSet
 from events.feed import group_name
 from events.models import Event
@@ -165,7 +166,11 @@ SSE_EVENT = {
 @extend_schema(
     summary="Follow the event log (Server-Sent Events)",
     parameters=[
-        OpenApiParameter("since", int, description="Resume after this cursor (an event id); absent: from now on."),
+        OpenApiParameter(
+            "since",
+            whole_number_parameter(0, MAX_DB_ID),
+            description="Resume after this cursor (an event id); absent: from now on.",
+        ),
         OpenApiParameter(
             "Last-Event-ID",
             str,

@@ -18,7 +18,7 @@ from config.api.throttling import AnonThrottle, LoginAddressThrottle, LoginUsern
 from config.api.viewsets import ResourceViewSet
 
 from .auth import issue_tokens, refresh_access
-from .models import Membership
+from .models import Membership, Role
 
 
 # Request bodies are named without `Request`: drf-spectacular adds it (`TokenRequest`).
@@ -119,7 +119,8 @@ class MeView(JSONErrorsMixin, APIView):
                             "default_time_zone": serializers.CharField(),
                         },
                     ),
-                    "role": serializers.CharField(),
+                    # The roles a membership has (`RoleEnum`, as /members says): a client decides what to offer by it.
+                    "role": serializers.ChoiceField(choices=Role.choices),
                 },
             )
         }

@@ -17,6 +17,7 @@ from config.api.csv import CSVRenderer, JSONErrorsMixin, columns_of, csv_parts, 
 from config.api.exceptions import BadRequest
 from config.api.filters import MAX_DB_ID, PredicateFilter, PredicateFilterSet, invalid_choice
 from config.api.pagination import whole_number
+from config.api.schema import DATE_OR_INSTANT_PARAMETER
 from config.api.serializers import PickedFieldsMixin, ReferenceField, ReferenceIdField, ResourceSerializer
 from config.api.sorting import sort_description, sort_keys, sort_schema
 from config.api.viewsets import CreateMixin, DestroyMixin, ResourceViewSet, UpdateMixin, field_names
@@ -234,8 +235,14 @@ class ContractVisitsView(JSONErrorsMixin, GenericAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", str, description="Date (contract time zone) or instant; default now - 30 days."),
-            OpenApiParameter("to", str, description="Date or instant (exclusive); default now + 90 days."),
+            OpenApiParameter(
+                "from",
+                DATE_OR_INSTANT_PARAMETER,
+                description="Date (contract time zone) or instant; default now - 30 days.",
+            ),
+            OpenApiParameter(
+                "to", DATE_OR_INSTANT_PARAMETER, description="Date or instant (exclusive); default now + 90 days."
+            ),
             OpenApiParameter("visit_plan_id", str, description="Comma-separated plan ids."),
             OpenApiParameter("state", str, description=f"Comma-separated states: {', '.join(STATES)}."),
             OpenApiParameter(

@@ -113,6 +113,8 @@ def _error_response(description: str) -> dict:
 
 
 _BLANK = {"type": "string", "maxLength": 0}
+# Keys of a field's schema that stay outside its alternatives (drf-spectacular's own list).
+_OUTER_KEYS = ("readOnly", "writeOnly", "nullable", "deprecated", "description", "title")
 
 # What each JSON type may say in OpenAPI 3.0, to split a JSON Schema's list of types into one schema each.
 _KEYWORDS_OF_TYPE = {
@@ -168,11 +170,28 @@ def openapi_shape(schema):
 
 # A date query parameter in the service's range (config.dates: "Must be from 2000-01-01 to 2999-12-31.").
 DATE_PARAMETER = {"type": "string", "format": "date", "pattern": dates.YEAR_PATTERN}
+# An instant query parameter in it (by its written year, as a body's instant), and one that may be either.
+INSTANT_PARAMETER = {"type": "string", "format": "date-time", "pattern": dates.YEAR_PATTERN}
+DATE_OR_INSTANT_PARAMETER = {"type": "string", "pattern": dates.YEAR_PATTERN}
+
+
+def time_zone_parameter() -> dict:
+    """A query parameter naming a time zone: the IANA zones the server takes, as a body's `time_zone`."""
+    return {"type": "string", "enum": sorted(dates._time_zones())}
+
+
+def whole_number_parameter(minimum: int, maximum: int) -> dict:
+    """A whole-number query parameter's schema: the bounds outside which it is a 400 (`query_int`)."""
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
 
 # Headers a view's action sends on success, declared by the view as `sent_headers = {action: (name, ...)}`.
+_COUNT = {"type": "integer"}
+_URI = {"type": "string", "format": "uri"}
 SENT_HEADERS = {
-    "X-Recomputed-Clocks": "How many running SLA clocks this change recomputed.",
-    "X-Imported-Holidays": "How many of the file's dates were new to the calendar.",
+    "X-Recomputed-Clocks": (_COUNT, "How many running SLA clocks this change recomputed."),
+    "X-Imported-Holidays": (_COUNT, "How many of the file's dates were new to the calendar."),
+    "Location": (_URI, "The resource this call made (a ping's delivery)."),
 }
 
 
@@ -187,6 +206,17 @@ def _model_field(field):
         return model._meta.get_field(source)
     except FieldDoesNotExist:  # a method, a property, an annotation
         return None
+
+
+def _blank_allowed(field) -> bool:
+    """Whether a text field may hold "" (its own allow_blank, or its model field's blank=True: a
+    read-only field is built without allow_blank)."""
+    from rest_framework import serializers
+
+    if not isinstance(field, serializers.CharField):
+        return False  # (a blank date or number is null, said by `nullable`)
+    model_field = _model_field(field)
+    return bool(field.allow_blank or (model_field is not None and model_field.blank))
 
 
 def _validators(field) -> list:
@@ -206,6 +236,23 @@ def _insert_known_rules(field, schema) -> None:
         schema["minItems"] = max(schema.get("minItems", 0), 1)
 
 
+def _bounded_at_input(field) -> bool:
+    """A date or instant of a resource's body, which `bounded_dates` holds to the service's range
+    when the serializer is given data (a resource serializer built for the document is not, so
+    its fields lack the validator: `start_date`, `reported_at` had no pattern and were refused)."""
+    from rest_framework import serializers
+
+    from .serializers import ResourceSerializer
+
+    parent = getattr(field, "parent", None)
+    return (
+        isinstance(field, (serializers.DateField, serializers.DateTimeField))
+        and not field.read_only
+        and isinstance(parent, ResourceSerializer)
+        and parent.parent is None  # the body itself: a nested resource is built without data at input too
+    )
+
+
 def _insert_request_rules(field, schema) -> None:
     """Request-only rules: a date in the service's range, and a closed set of values the server
     checks (an IANA time zone, an ISO 4217 currency) as an enum."""
@@ -215,7 +262,7 @@ def _insert_request_rules(field, schema) -> None:
     from .serializers import in_service_range
 
     validators = _validators(field)
-    if in_service_range in validators and schema.get("type") == "string":
+    if (in_service_range in validators or _bounded_at_input(field)) and schema.get("type") == "string":
         # "Must be from 2000-01-01 to 2999-12-31." (config.dates): the year is 2xxx.
         schema["pattern"] = dates.YEAR_PATTERN
     if schema.get("type") == "string" and "enum" not in schema:
@@ -274,6 +321,18 @@ class AutoSchema(SpectacularAutoSchema):
                 "anyOf": alternatives,
                 **{k: schema[k] for k in ("nullable", "description") if k in schema},
             }
+        if direction == "response" and field.read_only and schema.get("format") and _blank_allowed(field):
+            # A read-only formatted string a model keeps blank (`signer_email` before anyone signs):
+            # drf-spectacular adds the blank alternative only for a writable field's allow_blank,
+            # so "" was "not an email" to a client that checks formats.
+            outer = {k: schema.pop(k) for k in list(schema) if k in _OUTER_KEYS}
+            schema = {"anyOf": [schema, dict(_BLANK)], **outer}
+        if schema.get("nullable") and "type" not in schema and "anyOf" in schema:
+            # OAS 3.0.3: `nullable` acts only beside a `type`, so a strict client (openapi-core)
+            # refused the null the server takes for a nullable decimal (`"overage_rate": null`);
+            # each alternative carries it.
+            for alternative in schema["anyOf"]:
+                alternative["nullable"] = True
         return schema
 
     def _insert_field_validators(self, field, schema):
@@ -322,10 +381,11 @@ class AutoSchema(SpectacularAutoSchema):
                 }
         if status_code == "201" and self.method == "POST":
             # Every 201 sends it: a create's, and an action's that makes a resource (amend, renew, instantiate).
-            headers["Location"] = {"schema": {"type": "string", "format": "uri"}, "description": "The new resource."}
+            headers["Location"] = {"schema": dict(_URI), "description": "The new resource."}
         if status_code.startswith("2"):
             for name in getattr(self.view, "sent_headers", {}).get(getattr(self.view, "action", None), ()):
-                headers[name] = {"schema": {"type": "integer"}, "description": SENT_HEADERS[name]}
+                header_schema, description = SENT_HEADERS[name]
+                headers[name] = {"schema": dict(header_schema), "description": description}
         return headers
 
     def _get_response_bodies(self, direction="response"):
