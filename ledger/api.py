@@ -143,7 +143,12 @@ class BalanceView(ContractLedgerView):
             OpenApiParameter(
                 "as_of", OpenApiTypes.DATETIME, description="ISO 8601 timestamp with an offset (default now)."
             ),
-            OpenApiParameter("window_days", int, description="Burn-rate window (default 30)."),
+            OpenApiParameter(
+                "window_days",
+                int,
+                description="Burn-rate window in days (default 30); a contract that has run fewer days "
+                "burns over the days it has run, today included.",
+            ),
         ],
         responses={
             200: inline_serializer(
