@@ -9,8 +9,9 @@ For a month in the contract's time zone:
   and why; one waived later keeps its penalty here (a month once over does not change);
 - the waiver corrections: the breaches of earlier months waived in this month, each taking its
   penalty off this month's (the month the waiver was made in, as the ledger reverses it then);
-- the penalties posted by hand in the month (a ledger `penalty` without a breach: the period's
-  service credit includes them, so the statement lists them, with who posted them);
+- the penalties posted by hand in the month (a ledger `penalty` a person posted, with or without a
+  breach: the period's service credit includes them, so the statement lists them, with who posted
+  them);
 - the totals per currency (owed: the breaches' and the posted penalties' less the corrections, of
   which `posted`; `corrections`, negative; and `waived`: what was waived in the month, the month's
   own breaches' and the corrected ones'), so the months' `penalties` add up;
@@ -148,16 +149,23 @@ def correction_line(breach: Breach) -> dict:
 
 
 def posted_penalties(contract: Contract, start: dt.datetime, end: dt.datetime):
-    """The month's penalties posted by hand: `penalty` entries without a breach (the breaches'
-    own entries are the breach lines), dated in [start, end)."""
+    """The month's penalties posted by hand, dated in [start, end): every `penalty` entry but the
+    system's (a breach's own penalty and its reversal are the breach lines). One a manager linked to
+    a breach (`breach_id`) is owed on top of the breach's penalty, as the ledger, the balance and the
+    period's service credit count it; keyed on the breach it was left off the statement."""
     return LedgerEntry.objects.filter(
-        contract=contract, entry_type=T.PENALTY, breach__isnull=True, occurred_at__gte=start, occurred_at__lt=end
+        contract=contract,
+        entry_type=T.PENALTY,
+        reason_code=LedgerEntry.Reason.MANUAL,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
     )
 
 
 def posted_line(entry: LedgerEntry) -> dict:
     return {
         "id": entry.pk,
+        "breach": None if entry.breach is None else {"id": entry.breach_id, "name": str(entry.breach)},
         "description": entry.description,
         "amount": _money(entry.amount, entry.currency),
         "currency": entry.currency,
@@ -181,7 +189,9 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         for breach in corrections.select_related("work_order", "waived_by").order_by("waived_at", "id")
     ]
     posted = posted_penalties(contract, start, end)
-    posted_lines = [posted_line(entry) for entry in posted.select_related("created_by").order_by("occurred_at", "id")]
+    posted_lines = [
+        posted_line(entry) for entry in posted.select_related("created_by", "breach").order_by("occurred_at", "id")
+    ]
     blank = {"owed": ZERO, "waived": ZERO, "posted": ZERO, "corrections": ZERO}
     sums: dict[str, dict[str, Decimal]] = {}
     # Waived by the month's end: a waiver after it is the later month's correction.

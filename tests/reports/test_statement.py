@@ -349,3 +349,48 @@ def test_a_waiver_after_the_month_leaves_the_month_and_corrects_the_month_it_was
     pdf = client.get(url(contract, "2026-11"), HTTP_ACCEPT="application/pdf")
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
     assert "earlier months' penalties" in text and "-12.345 KWD" in text and "Storm" in text
+
+
+def test_a_penalty_posted_by_hand_for_a_breach_is_on_the_statement_as_in_the_service_credit(api, org):
+    """A manager may post a penalty by hand with a `breach_id` (an extra amount agreed for that
+    breach). The ledger owes it on top of the breach's own penalty: the balance's accrued penalties
+    and March's service-credit line say 150.00 + 75.00 = 225.00. The statement listed only penalties
+    without a breach, so March's totals said 150.00 and the line was nowhere on it (and the billing
+    line called it a breach's penalty, "for SLA breaches" alone)."""
+    from billing.models import BillingLine
+    from tests.billing.helpers import lifecycle
+    from tests.ledger.helpers import T0, final_breach, penalty_rule
+
+    contract = plan_contract(org, period_charge=d(300))
+    penalty_rule(contract)  # 150.00 a breach
+    lifecycle(local(2026, 3, 1, 1))
+    breach = final_breach(contract, reported_at=T0)  # 2 March
+    manager = api("manager")
+    body = {"contract_id": contract.pk, "entry_type": "penalty", "hours": "0", "amount": "75.00", "currency": "EUR",
+            "breach_id": breach.pk, "occurred_at": "2026-03-12T09:00:00Z",
+            "description": "Agreed extra: site shut"}  # fmt: skip
+    response = manager.post("/api/v1/ledger_entries", body, format="json")
+    assert response.status_code == 201, response.content
+    extra = response.json()
+    viewer = api("viewer")
+    statement = viewer.get(url(contract)).json()
+    assert [line["penalty"] for line in statement["breaches"]] == ["150.00"]
+    [posted] = statement["posted_penalties"]
+    assert (posted["id"], posted["amount"], posted["breach"]["id"]) == (extra["id"], "75.00", breach.pk)
+    assert statement["totals"] == {
+        "EUR": {"penalties": "225.00", "posted": "75.00", "waived": "0.00", "corrections": "0.00"}
+    }
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(viewer.get(url(contract) + "&format=csv").streaming_content).decode()))
+    )
+    assert [(row["kind"], row["penalty"]) for row in rows] == [("breach", "150.00"), ("posted_penalty", "75.00")]
+    pdf = viewer.get(url(contract), HTTP_ACCEPT="application/pdf")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "Agreed extra: site shut" in text and "225.00" in text
+    # The ledger and the bill say the same.
+    balance = viewer.get(f"/api/v1/contracts/{contract.pk}/balance?as_of=2026-03-31T12:00:00Z").json()
+    assert balance["penalties"] == {"EUR": {"accrued": "225.00", "waived": "0.00"}}
+    lifecycle(local(2026, 4, 1, 1))
+    line = BillingLine.objects.get(contract=contract, kind="service_credit")
+    assert line.amount == d("-225.0000")
+    assert line.description.endswith("for SLA breaches and penalties posted by hand in period 3")
