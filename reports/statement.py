@@ -63,6 +63,21 @@ def penalty_before_caps(clause: dict | None, overage_minutes: int, currency: str
     return quantize(amount, currency)
 
 
+def measured_until(breach: Breach) -> dt.datetime:
+    """The instant the breach's actual minutes run to: the stop it was settled with (a final
+    breach keeps it even if the job is reopened and its clock later stops again), else its
+    last measurement."""
+    return breach.clock_stopped_at or breach.measured_at or breach.detected_at
+
+
+def past_due(breach: Breach) -> bool:
+    """Whether the breach's clock was past its due time when measured: a breach whose job's times
+    were corrected back within the target carries no penalty at any step (the evidence pack's
+    `past_due`). Not `overage_minutes > 0`: a stop after the due time in closed hours adds no
+    business minute, and is still late."""
+    return breach.due_at is not None and measured_until(breach) > breach.due_at
+
+
 def _money(amount, currency: str) -> str:
     return str(quantize(amount, currency))
 
@@ -95,6 +110,7 @@ def breach_line(breach: Breach, end: dt.datetime) -> dict:
     rule = breach.sla_rule
     currency = breach.currency
     waived = waived_by_end(breach, end)
+    late = past_due(breach)
     return {
         "id": breach.pk,
         "work_order": {"id": breach.work_order_id, "name": str(breach.work_order)},
@@ -110,8 +126,14 @@ def breach_line(breach: Breach, end: dt.datetime) -> dict:
         "target_minutes": breach.target_minutes,
         "actual_minutes": breach.actual_minutes,
         "overage_minutes": breach.overage_minutes,
-        "penalty_before_caps": _money(penalty_before_caps(rule.penalty, breach.overage_minutes, currency), currency),
-        "penalty_after_breach_cap": _money(breach_penalty(rule.penalty, breach.overage_minutes, currency), currency),
+        # Each step as the breach was priced: nothing at all for a clock no longer past due (it read
+        # 100.00 before caps and after the per-breach cap, as if the monthly cap had taken it).
+        "penalty_before_caps": _money(
+            penalty_before_caps(rule.penalty, breach.overage_minutes, currency) if late else ZERO, currency
+        ),
+        "penalty_after_breach_cap": _money(
+            breach_penalty(rule.penalty, breach.overage_minutes, currency) if late else ZERO, currency
+        ),
         "penalty_after_monthly_cap": _money(breach.penalty_amount, currency),
         "penalty": _money(ZERO if waived else breach.penalty_amount, currency),
         "currency": currency,

@@ -394,3 +394,57 @@ def test_a_penalty_posted_by_hand_for_a_breach_is_on_the_statement_as_in_the_ser
     line = BillingLine.objects.get(contract=contract, kind="service_credit")
     assert line.amount == d("-225.0000")
     assert line.description.endswith("for SLA breaches and penalties posted by hand in period 3")
+
+
+def test_a_breach_no_longer_past_due_shows_no_penalty_at_any_step(api, org):
+    """A scan records a running breach; the dispatch system then corrects the job's response to
+    before the due time: the breach is final with no penalty (its clock is met). The statement still
+    derived 100.00 before caps and 100.00 after the per-breach cap, then 0.00 after the monthly cap
+    (500.00, nothing else that month): as if the cap had taken it. The evidence pack says 0.00 at
+    every step (`past_due` false). A stop after the due time in closed hours adds no business minute
+    (overage 0) but is late: it keeps its fixed penalty at every step."""
+    from breaches.models import Breach
+    from tests.breaches.factories import active_contract, make_job, make_rule, scan, update_job
+
+    contract = active_contract(org, currency="EUR", time_zone="Europe/Amsterdam")
+    clause = {"fixed_amount": "100"}
+    make_rule(
+        contract, name="Anytime", target_minutes=60, priorities=["high"], penalty=clause, monthly_penalty_cap="500"
+    )
+    make_rule(contract, name="Office", target_minutes=60, priorities=["critical"], penalty=clause,
+              calendar=office_calendar(org))  # fmt: skip
+    corrected = make_job(contract, dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC), priority="high")
+    scan(dt.datetime(2026, 3, 10, 10, 30, tzinfo=UTC))  # 30 minutes past due: a running breach
+    update_job(
+        corrected,
+        dt.datetime(2026, 3, 10, 10, 40, tzinfo=UTC),
+        responded_at=dt.datetime(2026, 3, 10, 9, 30, tzinfo=UTC),
+    )
+    # Tuesday 16:00 in Amsterdam, due at 17:00 (closing), answered at 17:30: late, 60 business minutes.
+    closing = make_job(contract, dt.datetime(2026, 3, 10, 15, 0, tzinfo=UTC), priority="critical")
+    update_job(
+        closing, dt.datetime(2026, 3, 10, 16, 30, tzinfo=UTC), responded_at=dt.datetime(2026, 3, 10, 16, 30, tzinfo=UTC)
+    )
+    viewer = api("viewer")
+    lines = {line["work_order"]["id"]: line for line in viewer.get(url(contract)).json()["breaches"]}
+    steps = (
+        "overage_minutes",
+        "penalty_before_caps",
+        "penalty_after_breach_cap",
+        "penalty_after_monthly_cap",
+        "penalty",
+    )
+    assert [lines[corrected.pk][step] for step in steps] == [0, "0.00", "0.00", "0.00", "0.00"]
+    assert [lines[closing.pk][step] for step in steps] == [0, "100.00", "100.00", "100.00", "100.00"]
+    for job in (corrected, closing):
+        pack = viewer.get(f"/api/v1/breaches/{Breach.objects.get(work_order=job).pk}/evidence").json()["penalty"]
+        line = lines[job.pk]
+        assert (pack["before_caps"], pack["after_breach_cap"], pack["after_monthly_cap"]) == (
+            line["penalty_before_caps"], line["penalty_after_breach_cap"], line["penalty_after_monthly_cap"]
+        )  # fmt: skip
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(viewer.get(url(contract) + "&format=csv").streaming_content).decode()))
+    )
+    assert {row["work_order_id"]: row["penalty_before_caps"] for row in rows} == {
+        str(corrected.pk): "0.00", str(closing.pk): "100.00"
+    }  # fmt: skip
