@@ -19,7 +19,8 @@ For a month in the contract's time zone:
   work, adjustments, expiries (unused hours of lots that expired) and the closing balance,
   with the jobs behind the work. Work counts as charged (the billing plan's rounding, minimum
   and multipliers applied: what the balance moves by, so one month's closing balance is the
-  next one's opening); `worked` beside it is the hours as worked.
+  next one's opening); `worked` beside it is the hours as worked. A lot expired in the month (or
+  before it) whose expiry `run_lifecycle` has not posted yet counts as posted (`unbooked_before`).
 
 All sums are SQL aggregates over the month's rows; the listed breaches and jobs are the
 month's own (a statement is read by a person, one month at a time).
@@ -31,12 +32,13 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db.models import Q, Sum, Value
+from django.utils import timezone
 
 from breaches.models import Breach
 from breaches.penalties import ZERO, breach_penalty, started_units
 from contracts.models import Contract
 from ledger.models import LedgerEntry
-from ledger.services import ALLOCATIONS, HOUR_EFFECT
+from ledger.services import ALLOCATIONS, HOUR_EFFECT, unbooked_expiries
 from tenancy.currencies import quantize
 
 from .compliance import local_midnight
@@ -257,6 +259,15 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
     }
 
 
+def unbooked_before(contract: Contract, instant: dt.datetime) -> Decimal:
+    """Unused hours of lots that expired before `instant` (up to now) whose expiry `run_lifecycle`
+    has not posted yet: expired all the same, as `/balance` counts them (a read never posts). Before
+    it, not at it: the posting is dated at the lot's expiry, so a lot expiring at a month's end is
+    the next month's expiry."""
+    at = min(instant, timezone.now()) - dt.timedelta(microseconds=1)
+    return unbooked_expiries(contract, at)
+
+
 def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dict:
     entries = LedgerEntry.objects.filter(contract=contract)
     opening = entries.filter(occurred_at__lt=start).aggregate(total=Sum(HOUR_EFFECT, default=Value(HOURS_ZERO)))
@@ -270,7 +281,11 @@ def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dic
         adjustments=Sum("charged_hours", filter=Q(entry_type=T.ADJUSTMENT) & ~expired, default=Value(HOURS_ZERO)),
         expiries=Sum("charged_hours", filter=Q(entry_type=T.ADJUSTMENT) & expired, default=Value(HOURS_ZERO)),
     )
-    opening_balance = opening["total"] or HOURS_ZERO
+    # A lot's expiry not posted yet counts as posted, so a month's figures do not depend on when cron
+    # ran (a hand credit expiring on the 20th read as unexpired hours until the posting).
+    unbooked_at_start = unbooked_before(contract, start)
+    figures["expiries"] -= unbooked_before(contract, end) - unbooked_at_start
+    opening_balance = (opening["total"] or HOURS_ZERO) - unbooked_at_start
     closing = opening_balance + figures["allocations"] - figures["work"] + figures["adjustments"] + figures["expiries"]
     jobs = (
         month.filter(entry_type=T.WORK)

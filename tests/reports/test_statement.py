@@ -448,3 +448,37 @@ def test_a_breach_no_longer_past_due_shows_no_penalty_at_any_step(api, org):
     assert {row["work_order_id"]: row["penalty_before_caps"] for row in rows} == {
         str(corrected.pk): "0.00", str(closing.pk): "100.00"
     }  # fmt: skip
+
+
+def test_an_expiry_not_posted_yet_counts_in_the_month_as_the_balance_counts_it(api, org):
+    """A credit of 40 hours expiring on 20 March (Amsterdam), 10 of them worked on 5 March: 30
+    expire on the 20th. Before `run_lifecycle` posts that expiry, March's statement read expiries
+    0.00 and a closing balance of 30.00 (and April opened with them), while `/balance` at the end of
+    March said 0.00 remaining: the month's figures depended on when cron ran. They are the same
+    before and after the posting."""
+    from tests.breaches.factories import active_contract
+
+    contract = active_contract(org, currency="EUR", time_zone="Europe/Amsterdam")
+    credit(contract, 40, at=dt.datetime(2026, 3, 2, 9, tzinfo=UTC), expires_at=dt.datetime(2026, 3, 20, 11, tzinfo=UTC))
+    work(contract, 10, at=dt.datetime(2026, 3, 5, 10, tzinfo=UTC))
+    credit(
+        contract,
+        5,
+        at=dt.datetime(2026, 3, 31, 21, 59, tzinfo=UTC),
+        expires_at=dt.datetime(2026, 3, 31, 22, tzinfo=UTC),
+    )
+    viewer = api("viewer")
+    keys = ("opening_balance", "allocations", "work", "expiries", "closing_balance")
+
+    def hours(month: str) -> tuple:
+        return tuple(viewer.get(url(contract, month)).json()["hours"][key] for key in keys)
+
+    # The 5 hours expiring at the end of March (1 April 00:00 local) are April's expiry.
+    assert hours("2026-03") == ("0.00", "45.00", "10.00", "-30.00", "5.00")
+    assert hours("2026-04") == ("5.00", "0.00", "0.00", "-5.00", "0.00")
+    balance = viewer.get(f"/api/v1/contracts/{contract.pk}/balance?as_of=2026-03-31T21:59:30Z").json()
+    assert (balance["remaining_hours"], balance["expired_hours"]) == ("5.00", "30.00")
+    assert expire_lots(now=dt.datetime(2026, 4, 2, tzinfo=UTC)) == 2
+    assert LedgerEntry.objects.filter(contract=contract, reason_code="lot_expired").count() == 2
+    assert hours("2026-03") == ("0.00", "45.00", "10.00", "-30.00", "5.00")
+    assert hours("2026-04") == ("5.00", "0.00", "0.00", "-5.00", "0.00")
