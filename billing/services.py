@@ -257,11 +257,12 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
     # Not one a line of its own bills already (dated in no period when posted, before an
     # amendment dated back gave it one): billed once.
     in_period_penalties = in_period.filter(entry_type=T.PENALTY, billing_lines__isnull=True)
-    penalties = list(in_period_penalties.values_list("pk", "amount", "breach_id"))
-    net = sum((amount for _, amount, _ in penalties), Decimal(0))
+    penalties = list(in_period_penalties.values_list("pk", "amount", "breach_id", "reason_code"))
+    net = sum((amount for _, amount, _, _ in penalties), Decimal(0))
     if net:
-        # Named by what it holds: penalties posted by hand have no breach (the statement lists them apart).
-        linked = [breach is not None for _, _, breach in penalties]
+        # Named by what it holds: penalties posted by hand, with or without a breach, are the
+        # statement's `posted_penalties`; the system's are the breaches' own.
+        linked = [reason != R.MANUAL for _, _, _, reason in penalties]
         what = " and ".join(
             part
             for part, present in (("SLA breaches", any(linked)), ("penalties posted by hand", not all(linked)))
@@ -277,8 +278,8 @@ def close_period(contract: Contract, span: P.Span, *, now: dt.datetime, timeline
             unit_price=-net,
             amount=-net,
             date=span.last_day,
-            entries=[pk for pk, _, _ in penalties],
-            breaches=sorted({breach for _, _, breach in penalties if breach}),
+            entries=[pk for pk, _, _, _ in penalties],
+            breaches=sorted({breach for _, _, breach, _ in penalties if breach}),
         )
     if plan.invoice_timing == Contract.InvoiceTiming.IN_ARREARS:
         _charge_line(contract, row, span, span.last_day, timeline)
@@ -502,7 +503,7 @@ def on_penalty_posted(event) -> bool:
 
 
 def _penalty_line(contract: Contract, entry: LedgerEntry, where: str) -> BillingLine | None:
-    what = "an SLA breach" if entry.breach_id else "a penalty posted by hand"
+    what = "a penalty posted by hand" if entry.reason_code == R.MANUAL else "an SLA breach"
     if entry.reverses_id is not None:
         what = f"the reversal of the penalty for {what} (waived)"
     return _line(

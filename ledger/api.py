@@ -151,7 +151,10 @@ class BalanceView(ContractLedgerView):
                 "as_of", INSTANT_PARAMETER, description="ISO 8601 timestamp with an offset (default now)."
             ),
             OpenApiParameter(
-                "window_days", whole_number_parameter(*BURN_WINDOW_DAYS), description="Burn-rate window (default 30)."
+                "window_days",
+                whole_number_parameter(*BURN_WINDOW_DAYS),
+                description="Burn-rate window in days (default 30); a contract that has run fewer days "
+                "burns over the days it has run, today included.",
             ),
         ],
         responses={

@@ -766,6 +766,17 @@ def days_to_exhaustion(lots, *, as_of: dt.datetime, per_day: Decimal) -> Decimal
     return days
 
 
+def burning_days(contract: Contract, as_of: dt.datetime, window_days: int) -> int:
+    """The days the burn rate is spread over: the window, or the days the contract has run by
+    `as_of` (its local dates from the start, today included) when fewer. No work is posted before
+    the start, so a contract 10 days old that used 50 hours burns 5 a day, not 50 / 30 (which put its
+    exhaustion three times as far off)."""
+    if contract.start_date is None:
+        return window_days
+    run = (contract.local_today(as_of) - contract.start_date).days + 1
+    return run if 1 <= run < window_days else window_days
+
+
 def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days: int = 30) -> dict:
     """The contract's hours as of an instant, summed fresh from the entries.
 
@@ -774,7 +785,8 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     of a future instant says what the ledger will say then, and the figures never depend on when
     cron ran. (The running balance on the contract row keeps those hours until the posting.)
 
-    The burn rate is the charged work of the last `window_days` days, per day. The projected
+    The burn rate is the charged work of the last `window_days` days, per day (per day the contract
+    has run, when that is fewer: `burning_days`). The projected
     exhaustion is the local date (contract's time zone) of the instant the usable hours run out at
     that rate, drawn as the ledger draws them (`days_to_exhaustion`): hours of a lot that expire
     before the rate reaches them are not usable. None when nothing is burning; today when nothing
@@ -807,9 +819,10 @@ def balance(contract: Contract, *, as_of: dt.datetime | None = None, window_days
     total, consumed, expired = figures["allocated"], figures["work"] - figures["taken"], -figures["expired"]
     remaining = total - consumed - expired
     recent = figures["recent"] or ZERO
+    days = burning_days(contract, as_of, window_days)
     # Half up, as every figure of the ledger (the context's default is half-even: 0.625 read 0.62).
-    burn_rate = (recent / window_days).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    per_day = recent / window_days
+    burn_rate = (recent / days).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    per_day = recent / days
 
     # The lots with an expiry that is not closed (booked or moved) by `as_of`: the first of their
     # expiries, and the first still ahead.

@@ -23,6 +23,8 @@ from workorders.clocks import (
 )
 from workorders.models import SlaClock
 
+from .compliance import achieved
+
 S = SlaClock.State
 
 
@@ -79,7 +81,9 @@ def _figures(due_at, target_minutes: int, sent: int, next_at, levels, calendar, 
         upcoming = {"name": level["name"], "at_percent": level["at_percent"], "at": next_at}
     return {
         "remaining_minutes": math.floor(remaining / 60),
-        "percent_used": round((target - remaining) * 100 / target, 1),
+        # Half up to one decimal, as every percentage of the reports (`round` on a float is half even:
+        # 81 seconds of 60 minutes, 2.25 %, read 2.2).
+        "percent_used": achieved(target - remaining, target),
         "next_escalation": upcoming,
     }
 

@@ -3,7 +3,9 @@
 A clock counts in the period in which it was **decided**: a met clock when it stopped, a breached
 clock when it passed its due time (whether or not it has stopped since). Cancelled clocks (the job
 left the rule's band, or ended without the stop this clock waits for and within its target) are
-never decided. A row's figures are what was known at the end of the row's period (its month or
+never decided, except one cancelled after running longer than its target (the job left the band
+past the due time): it breached, at its due time, and its final breach is settled when it was
+cancelled. A row's figures are what was known at the end of the row's period (its month or
 week when grouped by time, else the report's `to`), so a closed period keeps its answer. For each
 group:
 
@@ -124,6 +126,10 @@ def decided_at(now: dt.datetime):
         When(stopped_at__isnull=False, state=S.MET, then=F("stopped_at")),
         When(state=S.BREACHED, then=F("due_at")),
         When(stopped_at__isnull=True, state=S.RUNNING, due_at__lt=now, then=F("due_at")),
+        # Cancelled after running longer than its target (its job left the rule's band past the due
+        # time): breached, with the final breach `breaches.services.settle_breach` records for it by
+        # the same test. Not counted, its breach and penalty were in no row of the report.
+        When(state=S.CANCELLED, elapsed_seconds__gt=F("target_minutes") * 60, then=F("due_at")),
         default=None,
         output_field=DateTimeField(),
     )
@@ -313,17 +319,24 @@ def _add_minutes(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> 
         }
 
 
-SETTLED_AT = "breach__clock_stopped_at"
+SETTLED_AT = "settled_at"
+
+
+def with_settled_at(clocks):
+    """`settled_at`: when the clock's breach became final, the stop it was settled with
+    (`Breach.clock_stopped_at`) or, for a clock cancelled past its due time (no stop), the moment
+    it was cancelled, when the breach was measured for the last time and its penalty posted."""
+    return clocks.alias(settled_at=Coalesce("breach__clock_stopped_at", "breach__measured_at"))
 
 
 def settled_in_period(clocks, query: ComplianceQuery):
     """The decided clocks (of `_scoped`) whose breach was settled in the report's period: final, with
-    the stop it was settled with (`Breach.clock_stopped_at`) in [start, end)."""
-    return clocks.filter(
+    its `settled_at` in [start, end)."""
+    return with_settled_at(clocks).filter(
         decided_at__isnull=False,
         breach__final=True,
-        breach__clock_stopped_at__gte=query.start,
-        breach__clock_stopped_at__lt=query.end,
+        settled_at__gte=query.start,
+        settled_at__lt=query.end,
     )
 
 
@@ -393,7 +406,8 @@ def _add_waivers(clocks, query: ComplianceQuery, results: dict[tuple, dict], cur
         for index, currency in enumerate(currencies)
     }
     rows = (
-        clocks.filter(
+        with_settled_at(clocks)
+        .filter(
             decided_at__isnull=False,
             breach__state=Breach.State.WAIVED,
             breach__waived_at__gte=query.start,
@@ -446,7 +460,7 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
         for index, (_, _, end) in enumerate(ends)
     }
     open_rows = (
-        clocks.exclude(state=S.CANCELLED)
+        clocks.exclude(state=S.CANCELLED, decided_at__isnull=True)  # a cancelled clock counts once breached
         .filter(started_at__lt=ends[-1][2])
         .annotate(**annotations)
         .values(*names)

@@ -48,7 +48,7 @@ from tenancy.currencies import quantize
 from workorders.clocks import calendar_of, pauses_for
 from workorders.models import SlaClock
 
-from .statement import penalty_before_caps
+from .statement import measured_until, penalty_before_caps
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -82,13 +82,6 @@ def evidence_queryset():
         "waived_by",
         "acknowledged_by",
     ).prefetch_related("clock__work_order__holds")
-
-
-def measured_until(breach: Breach) -> dt.datetime:
-    """The instant the breach's actual minutes run to: the stop it was settled with (a final
-    breach keeps it even if the job is reopened and its clock later stops again), else its
-    last measurement."""
-    return breach.clock_stopped_at or breach.measured_at or breach.detected_at
 
 
 def measured_under(breach: Breach):

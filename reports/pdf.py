@@ -159,11 +159,12 @@ def statement_pdf(statement: dict) -> bytes:
             )
             doc.ln(1)
     if statement["posted_penalties"]:
-        doc.heading("Penalties posted by hand (no breach)")
+        doc.heading("Penalties posted by hand")
         for line in statement["posted_penalties"]:  # the description in full: it is why it is owed
             doc.pairs(
                 [
                     ("Amount", f"{line['amount']} {line['currency']}"),
+                    *([("For", line["breach"]["name"])] if line["breach"] else []),
                     ("Dated", line["occurred_at"]),
                     ("Posted by", f"{(line['posted_by'] or {}).get('name') or '-'} at {line['posted_at']}"),
                     ("Description", line["description"]),

@@ -117,6 +117,9 @@ class StatementBreachSerializer(serializers.Serializer):
 
 class StatementPostedPenaltySerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The ledger entry's id.")
+    breach = _ref(
+        allow_null=True, help_text="The breach it was posted for, if any: owed on top of the breach's penalty."
+    )
     description = _text(allow_blank=True)
     amount = _amount()
     currency = _text()
@@ -177,7 +180,8 @@ class StatementSerializer(serializers.Serializer):
     breaches = StatementBreachSerializer(many=True)
     posted_penalties = StatementPostedPenaltySerializer(
         many=True,
-        help_text="Penalties posted by hand in the month (ledger `penalty` entries without a breach), by date: "
+        help_text="Penalties posted by hand in the month (ledger `penalty` entries a person posted, with or without a "
+        "breach), by date: "
         "in the billing period's service credit like the breaches' penalties.",
     )
     waiver_corrections = StatementWaiverCorrectionSerializer(

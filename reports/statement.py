@@ -9,8 +9,9 @@ For a month in the contract's time zone:
   and why; one waived later keeps its penalty here (a month once over does not change);
 - the waiver corrections: the breaches of earlier months waived in this month, each taking its
   penalty off this month's (the month the waiver was made in, as the ledger reverses it then);
-- the penalties posted by hand in the month (a ledger `penalty` without a breach: the period's
-  service credit includes them, so the statement lists them, with who posted them);
+- the penalties posted by hand in the month (a ledger `penalty` a person posted, with or without a
+  breach: the period's service credit includes them, so the statement lists them, with who posted
+  them);
 - the totals per currency (owed: the breaches' and the posted penalties' less the corrections, of
   which `posted`; `corrections`, negative; and `waived`: what was waived in the month, the month's
   own breaches' and the corrected ones'), so the months' `penalties` add up;
@@ -18,7 +19,8 @@ For a month in the contract's time zone:
   work, adjustments, expiries (unused hours of lots that expired) and the closing balance,
   with the jobs behind the work. Work counts as charged (the billing plan's rounding, minimum
   and multipliers applied: what the balance moves by, so one month's closing balance is the
-  next one's opening); `worked` beside it is the hours as worked.
+  next one's opening); `worked` beside it is the hours as worked. A lot expired in the month (or
+  before it) whose expiry `run_lifecycle` has not posted yet counts as posted (`unbooked_before`).
 
 All sums are SQL aggregates over the month's rows; the listed breaches and jobs are the
 month's own (a statement is read by a person, one month at a time).
@@ -30,12 +32,13 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db.models import Q, Sum, Value
+from django.utils import timezone
 
 from breaches.models import Breach
 from breaches.penalties import ZERO, breach_penalty, started_units
 from contracts.models import Contract
 from ledger.models import LedgerEntry
-from ledger.services import ALLOCATIONS, HOUR_EFFECT
+from ledger.services import ALLOCATIONS, HOUR_EFFECT, unbooked_expiries
 from tenancy.currencies import quantize
 
 from .compliance import local_midnight
@@ -60,6 +63,21 @@ def penalty_before_caps(clause: dict | None, overage_minutes: int, currency: str
     if clause.get("per_unit_amount"):
         amount += Decimal(str(clause["per_unit_amount"])) * started_units(overage_minutes, int(clause["unit_minutes"]))
     return quantize(amount, currency)
+
+
+def measured_until(breach: Breach) -> dt.datetime:
+    """The instant the breach's actual minutes run to: the stop it was settled with (a final
+    breach keeps it even if the job is reopened and its clock later stops again), else its
+    last measurement."""
+    return breach.clock_stopped_at or breach.measured_at or breach.detected_at
+
+
+def past_due(breach: Breach) -> bool:
+    """Whether the breach's clock was past its due time when measured: a breach whose job's times
+    were corrected back within the target carries no penalty at any step (the evidence pack's
+    `past_due`). Not `overage_minutes > 0`: a stop after the due time in closed hours adds no
+    business minute, and is still late."""
+    return breach.due_at is not None and measured_until(breach) > breach.due_at
 
 
 def _money(amount, currency: str) -> str:
@@ -94,6 +112,7 @@ def breach_line(breach: Breach, end: dt.datetime) -> dict:
     rule = breach.sla_rule
     currency = breach.currency
     waived = waived_by_end(breach, end)
+    late = past_due(breach)
     return {
         "id": breach.pk,
         "work_order": {"id": breach.work_order_id, "name": str(breach.work_order)},
@@ -109,8 +128,14 @@ def breach_line(breach: Breach, end: dt.datetime) -> dict:
         "target_minutes": breach.target_minutes,
         "actual_minutes": breach.actual_minutes,
         "overage_minutes": breach.overage_minutes,
-        "penalty_before_caps": _money(penalty_before_caps(rule.penalty, breach.overage_minutes, currency), currency),
-        "penalty_after_breach_cap": _money(breach_penalty(rule.penalty, breach.overage_minutes, currency), currency),
+        # Each step as the breach was priced: nothing at all for a clock no longer past due (it read
+        # 100.00 before caps and after the per-breach cap, as if the monthly cap had taken it).
+        "penalty_before_caps": _money(
+            penalty_before_caps(rule.penalty, breach.overage_minutes, currency) if late else ZERO, currency
+        ),
+        "penalty_after_breach_cap": _money(
+            breach_penalty(rule.penalty, breach.overage_minutes, currency) if late else ZERO, currency
+        ),
         "penalty_after_monthly_cap": _money(breach.penalty_amount, currency),
         "penalty": _money(ZERO if waived else breach.penalty_amount, currency),
         "currency": currency,
@@ -148,16 +173,23 @@ def correction_line(breach: Breach) -> dict:
 
 
 def posted_penalties(contract: Contract, start: dt.datetime, end: dt.datetime):
-    """The month's penalties posted by hand: `penalty` entries without a breach (the breaches'
-    own entries are the breach lines), dated in [start, end)."""
+    """The month's penalties posted by hand, dated in [start, end): every `penalty` entry but the
+    system's (a breach's own penalty and its reversal are the breach lines). One a manager linked to
+    a breach (`breach_id`) is owed on top of the breach's penalty, as the ledger, the balance and the
+    period's service credit count it; keyed on the breach it was left off the statement."""
     return LedgerEntry.objects.filter(
-        contract=contract, entry_type=T.PENALTY, breach__isnull=True, occurred_at__gte=start, occurred_at__lt=end
+        contract=contract,
+        entry_type=T.PENALTY,
+        reason_code=LedgerEntry.Reason.MANUAL,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
     )
 
 
 def posted_line(entry: LedgerEntry) -> dict:
     return {
         "id": entry.pk,
+        "breach": None if entry.breach is None else {"id": entry.breach_id, "name": str(entry.breach)},
         "description": entry.description,
         "amount": _money(entry.amount, entry.currency),
         "currency": entry.currency,
@@ -181,7 +213,9 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
         for breach in corrections.select_related("work_order", "waived_by").order_by("waived_at", "id")
     ]
     posted = posted_penalties(contract, start, end)
-    posted_lines = [posted_line(entry) for entry in posted.select_related("created_by").order_by("occurred_at", "id")]
+    posted_lines = [
+        posted_line(entry) for entry in posted.select_related("created_by", "breach").order_by("occurred_at", "id")
+    ]
     blank = {"owed": ZERO, "waived": ZERO, "posted": ZERO, "corrections": ZERO}
     sums: dict[str, dict[str, Decimal]] = {}
     # Waived by the month's end: a waiver after it is the later month's correction.
@@ -225,6 +259,15 @@ def monthly_statement(*, contract: Contract, month: str) -> dict:
     }
 
 
+def unbooked_before(contract: Contract, instant: dt.datetime) -> Decimal:
+    """Unused hours of lots that expired before `instant` (up to now) whose expiry `run_lifecycle`
+    has not posted yet: expired all the same, as `/balance` counts them (a read never posts). Before
+    it, not at it: the posting is dated at the lot's expiry, so a lot expiring at a month's end is
+    the next month's expiry."""
+    at = min(instant, timezone.now()) - dt.timedelta(microseconds=1)
+    return unbooked_expiries(contract, at)
+
+
 def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dict:
     entries = LedgerEntry.objects.filter(contract=contract)
     opening = entries.filter(occurred_at__lt=start).aggregate(total=Sum(HOUR_EFFECT, default=Value(HOURS_ZERO)))
@@ -238,7 +281,11 @@ def month_hours(contract: Contract, start: dt.datetime, end: dt.datetime) -> dic
         adjustments=Sum("charged_hours", filter=Q(entry_type=T.ADJUSTMENT) & ~expired, default=Value(HOURS_ZERO)),
         expiries=Sum("charged_hours", filter=Q(entry_type=T.ADJUSTMENT) & expired, default=Value(HOURS_ZERO)),
     )
-    opening_balance = opening["total"] or HOURS_ZERO
+    # A lot's expiry not posted yet counts as posted, so a month's figures do not depend on when cron
+    # ran (a hand credit expiring on the 20th read as unexpired hours until the posting).
+    unbooked_at_start = unbooked_before(contract, start)
+    figures["expiries"] -= unbooked_before(contract, end) - unbooked_at_start
+    opening_balance = (opening["total"] or HOURS_ZERO) - unbooked_at_start
     closing = opening_balance + figures["allocations"] - figures["work"] + figures["adjustments"] + figures["expiries"]
     jobs = (
         month.filter(entry_type=T.WORK)

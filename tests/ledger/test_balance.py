@@ -78,6 +78,28 @@ class TestFigures:
         data = GraphQLClient(api("viewer"))(query, {"id": book.pk, "at": "2026-03-12T09:00:00Z"})
         assert data["contractBalance"]["burnRateHoursPerDay"] == "0.63"
 
+    def test_a_contract_younger_than_the_window_burns_over_the_days_it_has_run(self, api, org):
+        """A contract that started 10 days ago (1 to 10 March in Amsterdam, today included) and used
+        50 hours burns 5 a day: its 100 hours run out 10 days on, on the 20th. Spread over the 30-day
+        window as if it had run for 20 more days without work, it read 1.67 a day and the 30th of
+        March (three times as far off), REST and GraphQL alike."""
+        contract = active_contract(org, start_date=dt.date(2026, 3, 1))
+        post(contract, "initial_allocation", 100, at=dt.datetime(2026, 2, 28, 23, tzinfo=dt.UTC))  # 1 March 00:00
+        work(contract, 30, at=dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC))
+        work(contract, 20, at=dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC))
+        as_of = "2026-03-10T12:00:00Z"  # the contract's 10th day
+        body = api("viewer").get(balance_url(contract, as_of=as_of)).json()
+        assert (body["remaining_hours"], body["window_days"]) == ("50.00", 30)
+        assert body["burn_rate_hours_per_day"] == "5.00"
+        assert body["projected_exhaustion_date"] == "2026-03-20"  # 50 / 5 = 10 days on
+        query = "query($id: ID!, $at: DateTime) { contractBalance(contractId: $id, asOf: $at) "
+        query += "{ burnRateHoursPerDay projectedExhaustionDate } }"
+        data = GraphQLClient(api("viewer"))(query, {"id": contract.pk, "at": as_of})["contractBalance"]
+        assert data == {"burnRateHoursPerDay": "5.00", "projectedExhaustionDate": "2026-03-20"}
+        # Once it has run the whole window, the window decides (30 days to 30 March: 50 / 30).
+        later = api("viewer").get(balance_url(contract, as_of="2026-03-30T12:00:00Z")).json()
+        assert later["burn_rate_hours_per_day"] == "1.67"
+
     def test_an_earlier_instant_sees_only_the_entries_until_then(self, api, book):
         body = api("viewer").get(balance_url(book, as_of="2026-03-12T09:00:00Z")).json()  # T0 + 10 days
         assert (body["total_hours"], body["consumed_hours"], body["remaining_hours"]) == ("120.00", "10.00", "110.00")

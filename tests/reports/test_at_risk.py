@@ -287,3 +287,22 @@ def test_levels_listed_out_of_order_escalate_in_percent_order(api, org, frozen):
     assert item["next_escalation"]["name"] == "Dispatcher"  # 50% before 90%
     assert item["percent_used"] == 10.0 and item["remaining_minutes"] == 90
     assert api("viewer").get(f"{URL}/{item['id']}", {"within_minutes": "525600"}).json() == item
+
+
+@pytest.mark.django_db
+def test_percent_used_rounds_half_up_as_every_percentage_of_the_reports(api, org, frozen):
+    """81 seconds of a 60-minute target is 2.25 % used: 2.3 half up (the compliance report's
+    `achieved_percent` rounding). Python's `round` on the float read 2.2 (half even), in REST, the
+    CSV and GraphQL alike."""
+    contract = active_contract(org)
+    make_rule(contract, target_minutes=60)
+    make_job(contract, frozen - dt.timedelta(seconds=81), now=frozen)
+    client = api("viewer")
+    (item,) = client.get(URL, {"within_minutes": "525600"}).json()
+    assert item["percent_used"] == 2.3 and item["remaining_minutes"] == 58  # 3519 s left, floored
+    csv_text = b"".join(client.get(URL, {"within_minutes": "525600", "format": "csv"}).streaming_content).decode()
+    header, row = csv_text.splitlines()[:2]
+    assert dict(zip(header.split(","), row.split(","), strict=True))["percent_used"] == "2.3"
+    query = "{ slaAtRisk(withinMinutes: 525600) { items { percentUsed } } }"
+    body = client.post("/api/graphql", {"query": query}, format="json").json()
+    assert body["data"]["slaAtRisk"]["items"] == [{"percentUsed": 2.3}]

@@ -2,8 +2,8 @@
 
 The reference walks every clock of the random data set (`tests.reports.factories`) in Python,
 with its own reading of the rules (decided when stopped, or at the due time if breached while
-running; cancelled never), its own percentiles (`statistics`) and its own sums; the report must
-give the same rows, on SQLite and on PostgreSQL (the suite runs on both).
+running; cancelled never, unless past its due time), its own percentiles (`statistics`) and its
+own sums; the report must give the same rows, on SQLite and on PostgreSQL (the suite runs on both).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def _decided(clock: SlaClock, now: dt.datetime) -> dt.datetime | None:
         return clock.due_at  # breached when it passed its due time, whenever it stopped
     if clock.stopped_at is None and clock.state == "running" and clock.due_at and clock.due_at < now:
         return clock.due_at
+    if clock.state == "cancelled" and clock.elapsed_seconds > clock.target_minutes * 60:
+        return clock.due_at  # cancelled past its due time (the job left the band): breached
     return None
 
 
@@ -155,7 +157,8 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
         # A breach's overage and penalty count once, in the period of the stop it was settled with
         # (whatever period its clock was decided in), less a waiver by that period's end.
         breach = getattr(clock, "breach", None)
-        settled = breach.clock_stopped_at if breach is not None and breach.final else None
+        # (A clock cancelled past its due time has no stop: its breach was settled when it was measured.)
+        settled = (breach.clock_stopped_at or breach.measured_at) if breach is not None and breach.final else None
         if decided is not None and settled is not None and start <= settled < end:
             key = tuple(_key_of(clock, key, settled, zone) for key in group_by)
             g = groups[key]
@@ -174,7 +177,7 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             row_start = _period_start(time_key, waived_at, zone) if time_key else start
             if settled is not None and settled < row_start:
                 g["money"][breach.currency] -= breach.penalty_amount
-        if clock.state == "cancelled":
+        if clock.state == "cancelled" and decided is None:
             continue
         for label, period_end in ends.items():
             if clock.started_at < period_end and (decided is None or decided >= period_end):
@@ -557,3 +560,55 @@ def test_every_breach_overage_and_penalty_is_in_exactly_one_month(api, org):
     whole = client.get(URL, {**months, "group_by": ""}).json()[0]
     assert whole["penalties"] == {} and whole["waived"] == 2  # nothing owed
     assert sum(Decimal(row["penalties"]["EUR"]) for row in after) == 0
+
+
+def test_a_clock_cancelled_past_its_due_time_counts_as_breached_with_its_penalty(api, org):
+    """A job that leaves a rule's band after its due time gets a final breach with a penalty (posted
+    in the ledger, on the statement). The report took the clock as cancelled, never decided: its
+    breach, overage and penalty were in no row, so the report said 0 breached and no penalty where
+    the statement and the ledger said 100.00. The breach also had no stop to settle it in a row.
+
+    Amsterdam is UTC+2 since 29 March. Job A (high, 60-minute response target, 100.00 a breach) is
+    reported 31 March 20:30Z (22:30 local), due 21:30Z (23:30, still March), and moved to low
+    priority at 22:30Z (1 April 00:30 local) without a response: breached in March, 60 minutes over,
+    settled in April, where the ledger dates its penalty. Job B leaves the band after 30 minutes,
+    within its target: cancelled, never decided."""
+    from tests.breaches.factories import active_contract, make_job, make_rule, update_job
+
+    contract = active_contract(org, currency="EUR", time_zone="Europe/Amsterdam")
+    make_rule(contract, target_minutes=60, priorities=["high"], penalty={"fixed_amount": "100"})
+    late = make_job(contract, dt.datetime(2026, 3, 31, 20, 30, tzinfo=dt.UTC), priority="high")
+    update_job(late, dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.UTC), priority="low")
+    early = make_job(contract, dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC), priority="high")
+    update_job(early, dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC), priority="low")
+    client = api("viewer")
+    months = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "month"}).json()
+    assert [
+        (row["month"], row["decided"], row["breached"], row["achieved_percent"], row["overage_minutes"],
+         row["penalties"], row["open_at_end"])
+        for row in months
+    ] == [
+        ("2026-03", 1, 1, 0.0, 0, {}, 0),
+        ("2026-04", 0, 0, None, 60, {"EUR": "100.00"}, 0),
+    ]  # fmt: skip
+    whole = client.get(URL, {"from": "2026-03-01", "to": "2026-04-30"}).json()
+    assert [(r["decided"], r["breached"], r["overage_minutes"], r["penalties"]) for r in whole] == [
+        (1, 1, 60, {"EUR": "100.00"})
+    ]
+    # As the statement of April (its penalty month) and the ledger's penalty of April say.
+    april = client.get(f"/api/v1/contracts/{contract.pk}/statement", {"month": "2026-04"}).json()
+    assert april["totals"]["EUR"]["penalties"] == "100.00"
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                b"".join(
+                    client.get(
+                        URL, {"from": "2026-03-01", "to": "2026-04-30", "group_by": "month", "format": "csv"}
+                    ).streaming_content
+                ).decode()
+            )
+        )
+    )
+    assert [(r["month"], r["breached"], r["penalties"]) for r in csv_rows] == [
+        ("2026-03", "1", ""), ("2026-04", "0", "100.00 EUR")
+    ]  # fmt: skip

@@ -349,3 +349,136 @@ def test_a_waiver_after_the_month_leaves_the_month_and_corrects_the_month_it_was
     pdf = client.get(url(contract, "2026-11"), HTTP_ACCEPT="application/pdf")
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
     assert "earlier months' penalties" in text and "-12.345 KWD" in text and "Storm" in text
+
+
+def test_a_penalty_posted_by_hand_for_a_breach_is_on_the_statement_as_in_the_service_credit(api, org):
+    """A manager may post a penalty by hand with a `breach_id` (an extra amount agreed for that
+    breach). The ledger owes it on top of the breach's own penalty: the balance's accrued penalties
+    and March's service-credit line say 150.00 + 75.00 = 225.00. The statement listed only penalties
+    without a breach, so March's totals said 150.00 and the line was nowhere on it (and the billing
+    line called it a breach's penalty, "for SLA breaches" alone)."""
+    from billing.models import BillingLine
+    from tests.billing.helpers import lifecycle
+    from tests.ledger.helpers import T0, final_breach, penalty_rule
+
+    contract = plan_contract(org, period_charge=d(300))
+    penalty_rule(contract)  # 150.00 a breach
+    lifecycle(local(2026, 3, 1, 1))
+    breach = final_breach(contract, reported_at=T0)  # 2 March
+    manager = api("manager")
+    body = {"contract_id": contract.pk, "entry_type": "penalty", "hours": "0", "amount": "75.00", "currency": "EUR",
+            "breach_id": breach.pk, "occurred_at": "2026-03-12T09:00:00Z",
+            "description": "Agreed extra: site shut"}  # fmt: skip
+    response = manager.post("/api/v1/ledger_entries", body, format="json")
+    assert response.status_code == 201, response.content
+    extra = response.json()
+    viewer = api("viewer")
+    statement = viewer.get(url(contract)).json()
+    assert [line["penalty"] for line in statement["breaches"]] == ["150.00"]
+    [posted] = statement["posted_penalties"]
+    assert (posted["id"], posted["amount"], posted["breach"]["id"]) == (extra["id"], "75.00", breach.pk)
+    assert statement["totals"] == {
+        "EUR": {"penalties": "225.00", "posted": "75.00", "waived": "0.00", "corrections": "0.00"}
+    }
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(viewer.get(url(contract) + "&format=csv").streaming_content).decode()))
+    )
+    assert [(row["kind"], row["penalty"]) for row in rows] == [("breach", "150.00"), ("posted_penalty", "75.00")]
+    pdf = viewer.get(url(contract), HTTP_ACCEPT="application/pdf")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "Agreed extra: site shut" in text and "225.00" in text
+    # The ledger and the bill say the same.
+    balance = viewer.get(f"/api/v1/contracts/{contract.pk}/balance?as_of=2026-03-31T12:00:00Z").json()
+    assert balance["penalties"] == {"EUR": {"accrued": "225.00", "waived": "0.00"}}
+    lifecycle(local(2026, 4, 1, 1))
+    line = BillingLine.objects.get(contract=contract, kind="service_credit")
+    assert line.amount == d("-225.0000")
+    assert line.description.endswith("for SLA breaches and penalties posted by hand in period 3")
+
+
+def test_a_breach_no_longer_past_due_shows_no_penalty_at_any_step(api, org):
+    """A scan records a running breach; the dispatch system then corrects the job's response to
+    before the due time: the breach is final with no penalty (its clock is met). The statement still
+    derived 100.00 before caps and 100.00 after the per-breach cap, then 0.00 after the monthly cap
+    (500.00, nothing else that month): as if the cap had taken it. The evidence pack says 0.00 at
+    every step (`past_due` false). A stop after the due time in closed hours adds no business minute
+    (overage 0) but is late: it keeps its fixed penalty at every step."""
+    from breaches.models import Breach
+    from tests.breaches.factories import active_contract, make_job, make_rule, scan, update_job
+
+    contract = active_contract(org, currency="EUR", time_zone="Europe/Amsterdam")
+    clause = {"fixed_amount": "100"}
+    make_rule(
+        contract, name="Anytime", target_minutes=60, priorities=["high"], penalty=clause, monthly_penalty_cap="500"
+    )
+    make_rule(contract, name="Office", target_minutes=60, priorities=["critical"], penalty=clause,
+              calendar=office_calendar(org))  # fmt: skip
+    corrected = make_job(contract, dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC), priority="high")
+    scan(dt.datetime(2026, 3, 10, 10, 30, tzinfo=UTC))  # 30 minutes past due: a running breach
+    update_job(
+        corrected,
+        dt.datetime(2026, 3, 10, 10, 40, tzinfo=UTC),
+        responded_at=dt.datetime(2026, 3, 10, 9, 30, tzinfo=UTC),
+    )
+    # Tuesday 16:00 in Amsterdam, due at 17:00 (closing), answered at 17:30: late, 60 business minutes.
+    closing = make_job(contract, dt.datetime(2026, 3, 10, 15, 0, tzinfo=UTC), priority="critical")
+    update_job(
+        closing, dt.datetime(2026, 3, 10, 16, 30, tzinfo=UTC), responded_at=dt.datetime(2026, 3, 10, 16, 30, tzinfo=UTC)
+    )
+    viewer = api("viewer")
+    lines = {line["work_order"]["id"]: line for line in viewer.get(url(contract)).json()["breaches"]}
+    steps = (
+        "overage_minutes",
+        "penalty_before_caps",
+        "penalty_after_breach_cap",
+        "penalty_after_monthly_cap",
+        "penalty",
+    )
+    assert [lines[corrected.pk][step] for step in steps] == [0, "0.00", "0.00", "0.00", "0.00"]
+    assert [lines[closing.pk][step] for step in steps] == [0, "100.00", "100.00", "100.00", "100.00"]
+    for job in (corrected, closing):
+        pack = viewer.get(f"/api/v1/breaches/{Breach.objects.get(work_order=job).pk}/evidence").json()["penalty"]
+        line = lines[job.pk]
+        assert (pack["before_caps"], pack["after_breach_cap"], pack["after_monthly_cap"]) == (
+            line["penalty_before_caps"], line["penalty_after_breach_cap"], line["penalty_after_monthly_cap"]
+        )  # fmt: skip
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(viewer.get(url(contract) + "&format=csv").streaming_content).decode()))
+    )
+    assert {row["work_order_id"]: row["penalty_before_caps"] for row in rows} == {
+        str(corrected.pk): "0.00", str(closing.pk): "100.00"
+    }  # fmt: skip
+
+
+def test_an_expiry_not_posted_yet_counts_in_the_month_as_the_balance_counts_it(api, org):
+    """A credit of 40 hours expiring on 20 March (Amsterdam), 10 of them worked on 5 March: 30
+    expire on the 20th. Before `run_lifecycle` posts that expiry, March's statement read expiries
+    0.00 and a closing balance of 30.00 (and April opened with them), while `/balance` at the end of
+    March said 0.00 remaining: the month's figures depended on when cron ran. They are the same
+    before and after the posting."""
+    from tests.breaches.factories import active_contract
+
+    contract = active_contract(org, currency="EUR", time_zone="Europe/Amsterdam")
+    credit(contract, 40, at=dt.datetime(2026, 3, 2, 9, tzinfo=UTC), expires_at=dt.datetime(2026, 3, 20, 11, tzinfo=UTC))
+    work(contract, 10, at=dt.datetime(2026, 3, 5, 10, tzinfo=UTC))
+    credit(
+        contract,
+        5,
+        at=dt.datetime(2026, 3, 31, 21, 59, tzinfo=UTC),
+        expires_at=dt.datetime(2026, 3, 31, 22, tzinfo=UTC),
+    )
+    viewer = api("viewer")
+    keys = ("opening_balance", "allocations", "work", "expiries", "closing_balance")
+
+    def hours(month: str) -> tuple:
+        return tuple(viewer.get(url(contract, month)).json()["hours"][key] for key in keys)
+
+    # The 5 hours expiring at the end of March (1 April 00:00 local) are April's expiry.
+    assert hours("2026-03") == ("0.00", "45.00", "10.00", "-30.00", "5.00")
+    assert hours("2026-04") == ("5.00", "0.00", "0.00", "-5.00", "0.00")
+    balance = viewer.get(f"/api/v1/contracts/{contract.pk}/balance?as_of=2026-03-31T21:59:30Z").json()
+    assert (balance["remaining_hours"], balance["expired_hours"]) == ("5.00", "30.00")
+    assert expire_lots(now=dt.datetime(2026, 4, 2, tzinfo=UTC)) == 2
+    assert LedgerEntry.objects.filter(contract=contract, reason_code="lot_expired").count() == 2
+    assert hours("2026-03") == ("0.00", "45.00", "10.00", "-30.00", "5.00")
+    assert hours("2026-04") == ("5.00", "0.00", "0.00", "-5.00", "0.00")
