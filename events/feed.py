@@ -28,11 +28,12 @@ rule's row), `ledger.services.post_entry`, a breach's acknowledgement and waiver
 settles the breach of a clock it stops). Claims with `SKIP LOCKED` too: each breach scan batch
 reads its candidates' organizations without a lock, holds their order, then claims only their rows
 (`breaches.services._hold_order_of`, `_refresh_batch`); `run_lifecycle`'s steps hold a contract's
-order before claiming it (`contracts.services._lock_if`). Taking it twice in one transaction is
-harmless (PostgreSQL counts it). `locked` is that order and the row's re-read in one call, for
-every update and delete service of a resource (calendars, counterparties, assets, templates,
-contract rules, visit plans too: a PATCH and a DELETE of one took them in opposite orders and
-deadlocked; the visit generator holds a plan's order before it claims the plan).
+order before claiming it (`contracts.services._lock_if`; a lot's expiry, `ledger.services.expire_lot`).
+Taking it twice in one transaction is harmless (PostgreSQL counts it). `locked` is that order and
+the row's re-read in one call, for every update and delete service of a resource (calendars,
+counterparties, assets, templates, contract rules, visit plans too: a PATCH and a DELETE of one
+took them in opposite orders and deadlocked; the visit generator holds a plan's order before it
+claims the plan).
 A row locked *before* the order (a webhook endpoint, the organization's own row) is locked `FOR NO
 KEY UPDATE` (`locked(..., no_key=True)`): a transaction holding the order checks its new rows'
 foreign keys at commit, which takes `FOR KEY SHARE` on the rows they reference (every event names

@@ -674,6 +674,9 @@ def lot_book(contract: Contract, *, as_of: dt.datetime | None = None) -> LotBook
 def expire_lot(lot_id: int, contract_id: int, log=lambda message: None, at=None) -> LedgerEntry | None:
     """Post the expiry of one expired lot's unused remainder, once (None if it was posted already)."""
     with transaction.atomic():
+        # The order before the contract's row (events.feed, "Lock order"): a posting holds it and
+        # then locks the contract, while this would hold the row and wait for it at its event.
+        hold_order(Contract.objects.filter(pk=contract_id).values_list("organization_id", flat=True))
         contract = _lock(Contract(pk=contract_id))
         lot = LedgerEntry.objects.get(pk=lot_id)
         book = replay(contract, as_of=lot.expires_at)
