@@ -234,7 +234,7 @@ def check_overdraw(entry: LedgerEntry, contract: Contract) -> None:
 
 
 def _lock(contract: Contract) -> Contract:
-    return locked(Contract, contract, order=False)  # the callers hold the order (post_entry) or need none
+    return locked(Contract, contract, order=False)  # the callers hold the order (post_entry, expire_lot, handlers)
 
 
 def _book(entry: LedgerEntry, contract: Contract, actor, at: dt.datetime | None = None) -> LedgerEntry:
