@@ -24,7 +24,7 @@ from tenancy.currencies import finer_than_currency, is_currency, quantize
 
 from .billing_plan import BILLING_PLAN_FIELDS, BILLING_PLAN_MODEL_FIELDS
 from .geo import bounding_box
-from .models import Contract, ContractApproval, ContractReminder, Counterparty, LineItem, TermVersion
+from .models import Asset, Contract, ContractApproval, ContractReminder, Counterparty, LineItem, TermVersion
 from .references import delete_draft_parts, refuse_if_named
 from .terms import Timeline, start_versions
 
@@ -232,6 +232,9 @@ def _check_counterparty_role(contract: Contract) -> None:
 
 @transaction.atomic
 def create_contract(*, organization, actor, data: dict) -> Contract:
+    # The order before the checks: an asset's move holds it while it checks that no contract covers
+    # the asset, so the covered assets' counterparties are read as they are (`_check_covered_assets`).
+    hold_order([organization.pk])
     data = {"time_zone": organization.default_time_zone, "currency": organization.default_currency, **data}
     assets = data.pop("covered_assets", None) or []
     contract = Contract(organization=organization, **data)
@@ -259,8 +262,12 @@ def _check_notice(contract: Contract) -> None:
 
 
 def _check_covered_assets(contract: Contract, assets) -> None:
-    """A contract covers assets of its own counterparty only (422 naming `covered_asset_ids`)."""
-    foreign = sorted(a.pk for a in assets if a.counterparty_id != contract.counterparty_id)
+    """A contract covers assets of its own counterparty only (422 naming `covered_asset_ids`). Their
+    counterparties as they are now, under the organization's order, which an asset's move holds:
+    `assets` were read before the transaction, and a move committed since was not seen."""
+    ids = [a.pk for a in assets]
+    others = Asset.objects.filter(pk__in=ids).exclude(counterparty_id=contract.counterparty_id) if ids else None
+    foreign = sorted(others.values_list("pk", flat=True)) if others is not None else []
     if foreign:
         raise Unprocessable(
             "A contract covers only assets of its own counterparty.",

@@ -28,11 +28,17 @@ rule's row), `ledger.services.post_entry`, a breach's acknowledgement and waiver
 settles the breach of a clock it stops). Claims with `SKIP LOCKED` too: each breach scan batch
 reads its candidates' organizations without a lock, holds their order, then claims only their rows
 (`breaches.services._hold_order_of`, `_refresh_batch`); `run_lifecycle`'s steps hold a contract's
-order before claiming it (`contracts.services._lock_if`). Taking it twice in one transaction is
-harmless (PostgreSQL counts it). `locked` is that order and the row's re-read in one call, for
-every update and delete service of a resource (calendars, counterparties, assets, templates,
-contract rules, visit plans too: a PATCH and a DELETE of one took them in opposite orders and
-deadlocked; the visit generator holds a plan's order before it claims the plan).
+order before claiming it (`contracts.services._lock_if`; a lot's expiry, `ledger.services.expire_lot`).
+Taking it twice in one transaction is harmless (PostgreSQL counts it). `locked` is that order and
+the row's re-read in one call, for every update and delete service of a resource (calendars,
+counterparties, assets, templates, contract rules, visit plans too: a PATCH and a DELETE of one
+took them in opposite orders and deadlocked; the visit generator holds a plan's order before it
+claims the plan).
+A row locked *before* the order (a webhook endpoint, the organization's own row) is locked `FOR NO
+KEY UPDATE` (`locked(..., no_key=True)`): a transaction holding the order checks its new rows'
+foreign keys at commit, which takes `FOR KEY SHARE` on the rows they reference (every event names
+its organization, a delivery its endpoint), and a `FOR UPDATE` there made it wait for a writer that
+waited for the order: a deadlock.
 
 **Poke.** After the commit (`transaction.on_commit`), one message per organization goes through
 the channel layer to the group `group_name(organization_id)`: "this organization has new events".
@@ -96,18 +102,19 @@ def hold_order(organization_ids: Iterable[int]) -> None:
             )
 
 
-def locked(rows, instance, *, order: bool = True):
+def locked(rows, instance, *, order: bool = True, no_key: bool = False):
     """`instance`'s row as it is now, locked to the end of the transaction: what a write or a delete
     works on (the view read `instance` before the transaction). Its organization's order first (the
     "Lock order" above) unless `order` is False, for a row whose every writer locks it before its
-    events (a webhook endpoint: the delivery worker does). `rows` is the model or a queryset of it.
+    events (a webhook endpoint: the delivery worker does); such a row is locked with `no_key` (FOR
+    NO KEY UPDATE, "Lock order" above). `rows` is the model or a queryset of it.
 
     Gone meanwhile (a concurrent delete committed first): `NotFound`, the 404 the same request gets
     a moment later; a delete that lost the race so writes no second `*.deleted` event."""
     if order:
         hold_order([instance.organization_id])
     queryset = rows._default_manager.all() if isinstance(rows, type) else rows
-    row = queryset.select_for_update(of=("self",)).filter(pk=instance.pk).first()
+    row = queryset.select_for_update(of=("self",), no_key=no_key).filter(pk=instance.pk).first()
     if row is None:
         raise NotFound()
     return row

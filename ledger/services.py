@@ -253,7 +253,7 @@ def check_overdraw(entry: LedgerEntry, contract: Contract) -> None:
 
 
 def _lock(contract: Contract) -> Contract:
-    return locked(Contract, contract, order=False)  # the callers hold the order (post_entry) or need none
+    return locked(Contract, contract, order=False)  # the callers hold the order (post_entry, expire_lot, handlers)
 
 
 def _book(entry: LedgerEntry, contract: Contract, actor, at: dt.datetime | None = None) -> LedgerEntry:
@@ -693,6 +693,9 @@ def lot_book(contract: Contract, *, as_of: dt.datetime | None = None) -> LotBook
 def expire_lot(lot_id: int, contract_id: int, log=lambda message: None, at=None) -> LedgerEntry | None:
     """Post the expiry of one expired lot's unused remainder, once (None if it was posted already)."""
     with transaction.atomic():
+        # The order before the contract's row (events.feed, "Lock order"): a posting holds it and
+        # then locks the contract, while this would hold the row and wait for it at its event.
+        hold_order(Contract.objects.filter(pk=contract_id).values_list("organization_id", flat=True))
         contract = _lock(Contract(pk=contract_id))
         lot = LedgerEntry.objects.get(pk=lot_id)
         book = replay(contract, as_of=lot.expires_at)

@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from events.feed import hold_order
 from events.services import record_event
 
 from .emails import after_sent, render
@@ -177,7 +178,9 @@ def attempt(delivery: WebhookDelivery, now: dt.datetime) -> Outcome:
 
 
 def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: dt.datetime, actor=None) -> None:
-    """Disable a (locked) endpoint: its pending deliveries fail; a `webhook.disabled` event."""
+    """Disable a (locked) endpoint: its pending deliveries fail; a `webhook.disabled` event.
+    The event order first: a delivery written by an event committing meanwhile fails too."""
+    hold_order([endpoint.organization_id])
     endpoint.active = False
     endpoint.disabled_at = now
     endpoint.disabled_reason = reason[:255]
@@ -214,7 +217,7 @@ def record_outcome(delivery_id: int, token: str, outcome: Outcome, now: dt.datet
                 failing_since=None, updated_at=timezone.now()
             )
         else:
-            endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+            endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=endpoint_id)
         delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id, lease_token=token).first()
         if delivery is None:
             return None

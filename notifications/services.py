@@ -51,7 +51,7 @@ def update_endpoint(*, instance: WebhookEndpoint, actor, data: dict, now: dt.dat
     """Change the URL, description, event types; `active` false disables it (its pending
     deliveries fail), true enables it again (the failure window starts afresh)."""
     now = now or timezone.now()
-    endpoint = locked(WebhookEndpoint, instance, order=False)  # the worker's order: row, then event
+    endpoint = locked(WebhookEndpoint, instance, order=False, no_key=True)  # the worker's order: row, then event
     if "url" in data and data["url"] != endpoint.url:
         check_endpoint_url(data["url"])
     data = dict(data)
@@ -74,7 +74,7 @@ def update_endpoint(*, instance: WebhookEndpoint, actor, data: dict, now: dt.dat
 @transaction.atomic
 def delete_endpoint(*, instance: WebhookEndpoint, actor) -> None:
     """Delete an endpoint and its deliveries (the events stay in the log)."""
-    endpoint = locked(WebhookEndpoint, instance, order=False)  # the worker's order: row, then event
+    endpoint = locked(WebhookEndpoint, instance, order=False, no_key=True)  # the worker's order: row, then event
     record_event(type="webhook.deleted", obj=endpoint, actor=actor, payload=snapshot(endpoint, SNAPSHOT))
     endpoint.delete()
 
@@ -84,7 +84,7 @@ def rotate_secret(*, endpoint: WebhookEndpoint, actor, now: dt.datetime | None =
     """A new secret; the one it replaces keeps signing beside it for 24 hours (a secret older
     than that is dropped at once)."""
     now = now or timezone.now()
-    endpoint = locked(WebhookEndpoint, endpoint, order=False)
+    endpoint = locked(WebhookEndpoint, endpoint, order=False, no_key=True)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
     endpoint.secret = new_secret()
@@ -113,7 +113,7 @@ def ping_endpoint(*, endpoint: WebhookEndpoint, actor, now: dt.datetime | None =
 def redeliver(*, delivery: WebhookDelivery, actor, now: dt.datetime | None = None) -> WebhookDelivery:
     """Send a delivery again, at once, under the same `webhook-id`; the schedule starts afresh."""
     now = now or timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=delivery.endpoint_id).first()
+    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).filter(pk=delivery.endpoint_id).first()
     delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
     if endpoint is None or delivery is None:  # deleted meanwhile (an endpoint takes its deliveries)
         raise NotFound()
@@ -155,7 +155,7 @@ def redeliver_events(
     and not a ping. Events without a delivery get one; a failed delivery starts afresh under its
     `webhook-id`; a delivered or pending one is left as it is. The ids queued, oldest first."""
     now = now or timezone.now()
-    endpoint = locked(WebhookEndpoint, endpoint, order=False)
+    endpoint = locked(WebhookEndpoint, endpoint, order=False, no_key=True)
     if not endpoint.active:
         raise Conflict("The endpoint is disabled: enable it (PATCH active) before redelivering.")
     events = (
@@ -215,7 +215,9 @@ def redeliver_events(
 @transaction.atomic
 def update_notification_settings(*, organization: Organization, actor, data: dict) -> Organization:
     """The organization's `notification_emails` (who hears about breaches and expiring contracts)."""
-    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    # FOR NO KEY UPDATE: every row written under the event order names its organization, and its
+    # foreign-key check at commit would wait for this lock while this waits for the order (events.feed).
+    organization = Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
     changes = apply_changes(organization, data)
     if changes:
         organization.save()

@@ -12,7 +12,7 @@ from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
 from contracts.services import CLOSED
 from contracts.terms import Timeline
-from events.feed import locked
+from events.feed import hold_order, locked
 from events.services import record_event, save_changes, snapshot
 
 from . import matching, recurrence, visits
@@ -25,8 +25,32 @@ PLAN_FIELDS = [
 ]  # fmt: skip
 
 
+def _check_named(organization_id: int, criteria) -> None:
+    """What the criteria name by id still exists (a 422 on the value, the serializer's words). Read
+    under the organization's order, which a delete holds while it looks for the rules naming its row
+    (`rules_naming`): the serializer read them before this transaction, and a rule written meanwhile
+    named a row deleted under it."""
+    errors = {}
+    for n, criterion in enumerate(criteria or []):
+        field = criterion.get("field")
+        model = matching.ID_FIELDS.get(field) or (Contract if field == "location" else None)
+        if model is None:
+            continue
+        value = criterion.get("value")
+        values = value if isinstance(value, list) else [value]
+        found = set(model.objects.filter(organization_id=organization_id, pk__in=values).values_list("pk", flat=True))
+        missing = [pk for pk in values if pk not in found]
+        if missing:
+            name = model._meta.verbose_name.capitalize()
+            errors[f"criteria[{n}].value"] = [f"{name} {pk} does not exist." for pk in missing]
+    if errors:
+        raise Unprocessable(f"Invalid contract rule: {', '.join(errors)}.", errors)
+
+
 @transaction.atomic
 def create_contract_rule(*, organization, actor, data: dict) -> ContractRule:
+    hold_order([organization.pk])  # before `_check_named` (and before the row's event, as ever)
+    _check_named(organization.pk, data.get("criteria"))
     rule = ContractRule.objects.create(organization=organization, **data)
     record_event(type="contract_rule.created", obj=rule, actor=actor, payload=snapshot(rule, RULE_FIELDS))
     return rule
@@ -34,7 +58,9 @@ def create_contract_rule(*, organization, actor, data: dict) -> ContractRule:
 
 @transaction.atomic
 def update_contract_rule(*, instance: ContractRule, actor, data: dict) -> ContractRule:
-    rule = locked(ContractRule, instance)
+    rule = locked(ContractRule, instance)  # the order first, then `_check_named`
+    if "criteria" in data:
+        _check_named(rule.organization_id, data["criteria"])
     return save_changes(rule, data, actor=actor, event_type="contract_rule.updated")
 
 

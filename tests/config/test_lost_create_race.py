@@ -96,3 +96,26 @@ def test_graphql_is_told_the_winner_as_rest_is(org, api):
         "kind": "INVALID",
         "fields": [{"path": "reference", "messages": [f"Already used by contract {winner.pk}."]}],
     }
+
+
+def test_graphql_is_told_a_deleted_counterparty_does_not_exist_as_rest_is(org, api):
+    """The mutation ran the REST endpoint inside a transaction of its own, so the foreign key was
+    checked at that transaction's commit, after the endpoint had answered: "Internal server error."."""
+    party = baker.make(Counterparty, organization=org)
+    query = (
+        'mutation { createContract(input: {reference: "R-1", name: "x", contractType: "service_contract", '
+        f'counterpartyId: {party.pk}, counterpartyRole: "customer", startDate: "2027-01-01", '
+        'expiryDate: "2027-12-31"}) { ... on OperationError { kind fields { path messages } } } }'
+    )
+
+    def delete_party():
+        Counterparty.objects.filter(pk=party.pk).delete()
+        return party
+
+    _, response = race(api("manager"), "post", "/api/graphql", {"query": query}, delete_party)
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["createContract"] == {
+        "kind": "INVALID",
+        "fields": [{"path": "counterpartyId", "messages": [f"Counterparty {party.pk} does not exist."]}],
+    }
+    assert not Contract.objects.exists()
