@@ -69,3 +69,54 @@ def test_every_screen_answers_a_superuser_and_a_staff_user_who_may_only_view(dem
                 assert LogEntry.objects.count() == logged, base
         walked.append(opts.label)
     assert {"workorders.ContractRule", "contracts.Contract", "tenancy.Membership", "auth.User"} <= set(walked)
+
+
+def test_a_staff_user_who_may_change_users_does_not_give_powers(demo):
+    # Found as a staff user with the permission to change users (to help a tenant's people): ticking
+    # "Superuser status" on their own page made them a superuser; they could also give themselves
+    # any permission, directly or through a group, and set a superuser's password.
+    from django.contrib.auth.models import Group
+
+    from tests.admin_forms import form_values
+
+    me = staff("staff-users", "view_user", "change_user", "delete_user", "view_group", "change_group")
+    client = client_of(me)
+    every = [str(pk) for pk in Permission.objects.values_list("pk", flat=True)]
+    own = f"/admin/auth/user/{me.pk}/change/"
+    powers = {"is_superuser": "on", "user_permissions": every}
+    response = client.post(own, {**form_values(client, own), **powers, "email": "me@example.com"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    me = User.objects.get(pk=me.pk)
+    assert me.email == "me@example.com"  # their own details are theirs to change
+    assert not me.is_superuser and me.user_permissions.count() == 5
+    assert not {"is_superuser", "is_staff", "user_permissions", "groups"} & set(form_values(client, own))
+
+    group = Group.objects.create(name="Operators")
+    me.groups.add(group)
+    url = f"/admin/auth/group/{group.pk}/change/"
+    assert client.post(url, {**form_values(client, url), "permissions": every}).status_code == 302
+    assert not group.permissions.exists()
+
+    superuser = User.objects.get(username="demo-admin")
+    for page in ("change", "password", "delete"):
+        assert client.post(f"/admin/auth/user/{superuser.pk}/{page}/", {"post": "yes"}).status_code == 403, page
+    assert client.get(f"/admin/auth/user/{superuser.pk}/change/").status_code == 200  # shown, not changed
+    assert User.objects.get(pk=superuser.pk).password == superuser.password
+
+    tenant = User.objects.get(username="demo-viewer")  # a tenant's person, not staff
+    url = f"/admin/auth/user/{tenant.pk}/change/"
+    response = client.post(url, {**form_values(client, url), "email": "viewer@example.com", "is_staff": "on"})
+    assert response.status_code == 302
+    tenant = User.objects.get(pk=tenant.pk)
+    assert tenant.email == "viewer@example.com" and not tenant.is_staff
+
+
+def test_a_superuser_still_gives_powers(demo):
+    from tests.admin_forms import form_values
+
+    client = client_of(User.objects.get(username="demo-admin"))
+    tenant = User.objects.get(username="demo-viewer")
+    url = f"/admin/auth/user/{tenant.pk}/change/"
+    response = client.post(url, {**form_values(client, url), "is_staff": "on"})
+    assert response.status_code == 302
+    assert User.objects.get(pk=tenant.pk).is_staff
