@@ -81,6 +81,12 @@ class MembershipAdmin(TypedKeys, admin.ModelAdmin):
     list_select_related = ["user", "organization"]
     autocomplete_fields = ["user"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Whom a membership is for and where do not change, as on the organization's page: remove it,
+        # add another. Moved here, the old user's cached membership (tenancy.auth) was never dropped.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "user", "organization"] if obj is not None else fields
+
 
 @admin.register(ExternalIdentity)
 class ExternalIdentityAdmin(admin.ModelAdmin):

@@ -120,3 +120,28 @@ def test_a_superuser_still_gives_powers(demo):
     response = client.post(url, {**form_values(client, url), "is_staff": "on"})
     assert response.status_code == 302
     assert User.objects.get(pk=tenant.pk).is_staff
+
+
+def test_a_membership_stays_with_its_user_and_organization(demo):
+    # Found on a membership's page: its user and organization could be changed, which the
+    # organization's page refuses (remove it, add another); the old user's cached membership
+    # (tenancy.auth) was not dropped, so their tokens kept the role after the move.
+    from tenancy.models import Membership, Organization
+    from tests.admin_forms import form_values
+
+    client = client_of(User.objects.get(username="demo-admin"))
+    membership = Membership.objects.select_related("user", "organization").get(user__username="demo-viewer")
+    other_user = User.objects.create_user(username="someone-else", password="x")
+    other_org = Organization.objects.exclude(pk=membership.organization_id).first()
+    url = f"/admin/tenancy/membership/{membership.pk}/change/"
+    values = form_values(client, url)
+    response = client.post(url, {**values, "user": other_user.pk, "organization": other_org.pk, "role": "operator"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    membership.refresh_from_db()
+    assert (membership.user_id, membership.organization_id, membership.role) == (
+        User.objects.get(username="demo-viewer").pk,
+        Organization.objects.get(slug="demo").pk,
+        "operator",
+    )
+    add = form_values(client, "/admin/tenancy/membership/add/")
+    assert {"user", "organization"} <= set(add)  # chosen when the membership is made
