@@ -145,3 +145,37 @@ def test_a_membership_stays_with_its_user_and_organization(demo):
     )
     add = form_values(client, "/admin/tenancy/membership/add/")
     assert {"user", "organization"} <= set(add)  # chosen when the membership is made
+
+
+def test_a_work_order_s_page_reads_its_clocks_rules_in_one_query(demo):
+    # Found counting the queries of every page: each SLA clock row of a work order's page looked
+    # its rule up (a job has a clock per rule, one more per rule version after an amendment).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from slas.models import SlaRule
+    from workorders.models import SlaClock, WorkOrder
+
+    client = client_of(User.objects.get(username="demo-admin"))
+    clock = SlaClock.objects.select_related("rule", "work_order").order_by("pk").first()
+    url = f"/admin/workorders/workorder/{clock.work_order_id}/change/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    queries()  # the first request also fills caches
+    before = queries()
+    for n in range(4):
+        rule = SlaRule.objects.get(pk=clock.rule_id)
+        rule.pk, rule.name, rule.previous_version_id, rule.first_version_id = None, f"Version {n}", None, None
+        rule.save()
+        SlaClock.objects.create(
+            organization_id=clock.organization_id, work_order=clock.work_order, rule=rule, metric=clock.metric,
+            target_minutes=clock.target_minutes, started_at=clock.started_at,
+        )  # fmt: skip
+    assert WorkOrder.objects.get(pk=clock.work_order_id).sla_clocks.count() >= 5
+    page = client.get(url).content.decode()
+    assert "Version 3" in page
+    assert queries() == before

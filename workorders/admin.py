@@ -43,6 +43,9 @@ class ClockInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("rule")  # each row shows its rule: one query
+
 
 @admin.register(WorkOrder)
 class WorkOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
