@@ -179,3 +179,36 @@ def test_a_work_order_s_page_reads_its_clocks_rules_in_one_query(demo):
     page = client.get(url).content.decode()
     assert "Version 3" in page
     assert queries() == before
+
+
+def _forward_references(model, names) -> set[str]:
+    fields = {f.name: f for f in model._meta.get_fields() if getattr(f, "many_to_one", False) or f.one_to_one}
+    return {name for name in names if isinstance(name, str) and name in fields and not fields[name].auto_created}
+
+
+def test_no_list_reads_a_row_s_reference_per_row(demo):
+    # Every list's shown references are read with its rows (a column `list_select_related` leaves
+    # out is one query per row), and no list with rows repeats a query beyond Django's two counts.
+    import collections
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reports.models import SlaOverview
+
+    client = client_of(User.objects.get(username="demo-admin"))
+    for model, model_admin in admin.site._registry.items():
+        chosen = model_admin.list_select_related
+        if isinstance(chosen, list | tuple):
+            covered = {path.split("__")[0] for path in chosen}
+            missing = _forward_references(model, model_admin.list_display) - covered
+            assert not missing, (model._meta.label, missing)
+        if model is SlaOverview:
+            continue  # a dashboard, not a list: its three burn-downs read their ledgers (BURN_DOWNS)
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        client.get(url)  # caches filled
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        shapes = collections.Counter(re.sub(r"\b\d+\b|'[^']*'", "?", q["sql"]) for q in captured.captured_queries)
+        repeated = {sql: n for sql, n in shapes.items() if n > 1 and not sql.startswith("SELECT COUNT(*)")}
+        assert not repeated, (url, repeated)
