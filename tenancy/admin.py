@@ -6,7 +6,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
+from django.db import models
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from config.admin_forms import TypedKeys, one_line
 
@@ -128,6 +130,22 @@ def within_reach(staff_user, user) -> bool:
     )
 
 
+def records_naming(users) -> list[str]:
+    """What names these users and would lose the name with them (every SET_NULL reference)."""
+    found = []
+    for relation in User._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and not relation.concrete and relation.on_delete is models.SET_NULL):
+            continue
+        count = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": users}).count()
+        if count:
+            plural = capfirst(relation.related_model._meta.verbose_name_plural)
+            found.append(
+                f"{plural} naming the user as {relation.field.verbose_name}: {count} "
+                "(untick “Active” instead: the account ends and the records keep its name)"
+            )
+    return found
+
+
 class UserWithTokensAdmin(UserAdmin):
     """Django's user admin, saying that a password set here revokes the user's API tokens (found by
     the eleventh round's admin sweep: the page said only "Password changed successfully"), and
@@ -145,6 +163,13 @@ class UserWithTokensAdmin(UserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and within_reach(request.user, obj)
+
+    def get_deleted_objects(self, objs, request):
+        """Django's, with the records that name the user (an event's actor, who waived a breach,
+        who posted hours) as protected: deleting the user blanked them in the audit trail and the
+        contractual record (SET_NULL), where only the approvals were protected. Deactivating keeps them."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, [*protected, *records_naming(objs)]
 
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)

@@ -212,3 +212,29 @@ def test_no_list_reads_a_row_s_reference_per_row(demo):
         shapes = collections.Counter(re.sub(r"\b\d+\b|'[^']*'", "?", q["sql"]) for q in captured.captured_queries)
         repeated = {sql: n for sql, n in shapes.items() if n > 1 and not sql.startswith("SELECT COUNT(*)")}
         assert not repeated, (url, repeated)
+
+
+def test_a_user_named_by_the_record_is_not_deleted_out_of_it(demo):
+    # Found deleting a user who had left: the page listed their memberships only, and the delete
+    # blanked them from every event they caused, every breach they waived and every posting they
+    # made (SET_NULL): the audit trail then said "system". Deactivating the account keeps the name.
+    from breaches.models import Breach
+    from events.models import Event
+
+    client = client_of(User.objects.get(username="demo-admin"))
+    leaver = User.objects.create_user(username="leaver", password="x")
+    event = Event.objects.order_by("pk").first()
+    Event.objects.filter(pk=event.pk).update(actor=leaver)
+    Breach.objects.filter(pk=Breach.objects.order_by("pk").first().pk).update(waived_by=leaver)
+    url = f"/admin/auth/user/{leaver.pk}/delete/"
+    page = client.get(url).content.decode()
+    assert "would require deleting the following protected related objects" in page
+    assert "Events naming the user as actor: 1" in page and "Breaches naming the user as waived by: 1" in page
+    assert client.post(url, {"post": "yes"}).status_code == 200
+    bulk = {"action": "delete_selected", "_selected_action": [leaver.pk], "post": "yes"}
+    assert client.post("/admin/auth/user/", bulk).status_code == 200
+    assert Event.objects.get(pk=event.pk).actor_id == leaver.pk
+
+    newcomer = User.objects.create_user(username="newcomer", password="x")  # named by nothing yet
+    assert client.post(f"/admin/auth/user/{newcomer.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not User.objects.filter(pk=newcomer.pk).exists()
