@@ -16,6 +16,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from config.admin_forms import (
     ApiCheckedForm,
+    OrderedChoices,
     OrganizationFixedOnChange,
     ReasonForm,
     ServiceDeletesAndActions,
@@ -57,8 +58,9 @@ class CounterpartyForm(ApiCheckedForm):
 
 
 @admin.register(Counterparty)
-class CounterpartyAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class CounterpartyAdmin(OrderedChoices, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = CounterpartyForm
+    choices_ordering = ("name", "pk")
     list_display = ["name", "kind", "reference", "organization", "source", "source_id", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "reference", "email", "source_id"]
@@ -98,10 +100,11 @@ class AssetForm(ApiCheckedForm):
 
 
 @admin.register(Asset)
-class AssetAdmin(TypedKeys, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class AssetAdmin(OrderedChoices, TypedKeys, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
 
     form = AssetForm
+    choices_ordering = ("name", "pk")
     list_display = ["name", "kind", "serial_number", "counterparty", "site", "organization", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "serial_number", "site", "counterparty__name", "source_id"]
@@ -279,8 +282,9 @@ class ContractForm(ApiCheckedForm, PlanCheckedForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
+class ContractAdmin(OrderedChoices, TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
     form = ContractForm
+    choices_ordering = ("reference", "pk")
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
     # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).

@@ -238,3 +238,32 @@ def test_a_user_named_by_the_record_is_not_deleted_out_of_it(demo):
     newcomer = User.objects.create_user(username="newcomer", password="x")  # named by nothing yet
     assert client.post(f"/admin/auth/user/{newcomer.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not User.objects.filter(pk=newcomer.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "app_label, model_name, field_name",
+    [("contracts", "contract", "counterparty"), ("workorders", "visitplan", "contract")],
+)
+def test_an_autocomplete_lists_its_choices_in_order_across_its_pages(demo, app_label, model_name, field_name):
+    # Found choosing a counterparty among many on a contract's page: the select's choices came in
+    # the table's order (none: PostgreSQL may repeat or skip rows between the pages of 20).
+    import json
+
+    from contracts.services import create_contract, create_counterparty
+    from tenancy.models import Organization
+
+    organization = Organization.objects.get(slug="demo")
+    for n in range(25):  # made in the reverse of their order
+        counterparty = create_counterparty(
+            organization=organization, actor=None, data={"name": f"Zz {99 - n:02d}", "kind": "customer"}
+        )
+        data = {"reference": f"ZZ-{99 - n:02d}", "name": "Zz", "counterparty": counterparty, "contract_type": "service"}
+        create_contract(organization=organization, actor=None, data=data)
+    client = client_of(User.objects.get(username="demo-admin"))
+    shown = []
+    for page in (1, 2):  # 20 a page
+        query = {"app_label": app_label, "model_name": model_name, "field_name": field_name, "term": "zz", "page": page}
+        response = client.get("/admin/autocomplete/", query)
+        assert response.status_code == 200
+        shown += [row["text"] for row in json.loads(response.content)["results"]]
+    assert len(shown) == 25 and shown == sorted(shown)
