@@ -9,6 +9,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import NestedObjects
 from django.core.exceptions import PermissionDenied
 from django.db import router
+from django.http import Http404
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
@@ -429,6 +430,10 @@ class ContractAdmin(OrderedChoices, TypedKeys, ServiceDeletesAndActions, FSMAdmi
         obj = self.get_object(request, object_id)
         if obj is not None and not self.has_change_permission(request, obj):
             raise PermissionDenied
+        # A name in the URL that is no staff transition (`foo`, `give_notice`) was a 500 (django-fsm
+        # raises AttributeError); the clock's own transitions (activate, expire) are no page either.
+        if obj is not None and transition_name not in TRANSITION_SERVICES:
+            raise Http404(f"{transition_name} is not an action staff can take.")
         return super().fsm_transition_view(request, object_id, transition_name, **kwargs)
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):

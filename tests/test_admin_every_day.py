@@ -267,3 +267,18 @@ def test_an_autocomplete_lists_its_choices_in_order_across_its_pages(demo, app_l
         assert response.status_code == 200
         shown += [row["text"] for row in json.loads(response.content)["results"]]
     assert len(shown) == 25 and shown == sorted(shown)
+
+
+@pytest.mark.parametrize("name", ["foo", "give_notice", "activate", "__class__"])
+def test_a_transition_page_for_no_staff_transition_is_a_404(demo, name):
+    # Found editing a transition page's URL: a name that is no transition (or a method that is
+    # none, `give_notice`) was a 500 from django-fsm's page.
+    from contracts.models import Contract
+
+    contract = Contract.objects.filter(status="draft").order_by("pk").first()
+    client = client_of(User.objects.get(username="demo-admin"))
+    url = f"/admin/contracts/contract/{contract.pk}/transition/{name}/"
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"reason": "x"}).status_code == 404
+    assert Contract.objects.get(pk=contract.pk).status == "draft"
+    assert client.get(f"/admin/contracts/contract/{contract.pk}/transition/reject/").status_code == 200  # a staff one
