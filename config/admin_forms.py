@@ -348,3 +348,16 @@ class TypedKeys:
             kwargs["widget"] = TypedAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
         kwargs.setdefault("form_class", TypedModelMultipleChoiceField)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class OrderedChoices:
+    """An admin that other admins' autocomplete selects search: their results in `choices_ordering`.
+    Django pages them 20 at a time from the admin's queryset, which for a model without an order
+    came in none (found choosing a counterparty among many: the list was in no order a person can
+    scan, and PostgreSQL may repeat or skip rows between pages). A list page orders its own rows."""
+
+    choices_ordering: tuple[str, ...] = ("pk",)
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return (queryset if queryset.ordered else queryset.order_by(*self.choices_ordering)), may_have_duplicates

@@ -9,6 +9,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import NestedObjects
 from django.core.exceptions import PermissionDenied
 from django.db import router
+from django.http import Http404
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
@@ -16,6 +17,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from config.admin_forms import (
     ApiCheckedForm,
+    OrderedChoices,
     OrganizationFixedOnChange,
     ReasonForm,
     ServiceDeletesAndActions,
@@ -57,8 +59,9 @@ class CounterpartyForm(ApiCheckedForm):
 
 
 @admin.register(Counterparty)
-class CounterpartyAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class CounterpartyAdmin(OrderedChoices, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = CounterpartyForm
+    choices_ordering = ("name", "pk")
     list_display = ["name", "kind", "reference", "organization", "source", "source_id", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "reference", "email", "source_id"]
@@ -98,10 +101,11 @@ class AssetForm(ApiCheckedForm):
 
 
 @admin.register(Asset)
-class AssetAdmin(TypedKeys, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class AssetAdmin(OrderedChoices, TypedKeys, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     """Equipment and sites (issue 13); writes go through `contracts.assets` (events, rules)."""
 
     form = AssetForm
+    choices_ordering = ("name", "pk")
     list_display = ["name", "kind", "serial_number", "counterparty", "site", "organization", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "serial_number", "site", "counterparty__name", "source_id"]
@@ -279,8 +283,9 @@ class ContractForm(ApiCheckedForm, PlanCheckedForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
+class ContractAdmin(OrderedChoices, TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.ModelAdmin):
     form = ContractForm
+    choices_ordering = ("reference", "pk")
     fsm_fields = ["status"]
     fsm_forms = {"reject": ReasonForm, "suspend": ReasonForm, "terminate": ReasonForm, "approve": CommentForm}
     # Seven columns: readable on a 1366 px screen (role, type and organization are list filters).
@@ -425,6 +430,10 @@ class ContractAdmin(TypedKeys, ServiceDeletesAndActions, FSMAdminMixin, admin.Mo
         obj = self.get_object(request, object_id)
         if obj is not None and not self.has_change_permission(request, obj):
             raise PermissionDenied
+        # A name in the URL that is no staff transition (`foo`, `give_notice`) was a 500 (django-fsm
+        # raises AttributeError); the clock's own transitions (activate, expire) are no page either.
+        if obj is not None and transition_name not in TRANSITION_SERVICES:
+            raise Http404(f"{transition_name} is not an action staff can take.")
         return super().fsm_transition_view(request, object_id, transition_name, **kwargs)
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):

@@ -1,6 +1,12 @@
 from django.contrib import admin, messages
 
-from config.admin_forms import ApiCheckedForm, OrganizationFixedOnChange, ServiceDeletesAndActions, default_when_blank
+from config.admin_forms import (
+    ApiCheckedForm,
+    OrderedChoices,
+    OrganizationFixedOnChange,
+    ServiceDeletesAndActions,
+    default_when_blank,
+)
 from config.errors import DomainError
 
 from . import services
@@ -20,8 +26,9 @@ class CalendarForm(ApiCheckedForm):
 
 
 @admin.register(Calendar)
-class CalendarAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class CalendarAdmin(OrderedChoices, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = CalendarForm
+    choices_ordering = ("name", "pk")
     list_display = ["name", "time_zone", "holiday_country", "holiday_subdivision", "organization", "updated_at"]
     list_filter = ["time_zone", "holiday_country", "organization"]
     search_fields = ["name"]
