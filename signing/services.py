@@ -133,8 +133,11 @@ class Refusal(Exception):
     status: int = 410
 
 
-def open_request(token: str, *, now: dt.datetime | None = None, for_update: bool = False) -> SignatureRequest:
-    """The pending request of a token, with its contract; else a `Refusal` saying why not."""
+def open_request(
+    token: str, *, now: dt.datetime | None = None, for_update: bool = False, current_hash: str | None = None
+) -> SignatureRequest:
+    """The pending request of a token, with its contract; else a `Refusal` saying why not.
+    `current_hash`: the contract's terms hash, when the caller has it (as for `void_reason`)."""
     now = now or timezone.now()
     requests = SignatureRequest.objects.select_related("contract__counterparty", "contract__organization")
     if for_update:
@@ -155,7 +158,7 @@ def open_request(token: str, *, now: dt.datetime | None = None, for_update: bool
     if request.status == SignatureRequest.Status.EXPIRED or now >= request.expires_at:
         raise Refusal("Link expired", f"This link expired on {request.expires_at:%Y-%m-%d %H:%M} UTC. "
                       "Ask the sender for a new one.")  # fmt: skip
-    reason = void_reason(request, request.contract)
+    reason = void_reason(request, request.contract, current_hash)
     if reason:
         raise Refusal("Link no longer valid", f"{reason} Ask the sender for a new link.")
     return request
@@ -178,9 +181,13 @@ def decide(
     """Record the signer's decision once. The terms hash shown on the page must still be the
     current one (else the terms changed while the page was open: void)."""
     now = now or timezone.now()
-    request = open_request(token, now=now, for_update=True)
+    request = open_request(token, now=now)
     contract = contract_services._locked(request.contract)
     current = terms_hash(contract)
+    # Checked again under the contract's lock (and the order before the request's row): a rejection,
+    # a new round or another decision on the link may have committed while this waited for it.
+    request = open_request(token, now=now, for_update=True, current_hash=current)
+    request.contract = contract
     if shown_terms_hash != current:
         raise Refusal("Terms changed", "The terms changed while the page was open, so this decision was not "
                       "recorded. Ask the sender for a new link.", 409)  # fmt: skip
