@@ -255,8 +255,13 @@ class ContractTemplateAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions,
         services.delete_template(instance=obj, actor=request.user)
 
     def has_instantiate_permission(self, request):
-        """Instantiating a template adds a contract: it takes the permission to add contracts."""
-        return request.user.has_perm(f"contracts.{get_permission_codename('add', Contract._meta)}")
+        """Instantiating a template adds a contract: it takes the permission to add contracts, and to
+        view counterparties, which its form lists to choose from (as the contract's own page asks
+        before its counterparty field finds any)."""
+        user = request.user
+        return user.has_perm(f"contracts.{get_permission_codename('add', Contract._meta)}") and (
+            self.admin_site._registry[Counterparty].has_view_permission(request)
+        )
 
     @admin.action(description="Instantiate: make a draft contract from the template…", permissions=["instantiate"])
     def instantiate(self, request, queryset):

@@ -26,7 +26,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages as admin_messages
 from django.contrib.admin import helpers
-from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple, ForeignKeyRawIdWidget
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
@@ -348,6 +348,34 @@ class TypedKeys:
             kwargs["widget"] = TypedAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
         kwargs.setdefault("form_class", TypedModelMultipleChoiceField)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class _NamedIfViewable(ForeignKeyRawIdWidget):
+    """Django's raw-id widget names the chosen object beside its id, for any staff user who may
+    edit the field; this one only when that user may view the object's model (`may_view`)."""
+
+    def __init__(self, *args, may_view: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.may_view = may_view
+
+    def label_and_url_for_value(self, value):
+        return super().label_and_url_for_value(value) if self.may_view else ("", "")
+
+
+class ViewableRawIds:
+    """A ModelAdmin whose `raw_id_fields` show the chosen object's name (and link) only to a staff
+    user who may view its model, as its lookup list and an autocomplete already ask (found by the
+    admin sweep: a rule's or a posting's page named contracts and calendars to a user who may not
+    view them); the id alone otherwise."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.raw_id_fields:
+            related = self.admin_site._registry.get(db_field.remote_field.model)
+            may_view = related is not None and related.has_view_permission(request)
+            kwargs["widget"] = _NamedIfViewable(
+                db_field.remote_field, self.admin_site, using=kwargs.get("using"), may_view=may_view
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class OrderedChoices:

@@ -11,7 +11,7 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_forms import ApiCheckedForm, default_when_blank
+from config.admin_forms import ApiCheckedForm, ViewableRawIds, default_when_blank
 from config.errors import DomainError
 from contracts.admin import ContractAdmin
 from contracts.models import Contract
@@ -67,7 +67,7 @@ class PostingForm(ApiCheckedForm):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ViewableRawIds, admin.ModelAdmin):
     form = PostingForm
     list_display = [
         "id", "contract", "entry_type", "reason_code", "hours", "charged_hours", "amount", "currency", "occurred_at",

@@ -6,6 +6,7 @@ from django.db import transaction
 from config.admin_forms import ServiceDeletesAndActions, flat_errors, one_line
 from config.errors import DomainError, Unprocessable
 from events.admin import ReadOnlyAdminMixin
+from events.feed import hold_order
 from tenancy.admin import OrganizationAdmin, OrganizationForm
 from tenancy.models import Organization
 
@@ -237,6 +238,10 @@ class OrganizationWithNotificationsAdmin(OrganizationAdmin):
         # The addresses through the service (its `organization.updated` event, when they changed),
         # the other fields as before (the organization has no service of its own).
         emails = obj.notification_emails
+        if change:
+            # The order before the row (events.feed, "Lock order"): a slug rename locks the row as FOR
+            # UPDATE does, and a transaction holding the order checks its events' key to it at commit.
+            hold_order([obj.pk])
         obj.notification_emails = Organization.objects.get(pk=obj.pk).notification_emails if change else []
         super().save_model(request, obj, form, change)
         updated = services.update_notification_settings(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -72,6 +73,30 @@ def current_status(
     if void_reason(request, request.contract, current_hash):
         return SignatureRequest.Status.VOID
     return request.status
+
+
+def with_current_status(requests, status: str, now: dt.datetime | None = None):
+    """`requests` narrowed to those whose `current_status` is `status`, as one SQL filter. Only the
+    terms' hash is not SQL: it is read once per contract that still waits for a live request's
+    round (the rest are void or expired by their columns alone)."""
+    Status = SignatureRequest.Status
+    if status in (Status.ACCEPTED, Status.REJECTED):
+        return requests.filter(status=status)
+    now = now or timezone.now()
+    pending = Q(status=Status.PENDING)
+    unexpired = pending & Q(expires_at__gt=now)
+    if status == Status.EXPIRED:
+        return requests.filter(Q(status=Status.EXPIRED) | (pending & Q(expires_at__lte=now)))
+    waiting = unexpired & Q(
+        contract__status=Contract.Status.PENDING_APPROVAL, contract__approval_round=F("approval_round")
+    )
+    contracts = Contract.objects.filter(pk__in=requests.filter(waiting).values("contract_id"))
+    live = Q(pk__in=[])
+    for contract in contracts.select_related("counterparty"):
+        live |= Q(contract_id=contract.pk, terms_hash=terms_hash(contract))
+    if status == Status.PENDING:
+        return requests.filter(waiting & live)
+    return requests.filter(Q(status=Status.VOID) | (unexpired & ~(waiting & live)))
 
 
 def link_token(nonce: str) -> str:
@@ -133,8 +158,11 @@ class Refusal(Exception):
     status: int = 410
 
 
-def open_request(token: str, *, now: dt.datetime | None = None, for_update: bool = False) -> SignatureRequest:
-    """The pending request of a token, with its contract; else a `Refusal` saying why not."""
+def open_request(
+    token: str, *, now: dt.datetime | None = None, for_update: bool = False, current_hash: str | None = None
+) -> SignatureRequest:
+    """The pending request of a token, with its contract; else a `Refusal` saying why not.
+    `current_hash`: the contract's terms hash, when the caller has it (as for `void_reason`)."""
     now = now or timezone.now()
     requests = SignatureRequest.objects.select_related("contract__counterparty", "contract__organization")
     if for_update:
@@ -155,7 +183,7 @@ def open_request(token: str, *, now: dt.datetime | None = None, for_update: bool
     if request.status == SignatureRequest.Status.EXPIRED or now >= request.expires_at:
         raise Refusal("Link expired", f"This link expired on {request.expires_at:%Y-%m-%d %H:%M} UTC. "
                       "Ask the sender for a new one.")  # fmt: skip
-    reason = void_reason(request, request.contract)
+    reason = void_reason(request, request.contract, current_hash)
     if reason:
         raise Refusal("Link no longer valid", f"{reason} Ask the sender for a new link.")
     return request
@@ -178,9 +206,13 @@ def decide(
     """Record the signer's decision once. The terms hash shown on the page must still be the
     current one (else the terms changed while the page was open: void)."""
     now = now or timezone.now()
-    request = open_request(token, now=now, for_update=True)
+    request = open_request(token, now=now)
     contract = contract_services._locked(request.contract)
     current = terms_hash(contract)
+    # Checked again under the contract's lock (and the order before the request's row): a rejection,
+    # a new round or another decision on the link may have committed while this waited for it.
+    request = open_request(token, now=now, for_update=True, current_hash=current)
+    request.contract = contract
     if shown_terms_hash != current:
         raise Refusal("Terms changed", "The terms changed while the page was open, so this decision was not "
                       "recorded. Ask the sender for a new link.", 409)  # fmt: skip

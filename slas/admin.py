@@ -5,6 +5,7 @@ from config.admin_forms import (
     OrderedChoices,
     OrganizationFixedOnChange,
     ServiceDeletesAndActions,
+    ViewableRawIds,
     default_when_blank,
 )
 from config.errors import DomainError
@@ -76,7 +77,7 @@ class SlaRuleForm(ApiCheckedForm):
 
 
 @admin.register(SlaRule)
-class SlaRuleAdmin(OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
+class SlaRuleAdmin(ViewableRawIds, OrganizationFixedOnChange, ServiceDeletesAndActions, admin.ModelAdmin):
     form = SlaRuleForm
     list_display = [
         "name",
