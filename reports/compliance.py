@@ -26,7 +26,8 @@ group:
   closed period's figures never move. `waived`: how many breaches were waived in the row's period
   (whichever period their clocks were decided or settled in);
 - `open_at_end`: clocks started before the end of the row's period (the month or week of the
-  row when grouped by time, else the report's `to`) and not decided by then.
+  row when grouped by time, else the report's `to`) and not decided by then, nor cancelled by then
+  (a clock cancelled later was open at that end: its `sla_clock.stopped` event dates it).
 
 Every figure comes from one aggregate query over the decided clocks, one over the settled
 breaches and one over the waivers (penalties as one conditional sum per currency the
@@ -43,11 +44,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
+from django.db.models import Avg, Case, Count, DateTimeField, F, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Least, TruncMonth, TruncWeek
 from django.db.models.lookups import LessThan, LessThanOrEqual
 
 from breaches.models import Breach
+from events.models import Event
 from tenancy.currencies import quantize
 from workorders.models import SlaClock
 
@@ -446,8 +448,25 @@ def _empty(query: ComplianceQuery, group: tuple) -> dict:
     return entry
 
 
+def cancelled_at():
+    """When a cancelled clock stopped counting: its last `sla_clock.stopped` event (the clock stores
+    no such instant; every cancellation writes one, `workorders.services`). NULL for any other clock,
+    or without an event. The event's instant is when the cancellation was known, so a closed
+    period's count of open clocks keeps its answer."""
+    stops = Event.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        object_type=SlaClock._meta.model_name,
+        object_id=OuterRef("pk"),
+        type="sla_clock.stopped",
+    ).order_by("-id")
+    return Case(When(state=S.CANCELLED, then=Subquery(stops.values("occurred_at")[:1])), default=None)
+
+
 def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
-    """Clocks started before each period's end and not decided by then, in one grouped query."""
+    """Clocks started before each period's end and not decided by then, in one grouped query. A
+    cancelled clock never decided (cancelled within its target) was open until it was cancelled:
+    before, it was in no period's count, so a period's answer dropped it when the job was cancelled
+    or left the rule's band after the period's end."""
     time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
     ends = period_buckets(query, time_key) if time_key else [(None, query.start, query.end)]
     plain_keys = tuple(key for key in query.group_by if key not in TIME_GROUPS)
@@ -455,13 +474,16 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
     names, annotations = _keys(plain)
     counts = {
         f"open_{index}": Count(
-            "id", filter=Q(started_at__lt=end) & (Q(decided_at__isnull=True) | Q(decided_at__gte=end))
+            "id", filter=Q(started_at__lt=end) & (Q(open_until__isnull=True) | Q(open_until__gte=end))
         )
         for index, (_, _, end) in enumerate(ends)
     }
     open_rows = (
-        clocks.exclude(state=S.CANCELLED, decided_at__isnull=True)  # a cancelled clock counts once breached
-        .filter(started_at__lt=ends[-1][2])
+        clocks.filter(started_at__lt=ends[-1][2])
+        .alias(cancelled_at=cancelled_at())
+        # Open until decided; a cancelled clock never decided, until cancelled (none known: never).
+        .exclude(state=S.CANCELLED, decided_at__isnull=True, cancelled_at__isnull=True)
+        .alias(open_until=Case(When(decided_at__isnull=True, then=F("cancelled_at")), default=F("decided_at")))
         .annotate(**annotations)
         .values(*names)
         .annotate(**counts)
