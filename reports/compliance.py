@@ -448,25 +448,9 @@ def _empty(query: ComplianceQuery, group: tuple) -> dict:
     return entry
 
 
-def cancelled_at():
-    """When a cancelled clock stopped counting: its last `sla_clock.stopped` event (the clock stores
-    no such instant; every cancellation writes one, `workorders.services`). NULL for any other clock,
-    or without an event. The event's instant is when the cancellation was known, so a closed
-    period's count of open clocks keeps its answer."""
-    stops = Event.objects.filter(
-        organization_id=OuterRef("organization_id"),
-        object_type=SlaClock._meta.model_name,
-        object_id=OuterRef("pk"),
-        type="sla_clock.stopped",
-    ).order_by("-id")
-    return Case(When(state=S.CANCELLED, then=Subquery(stops.values("occurred_at")[:1])), default=None)
-
-
 def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
-    """Clocks started before each period's end and not decided by then, in one grouped query. A
-    cancelled clock never decided (cancelled within its target) was open until it was cancelled:
-    before, it was in no period's count, so a period's answer dropped it when the job was cancelled
-    or left the rule's band after the period's end."""
+    """Clocks started before each period's end and not decided by then, in one grouped query; then
+    the cancelled clocks never decided that were open at a period's end (`_add_cancelled_later`)."""
     time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
     ends = period_buckets(query, time_key) if time_key else [(None, query.start, query.end)]
     plain_keys = tuple(key for key in query.group_by if key not in TIME_GROUPS)
@@ -474,16 +458,13 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
     names, annotations = _keys(plain)
     counts = {
         f"open_{index}": Count(
-            "id", filter=Q(started_at__lt=end) & (Q(open_until__isnull=True) | Q(open_until__gte=end))
+            "id", filter=Q(started_at__lt=end) & (Q(decided_at__isnull=True) | Q(decided_at__gte=end))
         )
         for index, (_, _, end) in enumerate(ends)
     }
     open_rows = (
-        clocks.filter(started_at__lt=ends[-1][2])
-        .alias(cancelled_at=cancelled_at())
-        # Open until decided; a cancelled clock never decided, until cancelled (none known: never).
-        .exclude(state=S.CANCELLED, decided_at__isnull=True, cancelled_at__isnull=True)
-        .alias(open_until=Case(When(decided_at__isnull=True, then=F("cancelled_at")), default=F("decided_at")))
+        clocks.exclude(state=S.CANCELLED, decided_at__isnull=True)  # a cancelled clock counts once breached
+        .filter(started_at__lt=ends[-1][2])
         .annotate(**annotations)
         .values(*names)
         .annotate(**counts)
@@ -500,8 +481,60 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
                     continue
                 results[key] = _empty(query, group)
             results[key]["open_at_end"] = count
+    _add_cancelled_later(clocks, query, results, plain, time_key, ends)
     if not query.group_by and () not in results:
         results[()] = _empty(query, ())
+
+
+def cancelled_at():
+    """When a cancelled clock stopped counting: its last `sla_clock.stopped` event (the clock stores
+    no such instant; every cancellation writes one, `workorders.services`). NULL without one. The
+    event's instant is when the cancellation was known, so a closed period keeps its answer."""
+    stops = Event.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        object_type=SlaClock._meta.model_name,
+        object_id=OuterRef("pk"),
+        type="sla_clock.stopped",
+    ).order_by("-id")
+    return Subquery(stops.values("occurred_at")[:1])
+
+
+def _add_cancelled_later(clocks, query: ComplianceQuery, results: dict[tuple, dict], plain, time_key, ends) -> None:
+    """A clock cancelled within its target (never decided) was open until it was cancelled: at the
+    end of each period it started before and was cancelled after. Before, it was in no period's
+    `open_at_end`, so a period's answer dropped it when its job was cancelled or left the rule's
+    band after the period's end. One grouped query over those clocks only, by the periods of their
+    start and of their cancellation, so a clock's event is read by the clock, not by each period."""
+    names, annotations = _keys(plain)
+    if time_key is not None:
+        annotations |= {
+            "started": query.trunc(time_key, "started_at"),
+            "cancelled": query.trunc(time_key, "cancelled_at"),
+        }
+        names += ["started", "cancelled"]
+    rows = (
+        clocks.filter(state=S.CANCELLED, decided_at__isnull=True, started_at__lt=ends[-1][2])
+        .alias(cancelled_at=cancelled_at())
+        .filter(cancelled_at__gte=ends[0][2])  # open at one end at least
+        .annotate(**annotations)
+        .values(*names)
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        plain_group = _group_of(row, plain)
+        for label, _, _ in ends:
+            # Started before the period's end, cancelled at or after it: the same truncation as the
+            # rows' keys, compared by label (months and ISO weeks sort as text).
+            if time_key is not None and not (
+                _label(time_key, row["started"], query.zone) <= label < _label(time_key, row["cancelled"], query.zone)
+            ):
+                continue
+            group = _with_time(query, plain_group, time_key, label)
+            entry = results.get(_hashable(group))
+            if entry is None:
+                entry = results[_hashable(group)] = _empty(query, group)
+            entry["open_at_end"] += row["count"]
 
 
 def _with_time(query: ComplianceQuery, plain_group: tuple, time_key: str | None, label: str | None) -> tuple:
