@@ -46,8 +46,7 @@ from django.db.models import Sum
 from config.errors import BadRequest
 from contracts.models import Contract
 from contracts.services import add_months
-from contracts.terms import Timeline
-from events.models import Event
+from contracts.terms import Timeline, terminated_at
 from ledger.models import LedgerEntry
 from ledger.services import ZERO, LotBook, replay_rows
 from tenancy.currencies import quantize, storable
@@ -122,20 +121,7 @@ def spans(contract: Contract, *, until: dt.datetime | None = None, timeline: Tim
 def ended_at(contract: Contract) -> dt.datetime | None:
     """When the contract stopped running before its term's end (terminated), else None (no query).
     Only the periods begun before it are billed (`services.bill_contract`) and shown (`compute`)."""
-    if contract.status != Contract.Status.TERMINATED:
-        return None
-    return (
-        Event.objects.filter(
-            organization_id=contract.organization_id,
-            object_type="contract",
-            object_id=contract.pk,
-            type="contract.state_changed",
-            payload__to=Contract.Status.TERMINATED,
-        )
-        .order_by("-id")
-        .values_list("occurred_at", flat=True)
-        .first()
-    )
+    return terminated_at(contract)
 
 
 def outside_periods(contract: Contract, instant: dt.datetime, timeline: Timeline | None = None) -> str | None:

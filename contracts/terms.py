@@ -32,6 +32,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
+from events.models import Event
 from events.services import jsonable, record_event
 
 from .models import Amendment, Contract, LineItem, TermVersion
@@ -263,6 +264,25 @@ class Timeline:
             if end is None or value + last_day < end:
                 return value, view
         return None, None
+
+
+def terminated_at(contract: Contract) -> dt.datetime | None:
+    """When a terminated contract stopped running (its termination's event), else None (no query):
+    its term ends there, whatever last day it had agreed (billing's periods, hand postings of hours)."""
+    if contract.status != Contract.Status.TERMINATED:
+        return None
+    return (
+        Event.objects.filter(
+            organization_id=contract.organization_id,
+            object_type="contract",
+            object_id=contract.pk,
+            type="contract.state_changed",
+            payload__to=Contract.Status.TERMINATED,
+        )
+        .order_by("-id")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
 
 
 def _view(contract: Contract, version: TermVersion | None) -> Contract:

@@ -47,8 +47,8 @@ class LedgerEntrySerializer(ResourceSerializer):
     created_by = ReferenceField()
     occurred_at = serializers.DateTimeField(
         required=False,
-        help_text="Default: now. Not before the contract's start; after its last day only money (a penalty, "
-        "a credit without hours).",
+        help_text="Default: now. Not before the contract's start; after its last day (a terminated contract's "
+        "termination) only money (a penalty, a credit without hours).",
     )
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
 

@@ -42,7 +42,7 @@ from django.utils import timezone
 from breaches.models import Breach
 from config.errors import Conflict, Unprocessable
 from contracts.models import Contract
-from contracts.terms import Timeline, contract_as_of
+from contracts.terms import Timeline, contract_as_of, terminated_at
 from events.feed import hold_order, locked
 from events.services import record_event
 from tenancy.currencies import finer_than_currency, quantize
@@ -89,14 +89,21 @@ def _term_date_errors(entry: LedgerEntry, contract: Contract) -> dict[str, list[
     used, given or owed under a contract before it starts (before, a penalty was billed by no line
     and a credit opened a lot no work could reach). After its last day (as its approved terms
     have it) only money: a claim settled once the term is over is dated then (the closed periods
-    refuse an earlier date) and billed by a line of its own, but hours there are used by nothing."""
+    refuse an earlier date) and billed by a line of its own, but hours there are used by nothing.
+    A terminated contract's term ends at its termination, not on the last day it had agreed."""
     if contract.start_date is not None and entry.occurred_at < contract.start_of_day(contract.start_date):
         return {"occurred_at": [f"Must not be before the contract's start ({contract.start_date.isoformat()})."]}
-    last_day = Timeline(contract).last_day() if hour_effect(entry) != 0 else None
-    if last_day is not None and entry.occurred_at >= contract.start_of_day(last_day + dt.timedelta(days=1)):
+    if hour_effect(entry) == 0:
+        return {}
+    ends = []  # (the first instant after the term, what the message calls it)
+    if (last_day := Timeline(contract).last_day()) is not None:
+        ends.append((contract.start_of_day(last_day + dt.timedelta(days=1)), f"end ({last_day.isoformat()})"))
+    if (ended := terminated_at(contract)) is not None:
+        ends.append((ended, f"termination ({ended.isoformat()})"))
+    if ends and entry.occurred_at >= (end := min(ends))[0]:
         return {
             "occurred_at": [
-                f"Must not be after the contract's end ({last_day.isoformat()}) for an entry that moves hours: "
+                f"Must not be after the contract's {end[1]} for an entry that moves hours: "
                 "no hours are used or given after the term (a penalty or a money credit may be dated then)."
             ]
         }

@@ -440,6 +440,7 @@ def _statement_row(line: dict) -> dict:
     row = {**_BLANK_ROW, **{key: value for key, value in line.items() if key != "rule_version"}}
     row["rule_effective_from"] = line["rule_version"]["effective_from"]
     row["kind"] = "breach"
+    row["breach_id"] = line["id"]
     return row
 
 
@@ -449,6 +450,8 @@ def _posted_row(line: dict) -> dict:
         **{key: line[key] for key in ("id", "currency", "description", "posted_by", "occurred_at")},
         "penalty": line["amount"],
         "kind": "posted_penalty",
+        # `id` is the entry's; the breach a manager posted it for, as the JSON and the PDF name it.
+        "breach_id": None if line["breach"] is None else line["breach"]["id"],
     }
 
 
@@ -459,6 +462,7 @@ def _correction_row(line: dict) -> dict:
         "penalty": line["amount"],
         "state": "waived",
         "kind": "waiver_correction",
+        "breach_id": line["id"],
         "description": f"Waiver of the penalty of {line['month']}",
         "occurred_at": line["waived_at"],
     }

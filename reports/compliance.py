@@ -26,7 +26,8 @@ group:
   closed period's figures never move. `waived`: how many breaches were waived in the row's period
   (whichever period their clocks were decided or settled in);
 - `open_at_end`: clocks started before the end of the row's period (the month or week of the
-  row when grouped by time, else the report's `to`) and not decided by then.
+  row when grouped by time, else the report's `to`) and not decided by then, nor cancelled by then
+  (a clock cancelled later was open at that end: its `sla_clock.stopped` event dates it).
 
 Every figure comes from one aggregate query over the decided clocks, one over the settled
 breaches and one over the waivers (penalties as one conditional sum per currency the
@@ -43,11 +44,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Avg, Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
+from django.db.models import Avg, Case, Count, DateTimeField, F, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Least, TruncMonth, TruncWeek
 from django.db.models.lookups import LessThan, LessThanOrEqual
 
 from breaches.models import Breach
+from events.models import Event
 from tenancy.currencies import quantize
 from workorders.models import SlaClock
 
@@ -448,7 +450,8 @@ def _empty(query: ComplianceQuery, group: tuple) -> dict:
 
 
 def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict]) -> None:
-    """Clocks started before each period's end and not decided by then, in one grouped query."""
+    """Clocks started before each period's end and not decided by then, in one grouped query; then
+    the cancelled clocks never decided that were open at a period's end (`_add_cancelled_later`)."""
     time_key = next((key for key in query.group_by if key in TIME_GROUPS), None)
     ends = period_buckets(query, time_key) if time_key else [(None, query.start, query.end)]
     plain_keys = tuple(key for key in query.group_by if key not in TIME_GROUPS)
@@ -479,8 +482,60 @@ def _add_open_at_end(clocks, query: ComplianceQuery, results: dict[tuple, dict])
                     continue
                 results[key] = _empty(query, group)
             results[key]["open_at_end"] = count
+    _add_cancelled_later(clocks, query, results, plain, time_key, ends)
     if not query.group_by and () not in results:
         results[()] = _empty(query, ())
+
+
+def cancelled_at():
+    """When a cancelled clock stopped counting: its last `sla_clock.stopped` event (the clock stores
+    no such instant; every cancellation writes one, `workorders.services`). NULL without one. The
+    event's instant is when the cancellation was known, so a closed period keeps its answer."""
+    stops = Event.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        object_type=SlaClock._meta.model_name,
+        object_id=OuterRef("pk"),
+        type="sla_clock.stopped",
+    ).order_by("-id")
+    return Subquery(stops.values("occurred_at")[:1])
+
+
+def _add_cancelled_later(clocks, query: ComplianceQuery, results: dict[tuple, dict], plain, time_key, ends) -> None:
+    """A clock cancelled within its target (never decided) was open until it was cancelled: at the
+    end of each period it started before and was cancelled after. Before, it was in no period's
+    `open_at_end`, so a period's answer dropped it when its job was cancelled or left the rule's
+    band after the period's end. One grouped query over those clocks only, by the periods of their
+    start and of their cancellation, so a clock's event is read by the clock, not by each period."""
+    names, annotations = _keys(plain)
+    if time_key is not None:
+        annotations |= {
+            "started": query.trunc(time_key, "started_at"),
+            "cancelled": query.trunc(time_key, "cancelled_at"),
+        }
+        names += ["started", "cancelled"]
+    rows = (
+        clocks.filter(state=S.CANCELLED, decided_at__isnull=True, started_at__lt=ends[-1][2])
+        .alias(cancelled_at=cancelled_at())
+        .filter(cancelled_at__gte=ends[0][2])  # open at one end at least
+        .annotate(**annotations)
+        .values(*names)
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        plain_group = _group_of(row, plain)
+        for label, _, _ in ends:
+            # Started before the period's end, cancelled at or after it: the same truncation as the
+            # rows' keys, compared by label (months and ISO weeks sort as text).
+            if time_key is not None and not (
+                _label(time_key, row["started"], query.zone) <= label < _label(time_key, row["cancelled"], query.zone)
+            ):
+                continue
+            group = _with_time(query, plain_group, time_key, label)
+            entry = results.get(_hashable(group))
+            if entry is None:
+                entry = results[_hashable(group)] = _empty(query, group)
+            entry["open_at_end"] += row["count"]
 
 
 def _with_time(query: ComplianceQuery, plain_group: tuple, time_key: str | None, label: str | None) -> tuple:

@@ -98,7 +98,7 @@ CSV_FIELDS = [
     "id", "work_order", "sla_rule", "rule_effective_from", "metric", "detected_at", "due_at", "target_minutes",
     "actual_minutes", "overage_minutes", "penalty_before_caps", "penalty_after_breach_cap",
     "penalty_after_monthly_cap", "penalty", "currency", "final", "state", "waived_by", "waived_at", "waiver_reason",
-    "kind", "description", "posted_by", "occurred_at",
+    "kind", "description", "posted_by", "occurred_at", "breach_id",
 ]  # fmt: skip
 
 

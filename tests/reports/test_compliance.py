@@ -21,6 +21,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from events.models import Event
 from tenancy.currencies import quantize
 from tests.reports.factories import build_dataset
 from workorders.models import SlaClock
@@ -177,10 +178,15 @@ def reference(org, *, date_from, date_to, zone_name, group_by, filters, now) -> 
             row_start = _period_start(time_key, waived_at, zone) if time_key else start
             if settled is not None and settled < row_start:
                 g["money"][breach.currency] -= breach.penalty_amount
+        # Open until decided; a cancelled clock never decided, until its cancellation was recorded.
+        open_until = decided
         if clock.state == "cancelled" and decided is None:
-            continue
+            stops = Event.objects.filter(type="sla_clock.stopped", object_type="slaclock", object_id=clock.pk)
+            open_until = max((event.occurred_at for event in stops), default=None)
+            if open_until is None:
+                continue
         for label, period_end in ends.items():
-            if clock.started_at < period_end and (decided is None or decided >= period_end):
+            if clock.started_at < period_end and (open_until is None or open_until >= period_end):
                 key = tuple(label if k == time_key else _key_of(clock, k, None, zone) for k in group_by)
                 groups[key]["open"] += 1
     if not group_by:
@@ -324,8 +330,9 @@ def test_the_report_is_a_few_queries_whatever_the_number_of_clocks(api, org):
     report_queries = [q["sql"] for q in queries.captured_queries if "workorders_slaclock" in q["sql"]]
     # The decided clocks' counts, the stopped clocks' minutes (by the period of the stop), the
     # settled breaches' overage and penalties (per currency), the waivers of the period and their
-    # corrections (per currency), then the clocks open at each period's end.
-    assert len(report_queries) == 5, report_queries
+    # corrections (per currency), then the clocks open at each period's end, and the cancelled ones
+    # open at a period's end (by the periods of their start and cancellation: thirteenth round).
+    assert len(report_queries) == 6, report_queries
 
 
 @pytest.mark.parametrize(
@@ -612,3 +619,39 @@ def test_a_clock_cancelled_past_its_due_time_counts_as_breached_with_its_penalty
     assert [(r["month"], r["breached"], r["penalties"]) for r in csv_rows] == [
         ("2026-03", "1", ""), ("2026-04", "0", "100.00 EUR")
     ]  # fmt: skip
+
+
+def test_a_clock_cancelled_after_a_period_ended_stays_open_at_that_period_s_end(api, org):
+    """A clock open at the end of March and cancelled in April (within its target: never decided)
+    was open at March's end. The report read a cancelled clock as never open, so March's
+    `open_at_end` dropped it the moment the job was cancelled or left the rule's band in April: a
+    closed period's answer moved. The clock stores no cancellation instant; its `sla_clock.stopped`
+    event has it (when the report learnt it, so a closed period keeps its answer).
+
+    UTC, a 3-day resolution target for high priority. A and B reported 30 March 10:00, C 31 March
+    10:00. C is cancelled 31 March 12:00 (not open at March's end); in April, A is cancelled and B
+    moved to low priority (out of the band), each on 2 April, within their targets."""
+    from tests.breaches.factories import active_contract, make_job, make_rule, update_job
+
+    contract = active_contract(org, currency="EUR", time_zone="UTC")
+    make_rule(contract, metric="resolution", target_minutes=3 * 24 * 60, priorities=["high"])
+    a = make_job(contract, dt.datetime(2026, 3, 30, 10, 0, tzinfo=dt.UTC))
+    b = make_job(contract, dt.datetime(2026, 3, 30, 10, 0, tzinfo=dt.UTC))
+    c = make_job(contract, dt.datetime(2026, 3, 31, 10, 0, tzinfo=dt.UTC))
+    at = dt.datetime(2026, 3, 31, 12, 0, tzinfo=dt.UTC)
+    update_job(c, at, status="cancelled", status_changed_at=at)
+    client = api("viewer")
+    march = {"from": "2026-03-01", "to": "2026-03-31", "time_zone": "UTC"}
+    months = {"from": "2026-03-01", "to": "2026-04-30", "time_zone": "UTC", "group_by": "month"}
+    before = client.get(URL, march).json()
+    assert [(row["decided"], row["open_at_end"]) for row in before] == [(0, 2)]
+
+    april = dt.datetime(2026, 4, 2, 10, 0, tzinfo=dt.UTC)
+    update_job(a, april, status="cancelled", status_changed_at=april)
+    update_job(b, april, priority="low")
+    assert client.get(URL, march).json() == before
+    # April has nothing open at its end, nor anything else: no row.
+    assert [(row["month"], row["decided"], row["open_at_end"]) for row in client.get(URL, months).json()] == [
+        ("2026-03", 0, 2)
+    ]
+    assert client.get(URL, {**march, "group_by": "contract"}).json()[0]["open_at_end"] == 2

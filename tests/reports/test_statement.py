@@ -343,8 +343,8 @@ def test_a_waiver_after_the_month_leaves_the_month_and_corrects_the_month_it_was
     # CSV and PDF say the same.
     rows = list(csv.DictReader(io.StringIO(b"".join(client.get(url(contract, "2026-11") + "&format=csv")
                                                      .streaming_content).decode())))  # fmt: skip
-    assert [(row["kind"], row["id"], row["penalty"], row["waiver_reason"]) for row in rows] == [
-        ("waiver_correction", str(late.pk), "-12.345", "Storm")
+    assert [(row["kind"], row["id"], row["breach_id"], row["penalty"], row["waiver_reason"]) for row in rows] == [
+        ("waiver_correction", str(late.pk), str(late.pk), "-12.345", "Storm")
     ]
     pdf = client.get(url(contract, "2026-11"), HTTP_ACCEPT="application/pdf")
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
@@ -384,6 +384,10 @@ def test_a_penalty_posted_by_hand_for_a_breach_is_on_the_statement_as_in_the_ser
         csv.DictReader(io.StringIO(b"".join(viewer.get(url(contract) + "&format=csv").streaming_content).decode()))
     )
     assert [(row["kind"], row["penalty"]) for row in rows] == [("breach", "150.00"), ("posted_penalty", "75.00")]
+    # Each row names its breach in one column, the hand penalty's too (its `id` is the entry's): the
+    # CSV left it out, where the JSON and the PDF name the breach.
+    assert [(row["id"], row["breach_id"]) for row in rows] == [(str(breach.pk), str(breach.pk)),
+                                                               (str(extra["id"]), str(breach.pk))]  # fmt: skip
     pdf = viewer.get(url(contract), HTTP_ACCEPT="application/pdf")
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
     assert "Agreed extra: site shut" in text and "225.00" in text
