@@ -515,6 +515,10 @@ def _add_cancelled_later(clocks, query: ComplianceQuery, results: dict[tuple, di
         names += ["started", "cancelled"]
     rows = (
         clocks.filter(state=S.CANCELLED, decided_at__isnull=True, started_at__lt=ends[-1][2])
+        # A clock is written when it is cancelled (and `updated_at` only grows): one last written
+        # before the first end was cancelled before it, and needs no look at its events. A month's
+        # report then reads the events of the clocks touched since, not of every cancelled clock.
+        .filter(updated_at__gte=ends[0][2])
         .alias(cancelled_at=cancelled_at())
         .filter(cancelled_at__gte=ends[0][2])  # open at one end at least
         .annotate(**annotations)
