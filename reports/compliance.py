@@ -155,9 +155,14 @@ def round1(value) -> float | None:
 
 
 def achieved(met: int, decided: int) -> float | None:
+    """`met` of `decided` in percent, one decimal, half up (away from zero), as Decimal's
+    ROUND_HALF_UP gives it: in whole numbers, a fifth of the Decimal's time, for the at-risk
+    report's `percent_used` of every clock of a page (and every row here)."""
     if not decided:
         return None
-    return float((Decimal(met * 100) / Decimal(decided)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    tenths = met * 1000  # of a percent, times `decided`
+    rounded = (2 * abs(tenths) + decided) // (2 * decided)
+    return (rounded if tenths >= 0 else -rounded) / 10
 
 
 def minutes(seconds) -> float | None:

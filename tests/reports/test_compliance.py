@@ -20,8 +20,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from events.models import Event
+from reports.compliance import achieved
 from tenancy.currencies import quantize
 from tests.reports.factories import build_dataset
 from workorders.models import SlaClock
@@ -655,3 +658,12 @@ def test_a_clock_cancelled_after_a_period_ended_stays_open_at_that_period_s_end(
         ("2026-03", 0, 2)
     ]
     assert client.get(URL, {**march, "group_by": "contract"}).json()[0]["open_at_end"] == 2
+
+
+@given(st.integers(min_value=-(10**9), max_value=10**9), st.integers(min_value=1, max_value=10**9))
+def test_achieved_is_decimal_half_up_to_one_decimal(met, decided):
+    # In whole numbers (the at-risk report computes it for every clock of a page): the same figure
+    # as Decimal's ROUND_HALF_UP, away from zero at the half, negative values included.
+    exact = (Decimal(met * 100) / Decimal(decided)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    assert achieved(met, decided) == float(exact)
+    assert achieved(met, 0) is None
