@@ -20,11 +20,6 @@ from .helpers import d, lifecycle, local, plan_contract, work_at
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def people(org, make_member):
-    return [make_member("admin", org).user for _ in range(3)]
-
-
 def approved(org, **plan) -> Contract:
     contract = plan_contract(org, **plan)
     contract.refresh_from_db()

@@ -14,7 +14,7 @@ from breaches.models import Breach
 from tests.breaches.factories import make_job, make_rule, update_job
 
 from .helpers import d, lifecycle, local
-from .test_amended_plans import amend, approved, people  # noqa: F401  (people: a fixture)
+from .test_amended_plans import amend, approved
 from .test_money_adds_up import hand_penalty
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def credit_lines(contract) -> list[tuple[str, str, int | None, str]]:
     return [(line.date.isoformat(), str(line.amount), line.period_id, line.description) for line in rows]
 
 
-def test_a_penalty_in_a_stretch_without_periods_is_billed_by_a_line_of_its_own(org, people, api):  # noqa: F811
+def test_a_penalty_in_a_stretch_without_periods_is_billed_by_a_line_of_its_own(org, people, api):
     """Monthly at 100.00 from January, amended to `none` from 1 March and to quarterly from 15 June
     (the periods are January, February, then quarters from 15 June). A breach settled on 14 April
     (its penalty 25.00) and a goodwill penalty posted by hand on 20 May fall in no period: each
@@ -50,7 +50,7 @@ def test_a_penalty_in_a_stretch_without_periods_is_billed_by_a_line_of_its_own(o
     assert BillingLine.objects.get(kind="service_credit", date=dt.date(2026, 4, 14)).breaches.get() == breach
 
 
-def test_a_penalty_after_the_periods_of_a_plan_amended_to_none_is_billed(org, people, api):  # noqa: F811
+def test_a_penalty_after_the_periods_of_a_plan_amended_to_none_is_billed(org, people, api):
     """Monthly from January, amended to `none` from 1 March for the rest of the year: a goodwill
     penalty on 10 April is after the last period, though not after the term."""
     contract = approved(org, period_charge=d(100), expiry_date=dt.date(2026, 12, 31))
@@ -63,7 +63,7 @@ def test_a_penalty_after_the_periods_of_a_plan_amended_to_none_is_billed(org, pe
     ]
 
 
-def test_a_penalty_before_the_first_period_is_billed_when_the_contract_gets_periods(org, people, api):  # noqa: F811
+def test_a_penalty_before_the_first_period_is_billed_when_the_contract_gets_periods(org, people, api):
     """Without periods from January (no plan bills it), a goodwill penalty on 10 March; an amendment
     approved in April gives it monthly periods from 1 October. The penalty is before the first
     period: the first period's opening bills it by a line of its own (once: the next runs write

@@ -1,5 +1,7 @@
 """Fixtures shared by the toolkit's sweeps over every endpoint."""
 
+import io
+
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -39,3 +41,17 @@ def demo(db, demo_username):
 def migrated_sqlite_template(tmp_path_factory):
     """A migrated SQLite file, made once; tests with real servers copy it (tests.processes.copy_sqlite)."""
     return migrated_sqlite(tmp_path_factory.mktemp("migrated"))
+
+
+@pytest.fixture
+def scanned(demo):
+    """The demo with its overdue jobs' breaches recorded, one acknowledged and one waived (so the
+    answers carry who did it), as a manager sees them."""
+    from breaches.models import Breach
+
+    call_command("scan_breaches", stdout=io.StringIO())
+    breaches = list(Breach.objects.filter(organization__slug="demo").order_by("id")[:2])
+    assert len(breaches) == 2, "the demo's overdue jobs breach"
+    assert demo.post(f"/api/v1/breaches/{breaches[0].pk}/acknowledge", {}, format="json").status_code == 200
+    assert demo.post(f"/api/v1/breaches/{breaches[1].pk}/waive", {"reason": "x"}, format="json").status_code == 200
+    return demo

@@ -17,7 +17,7 @@ from tests.conftest import client_for
 
 from .openapi_validator import violations
 from .test_schema_contract import resolve
-from .test_schema_responses import REQUIRED_PARAMETERS, concrete, scanned  # noqa: F401 (a fixture)
+from .test_schema_responses import REQUIRED_PARAMETERS, concrete
 
 # Headers a client may read: each one sent must be declared on the response it comes with.
 READ_HEADERS = (
@@ -98,7 +98,7 @@ def _path(client, template: str) -> str | None:
 
 
 @pytest.mark.django_db
-def test_every_answer_is_valid_against_the_document(scanned):  # noqa: F811
+def test_every_answer_is_valid_against_the_document(scanned):
     """Each operation's answers to what integrators send (the resource, a page, every field, an
     unknown parameter, a missing id, no token, a viewer's token, an empty, an unknown and a
     malformed body): the status and its body as the document says, by jsonschema with formats
@@ -179,7 +179,7 @@ def test_every_answer_is_valid_against_the_document(scanned):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_the_refusals_before_the_view_are_documented(scanned, monkeypatch):  # noqa: F811
+def test_the_refusals_before_the_view_are_documented(scanned, monkeypatch):
     """A body too large (413), a URL too long (414), a body that is not JSON (415), one request
     too many (429, with Retry-After): each is documented with its headers (413 and 414 without
     X-RateLimit-*, refused before the caller is known)."""
@@ -209,7 +209,7 @@ def _request_schema(schema: dict, operation: dict) -> dict:
 
 
 @pytest.mark.django_db
-def test_what_a_client_reads_it_may_send_back(scanned):  # noqa: F811
+def test_what_a_client_reads_it_may_send_back(scanned):
     """A client that reads a resource and PATCHes its fields back unchanged: each value the GET
     gave is valid for the request body's field of that name, and the server takes them (or
     answers 409 for a state that allows no edit), never a 422. A nullable decimal's `null` (a
@@ -256,7 +256,7 @@ def _query_parameters(schema: dict):
 
 
 @pytest.mark.django_db
-def test_integer_query_parameters_state_the_bounds_the_server_applies(scanned):  # noqa: F811
+def test_integer_query_parameters_state_the_bounds_the_server_applies(scanned):
     """`?within_days=`, `?within_minutes=`, `?window_days=` and `?since=` were bare integers while
     the server answers 400 outside a range: a client (and the fuzzer's positive cases) sent
     values the document allowed. Each states minimum and maximum, and they are the server's."""
@@ -280,7 +280,7 @@ def test_integer_query_parameters_state_the_bounds_the_server_applies(scanned): 
 
 
 @pytest.mark.django_db
-def test_date_query_parameters_state_the_service_range(scanned):  # noqa: F811
+def test_date_query_parameters_state_the_service_range(scanned):
     """`?as_of=` (a contract's date, a balance's, lots' and periods' instant) and the visits'
     `?from=`/`?to=` took any year in the document; the server refuses one outside 2000-2999
     (a 400 naming it), as it does `?from=`/`?to=` of the compliance report, which said so."""
@@ -302,7 +302,7 @@ def test_date_query_parameters_state_the_service_range(scanned):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_a_blank_read_only_email_is_documented(scanned):  # noqa: F811
+def test_a_blank_read_only_email_is_documented(scanned):
     """A signature request's `signer_email` is "" until someone signs: it was documented as
     `format: email`, so a client that checks formats refused every pending request."""
     schema = scanned.get("/api/v1/schema?format=json").json()
@@ -316,7 +316,7 @@ def test_a_blank_read_only_email_is_documented(scanned):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_every_body_date_states_the_service_range_the_server_applies(scanned):  # noqa: F811
+def test_every_body_date_states_the_service_range_the_server_applies(scanned):
     """A resource's body dates and instants (a contract's `start_date`, a work order's
     `reported_at`, a ledger entry's `occurred_at`, ...) and a template's `instantiate` had no
     pattern: the schema code saw the serializer built for the document, which `bounded_dates`
@@ -352,7 +352,7 @@ def test_every_body_date_states_the_service_range_the_server_applies(scanned):  
 
 
 @pytest.mark.django_db
-def test_instantiate_states_a_contracts_currency(scanned):  # noqa: F811
+def test_instantiate_states_a_contracts_currency(scanned):
     from tenancy.currencies import MINOR_UNITS
 
     schema = scanned.get("/api/v1/schema?format=json").json()
@@ -384,7 +384,7 @@ def _time_zone_schemas(schema: dict, node, where: str):
 
 
 @pytest.mark.django_db
-def test_every_time_zone_the_api_takes_is_one_of_the_zones(scanned):  # noqa: F811
+def test_every_time_zone_the_api_takes_is_one_of_the_zones(scanned):
     """A backtest's inline `proposed.calendar.time_zone` (checked by a `validate_time_zone` method
     the document could not see) and the compliance report's `?time_zone=` were any string; the
     server refuses a zone it does not know, so each is the enum of the zones a body's is."""
@@ -419,7 +419,7 @@ def test_every_time_zone_the_api_takes_is_one_of_the_zones(scanned):  # noqa: F8
 
 
 @pytest.mark.django_db
-def test_me_states_the_roles(scanned):  # noqa: F811
+def test_me_states_the_roles(scanned):
     """`/me`'s `role` was any string while /members states RoleEnum: a client deciding what to
     offer from it had no list of the values to expect."""
     from tenancy.models import Role

@@ -6,11 +6,9 @@ demo data with its breaches scanned: a resource or report added later is checked
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 
 import pytest
-from django.core.management import call_command
 
 from .test_schema_contract import resolve
 
@@ -166,20 +164,6 @@ def concrete(client, template: str) -> str | None:
 @pytest.fixture
 def demo_username() -> str:
     return "demo-admin"  # every GET, the admin's own (members, webhooks) too
-
-
-@pytest.fixture
-def scanned(demo):
-    """The demo with its overdue jobs' breaches recorded, one acknowledged and one waived (so the
-    answers carry who did it), as a manager sees them."""
-    from breaches.models import Breach
-
-    call_command("scan_breaches", stdout=io.StringIO())
-    breaches = list(Breach.objects.filter(organization__slug="demo").order_by("id")[:2])
-    assert len(breaches) == 2, "the demo's overdue jobs breach"
-    assert demo.post(f"/api/v1/breaches/{breaches[0].pk}/acknowledge", {}, format="json").status_code == 200
-    assert demo.post(f"/api/v1/breaches/{breaches[1].pk}/waive", {"reason": "x"}, format="json").status_code == 200
-    return demo
 
 
 REQUIRED_PARAMETERS = {
