@@ -4,6 +4,8 @@ object or an OperationError."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from billing.models import ExportBatch
@@ -94,14 +96,19 @@ def test_a_calendar_name_used_twice_is_a_field_error(gql, org):
 
 def test_visit_plan_create_update_delete(gql, org):
     client = gql("manager")
-    contract = make_contract(org, status="active")
+    # The plan starts on the first of next month, inside the contract's term, whatever today is.
+    today = dt.date.today()
+    first_of_next_month = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    contract = make_contract(
+        org, status="active", start_date=today.replace(day=1), expiry_date=today.replace(day=1) + dt.timedelta(days=400)
+    )
     created = client(
         f'mutation {{ createVisitPlan(contractId: {contract.pk}, input: {{summary: "Check", '
-        f'recurrence: "FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9", activeFrom: "2026-12-01"}}) '
+        f'recurrence: "FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9", activeFrom: "{first_of_next_month}"}}) '
         f"{{ __typename ... on VisitPlan {{ id summary nextOccurrences }} {ERROR} }} }}"
     )["createVisitPlan"]
     assert created["__typename"] == "VisitPlan", created
-    assert created["nextOccurrences"][0].startswith("2026-12-01")
+    assert created["nextOccurrences"][0].startswith(str(first_of_next_month))
     bad = client(
         f'mutation {{ updateVisitPlan(id: {created["id"]}, input: {{recurrence: "NOT A RULE"}}) '
         f"{{ __typename {ERROR} }} }}"
